@@ -1,0 +1,71 @@
+/**
+ * atocore-backup: back up, validate, restore and drill AtoCore's machine store.
+ *
+ * This file only parses the command word and dispatches; see `src/cli/`.
+ *
+ * @module
+ */
+import type { CommandContext } from "./src/cli/command.ts";
+import { parseCommandArgs } from "./src/cli/command.ts";
+import { COMMANDS } from "./src/cli/commands.ts";
+import { stderrReporter } from "./src/cli/stderr_reporter.ts";
+import { ExitCode, ToolError, UsageError } from "./src/errors.ts";
+import { TOOL_NAME, TOOL_VERSION } from "./src/snapshot/metadata.ts";
+
+const TOOL_HELP = `${TOOL_NAME} ${TOOL_VERSION}: back up, validate, restore and drill AtoCore's machine store
+
+Usage: atocore-backup COMMAND [options]
+
+Commands:
+${COMMANDS.map((command) => `  ${command.name.padEnd(10)} ${command.summary}`).join("\n")}
+
+Run 'atocore-backup COMMAND --help' for a command's options and examples.
+
+Exit codes:
+  0  success
+  1  the operation ran and failed (validation or integrity failed, I/O error)
+  2  usage or configuration error
+  3  refused for safety (no acknowledgment, files open, snapshot invalid before restore)
+  4  another operation holds the backup folder's lock
+
+Examples:
+  atocore-backup create --chroma
+  atocore-backup list
+  atocore-backup validate --all`;
+
+/** Run the CLI with `args` and return the exit code. */
+export async function main(args: string[]): Promise<number> {
+  const debug = args.includes("--debug");
+  const [name, ...rest] = args;
+  try {
+    if (name === "--version" || name === "-V") return print(`${TOOL_NAME} ${TOOL_VERSION}`);
+    if (name === undefined || name === "--help" || name === "-h" || name === "help") return print(TOOL_HELP);
+    const command = COMMANDS.find((candidate) => candidate.name === name);
+    if (!command) throw new UsageError(`unknown command ${JSON.stringify(name)}; see 'atocore-backup --help'`);
+    const { values, positionals } = parseCommandArgs(command, rest);
+    if (values.help) return print(command.help);
+    const terminal = Deno.stdout.isTerminal() && !values.json;
+    const context: CommandContext = {
+      env: Deno.env.toObject(),
+      cwd: Deno.cwd(),
+      now: new Date(),
+      reporter: stderrReporter(Deno.stderr.isTerminal()),
+    };
+    const outcome = await command.run(values, positionals, context);
+    print(terminal ? outcome.text : JSON.stringify(outcome.result, null, 2));
+    return outcome.exitCode;
+  } catch (error) {
+    const code = error instanceof ToolError ? error.exitCode : ExitCode.Failed;
+    const message = error instanceof Error ? error.message.split("\n")[0] : String(error);
+    console.error(`${TOOL_NAME}: error: ${message}`);
+    if (debug && error instanceof Error) console.error(error.stack);
+    return code;
+  }
+}
+
+function print(text: string): number {
+  console.log(text);
+  return ExitCode.Ok;
+}
+
+if (import.meta.main) Deno.exit(await main(Deno.args));

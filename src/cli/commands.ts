@@ -1,0 +1,18 @@
+/**
+ * The table of the CLI's commands, in the order `--help` lists them.
+ *
+ * @module
+ */
+import type { Command } from "./command.ts";
+import { configCommand } from "./config.ts";
+import { createCommand } from "./create.ts";
+import { listCommand } from "./list.ts";
+import { validateCommand } from "./validate.ts";
+
+/** Every command of the tool. */
+export const COMMANDS: readonly Command[] = [
+  createCommand,
+  listCommand,
+  validateCommand,
+  configCommand,
+];

@@ -1,0 +1,53 @@
+/**
+ * `create`: back up the store into a new snapshot.
+ *
+ * @module
+ */
+import { createSnapshot } from "../create.ts";
+import { ExitCode } from "../errors.ts";
+import { acquireLock } from "../lock.ts";
+import { removeLeftovers } from "../recover.ts";
+import { type Command, COMMON_HELP, configFrom, driverFrom } from "./command.ts";
+import { formatBytes } from "./format.ts";
+
+/** The `create` command. */
+export const createCommand: Command = {
+  name: "create",
+  summary: "back up the database and registry (and Chroma with --chroma) into a new snapshot",
+  help: `Usage: atocore-backup create [--chroma] [options]
+
+Back up the live database (online backup API, safe while the service writes),
+the project registry and, with --chroma, a cold copy of the Chroma folder into
+<backup>/snapshots/<STAMP>/. The snapshot is built in <backup>/.staging/, fsynced,
+validated, and published with one rename; it never overwrites another snapshot.
+
+Options:
+  --chroma             also copy the Chroma folder (stop ingestion first)
+${COMMON_HELP}
+
+Examples:
+  atocore-backup create --chroma
+  ATOCORE_DATA_DIR=/srv/atocore atocore-backup create --json`,
+  options: { chroma: { type: "boolean" } },
+  maxPositionals: 0,
+  async run(values, _positionals, context) {
+    const config = configFrom(values, context);
+    const driver = driverFrom(values, context);
+    using _lock = acquireLock(config.backupDir.path, "create");
+    removeLeftovers(config.backupDir.path, context.reporter);
+    const result = await createSnapshot(config, {
+      driver,
+      includeChroma: Boolean(values.chroma),
+      reporter: context.reporter,
+    });
+    const chroma = result.chroma_snapshot_path
+      ? `, Chroma ${result.chroma_snapshot_files} files ${formatBytes(result.chroma_snapshot_bytes)}`
+      : "";
+    return {
+      result,
+      exitCode: ExitCode.Ok,
+      text: `created snapshot ${result.stamp} (database ${formatBytes(result.db_size_bytes)}${chroma}), validated\n` +
+        `  ${result.backup_root}`,
+    };
+  },
+};

@@ -1,0 +1,202 @@
+/**
+ * Creating a snapshot: the reference module's `create`, made atomic and durable.
+ *
+ * The snapshot is built in `<backup>/.staging/`, fsynced, validated, and published
+ * with one rename into `snapshots/`; one that fails validation goes to `failed/`.
+ * Requires `--allow-read`, `--allow-write` and, for the FFI driver, `--allow-ffi`.
+ *
+ * @module
+ */
+import { basename, join } from "node:path";
+import { describeOsError, OperationError, UsageError } from "./errors.ts";
+import { ensureDir, removeQuietly, renameDurable, syncTree, writeFileAtomic } from "./fs/durable.ts";
+import { exists, isDirectory, isFile } from "./fs/probe.ts";
+import { changedPaths, copyEntries, type CopyTotals, walkTree } from "./fs/tree.ts";
+import type { Config } from "./config.ts";
+import type { Reporter } from "./reporter.ts";
+import { failedDir, snapshotDir, type SnapshotPaths, snapshotPaths, stagingDir } from "./snapshot/layout.ts";
+import { buildManifest } from "./snapshot/manifest.ts";
+import { buildMetadata, serializeMetadata, type SnapshotMetadata } from "./snapshot/metadata.ts";
+import { formatCreatedAt, formatStamp } from "./snapshot/stamp.ts";
+import type { SqliteDriver } from "./sqlite/driver.ts";
+import { CHROMA_DB_FILE, validateSnapshotAt } from "./validate.ts";
+
+/** Attempts at a Chroma copy before a folder that keeps changing is reported. */
+export const CHROMA_COPY_ATTEMPTS = 3;
+
+/** Options of {@linkcode createSnapshot}. */
+export interface CreateOptions {
+  /** The SQLite driver. */
+  driver: SqliteDriver;
+  /** Also take the cold copy of the Chroma folder. */
+  includeChroma: boolean;
+  /** Where events and progress go. */
+  reporter: Reporter;
+}
+
+/** The result of create: the metadata written, with the post-backup validation. */
+export type CreateResult = SnapshotMetadata & {
+  stamp: string;
+  validated: boolean;
+  validation_errors: string[];
+};
+
+/**
+ * Create and publish a snapshot of the store that `config` names.
+ *
+ * The caller holds the operation lock. A stamp already taken is never reused:
+ * the run waits for the next second.
+ *
+ * @throws {UsageError} when the live database does not exist (no snapshot is made).
+ * @throws {OperationError} when copying fails or the snapshot does not validate.
+ */
+export async function createSnapshot(config: Config, options: CreateOptions): Promise<CreateResult> {
+  const backupDir = config.backupDir.path;
+  requireDatabase(config.db.path);
+  const now = await freeStampTime(backupDir);
+  const stamp = formatStamp(now);
+  const finalRoot = snapshotDir(backupDir, stamp);
+  const staging = stagingDir(backupDir, stamp);
+  const staged = snapshotPaths(staging, basename(config.db.path), basename(config.registry.path));
+  const published = snapshotPaths(finalRoot, basename(config.db.path), basename(config.registry.path));
+  ensureDir(staging);
+  try {
+    const metadata = await buildSnapshot(config, options, staged, published, formatCreatedAt(now));
+    const validation = await validateSnapshotAt(staging, stamp, { driver: options.driver, quick: true });
+    if (!validation.valid) {
+      const aside = failedDir(backupDir, stamp);
+      ensureDir(join(aside, ".."));
+      renameDurable(staging, aside);
+      options.reporter.event("warning", "post_backup_validation_failed", {
+        backup_root: aside,
+        errors: validation.errors,
+      });
+      throw new OperationError(
+        `snapshot ${stamp} failed validation (${
+          validation.errors.join("; ")
+        }); kept aside at ${aside}, not published; fix the source and run create again`,
+      );
+    }
+    ensureDir(join(finalRoot, ".."));
+    if (exists(finalRoot)) throw new OperationError(`snapshot already exists, not overwritten: ${finalRoot}`);
+    renameDurable(staging, finalRoot);
+    options.reporter.event("info", "runtime_backup_created", {
+      backup_root: finalRoot,
+      db_snapshot: metadata.db_snapshot_path,
+      chroma_included: options.includeChroma,
+      chroma_bytes: metadata.chroma_snapshot_bytes,
+      validated: true,
+    });
+    return { ...metadata, stamp, validated: true, validation_errors: [] };
+  } catch (error) {
+    removeQuietly(staging);
+    if (error instanceof OperationError || error instanceof UsageError) throw error;
+    throw new OperationError(
+      `create failed (${
+        describeOsError(error)
+      }) in ${backupDir}; nothing was published; fix the cause and run create again`,
+      { cause: error },
+    );
+  }
+}
+
+async function buildSnapshot(
+  config: Config,
+  options: CreateOptions,
+  staged: SnapshotPaths,
+  published: SnapshotPaths,
+  createdAt: string,
+): Promise<SnapshotMetadata> {
+  const { driver, reporter } = options;
+  Deno.mkdirSync(staged.dbFolder);
+  Deno.mkdirSync(staged.configFolder);
+  await driver.backup(
+    config.db.path,
+    staged.db,
+    ({ remaining, total }) => reporter.progress("database pages", total - remaining, total),
+  );
+  const hasRegistry = exists(config.registry.path);
+  if (hasRegistry) Deno.copyFileSync(config.registry.path, staged.registry);
+  let chroma: CopyTotals | null = null;
+  if (options.includeChroma) {
+    if (isDirectory(config.chromaDir.path)) {
+      chroma = await copyChroma(config.chromaDir.path, staged.chroma, driver, reporter);
+    } else {
+      reporter.event("info", "chroma_snapshot_skipped_missing", { path: config.chromaDir.path });
+    }
+  }
+  let hashed = 0;
+  const manifest = await buildManifest(staged.root, (bytes) => reporter.progress("hashing", hashed += bytes, 0));
+  const metadata = buildMetadata({
+    createdAt,
+    backupRoot: published.root,
+    dbSnapshotPath: published.db,
+    dbSizeBytes: Deno.statSync(staged.db).size,
+    registrySnapshotPath: hasRegistry ? published.registry : "",
+    chromaSnapshotPath: chroma ? published.chroma : "",
+    chromaBytes: chroma?.bytes ?? 0,
+    chromaFiles: chroma?.files ?? 0,
+    includeChroma: options.includeChroma,
+    driver,
+    manifest,
+  });
+  writeFileAtomic(staged.metadata, serializeMetadata(metadata));
+  syncTree(staged.root);
+  return metadata;
+}
+
+/**
+ * Cold-copy the Chroma folder, its `chroma.sqlite3` through the backup API, and
+ * retry when a file changed during the copy (size or modification time).
+ */
+async function copyChroma(
+  source: string,
+  target: string,
+  driver: SqliteDriver,
+  reporter: Reporter,
+): Promise<CopyTotals> {
+  const skip = (path: string) => path === CHROMA_DB_FILE || path.startsWith(`${CHROMA_DB_FILE}-`);
+  let changed: string[] = [];
+  for (let attempt = 1; attempt <= CHROMA_COPY_ATTEMPTS; attempt++) {
+    removeQuietly(target);
+    Deno.mkdirSync(target);
+    const before = walkTree(source, skip);
+    const total = before.reduce((sum, entry) => sum + (entry.kind === "file" ? entry.size : 0), 0);
+    let done = 0;
+    const totals = copyEntries(
+      source,
+      target,
+      before,
+      (bytes) => reporter.progress("chroma bytes", done += bytes, total),
+    );
+    if (exists(join(source, CHROMA_DB_FILE))) {
+      await driver.backup(join(source, CHROMA_DB_FILE), join(target, CHROMA_DB_FILE));
+      totals.files += 1;
+      totals.bytes += Deno.statSync(join(target, CHROMA_DB_FILE)).size;
+    }
+    changed = changedPaths(before, walkTree(source, skip));
+    if (changed.length === 0) return totals;
+    reporter.event("warning", "chroma_copy_torn", { attempt, changed: changed.slice(0, 10) });
+  }
+  throw new OperationError(
+    `Chroma folder kept changing during the copy (${CHROMA_COPY_ATTEMPTS} attempts; changed: ${
+      changed.slice(0, 3).join(", ")
+    }): ${source}; stop ingestion and run create again`,
+  );
+}
+
+/** Refuse a database path that does not exist: the module would create an empty one and back it up. */
+function requireDatabase(path: string): void {
+  if (!isFile(path)) {
+    throw new UsageError(`database not found: ${path}; check --db or ATOCORE_DB_PATH (see 'config')`);
+  }
+}
+
+/** The current time, waiting for the next second while its stamp is already taken. */
+async function freeStampTime(backupDir: string): Promise<Date> {
+  while (true) {
+    const now = new Date();
+    if (!exists(snapshotDir(backupDir, formatStamp(now)))) return now;
+    await new Promise((resolve) => setTimeout(resolve, 1000 - now.getMilliseconds() + 5));
+  }
+}

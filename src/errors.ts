@@ -1,0 +1,93 @@
+/**
+ * Error classes that carry the process exit code an operator's script acts on.
+ *
+ * Every message is one line: what went wrong, the path it concerns, and the next step.
+ *
+ * @module
+ */
+
+/** Exit codes of the command-line interface; part of its public contract. */
+export const ExitCode = {
+  /** The operation succeeded. */
+  Ok: 0,
+  /** The operation ran and failed: validation, integrity or I/O. */
+  Failed: 1,
+  /** The command line or the configuration is wrong. */
+  Usage: 2,
+  /** Refused for safety: no acknowledgment, files open, snapshot invalid. */
+  Refused: 3,
+  /** Another operation holds the backup folder's lock. */
+  Locked: 4,
+} as const;
+
+/** One of the values of {@linkcode ExitCode}. */
+export type ExitCodeValue = typeof ExitCode[keyof typeof ExitCode];
+
+/** Base class: an error the tool expects and reports as one line with an exit code. */
+export class ToolError extends Error {
+  /** The exit code the CLI ends with when this error reaches it. */
+  readonly exitCode: ExitCodeValue;
+
+  /** Make an error with a one-line message and the exit code it maps to. */
+  constructor(message: string, exitCode: ExitCodeValue, options?: ErrorOptions) {
+    super(message, options);
+    this.name = new.target.name;
+    this.exitCode = exitCode;
+  }
+}
+
+/** The command line or configuration is wrong (exit 2). */
+export class UsageError extends ToolError {
+  /** Make a usage error. */
+  constructor(message: string, options?: ErrorOptions) {
+    super(message, ExitCode.Usage, options);
+  }
+}
+
+/** The operation ran and failed (exit 1). */
+export class OperationError extends ToolError {
+  /** Make an operation failure. */
+  constructor(message: string, options?: ErrorOptions) {
+    super(message, ExitCode.Failed, options);
+  }
+}
+
+/** The tool refused to act for safety (exit 3). */
+export class RefusedError extends ToolError {
+  /** Make a refusal. */
+  constructor(message: string, options?: ErrorOptions) {
+    super(message, ExitCode.Refused, options);
+  }
+}
+
+/** Another operation holds the lock (exit 4). */
+export class LockedError extends ToolError {
+  /** Make a lock conflict. */
+  constructor(message: string, options?: ErrorOptions) {
+    super(message, ExitCode.Locked, options);
+  }
+}
+
+/**
+ * Describe an operating-system error in a few words an operator recognises,
+ * telling the classes apart by type, never by message text.
+ */
+export function describeOsError(error: unknown): string {
+  if (error instanceof Deno.errors.NotFound) return "not found";
+  if (error instanceof Deno.errors.PermissionDenied) return "permission denied";
+  if (error instanceof Deno.errors.AlreadyExists) return "already exists";
+  if (error instanceof Deno.errors.NotADirectory) return "not a directory";
+  if (error instanceof Deno.errors.IsADirectory) return "is a directory";
+  if (isDiskFull(error)) return "no space left on device (disk full)";
+  if (error instanceof Error) return error.message.split("\n")[0];
+  return String(error);
+}
+
+/**
+ * Tell whether an error means the disk is full: the operating system's ENOSPC,
+ * or SQLite's SQLITE_FULL (its drivers set `code` to the symbolic name).
+ */
+export function isDiskFull(error: unknown): boolean {
+  const code = (error as { code?: unknown } | null)?.code;
+  return code === "ENOSPC" || code === "SQLITE_FULL";
+}

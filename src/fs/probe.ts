@@ -1,0 +1,42 @@
+/**
+ * Questions about a path that treat "not there" as an answer, not an error.
+ *
+ * Requires `--allow-read`.
+ *
+ * @module
+ */
+
+/** Tell whether a path exists, without following a final symbolic link. */
+export function exists(path: string): boolean {
+  return lstatOrNull(path) !== null;
+}
+
+/** Tell whether a path is a regular file (following symbolic links). */
+export function isFile(path: string): boolean {
+  return statOrNull(path)?.isFile ?? false;
+}
+
+/** Tell whether a path is a folder (following symbolic links). */
+export function isDirectory(path: string): boolean {
+  return statOrNull(path)?.isDirectory ?? false;
+}
+
+/** `Deno.statSync`, or `null` when nothing is at the path. */
+export function statOrNull(path: string): Deno.FileInfo | null {
+  try {
+    return Deno.statSync(path);
+  } catch (error) {
+    if (error instanceof Deno.errors.NotFound) return null;
+    throw error;
+  }
+}
+
+/** `Deno.lstatSync`, or `null` when nothing is at the path. */
+export function lstatOrNull(path: string): Deno.FileInfo | null {
+  try {
+    return Deno.lstatSync(path);
+  } catch (error) {
+    if (error instanceof Deno.errors.NotFound) return null;
+    throw error;
+  }
+}

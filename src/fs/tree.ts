@@ -1,0 +1,94 @@
+/**
+ * Walking and copying folder trees without ever following a symbolic link.
+ *
+ * Requires `--allow-read` (and `--allow-write` to copy).
+ *
+ * @module
+ */
+import { join } from "node:path";
+
+/** One entry of a tree, seen with `lstat`. */
+export interface TreeEntry {
+  /** Path relative to the tree's root, with `/` separators. */
+  path: string;
+  /** What the entry is; anything else (sockets, devices) is `other`. */
+  kind: "file" | "dir" | "symlink" | "other";
+  /** Size in bytes (of the link itself for a symbolic link). */
+  size: number;
+  /** Modification time in milliseconds, or `null` where the system gives none. */
+  mtimeMs: number | null;
+}
+
+/** Totals of a copy. */
+export interface CopyTotals {
+  files: number;
+  bytes: number;
+}
+
+/**
+ * Every entry below `root` (not `root` itself), parents before children, sorted by name.
+ *
+ * @param skip Leaves out an entry (and, for a folder, all below it) when it returns true.
+ */
+export function walkTree(root: string, skip: (path: string) => boolean = () => false): TreeEntry[] {
+  const entries: TreeEntry[] = [];
+  const visit = (relative: string) => {
+    const names = [...Deno.readDirSync(join(root, relative))].map((entry) => entry.name).sort();
+    for (const name of names) {
+      const path = relative ? `${relative}/${name}` : name;
+      if (skip(path)) continue;
+      const info = Deno.lstatSync(join(root, path));
+      const kind = info.isSymlink ? "symlink" : info.isDirectory ? "dir" : info.isFile ? "file" : "other";
+      entries.push({ path, kind, size: info.size, mtimeMs: info.mtime?.getTime() ?? null });
+      if (kind === "dir") visit(path);
+    }
+  };
+  visit("");
+  return entries;
+}
+
+/**
+ * Copy the entries of a walked tree from `source` into the existing folder `target`:
+ * files with their content, mode and modification time, symbolic links as links
+ * (never followed). Sockets and devices are skipped.
+ *
+ * @param onBytes Called with the size of each file copied (for progress).
+ */
+export function copyEntries(
+  source: string,
+  target: string,
+  entries: TreeEntry[],
+  onBytes?: (bytes: number) => void,
+): CopyTotals {
+  const totals = { files: 0, bytes: 0 };
+  for (const entry of entries) {
+    const from = join(source, entry.path);
+    const to = join(target, entry.path);
+    if (entry.kind === "dir") {
+      Deno.mkdirSync(to);
+    } else if (entry.kind === "symlink") {
+      Deno.symlinkSync(Deno.readLinkSync(from), to);
+    } else if (entry.kind === "file") {
+      Deno.copyFileSync(from, to);
+      const info = Deno.statSync(to);
+      if (entry.mtimeMs !== null) Deno.utimeSync(to, info.atime ?? new Date(), new Date(entry.mtimeMs));
+      totals.files += 1;
+      totals.bytes += info.size;
+      onBytes?.(info.size);
+    }
+  }
+  return totals;
+}
+
+/**
+ * Tell the paths whose size, kind or modification time differ between two walks
+ * of the same tree (added and removed entries included): a copy made between
+ * them may be torn.
+ */
+export function changedPaths(before: TreeEntry[], after: TreeEntry[]): string[] {
+  const key = (entry: TreeEntry) => `${entry.kind}:${entry.size}:${entry.mtimeMs}`;
+  const earlier = new Map(before.map((entry) => [entry.path, key(entry)]));
+  const later = new Map(after.map((entry) => [entry.path, key(entry)]));
+  const paths = new Set([...earlier.keys(), ...later.keys()]);
+  return [...paths].filter((path) => earlier.get(path) !== later.get(path)).sort();
+}

@@ -1,0 +1,128 @@
+/**
+ * The path arithmetic of a backup folder, and nothing else.
+ *
+ * Every path under the backup folder is computed here. A snapshot's folder is
+ * only ever derived from a plain stamp, so no path computed here leaves the
+ * backup folder.
+ *
+ * ```
+ * <backup>/snapshots/<STAMP>/            published snapshots (the reference module's layout)
+ *     backup-metadata.json
+ *     db/<database file name>
+ *     config/<registry file name>
+ *     chroma/
+ * <backup>/.staging/<STAMP>.<id>/        snapshots being built; never listed
+ * <backup>/.trash/<STAMP>.<id>/          snapshots being removed by cleanup
+ * <backup>/failed/<STAMP>/               snapshots that failed post-backup validation
+ * <backup>/.lock                         the operation lock
+ * ```
+ *
+ * @module
+ */
+import { join } from "node:path";
+import { UsageError } from "../errors.ts";
+import { isStamp } from "./stamp.ts";
+
+/** The metadata file's name inside a snapshot. */
+export const METADATA_FILE = "backup-metadata.json";
+/** Sub-folder of a snapshot that holds the database copy. */
+export const DB_FOLDER = "db";
+/** Sub-folder of a snapshot that holds the registry copy. */
+export const CONFIG_FOLDER = "config";
+/** Sub-folder of a snapshot that holds the Chroma copy. */
+export const CHROMA_FOLDER = "chroma";
+
+/** Longest text accepted as a stamp argument before any check (refuses 300-character input early). */
+const MAX_STAMP_ARGUMENT = 64;
+
+/** `<backup>/snapshots`: where published snapshots live. */
+export function snapshotsDir(backupDir: string): string {
+  return join(backupDir, "snapshots");
+}
+
+/** `<backup>/.staging`: where snapshots are built before they are published. */
+export function stagingRoot(backupDir: string): string {
+  return join(backupDir, ".staging");
+}
+
+/** `<backup>/.trash`: where cleanup moves a snapshot before removing it. */
+export function trashRoot(backupDir: string): string {
+  return join(backupDir, ".trash");
+}
+
+/** `<backup>/failed`: where a snapshot that failed post-backup validation is kept. */
+export function failedRoot(backupDir: string): string {
+  return join(backupDir, "failed");
+}
+
+/** `<backup>/.lock`: the file locked for the length of create, restore and cleanup. */
+export function lockPath(backupDir: string): string {
+  return join(backupDir, ".lock");
+}
+
+/**
+ * `<backup>/snapshots/<stamp>`, refusing any stamp that is not plain.
+ *
+ * @throws {UsageError} when `stamp` is empty, too long, or not `YYYYMMDDTHHMMSSZ`.
+ */
+export function snapshotDir(backupDir: string, stamp: string): string {
+  return join(snapshotsDir(backupDir), checkedStamp(stamp));
+}
+
+/** A unique staging folder for a snapshot of `stamp`. */
+export function stagingDir(backupDir: string, stamp: string): string {
+  return join(stagingRoot(backupDir), `${checkedStamp(stamp)}.${uniqueSuffix()}`);
+}
+
+/** A unique trash folder for a snapshot of `stamp` being removed. */
+export function trashDir(backupDir: string, stamp: string): string {
+  return join(trashRoot(backupDir), `${checkedStamp(stamp)}.${uniqueSuffix()}`);
+}
+
+/** A folder under `failed/` for a snapshot of `stamp` that did not validate. */
+export function failedDir(backupDir: string, stamp: string): string {
+  return join(failedRoot(backupDir), `${checkedStamp(stamp)}.${uniqueSuffix()}`);
+}
+
+/** Paths inside one snapshot folder, given the live file names they copy. */
+export interface SnapshotPaths {
+  root: string;
+  metadata: string;
+  dbFolder: string;
+  db: string;
+  configFolder: string;
+  registry: string;
+  chroma: string;
+}
+
+/** The paths of the parts of a snapshot rooted at `root`. */
+export function snapshotPaths(root: string, dbName: string, registryName: string): SnapshotPaths {
+  return {
+    root,
+    metadata: join(root, METADATA_FILE),
+    dbFolder: join(root, DB_FOLDER),
+    db: join(root, DB_FOLDER, dbName),
+    configFolder: join(root, CONFIG_FOLDER),
+    registry: join(root, CONFIG_FOLDER, registryName),
+    chroma: join(root, CHROMA_FOLDER),
+  };
+}
+
+/**
+ * Refuse a stamp argument that is not plain, before any file is touched.
+ *
+ * @throws {UsageError} naming the value and the expected form.
+ */
+export function checkedStamp(stamp: string): string {
+  if (stamp.length > MAX_STAMP_ARGUMENT || !isStamp(stamp)) {
+    const shown = JSON.stringify(stamp.length > MAX_STAMP_ARGUMENT ? stamp.slice(0, 40) + "…" : stamp);
+    throw new UsageError(
+      `not a snapshot stamp: ${shown}; give one like 20260409T010203Z (see 'list')`,
+    );
+  }
+  return stamp;
+}
+
+function uniqueSuffix(): string {
+  return `${Deno.pid}-${crypto.randomUUID().slice(0, 8)}`;
+}

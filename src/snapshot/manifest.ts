@@ -1,0 +1,104 @@
+/**
+ * The manifest of a snapshot: every file with its relative path, size and SHA-256,
+ * and every symbolic link with its target; how it is built and checked.
+ *
+ * Requires `--allow-read`.
+ *
+ * @module
+ */
+import { isAbsolute, join, normalize } from "node:path";
+import { sha256File } from "../fs/hash.ts";
+import { walkTree } from "../fs/tree.ts";
+import { METADATA_FILE } from "./layout.ts";
+
+/** One file or symbolic link of a snapshot. */
+export type ManifestEntry =
+  | { path: string; size: number; sha256: string }
+  | { path: string; symlink: string };
+
+/** What checking a snapshot against its manifest found. */
+export interface ManifestCheck {
+  /** One line per problem, e.g. `manifest_sha256_mismatch: db/atocore.db`. */
+  errors: string[];
+  /** Files and links checked. */
+  filesChecked: number;
+  /** Bytes read to hash (0 with `quick`). */
+  bytesHashed: number;
+}
+
+/**
+ * Build the manifest of the snapshot at `root`: every entry but the metadata file.
+ *
+ * @param onBytes Called with bytes hashed (for progress).
+ */
+export async function buildManifest(root: string, onBytes?: (bytes: number) => void): Promise<ManifestEntry[]> {
+  const manifest: ManifestEntry[] = [];
+  for (const entry of walkTree(root, (path) => path === METADATA_FILE)) {
+    if (entry.kind === "symlink") {
+      manifest.push({ path: entry.path, symlink: Deno.readLinkSync(join(root, entry.path)) });
+    } else if (entry.kind === "file") {
+      manifest.push({ path: entry.path, size: entry.size, sha256: await sha256File(join(root, entry.path), onBytes) });
+    }
+  }
+  return manifest;
+}
+
+/**
+ * Check the snapshot at `root` against `manifest`: every entry present, of its kind,
+ * size and (unless `quick`) SHA-256; no file or link that the manifest does not list.
+ */
+export async function checkManifest(
+  root: string,
+  manifest: unknown,
+  options: { quick: boolean; onBytes?: (bytes: number) => void },
+): Promise<ManifestCheck> {
+  const check: ManifestCheck = { errors: [], filesChecked: 0, bytesHashed: 0 };
+  if (!Array.isArray(manifest)) return { ...check, errors: ["manifest_invalid: not a list"] };
+  const listed = new Set<string>();
+  for (const entry of manifest as ManifestEntry[]) {
+    const path = typeof entry?.path === "string" ? entry.path : "";
+    if (!isInside(path)) {
+      check.errors.push(`manifest_path_outside_snapshot: ${JSON.stringify(path)}`);
+      continue;
+    }
+    listed.add(path);
+    check.filesChecked += 1;
+    const problem = await checkEntry(root, entry, options, check);
+    if (problem) check.errors.push(`${problem}: ${path}`);
+  }
+  for (const entry of walkTree(root, (path) => path === METADATA_FILE)) {
+    if (entry.kind !== "dir" && !listed.has(entry.path)) check.errors.push(`manifest_unexpected_file: ${entry.path}`);
+  }
+  return check;
+}
+
+async function checkEntry(
+  root: string,
+  entry: ManifestEntry,
+  options: { quick: boolean; onBytes?: (bytes: number) => void },
+  check: ManifestCheck,
+): Promise<string | null> {
+  const path = join(root, entry.path);
+  let info: Deno.FileInfo;
+  try {
+    info = Deno.lstatSync(path);
+  } catch (error) {
+    if (error instanceof Deno.errors.NotFound) return "manifest_file_missing";
+    throw error;
+  }
+  if ("symlink" in entry) {
+    if (!info.isSymlink) return "manifest_kind_mismatch";
+    return Deno.readLinkSync(path) === entry.symlink ? null : "manifest_symlink_mismatch";
+  }
+  if (!info.isFile) return "manifest_kind_mismatch";
+  if (info.size !== entry.size) return `manifest_size_mismatch (recorded ${entry.size}, found ${info.size})`;
+  if (options.quick) return null;
+  check.bytesHashed += info.size;
+  return await sha256File(path, options.onBytes) === entry.sha256 ? null : "manifest_sha256_mismatch";
+}
+
+function isInside(path: string): boolean {
+  if (!path || isAbsolute(path) || path.includes("\0")) return false;
+  const normal = normalize(path);
+  return normal === path && normal !== ".." && !normal.startsWith("../") && normal !== METADATA_FILE;
+}

@@ -1,0 +1,142 @@
+/**
+ * `backup-metadata.json`: the reference module's keys, plus a format version,
+ * the tool, the SQLite driver, and a manifest of every file.
+ *
+ * Recorded paths are absolute, as the module writes them, so the module can read
+ * what this tool writes; when reading, they are resolved against the folder the
+ * snapshot is found in, so a moved or re-mounted backup folder still validates.
+ *
+ * @module
+ */
+import { isAbsolute, join, normalize, relative, sep } from "node:path";
+import type { ManifestEntry } from "./manifest.ts";
+
+/** Version of the metadata format this tool writes (absent in the module's). */
+export const FORMAT_VERSION = 1;
+/** The tool's name as recorded in metadata. */
+export const TOOL_NAME = "atocore-backup";
+/** The tool's version as recorded in metadata and printed by `--version`. */
+export const TOOL_VERSION = "0.1.0";
+
+const NOTE_WITH_CHROMA = "Chroma snapshot included as cold directory copy.";
+const NOTE_WITHOUT_CHROMA =
+  "Chroma hot backup is not included; rerun with include_chroma=True under exclusive_ingestion().";
+
+/** The metadata of a snapshot, as written to and read from `backup-metadata.json`. */
+export interface SnapshotMetadata {
+  created_at: string;
+  backup_root: string;
+  db_snapshot_path: string;
+  db_size_bytes: number;
+  registry_snapshot_path: string;
+  chroma_snapshot_path: string;
+  chroma_snapshot_bytes: number;
+  chroma_snapshot_files: number;
+  chroma_snapshot_included: boolean;
+  vector_store_note: string;
+  format_version?: number;
+  tool?: string;
+  tool_version?: string;
+  sqlite_driver?: string;
+  sqlite_version?: string;
+  manifest?: ManifestEntry[];
+}
+
+/** What a new snapshot holds, to be recorded in its metadata. */
+export interface MetadataInput {
+  createdAt: string;
+  backupRoot: string;
+  dbSnapshotPath: string;
+  dbSizeBytes: number;
+  registrySnapshotPath: string;
+  chromaSnapshotPath: string;
+  chromaBytes: number;
+  chromaFiles: number;
+  includeChroma: boolean;
+  driver: { name: string; version: string };
+  manifest: ManifestEntry[];
+}
+
+/** Build the metadata of a new snapshot, with the module's keys first and in its order. */
+export function buildMetadata(input: MetadataInput): SnapshotMetadata {
+  return {
+    created_at: input.createdAt,
+    backup_root: input.backupRoot,
+    db_snapshot_path: input.dbSnapshotPath,
+    db_size_bytes: input.dbSizeBytes,
+    registry_snapshot_path: input.registrySnapshotPath,
+    chroma_snapshot_path: input.chromaSnapshotPath,
+    chroma_snapshot_bytes: input.chromaBytes,
+    chroma_snapshot_files: input.chromaFiles,
+    chroma_snapshot_included: input.includeChroma,
+    vector_store_note: input.includeChroma && input.chromaSnapshotPath ? NOTE_WITH_CHROMA : NOTE_WITHOUT_CHROMA,
+    format_version: FORMAT_VERSION,
+    tool: TOOL_NAME,
+    tool_version: TOOL_VERSION,
+    sqlite_driver: input.driver.name,
+    sqlite_version: input.driver.version,
+    manifest: input.manifest,
+  };
+}
+
+/** Serialise metadata as the module does: two-space indent, ASCII only, final newline. */
+export function serializeMetadata(metadata: SnapshotMetadata): string {
+  const json = JSON.stringify(metadata, null, 2);
+  return json.replace(/[\u007f-\uffff]/g, (char) => "\\u" + char.charCodeAt(0).toString(16).padStart(4, "0")) +
+    "\n";
+}
+
+/** The outcome of reading a snapshot's metadata file. */
+export type MetadataRead =
+  | { ok: true; metadata: SnapshotMetadata }
+  | { ok: false; error: "metadata_missing" | `metadata_invalid_json: ${string}` };
+
+/** Read and parse `backup-metadata.json` at `path`; a JSON value that is not an object is invalid. */
+export function readMetadata(path: string): MetadataRead {
+  let text: string;
+  try {
+    text = Deno.readTextFileSync(path);
+  } catch (error) {
+    if (error instanceof Deno.errors.NotFound) return { ok: false, error: "metadata_missing" };
+    throw error;
+  }
+  try {
+    const value = JSON.parse(text);
+    if (value === null || typeof value !== "object" || Array.isArray(value)) {
+      return { ok: false, error: "metadata_invalid_json: not a JSON object" };
+    }
+    return { ok: true, metadata: value as SnapshotMetadata };
+  } catch (error) {
+    return { ok: false, error: `metadata_invalid_json: ${(error as Error).message}` };
+  }
+}
+
+/** A recorded path resolved inside the snapshot where it was found. */
+export type LocatedPath = { ok: true; path: string; relative: string } | { ok: false; recorded: string };
+
+/**
+ * Resolve a path recorded in metadata (such as `db_snapshot_path`) against the
+ * folder `root` where the snapshot is found now.
+ *
+ * The recorded path is taken relative to the recorded `backup_root` (or as given,
+ * when relative). A path that would leave the snapshot is refused (`ok: false`).
+ */
+export function locateRecordedPath(root: string, metadata: SnapshotMetadata, recorded: string): LocatedPath {
+  const recordedRoot = typeof metadata.backup_root === "string" ? metadata.backup_root : "";
+  let inside = recorded;
+  if (isAbsolute(recorded)) {
+    if (!recordedRoot) return { ok: false, recorded };
+    inside = relative(normalize(recordedRoot), normalize(recorded));
+  }
+  inside = normalize(inside);
+  if (inside === "." || inside === ".." || inside.startsWith(".." + sep) || isAbsolute(inside)) {
+    return { ok: false, recorded };
+  }
+  return { ok: true, path: join(root, inside), relative: inside.split(sep).join("/") };
+}
+
+/** A recorded path field as a string, or `""` when absent or of another type. */
+export function recordedPath(metadata: SnapshotMetadata, key: keyof SnapshotMetadata): string {
+  const value = metadata[key];
+  return typeof value === "string" ? value : "";
+}

@@ -1,0 +1,109 @@
+/**
+ * The built-in driver: `node:sqlite`, which ships inside the Deno runtime and so
+ * inside the compiled binary. Used where no libsqlite3 can be loaded.
+ *
+ * @module
+ */
+import { backup, DatabaseSync } from "node:sqlite";
+import { syncFile } from "../fs/durable.ts";
+import {
+  type BackupProgress,
+  BUSY_TIMEOUT_MS,
+  immutableUri,
+  PAGES_PER_STEP,
+  PIN_READ_SNAPSHOT,
+  quoteIdentifier,
+  type SqliteDriver,
+  SqliteError,
+  TABLES_QUERY,
+} from "./driver.ts";
+
+/** Return the built-in driver. */
+export function openBuiltinDriver(): SqliteDriver {
+  return new BuiltinDriver();
+}
+
+class BuiltinDriver implements SqliteDriver {
+  readonly name = "builtin";
+  readonly version: string;
+
+  constructor() {
+    this.version = withDatabase(
+      ":memory:",
+      {},
+      (db) => String((db.prepare("SELECT sqlite_version() AS v").get() as { v: string }).v),
+    );
+  }
+
+  async backup(
+    source: string,
+    destination: string,
+    onProgress?: (progress: BackupProgress) => void,
+  ): Promise<void> {
+    await Deno.stat(source);
+    const from = openDatabase(source, {});
+    try {
+      from.exec(PIN_READ_SNAPSHOT);
+      await backup(from, destination, {
+        rate: PAGES_PER_STEP,
+        progress: ({ totalPages, remainingPages }) => onProgress?.({ total: totalPages, remaining: remainingPages }),
+      }).catch((error: unknown) => {
+        throw asSqliteError(error);
+      });
+      from.exec("COMMIT");
+    } finally {
+      from.close();
+    }
+    syncFile(destination);
+  }
+
+  integrityCheck(path: string, options: { immutable: boolean }): string {
+    const location = options.immutable ? immutableUri(path) : path;
+    return withDatabase(location, { readOnly: options.immutable }, (db) => {
+      const row = db.prepare("PRAGMA integrity_check").get() as Record<string, unknown> | undefined;
+      return row ? String(Object.values(row)[0]) : "no_row";
+    });
+  }
+
+  checkpointTruncate(path: string): void {
+    withDatabase(path, {}, (db) => db.exec("PRAGMA wal_checkpoint(TRUNCATE)"));
+  }
+
+  tableRowCounts(path: string): Record<string, number> {
+    return withDatabase(immutableUri(path), { readOnly: true }, (db) => {
+      const tables = db.prepare(TABLES_QUERY).all().map((row) => String(row.name));
+      return Object.fromEntries(tables.map((table) => {
+        const row = db.prepare(`SELECT count(*) AS n FROM ${quoteIdentifier(table)}`).get() as { n: number };
+        return [table, Number(row.n)];
+      }));
+    });
+  }
+}
+
+function openDatabase(location: string, options: { readOnly?: boolean }): DatabaseSync {
+  try {
+    if (location !== ":memory:" && !location.startsWith("file:")) Deno.statSync(location);
+    const db = new DatabaseSync(location, { readOnly: options.readOnly ?? false, timeout: BUSY_TIMEOUT_MS });
+    return db;
+  } catch (error) {
+    throw asSqliteError(error);
+  }
+}
+
+function withDatabase<T>(location: string, options: { readOnly?: boolean }, use: (db: DatabaseSync) => T): T {
+  const db = openDatabase(location, options);
+  try {
+    return use(db);
+  } catch (error) {
+    throw asSqliteError(error);
+  } finally {
+    db.close();
+  }
+}
+
+/** Turn `node:sqlite`'s error (which carries `errcode`) into a {@linkcode SqliteError}. */
+function asSqliteError(error: unknown): unknown {
+  const errcode = (error as { errcode?: unknown } | null)?.errcode;
+  if (typeof errcode !== "number") return error;
+  return new SqliteError(errcode, (error as Error).message);
+}

@@ -1,0 +1,128 @@
+/**
+ * The small interface of what the tool needs from SQLite, shared by both drivers.
+ *
+ * Every SQLite call of the tool lives under `src/sqlite/`; the rest of the tool
+ * sees only {@linkcode SqliteDriver}.
+ *
+ * @module
+ */
+
+/** The name of a driver, as recorded in a snapshot's metadata. */
+export type DriverName = "ffi" | "builtin";
+
+/** How the driver is chosen on the command line (`--sqlite-driver`). */
+export type DriverChoice = DriverName | "auto";
+
+/** Progress of an online backup, in pages. */
+export interface BackupProgress {
+  /** Pages still to copy. */
+  remaining: number;
+  /** Pages in the source database. */
+  total: number;
+}
+
+/** What the tool does with SQLite. */
+export interface SqliteDriver {
+  /** Which driver this is. */
+  readonly name: DriverName;
+  /** The SQLite library version, e.g. `3.40.1`. */
+  readonly version: string;
+  /**
+   * Copy the database at `source` into the new file `destination` with the online
+   * backup API, as one consistent state even while another process commits, then
+   * fsync the copy. The source is never created: a missing source is an error.
+   */
+  backup(
+    source: string,
+    destination: string,
+    onProgress?: (progress: BackupProgress) => void,
+  ): Promise<void>;
+  /**
+   * `PRAGMA integrity_check` of the database at `path`: `"ok"` or the first problem.
+   * With `immutable`, the file is opened read-only and immutable, so it works on a
+   * read-only folder and never grows `-wal`/`-shm` sidecars.
+   */
+  integrityCheck(path: string, options: { immutable: boolean }): string;
+  /** `PRAGMA wal_checkpoint(TRUNCATE)` on the database at `path` (which must exist). */
+  checkpointTruncate(path: string): void;
+  /** Row count of every table of the database at `path`, opened read-only and immutable. */
+  tableRowCounts(path: string): Record<string, number>;
+}
+
+/** An error reported by SQLite, with the symbolic name of its primary result code. */
+export class SqliteError extends Error {
+  /** Symbolic result code, such as `SQLITE_CORRUPT` or `SQLITE_FULL`. */
+  readonly code: string;
+
+  /** Make an error from a numeric result code and SQLite's message. */
+  constructor(resultCode: number, message: string) {
+    super(message);
+    this.name = "SqliteError";
+    this.code = resultCodeName(resultCode);
+  }
+}
+
+const RESULT_CODE_NAMES = [
+  "SQLITE_OK",
+  "SQLITE_ERROR",
+  "SQLITE_INTERNAL",
+  "SQLITE_PERM",
+  "SQLITE_ABORT",
+  "SQLITE_BUSY",
+  "SQLITE_LOCKED",
+  "SQLITE_NOMEM",
+  "SQLITE_READONLY",
+  "SQLITE_INTERRUPT",
+  "SQLITE_IOERR",
+  "SQLITE_CORRUPT",
+  "SQLITE_NOTFOUND",
+  "SQLITE_FULL",
+  "SQLITE_CANTOPEN",
+  "SQLITE_PROTOCOL",
+  "SQLITE_EMPTY",
+  "SQLITE_SCHEMA",
+  "SQLITE_TOOBIG",
+  "SQLITE_CONSTRAINT",
+  "SQLITE_MISMATCH",
+  "SQLITE_MISUSE",
+  "SQLITE_NOLFS",
+  "SQLITE_AUTH",
+  "SQLITE_FORMAT",
+  "SQLITE_RANGE",
+  "SQLITE_NOTADB",
+];
+
+/** The symbolic name of a (possibly extended) SQLite result code. */
+export function resultCodeName(resultCode: number): string {
+  return RESULT_CODE_NAMES[resultCode & 0xff] ?? `SQLITE_${resultCode}`;
+}
+
+/**
+ * A `file:` URI that opens `path` read-only and immutable: SQLite then takes no
+ * locks and never creates `-wal`/`-shm` files beside it.
+ */
+export function immutableUri(path: string): string {
+  const escaped = path.replace(/[%?#]/g, (char) => "%" + char.charCodeAt(0).toString(16).toUpperCase());
+  return `file:${escaped}?mode=ro&immutable=1`;
+}
+
+/** Quote an SQL identifier (a table name) with double quotes. */
+export function quoteIdentifier(name: string): string {
+  return `"${name.replaceAll('"', '""')}"`;
+}
+
+/** The query listing the tables whose rows the drill compares. */
+export const TABLES_QUERY =
+  "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' ORDER BY name";
+
+/** Pages copied per backup step: 4 MiB of 4 KiB pages between progress reports. */
+export const PAGES_PER_STEP = 1024;
+
+/** Milliseconds a connection waits on a locked database before giving up. */
+export const BUSY_TIMEOUT_MS = 10_000;
+
+/**
+ * Statements that pin one consistent read snapshot on the source connection, so that a
+ * backup stepped in several parts never restarts and never mixes two committed states.
+ */
+export const PIN_READ_SNAPSHOT = "BEGIN; SELECT count(*) FROM sqlite_master;";

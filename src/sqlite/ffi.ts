@@ -1,0 +1,226 @@
+/**
+ * The FFI driver: libsqlite3 loaded with `Deno.dlopen`.
+ *
+ * The backup destination is a new file in a staging folder, so it is opened with
+ * `journal_mode=OFF`, `synchronous=OFF` and a bounded cache, copied in steps, and
+ * fsynced once at the end. Requires `--allow-ffi`.
+ *
+ * @module
+ */
+import { syncFile } from "../fs/durable.ts";
+import {
+  type BackupProgress,
+  BUSY_TIMEOUT_MS,
+  immutableUri,
+  PAGES_PER_STEP,
+  PIN_READ_SNAPSHOT,
+  quoteIdentifier,
+  type SqliteDriver,
+  SqliteError,
+  TABLES_QUERY,
+} from "./driver.ts";
+
+/** Library names tried, in order, when no path is given. */
+export const DEFAULT_LIBRARY_NAMES = ["libsqlite3.so.0", "libsqlite3.so", "libsqlite3.dylib"];
+
+const SYMBOLS = {
+  sqlite3_libversion: { parameters: [], result: "pointer" },
+  sqlite3_open_v2: { parameters: ["buffer", "buffer", "i32", "pointer"], result: "i32" },
+  sqlite3_close_v2: { parameters: ["pointer"], result: "i32" },
+  sqlite3_busy_timeout: { parameters: ["pointer", "i32"], result: "i32" },
+  sqlite3_errmsg: { parameters: ["pointer"], result: "pointer" },
+  sqlite3_exec: { parameters: ["pointer", "buffer", "pointer", "pointer", "pointer"], result: "i32" },
+  sqlite3_prepare_v2: { parameters: ["pointer", "buffer", "i32", "buffer", "pointer"], result: "i32" },
+  sqlite3_step: { parameters: ["pointer"], result: "i32" },
+  sqlite3_column_text: { parameters: ["pointer", "i32"], result: "pointer" },
+  sqlite3_column_int64: { parameters: ["pointer", "i32"], result: "i64" },
+  sqlite3_finalize: { parameters: ["pointer"], result: "i32" },
+  sqlite3_backup_init: { parameters: ["pointer", "buffer", "pointer", "buffer"], result: "pointer" },
+  sqlite3_backup_step: { parameters: ["pointer", "i32"], result: "i32" },
+  sqlite3_backup_remaining: { parameters: ["pointer"], result: "i32" },
+  sqlite3_backup_pagecount: { parameters: ["pointer"], result: "i32" },
+  sqlite3_backup_finish: { parameters: ["pointer"], result: "i32" },
+} as const;
+
+type Library = Deno.DynamicLibrary<typeof SYMBOLS>["symbols"];
+type Handle = Deno.PointerObject;
+
+const OPEN_READONLY = 0x01;
+const OPEN_READWRITE = 0x02;
+const OPEN_CREATE = 0x04;
+const OPEN_URI = 0x40;
+const SQLITE_OK = 0;
+const SQLITE_BUSY = 5;
+const SQLITE_LOCKED = 6;
+const SQLITE_ROW = 100;
+const SQLITE_DONE = 101;
+const MAX_BUSY_RETRIES = 100;
+
+/**
+ * Load libsqlite3 and return the FFI driver.
+ *
+ * @param libraryPath A library path (from `ATOCORE_SQLITE_LIB`); else the usual names are tried.
+ * @throws {Error} when no library loads; the message names what was tried.
+ */
+export function openFfiDriver(libraryPath?: string): SqliteDriver {
+  const candidates = libraryPath ? [libraryPath] : DEFAULT_LIBRARY_NAMES;
+  const failures: string[] = [];
+  for (const candidate of candidates) {
+    try {
+      return new FfiDriver(Deno.dlopen(candidate, SYMBOLS).symbols);
+    } catch (error) {
+      if (error instanceof Deno.errors.NotCapable || error instanceof Deno.errors.PermissionDenied) throw error;
+      failures.push(`${candidate}: ${(error as Error).message.split("\n")[0]}`);
+    }
+  }
+  throw new Error(`cannot load libsqlite3 (${failures.join("; ")})`);
+}
+
+class FfiDriver implements SqliteDriver {
+  readonly name = "ffi";
+  readonly version: string;
+  readonly #lib: Library;
+
+  constructor(lib: Library) {
+    this.#lib = lib;
+    this.version = Deno.UnsafePointerView.getCString(lib.sqlite3_libversion()!);
+  }
+
+  async backup(
+    source: string,
+    destination: string,
+    onProgress?: (progress: BackupProgress) => void,
+  ): Promise<void> {
+    const from = this.#open(source, OPEN_READWRITE);
+    try {
+      this.#exec(from, PIN_READ_SNAPSHOT);
+      const to = this.#open(destination, OPEN_READWRITE | OPEN_CREATE);
+      try {
+        this.#exec(to, "PRAGMA journal_mode=OFF; PRAGMA synchronous=OFF; PRAGMA cache_size=-8192;");
+        await this.#copyPages(from, to, onProgress);
+      } finally {
+        this.#lib.sqlite3_close_v2(to);
+      }
+      this.#exec(from, "COMMIT");
+    } finally {
+      this.#lib.sqlite3_close_v2(from);
+    }
+    syncFile(destination);
+  }
+
+  integrityCheck(path: string, options: { immutable: boolean }): string {
+    const db = options.immutable
+      ? this.#open(immutableUri(path), OPEN_READONLY | OPEN_URI)
+      : this.#open(path, OPEN_READWRITE);
+    try {
+      return String(this.#query(db, "PRAGMA integrity_check")[0]?.[0] ?? "no_row");
+    } finally {
+      this.#lib.sqlite3_close_v2(db);
+    }
+  }
+
+  checkpointTruncate(path: string): void {
+    const db = this.#open(path, OPEN_READWRITE);
+    try {
+      this.#query(db, "PRAGMA wal_checkpoint(TRUNCATE)");
+    } finally {
+      this.#lib.sqlite3_close_v2(db);
+    }
+  }
+
+  tableRowCounts(path: string): Record<string, number> {
+    const db = this.#open(immutableUri(path), OPEN_READONLY | OPEN_URI);
+    try {
+      const tables = this.#query(db, TABLES_QUERY).map((row) => String(row[0]));
+      return Object.fromEntries(tables.map((table) => [
+        table,
+        Number(this.#query(db, `SELECT count(*) FROM ${quoteIdentifier(table)}`, "int")[0][0]),
+      ]));
+    } finally {
+      this.#lib.sqlite3_close_v2(db);
+    }
+  }
+
+  async #copyPages(from: Handle, to: Handle, onProgress?: (progress: BackupProgress) => void) {
+    const backup = this.#lib.sqlite3_backup_init(to, cString("main"), from, cString("main"));
+    if (backup === null) this.#fail(to);
+    let result = SQLITE_OK;
+    let busyRetries = 0;
+    try {
+      while (true) {
+        result = this.#lib.sqlite3_backup_step(backup, PAGES_PER_STEP);
+        onProgress?.({
+          remaining: this.#lib.sqlite3_backup_remaining(backup),
+          total: this.#lib.sqlite3_backup_pagecount(backup),
+        });
+        if (result === SQLITE_DONE) break;
+        if (result === SQLITE_BUSY || result === SQLITE_LOCKED) {
+          if (++busyRetries > MAX_BUSY_RETRIES) break;
+          await new Promise((resolve) => setTimeout(resolve, 50));
+        } else if (result !== SQLITE_OK) {
+          break;
+        }
+      }
+    } finally {
+      const finish = this.#lib.sqlite3_backup_finish(backup);
+      if (result === SQLITE_DONE && finish !== SQLITE_OK) this.#fail(to, finish);
+    }
+    if (result !== SQLITE_DONE) this.#fail(to, result);
+  }
+
+  #open(path: string, flags: number): Handle {
+    const out = new BigUint64Array(1);
+    const code = this.#lib.sqlite3_open_v2(cString(path), new Uint8Array(out.buffer), flags, null);
+    const db = Deno.UnsafePointer.create(out[0]);
+    if (code !== SQLITE_OK) {
+      const message = db ? this.#message(db) : "out of memory";
+      if (db) this.#lib.sqlite3_close_v2(db);
+      throw new SqliteError(code, `${message}: ${path}`);
+    }
+    this.#lib.sqlite3_busy_timeout(db, BUSY_TIMEOUT_MS);
+    return db!;
+  }
+
+  #exec(db: Handle, sql: string): void {
+    const code = this.#lib.sqlite3_exec(db, cString(sql), null, null, null);
+    if (code !== SQLITE_OK) this.#fail(db, code);
+  }
+
+  /** Run one statement and return its rows, each column as text (or as a bigint for "int"). */
+  #query(db: Handle, sql: string, as: "text" | "int" = "text"): (string | bigint | null)[][] {
+    const out = new BigUint64Array(1);
+    const code = this.#lib.sqlite3_prepare_v2(db, cString(sql), -1, new Uint8Array(out.buffer), null);
+    if (code !== SQLITE_OK) this.#fail(db, code);
+    const statement = Deno.UnsafePointer.create(out[0]);
+    const rows: (string | bigint | null)[][] = [];
+    try {
+      while (true) {
+        const step = this.#lib.sqlite3_step(statement);
+        if (step === SQLITE_DONE) break;
+        if (step !== SQLITE_ROW) this.#fail(db, step);
+        if (as === "int") {
+          rows.push([this.#lib.sqlite3_column_int64(statement, 0) as bigint]);
+        } else {
+          const text = this.#lib.sqlite3_column_text(statement, 0);
+          rows.push([text === null ? null : Deno.UnsafePointerView.getCString(text)]);
+        }
+      }
+    } finally {
+      this.#lib.sqlite3_finalize(statement);
+    }
+    return rows;
+  }
+
+  #message(db: Handle): string {
+    const text = this.#lib.sqlite3_errmsg(db);
+    return text === null ? "unknown error" : Deno.UnsafePointerView.getCString(text);
+  }
+
+  #fail(db: Handle, code = 1): never {
+    throw new SqliteError(code, this.#message(db));
+  }
+}
+
+function cString(text: string): Uint8Array<ArrayBuffer> {
+  return new TextEncoder().encode(text + "\0");
+}
