@@ -1,0 +1,110 @@
+/**
+ * Helpers shared by the tests: temporary folders, sample stores, and the CLI run
+ * as a subprocess under exactly the compile task's permission flags.
+ *
+ * @module
+ */
+import { fromFileUrl, join } from "node:path";
+import { makeSampleStore, type SampleOptions, type SampleStore } from "../scripts/sample_store.ts";
+
+/** The project's root folder. */
+export const ROOT = fromFileUrl(new URL("..", import.meta.url));
+/** The reference Python module's folder (`../shared/reference` from the root). */
+export const REFERENCE_DIR = join(ROOT, "..", "shared", "reference");
+
+/** The permission flags of `deno task compile`; every end-to-end run uses exactly these. */
+export const COMPILE_PERMISSIONS = ["--allow-read", "--allow-write", "--allow-env", "--allow-ffi", "--no-prompt"];
+
+/** What a finished CLI run printed, and how it ended. */
+export interface CliRun {
+  code: number;
+  stdout: string;
+  stderr: string;
+  /** stdout parsed as JSON, or `undefined` when it is not JSON. */
+  json: unknown;
+}
+
+/** Options of {@linkcode runCli}. */
+export interface CliOptions {
+  /** Extra environment variables (the test's own environment is not passed, but PATH and HOME are). */
+  env?: Record<string, string>;
+  /** Working folder. */
+  cwd?: string;
+}
+
+/** A temporary folder removed at the end of the `using` scope. */
+export function tempDir(prefix = "atocore-test-"): { path: string } & Disposable {
+  const path = Deno.makeTempDirSync({ prefix });
+  return { path, [Symbol.dispose]: () => Deno.removeSync(path, { recursive: true }) };
+}
+
+/** A sample store in a temporary folder, removed at the end of the `using` scope. */
+export function tempStore(options: SampleOptions = {}): SampleStore & Disposable {
+  const dir = tempDir("atocore-store-");
+  return { ...makeSampleStore(dir.path, options), [Symbol.dispose]: () => dir[Symbol.dispose]() };
+}
+
+/** The environment that points the CLI at a sample store. */
+export function storeEnv(store: SampleStore): Record<string, string> {
+  return { ATOCORE_DATA_DIR: store.dataDir };
+}
+
+/** The command line that runs the CLI (`deno run` with the compile task's permissions) with `args`. */
+export function cliCommand(args: string[]): string[] {
+  return [Deno.execPath(), "run", ...COMPILE_PERMISSIONS, join(ROOT, "main.ts"), ...args];
+}
+
+/** Run the CLI as a subprocess with `args` and wait for it. */
+export async function runCli(args: string[], options: CliOptions = {}): Promise<CliRun> {
+  const [program, ...rest] = cliCommand(args);
+  const output = await new Deno.Command(program, {
+    args: rest,
+    cwd: options.cwd ?? ROOT,
+    env: { PATH: Deno.env.get("PATH") ?? "/usr/bin:/bin", HOME: Deno.env.get("HOME") ?? "/root", ...options.env },
+    clearEnv: true,
+    stdin: "null",
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  const stdout = new TextDecoder().decode(output.stdout);
+  let json: unknown;
+  try {
+    json = JSON.parse(stdout);
+  } catch {
+    json = undefined;
+  }
+  return { code: output.code, stdout, stderr: new TextDecoder().decode(output.stderr), json };
+}
+
+/** Run the reference Python module (`python3 -m atocore.ops.backup ARGS`) against a store. */
+export async function runReference(args: string[], store: SampleStore): Promise<CliRun> {
+  const output = await new Deno.Command("python3", {
+    args: ["-m", "atocore.ops.backup", ...args],
+    env: {
+      PYTHONPATH: REFERENCE_DIR,
+      ATOCORE_DB_PATH: store.db,
+      ATOCORE_BACKUP_DIR: store.backupDir,
+      ATOCORE_PROJECT_REGISTRY_PATH: store.registry,
+      ATOCORE_CHROMA_PATH: store.chromaDir,
+    },
+    stdin: "null",
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  const stdout = new TextDecoder().decode(output.stdout);
+  let json: unknown;
+  try {
+    json = JSON.parse(stdout);
+  } catch {
+    json = undefined;
+  }
+  return { code: output.code, stdout, stderr: new TextDecoder().decode(output.stderr), json };
+}
+
+/** Rows of an SQL query run by the `sqlite3` shell (a tool independent of the one under test), as JSON. */
+export async function sqlite3Json(path: string, sql: string): Promise<Record<string, unknown>[]> {
+  const output = await new Deno.Command("sqlite3", { args: ["-json", "-readonly", path, sql], stdout: "piped" })
+    .output();
+  const text = new TextDecoder().decode(output.stdout).trim();
+  return text ? JSON.parse(text) : [];
+}
