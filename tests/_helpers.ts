@@ -4,11 +4,12 @@
  *
  * @module
  */
-import { fromFileUrl, join } from "node:path";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
 import { makeSampleStore, type SampleOptions, type SampleStore } from "../scripts/sample_store.ts";
 
 /** The project's root folder. */
-export const ROOT = fromFileUrl(new URL("..", import.meta.url));
+export const ROOT = fileURLToPath(new URL("..", import.meta.url));
 /** The reference Python module's folder (`../shared/reference` from the root). */
 export const REFERENCE_DIR = join(ROOT, "..", "shared", "reference");
 
