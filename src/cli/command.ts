@@ -93,7 +93,7 @@ export function parseCommandArgs(command: Command, args: string[]): { values: Va
   try {
     parsed = parseArgs({
       args,
-      options: { ...GLOBAL_OPTIONS, ...command.options },
+      options: { ...GLOBAL_OPTIONS, ...PATH_OPTIONS, ...command.options },
       allowPositionals: true,
       strict: true,
     });
