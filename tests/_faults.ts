@@ -1,0 +1,221 @@
+/**
+ * Helpers of the fault tests: a seeded random source, killing the CLI at a chosen
+ * moment, a digest of the live store, SQLite checks through the `sqlite3` shell,
+ * and temporary mounts (tmpfs, read-only binds) that need root.
+ *
+ * @module
+ */
+import { createHash } from "node:crypto";
+import { join } from "node:path";
+import { cliCommand, ROOT, sqlite3Json } from "./_helpers.ts";
+
+/** The seed used when `FAULT_SEED` is not set, so CI runs the same trials every time. */
+export const DEFAULT_FAULT_SEED = 20261125;
+
+/**
+ * The seed of this run: `FAULT_SEED` from the environment (to replay a failure), else
+ * {@linkcode DEFAULT_FAULT_SEED}.
+ */
+export function faultSeed(): number {
+  const text = Deno.env.get("FAULT_SEED");
+  return text ? Number(text) >>> 0 : DEFAULT_FAULT_SEED;
+}
+
+/** A small deterministic random source (mulberry32): numbers in [0, 1). */
+export function seededRandom(seed: number): () => number {
+  let state = seed >>> 0;
+  return () => {
+    state = (state + 0x6d2b79f5) >>> 0;
+    let mixed = state;
+    mixed = Math.imul(mixed ^ (mixed >>> 15), mixed | 1);
+    mixed ^= mixed + Math.imul(mixed ^ (mixed >>> 7), mixed | 61);
+    return ((mixed ^ (mixed >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+/** The text that names a trial in assertion messages, so a failure can be replayed. */
+export function trialLabel(seed: number, trial: number, extra = ""): string {
+  return `(replay with FAULT_SEED=${seed}; trial ${trial}${extra ? `; ${extra}` : ""})`;
+}
+
+/** How a run that was to be killed ended. */
+export interface KilledRun {
+  /** Exit code, or `null` when the kill landed. */
+  code: number | null;
+  /** True when the process had already exited before the kill was sent. */
+  finished: boolean;
+}
+
+/** The environment every CLI subprocess gets: PATH and HOME, plus `env`. */
+export function cliEnv(env: Record<string, string>): Record<string, string> {
+  return { PATH: Deno.env.get("PATH") ?? "/usr/bin:/bin", HOME: Deno.env.get("HOME") ?? "/root", ...env };
+}
+
+/** Start the CLI with `args` and send it SIGKILL after `delayMs` milliseconds. */
+export async function runAndKill(args: string[], env: Record<string, string>, delayMs: number): Promise<KilledRun> {
+  const [program, ...rest] = cliCommand(args);
+  const child = new Deno.Command(program, {
+    args: rest,
+    cwd: ROOT,
+    env: cliEnv(env),
+    clearEnv: true,
+    stdin: "null",
+    stdout: "null",
+    stderr: "null",
+  }).spawn();
+  let exited = false;
+  const status = child.status.then((value) => {
+    exited = true;
+    return value;
+  });
+  await Promise.race([status, new Promise((resolve) => setTimeout(resolve, delayMs))]);
+  const finished = exited;
+  if (!finished) {
+    try {
+      child.kill("SIGKILL");
+    } catch (error) {
+      if (!(error instanceof TypeError)) throw error; // already exited between the check and the kill
+    }
+  }
+  const end = await status;
+  return { code: end.signal === "SIGKILL" ? null : end.code, finished };
+}
+
+/** Milliseconds an uninterrupted run of the CLI takes, to spread kill moments over. */
+export async function timeRun(args: string[], env: Record<string, string>): Promise<number> {
+  const [program, ...rest] = cliCommand(args);
+  const started = performance.now();
+  const output = await new Deno.Command(program, {
+    args: rest,
+    cwd: ROOT,
+    env: cliEnv(env),
+    clearEnv: true,
+    stdin: "null",
+    stdout: "null",
+    stderr: "piped",
+  }).output();
+  if (output.code !== 0) {
+    throw new Error(`${args.join(" ")} failed: ${new TextDecoder().decode(output.stderr)}`);
+  }
+  return performance.now() - started;
+}
+
+/** `PRAGMA integrity_check` of a database by the `sqlite3` shell: `"ok"` or the problems. */
+export async function sqliteIntegrity(path: string): Promise<string> {
+  const output = await new Deno.Command("sqlite3", {
+    args: ["-readonly", path, "PRAGMA integrity_check;"],
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  const text = new TextDecoder().decode(output.stdout).trim();
+  return output.code === 0 ? text : `sqlite3 failed: ${new TextDecoder().decode(output.stderr).trim()}`;
+}
+
+/** The ledger's row count, its sum, and the running total that must equal the sum. */
+export async function ledgerState(path: string): Promise<{ rows: number; sum: number; total: number }> {
+  const [row] = await sqlite3Json(
+    path,
+    "SELECT (SELECT count(*) FROM ledger) AS rows, (SELECT coalesce(sum(amount), 0) FROM ledger) AS sum, " +
+      "(SELECT total FROM ledger_total WHERE id = 1) AS total;",
+  );
+  return { rows: Number(row.rows), sum: Number(row.sum), total: Number(row.total) };
+}
+
+/** A digest of a database's logical content (every table's rows), independent of WAL state. */
+export async function databaseDigest(path: string): Promise<string> {
+  const output = await new Deno.Command("sqlite3", { args: ["-readonly", path, ".dump"], stdout: "piped" }).output();
+  return createHash("sha256").update(output.stdout).digest("hex");
+}
+
+/**
+ * Every file and link below `root` with its SHA-256 or link target, `-wal`/`-shm`
+ * sidecars left out (they come and go as SQLite opens a database).
+ *
+ * @param skip Top-level names left out (such as the backup folder inside a data folder).
+ */
+export function treeDigest(root: string, skip: string[] = []): Record<string, string> {
+  const digest: Record<string, string> = {};
+  const visit = (relative: string) => {
+    for (const entry of [...Deno.readDirSync(join(root, relative))].sort((a, b) => a.name < b.name ? -1 : 1)) {
+      const path = relative ? `${relative}/${entry.name}` : entry.name;
+      if (/-(wal|shm|journal)$/.test(entry.name) || (!relative && skip.includes(entry.name))) continue;
+      if (entry.isSymlink) digest[path] = `-> ${Deno.readLinkSync(join(root, path))}`;
+      else if (entry.isDirectory) visit(path);
+      else digest[path] = createHash("sha256").update(Deno.readFileSync(join(root, path))).digest("hex");
+    }
+  };
+  visit("");
+  return digest;
+}
+
+/** The live store's files (database, registry, Chroma) by content: everything in the data folder but the backups. */
+export function liveDigest(store: { dataDir: string }): Record<string, string> {
+  return treeDigest(store.dataDir, ["backups"]);
+}
+
+/** Names of the entries of a folder, or `[]` when it does not exist. */
+export function entryNames(path: string): string[] {
+  try {
+    return [...Deno.readDirSync(path)].map((entry) => entry.name).sort();
+  } catch (error) {
+    if (error instanceof Deno.errors.NotFound) return [];
+    throw error;
+  }
+}
+
+/** A mount made for a test, unmounted at the end of the `using` scope. */
+export interface TestMount extends Disposable {
+  path: string;
+}
+
+/** Run `mount` (or `umount`) with `args`; the error text when it fails, else `null`. */
+async function mountCommand(program: string, args: string[]): Promise<string | null> {
+  try {
+    const output = await new Deno.Command(program, { args, stdout: "null", stderr: "piped" }).output();
+    return output.code === 0 ? null : new TextDecoder().decode(output.stderr).trim();
+  } catch (error) {
+    return (error as Error).message;
+  }
+}
+
+function unmountOnDispose(path: string): TestMount {
+  return {
+    path,
+    [Symbol.dispose]: () => {
+      const output = new Deno.Command("umount", { args: [path], stderr: "piped" }).outputSync();
+      if (output.code !== 0) throw new Error(`umount ${path}: ${new TextDecoder().decode(output.stderr)}`);
+    },
+  };
+}
+
+/**
+ * Mount a tmpfs of `size` (such as `8m`) on the existing folder `path`.
+ *
+ * @returns The mount, or the reason mounting is not permitted here (the caller skips).
+ */
+export async function mountTmpfs(path: string, size: string): Promise<TestMount | string> {
+  const failure = await mountCommand("mount", ["-t", "tmpfs", "-o", `size=${size}`, "tmpfs", path]);
+  return failure === null ? unmountOnDispose(path) : `cannot mount a tmpfs here (${failure})`;
+}
+
+/**
+ * Make the folder `path` read-only for everyone, root included, with a read-only bind mount onto itself.
+ *
+ * @returns The mount, or the reason mounting is not permitted here (the caller skips).
+ */
+export async function bindReadOnly(path: string): Promise<TestMount | string> {
+  const failure = await mountCommand("mount", ["--bind", path, path]);
+  if (failure !== null) return `cannot bind-mount here (${failure})`;
+  const mount = unmountOnDispose(path);
+  const remount = await mountCommand("mount", ["-o", "remount,bind,ro", path]);
+  if (remount !== null) {
+    mount[Symbol.dispose]();
+    return `cannot remount read-only here (${remount})`;
+  }
+  return mount;
+}
+
+/** Print why a test is skipped, so the skip shows in CI's log. */
+export function skipBecause(reason: string): void {
+  console.log(`SKIPPED: ${reason}`);
+}
