@@ -9,6 +9,7 @@
 import { parseArgs, type ParseArgsOptionsConfig } from "node:util";
 import { type Config, resolveConfig } from "../config.ts";
 import { type ExitCodeValue, UsageError } from "../errors.ts";
+import type { MetricFacts } from "../metrics.ts";
 import type { Reporter } from "../reporter.ts";
 import type { DriverChoice, SqliteDriver } from "../sqlite/driver.ts";
 import { DRIVER_CHOICES, openDriver } from "../sqlite/open_driver.ts";
@@ -33,6 +34,8 @@ export interface Outcome {
   text: string;
   /** How the process ends. */
   exitCode: ExitCodeValue;
+  /** What `--metrics-file` records of the run (commands that accept it). */
+  metrics?: MetricFacts;
 }
 
 /** A command of the CLI. */

@@ -3,12 +3,13 @@
  *
  * @module
  */
-import { createSnapshot } from "../create.ts";
+import { type CreateResult, createSnapshot } from "../create.ts";
 import { ExitCode } from "../errors.ts";
 import { acquireLock } from "../lock.ts";
 import { removeLeftovers } from "../recover.ts";
 import { type Command, COMMON_HELP, configFrom, driverFrom } from "./command.ts";
 import { formatBytes } from "./format.ts";
+import { METRICS_HELP, METRICS_OPTIONS, withMetrics } from "./metrics_flag.ts";
 
 /** The `create` command. */
 export const createCommand: Command = {
@@ -23,31 +24,40 @@ validated, and published with one rename; it never overwrites another snapshot.
 
 Options:
   --chroma             also copy the Chroma folder (stop ingestion first)
+${METRICS_HELP}
 ${COMMON_HELP}
 
 Examples:
   atocore-backup create --chroma
   ATOCORE_DATA_DIR=/srv/atocore atocore-backup create --json`,
-  options: { chroma: { type: "boolean" } },
+  options: { chroma: { type: "boolean" }, ...METRICS_OPTIONS },
   maxPositionals: 0,
-  async run(values, _positionals, context) {
-    const config = configFrom(values, context);
-    const driver = driverFrom(values, context);
-    using _lock = acquireLock(config.backupDir.path, "create");
-    removeLeftovers(config.backupDir.path, context.reporter);
-    const result = await createSnapshot(config, {
-      driver,
-      includeChroma: Boolean(values.chroma),
-      reporter: context.reporter,
+  run(values, _positionals, context) {
+    return withMetrics(values, "create", context, async () => {
+      const config = configFrom(values, context);
+      const driver = driverFrom(values, context);
+      using _lock = acquireLock(config.backupDir.path, "create");
+      removeLeftovers(config.backupDir.path, context.reporter);
+      const result = await createSnapshot(config, {
+        driver,
+        includeChroma: Boolean(values.chroma),
+        reporter: context.reporter,
+      });
+      const chroma = result.chroma_snapshot_path
+        ? `, Chroma ${result.chroma_snapshot_files} files ${formatBytes(result.chroma_snapshot_bytes)}`
+        : "";
+      return {
+        result,
+        exitCode: ExitCode.Ok,
+        metrics: { stamp: result.stamp, bytes: snapshotBytes(result), valid: true },
+        text: `created snapshot ${result.stamp} (database ${formatBytes(result.db_size_bytes)}${chroma}), validated\n` +
+          `  ${result.backup_root}`,
+      };
     });
-    const chroma = result.chroma_snapshot_path
-      ? `, Chroma ${result.chroma_snapshot_files} files ${formatBytes(result.chroma_snapshot_bytes)}`
-      : "";
-    return {
-      result,
-      exitCode: ExitCode.Ok,
-      text: `created snapshot ${result.stamp} (database ${formatBytes(result.db_size_bytes)}${chroma}), validated\n` +
-        `  ${result.backup_root}`,
-    };
   },
 };
+
+/** The bytes a new snapshot holds: the sum of its manifest's file sizes. */
+function snapshotBytes(result: CreateResult): number {
+  return (result.manifest ?? []).reduce((sum, entry) => sum + ("size" in entry ? entry.size : 0), 0);
+}

@@ -9,6 +9,7 @@ import { checkedStamp } from "../snapshot/layout.ts";
 import { validateSnapshot, type ValidationResult } from "../validate.ts";
 import { type Command, COMMON_HELP, configFrom, driverFrom } from "./command.ts";
 import { formatBytes, formatErrors } from "./format.ts";
+import { METRICS_HELP, METRICS_OPTIONS, withMetrics } from "./metrics_flag.ts";
 
 /** The `validate` command. */
 export const validateCommand: Command = {
@@ -25,39 +26,43 @@ the backup folder. Exits 1 when a snapshot is not valid.
 Options:
   --all                validate every snapshot
   --quick              skip hashing (sizes and integrity only)
+${METRICS_HELP}
 ${COMMON_HELP}
 
 Examples:
   atocore-backup validate 20260409T010203Z
   atocore-backup validate --all --quick`,
-  options: { all: { type: "boolean" }, quick: { type: "boolean" } },
+  options: { all: { type: "boolean" }, quick: { type: "boolean" }, ...METRICS_OPTIONS },
   maxPositionals: 1,
-  async run(values, positionals, context) {
-    if (values.all && positionals.length) throw new UsageError("validate: give a STAMP or --all, not both");
-    if (!values.all && positionals.length === 0) {
-      throw new UsageError("validate: snapshot stamp required (or --all); see 'list'");
-    }
-    const stamps = values.all ? [] : [checkedStamp(positionals[0])];
-    const config = configFrom(values, context);
-    const driver = driverFrom(values, context);
-    if (values.all) stamps.push(...listSnapshots(config.backupDir.path, context.now).map((entry) => entry.stamp));
-    const results: ValidationResult[] = [];
-    let hashed = 0;
-    for (const stamp of stamps) {
-      results.push(
-        await validateSnapshot(config.backupDir.path, stamp, {
-          driver,
-          quick: Boolean(values.quick),
-          onBytes: (bytes) => context.reporter.progress("hashing", hashed += bytes, 0),
-        }),
-      );
-    }
-    const allValid = results.every((result) => result.valid);
-    return {
-      result: values.all ? { valid: allValid, results } : results[0],
-      exitCode: allValid ? ExitCode.Ok : ExitCode.Failed,
-      text: results.map(describe).join("\n") || `no snapshots in ${config.backupDir.path}`,
-    };
+  run(values, positionals, context) {
+    return withMetrics(values, "validate", context, async () => {
+      if (values.all && positionals.length) throw new UsageError("validate: give a STAMP or --all, not both");
+      if (!values.all && positionals.length === 0) {
+        throw new UsageError("validate: snapshot stamp required (or --all); see 'list'");
+      }
+      const stamps = values.all ? [] : [checkedStamp(positionals[0])];
+      const config = configFrom(values, context);
+      const driver = driverFrom(values, context);
+      if (values.all) stamps.push(...listSnapshots(config.backupDir.path, context.now).map((entry) => entry.stamp));
+      const results: ValidationResult[] = [];
+      let hashed = 0;
+      for (const stamp of stamps) {
+        results.push(
+          await validateSnapshot(config.backupDir.path, stamp, {
+            driver,
+            quick: Boolean(values.quick),
+            onBytes: (bytes) => context.reporter.progress("hashing", hashed += bytes, 0),
+          }),
+        );
+      }
+      const allValid = results.every((result) => result.valid);
+      return {
+        result: values.all ? { valid: allValid, results } : results[0],
+        exitCode: allValid ? ExitCode.Ok : ExitCode.Failed,
+        metrics: { stamp: stamps.at(-1), valid: allValid },
+        text: results.map(describe).join("\n") || `no snapshots in ${config.backupDir.path}`,
+      };
+    });
   },
 };
 

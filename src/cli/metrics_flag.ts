@@ -1,0 +1,57 @@
+/**
+ * `--metrics-file PATH`: the flag that create, validate and drill share, and the
+ * wrapper that records a run's metrics whether it succeeds, fails or throws.
+ *
+ * @module
+ */
+import type { ParseArgsOptionsConfig } from "node:util";
+import { resolve } from "node:path";
+import { describeOsError } from "../errors.ts";
+import { type MetricsOperation, writeMetrics } from "../metrics.ts";
+import type { CommandContext, Outcome, Values } from "./command.ts";
+
+/** The flag, for a command's `options`. */
+export const METRICS_OPTIONS = { "metrics-file": { type: "string" } } as const satisfies ParseArgsOptionsConfig;
+
+/** The flag's line of help. */
+export const METRICS_HELP =
+  "  --metrics-file PATH  write Prometheus textfile-collector metrics to PATH, atomically, also when the run fails";
+
+/**
+ * Run a command's work and, when `--metrics-file` is given, write its metrics:
+ * success when it ends with exit code 0, failure when it ends otherwise or throws
+ * (the error is then thrown on). A metrics file that cannot be written is
+ * reported as a warning event and does not change the exit code.
+ */
+export async function withMetrics(
+  values: Values,
+  operation: MetricsOperation,
+  context: CommandContext,
+  run: () => Promise<Outcome>,
+): Promise<Outcome> {
+  const path = values["metrics-file"] as string | undefined;
+  if (path === undefined) return await run();
+  const target = resolve(context.cwd, path);
+  const record = (success: boolean, outcome?: Outcome) => {
+    try {
+      writeMetrics(target, {
+        operation,
+        startedAt: context.now,
+        finishedAt: new Date(),
+        success,
+        facts: outcome?.metrics ?? {},
+      });
+    } catch (error) {
+      context.reporter.event("warning", "metrics_write_failed", { path: target, error: describeOsError(error) });
+    }
+  };
+  let outcome: Outcome;
+  try {
+    outcome = await run();
+  } catch (error) {
+    record(false);
+    throw error;
+  }
+  record(outcome.exitCode === 0, outcome);
+  return outcome;
+}
