@@ -3,6 +3,7 @@
  *
  * @module
  */
+import { cleanupCommand } from "./cleanup.ts";
 import type { Command } from "./command.ts";
 import { configCommand } from "./config.ts";
 import { createCommand } from "./create.ts";
@@ -15,4 +16,5 @@ export const COMMANDS: readonly Command[] = [
   listCommand,
   validateCommand,
   configCommand,
+  cleanupCommand,
 ];

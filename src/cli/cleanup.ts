@@ -1,0 +1,109 @@
+/**
+ * `cleanup`: apply the retention policy; a dry run unless `--confirm`.
+ *
+ * @module
+ */
+import { type CleanupResult, cleanupSnapshots } from "../cleanup.ts";
+import { ExitCode, UsageError } from "../errors.ts";
+import { acquireLock } from "../lock.ts";
+import { removeLeftovers } from "../recover.ts";
+import { DEFAULT_POLICY, type KeepReason, type RetentionPolicy } from "../retention.ts";
+import { snapshotsDir } from "../snapshot/layout.ts";
+import { type Command, COMMON_HELP, configFrom, type Values } from "./command.ts";
+import { formatErrors } from "./format.ts";
+
+/** The `cleanup` command. */
+export const cleanupCommand: Command = {
+  name: "cleanup",
+  summary: "remove old snapshots per the retention policy (dry run unless --confirm)",
+  help: `Usage: atocore-backup cleanup [--confirm] [--keep-daily N] [--keep-weekly N] [--keep-monthly N] [options]
+
+Keep the newest snapshot of each of the ${DEFAULT_POLICY.daily} newest UTC days that have one, the newest
+Sunday snapshot of each of the ${DEFAULT_POLICY.weekly} newest weeks (Python's %Y-W%W) that have one,
+and the newest 1st-of-month snapshot of each of the ${DEFAULT_POLICY.monthly} newest months that have
+one; every other snapshot goes. These are the reference module's decisions.
+Shows what it would do and changes nothing, unless --confirm.
+
+With --confirm it takes the backup folder's lock (exit 4 while a create, restore
+or cleanup runs) and removes each snapshot by moving it out of snapshots/ first,
+so list and validate never see half of one. Folders under snapshots/ whose names
+are not plain stamps are reported as unparseable and never touched.
+
+Options:
+  --confirm            delete (default: dry run)
+  --keep-daily N       days to keep (default ${DEFAULT_POLICY.daily}; 0 turns the rule off)
+  --keep-weekly N      Sunday weeks to keep (default ${DEFAULT_POLICY.weekly})
+  --keep-monthly N     1st-of-month months to keep (default ${DEFAULT_POLICY.monthly})
+${COMMON_HELP}
+
+Examples:
+  atocore-backup cleanup
+  atocore-backup cleanup --confirm
+  atocore-backup cleanup --keep-daily 14 --keep-monthly 12 --confirm --json`,
+  options: {
+    confirm: { type: "boolean" },
+    "keep-daily": { type: "string" },
+    "keep-weekly": { type: "string" },
+    "keep-monthly": { type: "string" },
+  },
+  maxPositionals: 0,
+  run(values, _positionals, context) {
+    const policy = policyFrom(values);
+    const config = configFrom(values, context);
+    const backupDir = config.backupDir.path;
+    const confirm = Boolean(values.confirm);
+    using _lock = confirm ? acquireLock(backupDir, "cleanup") : null;
+    if (confirm) removeLeftovers(backupDir, context.reporter);
+    const result = cleanupSnapshots(backupDir, { policy, confirm, reporter: context.reporter });
+    return Promise.resolve({
+      result,
+      exitCode: result.errors.length ? ExitCode.Failed : ExitCode.Ok,
+      text: describe(result, snapshotsDir(backupDir)),
+    });
+  },
+};
+
+/**
+ * The counts the `--keep-*` flags give, the defaults for the others.
+ *
+ * @throws {UsageError} for a value that is not a non-negative integer.
+ */
+function policyFrom(values: Values): RetentionPolicy {
+  const count = (flag: string, fallback: number): number => {
+    const text = values[flag];
+    if (text === undefined) return fallback;
+    const value = Number(text);
+    if (typeof text !== "string" || !/^\d+$/.test(text) || !Number.isSafeInteger(value)) {
+      throw new UsageError(`cleanup: --${flag} must be a non-negative integer, not ${JSON.stringify(text)}`);
+    }
+    return value;
+  };
+  return {
+    daily: count("keep-daily", DEFAULT_POLICY.daily),
+    weekly: count("keep-weekly", DEFAULT_POLICY.weekly),
+    monthly: count("keep-monthly", DEFAULT_POLICY.monthly),
+  };
+}
+
+function describe(result: CleanupResult, root: string): string {
+  const { keep_daily, keep_weekly, keep_monthly } = result.policy;
+  const removed = result.dry_run ? result.would_delete_snapshots ?? [] : result.deleted_snapshots ?? [];
+  const lines = [
+    `${result.dry_run ? "dry run of cleanup" : "cleanup"} in ${root} ` +
+    `(keep ${keep_daily} daily, ${keep_weekly} weekly, ${keep_monthly} monthly)`,
+    `kept ${result.kept}:`,
+    ...result.kept_snapshots.map(({ stamp, reasons }) => `  ${stamp}  ${reasons.map(formatReason).join(", ")}`),
+    `${result.dry_run ? "would remove" : "removed"} ${removed.length}:`,
+    ...removed.map((stamp) => `  ${stamp}`),
+  ];
+  if (result.unparseable.length) {
+    lines.push(`not snapshot stamps, left alone: ${result.unparseable.join(", ")}`);
+  }
+  if (result.errors.length) lines.push(`errors ${result.errors.length}:`, formatErrors(result.errors));
+  if (result.dry_run && removed.length) lines.push("nothing removed; run again with --confirm to remove them");
+  return lines.join("\n");
+}
+
+function formatReason(reason: KeepReason): string {
+  return `${reason.rule} ${reason.bucket}`;
+}
