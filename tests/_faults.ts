@@ -7,7 +7,7 @@
  */
 import { createHash } from "node:crypto";
 import { join } from "node:path";
-import { cliCommand, ROOT, sqlite3Json } from "./_helpers.ts";
+import { cliCommand, ROOT } from "./_helpers.ts";
 
 /** The seed used when `FAULT_SEED` is not set, so CI runs the same trials every time. */
 export const DEFAULT_FAULT_SEED = 20261125;
@@ -100,31 +100,56 @@ export async function timeRun(args: string[], env: Record<string, string>): Prom
   return performance.now() - started;
 }
 
-/** `PRAGMA integrity_check` of a database by the `sqlite3` shell: `"ok"` or the problems. */
-export async function sqliteIntegrity(path: string): Promise<string> {
+/** How the `sqlite3` shell opens a database. */
+export interface OpenOptions {
+  /**
+   * Open a snapshot's file as immutable, so the shell leaves no `-wal`/`-shm` beside it
+   * (a snapshot copies the live header, which says WAL, and stray sidecars fail its manifest).
+   */
+  immutable?: boolean;
+}
+
+function shellTarget(path: string, options: OpenOptions): string {
+  return options.immutable ? `file:${encodeURI(path)}?immutable=1` : path;
+}
+
+/** Run `sql` with the `sqlite3` shell (read-only) and return its exit code and output. */
+async function sqlite3Shell(
+  path: string,
+  sql: string,
+  options: OpenOptions,
+  mode: string[] = [],
+): Promise<{ code: number; stdout: string; stderr: string }> {
   const output = await new Deno.Command("sqlite3", {
-    args: ["-readonly", path, "PRAGMA integrity_check;"],
+    args: ["-readonly", ...mode, shellTarget(path, options), sql],
     stdout: "piped",
     stderr: "piped",
   }).output();
-  const text = new TextDecoder().decode(output.stdout).trim();
-  return output.code === 0 ? text : `sqlite3 failed: ${new TextDecoder().decode(output.stderr).trim()}`;
+  const decoder = new TextDecoder();
+  return { code: output.code, stdout: decoder.decode(output.stdout), stderr: decoder.decode(output.stderr) };
+}
+
+/** `PRAGMA integrity_check` of a database by the `sqlite3` shell: `"ok"` or the problems. */
+export async function sqliteIntegrity(path: string, options: OpenOptions = {}): Promise<string> {
+  const run = await sqlite3Shell(path, "PRAGMA integrity_check;", options);
+  return run.code === 0 ? run.stdout.trim() : `sqlite3 failed: ${run.stderr.trim()}`;
 }
 
 /** The ledger's row count, its sum, and the running total that must equal the sum. */
-export async function ledgerState(path: string): Promise<{ rows: number; sum: number; total: number }> {
-  const [row] = await sqlite3Json(
+export async function ledgerState(
+  path: string,
+  options: OpenOptions = {},
+): Promise<{ rows: number; sum: number; total: number }> {
+  const run = await sqlite3Shell(
     path,
     "SELECT (SELECT count(*) FROM ledger) AS rows, (SELECT coalesce(sum(amount), 0) FROM ledger) AS sum, " +
       "(SELECT total FROM ledger_total WHERE id = 1) AS total;",
+    options,
+    ["-json"],
   );
+  if (run.code !== 0) throw new Error(`sqlite3 ${path}: ${run.stderr.trim()}`);
+  const [row] = JSON.parse(run.stdout);
   return { rows: Number(row.rows), sum: Number(row.sum), total: Number(row.total) };
-}
-
-/** A digest of a database's logical content (every table's rows), independent of WAL state. */
-export async function databaseDigest(path: string): Promise<string> {
-  const output = await new Deno.Command("sqlite3", { args: ["-readonly", path, ".dump"], stdout: "piped" }).output();
-  return createHash("sha256").update(output.stdout).digest("hex");
 }
 
 /**
