@@ -78,6 +78,18 @@ class BuiltinDriver implements SqliteDriver {
       }));
     });
   }
+
+  execScript(path: string, sql: string): void {
+    let db: DatabaseSync | undefined;
+    try {
+      db = new DatabaseSync(path, { timeout: BUSY_TIMEOUT_MS });
+      db.exec(sql);
+    } catch (error) {
+      throw asSqliteError(error);
+    } finally {
+      db?.close();
+    }
+  }
 }
 
 function openDatabase(location: string, options: { readOnly?: boolean }): DatabaseSync {

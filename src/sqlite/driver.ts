@@ -47,6 +47,11 @@ export interface SqliteDriver {
   checkpointTruncate(path: string): void;
   /** Row count of every table of the database at `path`, opened read-only and immutable. */
   tableRowCounts(path: string): Record<string, number>;
+  /**
+   * Run SQL statements (their rows, if any, are dropped) on the database at `path`,
+   * creating it when missing. Used to build the sample store.
+   */
+  execScript(path: string, sql: string): void;
 }
 
 /** An error reported by SQLite, with the symbolic name of its primary result code. */

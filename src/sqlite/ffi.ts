@@ -141,6 +141,15 @@ class FfiDriver implements SqliteDriver {
     }
   }
 
+  execScript(path: string, sql: string): void {
+    const db = this.#open(path, OPEN_READWRITE | OPEN_CREATE);
+    try {
+      this.#exec(db, sql);
+    } finally {
+      this.#lib.sqlite3_close_v2(db);
+    }
+  }
+
   async #copyPages(from: Handle, to: Handle, onProgress?: (progress: BackupProgress) => void) {
     const backup = this.#lib.sqlite3_backup_init(to, cString("main"), from, cString("main"));
     if (backup === null) this.#fail(to);
