@@ -18,6 +18,8 @@ import {
   TABLES_QUERY,
 } from "./driver.ts";
 
+const SQLITE_CANTOPEN = 14;
+
 /** Return the built-in driver. */
 export function openBuiltinDriver(): SqliteDriver {
   return new BuiltinDriver();
@@ -50,6 +52,9 @@ class BuiltinDriver implements SqliteDriver {
       }).catch((error: unknown) => {
         throw asSqliteError(error);
       });
+      // node:sqlite reports progress only between steps, never after the last one.
+      const { page_count: total } = from.prepare("PRAGMA page_count").get() as { page_count: number };
+      onProgress?.({ total, remaining: 0 });
       from.exec("COMMIT");
     } finally {
       from.close();
@@ -98,7 +103,7 @@ function openDatabase(location: string, options: { readOnly?: boolean }): Databa
     const db = new DatabaseSync(location, { readOnly: options.readOnly ?? false, timeout: BUSY_TIMEOUT_MS });
     return db;
   } catch (error) {
-    throw asSqliteError(error);
+    throw asSqliteError(error, SQLITE_CANTOPEN);
   }
 }
 
@@ -113,9 +118,13 @@ function withDatabase<T>(location: string, options: { readOnly?: boolean }, use:
   }
 }
 
-/** Turn `node:sqlite`'s error (which carries `errcode`) into a {@linkcode SqliteError}. */
-function asSqliteError(error: unknown): unknown {
-  const errcode = (error as { errcode?: unknown } | null)?.errcode;
-  if (typeof errcode !== "number") return error;
-  return new SqliteError(errcode, (error as Error).message);
+/**
+ * Turn `node:sqlite`'s error (which carries `errcode`) into a {@linkcode SqliteError}.
+ * Some (a database that cannot be opened) come without `errcode`: `fallback` is used then.
+ */
+function asSqliteError(error: unknown, fallback?: number): unknown {
+  const { errcode, code } = (error ?? {}) as { errcode?: unknown; code?: unknown };
+  if (typeof errcode === "number") return new SqliteError(errcode, (error as Error).message);
+  if (fallback !== undefined && code === "ERR_SQLITE_ERROR") return new SqliteError(fallback, (error as Error).message);
+  return error;
 }
