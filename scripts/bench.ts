@@ -1,0 +1,605 @@
+/**
+ * The benchmark: this tool side by side with the Python reference module,
+ * `sqlite3 .backup`, `cp -r` + fsync and `sha256sum`, on one generated store, in one run.
+ *
+ * Every command is a subprocess wrapped in `/usr/bin/time -f '%e %M'` (wall seconds,
+ * peak resident memory). Contenders of one command run in turn, in a rotating order,
+ * `--reps` times; the table shows medians. Outputs go to fresh folders that are
+ * removed after each run, and `sync` runs (untimed) before each timed run.
+ *
+ * Usage: `deno task bench [--db-mib N] [--chroma-mib N] [--reps N] [--snapshots N]
+ *   [--only create,create-chroma,validate,list,restore] [--binary FILE] [--out FILE] [--work DIR] [--keep] [--quick]`
+ *
+ * Not part of the tests. Requires `--allow-all` (it runs subprocesses and writes a work folder).
+ *
+ * @module
+ */
+import { join, resolve } from "node:path";
+import { parseArgs } from "node:util";
+import { fileURLToPath } from "node:url";
+import { makeSampleStore, type SampleStore } from "./sample_store.ts";
+
+const ROOT = fileURLToPath(new URL("..", import.meta.url));
+const REFERENCE_DIR = join(ROOT, "..", "shared", "reference");
+const COMPILE_PERMISSIONS = ["--allow-read", "--allow-write", "--allow-env", "--allow-ffi", "--no-prompt"];
+const DRIVERS = ["ffi", "builtin"] as const;
+const SECTIONS = ["create", "create-chroma", "validate", "list", "restore"] as const;
+type Section = typeof SECTIONS[number];
+
+/** One program run in the benchmark, and how to give it a clean start. */
+interface Contender {
+  /** Shown in the table. */
+  label: string;
+  /** True for this tool's runs (the left side of each ratio). */
+  isTool: boolean;
+  /** Builds the command line; called before each run, so it can point at a fresh folder. */
+  argv: () => string[];
+  /** Environment added to PATH and HOME. */
+  env?: () => Record<string, string>;
+  /** Untimed clean-up after each run (remove what the run wrote). */
+  after?: () => void;
+}
+
+/** One timed run. */
+interface Sample {
+  seconds: number;
+  peakKiB: number;
+}
+
+/** The samples of one contender of one command. */
+interface Measured {
+  contender: Contender;
+  samples: Sample[];
+  /** Why the contender stopped being measured (its first failed run), if it did. */
+  failure?: string;
+}
+
+/** A command measured for every contender. */
+interface CommandResult {
+  command: string;
+  measured: Measured[];
+}
+
+/** Run `argv` under `/usr/bin/time` and return its wall time and peak RSS; throw when it fails. */
+async function timed(argv: string[], env: Record<string, string>): Promise<Sample> {
+  const timeFile = Deno.makeTempFileSync({ prefix: "bench-time-" });
+  try {
+    const output = await new Deno.Command("/usr/bin/time", {
+      args: ["-f", "%e %M", "-o", timeFile, ...argv],
+      env: { PATH: Deno.env.get("PATH") ?? "/usr/bin:/bin", HOME: Deno.env.get("HOME") ?? "/root", ...env },
+      clearEnv: true,
+      cwd: ROOT,
+      stdin: "null",
+      stdout: "null",
+      stderr: "piped",
+    }).output();
+    if (output.code !== 0) {
+      const stderr = new TextDecoder().decode(output.stderr).trim().split("\n").slice(-3).join(" | ");
+      throw new Error(`exit ${output.code}: ${argv.join(" ")}: ${stderr}`);
+    }
+    const [seconds, peakKiB] = Deno.readTextFileSync(timeFile).trim().split("\n").at(-1)!.split(" ").map(Number);
+    return { seconds, peakKiB };
+  } finally {
+    Deno.removeSync(timeFile);
+  }
+}
+
+/** Flush dirty pages left by earlier runs, so they are not charged to the next one. */
+async function settle(): Promise<void> {
+  await new Deno.Command("sync").output();
+}
+
+/** Measure every contender `reps` times, rotating the order each repetition (A B C, B C A, ...). */
+async function compare(command: string, contenders: Contender[], reps: number): Promise<CommandResult> {
+  const measured: Measured[] = contenders.map((contender) => ({ contender, samples: [] }));
+  for (let rep = 0; rep < reps; rep++) {
+    for (let turn = 0; turn < measured.length; turn++) {
+      const entry = measured[(rep + turn) % measured.length];
+      if (entry.failure) continue;
+      await settle();
+      try {
+        entry.samples.push(await timed(entry.contender.argv(), entry.contender.env?.() ?? {}));
+      } catch (error) {
+        entry.failure = (error as Error).message;
+        log(`${command} / ${entry.contender.label} FAILED: ${entry.failure}`);
+      } finally {
+        entry.contender.after?.();
+      }
+    }
+    log(`${command}: repetition ${rep + 1}/${reps} done`);
+  }
+  return { command, measured };
+}
+
+function median(values: number[]): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  const middle = Math.floor(sorted.length / 2);
+  return sorted.length % 2 ? sorted[middle] : (sorted[middle - 1] + sorted[middle]) / 2;
+}
+
+function medianSeconds(entry: Measured): number {
+  return median(entry.samples.map((sample) => sample.seconds));
+}
+
+function medianMiB(entry: Measured): number {
+  return median(entry.samples.map((sample) => sample.peakKiB)) / 1024;
+}
+
+/** The markdown table: one row per tool run and other contender of each command. */
+function formatTable(results: CommandResult[]): string {
+  const lines = [
+    "| command | tool | other | tool median s | other median s | ratio tool/other | tool peak MiB | other peak MiB |",
+    "|---|---|---|---:|---:|---:|---:|---:|",
+  ];
+  for (const result of results) {
+    const tools = result.measured.filter((entry) => entry.contender.isTool);
+    const others = result.measured.filter((entry) => !entry.contender.isTool);
+    for (const tool of tools) {
+      for (const other of others) {
+        if (tool.failure || other.failure) {
+          const cell = (entry: Measured) => entry.failure ? "failed" : medianSeconds(entry).toFixed(2);
+          const mib = (entry: Measured) => entry.failure ? "-" : medianMiB(entry).toFixed(1);
+          lines.push(
+            `| ${result.command} | ${tool.contender.label} | ${other.contender.label} | ${cell(tool)} | ${
+              cell(other)
+            } | - | ${mib(tool)} | ${mib(other)} |`,
+          );
+          continue;
+        }
+        const ratio = medianSeconds(tool) / Math.max(medianSeconds(other), 0.005);
+        lines.push(
+          `| ${result.command} | ${tool.contender.label} | ${other.contender.label} | ${
+            medianSeconds(tool).toFixed(2)
+          } | ${medianSeconds(other).toFixed(2)} | ${ratio.toFixed(2)} | ${medianMiB(tool).toFixed(1)} | ${
+            medianMiB(other).toFixed(1)
+          } |`,
+        );
+      }
+    }
+  }
+  return lines.join("\n");
+}
+
+/** Every sample, so the noise can be judged. */
+function formatSamples(results: CommandResult[]): string {
+  return results.flatMap((result) =>
+    result.measured.map((entry) =>
+      `- ${result.command} / ${entry.contender.label}: ${
+        entry.samples.map((sample) => `${sample.seconds.toFixed(2)} s ${(sample.peakKiB / 1024).toFixed(1)} MiB`)
+          .join("; ")
+      }${entry.failure ? ` FAILED: ${entry.failure.slice(0, 400)}` : ""}`
+    )
+  ).join("\n");
+}
+
+async function commandText(program: string, args: string[]): Promise<string> {
+  try {
+    const output = await new Deno.Command(program, { args, stdout: "piped", stderr: "null" }).output();
+    return new TextDecoder().decode(output.stdout).trim();
+  } catch {
+    return "unavailable";
+  }
+}
+
+/** One line naming the machine and the versions of everything measured. */
+async function machineLine(workDir: string): Promise<string> {
+  const cpu = Deno.readTextFileSync("/proc/cpuinfo").match(/^model name\s*:\s*(.*)$/m)?.[1] ?? "unknown CPU";
+  const memKiB = Number(Deno.readTextFileSync("/proc/meminfo").match(/^MemTotal:\s*(\d+)/m)?.[1] ?? 0);
+  const sqliteShell = (await commandText("sqlite3", ["--version"])).split(" ")[0];
+  const { DatabaseSync } = await import("node:sqlite");
+  const memory = new DatabaseSync(":memory:");
+  const builtinSqlite = (memory.prepare("SELECT sqlite_version() AS v").get() as { v: string }).v;
+  memory.close();
+  const fsType = await commandText("findmnt", ["-n", "-o", "FSTYPE", "-T", workDir]);
+  return `Machine: ${navigator.hardwareConcurrency} CPUs (nproc), ${cpu}, ${
+    (memKiB / 1024 / 1024).toFixed(1)
+  } GiB RAM, ` +
+    `Linux ${Deno.osRelease()}, work folder on ${fsType}; deno ${Deno.version.deno}; ` +
+    `sqlite ${sqliteShell} (libsqlite3 and sqlite3 shell), ${builtinSqlite} (node:sqlite built-in); ` +
+    `${await commandText("python3", ["--version"])}`;
+}
+
+function loadAverage(): string {
+  return Deno.readTextFileSync("/proc/loadavg").split(" ").slice(0, 3).join(" ");
+}
+
+function log(message: string): void {
+  console.error(`[bench ${new Date().toISOString().slice(11, 19)}] ${message}`);
+}
+
+function isFile(path: string): boolean {
+  try {
+    return Deno.statSync(path).isFile;
+  } catch (error) {
+    if (error instanceof Deno.errors.NotFound) return false;
+    throw error;
+  }
+}
+
+function removeIfThere(path: string): void {
+  try {
+    Deno.removeSync(path, { recursive: true });
+  } catch (error) {
+    if (!(error instanceof Deno.errors.NotFound)) throw error;
+  }
+}
+
+/** Everything the contenders share: the store, the work folder and how the tool is started. */
+interface Bench {
+  work: string;
+  store: SampleStore;
+  toolPrefix: string[];
+  hasReference: boolean;
+  reps: number;
+}
+
+/** The environment that points both the tool and the module at `store` with backup folder `backupDir`. */
+function storeEnv(store: SampleStore, backupDir: string): Record<string, string> {
+  return {
+    ATOCORE_DB_PATH: store.db,
+    ATOCORE_BACKUP_DIR: backupDir,
+    ATOCORE_PROJECT_REGISTRY_PATH: store.registry,
+    ATOCORE_CHROMA_PATH: store.chromaDir,
+  };
+}
+
+function toolContender(bench: Bench, label: string, args: () => string[], env: () => Record<string, string>) {
+  return { label, isTool: true, argv: () => [...bench.toolPrefix, ...args()], env };
+}
+
+function moduleArgv(args: string[]): string[] {
+  return ["python3", "-m", "atocore.ops.backup", ...args];
+}
+
+function moduleEnv(store: SampleStore, backupDir: string): Record<string, string> {
+  return { PYTHONPATH: REFERENCE_DIR, ...storeEnv(store, backupDir) };
+}
+
+/** `create` (database and registry) or `create --chroma`, against the module, sqlite3 and cp. */
+function createContenders(bench: Bench, chroma: boolean): Contender[] {
+  const { store, work } = bench;
+  const out = join(work, "out");
+  const clean = () => removeIfThere(out);
+  const flag = chroma ? ["--chroma"] : [];
+  const sources = chroma ? [store.db, store.registry, store.chromaDir] : [store.db, store.registry];
+  const contenders: Contender[] = DRIVERS.map((driver) =>
+    toolContender(
+      bench,
+      `this tool (${driver})`,
+      () => ["create", ...flag, "--sqlite-driver", driver],
+      () => storeEnv(store, out),
+    )
+  ).map((contender) => ({ ...contender, after: clean }));
+  if (bench.hasReference) {
+    contenders.push({
+      label: "python module",
+      isTool: false,
+      argv: () => moduleArgv(["create", ...flag]),
+      env: () => moduleEnv(store, out),
+      after: clean,
+    });
+    contenders.push({
+      label: "python module + fsync of its files",
+      isTool: false,
+      argv: () => ["sh", "-c", '"$@" && find "$OUT" -exec sync {} +', "sh", ...moduleArgv(["create", ...flag])],
+      env: () => ({ ...moduleEnv(store, out), OUT: out }),
+      after: clean,
+    });
+  }
+  const sqliteScript = chroma
+    ? 'mkdir -p "$0" && sqlite3 "$1" ".backup \'$0/db\'" && cp -r "$2" "$3" "$0/" && find "$0" -exec sync {} +'
+    : 'mkdir -p "$0" && sqlite3 "$1" ".backup \'$0/db\'" && cp "$2" "$0/" && find "$0" -exec sync {} +';
+  contenders.push({
+    label: chroma ? "sqlite3 .backup + cp -r chroma + fsync" : "sqlite3 .backup",
+    isTool: false,
+    argv: () => ["sh", "-c", sqliteScript, out, store.db, store.registry, ...(chroma ? [store.chromaDir] : [])],
+    after: clean,
+  });
+  contenders.push({
+    label: "cp -r + fsync (floor)",
+    isTool: false,
+    argv: () => [
+      "sh",
+      "-c",
+      'out="$1"; shift; mkdir -p "$out" && cp -r "$@" "$out/" && find "$out" -exec sync {} +',
+      "sh",
+      out,
+      ...sources,
+    ],
+    after: clean,
+  });
+  return contenders;
+}
+
+/** Make one snapshot with the tool (`create --chroma`) in `backupDir` and return its stamp. */
+async function makeSnapshot(bench: Bench, store: SampleStore, backupDir: string): Promise<string> {
+  const output = await new Deno.Command(bench.toolPrefix[0], {
+    args: [...bench.toolPrefix.slice(1), "create", "--chroma", "--json"],
+    env: storeEnv(store, backupDir),
+    cwd: ROOT,
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  if (output.code !== 0) throw new Error(`create failed: ${new TextDecoder().decode(output.stderr)}`);
+  return JSON.parse(new TextDecoder().decode(output.stdout)).stamp;
+}
+
+/** `validate STAMP` (hashing) against sha256sum and the module; `--quick` against the module. */
+function validateContenders(bench: Bench, backupDir: string, stamp: string, quick: boolean): Contender[] {
+  const env = () => storeEnv(bench.store, backupDir);
+  const contenders: Contender[] = DRIVERS.map((driver) =>
+    toolContender(
+      bench,
+      `this tool (${driver})`,
+      () => ["validate", stamp, ...(quick ? ["--quick"] : []), "--sqlite-driver", driver],
+      env,
+    )
+  );
+  if (!quick) {
+    contenders.push({
+      label: "sha256sum of the same files",
+      isTool: false,
+      argv: () => [
+        "sh",
+        "-c",
+        'find "$0" -type f ! -name backup-metadata.json -exec sha256sum {} +',
+        join(backupDir, "snapshots", stamp),
+      ],
+    });
+  }
+  if (bench.hasReference) {
+    contenders.push({
+      label: "python module (integrity check only, no hashing)",
+      isTool: false,
+      argv: () => moduleArgv(["validate", stamp]),
+      env: () => moduleEnv(bench.store, backupDir),
+    });
+  }
+  return contenders;
+}
+
+/**
+ * Fill `backupDir` with `count` snapshots: one real small one made by the tool, and
+ * copies of it under other stamps (files hard-linked, metadata rewritten with the new stamp).
+ */
+async function makeManySnapshots(bench: Bench, backupDir: string, count: number): Promise<void> {
+  const tiny = makeSampleStore(join(bench.work, "tiny-store"), { dbMiB: 0.1, chromaMiB: 0.05, segments: 2 });
+  const stamp = await makeSnapshot(bench, tiny, backupDir);
+  const snapshots = join(backupDir, "snapshots");
+  const original = join(snapshots, stamp);
+  const metadataText = Deno.readTextFileSync(join(original, "backup-metadata.json"));
+  const entries = listTree(original).filter((path) => path !== "backup-metadata.json");
+  const start = Date.UTC(2020, 0, 1);
+  for (let index = 1; index < count; index++) {
+    const time = new Date(start + index * 3_600_000);
+    const copyStamp = time.toISOString().slice(0, 19).replaceAll("-", "").replaceAll(":", "") + "Z";
+    const copy = join(snapshots, copyStamp);
+    Deno.mkdirSync(copy);
+    for (const path of entries) {
+      const from = join(original, path);
+      if (Deno.lstatSync(from).isDirectory) Deno.mkdirSync(join(copy, path));
+      else Deno.linkSync(from, join(copy, path));
+    }
+    const metadata = JSON.parse(metadataText.replaceAll(stamp, copyStamp));
+    metadata.created_at = time.toISOString().replace(/\.(\d{3})Z$/, ".$1000+00:00");
+    Deno.writeTextFileSync(join(copy, "backup-metadata.json"), JSON.stringify(metadata, null, 2) + "\n");
+  }
+}
+
+/** Relative paths below `root`, parents first. */
+function listTree(root: string, relative = ""): string[] {
+  const paths: string[] = [];
+  for (const entry of [...Deno.readDirSync(join(root, relative))].sort((a, b) => a.name.localeCompare(b.name))) {
+    const path = relative ? `${relative}/${entry.name}` : entry.name;
+    paths.push(path);
+    if (entry.isDirectory) paths.push(...listTree(root, path));
+  }
+  return paths;
+}
+
+function listContenders(bench: Bench, backupDir: string): Contender[] {
+  const contenders: Contender[] = [
+    toolContender(bench, "this tool", () => ["list", "--json"], () => storeEnv(bench.store, backupDir)),
+  ];
+  if (bench.hasReference) {
+    contenders.push({
+      label: "python module",
+      isTool: false,
+      argv: () => moduleArgv(["list"]),
+      env: () => moduleEnv(bench.store, backupDir),
+    });
+  }
+  return contenders;
+}
+
+/**
+ * `restore STAMP --confirm-service-stopped --no-pre-snapshot` into a copy of the store,
+ * for the tool and the module; whatever a run leaves beside the live files or in the
+ * backup folder (other than the snapshot) is removed after it.
+ */
+function restoreContenders(bench: Bench, backupDir: string, stamp: string): Contender[] {
+  const live = makeLiveCopy(bench);
+  const baseline = {
+    live: names(live.dataDir),
+    backup: names(backupDir),
+    snapshots: names(join(backupDir, "snapshots")),
+  };
+  const after = () => {
+    removeNew(live.dataDir, baseline.live);
+    removeNew(backupDir, baseline.backup);
+    removeNew(join(backupDir, "snapshots"), baseline.snapshots);
+  };
+  const args = ["restore", stamp, "--confirm-service-stopped", "--no-pre-snapshot"];
+  const contenders: Contender[] = DRIVERS.map((driver) => ({
+    ...toolContender(
+      bench,
+      `this tool (${driver})`,
+      () => [...args, "--sqlite-driver", driver],
+      () => storeEnv(live, backupDir),
+    ),
+    after,
+  }));
+  if (bench.hasReference) {
+    contenders.push({
+      label: "python module",
+      isTool: false,
+      argv: () => moduleArgv(args),
+      env: () => moduleEnv(live, backupDir),
+      after,
+    });
+  }
+  return contenders;
+}
+
+/** A copy of the bench store to restore into (the live store is never the bench's source). */
+function makeLiveCopy(bench: Bench): SampleStore {
+  const dataDir = join(bench.work, "live");
+  removeIfThere(dataDir);
+  Deno.mkdirSync(dataDir);
+  const command = new Deno.Command("cp", {
+    args: ["-r", bench.store.db, bench.store.registry, bench.store.chromaDir, dataDir],
+  });
+  if (command.outputSync().code !== 0) throw new Error("cannot copy the store for the restore benchmark");
+  return {
+    ...bench.store,
+    dataDir,
+    db: join(dataDir, "atocore.db"),
+    registry: join(dataDir, "project-registry.json"),
+    chromaDir: join(dataDir, "chroma"),
+  };
+}
+
+function names(dir: string): Set<string> {
+  try {
+    return new Set([...Deno.readDirSync(dir)].map((entry) => entry.name));
+  } catch (error) {
+    if (error instanceof Deno.errors.NotFound) return new Set();
+    throw error;
+  }
+}
+
+function removeNew(dir: string, baseline: Set<string>): void {
+  for (const name of names(dir)) if (!baseline.has(name)) removeIfThere(join(dir, name));
+}
+
+function parseFlags(args: string[]) {
+  const { values } = parseArgs({
+    args,
+    options: {
+      "db-mib": { type: "string" },
+      "chroma-mib": { type: "string" },
+      reps: { type: "string" },
+      snapshots: { type: "string" },
+      only: { type: "string" },
+      binary: { type: "string" },
+      out: { type: "string" },
+      work: { type: "string" },
+      keep: { type: "boolean" },
+      quick: { type: "boolean" },
+      help: { type: "boolean", short: "h" },
+    },
+  });
+  const quick = Boolean(values.quick);
+  const only = (values.only ?? SECTIONS.join(",")).split(",").map((name) => name.trim());
+  for (const name of only) {
+    if (!SECTIONS.includes(name as Section)) throw new Error(`--only: unknown section ${JSON.stringify(name)}`);
+  }
+  return {
+    help: Boolean(values.help),
+    dbMiB: Number(values["db-mib"] ?? (quick ? 8 : 256)),
+    chromaMiB: Number(values["chroma-mib"] ?? (quick ? 4 : 64)),
+    reps: Number(values.reps ?? (quick ? 1 : 3)),
+    snapshots: Number(values.snapshots ?? (quick ? 50 : 2000)),
+    only: only as Section[],
+    binary: values.binary ? resolve(values.binary) : undefined,
+    out: values.out,
+    work: values.work,
+    keep: Boolean(values.keep),
+    quick,
+  };
+}
+
+const HELP = `Usage: deno task bench [options]
+
+Side by side, on one generated store: create, create --chroma, validate, list and
+restore of this tool against the Python module, sqlite3 .backup, cp -r + fsync and
+sha256sum. Wall seconds and peak RSS by /usr/bin/time; medians of --reps runs.
+
+Options:
+  --db-mib N        database size (default 256)
+  --chroma-mib N    Chroma segment files size (default 64)
+  --reps N          repetitions of each command (default 3)
+  --snapshots N     snapshots for the list benchmark (default 2000)
+  --only LIST       sections: ${SECTIONS.join(",")} (default all)
+  --binary FILE     run a compiled atocore-backup instead of 'deno run main.ts'
+  --out FILE        also write the report (markdown) to FILE
+  --work DIR        work folder (default a new temporary folder, removed at the end)
+  --keep            keep the work folder
+  --quick           a tiny smoke run (8 MiB, 1 repetition, 50 snapshots)`;
+
+async function main(): Promise<void> {
+  const flags = parseFlags(Deno.args);
+  if (flags.help) return console.log(HELP);
+  if (!isFile("/usr/bin/time")) throw new Error("/usr/bin/time (GNU time) is needed; apt-get install time");
+  const work = flags.work ? resolve(flags.work) : Deno.makeTempDirSync({ prefix: "atocore-bench-" });
+  Deno.mkdirSync(work, { recursive: true });
+  const hasReference = isFile(join(REFERENCE_DIR, "atocore", "ops", "backup.py"));
+  const toolPrefix = flags.binary
+    ? [flags.binary]
+    : [Deno.execPath(), "run", ...COMPILE_PERMISSIONS, join(ROOT, "main.ts")];
+  const loadBefore = loadAverage();
+  try {
+    log(`making a store of ${flags.dbMiB} MiB database and ${flags.chromaMiB} MiB Chroma in ${work}`);
+    const store = makeSampleStore(join(work, "store"), { dbMiB: flags.dbMiB, chromaMiB: flags.chromaMiB });
+    const bench: Bench = { work, store, toolPrefix, hasReference, reps: flags.reps };
+    await timed([...toolPrefix, "--version"], {});
+    if (hasReference) await timed(moduleArgv(["list"]), moduleEnv(store, join(work, "warm")));
+    const results: CommandResult[] = [];
+    const run = async (section: Section, command: string, contenders: () => Promise<Contender[]> | Contender[]) => {
+      if (flags.only.includes(section)) results.push(await compare(command, await contenders(), flags.reps));
+    };
+    await run("create", "create", () => createContenders(bench, false));
+    await run("create-chroma", "create --chroma", () => createContenders(bench, true));
+    const snapshotBackups = join(work, "backups");
+    let stamp = "";
+    const snapshot = async () => stamp ||= await makeSnapshot(bench, store, snapshotBackups);
+    await run("validate", "validate", async () => validateContenders(bench, snapshotBackups, await snapshot(), false));
+    await run(
+      "validate",
+      "validate --quick",
+      async () => validateContenders(bench, snapshotBackups, await snapshot(), true),
+    );
+    await run("list", `list (${flags.snapshots} snapshots)`, async () => {
+      await makeManySnapshots(bench, join(work, "many"), flags.snapshots);
+      return listContenders(bench, join(work, "many"));
+    });
+    const hasRestore = isFile(join(ROOT, "src", "cli", "restore.ts"));
+    if (flags.only.includes("restore") && !hasRestore) log("restore: src/cli/restore.ts is not there yet; skipped");
+    if (hasRestore) {
+      await run("restore", "restore", async () => restoreContenders(bench, snapshotBackups, await snapshot()));
+    }
+    const storeSize = `database ${
+      (Deno.statSync(store.db).size / 1048576).toFixed(0)
+    } MiB, Chroma ${flags.chromaMiB} MiB`;
+    const report = [
+      `Store: ${storeSize}; ${flags.reps} repetitions, order rotated each time, medians; ` +
+      `ratio below 1 means this tool is faster. Tool run as ${
+        flags.binary ? "compiled binary" : "`deno run` of main.ts"
+      }.`,
+      "",
+      formatTable(results),
+      "",
+      await machineLine(work),
+      `Load average before: ${loadBefore}; after: ${loadAverage()}.`,
+      "",
+      "Samples (wall s, peak RSS):",
+      formatSamples(results),
+    ].join("\n");
+    console.log(report);
+    if (flags.out) Deno.writeTextFileSync(flags.out, report + "\n");
+  } finally {
+    if (!flags.keep) removeIfThere(work);
+  }
+}
+
+if (import.meta.main) await main();
