@@ -8,6 +8,7 @@ import type { Command } from "./command.ts";
 import { configCommand } from "./config.ts";
 import { createCommand } from "./create.ts";
 import { listCommand } from "./list.ts";
+import { restoreCommand } from "./restore.ts";
 import { validateCommand } from "./validate.ts";
 
 /** Every command of the tool. */
@@ -15,6 +16,7 @@ export const COMMANDS: readonly Command[] = [
   createCommand,
   listCommand,
   validateCommand,
+  restoreCommand,
   configCommand,
   cleanupCommand,
 ];

@@ -7,6 +7,7 @@
  * @module
  */
 import { basename, dirname, join } from "node:path";
+import { statOrNull } from "./probe.ts";
 
 /** Flush a file's data and metadata to disk. */
 export function syncFile(path: string): void {
@@ -37,6 +38,46 @@ export function writeFileAtomic(path: string, data: Uint8Array | string): void {
     throw error;
   }
   renameDurable(temporary, path);
+}
+
+/**
+ * Replace `target` with a copy of `source` so that, killed at any instant, `target`
+ * holds its old content or all of the new, never a mix and never nothing: copy to a
+ * temporary file beside it, fsync, rename over it, fsync the folder. The copy keeps
+ * the mode of the file it replaces, and its owner where this user may give files away
+ * (the service's user must still open it);
+ * the folder is created when missing. A symbolic link at `target` is followed: the
+ * file it points to is replaced. The temporary file is removed on failure.
+ *
+ * @param source File to copy (not changed).
+ * @param target File to replace or create.
+ */
+export function replaceFileAtomic(source: string, target: string): void {
+  ensureDir(dirname(target));
+  const previous = statOrNull(target);
+  const destination = previous ? Deno.realPathSync(target) : target;
+  const temporary = temporaryPath(destination);
+  try {
+    Deno.copyFileSync(source, temporary);
+    if (previous?.isFile) keepOwnerAndMode(temporary, previous);
+    syncFile(temporary);
+  } catch (error) {
+    removeQuietly(temporary);
+    throw error;
+  }
+  renameDurable(temporary, destination);
+}
+
+function keepOwnerAndMode(path: string, previous: Deno.FileInfo): void {
+  const copy = Deno.statSync(path);
+  if (previous.uid !== null && previous.gid !== null && (copy.uid !== previous.uid || copy.gid !== previous.gid)) {
+    try {
+      Deno.chownSync(path, previous.uid, previous.gid);
+    } catch (error) {
+      if (!(error instanceof Deno.errors.PermissionDenied)) throw error;
+    }
+  }
+  if (previous.mode !== null && copy.mode !== previous.mode) Deno.chmodSync(path, previous.mode & 0o7777);
 }
 
 /** Rename and then fsync the folders of both names, so the move survives a crash. */
