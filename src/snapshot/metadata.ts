@@ -119,7 +119,7 @@ export type LocatedPath = { ok: true; path: string; relative: string } | { ok: f
  * folder `root` where the snapshot is found now.
  *
  * The recorded path is taken relative to the recorded `backup_root` (or as given,
- * when relative). A path that would leave the snapshot is refused (`ok: false`).
+ * when relative). A path that would leave the snapshot, or holds a NUL byte, is refused (`ok: false`).
  */
 export function locateRecordedPath(root: string, metadata: SnapshotMetadata, recorded: string): LocatedPath {
   const recordedRoot = typeof metadata.backup_root === "string" ? metadata.backup_root : "";
@@ -129,7 +129,9 @@ export function locateRecordedPath(root: string, metadata: SnapshotMetadata, rec
     inside = relative(normalize(recordedRoot), normalize(recorded));
   }
   inside = normalize(inside);
-  if (inside === "." || inside === ".." || inside.startsWith(".." + sep) || isAbsolute(inside)) {
+  if (
+    inside === "." || inside === ".." || inside.startsWith(".." + sep) || isAbsolute(inside) || inside.includes("\0")
+  ) {
     return { ok: false, recorded };
   }
   return { ok: true, path: join(root, inside), relative: inside.split(sep).join("/") };
