@@ -7,6 +7,7 @@ import { cleanupCommand } from "./cleanup.ts";
 import type { Command } from "./command.ts";
 import { configCommand } from "./config.ts";
 import { createCommand } from "./create.ts";
+import { drillCommand } from "./drill.ts";
 import { listCommand } from "./list.ts";
 import { restoreCommand } from "./restore.ts";
 import { validateCommand } from "./validate.ts";
@@ -17,6 +18,7 @@ export const COMMANDS: readonly Command[] = [
   listCommand,
   validateCommand,
   restoreCommand,
+  drillCommand,
   configCommand,
   cleanupCommand,
 ];
