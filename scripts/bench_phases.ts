@@ -1,0 +1,209 @@
+/**
+ * Where `create --chroma` spends its time: the steps of `createSnapshot`, done one by
+ * one with the engine's own exported functions and timed, beside the same steps of
+ * the Python module (`conn.backup()`, `shutil.copytree`, `validate_backup`).
+ *
+ * The steps mirror `src/create.ts` (backup of the database, copy of the Chroma
+ * folder with its `chroma.sqlite3` through the backup API, SHA-256 manifest,
+ * metadata written atomically, fsync of the tree, quick validation with integrity
+ * checks, publishing rename); if that file changes, this mirror may drift.
+ *
+ * Usage: `deno run --allow-all scripts/bench_phases.ts [--db-mib N] [--chroma-mib N] [--reps N]
+ *   [--driver ffi|builtin] [--work DIR] [--keep]`
+ *
+ * Not part of the tests.
+ *
+ * @module
+ */
+import { join } from "node:path";
+import { parseArgs } from "node:util";
+import { fileURLToPath } from "node:url";
+import { makeSampleStore, type SampleStore } from "./sample_store.ts";
+import { renameDurable, syncTree, writeFileAtomic } from "../src/fs/durable.ts";
+import { copyEntries, walkTree } from "../src/fs/tree.ts";
+import { buildManifest } from "../src/snapshot/manifest.ts";
+import { openDriver } from "../src/sqlite/open_driver.ts";
+import type { SqliteDriver } from "../src/sqlite/driver.ts";
+import { CHROMA_DB_FILE, validateSnapshotAt } from "../src/validate.ts";
+
+const ROOT = fileURLToPath(new URL("..", import.meta.url));
+const REFERENCE_DIR = join(ROOT, "..", "shared", "reference");
+
+/** Seconds taken by each named step of one run. */
+type Phases = Record<string, number>;
+
+/** Run the tool's create steps once into a fresh `out` folder and time each one. */
+async function toolPhases(store: SampleStore, out: string, driver: SqliteDriver): Promise<Phases> {
+  const phases: Phases = {};
+  const step = async <T>(name: string, work: () => T | Promise<T>): Promise<T> => {
+    const start = performance.now();
+    const result = await work();
+    phases[name] = (performance.now() - start) / 1000;
+    return result;
+  };
+  const staging = join(out, ".staging", "s");
+  const root = join(out, "snapshots", "s");
+  Deno.mkdirSync(join(staging, "db"), { recursive: true });
+  Deno.mkdirSync(join(staging, "config"));
+  Deno.mkdirSync(join(out, "snapshots"));
+  await step(
+    "database backup API (+ fsync of the copy)",
+    () => driver.backup(store.db, join(staging, "db", "atocore.db")),
+  );
+  await step(
+    "registry copy",
+    () => Deno.copyFileSync(store.registry, join(staging, "config", "project-registry.json")),
+  );
+  await step("chroma files copy (copy_file_range, walk before/after)", () => {
+    const skip = (path: string) => path === CHROMA_DB_FILE || path.startsWith(`${CHROMA_DB_FILE}-`);
+    Deno.mkdirSync(join(staging, "chroma"));
+    const before = walkTree(store.chromaDir, skip);
+    copyEntries(store.chromaDir, join(staging, "chroma"), before);
+    walkTree(store.chromaDir, skip);
+  });
+  await step(
+    "chroma.sqlite3 backup API (+ fsync)",
+    () => driver.backup(join(store.chromaDir, CHROMA_DB_FILE), join(staging, "chroma", CHROMA_DB_FILE)),
+  );
+  const manifest = await step("SHA-256 manifest of every file", () => buildManifest(staging));
+  await step(
+    "metadata written atomically",
+    () => writeFileAtomic(join(staging, "backup-metadata.json"), JSON.stringify(metadataFor(root, manifest), null, 2)),
+  );
+  await step("fsync of the whole tree", () => syncTree(staging));
+  await step("post-validation (quick: integrity checks, sizes)", async () => {
+    const result = await validateSnapshotAt(staging, "s", { driver, quick: true });
+    if (!result.valid) throw new Error(`validation failed: ${result.errors.join("; ")}`);
+  });
+  await step("publish (rename, fsync folders)", () => renameDurable(staging, root));
+  await step(
+    "integrity check of the database alone",
+    () => driver.integrityCheck(join(root, "db", "atocore.db"), { immutable: true }),
+  );
+  return phases;
+}
+
+/** Just enough metadata for the quick validation to find the files. */
+function metadataFor(root: string, manifest: unknown) {
+  return {
+    created_at: "2026-01-01T00:00:00.000000+00:00",
+    backup_root: root,
+    db_snapshot_path: join(root, "db", "atocore.db"),
+    registry_snapshot_path: join(root, "config", "project-registry.json"),
+    chroma_snapshot_path: join(root, "chroma"),
+    manifest,
+  };
+}
+
+const PYTHON_PHASES = `
+import json, os, shutil, sqlite3, sys, time
+from pathlib import Path
+from atocore.ops import backup
+db, registry, chroma, out = map(Path, sys.argv[1:5])
+phases = {}
+def step(name, work):
+    start = time.perf_counter(); work(); phases[name] = time.perf_counter() - start
+root = out / "snapshots" / "20260101T000000Z"
+(root / "db").mkdir(parents=True); (root / "config").mkdir()
+step("database conn.backup()", lambda: backup._backup_sqlite_db(db, root / "db" / db.name))
+step("registry copy", lambda: (root / "config" / registry.name).write_text(registry.read_text()))
+step("chroma shutil.copytree (+ rglob count)", lambda: backup._copy_directory_tree(chroma, root / "chroma"))
+meta = {"db_snapshot_path": str(root / "db" / db.name), "registry_snapshot_path": str(root / "config" / registry.name),
+        "chroma_snapshot_path": str(root / "chroma")}
+step("metadata write", lambda: (root / "backup-metadata.json").write_text(json.dumps(meta, indent=2)))
+os.environ["ATOCORE_BACKUP_DIR"] = str(out)
+step("validate_backup (integrity_check of the database)", lambda: backup.validate_backup(root.name))
+def fsync_all():
+    for folder, _, files in os.walk(root):
+        for name in files:
+            fd = os.open(os.path.join(folder, name), os.O_RDONLY); os.fsync(fd); os.close(fd)
+step("(not done by the module) fsync of every file", fsync_all)
+print(json.dumps(phases))
+`;
+
+async function pythonPhases(store: SampleStore, out: string): Promise<Phases> {
+  const output = await new Deno.Command("python3", {
+    args: ["-c", PYTHON_PHASES, store.db, store.registry, store.chromaDir, out],
+    env: {
+      PYTHONPATH: REFERENCE_DIR,
+      ATOCORE_DB_PATH: store.db,
+      ATOCORE_BACKUP_DIR: out,
+      ATOCORE_PROJECT_REGISTRY_PATH: store.registry,
+      ATOCORE_CHROMA_PATH: store.chromaDir,
+    },
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  if (output.code !== 0) throw new Error(new TextDecoder().decode(output.stderr));
+  return JSON.parse(new TextDecoder().decode(output.stdout));
+}
+
+function median(values: number[]): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  const middle = Math.floor(sorted.length / 2);
+  return sorted.length % 2 ? sorted[middle] : (sorted[middle - 1] + sorted[middle]) / 2;
+}
+
+/** A markdown table of the median seconds of each step, with its share of the total (names in parentheses are extras, not summed). */
+function phaseTable(title: string, runs: Phases[]): string {
+  const names = Object.keys(runs[0]);
+  const medians = names.map((name) => median(runs.map((run) => run[name])));
+  const isStep = (name: string) => !name.startsWith("(");
+  const total = medians.reduce((sum, value, index) => sum + (isStep(names[index]) ? value : 0), 0);
+  return [
+    `| ${title} | median s | share |`,
+    "|---|---:|---:|",
+    ...names.map((name, index) =>
+      `| ${name} | ${medians[index].toFixed(3)} | ${
+        isStep(name) ? `${(100 * medians[index] / total).toFixed(0)}%` : "-"
+      } |`
+    ),
+    `| total of the steps (diagnostics in parentheses left out) | ${total.toFixed(3)} | |`,
+  ].join("\n");
+}
+
+async function main(): Promise<void> {
+  const { values } = parseArgs({
+    args: Deno.args,
+    options: {
+      "db-mib": { type: "string", default: "256" },
+      "chroma-mib": { type: "string", default: "64" },
+      reps: { type: "string", default: "3" },
+      driver: { type: "string", default: "ffi" },
+      work: { type: "string" },
+      keep: { type: "boolean" },
+    },
+  });
+  const work = values.work ?? Deno.makeTempDirSync({ prefix: "atocore-phases-" });
+  try {
+    const store = makeSampleStore(join(work, "store"), {
+      dbMiB: Number(values["db-mib"]),
+      chromaMiB: Number(values["chroma-mib"]),
+    });
+    const driver = openDriver(values.driver as "ffi" | "builtin");
+    const tool: Phases[] = [];
+    const python: Phases[] = [];
+    for (let rep = 0; rep < Number(values.reps); rep++) {
+      const out = join(work, "out");
+      await new Deno.Command("sync").output();
+      tool.push(await toolPhases(store, out, driver));
+      Deno.removeSync(out, { recursive: true });
+      await new Deno.Command("sync").output();
+      python.push(await pythonPhases(store, out));
+      Deno.removeSync(out, { recursive: true });
+    }
+    console.log(
+      `Store: database ${(Deno.statSync(store.db).size / 1048576).toFixed(0)} MiB, Chroma ${
+        values["chroma-mib"]
+      } MiB; ` +
+        `${values.reps} runs, medians; driver ${driver.name} (SQLite ${driver.version}); in-process, no start-up.\n`,
+    );
+    console.log(phaseTable(`this tool, create --chroma step (${driver.name})`, tool));
+    console.log();
+    console.log(phaseTable("python module, create --chroma step", python));
+  } finally {
+    if (!values.keep) Deno.removeSync(work, { recursive: true });
+  }
+}
+
+if (import.meta.main) await main();
