@@ -76,6 +76,8 @@ export interface RestoreResult {
   chroma_files_restored: number;
   chroma_bytes_restored: number;
   to: string | null;
+  /** Whether other processes holding the live files were looked for (not with `to`, `ignoreOpenFiles`, or off Linux). */
+  open_files_checked: boolean;
   validation: ValidationSummary;
 }
 
@@ -117,7 +119,8 @@ export async function restoreSnapshot(config: Config, stamp: string, options: Re
         `stop the AtoCore service (docker compose down), then run again with it, or rebuild elsewhere with --to DIR`,
     );
   }
-  if (to === null && !options.ignoreOpenFiles) refuseOpenFiles(config, options.includeChroma !== false, reporter);
+  const openFilesChecked = to === null && !options.ignoreOpenFiles &&
+    refuseOpenFiles(config, options.includeChroma !== false, reporter);
   const validation = await validateSnapshot(config.backupDir.path, stamp, {
     driver,
     quick: options.quick ?? false,
@@ -154,6 +157,7 @@ export async function restoreSnapshot(config: Config, stamp: string, options: Re
     chroma_files_restored: chroma?.files ?? 0,
     chroma_bytes_restored: chroma?.bytes ?? 0,
     to,
+    open_files_checked: openFilesChecked,
     validation: summarize(validation),
   };
   if (integrity !== null) {
@@ -181,14 +185,16 @@ export function goBack(preStamp: string | null): string {
     : "no pre-restore snapshot was made; restore another snapshot";
 }
 
-function refuseOpenFiles(config: Config, chromaToo: boolean, reporter: Reporter): void {
+/** Refuse while other processes hold the live database (or Chroma's); `false` when no scan could be made. */
+function refuseOpenFiles(config: Config, chromaToo: boolean, reporter: Reporter): boolean {
   const paths = [config.db.path, `${config.db.path}-wal`];
   if (chromaToo) {
     paths.push(join(config.chromaDir.path, CHROMA_DB_FILE), join(config.chromaDir.path, `${CHROMA_DB_FILE}-wal`));
   }
   const scan = findOpeners(paths);
+  if (!scan.scanned) reporter.event("warning", "open_files_check_unavailable", { paths });
   if (scan.unreadable > 0) reporter.event("warning", "open_files_unreadable_processes", { count: scan.unreadable });
-  if (scan.openers.length === 0) return;
+  if (scan.openers.length === 0) return scan.scanned;
   const pids = [...new Set(scan.openers.map((opener) => opener.pid))];
   const files = [...new Set(scan.openers.map((opener) => opener.path))];
   throw new RefusedError(
