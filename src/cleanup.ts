@@ -77,10 +77,24 @@ export interface CleanupResult {
 export function cleanupSnapshots(backupDir: string, options: CleanupOptions): CleanupResult {
   const { stamps, unparseable } = readSnapshotNames(backupDir);
   const decision = applyRetention(stamps, options.policy);
+  const errors: string[] = [];
+  const deleted = new Set<string>();
+  if (options.confirm) {
+    for (const stamp of [...decision.remove].reverse()) {
+      const outcome = removeSnapshot(backupDir, stamp);
+      if (outcome.gone) {
+        deleted.add(stamp);
+        options.reporter.event("info", "snapshot_removed", { stamp });
+      }
+      if (outcome.error) errors.push(outcome.error);
+    }
+  }
+  const removed = options.confirm ? decision.remove.filter((stamp) => deleted.has(stamp)) : decision.remove;
   const result: CleanupResult = {
     kept: decision.keep.length,
     dry_run: !options.confirm,
-    errors: [],
+    errors,
+    ...(options.confirm ? { deleted: removed.length } : { would_delete: removed.length }),
     unparseable,
     policy: {
       keep_daily: options.policy.daily,
@@ -88,23 +102,8 @@ export function cleanupSnapshots(backupDir: string, options: CleanupOptions): Cl
       keep_monthly: options.policy.monthly,
     },
     kept_snapshots: decision.keep.map((stamp) => ({ stamp, reasons: decision.reasons[stamp] })),
+    ...(options.confirm ? { deleted_snapshots: removed } : { would_delete_snapshots: removed }),
   };
-  if (!options.confirm) {
-    result.would_delete = decision.remove.length;
-    result.would_delete_snapshots = decision.remove;
-  } else {
-    const deleted = new Set<string>();
-    for (const stamp of [...decision.remove].reverse()) {
-      const outcome = removeSnapshot(backupDir, stamp);
-      if (outcome.gone) {
-        deleted.add(stamp);
-        options.reporter.event("info", "snapshot_removed", { stamp });
-      }
-      if (outcome.error) result.errors.push(outcome.error);
-    }
-    result.deleted = deleted.size;
-    result.deleted_snapshots = decision.remove.filter((stamp) => deleted.has(stamp));
-  }
   options.reporter.event("info", "cleanup_old_backups", {
     kept: result.kept,
     deleted: result.deleted ?? 0,

@@ -102,6 +102,28 @@ Deno.test("engine: a confirmed run removes exactly what the module removes, and 
   }
 });
 
+Deno.test("engine: a snapshot that cannot be moved out is an error line, and it stays whole", () => {
+  using dir = tempDir();
+  const set = fixture("three_days");
+  makeBackup(dir.path, { ...set, folders: [...set.folders, "20261101T000000Z", "20261102T000000Z"] }, 2);
+  Deno.writeTextFileSync(trashRoot(dir.path), "in the way\n");
+  const result = cleanupSnapshots(dir.path, {
+    policy: { daily: 3, weekly: 0, monthly: 0 },
+    confirm: true,
+    reporter: SILENT,
+  });
+  assert.equal(result.deleted, 0);
+  assert.deepEqual(result.deleted_snapshots, []);
+  assert.equal(result.errors.length, 2);
+  for (const [index, stamp] of ["20261101T000000Z", "20261102T000000Z"].entries()) {
+    assert.match(
+      result.errors[index],
+      new RegExp(`^${stamp}: could not move .* out of snapshots/: .*run cleanup again$`),
+    );
+    assert.equal(fileCount(join(snapshotsDir(dir.path), stamp)), 2);
+  }
+});
+
 Deno.test("engine: a missing snapshots folder is no snapshots", () => {
   using dir = tempDir();
   const result = cleanupSnapshots(join(dir.path, "absent"), {
@@ -126,6 +148,7 @@ Deno.test("cli: dry run by default, the module's result keys and counts, then --
   assert.equal(dry.code, 0, dry.stderr);
   const result = dry.json as Record<string, unknown>;
   const module = reference.json as Record<string, unknown>;
+  assert.deepEqual(Object.keys(result).slice(0, 5), Object.keys(module), "the module's keys, in its order");
   for (const key of ["kept", "dry_run", "errors", "would_delete", "unparseable"]) {
     assert.deepEqual(result[key], module[key], key);
   }
