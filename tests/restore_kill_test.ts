@@ -1,0 +1,154 @@
+/**
+ * `restore` killed with SIGKILL at seeded random moments over a database of about
+ * 200 MiB: the live database always passes its integrity check and holds either the
+ * old data or the restored data, never a mix and never nothing; the registry is old
+ * or new; the Chroma folder itself stays; the next restore cleans up and succeeds.
+ */
+import assert from "node:assert/strict";
+import { join } from "node:path";
+import { cliCommand, ROOT, runCli, sqlite3Json, storeEnv, tempDir, tempStore } from "./_helpers.ts";
+import {
+  cliEnv,
+  entryNames,
+  faultSeed,
+  runAndKill,
+  seededRandom,
+  sqliteIntegrity,
+  treeDigest,
+  trialLabel,
+} from "./_faults.ts";
+
+const TRIALS = 8;
+const DB_MIB = 200;
+
+/** Milliseconds from spawn to the first event of the replacing phase, and to the end of the run. */
+interface Calibration {
+  replaceStartsMs: number;
+  endsMs: number;
+}
+
+Deno.test("restore killed at random moments leaves the live database old or new, whole, never missing", async () => {
+  const seed = faultSeed();
+  const random = seededRandom(seed);
+  using store = tempStore({ dbMiB: DB_MIB, chromaMiB: 4, segments: 2, seed: 11 });
+  using base = tempDir();
+  const env = storeEnv(store);
+  const created = await runCli(["create", "--chroma"], { env });
+  assert.equal(created.code, 0, created.stderr);
+  const stamp = (created.json as { stamp: string }).stamp;
+  const chromaAtCreate = treeDigest(join(store.backupDir, "snapshots", stamp, "chroma"));
+  const newRegistry = Deno.readTextFileSync(store.registry);
+  changeLiveDatabase(store.db);
+  const oldRegistry = '{"projects": []}\n';
+  Deno.writeTextFileSync(store.registry, oldRegistry);
+  for (const name of ["atocore.db", "atocore.db-wal"]) {
+    Deno.copyFileSync(join(store.dataDir, name), join(base.path, name));
+  }
+  const chromaInode = Deno.statSync(store.chromaDir).ino;
+  const restore = ["restore", stamp, "--confirm-service-stopped", "--no-pre-snapshot"];
+
+  const calibration = await calibrate(restore, env);
+  const outcomes = { old: 0, restored: 0 };
+  for (let trial = 0; trial < TRIALS; trial++) {
+    resetLiveDatabase(store.dataDir, base.path);
+    Deno.writeTextFileSync(store.registry, oldRegistry);
+    const span = calibration.endsMs - calibration.replaceStartsMs;
+    const delay = Math.round(calibration.replaceStartsMs + random() * span);
+    const label = trialLabel(seed, trial, `kill after ${delay} ms`);
+    const killed = await runAndKill(restore, env, delay);
+    if (killed.code !== null) assert.equal(killed.code, 0, `restore ran to its end but failed ${label}`);
+
+    assert.ok(Deno.statSync(store.db).isFile, `live database missing ${label}`);
+    assert.equal(await sqliteIntegrity(store.db), "ok", `live database damaged ${label}`);
+    const marker = await readMarker(store.db);
+    assert.ok(marker === "changed" || marker === "atlas", `live database holds ${marker} ${label}`);
+    outcomes[marker === "atlas" ? "restored" : "old"] += 1;
+    assert.ok([oldRegistry, newRegistry].includes(Deno.readTextFileSync(store.registry)), `registry torn ${label}`);
+    assert.equal(Deno.statSync(store.chromaDir).ino, chromaInode, `Chroma folder replaced ${label}`);
+
+    const next = await runCli(restore, { env });
+    assert.equal(next.code, 0, `the restore after the kill failed ${label}: ${next.stderr}`);
+    assert.equal(await readMarker(store.db), "atlas", label);
+    assert.deepEqual(treeDigest(store.chromaDir), chromaAtCreate, `Chroma not restored ${label}`);
+    assert.deepEqual(hidden(store.dataDir), [], `temporary files left beside the database ${label}`);
+    assert.deepEqual(hidden(store.chromaDir), [], `staging left in the Chroma folder ${label}`);
+  }
+  console.log(
+    `restore: ${TRIALS} kills (seed ${seed}): ${outcomes.old} left the old database, ` +
+      `${outcomes.restored} the restored one`,
+  );
+});
+
+/** Change the marker row and leave the change in the -wal, as a service that stopped without checkpointing would. */
+function changeLiveDatabase(db: string): void {
+  const python = new Deno.Command("python3", {
+    args: [
+      "-c",
+      "import os, sqlite3, sys\n" +
+      "db = sqlite3.connect(sys.argv[1]); db.execute('PRAGMA wal_autocheckpoint=0')\n" +
+      "db.execute(\"UPDATE projects SET name = 'changed' WHERE id = 1\"); db.commit(); os._exit(0)",
+      db,
+    ],
+  }).outputSync();
+  assert.equal(python.code, 0, new TextDecoder().decode(python.stderr));
+}
+
+function resetLiveDatabase(dataDir: string, base: string): void {
+  for (const name of entryNames(dataDir).filter((name) => name.includes("atocore.db"))) {
+    Deno.removeSync(join(dataDir, name));
+  }
+  for (const name of ["atocore.db", "atocore.db-wal"]) Deno.copyFileSync(join(base, name), join(dataDir, name));
+}
+
+async function readMarker(db: string): Promise<unknown> {
+  return (await sqlite3Json(db, "SELECT name FROM projects WHERE id = 1"))[0]?.name;
+}
+
+function hidden(folder: string): string[] {
+  return entryNames(folder).filter((name) => name.startsWith("."));
+}
+
+/**
+ * Run the restore once to the end and note, from its stderr events, when the
+ * replacing phase begins (after validation) and when the run ends, so kill moments
+ * fall where the live files change rather than in start-up and validation.
+ */
+async function calibrate(args: string[], env: Record<string, string>): Promise<Calibration> {
+  const [program, ...rest] = cliCommand(args);
+  const started = performance.now();
+  const child = new Deno.Command(program, {
+    args: rest,
+    cwd: ROOT,
+    env: cliEnv(env),
+    clearEnv: true,
+    stdin: "null",
+    stdout: "null",
+    stderr: "piped",
+  }).spawn();
+  let replaceStartsMs = 0;
+  let text = "";
+  for await (const line of child.stderr.pipeThrough(new TextDecoderStream()).pipeThrough(lines())) {
+    text += line + "\n";
+    if (!replaceStartsMs && line.includes('"event":"restore_snapshot_validated"')) {
+      replaceStartsMs = performance.now() - started;
+    }
+  }
+  const status = await child.status;
+  assert.equal(status.code, 0, text);
+  assert.ok(replaceStartsMs > 0, `no restore_snapshot_validated event: ${text}`);
+  return { replaceStartsMs, endsMs: performance.now() - started };
+}
+
+function lines(): TransformStream<string, string> {
+  let rest = "";
+  return new TransformStream({
+    transform(chunk, controller) {
+      const parts = (rest + chunk).split("\n");
+      rest = parts.pop()!;
+      for (const part of parts) controller.enqueue(part);
+    },
+    flush(controller) {
+      if (rest) controller.enqueue(rest);
+    },
+  });
+}
