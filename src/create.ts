@@ -8,7 +8,7 @@
  * @module
  */
 import { basename, join } from "node:path";
-import { describeOsError, OperationError, UsageError } from "./errors.ts";
+import { describeOsError, isDiskFull, OperationError, ToolError, UsageError } from "./errors.ts";
 import { ensureDir, removeQuietly, renameDurable, syncTree, writeFileAtomic } from "./fs/durable.ts";
 import { exists, isDirectory, isFile } from "./fs/probe.ts";
 import { changedPaths, copyEntries, type CopyTotals, walkTree } from "./fs/tree.ts";
@@ -110,17 +110,24 @@ async function buildSnapshot(
   const { driver, reporter } = options;
   Deno.mkdirSync(staged.dbFolder);
   Deno.mkdirSync(staged.configFolder);
-  await driver.backup(
-    config.db.path,
-    staged.db,
-    ({ remaining, total }) => reporter.progress("database pages", total - remaining, total),
-  );
+  await copyingFrom("database", config.db.path, () =>
+    driver.backup(
+      config.db.path,
+      staged.db,
+      ({ remaining, total }) => reporter.progress("database pages", total - remaining, total),
+    ));
   const hasRegistry = exists(config.registry.path);
-  if (hasRegistry) Deno.copyFileSync(config.registry.path, staged.registry);
+  if (hasRegistry) {
+    await copyingFrom("registry", config.registry.path, () => Deno.copyFileSync(config.registry.path, staged.registry));
+  }
   let chroma: CopyTotals | null = null;
   if (options.includeChroma) {
     if (isDirectory(config.chromaDir.path)) {
-      chroma = await copyChroma(config.chromaDir.path, staged.chroma, driver, reporter);
+      chroma = await copyingFrom(
+        "Chroma folder",
+        config.chromaDir.path,
+        () => copyChroma(config.chromaDir.path, staged.chroma, driver, reporter),
+      );
     } else {
       reporter.event("info", "chroma_snapshot_skipped_missing", { path: config.chromaDir.path });
     }
@@ -183,6 +190,24 @@ async function copyChroma(
       changed.slice(0, 3).join(", ")
     }): ${source}; stop ingestion and run create again`,
   );
+}
+
+/**
+ * Run one copy step; when it fails for a reason other than a full disk (reported
+ * against the backup folder by the caller), say which live file or folder it was copying.
+ */
+async function copyingFrom<T>(what: string, source: string, step: () => T | Promise<T>): Promise<T> {
+  try {
+    return await step();
+  } catch (error) {
+    if (error instanceof ToolError || isDiskFull(error)) throw error;
+    throw new OperationError(
+      `create failed copying the ${what} ${source} (${
+        describeOsError(error)
+      }); nothing was published; fix the cause (is it readable by this user?) and run create again`,
+      { cause: error },
+    );
+  }
 }
 
 /** Refuse a database path that does not exist: the module would create an empty one and back it up. */

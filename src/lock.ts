@@ -7,7 +7,7 @@
  *
  * @module
  */
-import { LockedError } from "./errors.ts";
+import { describeOsError, LockedError, OperationError } from "./errors.ts";
 import { ensureDir } from "./fs/durable.ts";
 import { lockPath } from "./snapshot/layout.ts";
 
@@ -23,11 +23,22 @@ export interface OperationLock extends Disposable {
  * @param backupDir The backup folder.
  * @param operation The operation's name, recorded in the lock file for the message another run shows.
  * @throws {LockedError} naming the holder when another operation holds the lock.
+ * @throws {OperationError} naming the lock file when the folder cannot be made or the file opened (permissions).
  */
 export function acquireLock(backupDir: string, operation: string): OperationLock {
-  ensureDir(backupDir);
   const path = lockPath(backupDir);
-  const file = Deno.openSync(path, { read: true, write: true, create: true });
+  let file: Deno.FsFile;
+  try {
+    ensureDir(backupDir);
+    file = Deno.openSync(path, { read: true, write: true, create: true });
+  } catch (error) {
+    throw new OperationError(
+      `cannot open the lock file ${path} (${
+        describeOsError(error)
+      }); check that the backup folder is a folder this user may write to (--backup-dir or ATOCORE_BACKUP_DIR)`,
+      { cause: error },
+    );
+  }
   if (!file.tryLockSync(true)) {
     const holder = new TextDecoder().decode(Deno.readFileSync(path)).trim() || "another process";
     file.close();
