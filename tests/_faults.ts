@@ -7,7 +7,7 @@
  */
 import { createHash } from "node:crypto";
 import { join } from "node:path";
-import { cliCommand, ROOT } from "./_helpers.ts";
+import { cliCommand, type CliRun, COMPILE_PERMISSIONS, ROOT } from "./_helpers.ts";
 
 /** The seed used when `FAULT_SEED` is not set, so CI runs the same trials every time. */
 export const DEFAULT_FAULT_SEED = 20261125;
@@ -243,4 +243,78 @@ export async function bindReadOnly(path: string): Promise<TestMount | string> {
 /** Print why a test is skipped, so the skip shows in CI's log. */
 export function skipBecause(reason: string): void {
   console.log(`SKIPPED: ${reason}`);
+}
+
+/** User id of `nobody`. */
+export const NOBODY_UID = 65534;
+/** Group id of `nogroup`. */
+export const NOBODY_GID = 65534;
+
+/** The CLI run as the unprivileged user `nobody`, for permission tests (root ignores file modes). */
+export interface UnprivilegedCli extends Disposable {
+  /** Run the CLI with `args` as `nobody`, with `env` added to a clean environment. */
+  run(args: string[], env: Record<string, string>): Promise<CliRun>;
+}
+
+/**
+ * Prepare to run the CLI as `nobody` through `setpriv`: the Deno binary linked (or
+ * copied) where `nobody` can run it, and a `DENO_DIR` it can write.
+ *
+ * @returns The runner, or the reason it cannot be done here (the caller skips).
+ */
+export function unprivilegedCli(): UnprivilegedCli | string {
+  if (Deno.uid() !== 0) return "not running as root, so cannot switch to nobody";
+  try {
+    new Deno.Command("setpriv", { args: ["--version"], stdout: "null", stderr: "null" }).outputSync();
+  } catch (error) {
+    return `setpriv is not available (${(error as Error).message})`;
+  }
+  const home = Deno.makeTempDirSync({ prefix: "atocore-nobody-" });
+  Deno.chmodSync(home, 0o755);
+  const deno = join(home, "deno");
+  try {
+    Deno.linkSync(Deno.execPath(), deno);
+  } catch {
+    Deno.copyFileSync(Deno.execPath(), deno);
+  }
+  Deno.chmodSync(deno, 0o755);
+  const denoDir = join(home, "deno_dir");
+  Deno.mkdirSync(denoDir);
+  Deno.chownSync(denoDir, NOBODY_UID, NOBODY_GID);
+  return {
+    async run(args, env) {
+      const output = await new Deno.Command("setpriv", {
+        args: [
+          "--reuid=nobody",
+          "--regid=nogroup",
+          "--clear-groups",
+          deno,
+          "run",
+          ...COMPILE_PERMISSIONS,
+          join(ROOT, "main.ts"),
+          ...args,
+        ],
+        cwd: home,
+        env: { PATH: Deno.env.get("PATH") ?? "/usr/bin:/bin", HOME: home, DENO_DIR: denoDir, ...env },
+        clearEnv: true,
+        stdin: "null",
+        stdout: "piped",
+        stderr: "piped",
+      }).output();
+      const stdout = new TextDecoder().decode(output.stdout);
+      let json: unknown;
+      try {
+        json = JSON.parse(stdout);
+      } catch {
+        json = undefined;
+      }
+      return { code: output.code, stdout, stderr: new TextDecoder().decode(output.stderr), json };
+    },
+    [Symbol.dispose]: () => Deno.removeSync(home, { recursive: true }),
+  };
+}
+
+/** Give `nobody` every file below `root` (and `root` itself), as a service account would own its store. */
+export function chownToNobody(root: string): void {
+  new Deno.Command("chown", { args: ["-R", `${NOBODY_UID}:${NOBODY_GID}`, root] }).outputSync();
 }

@@ -1,0 +1,222 @@
+/**
+ * Damaged snapshots: one byte flipped in each kind of file, files truncated or
+ * deleted, metadata that is not JSON or whose paths point outside the snapshot.
+ * `validate` names each problem and exits 1; nothing live changes.
+ */
+import assert from "node:assert/strict";
+import { join } from "node:path";
+import { runCli, storeEnv, tempStore } from "./_helpers.ts";
+import { faultSeed, liveDigest, seededRandom } from "./_faults.ts";
+
+/** A way to damage the snapshot at `root`, and the problems validate must name. */
+interface Damage {
+  name: string;
+  damage(root: string, random: () => number): void;
+  expect: RegExp[];
+}
+
+const SEGMENT = "chroma/00000000-5e9a-4c1d-8f00-000000000000";
+const DB = "db/atocore.db";
+const REGISTRY = "config/project-registry.json";
+const METADATA = "backup-metadata.json";
+
+function flipByte(path: string, offset: number): void {
+  const bytes = Deno.readFileSync(path);
+  bytes[offset] ^= 0xff;
+  Deno.writeFileSync(path, bytes);
+}
+
+function flipRandomByte(path: string, random: () => number): void {
+  flipByte(path, Math.floor(random() * Deno.statSync(path).size));
+}
+
+function truncateToHalf(path: string): void {
+  Deno.truncateSync(path, Math.floor(Deno.statSync(path).size / 2));
+}
+
+function editMetadata(root: string, change: (metadata: Record<string, unknown>) => void): void {
+  const path = join(root, METADATA);
+  const metadata = JSON.parse(Deno.readTextFileSync(path));
+  change(metadata);
+  Deno.writeTextFileSync(path, JSON.stringify(metadata, null, 2));
+}
+
+/** Every damage, each applied to a fresh copy of a good snapshot. */
+const DAMAGES: Damage[] = [
+  {
+    name: "database: one byte flipped",
+    damage: (root, random) => flipRandomByte(join(root, DB), random),
+    expect: [/manifest_sha256_mismatch: db\/atocore\.db/],
+  },
+  {
+    name: "database: header byte flipped",
+    damage: (root) => flipByte(join(root, DB), 0),
+    expect: [/db_(open_failed|integrity_check_failed)/, /manifest_sha256_mismatch: db\/atocore\.db/],
+  },
+  {
+    name: "registry: one byte flipped",
+    damage: (root, random) => flipRandomByte(join(root, REGISTRY), random),
+    expect: [/manifest_sha256_mismatch: config\/project-registry\.json/],
+  },
+  {
+    name: "Chroma segment: one byte flipped",
+    damage: (root, random) => flipRandomByte(join(root, SEGMENT, "data_level0.bin"), random),
+    expect: [/manifest_sha256_mismatch: chroma\/.*\/data_level0\.bin/],
+  },
+  {
+    name: "Chroma database: one byte flipped",
+    damage: (root, random) => flipRandomByte(join(root, "chroma/chroma.sqlite3"), random),
+    expect: [/manifest_sha256_mismatch: chroma\/chroma\.sqlite3/],
+  },
+  {
+    name: "metadata: a manifest hash altered",
+    damage: (root) =>
+      editMetadata(root, (metadata) => {
+        const [first] = metadata.manifest as { sha256: string }[];
+        first.sha256 = first.sha256.replace(/^./, (digit) => digit === "0" ? "1" : "0");
+      }),
+    expect: [/manifest_sha256_mismatch: /],
+  },
+  {
+    name: "metadata: first byte flipped (not JSON)",
+    damage: (root) => flipByte(join(root, METADATA), 0),
+    expect: [/metadata_invalid_json/],
+  },
+  {
+    name: "database: truncated to half",
+    damage: (root) => truncateToHalf(join(root, DB)),
+    expect: [/db_(open_failed|integrity_check_failed)/, /manifest_size_mismatch .*: db\/atocore\.db/],
+  },
+  {
+    name: "Chroma segment: truncated to half",
+    damage: (root) => truncateToHalf(join(root, SEGMENT, "data_level0.bin")),
+    expect: [/manifest_size_mismatch .*: chroma\/.*\/data_level0\.bin/],
+  },
+  {
+    name: "registry: emptied",
+    damage: (root) => Deno.truncateSync(join(root, REGISTRY), 0),
+    expect: [/registry_invalid_json/, /manifest_size_mismatch .*: config\/project-registry\.json/],
+  },
+  {
+    name: "metadata: truncated to half",
+    damage: (root) => truncateToHalf(join(root, METADATA)),
+    expect: [/metadata_invalid_json/],
+  },
+  {
+    name: "database: deleted",
+    damage: (root) => Deno.removeSync(join(root, DB)),
+    expect: [/db_snapshot_missing/, /manifest_file_missing: db\/atocore\.db/],
+  },
+  {
+    name: "registry: deleted",
+    damage: (root) => Deno.removeSync(join(root, REGISTRY)),
+    expect: [/registry_snapshot_missing/, /manifest_file_missing: config\/project-registry\.json/],
+  },
+  {
+    name: "Chroma segment file: deleted",
+    damage: (root) => Deno.removeSync(join(root, SEGMENT, "header.bin")),
+    expect: [/manifest_file_missing: chroma\/.*\/header\.bin/],
+  },
+  {
+    name: "Chroma folder: deleted",
+    damage: (root) => Deno.removeSync(join(root, "chroma"), { recursive: true }),
+    expect: [/chroma_snapshot_missing/, /manifest_file_missing: chroma\//],
+  },
+  {
+    name: "metadata: deleted",
+    damage: (root) => Deno.removeSync(join(root, METADATA)),
+    expect: [/metadata_missing/],
+  },
+  {
+    name: "metadata: not JSON",
+    damage: (root) => Deno.writeTextFileSync(join(root, METADATA), "this is not json\n"),
+    expect: [/metadata_invalid_json/],
+  },
+  {
+    name: "metadata: a JSON list, not an object",
+    damage: (root) => Deno.writeTextFileSync(join(root, METADATA), "[1, 2]\n"),
+    expect: [/metadata_invalid_json/],
+  },
+  {
+    name: "metadata: database path is /etc/passwd",
+    damage: (root) => editMetadata(root, (metadata) => metadata.db_snapshot_path = "/etc/passwd"),
+    expect: [/db_snapshot_path_outside_snapshot: \/etc\/passwd/],
+  },
+  {
+    name: "metadata: backup root / and database path /etc/passwd",
+    damage: (root) =>
+      editMetadata(root, (metadata) => {
+        metadata.backup_root = "/";
+        metadata.db_snapshot_path = "/etc/passwd";
+      }),
+    expect: [/db_snapshot_missing/],
+  },
+  {
+    name: "metadata: registry path is ../../x",
+    damage: (root) => editMetadata(root, (metadata) => metadata.registry_snapshot_path = "../../x"),
+    expect: [/registry_snapshot_path_outside_snapshot: \.\.\/\.\.\/x/],
+  },
+  {
+    name: "metadata: Chroma path is /etc",
+    damage: (root) => editMetadata(root, (metadata) => metadata.chroma_snapshot_path = "/etc"),
+    expect: [/chroma_snapshot_path_outside_snapshot: \/etc/],
+  },
+  {
+    name: "metadata: a manifest path leaves the snapshot",
+    damage: (root) =>
+      editMetadata(root, (metadata) => {
+        const [first] = metadata.manifest as { path: string }[];
+        first.path = "../../../../etc/passwd";
+      }),
+    expect: [/manifest_path_outside_snapshot: "\.\.\/\.\.\/\.\.\/\.\.\/etc\/passwd"/, /manifest_unexpected_file: /],
+  },
+  {
+    name: "database replaced by a link to a file outside",
+    damage: (root) => {
+      Deno.removeSync(join(root, DB));
+      Deno.symlinkSync("/etc/passwd", join(root, DB));
+    },
+    expect: [/db_(open_failed|integrity_check_failed)|manifest_kind_mismatch: db\/atocore\.db/],
+  },
+  {
+    name: "a file added",
+    damage: (root) => Deno.writeTextFileSync(join(root, "config", "extra.json"), "{}"),
+    expect: [/manifest_unexpected_file: config\/extra\.json/],
+  },
+];
+
+/** Stamps for the damaged copies: one per damage, all in the past. */
+function stampOf(index: number): string {
+  return `20260101T00${String(Math.floor(index / 60)).padStart(2, "0")}${String(index % 60).padStart(2, "0")}Z`;
+}
+
+/** A store with one good snapshot and a damaged copy of it per damage, under its own stamp. */
+async function damagedStore(seed: number) {
+  const store = tempStore({ dbMiB: 2, chromaMiB: 1, seed: 3 });
+  const created = await runCli(["create", "--chroma"], { env: storeEnv(store) });
+  assert.equal(created.code, 0, created.stderr);
+  const good = (created.json as { backup_root: string }).backup_root;
+  const random = seededRandom(seed);
+  DAMAGES.forEach((damage, index) => {
+    const root = join(store.backupDir, "snapshots", stampOf(index));
+    new Deno.Command("cp", { args: ["-a", good, root] }).outputSync();
+    damage.damage(root, random);
+  });
+  return store;
+}
+
+Deno.test("validate names every kind of damage and exits 1; nothing live changes", async () => {
+  const seed = faultSeed();
+  using store = await damagedStore(seed);
+  const before = liveDigest(store);
+  for (const [index, damage] of DAMAGES.entries()) {
+    const run = await runCli(["validate", stampOf(index)], { env: storeEnv(store) });
+    const label = `${damage.name} (replay with FAULT_SEED=${seed})`;
+    assert.equal(run.code, 1, `validate did not fail: ${label}: ${run.stdout} ${run.stderr}`);
+    const errors = (run.json as { errors: string[] }).errors;
+    for (const expected of damage.expect) {
+      assert.ok(errors.some((error) => expected.test(error)), `${label}: no error matches ${expected}: ${errors}`);
+    }
+  }
+  assert.deepEqual(liveDigest(store), before, "live store changed");
+});
