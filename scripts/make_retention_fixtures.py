@@ -30,6 +30,7 @@ import tempfile
 from contextlib import redirect_stderr
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
+from typing import Iterable
 
 ROOT = Path(__file__).resolve().parent.parent
 REFERENCE = ROOT.parent / "shared" / "reference"
@@ -91,8 +92,8 @@ def stamp_sets() -> list[dict]:
     """Every generated set: a name, a description and its folder names (and plain files)."""
     sets: list[dict] = []
 
-    def add(name: str, description: str, stamps: list[str], others: list[str] = (), lax: list[str] = (),
-            files: list[str] = ()) -> None:
+    def add(name: str, description: str, stamps: list[str], others: Iterable[str] = (), lax: Iterable[str] = (),
+            files: Iterable[str] = ()) -> None:
         sets.append({
             "name": name,
             "description": description,

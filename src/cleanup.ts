@@ -15,7 +15,8 @@
  * @module
  */
 import { describeOsError } from "./errors.ts";
-import { ensureDir, removeQuietly, renameDurable, syncDir } from "./fs/durable.ts";
+import { ensureDir, removeQuietly, renameDurable } from "./fs/durable.ts";
+import { isDirectory } from "./fs/probe.ts";
 import type { Reporter } from "./reporter.ts";
 import { applyRetention, type KeepReason, type RetentionPolicy } from "./retention.ts";
 import { snapshotDir, snapshotsDir, trashDir, trashRoot } from "./snapshot/layout.ts";
@@ -137,12 +138,14 @@ function readSnapshotNames(backupDir: string): { stamps: string[]; unparseable: 
 /**
  * Move one snapshot out of `snapshots/` into `.trash/`, durably, then delete it.
  * `gone` tells whether it left `snapshots/`; a failure after the move is still an error.
+ * The deletion needs no fsync: what a crash leaves in `.trash/` is never listed, and
+ * the next create or cleanup removes it.
  */
 function removeSnapshot(backupDir: string, stamp: string): { gone: boolean; error?: string } {
   const source = snapshotDir(backupDir, stamp);
   const trash = trashDir(backupDir, stamp);
   try {
-    ensureDir(trashRoot(backupDir));
+    if (!isDirectory(trashRoot(backupDir))) ensureDir(trashRoot(backupDir));
     renameDurable(source, trash);
   } catch (error) {
     return {
@@ -154,7 +157,6 @@ function removeSnapshot(backupDir: string, stamp: string): { gone: boolean; erro
   }
   try {
     removeQuietly(trash);
-    syncDir(trashRoot(backupDir));
   } catch (error) {
     return {
       gone: true,
