@@ -90,8 +90,8 @@ function checkArguments(values: Values, positionals: string[]): void {
 
 async function drill(values: Values, positionals: string[], context: CommandContext): Promise<Outcome> {
   const config = configFrom(values, context);
-  const stamp = positionals.length ? checkedStamp(positionals[0]) : latestStamp(config.backupDir.path, context.now);
   const driver = driverFrom(values, context);
+  const stamp = positionals.length ? checkedStamp(positionals[0]) : latestStamp(config.backupDir.path, context.now);
   const scratch = values["scratch-dir"] as string | undefined;
   const result = await drillSnapshot(config, stamp, {
     driver,
