@@ -18,7 +18,7 @@ export const COMMANDS: readonly Command[] = [
   listCommand,
   validateCommand,
   restoreCommand,
+  cleanupCommand,
   drillCommand,
   configCommand,
-  cleanupCommand,
 ];
