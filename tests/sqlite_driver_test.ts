@@ -30,6 +30,10 @@ function amountsOf(rows: number): number {
   return sum;
 }
 
+function names(path: string): string[] {
+  return [...Deno.readDirSync(path)].map((entry) => entry.name).sort();
+}
+
 function sizeOrNull(path: string): number | null {
   try {
     return Deno.statSync(path).size;
@@ -58,6 +62,7 @@ for (const name of DRIVERS) {
     assert.deepEqual(await ledger(copy), { rows: 25, sum: amountsOf(25), total: amountsOf(25) });
     assert.ok(progress.length > 0 && progress.at(-1)!.remaining === 0 && progress.at(-1)!.total > 0);
     assert.equal(sizeOrNull(`${copy}-wal`), null, "the copy has no -wal sidecar");
+    assert.deepEqual([...Deno.readFileSync(copy).subarray(18, 20)], [1, 1], "the copy is in rollback-journal mode");
     assert.equal(driver.integrityCheck(copy, { immutable: true }), "ok");
     await writer.stop();
   });
@@ -66,6 +71,7 @@ for (const name of DRIVERS) {
     using store = tempStore({ dbMiB: 0.5, chromaMiB: 0.01, segments: 1 });
     using out = tempDir();
     await driver.backup(store.db, join(out.path, "copy.db"));
+    Deno.copyFileSync(store.db, join(out.path, "wal-mode.db"));
     const mount = readOnlyBindMount(out.path);
     if ("skipped" in mount) {
       console.log(`skipped: ${mount.skipped}`);
@@ -73,10 +79,12 @@ for (const name of DRIVERS) {
       return;
     }
     using _mount = mount;
-    const copy = join(mount.path, "copy.db");
-    assert.equal(driver.integrityCheck(copy, { immutable: true }), "ok");
-    assert.equal(driver.tableRowCounts(copy).projects, 3);
-    assert.deepEqual([...Deno.readDirSync(out.path)].map((entry) => entry.name), ["copy.db"]);
+    for (const file of ["copy.db", "wal-mode.db"]) {
+      const path = join(mount.path, file);
+      assert.equal(driver.integrityCheck(path, { immutable: true }), "ok");
+      assert.equal(driver.tableRowCounts(path).projects, 3);
+    }
+    assert.deepEqual(names(out.path), ["copy.db", "wal-mode.db"]);
   });
 
   Deno.test(`${name}: checkpointTruncate empties the -wal of a database another process has open`, async () => {

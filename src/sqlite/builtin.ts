@@ -10,6 +10,7 @@ import {
   type BackupProgress,
   BUSY_TIMEOUT_MS,
   immutableUri,
+  LEAVE_WAL_MODE,
   PAGES_PER_STEP,
   PIN_READ_SNAPSHOT,
   quoteIdentifier,
@@ -59,15 +60,16 @@ class BuiltinDriver implements SqliteDriver {
     } finally {
       from.close();
     }
+    withDatabase(destination, {}, (db) => db.exec(LEAVE_WAL_MODE));
     syncFile(destination);
   }
 
   integrityCheck(path: string, options: { immutable: boolean }): string {
-    const location = options.immutable ? immutableUri(path) : path;
-    return withDatabase(location, { readOnly: options.immutable }, (db) => {
+    const check = (db: DatabaseSync) => {
       const row = db.prepare("PRAGMA integrity_check").get() as Record<string, unknown> | undefined;
       return row ? String(Object.values(row)[0]) : "no_row";
-    });
+    };
+    return options.immutable ? withImmutable(path, check) : withDatabase(path, {}, check);
   }
 
   checkpointTruncate(path: string): void {
@@ -75,7 +77,7 @@ class BuiltinDriver implements SqliteDriver {
   }
 
   tableRowCounts(path: string): Record<string, number> {
-    return withDatabase(immutableUri(path), { readOnly: true }, (db) => {
+    return withImmutable(path, (db) => {
       const tables = db.prepare(TABLES_QUERY).all().map((row) => String(row.name));
       return Object.fromEntries(tables.map((table) => {
         const row = db.prepare(`SELECT count(*) AS n FROM ${quoteIdentifier(table)}`).get() as { n: number };
@@ -116,6 +118,44 @@ function withDatabase<T>(location: string, options: { readOnly?: boolean }, use:
   } finally {
     db.close();
   }
+}
+
+/**
+ * Use the database at `path` opened read-only, never writing beside it.
+ *
+ * node:sqlite hands a `file:` URI (`immutable=1`) to SQLite only when the process holds
+ * every permission; otherwise it takes the URI for a relative path. So a database in
+ * rollback-journal mode (every copy this tool makes) is opened by its plain path,
+ * read-only, which needs no sidecar; only a WAL-mode one (such as a module-made
+ * snapshot) needs the URI, and gets a clear error where the URI cannot be used.
+ */
+function withImmutable<T>(path: string, use: (db: DatabaseSync) => T): T {
+  if (!isWalMode(path)) return withDatabase(path, { readOnly: true }, use);
+  try {
+    return withDatabase(immutableUri(path), { readOnly: true }, use);
+  } catch (error) {
+    if (!(error instanceof SqliteError) || error.code !== "SQLITE_CANTOPEN") throw error;
+    throw new SqliteError(
+      SQLITE_CANTOPEN,
+      `the built-in driver cannot open the WAL-mode database ${path} read-only and immutable ` +
+        "without every permission; use --sqlite-driver ffi (libsqlite3)",
+    );
+  }
+}
+
+/** Tell whether the database file's header says WAL mode (file format versions at bytes 18-19). */
+function isWalMode(path: string): boolean {
+  const header = new Uint8Array(20);
+  try {
+    using file = Deno.openSync(path, { read: true });
+    file.readSync(header);
+  } catch (error) {
+    if (error instanceof Deno.errors.NotFound) {
+      throw new SqliteError(SQLITE_CANTOPEN, `unable to open database file: ${path}`);
+    }
+    throw error;
+  }
+  return header[18] === 2 || header[19] === 2;
 }
 
 /**
