@@ -397,6 +397,22 @@ function listTree(root: string, relative = ""): string[] {
   return paths;
 }
 
+/** Check, untimed, that the tool and the module both list `count` snapshots with their metadata. */
+async function requireListed(bench: Bench, backupDir: string, count: number): Promise<void> {
+  const runs = [{ argv: [...bench.toolPrefix, "list", "--json"], env: storeEnv(bench.store, backupDir) }];
+  if (bench.hasReference) runs.push({ argv: moduleArgv(["list"]), env: moduleEnv(bench.store, backupDir) });
+  for (const { argv, env } of runs) {
+    const output = await new Deno.Command(argv[0], { args: argv.slice(1), env, cwd: ROOT, stdout: "piped" }).output();
+    const backups = JSON.parse(new TextDecoder().decode(output.stdout)).backups as { metadata?: unknown }[];
+    const withMetadata = backups.filter((entry) => entry.metadata).length;
+    if (backups.length !== count || withMetadata !== count) {
+      throw new Error(
+        `${argv.join(" ")} listed ${backups.length} snapshots (${withMetadata} with metadata), not ${count}`,
+      );
+    }
+  }
+}
+
 function listContenders(bench: Bench, backupDir: string): Contender[] {
   const contenders: Contender[] = [
     toolContender(bench, "this tool", () => ["list", "--json"], () => storeEnv(bench.store, backupDir)),
@@ -571,6 +587,7 @@ async function main(): Promise<void> {
     );
     await run("list", `list (${flags.snapshots} snapshots)`, async () => {
       await makeManySnapshots(bench, join(work, "many"), flags.snapshots);
+      await requireListed(bench, join(work, "many"), flags.snapshots);
       return listContenders(bench, join(work, "many"));
     });
     const hasRestore = isFile(join(ROOT, "src", "cli", "restore.ts"));
