@@ -11,7 +11,7 @@
  *
  * @module
  */
-import { basename, join, resolve } from "node:path";
+import { basename, isAbsolute, join, relative, resolve } from "node:path";
 import type { Config } from "./config.ts";
 import { createSnapshot } from "./create.ts";
 import { describeOsError, OperationError, RefusedError, ToolError, UsageError } from "./errors.ts";
@@ -227,7 +227,7 @@ function restoreTargets(config: Config, sources: Sources, to: string | null): Ta
   };
 }
 
-/** Refuse targets of the wrong kind, and a `to` folder that would overwrite the live store. */
+/** Refuse targets of the wrong kind, and a `to` folder whose targets overlap the live store or the backup folder. */
 function checkTargets(config: Config, targets: Targets, to: string | null): void {
   for (const [path, flag] of [[targets.db, "--db"], [targets.registry, "--registry"]]) {
     const info = statOrNull(path);
@@ -238,14 +238,26 @@ function checkTargets(config: Config, targets: Targets, to: string | null): void
     throw new UsageError(`restore target for Chroma is not a folder: ${targets.chroma}; check --chroma-dir or --to`);
   }
   if (to === null) return;
-  const live = [config.db.path, config.registry.path, config.chromaDir.path].map(canonical);
+  const protectedPaths = [config.db.path, `${config.db.path}-wal`, config.registry.path, config.chromaDir.path];
+  protectedPaths.push(config.backupDir.path);
   for (const target of [targets.db, targets.registry, targets.chroma]) {
-    if (live.includes(canonical(target))) {
+    const overlap = protectedPaths.find((path) => overlaps(canonical(target), canonical(path)));
+    if (overlap !== undefined) {
       throw new RefusedError(
-        `--to ${to} would overwrite the live store at ${target}; nothing was changed; give a folder of its own`,
+        `--to ${to} would write over ${overlap} (live store or backups) at ${target}; nothing was changed; ` +
+          `give a folder of its own`,
       );
     }
   }
+}
+
+/** Tell whether one path is the other or lies inside it. */
+function overlaps(first: string, second: string): boolean {
+  const inside = (path: string, folder: string) => {
+    const rest = relative(folder, path);
+    return rest === "" || (!rest.startsWith("..") && !isAbsolute(rest));
+  };
+  return inside(first, second) || inside(second, first);
 }
 
 async function preRestoreSnapshot(config: Config, includeChroma: boolean, options: RestoreOptions): Promise<string> {
@@ -308,7 +320,9 @@ function replaceStore(
     return staged.totals;
   } catch (error) {
     if (staged !== null) removeQuietly(staged.folder);
-    const state = changed
+    const state = options.to !== undefined
+      ? `${options.to} may be partly rebuilt (the live store was not touched); fix the cause and run again`
+      : changed
       ? `live data may be partly restored; ${goBack(preStamp)}`
       : "the database, registry and Chroma were not changed; fix the cause and run again";
     throw new OperationError(`restore failed while ${step} (${describeOsError(error)}); ${state}`, { cause: error });

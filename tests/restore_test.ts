@@ -9,7 +9,15 @@ import { basename, join } from "node:path";
 import { acquireLock } from "../src/lock.ts";
 import { formatStamp, parseStamp } from "../src/snapshot/stamp.ts";
 import { runCli, runReference, sqlite3Json, storeEnv, tempDir, tempStore } from "./_helpers.ts";
-import { entryNames, liveDigest, mountTmpfs, skipBecause, sqliteIntegrity, treeDigest } from "./_faults.ts";
+import {
+  bindReadOnly,
+  entryNames,
+  liveDigest,
+  mountTmpfs,
+  skipBecause,
+  sqliteIntegrity,
+  treeDigest,
+} from "./_faults.ts";
 
 const RESULT_KEYS = [
   "stamp",
@@ -314,10 +322,13 @@ Deno.test("restore --to rebuilds the store elsewhere without acknowledgment, the
   assert.equal(again.code, 0, again.stderr);
   assert.equal((again.json as { chroma_restored: boolean }).chroma_restored, false);
 
-  const onLive = await runCli(["restore", stamp, "--to", store.dataDir], { env });
-  assert.equal(onLive.code, 3, "--to the live data folder must be refused");
-  assert.match(onLive.stderr, /live store/);
+  for (const folder of [store.dataDir, store.chromaDir, join(store.backupDir, "snapshots", stamp)]) {
+    const onLive = await runCli(["restore", stamp, "--to", folder], { env });
+    assert.equal(onLive.code, 3, `--to ${folder} must be refused: ${onLive.stderr}`);
+    assert.match(onLive.stderr, /live store or backups/);
+  }
   assert.deepEqual(liveDigest(store), before);
+  assert.equal((await runCli(["validate", stamp], { env })).code, 0);
 });
 
 Deno.test("restore right after create, in the same second: every snapshot stays, the pre-restore stamp is new", async () => {
@@ -362,6 +373,38 @@ Deno.test("restore into a Chroma folder that is a mount point keeps the mount an
   assert.equal(run.code, 0, run.stderr);
   assert.equal(Deno.statSync(store.chromaDir).ino, inode);
   assert.deepEqual(treeDigest(store.chromaDir), chromaAtCreate);
+});
+
+Deno.test("a restore that fails part way exits 1 and names the pre-restore stamp to go back to", async () => {
+  using store = tempStore({ dbMiB: 1 });
+  const configDir = join(store.dataDir, "config");
+  Deno.mkdirSync(configDir);
+  const registry = join(configDir, "project-registry.json");
+  Deno.renameSync(store.registry, registry);
+  const env = { ...storeEnv(store), ATOCORE_PROJECT_REGISTRY_PATH: registry };
+  const made = await runCli(["create", "--chroma"], { env });
+  assert.equal(made.code, 0, made.stderr);
+  const stamp = (made.json as { stamp: string }).stamp;
+  changeLiveStore(store);
+  const mount = await bindReadOnly(configDir);
+  if (typeof mount === "string") {
+    skipBecause(mount);
+    return;
+  }
+  let pre: string;
+  {
+    using _mount = mount;
+    const run = await runCli(["restore", stamp, "--confirm-service-stopped"], { env });
+    assert.equal(run.code, 1, run.stderr);
+    assert.match(run.stderr, /restore failed while replacing the registry/);
+    pre = entryNames(join(store.backupDir, "snapshots")).find((name) => name !== stamp)!;
+    assert.ok(run.stderr.includes(`atocore-backup restore ${pre} --confirm-service-stopped`), run.stderr);
+    assert.ok(entryNames(store.chromaDir).includes("added-after-snapshot.bin"), "Chroma must not be swapped");
+    assert.deepEqual(entryNames(store.chromaDir).filter((name) => name.startsWith(".")), []);
+  }
+  const undo = await runCli(["restore", pre, "--confirm-service-stopped", "--no-pre-snapshot"], { env });
+  assert.equal(undo.code, 0, undo.stderr);
+  assert.equal(await marker(store.db), "changed");
 });
 
 /** A digest without the SQLite files, whose bytes a backup-API copy does not keep. */
