@@ -118,3 +118,23 @@ Deno.test("deno task compile with DENORT_BIN naming no file says so and exits 1"
   assert.equal(run.code, 1);
   assert.match(run.stderr, /^compile: DENORT_BIN is not a file: .*denort; point it at an unzipped denort /);
 });
+
+Deno.test("deployment examples: the container has neither Node nor Deno, and the systemd units' arguments parse", async () => {
+  const deploy = join(ROOT, "scripts", "deploy");
+  const containerfile = Deno.readTextFileSync(join(deploy, "Containerfile"));
+  const instructions = containerfile.split("\n").filter((line) => line && !line.startsWith("#"));
+  assert.ok(instructions.some((line) => line === "COPY dist/atocore-backup /usr/local/bin/atocore-backup"));
+  assert.ok(!instructions.some((line) => /\b(node|nodejs|npm|deno)\b/i.test(line)), "no Node or Deno installed");
+  const service = Deno.readTextFileSync(join(deploy, "systemd", "atocore-backup@.service"));
+  assert.match(service, /^ExecStart=\/usr\/local\/bin\/atocore-backup %i \$ARGS$/m);
+  const timers = { create: "*-*-* 02:15:00 UTC", cleanup: "Sun *-*-* 04:30:00 UTC", drill: "*-*-01 05:00:00 UTC" };
+  for (const [command, calendar] of Object.entries(timers)) {
+    const timer = Deno.readTextFileSync(join(deploy, "systemd", `atocore-backup-${command}.timer`));
+    assert.match(timer, new RegExp(`^Unit=atocore-backup@${command}\\.service$`, "m"));
+    assert.ok(timer.includes(`OnCalendar=${calendar}\n`));
+    const env = Deno.readTextFileSync(join(deploy, "systemd", "env", `${command}.env`));
+    const args = /^ARGS=(.*)$/m.exec(env)![1].split(/\s+/);
+    const parsed = await runCli([command, ...args, "--help"]);
+    assert.equal(parsed.code, 0, `${command} ${args.join(" ")}: ${parsed.stderr}`);
+  }
+});
