@@ -51,8 +51,16 @@ export function cliEnv(env: Record<string, string>): Record<string, string> {
   return { PATH: Deno.env.get("PATH") ?? "/usr/bin:/bin", HOME: Deno.env.get("HOME") ?? "/root", ...env };
 }
 
-/** Start the CLI with `args` and send it SIGKILL after `delayMs` milliseconds. */
-export async function runAndKill(args: string[], env: Record<string, string>, delayMs: number): Promise<KilledRun> {
+/**
+ * Start the CLI with `args` and send it SIGKILL `delayMs` milliseconds after it
+ * starts or, with `afterEvent`, after it logs that event on stderr (to aim at a step).
+ */
+export async function runAndKill(
+  args: string[],
+  env: Record<string, string>,
+  delayMs: number,
+  afterEvent?: string,
+): Promise<KilledRun> {
   const [program, ...rest] = cliCommand(args);
   const child = new Deno.Command(program, {
     args: rest,
@@ -61,13 +69,15 @@ export async function runAndKill(args: string[], env: Record<string, string>, de
     clearEnv: true,
     stdin: "null",
     stdout: "null",
-    stderr: "null",
+    stderr: "piped",
   }).spawn();
   let exited = false;
   const status = child.status.then((value) => {
     exited = true;
     return value;
   });
+  const stderr = watchFor(child.stderr, afterEvent);
+  if (afterEvent) await Promise.race([status, stderr.seen]);
   await Promise.race([status, new Promise((resolve) => setTimeout(resolve, delayMs))]);
   const finished = exited;
   if (!finished) {
@@ -78,7 +88,22 @@ export async function runAndKill(args: string[], env: Record<string, string>, de
     }
   }
   const end = await status;
+  await stderr.drained;
   return { code: end.signal === "SIGKILL" ? null : end.code, finished };
+}
+
+/** Read a child's stderr to its end; `seen` settles when a line names `event` (never without one). */
+function watchFor(stream: ReadableStream<Uint8Array>, event?: string): { seen: Promise<void>; drained: Promise<void> } {
+  let markSeen = () => {};
+  const seen = new Promise<void>((resolve) => markSeen = resolve);
+  const drained = (async () => {
+    let text = "";
+    for await (const chunk of stream.pipeThrough(new TextDecoderStream())) {
+      text += chunk;
+      if (event && text.includes(`"event":"${event}"`)) markSeen();
+    }
+  })();
+  return { seen, drained };
 }
 
 /** Milliseconds an uninterrupted run of the CLI takes, to spread kill moments over. */
