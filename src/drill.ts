@@ -12,7 +12,7 @@
  */
 import { join } from "node:path";
 import type { Config } from "./config.ts";
-import { describeOsError } from "./errors.ts";
+import { describeOsError, OperationError } from "./errors.ts";
 import { removeQuietly } from "./fs/durable.ts";
 import { sha256File } from "./fs/hash.ts";
 import { isFile, lstatOrNull } from "./fs/probe.ts";
@@ -159,11 +159,11 @@ export async function drillSnapshot(config: Config, stamp: string, options: Dril
     if (metadata) describeSizes(result, metadata);
     if (!valid || !metadata) return skipRest(result, "snapshot not valid");
     const snapshot = metadata;
-    const scratch = Deno.makeTempDirSync({ dir: options.scratchParent, prefix: `atocore-drill-${stamp}-` });
-    result.scratch_dir = scratch;
-    result.scratch_kept = options.keep ?? false;
     const restored = await check("restore", async () => {
       const begun = performance.now();
+      const scratch = makeScratch(options.scratchParent, stamp);
+      result.scratch_dir = scratch;
+      result.scratch_kept = options.keep ?? false;
       result.restore = await restoreSnapshot(config, stamp, {
         driver: options.driver,
         reporter: options.reporter,
@@ -194,6 +194,23 @@ export async function drillSnapshot(config: Config, stamp: string, options: Dril
   } finally {
     result.drill_seconds = elapsed(started);
     if (result.scratch_dir && !result.scratch_kept) removeQuietly(result.scratch_dir);
+  }
+}
+
+/**
+ * A new scratch folder in `parent` (default: the system's temporary folder).
+ *
+ * @throws {OperationError} naming the folder when it cannot be made.
+ */
+function makeScratch(parent: string | undefined, stamp: string): string {
+  try {
+    return Deno.makeTempDirSync({ dir: parent, prefix: `atocore-drill-${stamp}-` });
+  } catch (error) {
+    throw new OperationError(
+      `cannot make a scratch folder in ${parent ?? "the temporary folder"} (${describeOsError(error)}); ` +
+        `check --scratch-dir`,
+      { cause: error },
+    );
   }
 }
 

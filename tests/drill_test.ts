@@ -260,3 +260,21 @@ Deno.test("metrics: a failed run without an earlier success has no last-success 
     assert.match(line, /^atocore_backup_[a-z_]+\{operation="create"\} -?\d+(\.\d+)?$/);
   }
 });
+
+Deno.test("drill with a scratch folder that cannot be made fails the restore check and names the folder", async () => {
+  using store = tempStore(SMALL);
+  using parent = tempDir();
+  const stamp = await snapshotOf(store, false);
+  const missing = join(parent.path, "missing");
+  const result = await drillSnapshot(configOf(store), stamp, {
+    driver,
+    reporter: SILENT,
+    now: new Date(),
+    scratchParent: missing,
+  });
+  assert.equal(result.ok, false);
+  const restore = result.checks.find((check) => check.name === "restore")!;
+  assert.equal(restore.status, "failed");
+  assert.equal(restore.detail, `cannot make a scratch folder in ${missing} (not found); check --scratch-dir`);
+  assert.equal(result.scratch_dir, null);
+});

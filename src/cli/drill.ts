@@ -13,8 +13,15 @@ import { listSnapshots } from "../list.ts";
 import { runSampleDrill, type SampleDrillResult } from "../sample_drill.ts";
 import { checkedStamp } from "../snapshot/layout.ts";
 import { isStamp } from "../snapshot/stamp.ts";
-import { type CommandContext, COMMON_HELP, configFrom, driverFrom, type Outcome, type Values } from "./command.ts";
-import type { Command } from "./command.ts";
+import {
+  type Command,
+  type CommandContext,
+  COMMON_HELP,
+  configFrom,
+  driverFrom,
+  type Outcome,
+  type Values,
+} from "./command.ts";
 import { formatAge, formatBytes } from "./format.ts";
 import { METRICS_HELP, METRICS_OPTIONS, withMetrics } from "./metrics_flag.ts";
 
