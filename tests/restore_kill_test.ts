@@ -7,21 +7,12 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { cliCommand, ROOT, runCli, sqlite3Json, storeEnv, tempDir, tempStore } from "./_helpers.ts";
-import {
-  cliEnv,
-  entryNames,
-  faultSeed,
-  runAndKill,
-  seededRandom,
-  sqliteIntegrity,
-  treeDigest,
-  trialLabel,
-} from "./_faults.ts";
+import { cliEnv, entryNames, faultSeed, seededRandom, sqliteIntegrity, treeDigest, trialLabel } from "./_faults.ts";
 
 const TRIALS = 8;
 const DB_MIB = 200;
 
-/** Milliseconds from spawn to the first event of the replacing phase, and to the end of the run. */
+/** Milliseconds from spawn to the end of validation (where the live files start to change), and to the end. */
 interface Calibration {
   replaceStartsMs: number;
   endsMs: number;
@@ -52,11 +43,10 @@ Deno.test("restore killed at random moments leaves the live database old or new,
   for (let trial = 0; trial < TRIALS; trial++) {
     resetLiveDatabase(store.dataDir, base.path);
     Deno.writeTextFileSync(store.registry, oldRegistry);
-    const span = calibration.endsMs - calibration.replaceStartsMs;
-    const delay = Math.round(calibration.replaceStartsMs + random() * span);
-    const label = trialLabel(seed, trial, `kill after ${delay} ms`);
-    const killed = await runAndKill(restore, env, delay);
-    if (killed.code !== null) assert.equal(killed.code, 0, `restore ran to its end but failed ${label}`);
+    const delay = Math.round(random() * (calibration.endsMs - calibration.replaceStartsMs));
+    const label = trialLabel(seed, trial, `kill ${delay} ms after validation`);
+    const killed = await killAfterValidation(restore, env, delay);
+    if (killed !== null) assert.equal(killed, 0, `restore ran to its end but failed ${label}`);
 
     assert.ok(Deno.statSync(store.db).isFile, `live database missing ${label}`);
     assert.equal(await sqliteIntegrity(store.db), "ok", `live database damaged ${label}`);
@@ -108,14 +98,9 @@ function hidden(folder: string): string[] {
   return entryNames(folder).filter((name) => name.startsWith("."));
 }
 
-/**
- * Run the restore once to the end and note, from its stderr events, when the
- * replacing phase begins (after validation) and when the run ends, so kill moments
- * fall where the live files change rather than in start-up and validation.
- */
-async function calibrate(args: string[], env: Record<string, string>): Promise<Calibration> {
+/** Start the CLI with `args`, its stderr read line by line. */
+function spawnCli(args: string[], env: Record<string, string>) {
   const [program, ...rest] = cliCommand(args);
-  const started = performance.now();
   const child = new Deno.Command(program, {
     args: rest,
     cwd: ROOT,
@@ -125,18 +110,69 @@ async function calibrate(args: string[], env: Record<string, string>): Promise<C
     stdout: "null",
     stderr: "piped",
   }).spawn();
+  return {
+    child,
+    lines: child.stderr.pipeThrough(new TextDecoderStream()).pipeThrough(lines())[Symbol.asyncIterator](),
+  };
+}
+
+const VALIDATED = '"event":"restore_snapshot_validated"';
+
+/**
+ * Run the restore once to the end and measure how long it runs after validation, the
+ * phase in which the live files change; kill moments are spread over that phase.
+ */
+async function calibrate(args: string[], env: Record<string, string>): Promise<Calibration> {
+  const started = performance.now();
+  const { child, lines } = spawnCli(args, env);
   let replaceStartsMs = 0;
   let text = "";
-  for await (const line of child.stderr.pipeThrough(new TextDecoderStream()).pipeThrough(lines())) {
-    text += line + "\n";
-    if (!replaceStartsMs && line.includes('"event":"restore_snapshot_validated"')) {
-      replaceStartsMs = performance.now() - started;
-    }
+  for (let next = await lines.next(); !next.done; next = await lines.next()) {
+    text += next.value + "\n";
+    if (!replaceStartsMs && next.value.includes(VALIDATED)) replaceStartsMs = performance.now() - started;
   }
   const status = await child.status;
   assert.equal(status.code, 0, text);
   assert.ok(replaceStartsMs > 0, `no restore_snapshot_validated event: ${text}`);
   return { replaceStartsMs, endsMs: performance.now() - started };
+}
+
+/**
+ * Start the restore, wait for its validation to end, then send SIGKILL after `delayMs`.
+ *
+ * @returns The exit code when the run ended before the kill, `null` when the kill landed.
+ */
+async function killAfterValidation(
+  args: string[],
+  env: Record<string, string>,
+  delayMs: number,
+): Promise<number | null> {
+  const { child, lines } = spawnCli(args, env);
+  let text = "";
+  for (let next = await lines.next(); !next.done; next = await lines.next()) {
+    text += next.value + "\n";
+    if (next.value.includes(VALIDATED)) break;
+  }
+  assert.ok(text.includes(VALIDATED), `restore ended before validating: ${text}`);
+  const draining = (async () => {
+    for (let next = await lines.next(); !next.done; next = await lines.next());
+  })();
+  let exited = false;
+  const status = child.status.then((value) => {
+    exited = true;
+    return value;
+  });
+  await Promise.race([status, new Promise((resolve) => setTimeout(resolve, delayMs))]);
+  if (!exited) {
+    try {
+      child.kill("SIGKILL");
+    } catch (error) {
+      if (!(error instanceof TypeError)) throw error; // it exited between the check and the kill
+    }
+  }
+  const end = await status;
+  await draining;
+  return end.signal === "SIGKILL" ? null : end.code;
 }
 
 function lines(): TransformStream<string, string> {
