@@ -11,7 +11,7 @@
  *
  * @module
  */
-import { basename, isAbsolute, join, relative, resolve } from "node:path";
+import { basename, dirname, isAbsolute, join, relative, resolve } from "node:path";
 import type { Config } from "./config.ts";
 import { createSnapshot } from "./create.ts";
 import { describeOsError, OperationError, RefusedError, ToolError, UsageError } from "./errors.ts";
@@ -340,7 +340,7 @@ function checkpoint(driver: SqliteDriver, path: string, reporter: Reporter): voi
 
 /** Remove temporary copies beside `target` left by a restore that was killed (the lock rules out a live one). */
 function removeStaleTemporaries(target: string, reporter: Reporter): void {
-  const folder = join(target, "..");
+  const folder = dirname(target);
   let names: string[];
   try {
     names = [...Deno.readDirSync(folder)].map((entry) => entry.name);

@@ -407,6 +407,30 @@ Deno.test("a restore that fails part way exits 1 and names the pre-restore stamp
   assert.equal(await marker(store.db), "changed");
 });
 
+Deno.test("restore keeps the live files' owner and mode, and gives restored Chroma files the folder's owner", async () => {
+  if (Deno.uid() !== 0) {
+    skipBecause("changing owners needs root");
+    return;
+  }
+  using store = tempStore({ dbMiB: 1 });
+  const stamp = await createSnapshot(store);
+  const [uid, gid] = [4321, 4322];
+  for (const path of [store.db, store.registry, store.chromaDir]) Deno.chownSync(path, uid, gid);
+  Deno.chmodSync(store.db, 0o640);
+  const run = await runCli(["restore", stamp, "--confirm-service-stopped"], { env: storeEnv(store) });
+  assert.equal(run.code, 0, run.stderr);
+  const db = Deno.statSync(store.db);
+  assert.deepEqual([db.uid, db.gid, db.mode! & 0o777], [uid, gid, 0o640]);
+  const registry = Deno.statSync(store.registry);
+  assert.deepEqual([registry.uid, registry.gid], [uid, gid]);
+  const restored = treeDigest(store.chromaDir);
+  assert.ok(Object.keys(restored).length > 0);
+  for (const path of Object.keys(restored)) {
+    const info = Deno.statSync(join(store.chromaDir, path));
+    assert.deepEqual([info.uid, info.gid], [uid, gid], path);
+  }
+});
+
 /** A digest without the SQLite files, whose bytes a backup-API copy does not keep. */
 function withoutDatabases(digest: Record<string, string>): Record<string, string> {
   return Object.fromEntries(Object.entries(digest).filter(([path]) => !/\.(db|sqlite3)$/.test(path)));
