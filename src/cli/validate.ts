@@ -6,6 +6,7 @@
 import { ExitCode, UsageError } from "../errors.ts";
 import { listSnapshots } from "../list.ts";
 import { checkedStamp } from "../snapshot/layout.ts";
+import { isStamp } from "../snapshot/stamp.ts";
 import { validateSnapshot, type ValidationResult } from "../validate.ts";
 import { type Command, COMMON_HELP, configFrom, driverFrom } from "./command.ts";
 import { formatBytes, formatErrors } from "./format.ts";
@@ -43,7 +44,10 @@ Examples:
       const stamps = values.all ? [] : [checkedStamp(positionals[0])];
       const config = configFrom(values, context);
       const driver = driverFrom(values, context);
-      if (values.all) stamps.push(...listSnapshots(config.backupDir.path, context.now).map((entry) => entry.stamp));
+      // A folder under snapshots/ whose name is not a stamp is no snapshot: reported as skipped, not failed.
+      const listed = values.all ? listSnapshots(config.backupDir.path, context.now).map((entry) => entry.stamp) : [];
+      const skipped = listed.filter((name) => !isStamp(name));
+      stamps.push(...listed.filter(isStamp));
       const results: ValidationResult[] = [];
       let hashed = 0;
       for (const stamp of stamps) {
@@ -57,10 +61,11 @@ Examples:
       }
       const allValid = results.every((result) => result.valid);
       return {
-        result: values.all ? { valid: allValid, results } : results[0],
+        result: values.all ? { valid: allValid, results, skipped } : results[0],
         exitCode: allValid ? ExitCode.Ok : ExitCode.Failed,
         metrics: { stamp: stamps.at(-1), valid: allValid },
-        text: results.map(describe).join("\n") || `no snapshots in ${config.backupDir.path}`,
+        text: [...results.map(describe), ...skipped.map((name) => `${name}: skipped (not a snapshot stamp)`)]
+          .join("\n") || `no snapshots in ${config.backupDir.path}`,
       };
     });
   },
