@@ -293,28 +293,32 @@ function replaceStore(
   options: RestoreOptions,
 ): CopyTotals | null {
   const { driver, reporter } = options;
-  let step = "staging the Chroma copy";
+  let step = `staging the Chroma copy in ${targets.chroma}`;
   let changed = false;
   let staged: StagedChroma | null = null;
   try {
     if (restoreChroma) staged = stageChroma(sources.chroma!, targets.chroma, reporter);
-    step = "checkpointing the database";
+    step = `checkpointing the database ${targets.db}`;
     removeStaleTemporaries(targets.db, reporter);
     if (isFile(targets.db)) checkpoint(driver, targets.db, reporter);
     step = "removing the database's -wal and -shm";
     for (const sidecar of [`${targets.db}-wal`, `${targets.db}-shm`]) removeQuietly(sidecar);
-    step = "replacing the database";
+    step = `replacing the database ${targets.db}`;
     reporter.event("info", "restore_db_replacing", { source: sources.db, target: targets.db });
-    changed = true;
-    replaceFileAtomic(sources.db, targets.db);
+    const previous = statOrNull(targets.db);
+    try {
+      replaceFileAtomic(sources.db, targets.db);
+    } finally {
+      changed = statOrNull(targets.db)?.ino !== previous?.ino;
+    }
     reporter.event("info", "restore_db_replaced", { target: targets.db });
     if (sources.registry !== null) {
-      step = "replacing the registry";
+      step = `replacing the registry ${targets.registry}`;
       removeStaleTemporaries(targets.registry, reporter);
       replaceFileAtomic(sources.registry, targets.registry);
     }
     if (staged === null) return null;
-    step = "swapping Chroma's contents";
+    step = `swapping the contents of the Chroma folder ${targets.chroma}`;
     swapChroma(staged, targets.chroma);
     reporter.event("info", "restore_chroma_swapped", { target: targets.chroma, ...staged.totals });
     return staged.totals;
@@ -363,7 +367,7 @@ interface StagedChroma {
 /**
  * Copy the snapshot's Chroma folder into a hidden folder inside `target` (created
  * when missing, never removed), owned like `target`, fsynced. Leftovers of killed
- * restores are removed first.
+ * restores are removed first; a copy that fails part way is removed.
  */
 function stageChroma(source: string, target: string, reporter: Reporter): StagedChroma {
   ensureDir(target);
@@ -374,19 +378,24 @@ function stageChroma(source: string, target: string, reporter: Reporter): Staged
   }
   const folder = join(target, `${CHROMA_STAGING_PREFIX}${Deno.pid}-${crypto.randomUUID().slice(0, 8)}`);
   Deno.mkdirSync(folder);
-  const entries = walkTree(source);
-  const total = entries.reduce((sum, entry) => sum + (entry.kind === "file" ? entry.size : 0), 0);
-  let done = 0;
-  const totals = copyEntries(
-    source,
-    folder,
-    entries,
-    (bytes) => reporter.progress("chroma bytes", done += bytes, total),
-  );
-  ownLike(folder, entries, Deno.statSync(target));
-  syncTree(folder);
-  reporter.event("info", "restore_chroma_staged", { path: folder, ...totals });
-  return { folder, totals };
+  try {
+    const entries = walkTree(source);
+    const total = entries.reduce((sum, entry) => sum + (entry.kind === "file" ? entry.size : 0), 0);
+    let done = 0;
+    const totals = copyEntries(
+      source,
+      folder,
+      entries,
+      (bytes) => reporter.progress("chroma bytes", done += bytes, total),
+    );
+    ownLike(folder, entries, Deno.statSync(target));
+    syncTree(folder);
+    reporter.event("info", "restore_chroma_staged", { path: folder, ...totals });
+    return { folder, totals };
+  } catch (error) {
+    removeQuietly(folder); // a partial copy would keep a full disk full
+    throw error;
+  }
 }
 
 /**
