@@ -5,6 +5,7 @@
  * @module
  */
 import { backup, DatabaseSync } from "node:sqlite";
+import { join } from "node:path";
 import { syncFile } from "../fs/durable.ts";
 import {
   type BackupProgress,
@@ -126,8 +127,8 @@ function withDatabase<T>(location: string, options: { readOnly?: boolean }, use:
  * node:sqlite hands a `file:` URI (`immutable=1`) to SQLite only when the process holds
  * every permission; otherwise it takes the URI for a relative path. So a database in
  * rollback-journal mode (every copy this tool makes) is opened by its plain path,
- * read-only, which needs no sidecar; only a WAL-mode one (such as a module-made
- * snapshot) needs the URI, and gets a clear error where the URI cannot be used.
+ * read-only, which needs no sidecar; a WAL-mode one (such as a module-made snapshot)
+ * is opened by URI, or else through a private copy (see {@linkcode withRollbackCopy}).
  */
 function withImmutable<T>(path: string, use: (db: DatabaseSync) => T): T {
   if (!isWalMode(path)) return withDatabase(path, { readOnly: true }, use);
@@ -135,11 +136,30 @@ function withImmutable<T>(path: string, use: (db: DatabaseSync) => T): T {
     return withDatabase(immutableUri(path), { readOnly: true }, use);
   } catch (error) {
     if (!(error instanceof SqliteError) || error.code !== "SQLITE_CANTOPEN") throw error;
-    throw new SqliteError(
-      SQLITE_CANTOPEN,
-      `the built-in driver cannot open the WAL-mode database ${path} read-only and immutable ` +
-        "without every permission; use --sqlite-driver ffi (libsqlite3)",
-    );
+  }
+  return withRollbackCopy(path, use);
+}
+
+/**
+ * Use a private copy of the WAL-mode database at `path`, in the temporary folder, its
+ * header set to rollback-journal mode and opened read-only: what `immutable=1` reads,
+ * where the URI cannot be used. Costs one copy of the file; the copy is removed after.
+ */
+function withRollbackCopy<T>(path: string, use: (db: DatabaseSync) => T): T {
+  const folder = Deno.makeTempDirSync({ prefix: "atocore-sqlite-" });
+  try {
+    const copy = join(folder, "copy.db");
+    Deno.copyFileSync(path, copy);
+    const file = Deno.openSync(copy, { write: true });
+    try {
+      file.seekSync(18, Deno.SeekMode.Start);
+      file.writeSync(new Uint8Array([1, 1]));
+    } finally {
+      file.close();
+    }
+    return withDatabase(copy, { readOnly: true }, use);
+  } finally {
+    Deno.removeSync(folder, { recursive: true });
   }
 }
 
