@@ -1,12 +1,13 @@
 /**
  * Damaged snapshots: one byte flipped in each kind of file, files truncated or
  * deleted, metadata that is not JSON or whose paths point outside the snapshot.
- * `validate` names each problem and exits 1; nothing live changes.
+ * `validate` names each problem and exits 1; `restore` refuses (exit 3); nothing
+ * live changes.
  */
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { runCli, storeEnv, tempStore } from "./_helpers.ts";
-import { faultSeed, liveDigest, seededRandom } from "./_faults.ts";
+import { runCli, storeEnv, tempDir, tempStore } from "./_helpers.ts";
+import { entryNames, faultSeed, liveDigest, seededRandom } from "./_faults.ts";
 
 /** A way to damage the snapshot at `root`, and the problems validate must name. */
 interface Damage {
@@ -171,6 +172,16 @@ const DAMAGES: Damage[] = [
     expect: [/manifest_path_outside_snapshot: "\.\.\/\.\.\/\.\.\/\.\.\/etc\/passwd"/, /manifest_unexpected_file: /],
   },
   {
+    name: "metadata: a manifest path and the database path with a NUL byte",
+    damage: (root) =>
+      editMetadata(root, (metadata) => {
+        const [first] = metadata.manifest as { path: string }[];
+        first.path = `${first.path}\u0000/../../x`;
+        metadata.db_snapshot_path = `${metadata.db_snapshot_path}\u0000`;
+      }),
+    expect: [/manifest_path_outside_snapshot: /, /db_snapshot_(path_outside_snapshot|missing)/],
+  },
+  {
     name: "database replaced by a link to a file outside",
     damage: (root) => {
       Deno.removeSync(join(root, DB));
@@ -219,4 +230,25 @@ Deno.test("validate names every kind of damage and exits 1; nothing live changes
     }
   }
   assert.deepEqual(liveDigest(store), before, "live store changed");
+});
+
+Deno.test("restore refuses every damaged snapshot (exit 3), over the live store or --to; nothing changes", async () => {
+  const seed = faultSeed();
+  using store = await damagedStore(seed);
+  using scratch = tempDir("atocore-restore-to-");
+  const env = storeEnv(store);
+  const before = liveDigest(store);
+  const published = entryNames(join(store.backupDir, "snapshots"));
+  for (const [index, damage] of DAMAGES.entries()) {
+    const label = `${damage.name} (replay with FAULT_SEED=${seed})`;
+    const live = await runCli(["restore", stampOf(index), "--confirm-service-stopped"], { env });
+    assert.equal(live.code, 3, `restore did not refuse: ${label}: ${live.stderr}`);
+    assert.match(live.stderr, /failed validation|not a snapshot/, label);
+    const to = join(scratch.path, String(index));
+    const elsewhere = await runCli(["restore", stampOf(index), "--to", to], { env });
+    assert.equal(elsewhere.code, 3, `restore --to did not refuse: ${label}: ${elsewhere.stderr}`);
+    assert.deepEqual(entryNames(to), [], `restore --to wrote something: ${label}`);
+  }
+  assert.deepEqual(liveDigest(store), before, "live store changed");
+  assert.deepEqual(entryNames(join(store.backupDir, "snapshots")), published, "a pre-restore snapshot was taken");
 });
