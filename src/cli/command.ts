@@ -112,8 +112,16 @@ export function parseCommandArgs(command: Command, args: string[]): { values: Va
   return { values, positionals: parsed.positionals };
 }
 
-/** The configuration that the path flags and the environment give. */
+/**
+ * The configuration that the path flags and the environment give.
+ *
+ * @throws {UsageError} for a path flag given an empty value (`--db "$UNSET"`), which
+ *   would otherwise fall back silently to the environment or the default store.
+ */
 export function configFrom(values: Values, context: CommandContext): Config {
+  for (const flag of ["db", "backup-dir", "registry", "chroma-dir"]) {
+    if (values[flag] === "") throw new UsageError(`--${flag} needs a path, not an empty value`);
+  }
   return resolveConfig(
     {
       db: values.db as string | undefined,
