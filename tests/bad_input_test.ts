@@ -1,6 +1,6 @@
 /**
- * Bad input: stamps that are not plain, unknown, missing and conflicting flags,
- * paths that do not exist, and a live registry that is not JSON. Each is one
+ * Bad input: stamps that are not plain, unknown, missing, empty and conflicting
+ * flags, paths that do not exist, and a live registry that is not JSON. Each is one
  * line on stderr with the documented exit code, and touches nothing.
  */
 import assert from "node:assert/strict";
@@ -48,6 +48,26 @@ Deno.test("validate refuses every stamp that is not plain, reads nothing and cre
   assert.deepEqual(entryNames(store.backupDir), [], "validate created something in the backup folder");
 });
 
+Deno.test("restore refuses every stamp that is not plain before touching anything", async () => {
+  using store = tempStore({ dbMiB: 1, chromaMiB: 1 });
+  const before = liveDigest(store);
+  for (const stamp of BAD_STAMPS) {
+    const run = await runCli(["restore", "--confirm-service-stopped", "--", stamp], { env: storeEnv(store) });
+    assertOneLineError(run, 2, /not a snapshot stamp/, `restore ${JSON.stringify(stamp.slice(0, 40))}`);
+  }
+  assert.deepEqual(liveDigest(store), before, "live store changed");
+  assert.deepEqual(entryNames(store.backupDir), [], "restore created something in the backup folder");
+});
+
+Deno.test("restore of a stamp that has no snapshot is refused (exit 3), naming it; nothing changes", async () => {
+  using store = tempStore({ dbMiB: 1, chromaMiB: 1 });
+  const before = liveDigest(store);
+  const run = await runCli(["restore", "20200101T000000Z", "--confirm-service-stopped"], { env: storeEnv(store) });
+  assertOneLineError(run, 3, /20200101T000000Z.*snapshot_directory_missing/, "restore of a missing snapshot");
+  assert.deepEqual(liveDigest(store), before, "live store changed");
+  assert.deepEqual(entryNames(join(store.backupDir, "snapshots")), [], "a pre-restore snapshot was taken");
+});
+
 Deno.test("a NUL byte cannot be passed in an argument, and the stamp check refuses one given in-process", () => {
   assert.throws(
     () => new Deno.Command("true", { args: ["20260101T000000Z\0"] }).outputSync(),
@@ -61,6 +81,7 @@ Deno.test("a NUL byte cannot be passed in an argument, and the stamp check refus
 Deno.test("unknown, missing and conflicting flags and arguments are usage errors (exit 2)", async () => {
   using store = tempStore({ dbMiB: 1, chromaMiB: 1 });
   const env = storeEnv(store);
+  const before = liveDigest(store);
   const cases: [string[], RegExp][] = [
     [["frobnicate"], /unknown command "frobnicate"/],
     [["create", "--bogus"], /--bogus/],
@@ -72,11 +93,25 @@ Deno.test("unknown, missing and conflicting flags and arguments are usage errors
     [["validate", "--quick=yes", "--all"], /--quick/],
     [["validate", "20260101T000000Z", "20260101T000001Z"], /too many arguments/],
     [["list", "--chroma"], /--chroma/],
+    [["create", "--db="], /--db needs a path/],
+    [["create", "--backup-dir", ""], /--backup-dir needs a path/],
+    [["restore", "--confirm-service-stopped"], /stamp required/],
+    [["restore", "20260101T000000Z", "--chroma", "--no-chroma"], /cannot be used together/],
+    [["restore", "20260101T000000Z", "--to="], /--to needs a folder/],
+    [["restore", "20260101T000000Z", "--confirm-service-stopped", "--db="], /--db needs a path/],
+    [["restore", "20260101T000000Z", "20260101T000001Z"], /too many arguments/],
+    [["cleanup", "--keep-daily", "abc"], /--keep-daily/],
+    [["cleanup", "--keep-daily", "1.5"], /--keep-daily/],
+    [["cleanup", "--keep-daily"], /--keep-daily/],
+    [["cleanup", "--keep-daily", "-1"], /--keep-daily/],
+    [["cleanup", "extra"], /too many arguments/],
+    [["cleanup", "--confirm", "--chroma-dir="], /--chroma-dir needs a path/],
   ];
   for (const [args, pattern] of cases) {
     assertOneLineError(await runCli(args, { env }), 2, pattern, args.join(" "));
   }
   assert.deepEqual(entryNames(join(store.backupDir, "snapshots")), [], "a usage error made a snapshot");
+  assert.deepEqual(liveDigest(store), before, "a usage error changed the live store");
 });
 
 Deno.test("create names a database path that does not exist or is not a database, and publishes nothing", async () => {
