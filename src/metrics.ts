@@ -22,7 +22,9 @@ export interface MetricFacts {
   bytes?: number;
   /** Whether it is valid (for a drill: whether it restored whole). */
   valid?: boolean;
-  /** Drill only: seconds the restore into the scratch folder took (recovery time). */
+  /** Drill only: the snapshot's age when the drill started (recovery point). */
+  recoveryPointSeconds?: number;
+  /** Drill only: seconds validation plus restore into the scratch folder took (recovery time). */
   restoreSeconds?: number;
 }
 
@@ -71,14 +73,12 @@ export function renderMetrics(run: RunRecord, previousSuccess: number | null): s
   );
   gauge("snapshot_bytes", "Size of the snapshot of the last run.", run.facts.bytes);
   gauge("snapshot_valid", "1 if the snapshot of the last run was valid, else 0.", bit(run.facts.valid));
-  if (run.operation === "drill" && snapshotTime) {
-    gauge(
-      "drill_recovery_point_seconds",
-      "Age of the drilled snapshot when the drill ran.",
-      round(finished - seconds(snapshotTime)),
-    );
-  }
-  gauge("drill_recovery_time_seconds", "How long the drill's restore took.", round(run.facts.restoreSeconds));
+  gauge(
+    "drill_recovery_point_seconds",
+    "Age of the drilled snapshot when the drill started.",
+    run.facts.recoveryPointSeconds,
+  );
+  gauge("drill_recovery_time_seconds", "How long the drill's validation and restore took.", run.facts.restoreSeconds);
   return lines.join("\n") + "\n";
 }
 
@@ -111,10 +111,8 @@ function seconds(time: Date): number {
   return round(time.getTime() / 1000);
 }
 
-function round(value: number): number;
-function round(value: number | undefined): number | undefined;
-function round(value: number | undefined): number | undefined {
-  return value === undefined ? undefined : Math.round(value * 1000) / 1000;
+function round(value: number): number {
+  return Math.round(value * 1000) / 1000;
 }
 
 function bit(value: boolean | undefined): number | undefined {

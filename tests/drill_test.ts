@@ -178,7 +178,7 @@ Deno.test("drill CLI: --latest picks the newest snapshot, writes JUnit and metri
     env: storeEnv(store),
   });
   assert.equal(run.code, 0, run.stderr);
-  const result = run.json as { stamp: string; ok: boolean };
+  const result = run.json as { stamp: string; ok: boolean; recovery_point_seconds: number };
   assert.equal(result.stamp, newer);
   const parsed = await parseJunit(junit);
   assert.equal(parsed.tests, String(DRILL_CHECKS.length));
@@ -187,6 +187,12 @@ Deno.test("drill CLI: --latest picks the newest snapshot, writes JUnit and metri
   assert.match(text, /^atocore_backup_last_run_success\{operation="drill"\} 1$/m);
   assert.match(text, /^atocore_backup_snapshot_valid\{operation="drill"\} 1$/m);
   assert.match(text, /^# TYPE atocore_backup_drill_recovery_time_seconds gauge$/m);
+  assert.ok(
+    text.includes(
+      `\natocore_backup_drill_recovery_point_seconds{operation="drill"} ${result.recovery_point_seconds}\n`,
+    ),
+    "the metrics report the drill's own recovery point",
+  );
   assert.match(text, /^atocore_backup_snapshot_timestamp_seconds\{operation="drill"\} 32503679999$/m);
 });
 

@@ -151,6 +151,7 @@ function metricsOf(result: DrillResult): Outcome["metrics"] {
     stamp: result.stamp,
     bytes: result.snapshot_bytes,
     valid: result.ok,
+    recoveryPointSeconds: result.recovery_point_seconds ?? undefined,
     restoreSeconds: result.recovery_time_seconds ?? undefined,
   };
 }
