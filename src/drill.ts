@@ -194,6 +194,13 @@ export async function drillSnapshot(config: Config, stamp: string, options: Dril
   } finally {
     result.drill_seconds = elapsed(started);
     if (result.scratch_dir && !result.scratch_kept) removeQuietly(result.scratch_dir);
+    options.reporter.event(result.ok ? "info" : "warning", "drill_finished", {
+      stamp,
+      ok: result.ok,
+      recovery_point_seconds: result.recovery_point_seconds,
+      recovery_time_seconds: result.recovery_time_seconds,
+      errors: result.errors,
+    });
   }
 }
 
