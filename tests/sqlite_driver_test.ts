@@ -62,7 +62,7 @@ for (const name of DRIVERS) {
     assert.deepEqual(await ledger(copy), { rows: 25, sum: amountsOf(25), total: amountsOf(25) });
     assert.ok(progress.length > 0 && progress.at(-1)!.remaining === 0 && progress.at(-1)!.total > 0);
     assert.equal(sizeOrNull(`${copy}-wal`), null, "the copy has no -wal sidecar");
-    assert.deepEqual([...Deno.readFileSync(copy).subarray(18, 20)], [1, 1], "the copy is in rollback-journal mode");
+    assert.deepEqual([...Deno.readFileSync(copy).subarray(18, 20)], [2, 2], "the copy keeps the source's WAL mode");
     assert.equal(driver.integrityCheck(copy, { immutable: true }), "ok");
     await writer.stop();
   });

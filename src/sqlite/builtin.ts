@@ -11,7 +11,6 @@ import {
   type BackupProgress,
   BUSY_TIMEOUT_MS,
   immutableUri,
-  LEAVE_WAL_MODE,
   PAGES_PER_STEP,
   PIN_READ_SNAPSHOT,
   quoteIdentifier,
@@ -61,7 +60,6 @@ class BuiltinDriver implements SqliteDriver {
     } finally {
       from.close();
     }
-    withDatabase(destination, {}, (db) => db.exec(LEAVE_WAL_MODE));
     syncFile(destination);
   }
 
@@ -124,11 +122,11 @@ function withDatabase<T>(location: string, options: { readOnly?: boolean }, use:
 /**
  * Use the database at `path` opened read-only, never writing beside it.
  *
- * node:sqlite hands a `file:` URI (`immutable=1`) to SQLite only when the process holds
- * every permission; otherwise it takes the URI for a relative path. So a database in
- * rollback-journal mode (every copy this tool makes) is opened by its plain path,
- * read-only, which needs no sidecar; a WAL-mode one (such as a module-made snapshot)
- * is opened by URI, or else through a private copy (see {@linkcode withRollbackCopy}).
+ * A database in rollback-journal mode is opened by its plain path, read-only, which
+ * needs no sidecar. A WAL-mode one (as snapshot copies of a WAL database are) needs the
+ * `file:` URI with `immutable=1`, which node:sqlite hands to SQLite only when the process
+ * holds every permission (otherwise it takes the URI for a relative path); where it
+ * cannot, it is read through a private copy (see {@linkcode withRollbackCopy}).
  */
 function withImmutable<T>(path: string, use: (db: DatabaseSync) => T): T {
   if (!isWalMode(path)) return withDatabase(path, { readOnly: true }, use);

@@ -31,8 +31,6 @@ export interface SqliteDriver {
    * Copy the database at `source` into the new file `destination` with the online
    * backup API, as one consistent state even while another process commits, then
    * fsync the copy. The source is never created: a missing source is an error.
-   * The copy is left in rollback-journal mode ({@linkcode LEAVE_WAL_MODE}), so any
-   * reader opens it read-only without `-wal`/`-shm` sidecars, even without URIs.
    */
   backup(
     source: string,
@@ -133,11 +131,3 @@ export const BUSY_TIMEOUT_MS = 10_000;
  * backup stepped in several parts never restarts and never mixes two committed states.
  */
 export const PIN_READ_SNAPSHOT = "BEGIN; SELECT count(*) FROM sqlite_master;";
-
-/**
- * Run on a finished backup copy: a WAL-mode source leaves the copy's header saying
- * WAL; switching it to rollback-journal mode lets a reader that cannot pass
- * `immutable=1` (node:sqlite without every permission) open it read-only with no
- * sidecars. The pages are not touched.
- */
-export const LEAVE_WAL_MODE = "PRAGMA journal_mode=DELETE";

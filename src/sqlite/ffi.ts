@@ -2,8 +2,8 @@
  * The FFI driver: libsqlite3 loaded with `Deno.dlopen`.
  *
  * The backup destination is a new file in a staging folder, so it is opened with
- * `journal_mode=OFF`, `synchronous=OFF` and a bounded cache, copied in steps, left
- * in rollback-journal mode, and fsynced once at the end. Requires `--allow-ffi`.
+ * `journal_mode=OFF`, `synchronous=OFF` and a bounded cache, copied in steps, and
+ * fsynced once at the end. Requires `--allow-ffi`.
  *
  * @module
  */
@@ -12,7 +12,6 @@ import {
   type BackupProgress,
   BUSY_TIMEOUT_MS,
   immutableUri,
-  LEAVE_WAL_MODE,
   PAGES_PER_STEP,
   PIN_READ_SNAPSHOT,
   quoteIdentifier,
@@ -99,7 +98,6 @@ class FfiDriver implements SqliteDriver {
       try {
         this.#exec(to, "PRAGMA journal_mode=OFF; PRAGMA synchronous=OFF; PRAGMA cache_size=-8192;");
         await this.#copyPages(from, to, onProgress);
-        this.#exec(to, LEAVE_WAL_MODE);
       } finally {
         this.#lib.sqlite3_close_v2(to);
       }
