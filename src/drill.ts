@@ -185,8 +185,9 @@ export async function drillSnapshot(config: Config, stamp: string, options: Dril
     await check("chroma_files", () => checkChromaFiles(root, snapshot, restore));
     await check("chroma_db_integrity", () => {
       const chromaDb = join(restore.target_chroma, CHROMA_DB_FILE);
-      if (!restore.chroma_restored || !isFile(chromaDb)) {
-        return Promise.resolve({ status: "skipped" as const, detail: "no chroma.sqlite3 in the snapshot" });
+      if (!restore.chroma_restored) return Promise.resolve({ status: "skipped", detail: "no Chroma in the snapshot" });
+      if (!isFile(chromaDb)) {
+        return Promise.resolve({ status: "skipped", detail: "no chroma.sqlite3 in the snapshot's Chroma" });
       }
       return Promise.resolve(checkIntegrity(options.driver, chromaDb));
     });

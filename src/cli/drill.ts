@@ -164,15 +164,20 @@ function describe(result: DrillResult): string {
       result.checks[0].seconds
     } s + restore ${result.restore_seconds} s)`;
   lines.push(`  recovery point: ${formatAge(result.recovery_point_seconds)} old; recovery time: ${recoveryTime}`);
+  const compared = result.tables ? `; ${result.tables} tables, ${result.rows} rows compared` : "";
   lines.push(
     `  snapshot ${formatBytes(result.snapshot_bytes)} (database ${formatBytes(result.db_size_bytes)}, Chroma ${
       formatBytes(result.chroma_bytes)
-    }); ${result.tables} tables, ${result.rows} rows compared`,
+    })${compared}`,
   );
   const passed = result.checks.filter((check) => check.status === "passed").map((check) => check.name);
   if (passed.length) lines.push(`  passed: ${passed.join(", ")}`);
-  for (const check of result.checks.filter((check) => check.status !== "passed")) {
-    lines.push(`  ${check.status === "failed" ? "FAILED" : "skipped"} ${check.name}: ${check.detail}`);
+  for (const check of result.checks.filter((check) => check.status === "failed")) {
+    lines.push(`  FAILED ${check.name}: ${check.detail}`);
+  }
+  const skipped = Map.groupBy(result.checks.filter((check) => check.status === "skipped"), (check) => check.detail);
+  for (const [why, checks] of skipped) {
+    lines.push(`  skipped (${why}): ${checks.map((check) => check.name).join(", ")}`);
   }
   if (result.scratch_dir) {
     lines.push(result.scratch_kept ? `  scratch folder kept: ${result.scratch_dir}` : "  scratch folder removed");
