@@ -7,6 +7,7 @@
  * @module
  */
 import { isAbsolute, join, normalize } from "node:path";
+import { describeOsError } from "../errors.ts";
 import { sha256File } from "../fs/hash.ts";
 import { walkTree } from "../fs/tree.ts";
 import { METADATA_FILE } from "./layout.ts";
@@ -94,7 +95,11 @@ async function checkEntry(
   if (info.size !== entry.size) return `manifest_size_mismatch (recorded ${entry.size}, found ${info.size})`;
   if (options.quick) return null;
   check.bytesHashed += info.size;
-  return await sha256File(path, options.onBytes) === entry.sha256 ? null : "manifest_sha256_mismatch";
+  try {
+    return await sha256File(path, options.onBytes) === entry.sha256 ? null : "manifest_sha256_mismatch";
+  } catch (error) {
+    return `manifest_file_unreadable (${describeOsError(error)})`; // one bad file must not stop the others' checks
+  }
 }
 
 function isInside(path: string): boolean {
