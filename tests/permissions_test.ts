@@ -7,7 +7,7 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { type CliRun, runCli, storeEnv, tempStore } from "./_helpers.ts";
-import { chownToNobody, entryNames, liveDigest, skipBecause, unprivilegedCli } from "./_faults.ts";
+import { bindReadOnly, chownToNobody, entryNames, liveDigest, skipBecause, unprivilegedCli } from "./_faults.ts";
 
 /** The one error line of a run (JSON event lines aside). */
 function errorLine(run: CliRun): string {
@@ -103,4 +103,67 @@ Deno.test("a backup folder nobody may not read: create, validate and list fail w
     assert.equal(run.code, 1, `${args.join(" ")}: exit ${run.code}: ${run.stderr}`);
     assert.ok(errorLine(run).includes(store.backupDir), `${args.join(" ")} does not name the folder: ${run.stderr}`);
   }
+});
+
+Deno.test("restore as nobody into a live folder it may not write: one line naming the database, exit 1, nothing changed", async () => {
+  const cli = unprivilegedCli();
+  if (typeof cli === "string") return skipBecause(cli);
+  using _cli = cli;
+  using store = await nobodysStore();
+  const stamp = entryNames(join(store.backupDir, "snapshots"))[0];
+  Deno.chmodSync(store.dataDir, 0o555);
+  const before = liveDigest(store);
+  const run = await cli.run(["restore", stamp, "--confirm-service-stopped", "--no-pre-snapshot"], storeEnv(store));
+  assert.equal(run.code, 1, `exit ${run.code}: ${run.stderr}`);
+  const error = errorLine(run);
+  assert.ok(error.includes(store.db), `the message does not name the database: ${error}`);
+  assert.match(error, /permission denied.*not changed/);
+  Deno.chmodSync(store.dataDir, 0o755);
+  assert.deepEqual(liveDigest(store), before, "live store changed");
+});
+
+Deno.test("a snapshot file nobody may not read: validate reports it and goes on (exit 1), restore refuses (exit 3)", async () => {
+  const cli = unprivilegedCli();
+  if (typeof cli === "string") return skipBecause(cli);
+  using _cli = cli;
+  using store = await nobodysStore();
+  const good = entryNames(join(store.backupDir, "snapshots"))[0];
+  const damaged = "20200101T000000Z";
+  new Deno.Command("cp", {
+    args: ["-a", join(store.backupDir, "snapshots", good), join(store.backupDir, "snapshots", damaged)],
+  })
+    .outputSync();
+  const segment = entryNames(join(store.backupDir, "snapshots", damaged, "chroma")).find((name) => name.includes("-"))!;
+  Deno.chmodSync(join(store.backupDir, "snapshots", damaged, "chroma", segment, "data_level0.bin"), 0o000);
+  const env = storeEnv(store);
+  const validated = await cli.run(["validate", "--all"], env);
+  assert.equal(validated.code, 1, validated.stderr);
+  const results = (validated.json as { results: { stamp: string; valid: boolean; errors: string[] }[] }).results;
+  const byStamp = Object.fromEntries(results.map((result) => [result.stamp, result]));
+  assert.ok(byStamp[good].valid, `the readable snapshot was not validated: ${JSON.stringify(byStamp[good])}`);
+  assert.ok(
+    byStamp[damaged].errors.some((error) => /unreadable.*permission denied.*data_level0\.bin/.test(error)),
+    `the unreadable file is not named: ${byStamp[damaged].errors}`,
+  );
+  const before = liveDigest(store);
+  const restored = await cli.run(["restore", damaged, "--confirm-service-stopped"], env);
+  assert.equal(restored.code, 3, restored.stderr);
+  assert.deepEqual(liveDigest(store), before, "live store changed");
+});
+
+Deno.test("a backup folder on a read-only mount (root too): create names the lock file (exit 1); validate works", async () => {
+  using store = tempStore({ dbMiB: 1, chromaMiB: 1 });
+  const env = storeEnv(store);
+  assert.equal((await runCli(["create"], { env })).code, 0);
+  const mounted = await bindReadOnly(store.backupDir);
+  if (typeof mounted === "string") return skipBecause(mounted);
+  using _mount = mounted;
+  const created = await runCli(["create"], { env });
+  assert.equal(created.code, 1, created.stderr);
+  assert.ok(errorLine(created).includes(join(store.backupDir, ".lock")), created.stderr);
+  const validated = await runCli(["validate", "--all"], { env });
+  assert.equal(validated.code, 0, validated.stdout);
+  const cleaned = await runCli(["cleanup", "--confirm", "--keep-daily", "0"], { env });
+  assert.equal(cleaned.code, 1, cleaned.stderr);
+  assert.equal(entryNames(join(store.backupDir, "snapshots")).length, 1);
 });
