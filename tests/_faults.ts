@@ -42,8 +42,6 @@ export function trialLabel(seed: number, trial: number, extra = ""): string {
 export interface KilledRun {
   /** Exit code, or `null` when the kill landed. */
   code: number | null;
-  /** True when the process had already exited before the kill was sent. */
-  finished: boolean;
 }
 
 /** The environment every CLI subprocess gets: PATH and HOME, plus `env`. */
@@ -79,8 +77,7 @@ export async function runAndKill(
   const stderr = watchFor(child.stderr, afterEvent);
   if (afterEvent) await Promise.race([status, stderr.seen]);
   await Promise.race([status, new Promise((resolve) => setTimeout(resolve, delayMs))]);
-  const finished = exited;
-  if (!finished) {
+  if (!exited) {
     try {
       child.kill("SIGKILL");
     } catch (error) {
@@ -89,7 +86,7 @@ export async function runAndKill(
   }
   const end = await status;
   await stderr.drained;
-  return { code: end.signal === "SIGKILL" ? null : end.code, finished };
+  return { code: end.signal === "SIGKILL" ? null : end.code };
 }
 
 /** Read a child's stderr to its end; `seen` settles when a line names `event` (never without one). */
