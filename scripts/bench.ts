@@ -106,7 +106,8 @@ async function compare(command: string, contenders: Contender[], reps: number): 
         entry.contender.after?.();
       }
     }
-    log(`${command}: repetition ${rep + 1}/${reps} done`);
+    loadSeen.push(Number(loadAverage().split(" ")[0]));
+    log(`${command}: repetition ${rep + 1}/${reps} done (load ${loadSeen.at(-1)})`);
   }
   return { command, measured };
 }
@@ -198,6 +199,9 @@ async function machineLine(workDir: string): Promise<string> {
     `sqlite ${sqliteShell} (libsqlite3 and sqlite3 shell), ${builtinSqlite} (node:sqlite built-in); ` +
     `${await commandText("python3", ["--version"])}`;
 }
+
+/** The 1-minute load average after each repetition, to judge how noisy the figures are. */
+const loadSeen: number[] = [];
 
 function loadAverage(): string {
   return Deno.readTextFileSync("/proc/loadavg").split(" ").slice(0, 3).join(" ");
@@ -607,7 +611,8 @@ async function main(): Promise<void> {
       formatTable(results),
       "",
       await machineLine(work),
-      `Load average before: ${loadBefore}; after: ${loadAverage()}.`,
+      `Load average before: ${loadBefore}; after: ${loadAverage()}; 1-minute load after each repetition: ` +
+      `${Math.min(...loadSeen)} to ${Math.max(...loadSeen)} (2 CPUs; other work on the machine adds noise).`,
       "",
       "Samples (wall s, peak RSS):",
       formatSamples(results),
