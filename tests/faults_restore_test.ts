@@ -3,7 +3,8 @@
  * snapshot) killed with SIGKILL at seeded random moments: every snapshot still
  * validates, the live database is whole and holds the state before or the state
  * after, the registry is one or the other, and the next run recovers the leftovers
- * and the lock and restores exactly the snapshot.
+ * and the lock and restores exactly the snapshot. Killed during `restore --to`,
+ * the live store is untouched and the next run rebuilds the folder exactly.
  */
 import assert from "node:assert/strict";
 import { join } from "node:path";
@@ -12,6 +13,7 @@ import {
   entryNames,
   faultSeed,
   ledgerState,
+  liveDigest,
   runAndKill,
   seededRandom,
   sqliteIntegrity,
@@ -21,6 +23,7 @@ import {
 } from "./_faults.ts";
 
 const TRIALS = 16;
+const TO_TRIALS = 8;
 
 /**
  * Where the kills are aimed, in turn: anywhere in a run (with and without the
@@ -144,4 +147,30 @@ Deno.test("restore killed at random moments: live database old or new and whole,
     `${list!.length} ${key}`
   );
   console.log(`restore: ${TRIALS} trials (seed ${seed}); killed with ${counts.join(", ")}`);
+});
+
+Deno.test("restore --to killed at random moments: the live store is untouched and the next run rebuilds the folder", async () => {
+  const seed = faultSeed();
+  const random = seededRandom(seed + 1);
+  using store = tempStore({ dbMiB: 30, chromaMiB: 8, segments: 3, seed: 19 });
+  using scratch = tempDir("atocore-restore-to-");
+  const env = storeEnv(store);
+  const created = await runCli(["create", "--chroma"], { env });
+  assert.equal(created.code, 0, created.stderr);
+  const stamp = (created.json as { stamp: string }).stamp;
+  const expected = treeDigest(join(store.backupDir, "snapshots", stamp, "chroma"));
+  const live = liveDigest(store);
+  const to = join(scratch.path, "drill");
+  const duration = await timeRun(["restore", stamp, "--to", to], env);
+  for (let trial = 0; trial < TO_TRIALS; trial++) {
+    const delay = Math.round(random() * duration);
+    const label = trialLabel(seed + 1, trial, `kill after ${delay} ms`);
+    const killed = await runAndKill(["restore", stamp, "--to", to], env, delay);
+    if (killed.code !== null) assert.equal(killed.code, 0, `restore --to ran to its end but failed ${label}`);
+    assert.deepEqual(liveDigest(store), live, `the live store changed ${label}`);
+    const next = await runCli(["restore", stamp, "--to", to], { env });
+    assert.equal(next.code, 0, `the run after the kill failed ${label}: ${next.stderr}`);
+    assert.equal(await sqliteIntegrity(join(to, "atocore.db")), "ok", `rebuilt database damaged ${label}`);
+    assert.deepEqual(treeDigest(join(to, "chroma")), expected, `rebuilt Chroma differs ${label}`);
+  }
 });
