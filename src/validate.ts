@@ -84,6 +84,7 @@ export async function validateSnapshotAt(
   if (!read.ok) return finish(result, read.error);
   const metadata = read.metadata;
   result.metadata = metadata;
+  result.errors.push(...missingKeys(metadata));
   result.db_ok = checkDatabase(root, metadata, options.driver, result.errors);
   const registry = locateRecordedPath(root, metadata, recordedPath(metadata, "registry_snapshot_path"));
   if (recordedPath(metadata, "registry_snapshot_path")) {
@@ -100,6 +101,31 @@ export async function validateSnapshotAt(
     result.bytes_hashed = check.bytesHashed;
   }
   return finish(result);
+}
+
+/** Keys the reference module writes in every snapshot's metadata. */
+const MODULE_KEYS = [
+  "created_at",
+  "backup_root",
+  "db_snapshot_path",
+  "db_size_bytes",
+  "registry_snapshot_path",
+  "chroma_snapshot_path",
+  "chroma_snapshot_bytes",
+  "chroma_snapshot_files",
+  "chroma_snapshot_included",
+  "vector_store_note",
+];
+/** Keys this tool adds; metadata with any of them was written by this tool and has them all. */
+const TOOL_KEYS = ["format_version", "tool", "tool_version", "sqlite_driver", "sqlite_version", "manifest"];
+
+/**
+ * Name each key the metadata lacks. One flipped byte renames a key, and a missing
+ * `manifest` or `chroma_snapshot_path` would otherwise turn off the check it guards.
+ */
+function missingKeys(metadata: SnapshotMetadata): string[] {
+  const expected = TOOL_KEYS.some((key) => key in metadata) ? [...MODULE_KEYS, ...TOOL_KEYS] : MODULE_KEYS;
+  return expected.filter((key) => !(key in metadata)).map((key) => `metadata_key_missing: ${key}`);
 }
 
 function finish(result: ValidationResult, error?: string): ValidationResult {
