@@ -8,6 +8,8 @@ import assert from "node:assert/strict";
 import { join } from "node:path";
 import { runCli, storeEnv, tempDir, tempStore } from "./_helpers.ts";
 import { entryNames, faultSeed, liveDigest, seededRandom } from "./_faults.ts";
+import { openDriver } from "../src/sqlite/open_driver.ts";
+import { validateSnapshotAt } from "../src/validate.ts";
 
 /** A way to damage the snapshot at `root`, and the problems validate must name. */
 interface Damage {
@@ -251,4 +253,42 @@ Deno.test("restore refuses every damaged snapshot (exit 3), over the live store 
   }
   assert.deepEqual(liveDigest(store), before, "live store changed");
   assert.deepEqual(entryNames(join(store.backupDir, "snapshots")), published, "a pre-restore snapshot was taken");
+});
+
+/** Metadata values that only inform (no check or restore depends on them): a flipped byte there may pass. */
+const INFORMATIONAL = ["created_at", "vector_store_note", "tool", "tool_version", "sqlite_driver", "sqlite_version"];
+const METADATA_FLIPS = 200;
+
+/** Whether `offset` of the pretty-printed metadata `text` falls inside the string value of an informational key. */
+function inInformationalValue(text: string, offset: number): boolean {
+  const lineStart = text.lastIndexOf("\n", offset - 1) + 1;
+  const match = /^\s*"([a-z_]+)": "/.exec(text.slice(lineStart));
+  return match !== null && INFORMATIONAL.includes(match[1]) && offset >= lineStart + match[0].length;
+}
+
+Deno.test("one byte flipped anywhere in the metadata is caught, unless it falls in an informational text", async () => {
+  const seed = faultSeed();
+  const random = seededRandom(seed);
+  using store = tempStore({ dbMiB: 1, chromaMiB: 1, seed: 5 });
+  const created = await runCli(["create", "--chroma"], { env: storeEnv(store) });
+  assert.equal(created.code, 0, created.stderr);
+  const { backup_root: root, stamp } = created.json as { backup_root: string; stamp: string };
+  const path = join(root, METADATA);
+  const original = Deno.readFileSync(path);
+  const text = new TextDecoder().decode(original);
+  const driver = openDriver("auto");
+  let passed = 0;
+  for (let flip = 0; flip < METADATA_FLIPS; flip++) {
+    const offset = Math.floor(random() * original.length);
+    const damaged = original.slice();
+    damaged[offset] ^= 0xff;
+    Deno.writeFileSync(path, damaged);
+    const result = await validateSnapshotAt(root, stamp, { driver });
+    if (!result.valid) continue;
+    passed += 1;
+    const context = JSON.stringify(text.slice(Math.max(0, offset - 30), offset + 5));
+    assert.ok(inInformationalValue(text, offset), `flip at ${offset} passed validation (seed ${seed}): ${context}`);
+  }
+  Deno.writeFileSync(path, original);
+  console.log(`metadata: ${METADATA_FLIPS} flips (seed ${seed}), ${passed} in informational text passed`);
 });
