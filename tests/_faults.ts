@@ -287,7 +287,12 @@ export interface UnprivilegedCli extends Disposable {
 export function unprivilegedCli(): UnprivilegedCli | string {
   if (Deno.uid() !== 0) return "not running as root, so cannot switch to nobody";
   try {
-    new Deno.Command("setpriv", { args: ["--version"], stdout: "null", stderr: "null" }).outputSync();
+    const probe = new Deno.Command("setpriv", {
+      args: ["--reuid=nobody", "--regid=nogroup", "--clear-groups", "true"],
+      stdout: "null",
+      stderr: "piped",
+    }).outputSync();
+    if (probe.code !== 0) return `setpriv cannot switch to nobody (${new TextDecoder().decode(probe.stderr).trim()})`;
   } catch (error) {
     return `setpriv is not available (${(error as Error).message})`;
   }
