@@ -165,3 +165,10 @@ Deno.test("a live registry that is not JSON: the snapshot is kept aside under fa
   const next = await runCli(["create"], { env });
   assert.equal(next.code, 0, `create after the registry was fixed: ${next.stderr}`);
 });
+
+Deno.test("a backup folder path that runs through a file: one line naming the lock file, exit 1", async () => {
+  using store = tempStore({ dbMiB: 1, chromaMiB: 1 });
+  const backupDir = join(store.registry, "backups");
+  const run = await runCli(["create", "--backup-dir", backupDir], { env: storeEnv(store) });
+  assertOneLineError(run, 1, /lock file .*project-registry\.json\/backups\/\.lock \(not a directory\)/, "create");
+});
