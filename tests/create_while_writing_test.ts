@@ -21,7 +21,10 @@ Deno.test("every snapshot taken while a writer commits is whole and holds a comm
     stderr: "piped",
   }).spawn();
   try {
-    while ((await ledgerState(store.db)).rows === 0) await new Promise((resolve) => setTimeout(resolve, 20));
+    for (let wait = 0; (await ledgerState(store.db)).rows === 0; wait++) {
+      assert.ok(wait < 500, "the writer did not commit within 10 s");
+      await new Promise((resolve) => setTimeout(resolve, 20));
+    }
     let previousRows = 0;
     for (let trial = 0; trial < TRIALS; trial++) {
       const label = trialLabel(seed, trial);
