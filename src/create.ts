@@ -170,12 +170,17 @@ async function copyChroma(
     const before = walkTree(source, skip);
     const total = before.reduce((sum, entry) => sum + (entry.kind === "file" ? entry.size : 0), 0);
     let done = 0;
-    const totals = copyEntries(
+    const totals = copyEntriesOrNull(
       source,
       target,
       before,
       (bytes) => reporter.progress("chroma bytes", done += bytes, total),
     );
+    if (totals === null) {
+      changed = ["(an entry vanished during the copy)"];
+      reporter.event("warning", "chroma_copy_torn", { attempt, changed });
+      continue;
+    }
     if (exists(join(source, CHROMA_DB_FILE))) {
       await driver.backup(join(source, CHROMA_DB_FILE), join(target, CHROMA_DB_FILE));
       totals.files += 1;
@@ -190,6 +195,16 @@ async function copyChroma(
       changed.slice(0, 3).join(", ")
     }): ${source}; stop ingestion and run create again`,
   );
+}
+
+/** Copy the walked entries, or return `null` when one vanished meanwhile (a torn copy, to retry). */
+function copyEntriesOrNull(...args: Parameters<typeof copyEntries>): CopyTotals | null {
+  try {
+    return copyEntries(...args);
+  } catch (error) {
+    if (error instanceof Deno.errors.NotFound) return null;
+    throw error;
+  }
 }
 
 /**
