@@ -22,6 +22,7 @@ import { makeSampleStore, type SampleStore } from "./sample_store.ts";
 import { renameDurable, syncTree, writeFileAtomic } from "../src/fs/durable.ts";
 import { copyEntries, walkTree } from "../src/fs/tree.ts";
 import { buildManifest } from "../src/snapshot/manifest.ts";
+import { buildMetadata, serializeMetadata } from "../src/snapshot/metadata.ts";
 import { openDriver } from "../src/sqlite/open_driver.ts";
 import type { SqliteDriver } from "../src/sqlite/driver.ts";
 import { CHROMA_DB_FILE, validateSnapshotAt } from "../src/validate.ts";
@@ -54,22 +55,35 @@ async function toolPhases(store: SampleStore, out: string, driver: SqliteDriver)
     "registry copy",
     () => Deno.copyFileSync(store.registry, join(staging, "config", "project-registry.json")),
   );
-  await step("chroma files copy (copy_file_range, walk before/after)", () => {
+  const chroma = await step("chroma files copy (copy_file_range, walk before/after)", () => {
     const skip = (path: string) => path === CHROMA_DB_FILE || path.startsWith(`${CHROMA_DB_FILE}-`);
     Deno.mkdirSync(join(staging, "chroma"));
     const before = walkTree(store.chromaDir, skip);
-    copyEntries(store.chromaDir, join(staging, "chroma"), before);
+    const totals = copyEntries(store.chromaDir, join(staging, "chroma"), before);
     walkTree(store.chromaDir, skip);
+    return totals;
   });
   await step(
     "chroma.sqlite3 backup API (+ fsync)",
     () => driver.backup(join(store.chromaDir, CHROMA_DB_FILE), join(staging, "chroma", CHROMA_DB_FILE)),
   );
   const manifest = await step("SHA-256 manifest of every file", () => buildManifest(staging));
-  await step(
-    "metadata written atomically",
-    () => writeFileAtomic(join(staging, "backup-metadata.json"), JSON.stringify(metadataFor(root, manifest), null, 2)),
-  );
+  await step("metadata written atomically", () => {
+    const metadata = buildMetadata({
+      createdAt: "2026-01-01T00:00:00.000000+00:00",
+      backupRoot: root,
+      dbSnapshotPath: join(root, "db", "atocore.db"),
+      dbSizeBytes: Deno.statSync(join(staging, "db", "atocore.db")).size,
+      registrySnapshotPath: join(root, "config", "project-registry.json"),
+      chromaSnapshotPath: join(root, "chroma"),
+      chromaBytes: chroma.bytes + Deno.statSync(join(staging, "chroma", CHROMA_DB_FILE)).size,
+      chromaFiles: chroma.files + 1,
+      includeChroma: true,
+      driver,
+      manifest,
+    });
+    writeFileAtomic(join(staging, "backup-metadata.json"), serializeMetadata(metadata));
+  });
   await step("fsync of the whole tree", () => syncTree(staging));
   await step("post-validation (quick: integrity checks, sizes)", async () => {
     const result = await validateSnapshotAt(staging, "s", { driver, quick: true });
@@ -81,18 +95,6 @@ async function toolPhases(store: SampleStore, out: string, driver: SqliteDriver)
     () => driver.integrityCheck(join(root, "db", "atocore.db"), { immutable: true }),
   );
   return phases;
-}
-
-/** Just enough metadata for the quick validation to find the files. */
-function metadataFor(root: string, manifest: unknown) {
-  return {
-    created_at: "2026-01-01T00:00:00.000000+00:00",
-    backup_root: root,
-    db_snapshot_path: join(root, "db", "atocore.db"),
-    registry_snapshot_path: join(root, "config", "project-registry.json"),
-    chroma_snapshot_path: join(root, "chroma"),
-    manifest,
-  };
 }
 
 const PYTHON_PHASES = `
