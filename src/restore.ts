@@ -23,10 +23,7 @@ import type { Reporter } from "./reporter.ts";
 import { checkedStamp } from "./snapshot/layout.ts";
 import { locateRecordedPath, recordedPath, type SnapshotMetadata } from "./snapshot/metadata.ts";
 import { type SqliteDriver, SqliteError } from "./sqlite/driver.ts";
-import { CHROMA_DB_FILE, validateSnapshot, type ValidationResult } from "./validate.ts";
-
-/** Name prefix of the hidden folder inside the Chroma folder where the copy is staged. */
-export const CHROMA_STAGING_PREFIX = ".atocore-restore-";
+import { CHROMA_DB_FILE, CHROMA_STAGING_PREFIX, validateSnapshot, type ValidationResult } from "./validate.ts";
 
 /** The folder name of the Chroma copy under `--to DIR`. */
 export const TO_CHROMA_FOLDER = "chroma";

@@ -16,6 +16,11 @@ import type { SqliteDriver } from "./sqlite/driver.ts";
 
 /** The Chroma database file inside a Chroma folder. */
 export const CHROMA_DB_FILE = "chroma.sqlite3";
+/**
+ * Name prefix of the hidden folder inside the Chroma folder where restore stages its
+ * copy. One left by a killed restore is never Chroma's data: create leaves it out.
+ */
+export const CHROMA_STAGING_PREFIX = ".atocore-restore-";
 
 /** How deeply to validate. */
 export interface ValidateOptions {
