@@ -174,3 +174,23 @@ Deno.test("restore --to killed at random moments: the live store is untouched an
     assert.deepEqual(treeDigest(join(to, "chroma")), expected, `rebuilt Chroma differs ${label}`);
   }
 });
+
+Deno.test("the Chroma copy a killed restore staged is not backed up by the next create, nor restored", async () => {
+  using store = tempStore({ dbMiB: 4, chromaMiB: 4, seed: 23 });
+  const env = storeEnv(store);
+  const first = await runCli(["create", "--chroma"], { env });
+  assert.equal(first.code, 0, first.stderr);
+  const stamp = (first.json as { stamp: string }).stamp;
+  const restore = ["restore", stamp, "--confirm-service-stopped", "--no-pre-snapshot"];
+  const killed = await runAndKill(restore, env, 0, "restore_chroma_staged");
+  assert.equal(killed.code, null, "restore finished before the kill");
+  assert.ok(entryNames(store.chromaDir).some((name) => name.startsWith(".atocore-restore-")), "nothing was staged");
+  const second = await runCli(["create", "--chroma"], { env });
+  assert.equal(second.code, 0, second.stderr);
+  const { backup_root: root, stamp: secondStamp } = second.json as { backup_root: string; stamp: string };
+  const firstChroma = join(store.backupDir, "snapshots", stamp, "chroma");
+  assert.deepEqual(entryNames(join(root, "chroma")), entryNames(firstChroma), "the staged copy was backed up");
+  const restored = await runCli(["restore", secondStamp, "--confirm-service-stopped", "--no-pre-snapshot"], { env });
+  assert.equal(restored.code, 0, restored.stderr);
+  assert.ok(!entryNames(store.chromaDir).some((name) => name.startsWith(".atocore-restore-")), "stale copy restored");
+});
