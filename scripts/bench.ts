@@ -605,14 +605,16 @@ async function main(): Promise<void> {
     const report = [
       `Store: ${storeSize}; ${flags.reps} repetitions, order rotated each time, medians; ` +
       `ratio below 1 means this tool is faster. Tool run as ${
-        flags.binary ? "compiled binary" : "`deno run` of main.ts"
+        flags.binary ? `the binary ${flags.binary}` : "`deno run` of main.ts with the compile permissions"
       }.`,
       "",
       formatTable(results),
       "",
       await machineLine(work),
       `Load average before: ${loadBefore}; after: ${loadAverage()}; 1-minute load after each repetition: ` +
-      `${Math.min(...loadSeen)} to ${Math.max(...loadSeen)} (2 CPUs; other work on the machine adds noise).`,
+      `${Math.min(...loadSeen)} to ${
+        Math.max(...loadSeen)
+      } (${navigator.hardwareConcurrency} CPUs; other work on the machine adds noise).`,
       "",
       "Samples (wall s, peak RSS):",
       formatSamples(results),
