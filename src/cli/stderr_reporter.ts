@@ -1,6 +1,8 @@
 /**
- * The CLI's reporter: structured JSON log lines on stderr (the reference module's
- * logger shape), and progress bars on stderr when it is a terminal.
+ * The CLI's reporter. When stderr is not a terminal (scripts, journald, CI): structured
+ * JSON log lines in the reference module's logger shape, with its event names. When it
+ * is a terminal: progress bars, and warnings as readable lines (info events are left to
+ * the command's own summary on stdout).
  *
  * @module
  */
@@ -14,9 +16,9 @@ const REDRAW_MS = 100;
 /**
  * A reporter writing to stderr.
  *
- * @param showProgress Draw progress bars (only when stderr is a terminal).
+ * @param terminal Whether stderr is a terminal: progress bars and readable warnings, else JSON lines.
  */
-export function stderrReporter(showProgress: boolean): Reporter {
+export function stderrReporter(terminal: boolean): Reporter {
   let lastDraw = 0;
   let drawn = false;
   const clear = () => {
@@ -25,12 +27,15 @@ export function stderrReporter(showProgress: boolean): Reporter {
   };
   return {
     event(level, name, fields = {}) {
+      if (terminal && level === "info") return;
       clear();
-      const line = JSON.stringify({ logger: "backup", level, event: name, ...fields });
+      const line = terminal
+        ? readableWarning(name, fields)
+        : JSON.stringify({ logger: "backup", level, event: name, ...fields });
       Deno.stderr.writeSync(encoder.encode(line + "\n"));
     },
     progress(label, done, total) {
-      if (!showProgress) return;
+      if (!terminal) return;
       const now = Date.now();
       const finished = total > 0 && done >= total;
       if (!finished && now - lastDraw < REDRAW_MS) return;
@@ -50,4 +55,10 @@ export function progressLine(label: string, done: number, total: number): string
   return `${label} [${"#".repeat(filled)}${"-".repeat(BAR_WIDTH - filled)}] ${
     Math.floor((done / total) * 100)
   }% ${amount}`;
+}
+
+/** A warning event as one readable line: `warning: chroma_copy_torn (attempt=1, changed=[...])`. */
+export function readableWarning(name: string, fields: Record<string, unknown>): string {
+  const details = Object.entries(fields).map(([key, value]) => `${key}=${JSON.stringify(value)}`).join(", ");
+  return details ? `warning: ${name} (${details})` : `warning: ${name}`;
 }
