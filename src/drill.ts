@@ -125,7 +125,10 @@ export async function drillSnapshot(config: Config, stamp: string, options: Dril
     scratch_kept: false,
     restore: null,
   };
-  const check = async (name: DrillCheckName, run: () => Promise<Omit<DrillCheck, "name" | "seconds">>) => {
+  const check = async (
+    name: DrillCheckName,
+    run: () => Omit<DrillCheck, "name" | "seconds"> | Promise<Omit<DrillCheck, "name" | "seconds">>,
+  ) => {
     const begun = performance.now();
     let outcome: Omit<DrillCheck, "name" | "seconds">;
     try {
@@ -274,11 +277,11 @@ function checkRowCounts(
   return { status: "passed", detail: `${result.tables} tables, ${result.rows} rows, as in the snapshot` };
 }
 
-async function checkRegistry(
+function checkRegistry(
   root: string,
   metadata: SnapshotMetadata,
   restore: RestoreResult,
-): Promise<Omit<DrillCheck, "name" | "seconds">> {
+): Omit<DrillCheck, "name" | "seconds"> {
   const located = locateRecordedPath(root, metadata, recordedPath(metadata, "registry_snapshot_path"));
   if (!recordedPath(metadata, "registry_snapshot_path") || !restore.registry_restored) {
     return { status: "skipped", detail: "no registry in the snapshot" };
@@ -287,27 +290,27 @@ async function checkRegistry(
   const entry = located.ok && Array.isArray(metadata.manifest)
     ? metadata.manifest.find((candidate) => candidate?.path === located.relative)
     : undefined;
-  const mismatch = entry ? await entryMismatch(restore.target_registry, entry) : null;
+  const mismatch = entry ? entryMismatch(restore.target_registry, entry) : null;
   if (mismatch) return { status: "failed", detail: `${mismatch}: ${restore.target_registry}` };
   return { status: "passed", detail: `parses${entry ? ", matches the manifest" : ""}: ${restore.target_registry}` };
 }
 
-async function checkChromaFiles(
+function checkChromaFiles(
   root: string,
   metadata: SnapshotMetadata,
   restore: RestoreResult,
-): Promise<Omit<DrillCheck, "name" | "seconds">> {
+): Omit<DrillCheck, "name" | "seconds"> {
   const located = locateRecordedPath(root, metadata, recordedPath(metadata, "chroma_snapshot_path"));
   if (!recordedPath(metadata, "chroma_snapshot_path") || !restore.chroma_restored || !located.ok) {
     return { status: "skipped", detail: "no Chroma in the snapshot" };
   }
   const expected = Array.isArray(metadata.manifest)
     ? manifestEntries(metadata, CHROMA_FOLDER)
-    : new Map((await buildManifest(located.path)).map((entry) => [entry.path, entry]));
+    : new Map(buildManifest(located.path).map((entry) => [entry.path, entry]));
   const problems: string[] = [];
   let bytes = 0;
   for (const [path, entry] of expected) {
-    const mismatch = await entryMismatch(join(restore.target_chroma, path), entry);
+    const mismatch = entryMismatch(join(restore.target_chroma, path), entry);
     if (mismatch) problems.push(`${mismatch}: ${path}`);
     if ("size" in entry) bytes += entry.size;
   }
@@ -332,7 +335,7 @@ function manifestEntries(metadata: SnapshotMetadata, folder: string): Map<string
 }
 
 /** What differs between the file at `path` and its manifest entry, or `null`. */
-async function entryMismatch(path: string, entry: ManifestEntry): Promise<string | null> {
+function entryMismatch(path: string, entry: ManifestEntry): string | null {
   const info = lstatOrNull(path);
   if (!info) return "missing";
   if ("symlink" in entry) {
@@ -341,7 +344,7 @@ async function entryMismatch(path: string, entry: ManifestEntry): Promise<string
   }
   if (!info.isFile) return "not a file";
   if (info.size !== entry.size) return `size ${info.size}, manifest has ${entry.size}`;
-  return await sha256File(path) === entry.sha256 ? null : "SHA-256 differs";
+  return sha256File(path) === entry.sha256 ? null : "SHA-256 differs";
 }
 
 function elapsed(since: number): number {

@@ -32,13 +32,13 @@ export interface ManifestCheck {
  *
  * @param onBytes Called with bytes hashed (for progress).
  */
-export async function buildManifest(root: string, onBytes?: (bytes: number) => void): Promise<ManifestEntry[]> {
+export function buildManifest(root: string, onBytes?: (bytes: number) => void): ManifestEntry[] {
   const manifest: ManifestEntry[] = [];
   for (const entry of walkTree(root, (path) => path === METADATA_FILE)) {
     if (entry.kind === "symlink") {
       manifest.push({ path: entry.path, symlink: Deno.readLinkSync(join(root, entry.path)) });
     } else if (entry.kind === "file") {
-      manifest.push({ path: entry.path, size: entry.size, sha256: await sha256File(join(root, entry.path), onBytes) });
+      manifest.push({ path: entry.path, size: entry.size, sha256: sha256File(join(root, entry.path), onBytes) });
     }
   }
   return manifest;
@@ -48,11 +48,11 @@ export async function buildManifest(root: string, onBytes?: (bytes: number) => v
  * Check the snapshot at `root` against `manifest`: every entry present, of its kind,
  * size and (unless `quick`) SHA-256; no file or link that the manifest does not list.
  */
-export async function checkManifest(
+export function checkManifest(
   root: string,
   manifest: unknown,
   options: { quick: boolean; onBytes?: (bytes: number) => void },
-): Promise<ManifestCheck> {
+): ManifestCheck {
   const check: ManifestCheck = { errors: [], filesChecked: 0, bytesHashed: 0 };
   if (!Array.isArray(manifest)) return { ...check, errors: ["manifest_invalid: not a list"] };
   const listed = new Set<string>();
@@ -64,7 +64,7 @@ export async function checkManifest(
     }
     listed.add(path);
     check.filesChecked += 1;
-    const problem = await checkEntry(root, entry, options, check);
+    const problem = checkEntry(root, entry, options, check);
     if (problem) check.errors.push(`${problem}: ${path}`);
   }
   for (const entry of walkTree(root, (path) => path === METADATA_FILE)) {
@@ -73,12 +73,12 @@ export async function checkManifest(
   return check;
 }
 
-async function checkEntry(
+function checkEntry(
   root: string,
   entry: ManifestEntry,
   options: { quick: boolean; onBytes?: (bytes: number) => void },
   check: ManifestCheck,
-): Promise<string | null> {
+): string | null {
   const path = join(root, entry.path);
   let info: Deno.FileInfo;
   try {
@@ -96,7 +96,7 @@ async function checkEntry(
   if (options.quick) return null;
   check.bytesHashed += info.size;
   try {
-    return await sha256File(path, options.onBytes) === entry.sha256 ? null : "manifest_sha256_mismatch";
+    return sha256File(path, options.onBytes) === entry.sha256 ? null : "manifest_sha256_mismatch";
   } catch (error) {
     return `manifest_file_unreadable (${describeOsError(error)})`; // one bad file must not stop the others' checks
   }
