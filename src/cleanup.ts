@@ -9,6 +9,10 @@
  * killed cleanup leaves no half-deleted snapshot behind (the next create or
  * cleanup removes what is left in `.trash/`).
  *
+ * Snapshots kept aside under `<backup>/failed/` (they failed post-backup
+ * validation) are reported as `failed_snapshots` and never removed: an operator
+ * decides what to do with them.
+ *
  * The caller holds the operation lock for a confirmed cleanup. A dry run reads
  * only. Requires `--allow-read`, and `--allow-write` to remove.
  *
@@ -19,7 +23,7 @@ import { ensureDir, removeQuietly, renameDurable } from "./fs/durable.ts";
 import { isDirectory } from "./fs/probe.ts";
 import type { Reporter } from "./reporter.ts";
 import { applyRetention, type KeepReason, type RetentionPolicy } from "./retention.ts";
-import { snapshotDir, snapshotsDir, trashDir, trashRoot } from "./snapshot/layout.ts";
+import { failedRoot, snapshotDir, snapshotsDir, trashDir, trashRoot } from "./snapshot/layout.ts";
 import { isStamp } from "./snapshot/stamp.ts";
 
 /** Options of {@linkcode cleanupSnapshots}. */
@@ -62,6 +66,8 @@ export interface CleanupResult {
   deleted_snapshots?: string[];
   /** Stamps a confirmed run would remove (dry runs), newest first. */
   would_delete_snapshots?: string[];
+  /** Folder names under `failed/` (snapshots that failed post-backup validation), sorted; never removed. */
+  failed_snapshots: string[];
 }
 
 /**
@@ -104,6 +110,7 @@ export function cleanupSnapshots(backupDir: string, options: CleanupOptions): Cl
     },
     kept_snapshots: decision.keep.map((stamp) => ({ stamp, reasons: decision.reasons[stamp] })),
     ...(options.confirm ? { deleted_snapshots: removed } : { would_delete_snapshots: removed }),
+    failed_snapshots: folderNames(failedRoot(backupDir)),
   };
   options.reporter.event("info", "cleanup_old_backups", {
     kept: result.kept,
@@ -118,21 +125,22 @@ export function cleanupSnapshots(backupDir: string, options: CleanupOptions): Cl
 function readSnapshotNames(backupDir: string): { stamps: string[]; unparseable: string[] } {
   const stamps: string[] = [];
   const unparseable: string[] = [];
+  for (const name of folderNames(snapshotsDir(backupDir))) {
+    (isStamp(name) ? stamps : unparseable).push(name);
+  }
+  return { stamps, unparseable };
+}
+
+/** The names of the folders in `path`, sorted; none when it does not exist or is not a folder. */
+function folderNames(path: string): string[] {
   let entries: Deno.DirEntry[];
   try {
-    entries = [...Deno.readDirSync(snapshotsDir(backupDir))];
+    entries = [...Deno.readDirSync(path)];
   } catch (error) {
-    if (error instanceof Deno.errors.NotFound || error instanceof Deno.errors.NotADirectory) {
-      return { stamps, unparseable };
-    }
+    if (error instanceof Deno.errors.NotFound || error instanceof Deno.errors.NotADirectory) return [];
     throw error;
   }
-  for (const entry of entries) {
-    if (!entry.isDirectory) continue;
-    (isStamp(entry.name) ? stamps : unparseable).push(entry.name);
-  }
-  unparseable.sort();
-  return { stamps, unparseable };
+  return entries.filter((entry) => entry.isDirectory).map((entry) => entry.name).sort();
 }
 
 /**

@@ -3,6 +3,7 @@
  *
  * The snapshot is built in `<backup>/.staging/`, fsynced, validated, and published
  * with one rename into `snapshots/`; one that fails validation goes to `failed/`.
+ * A live registry that is not JSON is refused before anything is copied.
  * Requires `--allow-read`, `--allow-write` and, for the FFI driver, `--allow-ffi`.
  *
  * @module
@@ -48,11 +49,13 @@ export type CreateResult = SnapshotMetadata & {
  * the run waits for the next second.
  *
  * @throws {UsageError} when the live database does not exist (no snapshot is made).
- * @throws {OperationError} when copying fails or the snapshot does not validate.
+ * @throws {OperationError} when the live registry is not JSON (checked before anything
+ * is copied), when copying fails, or when the snapshot does not validate.
  */
 export async function createSnapshot(config: Config, options: CreateOptions): Promise<CreateResult> {
   const backupDir = config.backupDir.path;
   requireDatabase(config.db.path);
+  await requireParsableRegistry(config.registry.path);
   const now = await freeStampTime(backupDir);
   const stamp = formatStamp(now);
   const finalRoot = snapshotDir(backupDir, stamp);
@@ -230,6 +233,23 @@ async function copyingFrom<T>(what: string, source: string, step: () => T | Prom
 function requireDatabase(path: string): void {
   if (!isFile(path)) {
     throw new UsageError(`database not found: ${path}; check --db or ATOCORE_DB_PATH (see 'config')`);
+  }
+}
+
+/**
+ * Refuse a live registry that exists but does not parse, before anything is copied:
+ * its snapshot would fail validation and restore would refuse it.
+ */
+async function requireParsableRegistry(path: string): Promise<void> {
+  if (!exists(path)) return;
+  const text = await copyingFrom("registry", path, () => Deno.readTextFileSync(path));
+  try {
+    JSON.parse(text);
+  } catch (error) {
+    if (!(error instanceof SyntaxError)) throw error;
+    throw new OperationError(
+      `registry is not JSON (${error.message}): ${path}; fix the file or restore it from a snapshot, then run create again`,
+    );
   }
 }
 

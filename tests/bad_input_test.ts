@@ -145,20 +145,21 @@ Deno.test("create with a registry or Chroma folder that does not exist backs up 
   assert.match(run.stderr, /chroma_snapshot_skipped_missing/);
 });
 
-Deno.test("a live registry that is not JSON: the snapshot is kept aside under failed/, exit 1, nothing published", async () => {
+Deno.test("a live registry that is not JSON: refused before any copy, exit 1, nothing under snapshots/ or failed/", async () => {
   using store = tempStore({ dbMiB: 1, chromaMiB: 1 });
   const env = storeEnv(store);
   Deno.writeTextFileSync(store.registry, "{ not json");
   const before = liveDigest(store);
   const run = await runCli(["create", "--chroma"], { env });
-  assertOneLineError(run, 1, /registry_invalid_json.*failed/, "create");
-  assert.match(run.stderr, /post_backup_validation_failed/, "no warning event");
-  assert.deepEqual(
-    entryNames(join(store.backupDir, "snapshots")),
-    [],
-    "a snapshot with a broken registry was published",
+  assertOneLineError(
+    run,
+    1,
+    new RegExp(`registry is not JSON \\(.+\\): ${store.registry}; fix the file or restore it from a snapshot`),
+    "create",
   );
-  assert.equal(entryNames(join(store.backupDir, "failed")).length, 1, "the snapshot was not kept aside");
+  assert.doesNotMatch(run.stderr, /post_backup_validation_failed/, "a snapshot was made and validated");
+  assert.deepEqual(entryNames(join(store.backupDir, "snapshots")), [], "something was published");
+  assert.deepEqual(entryNames(join(store.backupDir, "failed")), [], "a snapshot was kept aside");
   assert.deepEqual(entryNames(join(store.backupDir, ".staging")), [], "staging left behind");
   assert.deepEqual(liveDigest(store), before, "live store changed");
   Deno.writeTextFileSync(store.registry, "{}\n");

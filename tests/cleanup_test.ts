@@ -10,7 +10,7 @@ import { cleanupCommand } from "../src/cli/cleanup.ts";
 import { SILENT } from "../src/reporter.ts";
 import { DEFAULT_POLICY, type RetentionPolicy } from "../src/retention.ts";
 import { isStamp } from "../src/snapshot/stamp.ts";
-import { lockPath, snapshotsDir, trashRoot } from "../src/snapshot/layout.ts";
+import { failedDir, failedRoot, lockPath, snapshotsDir, trashRoot } from "../src/snapshot/layout.ts";
 import { sampleStorePaths } from "../scripts/sample_store.ts";
 import { cliCommand, ROOT, runCli, runReference, tempDir } from "./_helpers.ts";
 
@@ -131,8 +131,30 @@ Deno.test("engine: a missing snapshots folder is no snapshots", () => {
     confirm: true,
     reporter: SILENT,
   });
-  assert.deepEqual([result.kept, result.deleted, result.errors, result.unparseable], [0, 0, [], []]);
+  assert.deepEqual(
+    [result.kept, result.deleted, result.errors, result.unparseable, result.failed_snapshots],
+    [0, 0, [], [], []],
+  );
   assert.deepEqual(entries(dir.path), []);
+});
+
+Deno.test("engine: snapshots kept aside under failed/ are reported as failed_snapshots and never removed", () => {
+  using dir = tempDir();
+  const set = fixture("daily_cron_1");
+  makeBackup(dir.path, set, 1);
+  const aside = [failedDir(dir.path, "20261101T010000Z"), failedDir(dir.path, "20261102T010000Z")];
+  for (const path of aside) {
+    Deno.mkdirSync(join(path, "db"), { recursive: true });
+    Deno.writeTextFileSync(join(path, "db", "atocore.db"), "kept aside");
+  }
+  Deno.writeTextFileSync(join(failedRoot(dir.path), "note.txt"), "a file, not a snapshot");
+  const policy = { daily: 1, weekly: 0, monthly: 0 };
+  for (const confirm of [false, true]) {
+    const result = cleanupSnapshots(dir.path, { policy, confirm, reporter: SILENT });
+    assert.deepEqual(result.failed_snapshots, aside.map((path) => path.split("/").at(-1)).sort(), `confirm ${confirm}`);
+  }
+  assert.equal(entries(snapshotsDir(dir.path)).filter(isStamp).length, 1, "the policy was applied");
+  for (const path of aside) assert.equal(Deno.readTextFileSync(join(path, "db", "atocore.db")), "kept aside");
 });
 
 Deno.test("cli: dry run by default, the module's result keys and counts, then --confirm removes exactly those", async () => {
@@ -275,6 +297,8 @@ Deno.test("text: kept stamps with their rules, what would go, and what is left a
   using dir = tempDir();
   const set = fixture("first_is_sunday");
   makeBackup(dir.path, { ...set, folders: [...set.folders, "notes"] }, 1);
+  const aside = failedDir(dir.path, "20261101T010000Z");
+  Deno.mkdirSync(aside, { recursive: true });
   const outcome = await cleanupCommand.run({}, [], {
     env: { ATOCORE_BACKUP_DIR: dir.path },
     cwd: dir.path,
@@ -287,5 +311,13 @@ Deno.test("text: kept stamps with their rules, what would go, and what is left a
   assert.ok(lines.includes("  20261101T080025Z  daily 2026-11-01, weekly 2026-W43, monthly 2026-11"), outcome.text);
   assert.ok(lines.includes(`would remove ${set.expected.remove.length}:`), outcome.text);
   assert.ok(lines.includes("not snapshot stamps, left alone: notes"), outcome.text);
+  assert.ok(
+    lines.includes(
+      `failed validation after create, kept aside in ${failedRoot(dir.path)} (never removed): ${
+        aside.split("/").at(-1)
+      }`,
+    ),
+    outcome.text,
+  );
   assert.equal(lines.at(-1), "nothing removed; run again with --confirm to remove them");
 });

@@ -206,24 +206,34 @@ Deno.test("create while another operation holds the lock exits 4 and makes nothi
   assert.equal((await runCli(["create"], { env })).code, 0, "the lock is free once released");
 });
 
-// Publishing only what validates is the design: a snapshot whose registry does not parse
+// Publishing only what validates is the design: a snapshot whose Chroma database is malformed
 // would fail `validate` and be refused by restore, so listing it as good would mislead.
 // Its files are kept under failed/ for whoever needs the database copy.
 Deno.test("a snapshot that fails post-backup validation is kept under failed/, not published; exit 1", async () => {
   using store = tempStore({ dbMiB: 0.2, chromaMiB: 0.05, segments: 1 });
-  Deno.writeTextFileSync(store.registry, "{ not json");
-  const run = await runCli(["create"], { env: storeEnv(store) });
+  overwriteSecondPage(join(store.chromaDir, "chroma.sqlite3"));
+  const run = await runCli(["create", "--chroma"], { env: storeEnv(store) });
   assert.equal(run.code, 1);
   assert.deepEqual(names(join(store.backupDir, "snapshots")), []);
   assert.deepEqual(names(join(store.backupDir, ".staging")), []);
   const [aside] = names(join(store.backupDir, "failed"));
   const asidePath = join(store.backupDir, "failed", aside);
-  assert.match(run.stderr, /registry_invalid_json/);
+  assert.match(run.stderr, /chroma_db_(open|integrity_check)_failed/);
   assert.ok(run.stderr.includes(asidePath), "the error says where the snapshot went");
-  assert.deepEqual(names(asidePath), ["backup-metadata.json", "config", "db"]);
+  assert.deepEqual(names(asidePath), ["backup-metadata.json", "chroma", "config", "db"]);
   const warning = events(run.stderr).find((event) => event.event === "post_backup_validation_failed");
   assert.equal(warning?.backup_root, asidePath);
 });
+
+/** Overwrite the second page of an SQLite file (a table's root) with 0xff bytes: the backup API copies it as is. */
+function overwriteSecondPage(path: string): void {
+  const header = new Uint8Array(18);
+  using file = Deno.openSync(path, { read: true, write: true });
+  file.readSync(header);
+  const pageSize = (header[16] << 8) | header[17];
+  file.seekSync(pageSize, Deno.SeekMode.Start);
+  file.writeSync(new Uint8Array(pageSize).fill(0xff));
+}
 
 Deno.test("Chroma: chroma.sqlite3 goes through the backup API (WAL frames in, no sidecars copied)", async () => {
   using store = tempStore(SMALL);

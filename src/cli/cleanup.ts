@@ -8,7 +8,7 @@ import { ExitCode, UsageError } from "../errors.ts";
 import { acquireLock } from "../lock.ts";
 import { removeLeftovers } from "../recover.ts";
 import { DEFAULT_POLICY, type KeepReason, type RetentionPolicy } from "../retention.ts";
-import { snapshotsDir } from "../snapshot/layout.ts";
+import { failedRoot, snapshotsDir } from "../snapshot/layout.ts";
 import { type Command, COMMON_HELP, configFrom, type Values } from "./command.ts";
 import { formatErrors } from "./format.ts";
 
@@ -27,7 +27,8 @@ Shows what it would do and changes nothing, unless --confirm.
 With --confirm it takes the backup folder's lock (exit 4 while a create, restore
 or cleanup runs) and removes each snapshot by moving it out of snapshots/ first,
 so list and validate never see half of one. Folders under snapshots/ whose names
-are not plain stamps are reported as unparseable and never touched.
+are not plain stamps are reported as unparseable and never touched. Snapshots
+kept aside under failed/ (they failed validation after create) are listed, never removed.
 
 Options:
   --confirm            delete (default: dry run)
@@ -58,7 +59,7 @@ Examples:
     return Promise.resolve({
       result,
       exitCode: result.errors.length ? ExitCode.Failed : ExitCode.Ok,
-      text: describe(result, snapshotsDir(backupDir)),
+      text: describe(result, backupDir),
     });
   },
 };
@@ -85,11 +86,11 @@ function policyFrom(values: Values): RetentionPolicy {
   };
 }
 
-function describe(result: CleanupResult, root: string): string {
+function describe(result: CleanupResult, backupDir: string): string {
   const { keep_daily, keep_weekly, keep_monthly } = result.policy;
   const removed = result.dry_run ? result.would_delete_snapshots ?? [] : result.deleted_snapshots ?? [];
   const lines = [
-    `${result.dry_run ? "dry run of cleanup" : "cleanup"} in ${root} ` +
+    `${result.dry_run ? "dry run of cleanup" : "cleanup"} in ${snapshotsDir(backupDir)} ` +
     `(keep ${keep_daily} daily, ${keep_weekly} weekly, ${keep_monthly} monthly)`,
     `kept ${result.kept}:`,
     ...result.kept_snapshots.map(({ stamp, reasons }) => `  ${stamp}  ${reasons.map(formatReason).join(", ")}`),
@@ -98,6 +99,13 @@ function describe(result: CleanupResult, root: string): string {
   ];
   if (result.unparseable.length) {
     lines.push(`not snapshot stamps, left alone: ${result.unparseable.join(", ")}`);
+  }
+  if (result.failed_snapshots.length) {
+    lines.push(
+      `failed validation after create, kept aside in ${failedRoot(backupDir)} (never removed): ${
+        result.failed_snapshots.join(", ")
+      }`,
+    );
   }
   if (result.errors.length) lines.push(`errors ${result.errors.length}:`, formatErrors(result.errors));
   if (result.dry_run && removed.length) lines.push("nothing removed; run again with --confirm to remove them");
