@@ -126,6 +126,28 @@ Deno.test("--all skips, and names, a folder under snapshots/ that is not a stamp
   assert.deepEqual(report.skipped, ["lost+found"]);
 });
 
+Deno.test("--all on a backup folder without snapshots/ is a usage error naming it; an empty snapshots/ is valid", async () => {
+  using dir = tempDir();
+  const missing = join(dir.path, "backupz");
+  for (const backupDir of [missing, join(dir.path, "a-file", "backups")]) {
+    Deno.writeTextFileSync(join(dir.path, "a-file"), "not a folder");
+    const run = await runCli(["validate", "--all", "--backup-dir", backupDir]);
+    assert.equal(run.code, 2, `${backupDir}: ${run.stdout} ${run.stderr}`);
+    assert.equal(run.stdout, "");
+    assert.equal(
+      run.stderr.trim(),
+      `atocore-backup: error: no snapshots folder at ${
+        join(backupDir, "snapshots")
+      }; check --backup-dir or ATOCORE_BACKUP_DIR (see 'config')`,
+    );
+  }
+  assert.deepEqual([...Deno.readDirSync(dir.path)].map((entry) => entry.name), ["a-file"], "validate made a folder");
+  Deno.mkdirSync(join(missing, "snapshots"), { recursive: true });
+  const empty = await runCli(["validate", "--all", "--json", "--backup-dir", missing]);
+  assert.equal(empty.code, 0, empty.stderr);
+  assert.deepEqual(empty.json, { valid: true, results: [], skipped: [] });
+});
+
 Deno.test("a flipped byte in each kind of file is named, with exit 1", async () => {
   using store = await storeWithSnapshot();
   using copies = tempDir();

@@ -5,7 +5,7 @@
  */
 import { ExitCode, UsageError } from "../errors.ts";
 import { listSnapshots } from "../list.ts";
-import { checkedStamp } from "../snapshot/layout.ts";
+import { checkedStamp, snapshotsDir } from "../snapshot/layout.ts";
 import { isStamp } from "../snapshot/stamp.ts";
 import { validateSnapshot, type ValidationResult } from "../validate.ts";
 import { type Command, COMMON_HELP, configFrom, driverFrom } from "./command.ts";
@@ -22,7 +22,8 @@ export const validateCommand: Command = {
 Check a snapshot: its metadata parses, the database passes PRAGMA integrity_check,
 the registry parses, the Chroma copy is there and its chroma.sqlite3 is whole, and
 every file matches the manifest's size and SHA-256. Works on a read-only copy of
-the backup folder. Exits 1 when a snapshot is not valid.
+the backup folder. Exits 1 when a snapshot is not valid. --all on a backup folder
+without a snapshots/ folder is a usage error (exit 2): the path is likely wrong.
 
 Options:
   --all                validate every snapshot
@@ -44,6 +45,7 @@ Examples:
       const stamps = values.all ? [] : [checkedStamp(positionals[0])];
       const config = configFrom(values, context);
       const driver = driverFrom(values, context);
+      if (values.all) requireSnapshotsFolder(config.backupDir.path);
       // A folder under snapshots/ whose name is not a stamp is no snapshot: reported as skipped, not failed.
       const listed = values.all ? listSnapshots(config.backupDir.path, context.now).map((entry) => entry.stamp) : [];
       const skipped = listed.filter((name) => !isStamp(name));
@@ -70,6 +72,28 @@ Examples:
     });
   },
 };
+
+/**
+ * Refuse `--all` on a backup folder that has no `snapshots/` folder: a mistyped
+ * `--backup-dir` would otherwise pass as "no snapshots", valid. An empty one is fine.
+ *
+ * @throws {UsageError} naming the path, when nothing or no folder is there.
+ */
+function requireSnapshotsFolder(backupDir: string): void {
+  const path = snapshotsDir(backupDir);
+  let folder: boolean;
+  try {
+    folder = Deno.statSync(path).isDirectory;
+  } catch (error) {
+    if (!(error instanceof Deno.errors.NotFound || error instanceof Deno.errors.NotADirectory)) throw error;
+    folder = false;
+  }
+  if (!folder) {
+    throw new UsageError(
+      `no snapshots folder at ${path}; check --backup-dir or ATOCORE_BACKUP_DIR (see 'config')`,
+    );
+  }
+}
 
 function describe(result: ValidationResult): string {
   if (result.valid) {
