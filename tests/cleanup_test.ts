@@ -236,6 +236,27 @@ Deno.test("cli: counts that are not non-negative integers are usage errors, and 
   assert.deepEqual(entries(snapshotsDir(dir.path)), before);
 });
 
+Deno.test("cli: a policy that keeps nothing is refused (exit 2, one line), dry run or not; nothing is touched", async () => {
+  using dir = tempDir();
+  makeBackup(dir.path, fixture("daily_cron_2"), 1);
+  const before = entries(snapshotsDir(dir.path));
+  const env = { ATOCORE_BACKUP_DIR: dir.path };
+  const zeros = ["--keep-daily", "0", "--keep-weekly", "0", "--keep-monthly", "0"];
+  for (const args of [zeros, ["--confirm", ...zeros]]) {
+    const run = await runCli(["cleanup", ...args], { env });
+    assert.equal(run.code, 2, `${args.join(" ")}: ${run.stderr}`);
+    assert.equal(run.stdout, "");
+    assert.match(
+      run.stderr.trim(),
+      /^atocore-backup: error: cleanup: .*a policy that keeps nothing would delete every snapshot; keep at least one$/,
+    );
+  }
+  assert.deepEqual(entries(snapshotsDir(dir.path)), before);
+  assert.deepEqual(entries(dir.path), ["snapshots"], "no lock file, no trash");
+  const one = await runCli(["cleanup", "--keep-daily", "0", "--keep-weekly", "0", "--keep-monthly", "1"], { env });
+  assert.equal(one.code, 0, `a policy that keeps one month is accepted: ${one.stderr}`);
+});
+
 Deno.test("cli: --confirm refuses with exit 4 while another operation holds the lock; a dry run still reports", async () => {
   using dir = tempDir();
   const set = fixture("daily_cron_3");

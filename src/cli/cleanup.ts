@@ -22,7 +22,8 @@ Keep the newest snapshot of each of the ${DEFAULT_POLICY.daily} newest UTC days 
 Sunday snapshot of each of the ${DEFAULT_POLICY.weekly} newest weeks (Python's %Y-W%W) that have one,
 and the newest 1st-of-month snapshot of each of the ${DEFAULT_POLICY.monthly} newest months that have
 one; every other snapshot goes. These are the reference module's decisions.
-Shows what it would do and changes nothing, unless --confirm.
+Shows what it would do and changes nothing, unless --confirm. A policy that
+keeps nothing (all three counts 0) is refused (exit 2).
 
 With --confirm it takes the backup folder's lock (exit 4 while a create, restore
 or cleanup runs) and removes each snapshot by moving it out of snapshots/ first,
@@ -67,7 +68,8 @@ Examples:
 /**
  * The counts the `--keep-*` flags give, the defaults for the others.
  *
- * @throws {UsageError} for a value that is not a non-negative integer.
+ * @throws {UsageError} for a value that is not a non-negative integer, and for
+ * counts that are all 0 (a policy that keeps nothing; refused as restic does).
  */
 function policyFrom(values: Values): RetentionPolicy {
   const count = (flag: string, fallback: number): number => {
@@ -79,11 +81,18 @@ function policyFrom(values: Values): RetentionPolicy {
     }
     return value;
   };
-  return {
+  const policy = {
     daily: count("keep-daily", DEFAULT_POLICY.daily),
     weekly: count("keep-weekly", DEFAULT_POLICY.weekly),
     monthly: count("keep-monthly", DEFAULT_POLICY.monthly),
   };
+  if (policy.daily + policy.weekly + policy.monthly === 0) {
+    throw new UsageError(
+      "cleanup: --keep-daily, --keep-weekly and --keep-monthly are all 0: " +
+        "a policy that keeps nothing would delete every snapshot; keep at least one",
+    );
+  }
+  return policy;
 }
 
 function describe(result: CleanupResult, backupDir: string): string {
