@@ -20,7 +20,7 @@ import { buildManifest } from "./snapshot/manifest.ts";
 import { buildMetadata, serializeMetadata, type SnapshotMetadata } from "./snapshot/metadata.ts";
 import { formatCreatedAt, formatStamp } from "./snapshot/stamp.ts";
 import type { SqliteDriver } from "./sqlite/driver.ts";
-import { CHROMA_DB_FILE, CHROMA_STAGING_PREFIX, validateSnapshotAt } from "./validate.ts";
+import { CHROMA_DB_FILE, CHROMA_OLD_PREFIX, CHROMA_STAGING_PREFIX, validateSnapshotAt } from "./validate.ts";
 
 /** Attempts at a Chroma copy before a folder that keeps changing is reported. */
 export const CHROMA_COPY_ATTEMPTS = 3;
@@ -166,7 +166,8 @@ async function copyChroma(
   reporter: Reporter,
 ): Promise<CopyTotals> {
   const skip = (path: string) =>
-    path === CHROMA_DB_FILE || path.startsWith(`${CHROMA_DB_FILE}-`) || path.startsWith(CHROMA_STAGING_PREFIX);
+    path === CHROMA_DB_FILE || path.startsWith(`${CHROMA_DB_FILE}-`) || path.startsWith(CHROMA_STAGING_PREFIX) ||
+    path.startsWith(CHROMA_OLD_PREFIX);
   let changed: string[] = [];
   for (let attempt = 1; attempt <= CHROMA_COPY_ATTEMPTS; attempt++) {
     removeQuietly(target);

@@ -5,7 +5,10 @@
  * The database and the registry are replaced atomically (copy beside, fsync, rename
  * over, fsync the folder), so a restore killed at any instant leaves each of them
  * old or new, never torn and never missing. Chroma's folder is kept (it is a bind
- * mount in production) and its contents are swapped from a copy staged inside it.
+ * mount in production) and its contents are swapped from a copy staged inside it:
+ * the old entries are renamed into a hidden folder beside the copy, the copy's
+ * entries renamed in, and only then is the old folder removed, so the window in
+ * which Chroma is partial lasts a few renames.
  * The caller holds the operation lock. Requires `--allow-read`, `--allow-write` and,
  * for the FFI driver, `--allow-ffi`.
  *
@@ -23,7 +26,13 @@ import type { Reporter } from "./reporter.ts";
 import { checkedStamp } from "./snapshot/layout.ts";
 import { locateRecordedPath, recordedPath, type SnapshotMetadata } from "./snapshot/metadata.ts";
 import { type SqliteDriver, SqliteError } from "./sqlite/driver.ts";
-import { CHROMA_DB_FILE, CHROMA_STAGING_PREFIX, validateSnapshot, type ValidationResult } from "./validate.ts";
+import {
+  CHROMA_DB_FILE,
+  CHROMA_OLD_PREFIX,
+  CHROMA_STAGING_PREFIX,
+  validateSnapshot,
+  type ValidationResult,
+} from "./validate.ts";
 
 /** The folder name of the Chroma copy under `--to DIR`. */
 export const TO_CHROMA_FOLDER = "chroma";
@@ -316,7 +325,7 @@ function replaceStore(
     }
     if (staged === null) return null;
     step = `swapping the contents of the Chroma folder ${targets.chroma}`;
-    swapChroma(staged, targets.chroma);
+    swapChroma(staged, targets.chroma, reporter);
     reporter.event("info", "restore_chroma_swapped", { target: targets.chroma, ...staged.totals });
     return staged.totals;
   } catch (error) {
@@ -364,12 +373,13 @@ interface StagedChroma {
 /**
  * Copy the snapshot's Chroma folder into a hidden folder inside `target` (created
  * when missing, never removed), owned like `target`, fsynced. Leftovers of killed
- * restores are removed first; a copy that fails part way is removed.
+ * restores (staged copies and old entries moved aside) are removed first; a copy
+ * that fails part way is removed.
  */
 function stageChroma(source: string, target: string, reporter: Reporter): StagedChroma {
   ensureDir(target);
   for (const entry of Deno.readDirSync(target)) {
-    if (!entry.name.startsWith(CHROMA_STAGING_PREFIX)) continue;
+    if (!entry.name.startsWith(CHROMA_STAGING_PREFIX) && !entry.name.startsWith(CHROMA_OLD_PREFIX)) continue;
     removeQuietly(join(target, entry.name));
     reporter.event("warning", "stale_leftover_removed", { path: join(target, entry.name) });
   }
@@ -416,17 +426,29 @@ function ownLike(root: string, entries: TreeEntry[], folder: Deno.FileInfo): voi
   }
 }
 
-/** Remove every entry of `target` but the staged folder, move the staged entries in, and remove the staged folder. */
-function swapChroma(staged: StagedChroma, target: string): void {
+/**
+ * Swap the contents of `target` for the staged ones with renames only (instant, on
+ * one filesystem): move every old entry into a hidden folder beside the staged one,
+ * move the staged entries in, fsync, and only then remove the old entries. `target`
+ * itself is kept. Old entries that cannot be removed are a warning, not a failure:
+ * the swap is done, and the next restore removes them.
+ */
+function swapChroma(staged: StagedChroma, target: string, reporter: Reporter): void {
   const stagedName = basename(staged.folder);
-  for (const entry of Deno.readDirSync(target)) {
-    if (entry.name !== stagedName) removeQuietly(join(target, entry.name));
-  }
-  for (const entry of Deno.readDirSync(staged.folder)) {
+  const old = join(target, `${CHROMA_OLD_PREFIX}${stagedName.slice(CHROMA_STAGING_PREFIX.length)}`);
+  const oldNames = [...Deno.readDirSync(target)].map((entry) => entry.name).filter((name) => name !== stagedName);
+  Deno.mkdirSync(old);
+  for (const name of oldNames) Deno.renameSync(join(target, name), join(old, name));
+  for (const entry of [...Deno.readDirSync(staged.folder)]) {
     Deno.renameSync(join(staged.folder, entry.name), join(target, entry.name));
   }
   syncDir(target);
   Deno.removeSync(staged.folder);
+  try {
+    removeQuietly(old);
+  } catch (error) {
+    reporter.event("warning", "restore_old_chroma_not_removed", { path: old, error: describeOsError(error) });
+  }
   syncDir(target);
 }
 

@@ -21,6 +21,12 @@ export const CHROMA_DB_FILE = "chroma.sqlite3";
  * copy. One left by a killed restore is never Chroma's data: create leaves it out.
  */
 export const CHROMA_STAGING_PREFIX = ".atocore-restore-";
+/**
+ * Name prefix of the hidden folder inside the Chroma folder where restore moves the
+ * old entries aside during the swap. One left by a killed restore is never Chroma's
+ * data either: create leaves it out, and the next restore removes it.
+ */
+export const CHROMA_OLD_PREFIX = ".atocore-old-";
 
 /** How deeply to validate. */
 export interface ValidateOptions {

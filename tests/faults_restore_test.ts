@@ -62,9 +62,13 @@ function removeIfThere(path: string): void {
   }
 }
 
-/** A digest without the Chroma copy that restore stages inside the Chroma folder. */
+/** A digest without the Chroma copy restore stages inside the Chroma folder, nor the old entries it moves aside. */
 function withoutStaging(digest: Record<string, string>): Record<string, string> {
-  return Object.fromEntries(Object.entries(digest).filter(([path]) => !path.startsWith(".atocore-restore-")));
+  return Object.fromEntries(
+    Object.entries(digest).filter(([path]) =>
+      !path.startsWith(".atocore-restore-") && !path.startsWith(".atocore-old-")
+    ),
+  );
 }
 
 /** Put the saved live store back, keeping the Chroma folder itself (as a bind mount would be kept). */

@@ -431,6 +431,60 @@ Deno.test("restore keeps the live files' owner and mode, and gives restored Chro
   }
 });
 
+Deno.test("old Chroma entries a killed restore moved aside are not backed up by create, and the next restore removes them", async () => {
+  using store = tempStore({ dbMiB: 1, chromaMiB: 1 });
+  const env = storeEnv(store);
+  const stamp = await createSnapshot(store);
+  const chromaAtCreate = treeDigest(snapshotChroma(store, stamp));
+  const leftover = join(store.chromaDir, ".atocore-old-4242-0badcafe");
+  Deno.mkdirSync(join(leftover, "00000000-old-segment"), { recursive: true });
+  Deno.writeTextFileSync(join(leftover, "00000000-old-segment", "header.bin"), "an old entry moved aside");
+  const second = await createSnapshot(store);
+  assert.deepEqual(entryNames(snapshotChroma(store, second)), entryNames(snapshotChroma(store, stamp)));
+  const run = await runCli(["restore", second, "--confirm-service-stopped", "--no-pre-snapshot"], { env });
+  assert.equal(run.code, 0, run.stderr);
+  assert.ok(run.stderr.includes(leftover), `the leftover's removal is not reported: ${run.stderr}`);
+  assert.deepEqual(treeDigest(store.chromaDir), chromaAtCreate);
+});
+
+// The swap renames the old entries aside before the new ones come in and removes them
+// last: an old entry that cannot be removed (here an immutable file) no longer stops the
+// swap half way with Chroma partly deleted.
+Deno.test("restore swaps Chroma by renames: an old entry that cannot be removed is a warning, Chroma is whole", async () => {
+  using store = tempStore({ dbMiB: 1, chromaMiB: 1 });
+  const env = storeEnv(store);
+  const stamp = await createSnapshot(store);
+  const chromaAtCreate = treeDigest(snapshotChroma(store, stamp));
+  changeLiveStore(store);
+  const pinned = join(store.chromaDir, "ffffffff-pinned-segment", "header.bin");
+  Deno.mkdirSync(join(store.chromaDir, "ffffffff-pinned-segment"));
+  Deno.writeTextFileSync(pinned, "cannot be removed");
+  const chattr = new Deno.Command("chattr", { args: ["+i", pinned], stderr: "piped" }).outputSync();
+  if (!chattr.success) return skipBecause(`chattr +i: ${new TextDecoder().decode(chattr.stderr).trim()}`);
+  try {
+    const run = await runCli(["restore", stamp, "--confirm-service-stopped", "--no-pre-snapshot"], { env });
+    assert.equal(run.code, 0, run.stderr);
+    const [old, ...more] = entryNames(store.chromaDir).filter((name) => name.startsWith("."));
+    assert.match(old, /^\.atocore-old-/);
+    assert.deepEqual(more, []);
+    assert.deepEqual(treeDigest(store.chromaDir, [old]), chromaAtCreate, "Chroma is not the snapshot's");
+    assert.equal(
+      Deno.readTextFileSync(join(store.chromaDir, old, "ffffffff-pinned-segment", "header.bin")),
+      "cannot be removed",
+    );
+    assert.match(run.stderr, /restore_old_chroma_not_removed/);
+  } finally {
+    // Wherever the restore left the pinned file, unpin it so the temporary store can be removed.
+    const old = entryNames(store.chromaDir).find((name) => name.startsWith(".atocore-old-"));
+    const path = old ? join(store.chromaDir, old, "ffffffff-pinned-segment", "header.bin") : pinned;
+    new Deno.Command("chattr", { args: ["-i", path] }).outputSync();
+  }
+  const again = await runCli(["restore", stamp, "--confirm-service-stopped", "--no-pre-snapshot"], { env });
+  assert.equal(again.code, 0, again.stderr);
+  assert.deepEqual(treeDigest(store.chromaDir), chromaAtCreate);
+  assert.deepEqual(entryNames(store.chromaDir).filter((name) => name.startsWith(".")), [], "leftover not removed");
+});
+
 /** A digest without the SQLite files, whose bytes a backup-API copy does not keep. */
 function withoutDatabases(digest: Record<string, string>): Record<string, string> {
   return Object.fromEntries(Object.entries(digest).filter(([path]) => !/\.(db|sqlite3)$/.test(path)));
