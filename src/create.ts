@@ -10,7 +10,7 @@
  */
 import { basename, join } from "node:path";
 import { describeOsError, isDiskFull, OperationError, ToolError, UsageError } from "./errors.ts";
-import { ensureDir, removeQuietly, renameDurable, syncTree, writeFileAtomic } from "./fs/durable.ts";
+import { ensureDir, removeQuietly, renameDurable, syncFileLater, syncTree, writeFileAtomic } from "./fs/durable.ts";
 import { exists, isDirectory, isFile } from "./fs/probe.ts";
 import { changedPaths, copyEntries, type CopyTotals, walkTree } from "./fs/tree.ts";
 import type { Config } from "./config.ts";
@@ -119,6 +119,7 @@ async function buildSnapshot(
       staged.db,
       ({ remaining, total }) => reporter.progress("database pages", total - remaining, total),
     ));
+  const databaseFlushed = syncFileLater(staged.db);
   const hasRegistry = exists(config.registry.path);
   if (hasRegistry) {
     await copyingFrom("registry", config.registry.path, () => Deno.copyFileSync(config.registry.path, staged.registry));
@@ -151,6 +152,7 @@ async function buildSnapshot(
     manifest,
   });
   writeFileAtomic(staged.metadata, serializeMetadata(metadata));
+  await databaseFlushed();
   syncTree(staged.root);
   return metadata;
 }

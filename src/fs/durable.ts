@@ -119,3 +119,16 @@ export function removeQuietly(path: string): void {
     if (!(error instanceof Deno.errors.NotFound)) throw error;
   }
 }
+
+/**
+ * Start fsyncing a file on a runtime thread and return a function that waits for the
+ * flush (throwing its error), so the disk writes while the main thread goes on (hashing).
+ */
+export function syncFileLater(path: string): () => Promise<void> {
+  const file = Deno.openSync(path, { read: true });
+  const flushed = file.sync().then(() => null, (error: unknown) => ({ error })).finally(() => file.close());
+  return async () => {
+    const failure = await flushed;
+    if (failure) throw failure.error;
+  };
+}

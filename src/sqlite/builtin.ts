@@ -6,7 +6,6 @@
  */
 import { backup, DatabaseSync } from "node:sqlite";
 import { join } from "node:path";
-import { syncFile } from "../fs/durable.ts";
 import {
   type BackupProgress,
   BUSY_TIMEOUT_MS,
@@ -60,7 +59,6 @@ class BuiltinDriver implements SqliteDriver {
     } finally {
       from.close();
     }
-    syncFile(destination);
   }
 
   integrityCheck(path: string, options: { immutable: boolean }): string {

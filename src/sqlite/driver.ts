@@ -30,7 +30,7 @@ export interface SqliteDriver {
   /**
    * Copy the database at `source` into the new file `destination` with the online
    * backup API, as one consistent state even while another process commits, then
-   * fsync the copy. The source is never created: a missing source is an error.
+   * leave the fsync to the caller (create flushes it while hashing). The source is never created: a missing source is an error.
    */
   backup(
     source: string,

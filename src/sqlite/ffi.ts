@@ -3,11 +3,10 @@
  *
  * The backup destination is a new file in a staging folder, so it is opened with
  * `journal_mode=OFF`, `synchronous=OFF` and a bounded cache, copied in steps, and
- * fsynced once at the end. Requires `--allow-ffi`.
+ * left for the caller to fsync. Requires `--allow-ffi`.
  *
  * @module
  */
-import { syncFile } from "../fs/durable.ts";
 import {
   type BackupProgress,
   BUSY_TIMEOUT_MS,
@@ -105,7 +104,6 @@ class FfiDriver implements SqliteDriver {
     } finally {
       this.#lib.sqlite3_close_v2(from);
     }
-    syncFile(destination);
   }
 
   integrityCheck(path: string, options: { immutable: boolean }): string {
