@@ -20,7 +20,7 @@
  */
 import { describeOsError } from "./errors.ts";
 import { ensureDir, removeQuietly, renameDurable } from "./fs/durable.ts";
-import { isDirectory } from "./fs/probe.ts";
+import { folderNames, isDirectory } from "./fs/probe.ts";
 import type { Reporter } from "./reporter.ts";
 import { applyRetention, type KeepReason, type RetentionPolicy } from "./retention.ts";
 import { failedRoot, snapshotDir, snapshotsDir, trashDir, trashRoot } from "./snapshot/layout.ts";
@@ -129,18 +129,6 @@ function readSnapshotNames(backupDir: string): { stamps: string[]; unparseable: 
     (isStamp(name) ? stamps : unparseable).push(name);
   }
   return { stamps, unparseable };
-}
-
-/** The names of the folders in `path`, sorted; none when it does not exist or is not a folder. */
-function folderNames(path: string): string[] {
-  let entries: Deno.DirEntry[];
-  try {
-    entries = [...Deno.readDirSync(path)];
-  } catch (error) {
-    if (error instanceof Deno.errors.NotFound || error instanceof Deno.errors.NotADirectory) return [];
-    throw error;
-  }
-  return entries.filter((entry) => entry.isDirectory).map((entry) => entry.name).sort();
 }
 
 /**

@@ -175,13 +175,11 @@ async function copyChroma(
     removeQuietly(target);
     Deno.mkdirSync(target);
     const before = walkTree(source, skip);
-    const total = before.reduce((sum, entry) => sum + (entry.kind === "file" ? entry.size : 0), 0);
-    let done = 0;
     const totals = copyEntriesOrNull(
       source,
       target,
       before,
-      (bytes) => reporter.progress("chroma bytes", done += bytes, total),
+      (done, total) => reporter.progress("chroma bytes", done, total),
     );
     if (totals === null) {
       changed = ["(an entry vanished during the copy)"];

@@ -6,6 +6,7 @@
  * @module
  */
 import { join } from "node:path";
+import { folderNames } from "./fs/probe.ts";
 import { METADATA_FILE, snapshotsDir } from "./snapshot/layout.ts";
 import { readMetadata, type SnapshotMetadata } from "./snapshot/metadata.ts";
 import { isStamp, parseStamp } from "./snapshot/stamp.ts";
@@ -37,16 +38,7 @@ export interface ListEntry {
  * @param now The time ages are measured from.
  */
 export function listSnapshots(backupDir: string, now: Date): ListEntry[] {
-  let names: string[];
-  try {
-    names = [...Deno.readDirSync(snapshotsDir(backupDir))].filter((entry) => entry.isDirectory).map((entry) =>
-      entry.name
-    ).sort();
-  } catch (error) {
-    if (error instanceof Deno.errors.NotFound || error instanceof Deno.errors.NotADirectory) return [];
-    throw error;
-  }
-  return names.map((name) => listEntry(join(snapshotsDir(backupDir), name), name, now));
+  return folderNames(snapshotsDir(backupDir)).map((name) => listEntry(join(snapshotsDir(backupDir), name), name, now));
 }
 
 function listEntry(path: string, stamp: string, now: Date): ListEntry {

@@ -8,6 +8,7 @@
  */
 import { join } from "node:path";
 import { removeQuietly, syncDir } from "./fs/durable.ts";
+import { entriesOrNone } from "./fs/probe.ts";
 import type { Reporter } from "./reporter.ts";
 import { stagingRoot, trashRoot } from "./snapshot/layout.ts";
 
@@ -19,13 +20,7 @@ import { stagingRoot, trashRoot } from "./snapshot/layout.ts";
 export function removeLeftovers(backupDir: string, reporter: Reporter): string[] {
   const removed: string[] = [];
   for (const root of [stagingRoot(backupDir), trashRoot(backupDir)]) {
-    let names: string[];
-    try {
-      names = [...Deno.readDirSync(root)].map((entry) => entry.name);
-    } catch (error) {
-      if (error instanceof Deno.errors.NotFound) continue;
-      throw error;
-    }
+    const names = entriesOrNone(root).map((entry) => entry.name);
     for (const name of names) {
       const path = join(root, name);
       removeQuietly(path);

@@ -19,7 +19,7 @@ import type { Config } from "./config.ts";
 import { createSnapshot } from "./create.ts";
 import { describeOsError, OperationError, RefusedError, ToolError, UsageError } from "./errors.ts";
 import { ensureDir, removeQuietly, replaceFileAtomic, syncDir, syncTree } from "./fs/durable.ts";
-import { isFile, statOrNull } from "./fs/probe.ts";
+import { entriesOrNone, isFile, statOrNull } from "./fs/probe.ts";
 import { copyEntries, type CopyTotals, type TreeEntry, walkTree } from "./fs/tree.ts";
 import { findOpeners } from "./open_files.ts";
 import type { Reporter } from "./reporter.ts";
@@ -351,13 +351,7 @@ function checkpoint(driver: SqliteDriver, path: string, reporter: Reporter): voi
 /** Remove temporary copies beside `target` left by a restore that was killed (the lock rules out a live one). */
 function removeStaleTemporaries(target: string, reporter: Reporter): void {
   const folder = dirname(target);
-  let names: string[];
-  try {
-    names = [...Deno.readDirSync(folder)].map((entry) => entry.name);
-  } catch (error) {
-    if (error instanceof Deno.errors.NotFound) return;
-    throw error;
-  }
+  const names = entriesOrNone(folder).map((entry) => entry.name);
   for (const name of names.filter((name) => name.startsWith(`.${basename(target)}.tmp-`))) {
     removeQuietly(join(folder, name));
     reporter.event("warning", "stale_leftover_removed", { path: join(folder, name) });
@@ -387,13 +381,11 @@ function stageChroma(source: string, target: string, reporter: Reporter): Staged
   Deno.mkdirSync(folder);
   try {
     const entries = walkTree(source);
-    const total = entries.reduce((sum, entry) => sum + (entry.kind === "file" ? entry.size : 0), 0);
-    let done = 0;
     const totals = copyEntries(
       source,
       folder,
       entries,
-      (bytes) => reporter.progress("chroma bytes", done += bytes, total),
+      (done, total) => reporter.progress("chroma bytes", done, total),
     );
     ownLike(folder, entries, Deno.statSync(target));
     syncTree(folder);

@@ -40,3 +40,18 @@ export function lstatOrNull(path: string): Deno.FileInfo | null {
     throw error;
   }
 }
+
+/** The entries of the folder at `path`, in no set order; none when nothing is there or it is not a folder. */
+export function entriesOrNone(path: string): Deno.DirEntry[] {
+  try {
+    return [...Deno.readDirSync(path)];
+  } catch (error) {
+    if (error instanceof Deno.errors.NotFound || error instanceof Deno.errors.NotADirectory) return [];
+    throw error;
+  }
+}
+
+/** The names of the folders in `path`, sorted; none when nothing is there or it is not a folder. */
+export function folderNames(path: string): string[] {
+  return entriesOrNone(path).filter((entry) => entry.isDirectory).map((entry) => entry.name).sort();
+}

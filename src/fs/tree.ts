@@ -52,14 +52,15 @@ export function walkTree(root: string, skip: (path: string) => boolean = () => f
  * files with their content, mode and modification time, symbolic links as links
  * (never followed). Sockets and devices are skipped.
  *
- * @param onBytes Called with the size of each file copied (for progress).
+ * @param onProgress Called after each file with the bytes copied so far and the walked total (for progress).
  */
 export function copyEntries(
   source: string,
   target: string,
   entries: TreeEntry[],
-  onBytes?: (bytes: number) => void,
+  onProgress?: (done: number, total: number) => void,
 ): CopyTotals {
+  const total = entries.reduce((sum, entry) => sum + (entry.kind === "file" ? entry.size : 0), 0);
   const totals = { files: 0, bytes: 0 };
   for (const entry of entries) {
     const from = join(source, entry.path);
@@ -74,7 +75,7 @@ export function copyEntries(
       if (entry.mtimeMs !== null) Deno.utimeSync(to, info.atime ?? new Date(), new Date(entry.mtimeMs));
       totals.files += 1;
       totals.bytes += info.size;
-      onBytes?.(info.size);
+      onProgress?.(totals.bytes, total);
     }
   }
   return totals;
