@@ -7,7 +7,7 @@
  */
 import { createHash } from "node:crypto";
 import { join } from "node:path";
-import { cliCommand, type CliRun, COMPILE_PERMISSIONS, ROOT } from "./_helpers.ts";
+import { cliCommand, type CliRun, cliRunOf, COMPILE_PERMISSIONS, ROOT } from "./_helpers.ts";
 
 /** The seed used when `FAULT_SEED` is not set, so CI runs the same trials every time. */
 export const DEFAULT_FAULT_SEED = 20261125;
@@ -328,14 +328,7 @@ export function unprivilegedCli(): UnprivilegedCli | string {
         stdout: "piped",
         stderr: "piped",
       }).output();
-      const stdout = new TextDecoder().decode(output.stdout);
-      let json: unknown;
-      try {
-        json = JSON.parse(stdout);
-      } catch {
-        json = undefined;
-      }
-      return { code: output.code, stdout, stderr: new TextDecoder().decode(output.stderr), json };
+      return cliRunOf(output);
     },
     [Symbol.dispose]: () => Deno.removeSync(home, { recursive: true }),
   };

@@ -55,6 +55,18 @@ export function cliCommand(args: string[]): string[] {
   return [Deno.execPath(), "run", ...COMPILE_PERMISSIONS, join(ROOT, "main.ts"), ...args];
 }
 
+/** A finished run of the CLI (or of the reference module) as a {@linkcode CliRun}: its output decoded, stdout parsed. */
+export function cliRunOf(output: Deno.CommandOutput): CliRun {
+  const stdout = new TextDecoder().decode(output.stdout);
+  let json: unknown;
+  try {
+    json = JSON.parse(stdout);
+  } catch {
+    json = undefined;
+  }
+  return { code: output.code, stdout, stderr: new TextDecoder().decode(output.stderr), json };
+}
+
 /** Run the CLI as a subprocess with `args` and wait for it. */
 export async function runCli(args: string[], options: CliOptions = {}): Promise<CliRun> {
   const [program, ...rest] = cliCommand(args);
@@ -67,14 +79,7 @@ export async function runCli(args: string[], options: CliOptions = {}): Promise<
     stdout: "piped",
     stderr: "piped",
   }).output();
-  const stdout = new TextDecoder().decode(output.stdout);
-  let json: unknown;
-  try {
-    json = JSON.parse(stdout);
-  } catch {
-    json = undefined;
-  }
-  return { code: output.code, stdout, stderr: new TextDecoder().decode(output.stderr), json };
+  return cliRunOf(output);
 }
 
 /** Run the reference Python module (`python3 -m atocore.ops.backup ARGS`) against a store. */
@@ -92,14 +97,7 @@ export async function runReference(args: string[], store: SampleStore): Promise<
     stdout: "piped",
     stderr: "piped",
   }).output();
-  const stdout = new TextDecoder().decode(output.stdout);
-  let json: unknown;
-  try {
-    json = JSON.parse(stdout);
-  } catch {
-    json = undefined;
-  }
-  return { code: output.code, stdout, stderr: new TextDecoder().decode(output.stderr), json };
+  return cliRunOf(output);
 }
 
 /** Rows of an SQL query run by the `sqlite3` shell (a tool independent of the one under test), as JSON. */
