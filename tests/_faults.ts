@@ -7,7 +7,7 @@
  */
 import { createHash } from "node:crypto";
 import { join } from "node:path";
-import { cliCommand, type CliRun, cliRunOf, COMPILE_PERMISSIONS, ROOT } from "./_helpers.ts";
+import { cliCommand, cliEnv, cliProcess, type CliRun, cliRunOf } from "./_helpers.ts";
 
 /** The seed used when `FAULT_SEED` is not set, so CI runs the same trials every time. */
 export const DEFAULT_FAULT_SEED = 20261125;
@@ -44,11 +44,6 @@ export interface KilledRun {
   code: number | null;
 }
 
-/** The environment every CLI subprocess gets: PATH and HOME, plus `env`. */
-export function cliEnv(env: Record<string, string>): Record<string, string> {
-  return { PATH: Deno.env.get("PATH") ?? "/usr/bin:/bin", HOME: Deno.env.get("HOME") ?? "/root", ...env };
-}
-
 /**
  * Start the CLI with `args` and send it SIGKILL `delayMs` milliseconds after it
  * starts or, with `afterEvent`, after it logs that event on stderr (to aim at a step).
@@ -59,16 +54,7 @@ export async function runAndKill(
   delayMs: number,
   afterEvent?: string,
 ): Promise<KilledRun> {
-  const [program, ...rest] = cliCommand(args);
-  const child = new Deno.Command(program, {
-    args: rest,
-    cwd: ROOT,
-    env: cliEnv(env),
-    clearEnv: true,
-    stdin: "null",
-    stdout: "null",
-    stderr: "piped",
-  }).spawn();
+  const child = cliProcess(args, { env, stdout: "null" }).spawn();
   let exited = false;
   const status = child.status.then((value) => {
     exited = true;
@@ -105,17 +91,8 @@ function watchFor(stream: ReadableStream<Uint8Array>, event?: string): { seen: P
 
 /** Milliseconds an uninterrupted run of the CLI takes, to spread kill moments over. */
 export async function timeRun(args: string[], env: Record<string, string>): Promise<number> {
-  const [program, ...rest] = cliCommand(args);
   const started = performance.now();
-  const output = await new Deno.Command(program, {
-    args: rest,
-    cwd: ROOT,
-    env: cliEnv(env),
-    clearEnv: true,
-    stdin: "null",
-    stdout: "null",
-    stderr: "piped",
-  }).output();
+  const output = await cliProcess(args, { env, stdout: "null" }).output();
   if (output.code !== 0) {
     throw new Error(`${args.join(" ")} failed: ${new TextDecoder().decode(output.stderr)}`);
   }
@@ -310,19 +287,11 @@ export function unprivilegedCli(): UnprivilegedCli | string {
   Deno.chownSync(denoDir, NOBODY_UID, NOBODY_GID);
   return {
     async run(args, env) {
+      const [, ...denoArgs] = cliCommand(args);
       const output = await new Deno.Command("setpriv", {
-        args: [
-          "--reuid=nobody",
-          "--regid=nogroup",
-          "--clear-groups",
-          deno,
-          "run",
-          ...COMPILE_PERMISSIONS,
-          join(ROOT, "main.ts"),
-          ...args,
-        ],
+        args: ["--reuid=nobody", "--regid=nogroup", "--clear-groups", deno, ...denoArgs],
         cwd: home,
-        env: { PATH: Deno.env.get("PATH") ?? "/usr/bin:/bin", HOME: home, DENO_DIR: denoDir, ...env },
+        env: cliEnv({ HOME: home, DENO_DIR: denoDir, ...env }),
         clearEnv: true,
         stdin: "null",
         stdout: "piped",

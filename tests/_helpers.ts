@@ -67,19 +67,38 @@ export function cliRunOf(output: Deno.CommandOutput): CliRun {
   return { code: output.code, stdout, stderr: new TextDecoder().decode(output.stderr), json };
 }
 
-/** Run the CLI as a subprocess with `args` and wait for it. */
-export async function runCli(args: string[], options: CliOptions = {}): Promise<CliRun> {
+/** The environment every CLI subprocess gets: PATH and HOME from this process, plus `env` (nothing else). */
+export function cliEnv(env: Record<string, string> = {}): Record<string, string> {
+  return { PATH: Deno.env.get("PATH") ?? "/usr/bin:/bin", HOME: Deno.env.get("HOME") ?? "/root", ...env };
+}
+
+/** Options of {@linkcode cliProcess}. */
+export interface CliProcessOptions extends CliOptions {
+  /** `"piped"` (the default) to read the CLI's stdout, `"null"` to discard it. */
+  stdout?: "piped" | "null";
+}
+
+/**
+ * The CLI as a subprocess not yet started: {@linkcode cliCommand} in the clean environment of
+ * {@linkcode cliEnv}, in the root folder unless `cwd` is given, no stdin, stderr piped.
+ * `.output()` waits for it; `.spawn()` starts it to watch or kill.
+ */
+export function cliProcess(args: string[], options: CliProcessOptions = {}): Deno.Command {
   const [program, ...rest] = cliCommand(args);
-  const output = await new Deno.Command(program, {
+  return new Deno.Command(program, {
     args: rest,
     cwd: options.cwd ?? ROOT,
-    env: { PATH: Deno.env.get("PATH") ?? "/usr/bin:/bin", HOME: Deno.env.get("HOME") ?? "/root", ...options.env },
+    env: cliEnv(options.env),
     clearEnv: true,
     stdin: "null",
-    stdout: "piped",
+    stdout: options.stdout ?? "piped",
     stderr: "piped",
-  }).output();
-  return cliRunOf(output);
+  });
+}
+
+/** Run the CLI as a subprocess with `args` and wait for it. */
+export async function runCli(args: string[], options: CliOptions = {}): Promise<CliRun> {
+  return cliRunOf(await cliProcess(args, options).output());
 }
 
 /** Run the reference Python module (`python3 -m atocore.ops.backup ARGS`) against a store. */

@@ -12,7 +12,7 @@ import type { ManifestEntry } from "../src/snapshot/manifest.ts";
 import { formatStamp } from "../src/snapshot/stamp.ts";
 import { openDriver } from "../src/sqlite/open_driver.ts";
 import { openLedgerWriter } from "../scripts/sample_store.ts";
-import { cliCommand, ROOT, runCli, runReference, sqlite3Json, storeEnv, tempDir, tempStore } from "./_helpers.ts";
+import { cliProcess, ROOT, runCli, runReference, sqlite3Json, storeEnv, tempDir, tempStore } from "./_helpers.ts";
 
 type Metadata = Record<string, unknown> & { manifest: ManifestEntry[] };
 type CreateResult = Metadata & { stamp: string; backup_root: string; validated: boolean };
@@ -362,15 +362,7 @@ Deno.test("a writer committing to the live database during create: the snapshot 
   let committed = 0;
   try {
     for (; committed < 20; committed++) writer.commit(committed + 1);
-    const [program, ...args] = cliCommand(["create"]);
-    const child = new Deno.Command(program, {
-      args,
-      env: { ...storeEnv(store), PATH: Deno.env.get("PATH") ?? "/usr/bin:/bin" },
-      clearEnv: true,
-      stdin: "null",
-      stdout: "piped",
-      stderr: "piped",
-    }).spawn();
+    const child = cliProcess(["create"], { env: storeEnv(store) }).spawn();
     let done = false;
     const output = child.output().finally(() => done = true);
     while (!done) {

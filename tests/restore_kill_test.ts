@@ -6,8 +6,8 @@
  */
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { cliCommand, ROOT, runCli, sqlite3Json, storeEnv, tempDir, tempStore } from "./_helpers.ts";
-import { cliEnv, entryNames, faultSeed, seededRandom, sqliteIntegrity, treeDigest, trialLabel } from "./_faults.ts";
+import { cliProcess, runCli, sqlite3Json, storeEnv, tempDir, tempStore } from "./_helpers.ts";
+import { entryNames, faultSeed, seededRandom, sqliteIntegrity, treeDigest, trialLabel } from "./_faults.ts";
 
 const TRIALS = 8;
 const DB_MIB = 200;
@@ -100,16 +100,7 @@ function hidden(folder: string): string[] {
 
 /** Start the CLI with `args`, its stderr read line by line. */
 function spawnCli(args: string[], env: Record<string, string>) {
-  const [program, ...rest] = cliCommand(args);
-  const child = new Deno.Command(program, {
-    args: rest,
-    cwd: ROOT,
-    env: cliEnv(env),
-    clearEnv: true,
-    stdin: "null",
-    stdout: "null",
-    stderr: "piped",
-  }).spawn();
+  const child = cliProcess(args, { env, stdout: "null" }).spawn();
   return {
     child,
     lines: child.stderr.pipeThrough(new TextDecoderStream()).pipeThrough(lines())[Symbol.asyncIterator](),
