@@ -19,7 +19,7 @@ import type { Config } from "./config.ts";
 import { createSnapshot } from "./create.ts";
 import { describeOsError, OperationError, RefusedError, ToolError, UsageError } from "./errors.ts";
 import { ensureDir, removeQuietly, replaceFileAtomic, syncDir, syncTree } from "./fs/durable.ts";
-import { entriesOrNone, isFile, statOrNull } from "./fs/probe.ts";
+import { entriesOrNone, isFile, lstatOrNull, statOrNull } from "./fs/probe.ts";
 import { copyEntries, type CopyTotals, type TreeEntry, walkTree } from "./fs/tree.ts";
 import { findOpeners } from "./open_files.ts";
 import type { Reporter } from "./reporter.ts";
@@ -233,8 +233,18 @@ function restoreTargets(config: Config, sources: Sources, to: string | null): Ta
   };
 }
 
-/** Refuse targets of the wrong kind, and a `to` folder whose targets overlap the live store or the backup folder. */
+/**
+ * Refuse targets of the wrong kind; and, with `to`, a target that is a symbolic link (it would be
+ * written through, outside the folder) or that overlaps the live store or the backup folder.
+ */
 function checkTargets(config: Config, targets: Targets, to: string | null): void {
+  const link = to === null ? undefined : [targets.db, targets.registry, targets.chroma].find(isSymlink);
+  if (link !== undefined) {
+    throw new RefusedError(
+      `--to ${to} holds a symbolic link at ${link}, which restore would write through, outside the folder; ` +
+        `nothing was changed; remove the link or give a folder of its own`,
+    );
+  }
   for (const [path, flag] of [[targets.db, "--db"], [targets.registry, "--registry"]]) {
     const info = statOrNull(path);
     if (info && !info.isFile) throw new UsageError(`restore target is not a file: ${path}; check ${flag} or --to`);
@@ -255,6 +265,10 @@ function checkTargets(config: Config, targets: Targets, to: string | null): void
       );
     }
   }
+}
+
+function isSymlink(path: string): boolean {
+  return lstatOrNull(path)?.isSymlink ?? false;
 }
 
 /** Tell whether one path is the other or lies inside it. */

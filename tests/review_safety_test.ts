@@ -1,0 +1,48 @@
+/**
+ * Safety findings of the storage review: `restore --to` (and so the drill) never
+ * writes outside its folder through a symbolic link placed in it.
+ */
+import assert from "node:assert/strict";
+import { join } from "node:path";
+import { runCli, storeEnv, tempDir, tempStore } from "./_helpers.ts";
+
+async function createSnapshot(env: Record<string, string>): Promise<string> {
+  const run = await runCli(["create", "--chroma"], { env });
+  assert.equal(run.code, 0, run.stderr);
+  return (run.json as { stamp: string }).stamp;
+}
+
+Deno.test("restore --to refuses a database, registry or Chroma target that is a symbolic link out of the folder", async () => {
+  using store = tempStore({ dbMiB: 1 });
+  using scratch = tempDir();
+  const env = storeEnv(store);
+  const stamp = await createSnapshot(env);
+  const outside = join(scratch.path, "outside");
+  Deno.mkdirSync(join(outside, "chroma-elsewhere"), { recursive: true });
+  const precious = join(outside, "chroma-elsewhere", "precious.txt");
+  Deno.writeTextFileSync(precious, "keep me");
+  const decoy = join(outside, "decoy.txt");
+  Deno.writeTextFileSync(decoy, "not a database");
+
+  const links: [string, string][] = [
+    ["atocore.db", decoy],
+    ["project-registry.json", decoy],
+    ["chroma", join(outside, "chroma-elsewhere")],
+  ];
+  for (const [name, pointsTo] of links) {
+    const to = join(scratch.path, `to-${name}`);
+    Deno.mkdirSync(to);
+    Deno.symlinkSync(pointsTo, join(to, name));
+    const run = await runCli(["restore", stamp, "--to", to], { env });
+    assert.equal(run.code, 3, `a symbolic link ${name} in --to must be refused: ${run.stderr}`);
+    assert.match(run.stderr, /symbolic link/);
+    assert.match(run.stderr, new RegExp(join(to, name).replaceAll(".", "\\.")));
+    const errors = run.stderr.split("\n").filter((line) => line.startsWith("atocore-backup: error:"));
+    assert.equal(errors.length, 1, run.stderr);
+    assert.equal(Deno.readTextFileSync(decoy), "not a database");
+    assert.deepEqual([...Deno.readDirSync(join(outside, "chroma-elsewhere"))].map((entry) => entry.name), [
+      "precious.txt",
+    ]);
+    assert.equal(Deno.readTextFileSync(precious), "keep me");
+  }
+});
