@@ -55,13 +55,25 @@ export async function runAndKill(
   afterEvent?: string,
 ): Promise<KilledRun> {
   const child = cliProcess(args, { env, stdout: "null" }).spawn();
+  const stderr = watchFor(child.stderr, afterEvent);
+  if (afterEvent) await Promise.race([child.status, stderr.seen]);
+  const code = await killAfter(child, delayMs);
+  await stderr.drained;
+  return { code };
+}
+
+/**
+ * Send SIGKILL to `child` `delayMs` milliseconds from now, unless it exits first, and wait for it.
+ * The caller keeps reading the child's piped output, so it never blocks on a full pipe.
+ *
+ * @returns The exit code when the child ended before the kill, `null` when the kill landed.
+ */
+export async function killAfter(child: Deno.ChildProcess, delayMs: number): Promise<number | null> {
   let exited = false;
   const status = child.status.then((value) => {
     exited = true;
     return value;
   });
-  const stderr = watchFor(child.stderr, afterEvent);
-  if (afterEvent) await Promise.race([status, stderr.seen]);
   await Promise.race([status, new Promise((resolve) => setTimeout(resolve, delayMs))]);
   if (!exited) {
     try {
@@ -71,8 +83,7 @@ export async function runAndKill(
     }
   }
   const end = await status;
-  await stderr.drained;
-  return { code: end.signal === "SIGKILL" ? null : end.code };
+  return end.signal === "SIGKILL" ? null : end.code;
 }
 
 /** Read a child's stderr to its end; `seen` settles when a line names `event` (never without one). */

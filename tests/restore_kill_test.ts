@@ -7,7 +7,7 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { cliProcess, runCli, sqlite3Json, storeEnv, tempDir, tempStore } from "./_helpers.ts";
-import { entryNames, faultSeed, seededRandom, sqliteIntegrity, treeDigest, trialLabel } from "./_faults.ts";
+import { entryNames, faultSeed, killAfter, seededRandom, sqliteIntegrity, treeDigest, trialLabel } from "./_faults.ts";
 
 const TRIALS = 8;
 const DB_MIB = 200;
@@ -148,22 +148,9 @@ async function killAfterValidation(
   const draining = (async () => {
     for (let next = await lines.next(); !next.done; next = await lines.next());
   })();
-  let exited = false;
-  const status = child.status.then((value) => {
-    exited = true;
-    return value;
-  });
-  await Promise.race([status, new Promise((resolve) => setTimeout(resolve, delayMs))]);
-  if (!exited) {
-    try {
-      child.kill("SIGKILL");
-    } catch (error) {
-      if (!(error instanceof TypeError)) throw error; // it exited between the check and the kill
-    }
-  }
-  const end = await status;
+  const code = await killAfter(child, delayMs);
   await draining;
-  return end.signal === "SIGKILL" ? null : end.code;
+  return code;
 }
 
 function lines(): TransformStream<string, string> {
