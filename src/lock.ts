@@ -7,8 +7,9 @@
  *
  * @module
  */
-import { describeOsError, LockedError, OperationError } from "./errors.ts";
+import { describeOsError, LockedError, OperationError, RefusedError } from "./errors.ts";
 import { ensureDir } from "./fs/durable.ts";
+import { lstatOrNull } from "./fs/probe.ts";
 import { lockPath } from "./snapshot/layout.ts";
 
 /** A held lock; release it with `using` or {@linkcode OperationLock.release}. */
@@ -23,6 +24,7 @@ export interface OperationLock extends Disposable {
  * @param backupDir The backup folder.
  * @param operation The operation's name, recorded in the lock file for the message another run shows.
  * @throws {LockedError} naming the holder when another operation holds the lock.
+ * @throws {RefusedError} when the lock file is a symbolic link (it is never followed: the lock empties its file).
  * @throws {OperationError} naming the lock file when the folder cannot be made or the file opened (permissions).
  */
 export function acquireLock(backupDir: string, operation: string): OperationLock {
@@ -30,8 +32,15 @@ export function acquireLock(backupDir: string, operation: string): OperationLock
   let file: Deno.FsFile;
   try {
     ensureDir(backupDir);
+    if (lstatOrNull(path)?.isSymlink) {
+      throw new RefusedError(
+        `the lock file ${path} is a symbolic link, and taking the lock would empty the file it points to; ` +
+          `remove the link, then run again`,
+      );
+    }
     file = Deno.openSync(path, { read: true, write: true, create: true });
   } catch (error) {
+    if (error instanceof RefusedError) throw error;
     throw new OperationError(
       `cannot open the lock file ${path} (${
         describeOsError(error)

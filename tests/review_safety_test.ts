@@ -46,3 +46,23 @@ Deno.test("restore --to refuses a database, registry or Chroma target that is a 
     assert.equal(Deno.readTextFileSync(precious), "keep me");
   }
 });
+
+Deno.test("a lock file that is a symbolic link is refused, and the file it points to is not truncated", async () => {
+  using store = tempStore({ dbMiB: 1 });
+  using scratch = tempDir();
+  const env = storeEnv(store);
+  const elsewhere = join(scratch.path, "important.conf");
+  Deno.writeTextFileSync(elsewhere, "do not truncate\n");
+  Deno.mkdirSync(store.backupDir, { recursive: true });
+  Deno.symlinkSync(elsewhere, join(store.backupDir, ".lock"));
+
+  for (const args of [["create"], ["cleanup", "--confirm"]]) {
+    const run = await runCli(args, { env });
+    assert.equal(run.code, 3, `${args.join(" ")} must refuse a linked lock file: ${run.stderr}`);
+    assert.match(run.stderr, /symbolic link/);
+    assert.ok(run.stderr.includes(join(store.backupDir, ".lock")), run.stderr);
+    assert.equal(Deno.readTextFileSync(elsewhere), "do not truncate\n");
+  }
+  assert.equal(Deno.readTextFileSync(elsewhere), "do not truncate\n");
+  assert.deepEqual([...Deno.readDirSync(store.backupDir)].map((entry) => entry.name), [".lock"]);
+});
