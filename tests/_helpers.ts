@@ -4,6 +4,7 @@
  *
  * @module
  */
+import assert from "node:assert/strict";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { makeSampleStore, type SampleOptions, type SampleStore } from "../scripts/sample_store.ts";
@@ -125,4 +126,26 @@ export async function sqlite3Json(path: string, sql: string): Promise<Record<str
     .output();
   const text = new TextDecoder().decode(output.stdout).trim();
   return text ? JSON.parse(text) : [];
+}
+
+/** The name of project 1 in a sample store's database: `"atlas"` as made, `"changed"` after {@linkcode changeMarkerInWal}. */
+export async function projectMarker(db: string): Promise<unknown> {
+  return (await sqlite3Json(db, "SELECT name FROM projects WHERE id = 1"))[0]?.name;
+}
+
+/**
+ * Rename project 1 of a sample store's database to `"changed"` with Python's sqlite3 (a writer other than the
+ * tool) and leave the change in the `-wal`, as a service that stopped without checkpointing leaves it.
+ */
+export function changeMarkerInWal(db: string): void {
+  const python = new Deno.Command("python3", {
+    args: [
+      "-c",
+      "import os, sqlite3, sys\n" +
+      "db = sqlite3.connect(sys.argv[1]); db.execute('PRAGMA wal_autocheckpoint=0')\n" +
+      "db.execute(\"UPDATE projects SET name = 'changed' WHERE id = 1\"); db.commit(); os._exit(0)",
+      db,
+    ],
+  }).outputSync();
+  assert.equal(python.code, 0, new TextDecoder().decode(python.stderr));
 }

@@ -6,7 +6,7 @@
  */
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { cliProcess, runCli, sqlite3Json, storeEnv, tempDir, tempStore } from "./_helpers.ts";
+import { changeMarkerInWal, cliProcess, projectMarker, runCli, storeEnv, tempDir, tempStore } from "./_helpers.ts";
 import { entryNames, faultSeed, killAfter, seededRandom, sqliteIntegrity, treeDigest, trialLabel } from "./_faults.ts";
 
 const TRIALS = 8;
@@ -29,7 +29,7 @@ Deno.test("restore killed at random moments leaves the live database old or new,
   const stamp = (created.json as { stamp: string }).stamp;
   const chromaAtCreate = treeDigest(join(store.backupDir, "snapshots", stamp, "chroma"));
   const newRegistry = Deno.readTextFileSync(store.registry);
-  changeLiveDatabase(store.db);
+  changeMarkerInWal(store.db);
   const oldRegistry = '{"projects": []}\n';
   Deno.writeTextFileSync(store.registry, oldRegistry);
   for (const name of ["atocore.db", "atocore.db-wal"]) {
@@ -50,7 +50,7 @@ Deno.test("restore killed at random moments leaves the live database old or new,
 
     assert.ok(Deno.statSync(store.db).isFile, `live database missing ${label}`);
     assert.equal(await sqliteIntegrity(store.db), "ok", `live database damaged ${label}`);
-    const marker = await readMarker(store.db);
+    const marker = await projectMarker(store.db);
     assert.ok(marker === "changed" || marker === "atlas", `live database holds ${marker} ${label}`);
     outcomes[marker === "atlas" ? "restored" : "old"] += 1;
     assert.ok([oldRegistry, newRegistry].includes(Deno.readTextFileSync(store.registry)), `registry torn ${label}`);
@@ -58,7 +58,7 @@ Deno.test("restore killed at random moments leaves the live database old or new,
 
     const next = await runCli(restore, { env });
     assert.equal(next.code, 0, `the restore after the kill failed ${label}: ${next.stderr}`);
-    assert.equal(await readMarker(store.db), "atlas", label);
+    assert.equal(await projectMarker(store.db), "atlas", label);
     assert.deepEqual(treeDigest(store.chromaDir), chromaAtCreate, `Chroma not restored ${label}`);
     assert.deepEqual(hidden(store.dataDir), [], `temporary files left beside the database ${label}`);
     assert.deepEqual(hidden(store.chromaDir), [], `staging left in the Chroma folder ${label}`);
@@ -69,29 +69,11 @@ Deno.test("restore killed at random moments leaves the live database old or new,
   );
 });
 
-/** Change the marker row and leave the change in the -wal, as a service that stopped without checkpointing would. */
-function changeLiveDatabase(db: string): void {
-  const python = new Deno.Command("python3", {
-    args: [
-      "-c",
-      "import os, sqlite3, sys\n" +
-      "db = sqlite3.connect(sys.argv[1]); db.execute('PRAGMA wal_autocheckpoint=0')\n" +
-      "db.execute(\"UPDATE projects SET name = 'changed' WHERE id = 1\"); db.commit(); os._exit(0)",
-      db,
-    ],
-  }).outputSync();
-  assert.equal(python.code, 0, new TextDecoder().decode(python.stderr));
-}
-
 function resetLiveDatabase(dataDir: string, base: string): void {
   for (const name of entryNames(dataDir).filter((name) => name.includes("atocore.db"))) {
     Deno.removeSync(join(dataDir, name));
   }
   for (const name of ["atocore.db", "atocore.db-wal"]) Deno.copyFileSync(join(base, name), join(dataDir, name));
-}
-
-async function readMarker(db: string): Promise<unknown> {
-  return (await sqlite3Json(db, "SELECT name FROM projects WHERE id = 1"))[0]?.name;
 }
 
 function hidden(folder: string): string[] {

@@ -8,7 +8,7 @@ import { DatabaseSync } from "node:sqlite";
 import { basename, join } from "node:path";
 import { acquireLock } from "../src/lock.ts";
 import { formatStamp, parseStamp } from "../src/snapshot/stamp.ts";
-import { runCli, runReference, sqlite3Json, storeEnv, tempDir, tempStore } from "./_helpers.ts";
+import { changeMarkerInWal, projectMarker, runCli, runReference, storeEnv, tempDir, tempStore } from "./_helpers.ts";
 import {
   bindReadOnly,
   entryNames,
@@ -38,23 +38,9 @@ const RESULT_KEYS = [
 
 type Store = ReturnType<typeof tempStore>;
 
-/** The marker row the tests change in the live database. */
-async function marker(db: string): Promise<unknown> {
-  return (await sqlite3Json(db, "SELECT name FROM projects WHERE id = 1"))[0]?.name;
-}
-
 /** Change the live store: the database (left in its -wal, as a running service leaves it), registry and Chroma. */
 function changeLiveStore(store: Store): void {
-  const python = new Deno.Command("python3", {
-    args: [
-      "-c",
-      "import os, sqlite3, sys\n" +
-      "db = sqlite3.connect(sys.argv[1]); db.execute('PRAGMA wal_autocheckpoint=0')\n" +
-      "db.execute(\"UPDATE projects SET name = 'changed' WHERE id = 1\"); db.commit(); os._exit(0)",
-      store.db,
-    ],
-  }).outputSync();
-  assert.equal(python.code, 0, new TextDecoder().decode(python.stderr));
+  changeMarkerInWal(store.db);
   assert.ok(Deno.statSync(`${store.db}-wal`).size > 0, "the change should sit in the -wal");
   Deno.writeTextFileSync(store.registry, '{"projects": []}\n');
   Deno.writeTextFileSync(join(store.chromaDir, "added-after-snapshot.bin"), "new");
@@ -96,7 +82,7 @@ Deno.test("restore round trip: live data, registry and Chroma are as at create; 
   assert.equal(result.chroma_files_restored, Object.values(chromaAtCreate).filter((v) => !v.startsWith("->")).length);
   assert.equal((result.validation as { manifest_ok: boolean }).manifest_ok, true);
 
-  assert.equal(await marker(store.db), "atlas");
+  assert.equal(await projectMarker(store.db), "atlas");
   assert.equal(await sqliteIntegrity(store.db), "ok");
   assert.equal(Deno.readTextFileSync(store.registry), registryAtCreate);
   assert.deepEqual(treeDigest(store.chromaDir), chromaAtCreate);
@@ -113,7 +99,7 @@ Deno.test("restore round trip: live data, registry and Chroma are as at create; 
   const undo = await runCli(["restore", pre, "--confirm-service-stopped", "--no-pre-snapshot"], { env });
   assert.equal(undo.code, 0, undo.stderr);
   assert.equal((undo.json as { pre_restore_snapshot: unknown }).pre_restore_snapshot, null);
-  assert.equal(await marker(store.db), "changed");
+  assert.equal(await projectMarker(store.db), "changed");
   assert.deepEqual(withoutDatabases(liveDigest(store)), withoutDatabases(changed));
   assert.deepEqual(entryNames(join(store.backupDir, "snapshots")), [stamp, pre].sort());
 });
@@ -141,7 +127,7 @@ Deno.test("a snapshot made by the reference module restores with this tool", asy
   const result = run.json as { validation: { manifest_ok: unknown }; chroma_restored: boolean };
   assert.equal(result.validation.manifest_ok, null, "a module snapshot has no manifest");
   assert.equal(result.chroma_restored, true);
-  assert.equal(await marker(store.db), "atlas");
+  assert.equal(await projectMarker(store.db), "atlas");
   assert.deepEqual(treeDigest(store.chromaDir), chromaAtCreate);
 });
 
@@ -158,7 +144,7 @@ Deno.test("a snapshot made by this tool restores with the reference module", asy
   const result = run.json as Record<string, unknown>;
   assert.equal(result.restored_integrity_ok, true);
   assert.equal(result.chroma_restored, true);
-  assert.equal(await marker(store.db), "atlas");
+  assert.equal(await projectMarker(store.db), "atlas");
   assert.deepEqual(treeDigest(store.chromaDir), chromaAtCreate);
 });
 
@@ -201,7 +187,7 @@ Deno.test("restore refuses while this test holds the database open, naming its p
   } finally {
     held.close();
   }
-  assert.equal(await marker(store.db), "atlas");
+  assert.equal(await projectMarker(store.db), "atlas");
 });
 
 Deno.test("restore refuses a snapshot that fails deep validation, listing the errors, exit 3, nothing changed", async () => {
@@ -238,7 +224,7 @@ Deno.test("restore over a damaged live database removes its stale -wal, so none 
   const run = await runCli(["restore", stamp, "--confirm-service-stopped", "--no-pre-snapshot"], { env });
   assert.equal(run.code, 0, run.stderr);
   assert.match(run.stderr, /restore_pre_checkpoint_failed/);
-  assert.equal(await marker(store.db), "atlas");
+  assert.equal(await projectMarker(store.db), "atlas");
   assert.equal(await sqliteIntegrity(store.db), "ok");
 });
 
@@ -288,7 +274,7 @@ Deno.test("restore onto a store whose database is gone: refused with a pre-snaps
 
   const run = await runCli(["restore", stamp, "--confirm-service-stopped", "--no-pre-snapshot"], { env });
   assert.equal(run.code, 0, run.stderr);
-  assert.equal(await marker(store.db), "atlas");
+  assert.equal(await projectMarker(store.db), "atlas");
 });
 
 Deno.test("restore --to rebuilds the store elsewhere without acknowledgment, the live store untouched", async () => {
@@ -311,11 +297,11 @@ Deno.test("restore --to rebuilds the store elsewhere without acknowledgment, the
   assert.equal(result.target_db, join(to, "atocore.db"));
   assert.equal(result.target_registry, join(to, "project-registry.json"));
   assert.equal(result.target_chroma, join(to, "chroma"));
-  assert.equal(await marker(join(to, "atocore.db")), "atlas");
+  assert.equal(await projectMarker(join(to, "atocore.db")), "atlas");
   assert.equal(Deno.readTextFileSync(join(to, "project-registry.json")), registryAtCreate);
   assert.deepEqual(treeDigest(join(to, "chroma")), chromaAtCreate);
   assert.deepEqual(liveDigest(store), before);
-  assert.equal(await marker(store.db), "changed");
+  assert.equal(await projectMarker(store.db), "changed");
   assert.deepEqual(entryNames(join(store.backupDir, "snapshots")), [stamp]);
 
   const again = await runCli(["restore", stamp, "--to", to, "--no-chroma"], { env });
@@ -404,7 +390,7 @@ Deno.test("a restore that fails part way exits 1 and names the pre-restore stamp
   }
   const undo = await runCli(["restore", pre, "--confirm-service-stopped", "--no-pre-snapshot"], { env });
   assert.equal(undo.code, 0, undo.stderr);
-  assert.equal(await marker(store.db), "changed");
+  assert.equal(await projectMarker(store.db), "changed");
 });
 
 Deno.test("restore keeps the live files' owner and mode, and gives restored Chroma files the folder's owner", async () => {
