@@ -18,6 +18,8 @@ import { join, resolve } from "node:path";
 import { parseArgs } from "node:util";
 import { fileURLToPath } from "node:url";
 import { makeSampleStore, type SampleStore } from "./sample_store.ts";
+import { removeQuietly } from "../src/fs/durable.ts";
+import { isFile } from "../src/fs/probe.ts";
 
 const ROOT = fileURLToPath(new URL("..", import.meta.url));
 const REFERENCE_DIR = join(ROOT, "..", "shared", "reference");
@@ -211,23 +213,6 @@ function log(message: string): void {
   console.error(`[bench ${new Date().toISOString().slice(11, 19)}] ${message}`);
 }
 
-function isFile(path: string): boolean {
-  try {
-    return Deno.statSync(path).isFile;
-  } catch (error) {
-    if (error instanceof Deno.errors.NotFound) return false;
-    throw error;
-  }
-}
-
-function removeIfThere(path: string): void {
-  try {
-    Deno.removeSync(path, { recursive: true });
-  } catch (error) {
-    if (!(error instanceof Deno.errors.NotFound)) throw error;
-  }
-}
-
 /** Everything the contenders share: the store, the work folder and how the tool is started. */
 interface Bench {
   work: string;
@@ -263,7 +248,7 @@ function moduleEnv(store: SampleStore, backupDir: string): Record<string, string
 function createContenders(bench: Bench, chroma: boolean): Contender[] {
   const { store, work } = bench;
   const out = join(work, "out");
-  const clean = () => removeIfThere(out);
+  const clean = () => removeQuietly(out);
   const flag = chroma ? ["--chroma"] : [];
   const sources = chroma ? [store.db, store.registry, store.chromaDir] : [store.db, store.registry];
   const contenders: Contender[] = DRIVERS.map((driver) =>
@@ -474,7 +459,7 @@ function restoreContenders(bench: Bench, backupDir: string, stamp: string): Cont
 /** A copy of the bench store to restore into (the live store is never the bench's source). */
 function makeLiveCopy(bench: Bench): SampleStore {
   const dataDir = join(bench.work, "live");
-  removeIfThere(dataDir);
+  removeQuietly(dataDir);
   Deno.mkdirSync(dataDir);
   const command = new Deno.Command("cp", {
     args: ["-r", bench.store.db, bench.store.registry, bench.store.chromaDir, dataDir],
@@ -499,7 +484,7 @@ function names(dir: string): Set<string> {
 }
 
 function removeNew(dir: string, baseline: Set<string>): void {
-  for (const name of names(dir)) if (!baseline.has(name)) removeIfThere(join(dir, name));
+  for (const name of names(dir)) if (!baseline.has(name)) removeQuietly(join(dir, name));
 }
 
 function parseFlags(args: string[]) {
@@ -622,7 +607,7 @@ async function main(): Promise<void> {
     console.log(report);
     if (flags.out) Deno.writeTextFileSync(flags.out, report + "\n");
   } finally {
-    if (!flags.keep) removeIfThere(work);
+    if (!flags.keep) removeQuietly(work);
   }
 }
 

@@ -16,6 +16,7 @@
 import { join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
+import { isFile } from "../src/fs/probe.ts";
 
 /** The permission flags the binary gets; the end-to-end tests run the CLI with exactly these. */
 export const COMPILE_PERMISSIONS = ["--allow-read", "--allow-write", "--allow-env", "--allow-ffi", "--no-prompt"];
@@ -59,15 +60,6 @@ export function offlineMessage(base: RuntimeBase): string {
 async function denoDir(): Promise<string> {
   const output = await new Deno.Command(Deno.execPath(), { args: ["info", "--json"], stdout: "piped" }).output();
   return (JSON.parse(new TextDecoder().decode(output.stdout)) as { denoDir: string }).denoDir;
-}
-
-function isFile(path: string): boolean {
-  try {
-    return Deno.statSync(path).isFile;
-  } catch (error) {
-    if (error instanceof Deno.errors.NotFound) return false;
-    throw error;
-  }
 }
 
 async function main(args: string[]): Promise<number> {

@@ -9,6 +9,7 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { runCli, storeEnv, tempDir, tempStore } from "./_helpers.ts";
+import { removeQuietly } from "../src/fs/durable.ts";
 import {
   entryNames,
   faultSeed,
@@ -54,14 +55,6 @@ async function changeLive(store: { db: string; registry: string; chromaDir: stri
   Deno.writeFileSync(join(store.chromaDir, "ffffffff-new-segment", "data_level0.bin"), new Uint8Array(4096).fill(9));
 }
 
-function removeIfThere(path: string): void {
-  try {
-    Deno.removeSync(path, { recursive: true });
-  } catch (error) {
-    if (!(error instanceof Deno.errors.NotFound)) throw error;
-  }
-}
-
 /** A digest without the Chroma copy restore stages inside the Chroma folder, nor the old entries it moves aside. */
 function withoutStaging(digest: Record<string, string>): Record<string, string> {
   return Object.fromEntries(
@@ -73,7 +66,7 @@ function withoutStaging(digest: Record<string, string>): Record<string, string> 
 
 /** Put the saved live store back, keeping the Chroma folder itself (as a bind mount would be kept). */
 function putBack(saved: string, store: { db: string; registry: string; chromaDir: string }): void {
-  for (const sidecar of ["-wal", "-shm"]) removeIfThere(store.db + sidecar);
+  for (const sidecar of ["-wal", "-shm"]) removeQuietly(store.db + sidecar);
   Deno.copyFileSync(join(saved, "atocore.db"), store.db);
   Deno.copyFileSync(join(saved, "project-registry.json"), store.registry);
   for (const name of entryNames(store.chromaDir)) Deno.removeSync(join(store.chromaDir, name), { recursive: true });
@@ -106,7 +99,7 @@ Deno.test("restore killed at random moments: live database old or new and whole,
   const beforeChroma = JSON.stringify(treeDigest(join(saved.path, "chroma")));
   const outcomes: string[] = [];
   for (let trial = 0; trial < TRIALS; trial++) {
-    for (const name of entryNames(snapshots)) if (name !== stamp) removeIfThere(join(snapshots, name));
+    for (const name of entryNames(snapshots)) if (name !== stamp) removeQuietly(join(snapshots, name));
     putBack(saved.path, store);
     const aim = AIMS[trial % AIMS.length];
     const args = aim.preSnapshot ? restore : [...restore, "--no-pre-snapshot"];
