@@ -13,6 +13,7 @@ import { isStamp } from "../src/snapshot/stamp.ts";
 import { failedDir, failedRoot, lockPath, snapshotsDir, trashRoot } from "../src/snapshot/layout.ts";
 import { sampleStorePaths } from "../scripts/sample_store.ts";
 import { cliCommand, ROOT, runCli, runReference, tempDir } from "./_helpers.ts";
+import { entryNames } from "./_faults.ts";
 
 const FIXTURES = join(ROOT, "tests", "fixtures", "retention");
 
@@ -46,15 +47,6 @@ function makeBackup(backupDir: string, set: Fixture, filesEach = 2): void {
   for (const name of set.files) Deno.writeTextFileSync(join(root, name), "a file, not a snapshot\n");
 }
 
-function entries(path: string): string[] {
-  try {
-    return [...Deno.readDirSync(path)].map((entry) => entry.name).sort();
-  } catch (error) {
-    if (error instanceof Deno.errors.NotFound) return [];
-    throw error;
-  }
-}
-
 function fileCount(path: string): number {
   let count = 0;
   for (const entry of Deno.readDirSync(path)) {
@@ -69,15 +61,15 @@ Deno.test("engine: a dry run on every fixture reports the module's decisions and
   for (const set of allFixtures()) {
     using dir = tempDir();
     makeBackup(dir.path, set, 0);
-    const before = entries(snapshotsDir(dir.path));
+    const before = entryNames(snapshotsDir(dir.path));
     const result = cleanupSnapshots(dir.path, { policy: DEFAULT_POLICY, confirm: false, reporter: SILENT });
     assert.equal(result.kept, set.expected.keep.length, set.name);
     assert.equal(result.would_delete, set.expected.remove.length, set.name);
     assert.deepEqual(result.kept_snapshots.map((kept) => kept.stamp), set.expected.keep, set.name);
     assert.deepEqual(result.would_delete_snapshots, set.expected.remove, set.name);
     assert.deepEqual(result.unparseable, set.expected.unparseable, set.name);
-    assert.deepEqual(entries(snapshotsDir(dir.path)), before, set.name);
-    assert.deepEqual(entries(trashRoot(dir.path)), [], set.name);
+    assert.deepEqual(entryNames(snapshotsDir(dir.path)), before, set.name);
+    assert.deepEqual(entryNames(trashRoot(dir.path)), [], set.name);
   }
 });
 
@@ -91,14 +83,14 @@ Deno.test("engine: a confirmed run removes exactly what the module removes, and 
     assert.equal(result.deleted, set.expected.remove.length, name);
     assert.deepEqual(result.deleted_snapshots, set.expected.remove, name);
     assert.deepEqual(
-      entries(snapshotsDir(dir.path)),
+      entryNames(snapshotsDir(dir.path)),
       [...set.expected.keep, ...set.expected.unparseable, ...set.files].sort(),
       name,
     );
     for (const other of set.expected.unparseable) {
       assert.equal(fileCount(join(snapshotsDir(dir.path), other)), 3, `${name}: ${other} was touched`);
     }
-    assert.deepEqual(entries(trashRoot(dir.path)), [], name);
+    assert.deepEqual(entryNames(trashRoot(dir.path)), [], name);
   }
 });
 
@@ -135,7 +127,7 @@ Deno.test("engine: a missing snapshots folder is no snapshots", () => {
     [result.kept, result.deleted, result.errors, result.unparseable, result.failed_snapshots],
     [0, 0, [], [], []],
   );
-  assert.deepEqual(entries(dir.path), []);
+  assert.deepEqual(entryNames(dir.path), []);
 });
 
 Deno.test("engine: snapshots kept aside under failed/ are reported as failed_snapshots and never removed", () => {
@@ -153,7 +145,7 @@ Deno.test("engine: snapshots kept aside under failed/ are reported as failed_sna
     const result = cleanupSnapshots(dir.path, { policy, confirm, reporter: SILENT });
     assert.deepEqual(result.failed_snapshots, aside.map((path) => path.split("/").at(-1)).sort(), `confirm ${confirm}`);
   }
-  assert.equal(entries(snapshotsDir(dir.path)).filter(isStamp).length, 1, "the policy was applied");
+  assert.equal(entryNames(snapshotsDir(dir.path)).filter(isStamp).length, 1, "the policy was applied");
   for (const path of aside) assert.equal(Deno.readTextFileSync(join(path, "db", "atocore.db")), "kept aside");
 });
 
@@ -162,7 +154,7 @@ Deno.test("cli: dry run by default, the module's result keys and counts, then --
   const backupDir = join(dir.path, "backups");
   const set = fixture("not_stamps_mixed");
   makeBackup(backupDir, set);
-  const before = entries(snapshotsDir(backupDir));
+  const before = entryNames(snapshotsDir(backupDir));
   const env = { ATOCORE_BACKUP_DIR: backupDir, ATOCORE_DATA_DIR: dir.path };
 
   const reference = await runReference(["cleanup"], sampleStorePaths(dir.path));
@@ -178,7 +170,7 @@ Deno.test("cli: dry run by default, the module's result keys and counts, then --
   assert.deepEqual(result.unparseable, set.expected.unparseable);
   assert.deepEqual(result.would_delete_snapshots, set.expected.remove);
   assert.equal(result.deleted, undefined);
-  assert.deepEqual(entries(snapshotsDir(backupDir)), before);
+  assert.deepEqual(entryNames(snapshotsDir(backupDir)), before);
   assert.throws(() => Deno.statSync(lockPath(backupDir)), Deno.errors.NotFound, "a dry run writes nothing");
 
   // A symbolic link named like a stamp is not a snapshot folder: left alone, as by `list`.
@@ -192,11 +184,11 @@ Deno.test("cli: dry run by default, the module's result keys and counts, then --
   assert.equal(done.would_delete, undefined);
   assert.deepEqual(done.deleted_snapshots, set.expected.remove);
   assert.deepEqual(
-    entries(snapshotsDir(backupDir)),
+    entryNames(snapshotsDir(backupDir)),
     [...set.expected.keep, ...set.expected.unparseable, ...set.files, "20261231T010000Z"].sort(),
   );
   assert.ok(Deno.lstatSync(link).isSymlink, "the symbolic link named like a stamp is untouched");
-  assert.deepEqual(entries(trashRoot(backupDir)), []);
+  assert.deepEqual(entryNames(trashRoot(backupDir)), []);
 
   const again = await runCli(["cleanup", "--confirm"], { env });
   assert.equal(again.code, 0, again.stderr);
@@ -220,26 +212,26 @@ Deno.test("cli: --keep-* change the counts", async () => {
     days.add(stamp.slice(0, 8));
     return true;
   });
-  assert.deepEqual(entries(snapshotsDir(dir.path)), [...expected, ...set.expected.unparseable].sort());
+  assert.deepEqual(entryNames(snapshotsDir(dir.path)), [...expected, ...set.expected.unparseable].sort());
 });
 
 Deno.test("cli: counts that are not non-negative integers are usage errors, and nothing is touched", async () => {
   using dir = tempDir();
   makeBackup(dir.path, fixture("daily_cron_2"), 1);
-  const before = entries(snapshotsDir(dir.path));
+  const before = entryNames(snapshotsDir(dir.path));
   for (const args of [["--keep-daily=-1"], ["--keep-weekly", "two"], ["--keep-monthly", "1.5"], ["--keep-daily", ""]]) {
     const run = await runCli(["cleanup", "--confirm", ...args], { env: { ATOCORE_BACKUP_DIR: dir.path } });
     assert.equal(run.code, 2, `${args.join(" ")}: ${run.stderr}`);
     assert.match(run.stderr, /--keep-/, args.join(" "));
     assert.equal(run.stderr.trim().split("\n").length, 1, "one line");
   }
-  assert.deepEqual(entries(snapshotsDir(dir.path)), before);
+  assert.deepEqual(entryNames(snapshotsDir(dir.path)), before);
 });
 
 Deno.test("cli: a policy that keeps nothing is refused (exit 2, one line), dry run or not; nothing is touched", async () => {
   using dir = tempDir();
   makeBackup(dir.path, fixture("daily_cron_2"), 1);
-  const before = entries(snapshotsDir(dir.path));
+  const before = entryNames(snapshotsDir(dir.path));
   const env = { ATOCORE_BACKUP_DIR: dir.path };
   const zeros = ["--keep-daily", "0", "--keep-weekly", "0", "--keep-monthly", "0"];
   for (const args of [zeros, ["--confirm", ...zeros]]) {
@@ -251,8 +243,8 @@ Deno.test("cli: a policy that keeps nothing is refused (exit 2, one line), dry r
       /^atocore-backup: error: cleanup: .*a policy that keeps nothing would delete every snapshot; keep at least one$/,
     );
   }
-  assert.deepEqual(entries(snapshotsDir(dir.path)), before);
-  assert.deepEqual(entries(dir.path), ["snapshots"], "no lock file, no trash");
+  assert.deepEqual(entryNames(snapshotsDir(dir.path)), before);
+  assert.deepEqual(entryNames(dir.path), ["snapshots"], "no lock file, no trash");
   const one = await runCli(["cleanup", "--keep-daily", "0", "--keep-weekly", "0", "--keep-monthly", "1"], { env });
   assert.equal(one.code, 0, `a policy that keeps one month is accepted: ${one.stderr}`);
 });
@@ -261,21 +253,21 @@ Deno.test("cli: --confirm refuses with exit 4 while another operation holds the 
   using dir = tempDir();
   const set = fixture("daily_cron_3");
   makeBackup(dir.path, set, 1);
-  const before = entries(snapshotsDir(dir.path));
+  const before = entryNames(snapshotsDir(dir.path));
   using lock = Deno.openSync(lockPath(dir.path), { read: true, write: true, create: true });
   assert.ok(lock.tryLockSync(true));
   const env = { ATOCORE_BACKUP_DIR: dir.path };
   const refused = await runCli(["cleanup", "--confirm"], { env });
   assert.equal(refused.code, 4, refused.stderr);
   assert.match(refused.stderr, /locked/);
-  assert.deepEqual(entries(snapshotsDir(dir.path)), before);
+  assert.deepEqual(entryNames(snapshotsDir(dir.path)), before);
   const dry = await runCli(["cleanup"], { env });
   assert.equal(dry.code, 0, dry.stderr);
   assert.equal((dry.json as Record<string, unknown>).would_delete, set.expected.remove.length);
   lock.unlockSync();
   const freed = await runCli(["cleanup", "--confirm"], { env });
   assert.equal(freed.code, 0, freed.stderr);
-  assert.deepEqual(entries(snapshotsDir(dir.path)), [...set.expected.keep, ...set.expected.unparseable].sort());
+  assert.deepEqual(entryNames(snapshotsDir(dir.path)), [...set.expected.keep, ...set.expected.unparseable].sort());
 });
 
 Deno.test("cli: a cleanup killed part way leaves every snapshot in snapshots/ whole; the next run finishes", async () => {
@@ -288,7 +280,7 @@ Deno.test("cli: a cleanup killed part way leaves every snapshot in snapshots/ wh
   const total = set.expected.keep.length + set.expected.remove.length;
   for (const removedBeforeKill of [1, 10, 30, 55]) {
     const child = new Deno.Command(program, { args, env, clearEnv: true, stdout: "null", stderr: "null" }).spawn();
-    while (entries(snapshotsDir(dir.path)).length > total - removedBeforeKill) {
+    while (entryNames(snapshotsDir(dir.path)).length > total - removedBeforeKill) {
       if (await Promise.race([child.status.then(() => true), new Promise((done) => setTimeout(done, 1, false))])) break;
     }
     try {
@@ -299,9 +291,9 @@ Deno.test("cli: a cleanup killed part way leaves every snapshot in snapshots/ wh
     await child.status;
     console.log(
       removedBeforeKill,
-      entries(trashRoot(dir.path)).map((n) => [n, fileCount(join(trashRoot(dir.path), n))]),
+      entryNames(trashRoot(dir.path)).map((n) => [n, fileCount(join(trashRoot(dir.path), n))]),
     );
-    const present = entries(snapshotsDir(dir.path));
+    const present = entryNames(snapshotsDir(dir.path));
     for (const name of present) {
       assert.equal(fileCount(join(snapshotsDir(dir.path), name)), filesEach, `${name} is not whole`);
     }
@@ -310,8 +302,8 @@ Deno.test("cli: a cleanup killed part way leaves every snapshot in snapshots/ wh
   }
   const finish = await runCli(["cleanup", "--confirm"], { env: { ATOCORE_BACKUP_DIR: dir.path } });
   assert.equal(finish.code, 0, finish.stderr);
-  assert.deepEqual(entries(snapshotsDir(dir.path)), [...set.expected.keep, ...set.expected.unparseable].sort());
-  assert.deepEqual(entries(trashRoot(dir.path)), [], "leftovers of the killed runs are gone");
+  assert.deepEqual(entryNames(snapshotsDir(dir.path)), [...set.expected.keep, ...set.expected.unparseable].sort());
+  assert.deepEqual(entryNames(trashRoot(dir.path)), [], "leftovers of the killed runs are gone");
 });
 
 Deno.test("text: kept stamps with their rules, what would go, and what is left alone", async () => {

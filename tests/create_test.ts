@@ -13,22 +13,13 @@ import { formatStamp } from "../src/snapshot/stamp.ts";
 import { openDriver } from "../src/sqlite/open_driver.ts";
 import { openLedgerWriter } from "../scripts/sample_store.ts";
 import { cliProcess, ROOT, runCli, runReference, sqlite3Json, storeEnv, tempDir, tempStore } from "./_helpers.ts";
+import { entryNames } from "./_faults.ts";
 
 type Metadata = Record<string, unknown> & { manifest: ManifestEntry[] };
 type CreateResult = Metadata & { stamp: string; backup_root: string; validated: boolean };
 
 const SMALL = { dbMiB: 1, chromaMiB: 0.5, segments: 2 };
 const SEGMENT = "00000000-5e9a-4c1d-8f00-000000000000";
-
-/** Names of the entries of a folder, sorted; `[]` when it does not exist. */
-function names(path: string): string[] {
-  try {
-    return [...Deno.readDirSync(path)].map((entry) => entry.name).sort();
-  } catch (error) {
-    if (error instanceof Deno.errors.NotFound) return [];
-    throw error;
-  }
-}
 
 function readMetadata(root: string): Metadata {
   return JSON.parse(Deno.readTextFileSync(join(root, "backup-metadata.json")));
@@ -107,7 +98,7 @@ Deno.test("create and create --chroma write the module's metadata keys, with its
     assert.equal(metadata.chroma_snapshot_included, chroma);
     assert.equal(metadata.chroma_snapshot_path, chroma ? join(root, "chroma") : "");
     assert.deepEqual(
-      names(root),
+      entryNames(root),
       chroma ? ["backup-metadata.json", "chroma", "config", "db"] : [
         "backup-metadata.json",
         "config",
@@ -128,7 +119,7 @@ Deno.test("create and create --chroma write the module's metadata keys, with its
     assert.equal(validated, true);
     assert.deepEqual(validation_errors, []);
     assert.ok(events(run.stderr).some((event) => event.event === "runtime_backup_created"));
-    assert.deepEqual(names(join(store.backupDir, ".staging")), [], "no staging left behind");
+    assert.deepEqual(entryNames(join(store.backupDir, ".staging")), [], "no staging left behind");
   }
 });
 
@@ -144,7 +135,7 @@ Deno.test("each driver can make the snapshot, and the metadata says which", asyn
     assert.equal(metadata.sqlite_driver, driver);
     assert.equal(metadata.sqlite_version, version);
   }
-  assert.equal(names(join(store.backupDir, "snapshots")).length, 2);
+  assert.equal(entryNames(join(store.backupDir, "snapshots")).length, 2);
 });
 
 Deno.test("creates in the same second get two snapshots; a stamp taken is never overwritten", async () => {
@@ -159,8 +150,8 @@ Deno.test("creates in the same second get two snapshots; a stamp taken is never 
   const second = await createSnapshot(config, options);
   assert.notEqual(first.stamp, taken);
   assert.notEqual(second.stamp, first.stamp);
-  assert.deepEqual(names(occupied), ["marker"]);
-  assert.deepEqual(names(join(store.backupDir, "snapshots")), [taken, first.stamp, second.stamp].sort());
+  assert.deepEqual(entryNames(occupied), ["marker"]);
+  assert.deepEqual(entryNames(join(store.backupDir, "snapshots")), [taken, first.stamp, second.stamp].sort());
 });
 
 Deno.test("a missing database is a usage error naming it; nothing is made, not even the database", async () => {
@@ -170,8 +161,8 @@ Deno.test("a missing database is a usage error naming it; nothing is made, not e
   assert.equal(run.code, 2);
   assert.ok(run.stderr.includes(db), run.stderr);
   assert.equal(run.stdout, "");
-  assert.deepEqual(names(join(dir.path, "wrong")), []);
-  assert.deepEqual(names(join(dir.path, "backups", "snapshots")), []);
+  assert.deepEqual(entryNames(join(dir.path, "wrong")), []);
+  assert.deepEqual(entryNames(join(dir.path, "backups", "snapshots")), []);
 });
 
 Deno.test("leftover staging and trash of a crashed run are removed by the next create, and reported", async () => {
@@ -184,13 +175,13 @@ Deno.test("leftover staging and trash of a crashed run are removed by the next c
   }
   const run = await runCli(["create"], { env: storeEnv(store) });
   assert.equal(run.code, 0, run.stderr);
-  assert.deepEqual(names(join(store.backupDir, ".staging")), []);
-  assert.deepEqual(names(join(store.backupDir, ".trash")), []);
+  assert.deepEqual(entryNames(join(store.backupDir, ".staging")), []);
+  assert.deepEqual(entryNames(join(store.backupDir, ".trash")), []);
   const removed = events(run.stderr).filter((event) => event.event === "stale_leftover_removed").map((event) =>
     event.path
   );
   assert.deepEqual(removed.sort(), [staged, trashed]);
-  assert.deepEqual(names(join(store.backupDir, "snapshots")), [(run.json as CreateResult).stamp]);
+  assert.deepEqual(entryNames(join(store.backupDir, "snapshots")), [(run.json as CreateResult).stamp]);
 });
 
 Deno.test("create while another operation holds the lock exits 4 and makes nothing", async () => {
@@ -201,7 +192,7 @@ Deno.test("create while another operation holds the lock exits 4 and makes nothi
     const run = await runCli(["create"], { env });
     assert.equal(run.code, 4);
     assert.match(run.stderr, /locked by restore/);
-    assert.deepEqual(names(join(store.backupDir, "snapshots")), []);
+    assert.deepEqual(entryNames(join(store.backupDir, "snapshots")), []);
   }
   assert.equal((await runCli(["create"], { env })).code, 0, "the lock is free once released");
 });
@@ -214,13 +205,13 @@ Deno.test("a snapshot that fails post-backup validation is kept under failed/, n
   overwriteSecondPage(join(store.chromaDir, "chroma.sqlite3"));
   const run = await runCli(["create", "--chroma"], { env: storeEnv(store) });
   assert.equal(run.code, 1);
-  assert.deepEqual(names(join(store.backupDir, "snapshots")), []);
-  assert.deepEqual(names(join(store.backupDir, ".staging")), []);
-  const [aside] = names(join(store.backupDir, "failed"));
+  assert.deepEqual(entryNames(join(store.backupDir, "snapshots")), []);
+  assert.deepEqual(entryNames(join(store.backupDir, ".staging")), []);
+  const [aside] = entryNames(join(store.backupDir, "failed"));
   const asidePath = join(store.backupDir, "failed", aside);
   assert.match(run.stderr, /chroma_db_(open|integrity_check)_failed/);
   assert.ok(run.stderr.includes(asidePath), "the error says where the snapshot went");
-  assert.deepEqual(names(asidePath), ["backup-metadata.json", "chroma", "config", "db"]);
+  assert.deepEqual(entryNames(asidePath), ["backup-metadata.json", "chroma", "config", "db"]);
   const warning = events(run.stderr).find((event) => event.event === "post_backup_validation_failed");
   assert.equal(warning?.backup_root, asidePath);
 });
@@ -260,7 +251,7 @@ sys.stdin.read()`,
     const run = await runCli(["create", "--chroma"], { env: storeEnv(store) });
     assert.equal(run.code, 0, run.stderr);
     const chroma = join((run.json as CreateResult).backup_root, "chroma");
-    assert.deepEqual(names(chroma).filter((name) => name.startsWith("chroma.sqlite3")), ["chroma.sqlite3"]);
+    assert.deepEqual(entryNames(chroma).filter((name) => name.startsWith("chroma.sqlite3")), ["chroma.sqlite3"]);
     const rows = await sqlite3Json(
       `file:${join(chroma, "chroma.sqlite3")}?immutable=1`,
       "SELECT name FROM collections",
@@ -332,8 +323,8 @@ Deno.test("Chroma: a copy torn by a writer that keeps appending fails after boun
   assert.match(run.stderr, /Chroma folder kept changing during the copy \(3 attempts/);
   assert.ok(run.stderr.includes(`${SEGMENT}/data_level0.bin`), "the error names the file that changed");
   assert.equal(events(run.stderr).filter((event) => event.event === "chroma_copy_torn").length, 3);
-  assert.deepEqual(names(join(store.backupDir, "snapshots")), []);
-  assert.deepEqual(names(join(store.backupDir, ".staging")), []);
+  assert.deepEqual(entryNames(join(store.backupDir, "snapshots")), []);
+  assert.deepEqual(entryNames(join(store.backupDir, ".staging")), []);
 });
 
 Deno.test("Chroma: a writer that stops after two appends cannot tear all attempts; the copy is one of its states", async () => {
