@@ -66,3 +66,31 @@ Deno.test("a lock file that is a symbolic link is refused, and the file it point
   assert.equal(Deno.readTextFileSync(elsewhere), "do not truncate\n");
   assert.deepEqual([...Deno.readDirSync(store.backupDir)].map((entry) => entry.name), [".lock"]);
 });
+
+const hasStrace = await new Deno.Command("strace", { args: ["-V"], stdout: "null", stderr: "null" }).output()
+  .then((output) => output.success, () => false);
+
+Deno.test({
+  name: "ensureDir fsyncs the folder holding each folder it creates, not only the last one's (needs strace)",
+  ignore: !hasStrace,
+}, async () => {
+  using scratch = tempDir();
+  const trace = join(scratch.path, "trace.txt");
+  const deep = join(scratch.path, "a", "b", "c");
+  const script = `import { ensureDir } from ${JSON.stringify(new URL("../src/fs/durable.ts", import.meta.url).href)};
+ensureDir(${JSON.stringify(deep)});`;
+  const run = await new Deno.Command("strace", {
+    args: ["-f", "-y", "-e", "trace=fsync", "-o", trace, Deno.execPath(), "eval", script],
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  assert.ok(run.success, new TextDecoder().decode(run.stderr));
+  const synced = new Set([...Deno.readTextFileSync(trace).matchAll(/fsync\(\d+<([^>]*)>\)\s+=\s+0/g)].map((m) => m[1]));
+  const real = Deno.realPathSync(scratch.path);
+  for (const folder of [real, join(real, "a"), join(real, "a", "b")]) {
+    assert.ok(
+      synced.has(folder),
+      `${folder} (holding a new folder) was not fsynced; fsynced: ${[...synced].join(", ")}`,
+    );
+  }
+});

@@ -92,10 +92,18 @@ export function temporaryPath(path: string): string {
   return join(dirname(path), `.${basename(path)}.tmp-${Deno.pid}-${crypto.randomUUID().slice(0, 8)}`);
 }
 
-/** Create a folder and its parents, fsyncing the parent of the new folder. */
+/**
+ * Create a folder and its parents, fsyncing the folder that holds each one created
+ * (and the parent of `path` even when nothing was created), so none of them vanishes in a crash.
+ */
 export function ensureDir(path: string): void {
+  let highest = path;
+  while (dirname(highest) !== highest && statOrNull(dirname(highest)) === null) highest = dirname(highest);
   Deno.mkdirSync(path, { recursive: true });
-  syncDir(dirname(path));
+  for (let folder = path;; folder = dirname(folder)) {
+    syncDir(dirname(folder));
+    if (folder === highest) break;
+  }
 }
 
 /**
