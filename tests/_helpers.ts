@@ -102,6 +102,16 @@ export async function runCli(args: string[], options: CliOptions = {}): Promise<
   return cliRunOf(await cliProcess(args, options).output());
 }
 
+/**
+ * Make a snapshot through the CLI (`create ARGS`, with Chroma unless `args` says otherwise) and return its
+ * stamp; a create that does not exit 0 fails the test with its stderr.
+ */
+export async function createdStamp(env: Record<string, string>, args: string[] = ["--chroma"]): Promise<string> {
+  const run = await runCli(["create", ...args], { env });
+  assert.equal(run.code, 0, run.stderr);
+  return (run.json as { stamp: string }).stamp;
+}
+
 /** Run the reference Python module (`python3 -m atocore.ops.backup ARGS`) against a store. */
 export async function runReference(args: string[], store: SampleStore): Promise<CliRun> {
   const output = await new Deno.Command("python3", {

@@ -10,7 +10,7 @@ import { COMMANDS } from "../src/cli/commands.ts";
 import { ExitCode } from "../src/errors.ts";
 import { acquireLock } from "../src/lock.ts";
 import { TOOL_VERSION } from "../src/snapshot/metadata.ts";
-import { type CliRun, runCli, storeEnv, tempStore } from "./_helpers.ts";
+import { type CliRun, createdStamp, runCli, storeEnv, tempStore } from "./_helpers.ts";
 
 /** The lines of stderr that are not JSON event lines. */
 function errorLines(run: CliRun): string[] {
@@ -86,9 +86,7 @@ Deno.test("--debug adds the stack trace to the one-line error", async () => {
 Deno.test("exit codes: 0 success, 1 failed, 3 refused, 4 locked; JSON on stdout when it is not a terminal", async () => {
   using store = tempStore({ dbMiB: 1, chromaMiB: 1 });
   const env = storeEnv(store);
-  const created = await runCli(["create"], { env });
-  assert.equal(created.code, ExitCode.Ok, created.stderr);
-  const stamp = (created.json as { stamp: string }).stamp;
+  const stamp = await createdStamp(env, []);
   const listed = await runCli(["list"], { env });
   assert.equal(listed.code, ExitCode.Ok);
   assert.deepEqual((listed.json as { backups: { stamp: string }[] }).backups.map((entry) => entry.stamp), [stamp]);
@@ -124,9 +122,7 @@ Deno.test("--metrics-file on create and validate writes Prometheus text with HEL
   const env = storeEnv(store);
   const createMetrics = join(store.dataDir, "create.prom");
   const validateMetrics = join(store.dataDir, "validate.prom");
-  const created = await runCli(["create", "--chroma", "--metrics-file", createMetrics], { env });
-  assert.equal(created.code, 0, created.stderr);
-  const stamp = (created.json as { stamp: string }).stamp;
+  const stamp = await createdStamp(env, ["--chroma", "--metrics-file", createMetrics]);
   const validated = await runCli(["validate", "--all", "--metrics-file", validateMetrics], { env });
   assert.equal(validated.code, 0, validated.stderr);
   const text = Deno.readTextFileSync(createMetrics);

@@ -10,7 +10,7 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { makeSampleStore } from "../scripts/sample_store.ts";
-import { runCli, storeEnv, tempDir, tempStore } from "./_helpers.ts";
+import { createdStamp, runCli, storeEnv, tempDir, tempStore } from "./_helpers.ts";
 import { entryNames, ledgerState, liveDigest, mountTmpfs, skipBecause, sqliteIntegrity } from "./_faults.ts";
 
 /** The tmpfs size: smaller than each sample store below. */
@@ -53,9 +53,7 @@ const RESTORES = [
 for (const { name, extra, snapshot, step } of RESTORES) {
   Deno.test(`disk full during restore (${name}): exit 1, says so, the old store stays whole`, async () => {
     using store = tempStore(snapshot);
-    const created = await runCli(["create", "--chroma"], { env: storeEnv(store) });
-    assert.equal(created.code, 0, created.stderr);
-    const stamp = (created.json as { stamp: string }).stamp;
+    const stamp = await createdStamp(storeEnv(store));
     using live = tempDir("atocore-small-disk-");
     const mounted = await mountTmpfs(live.path, "16m");
     if (typeof mounted === "string") return skipBecause(mounted);

@@ -8,7 +8,7 @@
  */
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { runCli, storeEnv, tempDir, tempStore } from "./_helpers.ts";
+import { createdStamp, runCli, storeEnv, tempDir, tempStore } from "./_helpers.ts";
 import { removeQuietly } from "../src/fs/durable.ts";
 import {
   entryNames,
@@ -81,9 +81,7 @@ Deno.test("restore killed at random moments: live database old or new and whole,
   using saved = tempDir("atocore-saved-");
   const env = storeEnv(store);
   const snapshots = join(store.backupDir, "snapshots");
-  const created = await runCli(["create", "--chroma"], { env });
-  assert.equal(created.code, 0, created.stderr);
-  const stamp = (created.json as { stamp: string }).stamp;
+  const stamp = await createdStamp(env);
   const after = { ledger: await ledgerState(store.db), registry: Deno.readTextFileSync(store.registry) };
   const afterChroma = treeDigest(join(snapshots, stamp, "chroma"));
   await changeLive(store);
@@ -152,9 +150,7 @@ Deno.test("restore --to killed at random moments: the live store is untouched an
   using store = tempStore({ dbMiB: 30, chromaMiB: 8, segments: 3, seed: 19 });
   using scratch = tempDir("atocore-restore-to-");
   const env = storeEnv(store);
-  const created = await runCli(["create", "--chroma"], { env });
-  assert.equal(created.code, 0, created.stderr);
-  const stamp = (created.json as { stamp: string }).stamp;
+  const stamp = await createdStamp(env);
   const expected = treeDigest(join(store.backupDir, "snapshots", stamp, "chroma"));
   const live = liveDigest(store);
   const to = join(scratch.path, "drill");
@@ -175,9 +171,7 @@ Deno.test("restore --to killed at random moments: the live store is untouched an
 Deno.test("the Chroma copy a killed restore staged is not backed up by the next create, nor restored", async () => {
   using store = tempStore({ dbMiB: 4, chromaMiB: 4, seed: 23 });
   const env = storeEnv(store);
-  const first = await runCli(["create", "--chroma"], { env });
-  assert.equal(first.code, 0, first.stderr);
-  const stamp = (first.json as { stamp: string }).stamp;
+  const stamp = await createdStamp(env);
   const restore = ["restore", stamp, "--confirm-service-stopped", "--no-pre-snapshot"];
   const killed = await runAndKill(restore, env, 0, "restore_chroma_staged");
   assert.equal(killed.code, null, "restore finished before the kill");

@@ -6,7 +6,7 @@
  */
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { ROOT, runCli, runReference, storeEnv, tempDir, tempStore } from "./_helpers.ts";
+import { createdStamp, ROOT, runCli, runReference, storeEnv, tempDir, tempStore } from "./_helpers.ts";
 
 const FIXTURES = join(ROOT, "tests", "fixtures", "module-snapshots", "backups");
 const MADE_AT = "/tmp/atocore-module-fixtures";
@@ -112,9 +112,7 @@ Deno.test("damage to a module snapshot is still found: a broken database, a miss
 
 Deno.test("the module validates and lists a snapshot this tool made", async () => {
   using store = tempStore({ dbMiB: 0.5, chromaMiB: 0.1, segments: 1 });
-  const created = await runCli(["create", "--chroma"], { env: storeEnv(store) });
-  assert.equal(created.code, 0, created.stderr);
-  const stamp = (created.json as { stamp: string }).stamp;
+  const stamp = await createdStamp(storeEnv(store));
   const validated = await runReference(["validate", stamp], store);
   assert.equal(validated.code, 0, validated.stderr);
   const result = validated.json as Record<string, unknown>;

@@ -6,7 +6,16 @@
  */
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { changeMarkerInWal, cliProcess, projectMarker, runCli, storeEnv, tempDir, tempStore } from "./_helpers.ts";
+import {
+  changeMarkerInWal,
+  cliProcess,
+  createdStamp,
+  projectMarker,
+  runCli,
+  storeEnv,
+  tempDir,
+  tempStore,
+} from "./_helpers.ts";
 import { entryNames, faultSeed, killAfter, seededRandom, sqliteIntegrity, treeDigest, trialLabel } from "./_faults.ts";
 
 const TRIALS = 8;
@@ -24,9 +33,7 @@ Deno.test("restore killed at random moments leaves the live database old or new,
   using store = tempStore({ dbMiB: DB_MIB, chromaMiB: 4, segments: 2, seed: 11 });
   using base = tempDir();
   const env = storeEnv(store);
-  const created = await runCli(["create", "--chroma"], { env });
-  assert.equal(created.code, 0, created.stderr);
-  const stamp = (created.json as { stamp: string }).stamp;
+  const stamp = await createdStamp(env);
   const chromaAtCreate = treeDigest(join(store.backupDir, "snapshots", stamp, "chroma"));
   const newRegistry = Deno.readTextFileSync(store.registry);
   changeMarkerInWal(store.db);

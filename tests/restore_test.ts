@@ -8,7 +8,16 @@ import { DatabaseSync } from "node:sqlite";
 import { basename, join } from "node:path";
 import { acquireLock } from "../src/lock.ts";
 import { formatStamp, parseStamp } from "../src/snapshot/stamp.ts";
-import { changeMarkerInWal, projectMarker, runCli, runReference, storeEnv, tempDir, tempStore } from "./_helpers.ts";
+import {
+  changeMarkerInWal,
+  createdStamp,
+  projectMarker,
+  runCli,
+  runReference,
+  storeEnv,
+  tempDir,
+  tempStore,
+} from "./_helpers.ts";
 import {
   bindReadOnly,
   entryNames,
@@ -48,12 +57,6 @@ function changeLiveStore(store: Store): void {
   Deno.writeFileSync(join(store.chromaDir, segment, "header.bin"), new Uint8Array(100));
 }
 
-async function createSnapshot(store: Store, args: string[] = ["--chroma"]): Promise<string> {
-  const run = await runCli(["create", ...args], { env: storeEnv(store) });
-  assert.equal(run.code, 0, run.stderr);
-  return (run.json as { stamp: string }).stamp;
-}
-
 function snapshotChroma(store: Store, stamp: string): string {
   return join(store.backupDir, "snapshots", stamp, "chroma");
 }
@@ -64,7 +67,7 @@ Deno.test("restore round trip: live data, registry and Chroma are as at create; 
   const segment = entryNames(store.chromaDir).find((name) => name.includes("-5e9a-"))!;
   Deno.symlinkSync(`${segment}/header.bin`, join(store.chromaDir, "header-link"));
   const registryAtCreate = Deno.readTextFileSync(store.registry);
-  const stamp = await createSnapshot(store);
+  const stamp = await createdStamp(storeEnv(store));
   const chromaAtCreate = treeDigest(snapshotChroma(store, stamp));
   changeLiveStore(store);
   const changed = liveDigest(store);
@@ -106,7 +109,7 @@ Deno.test("restore round trip: live data, registry and Chroma are as at create; 
 
 Deno.test("restore prints a readable summary naming the pre-restore stamp", async () => {
   using store = tempStore({ dbMiB: 1 });
-  const stamp = await createSnapshot(store, []);
+  const stamp = await createdStamp(storeEnv(store), []);
   const run = await runCli(["restore", stamp, "--confirm-service-stopped", "--no-chroma"], { env: storeEnv(store) });
   assert.equal(run.code, 0, run.stderr);
   const pre = (run.json as { pre_restore_snapshot: string }).pre_restore_snapshot;
@@ -133,7 +136,7 @@ Deno.test("a snapshot made by the reference module restores with this tool", asy
 
 Deno.test("a snapshot made by this tool restores with the reference module", async () => {
   using store = tempStore({ dbMiB: 1 });
-  const stamp = await createSnapshot(store);
+  const stamp = await createdStamp(storeEnv(store));
   const chromaAtCreate = treeDigest(snapshotChroma(store, stamp));
   changeLiveStore(store);
   // The module's own pre-restore snapshot would overwrite a snapshot of the same second (its known weakness).
@@ -150,7 +153,7 @@ Deno.test("a snapshot made by this tool restores with the reference module", asy
 
 Deno.test("restore refuses without --confirm-service-stopped, exit 3, nothing changed", async () => {
   using store = tempStore({ dbMiB: 1 });
-  const stamp = await createSnapshot(store);
+  const stamp = await createdStamp(storeEnv(store));
   changeLiveStore(store);
   const before = liveDigest(store);
   const run = await runCli(["restore", stamp], { env: storeEnv(store) });
@@ -165,7 +168,7 @@ Deno.test("restore refuses without --confirm-service-stopped, exit 3, nothing ch
 Deno.test("restore refuses while this test holds the database open, naming its pid; --ignore-open-files overrides", async () => {
   using store = tempStore({ dbMiB: 1 });
   const env = storeEnv(store);
-  const stamp = await createSnapshot(store);
+  const stamp = await createdStamp(storeEnv(store));
   changeLiveStore(store);
   const before = liveDigest(store);
   const held = new DatabaseSync(store.db);
@@ -193,7 +196,7 @@ Deno.test("restore refuses while this test holds the database open, naming its p
 Deno.test("restore refuses a snapshot that fails deep validation, listing the errors, exit 3, nothing changed", async () => {
   using store = tempStore({ dbMiB: 1 });
   const env = storeEnv(store);
-  const stamp = await createSnapshot(store);
+  const stamp = await createdStamp(storeEnv(store));
   const segment = entryNames(snapshotChroma(store, stamp)).find((name) => name.includes("-5e9a-"))!;
   const damaged = join(snapshotChroma(store, stamp), segment, "header.bin");
   const bytes = Deno.readFileSync(damaged);
@@ -218,7 +221,7 @@ Deno.test("restore refuses a snapshot that fails deep validation, listing the er
 Deno.test("restore over a damaged live database removes its stale -wal, so none of it reaches the restored one", async () => {
   using store = tempStore({ dbMiB: 1 });
   const env = storeEnv(store);
-  const stamp = await createSnapshot(store);
+  const stamp = await createdStamp(storeEnv(store));
   changeLiveStore(store);
   Deno.writeFileSync(store.db, new Uint8Array(8192).fill(0x41));
   const run = await runCli(["restore", stamp, "--confirm-service-stopped", "--no-pre-snapshot"], { env });
@@ -231,7 +234,7 @@ Deno.test("restore over a damaged live database removes its stale -wal, so none 
 Deno.test("restore usage errors exit 2 and touch nothing", async () => {
   using store = tempStore({ dbMiB: 1 });
   const env = storeEnv(store);
-  const stamp = await createSnapshot(store);
+  const stamp = await createdStamp(storeEnv(store));
   const before = liveDigest(store);
   for (
     const args of [
@@ -251,7 +254,7 @@ Deno.test("restore usage errors exit 2 and touch nothing", async () => {
 
 Deno.test("restore waits for nobody: another operation's lock makes it exit 4, nothing changed", async () => {
   using store = tempStore({ dbMiB: 1 });
-  const stamp = await createSnapshot(store);
+  const stamp = await createdStamp(storeEnv(store));
   changeLiveStore(store);
   const before = liveDigest(store);
   using _lock = acquireLock(store.backupDir, "test");
@@ -263,7 +266,7 @@ Deno.test("restore waits for nobody: another operation's lock makes it exit 4, n
 Deno.test("restore onto a store whose database is gone: refused with a pre-snapshot, done with --no-pre-snapshot", async () => {
   using store = tempStore({ dbMiB: 1 });
   const env = storeEnv(store);
-  const stamp = await createSnapshot(store);
+  const stamp = await createdStamp(storeEnv(store));
   for (const name of entryNames(store.dataDir).filter((name) => name.startsWith("atocore.db"))) {
     Deno.removeSync(join(store.dataDir, name));
   }
@@ -281,7 +284,7 @@ Deno.test("restore --to rebuilds the store elsewhere without acknowledgment, the
   using store = tempStore({ dbMiB: 1 });
   using target = tempDir();
   const env = storeEnv(store);
-  const stamp = await createSnapshot(store);
+  const stamp = await createdStamp(storeEnv(store));
   const chromaAtCreate = treeDigest(snapshotChroma(store, stamp));
   const registryAtCreate = Deno.readTextFileSync(store.registry);
   changeLiveStore(store);
@@ -320,7 +323,7 @@ Deno.test("restore --to rebuilds the store elsewhere without acknowledgment, the
 Deno.test("restore right after create, in the same second: every snapshot stays, the pre-restore stamp is new", async () => {
   using store = tempStore({ dbMiB: 1 });
   const env = storeEnv(store);
-  const stamp = await createSnapshot(store);
+  const stamp = await createdStamp(storeEnv(store));
   const snapshots = join(store.backupDir, "snapshots");
   // Occupy the next seconds too, so the pre-restore snapshot meets taken stamps whenever it runs.
   const taken = [1, 2].map((seconds) => formatStamp(new Date(parseStamp(stamp)!.getTime() + seconds * 1000)));
@@ -350,7 +353,7 @@ Deno.test("restore into a Chroma folder that is a mount point keeps the mount an
   using _mount = mount;
   copyTree(original, store.chromaDir, true);
   Deno.removeSync(original, { recursive: true });
-  const stamp = await createSnapshot(store);
+  const stamp = await createdStamp(storeEnv(store));
   const chromaAtCreate = treeDigest(snapshotChroma(store, stamp));
   changeLiveStore(store);
   const inode = Deno.statSync(store.chromaDir).ino;
@@ -368,9 +371,7 @@ Deno.test("a restore that fails part way exits 1 and names the pre-restore stamp
   const registry = join(configDir, "project-registry.json");
   Deno.renameSync(store.registry, registry);
   const env = { ...storeEnv(store), ATOCORE_PROJECT_REGISTRY_PATH: registry };
-  const made = await runCli(["create", "--chroma"], { env });
-  assert.equal(made.code, 0, made.stderr);
-  const stamp = (made.json as { stamp: string }).stamp;
+  const stamp = await createdStamp(env);
   changeLiveStore(store);
   const mount = await bindReadOnly(configDir);
   if (typeof mount === "string") {
@@ -399,7 +400,7 @@ Deno.test("restore keeps the live files' owner and mode, and gives restored Chro
     return;
   }
   using store = tempStore({ dbMiB: 1 });
-  const stamp = await createSnapshot(store);
+  const stamp = await createdStamp(storeEnv(store));
   const [uid, gid] = [4321, 4322];
   for (const path of [store.db, store.registry, store.chromaDir]) Deno.chownSync(path, uid, gid);
   Deno.chmodSync(store.db, 0o640);
@@ -420,12 +421,12 @@ Deno.test("restore keeps the live files' owner and mode, and gives restored Chro
 Deno.test("old Chroma entries a killed restore moved aside are not backed up by create, and the next restore removes them", async () => {
   using store = tempStore({ dbMiB: 1, chromaMiB: 1 });
   const env = storeEnv(store);
-  const stamp = await createSnapshot(store);
+  const stamp = await createdStamp(storeEnv(store));
   const chromaAtCreate = treeDigest(snapshotChroma(store, stamp));
   const leftover = join(store.chromaDir, ".atocore-old-4242-0badcafe");
   Deno.mkdirSync(join(leftover, "00000000-old-segment"), { recursive: true });
   Deno.writeTextFileSync(join(leftover, "00000000-old-segment", "header.bin"), "an old entry moved aside");
-  const second = await createSnapshot(store);
+  const second = await createdStamp(storeEnv(store));
   assert.deepEqual(entryNames(snapshotChroma(store, second)), entryNames(snapshotChroma(store, stamp)));
   const run = await runCli(["restore", second, "--confirm-service-stopped", "--no-pre-snapshot"], { env });
   assert.equal(run.code, 0, run.stderr);
@@ -439,7 +440,7 @@ Deno.test("old Chroma entries a killed restore moved aside are not backed up by 
 Deno.test("restore swaps Chroma by renames: an old entry that cannot be removed is a warning, Chroma is whole", async () => {
   using store = tempStore({ dbMiB: 1, chromaMiB: 1 });
   const env = storeEnv(store);
-  const stamp = await createSnapshot(store);
+  const stamp = await createdStamp(storeEnv(store));
   const chromaAtCreate = treeDigest(snapshotChroma(store, stamp));
   changeLiveStore(store);
   const pinned = join(store.chromaDir, "ffffffff-pinned-segment", "header.bin");

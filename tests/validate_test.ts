@@ -5,7 +5,7 @@
  */
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { runCli, storeEnv, tempDir, tempStore } from "./_helpers.ts";
+import { createdStamp, runCli, storeEnv, tempDir, tempStore } from "./_helpers.ts";
 import { readOnlyBindMount } from "./_mount.ts";
 
 const SEGMENT = "00000000-5e9a-4c1d-8f00-000000000000";
@@ -30,9 +30,7 @@ interface Validation {
 /** A sample store with one snapshot (with Chroma) made by the CLI. */
 async function storeWithSnapshot() {
   const store = tempStore(SMALL);
-  const created = await runCli(["create", "--chroma"], { env: storeEnv(store) });
-  assert.equal(created.code, 0, created.stderr);
-  const stamp = (created.json as { stamp: string }).stamp;
+  const stamp = await createdStamp(storeEnv(store));
   return Object.assign(store, { stamp, root: join(store.backupDir, "snapshots", stamp) });
 }
 
