@@ -1,7 +1,7 @@
 /**
  * Helpers of the fault tests: a seeded random source, killing the CLI at a chosen
  * moment, a digest of the live store, SQLite checks through the `sqlite3` shell,
- * and temporary mounts (tmpfs, read-only binds) that need root.
+ * and the CLI run as `nobody` (temporary mounts are in `_mount.ts`).
  *
  * @module
  */
@@ -196,58 +196,6 @@ export function entryNames(path: string): string[] {
     if (error instanceof Deno.errors.NotFound) return [];
     throw error;
   }
-}
-
-/** A mount made for a test, unmounted at the end of the `using` scope. */
-export interface TestMount extends Disposable {
-  path: string;
-}
-
-/** Run `mount` (or `umount`) with `args`; the error text when it fails, else `null`. */
-async function mountCommand(program: string, args: string[]): Promise<string | null> {
-  try {
-    const output = await new Deno.Command(program, { args, stdout: "null", stderr: "piped" }).output();
-    return output.code === 0 ? null : new TextDecoder().decode(output.stderr).trim();
-  } catch (error) {
-    return (error as Error).message;
-  }
-}
-
-function unmountOnDispose(path: string): TestMount {
-  return {
-    path,
-    [Symbol.dispose]: () => {
-      const output = new Deno.Command("umount", { args: [path], stderr: "piped" }).outputSync();
-      if (output.code !== 0) throw new Error(`umount ${path}: ${new TextDecoder().decode(output.stderr)}`);
-    },
-  };
-}
-
-/**
- * Mount a tmpfs of `size` (such as `8m`) on the existing folder `path`.
- *
- * @returns The mount, or the reason mounting is not permitted here (the caller skips).
- */
-export async function mountTmpfs(path: string, size: string): Promise<TestMount | string> {
-  const failure = await mountCommand("mount", ["-t", "tmpfs", "-o", `size=${size}`, "tmpfs", path]);
-  return failure === null ? unmountOnDispose(path) : `cannot mount a tmpfs here (${failure})`;
-}
-
-/**
- * Make the folder `path` read-only for everyone, root included, with a read-only bind mount onto itself.
- *
- * @returns The mount, or the reason mounting is not permitted here (the caller skips).
- */
-export async function bindReadOnly(path: string): Promise<TestMount | string> {
-  const failure = await mountCommand("mount", ["--bind", path, path]);
-  if (failure !== null) return `cannot bind-mount here (${failure})`;
-  const mount = unmountOnDispose(path);
-  const remount = await mountCommand("mount", ["-o", "remount,bind,ro", path]);
-  if (remount !== null) {
-    mount[Symbol.dispose]();
-    return `cannot remount read-only here (${remount})`;
-  }
-  return mount;
 }
 
 /** Print why a test is skipped, so the skip shows in CI's log. */

@@ -1,39 +1,75 @@
 /**
- * A read-only view of a folder for tests, made with a read-only bind mount
- * (root can write through file modes, so `chmod` proves nothing).
+ * Temporary mounts for tests, which need root (or a container that permits `mount`):
+ * a tmpfs (a small disk that fills up) and read-only bind mounts (root writes through
+ * file modes, so `chmod` proves nothing). Where mounting is not permitted, each helper
+ * returns the reason instead, so the test can say why it skips.
  *
  * @module
  */
 
-/** A read-only bind mount, unmounted (and its mount point removed) at the end of the `using` scope. */
-export interface ReadOnlyMount extends Disposable {
-  /** Where the read-only view of the folder is. */
+/** A mount made for a test, unmounted at the end of the `using` scope. */
+export interface TestMount extends Disposable {
+  /** Where the mount is. */
   path: string;
 }
 
 /**
- * Mount `source` read-only at a new temporary folder, or return the reason it cannot
- * be done here (not root, no mount permission in the container) so the test can say why it skips.
+ * Mount a tmpfs of `size` (such as `8m`) on the existing folder `path`.
+ *
+ * @returns The mount, or the reason mounting is not permitted here (the caller skips).
  */
-export function readOnlyBindMount(source: string): ReadOnlyMount | { skipped: string } {
+export function mountTmpfs(path: string, size: string): TestMount | string {
+  const failure = run("mount", ["-t", "tmpfs", "-o", `size=${size}`, "tmpfs", path]);
+  return failure ? `cannot mount a tmpfs here (${failure})` : unmountOnDispose(path);
+}
+
+/**
+ * Make the folder `path` read-only for everyone, root included, with a read-only bind mount onto itself.
+ *
+ * @returns The mount, or the reason mounting is not permitted here (the caller skips).
+ */
+export function bindReadOnly(path: string): TestMount | string {
+  return bindReadOnlyAt(path, path) || unmountOnDispose(path);
+}
+
+/**
+ * Mount `source` read-only at a new temporary folder (removed with the mount at the end of the `using` scope).
+ *
+ * @returns The mount, or the reason mounting is not permitted here (the caller skips).
+ */
+export function readOnlyBindMount(source: string): TestMount | string {
   const path = Deno.makeTempDirSync({ prefix: "atocore-ro-" });
-  const bind = run("mount", ["--bind", source, path]);
-  if (bind) {
+  const failure = bindReadOnlyAt(source, path);
+  if (failure) {
     Deno.removeSync(path);
-    return { skipped: `mount --bind not permitted here (${bind})` };
+    return failure;
   }
-  const remount = run("mount", ["-o", "remount,bind,ro", path]);
-  if (remount) {
-    run("umount", [path]);
-    Deno.removeSync(path);
-    return { skipped: `read-only remount not permitted here (${remount})` };
-  }
+  const mount = unmountOnDispose(path);
+  return {
+    path,
+    [Symbol.dispose]: () => {
+      mount[Symbol.dispose]();
+      Deno.removeSync(path);
+    },
+  };
+}
+
+/** Bind-mount `source` on `target`, then remount it read-only; `""` when done, else why not (nothing left mounted). */
+function bindReadOnlyAt(source: string, target: string): string {
+  const bind = run("mount", ["--bind", source, target]);
+  if (bind) return `mount --bind not permitted here (${bind})`;
+  const remount = run("mount", ["-o", "remount,bind,ro", target]);
+  if (!remount) return "";
+  run("umount", [target]);
+  return `read-only remount not permitted here (${remount})`;
+}
+
+function unmountOnDispose(path: string): TestMount {
   return {
     path,
     [Symbol.dispose]: () => {
       const failure = run("umount", [path]);
       if (failure) throw new Error(`umount ${path} failed: ${failure}`);
-      Deno.removeSync(path);
     },
   };
 }

@@ -11,7 +11,8 @@ import assert from "node:assert/strict";
 import { join } from "node:path";
 import { makeSampleStore } from "../scripts/sample_store.ts";
 import { createdStamp, runCli, storeEnv, tempDir, tempStore } from "./_helpers.ts";
-import { entryNames, ledgerState, liveDigest, mountTmpfs, skipBecause, sqliteIntegrity } from "./_faults.ts";
+import { entryNames, ledgerState, liveDigest, skipBecause, sqliteIntegrity } from "./_faults.ts";
+import { mountTmpfs } from "./_mount.ts";
 
 /** The tmpfs size: smaller than each sample store below. */
 const TMPFS_SIZE = "8m";
@@ -26,7 +27,7 @@ for (const { name, args, options } of STORES) {
   Deno.test(`disk full (${name}): create says so, exit 1, nothing published, staging removed`, async () => {
     using store = tempStore(options);
     Deno.mkdirSync(store.backupDir);
-    const mounted = await mountTmpfs(store.backupDir, TMPFS_SIZE);
+    const mounted = mountTmpfs(store.backupDir, TMPFS_SIZE);
     if (typeof mounted === "string") return skipBecause(mounted);
     using _mount = mounted;
     const before = liveDigest(store);
@@ -55,7 +56,7 @@ for (const { name, extra, snapshot, step } of RESTORES) {
     using store = tempStore(snapshot);
     const stamp = await createdStamp(storeEnv(store));
     using live = tempDir("atocore-small-disk-");
-    const mounted = await mountTmpfs(live.path, "16m");
+    const mounted = mountTmpfs(live.path, "16m");
     if (typeof mounted === "string") return skipBecause(mounted);
     using _mount = mounted;
     const small = makeSampleStore(join(live.path, "data"), { dbMiB: 4, chromaMiB: 1, seed: 2 });

@@ -12,6 +12,7 @@ import { snapshotDir } from "../src/snapshot/layout.ts";
 import { openDriver } from "../src/sqlite/open_driver.ts";
 import type { SampleStore } from "../scripts/sample_store.ts";
 import { runCli, runReference, storeEnv, tempDir, tempStore } from "./_helpers.ts";
+import { mountTmpfs } from "./_mount.ts";
 
 const driver = openDriver("auto");
 const SMALL = { dbMiB: 1, chromaMiB: 1 };
@@ -136,27 +137,21 @@ Deno.test("drill of a snapshot made by the Python module (no manifest) checks Ch
 Deno.test("drill fails with exit 1 when the scratch disk is full, and leaves no scratch behind", async (t) => {
   using store = tempStore({ dbMiB: 2, chromaMiB: 1 });
   using mountPoint = tempDir();
-  const mount = await new Deno.Command("mount", {
-    args: ["-t", "tmpfs", "-o", "size=512k", "tmpfs", mountPoint.path],
-    stderr: "piped",
-  }).output();
-  if (!mount.success) {
+  const mount = mountTmpfs(mountPoint.path, "512k");
+  if (typeof mount === "string") {
     await t.step({ name: "tmpfs mount not permitted here; skipped", ignore: true, fn: () => {} });
     return;
   }
-  try {
-    const stamp = await snapshotOf(store);
-    const run = await runCli(["drill", stamp, "--scratch-dir", mountPoint.path], { env: storeEnv(store) });
-    assert.equal(run.code, 1, run.stderr);
-    const result = run.json as { ok: boolean; checks: { name: string; status: string; detail: string }[] };
-    assert.equal(result.ok, false);
-    const restore = result.checks.find((check) => check.name === "restore")!;
-    assert.equal(restore.status, "failed");
-    assert.match(restore.detail, /no space left on device/);
-    assert.deepEqual([...Deno.readDirSync(mountPoint.path)], [], "scratch removed");
-  } finally {
-    await new Deno.Command("umount", { args: [mountPoint.path] }).output();
-  }
+  using _mount = mount;
+  const stamp = await snapshotOf(store);
+  const run = await runCli(["drill", stamp, "--scratch-dir", mountPoint.path], { env: storeEnv(store) });
+  assert.equal(run.code, 1, run.stderr);
+  const result = run.json as { ok: boolean; checks: { name: string; status: string; detail: string }[] };
+  assert.equal(result.ok, false);
+  const restore = result.checks.find((check) => check.name === "restore")!;
+  assert.equal(restore.status, "failed");
+  assert.match(restore.detail, /no space left on device/);
+  assert.deepEqual([...Deno.readDirSync(mountPoint.path)], [], "scratch removed");
 });
 
 Deno.test("drill CLI: --latest picks the newest snapshot, writes JUnit and metrics, and takes no lock", async () => {

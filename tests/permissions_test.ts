@@ -7,7 +7,8 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { type CliRun, runCli, storeEnv, tempStore } from "./_helpers.ts";
-import { bindReadOnly, chownToNobody, entryNames, liveDigest, skipBecause, unprivilegedCli } from "./_faults.ts";
+import { chownToNobody, entryNames, liveDigest, skipBecause, unprivilegedCli } from "./_faults.ts";
+import { bindReadOnly } from "./_mount.ts";
 
 /** The one error line of a run (JSON event lines aside). */
 function errorLine(run: CliRun): string {
@@ -155,7 +156,7 @@ Deno.test("a backup folder on a read-only mount (root too): create names the loc
   using store = tempStore({ dbMiB: 1, chromaMiB: 1 });
   const env = storeEnv(store);
   assert.equal((await runCli(["create"], { env })).code, 0);
-  const mounted = await bindReadOnly(store.backupDir);
+  const mounted = bindReadOnly(store.backupDir);
   if (typeof mounted === "string") return skipBecause(mounted);
   using _mount = mounted;
   const created = await runCli(["create"], { env });

@@ -18,15 +18,8 @@ import {
   tempDir,
   tempStore,
 } from "./_helpers.ts";
-import {
-  bindReadOnly,
-  entryNames,
-  liveDigest,
-  mountTmpfs,
-  skipBecause,
-  sqliteIntegrity,
-  treeDigest,
-} from "./_faults.ts";
+import { entryNames, liveDigest, skipBecause, sqliteIntegrity, treeDigest } from "./_faults.ts";
+import { bindReadOnly, mountTmpfs } from "./_mount.ts";
 
 const RESULT_KEYS = [
   "stamp",
@@ -345,7 +338,7 @@ Deno.test("restore into a Chroma folder that is a mount point keeps the mount an
   const original = join(store.dataDir, "chroma-original");
   Deno.renameSync(store.chromaDir, original);
   Deno.mkdirSync(store.chromaDir);
-  const mount = await mountTmpfs(store.chromaDir, "16m");
+  const mount = mountTmpfs(store.chromaDir, "16m");
   if (typeof mount === "string") {
     skipBecause(mount);
     return;
@@ -373,7 +366,7 @@ Deno.test("a restore that fails part way exits 1 and names the pre-restore stamp
   const env = { ...storeEnv(store), ATOCORE_PROJECT_REGISTRY_PATH: registry };
   const stamp = await createdStamp(env);
   changeLiveStore(store);
-  const mount = await bindReadOnly(configDir);
+  const mount = bindReadOnly(configDir);
   if (typeof mount === "string") {
     skipBecause(mount);
     return;

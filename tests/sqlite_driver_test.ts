@@ -73,8 +73,8 @@ for (const name of DRIVERS) {
     await driver.backup(store.db, join(out.path, "copy.db"));
     Deno.copyFileSync(store.db, join(out.path, "wal-mode.db"));
     const mount = readOnlyBindMount(out.path);
-    if ("skipped" in mount) {
-      console.log(`skipped: ${mount.skipped}`);
+    if (typeof mount === "string") {
+      console.log(`skipped: ${mount}`);
       await t.step({ name: "read-only mount", ignore: true, fn: () => {} });
       return;
     }

@@ -232,8 +232,8 @@ Deno.test("a backup folder copied elsewhere validates there, against the files f
 Deno.test("a read-only view of the backup folder validates with either driver and grows no sidecars", async (t) => {
   using store = await storeWithSnapshot();
   const mount = readOnlyBindMount(store.backupDir);
-  if ("skipped" in mount) {
-    console.log(`skipped: ${mount.skipped}`);
+  if (typeof mount === "string") {
+    console.log(`skipped: ${mount}`);
     await t.step({ name: "read-only mount", ignore: true, fn: () => {} });
     return;
   }
