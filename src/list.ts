@@ -19,9 +19,10 @@ export interface ListEntry {
   stamp: string;
   path: string;
   has_metadata: boolean;
-  /** The metadata without its manifest (which can be long); `null` when it is not JSON. */
+  /** The metadata without its manifest (which can be long); `null` when it is not JSON or cannot be read. */
   metadata?: Omit<SnapshotMetadata, "manifest"> | null;
-  metadata_error?: string;
+  /** Why `metadata` is `null`: `invalid_json` or `unreadable`. */
+  metadata_error?: "invalid_json" | "unreadable";
   /** Bytes recorded for the snapshot (manifest sum, else database plus Chroma). */
   size_bytes: number;
   has_manifest: boolean;
@@ -58,7 +59,7 @@ function listEntry(path: string, stamp: string, now: Date): ListEntry {
   if (!read.ok) {
     if (entry.has_metadata) {
       entry.metadata = null;
-      entry.metadata_error = "invalid_json";
+      entry.metadata_error = read.error.startsWith("metadata_unreadable") ? "unreadable" : "invalid_json";
     }
     return entry;
   }

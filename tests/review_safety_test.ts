@@ -94,3 +94,27 @@ ensureDir(${JSON.stringify(deep)});`;
     );
   }
 });
+
+Deno.test("a snapshot whose metadata cannot be read is reported by list and validate --all; the others still are", async () => {
+  using store = tempStore({ dbMiB: 1 });
+  const env = storeEnv(store);
+  const good = await createSnapshot(env);
+  const bad = await createSnapshot(env);
+  const metadata = join(store.backupDir, "snapshots", bad, "backup-metadata.json");
+  Deno.removeSync(metadata);
+  Deno.mkdirSync(metadata);
+
+  const list = await runCli(["list"], { env });
+  assert.equal(list.code, 0, list.stderr);
+  const backups = (list.json as { backups: { stamp: string; metadata_error?: string }[] }).backups;
+  assert.deepEqual(backups.map((entry) => [entry.stamp, entry.metadata_error]), [[good, undefined], [
+    bad,
+    "unreadable",
+  ]]);
+
+  const validate = await runCli(["validate", "--all"], { env });
+  assert.equal(validate.code, 1, validate.stderr);
+  const results = (validate.json as { results: { stamp: string; valid: boolean; errors: string[] }[] }).results;
+  assert.deepEqual(results.map((result) => [result.stamp, result.valid]), [[good, true], [bad, false]]);
+  assert.match(results[1].errors[0], /^metadata_unreadable: is a directory$/);
+});

@@ -9,6 +9,7 @@
  * @module
  */
 import { isAbsolute, join, normalize, relative, sep } from "node:path";
+import { describeOsError } from "../errors.ts";
 import type { ManifestEntry } from "./manifest.ts";
 
 /** Version of the metadata format this tool writes (absent in the module's). */
@@ -89,16 +90,20 @@ export function serializeMetadata(metadata: SnapshotMetadata): string {
 /** The outcome of reading a snapshot's metadata file. */
 export type MetadataRead =
   | { ok: true; metadata: SnapshotMetadata }
-  | { ok: false; error: "metadata_missing" | `metadata_invalid_json: ${string}` };
+  | { ok: false; error: "metadata_missing" | `metadata_invalid_json: ${string}` | `metadata_unreadable: ${string}` };
 
-/** Read and parse `backup-metadata.json` at `path`; a JSON value that is not an object is invalid. */
+/**
+ * Read and parse `backup-metadata.json` at `path`; a JSON value that is not an object is invalid.
+ * A file that cannot be read (permissions, a folder in its place) is an answer too, so one such
+ * snapshot does not stop `list` or `validate --all` from reporting the others.
+ */
 export function readMetadata(path: string): MetadataRead {
   let text: string;
   try {
     text = Deno.readTextFileSync(path);
   } catch (error) {
     if (error instanceof Deno.errors.NotFound) return { ok: false, error: "metadata_missing" };
-    throw error;
+    return { ok: false, error: `metadata_unreadable: ${describeOsError(error)}` };
   }
   try {
     const value = JSON.parse(text);
