@@ -234,11 +234,13 @@ function restoreTargets(config: Config, sources: Sources, to: string | null): Ta
 }
 
 /**
- * Refuse targets of the wrong kind; and, with `to`, a target that is a symbolic link (it would be
- * written through, outside the folder) or that overlaps the live store or the backup folder.
+ * Refuse targets of the wrong kind; and, with `to`, a target (or the database's `-wal`/`-shm`, which
+ * the checkpoint writes) that is a symbolic link (it would be written through, outside the folder),
+ * or one that overlaps the live store or the backup folder.
  */
 function checkTargets(config: Config, targets: Targets, to: string | null): void {
-  const link = to === null ? undefined : [targets.db, targets.registry, targets.chroma].find(isSymlink);
+  const written = [targets.db, `${targets.db}-wal`, `${targets.db}-shm`, targets.registry, targets.chroma];
+  const link = to === null ? undefined : written.find(isSymlink);
   if (link !== undefined) {
     throw new RefusedError(
       `--to ${to} holds a symbolic link at ${link}, which restore would write through, outside the folder; ` +

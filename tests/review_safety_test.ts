@@ -12,7 +12,7 @@ async function createSnapshot(env: Record<string, string>): Promise<string> {
   return (run.json as { stamp: string }).stamp;
 }
 
-Deno.test("restore --to refuses a database, registry or Chroma target that is a symbolic link out of the folder", async () => {
+Deno.test("restore --to refuses a database (or -wal), registry or Chroma target that is a symbolic link out of the folder", async () => {
   using store = tempStore({ dbMiB: 1 });
   using scratch = tempDir();
   const env = storeEnv(store);
@@ -26,6 +26,7 @@ Deno.test("restore --to refuses a database, registry or Chroma target that is a 
 
   const links: [string, string][] = [
     ["atocore.db", decoy],
+    ["atocore.db-wal", decoy],
     ["project-registry.json", decoy],
     ["chroma", join(outside, "chroma-elsewhere")],
   ];
