@@ -13,7 +13,7 @@ import { formatStamp } from "../src/snapshot/stamp.ts";
 import { openDriver } from "../src/sqlite/open_driver.ts";
 import { openLedgerWriter } from "../scripts/sample_store.ts";
 import { cliProcess, ROOT, runCli, runReference, sqlite3Json, storeEnv, tempDir, tempStore } from "./_helpers.ts";
-import { entryNames } from "./_faults.ts";
+import { entryNames, ledgerState } from "./_faults.ts";
 
 type Metadata = Record<string, unknown> & { manifest: ManifestEntry[] };
 type CreateResult = Metadata & { stamp: string; backup_root: string; validated: boolean };
@@ -365,10 +365,7 @@ Deno.test("a writer committing to the live database during create: the snapshot 
     assert.equal(result.code, 0, new TextDecoder().decode(result.stderr));
     const created = JSON.parse(new TextDecoder().decode(result.stdout)) as CreateResult;
     assert.equal(created.validated, true);
-    const [state] = await sqlite3Json(
-      `file:${created.db_snapshot_path}?immutable=1`,
-      "SELECT count(*) AS rows, sum(amount) AS sum, (SELECT total FROM ledger_total) AS total FROM ledger",
-    );
+    const state = await ledgerState(String(created.db_snapshot_path), { immutable: true });
     assert.equal(state.sum, state.total, `one committed state: ${JSON.stringify(state)}`);
     assert.ok(Number(state.rows) >= 20 && Number(state.rows) <= committed);
     assert.equal((await runCli(["validate", created.stamp], { env: storeEnv(store) })).code, 0);

@@ -8,21 +8,12 @@ import assert from "node:assert/strict";
 import { join } from "node:path";
 import { type SqliteDriver, SqliteError } from "../src/sqlite/driver.ts";
 import { openDriver } from "../src/sqlite/open_driver.ts";
-import { runCli, sqlite3Json, tempDir, tempStore } from "./_helpers.ts";
+import { runCli, tempDir, tempStore } from "./_helpers.ts";
 import { startWriterProcess } from "./_writer_process.ts";
+import { ledgerState } from "./_faults.ts";
 import { readOnlyBindMount } from "./_mount.ts";
 
 const DRIVERS = ["ffi", "builtin"] as const;
-const LEDGER_QUERY =
-  "SELECT (SELECT count(*) FROM ledger) AS rows, (SELECT coalesce(sum(amount), 0) FROM ledger) AS sum, " +
-  "(SELECT total FROM ledger_total) AS total";
-
-/** Ledger rows, sum and recorded total of a database, read by the sqlite3 shell without touching it. */
-async function ledger(path: string): Promise<{ rows: number; sum: number; total: number }> {
-  const [row] = await sqlite3Json(`file:${path}?immutable=1`, LEDGER_QUERY);
-  return row as { rows: number; sum: number; total: number };
-}
-
 /** The sum of the amounts the ledger writer commits in its first `rows` rows. */
 function amountsOf(rows: number): number {
   let sum = 0;
@@ -59,7 +50,11 @@ for (const name of DRIVERS) {
     const copy = join(out.path, "copy.db");
     const progress: { remaining: number; total: number }[] = [];
     await driver.backup(store.db, copy, (step) => progress.push(step));
-    assert.deepEqual(await ledger(copy), { rows: 25, sum: amountsOf(25), total: amountsOf(25) });
+    assert.deepEqual(await ledgerState(copy, { immutable: true }), {
+      rows: 25,
+      sum: amountsOf(25),
+      total: amountsOf(25),
+    });
     assert.ok(progress.length > 0 && progress.at(-1)!.remaining === 0 && progress.at(-1)!.total > 0);
     assert.equal(sizeOrNull(`${copy}-wal`), null, "the copy has no -wal sidecar");
     assert.deepEqual([...Deno.readFileSync(copy).subarray(18, 20)], [2, 2], "the copy keeps the source's WAL mode");
@@ -93,7 +88,11 @@ for (const name of DRIVERS) {
     assert.ok((sizeOrNull(`${store.db}-wal`) ?? 0) > 0);
     driver.checkpointTruncate(store.db);
     assert.equal(sizeOrNull(`${store.db}-wal`), 0);
-    assert.equal((await ledger(store.db)).rows, 30, "the checkpointed rows are in the main file");
+    assert.equal(
+      (await ledgerState(store.db, { immutable: true })).rows,
+      30,
+      "the checkpointed rows are in the main file",
+    );
     await writer.stop();
   });
 
@@ -151,7 +150,7 @@ for (const name of DRIVERS) {
       for (let round = 0; round < 4; round++) {
         const copy = join(out.path, `copy-${round}.db`);
         await driver.backup(store.db, copy);
-        const state = await ledger(copy);
+        const state = await ledgerState(copy, { immutable: true });
         assert.equal(state.sum, state.total, `copy ${round}: ledger sum equals ledger_total`);
         assert.equal(driver.integrityCheck(copy, { immutable: true }), "ok");
         seen.push(state.rows);
