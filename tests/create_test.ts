@@ -300,8 +300,16 @@ Deno.test("Chroma: symbolic links are copied as links, never followed, inside or
 /** Start a process appending one byte at a time to `path` until it is killed; resolve once it writes. */
 async function startAppender(path: string): Promise<Deno.ChildProcess> {
   const size = Deno.statSync(path).size;
-  const child = new Deno.Command("python3", {
-    args: ["-c", "import sys\nf = open(sys.argv[1], 'ab', buffering=0)\nwhile True: f.write(b'x')", path],
+  // Raised priority, so the appender runs during each attempt's copy even on a loaded machine.
+  const child = new Deno.Command("nice", {
+    args: [
+      "-n",
+      "-10",
+      "python3",
+      "-c",
+      "import sys\nf = open(sys.argv[1], 'ab', buffering=0)\nwhile True: f.write(b'x')",
+      path,
+    ],
     stdin: "null",
   }).spawn();
   while (Deno.statSync(path).size === size) await new Promise((resolve) => setTimeout(resolve, 5));
@@ -309,7 +317,8 @@ async function startAppender(path: string): Promise<Deno.ChildProcess> {
 }
 
 Deno.test("Chroma: a copy torn by a writer that keeps appending fails after bounded retries, saying why", async () => {
-  using store = tempStore(SMALL);
+  // A Chroma folder large enough that each attempt's copy lasts tens of milliseconds.
+  using store = tempStore({ ...SMALL, chromaMiB: 48 });
   const segmentFile = join(store.chromaDir, SEGMENT, "data_level0.bin");
   const appender = await startAppender(segmentFile);
   let run;
