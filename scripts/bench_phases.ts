@@ -99,7 +99,7 @@ async function toolPhases(store: SampleStore, out: string, driver: SqliteDriver)
   await step("publish (rename, fsync folders)", () => renameDurable(staging, root));
   await step(
     "(diagnostic, not a step) integrity check of the database alone",
-    () => driver.integrityCheck(join(root, "db", "atocore.db"), { immutable: true }),
+    () => driver.integrityCheck(join(root, "db", "atocore.db")),
   );
   return phases;
 }

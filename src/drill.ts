@@ -249,7 +249,7 @@ function finish(result: DrillResult): DrillResult {
 }
 
 function checkIntegrity(driver: SqliteDriver, path: string): Omit<DrillCheck, "name" | "seconds"> {
-  const answer = driver.integrityCheck(path, { immutable: true });
+  const answer = driver.integrityCheck(path);
   return answer === "ok"
     ? { status: "passed", detail: `PRAGMA integrity_check ok: ${path}` }
     : { status: "failed", detail: `PRAGMA integrity_check: ${answer}: ${path}` };

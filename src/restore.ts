@@ -463,7 +463,7 @@ function swapChroma(staged: StagedChroma, target: string, reporter: Reporter): v
 /** `null` when the restored database passes `PRAGMA integrity_check`, else the problem. */
 function checkRestored(driver: SqliteDriver, path: string): string | null {
   try {
-    const answer = driver.integrityCheck(path, { immutable: true });
+    const answer = driver.integrityCheck(path);
     return answer === "ok" ? null : answer;
   } catch (error) {
     return `db_open_failed: ${(error as Error).message}`;

@@ -198,7 +198,7 @@ function checkChroma(root: string, metadata: SnapshotMetadata, driver: SqliteDri
 
 function integrityOk(driver: SqliteDriver, path: string, label: string, errors: string[]): boolean {
   try {
-    const answer = driver.integrityCheck(path, { immutable: true });
+    const answer = driver.integrityCheck(path);
     if (answer === "ok") return true;
     errors.push(`${label}_integrity_check_failed: ${answer}`);
   } catch (error) {

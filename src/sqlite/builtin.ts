@@ -61,12 +61,11 @@ class BuiltinDriver implements SqliteDriver {
     }
   }
 
-  integrityCheck(path: string, options: { immutable: boolean }): string {
-    const check = (db: DatabaseSync) => {
+  integrityCheck(path: string): string {
+    return withImmutable(path, (db) => {
       const row = db.prepare("PRAGMA integrity_check").get() as Record<string, unknown> | undefined;
       return row ? String(Object.values(row)[0]) : "no_row";
-    };
-    return options.immutable ? withImmutable(path, check) : withDatabase(path, {}, check);
+    });
   }
 
   checkpointTruncate(path: string): void {

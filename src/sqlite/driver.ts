@@ -39,10 +39,10 @@ export interface SqliteDriver {
   ): Promise<void>;
   /**
    * `PRAGMA integrity_check` of the database at `path`: `"ok"` or the first problem.
-   * With `immutable`, the file is opened read-only and immutable, so it works on a
-   * read-only folder and never grows `-wal`/`-shm` sidecars.
+   * The file is opened read-only and immutable, so it works on a read-only folder and
+   * never grows `-wal`/`-shm` sidecars.
    */
-  integrityCheck(path: string, options: { immutable: boolean }): string;
+  integrityCheck(path: string): string;
   /** `PRAGMA wal_checkpoint(TRUNCATE)` on the database at `path` (which must exist). */
   checkpointTruncate(path: string): void;
   /** Row count of every table of the database at `path`, opened read-only and immutable. */

@@ -106,10 +106,8 @@ class FfiDriver implements SqliteDriver {
     }
   }
 
-  integrityCheck(path: string, options: { immutable: boolean }): string {
-    const db = options.immutable
-      ? this.#open(immutableUri(path), OPEN_READONLY | OPEN_URI)
-      : this.#open(path, OPEN_READWRITE);
+  integrityCheck(path: string): string {
+    const db = this.#open(immutableUri(path), OPEN_READONLY | OPEN_URI);
     try {
       return String(this.#query(db, "PRAGMA integrity_check")[0]?.[0] ?? "no_row");
     } finally {
