@@ -81,7 +81,11 @@ export async function createSnapshot(config: Config, options: CreateOptions): Pr
       );
     }
     ensureDir(join(finalRoot, ".."));
-    if (exists(finalRoot)) throw new OperationError(`snapshot already exists, not overwritten: ${finalRoot}`);
+    if (exists(finalRoot)) {
+      throw new OperationError(
+        `snapshot already exists, not overwritten: ${finalRoot}; another program wrote it this second; run create again`,
+      );
+    }
     renameDurable(staging, finalRoot);
     options.reporter.event("info", "runtime_backup_created", {
       backup_root: finalRoot,
@@ -92,8 +96,17 @@ export async function createSnapshot(config: Config, options: CreateOptions): Pr
     });
     return { ...metadata, stamp, validated: true, validation_errors: [] };
   } catch (error) {
+    const renamed = !exists(staging) && exists(finalRoot);
     removeQuietly(staging);
     if (error instanceof OperationError || error instanceof UsageError) throw error;
+    if (renamed) {
+      throw new OperationError(
+        `snapshot ${stamp} was published at ${finalRoot} but flushing its folder failed (${
+          describeOsError(error)
+        }); run 'validate ${stamp}', and create again if it fails`,
+        { cause: error },
+      );
+    }
     throw new OperationError(
       `create failed (${
         describeOsError(error)
