@@ -37,6 +37,7 @@ Examples:
 export async function main(args: string[]): Promise<number> {
   const debug = args.includes("--debug");
   const [name, ...rest] = args;
+  const reporter = stderrReporter(Deno.stderr.isTerminal());
   try {
     if (name === "--version" || name === "-V") return print(`${TOOL_NAME} ${TOOL_VERSION}`);
     if (name === undefined || name === "--help" || name === "-h" || name === "help") return print(TOOL_HELP);
@@ -49,14 +50,16 @@ export async function main(args: string[]): Promise<number> {
       env: Deno.env.toObject(),
       cwd: Deno.cwd(),
       now: new Date(),
-      reporter: stderrReporter(Deno.stderr.isTerminal()),
+      reporter,
     };
     const outcome = await command.run(values, positionals, context);
+    reporter.clear();
     print(terminal ? outcome.text : JSON.stringify(outcome.result, null, 2));
     return outcome.exitCode;
   } catch (error) {
     const code = error instanceof ToolError ? error.exitCode : ExitCode.Failed;
     const message = error instanceof Error ? error.message.split("\n")[0] : String(error);
+    reporter.clear();
     console.error(`${TOOL_NAME}: error: ${message}`);
     if (debug && error instanceof Error) console.error(error.stack);
     return code;

@@ -18,7 +18,7 @@ const REDRAW_MS = 100;
  *
  * @param terminal Whether stderr is a terminal: progress bars and readable warnings, else JSON lines.
  */
-export function stderrReporter(terminal: boolean): Reporter {
+export function stderrReporter(terminal: boolean): Reporter & { clear(): void } {
   let lastDraw = 0;
   let drawn = false;
   const clear = () => {
@@ -26,6 +26,8 @@ export function stderrReporter(terminal: boolean): Reporter {
     drawn = false;
   };
   return {
+    /** Erase an unfinished progress line, before the command's own output. */
+    clear,
     event(level, name, fields = {}) {
       if (terminal && level === "info") return;
       clear();
