@@ -71,6 +71,8 @@ Deno.test("unknown commands, unknown flags, missing arguments and conflicting fl
     [["drill", "../etc"], /not a snapshot stamp: "\.\.\/etc"/],
     [["drill", "20260101T000000Z", "20260102T000000Z"], /drill: too many arguments/],
     [["drill", "--latest", "--sqlite-driver", "sqlite4"], /--sqlite-driver must be one of auto, ffi, builtin/],
+    [["list", "--sqlite-driver", "sqlite4"], /--sqlite-driver must be one of auto, ffi, builtin/],
+    [["cleanup", "--sqlite-driver", "sqlite4"], /--sqlite-driver must be one of auto, ffi, builtin/],
   ];
   const runs = await Promise.all(cases.map(([args]) => runCli(args)));
   runs.forEach((run, index) => assertUsageError(run, cases[index][1], cases[index][0].join(" ")));

@@ -104,6 +104,10 @@ export function parseCommandArgs(command: Command, args: string[]): { values: Va
     throw new UsageError(`${command.name}: ${(error as Error).message.split("\n")[0]}; see '${command.name} --help'`);
   }
   const values = parsed.values as Values;
+  const driver = values["sqlite-driver"];
+  if (driver !== undefined && !DRIVER_CHOICES.includes(driver as DriverChoice)) {
+    throw new UsageError(`--sqlite-driver must be one of ${DRIVER_CHOICES.join(", ")}, not ${JSON.stringify(driver)}`);
+  }
   if (!values.help && parsed.positionals.length > command.maxPositionals) {
     throw new UsageError(
       `${command.name}: too many arguments (${parsed.positionals.join(" ")}); see '${command.name} --help'`,
@@ -137,14 +141,13 @@ export function configFrom(values: Values, context: CommandContext): Config {
 /**
  * Open the SQLite driver that `--sqlite-driver` names.
  *
- * @throws {UsageError} for an unknown name, or `ffi` when it cannot load.
+ * ({@linkcode parseCommandArgs} has refused an unknown name).
+ *
+ * @throws {UsageError} when `ffi` is asked for and cannot load.
  */
 export function driverFrom(values: Values, context: CommandContext): SqliteDriver {
-  const choice = (values["sqlite-driver"] as string | undefined) ?? "auto";
-  if (!DRIVER_CHOICES.includes(choice as DriverChoice)) {
-    throw new UsageError(`--sqlite-driver must be one of ${DRIVER_CHOICES.join(", ")}, not ${JSON.stringify(choice)}`);
-  }
-  return openDriver(choice as DriverChoice, context.env.ATOCORE_SQLITE_LIB || undefined);
+  const choice = (values["sqlite-driver"] as DriverChoice | undefined) ?? "auto";
+  return openDriver(choice, context.env.ATOCORE_SQLITE_LIB || undefined);
 }
 
 /** Refuse two flags given together. */
