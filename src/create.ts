@@ -149,8 +149,7 @@ async function buildSnapshot(
       reporter.event("info", "chroma_snapshot_skipped_missing", { path: config.chromaDir.path });
     }
   }
-  let hashed = 0;
-  const manifest = await buildManifest(staged.root, (bytes) => reporter.progress("hashing", hashed += bytes, 0));
+  const manifest = buildManifest(staged.root, (done, total) => reporter.progress("hashing", done, total));
   const metadata = buildMetadata({
     createdAt,
     backupRoot: published.root,

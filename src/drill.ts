@@ -143,11 +143,10 @@ export async function drillSnapshot(config: Config, stamp: string, options: Dril
   };
   try {
     let metadata: SnapshotMetadata | undefined;
-    let hashed = 0;
     const valid = await check("snapshot_valid", async () => {
       const validation = await validateSnapshot(config.backupDir.path, stamp, {
         driver: options.driver,
-        onBytes: (bytes) => options.reporter.progress("hashing", hashed += bytes, 0),
+        onProgress: (done, total) => options.reporter.progress("hashing", done, total),
       });
       metadata = validation.metadata;
       if (!validation.valid) return { status: "failed", detail: validation.errors.join("; ") };

@@ -130,7 +130,7 @@ export async function restoreSnapshot(config: Config, stamp: string, options: Re
   const validation = await validateSnapshot(config.backupDir.path, stamp, {
     driver,
     quick: options.quick ?? false,
-    onBytes: progressCounter(reporter, "hashing"),
+    onProgress: (done, total) => reporter.progress("hashing", done, total),
   });
   if (!validation.valid) {
     throw new RefusedError(
@@ -479,11 +479,6 @@ function summarize(validation: ValidationResult): ValidationSummary {
     quick: validation.quick,
     errors: validation.errors,
   };
-}
-
-function progressCounter(reporter: Reporter, label: string): (bytes: number) => void {
-  let done = 0;
-  return (bytes) => reporter.progress(label, done += bytes, 0);
 }
 
 /** A path with its symbolic links resolved as far as it exists, to compare two paths. */

@@ -9,7 +9,7 @@
  */
 import { join } from "node:path";
 import { exists, isFile, lstatOrNull } from "./fs/probe.ts";
-import { checkManifest } from "./snapshot/manifest.ts";
+import { checkManifest, type HashProgress } from "./snapshot/manifest.ts";
 import { METADATA_FILE, snapshotDir } from "./snapshot/layout.ts";
 import { locateRecordedPath, readMetadata, recordedPath, type SnapshotMetadata } from "./snapshot/metadata.ts";
 import type { SqliteDriver } from "./sqlite/driver.ts";
@@ -34,8 +34,8 @@ export interface ValidateOptions {
   driver: SqliteDriver;
   /** Skip hashing: check presence, kinds and sizes only. */
   quick?: boolean;
-  /** Called with bytes hashed (for progress). */
-  onBytes?: (bytes: number) => void;
+  /** Called as files are hashed with the bytes done and the total (for progress). */
+  onProgress?: HashProgress;
 }
 
 /** The result of validating one snapshot: the module's keys, then this tool's. */
@@ -105,7 +105,7 @@ export async function validateSnapshotAt(
     result.chroma_ok = checkChroma(root, metadata, options.driver, result.errors);
   }
   if (metadata.manifest !== undefined) {
-    const check = await checkManifest(root, metadata.manifest, { quick, onBytes: options.onBytes });
+    const check = await checkManifest(root, metadata.manifest, { quick, onProgress: options.onProgress });
     result.errors.push(...check.errors);
     result.manifest_ok = check.errors.length === 0;
     result.files_checked = check.filesChecked;

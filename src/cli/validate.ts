@@ -51,13 +51,12 @@ Examples:
       const skipped = listed.filter((name) => !isStamp(name));
       stamps.push(...listed.filter(isStamp));
       const results: ValidationResult[] = [];
-      let hashed = 0;
       for (const stamp of stamps) {
         results.push(
           await validateSnapshot(config.backupDir.path, stamp, {
             driver,
             quick: Boolean(values.quick),
-            onBytes: (bytes) => context.reporter.progress("hashing", hashed += bytes, 0),
+            onProgress: (done, total) => context.reporter.progress("hashing", done, total),
           }),
         );
       }

@@ -17,6 +17,9 @@ export type ManifestEntry =
   | { path: string; size: number; sha256: string }
   | { path: string; symlink: string };
 
+/** Progress of hashing: bytes hashed so far, out of `total`. */
+export type HashProgress = (done: number, total: number) => void;
+
 /** What checking a snapshot against its manifest found. */
 export interface ManifestCheck {
   /** One line per problem, e.g. `manifest_sha256_mismatch: db/atocore.db`. */
@@ -30,11 +33,13 @@ export interface ManifestCheck {
 /**
  * Build the manifest of the snapshot at `root`: every entry but the metadata file.
  *
- * @param onBytes Called with bytes hashed (for progress).
+ * @param onProgress Called as files are read with the bytes hashed so far and the total (for progress).
  */
-export function buildManifest(root: string, onBytes?: (bytes: number) => void): ManifestEntry[] {
+export function buildManifest(root: string, onProgress?: HashProgress): ManifestEntry[] {
+  const entries = walkTree(root, (path) => path === METADATA_FILE);
+  const onBytes = hashCounter(entries.map((entry) => entry.kind === "file" ? entry.size : 0), onProgress);
   const manifest: ManifestEntry[] = [];
-  for (const entry of walkTree(root, (path) => path === METADATA_FILE)) {
+  for (const entry of entries) {
     if (entry.kind === "symlink") {
       manifest.push({ path: entry.path, symlink: Deno.readLinkSync(join(root, entry.path)) });
     } else if (entry.kind === "file") {
@@ -51,10 +56,12 @@ export function buildManifest(root: string, onBytes?: (bytes: number) => void): 
 export function checkManifest(
   root: string,
   manifest: unknown,
-  options: { quick: boolean; onBytes?: (bytes: number) => void },
+  options: { quick: boolean; onProgress?: HashProgress },
 ): ManifestCheck {
   const check: ManifestCheck = { errors: [], filesChecked: 0, bytesHashed: 0 };
   if (!Array.isArray(manifest)) return { ...check, errors: ["manifest_invalid: not a list"] };
+  const sizes = manifest.map((entry) => typeof entry?.size === "number" ? entry.size : 0);
+  const onBytes = options.quick ? undefined : hashCounter(sizes, options.onProgress);
   const listed = new Set<string>();
   for (const entry of manifest as ManifestEntry[]) {
     const path = typeof entry?.path === "string" ? entry.path : "";
@@ -64,7 +71,7 @@ export function checkManifest(
     }
     listed.add(path);
     check.filesChecked += 1;
-    const problem = checkEntry(root, entry, options, check);
+    const problem = checkEntry(root, entry, { quick: options.quick, onBytes }, check);
     if (problem) check.errors.push(`${problem}: ${path}`);
   }
   for (const entry of walkTree(root, (path) => path === METADATA_FILE)) {
@@ -106,4 +113,12 @@ function isInside(path: string): boolean {
   if (!path || isAbsolute(path) || path.includes("\0")) return false;
   const normal = normalize(path);
   return normal === path && normal !== ".." && !normal.startsWith("../") && normal !== METADATA_FILE;
+}
+
+/** A per-chunk byte callback that reports the running sum against the sum of `sizes`. */
+function hashCounter(sizes: number[], onProgress?: HashProgress): ((bytes: number) => void) | undefined {
+  if (!onProgress) return undefined;
+  const total = sizes.reduce((sum, size) => sum + size, 0);
+  let done = 0;
+  return (bytes) => onProgress(done += bytes, total);
 }
