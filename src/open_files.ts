@@ -11,6 +11,7 @@
  *
  * @module
  */
+import { cString } from "./c_string.ts";
 import { basename, dirname, join } from "node:path";
 
 /** A process holding one of the files asked about. */
@@ -144,10 +145,6 @@ function readLink(libc: Libc, path: string): ProcRead<string> {
 function failure(libc: Libc): "gone" | "denied" {
   const errno = new Deno.UnsafePointerView(libc.__errno_location()!).getInt32();
   return errno === ENOENT || errno === ESRCH ? "gone" : "denied";
-}
-
-function cString(text: string): Uint8Array<ArrayBuffer> {
-  return new TextEncoder().encode(text + "\0");
 }
 
 /** `path` with its symbolic links resolved (its folder's, when it does not exist), as `/proc` shows open files. */

@@ -7,6 +7,7 @@
  *
  * @module
  */
+import { cString } from "../c_string.ts";
 import {
   type BackupProgress,
   BUSY_TIMEOUT_MS,
@@ -224,8 +225,4 @@ class FfiDriver implements SqliteDriver {
   #fail(db: Handle, code = 1): never {
     throw new SqliteError(code, this.#message(db));
   }
-}
-
-function cString(text: string): Uint8Array<ArrayBuffer> {
-  return new TextEncoder().encode(text + "\0");
 }
