@@ -21,7 +21,13 @@ import type { Reporter } from "./reporter.ts";
 import { type RestoreResult, restoreSnapshot } from "./restore.ts";
 import { CHROMA_FOLDER, snapshotDir } from "./snapshot/layout.ts";
 import { buildManifest, type ManifestEntry } from "./snapshot/manifest.ts";
-import { locateRecordedPath, recordedPath, type SnapshotMetadata } from "./snapshot/metadata.ts";
+import {
+  locateRecordedPath,
+  numberOr0,
+  recordedPath,
+  snapshotBytes,
+  type SnapshotMetadata,
+} from "./snapshot/metadata.ts";
 import { parseStamp } from "./snapshot/stamp.ts";
 import type { SqliteDriver } from "./sqlite/driver.ts";
 import { CHROMA_DB_FILE, validateSnapshot } from "./validate.ts";
@@ -228,9 +234,7 @@ function describeSizes(result: DrillResult, metadata: SnapshotMetadata): void {
   result.created_at = typeof metadata.created_at === "string" ? metadata.created_at : null;
   result.db_size_bytes = numberOr0(metadata.db_size_bytes);
   result.chroma_bytes = numberOr0(metadata.chroma_snapshot_bytes);
-  result.snapshot_bytes = Array.isArray(metadata.manifest)
-    ? metadata.manifest.reduce((sum, entry) => sum + ("size" in entry ? numberOr0(entry.size) : 0), 0)
-    : result.db_size_bytes + result.chroma_bytes;
+  result.snapshot_bytes = snapshotBytes(metadata);
 }
 
 function skipRest(result: DrillResult, why: string): DrillResult {
@@ -352,8 +356,4 @@ function elapsed(since: number): number {
 
 function round3(value: number): number {
   return Math.round(value * 1000) / 1000;
-}
-
-function numberOr0(value: unknown): number {
-  return typeof value === "number" ? value : 0;
 }

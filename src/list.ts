@@ -8,7 +8,7 @@
 import { join } from "node:path";
 import { folderNames } from "./fs/probe.ts";
 import { METADATA_FILE, snapshotsDir } from "./snapshot/layout.ts";
-import { readMetadata, type SnapshotMetadata } from "./snapshot/metadata.ts";
+import { readMetadata, snapshotBytes, type SnapshotMetadata } from "./snapshot/metadata.ts";
 import { isStamp, parseStamp } from "./snapshot/stamp.ts";
 
 /** What is known of a snapshot's validity without validating it now. */
@@ -67,14 +67,8 @@ function listEntry(path: string, stamp: string, now: Date): ListEntry {
   entry.metadata = metadata;
   entry.has_manifest = Array.isArray(manifest);
   entry.manifest_files = Array.isArray(manifest) ? manifest.length : 0;
-  entry.size_bytes = Array.isArray(manifest)
-    ? manifest.reduce((sum, file) => sum + ("size" in file && typeof file.size === "number" ? file.size : 0), 0)
-    : numberOr0(metadata.db_size_bytes) + numberOr0(metadata.chroma_snapshot_bytes);
+  entry.size_bytes = snapshotBytes(read.metadata);
   entry.chroma_included = Boolean(metadata.chroma_snapshot_path);
   entry.validation = entry.has_manifest && isStamp(stamp) ? "validated_at_create" : "unknown";
   return entry;
-}
-
-function numberOr0(value: unknown): number {
-  return typeof value === "number" ? value : 0;
 }

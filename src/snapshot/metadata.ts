@@ -147,3 +147,19 @@ export function recordedPath(metadata: SnapshotMetadata, key: keyof SnapshotMeta
   const value = metadata[key];
   return typeof value === "string" ? value : "";
 }
+
+/**
+ * The bytes a snapshot holds, from its metadata alone: the manifest's file sizes, or
+ * (for a module snapshot, which has none) the database and Chroma sizes it records.
+ */
+export function snapshotBytes(metadata: SnapshotMetadata): number {
+  if (Array.isArray(metadata.manifest)) {
+    return metadata.manifest.reduce((sum, entry) => sum + ("size" in entry ? numberOr0(entry.size) : 0), 0);
+  }
+  return numberOr0(metadata.db_size_bytes) + numberOr0(metadata.chroma_snapshot_bytes);
+}
+
+/** A recorded number, or 0 when absent or of another type (metadata is read from disk, so any JSON). */
+export function numberOr0(value: unknown): number {
+  return typeof value === "number" ? value : 0;
+}
