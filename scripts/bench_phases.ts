@@ -3,13 +3,13 @@
  * one with the engine's own exported functions and timed, beside the same steps of
  * the Python module (`conn.backup()`, `shutil.copytree`, `validate_backup`).
  *
- * The steps mirror `src/create.ts` (backup of the database, copy of the Chroma
- * folder with its `chroma.sqlite3` through the backup API, SHA-256 manifest,
- * metadata written atomically, fsync of the tree, quick validation with integrity
- * checks, publishing rename), one after the other: `create` itself runs the fsync of
- * the database copy on a runtime thread while it hashes, so its wall time is below the
- * sum shown here by up to the smaller of those two. If `src/create.ts` changes, this
- * mirror may drift.
+ * The steps mirror `src/create.ts` (backup of the database, hashed by a worker
+ * behind the copy; copy of the Chroma folder with its
+ * `chroma.sqlite3` through the backup API; SHA-256 manifest of the other files;
+ * metadata; fsync of the tree; quick validation with integrity checks; publishing
+ * rename), one after the other: `create` itself copies Chroma and validates while
+ * the database's fsync runs, so its wall time is below the sum shown here by up to the
+ * smaller of those two. If `src/create.ts` changes, this mirror may drift.
  *
  * Usage: `deno run --allow-all scripts/bench_phases.ts [--db-mib N] [--chroma-mib N] [--reps N]
  *   [--driver ffi|builtin] [--work DIR] [--keep]`
@@ -22,7 +22,8 @@ import { join } from "node:path";
 import { parseArgs } from "node:util";
 import { fileURLToPath } from "node:url";
 import { makeSampleStore, type SampleStore } from "./sample_store.ts";
-import { renameDurable, syncFile, syncTree, writeFileAtomic } from "../src/fs/durable.ts";
+import { renameDurable, syncFile, syncTree } from "../src/fs/durable.ts";
+import { followFile } from "../src/fs/follow_hash.ts";
 import { copyEntries, walkTree } from "../src/fs/tree.ts";
 import { buildManifest } from "../src/snapshot/manifest.ts";
 import { buildMetadata, serializeMetadata } from "../src/snapshot/metadata.ts";
@@ -50,14 +51,13 @@ async function toolPhases(store: SampleStore, out: string, driver: SqliteDriver)
   Deno.mkdirSync(join(staging, "db"), { recursive: true });
   Deno.mkdirSync(join(staging, "config"));
   Deno.mkdirSync(join(out, "snapshots"));
-  await step(
-    "database backup API copy (no fsync)",
-    () => driver.backup(store.db, join(staging, "db", "atocore.db")),
-  );
-  await step(
-    "fsync of the database copy (create runs it alongside the hashing)",
-    () => syncFile(join(staging, "db", "atocore.db")),
-  );
+  const copy = join(staging, "db", "atocore.db");
+  const databaseSha256 = await step("database backup API copy, hashed behind the copy (no fsync)", async () => {
+    using follower = followFile(copy);
+    await driver.backup(store.db, copy, undefined, (firstPage, bytes) => follower.settled(firstPage, bytes));
+    return (await follower.finish()).sha256;
+  });
+  await step("fsync of the database copy (create validates meanwhile)", () => syncFile(copy));
   await step(
     "registry copy",
     () => Deno.copyFileSync(store.registry, join(staging, "config", "project-registry.json")),
@@ -74,8 +74,11 @@ async function toolPhases(store: SampleStore, out: string, driver: SqliteDriver)
     "chroma.sqlite3 backup API",
     () => driver.backup(join(store.chromaDir, CHROMA_DB_FILE), join(staging, "chroma", CHROMA_DB_FILE)),
   );
-  const manifest = await step("SHA-256 manifest of every file", () => buildManifest(staging));
-  await step("metadata written atomically", () => {
+  const manifest = await step(
+    "SHA-256 manifest of the other files",
+    () => buildManifest(staging, undefined, new Map([["db/atocore.db", databaseSha256]])),
+  );
+  await step("metadata written (made durable by the fsync of the tree)", () => {
     const metadata = buildMetadata({
       createdAt: "2026-01-01T00:00:00.000000+00:00",
       backupRoot: root,
@@ -89,7 +92,7 @@ async function toolPhases(store: SampleStore, out: string, driver: SqliteDriver)
       driver,
       manifest,
     });
-    writeFileAtomic(join(staging, "backup-metadata.json"), serializeMetadata(metadata));
+    Deno.writeTextFileSync(join(staging, "backup-metadata.json"), serializeMetadata(metadata));
   });
   await step("fsync of the whole tree", () => syncTree(staging));
   await step("post-validation (quick: integrity checks, sizes)", async () => {

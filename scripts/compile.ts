@@ -21,6 +21,9 @@ import { isFile } from "../src/fs/probe.ts";
 /** The permission flags the binary gets; the end-to-end tests run the CLI with exactly these. */
 export const COMPILE_PERMISSIONS = ["--allow-read", "--allow-write", "--allow-env", "--allow-ffi", "--no-prompt"];
 
+/** Modules the program starts as workers, which `deno compile` embeds only when told (relative to the root). */
+export const COMPILE_INCLUDES = ["src/fs/_follow_hash_worker.ts"];
+
 /** Where the binary goes, relative to the project's root. */
 export const DEFAULT_OUTPUT = "dist/atocore-backup";
 
@@ -74,7 +77,14 @@ async function main(args: string[]): Promise<number> {
   }
   const base = runtimeBase(await denoDir());
   const compiled = await new Deno.Command(Deno.execPath(), {
-    args: ["compile", ...COMPILE_PERMISSIONS, "--output", output, join(ROOT, "main.ts")],
+    args: [
+      "compile",
+      ...COMPILE_PERMISSIONS,
+      ...COMPILE_INCLUDES.flatMap((path) => ["--include", join(ROOT, path)]),
+      "--output",
+      output,
+      join(ROOT, "main.ts"),
+    ],
     cwd: ROOT,
     stdout: "inherit",
     stderr: "piped",

@@ -10,12 +10,20 @@
  */
 import { basename, join } from "node:path";
 import { describeOsError, isDiskFull, OperationError, ToolError, UsageError } from "./errors.ts";
-import { ensureDir, removeQuietly, renameDurable, syncFileLater, syncTree, writeFileAtomic } from "./fs/durable.ts";
+import { ensureDir, removeQuietly, renameDurable, syncFileLater, syncTree } from "./fs/durable.ts";
+import { followFile } from "./fs/follow_hash.ts";
 import { exists, isDirectory, isFile } from "./fs/probe.ts";
 import { changedPaths, copyEntries, type CopyTotals, walkTree } from "./fs/tree.ts";
 import type { Config } from "./config.ts";
 import type { Reporter } from "./reporter.ts";
-import { failedDir, snapshotDir, type SnapshotPaths, snapshotPaths, stagingDir } from "./snapshot/layout.ts";
+import {
+  dbManifestPath,
+  failedDir,
+  snapshotDir,
+  type SnapshotPaths,
+  snapshotPaths,
+  stagingDir,
+} from "./snapshot/layout.ts";
 import { buildManifest } from "./snapshot/manifest.ts";
 import { buildMetadata, serializeMetadata, type SnapshotMetadata } from "./snapshot/metadata.ts";
 import { formatCreatedAt, formatStamp } from "./snapshot/stamp.ts";
@@ -64,8 +72,9 @@ export async function createSnapshot(config: Config, options: CreateOptions): Pr
   const published = snapshotPaths(finalRoot, basename(config.db.path), basename(config.registry.path));
   ensureDir(staging);
   try {
-    const metadata = await buildSnapshot(config, options, staged, published, formatCreatedAt(now));
+    const { metadata, flushed } = await buildSnapshot(config, options, staged, published, formatCreatedAt(now));
     const validation = await validateSnapshotAt(staging, stamp, { driver: options.driver, quick: true });
+    await flushed();
     if (!validation.valid) {
       const aside = failedDir(backupDir, stamp);
       ensureDir(join(aside, ".."));
@@ -116,23 +125,32 @@ export async function createSnapshot(config: Config, options: CreateOptions): Pr
   }
 }
 
+/**
+ * Copy and hash the store into `staged`, write its metadata, and return it with a
+ * function that makes the whole snapshot durable: the database copy is flushed on a
+ * runtime thread meanwhile, so validation can run before waiting for it.
+ */
 async function buildSnapshot(
   config: Config,
   options: CreateOptions,
   staged: SnapshotPaths,
   published: SnapshotPaths,
   createdAt: string,
-): Promise<SnapshotMetadata> {
+): Promise<{ metadata: SnapshotMetadata; flushed: () => Promise<void> }> {
   const { driver, reporter } = options;
   Deno.mkdirSync(staged.dbFolder);
   Deno.mkdirSync(staged.configFolder);
+  using databaseHash = followFile(staged.db);
   await copyingFrom("database", config.db.path, () =>
     driver.backup(
       config.db.path,
       staged.db,
       ({ remaining, total }) => reporter.progress("database pages", total - remaining, total),
+      (firstPage, bytes) => databaseHash.settled(firstPage, bytes),
     ));
   const databaseFlushed = syncFileLater(staged.db);
+  const { sha256: databaseSha256, followed } = await databaseHash.finish();
+  if (!followed && driver.name === "ffi") reporter.event("info", "database_hashed_after_copy", { path: staged.db });
   const hasRegistry = exists(config.registry.path);
   if (hasRegistry) {
     await copyingFrom("registry", config.registry.path, () => Deno.copyFileSync(config.registry.path, staged.registry));
@@ -149,7 +167,11 @@ async function buildSnapshot(
       reporter.event("info", "chroma_snapshot_skipped_missing", { path: config.chromaDir.path });
     }
   }
-  const manifest = buildManifest(staged.root, (done, total) => reporter.progress("hashing", done, total));
+  const manifest = buildManifest(
+    staged.root,
+    (done, total) => reporter.progress("hashing", done, total),
+    new Map([[dbManifestPath(basename(config.db.path)), databaseSha256]]),
+  );
   const metadata = buildMetadata({
     createdAt,
     backupRoot: published.root,
@@ -163,10 +185,14 @@ async function buildSnapshot(
     driver,
     manifest,
   });
-  writeFileAtomic(staged.metadata, serializeMetadata(metadata));
-  await databaseFlushed();
-  syncTree(staged.root);
-  return metadata;
+  // Staging is never listed: the metadata is made durable with the rest before publishing,
+  // not now, when its fsync would wait behind the database copy's flush.
+  Deno.writeTextFileSync(staged.metadata, serializeMetadata(metadata));
+  const flushed = async () => {
+    await databaseFlushed();
+    syncTree(staged.root);
+  };
+  return { metadata, flushed };
 }
 
 /**

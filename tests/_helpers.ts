@@ -148,13 +148,27 @@ export async function projectMarker(db: string): Promise<unknown> {
  * tool) and leave the change in the `-wal`, as a service that stopped without checkpointing leaves it.
  */
 export function changeMarkerInWal(db: string): void {
+  commitInWal(db, "UPDATE projects SET name = 'changed' WHERE id = 1");
+}
+
+/**
+ * Grow a database by a new table holding a 200 kB row, left in the `-wal` as by
+ * {@linkcode changeMarkerInWal}: the database's newest first page is then only in the WAL.
+ */
+export function growInWal(db: string): void {
+  commitInWal(db, "CREATE TABLE grown (x BLOB); INSERT INTO grown VALUES (zeroblob(200000))");
+}
+
+/** Commit `sql` with Python's sqlite3 and exit without closing, so that the commit stays in the `-wal`. */
+function commitInWal(db: string, sql: string): void {
   const python = new Deno.Command("python3", {
     args: [
       "-c",
       "import os, sqlite3, sys\n" +
       "db = sqlite3.connect(sys.argv[1]); db.execute('PRAGMA wal_autocheckpoint=0')\n" +
-      "db.execute(\"UPDATE projects SET name = 'changed' WHERE id = 1\"); db.commit(); os._exit(0)",
+      "db.executescript(sys.argv[2]); db.commit(); os._exit(0)",
       db,
+      sql,
     ],
   }).outputSync();
   assert.equal(python.code, 0, new TextDecoder().decode(python.stderr));

@@ -7,7 +7,7 @@
  */
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { COMPILE_PERMISSIONS as SCRIPT_PERMISSIONS, DEFAULT_OUTPUT } from "../scripts/compile.ts";
+import { COMPILE_INCLUDES, COMPILE_PERMISSIONS as SCRIPT_PERMISSIONS, DEFAULT_OUTPUT } from "../scripts/compile.ts";
 import { COMPILE_PERMISSIONS, ROOT, runCli, tempDir } from "./_helpers.ts";
 
 interface ModuleInfo {
@@ -36,6 +36,33 @@ Deno.test("main.ts's module graph has only local modules under src/ and built-in
     assert.ok(path === join(ROOT, "main.ts") || path.startsWith(join(ROOT, "src") + "/"), `outside src/: ${path}`);
   }
   assert.ok(local.includes(join(ROOT, "src", "sample_store.ts")), "drill --sample's store builder is in the graph");
+});
+
+Deno.test("every module the program starts as a worker is embedded by the compile task, and its graph is local", async () => {
+  const started: string[] = [];
+  const search = (folder: string) => {
+    for (const entry of Deno.readDirSync(join(ROOT, folder))) {
+      const path = `${folder}/${entry.name}`;
+      if (entry.isDirectory) search(path);
+      const text = entry.isFile ? Deno.readTextFileSync(join(ROOT, path)) : "";
+      for (const match of text.matchAll(/new Worker\(new URL\("\.\/([^"]+)"/g)) started.push(`${folder}/${match[1]}`);
+    }
+  };
+  search("src");
+  assert.deepEqual(started, COMPILE_INCLUDES);
+  for (const path of COMPILE_INCLUDES) {
+    const output = await new Deno.Command(Deno.execPath(), {
+      args: ["info", "--json", join(ROOT, path)],
+      stdout: "piped",
+    }).output();
+    const graph = JSON.parse(new TextDecoder().decode(output.stdout));
+    assert.ok(
+      graph.modules.every((module: ModuleInfo) =>
+        module.specifier.startsWith("file://") || module.specifier.startsWith("node:")
+      ),
+      `${path} imports only local and node: modules`,
+    );
+  }
 });
 
 Deno.test("the compile task, the demo task and the end-to-end tests use the same permission flags", () => {

@@ -12,7 +12,17 @@ import type { ManifestEntry } from "../src/snapshot/manifest.ts";
 import { formatStamp } from "../src/snapshot/stamp.ts";
 import { openDriver } from "../src/sqlite/open_driver.ts";
 import { openLedgerWriter } from "../scripts/sample_store.ts";
-import { cliProcess, ROOT, runCli, runReference, sqlite3Json, storeEnv, tempDir, tempStore } from "./_helpers.ts";
+import {
+  cliProcess,
+  growInWal,
+  ROOT,
+  runCli,
+  runReference,
+  sqlite3Json,
+  storeEnv,
+  tempDir,
+  tempStore,
+} from "./_helpers.ts";
 import { entryNames, ledgerState } from "./_faults.ts";
 
 type Metadata = Record<string, unknown> & { manifest: ManifestEntry[] };
@@ -121,6 +131,19 @@ Deno.test("create and create --chroma write the module's metadata keys, with its
     assert.ok(events(run.stderr).some((event) => event.event === "runtime_backup_created"));
     assert.deepEqual(entryNames(join(store.backupDir, ".staging")), [], "no staging left behind");
   }
+});
+
+Deno.test("a database copied in many steps is hashed behind the copy; its manifest SHA-256 is the file's", async () => {
+  using store = tempStore({ dbMiB: 12, chromaMiB: 0.05, segments: 1 });
+  growInWal(store.db);
+  const run = await runCli(["create", "--json"], { env: storeEnv(store) });
+  assert.equal(run.code, 0, run.stderr);
+  assert.ok(!events(run.stderr).some((event) => event.event === "database_hashed_after_copy"), run.stderr);
+  const root = (run.json as CreateResult).backup_root;
+  assertManifestMatchesFiles(root, readMetadata(root).manifest);
+  const copy = `file:${join(root, "db", "atocore.db")}?immutable=1`;
+  const grown = await sqlite3Json(copy, "SELECT length(x) AS bytes FROM grown");
+  assert.deepEqual(grown, [{ bytes: 200000 }], "the commit left in the WAL is in the copy");
 });
 
 Deno.test("each driver can make the snapshot, and the metadata says which", async () => {

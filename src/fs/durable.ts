@@ -130,7 +130,8 @@ export function removeQuietly(path: string): void {
 
 /**
  * Start fsyncing a file on a runtime thread and return a function that waits for the
- * flush (throwing its error), so the disk writes while the main thread goes on (hashing).
+ * flush (throwing its error), so the disk writes while the main thread goes on
+ * (copying Chroma, validating).
  */
 export function syncFileLater(path: string): () => Promise<void> {
   const file = Deno.openSync(path, { read: true });

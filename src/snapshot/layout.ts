@@ -95,6 +95,11 @@ export interface SnapshotPaths {
   chroma: string;
 }
 
+/** The path of the database copy relative to its snapshot's folder, as the manifest lists it. */
+export function dbManifestPath(dbName: string): string {
+  return `${DB_FOLDER}/${dbName}`;
+}
+
 /** The paths of the parts of a snapshot rooted at `root`. */
 export function snapshotPaths(root: string, dbName: string, registryName: string): SnapshotPaths {
   return {

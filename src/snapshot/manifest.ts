@@ -34,16 +34,23 @@ export interface ManifestCheck {
  * Build the manifest of the snapshot at `root`: every entry but the metadata file.
  *
  * @param onProgress Called as files are read with the bytes hashed so far and the total (for progress).
+ * @param hashed SHA-256 already computed for some files (by relative path), which are not read again.
  */
-export function buildManifest(root: string, onProgress?: HashProgress): ManifestEntry[] {
+export function buildManifest(
+  root: string,
+  onProgress?: HashProgress,
+  hashed: ReadonlyMap<string, string> = new Map(),
+): ManifestEntry[] {
   const entries = walkTree(root, (path) => path === METADATA_FILE);
-  const onBytes = hashCounter(entries.map((entry) => entry.kind === "file" ? entry.size : 0), onProgress);
+  const toRead = entries.map((entry) => entry.kind === "file" && !hashed.has(entry.path) ? entry.size : 0);
+  const onBytes = hashCounter(toRead, onProgress);
   const manifest: ManifestEntry[] = [];
   for (const entry of entries) {
     if (entry.kind === "symlink") {
       manifest.push({ path: entry.path, symlink: Deno.readLinkSync(join(root, entry.path)) });
     } else if (entry.kind === "file") {
-      manifest.push({ path: entry.path, size: entry.size, sha256: sha256File(join(root, entry.path), onBytes) });
+      const sha256 = hashed.get(entry.path) ?? sha256File(join(root, entry.path), onBytes);
+      manifest.push({ path: entry.path, size: entry.size, sha256 });
     }
   }
   return manifest;

@@ -21,6 +21,14 @@ export interface BackupProgress {
   total: number;
 }
 
+/**
+ * Told after each backup step that the destination's bytes from the end of
+ * `firstPage` up to `bytes` are written and final, and that its first page will be
+ * `firstPage` once the backup completes: a prediction, to check against the finished
+ * file. A driver that cannot tell never calls it.
+ */
+export type SettledListener = (firstPage: Uint8Array, bytes: number) => void;
+
 /** What the tool does with SQLite. */
 export interface SqliteDriver {
   /** Which driver this is. */
@@ -31,11 +39,13 @@ export interface SqliteDriver {
    * Copy the database at `source` into the new file `destination` with the online
    * backup API, as one consistent state even while another process commits, then
    * leave the fsync to the caller (create flushes it while hashing). The source is never created: a missing source is an error.
+   * With `onSettled`, the FFI driver writes each step's pages to the file before the next step and reports them.
    */
   backup(
     source: string,
     destination: string,
     onProgress?: (progress: BackupProgress) => void,
+    onSettled?: SettledListener,
   ): Promise<void>;
   /**
    * `PRAGMA integrity_check` of the database at `path`: `"ok"` or the first problem.

@@ -15,16 +15,20 @@ import {
   PAGES_PER_STEP,
   PIN_READ_SNAPSHOT,
   quoteIdentifier,
+  type SettledListener,
   type SqliteDriver,
   SqliteError,
   TABLES_QUERY,
 } from "./driver.ts";
+import { backupFirstPage, readFirstPage } from "./first_page.ts";
 
 /** Library names tried, in order, when no path is given. */
 export const DEFAULT_LIBRARY_NAMES = ["libsqlite3.so.0", "libsqlite3.so", "libsqlite3.dylib"];
 
 const SYMBOLS = {
   sqlite3_libversion: { parameters: [], result: "pointer" },
+  sqlite3_libversion_number: { parameters: [], result: "i32" },
+  sqlite3_db_cacheflush: { parameters: ["pointer"], result: "i32" },
   sqlite3_open_v2: { parameters: ["buffer", "buffer", "i32", "pointer"], result: "i32" },
   sqlite3_close_v2: { parameters: ["pointer"], result: "i32" },
   sqlite3_busy_timeout: { parameters: ["pointer", "i32"], result: "i32" },
@@ -90,14 +94,17 @@ class FfiDriver implements SqliteDriver {
     source: string,
     destination: string,
     onProgress?: (progress: BackupProgress) => void,
+    onSettled?: SettledListener,
   ): Promise<void> {
     const from = this.#open(source, OPEN_READWRITE);
     try {
       this.#exec(from, PIN_READ_SNAPSHOT);
+      const sourceFirstPage = onSettled ? readFirstPage(source) : null;
       const to = this.#open(destination, OPEN_READWRITE | OPEN_CREATE);
       try {
         this.#exec(to, "PRAGMA journal_mode=OFF; PRAGMA synchronous=OFF; PRAGMA cache_size=-8192;");
-        await this.#copyPages(from, to, onProgress);
+        const settle = sourceFirstPage && onSettled ? this.#settler(to, sourceFirstPage, onSettled) : undefined;
+        await this.#copyPages(from, to, onProgress, settle);
       } finally {
         this.#lib.sqlite3_close_v2(to);
       }
@@ -147,7 +154,26 @@ class FfiDriver implements SqliteDriver {
     }
   }
 
-  async #copyPages(from: Handle, to: Handle, onProgress?: (progress: BackupProgress) => void) {
+  /**
+   * After each step that is not the last: write the destination's cached pages to its
+   * file and report them, with the first page the finished copy will hold.
+   */
+  #settler(to: Handle, sourceFirstPage: Uint8Array, onSettled: SettledListener) {
+    let firstPage: Uint8Array | null = null;
+    return ({ remaining, total }: BackupProgress) => {
+      const code = this.#lib.sqlite3_db_cacheflush(to);
+      if (code !== SQLITE_OK) this.#fail(to, code);
+      firstPage ??= backupFirstPage(sourceFirstPage, total, this.#lib.sqlite3_libversion_number());
+      onSettled(firstPage, (total - remaining) * sourceFirstPage.length);
+    };
+  }
+
+  async #copyPages(
+    from: Handle,
+    to: Handle,
+    onProgress?: (progress: BackupProgress) => void,
+    onStepDone?: (progress: BackupProgress) => void,
+  ) {
     const backup = this.#lib.sqlite3_backup_init(to, cString("main"), from, cString("main"));
     if (backup === null) this.#fail(to);
     let result = SQLITE_OK;
@@ -155,11 +181,13 @@ class FfiDriver implements SqliteDriver {
     try {
       while (true) {
         result = this.#lib.sqlite3_backup_step(backup, PAGES_PER_STEP);
-        onProgress?.({
+        const progress = {
           remaining: this.#lib.sqlite3_backup_remaining(backup),
           total: this.#lib.sqlite3_backup_pagecount(backup),
-        });
+        };
+        onProgress?.(progress);
         if (result === SQLITE_DONE) break;
+        if (result === SQLITE_OK) onStepDone?.(progress);
         if (result === SQLITE_BUSY || result === SQLITE_LOCKED) {
           if (++busyRetries > MAX_BUSY_RETRIES) break;
           await new Promise((resolve) => setTimeout(resolve, 50));

@@ -1,0 +1,86 @@
+/**
+ * The SHA-256 of a file computed while its writer is still writing it front to back.
+ *
+ * SQLite's backup writes every page of its destination in order except the first,
+ * which it writes last. Given that first page in advance and told after each step how
+ * far the file is written and final, a worker hashes the file behind the writer, so
+ * that once the copy is done the hash is too. The result is checked: when the first
+ * page in the finished file is not the one predicted, or the length hashed is not the
+ * file's, the file is hashed again from its start, so a wrong prediction costs time,
+ * never a wrong checksum.
+ *
+ * Requires `--allow-read`. `deno compile` must `--include` `_follow_hash_worker.ts`;
+ * without it the worker fails to start and the file is hashed after the copy.
+ *
+ * @module
+ */
+import { sha256File } from "./hash.ts";
+import { readAt } from "./read_at.ts";
+
+/** What following a file gave. */
+export interface FollowedHash {
+  /** SHA-256 of the finished file, lowercase hex. */
+  sha256: string;
+  /** Whether the hash made while following was used (`false`: the file was hashed again after the copy). */
+  followed: boolean;
+}
+
+/** A file being hashed behind its writer; dispose of it to stop the worker on every path. */
+export interface FileFollower extends Disposable {
+  /**
+   * Report that bytes from the end of `firstPage` up to `bytes` are written and final,
+   * and that the file's first bytes will be `firstPage` (the same on every call).
+   */
+  settled(firstPage: Uint8Array, bytes: number): void;
+  /** The SHA-256 of the file once its writer is done with it. */
+  finish(): Promise<FollowedHash>;
+}
+
+/**
+ * Start following the file at `path`. Nothing runs until the first
+ * {@linkcode FileFollower.settled}; a follower never told hashes the whole file in
+ * {@linkcode FileFollower.finish}.
+ */
+export function followFile(path: string): FileFollower {
+  let worker: Worker | null = null;
+  let predicted: Uint8Array | null = null;
+  let outcome: Promise<{ sha256: string; bytes: number } | null> = Promise.resolve(null);
+  return {
+    settled(firstPage, bytes) {
+      if (worker === null) {
+        predicted = firstPage;
+        worker = new Worker(new URL("./_follow_hash_worker.ts", import.meta.url), { type: "module" });
+        const started = worker;
+        outcome = new Promise((resolve) => {
+          started.onmessage = (event) => resolve(event.data.error === undefined ? event.data : null);
+          started.onerror = (event) => {
+            event.preventDefault();
+            resolve(null);
+          };
+        });
+        worker.postMessage({ path, firstPage });
+      }
+      worker.postMessage({ settled: bytes });
+    },
+    async finish() {
+      worker?.postMessage({ finish: true });
+      const followed = await outcome;
+      this[Symbol.dispose]();
+      if (followed !== null && predicted !== null && matchesFile(path, predicted, followed.bytes)) {
+        return { sha256: followed.sha256, followed: true };
+      }
+      return { sha256: sha256File(path), followed: false };
+    },
+    [Symbol.dispose]() {
+      worker?.terminate();
+    },
+  };
+}
+
+/** Whether the file at `path` begins with `firstPage` and is `bytes` long. */
+function matchesFile(path: string, firstPage: Uint8Array, bytes: number): boolean {
+  using file = Deno.openSync(path, { read: true });
+  if (file.statSync().size !== bytes) return false;
+  const actual = readAt(file, 0, firstPage.length);
+  return actual !== null && actual.every((byte, index) => byte === firstPage[index]);
+}

@@ -1,0 +1,99 @@
+/**
+ * The first page of a backup's destination, known before the backup writes it.
+ *
+ * SQLite's backup keeps the destination's first page in memory until the copy is
+ * done, while every other page reaches the file in order. Predicting the first page
+ * lets a reader hash the destination while it is being written (see
+ * `src/fs/follow_hash.ts`); the prediction is checked against the finished file, so
+ * a wrong one costs time, never correctness. The source's current first page comes
+ * from its WAL when a committed frame holds it, else from the database file.
+ *
+ * Requires `--allow-read`.
+ *
+ * @module
+ */
+import { readAt } from "../fs/read_at.ts";
+
+/** Frames of a WAL scanned at most: beyond, no prediction (the WAL is read frame header by frame header). */
+export const MAX_WAL_FRAMES_SCANNED = 16_384;
+
+const HEADER_BYTES = 100;
+const WAL_HEADER_BYTES = 32;
+const WAL_FRAME_HEADER_BYTES = 24;
+const WAL_MAGIC = [0x377f0682, 0x377f0683];
+
+/**
+ * The last committed first page of the database at `path`: from its `-wal` file when
+ * a committed frame there holds page 1, else the first page of the database file.
+ *
+ * @returns The page, or `null` when it cannot be told cheaply (unreadable header,
+ * unknown WAL format, a WAL longer than {@linkcode MAX_WAL_FRAMES_SCANNED} frames).
+ */
+export function readFirstPage(path: string): Uint8Array | null {
+  using database = Deno.openSync(path, { read: true });
+  const header = readAt(database, 0, HEADER_BYTES);
+  if (header === null) return null;
+  const pageSize = pageSizeOf(header);
+  const fromWal = readWalFirstPage(`${path}-wal`, pageSize);
+  if (fromWal !== undefined) return fromWal;
+  return readAt(database, 0, pageSize);
+}
+
+/**
+ * The first page a backup writes into a new, empty destination, from the source's
+ * first page: the copy's change counter, "version valid for" number and schema cookie
+ * are 1, its page count is the source's, and the SQLite version number is the one of
+ * the library that writes it.
+ */
+export function backupFirstPage(sourceFirstPage: Uint8Array, pageCount: number, libraryVersion: number): Uint8Array {
+  const page = sourceFirstPage.slice();
+  const fields = new DataView(page.buffer);
+  fields.setUint32(24, 1);
+  fields.setUint32(28, pageCount);
+  fields.setUint32(40, 1);
+  fields.setUint32(92, 1);
+  fields.setUint32(96, libraryVersion);
+  return page;
+}
+
+/** The page size of a database header (the value 1 means 65536). */
+function pageSizeOf(header: Uint8Array): number {
+  const size = new DataView(header.buffer, header.byteOffset).getUint16(16);
+  return size === 1 ? 65536 : size;
+}
+
+/**
+ * Page 1 as of the last commit in the WAL at `walPath`, `null` when it cannot be told,
+ * or `undefined` when the WAL holds no committed page 1 (or does not exist).
+ */
+function readWalFirstPage(walPath: string, pageSize: number): Uint8Array | null | undefined {
+  let wal: Deno.FsFile;
+  try {
+    wal = Deno.openSync(walPath, { read: true });
+  } catch (error) {
+    if (error instanceof Deno.errors.NotFound) return undefined;
+    throw error;
+  }
+  using _ = wal;
+  const header = readAt(wal, 0, WAL_HEADER_BYTES);
+  if (header === null) return undefined;
+  const view = new DataView(header.buffer);
+  if (!WAL_MAGIC.includes(view.getUint32(0)) || view.getUint32(8) !== pageSize) return null;
+  const salts = [view.getUint32(16), view.getUint32(20)];
+  const frameBytes = WAL_FRAME_HEADER_BYTES + pageSize;
+  const frames = Math.floor((wal.statSync().size - WAL_HEADER_BYTES) / frameBytes);
+  if (frames > MAX_WAL_FRAMES_SCANNED) return null;
+  let pending = -1;
+  let committed = -1;
+  for (let frame = 0; frame < frames; frame++) {
+    const offset = WAL_HEADER_BYTES + frame * frameBytes;
+    const frameHeader = readAt(wal, offset, WAL_FRAME_HEADER_BYTES);
+    if (frameHeader === null) break;
+    const fields = new DataView(frameHeader.buffer);
+    if (fields.getUint32(8) !== salts[0] || fields.getUint32(12) !== salts[1]) break;
+    if (fields.getUint32(0) === 1) pending = offset;
+    if (fields.getUint32(4) !== 0) committed = pending;
+  }
+  if (committed < 0) return undefined;
+  return readAt(wal, committed + WAL_FRAME_HEADER_BYTES, pageSize);
+}
