@@ -42,39 +42,51 @@ export interface FileFollower extends Disposable {
  * {@linkcode FileFollower.finish}.
  */
 export function followFile(path: string): FileFollower {
-  let worker: Worker | null = null;
-  let predicted: Uint8Array | null = null;
-  let outcome: Promise<{ sha256: string; bytes: number } | null> = Promise.resolve(null);
+  let following: Following | null | undefined;
   return {
     settled(firstPage, bytes) {
-      if (worker === null) {
-        predicted = firstPage;
-        worker = new Worker(new URL("./_follow_hash_worker.ts", import.meta.url), { type: "module" });
-        const started = worker;
-        outcome = new Promise((resolve) => {
-          started.onmessage = (event) => resolve(event.data.error === undefined ? event.data : null);
-          started.onerror = (event) => {
-            event.preventDefault();
-            resolve(null);
-          };
-        });
-        worker.postMessage({ path, firstPage });
-      }
-      worker.postMessage({ settled: bytes });
+      if (following === undefined) following = startWorker(path, firstPage);
+      following?.worker.postMessage({ settled: bytes });
     },
     async finish() {
-      worker?.postMessage({ finish: true });
-      const followed = await outcome;
+      following?.worker.postMessage({ finish: true });
+      const followed = await following?.outcome;
       this[Symbol.dispose]();
-      if (followed !== null && predicted !== null && matchesFile(path, predicted, followed.bytes)) {
+      if (following && followed && matchesFile(path, following.firstPage, followed.bytes)) {
         return { sha256: followed.sha256, followed: true };
       }
       return { sha256: sha256File(path), followed: false };
     },
     [Symbol.dispose]() {
-      worker?.terminate();
+      following?.worker.terminate();
     },
   };
+}
+
+/** A worker hashing a file, the first page it was given, and what it will answer (`null`: it failed). */
+interface Following {
+  worker: Worker;
+  firstPage: Uint8Array;
+  outcome: Promise<{ sha256: string; bytes: number } | null>;
+}
+
+/** Start the worker that hashes `path`, or return `null` when none can start (the file is then hashed after the copy). */
+function startWorker(path: string, firstPage: Uint8Array): Following | null {
+  let worker: Worker;
+  try {
+    worker = new Worker(new URL("./_follow_hash_worker.ts", import.meta.url), { type: "module" });
+  } catch {
+    return null; // whatever the reason, hashing after the copy still gives the right answer
+  }
+  const outcome = new Promise<{ sha256: string; bytes: number } | null>((resolve) => {
+    worker.onmessage = (event) => resolve(event.data.error === undefined ? event.data : null);
+    worker.onerror = (event) => {
+      event.preventDefault();
+      resolve(null);
+    };
+  });
+  worker.postMessage({ path, firstPage });
+  return { worker, firstPage, outcome };
 }
 
 /** Whether the file at `path` begins with `firstPage` and is `bytes` long. */
