@@ -4,8 +4,9 @@
  *
  * Every command is a subprocess wrapped in `/usr/bin/time -f '%e %M'` (wall seconds,
  * peak resident memory). Contenders of one command run in turn, in a rotating order,
- * `--reps` times; the table shows medians. Outputs go to fresh folders that are
- * removed after each run, and `sync` runs (untimed) before each timed run.
+ * `--reps` times after one untimed warm-up run each; the table shows medians. Outputs
+ * go to fresh folders that are removed after each run, and `sync` runs (untimed)
+ * before each run.
  *
  * Usage: `deno task bench [--db-mib N] [--chroma-mib N] [--reps N] [--snapshots N]
  *   [--only create,create-chroma,validate,list,restore] [--binary FILE] [--out FILE] [--work DIR] [--keep] [--quick]`
@@ -91,9 +92,23 @@ async function settle(): Promise<void> {
   await new Deno.Command("sync").output();
 }
 
-/** Measure every contender `reps` times, rotating the order each repetition (A B C, B C A, ...). */
+/**
+ * Measure every contender `reps` times, rotating the order each repetition (A B C, B C A, ...),
+ * after one untimed warm-up run of each (Deno's first run of changed code transpiles it and
+ * fills its cache; the first command after the store is made pays for the store's writes).
+ */
 async function compare(command: string, contenders: Contender[], reps: number): Promise<CommandResult> {
   const measured: Measured[] = contenders.map((contender) => ({ contender, samples: [] }));
+  for (const { contender } of measured) {
+    await settle();
+    try {
+      await timed(contender.argv(), contender.env?.() ?? {});
+    } catch {
+      // a failing contender fails again in the timed runs, which report it
+    } finally {
+      contender.after?.();
+    }
+  }
   for (let rep = 0; rep < reps; rep++) {
     for (let turn = 0; turn < measured.length; turn++) {
       const entry = measured[(rep + turn) % measured.length];
@@ -588,7 +603,7 @@ async function main(): Promise<void> {
       (Deno.statSync(store.db).size / 1048576).toFixed(0)
     } MiB, Chroma ${flags.chromaMiB} MiB`;
     const report = [
-      `Store: ${storeSize}; ${flags.reps} repetitions, order rotated each time, medians; ` +
+      `Store: ${storeSize}; one warm-up run each, then ${flags.reps} repetitions, order rotated each time, medians; ` +
       `ratio below 1 means this tool is faster. Tool run as ${
         flags.binary ? `the binary ${flags.binary}` : "`deno run` of main.ts with the compile permissions"
       }.`,

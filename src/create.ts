@@ -1,9 +1,12 @@
 /**
  * Creating a snapshot: the reference module's `create`, made atomic and durable.
  *
- * The snapshot is built in `<backup>/.staging/`, fsynced, validated, and published
+ * The snapshot is built in `<backup>/.staging/`, validated, fsynced, and published
  * with one rename into `snapshots/`; one that fails validation goes to `failed/`.
- * A live registry that is not JSON is refused before anything is copied.
+ * A live registry that is not JSON is refused before anything is copied. The
+ * database copy is hashed by a worker behind the backup and flushed while Chroma is
+ * copied and the snapshot validated, so that its checksum and durability cost little
+ * wall time beyond the copy itself.
  * Requires `--allow-read`, `--allow-write` and, for the FFI driver, `--allow-ffi`.
  *
  * @module

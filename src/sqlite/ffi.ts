@@ -3,7 +3,11 @@
  *
  * The backup destination is a new file in a staging folder, so it is opened with
  * `journal_mode=OFF`, `synchronous=OFF` and a bounded cache, copied in steps, and
- * left for the caller to fsync. Requires `--allow-ffi`.
+ * left for the caller to fsync. Given a {@linkcode SettledListener}, each step's pages
+ * are written to the file (`sqlite3_db_cacheflush`) before the next step and reported
+ * with the first page the copy will end with (see `first_page.ts`), so that the caller
+ * can hash the copy behind the backup. Requires `--allow-ffi` and, for that listener,
+ * `--allow-read` of the source.
  *
  * @module
  */
