@@ -4,7 +4,7 @@
  * the Python module (`conn.backup()`, `shutil.copytree`, `validate_backup`).
  *
  * The steps mirror `src/create.ts` (backup of the database, hashed by a worker
- * behind the copy, its first half flushed while the second is copied; copy of the Chroma folder with its
+ * behind the copy; copy of the Chroma folder with its
  * `chroma.sqlite3` through the backup API; SHA-256 manifest of the other files;
  * metadata; fsync of the tree; quick validation with integrity checks; publishing
  * rename), one after the other: `create` itself copies Chroma and validates while
@@ -22,7 +22,7 @@ import { join } from "node:path";
 import { parseArgs } from "node:util";
 import { fileURLToPath } from "node:url";
 import { makeSampleStore, type SampleStore } from "./sample_store.ts";
-import { flushBehind, renameDurable, syncTree } from "../src/fs/durable.ts";
+import { renameDurable, syncFile, syncTree } from "../src/fs/durable.ts";
 import { followFile } from "../src/fs/follow_hash.ts";
 import { copyEntries, walkTree } from "../src/fs/tree.ts";
 import { buildManifest } from "../src/snapshot/manifest.ts";
@@ -52,16 +52,12 @@ async function toolPhases(store: SampleStore, out: string, driver: SqliteDriver)
   Deno.mkdirSync(join(staging, "config"));
   Deno.mkdirSync(join(out, "snapshots"));
   const copy = join(staging, "db", "atocore.db");
-  const flush = flushBehind(copy, Deno.statSync(store.db).size);
-  const databaseSha256 = await step("database backup API copy, hashed behind it, first half flushed", async () => {
+  const databaseSha256 = await step("database backup API copy, hashed behind the copy (no fsync)", async () => {
     using follower = followFile(copy);
-    await driver.backup(store.db, copy, undefined, (firstPage, bytes) => {
-      follower.settled(firstPage, bytes);
-      flush.written(bytes);
-    });
+    await driver.backup(store.db, copy, undefined, (firstPage, bytes) => follower.settled(firstPage, bytes));
     return (await follower.finish()).sha256;
   });
-  await step("rest of the database copy's fsync (create validates meanwhile)", () => flush.done()());
+  await step("fsync of the database copy (create copies Chroma and validates meanwhile)", () => syncFile(copy));
   await step(
     "registry copy",
     () => Deno.copyFileSync(store.registry, join(staging, "config", "project-registry.json")),

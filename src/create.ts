@@ -13,7 +13,7 @@
  */
 import { basename, join } from "node:path";
 import { describeOsError, isDiskFull, OperationError, ToolError, UsageError } from "./errors.ts";
-import { ensureDir, flushBehind, removeQuietly, renameDurable, syncTree } from "./fs/durable.ts";
+import { ensureDir, removeQuietly, renameDurable, syncFileLater, syncTree } from "./fs/durable.ts";
 import { followFile } from "./fs/follow_hash.ts";
 import { exists, isDirectory, isFile } from "./fs/probe.ts";
 import { changedPaths, copyEntries, type CopyTotals, walkTree } from "./fs/tree.ts";
@@ -144,18 +144,14 @@ async function buildSnapshot(
   Deno.mkdirSync(staged.dbFolder);
   Deno.mkdirSync(staged.configFolder);
   using databaseHash = followFile(staged.db);
-  const databaseFlush = flushBehind(staged.db, Deno.statSync(config.db.path).size);
   await copyingFrom("database", config.db.path, () =>
     driver.backup(
       config.db.path,
       staged.db,
       ({ remaining, total }) => reporter.progress("database pages", total - remaining, total),
-      (firstPage, bytes) => {
-        databaseHash.settled(firstPage, bytes);
-        databaseFlush.written(bytes);
-      },
+      (firstPage, bytes) => databaseHash.settled(firstPage, bytes),
     ));
-  const databaseFlushed = databaseFlush.done();
+  const databaseFlushed = syncFileLater(staged.db);
   const { sha256: databaseSha256, followed } = await databaseHash.finish();
   if (!followed && driver.name === "ffi") reporter.event("info", "database_hashed_after_copy", { path: staged.db });
   const hasRegistry = exists(config.registry.path);

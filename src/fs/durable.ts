@@ -141,33 +141,3 @@ export function syncFileLater(path: string): () => Promise<void> {
     if (failure) throw failure.error;
   };
 }
-
-/** A file flushed while it is written: see {@linkcode flushBehind}. */
-export interface FlushBehind {
-  /** Tell how many leading bytes of the file are written so far. */
-  written(bytes: number): void;
-  /** Start the final fsync; the function returned waits for it and for the earlier one (throwing the first error). */
-  done(): () => Promise<void>;
-}
-
-/**
- * Flush a file while it is written front to back: once half of `expectedBytes` are
- * written, start an fsync on a runtime thread, so the disk writes the first half while
- * the second is copied and the final fsync finds half as much left. One early flush,
- * not many: on two cores each one also slows the copy (measured on a 1 GiB database:
- * none 1.52 s, one 1.35 s, three 1.50 s for `create --chroma`).
- */
-export function flushBehind(path: string, expectedBytes: number): FlushBehind {
-  const flushes: (() => Promise<void>)[] = [];
-  return {
-    written(bytes) {
-      if (flushes.length === 0 && bytes >= expectedBytes / 2) flushes.push(syncFileLater(path));
-    },
-    done() {
-      flushes.push(syncFileLater(path));
-      return async () => {
-        for (const flushed of flushes) await flushed();
-      };
-    },
-  };
-}
