@@ -146,6 +146,15 @@ Deno.test("a database copied in many steps is hashed behind the copy; its manife
   assert.deepEqual(grown, [{ bytes: 200000 }], "the commit left in the WAL is in the copy");
 });
 
+Deno.test("a database copied in one step is hashed once, after the copy, without a fallback event", async () => {
+  using store = tempStore({ dbMiB: 0.5, chromaMiB: 0.05, segments: 1 });
+  const run = await runCli(["create", "--json", "--sqlite-driver", "ffi"], { env: storeEnv(store) });
+  assert.equal(run.code, 0, run.stderr);
+  assert.ok(!events(run.stderr).some((event) => event.event === "database_hashed_after_copy"), run.stderr);
+  const root = (run.json as CreateResult).backup_root;
+  assertManifestMatchesFiles(root, readMetadata(root).manifest);
+});
+
 Deno.test("each driver can make the snapshot, and the metadata says which", async () => {
   using store = tempStore({ dbMiB: 0.5, chromaMiB: 0.1, segments: 1 });
   const env = storeEnv(store);
