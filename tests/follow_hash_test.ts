@@ -72,7 +72,8 @@ Deno.test("a follower never told anything hashes the whole file when done", asyn
 Deno.test("ffi backup: reported ranges stay as written, and the predicted first page (from the WAL) is the copy's", async () => {
   using store = tempStore({ dbMiB: 12, chromaMiB: 0.01, segments: 1 });
   growInWal(store.db);
-  const mainFilePage = readAt(Deno.openSync(store.db), 0, PAGE);
+  using live = Deno.openSync(store.db);
+  const mainFilePage = readAt(live, 0, PAGE);
   assert.notDeepEqual(
     readFirstPage(store.db),
     mainFilePage,

@@ -32,7 +32,7 @@ export const DEFAULT_LIBRARY_NAMES = ["libsqlite3.so.0", "libsqlite3.so", "libsq
 const SYMBOLS = {
   sqlite3_libversion: { parameters: [], result: "pointer" },
   sqlite3_libversion_number: { parameters: [], result: "i32" },
-  sqlite3_db_cacheflush: { parameters: ["pointer"], result: "i32" },
+  sqlite3_db_cacheflush: { parameters: ["pointer"], result: "i32", optional: true },
   sqlite3_open_v2: { parameters: ["buffer", "buffer", "i32", "pointer"], result: "i32" },
   sqlite3_close_v2: { parameters: ["pointer"], result: "i32" },
   sqlite3_busy_timeout: { parameters: ["pointer", "i32"], result: "i32" },
@@ -107,7 +107,9 @@ class FfiDriver implements SqliteDriver {
       const to = this.#open(destination, OPEN_READWRITE | OPEN_CREATE);
       try {
         this.#exec(to, "PRAGMA journal_mode=OFF; PRAGMA synchronous=OFF; PRAGMA cache_size=-8192;");
-        const settle = sourceFirstPage && onSettled ? this.#settler(to, sourceFirstPage, onSettled) : undefined;
+        const settle = sourceFirstPage && onSettled && this.#lib.sqlite3_db_cacheflush
+          ? this.#settler(to, sourceFirstPage, onSettled)
+          : undefined;
         await this.#copyPages(from, to, onProgress, settle);
       } finally {
         this.#lib.sqlite3_close_v2(to);
@@ -165,7 +167,7 @@ class FfiDriver implements SqliteDriver {
   #settler(to: Handle, sourceFirstPage: Uint8Array, onSettled: SettledListener) {
     let firstPage: Uint8Array | null = null;
     return ({ remaining, total }: BackupProgress) => {
-      const code = this.#lib.sqlite3_db_cacheflush(to);
+      const code = this.#lib.sqlite3_db_cacheflush!(to);
       if (code !== SQLITE_OK) this.#fail(to, code);
       firstPage ??= backupFirstPage(sourceFirstPage, total, this.#lib.sqlite3_libversion_number());
       onSettled(firstPage, (total - remaining) * sourceFirstPage.length);

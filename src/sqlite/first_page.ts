@@ -14,7 +14,7 @@
  */
 import { readAt } from "../fs/read_at.ts";
 
-/** Frames of a WAL scanned at most: beyond, no prediction (the WAL is read frame header by frame header). */
+/** Frames of the current WAL generation scanned at most: beyond, no prediction (frame headers are read one by one). */
 export const MAX_WAL_FRAMES_SCANNED = 16_384;
 
 const HEADER_BYTES = 100;
@@ -26,17 +26,22 @@ const WAL_MAGIC = [0x377f0682, 0x377f0683];
  * The last committed first page of the database at `path`: from its `-wal` file when
  * a committed frame there holds page 1, else the first page of the database file.
  *
- * @returns The page, or `null` when it cannot be told cheaply (unreadable header,
- * unknown WAL format, a WAL longer than {@linkcode MAX_WAL_FRAMES_SCANNED} frames).
+ * @returns The page, or `null` when it cannot be told cheaply (unreadable files,
+ * unknown WAL format, more than {@linkcode MAX_WAL_FRAMES_SCANNED} frames in the WAL's
+ * current generation). It is only a prediction: no error is thrown.
  */
 export function readFirstPage(path: string): Uint8Array | null {
-  using database = Deno.openSync(path, { read: true });
-  const header = readAt(database, 0, HEADER_BYTES);
-  if (header === null) return null;
-  const pageSize = pageSizeOf(header);
-  const fromWal = readWalFirstPage(`${path}-wal`, pageSize);
-  if (fromWal !== undefined) return fromWal;
-  return readAt(database, 0, pageSize);
+  try {
+    using database = Deno.openSync(path, { read: true });
+    const header = readAt(database, 0, HEADER_BYTES);
+    if (header === null) return null;
+    const pageSize = pageSizeOf(header);
+    const fromWal = readWalFirstPage(`${path}-wal`, pageSize);
+    if (fromWal !== undefined) return fromWal;
+    return readAt(database, 0, pageSize);
+  } catch {
+    return null; // whatever failed, the backup goes on and its copy is hashed after it
+  }
 }
 
 /**
@@ -82,10 +87,10 @@ function readWalFirstPage(walPath: string, pageSize: number): Uint8Array | null 
   const salts = [view.getUint32(16), view.getUint32(20)];
   const frameBytes = WAL_FRAME_HEADER_BYTES + pageSize;
   const frames = Math.floor((wal.statSync().size - WAL_HEADER_BYTES) / frameBytes);
-  if (frames > MAX_WAL_FRAMES_SCANNED) return null;
   let pending = -1;
   let committed = -1;
   for (let frame = 0; frame < frames; frame++) {
+    if (frame === MAX_WAL_FRAMES_SCANNED) return null;
     const offset = WAL_HEADER_BYTES + frame * frameBytes;
     const frameHeader = readAt(wal, offset, WAL_FRAME_HEADER_BYTES);
     if (frameHeader === null) break;
