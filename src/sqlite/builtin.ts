@@ -6,6 +6,7 @@
  */
 import { backup, DatabaseSync } from "node:sqlite";
 import { join } from "node:path";
+import { readAt } from "../fs/read_at.ts";
 import {
   type BackupProgress,
   BUSY_TIMEOUT_MS,
@@ -160,17 +161,17 @@ function withRollbackCopy<T>(path: string, use: (db: DatabaseSync) => T): T {
 
 /** Tell whether the database file's header says WAL mode (file format versions at bytes 18-19). */
 function isWalMode(path: string): boolean {
-  const header = new Uint8Array(20);
+  let header: Uint8Array | null;
   try {
     using file = Deno.openSync(path, { read: true });
-    file.readSync(header);
+    header = readAt(file, 0, 20);
   } catch (error) {
     if (error instanceof Deno.errors.NotFound) {
       throw new SqliteError(SQLITE_CANTOPEN, `unable to open database file: ${path}`);
     }
     throw error;
   }
-  return header[18] === 2 || header[19] === 2;
+  return header !== null && (header[18] === 2 || header[19] === 2);
 }
 
 /**
