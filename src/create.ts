@@ -144,20 +144,16 @@ async function buildSnapshot(
   Deno.mkdirSync(staged.dbFolder);
   Deno.mkdirSync(staged.configFolder);
   using databaseHash = followFile(staged.db);
-  let told = false; // a copy done in one step is never followed: hashing it after the copy is no fallback
   await copyingFrom("database", config.db.path, () =>
     driver.backup(
       config.db.path,
       staged.db,
       ({ remaining, total }) => reporter.progress("database pages", total - remaining, total),
-      (firstPage, bytes) => {
-        told = true;
-        databaseHash.settled(firstPage, bytes);
-      },
+      (firstPage, bytes) => databaseHash.settled(firstPage, bytes),
     ));
   const databaseFlushed = syncFileLater(staged.db);
-  const { sha256: databaseSha256, followed } = await databaseHash.finish();
-  if (told && !followed) reporter.event("info", "database_hashed_after_copy", { path: staged.db });
+  const { sha256: databaseSha256, hashed } = await databaseHash.finish();
+  if (hashed === "again") reporter.event("info", "database_hashed_after_copy", { path: staged.db });
   const hasRegistry = exists(config.registry.path);
   if (hasRegistry) {
     await copyingFrom("registry", config.registry.path, () => Deno.copyFileSync(config.registry.path, staged.registry));

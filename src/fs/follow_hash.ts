@@ -17,12 +17,19 @@
 import { sha256File } from "./hash.ts";
 import { readAt } from "./read_at.ts";
 
+/**
+ * When the file was hashed: `"behind"` its writer (the hash made while following was
+ * used), `"after"` it (the follower was never told anything, as for a copy made in one
+ * step), or `"again"` (the check refuted what was followed and the file was read anew).
+ */
+export type HashedWhen = "behind" | "after" | "again";
+
 /** What following a file gave. */
 export interface FollowedHash {
   /** SHA-256 of the finished file, lowercase hex. */
   sha256: string;
-  /** Whether the hash made while following was used (`false`: the file was hashed again after the copy). */
-  followed: boolean;
+  /** When it was hashed. */
+  hashed: HashedWhen;
 }
 
 /** A file being hashed behind its writer; dispose of it to stop the worker on every path. */
@@ -53,9 +60,9 @@ export function followFile(path: string): FileFollower {
       const followed = await following?.outcome;
       this[Symbol.dispose]();
       if (following && followed && matchesFile(path, following.firstPage, followed.bytes)) {
-        return { sha256: followed.sha256, followed: true };
+        return { sha256: followed.sha256, hashed: "behind" };
       }
-      return { sha256: sha256File(path), followed: false };
+      return { sha256: sha256File(path), hashed: following === undefined ? "after" : "again" };
     },
     [Symbol.dispose]() {
       following?.worker.terminate();
