@@ -21,9 +21,9 @@ import { fileURLToPath } from "node:url";
 import { makeSampleStore, type SampleStore } from "./sample_store.ts";
 import { removeQuietly } from "../src/fs/durable.ts";
 import { isFile } from "../src/fs/probe.ts";
+import { hasReference as referenceAvailable, referenceDir, referenceMissing } from "./reference.ts";
 
 const ROOT = fileURLToPath(new URL("..", import.meta.url));
-const REFERENCE_DIR = join(ROOT, "..", "shared", "reference");
 const COMPILE_PERMISSIONS = ["--allow-read", "--allow-write", "--allow-env", "--allow-ffi", "--no-prompt"];
 const DRIVERS = ["ffi", "builtin"] as const;
 const SECTIONS = ["create", "create-chroma", "validate", "list", "restore"] as const;
@@ -256,7 +256,7 @@ function moduleArgv(args: string[]): string[] {
 }
 
 function moduleEnv(store: SampleStore, backupDir: string): Record<string, string> {
-  return { PYTHONPATH: REFERENCE_DIR, ...storeEnv(store, backupDir) };
+  return { PYTHONPATH: referenceDir(), ...storeEnv(store, backupDir) };
 }
 
 /** `create` (database and registry) or `create --chroma`, against the module, sqlite3 and cp. */
@@ -563,7 +563,8 @@ async function main(): Promise<void> {
   if (!isFile("/usr/bin/time")) throw new Error("/usr/bin/time (GNU time) is needed; apt-get install time");
   const work = flags.work ? resolve(flags.work) : Deno.makeTempDirSync({ prefix: "atocore-bench-" });
   Deno.mkdirSync(work, { recursive: true });
-  const hasReference = isFile(join(REFERENCE_DIR, "atocore", "ops", "backup.py"));
+  const hasReference = referenceAvailable();
+  if (!hasReference) log(`SKIPPED: ${referenceMissing("the python module rows are left out")}`);
   const toolPrefix = flags.binary
     ? [flags.binary]
     : [Deno.execPath(), "run", ...COMPILE_PERMISSIONS, join(ROOT, "main.ts")];

@@ -20,7 +20,7 @@
  */
 import { join } from "node:path";
 import { parseArgs } from "node:util";
-import { fileURLToPath } from "node:url";
+import { hasReference, referenceDir, referenceMissing } from "./reference.ts";
 import { makeSampleStore, type SampleStore } from "./sample_store.ts";
 import { renameDurable, syncFile, syncTree } from "../src/fs/durable.ts";
 import { followFile } from "../src/fs/follow_hash.ts";
@@ -30,9 +30,6 @@ import { buildMetadata, serializeMetadata } from "../src/snapshot/metadata.ts";
 import { openDriver } from "../src/sqlite/open_driver.ts";
 import type { SqliteDriver } from "../src/sqlite/driver.ts";
 import { CHROMA_DB_FILE, validateSnapshotAt } from "../src/validate.ts";
-
-const ROOT = fileURLToPath(new URL("..", import.meta.url));
-const REFERENCE_DIR = join(ROOT, "..", "shared", "reference");
 
 /** Seconds taken by each named step of one run. */
 type Phases = Record<string, number>;
@@ -137,7 +134,7 @@ async function pythonPhases(store: SampleStore, out: string): Promise<Phases> {
   const output = await new Deno.Command("python3", {
     args: ["-c", PYTHON_PHASES, store.db, store.registry, store.chromaDir, out],
     env: {
-      PYTHONPATH: REFERENCE_DIR,
+      PYTHONPATH: referenceDir(),
       ATOCORE_DB_PATH: store.db,
       ATOCORE_BACKUP_DIR: out,
       ATOCORE_PROJECT_REGISTRY_PATH: store.registry,
@@ -195,11 +192,14 @@ async function main(): Promise<void> {
     const driver = openDriver(values.driver as "ffi" | "builtin");
     const tool: Phases[] = [];
     const python: Phases[] = [];
+    const withModule = hasReference();
+    if (!withModule) console.log(`SKIPPED: ${referenceMissing("the python module's phases are left out")}`);
     for (let rep = 0; rep < Number(values.reps); rep++) {
       const out = join(work, "out");
       await new Deno.Command("sync").output();
       tool.push(await toolPhases(store, out, driver));
       Deno.removeSync(out, { recursive: true });
+      if (!withModule) continue;
       await new Deno.Command("sync").output();
       python.push(await pythonPhases(store, out));
       Deno.removeSync(out, { recursive: true });
@@ -211,8 +211,7 @@ async function main(): Promise<void> {
         `${values.reps} runs, medians; driver ${driver.name} (SQLite ${driver.version}); in-process, no start-up.\n`,
     );
     console.log(phaseTable(`this tool, create --chroma step (${driver.name})`, tool));
-    console.log();
-    console.log(phaseTable("python module, create --chroma step", python));
+    if (withModule) console.log(`\n${phaseTable("python module, create --chroma step", python)}`);
   } finally {
     if (!values.keep) Deno.removeSync(work, { recursive: true });
   }

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Regenerate tests/fixtures/module-snapshots/: small snapshots made by the reference module.
 
-The module (../shared/reference, or REFERENCE_DIR) backs up a tiny store built here
+The module (ATOCORE_REFERENCE_DIR, else ../shared/reference) backs up a tiny store built here
 (a WAL-mode database of a few KiB, a registry, a small Chroma folder) three times,
 at fixed stamps, with and without --chroma. The store is built under
 /tmp/atocore-module-fixtures, so the absolute paths the module records point there;
@@ -24,7 +24,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-REFERENCE_DIR = Path(os.environ.get("REFERENCE_DIR", ROOT.parent / "shared" / "reference"))
+REFERENCE_DIR = Path(os.environ.get("ATOCORE_REFERENCE_DIR", ROOT.parent / "shared" / "reference"))
 WORK = Path("/tmp/atocore-module-fixtures")
 TARGET = ROOT / "tests" / "fixtures" / "module-snapshots" / "backups" / "snapshots"
 SEGMENT = "00000000-5e9a-4c1d-8f00-000000000000"

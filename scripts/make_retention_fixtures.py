@@ -33,7 +33,7 @@ from pathlib import Path
 from typing import Iterable
 
 ROOT = Path(__file__).resolve().parent.parent
-REFERENCE = ROOT.parent / "shared" / "reference"
+REFERENCE = Path(os.environ.get("ATOCORE_REFERENCE_DIR", ROOT.parent / "shared" / "reference"))
 OUT = ROOT / "tests" / "fixtures" / "retention"
 STAMP = "%Y%m%dT%H%M%SZ"
 

@@ -8,6 +8,7 @@
 import { createHash } from "node:crypto";
 import { join } from "node:path";
 import { cliCommand, cliEnv, cliProcess, type CliRun, cliRunOf } from "./_helpers.ts";
+export { skipBecause } from "./_helpers.ts";
 
 /** The seed used when `FAULT_SEED` is not set, so CI runs the same trials every time. */
 export const DEFAULT_FAULT_SEED = 20261125;
@@ -196,11 +197,6 @@ export function entryNames(path: string): string[] {
     if (error instanceof Deno.errors.NotFound) return [];
     throw error;
   }
-}
-
-/** Print why a test is skipped, so the skip shows in CI's log. */
-export function skipBecause(reason: string): void {
-  console.log(`SKIPPED: ${reason}`);
 }
 
 /** User id of `nobody`. */

@@ -7,12 +7,14 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
+import { hasReference, referenceDir, referenceMissing } from "../scripts/reference.ts";
 import { makeSampleStore, type SampleOptions, type SampleStore } from "../scripts/sample_store.ts";
 
 /** The project's root folder. */
 export const ROOT = fileURLToPath(new URL("..", import.meta.url));
-/** The reference Python module's folder (`../shared/reference` from the root). */
-export const REFERENCE_DIR = join(ROOT, "..", "shared", "reference");
+
+/** A backup folder of snapshots the reference module made (`scripts/make_module_fixtures.py`), committed. */
+export const MODULE_BACKUPS = join(ROOT, "tests", "fixtures", "module-snapshots", "backups");
 
 /** The permission flags of `deno task compile`; every end-to-end run uses exactly these. */
 export const COMPILE_PERMISSIONS = ["--allow-read", "--allow-write", "--allow-env", "--allow-ffi", "--no-prompt"];
@@ -112,12 +114,29 @@ export async function createdStamp(env: Record<string, string>, args: string[] =
   return (run.json as { stamp: string }).stamp;
 }
 
+/** Print why a test or a part of one is skipped, so the skip shows in CI's log. */
+export function skipBecause(reason: string): void {
+  console.log(`SKIPPED: ${reason}`);
+}
+
+/**
+ * Whether the reference module is there for `what` (a test or a part of one). Without it, print the skip line;
+ * with `CI=true` throw instead: CI always runs interop.
+ */
+export function referenceFor(what: string): boolean {
+  if (hasReference()) return true;
+  const reason = referenceMissing(what);
+  if (Deno.env.get("CI") === "true") throw new Error(`${reason}; CI=true requires it`);
+  skipBecause(reason);
+  return false;
+}
+
 /** Run the reference Python module (`python3 -m atocore.ops.backup ARGS`) against a store. */
 export async function runReference(args: string[], store: SampleStore): Promise<CliRun> {
   const output = await new Deno.Command("python3", {
     args: ["-m", "atocore.ops.backup", ...args],
     env: {
-      PYTHONPATH: REFERENCE_DIR,
+      PYTHONPATH: referenceDir(),
       ATOCORE_DB_PATH: store.db,
       ATOCORE_BACKUP_DIR: store.backupDir,
       ATOCORE_PROJECT_REGISTRY_PATH: store.registry,
@@ -128,6 +147,24 @@ export async function runReference(args: string[], store: SampleStore): Promise<
     stderr: "piped",
   }).output();
   return cliRunOf(output);
+}
+
+/**
+ * A snapshot made by the reference module in `store`'s backup folder, and its stamp: `create --chroma` by the module
+ * when it is there, else a copy of a committed snapshot it made (`what` names the test in the skip line).
+ */
+export async function moduleSnapshot(store: SampleStore, what: string): Promise<string> {
+  if (referenceFor(`${what}: a committed snapshot of the module is used instead of a new one`)) {
+    const made = await runReference(["create", "--chroma"], store);
+    assert.equal(made.code, 0, made.stderr);
+    return (made.json as { backup_root: string }).backup_root.split("/").at(-1)!;
+  }
+  const stamp = "20260410T010203Z";
+  const snapshots = join(store.backupDir, "snapshots");
+  Deno.mkdirSync(snapshots, { recursive: true });
+  const copy = new Deno.Command("cp", { args: ["-a", join(MODULE_BACKUPS, "snapshots", stamp), snapshots] });
+  assert.ok(copy.outputSync().success, `copy of the module's fixture ${stamp}`);
+  return stamp;
 }
 
 /** Rows of an SQL query run by the `sqlite3` shell (a tool independent of the one under test), as JSON. */

@@ -12,7 +12,7 @@ import { DEFAULT_POLICY, type RetentionPolicy } from "../src/retention.ts";
 import { isStamp } from "../src/snapshot/stamp.ts";
 import { failedDir, failedRoot, lockPath, snapshotsDir, trashRoot } from "../src/snapshot/layout.ts";
 import { sampleStorePaths } from "../scripts/sample_store.ts";
-import { cliCommand, ROOT, runCli, runReference, tempDir } from "./_helpers.ts";
+import { cliCommand, referenceFor, ROOT, runCli, runReference, tempDir } from "./_helpers.ts";
 import { entryNames } from "./_faults.ts";
 
 const FIXTURES = join(ROOT, "tests", "fixtures", "retention");
@@ -157,16 +157,17 @@ Deno.test("cli: dry run by default, the module's result keys and counts, then --
   const before = entryNames(snapshotsDir(backupDir));
   const env = { ATOCORE_BACKUP_DIR: backupDir, ATOCORE_DATA_DIR: dir.path };
 
-  const reference = await runReference(["cleanup"], sampleStorePaths(dir.path));
   const dry = await runCli(["cleanup"], { env });
   assert.equal(dry.code, 0, dry.stderr);
   const result = dry.json as Record<string, unknown>;
-  const module = reference.json as Record<string, unknown>;
-  assert.deepEqual(Object.keys(result).slice(0, 5), Object.keys(module), "the module's keys, in its order");
-  for (const key of ["kept", "dry_run", "errors", "would_delete", "unparseable"]) {
-    assert.deepEqual(result[key], module[key], key);
+  const moduleKeys = ["kept", "dry_run", "errors", "would_delete", "unparseable"];
+  assert.deepEqual(Object.keys(result).slice(0, 5), moduleKeys, "the module's keys, in its order");
+  assert.equal(result.would_delete, set.expected.remove.length);
+  if (referenceFor("cleanup's dry run compared with the module's")) {
+    const module = (await runReference(["cleanup"], sampleStorePaths(dir.path))).json as Record<string, unknown>;
+    assert.deepEqual(Object.keys(module), moduleKeys, "the module's own keys");
+    for (const key of moduleKeys) assert.deepEqual(result[key], module[key], key);
   }
-  assert.equal(module.would_delete, set.expected.remove.length);
   assert.deepEqual(result.unparseable, set.expected.unparseable);
   assert.deepEqual(result.would_delete_snapshots, set.expected.remove);
   assert.equal(result.deleted, undefined);

@@ -11,7 +11,7 @@ import { SILENT } from "../src/reporter.ts";
 import { snapshotDir } from "../src/snapshot/layout.ts";
 import { openDriver } from "../src/sqlite/open_driver.ts";
 import type { SampleStore } from "../scripts/sample_store.ts";
-import { runCli, runReference, storeEnv, tempDir, tempStore } from "./_helpers.ts";
+import { moduleSnapshot, runCli, storeEnv, tempDir, tempStore } from "./_helpers.ts";
 import { mountTmpfs } from "./_mount.ts";
 
 const driver = openDriver("auto");
@@ -124,9 +124,7 @@ Deno.test("drill of a snapshot with a damaged Chroma file fails at validation an
 
 Deno.test("drill of a snapshot made by the Python module (no manifest) checks Chroma against the snapshot itself", async () => {
   using store = tempStore(SMALL);
-  const made = await runReference(["create", "--chroma"], store);
-  assert.equal(made.code, 0, made.stderr);
-  const stamp = [...Deno.readDirSync(join(store.backupDir, "snapshots"))][0].name;
+  const stamp = await moduleSnapshot(store, "drill of a module snapshot");
   const result = await drillSnapshot(configOf(store), stamp, { driver, reporter: SILENT, now: new Date() });
   assert.equal(result.ok, true, result.errors.join("; "));
   const chroma = result.checks.find((check) => check.name === "chroma_files")!;

@@ -6,9 +6,18 @@
  */
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { createdStamp, ROOT, runCli, runReference, storeEnv, tempDir, tempStore } from "./_helpers.ts";
+import {
+  createdStamp,
+  MODULE_BACKUPS,
+  referenceFor,
+  runCli,
+  runReference,
+  storeEnv,
+  tempDir,
+  tempStore,
+} from "./_helpers.ts";
 
-const FIXTURES = join(ROOT, "tests", "fixtures", "module-snapshots", "backups");
+const FIXTURES = MODULE_BACKUPS;
 const MADE_AT = "/tmp/atocore-module-fixtures";
 const STAMPS = ["20260409T010203Z", "20260410T010203Z", "20260412T235959Z"];
 const MODULE_KEYS = [
@@ -111,6 +120,7 @@ Deno.test("damage to a module snapshot is still found: a broken database, a miss
 });
 
 Deno.test("the module validates and lists a snapshot this tool made", async () => {
+  if (!referenceFor("the module validates and lists a snapshot this tool made")) return;
   using store = tempStore({ dbMiB: 0.5, chromaMiB: 0.1, segments: 1 });
   const stamp = await createdStamp(storeEnv(store));
   const validated = await runReference(["validate", stamp], store);
