@@ -3,13 +3,13 @@
  * one with the engine's own exported functions and timed, beside the same steps of
  * the Python module (`conn.backup()`, `shutil.copytree`, `validate_backup`).
  *
- * The steps mirror `src/create.ts` (backup of the database, hashed by a worker
+ * The steps mirror `src/ops/create.ts` (backup of the database, hashed by a worker
  * behind the copy; copy of the Chroma folder with its
  * `chroma.sqlite3` through the backup API; SHA-256 manifest of the other files;
  * metadata; fsync of the tree; quick validation with integrity checks; publishing
  * rename), one after the other: `create` itself copies Chroma and validates while
  * the database's fsync runs, so its wall time is below the sum shown here by up to the
- * smaller of those two. If `src/create.ts` changes, this mirror may drift.
+ * smaller of those two. If `src/ops/create.ts` changes, this mirror may drift.
  *
  * Usage: `deno run --allow-all scripts/bench_phases.ts [--db-mib N] [--chroma-mib N] [--reps N]
  *   [--driver ffi|builtin] [--work DIR] [--keep]`
@@ -29,7 +29,7 @@ import { buildManifest } from "../src/snapshot/manifest.ts";
 import { buildMetadata, serializeMetadata } from "../src/snapshot/metadata.ts";
 import { openDriver } from "../src/sqlite/open_driver.ts";
 import type { SqliteDriver } from "../src/sqlite/driver.ts";
-import { CHROMA_DB_FILE, validateSnapshotAt } from "../src/validate.ts";
+import { CHROMA_DB_FILE, validateSnapshotAt } from "../src/ops/validate.ts";
 
 /** Seconds taken by each named step of one run. */
 type Phases = Record<string, number>;

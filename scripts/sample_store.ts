@@ -1,6 +1,6 @@
 /**
  * A realistic sample AtoCore store, shared by tests, drills and benchmarks (built by
- * `src/sample_store.ts`, re-exported here), and a writer that commits to its
+ * `src/sample/store.ts`, re-exported here), and a writer that commits to its
  * database while a test backs it up.
  *
  * Run as a script: `deno task sample --dir DIR [--db-mib N] [--chroma-mib N] [--segments N]`.
@@ -9,9 +9,9 @@
  */
 import { DatabaseSync } from "node:sqlite";
 import { parseArgs } from "node:util";
-import { makeSampleStore } from "../src/sample_store.ts";
+import { makeSampleStore } from "../src/sample/store.ts";
 
-export { makeSampleStore, type SampleOptions, type SampleStore, sampleStorePaths } from "../src/sample_store.ts";
+export { makeSampleStore, type SampleOptions, type SampleStore, sampleStorePaths } from "../src/sample/store.ts";
 
 /**
  * Open the sample database for writing and add one ledger row per call, keeping

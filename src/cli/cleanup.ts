@@ -3,11 +3,11 @@
  *
  * @module
  */
-import { type CleanupResult, cleanupSnapshots } from "../cleanup.ts";
+import { type CleanupResult, cleanupSnapshots } from "../ops/cleanup.ts";
 import { ExitCode, UsageError } from "../errors.ts";
-import { acquireLock } from "../lock.ts";
-import { removeLeftovers } from "../recover.ts";
-import { DEFAULT_POLICY, type KeepReason, type RetentionPolicy } from "../retention.ts";
+import { acquireLock } from "../ops/lock.ts";
+import { removeLeftovers } from "../ops/recover.ts";
+import { DEFAULT_POLICY, type KeepReason, type RetentionPolicy } from "../snapshot/retention.ts";
 import { failedRoot, snapshotsDir } from "../snapshot/layout.ts";
 import { type Command, COMMON_HELP, configFrom, type Values } from "./command.ts";
 import { formatErrors } from "./format.ts";

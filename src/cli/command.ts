@@ -9,8 +9,8 @@
 import { parseArgs, type ParseArgsOptionsConfig } from "node:util";
 import { type Config, resolveConfig } from "../config.ts";
 import { type ExitCodeValue, UsageError } from "../errors.ts";
-import type { MetricFacts } from "../metrics.ts";
-import type { Reporter } from "../reporter.ts";
+import type { MetricFacts } from "../report/metrics.ts";
+import type { Reporter } from "../report/reporter.ts";
 import type { DriverChoice, SqliteDriver } from "../sqlite/driver.ts";
 import { DRIVER_CHOICES, openDriver } from "../sqlite/open_driver.ts";
 

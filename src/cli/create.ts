@@ -3,10 +3,10 @@
  *
  * @module
  */
-import { type CreateResult, createSnapshot } from "../create.ts";
+import { type CreateResult, createSnapshot } from "../ops/create.ts";
 import { ExitCode } from "../errors.ts";
-import { acquireLock } from "../lock.ts";
-import { removeLeftovers } from "../recover.ts";
+import { acquireLock } from "../ops/lock.ts";
+import { removeLeftovers } from "../ops/recover.ts";
 import { type Command, COMMON_HELP, configFrom, driverFrom } from "./command.ts";
 import { formatBytes } from "./format.ts";
 import { METRICS_HELP, METRICS_OPTIONS, withMetrics } from "./metrics_flag.ts";

@@ -5,12 +5,12 @@
  * @module
  */
 import { resolve } from "node:path";
-import { type DrillResult, drillSnapshot } from "../drill.ts";
+import { type DrillResult, drillSnapshot } from "../ops/drill.ts";
 import { ExitCode, OperationError, UsageError } from "../errors.ts";
 import { writeFileAtomic } from "../fs/durable.ts";
-import { renderJunit } from "../junit.ts";
-import { listSnapshots } from "../list.ts";
-import { runSampleDrill, type SampleDrillResult } from "../sample_drill.ts";
+import { renderJunit } from "../report/junit.ts";
+import { listSnapshots } from "../ops/list.ts";
+import { runSampleDrill, type SampleDrillResult } from "../sample/drill.ts";
 import { checkedStamp } from "../snapshot/layout.ts";
 import { isStamp } from "../snapshot/stamp.ts";
 import {

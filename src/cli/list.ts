@@ -4,7 +4,7 @@
  * @module
  */
 import { ExitCode } from "../errors.ts";
-import { listSnapshots } from "../list.ts";
+import { listSnapshots } from "../ops/list.ts";
 import { type Command, COMMON_HELP, configFrom } from "./command.ts";
 import { formatAge, formatBytes, formatTable } from "./format.ts";
 

@@ -7,7 +7,7 @@
 import type { ParseArgsOptionsConfig } from "node:util";
 import { resolve } from "node:path";
 import { describeOsError } from "../errors.ts";
-import { type MetricsOperation, writeMetrics } from "../metrics.ts";
+import { type MetricsOperation, writeMetrics } from "../report/metrics.ts";
 import type { CommandContext, Outcome, Values } from "./command.ts";
 
 /** The flag, for a command's `options`. */

@@ -5,9 +5,9 @@
  */
 import { resolve } from "node:path";
 import { ExitCode, UsageError } from "../errors.ts";
-import { acquireLock } from "../lock.ts";
-import { removeLeftovers } from "../recover.ts";
-import { goBack, type RestoreResult, restoreSnapshot } from "../restore.ts";
+import { acquireLock } from "../ops/lock.ts";
+import { removeLeftovers } from "../ops/recover.ts";
+import { goBack, type RestoreResult, restoreSnapshot } from "../ops/restore.ts";
 import { checkedStamp } from "../snapshot/layout.ts";
 import { type Command, COMMON_HELP, configFrom, driverFrom, refuseBoth } from "./command.ts";
 import { formatBytes } from "./format.ts";

@@ -6,7 +6,7 @@
  *
  * @module
  */
-import type { Reporter } from "../reporter.ts";
+import type { Reporter } from "../report/reporter.ts";
 import { formatBytes } from "./format.ts";
 
 const encoder = new TextEncoder();

@@ -4,10 +4,10 @@
  * @module
  */
 import { ExitCode, UsageError } from "../errors.ts";
-import { listSnapshots } from "../list.ts";
+import { listSnapshots } from "../ops/list.ts";
 import { checkedStamp, snapshotsDir } from "../snapshot/layout.ts";
 import { isStamp } from "../snapshot/stamp.ts";
-import { validateSnapshot, type ValidationResult } from "../validate.ts";
+import { validateSnapshot, type ValidationResult } from "../ops/validate.ts";
 import { type Command, COMMON_HELP, configFrom, driverFrom } from "./command.ts";
 import { formatBytes, formatErrors } from "./format.ts";
 import { METRICS_HELP, METRICS_OPTIONS, withMetrics } from "./metrics_flag.ts";

@@ -11,7 +11,7 @@
  *
  * @module
  */
-import { cString } from "../c_string.ts";
+import { cString } from "../sys/c_string.ts";
 import {
   type BackupProgress,
   BUSY_TIMEOUT_MS,

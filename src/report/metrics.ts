@@ -1,0 +1,120 @@
+/**
+ * Prometheus textfile-collector metrics of one run of an operation, so the host's
+ * node exporter can alert on stale or failing backups.
+ *
+ * One file holds one operation's metrics (give create, validate and drill their
+ * own files in the collector's folder). The file is replaced atomically, so the
+ * collector never reads half of it. Requires `--allow-read` and `--allow-write`.
+ *
+ * @module
+ */
+import { writeFileAtomic } from "../fs/durable.ts";
+import { parseStamp } from "../snapshot/stamp.ts";
+
+/** The operations that write metrics; the value of the `operation` label. */
+export type MetricsOperation = "create" | "validate" | "drill";
+
+/** What a run learned that is worth a metric; each field is left out when this run does not know it. */
+export interface MetricFacts {
+  /** The snapshot the run made or checked. */
+  stamp?: string;
+  /** Its size in bytes. */
+  bytes?: number;
+  /** Whether it is valid (for a drill: whether it restored whole). */
+  valid?: boolean;
+  /** Drill only: the snapshot's age when the drill started (recovery point). */
+  recoveryPointSeconds?: number;
+  /** Drill only: seconds validation plus restore into the scratch folder took (recovery time). */
+  restoreSeconds?: number;
+}
+
+/** One finished run, as the metrics file describes it. */
+export interface RunRecord {
+  operation: MetricsOperation;
+  /** When the run started. */
+  startedAt: Date;
+  /** When it ended. */
+  finishedAt: Date;
+  /** Whether it succeeded (exit code 0). */
+  success: boolean;
+  facts: MetricFacts;
+}
+
+const PREFIX = "atocore_backup";
+
+/**
+ * Render a run as Prometheus text exposition format, each metric with its HELP
+ * and TYPE lines and an `operation` label.
+ *
+ * @param previousSuccess Seconds since the epoch of the last earlier success, kept
+ *   when this run failed so that alerts on a stale success keep working; `null` if unknown.
+ */
+export function renderMetrics(run: RunRecord, previousSuccess: number | null): string {
+  const finished = seconds(run.finishedAt);
+  const lastSuccess = run.success ? finished : previousSuccess;
+  const snapshotTime = run.facts.stamp ? parseStamp(run.facts.stamp) : null;
+  const lines: string[] = [];
+  const gauge = (name: string, help: string, value: number | null | undefined) => {
+    if (value === null || value === undefined) return;
+    lines.push(
+      `# HELP ${PREFIX}_${name} ${help}`,
+      `# TYPE ${PREFIX}_${name} gauge`,
+      `${PREFIX}_${name}{operation="${run.operation}"} ${value}`,
+    );
+  };
+  gauge("last_run_timestamp_seconds", "When the last run ended, seconds since the epoch.", finished);
+  gauge("last_run_success", "1 if the last run succeeded, else 0.", run.success ? 1 : 0);
+  gauge("last_success_timestamp_seconds", "When the last successful run ended, seconds since the epoch.", lastSuccess);
+  gauge("last_run_duration_seconds", "How long the last run took.", round(finished - seconds(run.startedAt)));
+  gauge(
+    "snapshot_timestamp_seconds",
+    "When the snapshot of the last run was taken.",
+    snapshotTime && seconds(snapshotTime),
+  );
+  gauge("snapshot_bytes", "Size of the snapshot of the last run.", run.facts.bytes);
+  gauge("snapshot_valid", "1 if the snapshot of the last run was valid, else 0.", bit(run.facts.valid));
+  gauge(
+    "drill_recovery_point_seconds",
+    "Age of the drilled snapshot when the drill started.",
+    run.facts.recoveryPointSeconds,
+  );
+  gauge("drill_recovery_time_seconds", "How long the drill's validation and restore took.", run.facts.restoreSeconds);
+  return lines.join("\n") + "\n";
+}
+
+/**
+ * Write a run's metrics to `path` atomically, keeping the last success time that
+ * the file held before when this run failed.
+ *
+ * @throws {Deno.errors.NotFound} and other OS errors when the folder cannot be written.
+ */
+export function writeMetrics(path: string, run: RunRecord): void {
+  writeFileAtomic(path, renderMetrics(run, previousSuccess(path, run.operation)));
+}
+
+/** The last success time of `operation` recorded in the metrics file at `path`, or `null`. */
+export function previousSuccess(path: string, operation: MetricsOperation): number | null {
+  let text: string;
+  try {
+    text = Deno.readTextFileSync(path);
+  } catch (error) {
+    if (error instanceof Deno.errors.NotFound) return null;
+    throw error;
+  }
+  const sample = `${PREFIX}_last_success_timestamp_seconds{operation="${operation}"} `;
+  const line = text.split("\n").find((candidate) => candidate.startsWith(sample));
+  const value = line ? Number(line.slice(sample.length)) : NaN;
+  return Number.isFinite(value) ? value : null;
+}
+
+function seconds(time: Date): number {
+  return round(time.getTime() / 1000);
+}
+
+function round(value: number): number {
+  return Math.round(value * 1000) / 1000;
+}
+
+function bit(value: boolean | undefined): number | undefined {
+  return value === undefined ? undefined : value ? 1 : 0;
+}

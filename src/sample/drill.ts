@@ -1,0 +1,86 @@
+/**
+ * The whole tool end to end on a sample store, with nothing set up: build the
+ * sample store in a temporary folder, create a snapshot with Chroma, validate it,
+ * drill it, and dry-run cleanup; then remove the folder. `drill --sample` and
+ * `deno task demo` run it.
+ *
+ * Touches nothing outside its temporary folder. Requires `--allow-read`,
+ * `--allow-write` and, for the FFI driver, `--allow-ffi`.
+ *
+ * @module
+ */
+import { type CleanupResult, cleanupSnapshots } from "../ops/cleanup.ts";
+import { resolveConfig } from "../config.ts";
+import { type CreateResult, createSnapshot } from "../ops/create.ts";
+import { type DrillResult, drillSnapshot } from "../ops/drill.ts";
+import { removeQuietly } from "../fs/durable.ts";
+import { acquireLock } from "../ops/lock.ts";
+import type { Reporter } from "../report/reporter.ts";
+import { DEFAULT_POLICY } from "../snapshot/retention.ts";
+import { makeSampleStore } from "./store.ts";
+import type { SqliteDriver } from "../sqlite/driver.ts";
+import { validateSnapshot, type ValidationResult } from "../ops/validate.ts";
+
+/** Options of {@linkcode runSampleDrill}. */
+export interface SampleDrillOptions {
+  /** The SQLite driver. */
+  driver: SqliteDriver;
+  /** Where events and progress go. */
+  reporter: Reporter;
+  /** Keep the temporary folder (its path is in the result). */
+  keep?: boolean;
+}
+
+/** What each step of the sample run returned. */
+export interface SampleDrillResult {
+  /** True when the snapshot validated, the drill passed and cleanup reported no error. */
+  ok: boolean;
+  /** The temporary folder holding the sample store and its backups. */
+  data_dir: string;
+  /** Whether that folder was kept. */
+  kept: boolean;
+  create: CreateResult;
+  validate: ValidationResult;
+  drill: DrillResult;
+  cleanup: CleanupResult;
+}
+
+/**
+ * Run create (with Chroma), validate, drill and a dry-run cleanup on a new sample
+ * store in a temporary folder, and remove the folder unless `keep`.
+ *
+ * @throws {ToolError} when a step cannot run at all (for example, create fails); the folder is removed.
+ */
+export async function runSampleDrill(options: SampleDrillOptions): Promise<SampleDrillResult> {
+  const { driver, reporter } = options;
+  const dataDir = Deno.makeTempDirSync({ prefix: "atocore-sample-" });
+  try {
+    const store = makeSampleStore(dataDir, { driver });
+    reporter.event("info", "sample_store_created", { data_dir: dataDir });
+    const config = resolveConfig({}, { ATOCORE_DATA_DIR: dataDir }, dataDir);
+    let create: CreateResult;
+    {
+      using _lock = acquireLock(store.backupDir, "create");
+      create = await createSnapshot(config, { driver, includeChroma: true, reporter });
+    }
+    const validate = await validateSnapshot(store.backupDir, create.stamp, { driver });
+    const drill = await drillSnapshot(config, create.stamp, {
+      driver,
+      reporter,
+      now: new Date(),
+      scratchParent: dataDir,
+    });
+    const cleanup = cleanupSnapshots(store.backupDir, { policy: DEFAULT_POLICY, confirm: false, reporter });
+    return {
+      ok: validate.valid && drill.ok && cleanup.errors.length === 0,
+      data_dir: dataDir,
+      kept: options.keep ?? false,
+      create,
+      validate,
+      drill,
+      cleanup,
+    };
+  } finally {
+    if (!options.keep) removeQuietly(dataDir);
+  }
+}

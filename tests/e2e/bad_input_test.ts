@@ -1,0 +1,175 @@
+/**
+ * Bad input: stamps that are not plain, unknown, missing, empty and conflicting
+ * flags, paths that do not exist, and a live registry that is not JSON. Each is one
+ * line on stderr with the documented exit code, and touches nothing.
+ */
+import assert from "node:assert/strict";
+import { join } from "node:path";
+import { type CliRun, runCli, storeEnv, tempStore } from "../_helpers.ts";
+import { entryNames, liveDigest } from "../_faults.ts";
+import { checkedStamp } from "../../src/snapshot/layout.ts";
+import { UsageError } from "../../src/errors.ts";
+
+/**
+ * Assert a run failed with `code` and exactly one line of error on stderr matching
+ * `pattern` (JSON log lines of events aside).
+ */
+function assertOneLineError(run: CliRun, code: number, pattern: RegExp, what: string): void {
+  assert.equal(run.code, code, `${what}: exit ${run.code}, stderr: ${run.stderr}`);
+  const lines = run.stderr.trim().split("\n").filter((line) => !line.startsWith("{"));
+  assert.equal(lines.length, 1, `${what}: more than one line on stderr: ${run.stderr}`);
+  assert.match(lines[0], /^atocore-backup: error: /, what);
+  assert.match(lines[0], pattern, what);
+  assert.equal(run.stdout, "", `${what}: printed a result`);
+}
+
+const BAD_STAMPS = [
+  "../x",
+  "..",
+  ".",
+  "a/b",
+  "/etc",
+  "20260101T000000Z/..",
+  "20260101T000000Z/../../x",
+  "..\\20260101T000000Z",
+  "20261340T000000Z",
+  " 20260101T000000Z",
+  "-20260101T000000Z",
+  "2".repeat(300),
+];
+
+Deno.test("validate refuses every stamp that is not plain, reads nothing and creates nothing", async () => {
+  using store = tempStore({ dbMiB: 1, chromaMiB: 1 });
+  for (const stamp of BAD_STAMPS) {
+    const run = await runCli(["validate", "--", stamp], { env: storeEnv(store) });
+    assertOneLineError(run, 2, /not a snapshot stamp/, `validate ${JSON.stringify(stamp.slice(0, 40))}`);
+    assert.ok(run.stderr.length < 200, `the error repeats a long stamp in full: ${run.stderr.length} characters`);
+  }
+  assert.deepEqual(entryNames(store.backupDir), [], "validate created something in the backup folder");
+});
+
+Deno.test("restore refuses every stamp that is not plain before touching anything", async () => {
+  using store = tempStore({ dbMiB: 1, chromaMiB: 1 });
+  const before = liveDigest(store);
+  for (const stamp of BAD_STAMPS) {
+    const run = await runCli(["restore", "--confirm-service-stopped", "--", stamp], { env: storeEnv(store) });
+    assertOneLineError(run, 2, /not a snapshot stamp/, `restore ${JSON.stringify(stamp.slice(0, 40))}`);
+  }
+  assert.deepEqual(liveDigest(store), before, "live store changed");
+  assert.deepEqual(entryNames(store.backupDir), [], "restore created something in the backup folder");
+});
+
+Deno.test("restore of a stamp that has no snapshot is refused (exit 3), naming it; nothing changes", async () => {
+  using store = tempStore({ dbMiB: 1, chromaMiB: 1 });
+  const before = liveDigest(store);
+  const run = await runCli(["restore", "20200101T000000Z", "--confirm-service-stopped"], { env: storeEnv(store) });
+  assertOneLineError(run, 3, /20200101T000000Z.*snapshot_directory_missing/, "restore of a missing snapshot");
+  assert.deepEqual(liveDigest(store), before, "live store changed");
+  assert.deepEqual(entryNames(join(store.backupDir, "snapshots")), [], "a pre-restore snapshot was taken");
+});
+
+Deno.test("a NUL byte cannot be passed in an argument, and the stamp check refuses one given in-process", () => {
+  assert.throws(
+    () => new Deno.Command("true", { args: ["20260101T000000Z\0"] }).outputSync(),
+    TypeError,
+    "the platform passed a NUL byte through argv",
+  );
+  assert.throws(() => checkedStamp("20260101T000000Z\0"), UsageError);
+  assert.throws(() => checkedStamp("2026\u00000101T000000Z"), UsageError);
+});
+
+Deno.test("unknown, missing and conflicting flags and arguments are usage errors (exit 2)", async () => {
+  using store = tempStore({ dbMiB: 1, chromaMiB: 1 });
+  const env = storeEnv(store);
+  const before = liveDigest(store);
+  const cases: [string[], RegExp][] = [
+    [["frobnicate"], /unknown command "frobnicate"/],
+    [["create", "--bogus"], /--bogus/],
+    [["create", "--db"], /--db/],
+    [["create", "extra"], /too many arguments/],
+    [["create", "--sqlite-driver", "nope"], /--sqlite-driver/],
+    [["validate"], /stamp required/],
+    [["validate", "--all", "20260101T000000Z"], /not both/],
+    [["validate", "--quick=yes", "--all"], /--quick/],
+    [["validate", "20260101T000000Z", "20260101T000001Z"], /too many arguments/],
+    [["list", "--chroma"], /--chroma/],
+    [["create", "--db="], /--db needs a path/],
+    [["create", "--backup-dir", ""], /--backup-dir needs a path/],
+    [["restore", "--confirm-service-stopped"], /stamp required/],
+    [["restore", "20260101T000000Z", "--chroma", "--no-chroma"], /cannot be used together/],
+    [["restore", "20260101T000000Z", "--to="], /--to needs a folder/],
+    [["restore", "20260101T000000Z", "--confirm-service-stopped", "--db="], /--db needs a path/],
+    [["restore", "20260101T000000Z", "20260101T000001Z"], /too many arguments/],
+    [["cleanup", "--keep-daily", "abc"], /--keep-daily/],
+    [["cleanup", "--keep-daily", "1.5"], /--keep-daily/],
+    [["cleanup", "--keep-daily"], /--keep-daily/],
+    [["cleanup", "--keep-daily", "-1"], /--keep-daily/],
+    [["cleanup", "extra"], /too many arguments/],
+    [["cleanup", "--confirm", "--chroma-dir="], /--chroma-dir needs a path/],
+  ];
+  for (const [args, pattern] of cases) {
+    assertOneLineError(await runCli(args, { env }), 2, pattern, args.join(" "));
+  }
+  assert.deepEqual(entryNames(join(store.backupDir, "snapshots")), [], "a usage error made a snapshot");
+  assert.deepEqual(liveDigest(store), before, "a usage error changed the live store");
+});
+
+Deno.test("create names a database path that does not exist or is not a database, and publishes nothing", async () => {
+  using store = tempStore({ dbMiB: 1, chromaMiB: 1 });
+  const env = storeEnv(store);
+  const missing = join(store.dataDir, "nowhere", "atocore.db");
+  assertOneLineError(await runCli(["create", "--db", missing], { env }), 2, /database not found: .*nowhere/, "missing");
+  assertOneLineError(await runCli(["create", "--db", store.chromaDir], { env }), 2, /database not found/, "a folder");
+  const notDatabase = await runCli(["create", "--db", store.registry], { env });
+  assertOneLineError(
+    notDatabase,
+    1,
+    /database .*project-registry\.json .*not a database/,
+    "a JSON file given as the database",
+  );
+  assert.deepEqual(entryNames(join(store.backupDir, "snapshots")), [], "a snapshot was published");
+  assert.deepEqual(entryNames(join(store.backupDir, ".staging")), [], "staging left behind");
+});
+
+Deno.test("create with a registry or Chroma folder that does not exist backs up the rest and says so", async () => {
+  using store = tempStore({ dbMiB: 1, chromaMiB: 1 });
+  const env = storeEnv(store);
+  const run = await runCli(
+    ["create", "--chroma", "--registry", join(store.dataDir, "none.json"), "--chroma-dir", join(store.dataDir, "none")],
+    { env },
+  );
+  assert.equal(run.code, 0, run.stderr);
+  const result = run.json as { registry_snapshot_path: string; chroma_snapshot_path: string };
+  assert.equal(result.registry_snapshot_path, "");
+  assert.equal(result.chroma_snapshot_path, "");
+  assert.match(run.stderr, /chroma_snapshot_skipped_missing/);
+});
+
+Deno.test("a live registry that is not JSON: refused before any copy, exit 1, nothing under snapshots/ or failed/", async () => {
+  using store = tempStore({ dbMiB: 1, chromaMiB: 1 });
+  const env = storeEnv(store);
+  Deno.writeTextFileSync(store.registry, "{ not json");
+  const before = liveDigest(store);
+  const run = await runCli(["create", "--chroma"], { env });
+  assertOneLineError(
+    run,
+    1,
+    new RegExp(`registry is not JSON \\(.+\\): ${store.registry}; fix the file or restore it from a snapshot`),
+    "create",
+  );
+  assert.doesNotMatch(run.stderr, /post_backup_validation_failed/, "a snapshot was made and validated");
+  assert.deepEqual(entryNames(join(store.backupDir, "snapshots")), [], "something was published");
+  assert.deepEqual(entryNames(join(store.backupDir, "failed")), [], "a snapshot was kept aside");
+  assert.deepEqual(entryNames(join(store.backupDir, ".staging")), [], "staging left behind");
+  assert.deepEqual(liveDigest(store), before, "live store changed");
+  Deno.writeTextFileSync(store.registry, "{}\n");
+  const next = await runCli(["create"], { env });
+  assert.equal(next.code, 0, `create after the registry was fixed: ${next.stderr}`);
+});
+
+Deno.test("a backup folder path that runs through a file: one line naming the lock file, exit 1", async () => {
+  using store = tempStore({ dbMiB: 1, chromaMiB: 1 });
+  const backupDir = join(store.registry, "backups");
+  const run = await runCli(["create", "--backup-dir", backupDir], { env: storeEnv(store) });
+  assertOneLineError(run, 1, /lock file .*project-registry\.json\/backups\/\.lock \(not a directory\)/, "create");
+});

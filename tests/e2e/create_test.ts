@@ -1,0 +1,429 @@
+/**
+ * `create` end to end through the CLI: what a snapshot holds, its metadata and
+ * manifest, publication, refusals, leftovers, the lock, and the Chroma copy.
+ */
+import assert from "node:assert/strict";
+import { join } from "node:path";
+import { createSnapshot } from "../../src/ops/create.ts";
+import { resolveConfig } from "../../src/config.ts";
+import { acquireLock } from "../../src/ops/lock.ts";
+import { SILENT } from "../../src/report/reporter.ts";
+import type { ManifestEntry } from "../../src/snapshot/manifest.ts";
+import { formatStamp } from "../../src/snapshot/stamp.ts";
+import { openDriver } from "../../src/sqlite/open_driver.ts";
+import { openLedgerWriter } from "../../scripts/sample_store.ts";
+import {
+  cliProcess,
+  growInWal,
+  MODULE_BACKUPS,
+  referenceFor,
+  ROOT,
+  runCli,
+  runReference,
+  sqlite3Json,
+  storeEnv,
+  tempDir,
+  tempStore,
+} from "../_helpers.ts";
+import { entryNames, ledgerState } from "../_faults.ts";
+
+type Metadata = Record<string, unknown> & { manifest: ManifestEntry[] };
+type CreateResult = Metadata & { stamp: string; backup_root: string; validated: boolean };
+
+const SMALL = { dbMiB: 1, chromaMiB: 0.5, segments: 2 };
+const SEGMENT = "00000000-5e9a-4c1d-8f00-000000000000";
+
+function readMetadata(root: string): Metadata {
+  return JSON.parse(Deno.readTextFileSync(join(root, "backup-metadata.json")));
+}
+
+/** The structured log events a run printed on stderr. */
+function events(stderr: string): { event: string; [key: string]: unknown }[] {
+  return stderr.split("\n").filter((line) => line.startsWith("{")).map((line) => JSON.parse(line));
+}
+
+/** Every file and link below `root` but the metadata, found by `find` (not by the tool). */
+function listedByFind(root: string): { files: string[]; links: string[] } {
+  const find = (type: string) => {
+    const output = new Deno.Command("find", { args: [".", "-type", type, "-printf", "%P\\n"], cwd: root }).outputSync();
+    return new TextDecoder().decode(output.stdout).split("\n").filter((path) => path && path !== "backup-metadata.json")
+      .sort();
+  };
+  return { files: find("f"), links: find("l") };
+}
+
+/** `sha256sum` of files below `root`, by relative path. */
+function sha256sum(root: string, paths: string[]): Map<string, string> {
+  const output = new Deno.Command("sha256sum", { args: ["--", ...paths], cwd: root }).outputSync();
+  assert.ok(output.success);
+  return new Map(
+    new TextDecoder().decode(output.stdout).trim().split("\n").map((line) => {
+      const [hash, path] = line.split(/ [ *]/);
+      return [path, hash];
+    }),
+  );
+}
+
+/** Check a snapshot's manifest against the files `find` sees, `stat` sizes and `sha256sum` hashes. */
+function assertManifestMatchesFiles(root: string, manifest: ManifestEntry[]): void {
+  const { files, links } = listedByFind(root);
+  const manifestFiles = manifest.filter((entry) => "sha256" in entry);
+  const manifestLinks = manifest.filter((entry) => "symlink" in entry);
+  assert.deepEqual(manifestFiles.map((entry) => entry.path).sort(), files, "the manifest lists every file");
+  assert.deepEqual(manifestLinks.map((entry) => entry.path).sort(), links, "the manifest lists every link");
+  const hashes = sha256sum(root, files);
+  for (const entry of manifestFiles) {
+    if (!("sha256" in entry)) continue;
+    assert.equal(entry.size, Deno.statSync(join(root, entry.path)).size, `size of ${entry.path}`);
+    assert.equal(entry.sha256, hashes.get(entry.path), `sha256 of ${entry.path}`);
+  }
+}
+
+/**
+ * What the module's `create --chroma` reports: run now when the module is there, else its metadata as the module
+ * wrote it into a committed fixture.
+ */
+async function moduleCreateResult(): Promise<Record<string, unknown>> {
+  if (referenceFor("the module's create keys are taken from a committed fixture instead of a new run")) {
+    using moduleStore = tempStore({ dbMiB: 0.2, chromaMiB: 0.05, segments: 1 });
+    const reference = await runReference(["create", "--chroma"], moduleStore);
+    assert.equal(reference.code, 0, reference.stderr);
+    return reference.json as Record<string, unknown>;
+  }
+  return readMetadata(join(MODULE_BACKUPS, "snapshots", "20260410T010203Z"));
+}
+
+Deno.test("create and create --chroma write the module's metadata keys, with its types, and a full manifest", async () => {
+  using store = tempStore(SMALL);
+  const env = storeEnv(store);
+  const moduleResult = await moduleCreateResult();
+  const moduleKeys = Object.keys(moduleResult).filter((key) => !key.startsWith("validat"));
+
+  for (const chroma of [false, true]) {
+    const run = await runCli(["create", "--json", ...(chroma ? ["--chroma"] : [])], { env });
+    assert.equal(run.code, 0, run.stderr);
+    const result = run.json as CreateResult;
+    const root = join(store.backupDir, "snapshots", result.stamp);
+    const metadata = readMetadata(root);
+    assert.deepEqual(Object.keys(metadata).slice(0, moduleKeys.length), moduleKeys, "the module's keys, in order");
+    for (const key of moduleKeys) {
+      assert.equal(typeof metadata[key], typeof moduleResult[key], `type of ${key}`);
+    }
+    assert.equal(metadata.format_version, 1);
+    assert.equal(metadata.tool, "atocore-backup");
+    assert.equal(typeof metadata.tool_version, "string");
+    assert.equal(metadata.sqlite_driver, "ffi");
+    assert.match(String(metadata.sqlite_version), /^3\.\d+\.\d+$/);
+    assert.equal(metadata.backup_root, root);
+    assert.equal(metadata.db_snapshot_path, join(root, "db", "atocore.db"));
+    assert.equal(metadata.registry_snapshot_path, join(root, "config", "project-registry.json"));
+    assert.equal(metadata.db_size_bytes, Deno.statSync(join(root, "db", "atocore.db")).size);
+    assert.equal(metadata.chroma_snapshot_included, chroma);
+    assert.equal(metadata.chroma_snapshot_path, chroma ? join(root, "chroma") : "");
+    assert.deepEqual(
+      entryNames(root),
+      chroma ? ["backup-metadata.json", "chroma", "config", "db"] : [
+        "backup-metadata.json",
+        "config",
+        "db",
+      ],
+    );
+    if (chroma) {
+      const chromaFiles = listedByFind(join(root, "chroma")).files;
+      assert.equal(metadata.chroma_snapshot_files, chromaFiles.length);
+      assert.equal(
+        metadata.chroma_snapshot_bytes,
+        chromaFiles.reduce((sum, path) => sum + Deno.statSync(join(root, "chroma", path)).size, 0),
+      );
+    }
+    assertManifestMatchesFiles(root, metadata.manifest);
+    const { stamp: _stamp, validated, validation_errors, ...printed } = result;
+    assert.deepEqual(printed, metadata, "stdout is the metadata plus the module's validation keys");
+    assert.equal(validated, true);
+    assert.deepEqual(validation_errors, []);
+    assert.ok(events(run.stderr).some((event) => event.event === "runtime_backup_created"));
+    assert.deepEqual(entryNames(join(store.backupDir, ".staging")), [], "no staging left behind");
+  }
+});
+
+Deno.test("a database copied in many steps is hashed behind the copy; its manifest SHA-256 is the file's", async () => {
+  using store = tempStore({ dbMiB: 12, chromaMiB: 0.05, segments: 1 });
+  growInWal(store.db);
+  const run = await runCli(["create", "--json"], { env: storeEnv(store) });
+  assert.equal(run.code, 0, run.stderr);
+  assert.ok(!events(run.stderr).some((event) => event.event === "database_hashed_after_copy"), run.stderr);
+  const root = (run.json as CreateResult).backup_root;
+  assertManifestMatchesFiles(root, readMetadata(root).manifest);
+  const copy = `file:${join(root, "db", "atocore.db")}?immutable=1`;
+  const grown = await sqlite3Json(copy, "SELECT length(x) AS bytes FROM grown");
+  assert.deepEqual(grown, [{ bytes: 200000 }], "the commit left in the WAL is in the copy");
+});
+
+Deno.test("a database copied in one step is hashed once, after the copy, without a fallback event", async () => {
+  using store = tempStore({ dbMiB: 0.5, chromaMiB: 0.05, segments: 1 });
+  const run = await runCli(["create", "--json", "--sqlite-driver", "ffi"], { env: storeEnv(store) });
+  assert.equal(run.code, 0, run.stderr);
+  assert.ok(!events(run.stderr).some((event) => event.event === "database_hashed_after_copy"), run.stderr);
+  const root = (run.json as CreateResult).backup_root;
+  assertManifestMatchesFiles(root, readMetadata(root).manifest);
+});
+
+Deno.test("each driver can make the snapshot, and the metadata says which", async () => {
+  using store = tempStore({ dbMiB: 0.5, chromaMiB: 0.1, segments: 1 });
+  const env = storeEnv(store);
+  for (const driver of ["builtin", "ffi"]) {
+    const config = await runCli(["config", "--json", "--sqlite-driver", driver], { env });
+    const version = (config.json as { sqlite: { version: string } }).sqlite.version;
+    const run = await runCli(["create", "--chroma", "--sqlite-driver", driver], { env });
+    assert.equal(run.code, 0, run.stderr);
+    const metadata = readMetadata((run.json as CreateResult).backup_root);
+    assert.equal(metadata.sqlite_driver, driver);
+    assert.equal(metadata.sqlite_version, version);
+  }
+  assert.equal(entryNames(join(store.backupDir, "snapshots")).length, 2);
+});
+
+Deno.test("creates in the same second get two snapshots; a stamp taken is never overwritten", async () => {
+  using store = tempStore({ dbMiB: 0.2, chromaMiB: 0.05, segments: 1 });
+  const config = resolveConfig({}, { ATOCORE_DATA_DIR: store.dataDir }, ROOT);
+  const options = { driver: openDriver("ffi"), includeChroma: false, reporter: SILENT };
+  const taken = formatStamp(new Date());
+  const occupied = join(store.backupDir, "snapshots", taken);
+  Deno.mkdirSync(occupied, { recursive: true });
+  Deno.writeTextFileSync(join(occupied, "marker"), "mine");
+  const first = await createSnapshot(config, options);
+  const second = await createSnapshot(config, options);
+  assert.notEqual(first.stamp, taken);
+  assert.notEqual(second.stamp, first.stamp);
+  assert.deepEqual(entryNames(occupied), ["marker"]);
+  assert.deepEqual(entryNames(join(store.backupDir, "snapshots")), [taken, first.stamp, second.stamp].sort());
+});
+
+Deno.test("a missing database is a usage error naming it; nothing is made, not even the database", async () => {
+  using dir = tempDir();
+  const db = join(dir.path, "wrong", "atocore.db");
+  const run = await runCli(["create", "--db", db], { env: { ATOCORE_DATA_DIR: dir.path } });
+  assert.equal(run.code, 2);
+  assert.ok(run.stderr.includes(db), run.stderr);
+  assert.equal(run.stdout, "");
+  assert.deepEqual(entryNames(join(dir.path, "wrong")), []);
+  assert.deepEqual(entryNames(join(dir.path, "backups", "snapshots")), []);
+});
+
+Deno.test("leftover staging and trash of a crashed run are removed by the next create, and reported", async () => {
+  using store = tempStore({ dbMiB: 0.2, chromaMiB: 0.05, segments: 1 });
+  const staged = join(store.backupDir, ".staging", "20200101T000000Z.999-deadbeef");
+  const trashed = join(store.backupDir, ".trash", "20200102T000000Z.999-deadbeef");
+  for (const folder of [staged, trashed]) {
+    Deno.mkdirSync(join(folder, "db"), { recursive: true });
+    Deno.writeTextFileSync(join(folder, "db", "atocore.db"), "half a copy");
+  }
+  const run = await runCli(["create"], { env: storeEnv(store) });
+  assert.equal(run.code, 0, run.stderr);
+  assert.deepEqual(entryNames(join(store.backupDir, ".staging")), []);
+  assert.deepEqual(entryNames(join(store.backupDir, ".trash")), []);
+  const removed = events(run.stderr).filter((event) => event.event === "stale_leftover_removed").map((event) =>
+    event.path
+  );
+  assert.deepEqual(removed.sort(), [staged, trashed]);
+  assert.deepEqual(entryNames(join(store.backupDir, "snapshots")), [(run.json as CreateResult).stamp]);
+});
+
+Deno.test("create while another operation holds the lock exits 4 and makes nothing", async () => {
+  using store = tempStore({ dbMiB: 0.2, chromaMiB: 0.05, segments: 1 });
+  const env = storeEnv(store);
+  {
+    using _lock = acquireLock(store.backupDir, "restore");
+    const run = await runCli(["create"], { env });
+    assert.equal(run.code, 4);
+    assert.match(run.stderr, /locked by restore/);
+    assert.deepEqual(entryNames(join(store.backupDir, "snapshots")), []);
+  }
+  assert.equal((await runCli(["create"], { env })).code, 0, "the lock is free once released");
+});
+
+// Publishing only what validates is the design: a snapshot whose Chroma database is malformed
+// would fail `validate` and be refused by restore, so listing it as good would mislead.
+// Its files are kept under failed/ for whoever needs the database copy.
+Deno.test("a snapshot that fails post-backup validation is kept under failed/, not published; exit 1", async () => {
+  using store = tempStore({ dbMiB: 0.2, chromaMiB: 0.05, segments: 1 });
+  overwriteSecondPage(join(store.chromaDir, "chroma.sqlite3"));
+  const run = await runCli(["create", "--chroma"], { env: storeEnv(store) });
+  assert.equal(run.code, 1);
+  assert.deepEqual(entryNames(join(store.backupDir, "snapshots")), []);
+  assert.deepEqual(entryNames(join(store.backupDir, ".staging")), []);
+  const [aside] = entryNames(join(store.backupDir, "failed"));
+  const asidePath = join(store.backupDir, "failed", aside);
+  assert.match(run.stderr, /chroma_db_(open|integrity_check)_failed/);
+  assert.ok(run.stderr.includes(asidePath), "the error says where the snapshot went");
+  assert.deepEqual(entryNames(asidePath), ["backup-metadata.json", "chroma", "config", "db"]);
+  const warning = events(run.stderr).find((event) => event.event === "post_backup_validation_failed");
+  assert.equal(warning?.backup_root, asidePath);
+});
+
+/** Overwrite the second page of an SQLite file (a table's root) with 0xff bytes: the backup API copies it as is. */
+function overwriteSecondPage(path: string): void {
+  const header = new Uint8Array(18);
+  using file = Deno.openSync(path, { read: true, write: true });
+  file.readSync(header);
+  const pageSize = (header[16] << 8) | header[17];
+  file.seekSync(pageSize, Deno.SeekMode.Start);
+  file.writeSync(new Uint8Array(pageSize).fill(0xff));
+}
+
+Deno.test("Chroma: chroma.sqlite3 goes through the backup API (WAL frames in, no sidecars copied)", async () => {
+  using store = tempStore(SMALL);
+  const chromaDb = join(store.chromaDir, "chroma.sqlite3");
+  const holder = new Deno.Command("python3", {
+    args: [
+      "-c",
+      `import sqlite3, sys
+c = sqlite3.connect(sys.argv[1], isolation_level=None)
+c.execute("PRAGMA wal_autocheckpoint=0")
+c.execute("INSERT INTO collections VALUES ('c1', 'only-in-the-wal')")
+print("ready", flush=True)
+sys.stdin.read()`,
+      chromaDb,
+    ],
+    stdin: "piped",
+    stdout: "piped",
+  }).spawn();
+  try {
+    const reader = holder.stdout.getReader();
+    assert.equal(new TextDecoder().decode((await reader.read()).value).trim(), "ready");
+    reader.releaseLock();
+    assert.ok(Deno.statSync(`${chromaDb}-wal`).size > 0);
+    const run = await runCli(["create", "--chroma"], { env: storeEnv(store) });
+    assert.equal(run.code, 0, run.stderr);
+    const chroma = join((run.json as CreateResult).backup_root, "chroma");
+    assert.deepEqual(entryNames(chroma).filter((name) => name.startsWith("chroma.sqlite3")), ["chroma.sqlite3"]);
+    const rows = await sqlite3Json(
+      `file:${join(chroma, "chroma.sqlite3")}?immutable=1`,
+      "SELECT name FROM collections",
+    );
+    assert.ok(rows.some((row) => row.name === "only-in-the-wal"), "the copy holds the committed WAL frames");
+  } finally {
+    await holder.stdin.close();
+    await holder.status;
+    await holder.stdout.cancel().catch(() => {});
+  }
+});
+
+Deno.test("Chroma: symbolic links are copied as links, never followed, inside or out of the tree", async () => {
+  using store = tempStore(SMALL);
+  using outside = tempDir();
+  Deno.writeTextFileSync(join(outside.path, "secret.txt"), "outside-secret");
+  Deno.mkdirSync(join(outside.path, "folder"));
+  Deno.writeTextFileSync(join(outside.path, "folder", "inner.bin"), "outside-inner");
+  const links = {
+    "link-inside": `${SEGMENT}/header.bin`,
+    "link-outside": join(outside.path, "secret.txt"),
+    "dir-outside": join(outside.path, "folder"),
+    [`${SEGMENT}/dangling`]: "../../nowhere",
+  };
+  for (const [path, target] of Object.entries(links)) Deno.symlinkSync(target, join(store.chromaDir, path));
+  const run = await runCli(["create", "--chroma"], { env: storeEnv(store) });
+  assert.equal(run.code, 0, run.stderr);
+  const root = (run.json as CreateResult).backup_root;
+  for (const [path, target] of Object.entries(links)) {
+    const copy = join(root, "chroma", path);
+    assert.ok(Deno.lstatSync(copy).isSymlink, `${path} is a link`);
+    assert.equal(Deno.readLinkSync(copy), target);
+  }
+  const manifest = readMetadata(root).manifest;
+  for (const [path, target] of Object.entries(links)) {
+    assert.deepEqual(manifest.find((entry) => entry.path === `chroma/${path}`), {
+      path: `chroma/${path}`,
+      symlink: target,
+    });
+  }
+  const grep = new Deno.Command("grep", { args: ["-r", "-l", "outside-", root] }).outputSync();
+  assert.equal(new TextDecoder().decode(grep.stdout), "", "no content from outside the tree was copied");
+  assert.equal((await runCli(["validate", (run.json as CreateResult).stamp], { env: storeEnv(store) })).code, 0);
+});
+
+/** Start a process appending one byte at a time to `path` until it is killed; resolve once it writes. */
+async function startAppender(path: string): Promise<Deno.ChildProcess> {
+  const size = Deno.statSync(path).size;
+  // Raised priority, so the appender runs during each attempt's copy even on a loaded machine.
+  const child = new Deno.Command("nice", {
+    args: [
+      "-n",
+      "-10",
+      "python3",
+      "-c",
+      "import sys\nf = open(sys.argv[1], 'ab', buffering=0)\nwhile True: f.write(b'x')",
+      path,
+    ],
+    stdin: "null",
+  }).spawn();
+  while (Deno.statSync(path).size === size) await new Promise((resolve) => setTimeout(resolve, 5));
+  return child;
+}
+
+Deno.test("Chroma: a copy torn by a writer that keeps appending fails after bounded retries, saying why", async () => {
+  // A Chroma folder large enough that each attempt's copy lasts tens of milliseconds.
+  using store = tempStore({ ...SMALL, chromaMiB: 48 });
+  const segmentFile = join(store.chromaDir, SEGMENT, "data_level0.bin");
+  const appender = await startAppender(segmentFile);
+  let run;
+  try {
+    run = await runCli(["create", "--chroma"], { env: storeEnv(store) });
+  } finally {
+    appender.kill("SIGTERM");
+    await appender.status;
+  }
+  assert.equal(run.code, 1, run.stderr);
+  assert.match(run.stderr, /Chroma folder kept changing during the copy \(3 attempts/);
+  assert.ok(run.stderr.includes(`${SEGMENT}/data_level0.bin`), "the error names the file that changed");
+  assert.equal(events(run.stderr).filter((event) => event.event === "chroma_copy_torn").length, 3);
+  assert.deepEqual(entryNames(join(store.backupDir, "snapshots")), []);
+  assert.deepEqual(entryNames(join(store.backupDir, ".staging")), []);
+});
+
+Deno.test("Chroma: a writer that stops after two appends cannot tear all attempts; the copy is one of its states", async () => {
+  using store = tempStore(SMALL);
+  const segmentFile = join(store.chromaDir, SEGMENT, "data_level0.bin");
+  const original = Deno.readFileSync(segmentFile);
+  const writer = new Deno.Command("python3", {
+    args: [
+      "-c",
+      "import sys, time\nfor _ in range(2):\n  time.sleep(0.15)\n  open(sys.argv[1], 'ab').write(b'y' * 4096)",
+      segmentFile,
+    ],
+  }).spawn();
+  const run = await runCli(["create", "--chroma"], { env: storeEnv(store) });
+  await writer.status;
+  assert.equal(run.code, 0, run.stderr);
+  const copy = Deno.readFileSync(join((run.json as CreateResult).backup_root, "chroma", SEGMENT, "data_level0.bin"));
+  const live = Deno.readFileSync(segmentFile);
+  assert.ok([original.length, original.length + 4096, original.length + 8192].includes(copy.length));
+  assert.deepEqual(copy, live.subarray(0, copy.length), "the copy is a state the file was in");
+});
+
+Deno.test("a writer committing to the live database during create: the snapshot holds one committed state", async () => {
+  using store = tempStore({ dbMiB: 8, chromaMiB: 0.05, segments: 1 });
+  const writer = openLedgerWriter(store.db);
+  let committed = 0;
+  try {
+    for (; committed < 20; committed++) writer.commit(committed + 1);
+    const child = cliProcess(["create"], { env: storeEnv(store) }).spawn();
+    let done = false;
+    const output = child.output().finally(() => done = true);
+    while (!done) {
+      writer.commit(committed + 1);
+      committed += 1;
+      await new Promise((resolve) => setTimeout(resolve, 1));
+    }
+    const result = await output;
+    assert.equal(result.code, 0, new TextDecoder().decode(result.stderr));
+    const created = JSON.parse(new TextDecoder().decode(result.stdout)) as CreateResult;
+    assert.equal(created.validated, true);
+    const state = await ledgerState(String(created.db_snapshot_path), { immutable: true });
+    assert.equal(state.sum, state.total, `one committed state: ${JSON.stringify(state)}`);
+    assert.ok(Number(state.rows) >= 20 && Number(state.rows) <= committed);
+    assert.equal((await runCli(["validate", created.stamp], { env: storeEnv(store) })).code, 0);
+  } finally {
+    writer.close();
+  }
+});

@@ -1,0 +1,279 @@
+import assert from "node:assert/strict";
+import { join } from "node:path";
+import { resolveConfig } from "../../src/config.ts";
+import { createSnapshot } from "../../src/ops/create.ts";
+import { DRILL_CHECKS, drillSnapshot } from "../../src/ops/drill.ts";
+import { sha256File } from "../../src/fs/hash.ts";
+import { walkTree } from "../../src/fs/tree.ts";
+import { acquireLock } from "../../src/ops/lock.ts";
+import { previousSuccess, renderMetrics } from "../../src/report/metrics.ts";
+import { SILENT } from "../../src/report/reporter.ts";
+import { snapshotDir } from "../../src/snapshot/layout.ts";
+import { openDriver } from "../../src/sqlite/open_driver.ts";
+import type { SampleStore } from "../../scripts/sample_store.ts";
+import { moduleSnapshot, runCli, storeEnv, tempDir, tempStore } from "../_helpers.ts";
+import { mountTmpfs } from "../_mount.ts";
+
+const driver = openDriver("auto");
+const SMALL = { dbMiB: 1, chromaMiB: 1 };
+
+function configOf(store: SampleStore) {
+  return resolveConfig({}, { ATOCORE_DATA_DIR: store.dataDir }, store.dataDir);
+}
+
+async function snapshotOf(store: SampleStore, includeChroma = true): Promise<string> {
+  using _lock = acquireLock(store.backupDir, "create");
+  return (await createSnapshot(configOf(store), { driver, includeChroma, reporter: SILENT })).stamp;
+}
+
+async function treeHashes(root: string): Promise<Record<string, string>> {
+  const hashes: Record<string, string> = {};
+  for (const entry of walkTree(root, (path) => path === "backups")) {
+    if (entry.kind === "file") hashes[entry.path] = await sha256File(join(root, entry.path));
+  }
+  return hashes;
+}
+
+/** JUnit XML parsed by Python's ElementTree (a parser independent of the writer): cases and their outcome. */
+async function parseJunit(path: string): Promise<{ tests: string; cases: Record<string, string> }> {
+  const script = `import json, sys, xml.etree.ElementTree as E
+root = E.parse(sys.argv[1]).getroot()
+suite = root.find("testsuite")
+cases = {c.get("name"): ("failure" if c.find("failure") is not None else "skipped" if c.find("skipped") is not None else "passed") for c in suite.iter("testcase")}
+print(json.dumps({"tests": suite.get("tests"), "cases": cases}))`;
+  const output = await new Deno.Command("python3", { args: ["-c", script, path], stdout: "piped" }).output();
+  assert.ok(output.success, "the JUnit file is well-formed XML");
+  return JSON.parse(new TextDecoder().decode(output.stdout));
+}
+
+Deno.test("drill restores a snapshot with Chroma into scratch, passes every check, removes scratch, leaves live data alone", async () => {
+  using store = tempStore(SMALL);
+  using scratchParent = tempDir();
+  const stamp = await snapshotOf(store);
+  const before = await treeHashes(store.dataDir);
+  const now = new Date(Date.now() + 3_600_000);
+  const result = await drillSnapshot(configOf(store), stamp, {
+    driver,
+    reporter: SILENT,
+    now,
+    scratchParent: scratchParent.path,
+  });
+  assert.equal(result.ok, true, result.errors.join("; "));
+  assert.deepEqual(
+    result.checks.map((check) => [check.name, check.status]),
+    DRILL_CHECKS.map((name) => [name, "passed"]),
+  );
+  assert.ok(result.recovery_point_seconds! >= 3600 && result.recovery_point_seconds! < 3700);
+  assert.ok(result.recovery_time_seconds! >= result.restore_seconds!);
+  assert.equal(result.tables, 5);
+  assert.ok(result.rows > 0);
+  assert.ok(result.snapshot_bytes > result.db_size_bytes && result.chroma_bytes > 0);
+  assert.deepEqual([...Deno.readDirSync(scratchParent.path)], [], "scratch folder removed");
+  assert.deepEqual(await treeHashes(store.dataDir), before, "live store unchanged");
+});
+
+Deno.test("drill --keep keeps the restored copy, which sqlite3 reads with the snapshot's rows", async () => {
+  using store = tempStore(SMALL);
+  using scratchParent = tempDir();
+  const stamp = await snapshotOf(store, false);
+  const result = await drillSnapshot(configOf(store), stamp, {
+    driver,
+    reporter: SILENT,
+    now: new Date(),
+    keep: true,
+    scratchParent: scratchParent.path,
+  });
+  assert.equal(result.ok, true, result.errors.join("; "));
+  assert.equal(result.scratch_kept, true);
+  const restoredDb = join(result.scratch_dir!, "atocore.db");
+  assert.deepEqual(driver.tableRowCounts(restoredDb), driver.tableRowCounts(store.db));
+  const statuses = Object.fromEntries(result.checks.map((check) => [check.name, check.status]));
+  assert.equal(statuses.chroma_files, "skipped", "no Chroma in this snapshot");
+  assert.equal(statuses.chroma_db_integrity, "skipped");
+});
+
+Deno.test("drill of a snapshot with a damaged Chroma file fails at validation and restores nothing", async () => {
+  using store = tempStore(SMALL);
+  using scratchParent = tempDir();
+  const stamp = await snapshotOf(store);
+  const damaged = join(
+    snapshotDir(store.backupDir, stamp),
+    "chroma",
+    "00000000-5e9a-4c1d-8f00-000000000000",
+    "header.bin",
+  );
+  const bytes = Deno.readFileSync(damaged);
+  bytes[0] ^= 0xff;
+  Deno.writeFileSync(damaged, bytes);
+  const result = await drillSnapshot(configOf(store), stamp, {
+    driver,
+    reporter: SILENT,
+    now: new Date(),
+    scratchParent: scratchParent.path,
+  });
+  assert.equal(result.ok, false);
+  assert.equal(result.checks[0].status, "failed");
+  assert.match(
+    result.checks[0].detail,
+    /manifest_sha256_mismatch: chroma\/00000000-5e9a-4c1d-8f00-000000000000\/header\.bin/,
+  );
+  assert.ok(result.checks.slice(1).every((check) => check.status === "skipped"));
+  assert.equal(result.restore, null);
+  assert.deepEqual([...Deno.readDirSync(scratchParent.path)], []);
+});
+
+Deno.test("drill of a snapshot made by the Python module (no manifest) checks Chroma against the snapshot itself", async () => {
+  using store = tempStore(SMALL);
+  const stamp = await moduleSnapshot(store, "drill of a module snapshot");
+  const result = await drillSnapshot(configOf(store), stamp, { driver, reporter: SILENT, now: new Date() });
+  assert.equal(result.ok, true, result.errors.join("; "));
+  const chroma = result.checks.find((check) => check.name === "chroma_files")!;
+  assert.equal(chroma.status, "passed");
+  assert.match(chroma.detail, /match the snapshot \(no manifest\)/);
+});
+
+Deno.test("drill fails with exit 1 when the scratch disk is full, and leaves no scratch behind", async (t) => {
+  using store = tempStore({ dbMiB: 2, chromaMiB: 1 });
+  using mountPoint = tempDir();
+  const mount = mountTmpfs(mountPoint.path, "512k");
+  if (typeof mount === "string") {
+    await t.step({ name: "tmpfs mount not permitted here; skipped", ignore: true, fn: () => {} });
+    return;
+  }
+  using _mount = mount;
+  const stamp = await snapshotOf(store);
+  const run = await runCli(["drill", stamp, "--scratch-dir", mountPoint.path], { env: storeEnv(store) });
+  assert.equal(run.code, 1, run.stderr);
+  const result = run.json as { ok: boolean; checks: { name: string; status: string; detail: string }[] };
+  assert.equal(result.ok, false);
+  const restore = result.checks.find((check) => check.name === "restore")!;
+  assert.equal(restore.status, "failed");
+  assert.match(restore.detail, /no space left on device/);
+  assert.deepEqual([...Deno.readDirSync(mountPoint.path)], [], "scratch removed");
+});
+
+Deno.test("drill CLI: --latest picks the newest snapshot, writes JUnit and metrics, and takes no lock", async () => {
+  using store = tempStore(SMALL);
+  using out = tempDir();
+  const older = await snapshotOf(store);
+  const newer = "29991231T235959Z";
+  Deno.mkdirSync(snapshotDir(store.backupDir, newer));
+  for (const entry of walkTree(snapshotDir(store.backupDir, older))) {
+    const from = join(snapshotDir(store.backupDir, older), entry.path);
+    const to = join(snapshotDir(store.backupDir, newer), entry.path);
+    if (entry.kind === "dir") Deno.mkdirSync(to);
+    else Deno.copyFileSync(from, to);
+  }
+  const junit = join(out.path, "drill.xml");
+  const metrics = join(out.path, "drill.prom");
+  using _held = acquireLock(store.backupDir, "test holding the lock");
+  const run = await runCli(["drill", "--latest", "--junit", junit, "--metrics-file", metrics], {
+    env: storeEnv(store),
+  });
+  assert.equal(run.code, 0, run.stderr);
+  const result = run.json as { stamp: string; ok: boolean; recovery_point_seconds: number };
+  assert.equal(result.stamp, newer);
+  const parsed = await parseJunit(junit);
+  assert.equal(parsed.tests, String(DRILL_CHECKS.length));
+  assert.deepEqual(parsed.cases, Object.fromEntries(DRILL_CHECKS.map((name) => [name, "passed"])));
+  const text = Deno.readTextFileSync(metrics);
+  assert.match(text, /^atocore_backup_last_run_success\{operation="drill"\} 1$/m);
+  assert.match(text, /^atocore_backup_snapshot_valid\{operation="drill"\} 1$/m);
+  assert.match(text, /^# TYPE atocore_backup_drill_recovery_time_seconds gauge$/m);
+  assert.ok(
+    text.includes(
+      `\natocore_backup_drill_recovery_point_seconds{operation="drill"} ${result.recovery_point_seconds}\n`,
+    ),
+    "the metrics report the drill's own recovery point",
+  );
+  assert.match(text, /^atocore_backup_snapshot_timestamp_seconds\{operation="drill"\} 32503679999$/m);
+});
+
+Deno.test("drill CLI: a failing drill exits 1, marks JUnit failures, and keeps the last success time in the metrics", async () => {
+  using store = tempStore(SMALL);
+  using out = tempDir();
+  const stamp = await snapshotOf(store);
+  const metrics = join(out.path, "drill.prom");
+  const junit = join(out.path, "drill.xml");
+  const first = await runCli(["drill", stamp, "--metrics-file", metrics], { env: storeEnv(store) });
+  assert.equal(first.code, 0, first.stderr);
+  const lastSuccess = previousSuccess(metrics, "drill");
+  assert.ok(lastSuccess !== null && lastSuccess > 0);
+  Deno.writeTextFileSync(join(snapshotDir(store.backupDir, stamp), "config", "project-registry.json"), "{not json");
+  const second = await runCli(["drill", stamp, "--metrics-file", metrics, "--junit", junit], { env: storeEnv(store) });
+  assert.equal(second.code, 1);
+  const parsed = await parseJunit(junit);
+  assert.equal(parsed.cases.snapshot_valid, "failure");
+  assert.equal(parsed.cases.restore, "skipped");
+  const text = Deno.readTextFileSync(metrics);
+  assert.match(text, /^atocore_backup_last_run_success\{operation="drill"\} 0$/m);
+  assert.match(text, /^atocore_backup_snapshot_valid\{operation="drill"\} 0$/m);
+  assert.equal(previousSuccess(metrics, "drill"), lastSuccess);
+});
+
+Deno.test("drill CLI: no snapshot for --latest is exit 1 with one line; a run that throws still writes its metrics", async () => {
+  using store = tempStore(SMALL);
+  using out = tempDir();
+  const metrics = join(out.path, "drill.prom");
+  const run = await runCli(["drill", "--latest", "--metrics-file", metrics], { env: storeEnv(store) });
+  assert.equal(run.code, 1);
+  assert.equal(run.stderr.trim().split("\n").length, 1);
+  assert.match(run.stderr, /no snapshots to drill in .*backups; run 'atocore-backup create' first/);
+  assert.match(Deno.readTextFileSync(metrics), /^atocore_backup_last_run_success\{operation="drill"\} 0$/m);
+});
+
+Deno.test("drill --sample runs the whole tool in a temporary folder and leaves nothing behind", async () => {
+  using cwd = tempDir();
+  using tmp = tempDir();
+  const run = await runCli(["drill", "--sample"], { cwd: cwd.path, env: { TMPDIR: tmp.path } });
+  assert.equal(run.code, 0, run.stderr);
+  const result = run.json as {
+    ok: boolean;
+    data_dir: string;
+    create: { chroma_snapshot_files: number };
+    validate: { valid: boolean; manifest_ok: boolean };
+    drill: { ok: boolean };
+    cleanup: { dry_run: boolean; kept: number };
+  };
+  assert.equal(result.ok, true);
+  assert.ok(result.data_dir.startsWith(tmp.path));
+  assert.ok(result.create.chroma_snapshot_files > 0);
+  assert.deepEqual([result.validate.valid, result.validate.manifest_ok, result.drill.ok], [true, true, true]);
+  assert.deepEqual([result.cleanup.dry_run, result.cleanup.kept], [true, 1]);
+  assert.deepEqual([...Deno.readDirSync(tmp.path)], [], "temporary folder removed");
+  assert.deepEqual([...Deno.readDirSync(cwd.path)], [], "nothing written where it ran");
+});
+
+Deno.test("metrics: a failed run without an earlier success has no last-success sample; values are plain numbers", () => {
+  const text = renderMetrics({
+    operation: "create",
+    startedAt: new Date("2026-04-09T01:02:03Z"),
+    finishedAt: new Date("2026-04-09T01:02:05.500Z"),
+    success: false,
+    facts: {},
+  }, null);
+  assert.doesNotMatch(text, /last_success_timestamp_seconds/);
+  assert.match(text, /^atocore_backup_last_run_timestamp_seconds\{operation="create"\} 1775696525\.5$/m);
+  assert.match(text, /^atocore_backup_last_run_duration_seconds\{operation="create"\} 2\.5$/m);
+  for (const line of text.trim().split("\n").filter((line) => !line.startsWith("#"))) {
+    assert.match(line, /^atocore_backup_[a-z_]+\{operation="create"\} -?\d+(\.\d+)?$/);
+  }
+});
+
+Deno.test("drill with a scratch folder that cannot be made fails the restore check and names the folder", async () => {
+  using store = tempStore(SMALL);
+  using parent = tempDir();
+  const stamp = await snapshotOf(store, false);
+  const missing = join(parent.path, "missing");
+  const result = await drillSnapshot(configOf(store), stamp, {
+    driver,
+    reporter: SILENT,
+    now: new Date(),
+    scratchParent: missing,
+  });
+  assert.equal(result.ok, false);
+  const restore = result.checks.find((check) => check.name === "restore")!;
+  assert.equal(restore.status, "failed");
+  assert.equal(restore.detail, `cannot make a scratch folder in ${missing} (not found); check --scratch-dir`);
+  assert.equal(result.scratch_dir, null);
+});

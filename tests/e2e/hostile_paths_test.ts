@@ -1,0 +1,121 @@
+/**
+ * Safety findings of the storage review: `restore --to` (and so the drill) never
+ * writes outside its folder through a symbolic link placed in it.
+ */
+import assert from "node:assert/strict";
+import { join } from "node:path";
+import { runCli, storeEnv, tempDir, tempStore } from "../_helpers.ts";
+
+async function createSnapshot(env: Record<string, string>): Promise<string> {
+  const run = await runCli(["create", "--chroma"], { env });
+  assert.equal(run.code, 0, run.stderr);
+  return (run.json as { stamp: string }).stamp;
+}
+
+Deno.test("restore --to refuses a database (or -wal), registry or Chroma target that is a symbolic link out of the folder", async () => {
+  using store = tempStore({ dbMiB: 1 });
+  using scratch = tempDir();
+  const env = storeEnv(store);
+  const stamp = await createSnapshot(env);
+  const outside = join(scratch.path, "outside");
+  Deno.mkdirSync(join(outside, "chroma-elsewhere"), { recursive: true });
+  const precious = join(outside, "chroma-elsewhere", "precious.txt");
+  Deno.writeTextFileSync(precious, "keep me");
+  const decoy = join(outside, "decoy.txt");
+  Deno.writeTextFileSync(decoy, "not a database");
+
+  const links: [string, string][] = [
+    ["atocore.db", decoy],
+    ["atocore.db-wal", decoy],
+    ["project-registry.json", decoy],
+    ["chroma", join(outside, "chroma-elsewhere")],
+  ];
+  for (const [name, pointsTo] of links) {
+    const to = join(scratch.path, `to-${name}`);
+    Deno.mkdirSync(to);
+    Deno.symlinkSync(pointsTo, join(to, name));
+    const run = await runCli(["restore", stamp, "--to", to], { env });
+    assert.equal(run.code, 3, `a symbolic link ${name} in --to must be refused: ${run.stderr}`);
+    assert.match(run.stderr, /symbolic link/);
+    assert.match(run.stderr, new RegExp(join(to, name).replaceAll(".", "\\.")));
+    const errors = run.stderr.split("\n").filter((line) => line.startsWith("atocore-backup: error:"));
+    assert.equal(errors.length, 1, run.stderr);
+    assert.equal(Deno.readTextFileSync(decoy), "not a database");
+    assert.deepEqual([...Deno.readDirSync(join(outside, "chroma-elsewhere"))].map((entry) => entry.name), [
+      "precious.txt",
+    ]);
+    assert.equal(Deno.readTextFileSync(precious), "keep me");
+  }
+});
+
+Deno.test("a lock file that is a symbolic link is refused, and the file it points to is not truncated", async () => {
+  using store = tempStore({ dbMiB: 1 });
+  using scratch = tempDir();
+  const env = storeEnv(store);
+  const elsewhere = join(scratch.path, "important.conf");
+  Deno.writeTextFileSync(elsewhere, "do not truncate\n");
+  Deno.mkdirSync(store.backupDir, { recursive: true });
+  Deno.symlinkSync(elsewhere, join(store.backupDir, ".lock"));
+
+  for (const args of [["create"], ["cleanup", "--confirm"]]) {
+    const run = await runCli(args, { env });
+    assert.equal(run.code, 3, `${args.join(" ")} must refuse a linked lock file: ${run.stderr}`);
+    assert.match(run.stderr, /symbolic link/);
+    assert.ok(run.stderr.includes(join(store.backupDir, ".lock")), run.stderr);
+    assert.equal(Deno.readTextFileSync(elsewhere), "do not truncate\n");
+  }
+  assert.equal(Deno.readTextFileSync(elsewhere), "do not truncate\n");
+  assert.deepEqual([...Deno.readDirSync(store.backupDir)].map((entry) => entry.name), [".lock"]);
+});
+
+const hasStrace = await new Deno.Command("strace", { args: ["-V"], stdout: "null", stderr: "null" }).output()
+  .then((output) => output.success, () => false);
+
+Deno.test({
+  name: "ensureDir fsyncs the folder holding each folder it creates, not only the last one's (needs strace)",
+  ignore: !hasStrace,
+}, async () => {
+  using scratch = tempDir();
+  const trace = join(scratch.path, "trace.txt");
+  const deep = join(scratch.path, "a", "b", "c");
+  const script = `import { ensureDir } from ${JSON.stringify(new URL("../../src/fs/durable.ts", import.meta.url).href)};
+ensureDir(${JSON.stringify(deep)});`;
+  const run = await new Deno.Command("strace", {
+    args: ["-f", "-y", "-e", "trace=fsync", "-o", trace, Deno.execPath(), "eval", script],
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  assert.ok(run.success, new TextDecoder().decode(run.stderr));
+  const synced = new Set([...Deno.readTextFileSync(trace).matchAll(/fsync\(\d+<([^>]*)>\)\s+=\s+0/g)].map((m) => m[1]));
+  const real = Deno.realPathSync(scratch.path);
+  for (const folder of [real, join(real, "a"), join(real, "a", "b")]) {
+    assert.ok(
+      synced.has(folder),
+      `${folder} (holding a new folder) was not fsynced; fsynced: ${[...synced].join(", ")}`,
+    );
+  }
+});
+
+Deno.test("a snapshot whose metadata cannot be read is reported by list and validate --all; the others still are", async () => {
+  using store = tempStore({ dbMiB: 1 });
+  const env = storeEnv(store);
+  const good = await createSnapshot(env);
+  const bad = await createSnapshot(env);
+  const metadata = join(store.backupDir, "snapshots", bad, "backup-metadata.json");
+  Deno.removeSync(metadata);
+  Deno.mkdirSync(metadata);
+
+  const list = await runCli(["list"], { env });
+  assert.equal(list.code, 0, list.stderr);
+  const backups = (list.json as { backups: { stamp: string; metadata_error?: string }[] }).backups;
+  assert.deepEqual(backups.map((entry) => [entry.stamp, entry.metadata_error]), [[good, undefined], [
+    bad,
+    "unreadable",
+  ]]);
+
+  const validate = await runCli(["validate", "--all"], { env });
+  assert.equal(validate.code, 1, validate.stderr);
+  const results = (validate.json as { results: { stamp: string; valid: boolean; errors: string[] }[] }).results;
+  assert.deepEqual(results.map((result) => [result.stamp, result.valid]), [[good, true], [bad, false]]);
+  assert.match(results[1].errors[0], /^metadata_unreadable: is a directory$/);
+});

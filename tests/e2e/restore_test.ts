@@ -1,0 +1,482 @@
+/**
+ * `restore` end to end through the CLI: round trips, the reference module in both
+ * directions, every refusal (exit code, nothing changed), `--to`, a restore in the
+ * same second as the snapshot it restores, and the Chroma folder kept in place.
+ */
+import assert from "node:assert/strict";
+import { DatabaseSync } from "node:sqlite";
+import { join } from "node:path";
+import { acquireLock } from "../../src/ops/lock.ts";
+import { formatStamp, parseStamp } from "../../src/snapshot/stamp.ts";
+import {
+  changeMarkerInWal,
+  createdStamp,
+  moduleSnapshot,
+  projectMarker,
+  referenceFor,
+  runCli,
+  runReference,
+  storeEnv,
+  tempDir,
+  tempStore,
+} from "../_helpers.ts";
+import { entryNames, liveDigest, skipBecause, sqliteIntegrity, treeDigest } from "../_faults.ts";
+import { bindReadOnly, mountTmpfs } from "../_mount.ts";
+
+const RESULT_KEYS = [
+  "stamp",
+  "pre_restore_snapshot",
+  "target_db",
+  "db_restored",
+  "registry_restored",
+  "chroma_restored",
+  "restored_integrity_ok",
+  "target_registry",
+  "target_chroma",
+  "chroma_files_restored",
+  "chroma_bytes_restored",
+  "to",
+  "open_files_checked",
+  "validation",
+];
+
+type Store = ReturnType<typeof tempStore>;
+
+/** Change the live store: the database (left in its -wal, as a running service leaves it), registry and Chroma. */
+function changeLiveStore(store: Store): void {
+  changeMarkerInWal(store.db);
+  assert.ok(Deno.statSync(`${store.db}-wal`).size > 0, "the change should sit in the -wal");
+  Deno.writeTextFileSync(store.registry, '{"projects": []}\n');
+  Deno.writeTextFileSync(join(store.chromaDir, "added-after-snapshot.bin"), "new");
+  const segment = entryNames(store.chromaDir).find((name) => name.includes("-5e9a-"))!;
+  Deno.writeFileSync(join(store.chromaDir, segment, "header.bin"), new Uint8Array(100));
+}
+
+function snapshotChroma(store: Store, stamp: string): string {
+  return join(store.backupDir, "snapshots", stamp, "chroma");
+}
+
+Deno.test("restore round trip: live data, registry and Chroma are as at create; the pre-restore snapshot undoes it", async () => {
+  using store = tempStore({ dbMiB: 1, chromaMiB: 1 });
+  const env = storeEnv(store);
+  const segment = entryNames(store.chromaDir).find((name) => name.includes("-5e9a-"))!;
+  Deno.symlinkSync(`${segment}/header.bin`, join(store.chromaDir, "header-link"));
+  const registryAtCreate = Deno.readTextFileSync(store.registry);
+  const stamp = await createdStamp(storeEnv(store));
+  const chromaAtCreate = treeDigest(snapshotChroma(store, stamp));
+  changeLiveStore(store);
+  const changed = liveDigest(store);
+  const chromaInode = Deno.statSync(store.chromaDir).ino;
+
+  const run = await runCli(["restore", stamp, "--confirm-service-stopped"], { env });
+  assert.equal(run.code, 0, run.stderr);
+  const result = run.json as Record<string, unknown>;
+  assert.deepEqual(Object.keys(result), RESULT_KEYS);
+  assert.equal(result.stamp, stamp);
+  assert.equal(result.target_db, store.db);
+  assert.equal(result.restored_integrity_ok, true);
+  assert.equal(result.registry_restored, true);
+  assert.equal(result.chroma_restored, true);
+  assert.equal(result.chroma_files_restored, Object.values(chromaAtCreate).filter((v) => !v.startsWith("->")).length);
+  assert.equal((result.validation as { manifest_ok: boolean }).manifest_ok, true);
+
+  assert.equal(await projectMarker(store.db), "atlas");
+  assert.equal(await sqliteIntegrity(store.db), "ok");
+  assert.equal(Deno.readTextFileSync(store.registry), registryAtCreate);
+  assert.deepEqual(treeDigest(store.chromaDir), chromaAtCreate);
+  assert.ok(Deno.lstatSync(join(store.chromaDir, "header-link")).isSymlink, "a symbolic link must stay a link");
+  assert.equal(Deno.statSync(store.chromaDir).ino, chromaInode, "the Chroma folder itself must stay");
+  assert.deepEqual(entryNames(store.chromaDir).filter((name) => name.startsWith(".")), []);
+  assert.deepEqual(entryNames(store.dataDir).filter((name) => name.startsWith(".")), []);
+
+  const pre = result.pre_restore_snapshot as string;
+  assert.ok(parseStamp(pre) && pre > stamp, `pre-restore stamp ${pre} should follow ${stamp}`);
+  assert.equal((await runCli(["validate", pre], { env })).code, 0);
+  assert.ok(entryNames(snapshotChroma(store, pre)).includes("added-after-snapshot.bin"), "pre-restore lacks Chroma");
+
+  const undo = await runCli(["restore", pre, "--confirm-service-stopped", "--no-pre-snapshot"], { env });
+  assert.equal(undo.code, 0, undo.stderr);
+  assert.equal((undo.json as { pre_restore_snapshot: unknown }).pre_restore_snapshot, null);
+  assert.equal(await projectMarker(store.db), "changed");
+  assert.deepEqual(withoutDatabases(liveDigest(store)), withoutDatabases(changed));
+  assert.deepEqual(entryNames(join(store.backupDir, "snapshots")), [stamp, pre].sort());
+});
+
+Deno.test("restore prints a readable summary naming the pre-restore stamp", async () => {
+  using store = tempStore({ dbMiB: 1 });
+  const stamp = await createdStamp(storeEnv(store), []);
+  const run = await runCli(["restore", stamp, "--confirm-service-stopped", "--no-chroma"], { env: storeEnv(store) });
+  assert.equal(run.code, 0, run.stderr);
+  const pre = (run.json as { pre_restore_snapshot: string }).pre_restore_snapshot;
+  assert.match(run.stderr, new RegExp(`"event":"pre_restore_snapshot_created","stamp":"${pre}"`));
+  assert.match(run.stderr, /"event":"runtime_backup_restored"/);
+});
+
+Deno.test("a snapshot made by the reference module restores with this tool", async () => {
+  using store = tempStore({ dbMiB: 1 });
+  const stamp = await moduleSnapshot(store, "restore of a module snapshot");
+  const chromaAtCreate = treeDigest(snapshotChroma(store, stamp));
+  changeLiveStore(store);
+
+  const run = await runCli(["restore", stamp, "--confirm-service-stopped"], { env: storeEnv(store) });
+  assert.equal(run.code, 0, run.stderr);
+  const result = run.json as { validation: { manifest_ok: unknown }; chroma_restored: boolean };
+  assert.equal(result.validation.manifest_ok, null, "a module snapshot has no manifest");
+  assert.equal(result.chroma_restored, true);
+  assert.equal(await projectMarker(store.db), "atlas");
+  assert.deepEqual(treeDigest(store.chromaDir), chromaAtCreate);
+});
+
+Deno.test("a snapshot made by this tool restores with the reference module", async () => {
+  if (!referenceFor("a snapshot made by this tool restores with the reference module")) return;
+  using store = tempStore({ dbMiB: 1 });
+  const stamp = await createdStamp(storeEnv(store));
+  const chromaAtCreate = treeDigest(snapshotChroma(store, stamp));
+  changeLiveStore(store);
+  // The module's own pre-restore snapshot would overwrite a snapshot of the same second (its known weakness).
+  while (formatStamp(new Date()) === stamp) await new Promise((resolve) => setTimeout(resolve, 50));
+
+  const run = await runReference(["restore", stamp, "--confirm-service-stopped"], store);
+  assert.equal(run.code, 0, run.stderr);
+  const result = run.json as Record<string, unknown>;
+  assert.equal(result.restored_integrity_ok, true);
+  assert.equal(result.chroma_restored, true);
+  assert.equal(await projectMarker(store.db), "atlas");
+  assert.deepEqual(treeDigest(store.chromaDir), chromaAtCreate);
+});
+
+Deno.test("restore refuses without --confirm-service-stopped, exit 3, nothing changed", async () => {
+  using store = tempStore({ dbMiB: 1 });
+  const stamp = await createdStamp(storeEnv(store));
+  changeLiveStore(store);
+  const before = liveDigest(store);
+  const run = await runCli(["restore", stamp], { env: storeEnv(store) });
+  assert.equal(run.code, 3);
+  assert.match(run.stderr, /--confirm-service-stopped/);
+  assert.match(run.stderr, /--to DIR/);
+  assert.equal(run.stdout, "");
+  assert.deepEqual(liveDigest(store), before);
+  assert.deepEqual(entryNames(join(store.backupDir, "snapshots")), [stamp]);
+});
+
+Deno.test("restore refuses while this test holds the database open, naming its pid; --ignore-open-files overrides", async () => {
+  using store = tempStore({ dbMiB: 1 });
+  const env = storeEnv(store);
+  const stamp = await createdStamp(storeEnv(store));
+  changeLiveStore(store);
+  const before = liveDigest(store);
+  const held = new DatabaseSync(store.db);
+  try {
+    held.prepare("SELECT count(*) FROM projects").get();
+    const refused = await runCli(["restore", stamp, "--confirm-service-stopped"], { env });
+    assert.equal(refused.code, 3, refused.stderr);
+    assert.match(refused.stderr, new RegExp(`process(es)? [0-9, ]*\\b${Deno.pid}\\b`));
+    assert.ok(refused.stderr.includes(store.db), refused.stderr);
+    assert.deepEqual(liveDigest(store), before);
+    assert.deepEqual(entryNames(join(store.backupDir, "snapshots")), [stamp]);
+
+    const noAck = await runCli(["restore", stamp, "--ignore-open-files"], { env });
+    assert.equal(noAck.code, 3, "--ignore-open-files must not stand in for the acknowledgment");
+    assert.match(noAck.stderr, /--confirm-service-stopped/);
+
+    const forced = await runCli(["restore", stamp, "--confirm-service-stopped", "--ignore-open-files"], { env });
+    assert.equal(forced.code, 0, forced.stderr);
+  } finally {
+    held.close();
+  }
+  assert.equal(await projectMarker(store.db), "atlas");
+});
+
+Deno.test("restore refuses a snapshot that fails deep validation, listing the errors, exit 3, nothing changed", async () => {
+  using store = tempStore({ dbMiB: 1 });
+  const env = storeEnv(store);
+  const stamp = await createdStamp(storeEnv(store));
+  const segment = entryNames(snapshotChroma(store, stamp)).find((name) => name.includes("-5e9a-"))!;
+  const damaged = join(snapshotChroma(store, stamp), segment, "header.bin");
+  const bytes = Deno.readFileSync(damaged);
+  bytes[0] ^= 0xff;
+  Deno.writeFileSync(damaged, bytes);
+  changeLiveStore(store);
+  const before = liveDigest(store);
+
+  const run = await runCli(["restore", stamp, "--confirm-service-stopped"], { env });
+  assert.equal(run.code, 3, run.stderr);
+  assert.match(run.stderr, new RegExp(`manifest_sha256_mismatch: chroma/${segment}/header.bin`));
+  assert.match(run.stderr, /nothing was changed/);
+  assert.deepEqual(liveDigest(store), before);
+  assert.deepEqual(entryNames(join(store.backupDir, "snapshots")), [stamp]);
+
+  const missing = await runCli(["restore", "20200101T000000Z", "--confirm-service-stopped"], { env });
+  assert.equal(missing.code, 3);
+  assert.match(missing.stderr, /snapshot_directory_missing/);
+  assert.deepEqual(liveDigest(store), before);
+});
+
+Deno.test("restore over a damaged live database removes its stale -wal, so none of it reaches the restored one", async () => {
+  using store = tempStore({ dbMiB: 1 });
+  const env = storeEnv(store);
+  const stamp = await createdStamp(storeEnv(store));
+  changeLiveStore(store);
+  Deno.writeFileSync(store.db, new Uint8Array(8192).fill(0x41));
+  const run = await runCli(["restore", stamp, "--confirm-service-stopped", "--no-pre-snapshot"], { env });
+  assert.equal(run.code, 0, run.stderr);
+  assert.match(run.stderr, /restore_pre_checkpoint_failed/);
+  assert.equal(await projectMarker(store.db), "atlas");
+  assert.equal(await sqliteIntegrity(store.db), "ok");
+});
+
+Deno.test("restore usage errors exit 2 and touch nothing", async () => {
+  using store = tempStore({ dbMiB: 1 });
+  const env = storeEnv(store);
+  const stamp = await createdStamp(storeEnv(store));
+  const before = liveDigest(store);
+  for (
+    const args of [
+      ["restore"],
+      ["restore", "../..", "--confirm-service-stopped"],
+      ["restore", stamp, "--confirm-service-stopped", "--chroma", "--no-chroma"],
+      ["restore", stamp, "--confirm-service-stopped", "--bogus"],
+      ["restore", stamp, "extra", "--confirm-service-stopped"],
+    ]
+  ) {
+    const run = await runCli(args, { env });
+    assert.equal(run.code, 2, `${args.join(" ")}: ${run.stderr}`);
+  }
+  assert.deepEqual(liveDigest(store), before);
+  assert.deepEqual(entryNames(join(store.backupDir, "snapshots")), [stamp]);
+});
+
+Deno.test("restore waits for nobody: another operation's lock makes it exit 4, nothing changed", async () => {
+  using store = tempStore({ dbMiB: 1 });
+  const stamp = await createdStamp(storeEnv(store));
+  changeLiveStore(store);
+  const before = liveDigest(store);
+  using _lock = acquireLock(store.backupDir, "test");
+  const run = await runCli(["restore", stamp, "--confirm-service-stopped"], { env: storeEnv(store) });
+  assert.equal(run.code, 4, run.stderr);
+  assert.deepEqual(liveDigest(store), before);
+});
+
+Deno.test("restore onto a store whose database is gone: refused with a pre-snapshot, done with --no-pre-snapshot", async () => {
+  using store = tempStore({ dbMiB: 1 });
+  const env = storeEnv(store);
+  const stamp = await createdStamp(storeEnv(store));
+  for (const name of entryNames(store.dataDir).filter((name) => name.startsWith("atocore.db"))) {
+    Deno.removeSync(join(store.dataDir, name));
+  }
+  const refused = await runCli(["restore", stamp, "--confirm-service-stopped"], { env });
+  assert.equal(refused.code, 3, refused.stderr);
+  assert.match(refused.stderr, /--no-pre-snapshot/);
+  assert.deepEqual(entryNames(store.dataDir).includes("atocore.db"), false);
+
+  const run = await runCli(["restore", stamp, "--confirm-service-stopped", "--no-pre-snapshot"], { env });
+  assert.equal(run.code, 0, run.stderr);
+  assert.equal(await projectMarker(store.db), "atlas");
+});
+
+Deno.test("restore --to rebuilds the store elsewhere without acknowledgment, the live store untouched", async () => {
+  using store = tempStore({ dbMiB: 1 });
+  using target = tempDir();
+  const env = storeEnv(store);
+  const stamp = await createdStamp(storeEnv(store));
+  const chromaAtCreate = treeDigest(snapshotChroma(store, stamp));
+  const registryAtCreate = Deno.readTextFileSync(store.registry);
+  changeLiveStore(store);
+  const before = liveDigest(store);
+  const to = join(target.path, "drill");
+
+  const run = await runCli(["restore", stamp, "--to", to], { env });
+  assert.equal(run.code, 0, run.stderr);
+  const result = run.json as Record<string, unknown>;
+  assert.deepEqual(Object.keys(result), RESULT_KEYS);
+  assert.equal(result.to, to);
+  assert.equal(result.pre_restore_snapshot, null);
+  assert.equal(result.target_db, join(to, "atocore.db"));
+  assert.equal(result.target_registry, join(to, "project-registry.json"));
+  assert.equal(result.target_chroma, join(to, "chroma"));
+  assert.equal(await projectMarker(join(to, "atocore.db")), "atlas");
+  assert.equal(Deno.readTextFileSync(join(to, "project-registry.json")), registryAtCreate);
+  assert.deepEqual(treeDigest(join(to, "chroma")), chromaAtCreate);
+  assert.deepEqual(liveDigest(store), before);
+  assert.equal(await projectMarker(store.db), "changed");
+  assert.deepEqual(entryNames(join(store.backupDir, "snapshots")), [stamp]);
+
+  const again = await runCli(["restore", stamp, "--to", to, "--no-chroma"], { env });
+  assert.equal(again.code, 0, again.stderr);
+  assert.equal((again.json as { chroma_restored: boolean }).chroma_restored, false);
+
+  for (const folder of [store.dataDir, store.chromaDir, join(store.backupDir, "snapshots", stamp)]) {
+    const onLive = await runCli(["restore", stamp, "--to", folder], { env });
+    assert.equal(onLive.code, 3, `--to ${folder} must be refused: ${onLive.stderr}`);
+    assert.match(onLive.stderr, /live store or backups/);
+  }
+  assert.deepEqual(liveDigest(store), before);
+  assert.equal((await runCli(["validate", stamp], { env })).code, 0);
+});
+
+Deno.test("restore right after create, in the same second: every snapshot stays, the pre-restore stamp is new", async () => {
+  using store = tempStore({ dbMiB: 1 });
+  const env = storeEnv(store);
+  const stamp = await createdStamp(storeEnv(store));
+  const snapshots = join(store.backupDir, "snapshots");
+  // Occupy the next seconds too, so the pre-restore snapshot meets taken stamps whenever it runs.
+  const taken = [1, 2].map((seconds) => formatStamp(new Date(parseStamp(stamp)!.getTime() + seconds * 1000)));
+  for (const name of taken) copyTree(join(snapshots, stamp), join(snapshots, name));
+  const digests = Object.fromEntries([stamp, ...taken].map((name) => [name, treeDigest(join(snapshots, name))]));
+
+  const run = await runCli(["restore", stamp, "--confirm-service-stopped"], { env });
+  assert.equal(run.code, 0, run.stderr);
+  const pre = (run.json as { pre_restore_snapshot: string }).pre_restore_snapshot;
+  assert.ok(![stamp, ...taken].includes(pre), `pre-restore snapshot took a used stamp ${pre}`);
+  assert.deepEqual(entryNames(snapshots), [stamp, ...taken, pre].sort());
+  for (const name of [stamp, ...taken]) assert.deepEqual(treeDigest(join(snapshots, name)), digests[name], name);
+  const validated = await runCli(["validate", "--all"], { env });
+  assert.equal(validated.code, 0, validated.stdout);
+});
+
+Deno.test("restore into a Chroma folder that is a mount point keeps the mount and its inode", async () => {
+  using store = tempStore({ dbMiB: 1, chromaMiB: 1 });
+  const original = join(store.dataDir, "chroma-original");
+  Deno.renameSync(store.chromaDir, original);
+  Deno.mkdirSync(store.chromaDir);
+  const mount = mountTmpfs(store.chromaDir, "16m");
+  if (typeof mount === "string") {
+    skipBecause(mount);
+    return;
+  }
+  using _mount = mount;
+  copyTree(original, store.chromaDir, true);
+  Deno.removeSync(original, { recursive: true });
+  const stamp = await createdStamp(storeEnv(store));
+  const chromaAtCreate = treeDigest(snapshotChroma(store, stamp));
+  changeLiveStore(store);
+  const inode = Deno.statSync(store.chromaDir).ino;
+
+  const run = await runCli(["restore", stamp, "--confirm-service-stopped"], { env: storeEnv(store) });
+  assert.equal(run.code, 0, run.stderr);
+  assert.equal(Deno.statSync(store.chromaDir).ino, inode);
+  assert.deepEqual(treeDigest(store.chromaDir), chromaAtCreate);
+});
+
+Deno.test("a restore that fails part way exits 1 and names the pre-restore stamp to go back to", async () => {
+  using store = tempStore({ dbMiB: 1 });
+  const configDir = join(store.dataDir, "config");
+  Deno.mkdirSync(configDir);
+  const registry = join(configDir, "project-registry.json");
+  Deno.renameSync(store.registry, registry);
+  const env = { ...storeEnv(store), ATOCORE_PROJECT_REGISTRY_PATH: registry };
+  const stamp = await createdStamp(env);
+  changeLiveStore(store);
+  const mount = bindReadOnly(configDir);
+  if (typeof mount === "string") {
+    skipBecause(mount);
+    return;
+  }
+  let pre: string;
+  {
+    using _mount = mount;
+    const run = await runCli(["restore", stamp, "--confirm-service-stopped"], { env });
+    assert.equal(run.code, 1, run.stderr);
+    assert.match(run.stderr, /restore failed while replacing the registry/);
+    pre = entryNames(join(store.backupDir, "snapshots")).find((name) => name !== stamp)!;
+    assert.ok(run.stderr.includes(`atocore-backup restore ${pre} --confirm-service-stopped`), run.stderr);
+    assert.ok(entryNames(store.chromaDir).includes("added-after-snapshot.bin"), "Chroma must not be swapped");
+    assert.deepEqual(entryNames(store.chromaDir).filter((name) => name.startsWith(".")), []);
+  }
+  const undo = await runCli(["restore", pre, "--confirm-service-stopped", "--no-pre-snapshot"], { env });
+  assert.equal(undo.code, 0, undo.stderr);
+  assert.equal(await projectMarker(store.db), "changed");
+});
+
+Deno.test("restore keeps the live files' owner and mode, and gives restored Chroma files the folder's owner", async () => {
+  if (Deno.uid() !== 0) {
+    skipBecause("changing owners needs root");
+    return;
+  }
+  using store = tempStore({ dbMiB: 1 });
+  const stamp = await createdStamp(storeEnv(store));
+  const [uid, gid] = [4321, 4322];
+  for (const path of [store.db, store.registry, store.chromaDir]) Deno.chownSync(path, uid, gid);
+  Deno.chmodSync(store.db, 0o640);
+  const run = await runCli(["restore", stamp, "--confirm-service-stopped"], { env: storeEnv(store) });
+  assert.equal(run.code, 0, run.stderr);
+  const db = Deno.statSync(store.db);
+  assert.deepEqual([db.uid, db.gid, db.mode! & 0o777], [uid, gid, 0o640]);
+  const registry = Deno.statSync(store.registry);
+  assert.deepEqual([registry.uid, registry.gid], [uid, gid]);
+  const restored = treeDigest(store.chromaDir);
+  assert.ok(Object.keys(restored).length > 0);
+  for (const path of Object.keys(restored)) {
+    const info = Deno.statSync(join(store.chromaDir, path));
+    assert.deepEqual([info.uid, info.gid], [uid, gid], path);
+  }
+});
+
+Deno.test("old Chroma entries a killed restore moved aside are not backed up by create, and the next restore removes them", async () => {
+  using store = tempStore({ dbMiB: 1, chromaMiB: 1 });
+  const env = storeEnv(store);
+  const stamp = await createdStamp(storeEnv(store));
+  const chromaAtCreate = treeDigest(snapshotChroma(store, stamp));
+  const leftover = join(store.chromaDir, ".atocore-old-4242-0badcafe");
+  Deno.mkdirSync(join(leftover, "00000000-old-segment"), { recursive: true });
+  Deno.writeTextFileSync(join(leftover, "00000000-old-segment", "header.bin"), "an old entry moved aside");
+  const second = await createdStamp(storeEnv(store));
+  assert.deepEqual(entryNames(snapshotChroma(store, second)), entryNames(snapshotChroma(store, stamp)));
+  const run = await runCli(["restore", second, "--confirm-service-stopped", "--no-pre-snapshot"], { env });
+  assert.equal(run.code, 0, run.stderr);
+  assert.ok(run.stderr.includes(leftover), `the leftover's removal is not reported: ${run.stderr}`);
+  assert.deepEqual(treeDigest(store.chromaDir), chromaAtCreate);
+});
+
+// The swap renames the old entries aside before the new ones come in and removes them
+// last: an old entry that cannot be removed (here an immutable file) no longer stops the
+// swap half way with Chroma partly deleted.
+Deno.test("restore swaps Chroma by renames: an old entry that cannot be removed is a warning, Chroma is whole", async () => {
+  using store = tempStore({ dbMiB: 1, chromaMiB: 1 });
+  const env = storeEnv(store);
+  const stamp = await createdStamp(storeEnv(store));
+  const chromaAtCreate = treeDigest(snapshotChroma(store, stamp));
+  changeLiveStore(store);
+  const pinned = join(store.chromaDir, "ffffffff-pinned-segment", "header.bin");
+  Deno.mkdirSync(join(store.chromaDir, "ffffffff-pinned-segment"));
+  Deno.writeTextFileSync(pinned, "cannot be removed");
+  const chattr = new Deno.Command("chattr", { args: ["+i", pinned], stderr: "piped" }).outputSync();
+  if (!chattr.success) return skipBecause(`chattr +i: ${new TextDecoder().decode(chattr.stderr).trim()}`);
+  try {
+    const run = await runCli(["restore", stamp, "--confirm-service-stopped", "--no-pre-snapshot"], { env });
+    assert.equal(run.code, 0, run.stderr);
+    const [old, ...more] = entryNames(store.chromaDir).filter((name) => name.startsWith("."));
+    assert.match(old, /^\.atocore-old-/);
+    assert.deepEqual(more, []);
+    assert.deepEqual(treeDigest(store.chromaDir, [old]), chromaAtCreate, "Chroma is not the snapshot's");
+    assert.equal(
+      Deno.readTextFileSync(join(store.chromaDir, old, "ffffffff-pinned-segment", "header.bin")),
+      "cannot be removed",
+    );
+    assert.match(run.stderr, /restore_old_chroma_not_removed/);
+  } finally {
+    // Wherever the restore left the pinned file, unpin it so the temporary store can be removed.
+    const old = entryNames(store.chromaDir).find((name) => name.startsWith(".atocore-old-"));
+    const path = old ? join(store.chromaDir, old, "ffffffff-pinned-segment", "header.bin") : pinned;
+    new Deno.Command("chattr", { args: ["-i", path] }).outputSync();
+  }
+  const again = await runCli(["restore", stamp, "--confirm-service-stopped", "--no-pre-snapshot"], { env });
+  assert.equal(again.code, 0, again.stderr);
+  assert.deepEqual(treeDigest(store.chromaDir), chromaAtCreate);
+  assert.deepEqual(entryNames(store.chromaDir).filter((name) => name.startsWith(".")), [], "leftover not removed");
+});
+
+/** A digest without the SQLite files, whose bytes a backup-API copy does not keep. */
+function withoutDatabases(digest: Record<string, string>): Record<string, string> {
+  return Object.fromEntries(Object.entries(digest).filter(([path]) => !/\.(db|sqlite3)$/.test(path)));
+}
+
+/** Copy a folder tree (files and folders only) into `to`, which exists when `into` is set. */
+function copyTree(from: string, to: string, into = false): void {
+  if (!into) Deno.mkdirSync(to);
+  for (const entry of Deno.readDirSync(from)) {
+    if (entry.isDirectory) copyTree(join(from, entry.name), join(to, entry.name));
+    else if (entry.isSymlink) Deno.symlinkSync(Deno.readLinkSync(join(from, entry.name)), join(to, entry.name));
+    else Deno.copyFileSync(join(from, entry.name), join(to, entry.name));
+  }
+}

@@ -1,0 +1,249 @@
+/**
+ * `validate` end to end through the CLI: good snapshots, --quick, --all, every kind
+ * of damage named, refused stamps, and snapshots found somewhere else than where
+ * they were made (a copied folder, a read-only mount).
+ */
+import assert from "node:assert/strict";
+import { join } from "node:path";
+import { createdStamp, runCli, storeEnv, tempDir, tempStore } from "../_helpers.ts";
+import { readOnlyBindMount } from "../_mount.ts";
+
+const SEGMENT = "00000000-5e9a-4c1d-8f00-000000000000";
+const SMALL = { dbMiB: 0.5, chromaMiB: 0.2, segments: 1 };
+
+interface Validation {
+  stamp: string;
+  path: string;
+  exists: boolean;
+  db_ok: boolean;
+  registry_ok: boolean | null;
+  chroma_ok: boolean | null;
+  errors: string[];
+  valid: boolean;
+  manifest_ok: boolean | null;
+  files_checked: number;
+  bytes_hashed: number;
+  quick: boolean;
+  metadata?: { manifest: { path: string; size?: number }[] };
+}
+
+/** A sample store with one snapshot (with Chroma) made by the CLI. */
+async function storeWithSnapshot() {
+  const store = tempStore(SMALL);
+  const stamp = await createdStamp(storeEnv(store));
+  return Object.assign(store, { stamp, root: join(store.backupDir, "snapshots", stamp) });
+}
+
+async function validate(backupDir: string, ...args: string[]) {
+  const run = await runCli(["validate", "--json", "--backup-dir", backupDir, ...args]);
+  return { ...run, result: run.json as Validation };
+}
+
+/** Flip one byte in the middle of a file (its size stays the same). */
+function flipByte(path: string): void {
+  const bytes = Deno.readFileSync(path);
+  bytes[Math.floor(bytes.length / 2)] ^= 0xff;
+  Deno.writeFileSync(path, bytes);
+}
+
+/** Copy a folder with `cp -a` (links, modes and times kept), as an operator or CI would. */
+function copyTree(from: string, to: string): void {
+  assert.ok(new Deno.Command("cp", { args: ["-a", from, to] }).outputSync().success);
+}
+
+/** Every `-wal`, `-shm` and `-journal` file below `root`. */
+function sidecars(root: string): string[] {
+  const output = new Deno.Command("find", {
+    args: [root, "(", "-name", "*-wal", "-o", "-name", "*-shm", "-o", "-name", "*-journal", ")"],
+  }).outputSync();
+  return new TextDecoder().decode(output.stdout).split("\n").filter(Boolean);
+}
+
+Deno.test("a good snapshot validates: the module's keys, every manifest file hashed", async () => {
+  using store = await storeWithSnapshot();
+  const { code, result } = await validate(store.backupDir, store.stamp);
+  assert.equal(code, 0);
+  const { metadata, ...checks } = result;
+  const manifest = metadata!.manifest;
+  assert.deepEqual(checks, {
+    stamp: store.stamp,
+    path: store.root,
+    exists: true,
+    db_ok: true,
+    registry_ok: true,
+    chroma_ok: true,
+    errors: [],
+    valid: true,
+    manifest_ok: true,
+    files_checked: manifest.length,
+    bytes_hashed: manifest.reduce((sum, entry) => sum + (entry.size ?? 0), 0),
+    quick: false,
+  });
+  assert.deepEqual(sidecars(store.backupDir), [], "validation leaves no sidecar");
+});
+
+Deno.test("--quick checks sizes and integrity but hashes nothing", async () => {
+  using store = await storeWithSnapshot();
+  const quick = await validate(store.backupDir, store.stamp, "--quick");
+  assert.equal(quick.code, 0);
+  assert.equal(quick.result.quick, true);
+  assert.equal(quick.result.bytes_hashed, 0);
+  flipByte(join(store.root, "chroma", SEGMENT, "data_level0.bin"));
+  assert.equal((await validate(store.backupDir, store.stamp, "--quick")).code, 0, "same size: --quick cannot see it");
+  assert.equal((await validate(store.backupDir, store.stamp)).code, 1, "the full check sees it");
+  Deno.writeTextFileSync(join(store.root, "chroma", SEGMENT, "header.bin"), "shorter");
+  const sized = await validate(store.backupDir, store.stamp, "--quick");
+  assert.equal(sized.code, 1);
+  assert.match(sized.result.errors.join("\n"), new RegExp(`manifest_size_mismatch .*: chroma/${SEGMENT}/header.bin`));
+});
+
+Deno.test("--all checks every snapshot and fails when one is bad", async () => {
+  using store = await storeWithSnapshot();
+  const second = await runCli(["create"], { env: storeEnv(store) });
+  assert.equal(second.code, 0, second.stderr);
+  const all = await runCli(["validate", "--all", "--json", "--backup-dir", store.backupDir]);
+  assert.equal(all.code, 0);
+  const report = all.json as { valid: boolean; results: Validation[] };
+  assert.equal(report.valid, true);
+  assert.deepEqual(report.results.map((result) => result.stamp), [store.stamp, (second.json as Validation).stamp]);
+  flipByte(join(store.root, "config", "project-registry.json"));
+  const bad = await runCli(["validate", "--all", "--json", "--backup-dir", store.backupDir]);
+  assert.equal(bad.code, 1);
+  const after = bad.json as { valid: boolean; results: Validation[] };
+  assert.equal(after.valid, false);
+  assert.deepEqual(after.results.map((result) => result.valid), [false, true]);
+});
+
+Deno.test("--all skips, and names, a folder under snapshots/ that is not a stamp", async () => {
+  using store = await storeWithSnapshot();
+  Deno.mkdirSync(join(store.backupDir, "snapshots", "lost+found"));
+  const all = await runCli(["validate", "--all", "--json", "--backup-dir", store.backupDir]);
+  assert.equal(all.code, 0, all.stderr);
+  const report = all.json as { valid: boolean; results: Validation[]; skipped: string[] };
+  assert.deepEqual(report.results.map((result) => result.stamp), [store.stamp]);
+  assert.deepEqual(report.skipped, ["lost+found"]);
+});
+
+Deno.test("--all on a backup folder without snapshots/ is a usage error naming it; an empty snapshots/ is valid", async () => {
+  using dir = tempDir();
+  const missing = join(dir.path, "backupz");
+  for (const backupDir of [missing, join(dir.path, "a-file", "backups")]) {
+    Deno.writeTextFileSync(join(dir.path, "a-file"), "not a folder");
+    const run = await runCli(["validate", "--all", "--backup-dir", backupDir]);
+    assert.equal(run.code, 2, `${backupDir}: ${run.stdout} ${run.stderr}`);
+    assert.equal(run.stdout, "");
+    assert.equal(
+      run.stderr.trim(),
+      `atocore-backup: error: no snapshots folder at ${
+        join(backupDir, "snapshots")
+      }; check --backup-dir or ATOCORE_BACKUP_DIR (see 'config')`,
+    );
+  }
+  assert.deepEqual([...Deno.readDirSync(dir.path)].map((entry) => entry.name), ["a-file"], "validate made a folder");
+  Deno.mkdirSync(join(missing, "snapshots"), { recursive: true });
+  const empty = await runCli(["validate", "--all", "--json", "--backup-dir", missing]);
+  assert.equal(empty.code, 0, empty.stderr);
+  assert.deepEqual(empty.json, { valid: true, results: [], skipped: [] });
+});
+
+Deno.test("a flipped byte in each kind of file is named, with exit 1", async () => {
+  using store = await storeWithSnapshot();
+  using copies = tempDir();
+  const files = [
+    "db/atocore.db",
+    "config/project-registry.json",
+    "chroma/chroma.sqlite3",
+    `chroma/${SEGMENT}/data_level0.bin`,
+    `chroma/${SEGMENT}/index_metadata.pickle`,
+  ];
+  for (const [index, file] of files.entries()) {
+    const backup = join(copies.path, String(index));
+    copyTree(store.backupDir, backup);
+    flipByte(join(backup, "snapshots", store.stamp, file));
+    const { code, result } = await validate(backup, store.stamp);
+    assert.equal(code, 1, file);
+    assert.equal(result.valid, false);
+    assert.ok(result.errors.includes(`manifest_sha256_mismatch: ${file}`), `${file}: ${result.errors}`);
+  }
+});
+
+Deno.test("metadata that is missing or not JSON is reported, with exit 1", async () => {
+  using store = await storeWithSnapshot();
+  const metadata = join(store.root, "backup-metadata.json");
+  Deno.writeTextFileSync(metadata, "{ truncated");
+  const broken = await validate(store.backupDir, store.stamp);
+  assert.equal(broken.code, 1);
+  assert.match(broken.result.errors[0], /^metadata_invalid_json: /);
+  Deno.writeTextFileSync(metadata, "[1, 2]");
+  assert.match((await validate(store.backupDir, store.stamp)).result.errors[0], /^metadata_invalid_json: /);
+  Deno.removeSync(metadata);
+  const missing = await validate(store.backupDir, store.stamp);
+  assert.equal(missing.code, 1);
+  assert.deepEqual(missing.result.errors, ["metadata_missing"]);
+});
+
+Deno.test("missing, extra and absent files are reported by name, with exit 1", async () => {
+  using store = await storeWithSnapshot();
+  Deno.removeSync(join(store.root, "chroma", SEGMENT, "header.bin"));
+  Deno.writeTextFileSync(join(store.root, "chroma", "stray.txt"), "not from the copy");
+  const damaged = await validate(store.backupDir, store.stamp);
+  assert.equal(damaged.code, 1);
+  assert.ok(damaged.result.errors.includes(`manifest_file_missing: chroma/${SEGMENT}/header.bin`));
+  assert.ok(damaged.result.errors.includes("manifest_unexpected_file: chroma/stray.txt"));
+  Deno.removeSync(join(store.root, "db", "atocore.db"));
+  const noDb = await validate(store.backupDir, store.stamp);
+  assert.equal(noDb.result.db_ok, false);
+  assert.ok(noDb.result.errors.includes("db_snapshot_missing"));
+  assert.ok(noDb.result.errors.includes("manifest_file_missing: db/atocore.db"));
+  const absent = await validate(store.backupDir, "20200101T000000Z");
+  assert.equal(absent.code, 1);
+  assert.deepEqual(absent.result.errors, ["snapshot_directory_missing"]);
+});
+
+Deno.test("a stamp that is not plain is refused with exit 2 before any file is touched", async () => {
+  using store = await storeWithSnapshot();
+  using dir = tempDir();
+  const nowhere = join(dir.path, "no-backups");
+  for (const stamp of ["../x", "/etc", "", "2".repeat(300), `../snapshots/${store.stamp}`, `${store.stamp}/..`]) {
+    for (const backupDir of [store.backupDir, nowhere]) {
+      const run = await runCli(["validate", stamp, "--backup-dir", backupDir]);
+      assert.equal(run.code, 2, JSON.stringify(stamp));
+      assert.equal(run.stdout, "");
+      assert.match(run.stderr, /not a snapshot stamp/);
+    }
+  }
+  assert.deepEqual([...Deno.readDirSync(dir.path)], [], "nothing was created");
+});
+
+Deno.test("a backup folder copied elsewhere validates there, against the files found there", async () => {
+  using store = await storeWithSnapshot();
+  using elsewhere = tempDir();
+  const copy = join(elsewhere.path, "mounted", "backups");
+  Deno.mkdirSync(join(copy, ".."));
+  copyTree(store.backupDir, copy);
+  Deno.removeSync(store.backupDir, { recursive: true });
+  const { code, result } = await validate(copy, store.stamp);
+  assert.equal(code, 0, JSON.stringify(result.errors));
+  assert.equal(result.path, join(copy, "snapshots", store.stamp));
+  flipByte(join(copy, "snapshots", store.stamp, "db", "atocore.db"));
+  assert.equal((await validate(copy, store.stamp)).code, 1, "the copy's own files are the ones checked");
+});
+
+Deno.test("a read-only view of the backup folder validates with either driver and grows no sidecars", async (t) => {
+  using store = await storeWithSnapshot();
+  const mount = readOnlyBindMount(store.backupDir);
+  if (typeof mount === "string") {
+    console.log(`skipped: ${mount}`);
+    await t.step({ name: "read-only mount", ignore: true, fn: () => {} });
+    return;
+  }
+  using _mount = mount;
+  for (const driver of ["ffi", "builtin"]) {
+    const { code, result } = await validate(mount.path, store.stamp, "--sqlite-driver", driver);
+    assert.equal(code, 0, `${driver}: ${JSON.stringify(result.errors)}`);
+    assert.equal(result.db_ok && result.chroma_ok && result.manifest_ok, true);
+    const all = await runCli(["validate", "--all", "--quick", "--backup-dir", mount.path, "--sqlite-driver", driver]);
+    assert.equal(all.code, 0, all.stdout);
+  }
+  assert.deepEqual(sidecars(store.backupDir), []);
+});

@@ -1,0 +1,53 @@
+/**
+ * `create` while another process commits to the live WAL database as fast as it
+ * can: every snapshot is whole and holds one committed state (the ledger's sum
+ * equals its running total), and the snapshots follow the writer's progress.
+ */
+import assert from "node:assert/strict";
+import { join } from "node:path";
+import { ROOT, runCli, storeEnv, tempStore } from "../_helpers.ts";
+import { faultSeed, ledgerState, sqliteIntegrity, trialLabel } from "../_faults.ts";
+
+const TRIALS = 12;
+
+Deno.test("every snapshot taken while a writer commits is whole and holds a committed state", async () => {
+  const seed = faultSeed();
+  using store = tempStore({ dbMiB: 30, seed: 11 });
+  const env = storeEnv(store);
+  const writer = new Deno.Command(Deno.execPath(), {
+    args: ["run", "--allow-read", "--allow-write", join(ROOT, "tests", "_ledger_writer.ts"), store.db, String(seed)],
+    stdin: "null",
+    stdout: "null",
+    stderr: "piped",
+  }).spawn();
+  try {
+    for (let wait = 0; (await ledgerState(store.db)).rows === 0; wait++) {
+      assert.ok(wait < 500, "the writer did not commit within 10 s");
+      await new Promise((resolve) => setTimeout(resolve, 20));
+    }
+    let previousRows = 0;
+    for (let trial = 0; trial < TRIALS; trial++) {
+      const label = trialLabel(seed, trial);
+      const created = await runCli(["create"], { env });
+      assert.equal(created.code, 0, `create failed under writes ${label}: ${created.stderr}`);
+      const snapshotDb = (created.json as { db_snapshot_path: string }).db_snapshot_path;
+      assert.equal(await sqliteIntegrity(snapshotDb, { immutable: true }), "ok", `snapshot database damaged ${label}`);
+      const state = await ledgerState(snapshotDb, { immutable: true });
+      assert.equal(state.sum, state.total, `snapshot holds a state no commit made ${label}: ${JSON.stringify(state)}`);
+      assert.ok(state.rows >= previousRows, `snapshot went back in time ${label}: ${state.rows} < ${previousRows}`);
+      previousRows = state.rows;
+    }
+    const live = await ledgerState(store.db);
+    assert.ok(live.rows > previousRows, `the writer stopped writing during the test: ${live.rows} rows`);
+    const validated = await runCli(["validate", "--all"], { env });
+    assert.equal(validated.code, 0, `snapshots do not validate (seed ${seed}): ${validated.stdout}`);
+    console.log(`create under writes: ${TRIALS} snapshots (seed ${seed}), last holds ${previousRows} ledger rows`);
+  } finally {
+    writer.kill("SIGKILL");
+    await writer.status;
+    await writer.stderr.cancel();
+  }
+  assert.equal(await sqliteIntegrity(store.db), "ok", "live database damaged after the writer was killed");
+  const live = await ledgerState(store.db);
+  assert.equal(live.sum, live.total, "live database lost its invariant");
+});

@@ -1,0 +1,84 @@
+/**
+ * A full disk. The backup folder on a small tmpfs: `create` fails with a message
+ * that says the disk is full and names the folder, exits 1, publishes nothing,
+ * removes its staging folder and leaves the live store untouched. The live store
+ * on a small tmpfs and a snapshot larger than its free space: `restore` fails the
+ * same way and the old database stays whole and unchanged.
+ *
+ * Needs root (to mount); skipped with a printed reason where mounting is not permitted.
+ */
+import assert from "node:assert/strict";
+import { join } from "node:path";
+import { makeSampleStore } from "../../scripts/sample_store.ts";
+import { createdStamp, runCli, storeEnv, tempDir, tempStore } from "../_helpers.ts";
+import { entryNames, ledgerState, liveDigest, skipBecause, sqliteIntegrity } from "../_faults.ts";
+import { mountTmpfs } from "../_mount.ts";
+
+/** The tmpfs size: smaller than each sample store below. */
+const TMPFS_SIZE = "8m";
+
+/** Stores that do not fit: the database alone, and the database with Chroma. */
+const STORES = [
+  { name: "database larger than the disk", args: ["create"], options: { dbMiB: 30, chromaMiB: 1 } },
+  { name: "Chroma overflows the disk", args: ["create", "--chroma"], options: { dbMiB: 4, chromaMiB: 12 } },
+];
+
+for (const { name, args, options } of STORES) {
+  Deno.test(`disk full (${name}): create says so, exit 1, nothing published, staging removed`, async () => {
+    using store = tempStore(options);
+    Deno.mkdirSync(store.backupDir);
+    const mounted = mountTmpfs(store.backupDir, TMPFS_SIZE);
+    if (typeof mounted === "string") return skipBecause(mounted);
+    using _mount = mounted;
+    const before = liveDigest(store);
+    const run = await runCli(args, { env: storeEnv(store) });
+    assert.equal(run.code, 1, `exit ${run.code}: ${run.stderr}`);
+    const error = run.stderr.trim().split("\n").filter((line) => !line.startsWith("{"));
+    assert.equal(error.length, 1, `not one line: ${run.stderr}`);
+    assert.match(error[0], /disk full/, "the message does not say the disk is full");
+    assert.ok(error[0].includes(store.backupDir), `the message does not name the backup folder: ${error[0]}`);
+    assert.deepEqual(entryNames(join(store.backupDir, "snapshots")), [], "something was published");
+    assert.deepEqual(entryNames(join(store.backupDir, ".staging")), [], "staging left behind");
+    assert.deepEqual(entryNames(join(store.backupDir, "failed")), [], "something was set aside");
+    assert.deepEqual(liveDigest(store), before, "live store changed");
+    console.log(`${name}: ${error[0]}`);
+  });
+}
+
+/** Restores that do not fit: the database copy beside the live one, and the Chroma copy staged first. */
+const RESTORES = [
+  { name: "the database copy", extra: ["--no-chroma"], snapshot: { dbMiB: 30, chromaMiB: 1 }, step: /database/ },
+  { name: "the Chroma copy", extra: ["--chroma"], snapshot: { dbMiB: 2, chromaMiB: 20 }, step: /Chroma/ },
+];
+
+for (const { name, extra, snapshot, step } of RESTORES) {
+  Deno.test(`disk full during restore (${name}): exit 1, says so, the old store stays whole`, async () => {
+    using store = tempStore(snapshot);
+    const stamp = await createdStamp(storeEnv(store));
+    using live = tempDir("atocore-small-disk-");
+    const mounted = mountTmpfs(live.path, "16m");
+    if (typeof mounted === "string") return skipBecause(mounted);
+    using _mount = mounted;
+    const small = makeSampleStore(join(live.path, "data"), { dbMiB: 4, chromaMiB: 1, seed: 2 });
+    const env = {
+      ...storeEnv(store),
+      ATOCORE_DB_PATH: small.db,
+      ATOCORE_PROJECT_REGISTRY_PATH: small.registry,
+      ATOCORE_CHROMA_PATH: small.chromaDir,
+    };
+    const before = liveDigest(small);
+    const ledger = await ledgerState(small.db);
+    const run = await runCli(["restore", stamp, "--confirm-service-stopped", ...extra], { env });
+    assert.equal(run.code, 1, `exit ${run.code}: ${run.stderr}`);
+    const error = run.stderr.trim().split("\n").filter((line) => !line.startsWith("{"));
+    assert.equal(error.length, 1, `not one line: ${run.stderr}`);
+    assert.match(error[0], /disk full/, "the message does not say the disk is full");
+    assert.match(error[0], step, "the message does not say which copy did not fit");
+    assert.ok(error[0].includes(small.dataDir), `the message does not name the path: ${error[0]}`);
+    assert.match(error[0], /not changed/, `the message does not say live data is unchanged: ${error[0]}`);
+    assert.equal(await sqliteIntegrity(small.db), "ok", "the old database is damaged");
+    assert.deepEqual(await ledgerState(small.db), ledger, "the old database changed");
+    assert.deepEqual(liveDigest(small), before, "the live store changed (or a partial copy was left in it)");
+    console.log(`restore, ${name}: ${error[0]}`);
+  });
+}

@@ -1,0 +1,187 @@
+/**
+ * `restore --confirm-service-stopped` (with Chroma, with and without the pre-restore
+ * snapshot) killed with SIGKILL at seeded random moments: every snapshot still
+ * validates, the live database is whole and holds the state before or the state
+ * after, the registry is one or the other, and the next run recovers the leftovers
+ * and the lock and restores exactly the snapshot. Killed during `restore --to`,
+ * the live store is untouched and the next run rebuilds the folder exactly.
+ */
+import assert from "node:assert/strict";
+import { join } from "node:path";
+import { createdStamp, runCli, storeEnv, tempDir, tempStore } from "../_helpers.ts";
+import { removeQuietly } from "../../src/fs/durable.ts";
+import {
+  entryNames,
+  faultSeed,
+  ledgerState,
+  liveDigest,
+  runAndKill,
+  seededRandom,
+  sqliteIntegrity,
+  timeRun,
+  treeDigest,
+  trialLabel,
+} from "../_faults.ts";
+
+const TRIALS = 16;
+const TO_TRIALS = 8;
+
+/**
+ * Where the kills are aimed, in turn: anywhere in a run (with and without the
+ * pre-restore snapshot), and within a few milliseconds after the step that begins
+ * replacing live data (the Chroma copy staged) and the database replaced.
+ */
+const AIMS: { preSnapshot: boolean; afterEvent?: string; windowMs: number }[] = [
+  { preSnapshot: true, windowMs: 0 },
+  { preSnapshot: false, windowMs: 0 },
+  { preSnapshot: true, afterEvent: "restore_chroma_staged", windowMs: 60 },
+  { preSnapshot: false, afterEvent: "restore_db_replaced", windowMs: 15 },
+];
+const LIVE_NAMES = ["atocore.db", "backups", "chroma", "project-registry.json"];
+
+/** Change the live store after the snapshot: ledger rows, the registry, a Chroma file and a new segment. */
+async function changeLive(store: { db: string; registry: string; chromaDir: string }): Promise<void> {
+  const inserts = Array.from(
+    { length: 50 },
+    (_, row) => `INSERT INTO ledger (amount) VALUES (${row + 1}); UPDATE ledger_total SET total = total + ${row + 1};`,
+  );
+  const output = await new Deno.Command("sqlite3", { args: [store.db, `BEGIN; ${inserts.join(" ")} COMMIT;`] })
+    .output();
+  assert.equal(output.code, 0);
+  Deno.writeTextFileSync(store.registry, JSON.stringify({ projects: [{ id: "changed-after-the-snapshot" }] }));
+  const segment = entryNames(store.chromaDir).find((name) => name.includes("-"))!;
+  Deno.writeFileSync(join(store.chromaDir, segment, "header.bin"), new Uint8Array(100).fill(7));
+  Deno.mkdirSync(join(store.chromaDir, "ffffffff-new-segment"));
+  Deno.writeFileSync(join(store.chromaDir, "ffffffff-new-segment", "data_level0.bin"), new Uint8Array(4096).fill(9));
+}
+
+/** A digest without the Chroma copy restore stages inside the Chroma folder, nor the old entries it moves aside. */
+function withoutStaging(digest: Record<string, string>): Record<string, string> {
+  return Object.fromEntries(
+    Object.entries(digest).filter(([path]) =>
+      !path.startsWith(".atocore-restore-") && !path.startsWith(".atocore-old-")
+    ),
+  );
+}
+
+/** Put the saved live store back, keeping the Chroma folder itself (as a bind mount would be kept). */
+function putBack(saved: string, store: { db: string; registry: string; chromaDir: string }): void {
+  for (const sidecar of ["-wal", "-shm"]) removeQuietly(store.db + sidecar);
+  Deno.copyFileSync(join(saved, "atocore.db"), store.db);
+  Deno.copyFileSync(join(saved, "project-registry.json"), store.registry);
+  for (const name of entryNames(store.chromaDir)) Deno.removeSync(join(store.chromaDir, name), { recursive: true });
+  const copy = new Deno.Command("cp", { args: ["-a", `${join(saved, "chroma")}/.`, store.chromaDir] }).outputSync();
+  assert.equal(copy.code, 0);
+}
+
+Deno.test("restore killed at random moments: live database old or new and whole, snapshots valid, next run recovers", async () => {
+  const seed = faultSeed();
+  const random = seededRandom(seed);
+  using store = tempStore({ dbMiB: 30, chromaMiB: 8, segments: 3, seed: 13 });
+  using saved = tempDir("atocore-saved-");
+  const env = storeEnv(store);
+  const snapshots = join(store.backupDir, "snapshots");
+  const stamp = await createdStamp(env);
+  const after = { ledger: await ledgerState(store.db), registry: Deno.readTextFileSync(store.registry) };
+  const afterChroma = treeDigest(join(snapshots, stamp, "chroma"));
+  await changeLive(store);
+  const before = { ledger: await ledgerState(store.db), registry: Deno.readTextFileSync(store.registry) };
+  const copy = new Deno.Command("cp", { args: ["-a", store.db, store.registry, store.chromaDir, saved.path] })
+    .outputSync();
+  assert.equal(copy.code, 0);
+  const restore = ["restore", stamp, "--confirm-service-stopped"];
+  const durations = {
+    pre: await timeRun(restore, env),
+    none: (putBack(saved.path, store), await timeRun([...restore, "--no-pre-snapshot"], env)),
+  };
+  const beforeChroma = JSON.stringify(treeDigest(join(saved.path, "chroma")));
+  const outcomes: string[] = [];
+  for (let trial = 0; trial < TRIALS; trial++) {
+    for (const name of entryNames(snapshots)) if (name !== stamp) removeQuietly(join(snapshots, name));
+    putBack(saved.path, store);
+    const aim = AIMS[trial % AIMS.length];
+    const args = aim.preSnapshot ? restore : [...restore, "--no-pre-snapshot"];
+    const delay = Math.round(
+      aim.afterEvent ? random() * aim.windowMs : random() * (aim.preSnapshot ? durations.pre : durations.none),
+    );
+    const label = trialLabel(seed, trial, `kill ${delay} ms after ${aim.afterEvent ?? "start"}; ${args.join(" ")}`);
+    const killed = await runAndKill(args, env, delay, aim.afterEvent);
+    if (killed.code !== null) assert.equal(killed.code, 0, `restore ran to its end but failed ${label}`);
+
+    const validated = await runCli(["validate", "--all"], { env });
+    assert.equal(validated.code, 0, `a snapshot does not validate after the kill ${label}: ${validated.stdout}`);
+    assert.equal(await sqliteIntegrity(store.db), "ok", `live database damaged ${label}`);
+    const ledger = await ledgerState(store.db);
+    assert.ok(
+      [before.ledger, after.ledger].some((state) => JSON.stringify(state) === JSON.stringify(ledger)),
+      `live database holds neither the old nor the new state ${label}: ${JSON.stringify(ledger)}`,
+    );
+    const registry = Deno.readTextFileSync(store.registry);
+    assert.ok([before.registry, after.registry].includes(registry), `registry torn ${label}`);
+    if (killed.code === null) {
+      const replaced = JSON.stringify(ledger) === JSON.stringify(after.ledger);
+      const chroma = JSON.stringify(withoutStaging(treeDigest(store.chromaDir)));
+      const chromaState = chroma === JSON.stringify(afterChroma) ? "new" : chroma === beforeChroma ? "old" : "mixed";
+      outcomes.push(`${replaced ? "new" : "old"} database, ${chromaState} Chroma`);
+    }
+
+    const next = await runCli(restore, { env });
+    assert.equal(next.code, 0, `the restore after the kill failed ${label}: ${next.stderr}`);
+    assert.deepEqual(await ledgerState(store.db), after.ledger, `not restored ${label}`);
+    assert.equal(Deno.readTextFileSync(store.registry), after.registry, `registry not restored ${label}`);
+    assert.deepEqual(treeDigest(store.chromaDir), afterChroma, `Chroma not restored exactly ${label}`);
+    assert.deepEqual(entryNames(join(store.backupDir, ".staging")), [], `staging left behind ${label}`);
+    const leftovers = entryNames(store.dataDir).filter((name) =>
+      !LIVE_NAMES.includes(name) && !/-(wal|shm)$/.test(name)
+    );
+    assert.deepEqual(leftovers, [], `temporary files left beside the live store ${label}`);
+    const revalidated = await runCli(["validate", "--all"], { env });
+    assert.equal(revalidated.code, 0, `snapshots do not validate after the next run ${label}: ${revalidated.stdout}`);
+  }
+  const counts = Object.entries(Object.groupBy(outcomes, (outcome) => outcome)).map(([key, list]) =>
+    `${list!.length} ${key}`
+  );
+  console.log(`restore: ${TRIALS} trials (seed ${seed}); killed with ${counts.join(", ")}`);
+});
+
+Deno.test("restore --to killed at random moments: the live store is untouched and the next run rebuilds the folder", async () => {
+  const seed = faultSeed();
+  const random = seededRandom(seed + 1);
+  using store = tempStore({ dbMiB: 30, chromaMiB: 8, segments: 3, seed: 19 });
+  using scratch = tempDir("atocore-restore-to-");
+  const env = storeEnv(store);
+  const stamp = await createdStamp(env);
+  const expected = treeDigest(join(store.backupDir, "snapshots", stamp, "chroma"));
+  const live = liveDigest(store);
+  const to = join(scratch.path, "drill");
+  const duration = await timeRun(["restore", stamp, "--to", to], env);
+  for (let trial = 0; trial < TO_TRIALS; trial++) {
+    const delay = Math.round(random() * duration);
+    const label = trialLabel(seed + 1, trial, `kill after ${delay} ms`);
+    const killed = await runAndKill(["restore", stamp, "--to", to], env, delay);
+    if (killed.code !== null) assert.equal(killed.code, 0, `restore --to ran to its end but failed ${label}`);
+    assert.deepEqual(liveDigest(store), live, `the live store changed ${label}`);
+    const next = await runCli(["restore", stamp, "--to", to], { env });
+    assert.equal(next.code, 0, `the run after the kill failed ${label}: ${next.stderr}`);
+    assert.equal(await sqliteIntegrity(join(to, "atocore.db")), "ok", `rebuilt database damaged ${label}`);
+    assert.deepEqual(treeDigest(join(to, "chroma")), expected, `rebuilt Chroma differs ${label}`);
+  }
+});
+
+Deno.test("the Chroma copy a killed restore staged is not backed up by the next create, nor restored", async () => {
+  using store = tempStore({ dbMiB: 4, chromaMiB: 4, seed: 23 });
+  const env = storeEnv(store);
+  const stamp = await createdStamp(env);
+  const restore = ["restore", stamp, "--confirm-service-stopped", "--no-pre-snapshot"];
+  const killed = await runAndKill(restore, env, 0, "restore_chroma_staged");
+  assert.equal(killed.code, null, "restore finished before the kill");
+  assert.ok(entryNames(store.chromaDir).some((name) => name.startsWith(".atocore-restore-")), "nothing was staged");
+  const second = await runCli(["create", "--chroma"], { env });
+  assert.equal(second.code, 0, second.stderr);
+  const { backup_root: root, stamp: secondStamp } = second.json as { backup_root: string; stamp: string };
+  const firstChroma = join(store.backupDir, "snapshots", stamp, "chroma");
+  assert.deepEqual(entryNames(join(root, "chroma")), entryNames(firstChroma), "the staged copy was backed up");
+  const restored = await runCli(["restore", secondStamp, "--confirm-service-stopped", "--no-pre-snapshot"], { env });
+  assert.equal(restored.code, 0, restored.stderr);
+  assert.ok(!entryNames(store.chromaDir).some((name) => name.startsWith(".atocore-restore-")), "stale copy restored");
+});

@@ -1,0 +1,110 @@
+/**
+ * Configuration: flag, then environment, then a default under ATOCORE_DATA_DIR, then ./data.
+ */
+import assert from "node:assert/strict";
+import { join } from "node:path";
+import { resolveConfig } from "../../src/config.ts";
+import { runCli, tempDir } from "../_helpers.ts";
+
+const CWD = "/srv/work";
+
+Deno.test("defaults are under ./data of the working folder", () => {
+  const config = resolveConfig({}, {}, CWD);
+  assert.deepEqual(config, {
+    db: { path: "/srv/work/data/atocore.db", source: "default", from: "./data" },
+    backupDir: { path: "/srv/work/data/backups", source: "default", from: "./data" },
+    registry: { path: "/srv/work/data/project-registry.json", source: "default", from: "./data" },
+    chromaDir: { path: "/srv/work/data/chroma", source: "default", from: "./data" },
+  });
+});
+
+Deno.test("ATOCORE_DATA_DIR moves every default, relative to the working folder when relative", () => {
+  const absolute = resolveConfig({}, { ATOCORE_DATA_DIR: "/var/lib/atocore" }, CWD);
+  assert.equal(absolute.db.path, "/var/lib/atocore/atocore.db");
+  assert.equal(absolute.chromaDir.path, "/var/lib/atocore/chroma");
+  assert.deepEqual(absolute.backupDir, {
+    path: "/var/lib/atocore/backups",
+    source: "default",
+    from: "ATOCORE_DATA_DIR",
+  });
+  const relative = resolveConfig({}, { ATOCORE_DATA_DIR: "store/../state" }, CWD);
+  assert.equal(relative.registry.path, "/srv/work/state/project-registry.json");
+});
+
+Deno.test("an environment variable beats ATOCORE_DATA_DIR", () => {
+  const config = resolveConfig({}, {
+    ATOCORE_DATA_DIR: "/var/lib/atocore",
+    ATOCORE_DB_PATH: "/db/live.db",
+    ATOCORE_BACKUP_DIR: "/mnt/backups",
+    ATOCORE_PROJECT_REGISTRY_PATH: "/etc/atocore/registry.json",
+    ATOCORE_CHROMA_PATH: "/vectors",
+  }, CWD);
+  assert.deepEqual(config.db, { path: "/db/live.db", source: "env", from: "ATOCORE_DB_PATH" });
+  assert.deepEqual(config.backupDir, { path: "/mnt/backups", source: "env", from: "ATOCORE_BACKUP_DIR" });
+  assert.deepEqual(config.registry, {
+    path: "/etc/atocore/registry.json",
+    source: "env",
+    from: "ATOCORE_PROJECT_REGISTRY_PATH",
+  });
+  assert.deepEqual(config.chromaDir, { path: "/vectors", source: "env", from: "ATOCORE_CHROMA_PATH" });
+});
+
+Deno.test("a flag beats the environment", () => {
+  const config = resolveConfig(
+    { db: "/flag/a.db", backupDir: "/flag/backups", registry: "/flag/r.json", chromaDir: "/flag/chroma" },
+    { ATOCORE_DB_PATH: "/env/a.db", ATOCORE_BACKUP_DIR: "/env/b", ATOCORE_DATA_DIR: "/env/data" },
+    CWD,
+  );
+  assert.deepEqual(config.db, { path: "/flag/a.db", source: "flag", from: "--db" });
+  assert.deepEqual(config.backupDir, { path: "/flag/backups", source: "flag", from: "--backup-dir" });
+  assert.deepEqual(config.registry, { path: "/flag/r.json", source: "flag", from: "--registry" });
+  assert.deepEqual(config.chromaDir, { path: "/flag/chroma", source: "flag", from: "--chroma-dir" });
+});
+
+Deno.test("each path is resolved on its own: one flag, one variable, the rest defaults", () => {
+  const config = resolveConfig({ backupDir: "/flag/backups" }, { ATOCORE_DB_PATH: "/env/a.db" }, CWD);
+  assert.equal(config.backupDir.source, "flag");
+  assert.equal(config.db.source, "env");
+  assert.equal(config.registry.source, "default");
+  assert.equal(config.chromaDir.path, "/srv/work/data/chroma");
+});
+
+Deno.test("relative flags and variables are made absolute against the working folder", () => {
+  const config = resolveConfig({ db: "live/../a.db" }, { ATOCORE_BACKUP_DIR: "./b" }, CWD);
+  assert.equal(config.db.path, "/srv/work/a.db");
+  assert.equal(config.backupDir.path, "/srv/work/b");
+});
+
+Deno.test("empty values count as unset", () => {
+  const config = resolveConfig({ db: "" }, { ATOCORE_DB_PATH: "", ATOCORE_DATA_DIR: "" }, CWD);
+  assert.deepEqual(config.db, { path: "/srv/work/data/atocore.db", source: "default", from: "./data" });
+});
+
+Deno.test("the config command prints the resolved paths, their sources and the driver", async () => {
+  using dir = tempDir();
+  const run = await runCli(
+    ["config", "--json", "--db", "live.db", "--sqlite-driver", "builtin"],
+    { cwd: dir.path, env: { ATOCORE_BACKUP_DIR: "/mnt/backups", ATOCORE_DATA_DIR: "state" } },
+  );
+  assert.equal(run.code, 0, run.stderr);
+  const result = run.json as Record<string, { path?: string; source?: string; from?: string; driver?: string }>;
+  assert.deepEqual(result.db, { path: join(dir.path, "live.db"), source: "flag", from: "--db" });
+  assert.deepEqual(result.backupDir, { path: "/mnt/backups", source: "env", from: "ATOCORE_BACKUP_DIR" });
+  assert.deepEqual(result.registry, {
+    path: join(dir.path, "state", "project-registry.json"),
+    source: "default",
+    from: "ATOCORE_DATA_DIR",
+  });
+  assert.equal(result.chromaDir.path, join(dir.path, "state", "chroma"));
+  assert.equal(result.sqlite.driver, "builtin");
+  assert.deepEqual([...Deno.readDirSync(dir.path)], [], "config creates nothing");
+});
+
+Deno.test("the config command refuses an unknown driver and an unknown flag with exit 2", async () => {
+  const driver = await runCli(["config", "--sqlite-driver", "sqlite4"]);
+  assert.equal(driver.code, 2);
+  assert.match(driver.stderr, /--sqlite-driver must be one of auto, ffi, builtin/);
+  const flag = await runCli(["config", "--database", "x.db"]);
+  assert.equal(flag.code, 2);
+  assert.match(flag.stderr, /config: .*--database/);
+});

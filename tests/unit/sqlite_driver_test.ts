@@ -1,0 +1,182 @@
+/**
+ * One conformance suite, run against both SQLite drivers (FFI and built-in).
+ *
+ * Writers live in another process (see `_writer_process.ts`): the FFI driver's
+ * libsqlite3 and `node:sqlite` must not share a database inside one process.
+ */
+import assert from "node:assert/strict";
+import { join } from "node:path";
+import { type SqliteDriver, SqliteError } from "../../src/sqlite/driver.ts";
+import { openDriver } from "../../src/sqlite/open_driver.ts";
+import { runCli, tempDir, tempStore } from "../_helpers.ts";
+import { startWriterProcess } from "../_writer_process.ts";
+import { ledgerState } from "../_faults.ts";
+import { readOnlyBindMount } from "../_mount.ts";
+
+const DRIVERS = ["ffi", "builtin"] as const;
+/** The sum of the amounts the ledger writer commits in its first `rows` rows. */
+function amountsOf(rows: number): number {
+  let sum = 0;
+  for (let row = 0; row < rows; row++) sum += (row % 7) + 1;
+  return sum;
+}
+
+function names(path: string): string[] {
+  return [...Deno.readDirSync(path)].map((entry) => entry.name).sort();
+}
+
+function sizeOrNull(path: string): number | null {
+  try {
+    return Deno.statSync(path).size;
+  } catch (error) {
+    if (error instanceof Deno.errors.NotFound) return null;
+    throw error;
+  }
+}
+
+for (const name of DRIVERS) {
+  const driver: SqliteDriver = openDriver(name);
+
+  Deno.test(`${name}: reports its name and a SQLite version`, () => {
+    assert.equal(driver.name, name);
+    assert.match(driver.version, /^3\.\d+\.\d+$/);
+  });
+
+  Deno.test(`${name}: backup copies WAL frames not yet checkpointed, with page progress`, async () => {
+    using store = tempStore({ dbMiB: 1, chromaMiB: 0.01, segments: 1 });
+    await using writer = await startWriterProcess(store.db, "hold", 25);
+    assert.ok((sizeOrNull(`${store.db}-wal`) ?? 0) > 0, "the live database has WAL frames");
+    using out = tempDir();
+    const copy = join(out.path, "copy.db");
+    const progress: { remaining: number; total: number }[] = [];
+    await driver.backup(store.db, copy, (step) => progress.push(step));
+    assert.deepEqual(await ledgerState(copy, { immutable: true }), {
+      rows: 25,
+      sum: amountsOf(25),
+      total: amountsOf(25),
+    });
+    assert.ok(progress.length > 0 && progress.at(-1)!.remaining === 0 && progress.at(-1)!.total > 0);
+    assert.equal(sizeOrNull(`${copy}-wal`), null, "the copy has no -wal sidecar");
+    assert.deepEqual([...Deno.readFileSync(copy).subarray(18, 20)], [2, 2], "the copy keeps the source's WAL mode");
+    assert.equal(driver.integrityCheck(copy), "ok");
+    await writer.stop();
+  });
+
+  Deno.test(`${name}: integrityCheck immutable works on a read-only folder and adds no sidecars`, async (t) => {
+    using store = tempStore({ dbMiB: 0.5, chromaMiB: 0.01, segments: 1 });
+    using out = tempDir();
+    await driver.backup(store.db, join(out.path, "copy.db"));
+    Deno.copyFileSync(store.db, join(out.path, "wal-mode.db"));
+    const mount = readOnlyBindMount(out.path);
+    if (typeof mount === "string") {
+      console.log(`skipped: ${mount}`);
+      await t.step({ name: "read-only mount", ignore: true, fn: () => {} });
+      return;
+    }
+    using _mount = mount;
+    for (const file of ["copy.db", "wal-mode.db"]) {
+      const path = join(mount.path, file);
+      assert.equal(driver.integrityCheck(path), "ok");
+      assert.equal(driver.tableRowCounts(path).projects, 3);
+    }
+    assert.deepEqual(names(out.path), ["copy.db", "wal-mode.db"]);
+  });
+
+  Deno.test(`${name}: checkpointTruncate empties the -wal of a database another process has open`, async () => {
+    using store = tempStore({ dbMiB: 0.5, chromaMiB: 0.01, segments: 1 });
+    await using writer = await startWriterProcess(store.db, "hold", 30);
+    assert.ok((sizeOrNull(`${store.db}-wal`) ?? 0) > 0);
+    driver.checkpointTruncate(store.db);
+    assert.equal(sizeOrNull(`${store.db}-wal`), 0);
+    assert.equal(
+      (await ledgerState(store.db, { immutable: true })).rows,
+      30,
+      "the checkpointed rows are in the main file",
+    );
+    await writer.stop();
+  });
+
+  Deno.test(`${name}: tableRowCounts counts the rows of every table`, () => {
+    using store = tempStore({ dbMiB: 0.5, chromaMiB: 0.01, segments: 1 });
+    assert.deepEqual(driver.tableRowCounts(store.db), {
+      chunks: 8,
+      documents: 1,
+      ledger: 0,
+      ledger_total: 1,
+      projects: 3,
+    });
+  });
+
+  Deno.test(`${name}: a missing source is an error and creates no file`, async () => {
+    using out = tempDir();
+    const missing = join(out.path, "missing.db");
+    const copy = join(out.path, "copy.db");
+    await assert.rejects(driver.backup(missing, copy));
+    assert.throws(() => driver.integrityCheck(missing), SqliteError);
+    assert.throws(() => driver.checkpointTruncate(missing));
+    assert.throws(() => driver.tableRowCounts(missing), SqliteError);
+    assert.deepEqual([...Deno.readDirSync(out.path)], []);
+  });
+
+  Deno.test(`${name}: a corrupted database gives a non-ok integrity answer or an SqliteError`, async () => {
+    using store = tempStore({ dbMiB: 0.5, chromaMiB: 0.01, segments: 1 });
+    using out = tempDir();
+    const copy = join(out.path, "copy.db");
+    await driver.backup(store.db, copy);
+    const bytes = Deno.readFileSync(copy);
+    const pageSize = (bytes[16] << 8) | bytes[17];
+    bytes.fill(0xa5, pageSize + 8, pageSize * 3); // the cell areas of pages 2 and 3
+    Deno.writeFileSync(copy, bytes);
+    const answer = (() => {
+      try {
+        return driver.integrityCheck(copy);
+      } catch (error) {
+        assert.ok(error instanceof SqliteError, `not an SqliteError: ${error}`);
+        return error.code;
+      }
+    })();
+    assert.notEqual(answer, "ok");
+
+    Deno.writeFileSync(copy, new TextEncoder().encode("not a database ".repeat(400)));
+    assert.throws(() => driver.integrityCheck(copy), SqliteError);
+  });
+
+  Deno.test(`${name}: backups taken while another process commits are each one consistent state`, async () => {
+    using store = tempStore({ dbMiB: 6, chromaMiB: 0.01, segments: 1 });
+    using out = tempDir();
+    const writer = await startWriterProcess(store.db, "busy", 10);
+    const seen: number[] = [];
+    try {
+      for (let round = 0; round < 4; round++) {
+        const copy = join(out.path, `copy-${round}.db`);
+        await driver.backup(store.db, copy);
+        const state = await ledgerState(copy, { immutable: true });
+        assert.equal(state.sum, state.total, `copy ${round}: ledger sum equals ledger_total`);
+        assert.equal(driver.integrityCheck(copy), "ok");
+        seen.push(state.rows);
+      }
+    } finally {
+      const committed = await writer.stop();
+      assert.ok(committed > seen[0], `the writer kept committing during the backups (${committed} rows)`);
+    }
+    assert.ok(seen.every((rows) => rows >= 10), `every copy holds the rows committed before it: ${seen}`);
+  });
+}
+
+Deno.test("auto falls back to builtin when ATOCORE_SQLITE_LIB is not a library; ffi is then a usage error", async () => {
+  using dir = tempDir();
+  const notLibrary = join(dir.path, "not-a-library.so");
+  Deno.writeTextFileSync(notLibrary, "not ELF\n");
+  for (const lib of ["/nonexistent/lib.so", notLibrary]) {
+    const env = { ATOCORE_SQLITE_LIB: lib, ATOCORE_DATA_DIR: dir.path };
+    const auto = await runCli(["config", "--json", "--sqlite-driver", "auto"], { env });
+    assert.equal(auto.code, 0, auto.stderr);
+    assert.equal((auto.json as { sqlite: { driver: string } }).sqlite.driver, "builtin");
+    const ffi = await runCli(["config", "--json", "--sqlite-driver", "ffi"], { env });
+    assert.equal(ffi.code, 2);
+    assert.match(ffi.stderr, /--sqlite-driver ffi: .*ATOCORE_SQLITE_LIB/);
+    assert.ok(ffi.stderr.includes(lib), "the error names the library tried");
+  }
+  const fine = await runCli(["config", "--json"], { env: { ATOCORE_DATA_DIR: dir.path } });
+  assert.equal((fine.json as { sqlite: { driver: string } }).sqlite.driver, "ffi");
+});
