@@ -10,7 +10,7 @@ import { parseCommandArgs } from "./src/cli/command.ts";
 import { COMMANDS } from "./src/cli/commands.ts";
 import { stderrReporter } from "./src/cli/stderr_reporter.ts";
 import { ExitCode, ToolError, UsageError } from "./src/errors.ts";
-import { TOOL_NAME, TOOL_VERSION } from "./src/snapshot/metadata.ts";
+import { TOOL_NAME, TOOL_VERSION } from "./src/version.ts";
 
 const TOOL_HELP = `${TOOL_NAME} ${TOOL_VERSION}: back up, validate, restore and drill AtoCore's machine store
 

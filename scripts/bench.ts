@@ -21,10 +21,10 @@ import { fileURLToPath } from "node:url";
 import { makeSampleStore, type SampleStore } from "./sample_store.ts";
 import { removeQuietly } from "../src/fs/durable.ts";
 import { isFile } from "../src/fs/probe.ts";
+import { COMPILE_PERMISSIONS } from "./compile.ts";
 import { hasReference as referenceAvailable, referenceDir, referenceMissing } from "./reference.ts";
 
 const ROOT = fileURLToPath(new URL("..", import.meta.url));
-const COMPILE_PERMISSIONS = ["--allow-read", "--allow-write", "--allow-env", "--allow-ffi", "--no-prompt"];
 const DRIVERS = ["ffi", "builtin"] as const;
 const SECTIONS = ["create", "create-chroma", "validate", "list", "restore"] as const;
 type Section = typeof SECTIONS[number];

@@ -29,7 +29,8 @@ import { buildManifest } from "../src/snapshot/manifest.ts";
 import { buildMetadata, serializeMetadata } from "../src/snapshot/metadata.ts";
 import { openDriver } from "../src/sqlite/open_driver.ts";
 import type { SqliteDriver } from "../src/sqlite/driver.ts";
-import { CHROMA_DB_FILE, validateSnapshotAt } from "../src/ops/validate.ts";
+import { CHROMA_DB_FILE } from "../src/snapshot/chroma.ts";
+import { validateSnapshotAt } from "../src/ops/validate.ts";
 
 /** Seconds taken by each named step of one run. */
 type Phases = Record<string, number>;

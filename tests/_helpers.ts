@@ -7,6 +7,7 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
+import { COMPILE_PERMISSIONS } from "../scripts/compile.ts";
 import { hasReference, referenceDir, referenceMissing } from "../scripts/reference.ts";
 import { makeSampleStore, type SampleOptions, type SampleStore } from "../scripts/sample_store.ts";
 
@@ -17,7 +18,7 @@ export const ROOT = fileURLToPath(new URL("..", import.meta.url));
 export const MODULE_BACKUPS = join(ROOT, "tests", "fixtures", "module-snapshots", "backups");
 
 /** The permission flags of `deno task compile`; every end-to-end run uses exactly these. */
-export const COMPILE_PERMISSIONS = ["--allow-read", "--allow-write", "--allow-env", "--allow-ffi", "--no-prompt"];
+export { COMPILE_PERMISSIONS };
 
 /** What a finished CLI run printed, and how it ended. */
 export interface CliRun {

@@ -3,11 +3,12 @@
  *
  * @module
  */
-import { type CreateResult, createSnapshot } from "../ops/create.ts";
+import { createSnapshot } from "../ops/create.ts";
 import { ExitCode } from "../errors.ts";
 import { acquireLock } from "../ops/lock.ts";
 import { removeLeftovers } from "../ops/recover.ts";
 import { type Command, COMMON_HELP, configFrom, driverFrom } from "./command.ts";
+import { manifestBytes } from "../snapshot/metadata.ts";
 import { formatBytes } from "./format.ts";
 import { METRICS_HELP, METRICS_OPTIONS, withMetrics } from "./metrics_flag.ts";
 
@@ -49,15 +50,10 @@ Examples:
       return {
         result,
         exitCode: ExitCode.Ok,
-        metrics: { stamp: result.stamp, bytes: snapshotBytes(result), valid: true },
+        metrics: { stamp: result.stamp, bytes: manifestBytes(result.manifest ?? []), valid: true },
         text: `created snapshot ${result.stamp} (database ${formatBytes(result.db_size_bytes)}${chroma}), validated\n` +
           `  ${result.backup_root}`,
       };
     });
   },
 };
-
-/** The bytes a new snapshot holds: the sum of its manifest's file sizes. */
-function snapshotBytes(result: CreateResult): number {
-  return (result.manifest ?? []).reduce((sum, entry) => sum + ("size" in entry ? entry.size : 0), 0);
-}

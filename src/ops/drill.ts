@@ -30,7 +30,8 @@ import {
 } from "../snapshot/metadata.ts";
 import { parseStamp } from "../snapshot/stamp.ts";
 import type { SqliteDriver } from "../sqlite/driver.ts";
-import { CHROMA_DB_FILE, validateSnapshot } from "./validate.ts";
+import { CHROMA_DB_FILE } from "../snapshot/chroma.ts";
+import { validateSnapshot } from "./validate.ts";
 
 /** The checks of a drill, in the order they run. */
 export const DRILL_CHECKS = [

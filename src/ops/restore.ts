@@ -23,19 +23,11 @@ import { entriesOrNone, isFile, lstatOrNull, statOrNull } from "../fs/probe.ts";
 import { copyEntries, type CopyTotals, type TreeEntry, walkTree } from "../fs/tree.ts";
 import { findOpeners } from "../sys/open_files.ts";
 import type { Reporter } from "../report/reporter.ts";
-import { checkedStamp } from "../snapshot/layout.ts";
+import { checkedStamp, CHROMA_FOLDER } from "../snapshot/layout.ts";
 import { locateRecordedPath, recordedPath, type SnapshotMetadata } from "../snapshot/metadata.ts";
 import { type SqliteDriver, SqliteError } from "../sqlite/driver.ts";
-import {
-  CHROMA_DB_FILE,
-  CHROMA_OLD_PREFIX,
-  CHROMA_STAGING_PREFIX,
-  validateSnapshot,
-  type ValidationResult,
-} from "./validate.ts";
-
-/** The folder name of the Chroma copy under `--to DIR`. */
-export const TO_CHROMA_FOLDER = "chroma";
+import { CHROMA_DB_FILE, CHROMA_OLD_PREFIX, CHROMA_STAGING_PREFIX } from "../snapshot/chroma.ts";
+import { validateSnapshot, type ValidationResult } from "./validate.ts";
 
 /** Options of {@linkcode restoreSnapshot}. */
 export interface RestoreOptions {
@@ -229,7 +221,7 @@ function restoreTargets(config: Config, sources: Sources, to: string | null): Ta
   return {
     db: join(to, basename(sources.db)),
     registry: join(to, basename(sources.registry ?? config.registry.path)),
-    chroma: join(to, TO_CHROMA_FOLDER),
+    chroma: join(to, CHROMA_FOLDER),
   };
 }
 

@@ -10,23 +10,10 @@
 import { join } from "node:path";
 import { exists, isFile, lstatOrNull } from "../fs/probe.ts";
 import { checkManifest, type HashProgress } from "../snapshot/manifest.ts";
+import { CHROMA_DB_FILE } from "../snapshot/chroma.ts";
 import { METADATA_FILE, snapshotDir } from "../snapshot/layout.ts";
 import { locateRecordedPath, readMetadata, recordedPath, type SnapshotMetadata } from "../snapshot/metadata.ts";
 import type { SqliteDriver } from "../sqlite/driver.ts";
-
-/** The Chroma database file inside a Chroma folder. */
-export const CHROMA_DB_FILE = "chroma.sqlite3";
-/**
- * Name prefix of the hidden folder inside the Chroma folder where restore stages its
- * copy. One left by a killed restore is never Chroma's data: create leaves it out.
- */
-export const CHROMA_STAGING_PREFIX = ".atocore-restore-";
-/**
- * Name prefix of the hidden folder inside the Chroma folder where restore moves the
- * old entries aside during the swap. One left by a killed restore is never Chroma's
- * data either: create leaves it out, and the next restore removes it.
- */
-export const CHROMA_OLD_PREFIX = ".atocore-old-";
 
 /** How deeply to validate. */
 export interface ValidateOptions {

@@ -10,14 +10,11 @@
  */
 import { isAbsolute, join, normalize, relative, sep } from "node:path";
 import { describeOsError } from "../errors.ts";
+import { TOOL_NAME, TOOL_VERSION } from "../version.ts";
 import type { ManifestEntry } from "./manifest.ts";
 
 /** Version of the metadata format this tool writes (absent in the module's). */
 export const FORMAT_VERSION = 1;
-/** The tool's name as recorded in metadata. */
-export const TOOL_NAME = "atocore-backup";
-/** The tool's version as recorded in metadata and printed by `--version`. */
-export const TOOL_VERSION = "0.1.0";
 
 const NOTE_WITH_CHROMA = "Chroma snapshot included as cold directory copy.";
 const NOTE_WITHOUT_CHROMA =
@@ -153,10 +150,13 @@ export function recordedPath(metadata: SnapshotMetadata, key: keyof SnapshotMeta
  * (for a module snapshot, which has none) the database and Chroma sizes it records.
  */
 export function snapshotBytes(metadata: SnapshotMetadata): number {
-  if (Array.isArray(metadata.manifest)) {
-    return metadata.manifest.reduce((sum, entry) => sum + ("size" in entry ? numberOr0(entry.size) : 0), 0);
-  }
+  if (Array.isArray(metadata.manifest)) return manifestBytes(metadata.manifest);
   return numberOr0(metadata.db_size_bytes) + numberOr0(metadata.chroma_snapshot_bytes);
+}
+
+/** The bytes of the files a manifest lists (entries read from disk may lack a numeric size: counted as 0). */
+export function manifestBytes(manifest: readonly ManifestEntry[]): number {
+  return manifest.reduce((sum, entry) => sum + ("size" in entry ? numberOr0(entry.size) : 0), 0);
 }
 
 /** A recorded number, or 0 when absent or of another type (metadata is read from disk, so any JSON). */

@@ -9,7 +9,7 @@ import { join } from "node:path";
 import { COMMANDS } from "../../src/cli/commands.ts";
 import { ExitCode } from "../../src/errors.ts";
 import { acquireLock } from "../../src/ops/lock.ts";
-import { TOOL_VERSION } from "../../src/snapshot/metadata.ts";
+import { TOOL_VERSION } from "../../src/version.ts";
 import { type CliRun, createdStamp, runCli, storeEnv, tempStore } from "../_helpers.ts";
 
 /** The lines of stderr that are not JSON event lines. */
