@@ -1,20 +1,6 @@
 /**
- * Where `create --chroma` spends its time: the steps of `createSnapshot`, done one by
- * one with the engine's own exported functions and timed, beside the same steps of
- * the Python module (`conn.backup()`, `shutil.copytree`, `validate_backup`).
- *
- * The steps mirror `src/ops/create.ts` (backup of the database, hashed by a worker
- * behind the copy; copy of the Chroma folder with its
- * `chroma.sqlite3` through the backup API; SHA-256 manifest of the other files;
- * metadata; fsync of the tree; quick validation with integrity checks; publishing
- * rename), one after the other: `create` itself copies Chroma and validates while
- * the database's fsync runs, so its wall time is below the sum shown here by up to the
- * smaller of those two. If `src/ops/create.ts` changes, this mirror may drift.
- *
- * Usage: `deno run --allow-all scripts/bench_phases.ts [--db-mib N] [--chroma-mib N] [--reps N]
- *   [--driver ffi|builtin] [--work DIR] [--keep]`
- *
- * Not part of the tests.
+ * Where `create --chroma` spends its time: create's steps timed one by one with the engine's
+ * own functions, beside the same steps of the Python module. Not part of the tests.
  *
  * @module
  */
@@ -24,43 +10,96 @@ import { hasReference, referenceDir, referenceMissing } from "./reference.ts";
 import { makeSampleStore, type SampleStore } from "./sample_store.ts";
 import { renameDurable, syncFile, syncTree } from "../src/fs/durable.ts";
 import { followFile } from "../src/fs/follow_hash.ts";
-import { copyEntries, walkTree } from "../src/fs/tree.ts";
-import { buildManifest } from "../src/snapshot/manifest.ts";
+import { copyEntries, type CopyTotals, walkTree } from "../src/fs/tree.ts";
+import { buildManifest, type ManifestEntry } from "../src/snapshot/manifest.ts";
 import { buildMetadata, serializeMetadata } from "../src/snapshot/metadata.ts";
 import { openDriver } from "../src/sqlite/open_driver.ts";
 import type { SqliteDriver } from "../src/sqlite/driver.ts";
+import { backupFollowedIfOffered } from "../src/sqlite/followed_backup.ts";
 import { CHROMA_DB_FILE } from "../src/snapshot/chroma.ts";
 import { validateSnapshotAt } from "../src/ops/validate.ts";
 
 /** Seconds taken by each named step of one run. */
 type Phases = Record<string, number>;
 
-/** Run the tool's create steps once into a fresh `out` folder and time each one. */
-async function toolPhases(store: SampleStore, out: string, driver: SqliteDriver): Promise<Phases> {
-  const phases: Phases = {};
-  const step = async <T>(name: string, work: () => T | Promise<T>): Promise<T> => {
+/** Times the steps of one run, in order; {@linkcode PhaseClock.phases} is what it measured. */
+class PhaseClock {
+  readonly phases: Phases = {};
+
+  /** Run `work` as the step `name` and record its seconds. */
+  async step<T>(name: string, work: () => T | Promise<T>): Promise<T> {
     const start = performance.now();
     const result = await work();
-    phases[name] = (performance.now() - start) / 1000;
+    this.phases[name] = (performance.now() - start) / 1000;
     return result;
-  };
+  }
+}
+
+/** The folders of one run: its staging snapshot, where it is published, and the database copy. */
+interface RunPaths {
+  staging: string;
+  root: string;
+  copy: string;
+}
+
+/** Make the folders of one run in the fresh folder `out`. */
+function makeRunFolders(out: string): RunPaths {
   const staging = join(out, ".staging", "s");
-  const root = join(out, "snapshots", "s");
   Deno.mkdirSync(join(staging, "db"), { recursive: true });
   Deno.mkdirSync(join(staging, "config"));
   Deno.mkdirSync(join(out, "snapshots"));
-  const copy = join(staging, "db", "atocore.db");
-  const databaseSha256 = await step("database backup API copy, hashed behind the copy (no fsync)", async () => {
-    using follower = followFile(copy);
-    await driver.backup(store.db, copy, undefined, (firstPage, bytes) => follower.settled(firstPage, bytes));
-    return (await follower.finish()).sha256;
-  });
-  await step("fsync of the database copy (create copies Chroma and validates meanwhile)", () => syncFile(copy));
-  await step(
-    "registry copy",
-    () => Deno.copyFileSync(store.registry, join(staging, "config", "project-registry.json")),
+  return { staging, root: join(out, "snapshots", "s"), copy: join(staging, "db", "atocore.db") };
+}
+
+/**
+ * Run the tool's create steps once into a fresh `out` folder and time each one. They mirror
+ * `src/ops/create.ts` one after the other, where create itself copies Chroma and validates
+ * while the database's fsync runs: its wall time is below the sum by up to the smaller of
+ * those two. If create changes, this mirror may drift.
+ */
+async function toolPhases(store: SampleStore, out: string, driver: SqliteDriver): Promise<Phases> {
+  const clock = new PhaseClock();
+  const paths = makeRunFolders(out);
+  const databaseSha256 = await clock.step(
+    "database backup API copy, hashed behind the copy (no fsync)",
+    () => copyDatabase(driver, store.db, paths.copy),
   );
-  const chroma = await step("chroma files copy (copy_file_range, walk before/after)", () => {
+  await clock.step(
+    "fsync of the database copy (create copies Chroma and validates meanwhile)",
+    () => syncFile(paths.copy),
+  );
+  await clock.step(
+    "registry copy",
+    () => Deno.copyFileSync(store.registry, join(paths.staging, "config", "project-registry.json")),
+  );
+  const chroma = await copyChromaSteps(clock, store, paths.staging, driver);
+  const manifest = await clock.step(
+    "SHA-256 manifest of the other files",
+    () => buildManifest(paths.staging, undefined, new Map([["db/atocore.db", databaseSha256]])),
+  );
+  await clock.step(
+    "metadata written (made durable by the fsync of the tree)",
+    () => writeMetadata(paths, chroma, driver, manifest),
+  );
+  await finishSteps(clock, paths, driver);
+  return clock.phases;
+}
+
+/** Back up the database into `copy`, hashed behind the copy where the driver offers it; its SHA-256. */
+async function copyDatabase(driver: SqliteDriver, source: string, copy: string): Promise<string> {
+  using follower = followFile(copy);
+  await backupFollowedIfOffered(driver, source, copy, (firstPage, bytes) => follower.settled(firstPage, bytes));
+  return (await follower.finish()).sha256;
+}
+
+/** The timed steps of the Chroma copy: its files, then `chroma.sqlite3` through the backup API. */
+async function copyChromaSteps(
+  clock: PhaseClock,
+  store: SampleStore,
+  staging: string,
+  driver: SqliteDriver,
+): Promise<CopyTotals> {
+  const chroma = await clock.step("chroma files copy (copy_file_range, walk before/after)", () => {
     const skip = (path: string) => path === CHROMA_DB_FILE || path.startsWith(`${CHROMA_DB_FILE}-`);
     Deno.mkdirSync(join(staging, "chroma"));
     const before = walkTree(store.chromaDir, skip);
@@ -68,41 +107,44 @@ async function toolPhases(store: SampleStore, out: string, driver: SqliteDriver)
     walkTree(store.chromaDir, skip);
     return totals;
   });
-  await step(
+  await clock.step(
     "chroma.sqlite3 backup API",
     () => driver.backup(join(store.chromaDir, CHROMA_DB_FILE), join(staging, "chroma", CHROMA_DB_FILE)),
   );
-  const manifest = await step(
-    "SHA-256 manifest of the other files",
-    () => buildManifest(staging, undefined, new Map([["db/atocore.db", databaseSha256]])),
-  );
-  await step("metadata written (made durable by the fsync of the tree)", () => {
-    const metadata = buildMetadata({
-      createdAt: "2026-01-01T00:00:00.000000+00:00",
-      backupRoot: root,
-      dbSnapshotPath: join(root, "db", "atocore.db"),
-      dbSizeBytes: Deno.statSync(join(staging, "db", "atocore.db")).size,
-      registrySnapshotPath: join(root, "config", "project-registry.json"),
-      chromaSnapshotPath: join(root, "chroma"),
-      chromaBytes: chroma.bytes + Deno.statSync(join(staging, "chroma", CHROMA_DB_FILE)).size,
-      chromaFiles: chroma.files + 1,
-      includeChroma: true,
-      driver,
-      manifest,
-    });
-    Deno.writeTextFileSync(join(staging, "backup-metadata.json"), serializeMetadata(metadata));
+  return chroma;
+}
+
+/** Write the staged snapshot's metadata, as create does (made durable later by the fsync of the tree). */
+function writeMetadata(paths: RunPaths, chroma: CopyTotals, driver: SqliteDriver, manifest: ManifestEntry[]): void {
+  const { staging, root } = paths;
+  const metadata = buildMetadata({
+    createdAt: "2026-01-01T00:00:00.000000+00:00",
+    backupRoot: root,
+    dbSnapshotPath: join(root, "db", "atocore.db"),
+    dbSizeBytes: Deno.statSync(join(staging, "db", "atocore.db")).size,
+    registrySnapshotPath: join(root, "config", "project-registry.json"),
+    chromaSnapshotPath: join(root, "chroma"),
+    chromaBytes: chroma.bytes + Deno.statSync(join(staging, "chroma", CHROMA_DB_FILE)).size,
+    chromaFiles: chroma.files + 1,
+    includeChroma: true,
+    driver,
+    manifest,
   });
-  await step("fsync of the whole tree", () => syncTree(staging));
-  await step("post-validation (quick: integrity checks, sizes)", async () => {
-    const result = await validateSnapshotAt(staging, "s", { driver, quick: true });
+  Deno.writeTextFileSync(join(staging, "backup-metadata.json"), serializeMetadata(metadata));
+}
+
+/** The timed last steps: fsync of the tree, quick validation, publishing, and one diagnostic. */
+async function finishSteps(clock: PhaseClock, paths: RunPaths, driver: SqliteDriver): Promise<void> {
+  await clock.step("fsync of the whole tree", () => syncTree(paths.staging));
+  await clock.step("post-validation (quick: integrity checks, sizes)", async () => {
+    const result = await validateSnapshotAt(paths.staging, "s", { driver, quick: true });
     if (!result.valid) throw new Error(`validation failed: ${result.errors.join("; ")}`);
   });
-  await step("publish (rename, fsync folders)", () => renameDurable(staging, root));
-  await step(
+  await clock.step("publish (rename, fsync folders)", () => renameDurable(paths.staging, paths.root));
+  await clock.step(
     "(diagnostic, not a step) integrity check of the database alone",
-    () => driver.integrityCheck(join(root, "db", "atocore.db")),
+    () => driver.integrityCheck(join(paths.root, "db", "atocore.db")),
   );
-  return phases;
 }
 
 const PYTHON_PHASES = `
@@ -172,6 +214,10 @@ function phaseTable(title: string, runs: Phases[]): string {
   ].join("\n");
 }
 
+/**
+ * `deno run --allow-all scripts/bench_phases.ts [--db-mib N] [--chroma-mib N] [--reps N]
+ * [--driver ffi|builtin] [--work DIR] [--keep]`: median seconds of each step, as two tables.
+ */
 async function main(): Promise<void> {
   const { values } = parseArgs({
     args: Deno.args,
@@ -191,20 +237,9 @@ async function main(): Promise<void> {
       chromaMiB: Number(values["chroma-mib"]),
     });
     const driver = openDriver(values.driver as "ffi" | "builtin");
-    const tool: Phases[] = [];
-    const python: Phases[] = [];
     const withModule = hasReference();
     if (!withModule) console.log(`SKIPPED: ${referenceMissing("the python module's phases are left out")}`);
-    for (let rep = 0; rep < Number(values.reps); rep++) {
-      const out = join(work, "out");
-      await new Deno.Command("sync").output();
-      tool.push(await toolPhases(store, out, driver));
-      Deno.removeSync(out, { recursive: true });
-      if (!withModule) continue;
-      await new Deno.Command("sync").output();
-      python.push(await pythonPhases(store, out));
-      Deno.removeSync(out, { recursive: true });
-    }
+    const { tool, python } = await measureRuns(store, join(work, "out"), driver, Number(values.reps), withModule);
     console.log(
       `Store: database ${(Deno.statSync(store.db).size / 1048576).toFixed(0)} MiB, Chroma ${
         values["chroma-mib"]
@@ -216,6 +251,28 @@ async function main(): Promise<void> {
   } finally {
     if (!values.keep) Deno.removeSync(work, { recursive: true });
   }
+}
+
+/** `reps` runs of the tool's steps and, `withModule`, of the module's, each into `out` after a `sync`, then removed. */
+async function measureRuns(
+  store: SampleStore,
+  out: string,
+  driver: SqliteDriver,
+  reps: number,
+  withModule: boolean,
+): Promise<{ tool: Phases[]; python: Phases[] }> {
+  const tool: Phases[] = [];
+  const python: Phases[] = [];
+  for (let rep = 0; rep < reps; rep++) {
+    await new Deno.Command("sync").output();
+    tool.push(await toolPhases(store, out, driver));
+    Deno.removeSync(out, { recursive: true });
+    if (!withModule) continue;
+    await new Deno.Command("sync").output();
+    python.push(await pythonPhases(store, out));
+    Deno.removeSync(out, { recursive: true });
+  }
+  return { tool, python };
 }
 
 if (import.meta.main) await main();

@@ -1,13 +1,7 @@
 /**
- * Creating a snapshot: the reference module's `create`, made atomic and durable.
- *
- * The snapshot is built in `<backup>/.staging/`, validated, fsynced, and published
- * with one rename into `snapshots/`; one that fails validation goes to `failed/`.
- * A live registry that is not JSON is refused before anything is copied. The
- * database copy is hashed by a worker behind the backup and flushed while Chroma is
- * copied and the snapshot validated, so that its checksum and durability cost little
- * wall time beyond the copy itself.
- * Requires `--allow-read`, `--allow-write` and, for the FFI driver, `--allow-ffi`.
+ * Creating a snapshot: the reference module's `create`, made atomic and durable (staged,
+ * validated, fsynced, published with one rename; the README says how). Requires
+ * `--allow-read`, `--allow-write` and, for the FFI driver, `--allow-ffi`.
  *
  * @module
  */
@@ -27,10 +21,11 @@ import {
   snapshotPaths,
   stagingDir,
 } from "../snapshot/layout.ts";
-import { buildManifest } from "../snapshot/manifest.ts";
+import { buildManifest, type ManifestEntry } from "../snapshot/manifest.ts";
 import { buildMetadata, serializeMetadata, type SnapshotMetadata } from "../snapshot/metadata.ts";
 import { formatCreatedAt, formatStamp } from "../snapshot/stamp.ts";
 import type { SqliteDriver } from "../sqlite/driver.ts";
+import { backupFollowedIfOffered } from "../sqlite/followed_backup.ts";
 import { CHROMA_DB_FILE, CHROMA_OLD_PREFIX, CHROMA_STAGING_PREFIX } from "../snapshot/chroma.ts";
 import { validateSnapshotAt } from "./validate.ts";
 
@@ -65,138 +60,217 @@ export type CreateResult = SnapshotMetadata & {
  * is copied), when copying fails, or when the snapshot does not validate.
  */
 export async function createSnapshot(config: Config, options: CreateOptions): Promise<CreateResult> {
-  const backupDir = config.backupDir.path;
   requireDatabase(config.db.path);
   await requireParsableRegistry(config.registry.path);
-  const now = await freeStampTime(backupDir);
-  const stamp = formatStamp(now);
-  const finalRoot = snapshotDir(backupDir, stamp);
-  const staging = stagingDir(backupDir, stamp);
-  const staged = snapshotPaths(staging, basename(config.db.path), basename(config.registry.path));
-  const published = snapshotPaths(finalRoot, basename(config.db.path), basename(config.registry.path));
-  ensureDir(staging);
+  const target = planSnapshot(config, await freeStampTime(config.backupDir.path));
+  ensureDir(target.staged.root);
   try {
-    const { metadata, flushed } = await buildSnapshot(config, options, staged, published, formatCreatedAt(now));
-    const validation = await validateSnapshotAt(staging, stamp, { driver: options.driver, quick: true });
+    const { metadata, flushed } = await buildSnapshot(config, options, target);
+    const validation = await validateSnapshotAt(target.staged.root, target.stamp, {
+      driver: options.driver,
+      quick: true,
+    });
     await flushed();
-    if (!validation.valid) {
-      const aside = failedDir(backupDir, stamp);
-      ensureDir(join(aside, ".."));
-      renameDurable(staging, aside);
-      options.reporter.event("warning", "post_backup_validation_failed", {
-        backup_root: aside,
-        errors: validation.errors,
-      });
-      throw new OperationError(
-        `snapshot ${stamp} failed validation (${
-          validation.errors.join("; ")
-        }); kept aside at ${aside}, not published; fix the source and run create again`,
-      );
-    }
-    ensureDir(join(finalRoot, ".."));
-    if (exists(finalRoot)) {
-      throw new OperationError(
-        `snapshot already exists, not overwritten: ${finalRoot}; another program wrote it this second; run create again`,
-      );
-    }
-    renameDurable(staging, finalRoot);
+    if (!validation.valid) setAsideInvalid(target, validation.errors, options.reporter);
+    publish(target);
     options.reporter.event("info", "runtime_backup_created", {
-      backup_root: finalRoot,
+      backup_root: target.published.root,
       db_snapshot: metadata.db_snapshot_path,
       chroma_included: options.includeChroma,
       chroma_bytes: metadata.chroma_snapshot_bytes,
       validated: true,
     });
-    return { ...metadata, stamp, validated: true, validation_errors: [] };
+    return { ...metadata, stamp: target.stamp, validated: true, validation_errors: [] };
   } catch (error) {
-    const renamed = !exists(staging) && exists(finalRoot);
-    removeQuietly(staging);
-    if (error instanceof OperationError || error instanceof UsageError) throw error;
-    if (renamed) {
-      throw new OperationError(
-        `snapshot ${stamp} was published at ${finalRoot} but flushing its folder failed (${
-          describeOsError(error)
-        }); run 'validate ${stamp}', and create again if it fails`,
-        { cause: error },
-      );
-    }
-    throw new OperationError(
-      `create failed (${
-        describeOsError(error)
-      }) in ${backupDir}; nothing was published; fix the cause and run create again`,
-      { cause: error },
-    );
+    const wasPublished = !exists(target.staged.root) && exists(target.published.root);
+    removeQuietly(target.staged.root);
+    throw failureOfCreate(error, target, wasPublished);
   }
 }
 
+/** Where one run of create builds its snapshot, and where it publishes it. */
+interface SnapshotTarget {
+  /** The backup folder. */
+  backupDir: string;
+  /** The snapshot's stamp, free when planned. */
+  stamp: string;
+  /** The creation time as the metadata records it. */
+  createdAt: string;
+  /** The snapshot's paths in its staging folder, where it is built. */
+  staged: SnapshotPaths;
+  /** The same paths once published under `snapshots/`, as the metadata records them. */
+  published: SnapshotPaths;
+}
+
+/** The staging and published paths of a snapshot of the store that `config` names, taken at `now`. */
+function planSnapshot(config: Config, now: Date): SnapshotTarget {
+  const backupDir = config.backupDir.path;
+  const stamp = formatStamp(now);
+  const names = [basename(config.db.path), basename(config.registry.path)] as const;
+  return {
+    backupDir,
+    stamp,
+    createdAt: formatCreatedAt(now),
+    staged: snapshotPaths(stagingDir(backupDir, stamp), ...names),
+    published: snapshotPaths(snapshotDir(backupDir, stamp), ...names),
+  };
+}
+
+/** Move a staged snapshot that failed validation to `failed/`, report it, and throw. */
+function setAsideInvalid(target: SnapshotTarget, errors: string[], reporter: Reporter): never {
+  const aside = failedDir(target.backupDir, target.stamp);
+  ensureDir(join(aside, ".."));
+  renameDurable(target.staged.root, aside);
+  reporter.event("warning", "post_backup_validation_failed", { backup_root: aside, errors });
+  throw new OperationError(
+    `snapshot ${target.stamp} failed validation (${
+      errors.join("; ")
+    }); kept aside at ${aside}, not published; fix the source and run create again`,
+  );
+}
+
+/** Publish the staged snapshot with one rename, never over a snapshot already there. */
+function publish(target: SnapshotTarget): void {
+  const finalRoot = target.published.root;
+  ensureDir(join(finalRoot, ".."));
+  if (exists(finalRoot)) {
+    throw new OperationError(
+      `snapshot already exists, not overwritten: ${finalRoot}; another program wrote it this second; run create again`,
+    );
+  }
+  renameDurable(target.staged.root, finalRoot);
+}
+
 /**
- * Copy and hash the store into `staged`, write its metadata, and return it with a
- * function that makes the whole snapshot durable: the database copy is flushed on a
- * runtime thread meanwhile, so validation can run before waiting for it.
+ * The error create throws for `error`: the tool's own errors as they are; any other one
+ * saying whether the snapshot was published (only its folder's flush failed) or not.
  */
-async function buildSnapshot(
-  config: Config,
-  options: CreateOptions,
-  staged: SnapshotPaths,
-  published: SnapshotPaths,
-  createdAt: string,
-): Promise<{ metadata: SnapshotMetadata; flushed: () => Promise<void> }> {
-  const { driver, reporter } = options;
+function failureOfCreate(error: unknown, target: SnapshotTarget, wasPublished: boolean): unknown {
+  if (error instanceof OperationError || error instanceof UsageError) return error;
+  if (wasPublished) {
+    return new OperationError(
+      `snapshot ${target.stamp} was published at ${target.published.root} but flushing its folder failed (${
+        describeOsError(error)
+      }); run 'validate ${target.stamp}', and create again if it fails`,
+      { cause: error },
+    );
+  }
+  return new OperationError(
+    `create failed (${
+      describeOsError(error)
+    }) in ${target.backupDir}; nothing was published; fix the cause and run create again`,
+    { cause: error },
+  );
+}
+
+/** A snapshot written to staging: its metadata, and how to wait until all of it is durable. */
+interface BuiltSnapshot {
+  metadata: SnapshotMetadata;
+  /** Resolves once the database copy's flush is done and the rest of the tree is fsynced. */
+  flushed: () => Promise<void>;
+}
+
+/**
+ * Copy and hash the store into staging and write its metadata. The database copy is
+ * flushed on a runtime thread meanwhile, so validation can run before waiting for it.
+ */
+async function buildSnapshot(config: Config, options: CreateOptions, target: SnapshotTarget): Promise<BuiltSnapshot> {
+  const { staged } = target;
   Deno.mkdirSync(staged.dbFolder);
   Deno.mkdirSync(staged.configFolder);
-  using databaseHash = followFile(staged.db);
-  await copyingFrom("database", config.db.path, () =>
-    driver.backup(
-      config.db.path,
-      staged.db,
-      ({ remaining, total }) => reporter.progress("database pages", total - remaining, total),
-      (firstPage, bytes) => databaseHash.settled(firstPage, bytes),
-    ));
-  const databaseFlushed = syncFileLater(staged.db);
-  const { sha256: databaseSha256, hashed } = await databaseHash.finish();
-  if (hashed === "again") reporter.event("info", "database_hashed_after_copy", { path: staged.db });
-  const hasRegistry = exists(config.registry.path);
-  if (hasRegistry) {
-    await copyingFrom("registry", config.registry.path, () => Deno.copyFileSync(config.registry.path, staged.registry));
-  }
-  let chroma: CopyTotals | null = null;
-  if (options.includeChroma) {
-    if (isDirectory(config.chromaDir.path)) {
-      chroma = await copyingFrom(
-        "Chroma folder",
-        config.chromaDir.path,
-        () => copyChroma(config.chromaDir.path, staged.chroma, driver, reporter),
-      );
-    } else {
-      reporter.event("info", "chroma_snapshot_skipped_missing", { path: config.chromaDir.path });
-    }
-  }
+  const database = await copyDatabase(config.db.path, staged.db, options);
+  const hasRegistry = await copyRegistry(config.registry.path, staged.registry);
+  const chroma = options.includeChroma
+    ? await copyChromaIfPresent(config.chromaDir.path, staged.chroma, options)
+    : null;
   const manifest = buildManifest(
     staged.root,
-    (done, total) => reporter.progress("hashing", done, total),
-    new Map([[dbManifestPath(basename(config.db.path)), databaseSha256]]),
+    (done, total) => options.reporter.progress("hashing", done, total),
+    new Map([[dbManifestPath(basename(config.db.path)), database.sha256]]),
   );
-  const metadata = buildMetadata({
-    createdAt,
-    backupRoot: published.root,
-    dbSnapshotPath: published.db,
-    dbSizeBytes: Deno.statSync(staged.db).size,
-    registrySnapshotPath: hasRegistry ? published.registry : "",
-    chromaSnapshotPath: chroma ? published.chroma : "",
-    chromaBytes: chroma?.bytes ?? 0,
-    chromaFiles: chroma?.files ?? 0,
-    includeChroma: options.includeChroma,
-    driver,
-    manifest,
-  });
+  const metadata = snapshotMetadata(target, options, { hasRegistry, chroma, manifest });
   // Staging is never listed: the metadata is made durable with the rest before publishing,
   // not now, when its fsync would wait behind the database copy's flush.
   Deno.writeTextFileSync(staged.metadata, serializeMetadata(metadata));
-  const flushed = async () => {
-    await databaseFlushed();
-    syncTree(staged.root);
+  return {
+    metadata,
+    flushed: async () => {
+      await database.flushed();
+      syncTree(staged.root);
+    },
   };
-  return { metadata, flushed };
+}
+
+/** The database copy: its SHA-256, and a function that resolves once its flush is done. */
+interface CopiedDatabase {
+  sha256: string;
+  flushed: () => Promise<void>;
+}
+
+/**
+ * Back up the live database into `copy`, hashed by a worker behind the backup where the
+ * driver offers it (else after it), and start the copy's flush on a runtime thread.
+ */
+async function copyDatabase(source: string, copy: string, options: CreateOptions): Promise<CopiedDatabase> {
+  const { driver, reporter } = options;
+  using follower = followFile(copy);
+  await copyingFrom("database", source, () =>
+    backupFollowedIfOffered(
+      driver,
+      source,
+      copy,
+      (firstPage, bytes) => follower.settled(firstPage, bytes),
+      ({ remaining, total }) => reporter.progress("database pages", total - remaining, total),
+    ));
+  const flushed = syncFileLater(copy);
+  const { sha256, hashed } = await follower.finish();
+  if (hashed === "again") reporter.event("info", "database_hashed_after_copy", { path: copy });
+  return { sha256, flushed };
+}
+
+/** Copy the live registry to `copy` when there is one; whether there was. */
+async function copyRegistry(source: string, copy: string): Promise<boolean> {
+  if (!exists(source)) return false;
+  await copyingFrom("registry", source, () => Deno.copyFileSync(source, copy));
+  return true;
+}
+
+/** Copy the live Chroma folder to `target`, or report that there is none and return `null`. */
+async function copyChromaIfPresent(
+  source: string,
+  target: string,
+  { driver, reporter }: CreateOptions,
+): Promise<CopyTotals | null> {
+  if (!isDirectory(source)) {
+    reporter.event("info", "chroma_snapshot_skipped_missing", { path: source });
+    return null;
+  }
+  return await copyingFrom("Chroma folder", source, () => copyChroma(source, target, driver, reporter));
+}
+
+/** What was copied besides the database, as the metadata records it. */
+interface CopiedParts {
+  hasRegistry: boolean;
+  chroma: CopyTotals | null;
+  manifest: ManifestEntry[];
+}
+
+/** The metadata of the staged snapshot, with the paths it will have once published. */
+function snapshotMetadata(target: SnapshotTarget, options: CreateOptions, parts: CopiedParts): SnapshotMetadata {
+  const { staged, published } = target;
+  return buildMetadata({
+    createdAt: target.createdAt,
+    backupRoot: published.root,
+    dbSnapshotPath: published.db,
+    dbSizeBytes: Deno.statSync(staged.db).size,
+    registrySnapshotPath: parts.hasRegistry ? published.registry : "",
+    chromaSnapshotPath: parts.chroma ? published.chroma : "",
+    chromaBytes: parts.chroma?.bytes ?? 0,
+    chromaFiles: parts.chroma?.files ?? 0,
+    includeChroma: options.includeChroma,
+    driver: options.driver,
+    manifest: parts.manifest,
+  });
 }
 
 /**

@@ -1,8 +1,7 @@
 /**
- * The small interface of what the tool needs from SQLite, shared by both drivers.
- *
- * Every SQLite call of the tool lives under `src/sqlite/`; the rest of the tool
- * sees only {@linkcode SqliteDriver}.
+ * The small interface of what the tool needs from SQLite, shared by both drivers. Every
+ * SQLite call lives under `src/sqlite/`; the rest of the tool sees only {@linkcode SqliteDriver}
+ * and, to hash a copy behind its backup, `FollowedBackup` (`followed_backup.ts`).
  *
  * @module
  */
@@ -21,14 +20,6 @@ export interface BackupProgress {
   total: number;
 }
 
-/**
- * Told after each backup step that the destination's bytes from the end of
- * `firstPage` up to `bytes` are written and final, and that its first page will be
- * `firstPage` once the backup completes: a prediction, to check against the finished
- * file. A driver that cannot tell never calls it.
- */
-export type SettledListener = (firstPage: Uint8Array, bytes: number) => void;
-
 /** What the tool does with SQLite. */
 export interface SqliteDriver {
   /** Which driver this is. */
@@ -38,15 +29,10 @@ export interface SqliteDriver {
   /**
    * Copy the database at `source` into the new file `destination` with the online
    * backup API, as one consistent state even while another process commits, then
-   * leave the fsync to the caller (create flushes it while hashing). The source is never created: a missing source is an error.
-   * With `onSettled`, the FFI driver writes each step's pages to the file before the next step and reports them.
+   * leave the fsync to the caller (create flushes it while hashing). The source is
+   * never created: a missing source is an error.
    */
-  backup(
-    source: string,
-    destination: string,
-    onProgress?: (progress: BackupProgress) => void,
-    onSettled?: SettledListener,
-  ): Promise<void>;
+  backup(source: string, destination: string, onProgress?: (progress: BackupProgress) => void): Promise<void>;
   /**
    * `PRAGMA integrity_check` of the database at `path`: `"ok"` or the first problem.
    * The file is opened read-only and immutable, so it works on a read-only folder and

@@ -1,13 +1,7 @@
 /**
- * The FFI driver: libsqlite3 loaded with `Deno.dlopen`.
- *
- * The backup destination is a new file in a staging folder, so it is opened with
- * `journal_mode=OFF`, `synchronous=OFF` and a bounded cache, copied in steps, and
- * left for the caller to fsync. Given a {@linkcode SettledListener}, each step's pages
- * are written to the file (`sqlite3_db_cacheflush`) before the next step and reported
- * with the first page the copy will end with (see `first_page.ts`), so that the caller
- * can hash the copy behind the backup. Requires `--allow-ffi` and, for that listener,
- * `--allow-read` of the source.
+ * The FFI driver: libsqlite3 loaded with `Deno.dlopen`, the one driver that offers
+ * {@linkcode FollowedBackup}, so create can hash the database copy behind the backup.
+ * Requires `--allow-ffi` and, for a followed backup, `--allow-read` of the source.
  *
  * @module
  */
@@ -19,12 +13,12 @@ import {
   PAGES_PER_STEP,
   PIN_READ_SNAPSHOT,
   quoteIdentifier,
-  type SettledListener,
   type SqliteDriver,
   SqliteError,
   TABLES_QUERY,
 } from "./driver.ts";
 import { backupFirstPage, readFirstPage } from "./first_page.ts";
+import type { FollowedBackup, SettledListener } from "./followed_backup.ts";
 
 /** Library names tried, in order, when no path is given. */
 export const DEFAULT_LIBRARY_NAMES = ["libsqlite3.so.0", "libsqlite3.so", "libsqlite3.dylib"];
@@ -70,7 +64,7 @@ const MAX_BUSY_RETRIES = 100;
  * @param libraryPath A library path (from `ATOCORE_SQLITE_LIB`); else the usual names are tried.
  * @throws {Error} when no library loads; the message names what was tried.
  */
-export function openFfiDriver(libraryPath?: string): SqliteDriver {
+export function openFfiDriver(libraryPath?: string): SqliteDriver & FollowedBackup {
   const candidates = libraryPath ? [libraryPath] : DEFAULT_LIBRARY_NAMES;
   const failures: string[] = [];
   for (const candidate of candidates) {
@@ -84,7 +78,7 @@ export function openFfiDriver(libraryPath?: string): SqliteDriver {
   throw new Error(`cannot load libsqlite3 (${failures.join("; ")})`);
 }
 
-class FfiDriver implements SqliteDriver {
+class FfiDriver implements SqliteDriver, FollowedBackup {
   readonly name = "ffi";
   readonly version: string;
   readonly #lib: Library;
@@ -94,11 +88,31 @@ class FfiDriver implements SqliteDriver {
     this.version = Deno.UnsafePointerView.getCString(lib.sqlite3_libversion()!);
   }
 
-  async backup(
+  backup(source: string, destination: string, onProgress?: (progress: BackupProgress) => void): Promise<void> {
+    return this.#backup(source, destination, onProgress, undefined);
+  }
+
+  backupFollowed(
     source: string,
     destination: string,
+    onSettled: SettledListener,
     onProgress?: (progress: BackupProgress) => void,
-    onSettled?: SettledListener,
+  ): Promise<void> {
+    return this.#backup(source, destination, onProgress, onSettled);
+  }
+
+  /**
+   * The destination is a new file in a staging folder, so it is written with
+   * `journal_mode=OFF`, `synchronous=OFF` and a bounded cache, and left for the caller to
+   * fsync. With `onSettled`, each step's pages are written to the file
+   * (`sqlite3_db_cacheflush`) before the next step and reported with the first page the
+   * copy will end with (see `first_page.ts`).
+   */
+  async #backup(
+    source: string,
+    destination: string,
+    onProgress: ((progress: BackupProgress) => void) | undefined,
+    onSettled: SettledListener | undefined,
   ): Promise<void> {
     const from = this.#open(source, OPEN_READWRITE);
     try {

@@ -9,6 +9,7 @@ import { join } from "node:path";
 import { followFile } from "../../src/fs/follow_hash.ts";
 import { readAt } from "../../src/fs/read_at.ts";
 import { readFirstPage } from "../../src/sqlite/first_page.ts";
+import { offersFollowedBackup } from "../../src/sqlite/followed_backup.ts";
 import { openDriver } from "../../src/sqlite/open_driver.ts";
 import { growInWal, tempDir, tempStore } from "../_helpers.ts";
 
@@ -82,7 +83,9 @@ Deno.test("ffi backup: reported ranges stay as written, and the predicted first 
   using out = tempDir();
   const copy = join(out.path, "copy.db");
   const seen: { firstPage: Uint8Array; bytes: number; range: Uint8Array }[] = [];
-  await openDriver("ffi").backup(store.db, copy, undefined, (firstPage, bytes) => {
+  const driver = openDriver("ffi");
+  assert.ok(offersFollowedBackup(driver), "the FFI driver offers a followed backup");
+  await driver.backupFollowed(store.db, copy, (firstPage, bytes) => {
     using file = Deno.openSync(copy, { read: true });
     seen.push({ firstPage, bytes, range: readAt(file, firstPage.length, bytes - firstPage.length)! });
   });

@@ -7,6 +7,7 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { type SqliteDriver, SqliteError } from "../../src/sqlite/driver.ts";
+import { offersFollowedBackup } from "../../src/sqlite/followed_backup.ts";
 import { openDriver } from "../../src/sqlite/open_driver.ts";
 import { runCli, tempDir, tempStore } from "../_helpers.ts";
 import { startWriterProcess } from "../_writer_process.ts";
@@ -40,6 +41,10 @@ for (const name of DRIVERS) {
   Deno.test(`${name}: reports its name and a SQLite version`, () => {
     assert.equal(driver.name, name);
     assert.match(driver.version, /^3\.\d+\.\d+$/);
+  });
+
+  Deno.test(`${name}: offers a followed backup only as the FFI driver`, () => {
+    assert.equal(offersFollowedBackup(driver), name === "ffi");
   });
 
   Deno.test(`${name}: backup copies WAL frames not yet checkpointed, with page progress`, async () => {
