@@ -1,17 +1,6 @@
 /**
- * The benchmark: this tool side by side with the Python reference module,
- * `sqlite3 .backup`, `cp -r` + fsync and `sha256sum`, on one generated store, in one run.
- *
- * Every command is a subprocess wrapped in `/usr/bin/time -f '%e %M'` (wall seconds,
- * peak resident memory). Contenders of one command run in turn, in a rotating order,
- * `--reps` times after one untimed warm-up run each; the table shows medians. Outputs
- * go to fresh folders that are removed after each run, and `sync` runs (untimed)
- * before each run.
- *
- * Usage: `deno task bench [--db-mib N] [--chroma-mib N] [--reps N] [--snapshots N]
- *   [--only create,create-chroma,validate,list,restore] [--binary FILE] [--out FILE] [--work DIR] [--keep] [--quick]`
- *
- * Not part of the tests. Requires `--allow-all` (it runs subprocesses and writes a work folder).
+ * The benchmark: this tool side by side with the Python module, `sqlite3 .backup`, `cp -r` +
+ * fsync and `sha256sum` on one generated store (see HELP). Not part of the tests; `--allow-all`.
  *
  * @module
  */
@@ -96,6 +85,8 @@ async function settle(): Promise<void> {
  * Measure every contender `reps` times, rotating the order each repetition (A B C, B C A, ...),
  * after one untimed warm-up run of each (Deno's first run of changed code transpiles it and
  * fills its cache; the first command after the store is made pays for the store's writes).
+ * Each run is a subprocess under `/usr/bin/time`, after an untimed `sync`, followed by its
+ * contender's clean-up (outputs go to fresh folders, removed after each run).
  */
 async function compare(command: string, contenders: Contender[], reps: number): Promise<CommandResult> {
   const measured: Measured[] = contenders.map((contender) => ({ contender, samples: [] }));
@@ -557,6 +548,9 @@ Options:
   --keep            keep the work folder
   --quick           a tiny smoke run (8 MiB, 1 repetition, 50 snapshots)`;
 
+/** The flags of one run, as {@linkcode parseFlags} reads them. */
+type Flags = ReturnType<typeof parseFlags>;
+
 async function main(): Promise<void> {
   const flags = parseFlags(Deno.args);
   if (flags.help) return console.log(HELP);
@@ -575,56 +569,98 @@ async function main(): Promise<void> {
     const bench: Bench = { work, store, toolPrefix, hasReference, reps: flags.reps };
     await timed([...toolPrefix, "--version"], {});
     if (hasReference) await timed(moduleArgv(["list"]), moduleEnv(store, join(work, "warm")));
-    const results: CommandResult[] = [];
-    const run = async (section: Section, command: string, contenders: () => Promise<Contender[]> | Contender[]) => {
-      if (flags.only.includes(section)) results.push(await compare(command, await contenders(), flags.reps));
-    };
-    await run("create", "create", () => createContenders(bench, false));
-    await run("create-chroma", "create --chroma", () => createContenders(bench, true));
-    const snapshotBackups = join(work, "backups");
-    let stamp = "";
-    const snapshot = async () => stamp ||= await makeSnapshot(bench, store, snapshotBackups);
-    await run("validate", "validate", async () => validateContenders(bench, snapshotBackups, await snapshot(), false));
-    await run(
-      "validate",
-      "validate --quick",
-      async () => validateContenders(bench, snapshotBackups, await snapshot(), true),
-    );
-    await run("list", `list (${flags.snapshots} snapshots)`, async () => {
-      await makeManySnapshots(bench, join(work, "many"), flags.snapshots);
-      await requireListed(bench, join(work, "many"), flags.snapshots);
-      return listContenders(bench, join(work, "many"));
-    });
-    const hasRestore = isFile(join(ROOT, "src", "cli", "restore.ts"));
-    if (flags.only.includes("restore") && !hasRestore) log("restore: src/cli/restore.ts is not there yet; skipped");
-    if (hasRestore) {
-      await run("restore", "restore", async () => restoreContenders(bench, snapshotBackups, await snapshot()));
-    }
-    const storeSize = `database ${
-      (Deno.statSync(store.db).size / 1048576).toFixed(0)
-    } MiB, Chroma ${flags.chromaMiB} MiB`;
-    const report = [
-      `Store: ${storeSize}; one warm-up run each, then ${flags.reps} repetitions, order rotated each time, medians; ` +
-      `ratio below 1 means this tool is faster. Tool run as ${
-        flags.binary ? `the binary ${flags.binary}` : "`deno run` of main.ts with the compile permissions"
-      }.`,
-      "",
-      formatTable(results),
-      "",
-      await machineLine(work),
-      `Load average before: ${loadBefore}; after: ${loadAverage()}; 1-minute load after each repetition: ` +
-      `${Math.min(...loadSeen)} to ${
-        Math.max(...loadSeen)
-      } (${navigator.hardwareConcurrency} CPUs; other work on the machine adds noise).`,
-      "",
-      "Samples (wall s, peak RSS):",
-      formatSamples(results),
-    ].join("\n");
+    const results = await measureSections(bench, flags);
+    const report = await formatReport(bench, flags, results, loadBefore);
     console.log(report);
     if (flags.out) Deno.writeTextFileSync(flags.out, report + "\n");
   } finally {
     if (!flags.keep) removeQuietly(work);
   }
+}
+
+/** One command of a section, with its contenders made only when the section is run. */
+interface Planned {
+  section: Section;
+  command: string;
+  contenders: () => Promise<Contender[]> | Contender[];
+}
+
+/** Measure the commands of the sections that `--only` names, in order. */
+async function measureSections(bench: Bench, flags: Flags): Promise<CommandResult[]> {
+  const results: CommandResult[] = [];
+  for (const { section, command, contenders } of plannedCommands(bench, flags)) {
+    if (flags.only.includes(section)) results.push(await compare(command, await contenders(), flags.reps));
+  }
+  return results;
+}
+
+/** Every command of every section; the snapshot that validate and restore read is made once, when first needed. */
+function plannedCommands(bench: Bench, flags: Flags): Planned[] {
+  const backups = join(bench.work, "backups");
+  const many = join(bench.work, "many");
+  let stamp = "";
+  const snapshot = async () => stamp ||= await makeSnapshot(bench, bench.store, backups);
+  const hasRestore = isFile(join(ROOT, "src", "cli", "restore.ts"));
+  if (flags.only.includes("restore") && !hasRestore) log("restore: src/cli/restore.ts is not there yet; skipped");
+  return [
+    { section: "create", command: "create", contenders: () => createContenders(bench, false) },
+    { section: "create-chroma", command: "create --chroma", contenders: () => createContenders(bench, true) },
+    {
+      section: "validate",
+      command: "validate",
+      contenders: async () => validateContenders(bench, backups, await snapshot(), false),
+    },
+    {
+      section: "validate",
+      command: "validate --quick",
+      contenders: async () => validateContenders(bench, backups, await snapshot(), true),
+    },
+    {
+      section: "list",
+      command: `list (${flags.snapshots} snapshots)`,
+      contenders: async () => {
+        await makeManySnapshots(bench, many, flags.snapshots);
+        await requireListed(bench, many, flags.snapshots);
+        return listContenders(bench, many);
+      },
+    },
+    ...(hasRestore
+      ? [{
+        section: "restore" as const,
+        command: "restore",
+        contenders: async () => restoreContenders(bench, backups, await snapshot()),
+      }]
+      : []),
+  ];
+}
+
+/** The report: the store, the table of medians, the machine, the load seen, and every sample. */
+async function formatReport(
+  bench: Bench,
+  flags: Flags,
+  results: CommandResult[],
+  loadBefore: string,
+): Promise<string> {
+  const storeSize = `database ${
+    (Deno.statSync(bench.store.db).size / 1048576).toFixed(0)
+  } MiB, Chroma ${flags.chromaMiB} MiB`;
+  return [
+    `Store: ${storeSize}; one warm-up run each, then ${flags.reps} repetitions, order rotated each time, medians; ` +
+    `ratio below 1 means this tool is faster. Tool run as ${
+      flags.binary ? `the binary ${flags.binary}` : "`deno run` of main.ts with the compile permissions"
+    }.`,
+    "",
+    formatTable(results),
+    "",
+    await machineLine(bench.work),
+    `Load average before: ${loadBefore}; after: ${loadAverage()}; 1-minute load after each repetition: ` +
+    `${Math.min(...loadSeen)} to ${
+      Math.max(...loadSeen)
+    } (${navigator.hardwareConcurrency} CPUs; other work on the machine adds noise).`,
+    "",
+    "Samples (wall s, peak RSS):",
+    formatSamples(results),
+  ].join("\n");
 }
 
 if (import.meta.main) await main();
