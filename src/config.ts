@@ -1,9 +1,6 @@
 /**
- * Resolution of the four paths of the machine store, once, in one place.
- *
- * Precedence: command-line flag, then environment variable, then a default under
- * `ATOCORE_DATA_DIR` (itself defaulting to `./data`). The result is a plain value
- * passed down to every operation; nothing else reads the environment.
+ * Resolution of the four paths of the machine store (flag, else environment, else default), once, in one place:
+ * the result is a plain value passed down to every operation, and nothing else reads the environment.
  *
  * @module
  */

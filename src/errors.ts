@@ -1,7 +1,6 @@
 /**
- * Error classes that carry the process exit code an operator's script acts on.
- *
- * Every message is one line: what went wrong, the path it concerns, and the next step.
+ * Error classes that carry the process exit code an operator's script acts on; each message is one line
+ * naming what went wrong, the path it concerns and the next step.
  *
  * @module
  */

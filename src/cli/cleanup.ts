@@ -9,11 +9,11 @@ import { acquireLock } from "../ops/lock.ts";
 import { removeLeftovers } from "../ops/recover.ts";
 import { DEFAULT_POLICY, type KeepReason, type RetentionPolicy } from "../snapshot/retention.ts";
 import { failedRoot, snapshotsDir } from "../snapshot/layout.ts";
-import { type Command, COMMON_HELP, configFrom, type Values } from "./command.ts";
+import { type CommandFlags, COMMON_HELP, configFrom, defineCommand, type Outcome } from "./command.ts";
 import { formatErrors } from "./format.ts";
 
 /** The `cleanup` command. */
-export const cleanupCommand: Command = {
+export const cleanupCommand = defineCommand({
   name: "cleanup",
   summary: "remove old snapshots per the retention policy (dry run unless --confirm)",
   help: `Usage: atocore-backup cleanup [--confirm] [--keep-daily N] [--keep-weekly N] [--keep-monthly N] [options]
@@ -49,7 +49,7 @@ Examples:
     "keep-monthly": { type: "string" },
   },
   maxPositionals: 0,
-  run(values, _positionals, context) {
+  run(values, _positionals, context): Promise<Outcome> {
     const policy = policyFrom(values);
     const config = configFrom(values, context);
     const backupDir = config.backupDir.path;
@@ -63,7 +63,7 @@ Examples:
       text: describe(result, backupDir),
     });
   },
-};
+});
 
 /**
  * The counts the `--keep-*` flags give, the defaults for the others.
@@ -72,11 +72,11 @@ Examples:
  * counts that are all 0 (a policy that keeps nothing; refused as restic does).
  */
 function policyFrom(values: Values): RetentionPolicy {
-  const count = (flag: string, fallback: number): number => {
+  const count = (flag: "keep-daily" | "keep-weekly" | "keep-monthly", fallback: number): number => {
     const text = values[flag];
     if (text === undefined) return fallback;
     const value = Number(text);
-    if (typeof text !== "string" || !/^\d+$/.test(text) || !Number.isSafeInteger(value)) {
+    if (!/^\d+$/.test(text) || !Number.isSafeInteger(value)) {
       throw new UsageError(`cleanup: --${flag} must be a non-negative integer, not ${JSON.stringify(text)}`);
     }
     return value;
@@ -94,6 +94,9 @@ function policyFrom(values: Values): RetentionPolicy {
   }
   return policy;
 }
+
+/** The cleanup command's flags (`run`'s return type is written out so that reading them from it is not circular). */
+type Values = CommandFlags<typeof cleanupCommand.options>;
 
 function describe(result: CleanupResult, backupDir: string): string {
   const { keep_daily, keep_weekly, keep_monthly } = result.policy;

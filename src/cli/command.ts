@@ -1,18 +1,16 @@
 /**
- * The shape every command of the CLI has, and the options they share.
- *
- * A command parses its flags, checks its arguments in plain sentences, calls the
- * engine once, and returns plain data; `main.ts` prints it as JSON or text.
+ * The shape of a CLI command, its flags typed from its declared options, and the flags all commands share;
+ * one place so that every command parses, checks and reports its arguments the same way.
  *
  * @module
  */
-import { parseArgs, type ParseArgsOptionsConfig } from "node:util";
+import { parseArgs } from "node:util";
 import { type Config, resolveConfig } from "../config.ts";
 import { type ExitCodeValue, UsageError } from "../errors.ts";
 import type { MetricFacts } from "../report/metrics.ts";
 import type { Reporter } from "../report/reporter.ts";
 import type { DriverChoice, SqliteDriver } from "../sqlite/driver.ts";
-import { DRIVER_CHOICES, openDriver } from "../sqlite/open_driver.ts";
+import { DRIVER_CHOICES, isDriverChoice, openDriver } from "../sqlite/open_driver.ts";
 
 /** What a command learns of the world it runs in, passed in rather than read. */
 export interface CommandContext {
@@ -38,31 +36,56 @@ export interface Outcome {
   metrics?: MetricFacts;
 }
 
-/** A command of the CLI. */
-export interface Command {
+/**
+ * A command's own flags, in `parseArgs`'s form: each one a boolean or a string, never repeated and without a
+ * default, so that {@linkcode FlagValues} can say exactly what parsing gives.
+ */
+export type CommandOptions = {
+  readonly [flag: string]: { readonly type: "boolean" | "string"; readonly short?: string };
+};
+
+/** What parsing gives for `options`: `boolean` or `string` per flag as declared, `undefined` when it is left out. */
+export type FlagValues<O extends CommandOptions> = { [Flag in keyof O]?: FlagValue<O[Flag]["type"]> };
+
+// Distributes over a union: a flag that may be either type (in the table of all commands) reads as either.
+type FlagValue<T> = T extends "boolean" ? boolean : T extends "string" ? string : never;
+
+/** The values a command with `options` receives: its own flags and the shared ones. */
+export type CommandFlags<O extends CommandOptions> =
+  & FlagValues<typeof GLOBAL_OPTIONS>
+  & FlagValues<typeof PATH_OPTIONS>
+  & FlagValues<O>;
+
+/** A command of the CLI, with its own flags `O`. */
+export interface Command<O extends CommandOptions = CommandOptions> {
   /** The word that selects it. */
   name: string;
   /** One line for the tool's help. */
   summary: string;
   /** The command's help: usage, options, examples. */
   help: string;
-  /** Its flags, for `parseArgs`. */
-  options: ParseArgsOptionsConfig;
+  /** Its own flags, for `parseArgs`. */
+  options: O;
   /** Highest number of positional arguments. */
   maxPositionals: number;
-  /** Run with parsed flags and positionals. */
-  run(values: Values, positionals: string[], context: CommandContext): Promise<Outcome>;
+  /**
+   * Run with parsed flags and positionals. (A method, so that the table of commands can hold each one as a
+   * plain `Command`: `main.ts` passes it only the values parsed with its own options.)
+   */
+  run(values: CommandFlags<O>, positionals: string[], context: CommandContext): Promise<Outcome>;
 }
 
-/** Parsed flag values. */
-export type Values = Record<string, string | boolean | undefined>;
+/** A command whose `run` receives values typed by its `options`, which are inferred from the literal. */
+export function defineCommand<const O extends CommandOptions>(command: Command<O>): Command<O> {
+  return command;
+}
 
 /** Flags every command accepts. */
 export const GLOBAL_OPTIONS = {
   json: { type: "boolean" },
   debug: { type: "boolean" },
   help: { type: "boolean", short: "h" },
-} as const satisfies ParseArgsOptionsConfig;
+} as const satisfies CommandOptions;
 
 /** Flags of commands that work on the store's paths. */
 export const PATH_OPTIONS = {
@@ -71,7 +94,7 @@ export const PATH_OPTIONS = {
   registry: { type: "string" },
   "chroma-dir": { type: "string" },
   "sqlite-driver": { type: "string" },
-} as const satisfies ParseArgsOptionsConfig;
+} as const satisfies CommandOptions;
 
 /** The lines of help that describe {@linkcode PATH_OPTIONS} and {@linkcode GLOBAL_OPTIONS}. */
 export const COMMON_HELP = `Paths (flag, else environment, else default under ATOCORE_DATA_DIR, default ./data):
@@ -91,23 +114,23 @@ Output:
  *
  * @throws {UsageError}
  */
-export function parseCommandArgs(command: Command, args: string[]): { values: Values; positionals: string[] } {
+export function parseCommandArgs<O extends CommandOptions>(
+  command: Command<O>,
+  args: string[],
+): { values: CommandFlags<O>; positionals: string[] } {
+  const options: CommandOptions = { ...GLOBAL_OPTIONS, ...PATH_OPTIONS, ...command.options };
   let parsed;
   try {
-    parsed = parseArgs({
-      args,
-      options: { ...GLOBAL_OPTIONS, ...PATH_OPTIONS, ...command.options },
-      allowPositionals: true,
-      strict: true,
-    });
+    parsed = parseArgs({ args, options, allowPositionals: true, strict: true });
   } catch (error) {
     throw new UsageError(`${command.name}: ${(error as Error).message.split("\n")[0]}; see '${command.name} --help'`);
   }
-  const values = parsed.values as Values;
-  const driver = values["sqlite-driver"];
-  if (driver !== undefined && !DRIVER_CHOICES.includes(driver as DriverChoice)) {
-    throw new UsageError(`--sqlite-driver must be one of ${DRIVER_CHOICES.join(", ")}, not ${JSON.stringify(driver)}`);
+  const values: Record<string, unknown> = parsed.values;
+  if (!hasDeclaredTypes<O>(options, values)) {
+    throw new Error(`${command.name}: a flag was parsed with a type it was not declared with; please report this bug`);
   }
+  const driver = values["sqlite-driver"];
+  if (driver !== undefined) checkedDriverChoice(driver);
   if (!values.help && parsed.positionals.length > command.maxPositionals) {
     throw new UsageError(
       `${command.name}: too many arguments (${parsed.positionals.join(" ")}); see '${command.name} --help'`,
@@ -117,22 +140,28 @@ export function parseCommandArgs(command: Command, args: string[]): { values: Va
 }
 
 /**
+ * Whether each parsed value has the type its flag declares, as strict `parseArgs` promises; checked here so
+ * that the typed values a command receives are proven, not asserted.
+ */
+function hasDeclaredTypes<O extends CommandOptions>(
+  options: CommandOptions,
+  values: Record<string, unknown>,
+): values is CommandFlags<O> {
+  return Object.entries(values).every(([flag, value]) => value === undefined || typeof value === options[flag]?.type);
+}
+
+/**
  * The configuration that the path flags and the environment give.
  *
  * @throws {UsageError} for a path flag given an empty value (`--db "$UNSET"`), which
  *   would otherwise fall back silently to the environment or the default store.
  */
-export function configFrom(values: Values, context: CommandContext): Config {
-  for (const flag of ["db", "backup-dir", "registry", "chroma-dir"]) {
+export function configFrom(values: FlagValues<typeof PATH_OPTIONS>, context: CommandContext): Config {
+  for (const flag of ["db", "backup-dir", "registry", "chroma-dir"] as const) {
     if (values[flag] === "") throw new UsageError(`--${flag} needs a path, not an empty value`);
   }
   return resolveConfig(
-    {
-      db: values.db as string | undefined,
-      backupDir: values["backup-dir"] as string | undefined,
-      registry: values.registry as string | undefined,
-      chromaDir: values["chroma-dir"] as string | undefined,
-    },
+    { db: values.db, backupDir: values["backup-dir"], registry: values.registry, chromaDir: values["chroma-dir"] },
     context.env,
     context.cwd,
   );
@@ -141,17 +170,32 @@ export function configFrom(values: Values, context: CommandContext): Config {
 /**
  * Open the SQLite driver that `--sqlite-driver` names.
  *
- * ({@linkcode parseCommandArgs} has refused an unknown name).
- *
  * @throws {UsageError} when `ffi` is asked for and cannot load.
  */
-export function driverFrom(values: Values, context: CommandContext): SqliteDriver {
-  const choice = (values["sqlite-driver"] as DriverChoice | undefined) ?? "auto";
+export function driverFrom(values: FlagValues<typeof PATH_OPTIONS>, context: CommandContext): SqliteDriver {
+  const choice = checkedDriverChoice(values["sqlite-driver"] ?? "auto");
   return openDriver(choice, context.env.ATOCORE_SQLITE_LIB || undefined);
 }
 
+/**
+ * The driver that `--sqlite-driver` names.
+ *
+ * @throws {UsageError} for a name that is not one of {@linkcode DRIVER_CHOICES}.
+ */
+function checkedDriverChoice(name: string): DriverChoice {
+  if (!isDriverChoice(name)) {
+    throw new UsageError(`--sqlite-driver must be one of ${DRIVER_CHOICES.join(", ")}, not ${JSON.stringify(name)}`);
+  }
+  return name;
+}
+
 /** Refuse two flags given together. */
-export function refuseBoth(values: Values, first: string, second: string, command: string): void {
+export function refuseBoth<V extends object>(
+  values: V,
+  first: keyof V & string,
+  second: keyof V & string,
+  command: string,
+): void {
   if (values[first] && values[second]) {
     throw new UsageError(`${command}: --${first} and --${second} cannot be used together; pick one`);
   }

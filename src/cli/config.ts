@@ -4,11 +4,11 @@
  * @module
  */
 import { ExitCode } from "../errors.ts";
-import { type Command, COMMON_HELP, configFrom, driverFrom } from "./command.ts";
+import { COMMON_HELP, configFrom, defineCommand, driverFrom } from "./command.ts";
 import { formatTable } from "./format.ts";
 
 /** The `config` command. */
-export const configCommand: Command = {
+export const configCommand = defineCommand({
   name: "config",
   summary: "print the resolved paths, where each came from, and the SQLite driver",
   help: `Usage: atocore-backup config [options]
@@ -31,4 +31,4 @@ Examples:
     rows.push(["sqlite", `${driver.name} ${driver.version}`, ""]);
     return Promise.resolve({ result, exitCode: ExitCode.Ok, text: formatTable(["SETTING", "VALUE", "SOURCE"], rows) });
   },
-};
+});

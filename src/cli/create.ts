@@ -7,13 +7,13 @@ import { createSnapshot } from "../ops/create.ts";
 import { ExitCode } from "../errors.ts";
 import { acquireLock } from "../ops/lock.ts";
 import { removeLeftovers } from "../ops/recover.ts";
-import { type Command, COMMON_HELP, configFrom, driverFrom } from "./command.ts";
+import { COMMON_HELP, configFrom, defineCommand, driverFrom } from "./command.ts";
 import { manifestBytes } from "../snapshot/metadata.ts";
 import { formatBytes } from "./format.ts";
 import { METRICS_HELP, METRICS_OPTIONS, withMetrics } from "./metrics_flag.ts";
 
 /** The `create` command. */
-export const createCommand: Command = {
+export const createCommand = defineCommand({
   name: "create",
   summary: "back up the database and registry (and Chroma with --chroma) into a new snapshot",
   help: `Usage: atocore-backup create [--chroma] [options]
@@ -56,4 +56,4 @@ Examples:
       };
     });
   },
-};
+});

@@ -14,19 +14,19 @@ import { runSampleDrill, type SampleDrillResult } from "../sample/drill.ts";
 import { checkedStamp } from "../snapshot/layout.ts";
 import { isStamp } from "../snapshot/stamp.ts";
 import {
-  type Command,
   type CommandContext,
+  type CommandFlags,
   COMMON_HELP,
   configFrom,
+  defineCommand,
   driverFrom,
   type Outcome,
-  type Values,
 } from "./command.ts";
 import { formatAge, formatBytes } from "./format.ts";
 import { METRICS_HELP, METRICS_OPTIONS, withMetrics } from "./metrics_flag.ts";
 
 /** The `drill` command. */
-export const drillCommand: Command = {
+export const drillCommand = defineCommand({
   name: "drill",
   summary: "restore a snapshot into a scratch folder and check it is whole (--sample: the whole tool on a sample)",
   help: `Usage: atocore-backup drill STAMP [options]
@@ -68,7 +68,7 @@ Examples:
     ...METRICS_OPTIONS,
   },
   maxPositionals: 1,
-  run(values, positionals, context) {
+  run(values, positionals, context): Promise<Outcome> {
     checkArguments(values, positionals);
     return withMetrics(
       values,
@@ -77,20 +77,23 @@ Examples:
       () => values.sample ? sample(values, context) : drill(values, positionals, context),
     );
   },
-};
+});
+
+/** The drill command's flags (`run`'s return type is written out so that reading them from it is not circular). */
+type Values = CommandFlags<typeof drillCommand.options>;
 
 function checkArguments(values: Values, positionals: string[]): void {
   const chosen = [positionals.length > 0, Boolean(values.latest), Boolean(values.sample)].filter(Boolean).length;
   if (chosen === 0) throw new UsageError("drill: snapshot stamp required (or --latest, or --sample); see 'list'");
   if (chosen > 1) throw new UsageError("drill: give one of STAMP, --latest or --sample; see 'drill --help'");
   if (values.sample) {
-    for (const flag of ["db", "backup-dir", "registry", "chroma-dir", "scratch-dir"]) {
+    for (const flag of ["db", "backup-dir", "registry", "chroma-dir", "scratch-dir"] as const) {
       if (values[flag] !== undefined) {
         throw new UsageError(`drill: --sample makes its own store and cannot be used with --${flag}`);
       }
     }
   }
-  for (const flag of ["junit", "scratch-dir", "metrics-file"]) {
+  for (const flag of ["junit", "scratch-dir", "metrics-file"] as const) {
     if (values[flag] === "") throw new UsageError(`drill: --${flag} needs a path`);
   }
 }
@@ -99,7 +102,7 @@ async function drill(values: Values, positionals: string[], context: CommandCont
   const config = configFrom(values, context);
   const driver = driverFrom(values, context);
   const stamp = positionals.length ? checkedStamp(positionals[0]) : latestStamp(config.backupDir.path, context.now);
-  const scratch = values["scratch-dir"] as string | undefined;
+  const scratch = values["scratch-dir"];
   const result = await drillSnapshot(config, stamp, {
     driver,
     reporter: context.reporter,
@@ -142,7 +145,7 @@ function latestStamp(backupDir: string, now: Date): string {
 }
 
 function writeJunit(values: Values, context: CommandContext, result: DrillResult): void {
-  const path = values.junit as string | undefined;
+  const path = values.junit;
   if (path !== undefined) writeFileAtomic(resolve(context.cwd, path), renderJunit(result, context.now));
 }
 

@@ -5,11 +5,11 @@
  */
 import { ExitCode } from "../errors.ts";
 import { listSnapshots } from "../ops/list.ts";
-import { type Command, COMMON_HELP, configFrom } from "./command.ts";
+import { COMMON_HELP, configFrom, defineCommand } from "./command.ts";
 import { formatAge, formatBytes, formatTable } from "./format.ts";
 
 /** The `list` command. */
-export const listCommand: Command = {
+export const listCommand = defineCommand({
   name: "list",
   summary: "list the snapshots, oldest first",
   help: `Usage: atocore-backup list [options]
@@ -40,4 +40,4 @@ Examples:
       : `no snapshots in ${config.backupDir.path}`;
     return Promise.resolve({ result: { backups }, exitCode: ExitCode.Ok, text });
   },
-};
+});

@@ -4,14 +4,13 @@
  *
  * @module
  */
-import type { ParseArgsOptionsConfig } from "node:util";
 import { resolve } from "node:path";
 import { describeOsError } from "../errors.ts";
 import { type MetricsOperation, writeMetrics } from "../report/metrics.ts";
-import type { CommandContext, Outcome, Values } from "./command.ts";
+import type { CommandContext, CommandOptions, FlagValues, Outcome } from "./command.ts";
 
 /** The flag, for a command's `options`. */
-export const METRICS_OPTIONS = { "metrics-file": { type: "string" } } as const satisfies ParseArgsOptionsConfig;
+export const METRICS_OPTIONS = { "metrics-file": { type: "string" } } as const satisfies CommandOptions;
 
 /** The flag's line of help. */
 export const METRICS_HELP =
@@ -24,12 +23,12 @@ export const METRICS_HELP =
  * reported as a warning event and does not change the exit code.
  */
 export async function withMetrics(
-  values: Values,
+  values: FlagValues<typeof METRICS_OPTIONS>,
   operation: MetricsOperation,
   context: CommandContext,
   run: () => Promise<Outcome>,
 ): Promise<Outcome> {
-  const path = values["metrics-file"] as string | undefined;
+  const path = values["metrics-file"];
   if (path === undefined) return await run();
   const target = resolve(context.cwd, path);
   const record = (success: boolean, outcome?: Outcome) => {

@@ -9,11 +9,11 @@ import { acquireLock } from "../ops/lock.ts";
 import { removeLeftovers } from "../ops/recover.ts";
 import { goBack, type RestoreResult, restoreSnapshot } from "../ops/restore.ts";
 import { checkedStamp } from "../snapshot/layout.ts";
-import { type Command, COMMON_HELP, configFrom, driverFrom, refuseBoth } from "./command.ts";
+import { COMMON_HELP, configFrom, defineCommand, driverFrom, refuseBoth } from "./command.ts";
 import { formatBytes } from "./format.ts";
 
 /** The `restore` command. */
-export const restoreCommand: Command = {
+export const restoreCommand = defineCommand({
   name: "restore",
   summary: "restore a snapshot over the live store (service stopped), or rebuild it elsewhere with --to",
   help: `Usage: atocore-backup restore STAMP --confirm-service-stopped [options]
@@ -73,7 +73,7 @@ Examples:
       ignoreOpenFiles: Boolean(values["ignore-open-files"]),
       preSnapshot: !values["no-pre-snapshot"],
       includeChroma: values.chroma ? true : values["no-chroma"] ? false : undefined,
-      to: values.to === undefined ? undefined : resolve(context.cwd, values.to as string),
+      to: values.to === undefined ? undefined : resolve(context.cwd, values.to),
     });
     return {
       result,
@@ -81,7 +81,7 @@ Examples:
       text: describe(result),
     };
   },
-};
+});
 
 function describe(result: RestoreResult): string {
   const where = result.to === null ? "the live store" : result.to;

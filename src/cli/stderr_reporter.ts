@@ -1,8 +1,6 @@
 /**
- * The CLI's reporter. When stderr is not a terminal (scripts, journald, CI): structured
- * JSON log lines in the reference module's logger shape, with its event names. When it
- * is a terminal: progress bars, and warnings as readable lines (info events are left to
- * the command's own summary on stdout).
+ * The CLI's reporter on stderr: JSON log lines in the reference module's logger shape and event names for
+ * scripts, journald and CI; progress bars and readable warnings on a terminal.
  *
  * @module
  */

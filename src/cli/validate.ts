@@ -8,12 +8,12 @@ import { listSnapshots } from "../ops/list.ts";
 import { checkedStamp, snapshotsDir } from "../snapshot/layout.ts";
 import { isStamp } from "../snapshot/stamp.ts";
 import { validateSnapshot, type ValidationResult } from "../ops/validate.ts";
-import { type Command, COMMON_HELP, configFrom, driverFrom } from "./command.ts";
+import { COMMON_HELP, configFrom, defineCommand, driverFrom } from "./command.ts";
 import { formatBytes, formatErrors } from "./format.ts";
 import { METRICS_HELP, METRICS_OPTIONS, withMetrics } from "./metrics_flag.ts";
 
 /** The `validate` command. */
-export const validateCommand: Command = {
+export const validateCommand = defineCommand({
   name: "validate",
   summary: "check a snapshot: metadata, database integrity, registry, Chroma, manifest hashes",
   help: `Usage: atocore-backup validate STAMP [--quick] [options]
@@ -70,7 +70,7 @@ Examples:
       };
     });
   },
-};
+});
 
 /**
  * Refuse `--all` on a backup folder that has no `snapshots/` folder: a mistyped

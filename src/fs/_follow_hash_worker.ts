@@ -1,9 +1,7 @@
 /**
- * The worker behind `follow_hash.ts`: hashes a file front to back as its writer
- * reports ranges that are written and final.
- *
- * Messages in: `{ path, firstPage }` once, then `{ settled: bytes }`, then `{ finish: true }`.
- * Message out: `{ sha256, bytes }` (bytes hashed, first page included), or `{ error }`.
+ * The worker behind `follow_hash.ts`: hashes a file front to back as its writer reports ranges written and final.
+ * In: `{ path, firstPage }` once, then `{ settled: bytes }` as the writer goes, then `{ finish: true }`.
+ * Out: `{ sha256, bytes }` (bytes hashed, first page included), or `{ error }`.
  *
  * @module
  */

@@ -1,8 +1,6 @@
 /**
- * The few functions through which every write that must survive a crash goes:
- * write to a temporary name, fsync, rename, fsync the folder.
- *
- * Requires `--allow-read` and `--allow-write`.
+ * The few functions through which every write that must survive a crash goes (temporary name, fsync,
+ * rename, fsync the folder), so that crash safety is written, and reviewed, once.
  *
  * @module
  */

@@ -1,16 +1,7 @@
 /**
- * The SHA-256 of a file computed while its writer is still writing it front to back.
- *
- * SQLite's backup writes every page of its destination in order except the first,
- * which it writes last. Given that first page in advance and told after each step how
- * far the file is written and final, a worker hashes the file behind the writer, so
- * that once the copy is done the hash is too. The result is checked: when the first
- * page in the finished file is not the one predicted, or the length hashed is not the
- * file's, the file is hashed again from its start, so a wrong prediction costs time,
- * never a wrong checksum.
- *
- * Requires `--allow-read`. `deno compile` must `--include` `_follow_hash_worker.ts`;
- * without it the worker fails to start and the file is hashed after the copy.
+ * The SHA-256 of a file hashed by a worker behind its writer (SQLite's backup), so the checksum is done when
+ * the copy is; the predicted first page and the length are checked against the finished file, and a mismatch means
+ * hashing again from the start: a wrong prediction costs time, never a wrong checksum.
  *
  * @module
  */

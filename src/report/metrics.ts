@@ -1,10 +1,6 @@
 /**
- * Prometheus textfile-collector metrics of one run of an operation, so the host's
- * node exporter can alert on stale or failing backups.
- *
- * One file holds one operation's metrics (give create, validate and drill their
- * own files in the collector's folder). The file is replaced atomically, so the
- * collector never reads half of it. Requires `--allow-read` and `--allow-write`.
+ * Prometheus textfile-collector metrics of one run of an operation, so that the host's node exporter can alert
+ * on stale or failing backups; the file is replaced atomically, so the collector never reads half of it.
  *
  * @module
  */

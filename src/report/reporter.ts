@@ -1,8 +1,6 @@
 /**
- * How the engine tells the outside what it is doing, without printing.
- *
- * The engine calls a {@linkcode Reporter}; the CLI decides what becomes a JSON
- * log line on stderr or a progress bar.
+ * How the engine tells the outside what it is doing without printing: it calls a {@linkcode Reporter}, and
+ * the CLI decides what becomes a JSON log line on stderr or a progress bar.
  *
  * @module
  */

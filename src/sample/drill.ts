@@ -1,11 +1,6 @@
 /**
- * The whole tool end to end on a sample store, with nothing set up: build the
- * sample store in a temporary folder, create a snapshot with Chroma, validate it,
- * drill it, and dry-run cleanup; then remove the folder. `drill --sample` and
- * `deno task demo` run it.
- *
- * Touches nothing outside its temporary folder. Requires `--allow-read`,
- * `--allow-write` and, for the FFI driver, `--allow-ffi`.
+ * The whole tool end to end on a sample store built in a temporary folder (`drill --sample`, `deno task demo`),
+ * so that a new host can see every command work with nothing set up; nothing outside that folder is touched.
  *
  * @module
  */

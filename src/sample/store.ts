@@ -1,12 +1,7 @@
 /**
- * A realistic sample AtoCore store, for `drill --sample`, tests and benchmarks:
- * a WAL database with several tables and blobs, a project registry, and a
- * Chroma-like folder with `chroma.sqlite3` and segment folders of HNSW files.
- *
- * Its SQL runs through the {@linkcode SqliteDriver}, so every SQLite call of the
- * tool stays under `src/sqlite/`. The content comes from a seeded generator, so
- * a seed gives the same content again. Requires `--allow-read`, `--allow-write`
- * and, for the FFI driver, `--allow-ffi`.
+ * A realistic, seeded sample AtoCore store (WAL database with tables and blobs, registry, Chroma-like folder
+ * with `chroma.sqlite3` and HNSW segment files) for `drill --sample`, tests and benchmarks; its SQL goes through
+ * the {@linkcode SqliteDriver}, so every SQLite call of the tool stays under `src/sqlite/`.
  *
  * @module
  */

@@ -1,21 +1,7 @@
 /**
- * The path arithmetic of a backup folder, and nothing else.
- *
- * Every path under the backup folder is computed here. A snapshot's folder is
- * only ever derived from a plain stamp, so no path computed here leaves the
- * backup folder.
- *
- * ```
- * <backup>/snapshots/<STAMP>/            published snapshots (the reference module's layout)
- *     backup-metadata.json
- *     db/<database file name>
- *     config/<registry file name>
- *     chroma/
- * <backup>/.staging/<STAMP>.<id>/        snapshots being built; never listed
- * <backup>/.trash/<STAMP>.<id>/          snapshots being removed by cleanup
- * <backup>/failed/<STAMP>/               snapshots that failed post-backup validation
- * <backup>/.lock                         the operation lock
- * ```
+ * The path arithmetic of a backup folder, and nothing else (drawn in the README, Configuration):
+ * every path under the backup folder is computed here, and a snapshot's folder only ever from a plain stamp, so
+ * no path computed here leaves the backup folder.
  *
  * @module
  */

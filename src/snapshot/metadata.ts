@@ -1,10 +1,7 @@
 /**
- * `backup-metadata.json`: the reference module's keys, plus a format version,
- * the tool, the SQLite driver, and a manifest of every file.
- *
- * Recorded paths are absolute, as the module writes them, so the module can read
- * what this tool writes; when reading, they are resolved against the folder the
- * snapshot is found in, so a moved or re-mounted backup folder still validates.
+ * `backup-metadata.json`: the reference module's keys plus this tool's, written with the module's absolute
+ * paths (so the module reads it) and read with paths resolved against where the snapshot is found (so a moved
+ * backup folder validates).
  *
  * @module
  */

@@ -1,12 +1,7 @@
 /**
- * The retention policy as a pure function: stamps and counts in; which stamps are
- * kept, under which rule, and which go. No file is read or written here.
- *
- * With the default counts it makes exactly the reference module's decisions
- * (`cleanup_old_backups`): the newest snapshot of each of the 7 newest UTC days
- * that have one, the newest Sunday snapshot of each of the 4 newest `%Y-W%W`
- * weeks that have one, and the newest 1st-of-month snapshot of each of the 6
- * newest months that have one. A stamp kept by no rule goes.
+ * The retention policy as a pure function: stamps and counts in; which stamps are kept, under which rule,
+ * and which go. No file is read or written here, so the module's decisions (`cleanup_old_backups`) are checked
+ * against fixtures alone.
  *
  * @module
  */

@@ -1,14 +1,6 @@
 /**
- * The first page of a backup's destination, known before the backup writes it.
- *
- * SQLite's backup keeps the destination's first page in memory until the copy is
- * done, while every other page reaches the file in order. Predicting the first page
- * lets a reader hash the destination while it is being written (see
- * `src/fs/follow_hash.ts`); the prediction is checked against the finished file, so
- * a wrong one costs time, never correctness. The source's current first page comes
- * from its WAL when a committed frame holds it, else from the database file.
- *
- * Requires `--allow-read`.
+ * The first page a backup will write last, predicted from the source (its WAL when a committed frame holds it,
+ * else the database file), so that the copy can be hashed while it is written (`src/fs/follow_hash.ts`).
  *
  * @module
  */

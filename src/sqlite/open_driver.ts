@@ -11,6 +11,11 @@ import { openFfiDriver } from "./ffi.ts";
 /** The values `--sqlite-driver` accepts. */
 export const DRIVER_CHOICES: readonly DriverChoice[] = ["auto", "ffi", "builtin"];
 
+/** Whether `name` is one of {@linkcode DRIVER_CHOICES}: the check that turns a flag's text into a choice. */
+export function isDriverChoice(name: string): name is DriverChoice {
+  return DRIVER_CHOICES.some((choice) => choice === name);
+}
+
 /**
  * Open the driver that `choice` names.
  *

@@ -1,13 +1,7 @@
 /**
- * Which other processes have a file open, read from Linux's `/proc/<pid>/fd`.
- *
- * Restore uses it to refuse while the service still has the live database open.
- * Deno lets only `--allow-all` programs read `/proc`, and the tool runs with
- * narrower permissions, so `/proc` is read through libc (`opendir`, `readdir`,
- * `readlink`) with `Deno.dlopen`. Off Linux, or where libc cannot be loaded, no
- * scan is made and the result says so. Processes whose descriptors cannot be read
- * (another user's, when not root) are counted, not guessed at. Requires `--allow-ffi`
- * and `--allow-read`.
+ * Which other processes have a file open, from Linux's `/proc/<pid>/fd`, so that restore can refuse while the
+ * service still holds the database. Deno lets only `--allow-all` programs read `/proc`, and the tool runs with
+ * narrower permissions, so it is read through libc (`opendir`, `readdir`, `readlink`) with `Deno.dlopen`.
  *
  * @module
  */

@@ -4,19 +4,13 @@
  */
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { runCli, storeEnv, tempDir, tempStore } from "../_helpers.ts";
-
-async function createSnapshot(env: Record<string, string>): Promise<string> {
-  const run = await runCli(["create", "--chroma"], { env });
-  assert.equal(run.code, 0, run.stderr);
-  return (run.json as { stamp: string }).stamp;
-}
+import { createdStamp, runCli, storeEnv, tempDir, tempStore } from "../_helpers.ts";
 
 Deno.test("restore --to refuses a database (or -wal), registry or Chroma target that is a symbolic link out of the folder", async () => {
   using store = tempStore({ dbMiB: 1 });
   using scratch = tempDir();
   const env = storeEnv(store);
-  const stamp = await createSnapshot(env);
+  const stamp = await createdStamp(env);
   const outside = join(scratch.path, "outside");
   Deno.mkdirSync(join(outside, "chroma-elsewhere"), { recursive: true });
   const precious = join(outside, "chroma-elsewhere", "precious.txt");
@@ -99,8 +93,8 @@ ensureDir(${JSON.stringify(deep)});`;
 Deno.test("a snapshot whose metadata cannot be read is reported by list and validate --all; the others still are", async () => {
   using store = tempStore({ dbMiB: 1 });
   const env = storeEnv(store);
-  const good = await createSnapshot(env);
-  const bad = await createSnapshot(env);
+  const good = await createdStamp(env);
+  const bad = await createdStamp(env);
   const metadata = join(store.backupDir, "snapshots", bad, "backup-metadata.json");
   Deno.removeSync(metadata);
   Deno.mkdirSync(metadata);
