@@ -6,7 +6,7 @@
  * @module
  */
 import { basename, join } from "node:path";
-import { describeOsError, isDiskFull, OperationError, ToolError, UsageError } from "../errors.ts";
+import { describeOsError, isDiskFull, OperationError, RefusedError, ToolError, UsageError } from "../errors.ts";
 import { ensureDir, removeQuietly, renameDurable, syncFileLater, syncTree } from "../fs/durable.ts";
 import { followFile } from "../fs/follow_hash.ts";
 import { exists, isDirectory, isFile } from "../fs/probe.ts";
@@ -19,15 +19,19 @@ import {
   snapshotDir,
   type SnapshotPaths,
   snapshotPaths,
+  snapshotsDir,
   stagingDir,
 } from "../snapshot/layout.ts";
 import { buildManifest, type ManifestEntry } from "../snapshot/manifest.ts";
 import { buildMetadata, serializeMetadata, type SnapshotMetadata } from "../snapshot/metadata.ts";
-import { formatCreatedAt, formatStamp } from "../snapshot/stamp.ts";
+import { formatCreatedAt, formatStamp, parseStamp } from "../snapshot/stamp.ts";
 import type { SqliteDriver } from "../sqlite/driver.ts";
 import { backupFollowedIfOffered } from "../sqlite/followed_backup.ts";
-import { CHROMA_DB_FILE, CHROMA_OLD_PREFIX, CHROMA_STAGING_PREFIX } from "../snapshot/chroma.ts";
-import { validateSnapshotAt } from "./validate.ts";
+import { CHROMA_DB_FILE, CHROMA_DB_SIDECARS, CHROMA_OLD_PREFIX, CHROMA_STAGING_PREFIX } from "../snapshot/chroma.ts";
+import { hasEmptySchema } from "../sqlite/empty_schema.ts";
+import { latestStamp } from "./list.ts";
+import { requireOwnFolders } from "./own_folders.ts";
+import { validateSnapshotAt, type ValidationResult } from "./validate.ts";
 
 /** Attempts at a Chroma copy before a folder that keeps changing is reported. */
 export const CHROMA_COPY_ATTEMPTS = 3;
@@ -40,6 +44,21 @@ export interface CreateOptions {
   includeChroma: boolean;
   /** Where events and progress go. */
   reporter: Reporter;
+  /**
+   * Refuse a live database that is 0 bytes or has no tables (what a service sees when its volume did not
+   * mount). The CLI sets it unless `--allow-empty-database`; a pre-restore snapshot keeps whatever is live.
+   */
+  refuseEmptyDatabase?: boolean;
+  /**
+   * Refuse when the newest snapshot's stamp is later than now by more than this many milliseconds (a clock set
+   * back would stamp the new snapshot before it); no check when absent.
+   */
+  maxClockSkewMs?: number;
+  /**
+   * When the Chroma copy fails or does not validate, publish the database and registry without it (the metadata
+   * says why) instead of publishing nothing: one broken part must not stop the backup of the others.
+   */
+  publishWithoutFailedChroma?: boolean;
 }
 
 /** The result of create: the metadata written, with the post-backup validation. */
@@ -53,38 +72,52 @@ export type CreateResult = SnapshotMetadata & {
  * Create and publish a snapshot of the store that `config` names.
  *
  * The caller holds the operation lock. A stamp already taken is never reused:
- * the run waits for the next second.
+ * the run waits for the next second. A result with `chroma_error` was published
+ * without Chroma (`publishWithoutFailedChroma`).
  *
- * @throws {UsageError} when the live database does not exist (no snapshot is made).
+ * @throws {UsageError} when the live database does not exist, or the backup folder's own
+ * folders are links or other filesystems (no snapshot is made).
+ * @throws {RefusedError} when the newest snapshot is stamped in the future (`maxClockSkewMs`).
  * @throws {OperationError} when the live registry is not JSON (checked before anything
- * is copied), when copying fails, or when the snapshot does not validate.
+ * is copied), the live database is empty (`refuseEmptyDatabase`), copying fails, or the
+ * snapshot does not validate.
  */
 export async function createSnapshot(config: Config, options: CreateOptions): Promise<CreateResult> {
-  requireDatabase(config.db.path);
+  requireOwnFolders(config.backupDir.path);
+  requireDatabase(config.db.path, options.refuseEmptyDatabase ?? false);
   await requireParsableRegistry(config.registry.path);
+  if (options.maxClockSkewMs !== undefined) refuseFutureSnapshot(config.backupDir.path, options.maxClockSkewMs);
   const target = planSnapshot(config, await freeStampTime(config.backupDir.path));
   ensureDir(target.staged.root);
   try {
-    const { metadata, flushed } = await buildSnapshot(config, options, target);
-    const validation = await validateSnapshotAt(target.staged.root, target.stamp, {
-      driver: options.driver,
-      quick: true,
-    });
-    await flushed();
-    if (!validation.valid) setAsideInvalid(target, validation.errors, options.reporter);
+    const parts = await copyParts(config, options, target);
+    const metadata = await validatedMetadata(config, options, target, parts);
     publish(target);
-    options.reporter.event("info", "runtime_backup_created", {
-      backup_root: target.published.root,
-      db_snapshot: metadata.db_snapshot_path,
-      chroma_included: options.includeChroma,
-      chroma_bytes: metadata.chroma_snapshot_bytes,
-      validated: true,
-    });
+    reportCreated(config, target, metadata, options.reporter);
     return { ...metadata, stamp: target.stamp, validated: true, validation_errors: [] };
   } catch (error) {
     const wasPublished = !exists(target.staged.root) && exists(target.published.root);
     removeQuietly(target.staged.root);
     throw failureOfCreate(error, target, wasPublished);
+  }
+}
+
+/** Report the published snapshot, and as a warning what it lacks when its Chroma copy failed. */
+function reportCreated(config: Config, target: SnapshotTarget, metadata: SnapshotMetadata, reporter: Reporter): void {
+  reporter.event("info", "runtime_backup_created", {
+    backup_root: target.published.root,
+    db_snapshot: metadata.db_snapshot_path,
+    chroma_included: metadata.chroma_snapshot_included,
+    chroma_bytes: metadata.chroma_snapshot_bytes,
+    validated: true,
+  });
+  if (metadata.chroma_error !== undefined) {
+    reporter.event("warning", "chroma_backup_failed", {
+      path: config.chromaDir.path,
+      backup_root: target.published.root,
+      snapshot_holds: "the database and the registry, not Chroma",
+      error: metadata.chroma_error,
+    });
   }
 }
 
@@ -163,42 +196,90 @@ function failureOfCreate(error: unknown, target: SnapshotTarget, wasPublished: b
   );
 }
 
-/** A snapshot written to staging: its metadata, and how to wait until all of it is durable. */
-interface BuiltSnapshot {
-  metadata: SnapshotMetadata;
-  /** Resolves once the database copy's flush is done and the rest of the tree is fsynced. */
-  flushed: () => Promise<void>;
+/** What was copied into staging, before the metadata is written. */
+interface StagedParts {
+  database: CopiedDatabase;
+  hasRegistry: boolean;
+  chroma: CopyTotals | null;
+  /** Why Chroma, asked for, is left out. */
+  chromaError?: string;
 }
 
 /**
- * Copy and hash the store into staging and write its metadata. The database copy is
- * flushed on a runtime thread meanwhile, so validation can run before waiting for it.
+ * Copy the store into staging: the database (hashed and flushed behind the copy), the registry and, when asked,
+ * Chroma; a Chroma copy that fails is left out when `publishWithoutFailedChroma` says so.
  */
-async function buildSnapshot(config: Config, options: CreateOptions, target: SnapshotTarget): Promise<BuiltSnapshot> {
+async function copyParts(config: Config, options: CreateOptions, target: SnapshotTarget): Promise<StagedParts> {
   const { staged } = target;
   Deno.mkdirSync(staged.dbFolder);
   Deno.mkdirSync(staged.configFolder);
   const database = await copyDatabase(config.db.path, staged.db, options);
+  if (options.refuseEmptyDatabase && hasEmptySchema(staged.db)) throw emptyDatabase(config.db.path, "has no tables");
   const hasRegistry = await copyRegistry(config.registry.path, staged.registry);
-  const chroma = options.includeChroma
-    ? await copyChromaIfPresent(config.chromaDir.path, staged.chroma, options)
-    : null;
+  if (!options.includeChroma) return { database, hasRegistry, chroma: null };
+  try {
+    return { database, hasRegistry, chroma: await copyChromaIfPresent(config.chromaDir.path, staged.chroma, options) };
+  } catch (error) {
+    if (!(error instanceof ChromaCopyError) || !options.publishWithoutFailedChroma) throw error;
+    removeQuietly(staged.chroma);
+    return { database, hasRegistry, chroma: null, chromaError: error.reason };
+  }
+}
+
+/**
+ * Write the staged snapshot's manifest and metadata, validate it, and wait until all of it is durable. When only
+ * its Chroma copy fails validation and `publishWithoutFailedChroma` says so, Chroma is left out and the rest is
+ * written and validated again; a snapshot still invalid is set aside under `failed/` (which throws).
+ */
+async function validatedMetadata(
+  config: Config,
+  options: CreateOptions,
+  target: SnapshotTarget,
+  parts: StagedParts,
+): Promise<SnapshotMetadata> {
+  let metadata = writeMetadata(config, options, target, parts);
+  let validation = await validateStaged(target, options);
+  if (!validation.valid && options.publishWithoutFailedChroma && onlyChromaFailed(validation)) {
+    removeQuietly(target.staged.chroma);
+    const chromaError = `its copy failed validation (${validation.errors.join("; ")})`;
+    metadata = writeMetadata(config, options, target, { ...parts, chroma: null, chromaError });
+    validation = await validateStaged(target, options);
+  }
+  await parts.database.flushed();
+  syncTree(target.staged.root);
+  if (!validation.valid) setAsideInvalid(target, validation.errors, options.reporter);
+  return metadata;
+}
+
+/** The post-backup validation of the staged snapshot (sizes, not hashes: they were taken from the copies). */
+function validateStaged(target: SnapshotTarget, options: CreateOptions): Promise<ValidationResult> {
+  return validateSnapshotAt(target.staged.root, target.stamp, { driver: options.driver, quick: true });
+}
+
+/** Whether a validation failed on the Chroma copy alone (the database and registry are good). */
+function onlyChromaFailed(validation: ValidationResult): boolean {
+  return validation.db_ok && validation.registry_ok !== false && validation.chroma_ok === false &&
+    validation.errors.every((error) => error.startsWith("chroma_"));
+}
+
+/** Hash the staged files into a manifest and write the metadata recording `parts`; returns the metadata. */
+function writeMetadata(
+  config: Config,
+  options: CreateOptions,
+  target: SnapshotTarget,
+  parts: StagedParts,
+): SnapshotMetadata {
+  const { staged } = target;
   const manifest = buildManifest(
     staged.root,
     (done, total) => options.reporter.progress("hashing", done, total),
-    new Map([[dbManifestPath(basename(config.db.path)), database.sha256]]),
+    new Map([[dbManifestPath(basename(config.db.path)), parts.database.sha256]]),
   );
-  const metadata = snapshotMetadata(target, options, { hasRegistry, chroma, manifest });
+  const metadata = snapshotMetadata(target, options, { ...parts, manifest });
   // Staging is never listed: the metadata is made durable with the rest before publishing,
   // not now, when its fsync would wait behind the database copy's flush.
   Deno.writeTextFileSync(staged.metadata, serializeMetadata(metadata));
-  return {
-    metadata,
-    flushed: async () => {
-      await database.flushed();
-      syncTree(staged.root);
-    },
-  };
+  return metadata;
 }
 
 /** The database copy: its SHA-256, and a function that resolves once its flush is done. */
@@ -235,7 +316,20 @@ async function copyRegistry(source: string, copy: string): Promise<boolean> {
   return true;
 }
 
-/** Copy the live Chroma folder to `target`, or report that there is none and return `null`. */
+/** The Chroma folder could not be copied; `reason` says why in a few words, for the metadata. */
+class ChromaCopyError extends OperationError {
+  /** Make one from the short reason and the full one-line message. */
+  constructor(readonly reason: string, message: string, options?: ErrorOptions) {
+    super(message, options);
+  }
+}
+
+/**
+ * Copy the live Chroma folder to `target`, or report that there is none and return `null`.
+ *
+ * @throws {ChromaCopyError} when the copy fails for a reason other than a full disk (reported against the
+ * backup folder by the caller).
+ */
 async function copyChromaIfPresent(
   source: string,
   target: string,
@@ -245,13 +339,25 @@ async function copyChromaIfPresent(
     reporter.event("info", "chroma_snapshot_skipped_missing", { path: source });
     return null;
   }
-  return await copyingFrom("Chroma folder", source, () => copyChroma(source, target, driver, reporter));
+  try {
+    return await copyChroma(source, target, driver, reporter);
+  } catch (error) {
+    if (error instanceof ToolError || isDiskFull(error)) throw error;
+    throw new ChromaCopyError(
+      `the copy failed (${describeOsError(error)})`,
+      `create failed copying the Chroma folder ${source} (${
+        describeOsError(error)
+      }); nothing was published; fix the cause (is it readable by this user?) and run create again`,
+      { cause: error },
+    );
+  }
 }
 
 /** What was copied besides the database, as the metadata records it. */
 interface CopiedParts {
   hasRegistry: boolean;
   chroma: CopyTotals | null;
+  chromaError?: string;
   manifest: ManifestEntry[];
 }
 
@@ -268,6 +374,7 @@ function snapshotMetadata(target: SnapshotTarget, options: CreateOptions, parts:
     chromaBytes: parts.chroma?.bytes ?? 0,
     chromaFiles: parts.chroma?.files ?? 0,
     includeChroma: options.includeChroma,
+    chromaError: parts.chromaError,
     driver: options.driver,
     manifest: parts.manifest,
   });
@@ -283,9 +390,7 @@ async function copyChroma(
   driver: SqliteDriver,
   reporter: Reporter,
 ): Promise<CopyTotals> {
-  const skip = (path: string) =>
-    path === CHROMA_DB_FILE || path.startsWith(`${CHROMA_DB_FILE}-`) || path.startsWith(CHROMA_STAGING_PREFIX) ||
-    path.startsWith(CHROMA_OLD_PREFIX);
+  const skip = leftOutOfChromaCopy;
   let changed: string[] = [];
   for (let attempt = 1; attempt <= CHROMA_COPY_ATTEMPTS; attempt++) {
     removeQuietly(target);
@@ -311,11 +416,20 @@ async function copyChroma(
     if (changed.length === 0) return totals;
     reporter.event("warning", "chroma_copy_torn", { attempt, changed: changed.slice(0, 10) });
   }
-  throw new OperationError(
-    `Chroma folder kept changing during the copy (${CHROMA_COPY_ATTEMPTS} attempts; changed: ${
-      changed.slice(0, 3).join(", ")
-    }): ${source}; stop ingestion and run create again`,
-  );
+  const reason = `kept changing during the copy (${CHROMA_COPY_ATTEMPTS} attempts; changed: ${
+    changed.slice(0, 3).join(", ")
+  })`;
+  throw new ChromaCopyError(reason, `Chroma folder ${reason}: ${source}; stop ingestion and run create again`);
+}
+
+/**
+ * Whether the walk of the Chroma folder leaves out the entry at `path`: `chroma.sqlite3` (copied through the
+ * backup API) and SQLite's own files beside it, and the hidden folders a restore stages in. Nothing else: an
+ * operator's `chroma.sqlite3-bak` is copied like any file.
+ */
+function leftOutOfChromaCopy(path: string): boolean {
+  return path === CHROMA_DB_FILE || CHROMA_DB_SIDECARS.includes(path) || path.startsWith(CHROMA_STAGING_PREFIX) ||
+    path.startsWith(CHROMA_OLD_PREFIX);
 }
 
 /** Copy the walked entries, or return `null` when one vanished meanwhile (a torn copy, to retry). */
@@ -346,11 +460,46 @@ async function copyingFrom<T>(what: string, source: string, step: () => T | Prom
   }
 }
 
-/** Refuse a database path that does not exist: the module would create an empty one and back it up. */
-function requireDatabase(path: string): void {
+/**
+ * Refuse a database path that does not exist (the module would create an empty one and back it up), and when
+ * `refuseEmpty`, one that is 0 bytes.
+ */
+function requireDatabase(path: string, refuseEmpty: boolean): void {
   if (!isFile(path)) {
     throw new UsageError(`database not found: ${path}; check --db or ATOCORE_DB_PATH (see 'config')`);
   }
+  if (refuseEmpty && Deno.statSync(path).size === 0) throw emptyDatabase(path, "is empty (0 bytes)");
+}
+
+/** The refusal of a live database that `is` empty or table-less: not the store, most likely. */
+function emptyDatabase(path: string, is: string): OperationError {
+  return new OperationError(
+    `the live database ${is}: ${path}; a service whose volume did not mount sees such a database, so it is not ` +
+      `backed up; check the mount and --db or ATOCORE_DB_PATH, or pass --allow-empty-database to back it up anyway`,
+  );
+}
+
+/**
+ * Refuse to make a snapshot when the newest one is stamped later than now by more than `maxSkewMs`: the clock is
+ * behind (the new stamp would sort before it, and cleanup could remove the newest data) or was ahead when it was
+ * made.
+ *
+ * @throws {RefusedError} naming that stamp, now, and the ways out.
+ */
+function refuseFutureSnapshot(backupDir: string, maxSkewMs: number): void {
+  const newest = latestStamp(backupDir);
+  const now = new Date();
+  const ahead = newest === null ? 0 : parseStamp(newest)!.getTime() - now.getTime();
+  if (ahead <= maxSkewMs) return;
+  throw new RefusedError(
+    `the newest snapshot ${newest} is stamped ${Math.ceil(ahead / 1000)} s after now (${
+      formatStamp(now)
+    } by this machine's clock), more than the allowed ${maxSkewMs / 1000} s: a new snapshot would sort before it ` +
+      `and cleanup could remove the newest data; check the clock (timedatectl); if it is right, validate ` +
+      `${newest} and move it out of ${snapshotsDir(backupDir)}, or pass --max-clock-skew ${
+        Math.ceil(ahead / 1000)
+      } to create anyway`,
+  );
 }
 
 /**

@@ -16,6 +16,8 @@ export const FORMAT_VERSION = 1;
 const NOTE_WITH_CHROMA = "Chroma snapshot included as cold directory copy.";
 const NOTE_WITHOUT_CHROMA =
   "Chroma hot backup is not included; rerun with include_chroma=True under exclusive_ingestion().";
+const NOTE_CHROMA_FAILED = "Chroma was asked for but could not be backed up (see chroma_error); " +
+  "this snapshot holds the database and registry only.";
 
 /** The metadata of a snapshot, as written to and read from `backup-metadata.json`. */
 export interface SnapshotMetadata {
@@ -34,6 +36,8 @@ export interface SnapshotMetadata {
   tool_version?: string;
   sqlite_driver?: string;
   sqlite_version?: string;
+  /** Why Chroma, asked for, is not in the snapshot (its copy failed or did not validate); absent otherwise. */
+  chroma_error?: string;
   manifest?: ManifestEntry[];
 }
 
@@ -48,6 +52,8 @@ export interface MetadataInput {
   chromaBytes: number;
   chromaFiles: number;
   includeChroma: boolean;
+  /** Why Chroma, asked for, could not be backed up; the snapshot then records it as not included. */
+  chromaError?: string;
   driver: { name: string; version: string };
   manifest: ManifestEntry[];
 }
@@ -63,13 +69,18 @@ export function buildMetadata(input: MetadataInput): SnapshotMetadata {
     chroma_snapshot_path: input.chromaSnapshotPath,
     chroma_snapshot_bytes: input.chromaBytes,
     chroma_snapshot_files: input.chromaFiles,
-    chroma_snapshot_included: input.includeChroma,
-    vector_store_note: input.includeChroma && input.chromaSnapshotPath ? NOTE_WITH_CHROMA : NOTE_WITHOUT_CHROMA,
+    chroma_snapshot_included: input.includeChroma && input.chromaError === undefined,
+    vector_store_note: input.chromaError !== undefined
+      ? NOTE_CHROMA_FAILED
+      : input.includeChroma && input.chromaSnapshotPath
+      ? NOTE_WITH_CHROMA
+      : NOTE_WITHOUT_CHROMA,
     format_version: FORMAT_VERSION,
     tool: TOOL_NAME,
     tool_version: TOOL_VERSION,
     sqlite_driver: input.driver.name,
     sqlite_version: input.driver.version,
+    ...(input.chromaError !== undefined ? { chroma_error: input.chromaError } : {}),
     manifest: input.manifest,
   };
 }
