@@ -9,7 +9,7 @@ import { basename, join } from "node:path";
 import { describeOsError, isDiskFull, OperationError, RefusedError, ToolError, UsageError } from "../errors.ts";
 import { ensureDir, removeQuietly, renameDurable, syncFileLater, syncTree } from "../fs/durable.ts";
 import { followFile } from "../fs/follow_hash.ts";
-import { exists, isDirectory, isFile } from "../fs/probe.ts";
+import { exists, isDirectory, isFile, lstatOrNull } from "../fs/probe.ts";
 import { changedPaths, copyEntries, type CopyTotals, walkTree } from "../fs/tree.ts";
 import type { Config } from "../config.ts";
 import type { Reporter } from "../report/reporter.ts";
@@ -390,6 +390,7 @@ async function copyChroma(
   driver: SqliteDriver,
   reporter: Reporter,
 ): Promise<CopyTotals> {
+  refuseLinkedChromaDatabase(source);
   const skip = leftOutOfChromaCopy;
   let changed: string[] = [];
   for (let attempt = 1; attempt <= CHROMA_COPY_ATTEMPTS; attempt++) {
@@ -420,6 +421,19 @@ async function copyChroma(
     changed.slice(0, 3).join(", ")
   })`;
   throw new ChromaCopyError(reason, `Chroma folder ${reason}: ${source}; stop ingestion and run create again`);
+}
+
+/**
+ * Refuse a `chroma.sqlite3` that is a symbolic link: the backup API would read whatever database it points to
+ * (anywhere this user may read) into the snapshot, and restore would put a file in the link's place.
+ *
+ * @throws {ChromaCopyError} naming the link and its target.
+ */
+function refuseLinkedChromaDatabase(source: string): void {
+  const path = join(source, CHROMA_DB_FILE);
+  if (!lstatOrNull(path)?.isSymlink) return;
+  const reason = `${CHROMA_DB_FILE} is a symbolic link (to ${Deno.readLinkSync(path)}), which create never follows`;
+  throw new ChromaCopyError(reason, `${path}: ${reason}; put the database file itself there, then run create again`);
 }
 
 /**

@@ -572,3 +572,23 @@ Deno.test("create refuses (exit 3) while the newest snapshot is stamped later th
   assert.equal(allowed.code, 0, allowed.stderr);
   assert.equal((await runCli(["create", "--max-clock-skew", "soon"], { env })).code, 2);
 });
+
+Deno.test("Chroma: a chroma.sqlite3 that is a symbolic link is not followed; the rest is published, exit 1", async () => {
+  using store = tempStore(SMALL);
+  using outside = tempDir("atocore-outside-");
+  const secret = join(outside.path, "secret.sqlite3");
+  const made = new Deno.Command("sqlite3", {
+    args: [secret, "CREATE TABLE s (v); INSERT INTO s VALUES ('row-from-elsewhere')"],
+  });
+  assert.ok(made.outputSync().success);
+  const chromaDb = join(store.chromaDir, "chroma.sqlite3");
+  Deno.removeSync(chromaDb);
+  Deno.symlinkSync(secret, chromaDb);
+  const run = await runCli(["create", "--chroma"], { env: storeEnv(store) });
+  assert.equal(run.code, 1, run.stderr);
+  const result = run.json as CreateResult;
+  assert.equal(result.chroma_error, `chroma.sqlite3 is a symbolic link (to ${secret}), which create never follows`);
+  assert.deepEqual(entryNames(result.backup_root), ["backup-metadata.json", "config", "db"]);
+  const grep = new Deno.Command("grep", { args: ["-r", "-l", "row-from-elsewhere", result.backup_root] }).outputSync();
+  assert.equal(new TextDecoder().decode(grep.stdout), "", "the linked database was read into the snapshot");
+});
