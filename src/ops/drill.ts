@@ -296,9 +296,12 @@ function makeScratch(parent: string | undefined, stamp: string): string {
   try {
     return Deno.makeTempDirSync({ dir: parent, prefix: `atocore-drill-${stamp}-` });
   } catch (error) {
+    const where = parent ?? `the temporary folder ${Deno.env.get("TMPDIR") ?? "/tmp"}`;
     throw new OperationError(
-      `cannot make a scratch folder in ${parent ?? "the temporary folder"} (${describeOsError(error)}); ` +
-        `check --scratch-dir`,
+      `cannot make a scratch folder in ${where} (${describeOsError(error)}); ` +
+        (parent === undefined
+          ? "set TMPDIR to a folder with room for the store, or give --scratch-dir DIR"
+          : "check --scratch-dir"),
       { cause: error },
     );
   }

@@ -304,7 +304,19 @@ Deno.test("built-in driver, TMPDIR missing, read-only or too small: its snapshot
       }
       const created = await runCli(["create", "--chroma", "--sqlite-driver", "builtin"], { env: tmpEnv });
       assert.equal(created.code, 0, `TMPDIR ${folder.name}: create: ${created.stderr}`);
+      const drill = await runCli(["drill", ownStamp, "--sqlite-driver", "builtin", "--scratch-dir", base.path], {
+        env: tmpEnv,
+      });
+      assert.equal(drill.code, 0, `TMPDIR ${folder.name}: drill with --scratch-dir: ${drill.stdout}`);
     }
+    const noScratch = await runCli(["drill", ownStamp, "--json"], { env: { ...env, TMPDIR: folders[0].path } });
+    assert.equal(noScratch.code, 1);
+    const restoreCheck = (noScratch.json as { checks: { name: string; detail: string }[] }).checks[1];
+    assert.equal(
+      restoreCheck.detail,
+      `cannot make a scratch folder in the temporary folder ${folders[0].path} (not found); ` +
+        "set TMPDIR to a folder with room for the store, or give --scratch-dir DIR",
+    );
     assert.deepEqual(entryNames(join(store.backupDir, "failed")), [], "nothing was set aside as invalid");
   } finally {
     for (const folder of folders) folder.mount?.[Symbol.dispose]();
