@@ -68,9 +68,10 @@ Examples:
 function describe(result: ValidationResult): string {
   if (result.valid) {
     const hashed = result.quick ? "sizes only" : `${formatBytes(result.bytes_hashed)} hashed`;
+    const unbound = result.metadata_bound === false ? "; metadata not bound: format 1, made before its digest" : "";
     const manifest = result.manifest_ok === null
       ? "no manifest (module snapshot)"
-      : `${result.files_checked} files, ${hashed}`;
+      : `${result.files_checked} files, ${hashed}${unbound}`;
     return `${result.stamp}: valid (${manifest})`;
   }
   return `${result.stamp}: INVALID\n${formatErrors(result.errors)}`;

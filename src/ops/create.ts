@@ -27,6 +27,7 @@ import { buildMetadata, serializeMetadata, type SnapshotMetadata } from "../snap
 import { formatCreatedAt, formatStamp, parseStamp } from "../snapshot/stamp.ts";
 import type { SqliteDriver } from "../sqlite/driver.ts";
 import { backupFollowedIfOffered } from "../sqlite/followed_backup.ts";
+import { type JournalMode, setJournalMode, withJournalMode } from "../sqlite/journal_header.ts";
 import { CHROMA_DB_FILE, CHROMA_DB_SIDECARS, CHROMA_OLD_PREFIX, CHROMA_STAGING_PREFIX } from "../snapshot/chroma.ts";
 import { hasEmptySchema } from "../sqlite/empty_schema.ts";
 import { latestStamp } from "./list.ts";
@@ -200,7 +201,7 @@ function failureOfCreate(error: unknown, target: SnapshotTarget, wasPublished: b
 interface StagedParts {
   database: CopiedDatabase;
   hasRegistry: boolean;
-  chroma: CopyTotals | null;
+  chroma: CopiedChroma | null;
   /** Why Chroma, asked for, is left out. */
   chromaError?: string;
 }
@@ -275,22 +276,24 @@ function writeMetadata(
     (done, total) => options.reporter.progress("hashing", done, total),
     new Map([[dbManifestPath(basename(config.db.path)), parts.database.sha256]]),
   );
-  const metadata = snapshotMetadata(target, options, { ...parts, manifest });
+  const metadata = snapshotMetadata(target, options, { ...parts, manifest, dbJournalMode: parts.database.journalMode });
   // Staging is never listed: the metadata is made durable with the rest before publishing,
   // not now, when its fsync would wait behind the database copy's flush.
   Deno.writeTextFileSync(staged.metadata, serializeMetadata(metadata));
   return metadata;
 }
 
-/** The database copy: its SHA-256, and a function that resolves once its flush is done. */
+/** The database copy: its SHA-256, the live database's journal mode, and a function that resolves once its flush is done. */
 interface CopiedDatabase {
   sha256: string;
+  journalMode: JournalMode | null;
   flushed: () => Promise<void>;
 }
 
 /**
  * Back up the live database into `copy`, hashed by a worker behind the backup where the
- * driver offers it (else after it), and start the copy's flush on a runtime thread.
+ * driver offers it (else after it), and start the copy's flush on a runtime thread. The copy is
+ * marked rollback-journal mode before it is hashed (see `journal_header.ts`).
  */
 async function copyDatabase(source: string, copy: string, options: CreateOptions): Promise<CopiedDatabase> {
   const { driver, reporter } = options;
@@ -300,13 +303,14 @@ async function copyDatabase(source: string, copy: string, options: CreateOptions
       driver,
       source,
       copy,
-      (firstPage, bytes) => follower.settled(firstPage, bytes),
+      (firstPage, bytes) => follower.settled(withJournalMode(firstPage, "rollback"), bytes),
       ({ remaining, total }) => reporter.progress("database pages", total - remaining, total),
     ));
+  const journalMode = setJournalMode(copy, "rollback");
   const flushed = syncFileLater(copy);
   const { sha256, hashed } = await follower.finish();
   if (hashed === "again") reporter.event("info", "database_hashed_after_copy", { path: copy });
-  return { sha256, flushed };
+  return { sha256, journalMode, flushed };
 }
 
 /** Copy the live registry to `copy` when there is one; whether there was. */
@@ -334,7 +338,7 @@ async function copyChromaIfPresent(
   source: string,
   target: string,
   { driver, reporter }: CreateOptions,
-): Promise<CopyTotals | null> {
+): Promise<CopiedChroma | null> {
   if (!isDirectory(source)) {
     reporter.event("info", "chroma_snapshot_skipped_missing", { path: source });
     return null;
@@ -356,10 +360,15 @@ async function copyChromaIfPresent(
 /** What was copied besides the database, as the metadata records it. */
 interface CopiedParts {
   hasRegistry: boolean;
-  chroma: CopyTotals | null;
+  chroma: CopiedChroma | null;
   chromaError?: string;
   manifest: ManifestEntry[];
+  /** The live database's journal mode (`null`: an empty file, no header). */
+  dbJournalMode: JournalMode | null;
 }
+
+/** The Chroma copy's totals, and the journal mode of the live `chroma.sqlite3` (`null`: none there). */
+type CopiedChroma = CopyTotals & { dbJournalMode: JournalMode | null };
 
 /** The metadata of the staged snapshot, with the paths it will have once published. */
 function snapshotMetadata(target: SnapshotTarget, options: CreateOptions, parts: CopiedParts): SnapshotMetadata {
@@ -373,6 +382,8 @@ function snapshotMetadata(target: SnapshotTarget, options: CreateOptions, parts:
     chromaSnapshotPath: parts.chroma ? published.chroma : "",
     chromaBytes: parts.chroma?.bytes ?? 0,
     chromaFiles: parts.chroma?.files ?? 0,
+    dbJournalMode: parts.dbJournalMode,
+    chromaDbJournalMode: parts.chroma?.dbJournalMode ?? null,
     includeChroma: options.includeChroma,
     chromaError: parts.chromaError,
     driver: options.driver,
@@ -389,7 +400,7 @@ async function copyChroma(
   target: string,
   driver: SqliteDriver,
   reporter: Reporter,
-): Promise<CopyTotals> {
+): Promise<CopiedChroma> {
   refuseLinkedChromaDatabase(source);
   const skip = leftOutOfChromaCopy;
   let changed: string[] = [];
@@ -408,13 +419,15 @@ async function copyChroma(
       reporter.event("warning", "chroma_copy_torn", { attempt, changed });
       continue;
     }
+    let dbJournalMode: JournalMode | null = null;
     if (exists(join(source, CHROMA_DB_FILE))) {
       await driver.backup(join(source, CHROMA_DB_FILE), join(target, CHROMA_DB_FILE));
+      dbJournalMode = setJournalMode(join(target, CHROMA_DB_FILE), "rollback");
       totals.files += 1;
       totals.bytes += Deno.statSync(join(target, CHROMA_DB_FILE)).size;
     }
     changed = changedPaths(before, walkTree(source, skip));
-    if (changed.length === 0) return totals;
+    if (changed.length === 0) return { ...totals, dbJournalMode };
     reporter.event("warning", "chroma_copy_torn", { attempt, changed: changed.slice(0, 10) });
   }
   const reason = `kept changing during the copy (${CHROMA_COPY_ATTEMPTS} attempts; changed: ${

@@ -22,6 +22,7 @@ import {
   type RestorePlan,
   validatedSnapshot,
 } from "./restore_plan.ts";
+import { restoreJournalModes } from "./restore_journal.ts";
 import type { ValidationResult } from "./validate.ts";
 
 /** Options of {@linkcode restoreSnapshot}. */
@@ -101,6 +102,11 @@ export async function restoreSnapshot(config: Config, stamp: string, options: Re
     : null;
   const chroma = replaceStore(plan, preStamp, options);
   const integrity = checkRestored(options.driver, targets.db);
+  restoreJournalModes(
+    validation.metadata!,
+    { db: targets.db, chroma: chroma === null ? null : targets.chroma },
+    options.reporter,
+  );
   const result: RestoreResult = {
     stamp,
     pre_restore_snapshot: preStamp,

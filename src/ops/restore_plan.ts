@@ -11,7 +11,7 @@ import { lstatOrNull, statOrNull } from "../fs/probe.ts";
 import { findOpeners } from "../sys/open_files.ts";
 import type { Reporter } from "../report/reporter.ts";
 import { CHROMA_FOLDER } from "../snapshot/layout.ts";
-import { locateRecordedPath, recordedPath, type SnapshotMetadata } from "../snapshot/metadata.ts";
+import { locatePart, type SnapshotMetadata, type SnapshotPart } from "../snapshot/metadata.ts";
 import type { SqliteDriver } from "../sqlite/driver.ts";
 import { CHROMA_DB_FILE } from "../snapshot/chroma.ts";
 import { validateSnapshot, type ValidationResult } from "./validate.ts";
@@ -123,18 +123,13 @@ export function planRestore(
   return { sources: { ...located, chroma: options.includeChroma === false ? null : located.chroma }, targets };
 }
 
+/** Each part's place in the snapshot, from the layout (the metadata gives at most a file name; validated before). */
 function locateSources(root: string, metadata: SnapshotMetadata): Sources {
-  const locate = (key: keyof SnapshotMetadata) => {
-    const recorded = recordedPath(metadata, key);
-    if (!recorded) return null;
-    const located = locateRecordedPath(root, metadata, recorded);
-    return located.ok ? located.path : null;
+  const locate = (part: SnapshotPart) => {
+    const located = locatePart(root, metadata, part);
+    return located?.ok ? located.path : null;
   };
-  return {
-    db: locate("db_snapshot_path")!,
-    registry: locate("registry_snapshot_path"),
-    chroma: locate("chroma_snapshot_path"),
-  };
+  return { db: locate("db")!, registry: locate("registry"), chroma: locate("chroma") };
 }
 
 function restoreTargets(config: Config, sources: Sources, to: string | null): Targets {

@@ -9,6 +9,7 @@ import { createSnapshot } from "../../src/ops/create.ts";
 import { resolveConfig } from "../../src/config.ts";
 import { acquireLock } from "../../src/ops/lock.ts";
 import { SILENT } from "../../src/report/reporter.ts";
+import { metadataDigest } from "../../src/snapshot/binding.ts";
 import type { ManifestEntry } from "../../src/snapshot/manifest.ts";
 import { formatStamp } from "../../src/snapshot/stamp.ts";
 import { openDriver } from "../../src/sqlite/open_driver.ts";
@@ -111,7 +112,14 @@ Deno.test("create and create --chroma write the module's metadata keys, with its
     for (const key of moduleKeys) {
       assert.equal(typeof metadata[key], typeof moduleResult[key], `type of ${key}`);
     }
-    assert.equal(metadata.format_version, 1);
+    assert.equal(metadata.format_version, 2);
+    assert.equal(metadata.db_journal_mode, "wal", "the live database's journal mode");
+    assert.equal(metadata.chroma_db_journal_mode, chroma ? "wal" : "");
+    assert.equal(metadata.metadata_sha256, metadataDigest(metadata), "the metadata is bound by its digest");
+    assert.equal(Object.keys(metadata).at(-1), "metadata_sha256");
+    for (const copy of ["db/atocore.db", ...(chroma ? ["chroma/chroma.sqlite3"] : [])]) {
+      assert.deepEqual([...Deno.readFileSync(join(root, copy)).subarray(18, 20)], [1, 1], `${copy}: rollback journal`);
+    }
     assert.equal(metadata.tool, "atocore-backup");
     assert.equal(typeof metadata.tool_version, "string");
     assert.equal(metadata.sqlite_driver, "ffi");
