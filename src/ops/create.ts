@@ -40,6 +40,11 @@ export interface CreateOptions {
   includeChroma: boolean;
   /** Where events and progress go. */
   reporter: Reporter;
+  /**
+   * Keep a live registry that is not JSON as it is, instead of refusing: only for the pre-restore snapshot, since a
+   * restore is how such a file gets fixed and its undo must give the file back as it was.
+   */
+  keepInvalidRegistry?: boolean;
 }
 
 /** The result of create: the metadata written, with the post-backup validation. */
@@ -57,11 +62,11 @@ export type CreateResult = SnapshotMetadata & {
  *
  * @throws {UsageError} when the live database does not exist (no snapshot is made).
  * @throws {OperationError} when the live registry is not JSON (checked before anything
- * is copied), when copying fails, or when the snapshot does not validate.
+ * is copied; unless `keepInvalidRegistry`), when copying fails, or when the snapshot does not validate.
  */
 export async function createSnapshot(config: Config, options: CreateOptions): Promise<CreateResult> {
   requireDatabase(config.db.path);
-  await requireParsableRegistry(config.registry.path);
+  await requireParsableRegistry(config.registry.path, options);
   const target = planSnapshot(config, await freeStampTime(config.backupDir.path));
   ensureDir(target.staged.root);
   try {
@@ -180,6 +185,9 @@ async function buildSnapshot(config: Config, options: CreateOptions, target: Sna
   Deno.mkdirSync(staged.configFolder);
   const database = await copyDatabase(config.db.path, staged.db, options);
   const hasRegistry = await copyRegistry(config.registry.path, staged.registry);
+  const registryKeptInvalid = hasRegistry && options.keepInvalidRegistry
+    ? jsonError(Deno.readTextFileSync(staged.registry))
+    : undefined;
   const chroma = options.includeChroma
     ? await copyChromaIfPresent(config.chromaDir.path, staged.chroma, options)
     : null;
@@ -188,7 +196,7 @@ async function buildSnapshot(config: Config, options: CreateOptions, target: Sna
     (done, total) => options.reporter.progress("hashing", done, total),
     new Map([[dbManifestPath(basename(config.db.path)), database.sha256]]),
   );
-  const metadata = snapshotMetadata(target, options, { hasRegistry, chroma, manifest });
+  const metadata = snapshotMetadata(target, options, { hasRegistry, registryKeptInvalid, chroma, manifest });
   // Staging is never listed: the metadata is made durable with the rest before publishing,
   // not now, when its fsync would wait behind the database copy's flush.
   Deno.writeTextFileSync(staged.metadata, serializeMetadata(metadata));
@@ -251,6 +259,8 @@ async function copyChromaIfPresent(
 /** What was copied besides the database, as the metadata records it. */
 interface CopiedParts {
   hasRegistry: boolean;
+  /** Why the registry copy is not JSON, when the pre-restore snapshot keeps it so. */
+  registryKeptInvalid?: string;
   chroma: CopyTotals | null;
   manifest: ManifestEntry[];
 }
@@ -270,6 +280,7 @@ function snapshotMetadata(target: SnapshotTarget, options: CreateOptions, parts:
     includeChroma: options.includeChroma,
     driver: options.driver,
     manifest: parts.manifest,
+    registryKeptInvalid: parts.registryKeptInvalid,
   });
 }
 
@@ -355,18 +366,31 @@ function requireDatabase(path: string): void {
 
 /**
  * Refuse a live registry that exists but does not parse, before anything is copied:
- * its snapshot would fail validation and restore would refuse it.
+ * its snapshot would fail validation and restore would refuse it. With `keepInvalidRegistry`
+ * (the pre-restore snapshot), report it and go on: the file is kept as it is.
  */
-async function requireParsableRegistry(path: string): Promise<void> {
+async function requireParsableRegistry(path: string, options: CreateOptions): Promise<void> {
   if (!exists(path)) return;
   const text = await copyingFrom("registry", path, () => Deno.readTextFileSync(path));
+  const error = jsonError(text);
+  if (error === undefined) return;
+  if (options.keepInvalidRegistry) {
+    options.reporter.event("warning", "pre_restore_registry_kept_invalid", { path, error });
+    return;
+  }
+  throw new OperationError(
+    `registry is not JSON (${error}): ${path}; fix the file or restore it from a snapshot, then run create again`,
+  );
+}
+
+/** Why `text` is not JSON, or `undefined` when it is. */
+function jsonError(text: string): string | undefined {
   try {
     JSON.parse(text);
+    return undefined;
   } catch (error) {
     if (!(error instanceof SyntaxError)) throw error;
-    throw new OperationError(
-      `registry is not JSON (${error.message}): ${path}; fix the file or restore it from a snapshot, then run create again`,
-    );
+    return error.message;
   }
 }
 

@@ -22,6 +22,7 @@ import { type RestoreResult, restoreSnapshot } from "./restore.ts";
 import { CHROMA_FOLDER, snapshotDir } from "../snapshot/layout.ts";
 import { buildManifest, type ManifestEntry } from "../snapshot/manifest.ts";
 import {
+  keptInvalidRegistry,
   locateRecordedPath,
   numberOr0,
   recordedPath,
@@ -290,13 +291,15 @@ function checkRegistry(
   if (!recordedPath(metadata, "registry_snapshot_path") || !restore.registry_restored) {
     return { status: "skipped", detail: "no registry in the snapshot" };
   }
-  JSON.parse(Deno.readTextFileSync(restore.target_registry));
+  const keptInvalid = keptInvalidRegistry(metadata); // a pre-restore snapshot kept it as it was: bytes only
+  if (keptInvalid === null) JSON.parse(Deno.readTextFileSync(restore.target_registry));
   const entry = located.ok && Array.isArray(metadata.manifest)
     ? metadata.manifest.find((candidate) => candidate?.path === located.relative)
     : undefined;
   const mismatch = entry ? entryMismatch(restore.target_registry, entry) : null;
   if (mismatch) return { status: "failed", detail: `${mismatch}: ${restore.target_registry}` };
-  return { status: "passed", detail: `parses${entry ? ", matches the manifest" : ""}: ${restore.target_registry}` };
+  const parses = keptInvalid === null ? "parses" : `kept as it was, not JSON (${keptInvalid})`;
+  return { status: "passed", detail: `${parses}${entry ? ", matches the manifest" : ""}: ${restore.target_registry}` };
 }
 
 function checkChromaFiles(

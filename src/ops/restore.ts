@@ -137,7 +137,12 @@ async function preRestoreSnapshot(config: Config, includeChroma: boolean, option
     );
   }
   try {
-    const created = await createSnapshot(config, { driver: options.driver, includeChroma, reporter: options.reporter });
+    const created = await createSnapshot(config, {
+      driver: options.driver,
+      includeChroma,
+      reporter: options.reporter,
+      keepInvalidRegistry: true,
+    });
     options.reporter.event("info", "pre_restore_snapshot_created", { stamp: created.stamp, chroma: includeChroma });
     return created.stamp;
   } catch (error) {

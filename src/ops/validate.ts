@@ -12,7 +12,13 @@ import { exists, isFile, lstatOrNull } from "../fs/probe.ts";
 import { checkManifest, type HashProgress } from "../snapshot/manifest.ts";
 import { CHROMA_DB_FILE } from "../snapshot/chroma.ts";
 import { METADATA_FILE, snapshotDir } from "../snapshot/layout.ts";
-import { locateRecordedPath, readMetadata, recordedPath, type SnapshotMetadata } from "../snapshot/metadata.ts";
+import {
+  keptInvalidRegistry,
+  locateRecordedPath,
+  readMetadata,
+  recordedPath,
+  type SnapshotMetadata,
+} from "../snapshot/metadata.ts";
 import type { SqliteDriver } from "../sqlite/driver.ts";
 
 /** How deeply to validate. */
@@ -86,7 +92,7 @@ export async function validateSnapshotAt(
   result.db_ok = checkDatabase(root, metadata, options.driver, result.errors);
   const registry = locateRecordedPath(root, metadata, recordedPath(metadata, "registry_snapshot_path"));
   if (recordedPath(metadata, "registry_snapshot_path")) {
-    result.registry_ok = checkRegistry(registry, result.errors);
+    result.registry_ok = checkRegistry(registry, keptInvalidRegistry(metadata), result.errors);
   }
   if (recordedPath(metadata, "chroma_snapshot_path")) {
     result.chroma_ok = checkChroma(root, metadata, options.driver, result.errors);
@@ -150,7 +156,15 @@ function checkDatabase(root: string, metadata: SnapshotMetadata, driver: SqliteD
   return integrityOk(driver, located.path, "db", errors);
 }
 
-function checkRegistry(located: ReturnType<typeof locateRecordedPath>, errors: string[]): boolean {
+/**
+ * Whether the registry parses. One a pre-restore snapshot kept unparsable (`keptInvalid`) is no error: it is
+ * `false` without one, its bytes checked by the manifest like every file's.
+ */
+function checkRegistry(
+  located: ReturnType<typeof locateRecordedPath>,
+  keptInvalid: string | null,
+  errors: string[],
+): boolean {
   if (!located.ok) {
     errors.push(`registry_snapshot_path_outside_snapshot: ${located.recorded}`);
     return false;
@@ -164,7 +178,7 @@ function checkRegistry(located: ReturnType<typeof locateRecordedPath>, errors: s
     return true;
   } catch (error) {
     if (!(error instanceof SyntaxError)) throw error;
-    errors.push(`registry_invalid_json: ${error.message}`);
+    if (keptInvalid === null) errors.push(`registry_invalid_json: ${error.message}`);
     return false;
   }
 }

@@ -35,6 +35,8 @@ export interface SnapshotMetadata {
   sqlite_driver?: string;
   sqlite_version?: string;
   manifest?: ManifestEntry[];
+  /** Only in a pre-restore snapshot whose live registry did not parse: why; the file is kept as it was. */
+  registry_kept_invalid?: string;
 }
 
 /** What a new snapshot holds, to be recorded in its metadata. */
@@ -50,6 +52,8 @@ export interface MetadataInput {
   includeChroma: boolean;
   driver: { name: string; version: string };
   manifest: ManifestEntry[];
+  /** Why the registry kept in a pre-restore snapshot does not parse, when it does not. */
+  registryKeptInvalid?: string;
 }
 
 /** Build the metadata of a new snapshot, with the module's keys first and in its order. */
@@ -71,7 +75,17 @@ export function buildMetadata(input: MetadataInput): SnapshotMetadata {
     sqlite_driver: input.driver.name,
     sqlite_version: input.driver.version,
     manifest: input.manifest,
+    ...(input.registryKeptInvalid === undefined ? {} : { registry_kept_invalid: input.registryKeptInvalid }),
   };
+}
+
+/**
+ * Why the snapshot's registry is kept although it is not JSON, or `null`: only a pre-restore snapshot of this tool
+ * keeps one (its manifest still checks the file's bytes), never a snapshot without a manifest.
+ */
+export function keptInvalidRegistry(metadata: SnapshotMetadata): string | null {
+  const reason = metadata.registry_kept_invalid;
+  return typeof reason === "string" && Array.isArray(metadata.manifest) ? reason : null;
 }
 
 /** Serialise metadata as the module does: two-space indent, ASCII only, final newline. */
