@@ -1,5 +1,5 @@
 /**
- * Free space and read-only state of a filesystem, from libc's `statvfs` through `Deno.dlopen` (Deno has no statfs),
+ * Free space of a filesystem, from libc's `statvfs` through `Deno.dlopen` (Deno has no statfs),
  * so that restore can refuse before writing what would not fit.
  *
  * @module
@@ -13,8 +13,6 @@ export interface FileSystemSpace {
   available: number;
   /** The allocation unit (`f_frsize`): every file takes a whole number of them. */
   blockSize: number;
-  /** Whether the filesystem is mounted read-only (`ST_RDONLY`). */
-  readOnly: boolean;
 }
 
 const STATVFS_SYMBOLS = { statvfs: { parameters: ["buffer", "buffer"], result: "i32" } } as const;
@@ -23,8 +21,6 @@ const STATVFS_SYMBOLS = { statvfs: { parameters: ["buffer", "buffer"], result: "
 const STATVFS_SIZE = 112;
 const F_FRSIZE = 8;
 const F_BAVAIL = 32;
-const F_FLAG = 72;
-const ST_RDONLY = 1n;
 
 /**
  * The space of the filesystem holding `path` (which must exist), or `null` where it cannot be asked: off Linux,
@@ -42,7 +38,6 @@ export function fileSystemSpace(path: string): FileSystemSpace | null {
     return {
       available: Number(view.getBigUint64(F_BAVAIL, true)) * blockSize,
       blockSize,
-      readOnly: (view.getBigUint64(F_FLAG, true) & ST_RDONLY) !== 0n,
     };
   } finally {
     library.close();
