@@ -224,7 +224,7 @@ function removeStaged(folder: string, changes: Change[]): void {
 /** What a failed restore leaves, exactly: what it changed (and what not), and the next step. */
 function afterFailure({ plan, preStamp, to, changes }: FailureContext): string {
   if (to !== undefined) {
-    return `${to} may be partly rebuilt (the live store was not touched); fix the cause and run again`;
+    return `${to} may be partly rebuilt (the live store was not touched); fix the cause and run again with --force`;
   }
   const done = changes.map((change) => change.what).join("; ");
   const again = `fix the cause and run again${preStamp ? ` (the pre-restore snapshot ${preStamp} is kept)` : ""}`;
