@@ -60,6 +60,11 @@ export interface CreateOptions {
    * says why) instead of publishing nothing: one broken part must not stop the backup of the others.
    */
   publishWithoutFailedChroma?: boolean;
+  /**
+   * Keep a live registry that is not JSON as it is, instead of refusing: only for the pre-restore snapshot, since a
+   * restore is how such a file gets fixed and its undo must give the file back as it was.
+   */
+  keepInvalidRegistry?: boolean;
 }
 
 /** The result of create: the metadata written, with the post-backup validation. */
@@ -80,13 +85,13 @@ export type CreateResult = SnapshotMetadata & {
  * folders are links or other filesystems (no snapshot is made).
  * @throws {RefusedError} when the newest snapshot is stamped in the future (`maxClockSkewMs`).
  * @throws {OperationError} when the live registry is not JSON (checked before anything
- * is copied), the live database is empty (`refuseEmptyDatabase`), copying fails, or the
+ * is copied; unless `keepInvalidRegistry`), the live database is empty (`refuseEmptyDatabase`), copying fails, or the
  * snapshot does not validate.
  */
 export async function createSnapshot(config: Config, options: CreateOptions): Promise<CreateResult> {
   requireOwnFolders(config.backupDir.path);
   requireDatabase(config.db.path, options.refuseEmptyDatabase ?? false);
-  await requireParsableRegistry(config.registry.path);
+  await requireParsableRegistry(config.registry.path, options);
   if (options.maxClockSkewMs !== undefined) refuseFutureSnapshot(config.backupDir.path, options.maxClockSkewMs);
   const target = planSnapshot(config, await freeStampTime(config.backupDir.path));
   ensureDir(target.staged.root);
@@ -201,6 +206,8 @@ function failureOfCreate(error: unknown, target: SnapshotTarget, wasPublished: b
 interface StagedParts {
   database: CopiedDatabase;
   hasRegistry: boolean;
+  /** Why the registry copy is not JSON, when the pre-restore snapshot keeps it so. */
+  registryKeptInvalid?: string;
   chroma: CopiedChroma | null;
   /** Why Chroma, asked for, is left out. */
   chromaError?: string;
@@ -217,13 +224,17 @@ async function copyParts(config: Config, options: CreateOptions, target: Snapsho
   const database = await copyDatabase(config.db.path, staged.db, options);
   if (options.refuseEmptyDatabase && hasEmptySchema(staged.db)) throw emptyDatabase(config.db.path, "has no tables");
   const hasRegistry = await copyRegistry(config.registry.path, staged.registry);
-  if (!options.includeChroma) return { database, hasRegistry, chroma: null };
+  const registryKeptInvalid = hasRegistry && options.keepInvalidRegistry
+    ? jsonError(Deno.readTextFileSync(staged.registry))
+    : undefined;
+  const copied = { database, hasRegistry, registryKeptInvalid };
+  if (!options.includeChroma) return { ...copied, chroma: null };
   try {
-    return { database, hasRegistry, chroma: await copyChromaIfPresent(config.chromaDir.path, staged.chroma, options) };
+    return { ...copied, chroma: await copyChromaIfPresent(config.chromaDir.path, staged.chroma, options) };
   } catch (error) {
     if (!(error instanceof ChromaCopyError) || !options.publishWithoutFailedChroma) throw error;
     removeQuietly(staged.chroma);
-    return { database, hasRegistry, chroma: null, chromaError: error.reason };
+    return { ...copied, chroma: null, chromaError: error.reason };
   }
 }
 
@@ -360,6 +371,8 @@ async function copyChromaIfPresent(
 /** What was copied besides the database, as the metadata records it. */
 interface CopiedParts {
   hasRegistry: boolean;
+  /** Why the registry copy is not JSON, when the pre-restore snapshot keeps it so. */
+  registryKeptInvalid?: string;
   chroma: CopiedChroma | null;
   chromaError?: string;
   manifest: ManifestEntry[];
@@ -388,6 +401,7 @@ function snapshotMetadata(target: SnapshotTarget, options: CreateOptions, parts:
     chromaError: parts.chromaError,
     driver: options.driver,
     manifest: parts.manifest,
+    registryKeptInvalid: parts.registryKeptInvalid,
   });
 }
 
@@ -531,18 +545,31 @@ function refuseFutureSnapshot(backupDir: string, maxSkewMs: number): void {
 
 /**
  * Refuse a live registry that exists but does not parse, before anything is copied:
- * its snapshot would fail validation and restore would refuse it.
+ * its snapshot would fail validation and restore would refuse it. With `keepInvalidRegistry`
+ * (the pre-restore snapshot), report it and go on: the file is kept as it is.
  */
-async function requireParsableRegistry(path: string): Promise<void> {
+async function requireParsableRegistry(path: string, options: CreateOptions): Promise<void> {
   if (!exists(path)) return;
   const text = await copyingFrom("registry", path, () => Deno.readTextFileSync(path));
+  const error = jsonError(text);
+  if (error === undefined) return;
+  if (options.keepInvalidRegistry) {
+    options.reporter.event("warning", "pre_restore_registry_kept_invalid", { path, error });
+    return;
+  }
+  throw new OperationError(
+    `registry is not JSON (${error}): ${path}; fix the file or restore it from a snapshot, then run create again`,
+  );
+}
+
+/** Why `text` is not JSON, or `undefined` when it is. */
+function jsonError(text: string): string | undefined {
   try {
     JSON.parse(text);
+    return undefined;
   } catch (error) {
     if (!(error instanceof SyntaxError)) throw error;
-    throw new OperationError(
-      `registry is not JSON (${error.message}): ${path}; fix the file or restore it from a snapshot, then run create again`,
-    );
+    return error.message;
   }
 }
 

@@ -15,7 +15,13 @@ import type { Reporter } from "../report/reporter.ts";
 import { type RestoreResult, restoreSnapshot } from "./restore.ts";
 import { CHROMA_FOLDER, snapshotDir } from "../snapshot/layout.ts";
 import { buildManifest, type ManifestEntry } from "../snapshot/manifest.ts";
-import { locatePart, numberOr0, snapshotBytes, type SnapshotMetadata } from "../snapshot/metadata.ts";
+import {
+  keptInvalidRegistry,
+  locatePart,
+  numberOr0,
+  snapshotBytes,
+  type SnapshotMetadata,
+} from "../snapshot/metadata.ts";
 import { parseStamp } from "../snapshot/stamp.ts";
 import { IntegrityUncheckedError, type SqliteDriver } from "../sqlite/driver.ts";
 import { journalModeBytes } from "../sqlite/journal_header.ts";
@@ -338,13 +344,15 @@ function checkRegistry({ root, metadata, restore }: RestoredCopy): CheckOutcome 
   if (located === null || !restore.registry_restored) {
     return { status: "skipped", detail: "no registry in the snapshot" };
   }
-  JSON.parse(Deno.readTextFileSync(restore.target_registry));
+  const keptInvalid = keptInvalidRegistry(metadata); // a pre-restore snapshot kept it as it was: bytes only
+  if (keptInvalid === null) JSON.parse(Deno.readTextFileSync(restore.target_registry));
   const entry = located.ok && Array.isArray(metadata.manifest)
     ? metadata.manifest.find((candidate) => candidate?.path === located.relative)
     : undefined;
   const mismatch = entry ? entryMismatch(restore.target_registry, entry) : null;
   if (mismatch) return { status: "failed", detail: `${mismatch}: ${restore.target_registry}` };
-  return { status: "passed", detail: `parses${entry ? ", matches the manifest" : ""}: ${restore.target_registry}` };
+  const parses = keptInvalid === null ? "parses" : `kept as it was, not JSON (${keptInvalid})`;
+  return { status: "passed", detail: `${parses}${entry ? ", matches the manifest" : ""}: ${restore.target_registry}` };
 }
 
 /** `chroma_files`: every restored Chroma file matches the manifest (else the snapshot), and no other is there. */

@@ -7,7 +7,7 @@
 import { basename, isAbsolute, join, relative, resolve } from "node:path";
 import type { Config } from "../config.ts";
 import { RefusedError, UsageError } from "../errors.ts";
-import { lstatOrNull, statOrNull } from "../fs/probe.ts";
+import { entriesOrNone, lstatOrNull, statOrNull } from "../fs/probe.ts";
 import { findOpeners } from "../sys/open_files.ts";
 import type { Reporter } from "../report/reporter.ts";
 import { CHROMA_FOLDER } from "../snapshot/layout.ts";
@@ -34,6 +34,44 @@ export interface Targets {
 export interface RestorePlan {
   sources: Sources;
   targets: Targets;
+}
+
+/**
+ * Refuse, before any other work, a `to` that is not a folder (exit 2: a file, or a path through a file), one that
+ * overlaps the live store or the backup folder (exit 3), and, without `force`, a folder that already holds entries
+ * (exit 3): the restore would replace a database there without a word. A folder that does not exist yet is fine.
+ */
+export function checkToFolder(config: Config, to: string, force: boolean): void {
+  const fix = "give a folder that is empty or does not exist yet (it is created)";
+  let info: Deno.FileInfo | null;
+  try {
+    info = statOrNull(to);
+  } catch (error) {
+    if (!(error instanceof Deno.errors.NotADirectory)) throw error;
+    throw new UsageError(`--to ${to}: a part of this path is a file, not a folder; ${fix}`);
+  }
+  if (info === null && lstatOrNull(to) !== null) {
+    throw new UsageError(`--to ${to} is a symbolic link to nothing; ${fix}`);
+  }
+  if (info !== null && !info.isDirectory) throw new UsageError(`--to ${to} is a file, not a folder; ${fix}`);
+  const overlap = protectedPaths(config).find((path) => overlaps(canonical(to), canonical(path)));
+  if (overlap !== undefined) {
+    throw new RefusedError(
+      `--to ${to} overlaps ${overlap} (live store or backups); nothing was changed; give a folder of its own`,
+    );
+  }
+  const names = entriesOrNone(to).map((entry) => entry.name).sort();
+  if (force || names.length === 0) return;
+  const shown = names.slice(0, 3).join(", ") + (names.length > 3 ? `, and ${names.length - 3} more` : "");
+  throw new RefusedError(
+    `--to ${to} already holds ${shown}; restore would replace the store's files there; nothing was changed; ` +
+      `${fix}, or pass --force to restore into it anyway`,
+  );
+}
+
+/** Refuse, before any other work, live paths of the wrong kind (a path through a file, a folder for the database). */
+export function checkLivePaths(config: Config): void {
+  checkTargetKinds({ db: config.db.path, registry: config.registry.path, chroma: config.chromaDir.path });
 }
 
 /** Refuse to restore over the live store (`to` is `null`) without the operator's word that the service is stopped. */
@@ -164,20 +202,33 @@ function refuseLinkedTargets(targets: Targets, to: string): void {
 
 function checkTargetKinds(targets: Targets): void {
   for (const [path, flag] of [[targets.db, "--db"], [targets.registry, "--registry"]]) {
-    const info = statOrNull(path);
+    const info = targetInfo(path, flag);
     if (info && !info.isFile) throw new UsageError(`restore target is not a file: ${path}; check ${flag} or --to`);
   }
-  const chroma = statOrNull(targets.chroma);
+  const chroma = targetInfo(targets.chroma, "--chroma-dir");
   if (chroma && !chroma.isDirectory) {
     throw new UsageError(`restore target for Chroma is not a folder: ${targets.chroma}; check --chroma-dir or --to`);
   }
 }
 
+/** `statOrNull` of a target, a path through a file being a usage error naming it, not a raw ENOTDIR. */
+function targetInfo(path: string, flag: string): Deno.FileInfo | null {
+  try {
+    return statOrNull(path);
+  } catch (error) {
+    if (!(error instanceof Deno.errors.NotADirectory)) throw error;
+    throw new UsageError(`restore target ${path} lies under a file, not a folder; check ${flag} or --to`);
+  }
+}
+
+/** The live store's paths and the backup folder, which a restore with `to` never writes to. */
+function protectedPaths(config: Config): string[] {
+  return [config.db.path, `${config.db.path}-wal`, config.registry.path, config.chromaDir.path, config.backupDir.path];
+}
+
 function refuseOverlappingTargets(config: Config, targets: Targets, to: string): void {
-  const protectedPaths = [config.db.path, `${config.db.path}-wal`, config.registry.path, config.chromaDir.path];
-  protectedPaths.push(config.backupDir.path);
   for (const target of [targets.db, targets.registry, targets.chroma]) {
-    const overlap = protectedPaths.find((path) => overlaps(canonical(target), canonical(path)));
+    const overlap = protectedPaths(config).find((path) => overlaps(canonical(target), canonical(path)));
     if (overlap !== undefined) {
       throw new RefusedError(
         `--to ${to} would write over ${overlap} (live store or backups) at ${target}; nothing was changed; ` +

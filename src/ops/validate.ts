@@ -15,6 +15,7 @@ import { METADATA_FILE, snapshotDir } from "../snapshot/layout.ts";
 import { checkBinding, DIGEST_KEY } from "../snapshot/binding.ts";
 import {
   FORMAT_VERSION,
+  keptInvalidRegistry,
   type LocatedPart,
   locatePart,
   printable,
@@ -100,7 +101,7 @@ export async function validateSnapshotAt(
   result.metadata_bound = checkMetadata(metadata, result.errors);
   result.db_ok = checkDatabase(root, metadata, options.driver, result.errors);
   const registry = locatePart(root, metadata, "registry");
-  if (registry) result.registry_ok = checkRegistry(registry, result.errors);
+  if (registry) result.registry_ok = checkRegistry(registry, keptInvalidRegistry(metadata), result.errors);
   const chroma = locatePart(root, metadata, "chroma");
   if (chroma) result.chroma_ok = checkChroma(chroma, options.driver, result.errors);
   if (metadata.manifest !== undefined) {
@@ -194,7 +195,11 @@ function checkDatabase(root: string, metadata: SnapshotMetadata, driver: SqliteD
   return integrityOk(driver, located.path, "db", errors);
 }
 
-function checkRegistry(located: LocatedPart, errors: string[]): boolean {
+/**
+ * Whether the registry parses. One a pre-restore snapshot kept unparsable (`keptInvalid`) is no error: it is
+ * `false` without one, its bytes checked by the manifest like every file's.
+ */
+function checkRegistry(located: LocatedPart, keptInvalid: string | null, errors: string[]): boolean {
   if (!located.ok) {
     errors.push(located.error);
     return false;
@@ -208,7 +213,7 @@ function checkRegistry(located: LocatedPart, errors: string[]): boolean {
     return true;
   } catch (error) {
     if (!(error instanceof SyntaxError)) throw error;
-    errors.push(`registry_invalid_json: ${error.message}`);
+    if (keptInvalid === null) errors.push(`registry_invalid_json: ${error.message}`);
     return false;
   }
 }

@@ -48,6 +48,8 @@ export interface SnapshotMetadata {
   db_journal_mode?: JournalMode | "";
   chroma_db_journal_mode?: JournalMode | "";
   metadata_sha256?: string;
+  /** Only in a pre-restore snapshot whose live registry did not parse: why; the file is kept as it was. */
+  registry_kept_invalid?: string;
 }
 
 /** What a new snapshot holds, to be recorded in its metadata. */
@@ -68,6 +70,8 @@ export interface MetadataInput {
   /** The live databases' journal modes (`null`: no database header, or no Chroma database). */
   dbJournalMode: JournalMode | null;
   chromaDbJournalMode: JournalMode | null;
+  /** Why the registry kept in a pre-restore snapshot does not parse, when it does not. */
+  registryKeptInvalid?: string;
 }
 
 /** Build the metadata of a new snapshot, with the module's keys first and in its order, bound by its digest last. */
@@ -96,7 +100,17 @@ export function buildMetadata(input: MetadataInput): SnapshotMetadata {
     manifest: input.manifest,
     db_journal_mode: input.dbJournalMode ?? "",
     chroma_db_journal_mode: input.chromaDbJournalMode ?? "",
+    ...(input.registryKeptInvalid === undefined ? {} : { registry_kept_invalid: input.registryKeptInvalid }),
   });
+}
+
+/**
+ * Why the snapshot's registry is kept although it is not JSON, or `null`: only a pre-restore snapshot of this tool
+ * keeps one (its manifest still checks the file's bytes), never a snapshot without a manifest.
+ */
+export function keptInvalidRegistry(metadata: SnapshotMetadata): string | null {
+  const reason = metadata.registry_kept_invalid;
+  return typeof reason === "string" && Array.isArray(metadata.manifest) ? reason : null;
 }
 
 /** Serialise metadata as the module does: two-space indent, ASCII only, final newline. */
