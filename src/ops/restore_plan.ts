@@ -8,6 +8,7 @@ import { basename, isAbsolute, join, relative, resolve } from "node:path";
 import type { Config } from "../config.ts";
 import { RefusedError, UsageError } from "../errors.ts";
 import { lstatOrNull, statOrNull } from "../fs/probe.ts";
+import { samePlaceOrInside } from "../fs/same_place.ts";
 import { findOpeners, type OpenFile } from "../sys/open_files.ts";
 import type { Reporter } from "../report/reporter.ts";
 import { CHROMA_FOLDER } from "../snapshot/layout.ts";
@@ -222,11 +223,11 @@ function isSymlink(path: string): boolean {
   return lstatOrNull(path)?.isSymlink ?? false;
 }
 
-/** Tell whether one path is the other or lies inside it. */
+/** Tell whether one path is the other or lies inside it, by name or by identity (a bind mount, a hard link). */
 function overlaps(first: string, second: string): boolean {
   const inside = (path: string, folder: string) => {
     const rest = relative(folder, path);
-    return rest === "" || (!rest.startsWith("..") && !isAbsolute(rest));
+    return rest === "" || (!rest.startsWith("..") && !isAbsolute(rest)) || samePlaceOrInside(path, folder);
   };
   return inside(first, second) || inside(second, first);
 }
