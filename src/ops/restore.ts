@@ -18,6 +18,7 @@ import { stageChroma, type StagedChroma, swapChroma } from "./chroma_swap.ts";
 import {
   checkOpenFiles,
   planRestore,
+  recheckOpenFiles,
   requireAcknowledgment,
   type RestorePlan,
   validatedSnapshot,
@@ -77,7 +78,7 @@ export interface RestoreResult {
 /**
  * Restore the snapshot `stamp` of the backup folder over the live store, or under `options.to`.
  *
- * Order: refusals (acknowledgment, open files), deep validation, pre-restore snapshot,
+ * Order: refusals (acknowledgment, open files), deep validation, pre-restore snapshot, open files again,
  * Chroma copy staged, WAL checkpoint and stale sidecars removed, database and registry
  * replaced, Chroma contents swapped, integrity check. A failed integrity check is
  * returned (`restored_integrity_ok: false`), not thrown.
@@ -99,6 +100,7 @@ export async function restoreSnapshot(config: Config, stamp: string, options: Re
   const preStamp = to === null && options.preSnapshot
     ? await preRestoreSnapshot(config, sources.chroma !== null, options)
     : null;
+  recheckOpenFiles(config, openFilesChecked, preStamp, options);
   const chroma = replaceStore(plan, preStamp, options);
   const integrity = checkRestored(options.driver, targets.db);
   const result: RestoreResult = {

@@ -9,7 +9,7 @@ import type { Config } from "../config.ts";
 import { RefusedError, UsageError } from "../errors.ts";
 import { lstatOrNull, statOrNull } from "../fs/probe.ts";
 import { samePlaceOrInside } from "../fs/same_place.ts";
-import { findOpeners, type OpenFile } from "../sys/open_files.ts";
+import { findOpeners, type OpenFile, type OpenFilesScan } from "../sys/open_files.ts";
 import type { Reporter } from "../report/reporter.ts";
 import { CHROMA_FOLDER } from "../snapshot/layout.ts";
 import { locateRecordedPath, recordedPath, type SnapshotMetadata } from "../snapshot/metadata.ts";
@@ -61,26 +61,52 @@ export function checkOpenFiles(
 }
 
 /**
+ * Look again, just before the first live change, after a validation and a pre-restore snapshot that may take minutes
+ * (long enough for a supervisor to start the service again); only when the first look ran, and without its warnings.
+ */
+export function recheckOpenFiles(
+  config: Config,
+  firstChecked: boolean,
+  preStamp: string | null,
+  options: { includeChroma?: boolean },
+): void {
+  if (firstChecked) refuseOpenFiles(config, options.includeChroma !== false, null, preStamp);
+}
+
+/**
  * Refuse while other processes hold the live database, its `-wal` or `-shm`, the registry (restore replaces it, and a
  * service holding it would write its old view back), or Chroma's database; `false` when no scan could be made.
  */
-function refuseOpenFiles(config: Config, chromaToo: boolean, reporter: Reporter): boolean {
+function refuseOpenFiles(
+  config: Config,
+  chromaToo: boolean,
+  reporter: Reporter | null,
+  preStamp: string | null = null,
+): boolean {
   const paths = [config.db.path, `${config.db.path}-wal`, `${config.db.path}-shm`, config.registry.path];
   if (chromaToo) {
     const chromaDb = join(config.chromaDir.path, CHROMA_DB_FILE);
     paths.push(chromaDb, `${chromaDb}-wal`, `${chromaDb}-shm`);
   }
   const scan = findOpeners(paths);
+  if (reporter) warnUnchecked(scan, paths, reporter);
+  if (scan.openers.length === 0) return scan.scanned;
+  const unchanged = preStamp
+    ? `the live store was not changed (only the pre-restore snapshot ${preStamp} was taken)`
+    : "nothing was changed";
+  throw new RefusedError(
+    `${describeHolders(scan.openers)}; ${unchanged}; stop the service (docker compose down), ` +
+      `or pass --ignore-open-files if you are sure those processes are not the service`,
+  );
+}
+
+/** Warn about what the scan could not look at. */
+function warnUnchecked(scan: OpenFilesScan, paths: string[], reporter: Reporter): void {
   if (!scan.scanned) reporter.event("warning", "open_files_check_unavailable", { paths });
   if (scan.scanned && !scan.locksChecked) {
     reporter.event("warning", "open_files_locks_unreadable", { path: "/proc/locks" });
   }
   if (scan.unreadable > 0) reporter.event("warning", "open_files_unreadable_processes", { count: scan.unreadable });
-  if (scan.openers.length === 0) return scan.scanned;
-  throw new RefusedError(
-    `${describeHolders(scan.openers)}; nothing was changed; stop the service (docker compose down), ` +
-      `or pass --ignore-open-files if you are sure those processes are not the service`,
-  );
 }
 
 /**

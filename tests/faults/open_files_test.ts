@@ -5,7 +5,7 @@
  */
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { type CliRun, createdStamp, runCli, storeEnv, tempDir, tempStore } from "../_helpers.ts";
+import { cliProcess, type CliRun, createdStamp, runCli, storeEnv, tempDir, tempStore } from "../_helpers.ts";
 import { chownToNobody, entryNames, liveDigest, skipBecause, unprivilegedCli } from "../_faults.ts";
 
 /**
@@ -241,4 +241,34 @@ Deno.test("the lock table names a holder whose descriptors the operator may not 
     return run;
   });
   assert.match(events, /open_files_unreadable_processes/);
+});
+
+Deno.test("restore looks again before its first live change: a writer that starts during validation is refused", async () => {
+  const { store, stamp } = await storeWithSnapshot();
+  using _store = store;
+  const restore = cliProcess(["restore", stamp, "--confirm-service-stopped"], { env: storeEnv(store), stdout: "null" })
+    .spawn();
+  const lines = restore.stderr.pipeThrough(new TextDecoderStream()).getReader();
+  let stderr = "";
+  while (!stderr.includes('"restore_snapshot_validated"')) {
+    const { value, done } = await lines.read();
+    if (done) break;
+    stderr += value;
+  }
+  // Paused past the first look; the service starts meanwhile.
+  Deno.kill(restore.pid, "SIGSTOP");
+  await using holder = await startHolder(store.db, "hold");
+  assert.ok(holder, "the writer did not start");
+  const before = liveDigest(store);
+  Deno.kill(restore.pid, "SIGCONT");
+  for (let read = await lines.read(); !read.done; read = await lines.read()) stderr += read.value;
+  assert.equal((await restore.status).code, 3, stderr);
+  const preStamp = entryNames(join(store.backupDir, "snapshots")).find((name) => name !== stamp);
+  assert.ok(preStamp, `no pre-restore snapshot: ${stderr}`);
+  assert.match(stderr, new RegExp(`process ${holder.pid} still holds the live store: ${store.db} \\(open, locked\\)`));
+  assert.match(
+    stderr,
+    new RegExp(`the live store was not changed \\(only the pre-restore snapshot ${preStamp} was taken\\)`),
+  );
+  assert.deepEqual(liveDigest(store), before);
 });
