@@ -21,6 +21,7 @@ import {
   checkOpenFiles,
   checkToFolder,
   planRestore,
+  recheckOpenFiles,
   requireAcknowledgment,
   type RestorePlan,
   validatedSnapshot,
@@ -86,7 +87,7 @@ export interface RestoreResult {
  * Restore the snapshot `stamp` of the backup folder over the live store, or under `options.to`.
  *
  * Order: refusals (a `to` that is not an empty folder, acknowledgment, open files), deep validation, free space,
- * pre-restore snapshot, Chroma copy staged, WAL checkpointed and its sidecars removed, database and registry
+ * pre-restore snapshot, open files again, Chroma copy staged, WAL checkpointed and its sidecars removed, database and registry
  * replaced, Chroma contents swapped, integrity check. A failed integrity check is
  * returned (`restored_integrity_ok: false`), not thrown.
  *
@@ -111,6 +112,7 @@ export async function restoreSnapshot(config: Config, stamp: string, options: Re
   const preStamp = to === null && options.preSnapshot
     ? await preRestoreSnapshot(config, sources.chroma !== null, options)
     : null;
+  recheckOpenFiles(config, openFilesChecked, preStamp, options);
   const chroma = replaceStore(plan, preStamp, options);
   const integrity = checkRestored(options.driver, targets.db);
   restoreJournalModes(

@@ -8,7 +8,8 @@ import { basename, isAbsolute, join, relative, resolve } from "node:path";
 import type { Config } from "../config.ts";
 import { RefusedError, UsageError } from "../errors.ts";
 import { entriesOrNone, lstatOrNull, statOrNull } from "../fs/probe.ts";
-import { findOpeners } from "../sys/open_files.ts";
+import { samePlaceOrInside } from "../fs/same_place.ts";
+import { findOpeners, type OpenFile, type OpenFilesScan } from "../sys/open_files.ts";
 import type { Reporter } from "../report/reporter.ts";
 import { CHROMA_FOLDER } from "../snapshot/layout.ts";
 import { locatePart, type SnapshotMetadata, type SnapshotPart } from "../snapshot/metadata.ts";
@@ -97,23 +98,75 @@ export function checkOpenFiles(
     refuseOpenFiles(config, options.includeChroma !== false, options.reporter);
 }
 
-/** Refuse while other processes hold the live database (or Chroma's); `false` when no scan could be made. */
-function refuseOpenFiles(config: Config, chromaToo: boolean, reporter: Reporter): boolean {
-  const paths = [config.db.path, `${config.db.path}-wal`];
+/**
+ * Look again, just before the first live change, after a validation and a pre-restore snapshot that may take minutes
+ * (long enough for a supervisor to start the service again); only when the first look ran, and without its warnings.
+ */
+export function recheckOpenFiles(
+  config: Config,
+  firstChecked: boolean,
+  preStamp: string | null,
+  options: { includeChroma?: boolean },
+): void {
+  if (firstChecked) refuseOpenFiles(config, options.includeChroma !== false, null, preStamp);
+}
+
+/**
+ * Refuse while other processes hold the live database, its `-wal` or `-shm`, the registry (restore replaces it, and a
+ * service holding it would write its old view back), or Chroma's database; `false` when no scan could be made.
+ */
+function refuseOpenFiles(
+  config: Config,
+  chromaToo: boolean,
+  reporter: Reporter | null,
+  preStamp: string | null = null,
+): boolean {
+  const paths = [config.db.path, `${config.db.path}-wal`, `${config.db.path}-shm`, config.registry.path];
   if (chromaToo) {
-    paths.push(join(config.chromaDir.path, CHROMA_DB_FILE), join(config.chromaDir.path, `${CHROMA_DB_FILE}-wal`));
+    const chromaDb = join(config.chromaDir.path, CHROMA_DB_FILE);
+    paths.push(chromaDb, `${chromaDb}-wal`, `${chromaDb}-shm`);
   }
   const scan = findOpeners(paths);
-  if (!scan.scanned) reporter.event("warning", "open_files_check_unavailable", { paths });
-  if (scan.unreadable > 0) reporter.event("warning", "open_files_unreadable_processes", { count: scan.unreadable });
+  if (reporter) warnUnchecked(scan, paths, reporter);
   if (scan.openers.length === 0) return scan.scanned;
-  const pids = [...new Set(scan.openers.map((opener) => opener.pid))];
-  const files = [...new Set(scan.openers.map((opener) => opener.path))];
+  const unchanged = preStamp
+    ? `the live store was not changed (only the pre-restore snapshot ${preStamp} was taken)`
+    : "nothing was changed";
   throw new RefusedError(
-    `process${pids.length > 1 ? "es" : ""} ${pids.join(", ")} still ha${pids.length > 1 ? "ve" : "s"} ` +
-      `${files.join(", ")} open; nothing was changed; stop the service (docker compose down), ` +
+    `${describeHolders(scan.openers)}; ${unchanged}; stop the service (docker compose down), ` +
       `or pass --ignore-open-files if you are sure those processes are not the service`,
   );
+}
+
+/** Warn about what the scan could not look at. */
+function warnUnchecked(scan: OpenFilesScan, paths: string[], reporter: Reporter): void {
+  if (!scan.scanned) reporter.event("warning", "open_files_check_unavailable", { paths });
+  if (scan.scanned && !scan.locksChecked) {
+    reporter.event("warning", "open_files_locks_unreadable", { path: "/proc/locks" });
+  }
+  if (scan.unreadable > 0) reporter.event("warning", "open_files_unreadable_processes", { count: scan.unreadable });
+}
+
+/**
+ * `process 4242 still holds the live store: /srv/atocore.db (open as /data/atocore.db, locked), ...`; with several
+ * holders, each one's files after its id (`4242: ...; 4300: ...`).
+ */
+function describeHolders(openers: OpenFile[]): string {
+  const byPid = [...Map.groupBy(openers, (opener) => opener.pid)];
+  const pids = byPid.flatMap(([pid]) => pid === null ? [] : [pid]);
+  const who = [
+    ...(pids.length ? [`process${pids.length > 1 ? "es" : ""} ${pids.join(", ")}`] : []),
+    ...(pids.length < byPid.length ? ["a holder the kernel gives no process id (an open-file-description lock)"] : []),
+  ].join(" and ");
+  const files = (held: OpenFile[]) =>
+    held.map(({ path, ways, seenAs }) => {
+      const how = ways.map((way) => way === "open" && seenAs ? `open as ${seenAs}` : way);
+      return `${path} (${how.join(", ")})`;
+    }).join(", ");
+  const what = byPid.length === 1
+    ? files(byPid[0][1])
+    : byPid.map(([pid, held]) => `${pid ?? "no id"}: ${files(held)}`).join("; ");
+  return `${who} still ${byPid.length > 1 ? "hold" : "holds"} the live store: ${what}`;
 }
 
 /** Validate the snapshot `stamp` (deeply unless `quick`) and refuse it when it is not valid. */
@@ -242,11 +295,11 @@ function isSymlink(path: string): boolean {
   return lstatOrNull(path)?.isSymlink ?? false;
 }
 
-/** Tell whether one path is the other or lies inside it. */
+/** Tell whether one path is the other or lies inside it, by name or by identity (a bind mount, a hard link). */
 function overlaps(first: string, second: string): boolean {
   const inside = (path: string, folder: string) => {
     const rest = relative(folder, path);
-    return rest === "" || (!rest.startsWith("..") && !isAbsolute(rest));
+    return rest === "" || (!rest.startsWith("..") && !isAbsolute(rest)) || samePlaceOrInside(path, folder);
   };
   return inside(first, second) || inside(second, first);
 }

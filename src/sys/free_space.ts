@@ -5,7 +5,7 @@
  * @module
  */
 import { cString } from "./c_string.ts";
-import { LIBC_NAMES } from "./open_files.ts";
+import { LIBC_NAMES } from "./proc_read.ts";
 
 /** What `statvfs` says about the filesystem holding a path. */
 export interface FileSystemSpace {
