@@ -10,6 +10,7 @@ import { describeOsError, isDiskFull, OperationError, ToolError, UsageError } fr
 import { ensureDir, removeQuietly, renameDurable, syncFileLater, syncTree } from "../fs/durable.ts";
 import { followFile } from "../fs/follow_hash.ts";
 import { exists, isDirectory, isFile } from "../fs/probe.ts";
+import { readRegularTextFile } from "../fs/regular_file.ts";
 import { changedPaths, copyEntries, type CopyTotals, walkTree } from "../fs/tree.ts";
 import type { Config } from "../config.ts";
 import type { Reporter } from "../report/reporter.ts";
@@ -359,7 +360,7 @@ function requireDatabase(path: string): void {
  */
 async function requireParsableRegistry(path: string): Promise<void> {
   if (!exists(path)) return;
-  const text = await copyingFrom("registry", path, () => Deno.readTextFileSync(path));
+  const text = await copyingFrom("registry", path, () => readRegularTextFile(path, { followLinks: true }));
   try {
     JSON.parse(text);
   } catch (error) {
