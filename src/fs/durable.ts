@@ -7,6 +7,7 @@
 import { basename, dirname, isAbsolute, join, relative, sep } from "node:path";
 import { RefusedError } from "../errors.ts";
 import { lstatOrNull, statOrNull } from "./probe.ts";
+import { kindOf, NotRegularFileError } from "./regular_file.ts";
 
 /** Flush a file's data and metadata to disk. */
 export function syncFile(path: string): void {
@@ -77,6 +78,22 @@ function keepOwnerAndMode(path: string, previous: Deno.FileInfo): void {
     }
   }
   if (previous.mode !== null && copy.mode !== previous.mode) Deno.chmodSync(path, previous.mode & 0o7777);
+}
+
+/**
+ * Check, before any work, that {@linkcode writeFileAtomic} can later write `path`: nothing but a regular file (or
+ * nothing) is there, links followed, and a new file can be made beside it (one is made and removed at once).
+ *
+ * @throws the probe's OS error (`NotFound` for a missing folder, `PermissionDenied`, a read-only filesystem),
+ *   `IsADirectory`, or {@linkcode NotRegularFileError} for a FIFO, socket or device.
+ */
+export function checkCanReplace(path: string): void {
+  const info = statOrNull(path);
+  if (info?.isDirectory) throw new Deno.errors.IsADirectory(`is a directory: ${path}`);
+  if (info && !info.isFile) throw new NotRegularFileError(path, kindOf(info));
+  const probe = temporaryPath(path);
+  Deno.openSync(probe, { write: true, createNew: true }).close();
+  Deno.removeSync(probe);
 }
 
 /** Rename and then fsync the folders of both names, so the move survives a crash. */
