@@ -5,7 +5,7 @@
  * @module
  */
 import { parseArgs } from "node:util";
-import { type Config, resolveConfig } from "../config.ts";
+import { type Config, refuseEmptyValues, resolveConfig } from "../config.ts";
 import { type ExitCodeValue, UsageError } from "../errors.ts";
 import type { MetricFacts } from "../report/metrics.ts";
 import type { Reporter } from "../report/reporter.ts";
@@ -153,13 +153,10 @@ function hasDeclaredTypes<O extends CommandOptions>(
 /**
  * The configuration that the path flags and the environment give.
  *
- * @throws {UsageError} for a path flag given an empty value (`--db "$UNSET"`), which
- *   would otherwise fall back silently to the environment or the default store.
+ * @throws {UsageError} for a path flag or variable given an empty value (`--db "$UNSET"`, `ATOCORE_DB_PATH=`),
+ *   which would otherwise fall back silently to the default store.
  */
 export function configFrom(values: FlagValues<typeof PATH_OPTIONS>, context: CommandContext): Config {
-  for (const flag of ["db", "backup-dir", "registry", "chroma-dir"] as const) {
-    if (values[flag] === "") throw new UsageError(`--${flag} needs a path, not an empty value`);
-  }
   return resolveConfig(
     { db: values.db, backupDir: values["backup-dir"], registry: values.registry, chromaDir: values["chroma-dir"] },
     context.env,
@@ -170,9 +167,10 @@ export function configFrom(values: FlagValues<typeof PATH_OPTIONS>, context: Com
 /**
  * Open the SQLite driver that `--sqlite-driver` names.
  *
- * @throws {UsageError} when `ffi` is asked for and cannot load.
+ * @throws {UsageError} when `ffi` is asked for and cannot load, or a path variable is set but empty.
  */
 export function driverFrom(values: FlagValues<typeof PATH_OPTIONS>, context: CommandContext): SqliteDriver {
+  refuseEmptyValues({}, context.env); // ATOCORE_SQLITE_LIB= is refused like the store's variables
   const choice = checkedDriverChoice(values["sqlite-driver"] ?? "auto");
   return openDriver(choice, context.env.ATOCORE_SQLITE_LIB || undefined);
 }
