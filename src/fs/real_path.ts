@@ -31,19 +31,26 @@ export function realPathAsFarAsExists(path: string, links = 0): string {
 /**
  * Whether `inner` is `outer` or lies inside it: compared on real paths, and, where `outer` exists, by the identity of
  * `inner` and each folder above it (so a bind mount of `outer` elsewhere, or a hard link to a file, is seen too).
+ * Nothing lies inside an existing file: a path through one is not inside it (it can never be made).
  */
 export function isSameOrInside(inner: string, outer: string): boolean {
   const realInner = realPathAsFarAsExists(inner);
   const realOuter = realPathAsFarAsExists(outer);
-  const rest = relative(realOuter, realInner);
-  if (rest === "" || (rest !== ".." && !rest.startsWith("../") && !isAbsolute(rest))) return true;
   const identity = statQuietly(realOuter);
-  if (identity === null || identity.ino === null) return false; // no identity to compare (not on this system)
+  const rest = relative(realOuter, realInner);
+  if (rest === "") return true;
+  if (identity !== null && !identity.isDirectory) return sameFile(statQuietly(realInner), identity);
+  if (rest !== ".." && !rest.startsWith("../") && !isAbsolute(rest)) return true;
+  if (identity === null) return false;
   for (let folder = realInner;; folder = dirname(folder)) {
-    const info = statQuietly(folder);
-    if (info !== null && info.dev === identity.dev && info.ino === identity.ino) return true;
+    if (sameFile(statQuietly(folder), identity)) return true;
     if (dirname(folder) === folder) return false;
   }
+}
+
+/** Whether two stats are of one file or folder (a hard link, a bind mount); never where the system gives no inode. */
+function sameFile(first: Deno.FileInfo | null, second: Deno.FileInfo): boolean {
+  return first !== null && second.ino !== null && first.dev === second.dev && first.ino === second.ino;
 }
 
 /** The target of the symbolic link at `path`, or `null` when it is not one (or cannot be read). */

@@ -89,6 +89,8 @@ Deno.test("every pair of parts that overlap is found; a sound store has none", (
     assert.ok(found.length >= 1, JSON.stringify(env));
     assert.match(found[0], expected, JSON.stringify(found));
   }
+  // Nothing lies inside an existing file: a backup folder through one fails on its own (the lock names it).
+  assert.deepEqual(overlapsOf({ ATOCORE_BACKUP_DIR: join(store.registry, "backups") }), []);
   // A hard link is the same file, whatever its name.
   const hardLink = join(store.dataDir, "registry-hard-link.json");
   Deno.linkSync(store.db, hardLink);
