@@ -19,7 +19,7 @@
  * @module
  */
 import { describeOsError } from "../errors.ts";
-import { ensureDir, removeQuietly, renameDurable } from "../fs/durable.ts";
+import { ensureDir, removeInside, renameDurable } from "../fs/durable.ts";
 import { folderNames, isDirectory } from "../fs/probe.ts";
 import type { Reporter } from "../report/reporter.ts";
 import { applyRetention, type KeepReason, type RetentionPolicy } from "../snapshot/retention.ts";
@@ -200,7 +200,7 @@ function removeSnapshot(backupDir: string, stamp: string): { gone: boolean; erro
     };
   }
   try {
-    removeQuietly(trash);
+    removeInside(backupDir, trash);
   } catch (error) {
     return {
       gone: true,
