@@ -17,7 +17,7 @@ function victimFolder(parent: string): { path: string; digest: () => Record<stri
   return { path, digest: () => treeDigest(path) };
 }
 
-Deno.test("a .staging, .trash or failed folder that is a symbolic link is refused (exit 3); what it points to is kept", async () => {
+Deno.test("a .staging, .trash or failed folder that is a symbolic link is refused (exit 2); what it points to is kept", async () => {
   using store = tempStore({ dbMiB: 1, chromaMiB: 1 });
   using outside = tempDir();
   const env = storeEnv(store);
@@ -37,7 +37,7 @@ Deno.test("a .staging, .trash or failed folder that is a symbolic link is refuse
     Deno.symlinkSync(victim.path, link);
     const snapshots = treeDigest(join(store.backupDir, "snapshots"));
     const run = await runCli(args, { env });
-    assert.equal(run.code, 3, `${args.join(" ")} with ${name} linked must refuse: ${run.stderr}`);
+    assert.equal(run.code, 2, `${args.join(" ")} with ${name} linked must refuse: ${run.stderr}`);
     const errors = run.stderr.trim().split("\n").filter((line) => line.startsWith("atocore-backup: error:"));
     assert.equal(errors.length, 1, run.stderr);
     assert.ok(errors[0].includes(`${link} is a symbolic link (to ${victim.path})`), errors[0]);
