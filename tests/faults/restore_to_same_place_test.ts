@@ -45,7 +45,7 @@ Deno.test("restore --to a folder holding a hard link of the live database is ref
   const before = liveDigest(store);
   const run = await runCli(["restore", stamp, "--to", target.path, "--force"], { env: storeEnv(store) });
   assert.equal(run.code, 3, run.stderr);
-  assert.match(run.stderr, new RegExp(`overlaps ${store.db} .*nothing was changed`));
+  assert.match(run.stderr, new RegExp(`would write over ${store.db} .*nothing was changed`));
   assert.deepEqual(liveDigest(store), before);
   assert.deepEqual(entryNames(target.path), ["atocore.db"]);
 });
