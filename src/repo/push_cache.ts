@@ -72,7 +72,7 @@ export function encodePushCache(cache: PushCache): Uint8Array {
 /** Decode a cache, or `null` when it is damaged, of another version, or of another repository. */
 export function decodePushCache(bytes: Uint8Array, repositoryId: string): PushCache | null {
   try {
-    const body = bytes.subarray(0, bytes.length - 32);
+    const body = new Uint8Array(bytes.buffer, bytes.byteOffset, Math.max(0, bytes.length - 32)); // not a Buffer: slice copies
     const sum = createHash("sha256").update(body).digest();
     if (bytes.length < MAGIC.length + 36 || !sum.equals(bytes.subarray(bytes.length - 32))) return null;
     if (new TextDecoder().decode(body.subarray(0, MAGIC.length)) !== MAGIC) return null;
