@@ -16,7 +16,15 @@ import { type LocalSnapshot, readLocalSnapshot } from "./local_snapshot.ts";
 import { PackWriter } from "./pack_writer.ts";
 import type { Lease, Refs } from "./public_objects.ts";
 import { readCondemned } from "./public_objects.ts";
-import { clearJournals, KnownBlocks, loadJournals, loadPushCache, PushJournal, savePushCache } from "./push_cache.ts";
+import {
+  clearJournals,
+  KnownBlocks,
+  loadJournals,
+  loadPushCache,
+  type PushCache,
+  PushJournal,
+  savePushCache,
+} from "./push_cache.ts";
 import { PushSession } from "./push_session.ts";
 import { checkPin, openRepository, type Repository } from "./repository.ts";
 import { checkLink } from "./local_snapshot.ts";
@@ -172,14 +180,7 @@ async function upload(
   checkLeaseTime(context, local.stamp);
   await io.putPublic(refsName(key), refs);
   await io.writeSealed(sealed);
-  const warnings: string[] = [];
-  try {
-    savePushCache(pushCachePath(backupDir, backend.location), { repositoryId: config.id, packs, files: cache });
-    journal.remove();
-    clearJournals(pushJournalDir(backupDir, backend.location));
-  } catch (error) {
-    warnings.push(`push cache not saved (${describeOsError(error)}): the next push re-reads every file`);
-  }
+  const warnings = saveCache(backupDir, backend.location, journal, { repositoryId: config.id, packs, files: cache });
   return {
     ...emptyResult(local.stamp, refs.snapshot),
     warnings,
@@ -192,6 +193,18 @@ async function upload(
     packs_written: stored.length,
     packs_reused: packs.length - stored.length,
   };
+}
+
+/** Save the push cache and drop the journals; a failure here does not fail the push (the cache is a hint). */
+function saveCache(backupDir: string, location: string, journal: PushJournal, cache: PushCache): string[] {
+  try {
+    savePushCache(pushCachePath(backupDir, location), cache);
+    journal.remove();
+    clearJournals(pushJournalDir(backupDir, location));
+    return [];
+  } catch (error) {
+    return [`push cache not saved (${describeOsError(error)}): the next push re-reads every file`];
+  }
 }
 
 /** Refuse to list a snapshot whose lease has (nearly) run out: a cleanup may by then delete packs it needs. */

@@ -95,12 +95,12 @@ export function backendConformance(label: string, make: BackendFactory): void {
   });
 }
 
-backendConformance("folder", async () => {
+backendConformance("folder", () => {
   const dir = tempDir("atocore-repo-");
-  return {
+  return Promise.resolve({
     backend: openFolderBackend(join(dir.path, "repo")),
     [Symbol.asyncDispose]: () => Promise.resolve(dir[Symbol.dispose]()),
-  };
+  });
 });
 
 Deno.test("folder backend: file:// URLs and plain paths; another scheme is refused", () => {
