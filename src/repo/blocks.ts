@@ -10,12 +10,12 @@ import { readAt } from "../fs/read_at.ts";
 /** Block size of files that are not SQLite databases. */
 export const DEFAULT_BLOCK = 64 * 1024;
 /** Bytes read at once while splitting a file: a multiple of every block size, small beside the memory bound. */
-export const READ_BYTES = 8 << 20;
+export const READ_BYTES = 1 << 20;
 /** A sample compressing to more than this fraction of its size marks the file as not worth compressing. */
 const COMPRESSIBLE_RATIO = 0.9;
 /** Windows sampled from a file, and their size. */
-const SAMPLE_WINDOWS = 4;
-const SAMPLE_BYTES = 64 * 1024;
+const SAMPLE_WINDOWS = 8;
+const SAMPLE_BYTES = 32 * 1024;
 
 const SQLITE_MAGIC = "SQLite format 3\0";
 
@@ -28,17 +28,20 @@ export function blockSizeOf(header: Uint8Array): number {
 }
 
 /**
- * Whether the file's blocks are worth compressing: a few windows spread over the file (start, middle, end) are
- * compressed with zstd level 1 and must shrink to under 90 %. An empty file is not.
+ * Whether the file's blocks are worth compressing: windows spread over its body (not its first bytes, a header unlike
+ * the rest) are compressed with zstd level 1 and must shrink to under 90 %. A small file is sampled whole; an empty
+ * one is not worth it.
  */
 export function isCompressible(file: Deno.FsFile, size: number): boolean {
   if (size === 0) return false;
+  const windows = Math.min(SAMPLE_WINDOWS, Math.floor(size / SAMPLE_BYTES));
+  const starts = windows <= 1
+    ? [0]
+    : Array.from({ length: windows }, (_, window) => Math.floor((size - SAMPLE_BYTES) * (window + 0.5) / windows));
   let raw = 0;
   let packed = 0;
-  const windows = size <= SAMPLE_WINDOWS * SAMPLE_BYTES ? 1 : SAMPLE_WINDOWS;
-  for (let window = 0; window < windows; window++) {
-    const start = windows === 1 ? 0 : Math.floor((size - SAMPLE_BYTES) * window / (windows - 1));
-    const sample = readAt(file, start, Math.min(size - start, windows === 1 ? size : SAMPLE_BYTES));
+  for (const start of starts) {
+    const sample = readAt(file, start, windows <= 1 ? Math.min(size, SAMPLE_WINDOWS * SAMPLE_BYTES) : SAMPLE_BYTES);
     if (sample === null) break;
     raw += sample.length;
     packed += zstdCompressSync(sample, { params: { [constants.ZSTD_c_compressionLevel]: 1 } }).length;

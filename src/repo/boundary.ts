@@ -6,15 +6,13 @@
  * @module
  */
 import { Buffer } from "node:buffer";
-import { createHash } from "node:crypto";
-import { constants, zstdCompressSync, zstdDecompressSync } from "node:zlib";
-import { ageDecrypt, ageEncrypt, AgeError, type AgeIdentity } from "../crypto/age.ts";
+import type { AgeIdentity } from "../crypto/age.ts";
 import { OperationError } from "../errors.ts";
 import type { Backend } from "./backend.ts";
 import { packName, parseName } from "./layout.ts";
+import { type Compression, openBytes, type OpenOptions, sealBytes, sha256Hex } from "./sealing.ts";
 
-/** How a pack's or document's plaintext is stored inside its age envelope. */
-export type Compression = "zstd" | "none";
+export { type Compression, type OpenOptions, sha256Hex };
 
 /** A pack as written: its id (SHA-256 of the object's bytes), the object's size, and how its plaintext is stored. */
 export interface PackInfo {
@@ -30,18 +28,8 @@ export interface SealedObject {
   readonly sha256: string;
 }
 
-/** zstd level for packs and documents: most of level 9's ratio at several times its speed. */
-const ZSTD_LEVEL = 3;
-/** Largest plaintext a sealed read may decompress to, unless the caller says less (a zstd bomb stops here). */
-const MAX_PLAINTEXT = 1 << 30;
-
 /** The kinds of object the format stores in the clear; everything else is sealed. */
 const PUBLIC_KINDS = new Set(["config", "refs", "lease", "condemned"]);
-
-/** SHA-256 of `bytes` as lowercase hex. */
-export function sha256Hex(bytes: Uint8Array): string {
-  return createHash("sha256").update(bytes).digest("hex");
-}
 
 /** The repository's storage seen through the boundary: sealed writes to `recipients`, checked reads. */
 export class Boundary {
@@ -51,12 +39,20 @@ export class Boundary {
   /** A boundary over `backend` sealing to `recipients` (the repository's, after the pin check). */
   constructor(readonly backend: Backend, readonly recipients: readonly string[]) {}
 
-  /** Seal a pack's plaintext and store it under the SHA-256 of the sealed bytes (exclusive create). */
-  async putPack(plaintext: Uint8Array, compression: Compression): Promise<PackInfo> {
-    const sealed = this.seal(plaintext, compression);
-    const id = sha256Hex(sealed);
-    await this.write(packName(id), sealed);
-    return { id, size: sealed.length, compression };
+  /**
+   * Seal a pack's plaintext and store it under the SHA-256 of the sealed bytes (exclusive create); the plaintext's
+   * buffer is handed to `recycle` once sealed (before the upload ends). The compression recorded is the one used: zstd
+   * only when it paid.
+   */
+  async putPack(
+    plaintext: Uint8Array,
+    compression: Compression,
+    recycle?: (buffer: Uint8Array) => void,
+  ): Promise<PackInfo> {
+    const sealed = sealBytes(plaintext, compression, this.recipients);
+    recycle?.(plaintext);
+    await this.write(packName(sealed.sha256), sealed.bytes);
+    return { id: sealed.sha256, size: sealed.bytes.length, compression: sealed.compression };
   }
 
   /**
@@ -72,8 +68,8 @@ export class Boundary {
   /** Seal without writing yet, so the SHA-256 can be recorded (in refs) before the object exists. */
   prepareSealed(name: string, plaintext: Uint8Array, compress = false): SealedObject {
     if (parseName(name)?.kind !== "snapshot") throw new RangeError(`not a sealed object name: ${JSON.stringify(name)}`);
-    const bytes = this.seal(plaintext, compress ? "zstd" : "none");
-    return Object.freeze({ name, bytes, sha256: sha256Hex(bytes) });
+    const { bytes, sha256 } = sealBytes(plaintext, compress ? "zstd" : "none", this.recipients, true);
+    return Object.freeze({ name, bytes, sha256 });
   }
 
   /** Store an object sealed by {@linkcode prepareSealed}, exclusively. */
@@ -94,11 +90,6 @@ export class Boundary {
     await this.write(name, new TextEncoder().encode(JSON.stringify(value) + "\n"));
   }
 
-  private seal(plaintext: Uint8Array, compression: Compression): Uint8Array {
-    const body = compression === "zstd" ? compress(plaintext) : plaintext;
-    return ageEncrypt(body, this.recipients);
-  }
-
   private async write(name: string, bytes: Uint8Array): Promise<void> {
     await this.backend.write(name, bytes, { exclusive: true });
     this.sent.bytes += bytes.length;
@@ -106,18 +97,8 @@ export class Boundary {
   }
 }
 
-/** zstd-compress `plaintext` at the format's level. */
-export function compress(plaintext: Uint8Array): Uint8Array {
-  return zstdCompressSync(plaintext, { params: { [constants.ZSTD_c_compressionLevel]: ZSTD_LEVEL } });
-}
-
 /** Options of {@linkcode getSealed}. */
-export interface SealedRead {
-  /** How the plaintext is stored (recorded in the snapshot document). */
-  compression: Compression;
-  /** Refuse a plaintext larger than this (default 1 GiB). */
-  maxBytes?: number;
-}
+export type SealedRead = OpenOptions;
 
 /**
  * Read a sealed object, check a pack's bytes against its name, decrypt with `identities` and decompress.
@@ -130,50 +111,11 @@ export async function getSealed(
   name: string,
   options: SealedRead,
 ): Promise<Uint8Array> {
-  return openSealed(name, await backend.read(name), identities, options);
+  return openBytes(name, await backend.read(name), identities, options);
 }
 
-/** {@linkcode getSealed} on bytes already read (verify reads a pack once for several checks). */
-export function openSealed(
-  name: string,
-  sealed: Uint8Array,
-  identities: readonly AgeIdentity[],
-  options: SealedRead,
-): Uint8Array {
-  const parsed = parseName(name);
-  if (parsed?.kind === "pack" && sha256Hex(sealed) !== parsed.id) {
-    throw new OperationError(
-      `${name}: its bytes do not hash to its name (swapped, truncated or edited); run 'remote verify'`,
-    );
-  }
-  let body: Uint8Array;
-  try {
-    body = ageDecrypt(sealed, identities);
-  } catch (error) {
-    if (error instanceof AgeError) throw new OperationError(ageMessage(name, error));
-    throw error;
-  }
-  if (options.compression === "none") return body;
-  try {
-    const plain = zstdDecompressSync(body, { maxOutputLength: options.maxBytes ?? MAX_PLAINTEXT });
-    return new Uint8Array(plain.buffer, plain.byteOffset, plain.byteLength);
-  } catch (error) {
-    throw new OperationError(`${name}: its zstd content is corrupt (${(error as Error).message.split("\n")[0]})`);
-  }
-}
-
-function ageMessage(name: string, error: AgeError): string {
-  switch (error.kind) {
-    case "no_identity":
-      return `${name}: encrypted to another key; give an identity of one of the repository's recipients (--identity)`;
-    case "header_auth":
-    case "payload_auth":
-    case "truncated":
-      return `${name}: ${error.message}; the object was altered, run 'remote verify --read-data'`;
-    default:
-      return `${name}: ${error.message}; the object was altered or is not from this tool`;
-  }
-}
+/** {@linkcode getSealed} on bytes already read. */
+export const openSealed = openBytes;
 
 /**
  * Read a public JSON object.

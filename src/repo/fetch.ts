@@ -132,26 +132,28 @@ async function writeExtents(
   const byPack = extentsByPack(document);
   const order = [...byPack.keys()].sort((a, b) => a - b);
   const total = document.files.filter(isDocumentFile).reduce((sum, file) => sum + file.size, 0);
-  const ahead = new Map<number, Promise<Uint8Array>>();
+  const opened = async (index: number) => {
+    const { id, compression } = document.packs[index];
+    const sealed = await backend.read(packName(id));
+    return {
+      size: sealed.length,
+      plain: openSealed(packName(id), sealed, identities, { compression, maxBytes: PACK_MAX_BYTES }),
+    };
+  };
+  const ahead = new Map<number, Promise<{ size: number; plain: Uint8Array }>>();
   let next = 0;
   let done = 0;
   let downloaded = 0;
   for (const index of order) {
     while (next < order.length && ahead.size < Math.max(1, options.parallel ?? 2)) {
-      const pack = document.packs[order[next]];
-      const reading = backend.read(packName(pack.id));
+      const reading = opened(order[next]);
       reading.catch(() => {}); // awaited below; a failure read ahead must not go unhandled meanwhile
       ahead.set(order[next++], reading);
     }
-    const pack = document.packs[index];
-    const sealed = await ahead.get(index)!;
+    const { size, plain } = await ahead.get(index)!;
     ahead.delete(index);
-    downloaded += sealed.length;
-    const plain = openSealed(packName(pack.id), sealed, identities, {
-      compression: pack.compression,
-      maxBytes: PACK_MAX_BYTES,
-    });
-    done += placeExtents(root, packName(pack.id), plain, byPack.get(index)!);
+    downloaded += size;
+    done += placeExtents(root, packName(document.packs[index].id), plain, byPack.get(index)!);
     options.onProgress?.(done, total);
   }
   return { packs_read: order.length, bytes_downloaded: downloaded };

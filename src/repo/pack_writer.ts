@@ -54,6 +54,8 @@ export class PackWriter {
   private readonly open: Record<Compression, OpenPack | null> = { zstd: null, none: null };
   private readonly inFlight = new Set<Promise<void>>();
   private failure: { error: unknown } | null = null;
+  /** Pack buffers given back once sealed, reused so that memory is a few packs whatever the snapshot's size. */
+  private readonly free: Uint8Array[] = [];
   private readonly parallel: number;
   private readonly target: number;
 
@@ -71,7 +73,8 @@ export class PackWriter {
       pack = null;
     }
     if (!pack) {
-      pack = { slot: this.stored.length, buffer: new Uint8Array(PACK_MAX_BYTES), used: 0, tags: [], offsets: [] };
+      const buffer = this.free.pop() ?? new Uint8Array(PACK_MAX_BYTES);
+      pack = { slot: this.stored.length, buffer, used: 0, tags: [], offsets: [] };
       this.stored.push(null);
       this.open[compression] = pack;
     }
@@ -105,7 +108,12 @@ export class PackWriter {
     const pack = this.open[compression];
     this.open[compression] = null;
     if (!pack || pack.used === 0) return;
-    const upload = this.io.putPack(pack.buffer.subarray(0, pack.used), compression).then((info) => {
+    const recycle = (buffer: Uint8Array) => {
+      if (this.free.length < 2 && buffer.buffer.byteLength === PACK_MAX_BYTES) {
+        this.free.push(new Uint8Array(buffer.buffer));
+      }
+    };
+    const upload = this.io.putPack(pack.buffer.subarray(0, pack.used), compression, recycle).then((info) => {
       this.stored[pack.slot] = info;
       this.options.onStored?.(pack.slot, info, pack.tags, pack.offsets);
     }).catch((error) => {

@@ -21,7 +21,8 @@ const KEEP_NEWEST = { daily: 1, weekly: 0, monthly: 0 };
 Deno.test("remote cleanup: retention, dry run, condemn then delete after the grace, leases protect", async () => {
   using f = await repoFixture({ dbMiB: 10, chromaMiB: 1 });
   const first = await pushSnapshot(f.config, f.backend, (await snapshotOf(f)).root);
-  updateRows(f.store.db, 1.0);
+  updateRows(f.store.db, 0.5);
+  Deno.removeSync(join(f.store.backupDir, "remotes"), { recursive: true }); // no cache: nothing of the first reused
   const newest = await snapshotOf(f);
   const second = await pushSnapshot(f.config, f.backend, newest.root);
   Deno.mkdirSync(join(f.repoDir, "packs", "zz"));
@@ -30,7 +31,7 @@ Deno.test("remote cleanup: retention, dry run, condemn then delete after the gra
 
   const dry = await cleanupRemote(f.backend, { policy: KEEP_NEWEST, confirm: false });
   assert.deepEqual([dry.dry_run, dry.deleted, dry.kept], [true, [first.snapshot], [second.snapshot]]);
-  assert.ok(dry.packs_condemned >= 1);
+  assert.ok(dry.packs_condemned >= 2);
   assert.deepEqual(await objectNames(f.backend), before, "a dry run changes nothing");
 
   const t0 = new Date();
