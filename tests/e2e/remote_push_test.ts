@@ -55,6 +55,37 @@ Deno.test("remote: push then fetch rebuilds every file and link byte for byte; p
 
   const again = await pushSnapshot(f.config, f.backend, root);
   assert.deepEqual([again.already_pushed, again.bytes_sent, again.snapshot], [true, 0, pushed.snapshot]);
+
+  const blind = await listRemote(f.backend);
+  assert.deepEqual(blind.snapshots.map((s) => [s.snapshot, s.refs, s.host]), [[pushed.snapshot, true, undefined]]);
+  const [seen] = (await listRemote(f.backend, [f.identity])).snapshots;
+  assert.deepEqual([seen.files, seen.bytes, seen.chroma, typeof seen.pushed_at], [
+    pushed.files,
+    pushed.bytes_total,
+    true,
+    "string",
+  ]);
+});
+
+Deno.test("remote: a push refuses a snapshot file changed since it was made, and a push that outlived its lease", async () => {
+  using f = await repoFixture({ dbMiB: 1, chromaMiB: 1 });
+  const { root } = await snapshotOf(f);
+  const registry = join(root, "config", "project-registry.json");
+  const original = Deno.readTextFileSync(registry);
+  Deno.writeTextFileSync(registry, original.replace("atlas", "ATLAS"));
+  await assert.rejects(
+    pushSnapshot(f.config, f.backend, root),
+    /config\/project-registry\.json changed since the snapshot/,
+  );
+  Deno.writeTextFileSync(registry, original);
+  await assert.rejects(
+    pushSnapshot(f.config, f.backend, root, { leaseMs: 1 }),
+    /took longer than its lease .* nothing was listed/,
+  );
+  assert.deepEqual((await listSnapshots(f.backend)).snapshots, []);
+  assert.deepEqual(await objectNames(f.backend, "leases/"), [], "a push that fails removes its lease");
+  const pushed = await pushSnapshot(f.config, f.backend, root);
+  assert.ok(pushed.bytes_deduplicated > 0, "the packs of the refused push are reused");
 });
 
 Deno.test("remote: after 1% of rows change, the second push sends a few percent of the store", async () => {
