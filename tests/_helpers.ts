@@ -168,6 +168,26 @@ export async function moduleSnapshot(store: SampleStore, what: string): Promise<
   return stamp;
 }
 
+/** A module snapshot without Chroma, committed under tests/fixtures, that validates. */
+const MODULE_SNAPSHOT = join(MODULE_BACKUPS, "snapshots", "20260409T010203Z");
+
+/**
+ * Put a real, valid snapshot (a copy of a committed module snapshot without Chroma) at `<backup>/snapshots/<stamp>`,
+ * with `metadata` merged into its metadata; returns its folder.
+ */
+export function placeValidSnapshot(backupDir: string, stamp: string, metadata: Record<string, unknown> = {}): string {
+  const target = join(backupDir, "snapshots", stamp);
+  Deno.mkdirSync(join(backupDir, "snapshots"), { recursive: true });
+  const copy = new Deno.Command("cp", { args: ["-a", MODULE_SNAPSHOT, target] }).outputSync();
+  assert.ok(copy.success, `copy of ${MODULE_SNAPSHOT}`);
+  if (Object.keys(metadata).length) {
+    const path = join(target, "backup-metadata.json");
+    const merged = { ...JSON.parse(Deno.readTextFileSync(path)), ...metadata };
+    Deno.writeTextFileSync(path, JSON.stringify(merged, null, 2) + "\n");
+  }
+  return target;
+}
+
 /** Rows of an SQL query run by the `sqlite3` shell (a tool independent of the one under test), as JSON. */
 export async function sqlite3Json(path: string, sql: string): Promise<Record<string, unknown>[]> {
   const output = await new Deno.Command("sqlite3", { args: ["-json", "-readonly", path, sql], stdout: "piped" })

@@ -4,7 +4,8 @@
  * @module
  */
 import { ExitCode } from "../errors.ts";
-import { listSnapshots } from "../ops/list.ts";
+import { type ListEntry, listSnapshots } from "../ops/list.ts";
+import { secondsInFuture } from "../snapshot/clock.ts";
 import { COMMON_HELP, configFrom, defineCommand } from "./command.ts";
 import { formatAge, formatBytes, formatTable } from "./format.ts";
 
@@ -15,8 +16,10 @@ export const listCommand = defineCommand({
   help: `Usage: atocore-backup list [options]
 
 List every snapshot under <backup>/snapshots/ with its age, size, whether it
-holds Chroma, and what is known of its validity. JSON output has the reference
-module's shape: {"backups": [...]}.
+holds Chroma, and what is known of its validity. NOTE marks pre-restore
+snapshots (the undo point of a restore, with the stamp it restored) and stamps
+in the future (the clock was wrong; each is also a warning on stderr). JSON
+output has the reference module's shape: {"backups": [...]}.
 
 ${COMMON_HELP}
 
@@ -28,16 +31,31 @@ Examples:
   run(values, _positionals, context) {
     const config = configFrom(values, context);
     const backups = listSnapshots(config.backupDir.path, context.now);
+    for (const entry of backups.filter((one) => one.stamp_in_future)) {
+      const ahead = secondsInFuture(entry.stamp, context.now);
+      context.reporter.event("warning", "snapshot_stamp_in_future", { stamp: entry.stamp, seconds_ahead: ahead });
+    }
     const rows = backups.map((entry) => [
       entry.stamp,
-      formatAge(entry.age_seconds),
+      entry.stamp_in_future ? "future" : formatAge(entry.age_seconds),
       formatBytes(entry.size_bytes),
       entry.chroma_included ? "yes" : "no",
       entry.metadata_error ? "bad metadata" : entry.validation === "validated_at_create" ? "yes" : "unknown",
+      note(entry),
     ]);
     const text = backups.length
-      ? formatTable(["STAMP", "AGE", "SIZE", "CHROMA", "VALID"], rows)
+      ? formatTable(["STAMP", "AGE", "SIZE", "CHROMA", "VALID", "NOTE"], rows)
       : `no snapshots in ${config.backupDir.path}`;
     return Promise.resolve({ result: { backups }, exitCode: ExitCode.Ok, text });
   },
 });
+
+/** What the NOTE column says of a snapshot: pre-restore, and a stamp in the future. */
+function note(entry: ListEntry): string {
+  const notes: string[] = [];
+  if (entry.kind === "pre-restore") {
+    notes.push(entry.restoring_stamp ? `pre-restore (before restoring ${entry.restoring_stamp})` : "pre-restore");
+  }
+  if (entry.stamp_in_future) notes.push("stamp in the future: check the clock");
+  return notes.join("; ");
+}

@@ -5,6 +5,7 @@
  */
 import { resolve } from "node:path";
 import { ExitCode, UsageError } from "../errors.ts";
+import { requireSnapshot } from "../ops/list.ts";
 import { acquireLock } from "../ops/lock.ts";
 import { removeLeftovers } from "../ops/recover.ts";
 import { goBack, type RestoreResult, restoreSnapshot } from "../ops/restore.ts";
@@ -29,7 +30,10 @@ remove its stale -wal/-shm; replace the database and the registry atomically
 (a copy beside each, fsynced, renamed over it); replace the contents of the
 Chroma folder (the folder itself stays: it may be a bind mount) from a copy
 staged inside it; check the restored database's integrity. Nothing is changed
-when it refuses. Exit 1 names the pre-restore stamp to go back to.
+when it refuses. Exit 1 names the pre-restore stamp to go back to. A STAMP with
+no snapshot is a usage error (exit 2), reported before anything else is done.
+The pre-restore snapshot is marked as such in its metadata and in 'list', and
+cleanup keeps it for 7 days (--keep-pre-restore-days) whatever the policy.
 
 With --to DIR the store is rebuilt under DIR (DIR/<database file>,
 DIR/<registry file>, DIR/chroma) and the live paths are not touched; no
@@ -63,6 +67,7 @@ Examples:
     refuseBoth(values, "chroma", "no-chroma", "restore");
     if (values.to === "") throw new UsageError("restore: --to needs a folder");
     const config = configFrom(values, context);
+    requireSnapshot(config.backupDir.path, stamp);
     const driver = driverFrom(values, context);
     using _lock = acquireLock(config.backupDir.path, "restore");
     removeLeftovers(config.backupDir.path, context.reporter);

@@ -27,6 +27,7 @@ import { formatCreatedAt, formatStamp } from "../snapshot/stamp.ts";
 import type { SqliteDriver } from "../sqlite/driver.ts";
 import { backupFollowedIfOffered } from "../sqlite/followed_backup.ts";
 import { CHROMA_DB_FILE, CHROMA_OLD_PREFIX, CHROMA_STAGING_PREFIX } from "../snapshot/chroma.ts";
+import { nextSequence } from "./list.ts";
 import { validateSnapshotAt } from "./validate.ts";
 
 /** Attempts at a Chroma copy before a folder that keeps changing is reported. */
@@ -40,6 +41,8 @@ export interface CreateOptions {
   includeChroma: boolean;
   /** Where events and progress go. */
   reporter: Reporter;
+  /** Mark the snapshot as the pre-restore snapshot of a restore of this stamp. */
+  restoringStamp?: string;
 }
 
 /** The result of create: the metadata written, with the post-backup validation. */
@@ -270,6 +273,8 @@ function snapshotMetadata(target: SnapshotTarget, options: CreateOptions, parts:
     includeChroma: options.includeChroma,
     driver: options.driver,
     manifest: parts.manifest,
+    restoringStamp: options.restoringStamp,
+    sequence: nextSequence(target.backupDir),
   });
 }
 

@@ -97,7 +97,7 @@ export async function restoreSnapshot(config: Config, stamp: string, options: Re
   const plan = planRestore(config, stamp, validation, to, options);
   const { sources, targets } = plan;
   const preStamp = to === null && options.preSnapshot
-    ? await preRestoreSnapshot(config, sources.chroma !== null, options)
+    ? await preRestoreSnapshot(config, sources.chroma !== null, options, stamp)
     : null;
   const chroma = replaceStore(plan, preStamp, options);
   const integrity = checkRestored(options.driver, targets.db);
@@ -129,7 +129,12 @@ export function goBack(preStamp: string | null): string {
     : "no pre-restore snapshot was made; restore another snapshot";
 }
 
-async function preRestoreSnapshot(config: Config, includeChroma: boolean, options: RestoreOptions): Promise<string> {
+async function preRestoreSnapshot(
+  config: Config,
+  includeChroma: boolean,
+  options: RestoreOptions,
+  restoringStamp: string,
+): Promise<string> {
   if (!isFile(config.db.path)) {
     throw new RefusedError(
       `live database not found: ${config.db.path}; nothing to keep in a pre-restore snapshot and nothing was changed; ` +
@@ -137,7 +142,8 @@ async function preRestoreSnapshot(config: Config, includeChroma: boolean, option
     );
   }
   try {
-    const created = await createSnapshot(config, { driver: options.driver, includeChroma, reporter: options.reporter });
+    const { driver, reporter } = options;
+    const created = await createSnapshot(config, { driver, includeChroma, reporter, restoringStamp });
     options.reporter.event("info", "pre_restore_snapshot_created", { stamp: created.stamp, chroma: includeChroma });
     return created.stamp;
   } catch (error) {
