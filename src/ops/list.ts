@@ -148,7 +148,9 @@ function listEntry(path: string, stamp: string, now: Date): ListEntry {
   entry.validation = entry.has_manifest && isStamp(stamp) ? "validated_at_create" : "unknown";
   if (isPreRestore(read.metadata)) {
     entry.kind = "pre-restore";
-    entry.restoring_stamp = typeof metadata.restoring_stamp === "string" ? metadata.restoring_stamp : null;
+    // Shown on a terminal: only a plain stamp is taken from the file, never other text.
+    const restoring = metadata.restoring_stamp;
+    entry.restoring_stamp = typeof restoring === "string" && isStamp(restoring) ? restoring : null;
   }
   return entry;
 }
