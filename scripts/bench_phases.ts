@@ -129,6 +129,7 @@ function writeMetadata(paths: RunPaths, chroma: CopyTotals, driver: SqliteDriver
     includeChroma: true,
     driver,
     manifest,
+    sequence: 1,
   });
   Deno.writeTextFileSync(join(staging, "backup-metadata.json"), serializeMetadata(metadata));
 }
