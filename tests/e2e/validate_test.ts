@@ -78,6 +78,7 @@ Deno.test("a good snapshot validates: the module's keys, every manifest file has
     files_checked: manifest.length,
     bytes_hashed: manifest.reduce((sum, entry) => sum + (entry.size ?? 0), 0),
     quick: false,
+    stamp_in_future: false,
   });
   assert.deepEqual(sidecars(store.backupDir), [], "validation leaves no sidecar");
 });
@@ -143,7 +144,7 @@ Deno.test("--all on a backup folder without snapshots/ is a usage error naming i
   Deno.mkdirSync(join(missing, "snapshots"), { recursive: true });
   const empty = await runCli(["validate", "--all", "--json", "--backup-dir", missing]);
   assert.equal(empty.code, 0, empty.stderr);
-  assert.deepEqual(empty.json, { valid: true, results: [], skipped: [] });
+  assert.deepEqual(empty.json, { valid: true, results: [], skipped: [], removed_during_validation: [] });
 });
 
 Deno.test("a flipped byte in each kind of file is named, with exit 1", async () => {
