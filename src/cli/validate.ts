@@ -71,7 +71,8 @@ Examples:
       return {
         result: all,
         exitCode: all.valid ? ExitCode.Ok : ExitCode.Failed,
-        metrics: { stamp: all.results.at(-1)?.stamp, valid: all.valid },
+        // The newest not stamped in the future: a stale-backup alert on the snapshot's time must still fire.
+        metrics: { stamp: all.results.filter((one) => !one.stamp_in_future).at(-1)?.stamp, valid: all.valid },
         text: [...all.results.map(describe), ...removed, ...skipped].join("\n") ||
           `no snapshots in ${config.backupDir.path}`,
       };

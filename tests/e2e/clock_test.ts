@@ -3,6 +3,7 @@
  * list, validate and drill, `drill --latest` passes over it, and a recovery point is never negative.
  */
 import assert from "node:assert/strict";
+import { join } from "node:path";
 import { resolveConfig } from "../../src/config.ts";
 import { drillSnapshot } from "../../src/ops/drill.ts";
 import { SILENT } from "../../src/report/reporter.ts";
@@ -41,10 +42,17 @@ Deno.test("a snapshot stamped in the future is flagged by list, validate and dri
     ],
   );
   assert.equal(events(one.stderr, "snapshot_stamp_in_future").length, 1);
-  const all = await runCli(["validate", "--all"], { env });
+  const metrics = join(store.dataDir, "validate.prom");
+  const all = await runCli(["validate", "--all", "--metrics-file", metrics], { env });
   assert.equal(all.code, 0, all.stderr);
   const results = (all.json as { results: { stamp: string; stamp_in_future: boolean }[] }).results;
   assert.deepEqual(results.map((result) => [result.stamp, result.stamp_in_future]), [[stamp, false], [FUTURE, true]]);
+  const seconds = parseStamp(stamp)!.getTime() / 1000;
+  assert.match(
+    Deno.readTextFileSync(metrics),
+    new RegExp(`^atocore_backup_snapshot_timestamp_seconds\\{operation="validate"\\} ${seconds}$`, "m"),
+    "the snapshot time reported is the newest one not in the future, so a stale-backup alert still fires",
+  );
 
   const latest = await runCli(["drill", "--latest"], { env });
   assert.equal(latest.code, 0, latest.stderr);
