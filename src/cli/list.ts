@@ -4,7 +4,10 @@
  * @module
  */
 import { ExitCode } from "../errors.ts";
+import { DEFAULT_KEEP_FAILED, type ListedFailedEntry, listFailed } from "../ops/failed.ts";
 import { type ListEntry, listSnapshots } from "../ops/list.ts";
+import { ownFolderProblem } from "../ops/own_folders.ts";
+import { failedRoot } from "../snapshot/layout.ts";
 import { secondsInFuture } from "../snapshot/clock.ts";
 import { COMMON_HELP, configFrom, defineCommand } from "./command.ts";
 import { formatAge, formatBytes, formatTable } from "./format.ts";
@@ -16,10 +19,12 @@ export const listCommand = defineCommand({
   help: `Usage: atocore-backup list [options]
 
 List every snapshot under <backup>/snapshots/ with its age, size, whether it
-holds Chroma, and what is known of its validity. NOTE marks pre-restore
+holds Chroma (or its Chroma copy failed), and what is known of its validity;
+then the snapshots kept aside under <backup>/failed/. NOTE marks pre-restore
 snapshots (the undo point of a restore, with the stamp it restored) and stamps
 in the future (the clock was wrong; each is also a warning on stderr). JSON
-output has the reference module's shape: {"backups": [...]}.
+output has the reference module's shape, {"backups": [...]}, plus "failed" and
+"warnings".
 
 ${COMMON_HELP}
 
@@ -30,7 +35,11 @@ Examples:
   maxPositionals: 0,
   run(values, _positionals, context) {
     const config = configFrom(values, context);
-    const backups = listSnapshots(config.backupDir.path, context.now);
+    const backupDir = config.backupDir.path;
+    const backups = listSnapshots(backupDir, context.now);
+    const failed = listFailed(backupDir, context.now);
+    const problem = ownFolderProblem(backupDir);
+    if (problem) context.reporter.event("warning", "backup_folder_misplaced", { message: problem });
     for (const entry of backups.filter((one) => one.stamp_in_future)) {
       const ahead = secondsInFuture(entry.stamp, context.now);
       context.reporter.event("warning", "snapshot_stamp_in_future", { stamp: entry.stamp, seconds_ahead: ahead });
@@ -39,16 +48,34 @@ Examples:
       entry.stamp,
       entry.stamp_in_future ? "future" : formatAge(entry.age_seconds),
       formatBytes(entry.size_bytes),
-      entry.chroma_included ? "yes" : "no",
+      entry.chroma_included ? "yes" : entry.metadata?.chroma_error !== undefined ? "failed" : "no",
       entry.metadata_error ? "bad metadata" : entry.validation === "validated_at_create" ? "yes" : "unknown",
       note(entry),
     ]);
-    const text = backups.length
-      ? formatTable(["STAMP", "AGE", "SIZE", "CHROMA", "VALID", "NOTE"], rows)
-      : `no snapshots in ${config.backupDir.path}`;
-    return Promise.resolve({ result: { backups }, exitCode: ExitCode.Ok, text });
+    const lines = [
+      backups.length
+        ? formatTable(["STAMP", "AGE", "SIZE", "CHROMA", "VALID", "NOTE"], rows)
+        : `no snapshots in ${backupDir}`,
+      ...failedLines(backupDir, failed),
+      ...(problem ? [`warning: ${problem}; create and cleanup refuse until then`] : []),
+    ];
+    return Promise.resolve({
+      result: { backups, failed, warnings: problem ? [problem] : [] },
+      exitCode: ExitCode.Ok,
+      text: lines.join("\n"),
+    });
   },
 });
+
+/** The lines that show `failed/`, when it holds anything. */
+function failedLines(backupDir: string, failed: ListedFailedEntry[]): string[] {
+  if (failed.length === 0) return [];
+  return [
+    `failed validation after create, kept aside in ${failedRoot(backupDir)} (not snapshots; cleanup keeps the ` +
+    `newest ${DEFAULT_KEEP_FAILED}):`,
+    ...failed.map((entry) => `  ${entry.name}  ${formatAge(entry.age_seconds)}`),
+  ];
+}
 
 /** What the NOTE column says of a snapshot: pre-restore, and a stamp in the future. */
 function note(entry: ListEntry): string {

@@ -84,9 +84,10 @@ function describe(result: CheckedSnapshot): string {
   const future = result.stamp_in_future ? "; STAMP IN THE FUTURE: check the clock" : "";
   if (result.valid) {
     const hashed = result.quick ? "sizes only" : `${formatBytes(result.bytes_hashed)} hashed`;
+    const unbound = result.metadata_bound === false ? "; metadata not bound: format 1, made before its digest" : "";
     const manifest = result.manifest_ok === null
       ? "no manifest (module snapshot)"
-      : `${result.files_checked} files, ${hashed}`;
+      : `${result.files_checked} files, ${hashed}${unbound}`;
     return `${result.stamp}: valid (${manifest})${future}`;
   }
   return `${result.stamp}: INVALID${future}\n${formatErrors(result.errors)}`;

@@ -48,6 +48,25 @@ const SENTENCES: Record<string, (fields: Fields) => string> = {
     `by stamp once the clock is checked`,
   snapshot_removed_during_validation: (f) =>
     `snapshot ${text(f.stamp)} was removed (by a cleanup?) while it was being validated, so it was not checked`,
+  chroma_backup_failed: (f) =>
+    `Chroma ${text(f.path)} could not be backed up (${text(f.error)}), so the new snapshot ${text(f.backup_root)} ` +
+    `holds ${text(f.snapshot_holds)}; repair or rebuild Chroma, then run create --chroma again`,
+  pre_restore_registry_kept_invalid: (f) =>
+    `the live registry ${text(f.path)} is not JSON (${text(f.error)}); the pre-restore snapshot keeps it as it is, ` +
+    `so undoing the restore gives the file back unchanged`,
+  restore_wal_set_aside: (f) =>
+    `the live database's WAL ${text(f.wal)} could not be applied (${text(f.reason)}), so it was moved aside to ` +
+    `${text(f.kept)}, with the old database beside it when there was one, not removed: inspect it, then delete it`,
+  free_space_check_unavailable: (f) =>
+    `this system could not say how much space is free for ${text(f.path)}, so the restore went on without checking ` +
+    `that it has room: make sure it does`,
+  backup_dir_not_locked: (f) =>
+    `the backup folder ${text(f.path)} could not be locked (${text(f.reason)}), so the restore went on unlocked: ` +
+    `make sure no create or cleanup changes that folder meanwhile`,
+  open_files_locks_unreadable: (f) =>
+    `the kernel's lock table ${text(f.path)} could not be read, so locks on the live files (from other users or ` +
+    `mount namespaces) were not checked: make sure the service is stopped`,
+  backup_folder_misplaced: (f) => `${text(f.message)}; create and cleanup refuse until then`,
   cleanup_snapshot_invalid: (f) =>
     `snapshot ${text(f.stamp)} failed a quick validation (${list(f.errors)}), so it does not count as the newest ` +
     `valid snapshot that cleanup always keeps; run 'validate ${text(f.stamp)}'`,

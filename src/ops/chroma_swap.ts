@@ -7,6 +7,7 @@
 import { basename, join } from "node:path";
 import { describeOsError } from "../errors.ts";
 import { ensureDir, removeQuietly, syncDir, syncTree } from "../fs/durable.ts";
+import { exists } from "../fs/probe.ts";
 import { copyEntries, type CopyTotals, type TreeEntry, walkTree } from "../fs/tree.ts";
 import type { Reporter } from "../report/reporter.ts";
 import { CHROMA_OLD_PREFIX, CHROMA_STAGING_PREFIX } from "../snapshot/chroma.ts";
@@ -21,11 +22,21 @@ export interface StagedChroma {
  * Copy the snapshot's Chroma folder into a hidden folder inside `target` (created
  * when missing, never removed), owned like `target`, fsynced. Leftovers of killed
  * restores (staged copies and old entries moved aside) are removed first; a copy
- * that fails part way is removed.
+ * that fails part way is removed. `noteChange` hears, as they are made, the changes
+ * that stay in `target` when a later step fails: the folder created, leftovers removed.
  */
-export function stageChroma(source: string, target: string, reporter: Reporter): StagedChroma {
-  ensureDir(target);
-  clearLeftovers(target, reporter);
+export function stageChroma(
+  source: string,
+  target: string,
+  reporter: Reporter,
+  noteChange: (what: string) => void,
+): StagedChroma {
+  if (!exists(target)) {
+    ensureDir(target);
+    noteChange(`created the empty Chroma folder ${target}`);
+  }
+  const removed = clearLeftovers(target, reporter);
+  if (removed > 0) noteChange(`removed ${removed} leftover(s) of a killed restore from ${target}`);
   const folder = join(target, `${CHROMA_STAGING_PREFIX}${Deno.pid}-${crypto.randomUUID().slice(0, 8)}`);
   Deno.mkdirSync(folder);
   try {
@@ -48,14 +59,17 @@ export function stageChroma(source: string, target: string, reporter: Reporter):
 
 /**
  * Remove what killed restores left in `target`: staged copies and old entries moved aside (the lock rules out a
- * live restore).
+ * live restore); how many.
  */
-function clearLeftovers(target: string, reporter: Reporter): void {
+function clearLeftovers(target: string, reporter: Reporter): number {
+  let removed = 0;
   for (const entry of Deno.readDirSync(target)) {
     if (!entry.name.startsWith(CHROMA_STAGING_PREFIX) && !entry.name.startsWith(CHROMA_OLD_PREFIX)) continue;
     removeQuietly(join(target, entry.name));
+    removed += 1;
     reporter.event("warning", "stale_leftover_removed", { path: join(target, entry.name) });
   }
+  return removed;
 }
 
 /**

@@ -10,8 +10,8 @@
  * cleanup removes what is left in `.trash/`).
  *
  * Snapshots kept aside under `<backup>/failed/` (they failed post-backup
- * validation) are reported as `failed_snapshots` and never removed: an operator
- * decides what to do with them.
+ * validation) are bounded: the newest few are kept for inspection, older ones go
+ * (`failed.ts`).
  *
  * Whatever the policy, the guards of `retention_guards.ts` keep the newest stamp, the last snapshot published,
  * recent pre-restore snapshots and the newest snapshot that passes a quick validation; with none valid, a run that
@@ -34,10 +34,11 @@ import {
   type RetentionPolicy,
 } from "../snapshot/retention.ts";
 import { factGuards, newestValidGuard, type SnapshotFacts, withGuards } from "../snapshot/retention_guards.ts";
-import { failedRoot, METADATA_FILE, snapshotDir, snapshotsDir, trashDir, trashRoot } from "../snapshot/layout.ts";
+import { METADATA_FILE, snapshotDir, snapshotsDir, trashDir, trashRoot } from "../snapshot/layout.ts";
 import { isPreRestore, readMetadata, sequenceOf } from "../snapshot/metadata.ts";
 import { isStamp } from "../snapshot/stamp.ts";
-import type { SqliteDriver } from "../sqlite/driver.ts";
+import { IntegrityUncheckedError, type SqliteDriver } from "../sqlite/driver.ts";
+import { DEFAULT_KEEP_FAILED, failedEntries, failedRetention, removeFailed } from "./failed.ts";
 import { validateSnapshot } from "./validate.ts";
 
 /** Options of {@linkcode cleanupSnapshots}. */
@@ -54,6 +55,8 @@ export interface CleanupOptions {
   now: Date;
   /** Days a pre-restore snapshot is kept whatever the policy (0: the policy alone decides). */
   preRestoreDays: number;
+  /** How many `failed/` entries to keep, newest first (default {@linkcode DEFAULT_KEEP_FAILED}). */
+  keepFailed?: number;
 }
 
 /** A kept snapshot and every rule that keeps it. */
@@ -86,8 +89,15 @@ export interface CleanupResult {
   deleted_snapshots?: string[];
   /** Stamps a confirmed run would remove (dry runs), newest first. */
   would_delete_snapshots?: string[];
-  /** Folder names under `failed/` (snapshots that failed post-backup validation), sorted; never removed. */
+  /** Folder names under `failed/` (snapshots that failed post-backup validation), sorted, as found. */
   failed_snapshots: string[];
+  /** The `failed/` entries kept: the newest `keep_failed`, and any whose name is not this tool's. */
+  failed_kept: string[];
+  /** `failed/` entries removed (confirmed runs). */
+  failed_deleted?: string[];
+  /** `failed/` entries a confirmed run would remove (dry runs). */
+  failed_would_delete?: string[];
+  keep_failed: number;
 }
 
 /**
@@ -98,6 +108,7 @@ export interface CleanupResult {
  * @param backupDir The backup folder; a missing `snapshots/` means no snapshots.
  * @throws {RefusedError} when something would be removed and no snapshot passes a quick validation
  *   (the run would leave no valid snapshot); nothing is removed.
+ * @throws {IntegrityUncheckedError} when a database could not be checked here; nothing is removed.
  * @example
  * ```ts
  * const result = await cleanupSnapshots("/srv/backups", { policy: DEFAULT_POLICY, confirm: false, ... });
@@ -133,7 +144,7 @@ export async function cleanupSnapshots(backupDir: string, options: CleanupOption
     },
     kept_snapshots: decision.keep.map((stamp) => ({ stamp, reasons: decision.reasons[stamp] })),
     ...(options.confirm ? { deleted_snapshots: removed } : { would_delete_snapshots: removed }),
-    failed_snapshots: folderNames(failedRoot(backupDir)),
+    ...boundFailed(backupDir, options, errors),
   };
   options.reporter.event("info", "cleanup_old_backups", {
     kept: result.kept,
@@ -189,11 +200,50 @@ async function newestValid(backupDir: string, newestFirst: string[], options: Cl
       if (validation.valid) return stamp;
       errors = validation.errors;
     } catch (error) {
+      if (error instanceof IntegrityUncheckedError) throw error; // not checked is not invalid: nothing is removed
       errors = [describeOsError(error)];
     }
     options.reporter.event("warning", "cleanup_snapshot_invalid", { stamp, errors: errors.slice(0, 5) });
   }
   return null;
+}
+
+/**
+ * Apply the `failed/` bound: keep the newest `keepFailed` entries, remove (when confirmed) or list the older ones.
+ * A removal that fails is a line in `errors`.
+ */
+function boundFailed(
+  backupDir: string,
+  options: CleanupOptions,
+  errors: string[],
+): Pick<CleanupResult, "failed_snapshots" | "failed_kept" | "failed_deleted" | "failed_would_delete" | "keep_failed"> {
+  const keepFailed = options.keepFailed ?? DEFAULT_KEEP_FAILED;
+  const entries = failedEntries(backupDir);
+  const decision = failedRetention(entries, keepFailed);
+  const names = (list: typeof entries) => list.map((entry) => entry.name);
+  if (!options.confirm) {
+    return {
+      failed_snapshots: names(entries),
+      failed_kept: names(decision.keep),
+      failed_would_delete: names(decision.remove),
+      keep_failed: keepFailed,
+    };
+  }
+  const deleted: string[] = [];
+  for (const entry of decision.remove) {
+    const error = removeFailed(backupDir, entry);
+    if (error) errors.push(error);
+    else {
+      deleted.push(entry.name);
+      options.reporter.event("info", "failed_snapshot_removed", { path: entry.path });
+    }
+  }
+  return {
+    failed_snapshots: names(entries),
+    failed_kept: names(entries.filter((entry) => !deleted.includes(entry.name))),
+    failed_deleted: deleted,
+    keep_failed: keepFailed,
+  };
 }
 
 /** The folder names under `snapshots/`, split into plain stamps and the rest (sorted). */

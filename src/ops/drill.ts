@@ -16,14 +16,15 @@ import { type RestoreResult, restoreSnapshot } from "./restore.ts";
 import { CHROMA_FOLDER, snapshotDir } from "../snapshot/layout.ts";
 import { buildManifest, type ManifestEntry } from "../snapshot/manifest.ts";
 import {
-  locateRecordedPath,
+  keptInvalidRegistry,
+  locatePart,
   numberOr0,
-  recordedPath,
   snapshotBytes,
   type SnapshotMetadata,
 } from "../snapshot/metadata.ts";
 import { isInFuture, secondsInFuture, stampAgeSeconds } from "../snapshot/clock.ts";
-import type { SqliteDriver } from "../sqlite/driver.ts";
+import { IntegrityUncheckedError, type SqliteDriver } from "../sqlite/driver.ts";
+import { journalModeBytes } from "../sqlite/journal_header.ts";
 import { CHROMA_DB_FILE } from "../snapshot/chroma.ts";
 import { validateSnapshot } from "./validate.ts";
 
@@ -212,6 +213,7 @@ async function runStep(name: DrillCheckName, step: DrillStep, state: DrillState)
   try {
     finding = await step.run(state);
   } catch (error) {
+    if (error instanceof IntegrityUncheckedError) throw error; // the drill could not run here: not a failed check
     finding = { status: "failed", detail: describeOsError(error) };
   }
   const { status, detail } = finding;
@@ -319,9 +321,12 @@ function makeScratch(parent: string | undefined, stamp: string): string {
   try {
     return Deno.makeTempDirSync({ dir: parent, prefix: `atocore-drill-${stamp}-` });
   } catch (error) {
+    const where = parent ?? `the temporary folder ${Deno.env.get("TMPDIR") ?? "/tmp"}`;
     throw new OperationError(
-      `cannot make a scratch folder in ${parent ?? "the temporary folder"} (${describeOsError(error)}); ` +
-        `check --scratch-dir`,
+      `cannot make a scratch folder in ${where} (${describeOsError(error)}); ` +
+        (parent === undefined
+          ? "set TMPDIR to a folder with room for the store, or give --scratch-dir DIR"
+          : "check --scratch-dir"),
       { cause: error },
     );
   }
@@ -337,8 +342,8 @@ function checkIntegrity(driver: SqliteDriver, path: string): CheckOutcome {
 
 /** `row_counts`: the restored database has the snapshot's tables and rows; measures the tables and rows. */
 function checkRowCounts({ driver, root, metadata, restore }: RestoredCopy): Finding {
-  const located = locateRecordedPath(root, metadata, recordedPath(metadata, "db_snapshot_path"));
-  if (!located.ok) return { status: "failed", detail: `database path outside the snapshot: ${located.recorded}` };
+  const located = locatePart(root, metadata, "db");
+  if (!located?.ok) return { status: "failed", detail: located?.error ?? "db_snapshot_missing" };
   const expected = driver.tableRowCounts(located.path);
   const found = driver.tableRowCounts(restore.target_db);
   const differences = [...new Set([...Object.keys(expected), ...Object.keys(found)])].sort().flatMap((table) => {
@@ -354,32 +359,38 @@ function checkRowCounts({ driver, root, metadata, restore }: RestoredCopy): Find
 
 /** `registry`: the restored registry parses and matches its manifest entry. */
 function checkRegistry({ root, metadata, restore }: RestoredCopy): CheckOutcome {
-  const located = locateRecordedPath(root, metadata, recordedPath(metadata, "registry_snapshot_path"));
-  if (!recordedPath(metadata, "registry_snapshot_path") || !restore.registry_restored) {
+  const located = locatePart(root, metadata, "registry");
+  if (located === null || !restore.registry_restored) {
     return { status: "skipped", detail: "no registry in the snapshot" };
   }
-  JSON.parse(Deno.readTextFileSync(restore.target_registry));
+  const keptInvalid = keptInvalidRegistry(metadata); // a pre-restore snapshot kept it as it was: bytes only
+  if (keptInvalid === null) JSON.parse(Deno.readTextFileSync(restore.target_registry));
   const entry = located.ok && Array.isArray(metadata.manifest)
     ? metadata.manifest.find((candidate) => candidate?.path === located.relative)
     : undefined;
   const mismatch = entry ? entryMismatch(restore.target_registry, entry) : null;
   if (mismatch) return { status: "failed", detail: `${mismatch}: ${restore.target_registry}` };
-  return { status: "passed", detail: `parses${entry ? ", matches the manifest" : ""}: ${restore.target_registry}` };
+  const parses = keptInvalid === null ? "parses" : `kept as it was, not JSON (${keptInvalid})`;
+  return { status: "passed", detail: `${parses}${entry ? ", matches the manifest" : ""}: ${restore.target_registry}` };
 }
 
 /** `chroma_files`: every restored Chroma file matches the manifest (else the snapshot), and no other is there. */
 function checkChromaFiles({ root, metadata, restore }: RestoredCopy): CheckOutcome {
-  const located = locateRecordedPath(root, metadata, recordedPath(metadata, "chroma_snapshot_path"));
-  if (!recordedPath(metadata, "chroma_snapshot_path") || !restore.chroma_restored || !located.ok) {
-    return { status: "skipped", detail: "no Chroma in the snapshot" };
-  }
+  const located = locatePart(root, metadata, "chroma");
+  if (!located?.ok || !restore.chroma_restored) return { status: "skipped", detail: "no Chroma in the snapshot" };
+  // A copy of a WAL-mode chroma.sqlite3 is a rollback-journal image; restore set it back to WAL mode.
+  const walBack = metadata.chroma_db_journal_mode === "wal" ? journalModeBytes("rollback") : undefined;
   const expected = Array.isArray(metadata.manifest)
     ? manifestEntries(metadata, CHROMA_FOLDER)
     : new Map(buildManifest(located.path).map((entry) => [entry.path, entry]));
   const problems: string[] = [];
   let bytes = 0;
   for (const [path, entry] of expected) {
-    const mismatch = entryMismatch(join(restore.target_chroma, path), entry);
+    const mismatch = entryMismatch(
+      join(restore.target_chroma, path),
+      entry,
+      path === CHROMA_DB_FILE ? walBack : undefined,
+    );
     if (mismatch) problems.push(`${mismatch}: ${path}`);
     if ("size" in entry) bytes += entry.size;
   }
@@ -411,8 +422,8 @@ function manifestEntries(metadata: SnapshotMetadata, folder: string): Map<string
   );
 }
 
-/** What differs between the file at `path` and its manifest entry, or `null`. */
-function entryMismatch(path: string, entry: ManifestEntry): string | null {
+/** What differs between the file at `path` and its manifest entry, or `null`; `overlay` as for `sha256File`. */
+function entryMismatch(path: string, entry: ManifestEntry, overlay?: Parameters<typeof sha256File>[2]): string | null {
   const info = lstatOrNull(path);
   if (!info) return "missing";
   if ("symlink" in entry) {
@@ -421,7 +432,7 @@ function entryMismatch(path: string, entry: ManifestEntry): string | null {
   }
   if (!info.isFile) return "not a file";
   if (info.size !== entry.size) return `size ${info.size}, manifest has ${entry.size}`;
-  return sha256File(path) === entry.sha256 ? null : "SHA-256 differs";
+  return sha256File(path, undefined, overlay) === entry.sha256 ? null : "SHA-256 differs";
 }
 
 function elapsed(since: number): number {

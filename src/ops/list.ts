@@ -79,6 +79,14 @@ export interface LatestPick {
   skippedInFuture: string[];
 }
 
+/**
+ * The newest snapshot whose name is a plain stamp, in the future or not (`null` when none): what create compares
+ * with the clock before it stamps a new one.
+ */
+export function newestStamp(backupDir: string): string | null {
+  return snapshotNames(backupDir).filter(isStamp).at(-1) ?? null;
+}
+
 /** The newest snapshot whose name is a plain stamp not in the future (what `--latest` means). */
 export function latestStamp(backupDir: string, now: Date): LatestPick {
   const newestFirst = snapshotNames(backupDir).filter(isStamp).reverse();

@@ -4,24 +4,31 @@
  *
  * @module
  */
-import { basename, dirname, join, resolve } from "node:path";
+import { resolve } from "node:path";
 import type { Config } from "../config.ts";
 import { createSnapshot } from "./create.ts";
 import { describeOsError, OperationError, RefusedError, ToolError } from "../errors.ts";
 import { removeQuietly, replaceFileAtomic } from "../fs/durable.ts";
-import { entriesOrNone, isFile, statOrNull } from "../fs/probe.ts";
+import { isFile, statOrNull } from "../fs/probe.ts";
 import type { CopyTotals } from "../fs/tree.ts";
 import type { Reporter } from "../report/reporter.ts";
 import { checkedStamp } from "../snapshot/layout.ts";
-import { type SqliteDriver, SqliteError } from "../sqlite/driver.ts";
+import { CHROMA_OLD_PREFIX } from "../snapshot/chroma.ts";
+import type { SqliteDriver } from "../sqlite/driver.ts";
 import { stageChroma, type StagedChroma, swapChroma } from "./chroma_swap.ts";
 import {
+  checkLivePaths,
   checkOpenFiles,
+  checkToFolder,
   planRestore,
+  recheckOpenFiles,
   requireAcknowledgment,
   type RestorePlan,
   validatedSnapshot,
 } from "./restore_plan.ts";
+import { restoreJournalModes } from "./restore_journal.ts";
+import { requireFreeSpace } from "./restore_space.ts";
+import { type Change, clearWal, removeStaleTemporaries } from "./restore_wal.ts";
 import type { ValidationResult } from "./validate.ts";
 
 /** Options of {@linkcode restoreSnapshot}. */
@@ -40,6 +47,8 @@ export interface RestoreOptions {
   includeChroma?: boolean;
   /** Rebuild the store under this folder instead of the live paths, which stay untouched. */
   to?: string;
+  /** With `to`: rebuild into a folder that already holds entries (the store's files there are replaced). */
+  force?: boolean;
   /** Validate sizes only, without hashing, before restoring. */
   quick?: boolean;
 }
@@ -77,30 +86,40 @@ export interface RestoreResult {
 /**
  * Restore the snapshot `stamp` of the backup folder over the live store, or under `options.to`.
  *
- * Order: refusals (acknowledgment, open files), deep validation, pre-restore snapshot,
- * Chroma copy staged, WAL checkpoint and stale sidecars removed, database and registry
+ * Order: refusals (a `to` that is not an empty folder, acknowledgment, open files), deep validation, free space,
+ * pre-restore snapshot, open files again, Chroma copy staged, WAL checkpointed and its sidecars removed, database and registry
  * replaced, Chroma contents swapped, integrity check. A failed integrity check is
  * returned (`restored_integrity_ok: false`), not thrown.
  *
- * @throws {UsageError} for a stamp that is not plain, or a target of the wrong kind.
- * @throws {RefusedError} without the acknowledgment, while other processes hold the
- *   database, when the snapshot does not validate, or when `to` is the live store; nothing is changed.
+ * @throws {UsageError} for a stamp that is not plain, or a target of the wrong kind (`to` a file).
+ * @throws {RefusedError} without the acknowledgment, while other processes hold the database, when the snapshot
+ *   does not validate, when `to` is the live store or holds entries (without `force`), or when a filesystem lacks
+ *   the space the restore needs; nothing is changed.
  * @throws {OperationError} when a step fails; the message says whether live data changed
  *   and names the pre-restore stamp to go back to.
  */
 export async function restoreSnapshot(config: Config, stamp: string, options: RestoreOptions): Promise<RestoreResult> {
   checkedStamp(stamp);
   const to = options.to === undefined ? null : resolve(options.to);
+  if (to !== null) checkToFolder(config, to, options.force ?? false);
+  else checkLivePaths(config);
   requireAcknowledgment(config, to, options.confirmServiceStopped);
   const openFilesChecked = checkOpenFiles(config, to, options);
   const validation = await validatedSnapshot(config, stamp, options);
   const plan = planRestore(config, stamp, validation, to, options);
   const { sources, targets } = plan;
+  requireFreeSpace(config, plan, to === null && options.preSnapshot, options.reporter);
   const preStamp = to === null && options.preSnapshot
     ? await preRestoreSnapshot(config, sources.chroma !== null, options, stamp)
     : null;
+  recheckOpenFiles(config, openFilesChecked, preStamp, options);
   const chroma = replaceStore(plan, preStamp, options);
   const integrity = checkRestored(options.driver, targets.db);
+  restoreJournalModes(
+    validation.metadata!,
+    { db: targets.db, chroma: chroma === null ? null : targets.chroma },
+    options.reporter,
+  );
   const result: RestoreResult = {
     stamp,
     pre_restore_snapshot: preStamp,
@@ -142,8 +161,13 @@ async function preRestoreSnapshot(
     );
   }
   try {
-    const { driver, reporter } = options;
-    const created = await createSnapshot(config, { driver, includeChroma, reporter, restoringStamp });
+    const created = await createSnapshot(config, {
+      driver: options.driver,
+      includeChroma,
+      reporter: options.reporter,
+      keepInvalidRegistry: true,
+      restoringStamp,
+    });
     options.reporter.event("info", "pre_restore_snapshot_created", { stamp: created.stamp, chroma: includeChroma });
     return created.stamp;
   } catch (error) {
@@ -159,16 +183,19 @@ async function preRestoreSnapshot(
 interface ReplaceStep<T> {
   /** What the step does, as in "restore failed while <doing>". */
   doing: string;
-  run: () => T;
-  /** Whether live data may have changed, once the step has failed. */
-  changedIfFailed: () => boolean;
+  /** Do it, noting in `changes` each change as it is made. */
+  run: (changes: Change[]) => T;
+  /** Once the step has failed: a change it may have made without noting it (a rename whose flush failed). */
+  failedChange?: () => Change | null;
 }
 
 /** What the error of a failed step needs besides the step. */
 interface FailureContext {
+  plan: RestorePlan;
   staged: StagedChroma | null;
   preStamp: string | null;
   to?: string;
+  changes: Change[];
 }
 
 /**
@@ -177,34 +204,64 @@ interface FailureContext {
  * @returns The Chroma files and bytes restored, or `null` when Chroma is not restored.
  */
 function replaceStore(plan: RestorePlan, preStamp: string | null, options: RestoreOptions): CopyTotals | null {
-  const staged = runStep(stagingStep(plan, options.reporter), { staged: null, preStamp, to: options.to });
-  for (const step of replaceSteps(plan, staged, options)) runStep(step, { staged, preStamp, to: options.to });
+  const context: FailureContext = { plan, staged: null, preStamp, to: options.to, changes: [] };
+  const staged = runStep(stagingStep(plan, options.reporter), context);
+  context.staged = staged;
+  for (const step of replaceSteps(plan, staged, options)) runStep(step, context);
   return staged?.totals ?? null;
 }
 
 /** Run `step`; when it fails, remove the staged Chroma copy and throw the error naming the step and what changed. */
 function runStep<T>(step: ReplaceStep<T>, context: FailureContext): T {
   try {
-    return step.run();
+    return step.run(context.changes);
   } catch (error) {
-    if (context.staged !== null) removeQuietly(context.staged.folder);
-    const state = context.to !== undefined
-      ? `${context.to} may be partly rebuilt (the live store was not touched); fix the cause and run again`
-      : step.changedIfFailed()
-      ? `live data may be partly restored; ${goBack(context.preStamp)}`
-      : "the database, registry and Chroma were not changed; fix the cause and run again";
-    throw new OperationError(`restore failed while ${step.doing} (${describeOsError(error)}); ${state}`, {
-      cause: error,
-    });
+    const late = step.failedChange?.() ?? null;
+    if (late !== null) context.changes.push(late);
+    if (context.staged !== null) removeStaged(context.staged.folder, context.changes);
+    throw new OperationError(
+      `restore failed while ${step.doing} (${describeOsError(error)}); ${afterFailure(context)}`,
+      { cause: error },
+    );
   }
+}
+
+/** Remove the staged Chroma copy after a failure; one that cannot be removed is named among the changes. */
+function removeStaged(folder: string, changes: Change[]): void {
+  try {
+    removeQuietly(folder);
+  } catch (error) {
+    changes.push({ what: `left the staged Chroma copy ${folder} (${describeOsError(error)}; remove it)` });
+  }
+}
+
+/** What a failed restore leaves, exactly: what it changed (and what not), and the next step. */
+function afterFailure({ plan, preStamp, to, changes }: FailureContext): string {
+  if (to !== undefined) {
+    return `${to} may be partly rebuilt (the live store was not touched); fix the cause and run again with --force`;
+  }
+  const done = changes.map((change) => change.what).join("; ");
+  const again = `fix the cause and run again${preStamp ? ` (the pre-restore snapshot ${preStamp} is kept)` : ""}`;
+  if (changes.length === 0) return `the database, registry and Chroma were not changed; ${again}`;
+  if (!changes.some((change) => change.part !== undefined)) {
+    return `the database's rows, the registry and Chroma's contents were not changed (done: ${done}); ${again}`;
+  }
+  const { sources, targets } = plan;
+  const parts: [Change["part"], string][] = [["database", `the database ${targets.db}`]];
+  if (sources.registry !== null) parts.push(["registry", `the registry ${targets.registry}`]);
+  if (sources.chroma !== null) parts.push(["chroma", `the Chroma folder ${targets.chroma}`]);
+  const untouched = parts.filter(([part]) => !changes.some((change) => change.part === part)).map(([, name]) => name);
+  return `changed so far: ${done}; not changed: ${untouched.join(", ") || "nothing else"}; ${goBack(preStamp)}`;
 }
 
 function stagingStep(plan: RestorePlan, reporter: Reporter): ReplaceStep<StagedChroma | null> {
   const { sources, targets } = plan;
   return {
     doing: `staging the Chroma copy in ${targets.chroma}`,
-    run: () => sources.chroma === null ? null : stageChroma(sources.chroma, targets.chroma, reporter),
-    changedIfFailed: () => false,
+    run: (changes) =>
+      sources.chroma === null
+        ? null
+        : stageChroma(sources.chroma, targets.chroma, reporter, (what) => changes.push({ what })),
   };
 }
 
@@ -212,67 +269,60 @@ function stagingStep(plan: RestorePlan, reporter: Reporter): ReplaceStep<StagedC
 function replaceSteps(plan: RestorePlan, staged: StagedChroma | null, options: RestoreOptions): ReplaceStep<void>[] {
   const { sources: { db, registry }, targets } = plan;
   const { driver, reporter } = options;
-  const dbBefore = statOrNull(targets.db)?.ino; // the steps before the replacement change the database in place at most
+  const replaced = (path: string, what: string, part: Change["part"]) => {
+    const before = statOrNull(path)?.ino; // only a replacement changes the inode; the checkpoint writes in place
+    return () => statOrNull(path)?.ino !== before ? { what, part } : null;
+  };
+  const dbReplaced = `replaced the database ${targets.db} with the snapshot's`;
   const steps: ReplaceStep<void>[] = [{
     doing: `checkpointing the database ${targets.db}`,
-    run: () => checkpointLive(driver, targets.db, reporter),
-    changedIfFailed: () => false,
-  }, {
-    doing: "removing the database's -wal and -shm",
-    run: () => [`${targets.db}-wal`, `${targets.db}-shm`].forEach((sidecar) => removeQuietly(sidecar)),
-    changedIfFailed: () => false,
+    run: (changes) => clearWal(driver, targets.db, reporter, changes),
   }, {
     doing: `replacing the database ${targets.db}`,
-    run: () => replaceDatabase(db, targets.db, reporter),
-    changedIfFailed: () => statOrNull(targets.db)?.ino !== dbBefore,
-  }];
-  const registryStep: ReplaceStep<void>[] = registry === null ? [] : [{
-    doing: `replacing the registry ${targets.registry}`,
-    run: () => replaceRegistry(registry, targets.registry, reporter),
-    changedIfFailed: () => true,
-  }];
-  const swapStep: ReplaceStep<void>[] = staged === null ? [] : [{
-    doing: `swapping the contents of the Chroma folder ${targets.chroma}`,
-    run: () => {
-      swapChroma(staged, targets.chroma, reporter);
-      reporter.event("info", "restore_chroma_swapped", { target: targets.chroma, ...staged.totals });
+    run: (changes) => {
+      replaceDatabase(db, targets.db, reporter);
+      changes.push({ what: dbReplaced, part: "database" });
     },
-    changedIfFailed: () => true,
+    failedChange: replaced(targets.db, dbReplaced, "database"),
   }];
-  return [...steps, ...registryStep, ...swapStep];
+  if (registry !== null) {
+    const registryReplaced = `replaced the registry ${targets.registry} with the snapshot's`;
+    steps.push({
+      doing: `replacing the registry ${targets.registry}`,
+      run: (changes) => {
+        removeStaleTemporaries(targets.registry, reporter, changes);
+        replaceFileAtomic(registry, targets.registry);
+        changes.push({ what: registryReplaced, part: "registry" });
+      },
+      failedChange: replaced(targets.registry, registryReplaced, "registry"),
+    });
+  }
+  if (staged !== null) steps.push(swapStep(staged, targets.chroma, reporter));
+  return steps;
 }
 
-/** Clear temporaries left beside the database, and checkpoint (TRUNCATE) its WAL when it exists. */
-function checkpointLive(driver: SqliteDriver, path: string, reporter: Reporter): void {
-  removeStaleTemporaries(path, reporter);
-  if (!isFile(path)) return;
-  try {
-    driver.checkpointTruncate(path);
-  } catch (error) {
-    if (!(error instanceof SqliteError)) throw error;
-    reporter.event("warning", "restore_pre_checkpoint_failed", { target_db: path, error: error.message });
-  }
+function swapStep(staged: StagedChroma, target: string, reporter: Reporter): ReplaceStep<void> {
+  return {
+    doing: `swapping the contents of the Chroma folder ${target}`,
+    run: (changes) => {
+      swapChroma(staged, target, reporter);
+      reporter.event("info", "restore_chroma_swapped", { target, ...staged.totals });
+      changes.push({
+        what: `replaced the contents of the Chroma folder ${target} with the snapshot's`,
+        part: "chroma",
+      });
+    },
+    failedChange: () => ({
+      what: `the Chroma folder ${target} may be partly swapped (old entries moved aside in ${CHROMA_OLD_PREFIX}*)`,
+      part: "chroma",
+    }),
+  };
 }
 
 function replaceDatabase(source: string, target: string, reporter: Reporter): void {
   reporter.event("info", "restore_db_replacing", { source, target });
   replaceFileAtomic(source, target);
   reporter.event("info", "restore_db_replaced", { target });
-}
-
-function replaceRegistry(source: string, target: string, reporter: Reporter): void {
-  removeStaleTemporaries(target, reporter);
-  replaceFileAtomic(source, target);
-}
-
-/** Remove temporary copies beside `target` left by a restore that was killed (the lock rules out a live one). */
-function removeStaleTemporaries(target: string, reporter: Reporter): void {
-  const folder = dirname(target);
-  const names = entriesOrNone(folder).map((entry) => entry.name);
-  for (const name of names.filter((name) => name.startsWith(`.${basename(target)}.tmp-`))) {
-    removeQuietly(join(folder, name));
-    reporter.event("warning", "stale_leftover_removed", { path: join(folder, name) });
-  }
 }
 
 /** `null` when the restored database passes `PRAGMA integrity_check`, else the problem. */

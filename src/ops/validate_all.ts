@@ -10,6 +10,7 @@ import type { Reporter } from "../report/reporter.ts";
 import { secondsInFuture } from "../snapshot/clock.ts";
 import { snapshotDir, snapshotsDir } from "../snapshot/layout.ts";
 import { isStamp } from "../snapshot/stamp.ts";
+import { IntegrityUncheckedError } from "../sqlite/driver.ts";
 import { snapshotNames } from "./list.ts";
 import { type ValidateOptions, validateSnapshot, type ValidationResult } from "./validate.ts";
 
@@ -44,6 +45,7 @@ export interface ValidateAllResult {
  * the run goes on; one whose validation throws is an invalid result naming the error.
  *
  * @throws {UsageError} naming the path, when the backup folder has no `snapshots/` folder.
+ * @throws {IntegrityUncheckedError} when a database could not be checked here (not damage: no snapshot would be).
  */
 export async function validateAll(backupDir: string, options: CheckOptions): Promise<ValidateAllResult> {
   requireSnapshotsFolder(backupDir);
@@ -55,6 +57,7 @@ export async function validateAll(backupDir: string, options: CheckOptions): Pro
     try {
       result = await checkSnapshot(backupDir, stamp, options);
     } catch (error) {
+      if (error instanceof IntegrityUncheckedError) throw error;
       result = failedValidation(backupDir, stamp, options, error);
     }
     if (result === null) removed.push(stamp);
@@ -105,6 +108,7 @@ function failedValidation(backupDir: string, stamp: string, options: CheckOption
     errors: [`validation_error: ${describeOsError(error)}`],
     valid: false,
     manifest_ok: null,
+    metadata_bound: null,
     files_checked: 0,
     bytes_hashed: 0,
     quick: options.quick ?? false,

@@ -1,12 +1,15 @@
 /**
  * Stamps against the clock: which are in the future (the clock was wrong when they were made, or is now) and how
- * old the others are. One place, so that list, validate, drill and cleanup agree on the skew they allow.
+ * old the others are. One place, so that create, list, validate, drill and cleanup agree on the skew they allow.
  *
  * @module
  */
 import { parseStamp } from "./stamp.ts";
 
-/** How far ahead of now a stamp may be before it counts as in the future (clocks of two hosts differ a little). */
+/**
+ * How far ahead of now a stamp may be before it counts as in the future (clocks of two hosts differ a little); also
+ * create's default `--max-clock-skew`.
+ */
 export const CLOCK_SKEW_SECONDS = 300;
 
 /**
