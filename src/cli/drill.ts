@@ -22,7 +22,7 @@ import {
   type Outcome,
 } from "./command.ts";
 import { formatAge, formatBytes } from "./format.ts";
-import { METRICS_HELP, METRICS_OPTIONS, withMetrics } from "./metrics_flag.ts";
+import { METRICS_HELP, METRICS_OPTIONS, requireWritableOutput, withMetrics } from "./metrics_flag.ts";
 
 /** The `drill` command. */
 export const drillCommand = defineCommand({
@@ -70,6 +70,7 @@ Examples:
   maxPositionals: 1,
   run(values, positionals, context): Promise<Outcome> {
     checkArguments(values, positionals);
+    if (values.junit !== undefined) requireWritableOutput("junit", resolve(context.cwd, values.junit));
     return withMetrics(
       values,
       "drill",

@@ -24,7 +24,7 @@
  */
 import { join } from "node:path";
 import { describeOsError, RefusedError } from "../errors.ts";
-import { ensureDir, removeQuietly, renameDurable } from "../fs/durable.ts";
+import { ensureDir, removeInside, renameDurable } from "../fs/durable.ts";
 import { folderNames, isDirectory } from "../fs/probe.ts";
 import type { Reporter } from "../report/reporter.ts";
 import {
@@ -277,7 +277,7 @@ function removeSnapshot(backupDir: string, stamp: string): { gone: boolean; erro
     };
   }
   try {
-    removeQuietly(trash);
+    removeInside(backupDir, trash);
   } catch (error) {
     return {
       gone: true,

@@ -10,6 +10,7 @@ import { describeOsError, isDiskFull, OperationError, RefusedError, ToolError, U
 import { ensureDir, removeQuietly, renameDurable, syncFileLater, syncTree } from "../fs/durable.ts";
 import { followFile } from "../fs/follow_hash.ts";
 import { exists, isDirectory, isFile, lstatOrNull } from "../fs/probe.ts";
+import { readRegularTextFile } from "../fs/regular_file.ts";
 import { changedPaths, copyEntries, type CopyTotals, walkTree } from "../fs/tree.ts";
 import type { Config } from "../config.ts";
 import type { Reporter } from "../report/reporter.ts";
@@ -554,7 +555,7 @@ function refuseFutureSnapshot(backupDir: string, maxSkewMs: number): void {
  */
 async function requireParsableRegistry(path: string, options: CreateOptions): Promise<void> {
   if (!exists(path)) return;
-  const text = await copyingFrom("registry", path, () => Deno.readTextFileSync(path));
+  const text = await copyingFrom("registry", path, () => readRegularTextFile(path, { followLinks: true }));
   const error = jsonError(text);
   if (error === undefined) return;
   if (options.keepInvalidRegistry) {

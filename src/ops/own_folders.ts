@@ -5,6 +5,7 @@
  *
  * @module
  */
+import { kindOf } from "../fs/regular_file.ts";
 import { UsageError } from "../errors.ts";
 import { lstatOrNull, statOrNull } from "../fs/probe.ts";
 import { failedRoot, snapshotsDir, stagingRoot, trashRoot } from "../snapshot/layout.ts";
@@ -31,7 +32,9 @@ export function ownFolderProblem(backupDir: string): string | null {
     if (info === null) continue;
     const what = info.isSymlink
       ? `a symbolic link (to ${Deno.readLinkSync(folder)})`
-      : info.isDirectory && info.dev !== home.dev
+      : !info.isDirectory
+      ? `a ${kindOf(info)}, not a folder`
+      : info.dev !== home.dev
       ? "on another filesystem than the backup folder (a mount point)"
       : null;
     if (what === null) continue;

@@ -4,11 +4,11 @@
  *
  * @module
  */
-import { basename, isAbsolute, join, relative, resolve } from "node:path";
+import { basename, join } from "node:path";
 import type { Config } from "../config.ts";
 import { RefusedError, UsageError } from "../errors.ts";
 import { entriesOrNone, lstatOrNull, statOrNull } from "../fs/probe.ts";
-import { samePlaceOrInside } from "../fs/same_place.ts";
+import { isSameOrInside, realPathAsFarAsExists } from "../fs/real_path.ts";
 import { findOpeners, type OpenFile, type OpenFilesScan } from "../sys/open_files.ts";
 import type { Reporter } from "../report/reporter.ts";
 import { CHROMA_FOLDER } from "../snapshot/layout.ts";
@@ -295,19 +295,12 @@ function isSymlink(path: string): boolean {
   return lstatOrNull(path)?.isSymlink ?? false;
 }
 
-/** Tell whether one path is the other or lies inside it, by name or by identity (a bind mount, a hard link). */
+/** Tell whether one path is the other or lies inside it (folders compared by identity too: bind mounts). */
 function overlaps(first: string, second: string): boolean {
-  const inside = (path: string, folder: string) => {
-    const rest = relative(folder, path);
-    return rest === "" || (!rest.startsWith("..") && !isAbsolute(rest)) || samePlaceOrInside(path, folder);
-  };
-  return inside(first, second) || inside(second, first);
+  return isSameOrInside(first, second) || isSameOrInside(second, first);
 }
 
 /** A path with its symbolic links resolved as far as it exists, to compare two paths. */
 function canonical(path: string): string {
-  const absolute = resolve(path);
-  if (statOrNull(absolute)) return Deno.realPathSync(absolute);
-  const parent = join(absolute, "..");
-  return parent === absolute ? absolute : join(canonical(parent), basename(absolute));
+  return realPathAsFarAsExists(path);
 }

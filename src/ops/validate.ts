@@ -8,7 +8,9 @@
  * @module
  */
 import { isAbsolute, join } from "node:path";
+import { describeOsError } from "../errors.ts";
 import { exists, isFile, lstatOrNull } from "../fs/probe.ts";
+import { readRegularTextFile } from "../fs/regular_file.ts";
 import { checkManifest, type HashProgress } from "../snapshot/manifest.ts";
 import { CHROMA_DB_FILE } from "../snapshot/chroma.ts";
 import { METADATA_FILE, snapshotDir } from "../snapshot/layout.ts";
@@ -204,12 +206,19 @@ function checkRegistry(located: LocatedPart, keptInvalid: string | null, errors:
     errors.push(located.error);
     return false;
   }
-  if (!isFile(located.path)) {
-    errors.push("registry_snapshot_missing");
+  let text: string;
+  try {
+    text = readRegularTextFile(located.path); // never a FIFO or device, never unbounded
+  } catch (error) {
+    errors.push(
+      error instanceof Deno.errors.NotFound
+        ? "registry_snapshot_missing"
+        : `registry_snapshot_unreadable: ${describeOsError(error)}`,
+    );
     return false;
   }
   try {
-    JSON.parse(Deno.readTextFileSync(located.path));
+    JSON.parse(text);
     return true;
   } catch (error) {
     if (!(error instanceof SyntaxError)) throw error;

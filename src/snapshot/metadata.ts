@@ -7,6 +7,7 @@
  */
 import { isAbsolute, join } from "node:path";
 import { describeOsError } from "../errors.ts";
+import { readRegularTextFile } from "../fs/regular_file.ts";
 import { TOOL_NAME, TOOL_VERSION } from "../version.ts";
 import type { JournalMode } from "../sqlite/journal_header.ts";
 import { bindMetadata } from "./binding.ts";
@@ -146,13 +147,13 @@ export type MetadataRead =
 
 /**
  * Read and parse `backup-metadata.json` at `path`; a JSON value that is not an object is invalid.
- * A file that cannot be read (permissions, a folder in its place) is an answer too, so one such
- * snapshot does not stop `list` or `validate --all` from reporting the others.
+ * A file that cannot be read (permissions, a folder, FIFO or link in its place, over 64 MiB) is an answer too, so
+ * one such snapshot does not stop `list` or `validate --all` from reporting the others, and none blocks them.
  */
 export function readMetadata(path: string): MetadataRead {
   let text: string;
   try {
-    text = Deno.readTextFileSync(path);
+    text = readRegularTextFile(path);
   } catch (error) {
     if (error instanceof Deno.errors.NotFound) return { ok: false, error: "metadata_missing" };
     return { ok: false, error: `metadata_unreadable: ${describeOsError(error)}` };

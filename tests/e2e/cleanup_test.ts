@@ -371,13 +371,14 @@ Deno.test("cli: a cleanup killed part way leaves every snapshot in snapshots/ wh
 
 Deno.test("text: kept stamps with their rules, what would go, and what is left alone", async () => {
   using dir = tempDir();
+  using work = tempDir(); // the working folder, whose ./data holds the (default) live store: not in the backup folder
   const set = fixture("first_is_sunday");
   makeBackup(dir.path, { ...set, folders: [...set.folders, "notes"] }, 1);
   const aside = failedDir(dir.path, "20261101T010000Z");
   Deno.mkdirSync(aside, { recursive: true });
   const outcome = await cleanupCommand.run({}, [], {
     env: { ATOCORE_BACKUP_DIR: dir.path },
-    cwd: dir.path,
+    cwd: work.path,
     now: new Date(),
     reporter: SILENT,
   });
