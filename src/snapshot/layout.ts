@@ -5,6 +5,7 @@
  *
  * @module
  */
+import { createHash } from "node:crypto";
 import { join } from "node:path";
 import { UsageError } from "../errors.ts";
 import { isStamp } from "./stamp.ts";
@@ -44,6 +45,32 @@ export function failedRoot(backupDir: string): string {
 /** `<backup>/.lock`: the file locked for the length of create, restore and cleanup. */
 export function lockPath(backupDir: string): string {
   return join(backupDir, ".lock");
+}
+
+/** `<backup>/remotes/<key>`: local state about the repository at `location` (a location without credentials). */
+export function remoteStateDir(backupDir: string, location: string): string {
+  return join(backupDir, "remotes", createHash("sha256").update(location).digest("hex").slice(0, 16));
+}
+
+/** `<backup>/remotes/<key>/pin.json`: the id and recipients of the repository at `location`, pinned by the first push. */
+export function remotePinPath(backupDir: string, location: string): string {
+  return join(remoteStateDir(backupDir, location), "pin.json");
+}
+
+/** `<backup>/remotes/<key>/push-cache`: where the last finished push to `location` stored each block. */
+export function pushCachePath(backupDir: string, location: string): string {
+  return join(remoteStateDir(backupDir, location), "push-cache");
+}
+
+/** `<backup>/remotes/<key>/journal`: one file per unfinished push to `location`, listing the packs it sent. */
+export function pushJournalDir(backupDir: string, location: string): string {
+  return join(remoteStateDir(backupDir, location), "journal");
+}
+
+/** `<backup>/remotes/<key>/journal/<push id>`; the push id is 16 hex (checked). */
+export function pushJournalPath(backupDir: string, location: string, pushId: string): string {
+  if (!/^[0-9a-f]{16}$/.test(pushId)) throw new RangeError(`not a push id: ${JSON.stringify(pushId.slice(0, 40))}`);
+  return join(pushJournalDir(backupDir, location), pushId);
 }
 
 /**

@@ -1,0 +1,78 @@
+/**
+ * The five verbs a repository needs from where it is stored (a folder, later SFTP and S3): whole objects written once,
+ * read, listed, removed. No rename, no append, no lock; a backend publishes each write atomically.
+ *
+ * @module
+ */
+import { OperationError } from "../errors.ts";
+
+/** An object found by a listing or a stat: its name relative to the repository root and its size in bytes. */
+export interface ObjectInfo {
+  name: string;
+  size: number;
+}
+
+/** Options of {@linkcode Backend.write}. */
+export interface WriteOptions {
+  /** Refuse (with {@linkcode ObjectExistsError}) when an object of that name already exists. */
+  exclusive: boolean;
+}
+
+/** A place a repository is stored. Names use `/`; every method refuses a name that is not plain. */
+export interface Backend {
+  /** Where the repository is, for messages and to key local state; never holds a credential. */
+  readonly location: string;
+  /** Every object whose name starts with `prefix` (`""` or ending in `/`), sorted by name, with sizes. */
+  list(prefix: string): Promise<ObjectInfo[]>;
+  /** The whole object; {@linkcode ObjectNotFoundError} when it does not exist. */
+  read(name: string): Promise<Uint8Array>;
+  /** Publish `bytes` as `name` atomically: a reader sees the whole object or none (durable once it resolves). */
+  write(name: string, bytes: Uint8Array, options: WriteOptions): Promise<void>;
+  /** Remove an object; nothing happens when it is already gone. */
+  remove(name: string): Promise<void>;
+  /** The object's size, or `null` when it does not exist. */
+  stat(name: string): Promise<ObjectInfo | null>;
+}
+
+/** An object that should exist does not. */
+export class ObjectNotFoundError extends OperationError {
+  /** Make the error for `name` at `location`. */
+  constructor(location: string, name: string) {
+    super(`repository object missing: ${name} (in ${location}); run 'remote verify' to see what else is missing`);
+  }
+}
+
+/** An exclusive write found an object of that name already there; nothing was changed. */
+export class ObjectExistsError extends OperationError {
+  /** Make the error for `name` at `location`. */
+  constructor(location: string, name: string) {
+    super(`repository object already exists: ${name} (in ${location}); objects are never overwritten`);
+  }
+}
+
+const SEGMENT = /^[A-Za-z0-9][A-Za-z0-9._-]*$/;
+
+/**
+ * Check that `name` is a plain relative object name (segments of letters, digits, `.`, `_`, `-`, none starting with a
+ * dot, none empty), so no backend can be led outside its root or into its own temporary area.
+ *
+ * @throws {RangeError} naming the refused value.
+ */
+export function checkObjectName(name: string): string[] {
+  const segments = name.split("/");
+  if (name.length > 1024 || segments.some((segment) => !SEGMENT.test(segment))) {
+    throw new RangeError(`not a plain repository object name: ${JSON.stringify(name.slice(0, 120))}`);
+  }
+  return segments;
+}
+
+/**
+ * Check a listing prefix: `""` or plain segments each followed by `/`.
+ *
+ * @throws {RangeError} naming the refused value.
+ */
+export function checkPrefix(prefix: string): string[] {
+  if (prefix === "") return [];
+  if (!prefix.endsWith("/")) throw new RangeError(`a listing prefix ends with "/": ${JSON.stringify(prefix)}`);
+  return checkObjectName(prefix.slice(0, -1));
+}

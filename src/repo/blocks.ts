@@ -1,0 +1,75 @@
+/**
+ * How a file is cut into blocks for deduplication (an SQLite file at its page size, so an unchanged page is never sent
+ * again; anything else at 64 KiB) and whether its blocks are worth compressing (embeddings are not).
+ *
+ * @module
+ */
+import { constants, zstdCompressSync } from "node:zlib";
+import { readAt } from "../fs/read_at.ts";
+
+/** Block size of files that are not SQLite databases. */
+export const DEFAULT_BLOCK = 64 * 1024;
+/** Bytes read at once while splitting a file: a multiple of every block size, small beside the memory bound. */
+export const READ_BYTES = 1 << 20;
+/** A sample compressing to more than this fraction of its size marks the file as not worth compressing. */
+const COMPRESSIBLE_RATIO = 0.9;
+/** Windows sampled from a file, and their size. */
+const SAMPLE_WINDOWS = 8;
+const SAMPLE_BYTES = 32 * 1024;
+
+const SQLITE_MAGIC = "SQLite format 3\0";
+
+/** The block size for a file whose first bytes are `header`: the SQLite page size, else {@linkcode DEFAULT_BLOCK}. */
+export function blockSizeOf(header: Uint8Array): number {
+  if (header.length < 18 || new TextDecoder().decode(header.subarray(0, 16)) !== SQLITE_MAGIC) return DEFAULT_BLOCK;
+  const raw = (header[16] << 8) | header[17];
+  const size = raw === 1 ? 65536 : raw;
+  return size >= 512 && size <= 65536 && (size & (size - 1)) === 0 ? size : DEFAULT_BLOCK;
+}
+
+/**
+ * Whether the file's blocks are worth compressing: windows spread over its body (not its first bytes, a header unlike
+ * the rest) are compressed with zstd level 1 and must shrink to under 90 %. A small file is sampled whole; an empty
+ * one is not worth it.
+ */
+export function isCompressible(file: Deno.FsFile, size: number): boolean {
+  if (size === 0) return false;
+  const windows = Math.min(SAMPLE_WINDOWS, Math.floor(size / SAMPLE_BYTES));
+  const starts = windows <= 1
+    ? [0]
+    : Array.from({ length: windows }, (_, window) => Math.floor((size - SAMPLE_BYTES) * (window + 0.5) / windows));
+  let raw = 0;
+  let packed = 0;
+  for (const start of starts) {
+    const sample = readAt(file, start, windows <= 1 ? Math.min(size, SAMPLE_WINDOWS * SAMPLE_BYTES) : SAMPLE_BYTES);
+    if (sample === null) break;
+    raw += sample.length;
+    packed += zstdCompressSync(sample, { params: { [constants.ZSTD_c_compressionLevel]: 1 } }).length;
+  }
+  return raw > 0 && packed < raw * COMPRESSIBLE_RATIO;
+}
+
+/**
+ * Read the file from its start in {@linkcode READ_BYTES} chunks into one reused buffer and hand each chunk to `onChunk`
+ * with its file offset (the view is only valid during the call). Returns the bytes read.
+ */
+export async function readChunks(
+  file: Deno.FsFile,
+  buffer: Uint8Array,
+  onChunk: (chunk: Uint8Array, offset: number) => Promise<void> | void,
+): Promise<number> {
+  file.seekSync(0, Deno.SeekMode.Start);
+  let offset = 0;
+  while (true) {
+    let filled = 0;
+    while (filled < buffer.length) {
+      const read = file.readSync(buffer.subarray(filled));
+      if (read === null) break;
+      filled += read;
+    }
+    if (filled === 0) return offset;
+    await onChunk(buffer.subarray(0, filled), offset);
+    offset += filled;
+    if (filled < buffer.length) return offset;
+  }
+}

@@ -1,0 +1,132 @@
+/**
+ * The only door between this program and a repository's storage: every object written goes through here, sealed (zstd
+ * when asked, then age to the repository's recipients) unless its kind is one of the few the format makes public.
+ * Reads check what they can before decrypting (a pack's bytes must hash to its name) and name the object in errors.
+ *
+ * @module
+ */
+import { Buffer } from "node:buffer";
+import type { AgeIdentity } from "../crypto/age.ts";
+import { OperationError } from "../errors.ts";
+import type { Backend } from "./backend.ts";
+import { packName, parseName } from "./layout.ts";
+import { type Compression, openBytes, type OpenOptions, sealBytes, sha256Hex } from "./sealing.ts";
+
+export { type Compression, type OpenOptions, sha256Hex };
+
+/** A pack as written: its id (SHA-256 of the object's bytes), the object's size, and how its plaintext is stored. */
+export interface PackInfo {
+  id: string;
+  size: number;
+  compression: Compression;
+}
+
+/** An object sealed by {@linkcode Boundary.prepareSealed} and not yet written. */
+export interface SealedObject {
+  readonly name: string;
+  readonly bytes: Uint8Array;
+  readonly sha256: string;
+}
+
+/** The kinds of object the format stores in the clear; everything else is sealed. */
+const PUBLIC_KINDS = new Set(["config", "refs", "lease", "condemned"]);
+
+/** The repository's storage seen through the boundary: sealed writes to `recipients`, checked reads. */
+export class Boundary {
+  /** Bytes written through this boundary so far, and objects. */
+  readonly sent = { bytes: 0, objects: 0 };
+
+  /** A boundary over `backend` sealing to `recipients` (the repository's, after the pin check). */
+  constructor(readonly backend: Backend, readonly recipients: readonly string[]) {}
+
+  /**
+   * Seal a pack's plaintext and store it under the SHA-256 of the sealed bytes (exclusive create); the plaintext's
+   * buffer is handed to `recycle` once sealed (before the upload ends). The compression recorded is the one used: zstd
+   * only when it paid.
+   */
+  async putPack(
+    plaintext: Uint8Array,
+    compression: Compression,
+    recycle?: (buffer: Uint8Array) => void,
+  ): Promise<PackInfo> {
+    const sealed = sealBytes(plaintext, compression, this.recipients);
+    recycle?.(plaintext);
+    await this.write(packName(sealed.sha256), sealed.bytes);
+    return { id: sealed.sha256, size: sealed.bytes.length, compression: sealed.compression };
+  }
+
+  /**
+   * Seal `plaintext` (zstd first when `compress`) and store it as `name`, exclusively. Only sealed kinds are accepted
+   * (snapshot documents); packs go through {@linkcode putPack}. Returns the sealed bytes' SHA-256 and size.
+   */
+  async putSealed(name: string, plaintext: Uint8Array, compress = false): Promise<{ sha256: string; size: number }> {
+    const sealed = this.prepareSealed(name, plaintext, compress);
+    await this.writeSealed(sealed);
+    return { sha256: sealed.sha256, size: sealed.bytes.length };
+  }
+
+  /** Seal without writing yet, so the SHA-256 can be recorded (in refs) before the object exists. */
+  prepareSealed(name: string, plaintext: Uint8Array, compress = false): SealedObject {
+    if (parseName(name)?.kind !== "snapshot") throw new RangeError(`not a sealed object name: ${JSON.stringify(name)}`);
+    const { bytes, sha256 } = sealBytes(plaintext, compress ? "zstd" : "none", this.recipients, true);
+    return Object.freeze({ name, bytes, sha256 });
+  }
+
+  /** Store an object sealed by {@linkcode prepareSealed}, exclusively. */
+  async writeSealed(sealed: SealedObject): Promise<void> {
+    await this.write(sealed.name, sealed.bytes);
+  }
+
+  /** Remove an object (a backend's remove: never an error when it is already gone). */
+  async remove(name: string): Promise<void> {
+    if (!parseName(name)) throw new RangeError(`not a repository object name: ${JSON.stringify(name)}`);
+    await this.backend.remove(name);
+  }
+
+  /** Store one of the format's public objects (config, refs, leases, condemned) as JSON, exclusively. */
+  async putPublic(name: string, value: unknown): Promise<void> {
+    const kind = parseName(name)?.kind;
+    if (!kind || !PUBLIC_KINDS.has(kind)) throw new RangeError(`not a public object name: ${JSON.stringify(name)}`);
+    await this.write(name, new TextEncoder().encode(JSON.stringify(value) + "\n"));
+  }
+
+  private async write(name: string, bytes: Uint8Array): Promise<void> {
+    await this.backend.write(name, bytes, { exclusive: true });
+    this.sent.bytes += bytes.length;
+    this.sent.objects += 1;
+  }
+}
+
+/** Options of {@linkcode getSealed}. */
+export type SealedRead = OpenOptions;
+
+/**
+ * Read a sealed object, check a pack's bytes against its name, decrypt with `identities` and decompress.
+ *
+ * @throws {OperationError} naming the object: missing, swapped or truncated pack, another key, tampered, corrupt.
+ */
+export async function getSealed(
+  backend: Backend,
+  identities: readonly AgeIdentity[],
+  name: string,
+  options: SealedRead,
+): Promise<Uint8Array> {
+  return openBytes(name, await backend.read(name), identities, options);
+}
+
+/** {@linkcode getSealed} on bytes already read. */
+export const openSealed = openBytes;
+
+/**
+ * Read a public JSON object.
+ *
+ * @throws {OperationError} naming the object when it is not JSON.
+ */
+export async function getPublic(backend: Backend, name: string): Promise<unknown> {
+  const bytes = await backend.read(name);
+  try {
+    return JSON.parse(Buffer.from(bytes).toString("utf8"));
+  } catch {
+    throw new OperationError(`${name} in ${backend.location} is not JSON; the repository was altered`);
+  }
+}

@@ -1,0 +1,168 @@
+/**
+ * The snapshot document sealed in `snapshots/<stamp>_<push id>`: which packs a snapshot uses and, for each file, the
+ * extents that tile it. Parsing checks every field read back, so nothing from a repository is trusted unchecked.
+ *
+ * @module
+ */
+import { OperationError } from "../errors.ts";
+import { METADATA_FILE } from "../snapshot/layout.ts";
+import type { Compression, PackInfo } from "./boundary.ts";
+import { isPackId, type SnapshotKey, snapshotKeyText } from "./layout.ts";
+
+/** The document format version. */
+export const DOCUMENT_FORMAT = 1;
+/** Plaintext bytes a pack is filled to; a reader refuses an extent that ends beyond a pack's plaintext. */
+export const PACK_TARGET_BYTES = 8 << 20;
+/** The largest plaintext a pack may hold: a full pack plus one largest block. */
+export const PACK_MAX_BYTES = PACK_TARGET_BYTES + 65536;
+
+/** `[fileOffset, packIndex, packOffset, length, sha256 of those bytes]`. */
+export type Extent = [number, number, number, number, string];
+
+/** A regular file: its size, SHA-256, the block size it was split at, and the extents that tile it in order. */
+export interface DocumentFile {
+  path: string;
+  size: number;
+  sha256: string;
+  block: number;
+  extents: Extent[];
+}
+
+/** A symbolic link, restored as a link (never followed). */
+export interface DocumentLink {
+  path: string;
+  link: string;
+}
+
+/** The snapshot document. */
+export interface SnapshotDocument {
+  format: typeof DOCUMENT_FORMAT;
+  repository_id: string;
+  stamp: string;
+  push_id: string;
+  pushed_at: string;
+  host: string;
+  metadata: Record<string, unknown>;
+  packs: PackInfo[];
+  files: (DocumentFile | DocumentLink)[];
+}
+
+/** Whether a document entry is a regular file. */
+export function isDocumentFile(entry: DocumentFile | DocumentLink): entry is DocumentFile {
+  return "extents" in entry;
+}
+
+/** The document as the bytes that are compressed and sealed (JSON, one line). */
+export function serializeDocument(document: SnapshotDocument): Uint8Array {
+  return new TextEncoder().encode(JSON.stringify(document));
+}
+
+/**
+ * Parse and check a document read from `name`: it must belong to repository `repositoryId` and be snapshot `key`;
+ * paths must be relative and clean; extents must tile each file exactly and point into listed packs.
+ *
+ * @throws {OperationError} naming the object and the first thing wrong.
+ */
+export function parseDocument(
+  bytes: Uint8Array,
+  name: string,
+  repositoryId: string,
+  key: SnapshotKey,
+): SnapshotDocument {
+  let value: unknown;
+  try {
+    value = JSON.parse(new TextDecoder().decode(bytes));
+  } catch {
+    value = null;
+  }
+  const problem = documentProblem(value, repositoryId, key);
+  if (problem) throw new OperationError(`${name}: ${problem}; the snapshot cannot be trusted`);
+  return value as SnapshotDocument;
+}
+
+function documentProblem(value: unknown, repositoryId: string, key: SnapshotKey): string | null {
+  if (!isObject(value)) return "not a JSON object";
+  const doc = value as Record<string, unknown>;
+  if (doc.format !== DOCUMENT_FORMAT) return `document format ${JSON.stringify(doc.format)} is not ${DOCUMENT_FORMAT}`;
+  if (doc.repository_id !== repositoryId) return "it belongs to another repository (copied in from elsewhere)";
+  if (doc.stamp !== key.stamp || doc.push_id !== key.pushId) {
+    return `it is snapshot ${String(doc.stamp)}_${String(doc.push_id)}, not ${snapshotKeyText(key)} (swapped)`;
+  }
+  if (typeof doc.pushed_at !== "string" || typeof doc.host !== "string") return "pushed_at or host is missing";
+  if (!isObject(doc.metadata)) return "metadata is not an object";
+  if (!Array.isArray(doc.packs) || !doc.packs.every(isPackInfo)) return "a pack entry is malformed";
+  if (new Set(doc.packs.map((pack: PackInfo) => pack.id)).size !== doc.packs.length) return "a pack is listed twice";
+  if (!Array.isArray(doc.files)) return "files is not a list";
+  return filesProblem(doc.files, doc.packs.length);
+}
+
+function filesProblem(files: unknown[], packCount: number): string | null {
+  const kinds = new Map<string, "file" | "link">();
+  for (const entry of files) {
+    if (!isObject(entry) || !isCleanPath((entry as { path?: unknown }).path)) {
+      return `a path is not relative and clean: ${JSON.stringify((entry as { path?: unknown })?.path)}`;
+    }
+    const path = (entry as { path: string }).path;
+    if (kinds.has(path)) return `${path} is listed twice`;
+    const link = (entry as { link?: unknown }).link;
+    if (link !== undefined) {
+      if (typeof link !== "string" || link === "" || link.includes("\0")) return `${path}: link target is malformed`;
+      kinds.set(path, "link");
+      continue;
+    }
+    const problem = fileProblem(entry as Record<string, unknown>, packCount);
+    if (problem) return `${path}: ${problem}`;
+    kinds.set(path, "file");
+  }
+  for (const path of kinds.keys()) {
+    const segments = path.split("/");
+    for (let depth = 1; depth < segments.length; depth++) {
+      if (kinds.has(segments.slice(0, depth).join("/"))) return `${path} lies below a file or link`;
+    }
+  }
+  return kinds.get(METADATA_FILE) === "file" ? null : `${METADATA_FILE} is not listed`;
+}
+
+function fileProblem(file: Record<string, unknown>, packCount: number): string | null {
+  const { size, sha256, block, extents } = file;
+  if (!isCount(size) || !isPackId(sha256)) return "size or sha256 is malformed";
+  if (!isCount(block) || block < 512 || block > 65536) return "block size is out of range";
+  if (!Array.isArray(extents)) return "extents is not a list";
+  let next = 0;
+  for (const extent of extents) {
+    if (!Array.isArray(extent) || extent.length !== 5) return "an extent is malformed";
+    const [fileOffset, packIndex, packOffset, length, hash] = extent;
+    if (fileOffset !== next) return `extents do not tile the file (gap or overlap at ${next})`;
+    if (!isCount(packIndex) || packIndex >= packCount) return "an extent points to no listed pack";
+    if (!isCount(packOffset) || !isCount(length) || length === 0 || packOffset + length > PACK_MAX_BYTES) {
+      return "an extent's range is malformed";
+    }
+    if (!isPackId(hash)) return "an extent's hash is malformed";
+    next += length;
+  }
+  return next === size ? null : `extents cover ${next} bytes, the file has ${size}`;
+}
+
+/** Whether `path` is relative, clean (no empty, `.` or `..` segment, no NUL, no backslash) and not too long. */
+export function isCleanPath(path: unknown): path is string {
+  if (typeof path !== "string" || path === "" || path.length > 4096 || /[\0\\]/.test(path)) return false;
+  return path.split("/").every((segment) => segment !== "" && segment !== "." && segment !== "..");
+}
+
+function isPackInfo(value: unknown): value is PackInfo {
+  if (!isObject(value)) return false;
+  const pack = value as Record<string, unknown>;
+  return isPackId(pack.id) && isCount(pack.size) && pack.size > 0 && isCompression(pack.compression);
+}
+
+function isCompression(value: unknown): value is Compression {
+  return value === "zstd" || value === "none";
+}
+
+function isObject(value: unknown): value is Record<string, unknown> {
+  return value !== null && typeof value === "object" && !Array.isArray(value);
+}
+
+function isCount(value: unknown): value is number {
+  return typeof value === "number" && Number.isSafeInteger(value) && value >= 0;
+}

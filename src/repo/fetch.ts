@@ -1,0 +1,186 @@
+/**
+ * Rebuilding a snapshot folder from a repository: each pack is read and decrypted once, each extent checked against its
+ * hash and written at its place, then each file's SHA-256 checked; links are made last. The caller validates or
+ * restores from the folder.
+ *
+ * @module
+ */
+import { createHash } from "node:crypto";
+import { dirname, join } from "node:path";
+import type { AgeIdentity } from "../crypto/age.ts";
+import { OperationError, UsageError } from "../errors.ts";
+import { removeQuietly, syncTree } from "../fs/durable.ts";
+import { sha256File } from "../fs/hash.ts";
+import { lstatOrNull } from "../fs/probe.ts";
+import type { Backend } from "./backend.ts";
+import { openSealed } from "./boundary.ts";
+import { type DocumentFile, type Extent, isDocumentFile, PACK_MAX_BYTES, type SnapshotDocument } from "./document.ts";
+import { packName, snapshotKeyText } from "./layout.ts";
+import { openRepository } from "./repository.ts";
+import { readSnapshot, snapshotArgument } from "./snapshots.ts";
+
+/** Options of {@linkcode fetchSnapshot}. */
+export interface FetchOptions {
+  /** Packs read ahead at most (default 2). */
+  parallel?: number;
+  /** Called as bytes are written, with the total. */
+  onProgress?: (done: number, total: number) => void;
+}
+
+/** What a fetch rebuilt. */
+export interface FetchResult {
+  snapshot: string;
+  stamp: string;
+  files: number;
+  links: number;
+  bytes: number;
+  packs_read: number;
+  bytes_downloaded: number;
+  /** The snapshot's `backup-metadata.json` object as pushed. */
+  metadata: Record<string, unknown>;
+}
+
+/**
+ * Rebuild snapshot `name` (`<stamp>_<push id>`) of the repository at `backend` into `intoFolder` (made here; its parent
+ * must exist; an existing folder must be empty). On failure the folder is removed.
+ *
+ * @throws {OperationError} naming the object when a key does not match, an object is missing, altered or swapped.
+ */
+export async function fetchSnapshot(
+  backend: Backend,
+  identities: readonly AgeIdentity[],
+  name: string,
+  intoFolder: string,
+  options: FetchOptions = {},
+): Promise<FetchResult> {
+  const key = snapshotArgument(name);
+  const repository = await openRepository(backend);
+  const { document } = await readSnapshot(repository, identities, key);
+  prepareFolder(intoFolder);
+  try {
+    const files = document.files.filter(isDocumentFile);
+    createFiles(intoFolder, files);
+    const read = await writeExtents(backend, identities, document, intoFolder, options);
+    for (const file of files) {
+      if (sha256File(join(intoFolder, file.path)) !== file.sha256) {
+        throw new OperationError(`snapshot ${snapshotKeyText(key)}: ${file.path} rebuilt does not match its SHA-256`);
+      }
+    }
+    for (const entry of document.files) {
+      if (!isDocumentFile(entry)) {
+        Deno.mkdirSync(dirname(join(intoFolder, entry.path)), { recursive: true });
+        Deno.symlinkSync(entry.link, join(intoFolder, entry.path));
+      }
+    }
+    syncTree(intoFolder);
+    return {
+      snapshot: snapshotKeyText(key),
+      stamp: key.stamp,
+      files: files.length,
+      links: document.files.length - files.length,
+      bytes: files.reduce((sum, file) => sum + file.size, 0),
+      ...read,
+      metadata: document.metadata,
+    };
+  } catch (error) {
+    removeQuietly(intoFolder);
+    throw error;
+  }
+}
+
+function prepareFolder(folder: string): void {
+  const info = lstatOrNull(folder);
+  if (info === null) {
+    Deno.mkdirSync(folder);
+    return;
+  }
+  if (!info.isDirectory || [...Deno.readDirSync(folder)].length > 0) {
+    throw new UsageError(`${folder} exists and is not an empty folder; give a new folder to fetch into`);
+  }
+}
+
+/** Make every file at its size (sparse until written); folders as needed. Paths were checked clean when parsed. */
+function createFiles(root: string, files: DocumentFile[]): void {
+  for (const file of files) {
+    const path = join(root, file.path);
+    Deno.mkdirSync(dirname(path), { recursive: true });
+    using handle = Deno.openSync(path, { write: true, createNew: true });
+    handle.truncateSync(file.size);
+  }
+}
+
+/** For each pack, the extents that take bytes from it: `[file, extent]`. */
+function extentsByPack(document: SnapshotDocument): Map<number, [DocumentFile, Extent][]> {
+  const byPack = new Map<number, [DocumentFile, Extent][]>();
+  for (const file of document.files.filter(isDocumentFile)) {
+    for (const extent of file.extents) {
+      let list = byPack.get(extent[1]);
+      if (!list) byPack.set(extent[1], list = []);
+      list.push([file, extent]);
+    }
+  }
+  return byPack;
+}
+
+async function writeExtents(
+  backend: Backend,
+  identities: readonly AgeIdentity[],
+  document: SnapshotDocument,
+  root: string,
+  options: FetchOptions,
+): Promise<{ packs_read: number; bytes_downloaded: number }> {
+  const byPack = extentsByPack(document);
+  const order = [...byPack.keys()].sort((a, b) => a - b);
+  const total = document.files.filter(isDocumentFile).reduce((sum, file) => sum + file.size, 0);
+  const opened = async (index: number) => {
+    const { id, compression } = document.packs[index];
+    const sealed = await backend.read(packName(id));
+    return {
+      size: sealed.length,
+      plain: openSealed(packName(id), sealed, identities, { compression, maxBytes: PACK_MAX_BYTES }),
+    };
+  };
+  const ahead = new Map<number, Promise<{ size: number; plain: Uint8Array }>>();
+  let next = 0;
+  let done = 0;
+  let downloaded = 0;
+  for (const index of order) {
+    while (next < order.length && ahead.size < Math.max(1, options.parallel ?? 2)) {
+      const reading = opened(order[next]);
+      reading.catch(() => {}); // awaited below; a failure read ahead must not go unhandled meanwhile
+      ahead.set(order[next++], reading);
+    }
+    const { size, plain } = await ahead.get(index)!;
+    ahead.delete(index);
+    downloaded += size;
+    done += placeExtents(root, packName(document.packs[index].id), plain, byPack.get(index)!);
+    options.onProgress?.(done, total);
+  }
+  return { packs_read: order.length, bytes_downloaded: downloaded };
+}
+
+/** Check each extent's bytes against its hash and write them at their offset; returns the bytes written. */
+function placeExtents(root: string, name: string, plain: Uint8Array, extents: [DocumentFile, Extent][]): number {
+  let written = 0;
+  let open = null as { path: string; file: Deno.FsFile } | null;
+  try {
+    for (const [file, [at, , offset, length, hash]] of extents) {
+      const bytes = plain.subarray(offset, offset + length);
+      if (offset + length > plain.length || createHash("sha256").update(bytes).digest("hex") !== hash) {
+        throw new OperationError(
+          `${name}: the bytes of ${file.path} at ${at} do not match their hash; snapshot damaged`,
+        );
+      }
+      if (open?.path !== file.path) {
+        open?.file.close();
+        open = { path: file.path, file: Deno.openSync(join(root, file.path), { write: true }) };
+      }
+      open.file.seekSync(at, Deno.SeekMode.Start);
+      for (let done = 0; done < bytes.length;) done += open.file.writeSync(bytes.subarray(done));
+      written += length;
+    }
+  } finally {
+    open?.file.close();
+  }
+  return written;
+}

@@ -1,0 +1,212 @@
+/**
+ * The folder backend: a repository in a local or mounted folder (NAS, NFS, USB disk, sshfs), named `file:///path` or
+ * by a plain path. Each write goes to `.tmp/` in the repository, is fsynced, then published under its name.
+ *
+ * @module
+ */
+import { isAbsolute, join, resolve } from "node:path";
+import { fileURLToPath } from "node:url";
+import { OperationError, UsageError } from "../errors.ts";
+import {
+  type Backend,
+  checkObjectName,
+  checkPrefix,
+  ObjectExistsError,
+  type ObjectInfo,
+  ObjectNotFoundError,
+  type WriteOptions,
+} from "./backend.ts";
+
+/** The folder under the repository root where writes are staged before they are published. */
+const TMP = ".tmp";
+
+/**
+ * Open the folder repository named by `spec` (`file:///abs/path` or a path, relative to `cwd`). The folder need not
+ * exist yet: the first write creates it.
+ *
+ * @throws {UsageError} for another URL scheme or a `file:` URL with a host.
+ */
+export function openFolderBackend(spec: string, cwd: string = Deno.cwd()): Backend {
+  let root: string;
+  if (/^[a-z][a-z0-9+.-]*:\/\//i.test(spec)) {
+    if (!spec.toLowerCase().startsWith("file:")) {
+      throw new UsageError(
+        `remote ${JSON.stringify(spec.split("://")[0] + "://…")} is not supported; give file:///path`,
+      );
+    }
+    try {
+      root = fileURLToPath(spec);
+    } catch {
+      throw new UsageError(`not a local file URL: ${JSON.stringify(spec)}; give file:///absolute/path`);
+    }
+  } else {
+    if (spec.trim() === "") throw new UsageError("the remote is empty; give file:///path or a folder path");
+    root = isAbsolute(spec) ? resolve(spec) : resolve(cwd, spec);
+  }
+  return new FolderBackend(root);
+}
+
+class FolderBackend implements Backend {
+  readonly location: string;
+
+  constructor(readonly root: string) {
+    this.location = `file://${root}`;
+  }
+
+  async list(prefix: string): Promise<ObjectInfo[]> {
+    const start = checkPrefix(prefix);
+    const folder = await this.folderOrNull(start);
+    if (folder === null) return [];
+    const found: ObjectInfo[] = [];
+    await walk(folder, start.join("/"), found);
+    return found.sort((a, b) => a.name < b.name ? -1 : a.name > b.name ? 1 : 0);
+  }
+
+  async read(name: string): Promise<Uint8Array> {
+    const path = await this.existingFile(name);
+    if (path === null) throw new ObjectNotFoundError(this.location, name);
+    try {
+      return await Deno.readFile(path);
+    } catch (error) {
+      if (error instanceof Deno.errors.NotFound) throw new ObjectNotFoundError(this.location, name);
+      throw error;
+    }
+  }
+
+  async stat(name: string): Promise<ObjectInfo | null> {
+    const path = await this.existingFile(name);
+    if (path === null) return null;
+    const info = await lstatOrNull(path);
+    return info ? { name, size: info.size } : null;
+  }
+
+  async remove(name: string): Promise<void> {
+    const segments = checkObjectName(name);
+    const parent = await this.folderOrNull(segments.slice(0, -1));
+    if (parent === null) return;
+    const path = join(parent, segments.at(-1)!);
+    const info = await lstatOrNull(path);
+    if (info === null) return;
+    if (info.isDirectory) throw altered(path, "a folder");
+    await Deno.remove(path); // a symbolic link is removed itself, never followed
+    await syncFolder(parent);
+  }
+
+  async write(name: string, bytes: Uint8Array, options: WriteOptions): Promise<void> {
+    const segments = checkObjectName(name);
+    const parent = await this.makeFolders(segments.slice(0, -1));
+    const path = join(parent, segments.at(-1)!);
+    const staging = await this.makeFolders([TMP]);
+    const temporary = join(staging, `${segments.join("_")}.${crypto.randomUUID()}`);
+    try {
+      await writeSynced(temporary, bytes);
+      if (options.exclusive) await this.publishExclusive(temporary, path, name);
+      else await Deno.rename(temporary, path);
+      await syncFolder(parent);
+    } finally {
+      await Deno.remove(temporary).catch(() => {});
+    }
+  }
+
+  /** Publish with `link` (fails when the name exists); where hard links are not supported, check then rename. */
+  private async publishExclusive(temporary: string, path: string, name: string): Promise<void> {
+    try {
+      await Deno.link(temporary, path);
+      return;
+    } catch (error) {
+      if (error instanceof Deno.errors.AlreadyExists) throw new ObjectExistsError(this.location, name);
+      if (!(error instanceof Deno.errors.PermissionDenied || error instanceof Deno.errors.NotSupported)) throw error;
+    }
+    if (await lstatOrNull(path)) throw new ObjectExistsError(this.location, name);
+    await Deno.rename(temporary, path);
+  }
+
+  /** The path of an existing regular file named `name`, or `null` (a symbolic link or folder in the way is refused). */
+  private async existingFile(name: string): Promise<string | null> {
+    const segments = checkObjectName(name);
+    const parent = await this.folderOrNull(segments.slice(0, -1));
+    if (parent === null) return null;
+    const path = join(parent, segments.at(-1)!);
+    const info = await lstatOrNull(path);
+    if (info === null) return null;
+    if (!info.isFile) throw altered(path, "not a regular file");
+    return path;
+  }
+
+  /** The folder `segments` below the root, or `null` when missing; any segment that is not a real folder is refused. */
+  private async folderOrNull(segments: string[]): Promise<string | null> {
+    let path = this.root;
+    for (const segment of ["", ...segments]) {
+      path = segment ? join(path, segment) : path;
+      const info = segment ? await lstatOrNull(path) : await statOrNull(path);
+      if (info === null) return null;
+      if (!info.isDirectory) throw altered(path, "not a folder");
+    }
+    return path;
+  }
+
+  /** Make the folders `segments` below the root (and the root), fsyncing each parent that gained one. */
+  private async makeFolders(segments: string[]): Promise<string> {
+    await Deno.mkdir(this.root, { recursive: true });
+    let path = this.root;
+    for (const segment of segments) {
+      const next = join(path, segment);
+      try {
+        await Deno.mkdir(next);
+        await syncFolder(path);
+      } catch (error) {
+        if (!(error instanceof Deno.errors.AlreadyExists)) throw error;
+      }
+      const info = await Deno.lstat(next);
+      if (!info.isDirectory) throw altered(next, "not a folder");
+      path = next;
+    }
+    return path;
+  }
+}
+
+async function walk(folder: string, relative: string, found: ObjectInfo[]): Promise<void> {
+  for await (const entry of Deno.readDir(folder)) {
+    if (entry.name.startsWith(".")) continue; // .tmp and anything hidden is never an object
+    const name = relative ? `${relative}/${entry.name}` : entry.name;
+    if (entry.isDirectory) await walk(join(folder, entry.name), name, found);
+    else if (entry.isFile) found.push({ name, size: (await Deno.lstat(join(folder, entry.name))).size });
+  }
+}
+
+async function writeSynced(path: string, bytes: Uint8Array): Promise<void> {
+  using file = await Deno.open(path, { write: true, createNew: true });
+  let written = 0;
+  while (written < bytes.length) written += await file.write(bytes.subarray(written));
+  await file.sync();
+}
+
+async function syncFolder(path: string): Promise<void> {
+  using folder = await Deno.open(path, { read: true });
+  await folder.sync();
+}
+
+async function lstatOrNull(path: string): Promise<Deno.FileInfo | null> {
+  try {
+    return await Deno.lstat(path);
+  } catch (error) {
+    if (error instanceof Deno.errors.NotFound) return null;
+    throw error;
+  }
+}
+
+async function statOrNull(path: string): Promise<Deno.FileInfo | null> {
+  try {
+    return await Deno.stat(path);
+  } catch (error) {
+    if (error instanceof Deno.errors.NotFound) return null;
+    throw error;
+  }
+}
+
+/** Something in the repository folder is not what this tool writes there (a link, a folder for a file): never used. */
+function altered(path: string, what: string): OperationError {
+  return new OperationError(
+    `${path} is ${what}; the repository folder was altered by hand, check it ('remote verify')`,
+  );
+}

@@ -1,0 +1,123 @@
+/**
+ * Every object name of a repository, and the parsing of names read back from listings: a name that is not exactly
+ * one of these forms is never read, trusted or deleted.
+ *
+ * ```
+ * config                              public JSON, written once by init
+ * packs/<first 2 hex>/<64 hex>        sealed; name = SHA-256 of the object's bytes
+ * refs/<stamp>_<push id>              public JSON: the packs a snapshot needs, the snapshot object's SHA-256
+ * snapshots/<stamp>_<push id>         sealed snapshot document; written last; listed = exists
+ * leases/<push id>                    public JSON of a push in progress
+ * condemned/<run id>                  public JSON of packs a cleanup found unreferenced
+ * ```
+ *
+ * @module
+ */
+import { randomBytes } from "node:crypto";
+import { isStamp } from "../snapshot/stamp.ts";
+
+/** The name of the repository's configuration object. */
+export const CONFIG_NAME = "config";
+
+/** The prefixes listed to find each kind of object. */
+export const PREFIXES = {
+  packs: "packs/",
+  refs: "refs/",
+  snapshots: "snapshots/",
+  leases: "leases/",
+  condemned: "condemned/",
+} as const;
+
+const PACK_ID = /^[0-9a-f]{64}$/;
+const RANDOM_ID = /^[0-9a-f]{16}$/;
+
+/** A snapshot's identity in a repository: the local stamp and the random id of the push that sent it. */
+export interface SnapshotKey {
+  stamp: string;
+  pushId: string;
+}
+
+/** A new random id (16 lowercase hex) for a push or a cleanup run. */
+export function newRandomId(): string {
+  return randomBytes(8).toString("hex");
+}
+
+/** Whether `text` is a pack id: 64 lowercase hex (a SHA-256). */
+export function isPackId(text: unknown): text is string {
+  return typeof text === "string" && PACK_ID.test(text);
+}
+
+/** Whether `text` is a push or run id: 16 lowercase hex. */
+export function isRandomId(text: unknown): text is string {
+  return typeof text === "string" && RANDOM_ID.test(text);
+}
+
+/** `<stamp>_<push id>`: the last segment of a snapshot's and its refs' names. */
+export function snapshotKeyText(key: SnapshotKey): string {
+  return `${checked(isStamp(key.stamp), key.stamp)}_${checked(isRandomId(key.pushId), key.pushId)}`;
+}
+
+/** Parse `<stamp>_<push id>`, or `null` when it is not exactly that. */
+export function parseSnapshotKey(text: string): SnapshotKey | null {
+  const [stamp, pushId, ...rest] = text.split("_");
+  if (rest.length > 0 || !isStamp(stamp ?? "") || !isRandomId(pushId)) return null;
+  return { stamp, pushId };
+}
+
+/** `packs/<xx>/<id>`. */
+export function packName(id: string): string {
+  return `${PREFIXES.packs}${checked(isPackId(id), id).slice(0, 2)}/${id}`;
+}
+
+/** `snapshots/<stamp>_<push id>`. */
+export function snapshotName(key: SnapshotKey): string {
+  return PREFIXES.snapshots + snapshotKeyText(key);
+}
+
+/** `refs/<stamp>_<push id>`. */
+export function refsName(key: SnapshotKey): string {
+  return PREFIXES.refs + snapshotKeyText(key);
+}
+
+/** `leases/<push id>`. */
+export function leaseName(pushId: string): string {
+  return PREFIXES.leases + checked(isRandomId(pushId), pushId);
+}
+
+/** `condemned/<run id>`. */
+export function condemnedName(runId: string): string {
+  return PREFIXES.condemned + checked(isRandomId(runId), runId);
+}
+
+/** What a well-formed object name designates. */
+export type ParsedName =
+  | { kind: "config" }
+  | { kind: "pack"; id: string }
+  | { kind: "refs"; key: SnapshotKey }
+  | { kind: "snapshot"; key: SnapshotKey }
+  | { kind: "lease"; pushId: string }
+  | { kind: "condemned"; runId: string };
+
+/** Parse an object name read from a listing; `null` for anything that is not exactly one of the repository's forms. */
+export function parseName(name: string): ParsedName | null {
+  if (name === CONFIG_NAME) return { kind: "config" };
+  const parts = name.split("/");
+  if (parts.length === 3 && parts[0] === "packs" && isPackId(parts[2]) && parts[1] === parts[2].slice(0, 2)) {
+    return { kind: "pack", id: parts[2] };
+  }
+  if (parts.length !== 2) return null;
+  const [folder, last] = parts;
+  if (folder === "refs" || folder === "snapshots") {
+    const key = parseSnapshotKey(last);
+    if (!key) return null;
+    return folder === "refs" ? { kind: "refs", key } : { kind: "snapshot", key };
+  }
+  if (folder === "leases" && isRandomId(last)) return { kind: "lease", pushId: last };
+  if (folder === "condemned" && isRandomId(last)) return { kind: "condemned", runId: last };
+  return null;
+}
+
+function checked(ok: boolean, value: string): string {
+  if (!ok) throw new RangeError(`not a valid part of a repository object name: ${JSON.stringify(value.slice(0, 80))}`);
+  return value;
+}

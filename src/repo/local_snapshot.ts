@@ -1,0 +1,75 @@
+/**
+ * A local snapshot folder as a push sees it: its stamp, its metadata, and every file and link to send (from its
+ * manifest, or from a walk for the module's snapshots, which have none), with the metadata file itself.
+ *
+ * @module
+ */
+import { basename, join } from "node:path";
+import { OperationError } from "../errors.ts";
+import { walkTree } from "../fs/tree.ts";
+import { checkedStamp, METADATA_FILE } from "../snapshot/layout.ts";
+import { readMetadata, type SnapshotMetadata } from "../snapshot/metadata.ts";
+import { isCleanPath } from "./document.ts";
+
+/** A file to send (`sha256` from the manifest, `null` when unknown) or a link. */
+export type LocalEntry =
+  | { kind: "file"; path: string; size: number; sha256: string | null }
+  | { kind: "link"; path: string; target: string };
+
+/** A local snapshot ready to push. */
+export interface LocalSnapshot {
+  root: string;
+  stamp: string;
+  metadata: SnapshotMetadata;
+  entries: LocalEntry[];
+}
+
+/**
+ * Read the snapshot at `root` (a folder named by its stamp): metadata, then entries sorted by path.
+ *
+ * @throws {OperationError} naming the snapshot when its metadata is unreadable or a listed path is not clean.
+ */
+export function readLocalSnapshot(root: string): LocalSnapshot {
+  const stamp = checkedStamp(basename(root));
+  const read = readMetadata(join(root, METADATA_FILE));
+  if (!read.ok) throw new OperationError(`snapshot ${stamp}: ${read.error}; run 'validate ${stamp}'`);
+  const metadata = read.metadata;
+  const entries: LocalEntry[] = Array.isArray(metadata.manifest)
+    ? metadata.manifest.map((entry): LocalEntry => {
+      if (!isCleanPath(entry?.path)) {
+        throw new OperationError(`snapshot ${stamp}: manifest path ${JSON.stringify(entry?.path)} is not clean`);
+      }
+      return "symlink" in entry
+        ? { kind: "link", path: entry.path, target: entry.symlink }
+        : { kind: "file", path: entry.path, size: entry.size, sha256: entry.sha256 };
+    })
+    : walked(root);
+  const info = Deno.lstatSync(join(root, METADATA_FILE));
+  entries.push({ kind: "file", path: METADATA_FILE, size: info.size, sha256: null });
+  entries.sort((a, b) => a.path < b.path ? -1 : a.path > b.path ? 1 : 0);
+  return { root, stamp, metadata, entries };
+}
+
+/** The files and links of a snapshot without a manifest (the module's), never following a link. */
+function walked(root: string): LocalEntry[] {
+  return walkTree(root, (path) => path === METADATA_FILE).flatMap((entry): LocalEntry[] => {
+    if (entry.kind === "symlink") {
+      return [{ kind: "link", path: entry.path, target: Deno.readLinkSync(join(root, entry.path)) }];
+    }
+    if (entry.kind === "file") return [{ kind: "file", path: entry.path, size: entry.size, sha256: null }];
+    return [];
+  });
+}
+
+/**
+ * Check that a link is still what the snapshot recorded.
+ *
+ * @throws {OperationError} when it is missing, no longer a link, or points elsewhere.
+ */
+export function checkLink(root: string, stamp: string, entry: { path: string; target: string }): void {
+  const path = join(root, entry.path);
+  const info = Deno.lstatSync(path);
+  if (!info.isSymlink || Deno.readLinkSync(path) !== entry.target) {
+    throw new OperationError(`snapshot ${stamp}: ${entry.path} changed since it was made; run 'validate ${stamp}'`);
+  }
+}

@@ -1,0 +1,125 @@
+/**
+ * Fills packs of blocks (one open pack per compression class), seals each full pack and uploads it while the next one
+ * fills, with a small bound on uploads in flight so memory stays a few packs whatever the store's size.
+ *
+ * @module
+ */
+import type { Boundary, Compression, PackInfo } from "./boundary.ts";
+import { PACK_MAX_BYTES, PACK_TARGET_BYTES } from "./document.ts";
+
+/** The file a block comes from: its path, the block size it is cut at, and its size. */
+export interface TaggedFile {
+  path: string;
+  block: number;
+  size: number;
+}
+
+/** What a block placed in a pack is, so a journal can tell the next push where it went. */
+export interface BlockTag {
+  file: TaggedFile;
+  index: number;
+  hash: Uint8Array;
+}
+
+/** Where a block went: the pack's slot number (its id is known once sealed) and the offset in its plaintext. */
+export interface Placement {
+  slot: number;
+  offset: number;
+}
+
+/** Options of {@linkcode PackWriter}. */
+export interface PackWriterOptions {
+  /** Uploads in flight at most (default 2). */
+  parallel?: number;
+  /** Plaintext bytes a pack is filled to (default 8 MiB). */
+  targetBytes?: number;
+  /** Called once a pack is stored, with its slot and what it holds (for the journal). */
+  onStored?: (slot: number, pack: PackInfo, tags: BlockTag[], offsets: number[]) => void;
+}
+
+interface OpenPack {
+  slot: number;
+  buffer: Uint8Array;
+  used: number;
+  tags: BlockTag[];
+  offsets: number[];
+}
+
+/** Packs blocks and uploads them through the boundary. */
+export class PackWriter {
+  /** The stored pack of each slot, once its upload finished. */
+  readonly stored: (PackInfo | null)[] = [];
+  /** Plaintext bytes placed in packs so far. */
+  plaintextBytes = 0;
+  private readonly open: Record<Compression, OpenPack | null> = { zstd: null, none: null };
+  private readonly inFlight = new Set<Promise<void>>();
+  private failure: { error: unknown } | null = null;
+  /** Pack buffers given back once sealed, reused so that memory is a few packs whatever the snapshot's size. */
+  private readonly free: Uint8Array[] = [];
+  private readonly parallel: number;
+  private readonly target: number;
+
+  /** A writer storing packs through `io`. */
+  constructor(private readonly io: Boundary, private readonly options: PackWriterOptions = {}) {
+    this.parallel = Math.max(1, options.parallel ?? 2);
+    this.target = Math.min(options.targetBytes ?? PACK_TARGET_BYTES, PACK_TARGET_BYTES);
+  }
+
+  /** Copy `bytes` into the open pack of its class (closing it first when it would overflow); where it went. */
+  add(bytes: Uint8Array, compression: Compression, tag: BlockTag): Placement {
+    let pack = this.open[compression];
+    if (pack && pack.used + bytes.length > this.target) {
+      this.close(compression);
+      pack = null;
+    }
+    if (!pack) {
+      const buffer = this.free.pop() ?? new Uint8Array(PACK_MAX_BYTES);
+      pack = { slot: this.stored.length, buffer, used: 0, tags: [], offsets: [] };
+      this.stored.push(null);
+      this.open[compression] = pack;
+    }
+    const offset = pack.used;
+    pack.buffer.set(bytes, offset);
+    pack.used += bytes.length;
+    pack.tags.push(tag);
+    pack.offsets.push(offset);
+    this.plaintextBytes += bytes.length;
+    return { slot: pack.slot, offset };
+  }
+
+  /** Wait until fewer uploads than the bound are in flight; rethrows the first upload's failure. */
+  async drain(limit = this.parallel - 1): Promise<void> {
+    while (this.inFlight.size > limit && !this.failure) await Promise.race(this.inFlight);
+    if (this.failure) throw this.failure.error;
+  }
+
+  /** Close the open packs and wait for every upload; returns the stored pack of every slot. */
+  async finish(): Promise<PackInfo[]> {
+    this.close("zstd");
+    this.close("none");
+    await this.drain(0);
+    return this.stored.map((pack, slot) => {
+      if (!pack) throw new Error(`pack slot ${slot} was never stored`);
+      return pack;
+    });
+  }
+
+  private close(compression: Compression): void {
+    const pack = this.open[compression];
+    this.open[compression] = null;
+    if (!pack || pack.used === 0) return;
+    const recycle = (buffer: Uint8Array) => {
+      if (this.free.length < 2 && buffer.buffer.byteLength === PACK_MAX_BYTES) {
+        this.free.push(new Uint8Array(buffer.buffer));
+      }
+    };
+    const upload = this.io.putPack(pack.buffer.subarray(0, pack.used), compression, recycle).then((info) => {
+      this.stored[pack.slot] = info;
+      this.options.onStored?.(pack.slot, info, pack.tags, pack.offsets);
+    }).catch((error) => {
+      this.failure ??= { error };
+    });
+    const tracked = upload.finally(() => this.inFlight.delete(tracked));
+    this.inFlight.add(tracked);
+  }
+}

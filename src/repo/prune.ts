@@ -1,0 +1,213 @@
+/**
+ * Remote cleanup: the local retention rules applied to a repository's snapshots (the newest is always kept), then packs
+ * no snapshot needs deleted in two phases: a run condemns them (a public marker), and a run at least the grace period
+ * later deletes those still unreferenced by every refs and every unexpired lease. Needs no identity.
+ *
+ * @module
+ */
+import { UsageError } from "../errors.ts";
+import { applyRetention, type KeepReason, type RetentionPolicy } from "../snapshot/retention.ts";
+import type { Backend } from "./backend.ts";
+import { condemnedName, newRandomId, packName, parseName, PREFIXES, refsName } from "./layout.ts";
+import { type SnapshotKey, snapshotKeyText, snapshotName } from "./layout.ts";
+import { type Condemned, type LeaseState, readCondemned, readLeases } from "./public_objects.ts";
+import { openRepository, type Repository } from "./repository.ts";
+import { listSnapshots, readRefs } from "./snapshots.ts";
+
+/** Default grace between condemning a pack and deleting it: 24 hours (four times the default lease). */
+export const DEFAULT_GRACE_MS = 24 * 3600_000;
+
+/** Options of {@linkcode cleanupRemote}. */
+export interface RemoteCleanupOptions {
+  policy: RetentionPolicy;
+  /** Delete; without it nothing is written or deleted (dry run). */
+  confirm: boolean;
+  /** Grace between condemning and deleting a pack (default 24 h); must exceed every push's lease. */
+  graceMs?: number;
+  /** The clock (tests). */
+  now?: Date;
+}
+
+/** What a remote cleanup did (or, in a dry run, would do). */
+export interface RemoteCleanupResult {
+  dry_run: boolean;
+  kept: string[];
+  reasons: Record<string, KeepReason[]>;
+  /** Snapshots deleted (or that would be). */
+  deleted: string[];
+  refs_removed: string[];
+  leases_removed: string[];
+  packs_condemned: number;
+  packs_deleted: number;
+  bytes_freed: number;
+  markers_removed: string[];
+  /** Why packs were left alone this run (a refs unreadable, a marker unreadable). */
+  errors: string[];
+}
+
+/**
+ * Clean up the repository at `backend`.
+ *
+ * @throws {UsageError} for a policy that keeps nothing.
+ */
+export async function cleanupRemote(backend: Backend, options: RemoteCleanupOptions): Promise<RemoteCleanupResult> {
+  if (options.policy.daily + options.policy.weekly + options.policy.monthly === 0) {
+    throw new UsageError("a retention policy that keeps nothing is refused; give --keep-daily 1 at least");
+  }
+  const now = options.now ?? new Date();
+  const repository = await openRepository(backend);
+  const condemned = await readCondemned(backend); // before refs and leases: see FORMAT.md, "Cleanup"
+  const listing = await listSnapshots(backend);
+  const leases = await readLeases(backend, now);
+  const result: RemoteCleanupResult = {
+    dry_run: !options.confirm,
+    kept: [],
+    reasons: {},
+    deleted: [],
+    refs_removed: [],
+    leases_removed: [],
+    packs_condemned: 0,
+    packs_deleted: 0,
+    bytes_freed: 0,
+    markers_removed: [],
+    errors: condemned.unreadable.map((name) => `${name}: unreadable marker; no pack deleted this run`),
+  };
+  const remaining = await applyPolicy(repository, listing.snapshots.map((s) => s.key), options, result);
+  const orphans = listing.refs.filter((key) => !listing.snapshots.some((s) => sameKey(s.key, key)));
+  await removeStale(repository, orphans, leases, options.confirm, result);
+  const live = [...remaining, ...orphans.filter((key) => leases.active.has(key.pushId))];
+  const referenced = await referencedPacks(backend, live, leases, result);
+  if (referenced === null || condemned.unreadable.length > 0) return result;
+  const deleted = await deletePacks(repository, condemned.markers, referenced, { ...options, now }, result);
+  await condemnPacks(repository, condemned.markers, new Set([...referenced, ...deleted]), now, result);
+  return result;
+}
+
+function sameKey(a: SnapshotKey, b: SnapshotKey): boolean {
+  return a.stamp === b.stamp && a.pushId === b.pushId;
+}
+
+/** Apply retention to stamps (every snapshot of a removed stamp goes; the newest stamp stays); returns those kept. */
+async function applyPolicy(
+  repository: Repository,
+  keys: SnapshotKey[],
+  options: RemoteCleanupOptions,
+  result: RemoteCleanupResult,
+): Promise<SnapshotKey[]> {
+  const decision = applyRetention(keys.map((key) => key.stamp), options.policy);
+  const newest = keys.map((key) => key.stamp).sort().at(-1);
+  const removed = new Set(decision.remove.filter((stamp) => stamp !== newest));
+  result.reasons = decision.reasons;
+  const kept: SnapshotKey[] = [];
+  for (const key of keys) {
+    if (!removed.has(key.stamp)) {
+      kept.push(key);
+      result.kept.push(snapshotKeyText(key));
+      continue;
+    }
+    result.deleted.push(snapshotKeyText(key));
+    if (options.confirm) {
+      await repository.io.remove(snapshotName(key)); // unlisted first, then its refs
+      await repository.io.remove(refsName(key));
+    }
+  }
+  return kept;
+}
+
+/** Remove refs left by pushes that died before their snapshot object (lease gone), and expired leases. */
+async function removeStale(
+  repository: Repository,
+  orphans: SnapshotKey[],
+  leases: LeaseState,
+  confirm: boolean,
+  result: RemoteCleanupResult,
+): Promise<void> {
+  for (const key of orphans) {
+    if (leases.active.has(key.pushId)) continue;
+    result.refs_removed.push(refsName(key));
+    if (confirm) await repository.io.remove(refsName(key));
+  }
+  for (const name of leases.expired) {
+    result.leases_removed.push(name);
+    if (confirm) await repository.io.remove(name);
+  }
+}
+
+/** Every pack a kept snapshot, a push in progress's refs, or an unexpired lease needs; `null` when a refs is unreadable. */
+async function referencedPacks(
+  backend: Backend,
+  live: SnapshotKey[],
+  leases: LeaseState,
+  result: RemoteCleanupResult,
+): Promise<Set<string> | null> {
+  const referenced = new Set<string>();
+  for (const lease of leases.active.values()) lease.packs.forEach((id) => referenced.add(id));
+  for (const key of live) {
+    try {
+      const refs = await readRefs(backend, key);
+      if (!refs) throw new Error(`${refsName(key)}: missing`);
+      for (const pack of refs.packs) referenced.add(pack.id);
+    } catch (error) {
+      result.errors.push(`${(error as Error).message.split(";")[0]}; no pack deleted or condemned this run`);
+      return null;
+    }
+  }
+  for (const name of leases.unreadable) {
+    result.errors.push(`${name}: unreadable lease; no pack deleted or condemned this run`);
+    return null;
+  }
+  return referenced;
+}
+
+/** Phase 2: packs of markers older than the grace, still unreferenced, are deleted; then the markers. */
+async function deletePacks(
+  repository: Repository,
+  markers: Map<string, Condemned>,
+  referenced: Set<string>,
+  options: RemoteCleanupOptions & { now: Date },
+  result: RemoteCleanupResult,
+): Promise<Set<string>> {
+  const sizes = await packSizes(repository.backend);
+  const deleted = new Set<string>();
+  const grace = options.graceMs ?? DEFAULT_GRACE_MS;
+  for (const [name, marker] of markers) {
+    if (options.now.getTime() - Date.parse(marker.created_at) < grace) continue;
+    for (const id of marker.packs) {
+      if (referenced.has(id) || !sizes.has(id)) continue;
+      result.packs_deleted += 1;
+      result.bytes_freed += sizes.get(id)!;
+      sizes.delete(id);
+      deleted.add(id);
+      if (options.confirm) await repository.io.remove(packName(id));
+    }
+    result.markers_removed.push(name);
+    markers.delete(name);
+    if (options.confirm) await repository.io.remove(name);
+  }
+  return deleted;
+}
+
+/** Phase 1: listed packs not in `spared` (referenced, or just deleted) nor in a remaining marker get a new marker. */
+async function condemnPacks(
+  repository: Repository,
+  markers: Map<string, Condemned>,
+  spared: Set<string>,
+  now: Date,
+  result: RemoteCleanupResult,
+): Promise<void> {
+  const already = new Set([...markers.values()].flatMap((marker) => marker.packs));
+  const packs = [...(await packSizes(repository.backend)).keys()].filter((id) => !spared.has(id) && !already.has(id));
+  result.packs_condemned = packs.length;
+  if (packs.length === 0 || result.dry_run) return;
+  const marker: Condemned = { created_at: now.toISOString(), packs };
+  await repository.io.putPublic(condemnedName(newRandomId()), marker);
+}
+
+async function packSizes(backend: Backend): Promise<Map<string, number>> {
+  const sizes = new Map<string, number>();
+  for (const { name, size } of await backend.list(PREFIXES.packs)) {
+    const parsed = parseName(name);
+    if (parsed?.kind === "pack") sizes.set(parsed.id, size);
+  }
+  return sizes;
+}

@@ -1,0 +1,112 @@
+/**
+ * The public objects a push and a cleanup coordinate through (refs, leases, condemned markers): their shapes, and
+ * reading them back checked, so that verify and cleanup need no identity.
+ *
+ * @module
+ */
+import { OperationError } from "../errors.ts";
+import type { Backend } from "./backend.ts";
+import { getPublic } from "./boundary.ts";
+import { isPackId, parseName, PREFIXES, type SnapshotKey, snapshotKeyText } from "./layout.ts";
+
+/** `refs/<key>`: the snapshot object's SHA-256 and every pack the snapshot needs with its size. */
+export interface Refs {
+  snapshot: string;
+  snapshot_sha256: string;
+  packs: { id: string; size: number }[];
+}
+
+/** `leases/<push id>`: a push in progress and the packs it may reuse. */
+export interface Lease {
+  created_at: string;
+  expires_at: string;
+  packs: string[];
+}
+
+/** `condemned/<run id>`: packs a cleanup found unreferenced, deleted by a later run after the grace period. */
+export interface Condemned {
+  created_at: string;
+  packs: string[];
+}
+
+/**
+ * Parse refs read from `name` for snapshot `key`.
+ *
+ * @throws {OperationError} naming the object when a field is wrong.
+ */
+export function parseRefs(value: unknown, name: string, key: SnapshotKey): Refs {
+  const refs = value as Partial<Refs> | null;
+  const ok = refs !== null && typeof refs === "object" && refs.snapshot === snapshotKeyText(key) &&
+    isPackId(refs.snapshot_sha256) && Array.isArray(refs.packs) &&
+    refs.packs.every((pack) => isPackId(pack?.id) && Number.isSafeInteger(pack?.size) && pack.size > 0);
+  if (!ok) throw new OperationError(`${name} is malformed or names another snapshot; the repository was altered`);
+  return refs as Refs;
+}
+
+/** Parse a lease; `null` when it is not one (an unknown object is never trusted, and never deleted). */
+export function parseLease(value: unknown): Lease | null {
+  const lease = value as Partial<Lease> | null;
+  const ok = lease !== null && typeof lease === "object" && isTime(lease.created_at) && isTime(lease.expires_at) &&
+    Array.isArray(lease.packs) && lease.packs.every(isPackId);
+  return ok ? lease as Lease : null;
+}
+
+/** Parse a condemned marker; `null` when it is not one. */
+export function parseCondemned(value: unknown): Condemned | null {
+  const marker = value as Partial<Condemned> | null;
+  const ok = marker !== null && typeof marker === "object" && isTime(marker.created_at) &&
+    Array.isArray(marker.packs) && marker.packs.every(isPackId);
+  return ok ? marker as Condemned : null;
+}
+
+function isTime(value: unknown): value is string {
+  return typeof value === "string" && !Number.isNaN(Date.parse(value));
+}
+
+/** The leases of a repository at `now`: active ones by push id, expired and unreadable ones by name. */
+export interface LeaseState {
+  active: Map<string, Lease>;
+  expired: string[];
+  unreadable: string[];
+}
+
+/** Read every lease. A lease that vanished between listing and reading (its push ended) is skipped. */
+export async function readLeases(backend: Backend, now: Date): Promise<LeaseState> {
+  const state: LeaseState = { active: new Map(), expired: [], unreadable: [] };
+  for (const { name } of await backend.list(PREFIXES.leases)) {
+    const parsed = parseName(name);
+    if (parsed?.kind !== "lease") continue;
+    const lease = parseLease(await readOrNull(backend, name));
+    if (lease === null) {
+      if (await backend.stat(name)) state.unreadable.push(name);
+    } else if (Date.parse(lease.expires_at) <= now.getTime()) state.expired.push(name);
+    else state.active.set(parsed.pushId, lease);
+  }
+  return state;
+}
+
+/**
+ * Every condemned marker by name. Unreadable ones are listed apart: a cleanup never acts on them, and a push that sees
+ * one reuses no pack (it cannot tell which are condemned). A marker removed between listing and reading is skipped.
+ */
+export async function readCondemned(
+  backend: Backend,
+): Promise<{ markers: Map<string, Condemned>; unreadable: string[] }> {
+  const markers = new Map<string, Condemned>();
+  const unreadable: string[] = [];
+  for (const { name } of await backend.list(PREFIXES.condemned)) {
+    if (parseName(name)?.kind !== "condemned") continue;
+    const marker = parseCondemned(await readOrNull(backend, name));
+    if (marker) markers.set(name, marker);
+    else if (await backend.stat(name)) unreadable.push(name);
+  }
+  return { markers, unreadable };
+}
+
+async function readOrNull(backend: Backend, name: string): Promise<unknown> {
+  try {
+    return await getPublic(backend, name);
+  } catch {
+    return null;
+  }
+}

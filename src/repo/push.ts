@@ -1,0 +1,238 @@
+/**
+ * Pushing one local snapshot to a repository, in the format's order: check the pin, write a lease, list what may be
+ * reused, upload new packs, write refs, write the snapshot object last, remove the lease, save the cache. Killed at any
+ * moment before the snapshot object, nothing is listed and the next push reuses the packs already sent.
+ *
+ * @module
+ */
+import { hostname } from "node:os";
+import type { Config } from "../config.ts";
+import { describeOsError, OperationError } from "../errors.ts";
+import { pushCachePath, pushJournalDir, pushJournalPath } from "../snapshot/layout.ts";
+import type { Backend } from "./backend.ts";
+import { DOCUMENT_FORMAT, serializeDocument, type SnapshotDocument } from "./document.ts";
+import { leaseName, newRandomId, parseName, PREFIXES, refsName, type SnapshotKey, snapshotName } from "./layout.ts";
+import { type LocalSnapshot, readLocalSnapshot } from "./local_snapshot.ts";
+import { PackWriter } from "./pack_writer.ts";
+import type { Lease, Refs } from "./public_objects.ts";
+import { readCondemned } from "./public_objects.ts";
+import {
+  clearJournals,
+  KnownBlocks,
+  loadJournals,
+  loadPushCache,
+  type PushCache,
+  PushJournal,
+  savePushCache,
+} from "./push_cache.ts";
+import { PushSession } from "./push_session.ts";
+import { checkPin, openRepository, type Repository } from "./repository.ts";
+import { checkLink } from "./local_snapshot.ts";
+
+/** How long a push's lease holds off a cleanup by default: 6 hours. */
+export const DEFAULT_LEASE_MS = 6 * 3600_000;
+
+/** Options of {@linkcode pushSnapshot}. */
+export interface PushOptions {
+  /** Recipients the operator expects (flag or environment); refused when they differ from the repository's. */
+  recipients?: readonly string[];
+  /** Uploads in flight at most (default 2). */
+  parallel?: number;
+  /** Lease length in milliseconds (default 6 h); a push that would outlive it stops before listing anything. */
+  leaseMs?: number;
+  /** The clock (tests). */
+  now?: () => Date;
+  /** Called as bytes of the snapshot are processed, with the total. */
+  onProgress?: (done: number, total: number) => void;
+}
+
+/** What a push did, as plain data. */
+export interface PushResult {
+  stamp: string;
+  /** `<stamp>_<push id>` in the repository. */
+  snapshot: string;
+  /** True when a snapshot of this stamp was in the repository already: nothing was sent. */
+  already_pushed: boolean;
+  /** True when this push pinned the repository's id and recipients on this host. */
+  pinned: boolean;
+  files: number;
+  bytes_total: number;
+  bytes_read: number;
+  bytes_sent: number;
+  objects_written: number;
+  bytes_deduplicated: number;
+  packs_written: number;
+  packs_reused: number;
+  /** Problems that did not fail the push (the local cache could not be saved). */
+  warnings: string[];
+}
+
+/**
+ * Push the local snapshot at `snapshotRoot` (a published snapshot folder, validated by the caller) to `backend`.
+ * Needs only the repository's public recipients. The caller holds the backup folder's lock.
+ *
+ * @throws {RefusedError} when the repository differs from the pinned one or from `options.recipients`.
+ * @throws {OperationError} when a file changed since the snapshot was made, or the repository fails.
+ */
+export async function pushSnapshot(
+  config: Config,
+  backend: Backend,
+  snapshotRoot: string,
+  options: PushOptions = {},
+): Promise<PushResult> {
+  const local = readLocalSnapshot(snapshotRoot);
+  const repository = await openRepository(backend);
+  const { pinned } = checkPin(config.backupDir.path, repository, options.recipients);
+  const existing = await pushedAlready(backend, local.stamp);
+  if (existing) return { ...emptyResult(local.stamp, existing), pinned, already_pushed: true };
+  const now = options.now ?? (() => new Date());
+  const key: SnapshotKey = { stamp: local.stamp, pushId: newRandomId() };
+  const state = { backupDir: config.backupDir.path, location: backend.location, id: repository.config.id };
+  const known = new KnownBlocks(
+    loadPushCache(pushCachePath(state.backupDir, state.location), state.id),
+    loadJournals(pushJournalDir(state.backupDir, state.location), state.id),
+  );
+  const started = now();
+  const lease: Lease = {
+    created_at: started.toISOString(),
+    expires_at: new Date(started.getTime() + (options.leaseMs ?? DEFAULT_LEASE_MS)).toISOString(),
+    packs: known.packIds(),
+  };
+  await repository.io.putPublic(leaseName(key.pushId), lease);
+  try {
+    const reusable = await markUsable(backend, known);
+    const context = { ...options, now, lease, reusable, backupDir: state.backupDir };
+    const result = await upload(repository, local, key, known, context);
+    return { ...result, pinned };
+  } finally {
+    await repository.io.remove(leaseName(key.pushId)).catch(() => {}); // an expired lease is removed by cleanup
+  }
+}
+
+/** The name of a snapshot of `stamp` already in the repository, or `null`. */
+async function pushedAlready(backend: Backend, stamp: string): Promise<string | null> {
+  for (const { name } of await backend.list(PREFIXES.snapshots)) {
+    const parsed = parseName(name);
+    if (parsed?.kind === "snapshot" && parsed.key.stamp === stamp) return name.slice(PREFIXES.snapshots.length);
+  }
+  return null;
+}
+
+/** After the lease is written: which known packs exist with their size and are in no condemned marker. */
+async function markUsable(backend: Backend, known: KnownBlocks): Promise<number> {
+  const condemned = await readCondemned(backend);
+  if (condemned.unreadable.length > 0) return known.markUsable(new Map(), new Set()); // cannot tell: reuse none
+  const ids = new Set([...condemned.markers.values()].flatMap((marker) => marker.packs));
+  const listed = new Map<string, number>();
+  for (const { name, size } of await backend.list(PREFIXES.packs)) {
+    const parsed = parseName(name);
+    if (parsed?.kind === "pack") listed.set(parsed.id, size);
+  }
+  return known.markUsable(listed, ids);
+}
+
+interface UploadContext extends PushOptions {
+  backupDir: string;
+  now: () => Date;
+  lease: Lease;
+  reusable: number;
+}
+
+async function upload(
+  repository: Repository,
+  local: LocalSnapshot,
+  key: SnapshotKey,
+  known: KnownBlocks,
+  context: UploadContext,
+): Promise<PushResult> {
+  const { backend, io, config } = repository;
+  const backupDir = context.backupDir;
+  const journal = new PushJournal(pushJournalPath(backupDir, backend.location, key.pushId), config.id);
+  const writer = new PackWriter(io, {
+    parallel: context.parallel,
+    onStored: (_slot, pack, tags, offsets) => journal.record(pack, tags, offsets),
+  });
+  const total = local.entries.reduce((sum, entry) => sum + (entry.kind === "file" ? entry.size : 0), 0);
+  const session = new PushSession(known, writer, local.root, local.stamp, total, context.onProgress);
+  for (const entry of local.entries) {
+    if (entry.kind === "link") checkLink(local.root, local.stamp, entry);
+    await session.add(entry);
+  }
+  const stored = await writer.finish();
+  const { packs, files, cache } = session.resolve(stored);
+  const document: SnapshotDocument = {
+    format: DOCUMENT_FORMAT,
+    repository_id: config.id,
+    stamp: key.stamp,
+    push_id: key.pushId,
+    pushed_at: context.now().toISOString(),
+    host: hostname(),
+    metadata: local.metadata as unknown as Record<string, unknown>,
+    packs,
+    files,
+  };
+  const sealed = io.prepareSealed(snapshotName(key), serializeDocument(document), true);
+  const refs: Refs = {
+    snapshot: sealed.name.slice(PREFIXES.snapshots.length),
+    snapshot_sha256: sealed.sha256,
+    packs: packs.map(({ id, size }) => ({ id, size })),
+  };
+  checkLeaseTime(context, local.stamp);
+  await io.putPublic(refsName(key), refs);
+  await io.writeSealed(sealed);
+  const warnings = saveCache(backupDir, backend.location, journal, { repositoryId: config.id, packs, files: cache });
+  return {
+    ...emptyResult(local.stamp, refs.snapshot),
+    warnings,
+    files: files.length,
+    bytes_total: session.totals.bytesTotal,
+    bytes_read: session.totals.bytesRead,
+    bytes_sent: io.sent.bytes,
+    objects_written: io.sent.objects,
+    bytes_deduplicated: session.totals.bytesDeduplicated,
+    packs_written: stored.length,
+    packs_reused: packs.length - stored.length,
+  };
+}
+
+/** Save the push cache and drop the journals; a failure here does not fail the push (the cache is a hint). */
+function saveCache(backupDir: string, location: string, journal: PushJournal, cache: PushCache): string[] {
+  try {
+    savePushCache(pushCachePath(backupDir, location), cache);
+    journal.remove();
+    clearJournals(pushJournalDir(backupDir, location));
+    return [];
+  } catch (error) {
+    return [`push cache not saved (${describeOsError(error)}): the next push re-reads every file`];
+  }
+}
+
+/** Refuse to list a snapshot whose lease has (nearly) run out: a cleanup may by then delete packs it needs. */
+function checkLeaseTime(context: UploadContext, stamp: string): void {
+  const expires = Date.parse(context.lease.expires_at);
+  const margin = Math.min(10 * 60_000, (expires - Date.parse(context.lease.created_at)) / 10);
+  if (context.now().getTime() > expires - margin) {
+    throw new OperationError(
+      `push of ${stamp} took longer than its lease (until ${context.lease.expires_at}); nothing was listed: ` +
+        "push again (the packs sent are reused) or give a longer lease",
+    );
+  }
+}
+
+function emptyResult(stamp: string, snapshot: string): PushResult {
+  return {
+    stamp,
+    snapshot,
+    already_pushed: false,
+    pinned: false,
+    files: 0,
+    bytes_total: 0,
+    bytes_read: 0,
+    bytes_sent: 0,
+    objects_written: 0,
+    bytes_deduplicated: 0,
+    packs_written: 0,
+    packs_reused: 0,
+    warnings: [],
+  };
+}

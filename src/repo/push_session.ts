@@ -1,0 +1,225 @@
+/**
+ * The reading half of a push: each file of a local snapshot is cut into blocks, each block either found stored already
+ * (same hash at the same place, in a pack that may be reused) or packed anew; runs of blocks contiguous in one pack
+ * become one extent, hashed from the local bytes. A file whose SHA-256 matches the last push is not read at all.
+ *
+ * @module
+ */
+import { createHash, type Hash } from "node:crypto";
+import { join } from "node:path";
+import { OperationError } from "../errors.ts";
+import { readAt } from "../fs/read_at.ts";
+import { blockSizeOf, isCompressible, READ_BYTES, readChunks } from "./blocks.ts";
+import type { PackInfo } from "./boundary.ts";
+import type { DocumentFile, DocumentLink, Extent } from "./document.ts";
+import type { LocalEntry } from "./local_snapshot.ts";
+import type { PackWriter, TaggedFile } from "./pack_writer.ts";
+import type { CachedFile, KnownBlocks } from "./push_cache.ts";
+
+/** A file as pushed; pack references are ≥ 0 for a known pack, `-1 - slot` for a new pack of the writer. */
+interface PushedFile {
+  path: string;
+  size: number;
+  sha256: string;
+  block: number;
+  extents: Extent[];
+  hashes: Uint8Array;
+  refs: Int32Array;
+  offsets: Uint32Array;
+}
+
+/** What reading the snapshot cost and saved. */
+export interface SessionTotals {
+  /** Bytes of every file of the snapshot. */
+  bytesTotal: number;
+  /** Bytes read from the local snapshot. */
+  bytesRead: number;
+  /** Bytes not sent because they were stored already. */
+  bytesDeduplicated: number;
+  /** Files not read because they match the last push. */
+  filesUnchanged: number;
+}
+
+/** Reads the files of one snapshot into packs and extents. */
+export class PushSession {
+  /** The files and links pushed, in order. */
+  readonly entries: (PushedFile | DocumentLink)[] = [];
+  /** Totals so far. */
+  readonly totals: SessionTotals = { bytesTotal: 0, bytesRead: 0, bytesDeduplicated: 0, filesUnchanged: 0 };
+  private readonly buffer = new Uint8Array(READ_BYTES);
+  private done = 0;
+
+  /** A session reading from snapshot folder `root` (stamp `stamp`, for messages) of `total` bytes (for progress). */
+  constructor(
+    private readonly known: KnownBlocks,
+    private readonly writer: PackWriter,
+    private readonly root: string,
+    private readonly stamp: string,
+    private readonly total: number,
+    private readonly onProgress?: (done: number, total: number) => void,
+  ) {}
+
+  /** Push one entry: a link is recorded, a file reused whole or read block by block. */
+  async add(entry: LocalEntry): Promise<void> {
+    if (entry.kind === "link") {
+      this.entries.push({ path: entry.path, link: entry.target });
+      return;
+    }
+    this.totals.bytesTotal += entry.size;
+    const cached = entry.sha256 ? this.known.unchangedFile(entry.path, entry.size, entry.sha256) : null;
+    if (cached) this.reuse(cached);
+    else await this.read(entry);
+    this.done += entry.size;
+    this.onProgress?.(this.done, this.total);
+  }
+
+  private reuse(cached: CachedFile): void {
+    const { path, size, sha256, block, map } = cached;
+    const extents = cached.extents.map((extent): Extent => [...extent]);
+    this.entries.push({
+      path,
+      size,
+      sha256,
+      block,
+      extents,
+      hashes: map.hashes,
+      refs: map.packs,
+      offsets: map.offsets,
+    });
+    this.totals.bytesDeduplicated += size;
+    this.totals.filesUnchanged += 1;
+  }
+
+  private async read(entry: { path: string; size: number; sha256: string | null }): Promise<void> {
+    const path = join(this.root, entry.path);
+    if (!Deno.lstatSync(path).isFile) throw this.changed(entry.path);
+    using file = Deno.openSync(path, { read: true });
+    const size = file.statSync().size;
+    if (size !== entry.size) throw this.changed(entry.path);
+    const block = blockSizeOf(readAt(file, 0, Math.min(size, 100)) ?? new Uint8Array(0));
+    const compression = isCompressible(file, size) ? "zstd" : "none";
+    const count = Math.ceil(size / block);
+    const pushed: PushedFile = {
+      path: entry.path,
+      size,
+      sha256: "",
+      block,
+      extents: [],
+      hashes: new Uint8Array(count * 32),
+      refs: new Int32Array(count),
+      offsets: new Uint32Array(count),
+    };
+    const tagged: TaggedFile = { path: entry.path, block, size };
+    const extents = new ExtentBuilder(pushed.extents);
+    const whole = createHash("sha256");
+    const read = await readChunks(file, this.buffer, async (chunk, offset) => {
+      if (offset + chunk.length > size) throw this.changed(entry.path);
+      whole.update(chunk);
+      for (let at = 0; at < chunk.length; at += block) {
+        this.place(pushed, tagged, compression, extents, chunk.subarray(at, at + block), (offset + at) / block);
+      }
+      this.onProgress?.(this.done + offset + chunk.length, this.total);
+      await this.writer.drain();
+    });
+    extents.close();
+    pushed.sha256 = whole.digest("hex");
+    if (read !== size || (entry.sha256 !== null && pushed.sha256 !== entry.sha256)) throw this.changed(entry.path);
+    this.totals.bytesRead += size;
+    this.entries.push(pushed);
+  }
+
+  /** Find block `index` stored already, or pack it; record where it is. */
+  private place(
+    pushed: PushedFile,
+    tagged: TaggedFile,
+    compression: "zstd" | "none",
+    extents: ExtentBuilder,
+    bytes: Uint8Array,
+    index: number,
+  ): void {
+    const hash = createHash("sha256").update(bytes).digest();
+    pushed.hashes.set(hash, index * 32);
+    const known = this.known.find(pushed.path, pushed.block, index, hash);
+    let ref: number;
+    let offset: number;
+    if (known) {
+      ref = known.pack;
+      offset = known.offset;
+      this.totals.bytesDeduplicated += bytes.length;
+    } else {
+      const placed = this.writer.add(bytes, compression, { file: tagged, index, hash });
+      ref = -1 - placed.slot;
+      offset = placed.offset;
+    }
+    pushed.refs[index] = ref;
+    pushed.offsets[index] = offset;
+    extents.add(index * pushed.block, ref, offset, bytes);
+  }
+
+  private changed(path: string): OperationError {
+    return new OperationError(
+      `snapshot ${this.stamp}: ${path} changed since the snapshot was made; run 'validate ${this.stamp}'`,
+    );
+  }
+
+  /**
+   * Resolve pack references once every new pack is stored (`stored[slot]`): the document's pack table (only packs
+   * used), its files, and the same as a push cache for the next push.
+   */
+  resolve(
+    stored: readonly PackInfo[],
+  ): { packs: PackInfo[]; files: (DocumentFile | DocumentLink)[]; cache: CachedFile[] } {
+    const packs: PackInfo[] = [];
+    const byId = new Map<string, number>();
+    const byRef = new Map<number, number>();
+    const indexOf = (ref: number): number => {
+      let index = byRef.get(ref);
+      if (index !== undefined) return index;
+      const info = ref >= 0 ? this.known.packs[ref] : stored[-1 - ref];
+      index = byId.get(info.id) ?? packs.push(info) - 1;
+      byId.set(info.id, index);
+      byRef.set(ref, index);
+      return index;
+    };
+    const files: (DocumentFile | DocumentLink)[] = [];
+    const cache: CachedFile[] = [];
+    for (const entry of this.entries) {
+      if ("link" in entry) {
+        files.push(entry);
+        continue;
+      }
+      const { path, size, sha256, block } = entry;
+      const extents = entry.extents.map((
+        [at, ref, offset, length, hash],
+      ): Extent => [at, indexOf(ref), offset, length, hash]);
+      files.push({ path, size, sha256, block, extents });
+      const map = { block, hashes: entry.hashes, packs: entry.refs.map(indexOf), offsets: entry.offsets };
+      cache.push({ path, size, sha256, block, extents, map });
+    }
+    return { packs, files, cache };
+  }
+}
+
+/** Merges consecutive blocks stored contiguously in one pack into one extent, hashing its bytes as they come. */
+class ExtentBuilder {
+  private current: { at: number; ref: number; offset: number; length: number; hash: Hash } | null = null;
+
+  constructor(private readonly out: Extent[]) {}
+
+  add(at: number, ref: number, offset: number, bytes: Uint8Array): void {
+    const current = this.current;
+    if (current && current.ref === ref && current.offset + current.length === offset) {
+      current.hash.update(bytes);
+      current.length += bytes.length;
+      return;
+    }
+    this.close();
+    this.current = { at, ref, offset, length: bytes.length, hash: createHash("sha256").update(bytes) };
+  }
+
+  close(): void {
+    const current = this.current;
+    if (current) this.out.push([current.at, current.ref, current.offset, current.length, current.hash.digest("hex")]);
+    this.current = null;
+  }
+}

@@ -1,0 +1,88 @@
+/**
+ * Listing a repository's snapshots: from names and public refs alone without an identity (stamp, push id, stored
+ * bytes), and with one from each decrypted document (pushed when, from which host, files, bytes, Chroma or not).
+ *
+ * @module
+ */
+import type { AgeIdentity } from "../crypto/age.ts";
+import type { Backend } from "./backend.ts";
+import { isDocumentFile } from "./document.ts";
+import { snapshotKeyText } from "./layout.ts";
+import { readLeases } from "./public_objects.ts";
+import { openRepository } from "./repository.ts";
+import { listSnapshots, readRefs, readSnapshot } from "./snapshots.ts";
+
+/** One listed snapshot. */
+export interface RemoteSnapshotEntry {
+  snapshot: string;
+  stamp: string;
+  push_id: string;
+  /** Whether its refs exist (without them `remote verify` reports it). */
+  refs: boolean;
+  /** Packs it needs and their bytes in the repository (shared packs counted for each snapshot). */
+  packs: number;
+  stored_bytes: number;
+  /** With an identity: from the document. */
+  pushed_at?: string;
+  host?: string;
+  files?: number;
+  bytes?: number;
+  chroma?: boolean;
+  /** With an identity: why the document could not be read. */
+  error?: string;
+}
+
+/** A repository's listing. */
+export interface RemoteListing {
+  location: string;
+  repository_id: string;
+  recipients: string[];
+  /** Oldest first. */
+  snapshots: RemoteSnapshotEntry[];
+  /** Pushes holding an unexpired lease. */
+  pushes_in_progress: number;
+}
+
+/** List the snapshots of the repository at `backend`; `identities` (optional) add what only documents tell. */
+export async function listRemote(
+  backend: Backend,
+  identities: readonly AgeIdentity[] = [],
+  now: Date = new Date(),
+): Promise<RemoteListing> {
+  const repository = await openRepository(backend);
+  const listing = await listSnapshots(backend);
+  const snapshots: RemoteSnapshotEntry[] = [];
+  for (const { key } of listing.snapshots) {
+    const refs = await readRefs(backend, key).catch(() => null);
+    const entry: RemoteSnapshotEntry = {
+      snapshot: snapshotKeyText(key),
+      stamp: key.stamp,
+      push_id: key.pushId,
+      refs: refs !== null,
+      packs: refs?.packs.length ?? 0,
+      stored_bytes: refs?.packs.reduce((sum, pack) => sum + pack.size, 0) ?? 0,
+    };
+    if (identities.length > 0) {
+      try {
+        const { document } = await readSnapshot(repository, identities, key);
+        const files = document.files.filter(isDocumentFile);
+        entry.pushed_at = document.pushed_at;
+        entry.host = document.host;
+        entry.files = document.files.length;
+        entry.bytes = files.reduce((sum, file) => sum + file.size, 0);
+        entry.chroma = document.metadata.chroma_snapshot_included === true;
+      } catch (error) {
+        entry.error = (error as Error).message;
+      }
+    }
+    snapshots.push(entry);
+  }
+  const leases = await readLeases(backend, now);
+  return {
+    location: backend.location,
+    repository_id: repository.config.id,
+    recipients: repository.config.recipients,
+    snapshots,
+    pushes_in_progress: leases.active.size,
+  };
+}

@@ -1,0 +1,215 @@
+/**
+ * A repository's life: `init` writes its public config once; `open` reads and checks it; the pin kept in the backup
+ * folder makes a push refuse a repository whose id or recipients changed since this host first pushed to it.
+ *
+ * @module
+ */
+import { randomBytes } from "node:crypto";
+import { parseRecipient } from "../crypto/age.ts";
+import { OperationError, RefusedError, UsageError } from "../errors.ts";
+import { ensureDir, writeFileAtomic } from "../fs/durable.ts";
+import { remotePinPath, remoteStateDir } from "../snapshot/layout.ts";
+import { type Backend, ObjectExistsError, ObjectNotFoundError } from "./backend.ts";
+import { Boundary, getPublic } from "./boundary.ts";
+import { CONFIG_NAME } from "./layout.ts";
+
+/** The format name in every repository's config. */
+export const REPOSITORY_FORMAT = "atocore-backup-repository";
+/** The repository format version this tool writes and reads. */
+export const REPOSITORY_VERSION = 1;
+
+/** The public `config` object. */
+export interface RepositoryConfig {
+  format: typeof REPOSITORY_FORMAT;
+  version: number;
+  id: string;
+  recipients: string[];
+  created_at: string;
+}
+
+/** An opened repository: where it is, its config, and the boundary that writes to it. */
+export interface Repository {
+  backend: Backend;
+  config: RepositoryConfig;
+  io: Boundary;
+}
+
+/**
+ * Make a new repository at `backend` for `recipients` (canonical `age1…`, deduplicated and sorted).
+ *
+ * @throws {RefusedError} when the location already holds objects (a repository or anything else).
+ * @throws {UsageError} when no recipient is given or one is not an X25519 recipient.
+ */
+export async function initRepository(
+  backend: Backend,
+  recipients: readonly string[],
+  now: Date = new Date(),
+): Promise<RepositoryConfig> {
+  const canonical = canonicalRecipients(recipients, "--recipient");
+  const existing = await backend.list("");
+  if (existing.some((object) => object.name === CONFIG_NAME)) {
+    throw new RefusedError(`${backend.location} is already a repository; use it as it is (nothing was changed)`);
+  }
+  if (existing.length > 0) {
+    throw new RefusedError(
+      `${backend.location} is not empty and not a repository (${existing[0].name} …); give an empty or new folder`,
+    );
+  }
+  const config: RepositoryConfig = {
+    format: REPOSITORY_FORMAT,
+    version: REPOSITORY_VERSION,
+    id: randomBytes(16).toString("hex"),
+    recipients: canonical,
+    created_at: now.toISOString(),
+  };
+  try {
+    await new Boundary(backend, canonical).putPublic(CONFIG_NAME, config);
+  } catch (error) {
+    if (error instanceof ObjectExistsError) throw new RefusedError(`${backend.location} was initialised meanwhile`);
+    throw error;
+  }
+  return config;
+}
+
+/**
+ * Open the repository at `backend`: read and check its config.
+ *
+ * @throws {UsageError} when there is no repository there; {@linkcode OperationError} when its config is not one.
+ */
+export async function openRepository(backend: Backend): Promise<Repository> {
+  let value: unknown;
+  try {
+    value = await getPublic(backend, CONFIG_NAME);
+  } catch (error) {
+    if (error instanceof ObjectNotFoundError) {
+      throw new UsageError(`no repository at ${backend.location} (no config object); make one with 'remote init'`);
+    }
+    throw error;
+  }
+  const config = parseRepositoryConfig(value, backend.location);
+  return { backend, config, io: new Boundary(backend, config.recipients) };
+}
+
+/**
+ * Check a config object read from a repository, field by field.
+ *
+ * @throws {OperationError} naming the location and the first field that is wrong.
+ */
+export function parseRepositoryConfig(value: unknown, location: string): RepositoryConfig {
+  const bad = (what: string) =>
+    new OperationError(`the config of ${location} ${what}; it is not a repository of this tool`);
+  if (value === null || typeof value !== "object" || Array.isArray(value)) throw bad("is not a JSON object");
+  const config = value as Record<string, unknown>;
+  if (config.format !== REPOSITORY_FORMAT) throw bad(`has format ${JSON.stringify(config.format)}`);
+  if (config.version !== REPOSITORY_VERSION) {
+    throw new OperationError(
+      `${location} is repository format version ${JSON.stringify(config.version)}; this tool reads version ` +
+        `${REPOSITORY_VERSION}: use a newer atocore-backup`,
+    );
+  }
+  if (typeof config.id !== "string" || !/^[0-9a-f]{32}$/.test(config.id)) throw bad("has no valid id");
+  if (typeof config.created_at !== "string") throw bad("has no created_at");
+  if (!Array.isArray(config.recipients) || config.recipients.length === 0) throw bad("lists no recipient");
+  let recipients: string[];
+  try {
+    recipients = canonicalRecipients(config.recipients as string[], "config");
+  } catch {
+    throw bad("lists a recipient that is not age1…");
+  }
+  if (recipients.join() !== (config.recipients as string[]).join()) {
+    throw bad("lists recipients not in canonical order");
+  }
+  return {
+    format: REPOSITORY_FORMAT,
+    version: REPOSITORY_VERSION,
+    id: config.id,
+    recipients,
+    created_at: config.created_at,
+  };
+}
+
+/**
+ * Recipients as the config stores them: canonical, deduplicated, sorted.
+ *
+ * @throws {UsageError} naming `source` when none is given or one is not an X25519 recipient.
+ */
+export function canonicalRecipients(recipients: readonly unknown[], source: string): string[] {
+  if (recipients.length === 0) throw new UsageError(`no recipient given (${source}); give age1… from age-keygen -y`);
+  const canonical = recipients.map((recipient) => {
+    try {
+      return parseRecipient(String(recipient));
+    } catch (error) {
+      throw new UsageError(`${source}: ${(error as Error).message}`);
+    }
+  });
+  return [...new Set(canonical)].sort();
+}
+
+/** What is pinned on this host for one repository location. */
+export interface RepositoryPin {
+  location: string;
+  repository_id: string;
+  recipients: string[];
+  pinned_at: string;
+}
+
+/**
+ * Check `repository` against the pin kept in `backupDir` for its location (and against `expected` recipients when the
+ * operator gave some), pinning it when this is the first push. Returns whether it was pinned now.
+ *
+ * @throws {RefusedError} when the id or the recipients differ: a swapped config is an attack until proven otherwise.
+ */
+export function checkPin(backupDir: string, repository: Repository, expected?: readonly string[]): { pinned: boolean } {
+  const { config, backend } = repository;
+  if (expected && expected.length > 0) {
+    const given = canonicalRecipients(expected, "--recipient");
+    if (given.join() !== config.recipients.join()) {
+      throw new RefusedError(
+        `the recipients of ${backend.location} (${config.recipients.join(", ")}) are not the ones given ` +
+          `(${given.join(", ")}); a swapped recipient is an attack: check the repository's config`,
+      );
+    }
+  }
+  const path = remotePinPath(backupDir, backend.location);
+  const pin = readPin(path);
+  if (pin === null) {
+    ensureDir(remoteStateDir(backupDir, backend.location));
+    const value: RepositoryPin = {
+      location: backend.location,
+      repository_id: config.id,
+      recipients: config.recipients,
+      pinned_at: new Date().toISOString(),
+    };
+    writeFileAtomic(path, JSON.stringify(value, null, 2) + "\n");
+    return { pinned: true };
+  }
+  const what = pin.repository_id !== config.id
+    ? "id"
+    : pin.recipients.join() !== config.recipients.join()
+    ? "recipients"
+    : null;
+  if (what) {
+    throw new RefusedError(
+      `the ${what} of the repository at ${backend.location} changed since this host pinned it (${path}); ` +
+        `a swapped repository or recipient is an attack: if you re-created it on purpose, remove ${path}`,
+    );
+  }
+  return { pinned: false };
+}
+
+function readPin(path: string): RepositoryPin | null {
+  let text: string;
+  try {
+    text = Deno.readTextFileSync(path);
+  } catch (error) {
+    if (error instanceof Deno.errors.NotFound) return null;
+    throw error;
+  }
+  try {
+    const pin = JSON.parse(text);
+    if (typeof pin.repository_id === "string" && Array.isArray(pin.recipients)) return pin as RepositoryPin;
+  } catch {
+    // falls through to the refusal
+  }
+  throw new RefusedError(`the repository pin ${path} is unreadable; check it, or remove it to pin the repository anew`);
+}

@@ -1,0 +1,111 @@
+/**
+ * Sealing and opening one object's bytes: zstd (when it pays) then age; and back, checking a pack's bytes against its
+ * name first. Pure functions, run on the main thread or in the crypto worker; only the boundary writes what they make.
+ *
+ * @module
+ */
+import { createHash } from "node:crypto";
+import { constants, zstdCompressSync, zstdDecompressSync } from "node:zlib";
+import { ageDecrypt, ageEncrypt, AgeError, type AgeIdentity } from "../crypto/age.ts";
+import { OperationError } from "../errors.ts";
+import { parseName } from "./layout.ts";
+
+/** How a pack's or document's plaintext is stored inside its age envelope. */
+export type Compression = "zstd" | "none";
+
+/** Sealed bytes, their SHA-256 (a pack's id), and the compression actually used. */
+export interface SealedBytes {
+  bytes: Uint8Array;
+  sha256: string;
+  compression: Compression;
+}
+
+/** Options of {@linkcode openBytes}. */
+export interface OpenOptions {
+  /** How the plaintext is stored (recorded in the snapshot document). */
+  compression: Compression;
+  /** Refuse a plaintext larger than this (default 1 GiB): a zstd bomb stops here. */
+  maxBytes?: number;
+}
+
+/** zstd level for packs and documents: most of level 9's ratio at several times its speed. */
+const ZSTD_LEVEL = 3;
+/** A zstd result must save at least this fraction, or the plaintext is stored as it is. */
+const MIN_SAVING = 0.05;
+const MAX_PLAINTEXT = 1 << 30;
+
+/** SHA-256 of `bytes` as lowercase hex. */
+export function sha256Hex(bytes: Uint8Array): string {
+  return createHash("sha256").update(bytes).digest("hex");
+}
+
+/** zstd-compress `plaintext` at the format's level. */
+export function compress(plaintext: Uint8Array): Uint8Array {
+  return zstdCompressSync(plaintext, { params: { [constants.ZSTD_c_compressionLevel]: ZSTD_LEVEL } });
+}
+
+/**
+ * Seal `plaintext` to `recipients`: zstd first when `compression` asks for it and it saves at least 5 % (else stored
+ * as it is, and the result says `none`; `always` keeps zstd anyway, for objects whose compression is fixed), then age.
+ */
+export function sealBytes(
+  plaintext: Uint8Array,
+  compression: Compression,
+  recipients: readonly string[],
+  always = false,
+): SealedBytes {
+  let body = plaintext;
+  let used: Compression = "none";
+  if (compression === "zstd") {
+    const packed = compress(plaintext);
+    if (always || packed.length <= plaintext.length * (1 - MIN_SAVING)) [body, used] = [packed, "zstd"];
+  }
+  const bytes = ageEncrypt(body, recipients);
+  return { bytes, sha256: sha256Hex(bytes), compression: used };
+}
+
+/**
+ * Open a sealed object read as `name`: a pack's bytes must hash to its name; then age, then zstd when recorded.
+ *
+ * @throws {OperationError} naming the object: swapped or truncated pack, another key, tampered, corrupt.
+ */
+export function openBytes(
+  name: string,
+  sealed: Uint8Array,
+  identities: readonly AgeIdentity[],
+  options: OpenOptions,
+): Uint8Array {
+  const parsed = parseName(name);
+  if (parsed?.kind === "pack" && sha256Hex(sealed) !== parsed.id) {
+    throw new OperationError(
+      `${name}: its bytes do not hash to its name (swapped, truncated or edited); run 'remote verify'`,
+    );
+  }
+  let body: Uint8Array;
+  try {
+    body = ageDecrypt(sealed, identities);
+  } catch (error) {
+    if (error instanceof AgeError) throw new OperationError(ageMessage(name, error));
+    throw error;
+  }
+  if (options.compression === "none") return body;
+  try {
+    const plain = zstdDecompressSync(body, { maxOutputLength: options.maxBytes ?? MAX_PLAINTEXT });
+    return new Uint8Array(plain.buffer, plain.byteOffset, plain.byteLength);
+  } catch (error) {
+    throw new OperationError(`${name}: its zstd content is corrupt (${(error as Error).message.split("\n")[0]})`);
+  }
+}
+
+function ageMessage(name: string, error: AgeError): string {
+  switch (error.kind) {
+    case "no_identity":
+      return `${name}: encrypted to another key; give an identity of one of the repository's recipients (--identity)`;
+    case "header_auth":
+    case "payload_auth":
+    case "truncated":
+      return `${name}: ${error.message}; the object was altered, run 'remote verify --read-data'`;
+    default:
+      return `${name}: ${error.message}; the object was altered or is not from this tool`;
+  }
+}

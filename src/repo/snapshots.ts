@@ -1,0 +1,121 @@
+/**
+ * Finding a repository's snapshots and reading one back: its refs (public) and its document (sealed), checked against
+ * each other, against the repository's id and against the name it was found under.
+ *
+ * @module
+ */
+import type { AgeIdentity } from "../crypto/age.ts";
+import { OperationError, UsageError } from "../errors.ts";
+import { type Backend, ObjectNotFoundError } from "./backend.ts";
+import { getPublic, openSealed, sha256Hex } from "./boundary.ts";
+import { parseDocument, type SnapshotDocument } from "./document.ts";
+import {
+  parseName,
+  parseSnapshotKey,
+  PREFIXES,
+  refsName,
+  type SnapshotKey,
+  snapshotKeyText,
+  snapshotName,
+} from "./layout.ts";
+import { parseRefs, type Refs } from "./public_objects.ts";
+import type { Repository } from "./repository.ts";
+
+/** Largest snapshot document accepted (decompressed). */
+const MAX_DOCUMENT_BYTES = 512 << 20;
+
+/** What a listing of `snapshots/` and `refs/` shows. */
+export interface SnapshotListing {
+  /** Listed snapshots (their object exists), sorted by stamp then push id, with the object's size. */
+  snapshots: { key: SnapshotKey; size: number }[];
+  /** Every refs object's key. */
+  refs: SnapshotKey[];
+  /** Names under these prefixes that are not the format's: never read, never deleted. */
+  unknown: string[];
+}
+
+/** List the snapshots and refs of a repository. */
+export async function listSnapshots(backend: Backend): Promise<SnapshotListing> {
+  const listing: SnapshotListing = { snapshots: [], refs: [], unknown: [] };
+  for (const prefix of [PREFIXES.snapshots, PREFIXES.refs]) {
+    for (const { name, size } of await backend.list(prefix)) {
+      const parsed = parseName(name);
+      if (parsed?.kind === "snapshot") listing.snapshots.push({ key: parsed.key, size });
+      else if (parsed?.kind === "refs") listing.refs.push(parsed.key);
+      else listing.unknown.push(name);
+    }
+  }
+  listing.snapshots.sort((a, b) => compareKeys(a.key, b.key));
+  return listing;
+}
+
+/** Order snapshot keys by stamp, then push id. */
+export function compareKeys(a: SnapshotKey, b: SnapshotKey): number {
+  const left = snapshotKeyText(a);
+  const right = snapshotKeyText(b);
+  return left < right ? -1 : left > right ? 1 : 0;
+}
+
+/**
+ * Parse a snapshot argument: `<stamp>_<push id>` or `snapshots/<stamp>_<push id>`.
+ *
+ * @throws {UsageError} naming the value.
+ */
+export function snapshotArgument(text: string): SnapshotKey {
+  const key = parseSnapshotKey(text.startsWith(PREFIXES.snapshots) ? text.slice(PREFIXES.snapshots.length) : text);
+  if (!key) {
+    throw new UsageError(
+      `not a remote snapshot name: ${
+        JSON.stringify(text.slice(0, 60))
+      }; give one like 20260409T010203Z_0123456789abcdef ('remote list')`,
+    );
+  }
+  return key;
+}
+
+/** The refs of snapshot `key`, or `null` when there are none. */
+export async function readRefs(backend: Backend, key: SnapshotKey): Promise<Refs | null> {
+  const name = refsName(key);
+  try {
+    return parseRefs(await getPublic(backend, name), name, key);
+  } catch (error) {
+    if (error instanceof ObjectNotFoundError) return null;
+    throw error;
+  }
+}
+
+/** A snapshot read back: its document, its refs (when present), and the sealed object's SHA-256 and size. */
+export interface ReadSnapshot {
+  document: SnapshotDocument;
+  refs: Refs | null;
+  sha256: string;
+  size: number;
+}
+
+/**
+ * Read, check and decrypt snapshot `key`: the object's SHA-256 must be the one its refs record, the document must be of
+ * this repository and of this name, and its packs those its refs list.
+ *
+ * @throws {OperationError} naming the object at the first mismatch; {@linkcode ObjectNotFoundError} when it is absent.
+ */
+export async function readSnapshot(
+  repository: Repository,
+  identities: readonly AgeIdentity[],
+  key: SnapshotKey,
+): Promise<ReadSnapshot> {
+  const name = snapshotName(key);
+  const sealed = await repository.backend.read(name);
+  const sha256 = sha256Hex(sealed);
+  const refs = await readRefs(repository.backend, key);
+  if (refs && refs.snapshot_sha256 !== sha256) {
+    throw new OperationError(`${name}: its SHA-256 is not the one ${refsName(key)} records (replaced or altered)`);
+  }
+  const plain = openSealed(name, sealed, identities, { compression: "zstd", maxBytes: MAX_DOCUMENT_BYTES });
+  const document = parseDocument(plain, name, repository.config.id, key);
+  if (refs) {
+    const listed = new Map(refs.packs.map((pack) => [pack.id, pack.size]));
+    const missing = document.packs.find((pack) => listed.get(pack.id) !== pack.size);
+    if (missing) throw new OperationError(`${name}: uses pack ${missing.id} that ${refsName(key)} does not list`);
+  }
+  return { document, refs, sha256, size: sealed.length };
+}

@@ -1,0 +1,191 @@
+/**
+ * Checking a repository. Without an identity: every listed snapshot has refs, its object hashes to what they record,
+ * and every pack they list exists with its size. With one: every document decrypts and checks; with `readData`, every
+ * pack (or a random subset) is read once, decrypted, and every extent any snapshot takes from it checked by hash.
+ *
+ * @module
+ */
+import { createHash } from "node:crypto";
+import type { AgeIdentity } from "../crypto/age.ts";
+import { UsageError } from "../errors.ts";
+import type { Backend } from "./backend.ts";
+import { type Compression, openSealed, sha256Hex } from "./boundary.ts";
+import { isDocumentFile, PACK_MAX_BYTES, type SnapshotDocument } from "./document.ts";
+import { packName, parseName, PREFIXES, refsName, type SnapshotKey, snapshotKeyText, snapshotName } from "./layout.ts";
+import { openRepository, type Repository } from "./repository.ts";
+import { listSnapshots, readRefs, readSnapshot } from "./snapshots.ts";
+
+/** Options of {@linkcode verifyRepository}. */
+export interface VerifyOptions {
+  /** Identities to decrypt documents (and packs, with `readData`). */
+  identities?: readonly AgeIdentity[];
+  /** Read, decrypt and check the content of packs. */
+  readData?: boolean;
+  /** With `readData`: the percentage of packs to read, chosen at random (default 100). */
+  subset?: number;
+  /** The random source for `subset` (tests). */
+  random?: () => number;
+}
+
+/** What verify found. */
+export interface VerifyResult {
+  ok: boolean;
+  snapshots: number;
+  packs_referenced: number;
+  packs_read: number;
+  extents_checked: number;
+  bytes_read: number;
+  /** One line per problem, naming the object. */
+  errors: string[];
+  /** Things that are not errors: refs of pushes in progress or interrupted, names that are not the format's. */
+  notes: string[];
+}
+
+/** What `readData` checks in one pack: its compression and each distinct range taken from it with its hashes. */
+interface PackChecks {
+  compression: Compression;
+  ranges: Map<string, Set<string>>;
+}
+
+/**
+ * Verify the repository at `backend`.
+ *
+ * @throws {UsageError} when `readData` is asked without identities.
+ */
+export async function verifyRepository(backend: Backend, options: VerifyOptions = {}): Promise<VerifyResult> {
+  const identities = options.identities ?? [];
+  if (options.readData && identities.length === 0) {
+    throw new UsageError("verify --read-data needs the identity (--identity FILE) to decrypt packs");
+  }
+  const repository = await openRepository(backend);
+  const result: VerifyResult = {
+    ok: false,
+    snapshots: 0,
+    packs_referenced: 0,
+    packs_read: 0,
+    extents_checked: 0,
+    bytes_read: 0,
+    errors: [],
+    notes: [],
+  };
+  const listing = await listSnapshots(backend);
+  const packs = await listedPacks(backend, result);
+  const listed = new Set(listing.snapshots.map(({ key }) => snapshotKeyText(key)));
+  for (const key of listing.refs) {
+    if (!listed.has(snapshotKeyText(key))) {
+      result.notes.push(`${refsName(key)}: no snapshot object (a push in progress or interrupted)`);
+    }
+  }
+  for (const name of listing.unknown) result.notes.push(`${name}: not an object of this format; ignored`);
+  const checks = new Map<string, PackChecks>();
+  const referenced = new Set<string>();
+  for (const { key } of listing.snapshots) {
+    result.snapshots += 1;
+    await checkSnapshot(repository, key, identities, { packs, checks, referenced, result });
+  }
+  result.packs_referenced = referenced.size;
+  if (options.readData) await readPacks(backend, identities, checks, options, result);
+  result.ok = result.errors.length === 0;
+  return result;
+}
+
+async function listedPacks(backend: Backend, result: VerifyResult): Promise<Map<string, number>> {
+  const packs = new Map<string, number>();
+  for (const { name, size } of await backend.list(PREFIXES.packs)) {
+    const parsed = parseName(name);
+    if (parsed?.kind === "pack") packs.set(parsed.id, size);
+    else result.notes.push(`${name}: not an object of this format; ignored`);
+  }
+  return packs;
+}
+
+interface SnapshotContext {
+  packs: Map<string, number>;
+  checks: Map<string, PackChecks>;
+  referenced: Set<string>;
+  result: VerifyResult;
+}
+
+async function checkSnapshot(
+  repository: Repository,
+  key: SnapshotKey,
+  identities: readonly AgeIdentity[],
+  context: SnapshotContext,
+): Promise<void> {
+  const { result } = context;
+  try {
+    const refs = await readRefs(repository.backend, key);
+    if (!refs) {
+      result.errors.push(`${refsName(key)}: missing, so the packs ${snapshotKeyText(key)} needs are unknown`);
+    } else {
+      const sha256 = sha256Hex(await repository.backend.read(snapshotName(key)));
+      if (sha256 !== refs.snapshot_sha256) result.errors.push(`${snapshotName(key)}: SHA-256 differs from its refs`);
+      for (const { id, size } of refs.packs) {
+        context.referenced.add(id);
+        const found = context.packs.get(id);
+        if (found === undefined) result.errors.push(`${packName(id)}: missing (needed by ${snapshotKeyText(key)})`);
+        else if (found !== size) {
+          result.errors.push(`${packName(id)}: ${found} bytes, refs record ${size} (truncated?)`);
+        }
+      }
+    }
+    if (identities.length > 0) collectChecks((await readSnapshot(repository, identities, key)).document, context);
+  } catch (error) {
+    result.errors.push((error as Error).message);
+  }
+}
+
+function collectChecks(document: SnapshotDocument, context: SnapshotContext): void {
+  for (const file of document.files.filter(isDocumentFile)) {
+    for (const [, index, offset, length, hash] of file.extents) {
+      const pack = document.packs[index];
+      let checks = context.checks.get(pack.id);
+      if (!checks) context.checks.set(pack.id, checks = { compression: pack.compression, ranges: new Map() });
+      if (checks.compression !== pack.compression) {
+        context.result.errors.push(`${packName(pack.id)}: recorded with two compressions by different snapshots`);
+      }
+      const range = `${offset}:${length}`;
+      let hashes = checks.ranges.get(range);
+      if (!hashes) checks.ranges.set(range, hashes = new Set());
+      hashes.add(hash);
+    }
+  }
+}
+
+async function readPacks(
+  backend: Backend,
+  identities: readonly AgeIdentity[],
+  checks: Map<string, PackChecks>,
+  options: VerifyOptions,
+  result: VerifyResult,
+): Promise<void> {
+  let ids = [...checks.keys()].sort();
+  const percent = options.subset ?? 100;
+  if (percent < 100) {
+    const random = options.random ?? Math.random;
+    const keep = Math.ceil(ids.length * Math.max(0, percent) / 100);
+    ids = ids.map((id) => ({ id, order: random() })).sort((a, b) => a.order - b.order).slice(0, keep).map((x) => x.id);
+  }
+  for (const id of ids) {
+    const name = packName(id);
+    const pack = checks.get(id)!;
+    try {
+      const sealed = await backend.read(name);
+      result.bytes_read += sealed.length;
+      result.packs_read += 1;
+      const plain = openSealed(name, sealed, identities, { compression: pack.compression, maxBytes: PACK_MAX_BYTES });
+      for (const [range, hashes] of pack.ranges) {
+        const [offset, length] = range.split(":").map(Number);
+        const actual = offset + length <= plain.length
+          ? createHash("sha256").update(plain.subarray(offset, offset + length)).digest("hex")
+          : "";
+        result.extents_checked += hashes.size;
+        if (hashes.size !== 1 || !hashes.has(actual)) {
+          result.errors.push(`${name}: bytes ${range} do not match their hash`);
+        }
+      }
+    } catch (error) {
+      result.errors.push((error as Error).message);
+    }
+  }
+}

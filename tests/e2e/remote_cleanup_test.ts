@@ -1,0 +1,119 @@
+/**
+ * Remote cleanup: retention over the repository's snapshots (the newest always kept), dry run changing nothing, packs
+ * deleted only a grace period after they were condemned and only if nothing (refs, unexpired lease) needs them then;
+ * a push never reuses a condemned pack; leftovers of a killed push go once its lease expired.
+ *
+ * @module
+ */
+import assert from "node:assert/strict";
+import { join } from "node:path";
+import { Boundary } from "../../src/repo/boundary.ts";
+import { fetchSnapshot } from "../../src/repo/fetch.ts";
+import { condemnedName, leaseName } from "../../src/repo/layout.ts";
+import { cleanupRemote } from "../../src/repo/prune.ts";
+import { pushSnapshot } from "../../src/repo/push.ts";
+import { verifyRepository } from "../../src/repo/verify.ts";
+import { assertSameTree, dyingAt, objectNames, repoFixture, snapshotOf, updateRows } from "../_repo.ts";
+
+const HOUR = 3600_000;
+const KEEP_NEWEST = { daily: 1, weekly: 0, monthly: 0 };
+
+Deno.test("remote cleanup: retention, dry run, condemn then delete after the grace, leases protect", async () => {
+  using f = await repoFixture({ dbMiB: 10, chromaMiB: 1 });
+  const first = await pushSnapshot(f.config, f.backend, (await snapshotOf(f)).root);
+  updateRows(f.store.db, 0.5);
+  Deno.removeSync(join(f.store.backupDir, "remotes"), { recursive: true }); // no cache: nothing of the first reused
+  const newest = await snapshotOf(f);
+  const second = await pushSnapshot(f.config, f.backend, newest.root);
+  Deno.mkdirSync(join(f.repoDir, "packs", "zz"));
+  Deno.writeTextFileSync(join(f.repoDir, "packs", "zz", "not-a-pack"), "someone else's file");
+  const before = await objectNames(f.backend);
+
+  const dry = await cleanupRemote(f.backend, { policy: KEEP_NEWEST, confirm: false });
+  assert.deepEqual([dry.dry_run, dry.deleted, dry.kept], [true, [first.snapshot], [second.snapshot]]);
+  assert.ok(dry.packs_condemned >= 2);
+  assert.deepEqual(await objectNames(f.backend), before, "a dry run changes nothing");
+
+  const t0 = new Date();
+  const run1 = await cleanupRemote(f.backend, { policy: KEEP_NEWEST, confirm: true, now: t0 });
+  assert.deepEqual([run1.deleted, run1.packs_deleted, run1.packs_condemned], [
+    [first.snapshot],
+    0,
+    dry.packs_condemned,
+  ]);
+  const [marker] = await objectNames(f.backend, "condemned/");
+  const condemned: string[] = JSON.parse(Deno.readTextFileSync(join(f.repoDir, marker))).packs;
+  const run2 = await cleanupRemote(f.backend, {
+    policy: KEEP_NEWEST,
+    confirm: true,
+    now: new Date(t0.getTime() + HOUR),
+  });
+  assert.deepEqual([run2.packs_deleted, run2.packs_condemned], [0, 0], "within the grace nothing is deleted");
+
+  const leased = condemned[0];
+  const lease = { created_at: t0.toISOString(), expires_at: new Date(t0.getTime() + 30 * HOUR).toISOString() };
+  await new Boundary(f.backend, [f.recipient]).putPublic(leaseName("00000000000000aa"), { ...lease, packs: [leased] });
+  const run3 = await cleanupRemote(f.backend, {
+    policy: KEEP_NEWEST,
+    confirm: true,
+    now: new Date(t0.getTime() + 25 * HOUR),
+  });
+  assert.equal(run3.packs_deleted, condemned.length - 1);
+  assert.deepEqual(run3.markers_removed, [marker]);
+  const packs = await objectNames(f.backend, "packs/");
+  assert.ok(packs.includes(`packs/${leased.slice(0, 2)}/${leased}`), "a pack an unexpired lease names is kept");
+  assert.ok(packs.includes("packs/zz/not-a-pack"), "a name that is not the format's is never deleted");
+  for (const id of condemned.slice(1)) assert.ok(!packs.includes(`packs/${id.slice(0, 2)}/${id}`));
+
+  const run4 = await cleanupRemote(f.backend, {
+    policy: KEEP_NEWEST,
+    confirm: true,
+    now: new Date(t0.getTime() + 31 * HOUR),
+  });
+  assert.deepEqual([run4.leases_removed, run4.packs_condemned], [[leaseName("00000000000000aa")], 1]);
+  const into = join(f.work, "fetched");
+  await fetchSnapshot(f.backend, [f.identity], second.snapshot, into);
+  assertSameTree(newest.root, into);
+  assert.deepEqual((await verifyRepository(f.backend, { identities: [f.identity], readData: true })).errors, []);
+});
+
+Deno.test("remote cleanup: the newest snapshot is always kept; a policy keeping nothing is refused", async () => {
+  using f = await repoFixture({ dbMiB: 1, chromaMiB: 1 });
+  const pushed = await pushSnapshot(f.config, f.backend, (await snapshotOf(f)).root);
+  const monthly = await cleanupRemote(f.backend, { policy: { daily: 0, weekly: 0, monthly: 1 }, confirm: true });
+  assert.deepEqual([monthly.kept, monthly.deleted], [[pushed.snapshot], []]);
+  await assert.rejects(
+    cleanupRemote(f.backend, { policy: { daily: 0, weekly: 0, monthly: 0 }, confirm: true }),
+    /keeps nothing is refused/,
+  );
+});
+
+Deno.test("remote cleanup: a push never reuses a condemned pack; a killed push's refs and lease go after expiry", async () => {
+  using f = await repoFixture({ dbMiB: 2, chromaMiB: 1 });
+  const first = await pushSnapshot(f.config, f.backend, (await snapshotOf(f)).root);
+  const ids = (await objectNames(f.backend, "packs/")).map((name) => name.split("/")[2]);
+  const marker = { created_at: new Date().toISOString(), packs: ids };
+  await new Boundary(f.backend, [f.recipient]).putPublic(condemnedName("00000000000000bb"), marker);
+  const next = await snapshotOf(f);
+  const second = await pushSnapshot(f.config, f.backend, next.root);
+  assert.deepEqual([second.packs_reused, second.bytes_deduplicated], [0, 0]);
+  assert.ok(second.bytes_sent > first.bytes_sent * 0.9);
+
+  const third = await snapshotOf(f);
+  await assert.rejects(pushSnapshot(f.config, dyingAt(f.backend, (name) => name.startsWith("snapshots/")), third.root));
+  const soon = await cleanupRemote(f.backend, { policy: { daily: 7, weekly: 0, monthly: 0 }, confirm: true });
+  assert.deepEqual([soon.refs_removed, soon.leases_removed], [[], []], "a live lease protects its refs");
+  const later = new Date(Date.now() + 7 * HOUR);
+  const after = await cleanupRemote(f.backend, {
+    policy: { daily: 7, weekly: 0, monthly: 0 },
+    confirm: true,
+    now: later,
+  });
+  assert.equal(after.refs_removed.length, 1);
+  assert.equal(after.leases_removed.length, 1);
+  assert.deepEqual(await objectNames(f.backend, "leases/"), []);
+  const keys = async (prefix: string) => (await objectNames(f.backend, prefix)).map((name) => name.split("/")[1]);
+  assert.deepEqual(await keys("refs/"), await keys("snapshots/"), "only refs of listed snapshots remain");
+  assert.deepEqual(await keys("snapshots/"), [second.snapshot], "one a day: the newest");
+  assert.deepEqual((await verifyRepository(f.backend, { identities: [f.identity], readData: true })).errors, []);
+});

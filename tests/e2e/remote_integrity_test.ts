@@ -1,0 +1,166 @@
+/**
+ * Every way a repository can be wrong gives a one-line error naming the object: another key, a tampered, truncated or
+ * swapped pack, a replaced or swapped snapshot object, a snapshot copied from another repository; `remote verify`
+ * finds the same without (sizes) and with (content) the identity. And repositories refuse to be misused: init on a
+ * non-empty folder, a newer format, a changed id or recipient after the pin.
+ *
+ * @module
+ */
+import assert from "node:assert/strict";
+import { join } from "node:path";
+import { generateIdentity, parseIdentity } from "../../src/crypto/age.ts";
+import { fetchSnapshot } from "../../src/repo/fetch.ts";
+import { openFolderBackend } from "../../src/repo/folder.ts";
+import { initRepository, openRepository } from "../../src/repo/repository.ts";
+import { type PushResult, pushSnapshot } from "../../src/repo/push.ts";
+import { verifyRepository } from "../../src/repo/verify.ts";
+import { objectNames, type RepoFixture, repoFixture, snapshotOf } from "../_repo.ts";
+
+/** A fixture with one pushed snapshot. */
+async function pushedFixture(): Promise<{ f: RepoFixture; pushed: PushResult }> {
+  const f = await repoFixture({ dbMiB: 2, chromaMiB: 1 });
+  const { root } = await snapshotOf(f);
+  return { f, pushed: await pushSnapshot(f.config, f.backend, root) };
+}
+
+/** Fetch `snapshot` into a new folder and return the one-line error it fails with. */
+async function fetchError(f: RepoFixture, snapshot: string, identity = f.identity): Promise<string> {
+  const into = join(f.work, `fetch-${crypto.randomUUID()}`);
+  try {
+    await fetchSnapshot(f.backend, [identity], snapshot, into);
+  } catch (error) {
+    const message = (error as Error).message;
+    assert.ok(!message.includes("\n"), `not one line: ${message}`);
+    assert.throws(() => Deno.lstatSync(into), Deno.errors.NotFound, "the fetch folder is removed on failure");
+    return message;
+  }
+  throw new Error("the fetch did not fail");
+}
+
+Deno.test("remote integrity: another key, tampered, truncated or swapped packs are refused naming the pack", async () => {
+  const { f, pushed } = await pushedFixture();
+  using _ = f;
+  const snapshot = `snapshots/${pushed.snapshot}`;
+  const stranger = parseIdentity(generateIdentity().identity);
+  assert.match(await fetchError(f, pushed.snapshot, stranger), new RegExp(`^${snapshot}: encrypted to another key`));
+
+  const [first, second] = await objectNames(f.backend, "packs/");
+  const path = join(f.repoDir, first);
+  const original = Deno.readFileSync(path);
+  const flipped = original.slice();
+  flipped[flipped.length - 100] ^= 1;
+  assert.ok(second, "two packs at least (one zstd, one raw)");
+  const swapped = Deno.readFileSync(join(f.repoDir, second));
+  for (const bytes of [flipped, original.subarray(0, original.length - 1000), swapped]) {
+    Deno.writeFileSync(path, bytes);
+    assert.match(await fetchError(f, pushed.snapshot), new RegExp(`^${first}: its bytes do not hash to its name`));
+  }
+  Deno.writeFileSync(path, original);
+  Deno.removeSync(path);
+  assert.match(await fetchError(f, pushed.snapshot), new RegExp(`repository object missing: ${first}`));
+  const verified = await verifyRepository(f.backend);
+  assert.deepEqual(verified.errors, [`${first}: missing (needed by ${pushed.snapshot})`]);
+});
+
+Deno.test("remote integrity: a replaced, swapped, or foreign snapshot object is refused", async () => {
+  const { f, pushed } = await pushedFixture();
+  using _ = f;
+  const name = `snapshots/${pushed.snapshot}`;
+  const path = join(f.repoDir, name);
+  const original = Deno.readFileSync(path);
+  const tampered = original.slice();
+  tampered[tampered.length - 10] ^= 1;
+  Deno.writeFileSync(path, tampered);
+  assert.match(await fetchError(f, pushed.snapshot), new RegExp(`^${name}: its SHA-256 is not the one refs/`));
+  const refs = join(f.repoDir, "refs", pushed.snapshot);
+  const refsText = Deno.readTextFileSync(refs);
+  Deno.removeSync(refs);
+  assert.match(await fetchError(f, pushed.snapshot), new RegExp(`^${name}: age payload authentication failed`));
+  Deno.writeFileSync(path, original);
+  Deno.writeTextFileSync(refs, refsText);
+
+  // The same snapshot object under another snapshot's name (its refs rewritten to match): the name inside differs.
+  const otherKey = pushed.snapshot.replace(/_.*/, "_00000000000000ff");
+  Deno.writeFileSync(join(f.repoDir, "snapshots", otherKey), original);
+  Deno.writeTextFileSync(join(f.repoDir, "refs", otherKey), refsText.replace(pushed.snapshot, otherKey));
+  assert.match(await fetchError(f, otherKey), /\(swapped\)/);
+
+  // A snapshot pushed to another repository with the same recipient, copied in with its refs and packs.
+  using g = await repoFixture({ dbMiB: 1, chromaMiB: 1 });
+  Deno.removeSync(g.repoDir, { recursive: true });
+  await initRepository(openFolderBackend(g.repoDir), [f.recipient]);
+  const foreign = await pushSnapshot(g.config, openFolderBackend(g.repoDir), (await snapshotOf(g)).root);
+  for (const object of await objectNames(openFolderBackend(g.repoDir))) {
+    if (object.startsWith("leases/")) continue;
+    Deno.mkdirSync(join(f.repoDir, object, ".."), { recursive: true });
+    Deno.copyFileSync(join(g.repoDir, object), join(f.repoDir, object));
+  }
+  assert.match(await fetchError(f, foreign.snapshot), /belongs to another repository/);
+  const verified = await verifyRepository(f.backend, { identities: [f.identity], readData: true });
+  assert.equal(verified.errors.length, 2, verified.errors.join("\n"));
+  assert.match(verified.errors.join("\n"), /swapped[\s\S]*another repository|another repository[\s\S]*swapped/);
+});
+
+Deno.test("remote verify: sizes without the identity, content with it; a subset reads some packs", async () => {
+  const { f, pushed } = await pushedFixture();
+  using _ = f;
+  const plain = await verifyRepository(f.backend);
+  assert.deepEqual([plain.ok, plain.snapshots, plain.packs_read], [true, 1, 0]);
+  const full = await verifyRepository(f.backend, { identities: [f.identity], readData: true });
+  assert.equal(full.ok, true);
+  assert.equal(full.packs_read, plain.packs_referenced);
+  assert.ok(full.extents_checked > 0);
+  const none = await verifyRepository(f.backend, { identities: [f.identity], readData: true, subset: 0 });
+  assert.equal(none.packs_read, 0);
+  await assert.rejects(verifyRepository(f.backend, { readData: true }), /needs the identity/);
+
+  const [pack] = await objectNames(f.backend, "packs/");
+  const bytes = Deno.readFileSync(join(f.repoDir, pack));
+  Deno.writeFileSync(join(f.repoDir, pack), bytes.subarray(0, bytes.length - 1));
+  const truncated = await verifyRepository(f.backend);
+  assert.deepEqual(truncated.errors, [`${pack}: ${bytes.length - 1} bytes, refs record ${bytes.length} (truncated?)`]);
+  const flipped = bytes.slice();
+  flipped[200] ^= 1;
+  Deno.writeFileSync(join(f.repoDir, pack), flipped);
+  assert.equal((await verifyRepository(f.backend)).ok, true, "same size: only reading the data can tell");
+  const read = await verifyRepository(f.backend, { identities: [f.identity], readData: true });
+  assert.deepEqual(read.errors.map((error) => error.split(":")[0]), [pack]);
+  void pushed;
+});
+
+Deno.test("remote repository: init refuses a non-empty folder or a second init; open refuses a newer format", async () => {
+  using f = await repoFixture({ dbMiB: 1, chromaMiB: 1 });
+  await assert.rejects(initRepository(f.backend, [f.recipient]), /already a repository; use it as it is/);
+  const other = join(f.work, "not-a-repo");
+  Deno.mkdirSync(other);
+  Deno.writeTextFileSync(join(other, "notes.txt"), "mine");
+  await assert.rejects(initRepository(openFolderBackend(other), [f.recipient]), /is not empty and not a repository/);
+  assert.deepEqual([...Deno.readDirSync(other)].map((entry) => entry.name), ["notes.txt"]);
+  await assert.rejects(initRepository(openFolderBackend(join(f.work, "x")), []), /no recipient given/);
+  await assert.rejects(initRepository(openFolderBackend(join(f.work, "x")), ["age1nope"]), /not an age X25519/);
+  await assert.rejects(openRepository(openFolderBackend(join(f.work, "empty"))), /no repository at .* 'remote init'/);
+  const config = JSON.parse(Deno.readTextFileSync(join(f.repoDir, "config")));
+  Deno.writeTextFileSync(join(f.repoDir, "config"), JSON.stringify({ ...config, version: 2 }));
+  await assert.rejects(openRepository(f.backend), /format version 2; this tool reads version 1/);
+});
+
+Deno.test("remote pin: a repository re-created or re-keyed after the first push is refused as an attack", async () => {
+  using f = await repoFixture({ dbMiB: 1, chromaMiB: 1 });
+  const { root } = await snapshotOf(f);
+  const intruder = generateIdentity();
+  await assert.rejects(
+    pushSnapshot(f.config, f.backend, root, { recipients: [intruder.recipient] }),
+    /are not the ones given .* a swapped recipient is an attack/,
+  );
+  const first = await pushSnapshot(f.config, f.backend, root, { recipients: [f.recipient] });
+  assert.equal(first.pinned, true);
+  const configPath = join(f.repoDir, "config");
+  const config = JSON.parse(Deno.readTextFileSync(configPath));
+  Deno.writeTextFileSync(configPath, JSON.stringify({ ...config, recipients: [intruder.recipient] }));
+  const second = await snapshotOf(f);
+  await assert.rejects(pushSnapshot(f.config, f.backend, second.root), /the recipients of the repository .* changed/);
+  Deno.removeSync(f.repoDir, { recursive: true });
+  await initRepository(f.backend, [f.recipient]);
+  await assert.rejects(pushSnapshot(f.config, f.backend, second.root), /the id of the repository .* changed since/);
+  assert.deepEqual(await objectNames(f.backend), [], "nothing was written to a refused repository");
+});

@@ -1,0 +1,160 @@
+/**
+ * Pushing real snapshots (made by the CLI) to a folder repository and fetching them back: byte for byte, with links;
+ * what leaves the host is sealed; a second push after 1 % of rows changed sends a few percent; a push killed mid-way
+ * lists nothing and the next one reuses what was sent; a module-made snapshot goes through too.
+ *
+ * @module
+ */
+import assert from "node:assert/strict";
+import { join } from "node:path";
+import { fetchSnapshot } from "../../src/repo/fetch.ts";
+import { pushSnapshot } from "../../src/repo/push.ts";
+import { listRemote } from "../../src/repo/remote_list.ts";
+import { listSnapshots } from "../../src/repo/snapshots.ts";
+import { verifyRepository } from "../../src/repo/verify.ts";
+import { pushJournalDir } from "../../src/snapshot/layout.ts";
+import { moduleSnapshot, runCli } from "../_helpers.ts";
+import { assertSameTree, dyingAt, objectNames, repoFixture, snapshotOf, updateRows } from "../_repo.ts";
+
+const AGE_HEADER = "age-encryption.org/v1\n";
+
+Deno.test("remote: push then fetch rebuilds every file and link byte for byte; push needs only the recipient", async () => {
+  using f = await repoFixture({ dbMiB: 6, chromaMiB: 2 });
+  const segment = [...Deno.readDirSync(f.store.chromaDir)].find((entry) => entry.isDirectory)!.name;
+  Deno.symlinkSync("data_level0.bin", join(f.store.chromaDir, segment, "relative-link"));
+  Deno.symlinkSync("/nonexistent/target", join(f.store.chromaDir, "dangling-link"));
+  const { stamp, root } = await snapshotOf(f);
+  Deno.renameSync(f.keyFile, f.keyFile + ".elsewhere"); // no identity anywhere on this host while it pushes
+  const pushed = await pushSnapshot(f.config, f.backend, root);
+  assert.equal(pushed.already_pushed, false);
+  assert.equal(pushed.pinned, true);
+  assert.equal(pushed.bytes_read, pushed.bytes_total);
+  assert.ok(pushed.bytes_sent > 0 && pushed.packs_written >= 1);
+  assert.equal(pushed.objects_written, pushed.packs_written + 3); // packs, lease, refs, snapshot
+
+  const names = await objectNames(f.backend);
+  assert.deepEqual(names.filter((name) => name.startsWith("leases/")), [], "the lease is removed");
+  for (const name of names.filter((name) => /^(packs|snapshots)\//.test(name))) {
+    const bytes = Deno.readFileSync(join(f.repoDir, name));
+    assert.equal(new TextDecoder().decode(bytes.subarray(0, AGE_HEADER.length)), AGE_HEADER, name);
+  }
+  const everything = names.map((name) => new TextDecoder("latin1").decode(Deno.readFileSync(join(f.repoDir, name))));
+  for (const secret of ["lorem ipsum", "atlas", "project-registry", "backup-metadata"]) {
+    assert.ok(!everything.some((text) => text.includes(secret)), `${secret} readable in the repository`);
+  }
+
+  const backups = join(f.work, "fetched-backups");
+  Deno.mkdirSync(join(backups, "snapshots"), { recursive: true });
+  const into = join(backups, "snapshots", stamp);
+  const fetched = await fetchSnapshot(f.backend, [f.identity], pushed.snapshot, into);
+  assertSameTree(root, into);
+  assert.equal(fetched.links, 2);
+  assert.equal(fetched.bytes, pushed.bytes_total);
+  const validated = await runCli(["validate", stamp, "--backup-dir", backups], { env: f.env });
+  assert.equal(validated.code, 0, validated.stdout + validated.stderr);
+
+  const again = await pushSnapshot(f.config, f.backend, root);
+  assert.deepEqual([again.already_pushed, again.bytes_sent, again.snapshot], [true, 0, pushed.snapshot]);
+
+  const blind = await listRemote(f.backend);
+  assert.deepEqual(blind.snapshots.map((s) => [s.snapshot, s.refs, s.host]), [[pushed.snapshot, true, undefined]]);
+  const [seen] = (await listRemote(f.backend, [f.identity])).snapshots;
+  assert.deepEqual([seen.files, seen.bytes, seen.chroma, typeof seen.pushed_at], [
+    pushed.files,
+    pushed.bytes_total,
+    true,
+    "string",
+  ]);
+});
+
+Deno.test("remote: a push refuses a snapshot file changed since it was made, and a push that outlived its lease", async () => {
+  using f = await repoFixture({ dbMiB: 1, chromaMiB: 1 });
+  const { root } = await snapshotOf(f);
+  const registry = join(root, "config", "project-registry.json");
+  const original = Deno.readTextFileSync(registry);
+  Deno.writeTextFileSync(registry, original.replace("atlas", "ATLAS"));
+  await assert.rejects(
+    pushSnapshot(f.config, f.backend, root),
+    /config\/project-registry\.json changed since the snapshot/,
+  );
+  Deno.writeTextFileSync(registry, original);
+  await assert.rejects(
+    pushSnapshot(f.config, f.backend, root, { leaseMs: 1 }),
+    /took longer than its lease .* nothing was listed/,
+  );
+  assert.deepEqual((await listSnapshots(f.backend)).snapshots, []);
+  assert.deepEqual(await objectNames(f.backend, "leases/"), [], "a push that fails removes its lease");
+  const pushed = await pushSnapshot(f.config, f.backend, root);
+  assert.ok(pushed.bytes_deduplicated > 0, "the packs of the refused push are reused");
+});
+
+Deno.test("remote: after 1% of rows change, the second push sends a few percent of the store", async () => {
+  using f = await repoFixture({ dbMiB: 24, chromaMiB: 4 });
+  const first = await snapshotOf(f);
+  const pushed1 = await pushSnapshot(f.config, f.backend, first.root);
+  const same = await snapshotOf(f);
+  const pushed2 = await pushSnapshot(f.config, f.backend, same.root);
+  assert.ok(pushed2.bytes_sent < pushed2.bytes_total * 0.01, `unchanged store sent ${pushed2.bytes_sent}`);
+  updateRows(f.store.db, 0.01);
+  const changed = await snapshotOf(f);
+  const pushed3 = await pushSnapshot(f.config, f.backend, changed.root);
+  const ratio = pushed3.bytes_sent / pushed3.bytes_total;
+  console.log(
+    `1% of rows changed: sent ${pushed3.bytes_sent} of ${pushed3.bytes_total} (${(ratio * 100).toFixed(2)}%)`,
+  );
+  assert.ok(ratio < 0.06, `sent ${(ratio * 100).toFixed(1)}% after 1% of rows changed`);
+  assert.ok(pushed3.bytes_deduplicated > pushed3.bytes_total * 0.9);
+  assert.ok(pushed1.bytes_sent > pushed1.bytes_total * 0.8, "the first push sends the store");
+  for (const [snapshot, local] of [[pushed1.snapshot, first.root], [pushed3.snapshot, changed.root]]) {
+    const into = join(f.work, `fetched-${snapshot}`);
+    await fetchSnapshot(f.backend, [f.identity], snapshot, into);
+    assertSameTree(local, into);
+  }
+  const verified = await verifyRepository(f.backend, { identities: [f.identity], readData: true });
+  assert.deepEqual(verified.errors, []);
+  assert.equal(verified.snapshots, 3);
+});
+
+Deno.test("remote: a push killed mid-way lists nothing; the next push reuses the packs it sent", async () => {
+  using f = await repoFixture({ dbMiB: 20, chromaMiB: 2 });
+  const { root } = await snapshotOf(f);
+  const dying = dyingAt(f.backend, (_name, writes) => writes === 3); // the lease and two packs, then nothing
+  await assert.rejects(pushSnapshot(f.config, dying, root), /killed before writing packs\//);
+  assert.deepEqual((await listSnapshots(f.backend)).snapshots, []);
+  assert.equal((await listRemote(f.backend)).snapshots.length, 0);
+  assert.equal((await objectNames(f.backend, "packs/")).length, 2);
+  assert.ok([...Deno.readDirSync(pushJournalDir(f.config.backupDir.path, f.backend.location))].length === 1);
+
+  const resumed = await pushSnapshot(f.config, f.backend, root);
+  assert.ok(resumed.packs_reused >= 2, `reused ${resumed.packs_reused} packs`);
+  assert.ok(resumed.bytes_deduplicated >= 15 << 20, `deduplicated only ${resumed.bytes_deduplicated}`);
+  assert.deepEqual([...Deno.readDirSync(pushJournalDir(f.config.backupDir.path, f.backend.location))], []);
+  const verified = await verifyRepository(f.backend, { identities: [f.identity], readData: true });
+  assert.deepEqual(verified.errors, []);
+  const into = join(f.work, "fetched");
+  await fetchSnapshot(f.backend, [f.identity], resumed.snapshot, into);
+  assertSameTree(root, into);
+});
+
+Deno.test("remote: killed between refs and snapshot object: nothing listed, verify notes the refs", async () => {
+  using f = await repoFixture({ dbMiB: 2, chromaMiB: 1 });
+  const { root } = await snapshotOf(f);
+  const dying = dyingAt(f.backend, (name) => name.startsWith("snapshots/")); // lease, packs, refs; not the snapshot
+  await assert.rejects(pushSnapshot(f.config, dying, root), /killed before writing snapshots\//);
+  assert.deepEqual((await listSnapshots(f.backend)).snapshots, []);
+  assert.equal((await objectNames(f.backend, "refs/")).length, 1);
+  assert.equal((await objectNames(f.backend, "leases/")).length, 1, "a killed push leaves its lease");
+  const verified = await verifyRepository(f.backend);
+  assert.deepEqual(verified.errors, []);
+  assert.match(verified.notes.join("\n"), /no snapshot object \(a push in progress or interrupted\)/);
+});
+
+Deno.test("remote: a snapshot made by the reference module (no manifest) is pushed and fetched byte for byte", async () => {
+  using f = await repoFixture({ dbMiB: 1, chromaMiB: 1 });
+  const stamp = await moduleSnapshot(f.store, "remote push of a module snapshot");
+  const root = join(f.store.backupDir, "snapshots", stamp);
+  const pushed = await pushSnapshot(f.config, f.backend, root);
+  const into = join(f.work, "fetched");
+  await fetchSnapshot(f.backend, [f.identity], pushed.snapshot, into);
+  assertSameTree(root, into);
+});

@@ -1,0 +1,142 @@
+/**
+ * What every backend must do, as one function over a backend factory (SFTP and S3 run it later), run here against the
+ * folder backend; then what only the folder backend promises (temporary files hidden, symbolic links never followed).
+ *
+ * @module
+ */
+import assert from "node:assert/strict";
+import { join } from "node:path";
+import { type Backend, ObjectExistsError, ObjectNotFoundError } from "../../src/repo/backend.ts";
+import { openFolderBackend } from "../../src/repo/folder.ts";
+import { tempDir } from "../_helpers.ts";
+
+/** A fresh, empty backend for one test, disposed of at its end. */
+export type BackendFactory = () => Promise<{ backend: Backend } & AsyncDisposable>;
+
+const bytes = (text: string) => new TextEncoder().encode(text);
+
+/** Register the conformance tests of a backend kind under `label`. */
+export function backendConformance(label: string, make: BackendFactory): void {
+  const test = (name: string, body: (backend: Backend) => Promise<void>) =>
+    Deno.test(`backend conformance (${label}): ${name}`, async () => {
+      await using made = await make();
+      await body(made.backend);
+    });
+
+  test("write then read gives the same bytes, empty and large objects included", async (backend) => {
+    const large = new Uint8Array(3_000_001).map((_, index) => index * 7);
+    await backend.write("packs/ab/one", large, { exclusive: true });
+    await backend.write("config", new Uint8Array(0), { exclusive: true });
+    assert.deepEqual(await backend.read("packs/ab/one"), large);
+    assert.equal((await backend.read("config")).length, 0);
+    assert.deepEqual(await backend.stat("packs/ab/one"), { name: "packs/ab/one", size: 3_000_001 });
+  });
+
+  test("list: every object under a prefix, recursive, sorted, with sizes; a missing prefix is empty", async (b) => {
+    for (const name of ["refs/b", "packs/cd/2", "packs/ab/1", "refs/a", "config"]) {
+      await b.write(name, bytes(name), { exclusive: true });
+    }
+    assert.deepEqual(await b.list("packs/"), [{ name: "packs/ab/1", size: 10 }, { name: "packs/cd/2", size: 10 }]);
+    assert.deepEqual((await b.list("refs/")).map((info) => info.name), ["refs/a", "refs/b"]);
+    assert.deepEqual((await b.list("")).map((info) => info.name), [
+      "config",
+      "packs/ab/1",
+      "packs/cd/2",
+      "refs/a",
+      "refs/b",
+    ]);
+    assert.deepEqual(await b.list("leases/"), []);
+  });
+
+  test("an exclusive write over an existing object is refused and changes nothing", async (backend) => {
+    await backend.write("snapshots/s", bytes("first"), { exclusive: true });
+    await assert.rejects(backend.write("snapshots/s", bytes("second"), { exclusive: true }), ObjectExistsError);
+    assert.equal(new TextDecoder().decode(await backend.read("snapshots/s")), "first");
+    await backend.write("snapshots/s", bytes("third"), { exclusive: false });
+    assert.equal(new TextDecoder().decode(await backend.read("snapshots/s")), "third");
+  });
+
+  test("of concurrent exclusive writes of one name exactly one wins", async (backend) => {
+    const writes = Array.from(
+      { length: 8 },
+      (_, index) => backend.write("leases/x", bytes(`writer ${index}`), { exclusive: true }),
+    );
+    const outcomes = await Promise.allSettled(writes);
+    assert.equal(outcomes.filter((outcome) => outcome.status === "fulfilled").length, 1);
+    for (const outcome of outcomes) {
+      if (outcome.status === "rejected") assert.ok(outcome.reason instanceof ObjectExistsError);
+    }
+    assert.match(new TextDecoder().decode(await backend.read("leases/x")), /^writer \d$/);
+  });
+
+  test("missing objects: read fails naming the object, stat is null, remove is a no-op", async (backend) => {
+    await assert.rejects(backend.read("refs/none"), (error: Error) => {
+      assert.ok(error instanceof ObjectNotFoundError);
+      assert.match(error.message, /refs\/none/);
+      return true;
+    });
+    assert.equal(await backend.stat("refs/none"), null);
+    await backend.remove("refs/none");
+    await backend.write("refs/one", bytes("1"), { exclusive: true });
+    await backend.remove("refs/one");
+    assert.equal(await backend.stat("refs/one"), null);
+    assert.deepEqual(await backend.list("refs/"), []);
+  });
+
+  test("names that are not plain are refused before anything is touched", async (backend) => {
+    for (const name of ["../x", "/etc/passwd", "a//b", ".tmp/x", "a/./b", "a/../b", "", "a/", "a\0b", "a\\b", "~"]) {
+      await assert.rejects(backend.write(name, bytes("x"), { exclusive: false }), RangeError, name);
+      await assert.rejects(backend.read(name), RangeError, name);
+      await assert.rejects(backend.remove(name), RangeError, name);
+    }
+    await assert.rejects(backend.list("packs"), RangeError);
+    await assert.rejects(backend.list("../"), RangeError);
+    assert.deepEqual(await backend.list(""), []);
+  });
+}
+
+backendConformance("folder", () => {
+  const dir = tempDir("atocore-repo-");
+  return Promise.resolve({
+    backend: openFolderBackend(join(dir.path, "repo")),
+    [Symbol.asyncDispose]: () => Promise.resolve(dir[Symbol.dispose]()),
+  });
+});
+
+Deno.test("folder backend: file:// URLs and plain paths; another scheme is refused", () => {
+  assert.equal(openFolderBackend("file:///mnt/off%20site/a").location, "file:///mnt/off site/a");
+  assert.equal(openFolderBackend("rel/repo", "/srv").location, "file:///srv/rel/repo");
+  assert.throws(() => openFolderBackend("s3://bucket/x"), /not supported/);
+  assert.throws(() => openFolderBackend("file://host/x"), /not a local file URL/);
+  assert.throws(() => openFolderBackend(""), /empty/);
+});
+
+Deno.test("folder backend: temporary files are never listed; a write leaves none behind", async () => {
+  using dir = tempDir();
+  const backend = openFolderBackend(dir.path);
+  await backend.write("packs/ab/x", bytes("x"), { exclusive: true });
+  await assert.rejects(backend.write("packs/ab/x", bytes("y"), { exclusive: true }), ObjectExistsError);
+  assert.deepEqual([...Deno.readDirSync(join(dir.path, ".tmp"))], []);
+  Deno.writeTextFileSync(join(dir.path, ".tmp", "left-by-a-crash"), "partial");
+  assert.deepEqual((await backend.list("")).map((info) => info.name), ["packs/ab/x"]);
+});
+
+Deno.test("folder backend: symbolic links in the repository are never followed", async () => {
+  using dir = tempDir();
+  const outside = join(dir.path, "outside");
+  Deno.mkdirSync(outside);
+  Deno.writeTextFileSync(join(outside, "victim"), "keep me");
+  const root = join(dir.path, "repo");
+  const backend = openFolderBackend(root);
+  await backend.write("config", bytes("{}"), { exclusive: true });
+  Deno.symlinkSync(outside, join(root, "packs"));
+  Deno.symlinkSync(join(outside, "victim"), join(root, "refs-link"));
+  assert.deepEqual((await backend.list("")).map((info) => info.name), ["config"]);
+  await assert.rejects(backend.remove("packs/victim"), /not a folder/);
+  await assert.rejects(backend.read("packs/victim"), /not a folder/);
+  await assert.rejects(backend.write("packs/new", bytes("x"), { exclusive: true }), /not a folder/);
+  await assert.rejects(backend.read("refs-link"), /not a regular file/);
+  await backend.remove("refs-link");
+  assert.equal(Deno.readTextFileSync(join(outside, "victim")), "keep me");
+  assert.deepEqual([...Deno.readDirSync(outside)].map((entry) => entry.name), ["victim"]);
+});

@@ -1,0 +1,136 @@
+/**
+ * The pure parts of the repository format: object names and their parsing, the snapshot document's checks, block
+ * sizes and compressibility, and the push cache's checksum (a damaged cache is ignored, never trusted).
+ *
+ * @module
+ */
+import assert from "node:assert/strict";
+import { join } from "node:path";
+import { blockSizeOf, DEFAULT_BLOCK, isCompressible } from "../../src/repo/blocks.ts";
+import { isCleanPath, parseDocument, type SnapshotDocument } from "../../src/repo/document.ts";
+import { packName, parseName, parseSnapshotKey, refsName, snapshotName } from "../../src/repo/layout.ts";
+import { decodePushCache, emptyBlockMap, encodePushCache } from "../../src/repo/push_cache.ts";
+import { tempDir } from "../_helpers.ts";
+
+const ID = "a".repeat(64);
+const KEY = { stamp: "20260409T010203Z", pushId: "0123456789abcdef" };
+const REPO = "f".repeat(32);
+
+Deno.test("layout: names round-trip through the parser; anything else is refused", () => {
+  assert.equal(packName(ID), `packs/aa/${ID}`);
+  assert.deepEqual(parseName(packName(ID)), { kind: "pack", id: ID });
+  assert.deepEqual(parseName(snapshotName(KEY)), { kind: "snapshot", key: KEY });
+  assert.deepEqual(parseName(refsName(KEY)), { kind: "refs", key: KEY });
+  assert.deepEqual(parseName("config"), { kind: "config" });
+  for (
+    const name of [
+      `packs/ab/${ID}`,
+      `packs/aa/${ID}/x`,
+      `packs/${ID}`,
+      "snapshots/20260409T010203Z",
+      "snapshots/20261340T010203Z_0123456789abcdef",
+      "snapshots/20260409T010203Z_0123456789ABCDEF",
+      "refs/../config",
+      "leases/x",
+      "condemned/0123456789abcdef0",
+      "config.bak",
+      "tmp/x",
+    ]
+  ) assert.equal(parseName(name), null, name);
+  assert.equal(parseSnapshotKey("20260409T010203Z_0123456789abcdef_x"), null);
+  assert.throws(() => packName("../../etc"), RangeError);
+  assert.throws(() => snapshotName({ stamp: "../x", pushId: "0123456789abcdef" }), RangeError);
+});
+
+function document(files: unknown[], packs = [{ id: ID, size: 100, compression: "zstd" }]): Uint8Array {
+  const doc = {
+    format: 1,
+    repository_id: REPO,
+    stamp: KEY.stamp,
+    push_id: KEY.pushId,
+    pushed_at: "2026-04-09T01:02:03.000Z",
+    host: "h",
+    metadata: {},
+    packs,
+    files: [{ path: "backup-metadata.json", size: 0, sha256: ID, block: 65536, extents: [] }, ...files],
+  };
+  return new TextEncoder().encode(JSON.stringify(doc));
+}
+
+function file(path: string, size: number, extents: unknown[]) {
+  return { path, size, sha256: ID, block: 4096, extents };
+}
+
+Deno.test("document: extents must tile each file exactly and point into listed packs; paths must be clean", () => {
+  const ok = parseDocument(document([file("db/a.db", 10, [[0, 0, 0, 4, ID], [4, 0, 50, 6, ID]])]), "s", REPO, KEY);
+  assert.equal((ok as SnapshotDocument).files.length, 2);
+  const refused: [unknown[], RegExp][] = [
+    [[file("db/a.db", 10, [[0, 0, 0, 4, ID]])], /cover 4 bytes, the file has 10/],
+    [[file("db/a.db", 10, [[0, 0, 0, 4, ID], [5, 0, 0, 5, ID]])], /gap or overlap at 4/],
+    [[file("db/a.db", 4, [[0, 1, 0, 4, ID]])], /no listed pack/],
+    [[file("db/a.db", 4, [[0, 0, 0, 0, ID], [0, 0, 0, 4, ID]])], /range is malformed/],
+    [[file("../etc/passwd", 0, [])], /not relative and clean/],
+    [[file("/etc/passwd", 0, [])], /not relative and clean/],
+    [[file("a//b", 0, [])], /not relative and clean/],
+    [[file("a", 0, []), file("a", 0, [])], /listed twice/],
+    [[{ path: "chroma", link: "/etc" }, file("chroma/x", 0, [])], /lies below a file or link/],
+    [[{ path: "l", link: "" }], /link target/],
+  ];
+  for (const [files, message] of refused) {
+    assert.throws(() => parseDocument(document(files), "snapshots/S", REPO, KEY), message);
+  }
+  assert.throws(() => parseDocument(document([]), "snapshots/S", "e".repeat(32), KEY), /another repository/);
+  assert.throws(
+    () => parseDocument(document([]), "snapshots/S", REPO, { ...KEY, pushId: "1123456789abcdef" }),
+    /swapped/,
+  );
+  assert.throws(() => parseDocument(new TextEncoder().encode("[1]"), "snapshots/S", REPO, KEY), /snapshots\/S: not/);
+  assert.ok(isCleanPath("chroma/0000-1/data_level0.bin"));
+  assert.ok(!isCleanPath("chroma/./x") && !isCleanPath("a\\b") && !isCleanPath(""));
+});
+
+Deno.test("blocks: SQLite files at their page size, others at 64 KiB; random bytes are not compressible", () => {
+  const header = new Uint8Array(100);
+  header.set(new TextEncoder().encode("SQLite format 3\0"));
+  header[16] = 0x10; // 4096
+  assert.equal(blockSizeOf(header), 4096);
+  header[16] = 0;
+  header[17] = 1; // 1 means 65536
+  assert.equal(blockSizeOf(header), 65536);
+  header[16] = 0x03; // 0x0301 is not a power of two
+  assert.equal(blockSizeOf(header), DEFAULT_BLOCK);
+  assert.equal(blockSizeOf(new TextEncoder().encode('{"projects": []}')), DEFAULT_BLOCK);
+  using dir = tempDir();
+  const random = new Uint8Array(1 << 20);
+  for (let at = 0; at < random.length; at += 65536) crypto.getRandomValues(random.subarray(at, at + 65536));
+  Deno.writeFileSync(join(dir.path, "random"), random);
+  Deno.writeTextFileSync(join(dir.path, "text"), "lorem ipsum dolor ".repeat(60000));
+  using randomFile = Deno.openSync(join(dir.path, "random"));
+  using textFile = Deno.openSync(join(dir.path, "text"));
+  assert.equal(isCompressible(randomFile, random.length), false);
+  assert.equal(isCompressible(textFile, 18 * 60000), true);
+});
+
+Deno.test("push cache: encoded and decoded intact; a flipped byte or another repository gives no cache", () => {
+  const map = emptyBlockMap(4096, 10000);
+  map.hashes.fill(7);
+  map.packs.set([0, 0, 0]);
+  map.offsets.set([0, 4096, 8192]);
+  const cache = {
+    repositoryId: REPO,
+    packs: [{ id: ID, size: 123, compression: "zstd" as const }],
+    files: [{ path: "db/a.db", size: 10000, sha256: ID, block: 4096, extents: [[0, 0, 0, 10000, ID]] as never, map }],
+  };
+  const bytes = encodePushCache(cache);
+  const back = decodePushCache(bytes, REPO)!;
+  assert.deepEqual(back.files[0].map.offsets, map.offsets);
+  assert.deepEqual(back.files[0].map.hashes, map.hashes);
+  assert.deepEqual(back.packs, cache.packs);
+  assert.equal(decodePushCache(bytes, "e".repeat(32)), null);
+  for (const at of [0, 30, bytes.length - 40, bytes.length - 1]) {
+    const damaged = bytes.slice();
+    damaged[at] ^= 1;
+    assert.equal(decodePushCache(damaged, REPO), null, `flip at ${at}`);
+  }
+  assert.equal(decodePushCache(bytes.subarray(0, 10), REPO), null);
+});
