@@ -139,6 +139,7 @@ function writeMetadata(paths: RunPaths, chroma: CopyTotals, driver: SqliteDriver
     includeChroma: true,
     driver,
     manifest,
+    sequence: 1,
     dbJournalMode: "wal",
     chromaDbJournalMode: "wal",
   });

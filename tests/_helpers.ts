@@ -8,6 +8,7 @@ import assert from "node:assert/strict";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { COMPILE_PERMISSIONS } from "../scripts/compile.ts";
+import { bindMetadata, DIGEST_KEY } from "../src/snapshot/binding.ts";
 import { hasReference, referenceDir, referenceMissing } from "../scripts/reference.ts";
 import { makeSampleStore, type SampleOptions, type SampleStore } from "../scripts/sample_store.ts";
 
@@ -166,6 +167,42 @@ export async function moduleSnapshot(store: SampleStore, what: string): Promise<
   const copy = new Deno.Command("cp", { args: ["-a", join(MODULE_BACKUPS, "snapshots", stamp), snapshots] });
   assert.ok(copy.outputSync().success, `copy of the module's fixture ${stamp}`);
   return stamp;
+}
+
+/** A module snapshot without Chroma, committed under tests/fixtures, that validates. */
+const MODULE_SNAPSHOT = join(MODULE_BACKUPS, "snapshots", "20260409T010203Z");
+
+/**
+ * Put a real, valid snapshot (a copy of a committed module snapshot without Chroma) at `<backup>/snapshots/<stamp>`,
+ * with `metadata` merged into its metadata; returns its folder.
+ */
+export function placeValidSnapshot(backupDir: string, stamp: string, metadata: Record<string, unknown> = {}): string {
+  const target = join(backupDir, "snapshots", stamp);
+  Deno.mkdirSync(join(backupDir, "snapshots"), { recursive: true });
+  const copy = new Deno.Command("cp", { args: ["-a", MODULE_SNAPSHOT, target] }).outputSync();
+  assert.ok(copy.success, `copy of ${MODULE_SNAPSHOT}`);
+  relocateSnapshot(target, metadata);
+  return target;
+}
+
+/**
+ * Rewrite the metadata of a snapshot copied to `root` as it would have been written there: `backup_root` and the
+ * parts' recorded paths moved from the old folder to `root`, then `extra` merged in; metadata that was bound
+ * (`metadata_sha256`) is bound again, so the copy validates as a snapshot made in place, not as an edited one.
+ */
+export function relocateSnapshot(root: string, extra: Record<string, unknown> = {}): void {
+  const path = join(root, "backup-metadata.json");
+  const metadata = JSON.parse(Deno.readTextFileSync(path));
+  const oldRoot = String(metadata.backup_root).replace(/\/+$/, "");
+  for (const key of ["backup_root", "db_snapshot_path", "registry_snapshot_path", "chroma_snapshot_path"]) {
+    const value = metadata[key];
+    if (typeof value === "string" && (value === oldRoot || value.startsWith(`${oldRoot}/`))) {
+      metadata[key] = root + value.slice(oldRoot.length);
+    }
+  }
+  const merged = { ...metadata, ...extra };
+  const written = DIGEST_KEY in merged ? bindMetadata(merged) : merged;
+  Deno.writeTextFileSync(path, JSON.stringify(written, null, 2) + "\n");
 }
 
 /** Rows of an SQL query run by the `sqlite3` shell (a tool independent of the one under test), as JSON. */

@@ -10,22 +10,28 @@ import { acquireLock } from "../ops/lock.ts";
 import { requireOwnFolders } from "../ops/own_folders.ts";
 import { removeLeftovers } from "../ops/recover.ts";
 import { DEFAULT_POLICY, type KeepReason, type RetentionPolicy } from "../snapshot/retention.ts";
+import { DEFAULT_PRE_RESTORE_DAYS } from "../snapshot/retention_guards.ts";
 import { failedRoot, snapshotsDir } from "../snapshot/layout.ts";
-import { type CommandFlags, COMMON_HELP, configFrom, defineCommand, type Outcome } from "./command.ts";
+import { type CommandFlags, COMMON_HELP, configFrom, defineCommand, driverFrom, type Outcome } from "./command.ts";
 import { formatErrors } from "./format.ts";
 
 /** The `cleanup` command. */
 export const cleanupCommand = defineCommand({
   name: "cleanup",
   summary: "remove old snapshots per the retention policy (dry run unless --confirm)",
-  help: `Usage: atocore-backup cleanup [--confirm] [--keep-daily N] [--keep-weekly N] [--keep-monthly N] [options]
+  help: `Usage: atocore-backup cleanup [--confirm] [--keep-daily N] [--keep-weekly N] [--keep-monthly N]
+                              [--keep-pre-restore-days N] [options]
 
 Keep the newest snapshot of each of the ${DEFAULT_POLICY.daily} newest UTC days that have one, the newest
 Sunday snapshot of each of the ${DEFAULT_POLICY.weekly} newest weeks (Python's %Y-W%W) that have one,
 and the newest 1st-of-month snapshot of each of the ${DEFAULT_POLICY.monthly} newest months that have
 one; every other snapshot goes. These are the reference module's decisions.
-Shows what it would do and changes nothing, unless --confirm. A policy that
-keeps nothing (all three counts 0) is refused (exit 2).
+Whatever the policy, it also keeps the newest stamp, the snapshot published
+last (a clock set back can give it an older stamp), every pre-restore snapshot
+younger than ${DEFAULT_PRE_RESTORE_DAYS} days, and the newest snapshot that passes a quick validation
+(metadata, integrity checks, sizes); when none passes, it removes nothing and
+exits 3. Shows what it would do and changes nothing, unless --confirm. A policy
+that keeps nothing (all three counts 0) is refused (exit 2).
 
 With --confirm it takes the backup folder's lock (exit 4 while a create, restore
 or cleanup runs) and removes each snapshot by moving it out of snapshots/ first,
@@ -39,6 +45,9 @@ Options:
   --keep-daily N       days to keep (default ${DEFAULT_POLICY.daily}; 0 turns the rule off)
   --keep-weekly N      Sunday weeks to keep (default ${DEFAULT_POLICY.weekly})
   --keep-monthly N     1st-of-month months to keep (default ${DEFAULT_POLICY.monthly})
+  --keep-pre-restore-days N
+                       days a pre-restore snapshot is kept whatever the policy
+                       (default ${DEFAULT_PRE_RESTORE_DAYS}; 0: the policy alone decides)
   --keep-failed N      entries of failed/ to keep, newest first (default ${DEFAULT_KEEP_FAILED})
 ${COMMON_HELP}
 
@@ -51,24 +60,36 @@ Examples:
     "keep-daily": { type: "string" },
     "keep-weekly": { type: "string" },
     "keep-monthly": { type: "string" },
+    "keep-pre-restore-days": { type: "string" },
     "keep-failed": { type: "string" },
   },
   maxPositionals: 0,
-  run(values, _positionals, context): Promise<Outcome> {
+  async run(values, _positionals, context): Promise<Outcome> {
     const policy = policyFrom(values);
+    const preRestoreDays = countFrom(values, "keep-pre-restore-days", DEFAULT_PRE_RESTORE_DAYS);
     const keepFailed = countFrom(values, "keep-failed", DEFAULT_KEEP_FAILED);
     const config = configFrom(values, context);
+    const driver = driverFrom(values, context);
     const backupDir = config.backupDir.path;
     const confirm = Boolean(values.confirm);
     using _lock = confirm ? acquireLock(backupDir, "cleanup") : null;
     requireOwnFolders(backupDir);
     if (confirm) removeLeftovers(backupDir, context.reporter);
-    const result = cleanupSnapshots(backupDir, { policy, confirm, reporter: context.reporter, keepFailed });
-    return Promise.resolve({
+    const { reporter, now } = context;
+    const result = await cleanupSnapshots(backupDir, {
+      policy,
+      confirm,
+      reporter,
+      driver,
+      now,
+      preRestoreDays,
+      keepFailed,
+    });
+    return {
       result,
       exitCode: result.errors.length ? ExitCode.Failed : ExitCode.Ok,
       text: describe(result, backupDir),
-    });
+    };
   },
 });
 
@@ -100,7 +121,7 @@ function policyFrom(values: Values): RetentionPolicy {
  */
 function countFrom(
   values: Values,
-  flag: "keep-daily" | "keep-weekly" | "keep-monthly" | "keep-failed",
+  flag: "keep-daily" | "keep-weekly" | "keep-monthly" | "keep-pre-restore-days" | "keep-failed",
   fallback: number,
 ): number {
   const text = values[flag];
@@ -116,11 +137,12 @@ function countFrom(
 type Values = CommandFlags<typeof cleanupCommand.options>;
 
 function describe(result: CleanupResult, backupDir: string): string {
-  const { keep_daily, keep_weekly, keep_monthly } = result.policy;
+  const { keep_daily, keep_weekly, keep_monthly, keep_pre_restore_days } = result.policy;
   const removed = result.dry_run ? result.would_delete_snapshots ?? [] : result.deleted_snapshots ?? [];
   const lines = [
     `${result.dry_run ? "dry run of cleanup" : "cleanup"} in ${snapshotsDir(backupDir)} ` +
-    `(keep ${keep_daily} daily, ${keep_weekly} weekly, ${keep_monthly} monthly)`,
+    `(keep ${keep_daily} daily, ${keep_weekly} weekly, ${keep_monthly} monthly, ` +
+    `pre-restore ${keep_pre_restore_days} days)`,
     `kept ${result.kept}:`,
     ...result.kept_snapshots.map(({ stamp, reasons }) => `  ${stamp}  ${reasons.map(formatReason).join(", ")}`),
     `${result.dry_run ? "would remove" : "removed"} ${removed.length}:`,

@@ -9,12 +9,10 @@ import { acquireLock } from "../ops/lock.ts";
 import { requireOwnFolders } from "../ops/own_folders.ts";
 import { removeLeftovers } from "../ops/recover.ts";
 import { COMMON_HELP, configFrom, defineCommand, driverFrom } from "./command.ts";
+import { CLOCK_SKEW_SECONDS } from "../snapshot/clock.ts";
 import { manifestBytes } from "../snapshot/metadata.ts";
 import { formatBytes } from "./format.ts";
 import { METRICS_HELP, METRICS_OPTIONS, withMetrics } from "./metrics_flag.ts";
-
-/** Seconds the newest snapshot's stamp may be ahead of the clock before create refuses (`--max-clock-skew`). */
-export const DEFAULT_MAX_CLOCK_SKEW_SECONDS = 300;
 
 /** The `create` command. */
 export const createCommand = defineCommand({
@@ -34,7 +32,7 @@ Options:
   --allow-empty-database   back up a live database that is 0 bytes or has no tables
                            (refused by default: a volume that did not mount looks like that)
   --max-clock-skew SECONDS refuse when the newest snapshot is stamped later than now by
-                           more than this (default ${DEFAULT_MAX_CLOCK_SKEW_SECONDS})
+                           more than this (default ${CLOCK_SKEW_SECONDS})
 ${METRICS_HELP}
 ${COMMON_HELP}
 
@@ -80,7 +78,7 @@ Examples:
  * @throws {UsageError} for a value that is not a non-negative integer.
  */
 function clockSkewFrom(text: string | undefined): number {
-  if (text === undefined) return DEFAULT_MAX_CLOCK_SKEW_SECONDS;
+  if (text === undefined) return CLOCK_SKEW_SECONDS;
   if (!/^\d{1,12}$/.test(text)) {
     throw new UsageError(`create: --max-clock-skew must be a number of seconds, not ${JSON.stringify(text)}`);
   }

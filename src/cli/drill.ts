@@ -9,7 +9,7 @@ import { type DrillResult, drillSnapshot } from "../ops/drill.ts";
 import { ExitCode, OperationError, UsageError } from "../errors.ts";
 import { writeFileAtomic } from "../fs/durable.ts";
 import { renderJunit } from "../report/junit.ts";
-import { latestStamp } from "../ops/list.ts";
+import { latestStamp, requireSnapshot } from "../ops/list.ts";
 import { runSampleDrill, type SampleDrillResult } from "../sample/drill.ts";
 import { checkedStamp } from "../snapshot/layout.ts";
 import {
@@ -46,7 +46,8 @@ With --sample, build a sample store in a temporary folder and run create
 the folder: the whole tool working, with nothing set up.
 
 Options:
-  --latest             drill the newest snapshot
+  --latest             drill the newest snapshot (passing over, with a warning,
+                       any stamped in the future: the clock was wrong)
   --sample             run the whole tool on a sample store in a temporary folder
   --keep               keep the scratch folder (or, with --sample, the sample folder)
   --scratch-dir DIR    make the scratch folder in DIR (default: the system's temporary folder)
@@ -100,11 +101,10 @@ function checkArguments(values: Values, positionals: string[]): void {
 
 async function drill(values: Values, positionals: string[], context: CommandContext): Promise<Outcome> {
   const config = configFrom(values, context);
+  const stamp = positionals.length
+    ? existingStamp(config.backupDir.path, positionals[0])
+    : latest(config.backupDir.path, context);
   const driver = driverFrom(values, context);
-  const stamp = positionals.length ? checkedStamp(positionals[0]) : latestStamp(config.backupDir.path);
-  if (stamp === null) {
-    throw new OperationError(`no snapshots to drill in ${config.backupDir.path}; run 'atocore-backup create' first`);
-  }
   const scratch = values["scratch-dir"];
   const result = await drillSnapshot(config, stamp, {
     driver,
@@ -120,6 +120,33 @@ async function drill(values: Values, positionals: string[], context: CommandCont
     text: describe(result),
     metrics: metricsOf(result),
   };
+}
+
+/** The stamp given, when it names a snapshot (checked before any other work). */
+function existingStamp(backupDir: string, given: string): string {
+  const stamp = checkedStamp(given);
+  requireSnapshot(backupDir, stamp);
+  return stamp;
+}
+
+/**
+ * What `--latest` drills: the newest snapshot not stamped in the future; those passed over are reported.
+ *
+ * @throws {OperationError} when there is none.
+ */
+function latest(backupDir: string, context: CommandContext): string {
+  const { stamp, skippedInFuture } = latestStamp(backupDir, context.now);
+  if (skippedInFuture.length) {
+    context.reporter.event("warning", "drill_latest_skipped_future", { stamps: skippedInFuture, chosen: stamp });
+  }
+  if (stamp !== null) return stamp;
+  if (skippedInFuture.length) {
+    throw new OperationError(
+      `every snapshot in ${backupDir} is stamped in the future (newest ${skippedInFuture[0]}); ` +
+        `check the clock, then drill one by its stamp ('atocore-backup drill ${skippedInFuture[0]}')`,
+    );
+  }
+  throw new OperationError(`no snapshots to drill in ${backupDir}; run 'atocore-backup create' first`);
 }
 
 async function sample(values: Values, context: CommandContext): Promise<Outcome> {
@@ -156,7 +183,10 @@ function describe(result: DrillResult): string {
     : `${result.recovery_time_seconds} s (validate ${
       result.checks[0].seconds
     } s + restore ${result.restore_seconds} s)`;
-  lines.push(`  recovery point: ${formatAge(result.recovery_point_seconds)} old; recovery time: ${recoveryTime}`);
+  const recoveryPoint = result.stamp_in_future
+    ? "unknown (the stamp is in the future: check the clock)"
+    : `${formatAge(result.recovery_point_seconds)} old`;
+  lines.push(`  recovery point: ${recoveryPoint}; recovery time: ${recoveryTime}`);
   const compared = result.tables ? `; ${result.tables} tables, ${result.rows} rows compared` : "";
   lines.push(
     `  snapshot ${formatBytes(result.snapshot_bytes)} (database ${formatBytes(result.db_size_bytes)}, Chroma ${

@@ -5,9 +5,10 @@
  */
 import { ExitCode } from "../errors.ts";
 import { DEFAULT_KEEP_FAILED, type ListedFailedEntry, listFailed } from "../ops/failed.ts";
-import { listSnapshots } from "../ops/list.ts";
+import { type ListEntry, listSnapshots } from "../ops/list.ts";
 import { ownFolderProblem } from "../ops/own_folders.ts";
 import { failedRoot } from "../snapshot/layout.ts";
+import { secondsInFuture } from "../snapshot/clock.ts";
 import { COMMON_HELP, configFrom, defineCommand } from "./command.ts";
 import { formatAge, formatBytes, formatTable } from "./format.ts";
 
@@ -19,8 +20,11 @@ export const listCommand = defineCommand({
 
 List every snapshot under <backup>/snapshots/ with its age, size, whether it
 holds Chroma (or its Chroma copy failed), and what is known of its validity;
-then the snapshots kept aside under <backup>/failed/. JSON output has the
-reference module's shape, {"backups": [...]}, plus "failed" and "warnings".
+then the snapshots kept aside under <backup>/failed/. NOTE marks pre-restore
+snapshots (the undo point of a restore, with the stamp it restored) and stamps
+in the future (the clock was wrong; each is also a warning on stderr). JSON
+output has the reference module's shape, {"backups": [...]}, plus "failed" and
+"warnings".
 
 ${COMMON_HELP}
 
@@ -36,15 +40,22 @@ Examples:
     const failed = listFailed(backupDir, context.now);
     const problem = ownFolderProblem(backupDir);
     if (problem) context.reporter.event("warning", "backup_folder_misplaced", { message: problem });
+    for (const entry of backups.filter((one) => one.stamp_in_future)) {
+      const ahead = secondsInFuture(entry.stamp, context.now);
+      context.reporter.event("warning", "snapshot_stamp_in_future", { stamp: entry.stamp, seconds_ahead: ahead });
+    }
     const rows = backups.map((entry) => [
       entry.stamp,
-      formatAge(entry.age_seconds),
+      entry.stamp_in_future ? "future" : formatAge(entry.age_seconds),
       formatBytes(entry.size_bytes),
       entry.chroma_included ? "yes" : entry.metadata?.chroma_error !== undefined ? "failed" : "no",
       entry.metadata_error ? "bad metadata" : entry.validation === "validated_at_create" ? "yes" : "unknown",
+      note(entry),
     ]);
     const lines = [
-      backups.length ? formatTable(["STAMP", "AGE", "SIZE", "CHROMA", "VALID"], rows) : `no snapshots in ${backupDir}`,
+      backups.length
+        ? formatTable(["STAMP", "AGE", "SIZE", "CHROMA", "VALID", "NOTE"], rows)
+        : `no snapshots in ${backupDir}`,
       ...failedLines(backupDir, failed),
       ...(problem ? [`warning: ${problem}; create and cleanup refuse until then`] : []),
     ];
@@ -64,4 +75,14 @@ function failedLines(backupDir: string, failed: ListedFailedEntry[]): string[] {
     `newest ${DEFAULT_KEEP_FAILED}):`,
     ...failed.map((entry) => `  ${entry.name}  ${formatAge(entry.age_seconds)}`),
   ];
+}
+
+/** What the NOTE column says of a snapshot: pre-restore, and a stamp in the future. */
+function note(entry: ListEntry): string {
+  const notes: string[] = [];
+  if (entry.kind === "pre-restore") {
+    notes.push(entry.restoring_stamp ? `pre-restore (before restoring ${entry.restoring_stamp})` : "pre-restore");
+  }
+  if (entry.stamp_in_future) notes.push("stamp in the future: check the clock");
+  return notes.join("; ");
 }

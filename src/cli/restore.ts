@@ -5,6 +5,7 @@
  */
 import { resolve } from "node:path";
 import { ExitCode, UsageError } from "../errors.ts";
+import { requireSnapshot } from "../ops/list.ts";
 import { acquireLock, acquireLockToRead } from "../ops/lock.ts";
 import { removeLeftovers } from "../ops/recover.ts";
 import { goBack, type RestoreResult, restoreSnapshot } from "../ops/restore.ts";
@@ -32,7 +33,10 @@ registry atomically (a copy beside each, fsynced, renamed over it); replace the
 contents of the Chroma folder (the folder itself stays: it may be a bind mount)
 from a copy staged inside it; check the restored database's integrity. Nothing
 is changed when it refuses. Exit 1 says what was changed and names the
-pre-restore stamp to go back to.
+pre-restore stamp to go back to. A STAMP with no snapshot is a usage error
+(exit 2), reported before anything else is done. The pre-restore snapshot is
+marked as such in its metadata and in 'list', and cleanup keeps it for 7 days
+(--keep-pre-restore-days) whatever the policy.
 
 With --to DIR the store is rebuilt under DIR (DIR/<database file>,
 DIR/<registry file>, DIR/chroma), new or empty unless --force, and the live
@@ -73,6 +77,7 @@ Examples:
       throw new UsageError("restore: --force goes with --to DIR only (the live store needs --confirm-service-stopped)");
     }
     const config = configFrom(values, context);
+    requireSnapshot(config.backupDir.path, stamp);
     const driver = driverFrom(values, context);
     using _lock = lockBackupDir(config.backupDir.path, values.to === undefined && !values["no-pre-snapshot"], context);
     const result = await restoreSnapshot(config, stamp, {

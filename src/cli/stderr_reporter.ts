@@ -6,6 +6,7 @@
  */
 import type { Reporter } from "../report/reporter.ts";
 import { formatBytes } from "./format.ts";
+import { warningText } from "./warning_text.ts";
 
 const encoder = new TextEncoder();
 const BAR_WIDTH = 30;
@@ -57,8 +58,7 @@ export function progressLine(label: string, done: number, total: number): string
   }% ${amount}`;
 }
 
-/** A warning event as one readable line: `warning: chroma_copy_torn (attempt=1, changed=[...])`. */
+/** A warning event as one readable line, in words (see `warning_text.ts`). */
 export function readableWarning(name: string, fields: Record<string, unknown>): string {
-  const details = Object.entries(fields).map(([key, value]) => `${key}=${JSON.stringify(value)}`).join(", ");
-  return details ? `warning: ${name} (${details})` : `warning: ${name}`;
+  return warningText(name, fields);
 }

@@ -3,10 +3,10 @@
  *
  * @module
  */
-import { ExitCode, UsageError } from "../errors.ts";
+import { ExitCode, OperationError, UsageError } from "../errors.ts";
 import { checkedStamp } from "../snapshot/layout.ts";
-import { validateSnapshot, type ValidationResult } from "../ops/validate.ts";
-import { validateAll } from "../ops/validate_all.ts";
+import { requireSnapshot } from "../ops/list.ts";
+import { type CheckedSnapshot, checkSnapshot, validateAll } from "../ops/validate_all.ts";
 import { COMMON_HELP, configFrom, defineCommand, driverFrom } from "./command.ts";
 import { formatBytes, formatErrors } from "./format.ts";
 import { METRICS_HELP, METRICS_OPTIONS, withMetrics } from "./metrics_flag.ts";
@@ -21,8 +21,11 @@ export const validateCommand = defineCommand({
 Check a snapshot: its metadata parses, the database passes PRAGMA integrity_check,
 the registry parses, the Chroma copy is there and its chroma.sqlite3 is whole, and
 every file matches the manifest's size and SHA-256. Works on a read-only copy of
-the backup folder. Exits 1 when a snapshot is not valid. --all on a backup folder
-without a snapshots/ folder is a usage error (exit 2): the path is likely wrong.
+the backup folder. Exits 1 when a snapshot is not valid. A STAMP with no snapshot
+is a usage error (exit 2), and so is --all on a backup folder without a
+snapshots/ folder: the path is likely wrong. A stamp later than now is flagged
+(the clock was wrong). With --all, a snapshot that a cleanup removes meanwhile is
+reported as removed during validation and the others are still checked.
 
 Options:
   --all                validate every snapshot
@@ -43,36 +46,49 @@ Examples:
       }
       const stamp = values.all ? undefined : checkedStamp(positionals[0]);
       const config = configFrom(values, context);
+      if (stamp !== undefined) requireSnapshot(config.backupDir.path, stamp);
       const options = {
         driver: driverFrom(values, context),
         quick: Boolean(values.quick),
         onProgress: (done: number, total: number) => context.reporter.progress("hashing", done, total),
+        now: context.now,
+        reporter: context.reporter,
       };
       if (stamp !== undefined) {
-        const result = await validateSnapshot(config.backupDir.path, stamp, options);
+        const result = await checkSnapshot(config.backupDir.path, stamp, options);
+        if (result === null) {
+          throw new OperationError(
+            `snapshot ${stamp} was removed while it was being validated (by a cleanup?), so it was not checked; ` +
+              `see 'list'`,
+          );
+        }
         const exitCode = result.valid ? ExitCode.Ok : ExitCode.Failed;
         return { result, exitCode, metrics: { stamp, valid: result.valid }, text: describe(result) };
       }
       const all = await validateAll(config.backupDir.path, options);
+      const removed = all.removed_during_validation.map((name) => `${name}: removed during validation (not checked)`);
+      const skipped = all.skipped.map((name) => `${name}: skipped (not a snapshot stamp)`);
       return {
         result: all,
         exitCode: all.valid ? ExitCode.Ok : ExitCode.Failed,
-        metrics: { stamp: all.results.at(-1)?.stamp, valid: all.valid },
-        text: [...all.results.map(describe), ...all.skipped.map((name) => `${name}: skipped (not a snapshot stamp)`)]
-          .join("\n") || `no snapshots in ${config.backupDir.path}`,
+        // The newest not stamped in the future: a stale-backup alert on the snapshot's time must still fire.
+        metrics: { stamp: all.results.filter((one) => !one.stamp_in_future).at(-1)?.stamp, valid: all.valid },
+        text: [...all.results.map(describe), ...removed, ...skipped].join("\n") ||
+          `no snapshots in ${config.backupDir.path}`,
       };
     });
   },
 });
 
-function describe(result: ValidationResult): string {
+function describe(result: CheckedSnapshot): string {
+  const future = result.stamp_in_future ? "; STAMP IN THE FUTURE: check the clock" : "";
   if (result.valid) {
     const hashed = result.quick ? "sizes only" : `${formatBytes(result.bytes_hashed)} hashed`;
     const unbound = result.metadata_bound === false ? "; metadata not bound: format 1, made before its digest" : "";
     const manifest = result.manifest_ok === null
       ? "no manifest (module snapshot)"
       : `${result.files_checked} files, ${hashed}${unbound}`;
-    return `${result.stamp}: valid (${manifest})`;
+    return `${result.stamp}: valid (${manifest})${future}`;
   }
-  return `${result.stamp}: INVALID\n${formatErrors(result.errors)}`;
+  return `${result.stamp}: INVALID${future}\n${formatErrors(result.errors)}`;
 }

@@ -13,19 +13,33 @@
  * validation) are bounded: the newest few are kept for inspection, older ones go
  * (`failed.ts`).
  *
+ * Whatever the policy, the guards of `retention_guards.ts` keep the newest stamp, the last snapshot published,
+ * recent pre-restore snapshots and the newest snapshot that passes a quick validation; with none valid, a run that
+ * would remove anything is refused.
+ *
  * The caller holds the operation lock for a confirmed cleanup. A dry run reads
  * only. Requires `--allow-read`, and `--allow-write` to remove.
  *
  * @module
  */
-import { describeOsError } from "../errors.ts";
+import { join } from "node:path";
+import { describeOsError, RefusedError } from "../errors.ts";
 import { ensureDir, removeInside, renameDurable } from "../fs/durable.ts";
 import { folderNames, isDirectory } from "../fs/probe.ts";
 import type { Reporter } from "../report/reporter.ts";
-import { applyRetention, type KeepReason, type RetentionPolicy } from "../snapshot/retention.ts";
-import { snapshotDir, snapshotsDir, trashDir, trashRoot } from "../snapshot/layout.ts";
+import {
+  applyRetention,
+  type KeepReason,
+  type RetentionDecision,
+  type RetentionPolicy,
+} from "../snapshot/retention.ts";
+import { factGuards, newestValidGuard, type SnapshotFacts, withGuards } from "../snapshot/retention_guards.ts";
+import { METADATA_FILE, snapshotDir, snapshotsDir, trashDir, trashRoot } from "../snapshot/layout.ts";
+import { isPreRestore, readMetadata, sequenceOf } from "../snapshot/metadata.ts";
 import { isStamp } from "../snapshot/stamp.ts";
+import { IntegrityUncheckedError, type SqliteDriver } from "../sqlite/driver.ts";
 import { DEFAULT_KEEP_FAILED, failedEntries, failedRetention, removeFailed } from "./failed.ts";
+import { validateSnapshot } from "./validate.ts";
 
 /** Options of {@linkcode cleanupSnapshots}. */
 export interface CleanupOptions {
@@ -35,6 +49,12 @@ export interface CleanupOptions {
   confirm: boolean;
   /** Where events go. */
   reporter: Reporter;
+  /** The SQLite driver, for the quick validation that finds the newest valid snapshot. */
+  driver: SqliteDriver;
+  /** The time pre-restore snapshots' ages are measured from. */
+  now: Date;
+  /** Days a pre-restore snapshot is kept whatever the policy (0: the policy alone decides). */
+  preRestoreDays: number;
   /** How many `failed/` entries to keep, newest first (default {@linkcode DEFAULT_KEEP_FAILED}). */
   keepFailed?: number;
 }
@@ -62,7 +82,7 @@ export interface CleanupResult {
   /** Folders under `snapshots/` whose names are not plain stamps, left alone. */
   unparseable: string[];
   /** The counts applied. */
-  policy: { keep_daily: number; keep_weekly: number; keep_monthly: number };
+  policy: { keep_daily: number; keep_weekly: number; keep_monthly: number; keep_pre_restore_days: number };
   /** The kept snapshots, newest first, with the rules that keep them. */
   kept_snapshots: KeptSnapshot[];
   /** Stamps removed (confirmed runs), newest first. */
@@ -81,19 +101,22 @@ export interface CleanupResult {
 }
 
 /**
- * Apply `policy` to the snapshots of `backupDir`, removing what it lets go when
+ * Apply `policy` and the guards to the snapshots of `backupDir`, removing what they let go when
  * `confirm` is set. Never throws for one snapshot that cannot be removed: that
  * is a line in `errors`, and the others are still removed.
  *
  * @param backupDir The backup folder; a missing `snapshots/` means no snapshots.
+ * @throws {RefusedError} when something would be removed and no snapshot passes a quick validation
+ *   (the run would leave no valid snapshot); nothing is removed.
+ * @throws {IntegrityUncheckedError} when a database could not be checked here; nothing is removed.
  * @example
  * ```ts
- * const result = cleanupSnapshots("/srv/backups", { policy: DEFAULT_POLICY, confirm: false, reporter: SILENT });
+ * const result = await cleanupSnapshots("/srv/backups", { policy: DEFAULT_POLICY, confirm: false, ... });
  * ```
  */
-export function cleanupSnapshots(backupDir: string, options: CleanupOptions): CleanupResult {
+export async function cleanupSnapshots(backupDir: string, options: CleanupOptions): Promise<CleanupResult> {
   const { stamps, unparseable } = readSnapshotNames(backupDir);
-  const decision = applyRetention(stamps, options.policy);
+  const decision = await decide(backupDir, stamps, options);
   const errors: string[] = [];
   const deleted = new Set<string>();
   if (options.confirm) {
@@ -117,6 +140,7 @@ export function cleanupSnapshots(backupDir: string, options: CleanupOptions): Cl
       keep_daily: options.policy.daily,
       keep_weekly: options.policy.weekly,
       keep_monthly: options.policy.monthly,
+      keep_pre_restore_days: options.preRestoreDays,
     },
     kept_snapshots: decision.keep.map((stamp) => ({ stamp, reasons: decision.reasons[stamp] })),
     ...(options.confirm ? { deleted_snapshots: removed } : { would_delete_snapshots: removed }),
@@ -129,6 +153,59 @@ export function cleanupSnapshots(backupDir: string, options: CleanupOptions): Cl
     dry_run: result.dry_run,
   });
   return result;
+}
+
+/**
+ * The policy's decision with the guards applied: those that the snapshots' metadata decides, then, when anything
+ * would still go, the newest snapshot that passes a quick validation.
+ *
+ * @throws {RefusedError} when something would go and no snapshot is valid.
+ */
+async function decide(backupDir: string, stamps: string[], options: CleanupOptions): Promise<RetentionDecision> {
+  const facts = stamps.map((stamp) => factsOf(backupDir, stamp));
+  const decision = withGuards(applyRetention(stamps, options.policy), factGuards(facts, options));
+  if (decision.remove.length === 0) return decision;
+  const valid = await newestValid(backupDir, [...stamps].sort().reverse(), options);
+  if (valid === null) {
+    throw new RefusedError(
+      `no snapshot in ${snapshotsDir(backupDir)} passes a quick validation, so cleanup removes nothing ` +
+        `(it would leave no valid snapshot); run 'validate --all' to see why, then 'create'`,
+    );
+  }
+  return withGuards(decision, newestValidGuard(valid));
+}
+
+/** What the metadata of the snapshot `stamp` says about it (nothing, when it cannot be read). */
+function factsOf(backupDir: string, stamp: string): SnapshotFacts {
+  const read = readMetadata(join(snapshotDir(backupDir, stamp), METADATA_FILE));
+  const metadata = read.ok ? read.metadata : null;
+  const restoring = metadata?.restoring_stamp;
+  return {
+    stamp,
+    sequence: sequenceOf(metadata),
+    preRestore: isPreRestore(metadata),
+    restoringStamp: typeof restoring === "string" && isStamp(restoring) ? restoring : null,
+  };
+}
+
+/**
+ * The newest of `newestFirst` that passes a quick validation (metadata, integrity checks, registry, manifest sizes),
+ * or `null`; each newer one that fails is reported. Validates only until one passes: usually the newest.
+ */
+async function newestValid(backupDir: string, newestFirst: string[], options: CleanupOptions): Promise<string | null> {
+  for (const stamp of newestFirst) {
+    let errors: string[];
+    try {
+      const validation = await validateSnapshot(backupDir, stamp, { driver: options.driver, quick: true });
+      if (validation.valid) return stamp;
+      errors = validation.errors;
+    } catch (error) {
+      if (error instanceof IntegrityUncheckedError) throw error; // not checked is not invalid: nothing is removed
+      errors = [describeOsError(error)];
+    }
+    options.reporter.event("warning", "cleanup_snapshot_invalid", { stamp, errors: errors.slice(0, 5) });
+  }
+  return null;
 }
 
 /**

@@ -31,7 +31,7 @@ import { backupFollowedIfOffered } from "../sqlite/followed_backup.ts";
 import { type JournalMode, setJournalMode, withJournalMode } from "../sqlite/journal_header.ts";
 import { CHROMA_DB_FILE, CHROMA_DB_SIDECARS, CHROMA_OLD_PREFIX, CHROMA_STAGING_PREFIX } from "../snapshot/chroma.ts";
 import { hasEmptySchema } from "../sqlite/empty_schema.ts";
-import { latestStamp } from "./list.ts";
+import { newestStamp, nextSequence } from "./list.ts";
 import { requireOwnFolders } from "./own_folders.ts";
 import { validateSnapshotAt, type ValidationResult } from "./validate.ts";
 
@@ -46,6 +46,8 @@ export interface CreateOptions {
   includeChroma: boolean;
   /** Where events and progress go. */
   reporter: Reporter;
+  /** Mark the snapshot as the pre-restore snapshot of a restore of this stamp. */
+  restoringStamp?: string;
   /**
    * Refuse a live database that is 0 bytes or has no tables (what a service sees when its volume did not
    * mount). The CLI sets it unless `--allow-empty-database`; a pre-restore snapshot keeps whatever is live.
@@ -403,6 +405,8 @@ function snapshotMetadata(target: SnapshotTarget, options: CreateOptions, parts:
     driver: options.driver,
     manifest: parts.manifest,
     registryKeptInvalid: parts.registryKeptInvalid,
+    restoringStamp: options.restoringStamp,
+    sequence: nextSequence(target.backupDir),
   });
 }
 
@@ -529,7 +533,7 @@ function emptyDatabase(path: string, is: string): OperationError {
  * @throws {RefusedError} naming that stamp, now, and the ways out.
  */
 function refuseFutureSnapshot(backupDir: string, maxSkewMs: number): void {
-  const newest = latestStamp(backupDir);
+  const newest = newestStamp(backupDir);
   const now = new Date();
   const ahead = newest === null ? 0 : parseStamp(newest)!.getTime() - now.getTime();
   if (ahead <= maxSkewMs) return;

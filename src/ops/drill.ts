@@ -9,7 +9,7 @@ import type { Config } from "../config.ts";
 import { describeOsError, OperationError } from "../errors.ts";
 import { removeQuietly } from "../fs/durable.ts";
 import { sha256File } from "../fs/hash.ts";
-import { isFile, lstatOrNull } from "../fs/probe.ts";
+import { exists, isFile, lstatOrNull } from "../fs/probe.ts";
 import { walkTree } from "../fs/tree.ts";
 import type { Reporter } from "../report/reporter.ts";
 import { type RestoreResult, restoreSnapshot } from "./restore.ts";
@@ -22,7 +22,7 @@ import {
   snapshotBytes,
   type SnapshotMetadata,
 } from "../snapshot/metadata.ts";
-import { parseStamp } from "../snapshot/stamp.ts";
+import { isInFuture, secondsInFuture, stampAgeSeconds } from "../snapshot/clock.ts";
 import { IntegrityUncheckedError, type SqliteDriver } from "../sqlite/driver.ts";
 import { journalModeBytes } from "../sqlite/journal_header.ts";
 import { CHROMA_DB_FILE } from "../snapshot/chroma.ts";
@@ -78,8 +78,10 @@ export interface DrillResult {
   ok: boolean;
   snapshot_path: string;
   created_at: string | null;
-  /** The snapshot's age when the drill ran: the recovery point. */
+  /** The snapshot's age when the drill ran: the recovery point; `null` (unknown) for a stamp in the future. */
   recovery_point_seconds: number | null;
+  /** The stamp is later than the drill's start beyond the allowed skew: the clock was wrong. */
+  stamp_in_future: boolean;
   /** How long a restore takes: deep validation plus the restore itself (the recovery time). */
   recovery_time_seconds: number | null;
   /** How long the restore itself took (the snapshot having just been validated deeply). */
@@ -165,6 +167,8 @@ interface RanCheck {
 export async function drillSnapshot(config: Config, stamp: string, options: DrillOptions): Promise<DrillResult> {
   const started = performance.now();
   const state: DrillState = { config, stamp, root: snapshotDir(config.backupDir.path, stamp), options };
+  const ahead = secondsInFuture(stamp, options.now);
+  if (ahead > 0) options.reporter.event("warning", "snapshot_stamp_in_future", { stamp, seconds_ahead: ahead });
   const ran: RanCheck[] = [];
   let finished = false;
   let result: DrillResult;
@@ -223,13 +227,13 @@ function assemble(state: DrillState, ran: RanCheck[], finished: boolean, seconds
   const measured: Measured = Object.assign({}, ...ran.map((one) => one.measured));
   const checks = ran.map((one) => one.check);
   const { metadata, restoreSeconds, scratchDir } = measured;
-  const stampTime = parseStamp(state.stamp);
   return {
     stamp: state.stamp,
     ok: finished && checks.every((check) => check.status !== "failed"),
     snapshot_path: state.root,
     created_at: typeof metadata?.created_at === "string" ? metadata.created_at : null,
-    recovery_point_seconds: stampTime ? Math.round((state.options.now.getTime() - stampTime.getTime()) / 1000) : null,
+    recovery_point_seconds: stampAgeSeconds(state.stamp, state.options.now),
+    stamp_in_future: isInFuture(state.stamp, state.options.now),
     recovery_time_seconds: restoreSeconds === undefined ? null : round3(checks[0].seconds + restoreSeconds),
     restore_seconds: restoreSeconds ?? null,
     drill_seconds: seconds,
@@ -247,12 +251,19 @@ function assemble(state: DrillState, ran: RanCheck[], finished: boolean, seconds
 }
 
 /** `snapshot_valid`: validate the snapshot deeply (manifest hashes included); measures its metadata. */
-async function validateStep({ config, stamp, options }: DrillState): Promise<Finding> {
-  const validation = await validateSnapshot(config.backupDir.path, stamp, {
-    driver: options.driver,
-    onProgress: (done, total) => options.reporter.progress("hashing", done, total),
-  });
+async function validateStep({ config, stamp, root, options }: DrillState): Promise<Finding> {
+  let validation;
+  try {
+    validation = await validateSnapshot(config.backupDir.path, stamp, {
+      driver: options.driver,
+      onProgress: (done, total) => options.reporter.progress("hashing", done, total),
+    });
+  } catch (error) {
+    if (!exists(root)) return { status: "failed", detail: removedDuringDrill(root) };
+    throw error;
+  }
   const measured = { metadata: validation.metadata };
+  if (!validation.valid && !exists(root)) return { status: "failed", detail: removedDuringDrill(root), measured };
   if (!validation.valid) return { status: "failed", detail: validation.errors.join("; "), measured };
   const detail = validation.manifest_ok === null
     ? "metadata, integrity and registry checked; no manifest (module snapshot)"
@@ -279,8 +290,16 @@ async function restoreStep({ config, stamp, options }: DrillState): Promise<Find
     return { status: "passed", detail, measured: { scratchDir, restore, restoreSeconds } };
   } catch (error) {
     // The scratch folder is measured even so, so that it is removed.
-    return { status: "failed", detail: describeOsError(error), measured: { scratchDir } };
+    const detail = exists(snapshotDir(config.backupDir.path, stamp))
+      ? describeOsError(error)
+      : removedDuringDrill(snapshotDir(config.backupDir.path, stamp));
+    return { status: "failed", detail, measured: { scratchDir } };
   }
+}
+
+/** The detail of a check whose snapshot vanished while it ran (a cleanup removed it): no finding about it. */
+function removedDuringDrill(root: string): string {
+  return `the snapshot was removed while the drill ran (by a cleanup?): ${root}; drill another one (see 'list')`;
 }
 
 /**

@@ -9,7 +9,8 @@ import { describeOsError } from "../errors.ts";
 import { ensureDir, removeQuietly, renameDurable } from "../fs/durable.ts";
 import { folderNames, isDirectory } from "../fs/probe.ts";
 import { failedRoot, trashDir, trashRoot } from "../snapshot/layout.ts";
-import { isStamp, parseStamp } from "../snapshot/stamp.ts";
+import { stampAgeSeconds } from "../snapshot/clock.ts";
+import { isStamp } from "../snapshot/stamp.ts";
 
 /** How many `failed/` entries cleanup keeps unless told otherwise (`--keep-failed`). */
 export const DEFAULT_KEEP_FAILED = 2;
@@ -72,14 +73,14 @@ export function removeFailed(backupDir: string, entry: StampedFailedEntry): stri
 
 /** A `failed/` entry as `list` shows it. */
 export type ListedFailedEntry = FailedEntry & {
-  /** Seconds since its stamp, or `null` for a name without one. */
+  /** Seconds since its stamp, or `null` for a name without one or a stamp in the future. */
   age_seconds: number | null;
 };
 
 /** The `failed/` entries with their ages at `now`, for `list`. */
 export function listFailed(backupDir: string, now: Date): ListedFailedEntry[] {
-  return failedEntries(backupDir).map((entry) => {
-    const time = entry.stamp === null ? null : parseStamp(entry.stamp);
-    return { ...entry, age_seconds: time === null ? null : Math.round((now.getTime() - time.getTime()) / 1000) };
-  });
+  return failedEntries(backupDir).map((entry) => ({
+    ...entry,
+    age_seconds: entry.stamp === null ? null : stampAgeSeconds(entry.stamp, now),
+  }));
 }

@@ -5,10 +5,19 @@
  * @module
  */
 import { join } from "node:path";
-import { folderNames } from "../fs/probe.ts";
-import { METADATA_FILE, snapshotsDir } from "../snapshot/layout.ts";
-import { readMetadata, snapshotBytes, type SnapshotMetadata } from "../snapshot/metadata.ts";
-import { isStamp, parseStamp } from "../snapshot/stamp.ts";
+import { UsageError } from "../errors.ts";
+import { folderNames, lstatOrNull } from "../fs/probe.ts";
+import { isInFuture, stampAgeSeconds } from "../snapshot/clock.ts";
+import { METADATA_FILE, snapshotDir, snapshotsDir } from "../snapshot/layout.ts";
+import {
+  isPreRestore,
+  readMetadata,
+  sequenceOf,
+  snapshotBytes,
+  type SnapshotKind,
+  type SnapshotMetadata,
+} from "../snapshot/metadata.ts";
+import { isStamp } from "../snapshot/stamp.ts";
 
 /** What is known of a snapshot's validity without validating it now. */
 export type ValidationState = "validated_at_create" | "unknown";
@@ -27,9 +36,15 @@ export interface ListEntry {
   has_manifest: boolean;
   manifest_files: number;
   chroma_included: boolean;
-  /** Seconds since the stamp, or `null` for a folder whose name is not a stamp. */
+  /** Seconds since the stamp, or `null` for a folder whose name is not a stamp or a stamp in the future. */
   age_seconds: number | null;
   validation: ValidationState;
+  /** The stamp is later than now beyond the allowed skew: the clock was wrong when it was made, or is now. */
+  stamp_in_future: boolean;
+  /** `pre-restore` for the undo point a restore took; `snapshot` for every other. */
+  kind: SnapshotKind;
+  /** For a pre-restore snapshot, the stamp whose restore it was taken before; else `null`. */
+  restoring_stamp: string | null;
 }
 
 /**
@@ -38,7 +53,18 @@ export interface ListEntry {
  * @param now The time ages are measured from.
  */
 export function listSnapshots(backupDir: string, now: Date): ListEntry[] {
-  return snapshotNames(backupDir).map((name) => listEntry(join(snapshotsDir(backupDir), name), name, now));
+  return listEntries(backupDir, snapshotNames(backupDir), now);
+}
+
+/**
+ * The entries of the folders `names` under `<backup>/snapshots/`, leaving out each one that is no longer there
+ * (a cleanup removed it after the folder was read): nothing that is gone is listed.
+ */
+export function listEntries(backupDir: string, names: readonly string[], now: Date): ListEntry[] {
+  return names.flatMap((name) => {
+    const entry = listEntry(join(snapshotsDir(backupDir), name), name, now);
+    return entry.has_metadata || lstatOrNull(entry.path)?.isDirectory ? [entry] : [];
+  });
 }
 
 /** The names of the folders under `<backup>/snapshots/`, sorted; stamps and other names alike. */
@@ -46,14 +72,60 @@ export function snapshotNames(backupDir: string): string[] {
   return folderNames(snapshotsDir(backupDir));
 }
 
-/** The newest snapshot whose name is a plain stamp (what `--latest` means), or `null` when there is none. */
-export function latestStamp(backupDir: string): string | null {
+/** What `--latest` picks: the newest stamp not in the future (or `null`), and the newer ones passed over. */
+export interface LatestPick {
+  stamp: string | null;
+  /** Stamps later than now beyond the allowed skew, newest first: never "the latest" forever. */
+  skippedInFuture: string[];
+}
+
+/**
+ * The newest snapshot whose name is a plain stamp, in the future or not (`null` when none): what create compares
+ * with the clock before it stamps a new one.
+ */
+export function newestStamp(backupDir: string): string | null {
   return snapshotNames(backupDir).filter(isStamp).at(-1) ?? null;
+}
+
+/** The newest snapshot whose name is a plain stamp not in the future (what `--latest` means). */
+export function latestStamp(backupDir: string, now: Date): LatestPick {
+  const newestFirst = snapshotNames(backupDir).filter(isStamp).reverse();
+  const skippedInFuture = newestFirst.filter((stamp) => isInFuture(stamp, now));
+  return { stamp: newestFirst.find((stamp) => !isInFuture(stamp, now)) ?? null, skippedInFuture };
+}
+
+/**
+ * Refuse a stamp that names no snapshot folder, before any other work, so that the operator hears that at once.
+ *
+ * @throws {UsageError} `no snapshot STAMP in <backup>/snapshots; see 'list'`.
+ */
+export function requireSnapshot(backupDir: string, stamp: string): void {
+  const path = snapshotDir(backupDir, stamp);
+  let info: Deno.FileInfo | null;
+  try {
+    info = lstatOrNull(path);
+  } catch (error) {
+    if (!(error instanceof Deno.errors.NotADirectory)) throw error;
+    info = null;
+  }
+  if (!info?.isDirectory) throw new UsageError(`no snapshot ${stamp} in ${snapshotsDir(backupDir)}; see 'list'`);
+}
+
+/**
+ * The publication sequence of a new snapshot: one more than the highest recorded under `snapshots/` (1 when none
+ * records one). The caller holds the operation lock, so no other snapshot is published meanwhile.
+ */
+export function nextSequence(backupDir: string): number {
+  let highest = 0;
+  for (const name of snapshotNames(backupDir)) {
+    const read = readMetadata(join(snapshotsDir(backupDir), name, METADATA_FILE));
+    highest = Math.max(highest, read.ok ? sequenceOf(read.metadata) ?? 0 : 0);
+  }
+  return highest + 1;
 }
 
 function listEntry(path: string, stamp: string, now: Date): ListEntry {
   const read = readMetadata(join(path, METADATA_FILE));
-  const time = parseStamp(stamp);
   const entry: ListEntry = {
     stamp,
     path,
@@ -62,8 +134,11 @@ function listEntry(path: string, stamp: string, now: Date): ListEntry {
     has_manifest: false,
     manifest_files: 0,
     chroma_included: false,
-    age_seconds: time ? Math.round((now.getTime() - time.getTime()) / 1000) : null,
+    age_seconds: stampAgeSeconds(stamp, now),
     validation: "unknown",
+    stamp_in_future: isInFuture(stamp, now),
+    kind: "snapshot",
+    restoring_stamp: null,
   };
   if (!read.ok) {
     if (entry.has_metadata) {
@@ -79,5 +154,11 @@ function listEntry(path: string, stamp: string, now: Date): ListEntry {
   entry.size_bytes = snapshotBytes(read.metadata);
   entry.chroma_included = Boolean(metadata.chroma_snapshot_path);
   entry.validation = entry.has_manifest && isStamp(stamp) ? "validated_at_create" : "unknown";
+  if (isPreRestore(read.metadata)) {
+    entry.kind = "pre-restore";
+    // Shown on a terminal: only a plain stamp is taken from the file, never other text.
+    const restoring = metadata.restoring_stamp;
+    entry.restoring_stamp = typeof restoring === "string" && isStamp(restoring) ? restoring : null;
+  }
   return entry;
 }

@@ -110,7 +110,7 @@ export async function restoreSnapshot(config: Config, stamp: string, options: Re
   const { sources, targets } = plan;
   requireFreeSpace(config, plan, to === null && options.preSnapshot, options.reporter);
   const preStamp = to === null && options.preSnapshot
-    ? await preRestoreSnapshot(config, sources.chroma !== null, options)
+    ? await preRestoreSnapshot(config, sources.chroma !== null, options, stamp)
     : null;
   recheckOpenFiles(config, openFilesChecked, preStamp, options);
   const chroma = replaceStore(plan, preStamp, options);
@@ -148,7 +148,12 @@ export function goBack(preStamp: string | null): string {
     : "no pre-restore snapshot was made; restore another snapshot";
 }
 
-async function preRestoreSnapshot(config: Config, includeChroma: boolean, options: RestoreOptions): Promise<string> {
+async function preRestoreSnapshot(
+  config: Config,
+  includeChroma: boolean,
+  options: RestoreOptions,
+  restoringStamp: string,
+): Promise<string> {
   if (!isFile(config.db.path)) {
     throw new RefusedError(
       `live database not found: ${config.db.path}; nothing to keep in a pre-restore snapshot and nothing was changed; ` +
@@ -161,6 +166,7 @@ async function preRestoreSnapshot(config: Config, includeChroma: boolean, option
       includeChroma,
       reporter: options.reporter,
       keepInvalidRegistry: true,
+      restoringStamp,
     });
     options.reporter.event("info", "pre_restore_snapshot_created", { stamp: created.stamp, chroma: includeChroma });
     return created.stamp;

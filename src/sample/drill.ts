@@ -12,6 +12,7 @@ import { removeQuietly } from "../fs/durable.ts";
 import { acquireLock } from "../ops/lock.ts";
 import type { Reporter } from "../report/reporter.ts";
 import { DEFAULT_POLICY } from "../snapshot/retention.ts";
+import { DEFAULT_PRE_RESTORE_DAYS } from "../snapshot/retention_guards.ts";
 import { makeSampleStore } from "./store.ts";
 import type { SqliteDriver } from "../sqlite/driver.ts";
 import { validateSnapshot, type ValidationResult } from "../ops/validate.ts";
@@ -65,7 +66,14 @@ export async function runSampleDrill(options: SampleDrillOptions): Promise<Sampl
       now: new Date(),
       scratchParent: dataDir,
     });
-    const cleanup = cleanupSnapshots(store.backupDir, { policy: DEFAULT_POLICY, confirm: false, reporter });
+    const cleanup = await cleanupSnapshots(store.backupDir, {
+      policy: DEFAULT_POLICY,
+      confirm: false,
+      reporter,
+      driver,
+      now: new Date(),
+      preRestoreDays: DEFAULT_PRE_RESTORE_DAYS,
+    });
     return {
       ok: validate.valid && drill.ok && cleanup.errors.length === 0,
       data_dir: dataDir,

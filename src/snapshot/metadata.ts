@@ -43,6 +43,15 @@ export interface SnapshotMetadata {
   tool_version?: string;
   sqlite_driver?: string;
   sqlite_version?: string;
+  /** `pre-restore` for the undo point a restore takes of the live store; `snapshot` for every other (absent in the module's). */
+  kind?: SnapshotKind;
+  /** For a pre-restore snapshot: the stamp whose restore it was taken before. */
+  restoring_stamp?: string;
+  /**
+   * Publication order: one more than the highest among the snapshots present when it was made. Unlike the stamp,
+   * a clock set back does not change it (absent in the module's and in older ones).
+   */
+  sequence?: number;
   /** Why Chroma, asked for, is not in the snapshot (its copy failed or did not validate); absent otherwise. */
   chroma_error?: string;
   manifest?: ManifestEntry[];
@@ -52,6 +61,9 @@ export interface SnapshotMetadata {
   /** Only in a pre-restore snapshot whose live registry did not parse: why; the file is kept as it was. */
   registry_kept_invalid?: string;
 }
+
+/** What a snapshot was made for. */
+export type SnapshotKind = "snapshot" | "pre-restore";
 
 /** What a new snapshot holds, to be recorded in its metadata. */
 export interface MetadataInput {
@@ -68,6 +80,10 @@ export interface MetadataInput {
   chromaError?: string;
   driver: { name: string; version: string };
   manifest: ManifestEntry[];
+  /** The stamp being restored, for a pre-restore snapshot. */
+  restoringStamp?: string;
+  /** See {@linkcode SnapshotMetadata.sequence}. */
+  sequence: number;
   /** The live databases' journal modes (`null`: no database header, or no Chroma database). */
   dbJournalMode: JournalMode | null;
   chromaDbJournalMode: JournalMode | null;
@@ -97,6 +113,9 @@ export function buildMetadata(input: MetadataInput): SnapshotMetadata {
     tool_version: TOOL_VERSION,
     sqlite_driver: input.driver.name,
     sqlite_version: input.driver.version,
+    kind: input.restoringStamp === undefined ? "snapshot" : "pre-restore",
+    ...(input.restoringStamp === undefined ? {} : { restoring_stamp: input.restoringStamp }),
+    sequence: input.sequence,
     ...(input.chromaError !== undefined ? { chroma_error: input.chromaError } : {}),
     manifest: input.manifest,
     db_journal_mode: input.dbJournalMode ?? "",
@@ -237,4 +256,15 @@ export function manifestBytes(manifest: readonly ManifestEntry[]): number {
 /** A recorded number, or 0 when absent or of another type (metadata is read from disk, so any JSON). */
 export function numberOr0(value: unknown): number {
   return typeof value === "number" ? value : 0;
+}
+
+/** Tell whether metadata marks its snapshot as a restore's pre-restore snapshot. */
+export function isPreRestore(metadata: SnapshotMetadata | null | undefined): boolean {
+  return metadata?.kind === "pre-restore";
+}
+
+/** The metadata's publication sequence, or `null` when it has none (the module's, older ones) or it is not a count. */
+export function sequenceOf(metadata: SnapshotMetadata | null | undefined): number | null {
+  const value = metadata?.sequence;
+  return typeof value === "number" && Number.isSafeInteger(value) && value >= 0 ? value : null;
 }

@@ -16,12 +16,18 @@ export type RetentionPolicy = Record<RetentionRule, number>;
 /** The reference module's counts: 7 days, 4 Sundays' weeks, 6 months' 1sts. */
 export const DEFAULT_POLICY: Readonly<RetentionPolicy> = { daily: 7, weekly: 4, monthly: 6 };
 
-/** Why a stamp is kept: the rule, and the bucket (day, week or month) it is the newest of. */
+/**
+ * Why a stamp is kept: the rule, and the bucket (day, week or month) it is the newest of; or one of the guards
+ * that keep a snapshot whatever the policy (`retention_guards.ts`), with what it found.
+ */
 export interface KeepReason {
-  rule: RetentionRule;
-  /** `2026-04-09` for daily, `2026-W14` (Python's `%Y-W%W`) for weekly, `2026-04` for monthly. */
+  rule: RetentionRule | GuardRule;
+  /** `2026-04-09` for daily, `2026-W14` (Python's `%Y-W%W`) for weekly, `2026-04` for monthly; a guard's finding. */
   bucket: string;
 }
+
+/** A guard that keeps a snapshot whatever the policy (see `retention_guards.ts`). */
+export type GuardRule = "newest" | "last-published" | "newest-valid" | "pre-restore";
 
 /** What {@linkcode applyRetention} decides. */
 export interface RetentionDecision {

@@ -59,13 +59,34 @@ Deno.test("restore refuses every stamp that is not plain before touching anythin
   assert.deepEqual(entryNames(store.backupDir), [], "restore created something in the backup folder");
 });
 
-Deno.test("restore of a stamp that has no snapshot is refused (exit 3), naming it; nothing changes", async () => {
+Deno.test("a stamp that has no snapshot is a usage error (exit 2) at once, for restore, validate and drill", async () => {
   using store = tempStore({ dbMiB: 1, chromaMiB: 1 });
+  const env = storeEnv(store);
+  Deno.mkdirSync(join(store.backupDir, "snapshots"), { recursive: true });
   const before = liveDigest(store);
-  const run = await runCli(["restore", "20200101T000000Z", "--confirm-service-stopped"], { env: storeEnv(store) });
-  assertOneLineError(run, 3, /20200101T000000Z.*snapshot_directory_missing/, "restore of a missing snapshot");
+  const expected = new RegExp(
+    `^atocore-backup: error: no snapshot 20200101T000000Z in ${join(store.backupDir, "snapshots")}; see 'list'$`,
+  );
+  // Without the acknowledgment, and while the live database is held open: both would be refused (exit 3)
+  // if restore went that far; the missing snapshot is said first.
+  using _holder = Deno.openSync(store.db, { read: true });
+  for (
+    const args of [
+      ["restore", "20200101T000000Z", "--confirm-service-stopped"],
+      ["restore", "20200101T000000Z"],
+      ["restore", "20200101T000000Z", "--to", join(store.dataDir, "elsewhere")],
+      ["validate", "20200101T000000Z"],
+      ["validate", "20200101T000000Z", "--quick"],
+      ["drill", "20200101T000000Z"],
+    ]
+  ) {
+    const run = await runCli(args, { env });
+    assertOneLineError(run, 2, expected, args.join(" "));
+  }
   assert.deepEqual(liveDigest(store), before, "live store changed");
-  assert.deepEqual(entryNames(join(store.backupDir, "snapshots")), [], "a pre-restore snapshot was taken");
+  assert.deepEqual(entryNames(store.backupDir), ["snapshots"], "no lock, no staging, no pre-restore snapshot");
+  assert.deepEqual(entryNames(join(store.backupDir, "snapshots")), []);
+  assert.deepEqual(entryNames(store.dataDir).includes("elsewhere"), false, "restore --to wrote nothing");
 });
 
 Deno.test("a NUL byte cannot be passed in an argument, and the stamp check refuses one given in-process", () => {

@@ -1,19 +1,42 @@
 /**
  * Cleanup on real folders: the engine against the golden fixtures, and the CLI
  * end to end (dry run, --confirm, custom counts, bad counts, the lock, folders
- * that are not snapshots, and a cleanup killed part way).
+ * that are not snapshots, and a cleanup killed part way). Each backup's newest
+ * snapshot is a real one (a copy of a module snapshot), so that cleanup finds a
+ * valid snapshot to keep; the others are bare folders.
  */
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { cleanupSnapshots } from "../../src/ops/cleanup.ts";
+import { type CleanupOptions, cleanupSnapshots } from "../../src/ops/cleanup.ts";
 import { cleanupCommand } from "../../src/cli/cleanup.ts";
+import { listCommand } from "../../src/cli/list.ts";
 import { SILENT } from "../../src/report/reporter.ts";
 import { DEFAULT_POLICY, type RetentionPolicy } from "../../src/snapshot/retention.ts";
+import { DEFAULT_PRE_RESTORE_DAYS } from "../../src/snapshot/retention_guards.ts";
 import { isStamp } from "../../src/snapshot/stamp.ts";
 import { failedDir, failedRoot, lockPath, snapshotsDir, trashRoot } from "../../src/snapshot/layout.ts";
+import { openDriver } from "../../src/sqlite/open_driver.ts";
 import { sampleStorePaths } from "../../scripts/sample_store.ts";
-import { cliCommand, referenceFor, ROOT, runCli, runReference, tempDir } from "../_helpers.ts";
+import {
+  cliCommand,
+  createdStamp,
+  placeValidSnapshot,
+  referenceFor,
+  ROOT,
+  runCli,
+  runReference,
+  storeEnv,
+  tempDir,
+  tempStore,
+} from "../_helpers.ts";
 import { entryNames } from "../_faults.ts";
+
+const driver = openDriver("auto");
+
+/** The engine's options: `policy`, confirmed or not, at the real time unless `now` is given. */
+function engine(policy: RetentionPolicy, confirm: boolean, now = new Date()): CleanupOptions {
+  return { policy, confirm, reporter: SILENT, driver, now, preRestoreDays: DEFAULT_PRE_RESTORE_DAYS };
+}
 
 const FIXTURES = join(ROOT, "tests", "fixtures", "retention");
 
@@ -36,11 +59,16 @@ function allFixtures(): Fixture[] {
     .map((entry) => fixture(entry.name.replace(/\.json$/, "")));
 }
 
-/** Make a backup folder holding the fixture's folders (each with `filesEach` files, 0 for bare folders) and plain files. */
+/**
+ * Make a backup folder holding the fixture's folders (each with `filesEach` files, 0 for bare folders; the newest
+ * stamp a real snapshot) and plain files.
+ */
 function makeBackup(backupDir: string, set: Fixture, filesEach = 2): void {
   const root = snapshotsDir(backupDir);
   Deno.mkdirSync(root, { recursive: true });
-  for (const name of set.folders) {
+  const newest = newestStamp(set);
+  if (newest) placeValidSnapshot(backupDir, newest);
+  for (const name of set.folders.filter((name) => name !== newest)) {
     Deno.mkdirSync(join(root, name, filesEach ? "db" : ""), { recursive: true });
     for (let n = 0; n < filesEach; n += 1) Deno.writeTextFileSync(join(root, name, "db", `part-${n}`), name);
   }
@@ -57,12 +85,17 @@ function fileCount(path: string): number {
 
 const newestFirst = (names: string[]) => [...names].sort().reverse();
 
-Deno.test("engine: a dry run on every fixture reports the module's decisions and touches nothing", () => {
+/** The fixture's newest plain stamp (the folder made a real snapshot), if any. */
+function newestStamp(set: Fixture): string | undefined {
+  return newestFirst(set.folders.filter(isStamp))[0];
+}
+
+Deno.test("engine: a dry run on every fixture reports the module's decisions and touches nothing", async () => {
   for (const set of allFixtures()) {
     using dir = tempDir();
     makeBackup(dir.path, set, 0);
     const before = entryNames(snapshotsDir(dir.path));
-    const result = cleanupSnapshots(dir.path, { policy: DEFAULT_POLICY, confirm: false, reporter: SILENT });
+    const result = await cleanupSnapshots(dir.path, engine(DEFAULT_POLICY, false));
     assert.equal(result.kept, set.expected.keep.length, set.name);
     assert.equal(result.would_delete, set.expected.remove.length, set.name);
     assert.deepEqual(result.kept_snapshots.map((kept) => kept.stamp), set.expected.keep, set.name);
@@ -73,12 +106,12 @@ Deno.test("engine: a dry run on every fixture reports the module's decisions and
   }
 });
 
-Deno.test("engine: a confirmed run removes exactly what the module removes, and nothing else", () => {
+Deno.test("engine: a confirmed run removes exactly what the module removes, and nothing else", async () => {
   for (const name of ["not_stamps_mixed", "lax_names", "hourly_bursts_1", "year_edge_2023", "only_not_stamps"]) {
     using dir = tempDir();
     const set = fixture(name);
     makeBackup(dir.path, set, 3);
-    const result = cleanupSnapshots(dir.path, { policy: DEFAULT_POLICY, confirm: true, reporter: SILENT });
+    const result = await cleanupSnapshots(dir.path, engine(DEFAULT_POLICY, true));
     assert.deepEqual(result.errors, [], name);
     assert.equal(result.deleted, set.expected.remove.length, name);
     assert.deepEqual(result.deleted_snapshots, set.expected.remove, name);
@@ -94,16 +127,12 @@ Deno.test("engine: a confirmed run removes exactly what the module removes, and 
   }
 });
 
-Deno.test("engine: a snapshot that cannot be moved out is an error line, and it stays whole", () => {
+Deno.test("engine: a snapshot that cannot be moved out is an error line, and it stays whole", async () => {
   using dir = tempDir();
   const set = fixture("three_days");
   makeBackup(dir.path, { ...set, folders: [...set.folders, "20261101T000000Z", "20261102T000000Z"] }, 2);
   Deno.writeTextFileSync(trashRoot(dir.path), "in the way\n");
-  const result = cleanupSnapshots(dir.path, {
-    policy: { daily: 3, weekly: 0, monthly: 0 },
-    confirm: true,
-    reporter: SILENT,
-  });
+  const result = await cleanupSnapshots(dir.path, engine({ daily: 3, weekly: 0, monthly: 0 }, true));
   assert.equal(result.deleted, 0);
   assert.deepEqual(result.deleted_snapshots, []);
   assert.equal(result.errors.length, 2);
@@ -116,13 +145,9 @@ Deno.test("engine: a snapshot that cannot be moved out is an error line, and it 
   }
 });
 
-Deno.test("engine: a missing snapshots folder is no snapshots", () => {
+Deno.test("engine: a missing snapshots folder is no snapshots", async () => {
   using dir = tempDir();
-  const result = cleanupSnapshots(join(dir.path, "absent"), {
-    policy: DEFAULT_POLICY,
-    confirm: true,
-    reporter: SILENT,
-  });
+  const result = await cleanupSnapshots(join(dir.path, "absent"), engine(DEFAULT_POLICY, true));
   assert.deepEqual(
     [result.kept, result.deleted, result.errors, result.unparseable, result.failed_snapshots],
     [0, 0, [], [], []],
@@ -130,7 +155,7 @@ Deno.test("engine: a missing snapshots folder is no snapshots", () => {
   assert.deepEqual(entryNames(dir.path), []);
 });
 
-Deno.test("engine: failed/ is bounded: the newest 2 entries are kept, older ones go when confirmed, others never", () => {
+Deno.test("engine: failed/ is bounded: the newest 2 entries are kept, older ones go when confirmed, others never", async () => {
   using dir = tempDir();
   const set = fixture("daily_cron_1");
   makeBackup(dir.path, set, 1);
@@ -149,14 +174,14 @@ Deno.test("engine: failed/ is bounded: the newest 2 entries are kept, older ones
   const names = aside.map((path) => path.split("/").at(-1)!);
   const policy = { daily: 1, weekly: 0, monthly: 0 };
 
-  const dry = cleanupSnapshots(dir.path, { policy, confirm: false, reporter: SILENT });
+  const dry = await cleanupSnapshots(dir.path, engine(policy, false));
   assert.deepEqual(dry.failed_snapshots, [...names, "kept-by-hand"]);
   assert.deepEqual(dry.failed_would_delete, names.slice(0, 2));
   assert.deepEqual(dry.failed_kept, [...names.slice(2), "kept-by-hand"]);
   assert.equal(dry.keep_failed, 2);
   assert.equal(entryNames(failedRoot(dir.path)).length, 7, "a dry run removed something");
 
-  const confirmed = cleanupSnapshots(dir.path, { policy, confirm: true, reporter: SILENT });
+  const confirmed = await cleanupSnapshots(dir.path, engine(policy, true));
   assert.deepEqual(confirmed.errors, []);
   assert.deepEqual(confirmed.failed_deleted, names.slice(0, 2));
   assert.deepEqual(
@@ -168,7 +193,7 @@ Deno.test("engine: failed/ is bounded: the newest 2 entries are kept, older ones
   assert.deepEqual(entryNames(trashRoot(dir.path)), []);
   assert.equal(entryNames(snapshotsDir(dir.path)).filter(isStamp).length, 1, "the policy was applied");
 
-  const none = cleanupSnapshots(dir.path, { policy, confirm: true, reporter: SILENT, keepFailed: 0 });
+  const none = await cleanupSnapshots(dir.path, { ...engine(policy, true), keepFailed: 0 });
   assert.deepEqual(none.failed_deleted, names.slice(2));
   assert.deepEqual(entryNames(failedRoot(dir.path)), ["20261001T000000Z.1-link", "kept-by-hand", "note.txt"]);
 });
@@ -243,7 +268,7 @@ Deno.test("cli: --keep-* change the counts", async () => {
   );
   assert.equal(run.code, 0, run.stderr);
   const result = run.json as Record<string, unknown>;
-  assert.deepEqual(result.policy, { keep_daily: 20, keep_weekly: 0, keep_monthly: 0 });
+  assert.deepEqual(result.policy, { keep_daily: 20, keep_weekly: 0, keep_monthly: 0, keep_pre_restore_days: 7 });
   const days = new Set<string>();
   const expected = newestFirst(set.folders.filter(isStamp)).filter((stamp) => {
     if (days.size >= 20 || days.has(stamp.slice(0, 8))) return false;
@@ -332,7 +357,7 @@ Deno.test("cli: a cleanup killed part way leaves every snapshot in snapshots/ wh
       entryNames(trashRoot(dir.path)).map((n) => [n, fileCount(join(trashRoot(dir.path), n))]),
     );
     const present = entryNames(snapshotsDir(dir.path));
-    for (const name of present) {
+    for (const name of present.filter((name) => name !== newestStamp(set))) {
       assert.equal(fileCount(join(snapshotsDir(dir.path), name)), filesEach, `${name} is not whole`);
     }
     assert.ok(present.every((name) => set.folders.includes(name)));
@@ -358,7 +383,7 @@ Deno.test("text: kept stamps with their rules, what would go, and what is left a
     reporter: SILENT,
   });
   const lines = outcome.text.split("\n");
-  assert.match(lines[0], /^dry run of cleanup in .* \(keep 7 daily, 4 weekly, 6 monthly\)$/);
+  assert.match(lines[0], /^dry run of cleanup in .* \(keep 7 daily, 4 weekly, 6 monthly, pre-restore 7 days\)$/);
   assert.equal(lines[1], `kept ${set.expected.keep.length}:`);
   assert.ok(lines.includes("  20261101T080025Z  daily 2026-11-01, weekly 2026-W43, monthly 2026-11"), outcome.text);
   assert.ok(lines.includes(`would remove ${set.expected.remove.length}:`), outcome.text);
@@ -372,4 +397,145 @@ Deno.test("text: kept stamps with their rules, what would go, and what is left a
     outcome.text,
   );
   assert.equal(lines.at(-1), "nothing removed; run again with --confirm to remove them");
+});
+
+/** Stamps at 01:00 on days `days` of November 2026 (the 1st, 8th, 15th, 22nd and 29th are Sundays). */
+function november(...days: number[]): string[] {
+  return days.map((day) => `202611${String(day).padStart(2, "0")}T010000Z`);
+}
+
+const GUARDED_NEWEST = [
+  { rule: "newest", bucket: "by stamp" },
+  { rule: "newest-valid", bucket: "passed a quick validation" },
+];
+
+Deno.test("cli: whatever the policy, the newest valid snapshot is never deleted (no Sunday for weekly, no 1st for monthly)", async () => {
+  const cases: [string[], string[]][] = [
+    [["--keep-daily", "0", "--keep-weekly", "4", "--keep-monthly", "0"], november(2, 3, 4, 5, 6, 7, 10)],
+    [["--keep-daily", "0", "--keep-weekly", "0", "--keep-monthly", "1"], november(24, 25, 26)],
+  ];
+  for (const [policy, stamps] of cases) {
+    using dir = tempDir();
+    for (const stamp of stamps) placeValidSnapshot(dir.path, stamp);
+    const run = await runCli(["cleanup", "--confirm", ...policy], { env: { ATOCORE_BACKUP_DIR: dir.path } });
+    assert.equal(run.code, 0, run.stderr);
+    const newest = stamps.at(-1)!;
+    assert.deepEqual(entryNames(snapshotsDir(dir.path)), [newest], policy.join(" "));
+    const result = run.json as Record<string, unknown>;
+    assert.deepEqual(result.kept_snapshots, [{ stamp: newest, reasons: GUARDED_NEWEST }], policy.join(" "));
+    assert.equal(result.deleted, stamps.length - 1);
+  }
+});
+
+Deno.test("cli: newer snapshots that fail a quick validation do not count; with none valid, cleanup is refused (exit 3)", async () => {
+  using dir = tempDir();
+  const stamps = november(2, 3, 4, 5);
+  for (const stamp of stamps) placeValidSnapshot(dir.path, stamp);
+  const db = (stamp: string) => join(snapshotsDir(dir.path), stamp, "db", "atocore.db");
+  Deno.writeFileSync(db(stamps[3]), new Uint8Array(8192).fill(0x41)); // not a database any more
+  Deno.removeSync(join(snapshotsDir(dir.path), stamps[2], "backup-metadata.json"));
+  const env = { ATOCORE_BACKUP_DIR: dir.path };
+  const weeklyOnly = ["--keep-daily", "0", "--keep-weekly", "4", "--keep-monthly", "0"];
+
+  const dry = await runCli(["cleanup", ...weeklyOnly], { env });
+  assert.equal(dry.code, 0, dry.stderr);
+  const result = dry.json as Record<string, unknown>;
+  assert.deepEqual(result.kept_snapshots, [
+    { stamp: stamps[3], reasons: [GUARDED_NEWEST[0]] },
+    { stamp: stamps[1], reasons: [GUARDED_NEWEST[1]] },
+  ]);
+  assert.deepEqual(result.would_delete_snapshots, [stamps[2], stamps[0]]);
+  const warned = dry.stderr.trim().split("\n").map((line) => JSON.parse(line))
+    .filter((event) => event.event === "cleanup_snapshot_invalid").map((event) => event.stamp);
+  assert.deepEqual(warned, [stamps[3], stamps[2]], "each newer snapshot that failed is reported");
+
+  const confirmed = await runCli(["cleanup", "--confirm", ...weeklyOnly], { env });
+  assert.equal(confirmed.code, 0, confirmed.stderr);
+  assert.deepEqual(entryNames(snapshotsDir(dir.path)), [stamps[1], stamps[3]]);
+
+  Deno.writeFileSync(db(stamps[1]), new Uint8Array(8192).fill(0x42));
+  for (const args of [weeklyOnly, ["--confirm", ...weeklyOnly]]) {
+    const refused = await runCli(["cleanup", ...args], { env });
+    assert.equal(refused.code, 3, refused.stderr);
+    assert.equal(refused.stdout, "");
+    const errors = refused.stderr.trim().split("\n").filter((line) => !line.startsWith("{"));
+    assert.equal(errors.length, 1, refused.stderr);
+    assert.match(
+      errors[0],
+      new RegExp(
+        `^atocore-backup: error: no snapshot in ${snapshotsDir(dir.path)} passes a quick validation, .*` +
+          "it would leave no valid snapshot.*run 'validate --all'",
+      ),
+    );
+    assert.deepEqual(entryNames(snapshotsDir(dir.path)), [stamps[1], stamps[3]], "nothing was removed");
+  }
+});
+
+Deno.test("engine: after a clock set back, the snapshot published last is kept though a newer stamp shares its day", async () => {
+  using dir = tempDir();
+  // Published in this order: 03:00, then 05:00 while the clock ran two hours ahead, then 04:00 once it was set
+  // back. The 04:00 snapshot holds the newest data; the daily rule alone keeps only 05:00.
+  placeValidSnapshot(dir.path, "20261110T030000Z", { sequence: 1 });
+  placeValidSnapshot(dir.path, "20261110T050000Z", { sequence: 2 });
+  placeValidSnapshot(dir.path, "20261110T040000Z", { sequence: 3 });
+  const result = await cleanupSnapshots(dir.path, engine(DEFAULT_POLICY, true));
+  assert.deepEqual(result.errors, []);
+  assert.deepEqual(entryNames(snapshotsDir(dir.path)), ["20261110T040000Z", "20261110T050000Z"]);
+  assert.deepEqual(result.kept_snapshots.find((kept) => kept.stamp === "20261110T040000Z")?.reasons, [
+    { rule: "last-published", bucket: "sequence 3" },
+  ]);
+  assert.deepEqual(result.deleted_snapshots, ["20261110T030000Z"]);
+});
+
+Deno.test("cli: create records the publication order, one above the highest sequence present", async () => {
+  using store = tempStore({ dbMiB: 1 });
+  const env = storeEnv(store);
+  const sequence = (stamp: string) =>
+    JSON.parse(Deno.readTextFileSync(join(snapshotsDir(store.backupDir), stamp, "backup-metadata.json"))).sequence;
+  const first = await createdStamp(env, []);
+  const second = await createdStamp(env, []);
+  assert.deepEqual([sequence(first), sequence(second)], [1, 2]);
+  placeValidSnapshot(store.backupDir, "20200101T000000Z", { sequence: 41 });
+  assert.equal(sequence(await createdStamp(env, [])), 42, "an older stamp with a higher sequence still counts");
+});
+
+Deno.test("a restore's pre-restore snapshot is marked, listed as such, and kept 7 days whatever the policy", async () => {
+  using store = tempStore({ dbMiB: 1 });
+  const env = storeEnv(store);
+  const stamp = await createdStamp(env, []);
+  const restore = await runCli(["restore", stamp, "--confirm-service-stopped"], { env });
+  assert.equal(restore.code, 0, restore.stderr);
+  const pre = (restore.json as { pre_restore_snapshot: string }).pre_restore_snapshot;
+  const metadata = JSON.parse(Deno.readTextFileSync(join(snapshotsDir(store.backupDir), pre, "backup-metadata.json")));
+  assert.deepEqual([metadata.kind, metadata.restoring_stamp], ["pre-restore", stamp]);
+  const later = await createdStamp(env, []);
+
+  const list = await runCli(["list"], { env });
+  const kinds = (list.json as { backups: { stamp: string; kind: string; restoring_stamp: string | null }[] }).backups
+    .map((entry) => [entry.stamp, entry.kind, entry.restoring_stamp]);
+  assert.deepEqual(kinds, [[stamp, "snapshot", null], [pre, "pre-restore", stamp], [later, "snapshot", null]]);
+  const text = (await listCommand.run({}, [], { env, cwd: store.dataDir, now: new Date(), reporter: SILENT })).text;
+  assert.match(text, new RegExp(`^${pre} .* pre-restore \\(before restoring ${stamp}\\)$`, "m"));
+
+  const dailyOnly = ["--keep-daily", "1", "--keep-weekly", "0", "--keep-monthly", "0"];
+  const withoutGuard = await runCli(["cleanup", ...dailyOnly, "--keep-pre-restore-days", "0"], { env });
+  assert.deepEqual((withoutGuard.json as Record<string, unknown>).would_delete_snapshots, [pre, stamp]);
+  const inEightDays = new Date(Date.now() + 8 * 86_400_000);
+  const expired = await cleanupSnapshots(
+    store.backupDir,
+    engine({ daily: 1, weekly: 0, monthly: 0 }, false, inEightDays),
+  );
+  assert.deepEqual(expired.would_delete_snapshots, [pre, stamp], "kept 7 days, not longer");
+
+  const run = await runCli(["cleanup", "--confirm", ...dailyOnly], { env });
+  assert.equal(run.code, 0, run.stderr);
+  assert.deepEqual(entryNames(snapshotsDir(store.backupDir)), [pre, later]);
+  const kept = (run.json as { kept_snapshots: { stamp: string; reasons: { rule: string; bucket: string }[] }[] })
+    .kept_snapshots.find((one) => one.stamp === pre);
+  assert.equal(kept?.reasons.length, 1);
+  assert.equal(kept?.reasons[0].rule, "pre-restore");
+  assert.match(
+    kept!.reasons[0].bucket,
+    new RegExp(`^taken before restoring ${stamp}, kept until \\d{4}-\\d\\d-\\d\\d$`),
+  );
 });

@@ -9,9 +9,10 @@ import { acquireLock } from "../../src/ops/lock.ts";
 import { previousSuccess, renderMetrics } from "../../src/report/metrics.ts";
 import { SILENT } from "../../src/report/reporter.ts";
 import { snapshotDir } from "../../src/snapshot/layout.ts";
+import { formatStamp, parseStamp } from "../../src/snapshot/stamp.ts";
 import { openDriver } from "../../src/sqlite/open_driver.ts";
 import type { SampleStore } from "../../scripts/sample_store.ts";
-import { moduleSnapshot, runCli, storeEnv, tempDir, tempStore } from "../_helpers.ts";
+import { moduleSnapshot, relocateSnapshot, runCli, storeEnv, tempDir, tempStore } from "../_helpers.ts";
 import { mountTmpfs } from "../_mount.ts";
 
 const driver = openDriver("auto");
@@ -156,7 +157,7 @@ Deno.test("drill CLI: --latest picks the newest snapshot, writes JUnit and metri
   using store = tempStore(SMALL);
   using out = tempDir();
   const older = await snapshotOf(store);
-  const newer = "29991231T235959Z";
+  const newer = formatStamp(new Date(parseStamp(older)!.getTime() + 1000)); // a stamp in the future is passed over
   Deno.mkdirSync(snapshotDir(store.backupDir, newer));
   for (const entry of walkTree(snapshotDir(store.backupDir, older))) {
     const from = join(snapshotDir(store.backupDir, older), entry.path);
@@ -164,6 +165,7 @@ Deno.test("drill CLI: --latest picks the newest snapshot, writes JUnit and metri
     if (entry.kind === "dir") Deno.mkdirSync(to);
     else Deno.copyFileSync(from, to);
   }
+  relocateSnapshot(snapshotDir(store.backupDir, newer));
   const junit = join(out.path, "drill.xml");
   const metrics = join(out.path, "drill.prom");
   using _held = acquireLock(store.backupDir, "test holding the lock");
@@ -186,7 +188,8 @@ Deno.test("drill CLI: --latest picks the newest snapshot, writes JUnit and metri
     ),
     "the metrics report the drill's own recovery point",
   );
-  assert.match(text, /^atocore_backup_snapshot_timestamp_seconds\{operation="drill"\} 32503679999$/m);
+  const seconds = parseStamp(newer)!.getTime() / 1000;
+  assert.match(text, new RegExp(`^atocore_backup_snapshot_timestamp_seconds\\{operation="drill"\\} ${seconds}$`, "m"));
 });
 
 Deno.test("drill CLI: a failing drill exits 1, marks JUnit failures, and keeps the last success time in the metrics", async () => {

@@ -207,8 +207,8 @@ Deno.test("restore refuses a snapshot that fails deep validation, listing the er
   assert.deepEqual(entryNames(join(store.backupDir, "snapshots")), [stamp]);
 
   const missing = await runCli(["restore", "20200101T000000Z", "--confirm-service-stopped"], { env });
-  assert.equal(missing.code, 3);
-  assert.match(missing.stderr, /snapshot_directory_missing/);
+  assert.equal(missing.code, 2);
+  assert.match(missing.stderr, /no snapshot 20200101T000000Z in .*; see 'list'/);
   assert.deepEqual(liveDigest(store), before);
 });
 

@@ -5,6 +5,7 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { applyRetention, DEFAULT_POLICY, type RetentionPolicy, yw } from "../../src/snapshot/retention.ts";
+import { factGuards, newestValidGuard, withGuards } from "../../src/snapshot/retention_guards.ts";
 import { isStamp } from "../../src/snapshot/stamp.ts";
 import { ROOT } from "../_helpers.ts";
 
@@ -147,4 +148,53 @@ Deno.test("names that are not plain stamps and bad counts are refused, not decid
   for (const count of [-1, 1.5, Number.NaN, Infinity]) {
     assert.throws(() => applyRetention([], { ...DEFAULT_POLICY, weekly: count }), RangeError, String(count));
   }
+});
+
+Deno.test("guards change no decision of the default policy on a fixture holding no pre-restore or sequence", () => {
+  for (const fixture of fixtures) {
+    const stamps = fixture.folders.filter(isStamp);
+    const facts = stamps.map((stamp) => ({ stamp, sequence: null, preRestore: false, restoringStamp: null }));
+    const now = new Date("2026-11-28T00:00:00Z");
+    const guarded = withGuards(applyRetention(stamps, DEFAULT_POLICY), factGuards(facts, { now, preRestoreDays: 7 }));
+    assert.deepEqual(guarded.keep, fixture.expected.keep, fixture.name);
+    assert.deepEqual(guarded.remove, fixture.expected.remove, fixture.name);
+  }
+});
+
+Deno.test("guards keep the newest stamp, the highest sequence, and pre-restore snapshots younger than the window", () => {
+  const fact = (stamp: string, sequence: number | null, preRestore = false) => ({
+    stamp,
+    sequence,
+    preRestore,
+    restoringStamp: preRestore ? "20261101T010000Z" : null,
+  });
+  const facts = [
+    fact("20261102T010000Z", 1),
+    fact("20261103T010000Z", 4), // the clock was set back after 20261105T010000Z was made
+    fact("20261104T010000Z", 2, true),
+    fact("20261105T010000Z", 3),
+    fact("20261106T010000Z", null, true), // the module's, or older: no sequence
+  ];
+  const stamps = facts.map((one) => one.stamp);
+  const policy = { daily: 0, weekly: 0, monthly: 1 }; // no 1st among them: the policy keeps nothing
+  assert.deepEqual(applyRetention(stamps, policy).keep, []);
+  const at = (iso: string) =>
+    withGuards(applyRetention(stamps, policy), factGuards(facts, { now: new Date(iso), preRestoreDays: 7 }));
+
+  const early = at("2026-11-11T00:59:59Z");
+  assert.deepEqual(early.keep, ["20261106T010000Z", "20261104T010000Z", "20261103T010000Z"]);
+  assert.deepEqual(early.remove, ["20261105T010000Z", "20261102T010000Z"]);
+  assert.deepEqual(early.reasons["20261106T010000Z"], [
+    { rule: "newest", bucket: "by stamp" },
+    { rule: "pre-restore", bucket: "taken before restoring 20261101T010000Z, kept until 2026-11-13" },
+  ]);
+  assert.deepEqual(early.reasons["20261103T010000Z"], [{ rule: "last-published", bucket: "sequence 4" }]);
+  assert.deepEqual(early.reasons["20261104T010000Z"], [
+    { rule: "pre-restore", bucket: "taken before restoring 20261101T010000Z, kept until 2026-11-11" },
+  ]);
+  assert.deepEqual(at("2026-11-11T01:00:00Z").keep, ["20261106T010000Z", "20261103T010000Z"], "7 days, not more");
+
+  const valid = withGuards(early, newestValidGuard("20261102T010000Z"));
+  assert.deepEqual(valid.remove, ["20261105T010000Z"]);
+  assert.deepEqual(valid.reasons["20261102T010000Z"], [{ rule: "newest-valid", bucket: "passed a quick validation" }]);
 });

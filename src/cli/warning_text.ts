@@ -1,0 +1,112 @@
+/**
+ * Warnings in words for a terminal: one sentence per warning event the tool emits, saying what happened, what was
+ * not checked or done and why, and what to do. Scripts read the event names in the JSON lines instead.
+ *
+ * @module
+ */
+
+/** Fields of an event, as the engine reports them. */
+type Fields = Record<string, unknown>;
+
+/** The sentence for each warning event, from its fields. */
+const SENTENCES: Record<string, (fields: Fields) => string> = {
+  open_files_check_unavailable: (f) =>
+    `could not check whether another process has ${list(f.paths)} open (this system offers no /proc or no ` +
+    `loadable libc), so the restore went on unchecked: make sure the service is stopped`,
+  open_files_unreadable_processes: (f) =>
+    `${count(f.count, "process", "processes")} could not be checked for open live files: this user may not read ` +
+    `${Number(f.count) === 1 ? "its" : "their"} open files (run as root to check every process)`,
+  stale_leftover_removed: (f) => `removed ${text(f.path)}, left behind by an interrupted run`,
+  restore_old_chroma_not_removed: (f) =>
+    `the previous Chroma contents, moved aside to ${text(f.path)}, could not be removed (${text(f.error)}); ` +
+    `the restore itself is complete: remove that folder by hand`,
+  restore_pre_checkpoint_failed: (f) =>
+    `could not checkpoint the live database ${text(f.target_db)} before replacing it (${text(f.error)})`,
+  restore_integrity_failed: (f) =>
+    `the restored database ${text(f.target_db)} failed its integrity check (${text(f.integrity_error)}); ` +
+    `${text(f.next_step)}`,
+  post_backup_validation_failed: (f) =>
+    `the new snapshot failed validation (${list(f.errors)}), so it was not published; ` +
+    `it is kept aside at ${text(f.backup_root)}`,
+  chroma_copy_torn: (f) =>
+    `the Chroma folder changed while it was copied (attempt ${text(f.attempt)}; changed: ${list(f.changed)}), ` +
+    `so that copy was not used; copying again`,
+  chroma_restore_skipped_missing: (f) =>
+    `snapshot ${text(f.stamp)} holds no Chroma copy, so Chroma was not restored: the live Chroma folder is unchanged`,
+  drill_check: (f) => `drill check ${text(f.name)} ${text(f.status)}: ${text(f.detail)}`,
+  drill_finished: (f) => `the drill of ${text(f.stamp)} failed: ${list(f.errors)}`,
+  metrics_write_failed: (f) =>
+    `the metrics file ${text(f.path)} could not be written (${text(f.error)}); the command's own result stands`,
+  snapshot_stamp_in_future: (f) =>
+    `snapshot ${text(f.stamp)} is stamped ${duration(f.seconds_ahead)} in the future, so its age is unknown: ` +
+    `the clock was wrong when it was made, or is wrong now; check the clock`,
+  drill_latest_skipped_future: (f) =>
+    `--latest passed over ${list(f.stamps)}, stamped in the future (the clock was wrong), and drills ` +
+    `${f.chosen ? text(f.chosen) : "nothing"}; drill ${
+      Array.isArray(f.stamps) && f.stamps.length > 1 ? "those" : "it"
+    } ` +
+    `by stamp once the clock is checked`,
+  snapshot_removed_during_validation: (f) =>
+    `snapshot ${text(f.stamp)} was removed (by a cleanup?) while it was being validated, so it was not checked`,
+  chroma_backup_failed: (f) =>
+    `Chroma ${text(f.path)} could not be backed up (${text(f.error)}), so the new snapshot ${text(f.backup_root)} ` +
+    `holds ${text(f.snapshot_holds)}; repair or rebuild Chroma, then run create --chroma again`,
+  pre_restore_registry_kept_invalid: (f) =>
+    `the live registry ${text(f.path)} is not JSON (${text(f.error)}); the pre-restore snapshot keeps it as it is, ` +
+    `so undoing the restore gives the file back unchanged`,
+  restore_wal_set_aside: (f) =>
+    `the live database's WAL ${text(f.wal)} could not be applied (${text(f.reason)}), so it was moved aside to ` +
+    `${text(f.kept)}, with the old database beside it when there was one, not removed: inspect it, then delete it`,
+  free_space_check_unavailable: (f) =>
+    `this system could not say how much space is free for ${text(f.path)}, so the restore went on without checking ` +
+    `that it has room: make sure it does`,
+  backup_dir_not_locked: (f) =>
+    `the backup folder ${text(f.path)} could not be locked (${text(f.reason)}), so the restore went on unlocked: ` +
+    `make sure no create or cleanup changes that folder meanwhile`,
+  open_files_locks_unreadable: (f) =>
+    `the kernel's lock table ${text(f.path)} could not be read, so locks on the live files (from other users or ` +
+    `mount namespaces) were not checked: make sure the service is stopped`,
+  backup_folder_misplaced: (f) => `${text(f.message)}; create and cleanup refuse until then`,
+  cleanup_snapshot_invalid: (f) =>
+    `snapshot ${text(f.stamp)} failed a quick validation (${list(f.errors)}), so it does not count as the newest ` +
+    `valid snapshot that cleanup always keeps; run 'validate ${text(f.stamp)}'`,
+};
+
+/**
+ * A warning event as one readable line: its sentence when the tool knows the event, else its name and fields
+ * (`warning: some_event (key=value, ...)`).
+ */
+export function warningText(name: string, fields: Fields): string {
+  const sentence = SENTENCES[name];
+  if (sentence) return `warning: ${sentence(fields)}`;
+  const details = Object.entries(fields).map(([key, value]) => `${key}=${JSON.stringify(value)}`).join(", ");
+  return details ? `warning: ${name} (${details})` : `warning: ${name}`;
+}
+
+/** The event names that have a sentence (to test that each warning the tool emits has one). */
+export const WORDED_WARNINGS: readonly string[] = Object.keys(SENTENCES);
+
+function text(value: unknown): string {
+  return typeof value === "string" ? value : JSON.stringify(value);
+}
+
+function list(value: unknown): string {
+  if (!Array.isArray(value)) return text(value);
+  const shown = value.slice(0, 5).map(text).join(", ");
+  return value.length > 5 ? `${shown} and ${value.length - 5} more` : shown;
+}
+
+function count(value: unknown, one: string, many: string): string {
+  return `${text(value)} ${Number(value) === 1 ? one : many}`;
+}
+
+/** Seconds as a rough duration: `3 minutes`, `5 hours`, `73 years`. */
+function duration(value: unknown): string {
+  const seconds = Number(value);
+  const units: [number, string][] = [[31_557_600, "year"], [86_400, "day"], [3_600, "hour"], [60, "minute"]];
+  for (const [size, unit] of units) {
+    const amount = Math.floor(seconds / size);
+    if (amount >= 1) return `${amount} ${unit}${amount === 1 ? "" : "s"}`;
+  }
+  return `${text(value)} seconds`;
+}

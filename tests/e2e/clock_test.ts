@@ -1,0 +1,93 @@
+/**
+ * Stamps against the clock: a snapshot stamped in the future (the clock was wrong when it was made) is flagged by
+ * list, validate and drill, `drill --latest` passes over it, and a recovery point is never negative.
+ */
+import assert from "node:assert/strict";
+import { join } from "node:path";
+import { resolveConfig } from "../../src/config.ts";
+import { drillSnapshot } from "../../src/ops/drill.ts";
+import { SILENT } from "../../src/report/reporter.ts";
+import { parseStamp } from "../../src/snapshot/stamp.ts";
+import { openDriver } from "../../src/sqlite/open_driver.ts";
+import { createdStamp, placeValidSnapshot, runCli, storeEnv, tempStore } from "../_helpers.ts";
+
+const FUTURE = "20990101T000000Z";
+
+/** The JSON events on a run's stderr named `name`. */
+function events(stderr: string, name: string): Record<string, unknown>[] {
+  return stderr.trim().split("\n").filter((line) => line.startsWith("{")).map((line) => JSON.parse(line))
+    .filter((event) => event.event === name);
+}
+
+Deno.test("a snapshot stamped in the future is flagged by list, validate and drill; drill --latest passes over it", async () => {
+  using store = tempStore({ dbMiB: 1 });
+  const env = storeEnv(store);
+  const stamp = await createdStamp(env, []);
+  placeValidSnapshot(store.backupDir, FUTURE);
+
+  const list = await runCli(["list"], { env });
+  assert.equal(list.code, 0, list.stderr);
+  const flags = (list.json as { backups: { stamp: string; stamp_in_future: boolean; age_seconds: number | null }[] })
+    .backups.map((entry) => [entry.stamp, entry.stamp_in_future, entry.age_seconds !== null && entry.age_seconds >= 0]);
+  assert.deepEqual(flags, [[stamp, false, true], [FUTURE, true, false]]);
+  assert.deepEqual(events(list.stderr, "snapshot_stamp_in_future").map((event) => event.stamp), [FUTURE]);
+
+  const one = await runCli(["validate", FUTURE], { env });
+  assert.equal(one.code, 0, one.stderr);
+  assert.deepEqual(
+    [(one.json as { valid: boolean }).valid, (one.json as { stamp_in_future: boolean }).stamp_in_future],
+    [
+      true,
+      true,
+    ],
+  );
+  assert.equal(events(one.stderr, "snapshot_stamp_in_future").length, 1);
+  const metrics = join(store.dataDir, "validate.prom");
+  const all = await runCli(["validate", "--all", "--metrics-file", metrics], { env });
+  assert.equal(all.code, 0, all.stderr);
+  const results = (all.json as { results: { stamp: string; stamp_in_future: boolean }[] }).results;
+  assert.deepEqual(results.map((result) => [result.stamp, result.stamp_in_future]), [[stamp, false], [FUTURE, true]]);
+  const seconds = parseStamp(stamp)!.getTime() / 1000;
+  assert.match(
+    Deno.readTextFileSync(metrics),
+    new RegExp(`^atocore_backup_snapshot_timestamp_seconds\\{operation="validate"\\} ${seconds}$`, "m"),
+    "the snapshot time reported is the newest one not in the future, so a stale-backup alert still fires",
+  );
+
+  const latest = await runCli(["drill", "--latest"], { env });
+  assert.equal(latest.code, 0, latest.stderr);
+  const drilled = latest.json as { stamp: string; recovery_point_seconds: number; stamp_in_future: boolean };
+  assert.equal(drilled.stamp, stamp, "--latest drills the newest snapshot not stamped in the future");
+  assert.ok(drilled.recovery_point_seconds >= 0 && !drilled.stamp_in_future);
+  assert.deepEqual(events(latest.stderr, "drill_latest_skipped_future").map((event) => [event.stamps, event.chosen]), [
+    [[FUTURE], stamp],
+  ]);
+
+  const future = await runCli(["drill", FUTURE], { env });
+  assert.equal(future.code, 0, future.stderr);
+  const result = future.json as { ok: boolean; recovery_point_seconds: number | null; stamp_in_future: boolean };
+  assert.deepEqual([result.ok, result.recovery_point_seconds, result.stamp_in_future], [true, null, true]);
+  assert.equal(events(future.stderr, "snapshot_stamp_in_future").length, 1);
+});
+
+Deno.test("drill --latest with only snapshots stamped in the future fails (exit 1), naming the newest and the next step", async () => {
+  using store = tempStore({ dbMiB: 1 });
+  placeValidSnapshot(store.backupDir, FUTURE);
+  const run = await runCli(["drill", "--latest"], { env: storeEnv(store) });
+  assert.equal(run.code, 1, run.stderr);
+  const errors = run.stderr.trim().split("\n").filter((line) => !line.startsWith("{"));
+  assert.deepEqual(errors, [
+    `atocore-backup: error: every snapshot in ${store.backupDir} is stamped in the future (newest ${FUTURE}); ` +
+    `check the clock, then drill one by its stamp ('atocore-backup drill ${FUTURE}')`,
+  ]);
+});
+
+Deno.test("a stamp ahead of the clock within the allowed skew has a recovery point of 0, never negative", async () => {
+  using store = tempStore({ dbMiB: 1 });
+  const stamp = await createdStamp(storeEnv(store), []);
+  const config = resolveConfig({}, { ATOCORE_DATA_DIR: store.dataDir }, store.dataDir);
+  const now = new Date(parseStamp(stamp)!.getTime() - 60_000);
+  const result = await drillSnapshot(config, stamp, { driver: openDriver("auto"), reporter: SILENT, now });
+  assert.equal(result.ok, true, result.errors.join("; "));
+  assert.deepEqual([result.recovery_point_seconds, result.stamp_in_future], [0, false]);
+});
