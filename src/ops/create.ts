@@ -27,6 +27,7 @@ import { formatCreatedAt, formatStamp } from "../snapshot/stamp.ts";
 import type { SqliteDriver } from "../sqlite/driver.ts";
 import { backupFollowedIfOffered } from "../sqlite/followed_backup.ts";
 import { CHROMA_DB_FILE, CHROMA_OLD_PREFIX, CHROMA_STAGING_PREFIX } from "../snapshot/chroma.ts";
+import { refuseUnfinishedRestore } from "./restore_intent.ts";
 import { validateSnapshotAt } from "./validate.ts";
 
 /** Attempts at a Chroma copy before a folder that keeps changing is reported. */
@@ -56,10 +57,12 @@ export type CreateResult = SnapshotMetadata & {
  * the run waits for the next second.
  *
  * @throws {UsageError} when the live database does not exist (no snapshot is made).
+ * @throws {RefusedError} while a restore into the store is unfinished (it may be part old, part new).
  * @throws {OperationError} when the live registry is not JSON (checked before anything
  * is copied), when copying fails, or when the snapshot does not validate.
  */
 export async function createSnapshot(config: Config, options: CreateOptions): Promise<CreateResult> {
+  refuseUnfinishedRestore(config);
   requireDatabase(config.db.path);
   await requireParsableRegistry(config.registry.path);
   const target = planSnapshot(config, await freeStampTime(config.backupDir.path));

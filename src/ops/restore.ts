@@ -14,7 +14,17 @@ import type { CopyTotals } from "../fs/tree.ts";
 import type { Reporter } from "../report/reporter.ts";
 import { checkedStamp } from "../snapshot/layout.ts";
 import { type SqliteDriver, SqliteError } from "../sqlite/driver.ts";
-import { stageChroma, type StagedChroma, swapChroma } from "./chroma_swap.ts";
+import { stageChroma, type StagedChroma, swapChroma, SwapFailure } from "./chroma_swap.ts";
+import {
+  clearIntent,
+  type IntentContext,
+  intentStep,
+  newIntentContext,
+  recordSwap,
+  restoreIntentPath,
+  settleInterrupted,
+  unfinishedNote,
+} from "./restore_intent.ts";
 import {
   checkOpenFiles,
   planRestore,
@@ -96,10 +106,15 @@ export async function restoreSnapshot(config: Config, stamp: string, options: Re
   const validation = await validatedSnapshot(config, stamp, options);
   const plan = planRestore(config, stamp, validation, to, options);
   const { sources, targets } = plan;
-  const preStamp = to === null && options.preSnapshot
+  const unfinished = to === null ? settleInterrupted(config, options.reporter) : null;
+  // Resuming, the undo point stays the one taken before the unfinished restore's first change.
+  const preStamp = unfinished !== null
+    ? unfinished.pre_restore_snapshot
+    : to === null && options.preSnapshot
     ? await preRestoreSnapshot(config, sources.chroma !== null, options)
     : null;
-  const chroma = replaceStore(plan, preStamp, options);
+  const intent = to === null ? newIntentContext(config, stamp, sources.chroma !== null, preStamp, unfinished) : null;
+  const chroma = replaceStore(plan, preStamp, options, intent);
   const integrity = checkRestored(options.driver, targets.db);
   const result: RestoreResult = {
     stamp,
@@ -156,6 +171,8 @@ interface ReplaceStep<T> {
   run: () => T;
   /** Whether live data may have changed, once the step has failed. */
   changedIfFailed: () => boolean;
+  /** The state the store is in once the step has failed with `error`, when the step knows it exactly. */
+  stateIfFailed?: (error: unknown) => string | null;
 }
 
 /** What the error of a failed step needs besides the step. */
@@ -163,6 +180,7 @@ interface FailureContext {
   staged: StagedChroma | null;
   preStamp: string | null;
   to?: string;
+  intent: IntentContext | null;
 }
 
 /**
@@ -170,9 +188,17 @@ interface FailureContext {
  *
  * @returns The Chroma files and bytes restored, or `null` when Chroma is not restored.
  */
-function replaceStore(plan: RestorePlan, preStamp: string | null, options: RestoreOptions): CopyTotals | null {
-  const staged = runStep(stagingStep(plan, options.reporter), { staged: null, preStamp, to: options.to });
-  for (const step of replaceSteps(plan, staged, options)) runStep(step, { staged, preStamp, to: options.to });
+function replaceStore(
+  plan: RestorePlan,
+  preStamp: string | null,
+  options: RestoreOptions,
+  intent: IntentContext | null,
+): CopyTotals | null {
+  const context: FailureContext = { staged: null, preStamp, to: options.to, intent };
+  if (intent !== null) runStep(intentStep(intent, "record"), context);
+  const staged = runStep(stagingStep(plan, options.reporter), context);
+  for (const step of replaceSteps(plan, staged, options, intent)) runStep(step, { ...context, staged });
+  if (intent !== null) runStep(intentStep(intent, "clear"), context);
   return staged?.totals ?? null;
 }
 
@@ -184,13 +210,30 @@ function runStep<T>(step: ReplaceStep<T>, context: FailureContext): T {
     if (context.staged !== null) removeQuietly(context.staged.folder);
     const state = context.to !== undefined
       ? `${context.to} may be partly rebuilt (the live store was not touched); fix the cause and run again`
-      : step.changedIfFailed()
-      ? `live data may be partly restored; ${goBack(context.preStamp)}`
-      : "the database, registry and Chroma were not changed; fix the cause and run again";
+      : step.stateIfFailed?.(error) ?? liveState(step.changedIfFailed(), context);
     throw new OperationError(`restore failed while ${step.doing} (${describeOsError(error)}); ${state}`, {
       cause: error,
     });
   }
+}
+
+/** The live store's state after a step failed, and the next step; the intent is cleared when nothing changed. */
+function liveState(changed: boolean, { intent, preStamp }: FailureContext): string {
+  if (intent === null) return `live data may be partly restored; ${goBack(preStamp)}`;
+  const path = restoreIntentPath(intent.db);
+  if (!changed && intent.unfinished === null) {
+    try {
+      if (intent.written) clearIntent(intent.db);
+    } catch (error) {
+      return `the database, registry and Chroma were not changed, but the record ${path} could not be removed ` +
+        `(${describeOsError(error)}): remove it, fix the cause and run again`;
+    }
+    return "the database, registry and Chroma were not changed; fix the cause and run again";
+  }
+  const left = changed
+    ? "live data may be partly restored"
+    : `the store is still as the restore of ${intent.unfinished!.stamp} that did not finish left it`;
+  return `${left}; ${unfinishedNote(intent)}`;
 }
 
 function stagingStep(plan: RestorePlan, reporter: Reporter): ReplaceStep<StagedChroma | null> {
@@ -203,7 +246,12 @@ function stagingStep(plan: RestorePlan, reporter: Reporter): ReplaceStep<StagedC
 }
 
 /** The steps after staging, in order: live data changes from the database's replacement on. */
-function replaceSteps(plan: RestorePlan, staged: StagedChroma | null, options: RestoreOptions): ReplaceStep<void>[] {
+function replaceSteps(
+  plan: RestorePlan,
+  staged: StagedChroma | null,
+  options: RestoreOptions,
+  intent: IntentContext | null,
+): ReplaceStep<void>[] {
   const { sources: { db, registry }, targets } = plan;
   const { driver, reporter } = options;
   const dbBefore = statOrNull(targets.db)?.ino; // the steps before the replacement change the database in place at most
@@ -228,10 +276,15 @@ function replaceSteps(plan: RestorePlan, staged: StagedChroma | null, options: R
   const swapStep: ReplaceStep<void>[] = staged === null ? [] : [{
     doing: `swapping the contents of the Chroma folder ${targets.chroma}`,
     run: () => {
-      swapChroma(staged, targets.chroma, reporter);
+      swapChroma(staged, targets.chroma, reporter, recordSwap(intent));
       reporter.event("info", "restore_chroma_swapped", { target: targets.chroma, ...staged.totals });
     },
     changedIfFailed: () => true,
+    stateIfFailed: (error) => {
+      if (!(error instanceof SwapFailure) || intent === null) return null;
+      const replaced = registry === null ? "the database is" : "the database and the registry are";
+      return `${error.state}; ${replaced} already those of snapshot ${intent.record.stamp}; ${unfinishedNote(intent)}`;
+    },
   }];
   return [...steps, ...registryStep, ...swapStep];
 }
