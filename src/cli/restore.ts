@@ -29,7 +29,9 @@ remove its stale -wal/-shm; replace the database and the registry atomically
 (a copy beside each, fsynced, renamed over it); replace the contents of the
 Chroma folder (the folder itself stays: it may be a bind mount) from a copy
 staged inside it; check the restored database's integrity. Nothing is changed
-when it refuses. Exit 1 names the pre-restore stamp to go back to.
+when it refuses. Exit 1 names the pre-restore stamp to go back to. A restore
+that stops part way is recorded beside the live database; until it is run
+again (which finishes it) or the pre-restore stamp is restored, create refuses.
 
 With --to DIR the store is rebuilt under DIR (DIR/<database file>,
 DIR/<registry file>, DIR/chroma) and the live paths are not touched; no
