@@ -16,6 +16,7 @@ import { buildMetadata, serializeMetadata } from "../src/snapshot/metadata.ts";
 import { openDriver } from "../src/sqlite/open_driver.ts";
 import type { SqliteDriver } from "../src/sqlite/driver.ts";
 import { backupFollowedIfOffered } from "../src/sqlite/followed_backup.ts";
+import { setJournalMode, withJournalMode } from "../src/sqlite/journal_header.ts";
 import { CHROMA_DB_FILE } from "../src/snapshot/chroma.ts";
 import { validateSnapshotAt } from "../src/ops/validate.ts";
 
@@ -88,7 +89,13 @@ async function toolPhases(store: SampleStore, out: string, driver: SqliteDriver)
 /** Back up the database into `copy`, hashed behind the copy where the driver offers it; its SHA-256. */
 async function copyDatabase(driver: SqliteDriver, source: string, copy: string): Promise<string> {
   using follower = followFile(copy);
-  await backupFollowedIfOffered(driver, source, copy, (firstPage, bytes) => follower.settled(firstPage, bytes));
+  await backupFollowedIfOffered(
+    driver,
+    source,
+    copy,
+    (firstPage, bytes) => follower.settled(withJournalMode(firstPage, "rollback"), bytes),
+  );
+  setJournalMode(copy, "rollback");
   return (await follower.finish()).sha256;
 }
 
@@ -109,7 +116,10 @@ async function copyChromaSteps(
   });
   await clock.step(
     "chroma.sqlite3 backup API",
-    () => driver.backup(join(store.chromaDir, CHROMA_DB_FILE), join(staging, "chroma", CHROMA_DB_FILE)),
+    async () => {
+      await driver.backup(join(store.chromaDir, CHROMA_DB_FILE), join(staging, "chroma", CHROMA_DB_FILE));
+      setJournalMode(join(staging, "chroma", CHROMA_DB_FILE), "rollback");
+    },
   );
   return chroma;
 }
@@ -129,6 +139,8 @@ function writeMetadata(paths: RunPaths, chroma: CopyTotals, driver: SqliteDriver
     includeChroma: true,
     driver,
     manifest,
+    dbJournalMode: "wal",
+    chromaDbJournalMode: "wal",
   });
   Deno.writeTextFileSync(join(staging, "backup-metadata.json"), serializeMetadata(metadata));
 }

@@ -5,6 +5,7 @@
  * @module
  */
 import { isAbsolute, join, resolve } from "node:path";
+import { UsageError } from "./errors.ts";
 
 /** Where a resolved path came from, as printed by the `config` command. */
 export type Source = "flag" | "env" | "default";
@@ -54,18 +55,21 @@ const SETTINGS = [
 /**
  * Resolve the configuration from flags and an environment map.
  *
- * Relative paths are made absolute against `cwd`. Empty values count as unset.
+ * Relative paths are made absolute against `cwd`. An empty value is refused, never taken as unset: `--db "$UNSET"`
+ * or `ATOCORE_DB_PATH=` falling back to `./data/atocore.db` would quietly work on another store.
  *
  * @param flags Paths from the command line.
  * @param env Environment variables (pass `Deno.env.toObject()`).
  * @param cwd Folder that relative paths are taken from.
  * @returns The four resolved paths with their sources.
+ * @throws {UsageError} naming the flag or variable given an empty value.
  */
 export function resolveConfig(
   flags: PathFlags,
   env: Record<string, string | undefined>,
   cwd: string,
 ): Config {
+  refuseEmptyValues(flags, env);
   const dataDir = resolve(cwd, env.ATOCORE_DATA_DIR || "data");
   const entries = SETTINGS.map((setting): [string, ResolvedPath] => {
     const fromFlag = flags[setting.key];
@@ -80,4 +84,25 @@ export function resolveConfig(
 
 function absolute(path: string, cwd: string, source: Source, from: string): ResolvedPath {
   return { path: isAbsolute(path) ? resolve(path) : resolve(cwd, path), source, from };
+}
+
+/** The path variables besides the four of {@linkcode SETTINGS}. */
+const OTHER_PATH_VARIABLES = ["ATOCORE_DATA_DIR", "ATOCORE_SQLITE_LIB"] as const;
+
+/**
+ * Refuse a path flag or path variable that is present but empty.
+ *
+ * @throws {UsageError} naming the first one.
+ */
+export function refuseEmptyValues(flags: PathFlags, env: Record<string, string | undefined>): void {
+  for (const setting of SETTINGS) {
+    if (flags[setting.key] === "") throw new UsageError(`${setting.flag} needs a path, not an empty value`);
+  }
+  for (const name of [...SETTINGS.map((setting) => setting.env), ...OTHER_PATH_VARIABLES]) {
+    if (env[name] === "") {
+      throw new UsageError(
+        `${name} is set but empty; give it a path or unset it (an empty value is not taken as the default; see 'config')`,
+      );
+    }
+  }
 }

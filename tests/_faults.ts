@@ -7,6 +7,7 @@
  */
 import { createHash } from "node:crypto";
 import { join } from "node:path";
+import { withJournalMode } from "../src/sqlite/journal_header.ts";
 import { cliCommand, cliEnv, cliProcess, type CliRun, cliRunOf } from "./_helpers.ts";
 export { skipBecause } from "./_helpers.ts";
 
@@ -165,7 +166,9 @@ export async function ledgerState(
 
 /**
  * Every file and link below `root` with its SHA-256 or link target, `-wal`/`-shm`
- * sidecars left out (they come and go as SQLite opens a database).
+ * sidecars left out (they come and go as SQLite opens a database). A database file is
+ * hashed with its journal mode aside: a snapshot holds a rollback-journal image of a
+ * WAL-mode database, which restore sets back to WAL mode (journal modes are tested apart).
  *
  * @param skip Top-level names left out (such as the backup folder inside a data folder).
  */
@@ -177,7 +180,8 @@ export function treeDigest(root: string, skip: string[] = []): Record<string, st
       if (/-(wal|shm|journal)$/.test(entry.name) || (!relative && skip.includes(entry.name))) continue;
       if (entry.isSymlink) digest[path] = `-> ${Deno.readLinkSync(join(root, path))}`;
       else if (entry.isDirectory) visit(path);
-      else digest[path] = createHash("sha256").update(Deno.readFileSync(join(root, path))).digest("hex");
+      else {digest[path] = createHash("sha256").update(withJournalMode(Deno.readFileSync(join(root, path)), "rollback"))
+          .digest("hex");}
     }
   };
   visit("");

@@ -5,7 +5,9 @@
  */
 import { type CleanupResult, cleanupSnapshots } from "../ops/cleanup.ts";
 import { ExitCode, UsageError } from "../errors.ts";
+import { DEFAULT_KEEP_FAILED } from "../ops/failed.ts";
 import { acquireLock } from "../ops/lock.ts";
+import { requireOwnFolders } from "../ops/own_folders.ts";
 import { removeLeftovers } from "../ops/recover.ts";
 import { DEFAULT_POLICY, type KeepReason, type RetentionPolicy } from "../snapshot/retention.ts";
 import { failedRoot, snapshotsDir } from "../snapshot/layout.ts";
@@ -28,14 +30,16 @@ keeps nothing (all three counts 0) is refused (exit 2).
 With --confirm it takes the backup folder's lock (exit 4 while a create, restore
 or cleanup runs) and removes each snapshot by moving it out of snapshots/ first,
 so list and validate never see half of one. Folders under snapshots/ whose names
-are not plain stamps are reported as unparseable and never touched. Snapshots
-kept aside under failed/ (they failed validation after create) are listed, never removed.
+are not plain stamps are reported as unparseable and never touched. Of the
+snapshots kept aside under failed/ (they failed validation after create), the
+newest ${DEFAULT_KEEP_FAILED} are kept (--keep-failed) and older ones go with the others.
 
 Options:
   --confirm            delete (default: dry run)
   --keep-daily N       days to keep (default ${DEFAULT_POLICY.daily}; 0 turns the rule off)
   --keep-weekly N      Sunday weeks to keep (default ${DEFAULT_POLICY.weekly})
   --keep-monthly N     1st-of-month months to keep (default ${DEFAULT_POLICY.monthly})
+  --keep-failed N      entries of failed/ to keep, newest first (default ${DEFAULT_KEEP_FAILED})
 ${COMMON_HELP}
 
 Examples:
@@ -47,16 +51,19 @@ Examples:
     "keep-daily": { type: "string" },
     "keep-weekly": { type: "string" },
     "keep-monthly": { type: "string" },
+    "keep-failed": { type: "string" },
   },
   maxPositionals: 0,
   run(values, _positionals, context): Promise<Outcome> {
     const policy = policyFrom(values);
+    const keepFailed = countFrom(values, "keep-failed", DEFAULT_KEEP_FAILED);
     const config = configFrom(values, context);
     const backupDir = config.backupDir.path;
     const confirm = Boolean(values.confirm);
     using _lock = confirm ? acquireLock(backupDir, "cleanup") : null;
+    requireOwnFolders(backupDir);
     if (confirm) removeLeftovers(backupDir, context.reporter);
-    const result = cleanupSnapshots(backupDir, { policy, confirm, reporter: context.reporter });
+    const result = cleanupSnapshots(backupDir, { policy, confirm, reporter: context.reporter, keepFailed });
     return Promise.resolve({
       result,
       exitCode: result.errors.length ? ExitCode.Failed : ExitCode.Ok,
@@ -72,19 +79,10 @@ Examples:
  * counts that are all 0 (a policy that keeps nothing; refused as restic does).
  */
 function policyFrom(values: Values): RetentionPolicy {
-  const count = (flag: "keep-daily" | "keep-weekly" | "keep-monthly", fallback: number): number => {
-    const text = values[flag];
-    if (text === undefined) return fallback;
-    const value = Number(text);
-    if (!/^\d+$/.test(text) || !Number.isSafeInteger(value)) {
-      throw new UsageError(`cleanup: --${flag} must be a non-negative integer, not ${JSON.stringify(text)}`);
-    }
-    return value;
-  };
   const policy = {
-    daily: count("keep-daily", DEFAULT_POLICY.daily),
-    weekly: count("keep-weekly", DEFAULT_POLICY.weekly),
-    monthly: count("keep-monthly", DEFAULT_POLICY.monthly),
+    daily: countFrom(values, "keep-daily", DEFAULT_POLICY.daily),
+    weekly: countFrom(values, "keep-weekly", DEFAULT_POLICY.weekly),
+    monthly: countFrom(values, "keep-monthly", DEFAULT_POLICY.monthly),
   };
   if (policy.daily + policy.weekly + policy.monthly === 0) {
     throw new UsageError(
@@ -93,6 +91,25 @@ function policyFrom(values: Values): RetentionPolicy {
     );
   }
   return policy;
+}
+
+/**
+ * The count a `--keep-*` flag gives, or `fallback` when it is not given.
+ *
+ * @throws {UsageError} for a value that is not a non-negative integer.
+ */
+function countFrom(
+  values: Values,
+  flag: "keep-daily" | "keep-weekly" | "keep-monthly" | "keep-failed",
+  fallback: number,
+): number {
+  const text = values[flag];
+  if (text === undefined) return fallback;
+  const value = Number(text);
+  if (!/^\d+$/.test(text) || !Number.isSafeInteger(value)) {
+    throw new UsageError(`cleanup: --${flag} must be a non-negative integer, not ${JSON.stringify(text)}`);
+  }
+  return value;
 }
 
 /** The cleanup command's flags (`run`'s return type is written out so that reading them from it is not circular). */
@@ -112,15 +129,19 @@ function describe(result: CleanupResult, backupDir: string): string {
   if (result.unparseable.length) {
     lines.push(`not snapshot stamps, left alone: ${result.unparseable.join(", ")}`);
   }
+  const failedGone = result.dry_run ? result.failed_would_delete ?? [] : result.failed_deleted ?? [];
   if (result.failed_snapshots.length) {
     lines.push(
-      `failed validation after create, kept aside in ${failedRoot(backupDir)} (never removed): ${
-        result.failed_snapshots.join(", ")
-      }`,
+      `failed validation after create, in ${failedRoot(backupDir)} (the newest ${result.keep_failed} kept): ` +
+        `kept ${result.failed_kept.join(", ") || "none"}; ${result.dry_run ? "would remove" : "removed"} ${
+          failedGone.join(", ") || "none"
+        }`,
     );
   }
   if (result.errors.length) lines.push(`errors ${result.errors.length}:`, formatErrors(result.errors));
-  if (result.dry_run && removed.length) lines.push("nothing removed; run again with --confirm to remove them");
+  if (result.dry_run && (removed.length || failedGone.length)) {
+    lines.push("nothing removed; run again with --confirm to remove them");
+  }
   return lines.join("\n");
 }
 

@@ -5,7 +5,8 @@
  * @module
  */
 import { parseArgs } from "node:util";
-import { type Config, resolveConfig } from "../config.ts";
+import { type Config, refuseEmptyValues, resolveConfig } from "../config.ts";
+import { refuseOverlappingPaths } from "../path_overlap.ts";
 import { type ExitCodeValue, UsageError } from "../errors.ts";
 import type { MetricFacts } from "../report/metrics.ts";
 import type { Reporter } from "../report/reporter.ts";
@@ -151,15 +152,25 @@ function hasDeclaredTypes<O extends CommandOptions>(
 }
 
 /**
- * The configuration that the path flags and the environment give.
+ * The configuration that the path flags and the environment give, refused when its paths overlap: every command
+ * that works on the store's paths gets them here, so none runs on such a configuration.
  *
- * @throws {UsageError} for a path flag given an empty value (`--db "$UNSET"`), which
- *   would otherwise fall back silently to the environment or the default store.
+ * @throws {UsageError} for a path flag or variable given an empty value (`--db "$UNSET"`, `ATOCORE_DB_PATH=`),
+ *   which would otherwise fall back silently to the default store, and for overlapping paths.
  */
 export function configFrom(values: FlagValues<typeof PATH_OPTIONS>, context: CommandContext): Config {
-  for (const flag of ["db", "backup-dir", "registry", "chroma-dir"] as const) {
-    if (values[flag] === "") throw new UsageError(`--${flag} needs a path, not an empty value`);
-  }
+  const config = resolvedConfigFrom(values, context);
+  refuseOverlappingPaths(config);
+  return config;
+}
+
+/**
+ * The configuration as {@linkcode configFrom} resolves it, without refusing overlapping paths (for `config`, which
+ * reports them).
+ *
+ * @throws {UsageError} for a path flag or variable given an empty value.
+ */
+export function resolvedConfigFrom(values: FlagValues<typeof PATH_OPTIONS>, context: CommandContext): Config {
   return resolveConfig(
     { db: values.db, backupDir: values["backup-dir"], registry: values.registry, chromaDir: values["chroma-dir"] },
     context.env,
@@ -170,9 +181,10 @@ export function configFrom(values: FlagValues<typeof PATH_OPTIONS>, context: Com
 /**
  * Open the SQLite driver that `--sqlite-driver` names.
  *
- * @throws {UsageError} when `ffi` is asked for and cannot load.
+ * @throws {UsageError} when `ffi` is asked for and cannot load, or a path variable is set but empty.
  */
 export function driverFrom(values: FlagValues<typeof PATH_OPTIONS>, context: CommandContext): SqliteDriver {
+  refuseEmptyValues({}, context.env); // ATOCORE_SQLITE_LIB= is refused like the store's variables
   const choice = checkedDriverChoice(values["sqlite-driver"] ?? "auto");
   return openDriver(choice, context.env.ATOCORE_SQLITE_LIB || undefined);
 }

@@ -4,7 +4,8 @@
  * @module
  */
 import { ExitCode } from "../errors.ts";
-import { COMMON_HELP, configFrom, defineCommand, driverFrom } from "./command.ts";
+import { pathOverlaps } from "../path_overlap.ts";
+import { COMMON_HELP, defineCommand, driverFrom, resolvedConfigFrom } from "./command.ts";
 import { formatTable } from "./format.ts";
 
 /** The `config` command. */
@@ -14,7 +15,10 @@ export const configCommand = defineCommand({
   help: `Usage: atocore-backup config [options]
 
 Print the four paths the tool works on, each with its source (flag, env or
-default), and the SQLite driver and version that would be used.
+default), and the SQLite driver and version that would be used. Paths that
+overlap (the backup folder inside the Chroma folder, the database inside the
+backup folder, ...) are listed as problems, and then config exits 2, as every
+other command would refuse to run on them.
 
 ${COMMON_HELP}
 
@@ -24,11 +28,17 @@ Examples:
   options: {},
   maxPositionals: 0,
   run(values, _positionals, context) {
-    const config = configFrom(values, context);
+    const config = resolvedConfigFrom(values, context);
     const driver = driverFrom(values, context);
-    const result = { ...config, sqlite: { driver: driver.name, version: driver.version } };
+    const overlaps = pathOverlaps(config);
+    const result = { ...config, sqlite: { driver: driver.name, version: driver.version }, overlaps };
     const rows = Object.entries(config).map(([name, value]) => [name, value.path, `${value.source} (${value.from})`]);
     rows.push(["sqlite", `${driver.name} ${driver.version}`, ""]);
-    return Promise.resolve({ result, exitCode: ExitCode.Ok, text: formatTable(["SETTING", "VALUE", "SOURCE"], rows) });
+    const problems = overlaps.map((overlap) => `PROBLEM: ${overlap}; every other command refuses to run`);
+    return Promise.resolve({
+      result,
+      exitCode: overlaps.length ? ExitCode.Usage : ExitCode.Ok,
+      text: [formatTable(["SETTING", "VALUE", "SOURCE"], rows), ...problems].join("\n"),
+    });
   },
 });

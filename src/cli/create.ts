@@ -3,14 +3,18 @@
  *
  * @module
  */
-import { createSnapshot } from "../ops/create.ts";
-import { ExitCode } from "../errors.ts";
+import { type CreateResult, createSnapshot } from "../ops/create.ts";
+import { ExitCode, UsageError } from "../errors.ts";
 import { acquireLock } from "../ops/lock.ts";
+import { requireOwnFolders } from "../ops/own_folders.ts";
 import { removeLeftovers } from "../ops/recover.ts";
 import { COMMON_HELP, configFrom, defineCommand, driverFrom } from "./command.ts";
 import { manifestBytes } from "../snapshot/metadata.ts";
 import { formatBytes } from "./format.ts";
 import { METRICS_HELP, METRICS_OPTIONS, withMetrics } from "./metrics_flag.ts";
+
+/** Seconds the newest snapshot's stamp may be ahead of the clock before create refuses (`--max-clock-skew`). */
+export const DEFAULT_MAX_CLOCK_SKEW_SECONDS = 300;
 
 /** The `create` command. */
 export const createCommand = defineCommand({
@@ -22,38 +26,77 @@ Back up the live database (online backup API, safe while the service writes),
 the project registry and, with --chroma, a cold copy of the Chroma folder into
 <backup>/snapshots/<STAMP>/. The snapshot is built in <backup>/.staging/, fsynced,
 validated, and published with one rename; it never overwrites another snapshot.
+When Chroma cannot be backed up, the database and registry are still published
+without it, and create exits 1 saying why.
 
 Options:
-  --chroma             also copy the Chroma folder (stop ingestion first)
+  --chroma                 also copy the Chroma folder (stop ingestion first)
+  --allow-empty-database   back up a live database that is 0 bytes or has no tables
+                           (refused by default: a volume that did not mount looks like that)
+  --max-clock-skew SECONDS refuse when the newest snapshot is stamped later than now by
+                           more than this (default ${DEFAULT_MAX_CLOCK_SKEW_SECONDS})
 ${METRICS_HELP}
 ${COMMON_HELP}
 
 Examples:
   atocore-backup create --chroma
   ATOCORE_DATA_DIR=/srv/atocore atocore-backup create --json`,
-  options: { chroma: { type: "boolean" }, ...METRICS_OPTIONS },
+  options: {
+    chroma: { type: "boolean" },
+    "allow-empty-database": { type: "boolean" },
+    "max-clock-skew": { type: "string" },
+    ...METRICS_OPTIONS,
+  },
   maxPositionals: 0,
   run(values, _positionals, context) {
     return withMetrics(values, "create", context, async () => {
       const config = configFrom(values, context);
       const driver = driverFrom(values, context);
+      const maxClockSkewMs = clockSkewFrom(values["max-clock-skew"]) * 1000;
       using _lock = acquireLock(config.backupDir.path, "create");
+      requireOwnFolders(config.backupDir.path);
       removeLeftovers(config.backupDir.path, context.reporter);
       const result = await createSnapshot(config, {
         driver,
         includeChroma: Boolean(values.chroma),
         reporter: context.reporter,
+        refuseEmptyDatabase: !values["allow-empty-database"],
+        maxClockSkewMs,
+        publishWithoutFailedChroma: true,
       });
-      const chroma = result.chroma_snapshot_path
-        ? `, Chroma ${result.chroma_snapshot_files} files ${formatBytes(result.chroma_snapshot_bytes)}`
-        : "";
       return {
         result,
-        exitCode: ExitCode.Ok,
+        exitCode: result.chroma_error === undefined ? ExitCode.Ok : ExitCode.Failed,
         metrics: { stamp: result.stamp, bytes: manifestBytes(result.manifest ?? []), valid: true },
-        text: `created snapshot ${result.stamp} (database ${formatBytes(result.db_size_bytes)}${chroma}), validated\n` +
-          `  ${result.backup_root}`,
+        text: describe(result, config.chromaDir.path),
       };
     });
   },
 });
+
+/**
+ * The seconds `--max-clock-skew` gives, or the default.
+ *
+ * @throws {UsageError} for a value that is not a non-negative integer.
+ */
+function clockSkewFrom(text: string | undefined): number {
+  if (text === undefined) return DEFAULT_MAX_CLOCK_SKEW_SECONDS;
+  if (!/^\d{1,12}$/.test(text)) {
+    throw new UsageError(`create: --max-clock-skew must be a number of seconds, not ${JSON.stringify(text)}`);
+  }
+  return Number(text);
+}
+
+/** What was created, and when Chroma failed, what the snapshot does and does not hold. */
+function describe(result: CreateResult, chromaDir: string): string {
+  if (result.chroma_error !== undefined) {
+    return `created snapshot ${result.stamp} with the database (${formatBytes(result.db_size_bytes)}) and the ` +
+      `registry but WITHOUT Chroma: ${result.chroma_error}; Chroma ${chromaDir} is in no new snapshot; repair or ` +
+      `rebuild it, then run create --chroma again\n  ${result.backup_root}`;
+  }
+  const chroma = result.chroma_snapshot_path
+    ? `, Chroma ${result.chroma_snapshot_files} files ${formatBytes(result.chroma_snapshot_bytes)}`
+    : "";
+  return `created snapshot ${result.stamp} (database ${formatBytes(result.db_size_bytes)}${chroma}), validated\n` +
+    `  ${result.backup_root}`;
+}

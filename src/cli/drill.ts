@@ -9,10 +9,9 @@ import { type DrillResult, drillSnapshot } from "../ops/drill.ts";
 import { ExitCode, OperationError, UsageError } from "../errors.ts";
 import { writeFileAtomic } from "../fs/durable.ts";
 import { renderJunit } from "../report/junit.ts";
-import { listSnapshots } from "../ops/list.ts";
+import { latestStamp } from "../ops/list.ts";
 import { runSampleDrill, type SampleDrillResult } from "../sample/drill.ts";
 import { checkedStamp } from "../snapshot/layout.ts";
-import { isStamp } from "../snapshot/stamp.ts";
 import {
   type CommandContext,
   type CommandFlags,
@@ -23,7 +22,7 @@ import {
   type Outcome,
 } from "./command.ts";
 import { formatAge, formatBytes } from "./format.ts";
-import { METRICS_HELP, METRICS_OPTIONS, withMetrics } from "./metrics_flag.ts";
+import { METRICS_HELP, METRICS_OPTIONS, requireWritableOutput, withMetrics } from "./metrics_flag.ts";
 
 /** The `drill` command. */
 export const drillCommand = defineCommand({
@@ -70,6 +69,7 @@ Examples:
   maxPositionals: 1,
   run(values, positionals, context): Promise<Outcome> {
     checkArguments(values, positionals);
+    if (values.junit !== undefined) requireWritableOutput("junit", resolve(context.cwd, values.junit));
     return withMetrics(
       values,
       "drill",
@@ -101,7 +101,10 @@ function checkArguments(values: Values, positionals: string[]): void {
 async function drill(values: Values, positionals: string[], context: CommandContext): Promise<Outcome> {
   const config = configFrom(values, context);
   const driver = driverFrom(values, context);
-  const stamp = positionals.length ? checkedStamp(positionals[0]) : latestStamp(config.backupDir.path, context.now);
+  const stamp = positionals.length ? checkedStamp(positionals[0]) : latestStamp(config.backupDir.path);
+  if (stamp === null) {
+    throw new OperationError(`no snapshots to drill in ${config.backupDir.path}; run 'atocore-backup create' first`);
+  }
   const scratch = values["scratch-dir"];
   const result = await drillSnapshot(config, stamp, {
     driver,
@@ -129,19 +132,6 @@ async function sample(values: Values, context: CommandContext): Promise<Outcome>
     text: describeSample(result),
     metrics: metricsOf(result.drill),
   };
-}
-
-/**
- * The newest snapshot whose name is a plain stamp.
- *
- * @throws {OperationError} when the backup folder has none.
- */
-function latestStamp(backupDir: string, now: Date): string {
-  const newest = listSnapshots(backupDir, now).map((entry) => entry.stamp).filter(isStamp).at(-1);
-  if (newest === undefined) {
-    throw new OperationError(`no snapshots to drill in ${backupDir}; run 'atocore-backup create' first`);
-  }
-  return newest;
 }
 
 function writeJunit(values: Values, context: CommandContext, result: DrillResult): void {

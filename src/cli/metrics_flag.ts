@@ -5,7 +5,8 @@
  * @module
  */
 import { resolve } from "node:path";
-import { describeOsError } from "../errors.ts";
+import { describeOsError, UsageError } from "../errors.ts";
+import { checkCanReplace } from "../fs/durable.ts";
 import { type MetricsOperation, writeMetrics } from "../report/metrics.ts";
 import type { CommandContext, CommandOptions, FlagValues, Outcome } from "./command.ts";
 
@@ -19,8 +20,9 @@ export const METRICS_HELP =
 /**
  * Run a command's work and, when `--metrics-file` is given, write its metrics:
  * success when it ends with exit code 0, failure when it ends otherwise or throws
- * (the error is then thrown on). A metrics file that cannot be written is
- * reported as a warning event and does not change the exit code.
+ * (the error is then thrown on). A metrics file that cannot be written is refused
+ * before the work (exit 2); one that fails after it is reported as a warning
+ * event and does not change the exit code.
  */
 export async function withMetrics(
   values: FlagValues<typeof METRICS_OPTIONS>,
@@ -31,6 +33,7 @@ export async function withMetrics(
   const path = values["metrics-file"];
   if (path === undefined) return await run();
   const target = resolve(context.cwd, path);
+  requireWritableOutput("metrics-file", target);
   const record = (success: boolean, outcome?: Outcome) => {
     try {
       writeMetrics(target, {
@@ -53,4 +56,24 @@ export async function withMetrics(
   }
   record(outcome.exitCode === 0, outcome);
   return outcome;
+}
+
+/**
+ * Refuse, before any work, an output file (`--metrics-file`, `--junit`) that could not be written after it, so that
+ * a run that did its work never ends in exit 1 for want of somewhere to report it.
+ *
+ * @param flag The flag's name without dashes, for the message.
+ * @param path The absolute path given.
+ * @throws {UsageError} naming the flag, the path and the reason.
+ */
+export function requireWritableOutput(flag: string, path: string): void {
+  try {
+    checkCanReplace(path);
+  } catch (error) {
+    throw new UsageError(
+      `--${flag} ${path} cannot be written (${describeOsError(error)}); ` +
+        `give a file in an existing folder this user can write; nothing was done`,
+      { cause: error },
+    );
+  }
 }

@@ -5,11 +5,11 @@
  */
 import { resolve } from "node:path";
 import { ExitCode, UsageError } from "../errors.ts";
-import { acquireLock } from "../ops/lock.ts";
+import { acquireLock, acquireLockToRead } from "../ops/lock.ts";
 import { removeLeftovers } from "../ops/recover.ts";
 import { goBack, type RestoreResult, restoreSnapshot } from "../ops/restore.ts";
 import { checkedStamp } from "../snapshot/layout.ts";
-import { COMMON_HELP, configFrom, defineCommand, driverFrom, refuseBoth } from "./command.ts";
+import { type CommandContext, COMMON_HELP, configFrom, defineCommand, driverFrom, refuseBoth } from "./command.ts";
 import { formatBytes } from "./format.ts";
 
 /** The `restore` command. */
@@ -22,20 +22,25 @@ export const restoreCommand = defineCommand({
 Restore the snapshot STAMP. The service must be stopped first. In order:
 refuse without --confirm-service-stopped, and while another process has the
 database (or its -wal, or Chroma's database) open; validate the snapshot deeply
-(manifest hashes included) and refuse if anything is wrong; take a pre-restore
-snapshot of the live store (with Chroma when Chroma is restored), whose stamp
-is printed so the restore can be undone; checkpoint the live database's WAL and
-remove its stale -wal/-shm; replace the database and the registry atomically
-(a copy beside each, fsynced, renamed over it); replace the contents of the
-Chroma folder (the folder itself stays: it may be a bind mount) from a copy
-staged inside it; check the restored database's integrity. Nothing is changed
-when it refuses. Exit 1 names the pre-restore stamp to go back to. A restore
-that stops part way is recorded beside the live database; until it is run
-again (which finishes it) or the pre-restore stamp is restored, create refuses.
+(manifest hashes included) and refuse if anything is wrong; refuse when a
+filesystem it writes to lacks the space it needs (the message gives the
+numbers); take a pre-restore snapshot of the live store (with Chroma when
+Chroma is restored), whose stamp is printed so the restore can be undone;
+checkpoint the live database's WAL into it and remove the emptied -wal/-shm (a
+WAL that does not empty stops the restore, kept); replace the database and the
+registry atomically (a copy beside each, fsynced, renamed over it); replace the
+contents of the Chroma folder (the folder itself stays: it may be a bind mount)
+from a copy staged inside it; check the restored database's integrity. Nothing
+is changed when it refuses. Exit 1 says what was changed and names the
+pre-restore stamp to go back to. A restore that stops part way is recorded
+beside the live database; until it is run again (which finishes it) or the
+pre-restore stamp is restored, create refuses.
 
 With --to DIR the store is rebuilt under DIR (DIR/<database file>,
-DIR/<registry file>, DIR/chroma) and the live paths are not touched; no
-acknowledgment is needed and no pre-restore snapshot is taken.
+DIR/<registry file>, DIR/chroma), new or empty unless --force, and the live
+paths are not touched; no acknowledgment is needed and no pre-restore snapshot
+is taken. With --to or --no-pre-snapshot nothing is written in the backup
+folder, which may be read-only.
 
 Options:
   --confirm-service-stopped  I have stopped the AtoCore service (docker compose down)
@@ -43,7 +48,8 @@ Options:
   --no-pre-snapshot          do not take the pre-restore snapshot
   --chroma                   restore Chroma (the default when the snapshot has it)
   --no-chroma                leave the live Chroma folder alone
-  --to DIR                   rebuild the store under DIR instead of the live paths
+  --to DIR                   rebuild the store under DIR (new or empty) instead of the live paths
+  --force                    with --to: restore into a folder that already holds files
 ${COMMON_HELP}
 
 Examples:
@@ -57,6 +63,7 @@ Examples:
     chroma: { type: "boolean" },
     "no-chroma": { type: "boolean" },
     to: { type: "string" },
+    force: { type: "boolean" },
   },
   maxPositionals: 1,
   async run(values, positionals, context) {
@@ -64,10 +71,12 @@ Examples:
     const stamp = checkedStamp(positionals[0]);
     refuseBoth(values, "chroma", "no-chroma", "restore");
     if (values.to === "") throw new UsageError("restore: --to needs a folder");
+    if (values.force && values.to === undefined) {
+      throw new UsageError("restore: --force goes with --to DIR only (the live store needs --confirm-service-stopped)");
+    }
     const config = configFrom(values, context);
     const driver = driverFrom(values, context);
-    using _lock = acquireLock(config.backupDir.path, "restore");
-    removeLeftovers(config.backupDir.path, context.reporter);
+    using _lock = lockBackupDir(config.backupDir.path, values.to === undefined && !values["no-pre-snapshot"], context);
     const result = await restoreSnapshot(config, stamp, {
       driver,
       reporter: context.reporter,
@@ -76,6 +85,7 @@ Examples:
       preSnapshot: !values["no-pre-snapshot"],
       includeChroma: values.chroma ? true : values["no-chroma"] ? false : undefined,
       to: values.to === undefined ? undefined : resolve(context.cwd, values.to),
+      force: Boolean(values.force),
     });
     return {
       result,
@@ -84,6 +94,26 @@ Examples:
     };
   },
 });
+
+/**
+ * The backup folder's lock for this restore. One that takes the pre-restore snapshot writes there: the lock, and
+ * leftovers of killed runs cleared. One that writes nothing there also works on a read-only folder (see
+ * `acquireLockToRead`), and says when it could take no lock.
+ */
+function lockBackupDir(backupDir: string, writes: boolean, context: CommandContext): Disposable {
+  if (writes) {
+    const lock = acquireLock(backupDir, "restore");
+    removeLeftovers(backupDir, context.reporter);
+    return lock;
+  }
+  const lock = acquireLockToRead(backupDir, "restore");
+  if (lock.how === "writable") removeLeftovers(backupDir, context.reporter);
+  if (lock.how === "read-only") context.reporter.event("info", "backup_dir_locked_read_only", { path: backupDir });
+  if (lock.how === "none") {
+    context.reporter.event("warning", "backup_dir_not_locked", { path: backupDir, reason: lock.reason });
+  }
+  return lock;
+}
 
 function describe(result: RestoreResult): string {
   const where = result.to === null ? "the live store" : result.to;

@@ -4,10 +4,9 @@
  * @module
  */
 import { ExitCode, UsageError } from "../errors.ts";
-import { listSnapshots } from "../ops/list.ts";
-import { checkedStamp, snapshotsDir } from "../snapshot/layout.ts";
-import { isStamp } from "../snapshot/stamp.ts";
+import { checkedStamp } from "../snapshot/layout.ts";
 import { validateSnapshot, type ValidationResult } from "../ops/validate.ts";
+import { validateAll } from "../ops/validate_all.ts";
 import { COMMON_HELP, configFrom, defineCommand, driverFrom } from "./command.ts";
 import { formatBytes, formatErrors } from "./format.ts";
 import { METRICS_HELP, METRICS_OPTIONS, withMetrics } from "./metrics_flag.ts";
@@ -42,64 +41,37 @@ Examples:
       if (!values.all && positionals.length === 0) {
         throw new UsageError("validate: snapshot stamp required (or --all); see 'list'");
       }
-      const stamps = values.all ? [] : [checkedStamp(positionals[0])];
+      const stamp = values.all ? undefined : checkedStamp(positionals[0]);
       const config = configFrom(values, context);
-      const driver = driverFrom(values, context);
-      if (values.all) requireSnapshotsFolder(config.backupDir.path);
-      // A folder under snapshots/ whose name is not a stamp is no snapshot: reported as skipped, not failed.
-      const listed = values.all ? listSnapshots(config.backupDir.path, context.now).map((entry) => entry.stamp) : [];
-      const skipped = listed.filter((name) => !isStamp(name));
-      stamps.push(...listed.filter(isStamp));
-      const results: ValidationResult[] = [];
-      for (const stamp of stamps) {
-        results.push(
-          await validateSnapshot(config.backupDir.path, stamp, {
-            driver,
-            quick: Boolean(values.quick),
-            onProgress: (done, total) => context.reporter.progress("hashing", done, total),
-          }),
-        );
+      const options = {
+        driver: driverFrom(values, context),
+        quick: Boolean(values.quick),
+        onProgress: (done: number, total: number) => context.reporter.progress("hashing", done, total),
+      };
+      if (stamp !== undefined) {
+        const result = await validateSnapshot(config.backupDir.path, stamp, options);
+        const exitCode = result.valid ? ExitCode.Ok : ExitCode.Failed;
+        return { result, exitCode, metrics: { stamp, valid: result.valid }, text: describe(result) };
       }
-      const allValid = results.every((result) => result.valid);
+      const all = await validateAll(config.backupDir.path, options);
       return {
-        result: values.all ? { valid: allValid, results, skipped } : results[0],
-        exitCode: allValid ? ExitCode.Ok : ExitCode.Failed,
-        metrics: { stamp: stamps.at(-1), valid: allValid },
-        text: [...results.map(describe), ...skipped.map((name) => `${name}: skipped (not a snapshot stamp)`)]
+        result: all,
+        exitCode: all.valid ? ExitCode.Ok : ExitCode.Failed,
+        metrics: { stamp: all.results.at(-1)?.stamp, valid: all.valid },
+        text: [...all.results.map(describe), ...all.skipped.map((name) => `${name}: skipped (not a snapshot stamp)`)]
           .join("\n") || `no snapshots in ${config.backupDir.path}`,
       };
     });
   },
 });
 
-/**
- * Refuse `--all` on a backup folder that has no `snapshots/` folder: a mistyped
- * `--backup-dir` would otherwise pass as "no snapshots", valid. An empty one is fine.
- *
- * @throws {UsageError} naming the path, when nothing or no folder is there.
- */
-function requireSnapshotsFolder(backupDir: string): void {
-  const path = snapshotsDir(backupDir);
-  let folder: boolean;
-  try {
-    folder = Deno.statSync(path).isDirectory;
-  } catch (error) {
-    if (!(error instanceof Deno.errors.NotFound || error instanceof Deno.errors.NotADirectory)) throw error;
-    folder = false;
-  }
-  if (!folder) {
-    throw new UsageError(
-      `no snapshots folder at ${path}; check --backup-dir or ATOCORE_BACKUP_DIR (see 'config')`,
-    );
-  }
-}
-
 function describe(result: ValidationResult): string {
   if (result.valid) {
     const hashed = result.quick ? "sizes only" : `${formatBytes(result.bytes_hashed)} hashed`;
+    const unbound = result.metadata_bound === false ? "; metadata not bound: format 1, made before its digest" : "";
     const manifest = result.manifest_ok === null
       ? "no manifest (module snapshot)"
-      : `${result.files_checked} files, ${hashed}`;
+      : `${result.files_checked} files, ${hashed}${unbound}`;
     return `${result.stamp}: valid (${manifest})`;
   }
   return `${result.stamp}: INVALID\n${formatErrors(result.errors)}`;

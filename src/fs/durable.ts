@@ -4,8 +4,10 @@
  *
  * @module
  */
-import { basename, dirname, join } from "node:path";
-import { statOrNull } from "./probe.ts";
+import { basename, dirname, isAbsolute, join, relative, sep } from "node:path";
+import { RefusedError } from "../errors.ts";
+import { lstatOrNull, statOrNull } from "./probe.ts";
+import { kindOf, NotRegularFileError } from "./regular_file.ts";
 
 /** Flush a file's data and metadata to disk. */
 export function syncFile(path: string): void {
@@ -78,6 +80,22 @@ function keepOwnerAndMode(path: string, previous: Deno.FileInfo): void {
   if (previous.mode !== null && copy.mode !== previous.mode) Deno.chmodSync(path, previous.mode & 0o7777);
 }
 
+/**
+ * Check, before any work, that {@linkcode writeFileAtomic} can later write `path`: nothing but a regular file (or
+ * nothing) is there, links followed, and a new file can be made beside it (one is made and removed at once).
+ *
+ * @throws the probe's OS error (`NotFound` for a missing folder, `PermissionDenied`, a read-only filesystem),
+ *   `IsADirectory`, or {@linkcode NotRegularFileError} for a FIFO, socket or device.
+ */
+export function checkCanReplace(path: string): void {
+  const info = statOrNull(path);
+  if (info?.isDirectory) throw new Deno.errors.IsADirectory(`is a directory: ${path}`);
+  if (info && !info.isFile) throw new NotRegularFileError(path, kindOf(info));
+  const probe = temporaryPath(path);
+  Deno.openSync(probe, { write: true, createNew: true }).close();
+  Deno.removeSync(probe);
+}
+
 /** Rename and then fsync the folders of both names, so the move survives a crash. */
 export function renameDurable(from: string, to: string): void {
   Deno.renameSync(from, to);
@@ -117,7 +135,10 @@ export function syncTree(root: string): void {
   syncDir(root);
 }
 
-/** Remove a path and all below it, ignoring that it may already be gone. */
+/**
+ * Remove a path and all below it, ignoring that it may already be gone. A symbolic link at `path` or below it is
+ * removed as a link, never followed; links among the folders above `path` are checked by {@linkcode removeInside}.
+ */
 export function removeQuietly(path: string): void {
   try {
     Deno.removeSync(path, { recursive: true });
@@ -138,4 +159,28 @@ export function syncFileLater(path: string): () => Promise<void> {
     const failure = await flushed;
     if (failure) throw failure.error;
   };
+}
+
+/**
+ * Remove `path` and all below it as {@linkcode removeQuietly} does, but only when it lies inside `root` and no folder
+ * between `root` and `path` is a symbolic link: through one, the removal would happen wherever the link points.
+ *
+ * @throws {RefusedError} naming the link (or `path`, when it is not inside `root`); nothing is removed.
+ */
+export function removeInside(root: string, path: string): void {
+  const rest = relative(root, path);
+  if (rest === "" || rest === ".." || rest.startsWith(`..${sep}`) || isAbsolute(rest)) {
+    throw new RefusedError(`refusing to remove ${path}: it is not inside ${root}; please report this bug`);
+  }
+  let folder = root;
+  for (const name of rest.split(sep).slice(0, -1)) {
+    folder = join(folder, name);
+    if (lstatOrNull(folder)?.isSymlink) {
+      throw new RefusedError(
+        `refusing to remove ${path}: ${folder} is a symbolic link, and the removal would follow it; ` +
+          `nothing was removed; replace the link with a folder, then run again`,
+      );
+    }
+  }
+  removeQuietly(path);
 }

@@ -17,16 +17,32 @@ let buffer: Uint8Array | null = null;
  *
  * @param path File to hash.
  * @param onBytes Called with the number of bytes read after each chunk (for progress).
+ * @param overlay Bytes hashed in place of the file's own at `offset` (the file is not changed).
  */
-export function sha256File(path: string, onBytes?: (bytes: number) => void): string {
+export function sha256File(
+  path: string,
+  onBytes?: (bytes: number) => void,
+  overlay?: { offset: number; bytes: Uint8Array },
+): string {
   const hash = createHash("sha256");
   using file = Deno.openSync(path, { read: true });
   buffer ??= new Uint8Array(CHUNK_BYTES);
+  let position = 0;
   while (true) {
     const read = file.readSync(buffer);
     if (read === null) break;
-    hash.update(buffer.subarray(0, read));
+    const chunk = buffer.subarray(0, read);
+    if (overlay) applyOverlay(chunk, position, overlay);
+    hash.update(chunk);
+    position += read;
     onBytes?.(read);
   }
   return hash.digest("hex");
+}
+
+/** Write the part of `overlay` that falls in `chunk` (which starts at `position` in the file) over it. */
+function applyOverlay(chunk: Uint8Array, position: number, overlay: { offset: number; bytes: Uint8Array }): void {
+  const from = Math.max(overlay.offset, position);
+  const to = Math.min(overlay.offset + overlay.bytes.length, position + chunk.length);
+  for (let at = from; at < to; at++) chunk[at - position] = overlay.bytes[at - overlay.offset];
 }

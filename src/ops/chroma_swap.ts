@@ -11,6 +11,7 @@ import { entriesOrNone, exists } from "../fs/probe.ts";
 import { copyEntries, type CopyTotals, type TreeEntry, walkTree } from "../fs/tree.ts";
 import type { Reporter } from "../report/reporter.ts";
 import { CHROMA_OLD_PREFIX, CHROMA_STAGING_PREFIX } from "../snapshot/chroma.ts";
+import type { Change } from "./restore_wal.ts";
 
 /** A full Chroma copy staged in a hidden folder inside the target folder. */
 export interface StagedChroma {
@@ -22,11 +23,21 @@ export interface StagedChroma {
  * Copy the snapshot's Chroma folder into a hidden folder inside `target` (created
  * when missing, never removed), owned like `target`, fsynced. Leftovers of killed
  * restores (staged copies and old entries moved aside) are removed first; a copy
- * that fails part way is removed.
+ * that fails part way is removed. `noteChange` hears, as they are made, the changes
+ * that stay in `target` when a later step fails: the folder created, leftovers removed.
  */
-export function stageChroma(source: string, target: string, reporter: Reporter): StagedChroma {
-  ensureDir(target);
-  clearLeftovers(target, reporter);
+export function stageChroma(
+  source: string,
+  target: string,
+  reporter: Reporter,
+  noteChange: (what: string) => void,
+): StagedChroma {
+  if (!exists(target)) {
+    ensureDir(target);
+    noteChange(`created the empty Chroma folder ${target}`);
+  }
+  const removed = clearLeftovers(target, reporter);
+  if (removed > 0) noteChange(`removed ${removed} leftover(s) of a killed restore from ${target}`);
   const folder = join(target, `${CHROMA_STAGING_PREFIX}${Deno.pid}-${crypto.randomUUID().slice(0, 8)}`);
   Deno.mkdirSync(folder);
   try {
@@ -49,14 +60,18 @@ export function stageChroma(source: string, target: string, reporter: Reporter):
 
 /**
  * Remove what killed restores left in `target`: staged copies and old entries moved aside (the lock rules out a
- * live restore). Called only once no unfinished swap is recorded: the old entries are then never the only copy.
+ * live restore); how many. Called only once no unfinished swap is recorded: the old entries are then never the only
+ * copy.
  */
-export function clearLeftovers(target: string, reporter: Reporter): void {
+export function clearLeftovers(target: string, reporter: Reporter): number {
+  let removed = 0;
   for (const entry of entriesOrNone(target)) {
     if (!entry.name.startsWith(CHROMA_STAGING_PREFIX) && !entry.name.startsWith(CHROMA_OLD_PREFIX)) continue;
     removeQuietly(join(target, entry.name));
+    removed += 1;
     reporter.event("warning", "stale_leftover_removed", { path: join(target, entry.name) });
   }
+  return removed;
 }
 
 /**
@@ -99,12 +114,15 @@ export type RecordSwap = (state: SwapState | null) => void;
 export class SwapFailure extends Error {
   /** The Chroma folder's state, in words. */
   readonly state: string;
+  /** Whether the folder was put back as it was before the swap (else its old entries are still aside). */
+  readonly undone: boolean;
 
   /** Make a swap failure. */
-  constructor(message: string, state: string, options?: ErrorOptions) {
+  constructor(message: string, state: string, undone: boolean, options?: ErrorOptions) {
     super(message, options);
     this.name = "SwapFailure";
     this.state = state;
+    this.undone = undone;
   }
 }
 
@@ -170,11 +188,11 @@ function failedSwap(
     const moved = undoSwap(target, state, record);
     reporter.event("warning", "restore_chroma_swap_undone", { target, entries_moved_back: moved });
     const left = `Chroma was put back as it was (${moved} entries moved back, the staged copy removed)`;
-    return new SwapFailure(cause, left, { cause: error });
+    return new SwapFailure(cause, left, true, { cause: error });
   } catch (undoError) {
     const left = `Chroma could not be put back (${describeOsError(undoError)}): its old entries are in ` +
       `${join(target, state.old)}, kept until the next restore moves them back`;
-    return new SwapFailure(cause, left, { cause: error });
+    return new SwapFailure(cause, left, false, { cause: error });
   }
 }
 
@@ -209,18 +227,23 @@ function undoSwap(target: string, state: SwapState, record: RecordSwap): number 
 /**
  * Settle a swap that a killed restore left in `target` (as its intent recorded it): undone while it was still
  * moving entries, finished (the old entries removed) once the new ones were all in.
+ *
+ * @returns What settling changed, in words; `part` set when Chroma's visible contents changed.
  */
-export function settleSwap(target: string, state: SwapState, record: RecordSwap, reporter: Reporter): void {
+export function settleSwap(target: string, state: SwapState, record: RecordSwap, reporter: Reporter): Change {
   if (state.phase !== "clearing-old") {
     const moved = undoSwap(target, state, record);
     reporter.event("warning", "restore_chroma_swap_undone", { target, entries_moved_back: moved });
-    return;
+    const what = `put the Chroma folder ${target} back as it was before the unfinished restore's swap ` +
+      `(${moved} entries moved back)`;
+    return moved > 0 || state.phase === "moving-new-in" ? { what, part: "chroma" } : { what };
   }
   removeQuietly(join(target, state.staged));
   removeQuietly(join(target, state.old));
   syncDir(target);
   tryRecord(record, null);
   reporter.event("warning", "restore_chroma_swap_finished", { target });
+  return { what: `finished the unfinished restore's swap of the Chroma folder ${target} (its old entries removed)` };
 }
 
 /**

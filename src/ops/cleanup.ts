@@ -10,8 +10,8 @@
  * cleanup removes what is left in `.trash/`).
  *
  * Snapshots kept aside under `<backup>/failed/` (they failed post-backup
- * validation) are reported as `failed_snapshots` and never removed: an operator
- * decides what to do with them.
+ * validation) are bounded: the newest few are kept for inspection, older ones go
+ * (`failed.ts`).
  *
  * The caller holds the operation lock for a confirmed cleanup. A dry run reads
  * only. Requires `--allow-read`, and `--allow-write` to remove.
@@ -19,12 +19,13 @@
  * @module
  */
 import { describeOsError } from "../errors.ts";
-import { ensureDir, removeQuietly, renameDurable } from "../fs/durable.ts";
+import { ensureDir, removeInside, renameDurable } from "../fs/durable.ts";
 import { folderNames, isDirectory } from "../fs/probe.ts";
 import type { Reporter } from "../report/reporter.ts";
 import { applyRetention, type KeepReason, type RetentionPolicy } from "../snapshot/retention.ts";
-import { failedRoot, snapshotDir, snapshotsDir, trashDir, trashRoot } from "../snapshot/layout.ts";
+import { snapshotDir, snapshotsDir, trashDir, trashRoot } from "../snapshot/layout.ts";
 import { isStamp } from "../snapshot/stamp.ts";
+import { DEFAULT_KEEP_FAILED, failedEntries, failedRetention, removeFailed } from "./failed.ts";
 
 /** Options of {@linkcode cleanupSnapshots}. */
 export interface CleanupOptions {
@@ -34,6 +35,8 @@ export interface CleanupOptions {
   confirm: boolean;
   /** Where events go. */
   reporter: Reporter;
+  /** How many `failed/` entries to keep, newest first (default {@linkcode DEFAULT_KEEP_FAILED}). */
+  keepFailed?: number;
 }
 
 /** A kept snapshot and every rule that keeps it. */
@@ -66,8 +69,15 @@ export interface CleanupResult {
   deleted_snapshots?: string[];
   /** Stamps a confirmed run would remove (dry runs), newest first. */
   would_delete_snapshots?: string[];
-  /** Folder names under `failed/` (snapshots that failed post-backup validation), sorted; never removed. */
+  /** Folder names under `failed/` (snapshots that failed post-backup validation), sorted, as found. */
   failed_snapshots: string[];
+  /** The `failed/` entries kept: the newest `keep_failed`, and any whose name is not this tool's. */
+  failed_kept: string[];
+  /** `failed/` entries removed (confirmed runs). */
+  failed_deleted?: string[];
+  /** `failed/` entries a confirmed run would remove (dry runs). */
+  failed_would_delete?: string[];
+  keep_failed: number;
 }
 
 /**
@@ -110,7 +120,7 @@ export function cleanupSnapshots(backupDir: string, options: CleanupOptions): Cl
     },
     kept_snapshots: decision.keep.map((stamp) => ({ stamp, reasons: decision.reasons[stamp] })),
     ...(options.confirm ? { deleted_snapshots: removed } : { would_delete_snapshots: removed }),
-    failed_snapshots: folderNames(failedRoot(backupDir)),
+    ...boundFailed(backupDir, options, errors),
   };
   options.reporter.event("info", "cleanup_old_backups", {
     kept: result.kept,
@@ -119,6 +129,44 @@ export function cleanupSnapshots(backupDir: string, options: CleanupOptions): Cl
     dry_run: result.dry_run,
   });
   return result;
+}
+
+/**
+ * Apply the `failed/` bound: keep the newest `keepFailed` entries, remove (when confirmed) or list the older ones.
+ * A removal that fails is a line in `errors`.
+ */
+function boundFailed(
+  backupDir: string,
+  options: CleanupOptions,
+  errors: string[],
+): Pick<CleanupResult, "failed_snapshots" | "failed_kept" | "failed_deleted" | "failed_would_delete" | "keep_failed"> {
+  const keepFailed = options.keepFailed ?? DEFAULT_KEEP_FAILED;
+  const entries = failedEntries(backupDir);
+  const decision = failedRetention(entries, keepFailed);
+  const names = (list: typeof entries) => list.map((entry) => entry.name);
+  if (!options.confirm) {
+    return {
+      failed_snapshots: names(entries),
+      failed_kept: names(decision.keep),
+      failed_would_delete: names(decision.remove),
+      keep_failed: keepFailed,
+    };
+  }
+  const deleted: string[] = [];
+  for (const entry of decision.remove) {
+    const error = removeFailed(backupDir, entry);
+    if (error) errors.push(error);
+    else {
+      deleted.push(entry.name);
+      options.reporter.event("info", "failed_snapshot_removed", { path: entry.path });
+    }
+  }
+  return {
+    failed_snapshots: names(entries),
+    failed_kept: names(entries.filter((entry) => !deleted.includes(entry.name))),
+    failed_deleted: deleted,
+    keep_failed: keepFailed,
+  };
 }
 
 /** The folder names under `snapshots/`, split into plain stamps and the rest (sorted). */
@@ -152,7 +200,7 @@ function removeSnapshot(backupDir: string, stamp: string): { gone: boolean; erro
     };
   }
   try {
-    removeQuietly(trash);
+    removeInside(backupDir, trash);
   } catch (error) {
     return {
       gone: true,

@@ -6,10 +6,11 @@
  * @module
  */
 import { basename, join } from "node:path";
-import { describeOsError, isDiskFull, OperationError, ToolError, UsageError } from "../errors.ts";
+import { describeOsError, isDiskFull, OperationError, RefusedError, ToolError, UsageError } from "../errors.ts";
 import { ensureDir, removeQuietly, renameDurable, syncFileLater, syncTree } from "../fs/durable.ts";
 import { followFile } from "../fs/follow_hash.ts";
-import { exists, isDirectory, isFile } from "../fs/probe.ts";
+import { exists, isDirectory, isFile, lstatOrNull } from "../fs/probe.ts";
+import { readRegularTextFile } from "../fs/regular_file.ts";
 import { changedPaths, copyEntries, type CopyTotals, walkTree } from "../fs/tree.ts";
 import type { Config } from "../config.ts";
 import type { Reporter } from "../report/reporter.ts";
@@ -19,16 +20,21 @@ import {
   snapshotDir,
   type SnapshotPaths,
   snapshotPaths,
+  snapshotsDir,
   stagingDir,
 } from "../snapshot/layout.ts";
 import { buildManifest, type ManifestEntry } from "../snapshot/manifest.ts";
 import { buildMetadata, serializeMetadata, type SnapshotMetadata } from "../snapshot/metadata.ts";
-import { formatCreatedAt, formatStamp } from "../snapshot/stamp.ts";
+import { formatCreatedAt, formatStamp, parseStamp } from "../snapshot/stamp.ts";
 import type { SqliteDriver } from "../sqlite/driver.ts";
 import { backupFollowedIfOffered } from "../sqlite/followed_backup.ts";
-import { CHROMA_DB_FILE, CHROMA_OLD_PREFIX, CHROMA_STAGING_PREFIX } from "../snapshot/chroma.ts";
+import { type JournalMode, setJournalMode, withJournalMode } from "../sqlite/journal_header.ts";
+import { CHROMA_DB_FILE, CHROMA_DB_SIDECARS, CHROMA_OLD_PREFIX, CHROMA_STAGING_PREFIX } from "../snapshot/chroma.ts";
+import { hasEmptySchema } from "../sqlite/empty_schema.ts";
+import { latestStamp } from "./list.ts";
+import { requireOwnFolders } from "./own_folders.ts";
 import { refuseUnfinishedRestore } from "./restore_intent.ts";
-import { validateSnapshotAt } from "./validate.ts";
+import { validateSnapshotAt, type ValidationResult } from "./validate.ts";
 
 /** Attempts at a Chroma copy before a folder that keeps changing is reported. */
 export const CHROMA_COPY_ATTEMPTS = 3;
@@ -41,6 +47,26 @@ export interface CreateOptions {
   includeChroma: boolean;
   /** Where events and progress go. */
   reporter: Reporter;
+  /**
+   * Refuse a live database that is 0 bytes or has no tables (what a service sees when its volume did not
+   * mount). The CLI sets it unless `--allow-empty-database`; a pre-restore snapshot keeps whatever is live.
+   */
+  refuseEmptyDatabase?: boolean;
+  /**
+   * Refuse when the newest snapshot's stamp is later than now by more than this many milliseconds (a clock set
+   * back would stamp the new snapshot before it); no check when absent.
+   */
+  maxClockSkewMs?: number;
+  /**
+   * When the Chroma copy fails or does not validate, publish the database and registry without it (the metadata
+   * says why) instead of publishing nothing: one broken part must not stop the backup of the others.
+   */
+  publishWithoutFailedChroma?: boolean;
+  /**
+   * Keep a live registry that is not JSON as it is, instead of refusing: only for the pre-restore snapshot, since a
+   * restore is how such a file gets fixed and its undo must give the file back as it was.
+   */
+  keepInvalidRegistry?: boolean;
 }
 
 /** The result of create: the metadata written, with the post-backup validation. */
@@ -54,40 +80,54 @@ export type CreateResult = SnapshotMetadata & {
  * Create and publish a snapshot of the store that `config` names.
  *
  * The caller holds the operation lock. A stamp already taken is never reused:
- * the run waits for the next second.
+ * the run waits for the next second. A result with `chroma_error` was published
+ * without Chroma (`publishWithoutFailedChroma`).
  *
- * @throws {UsageError} when the live database does not exist (no snapshot is made).
- * @throws {RefusedError} while a restore into the store is unfinished (it may be part old, part new).
+ * @throws {UsageError} when the live database does not exist, or the backup folder's own
+ * folders are links or other filesystems (no snapshot is made).
+ * @throws {RefusedError} while a restore into the store is unfinished (it may be part old, part new), or when the
+ * newest snapshot is stamped in the future (`maxClockSkewMs`).
  * @throws {OperationError} when the live registry is not JSON (checked before anything
- * is copied), when copying fails, or when the snapshot does not validate.
+ * is copied; unless `keepInvalidRegistry`), the live database is empty (`refuseEmptyDatabase`), copying fails, or the
+ * snapshot does not validate.
  */
 export async function createSnapshot(config: Config, options: CreateOptions): Promise<CreateResult> {
   refuseUnfinishedRestore(config);
-  requireDatabase(config.db.path);
-  await requireParsableRegistry(config.registry.path);
+  requireOwnFolders(config.backupDir.path);
+  requireDatabase(config.db.path, options.refuseEmptyDatabase ?? false);
+  await requireParsableRegistry(config.registry.path, options);
+  if (options.maxClockSkewMs !== undefined) refuseFutureSnapshot(config.backupDir.path, options.maxClockSkewMs);
   const target = planSnapshot(config, await freeStampTime(config.backupDir.path));
   ensureDir(target.staged.root);
   try {
-    const { metadata, flushed } = await buildSnapshot(config, options, target);
-    const validation = await validateSnapshotAt(target.staged.root, target.stamp, {
-      driver: options.driver,
-      quick: true,
-    });
-    await flushed();
-    if (!validation.valid) setAsideInvalid(target, validation.errors, options.reporter);
+    const parts = await copyParts(config, options, target);
+    const metadata = await validatedMetadata(config, options, target, parts);
     publish(target);
-    options.reporter.event("info", "runtime_backup_created", {
-      backup_root: target.published.root,
-      db_snapshot: metadata.db_snapshot_path,
-      chroma_included: options.includeChroma,
-      chroma_bytes: metadata.chroma_snapshot_bytes,
-      validated: true,
-    });
+    reportCreated(config, target, metadata, options.reporter);
     return { ...metadata, stamp: target.stamp, validated: true, validation_errors: [] };
   } catch (error) {
     const wasPublished = !exists(target.staged.root) && exists(target.published.root);
     removeQuietly(target.staged.root);
     throw failureOfCreate(error, target, wasPublished);
+  }
+}
+
+/** Report the published snapshot, and as a warning what it lacks when its Chroma copy failed. */
+function reportCreated(config: Config, target: SnapshotTarget, metadata: SnapshotMetadata, reporter: Reporter): void {
+  reporter.event("info", "runtime_backup_created", {
+    backup_root: target.published.root,
+    db_snapshot: metadata.db_snapshot_path,
+    chroma_included: metadata.chroma_snapshot_included,
+    chroma_bytes: metadata.chroma_snapshot_bytes,
+    validated: true,
+  });
+  if (metadata.chroma_error !== undefined) {
+    reporter.event("warning", "chroma_backup_failed", {
+      path: config.chromaDir.path,
+      backup_root: target.published.root,
+      snapshot_holds: "the database and the registry, not Chroma",
+      error: metadata.chroma_error,
+    });
   }
 }
 
@@ -166,53 +206,109 @@ function failureOfCreate(error: unknown, target: SnapshotTarget, wasPublished: b
   );
 }
 
-/** A snapshot written to staging: its metadata, and how to wait until all of it is durable. */
-interface BuiltSnapshot {
-  metadata: SnapshotMetadata;
-  /** Resolves once the database copy's flush is done and the rest of the tree is fsynced. */
-  flushed: () => Promise<void>;
+/** What was copied into staging, before the metadata is written. */
+interface StagedParts {
+  database: CopiedDatabase;
+  hasRegistry: boolean;
+  /** Why the registry copy is not JSON, when the pre-restore snapshot keeps it so. */
+  registryKeptInvalid?: string;
+  chroma: CopiedChroma | null;
+  /** Why Chroma, asked for, is left out. */
+  chromaError?: string;
 }
 
 /**
- * Copy and hash the store into staging and write its metadata. The database copy is
- * flushed on a runtime thread meanwhile, so validation can run before waiting for it.
+ * Copy the store into staging: the database (hashed and flushed behind the copy), the registry and, when asked,
+ * Chroma; a Chroma copy that fails is left out when `publishWithoutFailedChroma` says so.
  */
-async function buildSnapshot(config: Config, options: CreateOptions, target: SnapshotTarget): Promise<BuiltSnapshot> {
+async function copyParts(config: Config, options: CreateOptions, target: SnapshotTarget): Promise<StagedParts> {
   const { staged } = target;
   Deno.mkdirSync(staged.dbFolder);
   Deno.mkdirSync(staged.configFolder);
   const database = await copyDatabase(config.db.path, staged.db, options);
+  if (options.refuseEmptyDatabase && hasEmptySchema(staged.db)) throw emptyDatabase(config.db.path, "has no tables");
   const hasRegistry = await copyRegistry(config.registry.path, staged.registry);
-  const chroma = options.includeChroma
-    ? await copyChromaIfPresent(config.chromaDir.path, staged.chroma, options)
-    : null;
+  const registryKeptInvalid = hasRegistry && options.keepInvalidRegistry
+    ? jsonError(Deno.readTextFileSync(staged.registry))
+    : undefined;
+  const copied = { database, hasRegistry, registryKeptInvalid };
+  if (!options.includeChroma) return { ...copied, chroma: null };
+  try {
+    return { ...copied, chroma: await copyChromaIfPresent(config.chromaDir.path, staged.chroma, options) };
+  } catch (error) {
+    if (!(error instanceof ChromaCopyError) || !options.publishWithoutFailedChroma) throw error;
+    removeQuietly(staged.chroma);
+    return { ...copied, chroma: null, chromaError: error.reason };
+  }
+}
+
+/**
+ * Write the staged snapshot's manifest and metadata, validate it, and wait until all of it is durable. When only
+ * its Chroma copy fails validation and `publishWithoutFailedChroma` says so, Chroma is left out and the rest is
+ * written and validated again; a snapshot still invalid is set aside under `failed/` (which throws).
+ */
+async function validatedMetadata(
+  config: Config,
+  options: CreateOptions,
+  target: SnapshotTarget,
+  parts: StagedParts,
+): Promise<SnapshotMetadata> {
+  let metadata = writeMetadata(config, options, target, parts);
+  let validation = await validateStaged(target, options);
+  if (!validation.valid && options.publishWithoutFailedChroma && onlyChromaFailed(validation)) {
+    removeQuietly(target.staged.chroma);
+    const chromaError = `its copy failed validation (${validation.errors.join("; ")})`;
+    metadata = writeMetadata(config, options, target, { ...parts, chroma: null, chromaError });
+    validation = await validateStaged(target, options);
+  }
+  await parts.database.flushed();
+  syncTree(target.staged.root);
+  if (!validation.valid) setAsideInvalid(target, validation.errors, options.reporter);
+  return metadata;
+}
+
+/** The post-backup validation of the staged snapshot (sizes, not hashes: they were taken from the copies). */
+function validateStaged(target: SnapshotTarget, options: CreateOptions): Promise<ValidationResult> {
+  return validateSnapshotAt(target.staged.root, target.stamp, { driver: options.driver, quick: true });
+}
+
+/** Whether a validation failed on the Chroma copy alone (the database and registry are good). */
+function onlyChromaFailed(validation: ValidationResult): boolean {
+  return validation.db_ok && validation.registry_ok !== false && validation.chroma_ok === false &&
+    validation.errors.every((error) => error.startsWith("chroma_"));
+}
+
+/** Hash the staged files into a manifest and write the metadata recording `parts`; returns the metadata. */
+function writeMetadata(
+  config: Config,
+  options: CreateOptions,
+  target: SnapshotTarget,
+  parts: StagedParts,
+): SnapshotMetadata {
+  const { staged } = target;
   const manifest = buildManifest(
     staged.root,
     (done, total) => options.reporter.progress("hashing", done, total),
-    new Map([[dbManifestPath(basename(config.db.path)), database.sha256]]),
+    new Map([[dbManifestPath(basename(config.db.path)), parts.database.sha256]]),
   );
-  const metadata = snapshotMetadata(target, options, { hasRegistry, chroma, manifest });
+  const metadata = snapshotMetadata(target, options, { ...parts, manifest, dbJournalMode: parts.database.journalMode });
   // Staging is never listed: the metadata is made durable with the rest before publishing,
   // not now, when its fsync would wait behind the database copy's flush.
   Deno.writeTextFileSync(staged.metadata, serializeMetadata(metadata));
-  return {
-    metadata,
-    flushed: async () => {
-      await database.flushed();
-      syncTree(staged.root);
-    },
-  };
+  return metadata;
 }
 
-/** The database copy: its SHA-256, and a function that resolves once its flush is done. */
+/** The database copy: its SHA-256, the live database's journal mode, and a function that resolves once its flush is done. */
 interface CopiedDatabase {
   sha256: string;
+  journalMode: JournalMode | null;
   flushed: () => Promise<void>;
 }
 
 /**
  * Back up the live database into `copy`, hashed by a worker behind the backup where the
- * driver offers it (else after it), and start the copy's flush on a runtime thread.
+ * driver offers it (else after it), and start the copy's flush on a runtime thread. The copy is
+ * marked rollback-journal mode before it is hashed (see `journal_header.ts`).
  */
 async function copyDatabase(source: string, copy: string, options: CreateOptions): Promise<CopiedDatabase> {
   const { driver, reporter } = options;
@@ -222,13 +318,14 @@ async function copyDatabase(source: string, copy: string, options: CreateOptions
       driver,
       source,
       copy,
-      (firstPage, bytes) => follower.settled(firstPage, bytes),
+      (firstPage, bytes) => follower.settled(withJournalMode(firstPage, "rollback"), bytes),
       ({ remaining, total }) => reporter.progress("database pages", total - remaining, total),
     ));
+  const journalMode = setJournalMode(copy, "rollback");
   const flushed = syncFileLater(copy);
   const { sha256, hashed } = await follower.finish();
   if (hashed === "again") reporter.event("info", "database_hashed_after_copy", { path: copy });
-  return { sha256, flushed };
+  return { sha256, journalMode, flushed };
 }
 
 /** Copy the live registry to `copy` when there is one; whether there was. */
@@ -238,25 +335,57 @@ async function copyRegistry(source: string, copy: string): Promise<boolean> {
   return true;
 }
 
-/** Copy the live Chroma folder to `target`, or report that there is none and return `null`. */
+/** The Chroma folder could not be copied; `reason` says why in a few words, for the metadata. */
+class ChromaCopyError extends OperationError {
+  /** Make one from the short reason and the full one-line message. */
+  constructor(readonly reason: string, message: string, options?: ErrorOptions) {
+    super(message, options);
+  }
+}
+
+/**
+ * Copy the live Chroma folder to `target`, or report that there is none and return `null`.
+ *
+ * @throws {ChromaCopyError} when the copy fails for a reason other than a full disk (reported against the
+ * backup folder by the caller).
+ */
 async function copyChromaIfPresent(
   source: string,
   target: string,
   { driver, reporter }: CreateOptions,
-): Promise<CopyTotals | null> {
+): Promise<CopiedChroma | null> {
   if (!isDirectory(source)) {
     reporter.event("info", "chroma_snapshot_skipped_missing", { path: source });
     return null;
   }
-  return await copyingFrom("Chroma folder", source, () => copyChroma(source, target, driver, reporter));
+  try {
+    return await copyChroma(source, target, driver, reporter);
+  } catch (error) {
+    if (error instanceof ToolError || isDiskFull(error)) throw error;
+    throw new ChromaCopyError(
+      `the copy failed (${describeOsError(error)})`,
+      `create failed copying the Chroma folder ${source} (${
+        describeOsError(error)
+      }); nothing was published; fix the cause (is it readable by this user?) and run create again`,
+      { cause: error },
+    );
+  }
 }
 
 /** What was copied besides the database, as the metadata records it. */
 interface CopiedParts {
   hasRegistry: boolean;
-  chroma: CopyTotals | null;
+  /** Why the registry copy is not JSON, when the pre-restore snapshot keeps it so. */
+  registryKeptInvalid?: string;
+  chroma: CopiedChroma | null;
+  chromaError?: string;
   manifest: ManifestEntry[];
+  /** The live database's journal mode (`null`: an empty file, no header). */
+  dbJournalMode: JournalMode | null;
 }
+
+/** The Chroma copy's totals, and the journal mode of the live `chroma.sqlite3` (`null`: none there). */
+type CopiedChroma = CopyTotals & { dbJournalMode: JournalMode | null };
 
 /** The metadata of the staged snapshot, with the paths it will have once published. */
 function snapshotMetadata(target: SnapshotTarget, options: CreateOptions, parts: CopiedParts): SnapshotMetadata {
@@ -270,9 +399,13 @@ function snapshotMetadata(target: SnapshotTarget, options: CreateOptions, parts:
     chromaSnapshotPath: parts.chroma ? published.chroma : "",
     chromaBytes: parts.chroma?.bytes ?? 0,
     chromaFiles: parts.chroma?.files ?? 0,
+    dbJournalMode: parts.dbJournalMode,
+    chromaDbJournalMode: parts.chroma?.dbJournalMode ?? null,
     includeChroma: options.includeChroma,
+    chromaError: parts.chromaError,
     driver: options.driver,
     manifest: parts.manifest,
+    registryKeptInvalid: parts.registryKeptInvalid,
   });
 }
 
@@ -285,10 +418,9 @@ async function copyChroma(
   target: string,
   driver: SqliteDriver,
   reporter: Reporter,
-): Promise<CopyTotals> {
-  const skip = (path: string) =>
-    path === CHROMA_DB_FILE || path.startsWith(`${CHROMA_DB_FILE}-`) || path.startsWith(CHROMA_STAGING_PREFIX) ||
-    path.startsWith(CHROMA_OLD_PREFIX);
+): Promise<CopiedChroma> {
+  refuseLinkedChromaDatabase(source);
+  const skip = leftOutOfChromaCopy;
   let changed: string[] = [];
   for (let attempt = 1; attempt <= CHROMA_COPY_ATTEMPTS; attempt++) {
     removeQuietly(target);
@@ -305,20 +437,44 @@ async function copyChroma(
       reporter.event("warning", "chroma_copy_torn", { attempt, changed });
       continue;
     }
+    let dbJournalMode: JournalMode | null = null;
     if (exists(join(source, CHROMA_DB_FILE))) {
       await driver.backup(join(source, CHROMA_DB_FILE), join(target, CHROMA_DB_FILE));
+      dbJournalMode = setJournalMode(join(target, CHROMA_DB_FILE), "rollback");
       totals.files += 1;
       totals.bytes += Deno.statSync(join(target, CHROMA_DB_FILE)).size;
     }
     changed = changedPaths(before, walkTree(source, skip));
-    if (changed.length === 0) return totals;
+    if (changed.length === 0) return { ...totals, dbJournalMode };
     reporter.event("warning", "chroma_copy_torn", { attempt, changed: changed.slice(0, 10) });
   }
-  throw new OperationError(
-    `Chroma folder kept changing during the copy (${CHROMA_COPY_ATTEMPTS} attempts; changed: ${
-      changed.slice(0, 3).join(", ")
-    }): ${source}; stop ingestion and run create again`,
-  );
+  const reason = `kept changing during the copy (${CHROMA_COPY_ATTEMPTS} attempts; changed: ${
+    changed.slice(0, 3).join(", ")
+  })`;
+  throw new ChromaCopyError(reason, `Chroma folder ${reason}: ${source}; stop ingestion and run create again`);
+}
+
+/**
+ * Refuse a `chroma.sqlite3` that is a symbolic link: the backup API would read whatever database it points to
+ * (anywhere this user may read) into the snapshot, and restore would put a file in the link's place.
+ *
+ * @throws {ChromaCopyError} naming the link and its target.
+ */
+function refuseLinkedChromaDatabase(source: string): void {
+  const path = join(source, CHROMA_DB_FILE);
+  if (!lstatOrNull(path)?.isSymlink) return;
+  const reason = `${CHROMA_DB_FILE} is a symbolic link (to ${Deno.readLinkSync(path)}), which create never follows`;
+  throw new ChromaCopyError(reason, `${path}: ${reason}; put the database file itself there, then run create again`);
+}
+
+/**
+ * Whether the walk of the Chroma folder leaves out the entry at `path`: `chroma.sqlite3` (copied through the
+ * backup API) and SQLite's own files beside it, and the hidden folders a restore stages in. Nothing else: an
+ * operator's `chroma.sqlite3-bak` is copied like any file.
+ */
+function leftOutOfChromaCopy(path: string): boolean {
+  return path === CHROMA_DB_FILE || CHROMA_DB_SIDECARS.includes(path) || path.startsWith(CHROMA_STAGING_PREFIX) ||
+    path.startsWith(CHROMA_OLD_PREFIX);
 }
 
 /** Copy the walked entries, or return `null` when one vanished meanwhile (a torn copy, to retry). */
@@ -349,27 +505,75 @@ async function copyingFrom<T>(what: string, source: string, step: () => T | Prom
   }
 }
 
-/** Refuse a database path that does not exist: the module would create an empty one and back it up. */
-function requireDatabase(path: string): void {
+/**
+ * Refuse a database path that does not exist (the module would create an empty one and back it up), and when
+ * `refuseEmpty`, one that is 0 bytes.
+ */
+function requireDatabase(path: string, refuseEmpty: boolean): void {
   if (!isFile(path)) {
     throw new UsageError(`database not found: ${path}; check --db or ATOCORE_DB_PATH (see 'config')`);
   }
+  if (refuseEmpty && Deno.statSync(path).size === 0) throw emptyDatabase(path, "is empty (0 bytes)");
+}
+
+/** The refusal of a live database that `is` empty or table-less: not the store, most likely. */
+function emptyDatabase(path: string, is: string): OperationError {
+  return new OperationError(
+    `the live database ${is}: ${path}; a service whose volume did not mount sees such a database, so it is not ` +
+      `backed up; check the mount and --db or ATOCORE_DB_PATH, or pass --allow-empty-database to back it up anyway`,
+  );
+}
+
+/**
+ * Refuse to make a snapshot when the newest one is stamped later than now by more than `maxSkewMs`: the clock is
+ * behind (the new stamp would sort before it, and cleanup could remove the newest data) or was ahead when it was
+ * made.
+ *
+ * @throws {RefusedError} naming that stamp, now, and the ways out.
+ */
+function refuseFutureSnapshot(backupDir: string, maxSkewMs: number): void {
+  const newest = latestStamp(backupDir);
+  const now = new Date();
+  const ahead = newest === null ? 0 : parseStamp(newest)!.getTime() - now.getTime();
+  if (ahead <= maxSkewMs) return;
+  throw new RefusedError(
+    `the newest snapshot ${newest} is stamped ${Math.ceil(ahead / 1000)} s after now (${
+      formatStamp(now)
+    } by this machine's clock), more than the allowed ${maxSkewMs / 1000} s: a new snapshot would sort before it ` +
+      `and cleanup could remove the newest data; check the clock (timedatectl); if it is right, validate ` +
+      `${newest} and move it out of ${snapshotsDir(backupDir)}, or pass --max-clock-skew ${
+        Math.ceil(ahead / 1000)
+      } to create anyway`,
+  );
 }
 
 /**
  * Refuse a live registry that exists but does not parse, before anything is copied:
- * its snapshot would fail validation and restore would refuse it.
+ * its snapshot would fail validation and restore would refuse it. With `keepInvalidRegistry`
+ * (the pre-restore snapshot), report it and go on: the file is kept as it is.
  */
-async function requireParsableRegistry(path: string): Promise<void> {
+async function requireParsableRegistry(path: string, options: CreateOptions): Promise<void> {
   if (!exists(path)) return;
-  const text = await copyingFrom("registry", path, () => Deno.readTextFileSync(path));
+  const text = await copyingFrom("registry", path, () => readRegularTextFile(path, { followLinks: true }));
+  const error = jsonError(text);
+  if (error === undefined) return;
+  if (options.keepInvalidRegistry) {
+    options.reporter.event("warning", "pre_restore_registry_kept_invalid", { path, error });
+    return;
+  }
+  throw new OperationError(
+    `registry is not JSON (${error}): ${path}; fix the file or restore it from a snapshot, then run create again`,
+  );
+}
+
+/** Why `text` is not JSON, or `undefined` when it is. */
+function jsonError(text: string): string | undefined {
   try {
     JSON.parse(text);
+    return undefined;
   } catch (error) {
     if (!(error instanceof SyntaxError)) throw error;
-    throw new OperationError(
-      `registry is not JSON (${error.message}): ${path}; fix the file or restore it from a snapshot, then run create again`,
-    );
+    return error.message;
   }
 }
 

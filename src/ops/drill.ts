@@ -1,12 +1,6 @@
 /**
- * The restore drill: prove that a snapshot restores whole, without touching live data.
- *
- * The snapshot is validated deeply, restored with `to` into a scratch folder, and
- * the restored copy is checked: database integrity, the same tables with the same
- * row counts as the snapshot, the registry parses and matches, the Chroma files
- * match the manifest (sizes and SHA-256). The drill reads the backup folder only
- * and so takes no lock. Requires `--allow-read`, `--allow-write` (the scratch
- * folder) and, for the FFI driver, `--allow-ffi`.
+ * The restore drill: prove that a snapshot restores whole, into a scratch folder, without touching live data.
+ * Each check is a step that returns its findings; the result is assembled from them.
  *
  * @module
  */
@@ -22,14 +16,15 @@ import { type RestoreResult, restoreSnapshot } from "./restore.ts";
 import { CHROMA_FOLDER, snapshotDir } from "../snapshot/layout.ts";
 import { buildManifest, type ManifestEntry } from "../snapshot/manifest.ts";
 import {
-  locateRecordedPath,
+  keptInvalidRegistry,
+  locatePart,
   numberOr0,
-  recordedPath,
   snapshotBytes,
   type SnapshotMetadata,
 } from "../snapshot/metadata.ts";
 import { parseStamp } from "../snapshot/stamp.ts";
-import type { SqliteDriver } from "../sqlite/driver.ts";
+import { IntegrityUncheckedError, type SqliteDriver } from "../sqlite/driver.ts";
+import { journalModeBytes } from "../sqlite/journal_header.ts";
 import { CHROMA_DB_FILE } from "../snapshot/chroma.ts";
 import { validateSnapshot } from "./validate.ts";
 
@@ -47,13 +42,17 @@ export const DRILL_CHECKS = [
 /** The name of one check. */
 export type DrillCheckName = typeof DRILL_CHECKS[number];
 
-/** One check of a drill and how it went. */
-export interface DrillCheck {
-  name: DrillCheckName;
+/** How one check went: what a step decides. */
+export interface CheckOutcome {
   /** `skipped` when the snapshot has no such part, or an earlier step failed. */
   status: "passed" | "failed" | "skipped";
   /** One line: what was found. */
   detail: string;
+}
+
+/** One check of a drill and how it went. */
+export interface DrillCheck extends CheckOutcome {
+  name: DrillCheckName;
   /** Seconds the check took. */
   seconds: number;
 }
@@ -102,6 +101,61 @@ export interface DrillResult {
   restore: RestoreResult | null;
 }
 
+/** Values the steps measure: later steps use them and the result reports them. */
+interface Measured {
+  metadata?: SnapshotMetadata;
+  scratchDir?: string;
+  restore?: RestoreResult;
+  restoreSeconds?: number;
+  tables?: number;
+  rows?: number;
+}
+
+/** What a step found: how its check went and any values it measured. */
+interface Finding extends CheckOutcome {
+  measured?: Measured;
+}
+
+/** What every step is given: the drill's inputs and what the earlier steps measured. */
+interface DrillState extends Measured {
+  config: Config;
+  stamp: string;
+  root: string;
+  options: DrillOptions;
+}
+
+/** The restored copy and the snapshot it came from, which the steps after `restore` check. */
+interface RestoredCopy {
+  driver: SqliteDriver;
+  root: string;
+  metadata: SnapshotMetadata;
+  restore: RestoreResult;
+}
+
+/** One step of the drill. */
+interface DrillStep {
+  run: (state: DrillState) => Finding | Promise<Finding>;
+  /** When the step fails or does not measure `needs`, every later check is skipped `why`. */
+  gate?: { needs: "metadata" | "restore"; why: string };
+}
+
+/** The steps, one per check; they run in the order of {@linkcode DRILL_CHECKS}. */
+const STEPS: Record<DrillCheckName, DrillStep> = {
+  snapshot_valid: { run: validateStep, gate: { needs: "metadata", why: "snapshot not valid" } },
+  restore: { run: restoreStep, gate: { needs: "restore", why: "restore failed" } },
+  db_integrity: { run: (state) => checkIntegrity(state.options.driver, restoredCopy(state).restore.target_db) },
+  row_counts: { run: (state) => checkRowCounts(restoredCopy(state)) },
+  registry: { run: (state) => checkRegistry(restoredCopy(state)) },
+  chroma_files: { run: (state) => checkChromaFiles(restoredCopy(state)) },
+  chroma_db_integrity: { run: (state) => checkChromaDb(restoredCopy(state)) },
+};
+
+/** A check as run, with the values its step measured. */
+interface RanCheck {
+  check: DrillCheck;
+  measured: Measured;
+}
+
 /**
  * Drill the published snapshot `stamp` of the backup folder that `config` names.
  * Never throws for what it finds: a failed check is a result with `ok: false`.
@@ -110,99 +164,15 @@ export interface DrillResult {
  */
 export async function drillSnapshot(config: Config, stamp: string, options: DrillOptions): Promise<DrillResult> {
   const started = performance.now();
-  const root = snapshotDir(config.backupDir.path, stamp);
-  const stampTime = parseStamp(stamp);
-  const result: DrillResult = {
-    stamp,
-    ok: false,
-    snapshot_path: root,
-    created_at: null,
-    recovery_point_seconds: stampTime ? Math.round((options.now.getTime() - stampTime.getTime()) / 1000) : null,
-    recovery_time_seconds: null,
-    restore_seconds: null,
-    drill_seconds: 0,
-    snapshot_bytes: 0,
-    db_size_bytes: 0,
-    chroma_bytes: 0,
-    tables: 0,
-    rows: 0,
-    checks: [],
-    errors: [],
-    scratch_dir: null,
-    scratch_kept: false,
-    restore: null,
-  };
-  const check = async (
-    name: DrillCheckName,
-    run: () => Omit<DrillCheck, "name" | "seconds"> | Promise<Omit<DrillCheck, "name" | "seconds">>,
-  ) => {
-    const begun = performance.now();
-    let outcome: Omit<DrillCheck, "name" | "seconds">;
-    try {
-      outcome = await run();
-    } catch (error) {
-      outcome = { status: "failed", detail: describeOsError(error) };
-    }
-    result.checks.push({ name, ...outcome, seconds: elapsed(begun) });
-    if (outcome.status === "failed") result.errors.push(`${name}: ${outcome.detail}`);
-    options.reporter.event(outcome.status === "failed" ? "warning" : "info", "drill_check", { name, ...outcome });
-    return outcome.status !== "failed";
-  };
+  const state: DrillState = { config, stamp, root: snapshotDir(config.backupDir.path, stamp), options };
+  const ran: RanCheck[] = [];
+  let finished = false;
+  let result: DrillResult;
   try {
-    let metadata: SnapshotMetadata | undefined;
-    const valid = await check("snapshot_valid", async () => {
-      const validation = await validateSnapshot(config.backupDir.path, stamp, {
-        driver: options.driver,
-        onProgress: (done, total) => options.reporter.progress("hashing", done, total),
-      });
-      metadata = validation.metadata;
-      if (!validation.valid) return { status: "failed", detail: validation.errors.join("; ") };
-      return {
-        status: "passed",
-        detail: validation.manifest_ok === null
-          ? "metadata, integrity and registry checked; no manifest (module snapshot)"
-          : `${validation.files_checked} files match the manifest (${validation.bytes_hashed} bytes hashed)`,
-      };
-    });
-    const validationSeconds = result.checks[0].seconds;
-    if (metadata) describeSizes(result, metadata);
-    if (!valid || !metadata) return skipRest(result, "snapshot not valid");
-    const snapshot = metadata;
-    const restored = await check("restore", async () => {
-      const begun = performance.now();
-      const scratch = makeScratch(options.scratchParent, stamp);
-      result.scratch_dir = scratch;
-      result.scratch_kept = options.keep ?? false;
-      result.restore = await restoreSnapshot(config, stamp, {
-        driver: options.driver,
-        reporter: options.reporter,
-        confirmServiceStopped: false,
-        ignoreOpenFiles: false,
-        preSnapshot: false,
-        to: scratch,
-        quick: true,
-      });
-      result.restore_seconds = elapsed(begun);
-      result.recovery_time_seconds = round3(validationSeconds + result.restore_seconds);
-      return { status: "passed", detail: `restored into ${scratch} in ${result.restore_seconds} s` };
-    });
-    if (!restored || !result.restore) return skipRest(result, "restore failed");
-    const restore = result.restore;
-    await check("db_integrity", () => Promise.resolve(checkIntegrity(options.driver, restore.target_db)));
-    await check("row_counts", () => Promise.resolve(checkRowCounts(options.driver, root, snapshot, restore, result)));
-    await check("registry", () => checkRegistry(root, snapshot, restore));
-    await check("chroma_files", () => checkChromaFiles(root, snapshot, restore));
-    await check("chroma_db_integrity", () => {
-      const chromaDb = join(restore.target_chroma, CHROMA_DB_FILE);
-      if (!restore.chroma_restored) return Promise.resolve({ status: "skipped", detail: "no Chroma in the snapshot" });
-      if (!isFile(chromaDb)) {
-        return Promise.resolve({ status: "skipped", detail: "no chroma.sqlite3 in the snapshot's Chroma" });
-      }
-      return Promise.resolve(checkIntegrity(options.driver, chromaDb));
-    });
-    return finish(result);
+    for await (const one of runSteps(state)) ran.push(one);
+    finished = true;
   } finally {
-    result.drill_seconds = elapsed(started);
+    result = assemble(state, ran, finished, elapsed(started));
     if (result.scratch_dir && !result.scratch_kept) removeQuietly(result.scratch_dir);
     options.reporter.event(result.ok ? "info" : "warning", "drill_finished", {
       stamp,
@@ -212,6 +182,115 @@ export async function drillSnapshot(config: Config, stamp: string, options: Dril
       errors: result.errors,
     });
   }
+  return result;
+}
+
+/** Run the steps in order, yielding each check as it ends; after a gate fails, the rest are skipped. */
+async function* runSteps(first: DrillState): AsyncGenerator<RanCheck> {
+  let state = first;
+  let skipWhy: string | null = null;
+  for (const name of DRILL_CHECKS) {
+    if (skipWhy !== null) {
+      yield { check: { name, status: "skipped", detail: skipWhy, seconds: 0 }, measured: {} };
+      continue;
+    }
+    const step = STEPS[name];
+    const one = await runStep(name, step, state);
+    yield one;
+    state = { ...state, ...one.measured };
+    if (step.gate && (one.check.status === "failed" || state[step.gate.needs] === undefined)) skipWhy = step.gate.why;
+  }
+}
+
+/** Run one step, timed; what it throws is a failed check. The reporter hears how it went. */
+async function runStep(name: DrillCheckName, step: DrillStep, state: DrillState): Promise<RanCheck> {
+  const begun = performance.now();
+  let finding: Finding;
+  try {
+    finding = await step.run(state);
+  } catch (error) {
+    if (error instanceof IntegrityUncheckedError) throw error; // the drill could not run here: not a failed check
+    finding = { status: "failed", detail: describeOsError(error) };
+  }
+  const { status, detail } = finding;
+  const check: DrillCheck = { name, status, detail, seconds: elapsed(begun) };
+  state.options.reporter.event(status === "failed" ? "warning" : "info", "drill_check", { name, status, detail });
+  return { check, measured: finding.measured ?? {} };
+}
+
+/** The drill's result from its checks and what they measured; `finished` false when the drill was cut short. */
+function assemble(state: DrillState, ran: RanCheck[], finished: boolean, seconds: number): DrillResult {
+  const measured: Measured = Object.assign({}, ...ran.map((one) => one.measured));
+  const checks = ran.map((one) => one.check);
+  const { metadata, restoreSeconds, scratchDir } = measured;
+  const stampTime = parseStamp(state.stamp);
+  return {
+    stamp: state.stamp,
+    ok: finished && checks.every((check) => check.status !== "failed"),
+    snapshot_path: state.root,
+    created_at: typeof metadata?.created_at === "string" ? metadata.created_at : null,
+    recovery_point_seconds: stampTime ? Math.round((state.options.now.getTime() - stampTime.getTime()) / 1000) : null,
+    recovery_time_seconds: restoreSeconds === undefined ? null : round3(checks[0].seconds + restoreSeconds),
+    restore_seconds: restoreSeconds ?? null,
+    drill_seconds: seconds,
+    snapshot_bytes: metadata ? snapshotBytes(metadata) : 0,
+    db_size_bytes: numberOr0(metadata?.db_size_bytes),
+    chroma_bytes: numberOr0(metadata?.chroma_snapshot_bytes),
+    tables: measured.tables ?? 0,
+    rows: measured.rows ?? 0,
+    checks,
+    errors: checks.filter((check) => check.status === "failed").map((check) => `${check.name}: ${check.detail}`),
+    scratch_dir: scratchDir ?? null,
+    scratch_kept: scratchDir !== undefined && (state.options.keep ?? false),
+    restore: measured.restore ?? null,
+  };
+}
+
+/** `snapshot_valid`: validate the snapshot deeply (manifest hashes included); measures its metadata. */
+async function validateStep({ config, stamp, options }: DrillState): Promise<Finding> {
+  const validation = await validateSnapshot(config.backupDir.path, stamp, {
+    driver: options.driver,
+    onProgress: (done, total) => options.reporter.progress("hashing", done, total),
+  });
+  const measured = { metadata: validation.metadata };
+  if (!validation.valid) return { status: "failed", detail: validation.errors.join("; "), measured };
+  const detail = validation.manifest_ok === null
+    ? "metadata, integrity and registry checked; no manifest (module snapshot)"
+    : `${validation.files_checked} files match the manifest (${validation.bytes_hashed} bytes hashed)`;
+  return { status: "passed", detail, measured };
+}
+
+/** `restore`: restore with `to` into a new scratch folder; measures the folder, the restore and its seconds. */
+async function restoreStep({ config, stamp, options }: DrillState): Promise<Finding> {
+  const begun = performance.now();
+  const scratchDir = makeScratch(options.scratchParent, stamp);
+  try {
+    const restore = await restoreSnapshot(config, stamp, {
+      driver: options.driver,
+      reporter: options.reporter,
+      confirmServiceStopped: false,
+      ignoreOpenFiles: false,
+      preSnapshot: false,
+      to: scratchDir,
+      quick: true,
+    });
+    const restoreSeconds = elapsed(begun);
+    const detail = `restored into ${scratchDir} in ${restoreSeconds} s`;
+    return { status: "passed", detail, measured: { scratchDir, restore, restoreSeconds } };
+  } catch (error) {
+    // The scratch folder is measured even so, so that it is removed.
+    return { status: "failed", detail: describeOsError(error), measured: { scratchDir } };
+  }
+}
+
+/**
+ * The restored copy, for the steps after `restore` (which run only once both gates passed).
+ *
+ * @throws {Error} when the copy is not there (not reached: the gates skip those steps).
+ */
+function restoredCopy({ options, root, metadata, restore }: DrillState): RestoredCopy {
+  if (!metadata || !restore) throw new Error("no restored copy to check");
+  return { driver: options.driver, root, metadata, restore };
 }
 
 /**
@@ -223,51 +302,29 @@ function makeScratch(parent: string | undefined, stamp: string): string {
   try {
     return Deno.makeTempDirSync({ dir: parent, prefix: `atocore-drill-${stamp}-` });
   } catch (error) {
+    const where = parent ?? `the temporary folder ${Deno.env.get("TMPDIR") ?? "/tmp"}`;
     throw new OperationError(
-      `cannot make a scratch folder in ${parent ?? "the temporary folder"} (${describeOsError(error)}); ` +
-        `check --scratch-dir`,
+      `cannot make a scratch folder in ${where} (${describeOsError(error)}); ` +
+        (parent === undefined
+          ? "set TMPDIR to a folder with room for the store, or give --scratch-dir DIR"
+          : "check --scratch-dir"),
       { cause: error },
     );
   }
 }
 
-function describeSizes(result: DrillResult, metadata: SnapshotMetadata): void {
-  result.created_at = typeof metadata.created_at === "string" ? metadata.created_at : null;
-  result.db_size_bytes = numberOr0(metadata.db_size_bytes);
-  result.chroma_bytes = numberOr0(metadata.chroma_snapshot_bytes);
-  result.snapshot_bytes = snapshotBytes(metadata);
-}
-
-function skipRest(result: DrillResult, why: string): DrillResult {
-  for (const name of DRILL_CHECKS) {
-    if (!result.checks.some((done) => done.name === name)) {
-      result.checks.push({ name, status: "skipped", detail: why, seconds: 0 });
-    }
-  }
-  return finish(result);
-}
-
-function finish(result: DrillResult): DrillResult {
-  result.ok = result.checks.every((done) => done.status !== "failed");
-  return result;
-}
-
-function checkIntegrity(driver: SqliteDriver, path: string): Omit<DrillCheck, "name" | "seconds"> {
+/** `db_integrity` and `chroma_db_integrity`: the database at `path` passes PRAGMA integrity_check. */
+function checkIntegrity(driver: SqliteDriver, path: string): CheckOutcome {
   const answer = driver.integrityCheck(path);
   return answer === "ok"
     ? { status: "passed", detail: `PRAGMA integrity_check ok: ${path}` }
     : { status: "failed", detail: `PRAGMA integrity_check: ${answer}: ${path}` };
 }
 
-function checkRowCounts(
-  driver: SqliteDriver,
-  root: string,
-  metadata: SnapshotMetadata,
-  restore: RestoreResult,
-  result: DrillResult,
-): Omit<DrillCheck, "name" | "seconds"> {
-  const located = locateRecordedPath(root, metadata, recordedPath(metadata, "db_snapshot_path"));
-  if (!located.ok) return { status: "failed", detail: `database path outside the snapshot: ${located.recorded}` };
+/** `row_counts`: the restored database has the snapshot's tables and rows; measures the tables and rows. */
+function checkRowCounts({ driver, root, metadata, restore }: RestoredCopy): Finding {
+  const located = locatePart(root, metadata, "db");
+  if (!located?.ok) return { status: "failed", detail: located?.error ?? "db_snapshot_missing" };
   const expected = driver.tableRowCounts(located.path);
   const found = driver.tableRowCounts(restore.target_db);
   const differences = [...new Set([...Object.keys(expected), ...Object.keys(found)])].sort().flatMap((table) => {
@@ -275,46 +332,46 @@ function checkRowCounts(
     if (!(table in expected)) return [`table ${table} not in the snapshot`];
     return expected[table] === found[table] ? [] : [`${table}: ${found[table]} rows, snapshot has ${expected[table]}`];
   });
-  result.tables = Object.keys(expected).length;
-  result.rows = Object.values(expected).reduce((sum, count) => sum + count, 0);
-  if (differences.length) return { status: "failed", detail: differences.join("; ") };
-  return { status: "passed", detail: `${result.tables} tables, ${result.rows} rows, as in the snapshot` };
+  const tables = Object.keys(expected).length;
+  const rows = Object.values(expected).reduce((sum, count) => sum + count, 0);
+  if (differences.length) return { status: "failed", detail: differences.join("; "), measured: { tables, rows } };
+  return { status: "passed", detail: `${tables} tables, ${rows} rows, as in the snapshot`, measured: { tables, rows } };
 }
 
-function checkRegistry(
-  root: string,
-  metadata: SnapshotMetadata,
-  restore: RestoreResult,
-): Omit<DrillCheck, "name" | "seconds"> {
-  const located = locateRecordedPath(root, metadata, recordedPath(metadata, "registry_snapshot_path"));
-  if (!recordedPath(metadata, "registry_snapshot_path") || !restore.registry_restored) {
+/** `registry`: the restored registry parses and matches its manifest entry. */
+function checkRegistry({ root, metadata, restore }: RestoredCopy): CheckOutcome {
+  const located = locatePart(root, metadata, "registry");
+  if (located === null || !restore.registry_restored) {
     return { status: "skipped", detail: "no registry in the snapshot" };
   }
-  JSON.parse(Deno.readTextFileSync(restore.target_registry));
+  const keptInvalid = keptInvalidRegistry(metadata); // a pre-restore snapshot kept it as it was: bytes only
+  if (keptInvalid === null) JSON.parse(Deno.readTextFileSync(restore.target_registry));
   const entry = located.ok && Array.isArray(metadata.manifest)
     ? metadata.manifest.find((candidate) => candidate?.path === located.relative)
     : undefined;
   const mismatch = entry ? entryMismatch(restore.target_registry, entry) : null;
   if (mismatch) return { status: "failed", detail: `${mismatch}: ${restore.target_registry}` };
-  return { status: "passed", detail: `parses${entry ? ", matches the manifest" : ""}: ${restore.target_registry}` };
+  const parses = keptInvalid === null ? "parses" : `kept as it was, not JSON (${keptInvalid})`;
+  return { status: "passed", detail: `${parses}${entry ? ", matches the manifest" : ""}: ${restore.target_registry}` };
 }
 
-function checkChromaFiles(
-  root: string,
-  metadata: SnapshotMetadata,
-  restore: RestoreResult,
-): Omit<DrillCheck, "name" | "seconds"> {
-  const located = locateRecordedPath(root, metadata, recordedPath(metadata, "chroma_snapshot_path"));
-  if (!recordedPath(metadata, "chroma_snapshot_path") || !restore.chroma_restored || !located.ok) {
-    return { status: "skipped", detail: "no Chroma in the snapshot" };
-  }
+/** `chroma_files`: every restored Chroma file matches the manifest (else the snapshot), and no other is there. */
+function checkChromaFiles({ root, metadata, restore }: RestoredCopy): CheckOutcome {
+  const located = locatePart(root, metadata, "chroma");
+  if (!located?.ok || !restore.chroma_restored) return { status: "skipped", detail: "no Chroma in the snapshot" };
+  // A copy of a WAL-mode chroma.sqlite3 is a rollback-journal image; restore set it back to WAL mode.
+  const walBack = metadata.chroma_db_journal_mode === "wal" ? journalModeBytes("rollback") : undefined;
   const expected = Array.isArray(metadata.manifest)
     ? manifestEntries(metadata, CHROMA_FOLDER)
     : new Map(buildManifest(located.path).map((entry) => [entry.path, entry]));
   const problems: string[] = [];
   let bytes = 0;
   for (const [path, entry] of expected) {
-    const mismatch = entryMismatch(join(restore.target_chroma, path), entry);
+    const mismatch = entryMismatch(
+      join(restore.target_chroma, path),
+      entry,
+      path === CHROMA_DB_FILE ? walBack : undefined,
+    );
     if (mismatch) problems.push(`${mismatch}: ${path}`);
     if ("size" in entry) bytes += entry.size;
   }
@@ -328,6 +385,14 @@ function checkChromaFiles(
   return { status: "passed", detail: `${expected.size} files, ${bytes} bytes, sizes and SHA-256 match ${source}` };
 }
 
+/** `chroma_db_integrity`: the restored Chroma database, when there is one, passes PRAGMA integrity_check. */
+function checkChromaDb({ driver, restore }: RestoredCopy): CheckOutcome {
+  const chromaDb = join(restore.target_chroma, CHROMA_DB_FILE);
+  if (!restore.chroma_restored) return { status: "skipped", detail: "no Chroma in the snapshot" };
+  if (!isFile(chromaDb)) return { status: "skipped", detail: "no chroma.sqlite3 in the snapshot's Chroma" };
+  return checkIntegrity(driver, chromaDb);
+}
+
 /** The manifest's entries under `folder/`, keyed by their path inside it. */
 function manifestEntries(metadata: SnapshotMetadata, folder: string): Map<string, ManifestEntry> {
   const prefix = `${folder}/`;
@@ -338,8 +403,8 @@ function manifestEntries(metadata: SnapshotMetadata, folder: string): Map<string
   );
 }
 
-/** What differs between the file at `path` and its manifest entry, or `null`. */
-function entryMismatch(path: string, entry: ManifestEntry): string | null {
+/** What differs between the file at `path` and its manifest entry, or `null`; `overlay` as for `sha256File`. */
+function entryMismatch(path: string, entry: ManifestEntry, overlay?: Parameters<typeof sha256File>[2]): string | null {
   const info = lstatOrNull(path);
   if (!info) return "missing";
   if ("symlink" in entry) {
@@ -348,7 +413,7 @@ function entryMismatch(path: string, entry: ManifestEntry): string | null {
   }
   if (!info.isFile) return "not a file";
   if (info.size !== entry.size) return `size ${info.size}, manifest has ${entry.size}`;
-  return sha256File(path) === entry.sha256 ? null : "SHA-256 differs";
+  return sha256File(path, undefined, overlay) === entry.sha256 ? null : "SHA-256 differs";
 }
 
 function elapsed(since: number): number {

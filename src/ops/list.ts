@@ -1,7 +1,6 @@
 /**
- * Listing snapshots as the reference module lists them, plus size, manifest and
- * validation state. Reads one small metadata file per snapshot, so it stays fast
- * with thousands of them. Requires `--allow-read`.
+ * Listing snapshots as the reference module lists them, plus size, manifest and validation state; and which is
+ * the latest. Reads one small metadata file per snapshot, so it stays fast with thousands of them.
  *
  * @module
  */
@@ -39,7 +38,17 @@ export interface ListEntry {
  * @param now The time ages are measured from.
  */
 export function listSnapshots(backupDir: string, now: Date): ListEntry[] {
-  return folderNames(snapshotsDir(backupDir)).map((name) => listEntry(join(snapshotsDir(backupDir), name), name, now));
+  return snapshotNames(backupDir).map((name) => listEntry(join(snapshotsDir(backupDir), name), name, now));
+}
+
+/** The names of the folders under `<backup>/snapshots/`, sorted; stamps and other names alike. */
+export function snapshotNames(backupDir: string): string[] {
+  return folderNames(snapshotsDir(backupDir));
+}
+
+/** The newest snapshot whose name is a plain stamp (what `--latest` means), or `null` when there is none. */
+export function latestStamp(backupDir: string): string | null {
+  return snapshotNames(backupDir).filter(isStamp).at(-1) ?? null;
 }
 
 function listEntry(path: string, stamp: string, now: Date): ListEntry {

@@ -9,7 +9,7 @@
  */
 import { describeOsError, LockedError, OperationError, RefusedError } from "../errors.ts";
 import { ensureDir } from "../fs/durable.ts";
-import { lstatOrNull } from "../fs/probe.ts";
+import { isDirectory, lstatOrNull } from "../fs/probe.ts";
 import { lockPath } from "../snapshot/layout.ts";
 
 /** A held lock; release it with `using` or {@linkcode OperationLock.release}. */
@@ -66,4 +66,49 @@ export function acquireLock(backupDir: string, operation: string): OperationLock
     file.close();
   };
   return { release, [Symbol.dispose]: release };
+}
+
+/** How {@linkcode acquireLockToRead} locked the backup folder. */
+export interface ReadingLock extends Disposable {
+  /** `writable` as {@linkcode acquireLock}; `read-only` through a descriptor opened read-only; `none` not locked. */
+  how: "writable" | "read-only" | "none";
+  /** Why it is not `writable`, when it is not. */
+  reason?: string;
+}
+
+/**
+ * Take the lock for an operation that writes nothing in the backup folder, which may be read-only (an offsite copy
+ * mounted read-only, a folder of another user). Where the folder may be written, as {@linkcode acquireLock}. Where
+ * it may not, the existing `.lock` is opened read-only and locked all the same (flock needs no write access), so a
+ * cleanup run through a writable path to the same folder still waits; where there is no `.lock` to open, no run of
+ * this tool has locked the folder yet, and none is taken (`none`). A missing folder is not created (`none`).
+ *
+ * @throws {LockedError} naming the holder when another operation holds the lock.
+ */
+export function acquireLockToRead(backupDir: string, operation: string): ReadingLock {
+  const none = (reason: string): ReadingLock => ({ how: "none", reason, [Symbol.dispose]: () => {} });
+  if (!isDirectory(backupDir)) return none("the backup folder does not exist");
+  let cause: unknown;
+  try {
+    const lock = acquireLock(backupDir, operation);
+    return { how: "writable", [Symbol.dispose]: () => lock.release() };
+  } catch (error) {
+    if (!(error instanceof OperationError)) throw error;
+    cause = error.cause;
+    if (!isReadOnly(cause)) throw error;
+  }
+  const reason = `the backup folder may not be written (${describeOsError(cause)})`;
+  const path = lockPath(backupDir);
+  if (!lstatOrNull(path)?.isFile) return none(`${reason} and holds no lock file`);
+  const file = Deno.openSync(path, { read: true });
+  if (!file.tryLockSync(true)) {
+    file.close();
+    throw new LockedError(`backup folder is locked by another process: ${path}; wait for it to finish, then run again`);
+  }
+  return { how: "read-only", reason, [Symbol.dispose]: () => file.close() };
+}
+
+/** Tell whether opening the lock file failed because the folder may not be written (a read-only mount, permissions). */
+function isReadOnly(error: unknown): boolean {
+  return error instanceof Deno.errors.PermissionDenied || (error as { code?: unknown } | null)?.code === "EROFS";
 }

@@ -4,34 +4,43 @@
  *
  * @module
  */
-import { basename, dirname, join, resolve } from "node:path";
+import { resolve } from "node:path";
 import type { Config } from "../config.ts";
 import { createSnapshot } from "./create.ts";
 import { describeOsError, OperationError, RefusedError, ToolError } from "../errors.ts";
 import { removeQuietly, replaceFileAtomic } from "../fs/durable.ts";
-import { entriesOrNone, isFile, statOrNull } from "../fs/probe.ts";
+import { isFile, statOrNull } from "../fs/probe.ts";
 import type { CopyTotals } from "../fs/tree.ts";
 import type { Reporter } from "../report/reporter.ts";
 import { checkedStamp } from "../snapshot/layout.ts";
-import { type SqliteDriver, SqliteError } from "../sqlite/driver.ts";
+import { CHROMA_OLD_PREFIX } from "../snapshot/chroma.ts";
+import type { SqliteDriver } from "../sqlite/driver.ts";
 import { stageChroma, type StagedChroma, swapChroma, SwapFailure } from "./chroma_swap.ts";
 import {
-  clearIntent,
+  dropIntent,
+  findUnfinished,
+  finishIntent,
   type IntentContext,
-  intentStep,
   newIntentContext,
+  recordStep,
   recordSwap,
   restoreIntentPath,
-  settleInterrupted,
+  settleStep,
   unfinishedNote,
 } from "./restore_intent.ts";
 import {
+  checkLivePaths,
   checkOpenFiles,
+  checkToFolder,
   planRestore,
+  recheckOpenFiles,
   requireAcknowledgment,
   type RestorePlan,
   validatedSnapshot,
 } from "./restore_plan.ts";
+import { restoreJournalModes } from "./restore_journal.ts";
+import { requireFreeSpace } from "./restore_space.ts";
+import { type Change, clearWal, removeStaleTemporaries } from "./restore_wal.ts";
 import type { ValidationResult } from "./validate.ts";
 
 /** Options of {@linkcode restoreSnapshot}. */
@@ -50,6 +59,8 @@ export interface RestoreOptions {
   includeChroma?: boolean;
   /** Rebuild the store under this folder instead of the live paths, which stay untouched. */
   to?: string;
+  /** With `to`: rebuild into a folder that already holds entries (the store's files there are replaced). */
+  force?: boolean;
   /** Validate sizes only, without hashing, before restoring. */
   quick?: boolean;
 }
@@ -87,35 +98,53 @@ export interface RestoreResult {
 /**
  * Restore the snapshot `stamp` of the backup folder over the live store, or under `options.to`.
  *
- * Order: refusals (acknowledgment, open files), deep validation, pre-restore snapshot,
- * Chroma copy staged, WAL checkpoint and stale sidecars removed, database and registry
- * replaced, Chroma contents swapped, integrity check. A failed integrity check is
- * returned (`restored_integrity_ok: false`), not thrown.
+ * Order: refusals (a `to` that is not an empty folder, acknowledgment, open files), deep validation, an unfinished
+ * restore's record read, free space, pre-restore snapshot (none when resuming: the first attempt's stays the way
+ * back), open files again; then, live, the unfinished restore's Chroma swap settled and this run's record written;
+ * Chroma copy staged, WAL checkpointed and its sidecars removed, database and registry replaced, Chroma contents
+ * swapped, integrity check, journal modes set back, record removed. A failed integrity check is returned
+ * (`restored_integrity_ok: false`), not thrown.
  *
- * @throws {UsageError} for a stamp that is not plain, or a target of the wrong kind.
- * @throws {RefusedError} without the acknowledgment, while other processes hold the
- *   database, when the snapshot does not validate, or when `to` is the live store; nothing is changed.
- * @throws {OperationError} when a step fails; the message says whether live data changed
- *   and names the pre-restore stamp to go back to.
+ * @throws {UsageError} for a stamp that is not plain, or a target of the wrong kind (`to` a file).
+ * @throws {RefusedError} without the acknowledgment, while other processes hold the database, when the snapshot
+ *   does not validate, when `to` is the live store or holds entries (without `force`), when a filesystem lacks
+ *   the space the restore needs, or when an unfinished restore's record is unreadable; nothing is changed.
+ * @throws {OperationError} when a step fails; the message says exactly what changed and what not, and, when live
+ *   data changed, that the restore is recorded as unfinished and how to finish it or go back.
  */
 export async function restoreSnapshot(config: Config, stamp: string, options: RestoreOptions): Promise<RestoreResult> {
   checkedStamp(stamp);
   const to = options.to === undefined ? null : resolve(options.to);
+  if (to !== null) checkToFolder(config, to, options.force ?? false);
+  else checkLivePaths(config);
   requireAcknowledgment(config, to, options.confirmServiceStopped);
   const openFilesChecked = checkOpenFiles(config, to, options);
   const validation = await validatedSnapshot(config, stamp, options);
   const plan = planRestore(config, stamp, validation, to, options);
   const { sources, targets } = plan;
-  const unfinished = to === null ? settleInterrupted(config, options.reporter) : null;
-  // Resuming, the undo point stays the one taken before the unfinished restore's first change.
+  const unfinished = to === null ? findUnfinished(config, options.reporter) : null;
+  // Resuming, no new pre-restore snapshot: the way back stays the one taken before the first attempt changed anything.
+  const takesPreSnapshot = to === null && options.preSnapshot && unfinished === null;
+  requireFreeSpace(config, plan, takesPreSnapshot, options.reporter);
   const preStamp = unfinished !== null
     ? unfinished.pre_restore_snapshot
-    : to === null && options.preSnapshot
+    : takesPreSnapshot
     ? await preRestoreSnapshot(config, sources.chroma !== null, options)
     : null;
+  recheckOpenFiles(config, openFilesChecked, takesPreSnapshot ? preStamp : null, options);
   const intent = to === null ? newIntentContext(config, stamp, sources.chroma !== null, preStamp, unfinished) : null;
   const chroma = replaceStore(plan, preStamp, options, intent);
   const integrity = checkRestored(options.driver, targets.db);
+  try {
+    restoreJournalModes(
+      validation.metadata!,
+      { db: targets.db, chroma: chroma === null ? null : targets.chroma },
+      options.reporter,
+    );
+  } finally {
+    // The last change made or failed, the store is whole, the snapshot's (a kill before leaves the record).
+    if (intent !== null) finishIntent(intent);
+  }
   const result: RestoreResult = {
     stamp,
     pre_restore_snapshot: preStamp,
@@ -152,7 +181,12 @@ async function preRestoreSnapshot(config: Config, includeChroma: boolean, option
     );
   }
   try {
-    const created = await createSnapshot(config, { driver: options.driver, includeChroma, reporter: options.reporter });
+    const created = await createSnapshot(config, {
+      driver: options.driver,
+      includeChroma,
+      reporter: options.reporter,
+      keepInvalidRegistry: true,
+    });
     options.reporter.event("info", "pre_restore_snapshot_created", { stamp: created.stamp, chroma: includeChroma });
     return created.stamp;
   } catch (error) {
@@ -168,18 +202,22 @@ async function preRestoreSnapshot(config: Config, includeChroma: boolean, option
 interface ReplaceStep<T> {
   /** What the step does, as in "restore failed while <doing>". */
   doing: string;
-  run: () => T;
-  /** Whether live data may have changed, once the step has failed. */
-  changedIfFailed: () => boolean;
-  /** The state the store is in once the step has failed with `error`, when the step knows it exactly. */
+  /** Do it, noting in `changes` each change as it is made. */
+  run: (changes: Change[]) => T;
+  /** Once the step has failed with `error`: a change it may have made unnoted (a rename whose flush failed). */
+  failedChange?: (error: unknown) => Change | null;
+  /** Once the step has failed with `error`: what it knows of the state it left beyond the changes, in words. */
   stateIfFailed?: (error: unknown) => string | null;
 }
 
 /** What the error of a failed step needs besides the step. */
 interface FailureContext {
+  plan: RestorePlan;
   staged: StagedChroma | null;
   preStamp: string | null;
   to?: string;
+  changes: Change[];
+  /** The live restore's record; `null` with `to`. */
   intent: IntentContext | null;
 }
 
@@ -194,54 +232,89 @@ function replaceStore(
   options: RestoreOptions,
   intent: IntentContext | null,
 ): CopyTotals | null {
-  const context: FailureContext = { staged: null, preStamp, to: options.to, intent };
-  if (intent !== null) runStep(intentStep(intent, "record"), context);
+  const context: FailureContext = { plan, staged: null, preStamp, to: options.to, changes: [], intent };
+  if (intent !== null) {
+    runStep(settleStep(intent, options.reporter), context);
+    runStep(recordStep(intent), context);
+  }
   const staged = runStep(stagingStep(plan, options.reporter), context);
-  for (const step of replaceSteps(plan, staged, options, intent)) runStep(step, { ...context, staged });
-  if (intent !== null) runStep(intentStep(intent, "clear"), context);
+  context.staged = staged;
+  for (const step of replaceSteps(plan, staged, options, intent)) runStep(step, context);
   return staged?.totals ?? null;
 }
 
 /** Run `step`; when it fails, remove the staged Chroma copy and throw the error naming the step and what changed. */
 function runStep<T>(step: ReplaceStep<T>, context: FailureContext): T {
   try {
-    return step.run();
+    return step.run(context.changes);
   } catch (error) {
-    if (context.staged !== null) removeQuietly(context.staged.folder);
-    const state = context.to !== undefined
-      ? `${context.to} may be partly rebuilt (the live store was not touched); fix the cause and run again`
-      : step.stateIfFailed?.(error) ?? liveState(step.changedIfFailed(), context);
-    throw new OperationError(`restore failed while ${step.doing} (${describeOsError(error)}); ${state}`, {
-      cause: error,
-    });
+    const late = step.failedChange?.(error) ?? null;
+    if (late !== null) context.changes.push(late);
+    if (context.staged !== null) removeStaged(context.staged.folder, context.changes);
+    const known = step.stateIfFailed?.(error) ?? null;
+    throw new OperationError(
+      `restore failed while ${step.doing} (${describeOsError(error)}); ${afterFailure(context, known)}`,
+      { cause: error },
+    );
   }
 }
 
-/** The live store's state after a step failed, and the next step; the intent is cleared when nothing changed. */
-function liveState(changed: boolean, { intent, preStamp }: FailureContext): string {
-  if (intent === null) return `live data may be partly restored; ${goBack(preStamp)}`;
-  const path = restoreIntentPath(intent.db);
-  if (!changed && intent.unfinished === null) {
-    try {
-      if (intent.written) clearIntent(intent.db);
-    } catch (error) {
-      return `the database, registry and Chroma were not changed, but the record ${path} could not be removed ` +
-        `(${describeOsError(error)}): remove it, fix the cause and run again`;
-    }
-    return "the database, registry and Chroma were not changed; fix the cause and run again";
+/** Remove the staged Chroma copy after a failure; one that cannot be removed is named among the changes. */
+function removeStaged(folder: string, changes: Change[]): void {
+  try {
+    removeQuietly(folder);
+  } catch (error) {
+    changes.push({ what: `left the staged Chroma copy ${folder} (${describeOsError(error)}; remove it)` });
   }
-  const left = changed
-    ? "live data may be partly restored"
-    : `the store is still as the restore of ${intent.unfinished!.stamp} that did not finish left it`;
-  return `${left}; ${unfinishedNote(intent)}`;
+}
+
+/**
+ * What a failed restore leaves, exactly: what it changed (and what not), what the failed step `known` says besides,
+ * and the next step. A run that changed none of the store's data and found no unfinished restore removes its record.
+ */
+function afterFailure(context: FailureContext, known: string | null): string {
+  const { preStamp, to, changes, intent } = context;
+  if (to !== undefined) {
+    return `${to} may be partly rebuilt (the live store was not touched); fix the cause and run again with --force`;
+  }
+  const done = changes.map((change) => change.what).join("; ");
+  const dataChanged = changes.some((change) => change.part !== undefined);
+  const unfinished = intent?.unfinished ?? null;
+  if (!dataChanged && unfinished === null) {
+    const stuck = intent === null ? null : dropIntent(intent);
+    const record = stuck === null ? "" : `; the record ${restoreIntentPath(intent!.db)} could not be removed ` +
+      `(${stuck}): remove it (create refuses while it is there)`;
+    const again = `fix the cause and run again${preStamp ? ` (the pre-restore snapshot ${preStamp} is kept)` : ""}`;
+    const state = changes.length === 0
+      ? "the database, registry and Chroma were not changed"
+      : `the database's rows, the registry and Chroma's contents were not changed (done: ${done})`;
+    return [state + record, known, again].filter(Boolean).join("; ");
+  }
+  const since = unfinished === null ? "" : ` since the restore of ${unfinished.stamp} that did not finish`;
+  const listing = dataChanged
+    ? `changed so far: ${done}; not changed${since}: ${untouchedParts(context)}`
+    : `this run changed none of the store's data${changes.length ? ` (done: ${done})` : ""}: the store is ` +
+      `still as the restore of ${unfinished!.stamp} that did not finish left it`;
+  return [listing, known, intent === null ? goBack(preStamp) : unfinishedNote(intent)].filter(Boolean).join("; ");
+}
+
+/** The parts of the store (the database, the registry and Chroma, as restored) that no change noted touched. */
+function untouchedParts({ plan: { sources, targets }, changes }: FailureContext): string {
+  const parts: [Change["part"], string][] = [["database", `the database ${targets.db}`]];
+  if (sources.registry !== null) parts.push(["registry", `the registry ${targets.registry}`]);
+  if (sources.chroma !== null) parts.push(["chroma", `the Chroma folder ${targets.chroma}`]);
+  const untouched = parts.filter(([part]) => !changes.some((change) => change.part === part)).map(([, name]) => name);
+  return untouched.join(", ") || "nothing else";
 }
 
 function stagingStep(plan: RestorePlan, reporter: Reporter): ReplaceStep<StagedChroma | null> {
   const { sources, targets } = plan;
   return {
     doing: `staging the Chroma copy in ${targets.chroma}`,
-    run: () => sources.chroma === null ? null : stageChroma(sources.chroma, targets.chroma, reporter),
-    changedIfFailed: () => false,
+    run: (changes) =>
+      sources.chroma === null
+        ? null
+        : stageChroma(sources.chroma, targets.chroma, reporter, (what) => changes.push({ what })),
   };
 }
 
@@ -254,72 +327,80 @@ function replaceSteps(
 ): ReplaceStep<void>[] {
   const { sources: { db, registry }, targets } = plan;
   const { driver, reporter } = options;
-  const dbBefore = statOrNull(targets.db)?.ino; // the steps before the replacement change the database in place at most
+  const replaced = (path: string, what: string, part: Change["part"]) => {
+    const before = statOrNull(path)?.ino; // only a replacement changes the inode; the checkpoint writes in place
+    return () => statOrNull(path)?.ino !== before ? { what, part } : null;
+  };
+  const dbReplaced = `replaced the database ${targets.db} with the snapshot's`;
   const steps: ReplaceStep<void>[] = [{
     doing: `checkpointing the database ${targets.db}`,
-    run: () => checkpointLive(driver, targets.db, reporter),
-    changedIfFailed: () => false,
-  }, {
-    doing: "removing the database's -wal and -shm",
-    run: () => [`${targets.db}-wal`, `${targets.db}-shm`].forEach((sidecar) => removeQuietly(sidecar)),
-    changedIfFailed: () => false,
+    run: (changes) => clearWal(driver, targets.db, reporter, changes),
   }, {
     doing: `replacing the database ${targets.db}`,
-    run: () => replaceDatabase(db, targets.db, reporter),
-    changedIfFailed: () => statOrNull(targets.db)?.ino !== dbBefore,
-  }];
-  const registryStep: ReplaceStep<void>[] = registry === null ? [] : [{
-    doing: `replacing the registry ${targets.registry}`,
-    run: () => replaceRegistry(registry, targets.registry, reporter),
-    changedIfFailed: () => true,
-  }];
-  const swapStep: ReplaceStep<void>[] = staged === null ? [] : [{
-    doing: `swapping the contents of the Chroma folder ${targets.chroma}`,
-    run: () => {
-      swapChroma(staged, targets.chroma, reporter, recordSwap(intent));
-      reporter.event("info", "restore_chroma_swapped", { target: targets.chroma, ...staged.totals });
+    run: (changes) => {
+      replaceDatabase(db, targets.db, reporter);
+      changes.push({ what: dbReplaced, part: "database" });
     },
-    changedIfFailed: () => true,
-    stateIfFailed: (error) => {
-      if (!(error instanceof SwapFailure) || intent === null) return null;
-      const replaced = registry === null ? "the database is" : "the database and the registry are";
-      return `${error.state}; ${replaced} already those of snapshot ${intent.record.stamp}; ${unfinishedNote(intent)}`;
-    },
+    failedChange: replaced(targets.db, dbReplaced, "database"),
   }];
-  return [...steps, ...registryStep, ...swapStep];
+  if (registry !== null) {
+    const registryReplaced = `replaced the registry ${targets.registry} with the snapshot's`;
+    steps.push({
+      doing: `replacing the registry ${targets.registry}`,
+      run: (changes) => {
+        removeStaleTemporaries(targets.registry, reporter, changes);
+        replaceFileAtomic(registry, targets.registry);
+        changes.push({ what: registryReplaced, part: "registry" });
+      },
+      failedChange: replaced(targets.registry, registryReplaced, "registry"),
+    });
+  }
+  if (staged !== null) {
+    const kept = registry === null ? "the database is" : "the database and the registry are";
+    steps.push(swapStep(staged, targets.chroma, reporter, intent, kept));
+  }
+  return steps;
 }
 
-/** Clear temporaries left beside the database, and checkpoint (TRUNCATE) its WAL when it exists. */
-function checkpointLive(driver: SqliteDriver, path: string, reporter: Reporter): void {
-  removeStaleTemporaries(path, reporter);
-  if (!isFile(path)) return;
-  try {
-    driver.checkpointTruncate(path);
-  } catch (error) {
-    if (!(error instanceof SqliteError)) throw error;
-    reporter.event("warning", "restore_pre_checkpoint_failed", { target_db: path, error: error.message });
-  }
+/**
+ * The swap of Chroma's contents, recording its phases in `intent`. A swap that failed and was undone changed
+ * nothing of Chroma's; its state, and that the files replaced before (`kept`) stay the snapshot's, are said.
+ */
+function swapStep(
+  staged: StagedChroma,
+  target: string,
+  reporter: Reporter,
+  intent: IntentContext | null,
+  kept: string,
+): ReplaceStep<void> {
+  return {
+    doing: `swapping the contents of the Chroma folder ${target}`,
+    run: (changes) => {
+      swapChroma(staged, target, reporter, recordSwap(intent));
+      reporter.event("info", "restore_chroma_swapped", { target, ...staged.totals });
+      changes.push({
+        what: `replaced the contents of the Chroma folder ${target} with the snapshot's`,
+        part: "chroma",
+      });
+    },
+    failedChange: (error) =>
+      error instanceof SwapFailure && error.undone ? null : {
+        what: error instanceof SwapFailure
+          ? `the Chroma folder ${target} is partly swapped`
+          : `the Chroma folder ${target} may be partly swapped (old entries moved aside in ${CHROMA_OLD_PREFIX}*)`,
+        part: "chroma",
+      },
+    stateIfFailed: (error) =>
+      error instanceof SwapFailure && intent !== null
+        ? `${error.state}; ${kept} already those of snapshot ${intent.record.stamp}, kept (not rolled back)`
+        : null,
+  };
 }
 
 function replaceDatabase(source: string, target: string, reporter: Reporter): void {
   reporter.event("info", "restore_db_replacing", { source, target });
   replaceFileAtomic(source, target);
   reporter.event("info", "restore_db_replaced", { target });
-}
-
-function replaceRegistry(source: string, target: string, reporter: Reporter): void {
-  removeStaleTemporaries(target, reporter);
-  replaceFileAtomic(source, target);
-}
-
-/** Remove temporary copies beside `target` left by a restore that was killed (the lock rules out a live one). */
-function removeStaleTemporaries(target: string, reporter: Reporter): void {
-  const folder = dirname(target);
-  const names = entriesOrNone(folder).map((entry) => entry.name);
-  for (const name of names.filter((name) => name.startsWith(`.${basename(target)}.tmp-`))) {
-    removeQuietly(join(folder, name));
-    reporter.event("warning", "stale_leftover_removed", { path: join(folder, name) });
-  }
 }
 
 /** `null` when the restored database passes `PRAGMA integrity_check`, else the problem. */

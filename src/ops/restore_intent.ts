@@ -6,13 +6,14 @@
  */
 import { basename, dirname, isAbsolute, join, resolve } from "node:path";
 import type { Config } from "../config.ts";
-import { RefusedError } from "../errors.ts";
+import { describeOsError, OperationError, RefusedError } from "../errors.ts";
 import { removeQuietly, syncDir, writeFileAtomic } from "../fs/durable.ts";
 import { entriesOrNone, lstatOrNull } from "../fs/probe.ts";
 import type { Reporter } from "../report/reporter.ts";
 import { CHROMA_OLD_PREFIX, CHROMA_STAGING_PREFIX } from "../snapshot/chroma.ts";
 import { isStamp } from "../snapshot/stamp.ts";
 import { clearLeftovers, type RecordSwap, settleSwap, type SwapState } from "./chroma_swap.ts";
+import type { Change } from "./restore_wal.ts";
 
 /** Largest intent file read; a real one is a few hundred bytes. */
 const MAX_INTENT_BYTES = 64 * 1024;
@@ -78,30 +79,49 @@ export function newIntentContext(
 /** A step of restore's replacement of the store (the shape restore runs and names when it fails). */
 interface IntentStep {
   doing: string;
-  run: () => void;
-  changedIfFailed: () => boolean;
-  stateIfFailed?: (error: unknown) => string | null;
+  run: (changes: Change[]) => void;
 }
 
-/** The step that writes the intent before the first live change, or removes it after the last. */
-export function intentStep(intent: IntentContext, action: "record" | "clear"): IntentStep {
-  const path = restoreIntentPath(intent.db);
-  if (action === "record") {
-    return {
-      doing: `recording the restore's intent beside the database ${intent.db} (${path})`,
-      run: () => {
-        writeIntent(intent.db, intent.record);
-        intent.written = true;
-      },
-      changedIfFailed: () => false,
-    };
-  }
+/** The step that writes the intent before the first live change (a record, not a change of the store's data). */
+export function recordStep(intent: IntentContext): IntentStep {
   return {
-    doing: `removing the record of the finished restore ${path}`,
-    run: () => clearIntent(intent.db),
-    changedIfFailed: () => true,
-    stateIfFailed: () => `the restore itself is complete; remove ${path} (create refuses while it is there)`,
+    doing: `recording the restore's intent beside the database ${intent.db} (${restoreIntentPath(intent.db)})`,
+    run: () => {
+      writeIntent(intent.db, intent.record);
+      intent.written = true;
+    },
   };
+}
+
+/**
+ * Remove the record after the restore's last change: the store is whole, the snapshot's.
+ *
+ * @throws {OperationError} when it cannot be removed: the restore itself is complete, but create refuses until then.
+ */
+export function finishIntent(intent: IntentContext): void {
+  const path = restoreIntentPath(intent.db);
+  try {
+    clearIntent(intent.db);
+  } catch (error) {
+    throw new OperationError(
+      `restore failed while removing the record of the finished restore ${path} (${describeOsError(error)}); the ` +
+        `restore itself is complete; remove ${path} (create refuses while it is there)`,
+      { cause: error },
+    );
+  }
+}
+
+/**
+ * Remove the record of a run that changed none of the store's data (its own failure): `null` when done, else why
+ * it is still there.
+ */
+export function dropIntent(intent: IntentContext): string | null {
+  try {
+    if (intent.written) clearIntent(intent.db);
+    return null;
+  } catch (error) {
+    return describeOsError(error);
+  }
 }
 
 /** How the swap records its phases in the intent, so that a killed swap can be settled; `null` with `--to`. */
@@ -181,38 +201,69 @@ function isSwapState(value: unknown): value is SwapState {
 }
 
 /**
- * Before a live restore: clear temporaries of the intent file left by a kill, and when a restore was left
- * unfinished, settle the Chroma swap it was in (undone, or finished once the new entries were all in).
+ * Before a live restore changes anything: the intent a restore left unfinished, or `null`.
  *
- * @returns The unfinished restore's intent, or `null`.
- * @throws {RefusedError} when its record is unreadable, or names another Chroma folder than this run's.
+ * @throws {RefusedError} when its record is unreadable, or names another Chroma folder than this run's (nothing
+ *   changed).
  */
-export function settleInterrupted(config: Config, reporter: Reporter): RestoreIntent | null {
+export function findUnfinished(config: Config, reporter: Reporter): RestoreIntent | null {
   const path = restoreIntentPath(config.db.path);
-  for (const entry of entriesOrNone(dirname(path))) {
-    if (!entry.name.startsWith(`.${basename(path)}.tmp-`)) continue;
-    removeQuietly(join(dirname(path), entry.name));
-    reporter.event("warning", "stale_leftover_removed", { path: join(dirname(path), entry.name) });
-  }
   const intent = readIntent(config.db.path);
   if (intent === null) return null;
   reporter.event("warning", "restore_unfinished_found", { intent: path, stamp: intent.stamp, swap: intent.swap });
-  const sameChroma = resolve(intent.chroma_dir) === resolve(config.chromaDir.path);
-  if (intent.swap !== null && !sameChroma) {
+  if (intent.swap !== null && !sameFolder(intent.chroma_dir, config.chromaDir.path)) {
     throw new RefusedError(
       `the unfinished restore recorded in ${path} was swapping the Chroma folder ${intent.chroma_dir}, not ` +
         `${config.chromaDir.path}; nothing was changed; run again with --chroma-dir ${intent.chroma_dir}`,
     );
   }
-  if (intent.swap !== null) {
-    settleSwap(config.chromaDir.path, intent.swap, (swap) => {
-      intent.swap = swap;
-      writeIntent(config.db.path, intent);
-    }, reporter);
-  }
-  // Chroma is whole now; what the unfinished run staged goes, also when this run leaves Chroma alone.
-  if (sameChroma) clearLeftovers(config.chromaDir.path, reporter);
   return intent;
+}
+
+/**
+ * The first step of a live restore: clear temporaries of the intent file left by a kill, and when a restore was
+ * left unfinished (`intent.unfinished`), settle the Chroma swap it was in (undone, or finished once the new entries
+ * were all in) and clear what it staged; each change noted.
+ */
+export function settleStep(intent: IntentContext, reporter: Reporter): IntentStep {
+  const { db, unfinished, record: { chroma_dir: chroma } } = intent;
+  return {
+    doing: unfinished?.swap
+      ? `settling the Chroma swap of the unfinished restore of ${unfinished.stamp} in ${chroma}`
+      : `clearing what an unfinished restore left beside ${db}`,
+    run: (changes) => {
+      removeIntentTemporaries(db, reporter, changes);
+      if (unfinished === null) return;
+      if (unfinished.swap !== null) {
+        changes.push(settleSwap(chroma, unfinished.swap, (swap) => {
+          unfinished.swap = swap;
+          writeIntent(db, unfinished);
+        }, reporter));
+      }
+      // Chroma is whole now; what the unfinished run staged goes, also when this run leaves Chroma alone.
+      const removed = sameFolder(unfinished.chroma_dir, chroma) ? clearLeftovers(chroma, reporter) : 0;
+      if (removed > 0) {
+        changes.push({ what: `removed ${removed} leftover(s) of the unfinished restore from ${chroma}` });
+      }
+    },
+  };
+}
+
+/** Remove temporaries of the intent file that a killed write left. */
+function removeIntentTemporaries(dbPath: string, reporter: Reporter, changes: Change[]): void {
+  const path = restoreIntentPath(dbPath);
+  let removed = 0;
+  for (const entry of entriesOrNone(dirname(path))) {
+    if (!entry.name.startsWith(`.${basename(path)}.tmp-`)) continue;
+    removeQuietly(join(dirname(path), entry.name));
+    removed += 1;
+    reporter.event("warning", "stale_leftover_removed", { path: join(dirname(path), entry.name) });
+  }
+  if (removed > 0) changes.push({ what: `removed ${removed} temporary file(s) of the record ${path}` });
+}
+
+function sameFolder(first: string, second: string): boolean {
+  return resolve(first) === resolve(second);
 }
 
 /**

@@ -4,14 +4,15 @@
  *
  * @module
  */
-import { basename, isAbsolute, join, relative, resolve } from "node:path";
+import { basename, join } from "node:path";
 import type { Config } from "../config.ts";
 import { RefusedError, UsageError } from "../errors.ts";
-import { lstatOrNull, statOrNull } from "../fs/probe.ts";
-import { findOpeners } from "../sys/open_files.ts";
+import { entriesOrNone, lstatOrNull, statOrNull } from "../fs/probe.ts";
+import { isSameOrInside, realPathAsFarAsExists } from "../fs/real_path.ts";
+import { findOpeners, type OpenFile, type OpenFilesScan } from "../sys/open_files.ts";
 import type { Reporter } from "../report/reporter.ts";
 import { CHROMA_FOLDER } from "../snapshot/layout.ts";
-import { locateRecordedPath, recordedPath, type SnapshotMetadata } from "../snapshot/metadata.ts";
+import { locatePart, type SnapshotMetadata, type SnapshotPart } from "../snapshot/metadata.ts";
 import type { SqliteDriver } from "../sqlite/driver.ts";
 import { CHROMA_DB_FILE } from "../snapshot/chroma.ts";
 import { validateSnapshot, type ValidationResult } from "./validate.ts";
@@ -34,6 +35,44 @@ export interface Targets {
 export interface RestorePlan {
   sources: Sources;
   targets: Targets;
+}
+
+/**
+ * Refuse, before any other work, a `to` that is not a folder (exit 2: a file, or a path through a file), one that
+ * overlaps the live store or the backup folder (exit 3), and, without `force`, a folder that already holds entries
+ * (exit 3): the restore would replace a database there without a word. A folder that does not exist yet is fine.
+ */
+export function checkToFolder(config: Config, to: string, force: boolean): void {
+  const fix = "give a folder that is empty or does not exist yet (it is created)";
+  let info: Deno.FileInfo | null;
+  try {
+    info = statOrNull(to);
+  } catch (error) {
+    if (!(error instanceof Deno.errors.NotADirectory)) throw error;
+    throw new UsageError(`--to ${to}: a part of this path is a file, not a folder; ${fix}`);
+  }
+  if (info === null && lstatOrNull(to) !== null) {
+    throw new UsageError(`--to ${to} is a symbolic link to nothing; ${fix}`);
+  }
+  if (info !== null && !info.isDirectory) throw new UsageError(`--to ${to} is a file, not a folder; ${fix}`);
+  const overlap = protectedPaths(config).find((path) => overlaps(canonical(to), canonical(path)));
+  if (overlap !== undefined) {
+    throw new RefusedError(
+      `--to ${to} overlaps ${overlap} (live store or backups); nothing was changed; give a folder of its own`,
+    );
+  }
+  const names = entriesOrNone(to).map((entry) => entry.name).sort();
+  if (force || names.length === 0) return;
+  const shown = names.slice(0, 3).join(", ") + (names.length > 3 ? `, and ${names.length - 3} more` : "");
+  throw new RefusedError(
+    `--to ${to} already holds ${shown}; restore would replace the store's files there; nothing was changed; ` +
+      `${fix}, or pass --force to restore into it anyway`,
+  );
+}
+
+/** Refuse, before any other work, live paths of the wrong kind (a path through a file, a folder for the database). */
+export function checkLivePaths(config: Config): void {
+  checkTargetKinds({ db: config.db.path, registry: config.registry.path, chroma: config.chromaDir.path });
 }
 
 /** Refuse to restore over the live store (`to` is `null`) without the operator's word that the service is stopped. */
@@ -59,23 +98,75 @@ export function checkOpenFiles(
     refuseOpenFiles(config, options.includeChroma !== false, options.reporter);
 }
 
-/** Refuse while other processes hold the live database (or Chroma's); `false` when no scan could be made. */
-function refuseOpenFiles(config: Config, chromaToo: boolean, reporter: Reporter): boolean {
-  const paths = [config.db.path, `${config.db.path}-wal`];
+/**
+ * Look again, just before the first live change, after a validation and a pre-restore snapshot that may take minutes
+ * (long enough for a supervisor to start the service again); only when the first look ran, and without its warnings.
+ */
+export function recheckOpenFiles(
+  config: Config,
+  firstChecked: boolean,
+  preStamp: string | null,
+  options: { includeChroma?: boolean },
+): void {
+  if (firstChecked) refuseOpenFiles(config, options.includeChroma !== false, null, preStamp);
+}
+
+/**
+ * Refuse while other processes hold the live database, its `-wal` or `-shm`, the registry (restore replaces it, and a
+ * service holding it would write its old view back), or Chroma's database; `false` when no scan could be made.
+ */
+function refuseOpenFiles(
+  config: Config,
+  chromaToo: boolean,
+  reporter: Reporter | null,
+  preStamp: string | null = null,
+): boolean {
+  const paths = [config.db.path, `${config.db.path}-wal`, `${config.db.path}-shm`, config.registry.path];
   if (chromaToo) {
-    paths.push(join(config.chromaDir.path, CHROMA_DB_FILE), join(config.chromaDir.path, `${CHROMA_DB_FILE}-wal`));
+    const chromaDb = join(config.chromaDir.path, CHROMA_DB_FILE);
+    paths.push(chromaDb, `${chromaDb}-wal`, `${chromaDb}-shm`);
   }
   const scan = findOpeners(paths);
-  if (!scan.scanned) reporter.event("warning", "open_files_check_unavailable", { paths });
-  if (scan.unreadable > 0) reporter.event("warning", "open_files_unreadable_processes", { count: scan.unreadable });
+  if (reporter) warnUnchecked(scan, paths, reporter);
   if (scan.openers.length === 0) return scan.scanned;
-  const pids = [...new Set(scan.openers.map((opener) => opener.pid))];
-  const files = [...new Set(scan.openers.map((opener) => opener.path))];
+  const unchanged = preStamp
+    ? `the live store was not changed (only the pre-restore snapshot ${preStamp} was taken)`
+    : "nothing was changed";
   throw new RefusedError(
-    `process${pids.length > 1 ? "es" : ""} ${pids.join(", ")} still ha${pids.length > 1 ? "ve" : "s"} ` +
-      `${files.join(", ")} open; nothing was changed; stop the service (docker compose down), ` +
+    `${describeHolders(scan.openers)}; ${unchanged}; stop the service (docker compose down), ` +
       `or pass --ignore-open-files if you are sure those processes are not the service`,
   );
+}
+
+/** Warn about what the scan could not look at. */
+function warnUnchecked(scan: OpenFilesScan, paths: string[], reporter: Reporter): void {
+  if (!scan.scanned) reporter.event("warning", "open_files_check_unavailable", { paths });
+  if (scan.scanned && !scan.locksChecked) {
+    reporter.event("warning", "open_files_locks_unreadable", { path: "/proc/locks" });
+  }
+  if (scan.unreadable > 0) reporter.event("warning", "open_files_unreadable_processes", { count: scan.unreadable });
+}
+
+/**
+ * `process 4242 still holds the live store: /srv/atocore.db (open as /data/atocore.db, locked), ...`; with several
+ * holders, each one's files after its id (`4242: ...; 4300: ...`).
+ */
+function describeHolders(openers: OpenFile[]): string {
+  const byPid = [...Map.groupBy(openers, (opener) => opener.pid)];
+  const pids = byPid.flatMap(([pid]) => pid === null ? [] : [pid]);
+  const who = [
+    ...(pids.length ? [`process${pids.length > 1 ? "es" : ""} ${pids.join(", ")}`] : []),
+    ...(pids.length < byPid.length ? ["a holder the kernel gives no process id (an open-file-description lock)"] : []),
+  ].join(" and ");
+  const files = (held: OpenFile[]) =>
+    held.map(({ path, ways, seenAs }) => {
+      const how = ways.map((way) => way === "open" && seenAs ? `open as ${seenAs}` : way);
+      return `${path} (${how.join(", ")})`;
+    }).join(", ");
+  const what = byPid.length === 1
+    ? files(byPid[0][1])
+    : byPid.map(([pid, held]) => `${pid ?? "no id"}: ${files(held)}`).join("; ");
+  return `${who} still ${byPid.length > 1 ? "hold" : "holds"} the live store: ${what}`;
 }
 
 /** Validate the snapshot `stamp` (deeply unless `quick`) and refuse it when it is not valid. */
@@ -123,18 +214,13 @@ export function planRestore(
   return { sources: { ...located, chroma: options.includeChroma === false ? null : located.chroma }, targets };
 }
 
+/** Each part's place in the snapshot, from the layout (the metadata gives at most a file name; validated before). */
 function locateSources(root: string, metadata: SnapshotMetadata): Sources {
-  const locate = (key: keyof SnapshotMetadata) => {
-    const recorded = recordedPath(metadata, key);
-    if (!recorded) return null;
-    const located = locateRecordedPath(root, metadata, recorded);
-    return located.ok ? located.path : null;
+  const locate = (part: SnapshotPart) => {
+    const located = locatePart(root, metadata, part);
+    return located?.ok ? located.path : null;
   };
-  return {
-    db: locate("db_snapshot_path")!,
-    registry: locate("registry_snapshot_path"),
-    chroma: locate("chroma_snapshot_path"),
-  };
+  return { db: locate("db")!, registry: locate("registry"), chroma: locate("chroma") };
 }
 
 function restoreTargets(config: Config, sources: Sources, to: string | null): Targets {
@@ -169,20 +255,33 @@ function refuseLinkedTargets(targets: Targets, to: string): void {
 
 function checkTargetKinds(targets: Targets): void {
   for (const [path, flag] of [[targets.db, "--db"], [targets.registry, "--registry"]]) {
-    const info = statOrNull(path);
+    const info = targetInfo(path, flag);
     if (info && !info.isFile) throw new UsageError(`restore target is not a file: ${path}; check ${flag} or --to`);
   }
-  const chroma = statOrNull(targets.chroma);
+  const chroma = targetInfo(targets.chroma, "--chroma-dir");
   if (chroma && !chroma.isDirectory) {
     throw new UsageError(`restore target for Chroma is not a folder: ${targets.chroma}; check --chroma-dir or --to`);
   }
 }
 
+/** `statOrNull` of a target, a path through a file being a usage error naming it, not a raw ENOTDIR. */
+function targetInfo(path: string, flag: string): Deno.FileInfo | null {
+  try {
+    return statOrNull(path);
+  } catch (error) {
+    if (!(error instanceof Deno.errors.NotADirectory)) throw error;
+    throw new UsageError(`restore target ${path} lies under a file, not a folder; check ${flag} or --to`);
+  }
+}
+
+/** The live store's paths and the backup folder, which a restore with `to` never writes to. */
+function protectedPaths(config: Config): string[] {
+  return [config.db.path, `${config.db.path}-wal`, config.registry.path, config.chromaDir.path, config.backupDir.path];
+}
+
 function refuseOverlappingTargets(config: Config, targets: Targets, to: string): void {
-  const protectedPaths = [config.db.path, `${config.db.path}-wal`, config.registry.path, config.chromaDir.path];
-  protectedPaths.push(config.backupDir.path);
   for (const target of [targets.db, targets.registry, targets.chroma]) {
-    const overlap = protectedPaths.find((path) => overlaps(canonical(target), canonical(path)));
+    const overlap = protectedPaths(config).find((path) => overlaps(canonical(target), canonical(path)));
     if (overlap !== undefined) {
       throw new RefusedError(
         `--to ${to} would write over ${overlap} (live store or backups) at ${target}; nothing was changed; ` +
@@ -196,19 +295,12 @@ function isSymlink(path: string): boolean {
   return lstatOrNull(path)?.isSymlink ?? false;
 }
 
-/** Tell whether one path is the other or lies inside it. */
+/** Tell whether one path is the other or lies inside it (folders compared by identity too: bind mounts). */
 function overlaps(first: string, second: string): boolean {
-  const inside = (path: string, folder: string) => {
-    const rest = relative(folder, path);
-    return rest === "" || (!rest.startsWith("..") && !isAbsolute(rest));
-  };
-  return inside(first, second) || inside(second, first);
+  return isSameOrInside(first, second) || isSameOrInside(second, first);
 }
 
 /** A path with its symbolic links resolved as far as it exists, to compare two paths. */
 function canonical(path: string): string {
-  const absolute = resolve(path);
-  if (statOrNull(absolute)) return Deno.realPathSync(absolute);
-  const parent = join(absolute, "..");
-  return parent === absolute ? absolute : join(canonical(parent), basename(absolute));
+  return realPathAsFarAsExists(path);
 }

@@ -7,13 +7,25 @@
  *
  * @module
  */
-import { join } from "node:path";
+import { isAbsolute, join } from "node:path";
+import { describeOsError } from "../errors.ts";
 import { exists, isFile, lstatOrNull } from "../fs/probe.ts";
+import { readRegularTextFile } from "../fs/regular_file.ts";
 import { checkManifest, type HashProgress } from "../snapshot/manifest.ts";
 import { CHROMA_DB_FILE } from "../snapshot/chroma.ts";
 import { METADATA_FILE, snapshotDir } from "../snapshot/layout.ts";
-import { locateRecordedPath, readMetadata, recordedPath, type SnapshotMetadata } from "../snapshot/metadata.ts";
-import type { SqliteDriver } from "../sqlite/driver.ts";
+import { checkBinding, DIGEST_KEY } from "../snapshot/binding.ts";
+import {
+  FORMAT_VERSION,
+  keptInvalidRegistry,
+  type LocatedPart,
+  locatePart,
+  printable,
+  readMetadata,
+  type SnapshotMetadata,
+} from "../snapshot/metadata.ts";
+import { IntegrityUncheckedError, type SqliteDriver } from "../sqlite/driver.ts";
+import { JOURNAL_MODES } from "../sqlite/journal_header.ts";
 
 /** How deeply to validate. */
 export interface ValidateOptions {
@@ -38,6 +50,11 @@ export interface ValidationResult {
   valid: boolean;
   /** `null` for a snapshot without a manifest (made by the module). */
   manifest_ok: boolean | null;
+  /**
+   * Whether the metadata matches its digest: `true` from format 2, `false` for this tool's format 1 (made before
+   * the binding, valid unbound), `null` for the module's snapshots (they have none).
+   */
+  metadata_bound: boolean | null;
   files_checked: number;
   bytes_hashed: number;
   quick: boolean;
@@ -73,6 +90,7 @@ export async function validateSnapshotAt(
     errors: [],
     valid: false,
     manifest_ok: null,
+    metadata_bound: null,
     files_checked: 0,
     bytes_hashed: 0,
     quick,
@@ -82,15 +100,12 @@ export async function validateSnapshotAt(
   if (!read.ok) return finish(result, read.error);
   const metadata = read.metadata;
   result.metadata = metadata;
-  result.errors.push(...missingKeys(metadata));
+  result.metadata_bound = checkMetadata(metadata, result.errors);
   result.db_ok = checkDatabase(root, metadata, options.driver, result.errors);
-  const registry = locateRecordedPath(root, metadata, recordedPath(metadata, "registry_snapshot_path"));
-  if (recordedPath(metadata, "registry_snapshot_path")) {
-    result.registry_ok = checkRegistry(registry, result.errors);
-  }
-  if (recordedPath(metadata, "chroma_snapshot_path")) {
-    result.chroma_ok = checkChroma(root, metadata, options.driver, result.errors);
-  }
+  const registry = locatePart(root, metadata, "registry");
+  if (registry) result.registry_ok = checkRegistry(registry, keptInvalidRegistry(metadata), result.errors);
+  const chroma = locatePart(root, metadata, "chroma");
+  if (chroma) result.chroma_ok = checkChroma(chroma, options.driver, result.errors);
   if (metadata.manifest !== undefined) {
     const check = await checkManifest(root, metadata.manifest, { quick, onProgress: options.onProgress });
     result.errors.push(...check.errors);
@@ -114,15 +129,48 @@ const MODULE_KEYS = [
   "chroma_snapshot_included",
   "vector_store_note",
 ];
-/** Keys this tool adds; metadata with any of them was written by this tool and has them all. */
+/** Keys this tool adds (format 1); metadata with any of them was written by this tool and has them all. */
 const TOOL_KEYS = ["format_version", "tool", "tool_version", "sqlite_driver", "sqlite_version", "manifest"];
+/** Keys this tool adds from format 2. */
+const FORMAT_2_KEYS = ["db_journal_mode", "chroma_db_journal_mode", DIGEST_KEY];
+
+/**
+ * Check what the metadata says about itself, and return whether it is bound (see {@linkcode ValidationResult}):
+ * every key present, a format this tool reads, the digest, the recorded journal modes, and an absolute `backup_root`
+ * (the recorded paths are read relative to it).
+ */
+function checkMetadata(metadata: SnapshotMetadata, errors: string[]): boolean | null {
+  const written = TOOL_KEYS.some((key) => key in metadata);
+  const format = metadata.format_version;
+  errors.push(...missingKeys(metadata, written));
+  if (written && !(Number.isInteger(format) && format! >= 1 && format! <= FORMAT_VERSION)) {
+    errors.push(`format_version_unsupported: ${JSON.stringify(format)}; this tool reads 1 to ${FORMAT_VERSION}`);
+  }
+  for (const key of ["db_journal_mode", "chroma_db_journal_mode"] as const) {
+    const mode = metadata[key];
+    if (mode !== undefined && mode !== "" && !JOURNAL_MODES.includes(mode)) {
+      errors.push(`${key}_invalid: ${JSON.stringify(mode)}`);
+    }
+  }
+  const root = metadata.backup_root;
+  if (root !== undefined && (typeof root !== "string" || !isAbsolute(root))) {
+    errors.push(`backup_root_not_absolute: ${printable(JSON.stringify(root))}`);
+  }
+  const binding = checkBinding(metadata as unknown as Record<string, unknown>, written, format);
+  errors.push(...binding.errors);
+  return binding.bound;
+}
 
 /**
  * Name each key the metadata lacks. One flipped byte renames a key, and a missing
  * `manifest` or `chroma_snapshot_path` would otherwise turn off the check it guards.
  */
-function missingKeys(metadata: SnapshotMetadata): string[] {
-  const expected = TOOL_KEYS.some((key) => key in metadata) ? [...MODULE_KEYS, ...TOOL_KEYS] : MODULE_KEYS;
+function missingKeys(metadata: SnapshotMetadata, written: boolean): string[] {
+  const expected = !written
+    ? MODULE_KEYS
+    : metadata.format_version === 1
+    ? [...MODULE_KEYS, ...TOOL_KEYS]
+    : [...MODULE_KEYS, ...TOOL_KEYS, ...FORMAT_2_KEYS];
   return expected.filter((key) => !(key in metadata)).map((key) => `metadata_key_missing: ${key}`);
 }
 
@@ -133,14 +181,13 @@ function finish(result: ValidationResult, error?: string): ValidationResult {
 }
 
 function checkDatabase(root: string, metadata: SnapshotMetadata, driver: SqliteDriver, errors: string[]): boolean {
-  const recorded = recordedPath(metadata, "db_snapshot_path");
-  const located = locateRecordedPath(root, metadata, recorded);
-  if (!recorded) {
+  const located = locatePart(root, metadata, "db");
+  if (located === null) {
     errors.push("db_snapshot_missing");
     return false;
   }
   if (!located.ok) {
-    errors.push(`db_snapshot_path_outside_snapshot: ${located.recorded}`);
+    errors.push(located.error);
     return false;
   }
   if (!isFile(located.path)) {
@@ -150,29 +197,39 @@ function checkDatabase(root: string, metadata: SnapshotMetadata, driver: SqliteD
   return integrityOk(driver, located.path, "db", errors);
 }
 
-function checkRegistry(located: ReturnType<typeof locateRecordedPath>, errors: string[]): boolean {
+/**
+ * Whether the registry parses. One a pre-restore snapshot kept unparsable (`keptInvalid`) is no error: it is
+ * `false` without one, its bytes checked by the manifest like every file's.
+ */
+function checkRegistry(located: LocatedPart, keptInvalid: string | null, errors: string[]): boolean {
   if (!located.ok) {
-    errors.push(`registry_snapshot_path_outside_snapshot: ${located.recorded}`);
+    errors.push(located.error);
     return false;
   }
-  if (!isFile(located.path)) {
-    errors.push("registry_snapshot_missing");
+  let text: string;
+  try {
+    text = readRegularTextFile(located.path); // never a FIFO or device, never unbounded
+  } catch (error) {
+    errors.push(
+      error instanceof Deno.errors.NotFound
+        ? "registry_snapshot_missing"
+        : `registry_snapshot_unreadable: ${describeOsError(error)}`,
+    );
     return false;
   }
   try {
-    JSON.parse(Deno.readTextFileSync(located.path));
+    JSON.parse(text);
     return true;
   } catch (error) {
     if (!(error instanceof SyntaxError)) throw error;
-    errors.push(`registry_invalid_json: ${error.message}`);
+    if (keptInvalid === null) errors.push(`registry_invalid_json: ${error.message}`);
     return false;
   }
 }
 
-function checkChroma(root: string, metadata: SnapshotMetadata, driver: SqliteDriver, errors: string[]): boolean {
-  const located = locateRecordedPath(root, metadata, recordedPath(metadata, "chroma_snapshot_path"));
+function checkChroma(located: LocatedPart, driver: SqliteDriver, errors: string[]): boolean {
   if (!located.ok) {
-    errors.push(`chroma_snapshot_path_outside_snapshot: ${located.recorded}`);
+    errors.push(located.error);
     return false;
   }
   if (!lstatOrNull(located.path)?.isDirectory) {
@@ -189,6 +246,7 @@ function integrityOk(driver: SqliteDriver, path: string, label: string, errors: 
     if (answer === "ok") return true;
     errors.push(`${label}_integrity_check_failed: ${answer}`);
   } catch (error) {
+    if (error instanceof IntegrityUncheckedError) throw error; // not checked is not damaged: the caller says why
     errors.push(`${label}_open_failed: ${(error as Error).message}`);
   }
   return false;

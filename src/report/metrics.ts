@@ -5,6 +5,7 @@
  * @module
  */
 import { writeFileAtomic } from "../fs/durable.ts";
+import { readRegularTextFile } from "../fs/regular_file.ts";
 import { parseStamp } from "../snapshot/stamp.ts";
 
 /** The operations that write metrics; the value of the `operation` label. */
@@ -92,7 +93,7 @@ export function writeMetrics(path: string, run: RunRecord): void {
 export function previousSuccess(path: string, operation: MetricsOperation): number | null {
   let text: string;
   try {
-    text = Deno.readTextFileSync(path);
+    text = readRegularTextFile(path, { followLinks: true }); // an operator's path: a FIFO there must not block
   } catch (error) {
     if (error instanceof Deno.errors.NotFound) return null;
     throw error;

@@ -18,3 +18,10 @@ export const CHROMA_STAGING_PREFIX = ".atocore-restore-";
  * data either: create leaves it out, and the next restore removes it.
  */
 export const CHROMA_OLD_PREFIX = ".atocore-old-";
+/**
+ * SQLite's own files beside Chroma's database, which create leaves out: the backup API already takes what they
+ * hold into the copy of `chroma.sqlite3`. Any other name (an operator's `chroma.sqlite3-bak`) is Chroma's data.
+ */
+export const CHROMA_DB_SIDECARS: readonly string[] = ["-wal", "-shm", "-journal"].map((suffix) =>
+  `${CHROMA_DB_FILE}${suffix}`
+);

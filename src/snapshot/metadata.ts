@@ -5,17 +5,26 @@
  *
  * @module
  */
-import { isAbsolute, join, normalize, relative, sep } from "node:path";
+import { isAbsolute, join } from "node:path";
 import { describeOsError } from "../errors.ts";
+import { readRegularTextFile } from "../fs/regular_file.ts";
 import { TOOL_NAME, TOOL_VERSION } from "../version.ts";
+import type { JournalMode } from "../sqlite/journal_header.ts";
+import { bindMetadata } from "./binding.ts";
+import { CHROMA_FOLDER, CONFIG_FOLDER, DB_FOLDER } from "./layout.ts";
 import type { ManifestEntry } from "./manifest.ts";
 
-/** Version of the metadata format this tool writes (absent in the module's). */
-export const FORMAT_VERSION = 1;
+/**
+ * Version of the metadata format this tool writes (absent in the module's). 2: databases copied as rollback-journal
+ * images with their live journal modes recorded, and the metadata bound by `metadata_sha256` (`binding.ts`).
+ */
+export const FORMAT_VERSION = 2;
 
 const NOTE_WITH_CHROMA = "Chroma snapshot included as cold directory copy.";
 const NOTE_WITHOUT_CHROMA =
   "Chroma hot backup is not included; rerun with include_chroma=True under exclusive_ingestion().";
+const NOTE_CHROMA_FAILED = "Chroma was asked for but could not be backed up (see chroma_error); " +
+  "this snapshot holds the database and registry only.";
 
 /** The metadata of a snapshot, as written to and read from `backup-metadata.json`. */
 export interface SnapshotMetadata {
@@ -34,7 +43,14 @@ export interface SnapshotMetadata {
   tool_version?: string;
   sqlite_driver?: string;
   sqlite_version?: string;
+  /** Why Chroma, asked for, is not in the snapshot (its copy failed or did not validate); absent otherwise. */
+  chroma_error?: string;
   manifest?: ManifestEntry[];
+  db_journal_mode?: JournalMode | "";
+  chroma_db_journal_mode?: JournalMode | "";
+  metadata_sha256?: string;
+  /** Only in a pre-restore snapshot whose live registry did not parse: why; the file is kept as it was. */
+  registry_kept_invalid?: string;
 }
 
 /** What a new snapshot holds, to be recorded in its metadata. */
@@ -48,13 +64,20 @@ export interface MetadataInput {
   chromaBytes: number;
   chromaFiles: number;
   includeChroma: boolean;
+  /** Why Chroma, asked for, could not be backed up; the snapshot then records it as not included. */
+  chromaError?: string;
   driver: { name: string; version: string };
   manifest: ManifestEntry[];
+  /** The live databases' journal modes (`null`: no database header, or no Chroma database). */
+  dbJournalMode: JournalMode | null;
+  chromaDbJournalMode: JournalMode | null;
+  /** Why the registry kept in a pre-restore snapshot does not parse, when it does not. */
+  registryKeptInvalid?: string;
 }
 
-/** Build the metadata of a new snapshot, with the module's keys first and in its order. */
+/** Build the metadata of a new snapshot, with the module's keys first and in its order, bound by its digest last. */
 export function buildMetadata(input: MetadataInput): SnapshotMetadata {
-  return {
+  return bindMetadata({
     created_at: input.createdAt,
     backup_root: input.backupRoot,
     db_snapshot_path: input.dbSnapshotPath,
@@ -63,15 +86,32 @@ export function buildMetadata(input: MetadataInput): SnapshotMetadata {
     chroma_snapshot_path: input.chromaSnapshotPath,
     chroma_snapshot_bytes: input.chromaBytes,
     chroma_snapshot_files: input.chromaFiles,
-    chroma_snapshot_included: input.includeChroma,
-    vector_store_note: input.includeChroma && input.chromaSnapshotPath ? NOTE_WITH_CHROMA : NOTE_WITHOUT_CHROMA,
+    chroma_snapshot_included: input.includeChroma && input.chromaError === undefined,
+    vector_store_note: input.chromaError !== undefined
+      ? NOTE_CHROMA_FAILED
+      : input.includeChroma && input.chromaSnapshotPath
+      ? NOTE_WITH_CHROMA
+      : NOTE_WITHOUT_CHROMA,
     format_version: FORMAT_VERSION,
     tool: TOOL_NAME,
     tool_version: TOOL_VERSION,
     sqlite_driver: input.driver.name,
     sqlite_version: input.driver.version,
+    ...(input.chromaError !== undefined ? { chroma_error: input.chromaError } : {}),
     manifest: input.manifest,
-  };
+    db_journal_mode: input.dbJournalMode ?? "",
+    chroma_db_journal_mode: input.chromaDbJournalMode ?? "",
+    ...(input.registryKeptInvalid === undefined ? {} : { registry_kept_invalid: input.registryKeptInvalid }),
+  });
+}
+
+/**
+ * Why the snapshot's registry is kept although it is not JSON, or `null`: only a pre-restore snapshot of this tool
+ * keeps one (its manifest still checks the file's bytes), never a snapshot without a manifest.
+ */
+export function keptInvalidRegistry(metadata: SnapshotMetadata): string | null {
+  const reason = metadata.registry_kept_invalid;
+  return typeof reason === "string" && Array.isArray(metadata.manifest) ? reason : null;
 }
 
 /** Serialise metadata as the module does: two-space indent, ASCII only, final newline. */
@@ -88,13 +128,13 @@ export type MetadataRead =
 
 /**
  * Read and parse `backup-metadata.json` at `path`; a JSON value that is not an object is invalid.
- * A file that cannot be read (permissions, a folder in its place) is an answer too, so one such
- * snapshot does not stop `list` or `validate --all` from reporting the others.
+ * A file that cannot be read (permissions, a folder, FIFO or link in its place, over 64 MiB) is an answer too, so
+ * one such snapshot does not stop `list` or `validate --all` from reporting the others, and none blocks them.
  */
 export function readMetadata(path: string): MetadataRead {
   let text: string;
   try {
-    text = Deno.readTextFileSync(path);
+    text = readRegularTextFile(path);
   } catch (error) {
     if (error instanceof Deno.errors.NotFound) return { ok: false, error: "metadata_missing" };
     return { ok: false, error: `metadata_unreadable: ${describeOsError(error)}` };
@@ -110,30 +150,68 @@ export function readMetadata(path: string): MetadataRead {
   }
 }
 
-/** A recorded path resolved inside the snapshot where it was found. */
-export type LocatedPath = { ok: true; path: string; relative: string } | { ok: false; recorded: string };
+/** The parts of a snapshot whose paths the metadata records. */
+export type SnapshotPart = "db" | "registry" | "chroma";
+
+/** The metadata key that records each part's path, and the sub-folder the layout puts it in. */
+const PARTS = {
+  db: { key: "db_snapshot_path", folder: DB_FOLDER },
+  registry: { key: "registry_snapshot_path", folder: CONFIG_FOLDER },
+  chroma: { key: "chroma_snapshot_path", folder: CHROMA_FOLDER },
+} as const;
 
 /**
- * Resolve a path recorded in metadata (such as `db_snapshot_path`) against the
- * folder `root` where the snapshot is found now.
- *
- * The recorded path is taken relative to the recorded `backup_root` (or as given,
- * when relative). A path that would leave the snapshot, or holds a NUL byte, is refused (`ok: false`).
+ * A part located in the snapshot where it is found: its path, its path relative to the snapshot's folder, and the
+ * file name the metadata gave (`""` for Chroma's folder); or, when the recorded path does not fit the layout, the
+ * error that says so.
  */
-export function locateRecordedPath(root: string, metadata: SnapshotMetadata, recorded: string): LocatedPath {
-  const recordedRoot = typeof metadata.backup_root === "string" ? metadata.backup_root : "";
-  let inside = recorded;
-  if (isAbsolute(recorded)) {
-    if (!recordedRoot) return { ok: false, recorded };
-    inside = relative(normalize(recordedRoot), normalize(recorded));
+export type LocatedPart =
+  | { ok: true; path: string; relative: string; name: string }
+  | { ok: false; recorded: string; error: string };
+
+/**
+ * Locate `part` of the snapshot found at `root` from the layout, never from where the metadata points: the database
+ * is `db/<name>`, the registry `config/<name>`, Chroma `chroma/`. The metadata supplies only `<name>`, a plain file
+ * name. Its recorded path (absolute under the recorded `backup_root`, as the module and this tool write it, or
+ * relative) must be exactly that place; anything else is refused (`ok: false`).
+ *
+ * @returns `null` when the metadata records no path for the part (`""`, or not a string).
+ */
+export function locatePart(root: string, metadata: SnapshotMetadata, part: SnapshotPart): LocatedPart | null {
+  const { key, folder } = PARTS[part];
+  const recorded = recordedPath(metadata, key);
+  if (!recorded) return null;
+  const refused = { ok: false as const, recorded, error: `${key}_not_in_layout: ${printable(recorded)}` };
+  const inside = insideRecordedRoot(metadata, recorded);
+  if (inside === null) return refused;
+  const [first, name, ...rest] = inside.split("/");
+  if (first !== folder || rest.length > 0) return refused;
+  if (part === "chroma") {
+    return name === undefined ? { ok: true, path: join(root, folder), relative: folder, name: "" } : refused;
   }
-  inside = normalize(inside);
-  if (
-    inside === "." || inside === ".." || inside.startsWith(".." + sep) || isAbsolute(inside) || inside.includes("\0")
-  ) {
-    return { ok: false, recorded };
-  }
-  return { ok: true, path: join(root, inside), relative: inside.split(sep).join("/") };
+  if (name === undefined || !isPlainName(name)) return refused;
+  return { ok: true, path: join(root, folder, name), relative: `${folder}/${name}`, name };
+}
+
+/** The recorded path relative to the recorded `backup_root` (or as given, when relative); `null` when not below it. */
+function insideRecordedRoot(metadata: SnapshotMetadata, recorded: string): string | null {
+  if (!isAbsolute(recorded)) return recorded;
+  const recordedRoot = recordedPath(metadata, "backup_root");
+  if (!isAbsolute(recordedRoot)) return null;
+  const prefix = `${recordedRoot.replace(/\/+$/, "")}/`;
+  return recorded.startsWith(prefix) ? recorded.slice(prefix.length) : null;
+}
+
+/** A plain file name: not empty, not `.` or `..`, no NUL, no longer than a file name may be. */
+export function isPlainName(name: string): boolean {
+  return name !== "" && name !== "." && name !== ".." && !name.includes("\0") && !name.includes("/") &&
+    new TextEncoder().encode(name).length <= 255;
+}
+
+/** A recorded value as one printable line (control characters escaped). */
+export function printable(value: string): string {
+  // deno-lint-ignore no-control-regex
+  return value.replace(/[\u0000-\u001f\u007f]/g, (char) => `\\u${char.charCodeAt(0).toString(16).padStart(4, "0")}`);
 }
 
 /** A recorded path field as a string, or `""` when absent or of another type. */

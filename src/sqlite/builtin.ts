@@ -5,12 +5,12 @@
  * @module
  */
 import { backup, DatabaseSync } from "node:sqlite";
-import { join } from "node:path";
-import { readAt } from "../fs/read_at.ts";
+import { NoScratchSpaceError, type ScratchCopy, scratchCopy } from "../fs/scratch_copy.ts";
 import {
   type BackupProgress,
   BUSY_TIMEOUT_MS,
   immutableUri,
+  IntegrityUncheckedError,
   PAGES_PER_STEP,
   PIN_READ_SNAPSHOT,
   quoteIdentifier,
@@ -18,6 +18,7 @@ import {
   SqliteError,
   TABLES_QUERY,
 } from "./driver.ts";
+import { readJournalMode, setJournalMode } from "./journal_header.ts";
 
 const SQLITE_CANTOPEN = 14;
 
@@ -137,41 +138,35 @@ function withImmutable<T>(path: string, use: (db: DatabaseSync) => T): T {
 }
 
 /**
- * Use a private copy of the WAL-mode database at `path`, in the temporary folder, its
- * header set to rollback-journal mode and opened read-only: what `immutable=1` reads,
+ * Use a private copy of the WAL-mode database at `path`, in the first temporary folder that takes it (see
+ * `scratch_copy.ts`), its header set to rollback-journal mode and opened read-only: what `immutable=1` reads,
  * where the URI cannot be used. Costs one copy of the file; the copy is removed after.
+ *
+ * @throws {IntegrityUncheckedError} when no temporary folder takes the copy: the database was not checked.
  */
 function withRollbackCopy<T>(path: string, use: (db: DatabaseSync) => T): T {
-  const folder = Deno.makeTempDirSync({ prefix: "atocore-sqlite-" });
+  let copy: ScratchCopy;
   try {
-    const copy = join(folder, "copy.db");
-    Deno.copyFileSync(path, copy);
-    const file = Deno.openSync(copy, { write: true });
-    try {
-      file.seekSync(18, Deno.SeekMode.Start);
-      file.writeSync(new Uint8Array([1, 1]));
-    } finally {
-      file.close();
-    }
-    return withDatabase(copy, { readOnly: true }, use);
-  } finally {
-    Deno.removeSync(folder, { recursive: true });
+    copy = scratchCopy(path, "copy.db");
+  } catch (error) {
+    if (error instanceof NoScratchSpaceError) throw new IntegrityUncheckedError(path, error.message);
+    throw error;
   }
+  using _ = copy;
+  setJournalMode(copy.file, "rollback");
+  return withDatabase(copy.file, { readOnly: true }, use);
 }
 
 /** Tell whether the database file's header says WAL mode (file format versions at bytes 18-19). */
 function isWalMode(path: string): boolean {
-  let header: Uint8Array | null;
   try {
-    using file = Deno.openSync(path, { read: true });
-    header = readAt(file, 0, 20);
+    return readJournalMode(path) === "wal";
   } catch (error) {
     if (error instanceof Deno.errors.NotFound) {
       throw new SqliteError(SQLITE_CANTOPEN, `unable to open database file: ${path}`);
     }
     throw error;
   }
-  return header !== null && (header[18] === 2 || header[19] === 2);
 }
 
 /**

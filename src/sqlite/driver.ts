@@ -5,6 +5,7 @@
  *
  * @module
  */
+import { UsageError } from "../errors.ts";
 
 /** The name of a driver, as recorded in a snapshot's metadata. */
 export type DriverName = "ffi" | "builtin";
@@ -48,6 +49,20 @@ export interface SqliteDriver {
    * creating it when missing. Used to build the sample store.
    */
   execScript(path: string, sql: string): void;
+}
+
+/**
+ * A database that could not be checked (not one found damaged): the built-in driver reads a WAL-mode file through a
+ * private copy, and no temporary folder took it. A configuration problem (exit 2), fixed by pointing `TMPDIR` at room.
+ */
+export class IntegrityUncheckedError extends UsageError {
+  /** Make the error for the database at `path`, with why no private copy could be made. */
+  constructor(path: string, why: string) {
+    super(
+      `could not check the integrity of ${path}: ${why}; set TMPDIR to a folder with room for it, ` +
+        `or use --sqlite-driver ffi`,
+    );
+  }
 }
 
 /** An error reported by SQLite, with the symbolic name of its primary result code. */

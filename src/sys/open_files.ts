@@ -1,154 +1,174 @@
 /**
- * Which other processes have a file open, from Linux's `/proc/<pid>/fd`, so that restore can refuse while the
- * service still holds the database. Deno lets only `--allow-all` programs read `/proc`, and the tool runs with
- * narrower permissions, so it is read through libc (`opendir`, `readdir`, `readlink`) with `Deno.dlopen`.
+ * Which other processes hold a file, so that restore can refuse while the service still has the database: matched by
+ * the file's identity (device and inode), not its path, in every process's descriptors and memory maps and in the
+ * kernel's lock table, so a bind mount, a hard link or another mount namespace does not hide the holder.
  *
  * @module
  */
-import { cString } from "./c_string.ts";
-import { basename, dirname, join } from "node:path";
+import {
+  canIdentify,
+  type FileIdentity,
+  identify,
+  type Libc,
+  listDir,
+  openLibc,
+  readLink,
+  readText,
+} from "./proc_read.ts";
+import { type FileKey, fileKey, parseLocks, parseMaps, parseMountDevices } from "./proc_tables.ts";
+
+/** How a process holds a file: a descriptor open on it, a memory map of it, a lock on it, or a lock it waits for. */
+export type HoldWay = "open" | "mapped" | "locked" | "waiting for a lock";
 
 /** A process holding one of the files asked about. */
 export interface OpenFile {
-  /** Its process id. */
-  pid: number;
+  /** Its process id; `null` for a lock the kernel names no process for (an open-file-description or remote lock). */
+  pid: number | null;
   /** The file it holds, as asked (not as resolved). */
   path: string;
+  /** How it holds it, in the order of {@linkcode HoldWay}. */
+  ways: HoldWay[];
+  /** The path its descriptor shows, in its own mount namespace, when that is not `path`. */
+  seenAs?: string;
 }
 
 /** What a scan of `/proc` found. */
 export interface OpenFilesScan {
   /** Whether the scan ran (`false` off Linux, without `/proc`, or without a loadable libc). */
   scanned: boolean;
-  /** Processes other than this one holding one of the files, by pid then path. */
+  /** Holders other than this process, by pid (unnamed last) then path. */
   openers: OpenFile[];
-  /** Processes whose descriptors could not be read. */
+  /** Processes whose descriptors or maps could not be read (their locks were still looked for). */
   unreadable: number;
+  /** Whether the kernel's lock table (`/proc/locks`) was read. */
+  locksChecked: boolean;
 }
 
-/** Library names tried for libc: glibc, then musl. */
-export const LIBC_NAMES = ["libc.so.6", "libc.musl-x86_64.so.1", "libc.musl-aarch64.so.1"];
-
-const LIBC_SYMBOLS = {
-  opendir: { parameters: ["buffer"], result: "pointer" },
-  readdir: { parameters: ["pointer"], result: "pointer" },
-  closedir: { parameters: ["pointer"], result: "i32" },
-  readlink: { parameters: ["buffer", "buffer", "usize"], result: "isize" },
-  __errno_location: { parameters: [], result: "pointer" },
-} as const;
-
-type Libc = Deno.DynamicLibrary<typeof LIBC_SYMBOLS>["symbols"];
-
-/** Offset of `d_name` in Linux's `struct dirent` on 64-bit systems (glibc and musl). */
-const DIRENT_NAME_OFFSET = 19;
-const ENOENT = 2;
-const ESRCH = 3;
-const PATH_MAX = 4096;
-
-/** A read of `/proc` that ran, or why it did not: the process is gone, or its entries are not ours to read. */
-type ProcRead<T> = T | "gone" | "denied";
+const WAY_ORDER: HoldWay[] = ["open", "mapped", "locked", "waiting for a lock"];
 
 /**
- * Find the processes, other than this one, that have any of `paths` open.
+ * Find the holders, other than this process, of any of `paths`: processes with a descriptor open on the same file or a
+ * map of it, and the holders of locks on it (the way SQLite marks a live connection to a database and its `-shm`).
  *
- * Paths are compared after resolving symbolic links, as the kernel shows open
- * files; a path that does not exist yet is matched through its folder.
- *
- * @param paths Files to look for (missing ones are fine).
- * @returns The processes found, and how many could not be read.
+ * @param paths Files to look for (missing ones are fine: nothing can hold them).
+ * @returns The holders found, how many processes could not be read, and whether the lock table was.
  *
  * @example
  * ```ts
- * const scan = findOpeners(["/srv/atocore/atocore.db", "/srv/atocore/atocore.db-wal"]);
+ * const scan = findOpeners(["/srv/atocore/atocore.db", "/srv/atocore/atocore.db-shm"]);
  * if (scan.openers.length) console.log(scan.openers.map((opener) => opener.pid));
  * ```
  */
 export function findOpeners(paths: string[]): OpenFilesScan {
-  const result: OpenFilesScan = { scanned: false, openers: [], unreadable: 0 };
+  const result: OpenFilesScan = { scanned: false, openers: [], unreadable: 0, locksChecked: false };
   if (Deno.build.os !== "linux") return result;
   const library = openLibc();
   if (library === null) return result;
   try {
     const libc = library.symbols;
-    const processes = listDir(libc, "/proc");
+    const processes = canIdentify(libc) ? listDir(libc, "/proc") : "denied";
     if (typeof processes === "string") return result;
     result.scanned = true;
-    const wanted = new Map(paths.map((path) => [resolvePath(path), path]));
+    const wanted = wantedFiles(libc, paths);
+    if (wanted.size === 0) return { ...result, locksChecked: true }; // none exists, so nothing can hold one
+    const holds = new Holds();
     const pids = processes.filter((name) => /^\d+$/.test(name)).map(Number).sort((a, b) => a - b);
     for (const pid of pids) {
-      if (pid === Deno.pid) continue;
-      const held = heldFiles(libc, `/proc/${pid}/fd`);
-      if (held === "denied") result.unreadable += 1;
-      if (typeof held === "string") continue;
-      const found = new Set([...held].filter((target) => wanted.has(target)).map((target) => wanted.get(target)!));
-      for (const path of [...found].sort()) result.openers.push({ pid, path });
+      if (pid !== Deno.pid && scanProcess(libc, pid, wanted, holds) === "denied") result.unreadable += 1;
     }
+    result.locksChecked = scanLocks(libc, wanted, holds);
+    result.openers = holds.list();
     return result;
   } finally {
     library.close();
   }
 }
 
-function openLibc(): Deno.DynamicLibrary<typeof LIBC_SYMBOLS> | null {
-  for (const name of LIBC_NAMES) {
-    try {
-      return Deno.dlopen(name, LIBC_SYMBOLS);
-    } catch (error) {
-      if (error instanceof Deno.errors.NotCapable || error instanceof Deno.errors.PermissionDenied) throw error;
+/** Record the holders of locks on the files; `false` when the lock table could not be read. */
+function scanLocks(libc: Libc, wanted: Map<FileKey, string[]>, holds: Holds): boolean {
+  const locks = readText(libc, "/proc/locks");
+  if (typeof locks === "string") return false;
+  for (const lock of parseLocks(locks.text)) {
+    if (lock.pid === Deno.pid) continue;
+    for (const path of wanted.get(lock.file) ?? []) {
+      holds.add(lock.pid, path, lock.waiting ? "waiting for a lock" : "locked");
     }
   }
-  return null;
+  return true;
 }
 
-/** The targets of a process's descriptors. */
-function heldFiles(libc: Libc, fdDir: string): ProcRead<Set<string>> {
-  const names = listDir(libc, fdDir);
-  if (typeof names === "string") return names;
-  const targets = new Set<string>();
-  for (const name of names) {
-    const target = readLink(libc, `${fdDir}/${name}`);
-    if (target === "denied") return target;
-    if (target !== "gone") targets.add(target);
-  }
-  return targets;
-}
-
-function listDir(libc: Libc, path: string): ProcRead<string[]> {
-  const dir = libc.opendir(cString(path));
-  if (dir === null) return failure(libc);
-  try {
-    const names: string[] = [];
-    for (let entry = libc.readdir(dir); entry !== null; entry = libc.readdir(dir)) {
-      const name = Deno.UnsafePointerView.getCString(entry, DIRENT_NAME_OFFSET);
-      if (name !== "." && name !== "..") names.push(name);
+/**
+ * The files asked about, by every key they may be named by: `stat`'s device, and the device of the filesystem they
+ * are mounted from (which the lock table and maps use, and which differs on btrfs subvolumes).
+ */
+function wantedFiles(libc: Libc, paths: string[]): Map<FileKey, string[]> {
+  const wanted = new Map<FileKey, string[]>();
+  let mounts: Map<number, [number, number]> | null = null;
+  for (const path of paths) {
+    const identity = identify(libc, path);
+    if (typeof identity === "string") continue;
+    const keys = new Set([keyOf(identity)]);
+    if (identity.mount !== null) {
+      if (mounts === null) {
+        const text = readText(libc, "/proc/self/mountinfo");
+        mounts = typeof text === "string" ? new Map() : parseMountDevices(text.text);
+      }
+      const device = mounts.get(identity.mount);
+      if (device) keys.add(fileKey(device[0], device[1], identity.inode));
     }
-    return names;
-  } finally {
-    libc.closedir(dir);
+    for (const key of keys) wanted.set(key, [...(wanted.get(key) ?? []), path]);
+  }
+  return wanted;
+}
+
+/** Record what process `pid` holds through its descriptors and maps; `"denied"` when they may not be read. */
+function scanProcess(libc: Libc, pid: number, wanted: Map<FileKey, string[]>, holds: Holds): "denied" | void {
+  const fdDir = `/proc/${pid}/fd`;
+  const fds = listDir(libc, fdDir);
+  if (fds === "denied") return fds;
+  if (fds === "gone") return;
+  for (const fd of fds) {
+    const identity = identify(libc, `${fdDir}/${fd}`);
+    if (identity === "denied") return identity;
+    if (identity === "gone") continue;
+    const held = wanted.get(keyOf(identity)) ?? [];
+    if (held.length === 0) continue;
+    const seen = readLink(libc, `${fdDir}/${fd}`);
+    for (const path of held) holds.add(pid, path, "open", seen === "gone" || seen === "denied" ? undefined : seen);
+  }
+  const maps = readText(libc, `/proc/${pid}/maps`);
+  if (maps === "denied") return maps;
+  if (maps === "gone") return;
+  for (const key of parseMaps(maps.text)) {
+    for (const path of wanted.get(key) ?? []) holds.add(pid, path, "mapped");
   }
 }
 
-function readLink(libc: Libc, path: string): ProcRead<string> {
-  const buffer = new Uint8Array(PATH_MAX);
-  const length = Number(libc.readlink(cString(path), buffer, BigInt(buffer.length)));
-  if (length < 0) return failure(libc);
-  return new TextDecoder().decode(buffer.subarray(0, length));
+function keyOf(identity: FileIdentity): FileKey {
+  return fileKey(identity.major, identity.minor, identity.inode);
 }
 
-/** Why the last libc call failed: the process ended (`ENOENT`, `ESRCH`), else we may not read it. */
-function failure(libc: Libc): "gone" | "denied" {
-  const errno = new Deno.UnsafePointerView(libc.__errno_location()!).getInt32();
-  return errno === ENOENT || errno === ESRCH ? "gone" : "denied";
-}
+/** The holds found so far, one entry per process and file. */
+class Holds {
+  #entries = new Map<string, { pid: number | null; path: string; ways: Set<HoldWay>; seenAs?: string }>();
 
-/** `path` with its symbolic links resolved (its folder's, when it does not exist), as `/proc` shows open files. */
-function resolvePath(path: string): string {
-  for (const resolve of [() => Deno.realPathSync(path), () => join(Deno.realPathSync(dirname(path)), basename(path))]) {
-    try {
-      return resolve();
-    } catch (error) {
-      if (!(error instanceof Deno.errors.NotFound)) throw error;
-    }
+  add(pid: number | null, path: string, way: HoldWay, seenAs?: string): void {
+    const id = `${pid}\0${path}`;
+    const entry = this.#entries.get(id) ?? { pid, path, ways: new Set<HoldWay>() };
+    entry.ways.add(way);
+    if (seenAs !== undefined && seenAs !== path) entry.seenAs ??= seenAs;
+    this.#entries.set(id, entry);
   }
-  return path;
+
+  list(): OpenFile[] {
+    const order = (pid: number | null) => pid ?? Number.MAX_SAFE_INTEGER;
+    return [...this.#entries.values()]
+      .sort((a, b) => order(a.pid) - order(b.pid) || (a.path < b.path ? -1 : a.path > b.path ? 1 : 0))
+      .map(({ pid, path, ways, seenAs }) => ({
+        pid,
+        path,
+        ways: WAY_ORDER.filter((way) => ways.has(way)),
+        ...(seenAs === undefined ? {} : { seenAs }),
+      }));
+  }
 }

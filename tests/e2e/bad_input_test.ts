@@ -119,12 +119,16 @@ Deno.test("create names a database path that does not exist or is not a database
   const env = storeEnv(store);
   const missing = join(store.dataDir, "nowhere", "atocore.db");
   assertOneLineError(await runCli(["create", "--db", missing], { env }), 2, /database not found: .*nowhere/, "missing");
-  assertOneLineError(await runCli(["create", "--db", store.chromaDir], { env }), 2, /database not found/, "a folder");
-  const notDatabase = await runCli(["create", "--db", store.registry], { env });
+  const folder = join(store.dataDir, "a-folder"); // not the Chroma folder: that would be refused as an overlap
+  Deno.mkdirSync(folder);
+  assertOneLineError(await runCli(["create", "--db", folder], { env }), 2, /database not found/, "a folder");
+  const json = join(store.dataDir, "notes.json"); // not the registry itself: that would be refused as an overlap
+  Deno.copyFileSync(store.registry, json);
+  const notDatabase = await runCli(["create", "--db", json], { env });
   assertOneLineError(
     notDatabase,
     1,
-    /database .*project-registry\.json .*not a database/,
+    /database .*notes\.json .*not a database/,
     "a JSON file given as the database",
   );
   assert.deepEqual(entryNames(join(store.backupDir, "snapshots")), [], "a snapshot was published");

@@ -130,23 +130,60 @@ Deno.test("engine: a missing snapshots folder is no snapshots", () => {
   assert.deepEqual(entryNames(dir.path), []);
 });
 
-Deno.test("engine: snapshots kept aside under failed/ are reported as failed_snapshots and never removed", () => {
+Deno.test("engine: failed/ is bounded: the newest 2 entries are kept, older ones go when confirmed, others never", () => {
   using dir = tempDir();
   const set = fixture("daily_cron_1");
   makeBackup(dir.path, set, 1);
-  const aside = [failedDir(dir.path, "20261101T010000Z"), failedDir(dir.path, "20261102T010000Z")];
+  const stamps = ["20261101T010000Z", "20261102T010000Z", "20261103T010000Z", "20261104T010000Z"];
+  const aside = stamps.map((stamp) => failedDir(dir.path, stamp));
   for (const path of aside) {
     Deno.mkdirSync(join(path, "db"), { recursive: true });
     Deno.writeTextFileSync(join(path, "db", "atocore.db"), "kept aside");
   }
+  const foreign = join(failedRoot(dir.path), "kept-by-hand");
+  Deno.mkdirSync(foreign);
   Deno.writeTextFileSync(join(failedRoot(dir.path), "note.txt"), "a file, not a snapshot");
+  using outside = tempDir();
+  Deno.writeTextFileSync(join(outside.path, "precious"), "outside");
+  Deno.symlinkSync(outside.path, join(failedRoot(dir.path), "20261001T000000Z.1-link"));
+  const names = aside.map((path) => path.split("/").at(-1)!);
   const policy = { daily: 1, weekly: 0, monthly: 0 };
-  for (const confirm of [false, true]) {
-    const result = cleanupSnapshots(dir.path, { policy, confirm, reporter: SILENT });
-    assert.deepEqual(result.failed_snapshots, aside.map((path) => path.split("/").at(-1)).sort(), `confirm ${confirm}`);
-  }
+
+  const dry = cleanupSnapshots(dir.path, { policy, confirm: false, reporter: SILENT });
+  assert.deepEqual(dry.failed_snapshots, [...names, "kept-by-hand"]);
+  assert.deepEqual(dry.failed_would_delete, names.slice(0, 2));
+  assert.deepEqual(dry.failed_kept, [...names.slice(2), "kept-by-hand"]);
+  assert.equal(dry.keep_failed, 2);
+  assert.equal(entryNames(failedRoot(dir.path)).length, 7, "a dry run removed something");
+
+  const confirmed = cleanupSnapshots(dir.path, { policy, confirm: true, reporter: SILENT });
+  assert.deepEqual(confirmed.errors, []);
+  assert.deepEqual(confirmed.failed_deleted, names.slice(0, 2));
+  assert.deepEqual(
+    entryNames(failedRoot(dir.path)),
+    ["20261001T000000Z.1-link", ...names.slice(2), "kept-by-hand", "note.txt"].sort(),
+  );
+  for (const path of aside.slice(2)) assert.equal(Deno.readTextFileSync(join(path, "db", "atocore.db")), "kept aside");
+  assert.equal(Deno.readTextFileSync(join(outside.path, "precious")), "outside", "a link was followed");
+  assert.deepEqual(entryNames(trashRoot(dir.path)), []);
   assert.equal(entryNames(snapshotsDir(dir.path)).filter(isStamp).length, 1, "the policy was applied");
-  for (const path of aside) assert.equal(Deno.readTextFileSync(join(path, "db", "atocore.db")), "kept aside");
+
+  const none = cleanupSnapshots(dir.path, { policy, confirm: true, reporter: SILENT, keepFailed: 0 });
+  assert.deepEqual(none.failed_deleted, names.slice(2));
+  assert.deepEqual(entryNames(failedRoot(dir.path)), ["20261001T000000Z.1-link", "kept-by-hand", "note.txt"]);
+});
+
+Deno.test("cli: --keep-failed sets the failed/ bound and takes only a count", async () => {
+  using dir = tempDir();
+  const env = { ATOCORE_BACKUP_DIR: dir.path };
+  for (const stamp of ["20261101T010000Z", "20261102T010000Z", "20261103T010000Z"]) {
+    Deno.mkdirSync(failedDir(dir.path, stamp), { recursive: true });
+  }
+  const run = await runCli(["cleanup", "--confirm", "--keep-failed", "1"], { env });
+  assert.equal(run.code, 0, run.stderr);
+  assert.equal((run.json as { failed_deleted: string[] }).failed_deleted.length, 2);
+  assert.deepEqual(entryNames(failedRoot(dir.path)).map((name) => name.split(".")[0]), ["20261103T010000Z"]);
+  assert.equal((await runCli(["cleanup", "--keep-failed", "-1"], { env })).code, 2);
 });
 
 Deno.test("cli: dry run by default, the module's result keys and counts, then --confirm removes exactly those", async () => {
@@ -309,13 +346,14 @@ Deno.test("cli: a cleanup killed part way leaves every snapshot in snapshots/ wh
 
 Deno.test("text: kept stamps with their rules, what would go, and what is left alone", async () => {
   using dir = tempDir();
+  using work = tempDir(); // the working folder, whose ./data holds the (default) live store: not in the backup folder
   const set = fixture("first_is_sunday");
   makeBackup(dir.path, { ...set, folders: [...set.folders, "notes"] }, 1);
   const aside = failedDir(dir.path, "20261101T010000Z");
   Deno.mkdirSync(aside, { recursive: true });
   const outcome = await cleanupCommand.run({}, [], {
     env: { ATOCORE_BACKUP_DIR: dir.path },
-    cwd: dir.path,
+    cwd: work.path,
     now: new Date(),
     reporter: SILENT,
   });
@@ -327,9 +365,9 @@ Deno.test("text: kept stamps with their rules, what would go, and what is left a
   assert.ok(lines.includes("not snapshot stamps, left alone: notes"), outcome.text);
   assert.ok(
     lines.includes(
-      `failed validation after create, kept aside in ${failedRoot(dir.path)} (never removed): ${
+      `failed validation after create, in ${failedRoot(dir.path)} (the newest 2 kept): kept ${
         aside.split("/").at(-1)
-      }`,
+      }; would remove none`,
     ),
     outcome.text,
   );

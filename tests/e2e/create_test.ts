@@ -4,16 +4,19 @@
  */
 import assert from "node:assert/strict";
 import { join } from "node:path";
+import { createCommand } from "../../src/cli/create.ts";
 import { createSnapshot } from "../../src/ops/create.ts";
 import { resolveConfig } from "../../src/config.ts";
 import { acquireLock } from "../../src/ops/lock.ts";
 import { SILENT } from "../../src/report/reporter.ts";
+import { metadataDigest } from "../../src/snapshot/binding.ts";
 import type { ManifestEntry } from "../../src/snapshot/manifest.ts";
 import { formatStamp } from "../../src/snapshot/stamp.ts";
 import { openDriver } from "../../src/sqlite/open_driver.ts";
 import { openLedgerWriter } from "../../scripts/sample_store.ts";
 import {
   cliProcess,
+  createdStamp,
   growInWal,
   MODULE_BACKUPS,
   referenceFor,
@@ -109,7 +112,14 @@ Deno.test("create and create --chroma write the module's metadata keys, with its
     for (const key of moduleKeys) {
       assert.equal(typeof metadata[key], typeof moduleResult[key], `type of ${key}`);
     }
-    assert.equal(metadata.format_version, 1);
+    assert.equal(metadata.format_version, 2);
+    assert.equal(metadata.db_journal_mode, "wal", "the live database's journal mode");
+    assert.equal(metadata.chroma_db_journal_mode, chroma ? "wal" : "");
+    assert.equal(metadata.metadata_sha256, metadataDigest(metadata), "the metadata is bound by its digest");
+    assert.equal(Object.keys(metadata).at(-1), "metadata_sha256");
+    for (const copy of ["db/atocore.db", ...(chroma ? ["chroma/chroma.sqlite3"] : [])]) {
+      assert.deepEqual([...Deno.readFileSync(join(root, copy)).subarray(18, 20)], [1, 1], `${copy}: rollback journal`);
+    }
     assert.equal(metadata.tool, "atocore-backup");
     assert.equal(typeof metadata.tool_version, "string");
     assert.equal(metadata.sqlite_driver, "ffi");
@@ -242,23 +252,74 @@ Deno.test("create while another operation holds the lock exits 4 and makes nothi
   assert.equal((await runCli(["create"], { env })).code, 0, "the lock is free once released");
 });
 
-// Publishing only what validates is the design: a snapshot whose Chroma database is malformed
-// would fail `validate` and be refused by restore, so listing it as good would mislead.
-// Its files are kept under failed/ for whoever needs the database copy.
-Deno.test("a snapshot that fails post-backup validation is kept under failed/, not published; exit 1", async () => {
+// Publishing only what validates is the design: a snapshot whose database is malformed would fail
+// `validate` and be refused by restore, so listing it as good would mislead. Its files are kept
+// under failed/ for whoever needs them (cleanup bounds failed/).
+Deno.test("a snapshot whose database copy fails post-backup validation is kept under failed/, not published; exit 1", async () => {
   using store = tempStore({ dbMiB: 0.2, chromaMiB: 0.05, segments: 1 });
-  overwriteSecondPage(join(store.chromaDir, "chroma.sqlite3"));
+  overwriteSecondPage(store.db);
   const run = await runCli(["create", "--chroma"], { env: storeEnv(store) });
   assert.equal(run.code, 1);
   assert.deepEqual(entryNames(join(store.backupDir, "snapshots")), []);
   assert.deepEqual(entryNames(join(store.backupDir, ".staging")), []);
   const [aside] = entryNames(join(store.backupDir, "failed"));
   const asidePath = join(store.backupDir, "failed", aside);
-  assert.match(run.stderr, /chroma_db_(open|integrity_check)_failed/);
+  assert.match(run.stderr, /db_(open|integrity_check)_failed/);
   assert.ok(run.stderr.includes(asidePath), "the error says where the snapshot went");
   assert.deepEqual(entryNames(asidePath), ["backup-metadata.json", "chroma", "config", "db"]);
   const warning = events(run.stderr).find((event) => event.event === "post_backup_validation_failed");
   assert.equal(warning?.backup_root, asidePath);
+  const listed = await runCli(["list"], { env: storeEnv(store) });
+  assert.equal(listed.code, 0, listed.stderr);
+  const { failed } = listed.json as { failed: { name: string; path: string; stamp: string }[] };
+  assert.deepEqual(failed.map((entry) => [entry.name, entry.path]), [[aside, asidePath]], "list shows failed/");
+  assert.equal(failed[0].stamp, aside.split(".")[0]);
+});
+
+// One broken part must not stop the backup of the others: three nights of a damaged Chroma
+// used to leave no snapshot of the database at all, and a full copy per night under failed/.
+Deno.test("a damaged Chroma database: the database and registry are still published, the metadata says why; exit 1", async () => {
+  using store = tempStore({ dbMiB: 0.2, chromaMiB: 0.05, segments: 1 });
+  const env = storeEnv(store);
+  overwriteSecondPage(join(store.chromaDir, "chroma.sqlite3"));
+  const stamps: string[] = [];
+  for (let night = 0; night < 2; night++) {
+    const run = await runCli(["create", "--chroma"], { env });
+    assert.equal(run.code, 1, run.stderr);
+    const result = run.json as CreateResult;
+    stamps.push(result.stamp);
+    assert.match(String(result.chroma_error), /its copy failed validation \(chroma_db_(open|integrity_check)_failed/);
+    const root = join(store.backupDir, "snapshots", result.stamp);
+    const metadata = readMetadata(root);
+    assert.equal(metadata.chroma_snapshot_included, false);
+    assert.equal(metadata.chroma_snapshot_path, "");
+    assert.equal(metadata.chroma_error, result.chroma_error);
+    assert.deepEqual(entryNames(root), ["backup-metadata.json", "config", "db"], "no Chroma copy in the snapshot");
+    assertManifestMatchesFiles(root, metadata.manifest);
+    const warning = events(run.stderr).find((event) => event.event === "chroma_backup_failed");
+    assert.equal(warning?.backup_root, root);
+    assert.equal(warning?.path, store.chromaDir);
+    assert.equal((await runCli(["validate", result.stamp], { env })).code, 0, "the published part validates");
+  }
+  assert.deepEqual(entryNames(join(store.backupDir, "snapshots")), stamps);
+  assert.deepEqual(entryNames(join(store.backupDir, "failed")), [], "nothing kept aside: the database is published");
+  assert.deepEqual(entryNames(join(store.backupDir, ".staging")), []);
+  const outcome = await createCommand.run({ chroma: true }, [], {
+    env,
+    cwd: ROOT,
+    now: new Date(),
+    reporter: SILENT,
+  });
+  assert.equal(outcome.exitCode, 1);
+  assert.match(
+    outcome.text,
+    new RegExp(
+      `^created snapshot \\S+ with the database .* and the registry but WITHOUT Chroma: .*; Chroma ${store.chromaDir} is in no new snapshot; repair or rebuild it, then run create --chroma again`,
+    ),
+  );
+  const listed = await runCli(["list"], { env });
+  const backups = (listed.json as { backups: { chroma_included: boolean; metadata: Metadata }[] }).backups;
+  assert.ok(backups.every((entry) => !entry.chroma_included && typeof entry.metadata.chroma_error === "string"));
 });
 
 /** Overwrite the second page of an SQLite file (a table's root) with 0xff bytes: the backup API copies it as is. */
@@ -361,7 +422,7 @@ async function startAppender(path: string): Promise<Deno.ChildProcess> {
   return child;
 }
 
-Deno.test("Chroma: a copy torn by a writer that keeps appending fails after bounded retries, saying why", async () => {
+Deno.test("Chroma: a copy torn by a writer that keeps appending is given up after bounded retries, saying why", async () => {
   // A Chroma folder large enough that each attempt's copy lasts tens of milliseconds.
   using store = tempStore({ ...SMALL, chromaMiB: 48 });
   const segmentFile = join(store.chromaDir, SEGMENT, "data_level0.bin");
@@ -374,10 +435,13 @@ Deno.test("Chroma: a copy torn by a writer that keeps appending fails after boun
     await appender.status;
   }
   assert.equal(run.code, 1, run.stderr);
-  assert.match(run.stderr, /Chroma folder kept changing during the copy \(3 attempts/);
-  assert.ok(run.stderr.includes(`${SEGMENT}/data_level0.bin`), "the error names the file that changed");
+  const result = run.json as CreateResult;
+  assert.match(String(result.chroma_error), /^kept changing during the copy \(3 attempts/);
+  assert.ok(String(result.chroma_error).includes(`${SEGMENT}/data_level0.bin`), "the error names the file");
   assert.equal(events(run.stderr).filter((event) => event.event === "chroma_copy_torn").length, 3);
-  assert.deepEqual(entryNames(join(store.backupDir, "snapshots")), []);
+  assert.ok(events(run.stderr).some((event) => event.event === "chroma_backup_failed"));
+  assert.deepEqual(entryNames(join(store.backupDir, "snapshots")), [result.stamp], "the database is published");
+  assert.deepEqual(entryNames(result.backup_root), ["backup-metadata.json", "config", "db"]);
   assert.deepEqual(entryNames(join(store.backupDir, ".staging")), []);
 });
 
@@ -426,4 +490,113 @@ Deno.test("a writer committing to the live database during create: the snapshot 
   } finally {
     writer.close();
   }
+});
+
+Deno.test("Chroma: files named chroma.sqlite3-* other than SQLite's -wal, -shm and -journal are backed up and restored", async () => {
+  using store = tempStore(SMALL);
+  const env = storeEnv(store);
+  const before = await createdStamp(env); // made before the operator's copies below existed
+  const chromaDb = join(store.chromaDir, "chroma.sqlite3");
+  const kept = ["chroma.sqlite3-bak", "chroma.sqlite3-2026-11-01", "chroma.sqlite3-"];
+  for (const name of kept) Deno.copyFileSync(chromaDb, join(store.chromaDir, name));
+  Deno.writeTextFileSync(join(store.chromaDir, "chroma.sqlite3-journal"), "a stale journal");
+  const run = await runCli(["create", "--chroma"], { env });
+  assert.equal(run.code, 0, run.stderr);
+  const result = run.json as CreateResult;
+  const copied = entryNames(join(result.backup_root, "chroma")).filter((name) => name.startsWith("chroma.sqlite3"));
+  assert.deepEqual(copied, ["chroma.sqlite3", ...kept].sort(), "the operator's copies are in, SQLite's files out");
+  for (const name of kept) {
+    assert.ok(result.manifest.some((entry) => entry.path === `chroma/${name}`), `${name} is in the manifest`);
+  }
+  const copies = Object.fromEntries(kept.map((name) => [name, Deno.readFileSync(join(store.chromaDir, name))]));
+
+  // Restoring the older snapshot replaces Chroma's contents; the pre-restore snapshot keeps the operator's copies.
+  const restored = await runCli(["restore", before, "--confirm-service-stopped"], { env });
+  assert.equal(restored.code, 0, restored.stderr);
+  const preStamp = (restored.json as { pre_restore_snapshot: string }).pre_restore_snapshot;
+  const preChroma = join(store.backupDir, "snapshots", preStamp, "chroma");
+  for (const name of kept) assert.deepEqual(Deno.readFileSync(join(preChroma, name)), copies[name], name);
+  const undone = await runCli(["restore", preStamp, "--confirm-service-stopped", "--no-pre-snapshot"], { env });
+  assert.equal(undone.code, 0, undone.stderr);
+  for (const name of kept) assert.deepEqual(Deno.readFileSync(join(store.chromaDir, name)), copies[name], name);
+});
+
+Deno.test("a live database of 0 bytes or without tables is refused (exit 1) unless --allow-empty-database", async () => {
+  using dir = tempDir();
+  const env = { ATOCORE_DATA_DIR: dir.path };
+  const db = join(dir.path, "atocore.db");
+  const snapshots = join(dir.path, "backups", "snapshots");
+  Deno.writeFileSync(db, new Uint8Array());
+  const cases = [
+    { what: "0 bytes", message: /the live database is empty \(0 bytes\)/ },
+    { what: "no tables", message: /the live database has no tables/ },
+  ];
+  for (const { what, message } of cases) {
+    if (what === "no tables") {
+      Deno.removeSync(db);
+      const made = new Deno.Command("sqlite3", {
+        args: [db, "PRAGMA journal_mode=WAL; CREATE TABLE t (x); DROP TABLE t;"],
+      }).outputSync();
+      assert.ok(made.success);
+    }
+    const published = entryNames(snapshots);
+    const refused = await runCli(["create"], { env });
+    assert.equal(refused.code, 1, `${what}: ${refused.stderr}`);
+    const line = refused.stderr.split("\n").find((text) => text.startsWith("atocore-backup: error:"));
+    assert.match(String(line), message, what);
+    assert.ok(String(line).includes(db) && String(line).includes("--allow-empty-database"), String(line));
+    assert.deepEqual(entryNames(snapshots), published, `${what}: something was published`);
+    assert.deepEqual(entryNames(join(dir.path, "backups", ".staging")), [], `${what}: staging left behind`);
+    const allowed = await runCli(["create", "--allow-empty-database"], { env });
+    assert.equal(allowed.code, 0, `${what}: ${allowed.stderr}`);
+    assert.ok(entryNames(snapshots).includes((allowed.json as CreateResult).stamp));
+  }
+  using store = tempStore({ dbMiB: 0.2, chromaMiB: 0.05, segments: 1 });
+  assert.equal((await runCli(["create"], { env: storeEnv(store) })).code, 0, "a database with tables is backed up");
+});
+
+Deno.test("create refuses (exit 3) while the newest snapshot is stamped later than now beyond the skew, naming it", async () => {
+  using store = tempStore({ dbMiB: 0.2, chromaMiB: 0.05, segments: 1 });
+  const env = storeEnv(store);
+  const snapshots = join(store.backupDir, "snapshots");
+  const soon = formatStamp(new Date(Date.now() + 60_000));
+  Deno.mkdirSync(join(snapshots, soon), { recursive: true });
+  const within = await runCli(["create"], { env });
+  assert.equal(within.code, 0, `a minute ahead is within the default 5 minutes: ${within.stderr}`);
+
+  const future = "20990101T000000Z";
+  Deno.mkdirSync(join(snapshots, future));
+  const before = entryNames(snapshots);
+  const refused = await runCli(["create"], { env });
+  assert.equal(refused.code, 3, refused.stderr);
+  const line = refused.stderr.trim().split("\n").find((text) => text.startsWith("atocore-backup: error:"));
+  assert.match(String(line), new RegExp(`the newest snapshot ${future} is stamped \\d+ s after now`));
+  assert.match(String(line), /check the clock .*--max-clock-skew \d+ to create anyway/);
+  assert.deepEqual(entryNames(snapshots), before, "a snapshot was made");
+  const skew = Number(/--max-clock-skew (\d+)/.exec(String(line))![1]);
+  const tooSmall = await runCli(["create", "--max-clock-skew", "600"], { env });
+  assert.equal(tooSmall.code, 3, tooSmall.stderr);
+  const allowed = await runCli(["create", "--max-clock-skew", String(skew + 5)], { env });
+  assert.equal(allowed.code, 0, allowed.stderr);
+  assert.equal((await runCli(["create", "--max-clock-skew", "soon"], { env })).code, 2);
+});
+
+Deno.test("Chroma: a chroma.sqlite3 that is a symbolic link is not followed; the rest is published, exit 1", async () => {
+  using store = tempStore(SMALL);
+  using outside = tempDir("atocore-outside-");
+  const secret = join(outside.path, "secret.sqlite3");
+  const made = new Deno.Command("sqlite3", {
+    args: [secret, "CREATE TABLE s (v); INSERT INTO s VALUES ('row-from-elsewhere')"],
+  });
+  assert.ok(made.outputSync().success);
+  const chromaDb = join(store.chromaDir, "chroma.sqlite3");
+  Deno.removeSync(chromaDb);
+  Deno.symlinkSync(secret, chromaDb);
+  const run = await runCli(["create", "--chroma"], { env: storeEnv(store) });
+  assert.equal(run.code, 1, run.stderr);
+  const result = run.json as CreateResult;
+  assert.equal(result.chroma_error, `chroma.sqlite3 is a symbolic link (to ${secret}), which create never follows`);
+  assert.deepEqual(entryNames(result.backup_root), ["backup-metadata.json", "config", "db"]);
+  const grep = new Deno.Command("grep", { args: ["-r", "-l", "row-from-elsewhere", result.backup_root] }).outputSync();
+  assert.equal(new TextDecoder().decode(grep.stdout), "", "the linked database was read into the snapshot");
 });

@@ -28,7 +28,9 @@ Deno.test("restore --to refuses a database (or -wal), registry or Chroma target 
     const to = join(scratch.path, `to-${name}`);
     Deno.mkdirSync(to);
     Deno.symlinkSync(pointsTo, join(to, name));
-    const run = await runCli(["restore", stamp, "--to", to], { env });
+    const notEmpty = await runCli(["restore", stamp, "--to", to], { env });
+    assert.equal(notEmpty.code, 3, `a --to folder that holds ${name} must be refused: ${notEmpty.stderr}`);
+    const run = await runCli(["restore", stamp, "--to", to, "--force"], { env });
     assert.equal(run.code, 3, `a symbolic link ${name} in --to must be refused: ${run.stderr}`);
     assert.match(run.stderr, /symbolic link/);
     assert.match(run.stderr, new RegExp(join(to, name).replaceAll(".", "\\.")));

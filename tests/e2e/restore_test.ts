@@ -21,7 +21,7 @@ import {
   tempStore,
 } from "../_helpers.ts";
 import { entryNames, liveDigest, skipBecause, sqliteIntegrity, treeDigest } from "../_faults.ts";
-import { bindReadOnly, mountTmpfs } from "../_mount.ts";
+import { bindReadOnly, mountTmpfs, readOnlyBindMount } from "../_mount.ts";
 
 const RESULT_KEYS = [
   "stamp",
@@ -212,17 +212,24 @@ Deno.test("restore refuses a snapshot that fails deep validation, listing the er
   assert.deepEqual(liveDigest(store), before);
 });
 
-Deno.test("restore over a damaged live database removes its stale -wal, so none of it reaches the restored one", async () => {
+Deno.test("restore over a damaged live database keeps its -wal aside with it, so none of it reaches the restored one", async () => {
   using store = tempStore({ dbMiB: 1 });
   const env = storeEnv(store);
   const stamp = await createdStamp(storeEnv(store));
   changeLiveStore(store);
+  const wal = Deno.readFileSync(`${store.db}-wal`);
   Deno.writeFileSync(store.db, new Uint8Array(8192).fill(0x41));
   const run = await runCli(["restore", stamp, "--confirm-service-stopped", "--no-pre-snapshot"], { env });
   assert.equal(run.code, 0, run.stderr);
-  assert.match(run.stderr, /restore_pre_checkpoint_failed/);
+  assert.match(run.stderr, /restore_wal_set_aside/);
   assert.equal(await projectMarker(store.db), "atlas");
   assert.equal(await sqliteIntegrity(store.db), "ok");
+  const kept = entryNames(store.dataDir).filter((name) => name.startsWith("atocore.db.kept-"));
+  assert.equal(kept.length, 2, `the damaged database and its -wal should be kept: ${kept}`);
+  const [keptDb, keptWal] = kept;
+  assert.equal(`${keptDb}-wal`, keptWal);
+  assert.deepEqual(Deno.readFileSync(join(store.dataDir, keptWal)), wal, "the kept -wal is not the old one");
+  assert.deepEqual(Deno.readFileSync(join(store.dataDir, keptDb)), new Uint8Array(8192).fill(0x41));
 });
 
 Deno.test("restore usage errors exit 2 and touch nothing", async () => {
@@ -301,7 +308,9 @@ Deno.test("restore --to rebuilds the store elsewhere without acknowledgment, the
   assert.equal(await projectMarker(store.db), "changed");
   assert.deepEqual(entryNames(join(store.backupDir, "snapshots")), [stamp]);
 
-  const again = await runCli(["restore", stamp, "--to", to, "--no-chroma"], { env });
+  const refused = await runCli(["restore", stamp, "--to", to, "--no-chroma"], { env });
+  assert.equal(refused.code, 3, `a --to folder that holds files must be refused: ${refused.stderr}`);
+  const again = await runCli(["restore", stamp, "--to", to, "--no-chroma", "--force"], { env });
   assert.equal(again.code, 0, again.stderr);
   assert.equal((again.json as { chroma_restored: boolean }).chroma_restored, false);
 
@@ -378,6 +387,13 @@ Deno.test("a restore that fails part way exits 1 and names the pre-restore stamp
     const run = await runCli(["restore", stamp, "--confirm-service-stopped"], { env });
     assert.equal(run.code, 1, run.stderr);
     assert.match(run.stderr, /restore failed while replacing the registry/);
+    assert.ok(
+      run.stderr.includes(
+        `changed so far: replaced the database ${store.db} with the snapshot's; ` +
+          `not changed: the registry ${registry}, the Chroma folder ${store.chromaDir}`,
+      ),
+      `the message does not say exactly what changed: ${run.stderr}`,
+    );
     pre = entryNames(join(store.backupDir, "snapshots")).find((name) => name !== stamp)!;
     assert.ok(run.stderr.includes(`atocore-backup restore ${pre} --confirm-service-stopped`), run.stderr);
     assert.ok(entryNames(store.chromaDir).includes("added-after-snapshot.bin"), "Chroma must not be swapped");
@@ -465,6 +481,164 @@ Deno.test("restore swaps Chroma by renames: an old entry that cannot be removed 
   assert.deepEqual(treeDigest(store.chromaDir), chromaAtCreate);
   assert.deepEqual(entryNames(store.chromaDir).filter((name) => name.startsWith(".")), [], "leftover not removed");
 });
+
+Deno.test("restore --to a file exits 2 naming it; --to a folder that holds files is refused (exit 3) unless --force", async () => {
+  using store = tempStore({ dbMiB: 1 });
+  using target = tempDir();
+  const env = storeEnv(store);
+  const stamp = await createdStamp(env, []);
+  const file = join(target.path, "a-file");
+  Deno.writeTextFileSync(file, "not a folder");
+  for (const to of [file, join(file, "below")]) {
+    const run = await runCli(["restore", stamp, "--to", to], { env });
+    assert.equal(run.code, 2, `--to ${to}: exit ${run.code}: ${run.stderr}`);
+    const error = errorLine(run.stderr);
+    assert.ok(error.includes(`--to ${to}`), `the message does not name the path: ${error}`);
+    assert.match(error, /not a folder; give a folder that is empty or does not exist yet/);
+    assert.doesNotMatch(error, /os error/);
+  }
+  assert.equal(Deno.readTextFileSync(file), "not a folder");
+  for (const flag of ["--db", "--registry", "--chroma-dir"]) {
+    const below = join(file, "below");
+    const run = await runCli(["restore", stamp, "--confirm-service-stopped", flag, below], { env });
+    assert.equal(run.code, 2, `${flag} ${below}: exit ${run.code}: ${run.stderr}`);
+    assert.ok(errorLine(run.stderr).includes(`${below} lies under a file, not a folder; check ${flag}`), run.stderr);
+  }
+
+  const other = join(target.path, "other");
+  Deno.mkdirSync(other);
+  const mine = new DatabaseSync(join(other, "atocore.db"));
+  mine.exec("CREATE TABLE mine (x); INSERT INTO mine VALUES (42)");
+  mine.close();
+  const before = treeDigest(other);
+  const refused = await runCli(["restore", stamp, "--to", other], { env });
+  assert.equal(refused.code, 3, refused.stderr);
+  assert.ok(errorLine(refused.stderr).includes(`--to ${other} already holds atocore.db`), refused.stderr);
+  assert.match(refused.stderr, /nothing was changed.*--force/);
+  assert.deepEqual(treeDigest(other), before, "the other database was touched");
+  const forced = await runCli(["restore", stamp, "--to", other, "--force"], { env });
+  assert.equal(forced.code, 0, forced.stderr);
+  assert.equal(await projectMarker(join(other, "atocore.db")), "atlas");
+
+  const empty = join(target.path, "empty");
+  Deno.mkdirSync(empty);
+  const intoEmpty = await runCli(["restore", stamp, "--to", empty], { env });
+  assert.equal(intoEmpty.code, 0, intoEmpty.stderr);
+  const forceAlone = await runCli(["restore", stamp, "--confirm-service-stopped", "--force"], { env });
+  assert.equal(forceAlone.code, 2, forceAlone.stderr);
+  assert.match(forceAlone.stderr, /--force goes with --to/);
+});
+
+Deno.test("a live registry that is not JSON does not block the default restore: the pre-restore snapshot keeps it as is", async () => {
+  using store = tempStore({ dbMiB: 1 });
+  const env = storeEnv(store);
+  const stamp = await createdStamp(env);
+  const registryAtCreate = Deno.readTextFileSync(store.registry);
+  const broken = '{"projects": [{"id": "half-written"';
+  Deno.writeTextFileSync(store.registry, broken);
+  const create = await runCli(["create"], { env });
+  assert.equal(create.code, 1, "create must still refuse a registry that is not JSON");
+  assert.match(create.stderr, /registry is not JSON/);
+
+  const run = await runCli(["restore", stamp, "--confirm-service-stopped"], { env });
+  assert.equal(run.code, 0, run.stderr);
+  assert.equal(Deno.readTextFileSync(store.registry), registryAtCreate);
+  assert.match(run.stderr, /"event":"pre_restore_registry_kept_invalid"/);
+  const pre = (run.json as { pre_restore_snapshot: string }).pre_restore_snapshot;
+  const preRoot = join(store.backupDir, "snapshots", pre);
+  assert.equal(Deno.readTextFileSync(join(preRoot, "config", "project-registry.json")), broken, "not kept as it was");
+  const metadata = JSON.parse(Deno.readTextFileSync(join(preRoot, "backup-metadata.json")));
+  assert.match(metadata.registry_kept_invalid, /JSON/);
+  const validated = await runCli(["validate", pre], { env });
+  assert.equal(validated.code, 0, validated.stdout);
+  assert.deepEqual((validated.json as { errors: string[] }).errors, []);
+  assert.equal((validated.json as { registry_ok: boolean }).registry_ok, false);
+  const drilled = await runCli(["drill", pre], { env });
+  assert.equal(drilled.code, 0, drilled.stdout);
+
+  const undo = await runCli(["restore", pre, "--confirm-service-stopped", "--no-pre-snapshot"], { env });
+  assert.equal(undo.code, 0, undo.stderr);
+  assert.equal(Deno.readTextFileSync(store.registry), broken, "the undo must give the file back as it was");
+});
+
+Deno.test("from a read-only backup folder restore --to and --no-pre-snapshot work, and wait for a lock held elsewhere", async () => {
+  using store = tempStore({ dbMiB: 1 });
+  using target = tempDir();
+  const env = storeEnv(store);
+  const stamp = await createdStamp(env);
+  changeLiveStore(store);
+  const mount = readOnlyBindMount(store.backupDir);
+  if (typeof mount === "string") return skipBecause(mount);
+  using readOnly = mount;
+  const roEnv = { ...env, ATOCORE_BACKUP_DIR: readOnly.path };
+
+  const rebuilt = await runCli(["restore", stamp, "--to", join(target.path, "first")], { env: roEnv });
+  assert.equal(rebuilt.code, 0, rebuilt.stderr);
+  assert.match(rebuilt.stderr, /"event":"backup_dir_locked_read_only"/);
+  assert.equal(await projectMarker(join(target.path, "first", "atocore.db")), "atlas");
+  {
+    // A cleanup through a writable path to the same folder holds the lock: the read-only run waits for nobody.
+    using _lock = acquireLock(store.backupDir, "cleanup");
+    const locked = await runCli(["restore", stamp, "--to", join(target.path, "second")], { env: roEnv });
+    assert.equal(locked.code, 4, locked.stderr);
+    assert.deepEqual(entryNames(join(target.path, "second")), []);
+  }
+  const withPre = await runCli(["restore", stamp, "--confirm-service-stopped"], { env: roEnv });
+  assert.equal(withPre.code, 1, "the pre-restore snapshot needs a backup folder it may write");
+  assert.match(withPre.stderr, /lock file/);
+  assert.equal(await projectMarker(store.db), "changed");
+
+  const live = await runCli(["restore", stamp, "--confirm-service-stopped", "--no-pre-snapshot"], { env: roEnv });
+  assert.equal(live.code, 0, live.stderr);
+  assert.equal(await projectMarker(store.db), "atlas");
+
+  Deno.removeSync(join(store.backupDir, ".lock"));
+  const unlocked = await runCli(["restore", stamp, "--to", join(target.path, "third")], { env: roEnv });
+  assert.equal(unlocked.code, 0, unlocked.stderr);
+  assert.match(unlocked.stderr, /"event":"backup_dir_not_locked"/);
+});
+
+/** Python holding a read transaction on a database (its snapshot reads the -wal) until its stdin closes. */
+const READER = "import sqlite3, sys\n" +
+  "db = sqlite3.connect(sys.argv[1], isolation_level=None); db.execute('BEGIN')\n" +
+  "db.execute('SELECT name FROM projects WHERE id = 1').fetchone()\n" +
+  "print('reading', flush=True); sys.stdin.read()";
+
+Deno.test("a checkpoint a reader keeps from finishing stops the restore, the -wal kept with every committed row", async () => {
+  using store = tempStore({ dbMiB: 1 });
+  const env = storeEnv(store);
+  const stamp = await createdStamp(env);
+  changeLiveStore(store);
+  const changed = liveDigest(store);
+  const reader = new Deno.Command("python3", { args: ["-c", READER, store.db], stdin: "piped", stdout: "piped" })
+    .spawn();
+  try {
+    const first = await reader.stdout.pipeThrough(new TextDecoderStream()).getReader().read();
+    assert.equal(first.value?.trim(), "reading");
+    const args = ["restore", stamp, "--confirm-service-stopped", "--ignore-open-files"];
+    const run = await runCli(args, { env });
+    assert.equal(run.code, 1, run.stderr);
+    const error = errorLine(run.stderr);
+    assert.match(error, /restore failed while checkpointing the database .*the checkpoint could not finish/);
+    assert.ok(error.includes(`${store.db}-wal was kept, so the live database keeps every committed row`), error);
+    assert.match(error, /the database, registry and Chroma were not changed; fix the cause and run again/);
+    assert.match(error, /the pre-restore snapshot \d{8}T\d{6}Z is kept/);
+    assert.ok(Deno.statSync(`${store.db}-wal`).size > 0, "the -wal was removed");
+  } finally {
+    await reader.stdin.close();
+    await reader.status;
+  }
+  assert.equal(await projectMarker(store.db), "changed");
+  assert.equal(await sqliteIntegrity(store.db), "ok");
+  assert.deepEqual(withoutDatabases(liveDigest(store)), withoutDatabases(changed));
+});
+
+/** The one line of a CLI's stderr that is not a JSON log line. */
+function errorLine(stderr: string): string {
+  const lines = stderr.trim().split("\n").filter((line) => !line.startsWith("{"));
+  assert.equal(lines.length, 1, `not one line: ${stderr}`);
+  return lines[0];
+}
 
 /** A digest without the SQLite files, whose bytes a backup-API copy does not keep. */
 function withoutDatabases(digest: Record<string, string>): Record<string, string> {

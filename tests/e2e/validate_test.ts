@@ -5,8 +5,21 @@
  */
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { createdStamp, runCli, storeEnv, tempDir, tempStore } from "../_helpers.ts";
-import { readOnlyBindMount } from "../_mount.ts";
+import {
+  cliCommand,
+  cliEnv,
+  type CliRun,
+  cliRunOf,
+  createdStamp,
+  moduleSnapshot,
+  runCli,
+  skipBecause,
+  storeEnv,
+  tempDir,
+  tempStore,
+} from "../_helpers.ts";
+import { entryNames } from "../_faults.ts";
+import { bindReadOnly, mountTmpfs, readOnlyBindMount } from "../_mount.ts";
 
 const SEGMENT = "00000000-5e9a-4c1d-8f00-000000000000";
 const SMALL = { dbMiB: 0.5, chromaMiB: 0.2, segments: 1 };
@@ -21,6 +34,7 @@ interface Validation {
   errors: string[];
   valid: boolean;
   manifest_ok: boolean | null;
+  metadata_bound: boolean | null;
   files_checked: number;
   bytes_hashed: number;
   quick: boolean;
@@ -75,6 +89,7 @@ Deno.test("a good snapshot validates: the module's keys, every manifest file has
     errors: [],
     valid: true,
     manifest_ok: true,
+    metadata_bound: true,
     files_checked: manifest.length,
     bytes_hashed: manifest.reduce((sum, entry) => sum + (entry.size ?? 0), 0),
     quick: false,
@@ -246,4 +261,142 @@ Deno.test("a read-only view of the backup folder validates with either driver an
     assert.equal(all.code, 0, all.stdout);
   }
   assert.deepEqual(sidecars(store.backupDir), []);
+});
+
+/** The three broken temporary folders of issue 10 (point 20), each made for the test: missing, read-only, too small. */
+function brokenTemporaryFolders(base: string): { name: string; path: string; mount?: Disposable }[] | string {
+  const readOnly = join(base, "read-only");
+  const tiny = join(base, "tiny");
+  Deno.mkdirSync(readOnly);
+  Deno.mkdirSync(tiny);
+  const roMount = bindReadOnly(readOnly);
+  if (typeof roMount === "string") return roMount;
+  const tinyMount = mountTmpfs(tiny, "16k");
+  if (typeof tinyMount === "string") {
+    roMount[Symbol.dispose]();
+    return tinyMount;
+  }
+  return [
+    { name: "missing", path: join(base, "missing") },
+    { name: "read-only", path: readOnly, mount: roMount },
+    { name: "too small", path: tiny, mount: tinyMount },
+  ];
+}
+
+Deno.test("built-in driver, TMPDIR missing, read-only or too small: its snapshots and the module's validate", async (t) => {
+  using store = tempStore(SMALL);
+  const env = storeEnv(store);
+  const moduleStamp = await moduleSnapshot(store, "TMPDIR broken"); // first: the module reuses a stamp taken this second
+  const ownStamp = await createdStamp(env);
+  using base = tempDir();
+  const folders = brokenTemporaryFolders(base.path);
+  if (typeof folders === "string") {
+    skipBecause(folders);
+    await t.step({ name: "broken temporary folders", ignore: true, fn: () => {} });
+    return;
+  }
+  try {
+    for (const folder of folders) {
+      const tmpEnv = { ...env, TMPDIR: folder.path };
+      for (const stamp of [ownStamp, moduleStamp]) {
+        const run = await runCli(["validate", stamp, "--json", "--sqlite-driver", "builtin"], { env: tmpEnv });
+        assert.equal(run.code, 0, `TMPDIR ${folder.name}, ${stamp}: ${run.stdout} ${run.stderr}`);
+      }
+      const created = await runCli(["create", "--chroma", "--sqlite-driver", "builtin"], { env: tmpEnv });
+      assert.equal(created.code, 0, `TMPDIR ${folder.name}: create: ${created.stderr}`);
+      const drill = await runCli(["drill", ownStamp, "--sqlite-driver", "builtin", "--scratch-dir", base.path], {
+        env: tmpEnv,
+      });
+      assert.equal(drill.code, 0, `TMPDIR ${folder.name}: drill with --scratch-dir: ${drill.stdout}`);
+    }
+    const noScratch = await runCli(["drill", ownStamp, "--json"], { env: { ...env, TMPDIR: folders[0].path } });
+    assert.equal(noScratch.code, 1);
+    const restoreCheck = (noScratch.json as { checks: { name: string; detail: string }[] }).checks[1];
+    assert.equal(
+      restoreCheck.detail,
+      `cannot make a scratch folder in the temporary folder ${folders[0].path} (not found); ` +
+        "set TMPDIR to a folder with room for the store, or give --scratch-dir DIR",
+    );
+    assert.deepEqual(entryNames(join(store.backupDir, "failed")), [], "nothing was set aside as invalid");
+  } finally {
+    for (const folder of folders) folder.mount?.[Symbol.dispose]();
+  }
+});
+
+/**
+ * Run the CLI in a mount namespace of its own where the store is at /media and no temporary folder has room:
+ * /tmp and /var/tmp are 16 KiB tmpfs, and TMPDIR is `tmpdir` (a minimal container's situation).
+ */
+async function runWithoutTemporaryRoom(store: { dataDir: string }, tmpdir: string, args: string[]): Promise<CliRun> {
+  const script = [
+    "set -e",
+    `mount --bind "$STORE" /media`,
+    "mkdir -p /media/.ro-tmp && mount --bind /media/.ro-tmp /media/.ro-tmp && mount -o remount,bind,ro /media/.ro-tmp",
+    "for folder in /tmp /var/tmp; do mount -t tmpfs -o size=16k tmpfs $folder; done",
+    'exec "$@"',
+  ].join("\n");
+  const output = await new Deno.Command("unshare", {
+    args: ["-m", "sh", "-c", script, "sh", ...cliCommand(args)],
+    env: cliEnv({ STORE: store.dataDir, ATOCORE_DATA_DIR: "/media", TMPDIR: tmpdir }),
+    clearEnv: true,
+    stdin: "null",
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  return cliRunOf(output);
+}
+
+Deno.test("built-in driver, no temporary folder with room anywhere: its snapshots work, the module's say why not", async (t) => {
+  using store = tempStore(SMALL);
+  const env = storeEnv(store);
+  const moduleStamp = await moduleSnapshot(store, "no temporary room"); // first: the module reuses a stamp taken this second
+  const ownStamp = await createdStamp(env);
+  const probe = await runWithoutTemporaryRoom(store, "/tmp", ["config", "--json"]);
+  if (probe.code !== 0) {
+    skipBecause(`cannot run in a mount namespace with tmpfs mounts here: ${probe.stderr.trim()}`);
+    await t.step({ name: "mount namespace", ignore: true, fn: () => {} });
+    return;
+  }
+  const builtin = ["--json", "--sqlite-driver", "builtin"];
+  for (const tmpdir of ["/nonexistent-tmp", "/media/.ro-tmp", "/tmp"]) {
+    const own = await runWithoutTemporaryRoom(store, tmpdir, ["validate", ownStamp, ...builtin]);
+    assert.equal(own.code, 0, `TMPDIR=${tmpdir}: own snapshot: ${own.stdout} ${own.stderr}`);
+    const module = await runWithoutTemporaryRoom(store, tmpdir, ["validate", moduleStamp, ...builtin]);
+    assert.equal(module.code, 2, `TMPDIR=${tmpdir}: module snapshot: not checked is not invalid: ${module.stdout}`);
+    assert.match(
+      module.stderr,
+      /could not check the integrity of \/media\/backups\/.*: no writable temporary folder with \d+ bytes free \(.*\/var\/tmp: no space left.*\); set TMPDIR to a folder with room/,
+    );
+    assert.equal(module.stderr.trim().split("\n").length, 1, "one line");
+  }
+  const created = await runWithoutTemporaryRoom(store, "/tmp", ["create", "--chroma", ...builtin]);
+  assert.equal(created.code, 0, `create: ${created.stderr}`);
+  assert.deepEqual(entryNames(join(store.backupDir, "failed")), []);
+  const restored = await runWithoutTemporaryRoom(store, "/tmp", [
+    "restore",
+    ownStamp,
+    "--confirm-service-stopped",
+    ...builtin,
+  ]);
+  assert.equal(restored.code, 0, `restore: ${restored.stderr}`);
+  assert.equal((restored.json as { restored_integrity_ok: boolean }).restored_integrity_ok, true);
+  const header = (path: string) => [...Deno.readFileSync(path).subarray(18, 20)];
+  assert.deepEqual(header(join(store.backupDir, "snapshots", ownStamp, "db", "atocore.db")), [1, 1], "rollback image");
+  assert.deepEqual(header(store.db), [2, 2], "the restored database is in WAL mode again, as the live one was");
+  assert.deepEqual(header(join(store.chromaDir, "chroma.sqlite3")), [2, 2], "and so is Chroma's");
+});
+
+Deno.test("a snapshot of format 1 (made before the metadata digest) validates, reported unbound", async () => {
+  using store = await storeWithSnapshot();
+  const path = join(store.root, "backup-metadata.json");
+  const metadata = JSON.parse(Deno.readTextFileSync(path));
+  for (const key of ["db_journal_mode", "chroma_db_journal_mode", "metadata_sha256"]) delete metadata[key];
+  Deno.writeTextFileSync(path, JSON.stringify({ ...metadata, format_version: 1 }, null, 2) + "\n");
+  const { code, result } = await validate(store.backupDir, store.stamp);
+  assert.equal(code, 0, JSON.stringify(result.errors));
+  assert.equal(result.metadata_bound, false);
+  Deno.writeTextFileSync(path, JSON.stringify({ ...metadata, format_version: 2 }, null, 2) + "\n");
+  const stripped = await validate(store.backupDir, store.stamp);
+  assert.equal(stripped.code, 1, "format 2 without its digest is damaged");
+  assert.ok(stripped.result.errors.includes("metadata_key_missing: metadata_sha256"), `${stripped.result.errors}`);
 });

@@ -2,8 +2,8 @@
  * A full disk. The backup folder on a small tmpfs: `create` fails with a message
  * that says the disk is full and names the folder, exits 1, publishes nothing,
  * removes its staging folder and leaves the live store untouched. The live store
- * on a small tmpfs and a snapshot larger than its free space: `restore` fails the
- * same way and the old database stays whole and unchanged.
+ * on a small tmpfs and a snapshot larger than its free space: `restore` refuses
+ * before touching anything (exit 3) with the numbers, and the old store stays unchanged.
  *
  * Needs root (to mount); skipped with a printed reason where mounting is not permitted.
  */
@@ -47,12 +47,22 @@ for (const { name, args, options } of STORES) {
 
 /** Restores that do not fit: the database copy beside the live one, and the Chroma copy staged first. */
 const RESTORES = [
-  { name: "the database copy", extra: ["--no-chroma"], snapshot: { dbMiB: 30, chromaMiB: 1 }, step: /database/ },
-  { name: "the Chroma copy", extra: ["--chroma"], snapshot: { dbMiB: 2, chromaMiB: 20 }, step: /Chroma/ },
+  {
+    name: "the database copy",
+    extra: ["--no-chroma"],
+    snapshot: { dbMiB: 30, chromaMiB: 1 },
+    step: /database copy 30\.\d MiB/,
+  },
+  {
+    name: "the Chroma copy",
+    extra: ["--chroma"],
+    snapshot: { dbMiB: 2, chromaMiB: 20 },
+    step: /Chroma copy 2\d\.\d MiB/,
+  },
 ];
 
 for (const { name, extra, snapshot, step } of RESTORES) {
-  Deno.test(`disk full during restore (${name}): exit 1, says so, the old store stays whole`, async () => {
+  Deno.test(`disk too small for a restore (${name}): refused first (exit 3) with the numbers, old store unchanged`, async () => {
     using store = tempStore(snapshot);
     const stamp = await createdStamp(storeEnv(store));
     using live = tempDir("atocore-small-disk-");
@@ -69,13 +79,15 @@ for (const { name, extra, snapshot, step } of RESTORES) {
     const before = liveDigest(small);
     const ledger = await ledgerState(small.db);
     const run = await runCli(["restore", stamp, "--confirm-service-stopped", ...extra], { env });
-    assert.equal(run.code, 1, `exit ${run.code}: ${run.stderr}`);
+    assert.equal(run.code, 3, `exit ${run.code}: ${run.stderr}`);
     const error = run.stderr.trim().split("\n").filter((line) => !line.startsWith("{"));
     assert.equal(error.length, 1, `not one line: ${run.stderr}`);
-    assert.match(error[0], /disk full/, "the message does not say the disk is full");
-    assert.match(error[0], step, "the message does not say which copy did not fit");
+    assert.match(error[0], /not enough free space/, "the message does not say the disk is too small");
+    assert.match(error[0], step, "the message does not say which copy does not fit");
+    assert.match(error[0], /it needs [\d.]+ MiB .* and has [\d.]+ MiB free/, `no numbers: ${error[0]}`);
     assert.ok(error[0].includes(small.dataDir), `the message does not name the path: ${error[0]}`);
-    assert.match(error[0], /not changed/, `the message does not say live data is unchanged: ${error[0]}`);
+    assert.match(error[0], /nothing was changed/, `the message does not say live data is unchanged: ${error[0]}`);
+    assert.deepEqual(entryNames(join(store.backupDir, "snapshots")), [stamp], "a pre-restore snapshot was made");
     assert.equal(await sqliteIntegrity(small.db), "ok", "the old database is damaged");
     assert.deepEqual(await ledgerState(small.db), ledger, "the old database changed");
     assert.deepEqual(liveDigest(small), before, "the live store changed (or a partial copy was left in it)");

@@ -1,7 +1,8 @@
 /**
- * Permission denied on the backup folder, the database, the registry and a Chroma
- * file: one-line errors that name the path, exit 1, nothing published, no staging
- * left. Root ignores file modes, so the CLI runs as `nobody` (through `setpriv`);
+ * Permission denied on the backup folder, the database and the registry: one-line
+ * errors that name the path, exit 1, nothing published, no staging left. On a Chroma
+ * file: the database and registry are still published, without Chroma, exit 1.
+ * Root ignores file modes, so the CLI runs as `nobody` (through `setpriv`);
  * skipped with a printed reason where that cannot be done.
  */
 import assert from "node:assert/strict";
@@ -35,21 +36,13 @@ function firstSegment(chromaDir: string): string {
 const UNREADABLE = [
   { name: "the database", path: (store: { db: string }) => store.db, named: /database .*atocore\.db/ },
   { name: "the registry", path: (store: { registry: string }) => store.registry, named: /registry .*\.json/ },
-  {
-    name: "a Chroma segment file",
-    path: (store: { chromaDir: string }) => join(firstSegment(store.chromaDir), "data_level0.bin"),
-    named: /Chroma folder .*chroma/,
-  },
-  {
-    name: "a Chroma segment folder",
-    path: (store: { chromaDir: string }) => firstSegment(store.chromaDir),
-    named: /Chroma folder .*chroma/,
-  },
-  {
-    name: "the Chroma database",
-    path: (store: { chromaDir: string }) => join(store.chromaDir, "chroma.sqlite3"),
-    named: /Chroma folder .*chroma/,
-  },
+];
+
+/** Chroma paths made unreadable to `nobody`, one at a time: Chroma is left out, the rest is published. */
+const UNREADABLE_CHROMA = [
+  { name: "a Chroma segment file", path: (chromaDir: string) => join(firstSegment(chromaDir), "data_level0.bin") },
+  { name: "a Chroma segment folder", path: (chromaDir: string) => firstSegment(chromaDir) },
+  { name: "the Chroma database", path: (chromaDir: string) => join(chromaDir, "chroma.sqlite3") },
 ];
 
 for (const unreadable of UNREADABLE) {
@@ -68,6 +61,27 @@ for (const unreadable of UNREADABLE) {
     assert.match(error, unreadable.named);
     assert.match(error, /permission denied|unable to open/);
     assert.deepEqual(entryNames(join(store.backupDir, "snapshots")), published, "something was published");
+    assert.deepEqual(entryNames(join(store.backupDir, ".staging")), [], "staging left behind");
+    assert.deepEqual(liveDigest(store), before, "live store changed");
+  });
+}
+
+for (const unreadable of UNREADABLE_CHROMA) {
+  Deno.test(`create as nobody with ${unreadable.name} unreadable: published without Chroma, saying why, exit 1`, async () => {
+    const cli = unprivilegedCli();
+    if (typeof cli === "string") return skipBecause(cli);
+    using _cli = cli;
+    using store = await nobodysStore();
+    const published = entryNames(join(store.backupDir, "snapshots"));
+    Deno.chmodSync(unreadable.path(store.chromaDir), 0o000);
+    const before = liveDigest(store);
+    const run = await cli.run(["create", "--chroma"], storeEnv(store));
+    assert.equal(run.code, 1, `exit ${run.code}: ${run.stderr}`);
+    const result = run.json as { stamp: string; backup_root: string; chroma_error: string };
+    assert.match(result.chroma_error, /^the copy failed \((permission denied|unable to open)/);
+    assert.match(run.stderr, /"event":"chroma_backup_failed"/);
+    assert.deepEqual(entryNames(join(store.backupDir, "snapshots")), [...published, result.stamp].sort());
+    assert.deepEqual(entryNames(result.backup_root), ["backup-metadata.json", "config", "db"]);
     assert.deepEqual(entryNames(join(store.backupDir, ".staging")), [], "staging left behind");
     assert.deepEqual(liveDigest(store), before, "live store changed");
   });

@@ -4,7 +4,8 @@
  * validates, the live database is whole and holds the state before or the state
  * after, the registry is one or the other, and the next run recovers the leftovers
  * and the lock and restores exactly the snapshot. Killed during `restore --to`,
- * the live store is untouched and the next run rebuilds the folder exactly.
+ * the live store is untouched and the next run (with `--force`: the folder is
+ * not empty) rebuilds the folder exactly.
  */
 import assert from "node:assert/strict";
 import { join } from "node:path";
@@ -158,10 +159,11 @@ Deno.test("restore --to killed at random moments: the live store is untouched an
   for (let trial = 0; trial < TO_TRIALS; trial++) {
     const delay = Math.round(random() * duration);
     const label = trialLabel(seed + 1, trial, `kill after ${delay} ms`);
-    const killed = await runAndKill(["restore", stamp, "--to", to], env, delay);
+    // The folder holds the earlier run's store: --force restores over it (without, it is refused).
+    const killed = await runAndKill(["restore", stamp, "--to", to, "--force"], env, delay);
     if (killed.code !== null) assert.equal(killed.code, 0, `restore --to ran to its end but failed ${label}`);
     assert.deepEqual(liveDigest(store), live, `the live store changed ${label}`);
-    const next = await runCli(["restore", stamp, "--to", to], { env });
+    const next = await runCli(["restore", stamp, "--to", to, "--force"], { env });
     assert.equal(next.code, 0, `the run after the kill failed ${label}: ${next.stderr}`);
     assert.equal(await sqliteIntegrity(join(to, "atocore.db")), "ok", `rebuilt database damaged ${label}`);
     assert.deepEqual(treeDigest(join(to, "chroma")), expected, `rebuilt Chroma differs ${label}`);

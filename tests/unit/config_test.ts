@@ -4,6 +4,8 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { resolveConfig } from "../../src/config.ts";
+import { UsageError } from "../../src/errors.ts";
+import { makeSampleStore } from "../../scripts/sample_store.ts";
 import { runCli, tempDir } from "../_helpers.ts";
 
 const CWD = "/srv/work";
@@ -75,9 +77,39 @@ Deno.test("relative flags and variables are made absolute against the working fo
   assert.equal(config.backupDir.path, "/srv/work/b");
 });
 
-Deno.test("empty values count as unset", () => {
-  const config = resolveConfig({ db: "" }, { ATOCORE_DB_PATH: "", ATOCORE_DATA_DIR: "" }, CWD);
-  assert.deepEqual(config.db, { path: "/srv/work/data/atocore.db", source: "default", from: "./data" });
+Deno.test("an empty flag or path variable is a usage error naming it, never taken as unset", () => {
+  const variables = [
+    "ATOCORE_DB_PATH",
+    "ATOCORE_BACKUP_DIR",
+    "ATOCORE_PROJECT_REGISTRY_PATH",
+    "ATOCORE_CHROMA_PATH",
+    "ATOCORE_DATA_DIR",
+    "ATOCORE_SQLITE_LIB",
+  ];
+  for (const name of variables) {
+    assert.throws(() => resolveConfig({}, { [name]: "" }, CWD), (error: unknown) => {
+      assert.ok(error instanceof UsageError);
+      assert.match(error.message, new RegExp(`^${name} is set but empty; give it a path or unset it`));
+      return true;
+    });
+  }
+  assert.throws(() => resolveConfig({ db: "" }, {}, CWD), /^UsageError: --db needs a path, not an empty value$/);
+  assert.throws(() => resolveConfig({ chromaDir: "" }, {}, CWD), /--chroma-dir needs a path/);
+});
+
+Deno.test("ATOCORE_DB_PATH= does not back up ./data/atocore.db: create exits 2 naming the variable, makes nothing", async () => {
+  using dir = tempDir();
+  makeSampleStore(join(dir.path, "data"), { dbMiB: 1, chromaMiB: 1 });
+  for (const name of ["ATOCORE_DB_PATH", "ATOCORE_BACKUP_DIR", "ATOCORE_DATA_DIR", "ATOCORE_SQLITE_LIB"]) {
+    const run = await runCli(["create"], { cwd: dir.path, env: { [name]: "" } });
+    assert.equal(run.code, 2, `${name}=: ${run.stderr}`);
+    assert.match(run.stderr, new RegExp(`error: ${name} is set but empty`));
+    assert.deepEqual([...Deno.readDirSync(join(dir.path, "data"))].map((entry) => entry.name).sort(), [
+      "atocore.db",
+      "chroma",
+      "project-registry.json",
+    ]);
+  }
 });
 
 Deno.test("the config command prints the resolved paths, their sources and the driver", async () => {

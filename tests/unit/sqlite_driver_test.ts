@@ -8,11 +8,13 @@ import assert from "node:assert/strict";
 import { join } from "node:path";
 import { type SqliteDriver, SqliteError } from "../../src/sqlite/driver.ts";
 import { offersFollowedBackup } from "../../src/sqlite/followed_backup.ts";
+import { readJournalMode, setJournalMode, withJournalMode } from "../../src/sqlite/journal_header.ts";
+import { FALLBACK_TEMPORARY_FOLDERS, scratchCopy, temporaryFolders } from "../../src/fs/scratch_copy.ts";
 import { openDriver } from "../../src/sqlite/open_driver.ts";
 import { runCli, tempDir, tempStore } from "../_helpers.ts";
 import { startWriterProcess } from "../_writer_process.ts";
 import { ledgerState } from "../_faults.ts";
-import { readOnlyBindMount } from "../_mount.ts";
+import { mountTmpfs, readOnlyBindMount } from "../_mount.ts";
 
 const DRIVERS = ["ffi", "builtin"] as const;
 /** The sum of the amounts the ledger writer commits in its first `rows` rows. */
@@ -184,4 +186,61 @@ Deno.test("auto falls back to builtin when ATOCORE_SQLITE_LIB is not a library; 
   }
   const fine = await runCli(["config", "--json"], { env: { ATOCORE_DATA_DIR: dir.path } });
   assert.equal((fine.json as { sqlite: { driver: string } }).sqlite.driver, "ffi");
+});
+
+Deno.test("journal header: a WAL-mode copy is marked rollback-journal and back, and reads the same either way", async () => {
+  using store = tempStore({ dbMiB: 0.5, chromaMiB: 0.01, segments: 1 });
+  using out = tempDir();
+  const copy = join(out.path, "copy.db");
+  const ffi = openDriver("ffi");
+  await ffi.backup(store.db, copy);
+  assert.equal(readJournalMode(copy), "wal");
+  const counts = ffi.tableRowCounts(copy);
+  assert.equal(setJournalMode(copy, "rollback"), "wal", "the mode it was in");
+  assert.deepEqual([...Deno.readFileSync(copy).subarray(18, 20)], [1, 1]);
+  assert.equal(ffi.integrityCheck(copy), "ok");
+  assert.deepEqual(ffi.tableRowCounts(copy), counts);
+  assert.equal(setJournalMode(copy, "wal"), "rollback");
+  assert.deepEqual([...Deno.readFileSync(copy).subarray(18, 20)], [2, 2]);
+  assert.equal(ffi.integrityCheck(copy), "ok");
+  const notDb = join(out.path, "registry.json");
+  Deno.writeTextFileSync(notDb, JSON.stringify({ padding: "x".repeat(40) }));
+  assert.equal(setJournalMode(notDb, "rollback"), null, "not a database: nothing written");
+  assert.equal(Deno.readTextFileSync(notDb), JSON.stringify({ padding: "x".repeat(40) }));
+  const page = Deno.readFileSync(copy).subarray(0, 100);
+  assert.deepEqual([...withJournalMode(page, "rollback").subarray(18, 20)], [1, 1]);
+  assert.deepEqual([...page.subarray(18, 20)], [2, 2], "the page given is not changed");
+});
+
+Deno.test("scratch copy: the first temporary folder that takes the file, after $TMPDIR missing or full", () => {
+  using out = tempDir();
+  const file = join(out.path, "big.bin");
+  Deno.writeFileSync(file, new Uint8Array(64 * 1024).fill(7));
+  const previous = Deno.env.get("TMPDIR");
+  try {
+    Deno.env.set("TMPDIR", join(out.path, "missing"));
+    assert.deepEqual(temporaryFolders(), [join(out.path, "missing"), ...FALLBACK_TEMPORARY_FOLDERS]);
+    const copy = scratchCopy(file, "copy.bin");
+    assert.ok(copy.folder.startsWith(`${FALLBACK_TEMPORARY_FOLDERS[0]}/`), copy.folder);
+    assert.deepEqual(Deno.readFileSync(copy.file), Deno.readFileSync(file));
+    copy[Symbol.dispose]();
+    const made = copy.folder;
+    assert.throws(() => Deno.statSync(made), Deno.errors.NotFound, "removed when disposed of");
+    const tiny = join(out.path, "tiny");
+    Deno.mkdirSync(tiny);
+    const mount = mountTmpfs(tiny, "16k");
+    if (typeof mount !== "string") {
+      using _ = mount;
+      Deno.env.set("TMPDIR", tiny);
+      using past = scratchCopy(file, "copy.bin");
+      assert.ok(past.folder.startsWith(`${FALLBACK_TEMPORARY_FOLDERS[0]}/`), "a full TMPDIR is passed over");
+      assert.deepEqual(names(tiny), [], "the partial copy in the full folder is removed");
+    }
+    Deno.env.set("TMPDIR", out.path);
+    using here = scratchCopy(file, "copy.bin");
+    assert.ok(here.folder.startsWith(`${out.path}/`), "TMPDIR first when it takes the copy");
+  } finally {
+    if (previous === undefined) Deno.env.delete("TMPDIR");
+    else Deno.env.set("TMPDIR", previous);
+  }
 });

@@ -1,5 +1,5 @@
 /**
- * Stamps, the layout of a backup folder, and how recorded paths are resolved.
+ * Stamps, the layout of a backup folder, how recorded paths are mapped into it, and the metadata's digest.
  */
 import assert from "node:assert/strict";
 import { isAbsolute, relative } from "node:path";
@@ -16,7 +16,8 @@ import {
   trashDir,
   trashRoot,
 } from "../../src/snapshot/layout.ts";
-import { locateRecordedPath, type SnapshotMetadata } from "../../src/snapshot/metadata.ts";
+import { bindMetadata, checkBinding, DIGEST_KEY, metadataDigest } from "../../src/snapshot/binding.ts";
+import { locatePart, serializeMetadata, type SnapshotMetadata } from "../../src/snapshot/metadata.ts";
 import { formatCreatedAt, formatStamp, isStamp, parseStamp } from "../../src/snapshot/stamp.ts";
 
 const BACKUP = "/srv/backups";
@@ -134,45 +135,123 @@ Deno.test("a snapshot's parts are named as the module names them", () => {
 });
 
 const RECORDED_ROOT = `/old/mount/backups/snapshots/${STAMP}`;
-const METADATA = { backup_root: RECORDED_ROOT } as SnapshotMetadata;
 const HERE = `/tmp/copy/snapshots/${STAMP}`;
 
-Deno.test("recorded absolute paths are resolved against the folder the snapshot is in now", () => {
-  assert.deepEqual(locateRecordedPath(HERE, METADATA, `${RECORDED_ROOT}/db/atocore.db`), {
+/** Metadata recording `paths` (the module's absolute form under `backup_root`, unless given otherwise). */
+function recording(paths: Partial<SnapshotMetadata>, backupRoot: unknown = RECORDED_ROOT): SnapshotMetadata {
+  return { backup_root: backupRoot, ...paths } as SnapshotMetadata;
+}
+
+Deno.test("recorded paths are mapped into the layout of the folder the snapshot is in now", () => {
+  const metadata = recording({
+    db_snapshot_path: `${RECORDED_ROOT}/db/atocore.db`,
+    registry_snapshot_path: `${RECORDED_ROOT}/config/project-registry.json`,
+    chroma_snapshot_path: `${RECORDED_ROOT}/chroma`,
+  });
+  assert.deepEqual(locatePart(HERE, metadata, "db"), {
     ok: true,
     path: `${HERE}/db/atocore.db`,
     relative: "db/atocore.db",
+    name: "atocore.db",
   });
-  assert.deepEqual(
-    locateRecordedPath(HERE, { backup_root: `${RECORDED_ROOT}/` } as SnapshotMetadata, `${RECORDED_ROOT}/chroma`),
-    { ok: true, path: `${HERE}/chroma`, relative: "chroma" },
-  );
-  assert.equal(
-    locateRecordedPath(HERE, METADATA, `${RECORDED_ROOT}/db/../config/r.json`).ok && "inside",
-    "inside",
-  );
-  assert.deepEqual(locateRecordedPath(HERE, METADATA, "config/r.json"), {
+  assert.deepEqual(locatePart(HERE, metadata, "registry"), {
+    ok: true,
+    path: `${HERE}/config/project-registry.json`,
+    relative: "config/project-registry.json",
+    name: "project-registry.json",
+  });
+  assert.deepEqual(locatePart(HERE, metadata, "chroma"), {
+    ok: true,
+    path: `${HERE}/chroma`,
+    relative: "chroma",
+    name: "",
+  });
+  const trailingSlash = recording({ chroma_snapshot_path: `${RECORDED_ROOT}/chroma` }, `${RECORDED_ROOT}/`);
+  assert.equal(locatePart(HERE, trailingSlash, "chroma")?.ok, true);
+  assert.deepEqual(locatePart(HERE, recording({ registry_snapshot_path: "config/r.json" }), "registry"), {
     ok: true,
     path: `${HERE}/config/r.json`,
     relative: "config/r.json",
+    name: "r.json",
   });
+  assert.equal(locatePart(HERE, recording({ registry_snapshot_path: "" }), "registry"), null, "no registry recorded");
+  assert.equal(locatePart(HERE, recording({}), "chroma"), null, "no Chroma recorded");
 });
 
-Deno.test("recorded paths that would leave the snapshot are refused", () => {
-  const outside = [
+Deno.test("recorded paths that do not fit the layout are refused, inside the snapshot or not", () => {
+  const refusedDb = [
     "/etc/passwd",
     RECORDED_ROOT,
     `${RECORDED_ROOT}/..`,
+    `${RECORDED_ROOT}/chroma/chroma.sqlite3`,
+    `${RECORDED_ROOT}/config/project-registry.json`,
+    `${RECORDED_ROOT}/db`,
+    `${RECORDED_ROOT}/db/`,
+    `${RECORDED_ROOT}/db/.`,
+    `${RECORDED_ROOT}/db/..`,
+    `${RECORDED_ROOT}/db/sub/atocore.db`,
+    `${RECORDED_ROOT}/db/../config/r.json`,
+    `${RECORDED_ROOT}/db//atocore.db`,
     `${RECORDED_ROOT}/../20260410T000000Z/db/atocore.db`,
     `${RECORDED_ROOT}-other/db/atocore.db`,
+    `${RECORDED_ROOT}/db/${"x".repeat(256)}`,
     "../x",
     "db/../../x",
+    "chroma/chroma.sqlite3",
     ".",
     `${RECORDED_ROOT}/db/a\0b`,
   ];
-  for (const recorded of outside) {
-    assert.deepEqual(locateRecordedPath(HERE, METADATA, recorded), { ok: false, recorded }, recorded);
+  for (const recorded of refusedDb) {
+    const located = locatePart(HERE, recording({ db_snapshot_path: recorded }), "db");
+    assert.equal(located?.ok, false, recorded);
+    assert.match(located?.ok === false ? located.error : "", /^db_snapshot_path_not_in_layout: /, recorded);
   }
-  const noRoot = { backup_root: 42 } as unknown as SnapshotMetadata;
-  assert.equal(locateRecordedPath(HERE, noRoot, `${RECORDED_ROOT}/db/atocore.db`).ok, false);
+  for (const recorded of [`${RECORDED_ROOT}/db/atocore.db`, `${RECORDED_ROOT}/chroma/x`, `${RECORDED_ROOT}/config`]) {
+    assert.equal(locatePart(HERE, recording({ registry_snapshot_path: recorded }), "registry")?.ok, false, recorded);
+  }
+  const otherSnapshot = `/old/mount/backups/snapshots/20260410T000000Z/chroma`;
+  for (const recorded of [otherSnapshot, `${RECORDED_ROOT}/chroma/`, `${RECORDED_ROOT}/db`, "/etc"]) {
+    assert.equal(locatePart(HERE, recording({ chroma_snapshot_path: recorded }), "chroma")?.ok, false, recorded);
+  }
+  const db = { db_snapshot_path: `${RECORDED_ROOT}/db/atocore.db` };
+  for (const backupRoot of [42, "", "relative/root", null]) {
+    assert.equal(locatePart(HERE, recording(db, backupRoot), "db")?.ok, false, String(backupRoot));
+  }
+  const control = locatePart(HERE, recording({ db_snapshot_path: "/x\n/y" }), "db");
+  assert.equal(control?.ok === false && control.error, "db_snapshot_path_not_in_layout: /x\\u000a/y");
+});
+
+Deno.test("the metadata digest covers every key but itself, whatever the file's layout or escapes", () => {
+  const metadata = {
+    backup_root: RECORDED_ROOT,
+    db_snapshot_path: `${RECORDED_ROOT}/db/atocore.db`,
+    vector_store_note: "café",
+    manifest: [{ path: "db/atocore.db", size: 3, sha256: "ab" }],
+  };
+  const bound = bindMetadata(metadata);
+  assert.equal(Object.keys(bound).at(-1), DIGEST_KEY);
+  assert.equal(bound.metadata_sha256, metadataDigest(metadata));
+  const reread = JSON.parse(serializeMetadata(bound as unknown as SnapshotMetadata));
+  assert.equal(metadataDigest(reread), bound.metadata_sha256, "the module's escapes do not change it");
+  const reordered = Object.fromEntries(Object.entries(bound).reverse());
+  assert.equal(checkBinding(reordered, true, 2).bound, true, "nor does the order of the keys");
+  for (
+    const change of [
+      (m: Record<string, unknown>) => m.vector_store_note = "cafe",
+      (m: Record<string, unknown>) => (m.manifest as { size: number }[])[0].size = 4,
+      (m: Record<string, unknown>) => m.extra = null,
+      (m: Record<string, unknown>) => delete m.backup_root,
+    ]
+  ) {
+    const changed = structuredClone(bound) as Record<string, unknown>;
+    change(changed);
+    const check = checkBinding(changed, true, 2);
+    assert.equal(check.bound, false, String(change));
+    assert.match(check.errors[0], /^metadata_digest_mismatch: /);
+  }
+  assert.deepEqual(checkBinding(metadata, true, 1), { bound: false, errors: [] }, "format 1: valid, unbound");
+  assert.deepEqual(checkBinding(metadata, false, undefined), { bound: null, errors: [] }, "the module's: no binding");
+  let deep: unknown = 1;
+  for (let level = 0; level < 20; level++) deep = [deep];
+  assert.equal(checkBinding({ ...bound, deep }, true, 2).bound, false, "deep nesting is no metadata of ours");
 });

@@ -1,0 +1,114 @@
+/**
+ * Reading a small file whole, opening only a regular file and reading a bounded number of bytes: a FIFO, a device
+ * or a huge file put in place of metadata or a registry would otherwise block or exhaust the tool.
+ *
+ * @module
+ */
+import { closeSync, constants, fstatSync, openSync, readSync } from "node:fs";
+
+/** Most bytes read from a metadata or registry file (64 MiB): far above any real one. */
+export const SMALL_FILE_MAX_BYTES = 64 << 20;
+
+/** The file is not a regular file (a FIFO, socket, device, or a link where none is followed); its message omits the path. */
+export class NotRegularFileError extends Error {
+  /** Name the kind found at `path`. */
+  constructor(readonly path: string, kind: string) {
+    super(`not a regular file (${kind})`);
+    this.name = "NotRegularFileError";
+  }
+}
+
+/** The file is larger than the bound it is read with; its message omits the path. */
+export class FileTooLargeError extends Error {
+  /** Name the file and the bound. */
+  constructor(readonly path: string, maxBytes: number) {
+    super(`larger than ${maxBytes} bytes, not read`);
+    this.name = "FileTooLargeError";
+  }
+}
+
+/** How {@linkcode readRegularTextFile} treats a symbolic link at `path`. */
+export interface ReadRegularOptions {
+  /** Most bytes read; a larger file is refused. Default {@linkcode SMALL_FILE_MAX_BYTES}. */
+  maxBytes?: number;
+  /** Follow a symbolic link to a regular file (live paths); default `false` (files found in a backup folder). */
+  followLinks?: boolean;
+}
+
+/**
+ * The text of the regular file at `path`. The kind is checked before opening, the file is opened non-blocking
+ * (so a FIFO swapped in meanwhile cannot block) and checked again once open, and at most `maxBytes` are read.
+ *
+ * @throws {Deno.errors.NotFound} when nothing is there; {@linkcode Deno.errors.IsADirectory} for a folder;
+ *   {@linkcode NotRegularFileError}; {@linkcode FileTooLargeError}; `PermissionDenied` and other OS errors.
+ */
+export function readRegularTextFile(path: string, options: ReadRegularOptions = {}): string {
+  return new TextDecoder().decode(readRegularFile(path, options));
+}
+
+/** The bytes of the regular file at `path`, as {@linkcode readRegularTextFile} reads them. */
+export function readRegularFile(path: string, options: ReadRegularOptions = {}): Uint8Array {
+  const maxBytes = options.maxBytes ?? SMALL_FILE_MAX_BYTES;
+  const info = options.followLinks ? Deno.statSync(path) : Deno.lstatSync(path);
+  if (info.isDirectory) throw new Deno.errors.IsADirectory(`is a directory: ${path}`);
+  if (!info.isFile) throw new NotRegularFileError(path, kindOf(info));
+  if (info.size > maxBytes) throw new FileTooLargeError(path, maxBytes);
+  const fd = openNonBlocking(path, options.followLinks ?? false);
+  try {
+    const opened = fstatSync(fd);
+    if (!opened.isFile() || opened.ino !== info.ino || opened.dev !== info.dev) {
+      throw new NotRegularFileError(path, "replaced while being opened");
+    }
+    return readBounded(fd, path, maxBytes);
+  } finally {
+    closeSync(fd);
+  }
+}
+
+/** Open read-only, non-blocking, never as a controlling terminal, and (unless `follow`) not through a final link. */
+function openNonBlocking(path: string, follow: boolean): number {
+  const flags = constants.O_RDONLY | constants.O_NONBLOCK | constants.O_NOCTTY | (follow ? 0 : constants.O_NOFOLLOW);
+  try {
+    return openSync(path, flags);
+  } catch (error) {
+    // node:fs reports errno codes; the rest of the tool tells OS errors apart by Deno's classes.
+    const code = (error as { code?: unknown }).code;
+    const message = (error as Error).message;
+    if (code === "ENOENT") throw new Deno.errors.NotFound(message);
+    if (code === "EACCES" || code === "EPERM") throw new Deno.errors.PermissionDenied(message);
+    if (code === "ELOOP") throw new NotRegularFileError(path, "symbolic link");
+    throw error;
+  }
+}
+
+/** Read `fd` to its end, refusing more than `maxBytes` (the file may have grown since it was checked). */
+function readBounded(fd: number, path: string, maxBytes: number): Uint8Array {
+  const chunks: Uint8Array[] = [];
+  let total = 0;
+  while (true) {
+    const chunk = new Uint8Array(Math.min(1 << 20, maxBytes + 1 - total));
+    const read = readSync(fd, chunk);
+    if (read === 0) break;
+    chunks.push(chunk.subarray(0, read));
+    total += read;
+    if (total > maxBytes) throw new FileTooLargeError(path, maxBytes);
+  }
+  const bytes = new Uint8Array(total);
+  let offset = 0;
+  for (const chunk of chunks) {
+    bytes.set(chunk, offset);
+    offset += chunk.length;
+  }
+  return bytes;
+}
+
+/** A word or two for the kind of file `info` describes, for messages. */
+export function kindOf(info: Deno.FileInfo): string {
+  if (info.isFile) return "file";
+  if (info.isSymlink) return "symbolic link";
+  if (info.isDirectory) return "folder";
+  if (info.isFifo) return "FIFO";
+  if (info.isSocket) return "socket";
+  if (info.isCharDevice || info.isBlockDevice) return "device";
+  return "special file";
+}

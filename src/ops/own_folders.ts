@@ -1,0 +1,46 @@
+/**
+ * The backup folder's own folders (`snapshots/`, `.staging/`, `.trash/`, `failed/`) must be plain folders on the
+ * backup folder's filesystem: snapshots move between them by rename, which cannot cross filesystems (EXDEV) and
+ * must not go through a symbolic link to somewhere else.
+ *
+ * @module
+ */
+import { kindOf } from "../fs/regular_file.ts";
+import { UsageError } from "../errors.ts";
+import { lstatOrNull, statOrNull } from "../fs/probe.ts";
+import { failedRoot, snapshotsDir, stagingRoot, trashRoot } from "../snapshot/layout.ts";
+
+/**
+ * Refuse a backup folder whose own folders are links or other filesystems, before anything is written there.
+ *
+ * @throws {UsageError} naming the folder, what it is, and what to do instead.
+ */
+export function requireOwnFolders(backupDir: string): void {
+  const problem = ownFolderProblem(backupDir);
+  if (problem) throw new UsageError(problem);
+}
+
+/**
+ * The first of the backup folder's own folders that is a symbolic link or a mount of another filesystem, as a
+ * one-line message naming it and the fix; `null` when there is none (folders not made yet are fine).
+ */
+export function ownFolderProblem(backupDir: string): string | null {
+  const home = statOrNull(backupDir);
+  if (home === null) return null;
+  for (const folder of [snapshotsDir, stagingRoot, trashRoot, failedRoot].map((path) => path(backupDir))) {
+    const info = lstatOrNull(folder);
+    if (info === null) continue;
+    const what = info.isSymlink
+      ? `a symbolic link (to ${Deno.readLinkSync(folder)})`
+      : !info.isDirectory
+      ? `a ${kindOf(info)}, not a folder`
+      : info.dev !== home.dev
+      ? "on another filesystem than the backup folder (a mount point)"
+      : null;
+    if (what === null) continue;
+    return `${folder} is ${what}: snapshots are staged, published and removed by renames inside the backup folder, ` +
+      `which cannot cross filesystems and never go through a link; make it a plain folder, or to keep snapshots ` +
+      `on another disk, point --backup-dir (ATOCORE_BACKUP_DIR) at a folder on that disk`;
+  }
+  return null;
+}

@@ -1,0 +1,138 @@
+/**
+ * The free space a restore needs, on each filesystem it writes to, checked before anything is changed: a restore
+ * that runs out of space half way is the worst moment to find out.
+ *
+ * @module
+ */
+import { dirname } from "node:path";
+import { formatBytes } from "../cli/format.ts";
+import type { Config } from "../config.ts";
+import { RefusedError } from "../errors.ts";
+import { statOrNull } from "../fs/probe.ts";
+import { walkTree } from "../fs/tree.ts";
+import type { Reporter } from "../report/reporter.ts";
+import { CHROMA_OLD_PREFIX, CHROMA_STAGING_PREFIX } from "../snapshot/chroma.ts";
+import { checkpointGrowth } from "../sqlite/wal_growth.ts";
+import { fileSystemSpace } from "../sys/free_space.ts";
+import type { RestorePlan } from "./restore_plan.ts";
+
+/** One thing a restore writes: what it is, where (a folder, or a file to be made there), and its size. */
+interface Need {
+  what: string;
+  where: string;
+  /** The sizes of the files it writes, and how many folders. */
+  files: number[];
+  folders: number;
+}
+
+/**
+ * Refuse (exit 3, nothing changed) when a filesystem the restore writes to has less free space than the restore
+ * writes there: the database copy and the checkpoint of the target's `-wal` beside the database, the registry copy,
+ * the Chroma copy staged in the Chroma folder, and the pre-restore snapshot in the backup folder. Each file counts in
+ * whole blocks; nothing the restore frees on the way (the old files) is counted, so the figure is an upper bound.
+ * Where free space cannot be asked (off Linux, no libc) it warns `free_space_check_unavailable` and goes on.
+ */
+export function requireFreeSpace(
+  config: Config,
+  plan: RestorePlan,
+  preSnapshot: boolean,
+  reporter: Reporter,
+): void {
+  const needs = restoreNeeds(plan).concat(preSnapshot ? preSnapshotNeeds(config, plan.sources.chroma !== null) : []);
+  for (const group of byFileSystem(needs)) {
+    const space = fileSystemSpace(group.folder);
+    if (space === null) {
+      reporter.event("warning", "free_space_check_unavailable", { path: group.folder });
+      continue;
+    }
+    const sized = group.needs.map((need) => ({ what: need.what, bytes: blocks(need, space.blockSize) }));
+    const total = sized.reduce((sum, need) => sum + need.bytes, 0);
+    reporter.event("info", "restore_free_space_checked", {
+      path: group.folder,
+      needed: total,
+      available: space.available,
+    });
+    if (total <= space.available) continue;
+    const parts = sized.filter((need) => need.bytes > 0).map((need) => `${need.what} ${formatBytes(need.bytes)}`);
+    throw new RefusedError(
+      `not enough free space for this restore on the filesystem of ${group.folder}: it needs ${formatBytes(total)} ` +
+        `(${parts.join(", ")}) and has ${formatBytes(space.available)} free; nothing was changed; free at least ` +
+        `${formatBytes(total - space.available)} there, or rebuild the store elsewhere with --to DIR`,
+    );
+  }
+}
+
+/** What the restore itself writes beside each target. */
+function restoreNeeds(plan: RestorePlan): Need[] {
+  const { sources, targets } = plan;
+  const growth = checkpointGrowth(targets.db);
+  const needs: Need[] = [
+    { what: "database copy", where: dirname(targets.db), files: [sizeOf(sources.db)], folders: 0 },
+    { what: `checkpoint of ${targets.db}-wal`, where: dirname(targets.db), files: [growth.bytes], folders: 0 },
+  ];
+  if (sources.registry !== null) {
+    needs.push({
+      what: "registry copy",
+      where: dirname(targets.registry),
+      files: [sizeOf(sources.registry)],
+      folders: 0,
+    });
+  }
+  if (sources.chroma !== null) needs.push({ what: "Chroma copy", where: targets.chroma, ...treeSizes(sources.chroma) });
+  return needs;
+}
+
+/** What the pre-restore snapshot writes in the backup folder: the live store, its `-wal` included, as it is now. */
+function preSnapshotNeeds(config: Config, withChroma: boolean): Need[] {
+  const db = config.db.path;
+  const files = [sizeOf(db) + checkpointGrowth(db).bytes, sizeOf(config.registry.path)];
+  const chroma = withChroma && statOrNull(config.chromaDir.path)?.isDirectory
+    ? treeSizes(config.chromaDir.path)
+    : { files: [], folders: 0 };
+  return [{
+    what: "pre-restore snapshot",
+    where: config.backupDir.path,
+    files: [...files, ...chroma.files],
+    folders: chroma.folders + 4,
+  }];
+}
+
+/** Needs grouped by the filesystem they land on, each group named by a folder of it that exists. */
+function byFileSystem(needs: Need[]): { folder: string; needs: Need[] }[] {
+  const groups = new Map<number, { folder: string; needs: Need[] }>();
+  for (const need of needs) {
+    const folder = existingFolder(need.where);
+    const device = Deno.statSync(folder).dev;
+    const group = groups.get(device) ?? { folder, needs: [] };
+    group.needs.push(need);
+    groups.set(device, group);
+  }
+  return [...groups.values()];
+}
+
+/** `path`, or its nearest ancestor that exists (a restore creates the folders it lacks). */
+function existingFolder(path: string): string {
+  let folder = path;
+  while (statOrNull(folder) === null && dirname(folder) !== folder) folder = dirname(folder);
+  return folder;
+}
+
+function blocks(need: Need, blockSize: number): number {
+  const round = (bytes: number) => Math.ceil(bytes / blockSize) * blockSize;
+  return need.files.reduce((sum, bytes) => sum + round(bytes), 0) + need.folders * blockSize;
+}
+
+function sizeOf(path: string): number {
+  const info = statOrNull(path);
+  return info?.isFile ? info.size : 0;
+}
+
+/** The file sizes and folder count of a Chroma tree, leaving out what a killed restore left there. */
+function treeSizes(root: string): { files: number[]; folders: number } {
+  const skip = (path: string) => path.startsWith(CHROMA_STAGING_PREFIX) || path.startsWith(CHROMA_OLD_PREFIX);
+  const entries = walkTree(root, skip);
+  return {
+    files: entries.filter((entry) => entry.kind === "file").map((entry) => entry.size),
+    folders: entries.filter((entry) => entry.kind === "dir").length + 1,
+  };
+}

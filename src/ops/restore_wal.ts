@@ -1,0 +1,119 @@
+/**
+ * Clearing the target database's `-wal` before a restore replaces the database, so the restored one never meets
+ * the old WAL, without ever deleting a committed row the WAL still holds.
+ *
+ * @module
+ */
+import { basename, dirname, join } from "node:path";
+import { describeOsError } from "../errors.ts";
+import { removeQuietly, renameDurable } from "../fs/durable.ts";
+import { entriesOrNone, isFile, statOrNull } from "../fs/probe.ts";
+import { readAt } from "../fs/read_at.ts";
+import type { Reporter } from "../report/reporter.ts";
+import { formatStamp } from "../snapshot/stamp.ts";
+import { type SqliteDriver, SqliteError } from "../sqlite/driver.ts";
+
+/** One change a restore made, in words; `part` names the part of the store whose data it changed, if any. */
+export interface Change {
+  what: string;
+  part?: "database" | "registry" | "chroma";
+}
+
+/** The WAL could not be checkpointed fully; it was left in place, so the database keeps every committed row. */
+export class WalKeptError extends Error {}
+
+/** SQLite's answers for a database file that is not (or no longer) a database: no checkpoint can ever read it. */
+const DAMAGED = ["SQLITE_NOTADB", "SQLITE_CORRUPT"];
+
+/**
+ * Clear the database `db` of its `-wal` and `-shm`, noting in `changes` what was done: temporaries of killed
+ * restores beside it are removed; a WAL with frames is checkpointed (TRUNCATE) into the database, and removed only
+ * once it is empty. A checkpoint that fails, or leaves frames behind (another connection holds them), stops with
+ * {@linkcode WalKeptError} and the WAL in place. A WAL whose database is missing or not a database, which no
+ * checkpoint can apply, is kept under a new name with (a hard link to) its database, never deleted.
+ *
+ * @throws {WalKeptError} when the WAL could not be emptied; nothing was removed.
+ */
+export function clearWal(driver: SqliteDriver, db: string, reporter: Reporter, changes: Change[]): void {
+  removeStaleTemporaries(db, reporter, changes);
+  const wal = `${db}-wal`;
+  if (walBytes(wal) > 0) {
+    const damage = !isFile(db)
+      ? "the database file is missing"
+      : !hasDatabaseHeader(db)
+      ? "the database file is not an SQLite database"
+      : checkpoint(driver, db, reporter);
+    if (damage !== null) {
+      keepAside(db, damage, reporter, changes);
+    } else if (walBytes(wal) > 0) {
+      throw new WalKeptError(
+        `the checkpoint could not finish: another connection still uses the database; ${wal} was kept, so the ` +
+          `live database keeps every committed row`,
+      );
+    } else {
+      changes.push({ what: `checkpointed ${wal} into ${db} (the same rows)` });
+    }
+  }
+  removeQuietly(wal);
+  removeQuietly(`${db}-shm`);
+}
+
+/** Checkpoint `db`: `null` when done, or why its file is damaged; any other failure throws {@linkcode WalKeptError}. */
+function checkpoint(driver: SqliteDriver, db: string, reporter: Reporter): string | null {
+  try {
+    driver.checkpointTruncate(db);
+    return null;
+  } catch (error) {
+    if (error instanceof SqliteError && DAMAGED.includes(error.code)) {
+      reporter.event("warning", "restore_pre_checkpoint_failed", { target_db: db, error: error.message });
+      return `the database is damaged (${error.message})`;
+    }
+    throw new WalKeptError(
+      `${describeOsError(error)}; ${db}-wal was kept, so the live database keeps every committed row`,
+      { cause: error },
+    );
+  }
+}
+
+/**
+ * Keep a WAL no checkpoint can apply under a name of its own, beside a hard link to its database (the pair SQLite
+ * would open together), so the restored database never reads it and nothing of it is deleted.
+ */
+function keepAside(db: string, why: string, reporter: Reporter, changes: Change[]): void {
+  const kept = `${db}.kept-${formatStamp(new Date())}-${crypto.randomUUID().slice(0, 8)}`;
+  if (isFile(db)) Deno.linkSync(db, kept);
+  renameDurable(`${db}-wal`, `${kept}-wal`);
+  reporter.event("warning", "restore_wal_set_aside", { wal: `${db}-wal`, kept: `${kept}-wal`, reason: why });
+  const pair = isFile(kept) ? `${kept} and ${kept}-wal` : `${kept}-wal`;
+  changes.push({ what: `kept the old database's WAL, not applied (${why}), as ${pair}` });
+}
+
+/**
+ * Tell whether a file may be an SQLite database: it starts as every one does (`SQLite format 3` and a NUL), or is
+ * shorter than that (a new WAL-mode database may hold nothing yet outside its WAL).
+ */
+function hasDatabaseHeader(path: string): boolean {
+  using file = Deno.openSync(path, { read: true });
+  const header = readAt(file, 0, SQLITE_HEADER.length);
+  return header === null || header.every((byte, index) => byte === SQLITE_HEADER[index]);
+}
+
+const SQLITE_HEADER = new TextEncoder().encode("SQLite format 3\0");
+
+function walBytes(wal: string): number {
+  return statOrNull(wal)?.size ?? 0;
+}
+
+/** Remove temporary copies beside `target` left by a restore that was killed (the lock rules out a live one). */
+export function removeStaleTemporaries(target: string, reporter: Reporter, changes: Change[]): void {
+  const folder = dirname(target);
+  const names = entriesOrNone(folder).map((entry) => entry.name);
+  const stale = names.filter((name) => name.startsWith(`.${basename(target)}.tmp-`));
+  for (const name of stale) {
+    removeQuietly(join(folder, name));
+    reporter.event("warning", "stale_leftover_removed", { path: join(folder, name) });
+  }
+  if (stale.length > 0) {
+    changes.push({ what: `removed ${stale.length} temporary file(s) a killed restore left beside ${target}` });
+  }
+}

@@ -1,0 +1,92 @@
+/**
+ * Which of the store's configured paths overlap. Restore replaces the Chroma folder's contents and the database's and
+ * registry's files (with the database's sidecars), create writes into the backup folder and cleanup deletes there:
+ * one inside another would be overwritten or deleted with it, so every command refuses such a configuration.
+ *
+ * @module
+ */
+import type { Config, ResolvedPath } from "./config.ts";
+import { UsageError } from "./errors.ts";
+import { isSameOrInside } from "./fs/real_path.ts";
+
+/** One path a part of the store occupies, named for messages. */
+interface Place {
+  /** `the database`, `the database's -wal`, `the Chroma folder`, ... */
+  label: string;
+  path: string;
+  /** The flag or variable (or default) the path came from. */
+  from: string;
+}
+
+/** The database's files besides itself that SQLite (and so restore) writes and removes. */
+const DB_SIDECARS = ["-wal", "-shm", "-journal"] as const;
+
+/** The places of each part of the store: four groups, each apart from the others. */
+function placesOf(config: Config): Place[][] {
+  const place = (label: string, resolved: ResolvedPath, suffix = ""): Place => ({
+    label,
+    path: resolved.path + suffix,
+    from: resolved.source === "default" ? `default under ${resolved.from}` : resolved.from,
+  });
+  return [
+    [
+      place("the database", config.db),
+      ...DB_SIDECARS.map((suffix) => place(`the database's ${suffix}`, config.db, suffix)),
+    ],
+    [place("the registry", config.registry)],
+    [place("the Chroma folder", config.chromaDir)],
+    [place("the backup folder", config.backupDir)],
+  ];
+}
+
+/**
+ * Every overlap between the parts of the store, one line each (`the backup folder X (--backup-dir) is inside the
+ * Chroma folder Y (ATOCORE_CHROMA_PATH)`); none for a sound configuration. Compared on real paths (links and `..`
+ * resolved; for a path that does not exist yet, its deepest existing parent) and by folder identity (bind mounts).
+ */
+export function pathOverlaps(config: Config): string[] {
+  const groups = placesOf(config);
+  const found: string[] = [];
+  for (const [index, group] of groups.entries()) {
+    for (const other of groups.slice(index + 1)) {
+      const overlap = firstOverlap(group, other);
+      if (overlap !== null) found.push(overlap);
+    }
+  }
+  return found;
+}
+
+/** The first overlap between a place of `first` and one of `second`, described, or `null`. */
+function firstOverlap(first: Place[], second: Place[]): string | null {
+  for (const a of first) {
+    for (const b of second) {
+      const aInB = isSameOrInside(a.path, b.path);
+      const bInA = isSameOrInside(b.path, a.path);
+      if (aInB && bInA) return `${describe(a)} is the same as ${describe(b)}`;
+      if (aInB) return `${describe(a)} is inside ${describe(b)}`;
+      if (bInA) return `${describe(b)} is inside ${describe(a)}`;
+    }
+  }
+  return null;
+}
+
+function describe(place: Place): string {
+  return `${place.label} ${place.path} (${place.from})`;
+}
+
+/**
+ * Refuse a configuration whose paths overlap, before anything is read or written.
+ *
+ * @throws {UsageError} naming the first overlap (and how many more) and what to do.
+ */
+export function refuseOverlappingPaths(config: Config): void {
+  const overlaps = pathOverlaps(config);
+  if (overlaps.length === 0) return;
+  const more = overlaps.length > 1 ? ` (and ${overlaps.length - 1} more)` : "";
+  throw new UsageError(
+    `paths overlap: ${overlaps[0]}${more}; restore replaces the Chroma folder's contents and the database and ` +
+      `registry files, and cleanup deletes in the backup folder, so each must be apart from the others; ` +
+      `nothing was done; give each its own place (--db, --backup-dir, --registry, --chroma-dir or their ` +
+      `ATOCORE_* variables; see 'config')`,
+  );
+}

@@ -1,0 +1,71 @@
+/**
+ * The two bytes of a database header that say whether it is in WAL mode (file format versions, offsets 18 and 19),
+ * read and set without SQLite: snapshot copies are kept in rollback-journal mode, which every driver reads in place.
+ *
+ * @module
+ */
+import { readAt } from "../fs/read_at.ts";
+
+/** A database's journal mode as its header tells it: WAL, or any rollback-journal mode. */
+export type JournalMode = "wal" | "rollback";
+
+/** The values a journal mode is recorded as (in a snapshot's metadata). */
+export const JOURNAL_MODES: readonly JournalMode[] = ["wal", "rollback"];
+
+const MAGIC = "SQLite format 3\0";
+const VERSIONS_OFFSET = 18;
+const HEADER_BYTES = 20;
+
+/** The journal mode a database header (at least its first 20 bytes) says; `null` when it is no SQLite header. */
+export function journalModeOf(header: Uint8Array): JournalMode | null {
+  if (header.length < HEADER_BYTES || new TextDecoder().decode(header.subarray(0, MAGIC.length)) !== MAGIC) return null;
+  return header[VERSIONS_OFFSET] === 2 || header[VERSIONS_OFFSET + 1] === 2 ? "wal" : "rollback";
+}
+
+/** A copy of the first page (or header) `page` that says `mode`; `page` itself when it is no SQLite header. */
+export function withJournalMode(page: Uint8Array, mode: JournalMode): Uint8Array {
+  if (journalModeOf(page) === null) return page;
+  const copy = page.slice();
+  copy.set(versionBytes(mode), VERSIONS_OFFSET);
+  return copy;
+}
+
+/**
+ * The journal mode of the database file at `path`, from its header; `null` for a file too short or not SQLite.
+ *
+ * @throws {Deno.errors.NotFound} when there is no file.
+ */
+export function readJournalMode(path: string): JournalMode | null {
+  using file = Deno.openSync(path, { read: true });
+  const header = readAt(file, 0, HEADER_BYTES);
+  return header === null ? null : journalModeOf(header);
+}
+
+/**
+ * Mark the database file at `path` as in `mode` by writing its two version bytes, and return the mode it was in
+ * (`null`, with nothing written, for a file that is not a database). Only for a file no connection has open and
+ * with no `-wal` holding data: a new copy made by the backup API, or one just restored. The caller fsyncs it.
+ */
+export function setJournalMode(path: string, mode: JournalMode): JournalMode | null {
+  using file = Deno.openSync(path, { read: true, write: true });
+  const header = readAt(file, 0, HEADER_BYTES);
+  const before = header === null ? null : journalModeOf(header);
+  if (before === null || before === mode) return before;
+  file.seekSync(VERSIONS_OFFSET, Deno.SeekMode.Start);
+  const bytes = versionBytes(mode);
+  let written = 0;
+  while (written < bytes.length) written += file.writeSync(bytes.subarray(written));
+  return before;
+}
+
+/**
+ * The header bytes that say `mode`, and where they go: what a file that says another mode would hash as if it said
+ * `mode` (the drill compares a restored database, set back to WAL mode, with its copy's checksum).
+ */
+export function journalModeBytes(mode: JournalMode): { offset: number; bytes: Uint8Array } {
+  return { offset: VERSIONS_OFFSET, bytes: versionBytes(mode) };
+}
+
+function versionBytes(mode: JournalMode): Uint8Array {
+  return mode === "wal" ? new Uint8Array([2, 2]) : new Uint8Array([1, 1]);
+}

@@ -1,0 +1,154 @@
+/**
+ * Reads of Linux's `/proc` through libc (`opendir`, `readlink`, `open`/`read`, `statx`) with `Deno.dlopen`: Deno lets
+ * only `--allow-all` programs read `/proc`, and the tool runs with narrower permissions.
+ *
+ * @module
+ */
+import { cString } from "./c_string.ts";
+
+/** Library names tried for libc: glibc, then musl. */
+export const LIBC_NAMES = ["libc.so.6", "libc.musl-x86_64.so.1", "libc.musl-aarch64.so.1"];
+
+const LIBC_SYMBOLS = {
+  opendir: { parameters: ["buffer"], result: "pointer" },
+  readdir: { parameters: ["pointer"], result: "pointer" },
+  closedir: { parameters: ["pointer"], result: "i32" },
+  readlink: { parameters: ["buffer", "buffer", "usize"], result: "isize" },
+  open: { parameters: ["buffer", "i32"], result: "i32" },
+  read: { parameters: ["i32", "buffer", "usize"], result: "isize" },
+  close: { parameters: ["i32"], result: "i32" },
+  statx: { parameters: ["i32", "buffer", "i32", "u32", "buffer"], result: "i32", optional: true },
+  stat: { parameters: ["buffer", "buffer"], result: "i32", optional: true },
+  __errno_location: { parameters: [], result: "pointer" },
+} as const;
+
+/** The libc functions used here. */
+export type Libc = Deno.DynamicLibrary<typeof LIBC_SYMBOLS>["symbols"];
+
+/** A read of `/proc` that ran, or why it did not: the entry is gone (or missing), or it is not ours to read. */
+export type ProcRead<T> = T | "gone" | "denied";
+
+/** A file's identity: its filesystem's device numbers, its inode, and the mount it was reached through, if known. */
+export interface FileIdentity {
+  major: number;
+  minor: number;
+  inode: bigint;
+  /** The mount id (`statx`'s `STATX_MNT_ID`, Linux 5.8 and later); `null` where not reported. */
+  mount: number | null;
+}
+
+/** Offset of `d_name` in Linux's `struct dirent` on 64-bit systems (glibc and musl). */
+const DIRENT_NAME_OFFSET = 19;
+const ENOENT = 2;
+const ESRCH = 3;
+const PATH_MAX = 4096;
+const O_RDONLY_CLOEXEC = 0x80000;
+const AT_FDCWD = -100;
+const STATX_INO = 0x100;
+const STATX_MNT_ID = 0x1000;
+/** Room for `struct statx` (256 bytes) and for `struct stat` on every 64-bit Linux. */
+const STAT_BUFFER = 256;
+
+/** Open libc, or `null` where none loads (off glibc and musl); `statx` and `stat` may each be missing. */
+export function openLibc(): Deno.DynamicLibrary<typeof LIBC_SYMBOLS> | null {
+  for (const name of LIBC_NAMES) {
+    try {
+      return Deno.dlopen(name, LIBC_SYMBOLS);
+    } catch (error) {
+      if (error instanceof Deno.errors.NotCapable || error instanceof Deno.errors.PermissionDenied) throw error;
+    }
+  }
+  return null;
+}
+
+/** The names in the folder `path`, without `.` and `..`. */
+export function listDir(libc: Libc, path: string): ProcRead<string[]> {
+  const dir = libc.opendir(cString(path));
+  if (dir === null) return failure(libc);
+  try {
+    const names: string[] = [];
+    for (let entry = libc.readdir(dir); entry !== null; entry = libc.readdir(dir)) {
+      const name = Deno.UnsafePointerView.getCString(entry, DIRENT_NAME_OFFSET);
+      if (name !== "." && name !== "..") names.push(name);
+    }
+    return names;
+  } finally {
+    libc.closedir(dir);
+  }
+}
+
+/** The target of the link `path` (for a descriptor, the path its process sees, in its own mount namespace). */
+export function readLink(libc: Libc, path: string): ProcRead<string> {
+  const buffer = new Uint8Array(PATH_MAX);
+  const length = Number(libc.readlink(cString(path), buffer, BigInt(buffer.length)));
+  if (length < 0) return failure(libc);
+  return new TextDecoder().decode(buffer.subarray(0, length));
+}
+
+/** The whole text of the `/proc` file `path` (these end on their own; they are not pipes). */
+export function readText(libc: Libc, path: string): ProcRead<{ text: string }> {
+  const fd = libc.open(cString(path), O_RDONLY_CLOEXEC);
+  if (fd < 0) return failure(libc);
+  try {
+    const chunks: Uint8Array[] = [];
+    const buffer = new Uint8Array(65536);
+    for (;;) {
+      const length = Number(libc.read(fd, buffer, BigInt(buffer.length)));
+      if (length < 0) return failure(libc);
+      if (length === 0) break;
+      chunks.push(buffer.slice(0, length));
+    }
+    return { text: new TextDecoder().decode(concat(chunks)) };
+  } finally {
+    libc.close(fd);
+  }
+}
+
+/**
+ * The identity of the file at `path`, following links: for `/proc/<pid>/fd/<n>`, the file that descriptor holds,
+ * whatever mount, namespace or name its process reached it through.
+ */
+export function identify(libc: Libc, path: string): ProcRead<FileIdentity> {
+  const buffer = new Uint8Array(STAT_BUFFER);
+  const view = new DataView(buffer.buffer);
+  if (libc.statx !== null) {
+    if (libc.statx(AT_FDCWD, cString(path), 0, STATX_INO | STATX_MNT_ID, buffer) !== 0) return failure(libc);
+    const hasMount = (view.getUint32(0, true) & STATX_MNT_ID) !== 0;
+    return {
+      major: view.getUint32(136, true),
+      minor: view.getUint32(140, true),
+      inode: view.getBigUint64(32, true),
+      mount: hasMount ? Number(view.getBigUint64(144, true)) : null,
+    };
+  }
+  if (libc.stat === null || libc.stat(cString(path), buffer) !== 0) return failure(libc);
+  // `st_dev` then `st_ino`, both 64-bit, begin every 64-bit Linux `struct stat`; `dev_t` split as glibc and musl do.
+  const device = view.getBigUint64(0, true);
+  return {
+    major: Number(((device >> 8n) & 0xfffn) | ((device >> 32n) & 0xfffff000n)),
+    minor: Number((device & 0xffn) | ((device >> 12n) & 0xffffff00n)),
+    inode: view.getBigUint64(8, true),
+    mount: null,
+  };
+}
+
+/** Whether {@linkcode identify} can run here (`statx` or `stat` is exported by this libc). */
+export function canIdentify(libc: Libc): boolean {
+  return libc.statx !== null || libc.stat !== null;
+}
+
+/** Why the last libc call failed: the entry or process is gone (`ENOENT`, `ESRCH`), else we may not read it. */
+function failure(libc: Libc): "gone" | "denied" {
+  const errno = new Deno.UnsafePointerView(libc.__errno_location()!).getInt32();
+  return errno === ENOENT || errno === ESRCH ? "gone" : "denied";
+}
+
+function concat(chunks: Uint8Array[]): Uint8Array {
+  const whole = new Uint8Array(chunks.reduce((total, chunk) => total + chunk.length, 0));
+  let at = 0;
+  for (const chunk of chunks) {
+    whole.set(chunk, at);
+    at += chunk.length;
+  }
+  return whole;
+}

@@ -1,0 +1,83 @@
+/**
+ * The kernel's tables that name files by identity (device and inode) rather than by path: `/proc/locks`,
+ * `/proc/<pid>/maps` and `/proc/self/mountinfo`. Pure parsing, so it is tested on lines taken from real processes.
+ *
+ * @module
+ */
+
+/** A file as the kernel names it, `MAJOR:MINOR:INODE` in decimal: the same whatever path or mount reached it. */
+export type FileKey = string;
+
+/** The key of the file `inode` on the filesystem whose device numbers are `major`:`minor`. */
+export function fileKey(major: number, minor: number, inode: bigint | string): FileKey {
+  return `${major}:${minor}:${BigInt(inode)}`;
+}
+
+/** One line of `/proc/locks`: a lock held on a file, or waited for. */
+export interface LockEntry {
+  /**
+   * The holder's process id as seen from here; `null` when the kernel gives none (an open-file-description lock,
+   * which belongs to no process, or a lock taken over the network).
+   */
+  pid: number | null;
+  /** The locked file. */
+  file: FileKey;
+  /** `POSIX` (SQLite's), `OFDLCK`, `FLOCK`, `LEASE`, `DELEG`... as the kernel spells it. */
+  kind: string;
+  /** Whether the process is waiting for this lock rather than holding it (`->` in the table). */
+  waiting: boolean;
+}
+
+/**
+ * Parse `/proc/locks`. Lines are `ID: [->] KIND MODE ACCESS PID MAJ:MIN:INODE START END`, with the device numbers in
+ * hexadecimal and the inode in decimal; a lock on no inode (`<none>`) and an unreadable line are skipped.
+ */
+export function parseLocks(text: string): LockEntry[] {
+  const entries: LockEntry[] = [];
+  for (const line of text.split("\n")) {
+    const fields = line.trim().split(/\s+/);
+    const at = fields.findIndex((field) => /^[0-9a-f]+:[0-9a-f]+:\d+$/i.test(field));
+    if (at < 3 || !/^\d+:$/.test(fields[0]) || !/^-?\d+$/.test(fields[at - 1])) continue;
+    const waiting = fields[1] === "->";
+    const [major, minor, inode] = fields[at].split(":");
+    const pid = Number(fields[at - 1]);
+    entries.push({
+      pid: pid > 0 ? pid : null,
+      file: fileKey(parseInt(major, 16), parseInt(minor, 16), inode),
+      kind: fields[waiting ? 2 : 1],
+      waiting,
+    });
+  }
+  return entries;
+}
+
+/**
+ * The files mapped into a process's memory, from its `/proc/<pid>/maps`: lines are
+ * `START-END PERMS OFFSET MAJ:MIN INODE [PATH]`, device numbers in hexadecimal; anonymous maps (inode 0) are skipped.
+ */
+export function parseMaps(text: string): Set<FileKey> {
+  const files = new Set<FileKey>();
+  for (const line of text.split("\n")) {
+    const fields = line.trim().split(/\s+/);
+    if (fields.length < 5 || !/^[0-9a-f]+:[0-9a-f]+$/i.test(fields[3]) || !/^\d+$/.test(fields[4])) continue;
+    if (fields[4] === "0") continue;
+    const [major, minor] = fields[3].split(":");
+    files.add(fileKey(parseInt(major, 16), parseInt(minor, 16), fields[4]));
+  }
+  return files;
+}
+
+/**
+ * The device numbers of each mount's filesystem, by mount id, from `/proc/self/mountinfo` (decimal `MAJ:MIN` in the
+ * third field). `/proc/locks` and `maps` name files by these, which may differ from `stat`'s device (btrfs subvolumes).
+ */
+export function parseMountDevices(text: string): Map<number, [number, number]> {
+  const devices = new Map<number, [number, number]>();
+  for (const line of text.split("\n")) {
+    const fields = line.trim().split(/\s+/);
+    if (fields.length < 3 || !/^\d+$/.test(fields[0]) || !/^\d+:\d+$/.test(fields[2])) continue;
+    const [major, minor] = fields[2].split(":").map(Number);
+    devices.set(Number(fields[0]), [major, minor]);
+  }
+  return devices;
+}

@@ -1,0 +1,70 @@
+/**
+ * `--junit` and `--metrics-file` (issue 10, point 17): a path that could not be written after the work is refused
+ * before it (exit 2), so a passed drill or a made snapshot never ends in exit 1 for want of somewhere to report it.
+ */
+import assert from "node:assert/strict";
+import { join } from "node:path";
+import { killAfter } from "../_faults.ts";
+import { bindReadOnly } from "../_mount.ts";
+import { cliProcess, cliRunOf, createdStamp, runCli, skipBecause, storeEnv, tempDir, tempStore } from "../_helpers.ts";
+
+/** Bound on a run that must not block (a FIFO opened for reading waits for a writer forever). */
+const HANG_GUARD_MS = 120_000;
+
+Deno.test("an output file in a folder that does not exist, or that is a folder, is refused before any work (exit 2)", async () => {
+  using store = tempStore({ dbMiB: 1, chromaMiB: 1 });
+  using out = tempDir();
+  const env = storeEnv(store);
+  const missing = join(out.path, "no-such-folder", "out");
+
+  const create = await runCli(["create", "--metrics-file", `${missing}.prom`], { env });
+  assert.equal(create.code, 2, create.stderr);
+  assert.match(create.stderr, /error: --metrics-file .*no-such-folder\/out\.prom cannot be written \(not found\)/);
+  assert.equal([...Deno.readDirSync(store.dataDir)].some((entry) => entry.name === "backups"), false, "no snapshot");
+
+  await createdStamp(env);
+  const drill = await runCli(["drill", "--latest", "--junit", `${missing}.xml`], { env });
+  assert.equal(drill.code, 2, drill.stderr);
+  assert.match(drill.stderr, /error: --junit .*no-such-folder\/out\.xml cannot be written/);
+  assert.doesNotMatch(drill.stderr, /drill_check/, "the drill did not run");
+
+  const folder = await runCli(["validate", "--all", "--metrics-file", out.path], { env });
+  assert.equal(folder.code, 2, folder.stderr);
+  assert.match(folder.stderr, /--metrics-file .* cannot be written \(is a directory\)/);
+
+  const ok = await runCli(["drill", "--latest", "--junit", join(out.path, "drill.xml")], { env });
+  assert.equal(ok.code, 0, ok.stderr);
+  assert.deepEqual([...Deno.readDirSync(out.path)].map((entry) => entry.name), ["drill.xml"], "no probe left");
+});
+
+Deno.test("an output file in a read-only folder is refused before the drill runs (exit 2) (root)", async () => {
+  using store = tempStore({ dbMiB: 1, chromaMiB: 1 });
+  using out = tempDir();
+  const env = storeEnv(store);
+  await createdStamp(env);
+  const mounted = bindReadOnly(out.path);
+  if (typeof mounted === "string") return skipBecause(mounted);
+  using _mount = mounted;
+  for (const flag of ["--junit", "--metrics-file"]) {
+    const run = await runCli(["drill", "--latest", flag, join(out.path, "result")], { env });
+    assert.equal(run.code, 2, `${flag}: ${run.stderr}`);
+    assert.match(run.stderr, new RegExp(`error: ${flag} .* cannot be written`));
+    assert.doesNotMatch(run.stderr, /drill_check/, "the drill did not run");
+  }
+});
+
+Deno.test("a FIFO as --metrics-file is refused at once (exit 2), not read and waited on", async () => {
+  using store = tempStore({ dbMiB: 1, chromaMiB: 1 });
+  using out = tempDir();
+  const env = storeEnv(store);
+  await createdStamp(env);
+  const fifo = join(out.path, "metrics.prom");
+  new Deno.Command("mkfifo", { args: [fifo] }).outputSync();
+  const child = cliProcess(["validate", "--all", "--metrics-file", fifo], { env }).spawn();
+  const output = child.output();
+  const code = await killAfter(child, HANG_GUARD_MS);
+  const run = cliRunOf(await output);
+  assert.notEqual(code, null, "validate blocked on the FIFO and was killed");
+  assert.equal(code, 2, run.stderr);
+  assert.match(run.stderr, /--metrics-file .* cannot be written \(not a regular file \(FIFO\)\)/);
+});

@@ -1,0 +1,115 @@
+/**
+ * Special files in a backup folder (issue 10, point 22): a FIFO, a device link or a huge file in place of a file the
+ * tool reads must never block or exhaust list, validate or drill; each is reported and the others still are.
+ */
+import assert from "node:assert/strict";
+import { join } from "node:path";
+import { killAfter } from "../_faults.ts";
+import { cliProcess, type CliRun, cliRunOf, createdStamp, storeEnv, tempStore } from "../_helpers.ts";
+
+/** Bound on a run that must not block (a FIFO opened for reading waits for a writer forever). */
+const HANG_GUARD_MS = 120_000;
+
+/** Run the CLI, killing it if it has not ended within {@linkcode HANG_GUARD_MS}; a killed run fails the test. */
+async function runGuarded(args: string[], env: Record<string, string>): Promise<CliRun> {
+  const child = cliProcess(args, { env }).spawn();
+  const output = child.output();
+  const code = await killAfter(child, HANG_GUARD_MS);
+  const run = cliRunOf(await output);
+  assert.notEqual(code, null, `${args.join(" ")} blocked and was killed: ${run.stderr}`);
+  return run;
+}
+
+function mkfifo(path: string): void {
+  assert.ok(new Deno.Command("mkfifo", { args: [path] }).outputSync().success, `mkfifo ${path}`);
+}
+
+interface Listed {
+  backups: { stamp: string; metadata_error?: string }[];
+}
+interface Validated {
+  stamp: string;
+  valid: boolean;
+  errors: string[];
+}
+
+Deno.test("a FIFO as backup-metadata.json: list, validate STAMP, validate --all and drill --latest end and report it", async () => {
+  using store = tempStore({ dbMiB: 1, chromaMiB: 1 });
+  const env = storeEnv(store);
+  const good = await createdStamp(env);
+  const fifo = await createdStamp(env);
+  const metadata = join(store.backupDir, "snapshots", fifo, "backup-metadata.json");
+  Deno.removeSync(metadata);
+  mkfifo(metadata);
+
+  const list = await runGuarded(["list"], env);
+  assert.equal(list.code, 0, list.stderr);
+  assert.deepEqual((list.json as Listed).backups.map((entry) => [entry.stamp, entry.metadata_error]), [
+    [good, undefined],
+    [fifo, "unreadable"],
+  ]);
+
+  const one = await runGuarded(["validate", fifo], env);
+  assert.equal(one.code, 1, one.stderr);
+  assert.deepEqual((one.json as Validated).errors, ["metadata_unreadable: not a regular file (FIFO)"]);
+
+  const all = await runGuarded(["validate", "--all"], env);
+  assert.equal(all.code, 1, all.stderr);
+  const results = (all.json as { results: Validated[] }).results;
+  assert.deepEqual(results.map((result) => [result.stamp, result.valid]), [[good, true], [fifo, false]]);
+
+  const drill = await runGuarded(["drill", "--latest"], env);
+  assert.equal(drill.code, 1, drill.stderr);
+  const checks = drill.json as { stamp: string; checks: { name: string; status: string; detail: string }[] };
+  assert.equal(checks.stamp, fifo);
+  assert.deepEqual(checks.checks[0], {
+    ...checks.checks[0],
+    name: "snapshot_valid",
+    status: "failed",
+    detail: "metadata_unreadable: not a regular file (FIFO)",
+  });
+});
+
+Deno.test("metadata that links to /dev/zero or is over 64 MiB is not read: list and validate end and report it", async () => {
+  using store = tempStore({ dbMiB: 1, chromaMiB: 1 });
+  const env = storeEnv(store);
+  const linked = await createdStamp(env);
+  const huge = await createdStamp(env);
+  const linkedMetadata = join(store.backupDir, "snapshots", linked, "backup-metadata.json");
+  Deno.removeSync(linkedMetadata);
+  Deno.symlinkSync("/dev/zero", linkedMetadata);
+  const hugeMetadata = join(store.backupDir, "snapshots", huge, "backup-metadata.json");
+  Deno.truncateSync(hugeMetadata, (64 << 20) + 1); // sparse: costs no disk
+
+  const list = await runGuarded(["list"], env);
+  assert.equal(list.code, 0, list.stderr);
+  assert.deepEqual((list.json as Listed).backups.map((entry) => entry.metadata_error), ["unreadable", "unreadable"]);
+  const all = await runGuarded(["validate", "--all"], env);
+  assert.equal(all.code, 1, all.stderr);
+  assert.deepEqual((all.json as { results: Validated[] }).results.map((result) => result.errors), [
+    ["metadata_unreadable: not a regular file (symbolic link)"],
+    [`metadata_unreadable: larger than ${64 << 20} bytes, not read`],
+  ]);
+});
+
+Deno.test("a FIFO in place of the registry, database or a Chroma file of a snapshot: validate ends and names it", async () => {
+  using store = tempStore({ dbMiB: 1, chromaMiB: 1 });
+  const env = storeEnv(store);
+  const cases: [string, RegExp][] = [
+    ["config/project-registry.json", /^registry_snapshot_unreadable: not a regular file \(FIFO\)$/],
+    ["db/atocore.db", /^db_snapshot_missing$/],
+    ["chroma/chroma.sqlite3", /^manifest_kind_mismatch: chroma\/chroma\.sqlite3$/],
+  ];
+  for (const [file, expected] of cases) {
+    const stamp = await createdStamp(env);
+    const path = join(store.backupDir, "snapshots", stamp, file);
+    Deno.removeSync(path);
+    mkfifo(path);
+    const run = await runGuarded(["validate", stamp], env);
+    assert.equal(run.code, 1, run.stderr);
+    const errors = (run.json as Validated).errors;
+    assert.ok(errors.some((error) => expected.test(error)), `${file}: ${JSON.stringify(errors)}`);
+    const drill = await runGuarded(["drill", stamp], env);
+    assert.equal(drill.code, 1, drill.stderr);
+  }
+});
