@@ -36,7 +36,9 @@ is changed when it refuses. Exit 1 says what was changed and names the
 pre-restore stamp to go back to. A STAMP with no snapshot is a usage error
 (exit 2), reported before anything else is done. The pre-restore snapshot is
 marked as such in its metadata and in 'list', and cleanup keeps it for 7 days
-(--keep-pre-restore-days) whatever the policy.
+(--keep-pre-restore-days) whatever the policy. A restore that stops part way
+is recorded beside the live database; until it is run again (which finishes
+it) or the pre-restore stamp is restored, create refuses.
 
 With --to DIR the store is rebuilt under DIR (DIR/<database file>,
 DIR/<registry file>, DIR/chroma), new or empty unless --force, and the live

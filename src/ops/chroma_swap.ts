@@ -7,10 +7,11 @@
 import { basename, join } from "node:path";
 import { describeOsError } from "../errors.ts";
 import { ensureDir, removeQuietly, syncDir, syncTree } from "../fs/durable.ts";
-import { exists } from "../fs/probe.ts";
+import { entriesOrNone, exists } from "../fs/probe.ts";
 import { copyEntries, type CopyTotals, type TreeEntry, walkTree } from "../fs/tree.ts";
 import type { Reporter } from "../report/reporter.ts";
 import { CHROMA_OLD_PREFIX, CHROMA_STAGING_PREFIX } from "../snapshot/chroma.ts";
+import type { Change } from "./restore_wal.ts";
 
 /** A full Chroma copy staged in a hidden folder inside the target folder. */
 export interface StagedChroma {
@@ -59,11 +60,12 @@ export function stageChroma(
 
 /**
  * Remove what killed restores left in `target`: staged copies and old entries moved aside (the lock rules out a
- * live restore); how many.
+ * live restore); how many. Called only once no unfinished swap is recorded: the old entries are then never the only
+ * copy.
  */
-function clearLeftovers(target: string, reporter: Reporter): number {
+export function clearLeftovers(target: string, reporter: Reporter): number {
   let removed = 0;
-  for (const entry of Deno.readDirSync(target)) {
+  for (const entry of entriesOrNone(target)) {
     if (!entry.name.startsWith(CHROMA_STAGING_PREFIX) && !entry.name.startsWith(CHROMA_OLD_PREFIX)) continue;
     removeQuietly(join(target, entry.name));
     removed += 1;
@@ -93,23 +95,73 @@ function ownLike(root: string, entries: TreeEntry[], folder: Deno.FileInfo): voi
   }
 }
 
+/** Where a swap of a Chroma folder's contents stands, as recorded (durably) before each of its phases. */
+export type SwapPhase = "moving-old-aside" | "moving-new-in" | "clearing-old";
+
+/** A swap in progress: its phase and the names of its two hidden folders inside the Chroma folder. */
+export interface SwapState {
+  phase: SwapPhase;
+  /** The hidden folder the old entries are moved into. */
+  old: string;
+  /** The hidden folder the new entries come from. */
+  staged: string;
+}
+
+/** Records a swap's state durably before the swap goes on; `null` once the folder is whole again, old or new. */
+export type RecordSwap = (state: SwapState | null) => void;
+
+/** A swap that failed: its message says what went wrong, its `state` what state the Chroma folder was left in. */
+export class SwapFailure extends Error {
+  /** The Chroma folder's state, in words. */
+  readonly state: string;
+  /** Whether the folder was put back as it was before the swap (else its old entries are still aside). */
+  readonly undone: boolean;
+
+  /** Make a swap failure. */
+  constructor(message: string, state: string, undone: boolean, options?: ErrorOptions) {
+    super(message, options);
+    this.name = "SwapFailure";
+    this.state = state;
+    this.undone = undone;
+  }
+}
+
 /**
  * Swap the contents of `target` for the staged ones with renames only (instant, on
  * one filesystem): move every old entry into a hidden folder beside the staged one,
  * move the staged entries in, fsync, and only then remove the old entries. `target`
- * itself is kept. Old entries that cannot be removed are a warning, not a failure:
- * the swap is done, and the next restore removes them.
+ * itself is kept. `record` is called before each phase, so a killed swap can be
+ * settled by {@linkcode settleSwap}. Old entries that cannot be removed are a warning,
+ * not a failure: the swap is done, and the next restore removes them.
+ *
+ * @throws {SwapFailure} when a rename fails: the swap is undone (the old entries moved
+ *   back, the staged copy removed) where it can be, and the message says which.
  */
-export function swapChroma(staged: StagedChroma, target: string, reporter: Reporter): void {
+export function swapChroma(staged: StagedChroma, target: string, reporter: Reporter, record: RecordSwap): void {
   const stagedName = basename(staged.folder);
-  const old = join(target, `${CHROMA_OLD_PREFIX}${stagedName.slice(CHROMA_STAGING_PREFIX.length)}`);
+  const names = { old: `${CHROMA_OLD_PREFIX}${stagedName.slice(CHROMA_STAGING_PREFIX.length)}`, staged: stagedName };
+  const old = join(target, names.old);
   const oldNames = [...Deno.readDirSync(target)].map((entry) => entry.name).filter((name) => name !== stagedName);
-  Deno.mkdirSync(old);
-  for (const name of oldNames) Deno.renameSync(join(target, name), join(old, name));
-  for (const entry of [...Deno.readDirSync(staged.folder)]) {
-    Deno.renameSync(join(staged.folder, entry.name), join(target, entry.name));
+  oldNames.sort(); // the same order on every filesystem, so that a swap stopped half way can be replayed
+  reporter.event("info", "restore_chroma_swapping", { target, entries: oldNames.length });
+  // The phase being entered: when a step fails, undoing starts from it.
+  let state: SwapState = { ...names, phase: "moving-old-aside" };
+  try {
+    record(state);
+    Deno.mkdirSync(old);
+    for (const name of oldNames) Deno.renameSync(join(target, name), join(old, name));
+    syncDir(old);
+    syncDir(target);
+    state = { ...names, phase: "moving-new-in" };
+    record(state);
+    for (const entry of [...Deno.readDirSync(staged.folder)]) {
+      Deno.renameSync(join(staged.folder, entry.name), join(target, entry.name));
+    }
+    syncDir(target);
+    record({ ...names, phase: "clearing-old" });
+  } catch (error) {
+    throw failedSwap(target, state, record, error, reporter);
   }
-  syncDir(target);
   Deno.removeSync(staged.folder);
   try {
     removeQuietly(old);
@@ -117,4 +169,98 @@ export function swapChroma(staged: StagedChroma, target: string, reporter: Repor
     reporter.event("warning", "restore_old_chroma_not_removed", { path: old, error: describeOsError(error) });
   }
   syncDir(target);
+}
+
+/**
+ * Put `target` back as it was before the swap `state` describes, after `error` stopped it, and say in the
+ * returned failure what state the folder is in.
+ */
+function failedSwap(
+  target: string,
+  state: SwapState,
+  record: RecordSwap,
+  error: unknown,
+  reporter: Reporter,
+): SwapFailure {
+  const busy = (error as { code?: unknown }).code === "EBUSY" ? "; an entry that is a mount point cannot be moved" : "";
+  const cause = `${describeOsError(error)}${busy}`;
+  try {
+    const moved = undoSwap(target, state, record);
+    reporter.event("warning", "restore_chroma_swap_undone", { target, entries_moved_back: moved });
+    const left = `Chroma was put back as it was (${moved} entries moved back, the staged copy removed)`;
+    return new SwapFailure(cause, left, true, { cause: error });
+  } catch (undoError) {
+    const left = `Chroma could not be put back (${describeOsError(undoError)}): its old entries are in ` +
+      `${join(target, state.old)}, kept until the next restore moves them back`;
+    return new SwapFailure(cause, left, false, { cause: error });
+  }
+}
+
+/**
+ * Undo the swap `state` describes: remove the new entries moved in (copies of the snapshot), move the old ones
+ * back, remove both hidden folders. Each step is recorded first, so that undoing can itself be interrupted.
+ *
+ * @returns How many old entries were moved back.
+ */
+function undoSwap(target: string, state: SwapState, record: RecordSwap): number {
+  if (state.phase === "moving-new-in") {
+    // Every old entry was moved aside before this phase was recorded: what the folder shows now is new.
+    for (const name of chromaEntryNames(target)) removeQuietly(join(target, name));
+    syncDir(target);
+    record({ ...state, phase: "moving-old-aside" });
+  }
+  const old = join(target, state.old);
+  const names = entriesOrNone(old).map((entry) => entry.name);
+  for (const name of names) {
+    // Nothing else is in the folder under the same name in this phase; a rename would replace a file silently.
+    if (exists(join(target, name))) throw new Error(`${join(target, name)} is in the way of the old entry ${name}`);
+    Deno.renameSync(join(old, name), join(target, name));
+  }
+  syncDir(target);
+  removeQuietly(old);
+  removeQuietly(join(target, state.staged));
+  syncDir(target);
+  tryRecord(record, null);
+  return names.length;
+}
+
+/**
+ * Settle a swap that a killed restore left in `target` (as its intent recorded it): undone while it was still
+ * moving entries, finished (the old entries removed) once the new ones were all in.
+ *
+ * @returns What settling changed, in words; `part` set when Chroma's visible contents changed.
+ */
+export function settleSwap(target: string, state: SwapState, record: RecordSwap, reporter: Reporter): Change {
+  if (state.phase !== "clearing-old") {
+    const moved = undoSwap(target, state, record);
+    reporter.event("warning", "restore_chroma_swap_undone", { target, entries_moved_back: moved });
+    const what = `put the Chroma folder ${target} back as it was before the unfinished restore's swap ` +
+      `(${moved} entries moved back)`;
+    return moved > 0 || state.phase === "moving-new-in" ? { what, part: "chroma" } : { what };
+  }
+  removeQuietly(join(target, state.staged));
+  removeQuietly(join(target, state.old));
+  syncDir(target);
+  tryRecord(record, null);
+  reporter.event("warning", "restore_chroma_swap_finished", { target });
+  return { what: `finished the unfinished restore's swap of the Chroma folder ${target} (its old entries removed)` };
+}
+
+/**
+ * Record that the folder is whole again where failing to do so is harmless: a recorded state whose old
+ * folder is gone settles by moving nothing.
+ */
+function tryRecord(record: RecordSwap, state: SwapState | null): void {
+  try {
+    record(state);
+  } catch {
+    // Kept as it was: settling it again moves nothing (see above).
+  }
+}
+
+/** The entries of a Chroma folder that are Chroma's, leaving out the hidden folders restore works in. */
+function chromaEntryNames(folder: string): string[] {
+  return entriesOrNone(folder).map((entry) => entry.name).filter((name) =>
+    !name.startsWith(CHROMA_STAGING_PREFIX) && !name.startsWith(CHROMA_OLD_PREFIX)
+  );
 }

@@ -33,6 +33,7 @@ import { CHROMA_DB_FILE, CHROMA_DB_SIDECARS, CHROMA_OLD_PREFIX, CHROMA_STAGING_P
 import { hasEmptySchema } from "../sqlite/empty_schema.ts";
 import { newestStamp, nextSequence } from "./list.ts";
 import { requireOwnFolders } from "./own_folders.ts";
+import { refuseUnfinishedRestore } from "./restore_intent.ts";
 import { validateSnapshotAt, type ValidationResult } from "./validate.ts";
 
 /** Attempts at a Chroma copy before a folder that keeps changing is reported. */
@@ -86,12 +87,14 @@ export type CreateResult = SnapshotMetadata & {
  *
  * @throws {UsageError} when the live database does not exist, or the backup folder's own
  * folders are links or other filesystems (no snapshot is made).
- * @throws {RefusedError} when the newest snapshot is stamped in the future (`maxClockSkewMs`).
+ * @throws {RefusedError} while a restore into the store is unfinished (it may be part old, part new), or when the
+ * newest snapshot is stamped in the future (`maxClockSkewMs`).
  * @throws {OperationError} when the live registry is not JSON (checked before anything
  * is copied; unless `keepInvalidRegistry`), the live database is empty (`refuseEmptyDatabase`), copying fails, or the
  * snapshot does not validate.
  */
 export async function createSnapshot(config: Config, options: CreateOptions): Promise<CreateResult> {
+  refuseUnfinishedRestore(config);
   requireOwnFolders(config.backupDir.path);
   requireDatabase(config.db.path, options.refuseEmptyDatabase ?? false);
   await requireParsableRegistry(config.registry.path, options);

@@ -15,7 +15,19 @@ import type { Reporter } from "../report/reporter.ts";
 import { checkedStamp } from "../snapshot/layout.ts";
 import { CHROMA_OLD_PREFIX } from "../snapshot/chroma.ts";
 import type { SqliteDriver } from "../sqlite/driver.ts";
-import { stageChroma, type StagedChroma, swapChroma } from "./chroma_swap.ts";
+import { stageChroma, type StagedChroma, swapChroma, SwapFailure } from "./chroma_swap.ts";
+import {
+  dropIntent,
+  findUnfinished,
+  finishIntent,
+  type IntentContext,
+  newIntentContext,
+  recordStep,
+  recordSwap,
+  restoreIntentPath,
+  settleStep,
+  unfinishedNote,
+} from "./restore_intent.ts";
 import {
   checkLivePaths,
   checkOpenFiles,
@@ -86,17 +98,19 @@ export interface RestoreResult {
 /**
  * Restore the snapshot `stamp` of the backup folder over the live store, or under `options.to`.
  *
- * Order: refusals (a `to` that is not an empty folder, acknowledgment, open files), deep validation, free space,
- * pre-restore snapshot, open files again, Chroma copy staged, WAL checkpointed and its sidecars removed, database and registry
- * replaced, Chroma contents swapped, integrity check. A failed integrity check is
- * returned (`restored_integrity_ok: false`), not thrown.
+ * Order: refusals (a `to` that is not an empty folder, acknowledgment, open files), deep validation, an unfinished
+ * restore's record read, free space, pre-restore snapshot (none when resuming: the first attempt's stays the way
+ * back), open files again; then, live, the unfinished restore's Chroma swap settled and this run's record written;
+ * Chroma copy staged, WAL checkpointed and its sidecars removed, database and registry replaced, Chroma contents
+ * swapped, integrity check, journal modes set back, record removed. A failed integrity check is returned
+ * (`restored_integrity_ok: false`), not thrown.
  *
  * @throws {UsageError} for a stamp that is not plain, or a target of the wrong kind (`to` a file).
  * @throws {RefusedError} without the acknowledgment, while other processes hold the database, when the snapshot
- *   does not validate, when `to` is the live store or holds entries (without `force`), or when a filesystem lacks
- *   the space the restore needs; nothing is changed.
- * @throws {OperationError} when a step fails; the message says whether live data changed
- *   and names the pre-restore stamp to go back to.
+ *   does not validate, when `to` is the live store or holds entries (without `force`), when a filesystem lacks
+ *   the space the restore needs, or when an unfinished restore's record is unreadable; nothing is changed.
+ * @throws {OperationError} when a step fails; the message says exactly what changed and what not, and, when live
+ *   data changed, that the restore is recorded as unfinished and how to finish it or go back.
  */
 export async function restoreSnapshot(config: Config, stamp: string, options: RestoreOptions): Promise<RestoreResult> {
   checkedStamp(stamp);
@@ -108,18 +122,29 @@ export async function restoreSnapshot(config: Config, stamp: string, options: Re
   const validation = await validatedSnapshot(config, stamp, options);
   const plan = planRestore(config, stamp, validation, to, options);
   const { sources, targets } = plan;
-  requireFreeSpace(config, plan, to === null && options.preSnapshot, options.reporter);
-  const preStamp = to === null && options.preSnapshot
+  const unfinished = to === null ? findUnfinished(config, options.reporter) : null;
+  // Resuming, no new pre-restore snapshot: the way back stays the one taken before the first attempt changed anything.
+  const takesPreSnapshot = to === null && options.preSnapshot && unfinished === null;
+  requireFreeSpace(config, plan, takesPreSnapshot, options.reporter);
+  const preStamp = unfinished !== null
+    ? unfinished.pre_restore_snapshot
+    : takesPreSnapshot
     ? await preRestoreSnapshot(config, sources.chroma !== null, options, stamp)
     : null;
-  recheckOpenFiles(config, openFilesChecked, preStamp, options);
-  const chroma = replaceStore(plan, preStamp, options);
+  recheckOpenFiles(config, openFilesChecked, takesPreSnapshot ? preStamp : null, options);
+  const intent = to === null ? newIntentContext(config, stamp, sources.chroma !== null, preStamp, unfinished) : null;
+  const chroma = replaceStore(plan, preStamp, options, intent);
   const integrity = checkRestored(options.driver, targets.db);
-  restoreJournalModes(
-    validation.metadata!,
-    { db: targets.db, chroma: chroma === null ? null : targets.chroma },
-    options.reporter,
-  );
+  try {
+    restoreJournalModes(
+      validation.metadata!,
+      { db: targets.db, chroma: chroma === null ? null : targets.chroma },
+      options.reporter,
+    );
+  } finally {
+    // The last change made or failed, the store is whole, the snapshot's (a kill before leaves the record).
+    if (intent !== null) finishIntent(intent);
+  }
   const result: RestoreResult = {
     stamp,
     pre_restore_snapshot: preStamp,
@@ -185,8 +210,10 @@ interface ReplaceStep<T> {
   doing: string;
   /** Do it, noting in `changes` each change as it is made. */
   run: (changes: Change[]) => T;
-  /** Once the step has failed: a change it may have made without noting it (a rename whose flush failed). */
-  failedChange?: () => Change | null;
+  /** Once the step has failed with `error`: a change it may have made unnoted (a rename whose flush failed). */
+  failedChange?: (error: unknown) => Change | null;
+  /** Once the step has failed with `error`: what it knows of the state it left beyond the changes, in words. */
+  stateIfFailed?: (error: unknown) => string | null;
 }
 
 /** What the error of a failed step needs besides the step. */
@@ -196,6 +223,8 @@ interface FailureContext {
   preStamp: string | null;
   to?: string;
   changes: Change[];
+  /** The live restore's record; `null` with `to`. */
+  intent: IntentContext | null;
 }
 
 /**
@@ -203,11 +232,20 @@ interface FailureContext {
  *
  * @returns The Chroma files and bytes restored, or `null` when Chroma is not restored.
  */
-function replaceStore(plan: RestorePlan, preStamp: string | null, options: RestoreOptions): CopyTotals | null {
-  const context: FailureContext = { plan, staged: null, preStamp, to: options.to, changes: [] };
+function replaceStore(
+  plan: RestorePlan,
+  preStamp: string | null,
+  options: RestoreOptions,
+  intent: IntentContext | null,
+): CopyTotals | null {
+  const context: FailureContext = { plan, staged: null, preStamp, to: options.to, changes: [], intent };
+  if (intent !== null) {
+    runStep(settleStep(intent, options.reporter), context);
+    runStep(recordStep(intent), context);
+  }
   const staged = runStep(stagingStep(plan, options.reporter), context);
   context.staged = staged;
-  for (const step of replaceSteps(plan, staged, options)) runStep(step, context);
+  for (const step of replaceSteps(plan, staged, options, intent)) runStep(step, context);
   return staged?.totals ?? null;
 }
 
@@ -216,11 +254,12 @@ function runStep<T>(step: ReplaceStep<T>, context: FailureContext): T {
   try {
     return step.run(context.changes);
   } catch (error) {
-    const late = step.failedChange?.() ?? null;
+    const late = step.failedChange?.(error) ?? null;
     if (late !== null) context.changes.push(late);
     if (context.staged !== null) removeStaged(context.staged.folder, context.changes);
+    const known = step.stateIfFailed?.(error) ?? null;
     throw new OperationError(
-      `restore failed while ${step.doing} (${describeOsError(error)}); ${afterFailure(context)}`,
+      `restore failed while ${step.doing} (${describeOsError(error)}); ${afterFailure(context, known)}`,
       { cause: error },
     );
   }
@@ -235,23 +274,43 @@ function removeStaged(folder: string, changes: Change[]): void {
   }
 }
 
-/** What a failed restore leaves, exactly: what it changed (and what not), and the next step. */
-function afterFailure({ plan, preStamp, to, changes }: FailureContext): string {
+/**
+ * What a failed restore leaves, exactly: what it changed (and what not), what the failed step `known` says besides,
+ * and the next step. A run that changed none of the store's data and found no unfinished restore removes its record.
+ */
+function afterFailure(context: FailureContext, known: string | null): string {
+  const { preStamp, to, changes, intent } = context;
   if (to !== undefined) {
     return `${to} may be partly rebuilt (the live store was not touched); fix the cause and run again with --force`;
   }
   const done = changes.map((change) => change.what).join("; ");
-  const again = `fix the cause and run again${preStamp ? ` (the pre-restore snapshot ${preStamp} is kept)` : ""}`;
-  if (changes.length === 0) return `the database, registry and Chroma were not changed; ${again}`;
-  if (!changes.some((change) => change.part !== undefined)) {
-    return `the database's rows, the registry and Chroma's contents were not changed (done: ${done}); ${again}`;
+  const dataChanged = changes.some((change) => change.part !== undefined);
+  const unfinished = intent?.unfinished ?? null;
+  if (!dataChanged && unfinished === null) {
+    const stuck = intent === null ? null : dropIntent(intent);
+    const record = stuck === null ? "" : `; the record ${restoreIntentPath(intent!.db)} could not be removed ` +
+      `(${stuck}): remove it (create refuses while it is there)`;
+    const again = `fix the cause and run again${preStamp ? ` (the pre-restore snapshot ${preStamp} is kept)` : ""}`;
+    const state = changes.length === 0
+      ? "the database, registry and Chroma were not changed"
+      : `the database's rows, the registry and Chroma's contents were not changed (done: ${done})`;
+    return [state + record, known, again].filter(Boolean).join("; ");
   }
-  const { sources, targets } = plan;
+  const since = unfinished === null ? "" : ` since the restore of ${unfinished.stamp} that did not finish`;
+  const listing = dataChanged
+    ? `changed so far: ${done}; not changed${since}: ${untouchedParts(context)}`
+    : `this run changed none of the store's data${changes.length ? ` (done: ${done})` : ""}: the store is ` +
+      `still as the restore of ${unfinished!.stamp} that did not finish left it`;
+  return [listing, known, intent === null ? goBack(preStamp) : unfinishedNote(intent)].filter(Boolean).join("; ");
+}
+
+/** The parts of the store (the database, the registry and Chroma, as restored) that no change noted touched. */
+function untouchedParts({ plan: { sources, targets }, changes }: FailureContext): string {
   const parts: [Change["part"], string][] = [["database", `the database ${targets.db}`]];
   if (sources.registry !== null) parts.push(["registry", `the registry ${targets.registry}`]);
   if (sources.chroma !== null) parts.push(["chroma", `the Chroma folder ${targets.chroma}`]);
   const untouched = parts.filter(([part]) => !changes.some((change) => change.part === part)).map(([, name]) => name);
-  return `changed so far: ${done}; not changed: ${untouched.join(", ") || "nothing else"}; ${goBack(preStamp)}`;
+  return untouched.join(", ") || "nothing else";
 }
 
 function stagingStep(plan: RestorePlan, reporter: Reporter): ReplaceStep<StagedChroma | null> {
@@ -266,7 +325,12 @@ function stagingStep(plan: RestorePlan, reporter: Reporter): ReplaceStep<StagedC
 }
 
 /** The steps after staging, in order: live data changes from the database's replacement on. */
-function replaceSteps(plan: RestorePlan, staged: StagedChroma | null, options: RestoreOptions): ReplaceStep<void>[] {
+function replaceSteps(
+  plan: RestorePlan,
+  staged: StagedChroma | null,
+  options: RestoreOptions,
+  intent: IntentContext | null,
+): ReplaceStep<void>[] {
   const { sources: { db, registry }, targets } = plan;
   const { driver, reporter } = options;
   const replaced = (path: string, what: string, part: Change["part"]) => {
@@ -297,25 +361,45 @@ function replaceSteps(plan: RestorePlan, staged: StagedChroma | null, options: R
       failedChange: replaced(targets.registry, registryReplaced, "registry"),
     });
   }
-  if (staged !== null) steps.push(swapStep(staged, targets.chroma, reporter));
+  if (staged !== null) {
+    const kept = registry === null ? "the database is" : "the database and the registry are";
+    steps.push(swapStep(staged, targets.chroma, reporter, intent, kept));
+  }
   return steps;
 }
 
-function swapStep(staged: StagedChroma, target: string, reporter: Reporter): ReplaceStep<void> {
+/**
+ * The swap of Chroma's contents, recording its phases in `intent`. A swap that failed and was undone changed
+ * nothing of Chroma's; its state, and that the files replaced before (`kept`) stay the snapshot's, are said.
+ */
+function swapStep(
+  staged: StagedChroma,
+  target: string,
+  reporter: Reporter,
+  intent: IntentContext | null,
+  kept: string,
+): ReplaceStep<void> {
   return {
     doing: `swapping the contents of the Chroma folder ${target}`,
     run: (changes) => {
-      swapChroma(staged, target, reporter);
+      swapChroma(staged, target, reporter, recordSwap(intent));
       reporter.event("info", "restore_chroma_swapped", { target, ...staged.totals });
       changes.push({
         what: `replaced the contents of the Chroma folder ${target} with the snapshot's`,
         part: "chroma",
       });
     },
-    failedChange: () => ({
-      what: `the Chroma folder ${target} may be partly swapped (old entries moved aside in ${CHROMA_OLD_PREFIX}*)`,
-      part: "chroma",
-    }),
+    failedChange: (error) =>
+      error instanceof SwapFailure && error.undone ? null : {
+        what: error instanceof SwapFailure
+          ? `the Chroma folder ${target} is partly swapped`
+          : `the Chroma folder ${target} may be partly swapped (old entries moved aside in ${CHROMA_OLD_PREFIX}*)`,
+        part: "chroma",
+      },
+    stateIfFailed: (error) =>
+      error instanceof SwapFailure && intent !== null
+        ? `${error.state}; ${kept} already those of snapshot ${intent.record.stamp}, kept (not rolled back)`
+        : null,
   };
 }
 

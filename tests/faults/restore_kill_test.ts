@@ -170,7 +170,7 @@ Deno.test("restore --to killed at random moments: the live store is untouched an
   }
 });
 
-Deno.test("the Chroma copy a killed restore staged is not backed up by the next create, nor restored", async () => {
+Deno.test("the Chroma copy a killed restore staged is never backed up: create refuses until the restore is finished", async () => {
   using store = tempStore({ dbMiB: 4, chromaMiB: 4, seed: 23 });
   const env = storeEnv(store);
   const stamp = await createdStamp(env);
@@ -178,6 +178,11 @@ Deno.test("the Chroma copy a killed restore staged is not backed up by the next 
   const killed = await runAndKill(restore, env, 0, "restore_chroma_staged");
   assert.equal(killed.code, null, "restore finished before the kill");
   assert.ok(entryNames(store.chromaDir).some((name) => name.startsWith(".atocore-restore-")), "nothing was staged");
+  const refused = await runCli(["create", "--chroma"], { env });
+  assert.equal(refused.code, 3, `create ran over an unfinished restore: ${refused.stderr}`);
+  assert.ok(refused.stderr.includes(`finish it with 'atocore-backup restore ${stamp} --confirm-service-stopped'`));
+  const finished = await runCli(restore, { env });
+  assert.equal(finished.code, 0, finished.stderr);
   const second = await runCli(["create", "--chroma"], { env });
   assert.equal(second.code, 0, second.stderr);
   const { backup_root: root, stamp: secondStamp } = second.json as { backup_root: string; stamp: string };

@@ -1,0 +1,303 @@
+/**
+ * The record a live restore keeps beside the live database from before its first change to after its last, so that
+ * a restore that did not finish is known to create (which refuses the half-restored store) and to the next restore.
+ *
+ * @module
+ */
+import { basename, dirname, isAbsolute, join, resolve } from "node:path";
+import type { Config } from "../config.ts";
+import { describeOsError, OperationError, RefusedError } from "../errors.ts";
+import { removeQuietly, syncDir, writeFileAtomic } from "../fs/durable.ts";
+import { entriesOrNone, lstatOrNull } from "../fs/probe.ts";
+import type { Reporter } from "../report/reporter.ts";
+import { CHROMA_OLD_PREFIX, CHROMA_STAGING_PREFIX } from "../snapshot/chroma.ts";
+import { isStamp } from "../snapshot/stamp.ts";
+import { clearLeftovers, type RecordSwap, settleSwap, type SwapState } from "./chroma_swap.ts";
+import type { Change } from "./restore_wal.ts";
+
+/** Largest intent file read; a real one is a few hundred bytes. */
+const MAX_INTENT_BYTES = 64 * 1024;
+const PHASES = ["moving-old-aside", "moving-new-in", "clearing-old"];
+
+/** What a live restore is doing, as recorded in its intent file. */
+export interface RestoreIntent {
+  format: 1;
+  /** The snapshot being restored. */
+  stamp: string;
+  /** The backup folder it comes from. */
+  backup_dir: string;
+  /** The live Chroma folder. */
+  chroma_dir: string;
+  /** Whether Chroma is restored. */
+  chroma: boolean;
+  /** The stamp that undoes the restore, when there is one. */
+  pre_restore_snapshot: string | null;
+  started_at: string;
+  pid: number;
+  /** The Chroma swap in progress, or `null` while Chroma is whole (old or new). */
+  swap: SwapState | null;
+}
+
+/** `<database folder>/.<database name>.restore-intent.json`: beside the store it is about, whatever backup folder. */
+export function restoreIntentPath(dbPath: string): string {
+  return join(dirname(dbPath), `.${basename(dbPath)}.restore-intent.json`);
+}
+
+/** A live restore's intent as the run holds it: written before its first change, cleared after its last. */
+export interface IntentContext {
+  /** The live database, beside which the record is kept. */
+  db: string;
+  record: RestoreIntent;
+  /** The intent of an earlier restore that did not finish, which this run settled and goes on from. */
+  unfinished: RestoreIntent | null;
+  /** Whether this run has written its record. */
+  written: boolean;
+}
+
+/** The intent of a live restore of `stamp` about to begin (going on from `unfinished`, when one was found). */
+export function newIntentContext(
+  config: Config,
+  stamp: string,
+  chroma: boolean,
+  preStamp: string | null,
+  unfinished: RestoreIntent | null,
+): IntentContext {
+  const record: RestoreIntent = {
+    format: 1,
+    stamp,
+    backup_dir: config.backupDir.path,
+    chroma_dir: config.chromaDir.path,
+    chroma,
+    pre_restore_snapshot: preStamp,
+    started_at: new Date().toISOString(),
+    pid: Deno.pid,
+    swap: null,
+  };
+  return { db: config.db.path, record, unfinished, written: false };
+}
+
+/** A step of restore's replacement of the store (the shape restore runs and names when it fails). */
+interface IntentStep {
+  doing: string;
+  run: (changes: Change[]) => void;
+}
+
+/** The step that writes the intent before the first live change (a record, not a change of the store's data). */
+export function recordStep(intent: IntentContext): IntentStep {
+  return {
+    doing: `recording the restore's intent beside the database ${intent.db} (${restoreIntentPath(intent.db)})`,
+    run: () => {
+      writeIntent(intent.db, intent.record);
+      intent.written = true;
+    },
+  };
+}
+
+/**
+ * Remove the record after the restore's last change: the store is whole, the snapshot's.
+ *
+ * @throws {OperationError} when it cannot be removed: the restore itself is complete, but create refuses until then.
+ */
+export function finishIntent(intent: IntentContext): void {
+  const path = restoreIntentPath(intent.db);
+  try {
+    clearIntent(intent.db);
+  } catch (error) {
+    throw new OperationError(
+      `restore failed while removing the record of the finished restore ${path} (${describeOsError(error)}); the ` +
+        `restore itself is complete; remove ${path} (create refuses while it is there)`,
+      { cause: error },
+    );
+  }
+}
+
+/**
+ * Remove the record of a run that changed none of the store's data (its own failure): `null` when done, else why
+ * it is still there.
+ */
+export function dropIntent(intent: IntentContext): string | null {
+  try {
+    if (intent.written) clearIntent(intent.db);
+    return null;
+  } catch (error) {
+    return describeOsError(error);
+  }
+}
+
+/** How the swap records its phases in the intent, so that a killed swap can be settled; `null` with `--to`. */
+export function recordSwap(intent: IntentContext | null): RecordSwap {
+  return (swap) => {
+    if (intent === null) return; // nothing live, nothing to record
+    intent.record.swap = swap;
+    writeIntent(intent.db, intent.record);
+  };
+}
+
+/** Where the unfinished restore is recorded, and how to finish it or go back. */
+export function unfinishedNote(intent: IntentContext): string {
+  const record = intent.written ? intent.record : intent.unfinished ?? intent.record;
+  return `the restore is recorded as unfinished in ${restoreIntentPath(intent.db)} and create refuses until ` +
+    `then: fix the cause, then ${finishOrGoBack(record, intent.record.backup_dir)}`;
+}
+
+/** Write the intent durably (replacing any earlier one at once: never torn). */
+export function writeIntent(dbPath: string, intent: RestoreIntent): void {
+  writeFileAtomic(restoreIntentPath(dbPath), JSON.stringify(intent, null, 2) + "\n");
+}
+
+/** Remove the intent durably: the restore is finished, or changed nothing. */
+export function clearIntent(dbPath: string): void {
+  removeQuietly(restoreIntentPath(dbPath));
+  syncDir(dirname(dbPath));
+}
+
+/**
+ * The intent a restore left unfinished beside the live database `dbPath`, or `null` when there is none.
+ *
+ * @throws {RefusedError} when the file is not a regular file or not an intent this tool wrote (never followed,
+ *   never guessed at).
+ */
+export function readIntent(dbPath: string): RestoreIntent | null {
+  const path = restoreIntentPath(dbPath);
+  const info = lstatOrNull(path);
+  if (info === null) return null;
+  const unreadable = (why: string) =>
+    new RefusedError(
+      `the record of an unfinished restore ${path} ${why}; the live store may be part old, part new: ` +
+        `check it, remove the file, then restore a snapshot (see 'list')`,
+    );
+  if (!info.isFile || info.size > MAX_INTENT_BYTES) throw unreadable("is not a small regular file");
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(Deno.readTextFileSync(path));
+  } catch (error) {
+    throw unreadable(`cannot be read (${(error as Error).message.split("\n")[0]})`);
+  }
+  if (!isIntent(parsed)) throw unreadable("is not one this tool wrote");
+  return parsed;
+}
+
+function isIntent(value: unknown): value is RestoreIntent {
+  const intent = value as RestoreIntent;
+  return typeof value === "object" && value !== null && intent.format === 1 && typeof intent.stamp === "string" &&
+    isStamp(intent.stamp) && isAbsolutePath(intent.backup_dir) && isAbsolutePath(intent.chroma_dir) &&
+    typeof intent.chroma === "boolean" &&
+    (intent.pre_restore_snapshot === null ||
+      (typeof intent.pre_restore_snapshot === "string" && isStamp(intent.pre_restore_snapshot))) &&
+    (intent.swap === null || isSwapState(intent.swap));
+}
+
+function isAbsolutePath(value: unknown): boolean {
+  return typeof value === "string" && isAbsolute(value);
+}
+
+/** A swap state whose folder names are this tool's hidden folders, plain names that stay inside Chroma's folder. */
+function isSwapState(value: unknown): value is SwapState {
+  const state = value as SwapState;
+  const plain = (name: unknown, prefix: string) =>
+    typeof name === "string" && name.startsWith(prefix) && !name.includes("/") && name.length > prefix.length;
+  return typeof value === "object" && value !== null && PHASES.includes(state.phase) &&
+    plain(state.old, CHROMA_OLD_PREFIX) && plain(state.staged, CHROMA_STAGING_PREFIX);
+}
+
+/**
+ * Before a live restore changes anything: the intent a restore left unfinished, or `null`.
+ *
+ * @throws {RefusedError} when its record is unreadable, or names another Chroma folder than this run's (nothing
+ *   changed).
+ */
+export function findUnfinished(config: Config, reporter: Reporter): RestoreIntent | null {
+  const path = restoreIntentPath(config.db.path);
+  const intent = readIntent(config.db.path);
+  if (intent === null) return null;
+  reporter.event("warning", "restore_unfinished_found", { intent: path, stamp: intent.stamp, swap: intent.swap });
+  if (intent.swap !== null && !sameFolder(intent.chroma_dir, config.chromaDir.path)) {
+    throw new RefusedError(
+      `the unfinished restore recorded in ${path} was swapping the Chroma folder ${intent.chroma_dir}, not ` +
+        `${config.chromaDir.path}; nothing was changed; run again with --chroma-dir ${intent.chroma_dir}`,
+    );
+  }
+  return intent;
+}
+
+/**
+ * The first step of a live restore: clear temporaries of the intent file left by a kill, and when a restore was
+ * left unfinished (`intent.unfinished`), settle the Chroma swap it was in (undone, or finished once the new entries
+ * were all in) and clear what it staged; each change noted.
+ */
+export function settleStep(intent: IntentContext, reporter: Reporter): IntentStep {
+  const { db, unfinished, record: { chroma_dir: chroma } } = intent;
+  return {
+    doing: unfinished?.swap
+      ? `settling the Chroma swap of the unfinished restore of ${unfinished.stamp} in ${chroma}`
+      : `clearing what an unfinished restore left beside ${db}`,
+    run: (changes) => {
+      removeIntentTemporaries(db, reporter, changes);
+      if (unfinished === null) return;
+      if (unfinished.swap !== null) {
+        changes.push(settleSwap(chroma, unfinished.swap, (swap) => {
+          unfinished.swap = swap;
+          writeIntent(db, unfinished);
+        }, reporter));
+      }
+      // Chroma is whole now; what the unfinished run staged goes, also when this run leaves Chroma alone.
+      const removed = sameFolder(unfinished.chroma_dir, chroma) ? clearLeftovers(chroma, reporter) : 0;
+      if (removed > 0) {
+        changes.push({ what: `removed ${removed} leftover(s) of the unfinished restore from ${chroma}` });
+      }
+    },
+  };
+}
+
+/** Remove temporaries of the intent file that a killed write left. */
+function removeIntentTemporaries(dbPath: string, reporter: Reporter, changes: Change[]): void {
+  const path = restoreIntentPath(dbPath);
+  let removed = 0;
+  for (const entry of entriesOrNone(dirname(path))) {
+    if (!entry.name.startsWith(`.${basename(path)}.tmp-`)) continue;
+    removeQuietly(join(dirname(path), entry.name));
+    removed += 1;
+    reporter.event("warning", "stale_leftover_removed", { path: join(dirname(path), entry.name) });
+  }
+  if (removed > 0) changes.push({ what: `removed ${removed} temporary file(s) of the record ${path}` });
+}
+
+function sameFolder(first: string, second: string): boolean {
+  return resolve(first) === resolve(second);
+}
+
+/**
+ * The next step while `intent` is unfinished: finish it (the same restore again) or go back (the pre-restore
+ * snapshot), as commands for the backup folder `backupDir` of this run.
+ */
+export function finishOrGoBack(intent: RestoreIntent, backupDir: string): string {
+  const where = resolve(intent.backup_dir) === resolve(backupDir) ? "" : ` --backup-dir ${quoted(intent.backup_dir)}`;
+  const finish = `atocore-backup restore ${intent.stamp} --confirm-service-stopped${
+    intent.chroma ? "" : " --no-chroma"
+  }`;
+  const back = intent.pre_restore_snapshot === null
+    ? "or go back by restoring another snapshot (no pre-restore snapshot was taken)"
+    : `or go back with 'atocore-backup restore ${intent.pre_restore_snapshot} --confirm-service-stopped${where}' ` +
+      `(the pre-restore snapshot)`;
+  return `finish it with '${finish}${where}', ${back}`;
+}
+
+/**
+ * Refuse to back up a store that a restore left unfinished: it may be part old, part new.
+ *
+ * @throws {RefusedError} naming the record and how to finish or go back.
+ */
+export function refuseUnfinishedRestore(config: Config): void {
+  const intent = readIntent(config.db.path);
+  if (intent === null) return;
+  throw new RefusedError(
+    `a restore of snapshot ${intent.stamp} into this store did not finish (recorded in ` +
+      `${restoreIntentPath(config.db.path)} at ${intent.started_at}): the live store may be part old, part new, ` +
+      `and is not backed up; ${finishOrGoBack(intent, config.backupDir.path)}`,
+  );
+}
+
+/** A path as a shell word. */
+function quoted(path: string): string {
+  return /^[\w./@%+=:,-]+$/.test(path) ? path : `'${path.replaceAll("'", `'\\''`)}'`;
+}

@@ -1,0 +1,64 @@
+/**
+ * The record of an unfinished restore kept beside the live database: never opened unless a small regular file, and
+ * never trusted to name a folder outside the Chroma folder's hidden ones; a run that finishes removes it.
+ */
+import assert from "node:assert/strict";
+import { join } from "node:path";
+import { createdStamp, runCli, storeEnv, tempStore } from "../_helpers.ts";
+import { entryNames, treeDigest } from "../_faults.ts";
+
+const INTENT = ".atocore.db.restore-intent.json";
+
+Deno.test("a record that is a FIFO or a symbolic link is never opened: create and restore refuse, nothing changed", async () => {
+  using store = tempStore({ dbMiB: 1, chromaMiB: 1 });
+  const env = storeEnv(store);
+  const stamp = await createdStamp(env);
+  const intent = join(store.dataDir, INTENT);
+  const makers: [string, () => void][] = [
+    ["FIFO", () => new Deno.Command("mkfifo", { args: [intent] }).outputSync()],
+    ["symbolic link", () => Deno.symlinkSync(store.registry, intent)],
+  ];
+  for (const [kind, make] of makers) {
+    make();
+    const before = treeDigest(store.dataDir, ["backups", INTENT]); // the record itself is never read
+    for (const args of [["create"], ["restore", stamp, "--confirm-service-stopped"]]) {
+      const run = await runCli(args, { env });
+      assert.equal(run.code, 3, `${kind}, ${args[0]}: exit ${run.code}: ${run.stderr}`);
+      assert.ok(run.stderr.includes(`${intent} is not a small regular file`), run.stderr);
+    }
+    assert.deepEqual(treeDigest(store.dataDir, ["backups", INTENT]), before, `${kind}: the live store changed`);
+    assert.equal(entryNames(join(store.backupDir, "snapshots")).length, 1, `${kind}: a snapshot was made`);
+    Deno.removeSync(intent);
+  }
+});
+
+Deno.test("a record naming a folder outside the Chroma folder's hidden ones is refused, and that folder is kept", async () => {
+  using store = tempStore({ dbMiB: 1, chromaMiB: 1 });
+  const env = storeEnv(store);
+  const stamp = await createdStamp(env);
+  const outside = join(store.dataDir, "outside");
+  Deno.mkdirSync(outside);
+  Deno.writeTextFileSync(join(outside, "keep.txt"), "not Chroma's");
+  const record = {
+    format: 1,
+    stamp,
+    backup_dir: store.backupDir,
+    chroma_dir: store.chromaDir,
+    chroma: true,
+    pre_restore_snapshot: null,
+    started_at: new Date().toISOString(),
+    pid: 1,
+    swap: { phase: "moving-old-aside", old: "../outside", staged: ".atocore-restore-1-00000000" },
+  };
+  Deno.writeTextFileSync(join(store.dataDir, INTENT), JSON.stringify(record));
+  const run = await runCli(["restore", stamp, "--confirm-service-stopped"], { env });
+  assert.equal(run.code, 3, run.stderr);
+  assert.match(run.stderr, /is not one this tool wrote/);
+  assert.deepEqual(entryNames(outside), ["keep.txt"]);
+  const create = await runCli(["create"], { env });
+  assert.equal(create.code, 3, create.stderr);
+  Deno.removeSync(join(store.dataDir, INTENT));
+  const after = await runCli(["restore", stamp, "--confirm-service-stopped"], { env });
+  assert.equal(after.code, 0, after.stderr);
+  assert.ok(!entryNames(store.dataDir).includes(INTENT), "a finished restore left its record");
+});

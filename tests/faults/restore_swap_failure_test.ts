@@ -1,0 +1,89 @@
+/**
+ * A Chroma swap that fails half way (a segment folder of the live Chroma folder that is a mount point: its rename
+ * fails with EBUSY) is undone: the entries moved aside come back, the staged copy goes, the message says that the
+ * database and registry are already the snapshot's, create refuses the mixed store, and the printed ways out work.
+ */
+import assert from "node:assert/strict";
+import { join } from "node:path";
+import { createdStamp, runCli, storeEnv, tempStore } from "../_helpers.ts";
+import { entryNames, ledgerState, skipBecause, treeDigest } from "../_faults.ts";
+import { mountTmpfs } from "../_mount.ts";
+
+/** Sorted last, so every other entry has been moved aside when its rename fails. */
+const MOUNTED = "zzzz-mounted-segment";
+
+/** Change the live store after the snapshot: ledger rows, the registry, one Chroma file, and extra Chroma entries. */
+async function changeLive(store: { db: string; registry: string; chromaDir: string }): Promise<void> {
+  const output = await new Deno.Command("sqlite3", {
+    args: [store.db, "INSERT INTO ledger (amount) VALUES (7); UPDATE ledger_total SET total = total + 7;"],
+  }).output();
+  assert.equal(output.code, 0);
+  Deno.writeTextFileSync(store.registry, JSON.stringify({ projects: [{ id: "changed-after-the-snapshot" }] }));
+  for (let index = 0; index < 20; index++) {
+    Deno.writeTextFileSync(join(store.chromaDir, `added-${index}.bin`), `entry ${index} added after the snapshot`);
+  }
+  Deno.mkdirSync(join(store.chromaDir, MOUNTED));
+}
+
+/** The one line of a failed run that is not a JSON event. */
+function errorLine(stderr: string): string {
+  const lines = stderr.trim().split("\n").filter((line) => !line.startsWith("{"));
+  assert.equal(lines.length, 1, `not one line: ${stderr}`);
+  return lines[0];
+}
+
+/** The command quoted after `words` in a message, as arguments for the CLI (without the program's name). */
+function quotedCommand(message: string, words: string): string[] {
+  const found = message.match(new RegExp(`${words} '([^']+)'`));
+  assert.ok(found, `no command after "${words}": ${message}`);
+  const [program, ...args] = found[1].split(" ");
+  assert.equal(program, "atocore-backup");
+  return args;
+}
+
+for (const way of ["finish it with", "go back with"]) {
+  Deno.test(`a Chroma swap stopped by a mount point is undone and says so; '${way}' then works`, async () => {
+    using store = tempStore({ dbMiB: 1, chromaMiB: 1, segments: 3, seed: 31 });
+    const env = storeEnv(store);
+    const stamp = await createdStamp(env);
+    const after = { ledger: await ledgerState(store.db), registry: Deno.readTextFileSync(store.registry) };
+    const snapshotChroma = treeDigest(join(store.backupDir, "snapshots", stamp, "chroma"));
+    await changeLive(store);
+    const mounted = mountTmpfs(join(store.chromaDir, MOUNTED), "1m");
+    if (typeof mounted === "string") return skipBecause(mounted);
+    let message: string;
+    let pre: string;
+    const before = { ledger: await ledgerState(store.db), registry: Deno.readTextFileSync(store.registry) };
+    {
+      using _mount = mounted;
+      Deno.writeTextFileSync(join(store.chromaDir, MOUNTED, "header.bin"), "on the mount");
+      const chromaBefore = treeDigest(store.chromaDir);
+      const run = await runCli(["restore", stamp, "--confirm-service-stopped"], { env });
+      assert.equal(run.code, 1, `exit ${run.code}: ${run.stderr}`);
+      message = errorLine(run.stderr);
+      pre = entryNames(join(store.backupDir, "snapshots")).find((name) => name !== stamp)!;
+      assert.ok(message.includes(join(store.chromaDir, MOUNTED)), `the entry that failed is not named: ${message}`);
+      assert.match(message, /mount point/);
+      assert.match(message, /Chroma was put back as it was \(2\d entries moved back, the staged copy removed\)/);
+      assert.match(message, new RegExp(`the database and the registry are already those of snapshot ${stamp}`));
+      assert.deepEqual(treeDigest(store.chromaDir), chromaBefore, "Chroma is not as it was");
+      assert.deepEqual(entryNames(store.chromaDir).filter((name) => name.startsWith(".")), [], "hidden folders left");
+      assert.deepEqual(await ledgerState(store.db), after.ledger, "the database is not the snapshot's, as said");
+      assert.equal(Deno.readTextFileSync(store.registry), after.registry, "the registry is not the snapshot's");
+      const create = await runCli(["create", "--chroma"], { env });
+      assert.equal(create.code, 3, `create backed up the mixed store: ${create.stderr}`);
+      assert.match(errorLine(create.stderr), new RegExp(`restore of snapshot ${stamp} .*did not finish`));
+    }
+    const next = await runCli(quotedCommand(message, way), { env });
+    assert.equal(next.code, 0, next.stderr);
+    const expected = way.startsWith("finish")
+      ? { ...after, chroma: snapshotChroma }
+      : { ...before, chroma: treeDigest(join(store.backupDir, "snapshots", pre, "chroma")) };
+    assert.deepEqual(await ledgerState(store.db), expected.ledger);
+    assert.equal(Deno.readTextFileSync(store.registry), expected.registry);
+    assert.deepEqual(treeDigest(store.chromaDir), expected.chroma);
+    const create = await runCli(["create", "--chroma"], { env });
+    assert.equal(create.code, 0, create.stderr);
+    console.log(message);
+  });
+}
