@@ -168,6 +168,7 @@ export function resolveRemoteSettings(
       throw new UsageError(`${name} is set but empty; give it a value or unset it (see 'config')`);
     }
   }
+  refuseSecretKeys(flags, env);
   const pick = (flag: string | undefined, flagName: string, variable: string): RemoteSetting<string> | null => {
     if (flag !== undefined) return { value: flag, source: "flag", from: flagName };
     const fromEnv = env[variable];
@@ -179,6 +180,31 @@ export function resolveRemoteSettings(
     identityFile: identity && { ...identity, value: resolve(cwd, identity.value) },
     recipients: recipientsFrom(flags, env, cwd),
   };
+}
+
+/** An age secret key: never taken as a setting's value, which messages and `config` print. */
+const SECRET_KEY = /AGE-SECRET-KEY-1/i;
+
+/**
+ * Refuse a secret key given where a path or a recipient goes (`--identity AGE-SECRET-KEY-1…`, `--recipient …`): the
+ * value would be printed by `config` and in errors. The key is never echoed.
+ *
+ * @throws {UsageError} naming the flag or variable.
+ */
+function refuseSecretKeys(flags: RemoteFlags, env: Record<string, string | undefined>): void {
+  const given: [string, string | undefined][] = [
+    ["--identity", flags.identity],
+    ["--recipients-file", flags.recipientsFile],
+    ["--remote", flags.remote],
+    ...(flags.recipient ?? []).map((value): [string, string] => ["--recipient", value]),
+    ...Object.values(REMOTE_VARIABLES).map((name): [string, string | undefined] => [name, env[name]]),
+  ];
+  const found = given.find(([, value]) => value !== undefined && SECRET_KEY.test(value));
+  if (found === undefined) return;
+  throw new UsageError(
+    `${found[0]} was given an age secret key itself; give the path of the key file to ` +
+      "--identity (ATOCORE_BACKUP_IDENTITY_FILE), and only public age1… keys as recipients",
+  );
 }
 
 function recipientsFrom(

@@ -93,6 +93,7 @@ export function identitiesFrom(settings: RemoteSettings, purpose: string, report
 export function recipientsFrom(settings: RemoteSettings): string[] | undefined {
   const given = settings.recipients;
   if (given === null) return undefined;
+
   const fromFiles = given.value.files.flatMap((path) => {
     const text = readKeyFile(path, "recipients file (--recipients-file)");
     try {
