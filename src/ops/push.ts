@@ -147,16 +147,18 @@ function refusal(config: Config, stamp: string, errors: string[]): RefusedError 
 
 async function pushOne(config: Config, backend: Backend, stamp: string, options: LocalPushOptions) {
   options.reporter.event("info", "push_started", { stamp, location: backend.location });
+  const tracked = trackingWrites(backend);
   let pushed: PushResult;
   try {
-    pushed = await pushSnapshot(config, backend, snapshotDir(config.backupDir.path, stamp), {
+    pushed = await pushSnapshot(config, tracked.backend, snapshotDir(config.backupDir.path, stamp), {
       recipients: options.recipients,
       onProgress: (done, total) => options.reporter.progress("pushing", done, total),
     });
   } catch (error) {
     if (error instanceof ToolError) throw error;
+    const where = tracked.failed === null ? pathOf(error) : ` writing ${tracked.failed}`;
     throw new OperationError(
-      `push of ${stamp} to ${backend.location} failed: ${describeOsError(error)}${pathOf(error)}; ` +
+      `push of ${stamp} to ${backend.location} failed${where}: ${describeOsError(error)}; ` +
         `nothing of it is listed; ${nextStep(error)}`,
       { cause: error },
     );
@@ -173,10 +175,33 @@ async function pushOne(config: Config, backend: Backend, stamp: string, options:
   return pushed;
 }
 
-/** ` (at PATH)` for an OS error that names one (Deno's messages end in `: op 'PATH'`), for the operator to look at. */
+/** `backend` as it is, noting the name of the object whose write failed (for the message). */
+function trackingWrites(backend: Backend): { backend: Backend; failed: string | null } {
+  const tracked: { backend: Backend; failed: string | null } = {
+    failed: null,
+    backend: {
+      location: backend.location,
+      list: (prefix) => backend.list(prefix),
+      read: (name) => backend.read(name),
+      stat: (name) => backend.stat(name),
+      remove: (name) => backend.remove(name),
+      write: async (name, bytes, writeOptions) => {
+        try {
+          await backend.write(name, bytes, writeOptions);
+        } catch (error) {
+          tracked.failed ??= name;
+          throw error;
+        }
+      },
+    },
+  };
+  return tracked;
+}
+
+/** ` at PATH` for an OS error that names one (Deno's messages end in `: op 'PATH'`), for the operator to look at. */
 function pathOf(error: unknown): string {
   const match = error instanceof Error ? /: [a-z]+ '([^']+)'$/.exec(error.message.split("\n")[0]) : null;
-  return match ? ` (at ${match[1]})` : "";
+  return match ? ` at ${match[1]}` : "";
 }
 
 function nextStep(error: unknown): string {
