@@ -89,7 +89,7 @@ function unique(names: string[], stamp: string, location: string): string {
 }
 
 /** Options of {@linkcode fetchToScratch}. */
-export interface FetchOptions {
+export interface ScratchFetchOptions {
   /** The folder the scratch folder is made in (default: the system's temporary folder). */
   scratchParent?: string;
   reporter: Reporter;
@@ -106,7 +106,7 @@ export async function fetchToScratch(
   config: Config,
   source: RemoteSource,
   name: string,
-  options: FetchOptions,
+  options: ScratchFetchOptions,
 ): Promise<FetchedSnapshot> {
   refuseScratchInStore(config, options.scratchParent);
   const sourceDir = makeScratch(options.scratchParent);
@@ -183,7 +183,7 @@ function makeScratch(parent: string | undefined): string {
   }
 }
 
-/** Refuse a scratch folder inside the Chroma folder or the backup folder's snapshots, which restore and cleanup change. */
+/** Refuse a scratch folder inside the Chroma folder or the backup folder's snapshots (restore and cleanup change them). */
 function refuseScratchInStore(config: Config, parent: string | undefined): void {
   if (parent === undefined) return;
   for (
@@ -203,8 +203,9 @@ export type RemoteRestoreResult = RestoreResult & { remote: FetchSummary };
 
 /**
  * Restore snapshot `given` (`STAMP` or `STAMP_PUSHID`) of the repository: the refusals that need no snapshot first
- * (target kinds, acknowledgment), then the fetch into scratch, then the restore engine with every safety, reading from
- * the scratch folder (the pre-restore snapshot still goes to the configured backup folder); the scratch copy is removed.
+ * (target kinds, acknowledgment), then the fetch into scratch, then the restore engine with every safety, reading
+ * from the scratch folder (the pre-restore snapshot still goes to the configured backup folder); the scratch copy is
+ * removed.
  *
  * @throws as {@linkcode restoreSnapshot} and {@linkcode fetchToScratch}.
  */
