@@ -65,16 +65,24 @@ export async function resolveRemoteSnapshot(backend: Backend, given: string | "l
     }
     return unique(names, names.at(-1)!.split("_")[0], backend.location);
   }
-  if (parseSnapshotKey(given) !== null) {
+  if (checkedRemoteName(given) === "key") {
     if (names.includes(given)) return given;
     throw new UsageError(`no snapshot ${given} in ${backend.location}; see 'atocore-backup remote list'`);
   }
-  if (!isStamp(given)) {
-    throw new UsageError(
-      `not a snapshot stamp: ${JSON.stringify(given.slice(0, 60))}; give STAMP or STAMP_PUSHID ('remote list')`,
-    );
-  }
   return unique(names, given, backend.location);
+}
+
+/**
+ * What kind of name `given` is: a stamp, or `<stamp>_<push id>`.
+ *
+ * @throws {UsageError} for anything else, before any work.
+ */
+export function checkedRemoteName(given: string): "stamp" | "key" {
+  if (parseSnapshotKey(given) !== null) return "key";
+  if (isStamp(given)) return "stamp";
+  throw new UsageError(
+    `not a snapshot stamp: ${JSON.stringify(given.slice(0, 60))}; give STAMP or STAMP_PUSHID ('remote list')`,
+  );
 }
 
 function unique(names: string[], stamp: string, location: string): string {
