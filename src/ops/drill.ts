@@ -69,6 +69,8 @@ export interface DrillOptions {
   keep?: boolean;
   /** The folder in which the scratch folder is made (default: the system's temporary folder). */
   scratchParent?: string;
+  /** The backup folder the snapshot is read from (default the configured one; a snapshot fetched into scratch). */
+  sourceDir?: string;
 }
 
 /** What a drill did and found. */
@@ -166,7 +168,8 @@ interface RanCheck {
  */
 export async function drillSnapshot(config: Config, stamp: string, options: DrillOptions): Promise<DrillResult> {
   const started = performance.now();
-  const state: DrillState = { config, stamp, root: snapshotDir(config.backupDir.path, stamp), options };
+  const root = snapshotDir(options.sourceDir ?? config.backupDir.path, stamp);
+  const state: DrillState = { config, stamp, root, options };
   const ahead = secondsInFuture(stamp, options.now);
   if (ahead > 0) options.reporter.event("warning", "snapshot_stamp_in_future", { stamp, seconds_ahead: ahead });
   const ran: RanCheck[] = [];
@@ -254,7 +257,7 @@ function assemble(state: DrillState, ran: RanCheck[], finished: boolean, seconds
 async function validateStep({ config, stamp, root, options }: DrillState): Promise<Finding> {
   let validation;
   try {
-    validation = await validateSnapshot(config.backupDir.path, stamp, {
+    validation = await validateSnapshot(options.sourceDir ?? config.backupDir.path, stamp, {
       driver: options.driver,
       onProgress: (done, total) => options.reporter.progress("hashing", done, total),
     });
@@ -284,6 +287,7 @@ async function restoreStep({ config, stamp, options }: DrillState): Promise<Find
       preSnapshot: false,
       to: scratchDir,
       quick: true,
+      sourceDir: options.sourceDir,
     });
     const restoreSeconds = elapsed(begun);
     const detail = `restored into ${scratchDir} in ${restoreSeconds} s`;

@@ -173,10 +173,10 @@ function describeHolders(openers: OpenFile[]): string {
 export async function validatedSnapshot(
   config: Config,
   stamp: string,
-  options: { driver: SqliteDriver; quick?: boolean; reporter: Reporter },
+  options: { driver: SqliteDriver; quick?: boolean; reporter: Reporter; sourceDir?: string },
 ): Promise<ValidationResult> {
   const { reporter } = options;
-  const validation = await validateSnapshot(config.backupDir.path, stamp, {
+  const validation = await validateSnapshot(options.sourceDir ?? config.backupDir.path, stamp, {
     driver: options.driver,
     quick: options.quick ?? false,
     onProgress: (done, total) => reporter.progress("hashing", done, total),

@@ -87,10 +87,16 @@ export class PackWriter {
     return { slot: pack.slot, offset };
   }
 
-  /** Wait until fewer uploads than the bound are in flight; rethrows the first upload's failure. */
+  /**
+   * Wait until fewer uploads than the bound are in flight; rethrows the first upload's failure once the other uploads
+   * have ended (so that none is cut off half-written when the process exits on the error).
+   */
   async drain(limit = this.parallel - 1): Promise<void> {
     while (this.inFlight.size > limit && !this.failure) await Promise.race(this.inFlight);
-    if (this.failure) throw this.failure.error;
+    if (this.failure) {
+      await Promise.all(this.inFlight); // uploads never reject: each records its failure instead
+      throw this.failure.error;
+    }
   }
 
   /** Close the open packs and wait for every upload; returns the stored pack of every slot. */
