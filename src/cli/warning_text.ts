@@ -70,6 +70,24 @@ const SENTENCES: Record<string, (fields: Fields) => string> = {
   cleanup_snapshot_invalid: (f) =>
     `snapshot ${text(f.stamp)} failed a quick validation (${list(f.errors)}), so it does not count as the newest ` +
     `valid snapshot that cleanup always keeps; run 'validate ${text(f.stamp)}'`,
+  identity_file_readable_by_others: (f) =>
+    `the identity file ${text(f.path)} can be read by other users (mode ${text(f.mode)}): it holds the secret key ` +
+    `that decrypts every snapshot in the repository; chmod 600 it`,
+  push_after_create_failed: (f) =>
+    `snapshot ${text(f.stamp)} was created and is valid locally, but pushing it failed (${text(f.error)}); ` +
+    `run 'atocore-backup push ${text(f.stamp)}' once the repository is reachable`,
+  push_refused_invalid: (f) => `snapshot ${text(f.stamp)} was not pushed: it failed validation (${list(f.errors)})`,
+  push_warning: (f) => `while pushing ${text(f.stamp)}: ${text(f.warning)}`,
+  remote_cleanup_problem: (f) => `remote cleanup: ${text(f.error)}`,
+  remote_verify_problem: (f) => `remote verify found a problem: ${text(f.error)}`,
+  restore_chroma_swap_finished: (f) =>
+    `an earlier restore stopped after it had moved the new Chroma entries into ${text(f.target)}; its swap was ` +
+    `finished and the old entries removed`,
+  restore_chroma_swap_undone: (f) =>
+    `the Chroma swap in ${text(f.target)} did not complete; it was undone (${text(f.entries_moved_back)} entries ` +
+    `moved back), so Chroma is as it was before the swap`,
+  restore_unfinished_found: (f) =>
+    `an earlier restore of ${text(f.stamp)} did not finish (recorded in ${text(f.intent)}); it is settled first`,
 };
 
 /**
