@@ -6,14 +6,26 @@
  */
 import { join, resolve } from "node:path";
 import { parseArgs } from "node:util";
-import { fileURLToPath } from "node:url";
 import { makeSampleStore, type SampleStore } from "./sample_store.ts";
 import { removeQuietly } from "../src/fs/durable.ts";
 import { isFile } from "../src/fs/probe.ts";
 import { COMPILE_PERMISSIONS } from "./compile.ts";
 import { hasReference as referenceAvailable, referenceDir, referenceMissing } from "./reference.ts";
+import {
+  type Bench,
+  loadAverage,
+  loadSeen,
+  log,
+  makeSnapshot,
+  median,
+  noteRepetition,
+  ROOT,
+  type Sample,
+  settle,
+  storeEnv,
+  timed,
+} from "./bench_run.ts";
 
-const ROOT = fileURLToPath(new URL("..", import.meta.url));
 const DRIVERS = ["ffi", "builtin"] as const;
 const SECTIONS = ["create", "create-chroma", "validate", "list", "restore"] as const;
 type Section = typeof SECTIONS[number];
@@ -32,12 +44,6 @@ interface Contender {
   after?: () => void;
 }
 
-/** One timed run. */
-interface Sample {
-  seconds: number;
-  peakKiB: number;
-}
-
 /** The samples of one contender of one command. */
 interface Measured {
   contender: Contender;
@@ -50,35 +56,6 @@ interface Measured {
 interface CommandResult {
   command: string;
   measured: Measured[];
-}
-
-/** Run `argv` under `/usr/bin/time` and return its wall time and peak RSS; throw when it fails. */
-async function timed(argv: string[], env: Record<string, string>): Promise<Sample> {
-  const timeFile = Deno.makeTempFileSync({ prefix: "bench-time-" });
-  try {
-    const output = await new Deno.Command("/usr/bin/time", {
-      args: ["-f", "%e %M", "-o", timeFile, ...argv],
-      env: { PATH: Deno.env.get("PATH") ?? "/usr/bin:/bin", HOME: Deno.env.get("HOME") ?? "/root", ...env },
-      clearEnv: true,
-      cwd: ROOT,
-      stdin: "null",
-      stdout: "null",
-      stderr: "piped",
-    }).output();
-    if (output.code !== 0) {
-      const stderr = new TextDecoder().decode(output.stderr).trim().split("\n").slice(-3).join(" | ");
-      throw new Error(`exit ${output.code}: ${argv.join(" ")}: ${stderr}`);
-    }
-    const [seconds, peakKiB] = Deno.readTextFileSync(timeFile).trim().split("\n").at(-1)!.split(" ").map(Number);
-    return { seconds, peakKiB };
-  } finally {
-    Deno.removeSync(timeFile);
-  }
-}
-
-/** Flush dirty pages left by earlier runs, so they are not charged to the next one. */
-async function settle(): Promise<void> {
-  await new Deno.Command("sync").output();
 }
 
 /**
@@ -114,16 +91,9 @@ async function compare(command: string, contenders: Contender[], reps: number): 
         entry.contender.after?.();
       }
     }
-    loadSeen.push(Number(loadAverage().split(" ")[0]));
-    log(`${command}: repetition ${rep + 1}/${reps} done (load ${loadSeen.at(-1)})`);
+    noteRepetition(command, rep, reps);
   }
   return { command, measured };
-}
-
-function median(values: number[]): number {
-  const sorted = [...values].sort((a, b) => a - b);
-  const middle = Math.floor(sorted.length / 2);
-  return sorted.length % 2 ? sorted[middle] : (sorted[middle - 1] + sorted[middle]) / 2;
 }
 
 function medianSeconds(entry: Measured): number {
@@ -208,36 +178,6 @@ async function machineLine(workDir: string): Promise<string> {
     `${await commandText("python3", ["--version"])}`;
 }
 
-/** The 1-minute load average after each repetition, to judge how noisy the figures are. */
-const loadSeen: number[] = [];
-
-function loadAverage(): string {
-  return Deno.readTextFileSync("/proc/loadavg").split(" ").slice(0, 3).join(" ");
-}
-
-function log(message: string): void {
-  console.error(`[bench ${new Date().toISOString().slice(11, 19)}] ${message}`);
-}
-
-/** Everything the contenders share: the store, the work folder and how the tool is started. */
-interface Bench {
-  work: string;
-  store: SampleStore;
-  toolPrefix: string[];
-  hasReference: boolean;
-  reps: number;
-}
-
-/** The environment that points both the tool and the module at `store` with backup folder `backupDir`. */
-function storeEnv(store: SampleStore, backupDir: string): Record<string, string> {
-  return {
-    ATOCORE_DB_PATH: store.db,
-    ATOCORE_BACKUP_DIR: backupDir,
-    ATOCORE_PROJECT_REGISTRY_PATH: store.registry,
-    ATOCORE_CHROMA_PATH: store.chromaDir,
-  };
-}
-
 function toolContender(bench: Bench, label: string, args: () => string[], env: () => Record<string, string>) {
   return { label, isTool: true, argv: () => [...bench.toolPrefix, ...args()], env };
 }
@@ -304,19 +244,6 @@ function createContenders(bench: Bench, chroma: boolean): Contender[] {
     after: clean,
   });
   return contenders;
-}
-
-/** Make one snapshot with the tool (`create --chroma`) in `backupDir` and return its stamp. */
-async function makeSnapshot(bench: Bench, store: SampleStore, backupDir: string): Promise<string> {
-  const output = await new Deno.Command(bench.toolPrefix[0], {
-    args: [...bench.toolPrefix.slice(1), "create", "--chroma", "--json"],
-    env: storeEnv(store, backupDir),
-    cwd: ROOT,
-    stdout: "piped",
-    stderr: "piped",
-  }).output();
-  if (output.code !== 0) throw new Error(`create failed: ${new TextDecoder().decode(output.stderr)}`);
-  return JSON.parse(new TextDecoder().decode(output.stdout)).stamp;
 }
 
 /** `validate STAMP` (hashing) against sha256sum and the module; `--quick` against the module. */
