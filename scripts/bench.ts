@@ -25,9 +25,10 @@ import {
   storeEnv,
   timed,
 } from "./bench_run.ts";
+import { formatRemote, makeRemoteFixture, measureRemote, remoteStore } from "./bench_remote.ts";
 
 const DRIVERS = ["ffi", "builtin"] as const;
-const SECTIONS = ["create", "create-chroma", "validate", "list", "restore"] as const;
+const SECTIONS = ["create", "create-chroma", "validate", "list", "restore", "remote"] as const;
 type Section = typeof SECTIONS[number];
 
 /** One program run in the benchmark, and how to give it a clean start. */
@@ -445,6 +446,7 @@ function parseFlags(args: string[]) {
   return {
     help: Boolean(values.help),
     dbMiB: Number(values["db-mib"] ?? (quick ? 8 : 256)),
+    remoteDbMiB: Number(values["db-mib"] ?? (quick ? 8 : 1024)),
     chromaMiB: Number(values["chroma-mib"] ?? (quick ? 4 : 64)),
     reps: Number(values.reps ?? (quick ? 1 : 3)),
     snapshots: Number(values.snapshots ?? (quick ? 50 : 2000)),
@@ -462,9 +464,12 @@ const HELP = `Usage: deno task bench [options]
 Side by side, on one generated store: create, create --chroma, validate, list and
 restore of this tool against the Python module, sqlite3 .backup, cp -r + fsync and
 sha256sum. Wall seconds and peak RSS by /usr/bin/time; medians of --reps runs.
+Section remote: push to an off-host repository (a folder), a second push after 1%
+of the rows are updated and 0.5% added, and restore from it, against restic
+backing up the same snapshot folders (needs restic and age-keygen).
 
 Options:
-  --db-mib N        database size (default 256)
+  --db-mib N        database size (default 256; 1024 for the remote section)
   --chroma-mib N    Chroma segment files size (default 64)
   --reps N          repetitions of each command (default 3)
   --snapshots N     snapshots for the list benchmark (default 2000)
@@ -473,7 +478,9 @@ Options:
   --out FILE        also write the report (markdown) to FILE
   --work DIR        work folder (default a new temporary folder, removed at the end)
   --keep            keep the work folder
-  --quick           a tiny smoke run (8 MiB, 1 repetition, 50 snapshots)`;
+  --quick           a tiny smoke run (8 MiB, 1 repetition, 50 snapshots)
+
+Example: deno task bench --only remote --reps 3`;
 
 /** The flags of one run, as {@linkcode parseFlags} reads them. */
 type Flags = ReturnType<typeof parseFlags>;
@@ -491,18 +498,32 @@ async function main(): Promise<void> {
     : [Deno.execPath(), "run", ...COMPILE_PERMISSIONS, join(ROOT, "main.ts")];
   const loadBefore = loadAverage();
   try {
-    log(`making a store of ${flags.dbMiB} MiB database and ${flags.chromaMiB} MiB Chroma in ${work}`);
-    const store = makeSampleStore(join(work, "store"), { dbMiB: flags.dbMiB, chromaMiB: flags.chromaMiB });
+    const dbMiB = mainStoreMiB(flags);
+    log(`making a store of ${dbMiB} MiB database and ${flags.chromaMiB} MiB Chroma in ${work}`);
+    const store = makeSampleStore(join(work, "store"), { dbMiB, chromaMiB: flags.chromaMiB });
     const bench: Bench = { work, store, toolPrefix, hasReference, reps: flags.reps };
     await timed([...toolPrefix, "--version"], {});
     if (hasReference) await timed(moduleArgv(["list"]), moduleEnv(store, join(work, "warm")));
     const results = await measureSections(bench, flags);
-    const report = await formatReport(bench, flags, results, loadBefore);
+    const remote = flags.only.includes("remote") ? await remoteSection(bench, flags) : undefined;
+    const report = await formatReport(bench, flags, results, remote, loadBefore);
     console.log(report);
     if (flags.out) Deno.writeTextFileSync(flags.out, report + "\n");
   } finally {
     if (!flags.keep) removeQuietly(work);
   }
+}
+
+/** The size of the store made first: the remote section's when it is the only one run (it then uses that store). */
+function mainStoreMiB(flags: Flags): number {
+  return flags.only.every((section) => section === "remote") ? flags.remoteDbMiB : flags.dbMiB;
+}
+
+/** The remote section, run last (it changes the rows of the store it uses): its report. */
+async function remoteSection(bench: Bench, flags: Flags): Promise<string> {
+  const store = remoteStore(bench, mainStoreMiB(flags), flags.remoteDbMiB, flags.chromaMiB);
+  const fixture = await makeRemoteFixture(bench, store);
+  return formatRemote(fixture, await measureRemote(bench, fixture, flags.reps), flags.reps);
 }
 
 /** One command of a section, with its contenders made only when the section is run. */
@@ -566,27 +587,34 @@ async function formatReport(
   bench: Bench,
   flags: Flags,
   results: CommandResult[],
+  remote: string | undefined,
   loadBefore: string,
 ): Promise<string> {
   const storeSize = `database ${
     (Deno.statSync(bench.store.db).size / 1048576).toFixed(0)
   } MiB, Chroma ${flags.chromaMiB} MiB`;
+  const toolRun = `Tool run as ${
+    flags.binary ? `the binary ${flags.binary}` : "`deno run` of main.ts with the compile permissions"
+  }.`;
+  const sections = results.length
+    ? [
+      `Store: ${storeSize}; one warm-up run each, then ${flags.reps} repetitions, order rotated each time, medians; ` +
+      `ratio below 1 means this tool is faster. ${toolRun}`,
+      "",
+      formatTable(results),
+      "",
+    ]
+    : [`${toolRun}`, ""];
   return [
-    `Store: ${storeSize}; one warm-up run each, then ${flags.reps} repetitions, order rotated each time, medians; ` +
-    `ratio below 1 means this tool is faster. Tool run as ${
-      flags.binary ? `the binary ${flags.binary}` : "`deno run` of main.ts with the compile permissions"
-    }.`,
-    "",
-    formatTable(results),
-    "",
+    ...sections,
+    ...(remote ? [remote, ""] : []),
     await machineLine(bench.work),
     `Load average before: ${loadBefore}; after: ${loadAverage()}; 1-minute load after each repetition: ` +
     `${Math.min(...loadSeen)} to ${
       Math.max(...loadSeen)
     } (${navigator.hardwareConcurrency} CPUs; other work on the machine adds noise).`,
     "",
-    "Samples (wall s, peak RSS):",
-    formatSamples(results),
+    ...(results.length ? ["Samples (wall s, peak RSS):", formatSamples(results)] : []),
   ].join("\n");
 }
 
