@@ -7,7 +7,7 @@
  */
 import type { CommandContext } from "./src/cli/command.ts";
 import { parseCommandArgs } from "./src/cli/command.ts";
-import { COMMANDS } from "./src/cli/commands.ts";
+import { COMMANDS, findCommand, groupCommands } from "./src/cli/commands.ts";
 import { stderrReporter } from "./src/cli/stderr_reporter.ts";
 import { ExitCode, ToolError, UsageError } from "./src/errors.ts";
 import { TOOL_NAME, TOOL_VERSION } from "./src/version.ts";
@@ -17,7 +17,7 @@ const TOOL_HELP = `${TOOL_NAME} ${TOOL_VERSION}: back up, validate, restore and 
 Usage: atocore-backup COMMAND [options]
 
 Commands:
-${COMMANDS.map((command) => `  ${command.name.padEnd(10)} ${command.summary}`).join("\n")}
+${COMMANDS.map((command) => `  ${command.name.padEnd(15)} ${command.summary}`).join("\n")}
 
 Run 'atocore-backup COMMAND --help' for a command's options and examples.
 
@@ -31,7 +31,9 @@ Exit codes:
 Examples:
   atocore-backup create --chroma
   atocore-backup list
-  atocore-backup validate --all`;
+  atocore-backup validate --all
+  atocore-backup create --chroma --push --remote file:///mnt/offsite/atocore
+  atocore-backup remote verify --remote file:///mnt/offsite/atocore`;
 
 /** Run the CLI with `args` and return the exit code. */
 export async function main(args: string[]): Promise<number> {
@@ -41,9 +43,13 @@ export async function main(args: string[]): Promise<number> {
   try {
     if (name === "--version" || name === "-V") return print(`${TOOL_NAME} ${TOOL_VERSION}`);
     if (name === undefined || name === "--help" || name === "-h" || name === "help") return print(TOOL_HELP);
-    const command = COMMANDS.find((candidate) => candidate.name === name);
-    if (!command) throw new UsageError(`unknown command ${JSON.stringify(name)}; see 'atocore-backup --help'`);
-    const { values, positionals } = parseCommandArgs(command, rest);
+    const found = findCommand(args);
+    if (!found && groupCommands(name).length && (rest[0] === "--help" || rest[0] === "-h")) {
+      return print(groupHelp(name));
+    }
+    if (!found) throw unknownCommand(name, rest[0]);
+    const { command } = found;
+    const { values, positionals } = parseCommandArgs(command, found.rest);
     if (values.help) return print(command.help);
     const terminal = Deno.stdout.isTerminal() && !values.json;
     const context: CommandContext = {
@@ -64,6 +70,30 @@ export async function main(args: string[]): Promise<number> {
     if (debug && error instanceof Error) console.error(error.stack);
     return code;
   }
+}
+
+/** The help of a group word (`remote --help`): its commands. */
+function groupHelp(word: string): string {
+  const group = groupCommands(word);
+  return [
+    `Usage: atocore-backup ${word} COMMAND [options]`,
+    "",
+    "Commands:",
+    ...group.map((command) => `  ${command.name.padEnd(15)} ${command.summary}`),
+    "",
+    `Run 'atocore-backup ${word} COMMAND --help' for a command's options and examples.`,
+  ].join("\n");
+}
+
+/** The error for arguments that name no command: a group word alone (`remote`) names its commands. */
+function unknownCommand(name: string, next: string | undefined): UsageError {
+  const group = groupCommands(name);
+  if (group.length === 0) return new UsageError(`unknown command ${JSON.stringify(name)}; see 'atocore-backup --help'`);
+  const names = group.map((command) => command.name.split(" ")[1]);
+  const given = next === undefined || next.startsWith("-")
+    ? "needs a command"
+    : `has no command ${JSON.stringify(next)}`;
+  return new UsageError(`${name} ${given}: one of ${names.join(", ")}; see 'atocore-backup ${name} --help'`);
 }
 
 function print(text: string): number {

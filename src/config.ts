@@ -106,3 +106,120 @@ export function refuseEmptyValues(flags: PathFlags, env: Record<string, string |
     }
   }
 }
+
+/** A setting of the off-host repository that is not a path of the store (a location, a key file, public keys). */
+export interface RemoteSetting<T> {
+  value: T;
+  /** Where the value came from (never `default`: these settings have none). */
+  source: Source;
+  /** The flag(s) or variable that supplied it. */
+  from: string;
+}
+
+/** The off-host repository's settings; each is `null` when neither a flag nor the environment gives it. */
+export interface RemoteSettings {
+  /** `file:///path` or a path, as given (a relative path is taken from `cwd` when the repository is opened). */
+  remote: RemoteSetting<string> | null;
+  /** The age identity file (secret key) that restore, drill and verify --read-data decrypt with. */
+  identityFile: RemoteSetting<string> | null;
+  /** Recipients given inline (`age1…`) and recipients files (absolute paths), from flags or else the environment. */
+  recipients: RemoteSetting<{ inline: string[]; files: string[] }> | null;
+}
+
+/** The repository settings given on the command line; any may be missing. */
+export interface RemoteFlags {
+  remote?: string;
+  identity?: string;
+  recipient?: string[];
+  recipientsFile?: string;
+}
+
+/** The environment variables of the repository settings. */
+export const REMOTE_VARIABLES = {
+  remote: "ATOCORE_BACKUP_REMOTE",
+  identity: "ATOCORE_BACKUP_IDENTITY_FILE",
+  recipient: "ATOCORE_BACKUP_RECIPIENT",
+} as const;
+
+/**
+ * Resolve the repository settings from flags and an environment map: a flag wins over its variable. Recipients from
+ * `--recipient` and `--recipients-file` are taken together; `ATOCORE_BACKUP_RECIPIENT` holds one or more `age1…`
+ * separated by commas or spaces. Nothing is read here (files are read where they are used).
+ *
+ * @throws {UsageError} naming the flag or variable given an empty value, never taken as unset.
+ */
+export function resolveRemoteSettings(
+  flags: RemoteFlags,
+  env: Record<string, string | undefined>,
+  cwd: string,
+): RemoteSettings {
+  const empty = (name: string) => new UsageError(`${name} needs a value, not an empty one; see 'config'`);
+  for (
+    const [flag, value] of [["--remote", flags.remote], ["--identity", flags.identity], [
+      "--recipients-file",
+      flags.recipientsFile,
+    ]] as const
+  ) {
+    if (value === "") throw empty(flag);
+  }
+  if (flags.recipient?.some((value) => value.trim() === "")) throw empty("--recipient");
+  for (const name of Object.values(REMOTE_VARIABLES)) {
+    if (env[name] !== undefined && env[name]!.trim() === "") {
+      throw new UsageError(`${name} is set but empty; give it a value or unset it (see 'config')`);
+    }
+  }
+  refuseSecretKeys(flags, env);
+  const pick = (flag: string | undefined, flagName: string, variable: string): RemoteSetting<string> | null => {
+    if (flag !== undefined) return { value: flag, source: "flag", from: flagName };
+    const fromEnv = env[variable];
+    return fromEnv === undefined ? null : { value: fromEnv, source: "env", from: variable };
+  };
+  const identity = pick(flags.identity, "--identity", REMOTE_VARIABLES.identity);
+  return {
+    remote: pick(flags.remote, "--remote", REMOTE_VARIABLES.remote),
+    identityFile: identity && { ...identity, value: resolve(cwd, identity.value) },
+    recipients: recipientsFrom(flags, env, cwd),
+  };
+}
+
+/** An age secret key: never taken as a setting's value, which messages and `config` print. */
+const SECRET_KEY = /AGE-SECRET-KEY-1/i;
+
+/**
+ * Refuse a secret key given where a path or a recipient goes (`--identity AGE-SECRET-KEY-1…`, `--recipient …`): the
+ * value would be printed by `config` and in errors. The key is never echoed.
+ *
+ * @throws {UsageError} naming the flag or variable.
+ */
+function refuseSecretKeys(flags: RemoteFlags, env: Record<string, string | undefined>): void {
+  const given: [string, string | undefined][] = [
+    ["--identity", flags.identity],
+    ["--recipients-file", flags.recipientsFile],
+    ["--remote", flags.remote],
+    ...(flags.recipient ?? []).map((value): [string, string] => ["--recipient", value]),
+    ...Object.values(REMOTE_VARIABLES).map((name): [string, string | undefined] => [name, env[name]]),
+  ];
+  const found = given.find(([, value]) => value !== undefined && SECRET_KEY.test(value));
+  if (found === undefined) return;
+  throw new UsageError(
+    `${found[0]} was given an age secret key itself; give the path of the key file to ` +
+      "--identity (ATOCORE_BACKUP_IDENTITY_FILE), and only public age1… keys as recipients",
+  );
+}
+
+function recipientsFrom(
+  flags: RemoteFlags,
+  env: Record<string, string | undefined>,
+  cwd: string,
+): RemoteSetting<{ inline: string[]; files: string[] }> | null {
+  const inline = flags.recipient ?? [];
+  const files = flags.recipientsFile === undefined ? [] : [resolve(cwd, flags.recipientsFile)];
+  if (inline.length > 0 || files.length > 0) {
+    const from = [inline.length ? "--recipient" : "", files.length ? "--recipients-file" : ""].filter(Boolean);
+    return { value: { inline, files }, source: "flag", from: from.join(", ") };
+  }
+  const fromEnv = env[REMOTE_VARIABLES.recipient];
+  if (fromEnv === undefined) return null;
+  const values = fromEnv.split(/[\s,]+/).filter(Boolean);
+  return { value: { inline: values, files: [] }, source: "env", from: REMOTE_VARIABLES.recipient };
+}

@@ -4,15 +4,16 @@
  * @module
  */
 import { type CleanupResult, cleanupSnapshots } from "../ops/cleanup.ts";
-import { ExitCode, UsageError } from "../errors.ts";
+import { ExitCode } from "../errors.ts";
 import { DEFAULT_KEEP_FAILED } from "../ops/failed.ts";
 import { acquireLock } from "../ops/lock.ts";
 import { requireOwnFolders } from "../ops/own_folders.ts";
 import { removeLeftovers } from "../ops/recover.ts";
-import { DEFAULT_POLICY, type KeepReason, type RetentionPolicy } from "../snapshot/retention.ts";
+import { DEFAULT_POLICY, type KeepReason } from "../snapshot/retention.ts";
 import { failedRoot, snapshotsDir } from "../snapshot/layout.ts";
-import { type CommandFlags, COMMON_HELP, configFrom, defineCommand, type Outcome } from "./command.ts";
+import { COMMON_HELP, configFrom, defineCommand, type Outcome } from "./command.ts";
 import { formatErrors } from "./format.ts";
+import { countFrom, policyFrom, RETENTION_HELP, RETENTION_OPTIONS } from "./retention_flags.ts";
 
 /** The `cleanup` command. */
 export const cleanupCommand = defineCommand({
@@ -36,9 +37,7 @@ newest ${DEFAULT_KEEP_FAILED} are kept (--keep-failed) and older ones go with th
 
 Options:
   --confirm            delete (default: dry run)
-  --keep-daily N       days to keep (default ${DEFAULT_POLICY.daily}; 0 turns the rule off)
-  --keep-weekly N      Sunday weeks to keep (default ${DEFAULT_POLICY.weekly})
-  --keep-monthly N     1st-of-month months to keep (default ${DEFAULT_POLICY.monthly})
+${RETENTION_HELP}
   --keep-failed N      entries of failed/ to keep, newest first (default ${DEFAULT_KEEP_FAILED})
 ${COMMON_HELP}
 
@@ -48,15 +47,13 @@ Examples:
   atocore-backup cleanup --keep-daily 14 --keep-monthly 12 --confirm --json`,
   options: {
     confirm: { type: "boolean" },
-    "keep-daily": { type: "string" },
-    "keep-weekly": { type: "string" },
-    "keep-monthly": { type: "string" },
+    ...RETENTION_OPTIONS,
     "keep-failed": { type: "string" },
   },
   maxPositionals: 0,
   run(values, _positionals, context): Promise<Outcome> {
-    const policy = policyFrom(values);
-    const keepFailed = countFrom(values, "keep-failed", DEFAULT_KEEP_FAILED);
+    const policy = policyFrom(values, "cleanup");
+    const keepFailed = countFrom(values["keep-failed"], "keep-failed", DEFAULT_KEEP_FAILED, "cleanup");
     const config = configFrom(values, context);
     const backupDir = config.backupDir.path;
     const confirm = Boolean(values.confirm);
@@ -71,49 +68,6 @@ Examples:
     });
   },
 });
-
-/**
- * The counts the `--keep-*` flags give, the defaults for the others.
- *
- * @throws {UsageError} for a value that is not a non-negative integer, and for
- * counts that are all 0 (a policy that keeps nothing; refused as restic does).
- */
-function policyFrom(values: Values): RetentionPolicy {
-  const policy = {
-    daily: countFrom(values, "keep-daily", DEFAULT_POLICY.daily),
-    weekly: countFrom(values, "keep-weekly", DEFAULT_POLICY.weekly),
-    monthly: countFrom(values, "keep-monthly", DEFAULT_POLICY.monthly),
-  };
-  if (policy.daily + policy.weekly + policy.monthly === 0) {
-    throw new UsageError(
-      "cleanup: --keep-daily, --keep-weekly and --keep-monthly are all 0: " +
-        "a policy that keeps nothing would delete every snapshot; keep at least one",
-    );
-  }
-  return policy;
-}
-
-/**
- * The count a `--keep-*` flag gives, or `fallback` when it is not given.
- *
- * @throws {UsageError} for a value that is not a non-negative integer.
- */
-function countFrom(
-  values: Values,
-  flag: "keep-daily" | "keep-weekly" | "keep-monthly" | "keep-failed",
-  fallback: number,
-): number {
-  const text = values[flag];
-  if (text === undefined) return fallback;
-  const value = Number(text);
-  if (!/^\d+$/.test(text) || !Number.isSafeInteger(value)) {
-    throw new UsageError(`cleanup: --${flag} must be a non-negative integer, not ${JSON.stringify(text)}`);
-  }
-  return value;
-}
-
-/** The cleanup command's flags (`run`'s return type is written out so that reading them from it is not circular). */
-type Values = CommandFlags<typeof cleanupCommand.options>;
 
 function describe(result: CleanupResult, backupDir: string): string {
   const { keep_daily, keep_weekly, keep_monthly } = result.policy;

@@ -38,15 +38,20 @@ export interface Outcome {
 }
 
 /**
- * A command's own flags, in `parseArgs`'s form: each one a boolean or a string, never repeated and without a
- * default, so that {@linkcode FlagValues} can say exactly what parsing gives.
+ * A command's own flags, in `parseArgs`'s form: each one a boolean or a string (a string flag may be `multiple`:
+ * repeated), without a default, so that {@linkcode FlagValues} can say exactly what parsing gives.
  */
 export type CommandOptions = {
-  readonly [flag: string]: { readonly type: "boolean" | "string"; readonly short?: string };
+  readonly [flag: string]: { readonly type: "boolean" | "string"; readonly short?: string; readonly multiple?: true };
 };
 
-/** What parsing gives for `options`: `boolean` or `string` per flag as declared, `undefined` when it is left out. */
-export type FlagValues<O extends CommandOptions> = { [Flag in keyof O]?: FlagValue<O[Flag]["type"]> };
+/**
+ * What parsing gives for `options`: `boolean` or `string` per flag as declared (`string[]` for a `multiple` one),
+ * `undefined` when it is left out.
+ */
+export type FlagValues<O extends CommandOptions> = {
+  [Flag in keyof O]?: O[Flag] extends { multiple: true } ? string[] : FlagValue<O[Flag]["type"]>;
+};
 
 // Distributes over a union: a flag that may be either type (in the table of all commands) reads as either.
 type FlagValue<T> = T extends "boolean" ? boolean : T extends "string" ? string : never;
@@ -148,7 +153,12 @@ function hasDeclaredTypes<O extends CommandOptions>(
   options: CommandOptions,
   values: Record<string, unknown>,
 ): values is CommandFlags<O> {
-  return Object.entries(values).every(([flag, value]) => value === undefined || typeof value === options[flag]?.type);
+  return Object.entries(values).every(([flag, value]) =>
+    value === undefined ||
+    (Array.isArray(value)
+      ? options[flag]?.multiple === true && value.every((item) => typeof item === options[flag].type)
+      : typeof value === options[flag]?.type && options[flag]?.multiple !== true)
+  );
 }
 
 /**

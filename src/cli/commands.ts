@@ -9,10 +9,15 @@ import { configCommand } from "./config.ts";
 import { createCommand } from "./create.ts";
 import { drillCommand } from "./drill.ts";
 import { listCommand } from "./list.ts";
+import { pushCommand } from "./push.ts";
+import { remoteCleanupCommand } from "./remote_cleanup.ts";
+import { remoteInitCommand } from "./remote_init.ts";
+import { remoteListCommand } from "./remote_list.ts";
+import { remoteVerifyCommand } from "./remote_verify.ts";
 import { restoreCommand } from "./restore.ts";
 import { validateCommand } from "./validate.ts";
 
-/** Every command of the tool. */
+/** Every command of the tool; a two-word name (`remote init`) is matched against the first two arguments. */
 export const COMMANDS: readonly Command[] = [
   createCommand,
   listCommand,
@@ -20,5 +25,27 @@ export const COMMANDS: readonly Command[] = [
   restoreCommand,
   cleanupCommand,
   drillCommand,
+  pushCommand,
+  remoteInitCommand,
+  remoteListCommand,
+  remoteVerifyCommand,
+  remoteCleanupCommand,
   configCommand,
 ];
+
+/**
+ * The command `args` start with and the arguments after its name; `null` when none matches. A group word alone
+ * (`remote`) matches nothing, so that it is reported with the group's commands.
+ */
+export function findCommand(args: readonly string[]): { command: Command; rest: string[] } | null {
+  for (const command of COMMANDS) {
+    const words = command.name.split(" ");
+    if (words.every((word, index) => args[index] === word)) return { command, rest: args.slice(words.length) };
+  }
+  return null;
+}
+
+/** The commands whose name starts with the group word `word` (`remote`), for a message naming them. */
+export function groupCommands(word: string): Command[] {
+  return COMMANDS.filter((command) => command.name.startsWith(`${word} `));
+}

@@ -3,10 +3,12 @@
  *
  * @module
  */
+import type { RemoteSetting, RemoteSettings } from "../config.ts";
 import { ExitCode } from "../errors.ts";
 import { pathOverlaps } from "../path_overlap.ts";
 import { COMMON_HELP, defineCommand, driverFrom, resolvedConfigFrom } from "./command.ts";
 import { formatTable } from "./format.ts";
+import { REMOTE_HELP, REMOTE_OPTIONS, remoteSettingsFrom } from "./remote_flags.ts";
 
 /** The `config` command. */
 export const configCommand = defineCommand({
@@ -15,25 +17,30 @@ export const configCommand = defineCommand({
   help: `Usage: atocore-backup config [options]
 
 Print the four paths the tool works on, each with its source (flag, env or
-default), and the SQLite driver and version that would be used. Paths that
+default), the SQLite driver and version that would be used, and the off-host
+repository settings (repository, identity file, recipients) with their sources;
+the identity file's content is never read or shown here. Paths that
 overlap (the backup folder inside the Chroma folder, the database inside the
 backup folder, ...) are listed as problems, and then config exits 2, as every
 other command would refuse to run on them.
 
+${REMOTE_HELP}
 ${COMMON_HELP}
 
 Examples:
   atocore-backup config
   ATOCORE_DATA_DIR=/srv/atocore atocore-backup config --json`,
-  options: {},
+  options: { ...REMOTE_OPTIONS },
   maxPositionals: 0,
   run(values, _positionals, context) {
     const config = resolvedConfigFrom(values, context);
     const driver = driverFrom(values, context);
+    const remote = remoteSettingsFrom(values, context);
     const overlaps = pathOverlaps(config);
-    const result = { ...config, sqlite: { driver: driver.name, version: driver.version }, overlaps };
+    const result = { ...config, sqlite: { driver: driver.name, version: driver.version }, remote, overlaps };
     const rows = Object.entries(config).map(([name, value]) => [name, value.path, `${value.source} (${value.from})`]);
     rows.push(["sqlite", `${driver.name} ${driver.version}`, ""]);
+    rows.push(...remoteRows(remote));
     const problems = overlaps.map((overlap) => `PROBLEM: ${overlap}; every other command refuses to run`);
     return Promise.resolve({
       result,
@@ -42,3 +49,18 @@ Examples:
     });
   },
 });
+
+/** The repository settings as rows: each value (recipients and paths only; no secret) and where it came from. */
+function remoteRows(remote: RemoteSettings): string[][] {
+  const row = <T>(name: string, setting: RemoteSetting<T> | null, show: (value: T) => string) =>
+    setting === null ? [name, "(not set)", ""] : [name, show(setting.value), `${setting.source} (${setting.from})`];
+  return [
+    row("remote", remote.remote, (value) => value),
+    row("identity", remote.identityFile, (path) => path),
+    row(
+      "recipients",
+      remote.recipients,
+      ({ inline, files }) => [...inline, ...files.map((f) => `file ${f}`)].join(", "),
+    ),
+  ];
+}

@@ -12,6 +12,8 @@ import { COMMON_HELP, configFrom, defineCommand, driverFrom } from "./command.ts
 import { manifestBytes } from "../snapshot/metadata.ts";
 import { formatBytes } from "./format.ts";
 import { METRICS_HELP, METRICS_OPTIONS, withMetrics } from "./metrics_flag.ts";
+import { pushTargetFrom, withPush } from "./create_push.ts";
+import { refuseRemoteFlagsWithout, REMOTE_HELP, REMOTE_OPTIONS } from "./remote_flags.ts";
 
 /** Seconds the newest snapshot's stamp may be ahead of the clock before create refuses (`--max-clock-skew`). */
 export const DEFAULT_MAX_CLOCK_SKEW_SECONDS = 300;
@@ -29,23 +31,32 @@ validated, and published with one rename; it never overwrites another snapshot.
 When Chroma cannot be backed up, the database and registry are still published
 without it, and create exits 1 saying why.
 
+With --push, the new snapshot is then sent to the off-host repository, under
+the same lock (see 'push --help'); create's exit code stands, and a push that
+fails after a good create exits 1 saying the local snapshot is fine.
+
 Options:
   --chroma                 also copy the Chroma folder (stop ingestion first)
+  --push                   then push the new snapshot to the repository (--remote)
   --allow-empty-database   back up a live database that is 0 bytes or has no tables
                            (refused by default: a volume that did not mount looks like that)
   --max-clock-skew SECONDS refuse when the newest snapshot is stamped later than now by
                            more than this (default ${DEFAULT_MAX_CLOCK_SKEW_SECONDS})
 ${METRICS_HELP}
+${REMOTE_HELP}
 ${COMMON_HELP}
 
 Examples:
   atocore-backup create --chroma
+  atocore-backup create --chroma --push --remote file:///mnt/offsite/atocore
   ATOCORE_DATA_DIR=/srv/atocore atocore-backup create --json`,
   options: {
     chroma: { type: "boolean" },
     "allow-empty-database": { type: "boolean" },
     "max-clock-skew": { type: "string" },
+    push: { type: "boolean" },
     ...METRICS_OPTIONS,
+    ...REMOTE_OPTIONS,
   },
   maxPositionals: 0,
   run(values, _positionals, context) {
@@ -53,6 +64,8 @@ Examples:
       const config = configFrom(values, context);
       const driver = driverFrom(values, context);
       const maxClockSkewMs = clockSkewFrom(values["max-clock-skew"]) * 1000;
+      const target = values.push ? pushTargetFrom(values, context, config) : null;
+      if (!values.push) refuseRemoteFlagsWithout(values, "create", "--push");
       using _lock = acquireLock(config.backupDir.path, "create");
       requireOwnFolders(config.backupDir.path);
       removeLeftovers(config.backupDir.path, context.reporter);
@@ -64,12 +77,13 @@ Examples:
         maxClockSkewMs,
         publishWithoutFailedChroma: true,
       });
-      return {
+      const outcome = {
         result,
         exitCode: result.chroma_error === undefined ? ExitCode.Ok : ExitCode.Failed,
         metrics: { stamp: result.stamp, bytes: manifestBytes(result.manifest ?? []), valid: true },
         text: describe(result, config.chromaDir.path),
       };
+      return target === null ? outcome : await withPush(outcome, config, target, result.stamp, context, driver);
     });
   },
 });

@@ -5,7 +5,8 @@
  * @module
  */
 import { resolve } from "node:path";
-import { type DrillResult, drillSnapshot } from "../ops/drill.ts";
+import { type DrillOptions, type DrillResult, drillSnapshot } from "../ops/drill.ts";
+import { drillFromRemote, type RemoteDrillResult } from "../ops/drill_remote.ts";
 import { ExitCode, OperationError, UsageError } from "../errors.ts";
 import { writeFileAtomic } from "../fs/durable.ts";
 import { renderJunit } from "../report/junit.ts";
@@ -23,6 +24,7 @@ import {
 } from "./command.ts";
 import { formatAge, formatBytes } from "./format.ts";
 import { METRICS_HELP, METRICS_OPTIONS, requireWritableOutput, withMetrics } from "./metrics_flag.ts";
+import { refuseRemoteFlagsWithout, REMOTE_HELP, REMOTE_OPTIONS, remoteSourceFrom } from "./remote_flags.ts";
 
 /** The `drill` command. */
 export const drillCommand = defineCommand({
@@ -41,6 +43,13 @@ Reports the snapshot's age (recovery point) and how long validation plus restore
 took (recovery time). Exits 1 when any check fails. The scratch folder is removed
 unless --keep.
 
+With --from-remote, the snapshot (STAMP, STAMP_PUSHID or --latest; see 'remote
+list') is first fetched from the off-host repository into a scratch folder and
+decrypted with --identity: the CI drill, on a machine that has the repository and
+the identity but not the host. The recovery time then includes the fetch; a
+snapshot that cannot be fetched intact fails the drill's first check. The
+fetched copy is removed afterwards (--keep keeps the restored one).
+
 With --sample, build a sample store in a temporary folder and run create
 --chroma, validate, drill and a dry-run cleanup on it end to end, then remove
 the folder: the whole tool working, with nothing set up.
@@ -51,20 +60,25 @@ Options:
   --keep               keep the scratch folder (or, with --sample, the sample folder)
   --scratch-dir DIR    make the scratch folder in DIR (default: the system's temporary folder)
   --junit PATH         also write the result as JUnit XML to PATH (one test case per check)
+  --from-remote        read the snapshot from the off-host repository (needs --identity)
 ${METRICS_HELP}
+${REMOTE_HELP}
 ${COMMON_HELP}
 
 Examples:
   atocore-backup drill --latest
   atocore-backup drill 20260409T010203Z --junit drill.xml --metrics-file /var/lib/node_exporter/atocore_drill.prom
-  atocore-backup drill --sample`,
+  atocore-backup drill --sample
+  atocore-backup drill --from-remote --latest --remote file:///mnt/offsite/atocore --identity ci.key --junit drill.xml`,
   options: {
     latest: { type: "boolean" },
     sample: { type: "boolean" },
     keep: { type: "boolean" },
     "scratch-dir": { type: "string" },
     junit: { type: "string" },
+    "from-remote": { type: "boolean" },
     ...METRICS_OPTIONS,
+    ...REMOTE_OPTIONS,
   },
   maxPositionals: 1,
   run(values, positionals, context): Promise<Outcome> {
@@ -96,23 +110,31 @@ function checkArguments(values: Values, positionals: string[]): void {
   for (const flag of ["junit", "scratch-dir", "metrics-file"] as const) {
     if (values[flag] === "") throw new UsageError(`drill: --${flag} needs a path`);
   }
+  if (values.sample && values["from-remote"]) {
+    throw new UsageError("drill: --sample makes its own store and cannot be used with --from-remote");
+  }
+  if (!values["from-remote"]) refuseRemoteFlagsWithout(values, "drill", "--from-remote");
 }
 
 async function drill(values: Values, positionals: string[], context: CommandContext): Promise<Outcome> {
   const config = configFrom(values, context);
   const driver = driverFrom(values, context);
-  const stamp = positionals.length ? checkedStamp(positionals[0]) : latestStamp(config.backupDir.path);
-  if (stamp === null) {
-    throw new OperationError(`no snapshots to drill in ${config.backupDir.path}; run 'atocore-backup create' first`);
-  }
   const scratch = values["scratch-dir"];
-  const result = await drillSnapshot(config, stamp, {
+  const options: DrillOptions = {
     driver,
     reporter: context.reporter,
     now: context.now,
     keep: Boolean(values.keep),
     scratchParent: scratch === undefined ? undefined : resolve(context.cwd, scratch),
-  });
+  };
+  const result = values["from-remote"]
+    ? await drillFromRemote(
+      config,
+      remoteSourceFrom(values, context, config, "drill --from-remote"),
+      positionals[0] ?? "latest",
+      options,
+    )
+    : await drillSnapshot(config, localStamp(config.backupDir.path, positionals), options);
   writeJunit(values, context, result);
   return {
     result,
@@ -120,6 +142,19 @@ async function drill(values: Values, positionals: string[], context: CommandCont
     text: describe(result),
     metrics: metricsOf(result),
   };
+}
+
+/**
+ * The local snapshot to drill: the stamp given, or the newest.
+ *
+ * @throws {OperationError} when there is none.
+ */
+function localStamp(backupDir: string, positionals: string[]): string {
+  const stamp = positionals.length ? checkedStamp(positionals[0]) : latestStamp(backupDir);
+  if (stamp === null) {
+    throw new OperationError(`no snapshots to drill in ${backupDir}; run 'atocore-backup create' first`);
+  }
+  return stamp;
 }
 
 async function sample(values: Values, context: CommandContext): Promise<Outcome> {
@@ -149,11 +184,16 @@ function metricsOf(result: DrillResult): Outcome["metrics"] {
   };
 }
 
-function describe(result: DrillResult): string {
+function describe(result: DrillResult | RemoteDrillResult): string {
   const lines = [`drill ${result.stamp}: ${result.ok ? "PASSED" : "FAILED"}`];
+  const fetched = "remote" in result ? result.remote : null;
+  if (fetched !== null) {
+    lines.push(`  fetched ${fetched.snapshot} from ${fetched.location} (${formatBytes(fetched.bytes)})`);
+  }
+  const fetch = fetched === null ? "" : `fetch ${fetched.fetch_seconds} s + `;
   const recoveryTime = result.recovery_time_seconds === null
     ? "not measured (no restore)"
-    : `${result.recovery_time_seconds} s (validate ${
+    : `${result.recovery_time_seconds} s (${fetch}validate ${
       result.checks[0].seconds
     } s + restore ${result.restore_seconds} s)`;
   lines.push(`  recovery point: ${formatAge(result.recovery_point_seconds)} old; recovery time: ${recoveryTime}`);

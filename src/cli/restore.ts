@@ -7,10 +7,20 @@ import { resolve } from "node:path";
 import { ExitCode, UsageError } from "../errors.ts";
 import { acquireLock, acquireLockToRead } from "../ops/lock.ts";
 import { removeLeftovers } from "../ops/recover.ts";
-import { goBack, type RestoreResult, restoreSnapshot } from "../ops/restore.ts";
+import { type RemoteRestoreResult, restoreFromRemote } from "../ops/from_remote.ts";
+import { goBack, type RestoreOptions, type RestoreResult, restoreSnapshot } from "../ops/restore.ts";
 import { checkedStamp } from "../snapshot/layout.ts";
-import { type CommandContext, COMMON_HELP, configFrom, defineCommand, driverFrom, refuseBoth } from "./command.ts";
+import {
+  type CommandContext,
+  type CommandFlags,
+  COMMON_HELP,
+  configFrom,
+  defineCommand,
+  driverFrom,
+  refuseBoth,
+} from "./command.ts";
 import { formatBytes } from "./format.ts";
+import { refuseRemoteFlagsWithout, REMOTE_HELP, REMOTE_OPTIONS, remoteSourceFrom } from "./remote_flags.ts";
 
 /** The `restore` command. */
 export const restoreCommand = defineCommand({
@@ -34,6 +44,14 @@ from a copy staged inside it; check the restored database's integrity. Nothing
 is changed when it refuses. Exit 1 says what was changed and names the
 pre-restore stamp to go back to.
 
+With --from-remote the snapshot (STAMP, or STAMP_PUSHID when several pushes
+share the stamp; see 'remote list') is first fetched from the off-host
+repository into a scratch folder (system temp, or --scratch-dir), decrypted with
+--identity and checked block by block, then restored as above with every
+safety; the pre-restore snapshot goes to the backup folder as usual, and the
+scratch copy is removed afterwards. A snapshot that cannot be fetched intact
+(another key, an object missing, altered or swapped) is refused (exit 3).
+
 With --to DIR the store is rebuilt under DIR (DIR/<database file>,
 DIR/<registry file>, DIR/chroma), new or empty unless --force, and the live
 paths are not touched; no acknowledgment is needed and no pre-restore snapshot
@@ -48,12 +66,16 @@ Options:
   --no-chroma                leave the live Chroma folder alone
   --to DIR                   rebuild the store under DIR (new or empty) instead of the live paths
   --force                    with --to: restore into a folder that already holds files
+  --from-remote              read the snapshot from the off-host repository (needs --identity)
+  --scratch-dir DIR          with --from-remote: fetch into DIR (default: the system's temporary folder)
+${REMOTE_HELP}
 ${COMMON_HELP}
 
 Examples:
   docker compose down
   atocore-backup restore 20260409T010203Z --confirm-service-stopped
-  atocore-backup restore 20260409T010203Z --to /tmp/atocore-drill --json`,
+  atocore-backup restore 20260409T010203Z --to /tmp/atocore-drill --json
+  atocore-backup restore 20260409T010203Z --from-remote --identity atocore-offsite.key --confirm-service-stopped`,
   options: {
     "confirm-service-stopped": { type: "boolean" },
     "ignore-open-files": { type: "boolean" },
@@ -62,11 +84,16 @@ Examples:
     "no-chroma": { type: "boolean" },
     to: { type: "string" },
     force: { type: "boolean" },
+    "from-remote": { type: "boolean" },
+    "scratch-dir": { type: "string" },
+    ...REMOTE_OPTIONS,
   },
   maxPositionals: 1,
   async run(values, positionals, context) {
     if (positionals.length === 0) throw new UsageError("restore: snapshot stamp required; see 'list'");
-    const stamp = checkedStamp(positionals[0]);
+    const fromRemote = Boolean(values["from-remote"]);
+    const stamp = fromRemote ? positionals[0] : checkedStamp(positionals[0]);
+    checkRemoteFlags(values);
     refuseBoth(values, "chroma", "no-chroma", "restore");
     if (values.to === "") throw new UsageError("restore: --to needs a folder");
     if (values.force && values.to === undefined) {
@@ -74,8 +101,9 @@ Examples:
     }
     const config = configFrom(values, context);
     const driver = driverFrom(values, context);
+    const source = fromRemote ? remoteSourceFrom(values, context, config, "restore --from-remote") : null;
     using _lock = lockBackupDir(config.backupDir.path, values.to === undefined && !values["no-pre-snapshot"], context);
-    const result = await restoreSnapshot(config, stamp, {
+    const options: RestoreOptions = {
       driver,
       reporter: context.reporter,
       confirmServiceStopped: Boolean(values["confirm-service-stopped"]),
@@ -84,7 +112,14 @@ Examples:
       includeChroma: values.chroma ? true : values["no-chroma"] ? false : undefined,
       to: values.to === undefined ? undefined : resolve(context.cwd, values.to),
       force: Boolean(values.force),
-    });
+    };
+    const scratch = values["scratch-dir"];
+    const result = source === null
+      ? await restoreSnapshot(config, stamp, options)
+      : await restoreFromRemote(config, source, stamp, {
+        ...options,
+        scratchParent: scratch === undefined ? undefined : resolve(context.cwd, scratch),
+      });
     return {
       result,
       exitCode: result.restored_integrity_ok ? ExitCode.Ok : ExitCode.Failed,
@@ -113,13 +148,31 @@ function lockBackupDir(backupDir: string, writes: boolean, context: CommandConte
   return lock;
 }
 
-function describe(result: RestoreResult): string {
+/**
+ * Refuse repository flags without `--from-remote` (the local snapshot would be restored) and an empty `--scratch-dir`.
+ *
+ * @throws {UsageError} naming the flag.
+ */
+function checkRemoteFlags(values: CommandFlags<typeof restoreCommand.options>): void {
+  if (values["scratch-dir"] === "") throw new UsageError("restore: --scratch-dir needs a folder");
+  if (values["from-remote"]) return;
+  refuseRemoteFlagsWithout(values, "restore", "--from-remote");
+  if (values["scratch-dir"] !== undefined) throw new UsageError("restore: --scratch-dir goes with --from-remote");
+}
+
+function describe(result: RestoreResult | RemoteRestoreResult): string {
   const where = result.to === null ? "the live store" : result.to;
   const parts = ["database", ...(result.registry_restored ? ["registry"] : [])];
   if (result.chroma_restored) {
     parts.push(`Chroma (${result.chroma_files_restored} files, ${formatBytes(result.chroma_bytes_restored)})`);
   }
   const lines = [`restored snapshot ${result.stamp} into ${where}: ${parts.join(", ")}`];
+  if ("remote" in result) {
+    const { snapshot, location, bytes, fetch_seconds } = result.remote;
+    lines.push(
+      `  fetched ${snapshot} from ${location} (${formatBytes(bytes)} in ${fetch_seconds} s); scratch copy removed`,
+    );
+  }
   lines.push(`  database: ${result.target_db}`);
   if (result.pre_restore_snapshot) {
     const undo = `atocore-backup restore ${result.pre_restore_snapshot} --confirm-service-stopped`;

@@ -69,6 +69,8 @@ export interface DrillOptions {
   keep?: boolean;
   /** The folder in which the scratch folder is made (default: the system's temporary folder). */
   scratchParent?: string;
+  /** The backup folder the snapshot is read from (default the configured one; a snapshot fetched into scratch). */
+  sourceDir?: string;
 }
 
 /** What a drill did and found. */
@@ -164,7 +166,8 @@ interface RanCheck {
  */
 export async function drillSnapshot(config: Config, stamp: string, options: DrillOptions): Promise<DrillResult> {
   const started = performance.now();
-  const state: DrillState = { config, stamp, root: snapshotDir(config.backupDir.path, stamp), options };
+  const root = snapshotDir(options.sourceDir ?? config.backupDir.path, stamp);
+  const state: DrillState = { config, stamp, root, options };
   const ran: RanCheck[] = [];
   let finished = false;
   let result: DrillResult;
@@ -248,7 +251,7 @@ function assemble(state: DrillState, ran: RanCheck[], finished: boolean, seconds
 
 /** `snapshot_valid`: validate the snapshot deeply (manifest hashes included); measures its metadata. */
 async function validateStep({ config, stamp, options }: DrillState): Promise<Finding> {
-  const validation = await validateSnapshot(config.backupDir.path, stamp, {
+  const validation = await validateSnapshot(options.sourceDir ?? config.backupDir.path, stamp, {
     driver: options.driver,
     onProgress: (done, total) => options.reporter.progress("hashing", done, total),
   });
@@ -273,6 +276,7 @@ async function restoreStep({ config, stamp, options }: DrillState): Promise<Find
       preSnapshot: false,
       to: scratchDir,
       quick: true,
+      sourceDir: options.sourceDir,
     });
     const restoreSeconds = elapsed(begun);
     const detail = `restored into ${scratchDir} in ${restoreSeconds} s`;

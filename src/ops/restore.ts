@@ -51,6 +51,8 @@ export interface RestoreOptions {
   force?: boolean;
   /** Validate sizes only, without hashing, before restoring. */
   quick?: boolean;
+  /** The backup folder the snapshot is read from (default the configured one; a snapshot fetched into scratch). */
+  sourceDir?: string;
 }
 
 /** The validation done before restoring, without the snapshot's metadata. */

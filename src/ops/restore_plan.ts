@@ -169,14 +169,14 @@ function describeHolders(openers: OpenFile[]): string {
   return `${who} still ${byPid.length > 1 ? "hold" : "holds"} the live store: ${what}`;
 }
 
-/** Validate the snapshot `stamp` (deeply unless `quick`) and refuse it when it is not valid. */
+/** Validate the snapshot `stamp` of `sourceDir` (default the backup folder; deeply unless `quick`); refuse it if invalid. */
 export async function validatedSnapshot(
   config: Config,
   stamp: string,
-  options: { driver: SqliteDriver; quick?: boolean; reporter: Reporter },
+  options: { driver: SqliteDriver; quick?: boolean; reporter: Reporter; sourceDir?: string },
 ): Promise<ValidationResult> {
   const { reporter } = options;
-  const validation = await validateSnapshot(config.backupDir.path, stamp, {
+  const validation = await validateSnapshot(options.sourceDir ?? config.backupDir.path, stamp, {
     driver: options.driver,
     quick: options.quick ?? false,
     onProgress: (done, total) => reporter.progress("hashing", done, total),

@@ -5,7 +5,6 @@
  *
  * @module
  */
-import { hostname } from "node:os";
 import type { Config } from "../config.ts";
 import { describeOsError, OperationError } from "../errors.ts";
 import { pushCachePath, pushJournalDir, pushJournalPath } from "../snapshot/layout.ts";
@@ -28,6 +27,7 @@ import {
 import { PushSession } from "./push_session.ts";
 import { checkPin, openRepository, type Repository } from "./repository.ts";
 import { checkLink } from "./local_snapshot.ts";
+import { hostName } from "../sys/host_name.ts";
 
 /** How long a push's lease holds off a cleanup by default: 6 hours. */
 export const DEFAULT_LEASE_MS = 6 * 3600_000;
@@ -166,7 +166,7 @@ async function upload(
     stamp: key.stamp,
     push_id: key.pushId,
     pushed_at: context.now().toISOString(),
-    host: hostname(),
+    host: hostName(),
     metadata: local.metadata as unknown as Record<string, unknown>,
     packs,
     files,

@@ -9,7 +9,7 @@ import { readRegularTextFile } from "../fs/regular_file.ts";
 import { parseStamp } from "../snapshot/stamp.ts";
 
 /** The operations that write metrics; the value of the `operation` label. */
-export type MetricsOperation = "create" | "validate" | "drill";
+export type MetricsOperation = "create" | "validate" | "drill" | "push";
 
 /** What a run learned that is worth a metric; each field is left out when this run does not know it. */
 export interface MetricFacts {
@@ -23,6 +23,16 @@ export interface MetricFacts {
   recoveryPointSeconds?: number;
   /** Drill only: seconds validation plus restore into the scratch folder took (recovery time). */
   restoreSeconds?: number;
+  /** Push (and `create --push`): what the push read, sent and saved. */
+  pushed?: PushFacts;
+}
+
+/** What a push did, for its metrics. */
+export interface PushFacts {
+  bytesRead: number;
+  bytesSent: number;
+  objectsWritten: number;
+  bytesDeduplicated: number;
 }
 
 /** One finished run, as the metrics file describes it. */
@@ -75,7 +85,20 @@ export function renderMetrics(run: RunRecord, previousSuccess: number | null): s
     "Age of the drilled snapshot when the drill started.",
     run.facts.recoveryPointSeconds,
   );
-  gauge("drill_recovery_time_seconds", "How long the drill's validation and restore took.", run.facts.restoreSeconds);
+  gauge(
+    "drill_recovery_time_seconds",
+    "How long the drill's validation and restore took (and the fetch, from a repository).",
+    run.facts.restoreSeconds,
+  );
+  const pushed = run.facts.pushed;
+  gauge("push_bytes_read", "Bytes of local snapshots the last push read.", pushed?.bytesRead);
+  gauge("push_bytes_sent", "Bytes the last push wrote to the repository.", pushed?.bytesSent);
+  gauge("push_objects_written", "Objects the last push wrote to the repository.", pushed?.objectsWritten);
+  gauge(
+    "push_bytes_deduplicated",
+    "Bytes the last push did not send: the repository held them.",
+    pushed?.bytesDeduplicated,
+  );
   return lines.join("\n") + "\n";
 }
 

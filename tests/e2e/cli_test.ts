@@ -41,7 +41,7 @@ Deno.test("--help lists every command and the exit codes; --version prints the v
 });
 
 Deno.test("every command has --help with its usage, options and an example", async () => {
-  const runs = await Promise.all(COMMANDS.map((command) => runCli([command.name, "--help"])));
+  const runs = await Promise.all(COMMANDS.map((command) => runCli([...command.name.split(" "), "--help"])));
   runs.forEach((run, index) => {
     const name = COMMANDS[index].name;
     assert.equal(run.code, 0, `${name} --help: ${run.stderr}`);
@@ -55,7 +55,7 @@ Deno.test("unknown commands, unknown flags, missing arguments and conflicting fl
   const cases: [string[], RegExp][] = [
     [["frobnicate"], /unknown command "frobnicate"; see 'atocore-backup --help'/],
     ...COMMANDS.map((command): [string[], RegExp] => [
-      [command.name, "--no-such-flag"],
+      [...command.name.split(" "), "--no-such-flag"],
       new RegExp(`${command.name}: .*no-such-flag.*; see '${command.name} --help'`),
     ]),
     [["create", "--metrics-file"], /create: .*metrics-file.*argument/],

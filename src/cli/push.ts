@@ -1,0 +1,127 @@
+/**
+ * `push`: send local snapshots to the off-host repository.
+ *
+ * @module
+ */
+import { ExitCode, UsageError } from "../errors.ts";
+import { acquireLock } from "../ops/lock.ts";
+import { type LocalPushResult, pushFacts, pushLocalSnapshots, type PushSelection } from "../ops/push.ts";
+import { recipientsFrom, refuseRemoteInStore, remoteBackend } from "../ops/remote.ts";
+import type { PushResult } from "../repo/push.ts";
+import { type CommandFlags, COMMON_HELP, configFrom, defineCommand, driverFrom } from "./command.ts";
+import { formatBytes } from "./format.ts";
+import { METRICS_HELP, METRICS_OPTIONS, withMetrics } from "./metrics_flag.ts";
+import { REMOTE_HELP, REMOTE_OPTIONS, remoteSettingsFrom } from "./remote_flags.ts";
+
+/** The `push` command. */
+export const pushCommand = defineCommand({
+  name: "push",
+  summary: "send a snapshot (--latest, --all) to the off-host repository, encrypted and deduplicated",
+  help: `Usage: atocore-backup push STAMP [options]
+       atocore-backup push --latest [options]
+       atocore-backup push --all [options]
+
+Validate the local snapshot (manifest hashes included; an invalid one is refused,
+exit 3), then send it to the repository: split at SQLite pages (other files at
+64 KiB), only blocks the repository does not hold yet, packed, compressed where
+it pays, encrypted with age to the repository's recipients. Pushing needs only
+the public recipient, never the identity. The snapshot is listed in the
+repository only once everything it needs is written; a push that is killed or
+fails lists nothing, and the next one reuses what was sent. The first push to a
+repository pins its id and recipients in the backup folder; a later change is
+refused (exit 3). Takes the backup folder's lock (exit 4 while another
+operation runs). Reports bytes read, bytes sent, objects written and what
+deduplication saved.
+
+Options:
+  --latest             push the newest snapshot
+  --all                push every snapshot the repository does not hold yet (invalid ones are
+                       reported and skipped; exit 3 then)
+  --quick              validate sizes only (each file read is still checked against the manifest)
+${METRICS_HELP}
+${REMOTE_HELP}
+${COMMON_HELP}
+
+Examples:
+  atocore-backup push --latest --remote file:///mnt/offsite/atocore
+  ATOCORE_BACKUP_REMOTE=/mnt/offsite/atocore atocore-backup push --all
+  atocore-backup push 20260409T010203Z --recipient age1... --metrics-file /var/lib/node_exporter/atocore_push.prom`,
+  options: {
+    latest: { type: "boolean" },
+    all: { type: "boolean" },
+    quick: { type: "boolean" },
+    ...METRICS_OPTIONS,
+    ...REMOTE_OPTIONS,
+  },
+  maxPositionals: 1,
+  run(values, positionals, context) {
+    const selection = selectionFrom(values, positionals);
+    return withMetrics(values, "push", context, async () => {
+      const config = configFrom(values, context);
+      const settings = remoteSettingsFrom(values, context);
+      const backend = remoteBackend(settings, context.cwd, "push");
+      refuseRemoteInStore(config, backend);
+      const recipients = recipientsFrom(settings);
+      const driver = driverFrom(values, context);
+      using _lock = acquireLock(config.backupDir.path, "push");
+      const result = await pushLocalSnapshots(config, backend, selection, {
+        driver,
+        reporter: context.reporter,
+        recipients,
+        validation: values.quick ? "quick" : "deep",
+      });
+      const last = result.pushed.at(-1);
+      return {
+        result,
+        exitCode: result.refused.length ? ExitCode.Refused : ExitCode.Ok,
+        text: describePush(result),
+        metrics: {
+          stamp: last?.stamp,
+          bytes: last?.bytes_total,
+          valid: result.refused.length === 0,
+          pushed: pushFacts(result),
+        },
+      };
+    });
+  },
+});
+
+type Values = CommandFlags<typeof pushCommand.options>;
+
+function selectionFrom(values: Values, positionals: string[]): PushSelection {
+  const chosen = [positionals.length > 0, Boolean(values.latest), Boolean(values.all)].filter(Boolean).length;
+  if (chosen !== 1) {
+    throw new UsageError(
+      `push: give one of STAMP, --latest or --all${chosen ? ", not several" : ""}; see 'push --help'`,
+    );
+  }
+  if (values.latest) return { latest: true };
+  if (values.all) return { all: true };
+  return { stamp: positionals[0] };
+}
+
+/** What a push run did, a line per snapshot and the totals. */
+export function describePush(result: LocalPushResult): string {
+  const lines = result.pushed.map((pushed) => describeOne(pushed, result.location));
+  for (const refused of result.refused) {
+    lines.push(`REFUSED ${refused.stamp}: not valid (${refused.errors.join("; ")}); nothing of it was pushed`);
+  }
+  if (result.pushed.length > 1) {
+    lines.push(
+      `total: read ${formatBytes(result.bytes_read)}, sent ${formatBytes(result.bytes_sent)} in ` +
+        `${result.objects_written} objects; deduplication saved ${formatBytes(result.bytes_deduplicated)}`,
+    );
+  }
+  return lines.join("\n") || `nothing to push to ${result.location}`;
+}
+
+function describeOne(pushed: PushResult, location: string): string {
+  if (pushed.already_pushed) return `${pushed.stamp} is already in ${location} as ${pushed.snapshot}: nothing sent`;
+  return [
+    `pushed ${pushed.stamp} to ${location} as ${pushed.snapshot}${pushed.pinned ? " (repository pinned)" : ""}`,
+    `  read ${formatBytes(pushed.bytes_read)} of ${formatBytes(pushed.bytes_total)}, sent ${
+      formatBytes(pushed.bytes_sent)
+    } in ${pushed.objects_written} objects (${pushed.packs_written} new packs, ${pushed.packs_reused} reused); ` +
+    `deduplication saved ${formatBytes(pushed.bytes_deduplicated)}`,
+  ].join("\n");
+}

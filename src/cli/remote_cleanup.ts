@@ -1,0 +1,129 @@
+/**
+ * `remote cleanup`: the retention policy applied to the off-host repository, then unneeded packs deleted in two
+ * phases; a dry run unless `--confirm`.
+ *
+ * @module
+ */
+import { ExitCode, UsageError } from "../errors.ts";
+import { checkPinIfPinned, recipientsFrom, remoteBackend } from "../ops/remote.ts";
+import { cleanupRemote, DEFAULT_GRACE_MS, type RemoteCleanupResult } from "../repo/prune.ts";
+import { DEFAULT_LEASE_MS } from "../repo/push.ts";
+import { openRepository } from "../repo/repository.ts";
+import { DEFAULT_POLICY } from "../snapshot/retention.ts";
+import { COMMON_HELP, configFrom, defineCommand } from "./command.ts";
+import { formatBytes } from "./format.ts";
+import { REMOTE_HELP, REMOTE_OPTIONS, remoteSettingsFrom } from "./remote_flags.ts";
+import { policyFrom, RETENTION_HELP, RETENTION_OPTIONS } from "./retention_flags.ts";
+
+const UNITS: Record<string, number> = { s: 1000, m: 60_000, h: 3600_000, d: 86400_000 };
+
+/** The `remote cleanup` command. */
+export const remoteCleanupCommand = defineCommand({
+  name: "remote cleanup",
+  summary: "remove old snapshots from the off-host repository, then unneeded packs (dry run unless --confirm)",
+  help: `Usage: atocore-backup remote cleanup [--confirm] [--keep-daily N] [--keep-weekly N] [--keep-monthly N]
+       [--grace DURATION] [options]
+
+Apply the local cleanup's retention rules to the repository's snapshots (by
+their stamps: the newest snapshot of each of the ${DEFAULT_POLICY.daily} newest days, ${DEFAULT_POLICY.weekly} Sunday weeks,
+${DEFAULT_POLICY.monthly} 1st-of-month months; the newest snapshot is always kept), then free space in
+two phases: a run marks the packs no snapshot needs (condemned), and a run at
+least the grace period later deletes those still unneeded. A push running at the
+same time loses nothing: its lease (6 h) keeps what it reuses, and the grace
+(default 24 h, must exceed the lease) covers what it sends. Needs no identity.
+Shows what it would do and changes nothing, unless --confirm.
+
+Options:
+  --confirm            delete (default: dry run)
+${RETENTION_HELP}
+  --grace DURATION     time between marking a pack and deleting it: 36h, 2d, 90m
+                       (default 24h; longer than a push's 6 h lease)
+${REMOTE_HELP}
+${COMMON_HELP}
+
+Examples:
+  atocore-backup remote cleanup --remote file:///mnt/offsite/atocore
+  atocore-backup remote cleanup --confirm --keep-daily 14 --keep-monthly 12
+  atocore-backup remote cleanup --confirm --grace 48h --json`,
+  options: {
+    confirm: { type: "boolean" },
+    ...RETENTION_OPTIONS,
+    grace: { type: "string" },
+    ...REMOTE_OPTIONS,
+  },
+  maxPositionals: 0,
+  async run(values, _positionals, context) {
+    const policy = policyFrom(values, "remote cleanup");
+    const graceMs = graceFrom(values.grace);
+    const config = configFrom(values, context);
+    const settings = remoteSettingsFrom(values, context);
+    const backend = remoteBackend(settings, context.cwd, "remote cleanup");
+    checkPinIfPinned(config, await openRepository(backend), recipientsFrom(settings));
+    context.reporter.event("info", "remote_cleanup_started", { location: backend.location, confirm: !!values.confirm });
+    const result = await cleanupRemote(backend, {
+      policy,
+      confirm: Boolean(values.confirm),
+      graceMs,
+      now: context.now,
+    });
+    for (const error of result.errors) context.reporter.event("warning", "remote_cleanup_problem", { error });
+    context.reporter.event("info", "remote_cleanup_finished", {
+      location: backend.location,
+      ...result,
+      reasons: undefined,
+    });
+    return {
+      result: { location: backend.location, ...result },
+      exitCode: result.errors.length ? ExitCode.Failed : ExitCode.Ok,
+      text: describe(result, backend.location),
+    };
+  },
+});
+
+/**
+ * The milliseconds `--grace` gives (`36h`, `2d`, `90m`, `3600s`), or the default.
+ *
+ * @throws {UsageError} for another form, or a grace not longer than a push's lease.
+ */
+function graceFrom(text: string | undefined): number {
+  if (text === undefined) return DEFAULT_GRACE_MS;
+  const match = /^(\d{1,9})([smhd])$/.exec(text);
+  if (!match) {
+    throw new UsageError(
+      `remote cleanup: --grace must be a duration such as 36h, 2d or 90m, not ${JSON.stringify(text)}`,
+    );
+  }
+  const ms = Number(match[1]) * UNITS[match[2]];
+  if (ms <= DEFAULT_LEASE_MS) {
+    throw new UsageError(
+      `remote cleanup: --grace ${text} is not longer than a push's lease (6h): a pack a running push just sent ` +
+        "could be deleted under it; give more than 6h",
+    );
+  }
+  return ms;
+}
+
+function describe(result: RemoteCleanupResult, location: string): string {
+  const dry = result.dry_run;
+  const lines = [
+    `${dry ? "dry run of remote cleanup" : "remote cleanup"} in ${location}`,
+    `kept ${result.kept.length}:`,
+    ...result.kept.map((name) =>
+      `  ${name}  ${(result.reasons[name.split("_")[0]] ?? []).map((r) => `${r.rule} ${r.bucket}`).join(", ")}`
+    ),
+    `${dry ? "would remove" : "removed"} ${result.deleted.length}:`,
+    ...result.deleted.map((name) => `  ${name}`),
+    `packs: ${dry ? "would delete" : "deleted"} ${result.packs_deleted} (${formatBytes(result.bytes_freed)}) marked ` +
+    `at least the grace period ago; ${dry ? "would mark" : "marked"} ${result.packs_condemned} no snapshot needs`,
+  ];
+  if (result.refs_removed.length || result.leases_removed.length) {
+    lines.push(
+      `leftovers of interrupted pushes: ${result.refs_removed.length} refs, ${result.leases_removed.length} expired leases`,
+    );
+  }
+  for (const error of result.errors) lines.push(`  ERROR ${error}`);
+  if (dry && (result.deleted.length || result.packs_deleted || result.packs_condemned)) {
+    lines.push("nothing changed; run again with --confirm to do it");
+  }
+  return lines.join("\n");
+}

@@ -1,0 +1,77 @@
+/**
+ * The flags that name the off-host repository and its keys, shared by push, the remote commands, `create --push`,
+ * `restore --from-remote`, `drill --from-remote` and `config`; and their resolution, once, from flags and environment.
+ *
+ * @module
+ */
+import { type Config, type RemoteSettings, resolveRemoteSettings } from "../config.ts";
+import { UsageError } from "../errors.ts";
+import type { RemoteSource } from "../ops/from_remote.ts";
+import { identitiesFrom, recipientsFrom, refuseRemoteInStore, remoteBackend } from "../ops/remote.ts";
+import type { CommandContext, CommandOptions, FlagValues } from "./command.ts";
+
+/** The flags, for a command's `options`. */
+export const REMOTE_OPTIONS = {
+  remote: { type: "string" },
+  identity: { type: "string" },
+  recipient: { type: "string", multiple: true },
+  "recipients-file": { type: "string" },
+} as const satisfies CommandOptions;
+
+/** The flags' lines of help. */
+export const REMOTE_HELP = `Repository (flag, else environment; no default):
+  --remote URL           file:///path or a folder path (NAS, NFS, USB disk)   ATOCORE_BACKUP_REMOTE
+  --identity FILE        age identity file (secret key), to decrypt           ATOCORE_BACKUP_IDENTITY_FILE
+  --recipient age1...    public key to encrypt to (repeatable)                ATOCORE_BACKUP_RECIPIENT
+  --recipients-file F    file of age1... recipients, one a line (with --recipient: both)`;
+
+/** The repository settings that the flags and the environment give. */
+export function remoteSettingsFrom(values: FlagValues<typeof REMOTE_OPTIONS>, context: CommandContext): RemoteSettings {
+  return resolveRemoteSettings(
+    {
+      remote: values.remote,
+      identity: values.identity,
+      recipient: values.recipient,
+      recipientsFile: values["recipients-file"],
+    },
+    context.env,
+    context.cwd,
+  );
+}
+
+/**
+ * Refuse repository flags on a command run without `--from-remote`, which would read the local backup folder while
+ * the operator meant the repository.
+ *
+ * @throws {UsageError} naming the flag.
+ */
+export function refuseRemoteFlagsWithout(
+  values: FlagValues<typeof REMOTE_OPTIONS>,
+  command: string,
+  switchFlag: string,
+): void {
+  for (const flag of ["remote", "identity", "recipient", "recipients-file"] as const) {
+    if (values[flag] !== undefined) {
+      throw new UsageError(`${command}: --${flag} goes with ${switchFlag}; add it to read from the repository`);
+    }
+  }
+}
+
+/**
+ * The repository to read a snapshot from and the identities that decrypt it, for `purpose` (`restore --from-remote`);
+ * checked before any work.
+ *
+ * @throws {UsageError} when the repository or the identity is missing, or the repository lies in the store.
+ */
+export function remoteSourceFrom(
+  values: FlagValues<typeof REMOTE_OPTIONS>,
+  context: CommandContext,
+  config: Config,
+  purpose: string,
+): RemoteSource {
+  const settings = remoteSettingsFrom(values, context);
+  const backend = remoteBackend(settings, context.cwd, purpose);
+  refuseRemoteInStore(config, backend);
+  const identities = identitiesFrom(settings, purpose, context.reporter);
+  return { backend, identities, recipients: recipientsFrom(settings) };
+}

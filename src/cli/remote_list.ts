@@ -1,0 +1,77 @@
+/**
+ * `remote list`: the snapshots of the off-host repository.
+ *
+ * @module
+ */
+import { ExitCode } from "../errors.ts";
+import { checkPinIfPinned, identitiesFrom, recipientsFrom, remoteBackend } from "../ops/remote.ts";
+import { listRemote, type RemoteListing } from "../repo/remote_list.ts";
+import { openRepository } from "../repo/repository.ts";
+import { COMMON_HELP, configFrom, defineCommand } from "./command.ts";
+import { formatBytes, formatTable } from "./format.ts";
+import { REMOTE_HELP, REMOTE_OPTIONS, remoteSettingsFrom } from "./remote_flags.ts";
+
+/** The `remote list` command. */
+export const remoteListCommand = defineCommand({
+  name: "remote list",
+  summary: "list the snapshots in the off-host repository, oldest first",
+  help: `Usage: atocore-backup remote list [options]
+
+List every snapshot the repository holds (STAMP_PUSHID, the name restore and
+drill accept), with the packs it needs and their stored bytes. Without the
+identity only names and public sizes are known; with --identity each snapshot's
+document is decrypted too: when and from which host it was pushed, its files,
+its size and whether it holds Chroma (exit 1 when one cannot be read). A
+snapshot is listed only once every object it needs was written. Pushes in
+progress are counted.
+
+Options:
+${REMOTE_HELP}
+${COMMON_HELP}
+
+Examples:
+  atocore-backup remote list --remote file:///mnt/offsite/atocore
+  atocore-backup remote list --identity atocore-offsite.key --json | jq -r '.snapshots[-1].snapshot'`,
+  options: { ...REMOTE_OPTIONS },
+  maxPositionals: 0,
+  async run(values, _positionals, context) {
+    const config = configFrom(values, context);
+    const settings = remoteSettingsFrom(values, context);
+    const backend = remoteBackend(settings, context.cwd, "remote list");
+    const identities = settings.identityFile ? identitiesFrom(settings, "remote list", context.reporter) : [];
+    checkPinIfPinned(config, await openRepository(backend), recipientsFrom(settings));
+    const listing = await listRemote(backend, identities, context.now);
+    const unreadable = listing.snapshots.some((entry) => entry.error !== undefined);
+    return {
+      result: listing,
+      exitCode: unreadable ? ExitCode.Failed : ExitCode.Ok,
+      text: describe(listing, identities.length > 0),
+    };
+  },
+});
+
+function describe(listing: RemoteListing, decrypted: boolean): string {
+  const header = decrypted
+    ? ["SNAPSHOT", "PUSHED", "HOST", "FILES", "SIZE", "CHROMA", "STORED"]
+    : ["SNAPSHOT", "PACKS", "STORED"];
+  const rows = listing.snapshots.map((entry) => {
+    const stored = formatBytes(entry.stored_bytes) + (entry.refs ? "" : " (refs missing)");
+    if (!decrypted) return [entry.snapshot, String(entry.packs), stored];
+    if (entry.error !== undefined) return [entry.snapshot, `unreadable: ${entry.error}`, "", "", "", "", stored];
+    return [
+      entry.snapshot,
+      entry.pushed_at ?? "",
+      entry.host ?? "",
+      String(entry.files ?? ""),
+      formatBytes(entry.bytes ?? 0),
+      entry.chroma ? "yes" : "no",
+      stored,
+    ];
+  });
+  const lines = [
+    `repository ${listing.location} (id ${listing.repository_id})`,
+    rows.length ? formatTable(header, rows) : "no snapshots",
+  ];
+  if (listing.pushes_in_progress) lines.push(`pushes in progress: ${listing.pushes_in_progress}`);
+  return lines.join("\n");
+}

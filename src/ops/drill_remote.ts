@@ -1,0 +1,100 @@
+/**
+ * The CI drill from a repository: the snapshot fetched into scratch, then the drill with all its checks reading it
+ * from there. The recovery time includes the fetch; a snapshot that cannot be fetched intact is a failed drill.
+ *
+ * @module
+ */
+import { describeOsError, UsageError } from "../errors.ts";
+import type { Config } from "../config.ts";
+import { parseStamp } from "../snapshot/stamp.ts";
+import { DRILL_CHECKS, type DrillCheck, type DrillOptions, type DrillResult, drillSnapshot } from "./drill.ts";
+import {
+  checkSource,
+  type FetchSummary,
+  fetchToScratch,
+  type RemoteSource,
+  resolveRemoteSnapshot,
+} from "./from_remote.ts";
+
+/** A drill read from a repository: the drill's result and what was fetched (`null` when the fetch failed). */
+export type RemoteDrillResult = DrillResult & { remote: FetchSummary | null };
+
+/**
+ * Drill snapshot `given` (`STAMP`, `STAMP_PUSHID` or `"latest"`) of the repository. Never throws for what it finds.
+ *
+ * @throws {UsageError} for a name that matches no snapshot or several; {@linkcode RefusedError} for a repository that
+ *   is not the pinned one; {@linkcode OperationError} for a repository without snapshots.
+ */
+export async function drillFromRemote(
+  config: Config,
+  source: RemoteSource,
+  given: string,
+  options: DrillOptions,
+): Promise<RemoteDrillResult> {
+  const begun = performance.now();
+  await checkSource(config, source);
+  const name = await resolveRemoteSnapshot(source.backend, given);
+  const snapshotPath = `${source.backend.location}/snapshots/${name}`;
+  let fetched;
+  try {
+    fetched = await fetchToScratch(config, source, name, { ...options });
+  } catch (error) {
+    if (error instanceof UsageError) throw error;
+    const result = failedFetch(name, snapshotPath, describeOsError(error), seconds(begun), options.now);
+    options.reporter.event("warning", "drill_finished", { stamp: result.stamp, ok: false, errors: result.errors });
+    return result;
+  }
+  using _scratch = fetched;
+  const drilled = await drillSnapshot(config, fetched.stamp, { ...options, sourceDir: fetched.sourceDir });
+  const fetchSeconds = fetched.summary.fetch_seconds;
+  return {
+    ...drilled,
+    snapshot_path: snapshotPath,
+    recovery_time_seconds: drilled.recovery_time_seconds === null
+      ? null
+      : round3(drilled.recovery_time_seconds + fetchSeconds),
+    drill_seconds: seconds(begun),
+    remote: fetched.summary,
+  };
+}
+
+/** A drill whose snapshot could not be fetched: `snapshot_valid` failed with the reason, the other checks skipped. */
+function failedFetch(name: string, snapshotPath: string, why: string, took: number, now: Date): RemoteDrillResult {
+  const stamp = name.split("_")[0];
+  const detail = `not fetched intact: ${why}`;
+  const checks: DrillCheck[] = DRILL_CHECKS.map((check, index) =>
+    index === 0
+      ? { name: check, status: "failed", detail, seconds: took }
+      : { name: check, status: "skipped", detail: "snapshot not fetched", seconds: 0 }
+  );
+  const time = parseStamp(stamp);
+  return {
+    stamp,
+    ok: false,
+    snapshot_path: snapshotPath,
+    created_at: null,
+    recovery_point_seconds: time ? Math.round((now.getTime() - time.getTime()) / 1000) : null,
+    recovery_time_seconds: null,
+    restore_seconds: null,
+    drill_seconds: took,
+    snapshot_bytes: 0,
+    db_size_bytes: 0,
+    chroma_bytes: 0,
+    tables: 0,
+    rows: 0,
+    checks,
+    errors: [`snapshot_valid: ${detail}`],
+    scratch_dir: null,
+    scratch_kept: false,
+    restore: null,
+    remote: null,
+  };
+}
+
+function seconds(since: number): number {
+  return round3((performance.now() - since) / 1000);
+}
+
+function round3(value: number): number {
+  return Math.round(value * 1000) / 1000;
+}

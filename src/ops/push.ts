@@ -1,0 +1,223 @@
+/**
+ * Pushing local snapshots to a repository: which ones, each validated before it is sent (an invalid one is refused),
+ * then the repository's push; errors of the disk or the mount become one line naming the object and the next step.
+ * The caller holds the backup folder's lock.
+ *
+ * @module
+ */
+import type { Config } from "../config.ts";
+import { describeOsError, OperationError, RefusedError, ToolError, UsageError } from "../errors.ts";
+import type { PushFacts } from "../report/metrics.ts";
+import type { Reporter } from "../report/reporter.ts";
+import type { Backend } from "../repo/backend.ts";
+import { type PushResult, pushSnapshot } from "../repo/push.ts";
+import { listSnapshots as listRemoteSnapshots } from "../repo/snapshots.ts";
+import { checkedStamp, snapshotDir } from "../snapshot/layout.ts";
+import { isStamp } from "../snapshot/stamp.ts";
+import type { SqliteDriver } from "../sqlite/driver.ts";
+import { snapshotNames } from "./list.ts";
+import { validateSnapshot } from "./validate.ts";
+
+/** Which local snapshots to push. */
+export type PushSelection = { stamp: string } | { latest: true } | { all: true };
+
+/** Options of {@linkcode pushLocalSnapshots}. */
+export interface LocalPushOptions {
+  driver: SqliteDriver;
+  reporter: Reporter;
+  /** Recipients the operator expects; a repository with others is refused. */
+  recipients?: readonly string[];
+  /** How each snapshot is validated first: `deep` (hashes), `quick` (sizes; the push still checks each file it reads against the manifest), `none` (just validated by create). */
+  validation: "deep" | "quick" | "none";
+}
+
+/** A snapshot that was not pushed because it did not validate. */
+export interface RefusedSnapshot {
+  stamp: string;
+  errors: string[];
+}
+
+/** What a push run did: each snapshot pushed (or already there), each refused, and the totals. */
+export interface LocalPushResult {
+  location: string;
+  pushed: PushResult[];
+  refused: RefusedSnapshot[];
+  bytes_total: number;
+  bytes_read: number;
+  bytes_sent: number;
+  objects_written: number;
+  bytes_deduplicated: number;
+}
+
+/**
+ * Push the selected snapshots of the backup folder to `backend`, oldest first; snapshots whose stamp the repository
+ * lists already are not validated again (the push sends nothing for them).
+ *
+ * @throws {UsageError} when no snapshot is selected; {@linkcode RefusedError} when the one selected snapshot does not
+ *   validate, or the repository is not the pinned one; {@linkcode OperationError} when a push fails (nothing of it
+ *   is listed).
+ */
+export async function pushLocalSnapshots(
+  config: Config,
+  backend: Backend,
+  selection: PushSelection,
+  options: LocalPushOptions,
+): Promise<LocalPushResult> {
+  const stamps = selectedStamps(config.backupDir.path, selection);
+  const listed = new Set((await listRemoteSnapshots(backend)).snapshots.map(({ key }) => key.stamp));
+  const result: LocalPushResult = {
+    location: backend.location,
+    pushed: [],
+    refused: [],
+    bytes_total: 0,
+    bytes_read: 0,
+    bytes_sent: 0,
+    objects_written: 0,
+    bytes_deduplicated: 0,
+  };
+  for (const stamp of stamps) {
+    const errors = listed.has(stamp) ? [] : await validationErrors(config, stamp, options);
+    if (errors.length > 0) {
+      if (!("all" in selection)) throw refusal(config, stamp, errors);
+      options.reporter.event("warning", "push_refused_invalid", { stamp, errors });
+      result.refused.push({ stamp, errors });
+      continue;
+    }
+    add(result, await pushOne(config, backend, stamp, options));
+  }
+  return result;
+}
+
+/**
+ * Push the snapshot `stamp` just made by create (validated before it was published), and report how it went instead
+ * of throwing: a failed push does not undo a good snapshot.
+ */
+export async function pushAfterCreate(
+  config: Config,
+  backend: Backend,
+  stamp: string,
+  options: Omit<LocalPushOptions, "validation">,
+): Promise<{ result: LocalPushResult } | { error: ToolError }> {
+  try {
+    return { result: await pushLocalSnapshots(config, backend, { stamp }, { ...options, validation: "none" }) };
+  } catch (error) {
+    if (error instanceof ToolError) return { error };
+    return { error: new OperationError(`push of ${stamp} failed (${describeOsError(error)})`, { cause: error }) };
+  }
+}
+
+/** A push run's totals, as its metrics record them. */
+export function pushFacts(result: LocalPushResult): PushFacts {
+  return {
+    bytesRead: result.bytes_read,
+    bytesSent: result.bytes_sent,
+    objectsWritten: result.objects_written,
+    bytesDeduplicated: result.bytes_deduplicated,
+  };
+}
+
+function selectedStamps(backupDir: string, selection: PushSelection): string[] {
+  if ("stamp" in selection) return [checkedStamp(selection.stamp)];
+  const stamps = snapshotNames(backupDir).filter(isStamp);
+  if (stamps.length === 0) {
+    throw new UsageError(`no snapshots to push in ${backupDir}; run 'atocore-backup create' first`);
+  }
+  return "all" in selection ? stamps : [stamps.at(-1)!];
+}
+
+async function validationErrors(config: Config, stamp: string, options: LocalPushOptions): Promise<string[]> {
+  if (options.validation === "none") return [];
+  const validation = await validateSnapshot(config.backupDir.path, stamp, {
+    driver: options.driver,
+    quick: options.validation === "quick",
+    onProgress: (done, total) => options.reporter.progress("validating", done, total),
+  });
+  if (!validation.exists) {
+    throw new UsageError(`no snapshot ${stamp} in ${config.backupDir.path}; see 'atocore-backup list'`);
+  }
+  return validation.valid ? [] : validation.errors;
+}
+
+function refusal(config: Config, stamp: string, errors: string[]): RefusedError {
+  return new RefusedError(
+    `snapshot ${stamp} failed validation (${errors.join("; ")}): ${snapshotDir(config.backupDir.path, stamp)}; ` +
+      `nothing was pushed; push another snapshot (see 'list'), or make a new one with 'create'`,
+  );
+}
+
+async function pushOne(config: Config, backend: Backend, stamp: string, options: LocalPushOptions) {
+  options.reporter.event("info", "push_started", { stamp, location: backend.location });
+  const tracked = trackingWrites(backend);
+  let pushed: PushResult;
+  try {
+    pushed = await pushSnapshot(config, tracked.backend, snapshotDir(config.backupDir.path, stamp), {
+      recipients: options.recipients,
+      onProgress: (done, total) => options.reporter.progress("pushing", done, total),
+    });
+  } catch (error) {
+    if (error instanceof ToolError) throw error;
+    const where = tracked.failed === null ? pathOf(error) : ` writing ${tracked.failed}`;
+    throw new OperationError(
+      `push of ${stamp} to ${backend.location} failed${where}: ${describeOsError(error)}; ` +
+        `nothing of it is listed; ${nextStep(error)}`,
+      { cause: error },
+    );
+  }
+  for (const warning of pushed.warnings) options.reporter.event("warning", "push_warning", { stamp, warning });
+  options.reporter.event("info", "push_finished", {
+    stamp,
+    snapshot: pushed.snapshot,
+    already_pushed: pushed.already_pushed,
+    bytes_read: pushed.bytes_read,
+    bytes_sent: pushed.bytes_sent,
+    objects_written: pushed.objects_written,
+  });
+  return pushed;
+}
+
+/** `backend` as it is, noting the name of the object whose write failed (for the message). */
+function trackingWrites(backend: Backend): { backend: Backend; failed: string | null } {
+  const tracked: { backend: Backend; failed: string | null } = {
+    failed: null,
+    backend: {
+      location: backend.location,
+      list: (prefix) => backend.list(prefix),
+      read: (name) => backend.read(name),
+      stat: (name) => backend.stat(name),
+      remove: (name) => backend.remove(name),
+      write: async (name, bytes, writeOptions) => {
+        try {
+          await backend.write(name, bytes, writeOptions);
+        } catch (error) {
+          tracked.failed ??= name;
+          throw error;
+        }
+      },
+    },
+  };
+  return tracked;
+}
+
+/** ` at PATH` for an OS error that names one (Deno's messages end in `: op 'PATH'`), for the operator to look at. */
+function pathOf(error: unknown): string {
+  const match = error instanceof Error ? /: [a-z]+ '([^']+)'$/.exec(error.message.split("\n")[0]) : null;
+  return match ? ` at ${match[1]}` : "";
+}
+
+function nextStep(error: unknown): string {
+  const code = (error as { code?: unknown } | null)?.code;
+  if (code === "ENOSPC") return "free space on that disk, then push again (what was sent is reused)";
+  if (code === "EROFS" || error instanceof Deno.errors.PermissionDenied) {
+    return "make the repository writable for this user (a read-only mount?), then push again";
+  }
+  return "fix the cause, then push again (what was sent is reused)";
+}
+
+function add(total: LocalPushResult, pushed: PushResult): void {
+  total.pushed.push(pushed);
+  total.bytes_total += pushed.bytes_total;
+  total.bytes_read += pushed.bytes_read;
+  total.bytes_sent += pushed.bytes_sent;
+  total.objects_written += pushed.objects_written;
+  total.bytes_deduplicated += pushed.bytes_deduplicated;
+}

@@ -1,0 +1,137 @@
+/**
+ * From the repository settings to what the repository commands use: the backend (kept apart from the store's paths),
+ * the identities read from their file, the recipients, and the pin check made by commands that only read.
+ *
+ * @module
+ */
+import { existsSync } from "node:fs";
+import type { Config, RemoteSettings } from "../config.ts";
+import { type AgeIdentity, parseIdentityFile, parseRecipientsFile } from "../crypto/age.ts";
+import { describeOsError, RefusedError, UsageError } from "../errors.ts";
+import { isSameOrInside } from "../fs/real_path.ts";
+import { readRegularTextFile } from "../fs/regular_file.ts";
+import type { Reporter } from "../report/reporter.ts";
+import type { Backend } from "../repo/backend.ts";
+import { openFolderBackend } from "../repo/folder.ts";
+import { canonicalRecipients, checkPin, type Repository } from "../repo/repository.ts";
+import { remotePinPath, snapshotsDir } from "../snapshot/layout.ts";
+
+/** Largest key file read: far above any real one (a line per key). */
+const KEY_FILE_MAX_BYTES = 1 << 20;
+
+/**
+ * The repository the settings name.
+ *
+ * @throws {UsageError} when none is given, or the location is not a supported one.
+ */
+export function remoteBackend(settings: RemoteSettings, cwd: string, command: string): Backend {
+  if (settings.remote === null) {
+    throw new UsageError(
+      `${command} needs a repository: give --remote file:///path (or a folder path), or set ATOCORE_BACKUP_REMOTE`,
+    );
+  }
+  return openFolderBackend(settings.remote.value, cwd);
+}
+
+/**
+ * Refuse a folder repository inside (or holding) the live store or the backup folder's snapshots: restore replaces
+ * the store's files and cleanup deletes snapshots, which would take the repository with them.
+ *
+ * @throws {UsageError} naming both paths.
+ */
+export function refuseRemoteInStore(config: Config, backend: Backend): void {
+  const root = backend.location.startsWith("file://") ? backend.location.slice("file://".length) : null;
+  if (root === null) return;
+  const places: [string, string][] = [
+    ["the database", config.db.path],
+    ["the registry", config.registry.path],
+    ["the Chroma folder", config.chromaDir.path],
+    ["the backup folder's snapshots", snapshotsDir(config.backupDir.path)],
+  ];
+  for (const [label, path] of places) {
+    if (isSameOrInside(root, path) || isSameOrInside(path, root)) {
+      throw new UsageError(
+        `the repository ${root} overlaps ${label} ${path}; nothing was done; give the repository a place of its own ` +
+          `(--remote or ATOCORE_BACKUP_REMOTE), off this host's store`,
+      );
+    }
+  }
+}
+
+/**
+ * The identities of the identity file the settings name, for `purpose` (`restore --from-remote`, ...). A file that
+ * others may read is warned about. Errors name the file and a line number, never its content.
+ *
+ * @throws {UsageError} when no identity file is given, or it cannot be read or holds no X25519 identity.
+ */
+export function identitiesFrom(settings: RemoteSettings, purpose: string, reporter: Reporter): AgeIdentity[] {
+  if (settings.identityFile === null) {
+    throw new UsageError(
+      `${purpose} needs the identity to decrypt: give --identity FILE (the age-keygen key file) or set ` +
+        `ATOCORE_BACKUP_IDENTITY_FILE; pushing needs only the recipient`,
+    );
+  }
+  const path = settings.identityFile.value;
+  const text = readKeyFile(path, `identity file (${settings.identityFile.from})`);
+  const mode = Deno.statSync(path).mode;
+  if (mode !== null && (mode & 0o077) !== 0) {
+    reporter.event("warning", "identity_file_readable_by_others", { path, mode: `0${(mode & 0o777).toString(8)}` });
+  }
+  try {
+    return parseIdentityFile(text, path);
+  } catch (error) {
+    throw new UsageError(`${(error as Error).message}; check --identity or ATOCORE_BACKUP_IDENTITY_FILE`);
+  }
+}
+
+/**
+ * The recipients the settings give (inline and from recipients files), canonical and deduplicated; `undefined` when
+ * none are given.
+ *
+ * @throws {UsageError} naming the value or the file (and line) that is not an X25519 recipient.
+ */
+export function recipientsFrom(settings: RemoteSettings): string[] | undefined {
+  const given = settings.recipients;
+  if (given === null) return undefined;
+
+  const fromFiles = given.value.files.flatMap((path) => {
+    const text = readKeyFile(path, "recipients file (--recipients-file)");
+    try {
+      return parseRecipientsFile(text, path);
+    } catch (error) {
+      throw new UsageError(`${(error as Error).message}; check --recipients-file`);
+    }
+  });
+  return canonicalRecipients([...given.value.inline, ...fromFiles], given.from);
+}
+
+/**
+ * For commands that only read: where this host pinned the repository (by pushing to it), refuse one whose id or
+ * recipients changed since, and recipients given that are not the repository's. Nothing is pinned here.
+ *
+ * @throws {RefusedError} as {@linkcode checkPin}.
+ */
+export function checkPinIfPinned(config: Config, repository: Repository, recipients?: readonly string[]): void {
+  if (existsSync(remotePinPath(config.backupDir.path, repository.backend.location))) {
+    checkPin(config.backupDir.path, repository, recipients);
+  } else if (recipients && recipients.length > 0) {
+    const given = canonicalRecipients(recipients, "--recipient");
+    const actual = repository.config.recipients;
+    if (given.join() !== actual.join()) {
+      throw new RefusedError(
+        `the recipients of ${repository.backend.location} (${actual.join(", ")}) are not the ones given ` +
+          `(${given.join(", ")}); a swapped recipient is an attack: check the repository's config`,
+      );
+    }
+  }
+}
+
+function readKeyFile(path: string, what: string): string {
+  try {
+    return readRegularTextFile(path, { followLinks: true, maxBytes: KEY_FILE_MAX_BYTES });
+  } catch (error) {
+    throw new UsageError(`cannot read the ${what} ${path} (${describeOsError(error)}); give a readable key file`, {
+      cause: error,
+    });
+  }
+}

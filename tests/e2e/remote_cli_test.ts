@@ -1,0 +1,231 @@
+/**
+ * The off-host repository through the CLI, as an operator and a CI job use it: keys from `age-keygen`, `remote init`,
+ * `create --push` (a second push after 1 % of rows changed sends a few percent), `remote list`, `remote verify` at both
+ * depths, `restore --from-remote` over the live store and with `--to`, `drill --from-remote` with JUnit and metrics,
+ * `remote cleanup`; pushing with no identity anywhere; a module-made snapshot; the settings in `config`.
+ *
+ * @module
+ */
+import assert from "node:assert/strict";
+import { join } from "node:path";
+import { moduleSnapshot, ROOT, runCli } from "../_helpers.ts";
+import { entryNames, liveDigest, treeDigest } from "../_faults.ts";
+import { updateRows } from "../_repo.ts";
+import {
+  assertVerified,
+  contentDigest,
+  createAndPush,
+  oneErrorLine,
+  remoteNames,
+  remoteStore,
+  snapshotAsStore,
+} from "../_remote_cli.ts";
+
+/** The counts and properties of a JUnit file, read with Python's XML parser (a parser other than our writer). */
+function parseJunit(
+  path: string,
+): { tests: number; failures: number; cases: string[]; properties: Record<string, string> } {
+  const script = "import json, sys, xml.etree.ElementTree as ET\n" +
+    "suite = ET.parse(sys.argv[1]).getroot().find('testsuite')\n" +
+    "print(json.dumps({'tests': int(suite.get('tests')), 'failures': int(suite.get('failures')),\n" +
+    "  'cases': [c.get('name') for c in suite.findall('testcase')],\n" +
+    "  'properties': {p.get('name'): p.get('value') for p in suite.find('properties')}}))";
+  const output = new Deno.Command("python3", { args: ["-c", script, path], stdout: "piped", stderr: "piped" })
+    .outputSync();
+  assert.equal(output.code, 0, new TextDecoder().decode(output.stderr));
+  return JSON.parse(new TextDecoder().decode(output.stdout));
+}
+
+Deno.test("remote CLI: init, create --push twice, list, verify, restore live and --to, drill from the repository, cleanup", async () => {
+  using r = await remoteStore({ dbMiB: 24, chromaMiB: 4 });
+  const first = await createAndPush(r.env);
+  assert.ok(first.push.bytes_sent > first.push.bytes_total * 0.8, "the first push sends the store");
+  assert.equal(first.push.bytes_read, first.push.bytes_total);
+  updateRows(r.store.db, 0.01);
+  const second = await createAndPush(r.env);
+  const ratio = second.push.bytes_sent / second.push.bytes_total;
+  assert.ok(ratio < 0.06, `sent ${(ratio * 100).toFixed(1)}% of the store after 1% of rows changed`);
+  assert.ok(second.push.bytes_deduplicated > second.push.bytes_total * 0.9, "deduplication saved most");
+  assert.ok(second.push.objects_written >= 3, "packs, refs and the snapshot object");
+  assert.deepEqual(await remoteNames(r.env), [first.push.snapshot, second.push.snapshot]);
+  const decrypted = await runCli(["remote", "list"], { env: r.envWithIdentity });
+  const entries = (decrypted.json as { snapshots: { files: number; chroma: boolean }[] }).snapshots;
+  assert.deepEqual(entries.map((entry) => [entry.files > 10, entry.chroma]), [[true, true], [true, true]]);
+
+  await assertVerified(r.env);
+  const deep = await assertVerified(r.envWithIdentity, ["--read-data"]);
+  assert.ok((deep.json as { packs_read: number }).packs_read >= 2, "every pack read");
+  await assertVerified(r.envWithIdentity, ["--read-data-subset", "50%"]);
+
+  const snapshots = join(r.store.backupDir, "snapshots");
+  const before = contentDigest(liveDigest(r.store), r.store.dataDir, false);
+  const firstRoot = join(snapshots, first.stamp);
+  assert.notDeepEqual(before, contentDigest(snapshotAsStore(firstRoot), firstRoot, true), "the live store changed");
+  const scratch = join(r.work, "scratch");
+  Deno.mkdirSync(scratch);
+  const restored = await runCli(
+    ["restore", first.stamp, "--from-remote", "--confirm-service-stopped", "--scratch-dir", scratch],
+    { env: r.envWithIdentity },
+  );
+  assert.equal(restored.code, 0, restored.stderr);
+  const result = restored.json as { pre_restore_snapshot: string; remote: { snapshot: string } };
+  assert.equal(result.remote.snapshot, first.push.snapshot);
+  assert.deepEqual(
+    liveDigest(r.store),
+    snapshotAsStore(join(snapshots, first.stamp)),
+    "live = snapshot, byte for byte",
+  );
+  const preRoot = join(snapshots, result.pre_restore_snapshot);
+  assert.deepEqual(contentDigest(snapshotAsStore(preRoot), preRoot, true), before, "the pre-restore snapshot");
+  assert.deepEqual(entryNames(scratch), [], "the scratch copy is removed");
+
+  const to = join(r.work, "rebuilt");
+  const rebuilt = await runCli(["restore", second.stamp, "--from-remote", "--to", to], { env: r.envWithIdentity });
+  assert.equal(rebuilt.code, 0, rebuilt.stderr);
+  assert.deepEqual(treeDigest(to), snapshotAsStore(join(snapshots, second.stamp)));
+
+  const junit = join(r.work, "drill.xml");
+  const metrics = join(r.work, "drill.prom");
+  const drill = await runCli(
+    ["drill", "--from-remote", "--latest", "--junit", junit, "--metrics-file", metrics],
+    { env: r.envWithIdentity },
+  );
+  assert.equal(drill.code, 0, drill.stdout + drill.stderr);
+  const drilled = drill.json as { stamp: string; recovery_time_seconds: number; remote: { fetch_seconds: number } };
+  assert.equal(drilled.stamp, second.stamp);
+  assert.ok(drilled.recovery_time_seconds >= drilled.remote.fetch_seconds, "the recovery time includes the fetch");
+  const parsed = parseJunit(junit);
+  assert.deepEqual([parsed.tests, parsed.failures], [7, 0]);
+  assert.ok(parsed.cases.includes("restore") && parsed.cases.includes("row_counts"), parsed.cases.join());
+  assert.equal(Number(parsed.properties.recovery_time_seconds), drilled.recovery_time_seconds);
+  assert.match(Deno.readTextFileSync(metrics), /^atocore_backup_last_run_success\{operation="drill"\} 1$/m);
+
+  const policy = ["--keep-daily", "1", "--keep-weekly", "0", "--keep-monthly", "0"];
+  const dry = await runCli(["remote", "cleanup", ...policy], { env: r.env });
+  assert.deepEqual((dry.json as { deleted: string[] }).deleted, [first.push.snapshot]);
+  assert.equal((await remoteNames(r.env)).length, 2, "a dry run removes nothing");
+  const cleaned = await runCli(["remote", "cleanup", "--confirm", ...policy], { env: r.env });
+  assert.equal(cleaned.code, 0, cleaned.stderr);
+  assert.deepEqual(await remoteNames(r.env), [second.push.snapshot]);
+  await assertVerified(r.envWithIdentity, ["--read-data"]);
+});
+
+Deno.test("remote CLI: push needs no identity; restore, verify --read-data and drill without one: one line, exit 2", async () => {
+  using r = await remoteStore({ dbMiB: 2, chromaMiB: 1 });
+  const created = await runCli(["create", "--chroma"], { env: r.env });
+  assert.equal(created.code, 0, created.stderr);
+  const stamp = (created.json as { stamp: string }).stamp;
+  Deno.renameSync(r.key.keyFile, `${r.key.keyFile}.elsewhere`); // no identity anywhere on this host while it pushes
+  const pushed = await runCli(["push", stamp], { env: r.env });
+  assert.equal(pushed.code, 0, pushed.stderr);
+  const json = pushed.json as { pushed: { snapshot: string }[]; bytes_read: number; bytes_sent: number };
+  assert.ok(json.bytes_read > 0 && json.bytes_sent > 0);
+  const again = await runCli(["push", "--latest"], { env: r.env });
+  assert.equal((again.json as { pushed: { already_pushed: boolean }[] }).pushed[0].already_pushed, true);
+  for (
+    const args of [
+      ["restore", stamp, "--from-remote", "--to", join(r.work, "to")],
+      ["restore", stamp, "--from-remote", "--confirm-service-stopped"],
+      ["remote", "verify", "--read-data"],
+      ["remote", "verify", "--read-data-subset", "10%"],
+      ["drill", "--from-remote", "--latest"],
+    ]
+  ) {
+    const run = await runCli(args, { env: r.env });
+    assert.equal(run.code, 2, `${args.join(" ")}: ${run.stderr}`);
+    assert.match(oneErrorLine(run, args.join(" ")), /needs the identity to decrypt: give --identity FILE/);
+  }
+  const missing = await runCli(["remote", "verify", "--read-data"], { env: r.envWithIdentity });
+  assert.equal(missing.code, 2);
+  assert.match(oneErrorLine(missing, "missing key file"), /cannot read the identity file .*key\.txt \(not found\)/);
+});
+
+Deno.test("remote CLI: config shows the repository settings and their sources; empty values and secret keys are refused", async () => {
+  using r = await remoteStore({ dbMiB: 1, chromaMiB: 1 });
+  const shown = await runCli(["config", "--recipient", r.key.recipient], { env: r.envWithIdentity });
+  assert.equal(shown.code, 0, shown.stderr);
+  const remote = (shown.json as { remote: Record<string, { source: string; from: string } | null> }).remote;
+  assert.deepEqual(remote.remote, { value: `file://${r.repoDir}`, source: "env", from: "ATOCORE_BACKUP_REMOTE" });
+  assert.deepEqual(remote.identityFile, { value: r.key.keyFile, source: "env", from: "ATOCORE_BACKUP_IDENTITY_FILE" });
+  assert.equal(remote.recipients?.source, "flag");
+  const secret = Deno.readTextFileSync(r.key.keyFile).split("\n").find((line) => line.startsWith("AGE-SECRET-KEY-1"))!;
+  const cases: [string[], Record<string, string>, RegExp][] = [
+    [["push", "--latest", "--remote", ""], {}, /--remote needs a value, not an empty one/],
+    [["remote", "list"], { ATOCORE_BACKUP_REMOTE: "" }, /ATOCORE_BACKUP_REMOTE is set but empty/],
+    [["remote", "init", "--recipient", ""], {}, /--recipient needs a value/],
+    [["remote", "verify"], { ATOCORE_BACKUP_IDENTITY_FILE: "" }, /ATOCORE_BACKUP_IDENTITY_FILE is set but empty/],
+    [["config"], { ATOCORE_BACKUP_RECIPIENT: " " }, /ATOCORE_BACKUP_RECIPIENT is set but empty/],
+    [["config", "--identity", secret], {}, /--identity was given an age secret key/],
+    [["remote", "init", "--recipient", secret], {}, /--recipient was given an age secret key/],
+    [["push", "--latest"], { ATOCORE_BACKUP_REMOTE: "s3://bucket/x" }, /remote "s3:\/\/…" is not supported/],
+    [["push", "--latest", "--remote", r.repoDir, "--recipient", "age1nope"], {}, /not an age X25519 recipient/],
+    [["push", "--latest", "--recipients-file", r.key.keyFile], {}, /key\.txt:\d+: not an age X25519 recipient/],
+    [["remote", "verify", "--identity", join(r.work, "none")], {}, /cannot read the identity file .*none/],
+    [["restore", "20260101T000000Z", "--remote", r.repoDir], {}, /--remote goes with --from-remote/],
+    [["drill", "--latest", "--identity", r.key.keyFile], {}, /--identity goes with --from-remote/],
+    [["create", "--remote", r.repoDir], {}, /--remote goes with --push/],
+    [["remote", "cleanup", "--grace", "1h"], {}, /not longer than a push's lease/],
+    [["remote", "verify", "--read-data-subset", "0%"], {}, /percentage from 1% to 100%/],
+    [["push"], {}, /push: give one of STAMP, --latest or --all/],
+    [["remote"], {}, /remote needs a command: one of init, list, verify, cleanup/],
+  ];
+  for (const [args, extra, pattern] of cases) {
+    const run = await runCli(args, { env: { ...r.env, ...extra } });
+    const what = `${args.join(" ")} ${JSON.stringify(extra)}`;
+    assert.equal(run.code, 2, `${what}: ${run.stderr}`);
+    assert.match(oneErrorLine(run, what), pattern, what);
+    assert.ok(!run.stderr.includes(secret.slice(16)), `${what}: the secret key is echoed`);
+  }
+});
+
+Deno.test("remote CLI: a STAMP that several pushes share is refused naming them; STAMP_PUSHID is accepted", async () => {
+  using r = await remoteStore({ dbMiB: 1, chromaMiB: 1 });
+  const { stamp, push } = await createAndPush(r.env);
+  const twin = `${stamp}_${"f".repeat(16)}`; // what a concurrent push of the same stamp from elsewhere would leave
+  for (const folder of ["snapshots", "refs"]) {
+    Deno.copyFileSync(join(r.repoDir, folder, push.snapshot), join(r.repoDir, folder, twin));
+  }
+  const ambiguous = await runCli(["restore", stamp, "--from-remote", "--to", join(r.work, "a")], {
+    env: r.envWithIdentity,
+  });
+  assert.equal(ambiguous.code, 2);
+  assert.match(oneErrorLine(ambiguous, "ambiguous"), new RegExp(`2 pushes of ${stamp} .*${push.snapshot}, ${twin}`));
+  const named = await runCli(["restore", push.snapshot, "--from-remote", "--to", join(r.work, "b")], {
+    env: r.envWithIdentity,
+  });
+  assert.equal(named.code, 0, named.stderr);
+  const swapped = await runCli(["restore", twin, "--from-remote", "--to", join(r.work, "c")], {
+    env: r.envWithIdentity,
+  });
+  assert.equal(swapped.code, 3, "a copied snapshot object names another push");
+  assert.match(oneErrorLine(swapped, "twin"), /cannot be read intact/);
+  const latest = await runCli(["drill", "--from-remote", "--latest"], { env: r.envWithIdentity });
+  assert.equal(latest.code, 2, "--latest with two pushes of the newest stamp is refused too");
+});
+
+Deno.test("remote CLI: a snapshot made by the reference module is pushed and restored byte for byte", async () => {
+  using r = await remoteStore({ dbMiB: 1, chromaMiB: 1 });
+  const stamp = await moduleSnapshot(r.store, "remote CLI push of a module snapshot");
+  const pushed = await runCli(["push", stamp], { env: r.env });
+  assert.equal(pushed.code, 0, pushed.stderr);
+  const to = join(r.work, "rebuilt");
+  const restored = await runCli(["restore", stamp, "--from-remote", "--to", to], { env: r.envWithIdentity });
+  assert.equal(restored.code, 0, restored.stderr);
+  assert.deepEqual(treeDigest(to), snapshotAsStore(join(r.store.backupDir, "snapshots", stamp)));
+  const drill = await runCli(["drill", "--from-remote", stamp], { env: r.envWithIdentity });
+  assert.equal(drill.code, 0, drill.stdout + drill.stderr);
+});
+
+Deno.test("deployment examples: the off-host units' arguments parse", async () => {
+  const env = join(ROOT, "scripts", "deploy", "systemd", "env");
+  const remoteArgs = /^ARGS=(.*)$/m.exec(Deno.readTextFileSync(join(env, "remote.env")))![1].split(/\s+/);
+  const pushArgs = /^#\s*ARGS=(.*--push.*)$/m.exec(Deno.readTextFileSync(join(env, "create.env")))![1].split(/\s+/);
+  const drillArgs = /^#\s*ARGS=(.*--from-remote.*)$/m.exec(Deno.readTextFileSync(join(env, "drill.env")))![1]
+    .split(/\s+/);
+  for (const args of [["remote", ...remoteArgs], ["create", ...pushArgs], ["drill", ...drillArgs]]) {
+    const parsed = await runCli([...args, "--help"]);
+    assert.equal(parsed.code, 0, `${args.join(" ")}: ${parsed.stderr}`);
+  }
+  const timer = Deno.readTextFileSync(join(ROOT, "scripts", "deploy", "systemd", "atocore-backup-remote.timer"));
+  assert.match(timer, /^Unit=atocore-backup@remote\.service$/m);
+});

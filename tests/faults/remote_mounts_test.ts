@@ -1,0 +1,92 @@
+/**
+ * The repository on real mounts: on a read-only bind mount a push fails in one clear line and lists nothing, while
+ * list, verify and restore work; on a tiny tmpfs that fills up a push fails in one line naming the full disk, lists
+ * nothing, and the push after space is freed succeeds and verifies. Skipped (with the reason) where mounting is not
+ * permitted.
+ *
+ * @module
+ */
+import assert from "node:assert/strict";
+import { join } from "node:path";
+import { runCli, skipBecause } from "../_helpers.ts";
+import { treeDigest } from "../_faults.ts";
+import { bindReadOnly, mountTmpfs } from "../_mount.ts";
+import {
+  assertVerified,
+  createAndPush,
+  oneErrorLine,
+  remoteNames,
+  remoteStore,
+  snapshotAsStore,
+} from "../_remote_cli.ts";
+
+Deno.test("remote on a read-only mount: push fails in one line, nothing listed; list, verify and restore work", async () => {
+  using r = await remoteStore({ dbMiB: 2, chromaMiB: 1 });
+  const first = await createAndPush(r.env);
+  const second = await runCli(["create", "--chroma"], { env: r.env });
+  assert.equal(second.code, 0, second.stderr);
+  const objects = treeDigest(r.repoDir);
+  {
+    const mount = bindReadOnly(r.repoDir);
+    if (typeof mount === "string") return skipBecause(mount);
+    using _mount = mount;
+    const pushed = await runCli(["push", "--latest"], { env: r.env });
+    assert.equal(pushed.code, 1, pushed.stderr);
+    const line = oneErrorLine(pushed, "read-only");
+    assert.match(
+      line,
+      /push of \d{8}T\d{6}Z to file:\/\/.* failed writing leases\/\w+: read-only file system; nothing of/,
+    );
+    assert.match(line, /make the repository writable/);
+    const created = await runCli(["create", "--push"], { env: r.env });
+    assert.equal(created.code, 1, "create --push with a failed push exits 1");
+    assert.match((created.json as { push_error: string }).push_error, /read-only file system.* is fine \(validated\)/);
+    assert.deepEqual(await remoteNames(r.env), [first.push.snapshot]);
+    await assertVerified(r.envWithIdentity, ["--read-data"], "on the read-only mount");
+    const to = join(r.work, "to");
+    const restored = await runCli(["restore", first.stamp, "--from-remote", "--to", to], { env: r.envWithIdentity });
+    assert.equal(restored.code, 0, restored.stderr);
+    assert.deepEqual(treeDigest(to), snapshotAsStore(join(r.store.backupDir, "snapshots", first.stamp)));
+    const drill = await runCli(["drill", "--from-remote", "--latest"], { env: r.envWithIdentity });
+    assert.equal(drill.code, 0, drill.stdout);
+  }
+  assert.deepEqual(treeDigest(r.repoDir), objects, "nothing was written to the repository");
+  const later = await runCli(["push", "--all"], { env: r.env });
+  assert.equal(later.code, 0, `once writable: ${later.stderr}`);
+  assert.equal((await remoteNames(r.env)).length, 3);
+});
+
+Deno.test("remote on a full tmpfs: push fails naming the full disk, nothing listed; after space is freed it succeeds", async () => {
+  using r0 = await remoteStore({ dbMiB: 1, chromaMiB: 1 }); // only for its work folder and keys
+  const repoDir = join(r0.work, "tiny");
+  Deno.mkdirSync(repoDir);
+  const mount = mountTmpfs(repoDir, "24m");
+  if (typeof mount === "string") return skipBecause(mount);
+  using _mount = mount;
+  using r = await remoteStore({ dbMiB: 16, chromaMiB: 2, seed: 5 }, repoDir);
+  const filler = join(repoDir, ".filler"); // hidden: never an object of the repository
+  Deno.writeFileSync(filler, new Uint8Array(14 << 20));
+  const created = await runCli(["create", "--chroma"], { env: r.env });
+  assert.equal(created.code, 0, created.stderr);
+  const stamp = (created.json as { stamp: string }).stamp;
+  const pushed = await runCli(["push", stamp], { env: r.env });
+  assert.equal(pushed.code, 1, pushed.stderr);
+  const line = oneErrorLine(pushed, "disk full");
+  assert.match(line, new RegExp(`push of ${stamp} to file://${repoDir} failed writing packs/\\w+/\\w+: no space left`));
+  assert.match(line, /no space left on device \(disk full\)/);
+  assert.match(line, /nothing of it is listed; free space on that disk, then push again/);
+  assert.deepEqual(await remoteNames(r.env), []);
+  assert.deepEqual([...Deno.readDirSync(join(repoDir, ".tmp"))], [], "no staged write is left");
+  await assertVerified(r.env, [], "after the failed push");
+
+  Deno.removeSync(filler);
+  const again = await runCli(["push", stamp], { env: r.env });
+  assert.equal(again.code, 0, again.stderr);
+  const json = again.json as { pushed: { snapshot: string; packs_reused: number }[] };
+  assert.deepEqual(await remoteNames(r.env), [json.pushed[0].snapshot]);
+  await assertVerified(r.envWithIdentity, ["--read-data"], "after the push");
+  const to = join(r.work, "to");
+  const restored = await runCli(["restore", stamp, "--from-remote", "--to", to], { env: r.envWithIdentity });
+  assert.equal(restored.code, 0, restored.stderr);
+  assert.deepEqual(treeDigest(to), snapshotAsStore(join(r.store.backupDir, "snapshots", stamp)));
+});

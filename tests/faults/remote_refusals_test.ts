@@ -1,0 +1,168 @@
+/**
+ * Every refusal of the repository commands, through the CLI: another key, a repository re-created or re-keyed after
+ * this host pinned it, recipients that are not the repository's, init on a folder that holds anything, a tampered,
+ * truncated or swapped pack, an invalid local snapshot. Each is one line naming the object, with a non-zero exit, and
+ * nothing live changes.
+ *
+ * @module
+ */
+import assert from "node:assert/strict";
+import { join } from "node:path";
+import { runCli } from "../_helpers.ts";
+import { entryNames, liveDigest } from "../_faults.ts";
+import { ageKeyPair, createAndPush, oneErrorLine, remoteNames, remoteStore } from "../_remote_cli.ts";
+
+Deno.test("remote refusals: another key restores nothing; nothing live changes and no scratch copy is left", async () => {
+  using r = await remoteStore({ dbMiB: 2, chromaMiB: 1 });
+  const { stamp, push } = await createAndPush(r.env);
+  const stranger = ageKeyPair(r.work, "stranger.txt");
+  const scratch = join(r.work, "scratch");
+  Deno.mkdirSync(scratch);
+  const live = liveDigest(r.store);
+  const local = entryNames(join(r.store.backupDir, "snapshots"));
+  const env = { ...r.env, ATOCORE_BACKUP_IDENTITY_FILE: stranger.keyFile };
+  const args = ["restore", stamp, "--from-remote", "--confirm-service-stopped", "--scratch-dir", scratch];
+  const run = await runCli(args, { env });
+  assert.equal(run.code, 3, run.stderr);
+  assert.match(oneErrorLine(run, "another key"), new RegExp(`snapshots/${push.snapshot}: encrypted to another key`));
+  assert.deepEqual(liveDigest(r.store), live, "live data changed");
+  assert.deepEqual(entryNames(join(r.store.backupDir, "snapshots")), local, "a pre-restore snapshot was taken");
+  assert.deepEqual(entryNames(scratch), [], "the scratch copy is left");
+  const verify = await runCli(["remote", "verify"], { env });
+  assert.equal(verify.code, 1, "verify decrypts the documents with the identity given");
+  const drill = await runCli(["drill", "--from-remote", "--latest"], { env });
+  assert.equal(drill.code, 1, "a drill with another key fails");
+  assert.match((drill.json as { errors: string[] }).errors[0], /snapshot_valid: not fetched intact: .*another key/);
+});
+
+Deno.test("remote refusals: a repository re-created or re-keyed after this host pushed is refused (exit 3)", async () => {
+  using r = await remoteStore({ dbMiB: 1, chromaMiB: 1 });
+  const { stamp } = await createAndPush(r.env);
+  const attacker = ageKeyPair(r.work, "attacker.txt");
+  const config = JSON.parse(Deno.readTextFileSync(join(r.repoDir, "config")));
+  Deno.writeTextFileSync(join(r.repoDir, "config"), JSON.stringify({ ...config, recipients: [attacker.recipient] }));
+  const created = await runCli(["create"], { env: r.env });
+  assert.equal(created.code, 0, created.stderr);
+  for (
+    const args of [
+      ["push", "--latest"],
+      ["remote", "list"],
+      ["remote", "cleanup", "--confirm"],
+      ["restore", stamp, "--from-remote", "--to", join(r.work, "to")],
+      ["drill", "--from-remote", stamp],
+    ]
+  ) {
+    const run = await runCli(args, { env: r.envWithIdentity });
+    assert.equal(run.code, 3, `${args.join(" ")}: ${run.stderr}`);
+    assert.match(
+      oneErrorLine(run, args.join(" ")),
+      /recipients of the repository at .* changed since this host pinned/,
+    );
+  }
+  assert.equal((await remoteNames({ ...r.env, ATOCORE_DATA_DIR: join(r.work, "elsewhere") })).length, 1);
+
+  Deno.removeSync(r.repoDir, { recursive: true }); // re-created at the same place, with a new id
+  const init = await runCli(["remote", "init", "--recipient", attacker.recipient], { env: r.env });
+  assert.equal(init.code, 0, init.stderr);
+  const pushed = await runCli(["push", "--latest"], { env: r.env });
+  assert.equal(pushed.code, 3);
+  assert.match(oneErrorLine(pushed, "re-created"), /the id of the repository at .* changed since this host pinned it/);
+
+  const elsewhere = { ...r.env, ATOCORE_DATA_DIR: join(r.work, "other-host") }; // no pin: recipients given are checked
+  const given = await runCli(["remote", "list", "--recipient", r.key.recipient], { env: elsewhere });
+  assert.equal(given.code, 3);
+  assert.match(oneErrorLine(given, "given recipients"), /are not the ones given .*a swapped recipient is an attack/);
+});
+
+Deno.test("remote refusals: init refuses a folder that holds anything, a repository included, and writes nothing", async () => {
+  using r = await remoteStore({ dbMiB: 1, chromaMiB: 1 });
+  const cluttered = join(r.work, "cluttered");
+  Deno.mkdirSync(cluttered);
+  Deno.writeTextFileSync(join(cluttered, "holiday.jpg"), "not a repository");
+  for (
+    const [where, pattern] of [[cluttered, /is not empty and not a repository \(holiday\.jpg/], [
+      r.repoDir,
+      /is already a repository; use it as it is/,
+    ]] as const
+  ) {
+    const before = entryNames(where);
+    const run = await runCli(["remote", "init", "--remote", where, "--recipient", r.key.recipient], { env: r.env });
+    assert.equal(run.code, 3, run.stderr);
+    assert.match(oneErrorLine(run, where), pattern);
+    assert.deepEqual(entryNames(where), before);
+  }
+  const inStore = await runCli(["remote", "init", "--remote", join(r.store.chromaDir, "repo"), "--recipient", "x"], {
+    env: r.env,
+  });
+  assert.equal(inStore.code, 2);
+  assert.match(oneErrorLine(inStore, "in the store"), /overlaps the Chroma folder/);
+});
+
+Deno.test("remote refusals: a tampered, truncated or swapped pack: restore refuses, nothing live changes", async () => {
+  using r = await remoteStore({ dbMiB: 4, chromaMiB: 1 });
+  const { stamp } = await createAndPush(r.env);
+  const packs = [...Deno.readDirSync(join(r.repoDir, "packs"))].flatMap((folder) =>
+    [...Deno.readDirSync(join(r.repoDir, "packs", folder.name))].map((pack) =>
+      join(r.repoDir, "packs", folder.name, pack.name)
+    )
+  ).sort();
+  assert.ok(packs.length >= 2, `${packs.length} packs`);
+  const [target, other] = packs;
+  const original = Deno.readFileSync(target);
+  const damages: [string, () => void][] = [
+    ["tampered", () => {
+      const flipped = original.slice();
+      flipped[flipped.length - 100] ^= 1;
+      Deno.writeFileSync(target, flipped);
+    }],
+    ["truncated", () => Deno.writeFileSync(target, original.subarray(0, original.length - 4096))],
+    ["swapped", () => Deno.copyFileSync(other, target)],
+    ["missing", () => Deno.removeSync(target)],
+  ];
+  const live = liveDigest(r.store);
+  const local = entryNames(join(r.store.backupDir, "snapshots"));
+  for (const [damage, apply] of damages) {
+    apply();
+    const run = await runCli(["restore", stamp, "--from-remote", "--confirm-service-stopped"], {
+      env: r.envWithIdentity,
+    });
+    assert.equal(run.code, 3, `${damage}: ${run.stderr}`);
+    const line = oneErrorLine(run, damage);
+    assert.match(line, /cannot be read intact: .*packs\/[0-9a-f]{2}\/[0-9a-f]{64}.*nothing was changed/, damage);
+    assert.deepEqual(liveDigest(r.store), live, `${damage}: live data changed`);
+    assert.deepEqual(entryNames(join(r.store.backupDir, "snapshots")), local, `${damage}: a pre-restore snapshot`);
+    const verify = await runCli(["remote", "verify", "--read-data"], { env: r.envWithIdentity });
+    assert.equal(verify.code, 1, `${damage}: verify --read-data`);
+    assert.ok((verify.json as { errors: string[] }).errors.some((error) => error.includes(target.slice(-64))), damage);
+    Deno.writeFileSync(target, original);
+  }
+  const whole = await runCli(["restore", stamp, "--from-remote", "--to", join(r.work, "to")], {
+    env: r.envWithIdentity,
+  });
+  assert.equal(whole.code, 0, `restored once the pack is back: ${whole.stderr}`);
+});
+
+Deno.test("remote refusals: push refuses an invalid local snapshot (exit 3, nothing listed); --all pushes the valid ones", async () => {
+  using r = await remoteStore({ dbMiB: 1, chromaMiB: 1 });
+  const good = await runCli(["create"], { env: r.env });
+  const bad = await runCli(["create"], { env: r.env });
+  assert.equal(good.code + bad.code, 0);
+  const badStamp = (bad.json as { stamp: string }).stamp;
+  const registry = join(r.store.backupDir, "snapshots", badStamp, "config", "project-registry.json");
+  Deno.writeTextFileSync(registry, Deno.readTextFileSync(registry).replace("atlas", "ATLAS"));
+  const one = await runCli(["push", badStamp], { env: r.env });
+  assert.equal(one.code, 3);
+  assert.match(oneErrorLine(one, "invalid"), new RegExp(`snapshot ${badStamp} failed validation .*nothing was pushed`));
+  assert.deepEqual(await remoteNames(r.env), []);
+  const all = await runCli(["push", "--all"], { env: r.env });
+  assert.equal(all.code, 3, all.stderr);
+  const result = all.json as { pushed: { stamp: string }[]; refused: { stamp: string }[] };
+  assert.deepEqual([result.pushed.map((p) => p.stamp), result.refused.map((p) => p.stamp)], [
+    [(good.json as { stamp: string }).stamp],
+    [badStamp],
+  ]);
+  assert.equal((await remoteNames(r.env)).length, 1);
+  const missing = await runCli(["push", "20200101T000000Z"], { env: r.env });
+  assert.equal(missing.code, 2);
+  assert.match(oneErrorLine(missing, "missing"), /no snapshot 20200101T000000Z in .*; see 'atocore-backup list'/);
+});
