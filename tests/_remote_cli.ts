@@ -7,8 +7,9 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import type { SampleOptions, SampleStore } from "../scripts/sample_store.ts";
-import { type CliRun, runCli, storeEnv, tempDir, tempStore } from "./_helpers.ts";
+import { cliProcess, type CliRun, runCli, storeEnv, tempDir, tempStore } from "./_helpers.ts";
 import { treeDigest } from "./_faults.ts";
+import { updateRows } from "./_repo.ts";
 
 /** An age key pair made by `age-keygen`: the identity file and its recipient. */
 export interface KeyPair {
@@ -136,4 +137,72 @@ export function oneErrorLine(run: CliRun, what: string): string {
   assert.equal(lines.length, 1, `${what}: one error line expected, got:\n${run.stderr}`);
   assert.doesNotMatch(run.stdout + run.stderr, /AGE-SECRET-KEY-1[0-9A-Z]{20}/i, `${what}: a secret key in the output`);
   return lines[0];
+}
+
+/**
+ * Make `count` snapshots of the store with the CLI, 10 % of rows changed before each after the first (so each holds
+ * blocks no other has), renamed to one stamp a day from 2026-01-01 at 01:00 (so retention tells them apart); the
+ * stamps, oldest first.
+ */
+export async function snapshotSeries(r: RemoteStore, count: number): Promise<string[]> {
+  const stamps: string[] = [];
+  for (let day = 1; day <= count; day++) {
+    if (day > 1) updateRows(r.store.db, 0.1, day);
+    const run = await runCli(["create", "--chroma"], { env: r.env });
+    assert.equal(run.code, 0, run.stderr);
+    const stamp = `202601${String(day).padStart(2, "0")}T010000Z`;
+    const snapshots = join(r.store.backupDir, "snapshots");
+    Deno.renameSync(join(snapshots, (run.json as { stamp: string }).stamp), join(snapshots, stamp));
+    stamps.push(stamp);
+  }
+  return stamps;
+}
+
+/** Move the creation time of every condemned marker of the repository `hours` back, as if made that long ago. */
+export function ageMarkers(repoDir: string, hours: number): number {
+  const folder = join(repoDir, "condemned");
+  let aged = 0;
+  for (const entry of Deno.readDirSync(folder)) {
+    const path = join(folder, entry.name);
+    const marker = JSON.parse(Deno.readTextFileSync(path));
+    marker.created_at = new Date(Date.parse(marker.created_at) - hours * 3600_000).toISOString();
+    Deno.writeTextFileSync(path, JSON.stringify(marker) + "\n");
+    aged += 1;
+  }
+  return aged;
+}
+
+/** Replace folder `target` with a copy of `master` whose files are hard links (objects are never modified in place). */
+export function linkCopy(master: string, target: string): void {
+  try {
+    Deno.removeSync(target, { recursive: true });
+  } catch (error) {
+    if (!(error instanceof Deno.errors.NotFound)) throw error;
+  }
+  const copy = new Deno.Command("cp", { args: ["-al", master, target] }).outputSync();
+  assert.equal(copy.code, 0, new TextDecoder().decode(copy.stderr));
+}
+
+/**
+ * Milliseconds an uninterrupted run of the CLI takes in all, and from the moment it logs `event` (on stderr, as JSON)
+ * to its end: the span that kills aimed after that event are spread over. Fails the test unless it exits 0.
+ */
+export async function timeEvent(
+  args: string[],
+  env: Record<string, string>,
+  event: string,
+): Promise<{ total: number; afterEvent: number }> {
+  const started = performance.now();
+  const child = cliProcess(args, { env, stdout: "null" }).spawn();
+  let seenAt = NaN;
+  let text = "";
+  for await (const chunk of child.stderr.pipeThrough(new TextDecoderStream())) {
+    text += chunk;
+    if (Number.isNaN(seenAt) && text.includes(`"event":"${event}"`)) seenAt = performance.now();
+  }
+  const status = await child.status;
+  assert.equal(status.code, 0, `${args.join(" ")}: ${text}`);
+  const ended = performance.now();
+  assert.ok(!Number.isNaN(seenAt), `${args.join(" ")} never logged ${event}`);
+  return { total: ended - started, afterEvent: ended - seenAt };
 }

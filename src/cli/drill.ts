@@ -7,6 +7,7 @@
 import { resolve } from "node:path";
 import { type DrillOptions, type DrillResult, drillSnapshot } from "../ops/drill.ts";
 import { drillFromRemote, type RemoteDrillResult } from "../ops/drill_remote.ts";
+import { checkedRemoteName } from "../ops/from_remote.ts";
 import { ExitCode, OperationError, UsageError } from "../errors.ts";
 import { writeFileAtomic } from "../fs/durable.ts";
 import { renderJunit } from "../report/junit.ts";
@@ -114,6 +115,7 @@ function checkArguments(values: Values, positionals: string[]): void {
     throw new UsageError("drill: --sample makes its own store and cannot be used with --from-remote");
   }
   if (!values["from-remote"]) refuseRemoteFlagsWithout(values, "drill", "--from-remote");
+  else if (positionals.length) checkedRemoteName(positionals[0]);
 }
 
 async function drill(values: Values, positionals: string[], context: CommandContext): Promise<Outcome> {

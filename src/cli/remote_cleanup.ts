@@ -25,8 +25,8 @@ export const remoteCleanupCommand = defineCommand({
        [--grace DURATION] [options]
 
 Apply the local cleanup's retention rules to the repository's snapshots (by
-their stamps: the newest snapshot of each of the ${DEFAULT_POLICY.daily} newest days, ${DEFAULT_POLICY.weekly} Sunday weeks,
-${DEFAULT_POLICY.monthly} 1st-of-month months; the newest snapshot is always kept), then free space in
+their stamps: the newest snapshot of each of the ${DEFAULT_POLICY.daily} newest days, ${DEFAULT_POLICY.weekly} Sunday
+weeks, ${DEFAULT_POLICY.monthly} 1st-of-month months; the newest snapshot is always kept), then free space in
 two phases: a run marks the packs no snapshot needs (condemned), and a run at
 least the grace period later deletes those still unneeded. A push running at the
 same time loses nothing: its lease (6 h) keeps what it reuses, and the grace
@@ -118,7 +118,8 @@ function describe(result: RemoteCleanupResult, location: string): string {
   ];
   if (result.refs_removed.length || result.leases_removed.length) {
     lines.push(
-      `leftovers of interrupted pushes: ${result.refs_removed.length} refs, ${result.leases_removed.length} expired leases`,
+      `leftovers of interrupted pushes: ${result.refs_removed.length} refs, ` +
+        `${result.leases_removed.length} expired leases`,
     );
   }
   for (const error of result.errors) lines.push(`  ERROR ${error}`);

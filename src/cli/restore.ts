@@ -7,7 +7,7 @@ import { resolve } from "node:path";
 import { ExitCode, UsageError } from "../errors.ts";
 import { acquireLock, acquireLockToRead } from "../ops/lock.ts";
 import { removeLeftovers } from "../ops/recover.ts";
-import { type RemoteRestoreResult, restoreFromRemote } from "../ops/from_remote.ts";
+import { checkedRemoteName, type RemoteRestoreResult, restoreFromRemote } from "../ops/from_remote.ts";
 import { goBack, type RestoreOptions, type RestoreResult, restoreSnapshot } from "../ops/restore.ts";
 import { checkedStamp } from "../snapshot/layout.ts";
 import {
@@ -92,7 +92,7 @@ Examples:
   async run(values, positionals, context) {
     if (positionals.length === 0) throw new UsageError("restore: snapshot stamp required; see 'list'");
     const fromRemote = Boolean(values["from-remote"]);
-    const stamp = fromRemote ? positionals[0] : checkedStamp(positionals[0]);
+    const stamp = fromRemote && checkedRemoteName(positionals[0]) ? positionals[0] : checkedStamp(positionals[0]);
     checkRemoteFlags(values);
     refuseBoth(values, "chroma", "no-chroma", "restore");
     if (values.to === "") throw new UsageError("restore: --to needs a folder");

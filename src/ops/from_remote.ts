@@ -65,16 +65,24 @@ export async function resolveRemoteSnapshot(backend: Backend, given: string | "l
     }
     return unique(names, names.at(-1)!.split("_")[0], backend.location);
   }
-  if (parseSnapshotKey(given) !== null) {
+  if (checkedRemoteName(given) === "key") {
     if (names.includes(given)) return given;
     throw new UsageError(`no snapshot ${given} in ${backend.location}; see 'atocore-backup remote list'`);
   }
-  if (!isStamp(given)) {
-    throw new UsageError(
-      `not a snapshot stamp: ${JSON.stringify(given.slice(0, 60))}; give STAMP or STAMP_PUSHID ('remote list')`,
-    );
-  }
   return unique(names, given, backend.location);
+}
+
+/**
+ * What kind of name `given` is: a stamp, or `<stamp>_<push id>`.
+ *
+ * @throws {UsageError} for anything else, before any work.
+ */
+export function checkedRemoteName(given: string): "stamp" | "key" {
+  if (parseSnapshotKey(given) !== null) return "key";
+  if (isStamp(given)) return "stamp";
+  throw new UsageError(
+    `not a snapshot stamp: ${JSON.stringify(given.slice(0, 60))}; give STAMP or STAMP_PUSHID ('remote list')`,
+  );
 }
 
 function unique(names: string[], stamp: string, location: string): string {
@@ -89,7 +97,7 @@ function unique(names: string[], stamp: string, location: string): string {
 }
 
 /** Options of {@linkcode fetchToScratch}. */
-export interface FetchOptions {
+export interface ScratchFetchOptions {
   /** The folder the scratch folder is made in (default: the system's temporary folder). */
   scratchParent?: string;
   reporter: Reporter;
@@ -106,7 +114,7 @@ export async function fetchToScratch(
   config: Config,
   source: RemoteSource,
   name: string,
-  options: FetchOptions,
+  options: ScratchFetchOptions,
 ): Promise<FetchedSnapshot> {
   refuseScratchInStore(config, options.scratchParent);
   const sourceDir = makeScratch(options.scratchParent);
@@ -183,7 +191,7 @@ function makeScratch(parent: string | undefined): string {
   }
 }
 
-/** Refuse a scratch folder inside the Chroma folder or the backup folder's snapshots, which restore and cleanup change. */
+/** Refuse a scratch folder inside the Chroma folder or the backup folder's snapshots (restore and cleanup change them). */
 function refuseScratchInStore(config: Config, parent: string | undefined): void {
   if (parent === undefined) return;
   for (
@@ -203,8 +211,9 @@ export type RemoteRestoreResult = RestoreResult & { remote: FetchSummary };
 
 /**
  * Restore snapshot `given` (`STAMP` or `STAMP_PUSHID`) of the repository: the refusals that need no snapshot first
- * (target kinds, acknowledgment), then the fetch into scratch, then the restore engine with every safety, reading from
- * the scratch folder (the pre-restore snapshot still goes to the configured backup folder); the scratch copy is removed.
+ * (target kinds, acknowledgment), then the fetch into scratch, then the restore engine with every safety, reading
+ * from the scratch folder (the pre-restore snapshot still goes to the configured backup folder); the scratch copy is
+ * removed.
  *
  * @throws as {@linkcode restoreSnapshot} and {@linkcode fetchToScratch}.
  */

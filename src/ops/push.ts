@@ -27,7 +27,10 @@ export interface LocalPushOptions {
   reporter: Reporter;
   /** Recipients the operator expects; a repository with others is refused. */
   recipients?: readonly string[];
-  /** How each snapshot is validated first: `deep` (hashes), `quick` (sizes; the push still checks each file it reads against the manifest), `none` (just validated by create). */
+  /**
+   * How each snapshot is validated first: `deep` (hashes), `quick` (sizes; the push still checks each file it reads
+   * against the manifest), `none` (just validated by create).
+   */
   validation: "deep" | "quick" | "none";
 }
 

@@ -169,7 +169,7 @@ function describeHolders(openers: OpenFile[]): string {
   return `${who} still ${byPid.length > 1 ? "hold" : "holds"} the live store: ${what}`;
 }
 
-/** Validate the snapshot `stamp` of `sourceDir` (default the backup folder; deeply unless `quick`); refuse it if invalid. */
+/** Validate the snapshot `stamp` (deeply unless `quick`) and refuse it when it is not valid. */
 export async function validatedSnapshot(
   config: Config,
   stamp: string,

@@ -170,7 +170,10 @@ async function walk(folder: string, relative: string, found: ObjectInfo[]): Prom
     if (entry.name.startsWith(".")) continue; // .tmp and anything hidden is never an object
     const name = relative ? `${relative}/${entry.name}` : entry.name;
     if (entry.isDirectory) await walk(join(folder, entry.name), name, found);
-    else if (entry.isFile) found.push({ name, size: (await Deno.lstat(join(folder, entry.name))).size });
+    else if (entry.isFile) {
+      const info = await lstatOrNull(join(folder, entry.name)); // removed since the folder was read: not listed
+      if (info?.isFile) found.push({ name, size: info.size });
+    }
   }
 }
 

@@ -116,10 +116,15 @@ Deno.test("remote CLI: push needs no identity; restore, verify --read-data and d
   assert.equal(created.code, 0, created.stderr);
   const stamp = (created.json as { stamp: string }).stamp;
   Deno.renameSync(r.key.keyFile, `${r.key.keyFile}.elsewhere`); // no identity anywhere on this host while it pushes
-  const pushed = await runCli(["push", stamp], { env: r.env });
+  const metrics = join(r.work, "push.prom");
+  const pushed = await runCli(["push", stamp, "--metrics-file", metrics], { env: r.env });
   assert.equal(pushed.code, 0, pushed.stderr);
+  const text = Deno.readTextFileSync(metrics);
+  assert.match(text, /^atocore_backup_last_run_success\{operation="push"\} 1$/m);
+  const sent = Number(/^atocore_backup_push_bytes_sent\{operation="push"\} (\d+)$/m.exec(text)?.[1]);
   const json = pushed.json as { pushed: { snapshot: string }[]; bytes_read: number; bytes_sent: number };
   assert.ok(json.bytes_read > 0 && json.bytes_sent > 0);
+  assert.equal(sent, json.bytes_sent, "the metrics record the bytes sent");
   const again = await runCli(["push", "--latest"], { env: r.env });
   assert.equal((again.json as { pushed: { already_pushed: boolean }[] }).pushed[0].already_pushed, true);
   for (
@@ -167,6 +172,8 @@ Deno.test("remote CLI: config shows the repository settings and their sources; e
     [["remote", "cleanup", "--grace", "1h"], {}, /not longer than a push's lease/],
     [["remote", "verify", "--read-data-subset", "0%"], {}, /percentage from 1% to 100%/],
     [["push"], {}, /push: give one of STAMP, --latest or --all/],
+    [["restore", "../x", "--from-remote"], {}, /not a snapshot stamp: "\.\.\/x"; give STAMP or STAMP_PUSHID/],
+    [["drill", "--from-remote", "x_y"], {}, /not a snapshot stamp: "x_y"/],
     [["remote"], {}, /remote needs a command: one of init, list, verify, cleanup/],
   ];
   for (const [args, extra, pattern] of cases) {

@@ -1,0 +1,84 @@
+/**
+ * A push and a `remote cleanup --confirm` running together, in the case that matters: the push's cache points at packs
+ * that the cleanup deletes (their marker is older than the grace) while the push may reuse them. Started at seeded
+ * offsets from the same repository each round; afterwards every listed snapshot restores.
+ *
+ * @module
+ */
+import assert from "node:assert/strict";
+import { join } from "node:path";
+import { cliProcess, type CliRun, cliRunOf, runCli } from "../_helpers.ts";
+import { faultSeed, seededRandom, treeDigest, trialLabel } from "../_faults.ts";
+import {
+  ageMarkers,
+  assertVerified,
+  linkCopy,
+  remoteNames,
+  remoteStore,
+  snapshotAsStore,
+  snapshotSeries,
+} from "../_remote_cli.ts";
+
+const ROUNDS = 4;
+const KEEP_4 = ["--keep-daily", "4", "--keep-weekly", "0", "--keep-monthly", "0"];
+
+/** Run the CLI with `args` after `delayMs`. */
+async function runLater(args: string[], env: Record<string, string>, delayMs: number): Promise<CliRun> {
+  await new Promise((resolve) => setTimeout(resolve, delayMs));
+  return cliRunOf(await cliProcess(args, { env }).output());
+}
+
+Deno.test("a push and a remote cleanup --confirm running together lose nothing: every listed snapshot restores", async () => {
+  const seed = faultSeed();
+  const random = seededRandom(seed);
+  using r = await remoteStore({ dbMiB: 4, chromaMiB: 1, seed: 37 });
+  const stamps = await snapshotSeries(r, 6);
+  for (const stamp of [...stamps.slice(1), stamps[0]]) { // the oldest last: the push cache points at its packs
+    const pushed = await runCli(["push", stamp], { env: r.env });
+    assert.equal(pushed.code, 0, pushed.stderr);
+  }
+  const first = await runCli(["remote", "cleanup", "--confirm", ...KEEP_4.with(1, "5")], { env: r.env });
+  assert.ok((first.json as { packs_condemned: number }).packs_condemned > 0, first.stdout);
+  ageMarkers(r.repoDir, 48);
+  const snapshots = join(r.store.backupDir, "snapshots");
+  const again = "20260120T010000Z"; // the oldest snapshot's content under a new stamp: what the cache knows
+  const copy = new Deno.Command("cp", { args: ["-al", join(snapshots, stamps[0]), join(snapshots, again)] });
+  assert.equal(copy.outputSync().code, 0);
+  const master = join(r.work, "master");
+  const remotes = join(r.store.backupDir, "remotes");
+  const masterRemotes = join(r.work, "master-remotes");
+  linkCopy(r.repoDir, master);
+  new Deno.Command("cp", { args: ["-a", remotes, masterRemotes] }).outputSync();
+  let restored = 0;
+  const rounds: string[] = [];
+  for (let round = 0; round < ROUNDS; round++) {
+    linkCopy(master, r.repoDir);
+    Deno.removeSync(remotes, { recursive: true });
+    new Deno.Command("cp", { args: ["-a", masterRemotes, remotes] }).outputSync();
+    const [pushDelay, cleanupDelay] = round % 2 ? [Math.round(random() * 60), 0] : [0, Math.round(random() * 60)];
+    const label = trialLabel(seed, round, `push after ${pushDelay} ms, cleanup after ${cleanupDelay} ms`);
+    const [push, cleanup] = await Promise.all([
+      runLater(["push", again], r.env, pushDelay),
+      runLater(["remote", "cleanup", "--confirm", ...KEEP_4], r.env, cleanupDelay),
+    ]);
+    assert.equal(push.code, 0, `push ${label}: ${push.stderr}`);
+    assert.equal(cleanup.code, 0, `cleanup ${label}: ${cleanup.stderr}`);
+    const reused = (push.json as { pushed: { packs_reused: number }[] }).pushed[0].packs_reused;
+    const deleted = (cleanup.json as { packs_deleted: number }).packs_deleted;
+    rounds.push(`push reused ${reused} packs, cleanup deleted ${deleted}`);
+    const listed = await remoteNames(r.env);
+    assert.ok(listed.some((name) => name.startsWith(`${again}_`)), `the pushed snapshot is not listed ${label}`);
+    await assertVerified(r.envWithIdentity, ["--read-data"], label);
+    for (const name of listed) {
+      const to = join(r.work, `restored-${round}-${name}`);
+      const run = await runCli(["restore", name, "--from-remote", "--to", to], { env: r.envWithIdentity });
+      assert.equal(run.code, 0, `${name} does not restore ${label}: ${run.stderr}`);
+      const stamp = name.split("_")[0];
+      assert.deepEqual(treeDigest(to), snapshotAsStore(join(snapshots, stamp)), `${name} ${label}`);
+      Deno.removeSync(to, { recursive: true });
+      restored += 1;
+    }
+  }
+  console.log(`push with remote cleanup: ${ROUNDS} rounds (seed ${seed}): ${rounds.join("; ")}; ${restored} restored`);
+  assert.ok(rounds.some((round) => !round.endsWith(" 0")), "no round deleted a pack: the race was not run");
+});

@@ -1,0 +1,68 @@
+/**
+ * `push` killed with SIGKILL at seeded random moments: a snapshot is listed whole or not at all (`remote verify` finds
+ * every object of every listed snapshot), the next push succeeds, and `remote verify --read-data` is clean. Half the
+ * trials start without the push cache (the push sends everything anew), half with it and the journals of killed ones.
+ *
+ * @module
+ */
+import assert from "node:assert/strict";
+import { join } from "node:path";
+import { runCli } from "../_helpers.ts";
+import { entryNames, faultSeed, runAndKill, seededRandom, treeDigest, trialLabel } from "../_faults.ts";
+import { timeEvent } from "../_remote_cli.ts";
+import { assertVerified, remoteNames, remoteStore, snapshotAsStore } from "../_remote_cli.ts";
+
+const TRIALS = 12;
+
+Deno.test("push killed at random moments never lists half a snapshot; the next push succeeds and verifies", async () => {
+  const seed = faultSeed();
+  const random = seededRandom(seed);
+  using r = await remoteStore({ dbMiB: 10, chromaMiB: 2, segments: 2, seed: 23 });
+  const created = await runCli(["create", "--chroma"], { env: r.env });
+  assert.equal(created.code, 0, created.stderr);
+  const snapshots = join(r.store.backupDir, "snapshots");
+  const master = join(snapshots, (created.json as { stamp: string }).stamp);
+  const remotes = join(r.store.backupDir, "remotes");
+  const { total: duration, afterEvent: pushMs } = await timeEvent(["push", "--latest"], r.env, "push_started");
+  const outcomes: string[] = [];
+  for (let trial = 0; trial < TRIALS; trial++) {
+    const stamp = `202601${String(trial + 1).padStart(2, "0")}T010000Z`;
+    const copy = new Deno.Command("cp", { args: ["-al", master, join(snapshots, stamp)] }).outputSync();
+    assert.equal(copy.code, 0);
+    const cold = trial % 2 === 0;
+    if (cold) {
+      for (const key of entryNames(remotes)) Deno.removeSync(join(remotes, key, "push-cache"), { recursive: true });
+    }
+    const aimed = trial % 4 >= 2;
+    const delay = Math.round(random() * (aimed ? (cold ? pushMs : 40) : duration));
+    const label = trialLabel(
+      seed,
+      trial,
+      `${cold ? "cold" : "warm"}; kill ${delay} ms after ${aimed ? "push_started" : "start"}`,
+    );
+    const killed = await runAndKill(["push", stamp], r.env, delay, aimed ? "push_started" : undefined);
+    if (killed.code !== null) assert.equal(killed.code, 0, `push ran to its end but failed ${label}`);
+    const listed = await remoteNames(r.env);
+    const mine = listed.filter((name) => name.startsWith(`${stamp}_`));
+    assert.ok(mine.length <= 1, `listed twice ${label}`);
+    outcomes.push(killed.code !== null ? "finished" : mine.length ? "listed" : "not listed");
+    await assertVerified(r.env, [], `after the kill ${label}`);
+
+    const next = await runCli(["push", stamp], { env: r.env });
+    assert.equal(next.code, 0, `the push after the kill failed ${label}: ${next.stderr}`);
+    const after = await remoteNames(r.env);
+    assert.equal(after.filter((name) => name.startsWith(`${stamp}_`)).length, 1, `not listed once ${label}`);
+    if (mine.length) assert.deepEqual(after, listed, `a listed snapshot was pushed again ${label}`);
+    await assertVerified(r.envWithIdentity, ["--read-data"], label);
+  }
+  const last = (await remoteNames(r.env)).at(-1)!;
+  const to = join(r.work, "to");
+  const restored = await runCli(["restore", last, "--from-remote", "--to", to], { env: r.envWithIdentity });
+  assert.equal(restored.code, 0, restored.stderr);
+  assert.deepEqual(treeDigest(to), snapshotAsStore(master));
+  console.log(
+    `push: ${TRIALS} trials (seed ${seed}); push ${Math.round(pushMs)} of ${
+      Math.round(duration)
+    } ms; the snapshot when killed: ${outcomes.join(", ")}`,
+  );
+});
