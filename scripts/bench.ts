@@ -6,16 +6,29 @@
  */
 import { join, resolve } from "node:path";
 import { parseArgs } from "node:util";
-import { fileURLToPath } from "node:url";
 import { makeSampleStore, type SampleStore } from "./sample_store.ts";
 import { removeQuietly } from "../src/fs/durable.ts";
 import { isFile } from "../src/fs/probe.ts";
 import { COMPILE_PERMISSIONS } from "./compile.ts";
 import { hasReference as referenceAvailable, referenceDir, referenceMissing } from "./reference.ts";
+import {
+  type Bench,
+  loadAverage,
+  loadSeen,
+  log,
+  makeSnapshot,
+  median,
+  noteRepetition,
+  ROOT,
+  type Sample,
+  settle,
+  storeEnv,
+  timed,
+} from "./bench_run.ts";
+import { formatRemote, makeRemoteFixture, measureRemote, remoteStore } from "./bench_remote.ts";
 
-const ROOT = fileURLToPath(new URL("..", import.meta.url));
 const DRIVERS = ["ffi", "builtin"] as const;
-const SECTIONS = ["create", "create-chroma", "validate", "list", "restore"] as const;
+const SECTIONS = ["create", "create-chroma", "validate", "list", "restore", "remote"] as const;
 type Section = typeof SECTIONS[number];
 
 /** One program run in the benchmark, and how to give it a clean start. */
@@ -32,12 +45,6 @@ interface Contender {
   after?: () => void;
 }
 
-/** One timed run. */
-interface Sample {
-  seconds: number;
-  peakKiB: number;
-}
-
 /** The samples of one contender of one command. */
 interface Measured {
   contender: Contender;
@@ -50,35 +57,6 @@ interface Measured {
 interface CommandResult {
   command: string;
   measured: Measured[];
-}
-
-/** Run `argv` under `/usr/bin/time` and return its wall time and peak RSS; throw when it fails. */
-async function timed(argv: string[], env: Record<string, string>): Promise<Sample> {
-  const timeFile = Deno.makeTempFileSync({ prefix: "bench-time-" });
-  try {
-    const output = await new Deno.Command("/usr/bin/time", {
-      args: ["-f", "%e %M", "-o", timeFile, ...argv],
-      env: { PATH: Deno.env.get("PATH") ?? "/usr/bin:/bin", HOME: Deno.env.get("HOME") ?? "/root", ...env },
-      clearEnv: true,
-      cwd: ROOT,
-      stdin: "null",
-      stdout: "null",
-      stderr: "piped",
-    }).output();
-    if (output.code !== 0) {
-      const stderr = new TextDecoder().decode(output.stderr).trim().split("\n").slice(-3).join(" | ");
-      throw new Error(`exit ${output.code}: ${argv.join(" ")}: ${stderr}`);
-    }
-    const [seconds, peakKiB] = Deno.readTextFileSync(timeFile).trim().split("\n").at(-1)!.split(" ").map(Number);
-    return { seconds, peakKiB };
-  } finally {
-    Deno.removeSync(timeFile);
-  }
-}
-
-/** Flush dirty pages left by earlier runs, so they are not charged to the next one. */
-async function settle(): Promise<void> {
-  await new Deno.Command("sync").output();
 }
 
 /**
@@ -114,16 +92,9 @@ async function compare(command: string, contenders: Contender[], reps: number): 
         entry.contender.after?.();
       }
     }
-    loadSeen.push(Number(loadAverage().split(" ")[0]));
-    log(`${command}: repetition ${rep + 1}/${reps} done (load ${loadSeen.at(-1)})`);
+    noteRepetition(command, rep, reps);
   }
   return { command, measured };
-}
-
-function median(values: number[]): number {
-  const sorted = [...values].sort((a, b) => a - b);
-  const middle = Math.floor(sorted.length / 2);
-  return sorted.length % 2 ? sorted[middle] : (sorted[middle - 1] + sorted[middle]) / 2;
 }
 
 function medianSeconds(entry: Measured): number {
@@ -208,36 +179,6 @@ async function machineLine(workDir: string): Promise<string> {
     `${await commandText("python3", ["--version"])}`;
 }
 
-/** The 1-minute load average after each repetition, to judge how noisy the figures are. */
-const loadSeen: number[] = [];
-
-function loadAverage(): string {
-  return Deno.readTextFileSync("/proc/loadavg").split(" ").slice(0, 3).join(" ");
-}
-
-function log(message: string): void {
-  console.error(`[bench ${new Date().toISOString().slice(11, 19)}] ${message}`);
-}
-
-/** Everything the contenders share: the store, the work folder and how the tool is started. */
-interface Bench {
-  work: string;
-  store: SampleStore;
-  toolPrefix: string[];
-  hasReference: boolean;
-  reps: number;
-}
-
-/** The environment that points both the tool and the module at `store` with backup folder `backupDir`. */
-function storeEnv(store: SampleStore, backupDir: string): Record<string, string> {
-  return {
-    ATOCORE_DB_PATH: store.db,
-    ATOCORE_BACKUP_DIR: backupDir,
-    ATOCORE_PROJECT_REGISTRY_PATH: store.registry,
-    ATOCORE_CHROMA_PATH: store.chromaDir,
-  };
-}
-
 function toolContender(bench: Bench, label: string, args: () => string[], env: () => Record<string, string>) {
   return { label, isTool: true, argv: () => [...bench.toolPrefix, ...args()], env };
 }
@@ -304,19 +245,6 @@ function createContenders(bench: Bench, chroma: boolean): Contender[] {
     after: clean,
   });
   return contenders;
-}
-
-/** Make one snapshot with the tool (`create --chroma`) in `backupDir` and return its stamp. */
-async function makeSnapshot(bench: Bench, store: SampleStore, backupDir: string): Promise<string> {
-  const output = await new Deno.Command(bench.toolPrefix[0], {
-    args: [...bench.toolPrefix.slice(1), "create", "--chroma", "--json"],
-    env: storeEnv(store, backupDir),
-    cwd: ROOT,
-    stdout: "piped",
-    stderr: "piped",
-  }).output();
-  if (output.code !== 0) throw new Error(`create failed: ${new TextDecoder().decode(output.stderr)}`);
-  return JSON.parse(new TextDecoder().decode(output.stdout)).stamp;
 }
 
 /** `validate STAMP` (hashing) against sha256sum and the module; `--quick` against the module. */
@@ -518,6 +446,7 @@ function parseFlags(args: string[]) {
   return {
     help: Boolean(values.help),
     dbMiB: Number(values["db-mib"] ?? (quick ? 8 : 256)),
+    remoteDbMiB: Number(values["db-mib"] ?? (quick ? 8 : 1024)),
     chromaMiB: Number(values["chroma-mib"] ?? (quick ? 4 : 64)),
     reps: Number(values.reps ?? (quick ? 1 : 3)),
     snapshots: Number(values.snapshots ?? (quick ? 50 : 2000)),
@@ -535,9 +464,12 @@ const HELP = `Usage: deno task bench [options]
 Side by side, on one generated store: create, create --chroma, validate, list and
 restore of this tool against the Python module, sqlite3 .backup, cp -r + fsync and
 sha256sum. Wall seconds and peak RSS by /usr/bin/time; medians of --reps runs.
+Section remote: push to an off-host repository (a folder), a second push after 1%
+of the rows are updated and 0.5% added, and restore from it, against restic
+backing up the same snapshot folders (needs restic and age-keygen).
 
 Options:
-  --db-mib N        database size (default 256)
+  --db-mib N        database size (default 256; 1024 for the remote section)
   --chroma-mib N    Chroma segment files size (default 64)
   --reps N          repetitions of each command (default 3)
   --snapshots N     snapshots for the list benchmark (default 2000)
@@ -546,7 +478,9 @@ Options:
   --out FILE        also write the report (markdown) to FILE
   --work DIR        work folder (default a new temporary folder, removed at the end)
   --keep            keep the work folder
-  --quick           a tiny smoke run (8 MiB, 1 repetition, 50 snapshots)`;
+  --quick           a tiny smoke run (8 MiB, 1 repetition, 50 snapshots)
+
+Example: deno task bench --only remote --reps 3`;
 
 /** The flags of one run, as {@linkcode parseFlags} reads them. */
 type Flags = ReturnType<typeof parseFlags>;
@@ -564,18 +498,32 @@ async function main(): Promise<void> {
     : [Deno.execPath(), "run", ...COMPILE_PERMISSIONS, join(ROOT, "main.ts")];
   const loadBefore = loadAverage();
   try {
-    log(`making a store of ${flags.dbMiB} MiB database and ${flags.chromaMiB} MiB Chroma in ${work}`);
-    const store = makeSampleStore(join(work, "store"), { dbMiB: flags.dbMiB, chromaMiB: flags.chromaMiB });
+    const dbMiB = mainStoreMiB(flags);
+    log(`making a store of ${dbMiB} MiB database and ${flags.chromaMiB} MiB Chroma in ${work}`);
+    const store = makeSampleStore(join(work, "store"), { dbMiB, chromaMiB: flags.chromaMiB });
     const bench: Bench = { work, store, toolPrefix, hasReference, reps: flags.reps };
     await timed([...toolPrefix, "--version"], {});
     if (hasReference) await timed(moduleArgv(["list"]), moduleEnv(store, join(work, "warm")));
     const results = await measureSections(bench, flags);
-    const report = await formatReport(bench, flags, results, loadBefore);
+    const remote = flags.only.includes("remote") ? await remoteSection(bench, flags) : undefined;
+    const report = await formatReport(bench, flags, results, remote, loadBefore);
     console.log(report);
     if (flags.out) Deno.writeTextFileSync(flags.out, report + "\n");
   } finally {
     if (!flags.keep) removeQuietly(work);
   }
+}
+
+/** The size of the store made first: the remote section's when it is the only one run (it then uses that store). */
+function mainStoreMiB(flags: Flags): number {
+  return flags.only.every((section) => section === "remote") ? flags.remoteDbMiB : flags.dbMiB;
+}
+
+/** The remote section, run last (it changes the rows of the store it uses): its report. */
+async function remoteSection(bench: Bench, flags: Flags): Promise<string> {
+  const store = remoteStore(bench, mainStoreMiB(flags), flags.remoteDbMiB, flags.chromaMiB);
+  const fixture = await makeRemoteFixture(bench, store);
+  return formatRemote(fixture, await measureRemote(bench, fixture, flags.reps), flags.reps);
 }
 
 /** One command of a section, with its contenders made only when the section is run. */
@@ -639,27 +587,34 @@ async function formatReport(
   bench: Bench,
   flags: Flags,
   results: CommandResult[],
+  remote: string | undefined,
   loadBefore: string,
 ): Promise<string> {
   const storeSize = `database ${
     (Deno.statSync(bench.store.db).size / 1048576).toFixed(0)
   } MiB, Chroma ${flags.chromaMiB} MiB`;
+  const toolRun = `Tool run as ${
+    flags.binary ? `the binary ${flags.binary}` : "`deno run` of main.ts with the compile permissions"
+  }.`;
+  const sections = results.length
+    ? [
+      `Store: ${storeSize}; one warm-up run each, then ${flags.reps} repetitions, order rotated each time, medians; ` +
+      `ratio below 1 means this tool is faster. ${toolRun}`,
+      "",
+      formatTable(results),
+      "",
+    ]
+    : [`${toolRun}`, ""];
   return [
-    `Store: ${storeSize}; one warm-up run each, then ${flags.reps} repetitions, order rotated each time, medians; ` +
-    `ratio below 1 means this tool is faster. Tool run as ${
-      flags.binary ? `the binary ${flags.binary}` : "`deno run` of main.ts with the compile permissions"
-    }.`,
-    "",
-    formatTable(results),
-    "",
+    ...sections,
+    ...(remote ? [remote, ""] : []),
     await machineLine(bench.work),
     `Load average before: ${loadBefore}; after: ${loadAverage()}; 1-minute load after each repetition: ` +
     `${Math.min(...loadSeen)} to ${
       Math.max(...loadSeen)
     } (${navigator.hardwareConcurrency} CPUs; other work on the machine adds noise).`,
     "",
-    "Samples (wall s, peak RSS):",
-    formatSamples(results),
+    ...(results.length ? ["Samples (wall s, peak RSS):", formatSamples(results)] : []),
   ].join("\n");
 }
 

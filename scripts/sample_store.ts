@@ -34,6 +34,65 @@ export function openLedgerWriter(dbPath: string): { commit(amount: number): void
   };
 }
 
+/** How many rows {@linkcode changeSampleRows} updated and added. */
+export interface RowChanges {
+  updated: number;
+  added: number;
+}
+
+/**
+ * A day's changes to the sample database: `updateFraction` of the rows of `documents` and `chunks` given new values
+ * (a new body, new random content of the same size) and `addFraction` more rows added, the rows chosen by `seed`;
+ * one transaction, as a live service would write it.
+ */
+export function changeSampleRows(dbPath: string, updateFraction: number, addFraction: number, seed = 7): RowChanges {
+  const db = new DatabaseSync(dbPath, { timeout: 10_000 });
+  const next = seededInts(seed);
+  const changes: RowChanges = { updated: 0, added: 0 };
+  try {
+    db.exec("BEGIN IMMEDIATE");
+    const count = (table: string) => (db.prepare(`SELECT max(id) AS n FROM ${table}`).get() as { n: number }).n;
+    const documents = count("documents");
+    const chunks = count("chunks");
+    const pick = (total: number, fraction: number) => {
+      const ids = new Set<number>();
+      while (ids.size < Math.min(total, Math.max(1, Math.round(total * fraction)))) ids.add(1 + next() % total);
+      return [...ids];
+    };
+    const updateDocument = db.prepare("UPDATE documents SET body = ? WHERE id = ?");
+    for (const id of pick(documents, updateFraction)) {
+      changes.updated += Number(updateDocument.run(`revised ${id} `.padEnd(240, "x"), id).changes);
+    }
+    const updateChunk = db.prepare("UPDATE chunks SET content = randomblob(length(content)) WHERE id = ?");
+    for (const id of pick(chunks, updateFraction)) changes.updated += Number(updateChunk.run(id).changes);
+    const addDocument = db.prepare("INSERT INTO documents (project_id, title, body) VALUES (?, ?, ?)");
+    for (let index = 0; index < Math.max(1, Math.round(documents * addFraction)); index++) {
+      changes.added += Number(addDocument.run(1 + index % 3, `Added ${index}`, "new ".repeat(60)).changes);
+    }
+    const addChunk = db.prepare("INSERT INTO chunks (document_id, ord, content) VALUES (?, ?, randomblob(65536))");
+    for (let index = 0; index < Math.max(1, Math.round(chunks * addFraction)); index++) {
+      changes.added += Number(addChunk.run(1 + next() % documents, 8 + index).changes);
+    }
+    db.exec("COMMIT");
+  } finally {
+    db.close();
+  }
+  return changes;
+}
+
+/** Deterministic non-negative integers (xorshift32) for choosing rows. */
+function seededInts(seed: number): () => number {
+  let state = (seed * 2654435761) >>> 0 || 1;
+  return () => {
+    state ^= state << 13;
+    state >>>= 0;
+    state ^= state >>> 17;
+    state ^= state << 5;
+    state >>>= 0;
+    return state;
+  };
+}
+
 if (import.meta.main) {
   const { values } = parseArgs({
     args: Deno.args,
