@@ -9,6 +9,7 @@ import { Buffer } from "node:buffer";
 import { join } from "node:path";
 import type { SqliteDriver } from "../sqlite/driver.ts";
 import { openDriver } from "../sqlite/open_driver.ts";
+import { CHROMA_DB_FILE } from "../snapshot/chroma.ts";
 
 /** Sizes of a sample store. */
 export interface SampleOptions {
@@ -140,7 +141,7 @@ function makeChroma(
     writeLarge(join(folder, "data_level0.bin"), perSegment, random);
   }
   statements.push("COMMIT;");
-  driver.execScript(join(chromaDir, "chroma.sqlite3"), statements.join("\n"));
+  driver.execScript(join(chromaDir, CHROMA_DB_FILE), statements.join("\n"));
 }
 
 function writeLarge(path: string, size: number, random: (bytes: number) => Uint8Array): void {
