@@ -148,6 +148,18 @@ export function removeQuietly(path: string): void {
 }
 
 /**
+ * Remove the file (or link) at `path` if there is one, never a folder's contents: a folder where a file was expected
+ * (a `-wal` that is a folder) fails instead of being emptied.
+ */
+export function removeFileQuietly(path: string): void {
+  try {
+    Deno.removeSync(path);
+  } catch (error) {
+    if (!(error instanceof Deno.errors.NotFound)) throw error;
+  }
+}
+
+/**
  * Start fsyncing a file on a runtime thread and return a function that waits for the
  * flush (throwing its error), so the disk writes while the main thread goes on
  * (copying Chroma, validating).

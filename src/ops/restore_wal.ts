@@ -6,7 +6,7 @@
  */
 import { basename, dirname, join } from "node:path";
 import { describeOsError } from "../errors.ts";
-import { removeQuietly, renameDurable } from "../fs/durable.ts";
+import { removeFileQuietly, renameDurable } from "../fs/durable.ts";
 import { entriesOrNone, isFile, statOrNull } from "../fs/probe.ts";
 import { readAt } from "../fs/read_at.ts";
 import type { Reporter } from "../report/reporter.ts";
@@ -54,8 +54,8 @@ export function clearWal(driver: SqliteDriver, db: string, reporter: Reporter, c
       changes.push({ what: `checkpointed ${wal} into ${db} (the same rows)` });
     }
   }
-  removeQuietly(wal);
-  removeQuietly(`${db}-shm`);
+  removeFileQuietly(wal);
+  removeFileQuietly(`${db}-shm`);
 }
 
 /** Checkpoint `db`: `null` when done, or why its file is damaged; any other failure throws {@linkcode WalKeptError}. */
@@ -110,7 +110,7 @@ export function removeStaleTemporaries(target: string, reporter: Reporter, chang
   const names = entriesOrNone(folder).map((entry) => entry.name);
   const stale = names.filter((name) => name.startsWith(`.${basename(target)}.tmp-`));
   for (const name of stale) {
-    removeQuietly(join(folder, name));
+    removeFileQuietly(join(folder, name));
     reporter.event("warning", "stale_leftover_removed", { path: join(folder, name) });
   }
   if (stale.length > 0) {

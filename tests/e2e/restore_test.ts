@@ -654,3 +654,19 @@ function copyTree(from: string, to: string, into = false): void {
     else Deno.copyFileSync(join(from, entry.name), join(to, entry.name));
   }
 }
+
+Deno.test("a live -wal that is a folder is never emptied by restore: what it holds is kept", async () => {
+  using store = tempStore({ dbMiB: 1 });
+  const stamp = await createdStamp(storeEnv(store), []);
+  const wal = `${store.db}-wal`;
+  try {
+    Deno.removeSync(wal);
+  } catch (error) {
+    if (!(error instanceof Deno.errors.NotFound)) throw error;
+  } // none there after create's checkpoint, or an empty one
+  Deno.mkdirSync(wal);
+  Deno.writeTextFileSync(join(wal, "precious.txt"), "keep me");
+  const run = await runCli(["restore", stamp, "--confirm-service-stopped", "--no-chroma"], { env: storeEnv(store) });
+  assert.notEqual(run.code, 0, "a folder where the -wal should be stops the restore");
+  assert.equal(Deno.readTextFileSync(join(wal, "precious.txt")), "keep me");
+});
