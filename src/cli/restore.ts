@@ -106,7 +106,7 @@ Examples:
       throw new UsageError("restore: --force goes with --to DIR only (the live store needs --confirm-service-stopped)");
     }
     const config = configFrom(values, context);
-    if (!fromRemote) requireSnapshot(config.backupDir.path, stamp);
+    if (!fromRemote) requireSnapshot(config.backupDir.path, stamp); // a remote snapshot need not be here
     const driver = driverFrom(values, context);
     const source = fromRemote ? remoteSourceFrom(values, context, config, "restore --from-remote") : null;
     using _lock = lockBackupDir(config.backupDir.path, values.to === undefined && !values["no-pre-snapshot"], context);

@@ -322,12 +322,18 @@ function unwrapFileKey(header: Header, identities: readonly AgeIdentity[]): Uint
 }
 
 /**
- * Decrypt an age file with any of `identities`.
+ * Decrypt an age file with any of `identities`. With `into` (at least as long as the plaintext), the plaintext is
+ * written there (a plaintext is never longer than its age file) and a view of it returned, so a caller opening many objects reuses one buffer instead of allocating
+ * one per object.
  *
  * @throws {AgeError} `not_age`, `malformed`, `no_identity` (encrypted to another key), `header_auth` (header
  *   tampered), `payload_auth` (content tampered) or `truncated`.
  */
-export function ageDecrypt(ciphertext: Uint8Array, identities: readonly AgeIdentity[]): Uint8Array {
+export function ageDecrypt(
+  ciphertext: Uint8Array,
+  identities: readonly AgeIdentity[],
+  into?: Uint8Array,
+): Uint8Array {
   const header = parseHeader(ciphertext);
   const fileKey = unwrapFileKey(header, identities);
   if (!fileKey) throw new AgeError("no_identity", "encrypted to another key (no given identity matches)");
@@ -338,15 +344,16 @@ export function ageDecrypt(ciphertext: Uint8Array, identities: readonly AgeIdent
   const nonce = ciphertext.subarray(header.payloadStart, header.payloadStart + 16);
   const payload = ciphertext.subarray(header.payloadStart + 16);
   if (nonce.length < 16 || payload.length < TAG) throw new AgeError("truncated", "age payload is truncated");
-  return openPayload(hkdf(fileKey, nonce, "payload"), payload);
+  return openPayload(hkdf(fileKey, nonce, "payload"), payload, into);
 }
 
-function openPayload(key: Uint8Array, payload: Uint8Array): Uint8Array {
+function openPayload(key: Uint8Array, payload: Uint8Array, into?: Uint8Array): Uint8Array {
   const sealedChunk = CHUNK + TAG;
   const chunks = Math.ceil(payload.length / sealedChunk);
   const lastSize = payload.length - (chunks - 1) * sealedChunk;
   if (lastSize < TAG) throw new AgeError("truncated", "age payload is truncated");
-  const out = new Uint8Array(payload.length - chunks * TAG);
+  const size = payload.length - chunks * TAG;
+  const out = into && into.length >= size ? into.subarray(0, size) : new Uint8Array(size);
   for (let index = 0; index < chunks; index++) {
     const last = index === chunks - 1;
     const sealed = payload.subarray(index * sealedChunk, (index + 1) * sealedChunk);

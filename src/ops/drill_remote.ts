@@ -37,7 +37,7 @@ export async function drillFromRemote(
   const snapshotPath = `${source.backend.location}/snapshots/${name}`;
   let fetched;
   try {
-    fetched = await fetchToScratch(config, source, name, { ...options });
+    fetched = await fetchToScratch(config, source, name, { ...options, deepValidation: true }); // snapshot_valid
   } catch (error) {
     if (error instanceof UsageError) throw error;
     const result = failedFetch(name, snapshotPath, describeOsError(error), seconds(begun), options.now);

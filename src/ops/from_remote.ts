@@ -100,6 +100,8 @@ function unique(names: string[], stamp: string, location: string): string {
 export interface ScratchFetchOptions {
   /** The folder the scratch folder is made in (default: the system's temporary folder). */
   scratchParent?: string;
+  /** The caller validates the fetched snapshot deeply (manifest hashes): files it hashes are not hashed twice. */
+  deepValidation?: boolean;
   reporter: Reporter;
 }
 
@@ -125,6 +127,7 @@ export async function fetchToScratch(
     options.reporter.event("info", "remote_fetch_started", { snapshot: name, location: source.backend.location });
     const fetched = await fetchSnapshot(source.backend, source.identities, name, join(snapshotsDir(sourceDir), stamp), {
       onProgress: (done, total) => options.reporter.progress("fetching", done, total),
+      manifestCheckFollows: options.deepValidation ?? false,
     });
     const summary = summarize(source.backend.location, fetched, (performance.now() - begun) / 1000);
     options.reporter.event("info", "remote_fetch_finished", { ...summary });
@@ -229,7 +232,7 @@ export async function restoreFromRemote(
   requireAcknowledgment(config, to, options.confirmServiceStopped);
   await checkSource(config, source);
   const name = await resolveRemoteSnapshot(source.backend, given);
-  using fetched = await fetchToScratch(config, source, name, options);
+  using fetched = await fetchToScratch(config, source, name, { ...options, deepValidation: !options.quick });
   const result = await restoreSnapshot(config, fetched.stamp, { ...options, sourceDir: fetched.sourceDir });
   return { ...result, remote: fetched.summary };
 }

@@ -24,8 +24,11 @@ export interface Backend {
   readonly location: string;
   /** Every object whose name starts with `prefix` (`""` or ending in `/`), sorted by name, with sizes. */
   list(prefix: string): Promise<ObjectInfo[]>;
-  /** The whole object; {@linkcode ObjectNotFoundError} when it does not exist. */
-  read(name: string): Promise<Uint8Array>;
+  /**
+   * The whole object; {@linkcode ObjectNotFoundError} when it does not exist. With `into`, an object that fits is read
+   * into it and a view of it returned (a reader of many objects reuses one buffer); a larger one is read as without.
+   */
+  read(name: string, into?: Uint8Array): Promise<Uint8Array>;
   /** Publish `bytes` as `name` atomically: a reader sees the whole object or none (durable once it resolves). */
   write(name: string, bytes: Uint8Array, options: WriteOptions): Promise<void>;
   /** Remove an object; nothing happens when it is already gone. */

@@ -15,6 +15,8 @@ export const DOCUMENT_FORMAT = 1;
 export const PACK_TARGET_BYTES = 8 << 20;
 /** The largest plaintext a pack may hold: a full pack plus one largest block. */
 export const PACK_MAX_BYTES = PACK_TARGET_BYTES + 65536;
+/** A buffer that holds any pack, sealed (age adds 16 bytes per 64 KiB and ~150 per recipient) or open; reused. */
+export const PACK_BUFFER_BYTES = PACK_MAX_BYTES + 65536;
 
 /** `[fileOffset, packIndex, packOffset, length, sha256 of those bytes]`. */
 export type Extent = [number, number, number, number, string];

@@ -1,7 +1,7 @@
 /**
- * Rebuilding a snapshot folder from a repository: each pack is read and decrypted once, each extent checked against its
- * hash and written at its place, then each file's SHA-256 checked; links are made last. The caller validates or
- * restores from the folder.
+ * Rebuilding a snapshot folder from a repository: each pack read and decrypted once, each extent checked against its
+ * hash and written at its place, each file checked; links last. The folder is a scratch copy the caller validates or
+ * restores from: it is not fsynced (a restore makes its own copy durable).
  *
  * @module
  */
@@ -9,20 +9,35 @@ import { createHash } from "node:crypto";
 import { dirname, join } from "node:path";
 import type { AgeIdentity } from "../crypto/age.ts";
 import { OperationError, UsageError } from "../errors.ts";
-import { removeQuietly, syncTree } from "../fs/durable.ts";
+import { removeQuietly } from "../fs/durable.ts";
 import { sha256File } from "../fs/hash.ts";
 import { lstatOrNull } from "../fs/probe.ts";
+import { readRegularTextFile } from "../fs/regular_file.ts";
+import { METADATA_FILE } from "../snapshot/layout.ts";
 import type { Backend } from "./backend.ts";
 import { openSealed } from "./boundary.ts";
-import { type DocumentFile, type Extent, isDocumentFile, PACK_MAX_BYTES, type SnapshotDocument } from "./document.ts";
+import {
+  type DocumentFile,
+  type Extent,
+  isDocumentFile,
+  PACK_BUFFER_BYTES,
+  PACK_MAX_BYTES,
+  type SnapshotDocument,
+} from "./document.ts";
 import { packName, snapshotKeyText } from "./layout.ts";
 import { openRepository } from "./repository.ts";
 import { readSnapshot, snapshotArgument } from "./snapshots.ts";
 
 /** Options of {@linkcode fetchSnapshot}. */
 export interface FetchOptions {
-  /** Packs read ahead at most (default 2). */
+  /** Packs read ahead at most (default 2; read only: one pack at a time is decrypted, into one reused buffer). */
   parallel?: number;
+  /**
+   * The caller validates the fetched snapshot deeply against its manifest (every file's SHA-256) before using it: the
+   * files the manifest lists with the document's SHA-256 are then not read and hashed here a second time (every
+   * extent's hash is checked here still).
+   */
+  manifestCheckFollows?: boolean;
   /** Called as bytes are written, with the total. */
   onProgress?: (done: number, total: number) => void;
 }
@@ -61,18 +76,13 @@ export async function fetchSnapshot(
     const files = document.files.filter(isDocumentFile);
     createFiles(intoFolder, files);
     const read = await writeExtents(backend, identities, document, intoFolder, options);
-    for (const file of files) {
-      if (sha256File(join(intoFolder, file.path)) !== file.sha256) {
-        throw new OperationError(`snapshot ${snapshotKeyText(key)}: ${file.path} rebuilt does not match its SHA-256`);
-      }
-    }
+    checkFiles(intoFolder, files, snapshotKeyText(key), options.manifestCheckFollows ?? false);
     for (const entry of document.files) {
       if (!isDocumentFile(entry)) {
         Deno.mkdirSync(dirname(join(intoFolder, entry.path)), { recursive: true });
         Deno.symlinkSync(entry.link, join(intoFolder, entry.path));
       }
     }
-    syncTree(intoFolder);
     return {
       snapshot: snapshotKeyText(key),
       stamp: key.stamp,
@@ -85,6 +95,33 @@ export async function fetchSnapshot(
   } catch (error) {
     removeQuietly(intoFolder);
     throw error;
+  }
+}
+
+/**
+ * Check each rebuilt file against the document's SHA-256, but for those the caller's manifest check will hash: the
+ * metadata file (hashed first: the manifest is read from it) lists them with the same SHA-256.
+ */
+function checkFiles(root: string, files: DocumentFile[], snapshot: string, manifestCheckFollows: boolean): void {
+  const ordered = [...files].sort((a, b) => Number(b.path === METADATA_FILE) - Number(a.path === METADATA_FILE));
+  let manifest: Map<string, unknown> | null = null;
+  for (const file of ordered) {
+    if (manifest?.get(file.path) === file.sha256) continue;
+    if (sha256File(join(root, file.path)) !== file.sha256) {
+      throw new OperationError(`snapshot ${snapshot}: ${file.path} rebuilt does not match its SHA-256`);
+    }
+    if (file.path === METADATA_FILE && manifestCheckFollows) manifest = manifestHashes(join(root, file.path));
+  }
+}
+
+/** The SHA-256 the metadata file's manifest lists, by path (empty when it has none: every file is then hashed). */
+function manifestHashes(path: string): Map<string, unknown> {
+  try {
+    const manifest = JSON.parse(readRegularTextFile(path))?.manifest;
+    if (!Array.isArray(manifest)) return new Map();
+    return new Map(manifest.map((entry) => [entry?.path, entry?.sha256] as const).filter(([, hash]) => hash));
+  } catch {
+    return new Map();
   }
 }
 
@@ -132,28 +169,25 @@ async function writeExtents(
   const byPack = extentsByPack(document);
   const order = [...byPack.keys()].sort((a, b) => a - b);
   const total = document.files.filter(isDocumentFile).reduce((sum, file) => sum + file.size, 0);
-  const opened = async (index: number) => {
-    const { id, compression } = document.packs[index];
-    const sealed = await backend.read(packName(id));
-    return {
-      size: sealed.length,
-      plain: openSealed(packName(id), sealed, identities, { compression, maxBytes: PACK_MAX_BYTES }),
-    };
+  const into = new Uint8Array(PACK_BUFFER_BYTES);
+  const slots = Array.from({ length: Math.max(1, options.parallel ?? 2) }, () => new Uint8Array(into.length));
+  const reads: Promise<Uint8Array>[] = [];
+  const readAt = (at: number) => {
+    const reading = backend.read(packName(document.packs[order[at]].id), slots[at % slots.length]);
+    reading.catch(() => {}); // awaited below; a failure read ahead must not go unhandled meanwhile
+    reads[at] = reading;
   };
-  const ahead = new Map<number, Promise<{ size: number; plain: Uint8Array }>>();
-  let next = 0;
+  for (let at = 0; at < Math.min(slots.length, order.length); at++) readAt(at);
   let done = 0;
   let downloaded = 0;
-  for (const index of order) {
-    while (next < order.length && ahead.size < Math.max(1, options.parallel ?? 2)) {
-      const reading = opened(order[next]);
-      reading.catch(() => {}); // awaited below; a failure read ahead must not go unhandled meanwhile
-      ahead.set(order[next++], reading);
-    }
-    const { size, plain } = await ahead.get(index)!;
-    ahead.delete(index);
-    downloaded += size;
-    done += placeExtents(root, packName(document.packs[index].id), plain, byPack.get(index)!);
+  for (let at = 0; at < order.length; at++) {
+    const sealed = await reads[at];
+    delete reads[at];
+    downloaded += sealed.length;
+    const { id, compression } = document.packs[order[at]];
+    const plain = openSealed(packName(id), sealed, identities, { compression, maxBytes: PACK_MAX_BYTES, into });
+    if (at + slots.length < order.length) readAt(at + slots.length); // its slot is free once decrypted
+    done += placeExtents(root, packName(id), plain, byPack.get(order[at])!);
     options.onProgress?.(done, total);
   }
   return { packs_read: order.length, bytes_downloaded: downloaded };

@@ -62,11 +62,11 @@ class FolderBackend implements Backend {
     return found.sort((a, b) => a.name < b.name ? -1 : a.name > b.name ? 1 : 0);
   }
 
-  async read(name: string): Promise<Uint8Array> {
+  async read(name: string, into?: Uint8Array): Promise<Uint8Array> {
     const path = await this.existingFile(name);
     if (path === null) throw new ObjectNotFoundError(this.location, name);
     try {
-      return await Deno.readFile(path);
+      return into ? await readInto(path, into) : await Deno.readFile(path);
     } catch (error) {
       if (error instanceof Deno.errors.NotFound) throw new ObjectNotFoundError(this.location, name);
       throw error;
@@ -212,4 +212,18 @@ function altered(path: string, what: string): OperationError {
   return new OperationError(
     `${path} is ${what}; the repository folder was altered by hand, check it ('remote verify')`,
   );
+}
+
+/** The file at `path` read into `into` when it fits (a view of it), else read whole into a new buffer. */
+async function readInto(path: string, into: Uint8Array): Promise<Uint8Array> {
+  using file = await Deno.open(path, { read: true });
+  const size = (await file.stat()).size;
+  if (size > into.length) return await Deno.readFile(path);
+  let got = 0;
+  while (got < size) {
+    const read = await file.read(into.subarray(got, size));
+    if (read === null) break; // shorter than it was: the caller's checks (a pack's name is its hash) refuse it
+    got += read;
+  }
+  return into.subarray(0, got);
 }

@@ -26,6 +26,11 @@ export interface OpenOptions {
   compression: Compression;
   /** Refuse a plaintext larger than this (default 1 GiB): a zstd bomb stops here. */
   maxBytes?: number;
+  /**
+   * A buffer to decrypt into, reused by a caller that opens many objects (see {@linkcode ageDecrypt}); the result of an
+   * object stored without compression is then a view of it, valid until the buffer is reused.
+   */
+  into?: Uint8Array;
 }
 
 /** zstd level for packs and documents: most of level 9's ratio at several times its speed. */
@@ -83,7 +88,7 @@ export function openBytes(
   }
   let body: Uint8Array;
   try {
-    body = ageDecrypt(sealed, identities);
+    body = ageDecrypt(sealed, identities, options.into);
   } catch (error) {
     if (error instanceof AgeError) throw new OperationError(ageMessage(name, error));
     throw error;

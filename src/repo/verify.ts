@@ -10,7 +10,7 @@ import type { AgeIdentity } from "../crypto/age.ts";
 import { UsageError } from "../errors.ts";
 import type { Backend } from "./backend.ts";
 import { type Compression, openSealed, sha256Hex } from "./boundary.ts";
-import { isDocumentFile, PACK_MAX_BYTES, type SnapshotDocument } from "./document.ts";
+import { isDocumentFile, PACK_BUFFER_BYTES, PACK_MAX_BYTES, type SnapshotDocument } from "./document.ts";
 import { packName, parseName, PREFIXES, refsName, type SnapshotKey, snapshotKeyText, snapshotName } from "./layout.ts";
 import { openRepository, type Repository } from "./repository.ts";
 import { listSnapshots, readRefs, readSnapshot } from "./snapshots.ts";
@@ -166,14 +166,19 @@ async function readPacks(
     const keep = Math.ceil(ids.length * Math.max(0, percent) / 100);
     ids = ids.map((id) => ({ id, order: random() })).sort((a, b) => a.order - b.order).slice(0, keep).map((x) => x.id);
   }
+  const [slot, into] = [new Uint8Array(PACK_BUFFER_BYTES), new Uint8Array(PACK_BUFFER_BYTES)]; // reused: bounded memory
   for (const id of ids) {
     const name = packName(id);
     const pack = checks.get(id)!;
     try {
-      const sealed = await backend.read(name);
+      const sealed = await backend.read(name, slot);
       result.bytes_read += sealed.length;
       result.packs_read += 1;
-      const plain = openSealed(name, sealed, identities, { compression: pack.compression, maxBytes: PACK_MAX_BYTES });
+      const plain = openSealed(name, sealed, identities, {
+        compression: pack.compression,
+        maxBytes: PACK_MAX_BYTES,
+        into,
+      });
       for (const [range, hashes] of pack.ranges) {
         const [offset, length] = range.split(":").map(Number);
         const actual = offset + length <= plain.length

@@ -1,7 +1,7 @@
 /**
  * Every refusal of the repository commands, through the CLI: another key, a repository re-created or re-keyed after
  * this host pinned it, recipients that are not the repository's, init on a folder that holds anything, a tampered,
- * truncated or swapped pack, an invalid local snapshot. Each is one line naming the object, with a non-zero exit, and
+ * truncated or swapped pack, a document whose file is not the one recorded, an invalid local snapshot. Each is one line naming the object, with a non-zero exit, and
  * nothing live changes.
  *
  * @module
@@ -11,6 +11,10 @@ import { join } from "node:path";
 import { runCli } from "../_helpers.ts";
 import { entryNames, liveDigest } from "../_faults.ts";
 import { ageKeyPair, createAndPush, oneErrorLine, remoteNames, remoteStore } from "../_remote_cli.ts";
+import { type AgeIdentity, parseIdentityFile } from "../../src/crypto/age.ts";
+import { type Compression, openBytes, sealBytes, sha256Hex } from "../../src/repo/sealing.ts";
+import { fetchSnapshot } from "../../src/repo/fetch.ts";
+import { openFolderBackend } from "../../src/repo/folder.ts";
 
 Deno.test("remote refusals: another key restores nothing; nothing live changes and no scratch copy is left", async () => {
   using r = await remoteStore({ dbMiB: 2, chromaMiB: 1 });
@@ -165,4 +169,65 @@ Deno.test("remote refusals: push refuses an invalid local snapshot (exit 3, noth
   const missing = await runCli(["push", "20200101T000000Z"], { env: r.env });
   assert.equal(missing.code, 2);
   assert.match(oneErrorLine(missing, "missing"), /no snapshot 20200101T000000Z in .*; see 'atocore-backup list'/);
+});
+
+/** The parts of a document the forgery below changes. */
+interface Forged {
+  packs: { id: string; compression: Compression }[];
+  files: { path: string; extents?: [number, number, number, number, string][] }[];
+}
+
+/** Rewrite snapshot `name`'s document with `change`, sealed again to `recipient` and its refs updated to match. */
+function forgeDocument(
+  repoDir: string,
+  identities: AgeIdentity[],
+  recipient: string,
+  name: string,
+  change: (document: Forged) => void,
+): void {
+  const path = join(repoDir, "snapshots", name);
+  const document = JSON.parse(new TextDecoder().decode(
+    openBytes(`snapshots/${name}`, Deno.readFileSync(path), identities, { compression: "zstd" }),
+  ));
+  change(document);
+  const sealed = sealBytes(new TextEncoder().encode(JSON.stringify(document)), "zstd", [recipient], true);
+  Deno.writeFileSync(path, sealed.bytes);
+  const refsPath = join(repoDir, "refs", name);
+  const refs = JSON.parse(Deno.readTextFileSync(refsPath));
+  Deno.writeTextFileSync(refsPath, JSON.stringify({ ...refs, snapshot_sha256: sealed.sha256 }));
+}
+
+Deno.test("remote refusals: a file rebuilt from intact blocks that is not the file recorded: restore and drill refuse", async () => {
+  using r = await remoteStore({ dbMiB: 2, chromaMiB: 1 });
+  const { stamp, push } = await createAndPush(r.env);
+  // One extent of the database is pointed 4 KiB further into its pack, with the hash of those bytes: every extent is
+  // intact and they tile the file, but the file is not the one whose SHA-256 the document and the manifest record.
+  const identities = parseIdentityFile(Deno.readTextFileSync(r.key.keyFile), r.key.keyFile);
+  forgeDocument(r.repoDir, identities, r.key.recipient, push.snapshot, (document) => {
+    const db = document.files.find((file) => file.path.startsWith("db/"))!;
+    const extent = db.extents![0];
+    const { id, compression } = document.packs[extent[1]];
+    const name = `packs/${id.slice(0, 2)}/${id}`;
+    const plain = openBytes(name, Deno.readFileSync(join(r.repoDir, name)), identities, { compression });
+    const offset = extent[2] + extent[3] + 4096 <= plain.length ? extent[2] + 4096 : extent[2] - 4096;
+    assert.ok(offset >= 0, "room in the pack to shift an extent");
+    db.extents![0] = [extent[0], extent[1], offset, extent[3], sha256Hex(plain.subarray(offset, offset + extent[3]))];
+  });
+  const live = liveDigest(r.store);
+  const local = entryNames(join(r.store.backupDir, "snapshots"));
+  const run = await runCli(["restore", stamp, "--from-remote", "--confirm-service-stopped"], {
+    env: r.envWithIdentity,
+  });
+  assert.equal(run.code, 3, run.stderr);
+  assert.match(oneErrorLine(run, "restore"), /manifest_sha256_mismatch: db\/atocore\.db/, "deep validation refuses it");
+  assert.deepEqual(liveDigest(r.store), live, "live data changed");
+  assert.deepEqual(entryNames(join(r.store.backupDir, "snapshots")), local, "a pre-restore snapshot was taken");
+  const drill = await runCli(["drill", "--from-remote", "--latest"], { env: r.envWithIdentity });
+  assert.equal(drill.code, 1, drill.stderr);
+  assert.match((drill.json as { errors: string[] }).errors[0], /^snapshot_valid: .*db\/atocore\.db/);
+  // A fetch whose caller does not validate deeply checks each whole file itself.
+  await assert.rejects(
+    fetchSnapshot(openFolderBackend(r.repoDir), identities, push.snapshot, join(r.work, "fetched")),
+    /db\/atocore\.db rebuilt does not match its SHA-256/,
+  );
 });

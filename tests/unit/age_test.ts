@@ -90,6 +90,20 @@ Deno.test("age: interop both ways with the age tool, two recipients, 0 B to 3 MB
   }
 });
 
+Deno.test("age: decrypting into a buffer gives a view of it when it fits, a new array when not", () => {
+  const { identity, recipient } = generateIdentity();
+  const plain = new Uint8Array(200_000).map((_, index) => index % 251);
+  const sealed = ageEncrypt(plain, [recipient]);
+  const into = new Uint8Array(sealed.length).fill(9);
+  const view = ageDecrypt(sealed, [parseIdentity(identity)], into);
+  assert.deepEqual(view, plain);
+  assert.equal(view.buffer, into.buffer);
+  const small = new Uint8Array(1000);
+  const fresh = ageDecrypt(sealed, [parseIdentity(identity)], small);
+  assert.deepEqual(fresh, plain);
+  assert.notEqual(fresh.buffer, small.buffer);
+});
+
 Deno.test("age: tampered, truncated, another key, not age: each a distinct refusal", () => {
   const key = parseIdentity(generateIdentity().identity);
   const other = parseIdentity(generateIdentity().identity);

@@ -30,6 +30,11 @@ export function backendConformance(label: string, make: BackendFactory): void {
     assert.deepEqual(await backend.read("packs/ab/one"), large);
     assert.equal((await backend.read("config")).length, 0);
     assert.deepEqual(await backend.stat("packs/ab/one"), { name: "packs/ab/one", size: 3_000_001 });
+    const into = new Uint8Array(3_000_010);
+    const view = await backend.read("packs/ab/one", into);
+    assert.deepEqual(view, large, "read into a buffer that fits");
+    assert.equal(view.buffer, into.buffer, "a view of the buffer given");
+    assert.deepEqual(await backend.read("packs/ab/one", new Uint8Array(10)), large, "a buffer too small is not used");
   });
 
   test("list: every object under a prefix, recursive, sorted, with sizes; a missing prefix is empty", async (b) => {
