@@ -27,14 +27,29 @@ export interface Backend {
   /**
    * The whole object; {@linkcode ObjectNotFoundError} when it does not exist. With `into`, an object that fits is read
    * into it and a view of it returned (a reader of many objects reuses one buffer); a larger one is read as without.
+   * An object over `maxBytes` (default {@linkcode MAX_OBJECT_BYTES}) is refused unread
+   * ({@linkcode ObjectTooLargeError}): a hostile repository must not make a reader exhaust memory.
    */
-  read(name: string, into?: Uint8Array): Promise<Uint8Array>;
+  read(name: string, into?: Uint8Array, maxBytes?: number): Promise<Uint8Array>;
   /** Publish `bytes` as `name` atomically: a reader sees the whole object or none (durable once it resolves). */
   write(name: string, bytes: Uint8Array, options: WriteOptions): Promise<void>;
   /** Remove an object; nothing happens when it is already gone. */
   remove(name: string): Promise<void>;
   /** The object's size, or `null` when it does not exist. */
   stat(name: string): Promise<ObjectInfo | null>;
+}
+
+/** The most bytes an object may have unless its reader says less: above any pack or snapshot document this tool writes. */
+export const MAX_OBJECT_BYTES = 256 * 1024 * 1024;
+
+/** An object is larger than its kind can be: refused before it is read. */
+export class ObjectTooLargeError extends OperationError {
+  constructor(location: string, name: string, size: number, maxBytes: number) {
+    super(
+      `${name} in ${location} has ${size} bytes, more than the ${maxBytes} an object of its kind can have; ` +
+        `the repository was altered: run 'remote verify'`,
+    );
+  }
 }
 
 /** An object that should exist does not. */

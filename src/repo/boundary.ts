@@ -117,13 +117,16 @@ export async function getSealed(
 /** {@linkcode getSealed} on bytes already read. */
 export const openSealed = openBytes;
 
+/** The most bytes a public object (config, refs, a lease, a condemned marker) may have: refs of ~500,000 packs. */
+const PUBLIC_MAX_BYTES = 64 * 1024 * 1024;
+
 /**
  * Read a public JSON object.
  *
  * @throws {OperationError} naming the object when it is not JSON.
  */
 export async function getPublic(backend: Backend, name: string): Promise<unknown> {
-  const bytes = await backend.read(name);
+  const bytes = await backend.read(name, undefined, PUBLIC_MAX_BYTES);
   try {
     return JSON.parse(Buffer.from(bytes).toString("utf8"));
   } catch {

@@ -11,9 +11,11 @@ import {
   type Backend,
   checkObjectName,
   checkPrefix,
+  MAX_OBJECT_BYTES,
   ObjectExistsError,
   type ObjectInfo,
   ObjectNotFoundError,
+  ObjectTooLargeError,
   type WriteOptions,
 } from "./backend.ts";
 
@@ -62,11 +64,13 @@ class FolderBackend implements Backend {
     return found.sort((a, b) => a.name < b.name ? -1 : a.name > b.name ? 1 : 0);
   }
 
-  async read(name: string, into?: Uint8Array): Promise<Uint8Array> {
+  async read(name: string, into?: Uint8Array, maxBytes = MAX_OBJECT_BYTES): Promise<Uint8Array> {
     const path = await this.existingFile(name);
     if (path === null) throw new ObjectNotFoundError(this.location, name);
     try {
-      return into ? await readInto(path, into) : await Deno.readFile(path);
+      return await readBounded(path, into, maxBytes, (size) => {
+        throw new ObjectTooLargeError(this.location, name, size, maxBytes);
+      });
     } catch (error) {
       if (error instanceof Deno.errors.NotFound) throw new ObjectNotFoundError(this.location, name);
       throw error;
@@ -214,16 +218,25 @@ function altered(path: string, what: string): OperationError {
   );
 }
 
-/** The file at `path` read into `into` when it fits (a view of it), else read whole into a new buffer. */
-async function readInto(path: string, into: Uint8Array): Promise<Uint8Array> {
+/**
+ * The file at `path` read into `into` when it fits (a view of it), else into a new buffer; its size is taken from the
+ * open file, so one over `maxBytes` is refused (`tooLarge`) before any byte is read.
+ */
+async function readBounded(
+  path: string,
+  into: Uint8Array | undefined,
+  maxBytes: number,
+  tooLarge: (size: number) => never,
+): Promise<Uint8Array> {
   using file = await Deno.open(path, { read: true });
   const size = (await file.stat()).size;
-  if (size > into.length) return await Deno.readFile(path);
+  if (size > maxBytes) tooLarge(size);
+  const buffer = into !== undefined && size <= into.length ? into : new Uint8Array(size);
   let got = 0;
   while (got < size) {
-    const read = await file.read(into.subarray(got, size));
+    const read = await file.read(buffer.subarray(got, size));
     if (read === null) break; // shorter than it was: the caller's checks (a pack's name is its hash) refuse it
     got += read;
   }
-  return into.subarray(0, got);
+  return buffer.subarray(0, got);
 }

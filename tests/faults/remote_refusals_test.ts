@@ -231,3 +231,18 @@ Deno.test("remote refusals: a file rebuilt from intact blocks that is not the fi
     /db\/atocore\.db rebuilt does not match its SHA-256/,
   );
 });
+
+Deno.test("remote refusals: a huge object in the repository is refused unread, one line naming it", async () => {
+  using r = await remoteStore({ dbMiB: 0.5, chromaMiB: 0.1, segments: 1 });
+  await createAndPush(r.env);
+  const lease = join(r.repoDir, "leases", "0123456789abcdef");
+  Deno.mkdirSync(join(r.repoDir, "leases"), { recursive: true });
+  using file = Deno.openSync(lease, { write: true, create: true });
+  file.truncateSync(3 * 1024 ** 3); // sparse: 3 GiB that take no disk
+  const run = await runCli(["remote", "cleanup"], { env: r.env });
+  const result = run.json as { errors: string[]; packs_condemned: number };
+  assert.deepEqual(result.errors, ["leases/0123456789abcdef: unreadable lease; no pack deleted or condemned this run"]);
+  assert.equal(result.packs_condemned, 0);
+  const backend = openFolderBackend(r.repoDir);
+  await assert.rejects(backend.read("leases/0123456789abcdef"), /has 3221225472 bytes, more than the \d+ an object/);
+});
