@@ -7,7 +7,7 @@
 import { basename, dirname, isAbsolute, join, relative, sep } from "node:path";
 import { RefusedError } from "../errors.ts";
 import { lstatOrNull, statOrNull } from "./probe.ts";
-import { kindOf, NotRegularFileError } from "./regular_file.ts";
+import { kindOf, notRegularFile, NotRegularFileError } from "./regular_file.ts";
 
 /** Flush a file's data and metadata to disk. */
 export function syncFile(path: string): void {
@@ -49,10 +49,12 @@ export function writeFileAtomic(path: string, data: Uint8Array | string): void {
  * the folder is created when missing. A symbolic link at `target` is followed: the
  * file it points to is replaced. The temporary file is removed on failure.
  *
- * @param source File to copy (not changed).
+ * @param source Regular file to copy (not changed); a symbolic link or special file there is refused.
  * @param target File to replace or create.
  */
 export function replaceFileAtomic(source: string, target: string): void {
+  const kind = notRegularFile(source);
+  if (kind !== null && kind !== "missing") throw new NotRegularFileError(source, kind); // never copy through a link
   ensureDir(dirname(target));
   const previous = statOrNull(target);
   const destination = previous ? Deno.realPathSync(target) : target;

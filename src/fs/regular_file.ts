@@ -102,6 +102,22 @@ function readBounded(fd: number, path: string, maxBytes: number): Uint8Array {
   return bytes;
 }
 
+/**
+ * `null` when `path` is a regular file (a final symbolic link not followed), else what is there: `"missing"`, or its
+ * kind (`symbolic link to <target>`, `FIFO`, ...), for messages.
+ */
+export function notRegularFile(path: string): string | null {
+  let info: Deno.FileInfo;
+  try {
+    info = Deno.lstatSync(path);
+  } catch (error) {
+    if (error instanceof Deno.errors.NotFound) return "missing";
+    throw error;
+  }
+  if (info.isFile) return null;
+  return info.isSymlink ? `symbolic link to ${Deno.readLinkSync(path)}` : kindOf(info);
+}
+
 /** A word or two for the kind of file `info` describes, for messages. */
 export function kindOf(info: Deno.FileInfo): string {
   if (info.isFile) return "file";

@@ -9,11 +9,11 @@
  */
 import { isAbsolute, join } from "node:path";
 import { describeOsError } from "../errors.ts";
-import { exists, isFile, lstatOrNull } from "../fs/probe.ts";
-import { readRegularTextFile } from "../fs/regular_file.ts";
+import { exists, lstatOrNull } from "../fs/probe.ts";
+import { notRegularFile, readRegularTextFile } from "../fs/regular_file.ts";
 import { checkManifest, type HashProgress } from "../snapshot/manifest.ts";
 import { CHROMA_DB_FILE } from "../snapshot/chroma.ts";
-import { METADATA_FILE, snapshotDir } from "../snapshot/layout.ts";
+import { METADATA_FILE, mustBeRegularFile, snapshotDir } from "../snapshot/layout.ts";
 import { checkBinding, DIGEST_KEY } from "../snapshot/binding.ts";
 import {
   FORMAT_VERSION,
@@ -108,6 +108,7 @@ export async function validateSnapshotAt(
   if (chroma) result.chroma_ok = checkChroma(chroma, options.driver, result.errors);
   if (metadata.manifest !== undefined) {
     const check = await checkManifest(root, metadata.manifest, { quick, onProgress: options.onProgress });
+    check.errors.push(...linkedEntries(metadata.manifest));
     result.errors.push(...check.errors);
     result.manifest_ok = check.errors.length === 0;
     result.files_checked = check.filesChecked;
@@ -190,8 +191,9 @@ function checkDatabase(root: string, metadata: SnapshotMetadata, driver: SqliteD
     errors.push(located.error);
     return false;
   }
-  if (!isFile(located.path)) {
-    errors.push("db_snapshot_missing");
+  const problem = notRegularFile(located.path);
+  if (problem !== null) {
+    errors.push(problem === "missing" ? "db_snapshot_missing" : `db_snapshot_not_regular_file: ${printable(problem)}`);
     return false;
   }
   return integrityOk(driver, located.path, "db", errors);
@@ -204,6 +206,11 @@ function checkDatabase(root: string, metadata: SnapshotMetadata, driver: SqliteD
 function checkRegistry(located: LocatedPart, keptInvalid: string | null, errors: string[]): boolean {
   if (!located.ok) {
     errors.push(located.error);
+    return false;
+  }
+  const problem = notRegularFile(located.path);
+  if (problem !== null && problem !== "missing") {
+    errors.push(`registry_snapshot_not_regular_file: ${printable(problem)}`);
     return false;
   }
   let text: string;
@@ -237,7 +244,22 @@ function checkChroma(located: LocatedPart, driver: SqliteDriver, errors: string[
     return false;
   }
   const chromaDb = join(located.path, CHROMA_DB_FILE);
-  return !isFile(chromaDb) || integrityOk(driver, chromaDb, "chroma_db", errors);
+  const problem = notRegularFile(chromaDb);
+  if (problem === "missing") return true;
+  if (problem !== null) {
+    errors.push(`chroma_db_snapshot_not_regular_file: ${printable(problem)}`);
+    return false;
+  }
+  return integrityOk(driver, chromaDb, "chroma_db", errors);
+}
+
+/** Manifest entries that record a link where the snapshot keeps a regular file (the digest can be rewritten too). */
+function linkedEntries(manifest: unknown): string[] {
+  if (!Array.isArray(manifest)) return [];
+  return manifest.filter((entry) =>
+    typeof entry?.path === "string" && "symlink" in entry && mustBeRegularFile(entry.path)
+  )
+    .map((entry) => `manifest_entry_not_regular_file: ${printable(entry.path)} is a symbolic link`);
 }
 
 function integrityOk(driver: SqliteDriver, path: string, label: string, errors: string[]): boolean {

@@ -5,7 +5,7 @@
  * @module
  */
 import { OperationError } from "../errors.ts";
-import { METADATA_FILE } from "../snapshot/layout.ts";
+import { METADATA_FILE, mustBeRegularFile } from "../snapshot/layout.ts";
 import type { Compression, PackInfo } from "./boundary.ts";
 import { isPackId, type SnapshotKey, snapshotKeyText } from "./layout.ts";
 
@@ -109,6 +109,7 @@ function filesProblem(files: unknown[], packCount: number): string | null {
     const link = (entry as { link?: unknown }).link;
     if (link !== undefined) {
       if (typeof link !== "string" || link === "" || link.includes("\0")) return `${path}: link target is malformed`;
+      if (mustBeRegularFile(path)) return `${path} is a link where the snapshot keeps a regular file`;
       kinds.set(path, "link");
       continue;
     }

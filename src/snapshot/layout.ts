@@ -8,6 +8,7 @@
 import { createHash } from "node:crypto";
 import { join } from "node:path";
 import { UsageError } from "../errors.ts";
+import { CHROMA_DB_FILE } from "./chroma.ts";
 import { isStamp } from "./stamp.ts";
 
 /** The metadata file's name inside a snapshot. */
@@ -106,6 +107,16 @@ export interface SnapshotPaths {
   configFolder: string;
   registry: string;
   chroma: string;
+}
+
+/**
+ * Whether the snapshot keeps a regular file at `relative` (a path inside its folder): the database `db/<name>`, the
+ * registry `config/<name>` and Chroma's database. Restore copies those over live files, so a link there is refused.
+ */
+export function mustBeRegularFile(relative: string): boolean {
+  const [folder, name, ...rest] = relative.split("/");
+  if (folder === CHROMA_FOLDER) return name === CHROMA_DB_FILE && rest.length === 0;
+  return (folder === DB_FOLDER || folder === CONFIG_FOLDER) && name !== undefined && rest.length === 0;
 }
 
 /** The path of the database copy relative to its snapshot's folder, as the manifest lists it. */

@@ -96,9 +96,9 @@ Deno.test("a FIFO in place of the registry, database or a Chroma file of a snaps
   using store = tempStore({ dbMiB: 1, chromaMiB: 1 });
   const env = storeEnv(store);
   const cases: [string, RegExp][] = [
-    ["config/project-registry.json", /^registry_snapshot_unreadable: not a regular file \(FIFO\)$/],
-    ["db/atocore.db", /^db_snapshot_missing$/],
-    ["chroma/chroma.sqlite3", /^manifest_kind_mismatch: chroma\/chroma\.sqlite3$/],
+    ["config/project-registry.json", /^registry_snapshot_not_regular_file: FIFO$/],
+    ["db/atocore.db", /^db_snapshot_not_regular_file: FIFO$/],
+    ["chroma/chroma.sqlite3", /^chroma_db_snapshot_not_regular_file: FIFO$/],
   ];
   for (const [file, expected] of cases) {
     const stamp = await createdStamp(env);
