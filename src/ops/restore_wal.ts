@@ -91,11 +91,9 @@ export function keepAside(
   const kept = `${db}.kept-${formatStamp(new Date())}-${crypto.randomUUID().slice(0, 8)}`;
   if (linkDatabase && isFile(db)) Deno.linkSync(db, kept);
   renameDurable(`${db}${sidecar}`, `${kept}${sidecar}`);
-  reporter.event("warning", `restore${sidecar.replace("-", "_")}_set_aside`, {
-    [sidecar.slice(1)]: `${db}${sidecar}`,
-    kept: `${kept}${sidecar}`,
-    reason: why,
-  });
+  const fields = { [sidecar.slice(1)]: `${db}${sidecar}`, kept: `${kept}${sidecar}`, reason: why };
+  if (sidecar === "-wal") reporter.event("warning", "restore_wal_set_aside", fields);
+  else reporter.event("warning", "restore_journal_set_aside", fields);
   const pair = isFile(kept) ? `${kept} and ${kept}${sidecar}` : `${kept}${sidecar}`;
   const name = sidecar === "-wal" ? "WAL" : "rollback journal";
   changes.push({ what: `kept the old database's ${name}, not applied (${why}), as ${pair}` });

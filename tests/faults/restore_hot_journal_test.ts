@@ -77,6 +77,7 @@ Deno.test("restore --to --force over a stray -journal in DIR leaves none beside 
   for (const folder of [target.path, strayOnly]) {
     const run = await runCli(["restore", stamp, "--to", folder, "--force", "--no-chroma"], { env });
     assert.equal(run.code, 0, run.stderr);
+    assert.equal(run.stderr.includes('"restore_journal_set_aside"'), folder === strayOnly, run.stderr);
     const restored = join(folder, basename(store.db));
     assertNoJournal(restored);
     assert.equal(await integrityReadWrite(restored), "ok");
