@@ -57,6 +57,15 @@ const SENTENCES: Record<string, (fields: Fields) => string> = {
   restore_wal_set_aside: (f) =>
     `the live database's WAL ${text(f.wal)} could not be applied (${text(f.reason)}), so it was moved aside to ` +
     `${text(f.kept)}, with the old database beside it when there was one, not removed: inspect it, then delete it`,
+  restore_journal_set_aside: (f) =>
+    `the rollback journal ${text(f.journal)} of an unfinished transaction could not be rolled back (${
+      text(f.reason)
+    }), ` +
+    `so it was moved aside to ${text(f.kept)}, with the old database beside it when there was one, not removed, ` +
+    `and never played back into the restored database: inspect it, then delete it`,
+  restore_journal_rollback_failed: (f) =>
+    `could not roll the unfinished transaction of ${text(f.target_db)}-journal back into the old database ` +
+    `(${text(f.error)}); a journal still there is kept aside, never played back into the restored database`,
   free_space_check_unavailable: (f) =>
     `this system could not say how much space is free for ${text(f.path)}, so the restore went on without checking ` +
     `that it has room: make sure it does`,

@@ -38,6 +38,7 @@ import {
   type RestorePlan,
   validatedSnapshot,
 } from "./restore_plan.ts";
+import { clearJournal, clearJournalAfterReplace } from "./restore_hot_journal.ts";
 import { restoreJournalModes } from "./restore_journal.ts";
 import { requireFreeSpace } from "./restore_space.ts";
 import { type Change, clearWal, removeStaleTemporaries } from "./restore_wal.ts";
@@ -103,7 +104,7 @@ export interface RestoreResult {
  * Order: refusals (a `to` that is not an empty folder, acknowledgment, open files), deep validation, an unfinished
  * restore's record read, free space, pre-restore snapshot (none when resuming: the first attempt's stays the way
  * back), open files again; then, live, the unfinished restore's Chroma swap settled and this run's record written;
- * Chroma copy staged, WAL checkpointed and its sidecars removed, database and registry replaced, Chroma contents
+ * Chroma copy staged, a hot `-journal` rolled back, WAL checkpointed and its sidecars removed, database and registry replaced, Chroma contents
  * swapped, integrity check, journal modes set back, record removed. A failed integrity check is returned
  * (`restored_integrity_ok: false`), not thrown.
  *
@@ -341,6 +342,9 @@ function replaceSteps(
   };
   const dbReplaced = `replaced the database ${targets.db} with the snapshot's`;
   const steps: ReplaceStep<void>[] = [{
+    doing: `rolling back the unfinished transaction in ${targets.db}-journal`,
+    run: (changes) => clearJournal(driver, targets.db, reporter, changes),
+  }, {
     doing: `checkpointing the database ${targets.db}`,
     run: (changes) => clearWal(driver, targets.db, reporter, changes),
   }, {
@@ -348,6 +352,7 @@ function replaceSteps(
     run: (changes) => {
       replaceDatabase(db, targets.db, reporter);
       changes.push({ what: dbReplaced, part: "database" });
+      clearJournalAfterReplace(targets.db, reporter, changes);
     },
     failedChange: replaced(targets.db, dbReplaced, "database"),
   }];

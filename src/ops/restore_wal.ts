@@ -44,7 +44,7 @@ export function clearWal(driver: SqliteDriver, db: string, reporter: Reporter, c
       ? "the database file is not an SQLite database"
       : checkpoint(driver, db, reporter);
     if (damage !== null) {
-      keepAside(db, damage, reporter, changes);
+      keepAside(db, "-wal", damage, reporter, changes);
     } else if (walBytes(wal) > 0) {
       throw new WalKeptError(
         `the checkpoint could not finish: another connection still uses the database; ${wal} was kept, so the ` +
@@ -76,16 +76,27 @@ function checkpoint(driver: SqliteDriver, db: string, reporter: Reporter): strin
 }
 
 /**
- * Keep a WAL no checkpoint can apply under a name of its own, beside a hard link to its database (the pair SQLite
- * would open together), so the restored database never reads it and nothing of it is deleted.
+ * Keep a sidecar (`-wal` or `-journal`) no SQLite open can apply under a name of its own, beside a hard link to its
+ * database (the pair SQLite would open together) unless `linkDatabase` is false (the database is already the
+ * restored one), so the restored database never reads it and nothing of it is deleted.
  */
-function keepAside(db: string, why: string, reporter: Reporter, changes: Change[]): void {
+export function keepAside(
+  db: string,
+  sidecar: "-wal" | "-journal",
+  why: string,
+  reporter: Reporter,
+  changes: Change[],
+  linkDatabase = true,
+): void {
   const kept = `${db}.kept-${formatStamp(new Date())}-${crypto.randomUUID().slice(0, 8)}`;
-  if (isFile(db)) Deno.linkSync(db, kept);
-  renameDurable(`${db}-wal`, `${kept}-wal`);
-  reporter.event("warning", "restore_wal_set_aside", { wal: `${db}-wal`, kept: `${kept}-wal`, reason: why });
-  const pair = isFile(kept) ? `${kept} and ${kept}-wal` : `${kept}-wal`;
-  changes.push({ what: `kept the old database's WAL, not applied (${why}), as ${pair}` });
+  if (linkDatabase && isFile(db)) Deno.linkSync(db, kept);
+  renameDurable(`${db}${sidecar}`, `${kept}${sidecar}`);
+  const fields = { [sidecar.slice(1)]: `${db}${sidecar}`, kept: `${kept}${sidecar}`, reason: why };
+  if (sidecar === "-wal") reporter.event("warning", "restore_wal_set_aside", fields);
+  else reporter.event("warning", "restore_journal_set_aside", fields);
+  const pair = isFile(kept) ? `${kept} and ${kept}${sidecar}` : `${kept}${sidecar}`;
+  const name = sidecar === "-wal" ? "WAL" : "rollback journal";
+  changes.push({ what: `kept the old database's ${name}, not applied (${why}), as ${pair}` });
 }
 
 /**

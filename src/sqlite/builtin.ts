@@ -74,6 +74,10 @@ class BuiltinDriver implements SqliteDriver {
     withDatabase(path, {}, (db) => db.exec("PRAGMA wal_checkpoint(TRUNCATE)"));
   }
 
+  rollBackJournal(path: string): void {
+    withDatabase(path, {}, (db) => db.prepare("SELECT count(*) FROM sqlite_master").get());
+  }
+
   tableRowCounts(path: string): Record<string, number> {
     return withImmutable(path, (db) => {
       const tables = db.prepare(TABLES_QUERY).all().map((row) => String(row.name));

@@ -42,6 +42,11 @@ export interface SqliteDriver {
   integrityCheck(path: string): string;
   /** `PRAGMA wal_checkpoint(TRUNCATE)` on the database at `path` (which must exist). */
   checkpointTruncate(path: string): void;
+  /**
+   * Open the database at `path` (which must exist) read-write and read it once: SQLite then rolls a hot `-journal`
+   * (a transaction a killed process left unfinished) back into it and removes the journal.
+   */
+  rollBackJournal(path: string): void;
   /** Row count of every table of the database at `path`, opened read-only and immutable. */
   tableRowCounts(path: string): Record<string, number>;
   /**

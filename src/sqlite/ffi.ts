@@ -152,6 +152,15 @@ class FfiDriver implements SqliteDriver, FollowedBackup {
     }
   }
 
+  rollBackJournal(path: string): void {
+    const db = this.#open(path, OPEN_READWRITE);
+    try {
+      this.#query(db, "SELECT count(*) FROM sqlite_master");
+    } finally {
+      this.#lib.sqlite3_close_v2(db);
+    }
+  }
+
   tableRowCounts(path: string): Record<string, number> {
     const db = this.#open(immutableUri(path), OPEN_READONLY | OPEN_URI);
     try {

@@ -1,0 +1,61 @@
+/**
+ * Clearing the target database's rollback `-journal` before and right after a restore replaces the database: a
+ * journal a killed writer left would otherwise be played back into the restored database by its first open.
+ *
+ * @module
+ */
+import { describeOsError } from "../errors.ts";
+import { removeFileQuietly } from "../fs/durable.ts";
+import { isFile, lstatOrNull } from "../fs/probe.ts";
+import type { Reporter } from "../report/reporter.ts";
+import type { SqliteDriver } from "../sqlite/driver.ts";
+import { type Change, keepAside } from "./restore_wal.ts";
+
+/**
+ * Clear the database `db` of its `-journal` before it is replaced, noting in `changes` what was done: SQLite rolls
+ * a hot journal back into the old database (its committed rows, as any open would); an empty journal is removed;
+ * any journal still there after (the database missing or damaged, the rollback failed, not a file) is kept aside
+ * with a hard link to its database, never deleted.
+ */
+export function clearJournal(driver: SqliteDriver, db: string, reporter: Reporter, changes: Change[]): void {
+  const journal = `${db}-journal`;
+  const found = lstatOrNull(journal);
+  if (found === null) return;
+  let why = "its database file is missing";
+  if (found.isFile && found.size > 0 && isFile(db)) {
+    try {
+      driver.rollBackJournal(db);
+      why = "SQLite did not roll it back";
+    } catch (error) {
+      why = `the rollback failed: ${describeOsError(error)}`;
+      reporter.event("warning", "restore_journal_rollback_failed", { target_db: db, error: String(error) });
+    }
+    if (lstatOrNull(journal) === null) {
+      changes.push({ what: `rolled the unfinished transaction in ${journal} back into ${db} (its committed rows)` });
+      return;
+    }
+  }
+  settle(db, why, reporter, changes, true);
+}
+
+/**
+ * After `db` was replaced: a `-journal` that appeared beside it since {@linkcode clearJournal} belongs to the old
+ * database, so it is kept aside (an empty one removed), never played back into the restored one.
+ */
+export function clearJournalAfterReplace(db: string, reporter: Reporter, changes: Change[]): void {
+  if (lstatOrNull(`${db}-journal`) === null) return;
+  settle(db, "it appeared beside the restored database, which it does not belong to", reporter, changes, false);
+}
+
+/** Remove an empty `-journal` (it holds nothing), else keep it aside. */
+function settle(db: string, why: string, reporter: Reporter, changes: Change[], linkDatabase: boolean): void {
+  const journal = `${db}-journal`;
+  const found = lstatOrNull(journal);
+  if (found === null) return;
+  if (found.isFile && found.size === 0) {
+    removeFileQuietly(journal);
+    changes.push({ what: `removed the empty ${journal}` });
+    return;
+  }
+  keepAside(db, "-journal", why, reporter, changes, linkDatabase);
+}

@@ -1,0 +1,88 @@
+/**
+ * A hot rollback journal (`<db>-journal` of a process killed mid-transaction) beside the database a restore replaces:
+ * it is rolled back into the old database (or kept aside), never played back into the restored one.
+ */
+import assert from "node:assert/strict";
+import { basename, join } from "node:path";
+import { changeMarkerInWal, createdStamp, projectMarker, runCli, storeEnv, tempDir, tempStore } from "../_helpers.ts";
+import { entryNames } from "../_faults.ts";
+
+/**
+ * Switch the database to DELETE journal mode, rewrite every chunk and rename project 1 to `"uncommitted"` in one
+ * transaction with a tiny page cache (so the database file itself is written), then exit without committing: the
+ * `-journal` stays, hot.
+ */
+function leaveHotJournal(db: string): void {
+  const python = new Deno.Command("python3", {
+    args: [
+      "-c",
+      "import os, sqlite3, sys\n" +
+      "db = sqlite3.connect(sys.argv[1], isolation_level=None)\n" +
+      "db.execute('PRAGMA journal_mode=DELETE'); db.execute('PRAGMA cache_size=5'); db.execute('BEGIN')\n" +
+      "db.execute(\"UPDATE projects SET name = 'uncommitted' WHERE id = 1\")\n" +
+      "db.execute('UPDATE chunks SET content = randomblob(length(content))')\n" +
+      "os._exit(0)",
+      db,
+    ],
+  }).outputSync();
+  assert.equal(python.code, 0, new TextDecoder().decode(python.stderr));
+  assert.ok(Deno.statSync(`${db}-journal`).size > 0, "the -journal should stay beside the database");
+}
+
+/** `PRAGMA integrity_check` by the `sqlite3` shell opened read-write: the open a service makes, which plays journals. */
+async function integrityReadWrite(db: string): Promise<string> {
+  const output = await new Deno.Command("sqlite3", { args: [db, "PRAGMA integrity_check;"], stdout: "piped" })
+    .output();
+  return new TextDecoder().decode(output.stdout).trim();
+}
+
+function assertNoJournal(db: string): void {
+  assert.ok(!entryNames(join(db, "..")).includes(`${basename(db)}-journal`), `a -journal is left beside ${db}`);
+}
+
+for (const preSnapshot of [true, false]) {
+  Deno.test(`restore over a hot -journal ${preSnapshot ? "with" : "without"} a pre-restore snapshot`, async () => {
+    using store = tempStore({ dbMiB: 1 });
+    const env = storeEnv(store);
+    const stamp = await createdStamp(env, []);
+    changeMarkerInWal(store.db);
+    leaveHotJournal(store.db);
+    const args = ["restore", stamp, "--confirm-service-stopped", "--no-chroma"];
+    const run = await runCli(preSnapshot ? args : [...args, "--no-pre-snapshot"], { env });
+    assert.equal(run.code, 0, run.stderr);
+    const result = run.json as { restored_integrity_ok: boolean; pre_restore_snapshot: string | null };
+    assert.equal(result.restored_integrity_ok, true);
+    assertNoJournal(store.db);
+    assert.equal(await integrityReadWrite(store.db), "ok");
+    assert.equal(await projectMarker(store.db), "atlas", "the restored database does not hold the snapshot's rows");
+    if (preSnapshot) {
+      const pre = join(store.backupDir, "snapshots", result.pre_restore_snapshot!, "db", basename(store.db));
+      assert.equal(await projectMarker(pre), "changed", "the pre-restore snapshot is not the rolled-back state");
+      assert.equal((await runCli(["validate", result.pre_restore_snapshot!], { env })).code, 0);
+    }
+  });
+}
+
+Deno.test("restore --to --force over a stray -journal in DIR leaves none beside the restored database", async () => {
+  using store = tempStore({ dbMiB: 1 });
+  using target = tempDir();
+  const env = storeEnv(store);
+  const stamp = await createdStamp(env, []);
+  const db = join(target.path, basename(store.db));
+  Deno.copyFileSync(store.db, db);
+  leaveHotJournal(db);
+  const strayOnly = join(target.path, "other");
+  Deno.mkdirSync(strayOnly);
+  Deno.copyFileSync(`${db}-journal`, join(strayOnly, `${basename(store.db)}-journal`));
+  for (const folder of [target.path, strayOnly]) {
+    const run = await runCli(["restore", stamp, "--to", folder, "--force", "--no-chroma"], { env });
+    assert.equal(run.code, 0, run.stderr);
+    assert.equal(run.stderr.includes('"restore_journal_set_aside"'), folder === strayOnly, run.stderr);
+    const restored = join(folder, basename(store.db));
+    assertNoJournal(restored);
+    assert.equal(await integrityReadWrite(restored), "ok");
+    assert.equal(await projectMarker(restored), "atlas");
+  }
+  const kept = entryNames(strayOnly).filter((name) => name.endsWith("-journal"));
+  assert.equal(kept.length, 1, `the journal without its database should be kept aside: ${entryNames(strayOnly)}`);
+});
