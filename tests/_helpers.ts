@@ -122,6 +122,25 @@ export function skipBecause(reason: string): void {
 }
 
 /**
+ * Whether the program `name` (a Debian package's tool such as `age` or `zstd`) is on PATH for `what`. Without it,
+ * print the skip line; with `CI=true` throw instead: `.ci/run` installs it, so CI always runs what needs it.
+ */
+export function toolFor(name: string, what: string): boolean {
+  const found = (Deno.env.get("PATH") ?? "").split(":").some((folder) => {
+    try {
+      return Deno.statSync(join(folder, name)).isFile;
+    } catch {
+      return false;
+    }
+  });
+  if (found) return true;
+  const reason = `${name} not found (apt-get install ${name === "age-keygen" ? "age" : name}): ${what}`;
+  if (Deno.env.get("CI") === "true") throw new Error(`${reason}; CI=true requires it`);
+  skipBecause(reason);
+  return false;
+}
+
+/**
  * Whether the reference module is there for `what` (a test or a part of one). Without it, print the skip line;
  * with `CI=true` throw instead: CI always runs interop.
  */

@@ -8,6 +8,7 @@ import assert from "node:assert/strict";
 import { join } from "node:path";
 import { pushSnapshot } from "../../src/repo/push.ts";
 import { assertSameTree, repoFixture, snapshotOf, updateRows } from "../_repo.ts";
+import { toolFor } from "../_helpers.ts";
 
 /** The recovery script of FORMAT.md, verbatim: `recover.py REPO KEY SNAPSHOT OUT`. */
 const RECOVER_PY = `
@@ -48,6 +49,8 @@ for entry in doc["files"]:
 `;
 
 Deno.test("remote recovery: age, zstd and a short Python script rebuild a snapshot byte for byte", async () => {
+  const what = "recovery by hand with age, zstd and Python";
+  if (!toolFor("age", what) || !toolFor("zstd", what)) return;
   using f = await repoFixture({ dbMiB: 12, chromaMiB: 2 });
   Deno.symlinkSync("chroma.sqlite3", join(f.store.chromaDir, "link"));
   await pushSnapshot(f.config, f.backend, (await snapshotOf(f)).root);
