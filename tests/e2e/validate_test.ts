@@ -12,6 +12,7 @@ import {
   cliRunOf,
   createdStamp,
   moduleSnapshot,
+  ROOT,
   runCli,
   skipBecause,
   storeEnv,
@@ -324,20 +325,29 @@ Deno.test("built-in driver, TMPDIR missing, read-only or too small: its snapshot
 });
 
 /**
- * Run the CLI in a mount namespace of its own where the store is at /media and no temporary folder has room:
- * /tmp and /var/tmp are 16 KiB tmpfs, and TMPDIR is `tmpdir` (a minimal container's situation).
+ * Run the CLI in a mount namespace of its own where the store is at /media, the project at /mnt (a checkout under /tmp
+ * would be hidden), and no temporary folder has room: /tmp and /var/tmp are 16 KiB tmpfs, and TMPDIR is `tmpdir` (a
+ * minimal container's situation).
  */
 async function runWithoutTemporaryRoom(store: { dataDir: string }, tmpdir: string, args: string[]): Promise<CliRun> {
   const script = [
     "set -e",
     `mount --bind "$STORE" /media`,
+    `mount --bind "$PROJECT" /mnt`,
     "mkdir -p /media/.ro-tmp && mount --bind /media/.ro-tmp /media/.ro-tmp && mount -o remount,bind,ro /media/.ro-tmp",
     "for folder in /tmp /var/tmp; do mount -t tmpfs -o size=16k tmpfs $folder; done",
     'exec "$@"',
   ].join("\n");
   const output = await new Deno.Command("unshare", {
-    args: ["-m", "sh", "-c", script, "sh", ...cliCommand(args)],
-    env: cliEnv({ STORE: store.dataDir, ATOCORE_DATA_DIR: "/media", TMPDIR: tmpdir }),
+    args: [
+      "-m",
+      "sh",
+      "-c",
+      script,
+      "sh",
+      ...cliCommand(args).map((part) => part === join(ROOT, "main.ts") ? "/mnt/main.ts" : part),
+    ],
+    env: cliEnv({ STORE: store.dataDir, PROJECT: ROOT, ATOCORE_DATA_DIR: "/media", TMPDIR: tmpdir }),
     clearEnv: true,
     stdin: "null",
     stdout: "piped",
