@@ -5,14 +5,12 @@
  * @module
  */
 import { readAt } from "../fs/read_at.ts";
+import { isWalMagic, WAL_FRAME_HEADER_BYTES, WAL_HEADER_BYTES } from "./_wal_format.ts";
 
 /** Frames of the current WAL generation scanned at most: beyond, no prediction (frame headers are read one by one). */
 export const MAX_WAL_FRAMES_SCANNED = 16_384;
 
 const HEADER_BYTES = 100;
-const WAL_HEADER_BYTES = 32;
-const WAL_FRAME_HEADER_BYTES = 24;
-const WAL_MAGIC = [0x377f0682, 0x377f0683];
 
 /**
  * The last committed first page of the database at `path`: from its `-wal` file when
@@ -75,7 +73,7 @@ function readWalFirstPage(walPath: string, pageSize: number): Uint8Array | null 
   const header = readAt(wal, 0, WAL_HEADER_BYTES);
   if (header === null) return undefined;
   const view = new DataView(header.buffer);
-  if (!WAL_MAGIC.includes(view.getUint32(0)) || view.getUint32(8) !== pageSize) return null;
+  if (!isWalMagic(view.getUint32(0)) || view.getUint32(8) !== pageSize) return null;
   const salts = [view.getUint32(16), view.getUint32(20)];
   const frameBytes = WAL_FRAME_HEADER_BYTES + pageSize;
   const frames = Math.floor((wal.statSync().size - WAL_HEADER_BYTES) / frameBytes);

@@ -7,11 +7,8 @@
  */
 import { readAt } from "../fs/read_at.ts";
 import { exists } from "../fs/probe.ts";
+import { isWalMagic, WAL_FRAME_HEADER_BYTES, WAL_HEADER_BYTES } from "./_wal_format.ts";
 
-const WAL_HEADER_BYTES = 32;
-const FRAME_HEADER_BYTES = 24;
-/** The two WAL magic numbers (checksums big- or little-endian) differ in their last bit only. */
-const WAL_MAGIC = 0x377f0682;
 /** One `-shm` block (32 KiB) indexes 4096 frames, the first block 4062. */
 const SHM_BLOCK_BYTES = 32768;
 const SHM_FRAMES_PER_BLOCK = 4096;
@@ -53,15 +50,19 @@ function scanFrames(file: Deno.FsFile): { frames: number; pages: number; pageSiz
   const header = readAt(file, 0, WAL_HEADER_BYTES);
   if (header === null) return none;
   const view = new DataView(header.buffer);
-  if ((view.getUint32(0) & ~1) !== WAL_MAGIC) return none;
+  if (!isWalMagic(view.getUint32(0))) return none;
   const pageSize = view.getUint32(8) === 1 ? 65536 : view.getUint32(8);
   if (pageSize < 512 || pageSize > 65536 || (pageSize & (pageSize - 1)) !== 0) return none;
   const salts = [view.getUint32(16), view.getUint32(20)];
   const size = file.statSync().size;
   let frames = 0;
   let pages = 0;
-  for (let at = WAL_HEADER_BYTES; at + FRAME_HEADER_BYTES + pageSize <= size; at += FRAME_HEADER_BYTES + pageSize) {
-    const frame = new DataView(readAt(file, at, FRAME_HEADER_BYTES)!.buffer);
+  for (
+    let at = WAL_HEADER_BYTES;
+    at + WAL_FRAME_HEADER_BYTES + pageSize <= size;
+    at += WAL_FRAME_HEADER_BYTES + pageSize
+  ) {
+    const frame = new DataView(readAt(file, at, WAL_FRAME_HEADER_BYTES)!.buffer);
     if (frame.getUint32(8) !== salts[0] || frame.getUint32(12) !== salts[1]) break;
     frames += 1;
     pages = Math.max(pages, frame.getUint32(4));
