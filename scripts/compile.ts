@@ -1,7 +1,7 @@
 /**
  * `deno task compile`: build the single binary `dist/atocore-backup` from `main.ts`
- * with the narrowest permissions that work (read, write, env, ffi; no network, no
- * subprocesses) and `--no-prompt`.
+ * with the narrowest permissions that work (read, write, env, ffi, and the network for
+ * SFTP and S3 repositories; no subprocesses) and `--no-prompt`.
  *
  * `deno compile` embeds the program in Deno's runtime base, `denort`, which it
  * downloads once from dl.deno.land and caches in `DENO_DIR`. Where that host cannot
@@ -19,7 +19,14 @@ import { parseArgs } from "node:util";
 import { isFile } from "../src/fs/probe.ts";
 
 /** The permission flags the binary gets; the end-to-end tests run the CLI with exactly these. */
-export const COMPILE_PERMISSIONS = ["--allow-read", "--allow-write", "--allow-env", "--allow-ffi", "--no-prompt"];
+export const COMPILE_PERMISSIONS = [
+  "--allow-read",
+  "--allow-write",
+  "--allow-env",
+  "--allow-ffi",
+  "--allow-net",
+  "--no-prompt",
+];
 
 /** Modules the program starts as workers, which `deno compile` embeds only when told (relative to the root). */
 export const COMPILE_INCLUDES = ["src/fs/_follow_hash_worker.ts"];

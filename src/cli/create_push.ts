@@ -31,7 +31,7 @@ export function pushTargetFrom(
   config: Config,
 ): PushTarget {
   const settings = remoteSettingsFrom(values, context);
-  const backend = remoteBackend(settings, context.cwd, "create --push");
+  const backend = remoteBackend(settings, context.cwd, "create --push", context.env);
   refuseRemoteInStore(config, backend);
   return { backend, recipients: recipientsFrom(settings) };
 }

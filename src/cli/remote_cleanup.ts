@@ -57,7 +57,7 @@ Examples:
     const graceMs = graceFrom(values.grace);
     const config = configFrom(values, context);
     const settings = remoteSettingsFrom(values, context);
-    const backend = remoteBackend(settings, context.cwd, "remote cleanup");
+    const backend = remoteBackend(settings, context.cwd, "remote cleanup", context.env);
     checkPinIfPinned(config, await openRepository(backend), recipientsFrom(settings));
     context.reporter.event("info", "remote_cleanup_started", { location: backend.location, confirm: !!values.confirm });
     const result = await cleanupRemote(backend, {

@@ -70,7 +70,7 @@ export function remoteSourceFrom(
   purpose: string,
 ): RemoteSource {
   const settings = remoteSettingsFrom(values, context);
-  const backend = remoteBackend(settings, context.cwd, purpose);
+  const backend = remoteBackend(settings, context.cwd, purpose, context.env);
   refuseRemoteInStore(config, backend);
   const identities = identitiesFrom(settings, purpose, context.reporter);
   return { backend, identities, recipients: recipientsFrom(settings) };

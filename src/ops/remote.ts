@@ -12,7 +12,7 @@ import { isSameOrInside } from "../fs/real_path.ts";
 import { readRegularTextFile } from "../fs/regular_file.ts";
 import type { Reporter } from "../report/reporter.ts";
 import type { Backend } from "../repo/backend.ts";
-import { openFolderBackend } from "../repo/folder.ts";
+import { openBackend } from "../repo/open_backend.ts";
 import { canonicalRecipients, checkPin, type Repository } from "../repo/repository.ts";
 import { remotePinPath, snapshotsDir } from "../snapshot/layout.ts";
 
@@ -24,13 +24,18 @@ const KEY_FILE_MAX_BYTES = 1 << 20;
  *
  * @throws {UsageError} when none is given, or the location is not a supported one.
  */
-export function remoteBackend(settings: RemoteSettings, cwd: string, command: string): Backend {
+export function remoteBackend(
+  settings: RemoteSettings,
+  cwd: string,
+  command: string,
+  env: Record<string, string | undefined>,
+): Backend {
   if (settings.remote === null) {
     throw new UsageError(
       `${command} needs a repository: give --remote file:///path (or a folder path), or set ATOCORE_BACKUP_REMOTE`,
     );
   }
-  return openFolderBackend(settings.remote.value, cwd);
+  return openBackend(settings.remote.value, { cwd, env });
 }
 
 /**

@@ -1,0 +1,48 @@
+/**
+ * Bounded retries with exponential backoff and full jitter for network backends: a transient failure (timeout, reset,
+ * 5xx, throttling) is tried again a fixed number of times; anything else fails at once.
+ *
+ * @module
+ */
+
+/** How often and how long to try again. */
+export interface RetryPolicy {
+  /** Attempts in all, the first included. */
+  attempts: number;
+  /** The first backoff's ceiling in milliseconds; doubled each attempt. */
+  baseMs: number;
+  /** The largest backoff ceiling in milliseconds. */
+  maxMs: number;
+}
+
+/** The default: 6 attempts over at most about 30 s of waiting. */
+export const DEFAULT_RETRY: RetryPolicy = { attempts: 6, baseMs: 250, maxMs: 10_000 };
+
+/** The backoff before attempt `attempt + 1` (attempt counts from 1): a random wait up to the doubled ceiling. */
+export function backoffMs(policy: RetryPolicy, attempt: number, random: () => number = Math.random): number {
+  const ceiling = Math.min(policy.maxMs, policy.baseMs * 2 ** (attempt - 1));
+  return Math.floor(random() * ceiling);
+}
+
+/**
+ * Run `operation` until it succeeds, it throws an error `isTransient` rejects, or `policy.attempts` are used up; the
+ * last error is rethrown with the number of attempts made (`attempts` on the error's `cause` chain stays intact).
+ * `onRetry` hears each transient failure before its wait (for a warning or a log line).
+ */
+export async function withRetries<T>(
+  operation: (attempt: number) => Promise<T>,
+  isTransient: (error: unknown) => boolean,
+  policy: RetryPolicy = DEFAULT_RETRY,
+  onRetry: (error: unknown, attempt: number, waitMs: number) => void = () => {},
+): Promise<T> {
+  for (let attempt = 1;; attempt++) {
+    try {
+      return await operation(attempt);
+    } catch (error) {
+      if (attempt >= policy.attempts || !isTransient(error)) throw error;
+      const waitMs = backoffMs(policy, attempt);
+      onRetry(error, attempt, waitMs);
+      await new Promise((resolve) => setTimeout(resolve, waitMs));
+    }
+  }
+}
