@@ -7,6 +7,7 @@
 import { resolve } from "node:path";
 import { type DrillOptions, type DrillResult, drillSnapshot } from "../ops/drill.ts";
 import { drillFromRemote, type RemoteDrillResult } from "../ops/drill_remote.ts";
+import { withRecoveryPointCheck } from "../ops/drill_max_age.ts";
 import { checkedRemoteName } from "../ops/from_remote.ts";
 import { ExitCode, OperationError, UsageError } from "../errors.ts";
 import { writeFileAtomic } from "../fs/durable.ts";
@@ -23,6 +24,7 @@ import {
   driverFrom,
   type Outcome,
 } from "./command.ts";
+import { parseDurationSeconds } from "./duration_flag.ts";
 import { formatAge, formatBytes } from "./format.ts";
 import { METRICS_HELP, METRICS_OPTIONS, requireWritableOutput, withMetrics } from "./metrics_flag.ts";
 import { refuseRemoteFlagsWithout, REMOTE_HELP, REMOTE_OPTIONS, remoteSourceFrom } from "./remote_flags.ts";
@@ -63,6 +65,8 @@ Options:
   --scratch-dir DIR    make the scratch folder in DIR (default: the system's temporary folder)
   --junit PATH         also write the result as JUnit XML to PATH (one test case per check)
   --from-remote        read the snapshot from the off-host repository (needs --identity)
+  --max-age DURATION   also fail when the snapshot is older than this (36h, 2d, 90m):
+                       the recovery point a CI job holds the pushes to
 ${METRICS_HELP}
 ${REMOTE_HELP}
 ${COMMON_HELP}
@@ -71,7 +75,8 @@ Examples:
   atocore-backup drill --latest
   atocore-backup drill 20260409T010203Z --junit drill.xml --metrics-file /var/lib/node_exporter/atocore_drill.prom
   atocore-backup drill --sample
-  atocore-backup drill --from-remote --latest --remote file:///mnt/offsite/atocore --identity ci.key --junit drill.xml`,
+  atocore-backup drill --from-remote --latest --remote file:///mnt/offsite/atocore --identity ci.key --junit drill.xml
+  atocore-backup drill --from-remote --latest --max-age 36h --junit drill.xml`,
   options: {
     latest: { type: "boolean" },
     sample: { type: "boolean" },
@@ -79,6 +84,7 @@ Examples:
     "scratch-dir": { type: "string" },
     junit: { type: "string" },
     "from-remote": { type: "boolean" },
+    "max-age": { type: "string" },
     ...METRICS_OPTIONS,
     ...REMOTE_OPTIONS,
   },
@@ -112,6 +118,10 @@ function checkArguments(values: Values, positionals: string[]): void {
   for (const flag of ["junit", "scratch-dir", "metrics-file"] as const) {
     if (values[flag] === "") throw new UsageError(`drill: --${flag} needs a path`);
   }
+  if (values.sample && values["max-age"] !== undefined) {
+    throw new UsageError("drill: --sample drills a snapshot made just now and cannot be used with --max-age");
+  }
+  maxAgeFrom(values);
   if (values.sample && values["from-remote"]) {
     throw new UsageError("drill: --sample makes its own store and cannot be used with --from-remote");
   }
@@ -130,7 +140,7 @@ async function drill(values: Values, positionals: string[], context: CommandCont
     keep: Boolean(values.keep),
     scratchParent: scratch === undefined ? undefined : resolve(context.cwd, scratch),
   };
-  const result = values["from-remote"]
+  const drilled = values["from-remote"]
     ? await drillFromRemote(
       config,
       remoteSourceFrom(values, context, config, "drill --from-remote"),
@@ -138,6 +148,8 @@ async function drill(values: Values, positionals: string[], context: CommandCont
       options,
     )
     : await drillSnapshot(config, localStamp(config.backupDir.path, positionals, context), options);
+  const maxAge = maxAgeFrom(values);
+  const result = maxAge === null ? drilled : withRecoveryPointCheck(drilled, maxAge);
   writeJunit(values, context, result);
   return {
     result,
@@ -145,6 +157,12 @@ async function drill(values: Values, positionals: string[], context: CommandCont
     text: describe(result),
     metrics: metricsOf(result),
   };
+}
+
+/** The seconds `--max-age` gives, or `null` without it. */
+function maxAgeFrom(values: Values): number | null {
+  const text = values["max-age"];
+  return text === undefined ? null : parseDurationSeconds(text, "drill: --max-age");
 }
 
 /** The local snapshot to drill: the stamp given, when it names a snapshot, or the newest ({@linkcode latest}). */

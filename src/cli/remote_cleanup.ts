@@ -6,6 +6,7 @@
  */
 import { ExitCode, UsageError } from "../errors.ts";
 import { checkPinIfPinned, recipientsFrom, remoteBackend } from "../ops/remote.ts";
+import { parseDurationSeconds } from "./duration_flag.ts";
 import { cleanupRemote, DEFAULT_GRACE_MS, type RemoteCleanupResult } from "../repo/prune.ts";
 import { DEFAULT_LEASE_MS } from "../repo/push.ts";
 import { openRepository } from "../repo/repository.ts";
@@ -14,8 +15,6 @@ import { COMMON_HELP, configFrom, defineCommand } from "./command.ts";
 import { formatBytes } from "./format.ts";
 import { REMOTE_HELP, REMOTE_OPTIONS, remoteSettingsFrom } from "./remote_flags.ts";
 import { policyFrom, RETENTION_HELP, RETENTION_OPTIONS } from "./retention_flags.ts";
-
-const UNITS: Record<string, number> = { s: 1000, m: 60_000, h: 3600_000, d: 86400_000 };
 
 /** The `remote cleanup` command. */
 export const remoteCleanupCommand = defineCommand({
@@ -87,13 +86,7 @@ Examples:
  */
 function graceFrom(text: string | undefined): number {
   if (text === undefined) return DEFAULT_GRACE_MS;
-  const match = /^(\d{1,9})([smhd])$/.exec(text);
-  if (!match) {
-    throw new UsageError(
-      `remote cleanup: --grace must be a duration such as 36h, 2d or 90m, not ${JSON.stringify(text)}`,
-    );
-  }
-  const ms = Number(match[1]) * UNITS[match[2]];
+  const ms = parseDurationSeconds(text, "remote cleanup: --grace") * 1000;
   if (ms <= DEFAULT_LEASE_MS) {
     throw new UsageError(
       `remote cleanup: --grace ${text} is not longer than a push's lease (6h): a pack a running push just sent ` +

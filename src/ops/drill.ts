@@ -39,8 +39,8 @@ export const DRILL_CHECKS = [
   "chroma_db_integrity",
 ] as const;
 
-/** The name of one check. */
-export type DrillCheckName = typeof DRILL_CHECKS[number];
+/** The name of one check: a step's, or `recovery_point` when the drill was given a largest age. */
+export type DrillCheckName = typeof DRILL_CHECKS[number] | "recovery_point";
 
 /** How one check went: what a step decides. */
 export interface CheckOutcome {
@@ -144,7 +144,7 @@ interface DrillStep {
 }
 
 /** The steps, one per check; they run in the order of {@linkcode DRILL_CHECKS}. */
-const STEPS: Record<DrillCheckName, DrillStep> = {
+const STEPS: Record<typeof DRILL_CHECKS[number], DrillStep> = {
   snapshot_valid: { run: validateStep, gate: { needs: "metadata", why: "snapshot not valid" } },
   restore: { run: restoreStep, gate: { needs: "restore", why: "restore failed" } },
   db_integrity: { run: (state) => checkIntegrity(state.options.driver, restoredCopy(state).restore.target_db) },
@@ -210,7 +210,7 @@ async function* runSteps(first: DrillState): AsyncGenerator<RanCheck> {
 }
 
 /** Run one step, timed; what it throws is a failed check. The reporter hears how it went. */
-async function runStep(name: DrillCheckName, step: DrillStep, state: DrillState): Promise<RanCheck> {
+async function runStep(name: typeof DRILL_CHECKS[number], step: DrillStep, state: DrillState): Promise<RanCheck> {
   const begun = performance.now();
   let finding: Finding;
   try {

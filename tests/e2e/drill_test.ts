@@ -12,7 +12,15 @@ import { snapshotDir } from "../../src/snapshot/layout.ts";
 import { formatStamp, parseStamp } from "../../src/snapshot/stamp.ts";
 import { openDriver } from "../../src/sqlite/open_driver.ts";
 import type { SampleStore } from "../../scripts/sample_store.ts";
-import { moduleSnapshot, relocateSnapshot, runCli, storeEnv, tempDir, tempStore } from "../_helpers.ts";
+import {
+  moduleSnapshot,
+  placeValidSnapshot,
+  relocateSnapshot,
+  runCli,
+  storeEnv,
+  tempDir,
+  tempStore,
+} from "../_helpers.ts";
 import { mountTmpfs } from "../_mount.ts";
 
 const driver = openDriver("auto");
@@ -212,6 +220,36 @@ Deno.test("drill CLI: a failing drill exits 1, marks JUnit failures, and keeps t
   assert.match(text, /^atocore_backup_last_run_success\{operation="drill"\} 0$/m);
   assert.match(text, /^atocore_backup_snapshot_valid\{operation="drill"\} 0$/m);
   assert.equal(previousSuccess(metrics, "drill"), lastSuccess);
+});
+
+Deno.test("drill CLI: --max-age fails a drill whose snapshot restores but is older, as a JUnit case of its own", async () => {
+  using store = tempStore(SMALL);
+  using out = tempDir();
+  const stamp = formatStamp(new Date(Date.now() - 3 * 86400_000));
+  placeValidSnapshot(store.backupDir, stamp);
+  const junit = join(out.path, "drill.xml");
+  const old = await runCli(["drill", stamp, "--max-age", "2d", "--junit", junit], { env: storeEnv(store) });
+  assert.equal(old.code, 1, old.stderr);
+  const parsed = await parseJunit(junit);
+  assert.equal(parsed.tests, String(DRILL_CHECKS.length + 1));
+  const { recovery_point, ...others } = parsed.cases;
+  assert.equal(recovery_point, "failure");
+  assert.deepEqual(Object.keys(others).sort(), [...DRILL_CHECKS].sort());
+  assert.ok(Object.values(others).every((outcome) => outcome !== "failure"), "every other check holds");
+  assert.match(
+    (old.json as { errors: string[] }).errors.join(),
+    /recovery_point: the snapshot is 2592\d\d s old; at most 172800 s allowed/,
+  );
+  const young = await runCli(["drill", stamp, "--max-age", "4d", "--junit", junit], { env: storeEnv(store) });
+  assert.equal(young.code, 0, young.stderr);
+  assert.equal((await parseJunit(junit)).cases.recovery_point, "passed");
+  for (const bad of [["--max-age", "2 days"], ["--max-age", "2d", "--sample"]]) {
+    const refused = await runCli(["drill", ...(bad.includes("--sample") ? [] : [stamp]), ...bad], {
+      env: storeEnv(store),
+    });
+    assert.equal(refused.code, 2, refused.stderr);
+    assert.equal(refused.stderr.trim().split("\n").length, 1);
+  }
 });
 
 Deno.test("drill CLI: no snapshot for --latest is exit 1 with one line; a run that throws still writes its metrics", async () => {

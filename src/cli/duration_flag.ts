@@ -1,0 +1,22 @@
+/**
+ * Durations given on the command line (`36h`, `2d`, `90m`, `3600s`), for `remote cleanup --grace` and
+ * `drill --max-age`.
+ *
+ * @module
+ */
+import { UsageError } from "../errors.ts";
+
+const UNITS: Record<string, number> = { s: 1, m: 60, h: 3600, d: 86400 };
+
+/**
+ * The seconds `text` gives.
+ *
+ * @throws {UsageError} for another form, naming the command and flag.
+ */
+export function parseDurationSeconds(text: string, where: string): number {
+  const match = /^(\d{1,9})([smhd])$/.exec(text);
+  if (!match) {
+    throw new UsageError(`${where} must be a duration such as 36h, 2d or 90m, not ${JSON.stringify(text)}`);
+  }
+  return Number(match[1]) * UNITS[match[2]];
+}
