@@ -1,0 +1,45 @@
+#!/usr/bin/env bash
+# The nightly restore drill from the off-host repository, for any CI: fetch the binary (checked against its SHA-256),
+# write the identity from a secret to a private temporary file, drill the newest snapshot, leave the JUnit report.
+# Exit status: the drill's (0 passed; 1 a check failed or the snapshot is older than MAX_AGE; 2 usage; 3/4 refused).
+#
+# Environment (secrets marked *):
+#   ATOCORE_BACKUP_BIN          a binary already on the runner, or else:
+#   ATOCORE_BACKUP_BIN_URL      where to download it (a release asset) and
+#   ATOCORE_BACKUP_BIN_SHA256   its SHA-256: an unverified binary never runs
+#   ATOCORE_BACKUP_IDENTITY *   the age identity (the whole key file, as age-keygen wrote it)
+#   ATOCORE_BACKUP_REMOTE       the repository (file:///..., sftp://..., s3://...) and its credentials (AWS_*, ...)
+#   MAX_AGE                     the oldest acceptable snapshot (default 36h)
+#   JUNIT                       where the JUnit report goes (default drill.xml)
+set -euo pipefail
+
+fail() { echo "drill-from-remote: $*" >&2; exit 2; }
+: "${ATOCORE_BACKUP_IDENTITY:?drill-from-remote: set ATOCORE_BACKUP_IDENTITY from the secret store of the CI system}"
+: "${ATOCORE_BACKUP_REMOTE:?drill-from-remote: set ATOCORE_BACKUP_REMOTE to the repository}"
+max_age="${MAX_AGE:-36h}"
+junit="${JUNIT:-drill.xml}"
+
+work="$(mktemp -d)"
+trap 'rm -rf "$work"' EXIT
+
+bin="${ATOCORE_BACKUP_BIN:-}"
+if [ -z "$bin" ]; then
+  : "${ATOCORE_BACKUP_BIN_URL:?drill-from-remote: set ATOCORE_BACKUP_BIN or ATOCORE_BACKUP_BIN_URL}"
+  : "${ATOCORE_BACKUP_BIN_SHA256:?drill-from-remote: set ATOCORE_BACKUP_BIN_SHA256 to the published SHA-256 of the binary}"
+  bin="$work/atocore-backup"
+  curl -fsSL --retry 3 --connect-timeout 20 -o "$bin" "$ATOCORE_BACKUP_BIN_URL" ||
+    fail "could not download $ATOCORE_BACKUP_BIN_URL; check the URL and the runner's network"
+  echo "$ATOCORE_BACKUP_BIN_SHA256  $bin" | sha256sum --check --status ||
+    fail "the binary from $ATOCORE_BACKUP_BIN_URL does not have the SHA-256 given; it was not run"
+  chmod 700 "$bin"
+fi
+
+# The secret goes to a file only this user can read, removed on exit; it never reaches the command line or the log.
+(umask 077 && printf '%s\n' "$ATOCORE_BACKUP_IDENTITY" >"$work/identity.txt")
+unset ATOCORE_BACKUP_IDENTITY
+export ATOCORE_BACKUP_IDENTITY_FILE="$work/identity.txt"
+
+status=0
+"$bin" drill --from-remote --latest --max-age "$max_age" --junit "$junit" --scratch-dir "$work" || status=$?
+echo "drill-from-remote: exit $status, JUnit report in $junit" >&2
+exit "$status"

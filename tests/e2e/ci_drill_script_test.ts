@@ -1,0 +1,75 @@
+/**
+ * The CI drill of `scripts/deploy/ci/drill-from-remote.sh`, run as a CI job would run it: the binary downloaded and
+ * checked against its SHA-256, the identity given as the content of a secret, the JUnit report left behind.
+ *
+ * @module
+ */
+import assert from "node:assert/strict";
+import { createHash } from "node:crypto";
+import { join } from "node:path";
+import { COMPILE_PERMISSIONS, ROOT, tempDir } from "../_helpers.ts";
+import { createAndPush, remoteStore } from "../_remote_cli.ts";
+
+const SCRIPT = join(ROOT, "scripts", "deploy", "ci", "drill-from-remote.sh");
+
+/** A stand-in for the released binary (which `deno compile` cannot build here): the program under its permissions. */
+function fakeRelease(dir: string): { url: string; sha256: string } {
+  const path = join(dir, "atocore-backup-release");
+  const text = `#!/bin/sh\nexec '${Deno.execPath()}' run ${COMPILE_PERMISSIONS.join(" ")} '${
+    join(ROOT, "main.ts")
+  }' "$@"\n`;
+  Deno.writeTextFileSync(path, text);
+  return { url: `file://${path}`, sha256: createHash("sha256").update(text).digest("hex") };
+}
+
+/** Run the script with exactly `env` (plus PATH and a HOME and TMPDIR of the test's own). */
+async function runScript(env: Record<string, string>, home: string) {
+  const output = await new Deno.Command("bash", {
+    args: [SCRIPT],
+    env: { PATH: Deno.env.get("PATH") ?? "/usr/bin", HOME: home, TMPDIR: home, DENO_DIR: denoDir(), ...env },
+    clearEnv: true,
+    cwd: home,
+    stdin: "null",
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  return { code: output.code, stderr: new TextDecoder().decode(output.stderr) };
+}
+
+/** The Deno cache the test runs with, so that the stand-in binary finds its npm packages without a download. */
+function denoDir(): string {
+  const info = new Deno.Command(Deno.execPath(), { args: ["info", "--json"], stdout: "piped" }).outputSync();
+  return JSON.parse(new TextDecoder().decode(info.stdout)).denoDir;
+}
+
+Deno.test("CI drill script: downloads and checks the binary, drills the newest pushed snapshot, writes JUnit, keeps no secret", async () => {
+  using r = await remoteStore({ dbMiB: 1, chromaMiB: 1 });
+  using runner = tempDir("atocore-ci-runner-");
+  await createAndPush(r.env);
+  const release = fakeRelease(r.work);
+  const secret = Deno.readTextFileSync(r.key.keyFile);
+  const env = {
+    ATOCORE_BACKUP_REMOTE: r.env.ATOCORE_BACKUP_REMOTE,
+    ATOCORE_BACKUP_IDENTITY: secret,
+    ATOCORE_BACKUP_BIN_URL: release.url,
+    ATOCORE_BACKUP_BIN_SHA256: release.sha256,
+    MAX_AGE: "1h",
+    JUNIT: join(runner.path, "drill.xml"),
+  };
+  const passed = await runScript(env, runner.path);
+  assert.equal(passed.code, 0, passed.stderr);
+  const junit = Deno.readTextFileSync(env.JUNIT);
+  assert.match(junit, /<testcase [^>]*name="recovery_point"[^>]*>\s*<system-out>the snapshot is \d+ s old/);
+  assert.match(junit, / failures="0"/);
+  assert.deepEqual([...Deno.readDirSync(runner.path)].map((entry) => entry.name), ["drill.xml"], "nothing else left");
+  assert.ok(!passed.stderr.includes("AGE-SECRET-KEY"), "the secret is never printed");
+
+  await new Promise((resolve) => setTimeout(resolve, 2100));
+  const old = await runScript({ ...env, MAX_AGE: "1s" }, runner.path);
+  assert.equal(old.code, 1, old.stderr);
+  assert.match(Deno.readTextFileSync(env.JUNIT), /<testcase [^>]*name="recovery_point"[^>]*>\s*<failure/);
+
+  const tampered = await runScript({ ...env, ATOCORE_BACKUP_BIN_SHA256: "0".repeat(64) }, runner.path);
+  assert.equal(tampered.code, 2);
+  assert.match(tampered.stderr, /does not have the SHA-256 given; it was not run/);
+});
