@@ -1,0 +1,45 @@
+/**
+ * The tests' TCP fault proxy does what the network-fault tests rely on: passes bytes intact, cuts a transfer at a
+ * byte count, stalls one, and applies a fault only to as many connections as told.
+ *
+ * @module
+ */
+import assert from "node:assert/strict";
+import { startProxy } from "../_proxy.ts";
+
+const BODY = new Uint8Array(1 << 20).map((_, index) => index * 31);
+
+/** Fetch the whole body over a connection of its own (no pooled connection is reused). */
+async function fetchBody(url: string, signal?: AbortSignal): Promise<Uint8Array> {
+  using client = Deno.createHttpClient({});
+  return new Uint8Array(await (await fetch(url, { client, signal })).arrayBuffer());
+}
+
+async function withServer(body: (proxyUrl: string, proxy: ReturnType<typeof startProxy>) => Promise<void>) {
+  const server = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen: () => {} }, () => new Response(BODY));
+  await using proxy = startProxy({ hostname: "127.0.0.1", port: server.addr.port });
+  try {
+    await body(`http://127.0.0.1:${proxy.port}/`, proxy);
+  } finally {
+    await server.shutdown();
+  }
+}
+
+Deno.test("fault proxy: passes a transfer intact; cuts one at a byte count for the next connection only", async () => {
+  await withServer(async (url, proxy) => {
+    assert.deepEqual(await fetchBody(url), BODY);
+    proxy.setFault({ kind: "cut", afterBytes: 100_000 }, 1);
+    await assert.rejects(fetchBody(url));
+    assert.deepEqual(await fetchBody(url), BODY, "the next connection passes");
+    assert.equal(proxy.stats.faulted, 1);
+  });
+});
+
+Deno.test("fault proxy: a stalled transfer stays open until the reader gives up", async () => {
+  await withServer(async (url, proxy) => {
+    proxy.setFault({ kind: "stall", afterBytes: 50_000 });
+    const signal = AbortSignal.timeout(300);
+    await assert.rejects(fetchBody(url, signal), /abort|timed? ?out/i);
+    assert.equal(proxy.stats.faulted, 1);
+  });
+});
