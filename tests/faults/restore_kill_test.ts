@@ -11,6 +11,7 @@ import assert from "node:assert/strict";
 import { join } from "node:path";
 import { createdStamp, runCli, storeEnv, tempDir, tempStore } from "../_helpers.ts";
 import { removeQuietly } from "../../src/fs/durable.ts";
+import { changeLive, putBack, withoutStaging } from "../_live.ts";
 import {
   entryNames,
   faultSeed,
@@ -39,41 +40,6 @@ const AIMS: { preSnapshot: boolean; afterEvent?: string; windowMs: number }[] = 
   { preSnapshot: false, afterEvent: "restore_db_replaced", windowMs: 15 },
 ];
 const LIVE_NAMES = ["atocore.db", "backups", "chroma", "project-registry.json"];
-
-/** Change the live store after the snapshot: ledger rows, the registry, a Chroma file and a new segment. */
-async function changeLive(store: { db: string; registry: string; chromaDir: string }): Promise<void> {
-  const inserts = Array.from(
-    { length: 50 },
-    (_, row) => `INSERT INTO ledger (amount) VALUES (${row + 1}); UPDATE ledger_total SET total = total + ${row + 1};`,
-  );
-  const output = await new Deno.Command("sqlite3", { args: [store.db, `BEGIN; ${inserts.join(" ")} COMMIT;`] })
-    .output();
-  assert.equal(output.code, 0);
-  Deno.writeTextFileSync(store.registry, JSON.stringify({ projects: [{ id: "changed-after-the-snapshot" }] }));
-  const segment = entryNames(store.chromaDir).find((name) => name.includes("-"))!;
-  Deno.writeFileSync(join(store.chromaDir, segment, "header.bin"), new Uint8Array(100).fill(7));
-  Deno.mkdirSync(join(store.chromaDir, "ffffffff-new-segment"));
-  Deno.writeFileSync(join(store.chromaDir, "ffffffff-new-segment", "data_level0.bin"), new Uint8Array(4096).fill(9));
-}
-
-/** A digest without the Chroma copy restore stages inside the Chroma folder, nor the old entries it moves aside. */
-function withoutStaging(digest: Record<string, string>): Record<string, string> {
-  return Object.fromEntries(
-    Object.entries(digest).filter(([path]) =>
-      !path.startsWith(".atocore-restore-") && !path.startsWith(".atocore-old-")
-    ),
-  );
-}
-
-/** Put the saved live store back, keeping the Chroma folder itself (as a bind mount would be kept). */
-function putBack(saved: string, store: { db: string; registry: string; chromaDir: string }): void {
-  for (const sidecar of ["-wal", "-shm"]) removeQuietly(store.db + sidecar);
-  Deno.copyFileSync(join(saved, "atocore.db"), store.db);
-  Deno.copyFileSync(join(saved, "project-registry.json"), store.registry);
-  for (const name of entryNames(store.chromaDir)) Deno.removeSync(join(store.chromaDir, name), { recursive: true });
-  const copy = new Deno.Command("cp", { args: ["-a", `${join(saved, "chroma")}/.`, store.chromaDir] }).outputSync();
-  assert.equal(copy.code, 0);
-}
 
 Deno.test("restore killed at random moments: live database old or new and whole, snapshots valid, next run recovers", async () => {
   const seed = faultSeed();
