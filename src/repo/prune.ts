@@ -87,20 +87,27 @@ function sameKey(a: SnapshotKey, b: SnapshotKey): boolean {
   return a.stamp === b.stamp && a.pushId === b.pushId;
 }
 
-/** Apply retention to stamps (every snapshot of a removed stamp goes; the newest stamp stays); returns those kept. */
+/**
+ * Apply retention to each source's stamps apart (the backup folders pushing here: one host's snapshots never count
+ * against another's); every snapshot of a removed stamp goes, each source's newest stays. Returns those kept.
+ */
 async function applyPolicy(
   repository: Repository,
   keys: SnapshotKey[],
   options: RemoteCleanupOptions,
   result: RemoteCleanupResult,
 ): Promise<SnapshotKey[]> {
-  const decision = applyRetention(keys.map((key) => key.stamp), options.policy);
-  const newest = keys.map((key) => key.stamp).sort().at(-1);
-  const removed = new Set(decision.remove.filter((stamp) => stamp !== newest));
-  result.reasons = decision.reasons;
+  const removed = new Set<string>();
+  for (const group of (await bySource(repository.backend, keys)).values()) {
+    const decision = applyRetention(group.map((key) => key.stamp), options.policy);
+    const newest = group.map((key) => key.stamp).sort().at(-1);
+    Object.assign(result.reasons, decision.reasons);
+    const gone = new Set(decision.remove.filter((stamp) => stamp !== newest));
+    for (const key of group) if (gone.has(key.stamp)) removed.add(snapshotKeyText(key));
+  }
   const kept: SnapshotKey[] = [];
   for (const key of keys) {
-    if (!removed.has(key.stamp)) {
+    if (!removed.has(snapshotKeyText(key))) {
       kept.push(key);
       result.kept.push(snapshotKeyText(key));
       continue;
@@ -112,6 +119,16 @@ async function applyPolicy(
     }
   }
   return kept;
+}
+
+/** The snapshots grouped by the source their refs name (`""`: none named, or refs unreadable, which verify reports). */
+async function bySource(backend: Backend, keys: SnapshotKey[]): Promise<Map<string, SnapshotKey[]>> {
+  const groups = new Map<string, SnapshotKey[]>();
+  for (const key of keys) {
+    const source = (await readRefs(backend, key).catch(() => null))?.source ?? "";
+    groups.set(source, [...groups.get(source) ?? [], key]);
+  }
+  return groups;
 }
 
 /** Remove refs left by pushes that died before their snapshot object (lease gone), and expired leases. */

@@ -7,12 +7,14 @@
 import { OperationError } from "../errors.ts";
 import type { Backend } from "./backend.ts";
 import { getPublic } from "./boundary.ts";
-import { isPackId, parseName, PREFIXES, type SnapshotKey, snapshotKeyText } from "./layout.ts";
+import { isPackId, isRandomId, parseName, PREFIXES, type SnapshotKey, snapshotKeyText } from "./layout.ts";
 
-/** `refs/<key>`: the snapshot object's SHA-256 and every pack the snapshot needs with its size. */
+/** `refs/<key>`: the snapshot object's SHA-256, the backup folder it came from, every pack it needs with its size. */
 export interface Refs {
   snapshot: string;
   snapshot_sha256: string;
+  /** The pushing backup folder's random id (absent in refs of the first pushes of format 1: one source). */
+  source?: string;
   packs: { id: string; size: number }[];
 }
 
@@ -37,7 +39,8 @@ export interface Condemned {
 export function parseRefs(value: unknown, name: string, key: SnapshotKey): Refs {
   const refs = value as Partial<Refs> | null;
   const ok = refs !== null && typeof refs === "object" && refs.snapshot === snapshotKeyText(key) &&
-    isPackId(refs.snapshot_sha256) && Array.isArray(refs.packs) &&
+    isPackId(refs.snapshot_sha256) && (refs.source === undefined || isRandomId(refs.source)) &&
+    Array.isArray(refs.packs) &&
     refs.packs.every((pack) => isPackId(pack?.id) && Number.isSafeInteger(pack?.size) && pack.size > 0);
   if (!ok) throw new OperationError(`${name} is malformed or names another snapshot; the repository was altered`);
   return refs as Refs;

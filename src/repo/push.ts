@@ -82,7 +82,7 @@ export async function pushSnapshot(
 ): Promise<PushResult> {
   const local = readLocalSnapshot(snapshotRoot);
   const repository = await openRepository(backend);
-  const { pinned } = checkPin(config.backupDir.path, repository, options.recipients);
+  const { pinned, sourceId } = checkPin(config.backupDir.path, repository, options.recipients);
   const existing = await pushedAlready(backend, local.stamp);
   if (existing) return { ...emptyResult(local.stamp, existing), pinned, already_pushed: true };
   const now = options.now ?? (() => new Date());
@@ -101,7 +101,7 @@ export async function pushSnapshot(
   await repository.io.putPublic(leaseName(key.pushId), lease);
   try {
     const reusable = await markUsable(backend, known);
-    const context = { ...options, now, lease, reusable, backupDir: state.backupDir };
+    const context = { ...options, now, lease, reusable, backupDir: state.backupDir, sourceId };
     const result = await upload(repository, local, key, known, context);
     return { ...result, pinned };
   } finally {
@@ -133,6 +133,8 @@ async function markUsable(backend: Backend, known: KnownBlocks): Promise<number>
 
 interface UploadContext extends PushOptions {
   backupDir: string;
+  /** This backup folder's id in the refs (see {@linkcode checkPin}). */
+  sourceId: string;
   now: () => Date;
   lease: Lease;
   reusable: number;
@@ -175,6 +177,7 @@ async function upload(
   const refs: Refs = {
     snapshot: sealed.name.slice(PREFIXES.snapshots.length),
     snapshot_sha256: sealed.sha256,
+    source: context.sourceId,
     packs: packs.map(({ id, size }) => ({ id, size })),
   };
   checkLeaseTime(context, local.stamp);

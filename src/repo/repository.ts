@@ -4,14 +4,14 @@
  *
  * @module
  */
-import { randomBytes } from "node:crypto";
+import { createHash, randomBytes } from "node:crypto";
 import { parseRecipient } from "../crypto/age.ts";
 import { OperationError, RefusedError, UsageError } from "../errors.ts";
 import { ensureDir, writeFileAtomic } from "../fs/durable.ts";
 import { remotePinPath, remoteStateDir } from "../snapshot/layout.ts";
 import { type Backend, ObjectExistsError, ObjectNotFoundError } from "./backend.ts";
 import { Boundary, getPublic } from "./boundary.ts";
-import { CONFIG_NAME } from "./layout.ts";
+import { CONFIG_NAME, isRandomId, newRandomId } from "./layout.ts";
 
 /** The format name in every repository's config. */
 export const REPOSITORY_FORMAT = "atocore-backup-repository";
@@ -151,6 +151,8 @@ export interface RepositoryPin {
   repository_id: string;
   recipients: string[];
   pinned_at: string;
+  /** This backup folder's random id in the repository's refs: remote cleanup keeps each source's snapshots apart. */
+  source_id?: string;
 }
 
 /**
@@ -159,7 +161,11 @@ export interface RepositoryPin {
  *
  * @throws {RefusedError} when the id or the recipients differ: a swapped config is an attack until proven otherwise.
  */
-export function checkPin(backupDir: string, repository: Repository, expected?: readonly string[]): { pinned: boolean } {
+export function checkPin(
+  backupDir: string,
+  repository: Repository,
+  expected?: readonly string[],
+): { pinned: boolean; sourceId: string } {
   const { config, backend } = repository;
   if (expected && expected.length > 0) {
     const given = canonicalRecipients(expected, "--recipient");
@@ -179,9 +185,10 @@ export function checkPin(backupDir: string, repository: Repository, expected?: r
       repository_id: config.id,
       recipients: config.recipients,
       pinned_at: new Date().toISOString(),
+      source_id: newRandomId(),
     };
     writeFileAtomic(path, JSON.stringify(value, null, 2) + "\n");
-    return { pinned: true };
+    return { pinned: true, sourceId: value.source_id! };
   }
   const what = pin.repository_id !== config.id
     ? "id"
@@ -194,7 +201,16 @@ export function checkPin(backupDir: string, repository: Repository, expected?: r
         `a swapped repository or recipient is an attack: if you re-created it on purpose, remove ${path}`,
     );
   }
-  return { pinned: false };
+  return { pinned: false, sourceId: sourceIdOf(pin) };
+}
+
+/** The pin's source id; a pin written before source ids existed gets one derived from its own fields, stable. */
+function sourceIdOf(pin: RepositoryPin): string {
+  if (typeof pin.source_id === "string" && isRandomId(pin.source_id)) return pin.source_id;
+  return createHash("sha256").update(`${pin.location}\0${pin.repository_id}\0${pin.pinned_at}`).digest("hex").slice(
+    0,
+    16,
+  );
 }
 
 function readPin(path: string): RepositoryPin | null {

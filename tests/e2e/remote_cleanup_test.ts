@@ -13,6 +13,7 @@ import { condemnedName, leaseName } from "../../src/repo/layout.ts";
 import { cleanupRemote } from "../../src/repo/prune.ts";
 import { pushSnapshot } from "../../src/repo/push.ts";
 import { verifyRepository } from "../../src/repo/verify.ts";
+import { pushCachePath } from "../../src/snapshot/layout.ts";
 import { assertSameTree, dyingAt, objectNames, repoFixture, snapshotOf, updateRows } from "../_repo.ts";
 
 const HOUR = 3600_000;
@@ -22,7 +23,7 @@ Deno.test("remote cleanup: retention, dry run, condemn then delete after the gra
   using f = await repoFixture({ dbMiB: 10, chromaMiB: 1 });
   const first = await pushSnapshot(f.config, f.backend, (await snapshotOf(f)).root);
   updateRows(f.store.db, 0.5);
-  Deno.removeSync(join(f.store.backupDir, "remotes"), { recursive: true }); // no cache: nothing of the first reused
+  Deno.removeSync(pushCachePath(f.store.backupDir, f.backend.location)); // no cache: nothing of the first reused
   const newest = await snapshotOf(f);
   const second = await pushSnapshot(f.config, f.backend, newest.root);
   Deno.mkdirSync(join(f.repoDir, "packs", "zz"));

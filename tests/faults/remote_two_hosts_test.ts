@@ -1,0 +1,85 @@
+/**
+ * Two hosts (two backup folders) pushing to one repository at once while a `remote cleanup --confirm` runs: every
+ * snapshot either host has listed restores to its host's snapshot byte for byte, and retention counts each host's
+ * snapshots apart (one host's newer stamps never push the other's out).
+ *
+ * @module
+ */
+import assert from "node:assert/strict";
+import { join } from "node:path";
+import { cliProcess, type CliRun, cliRunOf, runCli, storeEnv, tempStore } from "../_helpers.ts";
+import { faultSeed, seededRandom, treeDigest, trialLabel } from "../_faults.ts";
+import { assertVerified, remoteNames, remoteStore, snapshotAsStore } from "../_remote_cli.ts";
+import { updateRows } from "../_repo.ts";
+
+const ROUNDS = 3;
+const KEEP_3 = ["--keep-daily", "3", "--keep-weekly", "0", "--keep-monthly", "0"];
+
+/** One host: its backup folder's snapshots and the CLI environment that points at the shared repository. */
+interface Host {
+  db: string;
+  snapshots: string;
+  env: Record<string, string>;
+  hour: string;
+}
+
+/** Make the snapshots of `days` on `host`, each stamped at the host's own hour of that day. */
+async function makeDays(host: Host, days: number[]): Promise<void> {
+  for (const day of days) {
+    updateRows(host.db, 0.1, day);
+    const run = await runCli(["create", "--chroma"], { env: host.env });
+    assert.equal(run.code, 0, run.stderr);
+    const stamp = `202601${String(day).padStart(2, "0")}T${host.hour}0000Z`;
+    Deno.renameSync(join(host.snapshots, (run.json as { stamp: string }).stamp), join(host.snapshots, stamp));
+  }
+}
+
+async function runLater(args: string[], env: Record<string, string>, delayMs: number): Promise<CliRun> {
+  await new Promise((resolve) => setTimeout(resolve, delayMs));
+  return cliRunOf(await cliProcess(args, { env }).output());
+}
+
+Deno.test("two hosts push to one repository while a cleanup runs: every listed snapshot of both restores", async () => {
+  const seed = faultSeed();
+  const random = seededRandom(seed + 11);
+  using r = await remoteStore({ dbMiB: 3, chromaMiB: 1, seed: 41 });
+  using other = tempStore({ dbMiB: 3, chromaMiB: 1, seed: 43 });
+  const remote = { ATOCORE_BACKUP_REMOTE: r.env.ATOCORE_BACKUP_REMOTE };
+  const hosts: Host[] = [
+    { db: r.store.db, snapshots: join(r.store.backupDir, "snapshots"), env: r.env, hour: "01" },
+    { db: other.db, snapshots: join(other.backupDir, "snapshots"), env: { ...storeEnv(other), ...remote }, hour: "02" },
+  ];
+  const identity = { ATOCORE_BACKUP_IDENTITY_FILE: r.key.keyFile };
+  const rounds: string[] = [];
+  for (let round = 0; round < ROUNDS; round++) {
+    const days = [2 * round + 1, 2 * round + 2];
+    for (const host of hosts) await makeDays(host, days);
+    const delays = [0, 1, 2].map(() => Math.round(random() * 80));
+    const label = trialLabel(seed, round, `starts after ${delays.join(", ")} ms (host 1, host 2, cleanup)`);
+    const runs = await Promise.all([
+      ...hosts.map((host, index) => runLater(["push", "--all"], host.env, delays[index])),
+      runLater(["remote", "cleanup", "--confirm", ...KEEP_3], r.env, delays[2]),
+    ]);
+    for (const run of runs) assert.equal(run.code, 0, `${label}: ${run.stderr}`);
+    const listed = await remoteNames(r.env);
+    rounds.push(`${listed.length} listed`);
+    await assertVerified({ ...r.env, ...identity }, ["--read-data"], label);
+    for (const name of listed) {
+      const stamp = name.split("_")[0];
+      const host = hosts.find((one) => stamp.endsWith(`T${one.hour}0000Z`))!;
+      const to = join(r.work, `restored-${round}-${name}`);
+      const run = await runCli(["restore", name, "--from-remote", "--to", to], { env: { ...host.env, ...identity } });
+      assert.equal(run.code, 0, `${name} does not restore ${label}: ${run.stderr}`);
+      assert.deepEqual(treeDigest(to), snapshotAsStore(join(host.snapshots, stamp)), `${name} ${label}`);
+      Deno.removeSync(to, { recursive: true });
+    }
+  }
+  const settled = await runCli(["remote", "cleanup", "--confirm", ...KEEP_3], { env: r.env });
+  assert.equal(settled.code, 0, settled.stderr);
+  const left = (await remoteNames(r.env)).map((name) => name.split("_")[0]);
+  for (const host of hosts) {
+    const mine = left.filter((stamp) => stamp.endsWith(`T${host.hour}0000Z`));
+    assert.deepEqual(mine, ["04", "05", "06"].map((day) => `202601${day}T${host.hour}0000Z`), "each host keeps 3 days");
+  }
+  console.log(`two hosts with remote cleanup: ${ROUNDS} rounds (seed ${seed}): ${rounds.join("; ")}`);
+});
