@@ -12,6 +12,7 @@ import { openRepository } from "../repo/repository.ts";
 import { DEFAULT_POLICY } from "../snapshot/retention.ts";
 import { COMMON_HELP, configFrom, defineCommand } from "./command.ts";
 import { formatBytes } from "./format.ts";
+import { InterruptedError, listenForInterrupts, reportLateInterrupt } from "../sys/interrupt.ts";
 import { REMOTE_HELP, REMOTE_OPTIONS, remoteSettingsFrom } from "./remote_flags.ts";
 import { policyFrom, RETENTION_HELP, RETENTION_OPTIONS } from "./retention_flags.ts";
 
@@ -60,12 +61,21 @@ Examples:
     const backend = remoteBackend(settings, context.cwd, "remote cleanup", context.env);
     checkPinIfPinned(config, await openRepository(backend), recipientsFrom(settings));
     context.reporter.event("info", "remote_cleanup_started", { location: backend.location, confirm: !!values.confirm });
+    using interrupts = listenForInterrupts(context.reporter);
     const result = await cleanupRemote(backend, {
       policy,
       confirm: Boolean(values.confirm),
       graceMs,
       now: context.now,
+      signal: interrupts.signal,
+    }).catch((error) => {
+      if (!(error instanceof InterruptedError)) throw error;
+      throw error.told(
+        `remote cleanup of ${backend.location}`,
+        "stopped between two changes, so every snapshot still listed has all its objects; run it again to finish",
+      );
     });
+    reportLateInterrupt(interrupts.signal, context.reporter, "remote cleanup");
     for (const error of result.errors) context.reporter.event("warning", "remote_cleanup_problem", { error });
     context.reporter.event("info", "remote_cleanup_finished", {
       location: backend.location,

@@ -95,6 +95,12 @@ const SENTENCES: Record<string, (fields: Fields) => string> = {
   restore_chroma_swap_undone: (f) =>
     `the Chroma swap in ${text(f.target)} did not complete; it was undone (${text(f.entries_moved_back)} entries ` +
     `moved back), so Chroma is as it was before the swap`,
+  interrupt_received: (f) =>
+    `${text(f.signal)} received: stopping at the next point where stopping leaves everything consistent; ` +
+    `interrupt again to stop at once (as if killed: nothing half is listed, a lease expires by itself)`,
+  interrupt_came_too_late: (f) =>
+    `the ${text(f.signal)} came after the last point where ${text(f.command)} could stop safely, so it ran to ` +
+    `its end: its result below stands`,
   restore_unfinished_found: (f) =>
     `an earlier restore of ${text(f.stamp)} did not finish (recorded in ${text(f.intent)}); it is settled first`,
 };

@@ -13,6 +13,7 @@ import { type SnapshotKey, snapshotKeyText, snapshotName } from "./layout.ts";
 import { type Condemned, type LeaseState, readCondemned, readLeases } from "./public_objects.ts";
 import { openRepository, type Repository } from "./repository.ts";
 import { listSnapshots, readRefs } from "./snapshots.ts";
+import { stopIfInterrupted } from "../sys/interrupt.ts";
 
 /** Default grace between condemning a pack and deleting it: 24 hours (four times the default lease). */
 export const DEFAULT_GRACE_MS = 24 * 3600_000;
@@ -26,6 +27,8 @@ export interface RemoteCleanupOptions {
   graceMs?: number;
   /** The clock (tests). */
   now?: Date;
+  /** Aborted to stop before the next deletion or write (each leaves the repository consistent). */
+  signal?: AbortSignal;
 }
 
 /** What a remote cleanup did (or, in a dry run, would do). */
@@ -74,12 +77,12 @@ export async function cleanupRemote(backend: Backend, options: RemoteCleanupOpti
   };
   const remaining = await applyPolicy(repository, listing.snapshots.map((s) => s.key), options, result);
   const orphans = listing.refs.filter((key) => !listing.snapshots.some((s) => sameKey(s.key, key)));
-  await removeStale(repository, orphans, leases, options.confirm, result);
+  await removeStale(repository, orphans, leases, options, result);
   const live = [...remaining, ...orphans.filter((key) => leases.active.has(key.pushId))];
   const referenced = await referencedPacks(backend, live, leases, result);
   if (referenced === null || condemned.unreadable.length > 0) return result;
   const deleted = await deletePacks(repository, condemned.markers, referenced, { ...options, now }, result);
-  await condemnPacks(repository, condemned.markers, new Set([...referenced, ...deleted]), now, result);
+  await condemnPacks(repository, condemned.markers, new Set([...referenced, ...deleted]), { ...options, now }, result);
   return result;
 }
 
@@ -107,6 +110,7 @@ async function applyPolicy(
     }
     result.deleted.push(snapshotKeyText(key));
     if (options.confirm) {
+      stopIfInterrupted(options.signal);
       await repository.io.remove(snapshotName(key)); // unlisted first, then its refs
       await repository.io.remove(refsName(key));
     }
@@ -119,17 +123,22 @@ async function removeStale(
   repository: Repository,
   orphans: SnapshotKey[],
   leases: LeaseState,
-  confirm: boolean,
+  options: RemoteCleanupOptions,
   result: RemoteCleanupResult,
 ): Promise<void> {
+  const remove = async (name: string) => {
+    if (!options.confirm) return;
+    stopIfInterrupted(options.signal);
+    await repository.io.remove(name);
+  };
   for (const key of orphans) {
     if (leases.active.has(key.pushId)) continue;
     result.refs_removed.push(refsName(key));
-    if (confirm) await repository.io.remove(refsName(key));
+    await remove(refsName(key));
   }
   for (const name of leases.expired) {
     result.leases_removed.push(name);
-    if (confirm) await repository.io.remove(name);
+    await remove(name);
   }
 }
 
@@ -178,11 +187,17 @@ async function deletePacks(
       result.bytes_freed += sizes.get(id)!;
       sizes.delete(id);
       deleted.add(id);
-      if (options.confirm) await repository.io.remove(packName(id));
+      if (options.confirm) {
+        stopIfInterrupted(options.signal);
+        await repository.io.remove(packName(id));
+      }
     }
     result.markers_removed.push(name);
     markers.delete(name);
-    if (options.confirm) await repository.io.remove(name);
+    if (options.confirm) {
+      stopIfInterrupted(options.signal);
+      await repository.io.remove(name);
+    }
   }
   return deleted;
 }
@@ -192,14 +207,15 @@ async function condemnPacks(
   repository: Repository,
   markers: Map<string, Condemned>,
   spared: Set<string>,
-  now: Date,
+  options: RemoteCleanupOptions & { now: Date },
   result: RemoteCleanupResult,
 ): Promise<void> {
   const already = new Set([...markers.values()].flatMap((marker) => marker.packs));
   const packs = [...(await packSizes(repository.backend)).keys()].filter((id) => !spared.has(id) && !already.has(id));
   result.packs_condemned = packs.length;
   if (packs.length === 0 || result.dry_run) return;
-  const marker: Condemned = { created_at: now.toISOString(), packs };
+  stopIfInterrupted(options.signal);
+  const marker: Condemned = { created_at: options.now.toISOString(), packs };
   await repository.io.putPublic(condemnedName(newRandomId()), marker);
 }
 
