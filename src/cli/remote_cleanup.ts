@@ -10,6 +10,7 @@ import { cleanupRemote, DEFAULT_GRACE_MS, type RemoteCleanupResult } from "../re
 import { DEFAULT_LEASE_MS } from "../repo/push.ts";
 import { openRepository } from "../repo/repository.ts";
 import { DEFAULT_POLICY } from "../snapshot/retention.ts";
+import { condemnedSightingsPath } from "../snapshot/layout.ts";
 import { COMMON_HELP, configFrom, defineCommand } from "./command.ts";
 import { formatBytes } from "./format.ts";
 import { InterruptedError, listenForInterrupts, reportLateInterrupt } from "../sys/interrupt.ts";
@@ -68,6 +69,7 @@ Examples:
       graceMs,
       now: context.now,
       signal: interrupts.signal,
+      sightingsPath: condemnedSightingsPath(config.backupDir.path, backend.location),
     }).catch((error) => {
       if (!(error instanceof InterruptedError)) throw error;
       throw error.told(
@@ -77,6 +79,7 @@ Examples:
     });
     reportLateInterrupt(interrupts.signal, context.reporter, "remote cleanup");
     for (const error of result.errors) context.reporter.event("warning", "remote_cleanup_problem", { error });
+    for (const note of result.warnings) context.reporter.event("warning", "remote_cleanup_delayed", { note });
     context.reporter.event("info", "remote_cleanup_finished", {
       location: backend.location,
       ...result,
@@ -133,6 +136,7 @@ function describe(result: RemoteCleanupResult, location: string): string {
     );
   }
   for (const error of result.errors) lines.push(`  ERROR ${error}`);
+  for (const note of result.warnings) lines.push(`  note: ${note}`);
   if (dry && (result.deleted.length || result.packs_deleted || result.packs_condemned)) {
     lines.push("nothing changed; run again with --confirm to do it");
   }

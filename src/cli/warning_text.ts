@@ -88,6 +88,7 @@ const SENTENCES: Record<string, (fields: Fields) => string> = {
   push_refused_invalid: (f) => `snapshot ${text(f.stamp)} was not pushed: it failed validation (${list(f.errors)})`,
   push_warning: (f) => `while pushing ${text(f.stamp)}: ${text(f.warning)}`,
   remote_cleanup_problem: (f) => `remote cleanup: ${text(f.error)}`,
+  remote_cleanup_delayed: (f) => `remote cleanup deletes later than it could: ${text(f.note)}`,
   remote_verify_problem: (f) => `remote verify found a problem: ${text(f.error)}`,
   restore_chroma_swap_finished: (f) =>
     `an earlier restore stopped after it had moved the new Chroma entries into ${text(f.target)}; its swap was ` +

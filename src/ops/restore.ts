@@ -129,14 +129,7 @@ export async function restoreSnapshot(config: Config, stamp: string, options: Re
   requireAcknowledgment(config, to, options.confirmServiceStopped);
   const openFilesChecked = checkOpenFiles(config, to, options);
   const validation = await validatedSnapshot(config, stamp, options);
-  const untouched = (preStamp: string | null): [string, string] => [
-    `restore of ${stamp}`,
-    `this run changed nothing in ${to ?? "the live store"}${
-      preStamp ? ` (the pre-restore snapshot ${preStamp} is kept)` : ""
-    }; ` +
-    "run the restore again",
-  ];
-  stopIfInterrupted(options.signal, () => untouched(null));
+  stopIfInterrupted(options.signal, () => stoppedUnchanged(stamp, to, null));
   const plan = planRestore(config, stamp, validation, to, options);
   const { sources, targets } = plan;
   const unfinished = to === null ? findUnfinished(config, options.reporter) : null;
@@ -149,7 +142,8 @@ export async function restoreSnapshot(config: Config, stamp: string, options: Re
     ? await preRestoreSnapshot(config, sources.chroma !== null, options, stamp)
     : null;
   recheckOpenFiles(config, openFilesChecked, takesPreSnapshot ? preStamp : null, options);
-  stopIfInterrupted(options.signal, () => untouched(takesPreSnapshot ? preStamp : null)); // the last safe point
+  // The last safe point: from here the replacement runs to its end or to its failure path.
+  stopIfInterrupted(options.signal, () => stoppedUnchanged(stamp, to, takesPreSnapshot ? preStamp : null));
   const intent = to === null ? newIntentContext(config, stamp, sources.chroma !== null, preStamp, unfinished) : null;
   const chroma = replaceStore(plan, preStamp, options, intent);
   const integrity = checkRestored(options.driver, targets.db);
@@ -182,6 +176,12 @@ export async function restoreSnapshot(config: Config, stamp: string, options: Re
   };
   reportRestored(result, options.reporter);
   return result;
+}
+
+/** The words of a restore of `stamp` stopped by a signal before it changed anything. */
+function stoppedUnchanged(stamp: string, to: string | null, preStamp: string | null): [string, string] {
+  const kept = preStamp ? ` (the pre-restore snapshot ${preStamp} is kept)` : "";
+  return [`restore of ${stamp}`, `this run changed nothing in ${to ?? "the live store"}${kept}; run the restore again`];
 }
 
 /** The next step after a restore that changed live data and then failed. */
