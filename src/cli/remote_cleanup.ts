@@ -129,15 +129,17 @@ function describe(result: RemoteCleanupResult, location: string): string {
     `packs: ${dry ? "would delete" : "deleted"} ${result.packs_deleted} (${formatBytes(result.bytes_freed)}) marked ` +
     `at least the grace period ago; ${dry ? "would mark" : "marked"} ${result.packs_condemned} no snapshot needs`,
   ];
-  if (result.refs_removed.length || result.leases_removed.length) {
+  if (result.refs_removed.length || result.leases_removed.length || result.staging_removed.length) {
     lines.push(
       `leftovers of interrupted pushes: ${result.refs_removed.length} refs, ` +
-        `${result.leases_removed.length} expired leases`,
+        `${result.leases_removed.length} expired leases, ${result.staging_removed.length} staged writes`,
     );
   }
   for (const error of result.errors) lines.push(`  ERROR ${error}`);
   for (const note of result.warnings) lines.push(`  note: ${note}`);
-  if (dry && (result.deleted.length || result.packs_deleted || result.packs_condemned)) {
+  if (
+    dry && (result.deleted.length || result.packs_deleted || result.packs_condemned || result.staging_removed.length)
+  ) {
     lines.push("nothing changed; run again with --confirm to do it");
   }
   return lines.join("\n");

@@ -57,6 +57,8 @@ export interface RemoteCleanupResult {
   errors: string[];
   /** What did not stop the run but delays deletions (a marker from a clock ahead, the sightings file unwritable). */
   warnings: string[];
+  /** Files left in the backend's staging area by writers killed mid-write, older than the grace: removed. */
+  staging_removed: string[];
 }
 
 /**
@@ -86,6 +88,7 @@ export async function cleanupRemote(backend: Backend, options: RemoteCleanupOpti
     markers_removed: [],
     errors: condemned.unreadable.map((name) => `${name}: unreadable marker; no pack deleted this run`),
     warnings: [],
+    staging_removed: [],
   };
   const sightings = MarkerSightings.load(options.sightingsPath, repository.config.id);
   for (const name of condemned.markers.keys()) sightings.firstSeen(name, now.getTime(), CLOCK_TOLERANCE_MS);
@@ -100,6 +103,7 @@ export async function cleanupRemote(backend: Backend, options: RemoteCleanupOpti
     const context = { ...options, now, sightings };
     const deleted = await deletePacks(repository, markers, referenced, context, result);
     await condemnPacks(repository, markers, new Set([...referenced, ...deleted]), context, result);
+    await clearStaging(backend, context, result);
   } finally {
     if (options.confirm) sightings.save([...markers.keys(), ...condemned.unreadable]);
     result.warnings.push(...sightings.problems);
@@ -221,6 +225,17 @@ async function deletePacks(
     }
   }
   return deleted;
+}
+
+/**
+ * Remove what killed writers left in the backend's staging area, once older than the grace period: no write of one
+ * object takes that long, so none of it belongs to a write in progress.
+ */
+async function clearStaging(backend: Backend, context: CleanupContext, result: RemoteCleanupResult): Promise<void> {
+  if (!backend.clearStaging) return;
+  stopIfInterrupted(context.signal);
+  const olderThan = new Date(context.now.getTime() - (context.graceMs ?? DEFAULT_GRACE_MS));
+  result.staging_removed = await backend.clearStaging(olderThan, !context.confirm);
 }
 
 /** What deleting and condemning need besides the options: the clock read once, and the sightings. */

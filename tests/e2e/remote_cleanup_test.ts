@@ -216,3 +216,22 @@ Deno.test("remote cleanup: this host's clock set back since it saw a marker only
   const next = await cleanupRemote(f.backend, { ...options, now: new Date(t0.getTime() + 25 * HOUR) });
   assert.equal(next.packs_deleted, run0.packs_condemned, "a grace by this host's clock since it saw it again");
 });
+
+Deno.test("remote cleanup: staged writes a killed push left in .tmp/ go once older than the grace", async () => {
+  using f = await repoFixture({ dbMiB: 1, chromaMiB: 1 });
+  await pushSnapshot(f.config, f.backend, (await snapshotOf(f)).root);
+  const staging = join(f.repoDir, ".tmp");
+  Deno.writeTextFileSync(join(staging, "packs_ab_cd.left-by-a-kill"), "partial");
+  Deno.writeTextFileSync(join(staging, "packs_ab_ef.being-written"), "partial");
+  const options = { sightingsPath: seenFile(f), policy: KEEP_NEWEST };
+  const within = await cleanupRemote(f.backend, { ...options, confirm: true, now: new Date(Date.now() + HOUR) });
+  assert.deepEqual(within.staging_removed, [], "within the grace a staged write may belong to a running push");
+  const old = new Date(Date.now() - 30 * HOUR);
+  Deno.utimeSync(join(staging, "packs_ab_cd.left-by-a-kill"), old, old);
+  const dry = await cleanupRemote(f.backend, { ...options, confirm: false });
+  assert.deepEqual(dry.staging_removed, [".tmp/packs_ab_cd.left-by-a-kill"]);
+  assert.equal([...Deno.readDirSync(staging)].length, 2, "a dry run removes nothing");
+  const run = await cleanupRemote(f.backend, { ...options, confirm: true });
+  assert.deepEqual(run.staging_removed, [".tmp/packs_ab_cd.left-by-a-kill"]);
+  assert.deepEqual([...Deno.readDirSync(staging)].map((entry) => entry.name), ["packs_ab_ef.being-written"]);
+});
