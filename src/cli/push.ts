@@ -32,7 +32,9 @@ fails lists nothing, and the next one reuses what was sent. The first push to a
 repository pins its id and recipients in the backup folder; a later change is
 refused (exit 3). Takes the backup folder's lock (exit 4 while another
 operation runs). Reports bytes read, bytes sent, objects written and what
-deduplication saved.
+deduplication saved. Ctrl-C or SIGTERM stops it between blocks (exit 130 or
+143): nothing half is listed, its lease is removed, the next push reuses what
+was sent.
 
 Options:
   --latest             push the newest snapshot

@@ -32,7 +32,11 @@ weeks, ${DEFAULT_POLICY.monthly} 1st-of-month months; the newest snapshot is alw
 two phases: a run marks the packs no snapshot needs (condemned), and a run at
 least the grace period later deletes those still unneeded. A push running at the
 same time loses nothing: its lease (6 h) keeps what it reuses, and the grace
-(default 24 h, must exceed the lease) covers what it sends. Needs no identity.
+(default 24 h, must exceed the lease) covers what it sends. The grace counts
+from when a cleanup on this host first saw the mark (kept in the backup folder),
+so a host with a wrong clock cannot make packs go early. Writes left half-staged
+by killed pushes go once older than the grace. Needs no identity. Ctrl-C or
+SIGTERM stops it between two deletions (exit 130 or 143).
 Shows what it would do and changes nothing, unless --confirm.
 
 Options:
