@@ -17,6 +17,10 @@ export const ExitCode = {
   Refused: 3,
   /** Another operation holds the backup folder's lock. */
   Locked: 4,
+  /** Stopped at a safe point by Ctrl-C (SIGINT): 128 + 2, as a shell reports it. */
+  Interrupted: 130,
+  /** Stopped at a safe point by SIGTERM: 128 + 15. */
+  Terminated: 143,
 } as const;
 
 /** One of the values of {@linkcode ExitCode}. */

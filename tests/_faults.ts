@@ -88,6 +88,59 @@ export async function killAfter(child: Deno.ChildProcess, delayMs: number): Prom
   return end.signal === "SIGKILL" ? null : end.code;
 }
 
+/** How a run that was sent a stop signal ended: its exit code (it handles the signal) and its stderr. */
+export interface SignalledRun {
+  code: number;
+  stderr: string;
+  /** Whether the signal was sent (the run had not ended before the moment came). */
+  sent: boolean;
+}
+
+/**
+ * Start the CLI with `args` and send it `signal` (SIGINT or SIGTERM) `delayMs` milliseconds after it logs `afterEvent`
+ * on stderr (or after it starts), and again `againMs` later when given; wait for it to end.
+ */
+export async function runAndSignal(
+  args: string[],
+  env: Record<string, string>,
+  signal: "SIGINT" | "SIGTERM",
+  delayMs: number,
+  options: { afterEvent?: string; againMs?: number } = {},
+): Promise<SignalledRun> {
+  const child = cliProcess(args, { env, stdout: "null" }).spawn();
+  let text = "";
+  let markSeen = () => {};
+  const seen = new Promise<void>((resolve) => markSeen = resolve);
+  const drained = (async () => {
+    for await (const chunk of child.stderr.pipeThrough(new TextDecoderStream())) {
+      text += chunk;
+      if (!options.afterEvent || text.includes(`"event":"${options.afterEvent}"`)) markSeen();
+    }
+  })();
+  let ended = false;
+  const status = child.status.then((value) => (ended = true, value));
+  await Promise.race([status, seen]);
+  await Promise.race([status, new Promise((resolve) => setTimeout(resolve, delayMs))]);
+  const sent = !ended && signalled(child, signal);
+  if (sent && options.againMs !== undefined) {
+    await Promise.race([status, new Promise((resolve) => setTimeout(resolve, options.againMs))]);
+    if (!ended) signalled(child, signal);
+  }
+  const end = await status;
+  await drained;
+  return { code: end.code, stderr: text, sent };
+}
+
+function signalled(child: Deno.ChildProcess, signal: Deno.Signal): boolean {
+  try {
+    child.kill(signal);
+    return true;
+  } catch (error) {
+    if (error instanceof TypeError) return false; // it ended between the check and the signal
+    throw error;
+  }
+}
+
 /** Read a child's stderr to its end; `seen` settles when a line names `event` (never without one). */
 function watchFor(stream: ReadableStream<Uint8Array>, event?: string): { seen: Promise<void>; drained: Promise<void> } {
   let markSeen = () => {};

@@ -164,8 +164,11 @@ export async function snapshotSeries(r: RemoteStore, count: number): Promise<str
   return stamps;
 }
 
-/** Move the creation time of every condemned marker of the repository `hours` back, as if made that long ago. */
-export function ageMarkers(repoDir: string, hours: number): number {
+/**
+ * Move the creation time of every condemned marker of the repository `hours` back, as if made that long ago, and with
+ * `backupDir` the sightings `remote cleanup` recorded there too.
+ */
+export function ageMarkers(repoDir: string, hours: number, backupDir?: string): number {
   const folder = join(repoDir, "condemned");
   let aged = 0;
   for (const entry of Deno.readDirSync(folder)) {
@@ -175,7 +178,27 @@ export function ageMarkers(repoDir: string, hours: number): number {
     Deno.writeTextFileSync(path, JSON.stringify(marker) + "\n");
     aged += 1;
   }
+  if (backupDir !== undefined) ageSightings(backupDir, hours);
   return aged;
+}
+
+/** Move every sighting of a condemned marker recorded in `backupDir` (by `remote cleanup`) `hours` back. */
+export function ageSightings(backupDir: string, hours: number): void {
+  const remotes = join(backupDir, "remotes");
+  for (const key of [...Deno.readDirSync(remotes)].map((entry) => entry.name)) {
+    const path = join(remotes, key, "condemned-seen.json");
+    let sightings;
+    try {
+      sightings = JSON.parse(Deno.readTextFileSync(path));
+    } catch (error) {
+      if (error instanceof Deno.errors.NotFound) continue;
+      throw error;
+    }
+    for (const [name, seen] of Object.entries(sightings.markers as Record<string, string>)) {
+      sightings.markers[name] = new Date(Date.parse(seen) - hours * 3600_000).toISOString();
+    }
+    Deno.writeTextFileSync(path, JSON.stringify(sightings) + "\n");
+  }
 }
 
 /** Replace folder `target` with a copy of `master` whose files are hard links (objects are never modified in place). */

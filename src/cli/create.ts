@@ -14,6 +14,7 @@ import { manifestBytes } from "../snapshot/metadata.ts";
 import { formatBytes } from "./format.ts";
 import { METRICS_HELP, METRICS_OPTIONS, withMetrics } from "./metrics_flag.ts";
 import { pushTargetFrom, withPush } from "./create_push.ts";
+import { listenForInterrupts } from "../sys/interrupt.ts";
 import { refuseRemoteFlagsWithout, REMOTE_HELP, REMOTE_OPTIONS } from "./remote_flags.ts";
 
 /** The `create` command. */
@@ -65,6 +66,8 @@ Examples:
       const target = values.push ? pushTargetFrom(values, context, config) : null;
       if (!values.push) refuseRemoteFlagsWithout(values, "create", "--push");
       using _lock = acquireLock(config.backupDir.path, "create");
+      // With --push, a signal during create lets it finish (its snapshot is kept) and stops before the push.
+      using interrupts = target === null ? null : listenForInterrupts(context.reporter);
       requireOwnFolders(config.backupDir.path);
       removeLeftovers(config.backupDir.path, context.reporter);
       const result = await createSnapshot(config, {
@@ -81,7 +84,8 @@ Examples:
         metrics: { stamp: result.stamp, bytes: manifestBytes(result.manifest ?? []), valid: true },
         text: describe(result, config.chromaDir.path),
       };
-      return target === null ? outcome : await withPush(outcome, config, target, result.stamp, context, driver);
+      if (target === null) return outcome;
+      return await withPush(outcome, config, target, result.stamp, context, { driver, signal: interrupts?.signal });
     });
   },
 });

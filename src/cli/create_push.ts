@@ -10,6 +10,7 @@ import { pushAfterCreate, pushFacts } from "../ops/push.ts";
 import { recipientsFrom, refuseRemoteInStore, remoteBackend } from "../ops/remote.ts";
 import type { Backend } from "../repo/backend.ts";
 import type { SqliteDriver } from "../sqlite/driver.ts";
+import { InterruptedError } from "../sys/interrupt.ts";
 import type { CommandContext, FlagValues, Outcome } from "./command.ts";
 import { describePush } from "./push.ts";
 import { type REMOTE_OPTIONS, remoteSettingsFrom } from "./remote_flags.ts";
@@ -36,20 +37,32 @@ export function pushTargetFrom(
   return { backend, recipients: recipientsFrom(settings) };
 }
 
-/** Push the snapshot `stamp` create just made, and add how it went to create's `outcome`. */
+/**
+ * Push the snapshot `stamp` create just made, and add how it went to create's `outcome`.
+ *
+ * @throws {InterruptedError} when `signal` stopped the push (or it was aborted during create): the snapshot is kept.
+ */
 export async function withPush(
   outcome: Outcome & { result: object },
   config: Config,
   target: PushTarget,
   stamp: string,
   context: CommandContext,
-  driver: SqliteDriver,
+  { driver, signal }: { driver: SqliteDriver; signal?: AbortSignal },
 ): Promise<Outcome> {
   const pushed = await pushAfterCreate(config, target.backend, stamp, {
     driver,
     reporter: context.reporter,
     recipients: target.recipients,
+    signal,
   });
+  if ("error" in pushed && pushed.error instanceof InterruptedError) {
+    throw new InterruptedError(
+      pushed.error.signal,
+      `${pushed.error.message}; the new local snapshot ${stamp} is made, validated and kept: push it with ` +
+        `'atocore-backup push ${stamp}'`,
+    );
+  }
   if ("error" in pushed) {
     const message = `${pushed.error.message.split("\n")[0]}; the local snapshot ${stamp} is fine (validated): ` +
       `push it later with 'atocore-backup push ${stamp}'`;

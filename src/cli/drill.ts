@@ -5,9 +5,11 @@
  * @module
  */
 import { resolve } from "node:path";
+import type { Config } from "../config.ts";
 import { type DrillOptions, type DrillResult, drillSnapshot } from "../ops/drill.ts";
 import { drillFromRemote, type RemoteDrillResult } from "../ops/drill_remote.ts";
 import { withRecoveryPointCheck } from "../ops/drill_max_age.ts";
+import { listenForInterrupts, reportLateInterrupt } from "../sys/interrupt.ts";
 import { checkedRemoteName } from "../ops/from_remote.ts";
 import { ExitCode, OperationError, UsageError } from "../errors.ts";
 import { writeFileAtomic } from "../fs/durable.ts";
@@ -141,12 +143,7 @@ async function drill(values: Values, positionals: string[], context: CommandCont
     scratchParent: scratch === undefined ? undefined : resolve(context.cwd, scratch),
   };
   const drilled = values["from-remote"]
-    ? await drillFromRemote(
-      config,
-      remoteSourceFrom(values, context, config, "drill --from-remote"),
-      positionals[0] ?? "latest",
-      options,
-    )
+    ? await drillRemote(values, positionals, context, config, options)
     : await drillSnapshot(config, localStamp(config.backupDir.path, positionals, context), options);
   const maxAge = maxAgeFrom(values);
   const result = maxAge === null ? drilled : withRecoveryPointCheck(drilled, maxAge);
@@ -163,6 +160,24 @@ async function drill(values: Values, positionals: string[], context: CommandCont
 function maxAgeFrom(values: Values): number | null {
   const text = values["max-age"];
   return text === undefined ? null : parseDurationSeconds(text, "drill: --max-age");
+}
+
+/** The drill from the repository, stopping at a safe point on Ctrl-C or SIGTERM (the fetch is the long part). */
+async function drillRemote(
+  values: Values,
+  positionals: string[],
+  context: CommandContext,
+  config: Config,
+  options: DrillOptions,
+): Promise<RemoteDrillResult> {
+  const source = remoteSourceFrom(values, context, config, "drill --from-remote");
+  using interrupts = listenForInterrupts(context.reporter);
+  const result = await drillFromRemote(config, source, positionals[0] ?? "latest", {
+    ...options,
+    signal: interrupts.signal,
+  });
+  reportLateInterrupt(interrupts.signal, context.reporter, "drill");
+  return result;
 }
 
 /** The local snapshot to drill: the stamp given, when it names a snapshot, or the newest ({@linkcode latest}). */

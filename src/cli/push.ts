@@ -10,6 +10,7 @@ import { recipientsFrom, refuseRemoteInStore, remoteBackend } from "../ops/remot
 import type { PushResult } from "../repo/push.ts";
 import { type CommandFlags, COMMON_HELP, configFrom, defineCommand, driverFrom } from "./command.ts";
 import { formatBytes } from "./format.ts";
+import { listenForInterrupts, reportLateInterrupt } from "../sys/interrupt.ts";
 import { METRICS_HELP, METRICS_OPTIONS, withMetrics } from "./metrics_flag.ts";
 import { REMOTE_HELP, REMOTE_OPTIONS, remoteSettingsFrom } from "./remote_flags.ts";
 
@@ -31,7 +32,9 @@ fails lists nothing, and the next one reuses what was sent. The first push to a
 repository pins its id and recipients in the backup folder; a later change is
 refused (exit 3). Takes the backup folder's lock (exit 4 while another
 operation runs). Reports bytes read, bytes sent, objects written and what
-deduplication saved.
+deduplication saved. Ctrl-C or SIGTERM stops it between blocks (exit 130 or
+143): nothing half is listed, its lease is removed, the next push reuses what
+was sent.
 
 Options:
   --latest             push the newest snapshot
@@ -64,12 +67,15 @@ Examples:
       const recipients = recipientsFrom(settings);
       const driver = driverFrom(values, context);
       using _lock = acquireLock(config.backupDir.path, "push");
+      using interrupts = listenForInterrupts(context.reporter);
       const result = await pushLocalSnapshots(config, backend, selection, {
         driver,
         reporter: context.reporter,
         recipients,
         validation: values.quick ? "quick" : "deep",
+        signal: interrupts.signal,
       });
+      reportLateInterrupt(interrupts.signal, context.reporter, "push");
       const last = result.pushed.at(-1);
       return {
         result,

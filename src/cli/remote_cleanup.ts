@@ -11,8 +11,10 @@ import { cleanupRemote, DEFAULT_GRACE_MS, type RemoteCleanupResult } from "../re
 import { DEFAULT_LEASE_MS } from "../repo/push.ts";
 import { openRepository } from "../repo/repository.ts";
 import { DEFAULT_POLICY } from "../snapshot/retention.ts";
+import { condemnedSightingsPath } from "../snapshot/layout.ts";
 import { COMMON_HELP, configFrom, defineCommand } from "./command.ts";
 import { formatBytes } from "./format.ts";
+import { InterruptedError, listenForInterrupts, reportLateInterrupt } from "../sys/interrupt.ts";
 import { REMOTE_HELP, REMOTE_OPTIONS, remoteSettingsFrom } from "./remote_flags.ts";
 import { policyFrom, RETENTION_HELP, RETENTION_OPTIONS } from "./retention_flags.ts";
 
@@ -29,7 +31,11 @@ weeks, ${DEFAULT_POLICY.monthly} 1st-of-month months; the newest snapshot is alw
 two phases: a run marks the packs no snapshot needs (condemned), and a run at
 least the grace period later deletes those still unneeded. A push running at the
 same time loses nothing: its lease (6 h) keeps what it reuses, and the grace
-(default 24 h, must exceed the lease) covers what it sends. Needs no identity.
+(default 24 h, must exceed the lease) covers what it sends. The grace counts
+from when a cleanup on this host first saw the mark (kept in the backup folder),
+so a host with a wrong clock cannot make packs go early. Writes left half-staged
+by killed pushes go once older than the grace. Needs no identity. Ctrl-C or
+SIGTERM stops it between two deletions (exit 130 or 143).
 Shows what it would do and changes nothing, unless --confirm.
 
 Options:
@@ -59,13 +65,24 @@ Examples:
     const backend = remoteBackend(settings, context.cwd, "remote cleanup", context.env);
     checkPinIfPinned(config, await openRepository(backend), recipientsFrom(settings));
     context.reporter.event("info", "remote_cleanup_started", { location: backend.location, confirm: !!values.confirm });
+    using interrupts = listenForInterrupts(context.reporter);
     const result = await cleanupRemote(backend, {
       policy,
       confirm: Boolean(values.confirm),
       graceMs,
       now: context.now,
+      signal: interrupts.signal,
+      sightingsPath: condemnedSightingsPath(config.backupDir.path, backend.location),
+    }).catch((error) => {
+      if (!(error instanceof InterruptedError)) throw error;
+      throw error.told(
+        `remote cleanup of ${backend.location}`,
+        "stopped between two changes, so every snapshot still listed has all its objects; run it again to finish",
+      );
     });
+    reportLateInterrupt(interrupts.signal, context.reporter, "remote cleanup");
     for (const error of result.errors) context.reporter.event("warning", "remote_cleanup_problem", { error });
+    for (const note of result.warnings) context.reporter.event("warning", "remote_cleanup_delayed", { note });
     context.reporter.event("info", "remote_cleanup_finished", {
       location: backend.location,
       ...result,
@@ -109,14 +126,17 @@ function describe(result: RemoteCleanupResult, location: string): string {
     `packs: ${dry ? "would delete" : "deleted"} ${result.packs_deleted} (${formatBytes(result.bytes_freed)}) marked ` +
     `at least the grace period ago; ${dry ? "would mark" : "marked"} ${result.packs_condemned} no snapshot needs`,
   ];
-  if (result.refs_removed.length || result.leases_removed.length) {
+  if (result.refs_removed.length || result.leases_removed.length || result.staging_removed.length) {
     lines.push(
       `leftovers of interrupted pushes: ${result.refs_removed.length} refs, ` +
-        `${result.leases_removed.length} expired leases`,
+        `${result.leases_removed.length} expired leases, ${result.staging_removed.length} staged writes`,
     );
   }
   for (const error of result.errors) lines.push(`  ERROR ${error}`);
-  if (dry && (result.deleted.length || result.packs_deleted || result.packs_condemned)) {
+  for (const note of result.warnings) lines.push(`  note: ${note}`);
+  if (
+    dry && (result.deleted.length || result.packs_deleted || result.packs_condemned || result.staging_removed.length)
+  ) {
     lines.push("nothing changed; run again with --confirm to do it");
   }
   return lines.join("\n");

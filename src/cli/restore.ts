@@ -21,6 +21,7 @@ import {
   refuseBoth,
 } from "./command.ts";
 import { formatBytes } from "./format.ts";
+import { listenForInterrupts, reportLateInterrupt } from "../sys/interrupt.ts";
 import { refuseRemoteFlagsWithout, REMOTE_HELP, REMOTE_OPTIONS, remoteSourceFrom } from "./remote_flags.ts";
 
 /** The `restore` command. */
@@ -110,6 +111,7 @@ Examples:
     const driver = driverFrom(values, context);
     const source = fromRemote ? remoteSourceFrom(values, context, config, "restore --from-remote") : null;
     using _lock = lockBackupDir(config.backupDir.path, values.to === undefined && !values["no-pre-snapshot"], context);
+    using interrupts = listenForInterrupts(context.reporter);
     const options: RestoreOptions = {
       driver,
       reporter: context.reporter,
@@ -119,6 +121,7 @@ Examples:
       includeChroma: values.chroma ? true : values["no-chroma"] ? false : undefined,
       to: values.to === undefined ? undefined : resolve(context.cwd, values.to),
       force: Boolean(values.force),
+      signal: interrupts.signal,
     };
     const scratch = values["scratch-dir"];
     const result = source === null
@@ -127,6 +130,7 @@ Examples:
         ...options,
         scratchParent: scratch === undefined ? undefined : resolve(context.cwd, scratch),
       });
+    reportLateInterrupt(interrupts.signal, context.reporter, "restore");
     return {
       result,
       exitCode: result.restored_integrity_ok ? ExitCode.Ok : ExitCode.Failed,

@@ -88,6 +88,7 @@ const SENTENCES: Record<string, (fields: Fields) => string> = {
   push_refused_invalid: (f) => `snapshot ${text(f.stamp)} was not pushed: it failed validation (${list(f.errors)})`,
   push_warning: (f) => `while pushing ${text(f.stamp)}: ${text(f.warning)}`,
   remote_cleanup_problem: (f) => `remote cleanup: ${text(f.error)}`,
+  remote_cleanup_delayed: (f) => `remote cleanup deletes later than it could: ${text(f.note)}`,
   remote_verify_problem: (f) => `remote verify found a problem: ${text(f.error)}`,
   restore_chroma_swap_finished: (f) =>
     `an earlier restore stopped after it had moved the new Chroma entries into ${text(f.target)}; its swap was ` +
@@ -95,6 +96,12 @@ const SENTENCES: Record<string, (fields: Fields) => string> = {
   restore_chroma_swap_undone: (f) =>
     `the Chroma swap in ${text(f.target)} did not complete; it was undone (${text(f.entries_moved_back)} entries ` +
     `moved back), so Chroma is as it was before the swap`,
+  interrupt_received: (f) =>
+    `${text(f.signal)} received: stopping at the next point where stopping leaves everything consistent; ` +
+    `interrupt again to stop at once (as if killed: nothing half is listed, a lease expires by itself)`,
+  interrupt_came_too_late: (f) =>
+    `the ${text(f.signal)} came after the last point where ${text(f.command)} could stop safely, so it ran to ` +
+    `its end: its result below stands`,
   restore_unfinished_found: (f) =>
     `an earlier restore of ${text(f.stamp)} did not finish (recorded in ${text(f.intent)}); it is settled first`,
 };

@@ -6,6 +6,7 @@
  */
 import { describeOsError, UsageError } from "../errors.ts";
 import type { Config } from "../config.ts";
+import { InterruptedError, stopIfInterrupted } from "../sys/interrupt.ts";
 import { isInFuture, stampAgeSeconds } from "../snapshot/clock.ts";
 import { DRILL_CHECKS, type DrillCheck, type DrillOptions, type DrillResult, drillSnapshot } from "./drill.ts";
 import {
@@ -29,22 +30,28 @@ export async function drillFromRemote(
   config: Config,
   source: RemoteSource,
   given: string,
-  options: DrillOptions,
+  options: DrillOptions & { signal?: AbortSignal },
 ): Promise<RemoteDrillResult> {
   const begun = performance.now();
   await checkSource(config, source);
   const name = await resolveRemoteSnapshot(source.backend, given);
   const snapshotPath = `${source.backend.location}/snapshots/${name}`;
+  const words = (): [string, string] => [
+    `drill of ${name} from ${source.backend.location}`,
+    "nothing was drilled and no report written, the scratch copy is removed; run the drill again",
+  ];
   let fetched;
   try {
     fetched = await fetchToScratch(config, source, name, { ...options, deepValidation: true }); // snapshot_valid
   } catch (error) {
+    if (error instanceof InterruptedError) throw error.told(...words());
     if (error instanceof UsageError) throw error;
     const result = failedFetch(name, snapshotPath, describeOsError(error), seconds(begun), options.now);
     options.reporter.event("warning", "drill_finished", { stamp: result.stamp, ok: false, errors: result.errors });
     return result;
   }
   using _scratch = fetched;
+  stopIfInterrupted(options.signal, words); // the drill's own restore and checks then run to their end
   const drilled = await drillSnapshot(config, fetched.stamp, { ...options, sourceDir: fetched.sourceDir });
   const fetchSeconds = fetched.summary.fetch_seconds;
   return {

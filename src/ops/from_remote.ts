@@ -21,6 +21,7 @@ import { isStamp } from "../snapshot/stamp.ts";
 import { checkPinIfPinned } from "./remote.ts";
 import { type RestoreOptions, type RestoreResult, restoreSnapshot } from "./restore.ts";
 import { checkLivePaths, checkToFolder, requireAcknowledgment } from "./restore_plan.ts";
+import { InterruptedError, stopIfInterrupted } from "../sys/interrupt.ts";
 
 /** Where a snapshot is read from: the repository and the identities that decrypt it. */
 export interface RemoteSource {
@@ -103,6 +104,8 @@ export interface ScratchFetchOptions {
   /** The caller validates the fetched snapshot deeply (manifest hashes): files it hashes are not hashed twice. */
   deepValidation?: boolean;
   reporter: Reporter;
+  /** Aborted to stop between two packs: the scratch folder is removed and the signal's reason thrown. */
+  signal?: AbortSignal;
 }
 
 /**
@@ -126,7 +129,10 @@ export async function fetchToScratch(
     Deno.mkdirSync(snapshotsDir(sourceDir));
     options.reporter.event("info", "remote_fetch_started", { snapshot: name, location: source.backend.location });
     const fetched = await fetchSnapshot(source.backend, source.identities, name, join(snapshotsDir(sourceDir), stamp), {
-      onProgress: (done, total) => options.reporter.progress("fetching", done, total),
+      onProgress: (done, total) => {
+        stopIfInterrupted(options.signal); // between packs: only the scratch folder was written
+        options.reporter.progress("fetching", done, total);
+      },
       manifestCheckFollows: options.deepValidation ?? false,
     });
     const summary = summarize(source.backend.location, fetched, (performance.now() - begun) / 1000);
@@ -161,7 +167,7 @@ function summarize(location: string, fetched: FetchResult, seconds: number): Fet
 
 /** A failed fetch as one line: a repository problem is a refusal (exit 3), a local one a failure (exit 1). */
 function fetchFailure(error: unknown, name: string, location: string, scratch: string): ToolError {
-  if (error instanceof UsageError || error instanceof RefusedError) return error;
+  if (error instanceof UsageError || error instanceof RefusedError || error instanceof InterruptedError) return error;
   if (error instanceof ToolError) {
     return new RefusedError(
       `snapshot ${name} of ${location} cannot be read intact: ${error.message}; nothing was changed; ` +
@@ -232,7 +238,19 @@ export async function restoreFromRemote(
   requireAcknowledgment(config, to, options.confirmServiceStopped);
   await checkSource(config, source);
   const name = await resolveRemoteSnapshot(source.backend, given);
-  using fetched = await fetchToScratch(config, source, name, { ...options, deepValidation: !options.quick });
+  const words = (): [string, string] => [
+    `restore of ${name} from ${source.backend.location}`,
+    "nothing was changed, the scratch copy is removed; run the restore again",
+  ];
+  let fetched: FetchedSnapshot;
+  try {
+    fetched = await fetchToScratch(config, source, name, { ...options, deepValidation: !options.quick });
+  } catch (error) {
+    if (error instanceof InterruptedError) throw error.told(...words());
+    throw error;
+  }
+  using _scratch = fetched;
+  stopIfInterrupted(options.signal, words);
   const result = await restoreSnapshot(config, fetched.stamp, { ...options, sourceDir: fetched.sourceDir });
   return { ...result, remote: fetched.summary };
 }

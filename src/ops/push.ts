@@ -17,6 +17,7 @@ import { isStamp } from "../snapshot/stamp.ts";
 import type { SqliteDriver } from "../sqlite/driver.ts";
 import { snapshotNames } from "./list.ts";
 import { validateSnapshot } from "./validate.ts";
+import { InterruptedError, stopIfInterrupted } from "../sys/interrupt.ts";
 
 /** Which local snapshots to push. */
 export type PushSelection = { stamp: string } | { latest: true } | { all: true };
@@ -32,6 +33,8 @@ export interface LocalPushOptions {
    * against the manifest), `none` (just validated by create).
    */
   validation: "deep" | "quick" | "none";
+  /** Aborted to stop at the next safe point (before a snapshot, between blocks): nothing half is listed. */
+  signal?: AbortSignal;
 }
 
 /** A snapshot that was not pushed because it did not validate. */
@@ -79,6 +82,7 @@ export async function pushLocalSnapshots(
     bytes_deduplicated: 0,
   };
   for (const stamp of stamps) {
+    stopIfInterrupted(options.signal, () => interruptedBetween(result, stamp));
     const errors = listed.has(stamp) ? [] : await validationErrors(config, stamp, options);
     if (errors.length > 0) {
       if (!("all" in selection)) throw refusal(config, stamp, errors);
@@ -86,9 +90,19 @@ export async function pushLocalSnapshots(
       result.refused.push({ stamp, errors });
       continue;
     }
-    add(result, await pushOne(config, backend, stamp, options));
+    add(result, await pushOne(config, backend, stamp, options, result.pushed.map((pushed) => pushed.stamp)));
   }
   return result;
+}
+
+/** The words of a push run stopped before snapshot `next`. */
+function interruptedBetween(result: LocalPushResult, next: string): [string, string] {
+  const done = result.pushed.map((pushed) => pushed.stamp);
+  return [
+    `push to ${result.location}`,
+    `${done.length ? `${done.join(", ")} pushed (listed); ` : ""}${next} not pushed (nothing of it sent): ` +
+    "run the push again",
+  ];
 }
 
 /**
@@ -148,7 +162,13 @@ function refusal(config: Config, stamp: string, errors: string[]): RefusedError 
   );
 }
 
-async function pushOne(config: Config, backend: Backend, stamp: string, options: LocalPushOptions) {
+async function pushOne(
+  config: Config,
+  backend: Backend,
+  stamp: string,
+  options: LocalPushOptions,
+  before: string[],
+): Promise<PushResult> {
   options.reporter.event("info", "push_started", { stamp, location: backend.location });
   const tracked = trackingWrites(backend);
   let pushed: PushResult;
@@ -156,8 +176,17 @@ async function pushOne(config: Config, backend: Backend, stamp: string, options:
     pushed = await pushSnapshot(config, tracked.backend, snapshotDir(config.backupDir.path, stamp), {
       recipients: options.recipients,
       onProgress: (done, total) => options.reporter.progress("pushing", done, total),
+      signal: options.signal,
     });
   } catch (error) {
+    if (error instanceof InterruptedError) {
+      throw error.told(
+        `push of ${stamp} to ${backend.location}`,
+        `${before.length ? `${before.join(", ")} pushed (listed); ` : ""}${stamp} is not listed and its lease ` +
+          `is removed; the ${tracked.packs} new pack${tracked.packs === 1 ? "" : "s"} sent ` +
+          `${tracked.packs === 1 ? "is" : "are"} kept: push again, it reuses them`,
+      );
+    }
     if (error instanceof ToolError) throw error;
     const where = tracked.failed === null ? pathOf(error) : ` writing ${tracked.failed}`;
     throw new OperationError(
@@ -178,10 +207,11 @@ async function pushOne(config: Config, backend: Backend, stamp: string, options:
   return pushed;
 }
 
-/** `backend` as it is, noting the name of the object whose write failed (for the message). */
-function trackingWrites(backend: Backend): { backend: Backend; failed: string | null } {
-  const tracked: { backend: Backend; failed: string | null } = {
+/** `backend` as it is, noting the name of the object whose write failed and the packs written (for messages). */
+function trackingWrites(backend: Backend): { backend: Backend; failed: string | null; packs: number } {
+  const tracked: { backend: Backend; failed: string | null; packs: number } = {
     failed: null,
+    packs: 0,
     backend: {
       location: backend.location,
       list: (prefix) => backend.list(prefix),
@@ -191,6 +221,7 @@ function trackingWrites(backend: Backend): { backend: Backend; failed: string | 
       write: async (name, bytes, writeOptions) => {
         try {
           await backend.write(name, bytes, writeOptions);
+          if (name.startsWith("packs/")) tracked.packs += 1;
         } catch (error) {
           tracked.failed ??= name;
           throw error;

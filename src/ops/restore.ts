@@ -41,6 +41,7 @@ import {
 import { clearJournal, clearJournalAfterReplace } from "./restore_hot_journal.ts";
 import { restoreJournalModes } from "./restore_journal.ts";
 import { requireFreeSpace } from "./restore_space.ts";
+import { stopIfInterrupted } from "../sys/interrupt.ts";
 import { type Change, clearWal, removeStaleTemporaries } from "./restore_wal.ts";
 import type { ValidationResult } from "./validate.ts";
 
@@ -66,6 +67,11 @@ export interface RestoreOptions {
   quick?: boolean;
   /** The backup folder the snapshot is read from (default the configured one; a snapshot fetched into scratch). */
   sourceDir?: string;
+  /**
+   * Aborted to stop before the store is changed (checked after the validation and after the pre-restore snapshot);
+   * once the replacement has begun it runs to its end, as it would to its failure path.
+   */
+  signal?: AbortSignal;
 }
 
 /** The validation done before restoring, without the snapshot's metadata. */
@@ -123,6 +129,7 @@ export async function restoreSnapshot(config: Config, stamp: string, options: Re
   requireAcknowledgment(config, to, options.confirmServiceStopped);
   const openFilesChecked = checkOpenFiles(config, to, options);
   const validation = await validatedSnapshot(config, stamp, options);
+  stopIfInterrupted(options.signal, () => stoppedUnchanged(stamp, to, null));
   const plan = planRestore(config, stamp, validation, to, options);
   const { sources, targets } = plan;
   const unfinished = to === null ? findUnfinished(config, options.reporter) : null;
@@ -135,6 +142,8 @@ export async function restoreSnapshot(config: Config, stamp: string, options: Re
     ? await preRestoreSnapshot(config, sources.chroma !== null, options, stamp)
     : null;
   recheckOpenFiles(config, openFilesChecked, takesPreSnapshot ? preStamp : null, options);
+  // The last safe point: from here the replacement runs to its end or to its failure path.
+  stopIfInterrupted(options.signal, () => stoppedUnchanged(stamp, to, takesPreSnapshot ? preStamp : null));
   const intent = to === null ? newIntentContext(config, stamp, sources.chroma !== null, preStamp, unfinished) : null;
   const chroma = replaceStore(plan, preStamp, options, intent);
   const integrity = checkRestored(options.driver, targets.db);
@@ -167,6 +176,12 @@ export async function restoreSnapshot(config: Config, stamp: string, options: Re
   };
   reportRestored(result, options.reporter);
   return result;
+}
+
+/** The words of a restore of `stamp` stopped by a signal before it changed anything. */
+function stoppedUnchanged(stamp: string, to: string | null, preStamp: string | null): [string, string] {
+  const kept = preStamp ? ` (the pre-restore snapshot ${preStamp} is kept)` : "";
+  return [`restore of ${stamp}`, `this run changed nothing in ${to ?? "the live store"}${kept}; run the restore again`];
 }
 
 /** The next step after a restore that changed live data and then failed. */

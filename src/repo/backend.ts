@@ -37,6 +37,12 @@ export interface Backend {
   remove(name: string): Promise<void>;
   /** The object's size, or `null` when it does not exist. */
   stat(name: string): Promise<ObjectInfo | null>;
+  /**
+   * Remove what writers killed in the middle of a write left in the backend's staging area (never listed or read),
+   * last modified before `olderThan`; with `dryRun` only say what. Returns the staged names. A backend that stages
+   * nothing where it could be left behind does not have it.
+   */
+  clearStaging?(olderThan: Date, dryRun: boolean): Promise<string[]>;
 }
 
 /** The most bytes an object may have unless its reader says less: above any pack or snapshot document this tool writes. */

@@ -4,6 +4,8 @@
  *
  * @module
  */
+import { constants } from "node:fs";
+import { type FileHandle, open } from "node:fs/promises";
 import { isAbsolute, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { OperationError, UsageError } from "../errors.ts";
@@ -65,16 +67,15 @@ class FolderBackend implements Backend {
   }
 
   async read(name: string, into?: Uint8Array, maxBytes = MAX_OBJECT_BYTES): Promise<Uint8Array> {
-    const path = await this.existingFile(name);
-    if (path === null) throw new ObjectNotFoundError(this.location, name);
-    try {
-      return await readBounded(path, into, maxBytes, (size) => {
-        throw new ObjectTooLargeError(this.location, name, size, maxBytes);
-      });
-    } catch (error) {
-      if (error instanceof Deno.errors.NotFound) throw new ObjectNotFoundError(this.location, name);
-      throw error;
-    }
+    const segments = checkObjectName(name);
+    const parent = await this.folderOrNull(segments.slice(0, -1));
+    if (parent === null) throw new ObjectNotFoundError(this.location, name);
+    const path = join(parent, segments.at(-1)!);
+    return await readBounded(path, into, maxBytes, {
+      missing: () => new ObjectNotFoundError(this.location, name),
+      notFile: (what) => altered(path, what),
+      tooLarge: (size) => new ObjectTooLargeError(this.location, name, size, maxBytes),
+    });
   }
 
   async stat(name: string): Promise<ObjectInfo | null> {
@@ -110,6 +111,22 @@ class FolderBackend implements Backend {
     } finally {
       await Deno.remove(temporary).catch(() => {});
     }
+  }
+
+  async clearStaging(olderThan: Date, dryRun: boolean): Promise<string[]> {
+    const staging = await this.folderOrNull([TMP]);
+    if (staging === null) return [];
+    const stale: string[] = [];
+    for await (const entry of Deno.readDir(staging)) {
+      const path = join(staging, entry.name);
+      const info = await lstatOrNull(path);
+      // Only files this backend staged: never a link (removing one never follows it anyway) or a folder.
+      if (!info?.isFile || info.mtime === null || info.mtime.getTime() >= olderThan.getTime()) continue;
+      stale.push(`${TMP}/${entry.name}`);
+      if (!dryRun) await Deno.remove(path).catch(ignoreNotFound);
+    }
+    if (stale.length > 0 && !dryRun) await syncFolder(staging);
+    return stale.sort();
   }
 
   /** Publish with `link` (fails when the name exists); where hard links are not supported, check then rename. */
@@ -188,6 +205,10 @@ async function writeSynced(path: string, bytes: Uint8Array): Promise<void> {
   await file.sync();
 }
 
+function ignoreNotFound(error: unknown): void {
+  if (!(error instanceof Deno.errors.NotFound)) throw error; // gone meanwhile: its writer published it after all
+}
+
 async function syncFolder(path: string): Promise<void> {
   using folder = await Deno.open(path, { read: true });
   await folder.sync();
@@ -218,25 +239,47 @@ function altered(path: string, what: string): OperationError {
   );
 }
 
+/** The errors {@linkcode readBounded} throws, made by the caller (they name the object). */
+interface ReadErrors {
+  missing: () => Error;
+  notFile: (what: string) => Error;
+  tooLarge: (size: number) => Error;
+}
+
 /**
- * The file at `path` read into `into` when it fits (a view of it), else into a new buffer; its size is taken from the
- * open file, so one over `maxBytes` is refused (`tooLarge`) before any byte is read.
+ * The file at `path` read into `into` when it fits (a view of it), else into a new buffer. It is opened without
+ * following a link and without waiting on a FIFO, and checked to be a regular file on the open descriptor, so nothing
+ * swapped in after a check is read; one over `maxBytes` is refused before any byte is read.
  */
 async function readBounded(
   path: string,
   into: Uint8Array | undefined,
   maxBytes: number,
-  tooLarge: (size: number) => never,
+  errors: ReadErrors,
 ): Promise<Uint8Array> {
-  using file = await Deno.open(path, { read: true });
-  const size = (await file.stat()).size;
-  if (size > maxBytes) tooLarge(size);
-  const buffer = into !== undefined && size <= into.length ? into : new Uint8Array(size);
-  let got = 0;
-  while (got < size) {
-    const read = await file.read(buffer.subarray(got, size));
-    if (read === null) break; // shorter than it was: the caller's checks (a pack's name is its hash) refuse it
-    got += read;
+  let handle: FileHandle;
+  try {
+    handle = await open(path, constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK);
+  } catch (error) {
+    const code = (error as { code?: unknown }).code;
+    if (code === "ENOENT") throw errors.missing();
+    if (code === "ELOOP") throw errors.notFile("a symbolic link");
+    throw error;
   }
-  return buffer.subarray(0, got);
+  try {
+    const info = await handle.stat();
+    if (!info.isFile()) throw errors.notFile("not a regular file");
+    if (info.size > maxBytes) throw errors.tooLarge(info.size);
+    const size = info.size;
+    const buffer = into !== undefined && size <= into.length ? into : new Uint8Array(size);
+    let got = 0;
+    while (got < size) {
+      const { bytesRead } = await handle.read(buffer, got, size - got, got);
+      if (bytesRead === 0) break; // shorter than it was: the caller's checks (a pack's name is its hash) refuse it
+      got += bytesRead;
+    }
+    return buffer.subarray(0, got);
+  } finally {
+    await handle.close();
+  }
 }

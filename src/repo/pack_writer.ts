@@ -58,6 +58,7 @@ export class PackWriter {
   private readonly free: Uint8Array[] = [];
   private readonly parallel: number;
   private readonly target: number;
+  private yielded = performance.now();
 
   /** A writer storing packs through `io`. */
   constructor(private readonly io: Boundary, private readonly options: PackWriterOptions = {}) {
@@ -92,11 +93,27 @@ export class PackWriter {
    * have ended (so that none is cut off half-written when the process exits on the error).
    */
   async drain(limit = this.parallel - 1): Promise<void> {
+    await this.yieldNow();
     while (this.inFlight.size > limit && !this.failure) await Promise.race(this.inFlight);
     if (this.failure) {
       await Promise.all(this.inFlight); // uploads never reject: each records its failure instead
       throw this.failure.error;
     }
+  }
+
+  /**
+   * Let the event loop run every 50 ms at least: reading is synchronous, and a signal (Ctrl-C) or a timer is only
+   * handled when the loop runs.
+   */
+  private async yieldNow(): Promise<void> {
+    if (performance.now() - this.yielded < 50) return;
+    await new Promise((resolve) => setTimeout(resolve, 0));
+    this.yielded = performance.now();
+  }
+
+  /** Wait for every upload in flight to end, however it ends (after a push stopped: none is cut off half-written). */
+  async settle(): Promise<void> {
+    await Promise.all(this.inFlight); // uploads never reject: each records its failure instead
   }
 
   /** Close the open packs and wait for every upload; returns the stored pack of every slot. */

@@ -13,9 +13,14 @@ import { type SnapshotKey, snapshotKeyText, snapshotName } from "./layout.ts";
 import { type Condemned, type LeaseState, readCondemned, readLeases } from "./public_objects.ts";
 import { openRepository, type Repository } from "./repository.ts";
 import { listSnapshots, readRefs } from "./snapshots.ts";
+import { stopIfInterrupted } from "../sys/interrupt.ts";
+import { MarkerSightings } from "./sightings.ts";
 
 /** Default grace between condemning a pack and deleting it: 24 hours (four times the default lease). */
 export const DEFAULT_GRACE_MS = 24 * 3600_000;
+
+/** How far a time from another host (or this one's sighting) may lie ahead of this host's clock and be believed. */
+const CLOCK_TOLERANCE_MS = 10 * 60_000;
 
 /** Options of {@linkcode cleanupRemote}. */
 export interface RemoteCleanupOptions {
@@ -24,8 +29,15 @@ export interface RemoteCleanupOptions {
   confirm: boolean;
   /** Grace between condemning and deleting a pack (default 24 h); must exceed every push's lease. */
   graceMs?: number;
+  /**
+   * The file where this host keeps when it first saw each condemned marker (`condemnedSightingsPath`): a marker's
+   * packs go only once both its own time and its first sighting here are a grace period old.
+   */
+  sightingsPath: string;
   /** The clock (tests). */
   now?: Date;
+  /** Aborted to stop before the next deletion or write (each leaves the repository consistent). */
+  signal?: AbortSignal;
 }
 
 /** What a remote cleanup did (or, in a dry run, would do). */
@@ -43,6 +55,10 @@ export interface RemoteCleanupResult {
   markers_removed: string[];
   /** Why packs were left alone this run (a refs unreadable, a marker unreadable). */
   errors: string[];
+  /** What did not stop the run but delays deletions (a marker from a clock ahead, the sightings file unwritable). */
+  warnings: string[];
+  /** Files left in the backend's staging area by writers killed mid-write, older than the grace: removed. */
+  staging_removed: string[];
 }
 
 /**
@@ -71,15 +87,27 @@ export async function cleanupRemote(backend: Backend, options: RemoteCleanupOpti
     bytes_freed: 0,
     markers_removed: [],
     errors: condemned.unreadable.map((name) => `${name}: unreadable marker; no pack deleted this run`),
+    warnings: [],
+    staging_removed: [],
   };
-  const remaining = await applyPolicy(repository, listing.snapshots.map((s) => s.key), options, result);
-  const orphans = listing.refs.filter((key) => !listing.snapshots.some((s) => sameKey(s.key, key)));
-  await removeStale(repository, orphans, leases, options.confirm, result);
-  const live = [...remaining, ...orphans.filter((key) => leases.active.has(key.pushId))];
-  const referenced = await referencedPacks(backend, live, leases, result);
-  if (referenced === null || condemned.unreadable.length > 0) return result;
-  const deleted = await deletePacks(repository, condemned.markers, referenced, { ...options, now }, result);
-  await condemnPacks(repository, condemned.markers, new Set([...referenced, ...deleted]), now, result);
+  const sightings = MarkerSightings.load(options.sightingsPath, repository.config.id);
+  for (const name of condemned.markers.keys()) sightings.firstSeen(name, now.getTime(), CLOCK_TOLERANCE_MS);
+  const markers = new Map(condemned.markers);
+  try {
+    const remaining = await applyPolicy(repository, listing.snapshots.map((s) => s.key), options, result);
+    const orphans = listing.refs.filter((key) => !listing.snapshots.some((s) => sameKey(s.key, key)));
+    await removeStale(repository, orphans, leases, options, result);
+    const live = [...remaining, ...orphans.filter((key) => leases.active.has(key.pushId))];
+    const referenced = await referencedPacks(backend, live, leases, result);
+    if (referenced === null || condemned.unreadable.length > 0) return result;
+    const context = { ...options, now, sightings };
+    const deleted = await deletePacks(repository, markers, referenced, context, result);
+    await condemnPacks(repository, markers, new Set([...referenced, ...deleted]), context, result);
+    await clearStaging(backend, context, result);
+  } finally {
+    if (options.confirm) sightings.save([...markers.keys(), ...condemned.unreadable]);
+    result.warnings.push(...sightings.problems);
+  }
   return result;
 }
 
@@ -114,6 +142,7 @@ async function applyPolicy(
     }
     result.deleted.push(snapshotKeyText(key));
     if (options.confirm) {
+      stopIfInterrupted(options.signal);
       await repository.io.remove(snapshotName(key)); // unlisted first, then its refs
       await repository.io.remove(refsName(key));
     }
@@ -136,17 +165,22 @@ async function removeStale(
   repository: Repository,
   orphans: SnapshotKey[],
   leases: LeaseState,
-  confirm: boolean,
+  options: RemoteCleanupOptions,
   result: RemoteCleanupResult,
 ): Promise<void> {
+  const remove = async (name: string) => {
+    if (!options.confirm) return;
+    stopIfInterrupted(options.signal);
+    await repository.io.remove(name);
+  };
   for (const key of orphans) {
     if (leases.active.has(key.pushId)) continue;
     result.refs_removed.push(refsName(key));
-    if (confirm) await repository.io.remove(refsName(key));
+    await remove(refsName(key));
   }
   for (const name of leases.expired) {
     result.leases_removed.push(name);
-    if (confirm) await repository.io.remove(name);
+    await remove(name);
   }
 }
 
@@ -181,27 +215,64 @@ async function deletePacks(
   repository: Repository,
   markers: Map<string, Condemned>,
   referenced: Set<string>,
-  options: RemoteCleanupOptions & { now: Date },
+  options: CleanupContext,
   result: RemoteCleanupResult,
 ): Promise<Set<string>> {
   const sizes = await packSizes(repository.backend);
   const deleted = new Set<string>();
   const grace = options.graceMs ?? DEFAULT_GRACE_MS;
   for (const [name, marker] of markers) {
-    if (options.now.getTime() - Date.parse(marker.created_at) < grace) continue;
+    if (markerAge(name, marker, options, result) < grace) continue;
     for (const id of marker.packs) {
       if (referenced.has(id) || !sizes.has(id)) continue;
       result.packs_deleted += 1;
       result.bytes_freed += sizes.get(id)!;
       sizes.delete(id);
       deleted.add(id);
-      if (options.confirm) await repository.io.remove(packName(id));
+      if (options.confirm) {
+        stopIfInterrupted(options.signal);
+        await repository.io.remove(packName(id));
+      }
     }
     result.markers_removed.push(name);
     markers.delete(name);
-    if (options.confirm) await repository.io.remove(name);
+    if (options.confirm) {
+      stopIfInterrupted(options.signal);
+      await repository.io.remove(name);
+    }
   }
   return deleted;
+}
+
+/**
+ * Remove what killed writers left in the backend's staging area, once older than the grace period: no write of one
+ * object takes that long, so none of it belongs to a write in progress.
+ */
+async function clearStaging(backend: Backend, context: CleanupContext, result: RemoteCleanupResult): Promise<void> {
+  if (!backend.clearStaging) return;
+  stopIfInterrupted(context.signal);
+  const olderThan = new Date(context.now.getTime() - (context.graceMs ?? DEFAULT_GRACE_MS));
+  result.staging_removed = await backend.clearStaging(olderThan, !context.confirm);
+}
+
+/** What deleting and condemning need besides the options: the clock read once, and the sightings. */
+type CleanupContext = RemoteCleanupOptions & { now: Date; sightings: MarkerSightings };
+
+/**
+ * How long ago marker `name` was condemned, as far as this host can tell: the lesser of its own time (the writer's
+ * clock) and the time since this host first saw it (its own clock); a marker time ahead of this clock is not
+ * believed (noted in the result's warnings), and the first sighting alone counts.
+ */
+function markerAge(name: string, marker: Condemned, context: CleanupContext, result: RemoteCleanupResult): number {
+  const now = context.now.getTime();
+  const sinceSeen = now - context.sightings.firstSeen(name, now, CLOCK_TOLERANCE_MS);
+  const created = Date.parse(marker.created_at);
+  if (created <= now + CLOCK_TOLERANCE_MS) return Math.min(now - created, sinceSeen);
+  result.warnings.push(
+    `${name} is dated ${marker.created_at}, ahead of this host's clock: written by a host whose clock is ahead; ` +
+      "its packs go a grace period after this host first saw it",
+  );
+  return sinceSeen;
 }
 
 /** Phase 1: listed packs not in `spared` (referenced, or just deleted) nor in a remaining marker get a new marker. */
@@ -209,15 +280,19 @@ async function condemnPacks(
   repository: Repository,
   markers: Map<string, Condemned>,
   spared: Set<string>,
-  now: Date,
+  options: CleanupContext,
   result: RemoteCleanupResult,
 ): Promise<void> {
   const already = new Set([...markers.values()].flatMap((marker) => marker.packs));
   const packs = [...(await packSizes(repository.backend)).keys()].filter((id) => !spared.has(id) && !already.has(id));
   result.packs_condemned = packs.length;
   if (packs.length === 0 || result.dry_run) return;
-  const marker: Condemned = { created_at: now.toISOString(), packs };
-  await repository.io.putPublic(condemnedName(newRandomId()), marker);
+  stopIfInterrupted(options.signal);
+  const marker: Condemned = { created_at: options.now.toISOString(), packs };
+  const name = condemnedName(newRandomId());
+  options.sightings.firstSeen(name, options.now.getTime(), CLOCK_TOLERANCE_MS); // seen before it exists: never later
+  markers.set(name, marker);
+  await repository.io.putPublic(name, marker);
 }
 
 async function packSizes(backend: Backend): Promise<Map<string, number>> {

@@ -28,6 +28,8 @@ import { PushSession } from "./push_session.ts";
 import { checkPin, openRepository, type Repository } from "./repository.ts";
 import { checkLink } from "./local_snapshot.ts";
 import { hostName } from "../sys/host_name.ts";
+import { stopIfInterrupted } from "../sys/interrupt.ts";
+import type { PackInfo } from "./boundary.ts";
 
 /** How long a push's lease holds off a cleanup by default: 6 hours. */
 export const DEFAULT_LEASE_MS = 6 * 3600_000;
@@ -44,6 +46,11 @@ export interface PushOptions {
   now?: () => Date;
   /** Called as bytes of the snapshot are processed, with the total. */
   onProgress?: (done: number, total: number) => void;
+  /**
+   * Aborted to stop the push at its next safe point (between blocks, before the refs): it then throws the signal's
+   * reason once the uploads in flight have ended, having listed nothing and removed its lease.
+   */
+  signal?: AbortSignal;
 }
 
 /** What a push did, as plain data. */
@@ -85,6 +92,7 @@ export async function pushSnapshot(
   const { pinned, sourceId } = checkPin(config.backupDir.path, repository, options.recipients);
   const existing = await pushedAlready(backend, local.stamp);
   if (existing) return { ...emptyResult(local.stamp, existing), pinned, already_pushed: true };
+  stopIfInterrupted(options.signal);
   const now = options.now ?? (() => new Date());
   const key: SnapshotKey = { stamp: local.stamp, pushId: newRandomId() };
   const state = { backupDir: config.backupDir.path, location: backend.location, id: repository.config.id };
@@ -93,15 +101,16 @@ export async function pushSnapshot(
     loadJournals(pushJournalDir(state.backupDir, state.location), state.id),
   );
   const started = now();
+  const clock = { startedAt: performance.now(), leaseMs: options.leaseMs ?? DEFAULT_LEASE_MS };
   const lease: Lease = {
     created_at: started.toISOString(),
-    expires_at: new Date(started.getTime() + (options.leaseMs ?? DEFAULT_LEASE_MS)).toISOString(),
+    expires_at: new Date(started.getTime() + clock.leaseMs).toISOString(),
     packs: known.packIds(),
   };
   await repository.io.putPublic(leaseName(key.pushId), lease);
   try {
     const reusable = await markUsable(backend, known);
-    const context = { ...options, now, lease, reusable, backupDir: state.backupDir, sourceId };
+    const context = { ...options, now, lease, clock, reusable, backupDir: state.backupDir, sourceId };
     const result = await upload(repository, local, key, known, context);
     return { ...result, pinned };
   } finally {
@@ -137,6 +146,8 @@ interface UploadContext extends PushOptions {
   sourceId: string;
   now: () => Date;
   lease: Lease;
+  /** When the lease was written by the monotonic clock, and its length: a wall clock set back does not fool it. */
+  clock: { startedAt: number; leaseMs: number };
   reusable: number;
 }
 
@@ -155,12 +166,16 @@ async function upload(
     onStored: (_slot, pack, tags, offsets) => journal.record(pack, tags, offsets),
   });
   const total = local.entries.reduce((sum, entry) => sum + (entry.kind === "file" ? entry.size : 0), 0);
-  const session = new PushSession(known, writer, local.root, local.stamp, total, context.onProgress);
-  for (const entry of local.entries) {
-    if (entry.kind === "link") checkLink(local.root, local.stamp, entry);
-    await session.add(entry);
-  }
-  const stored = await writer.finish();
+  const safePoint = () => {
+    stopIfInterrupted(context.signal);
+    checkLeaseTime(context, local.stamp);
+  };
+  const onProgress = (done: number, all: number) => {
+    safePoint(); // between blocks: a stop here lists nothing, and the journal keeps what was stored
+    context.onProgress?.(done, all);
+  };
+  const session = new PushSession(known, writer, local.root, local.stamp, total, onProgress);
+  const stored = await storeEntries(local, session, writer);
   const { packs, files, cache } = session.resolve(stored);
   const document: SnapshotDocument = {
     format: DOCUMENT_FORMAT,
@@ -180,7 +195,7 @@ async function upload(
     source: context.sourceId,
     packs: packs.map(({ id, size }) => ({ id, size })),
   };
-  checkLeaseTime(context, local.stamp);
+  safePoint();
   await io.putPublic(refsName(key), refs);
   await io.writeSealed(sealed);
   const warnings = saveCache(backupDir, backend.location, journal, { repositoryId: config.id, packs, files: cache });
@@ -198,6 +213,20 @@ async function upload(
   };
 }
 
+/** Read every entry of `local` into packs and wait for their uploads; whatever stops it, no upload is cut off. */
+async function storeEntries(local: LocalSnapshot, session: PushSession, writer: PackWriter): Promise<PackInfo[]> {
+  try {
+    for (const entry of local.entries) {
+      if (entry.kind === "link") checkLink(local.root, local.stamp, entry);
+      await session.add(entry);
+    }
+    return await writer.finish();
+  } catch (error) {
+    await writer.settle(); // each upload that ends is journaled, so the next push reuses it
+    throw error;
+  }
+}
+
 /** Save the push cache and drop the journals; a failure here does not fail the push (the cache is a hint). */
 function saveCache(backupDir: string, location: string, journal: PushJournal, cache: PushCache): string[] {
   try {
@@ -210,14 +239,20 @@ function saveCache(backupDir: string, location: string, journal: PushJournal, ca
   }
 }
 
-/** Refuse to list a snapshot whose lease has (nearly) run out: a cleanup may by then delete packs it needs. */
+/**
+ * Refuse to go on with a push whose lease has (nearly) run out, by the wall clock or by the monotonic one (a clock set
+ * back must not stretch the lease): a cleanup may by then delete packs it needs.
+ */
 function checkLeaseTime(context: UploadContext, stamp: string): void {
   const expires = Date.parse(context.lease.expires_at);
-  const margin = Math.min(10 * 60_000, (expires - Date.parse(context.lease.created_at)) / 10);
-  if (context.now().getTime() > expires - margin) {
+  const margin = Math.min(10 * 60_000, context.clock.leaseMs / 10);
+  const elapsed = performance.now() - context.clock.startedAt;
+  const byWall = context.now().getTime() > expires - margin;
+  if (byWall || elapsed > context.clock.leaseMs - margin) {
+    const how = byWall ? `until ${context.lease.expires_at}` : "by the monotonic clock; the wall clock was set back";
     throw new OperationError(
-      `push of ${stamp} took longer than its lease (until ${context.lease.expires_at}); nothing was listed: ` +
-        "push again (the packs sent are reused) or give a longer lease",
+      `push of ${stamp} ran into the end of its lease (${how}); nothing of it is listed (a cleanup may delete ` +
+        "packs of an expired lease): push again, the packs sent are reused",
     );
   }
 }

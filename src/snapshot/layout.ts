@@ -63,6 +63,14 @@ export function pushCachePath(backupDir: string, location: string): string {
   return join(remoteStateDir(backupDir, location), "push-cache");
 }
 
+/**
+ * `<backup>/remotes/<key>/condemned-seen.json`: when `remote cleanup` on this host first saw each condemned marker of
+ * `location`, by this host's clock (a marker's own time is the writer's clock).
+ */
+export function condemnedSightingsPath(backupDir: string, location: string): string {
+  return join(remoteStateDir(backupDir, location), "condemned-seen.json");
+}
+
 /** `<backup>/remotes/<key>/journal`: one file per unfinished push to `location`, listing the packs it sent. */
 export function pushJournalDir(backupDir: string, location: string): string {
   return join(remoteStateDir(backupDir, location), "journal");

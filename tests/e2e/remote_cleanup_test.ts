@@ -14,9 +14,22 @@ import { cleanupRemote } from "../../src/repo/prune.ts";
 import { pushSnapshot } from "../../src/repo/push.ts";
 import { verifyRepository } from "../../src/repo/verify.ts";
 import { pushCachePath } from "../../src/snapshot/layout.ts";
-import { assertSameTree, dyingAt, objectNames, repoFixture, snapshotOf, updateRows } from "../_repo.ts";
+import {
+  assertSameTree,
+  dyingAt,
+  objectNames,
+  type RepoFixture,
+  repoFixture,
+  snapshotOf,
+  updateRows,
+} from "../_repo.ts";
 
 const HOUR = 3600_000;
+
+/** Where this test's cleanups keep their sightings of condemned markers. */
+function seenFile(f: RepoFixture): string {
+  return join(f.work, "condemned-seen.json");
+}
 const KEEP_NEWEST = { daily: 1, weekly: 0, monthly: 0 };
 
 Deno.test("remote cleanup: retention, dry run, condemn then delete after the grace, leases protect", async () => {
@@ -30,13 +43,18 @@ Deno.test("remote cleanup: retention, dry run, condemn then delete after the gra
   Deno.writeTextFileSync(join(f.repoDir, "packs", "zz", "not-a-pack"), "someone else's file");
   const before = await objectNames(f.backend);
 
-  const dry = await cleanupRemote(f.backend, { policy: KEEP_NEWEST, confirm: false });
+  const dry = await cleanupRemote(f.backend, { sightingsPath: seenFile(f), policy: KEEP_NEWEST, confirm: false });
   assert.deepEqual([dry.dry_run, dry.deleted, dry.kept], [true, [first.snapshot], [second.snapshot]]);
   assert.ok(dry.packs_condemned >= 2);
   assert.deepEqual(await objectNames(f.backend), before, "a dry run changes nothing");
 
   const t0 = new Date();
-  const run1 = await cleanupRemote(f.backend, { policy: KEEP_NEWEST, confirm: true, now: t0 });
+  const run1 = await cleanupRemote(f.backend, {
+    sightingsPath: seenFile(f),
+    policy: KEEP_NEWEST,
+    confirm: true,
+    now: t0,
+  });
   assert.deepEqual([run1.deleted, run1.packs_deleted, run1.packs_condemned], [
     [first.snapshot],
     0,
@@ -45,6 +63,7 @@ Deno.test("remote cleanup: retention, dry run, condemn then delete after the gra
   const [marker] = await objectNames(f.backend, "condemned/");
   const condemned: string[] = JSON.parse(Deno.readTextFileSync(join(f.repoDir, marker))).packs;
   const run2 = await cleanupRemote(f.backend, {
+    sightingsPath: seenFile(f),
     policy: KEEP_NEWEST,
     confirm: true,
     now: new Date(t0.getTime() + HOUR),
@@ -55,6 +74,7 @@ Deno.test("remote cleanup: retention, dry run, condemn then delete after the gra
   const lease = { created_at: t0.toISOString(), expires_at: new Date(t0.getTime() + 30 * HOUR).toISOString() };
   await new Boundary(f.backend, [f.recipient]).putPublic(leaseName("00000000000000aa"), { ...lease, packs: [leased] });
   const run3 = await cleanupRemote(f.backend, {
+    sightingsPath: seenFile(f),
     policy: KEEP_NEWEST,
     confirm: true,
     now: new Date(t0.getTime() + 25 * HOUR),
@@ -67,6 +87,7 @@ Deno.test("remote cleanup: retention, dry run, condemn then delete after the gra
   for (const id of condemned.slice(1)) assert.ok(!packs.includes(`packs/${id.slice(0, 2)}/${id}`));
 
   const run4 = await cleanupRemote(f.backend, {
+    sightingsPath: seenFile(f),
     policy: KEEP_NEWEST,
     confirm: true,
     now: new Date(t0.getTime() + 31 * HOUR),
@@ -81,10 +102,18 @@ Deno.test("remote cleanup: retention, dry run, condemn then delete after the gra
 Deno.test("remote cleanup: the newest snapshot is always kept; a policy keeping nothing is refused", async () => {
   using f = await repoFixture({ dbMiB: 1, chromaMiB: 1 });
   const pushed = await pushSnapshot(f.config, f.backend, (await snapshotOf(f)).root);
-  const monthly = await cleanupRemote(f.backend, { policy: { daily: 0, weekly: 0, monthly: 1 }, confirm: true });
+  const monthly = await cleanupRemote(f.backend, {
+    sightingsPath: seenFile(f),
+    policy: { daily: 0, weekly: 0, monthly: 1 },
+    confirm: true,
+  });
   assert.deepEqual([monthly.kept, monthly.deleted], [[pushed.snapshot], []]);
   await assert.rejects(
-    cleanupRemote(f.backend, { policy: { daily: 0, weekly: 0, monthly: 0 }, confirm: true }),
+    cleanupRemote(f.backend, {
+      sightingsPath: seenFile(f),
+      policy: { daily: 0, weekly: 0, monthly: 0 },
+      confirm: true,
+    }),
     /keeps nothing is refused/,
   );
 });
@@ -102,10 +131,15 @@ Deno.test("remote cleanup: a push never reuses a condemned pack; a killed push's
 
   const third = await snapshotOf(f);
   await assert.rejects(pushSnapshot(f.config, dyingAt(f.backend, (name) => name.startsWith("snapshots/")), third.root));
-  const soon = await cleanupRemote(f.backend, { policy: { daily: 7, weekly: 0, monthly: 0 }, confirm: true });
+  const soon = await cleanupRemote(f.backend, {
+    sightingsPath: seenFile(f),
+    policy: { daily: 7, weekly: 0, monthly: 0 },
+    confirm: true,
+  });
   assert.deepEqual([soon.refs_removed, soon.leases_removed], [[], []], "a live lease protects its refs");
   const later = new Date(Date.now() + 7 * HOUR);
   const after = await cleanupRemote(f.backend, {
+    sightingsPath: seenFile(f),
     policy: { daily: 7, weekly: 0, monthly: 0 },
     confirm: true,
     now: later,
@@ -117,4 +151,88 @@ Deno.test("remote cleanup: a push never reuses a condemned pack; a killed push's
   assert.deepEqual(await keys("refs/"), await keys("snapshots/"), "only refs of listed snapshots remain");
   assert.deepEqual(await keys("snapshots/"), [second.snapshot], "one a day: the newest");
   assert.deepEqual((await verifyRepository(f.backend, { identities: [f.identity], readData: true })).errors, []);
+});
+
+Deno.test("remote cleanup: a marker's own date is not trusted alone (the host that wrote it had a clock behind or ahead)", async () => {
+  using f = await repoFixture({ dbMiB: 2, chromaMiB: 1 });
+  await pushSnapshot(f.config, f.backend, (await snapshotOf(f)).root);
+  updateRows(f.store.db, 0.5);
+  Deno.removeSync(join(f.store.backupDir, "remotes"), { recursive: true });
+  const second = await pushSnapshot(f.config, f.backend, (await snapshotOf(f)).root);
+  const t0 = new Date();
+  const run0 = await cleanupRemote(f.backend, {
+    sightingsPath: seenFile(f),
+    policy: KEEP_NEWEST,
+    confirm: true,
+    now: t0,
+  });
+  const [own] = await objectNames(f.backend, "condemned/");
+  const packs: string[] = JSON.parse(Deno.readTextFileSync(join(f.repoDir, own))).packs;
+  assert.ok(run0.packs_condemned >= 2 && packs.length === run0.packs_condemned);
+  Deno.removeSync(join(f.repoDir, own)); // in its place, markers of two hosts with wrong clocks
+  const half = Math.floor(packs.length / 2);
+  const io = new Boundary(f.backend, [f.recipient]);
+  const behind = { created_at: new Date(t0.getTime() - 48 * HOUR).toISOString(), packs: packs.slice(0, half) };
+  const ahead = { created_at: new Date(t0.getTime() + 30 * 24 * HOUR).toISOString(), packs: packs.slice(half) };
+  await io.putPublic(condemnedName("00000000000000c1"), behind);
+  await io.putPublic(condemnedName("00000000000000c2"), ahead);
+  const at = (hours: number) => ({
+    sightingsPath: seenFile(f),
+    policy: KEEP_NEWEST,
+    confirm: true,
+    now: new Date(t0.getTime() + hours * HOUR),
+  });
+
+  const first = await cleanupRemote(f.backend, at(1));
+  assert.equal(first.packs_deleted, 0, "a marker dated 48 h back but first seen now keeps its packs");
+  assert.ok(
+    first.warnings.some((note) => /condemned\/00000000000000c2 is dated .* ahead of this host's clock/.test(note)),
+  );
+  const early = await cleanupRemote(f.backend, { ...at(20), sightingsPath: join(f.work, "elsewhere.json") });
+  assert.equal(early.packs_deleted, 0, "a host that never saw the markers deletes nothing");
+  const later = await cleanupRemote(f.backend, at(26));
+  assert.equal(later.packs_deleted, packs.length, "a grace after this host first saw them, both markers' packs go");
+  assert.deepEqual(await objectNames(f.backend, "condemned/"), []);
+  assert.deepEqual(
+    (await verifyRepository(f.backend, { identities: [f.identity], readData: true })).errors,
+    [],
+    `${second.snapshot} is whole`,
+  );
+});
+
+Deno.test("remote cleanup: this host's clock set back since it saw a marker only delays the deletion", async () => {
+  using f = await repoFixture({ dbMiB: 1, chromaMiB: 1 });
+  await pushSnapshot(f.config, f.backend, (await snapshotOf(f)).root);
+  Deno.removeSync(join(f.store.backupDir, "remotes"), { recursive: true });
+  updateRows(f.store.db, 0.5);
+  await pushSnapshot(f.config, f.backend, (await snapshotOf(f)).root);
+  const t0 = new Date();
+  const options = { sightingsPath: seenFile(f), policy: KEEP_NEWEST, confirm: true };
+  const run0 = await cleanupRemote(f.backend, { ...options, now: t0 });
+  assert.ok(run0.packs_condemned > 0);
+  const back = await cleanupRemote(f.backend, { ...options, now: new Date(t0.getTime() - 5 * 24 * HOUR) });
+  assert.equal(back.packs_deleted, 0, "seen in this host's future: counted again from now");
+  const seen = JSON.parse(Deno.readTextFileSync(seenFile(f))).markers;
+  assert.deepEqual(Object.values(seen), [new Date(t0.getTime() - 5 * 24 * HOUR).toISOString()]);
+  const next = await cleanupRemote(f.backend, { ...options, now: new Date(t0.getTime() + 25 * HOUR) });
+  assert.equal(next.packs_deleted, run0.packs_condemned, "a grace by this host's clock since it saw it again");
+});
+
+Deno.test("remote cleanup: staged writes a killed push left in .tmp/ go once older than the grace", async () => {
+  using f = await repoFixture({ dbMiB: 1, chromaMiB: 1 });
+  await pushSnapshot(f.config, f.backend, (await snapshotOf(f)).root);
+  const staging = join(f.repoDir, ".tmp");
+  Deno.writeTextFileSync(join(staging, "packs_ab_cd.left-by-a-kill"), "partial");
+  Deno.writeTextFileSync(join(staging, "packs_ab_ef.being-written"), "partial");
+  const options = { sightingsPath: seenFile(f), policy: KEEP_NEWEST };
+  const within = await cleanupRemote(f.backend, { ...options, confirm: true, now: new Date(Date.now() + HOUR) });
+  assert.deepEqual(within.staging_removed, [], "within the grace a staged write may belong to a running push");
+  const old = new Date(Date.now() - 30 * HOUR);
+  Deno.utimeSync(join(staging, "packs_ab_cd.left-by-a-kill"), old, old);
+  const dry = await cleanupRemote(f.backend, { ...options, confirm: false });
+  assert.deepEqual(dry.staging_removed, [".tmp/packs_ab_cd.left-by-a-kill"]);
+  assert.equal([...Deno.readDirSync(staging)].length, 2, "a dry run removes nothing");
+  const run = await cleanupRemote(f.backend, { ...options, confirm: true });
+  assert.deepEqual(run.staging_removed, [".tmp/packs_ab_cd.left-by-a-kill"]);
+  assert.deepEqual([...Deno.readDirSync(staging)].map((entry) => entry.name), ["packs_ab_ef.being-written"]);
 });

@@ -45,7 +45,7 @@ Deno.test("remote cleanup --confirm killed at random moments never leaves a list
   });
   assert.equal(first.code, 0, first.stderr);
   assert.ok((first.json as { packs_condemned: number }).packs_condemned > 0, "the two oldest leave packs to condemn");
-  assert.equal(ageMarkers(r.repoDir, 48), 1);
+  assert.equal(ageMarkers(r.repoDir, 48, r.store.backupDir), 1);
   const master = join(r.work, "master");
   linkCopy(r.repoDir, master);
   const all = await remoteNames(r.env);

@@ -39,7 +39,7 @@ Deno.test("a push and a remote cleanup --confirm running together lose nothing: 
   }
   const first = await runCli(["remote", "cleanup", "--confirm", ...KEEP_4.with(1, "5")], { env: r.env });
   assert.ok((first.json as { packs_condemned: number }).packs_condemned > 0, first.stdout);
-  ageMarkers(r.repoDir, 48);
+  ageMarkers(r.repoDir, 48, r.store.backupDir);
   const snapshots = join(r.store.backupDir, "snapshots");
   const again = "20260120T010000Z"; // the oldest snapshot's content under a new stamp: what the cache knows
   const copy = new Deno.Command("cp", { args: ["-al", join(snapshots, stamps[0]), join(snapshots, again)] });

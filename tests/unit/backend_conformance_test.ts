@@ -140,8 +140,43 @@ Deno.test("folder backend: symbolic links in the repository are never followed",
   await assert.rejects(backend.remove("packs/victim"), /not a folder/);
   await assert.rejects(backend.read("packs/victim"), /not a folder/);
   await assert.rejects(backend.write("packs/new", bytes("x"), { exclusive: true }), /not a folder/);
-  await assert.rejects(backend.read("refs-link"), /not a regular file/);
+  await assert.rejects(backend.read("refs-link"), /refs-link is a symbolic link; the repository folder was altered/);
   await backend.remove("refs-link");
   assert.equal(Deno.readTextFileSync(join(outside, "victim")), "keep me");
   assert.deepEqual([...Deno.readDirSync(outside)].map((entry) => entry.name), ["victim"]);
+});
+
+Deno.test("folder backend: an object is opened without following a link or waiting on a FIFO, then checked open", async () => {
+  using dir = tempDir();
+  const backend = openFolderBackend(dir.path);
+  await backend.write("refs/x", bytes("{}"), { exclusive: true });
+  Deno.removeSync(join(dir.path, "refs", "x"));
+  const made = new Deno.Command("mkfifo", { args: [join(dir.path, "refs", "x")] }).outputSync();
+  assert.equal(made.code, 0);
+  await assert.rejects(backend.read("refs/x"), /refs\/x is not a regular file; the repository folder was altered/);
+  Deno.removeSync(join(dir.path, "refs", "x"));
+  Deno.writeTextFileSync(join(dir.path, "secret"), "not an object");
+  Deno.symlinkSync(join(dir.path, "secret"), join(dir.path, "refs", "x")); // swapped in after a listing
+  await assert.rejects(backend.read("refs/x"), /refs\/x is a symbolic link/);
+  await assert.rejects(backend.read("refs/gone"), ObjectNotFoundError);
+});
+
+Deno.test("folder backend: staged writes left by killed writers are cleared once older than the age given", async () => {
+  using dir = tempDir();
+  const backend = openFolderBackend(dir.path);
+  await backend.write("packs/ab/x", bytes("x"), { exclusive: true });
+  const staging = join(dir.path, ".tmp");
+  const day = 24 * 3600_000;
+  const old = new Date(Date.now() - 2 * day);
+  for (const name of ["old-1", "old-2", "fresh"]) Deno.writeTextFileSync(join(staging, name), "partial");
+  for (const name of ["old-1", "old-2"]) Deno.utimeSync(join(staging, name), old, old);
+  Deno.mkdirSync(join(staging, "a-folder"));
+  Deno.utimeSync(join(staging, "a-folder"), old, old);
+  Deno.symlinkSync(join(dir.path, "packs", "ab", "x"), join(staging, "a-link"));
+  const olderThan = new Date(Date.now() - day);
+  assert.deepEqual(await backend.clearStaging!(olderThan, true), [".tmp/old-1", ".tmp/old-2"]);
+  assert.equal([...Deno.readDirSync(staging)].length, 5, "a dry run removes nothing");
+  assert.deepEqual(await backend.clearStaging!(olderThan, false), [".tmp/old-1", ".tmp/old-2"]);
+  assert.deepEqual([...Deno.readDirSync(staging)].map((entry) => entry.name).sort(), ["a-folder", "a-link", "fresh"]);
+  assert.deepEqual(await backend.read("packs/ab/x"), bytes("x"), "the link's target is untouched");
 });

@@ -1,0 +1,75 @@
+/**
+ * When this host first saw each condemned marker of a repository, kept in the backup folder: a cleanup deletes a
+ * marker's packs only once this host has known the marker a whole grace period by its own clock, so a marker written
+ * by a host whose clock is behind (its `created_at` in the past) cannot make packs go early.
+ *
+ * @module
+ */
+import { dirname } from "node:path";
+import { describeOsError } from "../errors.ts";
+import { ensureDir, writeFileAtomic } from "../fs/durable.ts";
+import { readRegularTextFile } from "../fs/regular_file.ts";
+import { parseName } from "./layout.ts";
+
+/** The sightings of one repository's markers: name → first seen (ms since the epoch, this host's clock). */
+export class MarkerSightings {
+  private readonly seen = new Map<string, number>();
+  /** Why the file could not be read or written, when it could not (the run goes on: unseen means seen now). */
+  readonly problems: string[] = [];
+
+  private constructor(private readonly path: string, private readonly repositoryId: string) {}
+
+  /**
+   * The sightings kept at `path` for repository `repositoryId`; none when the file is missing, of another repository,
+   * or unreadable (noted in {@linkcode problems}): every marker then counts as first seen now, which only delays.
+   */
+  static load(path: string, repositoryId: string): MarkerSightings {
+    const sightings = new MarkerSightings(path, repositoryId);
+    let value: { repository_id?: unknown; markers?: unknown };
+    try {
+      value = JSON.parse(readRegularTextFile(path));
+    } catch (error) {
+      if (!(error instanceof Deno.errors.NotFound)) {
+        sightings.problems.push(`${path} unreadable (${describeOsError(error)}); markers count as first seen now`);
+      }
+      return sightings;
+    }
+    if (value?.repository_id !== repositoryId || typeof value.markers !== "object" || value.markers === null) {
+      return sightings;
+    }
+    for (const [name, at] of Object.entries(value.markers as Record<string, unknown>)) {
+      const time = typeof at === "string" ? Date.parse(at) : NaN;
+      if (parseName(name)?.kind === "condemned" && !Number.isNaN(time)) sightings.seen.set(name, time);
+    }
+    return sightings;
+  }
+
+  /**
+   * When marker `name` was first seen, recording `now` when it was not seen before, or when its sighting lies ahead
+   * of `now` by more than `tolerance` ms (this host's clock was set back since: counting again from now only delays).
+   */
+  firstSeen(name: string, now: number, tolerance: number): number {
+    const at = this.seen.get(name);
+    if (at !== undefined && at <= now + tolerance) return at;
+    this.seen.set(name, now);
+    return now;
+  }
+
+  /** Keep only the markers in `listed` and write the file (atomically); a failure is noted in {@linkcode problems}. */
+  save(listed: Iterable<string>): void {
+    const keep = new Set(listed);
+    const markers: Record<string, string> = {};
+    for (const [name, at] of [...this.seen].sort(([a], [b]) => a < b ? -1 : 1)) {
+      if (keep.has(name)) markers[name] = new Date(at).toISOString();
+    }
+    try {
+      ensureDir(dirname(this.path));
+      writeFileAtomic(this.path, JSON.stringify({ repository_id: this.repositoryId, markers }, null, 1) + "\n");
+    } catch (error) {
+      this.problems.push(
+        `${this.path} not written (${describeOsError(error)}): markers first seen in this run are seen anew ` +
+          "by the next, which delays their deletion",
+      );
+    }
+  }
+}

@@ -1,0 +1,81 @@
+/**
+ * Ctrl-C and SIGTERM as a request to stop at the next safe point: a command that can stop cleanly listens while it
+ * runs and checks the signal only where stopping leaves everything consistent; a second signal stops at once.
+ *
+ * @module
+ */
+import { ExitCode, ToolError } from "../errors.ts";
+import type { Reporter } from "../report/reporter.ts";
+
+/** The signals a long command turns into a stop at a safe point. */
+export type StopSignal = "SIGINT" | "SIGTERM";
+
+const SIGNALS: readonly StopSignal[] = ["SIGINT", "SIGTERM"];
+
+/** The command stopped at a safe point because of a signal; exits 130 (SIGINT) or 143 (SIGTERM), as a shell would. */
+export class InterruptedError extends ToolError {
+  /** Make the error for `signal`; the message says what was done and what the next run does. */
+  constructor(readonly signal: StopSignal, message = `interrupted by ${signal}`) {
+    super(message, signal === "SIGINT" ? ExitCode.Interrupted : ExitCode.Terminated);
+  }
+
+  /** The same interruption told in the command's own words: `<what> interrupted by SIGINT: <after>`. */
+  told(what: string, after: string): InterruptedError {
+    return new InterruptedError(this.signal, `${what} interrupted by ${this.signal}: ${after}`);
+  }
+}
+
+/** Listening for stop signals while a command runs; stop listening at the end of the `using` scope. */
+export interface Interrupts extends Disposable {
+  /** Aborted, with an {@linkcode InterruptedError} as its reason, at the first signal. */
+  readonly signal: AbortSignal;
+}
+
+/**
+ * Listen for SIGINT and SIGTERM. The first one aborts {@linkcode Interrupts.signal} (the command stops at its next
+ * safe point) and is reported (warning `interrupt_received`); a second one ends the process at once, as a kill would
+ * (everything this tool writes is safe to kill: it is what a run killed with SIGKILL leaves).
+ */
+export function listenForInterrupts(reporter: Reporter): Interrupts {
+  const controller = new AbortController();
+  const handlers = SIGNALS.map((name) => {
+    const handler = () => {
+      if (!controller.signal.aborted) {
+        reporter.event("warning", "interrupt_received", { signal: name });
+        controller.abort(new InterruptedError(name));
+        return;
+      }
+      console.error(`atocore-backup: error: interrupted again by ${name}: stopped at once, as if killed`);
+      Deno.exit(name === "SIGINT" ? ExitCode.Interrupted : ExitCode.Terminated);
+    };
+    Deno.addSignalListener(name, handler);
+    return [name, handler] as const;
+  });
+  return {
+    signal: controller.signal,
+    [Symbol.dispose]: () => {
+      for (const [name, handler] of handlers) Deno.removeSignalListener(name, handler);
+    },
+  };
+}
+
+/**
+ * Throw the signal's {@linkcode InterruptedError} when it was aborted: call it only at a safe point. `tell` gives the
+ * words of the message: what stopped, and what it left and the next run does.
+ */
+export function stopIfInterrupted(signal: AbortSignal | undefined, tell?: () => [string, string]): void {
+  if (!signal?.aborted) return;
+  const reason = signal.reason;
+  if (tell && reason instanceof InterruptedError) throw reason.told(...tell());
+  throw reason;
+}
+
+/**
+ * After a command that finished although it was interrupted (the signal came after the last safe point), report it
+ * as the warning `interrupt_came_too_late`: the command's outcome stands.
+ */
+export function reportLateInterrupt(signal: AbortSignal, reporter: Reporter, command: string): void {
+  if (!signal.aborted) return;
+  const reason = signal.reason as InterruptedError;
+  reporter.event("warning", "interrupt_came_too_late", { command, signal: reason.signal });
+}
