@@ -157,7 +157,7 @@ Deno.test("remote cleanup: a marker's own date is not trusted alone (the host th
   using f = await repoFixture({ dbMiB: 2, chromaMiB: 1 });
   await pushSnapshot(f.config, f.backend, (await snapshotOf(f)).root);
   updateRows(f.store.db, 0.5);
-  Deno.removeSync(join(f.store.backupDir, "remotes"), { recursive: true });
+  Deno.removeSync(pushCachePath(f.store.backupDir, f.backend.location)); // no cache: nothing of the first reused
   const second = await pushSnapshot(f.config, f.backend, (await snapshotOf(f)).root);
   const t0 = new Date();
   const run0 = await cleanupRemote(f.backend, {
@@ -203,7 +203,7 @@ Deno.test("remote cleanup: a marker's own date is not trusted alone (the host th
 Deno.test("remote cleanup: this host's clock set back since it saw a marker only delays the deletion", async () => {
   using f = await repoFixture({ dbMiB: 1, chromaMiB: 1 });
   await pushSnapshot(f.config, f.backend, (await snapshotOf(f)).root);
-  Deno.removeSync(join(f.store.backupDir, "remotes"), { recursive: true });
+  Deno.removeSync(pushCachePath(f.store.backupDir, f.backend.location)); // no cache: nothing of the first reused
   updateRows(f.store.db, 0.5);
   await pushSnapshot(f.config, f.backend, (await snapshotOf(f)).root);
   const t0 = new Date();
