@@ -5,6 +5,7 @@
  * @module
  */
 import assert from "node:assert/strict";
+import { existsSync } from "node:fs";
 import { join } from "node:path";
 import { NOBODY_GID, NOBODY_UID } from "../_faults.ts";
 import { skipBecause } from "../_helpers.ts";
@@ -62,6 +63,12 @@ export async function startSshd(): Promise<Sshd | null> {
   Deno.chownSync(data, NOBODY_UID, NOBODY_GID);
   Deno.writeTextFileSync(join(dir, "sshd_config"), sshdConfig(dir, port));
   let child: Deno.ChildProcess | null = await launch(dir, port);
+  // A run that filters out the test that stops it (deno test --filter) must not leave it or its folder behind.
+  globalThis.addEventListener("unload", () => {
+    if (!existsSync(dir)) return;
+    if (child !== null) killTree(child.pid);
+    Deno.removeSync(dir, { recursive: true });
+  });
   const server: Sshd = {
     dir,
     port,
@@ -183,15 +190,19 @@ function sessionsOf(pid: number): number[] {
   return childrenOf(pid).flatMap((child) => [child, ...childrenOf(child)]);
 }
 
-/** Kill sshd's session processes (and theirs) and sshd itself, by pid, and wait for sshd to end. */
-async function stopTree(child: Deno.ChildProcess): Promise<void> {
-  const sessions = sessionsOf(child.pid);
-  for (const pid of [child.pid, ...sessions]) {
+/** Kill sshd's session processes (and theirs) and sshd itself, by pid. */
+function killTree(pid: number): void {
+  for (const each of [pid, ...sessionsOf(pid)]) {
     try {
-      Deno.kill(pid, "SIGKILL");
+      Deno.kill(each, "SIGKILL");
     } catch {
       // already gone
     }
   }
+}
+
+/** Kill sshd and its sessions and wait for sshd to end. */
+async function stopTree(child: Deno.ChildProcess): Promise<void> {
+  killTree(child.pid);
   await child.status;
 }
