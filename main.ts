@@ -10,6 +10,7 @@ import { parseCommandArgs } from "./src/cli/command.ts";
 import { COMMANDS, findCommand, groupCommands } from "./src/cli/commands.ts";
 import { stderrReporter } from "./src/cli/stderr_reporter.ts";
 import { ExitCode, ToolError, UsageError } from "./src/errors.ts";
+import { closeBackends } from "./src/repo/open_backend.ts";
 import { TOOL_NAME, TOOL_VERSION } from "./src/version.ts";
 
 const TOOL_HELP = `${TOOL_NAME} ${TOOL_VERSION}: back up, validate, restore and drill AtoCore's machine store
@@ -71,6 +72,8 @@ export async function main(args: string[]): Promise<number> {
     console.error(`${TOOL_NAME}: error: ${message}`);
     if (debug && error instanceof Error) console.error(error.stack);
     return code;
+  } finally {
+    await closeBackends(); // an SFTP connection is ended politely, and never keeps the process alive
   }
 }
 

@@ -110,7 +110,7 @@ export function refuseEmptyValues(flags: PathFlags, env: Record<string, string |
 /** A setting of the off-host repository that is not a path of the store (a location, a key file, public keys). */
 export interface RemoteSetting<T> {
   value: T;
-  /** Where the value came from (never `default`: these settings have none). */
+  /** Where the value came from (`default` only for the known_hosts file). */
   source: Source;
   /** The flag(s) or variable that supplied it. */
   from: string;
@@ -124,6 +124,11 @@ export interface RemoteSettings {
   identityFile: RemoteSetting<string> | null;
   /** Recipients given inline (`age1…`) and recipients files (absolute paths), from flags or else the environment. */
   recipients: RemoteSetting<{ inline: string[]; files: string[] }> | null;
+
+  /** SFTP: the SSH private key file (absolute); `null` leaves it to ~/.ssh/id_ed25519, id_ecdsa or id_rsa. */
+  sshKeyFile: RemoteSetting<string> | null;
+  /** SFTP: the known_hosts file the server's host key must be in (absolute; default ~/.ssh/known_hosts). */
+  knownHosts: RemoteSetting<string> | null;
 }
 
 /** The repository settings given on the command line; any may be missing. */
@@ -132,6 +137,9 @@ export interface RemoteFlags {
   identity?: string;
   recipient?: string[];
   recipientsFile?: string;
+
+  sshKey?: string;
+  knownHosts?: string;
 }
 
 /** The environment variables of the repository settings. */
@@ -139,6 +147,12 @@ export const REMOTE_VARIABLES = {
   remote: "ATOCORE_BACKUP_REMOTE",
   identity: "ATOCORE_BACKUP_IDENTITY_FILE",
   recipient: "ATOCORE_BACKUP_RECIPIENT",
+} as const;
+
+/** The environment variables of the SFTP settings. */
+export const SSH_VARIABLES = {
+  sshKey: "ATOCORE_SSH_KEY_FILE",
+  knownHosts: "ATOCORE_SSH_KNOWN_HOSTS",
 } as const;
 
 /**
@@ -179,7 +193,41 @@ export function resolveRemoteSettings(
     remote: pick(flags.remote, "--remote", REMOTE_VARIABLES.remote),
     identityFile: identity && { ...identity, value: resolve(cwd, identity.value) },
     recipients: recipientsFrom(flags, env, cwd),
+    ...resolveSshSettings(flags, env, cwd),
   };
+}
+
+/** A private key's armour: a key pasted where its file's path goes would be printed by `config` and in errors. */
+const SSH_PRIVATE_KEY = /-----BEGIN [A-Z ]*PRIVATE KEY-----/;
+
+/**
+ * The SFTP settings: `--ssh-key` else `ATOCORE_SSH_KEY_FILE`; `--known-hosts` else `ATOCORE_SSH_KNOWN_HOSTS` else
+ * `$HOME/.ssh/known_hosts`. Paths are made absolute against `cwd`.
+ *
+ * @throws {UsageError} for an empty value or a private key given instead of its file's path (never echoed).
+ */
+function resolveSshSettings(
+  flags: RemoteFlags,
+  env: Record<string, string | undefined>,
+  cwd: string,
+): Pick<RemoteSettings, "sshKeyFile" | "knownHosts"> {
+  const settings = (flag: string | undefined, flagName: string, variable: string): RemoteSetting<string> | null => {
+    const given = flag !== undefined
+      ? { value: flag, source: "flag" as const, from: flagName }
+      : env[variable] !== undefined
+      ? { value: env[variable]!, source: "env" as const, from: variable }
+      : null;
+    if (given === null) return null;
+    if (given.value.trim() === "") throw new UsageError(`${given.from} needs a path, not an empty value; see 'config'`);
+    if (SSH_PRIVATE_KEY.test(given.value)) {
+      throw new UsageError(`${given.from} was given a private key itself; give the path of the key file`);
+    }
+    return { ...given, value: resolve(cwd, given.value) };
+  };
+  const home = env.HOME;
+  const knownHosts = settings(flags.knownHosts, "--known-hosts", SSH_VARIABLES.knownHosts) ??
+    (home ? { value: join(resolve(cwd, home), ".ssh", "known_hosts"), source: "default", from: "$HOME" } : null);
+  return { sshKeyFile: settings(flags.sshKey, "--ssh-key", SSH_VARIABLES.sshKey), knownHosts };
 }
 
 /** An age secret key: never taken as a setting's value, which messages and `config` print. */

@@ -296,7 +296,8 @@ export function unprivilegedCli(): UnprivilegedCli | string {
   Deno.chmodSync(deno, 0o755);
   const denoDir = join(home, "deno_dir");
   Deno.mkdirSync(denoDir);
-  Deno.chownSync(denoDir, NOBODY_UID, NOBODY_GID);
+  seedNpmCache(denoDir);
+  chownToNobody(denoDir);
   return {
     async run(args, env) {
       const [, ...denoArgs] = cliCommand(args);
@@ -313,6 +314,22 @@ export function unprivilegedCli(): UnprivilegedCli | string {
     },
     [Symbol.dispose]: () => Deno.removeSync(home, { recursive: true }),
   };
+}
+
+/**
+ * Copy this Deno's npm cache (the packages `deno.json` pins and their dependencies, a few MiB) into `denoDir`: the CLI
+ * run as `nobody` then resolves them without a download, as the binary does with them embedded.
+ */
+function seedNpmCache(denoDir: string): void {
+  const info = new Deno.Command(Deno.execPath(), { args: ["info", "--json"], stdout: "piped" }).outputSync();
+  const npmCache = (JSON.parse(new TextDecoder().decode(info.stdout)) as { npmCache?: string }).npmCache;
+  if (npmCache === undefined) return;
+  try {
+    Deno.statSync(npmCache);
+  } catch {
+    return; // nothing cached: the run downloads, as an uncached one does
+  }
+  new Deno.Command("cp", { args: ["-R", npmCache, join(denoDir, "npm")] }).outputSync();
 }
 
 /** Give `nobody` every file below `root` (and `root` itself), as a service account would own its store. */

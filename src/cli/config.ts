@@ -18,7 +18,8 @@ export const configCommand = defineCommand({
 
 Print the four paths the tool works on, each with its source (flag, env or
 default), the SQLite driver and version that would be used, and the off-host
-repository settings (repository, identity file, recipients) with their sources;
+repository settings (repository, identity file, recipients, SSH key and
+known_hosts files) with their sources;
 the identity file's content is never read or shown here. Paths that
 overlap (the backup folder inside the Chroma folder, the database inside the
 backup folder, ...) are listed as problems, and then config exits 2, as every
@@ -62,5 +63,11 @@ function remoteRows(remote: RemoteSettings): string[][] {
       remote.recipients,
       ({ inline, files }) => [...inline, ...files.map((f) => `file ${f}`)].join(", "),
     ),
+
+    // SFTP: paths only; the key's content is never read here
+    remote.sshKeyFile === null
+      ? ["ssh-key", "(not set: ~/.ssh/id_ed25519, id_ecdsa or id_rsa)", ""]
+      : row("ssh-key", remote.sshKeyFile, (path) => path),
+    row("known-hosts", remote.knownHosts, (path) => path),
   ];
 }

@@ -16,14 +16,24 @@ export const REMOTE_OPTIONS = {
   identity: { type: "string" },
   recipient: { type: "string", multiple: true },
   "recipients-file": { type: "string" },
+
+  // SFTP
+  "ssh-key": { type: "string" },
+  "known-hosts": { type: "string" },
 } as const satisfies CommandOptions;
 
 /** The flags' lines of help. */
 export const REMOTE_HELP = `Repository (flag, else environment; no default):
-  --remote URL           file:///path or a folder path (NAS, NFS, USB disk)   ATOCORE_BACKUP_REMOTE
+  --remote URL           file:///path or a folder path (NAS, NFS, USB disk),  ATOCORE_BACKUP_REMOTE
+                         sftp://USER@HOST[:PORT]/PATH (from the login folder; //PATH: absolute)
   --identity FILE        age identity file (secret key), to decrypt           ATOCORE_BACKUP_IDENTITY_FILE
   --recipient age1...    public key to encrypt to (repeatable)                ATOCORE_BACKUP_RECIPIENT
-  --recipients-file F    file of age1... recipients, one a line (with --recipient: both)`;
+  --recipients-file F    file of age1... recipients, one a line (with --recipient: both)
+SFTP (sftp://):
+  --ssh-key FILE         private key to log in with (no passphrase)           ATOCORE_SSH_KEY_FILE
+                         (default: ~/.ssh/id_ed25519, id_ecdsa or id_rsa, the first that exists)
+  --known-hosts FILE     the server's host key must be in it; an unknown or   ATOCORE_SSH_KNOWN_HOSTS
+                         changed key is refused (default: ~/.ssh/known_hosts)`;
 
 /** The repository settings that the flags and the environment give. */
 export function remoteSettingsFrom(values: FlagValues<typeof REMOTE_OPTIONS>, context: CommandContext): RemoteSettings {
@@ -33,6 +43,9 @@ export function remoteSettingsFrom(values: FlagValues<typeof REMOTE_OPTIONS>, co
       identity: values.identity,
       recipient: values.recipient,
       recipientsFile: values["recipients-file"],
+
+      sshKey: values["ssh-key"],
+      knownHosts: values["known-hosts"],
     },
     context.env,
     context.cwd,
@@ -50,7 +63,7 @@ export function refuseRemoteFlagsWithout(
   command: string,
   switchFlag: string,
 ): void {
-  for (const flag of ["remote", "identity", "recipient", "recipients-file"] as const) {
+  for (const flag of ["remote", "identity", "recipient", "recipients-file", "ssh-key", "known-hosts"] as const) {
     if (values[flag] !== undefined) {
       throw new UsageError(`${command}: --${flag} goes with ${switchFlag}; add it to read from the repository`);
     }

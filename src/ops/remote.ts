@@ -32,10 +32,12 @@ export function remoteBackend(
 ): Backend {
   if (settings.remote === null) {
     throw new UsageError(
-      `${command} needs a repository: give --remote file:///path (or a folder path), or set ATOCORE_BACKUP_REMOTE`,
+      `${command} needs a repository: give --remote file:///path (or a folder path, or sftp://USER@HOST/PATH), ` +
+        "or set ATOCORE_BACKUP_REMOTE",
     );
   }
-  return openBackend(settings.remote.value, { cwd, env });
+  const ssh = { keyFile: settings.sshKeyFile?.value, knownHostsFile: settings.knownHosts?.value };
+  return openBackend(settings.remote.value, { cwd, env, ssh });
 }
 
 /**

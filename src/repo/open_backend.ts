@@ -1,11 +1,15 @@
 /**
  * From a `--remote` value to its backend, by scheme: `file://` or a plain path (a folder), `s3://` and `sftp://`.
+ * Backends that hold a connection are remembered so that the CLI closes them when its command ends.
  *
  * @module
  */
+import { existsSync } from "node:fs";
+import { join } from "node:path";
 import { UsageError } from "../errors.ts";
 import type { Backend } from "./backend.ts";
 import { openFolderBackend } from "./folder.ts";
+import { type ClosableBackend, openSftpBackend } from "./sftp/backend.ts";
 
 /** What a network backend may need besides the location; credentials stay out of every message. */
 export interface BackendContext {
@@ -13,7 +17,12 @@ export interface BackendContext {
   cwd: string;
   /** The environment (credentials, endpoints), read here and nowhere else below the CLI. */
   env: Record<string, string | undefined>;
+  /** SFTP: the key file and known_hosts file as resolved from flags and environment (absolute paths). */
+  ssh?: { keyFile?: string; knownHostsFile?: string };
 }
+
+/** The connections opened by {@linkcode openBackend}, until {@linkcode closeBackends}. */
+const opened = new Set<ClosableBackend>();
 
 /**
  * The backend `spec` names.
@@ -23,8 +32,39 @@ export interface BackendContext {
 export function openBackend(spec: string, context: BackendContext): Backend {
   const scheme = /^([a-z][a-z0-9+.-]*):\/\//i.exec(spec)?.[1]?.toLowerCase();
   if (scheme === undefined || scheme === "file") return openFolderBackend(spec, context.cwd);
+  if (scheme === "sftp") return remember(openSftp(spec, context));
   throw new UsageError(
     `remote ${JSON.stringify(`${scheme}://…`)} is not supported; give file:///path, sftp://USER@HOST/PATH or ` +
       "s3://BUCKET/PREFIX",
   );
+}
+
+/** Close every connection a backend opened here (the CLI calls this when its command ends, however it ends). */
+export async function closeBackends(): Promise<void> {
+  const all = [...opened];
+  opened.clear();
+  await Promise.allSettled(all.map((backend) => backend.close()));
+}
+
+function remember(backend: ClosableBackend): ClosableBackend {
+  opened.add(backend);
+  return backend;
+}
+
+/** The SFTP backend, with the key given or else the first of ssh's default keys that exists. */
+function openSftp(spec: string, context: BackendContext): ClosableBackend {
+  const home = context.env.HOME;
+  const defaults = home ? ["id_ed25519", "id_ecdsa", "id_rsa"].map((name) => join(home, ".ssh", name)) : [];
+  const keyFile = context.ssh?.keyFile ?? defaults.find((path) => existsSync(path));
+  if (keyFile === undefined) {
+    throw new UsageError(
+      "the SFTP repository needs an SSH key: give --ssh-key FILE or set ATOCORE_SSH_KEY_FILE (none of " +
+        "~/.ssh/id_ed25519, id_ecdsa, id_rsa exists)",
+    );
+  }
+  const knownHostsFile = context.ssh?.knownHostsFile;
+  if (knownHostsFile === undefined) {
+    throw new UsageError("SFTP needs a known_hosts file: give --known-hosts FILE (HOME is not set)");
+  }
+  return openSftpBackend(spec, { keyFile, knownHostsFile });
 }

@@ -1,0 +1,230 @@
+/**
+ * One SSH connection and its SFTP channel (npm `ssh2`, pure JavaScript): logged in with a key file, the host key
+ * checked against known_hosts, each request bounded by a stall timeout that drops the connection.
+ *
+ * @module
+ */
+import { Buffer } from "node:buffer";
+import ssh2 from "ssh2";
+import { describeOsError, OperationError, RefusedError, UsageError } from "../../errors.ts";
+import { readRegularFile } from "../../fs/regular_file.ts";
+import { describeSftpError, isTransientSftpError, SftpConnectionError } from "./errors.ts";
+import {
+  blobType,
+  fingerprint,
+  hostKeyAlgorithms,
+  type HostKeyVerdict,
+  judgeHostKey,
+  keysForHost,
+  knownHostsName,
+} from "./known_hosts.ts";
+import type { SftpAddress } from "./url.ts";
+
+/** The files a connection logs in and checks the server with. */
+export interface SftpCredentials {
+  /** The private key file (OpenSSH or PEM format, without a passphrase). */
+  keyFile: string;
+  /** The known_hosts file the server's host key must be in. */
+  knownHostsFile: string;
+}
+
+/** How long to wait. */
+export interface SftpTimeouts {
+  /** From the TCP connect to the SFTP channel being open. */
+  connectMs: number;
+  /** For any one request's answer; past it the connection is dropped (and the operation retried on a new one). */
+  stallMs: number;
+}
+
+/** The callback of an `ssh2` SFTP request. */
+export type Done<T> = (error: Error | null | undefined, value?: T) => void;
+
+// deno-lint-ignore no-explicit-any
+type Ssh2Sftp = any;
+// deno-lint-ignore no-explicit-any
+type Ssh2Client = any;
+
+/** An open SFTP channel: requests as promises, each bounded by the stall timeout. */
+export class SftpSession {
+  /** Set once the connection failed or was closed; the backend then opens another. */
+  broken = false;
+
+  /** Wrap an open channel (made by {@linkcode connectSftp}). */
+  constructor(private readonly client: Ssh2Client, readonly sftp: Ssh2Sftp, private readonly stallMs: number) {
+    client.on("close", () => this.broken = true);
+  }
+
+  /** Whether the server offers the extension `name` (such as `fsync@openssh.com`). */
+  has(name: string): boolean {
+    return this.sftp._extensions?.[name] !== undefined;
+  }
+
+  /** The largest read and write payload the server takes in one request (OpenSSH: `limits@openssh.com`). */
+  get chunkBytes(): number {
+    return Math.max(32 * 1024, Math.min(this.sftp._maxReadLen ?? 32 * 1024, this.sftp._maxWriteLen ?? 32 * 1024));
+  }
+
+  /** Send one request (`start` calls `ssh2` with `done`); a stall past the timeout drops the connection. */
+  request<T>(what: string, start: (done: Done<T>) => void): Promise<T> {
+    if (this.broken) return Promise.reject(new SftpConnectionError(`the SFTP connection was lost before ${what}`));
+    return new Promise<T>((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.drop();
+        reject(new SftpConnectionError(`no answer from the SFTP server for ${this.stallMs / 1000} s (${what})`));
+      }, this.stallMs);
+      start((error, value) => {
+        clearTimeout(timer);
+        if (error) reject(error);
+        else resolve(value as T);
+      });
+    });
+  }
+
+  /** Drop the connection at once (after a stall): its pending requests fail. */
+  drop(): void {
+    this.broken = true;
+    this.client.destroy();
+  }
+
+  /** Close the connection and wait for its socket to close. */
+  close(): Promise<void> {
+    if (this.client._sock?.destroyed ?? true) {
+      this.broken = true;
+      return Promise.resolve();
+    }
+    return new Promise((resolve) => {
+      this.client.once("close", () => resolve());
+      this.broken = true;
+      this.client.end();
+    });
+  }
+}
+
+/**
+ * Connect to `address`, check its host key, log in with the key and open the SFTP channel.
+ *
+ * @throws {RefusedError} for an unknown, changed or revoked host key (with its fingerprint and the next step).
+ * @throws {UsageError} when the key file cannot be used or the server refuses it.
+ * @throws {SftpConnectionError} when the server cannot be reached or does not answer in time (worth a retry).
+ */
+export async function connectSftp(
+  address: SftpAddress,
+  credentials: SftpCredentials,
+  timeouts: SftpTimeouts,
+): Promise<SftpSession> {
+  const privateKey = readPrivateKey(credentials.keyFile);
+  const known = keysForHost(readKnownHosts(credentials.knownHostsFile), address.host, address.port);
+  let offered: { verdict: HostKeyVerdict; blob: Uint8Array } | null = null;
+  const client = new ssh2.Client();
+  const ready = new Promise<void>((resolve, reject) => {
+    client.once("ready", resolve);
+    client.on("error", reject); // stays: an error after the login marks the session broken (via close)
+    client.once(
+      "close",
+      () => reject(new SftpConnectionError(`the SFTP server ${address.location} closed the connection`)),
+    );
+  });
+  client.connect({
+    host: address.host,
+    port: address.port,
+    username: address.user,
+    privateKey,
+    readyTimeout: timeouts.connectMs,
+    keepaliveInterval: 15_000,
+    keepaliveCountMax: 4,
+    algorithms: { serverHostKey: hostKeyAlgorithms(known) },
+    hostVerifier: (blob: Buffer) => {
+      offered = { verdict: judgeHostKey(known, new Uint8Array(blob)), blob: new Uint8Array(blob) };
+      return offered.verdict === "trusted";
+    },
+  });
+  client.setNoDelay(true); // many small requests wait on each answer: Nagle's delay would cost ~40 ms on each
+  try {
+    await ready;
+    const sftp = await new Promise<Ssh2Sftp>((resolve, reject) => {
+      client.sftp((error: Error | undefined, channel: Ssh2Sftp) => error ? reject(error) : resolve(channel));
+    });
+    return new SftpSession(client, sftp, timeouts.stallMs);
+  } catch (error) {
+    client.destroy();
+    const hostKey = offered as { verdict: HostKeyVerdict; blob: Uint8Array } | null;
+    if (hostKey !== null && hostKey.verdict !== "trusted") throw hostKeyError(address, credentials, hostKey);
+    throw connectError(address, credentials, error);
+  }
+}
+
+/** The private key, parsed to check it can be used before connecting; its content never reaches a message. */
+function readPrivateKey(path: string): Buffer {
+  let bytes: Uint8Array;
+  try {
+    bytes = readRegularFile(path, { followLinks: true, maxBytes: 1 << 20 });
+  } catch (error) {
+    throw new UsageError(
+      `cannot read the SSH key ${path} (${describeOsError(error)}); give a readable private key file with ` +
+        "--ssh-key or ATOCORE_SSH_KEY_FILE",
+    );
+  }
+  const key = Buffer.from(bytes);
+  const parsed = ssh2.utils.parseKey(key);
+  if (parsed instanceof Error) {
+    const encrypted = /passphrase|encrypted/i.test(parsed.message);
+    throw new UsageError(
+      encrypted
+        ? `the SSH key ${path} is protected by a passphrase, which this tool does not ask for; give it a key of its ` +
+          "own without one (ssh-keygen -t ed25519 -N '' -f FILE), restricted on the server"
+        : `the SSH key ${path} is not a private key this tool can read; give an OpenSSH private key file (ssh-keygen)`,
+    );
+  }
+  return key;
+}
+
+/** The known_hosts text; a missing file is empty (every host then unknown, and the message says how to add it). */
+function readKnownHosts(path: string): string {
+  try {
+    return new TextDecoder().decode(readRegularFile(path, { followLinks: true, maxBytes: 16 << 20 }));
+  } catch (error) {
+    if (error instanceof Deno.errors.NotFound) return "";
+    throw new UsageError(
+      `cannot read the known_hosts file ${path} (${describeOsError(error)}); give a readable one with --known-hosts`,
+    );
+  }
+}
+
+function hostKeyError(
+  address: SftpAddress,
+  credentials: SftpCredentials,
+  offered: { verdict: HostKeyVerdict; blob: Uint8Array },
+): RefusedError {
+  const name = knownHostsName(address.host, address.port);
+  const file = credentials.knownHostsFile;
+  const key = `${blobType(offered.blob)} ${fingerprint(offered.blob)}`;
+  const scan = `ssh-keyscan${address.port === 22 ? "" : ` -p ${address.port}`} ${address.host} >> ${file}`;
+  if (offered.verdict === "unknown") {
+    return new RefusedError(
+      `the SSH host key of ${name} is not in ${file} (the server offered ${key}); nothing was done; if that is the ` +
+        `server's key (compare with 'ssh-keygen -lf' on the server), add it: ${scan}`,
+    );
+  }
+  if (offered.verdict === "revoked") {
+    return new RefusedError(`the SSH host key of ${name} (${key}) is marked @revoked in ${file}; nothing was done`);
+  }
+  return new RefusedError(
+    `the SSH host key of ${name} CHANGED: the server offered ${key}, which is not the one ${file} holds; this can be ` +
+      `an attack; nothing was done; if the server's key was replaced on purpose: ssh-keygen -R '${name}' -f ${file}, ` +
+      `then ${scan}`,
+  );
+}
+
+function connectError(address: SftpAddress, credentials: SftpCredentials, error: unknown): Error {
+  if (error instanceof OperationError || error instanceof UsageError) return error;
+  const level = (error as { level?: unknown } | null)?.level;
+  if (level === "client-authentication") {
+    return new UsageError(
+      `the SFTP server ${address.location} refused the SSH key ${credentials.keyFile} for user ${address.user}; ` +
+        `give the right key (--ssh-key) or add its .pub to ~${address.user}/.ssh/authorized_keys there`,
+    );
+  }
+  const what = `cannot connect to the SFTP server ${address.location}: ${describeSftpError(error)}`;
+  if (isTransientSftpError(error)) return new SftpConnectionError(what, { cause: error });
+  return new OperationError(`${what}; check the address and that the server offers SFTP`, { cause: error });
+}
