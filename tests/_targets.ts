@@ -6,8 +6,12 @@
  */
 import { join } from "node:path";
 import type { Backend } from "../src/repo/backend.ts";
-import { openBackend } from "../src/repo/open_backend.ts";
+import { resolveRemoteSettings } from "../src/config.ts";
+import { remoteBackend } from "../src/ops/remote.ts";
+import { closeBackends } from "../src/repo/open_backend.ts";
+import { NOBODY_GID, NOBODY_UID } from "./_faults.ts";
 import { tempDir } from "./_helpers.ts";
+import { startSshd } from "./_servers/sshd.ts";
 
 /** A place for repositories, for one test file. */
 export interface RemoteTarget extends AsyncDisposable {
@@ -18,7 +22,7 @@ export interface RemoteTarget extends AsyncDisposable {
 
 /** The backend the CLI would use for `env` (to look at or damage objects as someone with storage access would). */
 export function backendOf(env: Record<string, string>): Backend {
-  return openBackend(env.ATOCORE_BACKUP_REMOTE, { cwd: Deno.cwd(), env });
+  return remoteBackend(resolveRemoteSettings({}, env, Deno.cwd()), Deno.cwd(), "test", env);
 }
 
 /** Repositories in folders of a temporary folder. */
@@ -31,7 +35,31 @@ export function folderTarget(): RemoteTarget {
   };
 }
 
+/** Repositories on a real sshd of the test file's own, logged in as `nobody`; `null` when sshd cannot run here. */
+export async function sftpTarget(): Promise<RemoteTarget | null> {
+  const server = await startSshd();
+  if (server === null) return null;
+  return {
+    label: "sftp",
+    fresh: (name) => {
+      const folder = join(server.data, name);
+      Deno.mkdirSync(folder);
+      Deno.chownSync(folder, NOBODY_UID, NOBODY_GID);
+      return {
+        ATOCORE_BACKUP_REMOTE: server.url(`${folder}/repo`),
+        ATOCORE_SSH_KEY_FILE: server.clientKey,
+        ATOCORE_SSH_KNOWN_HOSTS: server.knownHosts,
+      };
+    },
+    [Symbol.asyncDispose]: async () => {
+      await closeBackends();
+      await server[Symbol.asyncDispose]();
+    },
+  };
+}
+
 /** Every target that can run here (servers that cannot start print their one SKIPPED line and are left out). */
-export function allTargets(): Promise<RemoteTarget[]> {
-  return Promise.resolve([folderTarget()]);
+export async function allTargets(): Promise<RemoteTarget[]> {
+  const targets: (RemoteTarget | null)[] = [folderTarget(), await sftpTarget()];
+  return targets.filter((target) => target !== null);
 }
