@@ -35,7 +35,7 @@ export function remoteBackend(
       `${command} needs a repository: give --remote file:///path (or a folder path), or set ATOCORE_BACKUP_REMOTE`,
     );
   }
-  return openBackend(settings.remote.value, { cwd, env });
+  return openBackend(settings.remote.value, { cwd, env, s3: settings.s3 });
 }
 
 /**
