@@ -115,6 +115,7 @@ bluestore cache size = 134217728
 osd memory target = 939524096
 rgw gc obj min wait = 0
 rgw gc processor period = 15
+rgw bucket quota ttl = 0
 rgw frontends = beast endpoint=127.0.0.1:${rgwPort}
 rgw data = ${dir}/rgw
 ${(options.extraConf ?? []).join("\n")}

@@ -6,7 +6,7 @@
  * @module
  */
 import assert from "node:assert/strict";
-import { ObjectExistsError, ObjectNotFoundError, ObjectTooLargeError } from "../../src/repo/backend.ts";
+import { ObjectExistsError, ObjectTooLargeError } from "../../src/repo/backend.ts";
 import { S3Error } from "../../src/repo/s3/failure.ts";
 import { s3Address } from "../../src/repo/s3/open.ts";
 import { S3Backend, type S3BackendOptions } from "../../src/repo/s3/s3_backend.ts";

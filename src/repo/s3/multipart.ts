@@ -106,7 +106,9 @@ async function complete(
 
 /** The size of the object `name` as published, or `null` (a completion whose answer was lost did publish it). */
 async function publishedSize(session: S3Session, name: string): Promise<number | null> {
-  return await session.exchange(name, { method: "HEAD", url: session.url(name) }, async (answer) => {
-    return answer.response.status === 200 ? Number(answer.response.headers.get("content-length")) : null;
+  return await session.exchange(name, { method: "HEAD", url: session.url(name) }, (answer) => {
+    return Promise.resolve(
+      answer.response.status === 200 ? Number(answer.response.headers.get("content-length")) : null,
+    );
   });
 }

@@ -132,8 +132,8 @@ export class S3Backend implements Backend {
   /** Whether the object `name` holds `bytes` (its ETag is their MD5): an attempt whose answer was lost wrote it. */
   async #holds(name: string, bytes: Uint8Array): Promise<boolean> {
     const session = this.#session;
-    const etag = await session.exchange(name, { method: "HEAD", url: session.url(name) }, async (answer) => {
-      return answer.response.status === 200 ? answer.response.headers.get("etag") : null;
+    const etag = await session.exchange(name, { method: "HEAD", url: session.url(name) }, (answer) => {
+      return Promise.resolve(answer.response.status === 200 ? answer.response.headers.get("etag") : null);
     });
     return etag?.replace(/"/g, "") === createHash("md5").update(bytes).digest("hex");
   }
