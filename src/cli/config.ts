@@ -79,7 +79,9 @@ function s3Rows(remote: RemoteSettings, env: Record<string, string | undefined>)
   if (!/^s3:\/\//i.test(remote.remote?.value ?? "")) return [];
   const { endpoint, region, addressing } = remote.s3;
   const shown = <T>(name: string, setting: RemoteSetting<T> | null, fallback: string) =>
-    setting === null ? [name, fallback, "default"] : [name, String(setting.value), `${setting.source} (${setting.from})`];
+    setting === null
+      ? [name, fallback, "default"]
+      : [name, String(setting.value), `${setting.source} (${setting.from})`];
   const credentials = credentialSource(env);
   return [
     shown("s3 endpoint", endpoint, `AWS (https://s3.${region?.value ?? DEFAULT_REGION}.amazonaws.com)`),

@@ -64,7 +64,15 @@ export function refuseRemoteFlagsWithout(
   command: string,
   switchFlag: string,
 ): void {
-  const flags = ["remote", "identity", "recipient", "recipients-file", "s3-endpoint", "s3-region", "s3-addressing"] as const;
+  const flags = [
+    "remote",
+    "identity",
+    "recipient",
+    "recipients-file",
+    "s3-endpoint",
+    "s3-region",
+    "s3-addressing",
+  ] as const;
   for (const flag of flags) {
     if (values[flag] !== undefined) {
       throw new UsageError(`${command}: --${flag} goes with ${switchFlag}; add it to read from the repository`);
