@@ -11,8 +11,7 @@ const TrueDate = Date;
 /** `Date` with the clock moved ahead; dates built from a value are unchanged. */
 class AheadDate extends TrueDate {
   constructor(...args: ConstructorParameters<DateConstructor> | []) {
-    if (args.length === 0) super(TrueDate.now() + AHEAD_MS);
-    else super(...(args as [string]));
+    super(...((args.length === 0 ? [TrueDate.now() + AHEAD_MS] : args) as [number]));
   }
 
   static override now(): number {
