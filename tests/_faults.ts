@@ -216,7 +216,7 @@ export interface UnprivilegedCli extends Disposable {
 
 /**
  * Prepare to run the CLI as `nobody` through `setpriv`: the Deno binary linked (or
- * copied) where `nobody` can run it, and a `DENO_DIR` it can write.
+ * copied) where `nobody` can run it, and a `DENO_DIR` it can write holding a copy of the npm cache.
  *
  * @returns The runner, or the reason it cannot be done here (the caller skips).
  */
@@ -243,7 +243,10 @@ export function unprivilegedCli(): UnprivilegedCli | string {
   Deno.chmodSync(deno, 0o755);
   const denoDir = join(home, "deno_dir");
   Deno.mkdirSync(denoDir);
-  Deno.chownSync(denoDir, NOBODY_UID, NOBODY_GID);
+  // the npm packages main.ts imports (aws4fetch, ssh2), from this user's cache: nobody cannot read it, and has no network
+  const npmCache = join(Deno.env.get("DENO_DIR") ?? join(Deno.env.get("HOME") ?? "/root", ".cache", "deno"), "npm");
+  new Deno.Command("cp", { args: ["-r", npmCache, join(denoDir, "npm")] }).outputSync();
+  chownToNobody(denoDir);
   return {
     async run(args, env) {
       const [, ...denoArgs] = cliCommand(args);
