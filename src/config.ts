@@ -129,7 +129,61 @@ export interface RemoteSettings {
   sshKeyFile: RemoteSetting<string> | null;
   /** SFTP: the known_hosts file the server's host key must be in (absolute; default ~/.ssh/known_hosts). */
   knownHosts: RemoteSetting<string> | null;
+  // --- S3 (an s3:// remote) ---
+  /** Endpoint, region and addressing of an `s3://` remote (credentials are read where used: see repo/s3/credentials). */
+  s3: S3Settings;
+  // --- end S3 ---
 }
+
+// --- S3 (an s3:// remote) ---
+/** The settings of an `s3://` remote; each `null` when neither a flag nor the environment gives it (then defaulted). */
+export interface S3Settings {
+  /** A custom server's URL (`http://127.0.0.1:7480`); `null`: AWS's endpoint for the region. */
+  endpoint: RemoteSetting<string> | null;
+  /** The region signed for; `null`: `us-east-1`. */
+  region: RemoteSetting<string> | null;
+  /** `path` or `virtual`; `null`: path-style for a custom endpoint, virtual-hosted for AWS. */
+  addressing: RemoteSetting<"path" | "virtual"> | null;
+}
+
+/** The S3 flags and their variables (the region also from `AWS_DEFAULT_REGION`). */
+const S3_SETTINGS = [
+  { key: "endpoint", flag: "--s3-endpoint", env: ["ATOCORE_S3_ENDPOINT"] },
+  { key: "region", flag: "--s3-region", env: ["AWS_REGION", "AWS_DEFAULT_REGION"] },
+  { key: "addressing", flag: "--s3-addressing", env: ["ATOCORE_S3_ADDRESSING"] },
+] as const;
+
+/**
+ * The S3 settings from flags and environment (a flag wins).
+ *
+ * @throws {UsageError} for an empty value, or an addressing other than `path` or `virtual`.
+ */
+function resolveS3Settings(flags: RemoteFlags, env: Record<string, string | undefined>): S3Settings {
+  const given = { endpoint: flags.s3Endpoint, region: flags.s3Region, addressing: flags.s3Addressing };
+  const settings: Record<string, RemoteSetting<string> | null> = {};
+  for (const setting of S3_SETTINGS) {
+    const flag = given[setting.key];
+    // an empty AWS_REGION is taken as unset, as AWS's own tools take it; this tool's variables and flags are refused
+    const variable = setting.env.find((name) =>
+      env[name] !== undefined && (env[name] !== "" || !name.startsWith("AWS_"))
+    );
+    const found: RemoteSetting<string> | null = flag !== undefined
+      ? { value: flag, source: "flag", from: setting.flag }
+      : variable === undefined
+      ? null
+      : { value: env[variable]!, source: "env", from: variable };
+    if (found !== null && found.value.trim() === "") {
+      throw new UsageError(`${found.from} needs a value, not an empty one; unset it or see 'config'`);
+    }
+    settings[setting.key] = found;
+  }
+  const addressing = settings.addressing;
+  if (addressing !== null && addressing.value !== "path" && addressing.value !== "virtual") {
+    throw new UsageError(`${addressing.from} is ${JSON.stringify(addressing.value)}; give path or virtual`);
+  }
+  return settings as unknown as S3Settings;
+}
+// --- end S3 ---
 
 /** The repository settings given on the command line; any may be missing. */
 export interface RemoteFlags {
@@ -140,6 +194,11 @@ export interface RemoteFlags {
 
   sshKey?: string;
   knownHosts?: string;
+  // --- S3 ---
+  s3Endpoint?: string;
+  s3Region?: string;
+  s3Addressing?: string;
+  // --- end S3 ---
 }
 
 /** The environment variables of the repository settings. */
@@ -194,6 +253,7 @@ export function resolveRemoteSettings(
     identityFile: identity && { ...identity, value: resolve(cwd, identity.value) },
     recipients: recipientsFrom(flags, env, cwd),
     ...resolveSshSettings(flags, env, cwd),
+    s3: resolveS3Settings(flags, env),
   };
 }
 

@@ -269,7 +269,7 @@ export interface UnprivilegedCli extends Disposable {
 
 /**
  * Prepare to run the CLI as `nobody` through `setpriv`: the Deno binary linked (or
- * copied) where `nobody` can run it, and a `DENO_DIR` it can write.
+ * copied) where `nobody` can run it, and a `DENO_DIR` it can write holding a copy of the npm cache.
  *
  * @returns The runner, or the reason it cannot be done here (the caller skips).
  */

@@ -9,6 +9,8 @@ import { pathOverlaps } from "../path_overlap.ts";
 import { COMMON_HELP, defineCommand, driverFrom, resolvedConfigFrom } from "./command.ts";
 import { formatTable } from "./format.ts";
 import { REMOTE_HELP, REMOTE_OPTIONS, remoteSettingsFrom } from "./remote_flags.ts";
+import { credentialSource } from "../repo/s3/credentials.ts";
+import { DEFAULT_REGION } from "../repo/s3/open.ts";
 
 /** The `config` command. */
 export const configCommand = defineCommand({
@@ -38,10 +40,16 @@ Examples:
     const driver = driverFrom(values, context);
     const remote = remoteSettingsFrom(values, context);
     const overlaps = pathOverlaps(config);
-    const result = { ...config, sqlite: { driver: driver.name, version: driver.version }, remote, overlaps };
+    const s3Credentials = /^s3:\/\//i.test(remote.remote?.value ?? "") ? credentialSource(context.env).from : null;
+    const result = {
+      ...config,
+      sqlite: { driver: driver.name, version: driver.version },
+      remote: { ...remote, s3_credentials: s3Credentials },
+      overlaps,
+    };
     const rows = Object.entries(config).map(([name, value]) => [name, value.path, `${value.source} (${value.from})`]);
     rows.push(["sqlite", `${driver.name} ${driver.version}`, ""]);
-    rows.push(...remoteRows(remote));
+    rows.push(...remoteRows(remote, context.env));
     const problems = overlaps.map((overlap) => `PROBLEM: ${overlap}; every other command refuses to run`);
     return Promise.resolve({
       result,
@@ -52,7 +60,7 @@ Examples:
 });
 
 /** The repository settings as rows: each value (recipients and paths only; no secret) and where it came from. */
-function remoteRows(remote: RemoteSettings): string[][] {
+function remoteRows(remote: RemoteSettings, env: Record<string, string | undefined>): string[][] {
   const row = <T>(name: string, setting: RemoteSetting<T> | null, show: (value: T) => string) =>
     setting === null ? [name, "(not set)", ""] : [name, show(setting.value), `${setting.source} (${setting.from})`];
   return [
@@ -69,5 +77,23 @@ function remoteRows(remote: RemoteSettings): string[][] {
       ? ["ssh-key", "(not set: ~/.ssh/id_ed25519, id_ecdsa or id_rsa)", ""]
       : row("ssh-key", remote.sshKeyFile, (path) => path),
     row("known-hosts", remote.knownHosts, (path) => path),
+    ...s3Rows(remote, env),
+  ];
+}
+
+/** The S3 settings as rows, shown only for an `s3://` remote: each value or its default, and the credentials' source. */
+function s3Rows(remote: RemoteSettings, env: Record<string, string | undefined>): string[][] {
+  if (!/^s3:\/\//i.test(remote.remote?.value ?? "")) return [];
+  const { endpoint, region, addressing } = remote.s3;
+  const shown = <T>(name: string, setting: RemoteSetting<T> | null, fallback: string) =>
+    setting === null
+      ? [name, fallback, "default"]
+      : [name, String(setting.value), `${setting.source} (${setting.from})`];
+  const credentials = credentialSource(env);
+  return [
+    shown("s3 endpoint", endpoint, `AWS (https://s3.${region?.value ?? DEFAULT_REGION}.amazonaws.com)`),
+    shown("s3 region", region, DEFAULT_REGION),
+    shown("s3 addressing", addressing, endpoint === null ? "virtual" : "path"),
+    ["s3 credentials", "(never shown)", credentials.from],
   ];
 }

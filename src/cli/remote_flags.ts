@@ -20,12 +20,18 @@ export const REMOTE_OPTIONS = {
   // SFTP
   "ssh-key": { type: "string" },
   "known-hosts": { type: "string" },
+  // --- S3 ---
+  "s3-endpoint": { type: "string" },
+  "s3-region": { type: "string" },
+  "s3-addressing": { type: "string" },
+  // --- end S3 ---
 } as const satisfies CommandOptions;
 
 /** The flags' lines of help. */
 export const REMOTE_HELP = `Repository (flag, else environment; no default):
   --remote URL           file:///path or a folder path (NAS, NFS, USB disk),  ATOCORE_BACKUP_REMOTE
-                         sftp://USER@HOST[:PORT]/PATH (from the login folder; //PATH: absolute)
+                         sftp://USER@HOST[:PORT]/PATH (from the login folder; //PATH: absolute),
+                         s3://BUCKET/PREFIX
   --identity FILE        age identity file (secret key), to decrypt           ATOCORE_BACKUP_IDENTITY_FILE
   --recipient age1...    public key to encrypt to (repeatable)                ATOCORE_BACKUP_RECIPIENT
   --recipients-file F    file of age1... recipients, one a line (with --recipient: both)
@@ -33,7 +39,12 @@ SFTP (sftp://):
   --ssh-key FILE         private key to log in with (no passphrase)           ATOCORE_SSH_KEY_FILE
                          (default: ~/.ssh/id_ed25519, id_ecdsa or id_rsa, the first that exists)
   --known-hosts FILE     the server's host key must be in it; an unknown or   ATOCORE_SSH_KNOWN_HOSTS
-                         changed key is refused (default: ~/.ssh/known_hosts)`;
+                         changed key is refused (default: ~/.ssh/known_hosts)
+S3 (s3://; keys from AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY [, AWS_SESSION_TOKEN],
+else AWS_SHARED_CREDENTIALS_FILE or ~/.aws/credentials, profile AWS_PROFILE):
+  --s3-endpoint URL      a server other than AWS (http://127.0.0.1:7480)     ATOCORE_S3_ENDPOINT
+  --s3-region R          region signed for (default us-east-1)                AWS_REGION
+  --s3-addressing path|virtual   default: path with --s3-endpoint, else virtual   ATOCORE_S3_ADDRESSING`;
 
 /** The repository settings that the flags and the environment give. */
 export function remoteSettingsFrom(values: FlagValues<typeof REMOTE_OPTIONS>, context: CommandContext): RemoteSettings {
@@ -46,6 +57,9 @@ export function remoteSettingsFrom(values: FlagValues<typeof REMOTE_OPTIONS>, co
 
       sshKey: values["ssh-key"],
       knownHosts: values["known-hosts"],
+      s3Endpoint: values["s3-endpoint"],
+      s3Region: values["s3-region"],
+      s3Addressing: values["s3-addressing"],
     },
     context.env,
     context.cwd,
@@ -63,7 +77,18 @@ export function refuseRemoteFlagsWithout(
   command: string,
   switchFlag: string,
 ): void {
-  for (const flag of ["remote", "identity", "recipient", "recipients-file", "ssh-key", "known-hosts"] as const) {
+  const flags = [
+    "remote",
+    "identity",
+    "recipient",
+    "recipients-file",
+    "s3-endpoint",
+    "s3-region",
+    "s3-addressing",
+    "ssh-key",
+    "known-hosts",
+  ] as const;
+  for (const flag of flags) {
     if (values[flag] !== undefined) {
       throw new UsageError(`${command}: --${flag} goes with ${switchFlag}; add it to read from the repository`);
     }

@@ -37,7 +37,7 @@ export function remoteBackend(
     );
   }
   const ssh = { keyFile: settings.sshKeyFile?.value, knownHostsFile: settings.knownHosts?.value };
-  return openBackend(settings.remote.value, { cwd, env, ssh });
+  return openBackend(settings.remote.value, { cwd, env, ssh, s3: settings.s3 });
 }
 
 /**

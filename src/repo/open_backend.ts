@@ -6,9 +6,11 @@
  */
 import { existsSync } from "node:fs";
 import { join } from "node:path";
+import type { S3Settings } from "../config.ts";
 import { UsageError } from "../errors.ts";
 import type { Backend } from "./backend.ts";
 import { openFolderBackend } from "./folder.ts";
+import { openS3Backend } from "./s3/open.ts";
 import { type ClosableBackend, openSftpBackend } from "./sftp/backend.ts";
 
 /** What a network backend may need besides the location; credentials stay out of every message. */
@@ -19,6 +21,8 @@ export interface BackendContext {
   env: Record<string, string | undefined>;
   /** SFTP: the key file and known_hosts file as resolved from flags and environment (absolute paths). */
   ssh?: { keyFile?: string; knownHostsFile?: string };
+  /** The S3 endpoint, region and addressing from flags or environment (an `s3://` remote). */
+  s3?: S3Settings;
 }
 
 /** The connections opened by {@linkcode openBackend}, until {@linkcode closeBackends}. */
@@ -33,6 +37,7 @@ export function openBackend(spec: string, context: BackendContext): Backend {
   const scheme = /^([a-z][a-z0-9+.-]*):\/\//i.exec(spec)?.[1]?.toLowerCase();
   if (scheme === undefined || scheme === "file") return openFolderBackend(spec, context.cwd);
   if (scheme === "sftp") return remember(openSftp(spec, context));
+  if (scheme === "s3") return openS3Backend(spec, context.s3, context.env);
   throw new UsageError(
     `remote ${JSON.stringify(`${scheme}://…`)} is not supported; give file:///path, sftp://USER@HOST/PATH or ` +
       "s3://BUCKET/PREFIX",

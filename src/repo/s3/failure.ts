@@ -1,0 +1,132 @@
+/**
+ * What an S3 failure means to an operator: each error code the server can answer (or a timeout, a reset) becomes one
+ * line naming the request, the object and the next step, and is marked transient (worth another attempt) or not.
+ *
+ * @module
+ */
+import { ExitCode, ToolError } from "../../errors.ts";
+
+/** What a failed request was doing, for its message. */
+export interface RequestContext {
+  /** `GET`, `PUT`, ... */
+  method: string;
+  /** The object's name within the repository (`""` for the repository itself). */
+  name: string;
+  /** The repository's location ({@linkcode Backend.location}). */
+  location: string;
+  /** Where the credentials came from (no value), for the hints of authentication failures. */
+  credentialsFrom: string;
+}
+
+/** A request that failed: the HTTP status (0 when no answer came), the server's error code, and whether to retry. */
+export class S3Error extends ToolError {
+  /** Make an error; `transient` says whether another attempt may succeed. */
+  constructor(
+    message: string,
+    readonly status: number,
+    readonly code: string,
+    readonly transient: boolean,
+    exitCode: typeof ExitCode.Failed | typeof ExitCode.Usage = ExitCode.Failed,
+  ) {
+    super(message, exitCode);
+  }
+
+  /** The same failure, its message saying it was the last of `attempts`. */
+  afterAttempts(attempts: number): S3Error {
+    const at = this.message.indexOf("; ");
+    const message = at < 0
+      ? `${this.message} (after ${attempts} attempts)`
+      : `${this.message.slice(0, at)} (after ${attempts} attempts)${this.message.slice(at)}`;
+    return new S3Error(message, this.status, this.code, this.transient, this.exitCode as 1 | 2);
+  }
+}
+
+/** An S3 answer's `<Code>` and `<Message>` (empty when the body has none, as for HEAD). */
+export function errorFields(body: string): { code: string; message: string } {
+  const field = (tag: string) => unescapeXml(new RegExp(`<${tag}>([^<]*)</${tag}>`).exec(body)?.[1] ?? "").trim();
+  return { code: field("Code"), message: field("Message").slice(0, 200) };
+}
+
+/** The text of XML character data: the five predefined entities and numeric references. */
+export function unescapeXml(text: string): string {
+  return text.replace(/&(#x[0-9a-f]+|#[0-9]+|lt|gt|amp|quot|apos);/gi, (_, entity: string) => {
+    const named: Record<string, string> = { lt: "<", gt: ">", amp: "&", quot: '"', apos: "'" };
+    if (entity[0] !== "#") return named[entity.toLowerCase()];
+    const code = entity[1] === "x" || entity[1] === "X" ? parseInt(entity.slice(2), 16) : parseInt(entity.slice(1), 10);
+    return String.fromCodePoint(code);
+  });
+}
+
+/** Codes that a later attempt can succeed after. */
+const TRANSIENT_CODES = new Set(["SlowDown", "RequestTimeout", "InternalError", "ServiceUnavailable", "Throttling"]);
+
+/** Whether a status and code are worth another attempt: 5xx (not 501, 505, 507), 408, 429, throttling, timeouts. */
+export function isTransientStatus(status: number, code: string): boolean {
+  if (TRANSIENT_CODES.has(code)) return true;
+  if (status === 501 || status === 505 || status === 507) return false;
+  return status >= 500 || status === 408 || status === 429;
+}
+
+/**
+ * The error of a request answered with `status` and `body`; the server's `Date` header (`serverDate`) shows the clock
+ * difference when the server says the request time is skewed.
+ */
+export function s3Failure(context: RequestContext, status: number, body: string, serverDate: string | null): S3Error {
+  const { code, message } = errorFields(body);
+  const what = `${context.method} ${context.name || "(the repository)"} in ${context.location}`;
+  const explained = explain(code, status, context, serverDate);
+  if (explained !== null) return new S3Error(`${explained[0]} (${what})`, status, code, false, explained[1]);
+  const transient = isTransientStatus(status, code);
+  const detail = [code, message].filter(Boolean).join(": ") || "no error code";
+  const next = transient ? "it may pass on a later run" : "check the server's log and the settings ('config')";
+  return new S3Error(`S3 ${what} failed: HTTP ${status} (${detail}); ${next}`, status, code, transient);
+}
+
+type Explanation = [string, typeof ExitCode.Failed | typeof ExitCode.Usage];
+
+/** The sentence for a failure the operator must fix (keys, bucket, clock, space), or `null`. */
+function explain(code: string, status: number, context: RequestContext, serverDate: string | null): Explanation | null {
+  const keys = `the credentials from ${context.credentialsFrom}`;
+  switch (code) {
+    case "SignatureDoesNotMatch":
+      return [`the S3 server refused the signature (SignatureDoesNotMatch): the secret key is wrong; check ${keys}`, 2];
+    case "InvalidAccessKeyId":
+      return [`the S3 server does not know the access key (InvalidAccessKeyId); check ${keys}`, 2];
+    case "NoSuchBucket":
+      return ["the bucket does not exist (NoSuchBucket); create it, or correct the s3:// remote or the endpoint", 2];
+    case "RequestTimeTooSkewed":
+      return [
+        `the S3 server refused the request time (RequestTimeTooSkewed): ${skew(serverDate)}; check the host's ` +
+        "clock (NTP)",
+        1,
+      ];
+    case "AccessDenied":
+      return [`the S3 server denied access (AccessDenied); check the permissions granted to ${keys}`, 2];
+    case "AuthorizationHeaderMalformed":
+    case "PermanentRedirect":
+      return [`the S3 server says the bucket is in another region (${code}); set --s3-region or AWS_REGION`, 2];
+    case "QuotaExceeded":
+    case "InsufficientCapacity":
+    case "EntityTooLarge":
+      return [`the S3 server has no room for the object (${code}, HTTP ${status}); free space or raise the quota`, 1];
+  }
+  if (status === 507) return [`the S3 server is out of space (HTTP 507); free space on it`, 1];
+  return null;
+}
+
+function skew(serverDate: string | null): string {
+  const server = serverDate === null ? NaN : Date.parse(serverDate);
+  if (Number.isNaN(server)) return "this host's clock differs from the server's by more than it accepts";
+  const minutes = Math.round((Date.now() - server) / 60_000);
+  return `this host's clock is ${Math.abs(minutes)} minutes ${minutes >= 0 ? "ahead of" : "behind"} the server's`;
+}
+
+/**
+ * The error for a request that got no answer: refused, reset, or timed out (`cause`), always transient. The cause's
+ * message is kept to its first line (it names the host, never a credential: requests are signed in headers).
+ */
+export function noAnswer(context: RequestContext, cause: unknown): S3Error {
+  const reason = cause instanceof Error ? cause.message.split("\n")[0].slice(0, 200) : String(cause);
+  const what = `${context.method} ${context.name || "(the repository)"} in ${context.location}`;
+  return new S3Error(`S3 ${what} got no answer (${reason}); check that the server is reachable`, 0, "", true);
+}
