@@ -11,6 +11,7 @@ import { remoteBackend } from "../src/ops/remote.ts";
 import { closeBackends } from "../src/repo/open_backend.ts";
 import { NOBODY_GID, NOBODY_UID } from "./_faults.ts";
 import { tempDir } from "./_helpers.ts";
+import { startRadosgw } from "./_servers/radosgw.ts";
 import { startSshd } from "./_servers/sshd.ts";
 
 /** A place for repositories, for one test file. */
@@ -58,8 +59,29 @@ export async function sftpTarget(): Promise<RemoteTarget | null> {
   };
 }
 
+/**
+ * Repositories in a bucket of a real radosgw of the test file's own, one prefix each; `null` when radosgw cannot run
+ * here. `fresh` is synchronous, so the bucket is made first.
+ */
+export async function s3Target(what: string): Promise<RemoteTarget | null> {
+  const server = await startRadosgw(what);
+  if (server === null) return null;
+  const bucket = "targets";
+  await server.createBucket(bucket);
+  return {
+    label: "s3",
+    fresh: (name) => ({
+      ATOCORE_BACKUP_REMOTE: `s3://${bucket}/${name}`,
+      ATOCORE_S3_ENDPOINT: server.endpoint,
+      AWS_ACCESS_KEY_ID: server.accessKey,
+      AWS_SECRET_ACCESS_KEY: server.secretKey,
+    }),
+    [Symbol.asyncDispose]: () => server.stop(),
+  };
+}
+
 /** Every target that can run here (servers that cannot start print their one SKIPPED line and are left out). */
-export async function allTargets(): Promise<RemoteTarget[]> {
-  const targets: (RemoteTarget | null)[] = [folderTarget(), await sftpTarget()];
+export async function allTargets(what: string): Promise<RemoteTarget[]> {
+  const targets: (RemoteTarget | null)[] = [folderTarget(), await sftpTarget(), await s3Target(what)];
   return targets.filter((target) => target !== null);
 }

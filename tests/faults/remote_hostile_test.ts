@@ -121,7 +121,7 @@ async function hostileCases(target: RemoteTarget): Promise<void> {
   assert.deepEqual(liveDigest(store), live);
 }
 
-for (const target of await allTargets()) {
+for (const target of await allTargets("hostile storage")) {
   Deno.test(`hostile storage (${target.label}): each damage named by verify, refused by restore, live untouched`, async () => {
     await using _target = target;
     await hostileCases(target);
