@@ -25,7 +25,15 @@ import {
 } from "./command.ts";
 import { formatAge, formatBytes } from "./format.ts";
 import { METRICS_HELP, METRICS_OPTIONS, requireWritableOutput, withMetrics } from "./metrics_flag.ts";
-import { refuseRemoteFlagsWithout, REMOTE_HELP, REMOTE_OPTIONS, remoteSourceFrom } from "./remote_flags.ts";
+import {
+  refuseRemoteFlagsWithout,
+  REMOTE_HELP,
+  REMOTE_OPTIONS,
+  remoteSourceFrom,
+  TRANSFER_HELP,
+  TRANSFER_OPTIONS,
+  transfersFrom,
+} from "./remote_flags.ts";
 
 /** The `drill` command. */
 export const drillCommand = defineCommand({
@@ -65,6 +73,7 @@ Options:
   --from-remote        read the snapshot from the off-host repository (needs --identity)
 ${METRICS_HELP}
 ${REMOTE_HELP}
+${TRANSFER_HELP}
 ${COMMON_HELP}
 
 Examples:
@@ -81,6 +90,7 @@ Examples:
     "from-remote": { type: "boolean" },
     ...METRICS_OPTIONS,
     ...REMOTE_OPTIONS,
+    ...TRANSFER_OPTIONS,
   },
   maxPositionals: 1,
   run(values, positionals, context): Promise<Outcome> {
@@ -133,7 +143,10 @@ async function drill(values: Values, positionals: string[], context: CommandCont
   const result = values["from-remote"]
     ? await drillFromRemote(
       config,
-      remoteSourceFrom(values, context, config, "drill --from-remote"),
+      {
+        ...remoteSourceFrom(values, context, config, "drill --from-remote"),
+        transfers: transfersFrom(values, context),
+      },
       positionals[0] ?? "latest",
       options,
     )

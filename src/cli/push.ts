@@ -11,7 +11,14 @@ import type { PushResult } from "../repo/push.ts";
 import { type CommandFlags, COMMON_HELP, configFrom, defineCommand, driverFrom } from "./command.ts";
 import { formatBytes } from "./format.ts";
 import { METRICS_HELP, METRICS_OPTIONS, withMetrics } from "./metrics_flag.ts";
-import { REMOTE_HELP, REMOTE_OPTIONS, remoteSettingsFrom } from "./remote_flags.ts";
+import {
+  REMOTE_HELP,
+  REMOTE_OPTIONS,
+  remoteSettingsFrom,
+  TRANSFER_HELP,
+  TRANSFER_OPTIONS,
+  transfersFrom,
+} from "./remote_flags.ts";
 
 /** The `push` command. */
 export const pushCommand = defineCommand({
@@ -40,6 +47,7 @@ Options:
   --quick              validate sizes only (each file read is still checked against the manifest)
 ${METRICS_HELP}
 ${REMOTE_HELP}
+${TRANSFER_HELP}
 ${COMMON_HELP}
 
 Examples:
@@ -52,6 +60,7 @@ Examples:
     quick: { type: "boolean" },
     ...METRICS_OPTIONS,
     ...REMOTE_OPTIONS,
+    ...TRANSFER_OPTIONS,
   },
   maxPositionals: 1,
   run(values, positionals, context) {
@@ -69,6 +78,7 @@ Examples:
         reporter: context.reporter,
         recipients,
         validation: values.quick ? "quick" : "deep",
+        transfers: transfersFrom(values, context),
       });
       const last = result.pushed.at(-1);
       return {

@@ -28,6 +28,8 @@ export interface RemoteSource {
   identities: readonly AgeIdentity[];
   /** Recipients the operator gave, checked against the repository's. */
   recipients?: readonly string[];
+  /** Packs read and opened at once (`--transfers`). */
+  transfers?: number;
 }
 
 /** What was fetched, for the result of the command that used it. */
@@ -128,6 +130,7 @@ export async function fetchToScratch(
     const fetched = await fetchSnapshot(source.backend, source.identities, name, join(snapshotsDir(sourceDir), stamp), {
       onProgress: (done, total) => options.reporter.progress("fetching", done, total),
       manifestCheckFollows: options.deepValidation ?? false,
+      transfers: source.transfers,
     });
     const summary = summarize(source.backend.location, fetched, (performance.now() - begun) / 1000);
     options.reporter.event("info", "remote_fetch_finished", { ...summary });

@@ -32,6 +32,8 @@ export interface LocalPushOptions {
    * against the manifest), `none` (just validated by create).
    */
   validation: "deep" | "quick" | "none";
+  /** Packs sealed and uploading at once (`--transfers`). */
+  transfers?: number;
 }
 
 /** A snapshot that was not pushed because it did not validate. */
@@ -155,6 +157,7 @@ async function pushOne(config: Config, backend: Backend, stamp: string, options:
   try {
     pushed = await pushSnapshot(config, tracked.backend, snapshotDir(config.backupDir.path, stamp), {
       recipients: options.recipients,
+      transfers: options.transfers,
       onProgress: (done, total) => options.reporter.progress("pushing", done, total),
     });
   } catch (error) {
