@@ -110,6 +110,7 @@ export class PackWriter {
   /** Close the open packs and wait for every upload; returns the stored pack of every slot. */
   async finish(): Promise<PackInfo[]> {
     this.close("zstd");
+    await this.drain(); // still at most the bound in flight
     this.close("none");
     await this.drain(0);
     return this.stored.map((pack, slot) => {
