@@ -7,12 +7,16 @@
 /// <reference lib="deno.worker" />
 import { collectGarbage } from "../sys/collect_garbage.ts";
 import { type OpenJob, resultBuffers, runJob, transferables } from "./crypto_jobs.ts";
-import { GC_EVERY_PACKS } from "./pack_writer.ts";
 
+/**
+ * Jobs between two full garbage collections: a zstd pack's plaintext is a new buffer each time, and the workers share
+ * the packs, so each collects more often than the main thread (every 8 packs).
+ */
+const GC_EVERY_JOBS = 2;
 let jobs = 0;
 
 self.onmessage = (event: MessageEvent<OpenJob & { id: number }>) => {
-  if (++jobs % GC_EVERY_PACKS === 0) collectGarbage();
+  if (++jobs % GC_EVERY_JOBS === 0) collectGarbage();
   const result = runJob(event.data);
   self.postMessage({ id: event.data.id, result }, transferables(resultBuffers(result)));
 };
