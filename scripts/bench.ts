@@ -25,10 +25,11 @@ import {
   storeEnv,
   timed,
 } from "./bench_run.ts";
-import { formatRemote, makeRemoteFixture, measureRemote, remoteStore } from "./bench_remote.ts";
+import { formatRemote, makeRemoteFixture, measureRemote, remoteStore, SMALL_ROWS } from "./bench_remote.ts";
+import { makeSmallRowStore } from "./bench_small_rows.ts";
 
 const DRIVERS = ["ffi", "builtin"] as const;
-const SECTIONS = ["create", "create-chroma", "validate", "list", "restore", "remote"] as const;
+const SECTIONS = ["create", "create-chroma", "validate", "list", "restore", "remote", "remote-small"] as const;
 type Section = typeof SECTIONS[number];
 
 /** One program run in the benchmark, and how to give it a clean start. */
@@ -466,7 +467,8 @@ restore of this tool against the Python module, sqlite3 .backup, cp -r + fsync a
 sha256sum. Wall seconds and peak RSS by /usr/bin/time; medians of --reps runs.
 Section remote: push to an off-host repository (a folder), a second push after 1%
 of the rows are updated and 0.5% added, and restore from it, against restic
-backing up the same snapshot folders (needs restic and age-keygen).
+backing up the same snapshot folders (needs restic and age-keygen). Section
+remote-small: the same on a database of about 1 KiB text rows (AtoCore's shape).
 
 Options:
   --db-mib N        database size (default 256; 1024 for the remote section)
@@ -505,7 +507,10 @@ async function main(): Promise<void> {
     await timed([...toolPrefix, "--version"], {});
     if (hasReference) await timed(moduleArgv(["list"]), moduleEnv(store, join(work, "warm")));
     const results = await measureSections(bench, flags);
-    const remote = flags.only.includes("remote") ? await remoteSection(bench, flags) : undefined;
+    const remote = [
+      flags.only.includes("remote") ? await remoteSection(bench, flags) : "",
+      flags.only.includes("remote-small") ? await smallRowsSection(bench, flags) : "",
+    ].filter(Boolean).join("\n\n") || undefined;
     const report = await formatReport(bench, flags, results, remote, loadBefore);
     console.log(report);
     if (flags.out) Deno.writeTextFileSync(flags.out, report + "\n");
@@ -516,7 +521,16 @@ async function main(): Promise<void> {
 
 /** The size of the store made first: the remote section's when it is the only one run (it then uses that store). */
 function mainStoreMiB(flags: Flags): number {
-  return flags.only.every((section) => section === "remote") ? flags.remoteDbMiB : flags.dbMiB;
+  if (flags.only.every((section) => section === "remote-small")) return 1; // that section makes its own store
+  return flags.only.every((section) => section.startsWith("remote")) ? flags.remoteDbMiB : flags.dbMiB;
+}
+
+/** The remote section again on a store of AtoCore's shape (small text rows), made for it. */
+async function smallRowsSection(bench: Bench, flags: Flags): Promise<string> {
+  log(`remote-small: making a store of ${flags.remoteDbMiB} MiB of 1 KiB rows and ${flags.chromaMiB} MiB Chroma`);
+  const store = makeSmallRowStore(join(bench.work, "small-store"), flags.remoteDbMiB, flags.chromaMiB);
+  const fixture = await makeRemoteFixture(bench, store, SMALL_ROWS);
+  return formatRemote(fixture, await measureRemote(bench, fixture, flags.reps), flags.reps);
 }
 
 /** The remote section, run last (it changes the rows of the store it uses): its report. */

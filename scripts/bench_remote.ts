@@ -6,6 +6,7 @@
  */
 import { basename, join } from "node:path";
 import { changeSampleRows, makeSampleStore, type SampleStore } from "./sample_store.ts";
+import { changeSmallRows } from "./bench_small_rows.ts";
 import { removeQuietly } from "../src/fs/durable.ts";
 import { sha256File } from "../src/fs/hash.ts";
 import { CHROMA_FOLDER, DB_FOLDER, snapshotsDir } from "../src/snapshot/layout.ts";
@@ -39,10 +40,33 @@ export interface RemoteFixture {
   recipient: string;
   updated: number;
   added: number;
+  /** What the database's rows are and what changed between the snapshots, for the report. */
+  shape: string;
   /** Bytes of the second snapshot's files (what "the store's size" means in the targets). */
   storeBytes: number;
   dbBytes: number;
 }
+
+/** The rows of a store and how a day changes them. */
+export interface RowShape {
+  slug: string;
+  text: string;
+  change: (db: string, updateFraction: number, addFraction: number) => { updated: number; added: number };
+}
+
+/** The sample store: rows of 64 KiB random blobs (a changed row is a run of about 17 contiguous 4 KiB pages). */
+export const SAMPLE_ROWS: RowShape = {
+  slug: "blobs",
+  text: "rows of `documents` and `chunks` (chunks: 64 KiB random blobs)",
+  change: (db, update, add) => changeSampleRows(db, update, add),
+};
+
+/** AtoCore's shape: about 1 KiB text rows with indexes ({@linkcode makeSmallRowStore}). */
+export const SMALL_ROWS: RowShape = {
+  slug: "small",
+  text: "rows of `memories` and `chunks` (about 1 KiB of text each, indexed)",
+  change: (db, update, add) => changeSmallRows(db, update, add),
+};
 
 /** One program's sequence against a fresh repository: init (untimed), two backups and a restore. */
 interface Side {
@@ -74,10 +98,14 @@ interface SideResult {
  * Make the fixture: snapshot the store, update and add rows in the live database, snapshot it again, and make an
  * age key pair with `age-keygen`. Untimed.
  */
-export async function makeRemoteFixture(bench: Bench, store: SampleStore): Promise<RemoteFixture> {
-  const backupDir = join(bench.work, "remote-backups");
+export async function makeRemoteFixture(
+  bench: Bench,
+  store: SampleStore,
+  shape: RowShape = SAMPLE_ROWS,
+): Promise<RemoteFixture> {
+  const backupDir = join(bench.work, `remote-backups-${shape.slug}`);
   const first = await makeSnapshot(bench, store, backupDir);
-  const { updated, added } = changeSampleRows(store.db, UPDATED, ADDED);
+  const { updated, added } = shape.change(store.db, UPDATED, ADDED);
   log(`remote: ${updated} rows updated and ${added} added in the live database`);
   await new Promise((resolve) => setTimeout(resolve, 1100)); // the next snapshot's stamp is a later second
   const second = await makeSnapshot(bench, store, backupDir);
@@ -97,6 +125,7 @@ export async function makeRemoteFixture(bench: Bench, store: SampleStore): Promi
     recipient,
     updated,
     added,
+    shape: shape.text,
     storeBytes: treeBytes(root),
     dbBytes: Deno.statSync(join(root, DB_FOLDER, basename(store.db))).size,
   };
@@ -266,8 +295,8 @@ export function formatRemote(fixture: RemoteFixture, results: SideResult[], reps
   return [
     `Off-host repository: the second snapshot holds ${(fixture.storeBytes / MiB).toFixed(0)} MiB (database ${
       (fixture.dbBytes / MiB).toFixed(0)
-    } MiB, Chroma and the rest ${chromaMiB.toFixed(0)} MiB); between the two snapshots ${fixture.updated} rows of ` +
-    `\`documents\` and \`chunks\` were updated (${UPDATED * 100}%) and ${fixture.added} added (${ADDED * 100}%). ` +
+    } MiB, Chroma and the rest ${chromaMiB.toFixed(0)} MiB); between the two snapshots ${fixture.updated} ` +
+    `${fixture.shape} were updated (${UPDATED * 100}%) and ${fixture.added} added (${ADDED * 100}%). ` +
     `Both programs store the snapshot folders in a new repository on this disk each time: this tool with ` +
     `\`remote init\`, \`push STAMP\` twice and \`restore --from-remote STAMP --to DIR\`; restic with \`init\`, ` +
     `\`backup SNAPSHOT_FOLDER\` twice and \`restore latest --target DIR\`. One warm-up sequence each (checked: ` +

@@ -29,7 +29,15 @@ import {
 import { parseDurationSeconds } from "./duration_flag.ts";
 import { formatAge, formatBytes } from "./format.ts";
 import { METRICS_HELP, METRICS_OPTIONS, requireWritableOutput, withMetrics } from "./metrics_flag.ts";
-import { refuseRemoteFlagsWithout, REMOTE_HELP, REMOTE_OPTIONS, remoteSourceFrom } from "./remote_flags.ts";
+import {
+  refuseRemoteFlagsWithout,
+  REMOTE_HELP,
+  REMOTE_OPTIONS,
+  remoteSourceFrom,
+  TRANSFER_HELP,
+  TRANSFER_OPTIONS,
+  transfersFrom,
+} from "./remote_flags.ts";
 
 /** The `drill` command. */
 export const drillCommand = defineCommand({
@@ -71,6 +79,7 @@ Options:
                        the recovery point a CI job holds the pushes to
 ${METRICS_HELP}
 ${REMOTE_HELP}
+${TRANSFER_HELP}
 ${COMMON_HELP}
 
 Examples:
@@ -89,6 +98,7 @@ Examples:
     "max-age": { type: "string" },
     ...METRICS_OPTIONS,
     ...REMOTE_OPTIONS,
+    ...TRANSFER_OPTIONS,
   },
   maxPositionals: 1,
   run(values, positionals, context): Promise<Outcome> {
@@ -170,7 +180,10 @@ async function drillRemote(
   config: Config,
   options: DrillOptions,
 ): Promise<RemoteDrillResult> {
-  const source = remoteSourceFrom(values, context, config, "drill --from-remote");
+  const source = {
+    ...remoteSourceFrom(values, context, config, "drill --from-remote"),
+    transfers: transfersFrom(values, context),
+  };
   using interrupts = listenForInterrupts(context.reporter);
   const result = await drillFromRemote(config, source, positionals[0] ?? "latest", {
     ...options,

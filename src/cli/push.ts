@@ -12,7 +12,14 @@ import { type CommandFlags, COMMON_HELP, configFrom, defineCommand, driverFrom }
 import { formatBytes } from "./format.ts";
 import { listenForInterrupts, reportLateInterrupt } from "../sys/interrupt.ts";
 import { METRICS_HELP, METRICS_OPTIONS, withMetrics } from "./metrics_flag.ts";
-import { REMOTE_HELP, REMOTE_OPTIONS, remoteSettingsFrom } from "./remote_flags.ts";
+import {
+  REMOTE_HELP,
+  REMOTE_OPTIONS,
+  remoteSettingsFrom,
+  TRANSFER_HELP,
+  TRANSFER_OPTIONS,
+  transfersFrom,
+} from "./remote_flags.ts";
 
 /** The `push` command. */
 export const pushCommand = defineCommand({
@@ -43,6 +50,7 @@ Options:
   --quick              validate sizes only (each file read is still checked against the manifest)
 ${METRICS_HELP}
 ${REMOTE_HELP}
+${TRANSFER_HELP}
 ${COMMON_HELP}
 
 Examples:
@@ -55,6 +63,7 @@ Examples:
     quick: { type: "boolean" },
     ...METRICS_OPTIONS,
     ...REMOTE_OPTIONS,
+    ...TRANSFER_OPTIONS,
   },
   maxPositionals: 1,
   run(values, positionals, context) {
@@ -74,6 +83,7 @@ Examples:
         recipients,
         validation: values.quick ? "quick" : "deep",
         signal: interrupts.signal,
+        transfers: transfersFrom(values, context),
       });
       reportLateInterrupt(interrupts.signal, context.reporter, "push");
       const last = result.pushed.at(-1);

@@ -8,6 +8,7 @@ import { type Config, type RemoteSettings, resolveRemoteSettings } from "../conf
 import { UsageError } from "../errors.ts";
 import type { RemoteSource } from "../ops/from_remote.ts";
 import { identitiesFrom, recipientsFrom, refuseRemoteInStore, remoteBackend } from "../ops/remote.ts";
+import { DEFAULT_TRANSFERS, MAX_TRANSFERS } from "../repo/lanes.ts";
 import type { CommandContext, CommandOptions, FlagValues } from "./command.ts";
 
 /** The flags, for a command's `options`. */
@@ -73,7 +74,7 @@ export function remoteSettingsFrom(values: FlagValues<typeof REMOTE_OPTIONS>, co
  * @throws {UsageError} naming the flag.
  */
 export function refuseRemoteFlagsWithout(
-  values: FlagValues<typeof REMOTE_OPTIONS>,
+  values: FlagValues<typeof REMOTE_OPTIONS> & Partial<FlagValues<typeof TRANSFER_OPTIONS>>,
   command: string,
   switchFlag: string,
 ): void {
@@ -87,9 +88,10 @@ export function refuseRemoteFlagsWithout(
     "s3-addressing",
     "ssh-key",
     "known-hosts",
+    "transfers",
   ] as const;
   for (const flag of flags) {
-    if (values[flag] !== undefined) {
+    if ((values as Record<string, unknown>)[flag] !== undefined) {
       throw new UsageError(`${command}: --${flag} goes with ${switchFlag}; add it to read from the repository`);
     }
   }
@@ -112,4 +114,31 @@ export function remoteSourceFrom(
   refuseRemoteInStore(config, backend);
   const identities = identitiesFrom(settings, purpose, context.reporter);
   return { backend, identities, recipients: recipientsFrom(settings) };
+}
+
+/** `--transfers N`, for the commands that move packs (push, fetch, verify); separate from the repository's flags. */
+export const TRANSFER_OPTIONS = {
+  transfers: { type: "string" },
+} as const satisfies CommandOptions;
+
+/** The line of help of `--transfers`. */
+export const TRANSFER_HELP =
+  `  --transfers N          packs moved at once, 1 to ${MAX_TRANSFERS} (default ${DEFAULT_TRANSFERS})               ATOCORE_BACKUP_TRANSFERS`;
+
+/**
+ * The packs to move at once: `--transfers`, else `ATOCORE_BACKUP_TRANSFERS`, else {@linkcode DEFAULT_TRANSFERS}.
+ * Memory grows by about one 8 MiB pack per transfer.
+ *
+ * @throws {UsageError} for anything but a whole number from 1 to {@linkcode MAX_TRANSFERS}.
+ */
+export function transfersFrom(values: FlagValues<typeof TRANSFER_OPTIONS>, context: CommandContext): number {
+  const [text, source] = values.transfers !== undefined
+    ? [values.transfers, "--transfers"]
+    : [context.env.ATOCORE_BACKUP_TRANSFERS, "ATOCORE_BACKUP_TRANSFERS"];
+  if (text === undefined || text === "") return DEFAULT_TRANSFERS;
+  const count = /^\d{1,3}$/.test(text) ? Number(text) : NaN;
+  if (!(count >= 1 && count <= MAX_TRANSFERS)) {
+    throw new UsageError(`${source} must be a whole number from 1 to ${MAX_TRANSFERS}, not ${JSON.stringify(text)}`);
+  }
+  return count;
 }

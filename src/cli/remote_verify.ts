@@ -9,7 +9,14 @@ import { openRepository } from "../repo/repository.ts";
 import { verifyRepository, type VerifyResult } from "../repo/verify.ts";
 import { type CommandFlags, COMMON_HELP, configFrom, defineCommand } from "./command.ts";
 import { formatBytes } from "./format.ts";
-import { REMOTE_HELP, REMOTE_OPTIONS, remoteSettingsFrom } from "./remote_flags.ts";
+import {
+  REMOTE_HELP,
+  REMOTE_OPTIONS,
+  remoteSettingsFrom,
+  TRANSFER_HELP,
+  TRANSFER_OPTIONS,
+  transfersFrom,
+} from "./remote_flags.ts";
 
 /** The `remote verify` command. */
 export const remoteVerifyCommand = defineCommand({
@@ -30,6 +37,7 @@ Options:
   --read-data              read, decrypt and check every pack (needs --identity)
   --read-data-subset N%    the same for N percent of the packs, chosen at random
 ${REMOTE_HELP}
+${TRANSFER_HELP}
 ${COMMON_HELP}
 
 Examples:
@@ -40,10 +48,12 @@ Examples:
     "read-data": { type: "boolean" },
     "read-data-subset": { type: "string" },
     ...REMOTE_OPTIONS,
+    ...TRANSFER_OPTIONS,
   },
   maxPositionals: 0,
   async run(values, _positionals, context) {
     const subset = subsetFrom(values);
+    const transfers = transfersFrom(values, context);
     const readData = Boolean(values["read-data"]) || subset !== undefined;
     const config = configFrom(values, context);
     const settings = remoteSettingsFrom(values, context);
@@ -56,7 +66,7 @@ Examples:
       )
       : [];
     checkPinIfPinned(config, await openRepository(backend), recipientsFrom(settings));
-    const result = await verifyRepository(backend, { identities, readData, subset });
+    const result = await verifyRepository(backend, { identities, readData, subset, transfers });
     for (const error of result.errors) context.reporter.event("warning", "remote_verify_problem", { error });
     return {
       result: { location: backend.location, read_data: readData, ...result },

@@ -22,7 +22,15 @@ import {
 } from "./command.ts";
 import { formatBytes } from "./format.ts";
 import { listenForInterrupts, reportLateInterrupt } from "../sys/interrupt.ts";
-import { refuseRemoteFlagsWithout, REMOTE_HELP, REMOTE_OPTIONS, remoteSourceFrom } from "./remote_flags.ts";
+import {
+  refuseRemoteFlagsWithout,
+  REMOTE_HELP,
+  REMOTE_OPTIONS,
+  remoteSourceFrom,
+  TRANSFER_HELP,
+  TRANSFER_OPTIONS,
+  transfersFrom,
+} from "./remote_flags.ts";
 
 /** The `restore` command. */
 export const restoreCommand = defineCommand({
@@ -76,6 +84,7 @@ Options:
   --from-remote              read the snapshot from the off-host repository (needs --identity)
   --scratch-dir DIR          with --from-remote: fetch into DIR (default: the system's temporary folder)
 ${REMOTE_HELP}
+${TRANSFER_HELP}
 ${COMMON_HELP}
 
 Examples:
@@ -94,6 +103,7 @@ Examples:
     "from-remote": { type: "boolean" },
     "scratch-dir": { type: "string" },
     ...REMOTE_OPTIONS,
+    ...TRANSFER_OPTIONS,
   },
   maxPositionals: 1,
   async run(values, positionals, context) {
@@ -109,7 +119,12 @@ Examples:
     const config = configFrom(values, context);
     if (!fromRemote) requireSnapshot(config.backupDir.path, stamp); // a remote snapshot need not be here
     const driver = driverFrom(values, context);
-    const source = fromRemote ? remoteSourceFrom(values, context, config, "restore --from-remote") : null;
+    const source = fromRemote
+      ? {
+        ...remoteSourceFrom(values, context, config, "restore --from-remote"),
+        transfers: transfersFrom(values, context),
+      }
+      : null;
     using _lock = lockBackupDir(config.backupDir.path, values.to === undefined && !values["no-pre-snapshot"], context);
     using interrupts = listenForInterrupts(context.reporter);
     const options: RestoreOptions = {

@@ -150,6 +150,15 @@ function keyLines(text: string, source: string, what: string): { line: string; n
   return lines;
 }
 
+/**
+ * The identity as `AGE-SECRET-KEY-1…` text, only to hand it to a worker of this process (which parses it back with
+ * {@linkcode parseIdentity}): key objects cannot cross to a worker.
+ */
+export function identityText(identity: AgeIdentity): string {
+  const secret = identity.privateKey.export({ format: "der", type: "pkcs8" }).subarray(-32);
+  return bech32Encode("age-secret-key-", secret).toUpperCase();
+}
+
 /** The recipient of an identity (as `age-keygen -y` prints it). */
 export function recipientOf(identity: AgeIdentity): string {
   return identity.recipient;
@@ -212,10 +221,12 @@ function x25519Stanza(recipient: string, fileKey: Uint8Array): string {
 
 /**
  * Encrypt `plaintext` to every recipient (`age1…`) as one age file; anyone holding one matching identity decrypts it.
+ * With `into` (when long enough) the file is written there and a view of it returned, so a caller sealing many
+ * objects reuses one buffer.
  *
  * @throws {Error} when a recipient is not an X25519 recipient, or none is given.
  */
-export function ageEncrypt(plaintext: Uint8Array, recipients: readonly string[]): Uint8Array {
+export function ageEncrypt(plaintext: Uint8Array, recipients: readonly string[], into?: Uint8Array): Uint8Array {
   if (recipients.length === 0) throw new Error("no age recipient to encrypt to");
   const fileKey = new Uint8Array(randomBytes(16));
   let header = `${VERSION_LINE}\n`;
@@ -226,7 +237,8 @@ export function ageEncrypt(plaintext: Uint8Array, recipients: readonly string[])
   const nonce = new Uint8Array(randomBytes(16));
   const payloadKey = hkdf(fileKey, nonce, "payload");
   const chunks = Math.max(1, Math.ceil(plaintext.length / CHUNK));
-  const out = new Uint8Array(head.length + 16 + plaintext.length + chunks * TAG);
+  const size = head.length + 16 + plaintext.length + chunks * TAG;
+  const out = into && into.length >= size ? into.subarray(0, size) : new Uint8Array(size);
   out.set(head, 0);
   out.set(nonce, head.length);
   let at = head.length + 16;

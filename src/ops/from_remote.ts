@@ -29,6 +29,8 @@ export interface RemoteSource {
   identities: readonly AgeIdentity[];
   /** Recipients the operator gave, checked against the repository's. */
   recipients?: readonly string[];
+  /** Packs read and opened at once (`--transfers`). */
+  transfers?: number;
 }
 
 /** What was fetched, for the result of the command that used it. */
@@ -134,6 +136,7 @@ export async function fetchToScratch(
         options.reporter.progress("fetching", done, total);
       },
       manifestCheckFollows: options.deepValidation ?? false,
+      transfers: source.transfers,
     });
     const summary = summarize(source.backend.location, fetched, (performance.now() - begun) / 1000);
     options.reporter.event("info", "remote_fetch_finished", { ...summary });

@@ -35,6 +35,8 @@ export interface LocalPushOptions {
   validation: "deep" | "quick" | "none";
   /** Aborted to stop at the next safe point (before a snapshot, between blocks): nothing half is listed. */
   signal?: AbortSignal;
+  /** Packs sealed and uploading at once (`--transfers`). */
+  transfers?: number;
 }
 
 /** A snapshot that was not pushed because it did not validate. */
@@ -175,6 +177,7 @@ async function pushOne(
   try {
     pushed = await pushSnapshot(config, tracked.backend, snapshotDir(config.backupDir.path, stamp), {
       recipients: options.recipients,
+      transfers: options.transfers,
       onProgress: (done, total) => options.reporter.progress("pushing", done, total),
       signal: options.signal,
     });

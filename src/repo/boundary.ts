@@ -28,6 +28,16 @@ export interface SealedObject {
   readonly sha256: string;
 }
 
+/** How {@linkcode Boundary.putPack} seals: where, into what, and who takes the buffers back. */
+export interface PackSealing {
+  /** A buffer to seal into, reused across packs (a new one is made when it is too short). */
+  out?: Uint8Array;
+  /** Takes the plaintext's buffer back once sealed. */
+  recycle?: (plain: Uint8Array) => void;
+  /** Takes `out` back once the sealed bytes are written. */
+  release?: (out: Uint8Array) => void;
+}
+
 /** The kinds of object the format stores in the clear; everything else is sealed. */
 const PUBLIC_KINDS = new Set(["config", "refs", "lease", "condemned"]);
 
@@ -40,18 +50,16 @@ export class Boundary {
   constructor(readonly backend: Backend, readonly recipients: readonly string[]) {}
 
   /**
-   * Seal a pack's plaintext and store it under the SHA-256 of the sealed bytes (exclusive create); the plaintext's
-   * buffer is handed to `recycle` once sealed (before the upload ends). The compression recorded is the one used: zstd
-   * only when it paid.
+   * Seal a pack's plaintext (into `out` when long enough) and store it under the
+   * SHA-256 of the sealed bytes (exclusive create). The plaintext's buffer is handed to `recycle` once sealed (before
+   * the upload ends), the sealed bytes' buffer to `release` once written. The compression recorded is the one used:
+   * zstd only when it paid.
    */
-  async putPack(
-    plaintext: Uint8Array,
-    compression: Compression,
-    recycle?: (buffer: Uint8Array) => void,
-  ): Promise<PackInfo> {
-    const sealed = sealBytes(plaintext, compression, this.recipients);
-    recycle?.(plaintext);
+  async putPack(plaintext: Uint8Array, compression: Compression, options: PackSealing = {}): Promise<PackInfo> {
+    const sealed = sealBytes(plaintext, compression, this.recipients, false, options.out);
+    options.recycle?.(plaintext);
     await this.write(packName(sealed.sha256), sealed.bytes);
+    if (options.out) options.release?.(options.out);
     return { id: sealed.sha256, size: sealed.bytes.length, compression: sealed.compression };
   }
 

@@ -5,7 +5,6 @@
  *
  * @module
  */
-import { createHash } from "node:crypto";
 import { dirname, join } from "node:path";
 import type { AgeIdentity } from "../crypto/age.ts";
 import { OperationError, UsageError } from "../errors.ts";
@@ -15,7 +14,10 @@ import { lstatOrNull } from "../fs/probe.ts";
 import { readRegularTextFile } from "../fs/regular_file.ts";
 import { METADATA_FILE } from "../snapshot/layout.ts";
 import type { Backend } from "./backend.ts";
-import { openSealed } from "./boundary.ts";
+import { CryptoPool, defaultWorkers, type OpenDone } from "./crypto_pool.ts";
+import { DEFAULT_TRANSFERS, inLanes } from "./lanes.ts";
+import { GC_EVERY_PACKS } from "./pack_writer.ts";
+import { collectGarbage } from "../sys/collect_garbage.ts";
 import {
   type DocumentFile,
   type Extent,
@@ -30,8 +32,8 @@ import { readSnapshot, snapshotArgument } from "./snapshots.ts";
 
 /** Options of {@linkcode fetchSnapshot}. */
 export interface FetchOptions {
-  /** Packs read ahead at most (default 2; read only: one pack at a time is decrypted, into one reused buffer). */
-  parallel?: number;
+  /** Packs read and opened at once (default {@linkcode DEFAULT_TRANSFERS}): one pack buffer each. */
+  transfers?: number;
   /**
    * The caller validates the fetched snapshot deeply against its manifest (every file's SHA-256) before using it: the
    * files the manifest lists with the document's SHA-256 are then not read and hashed here a second time (every
@@ -169,48 +171,61 @@ async function writeExtents(
   const byPack = extentsByPack(document);
   const order = [...byPack.keys()].sort((a, b) => a - b);
   const total = document.files.filter(isDocumentFile).reduce((sum, file) => sum + file.size, 0);
-  const into = new Uint8Array(PACK_BUFFER_BYTES);
-  const slots = Array.from({ length: Math.max(1, options.parallel ?? 2) }, () => new Uint8Array(into.length));
-  const reads: Promise<Uint8Array>[] = [];
-  const readAt = (at: number) => {
-    const reading = backend.read(packName(document.packs[order[at]].id), slots[at % slots.length]);
-    reading.catch(() => {}); // awaited below; a failure read ahead must not go unhandled meanwhile
-    reads[at] = reading;
-  };
-  for (let at = 0; at < Math.min(slots.length, order.length); at++) readAt(at);
+  const lanes = Math.max(1, options.transfers ?? DEFAULT_TRANSFERS);
+  // one buffer per lane: a pack is decrypted in place (its plaintext never overtakes its ciphertext)
+  const buffers: Uint8Array[] = Array.from(
+    { length: Math.min(lanes, order.length) },
+    () => new Uint8Array(PACK_BUFFER_BYTES),
+  );
+  using pool = new CryptoPool(Math.min(lanes, defaultWorkers()));
   let done = 0;
   let downloaded = 0;
-  for (let at = 0; at < order.length; at++) {
-    const sealed = await reads[at];
-    delete reads[at];
-    downloaded += sealed.length;
+  await inLanes(order.length, lanes, async (at, lane) => {
+    if (at % GC_EVERY_PACKS === GC_EVERY_PACKS - 1) collectGarbage();
     const { id, compression } = document.packs[order[at]];
-    const plain = openSealed(packName(id), sealed, identities, { compression, maxBytes: PACK_MAX_BYTES, into });
-    if (at + slots.length < order.length) readAt(at + slots.length); // its slot is free once decrypted
-    done += placeExtents(root, packName(id), plain, byPack.get(order[at])!);
+    const name = packName(id);
+    const extents = byPack.get(order[at])!;
+    const sealed = await backend.read(name, buffers[lane]);
+    downloaded += sealed.length;
+    const ranges = extents.map(([, [, , offset, length]]) => [offset, length] as const);
+    const opened = await pool.open({
+      name,
+      sealed,
+      into: sealed,
+      compression,
+      maxBytes: PACK_MAX_BYTES,
+      ranges,
+    }, identities);
+    buffers[lane] = new Uint8Array(opened.sealed.buffer);
+    done += await placeExtents(root, name, opened, extents);
     options.onProgress?.(done, total);
-  }
+  });
   return { packs_read: order.length, bytes_downloaded: downloaded };
 }
 
-/** Check each extent's bytes against its hash and write them at their offset; returns the bytes written. */
-function placeExtents(root: string, name: string, plain: Uint8Array, extents: [DocumentFile, Extent][]): number {
+/** Check each extent's hash (the worker computed it) and write its bytes at their offset; returns the bytes written. */
+async function placeExtents(
+  root: string,
+  name: string,
+  opened: OpenDone,
+  extents: [DocumentFile, Extent][],
+): Promise<number> {
   let written = 0;
   let open = null as { path: string; file: Deno.FsFile } | null;
   try {
-    for (const [file, [at, , offset, length, hash]] of extents) {
-      const bytes = plain.subarray(offset, offset + length);
-      if (offset + length > plain.length || createHash("sha256").update(bytes).digest("hex") !== hash) {
+    for (const [index, [file, [at, , offset, length, hash]]] of extents.entries()) {
+      if (opened.hashes[index] !== hash) {
         throw new OperationError(
           `${name}: the bytes of ${file.path} at ${at} do not match their hash; snapshot damaged`,
         );
       }
       if (open?.path !== file.path) {
         open?.file.close();
-        open = { path: file.path, file: Deno.openSync(join(root, file.path), { write: true }) };
+        open = { path: file.path, file: await Deno.open(join(root, file.path), { write: true }) };
       }
-      open.file.seekSync(at, Deno.SeekMode.Start);
-      for (let done = 0; done < bytes.length;) done += open.file.writeSync(bytes.subarray(done));
+      const bytes = opened.plain.subarray(offset, offset + length);
+      await open.file.seek(at, Deno.SeekMode.Start); // off the main thread: lanes write while others decrypt
+      for (let done = 0; done < bytes.length;) done += await open.file.write(bytes.subarray(done));
       written += length;
     }
   } finally {

@@ -5,7 +5,11 @@
  * @module
  */
 import type { Boundary, Compression, PackInfo } from "./boundary.ts";
-import { PACK_MAX_BYTES, PACK_TARGET_BYTES } from "./document.ts";
+import { collectGarbage } from "../sys/collect_garbage.ts";
+import { PACK_BUFFER_BYTES, PACK_MAX_BYTES, PACK_TARGET_BYTES } from "./document.ts";
+
+/** Packs between two full garbage collections (64 MiB of plaintext): see `sys/collect_garbage.ts`. */
+export const GC_EVERY_PACKS = 8;
 
 /** The file a block comes from: its path, the block size it is cut at, and its size. */
 export interface TaggedFile {
@@ -54,8 +58,12 @@ export class PackWriter {
   private readonly open: Record<Compression, OpenPack | null> = { zstd: null, none: null };
   private readonly inFlight = new Set<Promise<void>>();
   private failure: { error: unknown } | null = null;
-  /** Pack buffers given back once sealed, reused so that memory is a few packs whatever the snapshot's size. */
+  /**
+   * A pack buffer given back once sealed, and buffers sealed into given back once written: reused, so that memory is
+   * the open packs and one sealed pack per upload in flight whatever the snapshot's size.
+   */
   private readonly free: Uint8Array[] = [];
+  private readonly outs: Uint8Array[] = [];
   private readonly parallel: number;
   private readonly target: number;
   private yielded = performance.now();
@@ -119,6 +127,7 @@ export class PackWriter {
   /** Close the open packs and wait for every upload; returns the stored pack of every slot. */
   async finish(): Promise<PackInfo[]> {
     this.close("zstd");
+    await this.drain(); // still at most the bound in flight
     this.close("none");
     await this.drain(0);
     return this.stored.map((pack, slot) => {
@@ -131,12 +140,15 @@ export class PackWriter {
     const pack = this.open[compression];
     this.open[compression] = null;
     if (!pack || pack.used === 0) return;
-    const recycle = (buffer: Uint8Array) => {
-      if (this.free.length < 2 && buffer.buffer.byteLength === PACK_MAX_BYTES) {
-        this.free.push(new Uint8Array(buffer.buffer));
-      }
+    if (pack.slot % GC_EVERY_PACKS === GC_EVERY_PACKS - 1) collectGarbage();
+    const keep = (into: Uint8Array[], size: number, most: number) => (buffer: Uint8Array) => {
+      if (buffer.buffer.byteLength === size && into.length < most) into.push(new Uint8Array(buffer.buffer));
     };
-    const upload = this.io.putPack(pack.buffer.subarray(0, pack.used), compression, recycle).then((info) => {
+    const upload = this.io.putPack(pack.buffer.subarray(0, pack.used), compression, {
+      out: this.outs.pop() ?? new Uint8Array(PACK_BUFFER_BYTES),
+      recycle: keep(this.free, PACK_MAX_BYTES, 1),
+      release: keep(this.outs, PACK_BUFFER_BYTES, this.parallel),
+    }).then((info) => {
       this.stored[pack.slot] = info;
       this.options.onStored?.(pack.slot, info, pack.tags, pack.offsets);
     }).catch((error) => {

@@ -12,6 +12,7 @@ import type { Backend } from "./backend.ts";
 import { DOCUMENT_FORMAT, serializeDocument, type SnapshotDocument } from "./document.ts";
 import { leaseName, newRandomId, parseName, PREFIXES, refsName, type SnapshotKey, snapshotName } from "./layout.ts";
 import { type LocalSnapshot, readLocalSnapshot } from "./local_snapshot.ts";
+import { DEFAULT_TRANSFERS } from "./lanes.ts";
 import { PackWriter } from "./pack_writer.ts";
 import type { Lease, Refs } from "./public_objects.ts";
 import { readCondemned } from "./public_objects.ts";
@@ -38,8 +39,8 @@ export const DEFAULT_LEASE_MS = 6 * 3600_000;
 export interface PushOptions {
   /** Recipients the operator expects (flag or environment); refused when they differ from the repository's. */
   recipients?: readonly string[];
-  /** Uploads in flight at most (default 2). */
-  parallel?: number;
+  /** Packs sealed and uploading at once (default {@linkcode DEFAULT_TRANSFERS}): one sealed pack buffer each. */
+  transfers?: number;
   /** Lease length in milliseconds (default 6 h); a push that would outlive it stops before listing anything. */
   leaseMs?: number;
   /** The clock (tests). */
@@ -162,7 +163,7 @@ async function upload(
   const backupDir = context.backupDir;
   const journal = new PushJournal(pushJournalPath(backupDir, backend.location, key.pushId), config.id);
   const writer = new PackWriter(io, {
-    parallel: context.parallel,
+    parallel: context.transfers ?? DEFAULT_TRANSFERS,
     onStored: (_slot, pack, tags, offsets) => journal.record(pack, tags, offsets),
   });
   const total = local.entries.reduce((sum, entry) => sum + (entry.kind === "file" ? entry.size : 0), 0);

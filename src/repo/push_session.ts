@@ -5,7 +5,7 @@
  *
  * @module
  */
-import { createHash, type Hash } from "node:crypto";
+import { createHash, type Hash, hash as hashBytes } from "node:crypto";
 import { join } from "node:path";
 import { OperationError } from "../errors.ts";
 import { readAt } from "../fs/read_at.ts";
@@ -137,8 +137,8 @@ export class PushSession {
     bytes: Uint8Array,
     index: number,
   ): void {
-    const hash = createHash("sha256").update(bytes).digest();
-    pushed.hashes.set(hash, index * 32);
+    pushed.hashes.set(hashBytes("sha256", bytes, "buffer"), index * 32);
+    const hash = pushed.hashes.subarray(index * 32, index * 32 + 32); // a view: no buffer per block
     const known = this.known.find(pushed.path, pushed.block, index, hash);
     let ref: number;
     let offset: number;

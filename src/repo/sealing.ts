@@ -51,13 +51,15 @@ export function compress(plaintext: Uint8Array): Uint8Array {
 
 /**
  * Seal `plaintext` to `recipients`: zstd first when `compression` asks for it and it saves at least 5 % (else stored
- * as it is, and the result says `none`; `always` keeps zstd anyway, for objects whose compression is fixed), then age.
+ * as it is, and the result says `none`; `always` keeps zstd anyway, for objects whose compression is fixed), then age
+ * (into `into` when it is long enough: the result is then a view of it).
  */
 export function sealBytes(
   plaintext: Uint8Array,
   compression: Compression,
   recipients: readonly string[],
   always = false,
+  into?: Uint8Array,
 ): SealedBytes {
   let body = plaintext;
   let used: Compression = "none";
@@ -65,7 +67,7 @@ export function sealBytes(
     const packed = compress(plaintext);
     if (always || packed.length <= plaintext.length * (1 - MIN_SAVING)) [body, used] = [packed, "zstd"];
   }
-  const bytes = ageEncrypt(body, recipients);
+  const bytes = ageEncrypt(body, recipients, into);
   return { bytes, sha256: sha256Hex(bytes), compression: used };
 }
 

@@ -5,11 +5,14 @@
  *
  * @module
  */
-import { createHash } from "node:crypto";
 import type { AgeIdentity } from "../crypto/age.ts";
 import { UsageError } from "../errors.ts";
 import type { Backend } from "./backend.ts";
-import { type Compression, openSealed, sha256Hex } from "./boundary.ts";
+import { collectGarbage } from "../sys/collect_garbage.ts";
+import { type Compression, sha256Hex } from "./boundary.ts";
+import { CryptoPool, defaultWorkers } from "./crypto_pool.ts";
+import { DEFAULT_TRANSFERS, inLanes } from "./lanes.ts";
+import { GC_EVERY_PACKS } from "./pack_writer.ts";
 import { isDocumentFile, PACK_BUFFER_BYTES, PACK_MAX_BYTES, type SnapshotDocument } from "./document.ts";
 import { packName, parseName, PREFIXES, refsName, type SnapshotKey, snapshotKeyText, snapshotName } from "./layout.ts";
 import { openRepository, type Repository } from "./repository.ts";
@@ -25,6 +28,8 @@ export interface VerifyOptions {
   subset?: number;
   /** The random source for `subset` (tests). */
   random?: () => number;
+  /** Packs read and opened at once (default {@linkcode DEFAULT_TRANSFERS}): one pack buffer each. */
+  transfers?: number;
 }
 
 /** What verify found. */
@@ -159,38 +164,45 @@ async function readPacks(
   options: VerifyOptions,
   result: VerifyResult,
 ): Promise<void> {
-  let ids = [...checks.keys()].sort();
-  const percent = options.subset ?? 100;
-  if (percent < 100) {
-    const random = options.random ?? Math.random;
-    const keep = Math.ceil(ids.length * Math.max(0, percent) / 100);
-    ids = ids.map((id) => ({ id, order: random() })).sort((a, b) => a.order - b.order).slice(0, keep).map((x) => x.id);
-  }
-  const [slot, into] = [new Uint8Array(PACK_BUFFER_BYTES), new Uint8Array(PACK_BUFFER_BYTES)]; // reused: bounded memory
-  for (const id of ids) {
-    const name = packName(id);
-    const pack = checks.get(id)!;
+  const ids = sampled([...checks.keys()].sort(), options);
+  const lanes = Math.max(1, options.transfers ?? DEFAULT_TRANSFERS);
+  const buffers: Uint8Array[] = [];
+  const errors: string[][] = ids.map(() => []);
+  using pool = new CryptoPool(Math.min(lanes, defaultWorkers()));
+  await inLanes(ids.length, lanes, async (at, lane) => {
+    if (at % GC_EVERY_PACKS === GC_EVERY_PACKS - 1) collectGarbage();
+    const name = packName(ids[at]);
+    const pack = checks.get(ids[at])!;
+    const ranges = [...pack.ranges.keys()].map((range) => range.split(":").map(Number) as [number, number]);
     try {
-      const sealed = await backend.read(name, slot);
+      if (!buffers[lane]?.byteLength) buffers[lane] = new Uint8Array(PACK_BUFFER_BYTES); // new, or kept by a failure
+      const sealed = await backend.read(name, buffers[lane]);
       result.bytes_read += sealed.length;
       result.packs_read += 1;
-      const plain = openSealed(name, sealed, identities, {
-        compression: pack.compression,
-        maxBytes: PACK_MAX_BYTES,
-        into,
-      });
-      for (const [range, hashes] of pack.ranges) {
-        const [offset, length] = range.split(":").map(Number);
-        const actual = offset + length <= plain.length
-          ? createHash("sha256").update(plain.subarray(offset, offset + length)).digest("hex")
-          : "";
+      const { compression } = pack;
+      const opened = await pool.open(
+        { name, sealed, into: sealed, compression, maxBytes: PACK_MAX_BYTES, ranges },
+        identities,
+      );
+      buffers[lane] = new Uint8Array(opened.sealed.buffer);
+      [...pack.ranges].forEach(([range, hashes], index) => {
         result.extents_checked += hashes.size;
-        if (hashes.size !== 1 || !hashes.has(actual)) {
-          result.errors.push(`${name}: bytes ${range} do not match their hash`);
+        if (hashes.size !== 1 || !hashes.has(opened.hashes[index])) {
+          errors[at].push(`${name}: bytes ${range} do not match their hash`);
         }
-      }
+      });
     } catch (error) {
-      result.errors.push((error as Error).message);
+      errors[at].push((error as Error).message);
     }
-  }
+  });
+  result.errors.push(...errors.flat()); // in pack order, whatever order the lanes finished in
+}
+
+/** The packs to read: all, or `subset` percent of them chosen at random. */
+function sampled(ids: string[], options: VerifyOptions): string[] {
+  const percent = options.subset ?? 100;
+  if (percent >= 100) return ids;
+  const random = options.random ?? Math.random;
+  const keep = Math.ceil(ids.length * Math.max(0, percent) / 100);
+  return ids.map((id) => ({ id, order: random() })).sort((a, b) => a.order - b.order).slice(0, keep).map((x) => x.id);
 }

@@ -1,0 +1,81 @@
+/**
+ * The work a crypto worker does on one pack, as a plain function of a plain message: open a sealed pack and hash the
+ * ranges its readers check. Run in `_crypto_worker.ts`, or inline when no worker starts.
+ *
+ * @module
+ */
+import { createHash } from "node:crypto";
+import { type AgeIdentity, parseIdentity } from "../crypto/age.ts";
+import { OperationError } from "../errors.ts";
+import { type Compression, openBytes } from "./sealing.ts";
+
+/** Open the pack `name` read into `sealed` (decrypting into `into`) and hash each `[offset, length]` of `ranges`. */
+export interface OpenJob {
+  name: string;
+  sealed: Uint8Array;
+  into: Uint8Array;
+  compression: Compression;
+  maxBytes: number;
+  /** The identities as `AGE-SECRET-KEY-1…` text (key objects cannot cross to a worker). */
+  identities: readonly string[];
+  ranges: readonly (readonly [number, number])[];
+}
+
+/** An opened pack: the buffers given back, its plaintext, and each range's SHA-256 (`""` when out of bounds). */
+export interface OpenDone {
+  sealed: Uint8Array;
+  into: Uint8Array;
+  plain: Uint8Array;
+  hashes: string[];
+}
+
+/** A job that failed: its message, whether it is an {@linkcode OperationError}, and its buffers given back. */
+export interface JobFailure {
+  error: string;
+  operation: boolean;
+  buffers: Uint8Array[];
+}
+
+const parsed = new Map<string, AgeIdentity>();
+
+/** Do one job; a failure is returned (with the job's buffers), never thrown. */
+export function runJob(job: OpenJob): OpenDone | JobFailure {
+  try {
+    return open(job);
+  } catch (error) {
+    return {
+      error: (error as Error).message,
+      operation: error instanceof OperationError,
+      buffers: [job.sealed, job.into],
+    };
+  }
+}
+
+function open(job: OpenJob): OpenDone {
+  const identities = job.identities.map((text) => {
+    let identity = parsed.get(text);
+    if (!identity) parsed.set(text, identity = parseIdentity(text));
+    return identity;
+  });
+  const plain = openBytes(job.name, job.sealed, identities, {
+    compression: job.compression,
+    maxBytes: job.maxBytes,
+    into: job.into,
+  });
+  const hashes = job.ranges.map(([offset, length]) =>
+    offset + length <= plain.length
+      ? createHash("sha256").update(plain.subarray(offset, offset + length)).digest("hex")
+      : ""
+  );
+  return { sealed: job.sealed, into: job.into, plain, hashes };
+}
+
+/** The distinct array buffers of `views`, for a transfer list (a buffer listed twice is refused). */
+export function transferables(views: readonly Uint8Array[]): ArrayBuffer[] {
+  return [...new Set(views.map((view) => view.buffer as ArrayBuffer))].filter((buffer) => buffer.byteLength > 0);
+}
+
+/** The buffers a result holds, to transfer it back. */
+export function resultBuffers(result: OpenDone | JobFailure): Uint8Array[] {
+  return "error" in result ? result.buffers : [result.sealed, result.into, result.plain];
+}
