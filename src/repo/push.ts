@@ -178,17 +178,7 @@ async function upload(
   const session = new PushSession(known, writer, local.root, local.stamp, total, onProgress);
   const stored = await storeEntries(local, session, writer);
   const { packs, files, cache } = session.resolve(stored);
-  const document: SnapshotDocument = {
-    format: DOCUMENT_FORMAT,
-    repository_id: config.id,
-    stamp: key.stamp,
-    push_id: key.pushId,
-    pushed_at: context.now().toISOString(),
-    host: hostName(),
-    metadata: local.metadata as unknown as Record<string, unknown>,
-    packs,
-    files,
-  };
+  const document = snapshotDocument(config.id, key, local, context.now(), { packs, files });
   const sealed = io.prepareSealed(snapshotName(key), serializeDocument(document), true);
   const refs: Refs = {
     snapshot: sealed.name.slice(PREFIXES.snapshots.length),
@@ -211,6 +201,26 @@ async function upload(
     bytes_deduplicated: session.totals.bytesDeduplicated,
     packs_written: stored.length,
     packs_reused: packs.length - stored.length,
+  };
+}
+
+/** The snapshot document of a push: where it belongs, what it restores, and the packs and files that hold it. */
+function snapshotDocument(
+  repositoryId: string,
+  key: SnapshotKey,
+  local: LocalSnapshot,
+  pushedAt: Date,
+  content: Pick<SnapshotDocument, "packs" | "files">,
+): SnapshotDocument {
+  return {
+    format: DOCUMENT_FORMAT,
+    repository_id: repositoryId,
+    stamp: key.stamp,
+    push_id: key.pushId,
+    pushed_at: pushedAt.toISOString(),
+    host: hostName(),
+    metadata: local.metadata as unknown as Record<string, unknown>,
+    ...content,
   };
 }
 
