@@ -93,11 +93,13 @@ export async function cleanupRemote(backend: Backend, options: RemoteCleanupOpti
   const sightings = MarkerSightings.load(options.sightingsPath, repository.config.id);
   for (const name of condemned.markers.keys()) sightings.firstSeen(name, now.getTime(), CLOCK_TOLERANCE_MS);
   const markers = new Map(condemned.markers);
+  const orphanNames: string[] = [];
   try {
     const remaining = await applyPolicy(repository, listing.snapshots.map((s) => s.key), options, result);
     const orphans = listing.refs.filter((key) => !listing.snapshots.some((s) => sameKey(s.key, key)));
-    await removeStale(repository, orphans, leases, options, result);
-    const live = [...remaining, ...orphans.filter((key) => leases.active.has(key.pushId))];
+    const keptOrphans = await removeStale(repository, orphans, leases, { ...options, now, sightings }, result);
+    orphanNames.push(...keptOrphans.map(refsName));
+    const live = [...remaining, ...keptOrphans];
     const referenced = await referencedPacks(backend, live, leases, result);
     if (referenced === null || condemned.unreadable.length > 0) return result;
     const context = { ...options, now, sightings };
@@ -105,7 +107,7 @@ export async function cleanupRemote(backend: Backend, options: RemoteCleanupOpti
     await condemnPacks(repository, markers, new Set([...referenced, ...deleted]), context, result);
     await clearStaging(backend, context, result);
   } finally {
-    if (options.confirm) sightings.save([...markers.keys(), ...condemned.unreadable]);
+    if (options.confirm) sightings.save([...markers.keys(), ...condemned.unreadable, ...orphanNames]);
     result.warnings.push(...sightings.problems);
   }
   return result;
@@ -160,21 +162,32 @@ async function bySource(backend: Backend, keys: SnapshotKey[]): Promise<Map<stri
   return groups;
 }
 
-/** Remove refs left by pushes that died before their snapshot object (lease gone), and expired leases. */
+/**
+ * Remove refs left by pushes that died before their snapshot object, and expired leases; returns the orphan refs kept.
+ * A refs without its snapshot object is removed only once this host has seen it so (and no lease for its push) for the
+ * grace period: a push that wrote its refs, then its snapshot, then removed its lease between this run's listings and
+ * its reading of the leases looks the same for a moment (found by two hosts pushing during a cleanup over SFTP).
+ */
 async function removeStale(
   repository: Repository,
   orphans: SnapshotKey[],
   leases: LeaseState,
-  options: RemoteCleanupOptions,
+  context: RemoteCleanupOptions & { now: Date; sightings: MarkerSightings },
   result: RemoteCleanupResult,
-): Promise<void> {
+): Promise<SnapshotKey[]> {
   const remove = async (name: string) => {
-    if (!options.confirm) return;
-    stopIfInterrupted(options.signal);
+    if (!context.confirm) return;
+    stopIfInterrupted(context.signal);
     await repository.io.remove(name);
   };
+  const now = context.now.getTime();
+  const kept: SnapshotKey[] = [];
   for (const key of orphans) {
-    if (leases.active.has(key.pushId)) continue;
+    const seenFor = now - context.sightings.firstSeen(refsName(key), now, CLOCK_TOLERANCE_MS);
+    if (leases.active.has(key.pushId) || seenFor < (context.graceMs ?? DEFAULT_GRACE_MS)) {
+      kept.push(key);
+      continue;
+    }
     result.refs_removed.push(refsName(key));
     await remove(refsName(key));
   }
@@ -182,6 +195,7 @@ async function removeStale(
     result.leases_removed.push(name);
     await remove(name);
   }
+  return kept;
 }
 
 /** Every pack a kept snapshot, a push in progress's refs, or an unexpired lease needs; `null` when a refs is unreadable. */

@@ -1,7 +1,8 @@
 /**
  * When this host first saw each condemned marker of a repository, kept in the backup folder: a cleanup deletes a
  * marker's packs only once this host has known the marker a whole grace period by its own clock, so a marker written
- * by a host whose clock is behind (its `created_at` in the past) cannot make packs go early.
+ * by a host whose clock is behind (its `created_at` in the past) cannot make packs go early. Refs without their
+ * snapshot object are timed the same way before they are removed.
  *
  * @module
  */
@@ -39,7 +40,8 @@ export class MarkerSightings {
     }
     for (const [name, at] of Object.entries(value.markers as Record<string, unknown>)) {
       const time = typeof at === "string" ? Date.parse(at) : NaN;
-      if (parseName(name)?.kind === "condemned" && !Number.isNaN(time)) sightings.seen.set(name, time);
+      const kind = parseName(name)?.kind;
+      if ((kind === "condemned" || kind === "refs") && !Number.isNaN(time)) sightings.seen.set(name, time);
     }
     return sightings;
   }

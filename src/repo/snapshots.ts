@@ -37,7 +37,8 @@ export interface SnapshotListing {
 /** List the snapshots and refs of a repository. */
 export async function listSnapshots(backend: Backend): Promise<SnapshotListing> {
   const listing: SnapshotListing = { snapshots: [], refs: [], unknown: [] };
-  for (const prefix of [PREFIXES.snapshots, PREFIXES.refs]) {
+  // refs before snapshots: a push writes its refs, then its snapshot, so a snapshot written meanwhile is still seen
+  for (const prefix of [PREFIXES.refs, PREFIXES.snapshots]) {
     for (const { name, size } of await backend.list(prefix)) {
       const parsed = parseName(name);
       if (parsed?.kind === "snapshot") listing.snapshots.push({ key: parsed.key, size });

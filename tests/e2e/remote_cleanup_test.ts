@@ -118,7 +118,7 @@ Deno.test("remote cleanup: the newest snapshot is always kept; a policy keeping 
   );
 });
 
-Deno.test("remote cleanup: a push never reuses a condemned pack; a killed push's refs and lease go after expiry", async () => {
+Deno.test("remote cleanup: a push never reuses a condemned pack; a killed push's lease goes after expiry, its refs after the grace", async () => {
   using f = await repoFixture({ dbMiB: 2, chromaMiB: 1 });
   const first = await pushSnapshot(f.config, f.backend, (await snapshotOf(f)).root);
   const ids = (await objectNames(f.backend, "packs/")).map((name) => name.split("/")[2]);
@@ -144,9 +144,16 @@ Deno.test("remote cleanup: a push never reuses a condemned pack; a killed push's
     confirm: true,
     now: later,
   });
-  assert.equal(after.refs_removed.length, 1);
   assert.equal(after.leases_removed.length, 1);
   assert.deepEqual(await objectNames(f.backend, "leases/"), []);
+  assert.deepEqual(after.refs_removed, [], "refs without their snapshot wait a grace from when this host saw them");
+  const final = await cleanupRemote(f.backend, {
+    sightingsPath: seenFile(f),
+    policy: { daily: 7, weekly: 0, monthly: 0 },
+    confirm: true,
+    now: new Date(Date.now() + 25 * HOUR),
+  });
+  assert.equal(final.refs_removed.length, 1);
   const keys = async (prefix: string) => (await objectNames(f.backend, prefix)).map((name) => name.split("/")[1]);
   assert.deepEqual(await keys("refs/"), await keys("snapshots/"), "only refs of listed snapshots remain");
   assert.deepEqual(await keys("snapshots/"), [second.snapshot], "one a day: the newest");

@@ -7,10 +7,11 @@
  */
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { cliProcess, type CliRun, cliRunOf, runCli, storeEnv, tempStore } from "../_helpers.ts";
+import { cliProcess, type CliRun, cliRunOf, runCli, storeEnv, tempDir, tempStore } from "../_helpers.ts";
 import { faultSeed, seededRandom, treeDigest, trialLabel } from "../_faults.ts";
-import { assertVerified, remoteNames, remoteStore, snapshotAsStore } from "../_remote_cli.ts";
+import { ageKeyPair, assertVerified, remoteNames, snapshotAsStore } from "../_remote_cli.ts";
 import { updateRows } from "../_repo.ts";
+import { allTargets, type RemoteTarget } from "../_targets.ts";
 
 const ROUNDS = 3;
 const KEEP_3 = ["--keep-daily", "3", "--keep-weekly", "0", "--keep-monthly", "0"];
@@ -39,17 +40,24 @@ async function runLater(args: string[], env: Record<string, string>, delayMs: nu
   return cliRunOf(await cliProcess(args, { env }).output());
 }
 
-Deno.test("two hosts push to one repository while a cleanup runs: every listed snapshot of both restores", async () => {
+async function twoHosts(target: RemoteTarget): Promise<void> {
   const seed = faultSeed();
   const random = seededRandom(seed + 11);
-  using r = await remoteStore({ dbMiB: 3, chromaMiB: 1, seed: 41 });
+  using work = tempDir("atocore-two-hosts-");
+  using one = tempStore({ dbMiB: 3, chromaMiB: 1, seed: 41 });
   using other = tempStore({ dbMiB: 3, chromaMiB: 1, seed: 43 });
-  const remote = { ATOCORE_BACKUP_REMOTE: r.env.ATOCORE_BACKUP_REMOTE };
-  const hosts: Host[] = [
-    { db: r.store.db, snapshots: join(r.store.backupDir, "snapshots"), env: r.env, hour: "01" },
-    { db: other.db, snapshots: join(other.backupDir, "snapshots"), env: { ...storeEnv(other), ...remote }, hour: "02" },
-  ];
-  const identity = { ATOCORE_BACKUP_IDENTITY_FILE: r.key.keyFile };
+  const remote = target.fresh("two-hosts");
+  const key = ageKeyPair(work.path);
+  const hosts: Host[] = [one, other].map((store, index) => ({
+    db: store.db,
+    snapshots: join(store.backupDir, "snapshots"),
+    env: { ...storeEnv(store), ...remote },
+    hour: `0${index + 1}`,
+  }));
+  const r = { env: hosts[0].env, work: work.path };
+  const init = await runCli(["remote", "init", "--recipient", key.recipient], { env: r.env });
+  assert.equal(init.code, 0, init.stderr);
+  const identity = { ATOCORE_BACKUP_IDENTITY_FILE: key.keyFile };
   const rounds: string[] = [];
   for (let round = 0; round < ROUNDS; round++) {
     const days = [2 * round + 1, 2 * round + 2];
@@ -81,5 +89,12 @@ Deno.test("two hosts push to one repository while a cleanup runs: every listed s
     const mine = left.filter((stamp) => stamp.endsWith(`T${host.hour}0000Z`));
     assert.deepEqual(mine, ["04", "05", "06"].map((day) => `202601${day}T${host.hour}0000Z`), "each host keeps 3 days");
   }
-  console.log(`two hosts with remote cleanup: ${ROUNDS} rounds (seed ${seed}): ${rounds.join("; ")}`);
-});
+  console.log(`two hosts with remote cleanup (${target.label}): ${ROUNDS} rounds (seed ${seed}): ${rounds.join("; ")}`);
+}
+
+for (const target of await allTargets("two hosts pushing at once")) {
+  Deno.test(`two hosts push to one repository (${target.label}) while a cleanup runs: every listed snapshot of both restores`, async () => {
+    await using _target = target;
+    await twoHosts(target);
+  });
+}
