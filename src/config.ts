@@ -242,6 +242,7 @@ export function resolveRemoteSettings(
     }
   }
   refuseSecretKeys(flags, env);
+  refusePasswordInRemote(flags.remote ?? env[REMOTE_VARIABLES.remote], flags.remote !== undefined);
   const pick = (flag: string | undefined, flagName: string, variable: string): RemoteSetting<string> | null => {
     if (flag !== undefined) return { value: flag, source: "flag", from: flagName };
     const fromEnv = env[variable];
@@ -312,6 +313,22 @@ function refuseSecretKeys(flags: RemoteFlags, env: Record<string, string | undef
   throw new UsageError(
     `${found[0]} was given an age secret key itself; give the path of the key file to ` +
       "--identity (ATOCORE_BACKUP_IDENTITY_FILE), and only public age1… keys as recipients",
+  );
+}
+
+/**
+ * Refuse a remote URL that carries a password (`sftp://user:pw@host`, `s3://KEY:SECRET@bucket`): `config`, every
+ * message and the local state's key would show it. The value is never echoed; SFTP logs in with a key, S3 takes its
+ * credentials from the environment or the credentials file.
+ *
+ * @throws {UsageError} naming the flag or variable.
+ */
+function refusePasswordInRemote(remote: string | undefined, fromFlag: boolean): void {
+  if (remote === undefined || !/^[a-z][a-z0-9+.-]*:\/\/[^/?#]*:[^/?#]*@/i.test(remote)) return;
+  const where = fromFlag ? "--remote" : REMOTE_VARIABLES.remote;
+  throw new UsageError(
+    `${where} holds a password (user:password@); it is not shown and nothing was done: give SFTP a key ` +
+      "(--ssh-key) and S3 its keys in AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY or a credentials file",
   );
 }
 

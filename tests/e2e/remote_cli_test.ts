@@ -163,6 +163,12 @@ Deno.test("remote CLI: config shows the repository settings and their sources; e
     [["config", "--identity", secret], {}, /--identity was given an age secret key/],
     [["remote", "init", "--recipient", secret], {}, /--recipient was given an age secret key/],
     [["push", "--latest"], { ATOCORE_BACKUP_REMOTE: "ftp://host/x" }, /remote "ftp:\/\/…" is not supported/],
+    [["config", "--remote", "s3://AKID:hunter2-secret@bucket/x"], {}, /--remote holds a password .* not shown/],
+    [
+      ["remote", "list"],
+      { ATOCORE_BACKUP_REMOTE: "sftp://u:hunter2-secret@h/x" },
+      /ATOCORE_BACKUP_REMOTE holds a password/,
+    ],
     [
       ["push", "--latest"],
       { ATOCORE_BACKUP_REMOTE: "s3://bucket/x", AWS_SHARED_CREDENTIALS_FILE: join(r.work, "none") },
@@ -190,6 +196,7 @@ Deno.test("remote CLI: config shows the repository settings and their sources; e
     assert.equal(run.code, 2, `${what}: ${run.stderr}`);
     assert.match(oneErrorLine(run, what), pattern, what);
     assert.ok(!run.stderr.includes(secret.slice(16)), `${what}: the secret key is echoed`);
+    assert.ok(!run.stderr.includes("hunter2"), `${what}: a password is echoed`);
   }
 });
 
