@@ -18,7 +18,7 @@ import {
   ObjectTooLargeError,
   type WriteOptions,
 } from "../backend.ts";
-import { DEFAULT_RETRY, type RetryPolicy, withRetries } from "../retry.ts";
+import { DEFAULT_RETRY, errorLine, type RetryListener, type RetryPolicy, withRetries } from "../retry.ts";
 import { connectSftp, type SftpCredentials, type SftpSession, type SftpTimeouts } from "./connection.ts";
 import { describeSftpError, isTransientSftpError, sftpStatus, STATUS } from "./errors.ts";
 import { listFolder } from "./listing.ts";
@@ -36,6 +36,8 @@ export const DEFAULT_SFTP_TIMEOUTS: SftpTimeouts = { connectMs: 20_000, stallMs:
 export interface SftpOptions extends SftpCredentials {
   timeouts?: SftpTimeouts;
   retry?: RetryPolicy;
+  /** Hears each operation that is tried again on a new connection. */
+  onRetry?: RetryListener;
 }
 
 /** A backend that holds a connection: {@linkcode close} ends it (the CLI closes every one when a command ends). */
@@ -228,6 +230,10 @@ class SftpBackend implements ClosableBackend {
         },
         isTransientSftpError,
         policy,
+        (error, attempt, waitMs) => {
+          const notice = { location: this.location, object: name, attempt, attempts: policy.attempts, waitMs };
+          this.options.onRetry?.({ ...notice, error: errorLine(error) });
+        },
       );
     } catch (error) {
       if (!isTransientSftpError(error)) throw error;
