@@ -125,3 +125,33 @@ export async function allTargets(what: string): Promise<RemoteTarget[]> {
   const targets: (RemoteTarget | null)[] = [folderTarget(), await sftpTarget(), await s3Target(what)];
   return targets.filter((target) => target !== null);
 }
+
+/** Every object of a repository with its bytes, to put it back as it was ({@linkcode resetObjects}). */
+export async function saveObjects(backend: Backend): Promise<Map<string, Uint8Array>> {
+  const saved = new Map<string, Uint8Array>();
+  for (const { name } of await backend.list("")) saved.set(name, await backend.read(name));
+  return saved;
+}
+
+/**
+ * Make the repository hold exactly `saved`: objects it lacks written, others removed. Objects are never changed in
+ * place (names are bound to content or written once), so one of the same name and size is taken as the same.
+ */
+export async function resetObjects(backend: Backend, saved: Map<string, Uint8Array>): Promise<void> {
+  const present = new Map((await backend.list("")).map((info) => [info.name, info.size]));
+  for (const name of present.keys()) if (!saved.has(name)) await backend.remove(name);
+  for (const [name, bytes] of saved) {
+    if (present.get(name) !== bytes.length) await backend.write(name, bytes, { exclusive: false });
+  }
+}
+
+/** Move the creation time of every condemned marker of the repository `hours` back; how many there were. */
+export async function ageMarkersOf(backend: Backend, hours: number): Promise<number> {
+  const markers = await backend.list("condemned/");
+  for (const { name } of markers) {
+    const marker = JSON.parse(new TextDecoder().decode(await backend.read(name)));
+    marker.created_at = new Date(Date.parse(marker.created_at) - hours * 3600_000).toISOString();
+    await backend.write(name, new TextEncoder().encode(JSON.stringify(marker) + "\n"), { exclusive: false });
+  }
+  return markers.length;
+}

@@ -1,7 +1,7 @@
 /**
  * The SFTP backend: a repository in a folder of an SSH host (`sftp://USER@HOST[:PORT]/PATH`). Each write goes to
- * `.tmp/` in the repository, is fsynced where the server can, then renamed into place; one connection, opened at the
- * first request, reopened after a reset or stall.
+ * `.tmp/` in the repository (what a killed writer leaves there is cleared by `remote cleanup`), is fsynced where the
+ * server can, then renamed into place; one connection, opened at the first request, reopened after a reset or stall.
  *
  * @module
  */
@@ -124,6 +124,20 @@ class SftpBackend implements ClosableBackend {
         if (error instanceof ObjectExistsError && attempt > 1 && await this.holds(session, target, bytes)) return;
         throw sftpStatus(error) === STATUS.FAILURE ? await this.explainFailure(session, name, bytes, error) : error;
       }
+    });
+  }
+
+  async clearStaging(olderThan: Date, dryRun: boolean): Promise<string[]> {
+    const staging = this.pathOf([TMP]);
+    return await this.attempt("clearing", `${TMP}/`, async (session) => {
+      const entries = await request.readFolder(session, staging) ?? [];
+      // only files this backend staged, last written before the grace (by the server's clock): never a folder or link
+      const stale = entries.filter((entry) =>
+        entry.kind === "file" && (entry.mtimeMs ?? Infinity) < olderThan.getTime()
+      )
+        .map((entry) => entry.name).sort();
+      if (!dryRun) { for (const name of stale) await request.removeFile(session, `${staging}/${name}`); }
+      return stale.map((name) => `${TMP}/${name}`);
     });
   }
 
