@@ -5,6 +5,7 @@
  * @module
  */
 import { isAbsolute, join, resolve } from "node:path";
+import { parseDurationSeconds } from "./cli/duration_flag.ts";
 import { UsageError } from "./errors.ts";
 
 /** Where a resolved path came from, as printed by the `config` command. */
@@ -129,6 +130,8 @@ export interface RemoteSettings {
   sshKeyFile: RemoteSetting<string> | null;
   /** SFTP: the known_hosts file the server's host key must be in (absolute; default ~/.ssh/known_hosts). */
   knownHosts: RemoteSetting<string> | null;
+  /** SFTP and S3: seconds a connection may make no progress before it is dropped and retried; `null`: the backend's. */
+  stallTimeout: RemoteSetting<number> | null;
   // --- S3 (an s3:// remote) ---
   /** Endpoint, region and addressing of an `s3://` remote (credentials are read where used: see repo/s3/credentials). */
   s3: S3Settings;
@@ -194,6 +197,7 @@ export interface RemoteFlags {
 
   sshKey?: string;
   knownHosts?: string;
+  stallTimeout?: string;
   // --- S3 ---
   s3Endpoint?: string;
   s3Region?: string;
@@ -206,6 +210,7 @@ export const REMOTE_VARIABLES = {
   remote: "ATOCORE_BACKUP_REMOTE",
   identity: "ATOCORE_BACKUP_IDENTITY_FILE",
   recipient: "ATOCORE_BACKUP_RECIPIENT",
+  stallTimeout: "ATOCORE_BACKUP_STALL_TIMEOUT",
 } as const;
 
 /** The environment variables of the SFTP settings. */
@@ -254,8 +259,26 @@ export function resolveRemoteSettings(
     identityFile: identity && { ...identity, value: resolve(cwd, identity.value) },
     recipients: recipientsFrom(flags, env, cwd),
     ...resolveSshSettings(flags, env, cwd),
+    stallTimeout: stallTimeoutFrom(pick(flags.stallTimeout, "--stall-timeout", REMOTE_VARIABLES.stallTimeout)),
     s3: resolveS3Settings(flags, env),
   };
+}
+
+/** The longest stall timeout taken: a day (a larger value is a typo, and would hold a command for days). */
+const MAX_STALL_SECONDS = 86_400;
+
+/**
+ * The stall timeout in seconds from its text (`90s`, `5m`).
+ *
+ * @throws {UsageError} for another form, zero, or more than a day, naming the flag or variable.
+ */
+function stallTimeoutFrom(given: RemoteSetting<string> | null): RemoteSetting<number> | null {
+  if (given === null) return null;
+  const seconds = parseDurationSeconds(given.value, given.from);
+  if (seconds < 1 || seconds > MAX_STALL_SECONDS) {
+    throw new UsageError(`${given.from} must be between 1s and 1d, not ${JSON.stringify(given.value)}`);
+  }
+  return { ...given, value: seconds };
 }
 
 /** A private key's armour: a key pasted where its file's path goes would be printed by `config` and in errors. */

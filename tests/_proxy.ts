@@ -18,37 +18,58 @@ export type ProxyFault =
 /** A running proxy: where to connect, and how to change what it does. */
 export interface FaultProxy extends AsyncDisposable {
   readonly port: number;
-  /** Apply `fault` to the next `connections` connections (all of them when omitted), then pass. */
+  /**
+   * Apply `fault` to the next `connections` connections (all of them when omitted), then pass; a cut or stall counts
+   * against `connections` only when it strikes (a connection that never carries `afterBytes` is spared).
+   */
   setFault(fault: ProxyFault, connections?: number): void;
-  /** Connections accepted so far, and how many of them a fault was applied to. */
-  readonly stats: { accepted: number; faulted: number };
+  /** Connections accepted so far, how many of them a fault was applied to, and the bytes relayed (both ways). */
+  readonly stats: ProxyStats;
+  /** Close every connection open now (a cut link); new ones are accepted under the fault set. */
+  cutOpen(): void;
+}
+
+/** What a proxy has done so far. */
+export interface ProxyStats {
+  accepted: number;
+  faulted: number;
+  bytes: number;
 }
 
 /** Start a proxy on 127.0.0.1 (a free port) in front of `target`. */
 export function startProxy(target: { hostname: string; port: number }): FaultProxy {
   const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
   const open = new Set<Deno.Conn>();
-  const stats = { accepted: 0, faulted: 0 };
-  let fault: ProxyFault = { kind: "pass" };
-  let budget = Infinity;
+  const stats: ProxyStats = { accepted: 0, faulted: 0, bytes: 0 };
+  const control = { fault: { kind: "pass" } as ProxyFault, budget: Infinity };
+  /** A cut or stall takes a connection from the budget when it strikes (one that never carries that much is spared). */
+  const claim = (armed: ProxyFault) => {
+    if (control.fault !== armed || control.budget <= 0) return false;
+    control.budget--;
+    stats.faulted++;
+    return true;
+  };
   const pumps: Promise<void>[] = [];
   const accepting = (async () => {
     for await (const client of listener) {
       stats.accepted++;
-      const applied = budget > 0 ? fault : { kind: "pass" } as const;
-      if (applied.kind !== "pass" && budget > 0) {
-        budget--;
-        stats.faulted++;
-      }
-      pumps.push(relay(client, target, applied, open));
+      const fault = control.budget > 0 ? control.fault : { kind: "pass" } as const;
+      if (fault.kind === "throttle") claim(fault);
+      pumps.push(relay(client, target, fault, open, { stats, claim: () => claim(fault) }));
     }
   })().catch(() => {});
   return {
     port: (listener.addr as Deno.NetAddr).port,
     stats,
+    cutOpen() {
+      for (const conn of [...open]) {
+        open.delete(conn);
+        closeQuietly(conn);
+      }
+    },
     setFault(next, connections) {
-      fault = next;
-      budget = connections ?? Infinity;
+      control.fault = next;
+      control.budget = connections ?? Infinity;
     },
     async [Symbol.asyncDispose]() {
       listener.close();
@@ -59,12 +80,19 @@ export function startProxy(target: { hostname: string; port: number }): FaultPro
   };
 }
 
+/** What a relay shares with the proxy: its counts, and the claim a cut or stall makes on the fault's budget. */
+interface Shared {
+  stats: ProxyStats;
+  claim: () => boolean;
+}
+
 /** Carry one connection both ways under `fault`; the byte count is shared by both directions. */
 async function relay(
   client: Deno.Conn,
   target: { hostname: string; port: number },
   fault: ProxyFault,
   open: Set<Deno.Conn>,
+  shared: Shared,
 ): Promise<void> {
   open.add(client);
   let server: Deno.Conn;
@@ -76,7 +104,7 @@ async function relay(
     return;
   }
   open.add(server);
-  const state = { bytes: 0, stalled: false };
+  const state = { bytes: 0, stalled: false, passing: false, claimed: false, shared };
   const done = () => {
     for (const conn of [client, server]) {
       open.delete(conn);
@@ -92,7 +120,7 @@ async function pump(
   from: Deno.Conn,
   to: Deno.Conn,
   fault: ProxyFault,
-  state: { bytes: number; stalled: boolean },
+  state: { bytes: number; stalled: boolean; passing: boolean; claimed: boolean; shared: Shared },
   done: () => void,
 ): Promise<void> {
   const buffer = new Uint8Array(16 * 1024);
@@ -100,13 +128,16 @@ async function pump(
     const read = await from.read(buffer).catch(() => null);
     if (read === null || state.stalled) break;
     let chunk = buffer.subarray(0, read);
-    if (fault.kind === "cut" || fault.kind === "stall") {
-      const room = fault.afterBytes - state.bytes;
-      if (room <= 0 || chunk.length > room) chunk = chunk.subarray(0, Math.max(0, room));
+    const striking = (fault.kind === "cut" || fault.kind === "stall") && !state.passing;
+    if (striking && !state.claimed && state.bytes + chunk.length >= fault.afterBytes) {
+      state.claimed = state.shared.claim();
+      state.passing = !state.claimed;
     }
+    if (striking && !state.passing) chunk = chunk.subarray(0, Math.max(0, fault.afterBytes - state.bytes));
     state.bytes += chunk.length;
+    state.shared.stats.bytes += chunk.length;
     if (!await writeAll(to, chunk)) break;
-    if ((fault.kind === "cut" || fault.kind === "stall") && state.bytes >= fault.afterBytes) {
+    if (striking && !state.passing && state.bytes >= fault.afterBytes) {
       if (fault.kind === "cut") done();
       else state.stalled = true;
       break;

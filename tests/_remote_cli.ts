@@ -37,6 +37,7 @@ export interface RemoteStore extends Disposable {
   store: SampleStore;
   /** A temporary folder for the test's own files (the repository and the key file are in it). */
   work: string;
+  /** The repository's folder, or `""` for a network repository. */
   repoDir: string;
   key: KeyPair;
   /** The store's and the repository's environment (no identity: pushing must not need one). */
@@ -45,13 +46,20 @@ export interface RemoteStore extends Disposable {
   envWithIdentity: Record<string, string>;
 }
 
-/** A sample store and a repository made with `remote init --recipient` (`repoDir` may be given: a mount point). */
-export async function remoteStore(options: SampleOptions = {}, repoDir?: string): Promise<RemoteStore> {
+/**
+ * A sample store and a repository made with `remote init --recipient`: in a folder beside it, or at `place` (a folder
+ * path, such as a mount point, or a network target's environment from `RemoteTarget.fresh`; `repoDir` is then `""`).
+ */
+export async function remoteStore(
+  options: SampleOptions = {},
+  place?: string | Record<string, string>,
+): Promise<RemoteStore> {
   const store = tempStore(options);
   const work = tempDir("atocore-remote-cli-");
   const key = ageKeyPair(work.path);
-  const repo = repoDir ?? join(work.path, "repo");
-  const env = { ...storeEnv(store), ATOCORE_BACKUP_REMOTE: `file://${repo}` };
+  const repo = typeof place === "object" ? "" : place ?? join(work.path, "repo");
+  const remote = typeof place === "object" ? place : { ATOCORE_BACKUP_REMOTE: `file://${repo}` };
+  const env = { ...storeEnv(store), ...remote };
   const init = await runCli(["remote", "init", "--recipient", key.recipient], { env });
   assert.equal(init.code, 0, init.stderr);
   return {

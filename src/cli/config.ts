@@ -21,7 +21,7 @@ export const configCommand = defineCommand({
 Print the four paths the tool works on, each with its source (flag, env or
 default), the SQLite driver and version that would be used, and the off-host
 repository settings (repository, identity file, recipients, SSH key and
-known_hosts files) with their sources;
+known_hosts files, stall timeout) with their sources;
 the identity file's content is never read or shown here. Paths that
 overlap (the backup folder inside the Chroma folder, the database inside the
 backup folder, ...) are listed as problems, and then config exits 2, as every
@@ -77,6 +77,9 @@ function remoteRows(remote: RemoteSettings, env: Record<string, string | undefin
       ? ["ssh-key", "(not set: ~/.ssh/id_ed25519, id_ecdsa or id_rsa)", ""]
       : row("ssh-key", remote.sshKeyFile, (path) => path),
     row("known-hosts", remote.knownHosts, (path) => path),
+    remote.stallTimeout === null
+      ? ["stall-timeout", "60s over SFTP, 30s over S3", "default"]
+      : row("stall-timeout", remote.stallTimeout, (seconds) => `${seconds}s`),
     ...s3Rows(remote, env),
   ];
 }

@@ -32,7 +32,7 @@ export function pushTargetFrom(
   config: Config,
 ): PushTarget {
   const settings = remoteSettingsFrom(values, context);
-  const backend = remoteBackend(settings, context.cwd, "create --push", context.env);
+  const backend = remoteBackend(settings, context.cwd, "create --push", context.env, context.reporter);
   refuseRemoteInStore(config, backend);
   return { backend, recipients: recipientsFrom(settings) };
 }

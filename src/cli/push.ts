@@ -71,7 +71,7 @@ Examples:
     return withMetrics(values, "push", context, async () => {
       const config = configFrom(values, context);
       const settings = remoteSettingsFrom(values, context);
-      const backend = remoteBackend(settings, context.cwd, "push", context.env);
+      const backend = remoteBackend(settings, context.cwd, "push", context.env, context.reporter);
       refuseRemoteInStore(config, backend);
       const recipients = recipientsFrom(settings);
       const driver = driverFrom(values, context);

@@ -62,7 +62,7 @@ Examples:
     const graceMs = graceFrom(values.grace);
     const config = configFrom(values, context);
     const settings = remoteSettingsFrom(values, context);
-    const backend = remoteBackend(settings, context.cwd, "remote cleanup", context.env);
+    const backend = remoteBackend(settings, context.cwd, "remote cleanup", context.env, context.reporter);
     checkPinIfPinned(config, await openRepository(backend), recipientsFrom(settings));
     context.reporter.event("info", "remote_cleanup_started", { location: backend.location, confirm: !!values.confirm });
     using interrupts = listenForInterrupts(context.reporter);

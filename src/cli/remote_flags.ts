@@ -21,6 +21,8 @@ export const REMOTE_OPTIONS = {
   // SFTP
   "ssh-key": { type: "string" },
   "known-hosts": { type: "string" },
+  // SFTP and S3
+  "stall-timeout": { type: "string" },
   // --- S3 ---
   "s3-endpoint": { type: "string" },
   "s3-region": { type: "string" },
@@ -45,7 +47,11 @@ S3 (s3://; keys from AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY [, AWS_SESSION_TOK
 else AWS_SHARED_CREDENTIALS_FILE or ~/.aws/credentials, profile AWS_PROFILE):
   --s3-endpoint URL      a server other than AWS (http://127.0.0.1:7480)     ATOCORE_S3_ENDPOINT
   --s3-region R          region signed for (default us-east-1)                AWS_REGION
-  --s3-addressing path|virtual   default: path with --s3-endpoint, else virtual   ATOCORE_S3_ADDRESSING`;
+  --s3-addressing path|virtual   default: path with --s3-endpoint, else virtual   ATOCORE_S3_ADDRESSING
+SFTP and S3:
+  --stall-timeout DUR    drop a connection that makes no progress for DUR    ATOCORE_BACKUP_STALL_TIMEOUT
+                         and try again on a new one (90s, 5m; default: 60s
+                         for SFTP, 30s for S3); raise it on a slow link`;
 
 /** The repository settings that the flags and the environment give. */
 export function remoteSettingsFrom(values: FlagValues<typeof REMOTE_OPTIONS>, context: CommandContext): RemoteSettings {
@@ -58,6 +64,7 @@ export function remoteSettingsFrom(values: FlagValues<typeof REMOTE_OPTIONS>, co
 
       sshKey: values["ssh-key"],
       knownHosts: values["known-hosts"],
+      stallTimeout: values["stall-timeout"],
       s3Endpoint: values["s3-endpoint"],
       s3Region: values["s3-region"],
       s3Addressing: values["s3-addressing"],
@@ -89,6 +96,7 @@ export function refuseRemoteFlagsWithout(
     "ssh-key",
     "known-hosts",
     "transfers",
+    "stall-timeout",
   ] as const;
   for (const flag of flags) {
     if ((values as Record<string, unknown>)[flag] !== undefined) {
@@ -110,7 +118,7 @@ export function remoteSourceFrom(
   purpose: string,
 ): RemoteSource {
   const settings = remoteSettingsFrom(values, context);
-  const backend = remoteBackend(settings, context.cwd, purpose, context.env);
+  const backend = remoteBackend(settings, context.cwd, purpose, context.env, context.reporter);
   refuseRemoteInStore(config, backend);
   const identities = identitiesFrom(settings, purpose, context.reporter);
   return { backend, identities, recipients: recipientsFrom(settings) };

@@ -37,7 +37,7 @@ Examples:
   async run(values, _positionals, context) {
     const config = configFrom(values, context);
     const settings = remoteSettingsFrom(values, context);
-    const backend = remoteBackend(settings, context.cwd, "remote init", context.env);
+    const backend = remoteBackend(settings, context.cwd, "remote init", context.env, context.reporter);
     refuseRemoteInStore(config, backend);
     const recipients = recipientsFrom(settings);
     if (recipients === undefined) {

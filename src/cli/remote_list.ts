@@ -37,7 +37,7 @@ Examples:
   async run(values, _positionals, context) {
     const config = configFrom(values, context);
     const settings = remoteSettingsFrom(values, context);
-    const backend = remoteBackend(settings, context.cwd, "remote list", context.env);
+    const backend = remoteBackend(settings, context.cwd, "remote list", context.env, context.reporter);
     const identities = settings.identityFile ? identitiesFrom(settings, "remote list", context.reporter) : [];
     checkPinIfPinned(config, await openRepository(backend), recipientsFrom(settings));
     const listing = await listRemote(backend, identities, context.now);

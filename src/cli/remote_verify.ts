@@ -57,7 +57,7 @@ Examples:
     const readData = Boolean(values["read-data"]) || subset !== undefined;
     const config = configFrom(values, context);
     const settings = remoteSettingsFrom(values, context);
-    const backend = remoteBackend(settings, context.cwd, "remote verify", context.env);
+    const backend = remoteBackend(settings, context.cwd, "remote verify", context.env, context.reporter);
     const identities = readData || settings.identityFile
       ? identitiesFrom(
         settings,

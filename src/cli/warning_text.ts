@@ -87,6 +87,10 @@ const SENTENCES: Record<string, (fields: Fields) => string> = {
     `run 'atocore-backup push ${text(f.stamp)}' once the repository is reachable`,
   push_refused_invalid: (f) => `snapshot ${text(f.stamp)} was not pushed: it failed validation (${list(f.errors)})`,
   push_warning: (f) => `while pushing ${text(f.stamp)}: ${text(f.warning)}`,
+  remote_retry: (f) =>
+    `${text(f.object)} in ${text(f.location)}: ${text(f.error)}; trying again in ${
+      (Number(f.wait_ms) / 1000).toFixed(1)
+    } s (attempt ${Number(f.attempt) + 1} of ${text(f.attempts)})`,
   remote_cleanup_problem: (f) => `remote cleanup: ${text(f.error)}`,
   remote_cleanup_delayed: (f) => `remote cleanup deletes later than it could: ${text(f.note)}`,
   remote_verify_problem: (f) => `remote verify found a problem: ${text(f.error)}`,

@@ -10,7 +10,8 @@ import { type AgeIdentity, parseIdentityFile, parseRecipientsFile } from "../cry
 import { describeOsError, RefusedError, UsageError } from "../errors.ts";
 import { isSameOrInside } from "../fs/real_path.ts";
 import { readRegularTextFile } from "../fs/regular_file.ts";
-import type { Reporter } from "../report/reporter.ts";
+import { type Reporter, SILENT } from "../report/reporter.ts";
+import type { RetryListener } from "../repo/retry.ts";
 import type { Backend } from "../repo/backend.ts";
 import { openBackend } from "../repo/open_backend.ts";
 import { canonicalRecipients, checkPin, type Repository } from "../repo/repository.ts";
@@ -29,6 +30,7 @@ export function remoteBackend(
   cwd: string,
   command: string,
   env: Record<string, string | undefined>,
+  reporter: Reporter = SILENT,
 ): Backend {
   if (settings.remote === null) {
     throw new UsageError(
@@ -37,7 +39,22 @@ export function remoteBackend(
     );
   }
   const ssh = { keyFile: settings.sshKeyFile?.value, knownHostsFile: settings.knownHosts?.value };
-  return openBackend(settings.remote.value, { cwd, env, ssh, s3: settings.s3 });
+  const stall = settings.stallTimeout;
+  const network = { stallMs: stall === null ? undefined : stall.value * 1000, onRetry: retryWarning(reporter) };
+  return openBackend(settings.remote.value, { cwd, env, ssh, s3: settings.s3, network });
+}
+
+/** Each retry of a network request as the warning event `remote_retry`: an operator sees a flaky link. */
+function retryWarning(reporter: Reporter): RetryListener {
+  return (notice) =>
+    reporter.event("warning", "remote_retry", {
+      location: notice.location,
+      object: notice.object,
+      attempt: notice.attempt,
+      attempts: notice.attempts,
+      wait_ms: notice.waitMs,
+      error: notice.error,
+    });
 }
 
 /**

@@ -9,8 +9,11 @@ import { join } from "node:path";
 import type { S3Settings } from "../config.ts";
 import { UsageError } from "../errors.ts";
 import type { Backend } from "./backend.ts";
+import type { RetryListener } from "./retry.ts";
 import { openFolderBackend } from "./folder.ts";
 import { openS3Backend } from "./s3/open.ts";
+import type { S3BackendOptions } from "./s3/s3_backend.ts";
+import { DEFAULT_TIMEOUTS } from "./s3/transport.ts";
 import { type ClosableBackend, openSftpBackend } from "./sftp/backend.ts";
 
 /** What a network backend may need besides the location; credentials stay out of every message. */
@@ -23,6 +26,15 @@ export interface BackendContext {
   ssh?: { keyFile?: string; knownHostsFile?: string };
   /** The S3 endpoint, region and addressing from flags or environment (an `s3://` remote). */
   s3?: S3Settings;
+  /** Network backends: how long a request may make no progress (default: the backend's own), and who hears retries. */
+  network?: NetworkOptions;
+}
+
+/** What every network backend takes besides its protocol's settings. */
+export interface NetworkOptions {
+  /** Milliseconds without progress before a connection is dropped and the request tried again on a new one. */
+  stallMs?: number;
+  onRetry?: RetryListener;
 }
 
 /** The connections opened by {@linkcode openBackend}, until {@linkcode closeBackends}. */
@@ -37,7 +49,7 @@ export function openBackend(spec: string, context: BackendContext): Backend {
   const scheme = /^([a-z][a-z0-9+.-]*):\/\//i.exec(spec)?.[1]?.toLowerCase();
   if (scheme === undefined || scheme === "file") return openFolderBackend(spec, context.cwd);
   if (scheme === "sftp") return remember(openSftp(spec, context));
-  if (scheme === "s3") return openS3Backend(spec, context.s3, context.env);
+  if (scheme === "s3") return openS3Backend(spec, context.s3, context.env, s3Options(context.network));
   throw new UsageError(
     `remote ${JSON.stringify(`${scheme}://…`)} is not supported; give file:///path, sftp://USER@HOST/PATH or ` +
       "s3://BUCKET/PREFIX",
@@ -71,5 +83,15 @@ function openSftp(spec: string, context: BackendContext): ClosableBackend {
   if (knownHostsFile === undefined) {
     throw new UsageError("SFTP needs a known_hosts file: give --known-hosts FILE (HOME is not set)");
   }
-  return openSftpBackend(spec, { keyFile, knownHostsFile });
+  const network = context.network;
+  const stallMs = network?.stallMs;
+  const timeouts = stallMs === undefined ? undefined : { connectMs: stallMs, stallMs };
+  return openSftpBackend(spec, { keyFile, knownHostsFile, timeouts, onRetry: network?.onRetry });
+}
+
+/** The S3 session's options: the stall timeout bounds both the wait for an answer and a download's silence. */
+function s3Options(network: NetworkOptions | undefined): S3BackendOptions {
+  const stallMs = network?.stallMs;
+  const timeouts = stallMs === undefined ? undefined : { ...DEFAULT_TIMEOUTS, answerMs: stallMs, stallMs };
+  return { timeouts, onRetry: network?.onRetry };
 }

@@ -15,6 +15,29 @@ export interface RetryPolicy {
   maxMs: number;
 }
 
+/** A transient failure of a network backend about to be tried again: what a warning says. */
+export interface RetryNotice {
+  /** The repository's location (no credential). */
+  location: string;
+  /** The object (or listing) the request was about. */
+  object: string;
+  /** The attempt that failed (from 1), and how many are allowed in all. */
+  attempt: number;
+  attempts: number;
+  /** The wait before the next attempt, in milliseconds. */
+  waitMs: number;
+  /** What went wrong, one line. */
+  error: string;
+}
+
+/** Hears each retry of a network backend (the CLI turns it into a warning event). */
+export type RetryListener = (notice: RetryNotice) => void;
+
+/** The first line of an error's message, for a {@linkcode RetryNotice}. */
+export function errorLine(error: unknown): string {
+  return (error instanceof Error ? error.message : String(error)).split("\n")[0].slice(0, 300);
+}
+
 /** The default: 6 attempts over at most about 30 s of waiting. */
 export const DEFAULT_RETRY: RetryPolicy = { attempts: 6, baseMs: 250, maxMs: 10_000 };
 

@@ -206,6 +206,32 @@ if (sshd !== null) {
     await assertVerified({ ...env, ATOCORE_BACKUP_IDENTITY_FILE: key.keyFile }, ["--read-data"]);
   });
 
+  Deno.test("sftp CLI: remote cleanup removes what killed writers left in .tmp/ once older than the grace", async () => {
+    using store = tempStore({ dbMiB: 1, chromaMiB: 1 });
+    using work = tempDir("atocore-sftp-");
+    const key = ageKeyPair(work.path);
+    const { folder, url } = remoteFolder(server);
+    const env = sftpEnv(server, store, url);
+    assert.equal((await init(env, key)).code, 0);
+    await createAndPush(env);
+    const staging = join(folder, "repo", ".tmp");
+    for (const name of ["packs_ab_cd.left-by-a-kill", "packs_ab_ef.being-written"]) {
+      Deno.writeTextFileSync(join(staging, name), "partial");
+    }
+    Deno.mkdirSync(join(staging, "a-folder"));
+    const old = new Date(Date.now() - 30 * 3600_000);
+    for (const name of ["packs_ab_cd.left-by-a-kill", "a-folder"]) Deno.utimeSync(join(staging, name), old, old);
+    const policy = ["--keep-daily", "7", "--keep-weekly", "0", "--keep-monthly", "0"];
+    const dry = await runCli(["remote", "cleanup", ...policy], { env });
+    assert.equal(dry.code, 0, dry.stderr);
+    assert.deepEqual((dry.json as { staging_removed: string[] }).staging_removed, [".tmp/packs_ab_cd.left-by-a-kill"]);
+    assert.equal([...Deno.readDirSync(staging)].length, 3, "a dry run removes nothing");
+    const run = await runCli(["remote", "cleanup", "--confirm", ...policy], { env });
+    assert.deepEqual((run.json as { staging_removed: string[] }).staging_removed, [".tmp/packs_ab_cd.left-by-a-kill"]);
+    const left = [...Deno.readDirSync(staging)].map((entry) => entry.name).sort();
+    assert.deepEqual(left, ["a-folder", "packs_ab_ef.being-written"], "within the grace, and a folder, are kept");
+  });
+
   Deno.test("sftp CLI: stop the server", async () => await server[Symbol.asyncDispose]());
 }
 

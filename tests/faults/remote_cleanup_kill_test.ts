@@ -2,31 +2,25 @@
  * `remote cleanup --confirm` killed with SIGKILL at seeded random moments, on a repository where it removes snapshots,
  * deletes the packs of a marker older than the grace and condemns others: every snapshot still listed has all its
  * objects (`remote verify`), none the policy keeps is touched, the next run finishes the job, and `remote verify
- * --read-data` is clean. Each trial starts from the same repository (a hard-linked copy).
+ * --read-data` is clean. Each trial starts from the same repository (its objects put back as they were). On every target
+ * that runs here: a folder, sshd and radosgw.
  *
  * @module
  */
 import assert from "node:assert/strict";
-import { join } from "node:path";
 import { runCli } from "../_helpers.ts";
 import { faultSeed, runAndKill, seededRandom, trialLabel } from "../_faults.ts";
-import {
-  ageMarkers,
-  assertVerified,
-  linkCopy,
-  remoteNames,
-  remoteStore,
-  snapshotSeries,
-  timeEvent,
-} from "../_remote_cli.ts";
+import { ageSightings, assertVerified, remoteNames, remoteStore, snapshotSeries, timeEvent } from "../_remote_cli.ts";
+import { ageMarkersOf, allTargets, backendOf, type RemoteTarget, resetObjects, saveObjects } from "../_targets.ts";
 
 const TRIALS = 12;
 const KEEP_3 = ["--keep-daily", "3", "--keep-weekly", "0", "--keep-monthly", "0"];
 
-Deno.test("remote cleanup --confirm killed at random moments never leaves a listed snapshot without its objects", async () => {
+async function cleanupKills(target: RemoteTarget): Promise<void> {
   const seed = faultSeed();
   const random = seededRandom(seed);
-  using r = await remoteStore({ dbMiB: 4, chromaMiB: 1, seed: 31 });
+  using r = await remoteStore({ dbMiB: 4, chromaMiB: 1, seed: 31 }, target.fresh("cleanup-kill"));
+  const backend = backendOf(r.env);
   await snapshotSeries(r, 8);
   const pushed = await runCli(["push", "--all"], { env: r.env });
   assert.equal(pushed.code, 0, pushed.stderr);
@@ -45,9 +39,9 @@ Deno.test("remote cleanup --confirm killed at random moments never leaves a list
   });
   assert.equal(first.code, 0, first.stderr);
   assert.ok((first.json as { packs_condemned: number }).packs_condemned > 0, "the two oldest leave packs to condemn");
-  assert.equal(ageMarkers(r.repoDir, 48, r.store.backupDir), 1);
-  const master = join(r.work, "master");
-  linkCopy(r.repoDir, master);
+  assert.equal(await ageMarkersOf(backend, 48), 1);
+  ageSightings(r.store.backupDir, 48);
+  const master = await saveObjects(backend);
   const all = await remoteNames(r.env);
   const plan = await runCli(["remote", "cleanup", ...KEEP_3], { env: r.env });
   const planned = plan.json as { kept: string[]; deleted: string[]; packs_deleted: number; packs_condemned: number };
@@ -60,10 +54,14 @@ Deno.test("remote cleanup --confirm killed at random moments never leaves a list
   );
   const outcomes: string[] = [];
   for (let trial = 0; trial < TRIALS; trial++) {
-    linkCopy(master, r.repoDir);
+    await resetObjects(backend, master);
     const aimed = trial % 2 === 1;
     const delay = Math.round(random() * (aimed ? afterEvent : total));
-    const label = trialLabel(seed, trial, `kill ${delay} ms after ${aimed ? "remote_cleanup_started" : "start"}`);
+    const label = trialLabel(
+      seed,
+      trial,
+      `${target.label}; kill ${delay} ms after ${aimed ? "remote_cleanup_started" : "start"}`,
+    );
     const args = ["remote", "cleanup", "--confirm", ...KEEP_3];
     const killed = await runAndKill(args, r.env, delay, aimed ? "remote_cleanup_started" : undefined);
     if (killed.code !== null) assert.equal(killed.code, 0, `cleanup ran to its end but failed ${label}`);
@@ -79,8 +77,15 @@ Deno.test("remote cleanup --confirm killed at random moments never leaves a list
     await assertVerified(r.envWithIdentity, ["--read-data"], label);
   }
   console.log(
-    `remote cleanup: ${TRIALS} trials (seed ${seed}); run ${Math.round(afterEvent)} of ${
+    `remote cleanup (${target.label}): ${TRIALS} trials (seed ${seed}); run ${Math.round(afterEvent)} of ${
       Math.round(total)
     } ms; when killed: ${outcomes.join(", ")}`,
   );
-});
+}
+
+for (const target of await allTargets("remote cleanup --confirm killed at random moments")) {
+  Deno.test(`remote cleanup --confirm killed at random moments (${target.label}) never leaves a listed snapshot without its objects`, async () => {
+    await using _target = target;
+    await cleanupKills(target);
+  });
+}

@@ -2,6 +2,7 @@
  * `push` killed with SIGKILL at seeded random moments: a snapshot is listed whole or not at all (`remote verify` finds
  * every object of every listed snapshot), the next push succeeds, and `remote verify --read-data` is clean. Half the
  * trials start without the push cache (the push sends everything anew), half with it and the journals of killed ones.
+ * On every target that runs here: a folder, sshd and radosgw (a smaller store over the network, to bound the time).
  *
  * @module
  */
@@ -11,13 +12,16 @@ import { runCli } from "../_helpers.ts";
 import { entryNames, faultSeed, runAndKill, seededRandom, treeDigest, trialLabel } from "../_faults.ts";
 import { timeEvent } from "../_remote_cli.ts";
 import { assertVerified, remoteNames, remoteStore, snapshotAsStore } from "../_remote_cli.ts";
+import { allTargets, type RemoteTarget } from "../_targets.ts";
 
 const TRIALS = 12;
 
-Deno.test("push killed at random moments never lists half a snapshot; the next push succeeds and verifies", async () => {
+async function pushKills(target: RemoteTarget): Promise<void> {
   const seed = faultSeed();
   const random = seededRandom(seed);
-  using r = await remoteStore({ dbMiB: 10, chromaMiB: 2, segments: 2, seed: 23 });
+  const network = target.label !== "folder";
+  const sizes = network ? { dbMiB: 4, chromaMiB: 1 } : { dbMiB: 10, chromaMiB: 2 };
+  using r = await remoteStore({ ...sizes, segments: 2, seed: 23 }, target.fresh("push-kill"));
   const created = await runCli(["create", "--chroma"], { env: r.env });
   assert.equal(created.code, 0, created.stderr);
   const snapshots = join(r.store.backupDir, "snapshots");
@@ -38,7 +42,7 @@ Deno.test("push killed at random moments never lists half a snapshot; the next p
     const label = trialLabel(
       seed,
       trial,
-      `${cold ? "cold" : "warm"}; kill ${delay} ms after ${aimed ? "push_started" : "start"}`,
+      `${target.label}; ${cold ? "cold" : "warm"}; kill ${delay} ms after ${aimed ? "push_started" : "start"}`,
     );
     const killed = await runAndKill(["push", stamp], r.env, delay, aimed ? "push_started" : undefined);
     if (killed.code !== null) assert.equal(killed.code, 0, `push ran to its end but failed ${label}`);
@@ -61,8 +65,15 @@ Deno.test("push killed at random moments never lists half a snapshot; the next p
   assert.equal(restored.code, 0, restored.stderr);
   assert.deepEqual(treeDigest(to), snapshotAsStore(master));
   console.log(
-    `push: ${TRIALS} trials (seed ${seed}); push ${Math.round(pushMs)} of ${
+    `push (${target.label}): ${TRIALS} trials (seed ${seed}); push ${Math.round(pushMs)} of ${
       Math.round(duration)
     } ms; the snapshot when killed: ${outcomes.join(", ")}`,
   );
-});
+}
+
+for (const target of await allTargets("push killed at random moments")) {
+  Deno.test(`push killed at random moments (${target.label}) never lists half a snapshot; the next push succeeds and verifies`, async () => {
+    await using _target = target;
+    await pushKills(target);
+  });
+}

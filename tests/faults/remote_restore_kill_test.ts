@@ -1,7 +1,8 @@
 /**
  * `restore --from-remote --confirm-service-stopped` killed with SIGKILL at seeded random moments (during the fetch,
  * and just after live data begins to change): the live database is whole and old or new, the registry one or the
- * other, the repository still verifies, and the next run restores exactly the pushed snapshot.
+ * other, the repository still verifies, and the next run restores exactly the pushed snapshot. On every target that runs
+ * here: a folder, sshd and radosgw (a smaller store over the network, to bound the time).
  *
  * @module
  */
@@ -22,6 +23,7 @@ import {
 } from "../_faults.ts";
 import { changeLive, putBack, withoutStaging } from "../_live.ts";
 import { assertVerified, createAndPush, remoteStore } from "../_remote_cli.ts";
+import { allTargets, type RemoteTarget } from "../_targets.ts";
 
 const TRIALS = 12;
 
@@ -33,10 +35,11 @@ const AIMS: { afterEvent?: string; windowMs: number }[] = [
   { afterEvent: "restore_db_replaced", windowMs: 15 },
 ];
 
-Deno.test("restore --from-remote killed at random moments: live old or new and whole, the next run restores exactly", async () => {
+async function restoreKills(target: RemoteTarget): Promise<void> {
   const seed = faultSeed();
   const random = seededRandom(seed + 7);
-  using r = await remoteStore({ dbMiB: 20, chromaMiB: 6, segments: 3, seed: 17 });
+  const sizes = target.label === "folder" ? { dbMiB: 20, chromaMiB: 6 } : { dbMiB: 6, chromaMiB: 2 };
+  using r = await remoteStore({ ...sizes, segments: 3, seed: 17 }, target.fresh("restore-kill"));
   const saved = join(r.work, "saved");
   const { stamp } = await createAndPush(r.env);
   const snapshots = join(r.store.backupDir, "snapshots");
@@ -55,7 +58,7 @@ Deno.test("restore --from-remote killed at random moments: live old or new and w
     putBack(saved, r.store);
     const aim = AIMS[trial % AIMS.length];
     const delay = Math.round(random() * (aim.afterEvent ? aim.windowMs : duration));
-    const label = trialLabel(seed, trial, `kill ${delay} ms after ${aim.afterEvent ?? "start"}`);
+    const label = trialLabel(seed, trial, `${target.label}; kill ${delay} ms after ${aim.afterEvent ?? "start"}`);
     const killed = await runAndKill(restore, r.envWithIdentity, delay, aim.afterEvent);
     if (killed.code !== null) assert.equal(killed.code, 0, `restore ran to its end but failed ${label}`);
 
@@ -82,5 +85,16 @@ Deno.test("restore --from-remote killed at random moments: live old or new and w
   const counts = Object.entries(Object.groupBy(outcomes, (outcome) => outcome)).map(([key, list]) =>
     `${list!.length} ${key}`
   );
-  console.log(`restore --from-remote: ${TRIALS} trials (seed ${seed}); killed with ${counts.join(", ") || "none"}`);
-});
+  console.log(
+    `restore --from-remote (${target.label}): ${TRIALS} trials (seed ${seed}); killed with ${
+      counts.join(", ") || "none"
+    }`,
+  );
+}
+
+for (const target of await allTargets("restore --from-remote killed at random moments")) {
+  Deno.test(`restore --from-remote killed at random moments (${target.label}): live old or new and whole, the next run restores exactly`, async () => {
+    await using _target = target;
+    await restoreKills(target);
+  });
+}

@@ -140,3 +140,32 @@ Deno.test("the config command refuses an unknown driver and an unknown flag with
   assert.equal(flag.code, 2);
   assert.match(flag.stderr, /config: .*--database/);
 });
+
+Deno.test("the stall timeout: flag, else ATOCORE_BACKUP_STALL_TIMEOUT, else the backend's; config shows its source", async () => {
+  const stall = (run: { json: unknown }) => (run.json as { remote: { stallTimeout: unknown } }).remote.stallTimeout;
+  const fromEnv = await runCli(["config"], { env: { ATOCORE_BACKUP_STALL_TIMEOUT: "5m" } });
+  assert.equal(fromEnv.code, 0, fromEnv.stderr);
+  assert.deepEqual(stall(fromEnv), { value: 300, source: "env", from: "ATOCORE_BACKUP_STALL_TIMEOUT" });
+  const fromFlag = await runCli(["config", "--json", "--stall-timeout", "90s"], {
+    env: { ATOCORE_BACKUP_STALL_TIMEOUT: "5m" },
+  });
+  assert.deepEqual(stall(fromFlag), { value: 90, source: "flag", from: "--stall-timeout" });
+  assert.equal(stall(await runCli(["config"], { env: {} })), null, "unset: each backend's own default");
+});
+
+Deno.test("a stall timeout that is not a duration, zero, over a day or empty is refused with exit 2, naming it", async () => {
+  const cases: [string[], Record<string, string>, RegExp][] = [
+    [["--stall-timeout", "fast"], {}, /--stall-timeout must be a duration such as 36h, 2d or 90m, not "fast"/],
+    [["--stall-timeout", "0s"], {}, /--stall-timeout must be between 1s and 1d, not "0s"/],
+    [[], { ATOCORE_BACKUP_STALL_TIMEOUT: "2d" }, /ATOCORE_BACKUP_STALL_TIMEOUT must be between 1s and 1d/],
+    [[], { ATOCORE_BACKUP_STALL_TIMEOUT: "" }, /ATOCORE_BACKUP_STALL_TIMEOUT is set but empty/],
+  ];
+  for (const [args, env, message] of cases) {
+    const run = await runCli(["config", ...args], { env });
+    assert.equal(run.code, 2, `${args.join(" ")} ${JSON.stringify(env)}: ${run.stderr}`);
+    assert.match(run.stderr, message);
+  }
+  const push = await runCli(["push", "--latest", "--stall-timeout", "1x"], { env: {} });
+  assert.equal(push.code, 2);
+  assert.match(push.stderr, /--stall-timeout must be a duration/);
+});

@@ -43,3 +43,15 @@ Deno.test("fault proxy: a stalled transfer stays open until the reader gives up"
     assert.equal(proxy.stats.faulted, 1);
   });
 });
+
+Deno.test("fault proxy: counts the bytes relayed, and cutOpen breaks a connection in the middle of a transfer", async () => {
+  await withServer(async (url, proxy) => {
+    assert.deepEqual(await fetchBody(url), BODY);
+    assert.ok(proxy.stats.bytes > BODY.length, `${proxy.stats.bytes} bytes counted`);
+    proxy.setFault({ kind: "throttle", bytesPerSecond: 256 * 1024 });
+    const slow = fetchBody(url);
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    proxy.cutOpen();
+    await assert.rejects(slow);
+  });
+});

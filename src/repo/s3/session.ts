@@ -5,7 +5,7 @@
  *
  * @module
  */
-import { DEFAULT_RETRY, type RetryPolicy, withRetries } from "../retry.ts";
+import { DEFAULT_RETRY, errorLine, type RetryListener, type RetryPolicy, withRetries } from "../retry.ts";
 import { objectUrl, type S3Address, s3Location } from "./address.ts";
 import type { S3Credentials } from "./credentials.ts";
 import { noAnswer, type RequestContext, S3Error, s3Failure } from "./failure.ts";
@@ -28,6 +28,8 @@ export interface Answer {
 export interface SessionOptions {
   timeouts?: Timeouts;
   retry?: RetryPolicy;
+  /** Hears each request that is tried again. */
+  onRetry?: RetryListener;
 }
 
 /** The signed, timed, retried requests of one repository. */
@@ -36,12 +38,14 @@ export class S3Session {
   readonly location: string;
   readonly timeouts: Timeouts;
   readonly retry: RetryPolicy;
+  readonly #onRetry: RetryListener | undefined;
 
   /** A session for the repository at `address`, signing with `credentials`. */
   constructor(readonly address: S3Address, readonly credentials: S3Credentials, options: SessionOptions = {}) {
     this.location = s3Location(address);
     this.timeouts = options.timeouts ?? DEFAULT_TIMEOUTS;
     this.retry = options.retry ?? DEFAULT_RETRY;
+    this.#onRetry = options.onRetry;
   }
 
   /** The full key of the repository's object `name` (`""`: the repository's prefix). */
@@ -86,11 +90,17 @@ export class S3Session {
         },
         (error) => error instanceof S3Error && error.transient,
         this.retry,
+        (error, attempt, waitMs) => this.#retrying(name, error, attempt, waitMs),
       );
     } catch (error) {
       if (error instanceof S3Error && error.transient && attempts > 1) throw error.afterAttempts(attempts);
       throw error;
     }
+  }
+
+  #retrying(name: string, error: unknown, attempt: number, waitMs: number): void {
+    const notice = { location: this.location, object: name || "(the repository)", attempt, waitMs };
+    this.#onRetry?.({ ...notice, attempts: this.retry.attempts, error: errorLine(error) });
   }
 
   /** The error of an answer `accept` did not expect: the server's error document read and explained. */

@@ -1,7 +1,7 @@
 /**
  * The SFTP backend: a repository in a folder of an SSH host (`sftp://USER@HOST[:PORT]/PATH`). Each write goes to
- * `.tmp/` in the repository, is fsynced where the server can, then renamed into place; one connection, opened at the
- * first request, reopened after a reset or stall.
+ * `.tmp/` in the repository (what a killed writer leaves there is cleared by `remote cleanup`), is fsynced where the
+ * server can, then renamed into place; one connection, opened at the first request, reopened after a reset or stall.
  *
  * @module
  */
@@ -18,7 +18,7 @@ import {
   ObjectTooLargeError,
   type WriteOptions,
 } from "../backend.ts";
-import { DEFAULT_RETRY, type RetryPolicy, withRetries } from "../retry.ts";
+import { DEFAULT_RETRY, errorLine, type RetryListener, type RetryPolicy, withRetries } from "../retry.ts";
 import { connectSftp, type SftpCredentials, type SftpSession, type SftpTimeouts } from "./connection.ts";
 import { describeSftpError, isTransientSftpError, sftpStatus, STATUS } from "./errors.ts";
 import { listFolder } from "./listing.ts";
@@ -36,6 +36,8 @@ export const DEFAULT_SFTP_TIMEOUTS: SftpTimeouts = { connectMs: 20_000, stallMs:
 export interface SftpOptions extends SftpCredentials {
   timeouts?: SftpTimeouts;
   retry?: RetryPolicy;
+  /** Hears each operation that is tried again on a new connection. */
+  onRetry?: RetryListener;
 }
 
 /** A backend that holds a connection: {@linkcode close} ends it (the CLI closes every one when a command ends). */
@@ -122,6 +124,20 @@ class SftpBackend implements ClosableBackend {
         if (error instanceof ObjectExistsError && attempt > 1 && await this.holds(session, target, bytes)) return;
         throw sftpStatus(error) === STATUS.FAILURE ? await this.explainFailure(session, name, bytes, error) : error;
       }
+    });
+  }
+
+  async clearStaging(olderThan: Date, dryRun: boolean): Promise<string[]> {
+    const staging = this.pathOf([TMP]);
+    return await this.attempt("clearing", `${TMP}/`, async (session) => {
+      const entries = await request.readFolder(session, staging) ?? [];
+      // only files this backend staged, last written before the grace (by the server's clock): never a folder or link
+      const stale = entries.filter((entry) =>
+        entry.kind === "file" && (entry.mtimeMs ?? Infinity) < olderThan.getTime()
+      )
+        .map((entry) => entry.name).sort();
+      if (!dryRun) { for (const name of stale) await request.removeFile(session, `${staging}/${name}`); }
+      return stale.map((name) => `${TMP}/${name}`);
     });
   }
 
@@ -228,6 +244,10 @@ class SftpBackend implements ClosableBackend {
         },
         isTransientSftpError,
         policy,
+        (error, attempt, waitMs) => {
+          const notice = { location: this.location, object: name, attempt, attempts: policy.attempts, waitMs };
+          this.options.onRetry?.({ ...notice, error: errorLine(error) });
+        },
       );
     } catch (error) {
       if (!isTransientSftpError(error)) throw error;

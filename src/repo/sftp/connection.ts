@@ -48,6 +48,8 @@ type Ssh2Client = any;
 export class SftpSession {
   /** Set once the connection failed or was closed; the backend then opens another. */
   broken = false;
+  /** Why the connection was dropped, when a stall dropped it. */
+  #dropped: SftpConnectionError | null = null;
 
   /** Wrap an open channel (made by {@linkcode connectSftp}). */
   constructor(private readonly client: Ssh2Client, readonly sftp: Ssh2Sftp, private readonly stallMs: number) {
@@ -69,19 +71,23 @@ export class SftpSession {
     if (this.broken) return Promise.reject(new SftpConnectionError(`the SFTP connection was lost before ${what}`));
     return new Promise<T>((resolve, reject) => {
       const timer = setTimeout(() => {
-        this.drop();
-        reject(new SftpConnectionError(`no answer from the SFTP server for ${this.stallMs / 1000} s (${what})`));
+        const stalled = new SftpConnectionError(
+          `no answer from the SFTP server for ${this.stallMs / 1000} s (${what})`,
+        );
+        this.drop(stalled);
+        reject(stalled);
       }, this.stallMs);
       start((error, value) => {
         clearTimeout(timer);
-        if (error) reject(error);
+        if (error) reject(this.#dropped ?? error); // the requests failed by a drop say why it was dropped
         else resolve(value as T);
       });
     });
   }
 
-  /** Drop the connection at once (after a stall): its pending requests fail. */
-  drop(): void {
+  /** Drop the connection at once (after a stall, saying so with `reason`): its pending requests fail. */
+  drop(reason?: SftpConnectionError): void {
+    this.#dropped ??= reason ?? null;
     this.broken = true;
     this.client.destroy();
   }

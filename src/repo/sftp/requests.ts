@@ -14,6 +14,8 @@ export interface RemoteEntry {
   name: string;
   kind: "file" | "folder" | "other";
   size: number;
+  /** Last modification, in milliseconds since the epoch by the server's clock (listings only). */
+  mtimeMs?: number;
 }
 
 const S_IFMT = 0o170000;
@@ -55,11 +57,18 @@ export async function lstatOrNull(session: SftpSession, path: string): Promise<R
 /** The entries of the folder `path` (names, kinds, sizes as `lstat` gives them), or `null` when it does not exist. */
 export async function readFolder(session: SftpSession, path: string): Promise<RemoteEntry[] | null> {
   try {
-    const entries = await session.request<{ filename: string; attrs: { mode: number; size: number } }[]>(
+    const entries = await session.request<
+      { filename: string; attrs: { mode: number; size: number; mtime?: number } }[]
+    >(
       `listing ${path}`,
       (done) => session.sftp.readdir(path, done),
     );
-    return entries.map((entry) => ({ name: entry.filename, kind: kindOf(entry.attrs.mode), size: entry.attrs.size }));
+    return entries.map(({ filename, attrs }) => ({
+      name: filename,
+      kind: kindOf(attrs.mode),
+      size: attrs.size,
+      mtimeMs: attrs.mtime === undefined ? undefined : attrs.mtime * 1000,
+    }));
   } catch (error) {
     if (sftpStatus(error) === STATUS.NO_SUCH_FILE) return null;
     rethrow(error, "listing", path);
