@@ -47,6 +47,10 @@ export function formatNetwork(fixture: WeekFixture, results: NetResult[], reps: 
     `the first week's restores compared byte for byte with the snapshot. Backends: ` +
     `${[...new Set(results.map((entry) => `${entry.backend}: ${entry.backendText}`))].join("; ")}.`,
     "",
+    `Rates: MiB of snapshot per wall second; the first push stores the first snapshot (${
+      mib(fixture.storeBytes)
+    } MiB), the restore writes the last (${mib(fixture.snapshotBytes.at(-1)!)} MiB).`,
+    "",
     rateTable(fixture, results),
     "",
     weekTable(fixture, results),
