@@ -445,6 +445,7 @@ function parseFlags(args: string[]) {
       only: { type: "string" },
       backends: { type: "string" },
       days: { type: "string" },
+      transfers: { type: "string" },
       binary: { type: "string" },
       out: { type: "string" },
       work: { type: "string" },
@@ -466,6 +467,7 @@ function parseFlags(args: string[]) {
     help: Boolean(values.help),
     backends: backends as BackendName[],
     days: Number(values.days ?? (quick ? 3 : 7)),
+    transfers: values.transfers,
     dbMiB: Number(values["db-mib"] ?? (quick ? 8 : 256)),
     remoteDbMiB: Number(values["db-mib"] ?? (quick ? 8 : 1024)),
     chromaMiB: Number(values["chroma-mib"] ?? (quick ? 4 : 64)),
@@ -501,6 +503,7 @@ Options:
   --only LIST       sections: ${SECTIONS.join(",")} (default all)
   --backends LIST   the network section's backends: ${BACKENDS.join(",")} (default all)
   --days N          the network section's snapshots, one a day (default 7)
+  --transfers N     the network section: this tool's --transfers (default its own, 4)
   --binary FILE     run a compiled atocore-backup instead of 'deno run main.ts'
   --out FILE        also write the report (markdown) to FILE
   --work DIR        work folder (default a new temporary folder, removed at the end)
@@ -578,7 +581,7 @@ async function networkSection(bench: Bench, flags: Flags): Promise<string> {
       chromaMiB: flags.chromaMiB,
     });
   }
-  const fixture = await makeWeekFixture(bench, store, flags.days);
+  const fixture = await makeWeekFixture(bench, store, flags.days, flags.transfers);
   return formatNetwork(fixture, await measureNetwork(bench, fixture, flags.backends, flags.reps), flags.reps);
 }
 

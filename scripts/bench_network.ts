@@ -32,13 +32,20 @@ export interface WeekFixture extends RemoteFixture {
   stamps: string[];
   /** Bytes of each snapshot's files, in the order of `stamps`. */
   snapshotBytes: number[];
+  /** This tool's `--transfers`, when the run sets it. */
+  transfers?: string;
 }
 
 /**
  * Snapshot the store `days` times, changing its rows before each snapshot but the first (a new seed each day), and
- * make an age key pair. Untimed.
+ * make an age key pair. Untimed. `transfers`: this tool's `--transfers` in the runs, when given.
  */
-export async function makeWeekFixture(bench: Bench, store: SampleStore, days: number): Promise<WeekFixture> {
+export async function makeWeekFixture(
+  bench: Bench,
+  store: SampleStore,
+  days: number,
+  transfers?: string,
+): Promise<WeekFixture> {
   const backupDir = join(bench.work, "network-backups");
   const stamps: string[] = [];
   let updated = 0, added = 0;
@@ -62,6 +69,7 @@ export async function makeWeekFixture(bench: Bench, store: SampleStore, days: nu
     second: stamps.at(-1)!,
     stamps,
     snapshotBytes,
+    transfers,
     identityFile,
     recipient,
     updated,
@@ -107,7 +115,11 @@ function toolSide(bench: Bench, fixture: WeekFixture): NetSide {
   return {
     label: "this tool",
     isTool: true,
-    env: (location) => ({ ...storeEnv(fixture.store, fixture.backupDir), ...location.toolEnv }),
+    env: (location) => ({
+      ...storeEnv(fixture.store, fixture.backupDir),
+      ...(fixture.transfers ? { ATOCORE_BACKUP_TRANSFERS: fixture.transfers } : {}),
+      ...location.toolEnv,
+    }),
     init: (location) => tool(location, "remote", "init", ...recipient),
     push: (location, stamp) => tool(location, "push", stamp, ...recipient),
     restore: (location, out) => tool(location, "restore", "--from-remote", fixture.second, "--to", out, ...key),

@@ -43,7 +43,9 @@ export function formatNetwork(fixture: WeekFixture, results: NetResult[], reps: 
     `${mib(sum)} MiB together. Each program pushes the ${days} snapshot folders in turn to a new repository on ` +
     `each backend (this tool: \`remote init\`, \`push STAMP\`, \`remote verify --read-data\`, ` +
     `\`restore --from-remote STAMP --to DIR\`; restic: \`init\`, \`backup FOLDER\`, \`check --read-data\`, ` +
-    `\`restore latest --target DIR\`), ${reps} week${reps === 1 ? "" : "s"} each, order rotated, medians; ` +
+    `\`restore latest --target DIR\`; this tool with ${
+      fixture.transfers ? `${fixture.transfers} transfers` : "its default transfers"
+    }), ${reps} week${reps === 1 ? "" : "s"} each, order rotated, medians; ` +
     `the first week's restores compared byte for byte with the snapshot. Backends: ` +
     `${[...new Set(results.map((entry) => `${entry.backend}: ${entry.backendText}`))].join("; ")}.`,
     "",
