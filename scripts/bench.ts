@@ -27,9 +27,21 @@ import {
 } from "./bench_run.ts";
 import { formatRemote, makeRemoteFixture, measureRemote, remoteStore, SMALL_ROWS } from "./bench_remote.ts";
 import { makeSmallRowStore } from "./bench_small_rows.ts";
+import { makeWeekFixture, measureNetwork } from "./bench_network.ts";
+import { formatNetwork } from "./bench_network_report.ts";
+import { type BackendName, BACKENDS } from "./bench_servers.ts";
 
 const DRIVERS = ["ffi", "builtin"] as const;
-const SECTIONS = ["create", "create-chroma", "validate", "list", "restore", "remote", "remote-small"] as const;
+const SECTIONS = [
+  "create",
+  "create-chroma",
+  "validate",
+  "list",
+  "restore",
+  "remote",
+  "remote-small",
+  "network",
+] as const;
 type Section = typeof SECTIONS[number];
 
 /** One program run in the benchmark, and how to give it a clean start. */
@@ -431,6 +443,9 @@ function parseFlags(args: string[]) {
       reps: { type: "string" },
       snapshots: { type: "string" },
       only: { type: "string" },
+      backends: { type: "string" },
+      days: { type: "string" },
+      transfers: { type: "string" },
       binary: { type: "string" },
       out: { type: "string" },
       work: { type: "string" },
@@ -444,8 +459,15 @@ function parseFlags(args: string[]) {
   for (const name of only) {
     if (!SECTIONS.includes(name as Section)) throw new Error(`--only: unknown section ${JSON.stringify(name)}`);
   }
+  const backends = (values.backends ?? BACKENDS.join(",")).split(",").map((name) => name.trim());
+  for (const name of backends) {
+    if (!BACKENDS.includes(name as BackendName)) throw new Error(`--backends: unknown backend ${JSON.stringify(name)}`);
+  }
   return {
     help: Boolean(values.help),
+    backends: backends as BackendName[],
+    days: Number(values.days ?? (quick ? 3 : 7)),
+    transfers: values.transfers,
     dbMiB: Number(values["db-mib"] ?? (quick ? 8 : 256)),
     remoteDbMiB: Number(values["db-mib"] ?? (quick ? 8 : 1024)),
     chromaMiB: Number(values["chroma-mib"] ?? (quick ? 4 : 64)),
@@ -469,6 +491,9 @@ Section remote: push to an off-host repository (a folder), a second push after 1
 of the rows are updated and 0.5% added, and restore from it, against restic
 backing up the same snapshot folders (needs restic and age-keygen). Section
 remote-small: the same on a database of about 1 KiB text rows (AtoCore's shape).
+Section network: a week of pushes (the first, then one after each day's changes),
+a restore and a full read-back, against restic, on a folder, a real sshd and a
+real radosgw started on 127.0.0.1 (root; openssh-server, radosgw ceph-mon ceph-osd).
 
 Options:
   --db-mib N        database size (default 256; 1024 for the remote section)
@@ -476,11 +501,14 @@ Options:
   --reps N          repetitions of each command (default 3)
   --snapshots N     snapshots for the list benchmark (default 2000)
   --only LIST       sections: ${SECTIONS.join(",")} (default all)
+  --backends LIST   the network section's backends: ${BACKENDS.join(",")} (default all)
+  --days N          the network section's snapshots, one a day (default 7)
+  --transfers N     the network section: this tool's --transfers (default its own, 4)
   --binary FILE     run a compiled atocore-backup instead of 'deno run main.ts'
   --out FILE        also write the report (markdown) to FILE
   --work DIR        work folder (default a new temporary folder, removed at the end)
   --keep            keep the work folder
-  --quick           a tiny smoke run (8 MiB, 1 repetition, 50 snapshots)
+  --quick           a tiny smoke run (8 MiB, 1 repetition, 50 snapshots, 3 days)
 
 Example: deno task bench --only remote --reps 3`;
 
@@ -510,6 +538,7 @@ async function main(): Promise<void> {
     const remote = [
       flags.only.includes("remote") ? await remoteSection(bench, flags) : "",
       flags.only.includes("remote-small") ? await smallRowsSection(bench, flags) : "",
+      flags.only.includes("network") ? await networkSection(bench, flags) : "",
     ].filter(Boolean).join("\n\n") || undefined;
     const report = await formatReport(bench, flags, results, remote, loadBefore);
     console.log(report);
@@ -522,7 +551,8 @@ async function main(): Promise<void> {
 /** The size of the store made first: the remote section's when it is the only one run (it then uses that store). */
 function mainStoreMiB(flags: Flags): number {
   if (flags.only.every((section) => section === "remote-small")) return 1; // that section makes its own store
-  return flags.only.every((section) => section.startsWith("remote")) ? flags.remoteDbMiB : flags.dbMiB;
+  const remote = (section: Section) => section.startsWith("remote") || section === "network";
+  return flags.only.every(remote) ? flags.remoteDbMiB : flags.dbMiB;
 }
 
 /** The remote section again on a store of AtoCore's shape (small text rows), made for it. */
@@ -538,6 +568,21 @@ async function remoteSection(bench: Bench, flags: Flags): Promise<string> {
   const store = remoteStore(bench, mainStoreMiB(flags), flags.remoteDbMiB, flags.chromaMiB);
   const fixture = await makeRemoteFixture(bench, store);
   return formatRemote(fixture, await measureRemote(bench, fixture, flags.reps), flags.reps);
+}
+
+/** The network section, run last (it changes the rows of the store it uses): its report. */
+async function networkSection(bench: Bench, flags: Flags): Promise<string> {
+  const mainMiB = mainStoreMiB(flags);
+  let store = bench.store;
+  if (mainMiB !== flags.remoteDbMiB) {
+    log(`network: making a store of ${flags.remoteDbMiB} MiB database and ${flags.chromaMiB} MiB Chroma`);
+    store = makeSampleStore(join(bench.work, "network-store"), {
+      dbMiB: flags.remoteDbMiB,
+      chromaMiB: flags.chromaMiB,
+    });
+  }
+  const fixture = await makeWeekFixture(bench, store, flags.days, flags.transfers);
+  return formatNetwork(fixture, await measureNetwork(bench, fixture, flags.backends, flags.reps), flags.reps);
 }
 
 /** One command of a section, with its contenders made only when the section is run. */

@@ -206,7 +206,7 @@ async function runSequence(side: Side, work: string, fixture: RemoteFixture, che
  * Throw unless the restored files hold the second snapshot's database byte for byte (but for header bytes 18-19,
  * the journal mode, which this tool's restore sets back to WAL) and as many bytes besides.
  */
-function checkRestored(out: string, fixture: RemoteFixture, label: string): void {
+export function checkRestored(out: string, fixture: RemoteFixture, label: string): void {
   const name = basename(fixture.store.db);
   const restoredDb = findFile(out, name);
   const snapshotDb = join(snapshotsDir(fixture.backupDir), fixture.second, DB_FOLDER, name);
