@@ -9,6 +9,7 @@ import { createHash, type Hash, hash as hashBytes } from "node:crypto";
 import { join } from "node:path";
 import { OperationError } from "../errors.ts";
 import { readAt } from "../fs/read_at.ts";
+import { collectGarbage } from "../sys/collect_garbage.ts";
 import { blockSizeOf, isCompressible, READ_BYTES, readChunks } from "./blocks.ts";
 import type { PackInfo } from "./boundary.ts";
 import type { DocumentFile, DocumentLink, Extent } from "./document.ts";
@@ -41,11 +42,15 @@ export interface SessionTotals {
 }
 
 /** Reads the files of one snapshot into packs and extents. */
+/** Bytes read between two forced collections. */
+const GC_EVERY_BYTES = 64 << 20;
+
 export class PushSession {
   /** The files and links pushed, in order. */
   readonly entries: (PushedFile | DocumentLink)[] = [];
   /** Totals so far. */
   readonly totals: SessionTotals = { bytesTotal: 0, bytesRead: 0, bytesDeduplicated: 0, filesUnchanged: 0 };
+  private sinceCollected = 0;
   private readonly buffer = new Uint8Array(READ_BYTES);
   private done = 0;
 
@@ -119,6 +124,7 @@ export class PushSession {
         this.place(pushed, tagged, compression, extents, chunk.subarray(at, at + block), (offset + at) / block);
       }
       this.onProgress?.(this.done + offset + chunk.length, this.total);
+      this.collectEvery(chunk.length);
       await this.writer.drain();
     });
     extents.close();
@@ -126,6 +132,17 @@ export class PushSession {
     if (read !== size || (entry.sha256 !== null && pushed.sha256 !== entry.sha256)) throw this.changed(entry.path);
     this.totals.bytesRead += size;
     this.entries.push(pushed);
+  }
+
+  /**
+   * Collect garbage after every {@linkcode GC_EVERY_BYTES} read: each block's hash context is native garbage V8 does
+   * not count as pressure, so a push that stores little (a daily one reads the whole store) would otherwise grow.
+   */
+  private collectEvery(bytes: number): void {
+    this.sinceCollected += bytes;
+    if (this.sinceCollected < GC_EVERY_BYTES) return;
+    this.sinceCollected = 0;
+    collectGarbage();
   }
 
   /** Find block `index` stored already, or pack it; record where it is. */
