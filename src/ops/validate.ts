@@ -11,7 +11,7 @@ import { isAbsolute, join } from "node:path";
 import { describeOsError } from "../errors.ts";
 import { exists, lstatOrNull } from "../fs/probe.ts";
 import { notRegularFile, readRegularTextFile } from "../fs/regular_file.ts";
-import { checkManifest, type HashProgress, type ManifestCheckOptions } from "../snapshot/manifest.ts";
+import { checkManifest, type HashProgress } from "../snapshot/manifest.ts";
 import { CHROMA_DB_FILE } from "../snapshot/chroma.ts";
 import { METADATA_FILE, mustBeRegularFile, snapshotDir } from "../snapshot/layout.ts";
 import { checkBinding, DIGEST_KEY } from "../snapshot/binding.ts";
@@ -35,7 +35,7 @@ export interface ValidateOptions {
   quick?: boolean;
   /** Called as files are hashed with the bytes done and the total (for progress). */
   onProgress?: HashProgress;
-  /** SHA-256 proven for this folder's files by path (see {@linkcode ManifestCheckOptions.verified}): not re-read. */
+  /** SHA-256 proven for this folder's files by path (see `checkManifest`): not re-read. */
   verified?: ReadonlyMap<string, string>;
 }
 
