@@ -4,7 +4,7 @@
  *
  * @module
  */
-import { dirname, join, resolve } from "node:path";
+import { basename, dirname, join, resolve } from "node:path";
 import type { Config } from "../config.ts";
 import type { AgeIdentity } from "../crypto/age.ts";
 import { describeOsError, OperationError, RefusedError, ToolError, UsageError } from "../errors.ts";
@@ -229,12 +229,23 @@ function makeScratch(parent: string | undefined, preferred: string | undefined, 
   }
 }
 
-/** Remove killed fetches' leftovers in `parent`, then make a scratch folder there and lock it (flock). */
+/**
+ * Remove killed fetches' leftovers in `parent`, then make a scratch folder there, locked (flock) before it takes its
+ * name: another fetch clearing leftovers at that moment never takes it for one.
+ */
 function lockedScratch(parent: string, reporter: Reporter): Scratch {
   removeKilledScratch(parent, reporter);
-  const path = Deno.makeTempDirSync({ dir: parent, prefix: SCRATCH_PREFIX });
-  const holder = Deno.openSync(path, { read: true });
-  holder.tryLockSync(true);
+  const unnamed = Deno.makeTempDirSync({ dir: parent, prefix: ".atocore-fetching-" });
+  const holder = Deno.openSync(unnamed, { read: true });
+  const path = join(parent, `${SCRATCH_PREFIX}${basename(unnamed).slice(".atocore-fetching-".length)}`);
+  try {
+    holder.lockSync(true);
+    Deno.renameSync(unnamed, path);
+  } catch (error) {
+    holder.close();
+    removeQuietly(unnamed);
+    throw error;
+  }
   return {
     path,
     [Symbol.dispose]: () => {
