@@ -61,11 +61,15 @@ it) or the pre-restore stamp is restored, create refuses.
 
 With --from-remote the snapshot (STAMP, or STAMP_PUSHID when several pushes
 share the stamp; see 'remote list') is first fetched from the off-host
-repository into a scratch folder (system temp, or --scratch-dir), decrypted with
---identity and checked block by block, then restored as above with every
-safety; the pre-restore snapshot goes to the backup folder as usual, and the
-scratch copy is removed afterwards. A snapshot that cannot be fetched intact
-(another key, an object missing, altered or swapped) is refused (exit 3).
+repository into a scratch folder on the target's filesystem (beside DIR with
+--to, beside the live database otherwise; system temp when it cannot be made
+there; or --scratch-dir), decrypted with --identity, checked block by block and
+each file read back against its SHA-256, then restored as above with every
+safety: the deep validation compares the manifest with the hashes the fetch
+proved, and the files are moved into place by renames (copied from another
+filesystem); the pre-restore snapshot goes to the backup folder as usual, and
+the scratch copy is removed afterwards. A snapshot that cannot be fetched
+intact (another key, an object missing, altered or swapped) is refused (exit 3).
 
 With --to DIR the store is rebuilt under DIR (DIR/<database file>,
 DIR/<registry file>, DIR/chroma), new or empty unless --force, and the live
@@ -82,7 +86,7 @@ Options:
   --to DIR                   rebuild the store under DIR (new or empty) instead of the live paths
   --force                    with --to: restore into a folder that already holds files
   --from-remote              read the snapshot from the off-host repository (needs --identity)
-  --scratch-dir DIR          with --from-remote: fetch into DIR (default: the system's temporary folder)
+  --scratch-dir DIR          with --from-remote: fetch into DIR (default: beside the target, else system temp)
 ${REMOTE_HELP}
 ${TRANSFER_HELP}
 ${COMMON_HELP}

@@ -70,6 +70,33 @@ export function replaceFileAtomic(source: string, target: string): void {
   renameDurable(temporary, destination);
 }
 
+/**
+ * Replace `target` with the file `source` itself, as {@linkcode replaceFileAtomic} does with a copy, where both lie on
+ * one filesystem: keep the replaced file's owner and mode, fsync `source`, rename it over `target`, fsync both
+ * folders. For a scratch copy this run made and nothing else reads: it is gone from `source` after.
+ *
+ * @returns `false`, nothing changed, when the two are on different filesystems (the caller copies instead).
+ */
+export function moveFileAtomic(source: string, target: string): boolean {
+  const kind = notRegularFile(source);
+  if (kind !== null) {
+    throw kind === "missing" ? new Deno.errors.NotFound(source) : new NotRegularFileError(source, kind);
+  }
+  ensureDir(dirname(target));
+  const previous = statOrNull(target);
+  const destination = previous ? Deno.realPathSync(target) : target;
+  if (Deno.statSync(dirname(destination)).dev !== Deno.statSync(source).dev) return false;
+  if (previous?.isFile) keepOwnerAndMode(source, previous);
+  syncFile(source);
+  try {
+    renameDurable(source, destination);
+  } catch (error) {
+    if (error instanceof Error && "code" in error && error.code === "EXDEV") return false; // two mounts of one disk
+    throw error;
+  }
+  return true;
+}
+
 function keepOwnerAndMode(path: string, previous: Deno.FileInfo): void {
   const copy = Deno.statSync(path);
   if (previous.uid !== null && previous.gid !== null && (copy.uid !== previous.uid || copy.gid !== previous.gid)) {

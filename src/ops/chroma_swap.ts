@@ -21,16 +21,19 @@ export interface StagedChroma {
 
 /**
  * Copy the snapshot's Chroma folder into a hidden folder inside `target` (created
- * when missing, never removed), owned like `target`, fsynced. Leftovers of killed
- * restores (staged copies and old entries moved aside) are removed first; a copy
- * that fails part way is removed. `noteChange` hears, as they are made, the changes
- * that stay in `target` when a later step fails: the folder created, leftovers removed.
+ * when missing, never removed), owned like `target`, fsynced. With `move` (a scratch
+ * copy this run made), the folder is moved there by a rename instead where one
+ * filesystem holds both. Leftovers of killed restores (staged copies and old entries
+ * moved aside) are removed first; a copy that fails part way is removed. `noteChange`
+ * hears, as they are made, the changes that stay in `target` when a later step fails:
+ * the folder created, leftovers removed.
  */
 export function stageChroma(
   source: string,
   target: string,
   reporter: Reporter,
   noteChange: (what: string) => void,
+  move = false,
 ): StagedChroma {
   if (!exists(target)) {
     ensureDir(target);
@@ -39,10 +42,11 @@ export function stageChroma(
   const removed = clearLeftovers(target, reporter);
   if (removed > 0) noteChange(`removed ${removed} leftover(s) of a killed restore from ${target}`);
   const folder = join(target, `${CHROMA_STAGING_PREFIX}${Deno.pid}-${crypto.randomUUID().slice(0, 8)}`);
-  Deno.mkdirSync(folder);
+  const entries = walkTree(source);
+  const moved = move && moveFolder(source, folder);
+  if (!moved) Deno.mkdirSync(folder);
   try {
-    const entries = walkTree(source);
-    const totals = copyEntries(
+    const totals = moved ? totalsOf(entries) : copyEntries(
       source,
       folder,
       entries,
@@ -50,12 +54,29 @@ export function stageChroma(
     );
     ownLike(folder, entries, Deno.statSync(target));
     syncTree(folder);
-    reporter.event("info", "restore_chroma_staged", { path: folder, ...totals });
+    reporter.event("info", "restore_chroma_staged", { path: folder, moved, ...totals });
     return { folder, totals };
   } catch (error) {
     removeQuietly(folder); // a partial copy would keep a full disk full
     throw error;
   }
+}
+
+/** Rename folder `from` to `to`; `false`, nothing done, when they lie on different filesystems (or mounts). */
+function moveFolder(from: string, to: string): boolean {
+  try {
+    Deno.renameSync(from, to);
+    return true;
+  } catch (error) {
+    if (error instanceof Error && "code" in error && error.code === "EXDEV") return false;
+    throw error;
+  }
+}
+
+/** What a copy of `entries` would have counted: files and their bytes. */
+function totalsOf(entries: TreeEntry[]): CopyTotals {
+  const files = entries.filter((entry) => entry.kind === "file");
+  return { files: files.length, bytes: files.reduce((sum, entry) => sum + entry.size, 0) };
 }
 
 /**

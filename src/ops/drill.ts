@@ -71,6 +71,8 @@ export interface DrillOptions {
   scratchParent?: string;
   /** The backup folder the snapshot is read from (default the configured one; a snapshot fetched into scratch). */
   sourceDir?: string;
+  /** SHA-256 proven for the fetched files (read back by the fetch): `snapshot_valid` compares them as text. */
+  verified?: ReadonlyMap<string, string>;
 }
 
 /** What a drill did and found. */
@@ -260,6 +262,7 @@ async function validateStep({ config, stamp, root, options }: DrillState): Promi
     validation = await validateSnapshot(options.sourceDir ?? config.backupDir.path, stamp, {
       driver: options.driver,
       onProgress: (done, total) => options.reporter.progress("hashing", done, total),
+      verified: options.verified,
     });
   } catch (error) {
     if (!exists(root)) return { status: "failed", detail: removedDuringDrill(root) };
@@ -270,7 +273,8 @@ async function validateStep({ config, stamp, root, options }: DrillState): Promi
   if (!validation.valid) return { status: "failed", detail: validation.errors.join("; "), measured };
   const detail = validation.manifest_ok === null
     ? "metadata, integrity and registry checked; no manifest (module snapshot)"
-    : `${validation.files_checked} files match the manifest (${validation.bytes_hashed} bytes hashed)`;
+    : `${validation.files_checked} files match the manifest (${validation.bytes_hashed} bytes hashed` +
+      `${options.verified ? "; the rest as the fetch read them back" : ""})`;
   return { status: "passed", detail, measured };
 }
 

@@ -42,7 +42,7 @@ export async function drillFromRemote(
   ];
   let fetched;
   try {
-    fetched = await fetchToScratch(config, source, name, { ...options, deepValidation: true }); // snapshot_valid
+    fetched = await fetchToScratch(config, source, name, options);
   } catch (error) {
     if (error instanceof InterruptedError) throw error.told(...words());
     if (error instanceof UsageError) throw error;
@@ -52,7 +52,11 @@ export async function drillFromRemote(
   }
   using _scratch = fetched;
   stopIfInterrupted(options.signal, words); // the drill's own restore and checks then run to their end
-  const drilled = await drillSnapshot(config, fetched.stamp, { ...options, sourceDir: fetched.sourceDir });
+  const drilled = await drillSnapshot(config, fetched.stamp, {
+    ...options,
+    sourceDir: fetched.sourceDir,
+    verified: fetched.verified,
+  });
   const fetchSeconds = fetched.summary.fetch_seconds;
   return {
     ...drilled,

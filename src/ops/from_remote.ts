@@ -4,12 +4,15 @@
  *
  * @module
  */
-import { join, resolve } from "node:path";
+import { basename, dirname, join, resolve } from "node:path";
 import type { Config } from "../config.ts";
 import type { AgeIdentity } from "../crypto/age.ts";
 import { describeOsError, OperationError, RefusedError, ToolError, UsageError } from "../errors.ts";
 import { removeQuietly } from "../fs/durable.ts";
 import { isSameOrInside } from "../fs/real_path.ts";
+import { entriesOrNone } from "../fs/probe.ts";
+import { formatBytes } from "../cli/format.ts";
+import { fileSystemSpace } from "../sys/free_space.ts";
 import type { Reporter } from "../report/reporter.ts";
 import type { Backend } from "../repo/backend.ts";
 import { type FetchResult, fetchSnapshot } from "../repo/fetch.ts";
@@ -51,6 +54,8 @@ export interface FetchedSnapshot extends Disposable {
   sourceDir: string;
   stamp: string;
   summary: FetchSummary;
+  /** Each file's SHA-256 by path, read back from the file rebuilt and equal to the document's. */
+  verified: ReadonlyMap<string, string>;
 }
 
 /**
@@ -103,8 +108,11 @@ function unique(names: string[], stamp: string, location: string): string {
 export interface ScratchFetchOptions {
   /** The folder the scratch folder is made in (default: the system's temporary folder). */
   scratchParent?: string;
-  /** The caller validates the fetched snapshot deeply (manifest hashes): files it hashes are not hashed twice. */
-  deepValidation?: boolean;
+  /**
+   * Where to make the scratch folder when `scratchParent` is not given, so that a restore can move the files into
+   * place (the target's filesystem); the system's temporary folder when it cannot be made there.
+   */
+  preferredParent?: string;
   reporter: Reporter;
   /** Aborted to stop between two packs: the scratch folder is removed and the signal's reason thrown. */
   signal?: AbortSignal;
@@ -124,7 +132,8 @@ export async function fetchToScratch(
   options: ScratchFetchOptions,
 ): Promise<FetchedSnapshot> {
   refuseScratchInStore(config, options.scratchParent);
-  const sourceDir = makeScratch(options.scratchParent);
+  const scratch = makeScratch(options.scratchParent, options.preferredParent, options.reporter);
+  const sourceDir = scratch.path;
   const begun = performance.now();
   try {
     const stamp = name.split("_")[0];
@@ -135,14 +144,15 @@ export async function fetchToScratch(
         stopIfInterrupted(options.signal); // between packs: only the scratch folder was written
         options.reporter.progress("fetching", done, total);
       },
-      manifestCheckFollows: options.deepValidation ?? false,
+      beforeWriting: (bytes) => requireScratchSpace(sourceDir, bytes, options.reporter),
       transfers: source.transfers,
     });
     const summary = summarize(source.backend.location, fetched, (performance.now() - begun) / 1000);
-    options.reporter.event("info", "remote_fetch_finished", { ...summary });
-    return { sourceDir, stamp, summary, [Symbol.dispose]: () => removeQuietly(sourceDir) };
+    options.reporter.event("info", "remote_fetch_finished", { ...summary, scratch: sourceDir });
+    const verified = fetched.verified;
+    return { sourceDir, stamp, summary, verified, [Symbol.dispose]: () => scratch[Symbol.dispose]() };
   } catch (error) {
-    removeQuietly(sourceDir);
+    scratch[Symbol.dispose]();
     throw fetchFailure(error, name, source.backend.location, sourceDir);
   }
 }
@@ -185,14 +195,30 @@ function fetchFailure(error: unknown, name: string, location: string, scratch: s
   );
 }
 
+/** The start of a scratch folder's name. */
+const SCRATCH_PREFIX = ".atocore-fetch-";
+
+/** A scratch folder and the lock its fetch holds on it while it lives (a killed fetch's is free: a leftover). */
+interface Scratch extends Disposable {
+  path: string;
+}
+
 /**
- * A new scratch folder in `parent` (default: the system's temporary folder).
+ * A new scratch folder: in `parent` when given, else in `preferred` when one can be made there, else in the system's
+ * temporary folder. Leftovers of killed fetches there are removed first.
  *
  * @throws {OperationError} naming the folder when it cannot be made.
  */
-function makeScratch(parent: string | undefined): string {
+function makeScratch(parent: string | undefined, preferred: string | undefined, reporter: Reporter): Scratch {
+  if (parent === undefined && preferred !== undefined) {
+    try {
+      return lockedScratch(preferred, reporter);
+    } catch {
+      // not there (no such folder, no right to write): the temporary folder, as without a preference
+    }
+  }
   try {
-    return Deno.makeTempDirSync({ dir: parent, prefix: "atocore-fetch-" });
+    return lockedScratch(parent ?? Deno.env.get("TMPDIR") ?? "/tmp", reporter);
   } catch (error) {
     const where = parent ?? `the temporary folder ${Deno.env.get("TMPDIR") ?? "/tmp"}`;
     throw new OperationError(
@@ -201,6 +227,65 @@ function makeScratch(parent: string | undefined): string {
       { cause: error },
     );
   }
+}
+
+/**
+ * Remove killed fetches' leftovers in `parent`, then make a scratch folder there, locked (flock) before it takes its
+ * name: another fetch clearing leftovers at that moment never takes it for one.
+ */
+function lockedScratch(parent: string, reporter: Reporter): Scratch {
+  removeKilledScratch(parent, reporter);
+  const unnamed = Deno.makeTempDirSync({ dir: parent, prefix: ".atocore-fetching-" });
+  const holder = Deno.openSync(unnamed, { read: true });
+  const path = join(parent, `${SCRATCH_PREFIX}${basename(unnamed).slice(".atocore-fetching-".length)}`);
+  try {
+    holder.lockSync(true);
+    Deno.renameSync(unnamed, path);
+  } catch (error) {
+    holder.close();
+    removeQuietly(unnamed);
+    throw error;
+  }
+  return {
+    path,
+    [Symbol.dispose]: () => {
+      holder.close();
+      removeQuietly(path);
+    },
+  };
+}
+
+/** Remove the scratch folders in `parent` that no fetch holds locked: a killed fetch left them. */
+function removeKilledScratch(parent: string, reporter: Reporter): void {
+  for (const entry of entriesOrNone(parent)) {
+    if (!entry.isDirectory || !entry.name.startsWith(SCRATCH_PREFIX)) continue;
+    const path = join(parent, entry.name);
+    let free = false;
+    try {
+      using probe = Deno.openSync(path, { read: true });
+      free = probe.tryLockSync(true);
+    } catch {
+      continue; // gone meanwhile, or not ours to open
+    }
+    if (!free) continue;
+    removeQuietly(path);
+    reporter.event("warning", "stale_leftover_removed", { path });
+  }
+}
+
+/**
+ * Refuse (exit 3, nothing changed) a fetch of `bytes` that the scratch folder's filesystem has no room for; the
+ * restore's own free-space check follows, with the fetched copy on disk.
+ */
+function requireScratchSpace(scratch: string, bytes: number, reporter: Reporter): void {
+  const space = fileSystemSpace(scratch);
+  if (space === null) return reporter.event("warning", "free_space_check_unavailable", { path: scratch });
+  if (bytes <= space.available) return;
+  throw new RefusedError(
+    `not enough free space for the fetched copy in ${dirname(scratch)}: it needs ${formatBytes(bytes)} and has ` +
+      `${formatBytes(space.available)} free; nothing was changed; free at least ` +
+      `${formatBytes(bytes - space.available)} there, or give --scratch-dir DIR on a disk with room for the store`,
+  );
 }
 
 /** Refuse a scratch folder inside the Chroma folder or the backup folder's snapshots (restore and cleanup change them). */
@@ -247,13 +332,20 @@ export async function restoreFromRemote(
   ];
   let fetched: FetchedSnapshot;
   try {
-    fetched = await fetchToScratch(config, source, name, { ...options, deepValidation: !options.quick });
+    // On the target's filesystem, the restore moves the fetched files into place instead of copying them.
+    const preferredParent = dirname(to ?? config.db.path);
+    fetched = await fetchToScratch(config, source, name, { ...options, preferredParent });
   } catch (error) {
     if (error instanceof InterruptedError) throw error.told(...words());
     throw error;
   }
   using _scratch = fetched;
   stopIfInterrupted(options.signal, words);
-  const result = await restoreSnapshot(config, fetched.stamp, { ...options, sourceDir: fetched.sourceDir });
+  const result = await restoreSnapshot(config, fetched.stamp, {
+    ...options,
+    sourceDir: fetched.sourceDir,
+    moveSources: true,
+    verified: fetched.verified,
+  });
   return { ...result, remote: fetched.summary };
 }

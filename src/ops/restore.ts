@@ -8,7 +8,7 @@ import { resolve } from "node:path";
 import type { Config } from "../config.ts";
 import { createSnapshot } from "./create.ts";
 import { describeOsError, OperationError, RefusedError, ToolError } from "../errors.ts";
-import { removeQuietly, replaceFileAtomic } from "../fs/durable.ts";
+import { moveFileAtomic, removeQuietly, replaceFileAtomic } from "../fs/durable.ts";
 import { isFile, statOrNull } from "../fs/probe.ts";
 import type { CopyTotals } from "../fs/tree.ts";
 import type { Reporter } from "../report/reporter.ts";
@@ -67,6 +67,14 @@ export interface RestoreOptions {
   quick?: boolean;
   /** The backup folder the snapshot is read from (default the configured one; a snapshot fetched into scratch). */
   sourceDir?: string;
+  /**
+   * The snapshot at `sourceDir` is a scratch copy this run made and nothing else reads: its files are moved into place
+   * by renames where they lie on the target's filesystem (else copied), and a database moved is not checked again
+   * after the move (the validation checked that very file).
+   */
+  moveSources?: boolean;
+  /** SHA-256 proven for the scratch copy's files (a fetch read each back): the deep validation compares them as text. */
+  verified?: ReadonlyMap<string, string>;
   /**
    * Aborted to stop before the store is changed (checked after the validation and after the pre-restore snapshot);
    * once the replacement has begun it runs to its end, as it would to its failure path.
@@ -135,7 +143,7 @@ export async function restoreSnapshot(config: Config, stamp: string, options: Re
   const unfinished = to === null ? findUnfinished(config, options.reporter) : null;
   // Resuming, no new pre-restore snapshot: the way back stays the one taken before the first attempt changed anything.
   const takesPreSnapshot = to === null && options.preSnapshot && unfinished === null;
-  requireFreeSpace(config, plan, takesPreSnapshot, options.reporter);
+  requireFreeSpace(config, plan, takesPreSnapshot, options.reporter, options.moveSources);
   const preStamp = unfinished !== null
     ? unfinished.pre_restore_snapshot
     : takesPreSnapshot
@@ -145,8 +153,10 @@ export async function restoreSnapshot(config: Config, stamp: string, options: Re
   // The last safe point: from here the replacement runs to its end or to its failure path.
   stopIfInterrupted(options.signal, () => stoppedUnchanged(stamp, to, takesPreSnapshot ? preStamp : null));
   const intent = to === null ? newIntentContext(config, stamp, sources.chroma !== null, preStamp, unfinished) : null;
-  const chroma = replaceStore(plan, preStamp, options, intent);
-  const integrity = checkRestored(options.driver, targets.db);
+  const moved = { db: false };
+  const chroma = replaceStore(plan, preStamp, options, intent, moved);
+  // A database moved into place is the very file the validation checked; a copy is checked again.
+  const integrity = moved.db ? null : checkRestored(options.driver, targets.db);
   try {
     restoreJournalModes(
       validation.metadata!,
@@ -255,15 +265,16 @@ function replaceStore(
   preStamp: string | null,
   options: RestoreOptions,
   intent: IntentContext | null,
+  moved: { db: boolean },
 ): CopyTotals | null {
   const context: FailureContext = { plan, staged: null, preStamp, to: options.to, changes: [], intent };
   if (intent !== null) {
     runStep(settleStep(intent, options.reporter), context);
     runStep(recordStep(intent), context);
   }
-  const staged = runStep(stagingStep(plan, options.reporter), context);
+  const staged = runStep(stagingStep(plan, options), context);
   context.staged = staged;
-  for (const step of replaceSteps(plan, staged, options, intent)) runStep(step, context);
+  for (const step of replaceSteps(plan, staged, options, intent, moved)) runStep(step, context);
   return staged?.totals ?? null;
 }
 
@@ -331,14 +342,15 @@ function untouchedParts({ plan: { sources, targets }, changes }: FailureContext)
   return untouched.join(", ") || "nothing else";
 }
 
-function stagingStep(plan: RestorePlan, reporter: Reporter): ReplaceStep<StagedChroma | null> {
+function stagingStep(plan: RestorePlan, options: RestoreOptions): ReplaceStep<StagedChroma | null> {
   const { sources, targets } = plan;
+  const move = options.moveSources ?? false;
   return {
     doing: `staging the Chroma copy in ${targets.chroma}`,
     run: (changes) =>
       sources.chroma === null
         ? null
-        : stageChroma(sources.chroma, targets.chroma, reporter, (what) => changes.push({ what })),
+        : stageChroma(sources.chroma, targets.chroma, options.reporter, (what) => changes.push({ what }), move),
   };
 }
 
@@ -348,9 +360,11 @@ function replaceSteps(
   staged: StagedChroma | null,
   options: RestoreOptions,
   intent: IntentContext | null,
+  moved: { db: boolean },
 ): ReplaceStep<void>[] {
   const { sources: { db, registry }, targets } = plan;
   const { driver, reporter } = options;
+  const move = options.moveSources ?? false;
   const replaced = (path: string, what: string, part: Change["part"]) => {
     const before = statOrNull(path)?.ino; // only a replacement changes the inode; the checkpoint writes in place
     return () => statOrNull(path)?.ino !== before ? { what, part } : null;
@@ -365,7 +379,7 @@ function replaceSteps(
   }, {
     doing: `replacing the database ${targets.db}`,
     run: (changes) => {
-      replaceDatabase(db, targets.db, reporter);
+      moved.db = replaceDatabase(db, targets.db, reporter, move);
       changes.push({ what: dbReplaced, part: "database" });
       clearJournalAfterReplace(targets.db, reporter, changes);
     },
@@ -377,7 +391,7 @@ function replaceSteps(
       doing: `replacing the registry ${targets.registry}`,
       run: (changes) => {
         removeStaleTemporaries(targets.registry, reporter, changes);
-        replaceFileAtomic(registry, targets.registry);
+        if (!move || !moveFileAtomic(registry, targets.registry)) replaceFileAtomic(registry, targets.registry);
         changes.push({ what: registryReplaced, part: "registry" });
       },
       failedChange: replaced(targets.registry, registryReplaced, "registry"),
@@ -425,10 +439,13 @@ function swapStep(
   };
 }
 
-function replaceDatabase(source: string, target: string, reporter: Reporter): void {
+/** Replace `target` with `source`, moved there when `move` and one filesystem holds both; whether it was moved. */
+function replaceDatabase(source: string, target: string, reporter: Reporter, move: boolean): boolean {
   reporter.event("info", "restore_db_replacing", { source, target });
-  replaceFileAtomic(source, target);
-  reporter.event("info", "restore_db_replaced", { target });
+  const moved = move && moveFileAtomic(source, target);
+  if (!moved) replaceFileAtomic(source, target);
+  reporter.event("info", "restore_db_replaced", { target, moved });
+  return moved;
 }
 
 /** `null` when the restored database passes `PRAGMA integrity_check`, else the problem. */

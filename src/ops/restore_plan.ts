@@ -173,12 +173,19 @@ function describeHolders(openers: OpenFile[]): string {
 export async function validatedSnapshot(
   config: Config,
   stamp: string,
-  options: { driver: SqliteDriver; quick?: boolean; reporter: Reporter; sourceDir?: string },
+  options: {
+    driver: SqliteDriver;
+    quick?: boolean;
+    reporter: Reporter;
+    sourceDir?: string;
+    verified?: ReadonlyMap<string, string>;
+  },
 ): Promise<ValidationResult> {
   const { reporter } = options;
   const validation = await validateSnapshot(options.sourceDir ?? config.backupDir.path, stamp, {
     driver: options.driver,
     quick: options.quick ?? false,
+    verified: options.verified,
     onProgress: (done, total) => reporter.progress("hashing", done, total),
   });
   if (!validation.valid) {

@@ -37,8 +37,11 @@ export function requireFreeSpace(
   plan: RestorePlan,
   preSnapshot: boolean,
   reporter: Reporter,
+  moveSources = false,
 ): void {
-  const needs = restoreNeeds(plan).concat(preSnapshot ? preSnapshotNeeds(config, plan.sources.chroma !== null) : []);
+  const needs = restoreNeeds(plan, moveSources).concat(
+    preSnapshot ? preSnapshotNeeds(config, plan.sources.chroma !== null) : [],
+  );
   for (const group of byFileSystem(needs)) {
     const space = fileSystemSpace(group.folder);
     if (space === null) {
@@ -62,30 +65,41 @@ export function requireFreeSpace(
   }
 }
 
-/** What the restore itself writes beside each target. */
-function restoreNeeds(plan: RestorePlan): Need[] {
+/**
+ * What the restore itself writes beside each target; with `move`, a source on the filesystem it goes to is moved
+ * there, not copied, and takes no more room.
+ */
+function restoreNeeds(plan: RestorePlan, move: boolean): Need[] {
   const { sources, targets } = plan;
   const growth = checkpointGrowth(targets.db);
+  const sizeOf = (path: string, where: string) => move && sameFileSystem(path, where) ? 0 : sizeOfFile(path);
   const needs: Need[] = [
-    { what: "database copy", where: dirname(targets.db), files: [sizeOf(sources.db)], folders: 0 },
+    { what: "database copy", where: dirname(targets.db), files: [sizeOf(sources.db, dirname(targets.db))], folders: 0 },
     { what: `checkpoint of ${targets.db}-wal`, where: dirname(targets.db), files: [growth.bytes], folders: 0 },
   ];
   if (sources.registry !== null) {
     needs.push({
       what: "registry copy",
       where: dirname(targets.registry),
-      files: [sizeOf(sources.registry)],
+      files: [sizeOf(sources.registry, dirname(targets.registry))],
       folders: 0,
     });
   }
-  if (sources.chroma !== null) needs.push({ what: "Chroma copy", where: targets.chroma, ...treeSizes(sources.chroma) });
+  if (sources.chroma !== null && !(move && sameFileSystem(sources.chroma, targets.chroma))) {
+    needs.push({ what: "Chroma copy", where: targets.chroma, ...treeSizes(sources.chroma) });
+  }
   return needs;
+}
+
+/** Whether `path` lies on the filesystem of `where` (or of its nearest existing ancestor). */
+function sameFileSystem(path: string, where: string): boolean {
+  return Deno.statSync(path).dev === Deno.statSync(existingFolder(where)).dev;
 }
 
 /** What the pre-restore snapshot writes in the backup folder: the live store, its `-wal` included, as it is now. */
 function preSnapshotNeeds(config: Config, withChroma: boolean): Need[] {
   const db = config.db.path;
-  const files = [sizeOf(db) + checkpointGrowth(db).bytes, sizeOf(config.registry.path)];
+  const files = [sizeOfFile(db) + checkpointGrowth(db).bytes, sizeOfFile(config.registry.path)];
   const chroma = withChroma && statOrNull(config.chromaDir.path)?.isDirectory
     ? treeSizes(config.chromaDir.path)
     : { files: [], folders: 0 };
@@ -122,7 +136,7 @@ function blocks(need: Need, blockSize: number): number {
   return need.files.reduce((sum, bytes) => sum + round(bytes), 0) + need.folders * blockSize;
 }
 
-function sizeOf(path: string): number {
+function sizeOfFile(path: string): number {
   const info = statOrNull(path);
   return info?.isFile ? info.size : 0;
 }

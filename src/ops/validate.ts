@@ -35,6 +35,8 @@ export interface ValidateOptions {
   quick?: boolean;
   /** Called as files are hashed with the bytes done and the total (for progress). */
   onProgress?: HashProgress;
+  /** SHA-256 proven for this folder's files by path (see `checkManifest`): not re-read. */
+  verified?: ReadonlyMap<string, string>;
 }
 
 /** The result of validating one snapshot: the module's keys, then this tool's. */
@@ -107,7 +109,11 @@ export async function validateSnapshotAt(
   const chroma = locatePart(root, metadata, "chroma");
   if (chroma) result.chroma_ok = checkChroma(chroma, options.driver, result.errors);
   if (metadata.manifest !== undefined) {
-    const check = await checkManifest(root, metadata.manifest, { quick, onProgress: options.onProgress });
+    const check = await checkManifest(root, metadata.manifest, {
+      quick,
+      onProgress: options.onProgress,
+      verified: options.verified,
+    });
     check.errors.push(...linkedEntries(metadata.manifest));
     result.errors.push(...check.errors);
     result.manifest_ok = check.errors.length === 0;

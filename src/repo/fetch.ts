@@ -1,7 +1,7 @@
 /**
  * Rebuilding a snapshot folder from a repository: each pack read and decrypted once, each extent checked against its
- * hash and written at its place, each file checked; links last. The folder is a scratch copy the caller validates or
- * restores from: it is not fsynced (a restore makes its own copy durable).
+ * hash and written at its place, each whole file read back once and checked against its SHA-256; links last. The folder
+ * is a scratch copy the caller validates or restores from: it is not fsynced (a restore makes what it keeps durable).
  *
  * @module
  */
@@ -11,8 +11,6 @@ import { OperationError, UsageError } from "../errors.ts";
 import { removeQuietly } from "../fs/durable.ts";
 import { sha256File } from "../fs/hash.ts";
 import { lstatOrNull } from "../fs/probe.ts";
-import { readRegularTextFile } from "../fs/regular_file.ts";
-import { METADATA_FILE } from "../snapshot/layout.ts";
 import type { Backend } from "./backend.ts";
 import { CryptoPool, defaultWorkers, type OpenDone } from "./crypto_pool.ts";
 import { DEFAULT_TRANSFERS, inLanes } from "./lanes.ts";
@@ -35,11 +33,10 @@ export interface FetchOptions {
   /** Packs read and opened at once (default {@linkcode DEFAULT_TRANSFERS}): one pack buffer each. */
   transfers?: number;
   /**
-   * The caller validates the fetched snapshot deeply against its manifest (every file's SHA-256) before using it: the
-   * files the manifest lists with the document's SHA-256 are then not read and hashed here a second time (every
-   * extent's hash is checked here still).
+   * Called once the document is read, before anything is written, with the bytes the files will take: a caller that
+   * must refuse a fetch that does not fit throws here (the folder is then not made).
    */
-  manifestCheckFollows?: boolean;
+  beforeWriting?: (bytes: number) => void;
   /** Called as bytes are written, with the total. */
   onProgress?: (done: number, total: number) => void;
 }
@@ -55,6 +52,11 @@ export interface FetchResult {
   bytes_downloaded: number;
   /** The snapshot's `backup-metadata.json` object as pushed. */
   metadata: Record<string, unknown>;
+  /**
+   * Each regular file's SHA-256 by path, as the document records it and as the file rebuilt was read back and found:
+   * a validation of the fetched folder compares the manifest with these instead of reading every file again.
+   */
+  verified: ReadonlyMap<string, string>;
 }
 
 /**
@@ -73,12 +75,13 @@ export async function fetchSnapshot(
   const key = snapshotArgument(name);
   const repository = await openRepository(backend);
   const { document } = await readSnapshot(repository, identities, key);
+  const files = document.files.filter(isDocumentFile);
+  options.beforeWriting?.(files.reduce((sum, file) => sum + file.size, 0));
   prepareFolder(intoFolder);
   try {
-    const files = document.files.filter(isDocumentFile);
     createFiles(intoFolder, files);
     const read = await writeExtents(backend, identities, document, intoFolder, options);
-    checkFiles(intoFolder, files, snapshotKeyText(key), options.manifestCheckFollows ?? false);
+    checkFiles(intoFolder, files, snapshotKeyText(key));
     for (const entry of document.files) {
       if (!isDocumentFile(entry)) {
         Deno.mkdirSync(dirname(join(intoFolder, entry.path)), { recursive: true });
@@ -93,6 +96,7 @@ export async function fetchSnapshot(
       bytes: files.reduce((sum, file) => sum + file.size, 0),
       ...read,
       metadata: document.metadata,
+      verified: new Map(files.map((file) => [file.path, file.sha256])),
     };
   } catch (error) {
     removeQuietly(intoFolder);
@@ -101,29 +105,14 @@ export async function fetchSnapshot(
 }
 
 /**
- * Check each rebuilt file against the document's SHA-256, but for those the caller's manifest check will hash: the
- * metadata file (hashed first: the manifest is read from it) lists them with the same SHA-256.
+ * Read each rebuilt file back once and check it against the document's SHA-256: every extent was intact, but only the
+ * whole file proves that the extents put together are the file recorded (a document can point at other intact bytes).
  */
-function checkFiles(root: string, files: DocumentFile[], snapshot: string, manifestCheckFollows: boolean): void {
-  const ordered = [...files].sort((a, b) => Number(b.path === METADATA_FILE) - Number(a.path === METADATA_FILE));
-  let manifest: Map<string, unknown> | null = null;
-  for (const file of ordered) {
-    if (manifest?.get(file.path) === file.sha256) continue;
+function checkFiles(root: string, files: DocumentFile[], snapshot: string): void {
+  for (const file of files) {
     if (sha256File(join(root, file.path)) !== file.sha256) {
       throw new OperationError(`snapshot ${snapshot}: ${file.path} rebuilt does not match its SHA-256`);
     }
-    if (file.path === METADATA_FILE && manifestCheckFollows) manifest = manifestHashes(join(root, file.path));
-  }
-}
-
-/** The SHA-256 the metadata file's manifest lists, by path (empty when it has none: every file is then hashed). */
-function manifestHashes(path: string): Map<string, unknown> {
-  try {
-    const manifest = JSON.parse(readRegularTextFile(path))?.manifest;
-    if (!Array.isArray(manifest)) return new Map();
-    return new Map(manifest.map((entry) => [entry?.path, entry?.sha256] as const).filter(([, hash]) => hash));
-  } catch {
-    return new Map();
   }
 }
 

@@ -56,18 +56,27 @@ export function buildManifest(
   return manifest;
 }
 
+/** How {@linkcode checkManifest} checks the files' content. */
+export interface ManifestCheckOptions {
+  /** Sizes only, no SHA-256. */
+  quick: boolean;
+  onProgress?: HashProgress;
+  /**
+   * SHA-256 already proven for files of this very folder (a fetch read each one back against its document), by path:
+   * such a file's entry is compared with it as text instead of the file being read again.
+   */
+  verified?: ReadonlyMap<string, string>;
+}
+
 /**
  * Check the snapshot at `root` against `manifest`: every entry present, of its kind,
  * size and (unless `quick`) SHA-256; no file or link that the manifest does not list.
  */
-export function checkManifest(
-  root: string,
-  manifest: unknown,
-  options: { quick: boolean; onProgress?: HashProgress },
-): ManifestCheck {
+export function checkManifest(root: string, manifest: unknown, options: ManifestCheckOptions): ManifestCheck {
   const check: ManifestCheck = { errors: [], filesChecked: 0, bytesHashed: 0 };
   if (!Array.isArray(manifest)) return { ...check, errors: ["manifest_invalid: not a list"] };
-  const sizes = manifest.map((entry) => typeof entry?.size === "number" ? entry.size : 0);
+  const verified = options.verified ?? new Map<string, string>();
+  const sizes = manifest.map((entry) => typeof entry?.size === "number" && !verified.has(entry?.path) ? entry.size : 0);
   const onBytes = options.quick ? undefined : hashCounter(sizes, options.onProgress);
   const listed = new Set<string>();
   for (const entry of manifest as ManifestEntry[]) {
@@ -78,7 +87,7 @@ export function checkManifest(
     }
     listed.add(path);
     check.filesChecked += 1;
-    const problem = checkEntry(root, entry, { quick: options.quick, onBytes }, check);
+    const problem = checkEntry(root, entry, { quick: options.quick, onBytes, verified: verified.get(path) }, check);
     if (problem) check.errors.push(`${problem}: ${path}`);
   }
   for (const entry of walkTree(root, (path) => path === METADATA_FILE)) {
@@ -90,7 +99,7 @@ export function checkManifest(
 function checkEntry(
   root: string,
   entry: ManifestEntry,
-  options: { quick: boolean; onBytes?: (bytes: number) => void },
+  options: { quick: boolean; onBytes?: (bytes: number) => void; verified?: string },
   check: ManifestCheck,
 ): string | null {
   const path = join(root, entry.path);
@@ -107,6 +116,7 @@ function checkEntry(
   }
   if (!info.isFile) return "manifest_kind_mismatch";
   if (info.size !== entry.size) return `manifest_size_mismatch (recorded ${entry.size}, found ${info.size})`;
+  if (options.verified !== undefined) return options.verified === entry.sha256 ? null : "manifest_sha256_mismatch";
   if (options.quick) return null;
   check.bytesHashed += info.size;
   try {

@@ -110,6 +110,38 @@ Deno.test("remote CLI: init, create --push twice, list, verify, restore live and
   await assertVerified(r.envWithIdentity, ["--read-data"]);
 });
 
+Deno.test("remote CLI: restore --from-remote fetches beside the target and moves the files in; a killed fetch's leftover is removed", async () => {
+  using r = await remoteStore({ dbMiB: 4, chromaMiB: 1 });
+  const { stamp } = await createAndPush(r.env);
+  const snapshot = snapshotAsStore(join(r.store.backupDir, "snapshots", stamp));
+  const dataDir = join(r.store.db, "..");
+  const leftover = join(dataDir, ".atocore-fetch-killed");
+  Deno.mkdirSync(join(leftover, "snapshots"), { recursive: true }); // as a fetch killed with -9 leaves it: unlocked
+  const live = await runCli(["restore", stamp, "--from-remote", "--confirm-service-stopped", "--no-pre-snapshot"], {
+    env: r.envWithIdentity,
+  });
+  assert.equal(live.code, 0, live.stderr);
+  assert.deepEqual(liveDigest(r.store), snapshot, "live = snapshot, byte for byte");
+  assert.match(live.stderr, /"event":"stale_leftover_removed","path":"[^"]*\.atocore-fetch-killed"/);
+  assert.deepEqual(entryNames(dataDir).filter((name) => name.startsWith(".atocore-fetch-")), [], "scratch removed");
+  assert.match(live.stderr, /"event":"restore_db_replaced",[^\n]*"moved":true/, "the database moved, not copied");
+  assert.match(live.stderr, /"event":"restore_chroma_staged",[^\n]*"moved":true/, "Chroma moved, not copied");
+  assert.equal((live.json as { restored_integrity_ok: boolean }).restored_integrity_ok, true);
+
+  const to = join(r.work, "rebuilt");
+  const rebuilt = await runCli(["restore", stamp, "--from-remote", "--to", to], { env: r.envWithIdentity });
+  assert.equal(rebuilt.code, 0, rebuilt.stderr);
+  assert.deepEqual(treeDigest(to), snapshot);
+  assert.match(rebuilt.stderr, /"event":"restore_db_replaced",[^\n]*"moved":true/);
+  assert.deepEqual(entryNames(r.work).filter((name) => name.startsWith(".atocore-fetch-")), [], "scratch removed");
+  const validation = (rebuilt.json as { validation: { valid: boolean; bytes_hashed: number } }).validation;
+  assert.deepEqual(
+    validation,
+    { ...validation, valid: true, bytes_hashed: 0 },
+    "the manifest checked against the fetch",
+  );
+});
+
 Deno.test("remote CLI: push needs no identity; restore, verify --read-data and drill without one: one line, exit 2", async () => {
   using r = await remoteStore({ dbMiB: 2, chromaMiB: 1 });
   const created = await runCli(["create", "--chroma"], { env: r.env });

@@ -219,13 +219,17 @@ Deno.test("remote refusals: a file rebuilt from intact blocks that is not the fi
     env: r.envWithIdentity,
   });
   assert.equal(run.code, 3, run.stderr);
-  assert.match(oneErrorLine(run, "restore"), /manifest_sha256_mismatch: db\/atocore\.db/, "deep validation refuses it");
+  assert.match(
+    oneErrorLine(run, "restore"),
+    /db\/atocore\.db rebuilt does not match its SHA-256.*nothing was changed/,
+    "the fetch reads the file back and refuses it",
+  );
   assert.deepEqual(liveDigest(r.store), live, "live data changed");
   assert.deepEqual(entryNames(join(r.store.backupDir, "snapshots")), local, "a pre-restore snapshot was taken");
   const drill = await runCli(["drill", "--from-remote", "--latest"], { env: r.envWithIdentity });
   assert.equal(drill.code, 1, drill.stderr);
   assert.match((drill.json as { errors: string[] }).errors[0], /^snapshot_valid: .*db\/atocore\.db/);
-  // A fetch whose caller does not validate deeply checks each whole file itself.
+  // The fetch itself checks each whole file, whoever calls it.
   await assert.rejects(
     fetchSnapshot(openFolderBackend(r.repoDir), identities, push.snapshot, join(r.work, "fetched")),
     /db\/atocore\.db rebuilt does not match its SHA-256/,
