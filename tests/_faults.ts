@@ -94,6 +94,8 @@ export interface SignalledRun {
   stderr: string;
   /** Whether the signal was sent (the run had not ended before the moment came). */
   sent: boolean;
+  /** Ended by the signal's default action: it came after the command had done its work and stopped listening. */
+  killed: boolean;
 }
 
 /**
@@ -128,7 +130,7 @@ export async function runAndSignal(
   }
   const end = await status;
   await drained;
-  return { code: end.code, stderr: text, sent };
+  return { code: end.code, stderr: text, sent, killed: end.signal !== null };
 }
 
 function signalled(child: Deno.ChildProcess, signal: Deno.Signal): boolean {
