@@ -1,6 +1,7 @@
 /**
- * The CI drill of `scripts/deploy/ci/drill-from-remote.sh`, run as a CI job would run it: the binary downloaded and
- * checked against its SHA-256, the identity given as the content of a secret, the JUnit report left behind.
+ * The CI drill of `scripts/deploy/ci/drill-from-remote.sh`, run as a CI job would run it, against a folder and a local
+ * S3 server (radosgw): the binary downloaded and checked against its SHA-256, the identity given as the content of a
+ * secret, the JUnit report left behind.
  *
  * @module
  */
@@ -9,6 +10,7 @@ import { createHash } from "node:crypto";
 import { join } from "node:path";
 import { COMPILE_PERMISSIONS, ROOT, tempDir } from "../_helpers.ts";
 import { createAndPush, remoteStore } from "../_remote_cli.ts";
+import { folderTarget, type RemoteTarget, s3Target } from "../_targets.ts";
 
 const SCRIPT = join(ROOT, "scripts", "deploy", "ci", "drill-from-remote.sh");
 
@@ -42,14 +44,16 @@ function denoDir(): string {
   return JSON.parse(new TextDecoder().decode(info.stdout)).denoDir;
 }
 
-Deno.test("CI drill script: downloads and checks the binary, drills the newest pushed snapshot, writes JUnit, keeps no secret", async () => {
-  using r = await remoteStore({ dbMiB: 1, chromaMiB: 1 });
+/** The script run as a CI job would run it against a repository on `target`, with the identity as a secret's value. */
+async function ciDrill(target: RemoteTarget): Promise<void> {
+  const remote = target.fresh("ci-drill");
+  using r = await remoteStore({ dbMiB: 1, chromaMiB: 1 }, remote);
   using runner = tempDir("atocore-ci-runner-");
   await createAndPush(r.env);
   const release = fakeRelease(r.work);
   const secret = Deno.readTextFileSync(r.key.keyFile);
   const env = {
-    ATOCORE_BACKUP_REMOTE: r.env.ATOCORE_BACKUP_REMOTE,
+    ...remote,
     ATOCORE_BACKUP_IDENTITY: secret,
     ATOCORE_BACKUP_BIN_URL: release.url,
     ATOCORE_BACKUP_BIN_SHA256: release.sha256,
@@ -72,4 +76,12 @@ Deno.test("CI drill script: downloads and checks the binary, drills the newest p
   const tampered = await runScript({ ...env, ATOCORE_BACKUP_BIN_SHA256: "0".repeat(64) }, runner.path);
   assert.equal(tampered.code, 2);
   assert.match(tampered.stderr, /does not have the SHA-256 given; it was not run/);
-});
+}
+
+for (const target of [folderTarget(), await s3Target("the CI drill script against a local S3 server")]) {
+  if (target === null) continue;
+  Deno.test(`CI drill script (${target.label}): downloads and checks the binary, drills the newest pushed snapshot, writes JUnit, keeps no secret`, async () => {
+    await using _target = target;
+    await ciDrill(target);
+  });
+}
