@@ -7,7 +7,7 @@
  */
 import { DatabaseSync } from "node:sqlite";
 import { removeQuietly } from "../src/fs/durable.ts";
-import { makeSampleStore, type RowChanges, type SampleStore } from "./sample_store.ts";
+import { makeSampleStore, type RowChanges, type SampleStore, seededInts } from "./sample_store.ts";
 
 const WORDS = ("memory project decision note context chunk vector model backup restore service deploy schedule " +
   "meeting design review risk owner status summary customer release incident metric budget roadmap query answer " +
@@ -20,18 +20,6 @@ function words(next: () => number, bytes: number): string {
   let text = "";
   while (text.length < bytes) text += WORDS[next() % WORDS.length] + (next() % 9 === 0 ? ". " : " ");
   return text.slice(0, bytes);
-}
-
-/** xorshift32 from `seed`. */
-function seeded(seed: number): () => number {
-  let state = (seed * 2654435761) >>> 0 || 1;
-  return () => {
-    state ^= state << 13;
-    state >>>= 0;
-    state ^= state >>> 17;
-    state ^= state << 5;
-    return (state >>>= 0);
-  };
 }
 
 /**
@@ -48,7 +36,7 @@ export function makeSmallRowStore(dataDir: string, dbMiB: number, chromaMiB: num
     CREATE INDEX memories_by_project ON memories(project, updated_at);
     CREATE TABLE chunks (id INTEGER PRIMARY KEY, memory_id INTEGER NOT NULL, ord INTEGER NOT NULL, content TEXT NOT NULL);
     CREATE INDEX chunks_by_memory ON chunks(memory_id, ord);`);
-  const next = seeded(11);
+  const next = seededInts(11);
   const memory = db.prepare("INSERT INTO memories VALUES (?, ?, ?, ?, ?)");
   const chunk = db.prepare("INSERT INTO chunks VALUES (?, ?, ?, ?)");
   const rows = Math.round(dbMiB * 1048576 / (ROW_BYTES + 120));
@@ -72,7 +60,7 @@ function stampOf(seconds: number): string {
 /** A day's changes: `updateFraction` of the memories and chunks get new text (and a new time), `addFraction` more. */
 export function changeSmallRows(dbPath: string, updateFraction: number, addFraction: number): RowChanges {
   const db = new DatabaseSync(dbPath, { timeout: 10_000 });
-  const next = seeded(7);
+  const next = seededInts(7);
   const changes: RowChanges = { updated: 0, added: 0 };
   try {
     db.exec("BEGIN IMMEDIATE");

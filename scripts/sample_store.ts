@@ -80,8 +80,8 @@ export function changeSampleRows(dbPath: string, updateFraction: number, addFrac
   return changes;
 }
 
-/** Deterministic non-negative integers (xorshift32) for choosing rows. */
-function seededInts(seed: number): () => number {
+/** Deterministic non-negative integers (xorshift32) for choosing rows; the benchmarks draw from it too. */
+export function seededInts(seed: number): () => number {
   let state = (seed * 2654435761) >>> 0 || 1;
   return () => {
     state ^= state << 13;

@@ -16,71 +16,41 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { AwsClient } from "aws4fetch";
-import {
-  cliEnv,
-  cliProcess,
-  type CliRun,
-  cliRunOf,
-  COMPILE_PERMISSIONS,
-  ROOT,
-  runCli,
-  storeEnv,
-  tempDir,
-  tempStore,
-} from "../_helpers.ts";
+import { cliEnv, cliProcess, type CliRun, cliRunOf, COMPILE_PERMISSIONS, ROOT, runCli } from "../_helpers.ts";
 import { entryNames, liveDigest, treeDigest } from "../_faults.ts";
 import { updateRows } from "../_repo.ts";
 import {
-  ageKeyPair,
   assertVerified,
   contentDigest,
   createAndPush,
   oneErrorLine,
   remoteNames,
+  type RemoteStore,
+  remoteStore,
   snapshotAsStore,
 } from "../_remote_cli.ts";
-import type { SampleOptions, SampleStore } from "../../scripts/sample_store.ts";
+import type { SampleOptions } from "../../scripts/sample_store.ts";
 import { type Radosgw, startRadosgw } from "../_servers/radosgw.ts";
 
 const server = await startRadosgw("the S3 repository through the CLI");
 
 /** A store, a key pair and an S3 repository made by `remote init` in a new bucket. */
-interface S3Store extends Disposable {
-  store: SampleStore;
-  work: string;
+interface S3Store extends RemoteStore {
   bucket: string;
-  env: Record<string, string>;
-  envWithIdentity: Record<string, string>;
 }
 
 let buckets = 0;
 
 async function s3Store(gateway: Radosgw, options: SampleOptions): Promise<S3Store> {
-  const store = tempStore(options);
-  const work = tempDir("atocore-s3-cli-");
-  const key = ageKeyPair(work.path);
   const bucket = `repo-${++buckets}-${crypto.randomUUID().slice(0, 8)}`;
   await gateway.createBucket(bucket);
-  const env = {
-    ...storeEnv(store),
+  const r = await remoteStore(options, {
     ATOCORE_BACKUP_REMOTE: `s3://${bucket}/atocore/host-1`,
     ATOCORE_S3_ENDPOINT: gateway.endpoint,
     AWS_ACCESS_KEY_ID: gateway.accessKey,
     AWS_SECRET_ACCESS_KEY: gateway.secretKey,
-  };
-  const init = await runCli(["remote", "init", "--recipient", key.recipient], { env });
-  assert.equal(init.code, 0, init.stderr);
-  return {
-    store,
-    work: work.path,
-    bucket,
-    env,
-    envWithIdentity: { ...env, ATOCORE_BACKUP_IDENTITY_FILE: key.keyFile },
-    [Symbol.dispose]: () => {
-      work[Symbol.dispose]();
-      store[Symbol.dispose]();
-    },
-  };
+  });
+  return Object.assign(r, { bucket });
 }
 
 /** The output must hold neither key of the gateway's user. */
