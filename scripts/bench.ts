@@ -25,7 +25,15 @@ import {
   storeEnv,
   timed,
 } from "./bench_run.ts";
-import { formatRemote, makeRemoteFixture, measureRemote, remoteStore, SMALL_ROWS } from "./bench_remote.ts";
+import {
+  formatRemote,
+  makeRemoteFixture,
+  measureRemote,
+  remoteStore,
+  type RowShape,
+  SAMPLE_ROWS,
+  SMALL_ROWS,
+} from "./bench_remote.ts";
 import { makeSmallRowStore } from "./bench_small_rows.ts";
 import { makeWeekFixture, measureNetwork } from "./bench_network.ts";
 import { formatNetwork } from "./bench_network_report.ts";
@@ -446,6 +454,7 @@ function parseFlags(args: string[]) {
       backends: { type: "string" },
       days: { type: "string" },
       transfers: { type: "string" },
+      "network-store": { type: "string" },
       binary: { type: "string" },
       out: { type: "string" },
       work: { type: "string" },
@@ -463,8 +472,13 @@ function parseFlags(args: string[]) {
   for (const name of backends) {
     if (!BACKENDS.includes(name as BackendName)) throw new Error(`--backends: unknown backend ${JSON.stringify(name)}`);
   }
+  const networkStore = values["network-store"] ?? "blobs";
+  if (!["blobs", "small"].includes(networkStore)) {
+    throw new Error(`--network-store: give blobs or small, not ${JSON.stringify(networkStore)}`);
+  }
   return {
     help: Boolean(values.help),
+    networkStore,
     backends: backends as BackendName[],
     days: Number(values.days ?? (quick ? 3 : 7)),
     transfers: values.transfers,
@@ -503,7 +517,8 @@ Options:
   --only LIST       sections: ${SECTIONS.join(",")} (default all)
   --backends LIST   the network section's backends: ${BACKENDS.join(",")} (default all)
   --days N          the network section's snapshots, one a day (default 7)
-  --transfers N     the network section: this tool's --transfers (default its own, 4)
+  --transfers N     the network section: this tool's --transfers (default its own, 2)
+  --network-store S the network section's store: blobs (the sample's) or small (1 KiB text rows; default blobs)
   --binary FILE     run a compiled atocore-backup instead of 'deno run main.ts'
   --out FILE        also write the report (markdown) to FILE
   --work DIR        work folder (default a new temporary folder, removed at the end)
@@ -550,7 +565,9 @@ async function main(): Promise<void> {
 
 /** The size of the store made first: the remote section's when it is the only one run (it then uses that store). */
 function mainStoreMiB(flags: Flags): number {
-  if (flags.only.every((section) => section === "remote-small")) return 1; // that section makes its own store
+  const ownStore = (section: Section) =>
+    section === "remote-small" || (section === "network" && flags.networkStore === "small");
+  if (flags.only.every(ownStore)) return 1; // those sections make their own store
   const remote = (section: Section) => section.startsWith("remote") || section === "network";
   return flags.only.every(remote) ? flags.remoteDbMiB : flags.dbMiB;
 }
@@ -572,17 +589,21 @@ async function remoteSection(bench: Bench, flags: Flags): Promise<string> {
 
 /** The network section, run last (it changes the rows of the store it uses): its report. */
 async function networkSection(bench: Bench, flags: Flags): Promise<string> {
-  const mainMiB = mainStoreMiB(flags);
-  let store = bench.store;
-  if (mainMiB !== flags.remoteDbMiB) {
-    log(`network: making a store of ${flags.remoteDbMiB} MiB database and ${flags.chromaMiB} MiB Chroma`);
-    store = makeSampleStore(join(bench.work, "network-store"), {
-      dbMiB: flags.remoteDbMiB,
-      chromaMiB: flags.chromaMiB,
-    });
-  }
-  const fixture = await makeWeekFixture(bench, store, flags.days, flags.transfers);
+  const { store, rows } = networkStore(bench, flags);
+  const fixture = await makeWeekFixture(bench, store, rows, flags.days, flags.transfers);
   return formatNetwork(fixture, await measureNetwork(bench, fixture, flags.backends, flags.reps), flags.reps);
+}
+
+/** The network section's store (`--network-store`): the sample's, or one of small text rows made for it. */
+function networkStore(bench: Bench, flags: Flags): { store: SampleStore; rows: RowShape } {
+  const where = join(bench.work, "network-store");
+  if (flags.networkStore === "small") {
+    log(`network: making a store of ${flags.remoteDbMiB} MiB of 1 KiB rows and ${flags.chromaMiB} MiB Chroma`);
+    return { store: makeSmallRowStore(where, flags.remoteDbMiB, flags.chromaMiB), rows: SMALL_ROWS };
+  }
+  if (mainStoreMiB(flags) === flags.remoteDbMiB) return { store: bench.store, rows: SAMPLE_ROWS };
+  log(`network: making a store of ${flags.remoteDbMiB} MiB database and ${flags.chromaMiB} MiB Chroma`);
+  return { store: makeSampleStore(where, { dbMiB: flags.remoteDbMiB, chromaMiB: flags.chromaMiB }), rows: SAMPLE_ROWS };
 }
 
 /** One command of a section, with its contenders made only when the section is run. */

@@ -5,7 +5,7 @@
  * @module
  */
 import { basename, join } from "node:path";
-import { changeSampleRows, type SampleStore } from "./sample_store.ts";
+import type { SampleStore } from "./sample_store.ts";
 import { removeQuietly } from "../src/fs/durable.ts";
 import { DB_FOLDER, snapshotsDir } from "../src/snapshot/layout.ts";
 import {
@@ -19,7 +19,7 @@ import {
   timed,
   treeBytes,
 } from "./bench_run.ts";
-import { checkRestored, type RemoteFixture } from "./bench_remote.ts";
+import { checkRestored, type RemoteFixture, type RowShape } from "./bench_remote.ts";
 import { type BackendName, type BenchBackend, type Location, startBackend } from "./bench_servers.ts";
 
 /** Rows updated, and rows added, each day (of `documents` and of `chunks`). */
@@ -37,12 +37,13 @@ export interface WeekFixture extends RemoteFixture {
 }
 
 /**
- * Snapshot the store `days` times, changing its rows before each snapshot but the first (a new seed each day), and
- * make an age key pair. Untimed. `transfers`: this tool's `--transfers` in the runs, when given.
+ * Snapshot the store `days` times, changing its rows (of the given shape) before each snapshot but the first (a new
+ * seed each day), and make an age key pair. Untimed. `transfers`: this tool's `--transfers` in the runs, when given.
  */
 export async function makeWeekFixture(
   bench: Bench,
   store: SampleStore,
+  rows: RowShape,
   days: number,
   transfers?: string,
 ): Promise<WeekFixture> {
@@ -51,7 +52,7 @@ export async function makeWeekFixture(
   let updated = 0, added = 0;
   for (let day = 0; day < days; day++) {
     if (day > 0) {
-      const changes = changeSampleRows(store.db, DAY_UPDATED, DAY_ADDED, 7 + day);
+      const changes = rows.change(store.db, DAY_UPDATED, DAY_ADDED, 7 + day);
       updated = changes.updated;
       added = changes.added;
       await new Promise((resolve) => setTimeout(resolve, 1100)); // the next snapshot's stamp is a later second
@@ -74,7 +75,7 @@ export async function makeWeekFixture(
     recipient,
     updated,
     added,
-    shape: "rows of `documents` and `chunks` (chunks: 64 KiB random blobs)",
+    shape: rows.text,
     storeBytes: snapshotBytes[0],
     dbBytes: Deno.statSync(join(last, DB_FOLDER, basename(store.db))).size,
   };

@@ -51,21 +51,27 @@ export interface RemoteFixture {
 export interface RowShape {
   slug: string;
   text: string;
-  change: (db: string, updateFraction: number, addFraction: number) => { updated: number; added: number };
+  /** Change the rows: `seed` picks which (a new one each day). */
+  change: (
+    db: string,
+    updateFraction: number,
+    addFraction: number,
+    seed?: number,
+  ) => { updated: number; added: number };
 }
 
 /** The sample store: rows of 64 KiB random blobs (a changed row is a run of about 17 contiguous 4 KiB pages). */
 export const SAMPLE_ROWS: RowShape = {
   slug: "blobs",
   text: "rows of `documents` and `chunks` (chunks: 64 KiB random blobs)",
-  change: (db, update, add) => changeSampleRows(db, update, add),
+  change: (db, update, add, seed) => changeSampleRows(db, update, add, seed),
 };
 
 /** AtoCore's shape: about 1 KiB text rows with indexes ({@linkcode makeSmallRowStore}). */
 export const SMALL_ROWS: RowShape = {
   slug: "small",
   text: "rows of `memories` and `chunks` (about 1 KiB of text each, indexed)",
-  change: (db, update, add) => changeSmallRows(db, update, add),
+  change: (db, update, add, seed) => changeSmallRows(db, update, add, seed),
 };
 
 /** One program's sequence against a fresh repository: init (untimed), two backups and a restore. */

@@ -57,10 +57,13 @@ function stampOf(seconds: number): string {
   return new Date(Date.UTC(2025, 0, 1) + seconds * 1000).toISOString();
 }
 
-/** A day's changes: `updateFraction` of the memories and chunks get new text (and a new time), `addFraction` more. */
-export function changeSmallRows(dbPath: string, updateFraction: number, addFraction: number): RowChanges {
+/**
+ * A day's changes: `updateFraction` of the memories and chunks get new text (and a new time), `addFraction` more;
+ * `seed` picks the rows.
+ */
+export function changeSmallRows(dbPath: string, updateFraction: number, addFraction: number, seed = 7): RowChanges {
   const db = new DatabaseSync(dbPath, { timeout: 10_000 });
-  const next = seededInts(7);
+  const next = seededInts(seed);
   const changes: RowChanges = { updated: 0, added: 0 };
   try {
     db.exec("BEGIN IMMEDIATE");
