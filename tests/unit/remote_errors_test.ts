@@ -27,7 +27,8 @@ import { openSftpBackend } from "../../src/repo/sftp/backend.ts";
 import { parseSftpUrl } from "../../src/repo/sftp/url.ts";
 import { SILENT } from "../../src/report/reporter.ts";
 import { remotePinPath } from "../../src/snapshot/layout.ts";
-import { tempDir, toolFor } from "../_helpers.ts";
+import { skipBecause, tempDir, toolFor } from "../_helpers.ts";
+import { mountTmpfs } from "../_mount.ts";
 
 /** The message `act` fails with (sync or async), checked to be one line. */
 async function messageOf(act: () => unknown): Promise<string> {
@@ -158,6 +159,35 @@ Deno.test("remote errors: an endpoint that answers but is not an S3 server", asy
     );
   } finally {
     await server.shutdown();
+  }
+});
+
+Deno.test("remote errors: a server that answers with SSH-1 only is named as not offering SFTP, at once", async () => {
+  if (!toolFor("ssh-keygen", "the SSH key of the connection attempt")) return;
+  using dir = tempDir("atocore-remote-errors-");
+  const key = join(dir.path, "id_ed25519");
+  new Deno.Command("ssh-keygen", { args: ["-q", "-t", "ed25519", "-N", "", "-f", key] }).outputSync();
+  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const served = (async () => {
+    for await (const connection of listener) {
+      await connection.write(new TextEncoder().encode("SSH-1.5-OldServer\r\n")); // a server of protocol 1 only
+      await connection.readable.cancel().catch(() => {});
+    }
+  })();
+  const port = listener.addr.port;
+  const location = `sftp://u@127.0.0.1:${port}/x`;
+  const backend = openSftpBackend(location, { keyFile: key, knownHostsFile: join(dir.path, "known_hosts") });
+  try {
+    const message = await messageOf(() => backend.list(""));
+    assert.doesNotMatch(message, /attempts/, "not retried: no connection will make it another server");
+    assert.match(
+      message,
+      new RegExp(`^cannot connect to the SFTP server ${escape(location)}: .*; check the address and that the server `),
+    );
+  } finally {
+    await backend.close();
+    listener.close();
+    await served.catch(() => {});
   }
 });
 
@@ -323,7 +353,34 @@ Deno.test("remote errors: snapshot objects written by hand are refused naming th
       }),
     new RegExp(`^--scratch-dir ${escape(config.chromaDir.path)}/tmp is inside the Chroma folder .*; give a folder of`),
   ]);
-  await steps(t, cases);
+  const disk = join(dir.path, "disk");
+  Deno.mkdirSync(disk);
+  const mount = mountTmpfs(disk, "1m,nr_inodes=4"); // room for the scratch folders, none for a file in them
+  if (typeof mount === "string") skipBecause(`${mount}: the scratch disk that cannot take a file`);
+  else {
+    cases.push([
+      "a scratch disk that cannot take the files",
+      () =>
+        fetchToScratch(config, { backend: repo.backend, identities: [repo.identity] }, text(whole), {
+          scratchParent: disk,
+          reporter: SILENT,
+        }),
+      new RegExp(
+        `^fetching ${text(whole)} from file://\\S+ into the scratch folder ${
+          escape(disk)
+        }/\\.atocore-fetch-\\S+ failed ` +
+          "\\(no space left on device[^)]*\\)\\); nothing was changed; give --scratch-dir DIR on a disk with room for one copy",
+      ),
+    ]);
+  }
+  try {
+    await steps(t, cases);
+  } finally {
+    if (typeof mount !== "string") {
+      assert.deepEqual([...Deno.readDirSync(disk)], [], "the scratch folder on the full disk is removed");
+      mount[Symbol.dispose]();
+    }
+  }
   assert.deepEqual([...Deno.readDirSync(scratch)], [], "no scratch folder left behind");
   assert.deepEqual([...Deno.readDirSync(occupied)].map((entry) => entry.name), ["mine.txt"], "nothing written there");
 });
