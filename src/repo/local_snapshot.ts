@@ -37,7 +37,9 @@ export function readLocalSnapshot(root: string): LocalSnapshot {
   const entries: LocalEntry[] = Array.isArray(metadata.manifest)
     ? metadata.manifest.map((entry): LocalEntry => {
       if (!isCleanPath(entry?.path)) {
-        throw new OperationError(`snapshot ${stamp}: manifest path ${JSON.stringify(entry?.path)} is not clean`);
+        throw new OperationError(
+          `snapshot ${stamp}: manifest path ${JSON.stringify(entry?.path)} is not clean; run 'validate ${stamp}'`,
+        );
       }
       return "symlink" in entry
         ? { kind: "link", path: entry.path, target: entry.symlink }

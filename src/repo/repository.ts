@@ -65,7 +65,12 @@ export async function initRepository(
   try {
     await new Boundary(backend, canonical).putPublic(CONFIG_NAME, config);
   } catch (error) {
-    if (error instanceof ObjectExistsError) throw new RefusedError(`${backend.location} was initialised meanwhile`);
+    if (error instanceof ObjectExistsError) {
+      throw new RefusedError(
+        `${backend.location} was initialised meanwhile by another 'remote init'; nothing was changed: use that ` +
+          "repository as it is",
+      );
+    }
     throw error;
   }
   return config;

@@ -75,6 +75,40 @@ if (sshd !== null) {
     });
   });
 
+  sftpTest(
+    "a folder where an object belongs, a file where a folder belongs: named as altered by hand",
+    async (backend, folder) => {
+      const repo = join(folder, "repo");
+      Deno.mkdirSync(join(repo, "config"), { recursive: true });
+      Deno.writeTextFileSync(join(repo, "packs"), "a file");
+      for (const path of [repo, join(repo, "config"), join(repo, "packs")]) {
+        Deno.chownSync(path, NOBODY_UID, NOBODY_GID);
+      }
+      const altered = (path: string, what: string) =>
+        new RegExp(
+          `^${path} on the SFTP server is ${what}; the repository was altered by hand, check it \\('remote verify'\\)$`,
+        );
+      const cases: [string, () => Promise<unknown>, RegExp][] = [
+        ["read", () => backend.read("config"), altered(`${repo}/config`, "not a regular file")],
+        ["stat", () => backend.stat("config"), altered(`${repo}/config`, "not a regular file")],
+        ["remove", () => backend.remove("config"), altered(`${repo}/config`, "a folder")],
+        [
+          "write",
+          () => backend.write("packs/ab/x", bytes("x"), { exclusive: true }),
+          altered(`${repo}/packs`, "not a folder"),
+        ],
+      ];
+      for (const [what, act, pattern] of cases) {
+        await assert.rejects(act(), (error: Error) => {
+          assert.match(error.message, pattern, what);
+          return true;
+        });
+      }
+      assert.ok(Deno.statSync(join(repo, "config")).isDirectory, "the folder is left as found");
+      assert.equal(Deno.readTextFileSync(join(repo, "packs")), "a file", "the file is left as found");
+    },
+  );
+
   sftpTest("a stalled connection is dropped and the request made again on a new one", async (_, folder) => {
     const backend = backendAt(server, `${folder}/repo`, {
       retry: FAST_RETRY,
@@ -144,11 +178,17 @@ if (sshd !== null) {
     await new Deno.Command("ssh-keygen", { args: ["-q", "-t", "ed25519", "-N", "", "-f", otherKey] }).output();
     const otherLine = Deno.readTextFileSync(`${otherKey}.pub`).split(" ").slice(0, 2).join(" ");
     Deno.writeTextFileSync(changed, `[127.0.0.1]:${server.port} ${otherLine}\n`);
+    const revoked = join(server.dir, `known_revoked_${serial}`);
+    Deno.writeTextFileSync(revoked, `@revoked [127.0.0.1]:${server.port} ${server.hostKeyLine}\n`);
     for (
-      const [file, pattern] of [[empty, /is not in .* ssh-keyscan -p \d+ 127\.0\.0\.1 >> /], [
-        changed,
-        /CHANGED.*ssh-keygen -R '\[127\.0\.0\.1\]:\d+'/,
-      ]] as const
+      const [file, pattern] of [
+        [empty, /is not in .* ssh-keyscan -p \d+ 127\.0\.0\.1 >> /],
+        [changed, /CHANGED.*ssh-keygen -R '\[127\.0\.0\.1\]:\d+'/],
+        [
+          revoked,
+          /is marked @revoked in \S+known_revoked_\d+; nothing was done; give the server a new host key, then /,
+        ],
+      ] as const
     ) {
       const backend = backendAt(server, `${freshFolder(server)}/repo`, { knownHostsFile: file });
       await assert.rejects(backend.list(""), (error: Error) => {

@@ -212,7 +212,10 @@ function hostKeyError(
     );
   }
   if (offered.verdict === "revoked") {
-    return new RefusedError(`the SSH host key of ${name} (${key}) is marked @revoked in ${file}; nothing was done`);
+    return new RefusedError(
+      `the SSH host key of ${name} (${key}) is marked @revoked in ${file}; nothing was done; give the server a new ` +
+        `host key, then add it: ${scan}`,
+    );
   }
   return new RefusedError(
     `the SSH host key of ${name} CHANGED: the server offered ${key}, which is not the one ${file} holds; this can be ` +

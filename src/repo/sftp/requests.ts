@@ -118,7 +118,9 @@ export async function makeFolder(session: SftpSession, path: string): Promise<"m
       : null;
     if (there?.kind === "folder") return "exists";
     if (there !== null) {
-      throw new OperationError(`${path} on the SFTP server is not a folder; the repository was altered by hand`);
+      throw new OperationError(
+        `${path} on the SFTP server is not a folder; the repository was altered by hand, check it ('remote verify')`,
+      );
     }
     rethrow(error, "making the folder", path);
   }

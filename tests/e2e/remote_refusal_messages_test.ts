@@ -1,0 +1,81 @@
+/**
+ * The refusals that exist only at the command line of the repository commands, one step each: no repository, no
+ * recipient, conflicting or out-of-range flags, key files that cannot be used. Each is one line, exit 2, and says
+ * what to give instead; none of them needs a repository to exist.
+ *
+ * @module
+ */
+import assert from "node:assert/strict";
+import { join } from "node:path";
+import { runCli, tempDir } from "../_helpers.ts";
+import { oneErrorLine } from "../_remote_cli.ts";
+
+Deno.test("remote CLI refusals: one line each, exit 2, naming what to give", async (t) => {
+  using dir = tempDir("atocore-remote-refusals-");
+  const data = join(dir.path, "data");
+  Deno.mkdirSync(data);
+  const repo = join(dir.path, "repo");
+  const garbage = join(dir.path, "notes.txt");
+  Deno.writeTextFileSync(garbage, "# my notes\nhello\n");
+  const env = { ATOCORE_DATA_DIR: data, ATOCORE_BACKUP_REMOTE: repo };
+  const cases: [string, string[], Record<string, string>, RegExp][] = [
+    [
+      "no repository given",
+      ["remote", "list"],
+      { ATOCORE_DATA_DIR: data },
+      /remote list needs a repository: give --remote file:\/\/\/path \(or a folder path, or sftp:\/\/USER@HOST\/PATH\), or set ATOCORE_BACKUP_REMOTE$/,
+    ],
+    [
+      "init without recipients",
+      ["remote", "init"],
+      env,
+      /remote init needs the recipients to encrypt to: --recipient age1\.\.\. \(from age-keygen\) or --recipients-file$/,
+    ],
+    [
+      "both depths of verify",
+      ["remote", "verify", "--read-data", "--read-data-subset", "10%"],
+      env,
+      /remote verify: --read-data and --read-data-subset cannot be used together; pick one$/,
+    ],
+    [
+      "--transfers 0",
+      ["remote", "verify", "--transfers", "0"],
+      env,
+      /--transfers must be a whole number from 1 to \d+, not "0"$/,
+    ],
+    [
+      "ATOCORE_BACKUP_TRANSFERS not a number",
+      ["push", "--latest"],
+      { ...env, ATOCORE_BACKUP_TRANSFERS: "many" },
+      /ATOCORE_BACKUP_TRANSFERS must be a whole number from 1 to \d+, not "many"$/,
+    ],
+    [
+      "an identity file that holds no identity",
+      ["remote", "verify", "--read-data", "--identity", garbage],
+      env,
+      new RegExp(`${garbage}:2: not an age X25519 identity .*; check --identity or ATOCORE_BACKUP_IDENTITY_FILE$`),
+    ],
+    [
+      "a recipients file that holds no recipient",
+      ["remote", "init", "--recipients-file", garbage],
+      env,
+      new RegExp(`${garbage}:2: not an age X25519 recipient .*; check --recipients-file$`),
+    ],
+    [
+      "an identity file that is a folder",
+      ["remote", "verify", "--read-data"],
+      { ...env, ATOCORE_BACKUP_IDENTITY_FILE: data },
+      new RegExp(
+        `cannot read the identity file \\(ATOCORE_BACKUP_IDENTITY_FILE\\) ${data} \\([^)]+\\); give a readable key file$`,
+      ),
+    ],
+  ];
+  for (const [label, args, caseEnv, pattern] of cases) {
+    await t.step(label, async () => {
+      const run = await runCli(args, { env: caseEnv });
+      assert.equal(run.code, 2, `${args.join(" ")}: ${run.stderr}`);
+      assert.match(oneErrorLine(run, label), pattern);
+    });
+  }
+  assert.throws(() => Deno.lstatSync(repo), Deno.errors.NotFound, "no repository was made by a refused command");
+});

@@ -1,0 +1,460 @@
+/**
+ * The off-host code's refusals and errors provoked with real inputs, one step per message: addresses and key files,
+ * object names at the backend boundary, local snapshots that changed, repositories and snapshot objects written by hand
+ * (as someone holding only the recipient could), and the repository-level refusals of fetch, resolve and cleanup.
+ *
+ * @module
+ */
+import assert from "node:assert/strict";
+import { join } from "node:path";
+import { resolveConfig } from "../../src/config.ts";
+import { generateIdentity, parseIdentity } from "../../src/crypto/age.ts";
+import { fetchToScratch, resolveRemoteSnapshot } from "../../src/ops/from_remote.ts";
+import type { Backend } from "../../src/repo/backend.ts";
+import { openBackend } from "../../src/repo/open_backend.ts";
+import { DOCUMENT_FORMAT } from "../../src/repo/document.ts";
+import { fetchSnapshot } from "../../src/repo/fetch.ts";
+import { openFolderBackend } from "../../src/repo/folder.ts";
+import { packName, refsName, snapshotName } from "../../src/repo/layout.ts";
+import { checkLink, readLocalSnapshot } from "../../src/repo/local_snapshot.ts";
+import { cleanupRemote, type RemoteCleanupOptions } from "../../src/repo/prune.ts";
+import { checkPin, initRepository, openRepository } from "../../src/repo/repository.ts";
+import { parseEndpoint, parseS3Url } from "../../src/repo/s3/address.ts";
+import { parseListPage } from "../../src/repo/s3/listing.ts";
+import { openS3Backend } from "../../src/repo/s3/open.ts";
+import { sealBytes, sha256Hex } from "../../src/repo/sealing.ts";
+import { openSftpBackend } from "../../src/repo/sftp/backend.ts";
+import { parseSftpUrl } from "../../src/repo/sftp/url.ts";
+import { SILENT } from "../../src/report/reporter.ts";
+import { remotePinPath } from "../../src/snapshot/layout.ts";
+import { skipBecause, tempDir, toolFor } from "../_helpers.ts";
+import { mountTmpfs } from "../_mount.ts";
+
+/** The message `act` fails with (sync or async), checked to be one line. */
+async function messageOf(act: () => unknown): Promise<string> {
+  try {
+    await act();
+  } catch (error) {
+    const message = (error as Error).message;
+    assert.ok(!message.includes("\n"), `not one line: ${message}`);
+    return message;
+  }
+  throw new Error("it did not fail");
+}
+
+/** Table-driven steps: each case fails with a message matching its pattern. */
+async function steps(t: Deno.TestContext, cases: [string, () => unknown, RegExp][]): Promise<void> {
+  for (const [label, act, pattern] of cases) {
+    await t.step(label, async () => assert.match(await messageOf(act), pattern));
+  }
+}
+
+const escape = (text: string) => text.replace(/[.*+?^${}()|[\]\\/]/g, "\\$&");
+const bytes = (value: unknown) => new TextEncoder().encode(typeof value === "string" ? value : JSON.stringify(value));
+
+Deno.test("remote errors: addresses, key files and object names", async (t) => {
+  using dir = tempDir("atocore-remote-errors-");
+  const key = join(dir.path, "id_ed25519");
+  const hasKeygen = toolFor("ssh-keygen", "the SSH key file cases");
+  if (hasKeygen) new Deno.Command("ssh-keygen", { args: ["-q", "-t", "ed25519", "-N", "", "-f", key] }).outputSync();
+  const folder = openFolderBackend(join(dir.path, "repo"));
+  const cases: [string, () => unknown, RegExp][] = [
+    [
+      "sftp without a key",
+      () => openBackend("sftp://u@127.0.0.1/x", { cwd: dir.path, env: { HOME: dir.path } }),
+      /^the SFTP repository needs an SSH key: give --ssh-key FILE or set ATOCORE_SSH_KEY_FILE \(none of ~\/\.ssh/,
+    ],
+    [
+      "sftp without known_hosts (HOME unset)",
+      () => openBackend("sftp://u@127.0.0.1/x", { cwd: dir.path, env: {}, ssh: { keyFile: key } }),
+      /^SFTP needs a known_hosts file: give --known-hosts FILE \(HOME is not set\)$/,
+    ],
+    [
+      "folder backend given another scheme",
+      () => openFolderBackend("ftp://host/x"),
+      /^remote "ftp:\/\/…" is not supported; give file:\/\/\/path$/,
+    ],
+    ["folder backend given blanks", () => openFolderBackend("  "), /^the remote is empty; give file:\/\/\/path or a/],
+    [
+      "sftp URL with a bad %-escape",
+      () => parseSftpUrl("sftp://u@h/a%zz"),
+      /^not an SFTP location: "sftp:\/\/u@h\/a%zz" \(bad %-escape\); give sftp:\/\/USER@HOST\[:PORT\]\/PATH/,
+    ],
+    [
+      "s3 URL with a query",
+      () => parseS3Url("s3://bucket/a?x=1"),
+      /^not an S3 remote: "s3:\/\/bucket\/a\?x=1"; give s3:\/\/BUCKET\/PREFIX$/,
+    ],
+    [
+      "s3 bucket with capitals",
+      () => parseS3Url("s3://Bucket/x"),
+      /^not an S3 bucket name: "Bucket" in "s3:\/\/Bucket\/x"; a bucket name has 3 to 63 lowercase letters/,
+    ],
+    [
+      "s3 endpoint that is not a URL",
+      () => parseEndpoint("127.0.0.1 7480", "--s3-endpoint"),
+      /^--s3-endpoint: not a URL: "127\.0\.0\.1 7480"; give e\.g\. http:\/\/127\.0\.0\.1:7480$/,
+    ],
+    [
+      "s3 listing entry without a size",
+      () => parseListPage("<ListBucketResult><Contents><Key>p/config</Key></Contents></ListBucketResult>"),
+      /^a listed object has no key or size$/,
+    ],
+    [
+      "object name that climbs out",
+      () => folder.read("packs/../../etc/passwd"),
+      /^not a plain repository object name: "packs\/\.\.\/\.\.\/etc\/passwd"$/,
+    ],
+    ["listing prefix without its slash", () => folder.list("packs"), /^a listing prefix ends with "\/": "packs"$/],
+    [
+      "fetch of a name that is no snapshot",
+      () => fetchSnapshot(folder, [], "../x", join(dir.path, "into")),
+      /^not a remote snapshot name: "\.\.\/x"; give one like 20260409T010203Z_0123456789abcdef \('remote list'\)$/,
+    ],
+  ];
+  if (hasKeygen) {
+    const knownHosts = join(dir.path, "known_hosts");
+    Deno.mkdirSync(knownHosts); // a folder: not readable as a file
+    const missing = join(dir.path, "no_such_key");
+    const sftp = (keyFile: string) =>
+      openSftpBackend("sftp://u@127.0.0.1:1/x", { keyFile, knownHostsFile: knownHosts }).list("");
+    cases.push(
+      [
+        "sftp key file missing",
+        () => sftp(missing),
+        new RegExp(
+          `^cannot read the SSH key ${escape(missing)} \\(not found\\); give a readable private key file with`,
+        ),
+      ],
+      [
+        "known_hosts not a file",
+        () => sftp(key),
+        new RegExp(
+          `^cannot read the known_hosts file ${escape(knownHosts)} \\(.*\\); give a readable one with --known`,
+        ),
+      ],
+    );
+  }
+  await steps(t, cases);
+});
+
+Deno.test("remote errors: an endpoint that answers but is not an S3 server", async () => {
+  const server = Deno.serve(
+    { hostname: "127.0.0.1", port: 0, onListen: () => {} },
+    () => new Response("<html><body>It works!</body></html>", { headers: { "content-type": "text/html" } }),
+  );
+  try {
+    const port = server.addr.port;
+    const backend = openS3Backend("s3://bucket/p", {
+      endpoint: { value: `http://127.0.0.1:${port}`, source: "flag", from: "--s3-endpoint" },
+      region: { value: "us-east-1", source: "env", from: "AWS_REGION" },
+      addressing: null,
+    }, { AWS_ACCESS_KEY_ID: "AKTEST", AWS_SECRET_ACCESS_KEY: "secret" });
+    assert.match(
+      await messageOf(() => backend.list("")),
+      new RegExp(
+        `^S3 listing of s3://bucket/p at http://127\\.0\\.0\\.1:${port} failed: the answer is not a ListObjectsV2 ` +
+          "result; is the endpoint an S3 server\\?$",
+      ),
+    );
+  } finally {
+    await server.shutdown();
+  }
+});
+
+Deno.test("remote errors: a server that answers with SSH-1 only is named as not offering SFTP, at once", async () => {
+  if (!toolFor("ssh-keygen", "the SSH key of the connection attempt")) return;
+  using dir = tempDir("atocore-remote-errors-");
+  const key = join(dir.path, "id_ed25519");
+  new Deno.Command("ssh-keygen", { args: ["-q", "-t", "ed25519", "-N", "", "-f", key] }).outputSync();
+  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const served = (async () => {
+    for await (const connection of listener) {
+      await connection.write(new TextEncoder().encode("SSH-1.5-OldServer\r\n")); // a server of protocol 1 only
+      await connection.readable.cancel().catch(() => {});
+    }
+  })();
+  const port = listener.addr.port;
+  const location = `sftp://u@127.0.0.1:${port}/x`;
+  const backend = openSftpBackend(location, { keyFile: key, knownHostsFile: join(dir.path, "known_hosts") });
+  try {
+    const message = await messageOf(() => backend.list(""));
+    assert.doesNotMatch(message, /attempts/, "not retried: no connection will make it another server");
+    assert.match(
+      message,
+      new RegExp(`^cannot connect to the SFTP server ${escape(location)}: .*; check the address and that the server `),
+    );
+  } finally {
+    await backend.close();
+    listener.close();
+    await served.catch(() => {});
+  }
+});
+
+Deno.test("remote errors: a local snapshot whose metadata or links changed before the push", async (t) => {
+  using dir = tempDir("atocore-remote-errors-");
+  const stamp = "20260101T000000Z";
+  const root = join(dir.path, stamp);
+  Deno.mkdirSync(root);
+  Deno.symlinkSync("elsewhere", join(root, "link"));
+  await steps(t, [
+    [
+      "metadata not JSON",
+      () => {
+        Deno.writeTextFileSync(join(root, "backup-metadata.json"), "{");
+        return readLocalSnapshot(root);
+      },
+      new RegExp(`^snapshot ${stamp}: metadata_invalid_json: .*; run 'validate ${stamp}'$`),
+    ],
+    [
+      "manifest path that climbs out",
+      () => {
+        Deno.writeTextFileSync(join(root, "backup-metadata.json"), JSON.stringify({ manifest: [{ path: "../x" }] }));
+        return readLocalSnapshot(root);
+      },
+      new RegExp(`^snapshot ${stamp}: manifest path "\\.\\./x" is not clean; run 'validate ${stamp}'$`),
+    ],
+    [
+      "link retargeted",
+      () => checkLink(root, stamp, { path: "link", target: "recorded" }),
+      new RegExp(`^snapshot ${stamp}: link changed since it was made; run 'validate ${stamp}'$`),
+    ],
+  ]);
+});
+
+/** A folder repository with a key pair, objects written into it by hand, and a scratch parent. */
+async function handRepo(work: string, name = "repo") {
+  const repoDir = join(work, name);
+  const backend = openFolderBackend(repoDir);
+  const { identity, recipient } = generateIdentity();
+  await initRepository(backend, [recipient]);
+  const config = JSON.parse(Deno.readTextFileSync(join(repoDir, "config")));
+  const put = (object: string, content: Uint8Array) => {
+    Deno.mkdirSync(join(repoDir, object, ".."), { recursive: true });
+    Deno.writeFileSync(join(repoDir, object), content);
+  };
+  return { repoDir, backend, identity: parseIdentity(identity), recipient, id: config.id as string, put };
+}
+
+Deno.test("remote errors: snapshot objects written by hand are refused naming them, and the fetch says what next", async (t) => {
+  using dir = tempDir("atocore-remote-errors-");
+  const repo = await handRepo(dir.path);
+  const config = resolveConfig({}, { ATOCORE_DATA_DIR: join(dir.path, "store") }, "/");
+  const scratch = join(dir.path, "scratch");
+  Deno.mkdirSync(scratch);
+  let serial = 0;
+  const keyOf = () => ({ stamp: "20260101T000000Z", pushId: (++serial).toString(16).padStart(16, "0") });
+  const text = (k: { stamp: string; pushId: string }) => `${k.stamp}_${k.pushId}`;
+  const plain = new Uint8Array(4096).fill(7);
+  const packSealed = sealBytes(plain, "none", [repo.recipient]);
+  const packId = packSealed.sha256;
+  const packSize = packSealed.bytes.length;
+  repo.put(packName(packId), packSealed.bytes);
+  const zero = "0".repeat(64);
+  /** A document that parses, with `files` and `packs` as given. */
+  const documentOf = (k: { stamp: string; pushId: string }, extra: Record<string, unknown> = {}) => ({
+    format: DOCUMENT_FORMAT,
+    repository_id: repo.id,
+    stamp: k.stamp,
+    push_id: k.pushId,
+    pushed_at: "2026-01-01T00:00:00Z",
+    host: "h",
+    metadata: {},
+    packs: [{ id: packId, size: packSize, compression: "none" }],
+    files: [],
+    ...extra,
+  });
+  /** Store snapshot `k` as its document (sealed as a push seals it) and refs listing `packs`. */
+  const store = (k: { stamp: string; pushId: string }, document: Uint8Array, packs = [packId], compress = true) => {
+    const sealed = sealBytes(document, compress ? "zstd" : "none", [repo.recipient], compress);
+    repo.put(snapshotName(k), sealed.bytes);
+    const refs = {
+      snapshot: text(k),
+      snapshot_sha256: sealed.sha256,
+      packs: packs.map((id) => ({ id, size: packSize })),
+    };
+    repo.put(refsName(k), bytes(refs));
+  };
+  /** The fetch into scratch fails with one line that names `inner` and ends with the next step; scratch is left empty. */
+  const fetched = (k: { stamp: string; pushId: string }) => () =>
+    fetchToScratch(config, { backend: repo.backend, identities: [repo.identity] }, text(k), {
+      scratchParent: scratch,
+      reporter: SILENT,
+    });
+  const refused = (inner: string) =>
+    new RegExp(
+      `^snapshot \\S+ of file://\\S+ cannot be read intact: ${inner}; nothing was changed; pick another snapshot ` +
+        `\\('remote list'\\) or check the repository \\('remote verify --read-data'\\)$`,
+    );
+  const cases: [string, () => unknown, RegExp][] = [];
+  const malformed = keyOf();
+  store(malformed, bytes(documentOf(malformed)));
+  repo.put(refsName(malformed), bytes({ snapshot: "20250101T000000Z_0000000000000000", packs: [] }));
+  cases.push([
+    "refs that name another snapshot",
+    fetched(malformed),
+    refused(`refs/${text(malformed)} is malformed or names another snapshot; the repository was altered`),
+  ]);
+  const notJson = keyOf();
+  store(notJson, bytes(documentOf(notJson)));
+  repo.put(refsName(notJson), bytes("{not json"));
+  cases.push([
+    "refs that are not JSON",
+    fetched(notJson),
+    refused(`refs/${text(notJson)} in file://\\S+ is not JSON; the repository was altered`),
+  ]);
+  const corrupt = keyOf();
+  store(corrupt, bytes("not zstd at all"), [packId], false);
+  cases.push([
+    "a snapshot object whose zstd is corrupt",
+    fetched(corrupt),
+    refused(`snapshots/${text(corrupt)}: its zstd content is corrupt \\([^)]*\\)`),
+  ]);
+  const untrusted = keyOf();
+  store(untrusted, bytes({ ...documentOf(untrusted), format: 2 }));
+  cases.push([
+    "a document of another format",
+    fetched(untrusted),
+    refused(`snapshots/${text(untrusted)}: document format 2 is not 1; the snapshot cannot be trusted`),
+  ]);
+  const extents = [[0, 0, 0, 4096, zero]];
+  const files = [{ path: "backup-metadata.json", size: 4096, sha256: sha256Hex(plain), block: 4096, extents }];
+  const unlisted = keyOf();
+  store(unlisted, bytes(documentOf(unlisted, { files })), []);
+  cases.push([
+    "a document that uses a pack its refs do not list",
+    fetched(unlisted),
+    refused(`snapshots/${text(unlisted)}: uses pack ${packId} that refs/${text(unlisted)} does not list`),
+  ]);
+  const damaged = keyOf();
+  store(damaged, bytes(documentOf(damaged, { files })));
+  cases.push([
+    "an extent whose bytes do not match its hash",
+    fetched(damaged),
+    refused(`${packName(packId)}: the bytes of backup-metadata\\.json at 0 do not match their hash; snapshot damaged`),
+  ]);
+  const whole = keyOf();
+  const empty = [{ path: "backup-metadata.json", size: 0, sha256: zero, block: 4096, extents: [] }];
+  store(whole, bytes(documentOf(whole, { files: empty })));
+  const occupied = join(dir.path, "occupied");
+  Deno.mkdirSync(occupied);
+  Deno.writeTextFileSync(join(occupied, "mine.txt"), "mine");
+  cases.push([
+    "a fetch into a folder that holds something",
+    () => fetchSnapshot(repo.backend, [repo.identity], text(whole), occupied),
+    new RegExp(`^${escape(occupied)} exists and is not an empty folder; give a new folder to fetch into$`),
+  ]);
+  cases.push([
+    "a scratch folder inside the Chroma folder",
+    () =>
+      fetchToScratch(config, { backend: repo.backend, identities: [] }, text(whole), {
+        scratchParent: join(config.chromaDir.path, "tmp"),
+        reporter: SILENT,
+      }),
+    new RegExp(`^--scratch-dir ${escape(config.chromaDir.path)}/tmp is inside the Chroma folder .*; give a folder of`),
+  ]);
+  const disk = join(dir.path, "disk");
+  Deno.mkdirSync(disk);
+  const mount = mountTmpfs(disk, "1m,nr_inodes=4"); // room for the scratch folders, none for a file in them
+  if (typeof mount === "string") skipBecause(`${mount}: the scratch disk that cannot take a file`);
+  else {
+    cases.push([
+      "a scratch disk that cannot take the files",
+      () =>
+        fetchToScratch(config, { backend: repo.backend, identities: [repo.identity] }, text(whole), {
+          scratchParent: disk,
+          reporter: SILENT,
+        }),
+      new RegExp(
+        `^fetching ${text(whole)} from file://\\S+ into the scratch folder ${
+          escape(disk)
+        }/\\.atocore-fetch-\\S+ failed ` +
+          "\\(no space left on device[^)]*\\)\\); nothing was changed; give --scratch-dir DIR on a disk with room for one copy",
+      ),
+    ]);
+  }
+  try {
+    await steps(t, cases);
+  } finally {
+    if (typeof mount !== "string") {
+      assert.deepEqual([...Deno.readDirSync(disk)], [], "the scratch folder on the full disk is removed");
+      mount[Symbol.dispose]();
+    }
+  }
+  assert.deepEqual([...Deno.readDirSync(scratch)], [], "no scratch folder left behind");
+  assert.deepEqual([...Deno.readDirSync(occupied)].map((entry) => entry.name), ["mine.txt"], "nothing written there");
+});
+
+Deno.test("remote errors: repositories that are not this tool's, pins, races, names and policies", async (t) => {
+  using dir = tempDir("atocore-remote-errors-");
+  const repo = await handRepo(dir.path);
+  const location = `file://${repo.repoDir}`;
+  const other = openFolderBackend(join(dir.path, "other"));
+  const racing: Backend = {
+    location: other.location,
+    list: async (prefix) => {
+      const listed = await other.list(prefix);
+      await initRepository(other, [repo.recipient]); // another host's init lands between the look and the write
+      return listed;
+    },
+    read: (name, into, max) => other.read(name, into, max),
+    stat: (name) => other.stat(name),
+    write: (name, content, options) => other.write(name, content, options),
+    remove: (name) => other.remove(name),
+  };
+  const backupDir = join(dir.path, "backups");
+  const pin = remotePinPath(backupDir, location);
+  Deno.mkdirSync(join(pin, ".."), { recursive: true });
+  Deno.writeTextFileSync(pin, "{ half a pin");
+  const policy = { daily: 0, weekly: 0, monthly: 0 };
+  const cases: [string, () => unknown, RegExp][] = [
+    [
+      "a pin that is not JSON",
+      async () => checkPin(backupDir, await openRepository(repo.backend)),
+      new RegExp(
+        `^the repository pin ${escape(pin)} is unreadable; check it, or remove it to pin the repository anew$`,
+      ),
+    ],
+    [
+      "an init that another init overtook",
+      () => initRepository(racing, [repo.recipient]),
+      new RegExp(`^${escape(other.location)} was initialised meanwhile by another 'remote init'; nothing was changed`),
+    ],
+    [
+      "a cleanup policy that keeps nothing",
+      () => cleanupRemote(repo.backend, { policy } as RemoteCleanupOptions),
+      /^a retention policy that keeps nothing is refused; give --keep-daily 1 at least$/,
+    ],
+    [
+      "latest of a repository with no snapshot",
+      () => resolveRemoteSnapshot(repo.backend, "latest"),
+      new RegExp(`^no snapshots in ${escape(location)}; push one first \\('atocore-backup push --latest'\\)$`),
+    ],
+    [
+      "a stamp no push has",
+      () => resolveRemoteSnapshot(repo.backend, "20260101T000000Z"),
+      new RegExp(`^no snapshot of 20260101T000000Z in ${escape(location)}; see 'atocore-backup remote list'$`),
+    ],
+    [
+      "a snapshot name the repository does not hold",
+      () => resolveRemoteSnapshot(repo.backend, "20260101T000000Z_00000000000000aa"),
+      new RegExp(`^no snapshot 20260101T000000Z_00000000000000aa in ${escape(location)}; see 'atocore-backup remote`),
+    ],
+  ];
+  const configs: [string, string, RegExp][] = [
+    ["a config that is not JSON", "<?xml?>", new RegExp(`^config in file://\\S+ is not JSON; the repository was`)],
+    [
+      "a config of another tool",
+      JSON.stringify({ format: "restic" }),
+      /^the config of file:\/\/\S+ has format "restic"; it is not a repository of this tool$/,
+    ],
+    ["a config that is a list", "[]", /^the config of file:\/\/\S+ is not a JSON object; it is not a repository of/],
+  ];
+  for (const [label, content, pattern] of configs) {
+    const place = join(dir.path, `config-${cases.length}`);
+    Deno.mkdirSync(place);
+    Deno.writeTextFileSync(join(place, "config"), content);
+    cases.push([label, () => openRepository(openFolderBackend(place)), pattern]);
+  }
+  await steps(t, cases);
+});
