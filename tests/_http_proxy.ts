@@ -18,7 +18,7 @@ export interface SeenRequest {
 export type HttpFault =
   /** Answer it with `status` and an S3 error document of `code` (the server never sees it); optionally Retry-After. */
   | { kind: "answer"; status: number; code: string; retryAfterSeconds?: number }
-  /** Forward its head and `afterBytes` of its body, then stop reading the connection, keeping it open. */
+  /** Forward its head and `afterBytes` of its body (one byte short of it at most), then stop reading, keeping it open. */
   | { kind: "stall-body"; afterBytes: number };
 
 /** A fault for the next `times` requests that `match` accepts. */
@@ -113,7 +113,7 @@ async function serve(client: Deno.Conn, target: { hostname: string; port: number
       upstream ??= await connectUpstream(target, client, shared.open);
       await writeAll(upstream, head);
       if (fault?.kind === "stall-body") {
-        await input.forward(upstream, Math.min(fault.afterBytes, request.bodyBytes));
+        await input.forward(upstream, Math.min(fault.afterBytes, Math.max(0, request.bodyBytes - 1)));
         shared.stats.stalled++;
         stalled = true; // both sides stay open, unread, until cutOpen or the end
         return;
