@@ -123,7 +123,7 @@ export interface ScratchFetchOptions {
  * {@linkcode checkSource}). Nothing is left behind when it fails.
  *
  * @throws {RefusedError} when the snapshot cannot be fetched intact (another key, an object missing, damaged,
- *   swapped); {@linkcode OperationError} when the scratch folder cannot take it.
+ *   swapped); {@linkcode OperationError} when the scratch folder cannot take it or the network stopped the fetch.
  */
 export async function fetchToScratch(
   config: Config,
