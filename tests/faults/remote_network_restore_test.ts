@@ -56,7 +56,8 @@ function closedPort(): number {
  */
 async function runWithOutage(f: Fixture, args: string[], outage: Outage, trial: number) {
   const share = 0.1 + 0.6 * f.random();
-  const label = trialLabel(f.seed, trial, `${f.target.label}: ${args[0]}, ${outage} after ${share.toFixed(2)} of it`);
+  const when = outage === "refused" ? "from the start" : `after ${share.toFixed(2)} of it`;
+  const label = trialLabel(f.seed, trial, `${f.target.label}: ${args[0]}, ${outage} ${when}`);
   if (outage === "refused") {
     const run = await runUntil(args, f.refusedEnv, () => false, () => {}, BOUND_MS);
     return { ...run, label };
