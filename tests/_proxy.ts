@@ -27,6 +27,8 @@ export interface FaultProxy extends AsyncDisposable {
   readonly stats: ProxyStats;
   /** Close every connection open now (a cut link); new ones are accepted under the fault set. */
   cutOpen(): void;
+  /** Stop forwarding on every connection open now, keeping it open (a link that hangs); {@linkcode cutOpen} ends them. */
+  stallOpen(): void;
 }
 
 /** What a proxy has done so far. */
@@ -40,6 +42,7 @@ export interface ProxyStats {
 export function startProxy(target: { hostname: string; port: number }): FaultProxy {
   const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
   const open = new Set<Deno.Conn>();
+  const relays = new Set<RelayState>();
   const stats: ProxyStats = { accepted: 0, faulted: 0, bytes: 0 };
   const control = { fault: { kind: "pass" } as ProxyFault, budget: Infinity };
   /** A cut or stall takes a connection from the budget when it strikes (one that never carries that much is spared). */
@@ -55,7 +58,7 @@ export function startProxy(target: { hostname: string; port: number }): FaultPro
       stats.accepted++;
       const fault = control.budget > 0 ? control.fault : { kind: "pass" } as const;
       if (fault.kind === "throttle") claim(fault);
-      pumps.push(relay(client, target, fault, open, { stats, claim: () => claim(fault) }));
+      pumps.push(relay(client, target, fault, open, { stats, relays, claim: () => claim(fault) }));
     }
   })().catch(() => {});
   return {
@@ -66,6 +69,9 @@ export function startProxy(target: { hostname: string; port: number }): FaultPro
         open.delete(conn);
         closeQuietly(conn);
       }
+    },
+    stallOpen() {
+      for (const state of relays) state.stalled = true;
     },
     setFault(next, connections) {
       control.fault = next;
@@ -83,7 +89,18 @@ export function startProxy(target: { hostname: string; port: number }): FaultPro
 /** What a relay shares with the proxy: its counts, and the claim a cut or stall makes on the fault's budget. */
 interface Shared {
   stats: ProxyStats;
+  /** The relays carrying a connection now. */
+  relays: Set<RelayState>;
   claim: () => boolean;
+}
+
+/** One relayed connection's progress under its fault. */
+interface RelayState {
+  bytes: number;
+  stalled: boolean;
+  passing: boolean;
+  claimed: boolean;
+  shared: Shared;
 }
 
 /** Carry one connection both ways under `fault`; the byte count is shared by both directions. */
@@ -104,7 +121,8 @@ async function relay(
     return;
   }
   open.add(server);
-  const state = { bytes: 0, stalled: false, passing: false, claimed: false, shared };
+  const state: RelayState = { bytes: 0, stalled: false, passing: false, claimed: false, shared };
+  shared.relays.add(state);
   const done = () => {
     for (const conn of [client, server]) {
       open.delete(conn);
@@ -112,6 +130,7 @@ async function relay(
     }
   };
   await Promise.allSettled([pump(client, server, fault, state, done), pump(server, client, fault, state, done)]);
+  shared.relays.delete(state);
   if (!state.stalled) done();
 }
 
@@ -120,7 +139,7 @@ async function pump(
   from: Deno.Conn,
   to: Deno.Conn,
   fault: ProxyFault,
-  state: { bytes: number; stalled: boolean; passing: boolean; claimed: boolean; shared: Shared },
+  state: RelayState,
   done: () => void,
 ): Promise<void> {
   const buffer = new Uint8Array(16 * 1024);

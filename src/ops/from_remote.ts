@@ -14,7 +14,7 @@ import { entriesOrNone } from "../fs/probe.ts";
 import { formatBytes } from "../cli/format.ts";
 import { fileSystemSpace } from "../sys/free_space.ts";
 import type { Reporter } from "../report/reporter.ts";
-import type { Backend } from "../repo/backend.ts";
+import { type Backend, isUnreachable } from "../repo/backend.ts";
 import { type FetchResult, fetchSnapshot } from "../repo/fetch.ts";
 import { parseSnapshotKey, snapshotKeyText } from "../repo/layout.ts";
 import { openRepository } from "../repo/repository.ts";
@@ -123,7 +123,7 @@ export interface ScratchFetchOptions {
  * {@linkcode checkSource}). Nothing is left behind when it fails.
  *
  * @throws {RefusedError} when the snapshot cannot be fetched intact (another key, an object missing, damaged,
- *   swapped); {@linkcode OperationError} when the scratch folder cannot take it.
+ *   swapped); {@linkcode OperationError} when the scratch folder cannot take it or the network stopped the fetch.
  */
 export async function fetchToScratch(
   config: Config,
@@ -181,6 +181,11 @@ function summarize(location: string, fetched: FetchResult, seconds: number): Fet
 /** A failed fetch as one line: a repository problem is a refusal (exit 3), a local one a failure (exit 1). */
 function fetchFailure(error: unknown, name: string, location: string, scratch: string): ToolError {
   if (error instanceof UsageError || error instanceof RefusedError || error instanceof InterruptedError) return error;
+  if (isUnreachable(error)) { // the link, not the snapshot: its own next step, exit 1
+    return new OperationError(`fetching ${name} stopped: ${(error as Error).message}; nothing was changed`, {
+      cause: error,
+    });
+  }
   if (error instanceof ToolError) {
     return new RefusedError(
       `snapshot ${name} of ${location} cannot be read intact: ${error.message}; nothing was changed; ` +

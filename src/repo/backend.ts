@@ -66,6 +66,17 @@ export class ObjectNotFoundError extends OperationError {
   }
 }
 
+/**
+ * A network backend gave up on the link after its retries (refused, reset, stalled, throttled): the storage could not
+ * be reached, which says nothing of the objects; the next step is the network or the server, not the repository.
+ */
+export class UnreachableError extends OperationError {}
+
+/** Whether `error` is a backend giving up on the link ({@linkcode UnreachableError}, or an error marked `unreachable`). */
+export function isUnreachable(error: unknown): boolean {
+  return error instanceof UnreachableError || (error as { unreachable?: unknown } | null)?.unreachable === true;
+}
+
 /** An exclusive write found an object of that name already there; nothing was changed. */
 export class ObjectExistsError extends OperationError {
   /** Make the error for `name` at `location`. */

@@ -8,7 +8,8 @@
  */
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { cliProcess, type CliRun, cliRunOf, runCli, storeEnv, tempDir, tempStore } from "../_helpers.ts";
+import { type CliRun, runCli, storeEnv, tempDir, tempStore } from "../_helpers.ts";
+import { afterBytes, retries, runUntil } from "../_network.ts";
 import { faultSeed, ledgerState, liveDigest, seededRandom, treeDigest, trialLabel } from "../_faults.ts";
 import { changeLive, putBack } from "../_live.ts";
 import { type FaultProxy, startProxy } from "../_proxy.ts";
@@ -41,39 +42,8 @@ async function freshRepository(f: Fixture, name: string, extra: Record<string, s
   return { env, withKey: { ...env, ATOCORE_BACKUP_IDENTITY_FILE: f.keyFile }, direct };
 }
 
-/**
- * Run the CLI with `args`; once `ready` says so (asked every few milliseconds), run `action` (once). Returns the run and
- * whether the action ran (it does not when the run ends first).
- */
-async function runUntil(
-  args: string[],
-  env: Record<string, string>,
-  ready: () => boolean | Promise<boolean>,
-  action: () => Promise<void> | void,
-): Promise<{ run: CliRun; acted: boolean }> {
-  const child = cliProcess(args, { env }).spawn();
-  const output = child.output();
-  let ended = false;
-  output.finally(() => ended = true);
-  while (!ended && !await ready()) await new Promise((resolve) => setTimeout(resolve, 5));
-  const acted = !ended;
-  if (acted) await action();
-  return { run: cliRunOf(await output), acted };
-}
-
-/** A `ready` for {@linkcode runUntil}: the proxy has relayed `bytes` more than when this was called. */
-function afterBytes(proxy: FaultProxy, bytes: number): () => boolean {
-  const start = proxy.stats.bytes;
-  return () => proxy.stats.bytes - start >= bytes;
-}
-
 function pushed(run: CliRun): PushedJson {
   return (run.json as { pushed: PushedJson[] }).pushed[0];
-}
-
-/** The warnings `remote_retry` a run printed (its stderr JSON lines). */
-function retries(run: CliRun): string[] {
-  return run.stderr.split("\n").filter((line) => line.includes('"event":"remote_retry"'));
 }
 
 /** A clean push through the proxy: the bytes a whole push moves on the wire, and what it sends. */

@@ -1,6 +1,6 @@
 /**
  * The tests' TCP fault proxy does what the network-fault tests rely on: passes bytes intact, cuts a transfer at a
- * byte count, stalls one, and applies a fault only to as many connections as told.
+ * byte count, stalls one (or every open one), and applies a fault only to as many connections as told.
  *
  * @module
  */
@@ -53,5 +53,19 @@ Deno.test("fault proxy: counts the bytes relayed, and cutOpen breaks a connectio
     await new Promise((resolve) => setTimeout(resolve, 300));
     proxy.cutOpen();
     await assert.rejects(slow);
+  });
+});
+
+Deno.test("fault proxy: stallOpen stops a transfer in the middle, its connection left open", async () => {
+  await withServer(async (url, proxy) => {
+    proxy.setFault({ kind: "throttle", bytesPerSecond: 256 * 1024 });
+    const signal = AbortSignal.timeout(1500);
+    const slow = fetchBody(url, signal);
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    const relayed = proxy.stats.bytes;
+    proxy.stallOpen();
+    await assert.rejects(slow, /abort|timed? ?out/i, "the reader gives up: nothing more came, and no end");
+    assert.ok(proxy.stats.bytes - relayed <= 16 * 1024, `${proxy.stats.bytes - relayed} bytes relayed after the stall`);
+    proxy.cutOpen();
   });
 });

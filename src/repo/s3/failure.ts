@@ -31,6 +31,11 @@ export class S3Error extends ToolError {
     super(message, exitCode);
   }
 
+  /** A transient failure thrown is one the retries did not heal: the server could not be reached (see `isUnreachable`). */
+  get unreachable(): boolean {
+    return this.transient;
+  }
+
   /** The same failure, its message saying it was the last of `attempts`. */
   afterAttempts(attempts: number): S3Error {
     const at = this.message.indexOf("; ");

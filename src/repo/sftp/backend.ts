@@ -16,6 +16,7 @@ import {
   type ObjectInfo,
   ObjectNotFoundError,
   ObjectTooLargeError,
+  UnreachableError,
   type WriteOptions,
 } from "../backend.ts";
 import { DEFAULT_RETRY, errorLine, type RetryListener, type RetryPolicy, withRetries } from "../retry.ts";
@@ -251,7 +252,7 @@ class SftpBackend implements ClosableBackend {
       );
     } catch (error) {
       if (!isTransientSftpError(error)) throw error;
-      throw new OperationError(
+      throw new UnreachableError(
         `${verb} ${name} in ${this.location} failed after ${policy.attempts} attempts: ${describeSftpError(error)}; ` +
           "check that the server is up and reachable, then run the command again",
         { cause: error },
