@@ -16,7 +16,7 @@ import { fileSystemSpace } from "../sys/free_space.ts";
 import type { Reporter } from "../report/reporter.ts";
 import type { Backend } from "../repo/backend.ts";
 import { type FetchResult, fetchSnapshot } from "../repo/fetch.ts";
-import { parseSnapshotKey, snapshotKeyText } from "../repo/layout.ts";
+import { parseSnapshotKey, refsName, snapshotKeyText } from "../repo/layout.ts";
 import { openRepository } from "../repo/repository.ts";
 import { listSnapshots } from "../repo/snapshots.ts";
 import { snapshotsDir } from "../snapshot/layout.ts";
@@ -34,6 +34,8 @@ export interface RemoteSource {
   recipients?: readonly string[];
   /** Packs read and opened at once (`--transfers`). */
   transfers?: number;
+  /** Accept a snapshot whose refs hold no MAC for the identities (`--allow-unauthenticated`; warned). */
+  allowUnauthenticated?: boolean;
 }
 
 /** What was fetched, for the result of the command that used it. */
@@ -146,7 +148,14 @@ export async function fetchToScratch(
       },
       beforeWriting: (bytes) => requireScratchSpace(sourceDir, bytes, options.reporter),
       transfers: source.transfers,
+      allowUnauthenticated: source.allowUnauthenticated,
     });
+    if (!fetched.authenticated) {
+      options.reporter.event("warning", "remote_snapshot_unauthenticated", {
+        snapshot: name,
+        refs: refsName(parseSnapshotKey(name)!),
+      });
+    }
     const summary = summarize(source.backend.location, fetched, (performance.now() - begun) / 1000);
     options.reporter.event("info", "remote_fetch_finished", { ...summary, scratch: sourceDir });
     const verified = fetched.verified;
