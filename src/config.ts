@@ -342,16 +342,20 @@ function refuseSecretKeys(flags: RemoteFlags, env: Record<string, string | undef
     ...(flags.recipient ?? []).map((value): [string, string] => ["--recipient", value]),
     ...Object.values(REMOTE_VARIABLES).map((name): [string, string | undefined] => [name, env[name]]),
   ];
-  const authKey = (name: string) => name === "--auth-key" || name === REMOTE_VARIABLES.authKey;
-  const found = given.find(([name, value]) =>
-    value !== undefined && (SECRET_KEY.test(value) || (authKey(name) && AUTH_KEY.test(value)))
-  );
-  if (found === undefined) return;
-  throw new UsageError(
-    `${found[0]} was given a secret key itself; give the path of the key file to --identity ` +
-      "(ATOCORE_BACKUP_IDENTITY_FILE) or --auth-key (ATOCORE_BACKUP_AUTH_KEY_FILE), and only public age1… keys " +
-      "as recipients",
-  );
+  const found = given.find(([, value]) => value !== undefined && SECRET_KEY.test(value));
+  if (found !== undefined) {
+    throw new UsageError(
+      `${found[0]} was given an age secret key itself; give the path of the key file to ` +
+        "--identity (ATOCORE_BACKUP_IDENTITY_FILE), and only public age1… keys as recipients",
+    );
+  }
+  const pasted = [["--auth-key", flags.authKey], [REMOTE_VARIABLES.authKey, env[REMOTE_VARIABLES.authKey]]]
+    .find(([, value]) => value !== undefined && AUTH_KEY.test(value));
+  if (pasted !== undefined) {
+    throw new UsageError(
+      `${pasted[0]} was given an authentication key itself; give the path of the file 'remote auth-key' wrote`,
+    );
+  }
 }
 
 /**

@@ -136,7 +136,7 @@ Deno.test("remote auth: a push needs the auth key; a missing, foreign, unreadabl
   assert.match(oneErrorLine(absent, "absent"), /cannot read the authentication key file \(--auth-key\) .*absent\.auth/);
   const pasted = await runCli(["push", "--latest", "--auth-key", "ab".repeat(32)], { env: noKey });
   assert.equal(pasted.code, 2);
-  assert.match(oneErrorLine(pasted, "pasted"), /--auth-key was given a secret key itself/);
+  assert.match(oneErrorLine(pasted, "pasted"), /--auth-key was given an authentication key itself/);
   assert.deepEqual(await remoteNames(r.env), [], "nothing was pushed");
 
   Deno.chmodSync(r.authKeyFile, 0o644);
