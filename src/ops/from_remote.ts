@@ -48,6 +48,8 @@ export interface FetchSummary {
   packs_read: number;
   bytes_downloaded: number;
   fetch_seconds: number;
+  /** Whether a MAC by the identity's auth key authenticated it (else it was accepted with --allow-unauthenticated). */
+  authenticated: boolean;
 }
 
 /** A snapshot fetched into a scratch backup folder, removed at the end of the `using` scope. */
@@ -184,6 +186,7 @@ function summarize(location: string, fetched: FetchResult, seconds: number): Fet
     packs_read: fetched.packs_read,
     bytes_downloaded: fetched.bytes_downloaded,
     fetch_seconds: Math.round(seconds * 1000) / 1000,
+    authenticated: fetched.authenticated,
   };
 }
 

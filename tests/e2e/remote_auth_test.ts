@@ -178,6 +178,7 @@ Deno.test("remote auth: a snapshot forged by a writer who knows only the recipie
   });
   assert.equal(restored.code, 0, restored.stderr);
   assert.doesNotMatch(restored.stderr, /unauthenticated/);
+  assert.equal((restored.json as { remote: { authenticated: boolean } }).remote.authenticated, true);
 });
 
 Deno.test("remote auth: a snapshot renamed, or copied from another repository, is refused for its MAC", async () => {
@@ -221,6 +222,7 @@ Deno.test("remote auth: --allow-unauthenticated accepts a snapshot without a MAC
   });
   assert.equal(allowed.code, 0, allowed.stderr);
   assert.match(allowed.stderr, new RegExp(`remote_snapshot_unauthenticated.*refs/${name}`));
+  assert.equal((allowed.json as { remote: { authenticated: boolean } }).remote.authenticated, false);
   assert.ok(Deno.statSync(join(out, "chroma")).isDirectory, "restored into --to");
   const drill = await runCli(["drill", name, "--from-remote", "--allow-unauthenticated"], { env: r.envWithIdentity });
   assert.equal(drill.code, 0, drill.stderr);
