@@ -61,6 +61,8 @@ Deno.test("auth key file: its own output parses back; anything else is refused n
   assert.deepEqual(parsed.map((key) => key.recipient), identities.map((identity) => identity.recipient));
   assert.deepEqual(parsed.map((key) => key.key), identities.map((identity) => deriveAuthKey(identity).key));
   assert.deepEqual(parseAuthKeyFile(`\r\n  ${text.split("\n")[3]}  \r\n# end\n`, "f").length, 1, "spaces, CRLF");
+  const appended = formatAuthKeyFile([identities[0]]) + formatAuthKeyFile([identities[1]]); // `>>` of two runs
+  assert.deepEqual(parseAuthKeyFile(appended, "f").map((key) => key.recipient), parsed.map((key) => key.recipient));
 
   const [recipient, hex] = text.split("\n")[3].split(" ");
   const refused: [string, RegExp][] = [
