@@ -63,7 +63,8 @@ export async function main(args: string[]): Promise<number> {
     };
     const outcome = await command.run(values, positionals, context);
     reporter.clear();
-    print(terminal ? outcome.text : JSON.stringify(outcome.result, null, 2));
+    const asText = terminal || (outcome.plain === true && !values.json);
+    print(asText ? outcome.text : JSON.stringify(outcome.result, null, 2));
     return outcome.exitCode;
   } catch (error) {
     const code = error instanceof ToolError ? error.exitCode : ExitCode.Failed;

@@ -19,7 +19,7 @@ import {
   timed,
   treeBytes,
 } from "./bench_run.ts";
-import { checkRestored, type RemoteFixture, type RowShape } from "./bench_remote.ts";
+import { checkRestored, type RemoteFixture, type RowShape, writeAuthKeyFile } from "./bench_remote.ts";
 import { type BackendName, type BenchBackend, type Location, startBackend } from "./bench_servers.ts";
 
 /** Rows updated, and rows added, each day (of `documents` and of `chunks`). */
@@ -72,6 +72,7 @@ export async function makeWeekFixture(
     snapshotBytes,
     transfers,
     identityFile,
+    authKeyFile: writeAuthKeyFile(identityFile),
     recipient,
     updated,
     added,
@@ -122,7 +123,7 @@ function toolSide(bench: Bench, fixture: WeekFixture): NetSide {
       ...location.toolEnv,
     }),
     init: (location) => tool(location, "remote", "init", ...recipient),
-    push: (location, stamp) => tool(location, "push", stamp, ...recipient),
+    push: (location, stamp) => tool(location, "push", stamp, ...recipient, "--auth-key", fixture.authKeyFile),
     restore: (location, out) => tool(location, "restore", "--from-remote", fixture.second, "--to", out, ...key),
     check: (location) => tool(location, "remote", "verify", "--read-data", ...key),
     after: () => removeQuietly(join(fixture.backupDir, "remotes")), // the pin and push cache of that repository

@@ -8,6 +8,8 @@ import { basename, join } from "node:path";
 import { changeSampleRows, makeSampleStore, type SampleStore } from "./sample_store.ts";
 import { changeSmallRows } from "./bench_small_rows.ts";
 import { removeQuietly } from "../src/fs/durable.ts";
+import { parseIdentityFile } from "../src/crypto/age.ts";
+import { formatAuthKeyFile } from "../src/crypto/auth_key.ts";
 import { sha256File } from "../src/fs/hash.ts";
 import { CHROMA_FOLDER, DB_FOLDER, snapshotsDir } from "../src/snapshot/layout.ts";
 import {
@@ -37,6 +39,8 @@ export interface RemoteFixture {
   first: string;
   second: string;
   identityFile: string;
+  /** The authentication key file derived from the identity, as `remote auth-key` prints it: pushes are authenticated. */
+  authKeyFile: string;
   recipient: string;
   updated: number;
   added: number;
@@ -128,6 +132,7 @@ export async function makeRemoteFixture(
     first,
     second,
     identityFile,
+    authKeyFile: writeAuthKeyFile(identityFile),
     recipient,
     updated,
     added,
@@ -144,15 +149,23 @@ export function remoteStore(bench: Bench, mainMiB: number, dbMiB: number, chroma
   return makeSampleStore(join(bench.work, "remote-store"), { dbMiB, chromaMiB });
 }
 
+/** Write the authentication key file of the identity file at `identityFile` beside it (mode 600); its path. */
+export function writeAuthKeyFile(identityFile: string): string {
+  const path = `${identityFile}.auth`;
+  const identities = parseIdentityFile(Deno.readTextFileSync(identityFile), identityFile);
+  Deno.writeTextFileSync(path, formatAuthKeyFile(identities), { mode: 0o600 });
+  return path;
+}
+
 function toolSide(bench: Bench, fixture: RemoteFixture): Side {
   const tool = (...args: string[]) => [...bench.toolPrefix, ...args];
   const key = ["--identity", fixture.identityFile];
-  const recipient = ["--recipient", fixture.recipient];
+  const recipient = ["--recipient", fixture.recipient, "--auth-key", fixture.authKeyFile];
   return {
     label: "this tool",
     isTool: true,
     env: storeEnv(fixture.store, fixture.backupDir),
-    init: (repo) => tool("remote", "init", "--remote", repo, ...recipient),
+    init: (repo) => tool("remote", "init", "--remote", repo, "--recipient", fixture.recipient),
     first: (repo) => tool("push", fixture.first, "--remote", repo, ...recipient),
     second: (repo) => tool("push", fixture.second, "--remote", repo, ...recipient),
     restore: (repo, out) => tool("restore", "--from-remote", fixture.second, "--to", out, "--remote", repo, ...key),

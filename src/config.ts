@@ -123,6 +123,8 @@ export interface RemoteSettings {
   remote: RemoteSetting<string> | null;
   /** The age identity file (secret key) that restore, drill and verify --read-data decrypt with. */
   identityFile: RemoteSetting<string> | null;
+  /** The authentication key file (`remote auth-key`'s output) that a push makes the refs' MACs with. */
+  authKeyFile: RemoteSetting<string> | null;
   /** Recipients given inline (`age1…`) and recipients files (absolute paths), from flags or else the environment. */
   recipients: RemoteSetting<{ inline: string[]; files: string[] }> | null;
 
@@ -192,6 +194,7 @@ function resolveS3Settings(flags: RemoteFlags, env: Record<string, string | unde
 export interface RemoteFlags {
   remote?: string;
   identity?: string;
+  authKey?: string;
   recipient?: string[];
   recipientsFile?: string;
 
@@ -209,6 +212,7 @@ export interface RemoteFlags {
 export const REMOTE_VARIABLES = {
   remote: "ATOCORE_BACKUP_REMOTE",
   identity: "ATOCORE_BACKUP_IDENTITY_FILE",
+  authKey: "ATOCORE_BACKUP_AUTH_KEY_FILE",
   recipient: "ATOCORE_BACKUP_RECIPIENT",
   stallTimeout: "ATOCORE_BACKUP_STALL_TIMEOUT",
 } as const;
@@ -233,10 +237,12 @@ export function resolveRemoteSettings(
 ): RemoteSettings {
   const empty = (name: string) => new UsageError(`${name} needs a value, not an empty one; see 'config'`);
   for (
-    const [flag, value] of [["--remote", flags.remote], ["--identity", flags.identity], [
-      "--recipients-file",
-      flags.recipientsFile,
-    ]] as const
+    const [flag, value] of [
+      ["--remote", flags.remote],
+      ["--identity", flags.identity],
+      ["--auth-key", flags.authKey],
+      ["--recipients-file", flags.recipientsFile],
+    ] as const
   ) {
     if (value === "") throw empty(flag);
   }
@@ -254,9 +260,11 @@ export function resolveRemoteSettings(
     return fromEnv === undefined ? null : { value: fromEnv, source: "env", from: variable };
   };
   const identity = pick(flags.identity, "--identity", REMOTE_VARIABLES.identity);
+  const authKey = pick(flags.authKey, "--auth-key", REMOTE_VARIABLES.authKey);
   return {
     remote: pick(flags.remote, "--remote", REMOTE_VARIABLES.remote),
     identityFile: identity && { ...identity, value: resolve(cwd, identity.value) },
+    authKeyFile: authKey && { ...authKey, value: resolve(cwd, authKey.value) },
     recipients: recipientsFrom(flags, env, cwd),
     ...resolveSshSettings(flags, env, cwd),
     stallTimeout: stallTimeoutFrom(pick(flags.stallTimeout, "--stall-timeout", REMOTE_VARIABLES.stallTimeout)),
@@ -316,27 +324,38 @@ function resolveSshSettings(
 
 /** An age secret key: never taken as a setting's value, which messages and `config` print. */
 const SECRET_KEY = /AGE-SECRET-KEY-1/i;
+/** An authentication key (64 hex, as `remote auth-key` prints it) given where its file's path goes. */
+const AUTH_KEY = /(^|[^0-9a-f])[0-9a-f]{64}([^0-9a-f]|$)/i;
 
 /**
- * Refuse a secret key given where a path or a recipient goes (`--identity AGE-SECRET-KEY-1…`, `--recipient …`): the
- * value would be printed by `config` and in errors. The key is never echoed.
+ * Refuse a secret key given where a path or a recipient goes (`--identity AGE-SECRET-KEY-1…`, `--recipient …`, an
+ * authentication key's hex as `--auth-key`): the value would be printed by `config` and in errors. Never echoed.
  *
  * @throws {UsageError} naming the flag or variable.
  */
 function refuseSecretKeys(flags: RemoteFlags, env: Record<string, string | undefined>): void {
   const given: [string, string | undefined][] = [
     ["--identity", flags.identity],
+    ["--auth-key", flags.authKey],
     ["--recipients-file", flags.recipientsFile],
     ["--remote", flags.remote],
     ...(flags.recipient ?? []).map((value): [string, string] => ["--recipient", value]),
     ...Object.values(REMOTE_VARIABLES).map((name): [string, string | undefined] => [name, env[name]]),
   ];
   const found = given.find(([, value]) => value !== undefined && SECRET_KEY.test(value));
-  if (found === undefined) return;
-  throw new UsageError(
-    `${found[0]} was given an age secret key itself; give the path of the key file to ` +
-      "--identity (ATOCORE_BACKUP_IDENTITY_FILE), and only public age1… keys as recipients",
-  );
+  if (found !== undefined) {
+    throw new UsageError(
+      `${found[0]} was given an age secret key itself; give the path of the key file to ` +
+        "--identity (ATOCORE_BACKUP_IDENTITY_FILE), and only public age1… keys as recipients",
+    );
+  }
+  const pasted = [["--auth-key", flags.authKey], [REMOTE_VARIABLES.authKey, env[REMOTE_VARIABLES.authKey]]]
+    .find(([, value]) => value !== undefined && AUTH_KEY.test(value));
+  if (pasted !== undefined) {
+    throw new UsageError(
+      `${pasted[0]} was given an authentication key itself; give the path of the file 'remote auth-key' wrote`,
+    );
+  }
 }
 
 /**

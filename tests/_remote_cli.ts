@@ -5,10 +5,11 @@
  * @module
  */
 import assert from "node:assert/strict";
-import { join } from "node:path";
+import { dirname, join } from "node:path";
 import type { SampleOptions, SampleStore } from "../scripts/sample_store.ts";
 import { cliProcess, type CliRun, runCli, storeEnv, tempDir, tempStore, toolFor } from "./_helpers.ts";
-import { formatIdentityFile, generateIdentity } from "../src/crypto/age.ts";
+import { formatIdentityFile, generateIdentity, parseIdentityFile } from "../src/crypto/age.ts";
+import { formatAuthKeyFile } from "../src/crypto/auth_key.ts";
 import { treeDigest } from "./_faults.ts";
 import { updateRows } from "./_repo.ts";
 
@@ -32,6 +33,22 @@ export function ageKeyPair(dir: string, name = "key.txt"): KeyPair {
   return { keyFile, recipient: new TextDecoder().decode(shown.stdout).trim() };
 }
 
+/**
+ * Write, beside `key`, the authentication key file `remote auth-key` derives from its identity (mode 600), as an
+ * operator installs it on a pushing host; its path.
+ */
+export function authKeyFileFor(key: KeyPair, name = "auth.key"): string {
+  const path = join(dirname(key.keyFile), name);
+  const identities = parseIdentityFile(Deno.readTextFileSync(key.keyFile), key.keyFile);
+  Deno.writeTextFileSync(path, formatAuthKeyFile(identities), { mode: 0o600 });
+  return path;
+}
+
+/** The environment that gives a push the authentication key of `key` (written by {@linkcode authKeyFileFor}). */
+export function authKeyEnv(key: KeyPair): { ATOCORE_BACKUP_AUTH_KEY_FILE: string } {
+  return { ATOCORE_BACKUP_AUTH_KEY_FILE: authKeyFileFor(key) };
+}
+
 /** A store, a repository beside it made by the CLI, and a key pair; removed at the end of the `using` scope. */
 export interface RemoteStore extends Disposable {
   store: SampleStore;
@@ -40,7 +57,9 @@ export interface RemoteStore extends Disposable {
   /** The repository's folder, or `""` for a network repository. */
   repoDir: string;
   key: KeyPair;
-  /** The store's and the repository's environment (no identity: pushing must not need one). */
+  /** The authentication key file derived from `key` (see {@linkcode authKeyFileFor}). */
+  authKeyFile: string;
+  /** The store's and the repository's environment, with the auth key (no identity: pushing must not need one). */
   env: Record<string, string>;
   /** `env` plus the identity file, for the commands that decrypt. */
   envWithIdentity: Record<string, string>;
@@ -59,7 +78,8 @@ export async function remoteStore(
   const key = ageKeyPair(work.path);
   const repo = typeof place === "object" ? "" : place ?? join(work.path, "repo");
   const remote = typeof place === "object" ? place : { ATOCORE_BACKUP_REMOTE: `file://${repo}` };
-  const env = { ...storeEnv(store), ...remote };
+  const authKeyFile = authKeyFileFor(key);
+  const env = { ...storeEnv(store), ...remote, ATOCORE_BACKUP_AUTH_KEY_FILE: authKeyFile };
   const init = await runCli(["remote", "init", "--recipient", key.recipient], { env });
   assert.equal(init.code, 0, init.stderr);
   return {
@@ -67,6 +87,7 @@ export async function remoteStore(
     work: work.path,
     repoDir: repo,
     key,
+    authKeyFile,
     env,
     envWithIdentity: { ...env, ATOCORE_BACKUP_IDENTITY_FILE: key.keyFile },
     [Symbol.dispose]: () => {

@@ -9,6 +9,8 @@ import { join } from "node:path";
 import { resolveConfig } from "../src/config.ts";
 import type { Config } from "../src/config.ts";
 import { type AgeIdentity, formatIdentityFile, generateIdentity, parseIdentity } from "../src/crypto/age.ts";
+import { deriveAuthKey } from "../src/crypto/auth_key.ts";
+import type { PushAuth } from "../src/repo/authenticity.ts";
 import type { Backend } from "../src/repo/backend.ts";
 import { openFolderBackend } from "../src/repo/folder.ts";
 import { initRepository } from "../src/repo/repository.ts";
@@ -27,6 +29,8 @@ export interface RepoFixture extends Disposable {
   identity: AgeIdentity;
   recipient: string;
   keyFile: string;
+  /** The push options that authenticate with the identity's key: `pushSnapshot(…, { ...f.auth })`. */
+  auth: { auth: PushAuth };
 }
 
 /** A sample store and an initialised folder repository beside it (under the store's temporary folder). */
@@ -51,6 +55,7 @@ export async function repoFixture(options: SampleOptions = {}): Promise<RepoFixt
     identity: parseIdentity(identity),
     recipient,
     keyFile,
+    auth: { auth: { keys: [deriveAuthKey(parseIdentity(identity))], source: "(test)" } },
     [Symbol.dispose]: () => {
       work[Symbol.dispose]();
       store[Symbol.dispose]();

@@ -35,6 +35,8 @@ export interface Outcome {
   exitCode: ExitCodeValue;
   /** What `--metrics-file` records of the run (commands that accept it). */
   metrics?: MetricFacts;
+  /** `text` is the command's product (a file's content): printed as is even when stdout is not a terminal. */
+  plain?: boolean;
 }
 
 /**

@@ -10,6 +10,7 @@ import { createCommand } from "./create.ts";
 import { drillCommand } from "./drill.ts";
 import { listCommand } from "./list.ts";
 import { pushCommand } from "./push.ts";
+import { remoteAuthKeyCommand } from "./remote_auth_key.ts";
 import { remoteCleanupCommand } from "./remote_cleanup.ts";
 import { remoteInitCommand } from "./remote_init.ts";
 import { remoteListCommand } from "./remote_list.ts";
@@ -30,6 +31,7 @@ export const COMMANDS: readonly Command[] = [
   remoteListCommand,
   remoteVerifyCommand,
   remoteCleanupCommand,
+  remoteAuthKeyCommand,
   configCommand,
 ];
 

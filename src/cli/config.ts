@@ -20,9 +20,9 @@ export const configCommand = defineCommand({
 
 Print the four paths the tool works on, each with its source (flag, env or
 default), the SQLite driver and version that would be used, and the off-host
-repository settings (repository, identity file, recipients, SSH key and
-known_hosts files, stall timeout) with their sources;
-the identity file's content is never read or shown here. Paths that
+repository settings (repository, identity file, auth key file, recipients,
+SSH key and known_hosts files, stall timeout) with their sources; the key
+files' content is never read or shown here. Paths that
 overlap (the backup folder inside the Chroma folder, the database inside the
 backup folder, ...) are listed as problems, and then config exits 2, as every
 other command would refuse to run on them.
@@ -66,6 +66,7 @@ function remoteRows(remote: RemoteSettings, env: Record<string, string | undefin
   return [
     row("remote", remote.remote, (value) => value),
     row("identity", remote.identityFile, (path) => path),
+    row("auth-key", remote.authKeyFile, (path) => path),
     row(
       "recipients",
       remote.recipients,

@@ -15,7 +15,7 @@ import { formatBytes } from "./format.ts";
 import { METRICS_HELP, METRICS_OPTIONS, withMetrics } from "./metrics_flag.ts";
 import { pushTargetFrom, withPush } from "./create_push.ts";
 import { listenForInterrupts } from "../sys/interrupt.ts";
-import { refuseRemoteFlagsWithout, REMOTE_HELP, REMOTE_OPTIONS } from "./remote_flags.ts";
+import { AUTH_OPTIONS, PUSH_AUTH_HELP, refuseRemoteFlagsWithout, REMOTE_HELP, REMOTE_OPTIONS } from "./remote_flags.ts";
 
 /** The `create` command. */
 export const createCommand = defineCommand({
@@ -43,11 +43,12 @@ Options:
                            more than this (default ${CLOCK_SKEW_SECONDS})
 ${METRICS_HELP}
 ${REMOTE_HELP}
+${PUSH_AUTH_HELP}
 ${COMMON_HELP}
 
 Examples:
   atocore-backup create --chroma
-  atocore-backup create --chroma --push --remote file:///mnt/offsite/atocore
+  atocore-backup create --chroma --push --remote file:///mnt/offsite/atocore --auth-key /etc/atocore-backup/auth.key
   ATOCORE_DATA_DIR=/srv/atocore atocore-backup create --json`,
   options: {
     chroma: { type: "boolean" },
@@ -56,6 +57,7 @@ Examples:
     push: { type: "boolean" },
     ...METRICS_OPTIONS,
     ...REMOTE_OPTIONS,
+    ...AUTH_OPTIONS,
   },
   maxPositionals: 0,
   run(values, _positionals, context) {

@@ -7,34 +7,39 @@
 import type { Config } from "../config.ts";
 import { ExitCode } from "../errors.ts";
 import { pushAfterCreate, pushFacts } from "../ops/push.ts";
-import { recipientsFrom, refuseRemoteInStore, remoteBackend } from "../ops/remote.ts";
+import { pushAuthFrom, recipientsFrom, refuseRemoteInStore, remoteBackend } from "../ops/remote.ts";
+import type { PushAuth } from "../repo/authenticity.ts";
 import type { Backend } from "../repo/backend.ts";
 import type { SqliteDriver } from "../sqlite/driver.ts";
 import { InterruptedError } from "../sys/interrupt.ts";
 import type { CommandContext, FlagValues, Outcome } from "./command.ts";
 import { describePush } from "./push.ts";
-import { type REMOTE_OPTIONS, remoteSettingsFrom } from "./remote_flags.ts";
+import { type AUTH_OPTIONS, type REMOTE_OPTIONS, remoteSettingsFrom } from "./remote_flags.ts";
 
-/** Where `create --push` pushes, and the recipients the operator expects. */
+/** Where `create --push` pushes, the recipients the operator expects, and the keys it authenticates with. */
 export interface PushTarget {
   backend: Backend;
   recipients?: string[];
+  auth?: PushAuth;
 }
 
 /**
- * The repository and recipients the flags and environment give, checked before create runs.
+ * The repository, recipients and authentication keys the flags and environment give, checked before create runs.
  *
- * @throws {UsageError} when no repository is given, it lies in the store, or a recipient is not one.
+ * @throws {UsageError} when no repository is given, it lies in the store, a recipient is not one, or the
+ *   authentication key is missing (without `--allow-unauthenticated`) or unreadable.
  */
 export function pushTargetFrom(
-  values: FlagValues<typeof REMOTE_OPTIONS>,
+  values: FlagValues<typeof REMOTE_OPTIONS> & FlagValues<typeof AUTH_OPTIONS>,
   context: CommandContext,
   config: Config,
 ): PushTarget {
   const settings = remoteSettingsFrom(values, context);
   const backend = remoteBackend(settings, context.cwd, "create --push", context.env, context.reporter);
   refuseRemoteInStore(config, backend);
-  return { backend, recipients: recipientsFrom(settings) };
+  const allowUnauthenticated = Boolean(values["allow-unauthenticated"]);
+  const auth = pushAuthFrom(settings, "create --push", allowUnauthenticated, context.reporter);
+  return { backend, recipients: recipientsFrom(settings), auth };
 }
 
 /**
@@ -54,6 +59,7 @@ export async function withPush(
     driver,
     reporter: context.reporter,
     recipients: target.recipients,
+    auth: target.auth,
     signal,
   });
   if ("error" in pushed && pushed.error instanceof InterruptedError) {

@@ -30,6 +30,8 @@ import { parseDurationSeconds } from "./duration_flag.ts";
 import { formatAge, formatBytes } from "./format.ts";
 import { METRICS_HELP, METRICS_OPTIONS, requireWritableOutput, withMetrics } from "./metrics_flag.ts";
 import {
+  AUTH_OPTIONS,
+  READ_AUTH_HELP,
   refuseRemoteFlagsWithout,
   REMOTE_HELP,
   REMOTE_OPTIONS,
@@ -60,7 +62,8 @@ With --from-remote, the snapshot (STAMP, STAMP_PUSHID or --latest; see 'remote
 list') is first fetched from the off-host repository into a scratch folder and
 decrypted with --identity: the CI drill, on a machine that has the repository and
 the identity but not the host. The recovery time then includes the fetch; a
-snapshot that cannot be fetched intact fails the drill's first check. The
+snapshot that cannot be fetched intact, or whose refs hold no valid MAC by the
+identity's auth key, fails the drill's first check. The
 fetched copy is removed afterwards (--keep keeps the restored one).
 
 With --sample, build a sample store in a temporary folder and run create
@@ -79,6 +82,7 @@ Options:
                        the recovery point a CI job holds the pushes to
 ${METRICS_HELP}
 ${REMOTE_HELP}
+${READ_AUTH_HELP}
 ${TRANSFER_HELP}
 ${COMMON_HELP}
 
@@ -98,6 +102,7 @@ Examples:
     "max-age": { type: "string" },
     ...METRICS_OPTIONS,
     ...REMOTE_OPTIONS,
+    ...AUTH_OPTIONS,
     ...TRANSFER_OPTIONS,
   },
   maxPositionals: 1,

@@ -6,13 +6,15 @@
 import { ExitCode, UsageError } from "../errors.ts";
 import { acquireLock } from "../ops/lock.ts";
 import { type LocalPushResult, pushFacts, pushLocalSnapshots, type PushSelection } from "../ops/push.ts";
-import { recipientsFrom, refuseRemoteInStore, remoteBackend } from "../ops/remote.ts";
+import { pushAuthFrom, recipientsFrom, refuseRemoteInStore, remoteBackend } from "../ops/remote.ts";
 import type { PushResult } from "../repo/push.ts";
 import { type CommandFlags, COMMON_HELP, configFrom, defineCommand, driverFrom } from "./command.ts";
 import { formatBytes } from "./format.ts";
 import { listenForInterrupts, reportLateInterrupt } from "../sys/interrupt.ts";
 import { METRICS_HELP, METRICS_OPTIONS, withMetrics } from "./metrics_flag.ts";
 import {
+  AUTH_OPTIONS,
+  PUSH_AUTH_HELP,
   REMOTE_HELP,
   REMOTE_OPTIONS,
   remoteSettingsFrom,
@@ -33,15 +35,19 @@ Validate the local snapshot (manifest hashes included; an invalid one is refused
 exit 3), then send it to the repository: split at SQLite pages (other files at
 64 KiB), only blocks the repository does not hold yet, packed, compressed where
 it pays, encrypted with age to the repository's recipients. Pushing needs only
-the public recipient, never the identity. The snapshot is listed in the
-repository only once everything it needs is written; a push that is killed or
-fails lists nothing, and the next one reuses what was sent. The first push to a
-repository pins its id and recipients in the backup folder; a later change is
-refused (exit 3). Takes the backup folder's lock (exit 4 while another
-operation runs). Reports bytes read, bytes sent, objects written and what
-deduplication saved. Ctrl-C or SIGTERM stops it between blocks (exit 130 or
-143): nothing half is listed, its lease is removed, the next push reuses what
-was sent.
+the public recipient, never the identity, and the authentication key that
+'remote auth-key' derives from the identity (--auth-key): the push adds a MAC
+to the snapshot's refs, which restore, drill and remote verify check. Without
+one the push is refused (exit 2) unless --allow-unauthenticated; a key for a
+recipient the repository does not have is refused (exit 3). The snapshot is
+listed in the repository only once everything it needs is written; a push that
+is killed or fails lists nothing, and the next one reuses what was sent. The
+first push to a repository pins its id and recipients in the backup folder; a
+later change is refused (exit 3). Takes the backup folder's lock (exit 4 while
+another operation runs). Reports bytes read, bytes sent, objects written and
+what deduplication saved. Ctrl-C or SIGTERM stops it between blocks (exit 130
+or 143): nothing half is listed, its lease is removed, the next push reuses
+what was sent.
 
 Options:
   --latest             push the newest snapshot
@@ -50,11 +56,12 @@ Options:
   --quick              validate sizes only (each file read is still checked against the manifest)
 ${METRICS_HELP}
 ${REMOTE_HELP}
+${PUSH_AUTH_HELP}
 ${TRANSFER_HELP}
 ${COMMON_HELP}
 
 Examples:
-  atocore-backup push --latest --remote file:///mnt/offsite/atocore
+  atocore-backup push --latest --remote file:///mnt/offsite/atocore --auth-key /etc/atocore-backup/auth.key
   ATOCORE_BACKUP_REMOTE=/mnt/offsite/atocore atocore-backup push --all
   atocore-backup push 20260409T010203Z --recipient age1... --metrics-file /var/lib/node_exporter/atocore_push.prom`,
   options: {
@@ -63,6 +70,7 @@ Examples:
     quick: { type: "boolean" },
     ...METRICS_OPTIONS,
     ...REMOTE_OPTIONS,
+    ...AUTH_OPTIONS,
     ...TRANSFER_OPTIONS,
   },
   maxPositionals: 1,
@@ -74,6 +82,7 @@ Examples:
       const backend = remoteBackend(settings, context.cwd, "push", context.env, context.reporter);
       refuseRemoteInStore(config, backend);
       const recipients = recipientsFrom(settings);
+      const auth = pushAuthFrom(settings, "push", Boolean(values["allow-unauthenticated"]), context.reporter);
       const driver = driverFrom(values, context);
       using _lock = acquireLock(config.backupDir.path, "push");
       using interrupts = listenForInterrupts(context.reporter);
@@ -81,6 +90,7 @@ Examples:
         driver,
         reporter: context.reporter,
         recipients,
+        auth,
         validation: values.quick ? "quick" : "deep",
         signal: interrupts.signal,
         transfers: transfersFrom(values, context),

@@ -15,6 +15,7 @@ import type { CommandContext, CommandOptions, FlagValues } from "./command.ts";
 export const REMOTE_OPTIONS = {
   remote: { type: "string" },
   identity: { type: "string" },
+  "auth-key": { type: "string" },
   recipient: { type: "string", multiple: true },
   "recipients-file": { type: "string" },
 
@@ -36,6 +37,8 @@ export const REMOTE_HELP = `Repository (flag, else environment; no default):
                          sftp://USER@HOST[:PORT]/PATH (from the login folder; //PATH: absolute),
                          s3://BUCKET/PREFIX
   --identity FILE        age identity file (secret key), to decrypt           ATOCORE_BACKUP_IDENTITY_FILE
+  --auth-key FILE        key file from 'remote auth-key' that a push          ATOCORE_BACKUP_AUTH_KEY_FILE
+                         authenticates its snapshots with (push only)
   --recipient age1...    public key to encrypt to (repeatable)                ATOCORE_BACKUP_RECIPIENT
   --recipients-file F    file of age1... recipients, one a line (with --recipient: both)
 SFTP (sftp://):
@@ -59,6 +62,7 @@ export function remoteSettingsFrom(values: FlagValues<typeof REMOTE_OPTIONS>, co
     {
       remote: values.remote,
       identity: values.identity,
+      authKey: values["auth-key"],
       recipient: values.recipient,
       recipientsFile: values["recipients-file"],
 
@@ -74,6 +78,21 @@ export function remoteSettingsFrom(values: FlagValues<typeof REMOTE_OPTIONS>, co
   );
 }
 
+/** `--allow-unauthenticated`, for push, `create --push`, `remote verify` and restore and drill `--from-remote`. */
+export const AUTH_OPTIONS = {
+  "allow-unauthenticated": { type: "boolean" },
+} as const satisfies CommandOptions;
+
+/** The line of help of `--allow-unauthenticated` for a command that pushes. */
+export const PUSH_AUTH_HELP =
+  `  --allow-unauthenticated  push without --auth-key (warned): snapshots that restore, drill and
+                         remote verify then refuse unless given --allow-unauthenticated too`;
+
+/** The line of help of `--allow-unauthenticated` for a command that reads snapshots with the identity. */
+export const READ_AUTH_HELP =
+  `  --allow-unauthenticated  accept a snapshot whose refs hold no MAC for the identity (pushed
+                         without --auth-key; warned, naming it); a wrong MAC is refused all the same`;
+
 /**
  * Refuse repository flags on a command run without `--from-remote`, which would read the local backup folder while
  * the operator meant the repository.
@@ -88,6 +107,7 @@ export function refuseRemoteFlagsWithout(
   const flags = [
     "remote",
     "identity",
+    "auth-key",
     "recipient",
     "recipients-file",
     "s3-endpoint",
@@ -97,6 +117,7 @@ export function refuseRemoteFlagsWithout(
     "known-hosts",
     "transfers",
     "stall-timeout",
+    "allow-unauthenticated",
   ] as const;
   for (const flag of flags) {
     if ((values as Record<string, unknown>)[flag] !== undefined) {
@@ -112,7 +133,7 @@ export function refuseRemoteFlagsWithout(
  * @throws {UsageError} when the repository or the identity is missing, or the repository lies in the store.
  */
 export function remoteSourceFrom(
-  values: FlagValues<typeof REMOTE_OPTIONS>,
+  values: FlagValues<typeof REMOTE_OPTIONS> & FlagValues<typeof AUTH_OPTIONS>,
   context: CommandContext,
   config: Config,
   purpose: string,
@@ -121,7 +142,8 @@ export function remoteSourceFrom(
   const backend = remoteBackend(settings, context.cwd, purpose, context.env, context.reporter);
   refuseRemoteInStore(config, backend);
   const identities = identitiesFrom(settings, purpose, context.reporter);
-  return { backend, identities, recipients: recipientsFrom(settings) };
+  const allowUnauthenticated = Boolean(values["allow-unauthenticated"]);
+  return { backend, identities, recipients: recipientsFrom(settings), allowUnauthenticated };
 }
 
 /** `--transfers N`, for the commands that move packs (push, fetch, verify); separate from the repository's flags. */

@@ -18,10 +18,12 @@ export const remoteListCommand = defineCommand({
   help: `Usage: atocore-backup remote list [options]
 
 List every snapshot the repository holds (STAMP_PUSHID, the name restore and
-drill accept), with the packs it needs and their stored bytes. Without the
-identity only names and public sizes are known; with --identity each snapshot's
-document is decrypted too: when and from which host it was pushed, its files,
-its size and whether it holds Chroma (exit 1 when one cannot be read). A
+drill accept), with the packs it needs and their stored bytes, and whether its
+refs carry MACs (MAC). Without the identity only names and public sizes are
+known; with --identity each snapshot's document is decrypted too: when and from
+which host it was pushed, its files, its size, whether it holds Chroma, and
+whether a MAC by the identity's auth key authenticates it (AUTH; exit 1 when one
+cannot be read or its MAC is wrong). A
 snapshot is listed only once every object it needs was written. Pushes in
 progress are counted.
 
@@ -52,12 +54,12 @@ Examples:
 
 function describe(listing: RemoteListing, decrypted: boolean): string {
   const header = decrypted
-    ? ["SNAPSHOT", "PUSHED", "HOST", "FILES", "SIZE", "CHROMA", "STORED"]
-    : ["SNAPSHOT", "PACKS", "STORED"];
+    ? ["SNAPSHOT", "PUSHED", "HOST", "FILES", "SIZE", "CHROMA", "AUTH", "STORED"]
+    : ["SNAPSHOT", "PACKS", "MAC", "STORED"];
   const rows = listing.snapshots.map((entry) => {
     const stored = formatBytes(entry.stored_bytes) + (entry.refs ? "" : " (refs missing)");
-    if (!decrypted) return [entry.snapshot, String(entry.packs), stored];
-    if (entry.error !== undefined) return [entry.snapshot, `unreadable: ${entry.error}`, "", "", "", "", stored];
+    if (!decrypted) return [entry.snapshot, String(entry.packs), entry.mac ? "yes" : "none", stored];
+    if (entry.error !== undefined) return [entry.snapshot, `unreadable: ${entry.error}`, "", "", "", "", "", stored];
     return [
       entry.snapshot,
       entry.pushed_at ?? "",
@@ -65,6 +67,7 @@ function describe(listing: RemoteListing, decrypted: boolean): string {
       String(entry.files ?? ""),
       formatBytes(entry.bytes ?? 0),
       entry.chroma ? "yes" : "no",
+      entry.authenticated ? "yes" : "NONE",
       stored,
     ];
   });

@@ -6,10 +6,13 @@
 import { ExitCode, UsageError } from "../errors.ts";
 import { checkPinIfPinned, identitiesFrom, recipientsFrom, remoteBackend } from "../ops/remote.ts";
 import { openRepository } from "../repo/repository.ts";
+import { parseSnapshotKey, refsName } from "../repo/layout.ts";
 import { verifyRepository, type VerifyResult } from "../repo/verify.ts";
 import { type CommandFlags, COMMON_HELP, configFrom, defineCommand } from "./command.ts";
 import { formatBytes } from "./format.ts";
 import {
+  AUTH_OPTIONS,
+  READ_AUTH_HELP,
   REMOTE_HELP,
   REMOTE_OPTIONS,
   remoteSettingsFrom,
@@ -26,7 +29,9 @@ export const remoteVerifyCommand = defineCommand({
 
 Without the identity: every listed snapshot has its refs, its object hashes to
 what they record, and every pack it needs exists with the recorded size. With
---identity: every snapshot's document is decrypted and checked too. With
+--identity: every snapshot's document is decrypted and checked too, and its
+refs must hold a valid MAC by the identity's auth key (see 'remote auth-key';
+--allow-unauthenticated accepts snapshots with none, naming them). With
 --read-data (needs the identity): every pack is read, its name checked against
 its bytes' SHA-256, decrypted, decompressed, and every block any snapshot takes
 from it checked by hash; --read-data-subset N% does that for N% of the packs,
@@ -37,6 +42,7 @@ Options:
   --read-data              read, decrypt and check every pack (needs --identity)
   --read-data-subset N%    the same for N percent of the packs, chosen at random
 ${REMOTE_HELP}
+${READ_AUTH_HELP}
 ${TRANSFER_HELP}
 ${COMMON_HELP}
 
@@ -48,6 +54,7 @@ Examples:
     "read-data": { type: "boolean" },
     "read-data-subset": { type: "string" },
     ...REMOTE_OPTIONS,
+    ...AUTH_OPTIONS,
     ...TRANSFER_OPTIONS,
   },
   maxPositionals: 0,
@@ -66,8 +73,13 @@ Examples:
       )
       : [];
     checkPinIfPinned(config, await openRepository(backend), recipientsFrom(settings));
-    const result = await verifyRepository(backend, { identities, readData, subset, transfers });
+    const allowUnauthenticated = Boolean(values["allow-unauthenticated"]);
+    const result = await verifyRepository(backend, { identities, readData, subset, transfers, allowUnauthenticated });
     for (const error of result.errors) context.reporter.event("warning", "remote_verify_problem", { error });
+    for (const snapshot of result.unauthenticated) {
+      const refs = refsName(parseSnapshotKey(snapshot)!);
+      context.reporter.event("warning", "remote_snapshot_unauthenticated", { snapshot, refs });
+    }
     return {
       result: { location: backend.location, read_data: readData, ...result },
       exitCode: result.ok ? ExitCode.Ok : ExitCode.Failed,
@@ -111,6 +123,7 @@ function describe(result: VerifyResult, location: string, readData: boolean, dec
     `${result.ok ? "repository OK" : "REPOSITORY DAMAGED"}: ${location}: ${result.snapshots} snapshots, ` +
     `${result.packs_referenced} packs referenced; ${depth}`,
     ...result.errors.map((error) => `  ERROR ${error}`),
+    ...result.unauthenticated.map((name) => `  UNAUTHENTICATED ${name} (accepted: --allow-unauthenticated)`),
     ...result.notes.map((note) => `  note: ${note}`),
   ];
   return lines.join("\n");

@@ -23,6 +23,8 @@ import {
 import { formatBytes } from "./format.ts";
 import { listenForInterrupts, reportLateInterrupt } from "../sys/interrupt.ts";
 import {
+  AUTH_OPTIONS,
+  READ_AUTH_HELP,
   refuseRemoteFlagsWithout,
   REMOTE_HELP,
   REMOTE_OPTIONS,
@@ -69,7 +71,9 @@ safety: the deep validation compares the manifest with the hashes the fetch
 proved, and the files are moved into place by renames (copied from another
 filesystem); the pre-restore snapshot goes to the backup folder as usual, and
 the scratch copy is removed afterwards. A snapshot that cannot be fetched
-intact (another key, an object missing, altered or swapped) is refused (exit 3).
+intact (another key, an object missing, altered or swapped) or whose refs hold
+no valid MAC by the identity's auth key (a snapshot a writer of the repository
+made or re-labelled; see 'remote auth-key') is refused (exit 3).
 
 With --to DIR the store is rebuilt under DIR (DIR/<database file>,
 DIR/<registry file>, DIR/chroma), new or empty unless --force, and the live
@@ -88,6 +92,7 @@ Options:
   --from-remote              read the snapshot from the off-host repository (needs --identity)
   --scratch-dir DIR          with --from-remote: fetch into DIR (default: beside the target, else system temp)
 ${REMOTE_HELP}
+${READ_AUTH_HELP}
 ${TRANSFER_HELP}
 ${COMMON_HELP}
 
@@ -107,6 +112,7 @@ Examples:
     "from-remote": { type: "boolean" },
     "scratch-dir": { type: "string" },
     ...REMOTE_OPTIONS,
+    ...AUTH_OPTIONS,
     ...TRANSFER_OPTIONS,
   },
   maxPositionals: 1,

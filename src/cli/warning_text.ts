@@ -82,6 +82,15 @@ const SENTENCES: Record<string, (fields: Fields) => string> = {
   identity_file_readable_by_others: (f) =>
     `the identity file ${text(f.path)} can be read by other users (mode ${text(f.mode)}): it holds the secret key ` +
     `that decrypts every snapshot in the repository; chmod 600 it`,
+  auth_key_file_readable_by_others: (f) =>
+    `the authentication key file ${text(f.path)} can be read by other users (mode ${text(f.mode)}): it lets ` +
+    `whoever holds it add snapshots that restore accepts; chmod 600 it`,
+  push_unauthenticated: (f) =>
+    `${text(f.command)} pushes without an authentication key (--allow-unauthenticated): restore, drill and ` +
+    `remote verify refuse its snapshots unless given --allow-unauthenticated too; see 'remote auth-key'`,
+  remote_snapshot_unauthenticated: (f) =>
+    `${text(f.refs)} holds no MAC for the identity's recipient, accepted because of --allow-unauthenticated: ` +
+    `${text(f.snapshot)} may have been made by anyone who can write to the repository`,
   push_after_create_failed: (f) =>
     `snapshot ${text(f.stamp)} was created and is valid locally, but pushing it failed (${text(f.error)}); ` +
     `run 'atocore-backup push ${text(f.stamp)}' once the repository is reachable`,

@@ -16,7 +16,7 @@ import { fileSystemSpace } from "../sys/free_space.ts";
 import type { Reporter } from "../report/reporter.ts";
 import { type Backend, isUnreachable } from "../repo/backend.ts";
 import { type FetchResult, fetchSnapshot } from "../repo/fetch.ts";
-import { parseSnapshotKey, snapshotKeyText } from "../repo/layout.ts";
+import { parseSnapshotKey, refsName, snapshotKeyText } from "../repo/layout.ts";
 import { openRepository } from "../repo/repository.ts";
 import { listSnapshots } from "../repo/snapshots.ts";
 import { snapshotsDir } from "../snapshot/layout.ts";
@@ -34,6 +34,8 @@ export interface RemoteSource {
   recipients?: readonly string[];
   /** Packs read and opened at once (`--transfers`). */
   transfers?: number;
+  /** Accept a snapshot whose refs hold no MAC for the identities (`--allow-unauthenticated`; warned). */
+  allowUnauthenticated?: boolean;
 }
 
 /** What was fetched, for the result of the command that used it. */
@@ -46,6 +48,8 @@ export interface FetchSummary {
   packs_read: number;
   bytes_downloaded: number;
   fetch_seconds: number;
+  /** Whether a MAC by the identity's auth key authenticated it (else it was accepted with --allow-unauthenticated). */
+  authenticated: boolean;
 }
 
 /** A snapshot fetched into a scratch backup folder, removed at the end of the `using` scope. */
@@ -146,7 +150,14 @@ export async function fetchToScratch(
       },
       beforeWriting: (bytes) => requireScratchSpace(sourceDir, bytes, options.reporter),
       transfers: source.transfers,
+      allowUnauthenticated: source.allowUnauthenticated,
     });
+    if (!fetched.authenticated) {
+      options.reporter.event("warning", "remote_snapshot_unauthenticated", {
+        snapshot: name,
+        refs: refsName(parseSnapshotKey(name)!),
+      });
+    }
     const summary = summarize(source.backend.location, fetched, (performance.now() - begun) / 1000);
     options.reporter.event("info", "remote_fetch_finished", { ...summary, scratch: sourceDir });
     const verified = fetched.verified;
@@ -175,6 +186,7 @@ function summarize(location: string, fetched: FetchResult, seconds: number): Fet
     packs_read: fetched.packs_read,
     bytes_downloaded: fetched.bytes_downloaded,
     fetch_seconds: Math.round(seconds * 1000) / 1000,
+    authenticated: fetched.authenticated,
   };
 }
 

@@ -11,6 +11,7 @@ import type { PushFacts } from "../report/metrics.ts";
 import type { Reporter } from "../report/reporter.ts";
 import type { Backend } from "../repo/backend.ts";
 import { type PushResult, pushSnapshot } from "../repo/push.ts";
+import type { PushAuth } from "../repo/authenticity.ts";
 import { listSnapshots as listRemoteSnapshots } from "../repo/snapshots.ts";
 import { checkedStamp, snapshotDir } from "../snapshot/layout.ts";
 import { isStamp } from "../snapshot/stamp.ts";
@@ -28,6 +29,8 @@ export interface LocalPushOptions {
   reporter: Reporter;
   /** Recipients the operator expects; a repository with others is refused. */
   recipients?: readonly string[];
+  /** The keys the snapshots' MACs are made with; none: unauthenticated pushes. */
+  auth?: PushAuth;
   /**
    * How each snapshot is validated first: `deep` (hashes), `quick` (sizes; the push still checks each file it reads
    * against the manifest), `none` (just validated by create).
@@ -177,6 +180,7 @@ async function pushOne(
   try {
     pushed = await pushSnapshot(config, tracked.backend, snapshotDir(config.backupDir.path, stamp), {
       recipients: options.recipients,
+      auth: options.auth,
       transfers: options.transfers,
       onProgress: (done, total) => options.reporter.progress("pushing", done, total),
       signal: options.signal,

@@ -7,6 +7,8 @@
 import { existsSync } from "node:fs";
 import type { Config, RemoteSettings } from "../config.ts";
 import { type AgeIdentity, parseIdentityFile, parseRecipientsFile } from "../crypto/age.ts";
+import { parseAuthKeyFile } from "../crypto/auth_key.ts";
+import type { PushAuth } from "../repo/authenticity.ts";
 import { describeOsError, RefusedError, UsageError } from "../errors.ts";
 import { isSameOrInside } from "../fs/real_path.ts";
 import { readRegularTextFile } from "../fs/regular_file.ts";
@@ -97,14 +99,53 @@ export function identitiesFrom(settings: RemoteSettings, purpose: string, report
   }
   const path = settings.identityFile.value;
   const text = readKeyFile(path, `identity file (${settings.identityFile.from})`);
-  const mode = Deno.statSync(path).mode;
-  if (mode !== null && (mode & 0o077) !== 0) {
-    reporter.event("warning", "identity_file_readable_by_others", { path, mode: `0${(mode & 0o777).toString(8)}` });
-  }
+  warnIfReadableByOthers(path, "identity_file_readable_by_others", reporter);
   try {
     return parseIdentityFile(text, path);
   } catch (error) {
     throw new UsageError(`${(error as Error).message}; check --identity or ATOCORE_BACKUP_IDENTITY_FILE`);
+  }
+}
+
+/**
+ * The authentication keys a push (`purpose`) makes its MACs with, from the key file the settings name; `undefined`
+ * with `allowUnauthenticated` and no file (an unauthenticated push, warned about). A file that others may read is
+ * warned about. Errors name the file and a line number, never its content.
+ *
+ * @throws {UsageError} when no key file is given (without `allowUnauthenticated`), or it cannot be read or parsed.
+ */
+export function pushAuthFrom(
+  settings: RemoteSettings,
+  purpose: string,
+  allowUnauthenticated: boolean,
+  reporter: Reporter,
+): PushAuth | undefined {
+  if (settings.authKeyFile === null) {
+    if (allowUnauthenticated) {
+      reporter.event("warning", "push_unauthenticated", { command: purpose });
+      return undefined;
+    }
+    throw new UsageError(
+      `${purpose} needs the authentication key: run 'atocore-backup remote auth-key --identity FILE' where the ` +
+        "identity is, install its output on this host with mode 600, and give it with --auth-key FILE or " +
+        "ATOCORE_BACKUP_AUTH_KEY_FILE (or push unauthenticated with --allow-unauthenticated)",
+    );
+  }
+  const path = settings.authKeyFile.value;
+  const text = readKeyFile(path, `authentication key file (${settings.authKeyFile.from})`);
+  warnIfReadableByOthers(path, "auth_key_file_readable_by_others", reporter);
+  try {
+    return { keys: parseAuthKeyFile(text, path), source: path };
+  } catch (error) {
+    throw new UsageError(`${(error as Error).message}; check --auth-key or ATOCORE_BACKUP_AUTH_KEY_FILE`);
+  }
+}
+
+/** Warn (event `event`) when the key file at `path` may be read by its group or others: it holds a secret. */
+function warnIfReadableByOthers(path: string, event: string, reporter: Reporter): void {
+  const mode = Deno.statSync(path).mode;
+  if (mode !== null && (mode & 0o077) !== 0) {
+    reporter.event("warning", event, { path, mode: `0${(mode & 0o777).toString(8)}` });
   }
 }
 

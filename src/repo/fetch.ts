@@ -39,6 +39,8 @@ export interface FetchOptions {
   beforeWriting?: (bytes: number) => void;
   /** Called as bytes are written, with the total. */
   onProgress?: (done: number, total: number) => void;
+  /** Accept a snapshot without a MAC for the identities' recipients (`--allow-unauthenticated`). */
+  allowUnauthenticated?: boolean;
 }
 
 /** What a fetch rebuilt. */
@@ -50,6 +52,8 @@ export interface FetchResult {
   bytes: number;
   packs_read: number;
   bytes_downloaded: number;
+  /** Whether its refs hold a valid MAC for the identities (else it was allowed unauthenticated). */
+  authenticated: boolean;
   /** The snapshot's `backup-metadata.json` object as pushed. */
   metadata: Record<string, unknown>;
   /**
@@ -74,7 +78,8 @@ export async function fetchSnapshot(
 ): Promise<FetchResult> {
   const key = snapshotArgument(name);
   const repository = await openRepository(backend);
-  const { document } = await readSnapshot(repository, identities, key);
+  const allowUnauthenticated = options.allowUnauthenticated;
+  const { document, authenticated } = await readSnapshot(repository, identities, key, { allowUnauthenticated });
   const files = document.files.filter(isDocumentFile);
   options.beforeWriting?.(files.reduce((sum, file) => sum + file.size, 0));
   prepareFolder(intoFolder);
@@ -95,6 +100,7 @@ export async function fetchSnapshot(
       links: document.files.length - files.length,
       bytes: files.reduce((sum, file) => sum + file.size, 0),
       ...read,
+      authenticated,
       metadata: document.metadata,
       verified: new Map(files.map((file) => [file.path, file.sha256])),
     };

@@ -16,6 +16,14 @@ export interface Refs {
   /** The pushing backup folder's random id (absent in refs of the first pushes of format 1: one source). */
   source?: string;
   packs: { id: string; size: number }[];
+  /** One MAC per authentication key the push held (absent from unauthenticated pushes): see `repo/authenticity.ts`. */
+  auth?: RefsAuth[];
+}
+
+/** An entry of `refs.auth`: the MAC of the snapshot under the key of one recipient's identity. */
+export interface RefsAuth {
+  recipient: string;
+  mac: string;
 }
 
 /** `leases/<push id>`: a push in progress and the packs it may reuse. */
@@ -41,9 +49,16 @@ export function parseRefs(value: unknown, name: string, key: SnapshotKey): Refs 
   const ok = refs !== null && typeof refs === "object" && refs.snapshot === snapshotKeyText(key) &&
     isPackId(refs.snapshot_sha256) && (refs.source === undefined || isRandomId(refs.source)) &&
     Array.isArray(refs.packs) &&
-    refs.packs.every((pack) => isPackId(pack?.id) && Number.isSafeInteger(pack?.size) && pack.size > 0);
+    refs.packs.every((pack) => isPackId(pack?.id) && Number.isSafeInteger(pack?.size) && pack.size > 0) &&
+    (refs.auth === undefined || (Array.isArray(refs.auth) && refs.auth.every(isRefsAuth)));
   if (!ok) throw new OperationError(`${name} is malformed or names another snapshot; the repository was altered`);
   return refs as Refs;
+}
+
+function isRefsAuth(entry: unknown): boolean {
+  const { recipient, mac } = (entry ?? {}) as Partial<RefsAuth>;
+  return typeof recipient === "string" && /^age1[02-9ac-hj-np-z]{58}$/.test(recipient) &&
+    typeof mac === "string" && /^[0-9a-f]{64}$/.test(mac);
 }
 
 /** Parse a lease; `null` when it is not one (an unknown object is never trusted, and never deleted). */

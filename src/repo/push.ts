@@ -31,6 +31,7 @@ import { checkLink } from "./local_snapshot.ts";
 import { hostName } from "../sys/host_name.ts";
 import { stopIfInterrupted } from "../sys/interrupt.ts";
 import type { PackInfo } from "./boundary.ts";
+import { checkPushAuth, type PushAuth, refsAuth, snapshotClaim } from "./authenticity.ts";
 
 /** How long a push's lease holds off a cleanup by default: 6 hours. */
 export const DEFAULT_LEASE_MS = 6 * 3600_000;
@@ -39,6 +40,8 @@ export const DEFAULT_LEASE_MS = 6 * 3600_000;
 export interface PushOptions {
   /** Recipients the operator expects (flag or environment); refused when they differ from the repository's. */
   recipients?: readonly string[];
+  /** The keys the refs' MACs are made with (each for a recipient of the repository); none: an unauthenticated push. */
+  auth?: PushAuth;
   /** Packs sealed and uploading at once (default {@linkcode DEFAULT_TRANSFERS}): one sealed pack buffer each. */
   transfers?: number;
   /** Lease length in milliseconds (default 6 h); a push that would outlive it stops before listing anything. */
@@ -79,7 +82,8 @@ export interface PushResult {
  * Push the local snapshot at `snapshotRoot` (a published snapshot folder, validated by the caller) to `backend`.
  * Needs only the repository's public recipients. The caller holds the backup folder's lock.
  *
- * @throws {RefusedError} when the repository differs from the pinned one or from `options.recipients`.
+ * @throws {RefusedError} when the repository differs from the pinned one or from `options.recipients`, or a key of
+ *   `options.auth` is for another recipient.
  * @throws {OperationError} when a file changed since the snapshot was made, or the repository fails.
  */
 export async function pushSnapshot(
@@ -91,6 +95,7 @@ export async function pushSnapshot(
   const local = readLocalSnapshot(snapshotRoot);
   const repository = await openRepository(backend);
   const { pinned, sourceId } = checkPin(config.backupDir.path, repository, options.recipients);
+  if (options.auth) checkPushAuth(options.auth, repository.config.recipients, backend.location);
   const existing = await pushedAlready(backend, local.stamp);
   if (existing) return { ...emptyResult(local.stamp, existing), pinned, already_pushed: true };
   stopIfInterrupted(options.signal);
@@ -186,6 +191,7 @@ async function upload(
     source: context.sourceId,
     packs: packs.map(({ id, size }) => ({ id, size })),
   };
+  if (context.auth) refs.auth = refsAuth(context.auth, snapshotClaim(config.id, key, sealed.sha256));
   safePoint();
   await io.putPublic(refsName(key), refs);
   await io.writeSealed(sealed);

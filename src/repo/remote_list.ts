@@ -19,6 +19,8 @@ export interface RemoteSnapshotEntry {
   push_id: string;
   /** Whether its refs exist (without them `remote verify` reports it). */
   refs: boolean;
+  /** Whether its refs carry MACs (checked only with an identity: see `authenticated`). */
+  mac: boolean;
   /** Packs it needs and their bytes in the repository (shared packs counted for each snapshot). */
   packs: number;
   stored_bytes: number;
@@ -28,6 +30,8 @@ export interface RemoteSnapshotEntry {
   files?: number;
   bytes?: number;
   chroma?: boolean;
+  /** With an identity: whether a MAC of its refs is valid for the identity's key (a wrong one is an `error`). */
+  authenticated?: boolean;
   /** With an identity: why the document could not be read. */
   error?: string;
 }
@@ -59,12 +63,15 @@ export async function listRemote(
       stamp: key.stamp,
       push_id: key.pushId,
       refs: refs !== null,
+      mac: (refs?.auth?.length ?? 0) > 0,
       packs: refs?.packs.length ?? 0,
       stored_bytes: refs?.packs.reduce((sum, pack) => sum + pack.size, 0) ?? 0,
     };
     if (identities.length > 0) {
       try {
-        const { document } = await readSnapshot(repository, identities, key);
+        const read = await readSnapshot(repository, identities, key, { allowUnauthenticated: true });
+        const document = read.document;
+        entry.authenticated = read.authenticated;
         const files = document.files.filter(isDocumentFile);
         entry.pushed_at = document.pushed_at;
         entry.host = document.host;

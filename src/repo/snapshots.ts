@@ -20,6 +20,7 @@ import {
 } from "./layout.ts";
 import { parseRefs, type Refs } from "./public_objects.ts";
 import type { Repository } from "./repository.ts";
+import { checkAuthenticity, snapshotClaim } from "./authenticity.ts";
 
 /** Largest snapshot document accepted (decompressed). */
 const MAX_DOCUMENT_BYTES = 512 << 20;
@@ -91,18 +92,29 @@ export interface ReadSnapshot {
   refs: Refs | null;
   sha256: string;
   size: number;
+  /** Whether its refs hold a valid MAC for one of the identities' recipients (else it was allowed unauthenticated). */
+  authenticated: boolean;
+}
+
+/** Options of {@linkcode readSnapshot}. */
+export interface ReadOptions {
+  /** Accept a snapshot whose refs hold no MAC for the identities' recipients (a wrong MAC is refused all the same). */
+  allowUnauthenticated?: boolean;
 }
 
 /**
- * Read, check and decrypt snapshot `key`: the object's SHA-256 must be the one its refs record, the document must be of
- * this repository and of this name, and its packs those its refs list.
+ * Read, check and decrypt snapshot `key`: the object's SHA-256 must be the one its refs record, its refs must hold a MAC
+ * of it by the key of one of the identities (see `authenticity.ts`), the document must be of this repository and of
+ * this name, and its packs those its refs list.
  *
- * @throws {OperationError} naming the object at the first mismatch; {@linkcode ObjectNotFoundError} when it is absent.
+ * @throws {OperationError} naming the object at the first mismatch; `RefusedError` naming the refs when the
+ *   snapshot is not authenticated; {@linkcode ObjectNotFoundError} when it is absent.
  */
 export async function readSnapshot(
   repository: Repository,
   identities: readonly AgeIdentity[],
   key: SnapshotKey,
+  options: ReadOptions = {},
 ): Promise<ReadSnapshot> {
   const name = snapshotName(key);
   const sealed = await repository.backend.read(name);
@@ -112,11 +124,14 @@ export async function readSnapshot(
     throw new OperationError(`${name}: its SHA-256 is not the one ${refsName(key)} records (replaced or altered)`);
   }
   const plain = openSealed(name, sealed, identities, { compression: "zstd", maxBytes: MAX_DOCUMENT_BYTES });
+  // after decryption (a wrong identity is reported as such), before the document's own checks (the MAC names both)
+  const claim = snapshotClaim(repository.config.id, key, sha256);
+  const authenticated = checkAuthenticity(refs, identities, claim, key, options.allowUnauthenticated ?? false);
   const document = parseDocument(plain, name, repository.config.id, key);
   if (refs) {
     const listed = new Map(refs.packs.map((pack) => [pack.id, pack.size]));
     const missing = document.packs.find((pack) => listed.get(pack.id) !== pack.size);
     if (missing) throw new OperationError(`${name}: uses pack ${missing.id} that ${refsName(key)} does not list`);
   }
-  return { document, refs, sha256, size: sealed.length };
+  return { document, refs, sha256, size: sealed.length, authenticated };
 }

@@ -1,7 +1,8 @@
 /**
  * Checking a repository. Without an identity: every listed snapshot has refs, its object hashes to what they record,
- * and every pack they list exists with its size. With one: every document decrypts and checks; with `readData`, every
- * pack (or a random subset) is read once, decrypted, and every extent any snapshot takes from it checked by hash.
+ * and every pack they list exists with its size. With one: every document decrypts and checks, its refs carrying a MAC
+ * by the identity's key; with `readData`, every pack (or a random subset) is read once, decrypted, and every extent
+ * any snapshot takes from it checked by hash.
  *
  * @module
  */
@@ -30,6 +31,8 @@ export interface VerifyOptions {
   random?: () => number;
   /** Packs read and opened at once (default {@linkcode DEFAULT_TRANSFERS}): one pack buffer each. */
   transfers?: number;
+  /** With identities: accept snapshots without a MAC for their recipients (listed in `unauthenticated`). */
+  allowUnauthenticated?: boolean;
 }
 
 /** What verify found. */
@@ -42,6 +45,8 @@ export interface VerifyResult {
   bytes_read: number;
   /** One line per problem, naming the object. */
   errors: string[];
+  /** With identities and `allowUnauthenticated`: the snapshots accepted without a MAC (`<stamp>_<push id>`). */
+  unauthenticated: string[];
   /** Things that are not errors: refs of pushes in progress or interrupted, names that are not the format's. */
   notes: string[];
 }
@@ -71,6 +76,7 @@ export async function verifyRepository(backend: Backend, options: VerifyOptions 
     extents_checked: 0,
     bytes_read: 0,
     errors: [],
+    unauthenticated: [],
     notes: [],
   };
   const listing = await listSnapshots(backend);
@@ -86,7 +92,8 @@ export async function verifyRepository(backend: Backend, options: VerifyOptions 
   const referenced = new Set<string>();
   for (const { key } of listing.snapshots) {
     result.snapshots += 1;
-    await checkSnapshot(repository, key, identities, { packs, checks, referenced, result });
+    const allowUnauthenticated = options.allowUnauthenticated ?? false;
+    await checkSnapshot(repository, key, identities, { packs, checks, referenced, result, allowUnauthenticated });
   }
   result.packs_referenced = referenced.size;
   if (options.readData) await readPacks(backend, identities, checks, options, result);
@@ -109,6 +116,7 @@ interface SnapshotContext {
   checks: Map<string, PackChecks>;
   referenced: Set<string>;
   result: VerifyResult;
+  allowUnauthenticated: boolean;
 }
 
 async function checkSnapshot(
@@ -134,7 +142,12 @@ async function checkSnapshot(
         }
       }
     }
-    if (identities.length > 0) collectChecks((await readSnapshot(repository, identities, key)).document, context);
+    if (identities.length > 0) {
+      const { allowUnauthenticated } = context;
+      const read = await readSnapshot(repository, identities, key, { allowUnauthenticated });
+      if (!read.authenticated) result.unauthenticated.push(snapshotKeyText(key));
+      collectChecks(read.document, context);
+    }
   } catch (error) {
     result.errors.push((error as Error).message);
   }

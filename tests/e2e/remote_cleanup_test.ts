@@ -34,11 +34,11 @@ const KEEP_NEWEST = { daily: 1, weekly: 0, monthly: 0 };
 
 Deno.test("remote cleanup: retention, dry run, condemn then delete after the grace, leases protect", async () => {
   using f = await repoFixture({ dbMiB: 10, chromaMiB: 1 });
-  const first = await pushSnapshot(f.config, f.backend, (await snapshotOf(f)).root);
+  const first = await pushSnapshot(f.config, f.backend, (await snapshotOf(f)).root, f.auth);
   updateRows(f.store.db, 0.5);
   Deno.removeSync(pushCachePath(f.store.backupDir, f.backend.location)); // no cache: nothing of the first reused
   const newest = await snapshotOf(f);
-  const second = await pushSnapshot(f.config, f.backend, newest.root);
+  const second = await pushSnapshot(f.config, f.backend, newest.root, f.auth);
   Deno.mkdirSync(join(f.repoDir, "packs", "zz"));
   Deno.writeTextFileSync(join(f.repoDir, "packs", "zz", "not-a-pack"), "someone else's file");
   const before = await objectNames(f.backend);
@@ -101,7 +101,7 @@ Deno.test("remote cleanup: retention, dry run, condemn then delete after the gra
 
 Deno.test("remote cleanup: the newest snapshot is always kept; a policy keeping nothing is refused", async () => {
   using f = await repoFixture({ dbMiB: 1, chromaMiB: 1 });
-  const pushed = await pushSnapshot(f.config, f.backend, (await snapshotOf(f)).root);
+  const pushed = await pushSnapshot(f.config, f.backend, (await snapshotOf(f)).root, f.auth);
   const monthly = await cleanupRemote(f.backend, {
     sightingsPath: seenFile(f),
     policy: { daily: 0, weekly: 0, monthly: 1 },
@@ -120,17 +120,19 @@ Deno.test("remote cleanup: the newest snapshot is always kept; a policy keeping 
 
 Deno.test("remote cleanup: a push never reuses a condemned pack; a killed push's lease goes after expiry, its refs after the grace", async () => {
   using f = await repoFixture({ dbMiB: 2, chromaMiB: 1 });
-  const first = await pushSnapshot(f.config, f.backend, (await snapshotOf(f)).root);
+  const first = await pushSnapshot(f.config, f.backend, (await snapshotOf(f)).root, f.auth);
   const ids = (await objectNames(f.backend, "packs/")).map((name) => name.split("/")[2]);
   const marker = { created_at: new Date().toISOString(), packs: ids };
   await new Boundary(f.backend, [f.recipient]).putPublic(condemnedName("00000000000000bb"), marker);
   const next = await snapshotOf(f);
-  const second = await pushSnapshot(f.config, f.backend, next.root);
+  const second = await pushSnapshot(f.config, f.backend, next.root, f.auth);
   assert.deepEqual([second.packs_reused, second.bytes_deduplicated], [0, 0]);
   assert.ok(second.bytes_sent > first.bytes_sent * 0.9);
 
   const third = await snapshotOf(f);
-  await assert.rejects(pushSnapshot(f.config, dyingAt(f.backend, (name) => name.startsWith("snapshots/")), third.root));
+  await assert.rejects(
+    pushSnapshot(f.config, dyingAt(f.backend, (name) => name.startsWith("snapshots/")), third.root, f.auth),
+  );
   const soon = await cleanupRemote(f.backend, {
     sightingsPath: seenFile(f),
     policy: { daily: 7, weekly: 0, monthly: 0 },
@@ -162,10 +164,10 @@ Deno.test("remote cleanup: a push never reuses a condemned pack; a killed push's
 
 Deno.test("remote cleanup: a marker's own date is not trusted alone (the host that wrote it had a clock behind or ahead)", async () => {
   using f = await repoFixture({ dbMiB: 2, chromaMiB: 1 });
-  await pushSnapshot(f.config, f.backend, (await snapshotOf(f)).root);
+  await pushSnapshot(f.config, f.backend, (await snapshotOf(f)).root, f.auth);
   updateRows(f.store.db, 0.5);
   Deno.removeSync(pushCachePath(f.store.backupDir, f.backend.location)); // no cache: nothing of the first reused
-  const second = await pushSnapshot(f.config, f.backend, (await snapshotOf(f)).root);
+  const second = await pushSnapshot(f.config, f.backend, (await snapshotOf(f)).root, f.auth);
   const t0 = new Date();
   const run0 = await cleanupRemote(f.backend, {
     sightingsPath: seenFile(f),
@@ -209,10 +211,10 @@ Deno.test("remote cleanup: a marker's own date is not trusted alone (the host th
 
 Deno.test("remote cleanup: this host's clock set back since it saw a marker only delays the deletion", async () => {
   using f = await repoFixture({ dbMiB: 1, chromaMiB: 1 });
-  await pushSnapshot(f.config, f.backend, (await snapshotOf(f)).root);
+  await pushSnapshot(f.config, f.backend, (await snapshotOf(f)).root, f.auth);
   Deno.removeSync(pushCachePath(f.store.backupDir, f.backend.location)); // no cache: nothing of the first reused
   updateRows(f.store.db, 0.5);
-  await pushSnapshot(f.config, f.backend, (await snapshotOf(f)).root);
+  await pushSnapshot(f.config, f.backend, (await snapshotOf(f)).root, f.auth);
   const t0 = new Date();
   const options = { sightingsPath: seenFile(f), policy: KEEP_NEWEST, confirm: true };
   const run0 = await cleanupRemote(f.backend, { ...options, now: t0 });
@@ -227,7 +229,7 @@ Deno.test("remote cleanup: this host's clock set back since it saw a marker only
 
 Deno.test("remote cleanup: staged writes a killed push left in .tmp/ go once older than the grace", async () => {
   using f = await repoFixture({ dbMiB: 1, chromaMiB: 1 });
-  await pushSnapshot(f.config, f.backend, (await snapshotOf(f)).root);
+  await pushSnapshot(f.config, f.backend, (await snapshotOf(f)).root, f.auth);
   const staging = join(f.repoDir, ".tmp");
   Deno.writeTextFileSync(join(staging, "packs_ab_cd.left-by-a-kill"), "partial");
   Deno.writeTextFileSync(join(staging, "packs_ab_ef.being-written"), "partial");

@@ -185,12 +185,15 @@ Deno.test("remote CLI: config shows the repository settings and their sources; e
   assert.deepEqual(remote.remote, { value: `file://${r.repoDir}`, source: "env", from: "ATOCORE_BACKUP_REMOTE" });
   assert.deepEqual(remote.identityFile, { value: r.key.keyFile, source: "env", from: "ATOCORE_BACKUP_IDENTITY_FILE" });
   assert.equal(remote.recipients?.source, "flag");
+  assert.deepEqual(remote.authKeyFile, { value: r.authKeyFile, source: "env", from: "ATOCORE_BACKUP_AUTH_KEY_FILE" });
   const secret = Deno.readTextFileSync(r.key.keyFile).split("\n").find((line) => line.startsWith("AGE-SECRET-KEY-1"))!;
   const cases: [string[], Record<string, string>, RegExp][] = [
     [["push", "--latest", "--remote", ""], {}, /--remote needs a value, not an empty one/],
     [["remote", "list"], { ATOCORE_BACKUP_REMOTE: "" }, /ATOCORE_BACKUP_REMOTE is set but empty/],
     [["remote", "init", "--recipient", ""], {}, /--recipient needs a value/],
     [["remote", "verify"], { ATOCORE_BACKUP_IDENTITY_FILE: "" }, /ATOCORE_BACKUP_IDENTITY_FILE is set but empty/],
+    [["push", "--latest"], { ATOCORE_BACKUP_AUTH_KEY_FILE: "" }, /ATOCORE_BACKUP_AUTH_KEY_FILE is set but empty/],
+    [["push", "--latest", "--auth-key", ""], {}, /--auth-key needs a value, not an empty one/],
     [["config"], { ATOCORE_BACKUP_RECIPIENT: " " }, /ATOCORE_BACKUP_RECIPIENT is set but empty/],
     [["config", "--identity", secret], {}, /--identity was given an age secret key/],
     [["remote", "init", "--recipient", secret], {}, /--recipient was given an age secret key/],
@@ -215,6 +218,7 @@ Deno.test("remote CLI: config shows the repository settings and their sources; e
     [["restore", "20260101T000000Z", "--remote", r.repoDir], {}, /--remote goes with --from-remote/],
     [["drill", "--latest", "--identity", r.key.keyFile], {}, /--identity goes with --from-remote/],
     [["create", "--remote", r.repoDir], {}, /--remote goes with --push/],
+    [["create", "--auth-key", r.authKeyFile], {}, /--auth-key goes with --push/],
     [["remote", "cleanup", "--grace", "1h"], {}, /not longer than a push's lease/],
     [["remote", "verify", "--read-data-subset", "0%"], {}, /percentage from 1% to 100%/],
     [["push"], {}, /push: give one of STAMP, --latest or --all/],

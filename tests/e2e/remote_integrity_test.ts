@@ -20,14 +20,19 @@ import { objectNames, type RepoFixture, repoFixture, snapshotOf } from "../_repo
 async function pushedFixture(): Promise<{ f: RepoFixture; pushed: PushResult }> {
   const f = await repoFixture({ dbMiB: 2, chromaMiB: 1 });
   const { root } = await snapshotOf(f);
-  return { f, pushed: await pushSnapshot(f.config, f.backend, root) };
+  return { f, pushed: await pushSnapshot(f.config, f.backend, root, f.auth) };
 }
 
 /** Fetch `snapshot` into a new folder and return the one-line error it fails with. */
-async function fetchError(f: RepoFixture, snapshot: string, identity = f.identity): Promise<string> {
+async function fetchError(
+  f: RepoFixture,
+  snapshot: string,
+  identity = f.identity,
+  allowUnauthenticated = false,
+): Promise<string> {
   const into = join(f.work, `fetch-${crypto.randomUUID()}`);
   try {
-    await fetchSnapshot(f.backend, [identity], snapshot, into);
+    await fetchSnapshot(f.backend, [identity], snapshot, into, { allowUnauthenticated });
   } catch (error) {
     const message = (error as Error).message;
     assert.ok(!message.includes("\n"), `not one line: ${message}`);
@@ -79,26 +84,43 @@ Deno.test("remote integrity: a replaced, swapped, or foreign snapshot object is 
   Deno.writeFileSync(path, original);
   Deno.writeTextFileSync(refs, refsText);
 
-  // The same snapshot object under another snapshot's name (its refs rewritten to match): the name inside differs.
+  // The same snapshot object under another snapshot's name (its refs rewritten to match): its MAC names the first,
+  // and without the MAC (allowed unauthenticated) the name inside differs.
   const otherKey = pushed.snapshot.replace(/_.*/, "_00000000000000ff");
   Deno.writeFileSync(join(f.repoDir, "snapshots", otherKey), original);
-  Deno.writeTextFileSync(join(f.repoDir, "refs", otherKey), refsText.replace(pushed.snapshot, otherKey));
-  assert.match(await fetchError(f, otherKey), /\(swapped\)/);
+  const otherRefs = join(f.repoDir, "refs", otherKey);
+  Deno.writeTextFileSync(otherRefs, refsText.replace(pushed.snapshot, otherKey));
+  const wrongMac = new RegExp(`^refs/${otherKey}: the MAC for ${f.recipient} does not match snapshots/${otherKey}`);
+  assert.match(await fetchError(f, otherKey), wrongMac);
+  assert.match(await fetchError(f, otherKey, f.identity, true), wrongMac, "a wrong MAC is refused all the same");
+  const unsigned = JSON.parse(Deno.readTextFileSync(otherRefs));
+  delete unsigned.auth;
+  Deno.writeTextFileSync(otherRefs, JSON.stringify(unsigned));
+  assert.match(await fetchError(f, otherKey), new RegExp(`^refs/${otherKey}: no MAC for the identity's recipient`));
+  assert.match(await fetchError(f, otherKey, f.identity, true), /\(swapped\)/);
+  Deno.writeTextFileSync(otherRefs, refsText.replace(pushed.snapshot, otherKey));
 
-  // A snapshot pushed to another repository with the same recipient, copied in with its refs and packs.
+  // A snapshot pushed to another repository with the same recipient and key, copied in with its refs and packs: its
+  // MAC names the other repository, and without it the document does.
   using g = await repoFixture({ dbMiB: 1, chromaMiB: 1 });
   Deno.removeSync(g.repoDir, { recursive: true });
   await initRepository(openFolderBackend(g.repoDir), [f.recipient]);
-  const foreign = await pushSnapshot(g.config, openFolderBackend(g.repoDir), (await snapshotOf(g)).root);
+  const foreign = await pushSnapshot(g.config, openFolderBackend(g.repoDir), (await snapshotOf(g)).root, f.auth);
   for (const object of await objectNames(openFolderBackend(g.repoDir))) {
     if (object.startsWith("leases/")) continue;
     Deno.mkdirSync(join(f.repoDir, object, ".."), { recursive: true });
     Deno.copyFileSync(join(g.repoDir, object), join(f.repoDir, object));
   }
-  assert.match(await fetchError(f, foreign.snapshot), /belongs to another repository/);
+  assert.match(await fetchError(f, foreign.snapshot), new RegExp(`^refs/${foreign.snapshot}: the MAC for `));
+  const foreignRefs = join(f.repoDir, "refs", foreign.snapshot);
+  const stripped = JSON.parse(Deno.readTextFileSync(foreignRefs));
+  delete stripped.auth;
+  Deno.writeTextFileSync(foreignRefs, JSON.stringify(stripped));
+  assert.match(await fetchError(f, foreign.snapshot, f.identity, true), /belongs to another repository/);
   const verified = await verifyRepository(f.backend, { identities: [f.identity], readData: true });
   assert.equal(verified.errors.length, 2, verified.errors.join("\n"));
-  assert.match(verified.errors.join("\n"), /swapped[\s\S]*another repository|another repository[\s\S]*swapped/);
+  assert.match(verified.errors.join("\n"), new RegExp(`refs/${otherKey}: the MAC for`));
+  assert.match(verified.errors.join("\n"), new RegExp(`refs/${foreign.snapshot}: no MAC for`));
 });
 
 Deno.test("remote verify: sizes without the identity, content with it; a subset reads some packs", async () => {
@@ -149,18 +171,24 @@ Deno.test("remote pin: a repository re-created or re-keyed after the first push 
   const { root } = await snapshotOf(f);
   const intruder = generateIdentity();
   await assert.rejects(
-    pushSnapshot(f.config, f.backend, root, { recipients: [intruder.recipient] }),
+    pushSnapshot(f.config, f.backend, root, { ...f.auth, recipients: [intruder.recipient] }),
     /are not the ones given .* a swapped recipient is an attack/,
   );
-  const first = await pushSnapshot(f.config, f.backend, root, { recipients: [f.recipient] });
+  const first = await pushSnapshot(f.config, f.backend, root, { ...f.auth, recipients: [f.recipient] });
   assert.equal(first.pinned, true);
   const configPath = join(f.repoDir, "config");
   const config = JSON.parse(Deno.readTextFileSync(configPath));
   Deno.writeTextFileSync(configPath, JSON.stringify({ ...config, recipients: [intruder.recipient] }));
   const second = await snapshotOf(f);
-  await assert.rejects(pushSnapshot(f.config, f.backend, second.root), /the recipients of the repository .* changed/);
+  await assert.rejects(
+    pushSnapshot(f.config, f.backend, second.root, f.auth),
+    /the recipients of the repository .* changed/,
+  );
   Deno.removeSync(f.repoDir, { recursive: true });
   await initRepository(f.backend, [f.recipient]);
-  await assert.rejects(pushSnapshot(f.config, f.backend, second.root), /the id of the repository .* changed since/);
+  await assert.rejects(
+    pushSnapshot(f.config, f.backend, second.root, f.auth),
+    /the id of the repository .* changed since/,
+  );
   assert.deepEqual(await objectNames(f.backend), [], "nothing was written to a refused repository");
 });

@@ -25,7 +25,7 @@ Deno.test("remote: push then fetch rebuilds every file and link byte for byte; p
   Deno.symlinkSync("/nonexistent/target", join(f.store.chromaDir, "dangling-link"));
   const { stamp, root } = await snapshotOf(f);
   Deno.renameSync(f.keyFile, f.keyFile + ".elsewhere"); // no identity anywhere on this host while it pushes
-  const pushed = await pushSnapshot(f.config, f.backend, root);
+  const pushed = await pushSnapshot(f.config, f.backend, root, f.auth);
   assert.equal(pushed.already_pushed, false);
   assert.equal(pushed.pinned, true);
   assert.equal(pushed.bytes_read, pushed.bytes_total);
@@ -53,7 +53,7 @@ Deno.test("remote: push then fetch rebuilds every file and link byte for byte; p
   const validated = await runCli(["validate", stamp, "--backup-dir", backups], { env: f.env });
   assert.equal(validated.code, 0, validated.stdout + validated.stderr);
 
-  const again = await pushSnapshot(f.config, f.backend, root);
+  const again = await pushSnapshot(f.config, f.backend, root, f.auth);
   assert.deepEqual([again.already_pushed, again.bytes_sent, again.snapshot], [true, 0, pushed.snapshot]);
 
   const blind = await listRemote(f.backend);
@@ -74,35 +74,35 @@ Deno.test("remote: a push refuses a changed snapshot file, and stops at the end 
   const original = Deno.readTextFileSync(registry);
   Deno.writeTextFileSync(registry, original.replace("atlas", "ATLAS"));
   await assert.rejects(
-    pushSnapshot(f.config, f.backend, root),
+    pushSnapshot(f.config, f.backend, root, f.auth),
     /config\/project-registry\.json changed since the snapshot/,
   );
   Deno.writeTextFileSync(registry, original);
   await assert.rejects(
-    pushSnapshot(f.config, f.backend, root, { leaseMs: 1 }),
+    pushSnapshot(f.config, f.backend, root, { ...f.auth, leaseMs: 1 }),
     /ran into the end of its lease \(until .*\); nothing of it is listed .* push again/,
   );
   const frozen = new Date();
   await assert.rejects(
-    pushSnapshot(f.config, f.backend, root, { leaseMs: 1, now: () => frozen }), // a wall clock that stands still
+    pushSnapshot(f.config, f.backend, root, { ...f.auth, leaseMs: 1, now: () => frozen }), // a wall clock that stands still
     /ran into the end of its lease \(by the monotonic clock; the wall clock was set back\); nothing of it is listed/,
   );
   assert.deepEqual((await listSnapshots(f.backend)).snapshots, []);
   assert.deepEqual(await objectNames(f.backend, "leases/"), [], "a push that fails removes its lease");
-  const pushed = await pushSnapshot(f.config, f.backend, root);
+  const pushed = await pushSnapshot(f.config, f.backend, root, f.auth);
   assert.deepEqual((await listSnapshots(f.backend)).snapshots.map(({ key }) => key.stamp), [pushed.stamp]);
 });
 
 Deno.test("remote: after 1% of rows change, the second push sends a few percent of the store", async () => {
   using f = await repoFixture({ dbMiB: 24, chromaMiB: 4 });
   const first = await snapshotOf(f);
-  const pushed1 = await pushSnapshot(f.config, f.backend, first.root);
+  const pushed1 = await pushSnapshot(f.config, f.backend, first.root, f.auth);
   const same = await snapshotOf(f);
-  const pushed2 = await pushSnapshot(f.config, f.backend, same.root);
+  const pushed2 = await pushSnapshot(f.config, f.backend, same.root, f.auth);
   assert.ok(pushed2.bytes_sent < pushed2.bytes_total * 0.01, `unchanged store sent ${pushed2.bytes_sent}`);
   updateRows(f.store.db, 0.01);
   const changed = await snapshotOf(f);
-  const pushed3 = await pushSnapshot(f.config, f.backend, changed.root);
+  const pushed3 = await pushSnapshot(f.config, f.backend, changed.root, f.auth);
   const ratio = pushed3.bytes_sent / pushed3.bytes_total;
   console.log(
     `1% of rows changed: sent ${pushed3.bytes_sent} of ${pushed3.bytes_total} (${(ratio * 100).toFixed(2)}%)`,
@@ -124,13 +124,13 @@ Deno.test("remote: a push killed mid-way lists nothing; the next push reuses the
   using f = await repoFixture({ dbMiB: 20, chromaMiB: 2 });
   const { root } = await snapshotOf(f);
   const dying = dyingAt(f.backend, (_name, writes) => writes === 3); // the lease and two packs, then nothing
-  await assert.rejects(pushSnapshot(f.config, dying, root), /killed before writing packs\//);
+  await assert.rejects(pushSnapshot(f.config, dying, root, f.auth), /killed before writing packs\//);
   assert.deepEqual((await listSnapshots(f.backend)).snapshots, []);
   assert.equal((await listRemote(f.backend)).snapshots.length, 0);
   assert.equal((await objectNames(f.backend, "packs/")).length, 2);
   assert.ok([...Deno.readDirSync(pushJournalDir(f.config.backupDir.path, f.backend.location))].length === 1);
 
-  const resumed = await pushSnapshot(f.config, f.backend, root);
+  const resumed = await pushSnapshot(f.config, f.backend, root, f.auth);
   assert.ok(resumed.packs_reused >= 2, `reused ${resumed.packs_reused} packs`);
   assert.ok(resumed.bytes_deduplicated >= 15 << 20, `deduplicated only ${resumed.bytes_deduplicated}`);
   assert.deepEqual([...Deno.readDirSync(pushJournalDir(f.config.backupDir.path, f.backend.location))], []);
@@ -145,7 +145,7 @@ Deno.test("remote: killed between refs and snapshot object: nothing listed, veri
   using f = await repoFixture({ dbMiB: 2, chromaMiB: 1 });
   const { root } = await snapshotOf(f);
   const dying = dyingAt(f.backend, (name) => name.startsWith("snapshots/")); // lease, packs, refs; not the snapshot
-  await assert.rejects(pushSnapshot(f.config, dying, root), /killed before writing snapshots\//);
+  await assert.rejects(pushSnapshot(f.config, dying, root, f.auth), /killed before writing snapshots\//);
   assert.deepEqual((await listSnapshots(f.backend)).snapshots, []);
   assert.equal((await objectNames(f.backend, "refs/")).length, 1);
   assert.equal((await objectNames(f.backend, "leases/")).length, 1, "a killed push leaves its lease");
@@ -158,7 +158,7 @@ Deno.test("remote: a snapshot made by the reference module (no manifest) is push
   using f = await repoFixture({ dbMiB: 1, chromaMiB: 1 });
   const stamp = await moduleSnapshot(f.store, "remote push of a module snapshot");
   const root = join(f.store.backupDir, "snapshots", stamp);
-  const pushed = await pushSnapshot(f.config, f.backend, root);
+  const pushed = await pushSnapshot(f.config, f.backend, root, f.auth);
   const into = join(f.work, "fetched");
   await fetchSnapshot(f.backend, [f.identity], pushed.snapshot, into);
   assertSameTree(root, into);

@@ -53,10 +53,10 @@ Deno.test("remote recovery: age, zstd and a short Python script rebuild a snapsh
   if (!toolFor("age", what) || !toolFor("zstd", what)) return;
   using f = await repoFixture({ dbMiB: 12, chromaMiB: 2 });
   Deno.symlinkSync("chroma.sqlite3", join(f.store.chromaDir, "link"));
-  await pushSnapshot(f.config, f.backend, (await snapshotOf(f)).root);
+  await pushSnapshot(f.config, f.backend, (await snapshotOf(f)).root, f.auth);
   updateRows(f.store.db, 0.05);
   const { root } = await snapshotOf(f);
-  const pushed = await pushSnapshot(f.config, f.backend, root); // extents into packs of both pushes
+  const pushed = await pushSnapshot(f.config, f.backend, root, f.auth); // extents into packs of both pushes
   assert.ok(pushed.packs_reused > 0);
   const script = join(f.work, "recover.py");
   Deno.writeTextFileSync(script, RECOVER_PY);

@@ -47,14 +47,14 @@ Deno.test("remote transfers: push, fetch and verify move at most N packs at once
   using f = await repoFixture({ dbMiB: 40, chromaMiB: 2 });
   const { root } = await snapshotOf(f);
   const one = counting(f.backend);
-  const pushed = await pushSnapshot(f.config, one.backend, root, { transfers: 1 });
+  const pushed = await pushSnapshot(f.config, one.backend, root, { ...f.auth, transfers: 1 });
   assert.ok(pushed.packs_written >= 4, `${pushed.packs_written} packs: too few to overlap`);
   assert.equal(one.most.writes, 1);
 
   const otherDir = join(f.work, "repo-3");
   const other = counting(openFolderBackend(otherDir));
   await initRepository(other.backend, [f.recipient]);
-  const again = await pushSnapshot(f.config, other.backend, root, { transfers: 3 });
+  const again = await pushSnapshot(f.config, other.backend, root, { ...f.auth, transfers: 3 });
   assert.equal(again.packs_written, pushed.packs_written);
   assert.ok(other.most.writes >= 2 && other.most.writes <= 3, `${other.most.writes} writes at once`);
 
@@ -87,7 +87,7 @@ Deno.test("remote transfers: push, fetch and verify move at most N packs at once
 Deno.test("remote verify --read-data-subset: a random share of the packs; damage found when sampled", async () => {
   using f = await repoFixture({ dbMiB: 40, chromaMiB: 2 });
   const { root } = await snapshotOf(f);
-  const pushed = await pushSnapshot(f.config, f.backend, root);
+  const pushed = await pushSnapshot(f.config, f.backend, root, f.auth);
   const packs = await objectNames(f.backend, "packs/");
   assert.equal(packs.length, pushed.packs_written);
   const half = await verifyRepository(f.backend, { identities: [f.identity], readData: true, subset: 50 });

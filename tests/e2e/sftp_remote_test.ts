@@ -15,6 +15,7 @@ import { updateRows } from "../_repo.ts";
 import {
   ageKeyPair,
   assertVerified,
+  authKeyEnv,
   createAndPush,
   type KeyPair,
   oneErrorLine,
@@ -34,10 +35,11 @@ function remoteFolder(server: Sshd): { folder: string; url: string } {
   return { folder, url: server.url(`${folder}/repo`) };
 }
 
-/** The environment of a store and an SFTP repository (no identity: pushing needs none). */
-function sftpEnv(server: Sshd, store: SampleStore, url: string): Record<string, string> {
+/** The environment of a store and an SFTP repository (no identity: pushing needs none; `key`'s auth key, if given). */
+function sftpEnv(server: Sshd, store: SampleStore, url: string, key?: KeyPair): Record<string, string> {
   return {
     ...storeEnv(store),
+    ...(key ? authKeyEnv(key) : {}),
     ATOCORE_BACKUP_REMOTE: url,
     ATOCORE_SSH_KEY_FILE: server.clientKey,
     ATOCORE_SSH_KNOWN_HOSTS: server.knownHosts,
@@ -63,7 +65,7 @@ if (sshd !== null) {
     using work = tempDir("atocore-sftp-");
     const key = ageKeyPair(work.path);
     const { folder, url } = remoteFolder(server);
-    const env = sftpEnv(server, store, url);
+    const env = sftpEnv(server, store, url, key);
     const withIdentity = { ...env, ATOCORE_BACKUP_IDENTITY_FILE: key.keyFile };
     assert.equal((await init(env, key)).code, 0);
     assert.ok(Deno.statSync(join(folder, "repo", "config")).isFile, "the repository is on the server");
@@ -105,7 +107,7 @@ if (sshd !== null) {
     using work = tempDir("atocore-sftp-");
     const key = ageKeyPair(work.path);
     const { folder, url } = remoteFolder(server);
-    const env = sftpEnv(server, store, url);
+    const env = sftpEnv(server, store, url, key);
     const otherKey = join(work.path, "other_ed25519");
     await new Deno.Command("ssh-keygen", { args: ["-q", "-t", "ed25519", "-N", "", "-f", otherKey] }).output();
     const wrongKey = await init({ ...env, ATOCORE_SSH_KEY_FILE: otherKey }, key);
@@ -163,7 +165,7 @@ if (sshd !== null) {
     if (typeof mount === "string") throw new Error(mount);
     using _mount = mount;
     Deno.chownSync(folder, NOBODY_UID, NOBODY_GID);
-    const env = sftpEnv(server, store, server.url(folder));
+    const env = sftpEnv(server, store, server.url(folder), key);
     assert.equal((await init(env, key)).code, 0);
     assert.equal((await runCli(["create", "--chroma"], { env })).code, 0);
     const push = await runCli(["push", "--latest"], { env });
@@ -176,7 +178,7 @@ if (sshd !== null) {
     using work = tempDir("atocore-sftp-");
     const key = ageKeyPair(work.path);
     const { folder, url } = remoteFolder(server);
-    const env = sftpEnv(server, store, url);
+    const env = sftpEnv(server, store, url, key);
     assert.equal((await init(env, key)).code, 0);
     assert.equal((await runCli(["create", "--chroma"], { env })).code, 0);
     const child = cliProcess(["push", "--latest"], { env }).spawn();
@@ -211,7 +213,7 @@ if (sshd !== null) {
     using work = tempDir("atocore-sftp-");
     const key = ageKeyPair(work.path);
     const { folder, url } = remoteFolder(server);
-    const env = sftpEnv(server, store, url);
+    const env = sftpEnv(server, store, url, key);
     assert.equal((await init(env, key)).code, 0);
     await createAndPush(env);
     const staging = join(folder, "repo", ".tmp");

@@ -13,7 +13,7 @@ import { afterBytes, retries, runUntil } from "../_network.ts";
 import { faultSeed, ledgerState, liveDigest, seededRandom, treeDigest, trialLabel } from "../_faults.ts";
 import { changeLive, putBack } from "../_live.ts";
 import { type FaultProxy, startProxy } from "../_proxy.ts";
-import { ageKeyPair, assertVerified, oneErrorLine, type PushedJson, remoteNames } from "../_remote_cli.ts";
+import { ageKeyPair, assertVerified, authKeyEnv, oneErrorLine, type PushedJson, remoteNames } from "../_remote_cli.ts";
 import { backendOf, networkTargets, type RemoteTarget, type TargetServer } from "../_targets.ts";
 
 /** The stall timeout the stall cases set: short, so that a stalled connection is given up within the test's time. */
@@ -28,6 +28,8 @@ interface Fixture {
   stamp: string;
   keyFile: string;
   recipient: string;
+  /** The environment that gives pushes the key's auth key. */
+  authKey: Record<string, string>;
   random: () => number;
   seed: number;
 }
@@ -35,7 +37,7 @@ interface Fixture {
 /** A new repository reached through the proxy: the CLI's environment for it, and with the identity. */
 async function freshRepository(f: Fixture, name: string, extra: Record<string, string> = {}) {
   const direct = f.target.fresh(name);
-  const env = { ...storeEnv(f.store), ...f.server.through(direct, f.proxy.port), ...extra };
+  const env = { ...storeEnv(f.store), ...f.server.through(direct, f.proxy.port), ...f.authKey, ...extra };
   f.proxy.setFault({ kind: "pass" });
   const init = await runCli(["remote", "init", "--recipient", f.recipient], { env });
   assert.equal(init.code, 0, init.stderr);
@@ -229,6 +231,7 @@ for (const target of await networkTargets("network faults through a proxy")) {
       stamp: (created.json as { stamp: string }).stamp,
       keyFile: key.keyFile,
       recipient: key.recipient,
+      authKey: authKeyEnv(key),
       random: seededRandom(seed + target.label.length),
       seed,
     };

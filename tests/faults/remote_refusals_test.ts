@@ -12,6 +12,7 @@ import { runCli } from "../_helpers.ts";
 import { entryNames, liveDigest } from "../_faults.ts";
 import { ageKeyPair, createAndPush, oneErrorLine, remoteNames, remoteStore } from "../_remote_cli.ts";
 import { type AgeIdentity, parseIdentityFile } from "../../src/crypto/age.ts";
+import { deriveAuthKey, snapshotMac } from "../../src/crypto/auth_key.ts";
 import { type Compression, openBytes, sealBytes, sha256Hex } from "../../src/repo/sealing.ts";
 import { fetchSnapshot } from "../../src/repo/fetch.ts";
 import { openFolderBackend } from "../../src/repo/folder.ts";
@@ -194,7 +195,11 @@ function forgeDocument(
   Deno.writeFileSync(path, sealed.bytes);
   const refsPath = join(repoDir, "refs", name);
   const refs = JSON.parse(Deno.readTextFileSync(refsPath));
-  Deno.writeTextFileSync(refsPath, JSON.stringify({ ...refs, snapshot_sha256: sealed.sha256 }));
+  // made as a pushing host would make it (with the auth key), so that only the document's own checks can catch it
+  const repositoryId = JSON.parse(Deno.readTextFileSync(join(repoDir, "config"))).id;
+  const claim = { repositoryId, objectName: `snapshots/${name}`, sha256: sealed.sha256 };
+  const auth = identities.map(deriveAuthKey).map((key) => ({ recipient: key.recipient, mac: snapshotMac(key, claim) }));
+  Deno.writeTextFileSync(refsPath, JSON.stringify({ ...refs, snapshot_sha256: sealed.sha256, auth }));
 }
 
 Deno.test("remote refusals: a file rebuilt from intact blocks that is not the file recorded: restore and drill refuse", async () => {

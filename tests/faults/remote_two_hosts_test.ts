@@ -9,7 +9,7 @@ import assert from "node:assert/strict";
 import { join } from "node:path";
 import { cliProcess, type CliRun, cliRunOf, runCli, storeEnv, tempDir, tempStore } from "../_helpers.ts";
 import { faultSeed, seededRandom, treeDigest, trialLabel } from "../_faults.ts";
-import { ageKeyPair, assertVerified, remoteNames, snapshotAsStore } from "../_remote_cli.ts";
+import { ageKeyPair, assertVerified, authKeyEnv, remoteNames, snapshotAsStore } from "../_remote_cli.ts";
 import { updateRows } from "../_repo.ts";
 import { allTargets, type RemoteTarget } from "../_targets.ts";
 
@@ -51,7 +51,7 @@ async function twoHosts(target: RemoteTarget): Promise<void> {
   const hosts: Host[] = [one, other].map((store, index) => ({
     db: store.db,
     snapshots: join(store.backupDir, "snapshots"),
-    env: { ...storeEnv(store), ...remote },
+    env: { ...storeEnv(store), ...remote, ...authKeyEnv(key) },
     hour: `0${index + 1}`,
   }));
   const r = { env: hosts[0].env, work: work.path };

@@ -1,0 +1,248 @@
+/**
+ * Snapshot authentication through the CLI: `remote auth-key` derives the key file from the identity; a push needs it
+ * (or --allow-unauthenticated); restore, drill and `remote verify` with the identity refuse a snapshot that a writer
+ * of the repository forged, renamed or copied in, naming its refs and touching no live data.
+ *
+ * @module
+ */
+import assert from "node:assert/strict";
+import { Buffer } from "node:buffer";
+import { hkdfSync } from "node:crypto";
+import { join } from "node:path";
+import { bech32Decode } from "../../src/crypto/bech32.ts";
+import { parseIdentity } from "../../src/crypto/age.ts";
+import { deriveAuthKey, snapshotMac } from "../../src/crypto/auth_key.ts";
+import { liveDigest } from "../_faults.ts";
+import { type CliRun, runCli, storeEnv, tempDir, tempStore } from "../_helpers.ts";
+import {
+  ageKeyPair,
+  authKeyFileFor,
+  createAndPush,
+  oneErrorLine,
+  remoteNames,
+  type RemoteStore,
+  remoteStore,
+} from "../_remote_cli.ts";
+
+/** The identity of the key file at `path` (its one `AGE-SECRET-KEY-1…` line). */
+function secretLine(path: string): string {
+  return Deno.readTextFileSync(path).split("\n").find((line) => line.startsWith("AGE-SECRET-KEY-1"))!;
+}
+
+/** The refs of snapshot `name` in the folder repository at `repoDir`, parsed. */
+function readRefs(repoDir: string, name: string): { auth?: { recipient: string; mac: string }[] } {
+  return JSON.parse(Deno.readTextFileSync(join(repoDir, "refs", name)));
+}
+
+/** `restore --from-remote` over the live store, `drill --from-remote` and `remote verify --read-data` of `name`. */
+async function readers(r: RemoteStore, name: string, extra: string[] = []): Promise<Record<string, CliRun>> {
+  const env = r.envWithIdentity;
+  return {
+    restore: await runCli(["restore", name, "--from-remote", "--confirm-service-stopped", ...extra], { env }),
+    drill: await runCli(["drill", name, "--from-remote", ...extra], { env }),
+    verify: await runCli(["remote", "verify", "--read-data", ...extra], { env }),
+  };
+}
+
+/** Each reader refused snapshot `name` naming its refs with `reason`, and the live store is as it was. */
+async function assertRefusedByAll(r: RemoteStore, name: string, reason: RegExp, extra: string[] = []): Promise<void> {
+  const live = liveDigest(r.store);
+  const runs = await readers(r, name, extra);
+  const refs = new RegExp(`refs/${name}: ${reason.source}`);
+  assert.equal(runs.restore.code, 3, `restore: ${runs.restore.stderr}`);
+  assert.match(oneErrorLine(runs.restore, "restore"), refs);
+  assert.match(runs.restore.stderr, /nothing was changed|refused/);
+  assert.equal(runs.drill.code, 1, `drill: ${runs.drill.stdout}${runs.drill.stderr}`);
+  assert.match(JSON.stringify(runs.drill.json), refs, "the drill's failed check names the refs");
+  assert.equal(runs.verify.code, 1, `verify: ${runs.verify.stdout}`);
+  assert.match((runs.verify.json as { errors: string[] }).errors.join("\n"), refs);
+  assert.deepEqual(liveDigest(r.store), live, "live data untouched");
+}
+
+Deno.test("remote auth-key: prints one line per identity, the same each time, the HKDF of the X25519 secret", async () => {
+  using work = tempDir("atocore-auth-key-");
+  const first = ageKeyPair(work.path, "a.txt");
+  const second = ageKeyPair(work.path, "b.txt");
+  const both = join(work.path, "both.txt");
+  Deno.writeTextFileSync(both, `${Deno.readTextFileSync(first.keyFile)}\n${Deno.readTextFileSync(second.keyFile)}`);
+  const runs = [
+    await runCli(["remote", "auth-key", "--identity", both]),
+    await runCli(["remote", "auth-key"], { env: { ATOCORE_BACKUP_IDENTITY_FILE: both } }),
+  ];
+  for (const run of runs) assert.equal(run.code, 0, run.stderr);
+  assert.equal(runs[0].stdout, runs[1].stdout, "deterministic");
+  const lines = runs[0].stdout.split("\n").filter((line) => line !== "" && !line.startsWith("#"));
+  const expected = [first, second].map((key) => {
+    const secret = bech32Decode(secretLine(key.keyFile))!.bytes;
+    const k = Buffer.from(hkdfSync("sha256", secret, "atocore-backup", "snapshot-authentication-v1", 32));
+    return `${key.recipient} ${k.toString("hex")}`;
+  });
+  assert.deepEqual(lines, expected);
+  assert.doesNotMatch(runs[0].stdout, /AGE-SECRET-KEY/, "the identity is not printed");
+  const json = await runCli(["remote", "auth-key", "--identity", first.keyFile, "--json"]);
+  assert.deepEqual(json.json, { keys: [{ recipient: first.recipient, key: expected[0].split(" ")[1] }] });
+
+  const missing = await runCli(["remote", "auth-key"]);
+  assert.equal(missing.code, 2);
+  assert.match(oneErrorLine(missing, "no identity"), /remote auth-key needs the identity/);
+});
+
+Deno.test("remote auth: a push needs the auth key; a missing, foreign, unreadable or malformed key is refused", async () => {
+  using r = await remoteStore({ dbMiB: 1, chromaMiB: 1 });
+  const { ATOCORE_BACKUP_AUTH_KEY_FILE: _, ...noKey } = r.env;
+  const created = await runCli(["create", "--chroma"], { env: noKey });
+  assert.equal(created.code, 0, created.stderr);
+  const stamps = () => [...Deno.readDirSync(join(r.store.backupDir, "snapshots"))].length;
+
+  const push = await runCli(["push", "--latest"], { env: noKey });
+  assert.equal(push.code, 2, push.stderr);
+  assert.match(
+    oneErrorLine(push, "no key"),
+    /push needs the authentication key: run 'atocore-backup remote auth-key --identity FILE' where the identity is, install its output on this host with mode 600, and give it with --auth-key FILE or ATOCORE_BACKUP_AUTH_KEY_FILE/,
+  );
+  const before = stamps();
+  const createPush = await runCli(["create", "--chroma", "--push"], { env: noKey });
+  assert.equal(createPush.code, 2, createPush.stderr);
+  assert.match(oneErrorLine(createPush, "create --push"), /create --push needs the authentication key/);
+  assert.equal(stamps(), before, "no snapshot made by a create --push refused for its key");
+
+  const other = ageKeyPair(r.work, "other.txt");
+  const foreign = await runCli(["push", "--latest", "--auth-key", authKeyFileFor(other, "other.auth")], { env: noKey });
+  assert.equal(foreign.code, 3, foreign.stderr);
+  assert.match(
+    oneErrorLine(foreign, "foreign key"),
+    new RegExp(
+      `other\\.auth:4: the authentication key of ${other.recipient} is not for a recipient of .*nothing was pushed`,
+    ),
+  );
+
+  const bad = join(r.work, "bad.auth");
+  const cases: [string, RegExp][] = [
+    [`${r.key.recipient} ${"ab".repeat(31)}\n`, /bad\.auth:1: not an authentication key line/],
+    [`${r.key.recipient.toUpperCase()} ${"ab".repeat(32)}\n`, /bad\.auth:1: not an authentication key line/],
+    [`# nothing\n`, /bad\.auth: no authentication key in the file/],
+    [Deno.readTextFileSync(r.key.keyFile), /bad\.auth:3: holds an age identity .* install the output of/],
+    [Deno.readTextFileSync(r.authKeyFile).repeat(2), /bad\.auth:8: repeats the recipient of line 4/],
+  ];
+  for (const [text, pattern] of cases) {
+    Deno.writeTextFileSync(bad, text, { mode: 0o600 });
+    const run = await runCli(["push", "--latest", "--auth-key", bad], { env: noKey });
+    assert.equal(run.code, 2, run.stderr);
+    assert.match(oneErrorLine(run, String(pattern)), pattern);
+    assert.doesNotMatch(run.stderr, /abab/, "no key echoed");
+  }
+  const absent = await runCli(["push", "--latest", "--auth-key", join(r.work, "absent.auth")], { env: noKey });
+  assert.equal(absent.code, 2);
+  assert.match(oneErrorLine(absent, "absent"), /cannot read the authentication key file \(--auth-key\) .*absent\.auth/);
+  const pasted = await runCli(["push", "--latest", "--auth-key", "ab".repeat(32)], { env: noKey });
+  assert.equal(pasted.code, 2);
+  assert.match(oneErrorLine(pasted, "pasted"), /--auth-key was given an authentication key itself/);
+  assert.deepEqual(await remoteNames(r.env), [], "nothing was pushed");
+
+  Deno.chmodSync(r.authKeyFile, 0o644);
+  const loose = await runCli(["push", "--latest"], { env: r.env });
+  assert.equal(loose.code, 0, loose.stderr);
+  assert.match(loose.stderr, /auth_key_file_readable_by_others/);
+  const [name] = await remoteNames(r.env);
+  assert.deepEqual(readRefs(r.repoDir, name).auth?.map((entry) => entry.recipient), [r.key.recipient]);
+});
+
+Deno.test("remote auth: a snapshot forged by a writer who knows only the recipient is refused by every reader", async () => {
+  using r = await remoteStore({ dbMiB: 1, chromaMiB: 1 });
+  const genuine = (await createAndPush(r.env)).push.snapshot;
+  // The writer: another backup folder of their own, pushing to the repository with the public recipient alone.
+  using theirs = tempStore({ dbMiB: 1, chromaMiB: 1, seed: 77 });
+  const writer = { ...storeEnv(theirs), ATOCORE_BACKUP_REMOTE: r.env.ATOCORE_BACKUP_REMOTE };
+  const forged = await runCli(["create", "--chroma", "--push", "--allow-unauthenticated"], { env: writer });
+  assert.equal(forged.code, 0, forged.stderr);
+  assert.match(forged.stderr, /push_unauthenticated/, "an unauthenticated push is warned about");
+  const name = (forged.json as { push: { pushed: { snapshot: string }[] } }).push.pushed[0].snapshot;
+  assert.equal(readRefs(r.repoDir, name).auth, undefined);
+  await assertRefusedByAll(r, name, /no MAC for the identity's recipient/);
+
+  // With a MAC made with a key derived from another identity, under the repository's recipient: wrong, always refused.
+  const refsPath = join(r.repoDir, "refs", name);
+  const refs = JSON.parse(Deno.readTextFileSync(refsPath));
+  const otherKey = deriveAuthKey(parseIdentity(secretLine(ageKeyPair(r.work, "other.txt").keyFile)));
+  const repositoryId = JSON.parse(Deno.readTextFileSync(join(r.repoDir, "config"))).id;
+  const claim = { repositoryId, objectName: `snapshots/${name}`, sha256: refs.snapshot_sha256 };
+  refs.auth = [{ recipient: r.key.recipient, mac: snapshotMac(otherKey, claim) }];
+  Deno.writeTextFileSync(refsPath, JSON.stringify(refs));
+  await assertRefusedByAll(r, name, /the MAC for age1\S+ does not match/, ["--allow-unauthenticated"]);
+
+  // The genuine snapshot still restores, and remote list tells the two apart.
+  Deno.removeSync(refsPath);
+  Deno.removeSync(join(r.repoDir, "snapshots", name));
+  const restored = await runCli(["restore", genuine, "--from-remote", "--to", join(r.work, "out")], {
+    env: r.envWithIdentity,
+  });
+  assert.equal(restored.code, 0, restored.stderr);
+  assert.doesNotMatch(restored.stderr, /unauthenticated/);
+  assert.equal((restored.json as { remote: { authenticated: boolean } }).remote.authenticated, true);
+});
+
+Deno.test("remote auth: a snapshot renamed, or copied from another repository, is refused for its MAC", async () => {
+  using r = await remoteStore({ dbMiB: 1, chromaMiB: 1 });
+  const pushed = (await createAndPush(r.env)).push.snapshot;
+  const renamed = pushed.replace(/^\d{8}/, "20991231").replace(/_.*/, "_00000000000000aa");
+  // Moved, with the name inside the public refs rewritten to match (the document's own name is sealed).
+  for (const folder of ["refs", "snapshots"]) {
+    Deno.renameSync(join(r.repoDir, folder, pushed), join(r.repoDir, folder, renamed));
+  }
+  const refsPath = join(r.repoDir, "refs", renamed);
+  Deno.writeTextFileSync(refsPath, Deno.readTextFileSync(refsPath).replace(pushed, renamed));
+  await assertRefusedByAll(r, renamed, /the MAC for age1\S+ does not match snapshots\//);
+  for (const folder of ["refs", "snapshots"]) Deno.removeSync(join(r.repoDir, folder, renamed));
+
+  // Another repository with the same recipient, pushed with the same key: its objects copied in beside.
+  const otherRepo = join(r.work, "other-repo");
+  const otherEnv = { ...r.env, ATOCORE_BACKUP_REMOTE: `file://${otherRepo}` };
+  assert.equal((await runCli(["remote", "init", "--recipient", r.key.recipient], { env: otherEnv })).code, 0);
+  const copied = (await createAndPush(otherEnv)).push.snapshot;
+  for (const folder of ["refs", "snapshots", "packs"]) {
+    const cp = new Deno.Command("cp", { args: ["-rn", join(otherRepo, folder), r.repoDir] }).outputSync();
+    assert.equal(cp.code, 0);
+  }
+  await assertRefusedByAll(r, copied, /the MAC for age1\S+ does not match snapshots\//);
+});
+
+Deno.test("remote auth: --allow-unauthenticated accepts a snapshot without a MAC, warning, and nothing else", async () => {
+  using r = await remoteStore({ dbMiB: 1, chromaMiB: 1 });
+  const { ATOCORE_BACKUP_AUTH_KEY_FILE: _, ...noKey } = r.env;
+  const pushed = await runCli(["create", "--chroma", "--push", "--allow-unauthenticated"], { env: noKey });
+  assert.equal(pushed.code, 0, pushed.stderr);
+  const name = (pushed.json as { push: { pushed: { snapshot: string }[] } }).push.pushed[0].snapshot;
+  const listed = await runCli(["remote", "list"], { env: r.env });
+  assert.deepEqual((listed.json as { snapshots: { mac: boolean }[] }).snapshots.map((entry) => entry.mac), [false]);
+
+  const live = liveDigest(r.store);
+  const out = join(r.work, "out");
+  const allowed = await runCli(["restore", name, "--from-remote", "--to", out, "--allow-unauthenticated"], {
+    env: r.envWithIdentity,
+  });
+  assert.equal(allowed.code, 0, allowed.stderr);
+  assert.match(allowed.stderr, new RegExp(`remote_snapshot_unauthenticated.*refs/${name}`));
+  assert.equal((allowed.json as { remote: { authenticated: boolean } }).remote.authenticated, false);
+  assert.ok(Deno.statSync(join(out, "chroma")).isDirectory, "restored into --to");
+  const drill = await runCli(["drill", name, "--from-remote", "--allow-unauthenticated"], { env: r.envWithIdentity });
+  assert.equal(drill.code, 0, drill.stderr);
+  const verify = await runCli(["remote", "verify", "--read-data", "--allow-unauthenticated"], {
+    env: r.envWithIdentity,
+  });
+  assert.equal(verify.code, 0, verify.stdout);
+  assert.deepEqual((verify.json as { unauthenticated: string[] }).unauthenticated, [name]);
+  assert.match(verify.stderr, new RegExp(`remote_snapshot_unauthenticated.*refs/${name}`));
+  const listedWithKey = await runCli(["remote", "list"], { env: r.envWithIdentity });
+  assert.equal(listedWithKey.code, 0, listedWithKey.stderr);
+  assert.deepEqual(
+    (listedWithKey.json as { snapshots: { authenticated: boolean }[] }).snapshots.map((entry) => entry.authenticated),
+    [false],
+  );
+  await assertRefusedByAll(r, name, /no MAC for the identity's recipient/);
+  assert.deepEqual(liveDigest(r.store), live);
+
+  const stamp = (pushed.json as { stamp: string }).stamp;
+  const local = await runCli(["restore", stamp, "--allow-unauthenticated", "--to", join(r.work, "x")], { env: r.env });
+  assert.equal(local.code, 2, local.stderr);
+  assert.match(oneErrorLine(local, "local restore"), /--allow-unauthenticated goes with --from-remote/);
+});
