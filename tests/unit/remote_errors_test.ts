@@ -10,6 +10,7 @@ import { join } from "node:path";
 import { resolveConfig } from "../../src/config.ts";
 import { generateIdentity, parseIdentity } from "../../src/crypto/age.ts";
 import { fetchToScratch, resolveRemoteSnapshot } from "../../src/ops/from_remote.ts";
+import { deriveAuthKey, snapshotMac } from "../../src/crypto/auth_key.ts";
 import type { Backend } from "../../src/repo/backend.ts";
 import { openBackend } from "../../src/repo/open_backend.ts";
 import { DOCUMENT_FORMAT } from "../../src/repo/document.ts";
@@ -268,10 +269,14 @@ Deno.test("remote errors: snapshot objects written by hand are refused naming th
   const store = (k: { stamp: string; pushId: string }, document: Uint8Array, packs = [packId], compress = true) => {
     const sealed = sealBytes(document, compress ? "zstd" : "none", [repo.recipient], compress);
     repo.put(snapshotName(k), sealed.bytes);
+    // signed as a pushing host signs, so that only the document's own checks can refuse it
+    const claim = { repositoryId: repo.id, objectName: snapshotName(k), sha256: sealed.sha256 };
+    const key = deriveAuthKey(repo.identity);
     const refs = {
       snapshot: text(k),
       snapshot_sha256: sealed.sha256,
       packs: packs.map((id) => ({ id, size: packSize })),
+      auth: [{ recipient: key.recipient, mac: snapshotMac(key, claim) }],
     };
     repo.put(refsName(k), bytes(refs));
   };
