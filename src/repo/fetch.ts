@@ -14,8 +14,7 @@ import { lstatOrNull } from "../fs/probe.ts";
 import type { Backend } from "./backend.ts";
 import { CryptoPool, defaultWorkers, type OpenDone } from "./crypto_pool.ts";
 import { DEFAULT_TRANSFERS, inLanes } from "./lanes.ts";
-import { GC_EVERY_PACKS } from "./pack_writer.ts";
-import { collectGarbage } from "../sys/collect_garbage.ts";
+import { collectGarbageAbove } from "../sys/collect_garbage.ts";
 import {
   type DocumentFile,
   type Extent,
@@ -27,6 +26,13 @@ import {
 import { packName, snapshotKeyText } from "./layout.ts";
 import { openRepository } from "./repository.ts";
 import { readSnapshot, snapshotArgument } from "./snapshots.ts";
+import { checkPackName } from "./sealing.ts";
+
+/**
+ * Array buffers the main thread may hold before a full garbage collection: two pack buffers, and each zstd pack's
+ * plaintext, a new buffer that comes back from a worker.
+ */
+const GC_ABOVE_BYTES = 48 << 20;
 
 /** Options of {@linkcode fetchSnapshot}. */
 export interface FetchOptions {
@@ -170,26 +176,40 @@ async function writeExtents(
   let done = 0;
   let downloaded = 0;
   await inLanes(order.length, lanes, async (at, lane) => {
-    if (at % GC_EVERY_PACKS === GC_EVERY_PACKS - 1) collectGarbage();
+    collectGarbageAbove(GC_ABOVE_BYTES);
     const { id, compression } = document.packs[order[at]];
     const name = packName(id);
     const extents = byPack.get(order[at])!;
     const sealed = await backend.read(name, buffers[lane]);
     downloaded += sealed.length;
     const ranges = extents.map(([, [, , offset, length]]) => [offset, length] as const);
-    const opened = await pool.open({
-      name,
-      sealed,
-      into: sealed,
-      compression,
-      maxBytes: PACK_MAX_BYTES,
-      ranges,
-    }, identities);
-    buffers[lane] = new Uint8Array(opened.sealed.buffer);
-    done += await placeExtents(root, name, opened, extents);
+    try {
+      // no SHA-256 of the pack against its name here: each extent's hash proves every byte written
+      const job = { name, sealed, into: sealed, compression, maxBytes: PACK_MAX_BYTES, ranges, skipNameHash: true };
+      const opened = await pool.open(job, identities);
+      buffers[lane] = new Uint8Array(opened.sealed.buffer);
+      done += await placeExtents(root, name, opened, extents);
+    } catch (error) {
+      if (error instanceof OperationError) await refuseMisnamed(backend, name);
+      throw error;
+    }
     options.onProgress?.(done, total);
   });
   return { packs_read: order.length, bytes_downloaded: downloaded };
+}
+
+/**
+ * After a pack failed to open or to match an extent's hash: read it again and, when its bytes do not hash to its name,
+ * say so (swapped, truncated or edited), as a reader that checks the name first would have.
+ */
+async function refuseMisnamed(backend: Backend, name: string): Promise<void> {
+  let sealed: Uint8Array;
+  try {
+    sealed = await backend.read(name);
+  } catch {
+    return; // the first error stands
+  }
+  checkPackName(name, sealed);
 }
 
 /** Check each extent's hash (the worker computed it) and write its bytes at their offset; returns the bytes written. */
