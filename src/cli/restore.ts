@@ -66,9 +66,9 @@ share the stamp; see 'remote list') is first fetched from the off-host
 repository into a scratch folder on the target's filesystem (beside DIR with
 --to, beside the live database otherwise; system temp when it cannot be made
 there; or --scratch-dir), decrypted with --identity, checked block by block and
-each file read back against its SHA-256, then restored as above with every
-safety: the deep validation compares the manifest with the hashes the fetch
-proved, and the files are moved into place by renames (copied from another
+each file against its SHA-256 as it is written, then restored as above with
+every safety: the deep validation compares the manifest with the hashes the
+fetch proved, and the files are moved into place by renames (copied from another
 filesystem); the pre-restore snapshot goes to the backup folder as usual, and
 the scratch copy is removed afterwards. A snapshot that cannot be fetched
 intact (another key, an object missing, altered or swapped) or whose refs hold

@@ -71,7 +71,7 @@ export interface DrillOptions {
   scratchParent?: string;
   /** The backup folder the snapshot is read from (default the configured one; a snapshot fetched into scratch). */
   sourceDir?: string;
-  /** SHA-256 proven for the fetched files (read back by the fetch): `snapshot_valid` compares them as text. */
+  /** SHA-256 proven for the fetched files (hashed by the fetch as written): `snapshot_valid` compares them as text. */
   verified?: ReadonlyMap<string, string>;
 }
 
@@ -274,7 +274,7 @@ async function validateStep({ config, stamp, root, options }: DrillState): Promi
   const detail = validation.manifest_ok === null
     ? "metadata, integrity and registry checked; no manifest (module snapshot)"
     : `${validation.files_checked} files match the manifest (${validation.bytes_hashed} bytes hashed` +
-      `${options.verified ? "; the rest as the fetch read them back" : ""})`;
+      `${options.verified ? "; the rest as the fetch proved them" : ""})`;
   return { status: "passed", detail, measured };
 }
 

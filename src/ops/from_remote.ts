@@ -58,7 +58,7 @@ export interface FetchedSnapshot extends Disposable {
   sourceDir: string;
   stamp: string;
   summary: FetchSummary;
-  /** Each file's SHA-256 by path, read back from the file rebuilt and equal to the document's. */
+  /** Each file's SHA-256 by path, taken from the bytes the fetch wrote and equal to the document's. */
   verified: ReadonlyMap<string, string>;
 }
 

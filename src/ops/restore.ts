@@ -73,7 +73,7 @@ export interface RestoreOptions {
    * after the move (the validation checked that very file).
    */
   moveSources?: boolean;
-  /** SHA-256 proven for the scratch copy's files (a fetch read each back): the deep validation compares them as text. */
+  /** SHA-256 proven for the scratch copy's files (a fetch hashed each as written): the deep validation compares them as text. */
   verified?: ReadonlyMap<string, string>;
   /**
    * Aborted to stop before the store is changed (checked after the validation and after the pre-restore snapshot);

@@ -5,18 +5,18 @@
  * @module
  */
 /// <reference lib="deno.worker" />
-import { collectGarbage } from "../sys/collect_garbage.ts";
+import { collectGarbageAbove } from "../sys/collect_garbage.ts";
 import { type OpenJob, resultBuffers, runJob, transferables } from "./crypto_jobs.ts";
 
 /**
- * Jobs between two full garbage collections: a zstd pack's plaintext is a new buffer each time, and the workers share
- * the packs, so each collects more often than the main thread (every 8 packs).
+ * Array buffers a worker may hold before a full garbage collection: a zstd pack's plaintext is a new buffer each time
+ * and each 64 KiB chunk decrypted another; collecting only past this bound (rather than every few jobs) keeps the
+ * process under its memory bound at a fraction of the cost.
  */
-const GC_EVERY_JOBS = 2;
-let jobs = 0;
+const GC_ABOVE_BYTES = 32 << 20;
 
 self.onmessage = (event: MessageEvent<OpenJob & { id: number }>) => {
-  if (++jobs % GC_EVERY_JOBS === 0) collectGarbage();
+  collectGarbageAbove(GC_ABOVE_BYTES);
   const result = runJob(event.data);
   self.postMessage({ id: event.data.id, result }, transferables(resultBuffers(result)));
 };

@@ -19,6 +19,8 @@ export interface OpenJob {
   /** The identities as `AGE-SECRET-KEY-1…` text (key objects cannot cross to a worker). */
   identities: readonly string[];
   ranges: readonly (readonly [number, number])[];
+  /** Skip the pack's SHA-256 against its name (`skipNameHash` of {@linkcode openBytes}'s options). */
+  skipNameHash?: boolean;
 }
 
 /** An opened pack: the buffers given back, its plaintext, and each range's SHA-256 (`""` when out of bounds). */
@@ -61,6 +63,7 @@ function open(job: OpenJob): OpenDone {
     compression: job.compression,
     maxBytes: job.maxBytes,
     into: job.into,
+    skipNameHash: job.skipNameHash,
   });
   const hashes = job.ranges.map(([offset, length]) =>
     offset + length <= plain.length

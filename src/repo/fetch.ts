@@ -1,7 +1,8 @@
 /**
  * Rebuilding a snapshot folder from a repository: each pack read and decrypted once, each extent checked against its
- * hash and written at its place, each whole file read back once and checked against its SHA-256; links last. The folder
- * is a scratch copy the caller validates or restores from: it is not fsynced (a restore makes what it keeps durable).
+ * hash and written at its place, each whole file checked against its SHA-256 (hashed in file order as it is written);
+ * links last. The folder is a scratch copy the caller validates or restores from: it is not fsynced (a restore makes
+ * what it keeps durable).
  *
  * @module
  */
@@ -9,13 +10,12 @@ import { dirname, join } from "node:path";
 import type { AgeIdentity } from "../crypto/age.ts";
 import { OperationError, UsageError } from "../errors.ts";
 import { removeQuietly } from "../fs/durable.ts";
-import { sha256File } from "../fs/hash.ts";
 import { lstatOrNull } from "../fs/probe.ts";
 import type { Backend } from "./backend.ts";
+import { FileHashes } from "./file_hashes.ts";
 import { CryptoPool, defaultWorkers, type OpenDone } from "./crypto_pool.ts";
 import { DEFAULT_TRANSFERS, inLanes } from "./lanes.ts";
-import { GC_EVERY_PACKS } from "./pack_writer.ts";
-import { collectGarbage } from "../sys/collect_garbage.ts";
+import { collectGarbageAbove } from "../sys/collect_garbage.ts";
 import {
   type DocumentFile,
   type Extent,
@@ -27,6 +27,13 @@ import {
 import { packName, snapshotKeyText } from "./layout.ts";
 import { openRepository } from "./repository.ts";
 import { readSnapshot, snapshotArgument } from "./snapshots.ts";
+import { checkPackName } from "./sealing.ts";
+
+/**
+ * Array buffers the main thread may hold before a full garbage collection: two pack buffers, and each zstd pack's
+ * plaintext, a new buffer that comes back from a worker.
+ */
+const GC_ABOVE_BYTES = 48 << 20;
 
 /** Options of {@linkcode fetchSnapshot}. */
 export interface FetchOptions {
@@ -57,7 +64,7 @@ export interface FetchResult {
   /** The snapshot's `backup-metadata.json` object as pushed. */
   metadata: Record<string, unknown>;
   /**
-   * Each regular file's SHA-256 by path, as the document records it and as the file rebuilt was read back and found:
+   * Each regular file's SHA-256 by path, as the document records it and as the bytes written were hashed and found:
    * a validation of the fetched folder compares the manifest with these instead of reading every file again.
    */
   verified: ReadonlyMap<string, string>;
@@ -85,8 +92,9 @@ export async function fetchSnapshot(
   prepareFolder(intoFolder);
   try {
     createFiles(intoFolder, files);
-    const read = await writeExtents(backend, identities, document, intoFolder, options);
-    checkFiles(intoFolder, files, snapshotKeyText(key));
+    const hashes = new FileHashes(intoFolder);
+    const read = await writeExtents(backend, identities, document, intoFolder, options, hashes);
+    hashes.check(files, snapshotKeyText(key));
     for (const entry of document.files) {
       if (!isDocumentFile(entry)) {
         Deno.mkdirSync(dirname(join(intoFolder, entry.path)), { recursive: true });
@@ -107,18 +115,6 @@ export async function fetchSnapshot(
   } catch (error) {
     removeQuietly(intoFolder);
     throw error;
-  }
-}
-
-/**
- * Read each rebuilt file back once and check it against the document's SHA-256: every extent was intact, but only the
- * whole file proves that the extents put together are the file recorded (a document can point at other intact bytes).
- */
-function checkFiles(root: string, files: DocumentFile[], snapshot: string): void {
-  for (const file of files) {
-    if (sha256File(join(root, file.path)) !== file.sha256) {
-      throw new OperationError(`snapshot ${snapshot}: ${file.path} rebuilt does not match its SHA-256`);
-    }
   }
 }
 
@@ -162,6 +158,7 @@ async function writeExtents(
   document: SnapshotDocument,
   root: string,
   options: FetchOptions,
+  hashes: FileHashes,
 ): Promise<{ packs_read: number; bytes_downloaded: number }> {
   const byPack = extentsByPack(document);
   const order = [...byPack.keys()].sort((a, b) => a - b);
@@ -176,39 +173,58 @@ async function writeExtents(
   let done = 0;
   let downloaded = 0;
   await inLanes(order.length, lanes, async (at, lane) => {
-    if (at % GC_EVERY_PACKS === GC_EVERY_PACKS - 1) collectGarbage();
+    collectGarbageAbove(GC_ABOVE_BYTES);
     const { id, compression } = document.packs[order[at]];
     const name = packName(id);
     const extents = byPack.get(order[at])!;
     const sealed = await backend.read(name, buffers[lane]);
     downloaded += sealed.length;
     const ranges = extents.map(([, [, , offset, length]]) => [offset, length] as const);
-    const opened = await pool.open({
-      name,
-      sealed,
-      into: sealed,
-      compression,
-      maxBytes: PACK_MAX_BYTES,
-      ranges,
-    }, identities);
-    buffers[lane] = new Uint8Array(opened.sealed.buffer);
-    done += await placeExtents(root, name, opened, extents);
+    try {
+      // no SHA-256 of the pack against its name here: each extent's hash proves every byte written
+      const job = { name, sealed, into: sealed, compression, maxBytes: PACK_MAX_BYTES, ranges, skipNameHash: true };
+      const opened = await pool.open(job, identities);
+      buffers[lane] = new Uint8Array(opened.sealed.buffer);
+      done += await placeExtents(root, name, opened, extents, hashes);
+    } catch (error) {
+      if (error instanceof OperationError) await refuseMisnamed(backend, name);
+      throw error;
+    }
     options.onProgress?.(done, total);
   });
   return { packs_read: order.length, bytes_downloaded: downloaded };
 }
 
-/** Check each extent's hash (the worker computed it) and write its bytes at their offset; returns the bytes written. */
+/**
+ * After a pack failed to open or to match an extent's hash: read it again and, when its bytes do not hash to its name,
+ * say so (swapped, truncated or edited), as a reader that checks the name first would have.
+ */
+async function refuseMisnamed(backend: Backend, name: string): Promise<void> {
+  let sealed: Uint8Array;
+  try {
+    sealed = await backend.read(name);
+  } catch {
+    return; // the first error stands
+  }
+  checkPackName(name, sealed);
+}
+
+/**
+ * Check each extent's hash (the worker computed it), write its bytes at their offset and add them to their file's
+ * hash; returns the bytes written.
+ */
 async function placeExtents(
   root: string,
   name: string,
   opened: OpenDone,
   extents: [DocumentFile, Extent][],
+  hashes: FileHashes,
 ): Promise<number> {
   let written = 0;
   let open = null as { path: string; file: Deno.FsFile } | null;
   try {
-    for (const [index, [file, [at, , offset, length, hash]]] of extents.entries()) {
+    for (const [index, [file, extent]] of extents.entries()) {
+      const [at, , offset, length, hash] = extent;
       if (opened.hashes[index] !== hash) {
         throw new OperationError(
           `${name}: the bytes of ${file.path} at ${at} do not match their hash; snapshot damaged`,
@@ -221,6 +237,7 @@ async function placeExtents(
       const bytes = opened.plain.subarray(offset, offset + length);
       await open.file.seek(at, Deno.SeekMode.Start); // off the main thread: lanes write while others decrypt
       for (let done = 0; done < bytes.length;) done += await open.file.write(bytes.subarray(done));
+      hashes.written(file, extent, bytes);
       written += length;
     }
   } finally {

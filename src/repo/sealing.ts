@@ -31,6 +31,11 @@ export interface OpenOptions {
    * object stored without compression is then a view of it, valid until the buffer is reused.
    */
   into?: Uint8Array;
+  /**
+   * Skip a pack's SHA-256 against its name: only for a reader that proves every byte it uses by another hash (a fetch
+   * checks each extent's SHA-256) and, when opening fails, checks the name itself to say what happened.
+   */
+  skipNameHash?: boolean;
 }
 
 /** zstd level for packs and documents: most of level 9's ratio at several times its speed. */
@@ -72,6 +77,20 @@ export function sealBytes(
 }
 
 /**
+ * Check that a pack's bytes hash to its name (nothing for an object of another kind).
+ *
+ * @throws {OperationError} naming the pack when they do not: swapped, truncated or edited.
+ */
+export function checkPackName(name: string, sealed: Uint8Array): void {
+  const parsed = parseName(name);
+  if (parsed?.kind === "pack" && sha256Hex(sealed) !== parsed.id) {
+    throw new OperationError(
+      `${name}: its bytes do not hash to its name (swapped, truncated or edited); run 'remote verify'`,
+    );
+  }
+}
+
+/**
  * Open a sealed object read as `name`: a pack's bytes must hash to its name; then age, then zstd when recorded.
  *
  * @throws {OperationError} naming the object: swapped or truncated pack, another key, tampered, corrupt.
@@ -82,12 +101,7 @@ export function openBytes(
   identities: readonly AgeIdentity[],
   options: OpenOptions,
 ): Uint8Array {
-  const parsed = parseName(name);
-  if (parsed?.kind === "pack" && sha256Hex(sealed) !== parsed.id) {
-    throw new OperationError(
-      `${name}: its bytes do not hash to its name (swapped, truncated or edited); run 'remote verify'`,
-    );
-  }
+  if (!options.skipNameHash) checkPackName(name, sealed);
   let body: Uint8Array;
   try {
     body = ageDecrypt(sealed, identities, options.into);

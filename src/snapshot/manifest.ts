@@ -62,7 +62,7 @@ export interface ManifestCheckOptions {
   quick: boolean;
   onProgress?: HashProgress;
   /**
-   * SHA-256 already proven for files of this very folder (a fetch read each one back against its document), by path:
+   * SHA-256 already proven for files of this very folder (a fetch hashed each one as written, against its document), by path:
    * such a file's entry is compared with it as text instead of the file being read again.
    */
   verified?: ReadonlyMap<string, string>;

@@ -23,3 +23,14 @@ export function collectGarbage(): void {
   }
   collect?.();
 }
+
+/**
+ * Run a full collection only when this thread holds more than `bytes` of array buffers (live or not yet collected):
+ * a forced collection costs several milliseconds and makes the next calls slower (it drops compiled code), so a loop
+ * that makes native garbage collects when that garbage is there rather than every few turns. Returns whether it did.
+ */
+export function collectGarbageAbove(bytes: number): boolean {
+  if (Deno.memoryUsage().external <= bytes) return false;
+  collectGarbage();
+  return true;
+}
