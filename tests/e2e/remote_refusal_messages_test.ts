@@ -8,7 +8,7 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { runCli, tempDir } from "../_helpers.ts";
-import { oneErrorLine } from "../_remote_cli.ts";
+import { ageKeyPair, authKeyFileFor, oneErrorLine } from "../_remote_cli.ts";
 
 Deno.test("remote CLI refusals: one line each, exit 2, naming what to give", async (t) => {
   using dir = tempDir("atocore-remote-refusals-");
@@ -46,7 +46,7 @@ Deno.test("remote CLI refusals: one line each, exit 2, naming what to give", asy
     [
       "ATOCORE_BACKUP_TRANSFERS not a number",
       ["push", "--latest"],
-      { ...env, ATOCORE_BACKUP_TRANSFERS: "many" },
+      { ...env, ATOCORE_BACKUP_TRANSFERS: "many", ATOCORE_BACKUP_AUTH_KEY_FILE: authKeyFileFor(ageKeyPair(dir.path)) },
       /ATOCORE_BACKUP_TRANSFERS must be a whole number from 1 to \d+, not "many"$/,
     ],
     [

@@ -13,7 +13,7 @@ import { entryNames, faultSeed, ledgerState, liveDigest, seededRandom, treeDiges
 import { changeLive } from "../_live.ts";
 import { type ActedRun, afterBytes, runUntil } from "../_network.ts";
 import { type FaultProxy, startProxy } from "../_proxy.ts";
-import { ageKeyPair, oneErrorLine } from "../_remote_cli.ts";
+import { ageKeyPair, authKeyEnv, oneErrorLine } from "../_remote_cli.ts";
 import { networkTargets, type RemoteTarget } from "../_targets.ts";
 
 /** The stall timeout of these runs: short, so that a stalled link is given up within the test's time. */
@@ -183,7 +183,12 @@ async function pushedFixture(target: RemoteTarget, store: ReturnType<typeof temp
   const proxy = startProxy(target.server!);
   const direct = target.fresh("outage");
   const base = { ...storeEnv(store), ATOCORE_BACKUP_STALL_TIMEOUT: SHORT_STALL };
-  const env = { ...base, ...target.server!.through(direct, proxy.port), ATOCORE_BACKUP_IDENTITY_FILE: key.keyFile };
+  const env = {
+    ...base,
+    ...target.server!.through(direct, proxy.port),
+    ...authKeyEnv(key),
+    ATOCORE_BACKUP_IDENTITY_FILE: key.keyFile,
+  };
   const refusedEnv = { ...env, ...target.server!.through(direct, closedPort()) };
   for (const args of [["remote", "init", "--recipient", key.recipient], ["push", stamp]]) {
     const run = await runCli(args, { env });

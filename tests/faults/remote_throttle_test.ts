@@ -11,7 +11,7 @@ import { runCli, storeEnv, tempDir, tempStore } from "../_helpers.ts";
 import { faultSeed, ledgerState, liveDigest, seededRandom, treeDigest, trialLabel } from "../_faults.ts";
 import { type HttpFaultProxy, type HttpRule, s3Kind, type SeenRequest, startHttpProxy } from "../_http_proxy.ts";
 import { retries, runUntil } from "../_network.ts";
-import { ageKeyPair, assertVerified, oneErrorLine, remoteNames } from "../_remote_cli.ts";
+import { ageKeyPair, assertVerified, authKeyFileFor, oneErrorLine, remoteNames } from "../_remote_cli.ts";
 import { type RemoteTarget, s3Target } from "../_targets.ts";
 
 /** The stall timeout of these runs: short, so that a stalled upload is given up within the test's time. */
@@ -29,6 +29,8 @@ interface Fixture {
   stamp: string;
   keyFile: string;
   recipient: string;
+  /** The pushing host's authentication key file. */
+  authKeyFile: string;
   random: () => number;
   seed: number;
 }
@@ -48,6 +50,7 @@ async function freshRepository(f: Fixture, name: string) {
     ...storeEnv(f.store),
     ...f.target.server!.through(f.target.fresh(name), f.proxy.port),
     ATOCORE_BACKUP_STALL_TIMEOUT: `${SHORT_STALL_MS / 1000}s`,
+    ATOCORE_BACKUP_AUTH_KEY_FILE: f.authKeyFile,
   };
   f.proxy.setRules([]);
   const init = await runCli(["remote", "init", "--recipient", f.recipient], { env });
@@ -201,6 +204,7 @@ if (target !== null) {
       stamp: (created.json as { stamp: string }).stamp,
       keyFile: key.keyFile,
       recipient: key.recipient,
+      authKeyFile: authKeyFileFor(key),
       random: seededRandom(seed + 503),
       seed,
     };
