@@ -7,6 +7,7 @@
 /// <reference lib="deno.worker" />
 import { collectGarbage } from "../sys/collect_garbage.ts";
 import { type OpenJob, resultBuffers, runJob, transferables } from "./crypto_jobs.ts";
+import { runSealJob, type SealJob, sealResultBuffers } from "./seal_jobs.ts";
 
 /**
  * Jobs between two full garbage collections: a zstd pack's plaintext is a new buffer each time, and the workers share
@@ -15,8 +16,13 @@ import { type OpenJob, resultBuffers, runJob, transferables } from "./crypto_job
 const GC_EVERY_JOBS = 2;
 let jobs = 0;
 
-self.onmessage = (event: MessageEvent<OpenJob & { id: number }>) => {
+self.onmessage = (event: MessageEvent<(OpenJob | SealJob) & { id: number }>) => {
   if (++jobs % GC_EVERY_JOBS === 0) collectGarbage();
-  const result = runJob(event.data);
+  if ("kind" in event.data && event.data.kind === "seal") {
+    const sealed = runSealJob(event.data);
+    self.postMessage({ id: event.data.id, result: sealed }, transferables(sealResultBuffers(sealed)));
+    return;
+  }
+  const result = runJob(event.data as OpenJob);
   self.postMessage({ id: event.data.id, result }, transferables(resultBuffers(result)));
 };

@@ -13,6 +13,7 @@ import { DOCUMENT_FORMAT, serializeDocument, type SnapshotDocument } from "./doc
 import { leaseName, newRandomId, parseName, PREFIXES, refsName, type SnapshotKey, snapshotName } from "./layout.ts";
 import { type LocalSnapshot, readLocalSnapshot } from "./local_snapshot.ts";
 import { DEFAULT_TRANSFERS } from "./lanes.ts";
+import { CryptoPool, defaultWorkers } from "./crypto_pool.ts";
 import { PackWriter } from "./pack_writer.ts";
 import type { Lease, Refs } from "./public_objects.ts";
 import { readCondemned } from "./public_objects.ts";
@@ -162,9 +163,12 @@ async function upload(
   const { backend, io, config } = repository;
   const backupDir = context.backupDir;
   const journal = new PushJournal(pushJournalPath(backupDir, backend.location, key.pushId), config.id);
+  const parallel = context.transfers ?? DEFAULT_TRANSFERS;
+  using pool = new CryptoPool(Math.min(parallel, defaultWorkers())); // packs are sealed while the next ones fill
   const writer = new PackWriter(io, {
-    parallel: context.transfers ?? DEFAULT_TRANSFERS,
+    parallel,
     onStored: (_slot, pack, tags, offsets) => journal.record(pack, tags, offsets),
+    sealer: (job) => pool.seal(job),
   });
   const total = local.entries.reduce((sum, entry) => sum + (entry.kind === "file" ? entry.size : 0), 0);
   const safePoint = () => {
