@@ -157,6 +157,7 @@ export class PackWriter {
       if (buffer.buffer.byteLength === size && into.length < most) into.push(new Uint8Array(buffer.buffer));
     };
     const { ranges, runs } = packRanges(pack);
+    const first = pack.tags.length;
     const upload = this.io.putPack(pack.buffer.subarray(0, pack.used), compression, {
       out: this.outs.pop() ?? new Uint8Array(PACK_BUFFER_BYTES),
       recycle: keep(this.free, PACK_MAX_BYTES, this.parallel),
@@ -166,7 +167,7 @@ export class PackWriter {
     }).then(({ info, hashes }) => {
       pack.tags.forEach((tag, at) => tag.hash.set(hashes.subarray(at * 32, at * 32 + 32)));
       runs.forEach(([offset, length], at) => {
-        const run = hashes.subarray((pack.tags.length + at) * 32, (pack.tags.length + at + 1) * 32);
+        const run = hashes.subarray((first + at) * 32, (first + at + 1) * 32);
         this.runHashes.set(`${pack.slot}:${offset}:${length}`, Buffer.from(run).toString("hex"));
       });
       this.stored[pack.slot] = info;

@@ -164,7 +164,7 @@ async function upload(
   const backupDir = context.backupDir;
   const journal = new PushJournal(pushJournalPath(backupDir, backend.location, key.pushId), config.id);
   const parallel = context.transfers ?? DEFAULT_TRANSFERS;
-  using pool = new CryptoPool(Math.min(parallel, defaultWorkers())); // packs are sealed while the next ones fill
+  using pool = new CryptoPool(sealWorkers(parallel));
   const writer = new PackWriter(io, {
     parallel,
     onStored: (_slot, pack, tags, offsets) => journal.record(pack, tags, offsets),
@@ -206,6 +206,15 @@ async function upload(
     packs_written: stored.length,
     packs_reused: packs.length - stored.length,
   };
+}
+
+/**
+ * Workers that seal packs while the main thread reads and fills the next ones: one core is left to the main thread
+ * (on 2 cores one worker; a second measured about 30 MiB more peak memory and no faster), and no more than the packs
+ * that may be in flight.
+ */
+function sealWorkers(parallel: number): number {
+  return Math.max(1, Math.min(parallel, defaultWorkers() - 1));
 }
 
 /** The snapshot document of a push: where it belongs, what it restores, and the packs and files that hold it. */
