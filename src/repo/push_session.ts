@@ -125,7 +125,7 @@ export class PushSession {
       }
       extents.flush(); // before the buffer is read into again
       this.onProgress?.(this.done + offset + chunk.length, this.total);
-      this.collectEvery(chunk.length);
+      this.collectWhenDue();
       await this.writer.drain();
     });
     extents.close();
@@ -136,11 +136,11 @@ export class PushSession {
   }
 
   /**
-   * Collect garbage after every {@linkcode GC_EVERY_BYTES} read: each block's hash context is native garbage V8 does
-   * not count as pressure, so a push that stores little (a daily one reads the whole store) would otherwise grow.
+   * Collect garbage after every {@linkcode GC_EVERY_BYTES} hashed block by block on this thread: each block's hash is
+   * native garbage V8 does not count as pressure, so a push that stores little (a daily one reads the whole store and
+   * hashes each block to find it stored) would otherwise grow. Blocks hashed on the sealing worker are not counted.
    */
-  private collectEvery(bytes: number): void {
-    this.sinceCollected += bytes;
+  private collectWhenDue(): void {
     if (this.sinceCollected < GC_EVERY_BYTES) return;
     this.sinceCollected = 0;
     collectGarbage();
@@ -159,6 +159,7 @@ export class PushSession {
     let known = null;
     if (this.known.mayHave(pushed.path, pushed.block, index)) {
       hash.set(hashBytes("sha256", bytes, "buffer"));
+      this.sinceCollected += bytes.length;
       known = this.known.find(pushed.path, pushed.block, index, hash);
     } // else it cannot be found whatever its hash: it is packed, and hashed from the pack when sealed (PackWriter)
     let ref: number;
