@@ -15,22 +15,13 @@ import { runSealJob, type SealJob, sealResultBuffers } from "./seal_jobs.ts";
  */
 const GC_EVERY_JOBS = 2;
 let jobs = 0;
-/**
- * Seal jobs between two full collections: 8 packs (64 MiB), as the main thread did when it sealed. A seal job's big
- * buffers move back to the main thread; what it leaves is cipher and hash objects and zstd's output. Measured on the
- * 1 GiB stores: collecting every 2 seals cost 1 to 2 s of CPU more for 0 to 13 MiB less peak memory.
- */
-const GC_EVERY_SEALS = 8;
-let seals = 0;
-
 self.onmessage = (event: MessageEvent<(OpenJob | SealJob) & { id: number }>) => {
+  if (++jobs % GC_EVERY_JOBS === 0) collectGarbage(); // a seal job leaves cipher and hash objects and zstd's output
   if ("kind" in event.data && event.data.kind === "seal") {
-    if (++seals % GC_EVERY_SEALS === 0) collectGarbage();
     const sealed = runSealJob(event.data);
     self.postMessage({ id: event.data.id, result: sealed }, transferables(sealResultBuffers(sealed)));
     return;
   }
-  if (++jobs % GC_EVERY_JOBS === 0) collectGarbage();
   const result = runJob(event.data as OpenJob);
   self.postMessage({ id: event.data.id, result }, transferables(resultBuffers(result)));
 };

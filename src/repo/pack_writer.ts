@@ -160,7 +160,7 @@ export class PackWriter {
     const first = pack.tags.length;
     const upload = this.io.putPack(pack.buffer.subarray(0, pack.used), compression, {
       out: this.outs.pop() ?? new Uint8Array(PACK_BUFFER_BYTES),
-      recycle: keep(this.free, PACK_MAX_BYTES, this.parallel),
+      recycle: keep(this.free, PACK_MAX_BYTES, 1),
       release: keep(this.outs, PACK_BUFFER_BYTES, this.parallel),
       sealer: this.options.sealer,
       ranges,
