@@ -15,6 +15,7 @@ import { runSealJob, type SealJob, sealResultBuffers } from "./seal_jobs.ts";
  */
 const GC_EVERY_JOBS = 2;
 let jobs = 0;
+
 self.onmessage = (event: MessageEvent<(OpenJob | SealJob) & { id: number }>) => {
   if (++jobs % GC_EVERY_JOBS === 0) collectGarbage(); // a seal job leaves cipher and hash objects and zstd's output
   if ("kind" in event.data && event.data.kind === "seal") {
