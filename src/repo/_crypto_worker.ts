@@ -1,12 +1,14 @@
 /**
- * The worker behind `crypto_pool.ts`: opens packs off the main thread, so a fetch or a verify uses every core.
- * In: an {@linkcode OpenJob} with an `id`. Out: its result with the same `id`, buffers moved.
+ * The worker behind `crypto_pool.ts`: opens packs for a fetch or a verify, and seals a push's packs, off the main
+ * thread, so both use every core. In: an {@linkcode OpenJob} or a {@linkcode SealJob} with an `id`. Out: its result
+ * with the same `id`, buffers moved.
  *
  * @module
  */
 /// <reference lib="deno.worker" />
-import { collectGarbageAbove } from "../sys/collect_garbage.ts";
+import { collectGarbage, collectGarbageAbove } from "../sys/collect_garbage.ts";
 import { type OpenJob, resultBuffers, runJob, transferables } from "./crypto_jobs.ts";
+import { runSealJob, type SealJob, sealResultBuffers } from "./seal_jobs.ts";
 
 /**
  * Array buffers a worker may hold before a full garbage collection: a zstd pack's plaintext is a new buffer each time
@@ -14,9 +16,18 @@ import { type OpenJob, resultBuffers, runJob, transferables } from "./crypto_job
  * process under its memory bound at a fraction of the cost.
  */
 const GC_ABOVE_BYTES = 32 << 20;
+/** Seal jobs between two full collections: what they leave (cipher and hash contexts) is not counted as buffers. */
+const GC_EVERY_SEALS = 2;
+let seals = 0;
 
-self.onmessage = (event: MessageEvent<OpenJob & { id: number }>) => {
+self.onmessage = (event: MessageEvent<(OpenJob | SealJob) & { id: number }>) => {
+  if ("kind" in event.data && event.data.kind === "seal") {
+    if (++seals % GC_EVERY_SEALS === 0) collectGarbage();
+    const sealed = runSealJob(event.data);
+    self.postMessage({ id: event.data.id, result: sealed }, transferables(sealResultBuffers(sealed)));
+    return;
+  }
   collectGarbageAbove(GC_ABOVE_BYTES);
-  const result = runJob(event.data);
+  const result = runJob(event.data as OpenJob);
   self.postMessage({ id: event.data.id, result }, transferables(resultBuffers(result)));
 };

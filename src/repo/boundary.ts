@@ -11,6 +11,7 @@ import { OperationError } from "../errors.ts";
 import type { Backend } from "./backend.ts";
 import { packName, parseName } from "./layout.ts";
 import { type Compression, openBytes, type OpenOptions, sealBytes, sha256Hex } from "./sealing.ts";
+import { type SealDone, type SealJob, sealPack } from "./seal_jobs.ts";
 
 export { type Compression, type OpenOptions, sha256Hex };
 
@@ -36,6 +37,16 @@ export interface PackSealing {
   recycle?: (plain: Uint8Array) => void;
   /** Takes `out` back once the sealed bytes are written. */
   release?: (out: Uint8Array) => void;
+  /** Runs the seal elsewhere (a worker: `CryptoPool.seal`); inline when absent. */
+  sealer?: (job: SealJob) => Promise<SealDone>;
+  /** Flat `[offset, length]` pairs of the plaintext to hash while sealing (see {@linkcode StoredPack.hashes}). */
+  ranges?: Uint32Array;
+}
+
+/** A pack stored by {@linkcode Boundary.putPack}, and the SHA-256 of each range asked for (32 bytes each, in order). */
+export interface StoredPack {
+  info: PackInfo;
+  hashes: Uint8Array;
 }
 
 /** The kinds of object the format stores in the clear; everything else is sealed. */
@@ -50,17 +61,28 @@ export class Boundary {
   constructor(readonly backend: Backend, readonly recipients: readonly string[]) {}
 
   /**
-   * Seal a pack's plaintext (into `out` when long enough) and store it under the
-   * SHA-256 of the sealed bytes (exclusive create). The plaintext's buffer is handed to `recycle` once sealed (before
-   * the upload ends), the sealed bytes' buffer to `release` once written. The compression recorded is the one used:
-   * zstd only when it paid.
+   * Seal a pack's plaintext (into `out` when long enough; on `sealer` when given) to this boundary's recipients, hash
+   * the `ranges` asked for, and store it under the SHA-256 of the sealed bytes (exclusive create). The plaintext's
+   * buffer is handed to `recycle` once sealed (before the upload ends), the sealed bytes' buffer to `release` once
+   * written. The compression recorded is the one used: zstd only when it paid.
    */
-  async putPack(plaintext: Uint8Array, compression: Compression, options: PackSealing = {}): Promise<PackInfo> {
-    const sealed = sealBytes(plaintext, compression, this.recipients, false, options.out);
-    options.recycle?.(plaintext);
+  async putPack(plaintext: Uint8Array, compression: Compression, options: PackSealing = {}): Promise<StoredPack> {
+    const job: SealJob = {
+      kind: "seal",
+      plain: plaintext,
+      out: options.out ?? new Uint8Array(0),
+      compression,
+      recipients: this.recipients,
+      ranges: options.ranges ?? new Uint32Array(0),
+    };
+    const sealed = options.sealer ? await options.sealer(job) : sealPack(job);
+    options.recycle?.(sealed.plain);
     await this.write(packName(sealed.sha256), sealed.bytes);
-    if (options.out) options.release?.(options.out);
-    return { id: sealed.sha256, size: sealed.bytes.length, compression: sealed.compression };
+    if (options.out) options.release?.(sealed.out);
+    return {
+      info: { id: sealed.sha256, size: sealed.bytes.length, compression: sealed.compression },
+      hashes: sealed.hashes,
+    };
   }
 
   /**

@@ -10,6 +10,7 @@ import { OperationError } from "../errors.ts";
 import { collectGarbage } from "../sys/collect_garbage.ts";
 import { type JobFailure, type OpenDone, type OpenJob, runJob, transferables } from "./crypto_jobs.ts";
 import { GC_EVERY_PACKS } from "./pack_writer.ts";
+import { runSealJob, type SealDone, type SealJob } from "./seal_jobs.ts";
 
 export type { OpenDone };
 
@@ -21,7 +22,7 @@ export function defaultWorkers(): number {
 interface Slot {
   worker: Worker;
   busy: number;
-  pending: Map<number, { resolve: (result: OpenDone | JobFailure) => void; reject: (error: Error) => void }>;
+  pending: Map<number, { resolve: (result: never) => void; reject: (error: Error) => void }>;
 }
 
 /** Opens packs on worker threads; dispose it to stop them. */
@@ -54,6 +55,18 @@ export class CryptoPool implements Disposable {
     return result;
   }
 
+  /**
+   * Seal a pack and hash ranges of its plaintext (see {@linkcode SealJob}); `plain` and `out` move to the worker and
+   * come back in the result.
+   */
+  async seal(job: SealJob): Promise<SealDone> {
+    const slot = this.slot();
+    if (!slot && ++this.nextId % GC_EVERY_PACKS === 0) collectGarbage();
+    const result = slot ? await this.postSeal(slot, job) : runSealJob(job);
+    if ("error" in result) throw result.operation ? new OperationError(result.error) : new Error(result.error);
+    return result;
+  }
+
   /** Stop the workers; a job still running is rejected. */
   [Symbol.dispose](): void {
     for (const slot of this.slots.splice(0)) this.stop(slot, new Error("crypto pool closed"));
@@ -65,6 +78,15 @@ export class CryptoPool implements Disposable {
     return new Promise((resolve, reject) => {
       slot.pending.set(id, { resolve, reject });
       slot.worker.postMessage({ ...job, id }, transferables([job.sealed, job.into]));
+    });
+  }
+
+  private postSeal(slot: Slot, job: SealJob): Promise<SealDone | JobFailure> {
+    const id = this.nextId++;
+    slot.busy += 1;
+    return new Promise((resolve, reject) => {
+      slot.pending.set(id, { resolve, reject });
+      slot.worker.postMessage({ ...job, id }, transferables([job.plain, job.out]));
     });
   }
 
@@ -87,7 +109,7 @@ export class CryptoPool implements Disposable {
       const pending = slot.pending.get(event.data.id);
       slot.pending.delete(event.data.id);
       slot.busy -= 1;
-      pending?.resolve(event.data.result);
+      pending?.resolve(event.data.result as never);
     };
     worker.onerror = (event) => {
       event.preventDefault();

@@ -1,10 +1,12 @@
 /**
- * Fills packs of blocks (one open pack per compression class), seals each full pack and uploads it while the next one
- * fills, with a small bound on uploads in flight so memory stays a few packs whatever the store's size.
+ * Fills packs of blocks (one open pack per compression class), seals each full pack (on a worker when given one,
+ * hashing there its blocks and extents) and uploads it while the next one fills, with a small bound on packs in flight
+ * so memory stays a few packs whatever the store's size.
  *
  * @module
  */
-import type { Boundary, Compression, PackInfo } from "./boundary.ts";
+import type { Boundary, Compression, PackInfo, PackSealing } from "./boundary.ts";
+import { Buffer } from "node:buffer";
 import { collectGarbage } from "../sys/collect_garbage.ts";
 import { PACK_BUFFER_BYTES, PACK_MAX_BYTES, PACK_TARGET_BYTES } from "./document.ts";
 
@@ -18,7 +20,10 @@ export interface TaggedFile {
   size: number;
 }
 
-/** What a block placed in a pack is, so a journal can tell the next push where it went. */
+/**
+ * What a block placed in a pack is, so a journal can tell the next push where it went. `hash` (32 bytes) is set from
+ * the pack's plaintext once the pack is sealed, before the pack is reported stored.
+ */
 export interface BlockTag {
   file: TaggedFile;
   index: number;
@@ -39,6 +44,8 @@ export interface PackWriterOptions {
   targetBytes?: number;
   /** Called once a pack is stored, with its slot and what it holds (for the journal). */
   onStored?: (slot: number, pack: PackInfo, tags: BlockTag[], offsets: number[]) => void;
+  /** Seals packs elsewhere (a worker); inline when absent. */
+  sealer?: PackSealing["sealer"];
 }
 
 interface OpenPack {
@@ -55,6 +62,11 @@ export class PackWriter {
   readonly stored: (PackInfo | null)[] = [];
   /** Plaintext bytes placed in packs so far. */
   plaintextBytes = 0;
+  /**
+   * The SHA-256 (hex) of each run of a new pack's plaintext that holds consecutive blocks of one file (an extent of the
+   * snapshot document), by `slot:offset:length`, once the pack is stored.
+   */
+  readonly runHashes = new Map<string, string>();
   private readonly open: Record<Compression, OpenPack | null> = { zstd: null, none: null };
   private readonly inFlight = new Set<Promise<void>>();
   private failure: { error: unknown } | null = null;
@@ -144,11 +156,20 @@ export class PackWriter {
     const keep = (into: Uint8Array[], size: number, most: number) => (buffer: Uint8Array) => {
       if (buffer.buffer.byteLength === size && into.length < most) into.push(new Uint8Array(buffer.buffer));
     };
+    const { ranges, runs } = packRanges(pack);
+    const first = pack.tags.length;
     const upload = this.io.putPack(pack.buffer.subarray(0, pack.used), compression, {
       out: this.outs.pop() ?? new Uint8Array(PACK_BUFFER_BYTES),
       recycle: keep(this.free, PACK_MAX_BYTES, 1),
       release: keep(this.outs, PACK_BUFFER_BYTES, this.parallel),
-    }).then((info) => {
+      sealer: this.options.sealer,
+      ranges,
+    }).then(({ info, hashes }) => {
+      pack.tags.forEach((tag, at) => tag.hash.set(hashes.subarray(at * 32, at * 32 + 32)));
+      runs.forEach(([offset, length], at) => {
+        const run = hashes.subarray((first + at) * 32, (first + at + 1) * 32);
+        this.runHashes.set(`${pack.slot}:${offset}:${length}`, Buffer.from(run).toString("hex"));
+      });
       this.stored[pack.slot] = info;
       this.options.onStored?.(pack.slot, info, pack.tags, pack.offsets);
     }).catch((error) => {
@@ -157,4 +178,24 @@ export class PackWriter {
     const tracked = upload.finally(() => this.inFlight.delete(tracked));
     this.inFlight.add(tracked);
   }
+}
+
+/**
+ * The ranges of a pack's plaintext to hash while sealing: each block, then each run of consecutive blocks of one file
+ * (the extents the push session makes of them: blocks placed one after the other, in file order).
+ */
+function packRanges(pack: OpenPack): { ranges: Uint32Array; runs: [number, number][] } {
+  const { tags, offsets, used } = pack;
+  const runs: [number, number][] = [];
+  const ranges: number[] = [];
+  tags.forEach((tag, at) => {
+    const end = at + 1 < tags.length ? offsets[at + 1] : used;
+    ranges.push(offsets[at], end - offsets[at]);
+    const previous = tags[at - 1];
+    const continues = previous?.file === tag.file && previous.index + 1 === tag.index;
+    if (continues) runs[runs.length - 1][1] += end - offsets[at];
+    else runs.push([offsets[at], end - offsets[at]]);
+  });
+  for (const [offset, length] of runs) ranges.push(offset, length);
+  return { ranges: Uint32Array.from(ranges), runs };
 }

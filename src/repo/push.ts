@@ -13,6 +13,7 @@ import { DOCUMENT_FORMAT, serializeDocument, type SnapshotDocument } from "./doc
 import { leaseName, newRandomId, parseName, PREFIXES, refsName, type SnapshotKey, snapshotName } from "./layout.ts";
 import { type LocalSnapshot, readLocalSnapshot } from "./local_snapshot.ts";
 import { DEFAULT_TRANSFERS } from "./lanes.ts";
+import { CryptoPool } from "./crypto_pool.ts";
 import { PackWriter } from "./pack_writer.ts";
 import type { Lease, Refs } from "./public_objects.ts";
 import { readCondemned } from "./public_objects.ts";
@@ -167,9 +168,12 @@ async function upload(
   const { backend, io, config } = repository;
   const backupDir = context.backupDir;
   const journal = new PushJournal(pushJournalPath(backupDir, backend.location, key.pushId), config.id);
+  const parallel = context.transfers ?? DEFAULT_TRANSFERS;
+  using pool = new CryptoPool(SEAL_WORKERS); // starts its worker at the first pack sealed there
   const writer = new PackWriter(io, {
-    parallel: context.transfers ?? DEFAULT_TRANSFERS,
+    parallel,
     onStored: (_slot, pack, tags, offsets) => journal.record(pack, tags, offsets),
+    sealer: sealsOnWorker(backend) ? (job) => pool.seal(job) : undefined,
   });
   const total = local.entries.reduce((sum, entry) => sum + (entry.kind === "file" ? entry.size : 0), 0);
   const safePoint = () => {
@@ -208,6 +212,22 @@ async function upload(
     packs_written: stored.length,
     packs_reused: packs.length - stored.length,
   };
+}
+
+/**
+ * One worker seals packs while the main thread reads and fills the next ones: packs are sealed in the order they fill,
+ * so a killed push has stored a prefix of them, as when the main thread sealed. A second worker measured no faster on
+ * 2 CPUs and about 30 MiB more; with several, a small pack can be stored before a full one that filled first.
+ */
+const SEAL_WORKERS = 1;
+
+/**
+ * Whether packs are sealed on the worker: for a folder repository. A network backend holds its own copies of the packs
+ * it uploads, and with the worker's heap and the packs it seals an S3 first push peaked at 262 to 274 MiB (228 MiB
+ * sealing on the main thread): over the network packs are sealed on the main thread, within the memory bound.
+ */
+function sealsOnWorker(backend: Backend): boolean {
+  return backend.location.startsWith("file://");
 }
 
 /** The snapshot document of a push: where it belongs, what it restores, and the packs and files that hold it. */

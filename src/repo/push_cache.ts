@@ -269,6 +269,17 @@ export class KnownBlocks {
     return file.extents.every((extent) => this.isUsable(extent[1])) ? file : null;
   }
 
+  /**
+   * Whether block `index` of `path` (cut at `block`) may be stored already: a usable pack holds a block at that place.
+   * When not, {@linkcode find} finds nothing whatever the block's hash, so the block need not be hashed before packing.
+   */
+  mayHave(path: string, block: number, index: number): boolean {
+    for (const map of [this.cached.get(path)?.map, this.journal.get(path)]) {
+      if (map && map.block === block && index < map.packs.length && this.isUsable(map.packs[index])) return true;
+    }
+    return false;
+  }
+
   /** Where block `index` of `path` (cut at `block`) with SHA-256 `hash` is already stored, or `null`. */
   find(path: string, block: number, index: number, hash: Uint8Array): KnownLocation | null {
     for (const map of [this.cached.get(path)?.map, this.journal.get(path)]) {

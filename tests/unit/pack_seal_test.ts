@@ -1,0 +1,78 @@
+import assert from "node:assert/strict";
+import { createHash } from "node:crypto";
+import { Buffer } from "node:buffer";
+import { generateIdentity, parseIdentity } from "../../src/crypto/age.ts";
+import { Boundary, getSealed } from "../../src/repo/boundary.ts";
+import { CryptoPool } from "../../src/repo/crypto_pool.ts";
+import { openFolderBackend } from "../../src/repo/folder.ts";
+import { packName } from "../../src/repo/layout.ts";
+import { type BlockTag, PackWriter, type TaggedFile } from "../../src/repo/pack_writer.ts";
+import { tempDir } from "../_helpers.ts";
+
+const sha = (bytes: Uint8Array) => createHash("sha256").update(bytes).digest("hex");
+
+/** Blocks of two files into small packs, sealed on a worker or inline; what each pack holds and what was hashed. */
+async function packTwoFiles(sealOnWorker: boolean) {
+  using dir = tempDir();
+  using pool = new CryptoPool(1);
+  const { identity, recipient } = generateIdentity();
+  const backend = openFolderBackend(dir.path);
+  const stored: { id: string; tags: BlockTag[]; offsets: number[] }[] = [];
+  const writer = new PackWriter(new Boundary(backend, [recipient]), {
+    targetBytes: 20_000,
+    sealer: sealOnWorker ? (job) => pool.seal(job) : undefined,
+    onStored: (_slot, pack, tags, offsets) => stored.push({ id: pack.id, tags: [...tags], offsets: [...offsets] }),
+  });
+  const files: { file: TaggedFile; bytes: Uint8Array }[] = [0, 1].map((at) => {
+    const bytes = new Uint8Array(at === 0 ? 45_000 : 23_000).map((_, index) => (index * (at + 7)) % 251);
+    return { file: { path: `f${at}`, block: 4096, size: bytes.length }, bytes };
+  });
+  const placements: { slot: number; offset: number; bytes: Uint8Array }[] = [];
+  for (const { file, bytes } of files) {
+    for (let index = 0; index * 4096 < bytes.length; index++) {
+      const block = bytes.subarray(index * 4096, (index + 1) * 4096);
+      const tag = { file, index, hash: new Uint8Array(32) };
+      placements.push({ ...writer.add(block, "zstd", tag), bytes: block });
+    }
+  }
+  const packs = await writer.finish();
+  const plain = new Map<string, Uint8Array>();
+  for (const pack of packs) {
+    plain.set(pack.id, await getSealed(backend, [parseIdentity(identity)], packName(pack.id), pack));
+  }
+  return { packs, stored, placements, runHashes: writer.runHashes, plain };
+}
+
+Deno.test("pack writer: sealed on a worker or inline, each block and each run of a file's blocks is hashed from the pack", async () => {
+  for (const onWorker of [true, false]) {
+    const { packs, stored, placements, runHashes, plain } = await packTwoFiles(onWorker);
+    assert.ok(packs.length >= 3, `several packs (${packs.length})`);
+    for (const { slot, offset, bytes } of placements) {
+      const inPack = plain.get(packs[slot].id)!.subarray(offset, offset + bytes.length);
+      assert.deepEqual(inPack, bytes);
+    }
+    for (const { tags } of stored) {
+      for (const tag of tags) {
+        const source = placements.find((placed) =>
+          placed.bytes.byteOffset === tag.index * 4096 &&
+          placed.bytes.length === Math.min(4096, tag.file.size - tag.index * 4096) &&
+          placed.bytes.buffer.byteLength === tag.file.size
+        );
+        assert.ok(source, `block ${tag.index} of ${tag.file.path} was placed`);
+        assert.equal(Buffer.from(tag.hash).toString("hex"), sha(source.bytes));
+      }
+    }
+    // every run is one file's consecutive blocks in one pack, and hashes to those bytes
+    let covered = 0;
+    for (const [key, hash] of runHashes) {
+      const [slot, offset, length] = key.split(":").map(Number);
+      assert.equal(hash, sha(plain.get(packs[slot].id)!.subarray(offset, offset + length)));
+      covered += length;
+    }
+    assert.equal(covered, 68_000, "the runs cover every byte placed, once");
+    assert.ok(
+      runHashes.size >= packs.length + 1,
+      "a pack holding the end of one file and the start of the next: 2 runs",
+    );
+  }
+});
