@@ -10,12 +10,13 @@ import type { AgeIdentity } from "../crypto/age.ts";
 import { UsageError } from "../errors.ts";
 import type { Backend } from "./backend.ts";
 import { collectGarbage } from "../sys/collect_garbage.ts";
-import { type Compression, sha256Hex } from "./boundary.ts";
+import { sha256Hex } from "./boundary.ts";
 import { CryptoPool, defaultWorkers } from "./crypto_pool.ts";
 import { DEFAULT_TRANSFERS, inLanes } from "./lanes.ts";
 import { GC_EVERY_PACKS } from "./pack_writer.ts";
 import { isDocumentFile, PACK_BUFFER_BYTES, PACK_MAX_BYTES, type SnapshotDocument } from "./document.ts";
 import { packName, parseName, PREFIXES, refsName, type SnapshotKey, snapshotKeyText, snapshotName } from "./layout.ts";
+import { PackRanges } from "./pack_ranges.ts";
 import { openRepository, type Repository } from "./repository.ts";
 import { listSnapshots, readRefs, readSnapshot } from "./snapshots.ts";
 
@@ -51,12 +52,6 @@ export interface VerifyResult {
   notes: string[];
 }
 
-/** What `readData` checks in one pack: its compression and each distinct range taken from it with its hashes. */
-interface PackChecks {
-  compression: Compression;
-  ranges: Map<string, Set<string>>;
-}
-
 /**
  * Verify the repository at `backend`.
  *
@@ -88,12 +83,13 @@ export async function verifyRepository(backend: Backend, options: VerifyOptions 
     }
   }
   for (const name of listing.unknown) result.notes.push(`${name}: not an object of this format; ignored`);
-  const checks = new Map<string, PackChecks>();
+  const checks = new Map<string, PackRanges>();
   const referenced = new Set<string>();
   for (const { key } of listing.snapshots) {
     result.snapshots += 1;
     const allowUnauthenticated = options.allowUnauthenticated ?? false;
     await checkSnapshot(repository, key, identities, { packs, checks, referenced, result, allowUnauthenticated });
+    collectGarbage(); // each document is garbage once its ranges are taken: one at a time, whatever the history
   }
   result.packs_referenced = referenced.size;
   if (options.readData) await readPacks(backend, identities, checks, options, result);
@@ -113,7 +109,7 @@ async function listedPacks(backend: Backend, result: VerifyResult): Promise<Map<
 
 interface SnapshotContext {
   packs: Map<string, number>;
-  checks: Map<string, PackChecks>;
+  checks: Map<string, PackRanges>;
   referenced: Set<string>;
   result: VerifyResult;
   allowUnauthenticated: boolean;
@@ -158,14 +154,11 @@ function collectChecks(document: SnapshotDocument, context: SnapshotContext): vo
     for (const [, index, offset, length, hash] of file.extents) {
       const pack = document.packs[index];
       let checks = context.checks.get(pack.id);
-      if (!checks) context.checks.set(pack.id, checks = { compression: pack.compression, ranges: new Map() });
+      if (!checks) context.checks.set(pack.id, checks = new PackRanges(pack.compression));
       if (checks.compression !== pack.compression) {
         context.result.errors.push(`${packName(pack.id)}: recorded with two compressions by different snapshots`);
       }
-      const range = `${offset}:${length}`;
-      let hashes = checks.ranges.get(range);
-      if (!hashes) checks.ranges.set(range, hashes = new Set());
-      hashes.add(hash);
+      checks.add(offset, length, hash);
     }
   }
 }
@@ -173,7 +166,7 @@ function collectChecks(document: SnapshotDocument, context: SnapshotContext): vo
 async function readPacks(
   backend: Backend,
   identities: readonly AgeIdentity[],
-  checks: Map<string, PackChecks>,
+  checks: Map<string, PackRanges>,
   options: VerifyOptions,
   result: VerifyResult,
 ): Promise<void> {
@@ -186,7 +179,8 @@ async function readPacks(
     if (at % GC_EVERY_PACKS === GC_EVERY_PACKS - 1) collectGarbage();
     const name = packName(ids[at]);
     const pack = checks.get(ids[at])!;
-    const ranges = [...pack.ranges.keys()].map((range) => range.split(":").map(Number) as [number, number]);
+    const found = pack.ranges(); // this pack's only: the others stay compact
+    const ranges = found.map(({ offset, length }) => [offset, length] as const);
     try {
       if (!buffers[lane]?.byteLength) buffers[lane] = new Uint8Array(PACK_BUFFER_BYTES); // new, or kept by a failure
       const sealed = await backend.read(name, buffers[lane]);
@@ -198,10 +192,10 @@ async function readPacks(
         identities,
       );
       buffers[lane] = new Uint8Array(opened.sealed.buffer);
-      [...pack.ranges].forEach(([range, hashes], index) => {
-        result.extents_checked += hashes.size;
-        if (hashes.size !== 1 || !hashes.has(opened.hashes[index])) {
-          errors[at].push(`${name}: bytes ${range} do not match their hash`);
+      found.forEach(({ offset, length, hashes }, index) => {
+        result.extents_checked += hashes.length;
+        if (hashes.length !== 1 || hashes[0] !== opened.hashes[index]) {
+          errors[at].push(`${name}: bytes ${offset}:${length} do not match their hash`);
         }
       });
     } catch (error) {

@@ -1,0 +1,95 @@
+/**
+ * The ranges every snapshot takes from one pack, with the hashes they record, held as typed arrays (40 bytes an
+ * extent) and deduplicated as they grow: verify gathers them over all of a repository's history.
+ *
+ * @module
+ */
+import { Buffer } from "node:buffer";
+import type { Compression } from "./boundary.ts";
+
+/** Offsets and lengths are below 2^24 (a pack's plaintext is at most `PACK_MAX_BYTES`): one exact number as a key. */
+const LENGTH_SPAN = 2 ** 24;
+
+/** One distinct range of a pack and the distinct hashes recorded for it. */
+export interface PackRange {
+  offset: number;
+  length: number;
+  /** The distinct hashes recorded for these bytes, as lowercase hex (one, unless snapshots disagree). */
+  hashes: string[];
+}
+
+/** The extents taken from one pack: appended document by document, sorted and deduplicated when they double. */
+export class PackRanges {
+  private count = 0;
+  private compacted = 0;
+  private offsets = new Uint32Array(64);
+  private lengths = new Uint32Array(64);
+  private hashes = new Uint8Array(64 * 32);
+
+  /** Ranges of a pack recorded with `compression`. */
+  constructor(readonly compression: Compression) {}
+
+  /** Record that a snapshot takes `length` bytes at `offset` whose SHA-256 is `hash` (64 lowercase hex). */
+  add(offset: number, length: number, hash: string): void {
+    if (this.count === this.offsets.length) this.grow();
+    this.offsets[this.count] = offset;
+    this.lengths[this.count] = length;
+    this.hashes.set(Buffer.from(hash, "hex"), this.count * 32);
+    this.count += 1;
+  }
+
+  /** The distinct ranges in pack order, each with its distinct hashes. */
+  ranges(): PackRange[] {
+    this.compact();
+    const out: PackRange[] = [];
+    for (let at = 0; at < this.count; at++) {
+      const last = out.at(-1);
+      const hash = Buffer.from(this.hashes.buffer, at * 32, 32).toString("hex");
+      if (last?.offset === this.offsets[at] && last.length === this.lengths[at]) last.hashes.push(hash);
+      else out.push({ offset: this.offsets[at], length: this.lengths[at], hashes: [hash] });
+    }
+    return out;
+  }
+
+  /** Make room: first by dropping duplicates (a range kept by many snapshots is held once), else by doubling. */
+  private grow(): void {
+    if (this.count >= 2 * this.compacted) this.compact();
+    if (this.count * 2 <= this.offsets.length) return;
+    const size = this.offsets.length * 2;
+    this.offsets = resized(this.offsets, size);
+    this.lengths = resized(this.lengths, size);
+    const hashes = new Uint8Array(size * 32);
+    hashes.set(this.hashes);
+    this.hashes = hashes;
+  }
+
+  /** Sort by offset, length and hash, and keep one of each. */
+  private compact(): void {
+    const keys = new Float64Array(this.count);
+    for (let at = 0; at < this.count; at++) keys[at] = this.offsets[at] * LENGTH_SPAN + this.lengths[at];
+    const order = new Uint32Array(this.count).map((_, at) => at);
+    const hashOf = (at: number) => this.hashes.subarray(at * 32, at * 32 + 32);
+    order.sort((a, b) => keys[a] - keys[b] || Buffer.compare(hashOf(a), hashOf(b)));
+    const offsets = new Uint32Array(this.offsets.length);
+    const lengths = new Uint32Array(this.offsets.length);
+    const hashes = new Uint8Array(this.hashes.length);
+    let kept = 0;
+    for (const at of order) {
+      const previous = kept - 1;
+      const same = kept > 0 && offsets[previous] === this.offsets[at] && lengths[previous] === this.lengths[at] &&
+        Buffer.compare(hashes.subarray(previous * 32, kept * 32), hashOf(at)) === 0;
+      if (same) continue;
+      offsets[kept] = this.offsets[at];
+      lengths[kept] = this.lengths[at];
+      hashes.set(hashOf(at), kept * 32);
+      kept += 1;
+    }
+    [this.offsets, this.lengths, this.hashes, this.count, this.compacted] = [offsets, lengths, hashes, kept, kept];
+  }
+}
+
+function resized(array: Uint32Array, size: number): Uint32Array<ArrayBuffer> {
+  const out = new Uint32Array(size);
+  out.set(array);
+  return out;
+}
