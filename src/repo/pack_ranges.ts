@@ -51,6 +51,14 @@ export class PackRanges {
     return out;
   }
 
+  /** Drop duplicates and the arrays' room to grow: once every document is read, only what is kept stays. */
+  trim(): void {
+    this.compact();
+    this.offsets = this.offsets.slice(0, this.count);
+    this.lengths = this.lengths.slice(0, this.count);
+    this.hashes = this.hashes.slice(0, this.count * 32);
+  }
+
   /** Make room: first by dropping duplicates (a range kept by many snapshots is held once), else by doubling. */
   private grow(): void {
     if (this.count >= 2 * this.compacted) this.compact();

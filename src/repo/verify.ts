@@ -92,6 +92,7 @@ export async function verifyRepository(backend: Backend, options: VerifyOptions 
     collectGarbage(); // each document is garbage once its ranges are taken: one at a time, whatever the history
   }
   result.packs_referenced = referenced.size;
+  for (const ranges of checks.values()) ranges.trim();
   if (options.readData) await readPacks(backend, identities, checks, options, result);
   result.ok = result.errors.length === 0;
   return result;

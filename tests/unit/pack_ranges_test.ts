@@ -37,7 +37,10 @@ Deno.test("one range with two hashes keeps both, and the same offset with anothe
 Deno.test("thousands of distinct ranges are all kept", () => {
   const ranges = new PackRanges("zstd");
   for (let at = 0; at < 5000; at++) ranges.add(at * 512, 512, at.toString(16).padStart(64, "0"));
+  ranges.trim();
+  ranges.add(0, 512, "f".repeat(64)); // grows again after a trim
   const found = ranges.ranges();
   assert.equal(found.length, 5000);
+  assert.deepEqual(found[0].hashes, ["0".repeat(64), "f".repeat(64)]);
   assert.equal(found[4321].hashes[0], (4321).toString(16).padStart(64, "0"));
 });
