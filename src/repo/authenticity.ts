@@ -42,6 +42,14 @@ export function refsAuth(auth: PushAuth, claim: SnapshotClaim): RefsAuth[] {
   return auth.keys.map((key) => ({ recipient: key.recipient, mac: snapshotMac(key, claim) }));
 }
 
+/** Whether `refs` carry a matching MAC for every key of `auth`: a snapshot this pushing host made. */
+export function signedBy(refs: Refs, auth: PushAuth, claim: SnapshotClaim): boolean {
+  const entries = refs.auth ?? [];
+  return auth.keys.every((key) =>
+    entries.some((entry) => entry.recipient === key.recipient && macMatches(key, claim, entry.mac))
+  );
+}
+
 /**
  * Check snapshot `key`'s refs against the keys of `identities`: every MAC there for one of their recipients must match,
  * and at least one must be there, unless `allowUnauthenticated` (then a snapshot with none is accepted, `false`).

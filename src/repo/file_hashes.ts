@@ -8,44 +8,57 @@ import { createHash, type Hash } from "node:crypto";
 import { join } from "node:path";
 import { OperationError } from "../errors.ts";
 import { sha256File } from "../fs/hash.ts";
-import type { DocumentFile, Extent } from "./document.ts";
+import type { DocumentFile } from "./document.ts";
 
 /** Bytes read at once when an extent written earlier is read back (an extent is at most 8 MiB + 64 KiB). */
 const READ_BYTES = 1 << 20;
+
+/** Where a file's extents lie, in file order: compact, as the fetch empties the document's own extent arrays. */
+interface Layout {
+  ats: Float64Array;
+  lengths: Float64Array;
+}
 
 interface Progress {
   hash: Hash;
   /** Index of the first extent not yet hashed. */
   next: number;
-  written: boolean[];
-  index: Map<Extent, number>;
+  written: Uint8Array;
 }
 
 /** The hashes of the files of one fetch, fed as extents are written. */
 export class FileHashes {
-  private readonly files = new Map<DocumentFile, Progress>();
+  private readonly layouts: Layout[];
+  private readonly progress = new Map<number, Progress>();
   private buffer: Uint8Array | null = null;
 
-  /** Files rebuilt under `root`. */
-  constructor(private readonly root: string) {}
+  /** Files rebuilt under `root`: `files` with their extents (read here, before a fetch lets them go). */
+  constructor(private readonly root: string, private readonly files: readonly DocumentFile[]) {
+    this.layouts = files.map((file) => ({
+      ats: Float64Array.from(file.extents, ([at]) => at),
+      lengths: Float64Array.from(file.extents, ([, , , length]) => length),
+    }));
+  }
 
   /**
-   * Note that `extent` of `file` is written with `bytes` (its bytes, just written): hashed now when every byte before
-   * it is, then every extent after it already written, read back from the file.
+   * Note that the extent at `at` of file number `index` (in `files`) is written with `bytes` (its bytes, just
+   * written): hashed now when every byte before it is, then every extent after it already written, read back from
+   * the file.
    */
-  written(file: DocumentFile, extent: Extent, bytes: Uint8Array): void {
-    let progress = this.files.get(file);
+  written(index: number, at: number, bytes: Uint8Array): void {
+    const layout = this.layouts[index];
+    let progress = this.progress.get(index);
     if (!progress) {
-      const index = new Map(file.extents.map((each, at) => [each, at]));
-      this.files.set(file, progress = { hash: createHash("sha256"), next: 0, written: [], index });
+      progress = { hash: createHash("sha256"), next: 0, written: new Uint8Array(layout.ats.length) };
+      this.progress.set(index, progress);
     }
-    const at = progress.index.get(extent)!;
-    progress.written[at] = true;
-    if (at !== progress.next) return;
+    const position = positionOf(layout.ats, at);
+    progress.written[position] = 1;
+    if (position !== progress.next) return;
     progress.hash.update(bytes);
     progress.next += 1;
     while (progress.written[progress.next]) {
-      this.readBack(file, file.extents[progress.next], progress.hash);
+      this.readBack(this.files[index], layout.ats[progress.next], layout.lengths[progress.next], progress.hash);
       progress.next += 1;
     }
   }
@@ -55,19 +68,19 @@ export class FileHashes {
    *
    * @throws {OperationError} naming the file and the snapshot when one does not match.
    */
-  check(files: readonly DocumentFile[], snapshot: string): void {
-    for (const file of files) {
-      const progress = this.files.get(file);
-      const digest = progress?.next === file.extents.length
+  check(snapshot: string): void {
+    this.files.forEach((file, index) => {
+      const progress = this.progress.get(index);
+      const digest = progress !== undefined && progress.next === this.layouts[index].ats.length
         ? progress.hash.digest("hex")
         : sha256File(join(this.root, file.path));
       if (digest !== file.sha256) {
         throw new OperationError(`snapshot ${snapshot}: ${file.path} rebuilt does not match its SHA-256`);
       }
-    }
+    });
   }
 
-  private readBack(file: DocumentFile, [at, , , length]: Extent, hash: Hash): void {
+  private readBack(file: DocumentFile, at: number, length: number, hash: Hash): void {
     this.buffer ??= new Uint8Array(READ_BYTES);
     using handle = Deno.openSync(join(this.root, file.path), { read: true });
     handle.seekSync(at, Deno.SeekMode.Start);
@@ -78,4 +91,15 @@ export class FileHashes {
       done += read;
     }
   }
+}
+
+/** The position of the extent at file offset `at` among `ats` (ascending: a document lists extents in file order). */
+function positionOf(ats: Float64Array, at: number): number {
+  let low = 0, high = ats.length - 1;
+  while (low < high) {
+    const middle = (low + high) >>> 1;
+    if (ats[middle] < at) low = middle + 1;
+    else high = middle;
+  }
+  return low;
 }

@@ -32,7 +32,9 @@ import { checkLink } from "./local_snapshot.ts";
 import { hostName } from "../sys/host_name.ts";
 import { stopIfInterrupted } from "../sys/interrupt.ts";
 import type { PackInfo } from "./boundary.ts";
-import { checkPushAuth, type PushAuth, refsAuth, snapshotClaim } from "./authenticity.ts";
+import { checkPushAuth, type PushAuth, refsAuth, signedBy, snapshotClaim } from "./authenticity.ts";
+import { readRefs } from "./snapshots.ts";
+import { sha256Hex } from "./sealing.ts";
 
 /** How long a push's lease holds off a cleanup by default: 6 hours. */
 export const DEFAULT_LEASE_MS = 6 * 3600_000;
@@ -97,7 +99,7 @@ export async function pushSnapshot(
   const repository = await openRepository(backend);
   const { pinned, sourceId } = checkPin(config.backupDir.path, repository, options.recipients);
   if (options.auth) checkPushAuth(options.auth, repository.config.recipients, backend.location);
-  const existing = await pushedAlready(backend, local.stamp);
+  const existing = await pushedAlready(repository, local.stamp, sourceId, options.auth);
   if (existing) return { ...emptyResult(local.stamp, existing), pinned, already_pushed: true };
   stopIfInterrupted(options.signal);
   const now = options.now ?? (() => new Date());
@@ -125,11 +127,27 @@ export async function pushSnapshot(
   }
 }
 
-/** The name of a snapshot of `stamp` already in the repository, or `null`. */
-async function pushedAlready(backend: Backend, stamp: string): Promise<string | null> {
+/**
+ * The name of a snapshot of `stamp` that this backup folder pushed already, or `null`: its refs name this source, its
+ * sealed object hashes as they record and, with keys, its refs carry this host's MACs. Another backup folder's snapshot
+ * of the same second, or one a writer of the repository made under this stamp, does not stop the push.
+ */
+async function pushedAlready(
+  repository: Repository,
+  stamp: string,
+  sourceId: string,
+  auth: PushAuth | undefined,
+): Promise<string | null> {
+  const { backend } = repository;
   for (const { name } of await backend.list(PREFIXES.snapshots)) {
     const parsed = parseName(name);
-    if (parsed?.kind === "snapshot" && parsed.key.stamp === stamp) return name.slice(PREFIXES.snapshots.length);
+    if (parsed?.kind !== "snapshot" || parsed.key.stamp !== stamp) continue;
+    const refs = await readRefs(backend, parsed.key).catch(() => null);
+    if (!refs || (refs.source !== undefined && refs.source !== sourceId)) continue; // no source: format 1's one
+    const sha256 = sha256Hex(await backend.read(snapshotName(parsed.key)));
+    if (sha256 !== refs.snapshot_sha256) continue;
+    if (auth && !signedBy(refs, auth, snapshotClaim(repository.config.id, parsed.key, sha256))) continue;
+    return name.slice(PREFIXES.snapshots.length);
   }
   return null;
 }

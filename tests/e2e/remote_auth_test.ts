@@ -13,12 +13,14 @@ import { bech32Decode } from "../../src/crypto/bech32.ts";
 import { parseIdentity } from "../../src/crypto/age.ts";
 import { deriveAuthKey, snapshotMac } from "../../src/crypto/auth_key.ts";
 import { liveDigest } from "../_faults.ts";
+import { snapshotsDir } from "../../src/snapshot/layout.ts";
 import { type CliRun, runCli, storeEnv, tempDir, tempStore } from "../_helpers.ts";
 import {
   ageKeyPair,
   authKeyFileFor,
   createAndPush,
   oneErrorLine,
+  type PushedJson,
   remoteNames,
   type RemoteStore,
   remoteStore,
@@ -245,4 +247,37 @@ Deno.test("remote auth: --allow-unauthenticated accepts a snapshot without a MAC
   const local = await runCli(["restore", stamp, "--allow-unauthenticated", "--to", join(r.work, "x")], { env: r.env });
   assert.equal(local.code, 2, local.stderr);
   assert.match(oneErrorLine(local, "local restore"), /--allow-unauthenticated goes with --from-remote/);
+});
+
+Deno.test("remote auth: another backup folder's snapshot of the same second, or one forged under it, does not stop a push", async () => {
+  using r = await remoteStore({ dbMiB: 1, chromaMiB: 1 });
+  const theirs = await createAndPush(r.env);
+  // A second backup folder holding a snapshot of the very same stamp (a copy: two hosts snapshot in one second).
+  using other = tempStore({ dbMiB: 1, chromaMiB: 1, seed: 78 });
+  const otherBackups = join(other.dataDir, "backups");
+  Deno.mkdirSync(snapshotsDir(otherBackups), { recursive: true });
+  const from = join(r.store.dataDir, "backups", "snapshots", theirs.stamp);
+  await new Deno.Command("cp", { args: ["-a", from, snapshotsDir(otherBackups)] }).output();
+  const env = { ...r.env, ...storeEnv(other), ATOCORE_BACKUP_AUTH_KEY_FILE: r.authKeyFile };
+  const ours = await runCli(["push", theirs.stamp], { env });
+  assert.equal(ours.code, 0, ours.stderr);
+  const pushed = (ours.json as { pushed: PushedJson[] }).pushed[0];
+  assert.equal(pushed.already_pushed, false, "the other folder's snapshot of this second is not ours");
+  assert.notEqual(pushed.snapshot, theirs.push.snapshot);
+  assert.deepEqual((await remoteNames(r.env)).sort(), [theirs.push.snapshot, pushed.snapshot].sort());
+  const again = await runCli(["push", theirs.stamp], { env });
+  assert.equal((again.json as { pushed: PushedJson[] }).pushed[0].already_pushed, true, "ours is found again");
+
+  // A writer copies our refs and snapshot under a new push id of the same stamp, after removing ours: the MAC names
+  // the old name, so the copy is not taken for ours, and the next push sends the snapshot again.
+  const [, pushId] = pushed.snapshot.split("_");
+  const forged = `${theirs.stamp}_${"f".repeat(pushId.length)}`;
+  for (const folder of ["refs", "snapshots"]) {
+    Deno.renameSync(join(r.repoDir, folder, pushed.snapshot), join(r.repoDir, folder, forged));
+  }
+  const third = await runCli(["push", theirs.stamp], { env });
+  assert.equal(third.code, 0, third.stderr);
+  const resent = (third.json as { pushed: PushedJson[] }).pushed[0];
+  assert.equal(resent.already_pushed, false, "a snapshot whose MAC names another object is not taken as pushed");
+  assert.ok(![forged, theirs.push.snapshot].includes(resent.snapshot));
 });
