@@ -7,6 +7,7 @@
 import { OperationError } from "../errors.ts";
 import { METADATA_FILE, mustBeRegularFile } from "../snapshot/layout.ts";
 import type { Compression, PackInfo } from "./boundary.ts";
+import { extentsOf, type ExtentTable } from "./extent_table.ts";
 import { isPackId, type SnapshotKey, snapshotKeyText } from "./layout.ts";
 
 /** The document format version. */
@@ -49,14 +50,49 @@ export interface SnapshotDocument {
   files: (DocumentFile | DocumentLink)[];
 }
 
+/** A regular file as a push writes it: its extents may be held as a table (written as the same JSON). */
+export type WritableFile = Omit<DocumentFile, "extents"> & { extents: Extent[] | ExtentTable };
+
+/** The snapshot document as a push writes it. */
+export type WritableDocument = Omit<SnapshotDocument, "files"> & { files: (WritableFile | DocumentLink)[] };
+
 /** Whether a document entry is a regular file. */
 export function isDocumentFile(entry: DocumentFile | DocumentLink): entry is DocumentFile {
   return "extents" in entry;
 }
 
-/** The document as the bytes that are compressed and sealed (JSON, one line). */
-export function serializeDocument(document: SnapshotDocument): Uint8Array {
-  return new TextEncoder().encode(JSON.stringify(document));
+/** Extents turned into JSON text at once while serializing: the text of a whole store's extents is never held. */
+const EXTENTS_PER_PIECE = 4096;
+
+/**
+ * The document as the bytes that are compressed and sealed: JSON, one line, the same bytes as `JSON.stringify` (with
+ * `files` last), written piece by piece so that only the bytes, not also a string of them, are held at once.
+ */
+export function serializeDocument(document: WritableDocument): Uint8Array {
+  const encoder = new TextEncoder();
+  const { files, ...head } = document;
+  const parts = [encoder.encode(JSON.stringify({ ...head, files: [] }).slice(0, -2))]; // open: `..."files":[`
+  files.forEach((entry, index) => {
+    const comma = index > 0 ? "," : "";
+    if ("link" in entry) {
+      parts.push(encoder.encode(comma + JSON.stringify(entry)));
+      return;
+    }
+    const { extents, ...fields } = entry;
+    parts.push(encoder.encode(comma + JSON.stringify({ ...fields, extents: [] }).slice(0, -2)));
+    const count = Array.isArray(extents) ? extents.length : extents.at.length;
+    for (let at = 0; at < count; at += EXTENTS_PER_PIECE) {
+      const slice = Array.isArray(extents)
+        ? extents.slice(at, at + EXTENTS_PER_PIECE)
+        : extentsOf(extents, at, at + EXTENTS_PER_PIECE);
+      parts.push(encoder.encode((at > 0 ? "," : "") + JSON.stringify(slice).slice(1, -1)));
+    }
+    parts.push(encoder.encode("]}"));
+  });
+  parts.push(encoder.encode("]}"));
+  const bytes = new Uint8Array(parts.reduce((sum, part) => sum + part.length, 0));
+  parts.reduce((at, part) => (bytes.set(part, at), at + part.length), 0);
+  return bytes;
 }
 
 /**

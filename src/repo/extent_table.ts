@@ -82,6 +82,11 @@ export class ExtentTableBuilder {
     this.count += 1;
   }
 
+  /** How many extents were pushed. */
+  get length(): number {
+    return this.count;
+  }
+
   /** The extents pushed so far (views of the arrays, which are not written again). */
   finish(): ExtentTable {
     const { table, count } = this;

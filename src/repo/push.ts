@@ -9,7 +9,7 @@ import type { Config } from "../config.ts";
 import { describeOsError, OperationError } from "../errors.ts";
 import { pushCachePath, pushJournalDir, pushJournalPath } from "../snapshot/layout.ts";
 import type { Backend } from "./backend.ts";
-import { DOCUMENT_FORMAT, serializeDocument, type SnapshotDocument } from "./document.ts";
+import { DOCUMENT_FORMAT, serializeDocument, type WritableDocument } from "./document.ts";
 import { leaseName, newRandomId, parseName, PREFIXES, refsName, type SnapshotKey, snapshotName } from "./layout.ts";
 import { type LocalSnapshot, readLocalSnapshot } from "./local_snapshot.ts";
 import { DEFAULT_TRANSFERS } from "./lanes.ts";
@@ -254,8 +254,8 @@ function snapshotDocument(
   key: SnapshotKey,
   local: LocalSnapshot,
   pushedAt: Date,
-  content: Pick<SnapshotDocument, "packs" | "files">,
-): SnapshotDocument {
+  content: Pick<WritableDocument, "packs" | "files">,
+): WritableDocument {
   return {
     format: DOCUMENT_FORMAT,
     repository_id: repositoryId,

@@ -11,10 +11,12 @@ import { join } from "node:path";
 import { ensureDir, removeQuietly, writeFileAtomic } from "../fs/durable.ts";
 import { entriesOrNone } from "../fs/probe.ts";
 import type { PackInfo } from "./boundary.ts";
-import type { Extent } from "./document.ts";
+import { type ExtentTable, extentTableBytes, extentTableFrom, toExtentTable } from "./extent_table.ts";
 import type { BlockTag } from "./pack_writer.ts";
 
-const MAGIC = "ATOCORE-PUSH-CACHE 1\n";
+/** Version 2 keeps extents as binary tables; version 1 had them in the JSON header, and is still read (not written). */
+const MAGIC = "ATOCORE-PUSH-CACHE 2\n";
+const MAGIC_V1 = "ATOCORE-PUSH-CACHE 1\n";
 
 /** Per block of a file: its SHA-256, the pack (index into a pack table; -1 = unknown) and offset it is stored at. */
 export interface BlockMap {
@@ -30,7 +32,7 @@ export interface CachedFile {
   size: number;
   sha256: string;
   block: number;
-  extents: Extent[];
+  extents: ExtentTable;
   map: BlockMap;
 }
 
@@ -52,21 +54,28 @@ export function emptyBlockMap(block: number, size: number): BlockMap {
   };
 }
 
-/** Encode the cache: magic, header JSON, each file's arrays, then the SHA-256 of all of it. */
+/** Encode the cache: magic, header JSON, each file's block map and extent table, then the SHA-256 of all of it. */
 export function encodePushCache(cache: PushCache): Uint8Array {
   const header = new TextEncoder().encode(JSON.stringify({
     repository_id: cache.repositoryId,
     packs: cache.packs,
-    files: cache.files.map(({ path, size, sha256, block, extents }) => ({ path, size, sha256, block, extents })),
+    files: cache.files.map(({ path, size, sha256, block, extents }) => ({
+      path,
+      size,
+      sha256,
+      block,
+      extents: extents.at.length,
+    })),
   }));
   const length = new Uint8Array(4);
   new DataView(length.buffer).setUint32(0, header.length, true);
   const parts: Uint8Array[] = [new TextEncoder().encode(MAGIC), length, header];
-  for (const { map } of cache.files) {
-    parts.push(map.hashes, bytesOf(map.packs), bytesOf(map.offsets));
+  for (const { map, extents } of cache.files) {
+    parts.push(map.hashes, bytesOf(map.packs), bytesOf(map.offsets), ...extentTableBytes(extents));
   }
-  const body = Buffer.concat(parts);
-  return Buffer.concat([body, createHash("sha256").update(body).digest()]);
+  const sum = createHash("sha256");
+  for (const part of parts) sum.update(part);
+  return Buffer.concat([...parts, sum.digest()]); // one copy of the body, however large the history
 }
 
 /** Decode a cache, or `null` when it is damaged, of another version, or of another repository. */
@@ -75,22 +84,25 @@ export function decodePushCache(bytes: Uint8Array, repositoryId: string): PushCa
     const body = new Uint8Array(bytes.buffer, bytes.byteOffset, Math.max(0, bytes.length - 32)); // not a Buffer: slice copies
     const sum = createHash("sha256").update(body).digest();
     if (bytes.length < MAGIC.length + 36 || !sum.equals(bytes.subarray(bytes.length - 32))) return null;
-    if (new TextDecoder().decode(body.subarray(0, MAGIC.length)) !== MAGIC) return null;
+    const magic = new TextDecoder().decode(body.subarray(0, MAGIC.length));
+    if (magic !== MAGIC && magic !== MAGIC_V1) return null;
     const headerLength = new DataView(body.buffer, body.byteOffset + MAGIC.length, 4).getUint32(0, true);
     let at = MAGIC.length + 4;
     const header = JSON.parse(new TextDecoder().decode(body.subarray(at, at += headerLength)));
     if (header.repository_id !== repositoryId) return null;
+    const take = (length: number) => body.slice(at, at += length).buffer;
     const files: CachedFile[] = [];
     for (const file of header.files) {
       const count = Math.ceil(file.size / file.block);
-      const take = (length: number) => body.slice(at, at += length).buffer;
+      const v1 = magic === MAGIC_V1 && Array.isArray(file.extents);
+      if (!v1 && (magic === MAGIC_V1 || !Number.isSafeInteger(file.extents) || file.extents < 0)) return null;
       const map = {
         block: file.block,
         hashes: new Uint8Array(take(count * 32)),
         packs: new Int32Array(take(count * 4)),
         offsets: new Uint32Array(take(count * 4)),
       };
-      files.push({ ...file, map });
+      files.push({ ...file, map, extents: v1 ? toExtentTable(file.extents) : extentTableFrom(file.extents, take) });
     }
     return at === body.length ? { repositoryId, packs: header.packs, files } : null;
   } catch {
@@ -266,7 +278,7 @@ export class KnownBlocks {
   unchangedFile(path: string, size: number, sha256: string): CachedFile | null {
     const file = this.cached.get(path);
     if (!file || file.size !== size || file.sha256 !== sha256) return null;
-    return file.extents.every((extent) => this.isUsable(extent[1])) ? file : null;
+    return file.extents.packs.every((pack) => this.isUsable(pack)) ? file : null;
   }
 
   /**

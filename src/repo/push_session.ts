@@ -12,7 +12,9 @@ import { readAt } from "../fs/read_at.ts";
 import { collectGarbage } from "../sys/collect_garbage.ts";
 import { blockSizeOf, isCompressible, READ_BYTES, readChunks } from "./blocks.ts";
 import type { PackInfo } from "./boundary.ts";
-import type { DocumentFile, DocumentLink, Extent } from "./document.ts";
+import type { DocumentLink, WritableFile } from "./document.ts";
+import { emptyExtentTable, type ExtentTable, ExtentTableBuilder } from "./extent_table.ts";
+import { Buffer } from "node:buffer";
 import type { LocalEntry } from "./local_snapshot.ts";
 import type { PackWriter, TaggedFile } from "./pack_writer.ts";
 import type { CachedFile, KnownBlocks } from "./push_cache.ts";
@@ -23,7 +25,9 @@ interface PushedFile {
   size: number;
   sha256: string;
   block: number;
-  extents: Extent[];
+  extents: ExtentTable;
+  /** Rows of `extents` in new packs: their hashes are filled in once those packs are sealed. */
+  unhashed: number[];
   hashes: Uint8Array;
   refs: Int32Array;
   offsets: Uint32Array;
@@ -80,13 +84,14 @@ export class PushSession {
 
   private reuse(cached: CachedFile): void {
     const { path, size, sha256, block, map } = cached;
-    const extents = cached.extents.map((extent): Extent => [...extent]);
+    const extents = { ...cached.extents, packs: cached.extents.packs.slice() }; // resolve rewrites its pack indexes
     this.entries.push({
       path,
       size,
       sha256,
       block,
       extents,
+      unhashed: [],
       hashes: map.hashes,
       refs: map.packs,
       offsets: map.offsets,
@@ -109,13 +114,14 @@ export class PushSession {
       size,
       sha256: "",
       block,
-      extents: [],
+      extents: emptyExtentTable(0),
+      unhashed: [],
       hashes: new Uint8Array(count * 32),
       refs: new Int32Array(count),
       offsets: new Uint32Array(count),
     };
     const tagged: TaggedFile = { path: entry.path, block, size };
-    const extents = new ExtentBuilder(pushed.extents);
+    const extents = new ExtentBuilder(pushed.unhashed);
     const whole = createHash("sha256");
     const read = await readChunks(file, this.buffer, async (chunk, offset) => {
       if (offset + chunk.length > size) throw this.changed(entry.path);
@@ -128,7 +134,7 @@ export class PushSession {
       this.collectWhenDue();
       await this.writer.drain();
     });
-    extents.close();
+    pushed.extents = extents.finish();
     pushed.sha256 = whole.digest("hex");
     if (read !== size || (entry.sha256 !== null && pushed.sha256 !== entry.sha256)) throw this.changed(entry.path);
     this.totals.bytesRead += size;
@@ -197,7 +203,7 @@ export class PushSession {
    */
   resolve(
     stored: readonly PackInfo[],
-  ): { packs: PackInfo[]; files: (DocumentFile | DocumentLink)[]; cache: CachedFile[] } {
+  ): { packs: PackInfo[]; files: (WritableFile | DocumentLink)[]; cache: CachedFile[] } {
     const packs: PackInfo[] = [];
     const byId = new Map<string, number>();
     const byRef = new Map<number, number>();
@@ -210,17 +216,19 @@ export class PushSession {
       byRef.set(ref, index);
       return index;
     };
-    const files: (DocumentFile | DocumentLink)[] = [];
+    const files: (WritableFile | DocumentLink)[] = [];
     const cache: CachedFile[] = [];
     for (const entry of this.entries) {
       if ("link" in entry) {
         files.push(entry);
         continue;
       }
-      const { path, size, sha256, block } = entry;
-      const extents = entry.extents.map((
-        [at, ref, offset, length, hash],
-      ): Extent => [at, indexOf(ref), offset, length, hash || this.runHash(ref, offset, length)]);
+      const { path, size, sha256, block, extents } = entry;
+      for (const row of entry.unhashed) { // before the pack column is rewritten: the hash is found by pack slot
+        const hash = this.runHash(extents.packs[row], extents.offsets[row], extents.lengths[row]);
+        extents.hashes.set(Buffer.from(hash, "hex"), row * 32);
+      }
+      extents.packs.forEach((ref, at) => extents.packs[at] = indexOf(ref)); // in place: one table for both
       files.push({ path, size, sha256, block, extents });
       const map = { block, hashes: entry.hashes, packs: entry.refs.map(indexOf), offsets: entry.offsets };
       cache.push({ path, size, sha256, block, extents, map });
@@ -228,6 +236,9 @@ export class PushSession {
     return { packs, files, cache };
   }
 }
+
+/** The hash of an extent not hashed yet (filled in by {@linkcode PushSession.resolve}). */
+const NO_HASH = new Uint8Array(32);
 
 interface OpenExtent {
   at: number;
@@ -243,12 +254,13 @@ interface OpenExtent {
 /**
  * Merges consecutive blocks stored contiguously in one pack into one extent. An extent in a pack stored already is
  * hashed from the bytes read (adjacent blocks in one call: a call per 4 KiB costs half the speed); one in a new pack
- * is left unhashed here (`""`) and hashed where its pack is sealed.
+ * is left unhashed here (its row noted in `unhashed`) and hashed where its pack is sealed.
  */
 class ExtentBuilder {
   private current: OpenExtent | null = null;
+  private readonly out = new ExtentTableBuilder();
 
-  constructor(private readonly out: Extent[]) {}
+  constructor(private readonly unhashed: number[]) {}
 
   add(at: number, ref: number, offset: number, bytes: Uint8Array): void {
     let current = this.current;
@@ -281,8 +293,15 @@ class ExtentBuilder {
     this.flush();
     const current = this.current;
     if (current) {
-      this.out.push([current.at, current.ref, current.offset, current.length, current.hash?.digest("hex") ?? ""]);
+      if (!current.hash) this.unhashed.push(this.out.length);
+      this.out.push(current.at, current.ref, current.offset, current.length, current.hash?.digest() ?? NO_HASH);
     }
     this.current = null;
+  }
+
+  /** Close the last extent; the file's extents. */
+  finish(): ExtentTable {
+    this.close();
+    return this.out.finish();
   }
 }

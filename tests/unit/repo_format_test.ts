@@ -5,11 +5,20 @@
  * @module
  */
 import assert from "node:assert/strict";
+import { Buffer } from "node:buffer";
+import { createHash } from "node:crypto";
 import { join } from "node:path";
 import { blockSizeOf, DEFAULT_BLOCK, isCompressible } from "../../src/repo/blocks.ts";
-import { isCleanPath, parseDocument, type SnapshotDocument } from "../../src/repo/document.ts";
+import {
+  type Extent,
+  isCleanPath,
+  parseDocument,
+  serializeDocument,
+  type SnapshotDocument,
+} from "../../src/repo/document.ts";
 import { packName, parseName, parseSnapshotKey, refsName, snapshotName } from "../../src/repo/layout.ts";
 import { decodePushCache, emptyBlockMap, encodePushCache } from "../../src/repo/push_cache.ts";
+import { extentsOf, toExtentTable } from "../../src/repo/extent_table.ts";
 import { tempDir } from "../_helpers.ts";
 
 const ID = "a".repeat(64);
@@ -94,6 +103,25 @@ Deno.test("document: extents must tile each file exactly and point into listed p
   assert.ok(!isCleanPath("chroma/./x") && !isCleanPath("a\\b") && !isCleanPath(""));
 });
 
+Deno.test("document: written piece by piece, the bytes are those of JSON.stringify and parse back", () => {
+  const extents = Array.from({ length: 9000 }, (_, at): Extent => [at * 4096, 0, (at * 4096) % 65536, 4096, ID]);
+  const doc = JSON.parse(new TextDecoder().decode(document([
+    file("db/a.db", 9000 * 4096, extents),
+    { path: "chroma/l", link: "../x" },
+    file("chroma/empty", 0, []),
+  ]))) as SnapshotDocument;
+  const bytes = serializeDocument(doc);
+  assert.equal(new TextDecoder().decode(bytes), JSON.stringify(doc));
+  assert.deepEqual(parseDocument(bytes, "s", REPO, KEY), doc);
+  const asTable = {
+    ...doc,
+    files: doc.files.map((entry) => "extents" in entry ? { ...entry, extents: toExtentTable(entry.extents) } : entry),
+  };
+  assert.deepEqual(serializeDocument(asTable), bytes, "a push's extent tables are written as the same JSON");
+  const bare = { ...doc, files: [] };
+  assert.equal(new TextDecoder().decode(serializeDocument(bare)), JSON.stringify(bare));
+});
+
 Deno.test("blocks: SQLite files at their page size, others at 64 KiB; random bytes are not compressible", () => {
   const header = new Uint8Array(100);
   header.set(new TextEncoder().encode("SQLite format 3\0"));
@@ -118,16 +146,18 @@ Deno.test("blocks: SQLite files at their page size, others at 64 KiB; random byt
 
 Deno.test("push cache: encoded and decoded intact; a flipped byte or another repository gives no cache", () => {
   const map = emptyBlockMap(4096, 10000);
+  const extents: Extent[] = [[0, 0, 0, 8192, ID], [2 ** 33, 0, 8192, 1808, "0f".repeat(32)]]; // offsets past 4 GiB
   map.hashes.fill(7);
   map.packs.set([0, 0, 0]);
   map.offsets.set([0, 4096, 8192]);
   const cache = {
     repositoryId: REPO,
     packs: [{ id: ID, size: 123, compression: "zstd" as const }],
-    files: [{ path: "db/a.db", size: 10000, sha256: ID, block: 4096, extents: [[0, 0, 0, 10000, ID]] as never, map }],
+    files: [{ path: "db/a.db", size: 10000, sha256: ID, block: 4096, extents: toExtentTable(extents), map }],
   };
   const bytes = encodePushCache(cache);
   const back = decodePushCache(bytes, REPO)!;
+  assert.deepEqual(extentsOf(back.files[0].extents, 0, Infinity), extents);
   assert.deepEqual(back.files[0].map.offsets, map.offsets);
   assert.deepEqual(back.files[0].map.hashes, map.hashes);
   assert.deepEqual(back.packs, cache.packs);
@@ -138,4 +168,26 @@ Deno.test("push cache: encoded and decoded intact; a flipped byte or another rep
     assert.equal(decodePushCache(damaged, REPO), null, `flip at ${at}`);
   }
   assert.equal(decodePushCache(bytes.subarray(0, 10), REPO), null);
+});
+
+Deno.test("push cache: one of format 1 (extents in its JSON header) is still read", () => {
+  const map = emptyBlockMap(4096, 8192);
+  map.hashes.fill(3);
+  map.offsets.set([0, 4096]);
+  const extents = [[0, 0, 0, 8192, ID]];
+  const packs = [{ id: ID, size: 123, compression: "none" }];
+  const header = new TextEncoder().encode(JSON.stringify({
+    repository_id: REPO,
+    packs,
+    files: [{ path: "db/a.db", size: 8192, sha256: ID, block: 4096, extents }],
+  }));
+  const length = new Uint8Array(4);
+  new DataView(length.buffer).setUint32(0, header.length, true);
+  const parts = [new TextEncoder().encode("ATOCORE-PUSH-CACHE 1\n"), length, header, map.hashes];
+  parts.push(new Uint8Array(map.packs.buffer), new Uint8Array(map.offsets.buffer));
+  const body = Buffer.concat(parts);
+  const back = decodePushCache(Buffer.concat([body, createHash("sha256").update(body).digest()]), REPO)!;
+  assert.deepEqual(extentsOf(back.files[0].extents, 0, Infinity), extents);
+  assert.deepEqual(back.files[0].map.offsets, map.offsets);
+  assert.deepEqual(back.packs, packs);
 });
