@@ -15,7 +15,13 @@ import { runSealJob, type SealJob, sealResultBuffers } from "./seal_jobs.ts";
  * and each 64 KiB chunk decrypted another; collecting only past this bound (rather than every few jobs) keeps the
  * process under its memory bound at a fraction of the cost.
  */
-const GC_ABOVE_BYTES = 32 << 20;
+const GC_ABOVE_BYTES = 16 << 20;
+/**
+ * Open jobs between two full collections at most: the cipher and hash contexts a job leaves are native memory that
+ * the buffer count above does not see.
+ */
+const GC_EVERY_OPENS = 4;
+let opens = 0;
 /** Seal jobs between two full collections: what they leave (cipher and hash contexts) is not counted as buffers. */
 const GC_EVERY_SEALS = 2;
 let seals = 0;
@@ -27,7 +33,7 @@ self.onmessage = (event: MessageEvent<(OpenJob | SealJob) & { id: number }>) => 
     self.postMessage({ id: event.data.id, result: sealed }, transferables(sealResultBuffers(sealed)));
     return;
   }
-  collectGarbageAbove(GC_ABOVE_BYTES);
+  if (!collectGarbageAbove(GC_ABOVE_BYTES) && ++opens % GC_EVERY_OPENS === 0) collectGarbage();
   const result = runJob(event.data as OpenJob);
   self.postMessage({ id: event.data.id, result }, transferables(resultBuffers(result)));
 };

@@ -31,6 +31,7 @@ import { checkPin, openRepository, type Repository } from "./repository.ts";
 import { checkLink } from "./local_snapshot.ts";
 import { hostName } from "../sys/host_name.ts";
 import { stopIfInterrupted } from "../sys/interrupt.ts";
+import { collectGarbage } from "../sys/collect_garbage.ts";
 import type { PackInfo } from "./boundary.ts";
 import { checkPushAuth, type PushAuth, refsAuth, signedBy, snapshotClaim } from "./authenticity.ts";
 import { readRefs } from "./snapshots.ts";
@@ -204,6 +205,7 @@ async function upload(
   };
   const session = new PushSession(known, writer, local.root, local.stamp, total, onProgress);
   const stored = await storeEntries(local, session, writer);
+  collectGarbage(); // the reading's garbage goes before the document, whose copies grow with the store's extents
   const { packs, files, cache } = session.resolve(stored);
   const document = snapshotDocument(config.id, key, local, context.now(), { packs, files });
   const sealed = io.prepareSealed(snapshotName(key), serializeDocument(document), true);
@@ -285,6 +287,7 @@ async function storeEntries(local: LocalSnapshot, session: PushSession, writer: 
 /** Save the push cache and drop the journals; a failure here does not fail the push (the cache is a hint). */
 function saveCache(backupDir: string, location: string, journal: PushJournal, cache: PushCache): string[] {
   try {
+    collectGarbage(); // the document's copies go before the cache's
     savePushCache(pushCachePath(backupDir, location), cache);
     journal.remove();
     clearJournals(pushJournalDir(backupDir, location));

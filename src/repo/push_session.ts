@@ -181,7 +181,7 @@ export class PushSession {
     }
     pushed.refs[index] = ref;
     pushed.offsets[index] = offset;
-    extents.add(index * pushed.block, ref, offset, bytes);
+    extents.add(index * pushed.block, ref, offset, bytes, hash);
   }
 
   /** The SHA-256 of an extent in a new pack (`ref` < 0), hashed when that pack was sealed. */
@@ -245,33 +245,55 @@ interface OpenExtent {
   ref: number;
   offset: number;
   length: number;
-  /** `null` for an extent in a new pack: hashed from the pack's plaintext when it is sealed. */
+  /**
+   * `null` for an extent in a new pack (hashed from the pack's plaintext when it is sealed), and for one of a single
+   * block so far (it takes that block's hash: no hash context, which is native memory V8 frees only when it collects).
+   */
   hash: Hash | null;
+  /** The first block's SHA-256 (a view of the file's block hashes). */
+  firstHash: Uint8Array;
   /** Bytes of the read buffer not hashed yet, `[from, to)` of `source`: adjacent blocks are hashed in one call. */
   pending: { source: ArrayBufferLike; from: number; to: number } | null;
+  /** The first block's bytes, copied when the read buffer moved on before a second block came. */
+  saved: number;
 }
 
 /**
  * Merges consecutive blocks stored contiguously in one pack into one extent. An extent in a pack stored already is
- * hashed from the bytes read (adjacent blocks in one call: a call per 4 KiB costs half the speed); one in a new pack
- * is left unhashed here (its row noted in `unhashed`) and hashed where its pack is sealed.
+ * hashed from the bytes read (adjacent blocks in one call: a call per 4 KiB costs half the speed), or takes its block's
+ * hash when it has one block; one in a new pack is left unhashed here (its row noted in `unhashed`) and hashed where
+ * its pack is sealed.
  */
 class ExtentBuilder {
   private current: OpenExtent | null = null;
   private readonly out = new ExtentTableBuilder();
+  private readonly first = new Uint8Array(65536);
 
   constructor(private readonly unhashed: number[]) {}
 
-  add(at: number, ref: number, offset: number, bytes: Uint8Array): void {
+  /** Add a block of `bytes` (valid until {@linkcode flush}) whose SHA-256, when known, is `blockHash`. */
+  add(at: number, ref: number, offset: number, bytes: Uint8Array, blockHash: Uint8Array): void {
     let current = this.current;
     if (current && current.ref === ref && current.offset + current.length === offset) {
       current.length += bytes.length;
+      if (ref >= 0 && !current.hash) {
+        current.hash = createHash("sha256");
+        if (current.saved > 0) current.hash.update(this.first.subarray(0, current.saved));
+      }
     } else {
       this.close();
-      const hash = ref >= 0 ? createHash("sha256") : null;
-      current = this.current = { at, ref, offset, length: bytes.length, hash, pending: null };
+      current = this.current = {
+        at,
+        ref,
+        offset,
+        length: bytes.length,
+        hash: null,
+        firstHash: blockHash,
+        pending: null,
+        saved: 0,
+      };
     }
-    if (!current.hash) return;
+    if (ref < 0) return;
     const pending = current.pending;
     if (pending && pending.source === bytes.buffer && pending.to === bytes.byteOffset) {
       pending.to += bytes.length;
@@ -281,20 +303,28 @@ class ExtentBuilder {
     current.pending = { source: bytes.buffer, from: bytes.byteOffset, to: bytes.byteOffset + bytes.length };
   }
 
-  /** Hash the bytes pending: before the read buffer they are in is reused. */
+  /** Hash the bytes pending (or keep a lone first block's): before the read buffer they are in is reused. */
   flush(): void {
-    const pending = this.current?.pending;
-    if (!pending) return;
-    this.current!.hash!.update(new Uint8Array(pending.source, pending.from, pending.to - pending.from));
-    this.current!.pending = null;
+    const current = this.current;
+    const pending = current?.pending;
+    if (!current || !pending) return;
+    const bytes = new Uint8Array(pending.source, pending.from, pending.to - pending.from);
+    if (current.hash) current.hash.update(bytes);
+    else {
+      this.first.set(bytes);
+      current.saved = bytes.length;
+    }
+    current.pending = null;
   }
 
   close(): void {
-    this.flush();
     const current = this.current;
     if (current) {
-      if (!current.hash) this.unhashed.push(this.out.length);
-      this.out.push(current.at, current.ref, current.offset, current.length, current.hash?.digest() ?? NO_HASH);
+      if (current.hash) this.flush();
+      current.pending = null;
+      const hash = current.ref < 0 ? NO_HASH : current.hash?.digest() ?? current.firstHash;
+      if (current.ref < 0) this.unhashed.push(this.out.length);
+      this.out.push(current.at, current.ref, current.offset, current.length, hash);
     }
     this.current = null;
   }
