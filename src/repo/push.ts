@@ -205,7 +205,8 @@ async function upload(
   };
   const session = new PushSession(known, writer, local.root, local.stamp, total, onProgress);
   const stored = await storeEntries(local, session, writer);
-  collectGarbage(); // the reading's garbage goes before the document, whose copies grow with the store's extents
+  pool[Symbol.dispose](); // every pack is sealed: the worker's heap goes before the document is made
+  collectGarbage(); // the reading's garbage too: the document's copies grow with the store's extents
   const { packs, files, cache } = session.resolve(stored);
   const document = snapshotDocument(config.id, key, local, context.now(), { packs, files });
   const sealed = io.prepareSealed(snapshotName(key), serializeDocument(document), true);
