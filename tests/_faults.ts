@@ -8,7 +8,7 @@
 import { createHash } from "node:crypto";
 import { join } from "node:path";
 import { withJournalMode } from "../src/sqlite/journal_header.ts";
-import { cliCommand, cliEnv, cliProcess, type CliRun, cliRunOf } from "./_helpers.ts";
+import { cliCommand, cliEnv, cliProcess, type CliRun, cliRunOf, ROOT } from "./_helpers.ts";
 export { skipBecause } from "./_helpers.ts";
 
 /** The seed used when `FAULT_SEED` is not set, so CI runs the same trials every time. */
@@ -287,6 +287,11 @@ export function unprivilegedCli(): UnprivilegedCli | string {
   } catch (error) {
     return `setpriv is not available (${(error as Error).message})`;
   }
+  const main = join(ROOT, "main.ts");
+  const readable = new Deno.Command("setpriv", {
+    args: ["--reuid=nobody", "--regid=nogroup", "--clear-groups", "test", "-r", main],
+  }).outputSync();
+  if (readable.code !== 0) return `nobody cannot read ${main} (a folder above the checkout is closed to others)`;
   const home = Deno.makeTempDirSync({ prefix: "atocore-nobody-" });
   Deno.chmodSync(home, 0o755);
   const deno = join(home, "deno");
