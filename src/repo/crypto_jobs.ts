@@ -21,6 +21,11 @@ export interface OpenJob {
   ranges: readonly (readonly [number, number])[];
   /** Skip the pack's SHA-256 against its name (`skipNameHash` of {@linkcode openBytes}'s options). */
   skipNameHash?: boolean;
+  /**
+   * Where a compressed pack's plaintext is copied when it fits (it moves to the worker and back): a reader that opens
+   * many packs then receives no new buffer per pack, which V8 does not count on the receiving thread until collected.
+   */
+  plainInto?: Uint8Array;
 }
 
 /** An opened pack: the buffers given back, its plaintext, and each range's SHA-256 (`""` when out of bounds). */
@@ -29,6 +34,8 @@ export interface OpenDone {
   into: Uint8Array;
   plain: Uint8Array;
   hashes: string[];
+  /** The job's `plainInto`, given back (`plain` is a view of it when the plaintext was copied there). */
+  plainInto?: Uint8Array;
 }
 
 /** A job that failed: its message, whether it is an {@linkcode OperationError}, and its buffers given back. */
@@ -48,7 +55,7 @@ export function runJob(job: OpenJob): OpenDone | JobFailure {
     return {
       error: (error as Error).message,
       operation: error instanceof OperationError,
-      buffers: [job.sealed, job.into],
+      buffers: [job.sealed, job.into, ...(job.plainInto ? [job.plainInto] : [])],
     };
   }
 }
@@ -59,18 +66,23 @@ function open(job: OpenJob): OpenDone {
     if (!identity) parsed.set(text, identity = parseIdentity(text));
     return identity;
   });
-  const plain = openBytes(job.name, job.sealed, identities, {
+  let plain = openBytes(job.name, job.sealed, identities, {
     compression: job.compression,
     maxBytes: job.maxBytes,
     into: job.into,
     skipNameHash: job.skipNameHash,
   });
+  const spare = job.plainInto;
+  if (spare && job.compression === "zstd" && plain.length <= spare.length) {
+    spare.set(plain);
+    plain = spare.subarray(0, plain.length);
+  }
   const hashes = job.ranges.map(([offset, length]) =>
     offset + length <= plain.length
       ? createHash("sha256").update(plain.subarray(offset, offset + length)).digest("hex")
       : ""
   );
-  return { sealed: job.sealed, into: job.into, plain, hashes };
+  return { sealed: job.sealed, into: job.into, plain, hashes, ...(spare ? { plainInto: spare } : {}) };
 }
 
 /** The distinct array buffers of `views`, for a transfer list (a buffer listed twice is refused). */
@@ -80,5 +92,6 @@ export function transferables(views: readonly Uint8Array[]): ArrayBuffer[] {
 
 /** The buffers a result holds, to transfer it back. */
 export function resultBuffers(result: OpenDone | JobFailure): Uint8Array[] {
-  return "error" in result ? result.buffers : [result.sealed, result.into, result.plain];
+  if ("error" in result) return result.buffers;
+  return [result.sealed, result.into, result.plain, ...(result.plainInto ? [result.plainInto] : [])];
 }

@@ -77,7 +77,8 @@ export class CryptoPool implements Disposable {
     slot.busy += 1;
     return new Promise((resolve, reject) => {
       slot.pending.set(id, { resolve, reject });
-      slot.worker.postMessage({ ...job, id }, transferables([job.sealed, job.into]));
+      const buffers = [job.sealed, job.into, ...(job.plainInto ? [job.plainInto] : [])];
+      slot.worker.postMessage({ ...job, id }, transferables(buffers));
     });
   }
 

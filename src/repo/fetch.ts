@@ -1,7 +1,7 @@
 /**
- * Rebuilding a snapshot folder from a repository: each pack read and decrypted once, each extent checked against its
- * hash and written at its place, each whole file checked against its SHA-256 (hashed in file order as it is written);
- * links last. The folder is a scratch copy the caller validates or restores from: it is not fsynced (a restore makes
+ * Rebuilding a snapshot folder from a repository: each pack read and decrypted once, each extent written at its place,
+ * each whole file checked against its SHA-256 (hashed in file order as it is written; on a mismatch, its extents
+ * against theirs, to name the pack); links last. The folder is a scratch copy the caller validates or restores from: it is not fsynced (a restore makes
  * what it keeps durable).
  *
  * @module
@@ -13,7 +13,7 @@ import { removeQuietly } from "../fs/durable.ts";
 import { lstatOrNull } from "../fs/probe.ts";
 import type { Backend } from "./backend.ts";
 import { FileHashes } from "./file_hashes.ts";
-import { CryptoPool, defaultWorkers, type OpenDone } from "./crypto_pool.ts";
+import { CryptoPool, defaultWorkers } from "./crypto_pool.ts";
 import { DEFAULT_TRANSFERS, inLanes } from "./lanes.ts";
 import { collectGarbageAbove } from "../sys/collect_garbage.ts";
 import { Buffer } from "node:buffer";
@@ -27,7 +27,8 @@ import {
 import { packName, snapshotKeyText } from "./layout.ts";
 import { openRepository } from "./repository.ts";
 import { readSnapshot, snapshotArgument } from "./snapshots.ts";
-import { checkPackName } from "./sealing.ts";
+import { checkPackName, sha256Hex } from "./sealing.ts";
+import { readAt } from "../fs/read_at.ts";
 import { type ExtentTable, ExtentTableBuilder } from "./extent_table.ts";
 
 /**
@@ -93,8 +94,11 @@ export async function fetchSnapshot(
   prepareFolder(intoFolder);
   try {
     createFiles(intoFolder, files);
-    const hashes = new FileHashes(intoFolder, files);
-    const read = await writeExtents(backend, identities, document, intoFolder, options, hashes);
+    const hashes = new FileHashes(intoFolder, files); // before the extents move into tables by pack
+    const byPack = extentsByPack(files);
+    const read = await writeExtents(backend, identities, document, intoFolder, options, { files, byPack, hashes });
+    const damaged = hashes.firstMismatch();
+    if (damaged !== null) await refuseDamagedExtent(backend, intoFolder, document, files[damaged], byPack, damaged);
     hashes.check(snapshotKeyText(key));
     for (const entry of document.files) {
       if (!isDocumentFile(entry)) {
@@ -163,17 +167,15 @@ async function writeExtents(
   document: SnapshotDocument,
   root: string,
   options: FetchOptions,
-  hashes: FileHashes,
+  { files, byPack, hashes }: { files: DocumentFile[]; byPack: Map<number, ExtentTable>; hashes: FileHashes },
 ): Promise<{ packs_read: number; bytes_downloaded: number }> {
-  const files = document.files.filter(isDocumentFile);
-  const byPack = extentsByPack(files);
   const order = [...byPack.keys()].sort((a, b) => a - b);
   const total = files.reduce((sum, file) => sum + file.size, 0);
   const lanes = Math.max(1, options.transfers ?? DEFAULT_TRANSFERS);
-  // one buffer per lane: a pack is decrypted in place (its plaintext never overtakes its ciphertext)
-  const buffers: Uint8Array[] = Array.from(
-    { length: Math.min(lanes, order.length) },
-    () => new Uint8Array(PACK_BUFFER_BYTES),
+  // per lane, a buffer a pack is read and decrypted into (its plaintext never overtakes its ciphertext) and one a
+  // compressed pack's plaintext is copied into: no new buffer reaches this thread per pack
+  const [buffers, spares] = [0, 1].map((): Uint8Array[] =>
+    Array.from({ length: Math.min(lanes, order.length) }, () => new Uint8Array(PACK_BUFFER_BYTES))
   );
   using pool = new CryptoPool(Math.min(lanes, defaultWorkers()));
   let done = 0;
@@ -182,16 +184,15 @@ async function writeExtents(
     collectGarbageAbove(GC_ABOVE_BYTES);
     const { id, compression } = document.packs[order[at]];
     const name = packName(id);
-    const extents = byPack.get(order[at])!;
     const sealed = await backend.read(name, buffers[lane]);
     downloaded += sealed.length;
-    const ranges = Array.from(extents.offsets, (offset, index) => [offset, extents.lengths[index]] as const);
     try {
-      // no SHA-256 of the pack against its name here: each extent's hash proves every byte written
-      const job = { name, sealed, into: sealed, compression, maxBytes: PACK_MAX_BYTES, ranges, skipNameHash: true };
-      const opened = await pool.open(job, identities);
+      // no hash of the pack against its name nor of each extent: each whole file's SHA-256 proves every byte written
+      const job = { name, sealed, into: sealed, compression, maxBytes: PACK_MAX_BYTES, ranges: [], skipNameHash: true };
+      const opened = await pool.open({ ...job, plainInto: spares[lane] }, identities);
       buffers[lane] = new Uint8Array(opened.sealed.buffer);
-      done += await placeExtents(root, name, opened, { files, extents }, hashes);
+      spares[lane] = opened.plainInto!;
+      done += await placeExtents(root, opened.plain, { files, extents: byPack.get(order[at])! }, hashes);
     } catch (error) {
       if (error instanceof OperationError) await refuseMisnamed(backend, name);
       throw error;
@@ -199,6 +200,38 @@ async function writeExtents(
     options.onProgress?.(done, total);
   });
   return { packs_read: order.length, bytes_downloaded: downloaded };
+}
+
+/**
+ * A rebuilt file does not match its SHA-256: when one of its extents, read back, does not match its own hash, name the
+ * pack of the first such (checked against its name first, to say swapped or edited) and throw; else return, and the
+ * file's own mismatch stands (intact extents put together into another file by a forged document).
+ */
+async function refuseDamagedExtent(
+  backend: Backend,
+  root: string,
+  document: SnapshotDocument,
+  file: DocumentFile,
+  byPack: Map<number, ExtentTable>,
+  index: number,
+): Promise<void> {
+  using handle = Deno.openSync(join(root, file.path), { read: true });
+  let first: { at: number; pack: number } | null = null;
+  for (const [pack, table] of byPack) {
+    for (let row = 0; row < table.at.length; row++) {
+      const at = table.at[row];
+      if (table.packs[row] !== index || (first !== null && first.at <= at)) continue;
+      const bytes = readAt(handle, at, table.lengths[row]) ?? new Uint8Array(0);
+      const expected = Buffer.from(table.hashes.buffer, table.hashes.byteOffset + row * 32, 32).toString("hex");
+      if (sha256Hex(bytes) !== expected) first = { at, pack };
+    }
+  }
+  if (first === null) return;
+  const name = packName(document.packs[first.pack].id);
+  await refuseMisnamed(backend, name);
+  throw new OperationError(
+    `${name}: the bytes of ${file.path} at ${first.at} do not match their hash; snapshot damaged`,
+  );
 }
 
 /**
@@ -215,14 +248,10 @@ async function refuseMisnamed(backend: Backend, name: string): Promise<void> {
   checkPackName(name, sealed);
 }
 
-/**
- * Check each extent's hash (the worker computed it), write its bytes at their offset and add them to their file's
- * hash; returns the bytes written.
- */
+/** Write each extent's bytes from `plain` at their offset and add them to their file's hash; the bytes written. */
 async function placeExtents(
   root: string,
-  name: string,
-  opened: OpenDone,
+  plain: Uint8Array,
   { files, extents }: { files: DocumentFile[]; extents: ExtentTable },
   hashes: FileHashes,
 ): Promise<number> {
@@ -232,17 +261,11 @@ async function placeExtents(
     for (let index = 0; index < extents.at.length; index++) {
       const file = files[extents.packs[index]];
       const [at, offset, length] = [extents.at[index], extents.offsets[index], extents.lengths[index]];
-      const hash = Buffer.from(extents.hashes.buffer, extents.hashes.byteOffset + index * 32, 32).toString("hex");
-      if (opened.hashes[index] !== hash) {
-        throw new OperationError(
-          `${name}: the bytes of ${file.path} at ${at} do not match their hash; snapshot damaged`,
-        );
-      }
       if (open?.path !== file.path) {
         open?.file.close();
         open = { path: file.path, file: await Deno.open(join(root, file.path), { write: true }) };
       }
-      const bytes = opened.plain.subarray(offset, offset + length);
+      const bytes = plain.subarray(offset, offset + length); // short when the pack is: the file's hash then fails
       await open.file.seek(at, Deno.SeekMode.Start); // off the main thread: lanes write while others decrypt
       for (let done = 0; done < bytes.length;) done += await open.file.write(bytes.subarray(done));
       hashes.written(extents.packs[index], at, bytes);

@@ -31,6 +31,7 @@ export class FileHashes {
   private readonly layouts: Layout[];
   private readonly progress = new Map<number, Progress>();
   private buffer: Uint8Array | null = null;
+  private digests: string[] | null = null;
 
   /** Files rebuilt under `root`: `files` with their extents (read here, before a fetch lets them go). */
   constructor(private readonly root: string, private readonly files: readonly DocumentFile[]) {
@@ -64,20 +65,30 @@ export class FileHashes {
   }
 
   /**
-   * Check every file against its SHA-256 in the document (a file whose extents were not all noted is read whole).
+   * The index of the first file whose bytes do not match its SHA-256 in the document, or `null` (a file whose extents
+   * were not all noted is read whole). The digests are taken once.
+   */
+  firstMismatch(): number | null {
+    this.digests ??= this.files.map((file, index) => {
+      const progress = this.progress.get(index);
+      return progress !== undefined && progress.next === this.layouts[index].ats.length
+        ? progress.hash.digest("hex")
+        : sha256File(join(this.root, file.path));
+    });
+    const index = this.files.findIndex((file, at) => this.digests![at] !== file.sha256);
+    return index < 0 ? null : index;
+  }
+
+  /**
+   * Check every file against its SHA-256 in the document.
    *
    * @throws {OperationError} naming the file and the snapshot when one does not match.
    */
   check(snapshot: string): void {
-    this.files.forEach((file, index) => {
-      const progress = this.progress.get(index);
-      const digest = progress !== undefined && progress.next === this.layouts[index].ats.length
-        ? progress.hash.digest("hex")
-        : sha256File(join(this.root, file.path));
-      if (digest !== file.sha256) {
-        throw new OperationError(`snapshot ${snapshot}: ${file.path} rebuilt does not match its SHA-256`);
-      }
-    });
+    const index = this.firstMismatch();
+    if (index !== null) {
+      throw new OperationError(`snapshot ${snapshot}: ${this.files[index].path} rebuilt does not match its SHA-256`);
+    }
   }
 
   private readBack(file: DocumentFile, at: number, length: number, hash: Hash): void {
