@@ -6,21 +6,25 @@
  * @module
  */
 /// <reference lib="deno.worker" />
-import { collectGarbage, collectGarbageAbove } from "../sys/collect_garbage.ts";
+import { collectGarbage, collectGarbageAbove, collectGarbageGrown } from "../sys/collect_garbage.ts";
 import { type OpenJob, resultBuffers, runJob, transferables } from "./crypto_jobs.ts";
 import { runSealJob, type SealJob, sealResultBuffers } from "./seal_jobs.ts";
 
 /**
- * Array buffers a worker may hold before a full garbage collection: a zstd pack's plaintext is a new buffer each time
- * and each 64 KiB chunk decrypted another; collecting only past this bound (rather than every few jobs) keeps the
- * process under its memory bound at a fraction of the cost.
+ * Array buffers a worker may hold before a full garbage collection when it hashes ranges (a verify): a zstd pack's
+ * plaintext is a new buffer each time and each 64 KiB chunk decrypted another.
  */
 const GC_ABOVE_BYTES = 16 << 20;
 /**
- * Open jobs between two full collections at most: the cipher and hash contexts a job leaves are native memory that
- * the buffer count above does not see.
+ * Open jobs that hash ranges between two full collections at most: the hash contexts a job leaves are native memory
+ * that the buffer count above does not see.
  */
 const GC_EVERY_OPENS = 4;
+/**
+ * Growth of a worker's array buffers before a full collection when it hashes nothing (a fetch): its garbage is then
+ * buffers V8 counts, and a collection every few packs (each drops compiled code) took half of a fetch's time.
+ */
+const GC_GROWN_BYTES = 48 << 20;
 let opens = 0;
 /** Seal jobs between two full collections: what they leave (cipher and hash contexts) is not counted as buffers. */
 const GC_EVERY_SEALS = 2;
@@ -33,7 +37,8 @@ self.onmessage = (event: MessageEvent<(OpenJob | SealJob) & { id: number }>) => 
     self.postMessage({ id: event.data.id, result: sealed }, transferables(sealResultBuffers(sealed)));
     return;
   }
-  if (!collectGarbageAbove(GC_ABOVE_BYTES) && ++opens % GC_EVERY_OPENS === 0) collectGarbage();
+  if ((event.data as OpenJob).ranges.length === 0) collectGarbageGrown(GC_GROWN_BYTES);
+  else if (!collectGarbageAbove(GC_ABOVE_BYTES) && ++opens % GC_EVERY_OPENS === 0) collectGarbage();
   const result = runJob(event.data as OpenJob);
   self.postMessage({ id: event.data.id, result }, transferables(resultBuffers(result)));
 };

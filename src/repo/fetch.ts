@@ -13,9 +13,9 @@ import { removeQuietly } from "../fs/durable.ts";
 import { lstatOrNull } from "../fs/probe.ts";
 import type { Backend } from "./backend.ts";
 import { FileHashes } from "./file_hashes.ts";
-import { CryptoPool, defaultWorkers } from "./crypto_pool.ts";
+import { CryptoPool } from "./crypto_pool.ts";
 import { DEFAULT_TRANSFERS, inLanes } from "./lanes.ts";
-import { collectGarbageAbove } from "../sys/collect_garbage.ts";
+import { collectGarbageGrown } from "../sys/collect_garbage.ts";
 import { Buffer } from "node:buffer";
 import {
   type DocumentFile,
@@ -31,11 +31,14 @@ import { checkPackName, sha256Hex } from "./sealing.ts";
 import { readAt } from "../fs/read_at.ts";
 import { type ExtentTable, ExtentTableBuilder } from "./extent_table.ts";
 
+/** Growth of the main thread's array buffers before a full collection (the buffers of each lane come and go). */
+const GC_GROWN_BYTES = 48 << 20;
+
 /**
- * Array buffers the main thread may hold before a full garbage collection: two pack buffers, and each zstd pack's
- * plaintext, a new buffer that comes back from a worker.
+ * Workers that open packs: one, while this thread writes and hashes what it opened. On 2 CPUs a second one measured
+ * slower (each makes garbage the process must collect to stay within its memory bound) and 30 MiB more.
  */
-const GC_ABOVE_BYTES = 48 << 20;
+const FETCH_WORKERS = 1;
 
 /** Options of {@linkcode fetchSnapshot}. */
 export interface FetchOptions {
@@ -177,11 +180,11 @@ async function writeExtents(
   const [buffers, spares] = [0, 1].map((): Uint8Array[] =>
     Array.from({ length: Math.min(lanes, order.length) }, () => new Uint8Array(PACK_BUFFER_BYTES))
   );
-  using pool = new CryptoPool(Math.min(lanes, defaultWorkers()));
+  using pool = new CryptoPool(FETCH_WORKERS);
   let done = 0;
   let downloaded = 0;
   await inLanes(order.length, lanes, async (at, lane) => {
-    collectGarbageAbove(GC_ABOVE_BYTES);
+    collectGarbageGrown(GC_GROWN_BYTES);
     const { id, compression } = document.packs[order[at]];
     const name = packName(id);
     const sealed = await backend.read(name, buffers[lane]);

@@ -34,3 +34,18 @@ export function collectGarbageAbove(bytes: number): boolean {
   collectGarbage();
   return true;
 }
+
+/** This thread's array buffer bytes right after its last collection by {@linkcode collectGarbageGrown}. */
+let floor = 0;
+
+/**
+ * Run a full collection only when this thread's array buffers grew by more than `bytes` since its last one here: the
+ * buffers a loop keeps and moves between threads (counted again each time they arrive) stay below that floor, so only
+ * the garbage it makes is measured. Returns whether it collected.
+ */
+export function collectGarbageGrown(bytes: number): boolean {
+  if (Deno.memoryUsage().external - floor <= bytes) return false;
+  collectGarbage();
+  floor = Deno.memoryUsage().external;
+  return true;
+}
