@@ -29,7 +29,11 @@ export const COMPILE_PERMISSIONS = [
 ];
 
 /** Modules the program starts as workers, which `deno compile` embeds only when told (relative to the root). */
-export const COMPILE_INCLUDES = ["src/fs/_follow_hash_worker.ts", "src/repo/_crypto_worker.ts"];
+export const COMPILE_INCLUDES = [
+  "src/fs/_follow_hash_worker.ts",
+  "src/fs/_hash_ahead_worker.ts",
+  "src/repo/_crypto_worker.ts",
+];
 
 /** Where the binary goes, relative to the project's root. */
 export const DEFAULT_OUTPUT = "dist/atocore-backup";

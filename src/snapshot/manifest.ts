@@ -66,6 +66,25 @@ export interface ManifestCheckOptions {
    * such a file's entry is compared with it as text instead of the file being read again.
    */
   verified?: ReadonlyMap<string, string>;
+  /**
+   * SHA-256 taken just before by another thread (see {@linkcode filesToHash}), by path: such a file is checked for its
+   * kind and size here and its hash compared, instead of being read on this thread.
+   */
+  hashed?: ReadonlyMap<string, string>;
+}
+
+/**
+ * The paths (relative to the snapshot) of the files `manifest` lists that a full check hashes: inside the snapshot and
+ * not proven already by `verified`.
+ */
+export function filesToHash(manifest: unknown, verified: ReadonlyMap<string, string> = new Map()): string[] {
+  if (!Array.isArray(manifest)) return [];
+  return manifest.flatMap((entry) =>
+    typeof entry?.size === "number" && typeof entry.path === "string" && isInside(entry.path) &&
+      !verified.has(entry.path)
+      ? [entry.path]
+      : []
+  );
 }
 
 /**
@@ -87,7 +106,8 @@ export function checkManifest(root: string, manifest: unknown, options: Manifest
     }
     listed.add(path);
     check.filesChecked += 1;
-    const problem = checkEntry(root, entry, { quick: options.quick, onBytes, verified: verified.get(path) }, check);
+    const known = { verified: verified.get(path), hashed: options.hashed?.get(path) };
+    const problem = checkEntry(root, entry, { quick: options.quick, onBytes, ...known }, check);
     if (problem) check.errors.push(`${problem}: ${path}`);
   }
   for (const entry of walkTree(root, (path) => path === METADATA_FILE)) {
@@ -99,7 +119,7 @@ export function checkManifest(root: string, manifest: unknown, options: Manifest
 function checkEntry(
   root: string,
   entry: ManifestEntry,
-  options: { quick: boolean; onBytes?: (bytes: number) => void; verified?: string },
+  options: { quick: boolean; onBytes?: (bytes: number) => void; verified?: string; hashed?: string },
   check: ManifestCheck,
 ): string | null {
   const path = join(root, entry.path);
@@ -120,7 +140,7 @@ function checkEntry(
   if (options.quick) return null;
   check.bytesHashed += info.size;
   try {
-    return sha256File(path, options.onBytes) === entry.sha256 ? null : "manifest_sha256_mismatch";
+    return (options.hashed ?? sha256File(path, options.onBytes)) === entry.sha256 ? null : "manifest_sha256_mismatch";
   } catch (error) {
     return `manifest_file_unreadable (${describeOsError(error)})`; // one bad file must not stop the others' checks
   }

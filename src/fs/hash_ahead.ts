@@ -1,0 +1,45 @@
+/**
+ * Hashing files on a worker thread while this thread does other work: a validation checks the databases' integrity
+ * (SQLite, on this thread) while the snapshot's files are hashed, instead of one after the other.
+ *
+ * @module
+ */
+
+/** Files being hashed on a worker. */
+export interface HashesAhead extends Disposable {
+  /**
+   * Each file's SHA-256 by path once all are hashed. A file the worker could not hash (not a regular file, unreadable,
+   * or no worker here) is left out: the caller hashes it itself and says what is wrong.
+   */
+  digests(): Promise<ReadonlyMap<string, string>>;
+}
+
+/**
+ * Start hashing `paths` (absolute) on a worker; `onBytes` is called with each chunk's size as the worker reports it
+ * (when this thread's event loop runs).
+ */
+export function hashAhead(paths: readonly string[], onBytes?: (bytes: number) => void): HashesAhead {
+  let worker: Worker | null = null;
+  let outcome: Promise<ReadonlyMap<string, string>>;
+  try {
+    worker = new Worker(new URL("./_hash_ahead_worker.ts", import.meta.url), { type: "module" });
+    const started = worker;
+    outcome = new Promise((resolve) => {
+      started.onmessage = (event) => {
+        if (event.data.bytes !== undefined) onBytes?.(event.data.bytes);
+        else resolve(new Map(event.data.digests));
+      };
+      started.onerror = (event) => {
+        event.preventDefault();
+        resolve(new Map());
+      };
+    });
+    started.postMessage({ paths });
+  } catch {
+    outcome = Promise.resolve(new Map()); // no worker here: the caller hashes every file itself
+  }
+  return {
+    digests: () => outcome,
+    [Symbol.dispose]: () => worker?.terminate(),
+  };
+}
