@@ -37,8 +37,9 @@ self.onmessage = (event: MessageEvent<(OpenJob | SealJob) & { id: number }>) => 
     self.postMessage({ id: event.data.id, result: sealed }, transferables(sealResultBuffers(sealed)));
     return;
   }
-  if ((event.data as OpenJob).ranges.length === 0) collectGarbageGrown(GC_GROWN_BYTES);
+  const job = event.data as OpenJob;
+  if (job.ranges.length === 0) collectGarbageGrown(job.collectAfterGrowth ?? GC_GROWN_BYTES);
   else if (!collectGarbageAbove(GC_ABOVE_BYTES) && ++opens % GC_EVERY_OPENS === 0) collectGarbage();
-  const result = runJob(event.data as OpenJob);
+  const result = runJob(job);
   self.postMessage({ id: event.data.id, result }, transferables(resultBuffers(result)));
 };

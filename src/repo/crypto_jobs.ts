@@ -26,6 +26,11 @@ export interface OpenJob {
    * many packs then receives no new buffer per pack, which V8 does not count on the receiving thread until collected.
    */
   plainInto?: Uint8Array;
+  /**
+   * For a job that hashes no range: how far the worker's array buffers may grow past what it held after its last full
+   * collection before it collects again (default 48 MiB).
+   */
+  collectAfterGrowth?: number;
 }
 
 /** An opened pack: the buffers given back, its plaintext, and each range's SHA-256 (`""` when out of bounds). */
