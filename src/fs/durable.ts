@@ -203,6 +203,24 @@ export function syncFileLater(path: string): () => Promise<void> {
 }
 
 /**
+ * Start writing each of `paths` to disk on runtime threads, a head start for the fsyncs that later make them durable
+ * (a restore validates the fetched files meanwhile); the function returned waits for it. A failure is not reported
+ * here: the later fsync meets it and says so.
+ */
+export function flushSoon(paths: readonly string[]): () => Promise<void> {
+  const flushing = paths.map((path) => {
+    try {
+      return syncFileLater(path)().catch(() => {});
+    } catch {
+      return Promise.resolve();
+    }
+  });
+  return async () => {
+    await Promise.all(flushing);
+  };
+}
+
+/**
  * Remove `path` and all below it as {@linkcode removeQuietly} does, but only when it lies inside `root` and no folder
  * between `root` and `path` is a symbolic link: through one, the removal would happen wherever the link points.
  *

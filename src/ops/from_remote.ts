@@ -8,7 +8,7 @@ import { basename, dirname, join, resolve } from "node:path";
 import type { Config } from "../config.ts";
 import type { AgeIdentity } from "../crypto/age.ts";
 import { describeOsError, OperationError, RefusedError, ToolError, UsageError } from "../errors.ts";
-import { removeQuietly } from "../fs/durable.ts";
+import { flushSoon, removeQuietly } from "../fs/durable.ts";
 import { isSameOrInside } from "../fs/real_path.ts";
 import { entriesOrNone } from "../fs/probe.ts";
 import { formatBytes } from "../cli/format.ts";
@@ -19,7 +19,7 @@ import { type FetchResult, fetchSnapshot } from "../repo/fetch.ts";
 import { parseSnapshotKey, refsName, snapshotKeyText } from "../repo/layout.ts";
 import { openRepository } from "../repo/repository.ts";
 import { listSnapshots } from "../repo/snapshots.ts";
-import { snapshotsDir } from "../snapshot/layout.ts";
+import { snapshotDir, snapshotsDir } from "../snapshot/layout.ts";
 import { isStamp } from "../snapshot/stamp.ts";
 import { checkPinIfPinned } from "./remote.ts";
 import { type RestoreOptions, type RestoreResult, restoreSnapshot } from "./restore.ts";
@@ -357,12 +357,19 @@ export async function restoreFromRemote(
     throw error;
   }
   using _scratch = fetched;
-  stopIfInterrupted(options.signal, words);
-  const result = await restoreSnapshot(config, fetched.stamp, {
-    ...options,
-    sourceDir: fetched.sourceDir,
-    moveSources: true,
-    verified: fetched.verified,
-  });
-  return { ...result, remote: fetched.summary };
+  // the fetched files are fsynced before they replace anything: the disk starts on that beside the validation
+  const fetchedRoot = snapshotDir(fetched.sourceDir, fetched.stamp);
+  const flushed = flushSoon([...fetched.verified.keys()].map((path) => join(fetchedRoot, path)));
+  try {
+    stopIfInterrupted(options.signal, words);
+    const result = await restoreSnapshot(config, fetched.stamp, {
+      ...options,
+      sourceDir: fetched.sourceDir,
+      moveSources: true,
+      verified: fetched.verified,
+    });
+    return { ...result, remote: fetched.summary };
+  } finally {
+    await flushed();
+  }
 }
