@@ -16,15 +16,27 @@ import { verifyRepository } from "../../src/repo/verify.ts";
 import { runCli } from "../_helpers.ts";
 import { assertSameTree, objectNames, repoFixture, snapshotOf } from "../_repo.ts";
 
-/** `inner`, counting the reads and the writes of packs in progress at once (the most seen of each). */
+/**
+ * `inner`, counting the reads and the writes of packs in progress at once (the most seen of each). A pack's write waits
+ * until another one starts (at most 1 s), like a slow link: a push may start the next while one is in flight, and a
+ * busy machine sealing the next pack slowly must not decide whether it did.
+ */
 function counting(inner: Backend): { backend: Backend; most: { reads: number; writes: number } } {
   const now = { reads: 0, writes: 0 };
   const most = { reads: 0, writes: 0 };
+  const started = { reads: 0, writes: 0 };
+  const otherStarted = async (kind: "reads" | "writes", wait: number) => {
+    const mine = started[kind];
+    for (const end = Date.now() + wait; started[kind] === mine && Date.now() < end;) {
+      await new Promise((resolve) => setTimeout(resolve, 5));
+    }
+  };
   const track = async <T>(kind: "reads" | "writes", name: string, work: () => Promise<T>): Promise<T> => {
     if (!name.startsWith("packs/")) return await work();
     most[kind] = Math.max(most[kind], ++now[kind]);
+    started[kind] += 1;
     try {
-      await new Promise((resolve) => setTimeout(resolve, 5)); // let the other lanes start
+      await otherStarted(kind, kind === "writes" ? 1000 : 5); // let the other lanes start
       return await work();
     } finally {
       now[kind] -= 1;
