@@ -18,6 +18,11 @@ export interface WriteOptions {
   exclusive: boolean;
 }
 
+/** Whether `backend` is a folder on this host (its location a `file://` URL), not a server reached over the network. */
+export function isFolderBackend(backend: Pick<Backend, "location">): boolean {
+  return backend.location.startsWith("file://");
+}
+
 /** A place a repository is stored. Names use `/`; every method refuses a name that is not plain. */
 export interface Backend {
   /** Where the repository is, for messages and to key local state; never holds a credential. */

@@ -11,7 +11,7 @@ import type { AgeIdentity } from "../crypto/age.ts";
 import { OperationError, UsageError } from "../errors.ts";
 import { removeQuietly } from "../fs/durable.ts";
 import { lstatOrNull } from "../fs/probe.ts";
-import type { Backend } from "./backend.ts";
+import { type Backend, isFolderBackend } from "./backend.ts";
 import { FileHashes } from "./file_hashes.ts";
 import { CryptoPool } from "./crypto_pool.ts";
 import { DEFAULT_TRANSFERS, inLanes } from "./lanes.ts";
@@ -38,9 +38,7 @@ import { type ExtentTable, ExtentTableBuilder } from "./extent_table.ts";
  * 269 MiB with 48 MiB, 237 with these).
  */
 function collectionBounds(backend: Backend): { main: number; worker: number } {
-  return backend.location.startsWith("file://")
-    ? { main: 48 << 20, worker: 48 << 20 }
-    : { main: 24 << 20, worker: 32 << 20 };
+  return isFolderBackend(backend) ? { main: 48 << 20, worker: 48 << 20 } : { main: 24 << 20, worker: 32 << 20 };
 }
 
 /**

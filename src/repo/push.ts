@@ -8,7 +8,7 @@
 import type { Config } from "../config.ts";
 import { describeOsError, OperationError } from "../errors.ts";
 import { pushCachePath, pushJournalDir, pushJournalPath } from "../snapshot/layout.ts";
-import type { Backend } from "./backend.ts";
+import { type Backend, isFolderBackend } from "./backend.ts";
 import { DOCUMENT_FORMAT, serializeDocument, type WritableDocument } from "./document.ts";
 import { leaseName, newRandomId, parseName, PREFIXES, refsName, type SnapshotKey, snapshotName } from "./layout.ts";
 import { type LocalSnapshot, readLocalSnapshot } from "./local_snapshot.ts";
@@ -248,7 +248,7 @@ const SEAL_WORKERS = 1;
  * sealing on the main thread): over the network packs are sealed on the main thread, within the memory bound.
  */
 function sealsOnWorker(backend: Backend): boolean {
-  return backend.location.startsWith("file://");
+  return isFolderBackend(backend);
 }
 
 /** The snapshot document of a push: where it belongs, what it restores, and the packs and files that hold it. */
