@@ -8,7 +8,7 @@ import { type Config, type RemoteSettings, resolveRemoteSettings } from "../conf
 import { UsageError } from "../errors.ts";
 import type { RemoteSource } from "../ops/from_remote.ts";
 import { identitiesFrom, recipientsFrom, refuseRemoteInStore, remoteBackend } from "../ops/remote.ts";
-import { DEFAULT_TRANSFERS, MAX_TRANSFERS } from "../repo/lanes.ts";
+import { DEFAULT_TRANSFERS, FOLDER_FETCH_TRANSFERS, MAX_TRANSFERS } from "../repo/lanes.ts";
 import type { CommandContext, CommandOptions, FlagValues } from "./command.ts";
 
 /** The flags, for a command's `options`. */
@@ -153,19 +153,23 @@ export const TRANSFER_OPTIONS = {
 
 /** The line of help of `--transfers`. */
 export const TRANSFER_HELP =
-  `  --transfers N          packs moved at once, 1 to ${MAX_TRANSFERS} (default ${DEFAULT_TRANSFERS})               ATOCORE_BACKUP_TRANSFERS`;
+  `  --transfers N          packs moved at once, 1 to ${MAX_TRANSFERS} (default ${DEFAULT_TRANSFERS}; ` +
+  `${FOLDER_FETCH_TRANSFERS} fetching from a folder)  ATOCORE_BACKUP_TRANSFERS`;
 
 /**
- * The packs to move at once: `--transfers`, else `ATOCORE_BACKUP_TRANSFERS`, else {@linkcode DEFAULT_TRANSFERS}.
- * Memory grows by about one 8 MiB pack per transfer.
+ * The packs to move at once: `--transfers`, else `ATOCORE_BACKUP_TRANSFERS`, else `undefined` (the engine's default,
+ * {@linkcode DEFAULT_TRANSFERS}, or {@linkcode FOLDER_FETCH_TRANSFERS} for a fetch from a folder). Memory grows by about one 8 MiB pack per transfer.
  *
- * @throws {UsageError} for anything but a whole number from 1 to {@linkcode MAX_TRANSFERS}.
+ * @throws {UsageError} for anything but a whole number from 1 to {@linkcode MAX_TRANSFERS}, an empty one included.
  */
-export function transfersFrom(values: FlagValues<typeof TRANSFER_OPTIONS>, context: CommandContext): number {
+export function transfersFrom(
+  values: FlagValues<typeof TRANSFER_OPTIONS>,
+  context: CommandContext,
+): number | undefined {
   const [text, source] = values.transfers !== undefined
     ? [values.transfers, "--transfers"]
     : [context.env.ATOCORE_BACKUP_TRANSFERS, "ATOCORE_BACKUP_TRANSFERS"];
-  if (text === undefined || text === "") return DEFAULT_TRANSFERS;
+  if (text === undefined) return undefined;
   const count = /^\d{1,3}$/.test(text) ? Number(text) : NaN;
   if (!(count >= 1 && count <= MAX_TRANSFERS)) {
     throw new UsageError(`${source} must be a whole number from 1 to ${MAX_TRANSFERS}, not ${JSON.stringify(text)}`);

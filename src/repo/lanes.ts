@@ -10,6 +10,11 @@
  * S3 and an S3 upload in flight holds about 40 MiB (see the README's Performance section).
  */
 export const DEFAULT_TRANSFERS = 2;
+/**
+ * Packs a fetch from a folder reads and opens at once by default: with 2 its one worker and the writing thread waited on
+ * each other; 3 restored the small-row store about 1 s sooner (of 6.5) for about 5 MiB more, 4 no sooner and 15 MiB.
+ */
+export const FOLDER_FETCH_TRANSFERS = 3;
 /** The most transfers a command accepts. */
 export const MAX_TRANSFERS = 32;
 

@@ -50,6 +50,12 @@ Deno.test("remote CLI refusals: one line each, exit 2, naming what to give", asy
       /ATOCORE_BACKUP_TRANSFERS must be a whole number from 1 to \d+, not "many"$/,
     ],
     [
+      "ATOCORE_BACKUP_TRANSFERS set but empty",
+      ["remote", "verify"],
+      { ...env, ATOCORE_BACKUP_TRANSFERS: "" },
+      /ATOCORE_BACKUP_TRANSFERS must be a whole number from 1 to \d+, not ""$/,
+    ],
+    [
       "an identity file that holds no identity",
       ["remote", "verify", "--read-data", "--identity", garbage],
       env,
