@@ -1,12 +1,12 @@
 /**
- * Pushing local snapshots to a repository: which ones, each validated before it is sent (an invalid one is refused),
- * then the repository's push; errors of the disk or the mount become one line naming the object and the next step.
+ * Pushing local snapshots to a repository: which ones, each validated while it is sent (an invalid one is refused
+ * before anything of it is listed); errors of the disk or the mount become one line naming the object and the next step.
  * The caller holds the backup folder's lock.
  *
  * @module
  */
 import type { Config } from "../config.ts";
-import { describeOsError, OperationError, RefusedError, ToolError, UsageError } from "../errors.ts";
+import { describeOsError, OperationError, type RefusedError, ToolError, UsageError } from "../errors.ts";
 import type { PushFacts } from "../report/metrics.ts";
 import type { Reporter } from "../report/reporter.ts";
 import type { Backend } from "../repo/backend.ts";
@@ -17,7 +17,7 @@ import { checkedStamp, snapshotDir } from "../snapshot/layout.ts";
 import { isStamp } from "../snapshot/stamp.ts";
 import type { SqliteDriver } from "../sqlite/driver.ts";
 import { snapshotNames } from "./list.ts";
-import { validateSnapshot } from "./validate.ts";
+import { InvalidSnapshotError, ValidationBeside } from "./push_validation.ts";
 import { InterruptedError, stopIfInterrupted } from "../sys/interrupt.ts";
 
 /** Which local snapshots to push. */
@@ -32,8 +32,8 @@ export interface LocalPushOptions {
   /** The keys the snapshots' MACs are made with; none: unauthenticated pushes. */
   auth?: PushAuth;
   /**
-   * How each snapshot is validated first: `deep` (hashes), `quick` (sizes; the push still checks each file it reads
-   * against the manifest), `none` (just validated by create).
+   * How each snapshot is validated, beside its push (see `push_validation.ts`): `deep` (hashes), `quick` (sizes; the
+   * push still checks each file it reads against the manifest), `none` (just validated by create).
    */
   validation: "deep" | "quick" | "none";
   /** Aborted to stop at the next safe point (before a snapshot, between blocks): nothing half is listed. */
@@ -88,14 +88,19 @@ export async function pushLocalSnapshots(
   };
   for (const stamp of stamps) {
     stopIfInterrupted(options.signal, () => interruptedBetween(result, stamp));
-    const errors = listed.has(stamp) ? [] : await validationErrors(config, stamp, options);
-    if (errors.length > 0) {
-      if (!("all" in selection)) throw refusal(config, stamp, errors);
-      options.reporter.event("warning", "push_refused_invalid", { stamp, errors });
-      result.refused.push({ stamp, errors });
-      continue;
+    const validation = listed.has(stamp) || options.validation === "none"
+      ? null
+      : new ValidationBeside(config, stamp, options.driver, options.validation === "quick");
+    try {
+      add(
+        result,
+        await pushOne(config, backend, stamp, options, result.pushed.map((pushed) => pushed.stamp), validation),
+      );
+    } catch (error) {
+      if (!(error instanceof InvalidSnapshotError && "all" in selection)) throw error;
+      options.reporter.event("warning", "push_refused_invalid", { stamp, errors: error.errors });
+      result.refused.push({ stamp, errors: error.errors });
     }
-    add(result, await pushOne(config, backend, stamp, options, result.pushed.map((pushed) => pushed.stamp)));
   }
   return result;
 }
@@ -147,32 +152,13 @@ function selectedStamps(backupDir: string, selection: PushSelection): string[] {
   return "all" in selection ? stamps : [stamps.at(-1)!];
 }
 
-async function validationErrors(config: Config, stamp: string, options: LocalPushOptions): Promise<string[]> {
-  if (options.validation === "none") return [];
-  const validation = await validateSnapshot(config.backupDir.path, stamp, {
-    driver: options.driver,
-    quick: options.validation === "quick",
-    onProgress: (done, total) => options.reporter.progress("validating", done, total),
-  });
-  if (!validation.exists) {
-    throw new UsageError(`no snapshot ${stamp} in ${config.backupDir.path}; see 'atocore-backup list'`);
-  }
-  return validation.valid ? [] : validation.errors;
-}
-
-function refusal(config: Config, stamp: string, errors: string[]): RefusedError {
-  return new RefusedError(
-    `snapshot ${stamp} failed validation (${errors.join("; ")}): ${snapshotDir(config.backupDir.path, stamp)}; ` +
-      `nothing was pushed; push another snapshot (see 'list'), or make a new one with 'create'`,
-  );
-}
-
 async function pushOne(
   config: Config,
   backend: Backend,
   stamp: string,
   options: LocalPushOptions,
   before: string[],
+  validation: ValidationBeside | null,
 ): Promise<PushResult> {
   options.reporter.event("info", "push_started", { stamp, location: backend.location });
   const tracked = trackingWrites(backend);
@@ -184,8 +170,14 @@ async function pushOne(
       transfers: options.transfers,
       onProgress: (done, total) => options.reporter.progress("pushing", done, total),
       signal: options.signal,
+      gate: validation ?? undefined,
     });
   } catch (error) {
+    // the validation's verdict first: a file edited since the snapshot was made is its finding as well
+    const errors = validation ? await validation.errors : [];
+    if (errors.length > 0) {
+      throw new InvalidSnapshotError(stamp, snapshotDir(config.backupDir.path, stamp), errors, tracked.packs);
+    }
     if (error instanceof InterruptedError) {
       throw error.told(
         `push of ${stamp} to ${backend.location}`,

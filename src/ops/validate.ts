@@ -105,11 +105,14 @@ export async function validateSnapshotAt(
   result.metadata = metadata;
   result.metadata_bound = checkMetadata(metadata, result.errors);
   using ahead = quick ? null : startHashing(root, metadata.manifest, options);
-  result.db_ok = checkDatabase(root, metadata, options.driver, result.errors);
-  const registry = locatePart(root, metadata, "registry");
-  if (registry) result.registry_ok = checkRegistry(registry, keptInvalidRegistry(metadata), result.errors);
+  const found = { db: [] as string[], registry: [] as string[], chroma: [] as string[] };
+  const db = checkDatabase(root, metadata, options.driver, found.db); // both checks run at once, off this thread
   const chroma = locatePart(root, metadata, "chroma");
-  if (chroma) result.chroma_ok = checkChroma(chroma, options.driver, result.errors);
+  const chromaChecked = chroma ? checkChroma(chroma, options.driver, found.chroma) : Promise.resolve(null);
+  const registry = locatePart(root, metadata, "registry");
+  if (registry) result.registry_ok = checkRegistry(registry, keptInvalidRegistry(metadata), found.registry);
+  [result.db_ok, result.chroma_ok] = await bothSettled(db, chromaChecked);
+  result.errors.push(...found.db, ...found.registry, ...found.chroma);
   if (metadata.manifest !== undefined) {
     const hashed = ahead ? relativeTo(root, await ahead.digests()) : undefined;
     const check = await checkManifest(root, metadata.manifest, {
@@ -125,6 +128,14 @@ export async function validateSnapshotAt(
     result.bytes_hashed = check.bytesHashed;
   }
   return finish(result);
+}
+
+/** Both results once both settled (no check is left reading a file), or the first rejection. */
+async function bothSettled<A, B>(a: Promise<A>, b: Promise<B>): Promise<[A, B]> {
+  const [first, second] = await Promise.allSettled([a, b]);
+  if (first.status === "rejected") throw first.reason;
+  if (second.status === "rejected") throw second.reason;
+  return [first.value, second.value];
 }
 
 /** Bytes to hash from which a validation hashes on a worker while it checks the databases (a worker costs ~30 ms). */
@@ -211,20 +222,25 @@ function finish(result: ValidationResult, error?: string): ValidationResult {
   return result;
 }
 
-function checkDatabase(root: string, metadata: SnapshotMetadata, driver: SqliteDriver, errors: string[]): boolean {
+function checkDatabase(
+  root: string,
+  metadata: SnapshotMetadata,
+  driver: SqliteDriver,
+  errors: string[],
+): Promise<boolean> {
   const located = locatePart(root, metadata, "db");
   if (located === null) {
     errors.push("db_snapshot_missing");
-    return false;
+    return Promise.resolve(false);
   }
   if (!located.ok) {
     errors.push(located.error);
-    return false;
+    return Promise.resolve(false);
   }
   const problem = notRegularFile(located.path);
   if (problem !== null) {
     errors.push(problem === "missing" ? "db_snapshot_missing" : `db_snapshot_not_regular_file: ${printable(problem)}`);
-    return false;
+    return Promise.resolve(false);
   }
   return integrityOk(driver, located.path, "db", errors);
 }
@@ -264,21 +280,21 @@ function checkRegistry(located: LocatedPart, keptInvalid: string | null, errors:
   }
 }
 
-function checkChroma(located: LocatedPart, driver: SqliteDriver, errors: string[]): boolean {
+function checkChroma(located: LocatedPart, driver: SqliteDriver, errors: string[]): Promise<boolean> {
   if (!located.ok) {
     errors.push(located.error);
-    return false;
+    return Promise.resolve(false);
   }
   if (!lstatOrNull(located.path)?.isDirectory) {
     errors.push("chroma_snapshot_missing");
-    return false;
+    return Promise.resolve(false);
   }
   const chromaDb = join(located.path, CHROMA_DB_FILE);
   const problem = notRegularFile(chromaDb);
-  if (problem === "missing") return true;
+  if (problem === "missing") return Promise.resolve(true);
   if (problem !== null) {
     errors.push(`chroma_db_snapshot_not_regular_file: ${printable(problem)}`);
-    return false;
+    return Promise.resolve(false);
   }
   return integrityOk(driver, chromaDb, "chroma_db", errors);
 }
@@ -292,9 +308,9 @@ function linkedEntries(manifest: unknown): string[] {
     .map((entry) => `manifest_entry_not_regular_file: ${printable(entry.path)} is a symbolic link`);
 }
 
-function integrityOk(driver: SqliteDriver, path: string, label: string, errors: string[]): boolean {
+async function integrityOk(driver: SqliteDriver, path: string, label: string, errors: string[]): Promise<boolean> {
   try {
-    const answer = driver.integrityCheck(path);
+    const answer = await driver.integrityCheckAsync(path);
     if (answer === "ok") return true;
     errors.push(`${label}_integrity_check_failed: ${answer}`);
   } catch (error) {

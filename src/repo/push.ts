@@ -59,6 +59,16 @@ export interface PushOptions {
    * reason once the uploads in flight have ended, having listed nothing and removed its lease.
    */
   signal?: AbortSignal;
+  /** A check running beside the push (the local snapshot's validation): nothing is listed before it has passed. */
+  gate?: PushGate;
+}
+
+/** What a push waits on before it lists the snapshot (see {@linkcode PushOptions.gate}). */
+export interface PushGate {
+  /** Throw once the snapshot may not be listed; called between blocks, so it must be cheap. */
+  check(): void;
+  /** Resolve once the snapshot may be listed; throw when it may not. */
+  passed(): Promise<void>;
 }
 
 /** What a push did, as plain data. */
@@ -197,6 +207,7 @@ async function upload(
   const total = local.entries.reduce((sum, entry) => sum + (entry.kind === "file" ? entry.size : 0), 0);
   const safePoint = () => {
     stopIfInterrupted(context.signal);
+    context.gate?.check();
     checkLeaseTime(context, local.stamp);
   };
   const onProgress = (done: number, all: number) => {
@@ -217,6 +228,7 @@ async function upload(
     packs: packs.map(({ id, size }) => ({ id, size })),
   };
   if (context.auth) refs.auth = refsAuth(context.auth, snapshotClaim(config.id, key, sealed.sha256));
+  await context.gate?.passed();
   safePoint();
   await io.putPublic(refsName(key), refs);
   await io.writeSealed(sealed);

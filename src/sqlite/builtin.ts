@@ -10,6 +10,7 @@ import {
   type BackupProgress,
   BUSY_TIMEOUT_MS,
   immutableUri,
+  integrityAnswer,
   IntegrityUncheckedError,
   PAGES_PER_STEP,
   PIN_READ_SNAPSHOT,
@@ -66,8 +67,17 @@ class BuiltinDriver implements SqliteDriver {
   integrityCheck(path: string): string {
     return withImmutable(path, (db) => {
       const row = db.prepare("PRAGMA integrity_check").get() as Record<string, unknown> | undefined;
-      return row ? String(Object.values(row)[0]) : "no_row";
+      return row ? integrityAnswer(String(Object.values(row)[0])) : "no_row";
     });
+  }
+
+  /** node:sqlite has no call off this thread: the check runs here, before the promise is returned. */
+  integrityCheckAsync(path: string): Promise<string> {
+    try {
+      return Promise.resolve(this.integrityCheck(path));
+    } catch (error) {
+      return Promise.reject(error);
+    }
   }
 
   checkpointTruncate(path: string): void {

@@ -35,11 +35,16 @@ export interface SqliteDriver {
    */
   backup(source: string, destination: string, onProgress?: (progress: BackupProgress) => void): Promise<void>;
   /**
-   * `PRAGMA integrity_check` of the database at `path`: `"ok"` or the first problem.
+   * `PRAGMA integrity_check` of the database at `path`: `"ok"` or the first problem, on one line.
    * The file is opened read-only and immutable, so it works on a read-only folder and
    * never grows `-wal`/`-shm` sidecars.
    */
   integrityCheck(path: string): string;
+  /**
+   * {@linkcode integrityCheck} off the caller's thread where the driver can (FFI), so that thread goes on meanwhile: a
+   * validation checks both databases at once, and a push reads and packs beside its validation.
+   */
+  integrityCheckAsync(path: string): Promise<string>;
   /** `PRAGMA wal_checkpoint(TRUNCATE)` on the database at `path` (which must exist). */
   checkpointTruncate(path: string): void;
   /**
@@ -125,6 +130,14 @@ export function resultCodeName(resultCode: number): string {
 export function immutableUri(path: string): string {
   const escaped = path.replace(/[%?#]/g, (char) => "%" + char.charCodeAt(0).toString(16).toUpperCase());
   return `file:${escaped}?mode=ro&immutable=1`;
+}
+
+/**
+ * The first row of `PRAGMA integrity_check` on one line: a damaged database's starts `*** in database main ***` and a
+ * newline, and every message of this tool is one line.
+ */
+export function integrityAnswer(row: string): string {
+  return row.replace(/\s*\n\s*/g, " ");
 }
 
 /** Quote an SQL identifier (a table name) with double quotes. */

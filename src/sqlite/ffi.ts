@@ -10,6 +10,7 @@ import {
   type BackupProgress,
   BUSY_TIMEOUT_MS,
   immutableUri,
+  integrityAnswer,
   PAGES_PER_STEP,
   PIN_READ_SNAPSHOT,
   quoteIdentifier,
@@ -34,6 +35,8 @@ const SYMBOLS = {
   sqlite3_exec: { parameters: ["pointer", "buffer", "pointer", "pointer", "pointer"], result: "i32" },
   sqlite3_prepare_v2: { parameters: ["pointer", "buffer", "i32", "buffer", "pointer"], result: "i32" },
   sqlite3_step: { parameters: ["pointer"], result: "i32" },
+  /** The same, on a thread of the runtime's pool: the caller's thread runs on meanwhile. */
+  sqlite3_step_elsewhere: { name: "sqlite3_step", parameters: ["pointer"], result: "i32", nonblocking: true },
   sqlite3_column_text: { parameters: ["pointer", "i32"], result: "pointer" },
   sqlite3_column_int64: { parameters: ["pointer", "i32"], result: "i64" },
   sqlite3_finalize: { parameters: ["pointer"], result: "i32" },
@@ -137,7 +140,26 @@ class FfiDriver implements SqliteDriver, FollowedBackup {
   integrityCheck(path: string): string {
     const db = this.#open(immutableUri(path), OPEN_READONLY | OPEN_URI);
     try {
-      return String(this.#query(db, "PRAGMA integrity_check")[0]?.[0] ?? "no_row");
+      return integrityAnswer(String(this.#query(db, "PRAGMA integrity_check")[0]?.[0] ?? "no_row"));
+    } finally {
+      this.#lib.sqlite3_close_v2(db);
+    }
+  }
+
+  /** The check's one long step runs on another thread; its first row is the answer, as above. */
+  async integrityCheckAsync(path: string): Promise<string> {
+    const db = this.#open(immutableUri(path), OPEN_READONLY | OPEN_URI);
+    try {
+      const statement = this.#prepare(db, "PRAGMA integrity_check");
+      try {
+        const step = await this.#lib.sqlite3_step_elsewhere(statement);
+        if (step === SQLITE_DONE) return "no_row";
+        if (step !== SQLITE_ROW) this.#fail(db, step);
+        const text = this.#lib.sqlite3_column_text(statement, 0);
+        return integrityAnswer(text === null ? "null" : Deno.UnsafePointerView.getCString(text));
+      } finally {
+        this.#lib.sqlite3_finalize(statement);
+      }
     } finally {
       this.#lib.sqlite3_close_v2(db);
     }
@@ -249,12 +271,16 @@ class FfiDriver implements SqliteDriver, FollowedBackup {
     if (code !== SQLITE_OK) this.#fail(db, code);
   }
 
-  /** Run one statement and return its rows, each column as text (or as a bigint for "int"). */
-  #query(db: Handle, sql: string, as: "text" | "int" = "text"): (string | bigint | null)[][] {
+  #prepare(db: Handle, sql: string): Deno.PointerValue {
     const out = new BigUint64Array(1);
     const code = this.#lib.sqlite3_prepare_v2(db, cString(sql), -1, new Uint8Array(out.buffer), null);
     if (code !== SQLITE_OK) this.#fail(db, code);
-    const statement = Deno.UnsafePointer.create(out[0]);
+    return Deno.UnsafePointer.create(out[0]);
+  }
+
+  /** Run one statement and return its rows, each column as text (or as a bigint for "int"). */
+  #query(db: Handle, sql: string, as: "text" | "int" = "text"): (string | bigint | null)[][] {
+    const statement = this.#prepare(db, sql);
     const rows: (string | bigint | null)[][] = [];
     try {
       while (true) {

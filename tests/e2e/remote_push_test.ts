@@ -141,6 +141,35 @@ Deno.test("remote: a push killed mid-way lists nothing; the next push reuses the
   assertSameTree(root, into);
 });
 
+Deno.test("remote: nothing is listed before the push's gate passes; a gate that closes stops the push at its next safe point", async () => {
+  using f = await repoFixture({ dbMiB: 20, chromaMiB: 2 });
+  const { root } = await snapshotOf(f);
+  let checks = 0;
+  const failing = { check: () => void checks++, passed: () => Promise.reject(new Error("the validation failed")) };
+  await assert.rejects(pushSnapshot(f.config, f.backend, root, { ...f.auth, gate: failing }), /the validation failed/);
+  assert.ok(checks > 20, `checked at each MiB read (${checks} times)`);
+  assert.equal((await listRemote(f.backend)).snapshots.length, 0, "nothing listed");
+  const stored = (await objectNames(f.backend, "packs/")).length;
+  assert.ok(stored >= 2, `every pack stored before the gate was awaited (${stored})`);
+  assert.deepEqual(await objectNames(f.backend, "leases/"), [], "the lease is removed");
+
+  let blocks = 0;
+  const closing = {
+    check: () => {
+      if (++blocks > 10) throw new Error("the validation failed mid-way");
+    },
+    passed: () => Promise.resolve(),
+  };
+  await assert.rejects(pushSnapshot(f.config, f.backend, root, { ...f.auth, gate: closing }), /failed mid-way/);
+  assert.equal(blocks, 11, "stopped at the first safe point after it closed");
+  assert.equal((await listRemote(f.backend)).snapshots.length, 0, "nothing listed");
+
+  const passing = { check: () => {}, passed: () => Promise.resolve() };
+  const pushed = await pushSnapshot(f.config, f.backend, root, { ...f.auth, gate: passing });
+  assert.ok(pushed.packs_reused >= stored, `the packs stored before are reused (${pushed.packs_reused})`);
+  assert.equal((await listRemote(f.backend)).snapshots.length, 1);
+});
+
 Deno.test("remote: killed between refs and snapshot object: nothing listed, verify notes the refs", async () => {
   using f = await repoFixture({ dbMiB: 2, chromaMiB: 1 });
   const { root } = await snapshotOf(f);

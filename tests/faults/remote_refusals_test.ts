@@ -7,8 +7,9 @@
  * @module
  */
 import assert from "node:assert/strict";
-import { join } from "node:path";
-import { runCli } from "../_helpers.ts";
+import { basename, join } from "node:path";
+import { relocateSnapshot, runCli } from "../_helpers.ts";
+import { InvalidSnapshotError } from "../../src/ops/push_validation.ts";
 import { entryNames, liveDigest } from "../_faults.ts";
 import { ageKeyPair, createAndPush, oneErrorLine, remoteNames, remoteStore } from "../_remote_cli.ts";
 import { type AgeIdentity, parseIdentityFile } from "../../src/crypto/age.ts";
@@ -170,6 +171,43 @@ Deno.test("remote refusals: push refuses an invalid local snapshot (exit 3, noth
   const missing = await runCli(["push", "20200101T000000Z"], { env: r.env });
   assert.equal(missing.code, 2);
   assert.match(oneErrorLine(missing, "missing"), /no snapshot 20200101T000000Z in .*; see 'atocore-backup list'/);
+});
+
+Deno.test("remote refusals: a snapshot whose database fails its integrity check though its hashes match is refused before it is listed, saying truly what was stored", async () => {
+  using r = await remoteStore({ dbMiB: 24 });
+  const made = await runCli(["create"], { env: r.env });
+  assert.equal(made.code, 0, made.stderr);
+  const stamp = (made.json as { stamp: string }).stamp;
+  const root = join(r.store.backupDir, "snapshots", stamp);
+  const dbEntry = `db/${basename(r.store.db)}`;
+  const db = join(root, dbEntry);
+  using file = Deno.openSync(db, { write: true });
+  file.seekSync(file.statSync().size - 8 * 4096, Deno.SeekMode.Start); // a page's header near the end: read late
+  file.writeSync(new Uint8Array(64).fill(0xee));
+  const metadata = JSON.parse(Deno.readTextFileSync(join(root, "backup-metadata.json")));
+  const manifest = metadata.manifest.map((entry: { path: string }) =>
+    entry.path === dbEntry ? { ...entry, sha256: sha256Hex(Deno.readFileSync(db)) } : entry
+  );
+  relocateSnapshot(root, { manifest }); // hashes match: only the integrity check, beside the push, finds it
+  const run = await runCli(["push", stamp], { env: r.env });
+  assert.equal(run.code, 3, run.stderr);
+  const line = oneErrorLine(run, "integrity");
+  assert.match(line, new RegExp(`snapshot ${stamp} failed validation \\(db_integrity_check_failed: [^\\n]*Page \\d+`));
+  assert.deepEqual(await remoteNames(r.env), [], "nothing listed");
+  const packs = entryNames(join(r.repoDir, "packs")).flatMap((folder) => entryNames(join(r.repoDir, "packs", folder)));
+  const told =
+    /nothing of it is listed \(the (\d+) packs? stored before the validation ended (is|are) kept for the next push/
+      .exec(line);
+  if (told) assert.equal(Number(told[1]), packs.length, "the packs it says were stored");
+  else assert.match(line, /; nothing was pushed; /), assert.deepEqual(packs, [], "nothing was pushed");
+});
+
+Deno.test("remote refusals: an invalid snapshot's refusal names the packs stored before the validation ended", () => {
+  const refusal = (packs: number) => new InvalidSnapshotError("20260101T000000Z", "/b/s", ["db_x"], packs).message;
+  assert.match(refusal(0), /failed validation \(db_x\): \/b\/s; nothing was pushed; push another snapshot/);
+  assert.match(refusal(1), /; nothing of it is listed \(the 1 pack stored before the validation ended is kept for /);
+  assert.match(refusal(3), /; nothing of it is listed \(the 3 packs stored before the validation ended are kept for /);
+  assert.doesNotMatch(refusal(3), /nothing was pushed/);
 });
 
 /** The parts of a document the forgery below changes. */

@@ -1,0 +1,58 @@
+/**
+ * A push's validation of its local snapshot, run beside the push rather than before it: the databases' integrity
+ * checks (off the main thread) and the files' hashes (on a worker) overlap the reading and sealing. The push stops at
+ * its next block once the validation fails, and lists nothing before it has passed.
+ *
+ * @module
+ */
+import type { Config } from "../config.ts";
+import { RefusedError, UsageError } from "../errors.ts";
+import type { PushGate } from "../repo/push.ts";
+import type { SqliteDriver } from "../sqlite/driver.ts";
+import { validateSnapshot } from "./validate.ts";
+
+/** A local snapshot refused because it did not validate; its errors, for a run that goes on to the next (`--all`). */
+export class InvalidSnapshotError extends RefusedError {
+  /** The refusal of snapshot `stamp` (its folder `folder`) with `errors`, after `packsSent` packs of it were stored. */
+  constructor(stamp: string, folder: string, readonly errors: string[], packsSent: number) {
+    const sent = packsSent === 0
+      ? "nothing was pushed"
+      : `nothing of it is listed (the ${packsSent} pack${packsSent === 1 ? "" : "s"} stored before the validation ` +
+        `ended ${packsSent === 1 ? "is" : "are"} kept for the next push to reuse, else 'remote cleanup' removes them)`;
+    super(
+      `snapshot ${stamp} failed validation (${errors.join("; ")}): ${folder}; ` +
+        `${sent}; push another snapshot (see 'list'), or make a new one with 'create'`,
+    );
+  }
+}
+
+/** Thrown inside the push to stop it once the validation failed; the caller turns it into the refusal. */
+class ValidationFailed extends Error {}
+
+/** The validation of one snapshot, started at once, as the gate its push waits on. */
+export class ValidationBeside implements PushGate {
+  /** The validation's errors (none: valid); rejects with a {@linkcode UsageError} when there is no such snapshot. */
+  readonly errors: Promise<string[]>;
+  private found: string[] = [];
+
+  /** Start validating snapshot `stamp` (`quick`: sizes, not hashes) with `driver`. */
+  constructor(config: Config, stamp: string, driver: SqliteDriver, quick: boolean) {
+    this.errors = validateSnapshot(config.backupDir.path, stamp, { driver, quick }).then((validation) => {
+      if (!validation.exists) {
+        throw new UsageError(`no snapshot ${stamp} in ${config.backupDir.path}; see 'atocore-backup list'`);
+      }
+      return this.found = validation.valid ? [] : validation.errors;
+    });
+    this.errors.catch(() => {}); // awaited by the push's caller; never an unhandled rejection meanwhile
+  }
+
+  /** Stop the push (between blocks) once the validation has failed. */
+  check(): void {
+    if (this.found.length > 0) throw new ValidationFailed();
+  }
+
+  /** Wait for the validation; stop the push when it failed. */
+  async passed(): Promise<void> {
+    if ((await this.errors).length > 0) throw new ValidationFailed();
+  }
+}
