@@ -174,6 +174,7 @@ async function pushOne(
     });
   } catch (error) {
     // the validation's verdict first: a file edited since the snapshot was made is its finding as well
+    validation?.release();
     const errors = validation ? await validation.errors : [];
     if (errors.length > 0) {
       throw new InvalidSnapshotError(stamp, snapshotDir(config.backupDir.path, stamp), errors, tracked.packs);

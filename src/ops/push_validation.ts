@@ -29,15 +29,20 @@ export class InvalidSnapshotError extends RefusedError {
 /** Thrown inside the push to stop it once the validation failed; the caller turns it into the refusal. */
 class ValidationFailed extends Error {}
 
-/** The validation of one snapshot, started at once, as the gate its push waits on. */
+/**
+ * The validation of one snapshot, started at once, as the gate its push waits on. Deep, it takes the SHA-256 of each
+ * file the push read (and checked against the manifest) from the push, and hashes only the others itself.
+ */
 export class ValidationBeside implements PushGate {
   /** The validation's errors (none: valid); rejects with a {@linkcode UsageError} when there is no such snapshot. */
   readonly errors: Promise<string[]>;
   private found: string[] = [];
+  private readonly read = Promise.withResolvers<ReadonlyMap<string, string>>();
 
   /** Start validating snapshot `stamp` (`quick`: sizes, not hashes) with `driver`. */
   constructor(config: Config, stamp: string, driver: SqliteDriver, quick: boolean) {
-    this.errors = validateSnapshot(config.backupDir.path, stamp, { driver, quick }).then((validation) => {
+    const options = { driver, quick, verifiedLater: this.read.promise };
+    this.errors = validateSnapshot(config.backupDir.path, stamp, options).then((validation) => {
       if (!validation.exists) {
         throw new UsageError(`no snapshot ${stamp} in ${config.backupDir.path}; see 'atocore-backup list'`);
       }
@@ -51,8 +56,14 @@ export class ValidationBeside implements PushGate {
     if (this.found.length > 0) throw new ValidationFailed();
   }
 
-  /** Wait for the validation; stop the push when it failed. */
-  async passed(): Promise<void> {
+  /** Wait for the validation, given the files the push read; stop the push when it failed. */
+  async passed(read: ReadonlyMap<string, string>): Promise<void> {
+    this.read.resolve(read);
     if ((await this.errors).length > 0) throw new ValidationFailed();
+  }
+
+  /** The push ended before it read every file: the validation hashes them all itself. */
+  release(): void {
+    this.read.resolve(new Map());
   }
 }

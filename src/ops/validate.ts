@@ -38,6 +38,11 @@ export interface ValidateOptions {
   onProgress?: HashProgress;
   /** SHA-256 proven for this folder's files by path (see `checkManifest`): not re-read. */
   verified?: ReadonlyMap<string, string>;
+  /**
+   * More of those, from a reader hashing the files beside the validation (a push), resolved once it has read all it
+   * will: the manifest is checked after, hashing only the files it did not read, and no worker hashes ahead.
+   */
+  verifiedLater?: Promise<ReadonlyMap<string, string>>;
 }
 
 /** The result of validating one snapshot: the module's keys, then this tool's. */
@@ -104,7 +109,7 @@ export async function validateSnapshotAt(
   const metadata = read.metadata;
   result.metadata = metadata;
   result.metadata_bound = checkMetadata(metadata, result.errors);
-  using ahead = quick ? null : startHashing(root, metadata.manifest, options);
+  using ahead = quick || options.verifiedLater ? null : startHashing(root, metadata.manifest, options);
   const found = { db: [] as string[], registry: [] as string[], chroma: [] as string[] };
   const db = checkDatabase(root, metadata, options.driver, found.db); // both checks run at once, off this thread
   const chroma = locatePart(root, metadata, "chroma");
@@ -118,7 +123,7 @@ export async function validateSnapshotAt(
     const check = await checkManifest(root, metadata.manifest, {
       quick,
       onProgress: ahead ? undefined : options.onProgress,
-      verified: options.verified,
+      verified: quick || !options.verifiedLater ? options.verified : await verifiedBoth(options),
       hashed,
     });
     check.errors.push(...linkedEntries(metadata.manifest));
@@ -128,6 +133,11 @@ export async function validateSnapshotAt(
     result.bytes_hashed = check.bytesHashed;
   }
   return finish(result);
+}
+
+/** `verified` and what `verifiedLater` resolves to, in one map. */
+async function verifiedBoth(options: ValidateOptions): Promise<ReadonlyMap<string, string>> {
+  return new Map([...options.verified ?? [], ...await options.verifiedLater!]);
 }
 
 /** Both results once both settled (no check is left reading a file), or the first rejection. */

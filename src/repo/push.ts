@@ -67,8 +67,11 @@ export interface PushOptions {
 export interface PushGate {
   /** Throw once the snapshot may not be listed; called between blocks, so it must be cheap. */
   check(): void;
-  /** Resolve once the snapshot may be listed; throw when it may not. */
-  passed(): Promise<void>;
+  /**
+   * Resolve once the snapshot may be listed; throw when it may not. `read`: the SHA-256 of each file the push read,
+   * by path, each checked against the manifest as it was read.
+   */
+  passed(read: ReadonlyMap<string, string>): Promise<void>;
 }
 
 /** What a push did, as plain data. */
@@ -228,7 +231,7 @@ async function upload(
     packs: packs.map(({ id, size }) => ({ id, size })),
   };
   if (context.auth) refs.auth = refsAuth(context.auth, snapshotClaim(config.id, key, sealed.sha256));
-  await context.gate?.passed();
+  await context.gate?.passed(session.readHashes());
   safePoint();
   await io.putPublic(refsName(key), refs);
   await io.writeSealed(sealed);

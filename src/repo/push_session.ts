@@ -28,6 +28,8 @@ interface PushedFile {
   extents: ExtentTable;
   /** Rows of `extents` in new packs: their hashes are filled in once those packs are sealed. */
   unhashed: number[];
+  /** Whether the file was read (its SHA-256 taken from its bytes), not reused whole from the last push. */
+  read: boolean;
   hashes: Uint8Array;
   refs: Int32Array;
   offsets: Uint32Array;
@@ -92,6 +94,7 @@ export class PushSession {
       block,
       extents,
       unhashed: [],
+      read: false,
       hashes: map.hashes,
       refs: map.packs,
       offsets: map.offsets,
@@ -116,6 +119,7 @@ export class PushSession {
       block,
       extents: emptyExtentTable(0),
       unhashed: [],
+      read: true,
       hashes: new Uint8Array(count * 32),
       refs: new Int32Array(count),
       offsets: new Uint32Array(count),
@@ -182,6 +186,11 @@ export class PushSession {
     pushed.refs[index] = ref;
     pushed.offsets[index] = offset;
     extents.add(index * pushed.block, ref, offset, bytes, hash);
+  }
+
+  /** The SHA-256 of each file read so far, by path: taken from its bytes and checked against the manifest. */
+  readHashes(): Map<string, string> {
+    return new Map(this.entries.flatMap((entry) => "read" in entry && entry.read ? [[entry.path, entry.sha256]] : []));
   }
 
   /** The SHA-256 of an extent in a new pack (`ref` < 0), hashed when that pack was sealed. */

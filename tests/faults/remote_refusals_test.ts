@@ -202,6 +202,29 @@ Deno.test("remote refusals: a snapshot whose database fails its integrity check 
   else assert.match(line, /; nothing was pushed; /), assert.deepEqual(packs, [], "nothing was pushed");
 });
 
+Deno.test("remote refusals: a push refuses a snapshot whose file it would not read (unchanged since the last push) but which no longer matches its manifest", async () => {
+  using r = await remoteStore({ dbMiB: 2, chromaMiB: 1 });
+  const first = await createAndPush(r.env);
+  const made = await runCli(["create", "--chroma"], { env: r.env });
+  assert.equal(made.code, 0, made.stderr);
+  const stamp = (made.json as { stamp: string }).stamp;
+  const chroma = join(r.store.backupDir, "snapshots", stamp, "chroma");
+  const segment = entryNames(chroma).find((name) => !name.includes("."))!;
+  const file = join(chroma, segment, "data_level0.bin");
+  const bytes = Deno.readFileSync(file);
+  bytes[bytes.length >> 1] ^= 0xff; // same size; the manifest and the last push still say the old bytes
+  Deno.writeFileSync(file, bytes);
+  const run = await runCli(["push", stamp], { env: r.env });
+  assert.equal(run.code, 3, run.stderr);
+  assert.match(
+    oneErrorLine(run, "unread file"),
+    new RegExp(
+      `snapshot ${stamp} failed validation \\(manifest_sha256_mismatch: chroma/${segment}/data_level0\\.bin\\)`,
+    ),
+  );
+  assert.deepEqual(await remoteNames(r.env), [first.push.snapshot], "only the first snapshot is listed");
+});
+
 Deno.test("remote refusals: an invalid snapshot's refusal names the packs stored before the validation ended", () => {
   const refusal = (packs: number) => new InvalidSnapshotError("20260101T000000Z", "/b/s", ["db_x"], packs).message;
   assert.match(refusal(0), /failed validation \(db_x\): \/b\/s; nothing was pushed; push another snapshot/);
