@@ -1,12 +1,11 @@
 /**
  * Fills packs of blocks (one open pack per compression class), seals each full pack (on a worker when given one,
- * hashing there its blocks and extents) and uploads it while the next one fills, with a small bound on packs in flight
- * so memory stays a few packs whatever the store's size.
+ * hashing there its blocks) and uploads it while the next one fills, with a small bound on packs in flight so memory
+ * stays a few packs whatever the store's size.
  *
  * @module
  */
 import type { Boundary, Compression, PackInfo, PackSealing } from "./boundary.ts";
-import { Buffer } from "node:buffer";
 import { collectGarbage } from "../sys/collect_garbage.ts";
 import { PACK_BUFFER_BYTES, PACK_MAX_BYTES, PACK_TARGET_BYTES } from "./document.ts";
 
@@ -70,11 +69,6 @@ export class PackWriter {
   readonly stored: (PackInfo | null)[] = [];
   /** Plaintext bytes placed in packs so far. */
   plaintextBytes = 0;
-  /**
-   * The SHA-256 (hex) of each run of a new pack's plaintext that holds consecutive blocks of one file (an extent of the
-   * snapshot document), by `slot:offset:length`, once the pack is stored.
-   */
-  readonly runHashes = new Map<string, string>();
   private readonly open: Record<Compression, OpenPack | null> = { zstd: null, none: null };
   private readonly inFlight = new Set<Promise<void>>();
   private failure: { error: unknown } | null = null;
@@ -165,8 +159,7 @@ export class PackWriter {
     const keep = (into: Uint8Array[], size: number, most: number) => (buffer: Uint8Array) => {
       if (buffer.buffer.byteLength === size && into.length < most) into.push(new Uint8Array(buffer.buffer));
     };
-    const { ranges, runs } = packRanges(pack);
-    const first = pack.tags.length;
+    const ranges = blockRanges(pack);
     const upload = this.io.putPack(pack.buffer.subarray(0, pack.used), compression, {
       out: this.outs.pop() ?? new Uint8Array(PACK_BUFFER_BYTES),
       recycle: keep(this.free, PACK_MAX_BYTES, 1),
@@ -175,10 +168,6 @@ export class PackWriter {
       ranges,
     }).then(({ info, hashes }) => {
       pack.tags.forEach((tag, at) => tag.hash.set(hashes.subarray(at * 32, at * 32 + 32)));
-      runs.forEach(([offset, length], at) => {
-        const run = hashes.subarray((first + at) * 32, (first + at + 1) * 32);
-        this.runHashes.set(`${pack.slot}:${offset}:${length}`, Buffer.from(run).toString("hex"));
-      });
       this.stored[pack.slot] = info;
       this.options.onStored?.(pack.slot, info, pack.tags, pack.offsets);
     }).catch((error) => {
@@ -189,22 +178,13 @@ export class PackWriter {
   }
 }
 
-/**
- * The ranges of a pack's plaintext to hash while sealing: each block, then each run of consecutive blocks of one file
- * (the extents the push session makes of them: blocks placed one after the other, in file order).
- */
-function packRanges(pack: OpenPack): { ranges: Uint32Array; runs: [number, number][] } {
-  const { tags, offsets, used } = pack;
-  const runs: [number, number][] = [];
-  const ranges: number[] = [];
-  tags.forEach((tag, at) => {
-    const end = at + 1 < tags.length ? offsets[at + 1] : used;
-    ranges.push(offsets[at], end - offsets[at]);
-    const previous = tags[at - 1];
-    const continues = previous?.file === tag.file && previous.index + 1 === tag.index;
-    if (continues) runs[runs.length - 1][1] += end - offsets[at];
-    else runs.push([offsets[at], end - offsets[at]]);
+/** The ranges of a pack's plaintext to hash while sealing: each block, `[offset, length]` flat. */
+function blockRanges(pack: OpenPack): Uint32Array {
+  const { offsets, used } = pack;
+  const ranges = new Uint32Array(offsets.length * 2);
+  offsets.forEach((offset, at) => {
+    ranges[at * 2] = offset;
+    ranges[at * 2 + 1] = (at + 1 < offsets.length ? offsets[at + 1] : used) - offset;
   });
-  for (const [offset, length] of runs) ranges.push(offset, length);
-  return { ranges: Uint32Array.from(ranges), runs };
+  return ranges;
 }

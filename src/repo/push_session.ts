@@ -14,7 +14,6 @@ import { blockSizeOf, isCompressible, READ_BYTES, readChunks } from "./blocks.ts
 import type { PackInfo } from "./boundary.ts";
 import type { DocumentLink, WritableFile } from "./document.ts";
 import { emptyExtentTable, type ExtentTable, ExtentTableBuilder } from "./extent_table.ts";
-import { Buffer } from "node:buffer";
 import type { LocalEntry } from "./local_snapshot.ts";
 import type { PackWriter, TaggedFile } from "./pack_writer.ts";
 import type { CachedFile, KnownBlocks } from "./push_cache.ts";
@@ -26,7 +25,7 @@ interface PushedFile {
   sha256: string;
   block: number;
   extents: ExtentTable;
-  /** Rows of `extents` in new packs: their hashes are filled in once those packs are sealed. */
+  /** Rows of `extents` of one block in a new pack: they take that block's hash, known once its pack is sealed. */
   unhashed: number[];
   /** Whether the file was read (its SHA-256 taken from its bytes), not reused whole from the last push. */
   read: boolean;
@@ -193,13 +192,6 @@ export class PushSession {
     return new Map(this.entries.flatMap((entry) => "read" in entry && entry.read ? [[entry.path, entry.sha256]] : []));
   }
 
-  /** The SHA-256 of an extent in a new pack (`ref` < 0), hashed when that pack was sealed. */
-  private runHash(ref: number, offset: number, length: number): string {
-    const hash = ref < 0 ? this.writer.runHashes.get(`${-1 - ref}:${offset}:${length}`) : undefined;
-    if (hash === undefined) throw new Error(`no hash for the extent at ${offset}+${length} of pack slot ${-1 - ref}`);
-    return hash;
-  }
-
   private changed(path: string): OperationError {
     return new OperationError(
       `snapshot ${this.stamp}: ${path} changed since the snapshot was made; run 'validate ${this.stamp}'`,
@@ -233,9 +225,9 @@ export class PushSession {
         continue;
       }
       const { path, size, sha256, block, extents } = entry;
-      for (const row of entry.unhashed) { // before the pack column is rewritten: the hash is found by pack slot
-        const hash = this.runHash(extents.packs[row], extents.offsets[row], extents.lengths[row]);
-        extents.hashes.set(Buffer.from(hash, "hex"), row * 32);
+      for (const row of entry.unhashed) {
+        const index = extents.at[row] / block;
+        extents.hashes.set(entry.hashes.subarray(index * 32, index * 32 + 32), row * 32);
       }
       extents.packs.forEach((ref, at) => extents.packs[at] = indexOf(ref)); // in place: one table for both
       files.push({ path, size, sha256, block, extents });
@@ -255,8 +247,8 @@ interface OpenExtent {
   offset: number;
   length: number;
   /**
-   * `null` for an extent in a new pack (hashed from the pack's plaintext when it is sealed), and for one of a single
-   * block so far (it takes that block's hash: no hash context, which is native memory V8 frees only when it collects).
+   * `null` for an extent of a single block so far: it takes that block's hash (no hash context, which is native memory
+   * V8 frees only when it collects).
    */
   hash: Hash | null;
   /** The first block's SHA-256 (a view of the file's block hashes). */
@@ -268,10 +260,10 @@ interface OpenExtent {
 }
 
 /**
- * Merges consecutive blocks stored contiguously in one pack into one extent. An extent in a pack stored already is
- * hashed from the bytes read (adjacent blocks in one call: a call per 4 KiB costs half the speed), or takes its block's
- * hash when it has one block; one in a new pack is left unhashed here (its row noted in `unhashed`) and hashed where
- * its pack is sealed.
+ * Merges consecutive blocks stored contiguously in one pack into one extent, hashed from the bytes read (adjacent
+ * blocks in one call: a call per 4 KiB costs half the speed; here, not on the worker that seals the packs, which is a
+ * first push's busier thread), or taking its block's hash when it has one block: at once in a pack stored already
+ * (hashed to be found there), else once the new pack is sealed (its row noted in `unhashed`).
  */
 class ExtentBuilder {
   private current: OpenExtent | null = null;
@@ -285,7 +277,7 @@ class ExtentBuilder {
     let current = this.current;
     if (current && current.ref === ref && current.offset + current.length === offset) {
       current.length += bytes.length;
-      if (ref >= 0 && !current.hash) {
+      if (!current.hash) {
         current.hash = createHash("sha256");
         if (current.saved > 0) current.hash.update(this.first.subarray(0, current.saved));
       }
@@ -302,7 +294,6 @@ class ExtentBuilder {
         saved: 0,
       };
     }
-    if (ref < 0) return;
     const pending = current.pending;
     if (pending && pending.source === bytes.buffer && pending.to === bytes.byteOffset) {
       pending.to += bytes.length;
@@ -331,8 +322,9 @@ class ExtentBuilder {
     if (current) {
       if (current.hash) this.flush();
       current.pending = null;
-      const hash = current.ref < 0 ? NO_HASH : current.hash?.digest() ?? current.firstHash;
-      if (current.ref < 0) this.unhashed.push(this.out.length);
+      const later = !current.hash && current.ref < 0; // a block of a new pack: hashed when the pack is sealed
+      const hash = later ? NO_HASH : current.hash?.digest() ?? current.firstHash;
+      if (later) this.unhashed.push(this.out.length);
       this.out.push(current.at, current.ref, current.offset, current.length, hash);
     }
     this.current = null;

@@ -1,7 +1,7 @@
 /**
  * The work a crypto worker does to seal one pack, as a plain function of a plain message: seal it (zstd when it pays,
- * then age) and hash the ranges of its plaintext that the push records (each block, each extent), so the push's main
- * thread only reads and fills packs. Run in `_crypto_worker.ts`, or inline when no worker starts.
+ * then age) and hash the ranges of its plaintext that the push records (each block), beside the push's main thread,
+ * which reads, hashes files and extents, and fills packs. Run in `_crypto_worker.ts`, or inline when no worker starts.
  *
  * @module
  */
