@@ -6,7 +6,7 @@
  * @module
  */
 import type { Config } from "../config.ts";
-import { describeOsError, OperationError, type RefusedError, ToolError, UsageError } from "../errors.ts";
+import { describeOsError, OperationError, ToolError, UsageError } from "../errors.ts";
 import type { PushFacts } from "../report/metrics.ts";
 import type { Reporter } from "../report/reporter.ts";
 import type { Backend } from "../repo/backend.ts";
@@ -64,9 +64,9 @@ export interface LocalPushResult {
  * Push the selected snapshots of the backup folder to `backend`, oldest first; snapshots whose stamp the repository
  * lists already are not validated again (the push sends nothing for them).
  *
- * @throws {UsageError} when no snapshot is selected; {@linkcode RefusedError} when the one selected snapshot does not
- *   validate, or the repository is not the pinned one; {@linkcode OperationError} when a push fails (nothing of it
- *   is listed).
+ * @throws {UsageError} when no snapshot is selected; {@linkcode InvalidSnapshotError} (a refusal) when the one selected
+ *   snapshot does not validate; a refusal when the repository is not the pinned one; {@linkcode OperationError} when a
+ *   push fails (nothing of it is listed).
  */
 export async function pushLocalSnapshots(
   config: Config,
