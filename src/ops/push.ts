@@ -173,9 +173,10 @@ async function pushOne(
       gate: validation ?? undefined,
     });
   } catch (error) {
-    // the validation's verdict first: a file edited since the snapshot was made is its finding as well
+    // the validation's verdict first (a file edited since the snapshot was made is its finding as well), but a stop
+    // asked for is not kept waiting for it
     validation?.release();
-    const errors = validation ? await validation.errors : [];
+    const errors = validation && !(error instanceof InterruptedError) ? await validation.errors : [];
     if (errors.length > 0) {
       throw new InvalidSnapshotError(stamp, snapshotDir(config.backupDir.path, stamp), errors, tracked.packs);
     }
