@@ -31,10 +31,11 @@ export const pushCommand = defineCommand({
        atocore-backup push --latest [options]
        atocore-backup push --all [options]
 
-Validate the local snapshot (manifest hashes included; an invalid one is refused,
-exit 3), then send it to the repository: split at SQLite pages (other files at
-64 KiB), only blocks the repository does not hold yet, packed, compressed where
-it pays, encrypted with age to the repository's recipients. Pushing needs only
+Send the local snapshot to the repository while validating it (manifest hashes
+included; an invalid one is refused before anything of it is listed, exit 3):
+split at SQLite pages (other files at 64 KiB), only blocks the repository does
+not hold yet, packed, compressed where it pays, encrypted with age to the
+repository's recipients. Pushing needs only
 the public recipient, never the identity, and the authentication key that
 'remote auth-key' derives from the identity (--auth-key): the push adds a MAC
 to the snapshot's refs, which restore, drill and remote verify check. Without
@@ -130,7 +131,7 @@ function selectionFrom(values: Values, positionals: string[]): PushSelection {
 export function describePush(result: LocalPushResult): string {
   const lines = result.pushed.map((pushed) => describeOne(pushed, result.location));
   for (const refused of result.refused) {
-    lines.push(`REFUSED ${refused.stamp}: not valid (${refused.errors.join("; ")}); nothing of it was pushed`);
+    lines.push(`REFUSED ${refused.stamp}: not valid (${refused.errors.join("; ")}); nothing of it is listed`);
   }
   if (result.pushed.length > 1) {
     lines.push(
