@@ -143,9 +143,20 @@ for (const name of DRIVERS) {
       }
     })();
     assert.notEqual(answer, "ok");
+    if (typeof answer === "string") {
+      assert.doesNotMatch(answer, /\n/, "one line");
+      assert.equal(await driver.integrityCheckAsync(copy), answer, "off the thread, the same answer");
+    }
 
     Deno.writeFileSync(copy, new TextEncoder().encode("not a database ".repeat(400)));
     assert.throws(() => driver.integrityCheck(copy), SqliteError);
+    await assert.rejects(driver.integrityCheckAsync(copy), SqliteError);
+  });
+
+  Deno.test(`${name}: integrityCheckAsync answers as integrityCheck, and a missing file is an error`, async () => {
+    using store = tempStore({ dbMiB: 0.5, chromaMiB: 0.01, segments: 1 });
+    assert.equal(await driver.integrityCheckAsync(store.db), "ok");
+    await assert.rejects(driver.integrityCheckAsync(join(store.dataDir, "missing.db")), SqliteError);
   });
 
   Deno.test(`${name}: backups taken while another process commits are each one consistent state`, async () => {
