@@ -6,6 +6,7 @@
 import { ExitCode, UsageError } from "../errors.ts";
 import { acquireLock } from "../ops/lock.ts";
 import { type LocalPushResult, pushFacts, pushLocalSnapshots, type PushSelection } from "../ops/push.ts";
+import { storedMeanwhile } from "../ops/push_validation.ts";
 import { pushAuthFrom, recipientsFrom, refuseRemoteInStore, remoteBackend } from "../ops/remote.ts";
 import type { PushResult } from "../repo/push.ts";
 import { type CommandFlags, COMMON_HELP, configFrom, defineCommand, driverFrom } from "./command.ts";
@@ -131,7 +132,9 @@ function selectionFrom(values: Values, positionals: string[]): PushSelection {
 export function describePush(result: LocalPushResult): string {
   const lines = result.pushed.map((pushed) => describeOne(pushed, result.location));
   for (const refused of result.refused) {
-    lines.push(`REFUSED ${refused.stamp}: not valid (${refused.errors.join("; ")}); nothing of it is listed`);
+    lines.push(
+      `REFUSED ${refused.stamp}: not valid (${refused.errors.join("; ")}); ${storedMeanwhile(refused.packs_stored)}`,
+    );
   }
   if (result.pushed.length > 1) {
     lines.push(

@@ -4,6 +4,7 @@
  *
  * @module
  */
+import { storedMeanwhile } from "../ops/push_validation.ts";
 
 /** Fields of an event, as the engine reports them. */
 type Fields = Record<string, unknown>;
@@ -94,7 +95,8 @@ const SENTENCES: Record<string, (fields: Fields) => string> = {
   push_after_create_failed: (f) =>
     `snapshot ${text(f.stamp)} was created and is valid locally, but pushing it failed (${text(f.error)}); ` +
     `run 'atocore-backup push ${text(f.stamp)}' once the repository is reachable`,
-  push_refused_invalid: (f) => `snapshot ${text(f.stamp)} was not pushed: it failed validation (${list(f.errors)})`,
+  push_refused_invalid: (f) =>
+    `snapshot ${text(f.stamp)} failed validation (${list(f.errors)}): ${storedMeanwhile(Number(f.packs_stored))}`,
   push_warning: (f) => `while pushing ${text(f.stamp)}: ${text(f.warning)}`,
   remote_retry: (f) =>
     `${text(f.object)} in ${text(f.location)}: ${text(f.error)}; trying again in ${

@@ -11,6 +11,7 @@ import type { PushFacts } from "../report/metrics.ts";
 import type { Reporter } from "../report/reporter.ts";
 import type { Backend } from "../repo/backend.ts";
 import { type PushResult, pushSnapshot } from "../repo/push.ts";
+import { SnapshotFileChangedError } from "../repo/push_session.ts";
 import type { PushAuth } from "../repo/authenticity.ts";
 import { listSnapshots as listRemoteSnapshots } from "../repo/snapshots.ts";
 import { checkedStamp, snapshotDir } from "../snapshot/layout.ts";
@@ -46,6 +47,8 @@ export interface LocalPushOptions {
 export interface RefusedSnapshot {
   stamp: string;
   errors: string[];
+  /** Packs of it stored before the validation ended: kept for the next push, else `remote cleanup` removes them. */
+  packs_stored: number;
 }
 
 /** What a push run did: each snapshot pushed (or already there), each refused, and the totals. */
@@ -98,8 +101,9 @@ export async function pushLocalSnapshots(
       );
     } catch (error) {
       if (!(error instanceof InvalidSnapshotError && "all" in selection)) throw error;
-      options.reporter.event("warning", "push_refused_invalid", { stamp, errors: error.errors });
-      result.refused.push({ stamp, errors: error.errors });
+      const refused = { stamp, errors: error.errors, packs_stored: error.packsSent };
+      options.reporter.event("warning", "push_refused_invalid", { ...refused });
+      result.refused.push(refused);
     }
   }
   return result;
@@ -176,7 +180,8 @@ async function pushOne(
     // the validation's verdict first (a file edited since the snapshot was made is its finding as well), but a stop
     // asked for is not kept waiting for it
     validation?.release();
-    const errors = validation && !(error instanceof InterruptedError) ? await validation.errors : [];
+    const changed = error instanceof SnapshotFileChangedError ? error.path : null;
+    const errors = validation && !(error instanceof InterruptedError) ? await validation.verdict(changed) : [];
     if (errors.length > 0) {
       throw new InvalidSnapshotError(stamp, snapshotDir(config.backupDir.path, stamp), errors, tracked.packs);
     }

@@ -6,7 +6,7 @@
  * @module
  */
 import type { Config } from "../config.ts";
-import { RefusedError, UsageError } from "../errors.ts";
+import { RefusedError, ToolError, UsageError } from "../errors.ts";
 import type { PushGate } from "../repo/push.ts";
 import type { SqliteDriver } from "../sqlite/driver.ts";
 import { validateSnapshot } from "./validate.ts";
@@ -14,16 +14,20 @@ import { validateSnapshot } from "./validate.ts";
 /** A local snapshot refused because it did not validate; its errors, for a run that goes on to the next (`--all`). */
 export class InvalidSnapshotError extends RefusedError {
   /** The refusal of snapshot `stamp` (its folder `folder`) with `errors`, after `packsSent` packs of it were stored. */
-  constructor(stamp: string, folder: string, readonly errors: string[], packsSent: number) {
-    const sent = packsSent === 0
-      ? "nothing was pushed"
-      : `nothing of it is listed (the ${packsSent} pack${packsSent === 1 ? "" : "s"} stored before the validation ` +
-        `ended ${packsSent === 1 ? "is" : "are"} kept for the next push to reuse, else 'remote cleanup' removes them)`;
+  constructor(stamp: string, folder: string, readonly errors: string[], readonly packsSent: number) {
     super(
       `snapshot ${stamp} failed validation (${errors.join("; ")}): ${folder}; ` +
-        `${sent}; push another snapshot (see 'list'), or make a new one with 'create'`,
+        `${storedMeanwhile(packsSent)}; push another snapshot (see 'list'), or make a new one with 'create'`,
     );
   }
+}
+
+/** What a refused snapshot left in the repository, in words: the packs stored before the validation ended, or none. */
+export function storedMeanwhile(packs: number): string {
+  return packs === 0
+    ? "nothing was pushed"
+    : `nothing of it is listed (the ${packs} pack${packs === 1 ? "" : "s"} stored before the validation ended ` +
+      `${packs === 1 ? "is" : "are"} kept for the next push to reuse, else 'remote cleanup' removes them)`;
 }
 
 /** Thrown inside the push to stop it once the validation failed; the caller turns it into the refusal. */
@@ -37,7 +41,7 @@ export class ValidationBeside implements PushGate {
   /** The validation's errors (none: valid); rejects with a {@linkcode UsageError} when there is no such snapshot. */
   readonly errors: Promise<string[]>;
   private found: string[] = [];
-  private readonly read = Promise.withResolvers<ReadonlyMap<string, string>>();
+  private readonly read = Promise.withResolvers<ReadonlyMap<string, string> | null>();
 
   /** Start validating snapshot `stamp` (`quick`: sizes, not hashes) with `driver`. */
   constructor(config: Config, stamp: string, driver: SqliteDriver, quick: boolean) {
@@ -62,8 +66,25 @@ export class ValidationBeside implements PushGate {
     if ((await this.errors).length > 0) throw new ValidationFailed();
   }
 
-  /** The push ended before it read every file: the validation hashes them all itself. */
+  /** The push ended before it read every file: the validation checks the files' sizes, not their hashes. */
   release(): void {
-    this.read.resolve(new Map());
+    this.read.resolve(null);
+  }
+
+  /**
+   * The validation's errors once the push ended early (after {@linkcode release}), with `changed`, a file the push found
+   * unlike the manifest, as one; none when the validation itself failed on anything but a usage problem (the push's own
+   * error then says what happened).
+   */
+  async verdict(changed: string | null): Promise<string[]> {
+    let errors: string[];
+    try {
+      errors = await this.errors;
+    } catch (error) {
+      if (error instanceof ToolError) throw error;
+      errors = [];
+    }
+    if (changed === null || errors.some((error) => error.endsWith(`: ${changed}`))) return errors;
+    return [...errors, `manifest_sha256_mismatch: ${changed}`];
   }
 }

@@ -40,9 +40,10 @@ export interface ValidateOptions {
   verified?: ReadonlyMap<string, string>;
   /**
    * More of those, from a reader hashing the files beside the validation (a push), resolved once it has read all it
-   * will: the manifest is checked after, hashing only the files it did not read, and no worker hashes ahead.
+   * will: the manifest is checked after, hashing only the files it did not read, and no worker hashes ahead. `null`:
+   * the reader stopped early, so sizes only. Not waited for once the snapshot is found invalid (sizes only then too).
    */
-  verifiedLater?: Promise<ReadonlyMap<string, string>>;
+  verifiedLater?: Promise<ReadonlyMap<string, string> | null>;
 }
 
 /** The result of validating one snapshot: the module's keys, then this tool's. */
@@ -120,10 +121,11 @@ export async function validateSnapshotAt(
   result.errors.push(...found.db, ...found.registry, ...found.chroma);
   if (metadata.manifest !== undefined) {
     const hashed = ahead ? relativeTo(root, await ahead.digests()) : undefined;
+    const later = quick || !options.verifiedLater || result.errors.length > 0 ? null : await options.verifiedLater;
     const check = await checkManifest(root, metadata.manifest, {
-      quick,
+      quick: quick || (options.verifiedLater !== undefined && later === null),
       onProgress: ahead ? undefined : options.onProgress,
-      verified: quick || !options.verifiedLater ? options.verified : await verifiedBoth(options),
+      verified: later ? new Map([...options.verified ?? [], ...later]) : options.verified,
       hashed,
     });
     check.errors.push(...linkedEntries(metadata.manifest));
@@ -133,11 +135,6 @@ export async function validateSnapshotAt(
     result.bytes_hashed = check.bytesHashed;
   }
   return finish(result);
-}
-
-/** `verified` and what `verifiedLater` resolves to, in one map. */
-async function verifiedBoth(options: ValidateOptions): Promise<ReadonlyMap<string, string>> {
-  return new Map([...options.verified ?? [], ...await options.verifiedLater!]);
 }
 
 /** Both results once both settled (no check is left reading a file), or the first rejection. */

@@ -34,6 +34,14 @@ interface PushedFile {
   offsets: Uint32Array;
 }
 
+/** A file of the local snapshot that is not what its manifest says (kind, size or SHA-256): read as it was pushed. */
+export class SnapshotFileChangedError extends OperationError {
+  /** `path` (relative to the snapshot's folder) of snapshot `stamp`. */
+  constructor(stamp: string, readonly path: string) {
+    super(`snapshot ${stamp}: ${path} changed since the snapshot was made; run 'validate ${stamp}'`);
+  }
+}
+
 /** What reading the snapshot cost and saved. */
 export interface SessionTotals {
   /** Bytes of every file of the snapshot. */
@@ -192,10 +200,8 @@ export class PushSession {
     return new Map(this.entries.flatMap((entry) => "read" in entry && entry.read ? [[entry.path, entry.sha256]] : []));
   }
 
-  private changed(path: string): OperationError {
-    return new OperationError(
-      `snapshot ${this.stamp}: ${path} changed since the snapshot was made; run 'validate ${this.stamp}'`,
-    );
+  private changed(path: string): SnapshotFileChangedError {
+    return new SnapshotFileChangedError(this.stamp, path);
   }
 
   /**
