@@ -8,6 +8,7 @@
 import type { Config } from "../config.ts";
 import { RefusedError, ToolError, UsageError } from "../errors.ts";
 import type { PushGate } from "../repo/push.ts";
+import type { ReadFile } from "../repo/push_session.ts";
 import type { SqliteDriver } from "../sqlite/driver.ts";
 import { validateSnapshot } from "./validate.ts";
 
@@ -41,11 +42,20 @@ export class ValidationBeside implements PushGate {
   /** The validation's errors (none: valid); rejects with a {@linkcode UsageError} when there is no such snapshot. */
   readonly errors: Promise<string[]>;
   private found: string[] = [];
+  /** Errors found once the validation ended: a database checked that is not the file the push read. */
+  private late: string[] = [];
+  /** The identity of each database checked whole, by path. */
+  private readonly checked = new Map<string, string>();
   private readonly read = Promise.withResolvers<ReadonlyMap<string, string> | null>();
 
   /** Start validating snapshot `stamp` (`quick`: sizes, not hashes) with `driver`. */
   constructor(config: Config, stamp: string, driver: SqliteDriver, quick: boolean) {
-    const options = { driver, quick, verifiedLater: this.read.promise };
+    const options = {
+      driver,
+      quick,
+      verifiedLater: this.read.promise,
+      onIntegrityChecked: (path: string, identity: string) => this.checked.set(path, identity),
+    };
     this.errors = validateSnapshot(config.backupDir.path, stamp, options).then((validation) => {
       if (!validation.exists) {
         throw new UsageError(`no snapshot ${stamp} in ${config.backupDir.path}; see 'atocore-backup list'`);
@@ -60,10 +70,17 @@ export class ValidationBeside implements PushGate {
     if (this.found.length > 0) throw new ValidationFailed();
   }
 
-  /** Wait for the validation, given the files the push read; stop the push when it failed. */
-  async passed(read: ReadonlyMap<string, string>): Promise<void> {
-    this.read.resolve(read);
-    if ((await this.errors).length > 0) throw new ValidationFailed();
+  /**
+   * Wait for the validation, given the files the push read; stop the push when it failed, or when a database it
+   * checked is not the file the push read (replaced or written between the two: the check vouches for other bytes).
+   */
+  async passed(read: ReadonlyMap<string, ReadFile>): Promise<void> {
+    this.read.resolve(new Map([...read].map(([path, file]) => [path, file.sha256])));
+    const errors = await this.errors;
+    this.late = [...this.checked]
+      .filter(([path, identity]) => read.has(path) && read.get(path)!.identity !== identity)
+      .map(([path]) => `file_replaced_during_push: ${path}`);
+    if (errors.length > 0 || this.late.length > 0) throw new ValidationFailed();
   }
 
   /** The push ended before it read every file: the validation checks the files' sizes, not their hashes. */
@@ -84,6 +101,7 @@ export class ValidationBeside implements PushGate {
       if (error instanceof ToolError) throw error;
       errors = [];
     }
+    errors = [...errors, ...this.late];
     if (changed === null || errors.some((error) => error.endsWith(`: ${changed}`))) return errors;
     return [...errors, `manifest_sha256_mismatch: ${changed}`];
   }

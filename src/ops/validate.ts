@@ -13,6 +13,7 @@ import { exists, lstatOrNull } from "../fs/probe.ts";
 import { notRegularFile, readRegularTextFile } from "../fs/regular_file.ts";
 import { checkManifest, filesToHash, type HashProgress } from "../snapshot/manifest.ts";
 import { hashAhead, type HashesAhead } from "../fs/hash_ahead.ts";
+import { fileIdentity } from "../fs/file_identity.ts";
 import { CHROMA_DB_FILE } from "../snapshot/chroma.ts";
 import { METADATA_FILE, mustBeRegularFile, snapshotDir } from "../snapshot/layout.ts";
 import { checkBinding, DIGEST_KEY } from "../snapshot/binding.ts";
@@ -44,6 +45,11 @@ export interface ValidateOptions {
    * the reader stopped early, so sizes only. Not waited for once the snapshot is found invalid (sizes only then too).
    */
   verifiedLater?: Promise<ReadonlyMap<string, string> | null>;
+  /**
+   * Told each database checked whole, by path in the folder, with its identity (`fs/file_identity.ts`), the same
+   * before and after the check: a reader of the same file later can tell it read the bytes checked.
+   */
+  onIntegrityChecked?: (path: string, identity: string) => void;
 }
 
 /** The result of validating one snapshot: the module's keys, then this tool's. */
@@ -112,9 +118,10 @@ export async function validateSnapshotAt(
   result.metadata_bound = checkMetadata(metadata, result.errors);
   using ahead = quick || options.verifiedLater ? null : startHashing(root, metadata.manifest, options);
   const found = { db: [] as string[], registry: [] as string[], chroma: [] as string[] };
-  const db = checkDatabase(root, metadata, options.driver, found.db); // both checks run at once, off this thread
+  const check = integrityChecker(root, options);
+  const db = checkDatabase(root, metadata, check, found.db); // both checks run at once, off this thread
   const chroma = locatePart(root, metadata, "chroma");
-  const chromaChecked = chroma ? checkChroma(chroma, options.driver, found.chroma) : Promise.resolve(null);
+  const chromaChecked = chroma ? checkChroma(chroma, check, found.chroma) : Promise.resolve(null);
   const registry = locatePart(root, metadata, "registry");
   if (registry) result.registry_ok = checkRegistry(registry, keptInvalidRegistry(metadata), found.registry);
   [result.db_ok, result.chroma_ok] = await bothSettled(db, chromaChecked);
@@ -229,10 +236,13 @@ function finish(result: ValidationResult, error?: string): ValidationResult {
   return result;
 }
 
+/** Checks one database's integrity (`label` names it in errors), pushing problems to `errors`; whether it is whole. */
+type IntegrityCheck = (path: string, label: string, errors: string[]) => Promise<boolean>;
+
 function checkDatabase(
   root: string,
   metadata: SnapshotMetadata,
-  driver: SqliteDriver,
+  check: IntegrityCheck,
   errors: string[],
 ): Promise<boolean> {
   const located = locatePart(root, metadata, "db");
@@ -249,7 +259,7 @@ function checkDatabase(
     errors.push(problem === "missing" ? "db_snapshot_missing" : `db_snapshot_not_regular_file: ${printable(problem)}`);
     return Promise.resolve(false);
   }
-  return integrityOk(driver, located.path, "db", errors);
+  return check(located.path, "db", errors);
 }
 
 /**
@@ -287,7 +297,7 @@ function checkRegistry(located: LocatedPart, keptInvalid: string | null, errors:
   }
 }
 
-function checkChroma(located: LocatedPart, driver: SqliteDriver, errors: string[]): Promise<boolean> {
+function checkChroma(located: LocatedPart, check: IntegrityCheck, errors: string[]): Promise<boolean> {
   if (!located.ok) {
     errors.push(located.error);
     return Promise.resolve(false);
@@ -303,7 +313,7 @@ function checkChroma(located: LocatedPart, driver: SqliteDriver, errors: string[
     errors.push(`chroma_db_snapshot_not_regular_file: ${printable(problem)}`);
     return Promise.resolve(false);
   }
-  return integrityOk(driver, chromaDb, "chroma_db", errors);
+  return check(chromaDb, "chroma_db", errors);
 }
 
 /** Manifest entries that record a link where the snapshot keeps a regular file (the digest can be rewritten too). */
@@ -313,6 +323,26 @@ function linkedEntries(manifest: unknown): string[] {
     typeof entry?.path === "string" && "symlink" in entry && mustBeRegularFile(entry.path)
   )
     .map((entry) => `manifest_entry_not_regular_file: ${printable(entry.path)} is a symbolic link`);
+}
+
+/** The integrity check of the validation of folder `root`, telling `options.onIntegrityChecked` of each file checked. */
+function integrityChecker(root: string, options: ValidateOptions): IntegrityCheck {
+  return async (path, label, errors) => {
+    const before = identityOrNull(path);
+    const ok = await integrityOk(options.driver, path, label, errors);
+    const after = identityOrNull(path);
+    if (ok && (before === null || before !== after)) {
+      errors.push(`${label}_changed_during_check: ${printable(relative(root, path))}`);
+      return false;
+    }
+    if (ok) options.onIntegrityChecked?.(relative(root, path), after!);
+    return ok;
+  };
+}
+
+function identityOrNull(path: string): string | null {
+  const info = lstatOrNull(path);
+  return info ? fileIdentity(info) : null;
 }
 
 async function integrityOk(driver: SqliteDriver, path: string, label: string, errors: string[]): Promise<boolean> {

@@ -26,7 +26,7 @@ import {
   PushJournal,
   savePushCache,
 } from "./push_cache.ts";
-import { PushSession } from "./push_session.ts";
+import { PushSession, type ReadFile } from "./push_session.ts";
 import { checkPin, openRepository, type Repository } from "./repository.ts";
 import { checkLink } from "./local_snapshot.ts";
 import { hostName } from "../sys/host_name.ts";
@@ -68,10 +68,10 @@ export interface PushGate {
   /** Throw once the snapshot may not be listed; called between blocks, so it must be cheap. */
   check(): void;
   /**
-   * Resolve once the snapshot may be listed; throw when it may not. `read`: the SHA-256 of each file the push read,
-   * by path, each checked against the manifest as it was read.
+   * Resolve once the snapshot may be listed; throw when it may not. `read`: each file the push read, by path, with its
+   * SHA-256 (checked against the manifest as it was read) and its identity then.
    */
-  passed(read: ReadonlyMap<string, string>): Promise<void>;
+  passed(read: ReadonlyMap<string, ReadFile>): Promise<void>;
 }
 
 /** What a push did, as plain data. */
@@ -231,7 +231,7 @@ async function upload(
     packs: packs.map(({ id, size }) => ({ id, size })),
   };
   if (context.auth) refs.auth = refsAuth(context.auth, snapshotClaim(config.id, key, sealed.sha256));
-  await context.gate?.passed(session.readHashes());
+  await context.gate?.passed(session.readFiles());
   safePoint();
   await io.putPublic(refsName(key), refs);
   await io.writeSealed(sealed);

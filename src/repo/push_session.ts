@@ -8,6 +8,7 @@
 import { createHash, type Hash, hash as hashBytes } from "node:crypto";
 import { join } from "node:path";
 import { OperationError } from "../errors.ts";
+import { fileIdentity } from "../fs/file_identity.ts";
 import { readAt } from "../fs/read_at.ts";
 import { collectGarbage } from "../sys/collect_garbage.ts";
 import { blockSizeOf, isCompressible, READ_BYTES, readChunks } from "./blocks.ts";
@@ -27,8 +28,8 @@ interface PushedFile {
   extents: ExtentTable;
   /** Rows of `extents` of one block in a new pack: they take that block's hash, known once its pack is sealed. */
   unhashed: number[];
-  /** Whether the file was read (its SHA-256 taken from its bytes), not reused whole from the last push. */
-  read: boolean;
+  /** Its identity when it was read (its SHA-256 taken from its bytes), `null` when reused whole from the last push. */
+  identity: string | null;
   hashes: Uint8Array;
   refs: Int32Array;
   offsets: Uint32Array;
@@ -40,6 +41,12 @@ export class SnapshotFileChangedError extends OperationError {
   constructor(stamp: string, readonly path: string) {
     super(`snapshot ${stamp}: ${path} changed since the snapshot was made; run 'validate ${stamp}'`);
   }
+}
+
+/** A file a push read: its SHA-256 and its identity (`fs/file_identity.ts`) when it was read. */
+export interface ReadFile {
+  sha256: string;
+  identity: string;
 }
 
 /** What reading the snapshot cost and saved. */
@@ -101,7 +108,7 @@ export class PushSession {
       block,
       extents,
       unhashed: [],
-      read: false,
+      identity: null,
       hashes: map.hashes,
       refs: map.packs,
       offsets: map.offsets,
@@ -114,7 +121,8 @@ export class PushSession {
     const path = join(this.root, entry.path);
     if (!Deno.lstatSync(path).isFile) throw this.changed(entry.path);
     using file = Deno.openSync(path, { read: true });
-    const size = file.statSync().size;
+    const opened = file.statSync();
+    const size = opened.size;
     if (size !== entry.size) throw this.changed(entry.path);
     const block = blockSizeOf(readAt(file, 0, Math.min(size, 100)) ?? new Uint8Array(0));
     const compression = isCompressible(file, size) ? "zstd" : "none";
@@ -126,7 +134,7 @@ export class PushSession {
       block,
       extents: emptyExtentTable(0),
       unhashed: [],
-      read: true,
+      identity: fileIdentity(opened),
       hashes: new Uint8Array(count * 32),
       refs: new Int32Array(count),
       offsets: new Uint32Array(count),
@@ -148,6 +156,7 @@ export class PushSession {
     pushed.extents = extents.finish();
     pushed.sha256 = whole.digest("hex");
     if (read !== size || (entry.sha256 !== null && pushed.sha256 !== entry.sha256)) throw this.changed(entry.path);
+    if (fileIdentity(file.statSync()) !== pushed.identity) throw this.changed(entry.path); // written while read
     this.totals.bytesRead += size;
     this.entries.push(pushed);
   }
@@ -195,9 +204,15 @@ export class PushSession {
     extents.add(index * pushed.block, ref, offset, bytes, hash);
   }
 
-  /** The SHA-256 of each file read so far, by path: taken from its bytes and checked against the manifest. */
-  readHashes(): Map<string, string> {
-    return new Map(this.entries.flatMap((entry) => "read" in entry && entry.read ? [[entry.path, entry.sha256]] : []));
+  /** Each file read so far, by path: its SHA-256 (taken from its bytes, checked against the manifest) and identity. */
+  readFiles(): Map<string, ReadFile> {
+    return new Map(
+      this.entries.flatMap((entry) =>
+        "identity" in entry && entry.identity !== null
+          ? [[entry.path, { sha256: entry.sha256, identity: entry.identity }]]
+          : []
+      ),
+    );
   }
 
   private changed(path: string): SnapshotFileChangedError {

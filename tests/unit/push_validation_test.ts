@@ -8,6 +8,7 @@
 import assert from "node:assert/strict";
 import { basename, join } from "node:path";
 import { resolveConfig } from "../../src/config.ts";
+import { fileIdentity } from "../../src/fs/file_identity.ts";
 import { ValidationBeside } from "../../src/ops/push_validation.ts";
 import { sha256Hex } from "../../src/repo/sealing.ts";
 import { openDriver } from "../../src/sqlite/open_driver.ts";
@@ -75,4 +76,26 @@ Deno.test("push validation: a valid snapshot waits for the push's hashes; a push
   Deno.removeSync(join(config.backupDir.path, "snapshots", gone), { recursive: true });
   vanishing.release();
   assert.deepEqual(await vanishing.verdict(null), [], "no raw error of its own: the push's error says what happened");
+});
+
+Deno.test("push validation: a database the push read is the file whose integrity was checked, or the snapshot is refused", async () => {
+  using store = tempStore({ dbMiB: 1, chromaMiB: 0.5 });
+  const env = storeEnv(store);
+  const config = resolveConfig({}, env, "/");
+  const stamp = await createdStamp(env);
+  const dbEntry = `db/${basename(store.db)}`;
+  const db = join(config.backupDir.path, "snapshots", stamp, dbEntry);
+  const manifest = JSON.parse(
+    Deno.readTextFileSync(join(config.backupDir.path, "snapshots", stamp, "backup-metadata.json")),
+  ).manifest as { path: string; sha256: string }[];
+  const sha256 = manifest.find((entry) => entry.path === dbEntry)!.sha256;
+
+  const same = new ValidationBeside(config, stamp, openDriver("auto"), false);
+  await same.passed(new Map([[dbEntry, { sha256, identity: fileIdentity(Deno.lstatSync(db)) }]]));
+  assert.deepEqual(await same.verdict(null), []);
+
+  const other = new ValidationBeside(config, stamp, openDriver("auto"), false);
+  const swapped = new Map([[dbEntry, { sha256, identity: `${fileIdentity(Deno.lstatSync(db))}:another inode` }]]);
+  await assert.rejects(other.passed(swapped));
+  assert.deepEqual(await other.verdict(null), [`file_replaced_during_push: ${dbEntry}`]);
 });
