@@ -100,13 +100,22 @@ export async function pushLocalSnapshots(
         await pushOne(config, backend, stamp, options, result.pushed.map((pushed) => pushed.stamp), validation),
       );
     } catch (error) {
-      if (!(error instanceof InvalidSnapshotError && "all" in selection)) throw error;
+      if (!(error instanceof InvalidSnapshotError && "all" in selection)) throw namingDone(error, result);
       const refused = { stamp, errors: error.errors, packs_stored: error.packsSent };
       options.reporter.event("warning", "push_refused_invalid", { ...refused });
       result.refused.push(refused);
     }
   }
   return result;
+}
+
+/** `error`, its message naming the snapshots this run pushed (listed) before it, when there are any. */
+function namingDone(error: unknown, result: LocalPushResult): unknown {
+  const done = result.pushed.map((pushed) => pushed.stamp);
+  if (done.length > 0 && error instanceof ToolError && !(error instanceof InterruptedError)) {
+    error.message += `; pushed (listed) before it in this run: ${done.join(", ")}`;
+  }
+  return error;
 }
 
 /** The words of a push run stopped before snapshot `next`. */
