@@ -7,7 +7,11 @@
  */
 import assert from "node:assert/strict";
 import { join } from "node:path";
+import { OperationError } from "../../src/errors.ts";
+import { pushLocalSnapshots } from "../../src/ops/push.ts";
+import { SILENT } from "../../src/report/reporter.ts";
 import { fetchSnapshot } from "../../src/repo/fetch.ts";
+import { openDriver } from "../../src/sqlite/open_driver.ts";
 import { pushSnapshot } from "../../src/repo/push.ts";
 import { listRemote } from "../../src/repo/remote_list.ts";
 import { listSnapshots } from "../../src/repo/snapshots.ts";
@@ -168,6 +172,23 @@ Deno.test("remote: nothing is listed before the push's gate passes; a gate that 
   const pushed = await pushSnapshot(f.config, f.backend, root, { ...f.auth, gate: passing });
   assert.ok(pushed.packs_reused >= stored, `the packs stored before are reused (${pushed.packs_reused})`);
   assert.equal((await listRemote(f.backend)).snapshots.length, 1);
+});
+
+Deno.test("remote: push --all stopped by a failing repository names the snapshots it pushed before", async () => {
+  using f = await repoFixture({ dbMiB: 2, chromaMiB: 1 });
+  const first = await snapshotOf(f);
+  await new Promise((resolve) => setTimeout(resolve, 1100)); // the next snapshot's stamp is a later second
+  await snapshotOf(f);
+  let leases = 0;
+  const dying = dyingAt(f.backend, (name) => name.startsWith("leases/") && ++leases === 2); // the second push's lease
+  const options = { driver: openDriver("auto"), reporter: SILENT, validation: "deep" as const, ...f.auth };
+  await assert.rejects(pushLocalSnapshots(f.config, dying, { all: true }, options), (error: Error) => {
+    assert.ok(error instanceof OperationError, String(error));
+    assert.match(error.message, /killed before writing leases\/.*; nothing of it is listed; /);
+    assert.match(error.message, new RegExp(`; pushed \\(listed\\) before it in this run: ${first.stamp}$`));
+    return true;
+  });
+  assert.deepEqual((await listRemote(f.backend)).snapshots.map((entry) => entry.stamp), [first.stamp]);
 });
 
 Deno.test("remote: killed between refs and snapshot object: nothing listed, verify notes the refs", async () => {
