@@ -1,7 +1,7 @@
 /**
  * A push's validation of its local snapshot, run beside the push rather than before it: the databases' integrity
- * checks (off the main thread) and the files' hashes (on a worker) overlap the reading and sealing. The push stops at
- * its next block once the validation fails, and lists nothing before it has passed.
+ * checks (off the main thread) overlap the reading and sealing, and the files' hashes are the push's own. The push
+ * stops at its next safe point once the validation fails, and lists nothing before it has passed.
  *
  * @module
  */
