@@ -8,7 +8,7 @@
 import type { Config } from "../config.ts";
 import { describeOsError, OperationError } from "../errors.ts";
 import { pushCachePath, pushJournalDir, pushJournalPath } from "../snapshot/layout.ts";
-import { type Backend, isFolderBackend } from "./backend.ts";
+import { type Backend, isFolderBackend, ObjectNotFoundError } from "./backend.ts";
 import { DOCUMENT_FORMAT, serializeDocument, type WritableDocument } from "./document.ts";
 import { leaseName, newRandomId, parseName, PREFIXES, refsName, type SnapshotKey, snapshotName } from "./layout.ts";
 import { type LocalSnapshot, readLocalSnapshot } from "./local_snapshot.ts";
@@ -158,7 +158,12 @@ async function pushedAlready(
     if (parsed?.kind !== "snapshot" || parsed.key.stamp !== stamp) continue;
     const refs = await readRefs(backend, parsed.key).catch(() => null);
     if (!refs || (refs.source !== undefined && refs.source !== sourceId)) continue; // no source: format 1's one
-    const sha256 = sha256Hex(await backend.read(snapshotName(parsed.key)));
+    const sealed = await backend.read(snapshotName(parsed.key)).catch((error) => {
+      if (error instanceof ObjectNotFoundError) return null; // removed by a cleanup since the listing: not there now
+      throw error;
+    });
+    if (!sealed) continue;
+    const sha256 = sha256Hex(sealed);
     if (sha256 !== refs.snapshot_sha256) continue;
     if (auth && !signedBy(refs, auth, snapshotClaim(repository.config.id, parsed.key, sha256))) continue;
     return name.slice(PREFIXES.snapshots.length);
