@@ -73,6 +73,8 @@ export interface DrillOptions {
   sourceDir?: string;
   /** SHA-256 proven for the fetched files (hashed by the fetch as written): `snapshot_valid` compares them as text. */
   verified?: ReadonlyMap<string, string>;
+  /** Databases of those whose bytes passed the push's integrity check: `snapshot_valid` does not run it again. */
+  integrityChecked?: ReadonlySet<string>;
 }
 
 /** What a drill did and found. */
@@ -263,6 +265,7 @@ async function validateStep({ config, stamp, root, options }: DrillState): Promi
       driver: options.driver,
       onProgress: (done, total) => options.reporter.progress("hashing", done, total),
       verified: options.verified,
+      integrityChecked: options.integrityChecked,
     });
   } catch (error) {
     if (!exists(root)) return { status: "failed", detail: removedDuringDrill(root) };

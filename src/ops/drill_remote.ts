@@ -56,6 +56,7 @@ export async function drillFromRemote(
     ...options,
     sourceDir: fetched.sourceDir,
     verified: fetched.verified,
+    integrityChecked: fetched.integrityChecked,
   });
   const fetchSeconds = fetched.summary.fetch_seconds;
   return {

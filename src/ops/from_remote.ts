@@ -60,6 +60,8 @@ export interface FetchedSnapshot extends Disposable {
   summary: FetchSummary;
   /** Each file's SHA-256 by path, taken from the bytes the fetch wrote and equal to the document's. */
   verified: ReadonlyMap<string, string>;
+  /** The databases whose bytes, proven by `verified`, passed the push's integrity check (see `FetchResult`). */
+  integrityChecked: ReadonlySet<string>;
 }
 
 /**
@@ -160,8 +162,9 @@ export async function fetchToScratch(
     }
     const summary = summarize(source.backend.location, fetched, (performance.now() - begun) / 1000);
     options.reporter.event("info", "remote_fetch_finished", { ...summary, scratch: sourceDir });
-    const verified = fetched.verified;
-    return { sourceDir, stamp, summary, verified, [Symbol.dispose]: () => scratch[Symbol.dispose]() };
+    const { verified, integrityChecked } = fetched;
+    const dispose = () => scratch[Symbol.dispose]();
+    return { sourceDir, stamp, summary, verified, integrityChecked, [Symbol.dispose]: dispose };
   } catch (error) {
     scratch[Symbol.dispose]();
     throw fetchFailure(error, name, source.backend.location, sourceDir);
@@ -367,6 +370,7 @@ export async function restoreFromRemote(
       sourceDir: fetched.sourceDir,
       moveSources: true,
       verified: fetched.verified,
+      integrityChecked: fetched.integrityChecked,
     });
     return { ...result, remote: fetched.summary };
   } finally {

@@ -18,7 +18,7 @@ import { checkedStamp, snapshotDir } from "../snapshot/layout.ts";
 import { isStamp } from "../snapshot/stamp.ts";
 import type { SqliteDriver } from "../sqlite/driver.ts";
 import { snapshotNames } from "./list.ts";
-import { InvalidSnapshotError, ValidationBeside } from "./push_validation.ts";
+import { CheckedAtCreate, InvalidSnapshotError, ValidationBeside } from "./push_validation.ts";
 import { InterruptedError, stopIfInterrupted } from "../sys/interrupt.ts";
 
 /** Which local snapshots to push. */
@@ -183,7 +183,7 @@ async function pushOne(
       transfers: options.transfers,
       onProgress: (done, total) => options.reporter.progress("pushing", done, total),
       signal: options.signal,
-      gate: validation ?? undefined,
+      gate: validation ?? (options.validation === "none" ? new CheckedAtCreate(config, stamp) : undefined),
     });
   } catch (error) {
     // the validation's verdict first (a file edited since the snapshot was made is its finding as well), but a stop

@@ -5,10 +5,14 @@
  *
  * @module
  */
+import { join } from "node:path";
 import type { Config } from "../config.ts";
 import { RefusedError, ToolError, UsageError } from "../errors.ts";
 import type { PushGate } from "../repo/push.ts";
 import type { ReadFile } from "../repo/push_session.ts";
+import { CHROMA_DB_FILE } from "../snapshot/chroma.ts";
+import { METADATA_FILE, snapshotDir } from "../snapshot/layout.ts";
+import { locatePart, readMetadata } from "../snapshot/metadata.ts";
 import type { SqliteDriver } from "../sqlite/driver.ts";
 import { validateSnapshot } from "./validate.ts";
 
@@ -71,16 +75,18 @@ export class ValidationBeside implements PushGate {
   }
 
   /**
-   * Wait for the validation, given the files the push read; stop the push when it failed, or when a database it
-   * checked is not the file the push read (replaced or written between the two: the check vouches for other bytes).
+   * Wait for the validation, given the files the push read, and give the databases it checked that the push read; stop
+   * the push when it failed, or when a database it checked is not the file the push read (replaced or written between
+   * the two: the check vouches for other bytes).
    */
-  async passed(read: ReadonlyMap<string, ReadFile>): Promise<void> {
+  async passed(read: ReadonlyMap<string, ReadFile>): Promise<readonly string[]> {
     this.read.resolve(new Map([...read].map(([path, file]) => [path, file.sha256])));
     const errors = await this.errors;
-    this.late = [...this.checked]
-      .filter(([path, identity]) => read.has(path) && read.get(path)!.identity !== identity)
+    const both = [...this.checked].filter(([path]) => read.has(path));
+    this.late = both.filter(([path, identity]) => read.get(path)!.identity !== identity)
       .map(([path]) => `file_replaced_during_push: ${path}`);
     if (errors.length > 0 || this.late.length > 0) throw new ValidationFailed();
+    return both.map(([path]) => path);
   }
 
   /** The push ended before it read every file: the validation checks the files' sizes, not their hashes. */
@@ -104,5 +110,28 @@ export class ValidationBeside implements PushGate {
     errors = [...errors, ...this.late];
     if (changed === null || errors.some((error) => error.endsWith(`: ${changed}`))) return errors;
     return [...errors, `manifest_sha256_mismatch: ${changed}`];
+  }
+}
+
+/**
+ * The gate of a push of the snapshot create just made and validated (`create --push`): nothing to wait for, and the
+ * databases it checked vouch for the bytes the push read, which the push found equal to the manifest create wrote from
+ * the very bytes it checked.
+ */
+export class CheckedAtCreate implements PushGate {
+  /** For snapshot `stamp` of the backup folder of `config`. */
+  constructor(private readonly config: Config, private readonly stamp: string) {}
+
+  /** Nothing can fail beside the push. */
+  check(): void {}
+
+  /** The snapshot's databases (by the layout, as create checked them) that the push read. */
+  passed(read: ReadonlyMap<string, ReadFile>): Promise<readonly string[]> {
+    const root = snapshotDir(this.config.backupDir.path, this.stamp);
+    const found = readMetadata(join(root, METADATA_FILE));
+    if (!found.ok) return Promise.resolve([]);
+    const [db, chroma] = [locatePart(root, found.metadata, "db"), locatePart(root, found.metadata, "chroma")];
+    const paths = [db?.ok ? db.relative : null, chroma?.ok ? `${chroma.relative}/${CHROMA_DB_FILE}` : null];
+    return Promise.resolve(paths.filter((path): path is string => path !== null && read.has(path)));
   }
 }

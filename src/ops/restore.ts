@@ -75,6 +75,8 @@ export interface RestoreOptions {
   moveSources?: boolean;
   /** SHA-256 proven for the scratch copy's files (a fetch hashed each as written): the deep validation compares them as text. */
   verified?: ReadonlyMap<string, string>;
+  /** Databases of those whose bytes passed the push's integrity check: the validation does not run it again. */
+  integrityChecked?: ReadonlySet<string>;
   /**
    * Aborted to stop before the store is changed (checked after the validation and after the pre-restore snapshot);
    * once the replacement has begun it runs to its end, as it would to its failure path.
@@ -90,6 +92,8 @@ export interface ValidationSummary {
   bytes_hashed: number;
   quick: boolean;
   errors: string[];
+  /** Fetched databases not checked again: the push's integrity check vouches for their proven bytes. */
+  integrity_checked_by_push?: string[];
 }
 
 /** The result of a restore: the module's keys in its order, then this tool's. */
@@ -485,5 +489,8 @@ function summarize(validation: ValidationResult): ValidationSummary {
     bytes_hashed: validation.bytes_hashed,
     quick: validation.quick,
     errors: validation.errors,
+    ...(validation.integrity_checked_by_push
+      ? { integrity_checked_by_push: validation.integrity_checked_by_push }
+      : {}),
   };
 }

@@ -179,6 +179,7 @@ export async function validatedSnapshot(
     reporter: Reporter;
     sourceDir?: string;
     verified?: ReadonlyMap<string, string>;
+    integrityChecked?: ReadonlySet<string>;
   },
 ): Promise<ValidationResult> {
   const { reporter } = options;
@@ -186,6 +187,7 @@ export async function validatedSnapshot(
     driver: options.driver,
     quick: options.quick ?? false,
     verified: options.verified,
+    integrityChecked: options.integrityChecked,
     onProgress: (done, total) => reporter.progress("hashing", done, total),
   });
   if (!validation.valid) {
@@ -194,7 +196,12 @@ export async function validatedSnapshot(
         `nothing was changed; pick another snapshot (see 'list')`,
     );
   }
-  reporter.event("info", "restore_snapshot_validated", { stamp, quick: validation.quick });
+  const byPush = validation.integrity_checked_by_push;
+  reporter.event("info", "restore_snapshot_validated", {
+    stamp,
+    quick: validation.quick,
+    ...(byPush ? { integrity_checked_by_push: byPush } : {}),
+  });
   return validation;
 }
 

@@ -50,6 +50,12 @@ export interface ValidateOptions {
    * before and after the check: a reader of the same file later can tell it read the bytes checked.
    */
   onIntegrityChecked?: (path: string, identity: string) => void;
+  /**
+   * Databases, by path in the folder, whose bytes passed `PRAGMA integrity_check` where they were made (a push's
+   * validation, as its authenticated document records): one of them whose SHA-256 `verified` proves is not checked
+   * again, as those bytes are the very ones checked.
+   */
+  integrityChecked?: ReadonlySet<string>;
 }
 
 /** The result of validating one snapshot: the module's keys, then this tool's. */
@@ -73,6 +79,8 @@ export interface ValidationResult {
   files_checked: number;
   bytes_hashed: number;
   quick: boolean;
+  /** Databases not checked again: the push's check vouches for their proven bytes (see `integrityChecked`). */
+  integrity_checked_by_push?: string[];
 }
 
 /**
@@ -118,7 +126,7 @@ export async function validateSnapshotAt(
   result.metadata_bound = checkMetadata(metadata, result.errors);
   using ahead = quick || options.verifiedLater ? null : startHashing(root, metadata.manifest, options);
   const found = { db: [] as string[], registry: [] as string[], chroma: [] as string[] };
-  const check = integrityChecker(root, options);
+  const check = integrityChecker(root, options, result);
   const db = checkDatabase(root, metadata, check, found.db); // both checks run at once, off this thread
   const chroma = locatePart(root, metadata, "chroma");
   const chromaChecked = chroma ? checkChroma(chroma, check, found.chroma) : Promise.resolve(null);
@@ -325,17 +333,25 @@ function linkedEntries(manifest: unknown): string[] {
     .map((entry) => `manifest_entry_not_regular_file: ${printable(entry.path)} is a symbolic link`);
 }
 
-/** The integrity check of the validation of folder `root`, telling `options.onIntegrityChecked` of each file checked. */
-function integrityChecker(root: string, options: ValidateOptions): IntegrityCheck {
+/**
+ * The integrity check of the validation of folder `root`, telling `options.onIntegrityChecked` of each file checked,
+ * and noting in `result` each one the push's check vouches for instead.
+ */
+function integrityChecker(root: string, options: ValidateOptions, result: ValidationResult): IntegrityCheck {
   return async (path, label, errors) => {
+    const inFolder = relative(root, path);
+    if (options.integrityChecked?.has(inFolder) && options.verified?.has(inFolder)) {
+      (result.integrity_checked_by_push ??= []).push(inFolder);
+      return true;
+    }
     const before = identityOrNull(path);
     const ok = await integrityOk(options.driver, path, label, errors);
     const after = identityOrNull(path);
     if (ok && (before === null || before !== after)) {
-      errors.push(`${label}_changed_during_check: ${printable(relative(root, path))}`);
+      errors.push(`${label}_changed_during_check: ${printable(inFolder)}`);
       return false;
     }
-    if (ok) options.onIntegrityChecked?.(relative(root, path), after!);
+    if (ok) options.onIntegrityChecked?.(inFolder, after!);
     return ok;
   };
 }

@@ -48,6 +48,11 @@ export interface SnapshotDocument {
   metadata: Record<string, unknown>;
   packs: PackInfo[];
   files: (DocumentFile | DocumentLink)[];
+  /**
+   * The databases (paths of `files`) whose bytes, as the push read and stored them, passed `PRAGMA integrity_check` in
+   * the push's validation; absent in documents pushed before it was recorded.
+   */
+  integrity_checked?: string[];
 }
 
 /** A regular file as a push writes it: its extents may be held as a table (written as the same JSON). */
@@ -131,7 +136,16 @@ function documentProblem(value: unknown, repositoryId: string, key: SnapshotKey)
   if (!Array.isArray(doc.packs) || !doc.packs.every(isPackInfo)) return "a pack entry is malformed";
   if (new Set(doc.packs.map((pack: PackInfo) => pack.id)).size !== doc.packs.length) return "a pack is listed twice";
   if (!Array.isArray(doc.files)) return "files is not a list";
-  return filesProblem(doc.files, doc.packs.length);
+  return filesProblem(doc.files, doc.packs.length) ?? checkedProblem(doc.integrity_checked, doc.files);
+}
+
+/** `integrity_checked`, when present, names regular files of the document, each once. */
+function checkedProblem(checked: unknown, files: unknown[]): string | null {
+  if (checked === undefined) return null;
+  const regular = new Set((files as (DocumentFile | DocumentLink)[]).filter(isDocumentFile).map((file) => file.path));
+  const valid = Array.isArray(checked) && new Set(checked).size === checked.length &&
+    checked.every((path) => regular.has(path));
+  return valid ? null : "integrity_checked does not name regular files of the snapshot, each once";
 }
 
 function filesProblem(files: unknown[], packCount: number): string | null {

@@ -83,6 +83,11 @@ export interface FetchResult {
    * a validation of the fetched folder compares the manifest with these instead of reading every file again.
    */
   verified: ReadonlyMap<string, string>;
+  /**
+   * The databases whose bytes passed `PRAGMA integrity_check` in the push's validation, as its authenticated document
+   * records; none for a snapshot accepted unauthenticated (its document could claim anything).
+   */
+  integrityChecked: ReadonlySet<string>;
 }
 
 /**
@@ -129,6 +134,7 @@ export async function fetchSnapshot(
       authenticated,
       metadata: document.metadata,
       verified: new Map(files.map((file) => [file.path, file.sha256])),
+      integrityChecked: new Set(authenticated ? document.integrity_checked : []),
     };
   } catch (error) {
     removeQuietly(intoFolder);

@@ -68,10 +68,11 @@ export interface PushGate {
   /** Throw once the snapshot may not be listed; called between blocks, so it must be cheap. */
   check(): void;
   /**
-   * Resolve once the snapshot may be listed; throw when it may not. `read`: each file the push read, by path, with its
-   * SHA-256 (checked against the manifest as it was read) and its identity then.
+   * Resolve once the snapshot may be listed, with the databases whose integrity check vouches for the bytes the push
+   * read (recorded in the document); throw when it may not. `read`: each file the push read, by path, with its SHA-256
+   * (checked against the manifest as it was read) and its identity then.
    */
-  passed(read: ReadonlyMap<string, ReadFile>): Promise<void>;
+  passed(read: ReadonlyMap<string, ReadFile>): Promise<readonly string[]>;
 }
 
 /** What a push did, as plain data. */
@@ -226,8 +227,10 @@ async function upload(
   const stored = await storeEntries(local, session, writer);
   pool[Symbol.dispose](); // every pack is sealed: the worker's heap goes before the document is made
   collectGarbage(); // the reading's garbage too: the document's copies grow with the store's extents
+  const checked = await context.gate?.passed(session.readFiles()) ?? [];
   const { packs, files, cache } = session.resolve(stored);
   const document = snapshotDocument(config.id, key, local, context.now(), { packs, files });
+  if (checked.length > 0) document.integrity_checked = [...checked];
   const sealed = io.prepareSealed(snapshotName(key), serializeDocument(document), true);
   const refs: Refs = {
     snapshot: sealed.name.slice(PREFIXES.snapshots.length),
@@ -236,7 +239,6 @@ async function upload(
     packs: packs.map(({ id, size }) => ({ id, size })),
   };
   if (context.auth) refs.auth = refsAuth(context.auth, snapshotClaim(config.id, key, sealed.sha256));
-  await context.gate?.passed(session.readFiles());
   safePoint();
   await io.putPublic(refsName(key), refs);
   await io.writeSealed(sealed);

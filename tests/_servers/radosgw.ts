@@ -146,6 +146,15 @@ function alive(pid: number): boolean {
   }
 }
 
+/** Whether `pid` is a live radosgw process (not a stopped one's pid that another process took since). */
+function isRadosgw(pid: number): boolean {
+  try {
+    return new TextDecoder().decode(Deno.readFileSync(`/proc/${pid}/cmdline`)).split("\0")[0].endsWith("radosgw");
+  } catch {
+    return false;
+  }
+}
+
 function pidOf(dir: string, name: string): number | null {
   try {
     const pid = Number(Deno.readTextFileSync(join(dir, "run", `${name}.pid`)).trim());
@@ -233,10 +242,16 @@ function gateway(dir: string, conf: string, port: number): Radosgw {
     },
     stopGateway: () => stopDaemon(dir, "client.rgw", 1),
     async startGateway() {
+      const before = pidOf(dir, "client.rgw");
       await run("radosgw", ["-c", conf, "-n", "client.rgw"], "radosgw start");
       await until("radosgw answering", 90, async () => {
         await (await fetch(endpoint)).body?.cancel();
         return true;
+      });
+      // the pid file is written apart from answering: freezeGateway must not find it missing, or the stopped one's
+      await until("radosgw's pid file", 30, () => {
+        const pid = pidOf(dir, "client.rgw");
+        return Promise.resolve(pid !== null && pid !== before && isRadosgw(pid));
       });
       if (!userMade) {
         await admin([
@@ -252,7 +267,8 @@ function gateway(dir: string, conf: string, port: number): Radosgw {
     },
     freezeGateway(frozen) {
       const pid = pidOf(dir, "client.rgw");
-      if (pid !== null) Deno.kill(pid, frozen ? "SIGSTOP" : "SIGCONT");
+      if (pid === null || !isRadosgw(pid)) throw new Error(`radosgw harness: no running radosgw to freeze (${pid})`);
+      Deno.kill(pid, frozen ? "SIGSTOP" : "SIGCONT");
     },
     async stop() {
       // radosgw takes 5-10 s to end on SIGTERM; it keeps no state of its own, so it gets 1 s, then SIGKILL

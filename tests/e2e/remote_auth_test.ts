@@ -225,6 +225,8 @@ Deno.test("remote auth: --allow-unauthenticated accepts a snapshot without a MAC
   assert.equal(allowed.code, 0, allowed.stderr);
   assert.match(allowed.stderr, new RegExp(`remote_snapshot_unauthenticated.*refs/${name}`));
   assert.equal((allowed.json as { remote: { authenticated: boolean } }).remote.authenticated, false);
+  const validation = (allowed.json as { validation: { integrity_checked_by_push?: string[] } }).validation;
+  assert.equal(validation.integrity_checked_by_push, undefined, "an unauthenticated document vouches for nothing");
   assert.ok(Deno.statSync(join(out, "chroma")).isDirectory, "restored into --to");
   const drill = await runCli(["drill", name, "--from-remote", "--allow-unauthenticated"], { env: r.envWithIdentity });
   assert.equal(drill.code, 0, drill.stderr);

@@ -70,6 +70,8 @@ Deno.test("remote CLI: init, create --push twice, list, verify, restore live and
   assert.equal(restored.code, 0, restored.stderr);
   const result = restored.json as { pre_restore_snapshot: string; remote: { snapshot: string } };
   assert.equal(result.remote.snapshot, first.push.snapshot);
+  const vouched = (restored.json as { validation: { integrity_checked_by_push?: string[] } }).validation;
+  assert.deepEqual(vouched.integrity_checked_by_push?.toSorted(), ["chroma/chroma.sqlite3", "db/atocore.db"]);
   assert.deepEqual(
     liveDigest(r.store),
     snapshotAsStore(join(snapshots, first.stamp)),
@@ -82,6 +84,12 @@ Deno.test("remote CLI: init, create --push twice, list, verify, restore live and
   const to = join(r.work, "rebuilt");
   const rebuilt = await runCli(["restore", second.stamp, "--from-remote", "--to", to], { env: r.envWithIdentity });
   assert.equal(rebuilt.code, 0, rebuilt.stderr);
+  const checkedAgain = (rebuilt.json as { validation: { integrity_checked_by_push?: string[] } }).validation;
+  assert.deepEqual(
+    checkedAgain.integrity_checked_by_push,
+    ["db/atocore.db"],
+    "Chroma's, not read by the push, is checked",
+  );
   assert.deepEqual(treeDigest(to), snapshotAsStore(join(snapshots, second.stamp)));
 
   const junit = join(r.work, "drill.xml");

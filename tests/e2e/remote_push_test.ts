@@ -162,13 +162,13 @@ Deno.test("remote: nothing is listed before the push's gate passes; a gate that 
     check: () => {
       if (++blocks > 10) throw new Error("the validation failed mid-way");
     },
-    passed: () => Promise.resolve(),
+    passed: () => Promise.resolve([]),
   };
   await assert.rejects(pushSnapshot(f.config, f.backend, root, { ...f.auth, gate: closing }), /failed mid-way/);
   assert.equal(blocks, 11, "stopped at the first safe point after it closed");
   assert.equal((await listRemote(f.backend)).snapshots.length, 0, "nothing listed");
 
-  const passing = { check: () => {}, passed: () => Promise.resolve() };
+  const passing = { check: () => {}, passed: () => Promise.resolve([]) };
   const pushed = await pushSnapshot(f.config, f.backend, root, { ...f.auth, gate: passing });
   assert.ok(pushed.packs_reused >= stored, `the packs stored before are reused (${pushed.packs_reused})`);
   assert.equal((await listRemote(f.backend)).snapshots.length, 1);

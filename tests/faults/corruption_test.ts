@@ -404,3 +404,29 @@ Deno.test("a module snapshot (no manifest, no digest) whose paths leave the layo
   assert.equal(moved.code, 0, `recorded paths moved together still map into the layout: ${moved.stdout}`);
   assert.equal((moved.json as { metadata_bound: unknown }).metadata_bound, null, "a module snapshot has no digest");
 });
+
+Deno.test("a database a push's check vouches for is checked again unless the caller proves its bytes", async () => {
+  using store = tempStore({ dbMiB: 1, chromaMiB: 0, seed: 6 });
+  const created = await runCli(["create"], { env: storeEnv(store) });
+  assert.equal(created.code, 0, created.stderr);
+  const { backup_root: root, stamp } = created.json as { backup_root: string; stamp: string };
+  const db = "db/atocore.db";
+  truncateToHalf(join(root, db));
+  const driver = openDriver("auto");
+  const integrityChecked = new Set([db]);
+  const unproven = await validateSnapshotAt(root, stamp, { driver, integrityChecked });
+  assert.ok(
+    unproven.errors.some((error) => /^db_(open_failed|integrity_check_failed)/.test(error)),
+    unproven.errors.join(),
+  );
+  assert.equal(unproven.integrity_checked_by_push, undefined);
+  // proven (here falsely: the manifest's hash stands in for a fetch's proof), the check is the push's, not run again
+  const manifest = JSON.parse(Deno.readTextFileSync(join(root, METADATA))).manifest as {
+    path: string;
+    sha256: string;
+  }[];
+  const verified = new Map([[db, manifest.find((entry) => entry.path === db)!.sha256]]);
+  const proven = await validateSnapshotAt(root, stamp, { driver, integrityChecked, verified });
+  assert.deepEqual(proven.integrity_checked_by_push, [db]);
+  assert.ok(!proven.errors.some((error) => error.startsWith("db_")), proven.errors.join());
+});

@@ -91,7 +91,8 @@ Deno.test("push validation: a database the push read is the file whose integrity
   const sha256 = manifest.find((entry) => entry.path === dbEntry)!.sha256;
 
   const same = new ValidationBeside(config, stamp, openDriver("auto"), false);
-  await same.passed(new Map([[dbEntry, { sha256, identity: fileIdentity(Deno.lstatSync(db)) }]]));
+  const vouched = await same.passed(new Map([[dbEntry, { sha256, identity: fileIdentity(Deno.lstatSync(db)) }]]));
+  assert.deepEqual(vouched, [dbEntry], "the check vouches for the database read, not for Chroma's, not read");
   assert.deepEqual(await same.verdict(null), []);
 
   const other = new ValidationBeside(config, stamp, openDriver("auto"), false);

@@ -51,8 +51,13 @@ Deno.test("layout: names round-trip through the parser; anything else is refused
   assert.throws(() => snapshotName({ stamp: "../x", pushId: "0123456789abcdef" }), RangeError);
 });
 
-function document(files: unknown[], packs = [{ id: ID, size: 100, compression: "zstd" }]): Uint8Array {
+function document(
+  files: unknown[],
+  packs = [{ id: ID, size: 100, compression: "zstd" }],
+  extra: Record<string, unknown> = {},
+): Uint8Array {
   const doc = {
+    ...extra,
     format: 1,
     repository_id: REPO,
     stamp: KEY.stamp,
@@ -94,6 +99,13 @@ Deno.test("document: extents must tile each file exactly and point into listed p
     assert.throws(() => parseDocument(document(files), "snapshots/S", REPO, KEY), message);
   }
   assert.throws(() => parseDocument(document([]), "snapshots/S", "e".repeat(32), KEY), /another repository/);
+  const db = file("db/a.db", 0, []);
+  const checked = (paths: unknown) =>
+    parseDocument(document([db], undefined, { integrity_checked: paths }), "s", REPO, KEY);
+  assert.deepEqual(checked(["db/a.db"]).integrity_checked, ["db/a.db"]);
+  for (const paths of [["db/b.db"], ["db/a.db", "db/a.db"], "db/a.db", [7]]) {
+    assert.throws(() => checked(paths), /integrity_checked does not name regular files of the snapshot, each once/);
+  }
   assert.throws(
     () => parseDocument(document([]), "snapshots/S", REPO, { ...KEY, pushId: "1123456789abcdef" }),
     /swapped/,
