@@ -22,8 +22,9 @@ export interface OpenJob {
   /** Skip the pack's SHA-256 against its name (`skipNameHash` of {@linkcode openBytes}'s options). */
   skipNameHash?: boolean;
   /**
-   * Where a compressed pack's plaintext is copied when it fits (it moves to the worker and back): a reader that opens
-   * many packs then receives no new buffer per pack, which V8 does not count on the receiving thread until collected.
+   * Where a compressed pack's plaintext is decompressed (`plainInto` of {@linkcode openBytes}'s options; it moves to the
+   * worker and back), or copied when it could not be: a reader that opens many packs then receives no new buffer per
+   * pack, which V8 does not count on the receiving thread until collected.
    */
   plainInto?: Uint8Array;
   /**
@@ -76,9 +77,10 @@ function open(job: OpenJob): OpenDone {
     maxBytes: job.maxBytes,
     into: job.into,
     skipNameHash: job.skipNameHash,
+    plainInto: job.plainInto,
   });
   const spare = job.plainInto;
-  if (spare && job.compression === "zstd" && plain.length <= spare.length) {
+  if (spare && job.compression === "zstd" && plain.buffer !== spare.buffer && plain.length <= spare.length) {
     spare.set(plain);
     plain = spare.subarray(0, plain.length);
   }

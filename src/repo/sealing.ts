@@ -5,7 +5,7 @@
  * @module
  */
 import { createHash } from "node:crypto";
-import { constants, zstdCompressSync, zstdDecompressSync } from "node:zlib";
+import { constants, createZstdDecompress, zstdCompressSync, zstdDecompressSync } from "node:zlib";
 import { ageDecrypt, ageEncrypt, AgeError, type AgeIdentity } from "../crypto/age.ts";
 import { OperationError } from "../errors.ts";
 import { parseName } from "./layout.ts";
@@ -36,6 +36,11 @@ export interface OpenOptions {
    * checks each extent's SHA-256) and, when opening fails, checks the name itself to say what happened.
    */
   skipNameHash?: boolean;
+  /**
+   * A buffer to decompress into, for a reader that proves every byte it uses by another hash (a fetch checks each
+   * file's SHA-256): the result is then a view of it, and a truncated zstd frame gives a short plaintext, not an error.
+   */
+  plainInto?: Uint8Array;
 }
 
 /** zstd level for packs and documents: most of level 9's ratio at several times its speed. */
@@ -110,12 +115,60 @@ export function openBytes(
     throw error;
   }
   if (options.compression === "none") return body;
+  const placed = options.plainInto ? decompressInto(body, options.plainInto) : null;
+  if (placed) return placed;
   try {
     const plain = zstdDecompressSync(body, { maxOutputLength: options.maxBytes ?? MAX_PLAINTEXT });
     return new Uint8Array(plain.buffer, plain.byteOffset, plain.byteLength);
   } catch (error) {
     throw new OperationError(`${name}: its zstd content is corrupt (${(error as Error).message.split("\n")[0]})`);
   }
+}
+
+/** The private stream handle of `node:zlib`'s zstd decompressor, as Deno 2.9 has it (see {@linkcode decompressInto}). */
+interface ZstdHandle {
+  writeSync(
+    flush: number,
+    input: Uint8Array,
+    inAt: number,
+    inLength: number,
+    out: Uint8Array,
+    at: number,
+    length: number,
+  ): void;
+  onerror?: (...args: unknown[]) => void;
+}
+
+/**
+ * zstd-decompress `body` straight into `out` through the decompressor's stream handle: `zstdDecompressSync` makes a new
+ * buffer per call (then copied) and measured 850 MB/s where this does 1.1 GB/s. `null` when it cannot say the result is
+ * whole: the handle is not there (another runtime), it failed, or `out` is too small; the caller then decompresses the
+ * usual way, which names what is wrong.
+ */
+export function decompressInto(body: Uint8Array, out: Uint8Array): Uint8Array | null {
+  const stream = createZstdDecompress() as unknown as {
+    _handle?: ZstdHandle;
+    _writeState?: Uint32Array;
+    _finishFlushFlag?: number;
+    close(): void;
+  };
+  const handle = stream._handle;
+  if (
+    !handle || typeof handle.writeSync !== "function" || !stream._writeState || stream._finishFlushFlag === undefined
+  ) {
+    return null;
+  }
+  let failed = false;
+  handle.onerror = () => failed = true;
+  try {
+    handle.writeSync(stream._finishFlushFlag, body, 0, body.length, out, 0, out.length);
+  } catch {
+    failed = true;
+  } finally {
+    stream.close();
+  }
+  const [outLeft, inLeft] = stream._writeState;
+  return failed || inLeft > 0 || outLeft === 0 ? null : out.subarray(0, out.length - outLeft);
 }
 
 function ageMessage(name: string, error: AgeError): string {

@@ -5,7 +5,9 @@ import { generateIdentity, parseIdentity } from "../../src/crypto/age.ts";
 import { Boundary, getSealed } from "../../src/repo/boundary.ts";
 import { CryptoPool } from "../../src/repo/crypto_pool.ts";
 import { openFolderBackend } from "../../src/repo/folder.ts";
+import { PACK_BUFFER_BYTES } from "../../src/repo/document.ts";
 import { packName } from "../../src/repo/layout.ts";
+import { compress, decompressInto } from "../../src/repo/sealing.ts";
 import { type BlockTag, PackWriter, type TaggedFile } from "../../src/repo/pack_writer.ts";
 import { tempDir } from "../_helpers.ts";
 
@@ -63,4 +65,17 @@ Deno.test("pack writer: sealed on a worker or inline, each block is hashed from 
       }
     }
   }
+});
+
+Deno.test("decompressInto: a zstd plaintext lands in the caller's buffer, byte for byte; too small a buffer says so", () => {
+  const plain = new Uint8Array(3 << 20).map((_, index) => (index * 31) % 253 ^ (index >> 12));
+  const packed = compress(plain);
+  const out = new Uint8Array(PACK_BUFFER_BYTES);
+  const placed = decompressInto(packed, out);
+  assert.ok(placed, "this runtime's node:zlib has the stream handle it writes through");
+  assert.equal(placed.buffer, out.buffer, "a view of the caller's buffer, not a copy");
+  assert.ok(Buffer.from(placed).equals(Buffer.from(plain)));
+  assert.equal(decompressInto(packed, new Uint8Array(1 << 20)), null, "a plaintext larger than the buffer");
+  const short = decompressInto(packed.subarray(0, packed.length >> 1), out);
+  assert.ok(short === null || short.length < plain.length, "a truncated frame is never taken for the whole");
 });
