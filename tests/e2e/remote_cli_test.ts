@@ -101,6 +101,10 @@ Deno.test("remote CLI: init, create --push twice, list, verify, restore live and
   assert.equal(drill.code, 0, drill.stdout + drill.stderr);
   const drilled = drill.json as { stamp: string; recovery_time_seconds: number; remote: { fetch_seconds: number } };
   assert.equal(drilled.stamp, second.stamp);
+  const checks = (drill.json as { checks: { name: string; status: string; detail: string }[] }).checks;
+  const valid = checks.find((check) => check.name === "snapshot_valid")!;
+  assert.match(valid.detail, /; the integrity of db\/atocore\.db as the push checked it \(the restored copy's/);
+  assert.equal(checks.find((check) => check.name === "db_integrity")?.status, "passed", "the restored copy is checked");
   assert.ok(drilled.recovery_time_seconds >= drilled.remote.fetch_seconds, "the recovery time includes the fetch");
   const parsed = parseJunit(junit);
   assert.deepEqual([parsed.tests, parsed.failures], [7, 0]);
