@@ -73,7 +73,7 @@ export async function drillFromRemote(
 /** A drill whose snapshot could not be fetched: `snapshot_valid` failed with the reason, the other checks skipped. */
 function failedFetch(name: string, snapshotPath: string, why: string, took: number, now: Date): RemoteDrillResult {
   const stamp = name.split("_")[0];
-  const detail = `not fetched intact: ${why}`;
+  const detail = `not fetched: ${why}`; // `why` says whether the snapshot is damaged or the network failed
   const checks: DrillCheck[] = DRILL_CHECKS.map((check, index) =>
     index === 0
       ? { name: check, status: "failed", detail, seconds: took }

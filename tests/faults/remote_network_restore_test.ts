@@ -154,7 +154,7 @@ async function drill(f: Fixture, location: RegExp): Promise<string[]> {
   assert.match(errors[0], /^snapshot_valid: .*packs\//, reset.label);
   assert.match(errors[0], location, reset.label);
   assert.match(errors[0], /reachable/, `names no next step about the network ${reset.label}`);
-  assert.doesNotMatch(errors[0], /pick another snapshot|remote verify/, `blames the snapshot ${reset.label}`);
+  assert.doesNotMatch(errors[0], /pick another snapshot|remote verify|intact/, `blames the snapshot ${reset.label}`);
   assert.deepEqual(entryNames(scratch.path), [], `a scratch copy left ${reset.label}`);
   const refused = await runWithOutage(f, args, "refused", 3);
   const line = assertFailedCleanly(refused, location);

@@ -38,7 +38,7 @@ Deno.test("remote refusals: another key restores nothing; nothing live changes a
   assert.equal(verify.code, 1, "verify decrypts the documents with the identity given");
   const drill = await runCli(["drill", "--from-remote", "--latest"], { env });
   assert.equal(drill.code, 1, "a drill with another key fails");
-  assert.match((drill.json as { errors: string[] }).errors[0], /snapshot_valid: not fetched intact: .*another key/);
+  assert.match((drill.json as { errors: string[] }).errors[0], /snapshot_valid: not fetched: .*another key/);
 });
 
 Deno.test("remote refusals: a repository re-created or re-keyed after this host pushed is refused (exit 3)", async () => {
