@@ -50,20 +50,22 @@ export function backoffMs(policy: RetryPolicy, attempt: number, random: () => nu
 /**
  * Run `operation` until it succeeds, it throws an error `isTransient` rejects, or `policy.attempts` are used up; the
  * last error is rethrown with the number of attempts made (`attempts` on the error's `cause` chain stays intact).
- * `onRetry` hears each transient failure before its wait (for a warning or a log line).
+ * `onRetry` hears each transient failure before its wait (for a warning or a log line). `askedWaitMs` is the wait the
+ * server asked for with the error (`Retry-After`), followed up to `policy.maxMs` so that no server stalls a run.
  */
 export async function withRetries<T>(
   operation: (attempt: number) => Promise<T>,
   isTransient: (error: unknown) => boolean,
   policy: RetryPolicy = DEFAULT_RETRY,
   onRetry: (error: unknown, attempt: number, waitMs: number) => void = () => {},
+  askedWaitMs: (error: unknown) => number = () => 0,
 ): Promise<T> {
   for (let attempt = 1;; attempt++) {
     try {
       return await operation(attempt);
     } catch (error) {
       if (attempt >= policy.attempts || !isTransient(error)) throw error;
-      const waitMs = backoffMs(policy, attempt);
+      const waitMs = Math.max(backoffMs(policy, attempt), Math.min(askedWaitMs(error), policy.maxMs));
       onRetry(error, attempt, waitMs);
       await new Promise((resolve) => setTimeout(resolve, waitMs));
     }

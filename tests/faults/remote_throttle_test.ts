@@ -82,6 +82,8 @@ async function pushThrottled(f: Fixture): Promise<string> {
   const warned = retries(run);
   assert.equal(warned.length, times, `one remote_retry warning per throttled request ${label}: ${run.stderr}`);
   for (const line of warned) assert.match(line, /packs\/.*HTTP 503 \(SlowDown/, label);
+  const waits = warned.map((line) => JSON.parse(line).wait_ms as number);
+  assert.ok(waits.every((ms) => ms >= 1000), `each wait follows Retry-After: 1 ${label}: ${waits}`);
   assert.equal((await remoteNames(env)).length, 1, label);
   await assertVerified(withKey, ["--read-data"], label);
   return `push: ${times} pack PUTs throttled, ${warned.length} retries`;

@@ -9,7 +9,8 @@ import assert from "node:assert/strict";
 import { join } from "node:path";
 import { encodeKey, objectUrl, parseEndpoint, parseS3Url } from "../../src/repo/s3/address.ts";
 import { credentialSource, loadCredentials } from "../../src/repo/s3/credentials.ts";
-import { isTransientStatus, s3Failure } from "../../src/repo/s3/failure.ts";
+import { isTransientStatus, retryAfterMs, s3Failure } from "../../src/repo/s3/failure.ts";
+import { withRetries } from "../../src/repo/retry.ts";
 import { parseListPage } from "../../src/repo/s3/listing.ts";
 import { s3Address } from "../../src/repo/s3/open.ts";
 import { tempDir } from "../_helpers.ts";
@@ -98,8 +99,15 @@ Deno.test("s3 failures: 5xx, 429, SlowDown and RequestTimeout are retried; 4xx, 
     context,
     503,
     "<Error><Code>SlowDown</Code><Message>Please &amp; reduce</Message></Error>",
-    null,
+    { serverDate: null, retryAfter: "3" },
   );
+  assert.equal(slow.retryAfterMs, 3000);
+  assert.equal(slow.afterAttempts(2).retryAfterMs, 3000);
+  assert.equal(retryAfterMs(null), 0);
+  assert.equal(retryAfterMs("soon"), 0);
+  assert.equal(retryAfterMs(new Date(Date.now() - 60_000).toUTCString()), 0, "a date past asks for no wait");
+  const inAMinute = retryAfterMs(new Date(Date.now() + 60_000).toUTCString());
+  assert.ok(inAMinute > 55_000 && inAMinute <= 60_000, String(inAMinute));
   assert.equal(
     slow.message,
     "S3 PUT packs/ab/x in s3://b/p failed: HTTP 503 (SlowDown: Please & reduce); it may pass on a later run",
@@ -132,4 +140,20 @@ Deno.test("s3 credentials: the environment first, else the shared file's profile
   assert.equal(loadCredentials(fromEnv).accessKeyId, "AKENV");
   assert.equal(credentialSource(fromEnv).from, "env (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY)");
   assert.throws(() => loadCredentials({ AWS_ACCESS_KEY_ID: "AKENV" }), /AWS_SECRET_ACCESS_KEY is unset or empty/);
+});
+
+Deno.test("retries: the wait a server asks for is followed, up to the policy's largest backoff", async () => {
+  const policy = { attempts: 3, baseMs: 1, maxMs: 200 };
+  const waits: number[] = [];
+  const asked = [150, 60_000];
+  let calls = 0;
+  const result = await withRetries(
+    () => calls++ < 2 ? Promise.reject(new Error(`busy ${calls}`)) : Promise.resolve("done"),
+    () => true,
+    policy,
+    (_error, _attempt, waitMs) => waits.push(waitMs),
+    () => asked.shift() ?? 0,
+  );
+  assert.equal(result, "done");
+  assert.deepEqual(waits, [150, 200], "Retry-After: 150 ms, then an hour asked is capped at maxMs");
 });

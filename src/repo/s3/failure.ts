@@ -27,6 +27,8 @@ export class S3Error extends ToolError {
     readonly code: string,
     readonly transient: boolean,
     exitCode: typeof ExitCode.Failed | typeof ExitCode.Usage = ExitCode.Failed,
+    /** The wait the server asked for before another attempt (`Retry-After`), in milliseconds; 0 when none. */
+    readonly retryAfterMs = 0,
   ) {
     super(message, exitCode);
   }
@@ -42,7 +44,7 @@ export class S3Error extends ToolError {
     const message = at < 0
       ? `${this.message} (after ${attempts} attempts)`
       : `${this.message.slice(0, at)} (after ${attempts} attempts)${this.message.slice(at)}`;
-    return new S3Error(message, this.status, this.code, this.transient, this.exitCode as 1 | 2);
+    return new S3Error(message, this.status, this.code, this.transient, this.exitCode as 1 | 2, this.retryAfterMs);
   }
 }
 
@@ -74,9 +76,15 @@ export function isTransientStatus(status: number, code: string): boolean {
 
 /**
  * The error of a request answered with `status` and `body`; the server's `Date` header (`serverDate`) shows the clock
- * difference when the server says the request time is skewed.
+ * difference when the server says the request time is skewed, and its `Retry-After` header (`retryAfter`) how long to
+ * wait before a transient failure is tried again.
  */
-export function s3Failure(context: RequestContext, status: number, body: string, serverDate: string | null): S3Error {
+export function s3Failure(
+  context: RequestContext,
+  status: number,
+  body: string,
+  { serverDate, retryAfter }: { serverDate: string | null; retryAfter: string | null },
+): S3Error {
   const { code, message } = errorFields(body);
   const what = `${context.method} ${context.name || "(the repository)"} in ${context.location}`;
   const explained = explain(code, status, context, serverDate);
@@ -84,7 +92,16 @@ export function s3Failure(context: RequestContext, status: number, body: string,
   const transient = isTransientStatus(status, code);
   const detail = [code, message].filter(Boolean).join(": ") || "no error code";
   const next = transient ? "it may pass on a later run" : "check the server's log and the settings ('config')";
-  return new S3Error(`S3 ${what} failed: HTTP ${status} (${detail}); ${next}`, status, code, transient);
+  const line = `S3 ${what} failed: HTTP ${status} (${detail}); ${next}`;
+  return new S3Error(line, status, code, transient, ExitCode.Failed, retryAfterMs(retryAfter));
+}
+
+/** A `Retry-After` value (seconds, or an HTTP date) as milliseconds from now; 0 when absent, past or unreadable. */
+export function retryAfterMs(value: string | null): number {
+  if (value === null) return 0;
+  const text = value.trim();
+  const ms = /^\d+$/.test(text) ? Number(text) * 1000 : Date.parse(text) - Date.now();
+  return Number.isFinite(ms) && ms > 0 ? ms : 0;
 }
 
 type Explanation = [string, typeof ExitCode.Failed | typeof ExitCode.Usage];

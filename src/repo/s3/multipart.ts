@@ -92,7 +92,7 @@ async function complete(
     if (response.status !== 200) return await session.fail(answer);
     // an error can come with 200 once the server has begun its answer
     const text = await readText(response, TEXT_LIMIT, session.timeouts, answer.deadline);
-    if (/<Error>/.test(text)) throw s3Failure(answer.context, 500, text, null);
+    if (/<Error>/.test(text)) throw s3Failure(answer.context, 500, text, { serverDate: null, retryAfter: null });
     if (!/<CompleteMultipartUploadResult[\s>]/.test(text)) {
       throw new S3Error(
         `S3 completion of ${name} in ${session.location}: ${errorFields(text).code || "no result"}`,

@@ -154,7 +154,12 @@ export class S3Backend implements Backend {
       const text = await readText(answer.response, 1 << 20, session.timeouts, answer.deadline);
       const { code } = errorFields(text);
       if (code === "NoSuchKey") return;
-      if (code === "NoSuchBucket") throw s3Failure(answer.context, 404, text, answer.response.headers.get("date"));
+      if (code === "NoSuchBucket") {
+        throw s3Failure(answer.context, 404, text, {
+          serverDate: answer.response.headers.get("date"),
+          retryAfter: null,
+        });
+      }
     }
     if (!this.#bucketSeen) await session.listPage(session.key(""), null, 1);
     this.#bucketSeen = true;

@@ -91,6 +91,7 @@ export class S3Session {
         (error) => error instanceof S3Error && error.transient,
         this.retry,
         (error, attempt, waitMs) => this.#retrying(name, error, attempt, waitMs),
+        (error) => error instanceof S3Error ? error.retryAfterMs : 0,
       );
     } catch (error) {
       if (error instanceof S3Error && error.transient && attempts > 1) throw error.afterAttempts(attempts);
@@ -107,7 +108,8 @@ export class S3Session {
   async fail(answer: Answer): Promise<never> {
     const { response, deadline, context } = answer;
     const body = context.method === "HEAD" ? "" : await readText(response, TEXT_LIMIT, this.timeouts, deadline);
-    throw s3Failure(context, response.status, body, response.headers.get("date"));
+    const headers = { serverDate: response.headers.get("date"), retryAfter: response.headers.get("retry-after") };
+    throw s3Failure(context, response.status, body, headers);
   }
 
   /** One page of the keys under the full key prefix `keyPrefix`, continuing from `token`. */
