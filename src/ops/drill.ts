@@ -275,13 +275,14 @@ async function validateStep({ config, stamp, root, options }: DrillState): Promi
   if (!validation.valid && !exists(root)) return { status: "failed", detail: removedDuringDrill(root), measured };
   if (!validation.valid) return { status: "failed", detail: validation.errors.join("; "), measured };
   const byPush = validation.integrity_checked_by_push;
-  const detail = validation.manifest_ok === null
+  const checked = validation.manifest_ok === null
     ? "metadata, integrity and registry checked; no manifest (module snapshot)"
     : `${validation.files_checked} files match the manifest (${validation.bytes_hashed} bytes hashed` +
-      `${options.verified ? "; the rest as the fetch proved them" : ""})` +
-      (byPush
-        ? `; the integrity of ${byPush.join(", ")} as the push checked it (the restored copy's is checked below)`
-        : "");
+      `${options.verified ? "; the rest as the fetch proved them" : ""})`;
+  const vouched = byPush
+    ? `; the integrity of ${byPush.join(", ")} as the push checked it (the restored copy's is checked below)`
+    : "";
+  const detail = checked + vouched;
   return { status: "passed", detail, measured };
 }
 

@@ -11,6 +11,8 @@ import { join } from "node:path";
 import { moduleSnapshot, ROOT, runCli } from "../_helpers.ts";
 import { entryNames, liveDigest, treeDigest } from "../_faults.ts";
 import { updateRows } from "../_repo.ts";
+import { restoreCommand } from "../../src/cli/restore.ts";
+import { SILENT } from "../../src/report/reporter.ts";
 import {
   assertVerified,
   contentDigest,
@@ -90,6 +92,9 @@ Deno.test("remote CLI: init, create --push twice, list, verify, restore live and
     ["db/atocore.db"],
     "Chroma's, not read by the push, is checked",
   );
+  const context = { env: r.envWithIdentity, cwd: r.work, now: new Date(), reporter: SILENT };
+  const told = await restoreCommand.run({ "from-remote": true, to: join(r.work, "told") }, [second.stamp], context);
+  assert.match(told.text, /^ {2}integrity: ok, as the push checked these very bytes \(proven by SHA-256\)$/m);
   assert.deepEqual(treeDigest(to), snapshotAsStore(join(snapshots, second.stamp)));
 
   const junit = join(r.work, "drill.xml");
