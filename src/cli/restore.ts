@@ -69,7 +69,8 @@ there; or --scratch-dir), decrypted with --identity, checked block by block and
 each file against its SHA-256 as it is written, then restored as above with
 every safety: the deep validation compares the manifest with the hashes the
 fetch proved (and takes a database's integrity from the push's check of those
-very bytes when the authenticated snapshot records one; see the README), and
+very bytes when the authenticated snapshot records one, unless it is copied
+from another filesystem and checked there; see the README), and
 the files are moved into place by renames (copied from another
 filesystem); the pre-restore snapshot goes to the backup folder as usual, and
 the scratch copy is removed afterwards. A snapshot that cannot be fetched
@@ -216,7 +217,8 @@ function describe(result: RestoreResult | RemoteRestoreResult): string {
     const undo = `atocore-backup restore ${result.pre_restore_snapshot} --confirm-service-stopped`;
     lines.push(`  pre-restore snapshot: ${result.pre_restore_snapshot} (to undo: ${undo})`);
   }
-  const byPush = result.validation.integrity_checked_by_push?.some((path) => path.startsWith("db/"));
+  const byPush = !result.restored_integrity_checked &&
+    result.validation.integrity_checked_by_push?.some((path) => path.startsWith("db/"));
   lines.push(
     !result.restored_integrity_ok
       ? `  INTEGRITY CHECK FAILED: ${result.integrity_error}; ${goBack(result.pre_restore_snapshot)}`

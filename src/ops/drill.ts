@@ -276,7 +276,7 @@ async function validateStep({ config, stamp, root, options }: DrillState): Promi
   if (!validation.valid) return { status: "failed", detail: validation.errors.join("; "), measured };
   const byPush = validation.integrity_checked_by_push;
   const checked = validation.manifest_ok === null
-    ? "metadata, integrity and registry checked; no manifest (module snapshot)"
+    ? `${byPush ? "metadata and registry" : "metadata, integrity and registry"} checked; no manifest (module snapshot)`
     : `${validation.files_checked} files match the manifest (${validation.bytes_hashed} bytes hashed` +
       `${options.verified ? "; the rest as the fetch proved them" : ""})`;
   const vouched = byPush

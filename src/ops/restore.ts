@@ -113,6 +113,11 @@ export interface RestoreResult {
   to: string | null;
   /** Whether other processes holding the live files were looked for (not with `to`, `ignoreOpenFiles`, or off Linux). */
   open_files_checked: boolean;
+  /**
+   * Whether `PRAGMA integrity_check` ran on the restored database once in place (a copy); not for one moved into place,
+   * the very file the validation checked, or whose integrity the push's check vouched for.
+   */
+  restored_integrity_checked: boolean;
   validation: ValidationSummary;
 }
 
@@ -186,6 +191,7 @@ export async function restoreSnapshot(config: Config, stamp: string, options: Re
     chroma_bytes_restored: chroma?.bytes ?? 0,
     to,
     open_files_checked: openFilesChecked,
+    restored_integrity_checked: !moved.db,
     validation: summarize(validation),
   };
   reportRestored(result, options.reporter);

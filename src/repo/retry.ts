@@ -38,7 +38,10 @@ export function errorLine(error: unknown): string {
   return (error instanceof Error ? error.message : String(error)).split("\n")[0].slice(0, 300);
 }
 
-/** The default: 6 attempts over at most 7.75 s of waiting (full jitter: about half that on average). */
+/**
+ * The default: 6 attempts over at most 7.75 s of waiting (full jitter: about half that on average), or 50 s when the
+ * server asks for longer waits (`Retry-After`, each followed up to `maxMs`).
+ */
 export const DEFAULT_RETRY: RetryPolicy = { attempts: 6, baseMs: 250, maxMs: 10_000 };
 
 /** The backoff before attempt `attempt + 1` (attempt counts from 1): a random wait up to the doubled ceiling. */

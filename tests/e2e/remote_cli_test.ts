@@ -8,7 +8,8 @@
  */
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { moduleSnapshot, ROOT, runCli } from "../_helpers.ts";
+import { moduleSnapshot, ROOT, runCli, skipBecause, tempDir } from "../_helpers.ts";
+import { mountTmpfs } from "../_mount.ts";
 import { entryNames, liveDigest, treeDigest } from "../_faults.ts";
 import { updateRows } from "../_repo.ts";
 import { restoreCommand } from "../../src/cli/restore.ts";
@@ -143,7 +144,8 @@ Deno.test("remote CLI: restore --from-remote fetches beside the target and moves
   assert.deepEqual(entryNames(dataDir).filter((name) => name.startsWith(".atocore-fetch-")), [], "scratch removed");
   assert.match(live.stderr, /"event":"restore_db_replaced",[^\n]*"moved":true/, "the database moved, not copied");
   assert.match(live.stderr, /"event":"restore_chroma_staged",[^\n]*"moved":true/, "Chroma moved, not copied");
-  assert.equal((live.json as { restored_integrity_ok: boolean }).restored_integrity_ok, true);
+  const liveResult = live.json as { restored_integrity_ok: boolean; restored_integrity_checked: boolean };
+  assert.deepEqual([liveResult.restored_integrity_ok, liveResult.restored_integrity_checked], [true, false]);
 
   const to = join(r.work, "rebuilt");
   const rebuilt = await runCli(["restore", stamp, "--from-remote", "--to", to], { env: r.envWithIdentity });
@@ -157,6 +159,19 @@ Deno.test("remote CLI: restore --from-remote fetches beside the target and moves
     { ...validation, valid: true, bytes_hashed: 0 },
     "the manifest checked against the fetch",
   );
+
+  // fetched on another filesystem, the database is copied into place and checked there: the text says so
+  using other = tempDir("atocore-scratch-fs-");
+  const mount = mountTmpfs(other.path, "64m");
+  if (typeof mount === "string") {
+    return skipBecause(`the copy across filesystems: ${mount}`);
+  }
+  using _mount = mount;
+  const context = { env: r.envWithIdentity, cwd: r.work, now: new Date(), reporter: SILENT };
+  const values = { "from-remote": true, to: join(r.work, "copied"), "scratch-dir": other.path };
+  const copied = await restoreCommand.run(values, [stamp], context);
+  assert.equal((copied.result as { restored_integrity_checked: boolean }).restored_integrity_checked, true);
+  assert.match(copied.text, /^ {2}integrity check: ok$/m);
 });
 
 Deno.test("remote CLI: push needs no identity; restore, verify --read-data and drill without one: one line, exit 2", async () => {

@@ -37,6 +37,7 @@ const RESULT_KEYS = [
   "chroma_bytes_restored",
   "to",
   "open_files_checked",
+  "restored_integrity_checked",
   "validation",
 ];
 
@@ -75,6 +76,7 @@ Deno.test("restore round trip: live data, registry and Chroma are as at create; 
   assert.equal(result.stamp, stamp);
   assert.equal(result.target_db, store.db);
   assert.equal(result.restored_integrity_ok, true);
+  assert.equal(result.restored_integrity_checked, true, "a local restore copies the database and checks the copy");
   assert.equal(result.registry_restored, true);
   assert.equal(result.chroma_restored, true);
   assert.equal(result.chroma_files_restored, Object.values(chromaAtCreate).filter((v) => !v.startsWith("->")).length);
