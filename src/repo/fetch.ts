@@ -274,6 +274,13 @@ async function refuseMisnamed(backend: Backend, name: string): Promise<void> {
   checkPackName(name, sealed);
 }
 
+/**
+ * Extents up to this size are written on this thread: a daily snapshot's database is mostly scattered 4 KiB extents
+ * (22,665 extents in 173 packs for the small-row store), and a runtime thread's round trip per seek and write cost more
+ * than the copy (a restore's fetch measured 2.3 to 2.7 s against 2.8 to 3.0 s, alternating).
+ */
+const INLINE_WRITE_BYTES = 65536;
+
 /** Write each extent's bytes from `plain` at their offset and add them to their file's hash; the bytes written. */
 async function placeExtents(
   root: string,
@@ -292,8 +299,13 @@ async function placeExtents(
         open = { path: file.path, file: await Deno.open(join(root, file.path), { write: true }) };
       }
       const bytes = plain.subarray(offset, offset + length); // short when the pack is: the file's hash then fails
-      await open.file.seek(at, Deno.SeekMode.Start); // off the main thread: lanes write while others decrypt
-      for (let done = 0; done < bytes.length;) done += await open.file.write(bytes.subarray(done));
+      if (bytes.length <= INLINE_WRITE_BYTES) {
+        open.file.seekSync(at, Deno.SeekMode.Start);
+        for (let done = 0; done < bytes.length;) done += open.file.writeSync(bytes.subarray(done));
+      } else {
+        await open.file.seek(at, Deno.SeekMode.Start); // off the main thread: lanes write while others decrypt
+        for (let done = 0; done < bytes.length;) done += await open.file.write(bytes.subarray(done));
+      }
       hashes.written(extents.packs[index], at, bytes);
       written += length;
     }
