@@ -34,6 +34,7 @@ import {
   type RetentionPolicy,
 } from "../snapshot/retention.ts";
 import { factGuards, newestValidGuard, type SnapshotFacts, withGuards } from "../snapshot/retention_guards.ts";
+import { pruneIntegrityRecords } from "../snapshot/integrity_record.ts";
 import { METADATA_FILE, snapshotDir, snapshotsDir, trashDir, trashRoot } from "../snapshot/layout.ts";
 import { isPreRestore, readMetadata, sequenceOf } from "../snapshot/metadata.ts";
 import { isStamp } from "../snapshot/stamp.ts";
@@ -128,6 +129,7 @@ export async function cleanupSnapshots(backupDir: string, options: CleanupOption
       }
       if (outcome.error) errors.push(outcome.error);
     }
+    pruneIntegrityRecords(backupDir);
   }
   const removed = options.confirm ? decision.remove.filter((stamp) => deleted.has(stamp)) : decision.remove;
   const result: CleanupResult = {

@@ -5,7 +5,7 @@
  *
  * @module
  */
-import { basename, join } from "node:path";
+import { basename, join, relative } from "node:path";
 import { describeOsError, isDiskFull, OperationError, RefusedError, ToolError, UsageError } from "../errors.ts";
 import { ensureDir, removeQuietly, renameDurable, syncFileLater, syncTree } from "../fs/durable.ts";
 import { followFile } from "../fs/follow_hash.ts";
@@ -24,6 +24,8 @@ import {
   stagingDir,
 } from "../snapshot/layout.ts";
 import { buildManifest, type ManifestEntry } from "../snapshot/manifest.ts";
+import { checkedBytes, writeIntegrityRecord } from "../snapshot/integrity_record.ts";
+import { fileIdentity } from "../fs/file_identity.ts";
 import { buildMetadata, serializeMetadata, type SnapshotMetadata } from "../snapshot/metadata.ts";
 import { formatCreatedAt, formatStamp, parseStamp } from "../snapshot/stamp.ts";
 import type { SqliteDriver } from "../sqlite/driver.ts";
@@ -255,23 +257,46 @@ async function validatedMetadata(
   target: SnapshotTarget,
   parts: StagedParts,
 ): Promise<SnapshotMetadata> {
+  const before = databaseIdentities(target);
   let metadata = writeMetadata(config, options, target, parts);
-  let validation = await validateStaged(target, options);
+  const checked = new Map<string, string>();
+  let validation = await validateStaged(target, options, checked);
   if (!validation.valid && options.publishWithoutFailedChroma && onlyChromaFailed(validation)) {
     removeQuietly(target.staged.chroma);
     const chromaError = `its copy failed validation (${validation.errors.join("; ")})`;
     metadata = writeMetadata(config, options, target, { ...parts, chroma: null, chromaError });
-    validation = await validateStaged(target, options);
+    validation = await validateStaged(target, options, checked);
   }
   await parts.database.flushed();
   syncTree(target.staged.root);
   if (!validation.valid) setAsideInvalid(target, validation.errors, options.reporter);
+  writeIntegrityRecord(target.backupDir, target.stamp, checkedBytes(metadata.manifest ?? [], before, checked));
   return metadata;
 }
 
-/** The post-backup validation of the staged snapshot (sizes, not hashes: they were taken from the copies). */
-function validateStaged(target: SnapshotTarget, options: CreateOptions): Promise<ValidationResult> {
-  return validateSnapshotAt(target.staged.root, target.stamp, { driver: options.driver, quick: true });
+/** The identity of each staged database (by path in the snapshot) once copied, before the manifest hashes them. */
+function databaseIdentities(target: SnapshotTarget): Map<string, string | null> {
+  const { root, db, chroma } = target.staged;
+  return new Map([db, join(chroma, CHROMA_DB_FILE)].map((path) => {
+    const info = lstatOrNull(path);
+    return [relative(root, path), info?.isFile ? fileIdentity(info) : null];
+  }));
+}
+
+/**
+ * The post-backup validation of the staged snapshot (sizes, not hashes: they were taken from the copies), noting in
+ * `checked` each database that passed its integrity check, with its identity.
+ */
+function validateStaged(
+  target: SnapshotTarget,
+  options: CreateOptions,
+  checked: Map<string, string>,
+): Promise<ValidationResult> {
+  return validateSnapshotAt(target.staged.root, target.stamp, {
+    driver: options.driver,
+    quick: true,
+    onIntegrityChecked: (path, identity) => checked.set(path, identity),
+  });
 }
 
 /** Whether a validation failed on the Chroma copy alone (the database and registry are good). */

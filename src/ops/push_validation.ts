@@ -5,14 +5,11 @@
  *
  * @module
  */
-import { join } from "node:path";
 import type { Config } from "../config.ts";
 import { RefusedError, ToolError, UsageError } from "../errors.ts";
 import type { PushGate } from "../repo/push.ts";
 import type { ReadFile } from "../repo/push_session.ts";
-import { CHROMA_DB_FILE } from "../snapshot/chroma.ts";
-import { METADATA_FILE, snapshotDir } from "../snapshot/layout.ts";
-import { locatePart, readMetadata } from "../snapshot/metadata.ts";
+import { readIntegrityRecord } from "../snapshot/integrity_record.ts";
 import type { SqliteDriver } from "../sqlite/driver.ts";
 import { validateSnapshot } from "./validate.ts";
 
@@ -50,20 +47,27 @@ export class ValidationBeside implements PushGate {
   private late: string[] = [];
   /** The identity of each database checked whole, by path. */
   private readonly checked = new Map<string, string>();
+  /** Create's record (path → SHA-256 checked), for a deep validation; and the databases it spared a check. */
+  private readonly record: ReadonlyMap<string, string>;
+  private spared: readonly string[] = [];
   private readonly read = Promise.withResolvers<ReadonlyMap<string, string> | null>();
 
   /** Start validating snapshot `stamp` (`quick`: sizes, not hashes) with `driver`. */
   constructor(config: Config, stamp: string, driver: SqliteDriver, quick: boolean) {
+    const backupDir = config.backupDir.path;
+    this.record = quick ? new Map() : readIntegrityRecord(backupDir, stamp);
     const options = {
       driver,
       quick,
       verifiedLater: this.read.promise,
       onIntegrityChecked: (path: string, identity: string) => this.checked.set(path, identity),
+      checkedAtCreate: this.record,
     };
-    this.errors = validateSnapshot(config.backupDir.path, stamp, options).then((validation) => {
+    this.errors = validateSnapshot(backupDir, stamp, options).then((validation) => {
       if (!validation.exists) {
-        throw new UsageError(`no snapshot ${stamp} in ${config.backupDir.path}; see 'atocore-backup list'`);
+        throw new UsageError(`no snapshot ${stamp} in ${backupDir}; see 'atocore-backup list'`);
       }
+      this.spared = validation.integrity_checked_at_create ?? [];
       return this.found = validation.valid ? [] : validation.errors;
     });
     this.errors.catch(() => {}); // awaited by the push's caller; never an unhandled rejection meanwhile
@@ -86,7 +90,7 @@ export class ValidationBeside implements PushGate {
     this.late = both.filter(([path, identity]) => read.get(path)!.identity !== identity)
       .map(([path]) => `file_replaced_during_push: ${path}`);
     if (errors.length > 0 || this.late.length > 0) throw new ValidationFailed();
-    return both.map(([path]) => path);
+    return [...both.map(([path]) => path), ...vouchedByRecord(this.record, read, this.spared)];
   }
 
   /** The push ended before it read every file: the validation checks the files' sizes, not their hashes. */
@@ -114,9 +118,8 @@ export class ValidationBeside implements PushGate {
 }
 
 /**
- * The gate of a push of the snapshot create just made and validated (`create --push`): nothing to wait for, and the
- * databases it checked vouch for the bytes the push read, which the push found equal to the manifest create wrote from
- * the very bytes it checked.
+ * The gate of a push of the snapshot create just made and validated (`create --push`): nothing to wait for, and
+ * create's record vouches for the databases whose bytes the push read.
  */
 export class CheckedAtCreate implements PushGate {
   /** For snapshot `stamp` of the backup folder of `config`. */
@@ -125,13 +128,18 @@ export class CheckedAtCreate implements PushGate {
   /** Nothing can fail beside the push. */
   check(): void {}
 
-  /** The snapshot's databases (by the layout, as create checked them) that the push read. */
+  /** The databases of create's record that the push read as the very bytes create checked. */
   passed(read: ReadonlyMap<string, ReadFile>): Promise<readonly string[]> {
-    const root = snapshotDir(this.config.backupDir.path, this.stamp);
-    const found = readMetadata(join(root, METADATA_FILE));
-    if (!found.ok) return Promise.resolve([]);
-    const [db, chroma] = [locatePart(root, found.metadata, "db"), locatePart(root, found.metadata, "chroma")];
-    const paths = [db?.ok ? db.relative : null, chroma?.ok ? `${chroma.relative}/${CHROMA_DB_FILE}` : null];
-    return Promise.resolve(paths.filter((path): path is string => path !== null && read.has(path)));
+    const record = readIntegrityRecord(this.config.backupDir.path, this.stamp);
+    return Promise.resolve(vouchedByRecord(record, read, [...record.keys()]));
   }
+}
+
+/** Those of `paths` in `record` that the push read with the SHA-256 the record gives: the bytes create checked. */
+function vouchedByRecord(
+  record: ReadonlyMap<string, string>,
+  read: ReadonlyMap<string, ReadFile>,
+  paths: readonly string[],
+): string[] {
+  return paths.filter((path) => record.get(path) !== undefined && read.get(path)?.sha256 === record.get(path));
 }

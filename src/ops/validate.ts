@@ -56,6 +56,12 @@ export interface ValidateOptions {
    * again, as those bytes are the very ones checked.
    */
   integrityChecked?: ReadonlySet<string>;
+  /**
+   * Databases, by path in the folder, with the SHA-256 of the bytes create's validation found intact (its record, see
+   * `snapshot/integrity_record.ts`): one the manifest lists with that SHA-256 is not checked again. Only for a caller
+   * that proves each file's bytes against the manifest (a deep push).
+   */
+  checkedAtCreate?: ReadonlyMap<string, string>;
 }
 
 /** The result of validating one snapshot: the module's keys, then this tool's. */
@@ -81,6 +87,8 @@ export interface ValidationResult {
   quick: boolean;
   /** Databases not checked again: the push's check vouches for their proven bytes (see `integrityChecked`). */
   integrity_checked_by_push?: string[];
+  /** Databases not checked again: create's check vouches for the bytes the manifest lists (see `checkedAtCreate`). */
+  integrity_checked_at_create?: string[];
 }
 
 /**
@@ -126,7 +134,7 @@ export async function validateSnapshotAt(
   result.metadata_bound = checkMetadata(metadata, result.errors);
   using ahead = quick || options.verifiedLater ? null : startHashing(root, metadata.manifest, options);
   const found = { db: [] as string[], registry: [] as string[], chroma: [] as string[] };
-  const check = integrityChecker(root, options, result);
+  const check = integrityChecker(root, options, result, manifestHashes(metadata.manifest));
   const db = checkDatabase(root, metadata, check, found.db); // both checks run at once, off this thread
   const chroma = locatePart(root, metadata, "chroma");
   const chromaChecked = chroma ? checkChroma(chroma, check, found.chroma) : Promise.resolve(null);
@@ -337,11 +345,21 @@ function linkedEntries(manifest: unknown): string[] {
  * The integrity check of the validation of folder `root`, telling `options.onIntegrityChecked` of each file checked,
  * and noting in `result` each one the push's check vouches for instead.
  */
-function integrityChecker(root: string, options: ValidateOptions, result: ValidationResult): IntegrityCheck {
+function integrityChecker(
+  root: string,
+  options: ValidateOptions,
+  result: ValidationResult,
+  listed: ReadonlyMap<string, string>,
+): IntegrityCheck {
   return async (path, label, errors) => {
     const inFolder = relative(root, path);
     if (options.integrityChecked?.has(inFolder) && options.verified?.has(inFolder)) {
       (result.integrity_checked_by_push ??= []).push(inFolder);
+      return true;
+    }
+    const atCreate = options.checkedAtCreate?.get(inFolder);
+    if (atCreate !== undefined && atCreate === listed.get(inFolder)) {
+      (result.integrity_checked_at_create ??= []).push(inFolder);
       return true;
     }
     const before = identityOrNull(path);
@@ -354,6 +372,16 @@ function integrityChecker(root: string, options: ValidateOptions, result: Valida
     if (ok) options.onIntegrityChecked?.(inFolder, after!);
     return ok;
   };
+}
+
+/** The SHA-256 of each file a manifest lists, by path (nothing for a manifest that is not a list). */
+function manifestHashes(manifest: unknown): Map<string, string> {
+  const hashes = new Map<string, string>();
+  if (!Array.isArray(manifest)) return hashes;
+  for (const entry of manifest) {
+    if (typeof entry?.path === "string" && typeof entry.sha256 === "string") hashes.set(entry.path, entry.sha256);
+  }
+  return hashes;
 }
 
 function identityOrNull(path: string): string | null {

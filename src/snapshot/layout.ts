@@ -43,6 +43,16 @@ export function failedRoot(backupDir: string): string {
   return join(backupDir, "failed");
 }
 
+/** `<backup>/integrity`: create's records of the databases it checked (see `snapshot/integrity_record.ts`). */
+export function integrityRecordsDir(backupDir: string): string {
+  return join(backupDir, "integrity");
+}
+
+/** `<backup>/integrity/<stamp>.json`, refusing any stamp that is not plain. */
+export function integrityRecordPath(backupDir: string, stamp: string): string {
+  return join(integrityRecordsDir(backupDir), `${checkedStamp(stamp)}.json`);
+}
+
 /** `<backup>/.lock`: the file locked for the length of create, restore and cleanup. */
 export function lockPath(backupDir: string): string {
   return join(backupDir, ".lock");

@@ -527,9 +527,12 @@ Deno.test("a restore's pre-restore snapshot is marked, listed as such, and kept 
   );
   assert.deepEqual(expired.would_delete_snapshots, [pre, stamp], "kept 7 days, not longer");
 
+  const records = join(store.backupDir, "integrity");
+  assert.deepEqual(entryNames(records), [stamp, pre, later].map((one) => `${one}.json`), "create's records");
   const run = await runCli(["cleanup", "--confirm", ...dailyOnly], { env });
   assert.equal(run.code, 0, run.stderr);
   assert.deepEqual(entryNames(snapshotsDir(store.backupDir)), [pre, later]);
+  assert.deepEqual(entryNames(records), [`${pre}.json`, `${later}.json`], "the removed snapshot's record goes with it");
   const kept = (run.json as { kept_snapshots: { stamp: string; reasons: { rule: string; bucket: string }[] }[] })
     .kept_snapshots.find((one) => one.stamp === pre);
   assert.equal(kept?.reasons.length, 1);

@@ -10,6 +10,7 @@ import { moduleSnapshot, runCli, storeEnv, tempDir, tempStore } from "../_helper
 import { entryNames, faultSeed, liveDigest, seededRandom } from "../_faults.ts";
 import { openDriver } from "../../src/sqlite/open_driver.ts";
 import { validateSnapshotAt } from "../../src/ops/validate.ts";
+import { readIntegrityRecord } from "../../src/snapshot/integrity_record.ts";
 import { metadataDigest } from "../../src/snapshot/binding.ts";
 
 /** A way to damage the snapshot at `root`, and the problems validate must name. */
@@ -37,6 +38,16 @@ function flipRandomByte(path: string, random: () => number): void {
 
 function truncateToHalf(path: string): void {
   Deno.truncateSync(path, Math.floor(Deno.statSync(path).size / 2));
+}
+
+/** Zero the database's second page (the first below the schema), keeping its size: `integrity_check` fails. */
+function zeroSecondPage(path: string): void {
+  using file = Deno.openSync(path, { read: true, write: true });
+  const header = new Uint8Array(18);
+  file.readSync(header);
+  const pageSize = (header[16] << 8 | header[17]) === 1 ? 65536 : header[16] << 8 | header[17];
+  file.seekSync(pageSize, Deno.SeekMode.Start);
+  file.writeSync(new Uint8Array(pageSize));
 }
 
 /**
@@ -429,4 +440,31 @@ Deno.test("a database a push's check vouches for is checked again unless the cal
   const proven = await validateSnapshotAt(root, stamp, { driver, integrityChecked, verified });
   assert.deepEqual(proven.integrity_checked_by_push, [db]);
   assert.ok(!proven.errors.some((error) => error.startsWith("db_")), proven.errors.join());
+});
+
+Deno.test("create's record spares a push's check only for the bytes the manifest lists; their damage is still found", async () => {
+  using store = tempStore({ dbMiB: 1, chromaMiB: 1, seed: 7 });
+  const created = await runCli(["create", "--chroma"], { env: storeEnv(store) });
+  assert.equal(created.code, 0, created.stderr);
+  const { backup_root: root, stamp } = created.json as { backup_root: string; stamp: string };
+  const manifest = JSON.parse(Deno.readTextFileSync(join(root, METADATA))).manifest as {
+    path: string;
+    sha256: string;
+  }[];
+  const listed = (path: string) => manifest.find((entry) => entry.path === path)!.sha256;
+  const db = "db/atocore.db";
+  const record = readIntegrityRecord(store.backupDir, stamp);
+  assert.deepEqual(record, new Map([["chroma/chroma.sqlite3", listed("chroma/chroma.sqlite3")], [db, listed(db)]]));
+  zeroSecondPage(join(root, db));
+  const driver = openDriver("auto");
+  const spared = await validateSnapshotAt(root, stamp, { driver, checkedAtCreate: record });
+  assert.deepEqual(spared.integrity_checked_at_create?.toSorted(), ["chroma/chroma.sqlite3", db]);
+  assert.deepEqual(spared.errors, [`manifest_sha256_mismatch: ${db}`], "the damage is the manifest's finding");
+  const otherBytes = new Map([[db, "0".repeat(64)]]);
+  const checked = await validateSnapshotAt(root, stamp, { driver, quick: true, checkedAtCreate: otherBytes });
+  assert.equal(checked.integrity_checked_at_create, undefined, "a record of other bytes spares nothing");
+  assert.ok(
+    checked.errors.some((error) => /^db_(open_failed|integrity_check_failed)/.test(error)),
+    checked.errors.join(),
+  );
 });

@@ -11,6 +11,7 @@ import { resolveConfig } from "../../src/config.ts";
 import { fileIdentity } from "../../src/fs/file_identity.ts";
 import { ValidationBeside } from "../../src/ops/push_validation.ts";
 import { sha256Hex } from "../../src/repo/sealing.ts";
+import { integrityRecordPath } from "../../src/snapshot/layout.ts";
 import { openDriver } from "../../src/sqlite/open_driver.ts";
 import { createdStamp, relocateSnapshot, storeEnv, tempStore } from "../_helpers.ts";
 
@@ -78,7 +79,7 @@ Deno.test("push validation: a valid snapshot waits for the push's hashes; a push
   assert.deepEqual(await vanishing.verdict(null), [], "no raw error of its own: the push's error says what happened");
 });
 
-Deno.test("push validation: a database the push read is the file whose integrity was checked, or the snapshot is refused", async () => {
+Deno.test("push validation: a database the push read is the bytes create checked, or the file checked, or the snapshot is refused", async () => {
   using store = tempStore({ dbMiB: 1, chromaMiB: 0.5 });
   const env = storeEnv(store);
   const config = resolveConfig({}, env, "/");
@@ -89,14 +90,22 @@ Deno.test("push validation: a database the push read is the file whose integrity
     Deno.readTextFileSync(join(config.backupDir.path, "snapshots", stamp, "backup-metadata.json")),
   ).manifest as { path: string; sha256: string }[];
   const sha256 = manifest.find((entry) => entry.path === dbEntry)!.sha256;
+  const identity = fileIdentity(Deno.lstatSync(db));
+
+  // create's record of the bytes it checked vouches for the same bytes read, by their SHA-256, whatever the file
+  const recorded = new ValidationBeside(config, stamp, openDriver("auto"), false);
+  const copy = new Map([[dbEntry, { sha256, identity: `${identity}:a copy of it` }]]);
+  assert.deepEqual(await recorded.passed(copy), [dbEntry], "the record spares the check, Chroma's too (not read)");
+  assert.deepEqual(await recorded.verdict(null), []);
+  Deno.removeSync(integrityRecordPath(config.backupDir.path, stamp));
 
   const same = new ValidationBeside(config, stamp, openDriver("auto"), false);
-  const vouched = await same.passed(new Map([[dbEntry, { sha256, identity: fileIdentity(Deno.lstatSync(db)) }]]));
+  const vouched = await same.passed(new Map([[dbEntry, { sha256, identity }]]));
   assert.deepEqual(vouched, [dbEntry], "the check vouches for the database read, not for Chroma's, not read");
   assert.deepEqual(await same.verdict(null), []);
 
   const other = new ValidationBeside(config, stamp, openDriver("auto"), false);
-  const swapped = new Map([[dbEntry, { sha256, identity: `${fileIdentity(Deno.lstatSync(db))}:another inode` }]]);
+  const swapped = new Map([[dbEntry, { sha256, identity: `${identity}:another inode` }]]);
   await assert.rejects(other.passed(swapped));
   assert.deepEqual(await other.verdict(null), [`file_replaced_during_push: ${dbEntry}`]);
 });
