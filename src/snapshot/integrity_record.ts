@@ -1,7 +1,6 @@
 /**
- * Create's record of the databases whose bytes passed `PRAGMA integrity_check` in its validation, by their SHA-256: a
- * push that reads those very bytes (the same SHA-256, checked against the manifest) need not check them again. Only a
- * hint: a record that is missing, unreadable or for other bytes means the check runs.
+ * Create's record of the databases whose bytes passed `PRAGMA integrity_check`, by SHA-256: a push reading those very
+ * bytes need not check them again. Only a hint: a record missing, unreadable or for other bytes means the check runs.
  *
  * @module
  */
