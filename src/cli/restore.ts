@@ -223,7 +223,7 @@ function describe(result: RestoreResult | RemoteRestoreResult): string {
     !result.restored_integrity_ok
       ? `  INTEGRITY CHECK FAILED: ${result.integrity_error}; ${goBack(result.pre_restore_snapshot)}`
       : byPush
-      ? "  integrity: ok, as the push checked these very bytes (proven by SHA-256)"
+      ? "  integrity: ok, as these very bytes passed the check before they were pushed (proven by SHA-256)"
       : "  integrity check: ok",
   );
   return lines.join("\n");

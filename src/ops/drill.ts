@@ -280,7 +280,7 @@ async function validateStep({ config, stamp, root, options }: DrillState): Promi
     : `${validation.files_checked} files match the manifest (${validation.bytes_hashed} bytes hashed` +
       `${options.verified ? "; the rest as the fetch proved them" : ""})`;
   const vouched = byPush
-    ? `; the integrity of ${byPush.join(", ")} as the push checked it (the restored copy's is checked below)`
+    ? `; the integrity of ${byPush.join(", ")} as checked before the push (the restored copy's is checked below)`
     : "";
   const detail = checked + vouched;
   return { status: "passed", detail, measured };

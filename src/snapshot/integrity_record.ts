@@ -4,6 +4,7 @@
  *
  * @module
  */
+import { join } from "node:path";
 import { isStamp } from "./stamp.ts";
 import { exists, lstatOrNull } from "../fs/probe.ts";
 import { ensureDir, removeFileQuietly, writeFileAtomic } from "../fs/durable.ts";
@@ -15,6 +16,8 @@ import { integrityRecordPath, integrityRecordsDir, snapshotDir } from "./layout.
 const MAX_RECORD_BYTES = 65536;
 const SHA256_HEX = /^[0-9a-f]{64}$/;
 const RECORD_NAME = /^(.+)\.json$/;
+/** A record's temporary file that a create killed, or a failed rename, left (see `temporaryPath`). */
+const RECORD_TEMPORARY = /^\..+\.json\.tmp-/;
 
 /**
  * Record that the databases of `checked` (path in snapshot `stamp` → SHA-256 of the bytes checked) passed. Best effort,
@@ -73,16 +76,19 @@ export function readIntegrityRecord(backupDir: string, stamp: string): Map<strin
 }
 
 /**
- * Remove the records whose snapshot is no longer published (after a cleanup); links and folders are left alone. Best
- * effort: a record left behind is never used for other bytes.
+ * Remove the records whose snapshot is no longer published, and temporary files of records (after a cleanup, under the
+ * lock no create runs without); links and folders are left alone. Best effort: a record left behind is never used
+ * for other bytes.
  */
 export function pruneIntegrityRecords(backupDir: string): void {
   const folder = integrityRecordsDir(backupDir);
   try {
     if (!lstatOrNull(folder)?.isDirectory) return;
     for (const entry of Deno.readDirSync(folder)) {
+      if (!entry.isFile) continue;
+      if (RECORD_TEMPORARY.test(entry.name)) removeFileQuietly(join(folder, entry.name));
       const stamp = RECORD_NAME.exec(entry.name)?.[1];
-      if (!entry.isFile || stamp === undefined || !isStamp(stamp)) continue;
+      if (stamp === undefined || !isStamp(stamp)) continue;
       if (!exists(snapshotDir(backupDir, stamp))) removeFileQuietly(integrityRecordPath(backupDir, stamp));
     }
   } catch {

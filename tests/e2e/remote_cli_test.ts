@@ -95,7 +95,10 @@ Deno.test("remote CLI: init, create --push twice, list, verify, restore live and
   );
   const context = { env: r.envWithIdentity, cwd: r.work, now: new Date(), reporter: SILENT };
   const told = await restoreCommand.run({ "from-remote": true, to: join(r.work, "told") }, [second.stamp], context);
-  assert.match(told.text, /^ {2}integrity: ok, as the push checked these very bytes \(proven by SHA-256\)$/m);
+  assert.match(
+    told.text,
+    /^ {2}integrity: ok, as these very bytes passed the check before they were pushed \(proven by SHA-256\)$/m,
+  );
   assert.deepEqual(treeDigest(to), snapshotAsStore(join(snapshots, second.stamp)));
 
   const junit = join(r.work, "drill.xml");
@@ -109,7 +112,7 @@ Deno.test("remote CLI: init, create --push twice, list, verify, restore live and
   assert.equal(drilled.stamp, second.stamp);
   const checks = (drill.json as { checks: { name: string; status: string; detail: string }[] }).checks;
   const valid = checks.find((check) => check.name === "snapshot_valid")!;
-  assert.match(valid.detail, /; the integrity of db\/atocore\.db as the push checked it \(the restored copy's/);
+  assert.match(valid.detail, /; the integrity of db\/atocore\.db as checked before the push \(the restored copy's/);
   assert.equal(checks.find((check) => check.name === "db_integrity")?.status, "passed", "the restored copy is checked");
   assert.ok(drilled.recovery_time_seconds >= drilled.remote.fetch_seconds, "the recovery time includes the fetch");
   const parsed = parseJunit(junit);

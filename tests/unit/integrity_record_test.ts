@@ -59,6 +59,7 @@ Deno.test("integrity record: cleanup's prune removes the records of snapshots go
   Deno.mkdirSync(snapshotDir(dir.path, kept), { recursive: true });
   const folder = integrityRecordsDir(dir.path);
   Deno.writeTextFileSync(join(folder, "notes.txt"), "mine");
+  Deno.writeTextFileSync(join(folder, `.${STAMP}.json.tmp-123-abcdef01`), "{"); // a killed create's
   Deno.symlinkSync(join(dir.path, "nowhere"), join(folder, "20261129T010205Z.json"));
   pruneIntegrityRecords(dir.path);
   assert.deepEqual(

@@ -9,9 +9,10 @@ import assert from "node:assert/strict";
 import { basename, join } from "node:path";
 import { resolveConfig } from "../../src/config.ts";
 import { fileIdentity } from "../../src/fs/file_identity.ts";
-import { ValidationBeside } from "../../src/ops/push_validation.ts";
+import { CheckedAtCreate, ValidationBeside } from "../../src/ops/push_validation.ts";
 import { sha256Hex } from "../../src/repo/sealing.ts";
 import { integrityRecordPath } from "../../src/snapshot/layout.ts";
+import { readIntegrityRecord, writeIntegrityRecord } from "../../src/snapshot/integrity_record.ts";
 import { openDriver } from "../../src/sqlite/open_driver.ts";
 import { createdStamp, relocateSnapshot, storeEnv, tempStore } from "../_helpers.ts";
 
@@ -96,7 +97,6 @@ Deno.test("push validation: a database the push read is the bytes create checked
   const recorded = new ValidationBeside(config, stamp, openDriver("auto"), false);
   const copy = new Map([[dbEntry, { sha256, identity: `${identity}:a copy of it` }]]);
   assert.deepEqual(await recorded.passed(copy), [dbEntry], "the record spares the check, Chroma's too (not read)");
-  assert.deepEqual(await recorded.verdict(null), []);
   Deno.removeSync(integrityRecordPath(config.backupDir.path, stamp));
 
   const same = new ValidationBeside(config, stamp, openDriver("auto"), false);
@@ -108,4 +108,39 @@ Deno.test("push validation: a database the push read is the bytes create checked
   const swapped = new Map([[dbEntry, { sha256, identity: `${identity}:another inode` }]]);
   await assert.rejects(other.passed(swapped));
   assert.deepEqual(await other.verdict(null), [`file_replaced_during_push: ${dbEntry}`]);
+});
+
+Deno.test("push validation: create --push vouches by create's record for the bytes read, and a deep push trusts it where --quick does not", async () => {
+  using store = tempStore({ dbMiB: 1, chromaMiB: 0.5 });
+  const env = storeEnv(store);
+  const config = resolveConfig({}, env, "/");
+  const stamp = await createdStamp(env);
+  const root = join(config.backupDir.path, "snapshots", stamp);
+  const dbEntry = `db/${basename(store.db)}`;
+  const recorded = readIntegrityRecord(config.backupDir.path, stamp);
+  const identity = "1:2:3";
+  const read = (sha256: string) => new Map([[dbEntry, { sha256, identity }]]);
+  const atCreate = new CheckedAtCreate(config, stamp);
+  assert.deepEqual(await atCreate.passed(read(recorded.get(dbEntry)!)), [dbEntry]);
+  assert.deepEqual(await atCreate.passed(read("0".repeat(64))), [], "other bytes than create checked");
+
+  // a record is trusted as far as the snapshot's own manifest: one written for damaged bytes spares their check
+  const db = join(root, dbEntry);
+  using file = Deno.openSync(db, { write: true });
+  file.seekSync(4096, Deno.SeekMode.Start);
+  file.writeSync(new Uint8Array(4096));
+  const damaged = sha256Hex(Deno.readFileSync(db));
+  const metadata = JSON.parse(Deno.readTextFileSync(join(root, "backup-metadata.json")));
+  relocateSnapshot(root, {
+    manifest: metadata.manifest.map((entry: { path: string }) =>
+      entry.path === dbEntry ? { ...entry, sha256: damaged } : entry
+    ),
+  });
+  const damagedRead = new Map([[dbEntry, { sha256: damaged, identity: fileIdentity(Deno.lstatSync(db)) }]]);
+  assert.deepEqual(await new CheckedAtCreate(config, stamp).passed(damagedRead), [], "the record is of other bytes");
+  writeIntegrityRecord(config.backupDir.path, stamp, new Map([[dbEntry, damaged]]));
+  const deep = new ValidationBeside(config, stamp, openDriver("auto"), false);
+  assert.deepEqual(await deep.passed(damagedRead), [dbEntry]);
+  const quick = new ValidationBeside(config, stamp, openDriver("auto"), true);
+  assert.match((await quick.errors).join("\n"), /^db_(integrity_check_failed|open_failed): /m, "--quick checks");
 });
