@@ -202,22 +202,75 @@ export function syncFileLater(path: string): () => Promise<void> {
   };
 }
 
+/** A head-start flush of {@linkcode flushSoon} failed: the file at `path` may not be on disk. */
+export class FlushFailedError extends Error {
+  /** The failure `cause` of flushing `path`. */
+  constructor(readonly path: string, cause: unknown) {
+    super(`flushing ${path} to disk failed`, { cause });
+    this.name = "FlushFailedError";
+  }
+}
+
 /**
  * Start writing each of `paths` to disk on runtime threads, a head start for the fsyncs that later make them durable
- * (a restore validates the fetched files meanwhile); the function returned waits for it. A failure is not reported
- * here: the later fsync meets it and says so.
+ * (a restore validates the fetched files meanwhile); the function returned waits for it and throws the first failure
+ * as a {@linkcode FlushFailedError}. It must: Linux reports a failed write-back once, to the file descriptions open
+ * when it happened, so a later fsync through a new one would succeed over lost pages.
  */
 export function flushSoon(paths: readonly string[]): () => Promise<void> {
-  const flushing = paths.map((path) => {
+  const flushing = paths.map(async (path) => {
     try {
-      return syncFileLater(path)().catch(() => {});
-    } catch {
-      return Promise.resolve();
+      await syncFileLater(path)();
+      return null;
+    } catch (error) {
+      return new FlushFailedError(path, error);
     }
   });
   return async () => {
-    await Promise.all(flushing);
+    const failure = (await Promise.all(flushing)).find((one) => one !== null);
+    if (failure) throw failure;
   };
+}
+
+/**
+ * Head-start flushes of files being written (a fetch a restore makes durable next): once `every` bytes are written,
+ * the files written since are flushed on runtime threads, one round at a time, so the disk writes while the writer
+ * goes on and the final fsyncs find little left. The first failure is thrown by {@linkcode settled}, as in
+ * {@linkcode flushSoon}.
+ */
+export class FlushAhead {
+  private pending = 0;
+  private readonly touched = new Set<string>();
+  private round: Promise<void> | null = null;
+  private failure: { error: unknown } | null = null;
+
+  /** Flush after each `every` bytes written. */
+  constructor(private readonly every: number) {}
+
+  /** Note `bytes` written to the file at `path`; start a round when due and none runs. */
+  wrote(path: string, bytes: number): void {
+    this.touched.add(path);
+    this.pending += bytes;
+    if (this.pending < this.every || this.round !== null) return;
+    const paths = [...this.touched];
+    this.touched.clear();
+    this.pending = 0;
+    this.round = Promise.all(paths.map(async (path) => {
+      try {
+        await syncFileLater(path)();
+      } catch (error) {
+        this.failure ??= { error };
+      }
+    })).then(() => {
+      this.round = null;
+    });
+  }
+
+  /** Wait for the round running, if any; throw the first failure of any round (the OS error). */
+  async settled(): Promise<void> {
+    await this.round;
+    if (this.failure) throw this.failure.error;
+  }
 }
 
 /**

@@ -122,6 +122,8 @@ export interface ScratchFetchOptions {
   reporter: Reporter;
   /** Aborted to stop between two packs: the scratch folder is removed and the signal's reason thrown. */
   signal?: AbortSignal;
+  /** Flush the files as they are written (`FetchOptions.flushAhead`): a restore makes them durable next. */
+  flushAhead?: boolean;
 }
 
 /**
@@ -153,6 +155,7 @@ export async function fetchToScratch(
       beforeWriting: (bytes) => requireScratchSpace(sourceDir, bytes, options.reporter),
       transfers: source.transfers,
       allowUnauthenticated: source.allowUnauthenticated,
+      flushAhead: options.flushAhead,
     });
     if (!fetched.authenticated) {
       options.reporter.event("warning", "remote_snapshot_unauthenticated", {
@@ -354,7 +357,7 @@ export async function restoreFromRemote(
   try {
     // On the target's filesystem, the restore moves the fetched files into place instead of copying them.
     const preferredParent = dirname(to ?? config.db.path);
-    fetched = await fetchToScratch(config, source, name, { ...options, preferredParent });
+    fetched = await fetchToScratch(config, source, name, { ...options, preferredParent, flushAhead: true });
   } catch (error) {
     if (error instanceof InterruptedError) throw error.told(...words());
     throw error;
@@ -371,9 +374,10 @@ export async function restoreFromRemote(
       moveSources: true,
       verified: fetched.verified,
       integrityChecked: fetched.integrityChecked,
+      flushed,
     });
     return { ...result, remote: fetched.summary };
   } finally {
-    await flushed();
+    await flushed().catch(() => {}); // said by the restore, or it stopped before for another reason
   }
 }

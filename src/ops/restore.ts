@@ -4,11 +4,11 @@
  *
  * @module
  */
-import { resolve } from "node:path";
+import { dirname, resolve } from "node:path";
 import type { Config } from "../config.ts";
 import { createSnapshot } from "./create.ts";
 import { describeOsError, OperationError, RefusedError, ToolError } from "../errors.ts";
-import { moveFileAtomic, removeQuietly, replaceFileAtomic } from "../fs/durable.ts";
+import { FlushFailedError, moveFileAtomic, removeQuietly, replaceFileAtomic } from "../fs/durable.ts";
 import { isFile, statOrNull } from "../fs/probe.ts";
 import type { CopyTotals } from "../fs/tree.ts";
 import type { Reporter } from "../report/reporter.ts";
@@ -77,6 +77,11 @@ export interface RestoreOptions {
   verified?: ReadonlyMap<string, string>;
   /** Databases of those whose bytes passed the push's integrity check: the validation does not run it again. */
   integrityChecked?: ReadonlySet<string>;
+  /**
+   * Waits for the scratch copy's head-start flush (`flushSoon`) and throws its failure: awaited before anything is
+   * replaced, since a later fsync would not report a write-back that failed.
+   */
+  flushed?: () => Promise<void>;
   /**
    * Aborted to stop before the store is changed (checked after the validation and after the pre-restore snapshot);
    * once the replacement has begun it runs to its end, as it would to its failure path.
@@ -159,6 +164,7 @@ export async function restoreSnapshot(config: Config, stamp: string, options: Re
     ? await preRestoreSnapshot(config, sources.chroma !== null, options, stamp)
     : null;
   recheckOpenFiles(config, openFilesChecked, takesPreSnapshot ? preStamp : null, options);
+  await sourcesFlushed(options, () => stoppedUnchanged(stamp, to, takesPreSnapshot ? preStamp : null));
   // The last safe point: from here the replacement runs to its end or to its failure path.
   stopIfInterrupted(options.signal, () => stoppedUnchanged(stamp, to, takesPreSnapshot ? preStamp : null));
   const intent = to === null ? newIntentContext(config, stamp, sources.chroma !== null, preStamp, unfinished) : null;
@@ -199,6 +205,21 @@ export async function restoreSnapshot(config: Config, stamp: string, options: Re
 }
 
 /** The words of a restore of `stamp` stopped by a signal before it changed anything. */
+/** Wait for the sources' head-start flush; its failure stops the restore before anything changed (`told` says so). */
+async function sourcesFlushed(options: RestoreOptions, told: () => [string, string]): Promise<void> {
+  try {
+    await options.flushed?.();
+  } catch (error) {
+    if (!(error instanceof FlushFailedError)) throw error;
+    const [what, next] = told();
+    throw new OperationError(
+      `${what}: ${error.message} (${describeOsError(error.cause)}); ${next.replace(/; run the restore again$/, "")}; ` +
+        `check the disk of ${dirname(error.path)} (dmesg), then run the restore again`,
+      { cause: error },
+    );
+  }
+}
+
 function stoppedUnchanged(stamp: string, to: string | null, preStamp: string | null): [string, string] {
   const kept = preStamp ? ` (the pre-restore snapshot ${preStamp} is kept)` : "";
   return [`restore of ${stamp}`, `this run changed nothing in ${to ?? "the live store"}${kept}; run the restore again`];

@@ -9,7 +9,7 @@
 import { dirname, join } from "node:path";
 import type { AgeIdentity } from "../crypto/age.ts";
 import { OperationError, UsageError } from "../errors.ts";
-import { removeQuietly } from "../fs/durable.ts";
+import { FlushAhead, removeQuietly } from "../fs/durable.ts";
 import { lstatOrNull } from "../fs/probe.ts";
 import { type Backend, isFolderBackend } from "./backend.ts";
 import { FileHashes } from "./file_hashes.ts";
@@ -63,6 +63,11 @@ export interface FetchOptions {
   onProgress?: (done: number, total: number) => void;
   /** Accept a snapshot without a MAC for the identities' recipients (`--allow-unauthenticated`). */
   allowUnauthenticated?: boolean;
+  /**
+   * Start flushing the files to disk as they are written (see `FlushAhead`), for a caller that makes them durable next;
+   * a flush that fails fails the fetch.
+   */
+  flushAhead?: boolean;
 }
 
 /** What a fetch rebuilt. */
@@ -200,6 +205,7 @@ async function writeExtents(
     Array.from({ length: Math.min(lanes, order.length) }, () => new Uint8Array(PACK_BUFFER_BYTES))
   );
   using pool = new CryptoPool(FETCH_WORKERS);
+  const flush = options.flushAhead ? new FlushAhead(FLUSH_AHEAD_BYTES) : undefined;
   const bounds = collectionBounds(backend);
   let done = 0;
   let downloaded = 0;
@@ -218,13 +224,14 @@ async function writeExtents(
       );
       buffers[lane] = new Uint8Array(opened.sealed.buffer);
       spares[lane] = opened.plainInto!;
-      done += await placeExtents(root, opened.plain, { files, extents: byPack.get(order[at])! }, hashes);
+      done += await placeExtents(root, opened.plain, { files, extents: byPack.get(order[at])! }, hashes, flush);
     } catch (error) {
       if (error instanceof OperationError) await refuseMisnamed(backend, name);
       throw error;
     }
     options.onProgress?.(done, total);
   });
+  await flush?.settled();
   return { packs_read: order.length, bytes_downloaded: downloaded };
 }
 
@@ -281,22 +288,30 @@ async function refuseMisnamed(backend: Backend, name: string): Promise<void> {
  */
 const INLINE_WRITE_BYTES = 65536;
 
+/**
+ * Bytes written between two head-start flushes of a fetch (`flushAhead`): the small-row store's restore ended 0.5 s
+ * after its fetch, fsyncing, and 0.1 s with this (2.6 to 2.8 s in all against 2.9 to 3.2, 3 pairs).
+ */
+const FLUSH_AHEAD_BYTES = 256 << 20;
+
 /** Write each extent's bytes from `plain` at their offset and add them to their file's hash; the bytes written. */
 async function placeExtents(
   root: string,
   plain: Uint8Array,
   { files, extents }: { files: DocumentFile[]; extents: ExtentTable },
   hashes: FileHashes,
+  flush?: FlushAhead,
 ): Promise<number> {
   let written = 0;
-  let open = null as { path: string; file: Deno.FsFile } | null;
+  let open = null as { path: string; file: Deno.FsFile; full: string } | null;
   try {
     for (let index = 0; index < extents.at.length; index++) {
       const file = files[extents.packs[index]];
       const [at, offset, length] = [extents.at[index], extents.offsets[index], extents.lengths[index]];
       if (open?.path !== file.path) {
         open?.file.close();
-        open = { path: file.path, file: await Deno.open(join(root, file.path), { write: true }) };
+        const full = join(root, file.path);
+        open = { path: file.path, file: await Deno.open(full, { write: true }), full };
       }
       const bytes = plain.subarray(offset, offset + length); // short when the pack is: the file's hash then fails
       if (bytes.length <= INLINE_WRITE_BYTES) {
@@ -307,6 +322,7 @@ async function placeExtents(
         for (let done = 0; done < bytes.length;) done += await open.file.write(bytes.subarray(done));
       }
       hashes.written(extents.packs[index], at, bytes);
+      flush?.wrote(open.full, length);
       written += length;
     }
   } finally {
