@@ -289,8 +289,8 @@ async function refuseMisnamed(backend: Backend, name: string): Promise<void> {
 const INLINE_WRITE_BYTES = 65536;
 
 /**
- * Bytes written between two head-start flushes of a fetch (`flushAhead`): the small-row store's restore ended 0.5 s
- * after its fetch, fsyncing, and 0.1 s with this (2.6 to 2.8 s in all against 2.9 to 3.2, 3 pairs).
+ * Bytes written between two head-start flushes of a fetch (`flushAhead`): few enough rounds to cost nothing, early
+ * enough that the restore's fsyncs find little left (the README's restore figures).
  */
 const FLUSH_AHEAD_BYTES = 256 << 20;
 
