@@ -204,7 +204,6 @@ export async function restoreSnapshot(config: Config, stamp: string, options: Re
   return result;
 }
 
-/** The words of a restore of `stamp` stopped by a signal before it changed anything. */
 /** Wait for the sources' head-start flush; its failure stops the restore before anything changed (`told` says so). */
 async function sourcesFlushed(options: RestoreOptions, told: () => [string, string]): Promise<void> {
   try {
@@ -220,6 +219,7 @@ async function sourcesFlushed(options: RestoreOptions, told: () => [string, stri
   }
 }
 
+/** The words of a restore of `stamp` stopped by a signal before it changed anything. */
 function stoppedUnchanged(stamp: string, to: string | null, preStamp: string | null): [string, string] {
   const kept = preStamp ? ` (the pre-restore snapshot ${preStamp} is kept)` : "";
   return [`restore of ${stamp}`, `this run changed nothing in ${to ?? "the live store"}${kept}; run the restore again`];
