@@ -17,6 +17,7 @@ import type { Reporter } from "../report/reporter.ts";
 import {
   dbManifestPath,
   failedDir,
+  integrityRecordPath,
   snapshotDir,
   type SnapshotPaths,
   snapshotPaths,
@@ -270,7 +271,15 @@ async function validatedMetadata(
   await parts.database.flushed();
   syncTree(target.staged.root);
   if (!validation.valid) setAsideInvalid(target, validation.errors, options.reporter);
-  writeIntegrityRecord(target.backupDir, target.stamp, checkedBytes(metadata.manifest ?? [], before, checked));
+  const checkedAt = checkedBytes(metadata.manifest ?? [], before, checked);
+  const unrecorded = writeIntegrityRecord(target.backupDir, target.stamp, checkedAt);
+  if (unrecorded !== null) {
+    options.reporter.event("warning", "integrity_record_not_written", {
+      path: integrityRecordPath(target.backupDir, target.stamp),
+      error: unrecorded,
+      effect: "a push of this snapshot runs the integrity check itself",
+    });
+  }
   return metadata;
 }
 

@@ -5,6 +5,7 @@
  * @module
  */
 import { join } from "node:path";
+import { describeOsError } from "../errors.ts";
 import { isStamp } from "./stamp.ts";
 import { exists, lstatOrNull } from "../fs/probe.ts";
 import { ensureDir, removeFileQuietly, writeFileAtomic } from "../fs/durable.ts";
@@ -21,20 +22,24 @@ const RECORD_TEMPORARY = /^\..+\.json\.tmp-/;
 
 /**
  * Record that the databases of `checked` (path in snapshot `stamp` → SHA-256 of the bytes checked) passed. Best effort,
- * as a record only saves work: `false` when nothing was written (the folder is a link or a file, the disk is full).
+ * as a record only saves work: why nothing was written (the folder is a link or a file, the disk is full), or `null`.
  */
-export function writeIntegrityRecord(backupDir: string, stamp: string, checked: ReadonlyMap<string, string>): boolean {
-  if (checked.size === 0) return false;
+export function writeIntegrityRecord(
+  backupDir: string,
+  stamp: string,
+  checked: ReadonlyMap<string, string>,
+): string | null {
+  if (checked.size === 0) return null;
+  const folder = integrityRecordsDir(backupDir);
   try {
-    const folder = integrityRecordsDir(backupDir);
     const info = lstatOrNull(folder);
     if (info === null) ensureDir(folder);
-    else if (!info.isDirectory) return false; // never written through a link
+    else if (!info.isDirectory) return `${folder} is ${info.isSymlink ? "a symbolic link" : "not a folder"}`;
     const record = { format: 1, sha256: Object.fromEntries(checked) };
     writeFileAtomic(integrityRecordPath(backupDir, stamp), JSON.stringify(record) + "\n");
-    return true;
-  } catch {
-    return false;
+    return null;
+  } catch (error) {
+    return describeOsError(error);
   }
 }
 

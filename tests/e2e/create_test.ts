@@ -169,6 +169,20 @@ Deno.test("a database copied in many steps is hashed behind the copy; its manife
   assert.deepEqual(grown, [{ bytes: 200000 }], "the commit left in the WAL is in the copy");
 });
 
+Deno.test("create says when it cannot record the databases it checked, and publishes the snapshot all the same", async () => {
+  using store = tempStore({ dbMiB: 0.5, chromaMiB: 0.05, segments: 1 });
+  const records = join(store.backupDir, "integrity");
+  Deno.mkdirSync(store.backupDir, { recursive: true });
+  Deno.writeTextFileSync(records, "an operator's note, not a folder");
+  const run = await runCli(["create", "--json", "--chroma"], { env: storeEnv(store) });
+  assert.equal(run.code, 0, run.stderr);
+  const warned = events(run.stderr).filter((event) => event.event === "integrity_record_not_written");
+  assert.equal(warned.length, 1, run.stderr);
+  assert.equal(warned[0].error, `${records} is not a folder`);
+  assert.match(String(warned[0].path), new RegExp(`^${records}/${(run.json as CreateResult).stamp}\\.json$`));
+  assert.equal(Deno.readTextFileSync(records), "an operator's note, not a folder", "left as it was");
+});
+
 Deno.test("a database copied in one step is hashed once, after the copy, without a fallback event", async () => {
   using store = tempStore({ dbMiB: 0.5, chromaMiB: 0.05, segments: 1 });
   const run = await runCli(["create", "--json", "--sqlite-driver", "ffi"], { env: storeEnv(store) });

@@ -17,8 +17,9 @@ const checked = new Map([["db/atocore.db", DB_SHA], ["chroma/chroma.sqlite3", CH
 Deno.test("integrity record: what create writes is what a push reads back; nothing for an empty record", () => {
   using dir = tempDir();
   assert.deepEqual(readIntegrityRecord(dir.path, STAMP), new Map(), "no record: nothing vouched");
-  assert.equal(writeIntegrityRecord(dir.path, STAMP, new Map()), false);
-  assert.equal(writeIntegrityRecord(dir.path, STAMP, checked), true);
+  assert.equal(writeIntegrityRecord(dir.path, STAMP, new Map()), null);
+  assert.deepEqual(readIntegrityRecord(dir.path, STAMP), new Map(), "nothing to record: nothing written");
+  assert.equal(writeIntegrityRecord(dir.path, STAMP, checked), null);
   assert.deepEqual(readIntegrityRecord(dir.path, STAMP), checked);
   assert.deepEqual(readIntegrityRecord(dir.path, "20261129T010204Z"), new Map(), "another snapshot's is not read");
 });
@@ -45,7 +46,10 @@ Deno.test("integrity record: a link where its folder should be is neither writte
   using dir = tempDir();
   using outside = tempDir();
   Deno.symlinkSync(outside.path, integrityRecordsDir(dir.path));
-  assert.equal(writeIntegrityRecord(dir.path, STAMP, checked), false);
+  assert.equal(
+    writeIntegrityRecord(dir.path, STAMP, checked),
+    `${integrityRecordsDir(dir.path)} is a symbolic link`,
+  );
   assert.deepEqual([...Deno.readDirSync(outside.path)], [], "nothing written where the link points");
   Deno.writeTextFileSync(join(outside.path, `${STAMP}.json`), JSON.stringify({ format: 1, sha256: { x: DB_SHA } }));
   assert.deepEqual(readIntegrityRecord(dir.path, STAMP), new Map());
