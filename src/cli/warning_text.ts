@@ -52,6 +52,10 @@ const SENTENCES: Record<string, (fields: Fields) => string> = {
   chroma_backup_failed: (f) =>
     `Chroma ${text(f.path)} could not be backed up (${text(f.error)}), so the new snapshot ${text(f.backup_root)} ` +
     `holds ${text(f.snapshot_holds)}; repair or rebuild Chroma, then run create --chroma again`,
+  integrity_record_not_written: (f) =>
+    `the record ${text(f.path)} of the databases create checked could not be written (${text(f.error)}), so ${
+      text(f.effect)
+    }; the snapshot is published and valid`,
   pre_restore_registry_kept_invalid: (f) =>
     `the live registry ${text(f.path)} is not JSON (${text(f.error)}); the pre-restore snapshot keeps it as it is, ` +
     `so undoing the restore gives the file back unchanged`,
