@@ -164,7 +164,7 @@ export async function restoreSnapshot(config: Config, stamp: string, options: Re
     ? await preRestoreSnapshot(config, sources.chroma !== null, options, stamp)
     : null;
   recheckOpenFiles(config, openFilesChecked, takesPreSnapshot ? preStamp : null, options);
-  await sourcesFlushed(options, () => stoppedUnchanged(stamp, to, takesPreSnapshot ? preStamp : null));
+  await sourcesFlushed(options, stamp, unchanged(to, takesPreSnapshot ? preStamp : null));
   // The last safe point: from here the replacement runs to its end or to its failure path.
   stopIfInterrupted(options.signal, () => stoppedUnchanged(stamp, to, takesPreSnapshot ? preStamp : null));
   const intent = to === null ? newIntentContext(config, stamp, sources.chroma !== null, preStamp, unfinished) : null;
@@ -204,15 +204,14 @@ export async function restoreSnapshot(config: Config, stamp: string, options: Re
   return result;
 }
 
-/** Wait for the sources' head-start flush; its failure stops the restore before anything changed (`told` says so). */
-async function sourcesFlushed(options: RestoreOptions, told: () => [string, string]): Promise<void> {
+/** Wait for the sources' head-start flush; its failure stops the restore of `stamp`, which left `state`. */
+async function sourcesFlushed(options: RestoreOptions, stamp: string, state: string): Promise<void> {
   try {
     await options.flushed?.();
   } catch (error) {
     if (!(error instanceof FlushFailedError)) throw error;
-    const [what, next] = told();
     throw new OperationError(
-      `${what}: ${error.message} (${describeOsError(error.cause)}); ${next.replace(/; run the restore again$/, "")}; ` +
+      `restore of ${stamp}: ${error.message} (${describeOsError(error.cause)}); ${state}; ` +
         `check the disk of ${dirname(error.path)} (dmesg), then run the restore again`,
       { cause: error },
     );
@@ -221,8 +220,13 @@ async function sourcesFlushed(options: RestoreOptions, told: () => [string, stri
 
 /** The words of a restore of `stamp` stopped by a signal before it changed anything. */
 function stoppedUnchanged(stamp: string, to: string | null, preStamp: string | null): [string, string] {
+  return [`restore of ${stamp}`, `${unchanged(to, preStamp)}; run the restore again`];
+}
+
+/** What a restore into `to` (the live store when `null`) that stopped before changing anything left. */
+function unchanged(to: string | null, preStamp: string | null): string {
   const kept = preStamp ? ` (the pre-restore snapshot ${preStamp} is kept)` : "";
-  return [`restore of ${stamp}`, `this run changed nothing in ${to ?? "the live store"}${kept}; run the restore again`];
+  return `this run changed nothing in ${to ?? "the live store"}${kept}`;
 }
 
 /** The next step after a restore that changed live data and then failed. */
