@@ -19,7 +19,9 @@ export type HttpFault =
   /** Answer it with `status` and an S3 error document of `code` (the server never sees it); optionally Retry-After. */
   | { kind: "answer"; status: number; code: string; retryAfterSeconds?: number }
   /** Forward its head and `afterBytes` of its body (one byte short of it at most), then stop reading, keeping it open. */
-  | { kind: "stall-body"; afterBytes: number };
+  | { kind: "stall-body"; afterBytes: number }
+  /** Forward it with the byte at `at` of its body (the last one at most) inverted: bytes changed in transit. */
+  | { kind: "flip-body"; at: number };
 
 /** A fault for the next `times` requests that `match` accepts. */
 export interface HttpRule {
@@ -32,9 +34,10 @@ export interface HttpRule {
 export interface HttpProxyStats {
   /** Every request read, in order. */
   seen: SeenRequest[];
-  /** Requests answered by the proxy itself, and requests stalled. */
+  /** Requests answered by the proxy itself, requests stalled, and requests whose body had a byte changed. */
   answered: number;
   stalled: number;
+  flipped: number;
 }
 
 /** A running HTTP fault proxy. */
@@ -59,7 +62,7 @@ export function s3Kind(request: SeenRequest): "pack-put" | "pack-get" | "list" |
 export function startHttpProxy(target: { hostname: string; port: number }): HttpFaultProxy {
   const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
   const open = new Set<Deno.Conn>();
-  const stats: HttpProxyStats = { seen: [], answered: 0, stalled: 0 };
+  const stats: HttpProxyStats = { seen: [], answered: 0, stalled: 0, flipped: 0 };
   let rules: HttpRule[] = [];
   const take = (request: SeenRequest): HttpFault | null => {
     const rule = rules.find((candidate) => candidate.times > 0 && candidate.match(request));
@@ -118,7 +121,9 @@ async function serve(client: Deno.Conn, target: { hostname: string; port: number
         stalled = true; // both sides stay open, unread, until cutOpen or the end
         return;
       }
-      await input.forward(upstream, request.bodyBytes);
+      const flipAt = fault?.kind === "flip-body" ? Math.min(fault.at, request.bodyBytes - 1) : -1;
+      if (flipAt >= 0) shared.stats.flipped++;
+      await input.forward(upstream, request.bodyBytes, flipAt);
     }
   } catch {
     // either side closed: the connection ends
@@ -168,11 +173,13 @@ class Reader {
     }
   }
 
-  /** Copy `bytes` of body to `to`. */
-  async forward(to: Deno.Conn, bytes: number): Promise<void> {
+  /** Copy `bytes` of body to `to`, the byte at `flipAt` of them inverted (none when negative). */
+  async forward(to: Deno.Conn, bytes: number, flipAt = -1): Promise<void> {
     for (let left = bytes; left > 0;) {
       if (this.#pending.length === 0 && !await this.#fill()) throw new Error("the body ended early");
       const take = this.#pending.subarray(0, Math.min(left, this.#pending.length));
+      const at = flipAt - (bytes - left);
+      if (at >= 0 && at < take.length) take[at] ^= 0xff;
       await writeAll(to, take);
       left -= take.length;
       this.#pending = this.#pending.slice(take.length);

@@ -16,6 +16,11 @@ export interface ObjectInfo {
 export interface WriteOptions {
   /** Refuse (with {@linkcode ObjectExistsError}) when an object of that name already exists. */
   exclusive: boolean;
+  /**
+   * The SHA-256 of the bytes as lowercase hex, when the caller knows it (a pack's id, a sealed object's recorded hash):
+   * a backend that sends it (S3's signed payload) does not hash the bytes again.
+   */
+  sha256?: string;
 }
 
 /** Whether `backend` is a folder on this host (its location a `file://` URL), not a server reached over the network. */

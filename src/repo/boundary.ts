@@ -77,7 +77,7 @@ export class Boundary {
     };
     const sealed = options.sealer ? await options.sealer(job) : sealPack(job);
     options.recycle?.(sealed.plain);
-    await this.write(packName(sealed.sha256), sealed.bytes);
+    await this.write(packName(sealed.sha256), sealed.bytes, sealed.sha256);
     if (options.out) options.release?.(sealed.out);
     return {
       info: { id: sealed.sha256, size: sealed.bytes.length, compression: sealed.compression },
@@ -104,7 +104,7 @@ export class Boundary {
 
   /** Store an object sealed by {@linkcode prepareSealed}, exclusively. */
   async writeSealed(sealed: SealedObject): Promise<void> {
-    await this.write(sealed.name, sealed.bytes);
+    await this.write(sealed.name, sealed.bytes, sealed.sha256);
   }
 
   /** Remove an object (a backend's remove: never an error when it is already gone). */
@@ -120,8 +120,8 @@ export class Boundary {
     await this.write(name, new TextEncoder().encode(JSON.stringify(value) + "\n"));
   }
 
-  private async write(name: string, bytes: Uint8Array): Promise<void> {
-    await this.backend.write(name, bytes, { exclusive: true });
+  private async write(name: string, bytes: Uint8Array, sha256?: string): Promise<void> {
+    await this.backend.write(name, bytes, { exclusive: true, sha256 });
     this.sent.bytes += bytes.length;
     this.sent.objects += 1;
   }

@@ -11,10 +11,11 @@
  */
 export const DEFAULT_TRANSFERS = 2;
 /**
- * Packs a fetch from a folder reads and opens at once by default: with 2 its one worker and the writing thread waited on
- * each other; 3 restored the small-row store about 1 s sooner (of 6.5) for about 5 MiB more, 4 no sooner and 15 MiB.
+ * Packs a fetch reads and opens at once by default: with 2 its one worker and the writing thread waited on each other;
+ * from a folder 3 restored the small-row store about 1 s sooner (of 6.5) for about 5 MiB more, 4 no sooner and 15 MiB;
+ * from loopback S3 the sample store in 5.7 s instead of 6.4.
  */
-export const FOLDER_FETCH_TRANSFERS = 3;
+export const FETCH_TRANSFERS = 3;
 /** The most transfers a command accepts. */
 export const MAX_TRANSFERS = 32;
 

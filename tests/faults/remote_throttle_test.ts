@@ -1,7 +1,8 @@
 /**
- * A throttling S3 server (503 SlowDown, 429) and an upload that stalls in the middle of its body, through the tests'
- * HTTP fault proxy (`tests/_http_proxy.ts`) in front of a real radosgw (which has no rate limiter of its own). Seeded
- * (`FAULT_SEED`): how many requests of each kind are throttled, where the body stalls.
+ * A throttling S3 server (503 SlowDown, 429), an upload that stalls in the middle of its body and one changed on its
+ * way, through the tests' HTTP fault proxy (`tests/_http_proxy.ts`) in front of a real radosgw (which has no rate
+ * limiter of its own). Seeded (`FAULT_SEED`): how many requests of each kind are throttled, where the body stalls,
+ * which byte changes.
  *
  * @module
  */
@@ -188,9 +189,31 @@ async function uploadStalled(f: Fixture): Promise<string> {
   return `a ${stalled.bodyBytes}-byte pack PUT stalled: given up after ${allowedMs / 1000} s, sent again`;
 }
 
+/**
+ * A pack PUT whose body has one byte changed on the way: the server checks the bytes against the signed SHA-256
+ * (`x-amz-content-sha256`, the only digest sent) and refuses them; the push sends the pack again, warns once, and
+ * the repository verifies.
+ */
+async function bodyChanged(f: Fixture): Promise<string> {
+  const { env, withKey } = await freshRepository(f, "changed-body");
+  const at = Math.floor(f.random() * 4 * 1024 * 1024);
+  const label = trialLabel(f.seed, 5, `byte ${at} of a pack PUT's body changed in transit`);
+  const flippedBefore = f.proxy.stats.flipped;
+  const rules: HttpRule[] = [{ match: (r) => s3Kind(r) === "pack-put", fault: { kind: "flip-body", at }, times: 1 }];
+  const { run } = await runThrottled(f, ["push", f.stamp], env, rules, label);
+  assert.equal(run.code, 0, `${label}: ${run.stderr}`);
+  assert.equal(f.proxy.stats.flipped - flippedBefore, 1, label);
+  const warned = retries(run);
+  assert.equal(warned.length, 1, `${label}: ${run.stderr}`);
+  assert.match(warned[0], /packs\/.*HTTP 400 \((XAmzContentSHA256Mismatch|BadDigest)/, label);
+  assert.equal((await remoteNames(env)).length, 1, label);
+  await assertVerified(withKey, ["--read-data"], label);
+  return `byte ${at} of a pack PUT changed in transit: refused by the server, sent again`;
+}
+
 const target = await s3Target("S3 throttling and a stalled upload through the tests' HTTP proxy");
 if (target !== null) {
-  Deno.test("S3 throttling (503 SlowDown, 429) and a stalled upload: retried within bounds, or one line", async (t) => {
+  Deno.test("S3 throttling (503, 429), a stalled upload, a body changed on the way: retried within bounds, or one line", async (t) => {
     await using _target = target;
     const seed = faultSeed();
     using store = tempStore({ dbMiB: 12, chromaMiB: 1, segments: 2, seed: 47 });
@@ -222,6 +245,9 @@ if (target !== null) {
     });
     await t.step("a pack PUT stalled mid-body: given up after its allowance, sent again", async () => {
       outcomes.push(await uploadStalled(f));
+    });
+    await t.step("a pack PUT changed in transit: refused by the server, sent again", async () => {
+      outcomes.push(await bodyChanged(f));
     });
     for (const outcome of outcomes) console.log(`s3 throttled: ${outcome} (seed ${seed})`);
   });

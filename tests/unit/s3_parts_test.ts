@@ -77,12 +77,14 @@ Deno.test("s3 listing: keys URL-decoded and XML-unescaped, sizes, the continuati
   );
 });
 
-Deno.test("s3 failures: 5xx, 429, SlowDown and RequestTimeout are retried; 4xx, 501 and 507 are not", () => {
-  for (const [status, code] of [[500, ""], [503, "SlowDown"], [429, ""], [400, "RequestTimeout"], [502, ""]] as const) {
-    assert.ok(isTransientStatus(status, code), `${status} ${code}`);
-  }
+Deno.test("s3 failures: 5xx, 429, SlowDown, RequestTimeout and a body changed in transit are retried; other 4xx, 501 and 507 are not", () => {
+  const transient = [[500, ""], [503, "SlowDown"], [429, ""], [400, "RequestTimeout"], [502, ""], [
+    400,
+    "XAmzContentSHA256Mismatch",
+  ], [400, "BadDigest"]] as const;
+  for (const [status, code] of transient) assert.ok(isTransientStatus(status, code), `${status} ${code}`);
   for (
-    const [status, code] of [[403, "AccessDenied"], [404, "NoSuchBucket"], [400, "BadDigest"], [501, ""], [
+    const [status, code] of [[403, "AccessDenied"], [404, "NoSuchBucket"], [400, "InvalidDigest"], [501, ""], [
       507,
       "",
     ]] as const

@@ -64,8 +64,19 @@ export function unescapeXml(text: string): string {
   });
 }
 
-/** Codes that a later attempt can succeed after. */
-const TRANSIENT_CODES = new Set(["SlowDown", "RequestTimeout", "InternalError", "ServiceUnavailable", "Throttling"]);
+/**
+ * Codes that a later attempt can succeed after: throttling, timeouts, and a body that arrived other than it was signed
+ * (changed in transit; the bytes are sent again).
+ */
+const TRANSIENT_CODES = new Set([
+  "SlowDown",
+  "RequestTimeout",
+  "InternalError",
+  "ServiceUnavailable",
+  "Throttling",
+  "XAmzContentSHA256Mismatch",
+  "BadDigest",
+]);
 
 /** Whether a status and code are worth another attempt: 5xx (not 501, 505, 507), 408, 429, throttling, timeouts. */
 export function isTransientStatus(status: number, code: string): boolean {

@@ -1,6 +1,6 @@
 /**
  * The S3 backend: a repository under a key prefix of a bucket on AWS S3 or any S3-compatible server (Ceph, MinIO,
- * Backblaze B2, Wasabi, R2). Objects are written whole with Content-MD5 and a signed payload, exclusively with
+ * Backblaze B2, Wasabi, R2). Objects are written whole with a signed payload, exclusively with
  * `If-None-Match: *`, in parts above a threshold; reads are bounded by the announced length before the body is read.
  *
  * @module
@@ -122,7 +122,7 @@ export class S3Backend implements Backend {
     const session = this.#session;
     const headers: Record<string, string> = { "content-type": "application/octet-stream" };
     if (options.exclusive) headers["if-none-match"] = "*";
-    const request = { method: "PUT" as const, url: session.url(name), headers, body: bytes };
+    const request = { method: "PUT" as const, url: session.url(name), headers, body: bytes, sha256: options.sha256 };
     const outcome = await session.exchange(name, request, async (answer) => {
       if (answer.response.status === 200) return "written";
       if (answer.response.status === 412 && options.exclusive) return answer.attempt > 1 ? "retried" : "exists";

@@ -1,5 +1,5 @@
 /**
- * One signed S3 request (Signature V4 by `aws4fetch`, payload signed, whole body with Content-Length and Content-MD5)
+ * One signed S3 request (Signature V4 by `aws4fetch`, payload signed, whole body with Content-Length)
  * under timeouts: an answer must start within a limit that grows with the body sent, and a download that stalls is
  * aborted; the body is read into a caller's buffer when it fits.
  *
@@ -62,14 +62,16 @@ export interface OutgoingRequest {
   url: string;
   headers?: Record<string, string>;
   body?: Uint8Array;
+  /** The body's SHA-256 as hex when known (see `WriteOptions.sha256`); hashed here otherwise. */
+  sha256?: string;
 }
 
 const EMPTY_SHA256 = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
 
 /**
  * Sign and send `request`; resolves with the answer once its headers are in, the deadline re-armed for the body (the
- * caller reads it and then clears the deadline). The payload is signed (its SHA-256 in `x-amz-content-sha256`) and a
- * body is sent whole with Content-MD5: never aws-chunked.
+ * caller reads it and then clears the deadline). The payload is signed (its SHA-256 in `x-amz-content-sha256`, which
+ * the server checks the bytes against) and a body is sent whole: never aws-chunked.
  */
 export async function send(
   credentials: S3Credentials,
@@ -80,8 +82,9 @@ export async function send(
 ): Promise<Response> {
   const body = request.body as Uint8Array<ArrayBuffer> | undefined; // fetch's types take no SharedArrayBuffer view
   const headers: Record<string, string> = { ...request.headers };
-  headers["x-amz-content-sha256"] = body ? createHash("sha256").update(body).digest("hex") : EMPTY_SHA256;
-  if (body) headers["content-md5"] = createHash("md5").update(body).digest("base64");
+  headers["x-amz-content-sha256"] = body
+    ? request.sha256 ?? createHash("sha256").update(body).digest("hex")
+    : EMPTY_SHA256;
   const signer = new AwsV4Signer({
     method: request.method,
     url: request.url,

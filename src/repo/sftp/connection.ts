@@ -20,6 +20,19 @@ import {
 } from "./known_hosts.ts";
 import type { SftpAddress } from "./url.ts";
 
+/**
+ * The ciphers offered, the fastest here first: `ssh2` runs AES-GCM by making a cipher per packet, which Deno's
+ * `node:crypto` does at about 184 MB/s; AES-CTR (one cipher for the connection, with HMAC-SHA2 encrypt-then-MAC) runs
+ * at about 300. The GCM and ChaCha20-Poly1305 ciphers follow for a server that offers no CTR.
+ */
+const CIPHERS = [
+  "aes128-ctr",
+  "aes256-ctr",
+  "aes128-gcm@openssh.com",
+  "aes256-gcm@openssh.com",
+  "chacha20-poly1305@openssh.com",
+] as const;
+
 /** The files a connection logs in and checks the server with. */
 export interface SftpCredentials {
   /** The private key file (OpenSSH or PEM format, without a passphrase). */
@@ -138,7 +151,7 @@ export async function connectSftp(
     readyTimeout: timeouts.connectMs,
     keepaliveInterval: 15_000,
     keepaliveCountMax: 4,
-    algorithms: { serverHostKey: hostKeyAlgorithms(known) },
+    algorithms: { serverHostKey: hostKeyAlgorithms(known), cipher: [...CIPHERS] },
     hostVerifier: (blob: Buffer) => {
       offered = { verdict: judgeHostKey(known, new Uint8Array(blob)), blob: new Uint8Array(blob) };
       return offered.verdict === "trusted";
