@@ -28,6 +28,11 @@ export function isFolderBackend(backend: Pick<Backend, "location">): boolean {
   return backend.location.startsWith("file://");
 }
 
+/** Whether `backend` is an SFTP server (its location an `sftp://` URL), whose client runs on the main thread. */
+export function isSftpBackend(backend: Pick<Backend, "location">): boolean {
+  return backend.location.startsWith("sftp://");
+}
+
 /** A place a repository is stored. Names use `/`; every method refuses a name that is not plain. */
 export interface Backend {
   /** Where the repository is, for messages and to key local state; never holds a credential. */

@@ -11,10 +11,10 @@ import type { AgeIdentity } from "../crypto/age.ts";
 import { OperationError, UsageError } from "../errors.ts";
 import { FlushAhead, removeQuietly } from "../fs/durable.ts";
 import { lstatOrNull } from "../fs/probe.ts";
-import { type Backend, isFolderBackend } from "./backend.ts";
+import { type Backend, isFolderBackend, isSftpBackend } from "./backend.ts";
 import { FileHashes } from "./file_hashes.ts";
 import { CryptoPool } from "./crypto_pool.ts";
-import { FETCH_TRANSFERS, inLanes } from "./lanes.ts";
+import { DEFAULT_TRANSFERS, FETCH_TRANSFERS, inLanes } from "./lanes.ts";
 import { collectGarbageGrown } from "../sys/collect_garbage.ts";
 import { Buffer } from "node:buffer";
 import {
@@ -49,7 +49,7 @@ const FETCH_WORKERS = 1;
 
 /** Options of {@linkcode fetchSnapshot}. */
 export interface FetchOptions {
-  /** Packs read and opened at once (default {@linkcode FETCH_TRANSFERS}): two pack buffers each. */
+  /** Packs read and opened at once (default {@linkcode FETCH_TRANSFERS}, over SFTP 2): two pack buffers each. */
   transfers?: number;
   /**
    * Called once the document is read, before anything is written, with the bytes the files will take: a caller that
@@ -192,7 +192,7 @@ async function writeExtents(
 ): Promise<{ packs_read: number; bytes_downloaded: number }> {
   const order = [...byPack.keys()].sort((a, b) => a - b);
   const total = files.reduce((sum, file) => sum + file.size, 0);
-  const lanes = Math.max(1, options.transfers ?? FETCH_TRANSFERS);
+  const lanes = Math.max(1, options.transfers ?? (isSftpBackend(backend) ? DEFAULT_TRANSFERS : FETCH_TRANSFERS));
   // per lane, a buffer a pack is read and decrypted into (its plaintext never overtakes its ciphertext) and one a
   // compressed pack's plaintext is copied into: no new buffer reaches this thread per pack
   const [buffers, spares] = [0, 1].map((): Uint8Array[] =>
