@@ -21,12 +21,14 @@ import {
 import type { SftpAddress } from "./url.ts";
 
 /**
- * The ciphers offered, the fastest here first: `ssh2` runs AES-GCM by making a cipher per packet, which Deno's
- * `node:crypto` does at about 184 MB/s; AES-CTR (one cipher for the connection, with HMAC-SHA2 encrypt-then-MAC) runs
- * at about 300. The GCM and ChaCha20-Poly1305 ciphers follow for a server that offers no CTR.
+ * The ciphers `ssh2` offers by default, AES-CTR first: Deno's `node:crypto` runs AES-GCM (`ssh2`'s first choice) at
+ * about 196 MB/s and AES-CTR at about 428, with HMAC-SHA2-256 (encrypt-then-MAC) at about 1,380; a 1.1 GB first push
+ * over SFTP took 12.5 s instead of 15.4, its restore 9.6 s instead of 12.1. (ChaCha20-Poly1305, which `ssh2` runs with
+ * three ciphers per packet and a WebAssembly Poly1305, restored in 7.6 s but peaked at 257 MiB.)
  */
 const CIPHERS = [
   "aes128-ctr",
+  "aes192-ctr",
   "aes256-ctr",
   "aes128-gcm@openssh.com",
   "aes256-gcm@openssh.com",
