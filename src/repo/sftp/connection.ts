@@ -22,9 +22,8 @@ import type { SftpAddress } from "./url.ts";
 
 /**
  * The ciphers `ssh2` offers by default, AES-CTR first: Deno's `node:crypto` runs AES-GCM (`ssh2`'s first choice) at
- * about 196 MB/s and AES-CTR at about 428, with HMAC-SHA2-256 (encrypt-then-MAC) at about 1,380; a 1.1 GB first push
- * over SFTP took 12.5 s instead of 15.4, its restore 9.6 s instead of 12.1. (ChaCha20-Poly1305, which `ssh2` runs with
- * three ciphers per packet and a WebAssembly Poly1305, restored in 7.6 s but peaked at 257 MiB.)
+ * less than half AES-CTR's speed, and this thread also seals and hashes (the README's Performance section has the
+ * figures; ChaCha20-Poly1305 was faster still but went over the memory bound).
  */
 const CIPHERS = [
   "aes128-ctr",
