@@ -517,7 +517,7 @@ Options:
   --only LIST       sections: ${SECTIONS.join(",")} (default all)
   --backends LIST   the network section's backends: ${BACKENDS.join(",")} (default all)
   --days N          the network section's snapshots, one a day (default 7)
-  --transfers N     the network section: this tool's --transfers (default its own, 2)
+  --transfers N     the network section: this tool's --transfers (default its own)
   --network-store S the network section's store: blobs (the sample's) or small (1 KiB text rows; default blobs)
   --binary FILE     run a compiled atocore-backup instead of 'deno run main.ts'
   --out FILE        also write the report (markdown) to FILE

@@ -6,12 +6,17 @@
  * @module
  */
 
-/** A request as the proxy read it: the method, the path and the query of its target, and its body's length. */
+/**
+ * A request as the proxy read it: the method, the path and the query of its target, its body's length, and the
+ * payload hash it was signed with (`x-amz-content-sha256`, `null` when absent) and its Content-MD5 (`null` when absent).
+ */
 export interface SeenRequest {
   method: string;
   path: string;
   query: string;
   bodyBytes: number;
+  contentSha256: string | null;
+  contentMd5: string | null;
 }
 
 /** What the proxy does to a request a rule matches. */
@@ -232,6 +237,8 @@ function parseHead(head: Uint8Array): SeenRequest {
     path: question < 0 ? target : target.slice(0, question),
     query: question < 0 ? "" : target.slice(question + 1),
     bodyBytes: Number(headers.get("content-length") ?? 0),
+    contentSha256: headers.get("x-amz-content-sha256") ?? null,
+    contentMd5: headers.get("content-md5") ?? null,
   };
 }
 

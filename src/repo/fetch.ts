@@ -49,7 +49,10 @@ const FETCH_WORKERS = 1;
 
 /** Options of {@linkcode fetchSnapshot}. */
 export interface FetchOptions {
-  /** Packs read and opened at once (default {@linkcode FETCH_TRANSFERS}, over SFTP 2): two pack buffers each. */
+  /**
+   * Packs read and opened at once (default {@linkcode FETCH_TRANSFERS}, over SFTP {@linkcode DEFAULT_TRANSFERS}): two
+   * pack buffers each.
+   */
   transfers?: number;
   /**
    * Called once the document is read, before anything is written, with the bytes the files will take: a caller that

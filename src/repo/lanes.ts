@@ -12,10 +12,8 @@
 export const DEFAULT_TRANSFERS = 2;
 /**
  * Packs a fetch from a folder or S3 reads and opens at once by default: with 2 its one worker and the writing thread
- * waited on each other; from a folder 3 restored the small-row store about 1 s sooner (of 6.5) for about 5 MiB more, 4
- * no sooner and 15 MiB; from loopback S3 the sample store in 5.7 s instead of 6.4. Over SFTP the default stays
- * {@linkcode DEFAULT_TRANSFERS}: its client decrypts on the main thread and holds its own buffers, and 3 restored the
- * sample store 1.2 s sooner (of 10.3) but peaked at 247 MiB, too near the 256 MiB bound.
+ * wait on each other, and S3 waits on each request. Over SFTP a fetch keeps {@linkcode DEFAULT_TRANSFERS}: its client
+ * decrypts on the main thread and holds its own buffers, and 3 came too near the memory bound (README, Performance).
  */
 export const FETCH_TRANSFERS = 3;
 /** The most transfers a command accepts. */

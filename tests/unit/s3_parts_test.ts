@@ -77,7 +77,7 @@ Deno.test("s3 listing: keys URL-decoded and XML-unescaped, sizes, the continuati
   );
 });
 
-Deno.test("s3 failures: 5xx, 429, SlowDown, RequestTimeout and a body changed in transit are retried; other 4xx, 501 and 507 are not", () => {
+Deno.test("s3 failures retried: 5xx, 429, throttling, timeouts, a body changed; not other 4xx, 501, 507", () => {
   const transient = [[500, ""], [503, "SlowDown"], [429, ""], [400, "RequestTimeout"], [502, ""], [
     400,
     "XAmzContentSHA256Mismatch",
@@ -117,6 +117,18 @@ Deno.test("s3 failures: 5xx, 429, SlowDown, RequestTimeout and a body changed in
   assert.equal(
     slow.afterAttempts(6).message,
     "S3 PUT packs/ab/x in s3://b/p failed: HTTP 503 (SlowDown: Please & reduce) (after 6 attempts); it may pass on a later run",
+  );
+  assert.ok(slow.afterAttempts(6).unreachable, "throttling that lasts: the server is out of reach");
+  const changed = s3Failure(context, 400, "<Error><Code>XAmzContentSHA256Mismatch</Code></Error>", {
+    serverDate: null,
+    retryAfter: null,
+  }).afterAttempts(6);
+  assert.ok(changed.transient);
+  assert.ok(!changed.unreachable, "a server that received changed bytes was reached");
+  assert.equal(
+    changed.message,
+    "S3 PUT packs/ab/x in s3://b/p failed: HTTP 400 (XAmzContentSHA256Mismatch) (after 6 attempts); the server " +
+      "received other bytes than were sent: check what lies between this host and it (a proxy that rewrites bodies)",
   );
 });
 

@@ -33,9 +33,12 @@ export class S3Error extends ToolError {
     super(message, exitCode);
   }
 
-  /** A transient failure thrown is one the retries did not heal: the server could not be reached (see `isUnreachable`). */
+  /**
+   * A transient failure thrown is one the retries did not heal: the server could not be reached (see `isUnreachable`),
+   * unless it received the bytes changed each time (it was reached).
+   */
   get unreachable(): boolean {
-    return this.transient;
+    return this.transient && !CHANGED_IN_TRANSIT.has(this.code);
   }
 
   /** The same failure, its message saying it was the last of `attempts`. */
@@ -64,21 +67,23 @@ export function unescapeXml(text: string): string {
   });
 }
 
-/**
- * Codes that a later attempt can succeed after: throttling, timeouts, and a body that arrived other than it was signed
- * (changed in transit; the bytes are sent again).
- */
+/** Codes of a body that reached the server other than it was sent (its signed SHA-256, or an MD5, differs). */
+const CHANGED_IN_TRANSIT = new Set(["XAmzContentSHA256Mismatch", "BadDigest"]);
+
+/** Codes that a later attempt can succeed after: throttling, timeouts, and a body changed in transit (sent again). */
 const TRANSIENT_CODES = new Set([
   "SlowDown",
   "RequestTimeout",
   "InternalError",
   "ServiceUnavailable",
   "Throttling",
-  "XAmzContentSHA256Mismatch",
-  "BadDigest",
+  ...CHANGED_IN_TRANSIT,
 ]);
 
-/** Whether a status and code are worth another attempt: 5xx (not 501, 505, 507), 408, 429, throttling, timeouts. */
+/**
+ * Whether a status and code are worth another attempt: 5xx (not 501, 505, 507), 408, 429, throttling, timeouts, a body
+ * changed in transit.
+ */
 export function isTransientStatus(status: number, code: string): boolean {
   if (TRANSIENT_CODES.has(code)) return true;
   if (status === 501 || status === 505 || status === 507) return false;
@@ -102,7 +107,11 @@ export function s3Failure(
   if (explained !== null) return new S3Error(`${explained[0]} (${what})`, status, code, false, explained[1]);
   const transient = isTransientStatus(status, code);
   const detail = [code, message].filter(Boolean).join(": ") || "no error code";
-  const next = transient ? "it may pass on a later run" : "check the server's log and the settings ('config')";
+  const next = CHANGED_IN_TRANSIT.has(code)
+    ? "the server received other bytes than were sent: check what lies between this host and it (a proxy that rewrites bodies)"
+    : transient
+    ? "it may pass on a later run"
+    : "check the server's log and the settings ('config')";
   const line = `S3 ${what} failed: HTTP ${status} (${detail}); ${next}`;
   return new S3Error(line, status, code, transient, ExitCode.Failed, retryAfterMs(retryAfter));
 }

@@ -1,7 +1,7 @@
 /**
  * A multipart upload for objects above the single-PUT threshold: parts sent whole (each with its signed SHA-256,
- * retried on its own, its ETag checked against its MD5), the object published by the completion alone, and the upload aborted when anything fails so no part is
- * left to bill.
+ * retried on its own, its ETag checked against its MD5), the object published by the completion alone, and the upload
+ * aborted when anything fails so no part is left to bill.
  *
  * @module
  */
