@@ -8,7 +8,7 @@ import { type Config, type RemoteSettings, resolveRemoteSettings } from "../conf
 import { UsageError } from "../errors.ts";
 import type { RemoteSource } from "../ops/from_remote.ts";
 import { identitiesFrom, recipientsFrom, refuseRemoteInStore, remoteBackend } from "../ops/remote.ts";
-import { DEFAULT_TRANSFERS, FETCH_TRANSFERS, MAX_TRANSFERS } from "../repo/lanes.ts";
+import { DEFAULT_TRANSFERS, FOLDER_FETCH_TRANSFERS, MAX_TRANSFERS, S3_FETCH_TRANSFERS } from "../repo/lanes.ts";
 import type { CommandContext, CommandOptions, FlagValues } from "./command.ts";
 
 /** The flags, for a command's `options`. */
@@ -154,11 +154,11 @@ export const TRANSFER_OPTIONS = {
 /** The line of help of `--transfers`. */
 export const TRANSFER_HELP =
   `  --transfers N          packs moved at once, 1 to ${MAX_TRANSFERS} (default ${DEFAULT_TRANSFERS}; ` +
-  `${FETCH_TRANSFERS} fetching from a folder or S3)  ATOCORE_BACKUP_TRANSFERS`;
+  `fetching: ${FOLDER_FETCH_TRANSFERS} from a folder, ${S3_FETCH_TRANSFERS} from S3)  ATOCORE_BACKUP_TRANSFERS`;
 
 /**
  * The packs to move at once: `--transfers`, else `ATOCORE_BACKUP_TRANSFERS`, else `undefined` (the engine's default,
- * {@linkcode DEFAULT_TRANSFERS}, or {@linkcode FETCH_TRANSFERS} for a fetch from a folder or S3). Memory grows by about
+ * {@linkcode DEFAULT_TRANSFERS}, or `fetchTransfers` for a fetch). Memory grows by about
  * one 8 MiB pack per transfer.
  *
  * @throws {UsageError} for anything but a whole number from 1 to {@linkcode MAX_TRANSFERS}, an empty one included.

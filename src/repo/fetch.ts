@@ -9,12 +9,13 @@
 import { dirname, join } from "node:path";
 import type { AgeIdentity } from "../crypto/age.ts";
 import { OperationError, UsageError } from "../errors.ts";
+import { BufferPool } from "./buffer_pool.ts";
 import { FlushAhead, removeQuietly } from "../fs/durable.ts";
 import { lstatOrNull } from "../fs/probe.ts";
 import { type Backend, isFolderBackend, isSftpBackend } from "./backend.ts";
 import { FileHashes } from "./file_hashes.ts";
 import { CryptoPool } from "./crypto_pool.ts";
-import { DEFAULT_TRANSFERS, FETCH_TRANSFERS, inLanes } from "./lanes.ts";
+import { DEFAULT_TRANSFERS, FOLDER_FETCH_TRANSFERS, inLanes, S3_FETCH_TRANSFERS } from "./lanes.ts";
 import { collectGarbageGrown } from "../sys/collect_garbage.ts";
 import { Buffer } from "node:buffer";
 import {
@@ -46,13 +47,26 @@ function collectionBounds(backend: Backend): { main: number; worker: number } {
  * slower (each makes garbage the process must collect to stay within its memory bound) and 30 MiB more.
  */
 const FETCH_WORKERS = 1;
+/**
+ * Spare buffers a fetch over the network decompresses into at most (one pack opening on the worker, one being written
+ * here): the lanes wait on the transfers, and a restore from S3 with 4 lanes peaked about 20 MiB lower with 2 than with
+ * one per lane, as fast. From a folder each lane has one: there opening and writing are what the lanes wait on.
+ */
+const NETWORK_SPARE_BUFFERS = 2;
+
+/**
+ * A fetch's transfers by default: {@linkcode FOLDER_FETCH_TRANSFERS} from a folder, {@linkcode S3_FETCH_TRANSFERS} from
+ * S3, {@linkcode DEFAULT_TRANSFERS} over SFTP (its client decrypts on this thread and holds its own buffers: 3 came too
+ * near the memory bound).
+ */
+export function fetchTransfers(backend: Pick<Backend, "location">): number {
+  if (isFolderBackend(backend)) return FOLDER_FETCH_TRANSFERS;
+  return isSftpBackend(backend) ? DEFAULT_TRANSFERS : S3_FETCH_TRANSFERS;
+}
 
 /** Options of {@linkcode fetchSnapshot}. */
 export interface FetchOptions {
-  /**
-   * Packs read and opened at once (default {@linkcode FETCH_TRANSFERS}, over SFTP {@linkcode DEFAULT_TRANSFERS}): two
-   * pack buffers each.
-   */
+  /** Packs read and opened at once (default {@linkcode fetchTransfers}): a pack buffer each, and a few spare. */
   transfers?: number;
   /**
    * Called once the document is read, before anything is written, with the bytes the files will take: a caller that
@@ -195,11 +209,17 @@ async function writeExtents(
 ): Promise<{ packs_read: number; bytes_downloaded: number }> {
   const order = [...byPack.keys()].sort((a, b) => a - b);
   const total = files.reduce((sum, file) => sum + file.size, 0);
-  const lanes = Math.max(1, options.transfers ?? (isSftpBackend(backend) ? DEFAULT_TRANSFERS : FETCH_TRANSFERS));
-  // per lane, a buffer a pack is read and decrypted into (its plaintext never overtakes its ciphertext) and one a
-  // compressed pack's plaintext is copied into: no new buffer reaches this thread per pack
-  const [buffers, spares] = [0, 1].map((): Uint8Array[] =>
-    Array.from({ length: Math.min(lanes, order.length) }, () => new Uint8Array(PACK_BUFFER_BYTES))
+  const lanes = Math.max(1, options.transfers ?? fetchTransfers(backend));
+  // per lane, a buffer a pack is read and decrypted into (its plaintext never overtakes its ciphertext); a compressed
+  // pack's plaintext goes into one of a few spare buffers, as many as packs are opened and written at once (one worker
+  // opens, this thread writes): no new buffer reaches this thread per pack, and lanes read on while those are busy
+  const buffers: Uint8Array[] = Array.from(
+    { length: Math.min(lanes, order.length) },
+    () => new Uint8Array(PACK_BUFFER_BYTES),
+  );
+  const spares = new BufferPool(
+    isFolderBackend(backend) ? lanes : Math.min(lanes, NETWORK_SPARE_BUFFERS),
+    PACK_BUFFER_BYTES,
   );
   using pool = new CryptoPool(FETCH_WORKERS);
   const flush = options.flushAhead ? new FlushAhead(FLUSH_AHEAD_BYTES) : undefined;
@@ -212,19 +232,20 @@ async function writeExtents(
     const name = packName(id);
     const sealed = await backend.read(name, buffers[lane]);
     downloaded += sealed.length;
+    const spare = compression === "zstd" ? await spares.take() : undefined;
+    let back = spare;
     try {
       // no hash of the pack against its name nor of each extent: each whole file's SHA-256 proves every byte written
       const job = { name, sealed, into: sealed, compression, maxBytes: PACK_MAX_BYTES, ranges: [], skipNameHash: true };
-      const opened = await pool.open(
-        { ...job, plainInto: spares[lane], collectAfterGrowth: bounds.worker },
-        identities,
-      );
+      const opened = await pool.open({ ...job, plainInto: spare, collectAfterGrowth: bounds.worker }, identities);
       buffers[lane] = new Uint8Array(opened.sealed.buffer);
-      spares[lane] = opened.plainInto!;
+      back = opened.plainInto;
       done += await placeExtents(root, opened.plain, { files, extents: byPack.get(order[at])! }, hashes, flush);
     } catch (error) {
       if (error instanceof OperationError) await refuseMisnamed(backend, name);
       throw error;
+    } finally {
+      if (back) spares.give(back); // detached by a failed job: the pool makes a new one
     }
     options.onProgress?.(done, total);
   });
