@@ -218,7 +218,7 @@ async function writeExtents(
     () => new Uint8Array(PACK_BUFFER_BYTES),
   );
   const spares = new BufferPool(
-    isFolderBackend(backend) ? lanes : Math.min(lanes, NETWORK_SPARE_BUFFERS),
+    isFolderBackend(backend) ? buffers.length : Math.min(buffers.length, NETWORK_SPARE_BUFFERS),
     PACK_BUFFER_BYTES,
   );
   using pool = new CryptoPool(FETCH_WORKERS);
