@@ -121,9 +121,14 @@ class SftpBackend implements ClosableBackend {
         await this.upload(session, temporary, bytes, name);
         await this.publish(session, temporary, target, name, options.exclusive);
       } catch (error) {
+        // the free space is read while what was written is still there: once removed (and another upload's), a full
+        // disk would look roomy enough
+        const failure = sftpStatus(error) === STATUS.FAILURE
+          ? await this.explainFailure(session, name, bytes, error)
+          : error;
         if (!session.broken) await request.removeFile(session, temporary).catch(() => {});
         if (error instanceof ObjectExistsError && attempt > 1 && await this.holds(session, target, bytes)) return;
-        throw sftpStatus(error) === STATUS.FAILURE ? await this.explainFailure(session, name, bytes, error) : error;
+        throw failure;
       }
     });
   }
