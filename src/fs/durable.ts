@@ -255,13 +255,9 @@ export class FlushAhead {
     const paths = [...this.touched];
     this.touched.clear();
     this.pending = 0;
-    this.round = Promise.all(paths.map(async (path) => {
-      try {
-        await syncFileLater(path)();
-      } catch (error) {
-        this.failure ??= { error };
-      }
-    })).then(() => {
+    this.round = flushSoon(paths)().catch((error: FlushFailedError) => {
+      this.failure ??= { error: error.cause };
+    }).then(() => {
       this.round = null;
     });
   }
