@@ -5,13 +5,13 @@
  *
  * @module
  */
-import { createHash, type Hash, hash as hashBytes } from "node:crypto";
+import { createHash, type Hash } from "node:crypto";
 import { join } from "node:path";
 import { OperationError } from "../errors.ts";
 import { fileIdentity } from "../fs/file_identity.ts";
 import { readAt } from "../fs/read_at.ts";
 import { collectGarbage } from "../sys/collect_garbage.ts";
-import { blockSizeOf, isCompressible, READ_BYTES, readChunks } from "./blocks.ts";
+import { blockSizeOf, hashBlockInto, isCompressible, READ_BYTES, readChunks } from "./blocks.ts";
 import type { PackInfo } from "./boundary.ts";
 import type { DocumentLink, WritableFile } from "./document.ts";
 import { emptyExtentTable, type ExtentTable, ExtentTableBuilder } from "./extent_table.ts";
@@ -184,7 +184,7 @@ export class PushSession {
     const hash = pushed.hashes.subarray(index * 32, index * 32 + 32); // a view: no buffer per block
     let known = null;
     if (this.known.mayHave(pushed.path, pushed.block, index)) {
-      hash.set(hashBytes("sha256", bytes, "buffer"));
+      hashBlockInto(bytes, hash, 0);
       this.sinceCollected += bytes.length;
       known = this.known.find(pushed.path, pushed.block, index, hash);
     } // else it cannot be found whatever its hash: it is packed, and hashed from the pack when sealed (PackWriter)

@@ -5,8 +5,8 @@
  *
  * @module
  */
-import { hash } from "node:crypto";
 import { OperationError } from "../errors.ts";
+import { hashBlockInto } from "./blocks.ts";
 import type { JobFailure } from "./crypto_jobs.ts";
 import { type Compression, sealBytes } from "./sealing.ts";
 
@@ -56,7 +56,7 @@ export function sealPack(job: SealJob): SealDone {
   for (let at = 0; at < ranges.length; at += 2) {
     const [offset, length] = [ranges[at], ranges[at + 1]];
     if (offset + length > plain.length) throw new RangeError(`range ${offset}+${length} is outside the pack`);
-    hashes.set(hash("sha256", plain.subarray(offset, offset + length), "buffer"), at * 16);
+    hashBlockInto(plain.subarray(offset, offset + length), hashes, at * 16);
   }
   const sealed = sealBytes(plain, job.compression, job.recipients, false, out.length > 0 ? out : undefined);
   return { plain, out, hashes, ...sealed };

@@ -43,8 +43,11 @@ export interface OpenOptions {
   plainInto?: Uint8Array;
 }
 
-/** zstd level for packs and documents: most of level 9's ratio at several times its speed. */
-const ZSTD_LEVEL = 3;
+/**
+ * zstd level for packs and documents. Level 1 compressed the small-row store's text at 460 MB/s against 380 for level
+ * 3, to 18.8 % of its size against 18.2 % (`node:zlib`, 8 MiB packs): about what restic stores, in less time.
+ */
+const ZSTD_LEVEL = 1;
 /** A zstd result must save at least this fraction, or the plaintext is stored as it is. */
 const MIN_SAVING = 0.05;
 const MAX_PLAINTEXT = 1 << 30;
