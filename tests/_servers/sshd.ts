@@ -34,6 +34,8 @@ export interface Sshd extends AsyncDisposable {
   stop(): Promise<void>;
   /** Start it again on the same port with the same keys. */
   start(): Promise<void>;
+  /** Restart it with `lines` added to its configuration (none: as it first started). */
+  restartWith(lines: string[]): Promise<void>;
   /** The pids of the session processes sshd forked (one or two per connection), to stall or kill one. */
   sessions(): number[];
 }
@@ -81,6 +83,14 @@ export async function startSshd(): Promise<Sshd | null> {
     },
     start: async () => {
       if (child === null) child = await launch(dir, port);
+    },
+    restartWith: async (lines) => {
+      await server.stop();
+      Deno.writeTextFileSync(
+        join(dir, "sshd_config"),
+        sshdConfig(dir, port) + lines.map((line) => `${line}\n`).join(""),
+      );
+      await server.start();
     },
     sessions: () => child === null ? [] : sessionsOf(child.pid),
     [Symbol.asyncDispose]: async () => {

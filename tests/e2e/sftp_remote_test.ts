@@ -1,6 +1,6 @@
 /**
  * An SFTP repository through the CLI (under the compile permissions) against a real OpenSSH sshd started for this
- * file: the full round trip; refusals (wrong key, unknown and changed host key, a folder the SSH user cannot write, a
+ * file: the full round trip; refusals (wrong key, unknown and changed host key, no common cipher, a folder the SSH user cannot write, a
  * full remote disk); the server stopped in the middle of a push, and the next push reusing what was sent.
  *
  * @module
@@ -134,6 +134,22 @@ if (sshd !== null) {
     const denied = await init(env, key);
     assertRefused(denied, 1, new RegExp(`denies making the folder ${folder}/repo \\(permission denied\\)`), "denied");
     assert.deepEqual([...Deno.readDirSync(folder)], [], "nothing was made");
+  });
+
+  Deno.test("sftp CLI: a server offering only ChaCha20-Poly1305 is one line naming the ciphers to enable", async () => {
+    using store = tempStore({ dbMiB: 1, chromaMiB: 1 });
+    using work = tempDir("atocore-sftp-");
+    const key = ageKeyPair(work.path);
+    const { folder, url } = remoteFolder(server);
+    await server.restartWith(["Ciphers chacha20-poly1305@openssh.com"]);
+    try {
+      const refused = await init(sftpEnv(server, store, url, key), key);
+      assertRefused(refused, 1, /offers none of the ciphers this tool uses \(aes128-ctr, .*Ciphers/, "chacha only");
+      assert.deepEqual([...Deno.readDirSync(folder)], [], "nothing was made");
+    } finally {
+      await server.restartWith([]);
+    }
+    assert.equal((await init(sftpEnv(server, store, url, key), key)).code, 0, "the default ciphers connect");
   });
 
   Deno.test("sftp CLI: config shows the SSH key and known_hosts files with their sources", async () => {

@@ -8,7 +8,7 @@ import assert from "node:assert/strict";
 import { Buffer } from "node:buffer";
 import { createHash } from "node:crypto";
 import { join } from "node:path";
-import { blockSizeOf, DEFAULT_BLOCK, isCompressible } from "../../src/repo/blocks.ts";
+import { blockSizeOf, DEFAULT_BLOCK, hashBlockInto, isCompressible } from "../../src/repo/blocks.ts";
 import {
   type Extent,
   isCleanPath,
@@ -154,6 +154,16 @@ Deno.test("blocks: SQLite files at their page size, others at 64 KiB; random byt
   using textFile = Deno.openSync(join(dir.path, "text"));
   assert.equal(isCompressible(randomFile, random.length), false);
   assert.equal(isCompressible(textFile, 18 * 60000), true);
+});
+
+Deno.test("blocks: a block's SHA-256 is written in place, 32 bytes at the offset given, nothing else touched", () => {
+  const into = new Uint8Array(96).fill(0xaa);
+  for (const size of [0, 1, 4096, 65536]) {
+    const bytes = crypto.getRandomValues(new Uint8Array(size));
+    hashBlockInto(bytes, into, 32);
+    assert.deepEqual(into.subarray(32, 64), new Uint8Array(createHash("sha256").update(bytes).digest()), `${size} B`);
+  }
+  assert.ok(into.subarray(0, 32).every((byte) => byte === 0xaa) && into.subarray(64).every((byte) => byte === 0xaa));
 });
 
 Deno.test("push cache: encoded and decoded intact; a flipped byte or another repository gives no cache", () => {
