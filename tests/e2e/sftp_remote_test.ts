@@ -1,7 +1,7 @@
 /**
  * An SFTP repository through the CLI (under the compile permissions) against a real OpenSSH sshd started for this
- * file: the full round trip; refusals (wrong key, unknown and changed host key, no common cipher, a folder the SSH user cannot write, a
- * full remote disk); the server stopped in the middle of a push, and the next push reusing what was sent.
+ * file: the full round trip; refusals (wrong key, unknown and changed host key, no common cipher, a folder the SSH user
+ * cannot write, a full remote disk); the server stopped in the middle of a push, and the next push reusing what was sent.
  *
  * @module
  */
