@@ -27,10 +27,10 @@ const GC_EVERY_OPENS = 4;
 const GC_GROWN_BYTES = 48 << 20;
 let opens = 0;
 /**
- * Sealed bytes between two full collections when the worker seals: each 64 KiB age chunk leaves a cipher context that
- * is not counted as buffers, so this follows what was encrypted, not how many packs. A collection every 8 packs took
- * about 0.3 s of a small-row first push (1.3 GiB, its packs sealing to 1.6 MiB each); this collects about every 80 of
- * those and every 16 raw packs of embeddings. With no forced collection at all it peaked up to 40 MiB higher.
+ * Sealed bytes between two full collections when the worker seals: what sealing leaves for the collector (buffers and
+ * native state V8 does not count as pressure) follows the bytes encrypted more than the packs (a pack of text rows
+ * seals to about 1.6 MiB, one of embeddings to 8). Every 8 packs took about 0.3 s of a small-row first push; this
+ * collects about every 80 packs of text and every 16 of embeddings; with no forced collection the peak grew 40 MiB.
  */
 const SEAL_GC_BYTES = 128 << 20;
 let sealedSince = 0;

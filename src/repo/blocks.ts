@@ -85,6 +85,7 @@ for (let digit = 0; digit < 16; digit++) HEX_VALUE["0123456789abcdef".charCodeAt
  * left a buffer for the collector.
  */
 export function hashBlockInto(bytes: Uint8Array, into: Uint8Array, at: number): void {
+  if (at < 0 || at + 32 > into.length) throw new RangeError(`a hash at ${at} does not fit ${into.length} bytes`);
   const hex = hash("sha256", bytes, "hex");
   for (let byte = 0; byte < 32; byte++) {
     into[at + byte] = (HEX_VALUE[hex.charCodeAt(2 * byte)] << 4) | HEX_VALUE[hex.charCodeAt(2 * byte + 1)];

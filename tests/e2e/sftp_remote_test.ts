@@ -141,8 +141,8 @@ if (sshd !== null) {
     using work = tempDir("atocore-sftp-");
     const key = ageKeyPair(work.path);
     const { folder, url } = remoteFolder(server);
-    await server.restartWith(["Ciphers chacha20-poly1305@openssh.com"]);
     try {
+      await server.restartWith(["Ciphers chacha20-poly1305@openssh.com"]);
       const refused = await init(sftpEnv(server, store, url, key), key);
       assertRefused(refused, 1, /offers none of the ciphers this tool uses \(aes128-ctr, .*Ciphers/, "chacha only");
       assert.deepEqual([...Deno.readDirSync(folder)], [], "nothing was made");

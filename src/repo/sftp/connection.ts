@@ -24,9 +24,9 @@ import type { SftpAddress } from "./url.ts";
  * The ciphers offered: `ssh2`'s defaults, AES-CTR first (Deno's `node:crypto` runs AES-GCM, `ssh2`'s first choice, at
  * less than half AES-CTR's speed, and this thread also seals and hashes), without ChaCha20-Poly1305: `ssh2` makes
  * three ciphers per packet for it and never finalizes them, and Deno 2.9.6 frees a cipher's native state only when it
- * is finalized: about 30 MB more memory for each GB moved, without bound (the README's Performance section).
+ * is finalized: memory that grows with each GB moved, without bound (measured in the README, Performance).
  */
-export const SSH_CIPHERS = [
+const SSH_CIPHERS = [
   "aes128-ctr",
   "aes192-ctr",
   "aes256-ctr",
@@ -126,6 +126,7 @@ export class SftpSession {
  * @throws {RefusedError} for an unknown, changed or revoked host key (with its fingerprint and the next step).
  * @throws {UsageError} when the key file cannot be used or the server refuses it.
  * @throws {SftpConnectionError} when the server cannot be reached or does not answer in time (worth a retry).
+ * @throws {OperationError} when it offers none of the ciphers offered here, or fails otherwise.
  */
 export async function connectSftp(
   address: SftpAddress,
