@@ -158,8 +158,7 @@ export const TRANSFER_HELP =
 
 /**
  * The packs to move at once: `--transfers`, else `ATOCORE_BACKUP_TRANSFERS`, else `undefined` (the engine's default,
- * {@linkcode DEFAULT_TRANSFERS}, or `fetchTransfers` for a fetch). Memory grows by about
- * one 8 MiB pack per transfer.
+ * {@linkcode DEFAULT_TRANSFERS}, or `fetchTransfers` for a fetch). Memory grows by about one 8 MiB pack per transfer.
  *
  * @throws {UsageError} for anything but a whole number from 1 to {@linkcode MAX_TRANSFERS}, an empty one included.
  */
