@@ -10,7 +10,7 @@ import type { AgeIdentity } from "../crypto/age.ts";
 import { OperationError } from "../errors.ts";
 import type { Backend } from "./backend.ts";
 import { packName, parseName } from "./layout.ts";
-import { type Compression, openBytes, type OpenOptions, sealBytes, sha256Hex } from "./sealing.ts";
+import { type Compression, openBytes, type OpenOptions, sealText, sha256Hex } from "./sealing.ts";
 import { type SealDone, type SealJob, sealPack } from "./seal_jobs.ts";
 
 export { type Compression, type OpenOptions, sha256Hex };
@@ -86,19 +86,12 @@ export class Boundary {
   }
 
   /**
-   * Seal `plaintext` (zstd first when `compress`) and store it as `name`, exclusively. Only sealed kinds are accepted
-   * (snapshot documents); packs go through {@linkcode putPack}. Returns the sealed bytes' SHA-256 and size.
+   * Seal a snapshot document's JSON text, given piece by piece (zstd, then age), without writing it yet, so the SHA-256
+   * can be recorded (in refs) before the object exists.
    */
-  async putSealed(name: string, plaintext: Uint8Array, compress = false): Promise<{ sha256: string; size: number }> {
-    const sealed = this.prepareSealed(name, plaintext, compress);
-    await this.writeSealed(sealed);
-    return { sha256: sealed.sha256, size: sealed.bytes.length };
-  }
-
-  /** Seal without writing yet, so the SHA-256 can be recorded (in refs) before the object exists. */
-  prepareSealed(name: string, plaintext: Uint8Array, compress = false): SealedObject {
+  async prepareSealed(name: string, text: Iterable<string>): Promise<SealedObject> {
     if (parseName(name)?.kind !== "snapshot") throw new RangeError(`not a sealed object name: ${JSON.stringify(name)}`);
-    const { bytes, sha256 } = sealBytes(plaintext, compress ? "zstd" : "none", this.recipients, true);
+    const { bytes, sha256 } = await sealText(text, this.recipients);
     return Object.freeze({ name, bytes, sha256 });
   }
 

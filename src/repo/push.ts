@@ -9,7 +9,7 @@ import type { Config } from "../config.ts";
 import { describeOsError, OperationError } from "../errors.ts";
 import { pushCachePath, pushJournalDir, pushJournalPath } from "../snapshot/layout.ts";
 import { type Backend, isFolderBackend, ObjectNotFoundError } from "./backend.ts";
-import { DOCUMENT_FORMAT, serializeDocument, type WritableDocument } from "./document.ts";
+import { DOCUMENT_FORMAT, documentText, type WritableDocument } from "./document.ts";
 import { leaseName, newRandomId, parseName, PREFIXES, refsName, type SnapshotKey, snapshotName } from "./layout.ts";
 import { type LocalSnapshot, readLocalSnapshot } from "./local_snapshot.ts";
 import { DEFAULT_TRANSFERS } from "./lanes.ts";
@@ -231,7 +231,7 @@ async function upload(
   const { packs, files, cache } = session.resolve(stored);
   const document = snapshotDocument(config.id, key, local, context.now(), { packs, files });
   if (checked.length > 0) document.integrity_checked = [...checked];
-  const sealed = io.prepareSealed(snapshotName(key), serializeDocument(document), true);
+  const sealed = await io.prepareSealed(snapshotName(key), documentText(document));
   const refs: Refs = {
     snapshot: sealed.name.slice(PREFIXES.snapshots.length),
     snapshot_sha256: sealed.sha256,

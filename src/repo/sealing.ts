@@ -5,7 +5,7 @@
  * @module
  */
 import { createHash } from "node:crypto";
-import { constants, createZstdDecompress, zstdCompressSync, zstdDecompressSync } from "node:zlib";
+import { constants, createZstdCompress, createZstdDecompress, zstdCompressSync, zstdDecompressSync } from "node:zlib";
 import { ageDecrypt, ageEncrypt, AgeError, type AgeIdentity } from "../crypto/age.ts";
 import { OperationError } from "../errors.ts";
 import { parseName } from "./layout.ts";
@@ -82,6 +82,41 @@ export function sealBytes(
   }
   const bytes = ageEncrypt(body, recipients, into);
   return { bytes, sha256: sha256Hex(bytes), compression: used };
+}
+
+/** UTF-8 bytes of text handed to the zstd stream at once when text is sealed piece by piece. */
+const TEXT_CHUNK_BYTES = 1 << 20;
+
+/**
+ * Seal text given piece by piece (a snapshot document): zstd as one frame, streamed, then age. What is held at once is
+ * about 1 MiB of its UTF-8 bytes and the compressed frame, whatever the text's length. (`zstdDecompressSync` of
+ * Deno 2.9.6 stops after a first frame of about 1 MiB, so the frame is one, as a whole-buffer compression makes it.)
+ */
+export async function sealText(pieces: Iterable<string>, recipients: readonly string[]): Promise<SealedBytes> {
+  const stream = createZstdCompress({ params: { [constants.ZSTD_c_compressionLevel]: ZSTD_LEVEL } });
+  const compressed: Uint8Array[] = [];
+  stream.on("data", (chunk: Uint8Array) => compressed.push(chunk));
+  const ended = new Promise((resolve, reject) => stream.on("end", resolve).on("error", reject));
+  const encoder = new TextEncoder();
+  let buffer = new Uint8Array(TEXT_CHUNK_BYTES);
+  let used = 0;
+  const hand = async () => {
+    if (used > 0 && !stream.write(buffer.slice(0, used))) await new Promise((resolve) => stream.once("drain", resolve));
+    used = 0;
+  };
+  for (const piece of pieces) {
+    const most = piece.length * 3; // UTF-8 takes at most 3 bytes for each UTF-16 unit
+    if (used + most > buffer.length) await hand();
+    if (most > buffer.length) buffer = new Uint8Array(most);
+    used += encoder.encodeInto(piece, buffer.subarray(used)).written;
+  }
+  await hand();
+  stream.end();
+  await ended;
+  const body = new Uint8Array(compressed.reduce((sum, chunk) => sum + chunk.length, 0));
+  compressed.reduce((at, chunk) => (body.set(chunk, at), at + chunk.length), 0);
+  const bytes = ageEncrypt(body, recipients);
+  return { bytes, sha256: sha256Hex(bytes), compression: "zstd" };
 }
 
 /**

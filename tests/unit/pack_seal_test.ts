@@ -1,15 +1,15 @@
 import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
 import { Buffer } from "node:buffer";
-import { generateIdentity, parseIdentity } from "../../src/crypto/age.ts";
+import { ageDecrypt, generateIdentity, parseIdentity } from "../../src/crypto/age.ts";
 import { Boundary, getSealed } from "../../src/repo/boundary.ts";
 import { CryptoPool } from "../../src/repo/crypto_pool.ts";
 import { openFolderBackend } from "../../src/repo/folder.ts";
 import { PACK_BUFFER_BYTES } from "../../src/repo/document.ts";
 import { packName } from "../../src/repo/layout.ts";
-import { compress, decompressInto } from "../../src/repo/sealing.ts";
+import { compress, decompressInto, openBytes, sealText } from "../../src/repo/sealing.ts";
 import { type BlockTag, PackWriter, type TaggedFile } from "../../src/repo/pack_writer.ts";
-import { tempDir } from "../_helpers.ts";
+import { tempDir, toolFor } from "../_helpers.ts";
 
 const sha = (bytes: Uint8Array) => createHash("sha256").update(bytes).digest("hex");
 
@@ -81,4 +81,34 @@ Deno.test("decompressInto: a zstd plaintext lands in the caller's buffer, byte f
   assert.ok(Buffer.from(decompressInto(trailed, out) ?? []).equals(Buffer.from(plain)), "a frame after the data's");
   const short = decompressInto(packed.subarray(0, packed.length >> 1), out);
   assert.ok(short === null || short.length < plain.length, "a truncated frame is never taken for the whole");
+});
+
+Deno.test("sealText: text in pieces sealed as one zstd frame that opens, and that the zstd tool reads, as the text", async () => {
+  const { identity, recipient } = generateIdentity();
+  const pieces = [
+    '{"a":"é€😀"', // multi-byte UTF-8 at the start
+    ...Array.from({ length: 4000 }, (_, at) => `,"k${at}":"${"x€".repeat(at % 300)}"`), // frames end between pieces
+    `,"big":"${"y".repeat(3 << 20)}"}`, // one piece larger than a frame
+  ];
+  const text = pieces.join("");
+  const sealed = await sealText(pieces, [recipient]);
+  assert.equal(sealed.sha256, sha(sealed.bytes));
+  assert.equal(sealed.compression, "zstd");
+  const opened = openBytes("snapshots/S", sealed.bytes, [parseIdentity(identity)], { compression: "zstd" });
+  assert.equal(new TextDecoder().decode(opened), text);
+  const body = ageDecrypt(sealed.bytes, [parseIdentity(identity)]);
+  const frames = Buffer.from(body).toString("latin1").split("\x28\xb5\x2f\xfd").length - 1; // zstd's magic number
+  assert.equal(frames, 1, "one frame: a reader's zstdDecompressSync stops after the first");
+  const empty = openBytes("snapshots/S", (await sealText([], [recipient])).bytes, [parseIdentity(identity)], {
+    compression: "zstd",
+  });
+  assert.equal(empty.length, 0, "no text at all is still one frame, of nothing");
+  if (!toolFor("zstd", "documents' zstd frames read by the zstd tool")) return;
+  const child = new Deno.Command("zstd", { args: ["-d", "-c"], stdin: "piped", stdout: "piped" }).spawn();
+  const writer = child.stdin.getWriter();
+  await writer.write(body);
+  await writer.close();
+  const output = await child.output();
+  assert.equal(output.code, 0);
+  assert.equal(new TextDecoder().decode(output.stdout), text);
 });

@@ -10,11 +10,12 @@ import { createHash } from "node:crypto";
 import { join } from "node:path";
 import { blockSizeOf, DEFAULT_BLOCK, hashBlockInto, isCompressible } from "../../src/repo/blocks.ts";
 import {
+  documentText,
   type Extent,
   isCleanPath,
   parseDocument,
-  serializeDocument,
   type SnapshotDocument,
+  type WritableDocument,
 } from "../../src/repo/document.ts";
 import { packName, parseName, parseSnapshotKey, refsName, snapshotName } from "../../src/repo/layout.ts";
 import { decodePushCache, emptyBlockMap, encodePushCache } from "../../src/repo/push_cache.ts";
@@ -114,6 +115,9 @@ Deno.test("document: extents must tile each file exactly and point into listed p
   assert.ok(isCleanPath("chroma/0000-1/data_level0.bin"));
   assert.ok(!isCleanPath("chroma/./x") && !isCleanPath("a\\b") && !isCleanPath(""));
 });
+
+/** The document's text as a push writes it, piece by piece, joined. */
+const serializeDocument = (doc: WritableDocument) => new TextEncoder().encode([...documentText(doc)].join(""));
 
 Deno.test("document: written piece by piece, the bytes are those of JSON.stringify and parse back", () => {
   const extents = Array.from({ length: 9000 }, (_, at): Extent => [at * 4096, 0, (at * 4096) % 65536, 4096, ID]);
