@@ -85,8 +85,15 @@ for (let digit = 0; digit < 16; digit++) HEX_VALUE["0123456789abcdef".charCodeAt
  * left a buffer for the collector.
  */
 export function hashBlockInto(bytes: Uint8Array, into: Uint8Array, at: number): void {
+  hexHashInto(hash("sha256", bytes, "hex"), into, at);
+}
+
+/**
+ * Write the 32 bytes of a SHA-256 given as 64 lowercase hex digits (checked by whoever read it) at `into[at, at + 32)`,
+ * without a buffer for each: a reader turns a document's hundreds of thousands of extents into tables this way.
+ */
+export function hexHashInto(hex: string, into: Uint8Array, at: number): void {
   if (at < 0 || at + 32 > into.length) throw new RangeError(`a hash at ${at} does not fit ${into.length} bytes`);
-  const hex = hash("sha256", bytes, "hex");
   for (let byte = 0; byte < 32; byte++) {
     into[at + byte] = (HEX_VALUE[hex.charCodeAt(2 * byte)] << 4) | HEX_VALUE[hex.charCodeAt(2 * byte + 1)];
   }

@@ -5,6 +5,7 @@
  * @module
  */
 import { Buffer } from "node:buffer";
+import { hexHashInto } from "./blocks.ts";
 import type { Extent } from "./document.ts";
 
 /** Extents in order: file offset, pack index, pack offset, length, and the SHA-256 of those bytes (32 bytes each). */
@@ -35,7 +36,7 @@ export function toExtentTable(extents: readonly Extent[]): ExtentTable {
     table.packs[index] = pack;
     table.offsets[index] = offset;
     table.lengths[index] = length;
-    table.hashes.set(Buffer.from(hash, "hex"), index * 32);
+    hexHashInto(hash, table.hashes, index * 32);
   });
   return table;
 }
@@ -73,12 +74,13 @@ export class ExtentTableBuilder {
   private table = emptyExtentTable(64);
   private count = 0;
 
-  /** Append an extent; `hash` is its 32-byte SHA-256. */
-  push(at: number, pack: number, offset: number, length: number, hash: Uint8Array): void {
+  /** Append an extent; `hash` is its 32-byte SHA-256, or its 64 lowercase hex digits (a document's). */
+  push(at: number, pack: number, offset: number, length: number, hash: Uint8Array | string): void {
     if (this.count === this.table.at.length) this.table = grown(this.table, this.count * 2);
     const { count, table } = this;
     [table.at[count], table.packs[count], table.offsets[count], table.lengths[count]] = [at, pack, offset, length];
-    table.hashes.set(hash, count * 32);
+    if (typeof hash === "string") hexHashInto(hash, table.hashes, count * 32);
+    else table.hashes.set(hash, count * 32);
     this.count += 1;
   }
 

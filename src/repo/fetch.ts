@@ -16,7 +16,7 @@ import { type Backend, isFolderBackend, isSftpBackend } from "./backend.ts";
 import { FileHashes } from "./file_hashes.ts";
 import { CryptoPool } from "./crypto_pool.ts";
 import { DEFAULT_TRANSFERS, FOLDER_FETCH_TRANSFERS, inLanes, S3_FETCH_TRANSFERS } from "./lanes.ts";
-import { collectGarbageGrown } from "../sys/collect_garbage.ts";
+import { collectGarbage, collectGarbageGrown } from "../sys/collect_garbage.ts";
 import { Buffer } from "node:buffer";
 import {
   type DocumentFile,
@@ -126,6 +126,7 @@ export async function fetchSnapshot(
   const repository = await openRepository(backend);
   const allowUnauthenticated = options.allowUnauthenticated;
   const { document, authenticated } = await readSnapshot(repository, identities, key, { allowUnauthenticated });
+  collectGarbage(); // the document's text and bytes: as much again as its objects, which are many after weeks of pushes
   const files = document.files.filter(isDocumentFile);
   options.beforeWriting?.(files.reduce((sum, file) => sum + file.size, 0));
   prepareFolder(intoFolder);
@@ -133,6 +134,7 @@ export async function fetchSnapshot(
     createFiles(intoFolder, files);
     const hashes = new FileHashes(intoFolder, files); // before the extents move into tables by pack
     const byPack = extentsByPack(files);
+    collectGarbage(); // the files' extent arrays, now tables
     const read = await writeExtents(backend, identities, document, intoFolder, options, { files, byPack, hashes });
     const damaged = hashes.firstMismatch();
     if (damaged !== null) await refuseDamagedExtent(backend, intoFolder, document, files[damaged], byPack, damaged);
@@ -192,7 +194,7 @@ function extentsByPack(files: DocumentFile[]): Map<number, ExtentTable> {
     for (const [at, pack, offset, length, hash] of file.extents) {
       let table = byPack.get(pack);
       if (!table) byPack.set(pack, table = new ExtentTableBuilder());
-      table.push(at, index, offset, length, Buffer.from(hash, "hex"));
+      table.push(at, index, offset, length, hash);
     }
     file.extents = [];
   });

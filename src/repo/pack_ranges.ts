@@ -5,6 +5,7 @@
  * @module
  */
 import { Buffer } from "node:buffer";
+import { hexHashInto } from "./blocks.ts";
 import type { Compression } from "./boundary.ts";
 
 /** Offsets and lengths are below 2^24 (a pack's plaintext is at most `PACK_MAX_BYTES`): one exact number as a key. */
@@ -34,7 +35,7 @@ export class PackRanges {
     if (this.count === this.offsets.length) this.grow();
     this.offsets[this.count] = offset;
     this.lengths[this.count] = length;
-    this.hashes.set(Buffer.from(hash, "hex"), this.count * 32);
+    hexHashInto(hash, this.hashes, this.count * 32);
     this.count += 1;
   }
 

@@ -10,6 +10,7 @@ import { createHash } from "node:crypto";
 import { join } from "node:path";
 import { ensureDir, removeQuietly, writeFileAtomic } from "../fs/durable.ts";
 import { entriesOrNone } from "../fs/probe.ts";
+import { hexHashInto } from "./blocks.ts";
 import type { PackInfo } from "./boundary.ts";
 import { type ExtentTable, extentTableBytes, extentTableFrom, toExtentTable } from "./extent_table.ts";
 import type { BlockTag } from "./pack_writer.ts";
@@ -209,7 +210,7 @@ function addRecord(content: JournalContent, record: JournalRecord): void {
     }
     for (const [index, offset, hash] of file.blocks) {
       if (index < 0 || index >= map.packs.length) continue;
-      map.hashes.set(Buffer.from(hash, "hex"), index * 32);
+      hexHashInto(hash, map.hashes, index * 32);
       map.packs[index] = packIndex;
       map.offsets[index] = offset;
     }
