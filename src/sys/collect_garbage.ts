@@ -1,16 +1,22 @@
 /**
  * A full garbage collection on demand. Hashing and sealing make many short-lived native objects (hash and cipher
- * contexts, 64 KiB chunk buffers) that V8 does not count as memory pressure; collecting every few packs keeps a push
- * or a fetch within its memory bound whatever the store's size.
+ * contexts, 64 KiB chunk buffers) that V8 does not count as memory pressure; collecting every few packs, and giving
+ * what was freed back to the system, keeps a push, a fetch or a verify within its memory bound whatever the store's
+ * size and history.
  *
  * @module
  */
 import { setFlagsFromString } from "node:v8";
 import { runInNewContext } from "node:vm";
+import { trimMemory } from "./trim_memory.ts";
 
 let collect: (() => void) | null | undefined;
 
-/** Run a full garbage collection when the runtime offers one; otherwise nothing happens. */
+/**
+ * Run a full garbage collection when the runtime offers one, then give the freed memory back ({@linkcode trimMemory}):
+ * glibc kept what the buffers of a verify's workers freed, and a verify of 14 daily snapshots of the small-row store
+ * peaked at 272 to 280 MiB without the trim, 233 to 237 with it (about 0.1 s of trims, and 0.5 s more in all).
+ */
 export function collectGarbage(): void {
   if (collect === undefined) {
     try {
@@ -22,6 +28,7 @@ export function collectGarbage(): void {
     }
   }
   collect?.();
+  trimMemory();
 }
 
 /**
