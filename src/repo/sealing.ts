@@ -6,6 +6,8 @@
  * @module
  */
 import { createHash } from "node:crypto";
+import { once } from "node:events";
+import type { Writable } from "node:stream";
 import { constants, createZstdCompress, createZstdDecompress, zstdCompressSync, zstdDecompressSync } from "node:zlib";
 import { ageDecrypt, ageEncrypt, AgeError, type AgeIdentity } from "../crypto/age.ts";
 import { OperationError } from "../errors.ts";
@@ -89,43 +91,58 @@ export function sealBytes(
 /** UTF-8 bytes of text handed to the zstd stream at once when text is sealed piece by piece. */
 const TEXT_CHUNK_BYTES = 1 << 20;
 /**
- * Chunks handed between two full collections: the pieces' text and chunks are garbage at once, but V8 let them grow the
- * heap; a week's daily pushes of the small-row store peaked at 164 to 204 MiB without, 166 to 181 with.
+ * Chunks handed between two full collections (about every 3 MiB of text): the pieces' text and chunks are garbage at
+ * once, but V8 let them grow the heap; a week's daily pushes of the small-row store peaked at 160 to 199 MiB without,
+ * 162 to 176 with.
  */
 const TEXT_GC_CHUNKS = 3;
 
 /**
  * Seal text given piece by piece (a snapshot document): zstd as one frame, streamed, then age. What is held at once is
- * about 1 MiB of its UTF-8 bytes and the compressed frame, whatever the text's length. (`zstdDecompressSync` of
- * Deno 2.9.6 stops after a first frame of about 1 MiB, so the frame is one, as a whole-buffer compression makes it.)
+ * about 1 MiB of its UTF-8 bytes (or one larger piece) and the compressed frame, whatever the text's length.
+ * (`zstdDecompressSync` of Deno 2.9.6 stops after a first frame of about 1 MiB, so the frame is one, as a whole-buffer
+ * compression makes it.)
  */
 export async function sealText(pieces: Iterable<string>, recipients: readonly string[]): Promise<SealedBytes> {
   const stream = createZstdCompress({ params: { [constants.ZSTD_c_compressionLevel]: ZSTD_LEVEL } });
   const compressed: Uint8Array[] = [];
   stream.on("data", (chunk: Uint8Array) => compressed.push(chunk));
-  const ended = new Promise((resolve, reject) => stream.on("end", resolve).on("error", reject));
-  const encoder = new TextEncoder();
-  let buffer = new Uint8Array(TEXT_CHUNK_BYTES);
-  let used = 0;
-  let handed = 0;
-  const hand = async () => {
-    if (used > 0 && !stream.write(buffer.slice(0, used))) await new Promise((resolve) => stream.once("drain", resolve));
-    used = 0;
-    if (++handed % TEXT_GC_CHUNKS === 0) collectGarbage();
-  };
-  for (const piece of pieces) {
-    const most = piece.length * 3; // UTF-8 takes at most 3 bytes for each UTF-16 unit
-    if (used + most > buffer.length) await hand();
-    if (most > buffer.length) buffer = new Uint8Array(most);
-    used += encoder.encodeInto(piece, buffer.subarray(used)).written;
+  const ended = new Promise<void>((resolve, reject) => stream.on("end", resolve).on("error", reject));
+  ended.catch(() => {}); // awaited below, and raced while writing: a failure is thrown there, never left unhandled
+  try {
+    await writeText(stream, pieces, ended);
+    stream.end();
+    await ended;
+  } catch (error) {
+    stream.destroy();
+    throw error;
   }
-  await hand();
-  stream.end();
-  await ended;
   const body = new Uint8Array(compressed.reduce((sum, chunk) => sum + chunk.length, 0));
   compressed.reduce((at, chunk) => (body.set(chunk, at), at + chunk.length), 0);
   const bytes = ageEncrypt(body, recipients);
   return { bytes, sha256: sha256Hex(bytes), compression: "zstd" };
+}
+
+/** Hand the pieces' UTF-8 bytes to `stream` in chunks of about 1 MiB (a larger piece alone), waiting when it asks to. */
+async function writeText(stream: Writable, pieces: Iterable<string>, ended: Promise<void>): Promise<void> {
+  const encoder = new TextEncoder();
+  const buffer = new Uint8Array(TEXT_CHUNK_BYTES);
+  let used = 0;
+  let handed = 0;
+  const hand = async (bytes: Uint8Array) => {
+    if (bytes.length > 0 && !stream.write(bytes)) await Promise.race([once(stream, "drain"), ended]);
+    if (++handed % TEXT_GC_CHUNKS === 0) collectGarbage();
+  };
+  for (const piece of pieces) {
+    const most = piece.length * 3; // UTF-8 takes at most 3 bytes for each UTF-16 unit
+    if (used + most > buffer.length) {
+      await hand(buffer.slice(0, used));
+      used = 0;
+    }
+    if (most > buffer.length) await hand(encoder.encode(piece));
+    else used += encoder.encodeInto(piece, buffer.subarray(used)).written;
+  }
+  await hand(buffer.slice(0, used));
 }
 
 /**

@@ -209,7 +209,8 @@ async function readPacks(
 /**
  * Workers that open packs for a read-back: one per core, but one over SFTP, where this thread runs the SSH client and
  * its garbage: the small-row store's 2-day repository there peaked at 258.5 MiB with two (`task bench --only network
- * --network-store small --days 2`), 215 to 218 MiB with one for a single snapshot (232 to 243 with two), 5% slower.
+ * --network-store small --days 2`); a 1- and a 2-snapshot repository at 210 to 220 MiB with one, 227 to 251 with two,
+ * 5 to 12% slower.
  */
 function verifyWorkers(backend: Backend): number {
   return isSftpBackend(backend) ? 1 : defaultWorkers();

@@ -1,8 +1,6 @@
 /**
- * A full garbage collection on demand. Hashing and sealing make many short-lived native objects (hash and cipher
- * contexts, 64 KiB chunk buffers) that V8 does not count as memory pressure; collecting every few packs, and giving
- * what was freed back to the system, keeps a push, a fetch or a verify within its memory bound whatever the store's
- * size and history.
+ * A full garbage collection on demand, then the freed memory given back: hashing and sealing make native objects V8 does
+ * not count as memory pressure; collecting every few packs keeps a push, a fetch or a verify within its memory bound.
  *
  * @module
  */
@@ -15,7 +13,7 @@ let collect: (() => void) | null | undefined;
 /**
  * Run a full garbage collection when the runtime offers one, then give the freed memory back ({@linkcode trimMemory}):
  * glibc kept what the buffers of a verify's workers freed, and a verify of 14 daily snapshots of the small-row store
- * peaked at 272 to 280 MiB without the trim, 233 to 237 with it (about 0.1 s of trims, and 0.5 s more in all).
+ * peaked at 266 to 274 MiB without the trim, 218 to 231 with it (0.1 s of trims, 0.6 to 1.0 s more in all).
  */
 export function collectGarbage(): void {
   if (collect === undefined) {

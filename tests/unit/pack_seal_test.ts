@@ -103,12 +103,18 @@ Deno.test("sealText: text in pieces sealed as one zstd frame that opens, and tha
     compression: "zstd",
   });
   assert.equal(empty.length, 0, "no text at all is still one frame, of nothing");
+  function* failing() {
+    yield "{";
+    throw new Error("the document could not be written");
+  }
+  await assert.rejects(sealText(failing(), [recipient]), /the document could not be written/);
   if (!toolFor("zstd", "documents' zstd frames read by the zstd tool")) return;
   const child = new Deno.Command("zstd", { args: ["-d", "-c"], stdin: "piped", stdout: "piped" }).spawn();
+  const reading = child.output(); // read while writing: the output is larger than a pipe holds
   const writer = child.stdin.getWriter();
   await writer.write(body);
   await writer.close();
-  const output = await child.output();
+  const output = await reading;
   assert.equal(output.code, 0);
   assert.equal(new TextDecoder().decode(output.stdout), text);
 });
