@@ -1,7 +1,6 @@
 /**
  * Sealing and opening one object's bytes: zstd (when it pays) then age; and back, checking a pack's bytes against its
- * name first. Functions of their input (a document sealed in pieces collects garbage as it goes), run on the main thread
- * or in the crypto worker; only the boundary writes what they make.
+ * name first. Run on the main thread or in the crypto worker; only the boundary writes what they make.
  *
  * @module
  */

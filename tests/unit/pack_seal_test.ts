@@ -87,8 +87,8 @@ Deno.test("sealText: text in pieces sealed as one zstd frame that opens, and tha
   const { identity, recipient } = generateIdentity();
   const pieces = [
     '{"a":"é€😀"', // multi-byte UTF-8 at the start
-    ...Array.from({ length: 4000 }, (_, at) => `,"k${at}":"${"x€".repeat(at % 300)}"`), // frames end between pieces
-    `,"big":"${"y".repeat(3 << 20)}"}`, // one piece larger than a frame
+    ...Array.from({ length: 4000 }, (_, at) => `,"k${at}":"${"x€".repeat(at % 300)}"`), // chunks end between pieces
+    `,"big":"${"y".repeat(3 << 20)}"}`, // one piece larger than a chunk
   ];
   const text = pieces.join("");
   const sealed = await sealText(pieces, [recipient]);
