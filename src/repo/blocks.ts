@@ -75,8 +75,8 @@ export async function readChunks(
   }
 }
 
-/** The value of each lowercase hex digit, by character code. */
-const HEX_VALUE = new Uint8Array(128);
+/** The value of each lowercase hex digit, by character code (or byte); 255 for anything else. */
+const HEX_VALUE = new Uint8Array(256).fill(255);
 for (let digit = 0; digit < 16; digit++) HEX_VALUE["0123456789abcdef".charCodeAt(digit)] = digit;
 
 /**
@@ -98,4 +98,19 @@ export function hexHashInto(hex: string, into: Uint8Array, at: number): void {
   for (let byte = 0; byte < 32; byte++) {
     into[at + byte] = (HEX_VALUE[hex.charCodeAt(2 * byte)] << 4) | HEX_VALUE[hex.charCodeAt(2 * byte + 1)];
   }
+}
+
+/**
+ * Decode the 64 lowercase hex digits at `text[from, from + 64)` (ASCII bytes, as a document holds them) into
+ * `into[at, at + 32)`, without a string for each: `false`, with `into` partly written, when one is not such a digit.
+ */
+export function hexBytesInto(text: Uint8Array, from: number, into: Uint8Array, at: number): boolean {
+  if (from + 64 > text.length || at + 32 > into.length) return false;
+  for (let byte = 0; byte < 32; byte++) {
+    const high = HEX_VALUE[text[from + 2 * byte]];
+    const low = HEX_VALUE[text[from + 2 * byte + 1]];
+    if ((high | low) > 15) return false;
+    into[at + byte] = (high << 4) | low;
+  }
+  return true;
 }

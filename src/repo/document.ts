@@ -7,7 +7,8 @@
 import { OperationError } from "../errors.ts";
 import { METADATA_FILE, mustBeRegularFile } from "../snapshot/layout.ts";
 import type { Compression, PackInfo } from "./boundary.ts";
-import { extentsOf, type ExtentTable } from "./extent_table.ts";
+import { DocumentJsonError, readDocumentJson } from "./document_json.ts";
+import { extentsOf, type ExtentTable, isExtentTable } from "./extent_table.ts";
 import { isPackId, type SnapshotKey, snapshotKeyText } from "./layout.ts";
 
 /** The document format version. */
@@ -22,13 +23,16 @@ export const PACK_BUFFER_BYTES = PACK_MAX_BYTES + 65536;
 /** `[fileOffset, packIndex, packOffset, length, sha256 of those bytes]`. */
 export type Extent = [number, number, number, number, string];
 
-/** A regular file: its size, SHA-256, the block size it was split at, and the extents that tile it in order. */
+/**
+ * A regular file: its size, SHA-256, the block size it was split at, and the extents that tile it in order (read back
+ * as a table: a store's document holds hundreds of thousands).
+ */
 export interface DocumentFile {
   path: string;
   size: number;
   sha256: string;
   block: number;
-  extents: Extent[];
+  extents: ExtentTable;
 }
 
 /** A symbolic link, restored as a link (never followed). */
@@ -55,7 +59,7 @@ export interface SnapshotDocument {
   integrity_checked?: string[];
 }
 
-/** A regular file as a push writes it: its extents may be held as a table (written as the same JSON). */
+/** A regular file as a push writes it: its extents as a table or as a list (written as the same JSON). */
 export type WritableFile = Omit<DocumentFile, "extents"> & { extents: Extent[] | ExtentTable };
 
 /** The snapshot document as a push writes it. */
@@ -113,9 +117,10 @@ export function parseDocument(
 ): SnapshotDocument {
   let value: unknown;
   try {
-    value = JSON.parse(new TextDecoder().decode(bytes));
-  } catch {
-    value = null;
+    value = readDocumentJson(bytes);
+  } catch (error) {
+    if (!(error instanceof DocumentJsonError)) throw error;
+    throw new OperationError(`${name}: not a valid document (${error.message}); the snapshot cannot be trusted`);
   }
   const problem = documentProblem(value, repositoryId, key);
   if (problem) throw new OperationError(`${name}: ${problem}; the snapshot cannot be trusted`);
@@ -158,6 +163,7 @@ function filesProblem(files: unknown[], packCount: number): string | null {
     const link = (entry as { link?: unknown }).link;
     if (link !== undefined) {
       if (typeof link !== "string" || link === "" || link.includes("\0")) return `${path}: link target is malformed`;
+      if ("extents" in entry) return `${path}: a link with extents`;
       if (mustBeRegularFile(path)) return `${path} is a link where the snapshot keeps a regular file`;
       kinds.set(path, "link");
       continue;
@@ -179,17 +185,14 @@ function fileProblem(file: Record<string, unknown>, packCount: number): string |
   const { size, sha256, block, extents } = file;
   if (!isCount(size) || !isPackId(sha256)) return "size or sha256 is malformed";
   if (!isCount(block) || block < 512 || block > 65536) return "block size is out of range";
-  if (!Array.isArray(extents)) return "extents is not a list";
+  if (!isExtentTable(extents)) return "extents is not a list";
   let next = 0;
-  for (const extent of extents) {
-    if (!Array.isArray(extent) || extent.length !== 5) return "an extent is malformed";
-    const [fileOffset, packIndex, packOffset, length, hash] = extent;
-    if (fileOffset !== next) return `extents do not tile the file (gap or overlap at ${next})`;
-    if (!isCount(packIndex) || packIndex >= packCount) return "an extent points to no listed pack";
-    if (!isCount(packOffset) || !isCount(length) || length === 0 || packOffset + length > PACK_MAX_BYTES) {
-      return "an extent's range is malformed";
-    }
-    if (!isPackId(hash)) return "an extent's hash is malformed";
+  // the reader took each field as a plain integer in its column's range, and each hash as 64 hex digits
+  for (let row = 0; row < extents.at.length; row++) {
+    if (extents.at[row] !== next) return `extents do not tile the file (gap or overlap at ${next})`;
+    if (extents.packs[row] >= packCount) return "an extent points to no listed pack";
+    const length = extents.lengths[row];
+    if (length === 0 || extents.offsets[row] + length > PACK_MAX_BYTES) return "an extent's range is malformed";
     next += length;
   }
   return next === size ? null : `extents cover ${next} bytes, the file has ${size}`;

@@ -17,6 +17,11 @@ export interface ExtentTable {
   hashes: Uint8Array<ArrayBuffer>;
 }
 
+/** Whether `value` is a table (as the document reader makes them), not a value of JSON. */
+export function isExtentTable(value: unknown): value is ExtentTable {
+  return (value as Partial<ExtentTable> | null)?.at instanceof Float64Array;
+}
+
 /** An empty table with room for `count` extents. */
 export function emptyExtentTable(count: number): ExtentTable {
   return {
@@ -71,8 +76,13 @@ export function extentsOf(table: ExtentTable, start: number, end: number): Exten
 
 /** A table filled one extent at a time, doubling its arrays as it grows. */
 export class ExtentTableBuilder {
-  private table = emptyExtentTable(64);
+  private table: ExtentTable;
   private count = 0;
+
+  /** A table with room for `expected` extents before it first grows. */
+  constructor(expected = 64) {
+    this.table = emptyExtentTable(Math.max(1, expected));
+  }
 
   /** Append an extent; `hash` is its 32-byte SHA-256, or its 64 lowercase hex digits (a document's). */
   push(at: number, pack: number, offset: number, length: number, hash: Uint8Array | string): void {

@@ -30,7 +30,7 @@ import { openRepository } from "./repository.ts";
 import { readSnapshot, snapshotArgument } from "./snapshots.ts";
 import { checkPackName, sha256Hex } from "./sealing.ts";
 import { readAt } from "../fs/read_at.ts";
-import { type ExtentTable, ExtentTableBuilder } from "./extent_table.ts";
+import { emptyExtentTable, type ExtentTable, ExtentTableBuilder } from "./extent_table.ts";
 
 /**
  * Growth of each thread's array buffers before a full collection (the lane buffers moved back and forth not counted):
@@ -126,7 +126,7 @@ export async function fetchSnapshot(
   const repository = await openRepository(backend);
   const allowUnauthenticated = options.allowUnauthenticated;
   const { document, authenticated } = await readSnapshot(repository, identities, key, { allowUnauthenticated });
-  collectGarbage(); // the document's text and bytes: as much again as its objects, which are many after weeks of pushes
+  collectGarbage(); // the document's decrypted bytes, larger than its tables
   const files = document.files.filter(isDocumentFile);
   options.beforeWriting?.(files.reduce((sum, file) => sum + file.size, 0));
   prepareFolder(intoFolder);
@@ -134,7 +134,7 @@ export async function fetchSnapshot(
     createFiles(intoFolder, files);
     const hashes = new FileHashes(intoFolder, files); // before the extents move into tables by pack
     const byPack = extentsByPack(files);
-    collectGarbage(); // the files' extent arrays, now tables
+    collectGarbage(); // the files' own tables, now by pack
     const read = await writeExtents(backend, identities, document, intoFolder, options, { files, byPack, hashes });
     const damaged = hashes.firstMismatch();
     if (damaged !== null) await refuseDamagedExtent(backend, intoFolder, document, files[damaged], byPack, damaged);
@@ -186,17 +186,18 @@ function createFiles(root: string, files: DocumentFile[]): void {
 
 /**
  * For each pack, the extents that take bytes from it as a table whose `packs` column holds the index of the file in
- * `files`. The files' own extent arrays are emptied: as tables they take a third of the memory, through every pack.
+ * `files`. The files' own tables are emptied: only one copy of the extents is held through every pack.
  */
 function extentsByPack(files: DocumentFile[]): Map<number, ExtentTable> {
   const byPack = new Map<number, ExtentTableBuilder>();
   files.forEach((file, index) => {
-    for (const [at, pack, offset, length, hash] of file.extents) {
-      let table = byPack.get(pack);
-      if (!table) byPack.set(pack, table = new ExtentTableBuilder());
-      table.push(at, index, offset, length, hash);
+    const { at, packs, offsets, lengths, hashes } = file.extents;
+    for (let row = 0; row < at.length; row++) {
+      let table = byPack.get(packs[row]);
+      if (!table) byPack.set(packs[row], table = new ExtentTableBuilder());
+      table.push(at[row], index, offsets[row], lengths[row], hashes.subarray(row * 32, row * 32 + 32));
     }
-    file.extents = [];
+    file.extents = emptyExtentTable(0);
   });
   return new Map([...byPack].map(([pack, table]) => [pack, table.finish()]));
 }

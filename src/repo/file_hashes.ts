@@ -13,10 +13,10 @@ import type { DocumentFile } from "./document.ts";
 /** Bytes read at once when an extent written earlier is read back (an extent is at most 8 MiB + 64 KiB). */
 const READ_BYTES = 1 << 20;
 
-/** Where a file's extents lie, in file order: compact, as the fetch empties the document's own extent arrays. */
+/** Where a file's extents lie, in file order: copied, as the fetch empties the document's own extent tables. */
 interface Layout {
   ats: Float64Array;
-  lengths: Float64Array;
+  lengths: Uint32Array;
 }
 
 interface Progress {
@@ -36,8 +36,8 @@ export class FileHashes {
   /** Files rebuilt under `root`: `files` with their extents (read here, before a fetch lets them go). */
   constructor(private readonly root: string, private readonly files: readonly DocumentFile[]) {
     this.layouts = files.map((file) => ({
-      ats: Float64Array.from(file.extents, ([at]) => at),
-      lengths: Float64Array.from(file.extents, ([, , , length]) => length),
+      ats: file.extents.at.slice(),
+      lengths: file.extents.lengths.slice(),
     }));
   }
 

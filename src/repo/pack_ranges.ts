@@ -5,7 +5,6 @@
  * @module
  */
 import { Buffer } from "node:buffer";
-import { hexHashInto } from "./blocks.ts";
 import type { Compression } from "./boundary.ts";
 
 /** Offsets and lengths are below 2^24 (a pack's plaintext is at most `PACK_MAX_BYTES`): one exact number as a key. */
@@ -30,12 +29,12 @@ export class PackRanges {
   /** Ranges of a pack recorded with `compression`. */
   constructor(readonly compression: Compression) {}
 
-  /** Record that a snapshot takes `length` bytes at `offset` whose SHA-256 is `hash` (64 lowercase hex). */
-  add(offset: number, length: number, hash: string): void {
+  /** Record that a snapshot takes `length` bytes at `offset` whose SHA-256 is `hashes[at, at + 32)`. */
+  add(offset: number, length: number, hashes: Uint8Array, at: number): void {
     if (this.count === this.offsets.length) this.grow();
     this.offsets[this.count] = offset;
     this.lengths[this.count] = length;
-    hexHashInto(hash, this.hashes, this.count * 32);
+    this.hashes.set(hashes.subarray(at, at + 32), this.count * 32);
     this.count += 1;
   }
 

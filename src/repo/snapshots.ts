@@ -123,7 +123,8 @@ export async function readSnapshot(
   if (refs && refs.snapshot_sha256 !== sha256) {
     throw new OperationError(`${name}: its SHA-256 is not the one ${refsName(key)} records (replaced or altered)`);
   }
-  const plain = openSealed(name, sealed, identities, { compression: "zstd", maxBytes: MAX_DOCUMENT_BYTES });
+  const opening = { compression: "zstd", maxBytes: MAX_DOCUMENT_BYTES, into: sealed } as const; // hashed: used up
+  const plain = openSealed(name, sealed, identities, opening);
   // after decryption (a wrong identity is reported as such), before the document's own checks (the MAC names both)
   const claim = snapshotClaim(repository.config.id, key, sha256);
   const authenticated = checkAuthenticity(refs, identities, claim, key, options.allowUnauthenticated ?? false);

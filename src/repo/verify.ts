@@ -151,15 +151,15 @@ async function checkSnapshot(
 }
 
 function collectChecks(document: SnapshotDocument, context: SnapshotContext): void {
-  for (const file of document.files.filter(isDocumentFile)) {
-    for (const [, index, offset, length, hash] of file.extents) {
-      const pack = document.packs[index];
+  for (const { extents } of document.files.filter(isDocumentFile)) {
+    for (let row = 0; row < extents.at.length; row++) {
+      const pack = document.packs[extents.packs[row]];
       let checks = context.checks.get(pack.id);
       if (!checks) context.checks.set(pack.id, checks = new PackRanges(pack.compression));
       if (checks.compression !== pack.compression) {
         context.result.errors.push(`${packName(pack.id)}: recorded with two compressions by different snapshots`);
       }
-      checks.add(offset, length, hash);
+      checks.add(extents.offsets[row], extents.lengths[row], extents.hashes, row * 32);
     }
   }
 }

@@ -72,7 +72,7 @@ function document(
   return new TextEncoder().encode(JSON.stringify(doc));
 }
 
-function file(path: string, size: number, extents: unknown[]) {
+function file(path: string, size: number, extents: unknown) {
   return { path, size, sha256: ID, block: 4096, extents };
 }
 
@@ -86,6 +86,10 @@ Deno.test("document: extents must tile each file exactly and point into listed p
     [[file("db/a.db", 10, [[0, 0, 0, 4, ID], [5, 0, 0, 5, ID]])], /gap or overlap at 4/],
     [[file("db/a.db", 4, [[0, 1, 0, 4, ID]])], /no listed pack/],
     [[file("db/a.db", 4, [[0, 0, 0, 0, ID], [0, 0, 0, 4, ID]])], /range is malformed/],
+    [[file("db/a.db", 4, [[0, 0, 0, 4, ID]]), { path: "chroma/l", link: "x", extents: [] }], /l: a link with extents/],
+    [[file("db/a.db", 5, [[0, 0, 0, 4.5, ID]])], /S: not a valid document \(an extent's field .* at byte \d+\); the/],
+    [[file("db/a.db", 4, [[0, 0, 0, 4, ID.toUpperCase()]])], /S: not a valid document \(an extent's hash is not/],
+    [[file("db/a.db", 4, { 0: [0, 0, 0, 4, ID] })], /extents is not a list/],
     [[file("../etc/passwd", 0, [])], /not relative and clean/],
     [[file("/etc/passwd", 0, [])], /not relative and clean/],
     [[file("a//b", 0, [])], /not relative and clean/],
@@ -125,14 +129,16 @@ Deno.test("document: written piece by piece, the bytes are those of JSON.stringi
     file("db/a.db", 9000 * 4096, extents),
     { path: "chroma/l", link: "../x" },
     file("chroma/empty", 0, []),
-  ]))) as SnapshotDocument;
+  ]))) as WritableDocument;
   const bytes = serializeDocument(doc);
   assert.equal(new TextDecoder().decode(bytes), JSON.stringify(doc));
-  assert.deepEqual(parseDocument(bytes, "s", REPO, KEY), doc);
-  const asTable = {
+  const asTable: SnapshotDocument = {
     ...doc,
-    files: doc.files.map((entry) => "extents" in entry ? { ...entry, extents: toExtentTable(entry.extents) } : entry),
+    files: doc.files.map((entry) =>
+      "extents" in entry ? { ...entry, extents: toExtentTable(entry.extents as Extent[]) } : entry
+    ),
   };
+  assert.deepEqual(parseDocument(bytes, "s", REPO, KEY), asTable, "read back with its extents as tables");
   assert.deepEqual(serializeDocument(asTable), bytes, "a push's extent tables are written as the same JSON");
   const bare = { ...doc, files: [] };
   assert.equal(new TextDecoder().decode(serializeDocument(bare)), JSON.stringify(bare));
