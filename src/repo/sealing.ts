@@ -41,7 +41,8 @@ export interface OpenOptions {
   skipNameHash?: boolean;
   /**
    * A buffer to decompress into, for a reader that proves every byte it uses by another hash (a fetch checks each
-   * file's SHA-256): the result is then a view of it, and a truncated zstd frame gives a short plaintext, not an error.
+   * file's SHA-256, a verify each range's): the result is then a view of it, and a truncated zstd frame gives a short
+   * plaintext, not an error.
    */
   plainInto?: Uint8Array;
 }

@@ -174,6 +174,7 @@ async function readPacks(
   const ids = sampled([...checks.keys()].sort(), options);
   const lanes = Math.max(1, options.transfers ?? DEFAULT_TRANSFERS);
   const buffers: Uint8Array[] = [];
+  const plainBuffers: Uint8Array[] = [];
   const errors: string[][] = ids.map(() => []);
   using pool = new CryptoPool(Math.min(lanes, verifyWorkers(backend)));
   await inLanes(ids.length, lanes, async (at, lane) => {
@@ -188,11 +189,17 @@ async function readPacks(
       result.bytes_read += sealed.length;
       result.packs_read += 1;
       const { compression } = pack;
+      let plainInto: Uint8Array | undefined; // else each pack's plaintext was a new buffer, and sent to this thread
+      if (compression === "zstd") {
+        if (!plainBuffers[lane]?.byteLength) plainBuffers[lane] = new Uint8Array(PACK_BUFFER_BYTES);
+        plainInto = plainBuffers[lane];
+      }
       const opened = await pool.open(
-        { name, sealed, into: sealed, compression, maxBytes: PACK_MAX_BYTES, ranges },
+        { name, sealed, into: sealed, compression, maxBytes: PACK_MAX_BYTES, ranges, plainInto },
         identities,
       );
       buffers[lane] = new Uint8Array(opened.sealed.buffer);
+      if (opened.plainInto) plainBuffers[lane] = opened.plainInto;
       found.forEach(({ offset, length, hashes }, index) => {
         result.extents_checked += hashes.length;
         if (hashes.length !== 1 || hashes[0] !== opened.hashes[index]) {

@@ -7,8 +7,9 @@
  */
 import assert from "node:assert/strict";
 import { join } from "node:path";
+import { zstdCompressSync } from "node:zlib";
 import { resolveConfig } from "../../src/config.ts";
-import { generateIdentity, parseIdentity } from "../../src/crypto/age.ts";
+import { ageEncrypt, generateIdentity, parseIdentity } from "../../src/crypto/age.ts";
 import { fetchToScratch, resolveRemoteSnapshot } from "../../src/ops/from_remote.ts";
 import { deriveAuthKey, snapshotMac } from "../../src/crypto/auth_key.ts";
 import type { Backend } from "../../src/repo/backend.ts";
@@ -16,6 +17,7 @@ import { openBackend } from "../../src/repo/open_backend.ts";
 import { DOCUMENT_FORMAT } from "../../src/repo/document.ts";
 import { fetchSnapshot } from "../../src/repo/fetch.ts";
 import { openFolderBackend } from "../../src/repo/folder.ts";
+import { verifyRepository } from "../../src/repo/verify.ts";
 import { packName, refsName, snapshotName } from "../../src/repo/layout.ts";
 import { checkLink, readLocalSnapshot } from "../../src/repo/local_snapshot.ts";
 import { cleanupRemote, type RemoteCleanupOptions } from "../../src/repo/prune.ts";
@@ -252,6 +254,7 @@ Deno.test("remote errors: snapshot objects written by hand are refused naming th
   const packSize = packSealed.bytes.length;
   repo.put(packName(packId), packSealed.bytes);
   const zero = "0".repeat(64);
+  const packSizes = new Map<string, number>();
   /** A document that parses, with `files` and `packs` as given. */
   const documentOf = (k: { stamp: string; pushId: string }, extra: Record<string, unknown> = {}) => ({
     format: DOCUMENT_FORMAT,
@@ -275,7 +278,7 @@ Deno.test("remote errors: snapshot objects written by hand are refused naming th
     const refs = {
       snapshot: text(k),
       snapshot_sha256: sealed.sha256,
-      packs: packs.map((id) => ({ id, size: packSize })),
+      packs: packs.map((id) => ({ id, size: packSizes.get(id) ?? packSize })),
       auth: [{ recipient: key.recipient, mac: snapshotMac(key, claim) }],
     };
     repo.put(refsName(k), bytes(refs));
@@ -389,6 +392,35 @@ Deno.test("remote errors: snapshot objects written by hand are refused naming th
   }
   assert.deepEqual([...Deno.readDirSync(scratch)], [], "no scratch folder left behind");
   assert.deepEqual([...Deno.readDirSync(occupied)].map((entry) => entry.name), ["mine.txt"], "nothing written there");
+
+  // verify decompresses each zstd pack into a buffer of its own: a frame cut short leaves the ranges past its end
+  // unproved, and bytes that are not zstd at all are named as such
+  const random = new Uint8Array(8192).map((_, at) => (at * 2654435761) >>> 24);
+  const zstdPack = (body: Uint8Array) => {
+    const sealed = ageEncrypt(body, [repo.recipient]);
+    const id = sha256Hex(sealed);
+    repo.put(packName(id), sealed);
+    packSizes.set(id, sealed.length);
+    return { id, size: sealed.length, compression: "zstd" };
+  };
+  const frame = zstdCompressSync(random);
+  const packs = [zstdPack(frame.subarray(0, frame.length - 4096)), zstdPack(bytes("not zstd at all"))];
+  const halves = [0, 4096].map((at) => [at, 0, at, 4096, sha256Hex(random.subarray(at, at + 4096))]);
+  const twoPacks = keyOf();
+  const inPacks = [
+    { path: "backup-metadata.json", size: 8192, sha256: sha256Hex(random), block: 4096, extents: halves },
+    {
+      path: "x",
+      size: 4096,
+      sha256: sha256Hex(random.subarray(0, 4096)),
+      block: 4096,
+      extents: [[0, 1, 0, 4096, zero]],
+    },
+  ];
+  store(twoPacks, bytes(documentOf(twoPacks, { packs, files: inPacks })), packs.map((pack) => pack.id));
+  const verified = await verifyRepository(repo.backend, { identities: [repo.identity], readData: true });
+  assert.ok(verified.errors.includes(`${packName(packs[0].id)}: bytes 4096:4096 do not match their hash`));
+  assert.ok(verified.errors.some((line) => line.startsWith(`${packName(packs[1].id)}: its zstd content is corrupt (`)));
 });
 
 Deno.test("remote errors: repositories that are not this tool's, pins, races, names and policies", async (t) => {
