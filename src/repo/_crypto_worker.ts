@@ -11,8 +11,8 @@ import { type OpenJob, resultBuffers, runJob, transferables } from "./crypto_job
 import { runSealJob, type SealJob, sealResultBuffers } from "./seal_jobs.ts";
 
 /**
- * Array buffers a worker may hold before a full garbage collection when it hashes ranges (a verify): a zstd pack's
- * plaintext is a new buffer each time and each 64 KiB chunk decrypted another.
+ * Array buffers a worker may hold before a full garbage collection when it hashes ranges (a verify): each 64 KiB chunk
+ * decrypted is a new buffer (a zstd pack's plaintext goes into the buffer the verify lends).
  */
 const GC_ABOVE_BYTES = 16 << 20;
 /**

@@ -89,9 +89,8 @@ export function hashBlockInto(bytes: Uint8Array, into: Uint8Array, at: number): 
 }
 
 /**
- * Write the 32 bytes of a SHA-256 given as 64 lowercase hex digits (as a document's parser checks them, or as this tool
- * wrote them in its own checksummed files) at `into[at, at + 32)`, without a buffer for each: a reader turns a
- * document's hundreds of thousands of extents into tables this way.
+ * Write the 32 bytes of a SHA-256 given as 64 lowercase hex digits (a block's digest, or a hash this tool wrote in its
+ * own checksummed files) at `into[at, at + 32)`, without a buffer for each: a push takes hundreds of thousands.
  */
 export function hexHashInto(hex: string, into: Uint8Array, at: number): void {
   if (at < 0 || at + 32 > into.length) throw new RangeError(`a hash at ${at} does not fit ${into.length} bytes`);

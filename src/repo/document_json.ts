@@ -15,6 +15,8 @@ const MAX_DEPTH = 64;
 /** The largest value of each extent column that its table holds exactly. */
 const MAX_PACK_INDEX = 2 ** 31 - 1;
 const MAX_UINT32 = 2 ** 32 - 1;
+/** The shortest text of an extent: `[0,0,0,1,"…"]` with its 64 hex digits. */
+const MIN_EXTENT_TEXT = 75;
 
 const [TAB, LF, CR, SPACE, QUOTE, COMMA, MINUS, ZERO, NINE, COLON] = [9, 10, 13, 32, 34, 44, 45, 48, 57, 58];
 const [OPEN_ARRAY, BACKSLASH, CLOSE_ARRAY, OPEN_OBJECT, CLOSE_OBJECT] = [91, 92, 93, 123, 125];
@@ -43,7 +45,7 @@ export function readDocumentJson(bytes: Uint8Array): unknown {
 
 class Reader {
   private at = 0;
-  private readonly text = new TextDecoder("utf-8", { fatal: true });
+  private readonly text = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true }); // a U+FEFF kept, as JSON.parse
   private readonly hash = new Uint8Array(32);
 
   constructor(private readonly bytes: Uint8Array) {}
@@ -168,16 +170,17 @@ class Reader {
 
   /**
    * How many lists the list opening here holds, counted ahead by its brackets: a table the right size at once, where
-   * doubling held up to twice a store's extents while copying. Only a size: a malformed list is refused as it is read.
+   * doubling held up to twice a store's extents while copying. Only a size, at most one per {@linkcode MIN_EXTENT_TEXT}
+   * bytes (a list of empty lists would ask for more): a malformed list is refused as it is read.
    */
   private listedItems(): number {
     const bytes = this.bytes;
-    let [depth, items] = [0, 0];
-    for (let at = this.at; at < bytes.length; at++) {
+    let [depth, items, at] = [0, 0, this.at];
+    for (; at < bytes.length; at++) {
       if (bytes[at] === OPEN_ARRAY && ++depth === 2) items += 1;
       else if (bytes[at] === CLOSE_ARRAY && --depth === 0) break;
     }
-    return items;
+    return Math.min(items, Math.ceil((at - this.at) / MIN_EXTENT_TEXT));
   }
 
   /** A plain non-negative integer of at most `max` (no sign, fraction or exponent) and the comma after it. */

@@ -23,7 +23,10 @@ function randomValue(random: () => number, depth: number): unknown {
   if (kind === 3) {
     return pick(["", "plain", 'quote " and \\ slash', "tab\t\nline", "é ü 日本 🎉", "\u0001\u001f", "\ud800"]);
   }
-  if (kind === 4 || kind === 5) return String.fromCharCode(...Array.from({ length: 8 }, () => random() * 0x3000));
+  if (kind === 4) return String.fromCharCode(...Array.from({ length: 8 }, () => random() * 0x3000));
+  if (kind === 5) {
+    return String.fromCharCode(...Array.from({ length: 4 }, () => pick([0xfeff, 0xfffd, 0xd7ff, 0xe000])));
+  }
   if (kind === 6) return Array.from({ length: Math.floor(random() * 4) }, () => randomValue(random, depth - 1));
   const keys = ["a", "__proto__", "files", "extents", "constructor", "a", "ü"];
   return Object.fromEntries(Array.from({ length: Math.floor(random() * 5) }, () => [
@@ -45,6 +48,7 @@ Deno.test("document JSON: any JSON value reads as JSON.parse reads it, indented 
   assert.deepStrictEqual(read, JSON.parse(repeated));
   assert.equal(Object.getPrototypeOf(read), Object.prototype, "__proto__ is an own property, never the prototype");
   assert.equal(readDocumentJson(encode(' \r\n\t"x" ')), "x");
+  assert.deepStrictEqual(readDocumentJson(encode('{"\ufefffiles":["\ufeffa"]}')), { "\ufefffiles": ["\ufeffa"] });
 });
 
 Deno.test("document JSON: the extents of each file of `files` are a table, whatever the spacing", () => {
@@ -87,6 +91,8 @@ Deno.test("document JSON: an extent that is not five plain fields in range is re
     `[0,"0",0,4,"${HASH}"]`,
     `[0,0,0,4,"\\u0030${HASH.slice(1)}"]`,
     `{"at":0}`,
+    "[]",
+    "[],[]".repeat(1000), // counted ahead as a size: at most one extent per 75 bytes
     `[0,0,0,4,"${HASH}"],`,
     `[0,0,0,4,"${HASH}"] [0,0,0,4,"${HASH}"]`,
   ];
