@@ -38,6 +38,11 @@ export class PackRanges {
     this.count += 1;
   }
 
+  /** The bytes its arrays take (room to grow included). */
+  get heldBytes(): number {
+    return this.offsets.length * (4 + 4 + 32);
+  }
+
   /** The distinct ranges in pack order, each with its distinct hashes. */
   ranges(): PackRange[] {
     this.compact();

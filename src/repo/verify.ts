@@ -2,7 +2,7 @@
  * Checking a repository. Without an identity: every listed snapshot has refs, its object hashes to what they record,
  * and every pack they list exists with its size. With one: every document decrypts and checks, its refs carrying a MAC
  * by the identity's key; with `readData`, every pack (or a random subset) is read once, decrypted, and every extent
- * any snapshot takes from it checked by hash.
+ * any snapshot takes from it checked by hash, in rounds of packs when their ranges pass a budget.
  *
  * @module
  */
@@ -17,6 +17,7 @@ import { GC_EVERY_PACKS } from "./pack_writer.ts";
 import { isDocumentFile, PACK_BUFFER_BYTES, PACK_MAX_BYTES, type SnapshotDocument } from "./document.ts";
 import { packName, parseName, PREFIXES, refsName, type SnapshotKey, snapshotKeyText, snapshotName } from "./layout.ts";
 import { PackRanges } from "./pack_ranges.ts";
+import { PackRound } from "./pack_round.ts";
 import { openRepository, type Repository } from "./repository.ts";
 import { listSnapshots, readRefs, readSnapshot } from "./snapshots.ts";
 
@@ -34,7 +35,15 @@ export interface VerifyOptions {
   transfers?: number;
   /** With identities: accept snapshots without a MAC for their recipients (listed in `unauthenticated`). */
   allowUnauthenticated?: boolean;
+  /** With `readData`: bytes of ranges held before packs are read in rounds (default {@linkcode RANGE_BUDGET_BYTES}). */
+  rangeBudget?: number;
 }
+
+/**
+ * Ranges held at once by default (40 bytes each, room to grow included): past it, a verify reads the packs in rounds
+ * by their ids, reading the documents again for each round. The small-row store's 21 daily snapshots held 44 MiB.
+ */
+export const RANGE_BUDGET_BYTES = 32 << 20;
 
 /** What verify found. */
 export interface VerifyResult {
@@ -83,19 +92,44 @@ export async function verifyRepository(backend: Backend, options: VerifyOptions 
     }
   }
   for (const name of listing.unknown) result.notes.push(`${name}: not an object of this format; ignored`);
-  const checks = new Map<string, PackRanges>();
   const referenced = new Set<string>();
+  const allowUnauthenticated = options.allowUnauthenticated ?? false;
+  const round = options.readData ? new PackRound(options.rangeBudget ?? RANGE_BUDGET_BYTES) : null;
+  const gather: Gather = { round, checks: new Map(), result };
+  const readable: SnapshotKey[] = [];
   for (const { key } of listing.snapshots) {
     result.snapshots += 1;
-    const allowUnauthenticated = options.allowUnauthenticated ?? false;
-    await checkSnapshot(repository, key, identities, { packs, checks, referenced, result, allowUnauthenticated });
+    const context = { packs, referenced, result, allowUnauthenticated, gather };
+    if (await checkSnapshot(repository, key, identities, context)) readable.push(key);
     collectGarbage(); // each document is garbage once its ranges are taken: one at a time, whatever the history
   }
   result.packs_referenced = referenced.size;
-  for (const ranges of checks.values()) ranges.trim();
-  if (options.readData) await readPacks(backend, identities, checks, options, result);
+  while (gather.round) {
+    for (const ranges of gather.checks.values()) ranges.trim();
+    await readPacks(backend, identities, gather.checks, options, result);
+    [gather.round, gather.checks] = [gather.round.next(), new Map()];
+    if (gather.round) await gatherAgain(repository, identities, readable, gather, allowUnauthenticated);
+  }
   result.ok = result.errors.length === 0;
   return result;
+}
+
+/** Read the documents of `keys` again for the ranges of the packs of a next round. */
+async function gatherAgain(
+  repository: Repository,
+  identities: readonly AgeIdentity[],
+  keys: readonly SnapshotKey[],
+  gather: Gather,
+  allowUnauthenticated: boolean,
+): Promise<void> {
+  for (const key of keys) {
+    try {
+      collectChecks((await readSnapshot(repository, identities, key, { allowUnauthenticated })).document, gather);
+    } catch (error) {
+      gather.result.errors.push(`${(error as Error).message} (read again for a next round of packs)`);
+    }
+    collectGarbage();
+  }
 }
 
 async function listedPacks(backend: Backend, result: VerifyResult): Promise<Map<string, number>> {
@@ -108,20 +142,28 @@ async function listedPacks(backend: Backend, result: VerifyResult): Promise<Map<
   return packs;
 }
 
+/** Where documents' ranges go: those of the packs of the current round (none without `readData`). */
+interface Gather {
+  round: PackRound | null;
+  checks: Map<string, PackRanges>;
+  result: VerifyResult;
+}
+
 interface SnapshotContext {
   packs: Map<string, number>;
-  checks: Map<string, PackRanges>;
   referenced: Set<string>;
   result: VerifyResult;
   allowUnauthenticated: boolean;
+  gather: Gather;
 }
 
+/** Check snapshot `key`'s refs and packs, and with identities its document; whether its document was read. */
 async function checkSnapshot(
   repository: Repository,
   key: SnapshotKey,
   identities: readonly AgeIdentity[],
   context: SnapshotContext,
-): Promise<void> {
+): Promise<boolean> {
   const { result } = context;
   try {
     const refs = await readRefs(repository.backend, key);
@@ -143,25 +185,31 @@ async function checkSnapshot(
       const { allowUnauthenticated } = context;
       const read = await readSnapshot(repository, identities, key, { allowUnauthenticated });
       if (!read.authenticated) result.unauthenticated.push(snapshotKeyText(key));
-      collectChecks(read.document, context);
+      collectChecks(read.document, context.gather);
+      return true;
     }
   } catch (error) {
     result.errors.push((error as Error).message);
   }
+  return false;
 }
 
-function collectChecks(document: SnapshotDocument, context: SnapshotContext): void {
+/** Take the ranges `document` records in the packs of the round, then fit the round to the budget. */
+function collectChecks(document: SnapshotDocument, { round, checks, result }: Gather): void {
+  if (!round) return;
+  const included = document.packs.map((pack) => round.includes(pack.id));
   for (const { extents } of document.files.filter(isDocumentFile)) {
     for (let row = 0; row < extents.at.length; row++) {
+      if (!included[extents.packs[row]]) continue;
       const pack = document.packs[extents.packs[row]];
-      let checks = context.checks.get(pack.id);
-      if (!checks) context.checks.set(pack.id, checks = new PackRanges(pack.compression));
-      if (checks.compression !== pack.compression) {
-        context.result.errors.push(`${packName(pack.id)}: recorded with two compressions by different snapshots`);
-      }
-      checks.add(extents.offsets[row], extents.lengths[row], extents.hashes, row * 32);
+      let ranges = checks.get(pack.id);
+      if (!ranges) checks.set(pack.id, ranges = new PackRanges(pack.compression));
+      const twice = `${packName(pack.id)}: recorded with two compressions by different snapshots`;
+      if (ranges.compression !== pack.compression && !result.errors.includes(twice)) result.errors.push(twice);
+      ranges.add(extents.offsets[row], extents.lengths[row], extents.hashes, row * 32);
     }
   }
+  round.fit(checks);
 }
 
 async function readPacks(

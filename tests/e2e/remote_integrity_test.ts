@@ -14,7 +14,7 @@ import { openFolderBackend } from "../../src/repo/folder.ts";
 import { initRepository, openRepository } from "../../src/repo/repository.ts";
 import { type PushResult, pushSnapshot } from "../../src/repo/push.ts";
 import { verifyRepository } from "../../src/repo/verify.ts";
-import { objectNames, type RepoFixture, repoFixture, snapshotOf } from "../_repo.ts";
+import { objectNames, type RepoFixture, repoFixture, snapshotOf, updateRows } from "../_repo.ts";
 
 /** A fixture with one pushed snapshot. */
 async function pushedFixture(): Promise<{ f: RepoFixture; pushed: PushResult }> {
@@ -148,6 +148,30 @@ Deno.test("remote verify: sizes without the identity, content with it; a subset 
   const read = await verifyRepository(f.backend, { identities: [f.identity], readData: true });
   assert.deepEqual(read.errors.map((error) => error.split(":")[0]), [pack]);
   void pushed;
+});
+
+Deno.test("remote verify: ranges past the budget are read in rounds of packs: each pack once, damage in any named", async () => {
+  using f = await repoFixture({ dbMiB: 24, chromaMiB: 1 });
+  await pushSnapshot(f.config, f.backend, (await snapshotOf(f)).root, f.auth);
+  updateRows(f.store.db, 0.05);
+  await pushSnapshot(f.config, f.backend, (await snapshotOf(f)).root, f.auth);
+  const packs = (await objectNames(f.backend, "packs/")).sort();
+  assert.ok(packs.length >= 3, `${packs.length} packs`);
+  const options = { identities: [f.identity], readData: true };
+  const once = await verifyRepository(f.backend, options);
+  const counts = (result: typeof once) => [result.ok, result.packs_read, result.extents_checked, result.bytes_read];
+  for (const rangeBudget of [1, 4096, 65536]) {
+    assert.deepEqual(counts(await verifyRepository(f.backend, { ...options, rangeBudget })), counts(once));
+  }
+  for (const pack of [packs[0], packs.at(-1)!]) { // in the first round and in the last
+    const bytes = Deno.readFileSync(join(f.repoDir, pack));
+    const flipped = bytes.slice();
+    flipped[200] ^= 1;
+    Deno.writeFileSync(join(f.repoDir, pack), flipped);
+    const damaged = await verifyRepository(f.backend, { ...options, rangeBudget: 1 });
+    assert.deepEqual(damaged.errors.map((error) => error.split(":")[0]), [pack]);
+    Deno.writeFileSync(join(f.repoDir, pack), bytes);
+  }
 });
 
 Deno.test("remote repository: init refuses a non-empty folder or a second init; open refuses a newer format", async () => {
