@@ -8,7 +8,7 @@
  */
 import type { AgeIdentity } from "../crypto/age.ts";
 import { UsageError } from "../errors.ts";
-import { type Backend, isSftpBackend } from "./backend.ts";
+import { type Backend, isSftpBackend, ObjectNotFoundError } from "./backend.ts";
 import { collectGarbage } from "../sys/collect_garbage.ts";
 import { sha256Hex } from "./boundary.ts";
 import { CryptoPool, defaultWorkers } from "./crypto_pool.ts";
@@ -95,8 +95,8 @@ export async function verifyRepository(backend: Backend, options: VerifyOptions 
   const referenced = new Set<string>();
   const allowUnauthenticated = options.allowUnauthenticated ?? false;
   const round = options.readData ? new PackRound(options.rangeBudget ?? RANGE_BUDGET_BYTES) : null;
-  const gather: Gather = { round, checks: new Map(), result };
-  const readable: SnapshotKey[] = [];
+  const gather: Gather = { round, checks: new Map(), result, seen: new Set(), chosen: null };
+  let readable: SnapshotKey[] = [];
   for (const { key } of listing.snapshots) {
     result.snapshots += 1;
     const context = { packs, referenced, result, allowUnauthenticated, gather };
@@ -104,32 +104,45 @@ export async function verifyRepository(backend: Backend, options: VerifyOptions 
     collectGarbage(); // each document is garbage once its ranges are taken: one at a time, whatever the history
   }
   result.packs_referenced = referenced.size;
+  if ((options.subset ?? 100) < 100) gather.chosen = new Set(sampled([...gather.seen].sort(), options)); // once
   while (gather.round) {
     for (const ranges of gather.checks.values()) ranges.trim();
-    await readPacks(backend, identities, gather.checks, options, result);
+    const ids = [...gather.checks.keys()].sort().filter((id) => gather.chosen?.has(id) ?? true);
+    await readPacks(backend, identities, ids, gather.checks, options, result);
     [gather.round, gather.checks] = [gather.round.next(), new Map()];
-    if (gather.round) await gatherAgain(repository, identities, readable, gather, allowUnauthenticated);
+    if (gather.round) readable = await gatherAgain(repository, identities, readable, gather, allowUnauthenticated);
   }
   result.ok = result.errors.length === 0;
   return result;
 }
 
-/** Read the documents of `keys` again for the ranges of the packs of a next round. */
+/**
+ * Read the documents of `keys` again for the ranges of the packs of a next round; the keys still readable. One that is
+ * gone was removed meanwhile (a cleanup: its packs stay through the grace period), a note; any other failure an error.
+ */
 async function gatherAgain(
   repository: Repository,
   identities: readonly AgeIdentity[],
   keys: readonly SnapshotKey[],
   gather: Gather,
   allowUnauthenticated: boolean,
-): Promise<void> {
+): Promise<SnapshotKey[]> {
+  const { result } = gather;
+  const readable: SnapshotKey[] = [];
   for (const key of keys) {
     try {
-      collectChecks((await readSnapshot(repository, identities, key, { allowUnauthenticated })).document, gather);
+      const read = await readSnapshot(repository, identities, key, { allowUnauthenticated });
+      const text = snapshotKeyText(key);
+      if (!read.authenticated && !result.unauthenticated.includes(text)) result.unauthenticated.push(text);
+      collectChecks(read.document, gather);
+      readable.push(key);
     } catch (error) {
-      gather.result.errors.push(`${(error as Error).message} (read again for a next round of packs)`);
+      const gone = error instanceof ObjectNotFoundError;
+      (gone ? result.notes : result.errors).push(`${(error as Error).message} (read again for a next round of packs)`);
     }
     collectGarbage();
   }
+  return readable;
 }
 
 async function listedPacks(backend: Backend, result: VerifyResult): Promise<Map<string, number>> {
@@ -147,6 +160,10 @@ interface Gather {
   round: PackRound | null;
   checks: Map<string, PackRanges>;
   result: VerifyResult;
+  /** Every pack the documents use, seen in the first pass: what `subset` samples from. */
+  seen: Set<string>;
+  /** With `subset`: the packs chosen to be read, from the second round on; `null` for every pack. */
+  chosen: Set<string> | null;
 }
 
 interface SnapshotContext {
@@ -195,31 +212,38 @@ async function checkSnapshot(
 }
 
 /** Take the ranges `document` records in the packs of the round, then fit the round to the budget. */
-function collectChecks(document: SnapshotDocument, { round, checks, result }: Gather): void {
+function collectChecks(document: SnapshotDocument, { round, checks, result, seen, chosen }: Gather): void {
   if (!round) return;
-  const included = document.packs.map((pack) => round.includes(pack.id));
+  for (const pack of document.packs) seen.add(pack.id);
+  const included = document.packs.map((pack) => round.includes(pack.id) && (chosen?.has(pack.id) ?? true));
   for (const { extents } of document.files.filter(isDocumentFile)) {
     for (let row = 0; row < extents.at.length; row++) {
       if (!included[extents.packs[row]]) continue;
       const pack = document.packs[extents.packs[row]];
       let ranges = checks.get(pack.id);
       if (!ranges) checks.set(pack.id, ranges = new PackRanges(pack.compression));
-      const twice = `${packName(pack.id)}: recorded with two compressions by different snapshots`;
-      if (ranges.compression !== pack.compression && !result.errors.includes(twice)) result.errors.push(twice);
+      if (ranges.compression !== pack.compression) twoCompressions(pack.id, result);
       ranges.add(extents.offsets[row], extents.lengths[row], extents.hashes, row * 32);
     }
   }
   round.fit(checks);
 }
 
+/** Report that snapshots record pack `id` with two compressions: once, though every extent and round finds it. */
+function twoCompressions(id: string, result: VerifyResult): void {
+  const line = `${packName(id)}: recorded with two compressions by different snapshots`;
+  if (!result.errors.includes(line)) result.errors.push(line);
+}
+
+/** Read packs `ids` (in that order, `transfers` at once) and check the ranges `checks` hold for each. */
 async function readPacks(
   backend: Backend,
   identities: readonly AgeIdentity[],
+  ids: readonly string[],
   checks: Map<string, PackRanges>,
   options: VerifyOptions,
   result: VerifyResult,
 ): Promise<void> {
-  const ids = sampled([...checks.keys()].sort(), options);
   const lanes = Math.max(1, options.transfers ?? DEFAULT_TRANSFERS);
   const buffers: Uint8Array[] = [];
   const plainBuffers: Uint8Array[] = [];

@@ -9,11 +9,12 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { generateIdentity, parseIdentity } from "../../src/crypto/age.ts";
+import type { Backend } from "../../src/repo/backend.ts";
 import { fetchSnapshot } from "../../src/repo/fetch.ts";
 import { openFolderBackend } from "../../src/repo/folder.ts";
 import { initRepository, openRepository } from "../../src/repo/repository.ts";
 import { type PushResult, pushSnapshot } from "../../src/repo/push.ts";
-import { verifyRepository } from "../../src/repo/verify.ts";
+import { type VerifyOptions, verifyRepository } from "../../src/repo/verify.ts";
 import { objectNames, type RepoFixture, repoFixture, snapshotOf, updateRows } from "../_repo.ts";
 
 /** A fixture with one pushed snapshot. */
@@ -156,22 +157,63 @@ Deno.test("remote verify: ranges past the budget are read in rounds of packs: ea
   updateRows(f.store.db, 0.05);
   await pushSnapshot(f.config, f.backend, (await snapshotOf(f)).root, f.auth);
   const packs = (await objectNames(f.backend, "packs/")).sort();
+  const places = new Set(packs.map((pack) => pack.slice(9, 17))).size; // a round holds whole places (8 hex digits)
   assert.ok(packs.length >= 3, `${packs.length} packs`);
-  const options = { identities: [f.identity], readData: true };
-  const once = await verifyRepository(f.backend, options);
-  const counts = (result: typeof once) => [result.ok, result.packs_read, result.extents_checked, result.bytes_read];
-  for (const rangeBudget of [1, 4096, 65536]) {
-    assert.deepEqual(counts(await verifyRepository(f.backend, { ...options, rangeBudget })), counts(once));
-  }
+  /** A backend that counts reads of snapshot objects, and runs `onRead` before each. */
+  let documentReads = 0;
+  let onRead = (_name: string) => {};
+  const backend: Backend = {
+    location: f.backend.location,
+    list: (prefix) => f.backend.list(prefix),
+    read: (name, into, max) => {
+      if (name.startsWith("snapshots/")) {
+        documentReads += 1;
+        onRead(name);
+      }
+      return f.backend.read(name, into, max);
+    },
+    stat: (name) => f.backend.stat(name),
+    write: (name, content, options) => f.backend.write(name, content, options),
+    remove: (name) => f.backend.remove(name),
+  };
+  const verify = async (extra: VerifyOptions) => {
+    documentReads = 0;
+    const result = await verifyRepository(backend, { identities: [f.identity], readData: true, ...extra });
+    return { result, rounds: documentReads / 2 - 1 }; // the first pass reads each document twice, a next round once
+  };
+  const once = await verify({});
+  assert.equal(once.rounds, 1);
+  const counts = ({ result }: typeof once) => [result.ok, result.packs_read, result.extents_checked, result.bytes_read];
+  const tiny = await verify({ rangeBudget: 1 });
+  assert.deepEqual([counts(tiny), tiny.rounds], [counts(once), places], "a round for each place, none empty");
+  assert.deepEqual(counts(await verify({ rangeBudget: 65536 })), counts(once));
   for (const pack of [packs[0], packs.at(-1)!]) { // in the first round and in the last
     const bytes = Deno.readFileSync(join(f.repoDir, pack));
     const flipped = bytes.slice();
     flipped[200] ^= 1;
     Deno.writeFileSync(join(f.repoDir, pack), flipped);
-    const damaged = await verifyRepository(f.backend, { ...options, rangeBudget: 1 });
-    assert.deepEqual(damaged.errors.map((error) => error.split(":")[0]), [pack]);
+    const { result } = await verify({ rangeBudget: 1 });
+    assert.deepEqual(result.errors.map((error) => error.split(":")[0]), [pack]);
     Deno.writeFileSync(join(f.repoDir, pack), bytes);
   }
+  // a subset is drawn once from every pack, not in each round
+  const half = await verify({ rangeBudget: 1, subset: 50 });
+  assert.equal(half.result.packs_read, Math.ceil(packs.length / 2));
+  // a snapshot removed between rounds (a cleanup) is a note, once; the packs it alone took are not read again
+  const [first] = await objectNames(f.backend, "snapshots/");
+  const firstBytes = Deno.readFileSync(join(f.repoDir, first));
+  onRead = (name) => {
+    if (name === first && documentReads === 5) Deno.removeSync(join(f.repoDir, first)); // its first re-read
+  };
+  const gone = await verify({ rangeBudget: 1 });
+  onRead = () => {};
+  Deno.writeFileSync(join(f.repoDir, first), firstBytes);
+  assert.deepEqual(gone.result.errors, []);
+  assert.equal(gone.result.notes.filter((note) => note.includes(first)).length, 1, gone.result.notes.join("\n"));
+  assert.match(
+    gone.result.notes.join("\n"),
+    /repository object missing: snapshots\/\S+ .* \(read again for a next round/,
+  );
 });
 
 Deno.test("remote repository: init refuses a non-empty folder or a second init; open refuses a newer format", async () => {
