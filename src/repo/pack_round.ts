@@ -45,4 +45,3 @@ export class PackRound {
 function placeOf(id: string): number {
   return parseInt(id.slice(0, 8), 16);
 }
-
