@@ -162,7 +162,7 @@ interface Gather {
   result: VerifyResult;
   /** Every pack the documents use, seen in the first pass: what `subset` samples from. */
   seen: Set<string>;
-  /** With `subset`: the packs chosen to be read, from the second round on; `null` for every pack. */
+  /** With `subset`: the packs chosen to be read, drawn from `seen` after the first pass; `null` for every pack. */
   chosen: Set<string> | null;
 }
 
