@@ -199,7 +199,7 @@ Deno.test("remote verify: ranges past the budget are read in rounds of packs: ea
   // a subset is drawn once from every pack, not in each round
   const half = await verify({ rangeBudget: 1, subset: 50 });
   assert.equal(half.result.packs_read, Math.ceil(packs.length / 2));
-  // a snapshot removed between rounds (a cleanup) is a note, once; the packs it alone took are not read again
+  // a snapshot removed between rounds (a cleanup) is a note, once, and no error
   const [first] = await objectNames(f.backend, "snapshots/");
   const firstBytes = Deno.readFileSync(join(f.repoDir, first));
   onRead = (name) => {
