@@ -14,6 +14,17 @@ import { runSealJob, type SealDone, type SealJob } from "./seal_jobs.ts";
 
 export type { OpenDone };
 
+/**
+ * A pack that could not be opened, with the job's buffers (sealed, into, then plainInto if given) handed back: a verify
+ * goes on with the next pack in the same buffers instead of making new ones for each damaged pack.
+ */
+export class PackOpenError extends OperationError {
+  /** Make the failure of a job that returned `buffers`. */
+  constructor(message: string, readonly buffers: readonly Uint8Array[]) {
+    super(message);
+  }
+}
+
 /** Workers a pool starts at most: one per core, up to 4. */
 export function defaultWorkers(): number {
   return Math.max(1, Math.min(4, navigator.hardwareConcurrency ?? 1));
@@ -39,7 +50,7 @@ export class CryptoPool implements Disposable {
    * Open a sealed pack and hash `ranges` of its plaintext (see {@linkcode OpenJob}); `sealed` and `into` move to the
    * worker and come back in the result.
    *
-   * @throws {OperationError} naming the pack, as {@linkcode openBytes} does.
+   * @throws {PackOpenError} naming the pack, as {@linkcode openBytes} does, with the buffers.
    */
   async open(job: Omit<OpenJob, "identities">, identities: readonly AgeIdentity[]): Promise<OpenDone> {
     const texts = identities.map((identity) => {
@@ -51,7 +62,9 @@ export class CryptoPool implements Disposable {
     const slot = this.slot();
     if (!slot && ++this.nextId % GC_EVERY_PACKS === 0) collectGarbage();
     const result = slot ? await this.post(slot, full) : runJob(full);
-    if ("error" in result) throw result.operation ? new OperationError(result.error) : new Error(result.error);
+    if ("error" in result) {
+      throw result.operation ? new PackOpenError(result.error, result.buffers) : new Error(result.error);
+    }
     return result;
   }
 

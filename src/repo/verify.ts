@@ -11,7 +11,7 @@ import { UsageError } from "../errors.ts";
 import { type Backend, isSftpBackend, ObjectNotFoundError } from "./backend.ts";
 import { collectGarbage } from "../sys/collect_garbage.ts";
 import { sha256Hex } from "./boundary.ts";
-import { CryptoPool, defaultWorkers } from "./crypto_pool.ts";
+import { CryptoPool, defaultWorkers, PackOpenError } from "./crypto_pool.ts";
 import { DEFAULT_TRANSFERS, inLanes } from "./lanes.ts";
 import { GC_EVERY_PACKS } from "./pack_writer.ts";
 import { isDocumentFile, PACK_BUFFER_BYTES, PACK_MAX_BYTES, type SnapshotDocument } from "./document.ts";
@@ -280,9 +280,16 @@ async function readPacks(
       });
     } catch (error) {
       errors[at].push((error as Error).message);
+      if (error instanceof PackOpenError) keepBuffers(error.buffers, lane, buffers, plainBuffers);
     }
   });
   result.errors.push(...errors.flat()); // in pack order, whatever order the lanes finished in
+}
+
+/** Take back the buffers of a pack that failed to open (`[sealed, into, plainInto?]`) as the lane's. */
+function keepBuffers(given: readonly Uint8Array[], lane: number, buffers: Uint8Array[], plainBuffers: Uint8Array[]) {
+  buffers[lane] = new Uint8Array(given[0].buffer);
+  if (given[2]) plainBuffers[lane] = given[2];
 }
 
 /**

@@ -3,7 +3,7 @@ import { createHash } from "node:crypto";
 import { Buffer } from "node:buffer";
 import { ageDecrypt, generateIdentity, parseIdentity } from "../../src/crypto/age.ts";
 import { Boundary, getSealed } from "../../src/repo/boundary.ts";
-import { CryptoPool } from "../../src/repo/crypto_pool.ts";
+import { CryptoPool, PackOpenError } from "../../src/repo/crypto_pool.ts";
 import { openFolderBackend } from "../../src/repo/folder.ts";
 import { PACK_BUFFER_BYTES } from "../../src/repo/document.ts";
 import { packName } from "../../src/repo/layout.ts";
@@ -117,4 +117,25 @@ Deno.test("sealText: text in pieces sealed as one zstd frame that opens, and tha
   const output = await reading;
   assert.equal(output.code, 0);
   assert.equal(new TextDecoder().decode(output.stdout), text);
+});
+
+Deno.test("crypto pool: a pack that fails to open is named, and its buffers come back usable, on a worker or inline", async () => {
+  const { identity } = generateIdentity();
+  for (const workers of [1, 0]) {
+    using pool = new CryptoPool(workers);
+    const buffer = new Uint8Array(PACK_BUFFER_BYTES);
+    const plainInto = new Uint8Array(PACK_BUFFER_BYTES);
+    const sealed = buffer.subarray(0, 1000).fill(7); // not an age file
+    const name = packName("ab".repeat(32));
+    const job = { name, sealed, into: sealed, compression: "zstd" as const, maxBytes: PACK_BUFFER_BYTES, ranges: [] };
+    const failure = await pool.open({ ...job, skipNameHash: true, plainInto }, [parseIdentity(identity)]).then(
+      () => assert.fail("garbage opened"),
+      (error) => error,
+    );
+    assert.ok(failure instanceof PackOpenError, String(failure));
+    assert.match(failure.message, new RegExp(name));
+    assert.equal(failure.buffers[0].buffer.byteLength, PACK_BUFFER_BYTES);
+    assert.equal(failure.buffers[2].byteLength, PACK_BUFFER_BYTES);
+    assert.equal(failure.buffers[0][999], 7);
+  }
 });
