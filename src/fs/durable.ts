@@ -22,16 +22,22 @@ export function syncDir(path: string): void {
 }
 
 /**
- * Write `data` to `path` so that after a crash the path holds either its old
- * content or all of `data`: a temporary file beside it, fsync, rename, fsync the folder.
+ * Write `data` (text, bytes, or bytes in parts written one after the other) to `path` so that after a crash the path
+ * holds either its old content or all of `data`: a temporary file beside it, fsync, rename, fsync the folder.
  */
-export function writeFileAtomic(path: string, data: Uint8Array | string): void {
+export function writeFileAtomic(path: string, data: Uint8Array | string | readonly Uint8Array[]): void {
   const temporary = temporaryPath(path);
   try {
     using file = Deno.openSync(temporary, { write: true, createNew: true });
-    const bytes = typeof data === "string" ? new TextEncoder().encode(data) : data;
-    let written = 0;
-    while (written < bytes.length) written += file.writeSync(bytes.subarray(written));
+    const parts = typeof data === "string"
+      ? [new TextEncoder().encode(data)]
+      : data instanceof Uint8Array
+      ? [data]
+      : data;
+    for (const bytes of parts) {
+      let written = 0;
+      while (written < bytes.length) written += file.writeSync(bytes.subarray(written));
+    }
     file.syncSync();
   } catch (error) {
     removeQuietly(temporary);

@@ -16,6 +16,7 @@ import { type Reporter, SILENT } from "../report/reporter.ts";
 import type { RetryListener } from "../repo/retry.ts";
 import type { Backend } from "../repo/backend.ts";
 import { openBackend } from "../repo/open_backend.ts";
+import { requireHostStateFolders } from "../repo/host_state.ts";
 import { canonicalRecipients, checkPin, type Repository } from "../repo/repository.ts";
 import { remotePinPath, snapshotsDir } from "../snapshot/layout.ts";
 
@@ -177,6 +178,7 @@ export function recipientsFrom(settings: RemoteSettings): string[] | undefined {
  * @throws {RefusedError} as {@linkcode checkPin}.
  */
 export function checkPinIfPinned(config: Config, repository: Repository, recipients?: readonly string[]): void {
+  requireHostStateFolders(config.backupDir.path, repository.backend.location);
   if (existsSync(remotePinPath(config.backupDir.path, repository.backend.location))) {
     checkPin(config.backupDir.path, repository, recipients);
   } else if (recipients && recipients.length > 0) {

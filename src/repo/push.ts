@@ -313,7 +313,7 @@ function saveCache(backupDir: string, location: string, journal: PushJournal, ca
     collectGarbage(); // the document's copies go before the cache's
     savePushCache(pushCachePath(backupDir, location), cache);
     journal.remove();
-    clearJournals(pushJournalDir(backupDir, location));
+    clearJournals(backupDir, pushJournalDir(backupDir, location));
     return [];
   } catch (error) {
     return [`push cache not saved (${describeOsError(error)}): the next push re-reads every file`];

@@ -8,8 +8,10 @@
 import { Buffer } from "node:buffer";
 import { createHash } from "node:crypto";
 import { join } from "node:path";
-import { ensureDir, removeQuietly, writeFileAtomic } from "../fs/durable.ts";
+import { ensureDir, removeInside, removeQuietly, writeFileAtomic } from "../fs/durable.ts";
+import { fileLines } from "../fs/lines.ts";
 import { entriesOrNone } from "../fs/probe.ts";
+import { readAt } from "../fs/read_at.ts";
 import { hexHashInto } from "./blocks.ts";
 import type { PackInfo } from "./boundary.ts";
 import { type ExtentTable, extentTableBytes, extentTableFrom, toExtentTable } from "./extent_table.ts";
@@ -57,6 +59,11 @@ export function emptyBlockMap(block: number, size: number): BlockMap {
 
 /** Encode the cache: magic, header JSON, each file's block map and extent table, then the SHA-256 of all of it. */
 export function encodePushCache(cache: PushCache): Uint8Array {
+  return Buffer.concat(pushCacheParts(cache));
+}
+
+/** The encoded cache's parts in order, written one after the other: no copy of the maps, however large the files. */
+function pushCacheParts(cache: PushCache): Uint8Array[] {
   const header = new TextEncoder().encode(JSON.stringify({
     repository_id: cache.repositoryId,
     packs: cache.packs,
@@ -76,22 +83,58 @@ export function encodePushCache(cache: PushCache): Uint8Array {
   }
   const sum = createHash("sha256");
   for (const part of parts) sum.update(part);
-  return Buffer.concat([...parts, sum.digest()]); // one copy of the body, however large the history
+  return [...parts, sum.digest()];
 }
+
+/**
+ * The next `length` bytes of an encoded cache as a new buffer (its own, so typed arrays can be made on it), or `null`
+ * when fewer remain.
+ */
+type Take = (length: number) => Uint8Array<ArrayBuffer> | null;
 
 /** Decode a cache, or `null` when it is damaged, of another version, or of another repository. */
 export function decodePushCache(bytes: Uint8Array, repositoryId: string): PushCache | null {
+  let at = 0; // each part copied: a Buffer's slice would share its pool
+  return decodeFrom(
+    (length) => length > bytes.length - at ? null : new Uint8Array(bytes.subarray(at, at += length)),
+    bytes.length,
+    repositoryId,
+  );
+}
+
+/** Load the cache at `path`, or `null` (missing, damaged, another repository); each part read into its own array. */
+export function loadPushCache(path: string, repositoryId: string): PushCache | null {
   try {
-    const body = new Uint8Array(bytes.buffer, bytes.byteOffset, Math.max(0, bytes.length - 32)); // not a Buffer: slice copies
-    const sum = createHash("sha256").update(body).digest();
-    if (bytes.length < MAGIC.length + 36 || !sum.equals(bytes.subarray(bytes.length - 32))) return null;
-    const magic = new TextDecoder().decode(body.subarray(0, MAGIC.length));
+    using file = Deno.openSync(path, { read: true });
+    const size = file.statSync().size;
+    let at = 0;
+    return decodeFrom(
+      (length) => length > size - at ? null : readAt(file, (at += length) - length, length),
+      size,
+      repositoryId,
+    );
+  } catch {
+    return null;
+  }
+}
+
+/** Decode a cache of `size` bytes read through `take`; every part is counted into the checksum checked at the end. */
+function decodeFrom(take: Take, size: number, repositoryId: string): PushCache | null {
+  if (size < MAGIC.length + 36) return null;
+  const sum = createHash("sha256");
+  let left = size - 32;
+  const next = (length: number) => {
+    const bytes = Number.isSafeInteger(length) && length >= 0 && length <= left ? take(length) : null;
+    if (bytes === null) throw new RangeError("the cache ends early");
+    left -= length;
+    sum.update(bytes);
+    return bytes;
+  };
+  try {
+    const magic = new TextDecoder().decode(next(MAGIC.length));
     if (magic !== MAGIC && magic !== MAGIC_V1) return null;
-    const headerLength = new DataView(body.buffer, body.byteOffset + MAGIC.length, 4).getUint32(0, true);
-    let at = MAGIC.length + 4;
-    const header = JSON.parse(new TextDecoder().decode(body.subarray(at, at += headerLength)));
+    const header = JSON.parse(new TextDecoder().decode(next(new DataView(next(4).buffer).getUint32(0, true))));
     if (header.repository_id !== repositoryId) return null;
-    const take = (length: number) => body.slice(at, at += length).buffer;
     const files: CachedFile[] = [];
     for (const file of header.files) {
       const count = Math.ceil(file.size / file.block);
@@ -99,22 +142,16 @@ export function decodePushCache(bytes: Uint8Array, repositoryId: string): PushCa
       if (!v1 && (magic === MAGIC_V1 || !Number.isSafeInteger(file.extents) || file.extents < 0)) return null;
       const map = {
         block: file.block,
-        hashes: new Uint8Array(take(count * 32)),
-        packs: new Int32Array(take(count * 4)),
-        offsets: new Uint32Array(take(count * 4)),
+        hashes: next(count * 32),
+        packs: new Int32Array(next(count * 4).buffer),
+        offsets: new Uint32Array(next(count * 4).buffer),
       };
-      files.push({ ...file, map, extents: v1 ? toExtentTable(file.extents) : extentTableFrom(file.extents, take) });
+      const extents = v1 ? toExtentTable(file.extents) : extentTableFrom(file.extents, (length) => next(length).buffer);
+      files.push({ ...file, map, extents });
     }
-    return at === body.length ? { repositoryId, packs: header.packs, files } : null;
-  } catch {
-    return null;
-  }
-}
-
-/** Load the cache at `path`, or `null` (missing, damaged, another repository). */
-export function loadPushCache(path: string, repositoryId: string): PushCache | null {
-  try {
-    return decodePushCache(Deno.readFileSync(path), repositoryId);
+    const stored = take(32);
+    if (left !== 0 || stored === null || !sum.digest().equals(stored)) return null;
+    return { repositoryId, packs: header.packs, files };
   } catch {
     return null;
   }
@@ -122,7 +159,7 @@ export function loadPushCache(path: string, repositoryId: string): PushCache | n
 
 /** Replace the cache at `path` atomically. */
 export function savePushCache(path: string, cache: PushCache): void {
-  writeFileAtomic(path, encodePushCache(cache));
+  writeFileAtomic(path, pushCacheParts(cache));
 }
 
 function bytesOf(array: Int32Array | Uint32Array): Uint8Array {
@@ -168,20 +205,24 @@ export interface JournalContent {
   maps: Map<string, BlockMap>;
 }
 
+/**
+ * A journal line's bytes at most: a pack's blocks, each about 80 characters (a pack of 8 MiB + 64 KiB cut at 512 bytes
+ * is 1.3 MB); a longer line is not one of ours and is skipped.
+ */
+const MAX_JOURNAL_LINE = 8 << 20;
+
 /** Read every journal in `dir` for repository `repositoryId`; unreadable lines and files are skipped. */
 export function loadJournals(dir: string, repositoryId: string): JournalContent {
   const content: JournalContent = { packs: [], maps: new Map() };
   for (const entry of entriesOrNone(dir)) {
     if (!entry.isFile) continue;
-    let text = "";
     try {
-      text = Deno.readTextFileSync(join(dir, entry.name));
+      for (const line of fileLines(join(dir, entry.name), MAX_JOURNAL_LINE)) {
+        const record = parseJournalLine(line, repositoryId);
+        if (record) addRecord(content, record);
+      }
     } catch {
-      continue;
-    }
-    for (const line of text.split("\n")) {
-      const record = parseJournalLine(line, repositoryId);
-      if (record) addRecord(content, record);
+      continue; // what was read counts: lines are checksummed one by one
     }
   }
   return content;
@@ -217,9 +258,12 @@ function addRecord(content: JournalContent, record: JournalRecord): void {
   }
 }
 
-/** Remove every journal in `dir` (after a finished push saved its cache, they are superseded). */
-export function clearJournals(dir: string): void {
-  for (const entry of entriesOrNone(dir)) if (entry.isFile) removeQuietly(join(dir, entry.name));
+/**
+ * Remove every journal in `dir`, a folder inside `root` (after a finished push saved its cache, they are superseded);
+ * nothing is removed through a link (see `removeInside`).
+ */
+export function clearJournals(root: string, dir: string): void {
+  for (const entry of entriesOrNone(dir)) if (entry.isFile) removeInside(root, join(dir, entry.name));
 }
 
 /** A block found stored already: the pack (index into {@linkcode KnownBlocks.packs}) and its offset there. */

@@ -9,6 +9,7 @@ import { parseRecipient } from "../crypto/age.ts";
 import { OperationError, RefusedError, UsageError } from "../errors.ts";
 import { ensureDir, writeFileAtomic } from "../fs/durable.ts";
 import { remotePinPath, remoteStateDir } from "../snapshot/layout.ts";
+import { requireHostStateFolders } from "./host_state.ts";
 import { type Backend, ObjectExistsError, ObjectNotFoundError } from "./backend.ts";
 import { Boundary, getPublic } from "./boundary.ts";
 import { CONFIG_NAME, isRandomId, newRandomId } from "./layout.ts";
@@ -181,6 +182,7 @@ export function checkPin(
       );
     }
   }
+  requireHostStateFolders(backupDir, backend.location);
   const path = remotePinPath(backupDir, backend.location);
   const pin = readPin(path);
   if (pin === null) {

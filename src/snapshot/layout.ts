@@ -63,6 +63,14 @@ export function remoteStateDir(backupDir: string, location: string): string {
   return join(backupDir, "remotes", createHash("sha256").update(location).digest("hex").slice(0, 16));
 }
 
+/**
+ * The folders of this host's state about `location`, outermost first: `<backup>/remotes`, `remotes/<key>` and its
+ * `journal`.
+ */
+export function remoteStateFolders(backupDir: string, location: string): string[] {
+  return [join(backupDir, "remotes"), remoteStateDir(backupDir, location), pushJournalDir(backupDir, location)];
+}
+
 /** `<backup>/remotes/<key>/pin.json`: the id and recipients of the repository at `location`, pinned by the first push. */
 export function remotePinPath(backupDir: string, location: string): string {
   return join(remoteStateDir(backupDir, location), "pin.json");

@@ -6,7 +6,7 @@
  * @module
  */
 import assert from "node:assert/strict";
-import { join } from "node:path";
+import { dirname, join } from "node:path";
 import { OperationError } from "../../src/errors.ts";
 import { pushLocalSnapshots } from "../../src/ops/push.ts";
 import { SILENT } from "../../src/report/reporter.ts";
@@ -18,6 +18,7 @@ import { listSnapshots } from "../../src/repo/snapshots.ts";
 import { verifyRepository } from "../../src/repo/verify.ts";
 import { pushJournalDir } from "../../src/snapshot/layout.ts";
 import { moduleSnapshot, runCli } from "../_helpers.ts";
+import { authKeyFileFor } from "../_remote_cli.ts";
 import { assertSameTree, dyingAt, objectNames, repoFixture, snapshotOf, updateRows } from "../_repo.ts";
 
 const AGE_HEADER = "age-encryption.org/v1\n";
@@ -212,4 +213,32 @@ Deno.test("remote: a snapshot made by the reference module (no manifest) is push
   const into = join(f.work, "fetched");
   await fetchSnapshot(f.backend, [f.identity], pushed.snapshot, into);
   assertSameTree(root, into);
+});
+
+Deno.test("remote: a host state folder that is a symbolic link is refused by push and cleanup; nothing where it points is touched", async () => {
+  using f = await repoFixture({ dbMiB: 2, chromaMiB: 1 });
+  const { root } = await snapshotOf(f);
+  await pushSnapshot(f.config, f.backend, root, f.auth);
+  const journal = pushJournalDir(f.config.backupDir.path, f.backend.location);
+  const authKey = authKeyFileFor({ keyFile: f.keyFile, recipient: f.recipient });
+  const victim = join(f.work, "victim");
+  Deno.mkdirSync(victim);
+  Deno.writeTextFileSync(join(victim, "precious.db"), "keep me");
+  for (const linked of [journal, dirname(journal)]) {
+    const aside = `${linked}.aside`;
+    Deno.renameSync(linked, aside);
+    Deno.symlinkSync(victim, linked);
+    const env = { ...f.env, ATOCORE_BACKUP_REMOTE: `file://${f.repoDir}`, ATOCORE_BACKUP_AUTH_KEY_FILE: authKey };
+    for (const args of [["push", "--latest"], ["remote", "cleanup", "--confirm"]]) {
+      const run = await runCli(args, { env });
+      assert.equal(run.code, 2, `${args.join(" ")}: ${run.stderr}`);
+      assert.match(
+        run.stderr,
+        new RegExp(`error: ${linked} is a symbolic link \\(to ${victim}\\): .*make it a plain folder`),
+      );
+      assert.deepEqual([...Deno.readDirSync(victim)].map((entry) => entry.name), ["precious.db"], args.join(" "));
+    }
+    Deno.removeSync(linked);
+    Deno.renameSync(aside, linked);
+  }
 });
