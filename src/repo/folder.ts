@@ -39,7 +39,7 @@ export function openFolderBackend(spec: string, cwd: string = Deno.cwd()): Backe
       );
     }
     try {
-      root = fileURLToPath(spec);
+      root = resolve(fileURLToPath(spec)); // one spelling per folder: no trailing or doubled slash, no `.` or `..`
     } catch {
       throw new UsageError(`not a local file URL: ${JSON.stringify(spec)}; give file:///absolute/path`);
     }

@@ -8,7 +8,10 @@ import { createHash, randomBytes } from "node:crypto";
 import { parseRecipient } from "../crypto/age.ts";
 import { OperationError, RefusedError, UsageError } from "../errors.ts";
 import { ensureDir, writeFileAtomic } from "../fs/durable.ts";
-import { remotePinPath, remoteStateDir } from "../snapshot/layout.ts";
+import { join } from "node:path";
+import { entriesOrNone } from "../fs/probe.ts";
+import { realPathAsFarAsExists } from "../fs/real_path.ts";
+import { remotePinPath, remotesRoot, remoteStateDir } from "../snapshot/layout.ts";
 import { requireHostStateFolders } from "./host_state.ts";
 import { type Backend, ObjectExistsError, ObjectNotFoundError } from "./backend.ts";
 import { Boundary, getPublic } from "./boundary.ts";
@@ -185,18 +188,32 @@ export function checkPin(
   requireHostStateFolders(backupDir, backend.location);
   const path = remotePinPath(backupDir, backend.location);
   const pin = readPin(path);
-  if (pin === null) {
-    ensureDir(remoteStateDir(backupDir, backend.location));
-    const value: RepositoryPin = {
-      location: backend.location,
-      repository_id: config.id,
-      recipients: config.recipients,
-      pinned_at: new Date().toISOString(),
-      source_id: newRandomId(),
-    };
-    writeFileAtomic(path, JSON.stringify(value, null, 2) + "\n");
-    return { pinned: true, sourceId: value.source_id! };
+  if (pin !== null) {
+    checkPinned({ path, pin }, config, backend.location);
+    return { pinned: false, sourceId: sourceIdOf(pin) };
   }
+  const other = pinOfSameFolder(backupDir, backend.location);
+  if (other) checkPinned(other, config, backend.location);
+  ensureDir(remoteStateDir(backupDir, backend.location));
+  const value: RepositoryPin = {
+    location: backend.location,
+    repository_id: config.id,
+    recipients: config.recipients,
+    pinned_at: new Date().toISOString(),
+    source_id: other ? sourceIdOf(other.pin) : newRandomId(),
+  };
+  writeFileAtomic(path, JSON.stringify(value, null, 2) + "\n");
+  return { pinned: true, sourceId: value.source_id! };
+}
+
+/** A pin found on this host, and its file. */
+interface FoundPin {
+  path: string;
+  pin: RepositoryPin;
+}
+
+/** @throws {RefusedError} when the repository's id or recipients are not those `found` pinned. */
+function checkPinned({ path, pin }: FoundPin, config: RepositoryConfig, location: string): void {
   const what = pin.repository_id !== config.id
     ? "id"
     : pin.recipients.join() !== config.recipients.join()
@@ -204,11 +221,32 @@ export function checkPin(
     : null;
   if (what) {
     throw new RefusedError(
-      `the ${what} of the repository at ${backend.location} changed since this host pinned it (${path}); ` +
+      `the ${what} of the repository at ${location} changed since this host pinned it (${path}); ` +
         `a swapped repository or recipient is an attack: if you re-created it on purpose, remove ${path}`,
     );
   }
-  return { pinned: false, sourceId: sourceIdOf(pin) };
+}
+
+/**
+ * For a folder repository not pinned under this spelling of its location, the pin of the same folder under another
+ * (a link to it, or one written before locations were normalised): the same repository, checked the same way.
+ */
+function pinOfSameFolder(backupDir: string, location: string): FoundPin | null {
+  if (!location.startsWith("file://")) return null;
+  const real = realPathAsFarAsExists(location.slice("file://".length));
+  for (const entry of entriesOrNone(remotesRoot(backupDir))) {
+    if (!entry.isDirectory) continue;
+    const path = join(remotesRoot(backupDir), entry.name, "pin.json");
+    try {
+      const pin = readPin(path);
+      if (pin?.location.startsWith("file://") && realPathAsFarAsExists(pin.location.slice("file://".length)) === real) {
+        return { path, pin };
+      }
+    } catch {
+      continue; // an unreadable pin of another location is that location's problem
+    }
+  }
+  return null;
 }
 
 /** The pin's source id; a pin written before source ids existed gets one derived from its own fields, stable. */

@@ -58,9 +58,14 @@ export function lockPath(backupDir: string): string {
   return join(backupDir, ".lock");
 }
 
+/** `<backup>/remotes`: this host's state about each repository it pushed to or cleaned, a folder each. */
+export function remotesRoot(backupDir: string): string {
+  return join(backupDir, "remotes");
+}
+
 /** `<backup>/remotes/<key>`: local state about the repository at `location` (a location without credentials). */
 export function remoteStateDir(backupDir: string, location: string): string {
-  return join(backupDir, "remotes", createHash("sha256").update(location).digest("hex").slice(0, 16));
+  return join(remotesRoot(backupDir), createHash("sha256").update(location).digest("hex").slice(0, 16));
 }
 
 /**
@@ -68,7 +73,7 @@ export function remoteStateDir(backupDir: string, location: string): string {
  * `journal`.
  */
 export function remoteStateFolders(backupDir: string, location: string): string[] {
-  return [join(backupDir, "remotes"), remoteStateDir(backupDir, location), pushJournalDir(backupDir, location)];
+  return [remotesRoot(backupDir), remoteStateDir(backupDir, location), pushJournalDir(backupDir, location)];
 }
 
 /** `<backup>/remotes/<key>/pin.json`: the id and recipients of the repository at `location`, pinned by the first push. */

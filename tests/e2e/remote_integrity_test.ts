@@ -258,3 +258,28 @@ Deno.test("remote pin: a repository re-created or re-keyed after the first push 
   );
   assert.deepEqual(await objectNames(f.backend), [], "nothing was written to a refused repository");
 });
+
+Deno.test("remote pin: the same folder spelt another way (trailing or doubled slash, a link to it) is the same pin", async () => {
+  using f = await repoFixture({ dbMiB: 1, chromaMiB: 1 });
+  const { root } = await snapshotOf(f);
+  const first = await pushSnapshot(f.config, f.backend, root, f.auth);
+  const link = join(f.work, "offsite-link");
+  Deno.symlinkSync(f.repoDir, link);
+  const spellings = [`file://${f.repoDir}/`, `file://${f.repoDir.replace("/repo", "//repo")}`, `file://${link}`];
+  for (const spelling of spellings) {
+    const again = await pushSnapshot(f.config, openFolderBackend(spelling), root, f.auth);
+    assert.equal(again.already_pushed, true, `${spelling} pushed the snapshot a second time`);
+    assert.equal(again.snapshot, first.snapshot);
+  }
+  const configPath = join(f.repoDir, "config");
+  const config = JSON.parse(Deno.readTextFileSync(configPath));
+  Deno.writeTextFileSync(configPath, JSON.stringify({ ...config, recipients: [generateIdentity().recipient] }));
+  const second = await snapshotOf(f);
+  for (const spelling of spellings) {
+    await assert.rejects(
+      pushSnapshot(f.config, openFolderBackend(spelling), second.root, f.auth),
+      /the recipients of the repository .* changed since this host pinned it/,
+      spelling,
+    );
+  }
+});
