@@ -8,6 +8,7 @@
 import type { Config, ResolvedPath } from "./config.ts";
 import { UsageError } from "./errors.ts";
 import { isSameOrInside } from "./fs/real_path.ts";
+import { failedRoot, lockPath, remotesRoot, snapshotsDir, stagingRoot, trashRoot } from "./snapshot/layout.ts";
 
 /** One path a part of the store occupies, named for messages. */
 interface Place {
@@ -72,6 +73,22 @@ function firstOverlap(first: Place[], second: Place[]): string | null {
 
 function describe(place: Place): string {
   return `${place.label} ${place.path} (${place.from})`;
+}
+
+/**
+ * What an output file at `path` (`--metrics-file`, `--junit`) would overwrite: the database or a sidecar, the
+ * registry, anything in the Chroma folder, or in the backup folder's own folders and lock, described; `null` when
+ * nothing (compared as {@linkcode pathOverlaps} compares).
+ */
+export function outputOverlap(config: Config, path: string): string | null {
+  const backup = config.backupDir.path;
+  const own = [snapshotsDir, stagingRoot, trashRoot, failedRoot, remotesRoot, lockPath].map((place): Place => ({
+    label: "the backup folder's",
+    path: place(backup),
+    from: config.backupDir.source === "default" ? `default under ${config.backupDir.from}` : config.backupDir.from,
+  }));
+  const hit = [...placesOf(config).slice(0, 3).flat(), ...own].find((place) => isSameOrInside(path, place.path));
+  return hit ? describe(hit) : null;
 }
 
 /**

@@ -28,7 +28,13 @@ import {
 } from "./command.ts";
 import { parseDurationSeconds } from "./duration_flag.ts";
 import { formatAge, formatBytes } from "./format.ts";
-import { METRICS_HELP, METRICS_OPTIONS, requireWritableOutput, withMetrics } from "./metrics_flag.ts";
+import {
+  METRICS_HELP,
+  METRICS_OPTIONS,
+  requireWritableOutput,
+  storeConfigOrNull,
+  withMetrics,
+} from "./metrics_flag.ts";
 import {
   AUTH_OPTIONS,
   READ_AUTH_HELP,
@@ -108,7 +114,9 @@ Examples:
   maxPositionals: 1,
   run(values, positionals, context): Promise<Outcome> {
     checkArguments(values, positionals);
-    if (values.junit !== undefined) requireWritableOutput("junit", resolve(context.cwd, values.junit));
+    if (values.junit !== undefined) {
+      requireWritableOutput("junit", resolve(context.cwd, values.junit), storeConfigOrNull(values, context));
+    }
     return withMetrics(
       values,
       "drill",

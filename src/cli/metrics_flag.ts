@@ -8,7 +8,16 @@ import { resolve } from "node:path";
 import { describeOsError, UsageError } from "../errors.ts";
 import { checkCanReplace } from "../fs/durable.ts";
 import { type MetricsOperation, writeMetrics } from "../report/metrics.ts";
-import type { CommandContext, CommandOptions, FlagValues, Outcome } from "./command.ts";
+import type { Config } from "../config.ts";
+import { outputOverlap } from "../path_overlap.ts";
+import {
+  type CommandContext,
+  type CommandOptions,
+  type FlagValues,
+  type Outcome,
+  type PATH_OPTIONS,
+  resolvedConfigFrom,
+} from "./command.ts";
 
 /** The flag, for a command's `options`. */
 export const METRICS_OPTIONS = { "metrics-file": { type: "string" } } as const satisfies CommandOptions;
@@ -25,7 +34,7 @@ export const METRICS_HELP =
  * event and does not change the exit code.
  */
 export async function withMetrics(
-  values: FlagValues<typeof METRICS_OPTIONS>,
+  values: FlagValues<typeof METRICS_OPTIONS & typeof PATH_OPTIONS>,
   operation: MetricsOperation,
   context: CommandContext,
   run: () => Promise<Outcome>,
@@ -33,7 +42,7 @@ export async function withMetrics(
   const path = values["metrics-file"];
   if (path === undefined) return await run();
   const target = resolve(context.cwd, path);
-  requireWritableOutput("metrics-file", target);
+  requireWritableOutput("metrics-file", target, storeConfigOrNull(values, context));
   const record = (success: boolean, outcome?: Outcome) => {
     try {
       writeMetrics(target, {
@@ -60,13 +69,22 @@ export async function withMetrics(
 
 /**
  * Refuse, before any work, an output file (`--metrics-file`, `--junit`) that could not be written after it, so that
- * a run that did its work never ends in exit 1 for want of somewhere to report it.
+ * a run that did its work never ends in exit 1 for want of somewhere to report it, or that would overwrite a file of
+ * the store or of its backups.
  *
  * @param flag The flag's name without dashes, for the message.
  * @param path The absolute path given.
+ * @param config The store's paths, which an output must never overwrite (`null`: not known, the run will say why).
  * @throws {UsageError} naming the flag, the path and the reason.
  */
-export function requireWritableOutput(flag: string, path: string): void {
+export function requireWritableOutput(flag: string, path: string, config: Config | null): void {
+  const overlap = config === null ? null : outputOverlap(config, path);
+  if (overlap !== null) {
+    throw new UsageError(
+      `--${flag} ${path} would overwrite ${overlap}; nothing was done; give a file outside the store and the ` +
+        `backups' own folders (a textfile collector's folder, a CI job's output folder)`,
+    );
+  }
   try {
     checkCanReplace(path);
   } catch (error) {
@@ -75,5 +93,17 @@ export function requireWritableOutput(flag: string, path: string): void {
         `give a file in an existing folder this user can write; nothing was done`,
       { cause: error },
     );
+  }
+}
+
+/**
+ * The store's paths as the flags and environment give them, for the output check; `null` when they cannot be resolved
+ * (the run then fails on them itself, and its metrics record that).
+ */
+export function storeConfigOrNull(values: FlagValues<typeof PATH_OPTIONS>, context: CommandContext): Config | null {
+  try {
+    return resolvedConfigFrom(values, context);
+  } catch {
+    return null;
   }
 }

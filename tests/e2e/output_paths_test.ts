@@ -68,3 +68,29 @@ Deno.test("a FIFO as --metrics-file is refused at once (exit 2), not read and wa
   assert.equal(code, 2, run.stderr);
   assert.match(run.stderr, /--metrics-file .* cannot be written \(not a regular file \(FIFO\)\)/);
 });
+
+Deno.test("an output file that would overwrite the live store or a snapshot's file is refused, and they are untouched (exit 2)", async () => {
+  using store = tempStore({ dbMiB: 1, chromaMiB: 1 });
+  const env = storeEnv(store);
+  const stamp = await createdStamp(env);
+  const snapshotDb = join(store.backupDir, "snapshots", stamp, "db", "atocore.db");
+  const before = [store.db, store.registry, snapshotDb].map((path) => Deno.readFileSync(path));
+  const cases: [string[], RegExp][] = [
+    [["validate", "--all", "--quick", "--metrics-file", store.db], /would overwrite the database /],
+    [["drill", stamp, "--junit", store.registry], /would overwrite the registry /],
+    [["drill", stamp, "--metrics-file", snapshotDb], /would overwrite the backup folder's .*snapshots /],
+    [["create", "--metrics-file", `${store.db}-wal`], /would overwrite the database's -wal /],
+    [
+      ["validate", "--all", "--metrics-file", join(store.chromaDir, "metrics.prom")],
+      /would overwrite the Chroma folder /,
+    ],
+  ];
+  for (const [args, message] of cases) {
+    const run = await runCli(args, { env });
+    assert.equal(run.code, 2, `${args.join(" ")}: ${run.stderr}`);
+    assert.match(run.stderr, message);
+    assert.match(run.stderr, /nothing was done; give a file outside the store/);
+  }
+  assert.deepEqual([store.db, store.registry, snapshotDb].map((path) => Deno.readFileSync(path)), before);
+  assert.equal([...Deno.readDirSync(store.chromaDir)].some((entry) => entry.name === "metrics.prom"), false);
+});
