@@ -10,7 +10,7 @@ import type { AgeIdentity } from "../crypto/age.ts";
 import { OperationError } from "../errors.ts";
 import type { Backend } from "./backend.ts";
 import { packName, parseName } from "./layout.ts";
-import { type Compression, openBytes, type OpenOptions, sealText, sha256Hex } from "./sealing.ts";
+import { type Compression, decompressBytes, openBytes, type OpenOptions, sealText, sha256Hex } from "./sealing.ts";
 import { type SealDone, type SealJob, sealPack } from "./seal_jobs.ts";
 
 export { type Compression, type OpenOptions, sha256Hex };
@@ -139,6 +139,9 @@ export async function getSealed(
 
 /** {@linkcode getSealed} on bytes already read. */
 export const openSealed = openBytes;
+
+/** The decompression of {@linkcode openSealed}, for a reader that decrypts first and decompresses once it trusts. */
+export const decompressOpened = decompressBytes;
 
 /** The most bytes a public object (config, refs, a lease, a condemned marker) may have: refs of ~500,000 packs. */
 const PUBLIC_MAX_BYTES = 64 * 1024 * 1024;

@@ -233,7 +233,7 @@ async function writeExtents(
     collectGarbageGrown(bounds.main);
     const { id, compression } = document.packs[order[at]];
     const name = packName(id);
-    const sealed = await backend.read(name, buffers[lane]);
+    const sealed = await backend.read(name, buffers[lane], PACK_BUFFER_BYTES); // larger: refused unread
     downloaded += sealed.length;
     const spare = compression === "zstd" ? await spares.take() : undefined;
     let back = spare;

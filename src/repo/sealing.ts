@@ -182,10 +182,25 @@ export function openBytes(
   const maxBytes = options.maxBytes ?? MAX_PLAINTEXT;
   const placed = options.plainInto ? decompressInto(body, options.plainInto.subarray(0, maxBytes + 1)) : null;
   if (placed) return placed; // shorter than the window: at most maxBytes
+  return decompressBytes(name, body, maxBytes);
+}
+
+/**
+ * zstd-decompress the decrypted `body` of object `name`, at most `maxBytes`.
+ *
+ * @throws {OperationError} naming the object when its content is corrupt or decompresses to more.
+ */
+export function decompressBytes(name: string, body: Uint8Array, maxBytes: number): Uint8Array {
   try {
     const plain = zstdDecompressSync(body, { maxOutputLength: maxBytes });
     return new Uint8Array(plain.buffer, plain.byteOffset, plain.byteLength);
   } catch (error) {
+    if ((error as { code?: string }).code === "ERR_BUFFER_TOO_LARGE") {
+      throw new OperationError(
+        `${name}: decompresses to more than ${maxBytes} bytes, more than this tool writes there (altered, or a zstd ` +
+          `bomb); it is not read: check the repository ('remote verify')`,
+      );
+    }
     throw new OperationError(`${name}: its zstd content is corrupt (${(error as Error).message.split("\n")[0]})`);
   }
 }

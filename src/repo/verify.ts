@@ -257,7 +257,7 @@ async function readPacks(
     const ranges = found.map(({ offset, length }) => [offset, length] as const);
     try {
       if (!buffers[lane]?.byteLength) buffers[lane] = new Uint8Array(PACK_BUFFER_BYTES); // new, or kept by a failure
-      const sealed = await backend.read(name, buffers[lane]);
+      const sealed = await backend.read(name, buffers[lane], PACK_BUFFER_BYTES); // larger: refused unread
       result.bytes_read += sealed.length;
       result.packs_read += 1;
       const { compression } = pack;

@@ -8,7 +8,10 @@
  */
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { generateIdentity, parseIdentity } from "../../src/crypto/age.ts";
+import { createHash } from "node:crypto";
+import { zstdCompressSync } from "node:zlib";
+import { ageEncrypt, generateIdentity, parseIdentity } from "../../src/crypto/age.ts";
+import { readSnapshot } from "../../src/repo/snapshots.ts";
 import type { Backend } from "../../src/repo/backend.ts";
 import { fetchSnapshot } from "../../src/repo/fetch.ts";
 import { openFolderBackend } from "../../src/repo/folder.ts";
@@ -282,4 +285,38 @@ Deno.test("remote pin: the same folder spelt another way (trailing or doubled sl
       spelling,
     );
   }
+});
+
+Deno.test("remote: a snapshot document that decompresses far past its size is refused before it is decompressed", async () => {
+  using f = await repoFixture({ dbMiB: 1, chromaMiB: 1 });
+  const { root } = await snapshotOf(f);
+  await pushSnapshot(f.config, f.backend, root, f.auth);
+  const text = `{"format":1,"pad":"${"a".repeat(40 << 20)}"}`; // 40 MiB in about 4 KB: anyone with the recipient can
+  const sealed = ageEncrypt(zstdCompressSync(new TextEncoder().encode(text)), [f.recipient]);
+  const key = { stamp: "20300101T000000Z", pushId: "00000000deadbeef" };
+  const name = `${key.stamp}_${key.pushId}`;
+  Deno.writeFileSync(join(f.repoDir, "snapshots", name), sealed);
+  const sha256 = createHash("sha256").update(sealed).digest("hex");
+  Deno.writeTextFileSync(
+    join(f.repoDir, "refs", name),
+    JSON.stringify({ snapshot: name, snapshot_sha256: sha256, packs: [] }),
+  );
+  const repository = await openRepository(f.backend);
+  await assert.rejects(readSnapshot(repository, [f.identity], key), /refs\/.*: no MAC for the identity's recipient/);
+  await assert.rejects(
+    readSnapshot(repository, [f.identity], key, { allowUnauthenticated: true }),
+    new RegExp(`snapshots/${name}: decompresses to more than \\d+ bytes, more than this tool writes there`),
+  );
+});
+
+Deno.test("remote: a pack larger than any pack can be is refused unread by restore and verify", async () => {
+  using f = await repoFixture({ dbMiB: 2, chromaMiB: 1 });
+  const { root } = await snapshotOf(f);
+  const pushed = await pushSnapshot(f.config, f.backend, root, f.auth);
+  const pack = (await objectNames(f.backend, "packs/"))[0];
+  Deno.writeFileSync(join(f.repoDir, pack), new Uint8Array(12 << 20)); // larger than any pack
+  const grown = new RegExp(`${pack} in .* has ${12 << 20} bytes, more than the \\d+ an object of its kind can have`);
+  await assert.rejects(fetchSnapshot(f.backend, [f.identity], pushed.snapshot, join(f.work, "fetched")), grown);
+  const verified = await verifyRepository(f.backend, { identities: [f.identity], readData: true });
+  assert.ok(verified.errors.some((error) => grown.test(error)), verified.errors.join("\n"));
 });
