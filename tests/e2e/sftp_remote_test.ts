@@ -251,6 +251,18 @@ if (sshd !== null) {
     assert.deepEqual((run.json as { staging_removed: string[] }).staging_removed, [".tmp/packs_ab_cd.left-by-a-kill"]);
     const left = [...Deno.readDirSync(staging)].map((entry) => entry.name).sort();
     assert.deepEqual(left, ["a-folder", "packs_ab_ef.being-written"], "within the grace, and a folder, are kept");
+
+    const victim = join(work.path, "victim"); // .tmp/ made a link by hand: nothing is removed through it
+    Deno.mkdirSync(victim);
+    Deno.writeTextFileSync(join(victim, "important.txt"), "keep");
+    Deno.utimeSync(join(victim, "important.txt"), old, old);
+    Deno.chmodSync(work.path, 0o755);
+    Deno.renameSync(staging, `${staging}.aside`);
+    Deno.symlinkSync(victim, staging);
+    const linked = await runCli(["remote", "cleanup", "--confirm", ...policy], { env });
+    assert.notEqual(linked.code, 0, linked.stderr);
+    assert.match(linked.stderr, /\.tmp on the SFTP server is not a folder \(a symbolic link\?\)/);
+    assert.deepEqual([...Deno.readDirSync(victim)].map((entry) => entry.name), ["important.txt"]);
   });
 
   Deno.test("sftp CLI: stop the server", async () => await server[Symbol.asyncDispose]());

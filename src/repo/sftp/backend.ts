@@ -136,6 +136,8 @@ class SftpBackend implements ClosableBackend {
   async clearStaging(olderThan: Date, dryRun: boolean): Promise<string[]> {
     const staging = this.pathOf([TMP]);
     return await this.attempt("clearing", `${TMP}/`, async (session) => {
+      const kind = (await request.lstatOrNull(session, staging))?.kind;
+      if (kind !== undefined && kind !== "folder") throw altered(staging, "not a folder (a symbolic link?)");
       const entries = await request.readFolder(session, staging) ?? [];
       // only files this backend staged, last written before the grace (by the server's clock): never a folder or link
       const stale = entries.filter((entry) =>
