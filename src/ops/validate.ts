@@ -15,7 +15,14 @@ import { checkManifest, filesToHash, type HashProgress } from "../snapshot/manif
 import { hashAhead, type HashesAhead } from "../fs/hash_ahead.ts";
 import { fileIdentity } from "../fs/file_identity.ts";
 import { CHROMA_DB_FILE } from "../snapshot/chroma.ts";
-import { METADATA_FILE, mustBeRegularFile, snapshotDir } from "../snapshot/layout.ts";
+import {
+  CHROMA_FOLDER,
+  CONFIG_FOLDER,
+  DB_FOLDER,
+  METADATA_FILE,
+  mustBeRegularFile,
+  snapshotDir,
+} from "../snapshot/layout.ts";
 import { checkBinding, DIGEST_KEY } from "../snapshot/binding.ts";
 import {
   FORMAT_VERSION,
@@ -127,6 +134,8 @@ export async function validateSnapshotAt(
     quick,
   };
   if (!result.exists) return finish(result, "snapshot_directory_missing");
+  const linked = linkedFolder(root);
+  if (linked !== null) return finish(result, `snapshot_folder_is_a_link: ${printable(linked)}`);
   const read = readMetadata(join(root, METADATA_FILE));
   if (!read.ok) return finish(result, read.error);
   const metadata = read.metadata;
@@ -158,6 +167,18 @@ export async function validateSnapshotAt(
     result.bytes_hashed = check.bytesHashed;
   }
   return finish(result);
+}
+
+/**
+ * The snapshot's folder, or its `db/`, `config/` or `chroma/`, when it is a symbolic link (`db -> /elsewhere`): each
+ * part is read, and restored over live files, from inside the snapshot only.
+ */
+function linkedFolder(root: string): string | null {
+  for (const folder of ["", DB_FOLDER, CONFIG_FOLDER, CHROMA_FOLDER]) {
+    const path = join(root, folder);
+    if (lstatOrNull(path)?.isSymlink) return `${folder === "" ? root : folder} -> ${Deno.readLinkSync(path)}`;
+  }
+  return null;
 }
 
 /** Both results once both settled (no check is left reading a file), or the first rejection. */

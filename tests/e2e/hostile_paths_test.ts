@@ -4,6 +4,7 @@
  */
 import assert from "node:assert/strict";
 import { join } from "node:path";
+import { exists } from "../../src/fs/probe.ts";
 import { createdStamp, runCli, storeEnv, tempDir, tempStore } from "../_helpers.ts";
 
 Deno.test("restore --to refuses a database (or -wal), registry or Chroma target that is a symbolic link out of the folder", async () => {
@@ -114,4 +115,27 @@ Deno.test("a snapshot whose metadata cannot be read is reported by list and vali
   const results = (validate.json as { results: { stamp: string; valid: boolean; errors: string[] }[] }).results;
   assert.deepEqual(results.map((result) => [result.stamp, result.valid]), [[good, true], [bad, false]]);
   assert.match(results[1].errors[0], /^metadata_unreadable: is a directory$/);
+});
+
+Deno.test("a snapshot whose db/, config/ or chroma/ is a symbolic link out of it is invalid, and restore reads nothing through it", async () => {
+  using store = tempStore({ dbMiB: 1, chromaMiB: 1 });
+  using scratch = tempDir();
+  const env = storeEnv(store);
+  const stamp = await createdStamp(env);
+  const root = join(store.backupDir, "snapshots", stamp);
+  for (const folder of ["db", "config", "chroma"]) {
+    const outside = join(scratch.path, `outside-${folder}`);
+    Deno.renameSync(join(root, folder), outside); // the same bytes, elsewhere: only the link is wrong
+    Deno.symlinkSync(outside, join(root, folder));
+    const validated = await runCli(["validate", stamp], { env });
+    assert.notEqual(validated.code, 0, validated.stdout);
+    assert.match(validated.stdout + validated.stderr, new RegExp(`snapshot_folder_is_a_link: ${folder} -> ${outside}`));
+    const to = join(scratch.path, `to-${folder}`);
+    const restored = await runCli(["restore", stamp, "--to", to], { env });
+    assert.equal(restored.code, 3, restored.stderr);
+    assert.ok(!exists(to) || [...Deno.readDirSync(to)].length === 0, `restore wrote into ${to}`);
+    Deno.removeSync(join(root, folder));
+    Deno.renameSync(outside, join(root, folder));
+  }
+  assert.equal((await runCli(["validate", stamp], { env })).code, 0);
 });
