@@ -8,7 +8,6 @@ import { resolve } from "node:path";
 import type { Config } from "../config.ts";
 import { type DrillOptions, type DrillResult, drillSnapshot } from "../ops/drill.ts";
 import { drillFromRemote, type RemoteDrillResult } from "../ops/drill_remote.ts";
-import { withRecoveryPointCheck } from "../ops/drill_max_age.ts";
 import { listenForInterrupts, reportLateInterrupt } from "../sys/interrupt.ts";
 import { checkedRemoteName } from "../ops/from_remote.ts";
 import { ExitCode, OperationError, UsageError } from "../errors.ts";
@@ -164,12 +163,11 @@ async function drill(values: Values, positionals: string[], context: CommandCont
     now: context.now,
     keep: Boolean(values.keep),
     scratchParent: scratch === undefined ? undefined : resolve(context.cwd, scratch),
+    maxAgeSeconds: maxAgeFrom(values),
   };
-  const drilled = values["from-remote"]
+  const result = values["from-remote"]
     ? await drillRemote(values, positionals, context, config, options)
     : await drillSnapshot(config, localStamp(config.backupDir.path, positionals, context), options);
-  const maxAge = maxAgeFrom(values);
-  const result = maxAge === null ? drilled : withRecoveryPointCheck(drilled, maxAge);
   writeJunit(values, context, result);
   return {
     result,

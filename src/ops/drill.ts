@@ -4,6 +4,7 @@
  *
  * @module
  */
+import { withRecoveryPointCheck } from "./drill_max_age.ts";
 import { join } from "node:path";
 import type { Config } from "../config.ts";
 import { describeOsError, OperationError } from "../errors.ts";
@@ -75,6 +76,8 @@ export interface DrillOptions {
   verified?: ReadonlyMap<string, string>;
   /** Databases of those whose bytes passed the push's integrity check: `snapshot_valid` does not run it again. */
   integrityChecked?: ReadonlySet<string>;
+  /** `--max-age`: add the `recovery_point` check ({@linkcode withRecoveryPointCheck}) before the drill is reported. */
+  maxAgeSeconds?: number | null;
 }
 
 /** What a drill did and found. */
@@ -184,6 +187,7 @@ export async function drillSnapshot(config: Config, stamp: string, options: Dril
     finished = true;
   } finally {
     result = assemble(state, ran, finished, elapsed(started));
+    if (options.maxAgeSeconds != null) result = withRecoveryPointCheck(result, options.maxAgeSeconds);
     if (result.scratch_dir && !result.scratch_kept) removeQuietly(result.scratch_dir);
     options.reporter.event(result.ok ? "info" : "warning", "drill_finished", {
       stamp,

@@ -34,7 +34,7 @@ export async function drillFromRemote(
 ): Promise<RemoteDrillResult> {
   const begun = performance.now();
   await checkSource(config, source);
-  const name = await resolveRemoteSnapshot(source.backend, given);
+  const name = await resolveRemoteSnapshot(source.backend, given, options);
   const snapshotPath = `${source.backend.location}/snapshots/${name}`;
   const words = (): [string, string] => [
     `drill of ${name} from ${source.backend.location}`,

@@ -20,6 +20,7 @@ import { parseSnapshotKey, refsName, snapshotKeyText } from "../repo/layout.ts";
 import { openRepository } from "../repo/repository.ts";
 import { listSnapshots } from "../repo/snapshots.ts";
 import { snapshotDir, snapshotsDir } from "../snapshot/layout.ts";
+import { isInFuture } from "../snapshot/clock.ts";
 import { isStamp } from "../snapshot/stamp.ts";
 import { checkPinIfPinned } from "./remote.ts";
 import { type RestoreOptions, type RestoreResult, restoreSnapshot } from "./restore.ts";
@@ -71,19 +72,43 @@ export interface FetchedSnapshot extends Disposable {
  * @throws {UsageError} when nothing or more than one snapshot matches; {@linkcode OperationError} when the repository
  *   lists no snapshot at all (for `"latest"`).
  */
-export async function resolveRemoteSnapshot(backend: Backend, given: string | "latest"): Promise<string> {
+export async function resolveRemoteSnapshot(
+  backend: Backend,
+  given: string | "latest",
+  clock: { now: Date; reporter: Reporter },
+): Promise<string> {
   const names = (await listSnapshots(backend)).snapshots.map(({ key }) => snapshotKeyText(key));
   if (given === "latest") {
     if (names.length === 0) {
       throw new OperationError(`no snapshots in ${backend.location}; push one first ('atocore-backup push --latest')`);
     }
-    return unique(names, names.at(-1)!.split("_")[0], backend.location);
+    return unique(names, latestRemoteStamp(names, backend.location, clock), backend.location);
   }
   if (checkedRemoteName(given) === "key") {
     if (names.includes(given)) return given;
     throw new UsageError(`no snapshot ${given} in ${backend.location}; see 'atocore-backup remote list'`);
   }
   return unique(names, given, backend.location);
+}
+
+/**
+ * The newest stamp of `names` not in the future by this host's clock: one stamped later (a pushing host's clock was
+ * ahead, or a writer of the repository named it so) would be drilled every night for ever; passed over with a warning.
+ *
+ * @throws {OperationError} when every one is in the future.
+ */
+function latestRemoteStamp(names: string[], location: string, clock: { now: Date; reporter: Reporter }): string {
+  const newestFirst = [...new Set(names.map((name) => name.split("_")[0]))].reverse();
+  const skippedInFuture = newestFirst.filter((stamp) => isInFuture(stamp, clock.now));
+  const stamp = newestFirst.find((stamp) => !isInFuture(stamp, clock.now));
+  if (skippedInFuture.length) {
+    clock.reporter.event("warning", "latest_skipped_future", { stamps: skippedInFuture, chosen: stamp ?? null });
+  }
+  if (stamp !== undefined) return stamp;
+  throw new OperationError(
+    `every snapshot in ${location} is stamped in the future (newest ${skippedInFuture[0]}); check the pushing ` +
+      `host's clock, then give one by its name ('atocore-backup remote list')`,
+  );
 }
 
 /**
@@ -348,7 +373,7 @@ export async function restoreFromRemote(
   else checkLivePaths(config);
   requireAcknowledgment(config, to, options.confirmServiceStopped);
   await checkSource(config, source);
-  const name = await resolveRemoteSnapshot(source.backend, given);
+  const name = await resolveRemoteSnapshot(source.backend, given, { now: new Date(), reporter: options.reporter });
   const words = (): [string, string] => [
     `restore of ${name} from ${source.backend.location}`,
     "nothing was changed, the scratch copy is removed; run the restore again",

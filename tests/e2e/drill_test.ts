@@ -240,6 +240,8 @@ Deno.test("drill CLI: --max-age fails a drill whose snapshot restores but is old
     (old.json as { errors: string[] }).errors.join(),
     /recovery_point: the snapshot is 2592\d\d s old; at most 172800 s allowed/,
   );
+  assert.match(old.stderr, /"level":"warning","event":"drill_finished","stamp":"\d{8}T\d{6}Z","ok":false/);
+  assert.doesNotMatch(old.stderr, /"event":"drill_finished"[^\n]*"ok":true/, "the log says what the exit code says");
   const young = await runCli(["drill", stamp, "--max-age", "4d", "--junit", junit], { env: storeEnv(store) });
   assert.equal(young.code, 0, young.stderr);
   assert.equal((await parseJunit(junit)).cases.recovery_point, "passed");

@@ -19,6 +19,7 @@ import { initRepository, openRepository } from "../../src/repo/repository.ts";
 import { type PushResult, pushSnapshot } from "../../src/repo/push.ts";
 import { type VerifyOptions, verifyRepository } from "../../src/repo/verify.ts";
 import { objectNames, type RepoFixture, repoFixture, snapshotOf, updateRows } from "../_repo.ts";
+import { runCli } from "../_helpers.ts";
 
 /** A fixture with one pushed snapshot. */
 async function pushedFixture(): Promise<{ f: RepoFixture; pushed: PushResult }> {
@@ -319,4 +320,27 @@ Deno.test("remote: a pack larger than any pack can be is refused unread by resto
   await assert.rejects(fetchSnapshot(f.backend, [f.identity], pushed.snapshot, join(f.work, "fetched")), grown);
   const verified = await verifyRepository(f.backend, { identities: [f.identity], readData: true });
   assert.ok(verified.errors.some((error) => grown.test(error)), verified.errors.join("\n"));
+});
+
+Deno.test("remote: drill --from-remote --latest passes over a snapshot stamped in the future, with a warning", async () => {
+  using f = await repoFixture({ dbMiB: 1, chromaMiB: 1 });
+  const { root, stamp } = await snapshotOf(f);
+  const pushed = await pushSnapshot(f.config, f.backend, root, f.auth);
+  const future = "20991231T000000Z_0123456789abcdef";
+  for (const folder of ["snapshots", "refs"]) {
+    const text = Deno.readTextFileSync(join(f.repoDir, folder, pushed.snapshot)); // refs name their snapshot: renamed
+    Deno.writeTextFileSync(
+      join(f.repoDir, folder, future),
+      folder === "refs" ? text.replaceAll(pushed.snapshot, future) : text,
+    );
+  }
+  const env = { ...f.env, ATOCORE_BACKUP_REMOTE: `file://${f.repoDir}`, ATOCORE_BACKUP_IDENTITY_FILE: f.keyFile };
+  const drilled = await runCli(["drill", "--from-remote", "--latest"], { env });
+  assert.equal(drilled.code, 0, drilled.stderr);
+  assert.equal((drilled.json as { stamp: string }).stamp, stamp);
+  assert.match(drilled.stderr, /"event":"latest_skipped_future","stamps":\["20991231T000000Z"\]/);
+  for (const folder of ["snapshots", "refs"]) Deno.removeSync(join(f.repoDir, folder, pushed.snapshot));
+  const none = await runCli(["drill", "--from-remote", "--latest"], { env });
+  assert.equal(none.code, 1, none.stderr);
+  assert.match(none.stderr, /error: every snapshot in .* is stamped in the future \(newest 20991231T000000Z\)/);
 });
