@@ -180,6 +180,7 @@ function resolveS3Settings(flags: RemoteFlags, env: Record<string, string | unde
     if (found !== null && found.value.trim() === "") {
       throw new UsageError(`${found.from} needs a value, not an empty one; unset it or see 'config'`);
     }
+    if (setting.key === "endpoint" && found !== null) refusePassword(found.value, found.from);
     settings[setting.key] = found;
   }
   const addressing = settings.addressing;
@@ -366,8 +367,12 @@ function refuseSecretKeys(flags: RemoteFlags, env: Record<string, string | undef
  * @throws {UsageError} naming the flag or variable.
  */
 function refusePasswordInRemote(remote: string | undefined, fromFlag: boolean): void {
-  if (remote === undefined || !/^[a-z][a-z0-9+.-]*:\/\/[^/?#]*:[^/?#]*@/i.test(remote)) return;
-  const where = fromFlag ? "--remote" : REMOTE_VARIABLES.remote;
+  if (remote !== undefined) refusePassword(remote, fromFlag ? "--remote" : REMOTE_VARIABLES.remote);
+}
+
+/** @throws {UsageError} naming `where` when `url` carries a password, which is never echoed (see above). */
+function refusePassword(url: string, where: string): void {
+  if (!/^[a-z][a-z0-9+.-]*:\/\/[^/?#]*:[^/?#]*@/i.test(url)) return;
   throw new UsageError(
     `${where} holds a password (user:password@); it is not shown and nothing was done: give SFTP a key ` +
       "(--ssh-key) and S3 its keys in AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY or a credentials file",

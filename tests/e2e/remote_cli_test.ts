@@ -247,6 +247,11 @@ Deno.test("remote CLI: config shows the repository settings and their sources; e
     [["push", "--latest"], { ATOCORE_BACKUP_REMOTE: "s3://bucket/a/../b" }, /not a plain S3 prefix: "a\/\.\.\/b"/],
     [["config", "--s3-addressing", "dns"], {}, /--s3-addressing is "dns"; give path or virtual/],
     [["config"], { ATOCORE_S3_ENDPOINT: "" }, /ATOCORE_S3_ENDPOINT needs a value/],
+    [
+      ["config", "--remote", "s3://bucket/x"],
+      { ATOCORE_S3_ENDPOINT: "http://ak:hunter2-secret@127.0.0.1:7480" },
+      /ATOCORE_S3_ENDPOINT holds a password .* not shown/,
+    ],
     [["push", "--latest", "--remote", r.repoDir, "--recipient", "age1nope"], {}, /not an age X25519 recipient/],
     [["push", "--latest", "--recipients-file", r.key.keyFile], {}, /key\.txt:\d+: not an age X25519 recipient/],
     [["remote", "verify", "--identity", join(r.work, "none")], {}, /cannot read the identity file .*none/],
