@@ -70,7 +70,9 @@ export async function withPush(
     );
   }
   if ("error" in pushed) {
-    const message = `${pushed.error.message.split("\n")[0]}; the local snapshot ${stamp} is fine (validated): ` +
+    // the push's own "nothing was done" is not this command's: it made a snapshot
+    const cause = pushed.error.message.split("\n")[0].replaceAll("nothing was done", "nothing was pushed");
+    const message = `${cause}; the local snapshot ${stamp} is fine (validated): ` +
       `push it later with 'atocore-backup push ${stamp}'`;
     context.reporter.event("warning", "push_after_create_failed", { stamp, error: message });
     return {

@@ -128,6 +128,11 @@ if (sshd !== null) {
     Deno.writeTextFileSync(changed, `[127.0.0.1]:${server.port} ${other}\n`);
     const swapped = await init({ ...env, ATOCORE_SSH_KNOWN_HOSTS: changed }, key);
     assertRefused(swapped, 3, /CHANGED: the server offered ssh-ed25519 SHA256:.*ssh-keygen -R/, "changed host key");
+    const created = await runCli(["create", "--push"], { env: { ...env, ATOCORE_SSH_KNOWN_HOSTS: changed } });
+    assert.equal(created.code, 1, created.stderr); // the snapshot is made: "nothing was done" would be false
+    const pushError = (created.json as { push_error: string }).push_error;
+    assert.match(pushError, /CHANGED: .*nothing was pushed;.* the local snapshot \d{8}T\d{6}Z is fine \(validated\)/);
+    assert.doesNotMatch(created.stdout + created.stderr, /nothing was done/);
 
     Deno.chownSync(folder, 0, 0);
     Deno.chmodSync(folder, 0o755);
