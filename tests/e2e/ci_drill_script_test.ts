@@ -6,6 +6,7 @@
  * @module
  */
 import assert from "node:assert/strict";
+import { existsSync } from "node:fs";
 import { createHash } from "node:crypto";
 import { join } from "node:path";
 import { COMPILE_PERMISSIONS, ROOT, tempDir } from "../_helpers.ts";
@@ -53,6 +54,8 @@ async function ciDrill(target: RemoteTarget): Promise<void> {
   const release = fakeRelease(r.work);
   const secret = Deno.readTextFileSync(r.key.keyFile);
   const env = {
+    ATOCORE_S3_ENDPOINT: "", // as a CI system passes settings it does not have
+    AWS_REGION: "",
     ...remote,
     ATOCORE_BACKUP_IDENTITY: secret,
     ATOCORE_BACKUP_BIN_URL: release.url,
@@ -76,6 +79,10 @@ async function ciDrill(target: RemoteTarget): Promise<void> {
   const tampered = await runScript({ ...env, ATOCORE_BACKUP_BIN_SHA256: "0".repeat(64) }, runner.path);
   assert.equal(tampered.code, 2);
   assert.match(tampered.stderr, /does not have the SHA-256 given; it was not run/);
+  assert.equal(existsSync(env.JUNIT), false, "the earlier run's report is not left to pass for this one's");
+  const unset = await runScript({ ...env, ATOCORE_BACKUP_IDENTITY: "" }, runner.path);
+  assert.equal(unset.code, 2, unset.stderr);
+  assert.match(unset.stderr, /^drill-from-remote: set ATOCORE_BACKUP_IDENTITY from the secret store/m);
 }
 
 for (const target of [folderTarget(), await s3Target("the CI drill script against a local S3 server")]) {

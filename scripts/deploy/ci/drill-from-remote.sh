@@ -12,20 +12,26 @@
 #   MAX_AGE                     the oldest acceptable snapshot (default 36h)
 #   JUNIT                       where the JUnit report goes (default drill.xml)
 set -euo pipefail
+{ set +x; } 2>/dev/null # a traced run would print the secret
 
 fail() { echo "drill-from-remote: $*" >&2; exit 2; }
-: "${ATOCORE_BACKUP_IDENTITY:?drill-from-remote: set ATOCORE_BACKUP_IDENTITY from the secret store of the CI system}"
-: "${ATOCORE_BACKUP_REMOTE:?drill-from-remote: set ATOCORE_BACKUP_REMOTE to the repository}"
+# A CI system passes a setting it does not have as an empty value; the tool refuses empty settings: unset them.
+for name in $(compgen -e); do
+  case "$name" in ATOCORE_* | AWS_*) [ -n "${!name}" ] || unset "$name" ;; esac
+done
+[ -n "${ATOCORE_BACKUP_IDENTITY:-}" ] || fail "set ATOCORE_BACKUP_IDENTITY from the secret store of the CI system"
+[ -n "${ATOCORE_BACKUP_REMOTE:-}" ] || fail "set ATOCORE_BACKUP_REMOTE to the repository"
 max_age="${MAX_AGE:-36h}"
 junit="${JUNIT:-drill.xml}"
+rm -f "$junit" # a report left by an earlier run must not pass for this one's
 
 work="$(mktemp -d)"
 trap 'rm -rf "$work"' EXIT
 
 bin="${ATOCORE_BACKUP_BIN:-}"
 if [ -z "$bin" ]; then
-  : "${ATOCORE_BACKUP_BIN_URL:?drill-from-remote: set ATOCORE_BACKUP_BIN or ATOCORE_BACKUP_BIN_URL}"
-  : "${ATOCORE_BACKUP_BIN_SHA256:?drill-from-remote: set ATOCORE_BACKUP_BIN_SHA256 to the published SHA-256 of the binary}"
+  [ -n "${ATOCORE_BACKUP_BIN_URL:-}" ] || fail "set ATOCORE_BACKUP_BIN or ATOCORE_BACKUP_BIN_URL"
+  [ -n "${ATOCORE_BACKUP_BIN_SHA256:-}" ] || fail "set ATOCORE_BACKUP_BIN_SHA256 to the published SHA-256 of the binary"
   bin="$work/atocore-backup"
   curl -fsSL --retry 3 --connect-timeout 20 -o "$bin" "$ATOCORE_BACKUP_BIN_URL" ||
     fail "could not download $ATOCORE_BACKUP_BIN_URL; check the URL and the runner's network"
@@ -40,6 +46,15 @@ unset ATOCORE_BACKUP_IDENTITY
 export ATOCORE_BACKUP_IDENTITY_FILE="$work/identity.txt"
 
 status=0
-"$bin" drill --from-remote --latest --max-age "$max_age" --junit "$junit" --scratch-dir "$work" || status=$?
-echo "drill-from-remote: exit $status, JUnit report in $junit" >&2
+"$bin" drill --from-remote --latest --max-age "$max_age" --junit "$junit" --scratch-dir "$work" &
+drill=$!
+# A job cancelled (SIGTERM) stops the drill first: the work folder is removed only once it has ended.
+trap 'kill -TERM "$drill" 2>/dev/null || true' TERM INT
+wait "$drill" || status=$?
+while kill -0 "$drill" 2>/dev/null; do wait "$drill" || status=$?; done
+if [ -f "$junit" ]; then
+  echo "drill-from-remote: exit $status, JUnit report in $junit" >&2
+else
+  echo "drill-from-remote: exit $status, no JUnit report (the drill did not start: see above)" >&2
+fi
 exit "$status"
