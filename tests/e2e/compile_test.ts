@@ -181,6 +181,9 @@ Deno.test("deployment examples: the container has neither Node nor Deno, and the
   assert.ok(!instructions.some((line) => /\b(node|nodejs|npm|deno)\b/i.test(line)), "no Node or Deno installed");
   const service = Deno.readTextFileSync(join(deploy, "systemd", "atocore-backup@.service"));
   assert.match(service, /^ExecStart=\/usr\/local\/bin\/atocore-backup %i \$ARGS$/m);
+  assert.match(service, /^PrivateNetwork=yes$/m);
+  const network = Deno.readTextFileSync(join(deploy, "systemd", "network.conf")); // the drop-in for sftp:// and s3://
+  assert.match(network, /^\[Service\]\nPrivateNetwork=no\nRestrictAddressFamilies=AF_UNIX AF_INET AF_INET6$/m);
   const timers = { create: "*-*-* 02:15:00 UTC", cleanup: "Sun *-*-* 04:30:00 UTC", drill: "*-*-01 05:00:00 UTC" };
   for (const [command, calendar] of Object.entries(timers)) {
     const timer = Deno.readTextFileSync(join(deploy, "systemd", `atocore-backup-${command}.timer`));
