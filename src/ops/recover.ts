@@ -5,6 +5,7 @@
  * @module
  */
 import { join } from "node:path";
+import { describeOsError, ToolError } from "../errors.ts";
 import { removeInside, syncDir } from "../fs/durable.ts";
 import { entriesOrNone } from "../fs/probe.ts";
 import type { Reporter } from "../report/reporter.ts";
@@ -26,7 +27,18 @@ export function removeLeftovers(backupDir: string, reporter: Reporter): string[]
     const names = entriesOrNone(root).map((entry) => entry.name);
     for (const name of names) {
       const path = join(root, name);
-      removeInside(backupDir, path);
+      try {
+        removeInside(backupDir, path);
+      } catch (error) {
+        if (error instanceof ToolError) throw error; // a link on the way: refused, nothing removed
+        // another user's leftover, or an immutable one: it is never listed, and must not stop every run from now on
+        reporter.event("warning", "stale_leftover_kept", {
+          path,
+          error: describeOsError(error),
+          next: "remove it by hand (as its owner, or as root)",
+        });
+        continue;
+      }
       removed.push(path);
       reporter.event("warning", "stale_leftover_removed", { path });
     }

@@ -23,12 +23,14 @@ import {
   ROOT,
   runCli,
   runReference,
+  skipBecause,
   sqlite3Json,
   storeEnv,
   tempDir,
   tempStore,
 } from "../_helpers.ts";
 import { entryNames, ledgerState } from "../_faults.ts";
+import { exists } from "../../src/fs/probe.ts";
 
 type Metadata = Record<string, unknown> & { manifest: ManifestEntry[] };
 type CreateResult = Metadata & { stamp: string; backup_root: string; validated: boolean };
@@ -613,4 +615,27 @@ Deno.test("Chroma: a chroma.sqlite3 that is a symbolic link is not followed; the
   assert.deepEqual(entryNames(result.backup_root), ["backup-metadata.json", "config", "db"]);
   const grep = new Deno.Command("grep", { args: ["-r", "-l", "row-from-elsewhere", result.backup_root] }).outputSync();
   assert.equal(new TextDecoder().decode(grep.stdout), "", "the linked database was read into the snapshot");
+});
+
+Deno.test("a leftover that cannot be removed (immutable) is named in a warning; create still makes its snapshot (root)", async () => {
+  if (Deno.uid() !== 0) return skipBecause("chattr +i needs root");
+  using store = tempStore({ dbMiB: 1 });
+  const env = storeEnv(store);
+  const leftover = join(store.backupDir, ".staging", "20260101T000000Z.1-dead", "db");
+  Deno.mkdirSync(leftover, { recursive: true });
+  Deno.writeTextFileSync(join(leftover, "atocore.db"), "partial");
+  const locked = new Deno.Command("chattr", { args: ["+i", leftover] }).outputSync();
+  if (!locked.success) return skipBecause(`chattr +i failed here: ${new TextDecoder().decode(locked.stderr).trim()}`);
+  try {
+    const run = await runCli(["create"], { env });
+    assert.equal(run.code, 0, run.stderr);
+    assert.match(run.stderr, /"event":"stale_leftover_kept","path":"[^"]*20260101T000000Z\.1-dead".*remove it by hand/);
+    assert.ok(exists(leftover), "kept");
+  } finally {
+    new Deno.Command("chattr", { args: ["-i", leftover] }).outputSync();
+  }
+  const again = await runCli(["create"], { env });
+  assert.equal(again.code, 0, again.stderr);
+  assert.match(again.stderr, /"event":"stale_leftover_removed"/);
+  assert.equal(exists(join(store.backupDir, ".staging", "20260101T000000Z.1-dead")), false);
 });
