@@ -7,7 +7,8 @@
  *
  * @module
  */
-import { describeOsError, LockedError, OperationError, RefusedError } from "../errors.ts";
+import { describeOsError, LockedError, OperationError, RefusedError, UsageError } from "../errors.ts";
+import { kindOf } from "../fs/regular_file.ts";
 import { ensureDir } from "../fs/durable.ts";
 import { isDirectory, lstatOrNull } from "../fs/probe.ts";
 import { lockPath } from "../snapshot/layout.ts";
@@ -24,19 +25,32 @@ export interface OperationLock extends Disposable {
  * @param backupDir The backup folder.
  * @param operation The operation's name, recorded in the lock file for the message another run shows.
  * @throws {LockedError} naming the holder when another operation holds the lock.
- * @throws {RefusedError} when the lock file is a symbolic link (it is never followed: the lock empties its file).
+ * @throws {UsageError} when the backup folder is a file (or anything but a folder).
+ * @throws {RefusedError} when the lock file is a symbolic link (it is never followed: the lock empties its file) or
+ *   not a regular file.
  * @throws {OperationError} naming the lock file when the folder cannot be made or the file opened (permissions).
  */
 export function acquireLock(backupDir: string, operation: string): OperationLock {
   const path = lockPath(backupDir);
   let file: Deno.FsFile;
+  const home = lstatOrNull(backupDir);
+  if (home !== null && !home.isDirectory && !(home.isSymlink && isDirectory(backupDir))) {
+    throw new UsageError(
+      `the backup folder ${backupDir} is a ${kindOf(home)}, not a folder; point --backup-dir (ATOCORE_BACKUP_DIR) at ` +
+        `a folder; nothing was done`,
+    );
+  }
   try {
     ensureDir(backupDir);
-    if (lstatOrNull(path)?.isSymlink) {
+    const info = lstatOrNull(path);
+    if (info?.isSymlink) {
       throw new RefusedError(
         `the lock file ${path} is a symbolic link, and taking the lock would empty the file it points to; ` +
           `remove the link, then run again`,
       );
+    }
+    if (info !== null && !info.isFile) {
+      throw new RefusedError(`the lock file ${path} is a ${kindOf(info)}, not a file; remove it, then run again`);
     }
     file = Deno.openSync(path, { read: true, write: true, create: true });
   } catch (error) {

@@ -27,6 +27,10 @@ export function requireOwnFolders(backupDir: string): void {
 export function ownFolderProblem(backupDir: string): string | null {
   const home = statOrNull(backupDir);
   if (home === null) return null;
+  if (!home.isDirectory) {
+    return `the backup folder ${backupDir} is a ${kindOf(home)}, not a folder; point --backup-dir ` +
+      `(ATOCORE_BACKUP_DIR) at a folder; nothing was done`;
+  }
   for (const folder of [snapshotsDir, stagingRoot, trashRoot, failedRoot].map((path) => path(backupDir))) {
     const info = lstatOrNull(folder);
     if (info === null) continue;

@@ -139,3 +139,25 @@ Deno.test("a snapshot whose db/, config/ or chroma/ is a symbolic link out of it
   }
   assert.equal((await runCli(["validate", stamp], { env })).code, 0);
 });
+
+Deno.test("a lock file that is a FIFO, or a backup folder that is a file, is one line naming it (exit 3, exit 2)", async () => {
+  using store = tempStore({ dbMiB: 1 });
+  const env = storeEnv(store);
+  Deno.mkdirSync(store.backupDir, { recursive: true });
+  const lock = join(store.backupDir, ".lock");
+  assert.equal(new Deno.Command("mkfifo", { args: [lock] }).outputSync().code, 0);
+  const fifo = await runCli(["create"], { env });
+  assert.equal(fifo.code, 3, fifo.stderr);
+  assert.match(
+    fifo.stderr,
+    new RegExp(`error: the lock file ${lock} is a FIFO, not a file; remove it, then run again`),
+  );
+  Deno.removeSync(store.backupDir, { recursive: true });
+  Deno.writeTextFileSync(store.backupDir, "not a folder");
+  for (const args of [["create"], ["cleanup"], ["cleanup", "--confirm"]]) {
+    const run = await runCli(args, { env });
+    assert.equal(run.code, 2, `${args.join(" ")}: ${run.stderr}`);
+    assert.match(run.stderr, /error: the backup folder .* is a file, not a folder; point --backup-dir/);
+  }
+  assert.equal(Deno.readTextFileSync(store.backupDir), "not a folder");
+});
