@@ -465,17 +465,18 @@ Deno.test("remote errors: repositories that are not this tool's, pins, races, na
     ],
     [
       "latest of a repository with no snapshot",
-      () => resolveRemoteSnapshot(repo.backend, "latest"),
+      () => resolveRemoteSnapshot(repo.backend, "latest", { now: new Date(), reporter: SILENT }),
       new RegExp(`^no snapshots in ${escape(location)}; push one first \\('atocore-backup push --latest'\\)$`),
     ],
     [
       "a stamp no push has",
-      () => resolveRemoteSnapshot(repo.backend, "20260101T000000Z"),
+      () => resolveRemoteSnapshot(repo.backend, "20260101T000000Z", { now: new Date(), reporter: SILENT }),
       new RegExp(`^no snapshot of 20260101T000000Z in ${escape(location)}; see 'atocore-backup remote list'$`),
     ],
     [
       "a snapshot name the repository does not hold",
-      () => resolveRemoteSnapshot(repo.backend, "20260101T000000Z_00000000000000aa"),
+      () =>
+        resolveRemoteSnapshot(repo.backend, "20260101T000000Z_00000000000000aa", { now: new Date(), reporter: SILENT }),
       new RegExp(`^no snapshot 20260101T000000Z_00000000000000aa in ${escape(location)}; see 'atocore-backup remote`),
     ],
   ];
