@@ -71,6 +71,12 @@ export class LockedError extends ToolError {
   }
 }
 
+/** ` at PATH` for an OS error whose message ends in the call and path (`: remove '/x/y'`), else `""`. */
+export function osErrorPath(error: unknown): string {
+  const match = error instanceof Error ? /: [a-z]+ '([^']+)'$/.exec(error.message.split("\n")[0]) : null;
+  return match ? ` at ${match[1]}` : "";
+}
+
 /**
  * Describe an operating-system error in a few words an operator recognises,
  * telling the classes apart by type, never by message text.

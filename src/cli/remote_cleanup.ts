@@ -4,7 +4,7 @@
  *
  * @module
  */
-import { ExitCode, UsageError } from "../errors.ts";
+import { describeOsError, ExitCode, OperationError, osErrorPath, ToolError, UsageError } from "../errors.ts";
 import { checkPinIfPinned, recipientsFrom, remoteBackend } from "../ops/remote.ts";
 import { parseDurationSeconds } from "./duration_flag.ts";
 import { cleanupRemote, DEFAULT_GRACE_MS, type RemoteCleanupResult } from "../repo/prune.ts";
@@ -74,10 +74,17 @@ Examples:
       signal: interrupts.signal,
       sightingsPath: condemnedSightingsPath(config.backupDir.path, backend.location),
     }).catch((error) => {
-      if (!(error instanceof InterruptedError)) throw error;
-      throw error.told(
-        `remote cleanup of ${backend.location}`,
-        "stopped between two changes, so every snapshot still listed has all its objects; run it again to finish",
+      if (error instanceof InterruptedError) {
+        throw error.told(
+          `remote cleanup of ${backend.location}`,
+          "stopped between two changes, so every snapshot still listed has all its objects; run it again to finish",
+        );
+      }
+      if (error instanceof ToolError) throw error;
+      throw new OperationError(
+        `remote cleanup of ${backend.location} failed${osErrorPath(error)}: ${describeOsError(error)}; every ` +
+          `snapshot still listed has all its objects; ${cleanupNextStep(error)}`,
+        { cause: error },
       );
     });
     reportLateInterrupt(interrupts.signal, context.reporter, "remote cleanup");
@@ -95,6 +102,19 @@ Examples:
     };
   },
 });
+
+/** What to do after a cleanup failed on `error`. */
+function cleanupNextStep(error: unknown): string {
+  const code = (error as { code?: unknown } | null)?.code;
+  if (code === "ENOSPC") {
+    return "cleanup writes a small marker before it deletes packs, so free some space on that disk by hand, then " +
+      "run it again";
+  }
+  if (code === "EROFS" || error instanceof Deno.errors.PermissionDenied) {
+    return "make the repository writable for this user (a read-only mount?), then run it again";
+  }
+  return "fix the cause, then run it again to finish";
+}
 
 /**
  * The milliseconds `--grace` gives (`36h`, `2d`, `90m`, `3600s`), or the default.

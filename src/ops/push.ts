@@ -6,7 +6,7 @@
  * @module
  */
 import type { Config } from "../config.ts";
-import { describeOsError, OperationError, ToolError, UsageError } from "../errors.ts";
+import { describeOsError, OperationError, osErrorPath, ToolError, UsageError } from "../errors.ts";
 import type { PushFacts } from "../report/metrics.ts";
 import type { Reporter } from "../report/reporter.ts";
 import type { Backend } from "../repo/backend.ts";
@@ -203,7 +203,7 @@ async function pushOne(
       );
     }
     if (error instanceof ToolError) throw error;
-    const where = tracked.failed === null ? pathOf(error) : ` writing ${tracked.failed}`;
+    const where = tracked.failed === null ? osErrorPath(error) : ` writing ${tracked.failed}`;
     throw new OperationError(
       `push of ${stamp} to ${backend.location} failed${where}: ${describeOsError(error)}; ` +
         `nothing of it is listed; ${nextStep(error)}`,
@@ -248,11 +248,6 @@ function trackingWrites(backend: Backend): { backend: Backend; failed: string | 
 }
 
 /** ` at PATH` for an OS error that names one (Deno's messages end in `: op 'PATH'`), for the operator to look at. */
-function pathOf(error: unknown): string {
-  const match = error instanceof Error ? /: [a-z]+ '([^']+)'$/.exec(error.message.split("\n")[0]) : null;
-  return match ? ` at ${match[1]}` : "";
-}
-
 function nextStep(error: unknown): string {
   const code = (error as { code?: unknown } | null)?.code;
   if (code === "ENOSPC") return "free space on that disk, then push again (what was sent is reused)";

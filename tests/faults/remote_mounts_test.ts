@@ -54,6 +54,17 @@ Deno.test("remote on a read-only mount: push fails in one line, nothing listed; 
   const later = await runCli(["push", "--all"], { env: r.env });
   assert.equal(later.code, 0, `once writable: ${later.stderr}`);
   assert.equal((await remoteNames(r.env)).length, 3);
+  const mount = bindReadOnly(r.repoDir); // a cleanup that has snapshots to remove, on the read-only mount
+  if (typeof mount === "string") return skipBecause(mount);
+  using _mount = mount;
+  const policy = ["--keep-daily", "1", "--keep-weekly", "0", "--keep-monthly", "0"];
+  const cleaned = await runCli(["remote", "cleanup", "--confirm", ...policy], { env: r.env });
+  assert.equal(cleaned.code, 1, cleaned.stderr);
+  assert.match(
+    oneErrorLine(cleaned, "read-only cleanup"),
+    /remote cleanup of file:\/\/.* failed.*: read-only file system; every snapshot still listed has all its objects; make the repository writable/,
+  );
+  assert.equal((await remoteNames(r.env)).length, 3);
 });
 
 Deno.test("remote on a full tmpfs: push fails naming the full disk, nothing listed; after space is freed it succeeds", async () => {
