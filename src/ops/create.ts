@@ -391,7 +391,7 @@ async function copyChromaIfPresent(
   { driver, reporter }: CreateOptions,
 ): Promise<CopiedChroma | null> {
   if (!isDirectory(source)) {
-    reporter.event("info", "chroma_snapshot_skipped_missing", { path: source });
+    reporter.event("warning", "chroma_snapshot_skipped_missing", { path: source }); // asked for, not there
     return null;
   }
   try {

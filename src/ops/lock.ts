@@ -33,7 +33,12 @@ export interface OperationLock extends Disposable {
 export function acquireLock(backupDir: string, operation: string): OperationLock {
   const path = lockPath(backupDir);
   let file: Deno.FsFile;
-  const home = lstatOrNull(backupDir);
+  let home: Deno.FileInfo | null = null;
+  try {
+    home = lstatOrNull(backupDir);
+  } catch {
+    // a path through a file: opening the lock file names it below
+  }
   if (home !== null && !home.isDirectory && !(home.isSymlink && isDirectory(backupDir))) {
     throw new UsageError(
       `the backup folder ${backupDir} is a ${kindOf(home)}, not a folder; point --backup-dir (ATOCORE_BACKUP_DIR) at ` +

@@ -6,7 +6,7 @@
  * @module
  */
 import { kindOf } from "../fs/regular_file.ts";
-import { UsageError } from "../errors.ts";
+import { describeOsError, UsageError } from "../errors.ts";
 import { lstatOrNull, statOrNull } from "../fs/probe.ts";
 import { failedRoot, snapshotsDir, stagingRoot, trashRoot } from "../snapshot/layout.ts";
 
@@ -25,7 +25,13 @@ export function requireOwnFolders(backupDir: string): void {
  * one-line message naming it and the fix; `null` when there is none (folders not made yet are fine).
  */
 export function ownFolderProblem(backupDir: string): string | null {
-  const home = statOrNull(backupDir);
+  let home: Deno.FileInfo | null;
+  try {
+    home = statOrNull(backupDir);
+  } catch (error) {
+    return `the backup folder ${backupDir} cannot be reached (${describeOsError(error)}: a part of its path is a ` +
+      `file?); point --backup-dir (ATOCORE_BACKUP_DIR) at a folder; nothing was done`;
+  }
   if (home === null) return null;
   if (!home.isDirectory) {
     return `the backup folder ${backupDir} is a ${kindOf(home)}, not a folder; point --backup-dir ` +

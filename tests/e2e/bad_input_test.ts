@@ -167,7 +167,7 @@ Deno.test("create with a registry or Chroma folder that does not exist backs up 
   const result = run.json as { registry_snapshot_path: string; chroma_snapshot_path: string };
   assert.equal(result.registry_snapshot_path, "");
   assert.equal(result.chroma_snapshot_path, "");
-  assert.match(run.stderr, /chroma_snapshot_skipped_missing/);
+  assert.match(run.stderr, /"level":"warning","event":"chroma_snapshot_skipped_missing"/);
 });
 
 Deno.test("a live registry that is not JSON: refused before any copy, exit 1, nothing under snapshots/ or failed/", async () => {
