@@ -58,6 +58,12 @@ export interface Backend {
    * nothing where it could be left behind does not have it.
    */
   clearStaging?(olderThan: Date, dryRun: boolean): Promise<string[]>;
+  /**
+   * Names at the location's top that a listing leaves out (symbolic links, hidden names other than the backend's own
+   * staging), for `remote init`, which must find the location empty. A backend whose listing shows everything does not
+   * have it.
+   */
+  unlisted?(): Promise<string[]>;
 }
 
 /** The most bytes an object may have unless its reader says less: above any pack or snapshot document this tool writes. */

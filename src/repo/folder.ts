@@ -66,6 +66,20 @@ class FolderBackend implements Backend {
     return found.sort((a, b) => a.name < b.name ? -1 : a.name > b.name ? 1 : 0);
   }
 
+  async unlisted(): Promise<string[]> {
+    const names: string[] = [];
+    try {
+      for await (const entry of Deno.readDir(this.root)) {
+        if (entry.name !== TMP && entry.name !== "lost+found" && (entry.isSymlink || entry.name.startsWith("."))) {
+          names.push(entry.name);
+        }
+      }
+    } catch (error) {
+      if (!(error instanceof Deno.errors.NotFound)) throw error;
+    }
+    return names.sort();
+  }
+
   async read(name: string, into?: Uint8Array, maxBytes = MAX_OBJECT_BYTES): Promise<Uint8Array> {
     const segments = checkObjectName(name);
     const parent = await this.folderOrNull(segments.slice(0, -1));

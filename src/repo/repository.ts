@@ -54,9 +54,10 @@ export async function initRepository(
   if (existing.some((object) => object.name === CONFIG_NAME)) {
     throw new RefusedError(`${backend.location} is already a repository; use it as it is (nothing was changed)`);
   }
-  if (existing.length > 0) {
+  const present = [...existing.map((object) => object.name), ...(await backend.unlisted?.() ?? [])];
+  if (present.length > 0) {
     throw new RefusedError(
-      `${backend.location} is not empty and not a repository (${existing[0].name} …); give an empty or new folder`,
+      `${backend.location} is not empty and not a repository (${present[0]} …); give an empty or new folder`,
     );
   }
   const config: RepositoryConfig = {

@@ -228,6 +228,22 @@ Deno.test("remote repository: init refuses a non-empty folder or a second init; 
   Deno.writeTextFileSync(join(other, "notes.txt"), "mine");
   await assert.rejects(initRepository(openFolderBackend(other), [f.recipient]), /is not empty and not a repository/);
   assert.deepEqual([...Deno.readDirSync(other)].map((entry) => entry.name), ["notes.txt"]);
+  for (
+    const [name, make] of [
+      ["snapshots", (path: string) => Deno.symlinkSync(f.repoDir, path)], // a link to another repository's folder
+      ["config", (path: string) => Deno.symlinkSync("/etc/passwd", path)],
+      [".hidden", (path: string) => Deno.writeTextFileSync(path, "mine")],
+    ] as const
+  ) {
+    const place = join(f.work, `only-${name}`);
+    Deno.mkdirSync(place);
+    make(join(place, name));
+    await assert.rejects(
+      initRepository(openFolderBackend(place), [f.recipient]),
+      new RegExp(`is not empty and not a repository \\(${name.replace(".", "\\.")} …\\)`),
+    );
+    assert.deepEqual([...Deno.readDirSync(place)].map((entry) => entry.name), [name], "nothing was written");
+  }
   await assert.rejects(initRepository(openFolderBackend(join(f.work, "x")), []), /no recipient given/);
   await assert.rejects(initRepository(openFolderBackend(join(f.work, "x")), ["age1nope"]), /not an age X25519/);
   await assert.rejects(openRepository(openFolderBackend(join(f.work, "empty"))), /no repository at .* 'remote init'/);
