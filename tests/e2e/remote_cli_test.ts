@@ -247,6 +247,8 @@ Deno.test("remote CLI: config shows the repository settings and their sources; e
     [["push", "--latest"], { ATOCORE_BACKUP_REMOTE: "s3://bucket/a/../b" }, /not a plain S3 prefix: "a\/\.\.\/b"/],
     [["config", "--s3-addressing", "dns"], {}, /--s3-addressing is "dns"; give path or virtual/],
     [["config"], { ATOCORE_S3_ENDPOINT: "" }, /ATOCORE_S3_ENDPOINT needs a value/],
+    [["remote", "verify", "--remote", r.key.keyFile], {}, /the repository .*key\.txt is a file, not a folder; give/],
+    [["remote", "init", "--remote", r.key.keyFile, "--recipient", r.key.recipient], {}, /key\.txt is a file, not a/],
     [
       ["config", "--remote", "s3://bucket/x"],
       { ATOCORE_S3_ENDPOINT: "http://ak:hunter2-secret@127.0.0.1:7480" },
