@@ -116,6 +116,17 @@ Output:
   --debug              stack traces on errors
   -h, --help           this help`;
 
+/** What `parseArgs` refused, in this tool's words where its own give advice that does not apply here. */
+function parseProblem(error: Error & { code?: string }): string {
+  const flag = /'(-[^']*)'/.exec(error.message)?.[1] ?? "an option";
+  if (error.code === "ERR_PARSE_ARGS_UNKNOWN_OPTION") return `unknown option ${flag}`;
+  if (error.code === "ERR_PARSE_ARGS_INVALID_OPTION_VALUE" && /ambiguous/.test(error.message)) {
+    return `${flag} needs a value, and what follows it starts with '-' (a count or a duration is never negative; ` +
+      `a value that starts with '-' is given as ${flag}=VALUE)`;
+  }
+  return error.message.split("\n")[0].replace(/\.$/, "");
+}
+
 /**
  * Parse a command's arguments strictly: unknown flags, missing values and too many
  * arguments are one-line usage errors.
@@ -131,7 +142,7 @@ export function parseCommandArgs<O extends CommandOptions>(
   try {
     parsed = parseArgs({ args, options, allowPositionals: true, strict: true });
   } catch (error) {
-    throw new UsageError(`${command.name}: ${(error as Error).message.split("\n")[0]}; see '${command.name} --help'`);
+    throw new UsageError(`${command.name}: ${parseProblem(error as Error)}; see '${command.name} --help'`);
   }
   const values: Record<string, unknown> = parsed.values;
   if (!hasDeclaredTypes<O>(options, values)) {

@@ -105,7 +105,8 @@ Deno.test("unknown, missing and conflicting flags and arguments are usage errors
   const before = liveDigest(store);
   const cases: [string[], RegExp][] = [
     [["frobnicate"], /unknown command "frobnicate"/],
-    [["create", "--bogus"], /--bogus/],
+    [["create", "--bogus"], /create: unknown option --bogus; see 'create --help'$/],
+    [["cleanup", "--keep-daily", "-1"], /--keep-daily needs a value, and what follows it starts with '-' \(a count/],
     [["create", "--db"], /--db/],
     [["create", "extra"], /too many arguments/],
     [["create", "--sqlite-driver", "nope"], /--sqlite-driver/],
