@@ -112,6 +112,7 @@ export function notRegularFile(path: string): string | null {
     info = Deno.lstatSync(path);
   } catch (error) {
     if (error instanceof Deno.errors.NotFound) return "missing";
+    if (error instanceof Deno.errors.NotADirectory) return "under a file where a folder should be";
     throw error;
   }
   if (info.isFile) return null;

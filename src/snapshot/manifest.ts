@@ -127,7 +127,9 @@ function checkEntry(
   try {
     info = Deno.lstatSync(path);
   } catch (error) {
-    if (error instanceof Deno.errors.NotFound) return "manifest_file_missing";
+    if (error instanceof Deno.errors.NotFound || error instanceof Deno.errors.NotADirectory) {
+      return "manifest_file_missing";
+    }
     throw error;
   }
   if ("symlink" in entry) {

@@ -161,3 +161,22 @@ Deno.test("a lock file that is a FIFO, or a backup folder that is a file, is one
   }
   assert.equal(Deno.readTextFileSync(store.backupDir), "not a folder");
 });
+
+Deno.test("a snapshot whose config/ or db/ is a file is invalid, named as such; restore refuses it (exit 3)", async () => {
+  using store = tempStore({ dbMiB: 1 });
+  using scratch = tempDir();
+  const env = storeEnv(store);
+  for (const folder of ["config", "db"]) {
+    const stamp = await createdStamp(env);
+    const root = join(store.backupDir, "snapshots", stamp);
+    Deno.removeSync(join(root, folder), { recursive: true });
+    Deno.writeTextFileSync(join(root, folder), "a file");
+    const validated = await runCli(["validate", stamp], { env });
+    assert.equal(validated.code, 1, validated.stderr);
+    assert.match(validated.stdout, new RegExp(`manifest_file_missing: ${folder}/`));
+    const restored = await runCli(["restore", stamp, "--to", join(scratch.path, folder)], { env });
+    assert.equal(restored.code, 3, restored.stderr);
+    assert.match(restored.stderr, new RegExp(`error: snapshot ${stamp} failed validation \\(.*nothing was changed`));
+    assert.doesNotMatch(restored.stderr, /os error/);
+  }
+});
