@@ -176,7 +176,9 @@ class FolderBackend implements Backend {
       const info = segment ? await lstatOrNull(path) : await statOrNull(path);
       if (info === null) return null;
       if (!segment && !info.isDirectory) {
-        throw new UsageError(`the repository ${path} is a file, not a folder; give --remote a folder (or file:///path)`);
+        throw new UsageError(
+          `the repository ${path} is a file, not a folder; give --remote a folder (or file:///path)`,
+        );
       }
       if (!info.isDirectory) throw altered(path, "not a folder");
     }
