@@ -30,6 +30,7 @@ import { formatAge, formatBytes } from "./format.ts";
 import {
   METRICS_HELP,
   METRICS_OPTIONS,
+  outputPath,
   requireWritableOutput,
   storeConfigOrNull,
   withMetrics,
@@ -114,7 +115,7 @@ Examples:
   run(values, positionals, context): Promise<Outcome> {
     checkArguments(values, positionals);
     if (values.junit !== undefined) {
-      requireWritableOutput("junit", resolve(context.cwd, values.junit), storeConfigOrNull(values, context));
+      requireWritableOutput("junit", outputPath(context.cwd, values.junit), storeConfigOrNull(values, context));
     }
     return withMetrics(
       values,
@@ -250,7 +251,7 @@ async function sample(values: Values, context: CommandContext): Promise<Outcome>
 
 function writeJunit(values: Values, context: CommandContext, result: DrillResult): void {
   const path = values.junit;
-  if (path !== undefined) writeFileAtomic(resolve(context.cwd, path), renderJunit(result, context.now));
+  if (path !== undefined) writeFileAtomic(outputPath(context.cwd, path), renderJunit(result, context.now));
 }
 
 function metricsOf(result: DrillResult): Outcome["metrics"] {

@@ -7,6 +7,7 @@
 import { resolve } from "node:path";
 import { describeOsError, UsageError } from "../errors.ts";
 import { checkCanReplace } from "../fs/durable.ts";
+import { realPathAsFarAsExists } from "../fs/real_path.ts";
 import { type MetricsOperation, writeMetrics } from "../report/metrics.ts";
 import type { Config } from "../config.ts";
 import { outputOverlap } from "../path_overlap.ts";
@@ -41,7 +42,7 @@ export async function withMetrics(
 ): Promise<Outcome> {
   const path = values["metrics-file"];
   if (path === undefined) return await run();
-  const target = resolve(context.cwd, path);
+  const target = outputPath(context.cwd, path);
   requireWritableOutput("metrics-file", target, storeConfigOrNull(values, context));
   const record = (success: boolean, outcome?: Outcome) => {
     try {
@@ -106,4 +107,12 @@ export function storeConfigOrNull(values: FlagValues<typeof PATH_OPTIONS>, conte
   } catch {
     return null;
   }
+}
+
+/**
+ * Where an output file given as `path` is written: a symbolic link there (an exporter's file kept elsewhere) is written
+ * through, so the link stays and its file is the one replaced.
+ */
+export function outputPath(cwd: string, path: string): string {
+  return realPathAsFarAsExists(resolve(cwd, path));
 }

@@ -94,3 +94,21 @@ Deno.test("an output file that would overwrite the live store or a snapshot's fi
   assert.deepEqual([store.db, store.registry, snapshotDb].map((path) => Deno.readFileSync(path)), before);
   assert.equal([...Deno.readDirSync(store.chromaDir)].some((entry) => entry.name === "metrics.prom"), false);
 });
+
+Deno.test("an output file that is a symbolic link is written through: the link stays, its file holds the report", async () => {
+  using store = tempStore({ dbMiB: 1, chromaMiB: 1 });
+  using out = tempDir();
+  const env = storeEnv(store);
+  const stamp = await createdStamp(env);
+  Deno.mkdirSync(join(out.path, "collector"));
+  for (const [flag, name] of [["--metrics-file", "atocore.prom"], ["--junit", "drill.xml"]]) {
+    const real = join(out.path, "collector", name);
+    Deno.writeTextFileSync(real, "old");
+    const link = join(out.path, name);
+    Deno.symlinkSync(real, link);
+    const run = await runCli(["drill", stamp, flag, link], { env });
+    assert.equal(run.code, 0, run.stderr);
+    assert.ok(Deno.lstatSync(link).isSymlink, `${flag}: the link is kept`);
+    assert.match(Deno.readTextFileSync(real), flag === "--junit" ? /<testsuite/ : /atocore_backup_last_run_success/);
+  }
+});
