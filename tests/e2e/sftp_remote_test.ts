@@ -113,6 +113,10 @@ if (sshd !== null) {
     await new Deno.Command("ssh-keygen", { args: ["-q", "-t", "ed25519", "-N", "", "-f", otherKey] }).output();
     const wrongKey = await init({ ...env, ATOCORE_SSH_KEY_FILE: otherKey }, key);
     assertRefused(wrongKey, 2, /refused the SSH key .*other_ed25519 for user nobody/, "wrong key");
+    const publicKey = await init({ ...env, ATOCORE_SSH_KEY_FILE: `${otherKey}.pub` }, key);
+    assertRefused(publicKey, 2, /the SSH key .*other_ed25519\.pub is a public key; give the private key/, "public key");
+    const secretAsHosts = await init({ ...env, ATOCORE_SSH_KNOWN_HOSTS: key.keyFile }, key);
+    assertRefused(secretAsHosts, 2, /key\.txt holds a secret key, not known hosts/, "identity as known_hosts");
 
     const empty = join(work.path, "known_hosts_empty");
     Deno.writeTextFileSync(empty, "");

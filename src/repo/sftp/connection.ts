@@ -196,19 +196,30 @@ function readPrivateKey(path: string): Buffer {
         : `the SSH key ${path} is not a private key this tool can read; give an OpenSSH private key file (ssh-keygen)`,
     );
   }
+  const first = Array.isArray(parsed) ? parsed[0] : parsed;
+  if (first && typeof first.isPrivateKey === "function" && !first.isPrivateKey()) {
+    throw new UsageError(
+      `the SSH key ${path} is a public key; give the private key it was made with (the same name without .pub)`,
+    );
+  }
   return key;
 }
 
 /** The known_hosts text; a missing file is empty (every host then unknown, and the message says how to add it). */
 function readKnownHosts(path: string): string {
+  let text: string;
   try {
-    return new TextDecoder().decode(readRegularFile(path, { followLinks: true, maxBytes: 16 << 20 }));
+    text = new TextDecoder().decode(readRegularFile(path, { followLinks: true, maxBytes: 16 << 20 }));
   } catch (error) {
     if (error instanceof Deno.errors.NotFound) return "";
     throw new UsageError(
       `cannot read the known_hosts file ${path} (${describeOsError(error)}); give a readable one with --known-hosts`,
     );
   }
+  if (/AGE-SECRET-KEY-1|PRIVATE KEY-----/.test(text)) { // the advice for an unknown host would append to it
+    throw new UsageError(`${path} holds a secret key, not known hosts; give the known_hosts file with --known-hosts`);
+  }
+  return text;
 }
 
 function hostKeyError(
