@@ -218,7 +218,10 @@ async function referencedPacks(
     }
   }
   for (const name of leases.unreadable) {
-    result.errors.push(`${name}: unreadable lease; no pack deleted or condemned this run`);
+    result.errors.push(
+      `${name}: unreadable lease; no pack deleted or condemned this run (a push in progress may need the packs it ` +
+        `names): check it, and once no push is running remove it by hand`,
+    );
     return null;
   }
   return referenced;
