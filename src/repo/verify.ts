@@ -194,7 +194,8 @@ async function checkSnapshot(
         const found = context.packs.get(id);
         if (found === undefined) result.errors.push(`${packName(id)}: missing (needed by ${snapshotKeyText(key)})`);
         else if (found !== size) {
-          result.errors.push(`${packName(id)}: ${found} bytes, refs record ${size} (truncated?)`);
+          const how = found < size ? "truncated" : "grown or replaced";
+          result.errors.push(`${packName(id)}: ${found} bytes, refs record ${size} (${how})`);
         }
       }
     }
