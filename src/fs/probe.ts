@@ -21,22 +21,22 @@ export function isDirectory(path: string): boolean {
   return statOrNull(path)?.isDirectory ?? false;
 }
 
-/** `Deno.statSync`, or `null` when nothing is at the path (nor can be: a part of it is a file). */
+/** `Deno.statSync`, or `null` when nothing is at the path. */
 export function statOrNull(path: string): Deno.FileInfo | null {
   try {
     return Deno.statSync(path);
   } catch (error) {
-    if (error instanceof Deno.errors.NotFound || error instanceof Deno.errors.NotADirectory) return null;
+    if (error instanceof Deno.errors.NotFound) return null;
     throw error;
   }
 }
 
-/** `Deno.lstatSync`, or `null` when nothing is at the path (nor can be: a part of it is a file). */
+/** `Deno.lstatSync`, or `null` when nothing is at the path. */
 export function lstatOrNull(path: string): Deno.FileInfo | null {
   try {
     return Deno.lstatSync(path);
   } catch (error) {
-    if (error instanceof Deno.errors.NotFound || error instanceof Deno.errors.NotADirectory) return null;
+    if (error instanceof Deno.errors.NotFound) return null;
     throw error;
   }
 }

@@ -60,7 +60,7 @@ export function requireFreeSpace(
     throw new RefusedError(
       `not enough free space for this restore on the filesystem of ${group.folder}: it needs ${formatBytes(total)} ` +
         `(${parts.join(", ")}) and has ${formatBytes(space.available)} free; nothing was changed; free at least ` +
-        `${formatBytes(total - space.available)} there, or rebuild the store elsewhere with --to DIR`,
+        `${formatBytes(total - space.available)} there, or restore to a folder on another filesystem (--to DIR)`,
     );
   }
 }

@@ -198,11 +198,20 @@ export const HASH_AHEAD_FROM_BYTES = 32 << 20;
  */
 function startHashing(root: string, manifest: unknown, options: ValidateOptions): HashesAhead | null {
   const paths = filesToHash(manifest, options.verified).map((path) => join(root, path));
-  const sizes = paths.map((path) => lstatOrNull(path)?.size ?? 0);
+  const sizes = paths.map((path) => sizeOrZero(path));
   const total = sizes.reduce((sum, size) => sum + size, 0);
   if (total < HASH_AHEAD_FROM_BYTES) return null;
   let done = 0;
   return hashAhead(paths, (bytes) => options.onProgress?.(done += bytes, total));
+}
+
+/** A file's size for the progress total; 0 when it is missing or under a file (the manifest check names it). */
+function sizeOrZero(path: string): number {
+  try {
+    return Deno.lstatSync(path).size;
+  } catch {
+    return 0;
+  }
 }
 
 function relativeTo(root: string, digests: ReadonlyMap<string, string>): Map<string, string> {
