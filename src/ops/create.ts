@@ -402,7 +402,8 @@ async function copyChromaIfPresent(
       `the copy failed (${describeOsError(error)})`,
       `create failed copying the Chroma folder ${source} (${
         describeOsError(error)
-      }); nothing was published; fix the cause (is it readable by this user?) and run create again`,
+      }); nothing was published; fix the cause (is it readable by this user? SQLite also needs the folder of a WAL ` +
+        `database writable, for its -shm file: not a read-only mount) and run create again`,
       { cause: error },
     );
   }
@@ -537,7 +538,8 @@ async function copyingFrom<T>(what: string, source: string, step: () => T | Prom
     throw new OperationError(
       `create failed copying the ${what} ${source} (${
         describeOsError(error)
-      }); nothing was published; fix the cause (is it readable by this user?) and run create again`,
+      }); nothing was published; fix the cause (is it readable by this user? SQLite also needs the folder of a WAL ` +
+        `database writable, for its -shm file: not a read-only mount) and run create again`,
       { cause: error },
     );
   }
