@@ -11,6 +11,7 @@ import { drillFromRemote, type RemoteDrillResult } from "../ops/drill_remote.ts"
 import { listenForInterrupts, reportLateInterrupt } from "../sys/interrupt.ts";
 import { checkedRemoteName } from "../ops/from_remote.ts";
 import { ExitCode, OperationError, UsageError } from "../errors.ts";
+import { outputOverlap } from "../path_overlap.ts";
 import { writeFileAtomic } from "../fs/durable.ts";
 import { renderJunit } from "../report/junit.ts";
 import { latestStamp, requireSnapshot } from "../ops/list.ts";
@@ -163,7 +164,7 @@ async function drill(values: Values, positionals: string[], context: CommandCont
     reporter: context.reporter,
     now: context.now,
     keep: Boolean(values.keep),
-    scratchParent: scratch === undefined ? undefined : resolve(context.cwd, scratch),
+    scratchParent: scratch === undefined ? undefined : checkedScratch(config, resolve(context.cwd, scratch)),
     maxAgeSeconds: maxAgeFrom(values),
   };
   const result = values["from-remote"]
@@ -176,6 +177,21 @@ async function drill(values: Values, positionals: string[], context: CommandCont
     text: describe(result),
     metrics: metricsOf(result),
   };
+}
+
+/**
+ * `--scratch-dir` as given, once it is known to lie outside the store and the backups' own folders: the drill makes
+ * its folder there (kept with `--keep`), where `list` or a restore would find it.
+ *
+ * @throws {UsageError} naming what it lies in.
+ */
+function checkedScratch(config: Config, scratch: string): string {
+  const overlap = outputOverlap(config, scratch);
+  if (overlap === null) return scratch;
+  throw new UsageError(
+    `--scratch-dir ${scratch} lies in ${overlap}; nothing was done; give a folder outside the store and the ` +
+      `backups' own folders (the default is the temporary folder)`,
+  );
 }
 
 /** The seconds `--max-age` gives, or `null` without it. */

@@ -320,3 +320,19 @@ Deno.test("drill with a scratch folder that cannot be made fails the restore che
   assert.equal(restore.detail, `cannot make a scratch folder in ${missing} (not found); check --scratch-dir`);
   assert.equal(result.scratch_dir, null);
 });
+
+Deno.test("drill CLI: a --scratch-dir in the Chroma folder or the backups' snapshots/ is refused (exit 2), nothing made there", async () => {
+  using store = tempStore(SMALL);
+  const env = storeEnv(store);
+  const made = await runCli(["create", "--chroma"], { env });
+  assert.equal(made.code, 0, made.stderr);
+  for (
+    const [folder, label] of [[store.chromaDir, "the Chroma folder"], [join(store.backupDir, "snapshots"), "snapshots"]]
+  ) {
+    const before = [...Deno.readDirSync(folder)].map((entry) => entry.name).sort();
+    const run = await runCli(["drill", "--latest", "--keep", "--scratch-dir", folder], { env });
+    assert.equal(run.code, 2, run.stderr);
+    assert.match(run.stderr, new RegExp(`error: --scratch-dir ${folder} lies in .*${label}.*nothing was done`));
+    assert.deepEqual([...Deno.readDirSync(folder)].map((entry) => entry.name).sort(), before);
+  }
+});
