@@ -68,7 +68,12 @@ export async function main(args: string[]): Promise<number> {
     return outcome.exitCode;
   } catch (error) {
     const code = error instanceof ToolError ? error.exitCode : ExitCode.Failed;
-    const message = error instanceof Error ? error.message.split("\n")[0] : String(error);
+    // this tool's messages are one line, a newline in a path they name shown as \n; another error's first line
+    const message = error instanceof ToolError
+      ? error.message.replaceAll("\n", "\\n")
+      : error instanceof Error
+      ? error.message.split("\n")[0]
+      : String(error);
     reporter.clear();
     console.error(`${TOOL_NAME}: error: ${message}`);
     if (debug && error instanceof Error) console.error(error.stack);

@@ -128,6 +128,10 @@ Deno.test("unknown, missing and conflicting flags and arguments are usage errors
     [["cleanup", "--keep-daily", "-1"], /--keep-daily/],
     [["cleanup", "extra"], /too many arguments/],
     [["cleanup", "--confirm", "--chroma-dir="], /--chroma-dir needs a path/],
+    [
+      ["validate", "--all", "--metrics-file", "/no\nsuch/x.prom"],
+      /--metrics-file \/no\\nsuch\/x\.prom cannot be written/,
+    ],
   ];
   for (const [args, pattern] of cases) {
     assertOneLineError(await runCli(args, { env }), 2, pattern, args.join(" "));
