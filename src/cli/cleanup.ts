@@ -7,6 +7,7 @@ import { type CleanupResult, cleanupSnapshots } from "../ops/cleanup.ts";
 import { ExitCode } from "../errors.ts";
 import { DEFAULT_KEEP_FAILED } from "../ops/failed.ts";
 import { acquireLock } from "../ops/lock.ts";
+import { statOrNull } from "../fs/probe.ts";
 import { requireOwnFolders } from "../ops/own_folders.ts";
 import { removeLeftovers } from "../ops/recover.ts";
 import { DEFAULT_POLICY, type KeepReason } from "../snapshot/retention.ts";
@@ -15,6 +16,9 @@ import { failedRoot, snapshotsDir } from "../snapshot/layout.ts";
 import { COMMON_HELP, configFrom, defineCommand, driverFrom, type Outcome } from "./command.ts";
 import { formatErrors } from "./format.ts";
 import { countFrom, policyFrom, RETENTION_HELP, RETENTION_OPTIONS } from "./retention_flags.ts";
+
+/** What to check when the backup folder does not exist. */
+const NO_FOLDER = "nothing to clean there: check --backup-dir or ATOCORE_BACKUP_DIR (see 'config')";
 
 /** The `cleanup` command. */
 export const cleanupCommand = defineCommand({
@@ -74,9 +78,11 @@ Examples:
     const driver = driverFrom(values, context);
     const backupDir = config.backupDir.path;
     const confirm = Boolean(values.confirm);
-    using _lock = confirm ? acquireLock(backupDir, "cleanup") : null;
+    const present = statOrNull(backupDir) !== null; // a mistyped path is reported, never made
+    if (!present) context.reporter.event("warning", "backup_folder_missing", { path: backupDir, next: NO_FOLDER });
+    using _lock = confirm && present ? acquireLock(backupDir, "cleanup") : null;
     requireOwnFolders(backupDir);
-    if (confirm) removeLeftovers(backupDir, context.reporter);
+    if (confirm && present) removeLeftovers(backupDir, context.reporter);
     const { reporter, now } = context;
     const result = await cleanupSnapshots(backupDir, {
       policy,

@@ -3,7 +3,7 @@
  *
  * @module
  */
-import { type CreateResult, createSnapshot } from "../ops/create.ts";
+import { type CreateResult, createSnapshot, requireDatabase } from "../ops/create.ts";
 import { ExitCode, UsageError } from "../errors.ts";
 import { acquireLock } from "../ops/lock.ts";
 import { requireOwnFolders } from "../ops/own_folders.ts";
@@ -67,6 +67,7 @@ Examples:
       const maxClockSkewMs = clockSkewFrom(values["max-clock-skew"]) * 1000;
       const target = values.push ? pushTargetFrom(values, context, config) : null;
       if (!values.push) refuseRemoteFlagsWithout(values, "create", "--push");
+      requireDatabase(config.db.path, !values["allow-empty-database"]);
       using _lock = acquireLock(config.backupDir.path, "create");
       // With --push, a signal during create lets it finish (its snapshot is kept) and stops before the push.
       using interrupts = target === null ? null : listenForInterrupts(context.reporter);

@@ -547,9 +547,9 @@ async function copyingFrom<T>(what: string, source: string, step: () => T | Prom
 
 /**
  * Refuse a database path that does not exist (the module would create an empty one and back it up), and when
- * `refuseEmpty`, one that is 0 bytes.
+ * `refuseEmpty`, one that is 0 bytes. Create runs it before it takes the lock too: a wrong path makes no backup folder.
  */
-function requireDatabase(path: string, refuseEmpty: boolean): void {
+export function requireDatabase(path: string, refuseEmpty: boolean): void {
   if (!isFile(path)) {
     throw new UsageError(`database not found: ${path}; check --db or ATOCORE_DB_PATH (see 'config')`);
   }

@@ -4,6 +4,7 @@
  * line on stderr with the documented exit code, and touches nothing.
  */
 import assert from "node:assert/strict";
+import { existsSync } from "node:fs";
 import { join } from "node:path";
 import { type CliRun, runCli, storeEnv, tempStore } from "../_helpers.ts";
 import { entryNames, liveDigest } from "../_faults.ts";
@@ -202,4 +203,16 @@ Deno.test("a backup folder path that runs through a file: one line naming the lo
   const backupDir = join(store.registry, "backups");
   const run = await runCli(["create", "--backup-dir", backupDir], { env: storeEnv(store) });
   assertOneLineError(run, 1, /lock file .*project-registry\.json\/backups\/\.lock \(not a directory\)/, "create");
+});
+
+Deno.test("a mistyped path makes no folder: create with no database, cleanup --confirm with no backup folder", async () => {
+  using store = tempStore({ dbMiB: 1, chromaMiB: 1 });
+  const env = storeEnv(store);
+  const elsewhere = join(store.dataDir, "typo", "backups");
+  const create = await runCli(["create", "--db", join(store.dataDir, "none.db"), "--backup-dir", elsewhere], { env });
+  assertOneLineError(create, 2, /database not found: .*none\.db/, "create");
+  const cleanup = await runCli(["cleanup", "--confirm", "--backup-dir", elsewhere], { env });
+  assert.equal(cleanup.code, 0, cleanup.stderr);
+  assert.match(cleanup.stderr, /"event":"backup_folder_missing","path":"[^"]*typo\/backups","next":"nothing to clean/);
+  assert.equal(existsSync(join(store.dataDir, "typo")), false, "no folder was made");
 });
