@@ -18,6 +18,7 @@ import {
   type SnapshotMetadata,
 } from "../snapshot/metadata.ts";
 import { isStamp } from "../snapshot/stamp.ts";
+import { DIGEST_KEY, metadataDigest } from "../snapshot/binding.ts";
 
 /** What is known of a snapshot's validity without validating it now. */
 export type ValidationState = "validated_at_create" | "unknown";
@@ -153,7 +154,9 @@ function listEntry(path: string, stamp: string, now: Date): ListEntry {
   entry.manifest_files = Array.isArray(manifest) ? manifest.length : 0;
   entry.size_bytes = snapshotBytes(read.metadata);
   entry.chroma_included = Boolean(metadata.chroma_snapshot_path);
-  entry.validation = entry.has_manifest && isStamp(stamp) ? "validated_at_create" : "unknown";
+  const recorded = (read.metadata as unknown as Record<string, unknown>)[DIGEST_KEY];
+  const edited = recorded !== undefined && recorded !== metadataDigest(read.metadata); // by hand, since create
+  entry.validation = entry.has_manifest && isStamp(stamp) && !edited ? "validated_at_create" : "unknown";
   if (isPreRestore(read.metadata)) {
     entry.kind = "pre-restore";
     // Shown on a terminal: only a plain stamp is taken from the file, never other text.

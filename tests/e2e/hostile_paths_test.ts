@@ -180,3 +180,17 @@ Deno.test("a snapshot whose config/ or db/ is a file is invalid, named as such; 
     assert.doesNotMatch(restored.stderr, /os error/);
   }
 });
+
+Deno.test("list calls a snapshot validated at create only while its metadata matches its digest", async () => {
+  using store = tempStore({ dbMiB: 1 });
+  const env = storeEnv(store);
+  const stamp = await createdStamp(env);
+  const validation = async () =>
+    ((await runCli(["list"], { env })).json as { backups: { stamp: string; validation: string }[] }).backups
+      .find((entry) => entry.stamp === stamp)?.validation;
+  assert.equal(await validation(), "validated_at_create");
+  const path = join(store.backupDir, "snapshots", stamp, "backup-metadata.json");
+  const metadata = JSON.parse(Deno.readTextFileSync(path));
+  Deno.writeTextFileSync(path, JSON.stringify({ ...metadata, db_size_bytes: 1 }));
+  assert.equal(await validation(), "unknown");
+});
