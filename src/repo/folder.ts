@@ -69,11 +69,7 @@ class FolderBackend implements Backend {
   async unlisted(): Promise<string[]> {
     const names: string[] = [];
     try {
-      for await (const entry of Deno.readDir(this.root)) {
-        if (entry.name !== TMP && entry.name !== "lost+found" && (entry.isSymlink || entry.name.startsWith("."))) {
-          names.push(entry.name);
-        }
-      }
+      await walkUnlisted(this.root, "", names);
     } catch (error) {
       if (!(error instanceof Deno.errors.NotFound)) throw error;
     }
@@ -214,6 +210,16 @@ async function walk(folder: string, relative: string, found: ObjectInfo[]): Prom
       const info = await lstatOrNull(join(folder, entry.name)); // removed since the folder was read: not listed
       if (info?.isFile) found.push({ name, size: info.size });
     }
+  }
+}
+
+/** The links and hidden names below `folder` that {@linkcode walk} leaves out (the root's `.tmp` and `lost+found` aside). */
+async function walkUnlisted(folder: string, relative: string, found: string[]): Promise<void> {
+  for await (const entry of Deno.readDir(folder)) {
+    const name = relative ? `${relative}/${entry.name}` : entry.name;
+    if (!relative && (entry.name === TMP || entry.name === "lost+found")) continue;
+    if (entry.isSymlink || entry.name.startsWith(".")) found.push(name);
+    else if (entry.isDirectory) await walkUnlisted(join(folder, entry.name), name, found);
   }
 }
 

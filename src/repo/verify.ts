@@ -92,6 +92,9 @@ export async function verifyRepository(backend: Backend, options: VerifyOptions 
     }
   }
   for (const name of listing.unknown) result.notes.push(`${name}: not an object of this format; ignored`);
+  for (const name of await backend.unlisted?.() ?? []) {
+    result.errors.push(`${name}: a symbolic link or hidden name where objects are, made by hand; remove it`);
+  }
   const referenced = new Set<string>();
   const allowUnauthenticated = options.allowUnauthenticated ?? false;
   const round = options.readData ? new PackRound(options.rangeBudget ?? RANGE_BUDGET_BYTES) : null;

@@ -360,3 +360,17 @@ Deno.test("remote: drill --from-remote --latest passes over a snapshot stamped i
   assert.equal(none.code, 1, none.stderr);
   assert.match(none.stderr, /error: every snapshot in .* is stamped in the future \(newest 20991231T000000Z\)/);
 });
+
+Deno.test("remote verify: a snapshot object replaced by a symbolic link is an error, not a silent omission", async () => {
+  using f = await repoFixture({ dbMiB: 1, chromaMiB: 1 });
+  const { root } = await snapshotOf(f);
+  const pushed = await pushSnapshot(f.config, f.backend, root, f.auth);
+  const object = join(f.repoDir, "snapshots", pushed.snapshot);
+  Deno.renameSync(object, join(f.work, "elsewhere"));
+  Deno.symlinkSync(join(f.work, "elsewhere"), object);
+  const verified = await verifyRepository(f.backend, { identities: [f.identity], readData: true });
+  assert.deepEqual(verified.errors, [
+    `snapshots/${pushed.snapshot}: a symbolic link or hidden name where objects are, made by hand; remove it`,
+  ]);
+  assert.equal(verified.ok, false);
+});
