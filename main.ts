@@ -28,8 +28,8 @@ Exit codes:
   2  usage or configuration error
   3  refused for safety (no acknowledgment, files open, snapshot invalid before restore)
   4  another operation holds the backup folder's lock
-  130, 143  stopped by Ctrl-C (SIGINT) or SIGTERM at a safe point (push, remote cleanup,
-     restore, drill --from-remote): the message says what the next run does
+  130, 143  stopped by Ctrl-C (SIGINT) or SIGTERM at a safe point (push, create --push,
+     remote cleanup, restore, drill --from-remote): the message says what the next run does
 
 Examples:
   atocore-backup create --chroma
