@@ -77,12 +77,14 @@ Examples:
     const config = configFrom(values, context);
     const driver = driverFrom(values, context);
     const backupDir = config.backupDir.path;
-    const confirm = Boolean(values.confirm);
-    const present = statOrNull(backupDir) !== null; // a mistyped path is reported, never made
-    if (!present) context.reporter.event("warning", "backup_folder_missing", { path: backupDir, next: NO_FOLDER });
-    using _lock = confirm && present ? acquireLock(backupDir, "cleanup") : null;
+    let confirm = Boolean(values.confirm);
+    if (!backupFolderPresent(backupDir)) { // a mistyped path is reported and never made: a dry run there
+      context.reporter.event("warning", "backup_folder_missing", { path: backupDir, next: NO_FOLDER });
+      confirm = false;
+    }
+    using _lock = confirm ? acquireLock(backupDir, "cleanup") : null;
     requireOwnFolders(backupDir);
-    if (confirm && present) removeLeftovers(backupDir, context.reporter);
+    if (confirm) removeLeftovers(backupDir, context.reporter);
     const { reporter, now } = context;
     const result = await cleanupSnapshots(backupDir, {
       policy,
@@ -134,4 +136,13 @@ function describe(result: CleanupResult, backupDir: string): string {
 
 function formatReason(reason: KeepReason): string {
   return `${reason.rule} ${reason.bucket}`;
+}
+
+/** Whether something is at the backup folder's path (one that cannot be reached counts: the lock then says why). */
+function backupFolderPresent(path: string): boolean {
+  try {
+    return statOrNull(path) !== null;
+  } catch {
+    return true;
+  }
 }

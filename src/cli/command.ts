@@ -121,8 +121,8 @@ function parseProblem(error: Error & { code?: string }): string {
   const flag = /'(-[^']*)'/.exec(error.message)?.[1] ?? "an option";
   if (error.code === "ERR_PARSE_ARGS_UNKNOWN_OPTION") return `unknown option ${flag}`;
   if (error.code === "ERR_PARSE_ARGS_INVALID_OPTION_VALUE" && /ambiguous/.test(error.message)) {
-    return `${flag} needs a value, and what follows it starts with '-' (a count or a duration is never negative; ` +
-      `a value that starts with '-' is given as ${flag}=VALUE)`;
+    return `${flag} needs a value, and what follows it starts with '-' (give one that does: a count or a duration ` +
+      `is never negative; a value that really starts with '-' is given as ${flag}=VALUE)`;
   }
   return error.message.split("\n")[0].replace(/\.$/, "");
 }

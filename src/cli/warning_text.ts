@@ -18,6 +18,12 @@ const SENTENCES: Record<string, (fields: Fields) => string> = {
     `${count(f.count, "process", "processes")} could not be checked for open live files: this user may not read ` +
     `${Number(f.count) === 1 ? "its" : "their"} open files (run as root to check every process)`,
   stale_leftover_removed: (f) => `removed ${text(f.path)}, left behind by an interrupted run`,
+  stale_leftover_kept: (f) =>
+    `could not remove ${text(f.path)}, left behind by an interrupted run (${text(f.error)}): ${text(f.next)}`,
+  chroma_snapshot_skipped_missing: (f) =>
+    `the Chroma folder ${text(f.path)} does not exist, so the snapshot holds no Chroma: check --chroma-dir or ` +
+    `ATOCORE_CHROMA_PATH`,
+  backup_folder_missing: (f) => `there is no backup folder at ${text(f.path)}: ${text(f.next)}`,
   restore_old_chroma_not_removed: (f) =>
     `the previous Chroma contents, moved aside to ${text(f.path)}, could not be removed (${text(f.error)}); ` +
     `the restore itself is complete: remove that folder by hand`,

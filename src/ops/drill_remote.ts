@@ -16,6 +16,7 @@ import {
   type RemoteSource,
   resolveRemoteSnapshot,
 } from "./from_remote.ts";
+import { withRecoveryPointCheck } from "./drill_max_age.ts";
 
 /** A drill read from a repository: the drill's result and what was fetched (`null` when the fetch failed). */
 export type RemoteDrillResult = DrillResult & { remote: FetchSummary | null };
@@ -46,7 +47,8 @@ export async function drillFromRemote(
   } catch (error) {
     if (error instanceof InterruptedError) throw error.told(...words());
     if (error instanceof UsageError) throw error;
-    const result = failedFetch(name, snapshotPath, describeOsError(error), seconds(begun), options.now);
+    const failed = failedFetch(name, snapshotPath, describeOsError(error), seconds(begun), options.now);
+    const result = options.maxAgeSeconds == null ? failed : withRecoveryPointCheck(failed, options.maxAgeSeconds);
     options.reporter.event("warning", "drill_finished", { stamp: result.stamp, ok: false, errors: result.errors });
     return result;
   }

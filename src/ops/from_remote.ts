@@ -102,7 +102,7 @@ function latestRemoteStamp(names: string[], location: string, clock: { now: Date
   const skippedInFuture = newestFirst.filter((stamp) => isInFuture(stamp, clock.now));
   const stamp = newestFirst.find((stamp) => !isInFuture(stamp, clock.now));
   if (skippedInFuture.length) {
-    clock.reporter.event("warning", "latest_skipped_future", { stamps: skippedInFuture, chosen: stamp ?? null });
+    clock.reporter.event("warning", "drill_latest_skipped_future", { stamps: skippedInFuture, chosen: stamp ?? null });
   }
   if (stamp !== undefined) return stamp;
   throw new OperationError(

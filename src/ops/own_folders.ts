@@ -29,8 +29,9 @@ export function ownFolderProblem(backupDir: string): string | null {
   try {
     home = statOrNull(backupDir);
   } catch (error) {
-    return `the backup folder ${backupDir} cannot be reached (${describeOsError(error)}: a part of its path is a ` +
-      `file?); point --backup-dir (ATOCORE_BACKUP_DIR) at a folder; nothing was done`;
+    const why = error instanceof Deno.errors.NotADirectory ? "a part of its path is a file" : describeOsError(error);
+    return `the backup folder ${backupDir} cannot be reached (${why}); point --backup-dir (ATOCORE_BACKUP_DIR) at ` +
+      `a folder this user can reach; nothing was done`;
   }
   if (home === null) return null;
   if (!home.isDirectory) {

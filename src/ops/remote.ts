@@ -4,7 +4,6 @@
  *
  * @module
  */
-import { existsSync } from "node:fs";
 import type { Config, RemoteSettings } from "../config.ts";
 import { type AgeIdentity, parseIdentityFile, parseRecipientsFile } from "../crypto/age.ts";
 import { parseAuthKeyFile } from "../crypto/auth_key.ts";
@@ -16,9 +15,9 @@ import { type Reporter, SILENT } from "../report/reporter.ts";
 import type { RetryListener } from "../repo/retry.ts";
 import type { Backend } from "../repo/backend.ts";
 import { openBackend } from "../repo/open_backend.ts";
-import { requireHostStateFolders } from "../repo/host_state.ts";
-import { canonicalRecipients, checkPin, type Repository } from "../repo/repository.ts";
-import { remotePinPath, snapshotsDir } from "../snapshot/layout.ts";
+
+import { canonicalRecipients, checkIfPinned, type Repository } from "../repo/repository.ts";
+import { snapshotsDir } from "../snapshot/layout.ts";
 
 /** Largest key file read: far above any real one (a line per key). */
 const KEY_FILE_MAX_BYTES = 1 << 20;
@@ -175,13 +174,11 @@ export function recipientsFrom(settings: RemoteSettings): string[] | undefined {
  * For commands that only read: where this host pinned the repository (by pushing to it), refuse one whose id or
  * recipients changed since, and recipients given that are not the repository's. Nothing is pinned here.
  *
- * @throws {RefusedError} as {@linkcode checkPin}.
+ * @throws {RefusedError} as {@linkcode checkIfPinned}, or for recipients given that are not the repository's.
  */
 export function checkPinIfPinned(config: Config, repository: Repository, recipients?: readonly string[]): void {
-  requireHostStateFolders(config.backupDir.path, repository.backend.location);
-  if (existsSync(remotePinPath(config.backupDir.path, repository.backend.location))) {
-    checkPin(config.backupDir.path, repository, recipients);
-  } else if (recipients && recipients.length > 0) {
+  checkIfPinned(config.backupDir.path, repository); // under this spelling of the location, or another of its folder
+  if (recipients && recipients.length > 0) {
     const given = canonicalRecipients(recipients, "--recipient");
     const actual = repository.config.recipients;
     if (given.join() !== actual.join()) {

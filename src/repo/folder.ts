@@ -9,6 +9,7 @@ import { type FileHandle, open } from "node:fs/promises";
 import { isAbsolute, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { OperationError, UsageError } from "../errors.ts";
+import { kindOf } from "../fs/regular_file.ts";
 import {
   type Backend,
   checkObjectName,
@@ -173,7 +174,7 @@ class FolderBackend implements Backend {
       if (info === null) return null;
       if (!segment && !info.isDirectory) {
         throw new UsageError(
-          `the repository ${path} is a file, not a folder; give --remote a folder (or file:///path)`,
+          `the repository ${path} is a ${kindOf(info)}, not a folder; give --remote a folder (or file:///path)`,
         );
       }
       if (!info.isDirectory) throw altered(path, "not a folder");
@@ -213,13 +214,18 @@ async function walk(folder: string, relative: string, found: ObjectInfo[]): Prom
   }
 }
 
-/** The links and hidden names below `folder` that {@linkcode walk} leaves out (the root's `.tmp` and `lost+found` aside). */
+/**
+ * What {@linkcode walk} leaves out below `folder`: symbolic links anywhere, and hidden names at the top but `.tmp`
+ * (below it, `.nfs…` files and the like belong to the filesystem). `lost+found` is a filesystem's own.
+ */
 async function walkUnlisted(folder: string, relative: string, found: string[]): Promise<void> {
   for await (const entry of Deno.readDir(folder)) {
     const name = relative ? `${relative}/${entry.name}` : entry.name;
     if (!relative && (entry.name === TMP || entry.name === "lost+found")) continue;
-    if (entry.isSymlink || entry.name.startsWith(".")) found.push(name);
-    else if (entry.isDirectory) await walkUnlisted(join(folder, entry.name), name, found);
+    if (entry.isSymlink || (!relative && entry.name.startsWith("."))) found.push(name);
+    else if (entry.isDirectory && !entry.name.startsWith(".")) {
+      await walkUnlisted(join(folder, entry.name), name, found);
+    }
   }
 }
 

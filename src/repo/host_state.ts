@@ -17,7 +17,12 @@ import { remoteStateFolders } from "../snapshot/layout.ts";
  */
 export function requireHostStateFolders(backupDir: string, location: string): void {
   for (const folder of remoteStateFolders(backupDir, location)) {
-    const info = lstatOrNull(folder);
+    let info: Deno.FileInfo | null;
+    try {
+      info = lstatOrNull(folder);
+    } catch {
+      return; // unreachable (a file on the way, no permission): nothing is written through it, and a write says why
+    }
     if (info === null || (info.isDirectory && !info.isSymlink)) continue;
     const what = info.isSymlink
       ? `a symbolic link (to ${Deno.readLinkSync(folder)})`

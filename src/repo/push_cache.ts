@@ -206,8 +206,8 @@ export interface JournalContent {
 }
 
 /**
- * A journal line's bytes at most: a pack's blocks, each about 80 characters (a pack of 8 MiB + 64 KiB cut at 512 bytes
- * is 1.3 MB); a longer line is not one of ours and is skipped.
+ * A journal line's bytes at most: a pack's blocks, each about 80 characters, and its files (a pack of 8 MiB + 64 KiB
+ * cut at 512 bytes is 1.3 MB); a longer line is skipped, which costs only sending its pack again.
  */
 const MAX_JOURNAL_LINE = 8 << 20;
 

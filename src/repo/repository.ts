@@ -207,6 +207,22 @@ export function checkPin(
   return { pinned: true, sourceId: value.source_id! };
 }
 
+/**
+ * Check `repository` against what this host pinned for it, under this spelling of its location or another of the
+ * same folder, without pinning anything (for the commands that only read, and cleanup); whether a pin was found.
+ *
+ * @throws {RefusedError} when its id or recipients differ from that pin's.
+ */
+export function checkIfPinned(backupDir: string, repository: Repository): boolean {
+  const { config, backend } = repository;
+  requireHostStateFolders(backupDir, backend.location);
+  const path = remotePinPath(backupDir, backend.location);
+  const pin = readPin(path);
+  const found = pin !== null ? { path, pin } : pinOfSameFolder(backupDir, backend.location);
+  if (found !== null) checkPinned(found, config, backend.location);
+  return found !== null;
+}
+
 /** A pin found on this host, and its file. */
 interface FoundPin {
   path: string;

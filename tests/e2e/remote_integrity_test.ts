@@ -301,6 +301,11 @@ Deno.test("remote pin: the same folder spelt another way (trailing or doubled sl
       /the recipients of the repository .* changed since this host pinned it/,
       spelling,
     );
+    for (const command of [["remote", "list"], ["remote", "cleanup"]]) { // the commands that read are held to it too
+      const run = await runCli([...command, "--remote", spelling], { env: f.env });
+      assert.equal(run.code, 3, `${command.join(" ")} ${spelling}: ${run.stderr}`);
+      assert.match(run.stderr, /changed since this host pinned it/);
+    }
   }
 });
 
@@ -373,4 +378,19 @@ Deno.test("remote verify: a snapshot object replaced by a symbolic link is an er
     `snapshots/${pushed.snapshot}: a symbolic link or hidden name where objects are, made by hand; remove it`,
   ]);
   assert.equal(verified.ok, false);
+});
+
+Deno.test("remote: a drill whose fetch fails still reports its --max-age check", async () => {
+  using f = await repoFixture({ dbMiB: 1, chromaMiB: 1 });
+  const { root } = await snapshotOf(f);
+  await pushSnapshot(f.config, f.backend, root, f.auth);
+  for (const pack of await objectNames(f.backend, "packs/")) {
+    const path = join(f.repoDir, pack);
+    Deno.writeFileSync(path, new Uint8Array(Deno.statSync(path).size)); // same size, not a pack
+  }
+  const env = { ...f.env, ATOCORE_BACKUP_REMOTE: `file://${f.repoDir}`, ATOCORE_BACKUP_IDENTITY_FILE: f.keyFile };
+  const drilled = await runCli(["drill", "--from-remote", "--latest", "--max-age", "1h"], { env });
+  assert.equal(drilled.code, 1, drilled.stderr);
+  const checks = (drilled.json as { checks: { name: string; status: string }[] }).checks;
+  assert.deepEqual(checks.find((check) => check.name === "recovery_point")?.status, "passed");
 });

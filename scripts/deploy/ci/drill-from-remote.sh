@@ -19,11 +19,11 @@ fail() { echo "drill-from-remote: $*" >&2; exit 2; }
 for name in $(compgen -e); do
   case "$name" in ATOCORE_* | AWS_*) [ -n "${!name}" ] || unset "$name" ;; esac
 done
-[ -n "${ATOCORE_BACKUP_IDENTITY:-}" ] || fail "set ATOCORE_BACKUP_IDENTITY from the secret store of the CI system"
-[ -n "${ATOCORE_BACKUP_REMOTE:-}" ] || fail "set ATOCORE_BACKUP_REMOTE to the repository"
 max_age="${MAX_AGE:-36h}"
 junit="${JUNIT:-drill.xml}"
 rm -f "$junit" # a report left by an earlier run must not pass for this one's
+[ -n "${ATOCORE_BACKUP_IDENTITY:-}" ] || fail "set ATOCORE_BACKUP_IDENTITY from the secret store of the CI system"
+[ -n "${ATOCORE_BACKUP_REMOTE:-}" ] || fail "set ATOCORE_BACKUP_REMOTE to the repository"
 
 work="$(mktemp -d)"
 trap 'rm -rf "$work"' EXIT
@@ -46,15 +46,19 @@ unset ATOCORE_BACKUP_IDENTITY
 export ATOCORE_BACKUP_IDENTITY_FILE="$work/identity.txt"
 
 status=0
+drill=""
+# A job cancelled (SIGTERM) stops the drill first: the work folder is removed only once it has ended.
+trap '[ -z "$drill" ] || kill -TERM "$drill" 2>/dev/null || true' TERM INT
 "$bin" drill --from-remote --latest --max-age "$max_age" --junit "$junit" --scratch-dir "$work" &
 drill=$!
-# A job cancelled (SIGTERM) stops the drill first: the work folder is removed only once it has ended.
-trap 'kill -TERM "$drill" 2>/dev/null || true' TERM INT
 wait "$drill" || status=$?
-while kill -0 "$drill" 2>/dev/null; do wait "$drill" || status=$?; done
+while kill -0 "$drill" 2>/dev/null; do # a signal ended the wait, not the drill: wait for the drill's own status
+  status=0
+  wait "$drill" || status=$?
+done
 if [ -f "$junit" ]; then
   echo "drill-from-remote: exit $status, JUnit report in $junit" >&2
 else
-  echo "drill-from-remote: exit $status, no JUnit report (the drill did not start: see above)" >&2
+  echo "drill-from-remote: exit $status, no JUnit report (see above)" >&2
 fi
 exit "$status"
