@@ -107,7 +107,10 @@ Deno.test("unknown, missing and conflicting flags and arguments are usage errors
   const cases: [string[], RegExp][] = [
     [["frobnicate"], /unknown command "frobnicate"/],
     [["create", "--bogus"], /create: unknown option --bogus; see 'create --help'$/],
-    [["cleanup", "--keep-daily", "-1"], /--keep-daily needs a value, and what follows it starts with '-' \(a count/],
+    [
+      ["cleanup", "--keep-daily", "-1"],
+      /--keep-daily needs a value, and what follows it starts with '-' \(give one that does: a count/,
+    ],
     [["create", "--db"], /--db/],
     [["create", "extra"], /too many arguments/],
     [["create", "--sqlite-driver", "nope"], /--sqlite-driver/],
