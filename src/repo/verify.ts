@@ -93,7 +93,8 @@ export async function verifyRepository(backend: Backend, options: VerifyOptions 
   }
   for (const name of listing.unknown) result.notes.push(`${name}: not an object of this format; ignored`);
   for (const name of await backend.unlisted?.() ?? []) {
-    result.errors.push(`${name}: a symbolic link or hidden name where objects are, made by hand; remove it`);
+    if (name.startsWith(".")) result.notes.push(`${name}: a hidden name, not an object of this format; ignored`);
+    else result.errors.push(`${name}: a symbolic link where objects are, made by hand; remove it`);
   }
   const referenced = new Set<string>();
   const allowUnauthenticated = options.allowUnauthenticated ?? false;

@@ -359,7 +359,7 @@ Deno.test("remote: drill --from-remote --latest passes over a snapshot stamped i
   const drilled = await runCli(["drill", "--from-remote", "--latest"], { env });
   assert.equal(drilled.code, 0, drilled.stderr);
   assert.equal((drilled.json as { stamp: string }).stamp, stamp);
-  assert.match(drilled.stderr, /"event":"latest_skipped_future","stamps":\["20991231T000000Z"\]/);
+  assert.match(drilled.stderr, /"event":"drill_latest_skipped_future","stamps":\["20991231T000000Z"\]/);
   for (const folder of ["snapshots", "refs"]) Deno.removeSync(join(f.repoDir, folder, pushed.snapshot));
   const none = await runCli(["drill", "--from-remote", "--latest"], { env });
   assert.equal(none.code, 1, none.stderr);
@@ -375,7 +375,7 @@ Deno.test("remote verify: a snapshot object replaced by a symbolic link is an er
   Deno.symlinkSync(join(f.work, "elsewhere"), object);
   const verified = await verifyRepository(f.backend, { identities: [f.identity], readData: true });
   assert.deepEqual(verified.errors, [
-    `snapshots/${pushed.snapshot}: a symbolic link or hidden name where objects are, made by hand; remove it`,
+    `snapshots/${pushed.snapshot}: a symbolic link where objects are, made by hand; remove it`,
   ]);
   assert.equal(verified.ok, false);
 });
