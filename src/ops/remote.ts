@@ -15,7 +15,6 @@ import { type Reporter, SILENT } from "../report/reporter.ts";
 import type { RetryListener } from "../repo/retry.ts";
 import type { Backend } from "../repo/backend.ts";
 import { openBackend } from "../repo/open_backend.ts";
-
 import { canonicalRecipients, checkIfPinned, type Repository } from "../repo/repository.ts";
 import { snapshotsDir } from "../snapshot/layout.ts";
 

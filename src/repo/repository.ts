@@ -186,24 +186,18 @@ export function checkPin(
       );
     }
   }
-  requireHostStateFolders(backupDir, backend.location);
-  const path = remotePinPath(backupDir, backend.location);
-  const pin = readPin(path);
-  if (pin !== null) {
-    checkPinned({ path, pin }, config, backend.location);
-    return { pinned: false, sourceId: sourceIdOf(pin) };
-  }
-  const other = pinOfSameFolder(backupDir, backend.location);
-  if (other) checkPinned(other, config, backend.location);
+  const found = findPin(backupDir, backend.location);
+  if (found) checkPinned(found, config, backend.location);
+  if (found?.exact) return { pinned: false, sourceId: sourceIdOf(found.pin) };
   ensureDir(remoteStateDir(backupDir, backend.location));
   const value: RepositoryPin = {
     location: backend.location,
     repository_id: config.id,
     recipients: config.recipients,
     pinned_at: new Date().toISOString(),
-    source_id: other ? sourceIdOf(other.pin) : newRandomId(),
+    source_id: found ? sourceIdOf(found.pin) : newRandomId(),
   };
-  writeFileAtomic(path, JSON.stringify(value, null, 2) + "\n");
+  writeFileAtomic(remotePinPath(backupDir, backend.location), JSON.stringify(value, null, 2) + "\n");
   return { pinned: true, sourceId: value.source_id! };
 }
 
@@ -214,12 +208,8 @@ export function checkPin(
  * @throws {RefusedError} when its id or recipients differ from that pin's.
  */
 export function checkIfPinned(backupDir: string, repository: Repository): boolean {
-  const { config, backend } = repository;
-  requireHostStateFolders(backupDir, backend.location);
-  const path = remotePinPath(backupDir, backend.location);
-  const pin = readPin(path);
-  const found = pin !== null ? { path, pin } : pinOfSameFolder(backupDir, backend.location);
-  if (found !== null) checkPinned(found, config, backend.location);
+  const found = findPin(backupDir, repository.backend.location);
+  if (found) checkPinned(found, repository.config, repository.backend.location);
   return found !== null;
 }
 
@@ -227,6 +217,16 @@ export function checkIfPinned(backupDir: string, repository: Repository): boolea
 interface FoundPin {
   path: string;
   pin: RepositoryPin;
+}
+
+/** The pin of `location`: under this spelling (`exact`), else under another of the same folder; `null` when none. */
+function findPin(backupDir: string, location: string): (FoundPin & { exact: boolean }) | null {
+  requireHostStateFolders(backupDir, location);
+  const path = remotePinPath(backupDir, location);
+  const pin = readPin(path);
+  if (pin !== null) return { path, pin, exact: true };
+  const other = pinOfSameFolder(backupDir, location);
+  return other && { ...other, exact: false };
 }
 
 /** @throws {RefusedError} when the repository's id or recipients are not those `found` pinned. */
