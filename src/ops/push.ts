@@ -13,12 +13,11 @@ import type { Backend } from "../repo/backend.ts";
 import { type PushResult, pushSnapshot } from "../repo/push.ts";
 import { SnapshotFileChangedError } from "../repo/push_session.ts";
 import type { PushAuth } from "../repo/authenticity.ts";
-import { listSnapshots as listRemoteSnapshots } from "../repo/snapshots.ts";
 import { checkedStamp, snapshotDir } from "../snapshot/layout.ts";
 import { isStamp } from "../snapshot/stamp.ts";
 import type { SqliteDriver } from "../sqlite/driver.ts";
 import { snapshotNames } from "./list.ts";
-import { CheckedAtCreate, InvalidSnapshotError, ValidationBeside } from "./push_validation.ts";
+import { CheckedAtCreate, InvalidSnapshotError, ValidationBeside, ValidationWhenNeeded } from "./push_validation.ts";
 import { InterruptedError, stopIfInterrupted } from "../sys/interrupt.ts";
 
 /** Which local snapshots to push. */
@@ -78,7 +77,6 @@ export async function pushLocalSnapshots(
   options: LocalPushOptions,
 ): Promise<LocalPushResult> {
   const stamps = selectedStamps(config.backupDir.path, selection);
-  const listed = new Set((await listRemoteSnapshots(backend)).snapshots.map(({ key }) => key.stamp));
   const result: LocalPushResult = {
     location: backend.location,
     pushed: [],
@@ -91,13 +89,15 @@ export async function pushLocalSnapshots(
   };
   for (const stamp of stamps) {
     stopIfInterrupted(options.signal, () => interruptedBetween(result, stamp));
-    const validation = listed.has(stamp) || options.validation === "none"
+    const validation = options.validation === "none"
       ? null
-      : new ValidationBeside(config, stamp, options.driver, options.validation === "quick");
+      : new ValidationWhenNeeded(() =>
+        new ValidationBeside(config, stamp, options.driver, options.validation === "quick")
+      );
     try {
       add(
         result,
-        await pushOne(config, backend, stamp, options, result.pushed.map((pushed) => pushed.stamp), validation),
+        await pushOne(config, backend, stamp, options, sentThisRun(result), validation),
       );
     } catch (error) {
       if (!(error instanceof InvalidSnapshotError && "all" in selection)) throw namingDone(error, result);
@@ -109,9 +109,14 @@ export async function pushLocalSnapshots(
   return result;
 }
 
+/** The snapshots this run pushed (not those it found pushed already). */
+function sentThisRun(result: LocalPushResult): string[] {
+  return result.pushed.filter((pushed) => !pushed.already_pushed).map((pushed) => pushed.stamp);
+}
+
 /** `error`, its message naming the snapshots this run pushed (listed) before it, when there are any. */
 function namingDone(error: unknown, result: LocalPushResult): unknown {
-  const done = result.pushed.map((pushed) => pushed.stamp);
+  const done = sentThisRun(result);
   if (done.length > 0 && error instanceof ToolError && !(error instanceof InterruptedError)) {
     error.message += `; pushed (listed) before it in this run: ${done.join(", ")}`;
   }
@@ -120,7 +125,7 @@ function namingDone(error: unknown, result: LocalPushResult): unknown {
 
 /** The words of a push run stopped before snapshot `next`. */
 function interruptedBetween(result: LocalPushResult, next: string): [string, string] {
-  const done = result.pushed.map((pushed) => pushed.stamp);
+  const done = sentThisRun(result);
   return [
     `push to ${result.location}`,
     `${done.length ? `${done.join(", ")} pushed (listed); ` : ""}${next} not pushed (nothing of it sent): ` +
@@ -171,7 +176,7 @@ async function pushOne(
   stamp: string,
   options: LocalPushOptions,
   before: string[],
-  validation: ValidationBeside | null,
+  validation: ValidationWhenNeeded | null,
 ): Promise<PushResult> {
   options.reporter.event("info", "push_started", { stamp, location: backend.location });
   const tracked = trackingWrites(backend);

@@ -118,6 +118,42 @@ export class ValidationBeside implements PushGate {
 }
 
 /**
+ * A {@linkcode ValidationBeside} started when the push first asks for it (as it reads the first block): a push that
+ * finds its snapshot pushed already by this backup folder stops before that, and validates nothing; one that goes on
+ * (another folder pushed the same second) is validated like any.
+ */
+export class ValidationWhenNeeded implements PushGate {
+  private started: ValidationBeside | null = null;
+
+  /** `start` makes the validation. */
+  constructor(private readonly start: () => ValidationBeside) {}
+
+  /** As {@linkcode ValidationBeside.check}, starting the validation. */
+  check(): void {
+    this.validation().check();
+  }
+
+  /** As {@linkcode ValidationBeside.passed}, starting the validation. */
+  passed(read: ReadonlyMap<string, ReadFile>): Promise<readonly string[]> {
+    return this.validation().passed(read);
+  }
+
+  /** As {@linkcode ValidationBeside.release}, when started. */
+  release(): void {
+    this.started?.release();
+  }
+
+  /** As {@linkcode ValidationBeside.verdict}; none when the push ended before it read a block. */
+  verdict(changed: string | null): Promise<string[]> {
+    return this.started?.verdict(changed) ?? Promise.resolve([]);
+  }
+
+  private validation(): ValidationBeside {
+    return this.started ??= this.start();
+  }
+}
+
+/**
  * The gate of a push of the snapshot create just made and validated (`create --push`): nothing to wait for, and
  * create's record vouches for the databases whose bytes the push read.
  */

@@ -128,7 +128,14 @@ async function applyPolicy(
   result: RemoteCleanupResult,
 ): Promise<SnapshotKey[]> {
   const removed = new Set<string>();
-  for (const group of (await bySource(repository.backend, keys)).values()) {
+  const { groups, unknown } = await bySource(repository.backend, keys);
+  for (const name of unknown) {
+    result.errors.push(
+      `${name}: unreadable or missing, so its snapshot's source is unknown; no snapshot deleted this run (its ` +
+        `host's newest could be among them): check the repository ('remote verify')`,
+    );
+  }
+  for (const group of unknown.length ? [] : groups.values()) {
     const decision = applyRetention(group.map((key) => key.stamp), options.policy);
     const newest = group.map((key) => key.stamp).sort().at(-1);
     Object.assign(result.reasons, decision.reasons);
@@ -152,14 +159,23 @@ async function applyPolicy(
   return kept;
 }
 
-/** The snapshots grouped by the source their refs name (`""`: none named, or refs unreadable, which verify reports). */
-async function bySource(backend: Backend, keys: SnapshotKey[]): Promise<Map<string, SnapshotKey[]>> {
+/**
+ * The snapshots grouped by the source their refs name (`""`: refs from before sources were recorded), and the refs
+ * that could not be read or are missing (their snapshot's source unknown).
+ */
+async function bySource(
+  backend: Backend,
+  keys: SnapshotKey[],
+): Promise<{ groups: Map<string, SnapshotKey[]>; unknown: string[] }> {
   const groups = new Map<string, SnapshotKey[]>();
+  const unknown: string[] = [];
   for (const key of keys) {
-    const source = (await readRefs(backend, key).catch(() => null))?.source ?? "";
+    const refs = await readRefs(backend, key).catch(() => null);
+    if (refs === null) unknown.push(refsName(key));
+    const source = refs?.source ?? "";
     groups.set(source, [...groups.get(source) ?? [], key]);
   }
-  return groups;
+  return { groups, unknown };
 }
 
 /**

@@ -7,6 +7,7 @@
  */
 import assert from "node:assert/strict";
 import { join } from "node:path";
+import { resolveConfig } from "../../src/config.ts";
 import { Boundary } from "../../src/repo/boundary.ts";
 import { fetchSnapshot } from "../../src/repo/fetch.ts";
 import { condemnedName, leaseName } from "../../src/repo/layout.ts";
@@ -244,4 +245,28 @@ Deno.test("remote cleanup: staged writes a killed push left in .tmp/ go once old
   const run = await cleanupRemote(f.backend, { ...options, confirm: true });
   assert.deepEqual(run.staging_removed, [".tmp/packs_ab_cd.left-by-a-kill"]);
   assert.deepEqual([...Deno.readDirSync(staging)].map((entry) => entry.name), ["packs_ab_ef.being-written"]);
+});
+
+Deno.test("remote cleanup: refs that cannot be read keep every snapshot this run (a host's only one could be among them)", async () => {
+  using f = await repoFixture({ dbMiB: 1, chromaMiB: 1 });
+  const roots: string[] = [];
+  for (let at = 0; at < 3; at++) {
+    if (at) await new Promise((resolve) => setTimeout(resolve, 1100)); // one stamp a second
+    roots.push((await snapshotOf(f)).root);
+  }
+  const other = resolveConfig({ backupDir: join(f.work, "other-host") }, f.env, "/"); // a second source
+  const onlyOfFirst = await pushSnapshot(f.config, f.backend, roots[0], f.auth);
+  await pushSnapshot(other, f.backend, roots[1], f.auth);
+  const newestOfOther = await pushSnapshot(other, f.backend, roots[2], f.auth);
+  for (const pushed of [onlyOfFirst, newestOfOther]) {
+    Deno.writeTextFileSync(join(f.repoDir, "refs", pushed.snapshot), "{");
+  }
+  const run = await cleanupRemote(f.backend, { sightingsPath: seenFile(f), policy: KEEP_NEWEST, confirm: true });
+  assert.deepEqual(run.deleted, []);
+  assert.equal(run.kept.length, 3);
+  assert.ok(
+    run.errors.some((error) => error.startsWith(`refs/${onlyOfFirst.snapshot}: unreadable or missing`)),
+    run.errors.join("\n"),
+  );
+  assert.equal((await objectNames(f.backend, "snapshots/")).length, 3);
 });

@@ -17,7 +17,9 @@ import { listRemote } from "../../src/repo/remote_list.ts";
 import { listSnapshots } from "../../src/repo/snapshots.ts";
 import { verifyRepository } from "../../src/repo/verify.ts";
 import { pushJournalDir } from "../../src/snapshot/layout.ts";
-import { moduleSnapshot, runCli } from "../_helpers.ts";
+import { moduleSnapshot, placeValidSnapshot, runCli } from "../_helpers.ts";
+import { resolveConfig } from "../../src/config.ts";
+import { InvalidSnapshotError } from "../../src/ops/push_validation.ts";
 import { authKeyFileFor } from "../_remote_cli.ts";
 import { assertSameTree, dyingAt, objectNames, repoFixture, snapshotOf, updateRows } from "../_repo.ts";
 
@@ -241,4 +243,26 @@ Deno.test("remote: a host state folder that is a symbolic link is refused by pus
     Deno.removeSync(linked);
     Deno.renameSync(aside, linked);
   }
+});
+
+Deno.test("remote: a snapshot another backup folder pushed under the same stamp is still validated before this one's push", async () => {
+  using f = await repoFixture({ dbMiB: 1, chromaMiB: 1 });
+  const stamp = "20260409T010203Z";
+  const options = { driver: openDriver("auto"), reporter: SILENT, validation: "deep" as const, ...f.auth };
+  placeValidSnapshot(f.config.backupDir.path, stamp); // a module snapshot: no manifest, so only validation checks it
+  const first = await pushLocalSnapshots(f.config, f.backend, { stamp }, options);
+  assert.equal(first.pushed.length, 1);
+  const other = join(f.work, "other-backups"); // a second host, same second
+  const root = placeValidSnapshot(other, stamp);
+  const db = [...Deno.readDirSync(join(root, "db"))][0].name;
+  using file = Deno.openSync(join(root, "db", db), { write: true });
+  file.seekSync(4096, Deno.SeekMode.Start); // the second page's header: integrity_check fails
+  file.writeSync(new Uint8Array(8).fill(0xff));
+  const config = resolveConfig({ backupDir: other }, f.env, "/");
+  await assert.rejects(
+    pushLocalSnapshots(config, f.backend, { stamp }, options),
+    (error: Error) => error instanceof InvalidSnapshotError,
+  );
+  const sources = (await listRemote(f.backend)).snapshots.filter((entry) => entry.stamp === stamp);
+  assert.equal(sources.length, 1, "only the first folder's snapshot is listed");
 });
