@@ -49,20 +49,33 @@ export function readRegularTextFile(path: string, options: ReadRegularOptions = 
 /** The bytes of the regular file at `path`, as {@linkcode readRegularTextFile} reads them. */
 export function readRegularFile(path: string, options: ReadRegularOptions = {}): Uint8Array {
   const maxBytes = options.maxBytes ?? SMALL_FILE_MAX_BYTES;
+  const { fd } = openRegularFile(path, { ...options, maxBytes });
+  try {
+    return readBounded(fd, path, maxBytes);
+  } finally {
+    closeSync(fd);
+  }
+}
+
+/**
+ * Open the regular file at `path` for reading as {@linkcode readRegularTextFile} does (kind checked before and after a
+ * non-blocking open, at most `maxBytes`): its descriptor, to close, and its size then.
+ *
+ * @throws as {@linkcode readRegularTextFile}.
+ */
+export function openRegularFile(path: string, options: ReadRegularOptions = {}): { fd: number; size: number } {
+  const maxBytes = options.maxBytes ?? SMALL_FILE_MAX_BYTES;
   const info = options.followLinks ? Deno.statSync(path) : Deno.lstatSync(path);
   if (info.isDirectory) throw new Deno.errors.IsADirectory(`is a directory: ${path}`);
   if (!info.isFile) throw new NotRegularFileError(path, kindOf(info));
   if (info.size > maxBytes) throw new FileTooLargeError(path, maxBytes);
   const fd = openNonBlocking(path, options.followLinks ?? false);
-  try {
-    const opened = fstatSync(fd);
-    if (!opened.isFile() || opened.ino !== info.ino || opened.dev !== info.dev) {
-      throw new NotRegularFileError(path, "replaced while being opened");
-    }
-    return readBounded(fd, path, maxBytes);
-  } finally {
+  const opened = fstatSync(fd);
+  if (!opened.isFile() || opened.ino !== info.ino || opened.dev !== info.dev) {
     closeSync(fd);
+    throw new NotRegularFileError(path, "replaced while being opened");
   }
+  return { fd, size: opened.size };
 }
 
 /** Open read-only, non-blocking, never as a controlling terminal, and (unless `follow`) not through a final link. */

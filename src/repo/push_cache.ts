@@ -11,7 +11,8 @@ import { join } from "node:path";
 import { ensureDir, removeInside, removeQuietly, writeFileAtomic } from "../fs/durable.ts";
 import { fileLines } from "../fs/lines.ts";
 import { entriesOrNone } from "../fs/probe.ts";
-import { readAt } from "../fs/read_at.ts";
+import { openRegularFile } from "../fs/regular_file.ts";
+import { closeSync, readSync } from "node:fs";
 import { hexHashInto } from "./blocks.ts";
 import type { PackInfo } from "./boundary.ts";
 import { type ExtentTable, extentTableBytes, extentTableFrom, toExtentTable } from "./extent_table.ts";
@@ -104,18 +105,36 @@ export function decodePushCache(bytes: Uint8Array, repositoryId: string): PushCa
 
 /** Load the cache at `path`, or `null` (missing, damaged, another repository); each part read into its own array. */
 export function loadPushCache(path: string, repositoryId: string): PushCache | null {
+  let opened: { fd: number; size: number };
   try {
-    using file = Deno.openSync(path, { read: true });
-    const size = file.statSync().size;
+    opened = openRegularFile(path, { maxBytes: Number.MAX_SAFE_INTEGER }); // never a link, a FIFO or a folder
+  } catch {
+    return null;
+  }
+  const { fd, size } = opened;
+  try {
     let at = 0;
     return decodeFrom(
-      (length) => length > size - at ? null : readAt(file, (at += length) - length, length),
+      (length) => length > size - at ? null : readPart(fd, (at += length) - length, length),
       size,
       repositoryId,
     );
   } catch {
     return null;
+  } finally {
+    closeSync(fd);
   }
+}
+
+/** Exactly `length` bytes of `fd` from `position` into a new buffer, or `null` when the file ends before. */
+function readPart(fd: number, position: number, length: number): Uint8Array<ArrayBuffer> | null {
+  const bytes = new Uint8Array(length);
+  for (let filled = 0; filled < length;) {
+    const read = readSync(fd, bytes, filled, length - filled, position + filled);
+    if (read === 0) return null;
+    filled += read;
+  }
+  return bytes;
 }
 
 /** Decode a cache of `size` bytes read through `take`; every part is counted into the checksum checked at the end. */

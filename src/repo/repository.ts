@@ -6,7 +6,8 @@
  */
 import { createHash, randomBytes } from "node:crypto";
 import { parseRecipient } from "../crypto/age.ts";
-import { OperationError, RefusedError, UsageError } from "../errors.ts";
+import { describeOsError, OperationError, RefusedError, UsageError } from "../errors.ts";
+import { readRegularTextFile } from "../fs/regular_file.ts";
 import { ensureDir, writeFileAtomic } from "../fs/durable.ts";
 import { join } from "node:path";
 import { entriesOrNone } from "../fs/probe.ts";
@@ -278,10 +279,13 @@ function sourceIdOf(pin: RepositoryPin): string {
 function readPin(path: string): RepositoryPin | null {
   let text: string;
   try {
-    text = Deno.readTextFileSync(path);
+    text = readRegularTextFile(path, { maxBytes: 1 << 20 }); // never a FIFO to wait on, a link or a huge file
   } catch (error) {
     if (error instanceof Deno.errors.NotFound) return null;
-    throw error;
+    throw new RefusedError(
+      `the repository pin ${path} cannot be read (${describeOsError(error)}); check it, or remove it to pin the ` +
+        `repository anew`,
+    );
   }
   try {
     const pin = JSON.parse(text);

@@ -16,8 +16,9 @@ import { pushSnapshot } from "../../src/repo/push.ts";
 import { listRemote } from "../../src/repo/remote_list.ts";
 import { listSnapshots } from "../../src/repo/snapshots.ts";
 import { verifyRepository } from "../../src/repo/verify.ts";
-import { pushJournalDir } from "../../src/snapshot/layout.ts";
-import { moduleSnapshot, placeValidSnapshot, runCli } from "../_helpers.ts";
+import { pushCachePath, pushJournalDir, remotePinPath } from "../../src/snapshot/layout.ts";
+import { cliProcess, cliRunOf, moduleSnapshot, placeValidSnapshot, runCli } from "../_helpers.ts";
+import { killAfter } from "../_faults.ts";
 import { resolveConfig } from "../../src/config.ts";
 import { InvalidSnapshotError } from "../../src/ops/push_validation.ts";
 import { authKeyFileFor } from "../_remote_cli.ts";
@@ -265,4 +266,31 @@ Deno.test("remote: a snapshot another backup folder pushed under the same stamp 
   );
   const sources = (await listRemote(f.backend)).snapshots.filter((entry) => entry.stamp === stamp);
   assert.equal(sources.length, 1, "only the first folder's snapshot is listed");
+});
+
+Deno.test("remote: a FIFO as the pin or the push cache is never waited on: the pin refused, the cache ignored", async () => {
+  using f = await repoFixture({ dbMiB: 1, chromaMiB: 1 });
+  const { root } = await snapshotOf(f);
+  await pushSnapshot(f.config, f.backend, root, f.auth);
+  const authKey = authKeyFileFor({ keyFile: f.keyFile, recipient: f.recipient });
+  const env = { ...f.env, ATOCORE_BACKUP_REMOTE: `file://${f.repoDir}`, ATOCORE_BACKUP_AUTH_KEY_FILE: authKey };
+  const run = async (args: string[]) => {
+    const child = cliProcess(args, { env }).spawn();
+    const output = child.output();
+    const code = await killAfter(child, 120_000);
+    assert.notEqual(code, null, `${args.join(" ")} blocked on a FIFO and was killed`);
+    return cliRunOf(await output); // its code is the one killAfter saw
+  };
+  const cache = pushCachePath(f.config.backupDir.path, f.backend.location);
+  Deno.removeSync(cache);
+  assert.equal(new Deno.Command("mkfifo", { args: [cache] }).outputSync().code, 0);
+  const pushed = await run(["create", "--chroma", "--push"]);
+  assert.equal(pushed.code, 0, pushed.stderr); // a full push, as with no cache
+  Deno.removeSync(cache);
+  const pin = remotePinPath(f.config.backupDir.path, f.backend.location);
+  Deno.removeSync(pin);
+  assert.equal(new Deno.Command("mkfifo", { args: [pin] }).outputSync().code, 0);
+  const refused = await run(["remote", "list"]);
+  assert.equal(refused.code, 3, refused.stderr);
+  assert.match(refused.stderr, /the repository pin .*pin\.json cannot be read \(not a regular file \(FIFO\)\)/);
 });
