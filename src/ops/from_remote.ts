@@ -82,7 +82,12 @@ export async function resolveRemoteSnapshot(
     if (names.length === 0) {
       throw new OperationError(`no snapshots in ${backend.location}; push one first ('atocore-backup push --latest')`);
     }
-    return unique(names, latestRemoteStamp(names, backend.location, clock), backend.location);
+    const stamp = latestRemoteStamp(names, backend.location, clock);
+    const pushes = names.filter((name) => name.startsWith(`${stamp}_`)); // hosts pushing in the same second
+    if (pushes.length > 1) {
+      clock.reporter.event("info", "latest_pushed_more_than_once", { pushes, chosen: pushes.at(-1) });
+    }
+    return pushes.at(-1)!;
   }
   if (checkedRemoteName(given) === "key") {
     if (names.includes(given)) return given;

@@ -278,7 +278,7 @@ Deno.test("remote CLI: config shows the repository settings and their sources; e
   }
 });
 
-Deno.test("remote CLI: a STAMP that several pushes share is refused naming them; STAMP_PUSHID is accepted", async () => {
+Deno.test("remote CLI: a STAMP that several pushes share is refused naming them; STAMP_PUSHID is accepted; --latest picks", async () => {
   using r = await remoteStore({ dbMiB: 1, chromaMiB: 1 });
   const { stamp, push } = await createAndPush(r.env);
   const twin = `${stamp}_${"f".repeat(16)}`; // what a concurrent push of the same stamp from elsewhere would leave
@@ -299,8 +299,14 @@ Deno.test("remote CLI: a STAMP that several pushes share is refused naming them;
   });
   assert.equal(swapped.code, 3, "a copied snapshot object names another push");
   assert.match(oneErrorLine(swapped, "twin"), /cannot be read intact/);
+  // --latest cannot be told which: it drills the last push id of the newest stamp (here the twin: a failed drill)
   const latest = await runCli(["drill", "--from-remote", "--latest"], { env: r.envWithIdentity });
-  assert.equal(latest.code, 2, "--latest with two pushes of the newest stamp is refused too");
+  assert.match(
+    latest.stderr,
+    new RegExp(`"event":"latest_pushed_more_than_once","pushes":\\["${push.snapshot}","${twin}"\\]`),
+  );
+  assert.equal(latest.code, 1, latest.stderr);
+  assert.match(latest.stderr, new RegExp(`"event":"drill_finished","stamp":"${stamp}","ok":false`));
 });
 
 Deno.test("remote CLI: a snapshot made by the reference module is pushed and restored byte for byte", async () => {
