@@ -401,6 +401,7 @@ export async function restoreFromRemote(
     const result = await restoreSnapshot(config, fetched.stamp, {
       ...options,
       sourceDir: fetched.sourceDir,
+      remote: { snapshot: name, location: source.backend.location },
       moveSources: true,
       verified: fetched.verified,
       integrityChecked: fetched.integrityChecked,

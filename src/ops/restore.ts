@@ -24,6 +24,7 @@ import {
   newIntentContext,
   recordStep,
   recordSwap,
+  type RemoteOrigin,
   restoreIntentPath,
   settleStep,
   unfinishedNote,
@@ -67,6 +68,8 @@ export interface RestoreOptions {
   quick?: boolean;
   /** The backup folder the snapshot is read from (default the configured one; a snapshot fetched into scratch). */
   sourceDir?: string;
+  /** The repository snapshot fetched into `sourceDir`: an unfinished restore's record says how to fetch it again. */
+  remote?: RemoteOrigin;
   /**
    * The snapshot at `sourceDir` is a scratch copy this run made and nothing else reads: its files are moved into place
    * by renames where they lie on the target's filesystem (else copied), and a database moved is not checked again
@@ -167,7 +170,9 @@ export async function restoreSnapshot(config: Config, stamp: string, options: Re
   await sourcesFlushed(options, stamp, unchanged(to, takesPreSnapshot ? preStamp : null));
   // The last safe point: from here the replacement runs to its end or to its failure path.
   stopIfInterrupted(options.signal, () => stoppedUnchanged(stamp, to, takesPreSnapshot ? preStamp : null));
-  const intent = to === null ? newIntentContext(config, stamp, sources.chroma !== null, preStamp, unfinished) : null;
+  const intent = to === null
+    ? newIntentContext(config, { stamp, chroma: sources.chroma !== null, preStamp, remote: options.remote }, unfinished)
+    : null;
   const moved = { db: false };
   const chroma = replaceStore(plan, preStamp, options, intent, moved);
   // A database moved into place is the very file the validation checked; a copy is checked again.

@@ -14,6 +14,7 @@ import { CHROMA_OLD_PREFIX, CHROMA_STAGING_PREFIX } from "../snapshot/chroma.ts"
 import { isStamp } from "../snapshot/stamp.ts";
 import { clearLeftovers, type RecordSwap, settleSwap, type SwapState } from "./chroma_swap.ts";
 import type { Change } from "./restore_wal.ts";
+import { parseSnapshotKey } from "../repo/layout.ts";
 
 /** Largest intent file read; a real one is a few hundred bytes. */
 const MAX_INTENT_BYTES = 64 * 1024;
@@ -36,6 +37,14 @@ export interface RestoreIntent {
   pid: number;
   /** The Chroma swap in progress, or `null` while Chroma is whole (old or new). */
   swap: SwapState | null;
+  /** Where the snapshot came from when it was fetched from a repository (`restore --from-remote`). */
+  remote?: RemoteOrigin;
+}
+
+/** A repository snapshot a restore read: its `STAMP_PUSHID` and the repository's location (no credentials). */
+export interface RemoteOrigin {
+  snapshot: string;
+  location: string;
 }
 
 /** `<database folder>/.<database name>.restore-intent.json`: beside the store it is about, whatever backup folder. */
@@ -57,21 +66,20 @@ export interface IntentContext {
 /** The intent of a live restore of `stamp` about to begin (going on from `unfinished`, when one was found). */
 export function newIntentContext(
   config: Config,
-  stamp: string,
-  chroma: boolean,
-  preStamp: string | null,
+  what: { stamp: string; chroma: boolean; preStamp: string | null; remote?: RemoteOrigin },
   unfinished: RestoreIntent | null,
 ): IntentContext {
   const record: RestoreIntent = {
     format: 1,
-    stamp,
+    stamp: what.stamp,
     backup_dir: config.backupDir.path,
     chroma_dir: config.chromaDir.path,
-    chroma,
-    pre_restore_snapshot: preStamp,
+    chroma: what.chroma,
+    pre_restore_snapshot: what.preStamp,
     started_at: new Date().toISOString(),
     pid: Deno.pid,
     swap: null,
+    ...(what.remote ? { remote: what.remote } : {}),
   };
   return { db: config.db.path, record, unfinished, written: false };
 }
@@ -184,7 +192,9 @@ function isIntent(value: unknown): value is RestoreIntent {
     typeof intent.chroma === "boolean" &&
     (intent.pre_restore_snapshot === null ||
       (typeof intent.pre_restore_snapshot === "string" && isStamp(intent.pre_restore_snapshot))) &&
-    (intent.swap === null || isSwapState(intent.swap));
+    (intent.swap === null || isSwapState(intent.swap)) &&
+    (intent.remote === undefined || (typeof intent.remote === "object" && intent.remote !== null &&
+      parseSnapshotKey(String(intent.remote.snapshot)) !== null && typeof intent.remote.location === "string"));
 }
 
 function isAbsolutePath(value: unknown): boolean {
@@ -272,9 +282,10 @@ function sameFolder(first: string, second: string): boolean {
  */
 export function finishOrGoBack(intent: RestoreIntent, backupDir: string): string {
   const where = resolve(intent.backup_dir) === resolve(backupDir) ? "" : ` --backup-dir ${quoted(intent.backup_dir)}`;
-  const finish = `atocore-backup restore ${intent.stamp} --confirm-service-stopped${
-    intent.chroma ? "" : " --no-chroma"
-  }`;
+  const source = intent.remote
+    ? `${intent.remote.snapshot} --from-remote --remote ${quoted(intent.remote.location)} --identity FILE`
+    : intent.stamp;
+  const finish = `atocore-backup restore ${source} --confirm-service-stopped${intent.chroma ? "" : " --no-chroma"}`;
   const back = intent.pre_restore_snapshot === null
     ? "or go back by restoring another snapshot (no pre-restore snapshot was taken)"
     : `or go back with 'atocore-backup restore ${intent.pre_restore_snapshot} --confirm-service-stopped${where}' ` +

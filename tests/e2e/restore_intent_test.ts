@@ -62,3 +62,27 @@ Deno.test("a record naming a folder outside the Chroma folder's hidden ones is r
   assert.equal(after.code, 0, after.stderr);
   assert.ok(!entryNames(store.dataDir).includes(INTENT), "a finished restore left its record");
 });
+
+Deno.test("an unfinished restore from a repository says how to finish it from there", async () => {
+  using store = tempStore({ dbMiB: 1, chromaMiB: 1 });
+  const env = storeEnv(store);
+  const record = {
+    format: 1,
+    stamp: "20260101T000000Z",
+    backup_dir: store.backupDir,
+    chroma_dir: store.chromaDir,
+    chroma: true,
+    pre_restore_snapshot: null,
+    started_at: new Date().toISOString(),
+    pid: 1,
+    swap: null,
+    remote: { snapshot: "20260101T000000Z_0123456789abcdef", location: "file:///mnt/off site" },
+  };
+  Deno.writeTextFileSync(join(store.dataDir, INTENT), JSON.stringify(record));
+  const create = await runCli(["create"], { env });
+  assert.equal(create.code, 3, create.stderr);
+  assert.match(
+    create.stderr,
+    /finish it with 'atocore-backup restore 20260101T000000Z_0123456789abcdef --from-remote --remote 'file:\/\/\/mnt\/off site' --identity FILE --confirm-service-stopped'/,
+  );
+});
