@@ -55,7 +55,10 @@ Deno.test("a push and a remote cleanup --confirm running together lose nothing: 
     linkCopy(master, r.repoDir);
     Deno.removeSync(remotes, { recursive: true });
     new Deno.Command("cp", { args: ["-a", masterRemotes, remotes] }).outputSync();
-    const [pushDelay, cleanupDelay] = round % 2 ? [Math.round(random() * 60), 0] : [0, Math.round(random() * 60)];
+    // odd rounds give the cleanup a head start long enough, even on a loaded machine, to delete before the push's lease
+    const [pushDelay, cleanupDelay] = round % 2
+      ? [100 + Math.round(random() * 400), 0]
+      : [0, Math.round(random() * 60)];
     const label = trialLabel(seed, round, `push after ${pushDelay} ms, cleanup after ${cleanupDelay} ms`);
     const [push, cleanup] = await Promise.all([
       runLater(["push", again], r.env, pushDelay),
