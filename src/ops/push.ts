@@ -17,8 +17,15 @@ import { checkedStamp, snapshotDir } from "../snapshot/layout.ts";
 import { isStamp } from "../snapshot/stamp.ts";
 import type { SqliteDriver } from "../sqlite/driver.ts";
 import { snapshotNames } from "./list.ts";
-import { CheckedAtCreate, InvalidSnapshotError, ValidationBeside, ValidationWhenNeeded } from "./push_validation.ts";
+import {
+  CheckedAtCreate,
+  InvalidSnapshotError,
+  noSuchSnapshot,
+  ValidationBeside,
+  ValidationWhenNeeded,
+} from "./push_validation.ts";
 import { InterruptedError, stopIfInterrupted } from "../sys/interrupt.ts";
+import { isDirectory } from "../fs/probe.ts";
 
 /** Which local snapshots to push. */
 export type PushSelection = { stamp: string } | { latest: true } | { all: true };
@@ -178,6 +185,7 @@ async function pushOne(
   before: string[],
   validation: ValidationWhenNeeded | null,
 ): Promise<PushResult> {
+  if (!isDirectory(snapshotDir(config.backupDir.path, stamp))) throw noSuchSnapshot(config.backupDir.path, stamp);
   options.reporter.event("info", "push_started", { stamp, location: backend.location });
   const tracked = trackingWrites(backend);
   let pushed: PushResult;

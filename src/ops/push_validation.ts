@@ -64,9 +64,7 @@ export class ValidationBeside implements PushGate {
       checkedAtCreate: this.record,
     };
     this.errors = validateSnapshot(backupDir, stamp, options).then((validation) => {
-      if (!validation.exists) {
-        throw new UsageError(`no snapshot ${stamp} in ${backupDir}; see 'atocore-backup list'`);
-      }
+      if (!validation.exists) throw noSuchSnapshot(backupDir, stamp);
       this.spared = validation.integrity_checked_at_create ?? [];
       return this.found = validation.valid ? [] : validation.errors;
     });
@@ -115,6 +113,11 @@ export class ValidationBeside implements PushGate {
     if (changed === null || errors.some((error) => error.endsWith(`: ${changed}`))) return errors;
     return [...errors, `manifest_sha256_mismatch: ${changed}`];
   }
+}
+
+/** The refusal of a push of a snapshot the backup folder does not hold. */
+export function noSuchSnapshot(backupDir: string, stamp: string): UsageError {
+  return new UsageError(`no snapshot ${stamp} in ${backupDir}; see 'atocore-backup list'`);
 }
 
 /**
