@@ -6,8 +6,25 @@ import assert from "node:assert/strict";
 import { join } from "node:path";
 import { createdStamp, runCli, storeEnv, tempStore } from "../_helpers.ts";
 import { entryNames, treeDigest } from "../_faults.ts";
+import type { SampleStore } from "../../scripts/sample_store.ts";
 
 const INTENT = ".atocore.db.restore-intent.json";
+
+/** A record as a restore of `stamp` into `store` writes it, with `extra` fields over it. */
+function intentRecord(store: SampleStore, stamp: string, extra: Record<string, unknown>): Record<string, unknown> {
+  return {
+    format: 1,
+    stamp,
+    backup_dir: store.backupDir,
+    chroma_dir: store.chromaDir,
+    chroma: true,
+    pre_restore_snapshot: null,
+    started_at: new Date().toISOString(),
+    pid: 1,
+    swap: null,
+    ...extra,
+  };
+}
 
 Deno.test("a record that is a FIFO or a symbolic link is never opened: create and restore refuse, nothing changed", async () => {
   using store = tempStore({ dbMiB: 1, chromaMiB: 1 });
@@ -39,17 +56,9 @@ Deno.test("a record naming a folder outside the Chroma folder's hidden ones is r
   const outside = join(store.dataDir, "outside");
   Deno.mkdirSync(outside);
   Deno.writeTextFileSync(join(outside, "keep.txt"), "not Chroma's");
-  const record = {
-    format: 1,
-    stamp,
-    backup_dir: store.backupDir,
-    chroma_dir: store.chromaDir,
-    chroma: true,
-    pre_restore_snapshot: null,
-    started_at: new Date().toISOString(),
-    pid: 1,
+  const record = intentRecord(store, stamp, {
     swap: { phase: "moving-old-aside", old: "../outside", staged: ".atocore-restore-1-00000000" },
-  };
+  });
   Deno.writeTextFileSync(join(store.dataDir, INTENT), JSON.stringify(record));
   const run = await runCli(["restore", stamp, "--confirm-service-stopped"], { env });
   assert.equal(run.code, 3, run.stderr);
@@ -66,18 +75,9 @@ Deno.test("a record naming a folder outside the Chroma folder's hidden ones is r
 Deno.test("an unfinished restore from a repository says how to finish it from there", async () => {
   using store = tempStore({ dbMiB: 1, chromaMiB: 1 });
   const env = storeEnv(store);
-  const record = {
-    format: 1,
-    stamp: "20260101T000000Z",
-    backup_dir: store.backupDir,
-    chroma_dir: store.chromaDir,
-    chroma: true,
-    pre_restore_snapshot: null,
-    started_at: new Date().toISOString(),
-    pid: 1,
-    swap: null,
+  const record = intentRecord(store, "20260101T000000Z", {
     remote: { snapshot: "20260101T000000Z_0123456789abcdef", location: "file:///mnt/off site" },
-  };
+  });
   Deno.writeTextFileSync(join(store.dataDir, INTENT), JSON.stringify(record));
   const create = await runCli(["create"], { env });
   assert.equal(create.code, 3, create.stderr);
