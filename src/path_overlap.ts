@@ -22,12 +22,17 @@ interface Place {
 /** The database's files besides itself that SQLite (and so restore) writes and removes. */
 const DB_SIDECARS = ["-wal", "-shm", "-journal"] as const;
 
+/** Where a path came from, for messages: its flag or variable, or the default and what it is under. */
+function sourceOf(resolved: ResolvedPath): string {
+  return resolved.source === "default" ? `default under ${resolved.from}` : resolved.from;
+}
+
 /** The places of each part of the store: four groups, each apart from the others. */
 function placesOf(config: Config): Place[][] {
   const place = (label: string, resolved: ResolvedPath, suffix = ""): Place => ({
     label,
     path: resolved.path + suffix,
-    from: resolved.source === "default" ? `default under ${resolved.from}` : resolved.from,
+    from: sourceOf(resolved),
   });
   return [
     [
@@ -85,7 +90,7 @@ export function outputOverlap(config: Config, path: string): string | null {
   const own = [snapshotsDir, stagingRoot, trashRoot, failedRoot, remotesRoot, lockPath].map((place): Place => ({
     label: "the backup folder's",
     path: place(backup),
-    from: config.backupDir.source === "default" ? `default under ${config.backupDir.from}` : config.backupDir.from,
+    from: sourceOf(config.backupDir),
   }));
   const hit = [...placesOf(config).slice(0, 3).flat(), ...own].find((place) => isSameOrInside(path, place.path));
   return hit ? describe(hit) : null;

@@ -10,7 +10,8 @@
 import { describeOsError, LockedError, OperationError, RefusedError, UsageError } from "../errors.ts";
 import { kindOf } from "../fs/regular_file.ts";
 import { ensureDir } from "../fs/durable.ts";
-import { isDirectory, lstatOrNull } from "../fs/probe.ts";
+import { isDirectory, lstatOrNull, statOrNull } from "../fs/probe.ts";
+import { notAFolder } from "./own_folders.ts";
 import { lockPath } from "../snapshot/layout.ts";
 
 /** A held lock; release it with `using` or {@linkcode OperationLock.release}. */
@@ -35,16 +36,11 @@ export function acquireLock(backupDir: string, operation: string): OperationLock
   let file: Deno.FsFile;
   let home: Deno.FileInfo | null = null;
   try {
-    home = lstatOrNull(backupDir);
+    home = statOrNull(backupDir);
   } catch {
     // a path through a file: opening the lock file names it below
   }
-  if (home !== null && !home.isDirectory && !(home.isSymlink && isDirectory(backupDir))) {
-    throw new UsageError(
-      `the backup folder ${backupDir} is a ${kindOf(home)}, not a folder; point --backup-dir (ATOCORE_BACKUP_DIR) at ` +
-        `a folder; nothing was done`,
-    );
-  }
+  if (home !== null && !home.isDirectory) throw new UsageError(notAFolder(backupDir, home));
   try {
     ensureDir(backupDir);
     const info = lstatOrNull(path);

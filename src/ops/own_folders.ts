@@ -20,6 +20,12 @@ export function requireOwnFolders(backupDir: string): void {
   if (problem) throw new UsageError(problem);
 }
 
+/** The refusal of a backup folder path where something else than a folder is (`info`, links followed). */
+export function notAFolder(backupDir: string, info: Deno.FileInfo): string {
+  return `the backup folder ${backupDir} is a ${kindOf(info)}, not a folder; point --backup-dir ` +
+    `(ATOCORE_BACKUP_DIR) at a folder; nothing was done`;
+}
+
 /**
  * The first of the backup folder's own folders that is a symbolic link or a mount of another filesystem, as a
  * one-line message naming it and the fix; `null` when there is none (folders not made yet are fine).
@@ -34,10 +40,7 @@ export function ownFolderProblem(backupDir: string): string | null {
       `a folder this user can reach; nothing was done`;
   }
   if (home === null) return null;
-  if (!home.isDirectory) {
-    return `the backup folder ${backupDir} is a ${kindOf(home)}, not a folder; point --backup-dir ` +
-      `(ATOCORE_BACKUP_DIR) at a folder; nothing was done`;
-  }
+  if (!home.isDirectory) return notAFolder(backupDir, home);
   for (const folder of [snapshotsDir, stagingRoot, trashRoot, failedRoot].map((path) => path(backupDir))) {
     const info = lstatOrNull(folder);
     if (info === null) continue;
