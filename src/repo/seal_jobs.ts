@@ -51,15 +51,24 @@ export function runSealJob(job: SealJob): SealDone | JobFailure {
 
 /** {@linkcode runSealJob}, throwing its failure. */
 export function sealPack(job: SealJob): SealDone {
-  const { plain, out, ranges } = job;
+  const { plain, out } = job;
+  const hashes = hashRanges(plain, job.ranges);
+  const sealed = sealBytes(plain, job.compression, job.recipients, false, out.length > 0 ? out : undefined);
+  return { plain, out, hashes, ...sealed };
+}
+
+/**
+ * The SHA-256 of each `[offset, length]` pair of `ranges` (flat) of `plain`, 32 bytes each in order: a pack's blocks,
+ * hashed where the push has time (the worker sealing the pack, or the thread filling packs while the worker is busy).
+ */
+export function hashRanges(plain: Uint8Array, ranges: Uint32Array): Uint8Array {
   const hashes = new Uint8Array(ranges.length * 16);
   for (let at = 0; at < ranges.length; at += 2) {
     const [offset, length] = [ranges[at], ranges[at + 1]];
     if (offset + length > plain.length) throw new RangeError(`range ${offset}+${length} is outside the pack`);
     hashBlockInto(plain.subarray(offset, offset + length), hashes, at * 16);
   }
-  const sealed = sealBytes(plain, job.compression, job.recipients, false, out.length > 0 ? out : undefined);
-  return { plain, out, hashes, ...sealed };
+  return hashes;
 }
 
 /** The buffers a seal result holds, to transfer it back. */
