@@ -140,10 +140,11 @@ export function parseCommandArgs<O extends CommandOptions>(
   const options: CommandOptions = { ...GLOBAL_OPTIONS, ...PATH_OPTIONS, ...command.options };
   let parsed;
   try {
-    parsed = parseArgs({ args, options, allowPositionals: true, strict: true });
+    parsed = parseArgs({ args, options, allowPositionals: true, strict: true, tokens: true });
   } catch (error) {
     throw new UsageError(`${command.name}: ${parseProblem(error as Error)}; see '${command.name} --help'`);
   }
+  refuseRepeated(command.name, options, parsed.tokens);
   const values: Record<string, unknown> = parsed.values;
   if (!hasDeclaredTypes<O>(options, values)) {
     throw new Error(`${command.name}: a flag was parsed with a type it was not declared with; please report this bug`);
@@ -156,6 +157,27 @@ export function parseCommandArgs<O extends CommandOptions>(
     );
   }
   return { values, positionals: parsed.positionals };
+}
+
+/**
+ * Refuse a flag that takes one value given more than once: the last would win silently (`--to A ... --to B` from a
+ * script that appends flags), and which one the operator meant is not for this tool to guess.
+ */
+function refuseRepeated(
+  name: string,
+  options: CommandOptions,
+  tokens: readonly { kind: string; name?: string }[],
+): void {
+  const seen = new Set<string>();
+  for (const token of tokens) {
+    if (token.kind !== "option" || token.name === undefined) continue;
+    const option = options[token.name];
+    if (option?.type !== "string" || option.multiple) continue;
+    if (seen.has(token.name)) {
+      throw new UsageError(`${name}: --${token.name} is given more than once; give it once (see '${name} --help')`);
+    }
+    seen.add(token.name);
+  }
 }
 
 /**

@@ -27,16 +27,18 @@ import { describeOsError, RefusedError } from "../errors.ts";
 import { ensureDir, removeInside, renameDurable } from "../fs/durable.ts";
 import { folderNames, isDirectory } from "../fs/probe.ts";
 import type { Reporter } from "../report/reporter.ts";
+import type { KeepReason, RetentionDecision, RetentionPolicy } from "../snapshot/retention.ts";
 import {
-  applyRetention,
-  type KeepReason,
-  type RetentionDecision,
-  type RetentionPolicy,
-} from "../snapshot/retention.ts";
-import { factGuards, newestValidGuard, type SnapshotFacts, withGuards } from "../snapshot/retention_guards.ts";
+  factGuards,
+  newestValidGuard,
+  retainByPolicy,
+  type SnapshotFacts,
+  withGuards,
+} from "../snapshot/retention_guards.ts";
 import { pruneIntegrityRecords } from "../snapshot/integrity_record.ts";
 import { METADATA_FILE, snapshotDir, snapshotsDir, trashDir, trashRoot } from "../snapshot/layout.ts";
 import { isPreRestore, readMetadata, sequenceOf } from "../snapshot/metadata.ts";
+import { isInFuture } from "../snapshot/clock.ts";
 import { isStamp } from "../snapshot/stamp.ts";
 import { IntegrityUncheckedError, type SqliteDriver } from "../sqlite/driver.ts";
 import { DEFAULT_KEEP_FAILED, failedEntries, failedRetention, removeFailed } from "./failed.ts";
@@ -165,9 +167,12 @@ export async function cleanupSnapshots(backupDir: string, options: CleanupOption
  */
 async function decide(backupDir: string, stamps: string[], options: CleanupOptions): Promise<RetentionDecision> {
   const facts = stamps.map((stamp) => factsOf(backupDir, stamp));
-  const decision = withGuards(applyRetention(stamps, options.policy), factGuards(facts, options));
+  const decision = withGuards(retainByPolicy(stamps, options.policy, options.now), factGuards(facts, options));
   if (decision.remove.length === 0) return decision;
-  const valid = await newestValid(backupDir, [...stamps].sort().reverse(), options);
+  const newestFirst = [...stamps].sort().reverse();
+  const inFuture = (stamp: string) => isInFuture(stamp, options.now); // kept anyway: a real one is looked for first
+  const order = [...newestFirst.filter((stamp) => !inFuture(stamp)), ...newestFirst.filter(inFuture)];
+  const valid = await newestValid(backupDir, order, options);
   if (valid === null) {
     throw new RefusedError(
       `no snapshot in ${snapshotsDir(backupDir)} passes a quick validation, so cleanup removes nothing ` +

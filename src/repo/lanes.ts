@@ -11,10 +11,11 @@
  */
 export const DEFAULT_TRANSFERS = 2;
 /**
- * Packs a fetch from a folder reads and opens at once by default: with 2 its one worker and the writing thread waited on
- * each other; 3 restored the small-row store about 1 s sooner (of 6.5) for about 5 MiB more, 4 no sooner and 15 MiB.
+ * Packs a fetch from a folder reads and opens at once by default: with fewer its one worker and the writing thread wait
+ * on each other. Restoring the small-row store's snapshot (5 alternating runs), 4 took 1.80 to 2.22 s (median 1.88)
+ * against 2.03 to 2.31 s (2.24) with 3, for about 12 MiB more (peaks 200 against 189 MiB); restic took 1.76 to 1.91 s.
  */
-export const FOLDER_FETCH_TRANSFERS = 3;
+export const FOLDER_FETCH_TRANSFERS = 4;
 /**
  * The same from S3, where a fetch waits on the server's answers: more at once kept radosgw busier (README,
  * Performance).

@@ -6,7 +6,8 @@
  * @module
  */
 import { UsageError } from "../errors.ts";
-import { applyRetention, type KeepReason, type RetentionPolicy } from "../snapshot/retention.ts";
+import type { KeepReason, RetentionPolicy } from "../snapshot/retention.ts";
+import { retainByPolicy } from "../snapshot/retention_guards.ts";
 import type { Backend } from "./backend.ts";
 import { condemnedName, newRandomId, packName, parseName, PREFIXES, refsName } from "./layout.ts";
 import { type SnapshotKey, snapshotKeyText, snapshotName } from "./layout.ts";
@@ -95,7 +96,7 @@ export async function cleanupRemote(backend: Backend, options: RemoteCleanupOpti
   const markers = new Map(condemned.markers);
   const orphanNames: string[] = [];
   try {
-    const remaining = await applyPolicy(repository, listing.snapshots.map((s) => s.key), options, result);
+    const remaining = await applyPolicy(repository, listing.snapshots.map((s) => s.key), { ...options, now }, result);
     const orphans = listing.refs.filter((key) => !listing.snapshots.some((s) => sameKey(s.key, key)));
     const keptOrphans = await removeStale(repository, orphans, leases, { ...options, now, sightings }, result);
     orphanNames.push(...keptOrphans.map(refsName));
@@ -124,7 +125,7 @@ function sameKey(a: SnapshotKey, b: SnapshotKey): boolean {
 async function applyPolicy(
   repository: Repository,
   keys: SnapshotKey[],
-  options: RemoteCleanupOptions,
+  options: RemoteCleanupOptions & { now: Date },
   result: RemoteCleanupResult,
 ): Promise<SnapshotKey[]> {
   const removed = new Set<string>();
@@ -136,7 +137,7 @@ async function applyPolicy(
     );
   }
   for (const group of unknown.length ? [] : groups.values()) {
-    const decision = applyRetention(group.map((key) => key.stamp), options.policy);
+    const decision = retainByPolicy(group.map((key) => key.stamp), options.policy, options.now);
     const newest = group.map((key) => key.stamp).sort().at(-1);
     Object.assign(result.reasons, decision.reasons);
     const gone = new Set(decision.remove.filter((stamp) => stamp !== newest));

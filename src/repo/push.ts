@@ -120,8 +120,10 @@ export async function pushSnapshot(
   const now = options.now ?? (() => new Date());
   const key: SnapshotKey = { stamp: local.stamp, pushId: newRandomId() };
   const state = { backupDir: config.backupDir.path, location: backend.location, id: repository.config.id };
+  const cachePath = pushCachePath(state.backupDir, state.location);
+  const cache = loadPushCache(cachePath, state.id);
   const known = new KnownBlocks(
-    loadPushCache(pushCachePath(state.backupDir, state.location), state.id),
+    cache === "unusable" ? null : cache,
     loadJournals(pushJournalDir(state.backupDir, state.location), state.id),
   );
   const started = now();
@@ -136,7 +138,14 @@ export async function pushSnapshot(
     const reusable = await markUsable(backend, known);
     const context = { ...options, now, lease, clock, reusable, backupDir: state.backupDir, sourceId };
     const result = await upload(repository, local, key, known, context);
-    return { ...result, pinned };
+    const saved = result.warnings.length === 0 ? "; a new one was saved in its place" : "";
+    const ignored = cache === "unusable"
+      ? [
+        `push cache ${cachePath} could not be used (damaged, unreadable, not a regular file, or another ` +
+        `repository's): this push read every file and sent what no journal showed stored${saved}`,
+      ]
+      : [];
+    return { ...result, warnings: [...ignored, ...result.warnings], pinned };
   } finally {
     await repository.io.remove(leaseName(key.pushId)).catch(() => {}); // an expired lease is removed by cleanup
   }

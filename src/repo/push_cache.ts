@@ -103,13 +103,17 @@ export function decodePushCache(bytes: Uint8Array, repositoryId: string): PushCa
   );
 }
 
-/** Load the cache at `path`, or `null` (missing, damaged, another repository); each part read into its own array. */
-export function loadPushCache(path: string, repositoryId: string): PushCache | null {
+/**
+ * The cache at `path`: `null` when there is none, `"unusable"` when it cannot be used (damaged, not a regular file,
+ * unreadable, another repository's), which the push says, since it then sends everything again. Each part is read
+ * into its own array.
+ */
+export function loadPushCache(path: string, repositoryId: string): PushCache | "unusable" | null {
   let opened: { fd: number; size: number };
   try {
     opened = openRegularFile(path, { maxBytes: Number.MAX_SAFE_INTEGER }); // never a link, a FIFO or a folder
-  } catch {
-    return null;
+  } catch (error) {
+    return error instanceof Deno.errors.NotFound ? null : "unusable";
   }
   const { fd, size } = opened;
   try {
@@ -118,9 +122,9 @@ export function loadPushCache(path: string, repositoryId: string): PushCache | n
       (length) => length > size - at ? null : readPart(fd, (at += length) - length, length),
       size,
       repositoryId,
-    );
+    ) ?? "unusable";
   } catch {
-    return null;
+    return "unusable";
   } finally {
     closeSync(fd);
   }

@@ -1,10 +1,18 @@
 /**
  * The guards that keep a snapshot whatever the retention policy, as pure functions over what cleanup read: the
- * newest stamp, the last one published, recent pre-restore snapshots, and the newest valid one.
+ * newest stamp, the last one published, recent pre-restore snapshots, the newest valid one, and any stamped in the
+ * future.
  *
  * @module
  */
-import type { GuardRule, KeepReason, RetentionDecision } from "./retention.ts";
+import { isInFuture } from "./clock.ts";
+import {
+  applyRetention,
+  type GuardRule,
+  type KeepReason,
+  type RetentionDecision,
+  type RetentionPolicy,
+} from "./retention.ts";
 import { parseStamp } from "./stamp.ts";
 
 /** Days a pre-restore snapshot is kept whatever the policy, unless `--keep-pre-restore-days` says otherwise. */
@@ -49,6 +57,25 @@ export function factGuards(
     add(fact.stamp, "pre-restore", `${before}, kept until ${new Date(until).toISOString().slice(0, 10)}`);
   }
   return guards;
+}
+
+/**
+ * The policy's decision over `stamps` where a stamp in the future at `now` (the clock was ahead when it was made) is
+ * kept (`future`) and takes no rule's place: days, weeks and months the clock was wrong in would otherwise push real
+ * ones out. It is kept until the clock passes its stamp: what it holds was real when it was made.
+ */
+export function retainByPolicy(
+  stamps: readonly string[],
+  policy: Readonly<RetentionPolicy>,
+  now: Date,
+): RetentionDecision {
+  const future = [...new Set(stamps)].filter((stamp) => isInFuture(stamp, now));
+  const decided = applyRetention(stamps.filter((stamp) => !future.includes(stamp)), policy);
+  const guards: Record<string, KeepReason[]> = {};
+  for (const stamp of future) {
+    guards[stamp] = [{ rule: "future", bucket: `stamped after this host's clock (${now.toISOString()})` }];
+  }
+  return withGuards({ ...decided, remove: [...decided.remove, ...future] }, guards);
 }
 
 /** The guard that keeps the newest snapshot found valid. */

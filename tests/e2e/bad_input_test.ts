@@ -133,6 +133,11 @@ Deno.test("unknown, missing and conflicting flags and arguments are usage errors
     [["cleanup", "extra"], /too many arguments/],
     [["cleanup", "--confirm", "--chroma-dir="], /--chroma-dir needs a path/],
     [
+      ["cleanup", "--confirm", "--keep-daily", "7", "--keep-daily=0"],
+      /^atocore-backup: error: cleanup: --keep-daily is given more than once; give it once \(see 'cleanup --help'\)$/,
+    ],
+    [["restore", "20260101T000000Z", "--to", "/tmp/a", "--to", "/tmp/b"], /--to is given more than once/],
+    [
       ["validate", "--all", "--metrics-file", "/no\nsuch/x.prom"],
       /--metrics-file \/no\\nsuch\/x\.prom cannot be written/,
     ],

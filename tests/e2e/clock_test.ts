@@ -1,6 +1,7 @@
 /**
  * Stamps against the clock: a snapshot stamped in the future (the clock was wrong when it was made) is flagged by
- * list, validate and drill, `drill --latest` passes over it, and a recovery point is never negative.
+ * list, validate and drill, `drill --latest` passes over it, cleanup keeps it without letting it take a day, and a
+ * recovery point is never negative.
  */
 import assert from "node:assert/strict";
 import { join } from "node:path";
@@ -9,7 +10,7 @@ import { drillSnapshot } from "../../src/ops/drill.ts";
 import { SILENT } from "../../src/report/reporter.ts";
 import { parseStamp } from "../../src/snapshot/stamp.ts";
 import { openDriver } from "../../src/sqlite/open_driver.ts";
-import { createdStamp, placeValidSnapshot, runCli, storeEnv, tempStore } from "../_helpers.ts";
+import { createdStamp, placeValidSnapshot, runCli, storeEnv, tempDir, tempStore } from "../_helpers.ts";
 
 const FUTURE = "20990101T000000Z";
 
@@ -90,4 +91,23 @@ Deno.test("a stamp ahead of the clock within the allowed skew has a recovery poi
   const result = await drillSnapshot(config, stamp, { driver: openDriver("auto"), reporter: SILENT, now });
   assert.equal(result.ok, true, result.errors.join("; "));
   assert.deepEqual([result.recovery_point_seconds, result.stamp_in_future], [0, false]);
+});
+
+Deno.test("cleanup keeps a snapshot stamped in the future without letting it take a day: the real days stay", async () => {
+  using dir = tempDir();
+  const real = [2, 3, 4, 5].map((day) => `2026110${day}T010000Z`);
+  for (const stamp of [...real, FUTURE]) placeValidSnapshot(dir.path, stamp);
+  const policy = ["--keep-daily", "2", "--keep-weekly", "0", "--keep-monthly", "0"];
+  const run = await runCli(["cleanup", "--confirm", ...policy], { env: { ATOCORE_BACKUP_DIR: dir.path } });
+  assert.equal(run.code, 0, run.stderr);
+  const result = run.json as { kept_snapshots: { stamp: string; reasons: { rule: string }[] }[]; deleted: number };
+  assert.deepEqual(
+    result.kept_snapshots.map(({ stamp, reasons }) => [stamp, reasons.map((reason) => reason.rule)]),
+    [[FUTURE, ["future", "newest"]], [real[3], ["daily", "newest-valid"]], [real[2], ["daily"]]],
+  );
+  assert.equal(result.deleted, 2);
+  assert.deepEqual([...Deno.readDirSync(join(dir.path, "snapshots"))].map((entry) => entry.name).sort(), [
+    ...real.slice(2),
+    FUTURE,
+  ]);
 });

@@ -270,3 +270,25 @@ Deno.test("remote cleanup: refs that cannot be read keep every snapshot this run
   );
   assert.equal((await objectNames(f.backend, "snapshots/")).length, 3);
 });
+
+Deno.test("remote cleanup: a snapshot stamped in the future is kept and takes no day: the host's real newest stays", async () => {
+  using f = await repoFixture({ dbMiB: 1, chromaMiB: 1 });
+  const today = await snapshotOf(f);
+  const copies = ["20261101T010000Z", "20261102T010000Z", "20990101T000000Z"]; // the last: a clock that was ahead
+  const pushed: string[] = [];
+  for (const stamp of copies) {
+    const root = join(f.store.backupDir, "snapshots", stamp);
+    assert.equal(new Deno.Command("cp", { args: ["-a", today.root, root] }).outputSync().code, 0);
+    pushed.push((await pushSnapshot(f.config, f.backend, root, f.auth)).snapshot);
+  }
+  pushed.push((await pushSnapshot(f.config, f.backend, today.root, f.auth)).snapshot);
+  const run = await cleanupRemote(f.backend, { sightingsPath: seenFile(f), policy: KEEP_NEWEST, confirm: true });
+  assert.deepEqual(run.errors, []);
+  assert.deepEqual(run.kept.sort(), [pushed[2], pushed[3]].sort(), "the future one and today's");
+  assert.deepEqual(run.deleted.sort(), [pushed[0], pushed[1]]);
+  assert.equal(run.reasons["20990101T000000Z"][0].rule, "future");
+  assert.deepEqual(run.reasons[today.stamp], [{
+    rule: "daily",
+    bucket: today.stamp.replace(/^(\d{4})(\d\d)(\d\d).*/, "$1-$2-$3"),
+  }]);
+});

@@ -126,6 +126,19 @@ Deno.test("remote: after 1% of rows change, the second push sends a few percent 
   const verified = await verifyRepository(f.backend, { identities: [f.identity], readData: true });
   assert.deepEqual(verified.errors, []);
   assert.equal(verified.snapshots, 3);
+  assert.deepEqual([pushed1, pushed2, pushed3].map((pushed) => pushed.warnings), [[], [], []]);
+
+  const cache = pushCachePath(f.config.backupDir.path, f.backend.location);
+  const damaged = Deno.readFileSync(cache);
+  damaged[damaged.length >> 1] ^= 1;
+  Deno.writeFileSync(cache, damaged);
+  const blind = await pushSnapshot(f.config, f.backend, (await snapshotOf(f)).root, f.auth);
+  assert.ok(blind.bytes_sent > blind.bytes_total * 0.8, "a damaged cache: everything is sent again");
+  assert.equal(blind.warnings.length, 1);
+  assert.match(blind.warnings[0], /push cache .*push-cache could not be used .*a new one was saved in its place$/);
+  const seeing = await pushSnapshot(f.config, f.backend, (await snapshotOf(f)).root, f.auth);
+  assert.ok(seeing.bytes_sent < seeing.bytes_total * 0.01, `the new cache is used: sent ${seeing.bytes_sent}`);
+  assert.deepEqual(seeing.warnings, []);
 });
 
 Deno.test("remote: a push killed mid-way lists nothing; the next push reuses the packs it sent", async () => {
@@ -286,6 +299,7 @@ Deno.test("remote: a FIFO as the pin or the push cache is never waited on: the p
   assert.equal(new Deno.Command("mkfifo", { args: [cache] }).outputSync().code, 0);
   const pushed = await run(["create", "--chroma", "--push"]);
   assert.equal(pushed.code, 0, pushed.stderr); // a full push, as with no cache
+  assert.match(pushed.stderr, /while pushing \d{8}T\d{6}Z: push cache .*push-cache could not be used/);
   Deno.removeSync(cache);
   const pin = remotePinPath(f.config.backupDir.path, f.backend.location);
   Deno.removeSync(pin);

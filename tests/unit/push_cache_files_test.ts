@@ -46,21 +46,25 @@ Deno.test("push cache file: saved and loaded part by part; cut short, padded or 
   savePushCache(path, cache);
   const bytes = Deno.readFileSync(path);
   assert.deepEqual(bytes, new Uint8Array(encodePushCache(cache)));
-  const back = loadPushCache(path, REPO)!;
+  const back = loadPushCache(path, REPO);
+  assert.ok(back !== null && back !== "unusable");
   assert.deepEqual(back.files.map((entry) => entry.path), ["db/a.db", "db/b.db"]);
   assert.deepEqual(back.files[1].map, map);
   assert.deepEqual(back.files[1].extents, extents);
   assert.deepEqual(back.packs, packs);
-  assert.equal(loadPushCache(path, "e".repeat(32)), null);
-  assert.equal(loadPushCache(join(dir.path, "missing"), REPO), null);
+  assert.equal(loadPushCache(path, "e".repeat(32)), "unusable");
+  assert.equal(loadPushCache(join(dir.path, "missing"), REPO), null, "none: not a damaged one");
   for (const damaged of [bytes.subarray(0, bytes.length - 1), new Uint8Array([...bytes, 0]), bytes.subarray(0, 30)]) {
     Deno.writeFileSync(path, damaged);
-    assert.equal(loadPushCache(path, REPO), null, `${damaged.length} bytes`);
+    assert.equal(loadPushCache(path, REPO), "unusable", `${damaged.length} bytes`);
   }
   const huge = bytes.slice();
   new DataView(huge.buffer).setUint32(21, 0xfffffff0, true); // the header's length, after the magic line
   Deno.writeFileSync(path, huge);
-  assert.equal(loadPushCache(path, REPO), null);
+  assert.equal(loadPushCache(path, REPO), "unusable");
+  Deno.removeSync(path);
+  Deno.mkdirSync(path);
+  assert.equal(loadPushCache(path, REPO), "unusable", "a folder");
 });
 
 Deno.test("push journal: read line by line; a torn, foreign or oversized line is skipped, the others count", () => {

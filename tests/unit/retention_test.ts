@@ -5,7 +5,7 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { applyRetention, DEFAULT_POLICY, type RetentionPolicy, yw } from "../../src/snapshot/retention.ts";
-import { factGuards, newestValidGuard, withGuards } from "../../src/snapshot/retention_guards.ts";
+import { factGuards, newestValidGuard, retainByPolicy, withGuards } from "../../src/snapshot/retention_guards.ts";
 import { isStamp } from "../../src/snapshot/stamp.ts";
 import { ROOT } from "../_helpers.ts";
 
@@ -197,4 +197,23 @@ Deno.test("guards keep the newest stamp, the highest sequence, and pre-restore s
   const valid = withGuards(early, newestValidGuard("20261102T010000Z"));
   assert.deepEqual(valid.remove, ["20261105T010000Z"]);
   assert.deepEqual(valid.reasons["20261102T010000Z"], [{ rule: "newest-valid", bucket: "passed a quick validation" }]);
+});
+
+Deno.test("a stamp in the future is kept and takes no rule's place: the days of a clock that was ahead push out none", () => {
+  const real = ["20261101T010000Z", "20261102T010000Z", "20261103T010000Z", "20261104T010000Z"];
+  const ahead = ["20990101T010000Z", "20990102T010000Z", "20261104T011000Z"]; // the last: 10 minutes after now
+  const now = new Date("2026-11-04T01:00:00Z");
+  const policy = { daily: 2, weekly: 0, monthly: 0 };
+  assert.deepEqual(applyRetention([...real, ...ahead], policy).keep, ["20990102T010000Z", "20990101T010000Z"]);
+  const decided = retainByPolicy([...real, ...ahead], policy, now);
+  assert.deepEqual(decided.keep, [...ahead.slice(0, 2).reverse(), "20261104T011000Z", ...real.slice(2).reverse()]);
+  assert.deepEqual(decided.remove, ["20261102T010000Z", "20261101T010000Z"]);
+  assert.deepEqual(decided.reasons["20990101T010000Z"], [
+    { rule: "future", bucket: "stamped after this host's clock (2026-11-04T01:00:00.000Z)" },
+  ]);
+  assert.deepEqual(decided.reasons["20261104T010000Z"], [{ rule: "daily", bucket: "2026-11-04" }]);
+  const within = retainByPolicy(["20261104T010400Z", ...real], policy, now); // within the clocks' allowance
+  assert.deepEqual(within.keep, ["20261104T010400Z", "20261103T010000Z"]);
+  const later = retainByPolicy([...real, ...ahead], policy, new Date("2099-01-03T00:00:00Z")); // the clock caught up
+  assert.deepEqual(later.keep, ["20990102T010000Z", "20990101T010000Z"]);
 });
