@@ -24,6 +24,16 @@ export function mountTmpfs(path: string, size: string): TestMount | string {
 }
 
 /**
+ * Bind-mount the folder `source` on the existing folder `target`, writable (what an operator's bind mount shows).
+ *
+ * @returns The mount, or the reason mounting is not permitted here (the caller skips).
+ */
+export function bindMount(source: string, target: string): TestMount | string {
+  const failure = run("mount", ["--bind", source, target]);
+  return failure ? `mount --bind not permitted here (${failure})` : unmountOnDispose(target);
+}
+
+/**
  * Make the folder `path` read-only for everyone, root included, with a read-only bind mount onto itself.
  *
  * @returns The mount, or the reason mounting is not permitted here (the caller skips).

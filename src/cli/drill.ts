@@ -217,7 +217,7 @@ async function drillRemote(
     ...options,
     signal: interrupts.signal,
   });
-  reportLateInterrupt(interrupts.signal, context.reporter, "drill");
+  await reportLateInterrupt(interrupts.signal, context.reporter, "drill");
   return result;
 }
 

@@ -97,7 +97,7 @@ Examples:
         signal: interrupts.signal,
         transfers: transfersFrom(values, context),
       });
-      reportLateInterrupt(interrupts.signal, context.reporter, "push");
+      await reportLateInterrupt(interrupts.signal, context.reporter, "push");
       const last = result.pushed.at(-1);
       return {
         result,

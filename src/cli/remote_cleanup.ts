@@ -87,7 +87,7 @@ Examples:
         { cause: error },
       );
     });
-    reportLateInterrupt(interrupts.signal, context.reporter, "remote cleanup");
+    await reportLateInterrupt(interrupts.signal, context.reporter, "remote cleanup");
     for (const error of result.errors) context.reporter.event("warning", "remote_cleanup_problem", { error });
     for (const note of result.warnings) context.reporter.event("warning", "remote_cleanup_delayed", { note });
     context.reporter.event("info", "remote_cleanup_finished", {

@@ -158,7 +158,7 @@ Examples:
         ...options,
         scratchParent: scratch === undefined ? undefined : resolve(context.cwd, scratch),
       });
-    reportLateInterrupt(interrupts.signal, context.reporter, "restore");
+    await reportLateInterrupt(interrupts.signal, context.reporter, "restore");
     return {
       result,
       exitCode: result.restored_integrity_ok ? ExitCode.Ok : ExitCode.Failed,

@@ -8,6 +8,7 @@ import { basename, dirname, isAbsolute, join, relative, sep } from "node:path";
 import { RefusedError } from "../errors.ts";
 import { lstatOrNull, statOrNull } from "./probe.ts";
 import { kindOf, notRegularFile, NotRegularFileError } from "./regular_file.ts";
+import { mountPointsAt } from "../sys/mounts.ts";
 
 /** Flush a file's data and metadata to disk. */
 export function syncFile(path: string): void {
@@ -276,10 +277,12 @@ export class FlushAhead {
 }
 
 /**
- * Remove `path` and all below it as {@linkcode removeQuietly} does, but only when it lies inside `root` and no folder
- * between `root` and `path` is a symbolic link: through one, the removal would happen wherever the link points.
+ * Remove `path` and all below it as {@linkcode removeQuietly} does, but only when it lies inside `root`, no folder
+ * between `root` and `path` is a symbolic link (through one, the removal would happen wherever the link points), and
+ * no filesystem is mounted at or below it (the removal would empty it).
  *
- * @throws {RefusedError} naming the link (or `path`, when it is not inside `root`); nothing is removed.
+ * @throws {RefusedError} naming the link or the mount point (or `path`, when it is not inside `root`); nothing is
+ *   removed.
  */
 export function removeInside(root: string, path: string): void {
   const rest = relative(root, path);
@@ -296,5 +299,18 @@ export function removeInside(root: string, path: string): void {
       );
     }
   }
+  const mounted = lstatOrNull(path)?.isDirectory ? mountPointsAt(path) ?? [] : [];
+  if (mounted.length > 0) throw new MountPointError(path, mounted[0]);
   removeQuietly(path);
+}
+
+/** A removal refused because a filesystem is mounted at or below what it would remove. */
+export class MountPointError extends RefusedError {
+  /** The refusal to remove `path`, naming the mount point `mountPoint`. */
+  constructor(path: string, readonly mountPoint: string) {
+    super(
+      `refusing to remove ${path}: ${mountPoint} is a mount point, and the removal would delete the files of the ` +
+        `filesystem mounted there; nothing was removed; unmount it, then run again`,
+    );
+  }
 }

@@ -39,6 +39,7 @@ import { pruneIntegrityRecords } from "../snapshot/integrity_record.ts";
 import { METADATA_FILE, snapshotDir, snapshotsDir, trashDir, trashRoot } from "../snapshot/layout.ts";
 import { isPreRestore, readMetadata, sequenceOf } from "../snapshot/metadata.ts";
 import { isInFuture } from "../snapshot/clock.ts";
+import { mountPointsAt } from "../sys/mounts.ts";
 import { isStamp } from "../snapshot/stamp.ts";
 import { IntegrityUncheckedError, type SqliteDriver } from "../sqlite/driver.ts";
 import { DEFAULT_KEEP_FAILED, failedEntries, failedRetention, removeFailed } from "./failed.ts";
@@ -272,6 +273,14 @@ function readSnapshotNames(backupDir: string): { stamps: string[]; unparseable: 
 function removeSnapshot(backupDir: string, stamp: string): { gone: boolean; error?: string } {
   const source = snapshotDir(backupDir, stamp);
   const trash = trashDir(backupDir, stamp);
+  const mounted = mountPointsAt(source) ?? [];
+  if (mounted.length > 0) {
+    return {
+      gone: false,
+      error: `${stamp}: ${mounted[0]} is a mount point, and removing the snapshot would delete the files of the ` +
+        `filesystem mounted there; it is untouched; unmount it and run cleanup again`,
+    };
+  }
   try {
     if (!isDirectory(trashRoot(backupDir))) ensureDir(trashRoot(backupDir));
     renameDurable(source, trash);

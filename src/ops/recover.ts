@@ -6,7 +6,7 @@
  */
 import { join } from "node:path";
 import { describeOsError, ToolError } from "../errors.ts";
-import { removeInside, syncDir } from "../fs/durable.ts";
+import { MountPointError, removeInside, syncDir } from "../fs/durable.ts";
 import { entriesOrNone } from "../fs/probe.ts";
 import type { Reporter } from "../report/reporter.ts";
 import { stagingRoot, trashRoot } from "../snapshot/layout.ts";
@@ -30,6 +30,14 @@ export function removeLeftovers(backupDir: string, reporter: Reporter): string[]
       try {
         removeInside(backupDir, path);
       } catch (error) {
+        if (error instanceof MountPointError) {
+          reporter.event("warning", "stale_leftover_kept", {
+            path,
+            error: `${error.mountPoint} is a mount point, which a removal would empty`,
+            next: "unmount it; the next create or cleanup removes the rest",
+          });
+          continue;
+        }
         if (error instanceof ToolError) throw error; // a link on the way: refused, nothing removed
         // another user's leftover, or an immutable one: it is never listed, and must not stop every run from now on
         reporter.event("warning", "stale_leftover_kept", {

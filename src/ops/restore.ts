@@ -25,6 +25,7 @@ import {
   recordStep,
   recordSwap,
   type RemoteOrigin,
+  requireSameChromaChoice,
   restoreIntentPath,
   settleStep,
   unfinishedNote,
@@ -42,7 +43,7 @@ import {
 import { clearJournal, clearJournalAfterReplace } from "./restore_hot_journal.ts";
 import { restoreJournalModes } from "./restore_journal.ts";
 import { requireFreeSpace } from "./restore_space.ts";
-import { stopIfInterrupted } from "../sys/interrupt.ts";
+import { signalsDelivered, stopIfInterrupted } from "../sys/interrupt.ts";
 import { type Change, clearWal, removeStaleTemporaries } from "./restore_wal.ts";
 import type { ValidationResult } from "./validate.ts";
 
@@ -154,13 +155,19 @@ export async function restoreSnapshot(config: Config, stamp: string, options: Re
   requireAcknowledgment(config, to, options.confirmServiceStopped);
   const openFilesChecked = checkOpenFiles(config, to, options);
   const validation = await validatedSnapshot(config, stamp, options);
+  await signalsDelivered();
   stopIfInterrupted(options.signal, () => stoppedUnchanged(stamp, to, null));
   const plan = planRestore(config, stamp, validation, to, options);
   const { sources, targets } = plan;
   const unfinished = to === null ? findUnfinished(config, options.reporter) : null;
+  if (unfinished !== null) requireSameChromaChoice(unfinished, sources.chroma !== null, config);
   // Resuming, no new pre-restore snapshot: the way back stays the one taken before the first attempt changed anything.
   const takesPreSnapshot = to === null && options.preSnapshot && unfinished === null;
-  requireFreeSpace(config, plan, takesPreSnapshot, options.reporter, options.moveSources);
+  // the unfinished restore's leftovers in this Chroma folder go before anything is staged there
+  const clearedFirst = unfinished?.swap === null && resolve(unfinished.chroma_dir) === resolve(config.chromaDir.path)
+    ? config.chromaDir.path
+    : null;
+  requireFreeSpace(config, plan, takesPreSnapshot, options.reporter, options.moveSources, clearedFirst);
   const preStamp = unfinished !== null
     ? unfinished.pre_restore_snapshot
     : takesPreSnapshot
@@ -168,6 +175,7 @@ export async function restoreSnapshot(config: Config, stamp: string, options: Re
     : null;
   recheckOpenFiles(config, openFilesChecked, takesPreSnapshot ? preStamp : null, options);
   await sourcesFlushed(options, stamp, unchanged(to, takesPreSnapshot ? preStamp : null));
+  await signalsDelivered(); // a signal that came during the synchronous work before is seen here
   // The last safe point: from here the replacement runs to its end or to its failure path.
   stopIfInterrupted(options.signal, () => stoppedUnchanged(stamp, to, takesPreSnapshot ? preStamp : null));
   const intent = to === null

@@ -231,6 +231,28 @@ export function findUnfinished(config: Config, reporter: Reporter): RestoreInten
 }
 
 /**
+ * Refuse to resume an unfinished restore with the other choice for Chroma: one that left Chroma alone took a
+ * pre-restore snapshot without it, so replacing Chroma now would leave the Chroma that was live in no snapshot; one
+ * that was restoring Chroma may have swapped it, so leaving Chroma alone now would end in a mixture no record flags.
+ *
+ * @throws {RefusedError} naming how to finish the unfinished restore or go back (nothing changed).
+ */
+export function requireSameChromaChoice(unfinished: RestoreIntent, restoresChroma: boolean, config: Config): void {
+  if (unfinished.chroma === restoresChroma) return;
+  const path = restoreIntentPath(config.db.path);
+  const [was, now] = unfinished.chroma
+    ? ["restoring Chroma too", "leaves Chroma alone (--no-chroma, or a snapshot without Chroma)"]
+    : [
+      `leaving Chroma alone${unfinished.pre_restore_snapshot === null ? "" : " (its pre-restore snapshot holds none)"}`,
+      "would replace Chroma",
+    ];
+  throw new RefusedError(
+    `the unfinished restore of ${unfinished.stamp} recorded in ${path} was ${was}; this run ${now}; nothing was ` +
+      `changed; ${finishOrGoBack(unfinished, config.backupDir.path)}, then run this restore`,
+  );
+}
+
+/**
  * The first step of a live restore: clear temporaries of the intent file left by a kill, and when a restore was
  * left unfinished (`intent.unfinished`), settle the Chroma swap it was in (undone, or finished once the new entries
  * were all in) and clear what it staged; each change noted.

@@ -29,7 +29,9 @@ interface Need {
  * Refuse (exit 3, nothing changed) when a filesystem the restore writes to has less free space than the restore
  * writes there: the database copy and the checkpoint of the target's `-wal` beside the database, the registry copy,
  * the Chroma copy staged in the Chroma folder, and the pre-restore snapshot in the backup folder. Each file counts in
- * whole blocks; nothing the restore frees on the way (the old files) is counted, so the figure is an upper bound.
+ * whole blocks; nothing the restore frees on the way (the old files) is counted, so the figure is an upper bound,
+ * except what killed restores left in `clearedFirst` (a resumed restore's Chroma folder), which goes before anything
+ * is written: an unfinished restore whose leftovers fill the disk can still be finished or undone.
  * Where free space cannot be asked (off Linux, no libc) it warns `free_space_check_unavailable` and goes on.
  */
 export function requireFreeSpace(
@@ -38,6 +40,7 @@ export function requireFreeSpace(
   preSnapshot: boolean,
   reporter: Reporter,
   moveSources = false,
+  clearedFirst: string | null = null,
 ): void {
   const needs = restoreNeeds(plan, moveSources).concat(
     preSnapshot ? preSnapshotNeeds(config, plan.sources.chroma !== null) : [],
@@ -49,11 +52,15 @@ export function requireFreeSpace(
       continue;
     }
     const sized = group.needs.map((need) => ({ what: need.what, bytes: blocks(need, space.blockSize) }));
-    const total = sized.reduce((sum, need) => sum + need.bytes, 0);
+    const freed = clearedFirst !== null && sameFileSystem(clearedFirst, group.folder)
+      ? blocks(leftoverSizes(clearedFirst), space.blockSize)
+      : 0;
+    const total = Math.max(0, sized.reduce((sum, need) => sum + need.bytes, 0) - freed);
     reporter.event("info", "restore_free_space_checked", {
       path: group.folder,
       needed: total,
       available: space.available,
+      ...(freed > 0 ? { leftovers_cleared_first: freed } : {}),
     });
     if (total <= space.available) continue;
     const parts = sized.filter((need) => need.bytes > 0).map((need) => `${need.what} ${formatBytes(need.bytes)}`);
@@ -142,9 +149,24 @@ function sizeOfFile(path: string): number {
 }
 
 /** The file sizes and folder count of a Chroma tree, leaving out what a killed restore left there. */
+/** The sizes of what killed restores left in the Chroma folder `root` (its hidden staged and old entries). */
+function leftoverSizes(root: string): Need {
+  const files: number[] = [];
+  let folders = 0;
+  const entries = statOrNull(root)?.isDirectory ? walkTree(root, (path) => !isLeftover(path.split("/")[0])) : [];
+  for (const entry of entries) {
+    if (entry.kind === "file") files.push(entry.size);
+    if (entry.kind === "dir") folders += 1;
+  }
+  return { what: "leftovers", where: root, files, folders };
+}
+
+function isLeftover(name: string): boolean {
+  return name.startsWith(CHROMA_STAGING_PREFIX) || name.startsWith(CHROMA_OLD_PREFIX);
+}
+
 function treeSizes(root: string): { files: number[]; folders: number } {
-  const skip = (path: string) => path.startsWith(CHROMA_STAGING_PREFIX) || path.startsWith(CHROMA_OLD_PREFIX);
-  const entries = walkTree(root, skip);
+  const entries = walkTree(root, isLeftover);
   return {
     files: entries.filter((entry) => entry.kind === "file").map((entry) => entry.size),
     folders: entries.filter((entry) => entry.kind === "dir").length + 1,

@@ -151,8 +151,8 @@ const PUBLIC_MAX_BYTES = 64 * 1024 * 1024;
  *
  * @throws {OperationError} naming the object when it is not JSON.
  */
-export async function getPublic(backend: Backend, name: string): Promise<unknown> {
-  const bytes = await backend.read(name, undefined, PUBLIC_MAX_BYTES);
+export async function getPublic(backend: Backend, name: string, maxBytes = PUBLIC_MAX_BYTES): Promise<unknown> {
+  const bytes = await backend.read(name, undefined, Math.min(maxBytes, PUBLIC_MAX_BYTES));
   try {
     return JSON.parse(Buffer.from(bytes).toString("utf8"));
   } catch {

@@ -222,8 +222,7 @@ async function referencedPacks(
   leases: LeaseState,
   result: RemoteCleanupResult,
 ): Promise<Set<string> | null> {
-  const referenced = new Set<string>();
-  for (const lease of leases.active.values()) lease.packs.forEach((id) => referenced.add(id));
+  const referenced = new Set<string>(leases.packs);
   for (const key of live) {
     try {
       const refs = await readRefs(backend, key);
@@ -236,8 +235,8 @@ async function referencedPacks(
   }
   for (const name of leases.unreadable) {
     result.errors.push(
-      `${name}: unreadable lease; no pack deleted or condemned this run (a push in progress may need the packs it ` +
-        `names): check it, and once no push is running remove it by hand`,
+      `${name}: unreadable or too large lease; no pack deleted or condemned this run (a push in progress may need ` +
+        `the packs it names): check it, and once no push is running remove it by hand`,
     );
     return null;
   }

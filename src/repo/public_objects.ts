@@ -81,24 +81,47 @@ function isTime(value: unknown): value is string {
   return typeof value === "string" && !Number.isNaN(Date.parse(value));
 }
 
-/** The leases of a repository at `now`: active ones by push id, expired and unreadable ones by name. */
+/**
+ * The leases of a repository at `now`: the push ids of active ones and every pack they name (one set: only which packs
+ * are leased matters, and a set holds an id named by several leases once), expired and unreadable ones by name.
+ */
 export interface LeaseState {
-  active: Map<string, Lease>;
+  active: Set<string>;
+  packs: Set<string>;
   expired: string[];
   unreadable: string[];
 }
 
-/** Read every lease. A lease that vanished between listing and reading (its push ended) is skipped. */
+/**
+ * The most bytes a lease may have: about 125,000 pack ids, 1 TB of packs a pushing host may reuse. The JSON of a lease
+ * takes several times its size while it is parsed; a larger one is taken for unreadable (no pack deleted that run).
+ */
+const LEASE_MAX_BYTES = 8 << 20;
+/** The most packs the active leases may name together; past it, the rest are taken for unreadable, unread. */
+const LEASED_PACKS_MAX = 250_000;
+
+/**
+ * Read every lease. A lease that vanished between listing and reading (its push ended) is skipped; one too large, or
+ * whose packs would take the leased packs past {@linkcode LEASED_PACKS_MAX}, counts as unreadable, and so do the leases
+ * after it, unread: memory stays bounded however many leases a writer of the repository leaves.
+ */
 export async function readLeases(backend: Backend, now: Date): Promise<LeaseState> {
-  const state: LeaseState = { active: new Map(), expired: [], unreadable: [] };
+  const state: LeaseState = { active: new Set(), packs: new Set(), expired: [], unreadable: [] };
+  let full = false;
   for (const { name } of await backend.list(PREFIXES.leases)) {
     const parsed = parseName(name);
     if (parsed?.kind !== "lease") continue;
-    const lease = parseLease(await readOrNull(backend, name));
+    const lease = full ? null : parseLease(await readOrNull(backend, name, LEASE_MAX_BYTES));
     if (lease === null) {
-      if (await backend.stat(name)) state.unreadable.push(name);
+      if (full || await backend.stat(name)) state.unreadable.push(name);
     } else if (Date.parse(lease.expires_at) <= now.getTime()) state.expired.push(name);
-    else state.active.set(parsed.pushId, lease);
+    else if (state.packs.size + lease.packs.length > LEASED_PACKS_MAX) {
+      state.unreadable.push(name);
+      full = true;
+    } else {
+      state.active.add(parsed.pushId);
+      for (const id of lease.packs) state.packs.add(id);
+    }
   }
   return state;
 }
@@ -121,9 +144,9 @@ export async function readCondemned(
   return { markers, unreadable };
 }
 
-async function readOrNull(backend: Backend, name: string): Promise<unknown> {
+async function readOrNull(backend: Backend, name: string, maxBytes?: number): Promise<unknown> {
   try {
-    return await getPublic(backend, name);
+    return await getPublic(backend, name, maxBytes);
   } catch {
     return null;
   }

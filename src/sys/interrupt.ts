@@ -71,10 +71,20 @@ export function stopIfInterrupted(signal: AbortSignal | undefined, tell?: () => 
 }
 
 /**
+ * Let a signal that arrived while this thread ran synchronous work reach its listener: listeners run only when the
+ * event loop turns, which a resolved promise does not make happen; one timer does. Await it before a safe point that
+ * follows synchronous work, and before reporting a late signal.
+ */
+export function signalsDelivered(): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, 0));
+}
+
+/**
  * After a command that finished although it was interrupted (the signal came after the last safe point), report it
  * as the warning `interrupt_came_too_late`: the command's outcome stands.
  */
-export function reportLateInterrupt(signal: AbortSignal, reporter: Reporter, command: string): void {
+export async function reportLateInterrupt(signal: AbortSignal, reporter: Reporter, command: string): Promise<void> {
+  await signalsDelivered();
   if (!signal.aborted) return;
   const reason = signal.reason as InterruptedError;
   reporter.event("warning", "interrupt_came_too_late", { command, signal: reason.signal });

@@ -81,3 +81,17 @@ export function parseMountDevices(text: string): Map<number, [number, number]> {
   }
   return devices;
 }
+
+/**
+ * Every mount point in `/proc/self/mountinfo` (its fifth field, with the kernel's octal escapes of space, tab, newline
+ * and backslash undone): a removal must not reach into one.
+ */
+export function parseMountPoints(text: string): string[] {
+  const points: string[] = [];
+  for (const line of text.split("\n")) {
+    const fields = line.trim().split(" ");
+    if (fields.length < 5 || !/^\d+$/.test(fields[0]) || !fields[4].startsWith("/")) continue;
+    points.push(fields[4].replace(/\\([0-7]{3})/g, (_, octal: string) => String.fromCharCode(parseInt(octal, 8))));
+  }
+  return points;
+}

@@ -25,15 +25,23 @@ import {
   ROOT,
   runCli,
   runReference,
+  skipBecause,
   storeEnv,
   tempDir,
   tempStore,
 } from "../_helpers.ts";
 import { entryNames } from "../_faults.ts";
+import { bindMount } from "../_mount.ts";
 
 const driver = openDriver("auto");
 
 /** The engine's options: `policy`, confirmed or not, at the real time unless `now` is given. */
+/**
+ * A time after every fixture's stamps: the module has no clock, so to it no stamp is in the future, where this tool
+ * keeps such a stamp aside (the `future` guard; several fixtures reach past today).
+ */
+const AFTER_EVERY_FIXTURE = new Date("2200-01-01T00:00:00Z");
+
 function engine(policy: RetentionPolicy, confirm: boolean, now = new Date()): CleanupOptions {
   return { policy, confirm, reporter: SILENT, driver, now, preRestoreDays: DEFAULT_PRE_RESTORE_DAYS };
 }
@@ -95,7 +103,7 @@ Deno.test("engine: a dry run on every fixture reports the module's decisions and
     using dir = tempDir();
     makeBackup(dir.path, set, 0);
     const before = entryNames(snapshotsDir(dir.path));
-    const result = await cleanupSnapshots(dir.path, engine(DEFAULT_POLICY, false));
+    const result = await cleanupSnapshots(dir.path, engine(DEFAULT_POLICY, false, AFTER_EVERY_FIXTURE));
     assert.equal(result.kept, set.expected.keep.length, set.name);
     assert.equal(result.would_delete, set.expected.remove.length, set.name);
     assert.deepEqual(result.kept_snapshots.map((kept) => kept.stamp), set.expected.keep, set.name);
@@ -111,7 +119,7 @@ Deno.test("engine: a confirmed run removes exactly what the module removes, and 
     using dir = tempDir();
     const set = fixture(name);
     makeBackup(dir.path, set, 3);
-    const result = await cleanupSnapshots(dir.path, engine(DEFAULT_POLICY, true));
+    const result = await cleanupSnapshots(dir.path, engine(DEFAULT_POLICY, true, AFTER_EVERY_FIXTURE));
     assert.deepEqual(result.errors, [], name);
     assert.equal(result.deleted, set.expected.remove.length, name);
     assert.deepEqual(result.deleted_snapshots, set.expected.remove, name);
@@ -336,7 +344,7 @@ Deno.test("cli: --confirm refuses with exit 4 while another operation holds the 
 Deno.test("cli: a cleanup killed part way leaves every snapshot in snapshots/ whole; the next run finishes", async () => {
   using dir = tempDir();
   const filesEach = 150;
-  const set = fixture("random_5"); // 103 snapshots, 81 to remove
+  const set = fixture("daily_cron_1"); // 115 snapshots, 100 to remove, all stamped before today (the CLI's clock)
   makeBackup(dir.path, set, filesEach);
   const env = { PATH: Deno.env.get("PATH") ?? "/usr/bin:/bin", ATOCORE_BACKUP_DIR: dir.path };
   const [program, ...args] = cliCommand(["cleanup", "--confirm"]);
@@ -541,4 +549,50 @@ Deno.test("a restore's pre-restore snapshot is marked, listed as such, and kept 
     kept!.reasons[0].bucket,
     new RegExp(`^taken before restoring ${stamp}, kept until \\d{4}-\\d\\d-\\d\\d$`),
   );
+});
+
+Deno.test("cli: a mount point inside a snapshot to remove or a leftover is never removed through (root)", async () => {
+  using dir = tempDir();
+  const victims = [tempDir(), tempDir()];
+  try {
+    for (const victim of victims) Deno.writeTextFileSync(join(victim.path, "keep.txt"), "another filesystem's");
+    const stamps = ["20261101T010000Z", "20261102T010000Z"];
+    for (const stamp of stamps) placeValidSnapshot(dir.path, stamp);
+    const inSnapshot = join(snapshotsDir(dir.path), stamps[0], "db", "inner");
+    const inLeftover = join(trashRoot(dir.path), "20260101T000000Z.eeee", "inner");
+    for (const target of [inSnapshot, inLeftover]) Deno.mkdirSync(target, { recursive: true });
+    const mounted = [bindMount(victims[0].path, inSnapshot), bindMount(victims[1].path, inLeftover)];
+    if (mounted.some((mount) => typeof mount === "string")) {
+      mounted.forEach((mount) => typeof mount !== "string" && mount[Symbol.dispose]());
+      return skipBecause(`${mounted.find((mount) => typeof mount === "string")}`);
+    }
+    try {
+      const env = { ATOCORE_BACKUP_DIR: dir.path };
+      const run = await runCli([
+        "cleanup",
+        "--confirm",
+        "--keep-daily",
+        "1",
+        "--keep-weekly",
+        "0",
+        "--keep-monthly",
+        "0",
+      ], {
+        env,
+      });
+      assert.equal(run.code, 1, run.stderr);
+      const errors = (run.json as { errors: string[] }).errors;
+      assert.deepEqual(errors, [
+        `${stamps[0]}: ${inSnapshot} is a mount point, and removing the snapshot would delete the files of the ` +
+        `filesystem mounted there; it is untouched; unmount it and run cleanup again`,
+      ]);
+      assert.match(run.stderr, /"event":"stale_leftover_kept".*20260101T000000Z\.eeee.*is a mount point/);
+      for (const victim of victims) assert.deepEqual(entryNames(victim.path), ["keep.txt"], "removed through a mount");
+      assert.deepEqual(entryNames(snapshotsDir(dir.path)), stamps, "the snapshot holding a mount point stays listed");
+    } finally {
+      for (const mount of mounted) if (typeof mount !== "string") mount[Symbol.dispose]();
+    }
+  } finally {
+    for (const victim of victims) victim[Symbol.dispose]();
+  }
 });

@@ -4,7 +4,8 @@
  */
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { createdStamp, runCli, storeEnv, tempStore } from "../_helpers.ts";
+import { createdStamp, runCli, skipBecause, storeEnv, tempDir, tempStore } from "../_helpers.ts";
+import { mountTmpfs } from "../_mount.ts";
 import { entryNames, treeDigest } from "../_faults.ts";
 import type { SampleStore } from "../../scripts/sample_store.ts";
 
@@ -86,3 +87,64 @@ Deno.test("an unfinished restore from a repository says how to finish it from th
     /finish it with 'atocore-backup restore 20260101T000000Z_0123456789abcdef --from-remote --remote 'file:\/\/\/mnt\/off site' --identity FILE --confirm-service-stopped'/,
   );
 });
+
+Deno.test("an unfinished restore is not resumed with the other choice for Chroma: refused, nothing changed", async () => {
+  using store = tempStore({ dbMiB: 1, chromaMiB: 1 });
+  const env = storeEnv(store);
+  const stamp = await createdStamp(env);
+  const pre = await createdStamp(env);
+  const cases: [boolean, string[], RegExp][] = [
+    [false, [], /was leaving Chroma alone \(its pre-restore snapshot holds none\); this run would replace Chroma/],
+    [true, ["--no-chroma"], /was restoring Chroma too; this run leaves Chroma alone \(--no-chroma/],
+  ];
+  for (const [chroma, flags, said] of cases) {
+    const record = intentRecord(store, stamp, { chroma, pre_restore_snapshot: pre });
+    Deno.writeTextFileSync(join(store.dataDir, INTENT), JSON.stringify(record));
+    const before = treeDigest(store.dataDir, ["backups"]);
+    const run = await runCli(["restore", stamp, "--confirm-service-stopped", ...flags], { env });
+    assert.equal(run.code, 3, run.stderr);
+    assert.match(run.stderr, said);
+    const finish = `'atocore-backup restore ${stamp} --confirm-service-stopped${chroma ? "" : " --no-chroma"}'`;
+    assert.ok(run.stderr.includes(`nothing was changed; finish it with ${finish}, or go back with`), run.stderr);
+    assert.deepEqual(treeDigest(store.dataDir, ["backups"]), before, "the live store or the record changed");
+    const resumed = await runCli(["restore", stamp, "--confirm-service-stopped", ...(chroma ? [] : ["--no-chroma"])], {
+      env,
+    });
+    assert.equal(resumed.code, 0, resumed.stderr);
+    assert.ok(!entryNames(store.dataDir).includes(INTENT), "the same choice finishes it");
+  }
+});
+
+Deno.test("an unfinished restore whose leftovers fill Chroma's filesystem can still be finished (root)", async () => {
+  using store = tempStore({ dbMiB: 1, chromaMiB: 1 });
+  const env = storeEnv(store);
+  const stamp = await createdStamp(env);
+  using saved = tempDir();
+  new Deno.Command("cp", { args: ["-a", `${store.chromaDir}/.`, saved.path] }).outputSync();
+  const chromaBytes = treeBytes(saved.path);
+  const mounted = mountTmpfs(store.chromaDir, `${Math.ceil((2.5 * chromaBytes) / 1024)}k`);
+  if (typeof mounted === "string") return skipBecause(mounted);
+  using _mount = mounted;
+  new Deno.Command("cp", { args: ["-a", `${saved.path}/.`, store.chromaDir] }).outputSync();
+  const leftover = join(store.chromaDir, ".atocore-restore-1-00000000"); // what a killed run had staged
+  new Deno.Command("cp", { args: ["-a", saved.path, leftover] }).outputSync();
+  Deno.writeTextFileSync(join(store.dataDir, INTENT), JSON.stringify(intentRecord(store, stamp, {})));
+  const run = await runCli(["restore", stamp, "--confirm-service-stopped"], { env });
+  assert.equal(run.code, 0, run.stderr);
+  assert.match(
+    run.stderr,
+    /"event":"restore_free_space_checked","path":"[^"]*","needed":\d+,"available":\d+,"leftovers_cleared_first":\d+/,
+  );
+  assert.ok(!entryNames(store.chromaDir).some((name) => name.startsWith(".atocore-")), "the leftover is gone");
+  assert.ok(!entryNames(store.dataDir).includes(INTENT), "finished");
+});
+
+/** Bytes of the files below `root`. */
+function treeBytes(root: string): number {
+  let bytes = 0;
+  for (const entry of Deno.readDirSync(root)) {
+    const path = join(root, entry.name);
+    bytes += entry.isDirectory ? treeBytes(path) : entry.isFile ? Deno.statSync(path).size : 0;
+  }
+  return bytes;
+}

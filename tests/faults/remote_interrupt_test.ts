@@ -190,3 +190,18 @@ Deno.test("restore and drill --from-remote stopped by a signal change nothing li
   }
   console.log(`restore/drill: 6 trials (seed ${seed + 2}) over ${Math.round(fetchMs)} ms: ${outcomes.join(", ")}`);
 });
+
+Deno.test("a restore signalled while it replaces the live store runs to its end and says the signal came too late", async () => {
+  using r = await remoteStore({ dbMiB: 32, chromaMiB: 2, segments: 2, seed: 59 });
+  const created = await runCli(["create", "--chroma"], { env: r.env });
+  assert.equal(created.code, 0, created.stderr);
+  const stamp = (created.json as { stamp: string }).stamp;
+  const args = ["restore", stamp, "--confirm-service-stopped"];
+  for (const signal of ["SIGTERM", "SIGINT"] as const) {
+    const run = await runAndSignal(args, r.env, signal, 0, { afterEvent: "restore_db_replacing" });
+    assert.ok(run.sent && !run.killed, `${signal}: sent ${run.sent}, killed ${run.killed}: ${run.stderr}`);
+    assert.equal(run.code, 0, run.stderr);
+    assert.match(run.stderr, new RegExp(`"event":"interrupt_came_too_late","command":"restore","signal":"${signal}"`));
+    assert.match(run.stderr, /"event":"runtime_backup_restored"/);
+  }
+});

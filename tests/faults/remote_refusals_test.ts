@@ -312,10 +312,47 @@ Deno.test("remote refusals: a huge object in the repository is refused unread, o
   const run = await runCli(["remote", "cleanup"], { env: r.env });
   const result = run.json as { errors: string[]; packs_condemned: number };
   assert.deepEqual(result.errors, [
-    "leases/0123456789abcdef: unreadable lease; no pack deleted or condemned this run (a push in progress may need " +
+    "leases/0123456789abcdef: unreadable or too large lease; no pack deleted or condemned this run (a push in progress may need " +
     "the packs it names): check it, and once no push is running remove it by hand",
   ]);
   assert.equal(result.packs_condemned, 0);
   const backend = openFolderBackend(r.repoDir);
   await assert.rejects(backend.read("leases/0123456789abcdef"), /has 3221225472 bytes, more than the \d+ an object/);
+});
+
+Deno.test("remote refusals: leases naming too many packs count as unreadable; cleanup deletes nothing that run", async () => {
+  using r = await remoteStore({ dbMiB: 0.5, chromaMiB: 0.1, segments: 1 });
+  await createAndPush(r.env);
+  Deno.mkdirSync(join(r.repoDir, "leases"), { recursive: true });
+  const expires = new Date(Date.now() + 3600_000).toISOString();
+  let next = 0;
+  const ids = (count: number) => Array.from({ length: count }, () => (next++).toString(16).padStart(64, "a"));
+  const write = (name: string, count: number) =>
+    Deno.writeTextFileSync(
+      join(r.repoDir, "leases", name),
+      JSON.stringify({ created_at: new Date().toISOString(), expires_at: expires, packs: ids(count) }),
+    );
+  write("0000000000000001", 100_000); // 6.7 MB each: three name more than 250,000 packs together
+  write("0000000000000002", 100_000);
+  write("0000000000000004", 130_000); // 8.7 MB: over a lease's bound on its own
+  const cleanup = async () => {
+    const run = await runCli(["remote", "cleanup"], { env: r.env });
+    const result = run.json as { errors: string[]; packs_condemned: number };
+    assert.equal(result.packs_condemned, 0);
+    assert.equal(result.errors.length, 1, result.errors.join("\n"));
+    return result.errors[0];
+  };
+  assert.match(
+    await cleanup(),
+    /^leases\/0000000000000004: unreadable or too large lease; no pack deleted or condemned/,
+  );
+  Deno.removeSync(join(r.repoDir, "leases", "0000000000000004"));
+  write("0000000000000003", 100_000);
+  assert.match(
+    await cleanup(),
+    /^leases\/0000000000000003: unreadable or too large lease; no pack deleted or condemned/,
+  );
+  Deno.removeSync(join(r.repoDir, "leases", "0000000000000003"));
+  const fine = await runCli(["remote", "cleanup"], { env: r.env });
+  assert.deepEqual((fine.json as { errors: string[] }).errors, [], "two leases of 100,000 packs are read");
 });
