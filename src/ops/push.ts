@@ -9,7 +9,7 @@ import type { Config } from "../config.ts";
 import { describeOsError, OperationError, osErrorPath, ToolError, UsageError } from "../errors.ts";
 import type { PushFacts } from "../report/metrics.ts";
 import type { Reporter } from "../report/reporter.ts";
-import type { Backend } from "../repo/backend.ts";
+import { type Backend, isUnreachable } from "../repo/backend.ts";
 import { type PushResult, pushSnapshot } from "../repo/push.ts";
 import { SnapshotFileChangedError } from "../repo/push_session.ts";
 import type { PushAuth } from "../repo/authenticity.ts";
@@ -214,6 +214,13 @@ async function pushOne(
           `is removed; the ${tracked.packs} new pack${tracked.packs === 1 ? "" : "s"} sent ` +
           `${tracked.packs === 1 ? "is" : "are"} kept: push again, it reuses them`,
       );
+    }
+    if (isUnreachable(error)) {
+      const sent = tracked.packs === 0
+        ? ""
+        : `, and the ${tracked.packs} new pack${tracked.packs === 1 ? "" : "s"} sent ` +
+          `${tracked.packs === 1 ? "is" : "are"} kept for the next push to reuse`;
+      throw new OperationError(`${(error as Error).message}; ${stamp} is not listed${sent}`, { cause: error });
     }
     if (error instanceof ToolError) throw error;
     const where = tracked.failed === null ? osErrorPath(error) : ` writing ${tracked.failed}`;

@@ -61,6 +61,8 @@ export interface IntentContext {
   unfinished: RestoreIntent | null;
   /** Whether this run has written its record. */
   written: boolean;
+  /** This run's paths: the commands it prints to finish or go back name those given as flags. */
+  config: Config;
 }
 
 /** The intent of a live restore of `stamp` about to begin (going on from `unfinished`, when one was found). */
@@ -81,7 +83,7 @@ export function newIntentContext(
     swap: null,
     ...(what.remote ? { remote: what.remote } : {}),
   };
-  return { db: config.db.path, record, unfinished, written: false };
+  return { db: config.db.path, config, record, unfinished, written: false };
 }
 
 /** A step of restore's replacement of the store (the shape restore runs and names when it fails). */
@@ -145,7 +147,7 @@ export function recordSwap(intent: IntentContext | null): RecordSwap {
 export function unfinishedNote(intent: IntentContext): string {
   const record = intent.written ? intent.record : intent.unfinished ?? intent.record;
   return `the restore is recorded as unfinished in ${restoreIntentPath(intent.db)} and create refuses until ` +
-    `then: fix the cause, then ${finishOrGoBack(record, intent.record.backup_dir)}`;
+    `then: fix the cause, then ${finishOrGoBack(record, intent.config)}`;
 }
 
 /** Write the intent durably (replacing any earlier one at once: never torn). */
@@ -248,7 +250,7 @@ export function requireSameChromaChoice(unfinished: RestoreIntent, restoresChrom
     ];
   throw new RefusedError(
     `the unfinished restore of ${unfinished.stamp} recorded in ${path} was ${was}; this run ${now}; nothing was ` +
-      `changed; ${finishOrGoBack(unfinished, config.backupDir.path)}, then run this restore`,
+      `changed; ${finishOrGoBack(unfinished, config)}, then run this restore`,
   );
 }
 
@@ -300,10 +302,17 @@ function sameFolder(first: string, second: string): boolean {
 
 /**
  * The next step while `intent` is unfinished: finish it (the same restore again) or go back (the pre-restore
- * snapshot), as commands for the backup folder `backupDir` of this run.
+ * snapshot), as commands for the store of this run: with the path flags it was given (run without them, the commands
+ * would work on the paths of the environment or the defaults), and the recorded backup folder when it is another.
  */
-export function finishOrGoBack(intent: RestoreIntent, backupDir: string): string {
-  const where = resolve(intent.backup_dir) === resolve(backupDir) ? "" : ` --backup-dir ${quoted(intent.backup_dir)}`;
+export function finishOrGoBack(intent: RestoreIntent, config: Config): string {
+  const flags = (["db", "backupDir", "registry", "chromaDir"] as const)
+    .filter((key) => config[key].source === "flag" && key !== "backupDir")
+    .map((key) => ` ${config[key].from} ${quoted(config[key].path)}`);
+  const backupFlag = resolve(intent.backup_dir) !== resolve(config.backupDir.path) || config.backupDir.source === "flag"
+    ? ` --backup-dir ${quoted(intent.backup_dir)}`
+    : "";
+  const where = `${backupFlag}${flags.join("")}`;
   const source = intent.remote
     ? `${intent.remote.snapshot} --from-remote --remote ${quoted(intent.remote.location)} --identity FILE`
     : intent.stamp;
@@ -326,7 +335,7 @@ export function refuseUnfinishedRestore(config: Config): void {
   throw new RefusedError(
     `a restore of snapshot ${intent.stamp} into this store did not finish (recorded in ` +
       `${restoreIntentPath(config.db.path)} at ${intent.started_at}): the live store may be part old, part new, ` +
-      `and is not backed up; ${finishOrGoBack(intent, config.backupDir.path)}`,
+      `and is not backed up; ${finishOrGoBack(intent, config)}`,
   );
 }
 

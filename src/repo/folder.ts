@@ -215,14 +215,16 @@ async function walk(folder: string, relative: string, found: ObjectInfo[]): Prom
 }
 
 /**
- * What {@linkcode walk} leaves out below `folder`: symbolic links anywhere, and hidden names at the top but `.tmp`
+ * What {@linkcode walk} leaves out below `folder`: symbolic links and special files (FIFOs, sockets, devices)
+ * anywhere, and hidden names at the top but `.tmp`
  * (below it, `.nfs…` files and the like belong to the filesystem). `lost+found` is a filesystem's own.
  */
 async function walkUnlisted(folder: string, relative: string, found: string[]): Promise<void> {
   for await (const entry of Deno.readDir(folder)) {
     const name = relative ? `${relative}/${entry.name}` : entry.name;
     if (!relative && (entry.name === TMP || entry.name === "lost+found")) continue;
-    if (entry.isSymlink || (!relative && entry.name.startsWith("."))) found.push(name);
+    const special = !entry.isSymlink && !entry.isFile && !entry.isDirectory; // a FIFO, a socket, a device
+    if (entry.isSymlink || special || (!relative && entry.name.startsWith("."))) found.push(name);
     else if (entry.isDirectory && !entry.name.startsWith(".")) {
       await walkUnlisted(join(folder, entry.name), name, found);
     }

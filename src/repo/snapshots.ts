@@ -141,7 +141,14 @@ export async function readSnapshot(
   if (refs) {
     const listed = new Map(refs.packs.map((pack) => [pack.id, pack.size]));
     const missing = document.packs.find((pack) => listed.get(pack.id) !== pack.size);
-    if (missing) throw new OperationError(`${name}: uses pack ${missing.id} that ${refsName(key)} does not list`);
+    if (missing) {
+      const size = listed.get(missing.id);
+      throw new OperationError(
+        size === undefined
+          ? `${name}: uses pack ${missing.id} that ${refsName(key)} does not list`
+          : `${name}: records ${missing.size} bytes for pack ${missing.id}, ${refsName(key)} ${size} (altered)`,
+      );
+    }
   }
   return { document, refs, sha256, size: sealed.length, authenticated };
 }

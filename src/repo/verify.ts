@@ -94,7 +94,7 @@ export async function verifyRepository(backend: Backend, options: VerifyOptions 
   for (const name of listing.unknown) result.notes.push(`${name}: not an object of this format; ignored`);
   for (const name of await backend.unlisted?.() ?? []) {
     if (name.startsWith(".")) result.notes.push(`${name}: a hidden name, not an object of this format; ignored`);
-    else result.errors.push(`${name}: a symbolic link where objects are, made by hand; remove it`);
+    else result.errors.push(`${name}: a symbolic link or special file where objects are, made by hand; remove it`);
   }
   const referenced = new Set<string>();
   const allowUnauthenticated = options.allowUnauthenticated ?? false;

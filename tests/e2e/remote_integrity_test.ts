@@ -366,7 +366,7 @@ Deno.test("remote: drill --from-remote --latest passes over a snapshot stamped i
   assert.match(none.stderr, /error: every snapshot in .* is stamped in the future \(newest 20991231T000000Z\)/);
 });
 
-Deno.test("remote verify: a snapshot object replaced by a symbolic link is an error, not a silent omission", async () => {
+Deno.test("remote verify: an object replaced by a symbolic link or a FIFO is an error, not a silent omission", async () => {
   using f = await repoFixture({ dbMiB: 1, chromaMiB: 1 });
   const { root } = await snapshotOf(f);
   const pushed = await pushSnapshot(f.config, f.backend, root, f.auth);
@@ -375,9 +375,17 @@ Deno.test("remote verify: a snapshot object replaced by a symbolic link is an er
   Deno.symlinkSync(join(f.work, "elsewhere"), object);
   const verified = await verifyRepository(f.backend, { identities: [f.identity], readData: true });
   assert.deepEqual(verified.errors, [
-    `snapshots/${pushed.snapshot}: a symbolic link where objects are, made by hand; remove it`,
+    `snapshots/${pushed.snapshot}: a symbolic link or special file where objects are, made by hand; remove it`,
   ]);
   assert.equal(verified.ok, false);
+  const pack = (await objectNames(f.backend, "packs/"))[0];
+  Deno.removeSync(join(f.repoDir, pack));
+  assert.equal(new Deno.Command("mkfifo", { args: [join(f.repoDir, pack)] }).outputSync().code, 0);
+  const fifo = await verifyRepository(f.backend, { identities: [f.identity], readData: true });
+  assert.ok(
+    fifo.errors.includes(`${pack}: a symbolic link or special file where objects are, made by hand; remove it`),
+    fifo.errors.join("\n"),
+  );
 });
 
 Deno.test("remote: a drill whose fetch fails still reports its --max-age check", async () => {

@@ -148,3 +148,34 @@ function treeBytes(root: string): number {
   }
   return bytes;
 }
+
+Deno.test("the commands that finish or undo an unfinished restore carry the path flags the store was given by", async () => {
+  using store = tempStore({ dbMiB: 1, chromaMiB: 1 });
+  const stamp = await createdStamp(storeEnv(store));
+  const record = intentRecord(store, stamp, { pre_restore_snapshot: "20260101T000000Z" });
+  Deno.writeTextFileSync(join(store.dataDir, INTENT), JSON.stringify(record));
+  const flags = [
+    "--db",
+    store.db,
+    "--backup-dir",
+    store.backupDir,
+    "--registry",
+    store.registry,
+    "--chroma-dir",
+    store.chromaDir,
+  ];
+  const create = await runCli(["create", ...flags], { env: {} });
+  assert.equal(create.code, 3, create.stderr);
+  const where =
+    ` --backup-dir ${store.backupDir} --db ${store.db} --registry ${store.registry} --chroma-dir ${store.chromaDir}`;
+  assert.ok(
+    create.stderr.includes(
+      `finish it with 'atocore-backup restore ${stamp} --confirm-service-stopped${where}', or go back with ` +
+        `'atocore-backup restore 20260101T000000Z --confirm-service-stopped${where}'`,
+    ),
+    create.stderr,
+  );
+  const finish = await runCli(["restore", stamp, "--confirm-service-stopped", ...where.trim().split(" ")], { env: {} });
+  assert.equal(finish.code, 0, finish.stderr);
+  assert.ok(!entryNames(store.dataDir).includes(INTENT), "the printed command finished it");
+});

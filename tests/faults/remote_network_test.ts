@@ -101,6 +101,11 @@ async function cutEveryConnection(f: Fixture, whole: { sent: number }): Promise<
   const line = oneErrorLine(run, label);
   assert.match(line, /(packs|snapshots|refs|index|locks|leases|config)\/?[0-9a-z_-]*/, `names no object ${label}`);
   assert.match(line, /after \d+ attempts/, `says nothing of the attempts ${label}`);
+  assert.match(
+    line,
+    /; \d{8}T\d{6}Z is not listed, and the \d+ new packs? sent (is|are) kept for the next push to reuse$/,
+    label,
+  );
   console.log(`${f.target.label}, every connection cut: ${line}`);
   assert.deepEqual(await remoteNames(env), [], `listed after a failed push ${label}`);
   await assertVerified(env, [], label);

@@ -334,6 +334,20 @@ Deno.test("remote errors: snapshot objects written by hand are refused naming th
     fetched(unlisted),
     refused(`snapshots/${text(unlisted)}: uses pack ${packId} that refs/${text(unlisted)} does not list`),
   ]);
+  const resized = keyOf();
+  store(
+    resized,
+    bytes(documentOf(resized, { files, packs: [{ id: packId, size: packSize + 1, compression: "none" }] })),
+  );
+  cases.push([
+    "a document and its refs that record different sizes for a pack",
+    fetched(resized),
+    refused(
+      `snapshots/${text(resized)}: records ${packSize + 1} bytes for pack ${packId}, refs/${
+        text(resized)
+      } ${packSize} \\(altered\\)`,
+    ),
+  ]);
   const damaged = keyOf();
   // the file's own SHA-256 is what proves it; on a mismatch the extent that does not match its hash names its pack
   store(damaged, bytes(documentOf(damaged, { files: [{ ...files[0], sha256: zero }] })));
