@@ -6,6 +6,7 @@
 import { type CleanupResult, cleanupSnapshots } from "../ops/cleanup.ts";
 import { ExitCode } from "../errors.ts";
 import { DEFAULT_KEEP_FAILED } from "../ops/failed.ts";
+import { strayStamps } from "../ops/list.ts";
 import { acquireLock } from "../ops/lock.ts";
 import { statOrNull } from "../fs/probe.ts";
 import { requireOwnFolders } from "../ops/own_folders.ts";
@@ -84,6 +85,7 @@ Examples:
     }
     using _lock = confirm ? acquireLock(backupDir, "cleanup") : null;
     requireOwnFolders(backupDir);
+    for (const stray of strayStamps(backupDir)) context.reporter.event("warning", "snapshot_not_a_folder", stray);
     if (confirm) removeLeftovers(backupDir, context.reporter);
     const { reporter, now } = context;
     const result = await cleanupSnapshots(backupDir, {

@@ -5,7 +5,7 @@
  */
 import { ExitCode } from "../errors.ts";
 import { DEFAULT_KEEP_FAILED, type ListedFailedEntry, listFailed } from "../ops/failed.ts";
-import { type ListEntry, listSnapshots } from "../ops/list.ts";
+import { type ListEntry, listSnapshots, strayStamps } from "../ops/list.ts";
 import { ownFolderProblem } from "../ops/own_folders.ts";
 import { failedRoot } from "../snapshot/layout.ts";
 import { secondsInFuture } from "../snapshot/clock.ts";
@@ -40,6 +40,7 @@ Examples:
     const failed = listFailed(backupDir, context.now);
     const problem = ownFolderProblem(backupDir);
     if (problem) context.reporter.event("warning", "backup_folder_misplaced", { message: problem });
+    for (const stray of strayStamps(backupDir)) context.reporter.event("warning", "snapshot_not_a_folder", stray);
     for (const entry of backups.filter((one) => one.stamp_in_future)) {
       const ahead = secondsInFuture(entry.stamp, context.now);
       context.reporter.event("warning", "snapshot_stamp_in_future", { stamp: entry.stamp, seconds_ahead: ahead });

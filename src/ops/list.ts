@@ -6,7 +6,8 @@
  */
 import { join } from "node:path";
 import { UsageError } from "../errors.ts";
-import { folderNames, lstatOrNull } from "../fs/probe.ts";
+import { entriesOrNone, folderNames, lstatOrNull } from "../fs/probe.ts";
+import { kindOf } from "../fs/regular_file.ts";
 import { isInFuture, stampAgeSeconds } from "../snapshot/clock.ts";
 import { METADATA_FILE, snapshotDir, snapshotsDir } from "../snapshot/layout.ts";
 import {
@@ -66,6 +67,21 @@ export function listEntries(backupDir: string, names: readonly string[], now: Da
     const entry = listEntry(join(snapshotsDir(backupDir), name), name, now);
     return entry.has_metadata || lstatOrNull(entry.path)?.isDirectory ? [entry] : [];
   });
+}
+
+/**
+ * What under `<backup>/snapshots/` has a stamp's name but is not a folder (a link, a file): never followed, listed,
+ * validated or removed; reported (warning `snapshot_not_a_folder`) so that it is not silently passed over.
+ */
+export function strayStamps(backupDir: string): { path: string; kind: string }[] {
+  return entriesOrNone(snapshotsDir(backupDir)).filter((entry) => isStamp(entry.name) && !entry.isDirectory)
+    .map((entry) => join(snapshotsDir(backupDir), entry.name)).sort()
+    .map((path) => ({ path, kind: kindOrGone(path) }));
+}
+
+function kindOrGone(path: string): string {
+  const info = lstatOrNull(path);
+  return info === null ? "gone" : kindOf(info);
 }
 
 /** The names of the folders under `<backup>/snapshots/`, sorted; stamps and other names alike. */

@@ -596,3 +596,42 @@ Deno.test("cli: a mount point inside a snapshot to remove or a leftover is never
     for (const victim of victims) victim[Symbol.dispose]();
   }
 });
+
+Deno.test("cli: a link or a file with a stamp's name under snapshots/ is named by list and cleanup, never followed", async () => {
+  using dir = tempDir();
+  using elsewhere = tempDir();
+  Deno.writeTextFileSync(join(elsewhere.path, "keep.txt"), "not a snapshot");
+  const stamps = ["20261101T010000Z", "20261102T010000Z"];
+  for (const stamp of stamps) placeValidSnapshot(dir.path, stamp);
+  Deno.symlinkSync(elsewhere.path, join(snapshotsDir(dir.path), "20261001T010000Z"));
+  Deno.writeTextFileSync(join(snapshotsDir(dir.path), "20261002T010000Z"), "a file");
+  const env = { ATOCORE_BACKUP_DIR: dir.path };
+  const strays = (stderr: string) =>
+    stderr.split("\n").filter((line) => line.includes('"event":"snapshot_not_a_folder"')).map((line) =>
+      JSON.parse(line)
+    ).map((event) => [event.path, event.kind]);
+  const expected = [
+    [join(snapshotsDir(dir.path), "20261001T010000Z"), "symbolic link"],
+    [join(snapshotsDir(dir.path), "20261002T010000Z"), "file"],
+  ];
+  const list = await runCli(["list"], { env });
+  assert.equal(list.code, 0, list.stderr);
+  assert.deepEqual(strays(list.stderr), expected);
+  assert.deepEqual((list.json as { backups: { stamp: string }[] }).backups.map((entry) => entry.stamp), stamps);
+  const cleanup = await runCli([
+    "cleanup",
+    "--confirm",
+    "--keep-daily",
+    "1",
+    "--keep-weekly",
+    "0",
+    "--keep-monthly",
+    "0",
+  ], {
+    env,
+  });
+  assert.equal(cleanup.code, 0, cleanup.stderr);
+  assert.deepEqual(strays(cleanup.stderr), expected);
+  assert.deepEqual(entryNames(elsewhere.path), ["keep.txt"]);
+  assert.deepEqual(entryNames(snapshotsDir(dir.path)), ["20261001T010000Z", "20261002T010000Z", stamps[1]]);
+});
