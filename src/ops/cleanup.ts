@@ -24,8 +24,7 @@
  */
 import { join } from "node:path";
 import { describeOsError, RefusedError } from "../errors.ts";
-import { ensureDir, removeInside, renameDurable } from "../fs/durable.ts";
-import { folderNames, isDirectory } from "../fs/probe.ts";
+import { folderNames } from "../fs/probe.ts";
 import type { Reporter } from "../report/reporter.ts";
 import type { KeepReason, RetentionDecision, RetentionPolicy } from "../snapshot/retention.ts";
 import {
@@ -36,13 +35,13 @@ import {
   withGuards,
 } from "../snapshot/retention_guards.ts";
 import { pruneIntegrityRecords } from "../snapshot/integrity_record.ts";
-import { METADATA_FILE, snapshotDir, snapshotsDir, trashDir, trashRoot } from "../snapshot/layout.ts";
+import { METADATA_FILE, snapshotDir, snapshotsDir } from "../snapshot/layout.ts";
 import { isPreRestore, readMetadata, sequenceOf } from "../snapshot/metadata.ts";
 import { isInFuture } from "../snapshot/clock.ts";
-import { mountPointsAt } from "../sys/mounts.ts";
 import { isStamp } from "../snapshot/stamp.ts";
 import { IntegrityUncheckedError, type SqliteDriver } from "../sqlite/driver.ts";
 import { DEFAULT_KEEP_FAILED, failedEntries, failedRetention, removeFailed } from "./failed.ts";
+import { removeViaTrash } from "./remove_via_trash.ts";
 import { validateSnapshot } from "./validate.ts";
 
 /** Options of {@linkcode cleanupSnapshots}. */
@@ -125,7 +124,7 @@ export async function cleanupSnapshots(backupDir: string, options: CleanupOption
   const deleted = new Set<string>();
   if (options.confirm) {
     for (const stamp of [...decision.remove].reverse()) {
-      const outcome = removeSnapshot(backupDir, stamp);
+      const outcome = removeViaTrash(backupDir, snapshotDir(backupDir, stamp), stamp, "snapshots/", stamp);
       if (outcome.gone) {
         deleted.add(stamp);
         options.reporter.event("info", "snapshot_removed", { stamp });
@@ -262,44 +261,4 @@ function readSnapshotNames(backupDir: string): { stamps: string[]; unparseable: 
     (isStamp(name) ? stamps : unparseable).push(name);
   }
   return { stamps, unparseable };
-}
-
-/**
- * Move one snapshot out of `snapshots/` into `.trash/`, durably, then delete it.
- * `gone` tells whether it left `snapshots/`; a failure after the move is still an error.
- * The deletion needs no fsync: what a crash leaves in `.trash/` is never listed, and
- * the next create or cleanup removes it.
- */
-function removeSnapshot(backupDir: string, stamp: string): { gone: boolean; error?: string } {
-  const source = snapshotDir(backupDir, stamp);
-  const trash = trashDir(backupDir, stamp);
-  const mounted = mountPointsAt(source) ?? [];
-  if (mounted.length > 0) {
-    return {
-      gone: false,
-      error: `${stamp}: ${mounted[0]} is a mount point, and removing the snapshot would delete the files of the ` +
-        `filesystem mounted there; it is untouched; unmount it and run cleanup again`,
-    };
-  }
-  try {
-    if (!isDirectory(trashRoot(backupDir))) ensureDir(trashRoot(backupDir));
-    renameDurable(source, trash);
-  } catch (error) {
-    return {
-      gone: false,
-      error: `${stamp}: could not move ${source} out of snapshots/: ${
-        describeOsError(error)
-      }; it is untouched, fix that and run cleanup again`,
-    };
-  }
-  try {
-    removeInside(backupDir, trash);
-  } catch (error) {
-    return {
-      gone: true,
-      error: `${stamp}: moved out of snapshots/ but not removed from ${trash}: ${describeOsError(error)}; ` +
-        "the next create or cleanup removes it",
-    };
-  }
-  return { gone: true };
 }

@@ -5,12 +5,11 @@
  * @module
  */
 import { join } from "node:path";
-import { describeOsError } from "../errors.ts";
-import { ensureDir, removeQuietly, renameDurable } from "../fs/durable.ts";
-import { folderNames, isDirectory } from "../fs/probe.ts";
-import { failedRoot, trashDir, trashRoot } from "../snapshot/layout.ts";
+import { folderNames } from "../fs/probe.ts";
+import { failedRoot } from "../snapshot/layout.ts";
 import { stampAgeSeconds } from "../snapshot/clock.ts";
 import { isStamp } from "../snapshot/stamp.ts";
+import { removeViaTrash } from "./remove_via_trash.ts";
 
 /** How many `failed/` entries cleanup keeps unless told otherwise (`--keep-failed`). */
 export const DEFAULT_KEEP_FAILED = 2;
@@ -49,26 +48,11 @@ export function failedRetention(
 }
 
 /**
- * Remove one `failed/` entry as cleanup removes a snapshot: renamed into `.trash/` durably first (a link is moved,
- * never followed), then deleted. Returns an error line, or `null` when it is gone.
+ * Remove one `failed/` entry as cleanup removes a snapshot (`remove_via_trash.ts`). Returns an error line, or `null`
+ * when it is gone.
  */
 export function removeFailed(backupDir: string, entry: StampedFailedEntry): string | null {
-  const trash = trashDir(backupDir, entry.stamp);
-  try {
-    if (!isDirectory(trashRoot(backupDir))) ensureDir(trashRoot(backupDir));
-    renameDurable(entry.path, trash);
-  } catch (error) {
-    return `failed/${entry.name}: could not move ${entry.path} out of failed/: ${
-      describeOsError(error)
-    }; it is untouched, fix that and run cleanup again`;
-  }
-  try {
-    removeQuietly(trash);
-  } catch (error) {
-    return `failed/${entry.name}: moved out of failed/ but not removed from ${trash}: ${describeOsError(error)}; ` +
-      "the next create or cleanup removes it";
-  }
-  return null;
+  return removeViaTrash(backupDir, entry.path, entry.stamp, "failed/", `failed/${entry.name}`).error ?? null;
 }
 
 /** A `failed/` entry as `list` shows it. */

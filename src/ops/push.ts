@@ -199,36 +199,7 @@ async function pushOne(
       gate: validation ?? (options.validation === "none" ? new CheckedAtCreate(config, stamp) : undefined),
     });
   } catch (error) {
-    // the validation's verdict first (a file edited since the snapshot was made is its finding as well), but a stop
-    // asked for is not kept waiting for it
-    validation?.release();
-    const changed = error instanceof SnapshotFileChangedError ? error.path : null;
-    const errors = validation && !(error instanceof InterruptedError) ? await validation.verdict(changed) : [];
-    if (errors.length > 0) {
-      throw new InvalidSnapshotError(stamp, snapshotDir(config.backupDir.path, stamp), errors, tracked.packs);
-    }
-    if (error instanceof InterruptedError) {
-      throw error.told(
-        `push of ${stamp} to ${backend.location}`,
-        `${before.length ? `${before.join(", ")} pushed (listed); ` : ""}${stamp} is not listed and its lease ` +
-          `is removed; the ${tracked.packs} new pack${tracked.packs === 1 ? "" : "s"} sent ` +
-          `${tracked.packs === 1 ? "is" : "are"} kept: push again, it reuses them`,
-      );
-    }
-    if (isUnreachable(error)) {
-      const sent = tracked.packs === 0
-        ? ""
-        : `, and the ${tracked.packs} new pack${tracked.packs === 1 ? "" : "s"} sent ` +
-          `${tracked.packs === 1 ? "is" : "are"} kept for the next push to reuse`;
-      throw new OperationError(`${(error as Error).message}; ${stamp} is not listed${sent}`, { cause: error });
-    }
-    if (error instanceof ToolError) throw error;
-    const where = tracked.failed === null ? osErrorPath(error) : ` writing ${tracked.failed}`;
-    throw new OperationError(
-      `push of ${stamp} to ${backend.location} failed${where}: ${describeOsError(error)}; ` +
-        `nothing of it is listed; ${nextStep(error)}`,
-      { cause: error },
-    );
+    throw await pushFailure(error, { stamp, location: backend.location, before, tracked, validation, config });
   }
   for (const warning of pushed.warnings) options.reporter.event("warning", "push_warning", { stamp, warning });
   options.reporter.event("info", "push_finished", {
@@ -240,6 +211,51 @@ async function pushOne(
     objects_written: pushed.objects_written,
   });
   return pushed;
+}
+
+/**
+ * The error a failed push of `stamp` ends with: the validation's verdict first (a file edited since the snapshot was
+ * made is its finding as well), but a stop asked for is not kept waiting for it; then what was kept and the next step.
+ */
+async function pushFailure(
+  error: unknown,
+  context: {
+    stamp: string;
+    location: string;
+    before: string[];
+    tracked: { failed: string | null; packs: number };
+    validation: ValidationWhenNeeded | null;
+    config: Config;
+  },
+): Promise<unknown> {
+  const { stamp, location, before, tracked, validation, config } = context;
+  validation?.release();
+  const changed = error instanceof SnapshotFileChangedError ? error.path : null;
+  const errors = validation && !(error instanceof InterruptedError) ? await validation.verdict(changed) : [];
+  if (errors.length > 0) {
+    return new InvalidSnapshotError(stamp, snapshotDir(config.backupDir.path, stamp), errors, tracked.packs);
+  }
+  const kept =
+    `the ${tracked.packs} new pack${tracked.packs === 1 ? "" : "s"} sent ${tracked.packs === 1 ? "is" : "are"}` +
+    " kept";
+  if (error instanceof InterruptedError) {
+    return error.told(
+      `push of ${stamp} to ${location}`,
+      `${before.length ? `${before.join(", ")} pushed (listed); ` : ""}${stamp} is not listed and its lease ` +
+        `is removed; ${kept}: push again, it reuses them`,
+    );
+  }
+  if (isUnreachable(error)) {
+    const sent = tracked.packs === 0 ? "" : `, and ${kept} for the next push to reuse`;
+    return new OperationError(`${(error as Error).message}; ${stamp} is not listed${sent}`, { cause: error });
+  }
+  if (error instanceof ToolError) return error;
+  const where = tracked.failed === null ? osErrorPath(error) : ` writing ${tracked.failed}`;
+  return new OperationError(
+    `push of ${stamp} to ${location} failed${where}: ${describeOsError(error)}; nothing of it is listed; ` +
+      nextStep(error),
+    { cause: error },
+  );
 }
 
 /** `backend` as it is, noting the name of the object whose write failed and the packs written (for messages). */

@@ -26,6 +26,7 @@ import {
   recordSwap,
   type RemoteOrigin,
   requireSameChromaChoice,
+  type RestoreIntent,
   restoreIntentPath,
   settleStep,
   unfinishedNote,
@@ -159,15 +160,7 @@ export async function restoreSnapshot(config: Config, stamp: string, options: Re
   stopIfInterrupted(options.signal, () => stoppedUnchanged(stamp, to, null));
   const plan = planRestore(config, stamp, validation, to, options);
   const { sources, targets } = plan;
-  const unfinished = to === null ? findUnfinished(config, options.reporter) : null;
-  if (unfinished !== null) requireSameChromaChoice(unfinished, sources.chroma !== null, config);
-  // Resuming, no new pre-restore snapshot: the way back stays the one taken before the first attempt changed anything.
-  const takesPreSnapshot = to === null && options.preSnapshot && unfinished === null;
-  // the unfinished restore's leftovers in this Chroma folder go before anything is staged there
-  const clearedFirst = unfinished?.swap === null && resolve(unfinished.chroma_dir) === resolve(config.chromaDir.path)
-    ? config.chromaDir.path
-    : null;
-  requireFreeSpace(config, plan, takesPreSnapshot, options.reporter, options.moveSources, clearedFirst);
+  const { unfinished, takesPreSnapshot } = checkBeforeChanges(config, plan, stamp, to, options);
   const preStamp = unfinished !== null
     ? unfinished.pre_restore_snapshot
     : takesPreSnapshot
@@ -215,6 +208,31 @@ export async function restoreSnapshot(config: Config, stamp: string, options: Re
   };
   reportRestored(result, options.reporter);
   return result;
+}
+
+/**
+ * Before anything changes: the unfinished restore this run goes on from (live only), held to its choice for Chroma,
+ * whether this run takes a pre-restore snapshot, and the free space it needs.
+ */
+function checkBeforeChanges(
+  config: Config,
+  plan: RestorePlan,
+  stamp: string,
+  to: string | null,
+  options: RestoreOptions,
+): { unfinished: RestoreIntent | null; takesPreSnapshot: boolean } {
+  const unfinished = to === null ? findUnfinished(config, options.reporter) : null;
+  if (unfinished !== null) {
+    requireSameChromaChoice(unfinished, { stamp, restoresChroma: plan.sources.chroma !== null }, config);
+  }
+  // Resuming, no new pre-restore snapshot: the way back stays the one taken before the first attempt changed anything.
+  const takesPreSnapshot = to === null && options.preSnapshot && unfinished === null;
+  // the unfinished restore's leftovers in this Chroma folder go before anything is staged there
+  const clearedFirst = unfinished?.swap === null && resolve(unfinished.chroma_dir) === resolve(config.chromaDir.path)
+    ? config.chromaDir.path
+    : null;
+  requireFreeSpace(config, plan, takesPreSnapshot, options.reporter, options.moveSources, clearedFirst);
+  return { unfinished, takesPreSnapshot };
 }
 
 /** Wait for the sources' head-start flush; its failure stops the restore of `stamp`, which left `state`. */

@@ -239,8 +239,13 @@ export function findUnfinished(config: Config, reporter: Reporter): RestoreInten
  *
  * @throws {RefusedError} naming how to finish the unfinished restore or go back (nothing changed).
  */
-export function requireSameChromaChoice(unfinished: RestoreIntent, restoresChroma: boolean, config: Config): void {
-  if (unfinished.chroma === restoresChroma) return;
+export function requireSameChromaChoice(
+  unfinished: RestoreIntent,
+  run: { stamp: string; restoresChroma: boolean },
+  config: Config,
+): void {
+  // going back (the pre-restore snapshot, with what it holds) is always a way out
+  if (unfinished.chroma === run.restoresChroma || run.stamp === unfinished.pre_restore_snapshot) return;
   const path = restoreIntentPath(config.db.path);
   const [was, now] = unfinished.chroma
     ? ["restoring Chroma too", "leaves Chroma alone (--no-chroma, or a snapshot without Chroma)"]
@@ -300,19 +305,31 @@ function sameFolder(first: string, second: string): boolean {
   return resolve(first) === resolve(second);
 }
 
+/** The flag of each of the store's paths. */
+const PATH_FLAGS = {
+  db: "--db",
+  backupDir: "--backup-dir",
+  registry: "--registry",
+  chromaDir: "--chroma-dir",
+} as const;
+
 /**
  * The next step while `intent` is unfinished: finish it (the same restore again) or go back (the pre-restore
  * snapshot), as commands for the store of this run: with the path flags it was given (run without them, the commands
- * would work on the paths of the environment or the defaults), and the recorded backup folder when it is another.
+ * would work on the paths of the environment or the defaults), and the recorded backup and Chroma folders when they
+ * are others.
  */
 export function finishOrGoBack(intent: RestoreIntent, config: Config): string {
-  const flags = (["db", "backupDir", "registry", "chromaDir"] as const)
-    .filter((key) => config[key].source === "flag" && key !== "backupDir")
-    .map((key) => ` ${config[key].from} ${quoted(config[key].path)}`);
-  const backupFlag = resolve(intent.backup_dir) !== resolve(config.backupDir.path) || config.backupDir.source === "flag"
-    ? ` --backup-dir ${quoted(intent.backup_dir)}`
-    : "";
-  const where = `${backupFlag}${flags.join("")}`;
+  // the folders the record names (a run elsewhere would not finish this one), the other paths as this run got them
+  const recorded: Partial<Record<keyof typeof PATH_FLAGS, string>> = {
+    backupDir: intent.backup_dir,
+    chromaDir: intent.chroma_dir,
+  };
+  const where = (["backupDir", "db", "registry", "chromaDir"] as const).map((key) => {
+    const path = recorded[key] ?? config[key].path;
+    const named = config[key].source === "flag" || resolve(path) !== resolve(config[key].path);
+    return named ? ` ${PATH_FLAGS[key]} ${quoted(path)}` : "";
+  }).join("");
   const source = intent.remote
     ? `${intent.remote.snapshot} --from-remote --remote ${quoted(intent.remote.location)} --identity FILE`
     : intent.stamp;

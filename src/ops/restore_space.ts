@@ -148,7 +148,6 @@ function sizeOfFile(path: string): number {
   return info?.isFile ? info.size : 0;
 }
 
-/** The file sizes and folder count of a Chroma tree, leaving out what a killed restore left there. */
 /** The sizes of what killed restores left in the Chroma folder `root` (its hidden staged and old entries). */
 function leftoverSizes(root: string): Need {
   const files: number[] = [];
@@ -165,6 +164,7 @@ function isLeftover(name: string): boolean {
   return name.startsWith(CHROMA_STAGING_PREFIX) || name.startsWith(CHROMA_OLD_PREFIX);
 }
 
+/** The file sizes and folder count of a Chroma tree, leaving out what a killed restore left there. */
 function treeSizes(root: string): { files: number[]; folders: number } {
   const entries = walkTree(root, isLeftover);
   return {

@@ -8,6 +8,7 @@
 import { UsageError } from "../errors.ts";
 import type { KeepReason, RetentionPolicy } from "../snapshot/retention.ts";
 import { retainByPolicy } from "../snapshot/retention_guards.ts";
+import { isInFuture } from "../snapshot/clock.ts";
 import type { Backend } from "./backend.ts";
 import { condemnedName, newRandomId, packName, parseName, PREFIXES, refsName } from "./layout.ts";
 import { type SnapshotKey, snapshotKeyText, snapshotName } from "./layout.ts";
@@ -138,7 +139,7 @@ async function applyPolicy(
   }
   for (const group of unknown.length ? [] : groups.values()) {
     const decision = retainByPolicy(group.map((key) => key.stamp), options.policy, options.now);
-    const newest = group.map((key) => key.stamp).sort().at(-1);
+    const newest = group.map((key) => key.stamp).filter((stamp) => !isInFuture(stamp, options.now)).sort().at(-1);
     Object.assign(result.reasons, decision.reasons);
     const gone = new Set(decision.remove.filter((stamp) => stamp !== newest));
     for (const key of group) if (gone.has(key.stamp)) removed.add(snapshotKeyText(key));
@@ -201,7 +202,8 @@ async function removeStale(
   const kept: SnapshotKey[] = [];
   for (const key of orphans) {
     const seenFor = now - context.sightings.firstSeen(refsName(key), now, CLOCK_TOLERANCE_MS);
-    if (leases.active.has(key.pushId) || seenFor < (context.graceMs ?? DEFAULT_GRACE_MS)) {
+    const leased = leases.active.has(key.pushId) || leases.unreadable.length > 0; // an unreadable lease may be its
+    if (leased || seenFor < (context.graceMs ?? DEFAULT_GRACE_MS)) {
       kept.push(key);
       continue;
     }

@@ -102,8 +102,8 @@ const LEASED_PACKS_MAX = 250_000;
 
 /**
  * Read every lease. A lease that vanished between listing and reading (its push ended) is skipped; one too large, or
- * whose packs would take the leased packs past {@linkcode LEASED_PACKS_MAX}, counts as unreadable, and so do the leases
- * after it, unread: memory stays bounded however many leases a writer of the repository leaves.
+ * whose packs would take the leased packs past {@linkcode LEASED_PACKS_MAX}, counts as unreadable (after the latter,
+ * so do the leases after it, unread): memory stays bounded however many leases a writer of the repository leaves.
  */
 export async function readLeases(backend: Backend, now: Date): Promise<LeaseState> {
   const state: LeaseState = { active: new Set(), packs: new Set(), expired: [], unreadable: [] };

@@ -31,9 +31,9 @@ export interface SnapshotFacts {
 }
 
 /**
- * The guards that facts alone decide, by stamp: `newest` (the newest stamp), `last-published` (the highest
- * sequence, which a clock set back cannot hide behind an older stamp) and `pre-restore` (a pre-restore snapshot
- * younger than `preRestoreDays` days at `now`, or stamped after `now`).
+ * The guards that facts alone decide, by stamp: `newest` (the newest stamp not in the future at `now`),
+ * `last-published` (the highest sequence, which a clock set back cannot hide behind an older stamp) and `pre-restore`
+ * (a pre-restore snapshot younger than `preRestoreDays` days at `now`, or stamped after `now`).
  */
 export function factGuards(
   facts: readonly SnapshotFacts[],
@@ -42,7 +42,8 @@ export function factGuards(
   const guards: Record<string, KeepReason[]> = {};
   const add = (stamp: string, rule: GuardRule, bucket: string) => (guards[stamp] ??= []).push({ rule, bucket });
   const byStamp = [...facts].sort((a, b) => a.stamp < b.stamp ? 1 : a.stamp > b.stamp ? -1 : 0);
-  if (byStamp.length) add(byStamp[0].stamp, "newest", "by stamp");
+  const newest = byStamp.find((fact) => !isInFuture(fact.stamp, options.now)); // one in the future is kept anyway
+  if (newest) add(newest.stamp, "newest", "by stamp");
   const published = byStamp.filter((fact) => fact.sequence !== null);
   const last = published.reduce<SnapshotFacts | null>(
     (best, fact) => best && best.sequence! >= fact.sequence! ? best : fact,

@@ -553,15 +553,23 @@ Deno.test("a restore's pre-restore snapshot is marked, listed as such, and kept 
 
 Deno.test("cli: a mount point inside a snapshot to remove or a leftover is never removed through (root)", async () => {
   using dir = tempDir();
-  const victims = [tempDir(), tempDir()];
+  const victims = [tempDir(), tempDir(), tempDir()];
   try {
     for (const victim of victims) Deno.writeTextFileSync(join(victim.path, "keep.txt"), "another filesystem's");
     const stamps = ["20261101T010000Z", "20261102T010000Z"];
     for (const stamp of stamps) placeValidSnapshot(dir.path, stamp);
     const inSnapshot = join(snapshotsDir(dir.path), stamps[0], "db", "inner");
     const inLeftover = join(trashRoot(dir.path), "20260101T000000Z.eeee", "inner");
-    for (const target of [inSnapshot, inLeftover]) Deno.mkdirSync(target, { recursive: true });
-    const mounted = [bindMount(victims[0].path, inSnapshot), bindMount(victims[1].path, inLeftover)];
+    const failed = ["20260901T010000Z.1", "20260902T010000Z.1", "20260903T010000Z.1"].map((name) =>
+      join(failedRoot(dir.path), name)
+    );
+    const inFailed = join(failed[0], "inner"); // the oldest of three: the default keeps two
+    for (const target of [inSnapshot, inLeftover, ...failed, inFailed]) Deno.mkdirSync(target, { recursive: true });
+    const mounted = [
+      bindMount(victims[0].path, inSnapshot),
+      bindMount(victims[1].path, inLeftover),
+      bindMount(victims[2].path, inFailed),
+    ];
     if (mounted.some((mount) => typeof mount === "string")) {
       mounted.forEach((mount) => typeof mount !== "string" && mount[Symbol.dispose]());
       return skipBecause(`${mounted.find((mount) => typeof mount === "string")}`);
@@ -583,8 +591,10 @@ Deno.test("cli: a mount point inside a snapshot to remove or a leftover is never
       assert.equal(run.code, 1, run.stderr);
       const errors = (run.json as { errors: string[] }).errors;
       assert.deepEqual(errors, [
-        `${stamps[0]}: ${inSnapshot} is a mount point, and removing the snapshot would delete the files of the ` +
-        `filesystem mounted there; it is untouched; unmount it and run cleanup again`,
+        `${stamps[0]}: ${inSnapshot} is a mount point, and removing ${join(snapshotsDir(dir.path), stamps[0])} would ` +
+        `delete the files of the filesystem mounted there; it is untouched; unmount it and run cleanup again`,
+        `failed/20260901T010000Z.1: ${inFailed} is a mount point, and removing ${failed[0]} would delete the files ` +
+        `of the filesystem mounted there; it is untouched; unmount it and run cleanup again`,
       ]);
       assert.match(run.stderr, /"event":"stale_leftover_kept".*20260101T000000Z\.eeee.*is a mount point/);
       for (const victim of victims) assert.deepEqual(entryNames(victim.path), ["keep.txt"], "removed through a mount");

@@ -113,6 +113,13 @@ Deno.test("an unfinished restore is not resumed with the other choice for Chroma
     assert.equal(resumed.code, 0, resumed.stderr);
     assert.ok(!entryNames(store.dataDir).includes(INTENT), "the same choice finishes it");
   }
+  // a restore with Chroma onto a store that had none took its pre-restore snapshot without Chroma: going back works
+  const noChroma = await createdStamp(env, []);
+  const record = intentRecord(store, stamp, { chroma: true, pre_restore_snapshot: noChroma });
+  Deno.writeTextFileSync(join(store.dataDir, INTENT), JSON.stringify(record));
+  const back = await runCli(["restore", noChroma, "--confirm-service-stopped"], { env });
+  assert.equal(back.code, 0, back.stderr);
+  assert.ok(!entryNames(store.dataDir).includes(INTENT), "going back settles it");
 });
 
 Deno.test("an unfinished restore whose leftovers fill Chroma's filesystem can still be finished (root)", async () => {
@@ -175,6 +182,12 @@ Deno.test("the commands that finish or undo an unfinished restore carry the path
     ),
     create.stderr,
   );
+  const elsewhere = join(store.dataDir, "chroma elsewhere"); // the recorded Chroma folder, not this run's
+  const moved = intentRecord(store, stamp, { pre_restore_snapshot: "20260101T000000Z", chroma_dir: elsewhere });
+  Deno.writeTextFileSync(join(store.dataDir, INTENT), JSON.stringify(moved));
+  const recorded = await runCli(["create", ...flags], { env: {} });
+  assert.ok(recorded.stderr.includes(`--chroma-dir '${elsewhere}''`), recorded.stderr);
+  Deno.writeTextFileSync(join(store.dataDir, INTENT), JSON.stringify(record));
   const finish = await runCli(["restore", stamp, "--confirm-service-stopped", ...where.trim().split(" ")], { env: {} });
   assert.equal(finish.code, 0, finish.stderr);
   assert.ok(!entryNames(store.dataDir).includes(INTENT), "the printed command finished it");

@@ -154,7 +154,7 @@ Deno.test("guards change no decision of the default policy on a fixture holding 
   for (const fixture of fixtures) {
     const stamps = fixture.folders.filter(isStamp);
     const facts = stamps.map((stamp) => ({ stamp, sequence: null, preRestore: false, restoringStamp: null }));
-    const now = new Date("2026-11-28T00:00:00Z");
+    const now = new Date("2200-01-01T00:00:00Z"); // after every fixture: the module has no clock
     const guarded = withGuards(applyRetention(stamps, DEFAULT_POLICY), factGuards(facts, { now, preRestoreDays: 7 }));
     assert.deepEqual(guarded.keep, fixture.expected.keep, fixture.name);
     assert.deepEqual(guarded.remove, fixture.expected.remove, fixture.name);
@@ -216,4 +216,21 @@ Deno.test("a stamp in the future is kept and takes no rule's place: the days of 
   assert.deepEqual(within.keep, ["20261104T010400Z", "20261103T010000Z"]);
   const later = retainByPolicy([...real, ...ahead], policy, new Date("2099-01-03T00:00:00Z")); // the clock caught up
   assert.deepEqual(later.keep, ["20990102T010000Z", "20990101T010000Z"]);
+});
+
+Deno.test("the newest guard keeps the newest stamp not in the future: one in the future is kept by its own guard", () => {
+  const facts = ["20261104T010000Z", "20990101T010000Z"].map((stamp) => ({
+    stamp,
+    sequence: null,
+    preRestore: false,
+    restoringStamp: null,
+  }));
+  const now = new Date("2026-11-05T00:00:00Z");
+  const policy = { daily: 0, weekly: 4, monthly: 0 }; // neither is a Sunday: the policy keeps nothing
+  const decided = withGuards(
+    retainByPolicy(facts.map((fact) => fact.stamp), policy, now),
+    factGuards(facts, { now, preRestoreDays: 7 }),
+  );
+  assert.deepEqual(decided.keep, ["20990101T010000Z", "20261104T010000Z"]);
+  assert.deepEqual(decided.reasons["20261104T010000Z"], [{ rule: "newest", bucket: "by stamp" }]);
 });

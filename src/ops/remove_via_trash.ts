@@ -1,0 +1,60 @@
+/**
+ * Removing a whole snapshot or `failed/` entry from the backup folder: renamed into `.trash/` first (never listed
+ * half), then deleted there; refused, untouched, when a filesystem is mounted at or below it.
+ *
+ * @module
+ */
+import { describeOsError } from "../errors.ts";
+import { ensureDir, removeInside, renameDurable } from "../fs/durable.ts";
+import { isDirectory } from "../fs/probe.ts";
+import { trashDir, trashRoot } from "../snapshot/layout.ts";
+import { mountPointsAt } from "../sys/mounts.ts";
+
+/** What removing one entry did: whether it left its folder, and the error line when something failed. */
+export interface RemovalOutcome {
+  gone: boolean;
+  error?: string;
+}
+
+/**
+ * Move `source` (in the folder `from`, such as `snapshots/`, named `label` in messages) into `.trash/` durably, then
+ * delete it. The deletion needs no fsync: what a crash leaves in `.trash/` is never listed, and the next create or
+ * cleanup removes it. A link is moved, never followed.
+ */
+export function removeViaTrash(
+  backupDir: string,
+  source: string,
+  stamp: string,
+  from: string,
+  label: string,
+): RemovalOutcome {
+  const trash = trashDir(backupDir, stamp);
+  try {
+    const mounted = isDirectory(source) ? mountPointsAt(source) ?? [] : [];
+    if (mounted.length > 0) {
+      return {
+        gone: false,
+        error: `${label}: ${mounted[0]} is a mount point, and removing ${source} would delete the files of the ` +
+          "filesystem mounted there; it is untouched; unmount it and run cleanup again",
+      };
+    }
+    if (!isDirectory(trashRoot(backupDir))) ensureDir(trashRoot(backupDir));
+    renameDurable(source, trash);
+  } catch (error) {
+    return {
+      gone: false,
+      error: `${label}: could not move ${source} out of ${from}: ${describeOsError(error)}; it is untouched, fix ` +
+        "that and run cleanup again",
+    };
+  }
+  try {
+    removeInside(backupDir, trash);
+  } catch (error) {
+    return {
+      gone: true,
+      error: `${label}: moved out of ${from} but not removed from ${trash}: ${describeOsError(error)}; the next ` +
+        "create or cleanup removes it",
+    };
+  }
+  return { gone: true };
+}
