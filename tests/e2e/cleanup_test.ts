@@ -93,6 +93,9 @@ function fileCount(path: string): number {
 
 const newestFirst = (names: string[]) => [...names].sort().reverse();
 
+/** A policy that keeps the newest day's snapshot only. */
+const KEEP_ONE_DAY = ["--keep-daily", "1", "--keep-weekly", "0", "--keep-monthly", "0"];
+
 /** The fixture's newest plain stamp (the folder made a real snapshot), if any. */
 function newestStamp(set: Fixture): string | undefined {
   return newestFirst(set.folders.filter(isStamp))[0];
@@ -576,18 +579,7 @@ Deno.test("cli: a mount point inside a snapshot to remove or a leftover is never
     }
     try {
       const env = { ATOCORE_BACKUP_DIR: dir.path };
-      const run = await runCli([
-        "cleanup",
-        "--confirm",
-        "--keep-daily",
-        "1",
-        "--keep-weekly",
-        "0",
-        "--keep-monthly",
-        "0",
-      ], {
-        env,
-      });
+      const run = await runCli(["cleanup", "--confirm", ...KEEP_ONE_DAY], { env });
       assert.equal(run.code, 1, run.stderr);
       const errors = (run.json as { errors: string[] }).errors;
       assert.deepEqual(errors, [
@@ -628,18 +620,7 @@ Deno.test("cli: a link or a file with a stamp's name under snapshots/ is named b
   assert.equal(list.code, 0, list.stderr);
   assert.deepEqual(strays(list.stderr), expected);
   assert.deepEqual((list.json as { backups: { stamp: string }[] }).backups.map((entry) => entry.stamp), stamps);
-  const cleanup = await runCli([
-    "cleanup",
-    "--confirm",
-    "--keep-daily",
-    "1",
-    "--keep-weekly",
-    "0",
-    "--keep-monthly",
-    "0",
-  ], {
-    env,
-  });
+  const cleanup = await runCli(["cleanup", "--confirm", ...KEEP_ONE_DAY], { env });
   assert.equal(cleanup.code, 0, cleanup.stderr);
   assert.deepEqual(strays(cleanup.stderr), expected);
   assert.deepEqual(entryNames(elsewhere.path), ["keep.txt"]);
