@@ -8,7 +8,16 @@
 import type { Config, ResolvedPath } from "./config.ts";
 import { UsageError } from "./errors.ts";
 import { isSameOrInside } from "./fs/real_path.ts";
-import { failedRoot, lockPath, remotesRoot, snapshotsDir, stagingRoot, trashRoot } from "./snapshot/layout.ts";
+import {
+  failedRoot,
+  integrityRecordsDir,
+  lockPath,
+  remotesRoot,
+  restoreIntentPath,
+  snapshotsDir,
+  stagingRoot,
+  trashRoot,
+} from "./snapshot/layout.ts";
 
 /** One path a part of the store occupies, named for messages. */
 interface Place {
@@ -38,6 +47,11 @@ function placesOf(config: Config): Place[][] {
     [
       place("the database", config.db),
       ...DB_SIDECARS.map((suffix) => place(`the database's ${suffix}`, config.db, suffix)),
+      {
+        label: "the record of a restore in progress",
+        path: restoreIntentPath(config.db.path),
+        from: sourceOf(config.db),
+      },
     ],
     [place("the registry", config.registry)],
     [place("the Chroma folder", config.chromaDir)],
@@ -81,13 +95,14 @@ function describe(place: Place): string {
 }
 
 /**
- * What an output file at `path` (`--metrics-file`, `--junit`) would overwrite: the database or a sidecar, the
- * registry, anything in the Chroma folder, or in the backup folder's own folders and lock, described; `null` when
- * nothing (compared as {@linkcode pathOverlaps} compares).
+ * What an output file at `path` (`--metrics-file`, `--junit`) would overwrite: the database, a sidecar or the record of
+ * a restore in progress, the registry, anything in the Chroma folder, or in the backup folder's own folders and lock,
+ * described; `null` when nothing (compared as {@linkcode pathOverlaps} compares).
  */
 export function outputOverlap(config: Config, path: string): string | null {
   const backup = config.backupDir.path;
-  const own = [snapshotsDir, stagingRoot, trashRoot, failedRoot, remotesRoot, lockPath].map((place): Place => ({
+  const folders = [snapshotsDir, stagingRoot, trashRoot, failedRoot, remotesRoot, integrityRecordsDir, lockPath];
+  const own = folders.map((place): Place => ({
     label: "the backup folder's",
     path: place(backup),
     from: sourceOf(config.backupDir),

@@ -8,12 +8,13 @@ import { resolve } from "node:path";
 import type { Config } from "../config.ts";
 import { type DrillOptions, type DrillResult, drillSnapshot } from "../ops/drill.ts";
 import { drillFromRemote, type RemoteDrillResult } from "../ops/drill_remote.ts";
-import { listenForInterrupts, reportLateInterrupt } from "../sys/interrupt.ts";
+import { InterruptedError, listenForInterrupts, reportLateInterrupt } from "../sys/interrupt.ts";
 import { checkedRemoteName } from "../ops/from_remote.ts";
 import { ExitCode, OperationError, UsageError } from "../errors.ts";
 import { outputOverlap } from "../path_overlap.ts";
 import { writeFileAtomic } from "../fs/durable.ts";
-import { renderJunit } from "../report/junit.ts";
+import { isSameOrInside } from "../fs/real_path.ts";
+import { renderJunit, renderJunitFailure } from "../report/junit.ts";
 import { latestStamp, requireSnapshot } from "../ops/list.ts";
 import { runSampleDrill, type SampleDrillResult } from "../sample/drill.ts";
 import { checkedStamp } from "../snapshot/layout.ts";
@@ -167,9 +168,23 @@ async function drill(values: Values, positionals: string[], context: CommandCont
     scratchParent: scratch === undefined ? undefined : checkedScratch(config, resolve(context.cwd, scratch)),
     maxAgeSeconds: maxAgeFrom(values),
   };
-  const result = values["from-remote"]
-    ? await drillRemote(values, positionals, context, config, options)
-    : await drillSnapshot(config, localStamp(config.backupDir.path, positionals, context), options);
+  let result: DrillResult;
+  try {
+    result = values["from-remote"]
+      ? await drillRemote(values, positionals, context, config, options)
+      : await drillSnapshot(config, localStamp(config.backupDir.path, positionals, context), options);
+  } catch (error) {
+    // a stop asked for writes no report; any other end leaves none from an earlier run standing
+    const junit = values.junit;
+    if (junit !== undefined && !(error instanceof InterruptedError)) {
+      try {
+        writeFileAtomic(outputPath(context.cwd, junit), renderJunitFailure((error as Error).message, context.now));
+      } catch {
+        // the drill's own error is the one to report
+      }
+    }
+    throw error;
+  }
   writeJunit(values, context, result);
   return {
     result,
@@ -180,17 +195,19 @@ async function drill(values: Values, positionals: string[], context: CommandCont
 }
 
 /**
- * `--scratch-dir` as given, once it is known to lie outside the store and the backups' own folders: the drill makes
+ * `--scratch-dir` as given, once it is known to lie outside the store and the backup folder: the drill makes
  * its folder there (kept with `--keep`), where `list` or a restore would find it.
  *
  * @throws {UsageError} naming what it lies in.
  */
 function checkedScratch(config: Config, scratch: string): string {
-  const overlap = outputOverlap(config, scratch);
+  const backup = config.backupDir.path;
+  const overlap = outputOverlap(config, scratch) ??
+    (isSameOrInside(scratch, backup) ? `the backup folder ${backup}, where a drill's restore may not go` : null);
   if (overlap === null) return scratch;
   throw new UsageError(
     `--scratch-dir ${scratch} lies in ${overlap}; nothing was done; give a folder outside the store and the ` +
-      `backups' own folders (the default is the temporary folder)`,
+      `backup folder (the default is the temporary folder)`,
   );
 }
 

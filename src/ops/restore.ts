@@ -12,7 +12,7 @@ import { FlushFailedError, moveFileAtomic, removeQuietly, replaceFileAtomic } fr
 import { isFile, statOrNull } from "../fs/probe.ts";
 import type { CopyTotals } from "../fs/tree.ts";
 import type { Reporter } from "../report/reporter.ts";
-import { checkedStamp } from "../snapshot/layout.ts";
+import { checkedStamp, restoreIntentPath } from "../snapshot/layout.ts";
 import { CHROMA_OLD_PREFIX } from "../snapshot/chroma.ts";
 import type { SqliteDriver } from "../sqlite/driver.ts";
 import { stageChroma, type StagedChroma, swapChroma, SwapFailure } from "./chroma_swap.ts";
@@ -27,7 +27,6 @@ import {
   type RemoteOrigin,
   requireSameChromaChoice,
   type RestoreIntent,
-  restoreIntentPath,
   settleStep,
   unfinishedNote,
 } from "./restore_intent.ts";

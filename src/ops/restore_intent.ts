@@ -15,6 +15,7 @@ import { isStamp } from "../snapshot/stamp.ts";
 import { clearLeftovers, type RecordSwap, settleSwap, type SwapState } from "./chroma_swap.ts";
 import type { Change } from "./restore_wal.ts";
 import { parseSnapshotKey } from "../repo/layout.ts";
+import { restoreIntentPath } from "../snapshot/layout.ts";
 
 /** Largest intent file read; a real one is a few hundred bytes. */
 const MAX_INTENT_BYTES = 64 * 1024;
@@ -45,11 +46,6 @@ export interface RestoreIntent {
 export interface RemoteOrigin {
   snapshot: string;
   location: string;
-}
-
-/** `<database folder>/.<database name>.restore-intent.json`: beside the store it is about, whatever backup folder. */
-export function restoreIntentPath(dbPath: string): string {
-  return join(dirname(dbPath), `.${basename(dbPath)}.restore-intent.json`);
 }
 
 /** A live restore's intent as the run holds it: written before its first change, cleared after its last. */

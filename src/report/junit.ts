@@ -59,6 +59,26 @@ export function renderJunit(drill: DrillResult, timestamp: Date): string {
   return lines.join("\n") + "\n";
 }
 
+/**
+ * Render a drill that could not run its checks (no snapshot to drill, a repository that cannot be read) as a JUnit
+ * document with one failed `testcase`, `drill`, holding `message`: a report from an earlier, passing run is never left
+ * to stand for this one.
+ */
+export function renderJunitFailure(message: string, timestamp: Date): string {
+  const counts = `tests="1" failures="1" errors="0" skipped="0" time="0.000"`;
+  const detail = escapeXml(message);
+  return [
+    `<?xml version="1.0" encoding="UTF-8"?>`,
+    `<testsuites name="${escapeXml(JUNIT_SUITE)}" ${counts}>`,
+    `  <testsuite name="${escapeXml(JUNIT_SUITE)}" ${counts} timestamp="${timestamp.toISOString().slice(0, 19)}">`,
+    `    <testcase classname="atocore-backup.drill" name="drill" time="0.000">`,
+    `      <failure message="${detail}">${detail}</failure>`,
+    `    </testcase>`,
+    `  </testsuite>`,
+    `</testsuites>`,
+  ].join("\n") + "\n";
+}
+
 /** Escape text for an XML attribute or element, dropping characters XML 1.0 cannot hold. */
 export function escapeXml(text: string): string {
   return text

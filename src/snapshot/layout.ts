@@ -6,7 +6,7 @@
  * @module
  */
 import { createHash } from "node:crypto";
-import { join } from "node:path";
+import { basename, dirname, join } from "node:path";
 import { UsageError } from "../errors.ts";
 import { CHROMA_DB_FILE } from "./chroma.ts";
 import { isStamp } from "./stamp.ts";
@@ -51,6 +51,14 @@ export function integrityRecordsDir(backupDir: string): string {
 /** `<backup>/integrity/<stamp>.json`, refusing any stamp that is not plain. */
 export function integrityRecordPath(backupDir: string, stamp: string): string {
   return join(integrityRecordsDir(backupDir), `${checkedStamp(stamp)}.json`);
+}
+
+/**
+ * `<database folder>/.<database name>.restore-intent.json`: the record of a live restore in progress, beside the store
+ * it is about, whatever backup folder.
+ */
+export function restoreIntentPath(dbPath: string): string {
+  return join(dirname(dbPath), `.${basename(dbPath)}.restore-intent.json`);
 }
 
 /** `<backup>/.lock`: the file locked for the length of create, restore and cleanup. */

@@ -254,15 +254,21 @@ Deno.test("drill CLI: --max-age fails a drill whose snapshot restores but is old
   }
 });
 
-Deno.test("drill CLI: no snapshot for --latest is exit 1 with one line; a run that throws still writes its metrics", async () => {
+Deno.test("drill CLI: no snapshot for --latest is exit 1 with one line; a run that throws still writes its metrics and a failed JUnit", async () => {
   using store = tempStore(SMALL);
   using out = tempDir();
   const metrics = join(out.path, "drill.prom");
-  const run = await runCli(["drill", "--latest", "--metrics-file", metrics], { env: storeEnv(store) });
+  const junit = join(out.path, "drill.xml");
+  Deno.writeTextFileSync(junit, '<testsuites failures="0"/>\n'); // an earlier run's pass
+  const args = ["drill", "--latest", "--metrics-file", metrics, "--junit", junit];
+  const run = await runCli(args, { env: storeEnv(store) });
   assert.equal(run.code, 1);
   assert.equal(run.stderr.trim().split("\n").length, 1);
   assert.match(run.stderr, /no snapshots to drill in .*backups; run 'atocore-backup create' first/);
   assert.match(Deno.readTextFileSync(metrics), /^atocore_backup_last_run_success\{operation="drill"\} 0$/m);
+  const report = Deno.readTextFileSync(junit);
+  assert.match(report, /<testsuites name="[^"]+" tests="1" failures="1"/, "the earlier pass is not left standing");
+  assert.match(report, /<failure message="no snapshots to drill in [^"]*backups; run &apos;atocore-backup create/);
 });
 
 Deno.test("drill --sample runs the whole tool in a temporary folder and leaves nothing behind", async () => {
@@ -321,14 +327,17 @@ Deno.test("drill with a scratch folder that cannot be made fails the restore che
   assert.equal(result.scratch_dir, null);
 });
 
-Deno.test("drill CLI: a --scratch-dir in the Chroma folder or the backups' snapshots/ is refused (exit 2), nothing made there", async () => {
+Deno.test("drill CLI: a --scratch-dir in the Chroma folder or the backup folder is refused (exit 2), nothing made there", async () => {
   using store = tempStore(SMALL);
   const env = storeEnv(store);
   const made = await runCli(["create", "--chroma"], { env });
   assert.equal(made.code, 0, made.stderr);
-  for (
-    const [folder, label] of [[store.chromaDir, "the Chroma folder"], [join(store.backupDir, "snapshots"), "snapshots"]]
-  ) {
+  const places = [
+    [store.chromaDir, "the Chroma folder"],
+    [join(store.backupDir, "snapshots"), "snapshots"],
+    [store.backupDir, "the backup folder"],
+  ];
+  for (const [folder, label] of places) {
     const before = [...Deno.readDirSync(folder)].map((entry) => entry.name).sort();
     const run = await runCli(["drill", "--latest", "--keep", "--scratch-dir", folder], { env });
     assert.equal(run.code, 2, run.stderr);

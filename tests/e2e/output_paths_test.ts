@@ -81,6 +81,14 @@ Deno.test("an output file that would overwrite the live store or a snapshot's fi
     [["drill", stamp, "--metrics-file", snapshotDb], /would overwrite the backup folder's .*snapshots /],
     [["create", "--metrics-file", `${store.db}-wal`], /would overwrite the database's -wal /],
     [
+      ["drill", stamp, "--junit", join(store.dataDir, ".atocore.db.restore-intent.json")],
+      /would overwrite the record of a restore in progress /,
+    ],
+    [
+      ["drill", stamp, "--metrics-file", join(store.backupDir, "integrity", `${stamp}.json`)],
+      /would overwrite the backup folder's .*integrity /,
+    ],
+    [
       ["validate", "--all", "--metrics-file", join(store.chromaDir, "metrics.prom")],
       /would overwrite the Chroma folder /,
     ],
