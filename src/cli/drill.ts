@@ -172,7 +172,7 @@ async function drill(values: Values, positionals: string[], context: CommandCont
   try {
     result = values["from-remote"]
       ? await drillRemote(values, positionals, context, config, options)
-      : await drillSnapshot(config, localStamp(config.backupDir.path, positionals, context), options);
+      : await drillLocal(localStamp(config.backupDir.path, positionals, context), context, config, options);
   } catch (error) {
     // a stop asked for writes no report; any other end leaves none from an earlier run standing
     const junit = values.junit;
@@ -234,6 +234,19 @@ async function drillRemote(
     ...options,
     signal: interrupts.signal,
   });
+  await reportLateInterrupt(interrupts.signal, context.reporter, "drill");
+  return result;
+}
+
+/** The drill of a local snapshot, stopping between its checks on Ctrl-C or SIGTERM (its scratch copy removed). */
+async function drillLocal(
+  stamp: string,
+  context: CommandContext,
+  config: Config,
+  options: DrillOptions,
+): Promise<DrillResult> {
+  using interrupts = listenForInterrupts(context.reporter);
+  const result = await drillSnapshot(config, stamp, { ...options, signal: interrupts.signal });
   await reportLateInterrupt(interrupts.signal, context.reporter, "drill");
   return result;
 }

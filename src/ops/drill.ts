@@ -9,6 +9,7 @@ import { join } from "node:path";
 import type { Config } from "../config.ts";
 import { describeOsError, OperationError } from "../errors.ts";
 import { removeQuietly } from "../fs/durable.ts";
+import { stopIfInterrupted } from "../sys/interrupt.ts";
 import { sha256File } from "../fs/hash.ts";
 import { exists, isFile, lstatOrNull } from "../fs/probe.ts";
 import { walkTree } from "../fs/tree.ts";
@@ -78,6 +79,8 @@ export interface DrillOptions {
   integrityChecked?: ReadonlySet<string>;
   /** `--max-age`: add the `recovery_point` check ({@linkcode withRecoveryPointCheck}) before the drill is reported. */
   maxAgeSeconds?: number | null;
+  /** A stop asked for (Ctrl-C, SIGTERM): the drill stops before its next check and removes its scratch copy. */
+  signal?: AbortSignal;
 }
 
 /** What a drill did and found. */
@@ -205,6 +208,10 @@ async function* runSteps(first: DrillState): AsyncGenerator<RanCheck> {
   let state = first;
   let skipWhy: string | null = null;
   for (const name of DRILL_CHECKS) {
+    stopIfInterrupted(state.options.signal, () => [
+      `drill of ${state.stamp}`,
+      "nothing was drilled and no report written, the scratch copy is removed; run the drill again",
+    ]);
     if (skipWhy !== null) {
       yield { check: { name, status: "skipped", detail: skipWhy, seconds: 0 }, measured: {} };
       continue;

@@ -31,7 +31,7 @@ export async function drillFromRemote(
   config: Config,
   source: RemoteSource,
   given: string,
-  options: DrillOptions & { signal?: AbortSignal },
+  options: DrillOptions,
 ): Promise<RemoteDrillResult> {
   const begun = performance.now();
   await checkSource(config, source);
@@ -53,7 +53,7 @@ export async function drillFromRemote(
     return result;
   }
   using _scratch = fetched;
-  stopIfInterrupted(options.signal, words); // the drill's own restore and checks then run to their end
+  stopIfInterrupted(options.signal, words); // then the drill stops only between its checks
   const drilled = await drillSnapshot(config, fetched.stamp, {
     ...options,
     sourceDir: fetched.sourceDir,

@@ -205,3 +205,21 @@ Deno.test("a restore signalled while it replaces the live store runs to its end 
     assert.match(run.stderr, /"event":"runtime_backup_restored"/);
   }
 });
+
+Deno.test("a local drill stopped by a signal ends between its checks, removes its scratch copy and writes no report", async () => {
+  using r = await remoteStore({ dbMiB: 16, chromaMiB: 2, segments: 2, seed: 61 });
+  const created = await runCli(["create", "--chroma"], { env: r.env });
+  assert.equal(created.code, 0, created.stderr);
+  const scratch = join(r.work, "scratch");
+  Deno.mkdirSync(scratch);
+  const junit = join(r.work, "drill.xml");
+  const args = ["drill", "--latest", "--scratch-dir", scratch, "--junit", junit];
+  for (const signal of ["SIGTERM", "SIGINT"] as const) {
+    const run = await runAndSignal(args, r.env, signal, 0, { afterEvent: "drill_check" });
+    assert.ok(run.sent && !run.killed, `${signal}: sent ${run.sent}, killed ${run.killed}: ${run.stderr}`);
+    assert.equal(run.code, CODES[signal], run.stderr);
+    assert.match(run.stderr, /error: drill of \d{8}T\d{6}Z interrupted by SIG(TERM|INT): nothing was drilled/);
+    assert.deepEqual(entryNames(scratch), [], `${signal}: a scratch copy remains`);
+    assert.ok(!entryNames(r.work).includes("drill.xml"), `${signal}: a report was written`);
+  }
+});
