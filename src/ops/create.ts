@@ -460,18 +460,14 @@ async function copyChroma(
 ): Promise<CopiedChroma> {
   refuseLinkedChromaDatabase(source);
   const skip = leftOutOfChromaCopy;
+  const progress = (done: number, total: number) => reporter.progress("chroma bytes", done, total);
   let changed: string[] = [];
   for (let attempt = 1; attempt <= CHROMA_COPY_ATTEMPTS; attempt++) {
     removeQuietly(target);
     Deno.mkdirSync(target);
-    const before = walkTree(source, skip);
-    const totals = copyEntriesOrNull(
-      source,
-      target,
-      before,
-      (done, total) => reporter.progress("chroma bytes", done, total),
-    );
-    if (totals === null) {
+    const before = walkOrNull(source, skip);
+    const totals = before && copyEntriesOrNull(source, target, before, progress);
+    if (!before || totals === null) {
       changed = ["(an entry vanished during the copy)"];
       reporter.event("warning", "chroma_copy_torn", { attempt, changed });
       continue;
@@ -483,7 +479,8 @@ async function copyChroma(
       totals.files += 1;
       totals.bytes += Deno.statSync(join(target, CHROMA_DB_FILE)).size;
     }
-    changed = changedPaths(before, walkTree(source, skip));
+    const after = walkOrNull(source, skip);
+    changed = after ? changedPaths(before, after) : ["(an entry vanished while the folder was read)"];
     if (changed.length === 0) return { ...totals, dbJournalMode };
     reporter.event("warning", "chroma_copy_torn", { attempt, changed: changed.slice(0, 10) });
   }
@@ -514,6 +511,16 @@ function refuseLinkedChromaDatabase(source: string): void {
 function leftOutOfChromaCopy(path: string): boolean {
   return path === CHROMA_DB_FILE || CHROMA_DB_SIDECARS.includes(path) || path.startsWith(CHROMA_STAGING_PREFIX) ||
     path.startsWith(CHROMA_OLD_PREFIX);
+}
+
+/** The walk of the Chroma folder, or `null` when an entry vanished while it was read (a torn copy, to retry). */
+function walkOrNull(...args: Parameters<typeof walkTree>): ReturnType<typeof walkTree> | null {
+  try {
+    return walkTree(...args);
+  } catch (error) {
+    if (error instanceof Deno.errors.NotFound) return null;
+    throw error;
+  }
 }
 
 /** Copy the walked entries, or return `null` when one vanished meanwhile (a torn copy, to retry). */

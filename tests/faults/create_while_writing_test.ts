@@ -51,3 +51,23 @@ Deno.test("every snapshot taken while a writer commits is whole and holds a comm
   const live = await ledgerState(store.db);
   assert.equal(live.sum, live.total, "live database lost its invariant");
 });
+
+Deno.test("a Chroma folder whose entries come and go while it is read is copied again, never reported as missing", async () => {
+  using store = tempStore({ dbMiB: 1, chromaMiB: 8, segments: 4 });
+  const churn = join(store.chromaDir, "churning");
+  const churner = new Deno.Command("sh", {
+    args: ["-c", `while :; do mkdir -p "$1/a/b" && : > "$1/a/b/x" && rm -rf "$1"; done`, "churn", churn],
+    stdout: "null",
+    stderr: "null",
+  }).spawn();
+  try {
+    for (let run = 0; run < 6; run++) {
+      const created = await runCli(["create", "--chroma"], { env: storeEnv(store) });
+      assert.doesNotMatch(created.stderr, /copy failed \(not found\)/, `run ${run}: a vanished entry was not retried`);
+      if (created.code !== 0) assert.match(created.stderr, /kept changing during the copy/, created.stderr);
+    }
+  } finally {
+    churner.kill("SIGKILL");
+    await churner.status;
+  }
+});
