@@ -92,6 +92,16 @@ export async function cleanupRemote(backend: Backend, options: RemoteCleanupOpti
     warnings: [],
     staging_removed: [],
   };
+  const odd = (await backend.unlisted?.() ?? []).filter((name) => !name.startsWith("."));
+  if (odd.length > 0) { // a snapshot object made a link would pass for an interrupted push, its data for garbage
+    result.errors.push(
+      ...odd.map((name) =>
+        `${name}: a symbolic link or special file where objects are, made by hand; nothing deleted this run: put ` +
+        "the object back or remove it"
+      ),
+    );
+    return result;
+  }
   const sightings = MarkerSightings.load(options.sightingsPath, repository.config.id);
   for (const name of condemned.markers.keys()) sightings.firstSeen(name, now.getTime(), CLOCK_TOLERANCE_MS);
   const markers = new Map(condemned.markers);

@@ -274,6 +274,35 @@ if (sshd !== null) {
     assert.deepEqual([...Deno.readDirSync(victim)].map((entry) => entry.name), ["important.txt"]);
   });
 
+  Deno.test("sftp CLI: a snapshot object swapped for a link is an error for verify, and cleanup deletes nothing", async () => {
+    using store = tempStore({ dbMiB: 1, chromaMiB: 1 });
+    using work = tempDir("atocore-sftp-");
+    const key = ageKeyPair(work.path);
+    const { folder, url } = remoteFolder(server);
+    const env = sftpEnv(server, store, url, key);
+    assert.equal((await init(env, key)).code, 0);
+    await createAndPush(env);
+    const snapshots = join(folder, "repo", "snapshots");
+    const [name] = [...Deno.readDirSync(snapshots)].map((entry) => entry.name);
+    const elsewhere = join(folder, "elsewhere");
+    Deno.renameSync(join(snapshots, name), elsewhere);
+    Deno.symlinkSync(elsewhere, join(snapshots, name));
+    const verified = await runCli(["remote", "verify"], { env });
+    assert.equal(verified.code, 1, verified.stderr);
+    assert.ok(
+      (verified.json as { errors: string[] }).errors.includes(
+        `snapshots/${name}: a symbolic link or special file where objects are, made by hand; remove it`,
+      ),
+      verified.stdout,
+    );
+    const policy = ["--keep-daily", "7", "--keep-weekly", "0", "--keep-monthly", "0", "--confirm"];
+    const cleanup = await runCli(["remote", "cleanup", ...policy], { env });
+    assert.equal(cleanup.code, 1, cleanup.stderr);
+    const result = cleanup.json as { errors: string[]; refs_removed: string[]; packs_condemned: number };
+    assert.match(result.errors[0], new RegExp(`^snapshots/${name}: a symbolic link .*nothing deleted this run`));
+    assert.deepEqual([result.refs_removed, result.packs_condemned], [[], 0]);
+  });
+
   Deno.test("sftp CLI: stop the server", async () => await server[Symbol.asyncDispose]());
 }
 

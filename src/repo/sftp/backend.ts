@@ -74,6 +74,14 @@ class SftpBackend implements ClosableBackend {
     });
   }
 
+  async unlisted(): Promise<string[]> {
+    return await this.attempt("listing", "the repository", async (session) => {
+      const names: string[] = [];
+      await listFolder(session, this.pathOf([]), "", names);
+      return names.sort();
+    });
+  }
+
   async read(name: string, into?: Uint8Array, maxBytes = MAX_OBJECT_BYTES): Promise<Uint8Array> {
     const path = this.pathOf(checkObjectName(name));
     return await this.attempt("reading", name, async (session) => {

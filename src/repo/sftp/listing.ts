@@ -11,8 +11,17 @@ import { readFolder } from "./requests.ts";
 /** Folders read at once: `packs/` has up to 256 subfolders, and each read waits a round trip. */
 const FOLDERS_AT_ONCE = 8;
 
-/** Every regular file below `path` (names relative to the repository, starting with `relative/`), unsorted. */
-export async function listFolder(session: SftpSession, path: string, relative: string): Promise<ObjectInfo[]> {
+/**
+ * Every regular file below `path` (names relative to the repository, starting with `relative/`), unsorted. With
+ * `unlisted`, what the listing leaves out is added there: links and special files anywhere, and hidden names at the
+ * top but `.tmp` (and a filesystem's `lost+found`), as the folder backend reports them.
+ */
+export async function listFolder(
+  session: SftpSession,
+  path: string,
+  relative: string,
+  unlisted?: string[],
+): Promise<ObjectInfo[]> {
   const found: ObjectInfo[] = [];
   let level: [string, string][] = [[path, relative]];
   while (level.length > 0) {
@@ -20,8 +29,11 @@ export async function listFolder(session: SftpSession, path: string, relative: s
     const visit = async (folder: string, prefix: string) => {
       const entries = await readFolder(session, folder); // gone meanwhile (or no repository yet): nothing in it
       for (const entry of entries ?? []) {
-        if (entry.name.startsWith(".")) continue; // ".", "..", .tmp and anything hidden is never an object
+        if (entry.name === "." || entry.name === "..") continue;
         const name = prefix ? `${prefix}/${entry.name}` : entry.name;
+        const hidden = entry.name.startsWith("."); // .tmp and anything hidden is never an object
+        if (unlisted && isUnlisted(entry, hidden, prefix === "")) unlisted.push(name);
+        if (hidden) continue;
         if (entry.kind === "folder") next.push([`${folder}/${entry.name}`, name]);
         else if (entry.kind === "file") found.push({ name, size: entry.size });
       }
@@ -34,4 +46,10 @@ export async function listFolder(session: SftpSession, path: string, relative: s
     level = next;
   }
   return found;
+}
+
+/** Whether an entry is one the listing leaves out and a verify names: see {@linkcode listFolder}. */
+function isUnlisted(entry: { name: string; kind: string }, hidden: boolean, top: boolean): boolean {
+  if (top && (entry.name === ".tmp" || entry.name === "lost+found")) return false;
+  return (hidden && top) || (!hidden && entry.kind !== "file" && entry.kind !== "folder");
 }
