@@ -135,6 +135,21 @@ async function stallOneConnection(f: Fixture): Promise<void> {
   await assertVerified(withKey, ["--read-data"], label);
 }
 
+/**
+ * (e) Every connection closed by the other side soon after its login, the stall timeout long: `remote list` fails in
+ * one line after its attempts, none of which waited for the stall timeout (a closed connection fails its requests).
+ */
+async function closedEarly(f: Fixture): Promise<void> {
+  const { env } = await freshRepository(f, "closed", { ATOCORE_BACKUP_STALL_TIMEOUT: "10m" });
+  f.proxy.setFault({ kind: "cut", afterBytes: 5000 });
+  const run = await runCli(["remote", "list"], { env });
+  f.proxy.setFault({ kind: "pass" });
+  assert.notEqual(run.code, 0, run.stderr);
+  oneErrorLine(run, `${f.target.label}: connections closed early`);
+  for (const warning of retries(run)) assert.doesNotMatch(warning, /600 s|10 min/, `waited out the stall timeout`);
+  assert.doesNotMatch(run.stderr, /600 s|10 min/);
+}
+
 /** (d) A 2 MiB/s link, the stall timeout at 10 s: the push completes without a timeout or a retry. */
 async function slowLink(f: Fixture): Promise<void> {
   const { env, withKey } = await freshRepository(f, "slow", { ATOCORE_BACKUP_STALL_TIMEOUT: "10s" });
@@ -250,6 +265,12 @@ for (const target of await networkTargets("network faults through a proxy")) {
     );
     await t.step("a stall past the stall timeout: retried and warned about", () => stallOneConnection(f));
     await t.step("a 2 MiB/s link: no spurious timeout", () => slowLink(f));
+    if (target.label === "sftp") { // over S3 a request fits in what the proxy lets through: it passes
+      await t.step(
+        "every connection closed after login: each attempt fails when it closes, not at the stall timeout",
+        () => closedEarly(f),
+      );
+    }
     await t.step("restore --from-remote with the download cut, then stalled", async () => {
       const { env, withKey } = await freshRepository(f, "restore");
       assert.equal((await runCli(["push", f.stamp], { env })).code, 0);

@@ -64,10 +64,15 @@ export class SftpSession {
   broken = false;
   /** Why the connection was dropped, when a stall dropped it. */
   #dropped: SftpConnectionError | null = null;
+  /** The requests waiting for an answer: failed at once when the connection closes (`ssh2` would leave them). */
+  readonly #pending = new Set<() => void>();
 
   /** Wrap an open channel (made by {@linkcode connectSftp}). */
   constructor(private readonly client: Ssh2Client, readonly sftp: Ssh2Sftp, private readonly stallMs: number) {
-    client.on("close", () => this.broken = true);
+    client.on("close", () => {
+      this.broken = true;
+      for (const fail of [...this.#pending]) fail();
+    });
   }
 
   /** Whether the server offers the extension `name` (such as `fsync@openssh.com`). */
@@ -84,15 +89,26 @@ export class SftpSession {
   request<T>(what: string, start: (done: Done<T>) => void): Promise<T> {
     if (this.broken) return Promise.reject(new SftpConnectionError(`the SFTP connection was lost before ${what}`));
     return new Promise<T>((resolve, reject) => {
+      const fail = () => {
+        clearTimeout(timer);
+        this.#pending.delete(fail);
+        reject(
+          this.#dropped ??
+            new SftpConnectionError(`the connection to the SFTP server closed before it answered (${what})`),
+        );
+      };
       const timer = setTimeout(() => {
         const stalled = new SftpConnectionError(
           `no answer from the SFTP server for ${this.stallMs / 1000} s (${what})`,
         );
+        this.#pending.delete(fail);
         this.drop(stalled);
         reject(stalled);
       }, this.stallMs);
+      this.#pending.add(fail);
       start((error, value) => {
         clearTimeout(timer);
+        this.#pending.delete(fail);
         if (error) reject(this.#dropped ?? error); // the requests failed by a drop say why it was dropped
         else resolve(value as T);
       });
