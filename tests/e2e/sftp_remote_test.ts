@@ -137,6 +137,18 @@ if (sshd !== null) {
     const pushError = (created.json as { push_error: string }).push_error;
     assert.match(pushError, /CHANGED: .*nothing was pushed;.* the local snapshot \d{8}T\d{6}Z is fine \(validated\)/);
     assert.doesNotMatch(created.stdout + created.stderr, /nothing was done/);
+    const rsaKey = join(work.path, "other_rsa"); // known_hosts holds the server under a key type it no longer offers
+    await new Deno.Command("ssh-keygen", { args: ["-q", "-t", "rsa", "-b", "2048", "-N", "", "-f", rsaKey] }).output();
+    const otherType = join(work.path, "known_hosts_rsa");
+    const rsa = Deno.readTextFileSync(`${rsaKey}.pub`).split(" ").slice(0, 2).join(" ");
+    Deno.writeTextFileSync(otherType, `[127.0.0.1]:${server.port} ${rsa}\n`);
+    const typeGone = await init({ ...env, ATOCORE_SSH_KNOWN_HOSTS: otherType }, key);
+    assertRefused(
+      typeGone,
+      3,
+      /offers no host key of the types .*known_hosts_rsa holds for it: .*ssh-keygen -R/,
+      "type",
+    );
 
     Deno.chownSync(folder, 0, 0);
     Deno.chmodSync(folder, 0o755);

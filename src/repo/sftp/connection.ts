@@ -275,6 +275,18 @@ function connectError(address: SftpAddress, credentials: SftpCredentials, error:
         `give the right key (--ssh-key) or add its .pub to ~${address.user}/.ssh/authorized_keys there`,
     );
   }
+  if (level === "handshake" && /no matching host key/i.test((error as Error).message)) {
+    // only the key types known_hosts holds for this server are offered: the server has none of them now
+    const name = knownHostsName(address.host, address.port);
+    return new RefusedError(
+      `the SFTP server ${name} offers no host key of the types ${credentials.knownHostsFile} holds for it: its key ` +
+        `may have been replaced, which can be an attack; nothing was done; compare with 'ssh-keygen -lf' on the ` +
+        `server, and if it was replaced on purpose: ssh-keygen -R '${name}' -f ${credentials.knownHostsFile}, then ` +
+        `ssh-keyscan${
+          address.port === 22 ? "" : ` -p ${address.port}`
+        } ${address.host} >> ${credentials.knownHostsFile}`,
+    );
+  }
   if (level === "handshake" && /no matching .*cipher/i.test((error as Error).message)) {
     return new OperationError(
       `the SFTP server ${address.location} offers none of the ciphers this tool uses (${SSH_CIPHERS.join(", ")}); ` +
