@@ -10,10 +10,15 @@ import { parseMountPoints } from "./proc_tables.ts";
 
 /**
  * The mount points at the folder `path` (which exists) or below it, from this process's mount table; `null` when the
- * table cannot be read (no `/proc`, no libc), and the caller cannot tell.
+ * table cannot be read (no `/proc`, no libc, no FFI permission), and the caller cannot tell.
  */
 export function mountPointsAt(path: string): string[] | null {
-  const libc = openLibc();
+  let libc: ReturnType<typeof openLibc>;
+  try {
+    libc = openLibc();
+  } catch {
+    return null; // no FFI permission here: /proc cannot be read
+  }
   if (libc === null) return null;
   try {
     const table = readText(libc.symbols, "/proc/self/mountinfo");
