@@ -47,11 +47,6 @@ function placesOf(config: Config): Place[][] {
     [
       place("the database", config.db),
       ...DB_SIDECARS.map((suffix) => place(`the database's ${suffix}`, config.db, suffix)),
-      {
-        label: "the record of a restore in progress",
-        path: restoreIntentPath(config.db.path),
-        from: sourceOf(config.db),
-      },
     ],
     [place("the registry", config.registry)],
     [place("the Chroma folder", config.chromaDir)],
@@ -107,7 +102,15 @@ export function outputOverlap(config: Config, path: string): string | null {
     path: place(backup),
     from: sourceOf(config.backupDir),
   }));
-  const hit = [...placesOf(config).slice(0, 3).flat(), ...own].find((place) => isSameOrInside(path, place.path));
+  // the record is no configured path (one that is a link is refused by create and restore, never followed)
+  const record: Place = {
+    label: "the record of a restore in progress",
+    path: restoreIntentPath(config.db.path),
+    from: sourceOf(config.db),
+  };
+  const hit = [...placesOf(config).slice(0, 3).flat(), record, ...own].find((place) =>
+    isSameOrInside(path, place.path)
+  );
   return hit ? describe(hit) : null;
 }
 
