@@ -51,6 +51,20 @@ async function init(env: Record<string, string>, key: KeyPair): Promise<CliRun> 
 }
 
 /** The run failed with one error line matching `pattern`, exit `code`, and no private key in the output. */
+/** A repository in a new folder on `server` (its key pair in `work`), with one snapshot of `store` pushed to it. */
+async function pushedRepository(
+  server: Sshd,
+  store: SampleStore,
+  work: string,
+): Promise<{ key: KeyPair; folder: string; env: Record<string, string> }> {
+  const key = ageKeyPair(work);
+  const { folder, url } = remoteFolder(server);
+  const env = sftpEnv(server, store, url, key);
+  assert.equal((await init(env, key)).code, 0);
+  await createAndPush(env);
+  return { key, folder, env };
+}
+
 function assertRefused(run: CliRun, code: number, pattern: RegExp, what: string): void {
   assert.equal(run.code, code, `${what}: ${run.stdout}${run.stderr}`);
   const line = oneErrorLine(run, what);
@@ -251,11 +265,7 @@ if (sshd !== null) {
   Deno.test("sftp CLI: remote cleanup removes what killed writers left in .tmp/ once older than the grace", async () => {
     using store = tempStore({ dbMiB: 1, chromaMiB: 1 });
     using work = tempDir("atocore-sftp-");
-    const key = ageKeyPair(work.path);
-    const { folder, url } = remoteFolder(server);
-    const env = sftpEnv(server, store, url, key);
-    assert.equal((await init(env, key)).code, 0);
-    await createAndPush(env);
+    const { folder, env } = await pushedRepository(server, store, work.path);
     const staging = join(folder, "repo", ".tmp");
     for (const name of ["packs_ab_cd.left-by-a-kill", "packs_ab_ef.being-written"]) {
       Deno.writeTextFileSync(join(staging, name), "partial");
@@ -289,11 +299,7 @@ if (sshd !== null) {
   Deno.test("sftp CLI: a snapshot object swapped for a link is an error for verify, and cleanup deletes nothing", async () => {
     using store = tempStore({ dbMiB: 1, chromaMiB: 1 });
     using work = tempDir("atocore-sftp-");
-    const key = ageKeyPair(work.path);
-    const { folder, url } = remoteFolder(server);
-    const env = sftpEnv(server, store, url, key);
-    assert.equal((await init(env, key)).code, 0);
-    await createAndPush(env);
+    const { folder, env } = await pushedRepository(server, store, work.path);
     const snapshots = join(folder, "repo", "snapshots");
     const [name] = [...Deno.readDirSync(snapshots)].map((entry) => entry.name);
     const elsewhere = join(folder, "elsewhere");
