@@ -6,9 +6,9 @@
  */
 import { constants } from "node:fs";
 import { type FileHandle, open } from "node:fs/promises";
-import { isAbsolute, join, resolve } from "node:path";
+import { dirname, isAbsolute, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
-import { OperationError, UsageError } from "../errors.ts";
+import { OperationError, RefusedError, UsageError } from "../errors.ts";
 import { kindOf } from "../fs/regular_file.ts";
 import {
   type Backend,
@@ -27,7 +27,7 @@ const TMP = ".tmp";
 
 /**
  * Open the folder repository named by `spec` (`file:///abs/path` or a path, relative to `cwd`). The folder need not
- * exist yet: the first write creates it.
+ * exist yet: the first write creates it (its parent must).
  *
  * @throws {UsageError} for another URL scheme or a `file:` URL with a host.
  */
@@ -184,7 +184,7 @@ class FolderBackend implements Backend {
 
   /** Make the folders `segments` below the root (and the root), fsyncing each parent that gained one. */
   private async makeFolders(segments: string[]): Promise<string> {
-    await Deno.mkdir(this.root, { recursive: true });
+    await this.makeRoot();
     let path = this.root;
     for (const segment of segments) {
       const next = join(path, segment);
@@ -199,6 +199,24 @@ class FolderBackend implements Backend {
       path = next;
     }
     return path;
+  }
+
+  /**
+   * Make the root, but never its parent: a repository path under a disk that is not mounted would otherwise be made on
+   * the filesystem below the mount point, and the host's copies would stay on the host.
+   */
+  private async makeRoot(): Promise<void> {
+    try {
+      await Deno.mkdir(this.root);
+      await syncFolder(dirname(this.root));
+    } catch (error) {
+      if (error instanceof Deno.errors.AlreadyExists) return;
+      if (!(error instanceof Deno.errors.NotFound)) throw error;
+      throw new RefusedError(
+        `the folder ${dirname(this.root)} that would hold the repository ${this.root} does not exist; mount the disk ` +
+          "or create that folder, then run the command again (nothing was written)",
+      );
+    }
   }
 }
 

@@ -164,6 +164,11 @@ if (sshd !== null) {
       "type",
     );
 
+    const unmounted = `${folder}/not-mounted`; // the repository's parent is missing: nothing is made above the root
+    const noParent = await init({ ...env, ATOCORE_BACKUP_REMOTE: server.url(`${unmounted}/repo`) }, key);
+    assertRefused(noParent, 3, /parent folder does not exist; mount the disk or create that folder/, "no parent");
+    assert.deepEqual([...Deno.readDirSync(folder)], [], "no parent folder was made");
+
     Deno.chownSync(folder, 0, 0);
     Deno.chmodSync(folder, 0o755);
     const denied = await init(env, key);

@@ -8,6 +8,7 @@
  */
 import assert from "node:assert/strict";
 import { basename, join } from "node:path";
+import { existsSync } from "node:fs";
 import { relocateSnapshot, runCli } from "../_helpers.ts";
 import { InvalidSnapshotError } from "../../src/ops/push_validation.ts";
 import { entryNames, liveDigest } from "../_faults.ts";
@@ -80,7 +81,7 @@ Deno.test("remote refusals: a repository re-created or re-keyed after this host 
   assert.match(oneErrorLine(given, "given recipients"), /are not the ones given .*a swapped recipient is an attack/);
 });
 
-Deno.test("remote refusals: init refuses a folder that holds anything, a repository included, and writes nothing", async () => {
+Deno.test("remote refusals: init refuses a folder that holds anything, a repository included, or under a missing folder", async () => {
   using r = await remoteStore({ dbMiB: 1, chromaMiB: 1 });
   const cluttered = join(r.work, "cluttered");
   Deno.mkdirSync(cluttered);
@@ -97,6 +98,23 @@ Deno.test("remote refusals: init refuses a folder that holds anything, a reposit
     assert.match(oneErrorLine(run, where), pattern);
     assert.deepEqual(entryNames(where), before);
   }
+  const unmounted = join(r.work, "offsite"); // a mount point's path while the disk is not mounted: no parent made
+  const notMounted = await runCli([
+    "remote",
+    "init",
+    "--remote",
+    join(unmounted, "atocore"),
+    "--recipient",
+    r.key.recipient,
+  ], {
+    env: r.env,
+  });
+  assert.equal(notMounted.code, 3, notMounted.stderr);
+  assert.match(
+    oneErrorLine(notMounted, "no parent"),
+    /the folder .*offsite that would hold the repository .*atocore does not exist; mount the disk/,
+  );
+  assert.equal(existsSync(unmounted), false, "the missing parent was made");
   const inStore = await runCli(["remote", "init", "--remote", join(r.store.chromaDir, "repo"), "--recipient", "x"], {
     env: r.env,
   });

@@ -6,7 +6,7 @@
  * @module
  */
 import type { Buffer } from "node:buffer";
-import { OperationError } from "../../errors.ts";
+import { OperationError, RefusedError } from "../../errors.ts";
 import {
   type Backend,
   checkObjectName,
@@ -226,13 +226,16 @@ class SftpBackend implements ClosableBackend {
     );
   }
 
-  /** Make the folder `path` and any missing parents (each made once per backend). */
+  /**
+   * Make the folder `path` and any missing parents up to the repository's root (each made once per backend), never
+   * above it: a root whose parent is missing is a disk not mounted or a mistyped path, not a place to start one.
+   */
   private async makeFolders(session: SftpSession, path: string): Promise<void> {
     if (this.folders.has(path)) return;
     let made = await request.makeFolder(session, path);
     if (made === "no-parent") {
       const parent = path.slice(0, Math.max(0, path.lastIndexOf("/")));
-      if (parent === "" || parent === "." || parent === "~") throw noRoot(path);
+      if (path === this.pathOf([]) || parent === "" || parent === "." || parent === "~") throw noRoot(path);
       await this.makeFolders(session, parent);
       made = await request.makeFolder(session, path);
       if (made === "no-parent") throw noRoot(path);
@@ -302,9 +305,10 @@ function altered(path: string, what: string): OperationError {
   );
 }
 
-function noRoot(path: string): OperationError {
-  return new OperationError(
-    `cannot make ${path} on the SFTP server: its parent folder does not exist; check the path of --remote ` +
-      "(sftp://USER@HOST/PATH is taken from the login folder, sftp://USER@HOST//PATH from /)",
+function noRoot(path: string): RefusedError {
+  return new RefusedError(
+    `cannot make ${path} on the SFTP server: its parent folder does not exist; mount the disk or create that folder, ` +
+      "or check the path of --remote (sftp://USER@HOST/PATH is taken from the login folder, sftp://USER@HOST//PATH " +
+      "from /); nothing was written",
   );
 }
