@@ -12,7 +12,7 @@ import { UsageError } from "../../src/errors.ts";
 import { hostFieldMatches, hostKeyAlgorithms, judgeHostKey, keysForHost } from "../../src/repo/sftp/known_hosts.ts";
 import { parseSftpUrl } from "../../src/repo/sftp/url.ts";
 
-Deno.test("sftp URL: relative and absolute paths, ports, IPv6, escapes; a password or a missing part is refused", () => {
+Deno.test("sftp URL: relative and absolute paths, ports, IPv6, escapes; a password, query, dot segment or missing part is refused", () => {
   assert.deepEqual(parseSftpUrl("sftp://backup@nas/atocore"), {
     user: "backup",
     host: "nas",
@@ -38,6 +38,13 @@ Deno.test("sftp URL: relative and absolute paths, ports, IPv6, escapes; a passwo
   ) {
     assert.throws(() => parseSftpUrl(bad), /not an SFTP location.*sftp:\/\/USER@HOST/, bad);
   }
+  for (const dotted of ["sftp://u@h/a/../b", "sftp://u@h//srv/./x", "sftp://u@h/.."]) {
+    assert.throws(() => parseSftpUrl(dotted), /not an SFTP location/, dotted);
+  }
+  for (const query of ["sftp://u@h/x?y=1", "sftp://u@h//srv/x#frag"]) {
+    assert.throws(() => parseSftpUrl(query), /has a query or fragment \(\? or #\).*%3F/, query);
+  }
+  assert.equal(parseSftpUrl("sftp://u@h/why%3F").path, "why?", "an escaped ? is a name");
 });
 
 Deno.test("known_hosts: host patterns, negation, [host]:port, hashed names, markers and comments", () => {

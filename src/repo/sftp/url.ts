@@ -22,7 +22,8 @@ const FORM = /^sftp:\/\/([^@/]*)@(\[[0-9a-fA-F:.]+\]|[^/:[\]]+)(?::(\d{1,5}))?\/
 
 /**
  * Parse `spec`. A password in the URL is refused (it would be printed wherever the location is): SFTP logs in with a
- * key.
+ * key. A query, a fragment and `.` or `..` segments are refused too: the location keys this host's state for the
+ * repository, so one folder must have one spelling.
  *
  * @throws {UsageError} naming the expected form.
  */
@@ -37,11 +38,20 @@ export function parseSftpUrl(spec: string): SftpAddress {
         "log in with a key instead: --ssh-key FILE or ATOCORE_SSH_KEY_FILE",
     );
   }
+  if (/[?#]/.test(rawPath)) {
+    throw new UsageError(
+      `the SFTP location ${
+        JSON.stringify(redact(spec))
+      } has a query or fragment (? or #), which no folder path takes; ` +
+        "write ? as %3F and # as %23 if the folder's name holds them",
+    );
+  }
   const user = decode(rawUser, spec, form);
   const host = rawHost.replace(/^\[|\]$/g, "");
   const port = rawPort === undefined ? 22 : Number(rawPort);
   const path = decode(rawPath, spec, form).replace(/\/+$/, "");
-  if (user === "" || port < 1 || port > 65535 || path === "" || path === "/" || path.includes("\0")) {
+  const dotted = path.split("/").some((segment) => segment === "." || segment === "..");
+  if (user === "" || port < 1 || port > 65535 || path === "" || path === "/" || path.includes("\0") || dotted) {
     throw new UsageError(`not an SFTP location: ${JSON.stringify(redact(spec))}; ${form}`);
   }
   const hostPart = host.includes(":") ? `[${host}]` : host;
