@@ -85,6 +85,13 @@ async function ciDrill(target: RemoteTarget): Promise<void> {
   assert.equal(unset.code, 2, unset.stderr);
   assert.equal(existsSync(env.JUNIT), false, "no report is left to pass for a run that did not drill");
   assert.match(unset.stderr, /^drill-from-remote: set ATOCORE_BACKUP_IDENTITY from the secret store/m);
+  const path = await runScript({ ...env, ATOCORE_BACKUP_IDENTITY: r.key.keyFile }, runner.path); // a path, not the key
+  assert.equal(path.code, 2, path.stderr);
+  assert.match(
+    path.stderr,
+    /^drill-from-remote: ATOCORE_BACKUP_IDENTITY holds no AGE-SECRET-KEY-1\.\.\. line; store the whole key file/m,
+  );
+  assert.ok(!path.stderr.includes(r.key.keyFile), "the secret's value is not printed");
 }
 
 for (const target of [folderTarget(), await s3Target("the CI drill script against a local S3 server")]) {

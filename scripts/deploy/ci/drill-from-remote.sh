@@ -23,6 +23,10 @@ max_age="${MAX_AGE:-36h}"
 junit="${JUNIT:-drill.xml}"
 rm -f "$junit" # a report left by an earlier run must not pass for this one's
 [ -n "${ATOCORE_BACKUP_IDENTITY:-}" ] || fail "set ATOCORE_BACKUP_IDENTITY from the secret store of the CI system"
+case "$ATOCORE_BACKUP_IDENTITY" in # matched here, never printed
+  *AGE-SECRET-KEY-1*) ;;
+  *) fail "ATOCORE_BACKUP_IDENTITY holds no AGE-SECRET-KEY-1... line; store the whole key file in the secret, not its path" ;;
+esac
 [ -n "${ATOCORE_BACKUP_REMOTE:-}" ] || fail "set ATOCORE_BACKUP_REMOTE to the repository"
 
 work="$(mktemp -d)"
