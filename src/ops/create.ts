@@ -38,6 +38,7 @@ import { newestStamp, nextSequence } from "./list.ts";
 import { requireOwnFolders } from "./own_folders.ts";
 import { refuseUnfinishedRestore } from "./restore_intent.ts";
 import { validateSnapshotAt, type ValidationResult } from "./validate.ts";
+import { liveSqliteCause } from "./live_sqlite_cause.ts";
 
 /** Attempts at a Chroma copy before a folder that keeps changing is reported. */
 export const CHROMA_COPY_ATTEMPTS = 3;
@@ -397,6 +398,14 @@ async function copyChromaIfPresent(
   try {
     return await copyChroma(source, target, driver, reporter);
   } catch (error) {
+    const cause = error instanceof ToolError ? null : liveSqliteCause(join(source, CHROMA_DB_FILE));
+    if (cause !== null) {
+      throw new ChromaCopyError(
+        cause,
+        `create failed copying the Chroma folder ${source}: ${cause}; then run create again (nothing was published)`,
+        { cause: error },
+      );
+    }
     if (error instanceof ToolError || isDiskFull(error)) throw error;
     throw new ChromaCopyError(
       `the copy failed (${describeOsError(error)})`,
@@ -541,6 +550,13 @@ async function copyingFrom<T>(what: string, source: string, step: () => T | Prom
   try {
     return await step();
   } catch (error) {
+    const cause = what === "database" && !(error instanceof ToolError) ? liveSqliteCause(source) : null;
+    if (cause !== null) {
+      throw new OperationError(
+        `create failed copying the database ${source}: ${cause}; then run create again (nothing was published)`,
+        { cause: error },
+      );
+    }
     if (error instanceof ToolError || isDiskFull(error)) throw error;
     throw new OperationError(
       `create failed copying the ${what} ${source} (${

@@ -94,3 +94,23 @@ for (const { name, extra, snapshot, step } of RESTORES) {
     console.log(`restore, ${name}: ${error[0]}`);
   });
 }
+
+Deno.test("disk full beside the live database: create names that folder and SQLite's need, exit 1, nothing published", async () => {
+  using dir = tempDir("atocore-live-full-");
+  const mounted = mountTmpfs(dir.path, TMPFS_SIZE);
+  if (typeof mounted === "string") return skipBecause(mounted);
+  using _mount = mounted;
+  const store = makeSampleStore(dir.path, { dbMiB: 2, chromaMiB: 1 });
+  using backups = tempDir("atocore-backups-"); // the backup folder has room: only the live disk is full
+  const filler = join(dir.path, "filler");
+  assert.throws(() => Deno.writeFileSync(filler, new Uint8Array(16 << 20)), /No space left/); // what fits stays
+  const run = await runCli(["create", "--backup-dir", backups.path], { env: storeEnv(store) });
+  assert.equal(run.code, 1, run.stderr);
+  const line = run.stderr.trim().split("\n").filter((text) => !text.startsWith("{"));
+  assert.equal(line.length, 1, run.stderr);
+  assert.match(
+    line[0],
+    new RegExp(`the filesystem of ${store.dataDir} is full .* SQLite needs room there for its -shm`),
+  );
+  assert.deepEqual(entryNames(join(backups.path, "snapshots")), [], "something was published");
+});

@@ -4,7 +4,7 @@
  */
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { killAfter } from "../_faults.ts";
+import { entryNames, killAfter } from "../_faults.ts";
 import { cliProcess, type CliRun, cliRunOf, createdStamp, storeEnv, tempStore } from "../_helpers.ts";
 
 /** Bound on a run that must not block (a FIFO opened for reading waits for a writer forever). */
@@ -111,5 +111,23 @@ Deno.test("a FIFO in place of the registry, database or a Chroma file of a snaps
     assert.ok(errors.some((error) => expected.test(error)), `${file}: ${JSON.stringify(errors)}`);
     const drill = await runGuarded(["drill", stamp], env);
     assert.equal(drill.code, 1, drill.stderr);
+  }
+});
+
+Deno.test("a link or FIFO as the live database's -wal or -shm: create names it, exit 1, nothing published", async () => {
+  using store = tempStore({ dbMiB: 1, chromaMiB: 1 });
+  const env = storeEnv(store);
+  for (const [suffix, make, kind] of [["-wal", "link", "symbolic link"], ["-shm", "fifo", "FIFO"]] as const) {
+    const path = `${store.db}${suffix}`;
+    if (make === "link") Deno.symlinkSync("/etc/hostname", path);
+    else mkfifo(path);
+    const run = await runGuarded(["create"], env);
+    assert.equal(run.code, 1, run.stderr);
+    assert.match(
+      run.stderr,
+      new RegExp(`error: create failed copying the database .*: ${path} is a ${kind}, not a file`),
+    );
+    assert.deepEqual(entryNames(join(store.backupDir, "snapshots")), [], "something was published");
+    Deno.removeSync(path);
   }
 });
