@@ -54,6 +54,7 @@ export function acquireLock(backupDir: string, operation: string): OperationLock
       throw new RefusedError(`the lock file ${path} is a ${kindOf(info)}, not a file; remove it, then run again`);
     }
     file = Deno.openSync(path, { read: true, write: true, create: true });
+    refuseOtherFile(file, path);
   } catch (error) {
     if (error instanceof RefusedError) throw error;
     throw new OperationError(
@@ -70,17 +71,48 @@ export function acquireLock(backupDir: string, operation: string): OperationLock
       `backup folder is locked by ${holder}: ${path}; wait for that operation to finish, then run again`,
     );
   }
-  file.truncateSync(0);
-  file.writeSync(new TextEncoder().encode(`${operation} (pid ${Deno.pid}, since ${new Date().toISOString()})\n`));
+  noteHolder(file, `${operation} (pid ${Deno.pid}, since ${new Date().toISOString()})\n`);
   let released = false;
   const release = () => {
     if (released) return;
     released = true;
-    file.truncateSync(0);
+    noteHolder(file, "");
     file.unlockSync();
     file.close();
   };
   return { release, [Symbol.dispose]: release };
+}
+
+/**
+ * Refuse, closing `file`, unless the lock file opened is the one at `path` and no other name shares it: a link swapped
+ * in after the check above is followed by `open`, and a hard link to a live file (the backup folder is usually on the
+ * store's filesystem) would be emptied by the holder's note.
+ */
+function refuseOtherFile(file: Deno.FsFile, path: string): void {
+  const opened = file.statSync();
+  const named = lstatOrNull(path);
+  if (opened.isFile && opened.nlink === 1 && named?.isFile && named.ino === opened.ino && named.dev === opened.dev) {
+    return;
+  }
+  file.close();
+  const what = named?.isFile === false ? `a ${kindOf(named)}` : `a file with ${opened.nlink} names (a hard link)`;
+  throw new RefusedError(
+    `the lock file ${path} is ${what}, and taking the lock would empty the file it shares; remove ${path}, then run ` +
+      "again",
+  );
+}
+
+/**
+ * Write who holds the lock into its file, for the message another run shows. Best effort: the OS lock is what
+ * excludes, and a full backup disk must not stop the cleanup that frees it.
+ */
+function noteHolder(file: Deno.FsFile, text: string): void {
+  try {
+    file.truncateSync(0);
+    if (text) file.writeSync(new TextEncoder().encode(text));
+  } catch {
+    // the note is missing: another run says "another process" instead of the operation
+  }
 }
 
 /** How {@linkcode acquireLockToRead} locked the backup folder. */

@@ -6,6 +6,8 @@ import assert from "node:assert/strict";
 import { join } from "node:path";
 import { exists } from "../../src/fs/probe.ts";
 import { createdStamp, runCli, storeEnv, tempDir, tempStore } from "../_helpers.ts";
+import { entryNames, skipBecause } from "../_faults.ts";
+import { mountTmpfs } from "../_mount.ts";
 
 Deno.test("restore --to refuses a database (or -wal), registry or Chroma target that is a symbolic link out of the folder", async () => {
   using store = tempStore({ dbMiB: 1 });
@@ -63,6 +65,39 @@ Deno.test("a lock file that is a symbolic link is refused, and the file it point
   }
   assert.equal(Deno.readTextFileSync(elsewhere), "do not truncate\n");
   assert.deepEqual([...Deno.readDirSync(store.backupDir)].map((entry) => entry.name), [".lock"]);
+});
+
+Deno.test("a lock file that is a hard link to the live database is refused, and the database is not truncated", async () => {
+  using store = tempStore({ dbMiB: 1 });
+  const env = storeEnv(store);
+  const before = Deno.readFileSync(store.db);
+  Deno.mkdirSync(store.backupDir, { recursive: true });
+  Deno.linkSync(store.db, join(store.backupDir, ".lock"));
+  for (const args of [["create"], ["cleanup", "--confirm"]]) {
+    const run = await runCli(args, { env });
+    assert.equal(run.code, 3, `${args.join(" ")} must refuse a hard-linked lock file: ${run.stderr}`);
+    assert.match(
+      run.stderr,
+      /lock file .*\.lock is a file with 2 names \(a hard link\), .* remove .*\.lock, then run again$/m,
+    );
+    assert.deepEqual(Deno.readFileSync(store.db), before, "the live database changed");
+  }
+});
+
+Deno.test("a full backup disk: the lock is taken without its note, and cleanup runs to free space", async () => {
+  using store = tempStore({ dbMiB: 1, chromaMiB: 1 });
+  const env = storeEnv(store);
+  Deno.mkdirSync(store.backupDir, { recursive: true });
+  const mounted = mountTmpfs(store.backupDir, "6m");
+  if (typeof mounted === "string") return skipBecause(mounted);
+  using _mount = mounted;
+  const first = await createdStamp(env);
+  const second = await createdStamp(env);
+  assert.throws(() => Deno.writeFileSync(join(store.backupDir, "filler"), new Uint8Array(8 << 20)), /No space left/);
+  const policy = ["--keep-daily", "1", "--keep-weekly", "0", "--keep-monthly", "0"];
+  const cleaned = await runCli(["cleanup", "--confirm", ...policy], { env });
+  assert.equal(cleaned.code, 0, cleaned.stderr);
+  assert.deepEqual(entryNames(join(store.backupDir, "snapshots")), [second], `${first} was not removed`);
 });
 
 const hasStrace = await new Deno.Command("strace", { args: ["-V"], stdout: "null", stderr: "null" }).output()
