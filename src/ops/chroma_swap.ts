@@ -167,21 +167,23 @@ export function swapChroma(staged: StagedChroma, target: string, reporter: Repor
   reporter.event("info", "restore_chroma_swapping", { target, entries: oldNames.length });
   // The phase being entered: when a step fails, undoing starts from it.
   let state: SwapState = { ...names, phase: "moving-old-aside" };
+  let moving: string | null = null; // the entry whose rename failed, for the message
   try {
     record(state);
     Deno.mkdirSync(old);
-    for (const name of oldNames) Deno.renameSync(join(target, name), join(old, name));
+    for (const name of oldNames) Deno.renameSync(moving = join(target, name), join(old, name));
     syncDir(old);
     syncDir(target);
     state = { ...names, phase: "moving-new-in" };
     record(state);
     for (const entry of [...Deno.readDirSync(staged.folder)]) {
-      Deno.renameSync(join(staged.folder, entry.name), join(target, entry.name));
+      Deno.renameSync(moving = join(staged.folder, entry.name), join(target, entry.name));
     }
+    moving = null;
     syncDir(target);
     record({ ...names, phase: "clearing-old" });
   } catch (error) {
-    throw failedSwap(target, state, record, error, reporter);
+    throw failedSwap(target, state, record, { error, moving }, reporter);
   }
   Deno.removeSync(staged.folder);
   try {
@@ -193,18 +195,18 @@ export function swapChroma(staged: StagedChroma, target: string, reporter: Repor
 }
 
 /**
- * Put `target` back as it was before the swap `state` describes, after `error` stopped it, and say in the
- * returned failure what state the folder is in.
+ * Put `target` back as it was before the swap `state` describes, after `error` stopped it (renaming the entry
+ * `moving`, when a rename failed), and say in the returned failure what state the folder is in.
  */
 function failedSwap(
   target: string,
   state: SwapState,
   record: RecordSwap,
-  error: unknown,
+  { error, moving }: { error: unknown; moving: string | null },
   reporter: Reporter,
 ): SwapFailure {
   const busy = (error as { code?: unknown }).code === "EBUSY" ? "; an entry that is a mount point cannot be moved" : "";
-  const cause = `${describeOsError(error)}${busy}`;
+  const cause = `${describeOsError(error)}${moving === null ? "" : ` moving ${moving}`}${busy}`;
   try {
     const moved = undoSwap(target, state, record);
     reporter.event("warning", "restore_chroma_swap_undone", { target, entries_moved_back: moved });

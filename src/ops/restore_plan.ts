@@ -10,6 +10,7 @@ import { RefusedError, UsageError } from "../errors.ts";
 import { entriesOrNone, lstatOrNull, statOrNull } from "../fs/probe.ts";
 import { isSameOrInside, realPathAsFarAsExists } from "../fs/real_path.ts";
 import { findOpeners, type OpenFile, type OpenFilesScan } from "../sys/open_files.ts";
+import { mountPointsAt } from "../sys/mounts.ts";
 import type { Reporter } from "../report/reporter.ts";
 import { CHROMA_FOLDER } from "../snapshot/layout.ts";
 import { locatePart, type SnapshotMetadata, type SnapshotPart } from "../snapshot/metadata.ts";
@@ -210,7 +211,8 @@ export async function validatedSnapshot(
  * restored when the snapshot has it, unless `includeChroma` is `false`.
  *
  * @throws {UsageError} for a target of the wrong kind.
- * @throws {RefusedError} for a `to` target that is a symbolic link or overlaps the live store or the backups.
+ * @throws {RefusedError} for a `to` target that is a symbolic link or overlaps the live store or the backups, or a
+ *   Chroma folder to replace with a filesystem mounted inside it.
  */
 export function planRestore(
   config: Config,
@@ -225,7 +227,23 @@ export function planRestore(
     options.reporter.event("warning", "chroma_restore_skipped_missing", { stamp });
   }
   checkTargets(config, targets, to);
-  return { sources: { ...located, chroma: options.includeChroma === false ? null : located.chroma }, targets };
+  const sources = { ...located, chroma: options.includeChroma === false ? null : located.chroma };
+  if (sources.chroma !== null) refuseMountsInside(targets.chroma);
+  return { sources, targets };
+}
+
+/**
+ * Refuse a Chroma folder with another filesystem mounted below it: the swap moves its entries aside and removes them,
+ * and a recursive removal crosses into a mount. The folder itself may be a mount point (a bind mount in production).
+ */
+function refuseMountsInside(chroma: string): void {
+  if (statOrNull(chroma)?.isDirectory !== true) return;
+  const inside = (mountPointsAt(chroma) ?? []).filter((point) => point !== Deno.realPathSync(chroma));
+  if (inside.length === 0) return;
+  throw new RefusedError(
+    `a filesystem is mounted at ${inside[0]}, inside the Chroma folder ${chroma} that this restore replaces, and ` +
+      "removing the old Chroma would remove what it holds; nothing was changed; unmount it, then run the restore again",
+  );
 }
 
 /** Each part's place in the snapshot, from the layout (the metadata gives at most a file name; validated before). */

@@ -21,7 +21,7 @@ import {
   tempStore,
 } from "../_helpers.ts";
 import { entryNames, liveDigest, skipBecause, sqliteIntegrity, treeDigest } from "../_faults.ts";
-import { bindReadOnly, mountTmpfs, readOnlyBindMount } from "../_mount.ts";
+import { bindMount, bindReadOnly, mountTmpfs, readOnlyBindMount } from "../_mount.ts";
 
 const RESULT_KEYS = [
   "stamp",
@@ -367,6 +367,34 @@ Deno.test("restore into a Chroma folder that is a mount point keeps the mount an
   assert.equal(run.code, 0, run.stderr);
   assert.equal(Deno.statSync(store.chromaDir).ino, inode);
   assert.deepEqual(treeDigest(store.chromaDir), chromaAtCreate);
+});
+
+Deno.test("restore refuses a Chroma folder with a filesystem mounted inside it (live and --to), nothing changed", async () => {
+  using store = tempStore({ dbMiB: 1, chromaMiB: 1 });
+  using outside = tempDir("atocore-precious-");
+  Deno.writeTextFileSync(join(outside.path, "keep.txt"), "precious");
+  const stamp = await createdStamp(storeEnv(store));
+  const to = join(store.dataDir, "..", "rebuilt");
+  const deep = [join(store.chromaDir, "segment", "extra"), join(to, "chroma", "sub", "mnt")];
+  for (const [index, point] of deep.entries()) {
+    Deno.mkdirSync(point, { recursive: true });
+    const mount = bindMount(outside.path, point);
+    if (typeof mount === "string") return skipBecause(mount);
+    using _mount = mount;
+    const before = liveDigest(store);
+    const args = index === 0 ? ["--confirm-service-stopped"] : ["--to", to, "--force"];
+    const run = await runCli(["restore", stamp, ...args], { env: storeEnv(store) });
+    assert.equal(run.code, 3, run.stderr);
+    assert.match(
+      run.stderr,
+      new RegExp(
+        `error: a filesystem is mounted at ${point}, inside the Chroma folder .*nothing was changed; unmount it`,
+      ),
+    );
+    assert.deepEqual(entryNames(outside.path), ["keep.txt"], "the mounted filesystem was emptied");
+    assert.deepEqual(liveDigest(store), before, "the live store changed");
+  }
+  assert.deepEqual(entryNames(join(store.backupDir, "snapshots")), [stamp], "a pre-restore snapshot was taken");
 });
 
 Deno.test("a restore that fails part way exits 1 and names the pre-restore stamp to go back to", async () => {

@@ -1,16 +1,22 @@
 /**
- * A Chroma swap that fails half way (a segment folder of the live Chroma folder that is a mount point: its rename
- * fails with EBUSY) is undone: the entries moved aside come back, the staged copy goes, the message says that the
+ * A Chroma swap that fails half way (a segment folder of the live Chroma folder that is immutable, `chattr +i`: its
+ * rename fails with EPERM; a mount point there is refused before anything changes) is undone: the entries moved aside come back, the staged copy goes, the message says that the
  * database and registry are already the snapshot's, create refuses the mixed store, and the printed ways out work.
  */
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { createdStamp, runCli, storeEnv, tempStore } from "../_helpers.ts";
 import { entryNames, ledgerState, skipBecause, treeDigest } from "../_faults.ts";
-import { mountTmpfs } from "../_mount.ts";
 
 /** Sorted last, so every other entry has been moved aside when its rename fails. */
-const MOUNTED = "zzzz-mounted-segment";
+const STUCK = "zzzz-immutable-segment";
+
+/** Make `path` immutable until disposed, or say why it cannot be here (a filesystem without the attribute). */
+function immutable(path: string): Disposable | string {
+  const set = new Deno.Command("chattr", { args: ["+i", path], stderr: "piped" }).outputSync();
+  if (!set.success) return `chattr +i is not possible here: ${new TextDecoder().decode(set.stderr).trim()}`;
+  return { [Symbol.dispose]: () => void new Deno.Command("chattr", { args: ["-i", path] }).outputSync() };
+}
 
 /** Change the live store after the snapshot: ledger rows, the registry, one Chroma file, and extra Chroma entries. */
 async function changeLive(store: { db: string; registry: string; chromaDir: string }): Promise<void> {
@@ -22,7 +28,8 @@ async function changeLive(store: { db: string; registry: string; chromaDir: stri
   for (let index = 0; index < 20; index++) {
     Deno.writeTextFileSync(join(store.chromaDir, `added-${index}.bin`), `entry ${index} added after the snapshot`);
   }
-  Deno.mkdirSync(join(store.chromaDir, MOUNTED));
+  Deno.mkdirSync(join(store.chromaDir, STUCK));
+  Deno.writeTextFileSync(join(store.chromaDir, STUCK, "header.bin"), "in a folder that cannot be moved");
 }
 
 /** The one line of a failed run that is not a JSON event. */
@@ -42,28 +49,27 @@ function quotedCommand(message: string, words: string): string[] {
 }
 
 for (const way of ["finish it with", "go back with"]) {
-  Deno.test(`a Chroma swap stopped by a mount point is undone and says so; '${way}' then works`, async () => {
+  Deno.test(`a Chroma swap stopped by an entry that cannot move is undone and says so; '${way}' then works`, async () => {
     using store = tempStore({ dbMiB: 1, chromaMiB: 1, segments: 3, seed: 31 });
     const env = storeEnv(store);
     const stamp = await createdStamp(env);
     const after = { ledger: await ledgerState(store.db), registry: Deno.readTextFileSync(store.registry) };
     const snapshotChroma = treeDigest(join(store.backupDir, "snapshots", stamp, "chroma"));
     await changeLive(store);
-    const mounted = mountTmpfs(join(store.chromaDir, MOUNTED), "1m");
-    if (typeof mounted === "string") return skipBecause(mounted);
+    const stuck = immutable(join(store.chromaDir, STUCK));
+    if (typeof stuck === "string") return skipBecause(stuck);
     let message: string;
     let pre: string;
     const before = { ledger: await ledgerState(store.db), registry: Deno.readTextFileSync(store.registry) };
     {
-      using _mount = mounted;
-      Deno.writeTextFileSync(join(store.chromaDir, MOUNTED, "header.bin"), "on the mount");
+      using _stuck = stuck;
       const chromaBefore = treeDigest(store.chromaDir);
       const run = await runCli(["restore", stamp, "--confirm-service-stopped"], { env });
       assert.equal(run.code, 1, `exit ${run.code}: ${run.stderr}`);
       message = errorLine(run.stderr);
       pre = entryNames(join(store.backupDir, "snapshots")).find((name) => name !== stamp)!;
-      assert.ok(message.includes(join(store.chromaDir, MOUNTED)), `the entry that failed is not named: ${message}`);
-      assert.match(message, /mount point/);
+      assert.ok(message.includes(join(store.chromaDir, STUCK)), `the entry that failed is not named: ${message}`);
+      assert.match(message, /permission denied moving .*zzzz-immutable-segment/);
       assert.match(message, /Chroma was put back as it was \(2\d entries moved back, the staged copy removed\)/);
       assert.match(message, new RegExp(`the database and the registry are already those of snapshot ${stamp}`));
       assert.deepEqual(treeDigest(store.chromaDir), chromaBefore, "Chroma is not as it was");
