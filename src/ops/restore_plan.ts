@@ -308,11 +308,15 @@ function targetInfo(path: string, flag: string): Deno.FileInfo | null {
 
 /** The live store's paths and the backup folder, which a restore with `to` never writes to. */
 function protectedPaths(config: Config): string[] {
-  return [config.db.path, `${config.db.path}-wal`, config.registry.path, config.chromaDir.path, config.backupDir.path];
+  const db = config.db.path;
+  return [db, `${db}-wal`, `${db}-shm`, config.registry.path, config.chromaDir.path, config.backupDir.path];
 }
 
+/** Refuse a `--to` target that is a live file or folder under another name: a hard link, a bind mount. */
 function refuseOverlappingTargets(config: Config, targets: Targets, to: string): void {
-  for (const target of [targets.db, targets.registry, targets.chroma]) {
+  // SQLite checkpoints and removes the copy's -wal and -shm: a hard link of the live ones would lose committed rows
+  const written = [targets.db, `${targets.db}-wal`, `${targets.db}-shm`, targets.registry, targets.chroma];
+  for (const target of written) {
     const overlap = protectedPaths(config).find((path) => overlaps(canonical(target), canonical(path)));
     if (overlap !== undefined) {
       throw new RefusedError(

@@ -325,6 +325,32 @@ Deno.test("restore --to rebuilds the store elsewhere without acknowledgment, the
   assert.equal((await runCli(["validate", stamp], { env })).code, 0);
 });
 
+Deno.test("restore --to --force refuses a folder whose -wal or -shm is a hard link of the live one's, rows kept", async () => {
+  using store = tempStore({ dbMiB: 1 });
+  using target = tempDir();
+  const env = storeEnv(store);
+  const stamp = await createdStamp(env);
+  const writer = new DatabaseSync(store.db); // its committed rows stay in the -wal while it is open
+  try {
+    writer.exec("PRAGMA wal_autocheckpoint = 0; CREATE TABLE only_in_wal (x); INSERT INTO only_in_wal VALUES (42);");
+    for (const suffix of ["-wal", "-shm"]) {
+      const to = join(target.path, `linked${suffix}`);
+      Deno.mkdirSync(to);
+      Deno.linkSync(`${store.db}${suffix}`, join(to, `atocore.db${suffix}`));
+      const walBefore = Deno.readFileSync(`${store.db}-wal`);
+      const run = await runCli(["restore", stamp, "--to", to, "--force"], { env });
+      assert.equal(run.code, 3, run.stderr);
+      assert.match(run.stderr, new RegExp(`would write over ${store.db}${suffix} \\(live store or backups\\)`));
+      assert.deepEqual(Deno.readFileSync(`${store.db}-wal`), walBefore, "the live -wal changed");
+    }
+    const reader = new DatabaseSync(store.db, { readOnly: true });
+    assert.deepEqual(reader.prepare("SELECT x FROM only_in_wal").all().map((row) => row.x), [42]);
+    reader.close();
+  } finally {
+    writer.close();
+  }
+});
+
 Deno.test("restore right after create, in the same second: every snapshot stays, the pre-restore stamp is new", async () => {
   using store = tempStore({ dbMiB: 1 });
   const env = storeEnv(store);
