@@ -5,7 +5,7 @@
  */
 import { type CreateResult, createSnapshot, requireDatabase } from "../ops/create.ts";
 import { ExitCode, UsageError } from "../errors.ts";
-import { acquireLock } from "../ops/lock.ts";
+import { acquireLock, lockLiveStore } from "../ops/lock.ts";
 import { requireOwnFolders } from "../ops/own_folders.ts";
 import { removeLeftovers } from "../ops/recover.ts";
 import { COMMON_HELP, configFrom, defineCommand, driverFrom } from "./command.ts";
@@ -73,6 +73,7 @@ Examples:
       using interrupts = target === null ? null : listenForInterrupts(context.reporter);
       requireOwnFolders(config.backupDir.path);
       removeLeftovers(config.backupDir.path, context.reporter);
+      const live = lockLiveStore(config.db.path, "create"); // held while the store is read, not during the push
       const result = await createSnapshot(config, {
         driver,
         includeChroma: Boolean(values.chroma),
@@ -80,7 +81,7 @@ Examples:
         refuseEmptyDatabase: !values["allow-empty-database"],
         maxClockSkewMs,
         publishWithoutFailedChroma: true,
-      });
+      }).finally(() => live[Symbol.dispose]());
       const outcome = {
         result,
         exitCode: result.chroma_error === undefined ? ExitCode.Ok : ExitCode.Failed,

@@ -6,7 +6,7 @@
 import { resolve } from "node:path";
 import { ExitCode, UsageError } from "../errors.ts";
 import { requireSnapshot } from "../ops/list.ts";
-import { acquireLock, acquireLockToRead } from "../ops/lock.ts";
+import { acquireLock, acquireLockToRead, lockLiveStore } from "../ops/lock.ts";
 import { removeLeftovers } from "../ops/recover.ts";
 import { checkedRemoteName, type RemoteRestoreResult, restoreFromRemote } from "../ops/from_remote.ts";
 import { goBack, type RestoreOptions, type RestoreResult, restoreSnapshot } from "../ops/restore.ts";
@@ -139,6 +139,7 @@ Examples:
       }
       : null;
     using _lock = lockBackupDir(config.backupDir.path, values.to === undefined && !values["no-pre-snapshot"], context);
+    using _live = values.to === undefined ? lockLiveStore(config.db.path, "restore") : null;
     using interrupts = listenForInterrupts(context.reporter);
     const options: RestoreOptions = {
       driver,

@@ -1,5 +1,6 @@
 /**
- * The operation lock of a backup folder: one create, restore or cleanup at a time.
+ * The operation lock of a backup folder: one create, restore or cleanup at a time; and the live store's, which a
+ * restore holds alone and creates share, whichever backup folder each goes through.
  *
  * An OS advisory lock (flock) on `<backup>/.lock`, so it is released when the
  * process ends, however it ends; a lock left by a killed process never blocks
@@ -7,6 +8,7 @@
  *
  * @module
  */
+import { dirname, resolve } from "node:path";
 import { describeOsError, LockedError, OperationError, RefusedError, UsageError } from "../errors.ts";
 import { kindOf } from "../fs/regular_file.ts";
 import { ensureDir } from "../fs/durable.ts";
@@ -158,4 +160,30 @@ export function acquireLockToRead(backupDir: string, operation: string): Reading
 /** Tell whether opening the lock file failed because the folder may not be written (a read-only mount, permissions). */
 function isReadOnly(error: unknown): boolean {
   return error instanceof Deno.errors.PermissionDenied || (error as { code?: unknown } | null)?.code === "EROFS";
+}
+
+/**
+ * Lock the live store against another run of this tool reaching it through another backup folder: an OS lock on the
+ * folder holding the live database, exclusive for a restore into it, shared for a create. Not taken (nothing to
+ * exclude) where that folder cannot be opened.
+ *
+ * @throws {LockedError} when another run holds it the other way.
+ */
+export function lockLiveStore(dbPath: string, operation: "restore" | "create"): Disposable {
+  const folder = dirname(resolve(dbPath));
+  let handle: Deno.FsFile;
+  try {
+    handle = Deno.openSync(folder, { read: true });
+  } catch {
+    return { [Symbol.dispose]: () => {} }; // no folder yet (a restore makes it) or none this user may open
+  }
+  if (!handle.tryLockSync(operation === "restore")) {
+    handle.close();
+    const other = operation === "restore" ? "a create or restore" : "a restore";
+    throw new LockedError(
+      `the live store in ${folder} is in use by ${other} of another run of this tool (through another backup ` +
+        "folder?); wait for it to finish, then run again",
+    );
+  }
+  return { [Symbol.dispose]: () => handle.close() };
 }

@@ -6,7 +6,7 @@
 import assert from "node:assert/strict";
 import { DatabaseSync } from "node:sqlite";
 import { join } from "node:path";
-import { acquireLock } from "../../src/ops/lock.ts";
+import { acquireLock, lockLiveStore } from "../../src/ops/lock.ts";
 import { formatStamp, parseStamp } from "../../src/snapshot/stamp.ts";
 import {
   changeMarkerInWal,
@@ -264,6 +264,37 @@ Deno.test("restore waits for nobody: another operation's lock makes it exit 4, n
   const run = await runCli(["restore", stamp, "--confirm-service-stopped"], { env: storeEnv(store) });
   assert.equal(run.code, 4, run.stderr);
   assert.deepEqual(liveDigest(store), before);
+});
+
+Deno.test("the live store is locked whatever the backup folder: a restore excludes creates and restores (exit 4)", async () => {
+  using store = tempStore({ dbMiB: 1 });
+  using other = tempDir("atocore-other-backups-"); // an offsite copy of the backups, mounted elsewhere
+  const env = storeEnv(store);
+  const stamp = await createdStamp(env);
+  Deno.mkdirSync(join(other.path, "snapshots"));
+  copyTree(join(store.backupDir, "snapshots", stamp), join(other.path, "snapshots", stamp));
+  changeLiveStore(store);
+  const before = liveDigest(store);
+  const elsewhere = ["--backup-dir", other.path];
+  { // as a restore of another run holds it: exclusive
+    using _held = lockLiveStore(store.db, "restore");
+    for (const args of [["restore", stamp, "--confirm-service-stopped", ...elsewhere], ["create", ...elsewhere]]) {
+      const run = await runCli(args, { env });
+      assert.equal(run.code, 4, `${args[0]}: ${run.stderr}`);
+      assert.match(run.stderr, new RegExp(`error: the live store in ${store.dataDir} is in use by a .*wait for it`));
+    }
+    assert.deepEqual(liveDigest(store), before);
+  }
+  { // as a create of another run holds it: shared
+    using _held = lockLiveStore(store.db, "create");
+    assert.equal((await runCli(["create", ...elsewhere], { env })).code, 0, "creates share the live store");
+    const afterCreate = liveDigest(store); // its connection's close may checkpoint the -wal into the database
+    const restore = await runCli(["restore", stamp, "--confirm-service-stopped", ...elsewhere], { env });
+    assert.equal(restore.code, 4, restore.stderr);
+    assert.deepEqual(liveDigest(store), afterCreate);
+    const to = await runCli(["restore", stamp, "--to", join(store.dataDir, "..", "drill"), ...elsewhere], { env });
+    assert.equal(to.code, 0, `restore --to writes no live file and takes no live lock: ${to.stderr}`);
+  }
 });
 
 Deno.test("restore onto a store whose database is gone: refused with a pre-snapshot, done with --no-pre-snapshot", async () => {
