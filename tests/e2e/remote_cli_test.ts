@@ -322,13 +322,17 @@ Deno.test("remote CLI: a snapshot made by the reference module is pushed and res
   assert.equal(drill.code, 0, drill.stdout + drill.stderr);
 });
 
-Deno.test("deployment examples: the off-host units' arguments parse", async () => {
+Deno.test("deployment examples: every ARGS line of the units, commented or not, parses", async () => {
   const env = join(ROOT, "scripts", "deploy", "systemd", "env");
-  const remoteArgs = /^ARGS=(.*)$/m.exec(Deno.readTextFileSync(join(env, "remote.env")))![1].split(/\s+/);
-  const pushArgs = /^#\s*ARGS=(.*--push.*)$/m.exec(Deno.readTextFileSync(join(env, "create.env")))![1].split(/\s+/);
-  const drillArgs = /^#\s*ARGS=(.*--from-remote.*)$/m.exec(Deno.readTextFileSync(join(env, "drill.env")))![1]
-    .split(/\s+/);
-  for (const args of [["remote", ...remoteArgs], ["create", ...pushArgs], ["drill", ...drillArgs]]) {
+  const lines = (file: string) => [...Deno.readTextFileSync(join(env, file)).matchAll(/^#?\s*ARGS=(.*)$/gm)];
+  const runs: string[][] = [];
+  for (const command of ["create", "cleanup", "drill", "remote"]) {
+    for (const [, args] of lines(`${command}.env`)) runs.push([command, ...args.split(/\s+/)]);
+  }
+  for (const wanted of [/--push/, /--from-remote/, /--metrics-file/]) {
+    assert.ok(runs.some((args) => wanted.test(args.join(" "))), `no example with ${wanted}`);
+  }
+  for (const args of runs) {
     const parsed = await runCli([...args, "--help"]);
     assert.equal(parsed.code, 0, `${args.join(" ")}: ${parsed.stderr}`);
   }
