@@ -41,8 +41,6 @@ const SENTENCES: Record<string, (fields: Fields) => string> = {
   chroma_copy_torn: (f) =>
     `the Chroma folder changed while it was copied (attempt ${text(f.attempt)}; changed: ${list(f.changed)}), ` +
     `so that copy was not used; copying again`,
-  chroma_restore_skipped_missing: (f) =>
-    `snapshot ${text(f.stamp)} holds no Chroma copy, so Chroma was not restored: the live Chroma folder is unchanged`,
   drill_check: (f) => `drill check ${text(f.name)} ${text(f.status)}: ${text(f.detail)}`,
   drill_finished: (f) => `the drill of ${text(f.stamp)} failed: ${list(f.errors)}`,
   metrics_write_failed: (f) =>

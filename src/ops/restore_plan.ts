@@ -224,7 +224,11 @@ export function planRestore(
   const located = locateSources(validation.path, validation.metadata!);
   const targets = restoreTargets(config, located, to);
   if (options.includeChroma && located.chroma === null) {
-    options.reporter.event("warning", "chroma_restore_skipped_missing", { stamp });
+    throw new RefusedError(
+      `snapshot ${stamp} holds no Chroma copy, and --chroma asks for one; nothing was changed; restore it without ` +
+        "--chroma (the database and registry only: the Chroma folder is left as it is), or pick a snapshot made with " +
+        "create --chroma",
+    );
   }
   checkTargets(config, targets, to);
   const sources = { ...located, chroma: options.includeChroma === false ? null : located.chroma };

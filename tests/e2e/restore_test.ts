@@ -255,6 +255,25 @@ Deno.test("restore usage errors exit 2 and touch nothing", async () => {
   assert.deepEqual(entryNames(join(store.backupDir, "snapshots")), [stamp]);
 });
 
+Deno.test("restore --chroma of a snapshot without Chroma is refused (exit 3), nothing changed; without it, done", async () => {
+  using store = tempStore({ dbMiB: 1, chromaMiB: 1 });
+  const env = storeEnv(store);
+  const stamp = await createdStamp(env, []); // create without --chroma: the snapshot holds no Chroma copy
+  changeLiveStore(store);
+  const before = liveDigest(store);
+  const run = await runCli(["restore", stamp, "--confirm-service-stopped", "--chroma"], { env });
+  assert.equal(run.code, 3, run.stderr);
+  assert.match(
+    run.stderr,
+    new RegExp(`error: snapshot ${stamp} holds no Chroma copy, and --chroma asks for one; nothing`),
+  );
+  assert.deepEqual(liveDigest(store), before);
+  assert.deepEqual(entryNames(join(store.backupDir, "snapshots")), [stamp], "a pre-restore snapshot was taken");
+  const plain = await runCli(["restore", stamp, "--confirm-service-stopped"], { env });
+  assert.equal(plain.code, 0, plain.stderr);
+  assert.equal((plain.json as { chroma_restored: boolean }).chroma_restored, false);
+});
+
 Deno.test("restore waits for nobody: another operation's lock makes it exit 4, nothing changed", async () => {
   using store = tempStore({ dbMiB: 1 });
   const stamp = await createdStamp(storeEnv(store));
