@@ -141,6 +141,8 @@ if (sshd !== null) {
       /host key of \[127\.0\.0\.1\]:\d+ is not in .*SHA256:[A-Za-z0-9+/]{43}.*ssh-keyscan/,
       "unknown",
     );
+    const typo = await init({ ...env, ATOCORE_SSH_KNOWN_HOSTS: join(work.path, "known_hots") }, key);
+    assertRefused(typo, 3, /is not in .*known_hots \(no such file: check the path\)/, "missing known_hosts");
     const changed = join(work.path, "known_hosts_changed");
     const other = Deno.readTextFileSync(`${otherKey}.pub`).split(" ").slice(0, 2).join(" ");
     Deno.writeTextFileSync(changed, `[127.0.0.1]:${server.port} ${other}\n`);

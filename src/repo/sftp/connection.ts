@@ -8,6 +8,7 @@ import { Buffer } from "node:buffer";
 import ssh2 from "ssh2";
 import { describeOsError, OperationError, RefusedError, UsageError } from "../../errors.ts";
 import { readRegularFile } from "../../fs/regular_file.ts";
+import { lstatOrNull } from "../../fs/probe.ts";
 import { describeSftpError, isTransientSftpError, SftpConnectionError } from "./errors.ts";
 import {
   blobType,
@@ -249,7 +250,10 @@ function hostKeyError(
   const scan = `ssh-keyscan${address.port === 22 ? "" : ` -p ${address.port}`} ${address.host} >> ${file}`;
   if (offered.verdict === "unknown") {
     return new RefusedError(
-      `the SSH host key of ${name} is not in ${file} (the server offered ${key}); nothing was done; if that is the ` +
+      `the SSH host key of ${name} is not in ${file}${
+        lstatOrNull(file) === null ? " (no such file: check the path)" : ""
+      } ` +
+        `(the server offered ${key}); nothing was done; if that is the ` +
         `server's key (compare with 'ssh-keygen -lf' on the server), add it: ${scan}`,
     );
   }
