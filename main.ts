@@ -27,9 +27,9 @@ Exit codes:
   1  the operation ran and failed (validation or integrity failed, I/O error)
   2  usage or configuration error
   3  refused for safety (no acknowledgment, files open, snapshot invalid before restore)
-  4  another operation holds the backup folder's lock
+  4  another operation holds the backup folder's lock (or the live store's)
   130, 143  stopped by Ctrl-C (SIGINT) or SIGTERM at a safe point (push, create --push,
-     remote cleanup, restore, drill --from-remote): the message says what the next run does
+     remote cleanup, restore, drill): the message says what the next run does
 
 Examples:
   atocore-backup create --chroma
