@@ -16,7 +16,14 @@ import type { RetryListener } from "../repo/retry.ts";
 import type { Backend } from "../repo/backend.ts";
 import { openBackend } from "../repo/open_backend.ts";
 import { canonicalRecipients, checkIfPinned, type Repository } from "../repo/repository.ts";
-import { snapshotsDir } from "../snapshot/layout.ts";
+import {
+  failedRoot,
+  integrityRecordsDir,
+  remotesRoot,
+  snapshotsDir,
+  stagingRoot,
+  trashRoot,
+} from "../snapshot/layout.ts";
 
 /** Largest key file read: far above any real one (a line per key). */
 const KEY_FILE_MAX_BYTES = 1 << 20;
@@ -59,8 +66,9 @@ function retryWarning(reporter: Reporter): RetryListener {
 }
 
 /**
- * Refuse a folder repository inside (or holding) the live store or the backup folder's snapshots: restore replaces
- * the store's files and cleanup deletes snapshots, which would take the repository with them.
+ * Refuse a folder repository inside (or holding) the live store or the backup folder's own folders: restore replaces
+ * the store's files, and create, cleanup and recovery clear or remove what those folders hold, which would take the
+ * repository with them.
  *
  * @throws {UsageError} naming both paths.
  */
@@ -71,7 +79,9 @@ export function refuseRemoteInStore(config: Config, backend: Backend): void {
     ["the database", config.db.path],
     ["the registry", config.registry.path],
     ["the Chroma folder", config.chromaDir.path],
-    ["the backup folder's snapshots", snapshotsDir(config.backupDir.path)],
+    ...[snapshotsDir, stagingRoot, trashRoot, failedRoot, remotesRoot, integrityRecordsDir].map((
+      place,
+    ): [string, string] => ["the backup folder's own folder", place(config.backupDir.path)]), // cleared, or removed
   ];
   for (const [label, path] of places) {
     if (isSameOrInside(root, path) || isSameOrInside(path, root)) {

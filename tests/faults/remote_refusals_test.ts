@@ -120,6 +120,13 @@ Deno.test("remote refusals: init refuses a folder that holds anything, a reposit
   });
   assert.equal(inStore.code, 2);
   assert.match(oneErrorLine(inStore, "in the store"), /overlaps the Chroma folder/);
+  for (const own of [".staging", ".trash", "failed", "remotes"]) { // folders create, cleanup or recovery clear
+    const where = join(r.store.backupDir, own, "repo");
+    const run = await runCli(["remote", "init", "--remote", where, "--recipient", r.key.recipient], { env: r.env });
+    assert.equal(run.code, 2, run.stderr);
+    assert.match(oneErrorLine(run, own), /overlaps the backup folder's own folder .*; nothing was done/);
+    assert.equal(existsSync(where), false, `a repository was made in ${own}`);
+  }
 });
 
 Deno.test("remote refusals: a tampered, truncated or swapped pack: restore refuses, nothing live changes", async () => {
