@@ -59,11 +59,12 @@ export interface Backend {
    */
   clearStaging?(olderThan: Date, dryRun: boolean): Promise<string[]>;
   /**
-   * Names at the location's top that a listing leaves out (symbolic links, hidden names other than the backend's own
-   * staging), for `remote init`, which must find the location empty. A backend whose listing shows everything does not
-   * have it.
+   * Names that a listing leaves out (symbolic links and special files; at the location's top, hidden names other than
+   * the backend's own staging), under `prefix` (ending in `/`) or everywhere: for `remote init`, which must find the
+   * location empty, and for what must not be taken for absent. A backend whose listing shows everything does not have
+   * it.
    */
-  unlisted?(): Promise<string[]>;
+  unlisted?(prefix?: string): Promise<string[]>;
 }
 
 /** The most bytes an object may have unless its reader says less: above any pack or snapshot document this tool writes. */

@@ -67,10 +67,12 @@ class FolderBackend implements Backend {
     return found.sort((a, b) => a.name < b.name ? -1 : a.name > b.name ? 1 : 0);
   }
 
-  async unlisted(): Promise<string[]> {
+  async unlisted(prefix = ""): Promise<string[]> {
+    const start = checkPrefix(prefix);
     const names: string[] = [];
     try {
-      await walkUnlisted(this.root, "", names);
+      const folder = await this.folderOrNull(start);
+      if (folder !== null) await walkUnlisted(folder, start.join("/"), names);
     } catch (error) {
       if (!(error instanceof Deno.errors.NotFound)) throw error;
     }

@@ -141,7 +141,9 @@ export async function readCondemned(
     if (marker) markers.set(name, marker);
     else if (await backend.stat(name)) unreadable.push(name);
   }
-  return { markers, unreadable };
+  // a link or special file where a marker would be is not listed, and cannot be read: the packs it names are unknown
+  const odd = await backend.unlisted?.(PREFIXES.condemned) ?? [];
+  return { markers, unreadable: [...unreadable, ...odd] };
 }
 
 async function readOrNull(backend: Backend, name: string, maxBytes?: number): Promise<unknown> {

@@ -163,6 +163,21 @@ Deno.test("remote cleanup: a push never reuses a condemned pack; a killed push's
   assert.deepEqual((await verifyRepository(f.backend, { identities: [f.identity], readData: true })).errors, []);
 });
 
+Deno.test("remote cleanup: a link or FIFO where a condemned marker would be makes a push reuse no pack", async () => {
+  using f = await repoFixture({ dbMiB: 2, chromaMiB: 1 });
+  await pushSnapshot(f.config, f.backend, (await snapshotOf(f)).root, f.auth);
+  const folder = join(f.repoDir, "condemned");
+  Deno.mkdirSync(folder, { recursive: true });
+  for (const make of ["fifo", "link"]) {
+    const path = join(folder, make === "fifo" ? "00000000000000d1" : "00000000000000d2");
+    if (make === "fifo") assert.ok(new Deno.Command("mkfifo", { args: [path] }).outputSync().success);
+    else Deno.symlinkSync("/dev/null", path);
+    const next = await pushSnapshot(f.config, f.backend, (await snapshotOf(f)).root, f.auth);
+    assert.equal(next.packs_reused, 0, `${make}: the packs it may condemn were reused`);
+    Deno.removeSync(path);
+  }
+});
+
 Deno.test("remote cleanup: a marker's own date is not trusted alone (the host that wrote it had a clock behind or ahead)", async () => {
   using f = await repoFixture({ dbMiB: 2, chromaMiB: 1 });
   await pushSnapshot(f.config, f.backend, (await snapshotOf(f)).root, f.auth);

@@ -74,10 +74,11 @@ class SftpBackend implements ClosableBackend {
     });
   }
 
-  async unlisted(): Promise<string[]> {
-    return await this.attempt("listing", "the repository", async (session) => {
+  async unlisted(prefix = ""): Promise<string[]> {
+    const start = checkPrefix(prefix);
+    return await this.attempt("listing", prefix || "the repository", async (session) => {
       const names: string[] = [];
-      await listFolder(session, this.pathOf([]), "", names);
+      await listFolder(session, this.pathOf(start), start.join("/"), names);
       return names.sort();
     });
   }
