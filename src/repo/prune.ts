@@ -89,7 +89,10 @@ export async function cleanupRemote(backend: Backend, options: RemoteCleanupOpti
     bytes_freed: 0,
     markers_removed: [],
     errors: condemned.unreadable.map((name) => `${name}: unreadable marker; no pack deleted this run`),
-    warnings: [],
+    warnings: leases.farAhead.map((name) =>
+      `${name}: a lease expiring more than a day from now (a pushing host's clock far ahead, or not written by this ` +
+      "tool) keeps its push's refs and packs until then; if no push runs, remove it"
+    ),
     staging_removed: [],
   };
   const odd = (await backend.unlisted?.() ?? []).filter((name) => !name.startsWith("."));

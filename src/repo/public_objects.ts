@@ -90,7 +90,15 @@ export interface LeaseState {
   packs: Set<string>;
   expired: string[];
   unreadable: string[];
+  /** Active leases that expire implausibly far ahead (see {@linkcode LEASE_HORIZON_MS}): kept, but named. */
+  farAhead: string[];
 }
+
+/**
+ * A push's lease lasts 6 hours; one expiring more than a day from now was written by a clock far ahead or not by this
+ * tool, and would keep its refs and packs from cleanup for as long.
+ */
+const LEASE_HORIZON_MS = 24 * 3600_000;
 
 /**
  * The most bytes a lease may have: about 125,000 pack ids, 1 TB of packs a pushing host may reuse. The JSON of a lease
@@ -106,7 +114,7 @@ const LEASED_PACKS_MAX = 250_000;
  * so do the leases after it, unread): memory stays bounded however many leases a writer of the repository leaves.
  */
 export async function readLeases(backend: Backend, now: Date): Promise<LeaseState> {
-  const state: LeaseState = { active: new Set(), packs: new Set(), expired: [], unreadable: [] };
+  const state: LeaseState = { active: new Set(), packs: new Set(), expired: [], unreadable: [], farAhead: [] };
   let full = false;
   for (const { name } of await backend.list(PREFIXES.leases)) {
     const parsed = parseName(name);
@@ -121,6 +129,7 @@ export async function readLeases(backend: Backend, now: Date): Promise<LeaseStat
     } else {
       state.active.add(parsed.pushId);
       for (const id of lease.packs) state.packs.add(id);
+      if (Date.parse(lease.expires_at) > now.getTime() + LEASE_HORIZON_MS) state.farAhead.push(name);
     }
   }
   return state;

@@ -27,6 +27,8 @@ import {
 
 const HOUR = 3600_000;
 
+const DAILY = { daily: 7, weekly: 0, monthly: 0 };
+
 /** Where this test's cleanups keep their sightings of condemned markers. */
 function seenFile(f: RepoFixture): string {
   return join(f.work, "condemned-seen.json");
@@ -176,6 +178,22 @@ Deno.test("remote cleanup: a link or FIFO where a condemned marker would be make
     assert.equal(next.packs_reused, 0, `${make}: the packs it may condemn were reused`);
     Deno.removeSync(path);
   }
+});
+
+Deno.test("remote cleanup: a lease expiring years ahead is kept (its push may run) and named in a warning", async () => {
+  using f = await repoFixture({ dbMiB: 1, chromaMiB: 1 });
+  await pushSnapshot(f.config, f.backend, (await snapshotOf(f)).root, f.auth);
+  const forged = { created_at: new Date().toISOString(), expires_at: "9999-01-01T00:00:00.000Z", packs: [] };
+  await new Boundary(f.backend, [f.recipient]).putPublic(leaseName("00000000000000ee"), forged);
+  const run = await cleanupRemote(f.backend, { sightingsPath: seenFile(f), policy: DAILY, confirm: true });
+  assert.deepEqual(run.leases_removed, []);
+  assert.equal(run.warnings.length, 1, JSON.stringify(run.warnings));
+  assert.match(run.warnings[0], /^leases\/00000000000000ee: a lease expiring more than a day from now .*remove it$/);
+  const soon = { ...forged, expires_at: new Date(Date.now() + 3 * HOUR).toISOString() }; // a push's own: no word
+  await new Boundary(f.backend, [f.recipient]).putPublic(leaseName("00000000000000ef"), soon);
+  await f.backend.remove(leaseName("00000000000000ee"));
+  const again = await cleanupRemote(f.backend, { sightingsPath: seenFile(f), policy: DAILY, confirm: true });
+  assert.deepEqual(again.warnings, []);
 });
 
 Deno.test("remote cleanup: a marker's own date is not trusted alone (the host that wrote it had a clock behind or ahead)", async () => {
