@@ -4,6 +4,7 @@
  *
  * @module
  */
+import { hash } from "node:crypto";
 import { basename, join } from "node:path";
 import { OperationError } from "../errors.ts";
 import { walkTree } from "../fs/tree.ts";
@@ -21,6 +22,8 @@ export interface LocalSnapshot {
   root: string;
   stamp: string;
   metadata: SnapshotMetadata;
+  /** The SHA-256 of its `backup-metadata.json` (which holds every file's hash): which snapshot of its stamp it is. */
+  metadataSha256: string;
   entries: LocalEntry[];
 }
 
@@ -49,7 +52,7 @@ export function readLocalSnapshot(root: string): LocalSnapshot {
   const info = Deno.lstatSync(join(root, METADATA_FILE));
   entries.push({ kind: "file", path: METADATA_FILE, size: info.size, sha256: null });
   entries.sort((a, b) => a.path < b.path ? -1 : a.path > b.path ? 1 : 0);
-  return { root, stamp, metadata, entries };
+  return { root, stamp, metadata, metadataSha256: hash("sha256", read.text, "hex"), entries };
 }
 
 /** The files and links of a snapshot without a manifest (the module's), never following a link. */

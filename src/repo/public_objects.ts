@@ -15,6 +15,8 @@ export interface Refs {
   snapshot_sha256: string;
   /** The pushing backup folder's random id (absent in refs of the first pushes of format 1: one source). */
   source?: string;
+  /** The SHA-256 of the local snapshot's `backup-metadata.json` (absent in refs written before it was recorded). */
+  local_sha256?: string;
   packs: { id: string; size: number }[];
   /** One MAC per authentication key the push held (absent from unauthenticated pushes): see `repo/authenticity.ts`. */
   auth?: RefsAuth[];
@@ -48,6 +50,7 @@ export function parseRefs(value: unknown, name: string, key: SnapshotKey): Refs 
   const refs = value as Partial<Refs> | null;
   const ok = refs !== null && typeof refs === "object" && refs.snapshot === snapshotKeyText(key) &&
     isPackId(refs.snapshot_sha256) && (refs.source === undefined || isRandomId(refs.source)) &&
+    (refs.local_sha256 === undefined || isPackId(refs.local_sha256)) &&
     Array.isArray(refs.packs) &&
     refs.packs.every((pack) => isPackId(pack?.id) && Number.isSafeInteger(pack?.size) && pack.size > 0) &&
     (refs.auth === undefined || (Array.isArray(refs.auth) && refs.auth.every(isRefsAuth)));

@@ -7,7 +7,7 @@
  */
 import type { Config } from "../config.ts";
 import { describeOsError, OperationError } from "../errors.ts";
-import { pushCachePath, pushJournalDir, pushJournalPath } from "../snapshot/layout.ts";
+import { pushCachePath, pushJournalDir, pushJournalPath, remotePinPath } from "../snapshot/layout.ts";
 import { type Backend, isFolderBackend, ObjectNotFoundError } from "./backend.ts";
 import { DOCUMENT_FORMAT, documentText, type WritableDocument } from "./document.ts";
 import { leaseName, newRandomId, parseName, PREFIXES, refsName, type SnapshotKey, snapshotName } from "./layout.ts";
@@ -114,8 +114,13 @@ export async function pushSnapshot(
   const repository = await openRepository(backend);
   const { pinned, sourceId } = checkPin(config.backupDir.path, repository, options.recipients);
   if (options.auth) checkPushAuth(options.auth, repository.config.recipients, backend.location);
-  const existing = await pushedAlready(repository, local.stamp, sourceId, options.auth);
+  const { existing, others } = await pushedAlready(repository, local, sourceId, options.auth);
   if (existing) return { ...emptyResult(local.stamp, existing), pinned, already_pushed: true };
+  const shared = others.map((name) =>
+    `${name} carries this backup folder's source id but another snapshot of ${local.stamp}: another backup folder ` +
+    `pushes under this one's id (a copy of it?), and remote cleanup counts both as one; in the copy, remove ` +
+    `${remotePinPath(config.backupDir.path, backend.location)} so that it pushes as a source of its own`
+  );
   stopIfInterrupted(options.signal);
   const now = options.now ?? (() => new Date());
   const key: SnapshotKey = { stamp: local.stamp, pushId: newRandomId() };
@@ -145,29 +150,35 @@ export async function pushSnapshot(
         `repository's): this push read every file and sent what no journal showed stored${saved}`,
       ]
       : [];
-    return { ...result, warnings: [...ignored, ...result.warnings], pinned };
+    return { ...result, warnings: [...shared, ...ignored, ...result.warnings], pinned };
   } finally {
     await repository.io.remove(leaseName(key.pushId)).catch(() => {}); // an expired lease is removed by cleanup
   }
 }
 
 /**
- * The name of a snapshot of `stamp` that this backup folder pushed already, or `null`: its refs name this source, its
- * sealed object hashes as they record and, with keys, its refs carry this host's MACs. Another backup folder's snapshot
- * of the same second, or one a writer of the repository made under this stamp, does not stop the push.
+ * The name of a snapshot of `local` that this backup folder pushed already (`existing`), or `null`: its refs name this
+ * source and the local metadata's hash, its sealed object hashes as they record and, with keys, its refs carry this
+ * host's MACs. Another backup folder's snapshot of the same second, or one a writer of the repository made under this
+ * stamp, does not stop the push; one under this source with other metadata is named in `others` (a copied folder).
  */
 async function pushedAlready(
   repository: Repository,
-  stamp: string,
+  local: LocalSnapshot,
   sourceId: string,
   auth: PushAuth | undefined,
-): Promise<string | null> {
+): Promise<{ existing: string | null; others: string[] }> {
   const { backend } = repository;
+  const others: string[] = [];
   for (const { name } of await backend.list(PREFIXES.snapshots)) {
     const parsed = parseName(name);
-    if (parsed?.kind !== "snapshot" || parsed.key.stamp !== stamp) continue;
+    if (parsed?.kind !== "snapshot" || parsed.key.stamp !== local.stamp) continue;
     const refs = await readRefs(backend, parsed.key).catch(() => null);
     if (!refs || (refs.source !== undefined && refs.source !== sourceId)) continue; // no source: format 1's one
+    if (refs.local_sha256 !== undefined && refs.local_sha256 !== local.metadataSha256) {
+      others.push(name);
+      continue;
+    }
     const sealed = await backend.read(snapshotName(parsed.key)).catch((error) => {
       if (error instanceof ObjectNotFoundError) return null; // removed by a cleanup since the listing: not there now
       throw error;
@@ -176,9 +187,9 @@ async function pushedAlready(
     const sha256 = sha256Hex(sealed);
     if (sha256 !== refs.snapshot_sha256) continue;
     if (auth && !signedBy(refs, auth, snapshotClaim(repository.config.id, parsed.key, sha256))) continue;
-    return name.slice(PREFIXES.snapshots.length);
+    return { existing: name.slice(PREFIXES.snapshots.length), others };
   }
-  return null;
+  return { existing: null, others };
 }
 
 /** After the lease is written: which known packs exist with their size and are in no condemned marker. */
@@ -245,6 +256,7 @@ async function upload(
     snapshot: sealed.name.slice(PREFIXES.snapshots.length),
     snapshot_sha256: sealed.sha256,
     source: context.sourceId,
+    local_sha256: local.metadataSha256,
     packs: packs.map(({ id, size }) => ({ id, size })),
   };
   if (context.auth) refs.auth = refsAuth(context.auth, snapshotClaim(config.id, key, sealed.sha256));

@@ -7,6 +7,7 @@
  */
 import assert from "node:assert/strict";
 import { join } from "node:path";
+import { isDeepStrictEqual } from "node:util";
 import { cliProcess, type CliRun, cliRunOf, runCli, storeEnv, tempDir, tempStore } from "../_helpers.ts";
 import { faultSeed, seededRandom, treeDigest, trialLabel } from "../_faults.ts";
 import { ageKeyPair, assertVerified, authKeyEnv, remoteNames, snapshotAsStore } from "../_remote_cli.ts";
@@ -98,3 +99,47 @@ for (const target of await allTargets("two hosts pushing at once")) {
     await twoHosts(target);
   });
 }
+
+Deno.test("a copied backup folder pushing under the same source id: its snapshot of the same second is sent, and named", async () => {
+  using work = tempDir("atocore-cloned-host-");
+  using one = tempStore({ dbMiB: 2, chromaMiB: 1, seed: 51 });
+  using clone = tempStore({ dbMiB: 2, chromaMiB: 1, seed: 53 });
+  const key = ageKeyPair(work.path);
+  const remote = { ATOCORE_BACKUP_REMOTE: join(work.path, "repo") };
+  const hosts: Host[] = [one, clone].map((store) => ({
+    db: store.db,
+    snapshots: join(store.backupDir, "snapshots"),
+    env: { ...storeEnv(store), ...remote, ...authKeyEnv(key) },
+    hour: "01", // the same timer on both: the same stamps
+  }));
+  assert.equal((await runCli(["remote", "init", "--recipient", key.recipient], { env: hosts[0].env })).code, 0);
+  await makeDays(hosts[0], [1]);
+  assert.equal((await runCli(["push", "--all"], { env: hosts[0].env })).code, 0);
+  Deno.mkdirSync(clone.backupDir, { recursive: true }); // the host was cloned after its first push: its pin too
+  const copied = new Deno.Command("cp", { args: ["-a", join(one.backupDir, "remotes"), clone.backupDir] }).outputSync();
+  assert.ok(copied.success, "cp -a remotes/");
+  await makeDays(hosts[0], [2]);
+  await makeDays(hosts[1], [2]);
+  assert.equal((await runCli(["push", "--all"], { env: hosts[0].env })).code, 0);
+  const pushed = await runCli(["push", "--all"], { env: hosts[1].env });
+  assert.equal(pushed.code, 0, pushed.stderr);
+  const result = (pushed.json as { pushed: { stamp: string; already_pushed: boolean }[] }).pushed;
+  assert.deepEqual(result.map((entry) => [entry.stamp, entry.already_pushed]), [["20260102T010000Z", false]]);
+  assert.match(
+    pushed.stderr,
+    /"push_warning".*carries this backup folder's source id but another snapshot of 20260102T010000Z.*remove .*pin\.json/,
+  );
+  const listed = (await remoteNames(hosts[0].env)).filter((name) => name.startsWith("20260102T010000Z"));
+  assert.equal(listed.length, 2, "both hosts' snapshots of that second are in the repository");
+  const identity = { ATOCORE_BACKUP_IDENTITY_FILE: key.keyFile };
+  for (const [index, host] of hosts.entries()) {
+    const mine = [];
+    for (const name of listed) {
+      const to = join(work.path, `restored-${index}-${name}`);
+      const run = await runCli(["restore", name, "--from-remote", "--to", to], { env: { ...host.env, ...identity } });
+      assert.equal(run.code, 0, run.stderr);
+      if (isDeepStrictEqual(treeDigest(to), snapshotAsStore(join(host.snapshots, "20260102T010000Z")))) mine.push(name);
+    }
+    assert.equal(mine.length, 1, `host ${index + 1}'s snapshot is not in the repository once`);
+  }
+});
