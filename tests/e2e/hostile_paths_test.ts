@@ -100,6 +100,24 @@ Deno.test("a full backup disk: the lock is taken without its note, and cleanup r
   assert.deepEqual(entryNames(join(store.backupDir, "snapshots")), [second], `${first} was not removed`);
 });
 
+Deno.test("a backup folder inside a published snapshot is refused before anything is written; the snapshot still validates", async () => {
+  using store = tempStore({ dbMiB: 1 });
+  const env = storeEnv(store);
+  const stamp = await createdStamp(env, []);
+  const snapshot = join(store.backupDir, "snapshots", stamp);
+  const before = entryNames(snapshot);
+  for (const [args, inside] of [[["create"], snapshot], [["cleanup", "--confirm"], join(snapshot, "db")]] as const) {
+    const run = await runCli([...args, "--backup-dir", inside], { env });
+    assert.equal(run.code, 2, run.stderr);
+    assert.match(
+      run.stderr,
+      new RegExp(`error: the backup folder ${inside} is inside the snapshot ${snapshot}, .*nothing was done`),
+    );
+  }
+  assert.deepEqual(entryNames(snapshot), before, "something was written into the snapshot");
+  assert.equal((await runCli(["validate", stamp], { env })).code, 0);
+});
+
 const hasStrace = await new Deno.Command("strace", { args: ["-V"], stdout: "null", stderr: "null" }).output()
   .then((output) => output.success, () => false);
 
