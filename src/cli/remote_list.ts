@@ -43,6 +43,9 @@ Examples:
     const identities = settings.identityFile ? identitiesFrom(settings, "remote list", context.reporter) : [];
     checkPinIfPinned(config, await openRepository(backend), recipientsFrom(settings));
     const listing = await listRemote(backend, identities, context.now);
+    for (const name of listing.not_objects) {
+      context.reporter.event("warning", "remote_snapshot_not_an_object", { location: backend.location, name });
+    }
     const unreadable = listing.snapshots.some((entry) => entry.error !== undefined);
     return {
       result: listing,

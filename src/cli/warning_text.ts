@@ -27,6 +27,9 @@ const SENTENCES: Record<string, (fields: Fields) => string> = {
   snapshot_not_a_folder: (f) =>
     `${text(f.path)} is a ${text(f.kind)}, not a snapshot folder: it is never followed, listed or removed; look at ` +
     `it and remove it by hand`,
+  remote_snapshot_not_an_object: (f) =>
+    `${text(f.name)} in ${text(f.location)} is a link or special file, not a snapshot object: it is not listed; ` +
+    `run 'remote verify' and look at it`,
   restore_old_chroma_not_removed: (f) =>
     `the previous Chroma contents, moved aside to ${text(f.path)}, could not be removed (${text(f.error)}); ` +
     `the restore itself is complete: remove that folder by hand`,

@@ -7,7 +7,7 @@
 import type { AgeIdentity } from "../crypto/age.ts";
 import type { Backend } from "./backend.ts";
 import { isDocumentFile } from "./document.ts";
-import { snapshotKeyText } from "./layout.ts";
+import { PREFIXES, snapshotKeyText } from "./layout.ts";
 import { readLeases } from "./public_objects.ts";
 import { openRepository } from "./repository.ts";
 import { listSnapshots, readRefs, readSnapshot } from "./snapshots.ts";
@@ -45,6 +45,8 @@ export interface RemoteListing {
   snapshots: RemoteSnapshotEntry[];
   /** Pushes holding an unexpired lease. */
   pushes_in_progress: number;
+  /** Links and special files under `snapshots/`: no snapshot, but a snapshot object may have been swapped for one. */
+  not_objects: string[];
 }
 
 /** List the snapshots of the repository at `backend`; `identities` (optional) add what only documents tell. */
@@ -91,5 +93,6 @@ export async function listRemote(
     recipients: repository.config.recipients,
     snapshots,
     pushes_in_progress: leases.active.size,
+    not_objects: await backend.unlisted?.(PREFIXES.snapshots) ?? [],
   };
 }

@@ -366,7 +366,7 @@ Deno.test("remote: drill --from-remote --latest passes over a snapshot stamped i
   assert.match(none.stderr, /error: every snapshot in .* is stamped in the future \(newest 20991231T000000Z\)/);
 });
 
-Deno.test("remote verify: an object replaced by a symbolic link or a FIFO is an error, not a silent omission", async () => {
+Deno.test("remote verify and list: an object replaced by a symbolic link or a FIFO is named, not silently omitted", async () => {
   using f = await repoFixture({ dbMiB: 1, chromaMiB: 1 });
   const { root } = await snapshotOf(f);
   const pushed = await pushSnapshot(f.config, f.backend, root, f.auth);
@@ -378,6 +378,11 @@ Deno.test("remote verify: an object replaced by a symbolic link or a FIFO is an 
     `snapshots/${pushed.snapshot}: a symbolic link or special file where objects are, made by hand; remove it`,
   ]);
   assert.equal(verified.ok, false);
+  const env = { ...f.env, ATOCORE_BACKUP_REMOTE: `file://${f.repoDir}` };
+  const listed = await runCli(["remote", "list"], { env }); // not listed, but named: never silently passed over
+  assert.equal(listed.code, 0, listed.stderr);
+  assert.deepEqual((listed.json as { not_objects: string[] }).not_objects, [`snapshots/${pushed.snapshot}`]);
+  assert.match(listed.stderr, /"event":"remote_snapshot_not_an_object".*"name":"snapshots\//);
   const pack = (await objectNames(f.backend, "packs/"))[0];
   Deno.removeSync(join(f.repoDir, pack));
   assert.equal(new Deno.Command("mkfifo", { args: [join(f.repoDir, pack)] }).outputSync().code, 0);
