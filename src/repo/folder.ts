@@ -6,7 +6,7 @@
  */
 import { constants } from "node:fs";
 import { type FileHandle, open } from "node:fs/promises";
-import { dirname, isAbsolute, join, resolve } from "node:path";
+import { basename, dirname, isAbsolute, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { OperationError, RefusedError, UsageError } from "../errors.ts";
 import { kindOf } from "../fs/regular_file.ts";
@@ -287,6 +287,11 @@ async function statOrNull(path: string): Promise<Deno.FileInfo | null> {
 
 /** Something in the repository folder is not what this tool writes there (a link, a folder for a file): never used. */
 function altered(path: string, what: string): OperationError {
+  if (basename(path) === TMP) { // never an object, so verify has nothing to say of it
+    return new OperationError(
+      `${path} is ${what} (a link?): writes are staged there and no object lives in it; remove it, then run again`,
+    );
+  }
   return new OperationError(
     `${path} is ${what}; the repository folder was altered by hand, check it ('remote verify')`,
   );

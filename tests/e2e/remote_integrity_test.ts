@@ -393,6 +393,20 @@ Deno.test("remote verify and list: an object replaced by a symbolic link or a FI
   );
 });
 
+Deno.test("remote: a .tmp that is a link fails a push with a next step of its own; verify, which never reads it, is clean", async () => {
+  using f = await repoFixture({ dbMiB: 1, chromaMiB: 1 });
+  await pushSnapshot(f.config, f.backend, (await snapshotOf(f)).root, f.auth);
+  Deno.removeSync(join(f.repoDir, ".tmp"), { recursive: true });
+  Deno.mkdirSync(join(f.work, "elsewhere"));
+  Deno.symlinkSync(join(f.work, "elsewhere"), join(f.repoDir, ".tmp"));
+  updateRows(f.store.db, 0.05);
+  await assert.rejects(
+    pushSnapshot(f.config, f.backend, (await snapshotOf(f)).root, f.auth),
+    /\.tmp is not a folder \(a link\?\): writes are staged there and no object lives in it; remove it, then run again/,
+  );
+  assert.deepEqual([...Deno.readDirSync(join(f.work, "elsewhere"))], [], "a write went through the link");
+});
+
 Deno.test("remote: a drill whose fetch fails still reports its --max-age check", async () => {
   using f = await repoFixture({ dbMiB: 1, chromaMiB: 1 });
   const { root } = await snapshotOf(f);
