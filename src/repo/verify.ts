@@ -142,7 +142,7 @@ async function gatherAgain(
       readable.push(key);
     } catch (error) {
       const gone = error instanceof ObjectNotFoundError;
-      (gone ? result.notes : result.errors).push(`${(error as Error).message} (read again for a next round of packs)`);
+      (gone ? result.notes : result.errors).push(`${finding(error)} (read again for a next round of packs)`);
     }
     collectGarbage();
   }
@@ -211,9 +211,17 @@ async function checkSnapshot(
       return true;
     }
   } catch (error) {
-    result.errors.push((error as Error).message);
+    result.errors.push(finding(error));
   }
   return false;
+}
+
+/** An error as one of verify's findings: without the advice to run `remote verify`, which the reader is doing. */
+function finding(error: unknown): string {
+  return (error as Error).message.replace(
+    /;? (the repository was altered: )?run 'remote verify'( to see what .*)?$/,
+    "",
+  );
 }
 
 /** Take the ranges `document` records in the packs of the round, then fit the round to the budget. */
@@ -284,7 +292,7 @@ async function readPacks(
         }
       });
     } catch (error) {
-      errors[at].push((error as Error).message);
+      errors[at].push(finding(error));
       if (error instanceof PackOpenError) keepBuffers(error.buffers, lane, buffers, plainBuffers);
     }
   });

@@ -341,6 +341,7 @@ Deno.test("remote: a pack larger than any pack can be is refused unread by resto
   await assert.rejects(fetchSnapshot(f.backend, [f.identity], pushed.snapshot, join(f.work, "fetched")), grown);
   const verified = await verifyRepository(f.backend, { identities: [f.identity], readData: true });
   assert.ok(verified.errors.some((error) => grown.test(error)), verified.errors.join("\n"));
+  assert.ok(verified.errors.every((error) => !error.includes("remote verify")), "verify tells its reader to verify");
 });
 
 Deno.test("remote: drill --from-remote --latest passes over a snapshot stamped in the future, with a warning", async () => {
