@@ -261,7 +261,9 @@ export function decompressInto(body: Uint8Array, out: Uint8Array): Uint8Array | 
 function ageMessage(name: string, error: AgeError): string {
   switch (error.kind) {
     case "no_identity":
-      return `${name}: encrypted to another key; give an identity of one of the repository's recipients (--identity)`;
+      return `${name}: encrypted to another key, which no identity given opens; give an identity of one of the ` +
+        "repository's recipients (--identity); if that is what was given, this object was made for another repository " +
+        "and copied in";
     case "header_auth":
     case "payload_auth":
     case "truncated":

@@ -31,7 +31,10 @@ Deno.test("remote refusals: another key restores nothing; nothing live changes a
   const args = ["restore", stamp, "--from-remote", "--confirm-service-stopped", "--scratch-dir", scratch];
   const run = await runCli(args, { env });
   assert.equal(run.code, 3, run.stderr);
-  assert.match(oneErrorLine(run, "another key"), new RegExp(`snapshots/${push.snapshot}: encrypted to another key`));
+  assert.match(
+    oneErrorLine(run, "another key"),
+    new RegExp(`snapshots/${push.snapshot}: encrypted to another key, which no identity given opens; give .*copied in`),
+  );
   assert.deepEqual(liveDigest(r.store), live, "live data changed");
   assert.deepEqual(entryNames(join(r.store.backupDir, "snapshots")), local, "a pre-restore snapshot was taken");
   assert.deepEqual(entryNames(scratch), [], "the scratch copy is left");
