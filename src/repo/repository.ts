@@ -16,7 +16,7 @@ import { remotePinPath, remotesRoot, remoteStateDir } from "../snapshot/layout.t
 import { requireHostStateFolders } from "./host_state.ts";
 import { type Backend, ObjectExistsError, ObjectNotFoundError } from "./backend.ts";
 import { Boundary, getPublic } from "./boundary.ts";
-import { CONFIG_NAME, isRandomId, newRandomId } from "./layout.ts";
+import { CONFIG_NAME, isRandomId, newRandomId, PREFIXES } from "./layout.ts";
 
 /** The format name in every repository's config. */
 export const REPOSITORY_FORMAT = "atocore-backup-repository";
@@ -85,7 +85,8 @@ export async function initRepository(
 /**
  * Open the repository at `backend`: read and check its config.
  *
- * @throws {UsageError} when there is no repository there; {@linkcode OperationError} when its config is not one.
+ * @throws {UsageError} when there is no repository there; {@linkcode RefusedError} when one lost its config;
+ *   {@linkcode OperationError} when its config is not one.
  */
 export async function openRepository(backend: Backend): Promise<Repository> {
   let value: unknown;
@@ -93,6 +94,14 @@ export async function openRepository(backend: Backend): Promise<Repository> {
     value = await getPublic(backend, CONFIG_NAME);
   } catch (error) {
     if (error instanceof ObjectNotFoundError) {
+      const held = await backend.list(PREFIXES.snapshots).catch(() => []);
+      if (held.length > 0) {
+        throw new RefusedError(
+          `${backend.location} holds ${held.length} snapshot object(s) but no config (removed?); nothing was done; ` +
+            "put the config back from a copy (its id and recipients are pinned in remotes/<key>/pin.json of the " +
+            "backup folder of each host that pushed there); 'remote init' makes new repositories only",
+        );
+      }
       throw new UsageError(`no repository at ${backend.location} (no config object); make one with 'remote init'`);
     }
     throw error;

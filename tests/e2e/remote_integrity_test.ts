@@ -220,7 +220,7 @@ Deno.test("remote verify: ranges past the budget are read in rounds of packs: ea
   );
 });
 
-Deno.test("remote repository: init refuses a non-empty folder or a second init; open refuses a newer format", async () => {
+Deno.test("remote repository: init refuses a non-empty folder or a second init; open refuses a newer format or no config", async () => {
   using f = await repoFixture({ dbMiB: 1, chromaMiB: 1 });
   await assert.rejects(initRepository(f.backend, [f.recipient]), /already a repository; use it as it is/);
   const other = join(f.work, "not-a-repo");
@@ -248,6 +248,12 @@ Deno.test("remote repository: init refuses a non-empty folder or a second init; 
   await assert.rejects(initRepository(openFolderBackend(join(f.work, "x")), ["age1nope"]), /not an age X25519/);
   await assert.rejects(openRepository(openFolderBackend(join(f.work, "empty"))), /no repository at .* 'remote init'/);
   const config = JSON.parse(Deno.readTextFileSync(join(f.repoDir, "config")));
+  await pushSnapshot(f.config, f.backend, (await snapshotOf(f)).root, f.auth);
+  Deno.removeSync(join(f.repoDir, "config")); // a repository that lost its config is not offered 'remote init'
+  await assert.rejects(
+    openRepository(f.backend),
+    /holds 1 snapshot object\(s\) but no config \(removed\?\); nothing was done; put the config back .*pin\.json/,
+  );
   Deno.writeTextFileSync(join(f.repoDir, "config"), JSON.stringify({ ...config, version: 2 }));
   await assert.rejects(openRepository(f.backend), /format version 2; this tool reads version 1/);
 });
