@@ -41,6 +41,9 @@ const SENTENCES: Record<string, (fields: Fields) => string> = {
   post_backup_validation_failed: (f) =>
     `the new snapshot failed validation (${list(f.errors)}), so it was not published; ` +
     `it is kept aside at ${text(f.backup_root)}`,
+  chroma_special_files_left_out: (f) =>
+    `the Chroma folder holds FIFOs, sockets or devices, which a snapshot cannot hold (${list(f.paths)}): left out, ` +
+    `and a restore of this snapshot removes them`,
   chroma_copy_torn: (f) =>
     `the Chroma folder changed while it was copied (attempt ${text(f.attempt)}; changed: ${list(f.changed)}), ` +
     `so that copy was not used; copying again`,

@@ -490,7 +490,11 @@ async function copyChroma(
     }
     const after = walkOrNull(source, skip);
     changed = after ? changedPaths(before, after) : ["(an entry vanished while the folder was read)"];
-    if (changed.length === 0) return { ...totals, dbJournalMode };
+    if (changed.length === 0) {
+      const special = before.filter((entry) => entry.kind === "other").map((entry) => entry.path);
+      if (special.length > 0) reporter.event("warning", "chroma_special_files_left_out", { paths: special });
+      return { ...totals, dbJournalMode };
+    }
     reporter.event("warning", "chroma_copy_torn", { attempt, changed: changed.slice(0, 10) });
   }
   const reason = `kept changing during the copy (${CHROMA_COPY_ATTEMPTS} attempts; changed: ${

@@ -131,3 +131,15 @@ Deno.test("a link or FIFO as the live database's -wal or -shm: create names it, 
     Deno.removeSync(path);
   }
 });
+
+Deno.test("a FIFO in the live Chroma folder: create --chroma leaves it out and says so, the snapshot validates", async () => {
+  using store = tempStore({ dbMiB: 1, chromaMiB: 1 });
+  const env = storeEnv(store);
+  const segment = [...Deno.readDirSync(store.chromaDir)].find((entry) => entry.isDirectory)!.name;
+  mkfifo(join(store.chromaDir, segment, "pipe"));
+  const run = await runGuarded(["create", "--chroma"], env);
+  assert.equal(run.code, 0, run.stderr);
+  assert.match(run.stderr, new RegExp(`"event":"chroma_special_files_left_out","paths":\\["${segment}/pipe"\\]`));
+  const stamp = (run.json as { stamp: string }).stamp;
+  assert.equal((await runGuarded(["validate", stamp], env)).code, 0);
+});
