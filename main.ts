@@ -9,7 +9,7 @@ import type { CommandContext } from "./src/cli/command.ts";
 import { parseCommandArgs } from "./src/cli/command.ts";
 import { COMMANDS, findCommand, groupCommands } from "./src/cli/commands.ts";
 import { stderrReporter } from "./src/cli/stderr_reporter.ts";
-import { ExitCode, ToolError, UsageError } from "./src/errors.ts";
+import { ExitCode, ToolError, unexpectedErrorLine, UsageError } from "./src/errors.ts";
 import { closeBackends } from "./src/repo/open_backend.ts";
 import { TOOL_NAME, TOOL_VERSION } from "./src/version.ts";
 
@@ -69,11 +69,7 @@ export async function main(args: string[]): Promise<number> {
   } catch (error) {
     const code = error instanceof ToolError ? error.exitCode : ExitCode.Failed;
     // this tool's messages are one line, a newline in a path they name shown as \n; another error's first line
-    const message = error instanceof ToolError
-      ? error.message.replaceAll("\n", "\\n")
-      : error instanceof Error
-      ? error.message.split("\n")[0]
-      : String(error);
+    const message = error instanceof ToolError ? error.message.replaceAll("\n", "\\n") : unexpectedErrorLine(error);
     reporter.clear();
     console.error(`${TOOL_NAME}: error: ${message}`);
     if (debug && error instanceof Error) console.error(error.stack);

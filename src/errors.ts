@@ -101,3 +101,14 @@ export function isDiskFull(error: unknown): boolean {
   const code = (error as { code?: unknown } | null)?.code;
   return code === "ENOSPC" || code === "SQLITE_FULL";
 }
+
+/**
+ * The one line shown for an error this tool did not expect (not a {@linkcode ToolError}): its first line, which for a
+ * system error names the path, and for a denied permission the next step.
+ */
+export function unexpectedErrorLine(error: unknown): string {
+  if (!(error instanceof Error)) return String(error);
+  const line = error.message.split("\n")[0];
+  if (!(error instanceof Deno.errors.PermissionDenied)) return line;
+  return `${line}; run as a user who may read and write there (the backup folder's owner), or fix its modes`;
+}

@@ -4,7 +4,7 @@
  *
  * @module
  */
-import { describeOsError, UsageError } from "../errors.ts";
+import { unexpectedErrorLine, UsageError } from "../errors.ts";
 import { exists } from "../fs/probe.ts";
 import type { Reporter } from "../report/reporter.ts";
 import { secondsInFuture } from "../snapshot/clock.ts";
@@ -105,7 +105,7 @@ function failedValidation(backupDir: string, stamp: string, options: CheckOption
     db_ok: false,
     registry_ok: null,
     chroma_ok: null,
-    errors: [`validation_error: ${describeOsError(error)}`],
+    errors: [`validation_error: ${unexpectedErrorLine(error)}`], // a system error's line names the path
     valid: false,
     manifest_ok: null,
     metadata_bound: null,

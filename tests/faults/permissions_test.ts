@@ -164,6 +164,17 @@ Deno.test("a snapshot file nobody may not read: validate reports it and goes on 
   const restored = await cli.run(["restore", damaged, "--confirm-service-stopped"], env);
   assert.equal(restored.code, 3, restored.stderr);
   assert.deepEqual(liveDigest(store), before, "live store changed");
+
+  const closed = join(store.backupDir, "snapshots", damaged, "db"); // a folder it may not enter: named, with a next step
+  Deno.chmodSync(closed, 0o700);
+  Deno.chownSync(closed, 0, 0);
+  const one = await cli.run(["validate", damaged], env);
+  assert.equal(one.code, 1, one.stderr);
+  assert.match(errorLine(one), /[Pp]ermission denied .*db\/atocore\.db.*; run as a user who may read and write there/);
+  const all = await cli.run(["validate", "--all", "--quick"], env);
+  const listed = (all.json as { results: { stamp: string; errors: string[] }[] }).results;
+  const denied = listed.find((result) => result.stamp === damaged)!.errors;
+  assert.ok(denied.some((error) => /permission denied.*db\/atocore\.db/i.test(error)), denied.join("; "));
 });
 
 Deno.test("a backup folder on a read-only mount (root too): create names the lock file (exit 1); validate works", async () => {
