@@ -98,8 +98,11 @@ export async function remoteStore(
 }
 
 /** Run `create --chroma --push` and return the stamp and what the push did; fails the test unless it exits 0. */
-export async function createAndPush(env: Record<string, string>): Promise<{ stamp: string; push: PushedJson }> {
-  const run = await runCli(["create", "--chroma", "--push"], { env });
+export async function createAndPush(
+  env: Record<string, string>,
+  args: string[] = [],
+): Promise<{ stamp: string; push: PushedJson }> {
+  const run = await runCli(["create", "--chroma", "--push", ...args], { env });
   assert.equal(run.code, 0, `create --push: ${run.stderr}`);
   const result = run.json as { stamp: string; push: { pushed: PushedJson[] } };
   return { stamp: result.stamp, push: result.push.pushed[0] };

@@ -15,7 +15,15 @@ import { formatBytes } from "./format.ts";
 import { METRICS_HELP, METRICS_OPTIONS, withMetrics } from "./metrics_flag.ts";
 import { pushTargetFrom, withPush } from "./create_push.ts";
 import { listenForInterrupts } from "../sys/interrupt.ts";
-import { AUTH_OPTIONS, PUSH_AUTH_HELP, refuseRemoteFlagsWithout, REMOTE_HELP, REMOTE_OPTIONS } from "./remote_flags.ts";
+import {
+  AUTH_OPTIONS,
+  PUSH_AUTH_HELP,
+  refuseRemoteFlagsWithout,
+  REMOTE_HELP,
+  REMOTE_OPTIONS,
+  TRANSFER_HELP,
+  TRANSFER_OPTIONS,
+} from "./remote_flags.ts";
 
 /** The `create` command. */
 export const createCommand = defineCommand({
@@ -44,6 +52,7 @@ Options:
 ${METRICS_HELP}
 ${REMOTE_HELP}
 ${PUSH_AUTH_HELP}
+${TRANSFER_HELP}
 ${COMMON_HELP}
 
 Examples:
@@ -58,6 +67,7 @@ Examples:
     ...METRICS_OPTIONS,
     ...REMOTE_OPTIONS,
     ...AUTH_OPTIONS,
+    ...TRANSFER_OPTIONS,
   },
   maxPositionals: 0,
   run(values, _positionals, context) {

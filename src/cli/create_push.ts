@@ -14,13 +14,21 @@ import type { SqliteDriver } from "../sqlite/driver.ts";
 import { InterruptedError } from "../sys/interrupt.ts";
 import type { CommandContext, FlagValues, Outcome } from "./command.ts";
 import { describePush } from "./push.ts";
-import { type AUTH_OPTIONS, type REMOTE_OPTIONS, remoteSettingsFrom } from "./remote_flags.ts";
+import {
+  type AUTH_OPTIONS,
+  type REMOTE_OPTIONS,
+  remoteSettingsFrom,
+  type TRANSFER_OPTIONS,
+  transfersFrom,
+} from "./remote_flags.ts";
 
 /** Where `create --push` pushes, the recipients the operator expects, and the keys it authenticates with. */
 export interface PushTarget {
   backend: Backend;
   recipients?: string[];
   auth?: PushAuth;
+  /** Packs sealed and uploading at once (`--transfers`, `ATOCORE_BACKUP_TRANSFERS`), else the engine's default. */
+  transfers?: number;
 }
 
 /**
@@ -30,7 +38,7 @@ export interface PushTarget {
  *   authentication key is missing (without `--allow-unauthenticated`) or unreadable.
  */
 export function pushTargetFrom(
-  values: FlagValues<typeof REMOTE_OPTIONS> & FlagValues<typeof AUTH_OPTIONS>,
+  values: FlagValues<typeof REMOTE_OPTIONS> & FlagValues<typeof AUTH_OPTIONS> & FlagValues<typeof TRANSFER_OPTIONS>,
   context: CommandContext,
   config: Config,
 ): PushTarget {
@@ -39,7 +47,7 @@ export function pushTargetFrom(
   refuseRemoteInStore(config, backend);
   const allowUnauthenticated = Boolean(values["allow-unauthenticated"]);
   const auth = pushAuthFrom(settings, "create --push", allowUnauthenticated, context.reporter);
-  return { backend, recipients: recipientsFrom(settings), auth };
+  return { backend, recipients: recipientsFrom(settings), auth, transfers: transfersFrom(values, context) };
 }
 
 /**
@@ -60,6 +68,7 @@ export async function withPush(
     reporter: context.reporter,
     recipients: target.recipients,
     auth: target.auth,
+    transfers: target.transfers,
     signal,
   });
   if ("error" in pushed && pushed.error instanceof InterruptedError) {

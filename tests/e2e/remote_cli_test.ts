@@ -45,7 +45,7 @@ Deno.test("remote CLI: init, create --push twice, list, verify, restore live and
   assert.ok(first.push.bytes_sent > first.push.bytes_total * 0.8, "the first push sends the store");
   assert.equal(first.push.bytes_read, first.push.bytes_total);
   updateRows(r.store.db, 0.01);
-  const second = await createAndPush(r.env);
+  const second = await createAndPush(r.env, ["--transfers", "1"]); // one pack at a time: what it sends is the same
   const ratio = second.push.bytes_sent / second.push.bytes_total;
   assert.ok(ratio < 0.06, `sent ${(ratio * 100).toFixed(1)}% of the store after 1% of rows changed`);
   assert.ok(second.push.bytes_deduplicated > second.push.bytes_total * 0.9, "deduplication saved most");
@@ -261,6 +261,8 @@ Deno.test("remote CLI: config shows the repository settings and their sources; e
     [["drill", "--latest", "--identity", r.key.keyFile], {}, /--identity goes with --from-remote/],
     [["create", "--remote", r.repoDir], {}, /--remote goes with --push/],
     [["create", "--auth-key", r.authKeyFile], {}, /--auth-key goes with --push/],
+    [["create", "--transfers", "2"], {}, /--transfers goes with --push/],
+    [["create", "--push", "--transfers", "0"], {}, /--transfers must be a whole number from 1 to \d+, not "0"/],
     [["remote", "cleanup", "--grace", "1h"], {}, /not longer than a push's lease/],
     [["remote", "verify", "--read-data-subset", "0%"], {}, /percentage from 1% to 100%/],
     [["push"], {}, /push: give one of STAMP, --latest or --all/],
