@@ -17,9 +17,9 @@ export const remoteInitCommand = defineCommand({
        atocore-backup remote init --remote URL --recipients-file FILE [options]
 
 Write the repository's config (its random id and the public recipients every
-object will be encrypted to) at URL: file:///path or a folder path, new or
-empty. A location that holds anything is refused (exit 3), a repository
-included. Make the key pair first with age-keygen, and keep the identity (the
+object will be encrypted to) at URL (a folder, sftp:// or s3://, see --remote),
+new or empty. A location that holds anything is refused (exit 3), a repository
+included, and so is a folder whose parent does not exist (a disk not mounted). Make the key pair first with age-keygen, and keep the identity (the
 secret key) off this host: pushing needs only the recipient; restore, drill and
 remote verify --read-data need the identity. Give two recipients (a second key
 kept in a safe) so that losing one key loses nothing.
