@@ -10,7 +10,7 @@ import { type DrillOptions, type DrillResult, drillSnapshot } from "../ops/drill
 import { drillFromRemote, type RemoteDrillResult } from "../ops/drill_remote.ts";
 import { InterruptedError, listenForInterrupts, reportLateInterrupt } from "../sys/interrupt.ts";
 import { checkedRemoteName } from "../ops/from_remote.ts";
-import { ExitCode, OperationError, UsageError } from "../errors.ts";
+import { describeOsError, ExitCode, OperationError, UsageError } from "../errors.ts";
 import { outputOverlap } from "../path_overlap.ts";
 import { writeFileAtomic } from "../fs/durable.ts";
 import { isSameOrInside } from "../fs/real_path.ts";
@@ -295,9 +295,23 @@ async function sample(values: Values, context: CommandContext): Promise<Outcome>
   };
 }
 
+/**
+ * Write the JUnit report. Unlike metrics, a report that cannot be written fails the run: it is what a CI job reads as
+ * the proof, and a passing drill without it proves nothing there.
+ */
 function writeJunit(values: Values, context: CommandContext, result: DrillResult): void {
-  const path = values.junit;
-  if (path !== undefined) writeFileAtomic(outputPath(context.cwd, path), renderJunit(result, context.now));
+  if (values.junit === undefined) return;
+  const path = outputPath(context.cwd, values.junit);
+  try {
+    writeFileAtomic(path, renderJunit(result, context.now));
+  } catch (error) {
+    throw new OperationError(
+      `the drill of ${result.stamp} ${result.ok ? "passed" : "failed"}, but its JUnit report ${path} could not be ` +
+        `written (${describeOsError(error)}); make it writable (is the file immutable, or its folder read-only or ` +
+        "full?) and run the drill again",
+      { cause: error },
+    );
+  }
 }
 
 function metricsOf(result: DrillResult): Outcome["metrics"] {

@@ -17,6 +17,7 @@ import {
   placeValidSnapshot,
   relocateSnapshot,
   runCli,
+  skipBecause,
   storeEnv,
   tempDir,
   tempStore,
@@ -269,6 +270,27 @@ Deno.test("drill CLI: no snapshot for --latest is exit 1 with one line; a run th
   const report = Deno.readTextFileSync(junit);
   assert.match(report, /<testsuites name="[^"]+" tests="1" failures="1"/, "the earlier pass is not left standing");
   assert.match(report, /<failure message="no snapshots to drill in [^"]*backups; run &apos;atocore-backup create/);
+});
+
+Deno.test("drill CLI: a passing drill whose JUnit report cannot be written fails (exit 1), saying it passed", async () => {
+  using store = tempStore(SMALL);
+  using out = tempDir();
+  const env = storeEnv(store);
+  assert.equal((await runCli(["create", "--chroma"], { env })).code, 0);
+  const junit = join(out.path, "drill.xml");
+  Deno.writeTextFileSync(junit, "<testsuites/>\n");
+  const frozen = new Deno.Command("chattr", { args: ["+i", junit], stderr: "null" }).outputSync();
+  if (!frozen.success) return skipBecause(`chattr +i is not possible on ${out.path}`);
+  try {
+    const run = await runCli(["drill", "--latest", "--junit", junit], { env });
+    assert.equal(run.code, 1, run.stderr);
+    assert.match(
+      run.stderr,
+      /error: the drill of \d{8}T\d{6}Z passed, but its JUnit report .*drill\.xml could not be written/,
+    );
+  } finally {
+    new Deno.Command("chattr", { args: ["-i", junit] }).outputSync();
+  }
 });
 
 Deno.test("drill --sample runs the whole tool in a temporary folder and leaves nothing behind", async () => {
