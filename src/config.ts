@@ -7,6 +7,7 @@
 import { isAbsolute, join, resolve } from "node:path";
 import { parseDurationSeconds } from "./cli/duration_flag.ts";
 import { UsageError } from "./errors.ts";
+import { realPathAsFarAsExists } from "./fs/real_path.ts";
 
 /** Where a resolved path came from, as printed by the `config` command. */
 export type Source = "flag" | "env" | "default";
@@ -80,7 +81,8 @@ export function resolveConfig(
     const from = env.ATOCORE_DATA_DIR ? "ATOCORE_DATA_DIR" : "./data";
     return [setting.key, { path: join(dataDir, setting.file), source: "default", from }];
   });
-  return Object.fromEntries(entries) as unknown as Config;
+  const config = Object.fromEntries(entries) as unknown as Config;
+  return { ...config, db: { ...config.db, path: realPathAsFarAsExists(config.db.path) } };
 }
 
 function absolute(path: string, cwd: string, source: Source, from: string): ResolvedPath {

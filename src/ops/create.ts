@@ -398,7 +398,8 @@ async function copyChromaIfPresent(
   try {
     return await copyChroma(source, target, driver, reporter);
   } catch (error) {
-    const cause = error instanceof ToolError ? null : liveSqliteCause(join(source, CHROMA_DB_FILE));
+    if (error instanceof ToolError || isDiskFull(error)) throw error;
+    const cause = liveSqliteCause(join(source, CHROMA_DB_FILE));
     if (cause !== null) {
       throw new ChromaCopyError(
         cause,
@@ -554,7 +555,8 @@ async function copyingFrom<T>(what: string, source: string, step: () => T | Prom
   try {
     return await step();
   } catch (error) {
-    const cause = what === "database" && !(error instanceof ToolError) ? liveSqliteCause(source) : null;
+    if (error instanceof ToolError || isDiskFull(error)) throw error; // the copy's disk: reported against the backup folder
+    const cause = what === "database" ? liveSqliteCause(source) : null;
     if (cause !== null) {
       throw new OperationError(
         `create failed copying the database ${source}: ${cause}; then run create again (nothing was published)`,

@@ -16,6 +16,7 @@ import {
   referenceFor,
   runCli,
   runReference,
+  sqlite3Json,
   storeEnv,
   tempDir,
   tempStore,
@@ -274,6 +275,25 @@ Deno.test("restore --chroma of a snapshot without Chroma is refused (exit 3), no
   assert.equal((plain.json as { chroma_restored: boolean }).chroma_restored, false);
 });
 
+Deno.test("restore through a --db that is a symbolic link handles the real database's -wal (no old frames left)", async () => {
+  using store = tempStore({ dbMiB: 1 });
+  using elsewhere = tempDir("atocore-db-link-");
+  const env = storeEnv(store);
+  const stamp = await createdStamp(env, []);
+  const crash =
+    "import sqlite3, os, sys\nc = sqlite3.connect(sys.argv[1])\nc.execute('PRAGMA wal_autocheckpoint = 0')\n" +
+    "c.execute('CREATE TABLE written_after (x)')\nc.commit()\nos._exit(0)\n"; // dies with its frames in the -wal
+  const wrote = new Deno.Command("python3", { args: ["-c", crash, store.db] }).outputSync();
+  assert.ok(wrote.success && Deno.statSync(`${store.db}-wal`).size > 0, "no -wal with frames to leave behind");
+  const link = join(elsewhere.path, "atocore.db");
+  Deno.symlinkSync(store.db, link);
+  const args = ["restore", stamp, "--db", link, "--confirm-service-stopped", "--no-pre-snapshot"];
+  const run = await runCli(args, { env });
+  assert.equal(run.code, 0, run.stderr);
+  const tables = await sqlite3Json(store.db, "SELECT name FROM sqlite_master WHERE name = 'written_after'");
+  assert.deepEqual(tables, [], "the old -wal's frames are applied over the restored database");
+});
+
 Deno.test("restore waits for nobody: another operation's lock makes it exit 4, nothing changed", async () => {
   using store = tempStore({ dbMiB: 1 });
   const stamp = await createdStamp(storeEnv(store));
@@ -311,7 +331,8 @@ Deno.test("the live store is locked whatever the backup folder: a restore exclud
     const restore = await runCli(["restore", stamp, "--confirm-service-stopped", ...elsewhere], { env });
     assert.equal(restore.code, 4, restore.stderr);
     assert.deepEqual(liveDigest(store), afterCreate);
-    const to = await runCli(["restore", stamp, "--to", join(store.dataDir, "..", "drill"), ...elsewhere], { env });
+    using target = tempDir("atocore-drill-");
+    const to = await runCli(["restore", stamp, "--to", join(target.path, "drill"), ...elsewhere], { env });
     assert.equal(to.code, 0, `restore --to writes no live file and takes no live lock: ${to.stderr}`);
   }
 });
