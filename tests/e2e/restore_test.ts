@@ -411,7 +411,7 @@ Deno.test("restore --to --force refuses a folder whose -wal or -shm is a hard li
       const walBefore = Deno.readFileSync(`${store.db}-wal`);
       const run = await runCli(["restore", stamp, "--to", to, "--force"], { env });
       assert.equal(run.code, 3, run.stderr);
-      assert.match(run.stderr, new RegExp(`would write over ${store.db}${suffix} \\(live store or backups\\)`));
+      assert.match(run.stderr, new RegExp(`holds .*atocore\\.db${suffix}, a file with more than one name`));
       assert.deepEqual(Deno.readFileSync(`${store.db}-wal`), walBefore, "the live -wal changed");
     }
     const reader = new DatabaseSync(store.db, { readOnly: true });
@@ -420,6 +420,26 @@ Deno.test("restore --to --force refuses a folder whose -wal or -shm is a hard li
   } finally {
     writer.close();
   }
+});
+
+Deno.test("restore --to --force refuses a -wal or -shm there that is a hard link of any file, a live Chroma one too", async () => {
+  using store = tempStore({ dbMiB: 1, chromaMiB: 1 });
+  using target = tempDir();
+  const env = storeEnv(store);
+  const stamp = await createdStamp(env);
+  const chromaDb = join(store.chromaDir, "chroma.sqlite3");
+  const snapshotDb = join(store.backupDir, "snapshots", stamp, "db", "atocore.db");
+  for (const [suffix, victim] of [["-wal", chromaDb], ["-shm", snapshotDb]]) {
+    const to = join(target.path, `linked${suffix}`);
+    Deno.mkdirSync(to);
+    Deno.linkSync(victim, join(to, `atocore.db${suffix}`));
+    const before = Deno.readFileSync(victim);
+    const run = await runCli(["restore", stamp, "--to", to, "--force"], { env });
+    assert.equal(run.code, 3, run.stderr);
+    assert.match(run.stderr, /holds .*atocore\.db-(wal|shm), a file with more than one name \(a hard link\)/);
+    assert.deepEqual(Deno.readFileSync(victim), before, `${victim} changed`);
+  }
+  assert.equal((await runCli(["validate", stamp], { env })).code, 0);
 });
 
 Deno.test("restore right after create, in the same second: every snapshot stays, the pre-restore stamp is new", async () => {
