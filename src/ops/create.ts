@@ -596,11 +596,15 @@ function emptyDatabase(path: string, is: string): OperationError {
 /**
  * Refuse to make a snapshot when the newest one is stamped later than now by more than `maxSkewMs`: the clock is
  * behind (the new stamp would sort before it, and cleanup could remove the newest data) or was ahead when it was
- * made.
+ * made. `anyway` is the last way out, for the command that asks.
  *
  * @throws {RefusedError} naming that stamp, now, and the ways out.
  */
-function refuseFutureSnapshot(backupDir: string, maxSkewMs: number): void {
+export function refuseFutureSnapshot(
+  backupDir: string,
+  maxSkewMs: number,
+  anyway = (seconds: number) => `pass --max-clock-skew ${seconds} to create anyway`,
+): void {
   const newest = newestStamp(backupDir);
   const now = new Date();
   const ahead = newest === null ? 0 : parseStamp(newest)!.getTime() - now.getTime();
@@ -610,9 +614,7 @@ function refuseFutureSnapshot(backupDir: string, maxSkewMs: number): void {
       formatStamp(now)
     } by this machine's clock), more than the allowed ${maxSkewMs / 1000} s: a new snapshot would sort before it ` +
       `and cleanup could remove the newest data; check the clock (timedatectl); if it is right, validate ` +
-      `${newest} and move it out of ${snapshotsDir(backupDir)}, or pass --max-clock-skew ${
-        Math.ceil(ahead / 1000)
-      } to create anyway`,
+      `${newest} and move it out of ${snapshotsDir(backupDir)}, or ${anyway(Math.ceil(ahead / 1000))}`,
   );
 }
 

@@ -6,7 +6,8 @@
  */
 import { dirname, resolve } from "node:path";
 import type { Config } from "../config.ts";
-import { createSnapshot } from "./create.ts";
+import { createSnapshot, refuseFutureSnapshot } from "./create.ts";
+import { CLOCK_SKEW_SECONDS } from "../snapshot/clock.ts";
 import { describeOsError, OperationError, RefusedError, ToolError } from "../errors.ts";
 import { FlushFailedError, moveFileAtomic, removeQuietly, replaceFileAtomic } from "../fs/durable.ts";
 import { isFile, statOrNull } from "../fs/probe.ts";
@@ -278,6 +279,8 @@ async function preRestoreSnapshot(
         `check --db, or pass --no-pre-snapshot to restore onto an empty store`,
     );
   }
+  // the undo's stamp must sort after every snapshot, or cleanup may take it for an old one
+  refuseFutureSnapshot(config.backupDir.path, CLOCK_SKEW_SECONDS * 1000, () => "restore with --no-pre-snapshot");
   try {
     const created = await createSnapshot(config, {
       driver: options.driver,

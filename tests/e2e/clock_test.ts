@@ -111,3 +111,20 @@ Deno.test("cleanup keeps a snapshot stamped in the future without letting it tak
     FUTURE,
   ]);
 });
+
+Deno.test("a restore whose pre-restore snapshot would sort before a snapshot stamped ahead is refused (exit 3)", async () => {
+  using store = tempStore({ dbMiB: 1 });
+  const env = storeEnv(store);
+  const stamp = await createdStamp(env, []);
+  placeValidSnapshot(store.backupDir, FUTURE); // the clock is behind: the undo would look older than this one
+  const run = await runCli(["restore", stamp, "--confirm-service-stopped"], { env });
+  assert.equal(run.code, 3, run.stderr);
+  assert.match(
+    run.stderr,
+    new RegExp(`error: the newest snapshot ${FUTURE} is stamped .*or restore with --no-pre-snapshot$`, "m"),
+  );
+  const snapshots = [...Deno.readDirSync(join(store.backupDir, "snapshots"))].map((entry) => entry.name).sort();
+  assert.deepEqual(snapshots, [stamp, FUTURE], "a pre-restore snapshot was made");
+  const without = await runCli(["restore", stamp, "--confirm-service-stopped", "--no-pre-snapshot"], { env });
+  assert.equal(without.code, 0, without.stderr);
+});
