@@ -5,13 +5,16 @@
  *
  * @module
  */
+import { dirname, join } from "node:path";
 import type { Config, ResolvedPath } from "./config.ts";
 import { UsageError } from "./errors.ts";
-import { isSameOrInside } from "./fs/real_path.ts";
+import { lstatOrNull } from "./fs/probe.ts";
+import { isSameOrInside, realPathAsFarAsExists } from "./fs/real_path.ts";
 import {
   failedRoot,
   integrityRecordsDir,
   lockPath,
+  METADATA_FILE,
   remotesRoot,
   restoreIntentPath,
   snapshotsDir,
@@ -115,11 +118,14 @@ export function outputOverlap(config: Config, path: string): string | null {
 }
 
 /**
- * Refuse a configuration whose paths overlap, before anything is read or written.
+ * Refuse a configuration whose paths overlap, or whose backup folder lies in a snapshot or another backup folder,
+ * before anything is read or written.
  *
  * @throws {UsageError} naming the first overlap (and how many more) and what to do.
  */
 export function refuseOverlappingPaths(config: Config): void {
+  const enclosed = enclosingStoreProblem(config.backupDir.path);
+  if (enclosed !== null) throw new UsageError(enclosed);
   const overlaps = pathOverlaps(config);
   if (overlaps.length === 0) return;
   const more = overlaps.length > 1 ? ` (and ${overlaps.length - 1} more)` : "";
@@ -129,4 +135,34 @@ export function refuseOverlappingPaths(config: Config): void {
       `nothing was done; give each its own place (--db, --backup-dir, --registry, --chroma-dir or their ` +
       `ATOCORE_* variables; see 'config')`,
   );
+}
+
+/**
+ * Why `backupDir` cannot be a backup folder because of where it lies, or `null`: in a snapshot folder (one holding
+ * `backup-metadata.json`, in any form), whose validation its lock, staging and snapshots would break, or inside another
+ * backup folder (one holding `.lock` and `snapshots/`), whose create and cleanup would remove it with their leftovers
+ * or snapshots.
+ */
+function enclosingStoreProblem(backupDir: string): string | null {
+  const real = realPathAsFarAsExists(backupDir);
+  const fix = "nothing was done; point --backup-dir (ATOCORE_BACKUP_DIR) at a folder of its own";
+  for (let folder = real;; folder = dirname(folder)) {
+    if (entryAt(join(folder, METADATA_FILE)) !== null) {
+      return `the backup folder ${backupDir} is in the snapshot ${folder}, which would then no longer validate; ${fix}`;
+    }
+    if (folder !== real && entryAt(lockPath(folder))?.isFile && entryAt(snapshotsDir(folder)) !== null) {
+      return `the backup folder ${backupDir} is inside the backup folder ${folder}, whose create and cleanup would ` +
+        `remove it; ${fix}`;
+    }
+    if (dirname(folder) === folder) return null;
+  }
+}
+
+/** What is at `path`, links not followed; `null` when nothing is, or it cannot be told (a file on the way). */
+function entryAt(path: string): Deno.FileInfo | null {
+  try {
+    return lstatOrNull(path);
+  } catch {
+    return null; // a backup folder through a file, or not readable: refused elsewhere, by what cannot reach it
+  }
 }

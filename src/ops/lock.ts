@@ -13,7 +13,7 @@ import { describeOsError, LockedError, OperationError, RefusedError, UsageError 
 import { kindOf } from "../fs/regular_file.ts";
 import { ensureDir } from "../fs/durable.ts";
 import { isDirectory, lstatOrNull, statOrNull } from "../fs/probe.ts";
-import { notAFolder, snapshotHolding } from "./own_folders.ts";
+import { notAFolder } from "./own_folders.ts";
 import { lockPath } from "../snapshot/layout.ts";
 
 /** A held lock; release it with `using` or {@linkcode OperationLock.release}. */
@@ -28,7 +28,7 @@ export interface OperationLock extends Disposable {
  * @param backupDir The backup folder.
  * @param operation The operation's name, recorded in the lock file for the message another run shows.
  * @throws {LockedError} naming the holder when another operation holds the lock.
- * @throws {UsageError} when the backup folder is a file (or anything but a folder), or lies in a snapshot.
+ * @throws {UsageError} when the backup folder is a file (or anything but a folder).
  * @throws {RefusedError} when the lock file is a symbolic link (it is never followed: the lock empties its file) or
  *   not a regular file.
  * @throws {OperationError} naming the lock file when the folder cannot be made or the file opened (permissions).
@@ -43,13 +43,6 @@ export function acquireLock(backupDir: string, operation: string): OperationLock
     // a path through a file: opening the lock file names it below
   }
   if (home !== null && !home.isDirectory) throw new UsageError(notAFolder(backupDir, home));
-  const snapshot = snapshotHolding(backupDir);
-  if (snapshot !== null) {
-    throw new UsageError(
-      `the backup folder ${backupDir} is inside the snapshot ${snapshot}, which would then no longer validate; ` +
-        "nothing was done; point --backup-dir (ATOCORE_BACKUP_DIR) at the backup folder itself",
-    );
-  }
   try {
     ensureDir(backupDir);
     const info = lstatOrNull(path);

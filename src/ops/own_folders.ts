@@ -8,9 +8,7 @@
 import { kindOf } from "../fs/regular_file.ts";
 import { describeOsError, UsageError } from "../errors.ts";
 import { lstatOrNull, statOrNull } from "../fs/probe.ts";
-import { dirname, join } from "node:path";
-import { realPathAsFarAsExists } from "../fs/real_path.ts";
-import { failedRoot, METADATA_FILE, snapshotsDir, stagingRoot, trashRoot } from "../snapshot/layout.ts";
+import { failedRoot, snapshotsDir, stagingRoot, trashRoot } from "../snapshot/layout.ts";
 
 /**
  * Refuse a backup folder whose own folders are links or other filesystems, before anything is written there.
@@ -59,16 +57,4 @@ export function ownFolderProblem(backupDir: string): string | null {
       `on another disk, point --backup-dir (ATOCORE_BACKUP_DIR) at a folder on that disk`;
   }
   return null;
-}
-
-/**
- * The snapshot folder that `backupDir` is or lies in (a folder above it holds `backup-metadata.json`), or `null`: a
- * backup folder there would write its lock, staging and snapshots into a published snapshot, which then no longer
- * validates.
- */
-export function snapshotHolding(backupDir: string): string | null {
-  for (let folder = realPathAsFarAsExists(backupDir);; folder = dirname(folder)) {
-    if (lstatOrNull(join(folder, METADATA_FILE))?.isFile) return folder;
-    if (dirname(folder) === folder) return null;
-  }
 }

@@ -100,21 +100,35 @@ Deno.test("a full backup disk: the lock is taken without its note, and cleanup r
   assert.deepEqual(entryNames(join(store.backupDir, "snapshots")), [second], `${first} was not removed`);
 });
 
-Deno.test("a backup folder inside a published snapshot is refused before anything is written; the snapshot still validates", async () => {
+Deno.test("a backup folder in a snapshot or in another backup folder is refused by every command, nothing written", async () => {
   using store = tempStore({ dbMiB: 1 });
   const env = storeEnv(store);
   const stamp = await createdStamp(env, []);
   const snapshot = join(store.backupDir, "snapshots", stamp);
-  const before = entryNames(snapshot);
-  for (const [args, inside] of [[["create"], snapshot], [["cleanup", "--confirm"], join(snapshot, "db")]] as const) {
+  const linked = join(store.backupDir, "snapshots", "20200101T000000Z"); // a stamp folder whose metadata is a link
+  Deno.mkdirSync(linked);
+  Deno.symlinkSync(join(snapshot, "backup-metadata.json"), join(linked, "backup-metadata.json"));
+  const before = [entryNames(snapshot), entryNames(store.backupDir)];
+  const cases: [string[], string, RegExp][] = [
+    [["create"], snapshot, /is in the snapshot .*, which would then no longer validate/],
+    [["cleanup", "--confirm"], join(snapshot, "db"), /is in the snapshot .*, which would then no longer validate/],
+    [["create"], join(linked, "inner"), /is in the snapshot .*20200101T000000Z, which would then no longer validate/],
+    [
+      ["create"],
+      join(store.backupDir, ".staging", "inner"),
+      /is inside the backup folder .*, whose create and cleanup/,
+    ],
+    [["list"], join(store.backupDir, ".trash", "inner"), /is inside the backup folder .*, whose create and cleanup/],
+    [["remote", "cleanup", "--remote", join(store.dataDir, "..", "no-repo")], snapshot, /is in the snapshot/],
+  ];
+  for (const [args, inside, pattern] of cases) {
     const run = await runCli([...args, "--backup-dir", inside], { env });
-    assert.equal(run.code, 2, run.stderr);
-    assert.match(
-      run.stderr,
-      new RegExp(`error: the backup folder ${inside} is inside the snapshot ${snapshot}, .*nothing was done`),
-    );
+    assert.equal(run.code, 2, `${args.join(" ")} --backup-dir ${inside}: ${run.stderr}`);
+    assert.ok(run.stderr.includes(`error: the backup folder ${inside} `), run.stderr);
+    assert.match(run.stderr, pattern);
+    assert.match(run.stderr, /nothing was done; point --backup-dir \(ATOCORE_BACKUP_DIR\) at a folder of its own$/m);
   }
-  assert.deepEqual(entryNames(snapshot), before, "something was written into the snapshot");
+  assert.deepEqual([entryNames(snapshot), entryNames(store.backupDir)], before, "something was written");
   assert.equal((await runCli(["validate", stamp], { env })).code, 0);
 });
 
