@@ -10,6 +10,7 @@ import { basename, dirname, isAbsolute, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { OperationError, RefusedError, UsageError } from "../errors.ts";
 import { kindOf } from "../fs/regular_file.ts";
+import { unmountedFstabPoint } from "../sys/mounts.ts";
 import {
   type Backend,
   checkObjectName,
@@ -53,6 +54,8 @@ export function openFolderBackend(spec: string, cwd: string = Deno.cwd()): Backe
 
 class FolderBackend implements Backend {
   readonly location: string;
+  /** Whether the root was found not to lie under an fstab mount point that is not mounted. */
+  private rootChecked = false;
 
   constructor(readonly root: string) {
     this.location = `file://${root}`;
@@ -208,6 +211,16 @@ class FolderBackend implements Backend {
    * the filesystem below the mount point, and the host's copies would stay on the host.
    */
   private async makeRoot(): Promise<void> {
+    if (!this.rootChecked) {
+      const point = unmountedFstabPoint(this.root);
+      if (point !== null) {
+        throw new RefusedError(
+          `${point} is a mount point in /etc/fstab that is not mounted, and the repository ${this.root} would be ` +
+            "written on the disk below it; mount it, then run the command again (nothing was written)",
+        );
+      }
+      this.rootChecked = true;
+    }
     try {
       await Deno.mkdir(this.root);
       await syncFolder(dirname(this.root));

@@ -4,15 +4,41 @@
  *
  * @module
  */
-import { isAbsolute, relative, sep } from "node:path";
+import { isAbsolute, relative, resolve, sep } from "node:path";
 import { openLibc, readText } from "./proc_read.ts";
-import { parseMountPoints } from "./proc_tables.ts";
+import { parseFstabPoints, parseMountPoints } from "./proc_tables.ts";
 
 /**
  * The mount points at the folder `path` (which exists) or below it, from this process's mount table; `null` when the
  * table cannot be read (no `/proc`, no libc, no FFI permission), and the caller cannot tell.
  */
 export function mountPointsAt(path: string): string[] | null {
+  const mounted = mountedPoints();
+  if (mounted === null) return null;
+  const real = Deno.realPathSync(path);
+  return mounted.filter((point) => isSameOrBelow(point, real));
+}
+
+/**
+ * The mount point `/etc/fstab` names at `path` or above it (not `/`) that is not mounted now, or `null`: a folder
+ * made there would land on the disk below the mount point instead of the one meant (a NAS or USB disk not mounted).
+ * `null` too where either table cannot be read.
+ */
+export function unmountedFstabPoint(path: string): string | null {
+  let fstab: string;
+  try {
+    fstab = Deno.readTextFileSync("/etc/fstab");
+  } catch {
+    return null;
+  }
+  const mounted = mountedPoints();
+  if (mounted === null) return null;
+  const wanted = parseFstabPoints(fstab).filter((point) => isSameOrBelow(resolve(path), point));
+  return wanted.find((point) => !mounted.includes(point)) ?? null;
+}
+
+/** Every mount point of this process's mount table; `null` when it cannot be read (no `/proc`, libc or FFI). */
+function mountedPoints(): string[] | null {
   let libc: ReturnType<typeof openLibc>;
   try {
     libc = openLibc();
@@ -22,13 +48,14 @@ export function mountPointsAt(path: string): string[] | null {
   if (libc === null) return null;
   try {
     const table = readText(libc.symbols, "/proc/self/mountinfo");
-    if (typeof table === "string") return null;
-    const real = Deno.realPathSync(path);
-    return parseMountPoints(table.text).filter((point) => {
-      const rest = relative(real, point);
-      return rest === "" || (rest !== ".." && !rest.startsWith(`..${sep}`) && !isAbsolute(rest));
-    });
+    return typeof table === "string" ? null : parseMountPoints(table.text);
   } finally {
     libc.close();
   }
+}
+
+/** Whether `path` is `folder` or lies below it (both absolute). */
+function isSameOrBelow(path: string, folder: string): boolean {
+  const rest = relative(folder, path);
+  return rest === "" || (rest !== ".." && !rest.startsWith(`..${sep}`) && !isAbsolute(rest));
 }

@@ -95,3 +95,18 @@ export function parseMountPoints(text: string): string[] {
   }
   return points;
 }
+
+/**
+ * The mount points `/etc/fstab` names (its second field, octal escapes undone), but not `/`, swap or `none`: where a
+ * disk is meant to be mounted.
+ */
+export function parseFstabPoints(text: string): string[] {
+  const points: string[] = [];
+  for (const line of text.split("\n")) {
+    const fields = line.trim().split(/\s+/);
+    if (fields.length < 3 || fields[0].startsWith("#") || !fields[1].startsWith("/") || fields[1] === "/") continue;
+    if (fields[2] === "swap") continue;
+    points.push(fields[1].replace(/\\([0-7]{3})/g, (_, octal: string) => String.fromCharCode(parseInt(octal, 8))));
+  }
+  return points;
+}

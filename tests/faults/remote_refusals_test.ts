@@ -9,7 +9,7 @@
 import assert from "node:assert/strict";
 import { basename, join } from "node:path";
 import { existsSync } from "node:fs";
-import { relocateSnapshot, runCli } from "../_helpers.ts";
+import { cliCommand, cliEnv, cliRunOf, relocateSnapshot, runCli, skipBecause } from "../_helpers.ts";
 import { InvalidSnapshotError } from "../../src/ops/push_validation.ts";
 import { entryNames, liveDigest } from "../_faults.ts";
 import { ageKeyPair, createAndPush, oneErrorLine, remoteNames, remoteStore } from "../_remote_cli.ts";
@@ -130,6 +130,37 @@ Deno.test("remote refusals: init refuses a folder that holds anything, a reposit
     assert.match(oneErrorLine(run, own), /overlaps the backup folder's own folder .*; nothing was done/);
     assert.equal(existsSync(where), false, `a repository was made in ${own}`);
   }
+});
+
+Deno.test("remote refusals: init under a mount point of /etc/fstab that is not mounted is refused, nothing written", async () => {
+  using r = await remoteStore({ dbMiB: 1, chromaMiB: 1 });
+  const point = join(r.work, "offsite"); // the empty folder an unmounted disk leaves
+  Deno.mkdirSync(point);
+  const fstab = join(r.work, "fstab");
+  Deno.writeTextFileSync(fstab, `# a NAS\nnas:/export ${point.replaceAll(" ", "\\040")} nfs defaults,nofail 0 0\n`);
+  const [program, ...args] = cliCommand([
+    "remote",
+    "init",
+    "--remote",
+    join(point, "atocore"),
+    "--recipient",
+    r.key.recipient,
+  ]);
+  const script = `mount --bind "$0" /etc/fstab && exec "$@"`; // in a mount namespace of its own: the host's stays
+  const output = await new Deno.Command("unshare", {
+    args: ["-m", "--propagation", "private", "sh", "-c", script, fstab, program, ...args],
+    env: cliEnv(r.env),
+    clearEnv: true,
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  const run = cliRunOf(output);
+  if (run.code !== 3 && /unshare|mount:/.test(run.stderr)) {
+    return skipBecause(`no mount namespace here: ${run.stderr.trim()}`);
+  }
+  assert.equal(run.code, 3, run.stderr);
+  assert.match(oneErrorLine(run, "fstab"), new RegExp(`${point} is a mount point in /etc/fstab that is not mounted`));
+  assert.deepEqual(entryNames(point), [], "the repository was made on the disk below the mount point");
 });
 
 Deno.test("remote refusals: a tampered, truncated or swapped pack: restore refuses, nothing live changes", async () => {

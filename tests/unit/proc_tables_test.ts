@@ -3,7 +3,7 @@
  * from lines taken from real SQLite processes (Python's `sqlite3` in WAL mode), and from a live one.
  */
 import assert from "node:assert/strict";
-import { fileKey, parseLocks, parseMaps, parseMountDevices } from "../../src/sys/proc_tables.ts";
+import { fileKey, parseFstabPoints, parseLocks, parseMaps, parseMountDevices } from "../../src/sys/proc_tables.ts";
 import { tempDir } from "../_helpers.ts";
 
 /**
@@ -51,6 +51,17 @@ Deno.test("parseMountDevices reads each mount's device in decimal", () => {
 27 1 254:0 / / rw,relatime - ext4 /dev/vda rw,discard
 `;
   assert.deepEqual([...parseMountDevices(mountinfo)], [[22, [0, 21]], [27, [254, 0]]]);
+});
+
+Deno.test("parseFstabPoints reads where disks are meant to be mounted: not /, swap, comments or other forms", () => {
+  const fstab = `# <file system> <mount point> <type> <options> <dump> <pass>
+UUID=1234 / ext4 errors=remount-ro 0 1
+UUID=5678 none swap sw 0 0
+/dev/sdb1   /mnt/offsite\\040disk   ext4 defaults,nofail 0 2
+nas:/export /mnt/nas nfs defaults 0 0
+broken-line
+`;
+  assert.deepEqual(parseFstabPoints(fstab), ["/mnt/offsite disk", "/mnt/nas"]);
 });
 
 Deno.test("a live SQLite connection's locks name its pid, its database and its -shm", async () => {
