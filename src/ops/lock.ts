@@ -55,7 +55,7 @@ export function acquireLock(backupDir: string, operation: string): OperationLock
     if (info !== null && !info.isFile) {
       throw new RefusedError(`the lock file ${path} is a ${kindOf(info)}, not a file; remove it, then run again`);
     }
-    file = Deno.openSync(path, { read: true, write: true, create: true });
+    file = openLockFile(path, info === null);
     refuseOtherFile(file, path);
   } catch (error) {
     if (error instanceof RefusedError) throw error;
@@ -83,6 +83,21 @@ export function acquireLock(backupDir: string, operation: string): OperationLock
     file.close();
   };
   return { release, [Symbol.dispose]: release };
+}
+
+/**
+ * Open the lock file: made with O_EXCL when there was none (a link swapped in meanwhile is never created through),
+ * else opened as it is (checked by {@linkcode refuseOtherFile}).
+ */
+function openLockFile(path: string, make: boolean): Deno.FsFile {
+  if (make) {
+    try {
+      return Deno.openSync(path, { read: true, write: true, createNew: true });
+    } catch (error) {
+      if (!(error instanceof Deno.errors.AlreadyExists)) throw error; // another run made it meanwhile: open that one
+    }
+  }
+  return Deno.openSync(path, { read: true, write: true });
 }
 
 /**
