@@ -88,7 +88,7 @@ export async function cleanupRemote(backend: Backend, options: RemoteCleanupOpti
     packs_deleted: 0,
     bytes_freed: 0,
     markers_removed: [],
-    errors: condemned.unreadable.map((name) => `${name}: unreadable marker; no pack deleted this run`),
+    errors: [], // filled below: links and special files first, then unreadable markers
     warnings: leases.farAhead.map((name) =>
       `${name}: a lease expiring more than a day from now (a pushing host's clock far ahead, or not written by this ` +
       "tool) keeps its push's refs and packs until then; if no push runs, remove it"
@@ -96,15 +96,17 @@ export async function cleanupRemote(backend: Backend, options: RemoteCleanupOpti
     staging_removed: [],
   };
   const odd = (await backend.unlisted?.() ?? []).filter((name) => !name.startsWith("."));
-  if (odd.length > 0) { // a snapshot object made a link would pass for an interrupted push, its data for garbage
-    result.errors.push(
-      ...odd.map((name) =>
-        `${name}: a symbolic link or special file where objects are, made by hand; nothing deleted this run: put ` +
-        "the object back or remove it"
-      ),
-    );
-    return result;
-  }
+  result.errors.push(
+    ...odd.map((name) =>
+      `${name}: a symbolic link or special file where objects are, made by hand; nothing deleted this run: put ` +
+      "the object back or remove it"
+    ),
+    ...condemned.unreadable.filter((name) => !odd.includes(name)).map((name) =>
+      `${name}: unreadable marker; no pack deleted this run`
+    ),
+  );
+  // a snapshot object made a link would pass for an interrupted push, its data for garbage
+  if (odd.length > 0) return result;
   const sightings = MarkerSightings.load(options.sightingsPath, repository.config.id);
   for (const name of condemned.markers.keys()) sightings.firstSeen(name, now.getTime(), CLOCK_TOLERANCE_MS);
   const markers = new Map(condemned.markers);

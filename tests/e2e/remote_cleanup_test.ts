@@ -176,6 +176,9 @@ Deno.test("remote cleanup: a link or FIFO where a condemned marker would be make
     else Deno.symlinkSync("/dev/null", path);
     const next = await pushSnapshot(f.config, f.backend, (await snapshotOf(f)).root, f.auth);
     assert.equal(next.packs_reused, 0, `${make}: the packs it may condemn were reused`);
+    const cleaned = await cleanupRemote(f.backend, { sightingsPath: seenFile(f), policy: DAILY, confirm: true });
+    assert.equal(cleaned.errors.length, 1, `${make}: named once: ${cleaned.errors.join(" | ")}`);
+    assert.match(cleaned.errors[0], /a symbolic link or special file where objects are/);
     Deno.removeSync(path);
   }
 });
