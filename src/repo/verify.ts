@@ -218,10 +218,10 @@ async function checkSnapshot(
 
 /** An error as one of verify's findings: without the advice to run `remote verify`, which the reader is doing. */
 function finding(error: unknown): string {
-  return (error as Error).message.replace(
-    /;? (the repository was altered: )?run 'remote verify'( to see what .*)?$/,
-    "",
-  );
+  return (error as Error).message
+    .replace(/,? check it \('remote verify'\)$/, "")
+    .replace(/ \('remote verify'\)$/, "")
+    .replace(/[;,]? (the repository was altered: )?run 'remote verify[^']*'( to see what else is missing)?$/, "");
 }
 
 /** Take the ranges `document` records in the packs of the round, then fit the round to the budget. */

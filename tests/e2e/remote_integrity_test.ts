@@ -348,6 +348,12 @@ Deno.test("remote: a pack larger than any pack can be is refused unread by resto
   const verified = await verifyRepository(f.backend, { identities: [f.identity], readData: true });
   assert.ok(verified.errors.some((error) => grown.test(error)), verified.errors.join("\n"));
   assert.ok(verified.errors.every((error) => !error.includes("remote verify")), "verify tells its reader to verify");
+  const other = (await objectNames(f.backend, "packs/")).find((name) => name !== pack)!;
+  Deno.removeSync(join(f.repoDir, other));
+  Deno.mkdirSync(join(f.repoDir, other)); // a folder where a pack is: "altered by hand"
+  const again = await verifyRepository(f.backend, { identities: [f.identity], readData: true });
+  assert.ok(again.errors.length >= 2, again.errors.join("\n"));
+  assert.ok(again.errors.every((error) => !error.includes("remote verify")), again.errors.join("\n"));
 });
 
 Deno.test("remote: drill --from-remote --latest passes over a snapshot stamped in the future, with a warning", async () => {
