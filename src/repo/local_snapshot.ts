@@ -11,6 +11,7 @@ import { walkTree } from "../fs/tree.ts";
 import { checkedStamp, METADATA_FILE } from "../snapshot/layout.ts";
 import { readMetadata, type SnapshotMetadata } from "../snapshot/metadata.ts";
 import { isCleanPath } from "./document.ts";
+import { readRegularFile } from "../fs/regular_file.ts";
 
 /** A file to send (`sha256` from the manifest, `null` when unknown) or a link. */
 export type LocalEntry =
@@ -52,7 +53,13 @@ export function readLocalSnapshot(root: string): LocalSnapshot {
   const info = Deno.lstatSync(join(root, METADATA_FILE));
   entries.push({ kind: "file", path: METADATA_FILE, size: info.size, sha256: null });
   entries.sort((a, b) => a.path < b.path ? -1 : a.path > b.path ? 1 : 0);
-  return { root, stamp, metadata, metadataSha256: hash("sha256", read.text, "hex"), entries };
+  return {
+    root,
+    stamp,
+    metadata,
+    metadataSha256: hash("sha256", readRegularFile(join(root, METADATA_FILE)), "hex"),
+    entries,
+  };
 }
 
 /** The files and links of a snapshot without a manifest (the module's), never following a link. */

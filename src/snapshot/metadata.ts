@@ -142,7 +142,7 @@ export function serializeMetadata(metadata: SnapshotMetadata): string {
 
 /** The outcome of reading a snapshot's metadata file. */
 export type MetadataRead =
-  | { ok: true; metadata: SnapshotMetadata; text: string }
+  | { ok: true; metadata: SnapshotMetadata }
   | { ok: false; error: "metadata_missing" | `metadata_invalid_json: ${string}` | `metadata_unreadable: ${string}` };
 
 /**
@@ -163,7 +163,7 @@ export function readMetadata(path: string): MetadataRead {
     if (value === null || typeof value !== "object" || Array.isArray(value)) {
       return { ok: false, error: "metadata_invalid_json: not a JSON object" };
     }
-    return { ok: true, metadata: value as SnapshotMetadata, text };
+    return { ok: true, metadata: value as SnapshotMetadata };
   } catch (error) {
     return { ok: false, error: `metadata_invalid_json: ${(error as Error).message}` };
   }
