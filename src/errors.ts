@@ -110,5 +110,5 @@ export function unexpectedErrorLine(error: unknown): string {
   if (!(error instanceof Error)) return String(error);
   const line = error.message.split("\n")[0];
   if (!(error instanceof Deno.errors.PermissionDenied)) return line;
-  return `${line}; run as a user who may read and write there (the backup folder's owner), or fix its modes`;
+  return `${line}; check that this user may read and write that path (its owner and modes, or an immutable flag)`;
 }
