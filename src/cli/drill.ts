@@ -11,9 +11,7 @@ import { drillFromRemote, type RemoteDrillResult } from "../ops/drill_remote.ts"
 import { InterruptedError, listenForInterrupts, reportLateInterrupt } from "../sys/interrupt.ts";
 import { checkedRemoteName } from "../ops/from_remote.ts";
 import { describeOsError, ExitCode, OperationError, UsageError } from "../errors.ts";
-import { outputOverlap } from "../path_overlap.ts";
 import { writeFileAtomic } from "../fs/durable.ts";
-import { isSameOrInside } from "../fs/real_path.ts";
 import { renderJunit, renderJunitFailure } from "../report/junit.ts";
 import { latestStamp, requireSnapshot } from "../ops/list.ts";
 import { runSampleDrill, type SampleDrillResult } from "../sample/drill.ts";
@@ -28,6 +26,7 @@ import {
   type Outcome,
 } from "./command.ts";
 import { parseDurationSeconds } from "./duration_flag.ts";
+import { checkedScratch } from "./scratch_flag.ts";
 import { formatAge, formatBytes } from "./format.ts";
 import {
   METRICS_HELP,
@@ -192,23 +191,6 @@ async function drill(values: Values, positionals: string[], context: CommandCont
     text: describe(result),
     metrics: metricsOf(result),
   };
-}
-
-/**
- * `--scratch-dir` as given, once it is known to lie outside the store and the backup folder: the drill makes
- * its folder there (kept with `--keep`), where `list` or a restore would find it.
- *
- * @throws {UsageError} naming what it lies in.
- */
-function checkedScratch(config: Config, scratch: string): string {
-  const backup = config.backupDir.path;
-  const overlap = outputOverlap(config, scratch) ??
-    (isSameOrInside(scratch, backup) ? `the backup folder ${backup}, where a drill's restore may not go` : null);
-  if (overlap === null) return scratch;
-  throw new UsageError(
-    `--scratch-dir ${scratch} lies in ${overlap}; nothing was done; give a folder outside the store and the ` +
-      `backup folder (the default is the temporary folder)`,
-  );
 }
 
 /** The seconds `--max-age` gives, or `null` without it. */

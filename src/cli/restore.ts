@@ -21,6 +21,7 @@ import {
   refuseBoth,
 } from "./command.ts";
 import { formatBytes } from "./format.ts";
+import { checkedScratch } from "./scratch_flag.ts";
 import { listenForInterrupts, reportLateInterrupt } from "../sys/interrupt.ts";
 import {
   AUTH_OPTIONS,
@@ -157,7 +158,7 @@ Examples:
       ? await restoreSnapshot(config, stamp, options)
       : await restoreFromRemote(config, source, stamp, {
         ...options,
-        scratchParent: scratch === undefined ? undefined : resolve(context.cwd, scratch),
+        scratchParent: scratch === undefined ? undefined : checkedScratch(config, resolve(context.cwd, scratch)),
       });
     await reportLateInterrupt(interrupts.signal, context.reporter, "restore");
     return {

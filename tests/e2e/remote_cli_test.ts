@@ -262,6 +262,11 @@ Deno.test("remote CLI: config shows the repository settings and their sources; e
     [["create", "--remote", r.repoDir], {}, /--remote goes with --push/],
     [["create", "--auth-key", r.authKeyFile], {}, /--auth-key goes with --push/],
     [["create", "--transfers", "2"], {}, /--transfers goes with --push/],
+    [
+      ["restore", "20260101T000000Z", "--from-remote", "--to", join(r.work, "t"), "--scratch-dir", r.store.backupDir],
+      { ATOCORE_BACKUP_IDENTITY_FILE: r.key.keyFile },
+      /--scratch-dir .* lies in the backup folder .*, where a scratch copy may not go; nothing was done/,
+    ],
     [["create", "--push", "--transfers", "0"], {}, /--transfers must be a whole number from 1 to \d+, not "0"/],
     [["remote", "cleanup", "--grace", "1h"], {}, /not longer than a push's lease/],
     [["remote", "verify", "--read-data-subset", "0%"], {}, /percentage from 1% to 100%/],

@@ -170,7 +170,10 @@ Deno.test("a snapshot file nobody may not read: validate reports it and goes on 
   Deno.chownSync(closed, 0, 0);
   const one = await cli.run(["validate", damaged], env);
   assert.equal(one.code, 1, one.stderr);
-  assert.match(errorLine(one), /[Pp]ermission denied .*db\/atocore\.db.*; check that this user may read and write that path/);
+  assert.match(
+    errorLine(one),
+    /[Pp]ermission denied .*db\/atocore\.db.*; check that this user may read and write that path/,
+  );
   const all = await cli.run(["validate", "--all", "--quick"], env);
   const listed = (all.json as { results: { stamp: string; errors: string[] }[] }).results;
   const denied = listed.find((result) => result.stamp === damaged)!.errors;
