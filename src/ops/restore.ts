@@ -293,10 +293,11 @@ async function preRestoreSnapshot(
     return created.stamp;
   } catch (error) {
     if (!(error instanceof ToolError)) throw error;
-    throw new OperationError(
-      `pre-restore snapshot failed, so nothing was restored or changed: ${error.message}`,
-      { cause: error },
-    );
+    // the next step create's message gives is this restore's
+    const cause = error.message.replaceAll("run create again", "run the restore again");
+    throw new OperationError(`pre-restore snapshot failed, so nothing was restored or changed: ${cause}`, {
+      cause: error,
+    });
   }
 }
 

@@ -294,6 +294,24 @@ Deno.test("restore through a --db that is a symbolic link handles the real datab
   assert.deepEqual(tables, [], "the old -wal's frames are applied over the restored database");
 });
 
+Deno.test("a pre-restore snapshot that fails says to run the restore again, not create", async () => {
+  using store = tempStore({ dbMiB: 1, chromaMiB: 1 });
+  const env = storeEnv(store);
+  const stamp = await createdStamp(env);
+  const chromaDb = join(store.chromaDir, "chroma.sqlite3");
+  Deno.renameSync(chromaDb, `${chromaDb}.real`);
+  Deno.symlinkSync(`${chromaDb}.real`, chromaDb); // never followed by create: the pre-restore snapshot fails
+  const before = liveDigest(store);
+  const run = await runCli(["restore", stamp, "--confirm-service-stopped"], { env });
+  assert.equal(run.code, 1, run.stderr);
+  assert.match(
+    run.stderr,
+    /error: pre-restore snapshot failed, so nothing was restored or changed: .*run the restore again/,
+  );
+  assert.doesNotMatch(run.stderr, /run create again/);
+  assert.deepEqual(liveDigest(store), before);
+});
+
 Deno.test("restore waits for nobody: another operation's lock makes it exit 4, nothing changed", async () => {
   using store = tempStore({ dbMiB: 1 });
   const stamp = await createdStamp(storeEnv(store));
