@@ -555,7 +555,8 @@ async function copyingFrom<T>(what: string, source: string, step: () => T | Prom
   try {
     return await step();
   } catch (error) {
-    if (error instanceof ToolError || isDiskFull(error)) throw error; // the copy's disk: reported against the backup folder
+    // a full disk is the copy's, reported against the backup folder
+    if (error instanceof ToolError || isDiskFull(error)) throw error;
     const cause = what === "database" ? liveSqliteCause(source) : null;
     if (cause !== null) {
       throw new OperationError(

@@ -281,7 +281,7 @@ function checkTargets(config: Config, targets: Targets, to: string | null): void
 
 /**
  * Refuse a `to` whose files restore writes are links: a symbolic link is written through, and a file with another name
- * (a hard link of a live Chroma file or of a snapshot's file) is emptied or written in place by SQLite (`-wal`, `-shm`).
+ * (a hard link of a live Chroma file or of a snapshot's) is emptied or written in place by SQLite (`-wal`, `-shm`).
  */
 function refuseLinkedTargets(targets: Targets, to: string): void {
   const written = [targets.db, `${targets.db}-wal`, `${targets.db}-shm`, targets.registry, targets.chroma];

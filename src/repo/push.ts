@@ -252,14 +252,7 @@ async function upload(
   const document = snapshotDocument(config.id, key, local, context.now(), { packs, files });
   if (checked.length > 0) document.integrity_checked = [...checked];
   const sealed = await io.prepareSealed(snapshotName(key), documentText(document));
-  const refs: Refs = {
-    snapshot: sealed.name.slice(PREFIXES.snapshots.length),
-    snapshot_sha256: sealed.sha256,
-    source: context.sourceId,
-    local_sha256: local.metadataSha256,
-    packs: packs.map(({ id, size }) => ({ id, size })),
-  };
-  if (context.auth) refs.auth = refsAuth(context.auth, snapshotClaim(config.id, key, sealed.sha256));
+  const refs = refsOf(sealed, packs, { local, key, repositoryId: config.id, context });
   safePoint();
   await io.putPublic(refsName(key), refs);
   await io.writeSealed(sealed);
@@ -276,6 +269,28 @@ async function upload(
     packs_written: stored.length,
     packs_reused: packs.length - stored.length,
   };
+}
+
+/** The public refs of the snapshot object `sealed`: its packs, this source, the local metadata's hash, the MACs. */
+function refsOf(
+  sealed: { name: string; sha256: string },
+  packs: PackInfo[],
+  { local, key, repositoryId, context }: {
+    local: LocalSnapshot;
+    key: SnapshotKey;
+    repositoryId: string;
+    context: UploadContext;
+  },
+): Refs {
+  const refs: Refs = {
+    snapshot: sealed.name.slice(PREFIXES.snapshots.length),
+    snapshot_sha256: sealed.sha256,
+    source: context.sourceId,
+    local_sha256: local.metadataSha256,
+    packs: packs.map(({ id, size }) => ({ id, size })),
+  };
+  if (context.auth) refs.auth = refsAuth(context.auth, snapshotClaim(repositoryId, key, sealed.sha256));
+  return refs;
 }
 
 /**
