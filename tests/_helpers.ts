@@ -121,6 +121,12 @@ export function skipBecause(reason: string): void {
   console.log(`SKIPPED: ${reason}`);
 }
 
+/** As {@linkcode skipBecause} outside CI; with `CI=true`, where every case must run, a failure naming `reason`. */
+export function skipOutsideCi(reason: string): void {
+  if (Deno.env.get("CI") === "true") throw new Error(`${reason}; CI=true: this case must run in CI`);
+  skipBecause(reason);
+}
+
 /**
  * Whether the program `name` (a Debian package's tool such as `age` or `zstd`) is on PATH for `what`. Without it,
  * print the skip line; with `CI=true` throw instead: `.ci/run` installs it, so CI always runs what needs it.

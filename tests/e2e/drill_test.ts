@@ -17,7 +17,7 @@ import {
   placeValidSnapshot,
   relocateSnapshot,
   runCli,
-  skipBecause,
+  skipOutsideCi,
   storeEnv,
   tempDir,
   tempStore,
@@ -280,7 +280,7 @@ Deno.test("drill CLI: a passing drill whose JUnit report cannot be written fails
   const junit = join(out.path, "drill.xml");
   Deno.writeTextFileSync(junit, "<testsuites/>\n");
   const frozen = new Deno.Command("chattr", { args: ["+i", junit], stderr: "null" }).outputSync();
-  if (!frozen.success) return skipBecause(`chattr +i is not possible on ${out.path}`);
+  if (!frozen.success) return skipOutsideCi(`chattr +i is not possible on ${out.path}`);
   try {
     const run = await runCli(["drill", "--latest", "--junit", junit], { env });
     assert.equal(run.code, 1, run.stderr);

@@ -9,7 +9,7 @@
 import assert from "node:assert/strict";
 import { basename, join } from "node:path";
 import { existsSync } from "node:fs";
-import { cliCommand, cliEnv, cliRunOf, relocateSnapshot, runCli, skipBecause } from "../_helpers.ts";
+import { cliCommand, cliEnv, cliRunOf, relocateSnapshot, runCli, skipOutsideCi } from "../_helpers.ts";
 import { InvalidSnapshotError } from "../../src/ops/push_validation.ts";
 import { entryNames, liveDigest } from "../_faults.ts";
 import { ageKeyPair, createAndPush, oneErrorLine, remoteNames, remoteStore } from "../_remote_cli.ts";
@@ -156,7 +156,7 @@ Deno.test("remote refusals: init under a mount point of /etc/fstab that is not m
   }).output();
   const run = cliRunOf(output);
   if (run.code !== 3 && /unshare|mount:/.test(run.stderr)) {
-    return skipBecause(`no mount namespace here: ${run.stderr.trim()}`);
+    return skipOutsideCi(`no mount namespace here: ${run.stderr.trim()}`);
   }
   assert.equal(run.code, 3, run.stderr);
   assert.match(oneErrorLine(run, "fstab"), new RegExp(`${point} is a mount point in /etc/fstab that is not mounted`));
