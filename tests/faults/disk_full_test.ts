@@ -114,3 +114,18 @@ Deno.test("disk full beside the live database: create names that folder and SQLi
   );
   assert.deepEqual(entryNames(join(backups.path, "snapshots")), [], "something was published");
 });
+
+Deno.test("disk full where the live store and the backup folder share a filesystem: create --chroma publishes nothing", async () => {
+  using dir = tempDir("atocore-shared-full-");
+  const mounted = mountTmpfs(dir.path, "12m");
+  if (typeof mounted === "string") return skipBecause(mounted);
+  using _mount = mounted;
+  const store = makeSampleStore(dir.path, { dbMiB: 4, chromaMiB: 3 }); // the copy of ~7 MiB cannot fit beside it
+  const run = await runCli(["create", "--chroma"], { env: storeEnv(store) });
+  assert.equal(run.code, 1, run.stderr);
+  const line = run.stderr.trim().split("\n").filter((text) => !text.startsWith("{"));
+  assert.equal(line.length, 1, run.stderr);
+  assert.match(line[0], /disk full/);
+  assert.ok(line[0].includes(store.backupDir), `the backup folder is not named: ${line[0]}`);
+  assert.deepEqual(entryNames(join(store.backupDir, "snapshots")), [], "a snapshot without Chroma was published");
+});
