@@ -50,12 +50,12 @@ Examples:
       entry.stamp_in_future ? "future" : formatAge(entry.age_seconds),
       formatBytes(entry.size_bytes),
       entry.chroma_included ? "yes" : entry.metadata?.chroma_error !== undefined ? "failed" : "no",
-      entry.metadata_error ? "bad metadata" : entry.validation === "validated_at_create" ? "yes" : "unknown",
+      entry.metadata_error ? "bad metadata" : entry.validation === "validated_at_create" ? "at create" : "unknown",
       note(entry),
     ]);
     const lines = [
       backups.length
-        ? formatTable(["STAMP", "AGE", "SIZE", "CHROMA", "VALID", "NOTE"], rows)
+        ? formatTable(["STAMP", "AGE", "SIZE", "CHROMA", "VALIDATED", "NOTE"], rows)
         : `no snapshots in ${backupDir}`,
       ...failedLines(backupDir, failed),
       ...(problem ? [`warning: ${problem}; create and cleanup refuse until then`] : []),
