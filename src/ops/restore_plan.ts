@@ -277,28 +277,32 @@ function checkTargets(config: Config, targets: Targets, to: string | null): void
   if (to !== null) refuseLinkedTargets(targets, to);
   checkTargetKinds(targets);
   if (to !== null) refuseOverlappingTargets(config, targets, to);
+  if (to !== null) refuseSharedSidecars(targets, to);
 }
 
-/**
- * Refuse a `to` whose files restore writes are links: a symbolic link is written through, and a file with another name
- * (a hard link of a live Chroma file or of a snapshot's) is emptied or written in place by SQLite (`-wal`, `-shm`).
- */
 function refuseLinkedTargets(targets: Targets, to: string): void {
   const written = [targets.db, `${targets.db}-wal`, `${targets.db}-shm`, targets.registry, targets.chroma];
   const link = written.find(isSymlink);
-  if (link !== undefined) {
-    throw new RefusedError(
-      `--to ${to} holds a symbolic link at ${link}, which restore would write through, outside the folder; ` +
-        `nothing was changed; remove the link or give a folder of its own`,
-    );
-  }
-  const shared = [...written.slice(0, 4), `${targets.db}-journal`].find((path) => (lstatOrNull(path)?.nlink ?? 1) > 1);
-  if (shared !== undefined) {
-    throw new RefusedError(
-      `--to ${to} holds ${shared}, a file with more than one name (a hard link), which restore would write in ` +
-        "place; nothing was changed; remove it or give a folder of its own",
-    );
-  }
+  if (link === undefined) return;
+  throw new RefusedError(
+    `--to ${to} holds a symbolic link at ${link}, which restore would write through, outside the folder; ` +
+      `nothing was changed; remove the link or give a folder of its own`,
+  );
+}
+
+/**
+ * Refuse a `to` whose database sidecars have another name: SQLite empties or writes a `-wal`, `-shm` or `-journal` in
+ * place, so a hard link of any file there (a live Chroma file, a snapshot's) would lose it. (The database and registry
+ * are replaced by renames, and a hard link of a live file among them is an overlap.)
+ */
+function refuseSharedSidecars(targets: Targets, to: string): void {
+  const shared = ["-wal", "-shm", "-journal"].map((suffix) => `${targets.db}${suffix}`)
+    .find((path) => (lstatOrNull(path)?.nlink ?? 1) > 1);
+  if (shared === undefined) return;
+  throw new RefusedError(
+    `--to ${to} holds ${shared}, a file with more than one name (a hard link), which SQLite would write in place; ` +
+      "nothing was changed; remove it or give a folder of its own",
+  );
 }
 
 function checkTargetKinds(targets: Targets): void {

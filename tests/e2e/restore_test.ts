@@ -429,7 +429,7 @@ Deno.test("restore --to --force refuses a folder whose -wal or -shm is a hard li
       const walBefore = Deno.readFileSync(`${store.db}-wal`);
       const run = await runCli(["restore", stamp, "--to", to, "--force"], { env });
       assert.equal(run.code, 3, run.stderr);
-      assert.match(run.stderr, new RegExp(`holds .*atocore\\.db${suffix}, a file with more than one name`));
+      assert.match(run.stderr, new RegExp(`would write over ${store.db}${suffix} \\(live store or backups\\)`));
       assert.deepEqual(Deno.readFileSync(`${store.db}-wal`), walBefore, "the live -wal changed");
     }
     const reader = new DatabaseSync(store.db, { readOnly: true });
