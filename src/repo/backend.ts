@@ -54,10 +54,11 @@ export interface Backend {
   stat(name: string): Promise<ObjectInfo | null>;
   /**
    * Remove what writers killed in the middle of a write left in the backend's staging area (never listed or read),
-   * last modified before `olderThan`; with `dryRun` only say what. Returns the staged names. A backend that stages
-   * nothing where it could be left behind does not have it.
+   * last modified more than `graceMs` ago by the storage's own clock (a file it stamps there now; with `dryRun`, which
+   * writes nothing, this host's clock), and only say what with `dryRun`. Returns the staged names. A backend that
+   * stages nothing where it could be left behind does not have it.
    */
-  clearStaging?(olderThan: Date, dryRun: boolean): Promise<string[]>;
+  clearStaging?(graceMs: number, dryRun: boolean): Promise<string[]>;
   /**
    * Names that a listing leaves out (symbolic links and special files; at the location's top, hidden names other than
    * the backend's own staging), under `prefix` (ending in `/`) or everywhere: for `remote init`, which must find the

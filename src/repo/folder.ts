@@ -129,9 +129,10 @@ class FolderBackend implements Backend {
     }
   }
 
-  async clearStaging(olderThan: Date, dryRun: boolean): Promise<string[]> {
+  async clearStaging(graceMs: number, dryRun: boolean): Promise<string[]> {
     const staging = await this.folderOrNull([TMP]);
     if (staging === null) return [];
+    const olderThan = new Date((dryRun ? Date.now() : await storageNow(staging)) - graceMs);
     const stale: string[] = [];
     for await (const entry of Deno.readDir(staging)) {
       const path = join(staging, entry.name);
@@ -261,6 +262,20 @@ async function walkUnlisted(folder: string, relative: string, found: string[]): 
     else if (entry.isDirectory && !entry.name.startsWith(".")) {
       await walkUnlisted(join(folder, entry.name), name, found);
     }
+  }
+}
+
+/**
+ * The storage's clock, as it stamps a file written in `staging` now (removed again): an NFS server's, not this host's,
+ * whose clock may be ahead by more than the grace, and would take a running push's staged file for a killed one's.
+ */
+async function storageNow(staging: string): Promise<number> {
+  const probe = join(staging, `.clock-${crypto.randomUUID()}`);
+  try {
+    await writeSynced(probe, new Uint8Array(0));
+    return (await Deno.lstat(probe)).mtime?.getTime() ?? Date.now();
+  } finally {
+    await Deno.remove(probe).catch(() => {});
   }
 }
 

@@ -295,14 +295,13 @@ async function deletePacks(
 }
 
 /**
- * Remove what killed writers left in the backend's staging area, once older than the grace period: no write of one
- * object takes that long, so none of it belongs to a write in progress.
+ * Remove what killed writers left in the backend's staging area, once older than the grace period by the storage's
+ * clock: no write of one object takes that long, so none of it belongs to a write in progress.
  */
 async function clearStaging(backend: Backend, context: CleanupContext, result: RemoteCleanupResult): Promise<void> {
   if (!backend.clearStaging) return;
   stopIfInterrupted(context.signal);
-  const olderThan = new Date(context.now.getTime() - (context.graceMs ?? DEFAULT_GRACE_MS));
-  result.staging_removed = await backend.clearStaging(olderThan, !context.confirm);
+  result.staging_removed = await backend.clearStaging(context.graceMs ?? DEFAULT_GRACE_MS, !context.confirm);
 }
 
 /** What deleting and condemning need besides the options: the clock read once, and the sightings. */

@@ -273,6 +273,8 @@ Deno.test("remote cleanup: staged writes a killed push left in .tmp/ go once old
   const options = { sightingsPath: seenFile(f), policy: KEEP_NEWEST };
   const within = await cleanupRemote(f.backend, { ...options, confirm: true, now: new Date(Date.now() + HOUR) });
   assert.deepEqual(within.staging_removed, [], "within the grace a staged write may belong to a running push");
+  const ahead = await cleanupRemote(f.backend, { ...options, confirm: true, now: new Date(Date.now() + 72 * HOUR) });
+  assert.deepEqual(ahead.staging_removed, [], "a cleaning host's clock days ahead: the storage's clock decides");
   const old = new Date(Date.now() - 30 * HOUR);
   Deno.utimeSync(join(staging, "packs_ab_cd.left-by-a-kill"), old, old);
   const dry = await cleanupRemote(f.backend, { ...options, confirm: false });

@@ -142,12 +142,14 @@ class SftpBackend implements ClosableBackend {
     });
   }
 
-  async clearStaging(olderThan: Date, dryRun: boolean): Promise<string[]> {
+  async clearStaging(graceMs: number, dryRun: boolean): Promise<string[]> {
     const staging = this.pathOf([TMP]);
     return await this.attempt("clearing", `${TMP}/`, async (session) => {
       const kind = (await request.lstatOrNull(session, staging))?.kind;
       if (kind !== undefined && kind !== "folder") throw altered(staging, "not a folder (a symbolic link?)");
       const entries = await request.readFolder(session, staging) ?? [];
+      if (entries.length === 0) return [];
+      const olderThan = new Date((dryRun ? Date.now() : await this.serverNow(session, staging)) - graceMs);
       // only files this backend staged, last written before the grace (by the server's clock): never a folder or link
       const stale = entries.filter((entry) =>
         entry.kind === "file" && (entry.mtimeMs ?? Infinity) < olderThan.getTime()
@@ -163,6 +165,20 @@ class SftpBackend implements ClosableBackend {
     this.current = null;
     const session = await pending?.catch(() => null);
     await session?.close();
+  }
+
+  /**
+   * The server's clock, as it stamps a file written in `staging` now (removed again; whole seconds): the cleaning
+   * host's clock may be ahead by more than the grace, and would take a running push's staged file for a killed one's.
+   */
+  private async serverNow(session: SftpSession, staging: string): Promise<number> {
+    const probe = `${staging}/.clock-${crypto.randomUUID()}`;
+    try {
+      await this.upload(session, probe, new Uint8Array(0), `${TMP}/ clock probe`);
+      return (await request.lstatOrNull(session, probe))?.mtimeMs ?? Date.now();
+    } finally {
+      await request.removeFile(session, probe).catch(() => {});
+    }
   }
 
   /** The server's path of the object or folder `segments` (the root's own path for none). */

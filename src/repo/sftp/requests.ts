@@ -43,11 +43,12 @@ function rethrow(error: unknown, verb: string, path: string): never {
 /** `lstat` of `path` (a final link not followed), or `null` when nothing is there. */
 export async function lstatOrNull(session: SftpSession, path: string): Promise<RemoteEntry | null> {
   try {
-    const attrs = await session.request<{ mode: number; size: number }>(
+    const attrs = await session.request<{ mode: number; size: number; mtime?: number }>(
       `lstat ${path}`,
       (done) => session.sftp.lstat(path, done),
     );
-    return { name: path, kind: kindOf(attrs.mode), size: attrs.size };
+    const mtimeMs = attrs.mtime === undefined ? undefined : attrs.mtime * 1000;
+    return { name: path, kind: kindOf(attrs.mode), size: attrs.size, mtimeMs };
   } catch (error) {
     if (sftpStatus(error) === STATUS.NO_SUCH_FILE) return null;
     rethrow(error, "reading", path);
