@@ -231,6 +231,7 @@ if (sshd !== null) {
     assert.equal((await runCli(["create", "--chroma"], { env })).code, 0);
     const push = await runCli(["push", "--latest"], { env });
     assertRefused(push, 1, /no space left on the SFTP server for packs\/.* bytes free/, "full disk");
+    assert.doesNotMatch(push.stderr, /\(remote cleanup --confirm\)/, "a cleanup frees nothing at once: not the fix");
     assert.deepEqual(await remoteNames(env), [], "nothing listed");
   });
 

@@ -232,7 +232,8 @@ class SftpBackend implements ClosableBackend {
     if (free !== null && free < bytes.length + 64 * 1024) {
       return new OperationError(
         `no space left on the SFTP server for ${name} in ${this.location} (${free} bytes free, ${bytes.length} ` +
-          "needed); free space there (remote cleanup --confirm) or move the repository, then push again",
+          "needed); free space on that disk (remote cleanup removes unneeded packs only a grace period after a run " +
+          "that could mark them) or move the repository, then run the command again",
         { cause: error },
       );
     }
