@@ -66,6 +66,12 @@ export interface Backend {
    * it.
    */
   unlisted?(prefix?: string): Promise<string[]>;
+  /**
+   * Whether the storage keeps what is deleted (an S3 bucket with versioning enabled or suspended: deleted objects stay
+   * as noncurrent versions, stored and billed, until a lifecycle rule expires them); `null` when it cannot be asked.
+   * A backend that deletes for good does not have it.
+   */
+  keepsDeletedVersions?(): Promise<boolean | null>;
 }
 
 /** The most bytes an object may have unless its reader says less: above any pack or snapshot document this tool writes. */

@@ -77,34 +77,10 @@ export async function cleanupRemote(backend: Backend, options: RemoteCleanupOpti
   const condemned = await readCondemned(backend); // before refs and leases: see FORMAT.md, "Cleanup"
   const listing = await listSnapshots(backend);
   const leases = await readLeases(backend, now);
-  const result: RemoteCleanupResult = {
-    dry_run: !options.confirm,
-    kept: [],
-    reasons: {},
-    deleted: [],
-    refs_removed: [],
-    leases_removed: [],
-    packs_condemned: 0,
-    packs_deleted: 0,
-    bytes_freed: 0,
-    markers_removed: [],
-    errors: [], // filled below: links and special files first, then unreadable markers
-    warnings: leases.farAhead.map((name) =>
-      `${name}: a lease expiring more than a day from now (a pushing host's clock far ahead, or not written by this ` +
-      "tool) keeps its push's refs and packs until then; if no push runs, remove it"
-    ),
-    staging_removed: [],
-  };
+  const result = newResult(options);
+  result.warnings.push(...await storageWarnings(backend, leases));
   const odd = (await backend.unlisted?.() ?? []).filter((name) => !name.startsWith("."));
-  result.errors.push(
-    ...odd.map((name) =>
-      `${name}: a symbolic link or special file where objects are, made by hand; nothing deleted this run: put ` +
-      "the object back or remove it"
-    ),
-    ...condemned.unreadable.filter((name) => !odd.includes(name)).map((name) =>
-      `${name}: unreadable marker; no pack deleted this run`
-    ),
-  );
+  result.errors.push(...objectErrors(odd, condemned.unreadable));
   // a snapshot object made a link would pass for an interrupted push, its data for garbage
   if (odd.length > 0) return result;
   const sightings = MarkerSightings.load(options.sightingsPath, repository.config.id);
@@ -128,6 +104,53 @@ export async function cleanupRemote(backend: Backend, options: RemoteCleanupOpti
     result.warnings.push(...sightings.problems);
   }
   return result;
+}
+
+function newResult(options: RemoteCleanupOptions): RemoteCleanupResult {
+  return {
+    dry_run: !options.confirm,
+    kept: [],
+    reasons: {},
+    deleted: [],
+    refs_removed: [],
+    leases_removed: [],
+    packs_condemned: 0,
+    packs_deleted: 0,
+    bytes_freed: 0,
+    markers_removed: [],
+    errors: [],
+    warnings: [],
+    staging_removed: [],
+  };
+}
+
+/** What about the storage may make a cleanup do less than it says: leases far ahead, a bucket that keeps versions. */
+async function storageWarnings(backend: Backend, leases: LeaseState): Promise<string[]> {
+  const warnings = leases.farAhead.map((name) =>
+    `${name}: a lease expiring more than a day from now (a pushing host's clock far ahead, or not written by this ` +
+    "tool) keeps its push's refs and packs until then; if no push runs, remove it"
+  );
+  if (await backend.keepsDeletedVersions?.()) {
+    warnings.push(
+      `${backend.location} is in a bucket with versioning: what this cleanup deletes stays stored (and billed) as ` +
+        "noncurrent versions, so bytes_freed are not freed there until a lifecycle rule " +
+        "(NoncurrentVersionExpiration) removes them; add one, or turn versioning off",
+    );
+  }
+  return warnings;
+}
+
+/** Links and special files among the objects, then unreadable markers (a link among markers named once). */
+function objectErrors(odd: string[], unreadableMarkers: string[]): string[] {
+  return [
+    ...odd.map((name) =>
+      `${name}: a symbolic link or special file where objects are, made by hand; nothing deleted this run: put ` +
+      "the object back or remove it"
+    ),
+    ...unreadableMarkers.filter((name) => !odd.includes(name)).map((name) =>
+      `${name}: unreadable marker; no pack deleted this run`
+    ),
+  ];
 }
 
 function sameKey(a: SnapshotKey, b: SnapshotKey): boolean {

@@ -216,6 +216,27 @@ if (server !== null) {
     assertNoKeys(shown, "config");
   });
 
+  Deno.test("s3 CLI: remote cleanup on a versioned bucket warns that what it deletes stays stored as versions", async () => {
+    using r = await s3Store(server, { dbMiB: 1, chromaMiB: 1 });
+    const plain = await runCli(["remote", "cleanup"], { env: r.env });
+    assert.equal(plain.code, 0, plain.stderr);
+    assert.deepEqual((plain.json as { warnings: string[] }).warnings, [], "an unversioned bucket: no word");
+    const client = new AwsClient({ accessKeyId: server.accessKey, secretAccessKey: server.secretKey, service: "s3" });
+    const body = '<VersioningConfiguration xmlns="http://s3.amazonaws.com/doc/2006-03-01/"><Status>Enabled</Status>' +
+      "</VersioningConfiguration>";
+    const versioned = await client.fetch(`${server.endpoint}/${r.bucket}/?versioning`, { method: "PUT", body });
+    assert.equal(versioned.status, 200, await versioned.text());
+    await createAndPush(r.env);
+    const run = await runCli(["remote", "cleanup", "--confirm"], { env: r.env });
+    assert.equal(run.code, 0, run.stderr);
+    const warnings = (run.json as { warnings: string[] }).warnings;
+    assert.ok(
+      warnings.some((line) => /is in a bucket with versioning: .*NoncurrentVersionExpiration/.test(line)),
+      warnings.join(),
+    );
+    assertNoKeys(run, "versioning");
+  });
+
   Deno.test("s3: radosgw stopped", () => server.stop());
 }
 

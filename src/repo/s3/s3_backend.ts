@@ -40,6 +40,9 @@ export interface S3BackendOptions extends SessionOptions {
 }
 
 /** A repository in an S3 bucket. */
+/** The most bytes of a bucket's versioning answer read (a few dozen in practice). */
+const VERSIONING_TEXT_LIMIT = 64 * 1024;
+
 export class S3Backend implements Backend {
   readonly location: string;
   readonly #session: S3Session;
@@ -109,6 +112,20 @@ export class S3Backend implements Backend {
       if (status === 204 || status === 200) return;
       if (status === 404) return await this.#checkObjectMissing(answer);
       return await session.fail(answer);
+    });
+  }
+
+  async keepsDeletedVersions(): Promise<boolean | null> {
+    const session = this.#session;
+    return await session.exchange("", { method: "GET", url: session.url(null, "versioning") }, async (answer) => {
+      const status = answer.response.status;
+      if (status === 403 || status === 405 || status === 501) { // not allowed to ask, or not a thing here
+        await answer.response.body?.cancel();
+        return null;
+      }
+      if (status !== 200) return await session.fail(answer);
+      const xml = await readText(answer.response, VERSIONING_TEXT_LIMIT, session.timeouts, answer.deadline);
+      return /<Status>\s*(Enabled|Suspended)\s*<\/Status>/.test(xml);
     });
   }
 
