@@ -329,6 +329,29 @@ if (sshd !== null) {
     assert.deepEqual([result.refs_removed, result.packs_condemned], [[], 0]);
   });
 
+  Deno.test("sftp CLI: a pack swapped for a FIFO is refused at once by restore, named, never opened", async () => {
+    using store = tempStore({ dbMiB: 1, chromaMiB: 1 });
+    using work = tempDir("atocore-sftp-");
+    const { folder, env, key } = await pushedRepository(server, store, work.path);
+    const packs = join(folder, "repo", "packs");
+    const [shard] = [...Deno.readDirSync(packs)].map((entry) => entry.name);
+    const [pack] = [...Deno.readDirSync(join(packs, shard))].map((entry) => entry.name);
+    Deno.removeSync(join(packs, shard, pack));
+    assert.ok(new Deno.Command("mkfifo", { args: [join(packs, shard, pack)] }).outputSync().success);
+    Deno.chownSync(join(packs, shard, pack), NOBODY_UID, NOBODY_GID);
+    const stamp = [...Deno.readDirSync(join(store.backupDir, "snapshots"))][0].name;
+    const started = performance.now();
+    const run = await runCli(["restore", stamp, "--from-remote", "--to", join(work.path, "to")], {
+      env: { ...env, ATOCORE_BACKUP_IDENTITY_FILE: key.keyFile },
+    });
+    assert.equal(run.code, 3, run.stderr);
+    assert.match(
+      oneErrorLine(run, "fifo"),
+      new RegExp(`packs/${shard}/${pack} on the SFTP server is not a regular file`),
+    );
+    assert.ok(performance.now() - started < 30_000, "the restore waited on the FIFO (a stall, retried)");
+  });
+
   Deno.test("sftp CLI: stop the server", async () => await server[Symbol.asyncDispose]());
 }
 

@@ -86,7 +86,11 @@ class SftpBackend implements ClosableBackend {
   async read(name: string, into?: Uint8Array, maxBytes = MAX_OBJECT_BYTES): Promise<Uint8Array> {
     const path = this.pathOf(checkObjectName(name));
     return await this.attempt("reading", name, async (session) => {
-      const handle = await request.openOrNull(session, path, "r");
+      // the server's open of a FIFO for reading blocks (with every later request of the session) until a writer comes
+      const seen = await request.lstatOrNull(session, path);
+      const what = seen?.kind === "folder" ? "a folder" : "a link or special file";
+      if (seen !== null && seen.kind !== "file") throw altered(path, `not a regular file (${what})`);
+      const handle = seen === null ? null : await request.openOrNull(session, path, "r");
       if (handle === null) throw new ObjectNotFoundError(this.location, name);
       try {
         const info = await request.statHandle(session, handle, path);
