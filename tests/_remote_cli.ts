@@ -118,6 +118,7 @@ export interface PushedJson {
   bytes_sent: number;
   objects_written: number;
   bytes_deduplicated: number;
+  packs_reused: number;
 }
 
 /** The snapshots `remote list` shows (`<stamp>_<push id>`), oldest first. */

@@ -249,13 +249,26 @@ async function pushFailure(
     const sent = tracked.packs === 0 ? "" : `, and ${kept} for the next push to reuse`;
     return new OperationError(`${(error as Error).message}; ${stamp} is not listed${sent}`, { cause: error });
   }
-  if (error instanceof ToolError) return error;
+  if (error instanceof ToolError) return withPacksKept(error, stamp, tracked.packs, kept);
   const where = tracked.failed === null ? osErrorPath(error) : ` writing ${tracked.failed}`;
   return new OperationError(
     `push of ${stamp} to ${location} failed${where}: ${describeOsError(error)}; nothing of it is listed; ` +
       nextStep(error),
     { cause: error },
   );
+}
+
+/**
+ * A refusal or failure that came in the middle of a push (a host key changed, a key withdrawn) as the push left
+ * things: its "nothing was done" is not true once packs were sent.
+ */
+function withPacksKept(error: ToolError, stamp: string, packs: number, kept: string): ToolError {
+  if (packs === 0) return error;
+  const state = `${stamp} is not listed, and ${kept} for the next push to reuse`;
+  const message = error.message.includes("nothing was done")
+    ? error.message.replace("nothing was done", state)
+    : `${error.message}; ${state}`;
+  return new ToolError(message, error.exitCode, { cause: error });
 }
 
 /** `backend` as it is, noting the name of the object whose write failed and the packs written (for messages). */
@@ -269,6 +282,7 @@ function trackingWrites(backend: Backend): { backend: Backend; failed: string | 
       read: (name) => backend.read(name),
       stat: (name) => backend.stat(name),
       remove: (name) => backend.remove(name),
+      unlisted: backend.unlisted && ((prefix) => backend.unlisted!(prefix)), // a link among markers: reuse nothing
       write: async (name, bytes, writeOptions) => {
         try {
           await backend.write(name, bytes, writeOptions);

@@ -163,6 +163,30 @@ Deno.test("remote refusals: init under a mount point of /etc/fstab that is not m
   assert.deepEqual(entryNames(point), [], "the repository was made on the disk below the mount point");
 });
 
+Deno.test("remote refusals: a push stopped by an altered repository after sending packs says they are kept, not 'nothing'", async () => {
+  using r = await remoteStore({ dbMiB: 2, chromaMiB: 1 });
+  Deno.writeTextFileSync(join(r.repoDir, "refs"), "not a folder"); // the refs are written after the packs
+  assert.equal((await runCli(["create", "--chroma"], { env: r.env })).code, 0);
+  const run = await runCli(["push", "--latest"], { env: r.env });
+  assert.equal(run.code, 1, run.stderr);
+  assert.match(
+    oneErrorLine(run, "altered"),
+    /refs is not a folder.* is not listed, and the \d+ new packs? sent (is|are) kept/,
+  );
+  assert.doesNotMatch(run.stderr, /nothing was done/);
+});
+
+Deno.test("remote refusals: a FIFO where a condemned marker would be: a push through the CLI reuses no pack", async () => {
+  using r = await remoteStore({ dbMiB: 2, chromaMiB: 1 });
+  await createAndPush(r.env);
+  Deno.mkdirSync(join(r.repoDir, "condemned"), { recursive: true });
+  assert.ok(
+    new Deno.Command("mkfifo", { args: [join(r.repoDir, "condemned", "00000000000000d1")] }).outputSync().success,
+  );
+  const again = await createAndPush(r.env);
+  assert.equal(again.push.packs_reused, 0, "the packs a marker no one can read may condemn were reused");
+});
+
 Deno.test("remote refusals: a tampered, truncated or swapped pack: restore refuses, nothing live changes", async () => {
   using r = await remoteStore({ dbMiB: 4, chromaMiB: 1 });
   const { stamp } = await createAndPush(r.env);
