@@ -269,7 +269,10 @@ async function referencedPacks(
       if (!refs) throw new Error(`${refsName(key)}: missing`);
       for (const pack of refs.packs) referenced.add(pack.id);
     } catch (error) {
-      result.errors.push(`${(error as Error).message.split(";")[0]}; no pack deleted or condemned this run`);
+      result.errors.push(
+        `${(error as Error).message.split(";")[0]}; no pack deleted or condemned this run: restore it from a copy, ` +
+          `or, if no snapshot of that name is to be kept, remove ${refsName(key)} and ${snapshotName(key)} by hand`,
+      );
       return null;
     }
   }
