@@ -176,7 +176,7 @@ class FolderBackend implements Backend {
     let path = this.root;
     for (const segment of ["", ...segments]) {
       path = segment ? join(path, segment) : path;
-      const info = segment ? await lstatOrNull(path) : await statOrNull(path);
+      const info = segment ? await lstatOrNull(path) : await this.rootInfo();
       if (info === null) return null;
       if (!segment && !info.isDirectory) {
         throw new UsageError(
@@ -207,6 +207,19 @@ class FolderBackend implements Backend {
     return path;
   }
 
+  /** What the root is (links followed), or `null`: nothing there. */
+  private async rootInfo(): Promise<Deno.FileInfo | null> {
+    try {
+      return await statOrNull(this.root);
+    } catch (error) {
+      throw error instanceof Deno.errors.NotADirectory ? this.throughFile() : error;
+    }
+  }
+
+  private throughFile(): UsageError {
+    return new UsageError(`a part of the path of the repository ${this.root} is a file, not a folder; check --remote`);
+  }
+
   /**
    * Make the root, but never its parent: a repository path under a disk that is not mounted would otherwise be made on
    * the filesystem below the mount point, and the host's copies would stay on the host.
@@ -227,6 +240,7 @@ class FolderBackend implements Backend {
       await syncFolder(dirname(this.root));
     } catch (error) {
       if (error instanceof Deno.errors.AlreadyExists) return;
+      if (error instanceof Deno.errors.NotADirectory) throw this.throughFile();
       if (!(error instanceof Deno.errors.NotFound)) throw error;
       throw new RefusedError(
         `the folder ${dirname(this.root)} that would hold the repository ${this.root} does not exist; mount the disk ` +

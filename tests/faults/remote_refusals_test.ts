@@ -118,6 +118,16 @@ Deno.test("remote refusals: init refuses a folder that holds anything, a reposit
     /the folder .*offsite that would hold the repository .*atocore does not exist; mount the disk/,
   );
   assert.equal(existsSync(unmounted), false, "the missing parent was made");
+  const throughFile = join(r.work, "notes.txt", "repo");
+  Deno.writeTextFileSync(join(r.work, "notes.txt"), "a file");
+  const file = await runCli(["remote", "init", "--remote", throughFile, "--recipient", r.key.recipient], {
+    env: r.env,
+  });
+  assert.equal(file.code, 2, file.stderr);
+  assert.match(
+    oneErrorLine(file, "through a file"),
+    /a part of the path of the repository .*notes\.txt\/repo is a file/,
+  );
   const inStore = await runCli(["remote", "init", "--remote", join(r.store.chromaDir, "repo"), "--recipient", "x"], {
     env: r.env,
   });
