@@ -89,7 +89,7 @@ if (sshd !== null) {
           `^${path} on the SFTP server is ${what}; the repository was altered by hand, check it \\('remote verify'\\)$`,
         );
       const cases: [string, () => Promise<unknown>, RegExp][] = [
-        ["read", () => backend.read("config"), altered(`${repo}/config`, "not a regular file")],
+        ["read", () => backend.read("config"), altered(`${repo}/config`, "not a regular file \\(a folder\\)")],
         ["stat", () => backend.stat("config"), altered(`${repo}/config`, "not a regular file")],
         ["remove", () => backend.remove("config"), altered(`${repo}/config`, "a folder")],
         [
