@@ -10,17 +10,7 @@ import type { Config, ResolvedPath } from "./config.ts";
 import { UsageError } from "./errors.ts";
 import { lstatOrNull } from "./fs/probe.ts";
 import { isSameOrInside, realPathAsFarAsExists } from "./fs/real_path.ts";
-import {
-  failedRoot,
-  integrityRecordsDir,
-  lockPath,
-  METADATA_FILE,
-  remotesRoot,
-  restoreIntentPath,
-  snapshotsDir,
-  stagingRoot,
-  trashRoot,
-} from "./snapshot/layout.ts";
+import { lockPath, METADATA_FILE, ownFolders, restoreIntentPath, snapshotsDir } from "./snapshot/layout.ts";
 
 /** One path a part of the store occupies, named for messages. */
 interface Place {
@@ -99,10 +89,9 @@ function describe(place: Place): string {
  */
 export function outputOverlap(config: Config, path: string): string | null {
   const backup = config.backupDir.path;
-  const folders = [snapshotsDir, stagingRoot, trashRoot, failedRoot, remotesRoot, integrityRecordsDir, lockPath];
-  const own = folders.map((place): Place => ({
+  const own = [...ownFolders(backup), lockPath(backup)].map((path): Place => ({
     label: "the backup folder's",
-    path: place(backup),
+    path,
     from: sourceOf(config.backupDir),
   }));
   // the record is no configured path (one that is a link is refused by create and restore, never followed)

@@ -16,14 +16,7 @@ import type { RetryListener } from "../repo/retry.ts";
 import type { Backend } from "../repo/backend.ts";
 import { openBackend } from "../repo/open_backend.ts";
 import { canonicalRecipients, checkIfPinned, type Repository } from "../repo/repository.ts";
-import {
-  failedRoot,
-  integrityRecordsDir,
-  remotesRoot,
-  snapshotsDir,
-  stagingRoot,
-  trashRoot,
-} from "../snapshot/layout.ts";
+import { ownFolders } from "../snapshot/layout.ts";
 
 /** Largest key file read: far above any real one (a line per key). */
 const KEY_FILE_MAX_BYTES = 1 << 20;
@@ -79,9 +72,7 @@ export function refuseRemoteInStore(config: Config, backend: Backend): void {
     ["the database", config.db.path],
     ["the registry", config.registry.path],
     ["the Chroma folder", config.chromaDir.path],
-    ...[snapshotsDir, stagingRoot, trashRoot, failedRoot, remotesRoot, integrityRecordsDir].map((
-      place,
-    ): [string, string] => ["the backup folder's own folder", place(config.backupDir.path)]), // cleared, or removed
+    ...ownFolders(config.backupDir.path).map((path): [string, string] => ["the backup folder's own folder", path]),
   ];
   for (const [label, path] of places) {
     if (isSameOrInside(root, path) || isSameOrInside(path, root)) {

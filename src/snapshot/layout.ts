@@ -71,6 +71,11 @@ export function remotesRoot(backupDir: string): string {
   return join(backupDir, "remotes");
 }
 
+/** The folders of `<backup>` this tool owns and fills, clears or removes: nothing else may live in them. */
+export function ownFolders(backupDir: string): string[] {
+  return [snapshotsDir, stagingRoot, trashRoot, failedRoot, remotesRoot, integrityRecordsDir].map((f) => f(backupDir));
+}
+
 /** `<backup>/remotes/<key>`: local state about the repository at `location` (a location without credentials). */
 export function remoteStateDir(backupDir: string, location: string): string {
   return join(remotesRoot(backupDir), createHash("sha256").update(location).digest("hex").slice(0, 16));
