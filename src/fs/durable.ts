@@ -26,7 +26,7 @@ export function syncDir(path: string): void {
  * Write `data` (text, bytes, or bytes in parts written one after the other) to `path` so that after a crash the path
  * holds either its old content or all of `data`: a temporary file beside it, fsync, rename, fsync the folder.
  */
-export function writeFileAtomic(path: string, data: Uint8Array | string | readonly Uint8Array[]): void {
+export function writeFileAtomic(path: string, data: Uint8Array | string | Iterable<Uint8Array>): void {
   const temporary = temporaryPath(path);
   try {
     using file = Deno.openSync(temporary, { write: true, createNew: true });

@@ -7,7 +7,14 @@
  */
 import type { Config } from "../config.ts";
 import { describeOsError, OperationError } from "../errors.ts";
-import { pushCachePath, pushJournalDir, pushJournalPath, remotePinPath } from "../snapshot/layout.ts";
+import {
+  blockMapSpoolPath,
+  pushCachePath,
+  pushJournalDir,
+  pushJournalPath,
+  remotePinPath,
+} from "../snapshot/layout.ts";
+import { MapFile, Spool } from "./block_maps.ts";
 import { type Backend, isFolderBackend, ObjectNotFoundError } from "./backend.ts";
 import { DOCUMENT_FORMAT, documentText, type WritableDocument } from "./document.ts";
 import { leaseName, newRandomId, parseName, PREFIXES, refsName, type SnapshotKey, snapshotName } from "./layout.ts";
@@ -127,9 +134,12 @@ export async function pushSnapshot(
   const state = { backupDir: config.backupDir.path, location: backend.location, id: repository.config.id };
   const cachePath = pushCachePath(state.backupDir, state.location);
   const cache = loadPushCache(cachePath, state.id);
+  using _cacheFile = cache !== null && cache !== "unusable" ? cache.file : null;
+  using spoolFile = MapFile.spool(blockMapSpoolPath(state.backupDir, state.location, key.pushId));
+  const spool = new Spool(spoolFile);
   const known = new KnownBlocks(
     cache === "unusable" ? null : cache,
-    loadJournals(pushJournalDir(state.backupDir, state.location), state.id),
+    loadJournals(pushJournalDir(state.backupDir, state.location), state.id, spool),
   );
   const started = now();
   const clock = { startedAt: performance.now(), leaseMs: options.leaseMs ?? DEFAULT_LEASE_MS };
@@ -142,7 +152,7 @@ export async function pushSnapshot(
   try {
     const reusable = await markUsable(backend, known);
     const context = { ...options, now, lease, clock, reusable, backupDir: state.backupDir, sourceId };
-    const result = await upload(repository, local, key, known, context);
+    const result = await upload(repository, local, key, { known, spool }, context);
     const saved = result.warnings.length === 0 ? "; a new one was saved in its place" : "";
     const ignored = cache === "unusable"
       ? [
@@ -220,7 +230,7 @@ async function upload(
   repository: Repository,
   local: LocalSnapshot,
   key: SnapshotKey,
-  known: KnownBlocks,
+  { known, spool }: { known: KnownBlocks; spool: Spool },
   context: UploadContext,
 ): Promise<PushResult> {
   const { backend, io, config } = repository;
@@ -230,7 +240,10 @@ async function upload(
   using pool = new CryptoPool(SEAL_WORKERS); // starts its worker at the first pack sealed there
   const writer = new PackWriter(io, {
     parallel,
-    onStored: (_slot, pack, tags, offsets) => journal.record(pack, tags, offsets),
+    onStored: (_slot, pack, tags, offsets) => {
+      journal.record(pack, tags, offsets);
+      session.stored(tags);
+    },
     sealer: sealsOnWorker(backend) ? (job) => pool.seal(job) : undefined,
   });
   const total = local.entries.reduce((sum, entry) => sum + (entry.kind === "file" ? entry.size : 0), 0);
@@ -243,7 +256,7 @@ async function upload(
     safePoint(); // between blocks: a stop here lists nothing, and the journal keeps what was stored
     context.onProgress?.(done, all);
   };
-  const session = new PushSession(known, writer, local.root, local.stamp, total, onProgress);
+  const session = new PushSession(known, writer, spool, local.root, local.stamp, total, onProgress);
   const stored = await storeEntries(local, session, writer);
   pool[Symbol.dispose](); // every pack is sealed: the worker's heap goes before the document is made
   collectGarbage(); // the reading's garbage too: the document's copies grow with the store's extents

@@ -12,8 +12,17 @@ import { ensureDir, removeInside, removeQuietly, writeFileAtomic } from "../fs/d
 import { fileLines } from "../fs/lines.ts";
 import { entriesOrNone } from "../fs/probe.ts";
 import { openRegularFile } from "../fs/regular_file.ts";
-import { closeSync, readSync } from "node:fs";
 import { hexHashInto } from "./blocks.ts";
+import {
+  mapBytes,
+  MapFile,
+  MapReader,
+  type MapRegion,
+  type MapWindow,
+  regionBytes,
+  type Spool,
+  writeBlocks,
+} from "./block_maps.ts";
 import type { PackInfo } from "./boundary.ts";
 import { type ExtentTable, extentTableBytes, extentTableFrom, toExtentTable } from "./extent_table.ts";
 import type { BlockTag } from "./pack_writer.ts";
@@ -22,49 +31,33 @@ import type { BlockTag } from "./pack_writer.ts";
 const MAGIC = "ATOCORE-PUSH-CACHE 2\n";
 const MAGIC_V1 = "ATOCORE-PUSH-CACHE 1\n";
 
-/** Per block of a file: its SHA-256, the pack (index into a pack table; -1 = unknown) and offset it is stored at. */
-export interface BlockMap {
-  block: number;
-  hashes: Uint8Array;
-  packs: Int32Array;
-  offsets: Uint32Array;
-}
-
-/** A file of the last finished push: whole-file identity, extents as stored, and its block map. */
+/** A file of the last finished push: whole-file identity, extents as stored, and its block map (in a file). */
 export interface CachedFile {
   path: string;
   size: number;
   sha256: string;
   block: number;
   extents: ExtentTable;
-  map: BlockMap;
+  map: MapRegion;
 }
 
-/** The cache of the last finished push; pack indexes refer to `packs`. */
+/** The cache of a finished push; pack indexes refer to `packs`. */
 export interface PushCache {
   repositoryId: string;
   packs: PackInfo[];
   files: CachedFile[];
 }
 
-/** An empty block map for a file of `size` bytes cut at `block`. */
-export function emptyBlockMap(block: number, size: number): BlockMap {
-  const count = Math.ceil(size / block);
-  return {
-    block,
-    hashes: new Uint8Array(count * 32),
-    packs: new Int32Array(count).fill(-1),
-    offsets: new Uint32Array(count),
-  };
+/** A cache read from its file, which its maps are read from until {@linkcode MapFile.close}. */
+export interface LoadedPushCache extends PushCache {
+  file: MapFile;
 }
 
-/** Encode the cache: magic, header JSON, each file's block map and extent table, then the SHA-256 of all of it. */
-export function encodePushCache(cache: PushCache): Uint8Array {
-  return Buffer.concat(pushCacheParts(cache));
-}
-
-/** The encoded cache's parts in order, written one after the other: no copy of the maps, however large the files. */
-function pushCacheParts(cache: PushCache): Uint8Array[] {
+/**
+ * The encoded cache's parts in order: magic, header JSON, each file's block map and extent table, then the SHA-256 of
+ * all of it; the maps are read a window at a time, however large the files.
+ */
+function* pushCacheBytes(cache: PushCache): Generator<Uint8Array> {
   const header = new TextEncoder().encode(JSON.stringify({
     repository_id: cache.repositoryId,
     packs: cache.packs,
@@ -78,115 +71,112 @@ function pushCacheParts(cache: PushCache): Uint8Array[] {
   }));
   const length = new Uint8Array(4);
   new DataView(length.buffer).setUint32(0, header.length, true);
-  const parts: Uint8Array[] = [new TextEncoder().encode(MAGIC), length, header];
-  for (const { map, extents } of cache.files) {
-    parts.push(map.hashes, bytesOf(map.packs), bytesOf(map.offsets), ...extentTableBytes(extents));
-  }
   const sum = createHash("sha256");
-  for (const part of parts) sum.update(part);
-  return [...parts, sum.digest()];
+  const counted = function* (parts: Iterable<Uint8Array>) {
+    for (const part of parts) {
+      sum.update(part);
+      yield part;
+    }
+  };
+  yield* counted([new TextEncoder().encode(MAGIC), length, header]);
+  for (const { map, extents } of cache.files) yield* counted([...regionBytes(map), ...extentTableBytes(extents)]);
+  yield sum.digest();
 }
 
-/**
- * The next `length` bytes of an encoded cache as a new buffer (its own, so typed arrays can be made on it), or `null`
- * when fewer remain.
- */
-type Take = (length: number) => Uint8Array<ArrayBuffer> | null;
+/** The bytes of a cache file read in order; each part is counted into the checksum checked at the end. */
+class CacheReader {
+  private at = 0;
+  private left: number;
+  readonly sum = createHash("sha256");
 
-/** Decode a cache, or `null` when it is damaged, of another version, or of another repository. */
-export function decodePushCache(bytes: Uint8Array, repositoryId: string): PushCache | null {
-  let at = 0; // each part copied: a Buffer's slice would share its pool
-  return decodeFrom(
-    (length) => length > bytes.length - at ? null : new Uint8Array(bytes.subarray(at, at += length)),
-    bytes.length,
-    repositoryId,
-  );
+  constructor(private readonly file: MapFile, readonly size: number) {
+    this.left = size - 32;
+  }
+
+  /** The next `length` bytes, in a buffer of their own (typed arrays are made on it). */
+  take(length: number): Uint8Array<ArrayBuffer> {
+    const bytes = this.read(this.claim(length), length);
+    this.sum.update(bytes);
+    return bytes;
+  }
+
+  /** Count the next `length` bytes into the checksum without keeping them; where they start. */
+  skip(length: number): number {
+    const start = this.claim(length);
+    for (let done = 0; done < length;) {
+      const part = Math.min(length - done, 1 << 20);
+      this.sum.update(this.read(start + done, part));
+      done += part;
+    }
+    return start;
+  }
+
+  /** Whether the rest is exactly the checksum of what was read. */
+  checksumMatches(): boolean {
+    return this.left === 0 && this.sum.digest().equals(this.read(this.at, 32));
+  }
+
+  private claim(length: number): number {
+    if (!Number.isSafeInteger(length) || length < 0 || length > this.left) throw new RangeError("the cache ends early");
+    this.left -= length;
+    this.at += length;
+    return this.at - length;
+  }
+
+  private read(position: number, length: number): Uint8Array<ArrayBuffer> {
+    const bytes = new Uint8Array(length);
+    if (this.file.read(position, bytes) < length) throw new RangeError("the cache ends early");
+    return bytes;
+  }
 }
 
 /**
  * The cache at `path`: `null` when there is none, `"unusable"` when it cannot be used (damaged, not a regular file,
- * unreadable, another repository's), which the push says, since it then sends everything again. Each part is read
- * into its own array.
+ * unreadable, another repository's), which the push says, since it then sends everything again. Its header and extents
+ * are read into memory, its maps are read from the file (kept open) when needed; the whole file is checksummed first.
  */
-export function loadPushCache(path: string, repositoryId: string): PushCache | "unusable" | null {
+export function loadPushCache(path: string, repositoryId: string): LoadedPushCache | "unusable" | null {
   let opened: { fd: number; size: number };
   try {
     opened = openRegularFile(path, { maxBytes: Number.MAX_SAFE_INTEGER }); // never a link, a FIFO or a folder
   } catch (error) {
     return error instanceof Deno.errors.NotFound ? null : "unusable";
   }
-  const { fd, size } = opened;
+  const file = new MapFile(opened.fd, path);
+  let cache: LoadedPushCache | null = null;
   try {
-    let at = 0;
-    return decodeFrom(
-      (length) => length > size - at ? null : readPart(fd, (at += length) - length, length),
-      size,
-      repositoryId,
-    ) ?? "unusable";
+    cache = opened.size < MAGIC.length + 36 ? null : decode(new CacheReader(file, opened.size), file, repositoryId);
   } catch {
-    return "unusable";
-  } finally {
-    closeSync(fd);
+    cache = null;
   }
+  if (cache === null) file.close();
+  return cache ?? "unusable";
 }
 
-/** Exactly `length` bytes of `fd` from `position` into a new buffer, or `null` when the file ends before. */
-function readPart(fd: number, position: number, length: number): Uint8Array<ArrayBuffer> | null {
-  const bytes = new Uint8Array(length);
-  for (let filled = 0; filled < length;) {
-    const read = readSync(fd, bytes, filled, length - filled, position + filled);
-    if (read === 0) return null;
-    filled += read;
+/** Decode a cache, or `null` when it is damaged, of another version, or of another repository. */
+function decode(reader: CacheReader, file: MapFile, repositoryId: string): LoadedPushCache | null {
+  const magic = new TextDecoder().decode(reader.take(MAGIC.length));
+  if (magic !== MAGIC && magic !== MAGIC_V1) return null;
+  const header = JSON.parse(
+    new TextDecoder().decode(reader.take(new DataView(reader.take(4).buffer).getUint32(0, true))),
+  );
+  if (header.repository_id !== repositoryId || !Array.isArray(header.files)) return null;
+  const files: CachedFile[] = [];
+  for (const entry of header.files) {
+    const count = Math.ceil(entry.size / entry.block);
+    const v1 = magic === MAGIC_V1 && Array.isArray(entry.extents);
+    if (!v1 && (magic === MAGIC_V1 || !Number.isSafeInteger(entry.extents) || entry.extents < 0)) return null;
+    if (!Number.isSafeInteger(count) || count < 0) return null;
+    const map = { file, at: reader.skip(mapBytes(count)), count, block: entry.block };
+    const extents = v1 ? toExtentTable(entry.extents) : extentTableFrom(entry.extents, (n) => reader.take(n).buffer);
+    files.push({ ...entry, map, extents });
   }
-  return bytes;
+  return reader.checksumMatches() ? { repositoryId, packs: header.packs, files, file } : null;
 }
 
-/** Decode a cache of `size` bytes read through `take`; every part is counted into the checksum checked at the end. */
-function decodeFrom(take: Take, size: number, repositoryId: string): PushCache | null {
-  if (size < MAGIC.length + 36) return null;
-  const sum = createHash("sha256");
-  let left = size - 32;
-  const next = (length: number) => {
-    const bytes = Number.isSafeInteger(length) && length >= 0 && length <= left ? take(length) : null;
-    if (bytes === null) throw new RangeError("the cache ends early");
-    left -= length;
-    sum.update(bytes);
-    return bytes;
-  };
-  try {
-    const magic = new TextDecoder().decode(next(MAGIC.length));
-    if (magic !== MAGIC && magic !== MAGIC_V1) return null;
-    const header = JSON.parse(new TextDecoder().decode(next(new DataView(next(4).buffer).getUint32(0, true))));
-    if (header.repository_id !== repositoryId) return null;
-    const files: CachedFile[] = [];
-    for (const file of header.files) {
-      const count = Math.ceil(file.size / file.block);
-      const v1 = magic === MAGIC_V1 && Array.isArray(file.extents);
-      if (!v1 && (magic === MAGIC_V1 || !Number.isSafeInteger(file.extents) || file.extents < 0)) return null;
-      const map = {
-        block: file.block,
-        hashes: next(count * 32),
-        packs: new Int32Array(next(count * 4).buffer),
-        offsets: new Uint32Array(next(count * 4).buffer),
-      };
-      const extents = v1 ? toExtentTable(file.extents) : extentTableFrom(file.extents, (length) => next(length).buffer);
-      files.push({ ...file, map, extents });
-    }
-    const stored = take(32);
-    if (left !== 0 || stored === null || !sum.digest().equals(stored)) return null;
-    return { repositoryId, packs: header.packs, files };
-  } catch {
-    return null;
-  }
-}
-
-/** Replace the cache at `path` atomically. */
+/** Replace the cache at `path` atomically, its maps read from their files a window at a time. */
 export function savePushCache(path: string, cache: PushCache): void {
-  writeFileAtomic(path, pushCacheParts(cache));
-}
-
-function bytesOf(array: Int32Array | Uint32Array): Uint8Array {
-  return new Uint8Array(array.buffer, array.byteOffset, array.byteLength);
+  writeFileAtomic(path, pushCacheBytes(cache));
 }
 
 /** A journal line: one stored pack and, per file, the blocks it holds as `[index, packOffset, sha256 hex]`. */
@@ -222,10 +212,13 @@ export class PushJournal {
   }
 }
 
-/** What the journals of unfinished pushes say: the packs they stored and, per path, where each block went. */
+/**
+ * What the journals of unfinished pushes say: the packs they stored and, per path, where each block went (in a spool,
+ * pack indexes stored plus one: a block no journal names reads as 0).
+ */
 export interface JournalContent {
   packs: PackInfo[];
-  maps: Map<string, BlockMap>;
+  maps: Map<string, MapRegion>;
 }
 
 /**
@@ -234,15 +227,15 @@ export interface JournalContent {
  */
 const MAX_JOURNAL_LINE = 8 << 20;
 
-/** Read every journal in `dir` for repository `repositoryId`; unreadable lines and files are skipped. */
-export function loadJournals(dir: string, repositoryId: string): JournalContent {
+/** Read every journal in `dir` for repository `repositoryId`, its maps into `spool`; unreadable lines are skipped. */
+export function loadJournals(dir: string, repositoryId: string, spool: Spool): JournalContent {
   const content: JournalContent = { packs: [], maps: new Map() };
   for (const entry of entriesOrNone(dir)) {
     if (!entry.isFile) continue;
     try {
       for (const line of fileLines(join(dir, entry.name), MAX_JOURNAL_LINE)) {
         const record = parseJournalLine(line, repositoryId);
-        if (record) addRecord(content, record);
+        if (record) addRecord(content, record, spool);
       }
     } catch {
       continue; // what was read counts: lines are checksummed one by one
@@ -264,21 +257,33 @@ function parseJournalLine(line: string, repositoryId: string): JournalRecord | n
   }
 }
 
-function addRecord(content: JournalContent, record: JournalRecord): void {
-  const packIndex = content.packs.push(record.pack) - 1;
+function addRecord(content: JournalContent, record: JournalRecord, spool: Spool): void {
+  const stored = content.packs.push(record.pack); // the pack's index plus one
   for (const file of record.files) {
+    const count = Math.ceil(file.size / file.block);
     let map = content.maps.get(file.path);
-    if (!map || map.block !== file.block || map.packs.length !== Math.ceil(file.size / file.block)) {
-      map = emptyBlockMap(file.block, file.size);
+    if (!map || map.block !== file.block || map.count !== count) {
+      map = spool.region(count, file.block);
       content.maps.set(file.path, map);
     }
-    for (const [index, offset, hash] of file.blocks) {
-      if (index < 0 || index >= map.packs.length) continue;
-      hexHashInto(hash, map.hashes, index * 32);
-      map.packs[index] = packIndex;
-      map.offsets[index] = offset;
+    const blocks = file.blocks.filter(([index]) => Number.isSafeInteger(index) && index >= 0 && index < count);
+    for (let run = 0; run < blocks.length;) {
+      let end = run + 1;
+      while (end < blocks.length && blocks[end][0] === blocks[end - 1][0] + 1) end++;
+      writeBlocks(map, blocks[run][0], {
+        hashes: hashesOf(blocks.slice(run, end)),
+        packs: new Int32Array(end - run).fill(stored),
+        offsets: Uint32Array.from(blocks.slice(run, end), ([, offset]) => offset),
+      });
+      run = end;
     }
   }
+}
+
+function hashesOf(blocks: [number, number, string][]): Uint8Array {
+  const hashes = new Uint8Array(blocks.length * 32);
+  blocks.forEach(([, , hash], at) => hexHashInto(hash, hashes, at * 32));
+  return hashes;
 }
 
 /**
@@ -297,14 +302,16 @@ export interface KnownLocation {
 
 /**
  * The blocks this host knows are stored, from the cache and the journals, restricted to packs that a listing made after
- * the push's lease was written shows present (with their size) and not condemned.
+ * the push's lease was written shows present (with their size) and not condemned. The maps stay in their files: they
+ * are read a window at a time, for the file being read.
  */
 export class KnownBlocks {
   /** Every pack the cache or a journal mentions (the cache's first). */
   readonly packs: PackInfo[];
   private readonly usable: boolean[];
   private readonly cached = new Map<string, CachedFile>();
-  private readonly journal: Map<string, BlockMap>;
+  private readonly journal: Map<string, MapRegion>;
+  private readers: { path: string; cached: MapReader | null; journal: MapReader | null } | null = null;
 
   /** Combine the last push's cache (or none) with the journals of unfinished pushes. */
   constructor(cache: PushCache | null, journals: JournalContent) {
@@ -316,9 +323,7 @@ export class KnownBlocks {
       indexOf.set(pack.id, this.packs.length);
       return this.packs.push(pack) - 1;
     });
-    for (const map of journals.maps.values()) {
-      map.packs.forEach((pack, at) => map.packs[at] = pack < 0 ? -1 : remap[pack]);
-    }
+    for (const map of journals.maps.values()) map.packOf = (stored) => stored <= 0 ? -1 : remap[stored - 1] ?? -1;
     this.journal = journals.maps;
     for (const file of cache?.files ?? []) this.cached.set(file.path, file);
     this.usable = this.packs.map(() => false);
@@ -354,20 +359,32 @@ export class KnownBlocks {
    * When not, {@linkcode find} finds nothing whatever the block's hash, so the block need not be hashed before packing.
    */
   mayHave(path: string, block: number, index: number): boolean {
-    for (const map of [this.cached.get(path)?.map, this.journal.get(path)]) {
-      if (map && map.block === block && index < map.packs.length && this.isUsable(map.packs[index])) return true;
-    }
-    return false;
+    return this.sources(path, block, index).some(({ window, at }) => this.isUsable(window.packs[at]));
   }
 
   /** Where block `index` of `path` (cut at `block`) with SHA-256 `hash` is already stored, or `null`. */
   find(path: string, block: number, index: number, hash: Uint8Array): KnownLocation | null {
-    for (const map of [this.cached.get(path)?.map, this.journal.get(path)]) {
-      if (!map || map.block !== block || index >= map.packs.length || !this.isUsable(map.packs[index])) continue;
-      if (Buffer.compare(map.hashes.subarray(index * 32, index * 32 + 32), hash) === 0) {
-        return { pack: map.packs[index], offset: map.offsets[index] };
+    for (const { window, at } of this.sources(path, block, index)) {
+      if (!this.isUsable(window.packs[at])) continue;
+      if (Buffer.compare(window.hashes.subarray(at * 32, at * 32 + 32), hash) === 0) {
+        return { pack: window.packs[at], offset: window.offsets[at] };
       }
     }
     return null;
+  }
+
+  /** The windows of the cache's and the journals' maps of `path` holding block `index`, where it is cut at `block`. */
+  private sources(path: string, block: number, index: number): { window: MapWindow; at: number }[] {
+    if (this.readers?.path !== path) {
+      const reader = (map: MapRegion | undefined) => map ? new MapReader(map) : null;
+      this.readers = { path, cached: reader(this.cached.get(path)?.map), journal: reader(this.journal.get(path)) };
+    }
+    const found = [];
+    for (const reader of [this.readers.cached, this.readers.journal]) {
+      if (!reader || reader.region.block !== block || index >= reader.region.count) continue;
+      const window = reader.at(index);
+      found.push({ window, at: index - window.from });
+    }
+    return found;
   }
 }

@@ -16,8 +16,9 @@ import type { PackInfo } from "./boundary.ts";
 import type { DocumentLink, WritableFile } from "./document.ts";
 import { emptyExtentTable, type ExtentTable, ExtentTableBuilder } from "./extent_table.ts";
 import type { LocalEntry } from "./local_snapshot.ts";
-import type { PackWriter, TaggedFile } from "./pack_writer.ts";
+import type { BlockTag, PackWriter, TaggedFile } from "./pack_writer.ts";
 import type { CachedFile, KnownBlocks } from "./push_cache.ts";
+import { MapBuilder, MapReader, type MapRegion, type Spool } from "./block_maps.ts";
 
 /** A file as pushed; pack references are ≥ 0 for a known pack, `-1 - slot` for a new pack of the writer. */
 interface PushedFile {
@@ -30,9 +31,8 @@ interface PushedFile {
   unhashed: number[];
   /** Its identity when it was read (its SHA-256 taken from its bytes), `null` when reused whole from the last push. */
   identity: string | null;
-  hashes: Uint8Array;
-  refs: Int32Array;
-  offsets: Uint32Array;
+  /** Its block map (pack references as above): being written for a file read, the last push's for one reused. */
+  map: MapBuilder | MapRegion;
 }
 
 /** A file of the local snapshot that is not what its manifest says (kind, size or SHA-256): read as it was pushed. */
@@ -73,11 +73,17 @@ export class PushSession {
   private sinceCollected = 0;
   private readonly buffer = new Uint8Array(READ_BYTES);
   private done = 0;
+  /** The map each file read is written to, by its tag (see {@linkcode stored}). */
+  private readonly builders = new Map<TaggedFile, MapBuilder>();
 
-  /** A session reading from snapshot folder `root` (stamp `stamp`, for messages) of `total` bytes (for progress). */
+  /**
+   * A session reading from snapshot folder `root` (stamp `stamp`, for messages) of `total` bytes (for progress), its
+   * block maps written into `spool`.
+   */
   constructor(
     private readonly known: KnownBlocks,
     private readonly writer: PackWriter,
+    private readonly spool: Spool,
     private readonly root: string,
     private readonly stamp: string,
     private readonly total: number,
@@ -109,9 +115,7 @@ export class PushSession {
       extents,
       unhashed: [],
       identity: null,
-      hashes: map.hashes,
-      refs: map.packs,
-      offsets: map.offsets,
+      map,
     });
     this.totals.bytesDeduplicated += size;
     this.totals.filesUnchanged += 1;
@@ -135,11 +139,10 @@ export class PushSession {
       extents: emptyExtentTable(0),
       unhashed: [],
       identity: fileIdentity(opened),
-      hashes: new Uint8Array(count * 32),
-      refs: new Int32Array(count),
-      offsets: new Uint32Array(count),
+      map: new MapBuilder(this.spool, count, block),
     };
     const tagged: TaggedFile = { path: entry.path, block, size };
+    this.builders.set(tagged, pushed.map as MapBuilder);
     const extents = new ExtentBuilder(pushed.unhashed);
     const whole = createHash("sha256");
     const read = await readChunks(file, this.buffer, async (chunk, offset) => {
@@ -181,7 +184,8 @@ export class PushSession {
     bytes: Uint8Array,
     index: number,
   ): void {
-    const hash = pushed.hashes.subarray(index * 32, index * 32 + 32); // a view: no buffer per block
+    const map = pushed.map as MapBuilder;
+    const hash = map.hashView(index); // set here when hashed to be found, else once its pack is sealed
     let known = null;
     if (this.known.mayHave(pushed.path, pushed.block, index)) {
       hashBlockInto(bytes, hash, 0);
@@ -199,9 +203,13 @@ export class PushSession {
       ref = -1 - placed.slot;
       offset = placed.offset;
     }
-    pushed.refs[index] = ref;
-    pushed.offsets[index] = offset;
+    map.place(index, ref, offset, !known);
     extents.add(index * pushed.block, ref, offset, bytes, hash);
+  }
+
+  /** The blocks `tags` are in a stored pack, their hashes set: their maps may be written out. */
+  stored(tags: readonly BlockTag[]): void {
+    for (const { file, index } of tags) this.builders.get(file)?.hashed(index);
   }
 
   /** Each file read so far, by path: its SHA-256 (taken from its bytes, checked against the manifest) and identity. */
@@ -246,14 +254,17 @@ export class PushSession {
         continue;
       }
       const { path, size, sha256, block, extents } = entry;
+      const region = entry.map instanceof MapBuilder ? entry.map.finish() : entry.map;
+      const reader = new MapReader(region);
       for (const row of entry.unhashed) {
         const index = extents.at[row] / block;
-        extents.hashes.set(entry.hashes.subarray(index * 32, index * 32 + 32), row * 32);
+        const window = reader.at(index);
+        const at = (index - window.from) * 32;
+        extents.hashes.set(window.hashes.subarray(at, at + 32), row * 32);
       }
       extents.packs.forEach((ref, at) => extents.packs[at] = indexOf(ref)); // in place: one table for both
       files.push({ path, size, sha256, block, extents });
-      const map = { block, hashes: entry.hashes, packs: entry.refs.map(indexOf), offsets: entry.offsets };
-      cache.push({ path, size, sha256, block, extents, map });
+      cache.push({ path, size, sha256, block, extents, map: { ...region, packOf: indexOf } });
     }
     return { packs, files, cache };
   }

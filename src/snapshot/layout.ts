@@ -107,6 +107,14 @@ export function condemnedSightingsPath(backupDir: string, location: string): str
   return join(remoteStateDir(backupDir, location), "condemned-seen.json");
 }
 
+/**
+ * `<backup>/remotes/<key>/block-maps-<push id>.tmp`: the block maps of a push to `location`, removed as soon as it is
+ * opened (the push reads and writes it through its descriptor); the push id is 16 hex (checked).
+ */
+export function blockMapSpoolPath(backupDir: string, location: string, pushId: string): string {
+  return join(remoteStateDir(backupDir, location), `block-maps-${checkedPushId(pushId)}.tmp`);
+}
+
 /** `<backup>/remotes/<key>/journal`: one file per unfinished push to `location`, listing the packs it sent. */
 export function pushJournalDir(backupDir: string, location: string): string {
   return join(remoteStateDir(backupDir, location), "journal");
@@ -114,8 +122,12 @@ export function pushJournalDir(backupDir: string, location: string): string {
 
 /** `<backup>/remotes/<key>/journal/<push id>`; the push id is 16 hex (checked). */
 export function pushJournalPath(backupDir: string, location: string, pushId: string): string {
+  return join(pushJournalDir(backupDir, location), checkedPushId(pushId));
+}
+
+function checkedPushId(pushId: string): string {
   if (!/^[0-9a-f]{16}$/.test(pushId)) throw new RangeError(`not a push id: ${JSON.stringify(pushId.slice(0, 40))}`);
-  return join(pushJournalDir(backupDir, location), pushId);
+  return pushId;
 }
 
 /**

@@ -1,15 +1,11 @@
 import assert from "node:assert/strict";
+import { Buffer } from "node:buffer";
+import { createHash } from "node:crypto";
 import { join } from "node:path";
 import { fileLines } from "../../src/fs/lines.ts";
-import { toExtentTable } from "../../src/repo/extent_table.ts";
-import {
-  emptyBlockMap,
-  encodePushCache,
-  loadJournals,
-  loadPushCache,
-  PushJournal,
-  savePushCache,
-} from "../../src/repo/push_cache.ts";
+import { MapFile, type MapRegion, readWindow, Spool, writeBlocks } from "../../src/repo/block_maps.ts";
+import { extentsOf, toExtentTable } from "../../src/repo/extent_table.ts";
+import { loadJournals, loadPushCache, PushJournal, savePushCache } from "../../src/repo/push_cache.ts";
 import { tempDir } from "../_helpers.ts";
 
 const REPO = "d".repeat(32);
@@ -28,32 +24,57 @@ Deno.test("fileLines: lines across chunk edges, multibyte text, no final newline
   assert.deepEqual([...fileLines(path, 10, 3)], ["a", "b"]);
 });
 
-Deno.test("push cache file: saved and loaded part by part; cut short, padded or lying about a length, no cache", () => {
+/** A map of `count` blocks cut at 4096 in `spool`: hashes `at % 251`, pack indexes and offsets as given (then 0). */
+function mapIn(spool: Spool, count: number, packs: number[], offsets: number[]): MapRegion {
+  const region = spool.region(count, 4096);
+  const hashes = new Uint8Array(count * 32).map((_, at) => at % 251);
+  const packTable = new Int32Array(count);
+  packTable.set(packs);
+  const offsetTable = new Uint32Array(count);
+  offsetTable.set(offsets);
+  writeBlocks(region, 0, { hashes, packs: packTable, offsets: offsetTable });
+  return region;
+}
+
+function arrays(region: MapRegion) {
+  const { hashes, packs, offsets } = readWindow(region, 0, region.count);
+  return { hashes, packs: [...packs], offsets: [...offsets] };
+}
+
+Deno.test("push cache file: saved and loaded part by part; cut short, padded, flipped or lying about a length, no cache", () => {
   using dir = tempDir();
+  using spoolFile = MapFile.spool(join(dir.path, "spool"));
+  assert.deepEqual([...Deno.readDirSync(dir.path)], [], "the spool is removed as soon as it is open");
+  const spool = new Spool(spoolFile);
   const path = join(dir.path, "push-cache");
-  const map = emptyBlockMap(4096, 3 * 4096 + 5);
-  map.hashes.forEach((_, at) => map.hashes[at] = at % 251);
-  map.packs.set([0, 0, 1, 1]);
-  map.offsets.set([0, 4096, 0, 4096]);
-  const extents = toExtentTable([[0, 0, 0, 8192, ID], [8192, 1, 0, 4101, "0f".repeat(32)]]);
-  const file = { path: "db/a.db", size: 3 * 4096 + 5, sha256: ID, block: 4096, extents, map };
+  const count = 3 * 4096 + 5; // blocks: more than one window
+  const map = mapIn(spool, count, [0, 0, 1, 1], [0, 4096, 0, 4096]);
+  const extents = toExtentTable([[0, 0, 0, 8192, ID], [2 ** 33, 1, 0, 4101, "0f".repeat(32)]]); // offsets past 4 GiB
+  const file = { path: "db/a.db", size: count * 4096, sha256: ID, block: 4096, extents, map };
   const packs = [{ id: ID, size: 9, compression: "zstd" as const }, {
     id: "cd".repeat(32),
     size: 8,
     compression: "none" as const,
   }];
-  const cache = { repositoryId: REPO, packs, files: [file, { ...file, path: "db/b.db" }] };
+  const shifted = { ...map, packOf: (pack: number) => pack + 5 }; // saved as the reader sees it
+  const cache = { repositoryId: REPO, packs, files: [file, { ...file, path: "db/b.db", map: shifted }] };
   savePushCache(path, cache);
   const bytes = Deno.readFileSync(path);
-  assert.deepEqual(bytes, new Uint8Array(encodePushCache(cache)));
   const back = loadPushCache(path, REPO);
   assert.ok(back !== null && back !== "unusable");
+  using _ = back.file;
   assert.deepEqual(back.files.map((entry) => entry.path), ["db/a.db", "db/b.db"]);
-  assert.deepEqual(back.files[1].map, map);
-  assert.deepEqual(back.files[1].extents, extents);
+  assert.deepEqual(arrays(back.files[0].map), arrays(map));
+  assert.deepEqual(arrays(back.files[1].map).packs.slice(0, 5), [5, 5, 6, 6, 5]);
+  assert.deepEqual(extentsOf(back.files[1].extents, 0, Infinity), extentsOf(extents, 0, Infinity));
   assert.deepEqual(back.packs, packs);
   assert.equal(loadPushCache(path, "e".repeat(32)), "unusable");
   assert.equal(loadPushCache(join(dir.path, "missing"), REPO), null, "none: not a damaged one");
+  const flipped = (at: number) => bytes.map((byte, index) => index === at ? byte ^ 1 : byte);
+  for (const at of [0, 30, 200_000, bytes.length - 40, bytes.length - 1]) {
+    Deno.writeFileSync(path, flipped(at));
+    assert.equal(loadPushCache(path, REPO), "unusable", `flip at ${at}`);
+  }
   for (const damaged of [bytes.subarray(0, bytes.length - 1), new Uint8Array([...bytes, 0]), bytes.subarray(0, 30)]) {
     Deno.writeFileSync(path, damaged);
     assert.equal(loadPushCache(path, REPO), "unusable", `${damaged.length} bytes`);
@@ -65,6 +86,36 @@ Deno.test("push cache file: saved and loaded part by part; cut short, padded or 
   Deno.removeSync(path);
   Deno.mkdirSync(path);
   assert.equal(loadPushCache(path, REPO), "unusable", "a folder");
+});
+
+Deno.test("push cache file: one of format 1 (extents in its JSON header) is still read", () => {
+  using dir = tempDir();
+  const path = join(dir.path, "push-cache");
+  const hashes = new Uint8Array(64).fill(3);
+  const extents = [[0, 0, 0, 8192, ID]];
+  const packs = [{ id: ID, size: 123, compression: "none" }];
+  const header = new TextEncoder().encode(JSON.stringify({
+    repository_id: REPO,
+    packs,
+    files: [{ path: "db/a.db", size: 8192, sha256: ID, block: 4096, extents }],
+  }));
+  const length = new Uint8Array(4);
+  new DataView(length.buffer).setUint32(0, header.length, true);
+  const body = Buffer.concat([
+    new TextEncoder().encode("ATOCORE-PUSH-CACHE 1\n"),
+    length,
+    header,
+    hashes,
+    new Uint8Array(new Int32Array([0, 0]).buffer),
+    new Uint8Array(new Uint32Array([0, 4096]).buffer),
+  ]);
+  Deno.writeFileSync(path, Buffer.concat([body, createHash("sha256").update(body).digest()]));
+  const back = loadPushCache(path, REPO);
+  assert.ok(back !== null && back !== "unusable");
+  using _ = back.file;
+  assert.deepEqual(extentsOf(back.files[0].extents, 0, Infinity), extents);
+  assert.deepEqual(arrays(back.files[0].map), { hashes, packs: [0, 0], offsets: [0, 4096] });
+  assert.deepEqual(back.packs, packs);
 });
 
 Deno.test("push journal: read line by line; a torn, foreign or oversized line is skipped, the others count", () => {
@@ -87,10 +138,9 @@ Deno.test("push journal: read line by line; a torn, foreign or oversized line is
     { file, index: 0, hash },
   ], [512]);
   Deno.writeTextFileSync(join(journalDir, "p1"), `{"torn`, { append: true });
-  const content = loadJournals(journalDir, REPO);
+  using spool = MapFile.spool(join(dir.path, "spool"));
+  const content = loadJournals(journalDir, REPO, new Spool(spool));
   assert.deepEqual(content.packs.map((pack) => pack.id), [ID, "ef".repeat(32)]);
   const map = content.maps.get("db/a.db")!;
-  assert.deepEqual([...map.packs], [1, 0]);
-  assert.deepEqual([...map.offsets], [512, 4096]);
-  assert.deepEqual(map.hashes, new Uint8Array(64).fill(9));
+  assert.deepEqual(arrays(map), { hashes: new Uint8Array(64).fill(9), packs: [2, 1], offsets: [512, 4096] }, "+1");
 });

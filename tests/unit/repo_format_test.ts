@@ -5,7 +5,6 @@
  * @module
  */
 import assert from "node:assert/strict";
-import { Buffer } from "node:buffer";
 import { createHash } from "node:crypto";
 import { join } from "node:path";
 import { blockSizeOf, DEFAULT_BLOCK, hashBlockInto, isCompressible } from "../../src/repo/blocks.ts";
@@ -18,8 +17,7 @@ import {
   type WritableDocument,
 } from "../../src/repo/document.ts";
 import { packName, parseName, parseSnapshotKey, refsName, snapshotName } from "../../src/repo/layout.ts";
-import { decodePushCache, emptyBlockMap, encodePushCache } from "../../src/repo/push_cache.ts";
-import { extentsOf, toExtentTable } from "../../src/repo/extent_table.ts";
+import { toExtentTable } from "../../src/repo/extent_table.ts";
 import { tempDir } from "../_helpers.ts";
 
 const ID = "a".repeat(64);
@@ -174,52 +172,4 @@ Deno.test("blocks: a block's SHA-256 is written in place, 32 bytes at the offset
     assert.deepEqual(into.subarray(32, 64), new Uint8Array(createHash("sha256").update(bytes).digest()), `${size} B`);
   }
   assert.ok(into.subarray(0, 32).every((byte) => byte === 0xaa) && into.subarray(64).every((byte) => byte === 0xaa));
-});
-
-Deno.test("push cache: encoded and decoded intact; a flipped byte or another repository gives no cache", () => {
-  const map = emptyBlockMap(4096, 10000);
-  const extents: Extent[] = [[0, 0, 0, 8192, ID], [2 ** 33, 0, 8192, 1808, "0f".repeat(32)]]; // offsets past 4 GiB
-  map.hashes.fill(7);
-  map.packs.set([0, 0, 0]);
-  map.offsets.set([0, 4096, 8192]);
-  const cache = {
-    repositoryId: REPO,
-    packs: [{ id: ID, size: 123, compression: "zstd" as const }],
-    files: [{ path: "db/a.db", size: 10000, sha256: ID, block: 4096, extents: toExtentTable(extents), map }],
-  };
-  const bytes = encodePushCache(cache);
-  const back = decodePushCache(bytes, REPO)!;
-  assert.deepEqual(extentsOf(back.files[0].extents, 0, Infinity), extents);
-  assert.deepEqual(back.files[0].map.offsets, map.offsets);
-  assert.deepEqual(back.files[0].map.hashes, map.hashes);
-  assert.deepEqual(back.packs, cache.packs);
-  assert.equal(decodePushCache(bytes, "e".repeat(32)), null);
-  for (const at of [0, 30, bytes.length - 40, bytes.length - 1]) {
-    const damaged = bytes.slice();
-    damaged[at] ^= 1;
-    assert.equal(decodePushCache(damaged, REPO), null, `flip at ${at}`);
-  }
-  assert.equal(decodePushCache(bytes.subarray(0, 10), REPO), null);
-});
-
-Deno.test("push cache: one of format 1 (extents in its JSON header) is still read", () => {
-  const map = emptyBlockMap(4096, 8192);
-  map.hashes.fill(3);
-  map.offsets.set([0, 4096]);
-  const extents = [[0, 0, 0, 8192, ID]];
-  const packs = [{ id: ID, size: 123, compression: "none" }];
-  const header = new TextEncoder().encode(JSON.stringify({
-    repository_id: REPO,
-    packs,
-    files: [{ path: "db/a.db", size: 8192, sha256: ID, block: 4096, extents }],
-  }));
-  const length = new Uint8Array(4);
-  new DataView(length.buffer).setUint32(0, header.length, true);
-  const parts = [new TextEncoder().encode("ATOCORE-PUSH-CACHE 1\n"), length, header, map.hashes];
-  parts.push(new Uint8Array(map.packs.buffer), new Uint8Array(map.offsets.buffer));
-  const body = Buffer.concat(parts);
-  const back = decodePushCache(Buffer.concat([body, createHash("sha256").update(body).digest()]), REPO)!;
-  assert.deepEqual(extentsOf(back.files[0].extents, 0, Infinity), extents);
-  assert.deepEqual(back.files[0].map.offsets, map.offsets);
-  assert.deepEqual(back.packs, packs);
 });
