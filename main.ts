@@ -8,7 +8,7 @@
 import type { CommandContext } from "./src/cli/command.ts";
 import { parseCommandArgs } from "./src/cli/command.ts";
 import { COMMANDS, findCommand, groupCommands } from "./src/cli/commands.ts";
-import { stderrReporter } from "./src/cli/stderr_reporter.ts";
+import { stderrReporter, writeStderr } from "./src/cli/stderr_reporter.ts";
 import { ExitCode, ToolError, unexpectedErrorLine, UsageError } from "./src/errors.ts";
 import { closeBackends } from "./src/repo/open_backend.ts";
 import { TOOL_NAME, TOOL_VERSION } from "./src/version.ts";
@@ -64,15 +64,15 @@ export async function main(args: string[]): Promise<number> {
     const outcome = await command.run(values, positionals, context);
     reporter.clear();
     const asText = terminal || (outcome.plain === true && !values.json);
-    print(asText ? outcome.text : JSON.stringify(outcome.result, null, 2));
+    printResult(asText ? outcome.text : JSON.stringify(outcome.result, null, 2), command.name, outcome.exitCode);
     return outcome.exitCode;
   } catch (error) {
     const code = error instanceof ToolError ? error.exitCode : ExitCode.Failed;
     // this tool's messages are one line, a newline in a path they name shown as \n; another error's first line
     const message = error instanceof ToolError ? error.message.replaceAll("\n", "\\n") : unexpectedErrorLine(error);
     reporter.clear();
-    console.error(`${TOOL_NAME}: error: ${message}`);
-    if (debug && error instanceof Error) console.error(error.stack);
+    writeStderr(`${TOOL_NAME}: error: ${message}\n`);
+    if (debug && error instanceof Error) writeStderr(`${error.stack}\n`);
     return code;
   } finally {
     await closeBackends(); // an SFTP connection is ended politely, and never keeps the process alive
@@ -106,6 +106,22 @@ function unknownCommand(name: string, next: string | undefined): UsageError {
 function print(text: string): number {
   console.log(text);
   return ExitCode.Ok;
+}
+
+/**
+ * Print a command's result; when stdout cannot take it (a full disk, a reader gone), say so on stderr: the exit code
+ * stays the operation's, which ran as it says (its snapshot made, its metrics written).
+ */
+function printResult(text: string, name: string, code: number): void {
+  try {
+    console.log(text);
+  } catch (error) {
+    const why = error instanceof Error ? error.message : String(error);
+    writeStderr(
+      `${TOOL_NAME}: warning: ${name} ended with exit code ${code}, but its result could not be written to stdout ` +
+        `(${why}); send stdout where it can be written to see the result\n`,
+    );
+  }
 }
 
 if (import.meta.main) Deno.exit(await main(Deno.args));

@@ -13,7 +13,23 @@ const BAR_WIDTH = 30;
 const REDRAW_MS = 100;
 
 /**
- * A reporter writing to stderr.
+ * Write `text` to stderr, whole; a stderr that fails (a log reader gone, a full disk) is given up on, never an error:
+ * a log line must not stop an operation half done, such as a restore replacing the store.
+ */
+export function writeStderr(text: string): void {
+  if (stderrBroken) return;
+  try {
+    const bytes = encoder.encode(text);
+    for (let written = 0; written < bytes.length;) written += Deno.stderr.writeSync(bytes.subarray(written));
+  } catch {
+    stderrBroken = true;
+  }
+}
+
+let stderrBroken = false;
+
+/**
+ * A reporter writing to stderr (see {@linkcode writeStderr}).
  *
  * @param terminal Whether stderr is a terminal: progress bars and readable warnings, else JSON lines.
  */
@@ -21,7 +37,7 @@ export function stderrReporter(terminal: boolean): Reporter & { clear(): void } 
   let lastDraw = 0;
   let drawn = false;
   const clear = () => {
-    if (drawn) Deno.stderr.writeSync(encoder.encode("\r\x1b[2K"));
+    if (drawn) writeStderr("\r\x1b[2K");
     drawn = false;
   };
   return {
@@ -33,7 +49,7 @@ export function stderrReporter(terminal: boolean): Reporter & { clear(): void } 
       const line = terminal
         ? readableWarning(name, fields)
         : JSON.stringify({ logger: "backup", level, event: name, ...fields });
-      Deno.stderr.writeSync(encoder.encode(line + "\n"));
+      writeStderr(line + "\n");
     },
     progress(label, done, total) {
       if (!terminal) return;
@@ -41,9 +57,9 @@ export function stderrReporter(terminal: boolean): Reporter & { clear(): void } 
       const finished = total > 0 && done >= total;
       if (!finished && now - lastDraw < REDRAW_MS) return;
       lastDraw = now;
-      Deno.stderr.writeSync(encoder.encode(`\r\x1b[2K${progressLine(label, done, total)}`));
+      writeStderr(`\r\x1b[2K${progressLine(label, done, total)}`);
       drawn = !finished;
-      if (finished) Deno.stderr.writeSync(encoder.encode("\n"));
+      if (finished) writeStderr("\n");
     },
   };
 }

@@ -45,7 +45,11 @@ export function listenForInterrupts(reporter: Reporter): Interrupts {
         controller.abort(new InterruptedError(name));
         return;
       }
-      console.error(`atocore-backup: error: interrupted again by ${name}: stopped at once, as if killed`);
+      try {
+        console.error(`atocore-backup: error: interrupted again by ${name}: stopped at once, as if killed`);
+      } catch {
+        // a stderr that cannot be written does not keep the process from stopping
+      }
       Deno.exit(name === "SIGINT" ? ExitCode.Interrupted : ExitCode.Terminated);
     };
     Deno.addSignalListener(name, handler);
