@@ -337,13 +337,14 @@ const AUTH_KEY = /(^|[^0-9a-f])[0-9a-f]{64}([^0-9a-f]|$)/i;
  * @throws {UsageError} naming the flag or variable.
  */
 function refuseSecretKeys(flags: RemoteFlags, env: Record<string, string | undefined>): void {
+  const flag = (name: string) => `--${name.replace(/[A-Z]/g, (letter) => `-${letter.toLowerCase()}`)}`;
   const given: [string, string | undefined][] = [
-    ["--identity", flags.identity],
-    ["--auth-key", flags.authKey],
-    ["--recipients-file", flags.recipientsFile],
-    ["--remote", flags.remote],
-    ...(flags.recipient ?? []).map((value): [string, string] => ["--recipient", value]),
-    ...Object.values(REMOTE_VARIABLES).map((name): [string, string | undefined] => [name, env[name]]),
+    ...Object.entries(flags).flatMap(([name, value]): [string, string | undefined][] =>
+      (Array.isArray(value) ? value : [value]).map((one) => [flag(name), one])
+    ),
+    ...[...Object.values(REMOTE_VARIABLES), ...Object.values(SSH_VARIABLES)].map((
+      name,
+    ): [string, string | undefined] => [name, env[name]]),
   ];
   const found = given.find(([, value]) => value !== undefined && SECRET_KEY.test(value));
   if (found !== undefined) {
@@ -352,11 +353,11 @@ function refuseSecretKeys(flags: RemoteFlags, env: Record<string, string | undef
         "--identity (ATOCORE_BACKUP_IDENTITY_FILE), and only public age1… keys as recipients",
     );
   }
-  const pasted = [["--auth-key", flags.authKey], [REMOTE_VARIABLES.authKey, env[REMOTE_VARIABLES.authKey]]]
-    .find(([, value]) => value !== undefined && AUTH_KEY.test(value));
+  const pasted = given.find(([, value]) => value !== undefined && AUTH_KEY.test(value));
   if (pasted !== undefined) {
     throw new UsageError(
-      `${pasted[0]} was given an authentication key itself; give the path of the file 'remote auth-key' wrote`,
+      `${pasted[0]} was given what looks like an authentication key (64 hex, as 'remote auth-key' prints it; not ` +
+        "shown); give the path of the file 'remote auth-key' wrote to --auth-key, and only age1… keys as recipients",
     );
   }
 }

@@ -4,6 +4,7 @@
  *
  * @module
  */
+import { isSameOrInside } from "../fs/real_path.ts";
 import { resolve } from "node:path";
 import type { Config } from "../config.ts";
 import { type DrillOptions, type DrillResult, drillSnapshot } from "../ops/drill.ts";
@@ -29,6 +30,7 @@ import { parseDurationSeconds } from "./duration_flag.ts";
 import { checkedScratch } from "./scratch_flag.ts";
 import { formatAge, formatBytes } from "./format.ts";
 import {
+  folderRepositoryOrNull,
   METRICS_HELP,
   METRICS_OPTIONS,
   outputPath,
@@ -116,7 +118,20 @@ Examples:
   run(values, positionals, context): Promise<Outcome> {
     checkArguments(values, positionals);
     if (values.junit !== undefined) {
-      requireWritableOutput("junit", outputPath(context.cwd, values.junit), storeConfigOrNull(values, context));
+      const junit = outputPath(context.cwd, values.junit);
+      requireWritableOutput(
+        "junit",
+        junit,
+        storeConfigOrNull(values, context),
+        folderRepositoryOrNull(values, context),
+      );
+      const metrics = values["metrics-file"];
+      if (metrics !== undefined && isSameOrInside(outputPath(context.cwd, metrics), junit)) {
+        throw new UsageError(
+          `--junit and --metrics-file name the same file ${junit}: the metrics would overwrite the report; ` +
+            "nothing was done; give each its own file",
+        );
+      }
     }
     return withMetrics(
       values,

@@ -9,8 +9,10 @@ import { describeOsError, UsageError } from "../errors.ts";
 import { checkCanReplace } from "../fs/durable.ts";
 import { realPathAsFarAsExists } from "../fs/real_path.ts";
 import { type MetricsOperation, writeMetrics } from "../report/metrics.ts";
-import type { Config } from "../config.ts";
+import { type Config, resolveRemoteSettings } from "../config.ts";
 import { outputOverlap } from "../path_overlap.ts";
+import { isSameOrInside } from "../fs/real_path.ts";
+import { openFolderBackend } from "../repo/folder.ts";
 import {
   type CommandContext,
   type CommandOptions,
@@ -43,7 +45,12 @@ export async function withMetrics(
   const path = values["metrics-file"];
   if (path === undefined) return await run();
   const target = outputPath(context.cwd, path);
-  requireWritableOutput("metrics-file", target, storeConfigOrNull(values, context));
+  requireWritableOutput(
+    "metrics-file",
+    target,
+    storeConfigOrNull(values, context),
+    folderRepositoryOrNull(values, context),
+  );
   const record = (success: boolean, outcome?: Outcome) => {
     try {
       writeMetrics(target, {
@@ -76,10 +83,18 @@ export async function withMetrics(
  * @param flag The flag's name without dashes, for the message.
  * @param path The absolute path given.
  * @param config The store's paths, which an output must never overwrite (`null`: not known, the run will say why).
+ * @param repository The root of the folder repository the flags or environment name, whose objects it must not
+ *   overwrite either (`null`: none).
  * @throws {UsageError} naming the flag, the path and the reason.
  */
-export function requireWritableOutput(flag: string, path: string, config: Config | null): void {
-  const overlap = config === null ? null : outputOverlap(config, path);
+export function requireWritableOutput(
+  flag: string,
+  path: string,
+  config: Config | null,
+  repository: string | null = null,
+): void {
+  const inRepository = repository !== null && isSameOrInside(path, repository);
+  const overlap = inRepository ? `the folder repository ${repository}` : config && outputOverlap(config, path);
   if (overlap !== null) {
     throw new UsageError(
       `--${flag} ${path} would overwrite ${overlap}; nothing was done; give a file outside the store and the ` +
@@ -94,6 +109,26 @@ export function requireWritableOutput(flag: string, path: string, config: Config
         `give a file in an existing folder this user can write; nothing was done`,
       { cause: error },
     );
+  }
+}
+
+/**
+ * The root of the folder repository `--remote` or `ATOCORE_BACKUP_REMOTE` names (whichever command runs: the folder is
+ * a repository all the same), for the output check; `null` for none, a network one, or one that cannot be resolved.
+ */
+export function folderRepositoryOrNull(values: object, context: CommandContext): string | null {
+  try {
+    const remote = (values as { remote?: unknown }).remote;
+    const settings = resolveRemoteSettings(
+      { remote: typeof remote === "string" ? remote : undefined },
+      context.env,
+      context.cwd,
+    );
+    const spec = settings.remote?.value;
+    if (spec === undefined || (/^[a-z][a-z0-9+.-]*:\/\//i.test(spec) && !/^file:/i.test(spec))) return null;
+    return openFolderBackend(spec, context.cwd).location.slice("file://".length);
+  } catch {
+    return null;
   }
 }
 

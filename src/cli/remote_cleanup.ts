@@ -5,17 +5,18 @@
  * @module
  */
 import { describeOsError, ExitCode, OperationError, osErrorPath, ToolError, UsageError } from "../errors.ts";
-import { checkPinIfPinned, recipientsFrom, remoteBackend } from "../ops/remote.ts";
+import { checkPinIfPinned, pushAuthFrom, recipientsFrom, remoteBackend } from "../ops/remote.ts";
 import { parseDurationSeconds } from "./duration_flag.ts";
 import { cleanupRemote, DEFAULT_GRACE_MS, type RemoteCleanupResult } from "../repo/prune.ts";
 import { DEFAULT_LEASE_MS } from "../repo/push.ts";
 import { openRepository } from "../repo/repository.ts";
+import { checkPushAuth } from "../repo/authenticity.ts";
 import { DEFAULT_POLICY } from "../snapshot/retention.ts";
 import { condemnedSightingsPath } from "../snapshot/layout.ts";
 import { COMMON_HELP, configFrom, defineCommand } from "./command.ts";
 import { formatBytes } from "./format.ts";
 import { InterruptedError, listenForInterrupts, reportLateInterrupt } from "../sys/interrupt.ts";
-import { REMOTE_HELP, REMOTE_OPTIONS, remoteSettingsFrom } from "./remote_flags.ts";
+import { AUTH_OPTIONS, CLEANUP_AUTH_HELP, REMOTE_HELP, REMOTE_OPTIONS, remoteSettingsFrom } from "./remote_flags.ts";
 import { policyFrom, RETENTION_HELP, RETENTION_OPTIONS } from "./retention_flags.ts";
 
 /** The `remote cleanup` command. */
@@ -34,7 +35,10 @@ same time loses nothing: its lease (6 h) keeps what it reuses, and the grace
 (default 24 h, must exceed the lease) covers what it sends. The grace counts
 from when a cleanup on this host first saw the mark (kept in the backup folder),
 so a host with a wrong clock cannot make packs go early. Writes left half-staged
-by killed pushes go once older than the grace. Needs no identity. Ctrl-C or
+by killed pushes go once older than the grace. Needs no identity. With the
+pushing hosts' authentication key (--auth-key) it checks the refs: a snapshot
+without its MAC is not counted by retention, and no pack is deleted while a
+refs' list of packs is not covered by a MAC (or one does not match). Ctrl-C or
 SIGTERM stops it between two deletions (exit 130 or 143).
 Shows what it would do and changes nothing, unless --confirm.
 
@@ -43,6 +47,7 @@ Options:
 ${RETENTION_HELP}
   --grace DURATION     time between marking a pack and deleting it: 36h, 2d, 90m
                        (default 24h; longer than a push's 6 h lease)
+${CLEANUP_AUTH_HELP}
 ${REMOTE_HELP}
 ${COMMON_HELP}
 
@@ -55,6 +60,7 @@ Examples:
     ...RETENTION_OPTIONS,
     grace: { type: "string" },
     ...REMOTE_OPTIONS,
+    ...AUTH_OPTIONS,
   },
   maxPositionals: 0,
   async run(values, _positionals, context) {
@@ -63,7 +69,12 @@ Examples:
     const config = configFrom(values, context);
     const settings = remoteSettingsFrom(values, context);
     const backend = remoteBackend(settings, context.cwd, "remote cleanup", context.env, context.reporter);
-    checkPinIfPinned(config, await openRepository(backend), recipientsFrom(settings));
+    const repository = await openRepository(backend);
+    checkPinIfPinned(config, repository, recipientsFrom(settings));
+    const auth = settings.authKeyFile === null
+      ? undefined
+      : pushAuthFrom(settings, "remote cleanup", false, context.reporter);
+    if (auth) checkPushAuth(auth, repository.config.recipients, backend.location);
     context.reporter.event("info", "remote_cleanup_started", { location: backend.location, confirm: !!values.confirm });
     using interrupts = listenForInterrupts(context.reporter);
     const result = await cleanupRemote(backend, {
@@ -73,6 +84,8 @@ Examples:
       now: context.now,
       signal: interrupts.signal,
       sightingsPath: condemnedSightingsPath(config.backupDir.path, backend.location),
+      auth,
+      allowUnauthenticated: Boolean(values["allow-unauthenticated"]),
     }).catch((error) => {
       if (error instanceof InterruptedError) {
         throw error.told(

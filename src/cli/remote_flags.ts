@@ -38,7 +38,8 @@ export const REMOTE_HELP = `Repository (flag, else environment; no default):
                          s3://BUCKET/PREFIX
   --identity FILE        age identity file (secret key), to decrypt           ATOCORE_BACKUP_IDENTITY_FILE
   --auth-key FILE        key file from 'remote auth-key' that a push          ATOCORE_BACKUP_AUTH_KEY_FILE
-                         authenticates its snapshots with (push only)
+                         authenticates its snapshots with, and remote
+                         cleanup checks refs with (push and cleanup only)
   --recipient age1...    public key to encrypt to (repeatable)                ATOCORE_BACKUP_RECIPIENT
   --recipients-file F    file of age1... recipients, one a line (with --recipient: both)
 SFTP (sftp://):
@@ -78,7 +79,10 @@ export function remoteSettingsFrom(values: FlagValues<typeof REMOTE_OPTIONS>, co
   );
 }
 
-/** `--allow-unauthenticated`, for push, `create --push`, `remote verify` and restore and drill `--from-remote`. */
+/**
+ * `--allow-unauthenticated`, for push, `create --push`, `remote verify`, `remote cleanup` and restore and drill
+ * `--from-remote`.
+ */
 export const AUTH_OPTIONS = {
   "allow-unauthenticated": { type: "boolean" },
 } as const satisfies CommandOptions;
@@ -87,6 +91,11 @@ export const AUTH_OPTIONS = {
 export const PUSH_AUTH_HELP =
   `  --allow-unauthenticated  push without --auth-key (warned): snapshots that restore, drill and
                          remote verify then refuse unless given --allow-unauthenticated too`;
+
+/** The line of help of `--allow-unauthenticated` for `remote cleanup`. */
+export const CLEANUP_AUTH_HELP =
+  `  --allow-unauthenticated  with --auth-key: count snapshots whose refs hold no MAC for it, and
+                         keep packs by refs whose list of packs no MAC covers (warned otherwise)`;
 
 /** The line of help of `--allow-unauthenticated` for a command that reads snapshots with the identity. */
 export const READ_AUTH_HELP =

@@ -12,6 +12,7 @@ import { type AgeIdentity, parseRecipient } from "./age.ts";
 const SALT = "atocore-backup";
 const INFO = "snapshot-authentication-v1";
 const MAC_CONTEXT = "atocore-backup snapshot v1\0";
+const PACKS_MAC_CONTEXT = "atocore-backup refs packs v1\0";
 const HEX64 = /^[0-9a-f]{64}$/;
 
 /** An authentication key and the recipient of the identity it was derived from. */
@@ -92,13 +93,40 @@ export interface SnapshotClaim {
 
 /** HMAC-SHA256(K, "atocore-backup snapshot v1\0" ‖ id ‖ "\0" ‖ name ‖ "\0" ‖ hex SHA-256), as 64 lowercase hex. */
 export function snapshotMac(key: AuthKey, claim: SnapshotClaim): string {
-  return createHmac("sha256", key.key)
-    .update(`${MAC_CONTEXT}${claim.repositoryId}\0${claim.objectName}\0${claim.sha256}`, "utf8")
-    .digest("hex");
+  return hmacHex(key, `${MAC_CONTEXT}${claim.repositoryId}\0${claim.objectName}\0${claim.sha256}`);
 }
 
 /** Whether `mac` (hex, as found in refs) is `key`'s MAC of `claim`; compared in constant time. */
 export function macMatches(key: AuthKey, claim: SnapshotClaim, mac: string): boolean {
+  return sameHex(snapshotMac(key, claim), mac);
+}
+
+/**
+ * HMAC-SHA256(K, "atocore-backup refs packs v1\0" ‖ id ‖ "\0" ‖ name ‖ "\0" ‖ hex SHA-256 ‖ "\0" ‖ the packs as
+ * `<id>:<size>` joined by commas, in the refs' order), as 64 lowercase hex: binds the list of packs a refs gives, which
+ * cleanup keeps without reading the snapshot, to that snapshot.
+ */
+export function packsMac(key: AuthKey, claim: SnapshotClaim, packs: readonly { id: string; size: number }[]): string {
+  const list = packs.map(({ id, size }) => `${id}:${size}`).join(",");
+  return hmacHex(key, `${PACKS_MAC_CONTEXT}${claim.repositoryId}\0${claim.objectName}\0${claim.sha256}\0${list}`);
+}
+
+/** Whether `mac` is `key`'s MAC of the list `packs` of `claim`'s refs (see {@linkcode packsMac}). */
+export function packsMacMatches(
+  key: AuthKey,
+  claim: SnapshotClaim,
+  packs: readonly { id: string; size: number }[],
+  mac: string,
+): boolean {
+  return sameHex(packsMac(key, claim, packs), mac);
+}
+
+function hmacHex(key: AuthKey, text: string): string {
+  return createHmac("sha256", key.key).update(text, "utf8").digest("hex");
+}
+
+/** Whether `mac` is 64 lowercase hex equal to `expected`, compared in constant time. */
+function sameHex(expected: string, mac: string): boolean {
   if (!HEX64.test(mac)) return false;
-  return timingSafeEqual(Buffer.from(snapshotMac(key, claim), "hex"), Buffer.from(mac, "hex"));
+  return timingSafeEqual(Buffer.from(expected, "hex"), Buffer.from(mac, "hex"));
 }

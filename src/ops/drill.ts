@@ -309,6 +309,7 @@ async function restoreStep({ config, stamp, options }: DrillState): Promise<Find
       ignoreOpenFiles: false,
       preSnapshot: false,
       to: scratchDir,
+      elsewhereFlag: "--scratch-dir DIR",
       quick: true,
       sourceDir: options.sourceDir,
     });

@@ -64,6 +64,8 @@ export interface RestoreOptions {
   includeChroma?: boolean;
   /** Rebuild the store under this folder instead of the live paths, which stay untouched. */
   to?: string;
+  /** The flag that moves the restore to another filesystem, for messages (default `--to DIR`; a drill's differs). */
+  elsewhereFlag?: string;
   /** With `to`: rebuild into a folder that already holds entries (the store's files there are replaced). */
   force?: boolean;
   /** Validate sizes only, without hashing, before restoring. */
@@ -231,7 +233,7 @@ function checkBeforeChanges(
   const clearedFirst = unfinished?.swap === null && resolve(unfinished.chroma_dir) === resolve(config.chromaDir.path)
     ? config.chromaDir.path
     : null;
-  requireFreeSpace(config, plan, takesPreSnapshot, options.reporter, options.moveSources, clearedFirst);
+  requireFreeSpace(config, plan, { ...options, preSnapshot: takesPreSnapshot, clearedFirst });
   return { unfinished, takesPreSnapshot };
 }
 

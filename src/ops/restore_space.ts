@@ -37,10 +37,14 @@ interface Need {
 export function requireFreeSpace(
   config: Config,
   plan: RestorePlan,
-  preSnapshot: boolean,
-  reporter: Reporter,
-  moveSources = false,
-  clearedFirst: string | null = null,
+  { preSnapshot, reporter, moveSources = false, clearedFirst = null, elsewhereFlag = "--to DIR" }: {
+    preSnapshot: boolean;
+    reporter: Reporter;
+    moveSources?: boolean;
+    clearedFirst?: string | null;
+    /** How the operator restores to another filesystem, for the refusal. */
+    elsewhereFlag?: string;
+  },
 ): void {
   const needs = restoreNeeds(plan, moveSources).concat(
     preSnapshot ? preSnapshotNeeds(config, plan.sources.chroma !== null) : [],
@@ -67,7 +71,9 @@ export function requireFreeSpace(
     throw new RefusedError(
       `not enough free space for this restore on the filesystem of ${group.folder}: it needs ${formatBytes(total)} ` +
         `(${parts.join(", ")}) and has ${formatBytes(space.available)} free; nothing was changed; free at least ` +
-        `${formatBytes(total - space.available)} there, or restore to a folder on another filesystem (--to DIR)`,
+        `${
+          formatBytes(total - space.available)
+        } there, or restore to a folder on another filesystem (${elsewhereFlag})`,
     );
   }
 }

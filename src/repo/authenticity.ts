@@ -4,7 +4,15 @@
  *
  * @module
  */
-import { type AuthKey, deriveAuthKey, macMatches, type SnapshotClaim, snapshotMac } from "../crypto/auth_key.ts";
+import {
+  type AuthKey,
+  deriveAuthKey,
+  macMatches,
+  packsMac,
+  packsMacMatches,
+  type SnapshotClaim,
+  snapshotMac,
+} from "../crypto/auth_key.ts";
 import type { AgeIdentity } from "../crypto/age.ts";
 import { RefusedError } from "../errors.ts";
 import { refsName, type SnapshotKey, snapshotName } from "./layout.ts";
@@ -37,9 +45,39 @@ export function checkPushAuth(auth: PushAuth, recipients: readonly string[], loc
   );
 }
 
-/** The `auth` entries of refs: one MAC per key. */
-export function refsAuth(auth: PushAuth, claim: SnapshotClaim): RefsAuth[] {
-  return auth.keys.map((key) => ({ recipient: key.recipient, mac: snapshotMac(key, claim) }));
+/** The `auth` entries of refs listing `packs`: per key, the snapshot's MAC and the packs' MAC. */
+export function refsAuth(auth: PushAuth, claim: SnapshotClaim, packs: Refs["packs"]): RefsAuth[] {
+  return auth.keys.map((key) => ({
+    recipient: key.recipient,
+    mac: snapshotMac(key, claim),
+    packs_mac: packsMac(key, claim, packs),
+  }));
+}
+
+/**
+ * What `keys` make of `refs` (of the snapshot `claim` names): `"vouched"` when they hold a matching MAC of the
+ * snapshot and of its packs for one of the keys, and none that does not match; `"forged"` when one does not match;
+ * `"unsigned"` with none for these keys; `"packs-unvouched"` when the snapshot's MAC matches but no MAC covers the packs
+ * (refs pushed before it was recorded, or a writer removed it).
+ */
+export type RefsStanding = "vouched" | "forged" | "unsigned" | "packs-unvouched";
+
+/** See {@linkcode RefsStanding}; `recipient`: the one whose MAC does not match, when forged. */
+export function refsStanding(
+  refs: Refs,
+  keys: readonly AuthKey[],
+  claim: SnapshotClaim,
+): { standing: RefsStanding; recipient?: string } {
+  const ours = (refs.auth ?? []).flatMap((entry) => {
+    const key = keys.find((candidate) => candidate.recipient === entry.recipient);
+    return key ? [{ entry, key }] : [];
+  });
+  if (ours.length === 0) return { standing: "unsigned" };
+  const packsMatch = (entry: RefsAuth, key: AuthKey) =>
+    entry.packs_mac === undefined || packsMacMatches(key, claim, refs.packs, entry.packs_mac);
+  const wrong = ours.find(({ entry, key }) => !macMatches(key, claim, entry.mac) || !packsMatch(entry, key));
+  if (wrong) return { standing: "forged", recipient: wrong.entry.recipient };
+  return { standing: ours.some(({ entry }) => entry.packs_mac !== undefined) ? "vouched" : "packs-unvouched" };
 }
 
 /** Whether `refs` carry a matching MAC for every key of `auth`: a snapshot this pushing host made. */
@@ -65,19 +103,23 @@ export function checkAuthenticity(
   allowUnauthenticated: boolean,
 ): boolean {
   const keys = identities.map(deriveAuthKey);
-  const ours = (refs?.auth ?? []).flatMap((entry) => {
-    const found = keys.find((candidate) => candidate.recipient === entry.recipient);
-    return found ? [{ entry, key: found }] : [];
-  });
-  const wrong = ours.find(({ entry, key }) => !macMatches(key, claim, entry.mac));
-  if (wrong) {
+  const { standing, recipient } = refs === null ? { standing: "unsigned" } : refsStanding(refs, keys, claim);
+  if (standing === "forged") {
     throw new RefusedError(
-      `${refsName(key)}: the MAC for ${wrong.entry.recipient} does not match ${claim.objectName} (forged, renamed or ` +
-        "copied from another repository by a writer of the repository); refused: pick another snapshot ('remote list')",
+      `${refsName(key)}: the MAC for ${recipient} does not match ${claim.objectName} or the packs listed (forged, ` +
+        "renamed, edited or copied from another repository by a writer of the repository); refused: pick another " +
+        "snapshot ('remote list')",
     );
   }
-  if (ours.length > 0) return true;
+  if (standing !== "unsigned") return true;
   if (allowUnauthenticated) return false;
+  if (refs === null) {
+    throw new RefusedError(
+      `${refsName(key)}: missing, so ${claim.objectName} carries no MAC and may be a writer's forgery; refused: pick ` +
+        "another snapshot ('remote list'), or give --allow-unauthenticated only for a snapshot you know was pushed " +
+        "without an auth key",
+    );
+  }
   throw new RefusedError(
     `${refsName(key)}: no MAC for the identity's recipient (${keys.map((k) => k.recipient).join(", ")}), so ` +
       `${claim.objectName} may be a writer's forgery; refused: give --allow-unauthenticated only for a snapshot ` +

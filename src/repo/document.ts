@@ -201,7 +201,10 @@ function fileProblem(file: Record<string, unknown>, packCount: number): string |
 /** Whether `path` is relative, clean (no empty, `.` or `..` segment, no NUL, no backslash) and not too long. */
 export function isCleanPath(path: unknown): path is string {
   if (typeof path !== "string" || path === "" || path.length > 4096 || /[\0\\]/.test(path)) return false;
-  return path.split("/").every((segment) => segment !== "" && segment !== "." && segment !== "..");
+  const encoder = new TextEncoder();
+  return path.split("/").every((segment) =>
+    segment !== "" && segment !== "." && segment !== ".." && encoder.encode(segment).length <= 255 // NAME_MAX
+  );
 }
 
 function isPackInfo(value: unknown): value is PackInfo {

@@ -17,6 +17,8 @@ import { openRepository, type Repository } from "./repository.ts";
 import { listSnapshots, readRefs } from "./snapshots.ts";
 import { stopIfInterrupted } from "../sys/interrupt.ts";
 import { MarkerSightings } from "./sightings.ts";
+import type { PushAuth } from "./authenticity.ts";
+import { type Doubt, RefsTrust } from "./prune_trust.ts";
 
 /** Default grace between condemning a pack and deleting it: 24 hours (four times the default lease). */
 export const DEFAULT_GRACE_MS = 24 * 3600_000;
@@ -40,6 +42,10 @@ export interface RemoteCleanupOptions {
   now?: Date;
   /** Aborted to stop before the next deletion or write (each leaves the repository consistent). */
   signal?: AbortSignal;
+  /** This host's authentication keys: refs are then checked by them (see `prune_trust.ts`). */
+  auth?: PushAuth;
+  /** With `auth`: believe refs that hold no MAC to check (pushed without a key). */
+  allowUnauthenticated?: boolean;
 }
 
 /** What a remote cleanup did (or, in a dry run, would do). */
@@ -87,13 +93,15 @@ export async function cleanupRemote(backend: Backend, options: RemoteCleanupOpti
   for (const name of condemned.markers.keys()) sightings.firstSeen(name, now.getTime(), CLOCK_TOLERANCE_MS);
   const markers = new Map(condemned.markers);
   const orphanNames: string[] = [];
+  const trust = new RefsTrust(repository.config.id, options.auth, options.allowUnauthenticated ?? false);
   try {
-    const remaining = await applyPolicy(repository, listing.snapshots.map((s) => s.key), { ...options, now }, result);
+    const keys = listing.snapshots.map((s) => s.key);
+    const remaining = await applyPolicy(repository, keys, { ...options, now, trust }, result);
     const orphans = listing.refs.filter((key) => !listing.snapshots.some((s) => sameKey(s.key, key)));
     const keptOrphans = await removeStale(repository, orphans, leases, { ...options, now, sightings }, result);
     orphanNames.push(...keptOrphans.map(refsName));
     const live = [...remaining, ...keptOrphans];
-    const referenced = await referencedPacks(backend, live, leases, result);
+    const referenced = await referencedPacks(backend, live, { leases, trust }, result);
     if (referenced === null || condemned.unreadable.length > 0) return result;
     const context = { ...options, now, sightings };
     const deleted = await deletePacks(repository, markers, referenced, context, result);
@@ -164,18 +172,18 @@ function sameKey(a: SnapshotKey, b: SnapshotKey): boolean {
 async function applyPolicy(
   repository: Repository,
   keys: SnapshotKey[],
-  options: RemoteCleanupOptions & { now: Date },
+  options: RemoteCleanupOptions & { now: Date; trust: RefsTrust },
   result: RemoteCleanupResult,
 ): Promise<SnapshotKey[]> {
   const removed = new Set<string>();
-  const { groups, unknown } = await bySource(repository.backend, keys);
+  const { groups, unknown, forged } = await bySource(repository.backend, keys, options.trust, result);
   for (const name of unknown) {
     result.errors.push(
       `${name}: unreadable or missing, so its snapshot's source is unknown; no snapshot deleted this run (its ` +
         `host's newest could be among them): check the repository ('remote verify')`,
     );
   }
-  for (const group of unknown.length ? [] : groups.values()) {
+  for (const group of unknown.length || forged ? [] : groups.values()) {
     const decision = retainByPolicy(group.map((key) => key.stamp), options.policy, options.now);
     const newest = group.map((key) => key.stamp).filter((stamp) => !isInFuture(stamp, options.now)).sort().at(-1);
     Object.assign(result.reasons, decision.reasons);
@@ -201,21 +209,40 @@ async function applyPolicy(
 
 /**
  * The snapshots grouped by the source their refs name (`""`: refs from before sources were recorded), and the refs
- * that could not be read or are missing (their snapshot's source unknown).
+ * that could not be read or are missing (their snapshot's source unknown). A snapshot `trust` doubts is in no group
+ * (kept, not counted), said in `result`; a forged refs (`forged`) stops every deletion, as an unknown one.
  */
 async function bySource(
   backend: Backend,
   keys: SnapshotKey[],
-): Promise<{ groups: Map<string, SnapshotKey[]>; unknown: string[] }> {
+  trust: RefsTrust,
+  result: RemoteCleanupResult,
+): Promise<{ groups: Map<string, SnapshotKey[]>; unknown: string[]; forged: boolean }> {
   const groups = new Map<string, SnapshotKey[]>();
   const unknown: string[] = [];
+  let forged = false;
   for (const key of keys) {
     const refs = await readRefs(backend, key).catch(() => null);
     if (refs === null) unknown.push(refsName(key));
+    const doubt = refs && trust.forRetention(key, refs);
+    if (doubt) {
+      forged = noteDoubt(doubt, result) || forged;
+      continue;
+    }
     const source = refs?.source ?? "";
     groups.set(source, [...groups.get(source) ?? [], key]);
   }
-  return { groups, unknown };
+  return { groups, unknown, forged };
+}
+
+/** Put a doubt in the result, its error once; whether it is an error. */
+function noteDoubt(doubt: Doubt, result: RemoteCleanupResult): boolean {
+  if ("warning" in doubt) {
+    if (!result.warnings.includes(doubt.warning)) result.warnings.push(doubt.warning);
+    return false;
+  }
+  if (!result.errors.includes(doubt.error)) result.errors.push(doubt.error);
+  return true;
 }
 
 /**
@@ -259,7 +286,7 @@ async function removeStale(
 async function referencedPacks(
   backend: Backend,
   live: SnapshotKey[],
-  leases: LeaseState,
+  { leases, trust }: { leases: LeaseState; trust: RefsTrust },
   result: RemoteCleanupResult,
 ): Promise<Set<string> | null> {
   const referenced = new Set<string>(leases.packs);
@@ -267,6 +294,11 @@ async function referencedPacks(
     try {
       const refs = await readRefs(backend, key);
       if (!refs) throw new Error(`${refsName(key)}: missing`);
+      const doubt = trust.forPacks(key, refs);
+      if (doubt) {
+        noteDoubt(doubt, result);
+        return null;
+      }
       for (const pack of refs.packs) referenced.add(pack.id);
     } catch (error) {
       result.errors.push(

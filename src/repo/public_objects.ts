@@ -22,10 +22,12 @@ export interface Refs {
   auth?: RefsAuth[];
 }
 
-/** An entry of `refs.auth`: the MAC of the snapshot under the key of one recipient's identity. */
+/** An entry of `refs.auth`: the MACs of the snapshot and of the refs' packs under the key of one recipient's identity. */
 export interface RefsAuth {
   recipient: string;
   mac: string;
+  /** The MAC of `packs` (`crypto/auth_key.ts`, `packsMac`); absent in refs pushed before it was recorded. */
+  packs_mac?: string;
 }
 
 /** `leases/<push id>`: a push in progress and the packs it may reuse. */
@@ -59,9 +61,10 @@ export function parseRefs(value: unknown, name: string, key: SnapshotKey): Refs 
 }
 
 function isRefsAuth(entry: unknown): boolean {
-  const { recipient, mac } = (entry ?? {}) as Partial<RefsAuth>;
-  return typeof recipient === "string" && /^age1[02-9ac-hj-np-z]{58}$/.test(recipient) &&
-    typeof mac === "string" && /^[0-9a-f]{64}$/.test(mac);
+  const { recipient, mac, packs_mac } = (entry ?? {}) as Partial<RefsAuth>;
+  const hex = (value: unknown) => typeof value === "string" && /^[0-9a-f]{64}$/.test(value);
+  return typeof recipient === "string" && /^age1[02-9ac-hj-np-z]{58}$/.test(recipient) && hex(mac) &&
+    (packs_mac === undefined || hex(packs_mac));
 }
 
 /** Parse a lease; `null` when it is not one (an unknown object is never trusted, and never deleted). */

@@ -26,6 +26,13 @@ import { checkAuthenticity, snapshotClaim } from "./authenticity.ts";
 const MAX_DOCUMENT_BYTES = 512 << 20;
 
 /**
+ * Largest document of a snapshot accepted without a MAC (`--allow-unauthenticated`): whoever can write the repository
+ * can drop such a document in, so it must not take a reader past its memory bound (a store of several GiB split at
+ * every changed page makes documents larger: push it with the auth key).
+ */
+const MAX_UNAUTHENTICATED_DOCUMENT_BYTES = 64 << 20;
+
+/**
  * A document's plaintext at most, for `sealed` bytes of it: 1 MiB, and 32 times its size beyond that. A document is
  * JSON around SHA-256 hex, which zstd shrinks 2 to 4 times (the small-row store's 21st day: 22 MB in 10.2); a zstd
  * bomb dropped in the repository (500 MB in 17 KB) is refused before it takes memory.
@@ -126,17 +133,23 @@ export async function readSnapshot(
   options: ReadOptions = {},
 ): Promise<ReadSnapshot> {
   const name = snapshotName(key);
+  const refs = await readRefs(repository.backend, key);
+  const allow = options.allowUnauthenticated ?? false;
+  const judge = (sha256: string) =>
+    checkAuthenticity(refs, identities, snapshotClaim(repository.config.id, key, sha256), key, allow);
+  // The MACs cover the SHA-256 the refs record: judged before the object is read, a forged one costs no reading; unless
+  // no identity is for a recipient of the repository, which decryption then reports as such.
+  const ours = identities.some((identity) => repository.config.recipients.includes(identity.recipient));
+  let authenticated = ours && refs ? judge(refs.snapshot_sha256) : undefined;
   const sealed = await repository.backend.read(name);
   const sha256 = sha256Hex(sealed);
-  const refs = await readRefs(repository.backend, key);
   if (refs && refs.snapshot_sha256 !== sha256) {
     throw new OperationError(`${name}: its SHA-256 is not the one ${refsName(key)} records (replaced or altered)`);
   }
   const body = openSealed(name, sealed, identities, { compression: "none", into: sealed }); // hashed: used up
-  // after decryption (a wrong identity is reported as such), before decompression and the document's own checks
-  const claim = snapshotClaim(repository.config.id, key, sha256);
-  const authenticated = checkAuthenticity(refs, identities, claim, key, options.allowUnauthenticated ?? false);
-  const plain = decompressOpened(name, body, documentBound(sealed.length));
+  authenticated ??= judge(sha256); // before decompression and the document's own checks
+  const bound = authenticated ? documentBound(sealed.length) : MAX_UNAUTHENTICATED_DOCUMENT_BYTES;
+  const plain = decompressOpened(name, body, Math.min(bound, documentBound(sealed.length)));
   const document = parseDocument(plain, name, repository.config.id, key);
   if (refs) {
     const listed = new Map(refs.packs.map((pack) => [pack.id, pack.size]));

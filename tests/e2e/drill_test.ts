@@ -159,6 +159,7 @@ Deno.test("drill fails with exit 1 when the scratch disk is full, and leaves no 
   const restore = result.checks.find((check) => check.name === "restore")!;
   assert.equal(restore.status, "failed");
   assert.match(restore.detail, /not enough free space for this restore .* has [\d.]+ KiB free; nothing was changed/);
+  assert.match(restore.detail, /on another filesystem \(--scratch-dir DIR\)$/, "a drill's own flag");
   assert.deepEqual([...Deno.readDirSync(mountPoint.path)], [], "scratch removed");
 });
 

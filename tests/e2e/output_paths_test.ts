@@ -7,6 +7,8 @@ import { join } from "node:path";
 import { killAfter } from "../_faults.ts";
 import { bindReadOnly } from "../_mount.ts";
 import { cliProcess, cliRunOf, createdStamp, runCli, skipBecause, storeEnv, tempDir, tempStore } from "../_helpers.ts";
+import { createAndPush, remoteStore } from "../_remote_cli.ts";
+import { statOrNull } from "../../src/fs/probe.ts";
 
 /** Bound on a run that must not block (a FIFO opened for reading waits for a writer forever). */
 const HANG_GUARD_MS = 120_000;
@@ -101,6 +103,28 @@ Deno.test("an output file that would overwrite the live store or a snapshot's fi
   }
   assert.deepEqual([store.db, store.registry, snapshotDb].map((path) => Deno.readFileSync(path)), before);
   assert.equal([...Deno.readDirSync(store.chromaDir)].some((entry) => entry.name === "metrics.prom"), false);
+});
+
+Deno.test("an output file at the backup folder's own path, in a folder repository, or both outputs one file: exit 2", async () => {
+  using r = await remoteStore({ dbMiB: 1, chromaMiB: 1 });
+  const stamp = (await createAndPush(r.env)).stamp;
+  const missing = join(r.work, "typo-backups"); // a backup folder not made yet
+  const config = join(r.repoDir, "config");
+  const before = Deno.readFileSync(config);
+  const cases: [string[], Record<string, string>, RegExp][] = [
+    [["validate", "--all", "--metrics-file", missing], { ATOCORE_BACKUP_DIR: missing }, /overwrite the backup folder /],
+    [["push", "--latest", "--metrics-file", config], {}, /would overwrite the folder repository /],
+    [["create", "--metrics-file", join(r.repoDir, "x.prom")], {}, /would overwrite the folder repository /],
+    [["drill", stamp, "--junit", "j.xml", "--metrics-file", "./j.xml"], {}, /--junit and --metrics-file name the same/],
+  ];
+  for (const [args, extra, message] of cases) {
+    const run = await runCli(args, { env: { ...r.env, ...extra }, cwd: r.work });
+    assert.equal(run.code, 2, `${args.join(" ")}: ${run.stderr}`);
+    assert.match(run.stderr, message);
+  }
+  assert.deepEqual(Deno.readFileSync(config), before, "the repository's config untouched");
+  assert.equal(statOrNull(missing), null, "no file where the backup folder goes");
+  assert.equal(statOrNull(join(r.work, "j.xml")), null);
 });
 
 Deno.test("an output file that is a symbolic link is written through: the link stays, its file holds the report", async () => {

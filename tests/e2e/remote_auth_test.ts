@@ -136,9 +136,24 @@ Deno.test("remote auth: a push needs the auth key; a missing, foreign, unreadabl
   const absent = await runCli(["push", "--latest", "--auth-key", join(r.work, "absent.auth")], { env: noKey });
   assert.equal(absent.code, 2);
   assert.match(oneErrorLine(absent, "absent"), /cannot read the authentication key file \(--auth-key\) .*absent\.auth/);
-  const pasted = await runCli(["push", "--latest", "--auth-key", "ab".repeat(32)], { env: noKey });
-  assert.equal(pasted.code, 2);
-  assert.match(oneErrorLine(pasted, "pasted"), /--auth-key was given an authentication key itself/);
+  const line = Deno.readTextFileSync(r.authKeyFile).split("\n").find((text) => text.startsWith("age1"))!;
+  const secret = Deno.readTextFileSync(r.key.keyFile).split("\n").find((text) => text.startsWith("AGE-SECRET"))!;
+  const pastes: [string[], Record<string, string>, RegExp][] = [
+    [["--auth-key", "ab".repeat(32)], {}, /--auth-key was given what looks like an authentication key/],
+    [[], { ATOCORE_BACKUP_RECIPIENT: line }, /ATOCORE_BACKUP_RECIPIENT was given what looks like an authentication/],
+    [["--remote", "ab".repeat(32)], {}, /--remote was given what looks like an authentication key/],
+    [["--ssh-key", secret], {}, /--ssh-key was given an age secret key itself/],
+    [[], { ATOCORE_SSH_KEY_FILE: secret }, /ATOCORE_SSH_KEY_FILE was given an age secret key itself/],
+  ];
+  for (const [args, extra, pattern] of pastes) {
+    for (const command of [["push", "--latest", ...args], ["config", ...args]]) {
+      const pasted = await runCli(command, { env: { ...noKey, ...extra } });
+      assert.equal(pasted.code, 2, `${command.join(" ")}: ${pasted.stdout}${pasted.stderr}`);
+      assert.match(oneErrorLine(pasted, String(pattern)), pattern);
+      const shown = pasted.stdout + pasted.stderr;
+      assert.ok(!shown.includes(line.split(" ")[1]) && !shown.includes(secret) && !/abab/.test(shown), "not echoed");
+    }
+  }
   assert.deepEqual(await remoteNames(r.env), [], "nothing was pushed");
 
   Deno.chmodSync(r.authKeyFile, 0o644);

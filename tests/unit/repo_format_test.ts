@@ -116,6 +116,8 @@ Deno.test("document: extents must tile each file exactly and point into listed p
   assert.throws(() => parseDocument(new TextEncoder().encode("[1]"), "snapshots/S", REPO, KEY), /snapshots\/S: not/);
   assert.ok(isCleanPath("chroma/0000-1/data_level0.bin"));
   assert.ok(!isCleanPath("chroma/./x") && !isCleanPath("a\\b") && !isCleanPath(""));
+  assert.ok(isCleanPath(`config/${"a".repeat(255)}`) && !isCleanPath(`config/${"a".repeat(256)}`), "a name's bytes");
+  assert.ok(!isCleanPath(`config/${"é".repeat(128)}`), "256 bytes in UTF-8");
 });
 
 /** The document's text as a push writes it, piece by piece, joined. */
