@@ -29,7 +29,7 @@ export function syncDir(path: string): void {
 export function writeFileAtomic(path: string, data: Uint8Array | string | Iterable<Uint8Array>): void {
   const temporary = temporaryPath(path);
   try {
-    using file = Deno.openSync(temporary, { write: true, createNew: true });
+    using file = Deno.openSync(temporary, { write: true, createNew: true, mode: FILE_MODE });
     const parts = typeof data === "string"
       ? [new TextEncoder().encode(data)]
       : data instanceof Uint8Array
@@ -145,13 +145,30 @@ export function temporaryPath(path: string): string {
 }
 
 /**
+ * The mode of the folders this tool makes (less what the umask takes): never writable by others, whatever the umask, so
+ * that no other user can change a snapshot or the tool's state.
+ */
+export const FOLDER_MODE = 0o755;
+
+/** The mode of the files this tool writes whole (metadata, state, reports), less what the umask takes: see above. */
+export const FILE_MODE = 0o644;
+
+/**
+ * Give `path` the permission bits of `source`: a copy of a live file or folder is no more open to other users than it.
+ */
+export function copyModeFrom(source: string, path: string): void {
+  const mode = Deno.statSync(source).mode;
+  if (mode !== null) Deno.chmodSync(path, mode & 0o777);
+}
+
+/**
  * Create a folder and its parents, fsyncing the folder that holds each one created
  * (and the parent of `path` even when nothing was created), so none of them vanishes in a crash.
  */
 export function ensureDir(path: string): void {
   let highest = path;
   while (dirname(highest) !== highest && statOrNull(dirname(highest)) === null) highest = dirname(highest);
-  Deno.mkdirSync(path, { recursive: true });
+  Deno.mkdirSync(path, { recursive: true, mode: FOLDER_MODE });
   for (let folder = path;; folder = dirname(folder)) {
     syncDir(dirname(folder));
     if (folder === highest) break;

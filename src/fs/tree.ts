@@ -5,6 +5,7 @@
  *
  * @module
  */
+import { copyModeFrom } from "./durable.ts";
 import { join } from "node:path";
 
 /** One entry of a tree, seen with `lstat`. */
@@ -62,11 +63,13 @@ export function copyEntries(
 ): CopyTotals {
   const total = entries.reduce((sum, entry) => sum + (entry.kind === "file" ? entry.size : 0), 0);
   const totals = { files: 0, bytes: 0 };
+  const folders: string[] = [];
   for (const entry of entries) {
     const from = join(source, entry.path);
     const to = join(target, entry.path);
     if (entry.kind === "dir") {
       Deno.mkdirSync(to);
+      folders.push(entry.path);
     } else if (entry.kind === "symlink") {
       Deno.symlinkSync(Deno.readLinkSync(from), to);
     } else if (entry.kind === "file") {
@@ -78,6 +81,8 @@ export function copyEntries(
       onProgress?.(totals.bytes, total);
     }
   }
+  // each folder as open to others as its source, once filled (one without write permission could not be filled)
+  for (const path of folders.reverse()) copyModeFrom(join(source, path), join(target, path));
   return totals;
 }
 

@@ -6,7 +6,7 @@
  */
 import { basename, join } from "node:path";
 import { describeOsError } from "../errors.ts";
-import { ensureDir, removeQuietly, syncDir, syncTree } from "../fs/durable.ts";
+import { ensureDir, FOLDER_MODE, removeQuietly, syncDir, syncTree } from "../fs/durable.ts";
 import { entriesOrNone, exists } from "../fs/probe.ts";
 import { copyEntries, type CopyTotals, type TreeEntry, walkTree } from "../fs/tree.ts";
 import type { Reporter } from "../report/reporter.ts";
@@ -44,7 +44,7 @@ export function stageChroma(
   const folder = join(target, `${CHROMA_STAGING_PREFIX}${Deno.pid}-${crypto.randomUUID().slice(0, 8)}`);
   const entries = walkTree(source);
   const moved = move && moveFolder(source, folder);
-  if (!moved) Deno.mkdirSync(folder);
+  if (!moved) Deno.mkdirSync(folder, { mode: FOLDER_MODE });
   try {
     const totals = moved ? totalsOf(entries) : copyEntries(
       source,
@@ -170,7 +170,7 @@ export function swapChroma(staged: StagedChroma, target: string, reporter: Repor
   let moving: string | null = null; // the entry whose rename failed, for the message
   try {
     record(state);
-    Deno.mkdirSync(old);
+    Deno.mkdirSync(old, { mode: FOLDER_MODE });
     for (const name of oldNames) Deno.renameSync(moving = join(target, name), join(old, name));
     syncDir(old);
     syncDir(target);

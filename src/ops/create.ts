@@ -7,7 +7,16 @@
  */
 import { basename, join, relative } from "node:path";
 import { describeOsError, isDiskFull, OperationError, RefusedError, ToolError, UsageError } from "../errors.ts";
-import { ensureDir, removeQuietly, renameDurable, syncFileLater, syncTree } from "../fs/durable.ts";
+import {
+  copyModeFrom,
+  ensureDir,
+  FILE_MODE,
+  FOLDER_MODE,
+  removeQuietly,
+  renameDurable,
+  syncFileLater,
+  syncTree,
+} from "../fs/durable.ts";
 import { followFile } from "../fs/follow_hash.ts";
 import { exists, isDirectory, isFile, lstatOrNull } from "../fs/probe.ts";
 import { readRegularTextFile } from "../fs/regular_file.ts";
@@ -229,8 +238,8 @@ interface StagedParts {
  */
 async function copyParts(config: Config, options: CreateOptions, target: SnapshotTarget): Promise<StagedParts> {
   const { staged } = target;
-  Deno.mkdirSync(staged.dbFolder);
-  Deno.mkdirSync(staged.configFolder);
+  Deno.mkdirSync(staged.dbFolder, { mode: FOLDER_MODE });
+  Deno.mkdirSync(staged.configFolder, { mode: FOLDER_MODE });
   const database = await copyDatabase(config.db.path, staged.db, options);
   if (options.refuseEmptyDatabase && hasEmptySchema(staged.db)) throw emptyDatabase(config.db.path, "has no tables");
   const hasRegistry = await copyRegistry(config.registry.path, staged.registry);
@@ -331,7 +340,7 @@ function writeMetadata(
   const metadata = snapshotMetadata(target, options, { ...parts, manifest, dbJournalMode: parts.database.journalMode });
   // Staging is never listed: the metadata is made durable with the rest before publishing,
   // not now, when its fsync would wait behind the database copy's flush.
-  Deno.writeTextFileSync(staged.metadata, serializeMetadata(metadata));
+  Deno.writeTextFileSync(staged.metadata, serializeMetadata(metadata), { mode: FILE_MODE });
   return metadata;
 }
 
@@ -359,6 +368,7 @@ async function copyDatabase(source: string, copy: string, options: CreateOptions
       ({ remaining, total }) => reporter.progress("database pages", total - remaining, total),
     ));
   const journalMode = setJournalMode(copy, "rollback");
+  copyModeFrom(source, copy); // SQLite made it with the default mode
   const flushed = syncFileLater(copy);
   const { sha256, hashed } = await follower.finish();
   if (hashed === "again") reporter.event("info", "database_hashed_after_copy", { path: copy });
@@ -475,6 +485,7 @@ async function copyChroma(
   for (let attempt = 1; attempt <= CHROMA_COPY_ATTEMPTS; attempt++) {
     removeQuietly(target);
     Deno.mkdirSync(target);
+    copyModeFrom(source, target);
     const before = walkOrNull(source, skip);
     const totals = before && copyEntriesOrNull(source, target, before, progress);
     if (!before || totals === null) {
@@ -486,6 +497,7 @@ async function copyChroma(
     if (exists(join(source, CHROMA_DB_FILE))) {
       await driver.backup(join(source, CHROMA_DB_FILE), join(target, CHROMA_DB_FILE));
       dbJournalMode = setJournalMode(join(target, CHROMA_DB_FILE), "rollback");
+      copyModeFrom(join(source, CHROMA_DB_FILE), join(target, CHROMA_DB_FILE));
       totals.files += 1;
       totals.bytes += Deno.statSync(join(target, CHROMA_DB_FILE)).size;
     }

@@ -8,7 +8,7 @@ import { basename, dirname, join, resolve } from "node:path";
 import type { Config } from "../config.ts";
 import type { AgeIdentity } from "../crypto/age.ts";
 import { describeOsError, OperationError, RefusedError, ToolError, UsageError } from "../errors.ts";
-import { flushSoon, removeQuietly } from "../fs/durable.ts";
+import { flushSoon, FOLDER_MODE, removeQuietly } from "../fs/durable.ts";
 import { isSameOrInside } from "../fs/real_path.ts";
 import { entriesOrNone } from "../fs/probe.ts";
 import { formatBytes } from "../cli/format.ts";
@@ -175,7 +175,7 @@ export async function fetchToScratch(
   const begun = performance.now();
   try {
     const stamp = name.split("_")[0];
-    Deno.mkdirSync(snapshotsDir(sourceDir));
+    Deno.mkdirSync(snapshotsDir(sourceDir), { mode: FOLDER_MODE });
     options.reporter.event("info", "remote_fetch_started", { snapshot: name, location: source.backend.location });
     const fetched = await fetchSnapshot(source.backend, source.identities, name, join(snapshotsDir(sourceDir), stamp), {
       onProgress: (done, total) => {

@@ -11,7 +11,7 @@
 import { dirname, resolve } from "node:path";
 import { describeOsError, LockedError, OperationError, RefusedError, UsageError } from "../errors.ts";
 import { kindOf } from "../fs/regular_file.ts";
-import { ensureDir } from "../fs/durable.ts";
+import { ensureDir, FILE_MODE } from "../fs/durable.ts";
 import { isDirectory, lstatOrNull, statOrNull } from "../fs/probe.ts";
 import { notAFolder } from "./own_folders.ts";
 import { lockPath } from "../snapshot/layout.ts";
@@ -92,7 +92,7 @@ export function acquireLock(backupDir: string, operation: string): OperationLock
 function openLockFile(path: string, make: boolean): Deno.FsFile {
   if (make) {
     try {
-      return Deno.openSync(path, { read: true, write: true, createNew: true });
+      return Deno.openSync(path, { read: true, write: true, createNew: true, mode: FILE_MODE });
     } catch (error) {
       if (!(error instanceof Deno.errors.AlreadyExists)) throw error; // another run made it meanwhile: open that one
     }

@@ -10,7 +10,7 @@ import { dirname, join } from "node:path";
 import type { AgeIdentity } from "../crypto/age.ts";
 import { OperationError, UsageError } from "../errors.ts";
 import { BufferPool } from "./buffer_pool.ts";
-import { FlushAhead, removeQuietly } from "../fs/durable.ts";
+import { FILE_MODE, FlushAhead, FOLDER_MODE, removeQuietly } from "../fs/durable.ts";
 import { lstatOrNull } from "../fs/probe.ts";
 import { type Backend, isFolderBackend, isSftpBackend } from "./backend.ts";
 import { FileHashes } from "./file_hashes.ts";
@@ -141,7 +141,7 @@ export async function fetchSnapshot(
     hashes.check(snapshotKeyText(key));
     for (const entry of document.files) {
       if (!isDocumentFile(entry)) {
-        Deno.mkdirSync(dirname(join(intoFolder, entry.path)), { recursive: true });
+        Deno.mkdirSync(dirname(join(intoFolder, entry.path)), { recursive: true, mode: FOLDER_MODE });
         Deno.symlinkSync(entry.link, join(intoFolder, entry.path));
       }
     }
@@ -166,7 +166,7 @@ export async function fetchSnapshot(
 function prepareFolder(folder: string): void {
   const info = lstatOrNull(folder);
   if (info === null) {
-    Deno.mkdirSync(folder);
+    Deno.mkdirSync(folder, { mode: FOLDER_MODE });
     return;
   }
   if (!info.isDirectory || [...Deno.readDirSync(folder)].length > 0) {
@@ -178,8 +178,8 @@ function prepareFolder(folder: string): void {
 function createFiles(root: string, files: DocumentFile[]): void {
   for (const file of files) {
     const path = join(root, file.path);
-    Deno.mkdirSync(dirname(path), { recursive: true });
-    using handle = Deno.openSync(path, { write: true, createNew: true });
+    Deno.mkdirSync(dirname(path), { recursive: true, mode: FOLDER_MODE });
+    using handle = Deno.openSync(path, { write: true, createNew: true, mode: FILE_MODE });
     handle.truncateSync(file.size);
   }
 }

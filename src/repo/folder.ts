@@ -4,6 +4,7 @@
  *
  * @module
  */
+import { FILE_MODE, FOLDER_MODE } from "../fs/durable.ts";
 import { constants } from "node:fs";
 import { type FileHandle, open } from "node:fs/promises";
 import { basename, dirname, isAbsolute, join, resolve } from "node:path";
@@ -195,7 +196,7 @@ class FolderBackend implements Backend {
     for (const segment of segments) {
       const next = join(path, segment);
       try {
-        await Deno.mkdir(next);
+        await Deno.mkdir(next, { mode: FOLDER_MODE });
         await syncFolder(path);
       } catch (error) {
         if (!(error instanceof Deno.errors.AlreadyExists)) throw error;
@@ -236,7 +237,7 @@ class FolderBackend implements Backend {
       this.rootChecked = true;
     }
     try {
-      await Deno.mkdir(this.root);
+      await Deno.mkdir(this.root, { mode: FOLDER_MODE });
       await syncFolder(dirname(this.root));
     } catch (error) {
       if (error instanceof Deno.errors.AlreadyExists) return;
@@ -294,7 +295,7 @@ async function storageNow(staging: string): Promise<number> {
 }
 
 async function writeSynced(path: string, bytes: Uint8Array): Promise<void> {
-  using file = await Deno.open(path, { write: true, createNew: true });
+  using file = await Deno.open(path, { write: true, createNew: true, mode: FILE_MODE });
   let written = 0;
   while (written < bytes.length) written += await file.write(bytes.subarray(written));
   await file.sync();

@@ -8,7 +8,7 @@
 import { Buffer } from "node:buffer";
 import { createHash } from "node:crypto";
 import { join } from "node:path";
-import { ensureDir, removeInside, removeQuietly, writeFileAtomic } from "../fs/durable.ts";
+import { ensureDir, FILE_MODE, removeInside, removeQuietly, writeFileAtomic } from "../fs/durable.ts";
 import { fileLines } from "../fs/lines.ts";
 import { entriesOrNone } from "../fs/probe.ts";
 import { openRegularFile } from "../fs/regular_file.ts";
@@ -203,7 +203,10 @@ export class PushJournal {
     });
     const record: JournalRecord = { repository_id: this.repositoryId, pack, files: [...files.values()] };
     const json = JSON.stringify(record);
-    Deno.writeTextFileSync(this.path, `${json} ${createHash("sha256").update(json).digest("hex")}\n`, { append: true });
+    Deno.writeTextFileSync(this.path, `${json} ${createHash("sha256").update(json).digest("hex")}\n`, {
+      append: true,
+      mode: FILE_MODE,
+    });
   }
 
   /** Remove the journal (the push finished and its cache was saved). */

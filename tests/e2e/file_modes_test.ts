@@ -1,0 +1,52 @@
+/**
+ * What create and restore write is no more open to other users than the live store, whatever the umask: a snapshot of
+ * a database only its owner reads is not readable by others, and nothing of the backups is writable by others.
+ */
+import assert from "node:assert/strict";
+import { join } from "node:path";
+import { cliCommand, cliEnv, cliRunOf, storeEnv, tempStore } from "../_helpers.ts";
+import { walkTree } from "../../src/fs/tree.ts";
+
+/** The CLI with `args` under umask `umask`. */
+async function runWithUmask(umask: string, args: string[], env: Record<string, string>) {
+  const command = new Deno.Command("bash", {
+    args: ["-c", `umask ${umask} && exec "$@"`, "bash", ...cliCommand(args)],
+    env: cliEnv(env),
+    clearEnv: true,
+    stdin: "null",
+    stdout: "piped",
+    stderr: "piped",
+  });
+  return cliRunOf(await command.output());
+}
+
+const modeOf = (path: string) => Deno.statSync(path).mode! & 0o777;
+
+Deno.test("snapshot and restored files keep the live modes; nothing of the backups is writable by others (umask 000)", async () => {
+  using store = tempStore({ dbMiB: 1, chromaMiB: 1 });
+  const env = storeEnv(store);
+  const chromaDb = join(store.chromaDir, "chroma.sqlite3");
+  Deno.chmodSync(store.db, 0o600);
+  Deno.chmodSync(chromaDb, 0o600);
+  const folders = walkTree(store.chromaDir).filter((entry) => entry.kind === "dir");
+  assert.ok(folders.length > 0, "the sample store has segment folders");
+  for (const folder of folders) Deno.chmodSync(join(store.chromaDir, folder.path), 0o700);
+  const create = await runWithUmask("000", ["create", "--chroma"], env);
+  assert.equal(create.code, 0, create.stderr);
+  const stamp = (create.json as { stamp: string }).stamp;
+  const snapshot = join(store.backupDir, "snapshots", stamp);
+  assert.equal(modeOf(join(snapshot, "db", "atocore.db")), 0o600);
+  assert.equal(modeOf(join(snapshot, "chroma", "chroma.sqlite3")), 0o600);
+  for (const folder of folders) assert.equal(modeOf(join(snapshot, "chroma", folder.path)), 0o700, folder.path);
+  for (const entry of walkTree(store.backupDir)) {
+    assert.equal(modeOf(join(store.backupDir, entry.path)) & 0o002, 0, `${entry.path} writable by others`);
+  }
+
+  for (const folder of folders) Deno.chmodSync(join(store.chromaDir, folder.path), 0o755); // changed since
+  Deno.chmodSync(chromaDb, 0o644);
+  const restore = await runWithUmask("000", ["restore", stamp, "--confirm-service-stopped", "--no-pre-snapshot"], env);
+  assert.equal(restore.code, 0, restore.stderr);
+  assert.equal(modeOf(chromaDb), 0o600, "as in the snapshot");
+  for (const folder of folders) assert.equal(modeOf(join(store.chromaDir, folder.path)), 0o700, folder.path);
+  assert.equal(modeOf(store.db), 0o600);
+});
