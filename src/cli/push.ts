@@ -5,6 +5,7 @@
  */
 import { ExitCode, UsageError } from "../errors.ts";
 import { acquireLock } from "../ops/lock.ts";
+import { isDirectory } from "../fs/probe.ts";
 import { type LocalPushResult, pushFacts, pushLocalSnapshots, type PushSelection } from "../ops/push.ts";
 import { storedMeanwhile } from "../ops/push_validation.ts";
 import { pushAuthFrom, recipientsFrom, refuseRemoteInStore, remoteBackend } from "../ops/remote.ts";
@@ -86,6 +87,12 @@ Examples:
       const recipients = recipientsFrom(settings);
       const auth = pushAuthFrom(settings, "push", Boolean(values["allow-unauthenticated"]), context.reporter);
       const driver = driverFrom(values, context);
+      if (!isDirectory(config.backupDir.path)) { // taking the lock would make it, and a mistyped path with it
+        throw new UsageError(
+          `no backup folder at ${config.backupDir.path}, so no snapshots to push; nothing was done; check ` +
+            "--backup-dir or ATOCORE_BACKUP_DIR (see 'config'), or run 'atocore-backup create' first",
+        );
+      }
       using _lock = acquireLock(config.backupDir.path, "push");
       using interrupts = listenForInterrupts(context.reporter);
       const result = await pushLocalSnapshots(config, backend, selection, {

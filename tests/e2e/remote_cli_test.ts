@@ -7,6 +7,7 @@
  * @module
  */
 import assert from "node:assert/strict";
+import { statOrNull } from "../../src/fs/probe.ts";
 import { join } from "node:path";
 import { moduleSnapshot, ROOT, runCli, skipBecause, tempDir } from "../_helpers.ts";
 import { mountTmpfs } from "../_mount.ts";
@@ -271,6 +272,11 @@ Deno.test("remote CLI: config shows the repository settings and their sources; e
     [["remote", "cleanup", "--grace", "1h"], {}, /not longer than a push's lease/],
     [["remote", "verify", "--read-data-subset", "0%"], {}, /percentage from 1% to 100%/],
     [["push"], {}, /push: give one of STAMP, --latest or --all/],
+    [
+      ["push", "--latest"],
+      { ATOCORE_BACKUP_DIR: join(r.work, "typo", "deep") },
+      /no backup folder at .*typo\/deep, so no/,
+    ],
     [["restore", "../x", "--from-remote"], {}, /not a snapshot stamp: "\.\.\/x"; give STAMP or STAMP_PUSHID/],
     [["drill", "--from-remote", "x_y"], {}, /not a snapshot stamp: "x_y"/],
     [["remote"], {}, /remote needs a command: one of init, list, verify, cleanup/],
@@ -283,6 +289,7 @@ Deno.test("remote CLI: config shows the repository settings and their sources; e
     assert.ok(!run.stderr.includes(secret.slice(16)), `${what}: the secret key is echoed`);
     assert.ok(!run.stderr.includes("hunter2"), `${what}: a password is echoed`);
   }
+  assert.equal(statOrNull(join(r.work, "typo")), null, "a mistyped backup folder is not made");
 });
 
 Deno.test("remote CLI: a STAMP that several pushes share is refused naming them; STAMP_PUSHID is accepted; --latest picks", async () => {
