@@ -10,7 +10,17 @@ import type { Config, ResolvedPath } from "./config.ts";
 import { UsageError } from "./errors.ts";
 import { lstatOrNull } from "./fs/probe.ts";
 import { isSameOrInside, realPathAsFarAsExists } from "./fs/real_path.ts";
-import { lockPath, METADATA_FILE, ownFolders, restoreIntentPath, snapshotsDir } from "./snapshot/layout.ts";
+import {
+  CHROMA_FOLDER,
+  CONFIG_FOLDER,
+  DB_FOLDER,
+  lockPath,
+  METADATA_FILE,
+  ownFolders,
+  restoreIntentPath,
+  snapshotsDir,
+} from "./snapshot/layout.ts";
+import { CHROMA_DB_FILE } from "./snapshot/chroma.ts";
 
 /** One path a part of the store occupies, named for messages. */
 interface Place {
@@ -61,7 +71,54 @@ export function pathOverlaps(config: Config): string[] {
       if (overlap !== null) found.push(overlap);
     }
   }
+  for (const place of [groups[0][0], groups[1][0]]) {
+    const linked = linkedSnapshotFile(place.path, config.backupDir.path);
+    if (linked !== null) found.push(`${describe(place)} is a hard link of the snapshot file ${linked}`);
+  }
   return found;
+}
+
+/**
+ * A file of a snapshot (its database, registry or `chroma.sqlite3`) that `path` is a hard link of, or `null`: the live
+ * file's writes would change the snapshot. Looked for only when the file has other links.
+ */
+function linkedSnapshotFile(path: string, backupDir: string): string | null {
+  const file = statQuietly(path);
+  if (file === null || !file.isFile || (file.nlink ?? 1) < 2 || file.ino === null) return null;
+  const snapshots = snapshotsDir(backupDir);
+  for (const stamp of namesIn(snapshots)) {
+    const root = join(snapshots, stamp);
+    const candidates = [
+      ...[DB_FOLDER, CONFIG_FOLDER].flatMap((folder) =>
+        namesIn(join(root, folder)).map((name) => join(root, folder, name))
+      ),
+      join(root, CHROMA_FOLDER, CHROMA_DB_FILE),
+    ];
+    const found = candidates.find((candidate) => {
+      const other = statQuietly(candidate);
+      return other !== null && other.dev === file.dev && other.ino === file.ino;
+    });
+    if (found !== undefined) return found;
+  }
+  return null;
+}
+
+/** The names in folder `path`, none when it cannot be read. */
+function namesIn(path: string): string[] {
+  try {
+    return [...Deno.readDirSync(path)].map((entry) => entry.name);
+  } catch {
+    return [];
+  }
+}
+
+/** `Deno.statSync`, or `null` when the path cannot be statted. */
+function statQuietly(path: string): Deno.FileInfo | null {
+  try {
+    return Deno.statSync(path);
+  } catch {
+    return null;
+  }
 }
 
 /** The first overlap between a place of `first` and one of `second`, described, or `null`. */

@@ -115,3 +115,29 @@ Deno.test("the Chroma folder bind-mounted elsewhere is still seen: a backup fold
     new Deno.Command("umount", { args: [mountPoint.path] }).outputSync();
   }
 });
+
+Deno.test("a live database or registry hard-linked to a snapshot's file is refused (exit 2); the snapshot stays valid", async () => {
+  using store = tempStore({ dbMiB: 1, chromaMiB: 1 });
+  const env = storeEnv(store);
+  const stamp = await createdStamp(env, []);
+  const snapshot = join(store.backupDir, "snapshots", stamp);
+  for (
+    const [live, copy] of [[store.db, join(snapshot, "db", "atocore.db")], [
+      store.registry,
+      join(snapshot, "config", "project-registry.json"),
+    ]]
+  ) {
+    const saved = `${live}.saved`;
+    Deno.renameSync(live, saved);
+    Deno.linkSync(copy, live);
+    const config = await runCli(["config"], { env });
+    assert.equal(config.code, 2, config.stdout);
+    assert.match(config.stdout, new RegExp(`is a hard link of the snapshot file ${copy.replaceAll(".", "\\.")}`));
+    const create = await runCli(["create"], { env });
+    assert.equal(create.code, 2, create.stderr);
+    assert.match(create.stderr, /paths overlap: .* is a hard link of the snapshot file /);
+    Deno.removeSync(live);
+    Deno.renameSync(saved, live);
+  }
+  assert.equal((await runCli(["validate", stamp], { env })).code, 0);
+});
