@@ -12,7 +12,7 @@ import { isInFuture } from "../snapshot/clock.ts";
 import type { Backend } from "./backend.ts";
 import { condemnedName, newRandomId, packName, parseName, PREFIXES, refsName } from "./layout.ts";
 import { type SnapshotKey, snapshotKeyText, snapshotName } from "./layout.ts";
-import { type Condemned, type LeaseState, readCondemned, readLeases } from "./public_objects.ts";
+import { type Condemned, type LeaseState, MARKER_PACKS, readCondemned, readLeases } from "./public_objects.ts";
 import { openRepository, type Repository } from "./repository.ts";
 import { listSnapshots, readRefs } from "./snapshots.ts";
 import { stopIfInterrupted } from "../sys/interrupt.ts";
@@ -22,6 +22,12 @@ import { type Doubt, RefsTrust } from "./prune_trust.ts";
 
 /** Default grace between condemning a pack and deleting it: 24 hours (four times the default lease). */
 export const DEFAULT_GRACE_MS = 24 * 3600_000;
+
+/**
+ * The most packs the kept refs and leases may name together (a store of several TB in 8 MiB packs): past it, a writer
+ * of the repository is taken to have padded them, and no pack is deleted that run (memory stays bounded).
+ */
+const REFERENCED_PACKS_MAX = 500_000;
 
 /** How far a time from another host (or this one's sighting) may lie ahead of this host's clock and be believed. */
 const CLOCK_TOLERANCE_MS = 10 * 60_000;
@@ -300,6 +306,7 @@ async function referencedPacks(
         return null;
       }
       for (const pack of refs.packs) referenced.add(pack.id);
+      if (referenced.size > REFERENCED_PACKS_MAX) throw new Error(`${refsName(key)}: the refs name too many packs`);
     } catch (error) {
       result.errors.push(
         `${(error as Error).message.split(";")[0]}; no pack deleted or condemned this run: restore it from a copy, ` +
@@ -393,13 +400,15 @@ async function condemnPacks(
   const already = new Set([...markers.values()].flatMap((marker) => marker.packs));
   const packs = [...(await packSizes(repository.backend)).keys()].filter((id) => !spared.has(id) && !already.has(id));
   result.packs_condemned = packs.length;
-  if (packs.length === 0 || result.dry_run) return;
-  stopIfInterrupted(options.signal);
-  const marker: Condemned = { created_at: options.now.toISOString(), packs };
-  const name = condemnedName(newRandomId());
-  options.sightings.firstSeen(name, options.now.getTime(), CLOCK_TOLERANCE_MS); // seen before it exists: never later
-  markers.set(name, marker);
-  await repository.io.putPublic(name, marker);
+  if (result.dry_run) return;
+  for (let from = 0; from < packs.length; from += MARKER_PACKS) { // markers every reader can read (public_objects.ts)
+    stopIfInterrupted(options.signal);
+    const marker: Condemned = { created_at: options.now.toISOString(), packs: packs.slice(from, from + MARKER_PACKS) };
+    const name = condemnedName(newRandomId());
+    options.sightings.firstSeen(name, options.now.getTime(), CLOCK_TOLERANCE_MS); // seen before it exists: never later
+    markers.set(name, marker);
+    await repository.io.putPublic(name, marker);
+  }
 }
 
 async function packSizes(backend: Backend): Promise<Map<string, number>> {

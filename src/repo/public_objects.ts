@@ -142,6 +142,18 @@ export async function readLeases(backend: Backend, now: Date): Promise<LeaseStat
 }
 
 /**
+ * The most bytes a condemned marker may have (about 125,000 pack ids; a cleanup writes at most
+ * {@linkcode MARKER_PACKS} to one), and the most packs the markers may name together: past either, a marker counts as
+ * unreadable (and after the latter, so do the markers after it, unread), so that memory stays bounded however many
+ * markers a writer of the repository leaves.
+ */
+const MARKER_MAX_BYTES = 8 << 20;
+const CONDEMNED_PACKS_MAX = 250_000;
+
+/** The most packs a cleanup names in one marker, which stays well under {@linkcode MARKER_MAX_BYTES}. */
+export const MARKER_PACKS = 50_000;
+
+/**
  * Every condemned marker by name. Unreadable ones are listed apart: a cleanup never acts on them, and a push that sees
  * one reuses no pack (it cannot tell which are condemned). A marker removed between listing and reading is skipped.
  */
@@ -150,11 +162,14 @@ export async function readCondemned(
 ): Promise<{ markers: Map<string, Condemned>; unreadable: string[] }> {
   const markers = new Map<string, Condemned>();
   const unreadable: string[] = [];
+  let named = 0;
   for (const { name } of await backend.list(PREFIXES.condemned)) {
     if (parseName(name)?.kind !== "condemned") continue;
-    const marker = parseCondemned(await readOrNull(backend, name));
-    if (marker) markers.set(name, marker);
-    else if (await backend.stat(name)) unreadable.push(name);
+    const full = named > CONDEMNED_PACKS_MAX;
+    const marker = full ? null : parseCondemned(await readOrNull(backend, name, MARKER_MAX_BYTES));
+    named += marker?.packs.length ?? 0;
+    if (marker && named <= CONDEMNED_PACKS_MAX) markers.set(name, marker);
+    else if (full || marker || await backend.stat(name)) unreadable.push(name);
   }
   // a link or special file where a marker would be is not listed, and cannot be read: the packs it names are unknown
   const odd = await backend.unlisted?.(PREFIXES.condemned) ?? [];

@@ -22,6 +22,12 @@ import { parseRefs, type Refs } from "./public_objects.ts";
 import type { Repository } from "./repository.ts";
 import { checkAuthenticity, snapshotClaim } from "./authenticity.ts";
 
+/**
+ * The most bytes a refs may have: about 100,000 packs (a store of 800 GB in 8 MiB packs). Its JSON takes several times
+ * its size while it is parsed; a larger one is refused as altered, so that a writer cannot take a reader's memory.
+ */
+const REFS_MAX_BYTES = 8 << 20;
+
 /** Largest snapshot document accepted (decompressed). */
 const MAX_DOCUMENT_BYTES = 512 << 20;
 
@@ -95,7 +101,7 @@ export function snapshotArgument(text: string): SnapshotKey {
 export async function readRefs(backend: Backend, key: SnapshotKey): Promise<Refs | null> {
   const name = refsName(key);
   try {
-    return parseRefs(await getPublic(backend, name), name, key);
+    return parseRefs(await getPublic(backend, name, REFS_MAX_BYTES), name, key);
   } catch (error) {
     if (error instanceof ObjectNotFoundError) return null;
     throw error;

@@ -449,3 +449,40 @@ Deno.test("remote refusals: leases naming too many packs count as unreadable; cl
   const fine = await runCli(["remote", "cleanup"], { env: r.env });
   assert.deepEqual((fine.json as { errors: string[] }).errors, [], "two leases of 100,000 packs are read");
 });
+
+Deno.test("remote refusals: markers and refs padded past their bounds are unreadable: no pack deleted, memory kept", async () => {
+  using r = await remoteStore({ dbMiB: 0.5, chromaMiB: 0.1, segments: 1 });
+  const pushed = (await createAndPush(r.env)).push.snapshot;
+  Deno.mkdirSync(join(r.repoDir, "condemned"), { recursive: true });
+  let next = 0;
+  const ids = (count: number) => Array.from({ length: count }, () => (next++).toString(16).padStart(64, "b"));
+  const marker = (name: string, count: number) =>
+    Deno.writeTextFileSync(
+      join(r.repoDir, "condemned", name),
+      JSON.stringify({ created_at: new Date().toISOString(), packs: ids(count) }),
+    );
+  marker("0000000000000001", 100_000); // together more than 250,000 packs
+  marker("0000000000000002", 100_000);
+  marker("0000000000000003", 100_000);
+  marker("0000000000000004", 10);
+  const run = await runCli(["remote", "cleanup"], { env: r.env });
+  const result = run.json as { errors: string[]; packs_condemned: number };
+  assert.equal(result.packs_condemned, 0);
+  assert.deepEqual(
+    result.errors.map((error) => error.split(":")[0]),
+    ["condemned/0000000000000003", "condemned/0000000000000004"],
+    "past the bound, the rest go unread",
+  );
+  for (const name of ["0000000000000001", "0000000000000002", "0000000000000003", "0000000000000004"]) {
+    Deno.removeSync(join(r.repoDir, "condemned", name));
+  }
+
+  const refsPath = join(r.repoDir, "refs", pushed);
+  const refs = JSON.parse(Deno.readTextFileSync(refsPath));
+  refs.packs = [...refs.packs, ...ids(130_000).map((id) => ({ id, size: 1 }))]; // over 8 MiB
+  Deno.writeTextFileSync(refsPath, JSON.stringify(refs));
+  const padded = await runCli(["remote", "cleanup"], { env: r.env });
+  const after = padded.json as { errors: string[]; packs_condemned: number };
+  assert.equal(after.packs_condemned, 0);
+  assert.match(after.errors.join("\n"), new RegExp(`refs/${pushed}`));
+});
