@@ -142,12 +142,10 @@ function describe(place: Place): string {
 /**
  * What an output file at `path` (`--metrics-file`, `--junit`) would overwrite: the database, a sidecar or the record of
  * a restore in progress, the registry, anything in the Chroma folder, or in the backup folder's own folders and lock,
- * or the backup folder itself, described; `null` when nothing (compared as {@linkcode pathOverlaps} compares).
+ * described; `null` when nothing (compared as {@linkcode pathOverlaps} compares).
  */
 export function outputOverlap(config: Config, path: string): string | null {
   const backup = config.backupDir.path;
-  const folder = placesOf(config)[3][0];
-  if (isSameOrInside(backup, path) && isSameOrInside(path, backup)) return describe(folder); // one not made yet
   const own = [...ownFolders(backup), lockPath(backup)].map((path): Place => ({
     label: "the backup folder's",
     path,

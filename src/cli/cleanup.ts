@@ -7,6 +7,7 @@ import { type CleanupResult, cleanupSnapshots } from "../ops/cleanup.ts";
 import { ExitCode } from "../errors.ts";
 import { DEFAULT_KEEP_FAILED } from "../ops/failed.ts";
 import { strayStamps } from "../ops/list.ts";
+import { readIntent } from "../ops/restore_intent.ts";
 import { acquireLock } from "../ops/lock.ts";
 import { statOrNull } from "../fs/probe.ts";
 import { requireOwnFolders } from "../ops/own_folders.ts";
@@ -88,6 +89,7 @@ Examples:
     for (const stray of strayStamps(backupDir)) context.reporter.event("warning", "snapshot_not_a_folder", stray);
     if (confirm) removeLeftovers(backupDir, context.reporter);
     const { reporter, now } = context;
+    const intent = readIntent(config.db.path); // unreadable: refused, as a restore would be
     const result = await cleanupSnapshots(backupDir, {
       policy,
       confirm,
@@ -96,6 +98,7 @@ Examples:
       now,
       preRestoreDays,
       keepFailed,
+      ...(intent ? { unfinishedRestore: { stamp: intent.stamp, pre: intent.pre_restore_snapshot } } : {}),
     });
     return {
       result,

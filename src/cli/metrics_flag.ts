@@ -94,7 +94,13 @@ export function requireWritableOutput(
   repository: string | null = null,
 ): void {
   const inRepository = repository !== null && isSameOrInside(path, repository);
-  const overlap = inRepository ? `the folder repository ${repository}` : config && outputOverlap(config, path);
+  const backup = config?.backupDir.path;
+  const isBackup = backup !== undefined && isSameOrInside(path, backup) && isSameOrInside(backup, path); // not made yet
+  const overlap = inRepository
+    ? `the folder repository ${repository}`
+    : isBackup
+    ? `the backup folder ${backup} itself`
+    : config && outputOverlap(config, path);
   if (overlap !== null) {
     throw new UsageError(
       `--${flag} ${path} would overwrite ${overlap}; nothing was done; give a file outside the store and the ` +

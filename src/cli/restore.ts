@@ -163,7 +163,9 @@ Examples:
     await reportLateInterrupt(interrupts.signal, context.reporter, "restore");
     return {
       result,
-      exitCode: result.restored_integrity_ok ? ExitCode.Ok : ExitCode.Failed,
+      exitCode: result.restored_integrity_ok && result.opened_during_restore === undefined
+        ? ExitCode.Ok
+        : ExitCode.Failed,
       text: describe(result),
     };
   },
@@ -228,5 +230,11 @@ function describe(result: RestoreResult | RemoteRestoreResult): string {
       ? "  integrity: ok, as these very bytes passed the check before they were pushed (proven by SHA-256)"
       : "  integrity check: ok",
   );
+  if (result.opened_during_restore !== undefined) {
+    lines.push(
+      `  OPENED DURING THE RESTORE: ${result.opened_during_restore}; stop them, then run the restore again (they ` +
+        "may have written to the old database, or into the restored one's WAL)",
+    );
+  }
   return lines.join("\n");
 }

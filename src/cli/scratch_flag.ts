@@ -17,9 +17,8 @@ import { outputOverlap } from "../path_overlap.ts";
  */
 export function checkedScratch(config: Config, scratch: string): string {
   const backup = config.backupDir.path;
-  const overlap = isSameOrInside(scratch, backup)
-    ? `the backup folder ${backup}, where a scratch copy may not go`
-    : outputOverlap(config, scratch);
+  const overlap = outputOverlap(config, scratch) ??
+    (isSameOrInside(scratch, backup) ? `the backup folder ${backup}, where a scratch copy may not go` : null);
   if (overlap === null) return scratch;
   throw new UsageError(
     `--scratch-dir ${scratch} lies in ${overlap}; nothing was done; give a folder outside the store and the ` +

@@ -35,6 +35,10 @@ const SENTENCES: Record<string, (fields: Fields) => string> = {
     `the restore itself is complete: remove that folder by hand`,
   restore_pre_checkpoint_failed: (f) =>
     `could not checkpoint the live database ${text(f.target_db)} before replacing it (${text(f.error)})`,
+  drill_scratch_left: (f) =>
+    `${text(f.folder)} holds scratch copies of other drills (${list(f.folders)}): kept with --keep, left by a ` +
+    `killed drill, or in use by one running now; remove those no drill uses (each is a full copy of the store)`,
+  restore_store_opened_during_restore: (f) => `the restore is done, but ${text(f.holders)}: ${text(f.next_step)}`,
   restore_integrity_failed: (f) =>
     `the restored database ${text(f.target_db)} failed its integrity check (${text(f.integrity_error)}); ` +
     `${text(f.next_step)}`,

@@ -32,6 +32,7 @@ import {
   newestValidGuard,
   retainByPolicy,
   type SnapshotFacts,
+  unfinishedRestoreGuard,
   withGuards,
 } from "../snapshot/retention_guards.ts";
 import { pruneIntegrityRecords } from "../snapshot/integrity_record.ts";
@@ -58,6 +59,8 @@ export interface CleanupOptions {
   now: Date;
   /** Days a pre-restore snapshot is kept whatever the policy (0: the policy alone decides). */
   preRestoreDays: number;
+  /** The snapshot a restore left unfinished restores, and its pre-restore snapshot: kept (see `restore_intent.ts`). */
+  unfinishedRestore?: { stamp: string; pre: string | null };
   /** How many `failed/` entries to keep, newest first (default {@linkcode DEFAULT_KEEP_FAILED}). */
   keepFailed?: number;
 }
@@ -167,7 +170,9 @@ export async function cleanupSnapshots(backupDir: string, options: CleanupOption
  */
 async function decide(backupDir: string, stamps: string[], options: CleanupOptions): Promise<RetentionDecision> {
   const facts = stamps.map((stamp) => factsOf(backupDir, stamp));
-  const decision = withGuards(retainByPolicy(stamps, options.policy, options.now), factGuards(facts, options));
+  const unfinished = options.unfinishedRestore;
+  const guarded = withGuards(retainByPolicy(stamps, options.policy, options.now), factGuards(facts, options));
+  const decision = unfinished ? withGuards(guarded, unfinishedRestoreGuard(unfinished.stamp, unfinished.pre)) : guarded;
   if (decision.remove.length === 0) return decision;
   const newestFirst = [...stamps].sort().reverse();
   const inFuture = (stamp: string) => isInFuture(stamp, options.now); // kept anyway: a real one is looked for first

@@ -9,9 +9,9 @@ import { join } from "node:path";
 import type { Config } from "../config.ts";
 import { describeOsError, OperationError } from "../errors.ts";
 import { removeQuietly } from "../fs/durable.ts";
-import { stopIfInterrupted } from "../sys/interrupt.ts";
+import { signalsDelivered, stopIfInterrupted } from "../sys/interrupt.ts";
 import { sha256File } from "../fs/hash.ts";
-import { exists, isFile, lstatOrNull } from "../fs/probe.ts";
+import { entriesOrNone, exists, isFile, lstatOrNull } from "../fs/probe.ts";
 import { walkTree } from "../fs/tree.ts";
 import type { Reporter } from "../report/reporter.ts";
 import { type RestoreResult, restoreSnapshot } from "./restore.ts";
@@ -208,6 +208,7 @@ async function* runSteps(first: DrillState): AsyncGenerator<RanCheck> {
   let state = first;
   let skipWhy: string | null = null;
   for (const name of DRILL_CHECKS) {
+    await signalsDelivered(); // a signal that came during a step's synchronous work is seen here
     stopIfInterrupted(state.options.signal, () => [
       `drill of ${state.stamp}`,
       "nothing was drilled and no report written, the scratch copy is removed; run the drill again",
@@ -300,7 +301,7 @@ async function validateStep({ config, stamp, root, options }: DrillState): Promi
 /** `restore`: restore with `to` into a new scratch folder; measures the folder, the restore and its seconds. */
 async function restoreStep({ config, stamp, options }: DrillState): Promise<Finding> {
   const begun = performance.now();
-  const scratchDir = makeScratch(options.scratchParent, stamp);
+  const scratchDir = makeScratch(options.scratchParent, stamp, options.reporter);
   try {
     const restore = await restoreSnapshot(config, stamp, {
       driver: options.driver,
@@ -345,7 +346,13 @@ function restoredCopy({ options, root, metadata, restore }: DrillState): Restore
  *
  * @throws {OperationError} naming the folder when it cannot be made.
  */
-function makeScratch(parent: string | undefined, stamp: string): string {
+function makeScratch(parent: string | undefined, stamp: string, reporter: Reporter): string {
+  const folder = parent ?? Deno.env.get("TMPDIR") ?? "/tmp";
+  const others = entriesOrNone(folder).filter((entry) => entry.isDirectory && entry.name.startsWith("atocore-drill-"));
+  if (others.length > 0) {
+    // a drill takes no lock: one running now cannot be told from one killed, so they are named, never removed
+    reporter.event("warning", "drill_scratch_left", { folder, folders: others.map((entry) => entry.name).sort() });
+  }
   try {
     return Deno.makeTempDirSync({ dir: parent, prefix: `atocore-drill-${stamp}-` });
   } catch (error) {

@@ -9,7 +9,14 @@ import type { Config } from "../config.ts";
 import { createSnapshot, refuseFutureSnapshot } from "./create.ts";
 import { CLOCK_SKEW_SECONDS } from "../snapshot/clock.ts";
 import { describeOsError, OperationError, RefusedError, ToolError } from "../errors.ts";
-import { FlushFailedError, moveFileAtomic, removeQuietly, replaceFileAtomic } from "../fs/durable.ts";
+import {
+  FlushFailedError,
+  moveFileAtomic,
+  removeFileQuietly,
+  removeQuietly,
+  replaceFileAtomic,
+  temporaryPath,
+} from "../fs/durable.ts";
 import { isFile, statOrNull } from "../fs/probe.ts";
 import type { CopyTotals } from "../fs/tree.ts";
 import type { Reporter } from "../report/reporter.ts";
@@ -35,6 +42,7 @@ import {
   checkLivePaths,
   checkOpenFiles,
   checkToFolder,
+  openedDuringRestore,
   planRestore,
   recheckOpenFiles,
   requireAcknowledgment,
@@ -45,8 +53,14 @@ import { clearJournal, clearJournalAfterReplace } from "./restore_hot_journal.ts
 import { restoreJournalModes } from "./restore_journal.ts";
 import { requireFreeSpace } from "./restore_space.ts";
 import { signalsDelivered, stopIfInterrupted } from "../sys/interrupt.ts";
-import { type Change, clearWal, removeStaleTemporaries } from "./restore_wal.ts";
+import { type Change, clearWal, clearWalAfterReplace, removeStaleTemporaries } from "./restore_wal.ts";
 import type { ValidationResult } from "./validate.ts";
+
+/** What the replacement did with the database: moved into place (not copied), and the old one's temporary name. */
+interface Moved {
+  db: boolean;
+  old: string | null;
+}
 
 /** Options of {@linkcode restoreSnapshot}. */
 export interface RestoreOptions {
@@ -126,6 +140,11 @@ export interface RestoreResult {
   /** Whether other processes holding the live files were looked for (not with `to`, `ignoreOpenFiles`, or off Linux). */
   open_files_checked: boolean;
   /**
+   * Who held the live store once it was replaced (a process that opened it during the restore, after the last look),
+   * described; absent when none (or no look was made). It may write to the old database, whose writes are lost.
+   */
+  opened_during_restore?: string;
+  /**
    * Whether `PRAGMA integrity_check` ran on the restored database once in place (a copy); not for one moved into place,
    * the very file the validation checked, or whose integrity the push's check vouched for.
    */
@@ -176,7 +195,9 @@ export async function restoreSnapshot(config: Config, stamp: string, options: Re
   const intent = to === null
     ? newIntentContext(config, { stamp, chroma: sources.chroma !== null, preStamp, remote: options.remote }, unfinished)
     : null;
-  const moved = { db: false };
+  // moved.old: a name the old database keeps while it is replaced, through which a process that opens it is found
+  const moved: Moved = { db: false, old: null };
+  using _old = { [Symbol.dispose]: () => moved.old && removeFileQuietly(moved.old) };
   const chroma = replaceStore(plan, preStamp, options, intent, moved);
   // A database moved into place is the very file the validation checked; a copy is checked again.
   const integrity = moved.db ? null : checkRestored(options.driver, targets.db);
@@ -190,6 +211,7 @@ export async function restoreSnapshot(config: Config, stamp: string, options: Re
     // The last change made or failed, the store is whole, the snapshot's (a kill before leaves the record).
     if (intent !== null) finishIntent(intent);
   }
+  const opened = openedDuringRestore(config, openFilesChecked, chroma !== null, moved.old);
   const result: RestoreResult = {
     stamp,
     pre_restore_snapshot: preStamp,
@@ -205,6 +227,7 @@ export async function restoreSnapshot(config: Config, stamp: string, options: Re
     chroma_bytes_restored: chroma?.bytes ?? 0,
     to,
     open_files_checked: openFilesChecked,
+    ...(opened === null ? {} : { opened_during_restore: opened }),
     restored_integrity_checked: !moved.db,
     validation: summarize(validation),
   };
@@ -336,7 +359,7 @@ function replaceStore(
   preStamp: string | null,
   options: RestoreOptions,
   intent: IntentContext | null,
-  moved: { db: boolean },
+  moved: Moved,
 ): CopyTotals | null {
   const context: FailureContext = { plan, staged: null, preStamp, to: options.to, changes: [], intent };
   if (intent !== null) {
@@ -431,7 +454,7 @@ function replaceSteps(
   staged: StagedChroma | null,
   options: RestoreOptions,
   intent: IntentContext | null,
-  moved: { db: boolean },
+  moved: Moved,
 ): ReplaceStep<void>[] {
   const { sources: { db, registry }, targets } = plan;
   const { driver, reporter } = options;
@@ -450,9 +473,11 @@ function replaceSteps(
   }, {
     doing: `replacing the database ${targets.db}`,
     run: (changes) => {
+      if (options.to === undefined) moved.old = linkOldDatabase(targets.db);
       moved.db = replaceDatabase(db, targets.db, reporter, move);
       changes.push({ what: dbReplaced, part: "database" });
       clearJournalAfterReplace(targets.db, reporter, changes);
+      clearWalAfterReplace(targets.db, reporter, changes);
     },
     failedChange: replaced(targets.db, dbReplaced, "database"),
   }];
@@ -519,6 +544,21 @@ function replaceDatabase(source: string, target: string, reporter: Reporter, mov
   return moved;
 }
 
+/**
+ * A hard link to the live database `db` under a temporary name beside it (removed once the restore looked for its
+ * openers, or as a killed restore's temporary by the next one), so that a process that opens it during the replacement
+ * is still found once the restored database has taken its name; `null` when there is none or no link can be made.
+ */
+function linkOldDatabase(db: string): string | null {
+  const path = temporaryPath(db);
+  try {
+    Deno.linkSync(db, path);
+    return path;
+  } catch {
+    return null;
+  }
+}
+
 /** `null` when the restored database passes `PRAGMA integrity_check`, else the problem. */
 function checkRestored(driver: SqliteDriver, path: string): string | null {
   try {
@@ -536,6 +576,13 @@ function reportRestored(result: RestoreResult, reporter: Reporter): void {
       target_db: result.target_db,
       integrity_error: result.integrity_error,
       next_step: goBack(result.pre_restore_snapshot),
+    });
+  }
+  if (result.opened_during_restore !== undefined) {
+    reporter.event("warning", "restore_store_opened_during_restore", {
+      holders: result.opened_during_restore,
+      next_step: "stop those processes (the service), then run the restore again (the pre-restore snapshot is kept): " +
+        "they may have written to the old database, or into the restored one's WAL",
     });
   }
   reporter.event("info", "runtime_backup_restored", {

@@ -113,6 +113,33 @@ export function recheckOpenFiles(
 }
 
 /**
+ * Who holds the live store once the restore has replaced it, or the old database (by `oldDatabase`, a link to it),
+ * described, or `null`: a process that opened it after the last look before the first change (a supervisor restarting
+ * the service) may write to the old database, whose writes reach no file the store uses, or its WAL beside the restored
+ * one. Only when the first look ran.
+ */
+export function openedDuringRestore(
+  config: Config,
+  firstChecked: boolean,
+  chromaToo: boolean,
+  oldDatabase: string | null,
+): string | null {
+  if (!firstChecked) return null;
+  const openers = findOpeners([...storePaths(config, chromaToo), ...oldDatabase ? [oldDatabase] : []]).openers;
+  return openers.length === 0 ? null : describeHolders(openers);
+}
+
+/** The live files a restore replaces and a service holds open: the database and its sidecars, the registry, Chroma's. */
+function storePaths(config: Config, chromaToo: boolean): string[] {
+  const paths = [config.db.path, `${config.db.path}-wal`, `${config.db.path}-shm`, config.registry.path];
+  if (chromaToo) {
+    const chromaDb = join(config.chromaDir.path, CHROMA_DB_FILE);
+    paths.push(chromaDb, `${chromaDb}-wal`, `${chromaDb}-shm`);
+  }
+  return paths;
+}
+
+/**
  * Refuse while other processes hold the live database, its `-wal` or `-shm`, the registry (restore replaces it, and a
  * service holding it would write its old view back), or Chroma's database; `false` when no scan could be made.
  */
@@ -122,11 +149,7 @@ function refuseOpenFiles(
   reporter: Reporter | null,
   preStamp: string | null = null,
 ): boolean {
-  const paths = [config.db.path, `${config.db.path}-wal`, `${config.db.path}-shm`, config.registry.path];
-  if (chromaToo) {
-    const chromaDb = join(config.chromaDir.path, CHROMA_DB_FILE);
-    paths.push(chromaDb, `${chromaDb}-wal`, `${chromaDb}-shm`);
-  }
+  const paths = storePaths(config, chromaToo);
   const scan = findOpeners(paths);
   if (reporter) warnUnchecked(scan, paths, reporter);
   if (scan.openers.length === 0) return scan.scanned;

@@ -58,6 +58,26 @@ export function clearWal(driver: SqliteDriver, db: string, reporter: Reporter, c
   removeFileQuietly(`${db}-shm`);
 }
 
+/**
+ * After `db` was replaced: a `-wal` that appeared beside it since {@linkcode clearWal} belongs to the old database (a
+ * process opened it during the restore), so it is kept aside, never applied to the restored one (an empty one removed);
+ * a `-shm` there is the old database's index, removed (its opener keeps its own mapping).
+ */
+export function clearWalAfterReplace(db: string, reporter: Reporter, changes: Change[]): void {
+  const wal = `${db}-wal`;
+  if (walBytes(wal) > 0) {
+    const why = "it appeared beside the restored database: a process opened the old one during the restore";
+    keepAside(db, "-wal", why, reporter, changes, false);
+  } else if (statOrNull(wal) !== null) {
+    removeFileQuietly(wal);
+    changes.push({ what: `removed the empty ${wal} of the old database` });
+  }
+  if (statOrNull(`${db}-shm`) !== null) {
+    removeFileQuietly(`${db}-shm`);
+    changes.push({ what: `removed ${db}-shm, the old database's index` });
+  }
+}
+
 /** Checkpoint `db`: `null` when done, or why its file is damaged; any other failure throws {@linkcode WalKeptError}. */
 function checkpoint(driver: SqliteDriver, db: string, reporter: Reporter): string | null {
   try {

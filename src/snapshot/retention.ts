@@ -27,7 +27,7 @@ export interface KeepReason {
 }
 
 /** A guard that keeps a snapshot whatever the policy (see `retention_guards.ts`). */
-export type GuardRule = "newest" | "last-published" | "newest-valid" | "pre-restore" | "future";
+export type GuardRule = "newest" | "last-published" | "newest-valid" | "pre-restore" | "future" | "unfinished-restore";
 
 /** What {@linkcode applyRetention} decides. */
 export interface RetentionDecision {

@@ -85,6 +85,18 @@ export function newestValidGuard(stamp: string): Record<string, KeepReason[]> {
 }
 
 /**
+ * The snapshots a restore left unfinished names (`restoring`, what it restores, and `pre`, its way back): the commands
+ * that finish or undo it need them.
+ */
+export function unfinishedRestoreGuard(restoring: string, pre: string | null): Record<string, KeepReason[]> {
+  const guards: Record<string, KeepReason[]> = {
+    [restoring]: [{ rule: "unfinished-restore", bucket: "the restore to finish restores it" }],
+  };
+  if (pre !== null) (guards[pre] ??= []).push({ rule: "unfinished-restore", bucket: "the way back of that restore" });
+  return guards;
+}
+
+/**
  * The decision with every guarded stamp kept: moved from `remove` to `keep` when the policy let it go, and its
  * guards' reasons added after the policy's own.
  */

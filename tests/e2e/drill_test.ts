@@ -368,3 +368,15 @@ Deno.test("drill CLI: a --scratch-dir in the Chroma folder or the backup folder 
     assert.deepEqual([...Deno.readDirSync(folder)].map((entry) => entry.name).sort(), before);
   }
 });
+
+Deno.test("drill names other drills' scratch copies in its scratch folder (kept, killed or running), removing none", async () => {
+  using store = tempStore({ dbMiB: 1, chromaMiB: 1 });
+  using scratch = tempDir();
+  const stamp = await snapshotOf(store);
+  const left = join(scratch.path, `atocore-drill-${stamp}-killed`);
+  Deno.mkdirSync(left);
+  const run = await runCli(["drill", stamp, "--scratch-dir", scratch.path], { env: storeEnv(store) });
+  assert.equal(run.code, 0, run.stderr);
+  assert.match(run.stderr, new RegExp(`"event":"drill_scratch_left".*"folders":\\["atocore-drill-${stamp}-killed"\\]`));
+  assert.deepEqual([...Deno.readDirSync(scratch.path)].map((entry) => entry.name), [`atocore-drill-${stamp}-killed`]);
+});

@@ -192,3 +192,24 @@ Deno.test("the commands that finish or undo an unfinished restore carry the path
   assert.equal(finish.code, 0, finish.stderr);
   assert.ok(!entryNames(store.dataDir).includes(INTENT), "the printed command finished it");
 });
+
+Deno.test("cleanup keeps the snapshots an unfinished restore names; an unreadable record refuses it (exit 3)", async () => {
+  using store = tempStore({ dbMiB: 1, chromaMiB: 1 });
+  const env = storeEnv(store);
+  const stamps = [];
+  for (let made = 0; made < 3; made++) stamps.push(await createdStamp(env, []));
+  const [pre, restoring, newest] = stamps;
+  const record = join(store.dataDir, INTENT);
+  Deno.writeTextFileSync(record, JSON.stringify(intentRecord(store, restoring, { pre_restore_snapshot: pre })));
+  const keep = ["--keep-daily", "1", "--keep-weekly", "0", "--keep-monthly", "0"];
+  const run = await runCli(["cleanup", "--confirm", ...keep], { env });
+  assert.equal(run.code, 0, run.stderr);
+  assert.deepEqual(entryNames(join(store.backupDir, "snapshots")).sort(), [pre, restoring, newest].sort());
+  assert.match(JSON.stringify(run.json), /unfinished-restore/);
+  Deno.removeSync(record);
+  Deno.mkdirSync(record);
+  const refused = await runCli(["cleanup", "--confirm", ...keep], { env });
+  assert.equal(refused.code, 3, refused.stderr);
+  assert.match(refused.stderr, /the record of an unfinished restore .* is not a small regular file/);
+  assert.equal(entryNames(join(store.backupDir, "snapshots")).length, 3, "nothing removed");
+});

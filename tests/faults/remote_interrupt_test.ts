@@ -223,3 +223,19 @@ Deno.test("a local drill stopped by a signal ends between its checks, removes it
     assert.ok(!entryNames(r.work).includes("drill.xml"), `${signal}: a report was written`);
   }
 });
+
+Deno.test("a local drill signalled during its restore step stops before its next check: exit 143, no report", async () => {
+  using r = await remoteStore({ dbMiB: 32, chromaMiB: 2, segments: 2, seed: 61 });
+  const created = await runCli(["create", "--chroma"], { env: r.env });
+  assert.equal(created.code, 0, created.stderr);
+  const scratch = join(r.work, "scratch");
+  Deno.mkdirSync(scratch);
+  const report = join(r.work, "drill.xml");
+  const args = ["drill", "--latest", "--scratch-dir", scratch, "--junit", report];
+  const run = await runAndSignal(args, r.env, "SIGTERM", 0, { afterEvent: "restore_db_replacing" });
+  assert.ok(run.sent, "the drill ended before the signal");
+  assert.equal(run.code, 143, run.stderr);
+  assert.match(run.stderr, /nothing was drilled and no report written/);
+  assert.ok(!entryNames(r.work).includes("drill.xml"), "no report");
+  assert.deepEqual(entryNames(scratch), [], "no scratch copy left");
+});
