@@ -3,11 +3,23 @@
  *
  * @module
  */
+import { RefusedError } from "../errors.ts";
 
 const STAMP_PATTERN = /^(\d{4})(\d{2})(\d{2})T(\d{2})(\d{2})(\d{2})Z$/;
 
-/** Format a time as a stamp, in UTC, to the second. */
+/**
+ * Format a time as a stamp, in UTC, to the second.
+ *
+ * @throws {RefusedError} for a time no stamp can name (before year 1, after 9999): the system clock is wrong.
+ */
 export function formatStamp(time: Date): string {
+  const year = time.getUTCFullYear();
+  if (!(year >= 1 && year <= 9999)) {
+    throw new RefusedError(
+      `the system clock reads ${Number.isNaN(year) ? "no valid time" : time.toISOString()}, which no snapshot stamp ` +
+        "(YYYYMMDDTHHMMSSZ) can name; nothing was done; set the clock right (timedatectl, NTP), then run again",
+    );
+  }
   const iso = time.toISOString(); // 2026-04-09T01:02:03.456Z
   return iso.slice(0, 19).replaceAll("-", "").replaceAll(":", "") + "Z";
 }

@@ -48,6 +48,10 @@ Deno.test("a time formats as a UTC stamp to the second and parses back", () => {
     assert.equal(formatStamp(parseStamp(stamp)!), stamp);
     assert.equal(parseStamp(stamp)!.getTime(), Math.floor(ms / 1000) * 1000);
   }
+  assert.equal(formatStamp(new Date(Date.UTC(9999, 11, 31, 23, 59, 59))), "99991231T235959Z");
+  for (const wrong of [new Date(Date.UTC(10000, 2, 1)), new Date(NaN), new Date(-62198755200000)]) {
+    assert.throws(() => formatStamp(wrong), /the system clock reads .* which no snapshot stamp .* set the clock right/);
+  }
 });
 
 Deno.test("created_at is written the way Python's isoformat() writes an aware UTC time", () => {
