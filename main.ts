@@ -104,7 +104,7 @@ function unknownCommand(name: string, next: string | undefined): UsageError {
 }
 
 function print(text: string): number {
-  console.log(text);
+  printResult(text, "help", ExitCode.Ok);
   return ExitCode.Ok;
 }
 

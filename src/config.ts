@@ -327,8 +327,11 @@ function resolveSshSettings(
 
 /** An age secret key: never taken as a setting's value, which messages and `config` print. */
 const SECRET_KEY = /AGE-SECRET-KEY-1/i;
-/** An authentication key (64 hex, as `remote auth-key` prints it) given where its file's path goes. */
-const AUTH_KEY = /(^|[^0-9a-f])[0-9a-f]{64}([^0-9a-f]|$)/i;
+/**
+ * An authentication key given where a path or a recipient goes: the value is 64 hex, or a line of the key file (its
+ * recipient, then the 64 hex). A path with 64 hex in it (a Docker volume's folder) is none.
+ */
+const AUTH_KEY = /^\s*(age1\S*[\s,]+)?[0-9a-f]{64}\s*$/i;
 
 /**
  * Refuse a secret key given where a path or a recipient goes (`--identity AGE-SECRET-KEY-1…`, `--recipient …`, an

@@ -12,7 +12,7 @@ import { type AgeIdentity, parseRecipient } from "./age.ts";
 const SALT = "atocore-backup";
 const INFO = "snapshot-authentication-v1";
 const MAC_CONTEXT = "atocore-backup snapshot v1\0";
-const PACKS_MAC_CONTEXT = "atocore-backup refs packs v1\0";
+const REFS_MAC_CONTEXT = "atocore-backup refs v1\0";
 const HEX64 = /^[0-9a-f]{64}$/;
 
 /** An authentication key and the recipient of the identity it was derived from. */
@@ -101,24 +101,28 @@ export function macMatches(key: AuthKey, claim: SnapshotClaim, mac: string): boo
   return sameHex(snapshotMac(key, claim), mac);
 }
 
-/**
- * HMAC-SHA256(K, "atocore-backup refs packs v1\0" ‖ id ‖ "\0" ‖ name ‖ "\0" ‖ hex SHA-256 ‖ "\0" ‖ the packs as
- * `<id>:<size>` joined by commas, in the refs' order), as 64 lowercase hex: binds the list of packs a refs gives, which
- * cleanup keeps without reading the snapshot, to that snapshot.
- */
-export function packsMac(key: AuthKey, claim: SnapshotClaim, packs: readonly { id: string; size: number }[]): string {
-  const list = packs.map(({ id, size }) => `${id}:${size}`).join(",");
-  return hmacHex(key, `${PACKS_MAC_CONTEXT}${claim.repositoryId}\0${claim.objectName}\0${claim.sha256}\0${list}`);
+/** What a refs says in public that cleanup and push go by: the pushing source, its local metadata's hash, the packs. */
+export interface RefsFields {
+  source?: string;
+  local_sha256?: string;
+  packs: readonly { id: string; size: number }[];
 }
 
-/** Whether `mac` is `key`'s MAC of the list `packs` of `claim`'s refs (see {@linkcode packsMac}). */
-export function packsMacMatches(
-  key: AuthKey,
-  claim: SnapshotClaim,
-  packs: readonly { id: string; size: number }[],
-  mac: string,
-): boolean {
-  return sameHex(packsMac(key, claim, packs), mac);
+/**
+ * HMAC-SHA256(K, "atocore-backup refs v1\0" ‖ id ‖ "\0" ‖ name ‖ "\0" ‖ hex SHA-256 ‖ "\0" ‖ source ‖ "\0" ‖
+ * local_sha256 ‖ "\0" ‖ the packs as `<id>:<size>` joined by commas, in the refs' order), an absent field as empty, as
+ * 64 lowercase hex: binds what cleanup keeps packs and counts snapshots by, and what a push recognises its own by, to
+ * the snapshot.
+ */
+export function refsMac(key: AuthKey, claim: SnapshotClaim, refs: RefsFields): string {
+  const list = refs.packs.map(({ id, size }) => `${id}:${size}`).join(",");
+  const fields = [claim.repositoryId, claim.objectName, claim.sha256, refs.source ?? "", refs.local_sha256 ?? "", list];
+  return hmacHex(key, `${REFS_MAC_CONTEXT}${fields.join("\0")}`);
+}
+
+/** Whether `mac` is `key`'s MAC of the fields `refs` of `claim`'s refs (see {@linkcode refsMac}). */
+export function refsMacMatches(key: AuthKey, claim: SnapshotClaim, refs: RefsFields, mac: string): boolean {
+  return sameHex(refsMac(key, claim, refs), mac);
 }
 
 function hmacHex(key: AuthKey, text: string): string {

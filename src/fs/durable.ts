@@ -154,11 +154,12 @@ export const FOLDER_MODE = 0o755;
 export const FILE_MODE = 0o644;
 
 /**
- * Give `path` the permission bits of `source`: a copy of a live file or folder is no more open to other users than it.
+ * Give `path` the permission bits of `source`, less any write permission for others: a copy of a live file or folder is
+ * no more open to other users than it, and no other user can change it.
  */
 export function copyModeFrom(source: string, path: string): void {
   const mode = Deno.statSync(source).mode;
-  if (mode !== null) Deno.chmodSync(path, mode & 0o777);
+  if (mode !== null) Deno.chmodSync(path, mode & FOLDER_MODE); // never writable by others, even if the source is
 }
 
 /**

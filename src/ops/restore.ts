@@ -211,7 +211,7 @@ export async function restoreSnapshot(config: Config, stamp: string, options: Re
     // The last change made or failed, the store is whole, the snapshot's (a kill before leaves the record).
     if (intent !== null) finishIntent(intent);
   }
-  const opened = openedDuringRestore(config, openFilesChecked, chroma !== null, moved.old);
+  const opened = openedDuringRestore(openFilesChecked, moved.old);
   const result: RestoreResult = {
     stamp,
     pre_restore_snapshot: preStamp,

@@ -113,20 +113,15 @@ export function recheckOpenFiles(
 }
 
 /**
- * Who holds the live store once the restore has replaced it, or the old database (by `oldDatabase`, a link to it),
- * described, or `null`: a process that opened it after the last look before the first change (a supervisor restarting
- * the service) may write to the old database, whose writes reach no file the store uses, or its WAL beside the restored
- * one. Only when the first look ran.
+ * Who holds the old database once the restore has replaced it (through `oldDatabase`, a link to it), described, or
+ * `null`: a process that opened it after the last look before the first change (a supervisor restarting the service)
+ * may have written to it, which the store no longer uses, or a WAL beside the restored one. One that opened the
+ * restored database is the service come back: not counted. Only when the first look ran.
  */
-export function openedDuringRestore(
-  config: Config,
-  firstChecked: boolean,
-  chromaToo: boolean,
-  oldDatabase: string | null,
-): string | null {
-  if (!firstChecked) return null;
-  const openers = findOpeners([...storePaths(config, chromaToo), ...oldDatabase ? [oldDatabase] : []]).openers;
-  return openers.length === 0 ? null : describeHolders(openers);
+export function openedDuringRestore(firstChecked: boolean, oldDatabase: string | null): string | null {
+  if (!firstChecked || oldDatabase === null) return null;
+  const openers = findOpeners([oldDatabase]).openers;
+  return openers.length === 0 ? null : describeHolders(openers, "the replaced database");
 }
 
 /** The live files a restore replaces and a service holds open: the database and its sidecars, the registry, Chroma's. */
@@ -175,7 +170,7 @@ function warnUnchecked(scan: OpenFilesScan, paths: string[], reporter: Reporter)
  * `process 4242 still holds the live store: /srv/atocore.db (open as /data/atocore.db, locked), ...`; with several
  * holders, each one's files after its id (`4242: ...; 4300: ...`).
  */
-function describeHolders(openers: OpenFile[]): string {
+function describeHolders(openers: OpenFile[], what = "the live store"): string {
   const byPid = [...Map.groupBy(openers, (opener) => opener.pid)];
   const pids = byPid.flatMap(([pid]) => pid === null ? [] : [pid]);
   const who = [
@@ -187,10 +182,10 @@ function describeHolders(openers: OpenFile[]): string {
       const how = ways.map((way) => way === "open" && seenAs ? `open as ${seenAs}` : way);
       return `${path} (${how.join(", ")})`;
     }).join(", ");
-  const what = byPid.length === 1
+  const held = byPid.length === 1
     ? files(byPid[0][1])
     : byPid.map(([pid, held]) => `${pid ?? "no id"}: ${files(held)}`).join("; ");
-  return `${who} still ${byPid.length > 1 ? "hold" : "holds"} the live store: ${what}`;
+  return `${who} still ${byPid.length > 1 ? "hold" : "holds"} ${what}: ${held}`;
 }
 
 /** Validate the snapshot `stamp` (deeply unless `quick`) and refuse it when it is not valid. */

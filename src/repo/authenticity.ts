@@ -8,8 +8,8 @@ import {
   type AuthKey,
   deriveAuthKey,
   macMatches,
-  packsMac,
-  packsMacMatches,
+  refsMac,
+  refsMacMatches,
   type SnapshotClaim,
   snapshotMac,
 } from "../crypto/auth_key.ts";
@@ -45,22 +45,22 @@ export function checkPushAuth(auth: PushAuth, recipients: readonly string[], loc
   );
 }
 
-/** The `auth` entries of refs listing `packs`: per key, the snapshot's MAC and the packs' MAC. */
-export function refsAuth(auth: PushAuth, claim: SnapshotClaim, packs: Refs["packs"]): RefsAuth[] {
+/** The `auth` entries of `refs`: per key, the snapshot's MAC and the MAC of the refs' own fields. */
+export function refsAuth(auth: PushAuth, claim: SnapshotClaim, refs: Refs): RefsAuth[] {
   return auth.keys.map((key) => ({
     recipient: key.recipient,
     mac: snapshotMac(key, claim),
-    packs_mac: packsMac(key, claim, packs),
+    refs_mac: refsMac(key, claim, refs),
   }));
 }
 
 /**
  * What `keys` make of `refs` (of the snapshot `claim` names): `"vouched"` when they hold a matching MAC of the
- * snapshot and of its packs for one of the keys, and none that does not match; `"forged"` when one does not match;
- * `"unsigned"` with none for these keys; `"packs-unvouched"` when the snapshot's MAC matches but no MAC covers the packs
- * (refs pushed before it was recorded, or a writer removed it).
+ * snapshot and of the refs' fields for one of the keys, and none that does not match; `"forged"` when one does not
+ * match; `"unsigned"` with none for these keys; `"fields-unvouched"` when the snapshot's MAC matches but no MAC covers
+ * the refs' fields (refs pushed before it was recorded, or a writer removed it).
  */
-export type RefsStanding = "vouched" | "forged" | "unsigned" | "packs-unvouched";
+export type RefsStanding = "vouched" | "forged" | "unsigned" | "fields-unvouched";
 
 /** See {@linkcode RefsStanding}; `recipient`: the one whose MAC does not match, when forged. */
 export function refsStanding(
@@ -73,11 +73,11 @@ export function refsStanding(
     return key ? [{ entry, key }] : [];
   });
   if (ours.length === 0) return { standing: "unsigned" };
-  const packsMatch = (entry: RefsAuth, key: AuthKey) =>
-    entry.packs_mac === undefined || packsMacMatches(key, claim, refs.packs, entry.packs_mac);
-  const wrong = ours.find(({ entry, key }) => !macMatches(key, claim, entry.mac) || !packsMatch(entry, key));
+  const fieldsMatch = (entry: RefsAuth, key: AuthKey) =>
+    entry.refs_mac === undefined || refsMacMatches(key, claim, refs, entry.refs_mac);
+  const wrong = ours.find(({ entry, key }) => !macMatches(key, claim, entry.mac) || !fieldsMatch(entry, key));
   if (wrong) return { standing: "forged", recipient: wrong.entry.recipient };
-  return { standing: ours.some(({ entry }) => entry.packs_mac !== undefined) ? "vouched" : "packs-unvouched" };
+  return { standing: ours.some(({ entry }) => entry.refs_mac !== undefined) ? "vouched" : "fields-unvouched" };
 }
 
 /** Whether `refs` carry a matching MAC for every key of `auth`: a snapshot this pushing host made. */
@@ -106,7 +106,7 @@ export function checkAuthenticity(
   const { standing, recipient } = refs === null ? { standing: "unsigned" } : refsStanding(refs, keys, claim);
   if (standing === "forged") {
     throw new RefusedError(
-      `${refsName(key)}: the MAC for ${recipient} does not match ${claim.objectName} or the packs listed (forged, ` +
+      `${refsName(key)}: the MAC for ${recipient} does not match ${claim.objectName} or the refs' fields (forged, ` +
         "renamed, edited or copied from another repository by a writer of the repository); refused: pick another " +
         "snapshot ('remote list')",
     );

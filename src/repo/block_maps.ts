@@ -47,10 +47,15 @@ export class MapFile {
     return into.length;
   }
 
-  /** Write `bytes` at `position`. */
+  /** Write `bytes` at `position`; a failure names this file (a full disk is the backup folder's). */
   write(position: number, bytes: Uint8Array): void {
-    for (let written = 0; written < bytes.length;) {
-      written += writeSync(this.fd, bytes, written, bytes.length - written, position + written);
+    try {
+      for (let written = 0; written < bytes.length;) {
+        written += writeSync(this.fd, bytes, written, bytes.length - written, position + written);
+      }
+    } catch (error) {
+      (error as { path?: string }).path ??= this.path;
+      throw error;
     }
   }
 
@@ -178,21 +183,31 @@ export class MapReader {
   }
 }
 
-/** A window being filled: blocks placed so far, and blocks whose hash a pack being sealed has still to set. */
+/** A window being filled: blocks placed so far, and blocks whose hash a pack being sealed has still to set (flagged). */
 interface OpenWindow extends MapWindow {
   placed: number;
   pending: number;
+  waiting: Uint8Array;
 }
+
+/**
+ * Windows a map keeps open at most: past it, the oldest whose blocks are all placed is written with the hashes still
+ * to come left as zeros, each written in its place when it comes. A sparse daily push leaves a block or two of each
+ * window in a pack that stays open until the end, which would otherwise keep the whole map in memory.
+ */
+const OPEN_WINDOWS = 8;
 
 /**
  * Writes one file's block map into a spool as blocks are placed. A block given to a pack has its hash set (in the
  * view {@linkcode hashView} returned) only once the pack is sealed: a window is written out once every block of it is
- * placed and hashed, so memory is the windows of the packs in flight.
+ * placed and hashed (or, past {@linkcode OPEN_WINDOWS}, once placed), so memory is a few windows per file.
  */
 export class MapBuilder {
   /** The region the map is written to. */
   readonly region: MapRegion;
   private readonly open = new Map<number, OpenWindow>();
+  /** Blocks of windows written before their hashes came: each hash is written in its place when it comes. */
+  private readonly late = new Set<number>();
 
   /** A map of `count` blocks cut at `block`, in room of its own in `spool`. */
   constructor(spool: Spool, count: number, block: number) {
@@ -212,20 +227,29 @@ export class MapBuilder {
     window.packs[index - window.from] = pack;
     window.offsets[index - window.from] = offset;
     window.placed += 1;
-    if (pending) window.pending += 1;
+    if (pending) {
+      window.pending += 1;
+      window.waiting[index - window.from] = 1;
+    }
     this.writeWhenDone(window);
   }
 
-  /** The hash of block `index`, placed as pending, is set. */
-  hashed(index: number): void {
+  /** The hash of block `index`, placed as pending, is set: `hash` (its view from {@linkcode hashView}). */
+  hashed(index: number, hash: Uint8Array): void {
+    if (this.late.delete(index)) {
+      this.region.file.write(positions(this.region, index)[0], hash);
+      return;
+    }
     const window = this.windowOf(index);
     window.pending -= 1;
+    window.waiting[index - window.from] = 0;
     this.writeWhenDone(window);
   }
 
   /** The finished map's region; throws when a block was never placed or hashed (a bug, not an outside fault). */
   finish(): MapRegion {
-    if (this.open.size > 0) throw new Error(`block map of ${this.open.size} windows left unfinished`);
+    const left = this.open.size + this.late.size;
+    if (left > 0) throw new Error(`block map with ${left} windows or hashes left unfinished`);
     return this.region;
   }
 
@@ -234,14 +258,22 @@ export class MapBuilder {
     let window = this.open.get(from);
     if (!window) {
       const length = Math.min(WINDOW_BLOCKS, this.region.count - from);
-      window = { from, length, placed: 0, pending: 0, ...windowArrays(length) };
+      window = { from, length, placed: 0, pending: 0, waiting: new Uint8Array(length), ...windowArrays(length) };
       this.open.set(from, window);
     }
     return window;
   }
 
   private writeWhenDone(window: OpenWindow): void {
-    if (window.placed < window.length || window.pending > 0) return;
+    if (window.placed === window.length && window.pending === 0) this.write(window);
+    if (this.open.size <= OPEN_WINDOWS) return;
+    const placed = [...this.open.values()].find((open) => open.placed === open.length);
+    if (!placed) return;
+    placed.waiting.forEach((waits, at) => waits && this.late.add(placed.from + at));
+    this.write(placed);
+  }
+
+  private write(window: OpenWindow): void {
     writeBlocks(this.region, window.from, window);
     this.open.delete(window.from);
   }

@@ -5,6 +5,7 @@
  *
  * @module
  */
+import { collectGarbage } from "../sys/collect_garbage.ts";
 import { Buffer } from "node:buffer";
 import type { AgeIdentity } from "../crypto/age.ts";
 import { OperationError } from "../errors.ts";
@@ -157,5 +158,9 @@ export async function getPublic(backend: Backend, name: string, maxBytes = PUBLI
     return JSON.parse(Buffer.from(bytes).toString("utf8"));
   } catch {
     throw new OperationError(`${name} in ${backend.location} is not JSON; the repository was altered`);
+  } finally {
+    // a large one's bytes and text are garbage V8 is slow to take back: many of them (leases, markers, refs a writer
+    // padded) would take a cleanup past its memory bound between two of its collections
+    if (bytes.length > 1 << 20) collectGarbage();
   }
 }

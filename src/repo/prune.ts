@@ -12,7 +12,14 @@ import { isInFuture } from "../snapshot/clock.ts";
 import type { Backend } from "./backend.ts";
 import { condemnedName, newRandomId, packName, parseName, PREFIXES, refsName } from "./layout.ts";
 import { type SnapshotKey, snapshotKeyText, snapshotName } from "./layout.ts";
-import { type Condemned, type LeaseState, MARKER_PACKS, readCondemned, readLeases } from "./public_objects.ts";
+import {
+  type Condemned,
+  CONDEMNED_PACKS_MAX,
+  type LeaseState,
+  MARKER_PACKS,
+  readCondemned,
+  readLeases,
+} from "./public_objects.ts";
 import { openRepository, type Repository } from "./repository.ts";
 import { listSnapshots, readRefs } from "./snapshots.ts";
 import { stopIfInterrupted } from "../sys/interrupt.ts";
@@ -102,9 +109,12 @@ export async function cleanupRemote(backend: Backend, options: RemoteCleanupOpti
   const trust = new RefsTrust(repository.config.id, options.auth, options.allowUnauthenticated ?? false);
   try {
     const keys = listing.snapshots.map((s) => s.key);
-    const remaining = await applyPolicy(repository, keys, { ...options, now, trust }, result);
     const orphans = listing.refs.filter((key) => !listing.snapshots.some((s) => sameKey(s.key, key)));
-    const keptOrphans = await removeStale(repository, orphans, leases, { ...options, now, sightings }, result);
+    const stop = await anyForged(backend, orphans, trust, result); // as a listed snapshot's forged refs stops all
+    const remaining = await applyPolicy(repository, keys, { ...options, now, trust, stop }, result);
+    const keptOrphans = stop
+      ? orphans
+      : await removeStale(repository, orphans, leases, { ...options, now, sightings }, result);
     orphanNames.push(...keptOrphans.map(refsName));
     const live = [...remaining, ...keptOrphans];
     const referenced = await referencedPacks(backend, live, { leases, trust }, result);
@@ -178,7 +188,7 @@ function sameKey(a: SnapshotKey, b: SnapshotKey): boolean {
 async function applyPolicy(
   repository: Repository,
   keys: SnapshotKey[],
-  options: RemoteCleanupOptions & { now: Date; trust: RefsTrust },
+  options: RemoteCleanupOptions & { now: Date; trust: RefsTrust; stop: boolean },
   result: RemoteCleanupResult,
 ): Promise<SnapshotKey[]> {
   const removed = new Set<string>();
@@ -189,7 +199,7 @@ async function applyPolicy(
         `host's newest could be among them): check the repository ('remote verify')`,
     );
   }
-  for (const group of unknown.length || forged ? [] : groups.values()) {
+  for (const group of unknown.length || forged || options.stop ? [] : groups.values()) {
     const decision = retainByPolicy(group.map((key) => key.stamp), options.policy, options.now);
     const newest = group.map((key) => key.stamp).filter((stamp) => !isInFuture(stamp, options.now)).sort().at(-1);
     Object.assign(result.reasons, decision.reasons);
@@ -230,7 +240,7 @@ async function bySource(
   for (const key of keys) {
     const refs = await readRefs(backend, key).catch(() => null);
     if (refs === null) unknown.push(refsName(key));
-    const doubt = refs && trust.forRetention(key, refs);
+    const doubt = refs && trust.doubt(key, refs);
     if (doubt) {
       forged = noteDoubt(doubt, result) || forged;
       continue;
@@ -241,14 +251,26 @@ async function bySource(
   return { groups, unknown, forged };
 }
 
-/** Put a doubt in the result, its error once; whether it is an error. */
-function noteDoubt(doubt: Doubt, result: RemoteCleanupResult): boolean {
-  if ("warning" in doubt) {
-    if (!result.warnings.includes(doubt.warning)) result.warnings.push(doubt.warning);
-    return false;
+/** Whether the refs of any of `keys` (unfinished pushes') is forged by `trust`, each doubt put in `result`. */
+async function anyForged(
+  backend: Backend,
+  keys: SnapshotKey[],
+  trust: RefsTrust,
+  result: RemoteCleanupResult,
+): Promise<boolean> {
+  let forged = false;
+  for (const key of keys) {
+    const refs = await readRefs(backend, key).catch(() => null); // unreadable: said when packs are counted
+    const doubt = refs && trust.doubt(key, refs);
+    if (doubt) forged = noteDoubt(doubt, result) || forged;
   }
+  return forged;
+}
+
+/** Put a doubt in the result, its error once; whether it stops every deletion of the run. */
+function noteDoubt(doubt: Doubt, result: RemoteCleanupResult): boolean {
   if (!result.errors.includes(doubt.error)) result.errors.push(doubt.error);
-  return true;
+  return doubt.stopsAll;
 }
 
 /**
@@ -300,7 +322,7 @@ async function referencedPacks(
     try {
       const refs = await readRefs(backend, key);
       if (!refs) throw new Error(`${refsName(key)}: missing`);
-      const doubt = trust.forPacks(key, refs);
+      const doubt = trust.doubt(key, refs);
       if (doubt) {
         noteDoubt(doubt, result);
         return null;
@@ -398,7 +420,9 @@ async function condemnPacks(
   result: RemoteCleanupResult,
 ): Promise<void> {
   const already = new Set([...markers.values()].flatMap((marker) => marker.packs));
-  const packs = [...(await packSizes(repository.backend)).keys()].filter((id) => !spared.has(id) && !already.has(id));
+  const room = Math.max(0, CONDEMNED_PACKS_MAX - already.size); // every marker stays readable; the rest next run
+  const packs = [...(await packSizes(repository.backend)).keys()].filter((id) => !spared.has(id) && !already.has(id))
+    .slice(0, room);
   result.packs_condemned = packs.length;
   if (result.dry_run) return;
   for (let from = 0; from < packs.length; from += MARKER_PACKS) { // markers every reader can read (public_objects.ts)

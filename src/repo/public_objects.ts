@@ -22,12 +22,12 @@ export interface Refs {
   auth?: RefsAuth[];
 }
 
-/** An entry of `refs.auth`: the MACs of the snapshot and of the refs' packs under the key of one recipient's identity. */
+/** An entry of `refs.auth`: the MACs of the snapshot and of the refs' fields under the key of one recipient's identity. */
 export interface RefsAuth {
   recipient: string;
   mac: string;
-  /** The MAC of `packs` (`crypto/auth_key.ts`, `packsMac`); absent in refs pushed before it was recorded. */
-  packs_mac?: string;
+  /** The MAC of `source`, `local_sha256` and `packs` (`crypto/auth_key.ts`, `refsMac`); absent in refs pushed before. */
+  refs_mac?: string;
 }
 
 /** `leases/<push id>`: a push in progress and the packs it may reuse. */
@@ -61,10 +61,10 @@ export function parseRefs(value: unknown, name: string, key: SnapshotKey): Refs 
 }
 
 function isRefsAuth(entry: unknown): boolean {
-  const { recipient, mac, packs_mac } = (entry ?? {}) as Partial<RefsAuth>;
+  const { recipient, mac, refs_mac } = (entry ?? {}) as Partial<RefsAuth>;
   const hex = (value: unknown) => typeof value === "string" && /^[0-9a-f]{64}$/.test(value);
   return typeof recipient === "string" && /^age1[02-9ac-hj-np-z]{58}$/.test(recipient) && hex(mac) &&
-    (packs_mac === undefined || hex(packs_mac));
+    (refs_mac === undefined || hex(refs_mac));
 }
 
 /** Parse a lease; `null` when it is not one (an unknown object is never trusted, and never deleted). */
@@ -80,7 +80,8 @@ export function parseCondemned(value: unknown): Condemned | null {
   const marker = value as Partial<Condemned> | null;
   const ok = marker !== null && typeof marker === "object" && isTime(marker.created_at) &&
     Array.isArray(marker.packs) && marker.packs.every(isPackId);
-  return ok ? marker as Condemned : null;
+  // only what a marker is: anything else a writer padded it with is not kept (markers are held for the whole run)
+  return ok ? { created_at: marker.created_at!, packs: marker.packs! } : null;
 }
 
 function isTime(value: unknown): value is string {
@@ -148,9 +149,12 @@ export async function readLeases(backend: Backend, now: Date): Promise<LeaseStat
  * markers a writer of the repository leaves.
  */
 const MARKER_MAX_BYTES = 8 << 20;
-const CONDEMNED_PACKS_MAX = 250_000;
+export const CONDEMNED_PACKS_MAX = 250_000;
 
-/** The most packs a cleanup names in one marker, which stays well under {@linkcode MARKER_MAX_BYTES}. */
+/**
+ * The most packs a cleanup names in one marker, which stays well under {@linkcode MARKER_MAX_BYTES}; a run condemns no
+ * more than keeps all markers under {@linkcode CONDEMNED_PACKS_MAX} together (the rest go in later runs).
+ */
 export const MARKER_PACKS = 50_000;
 
 /**

@@ -302,7 +302,7 @@ function refsOf(
     local_sha256: local.metadataSha256,
     packs: packs.map(({ id, size }) => ({ id, size })),
   };
-  if (context.auth) refs.auth = refsAuth(context.auth, snapshotClaim(repositoryId, key, sealed.sha256), refs.packs);
+  if (context.auth) refs.auth = refsAuth(context.auth, snapshotClaim(repositoryId, key, sealed.sha256), refs);
   return refs;
 }
 

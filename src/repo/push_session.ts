@@ -209,7 +209,7 @@ export class PushSession {
 
   /** The blocks `tags` are in a stored pack, their hashes set: their maps may be written out. */
   stored(tags: readonly BlockTag[]): void {
-    for (const { file, index } of tags) this.builders.get(file)?.hashed(index);
+    for (const { file, index, hash } of tags) this.builders.get(file)?.hashed(index, hash);
   }
 
   /** Each file read so far, by path: its SHA-256 (taken from its bytes, checked against the manifest) and identity. */

@@ -45,4 +45,9 @@ Deno.test("an error whose line cannot be written keeps its exit code; a result s
   assert.equal(create.code, 0, create.stderr);
   assert.match(create.stderr, /warning: create ended with exit code 0, but its result could not be written to stdout/);
   assert.equal([...Deno.readDirSync(join(store.backupDir, "snapshots"))].length, 2, "the snapshot was made");
+  for (const args of [["--help"], ["--version"], ["push", "--help"]]) {
+    const help = await runToFull("1", args, env);
+    assert.equal(help.code, 0, `${args.join(" ")}: ${help.stderr}`);
+    assert.match(help.stderr, /warning: help ended with exit code 0, but its result could not be written to stdout/);
+  }
 });

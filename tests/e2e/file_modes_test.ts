@@ -41,6 +41,12 @@ Deno.test("snapshot and restored files keep the live modes; nothing of the backu
   for (const entry of walkTree(store.backupDir)) {
     assert.equal(modeOf(join(store.backupDir, entry.path)) & 0o002, 0, `${entry.path} writable by others`);
   }
+  Deno.chmodSync(join(store.chromaDir, folders[0].path), 0o777); // a live folder open to all: its copy is not
+  const open = await runWithUmask("000", ["create", "--chroma"], env);
+  assert.equal(open.code, 0, open.stderr);
+  const copy = join(store.backupDir, "snapshots", (open.json as { stamp: string }).stamp, "chroma", folders[0].path);
+  assert.equal(modeOf(copy), 0o755);
+  Deno.chmodSync(join(store.chromaDir, folders[0].path), 0o700);
 
   for (const folder of folders) Deno.chmodSync(join(store.chromaDir, folder.path), 0o755); // changed since
   Deno.chmodSync(chromaDb, 0o644);
