@@ -74,7 +74,7 @@ Examples:
     const auth = settings.authKeyFile === null
       ? undefined
       : pushAuthFrom(settings, "remote cleanup", false, context.reporter);
-    if (auth) checkPushAuth(auth, repository.config.recipients, backend.location);
+    if (auth) checkPushAuth(auth, repository.config.recipients, backend.location, "nothing was cleaned up");
     context.reporter.event("info", "remote_cleanup_started", { location: backend.location, confirm: !!values.confirm });
     using interrupts = listenForInterrupts(context.reporter);
     const result = await cleanupRemote(backend, {

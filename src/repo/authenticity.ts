@@ -35,12 +35,17 @@ export function snapshotClaim(repositoryId: string, key: SnapshotKey, sha256: st
  *
  * @throws {RefusedError} naming the file, the line and the repository's recipients.
  */
-export function checkPushAuth(auth: PushAuth, recipients: readonly string[], location: string): void {
+export function checkPushAuth(
+  auth: PushAuth,
+  recipients: readonly string[],
+  location: string,
+  done = "nothing was pushed",
+): void {
   const foreign = auth.keys.find((key) => !recipients.includes(key.recipient));
   if (foreign === undefined) return;
   throw new RefusedError(
     `${auth.source}:${foreign.line}: the authentication key of ${foreign.recipient} is not for a recipient of ` +
-      `${location} (${recipients.join(", ")}); nothing was pushed: run 'atocore-backup remote auth-key' with the ` +
+      `${location} (${recipients.join(", ")}); ${done}: run 'atocore-backup remote auth-key' with the ` +
       "repository's identity and install its output here",
   );
 }

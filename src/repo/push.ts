@@ -41,7 +41,7 @@ import { stopIfInterrupted } from "../sys/interrupt.ts";
 import { collectGarbage } from "../sys/collect_garbage.ts";
 import type { PackInfo } from "./boundary.ts";
 import { checkPushAuth, type PushAuth, refsAuth, signedBy, snapshotClaim } from "./authenticity.ts";
-import { readRefs } from "./snapshots.ts";
+import { readRefs, REFS_MAX_BYTES } from "./snapshots.ts";
 import { sha256Hex } from "./sealing.ts";
 
 /** How long a push's lease holds off a cleanup by default: 6 hours. */
@@ -126,7 +126,8 @@ export async function pushSnapshot(
   const shared = others.map((name) =>
     `${name} carries this backup folder's source id but another snapshot of ${local.stamp}: another backup folder ` +
     `pushes under this one's id (a copy of it?), and remote cleanup counts both as one; in the copy, remove ` +
-    `${remotePinPath(config.backupDir.path, backend.location)} so that it pushes as a source of its own`
+    `${remotePinPath(config.backupDir.path, backend.location)} so that it pushes as a source of its own (unless a ` +
+    `writer of the repository edited its refs: 'remote verify --identity FILE' tells)`
   );
   stopIfInterrupted(options.signal);
   const now = options.now ?? (() => new Date());
@@ -266,6 +267,7 @@ async function upload(
   if (checked.length > 0) document.integrity_checked = [...checked];
   const sealed = await io.prepareSealed(snapshotName(key), documentText(document));
   const refs = refsOf(sealed, packs, { local, key, repositoryId: config.id, context });
+  refuseOversizedRefs(refs, local.stamp);
   safePoint();
   await io.putPublic(refsName(key), refs);
   await io.writeSealed(sealed);
@@ -304,6 +306,17 @@ function refsOf(
   };
   if (context.auth) refs.auth = refsAuth(context.auth, snapshotClaim(repositoryId, key, sealed.sha256), refs);
   return refs;
+}
+
+/** Refuse to list a snapshot whose refs every reader would refuse as too large (see `snapshots.ts`). */
+function refuseOversizedRefs(refs: Refs, stamp: string): void {
+  const bytes = new TextEncoder().encode(JSON.stringify(refs)).length + 1;
+  if (bytes <= REFS_MAX_BYTES) return;
+  throw new OperationError(
+    `push of ${stamp}: its refs would take ${bytes} bytes (${refs.packs.length} packs), more than readers accept ` +
+      `(${REFS_MAX_BYTES}); nothing of it is listed (the packs sent are reused by a later push): a store this large ` +
+      "is not supported yet",
+  );
 }
 
 /**

@@ -26,7 +26,7 @@ import { checkAuthenticity, snapshotClaim } from "./authenticity.ts";
  * The most bytes a refs may have: about 100,000 packs (a store of 800 GB in 8 MiB packs). Its JSON takes several times
  * its size while it is parsed; a larger one is refused as altered, so that a writer cannot take a reader's memory.
  */
-const REFS_MAX_BYTES = 8 << 20;
+export const REFS_MAX_BYTES = 8 << 20;
 
 /** Largest snapshot document accepted (decompressed). */
 const MAX_DOCUMENT_BYTES = 512 << 20;
@@ -146,7 +146,7 @@ export async function readSnapshot(
   // The MACs cover the SHA-256 the refs record: judged before the object is read, a forged one costs no reading; unless
   // no identity is for a recipient of the repository, which decryption then reports as such.
   const ours = identities.some((identity) => repository.config.recipients.includes(identity.recipient));
-  let authenticated = ours && refs ? judge(refs.snapshot_sha256) : undefined;
+  let authenticated = ours ? judge(refs?.snapshot_sha256 ?? "") : undefined; // no refs: none, unless allowed
   const sealed = await repository.backend.read(name);
   const sha256 = sha256Hex(sealed);
   if (refs && refs.snapshot_sha256 !== sha256) {

@@ -70,14 +70,15 @@ Deno.test("remote cleanup with the auth key: a snapshot added under this host's 
   const result = run.json as CleanupJson;
   assert.deepEqual(result.deleted, [], `the genuine snapshot stays: ${run.stdout}`);
   assert.ok(result.kept.includes(genuine) && result.kept.includes(forged));
-  assert.match(result.warnings.join("\n"), new RegExp(`refs/${forged} holds no MAC of this host's authentication key`));
+  assert.equal(run.code, 1, run.stderr);
+  assert.match(result.errors.join("\n"), new RegExp(`refs/${forged} holds no MAC of this host's authentication key`));
 
   const { ATOCORE_BACKUP_AUTH_KEY_FILE: _, ...noKey } = r.env; // without the key the forged one counts (README)
   const blind = await runCli(["remote", "cleanup"], { env: noKey });
   assert.deepEqual((blind.json as CleanupJson).deleted, [genuine], blind.stdout);
 });
 
-Deno.test("remote cleanup with the auth key: a list of packs no MAC covers condemns nothing unless trusted", async () => {
+Deno.test("remote cleanup with the auth key: refs whose fields no MAC covers are not trusted unless told", async () => {
   using r = await remoteStore({ dbMiB: 1, chromaMiB: 1 });
   await snapshotSeries(r, 2);
   const pushed = await runCli(["push", "--all"], { env: r.env });
@@ -87,16 +88,54 @@ Deno.test("remote cleanup with the auth key: a list of packs no MAC covers conde
   Deno.mkdirSync(join(r.repoDir, "packs", "ff"), { recursive: true });
   Deno.writeTextFileSync(join(r.repoDir, "packs", "ff", stray), "stray");
   editRefs(r.repoDir, names[1], (refs) => {
-    for (const entry of refs.auth as { packs_mac?: string }[]) delete entry.packs_mac; // as pushed before it existed
+    for (const entry of refs.auth as { refs_mac?: string }[]) delete entry.refs_mac; // as pushed before it existed
   });
   const keep = ["--keep-daily", "1", "--keep-weekly", "0", "--keep-monthly", "0"];
   const run = await runCli(["remote", "cleanup", "--confirm", ...keep], { env: r.env });
-  assert.equal(run.code, 0, run.stderr);
+  assert.equal(run.code, 1, run.stderr);
   const result = run.json as CleanupJson;
-  assert.deepEqual(result.deleted, [names[0]], "retention still counts it: its snapshot's MAC holds");
+  assert.deepEqual(result.deleted, [], "the other snapshot stays its source's newest: this one is not counted");
   assert.equal(result.packs_condemned, 0);
-  assert.match(result.warnings.join("\n"), new RegExp(`refs/${names[1]} holds no MAC over its list of packs`));
+  assert.match(result.errors.join("\n"), new RegExp(`refs/${names[1]} holds no MAC over its source and list of packs`));
   const trusted = await runCli(["remote", "cleanup", "--confirm", ...keep, "--allow-unauthenticated"], { env: r.env });
   assert.equal(trusted.code, 0, trusted.stderr);
-  assert.equal((trusted.json as CleanupJson).packs_condemned, 1, trusted.stdout);
+  assert.deepEqual((trusted.json as CleanupJson).deleted, [names[0]], trusted.stdout);
+  assert.ok((trusted.json as CleanupJson).packs_condemned >= 1, trusted.stdout);
+});
+
+Deno.test("remote cleanup with the auth key: a source copied into a genuine refs, or a forged unfinished push's refs, stops every deletion", async () => {
+  using r = await remoteStore({ dbMiB: 1, chromaMiB: 1 });
+  await snapshotSeries(r, 2);
+  assert.equal((await runCli(["push", "--all"], { env: r.env })).code, 0);
+  const names = [...Deno.readDirSync(join(r.repoDir, "refs"))].map((entry) => entry.name).sort();
+  const keep = ["--keep-daily", "1", "--keep-weekly", "0", "--keep-monthly", "0"];
+  editRefs(
+    r.repoDir,
+    names[0],
+    (refs) => refs.source = (refs.source as string).replace(/^./, (c) => c === "a" ? "b" : "a"),
+  ); // another host's group
+  const moved = await runCli(["remote", "cleanup", "--confirm", ...keep], { env: r.env });
+  assert.equal(moved.code, 1, moved.stderr);
+  assert.deepEqual((moved.json as CleanupJson).deleted, []);
+  assert.match(
+    (moved.json as CleanupJson).errors.join("\n"),
+    new RegExp(`refs/${names[0]}: a MAC there does not match`),
+  );
+  editRefs(
+    r.repoDir,
+    names[0],
+    (refs) => refs.source = JSON.parse(Deno.readTextFileSync(join(r.repoDir, "refs", names[1]))).source,
+  );
+  const orphan = "20260103T010000Z_0123456789abcdef"; // a genuine refs replayed as an unfinished push's
+  Deno.writeTextFileSync(
+    join(r.repoDir, "refs", orphan),
+    Deno.readTextFileSync(join(r.repoDir, "refs", names[1])).replace(names[1], orphan),
+  );
+  const replayed = await runCli(["remote", "cleanup", "--confirm", ...keep], { env: r.env });
+  assert.equal(replayed.code, 1, replayed.stderr);
+  assert.deepEqual((replayed.json as CleanupJson).deleted, [], "no retention deletion either");
+  assert.match(
+    (replayed.json as CleanupJson).errors.join("\n"),
+    new RegExp(`refs/${orphan}: a MAC there does not match`),
+  );
 });
