@@ -511,3 +511,35 @@ Deno.test("remote errors: repositories that are not this tool's, pins, races, na
   }
   await steps(t, cases);
 });
+
+Deno.test("remote errors: an S3 listing that never ends is refused in one line; a key listed twice is one object", async () => {
+  let pages = 0;
+  let repeat = true;
+  const server = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen: () => {} }, () => {
+    pages += 1;
+    const token = repeat ? "again" : `t${pages}`;
+    const more = repeat || pages < 3;
+    const key = "<Contents><Key>p/snapshots/x</Key><Size>1</Size></Contents>";
+    return new Response(
+      `<ListBucketResult>${key}${key}<IsTruncated>${more}</IsTruncated>` +
+        (more ? `<NextContinuationToken>${token}</NextContinuationToken>` : "") + "</ListBucketResult>",
+    );
+  });
+  try {
+    const backend = openS3Backend("s3://bucket/p", {
+      endpoint: { value: `http://127.0.0.1:${server.addr.port}`, source: "flag", from: "--s3-endpoint" },
+      region: { value: "us-east-1", source: "env", from: "AWS_REGION" },
+      addressing: null,
+    }, { AWS_ACCESS_KEY_ID: "AKTEST", AWS_SECRET_ACCESS_KEY: "secret" });
+    assert.match(
+      await messageOf(() => backend.list("snapshots/")),
+      /^the listing of snapshots\/ in s3:\/\/bucket\/p .* does not end \(2 pages, 1 objects, a page token given twice\): /,
+    );
+    assert.equal(pages, 2, "stopped at the repeated token");
+    repeat = false;
+    pages = 0;
+    assert.deepEqual(await backend.list("snapshots/"), [{ name: "snapshots/x", size: 1 }], "one object");
+  } finally {
+    await server.shutdown();
+  }
+});

@@ -6,6 +6,7 @@
  * @module
  */
 import { createHash } from "node:crypto";
+import { OperationError } from "../../errors.ts";
 import {
   type Backend,
   checkObjectName,
@@ -43,6 +44,13 @@ export interface S3BackendOptions extends SessionOptions {
 /** The most bytes of a bucket's versioning answer read (a few dozen in practice). */
 const VERSIONING_TEXT_LIMIT = 64 * 1024;
 
+/**
+ * The most objects one listing may name (a repository of 4 TB in 8 MiB packs) and the most pages it
+ * may take (S3 gives up to 1,000 keys a page): a server that says "more to come" for ever is refused, not followed.
+ */
+const MAX_LISTED = 500_000;
+const MAX_LIST_PAGES = 5_000;
+
 export class S3Backend implements Backend {
   readonly location: string;
   readonly #session: S3Session;
@@ -62,17 +70,26 @@ export class S3Backend implements Backend {
   async list(prefix: string): Promise<ObjectInfo[]> {
     checkPrefix(prefix);
     const base = this.#session.key("");
-    const found: ObjectInfo[] = [];
+    const found = new Map<string, ObjectInfo>(); // a key a server lists twice is one object
+    const tokens = new Set<string>();
     let token: string | null = null;
     do {
       const page = await this.#session.listPage(base + prefix, token);
       for (const { key, size } of page.objects) {
-        if (key.startsWith(base) && !key.endsWith("/")) found.push({ name: key.slice(base.length), size });
+        if (key.startsWith(base) && !key.endsWith("/")) found.set(key, { name: key.slice(base.length), size });
       }
       token = page.next;
+      if (token !== null && (tokens.has(token) || found.size > MAX_LISTED || tokens.size >= MAX_LIST_PAGES)) {
+        throw new OperationError(
+          `the listing of ${prefix || "the objects"} in ${this.location} does not end (${tokens.size + 1} pages, ` +
+            `${found.size} objects, ${tokens.has(token) ? "a page token given twice" : "past this tool's bound"}): ` +
+            "the server is not answering as S3 does; check the endpoint (--s3-endpoint)",
+        );
+      }
+      if (token !== null) tokens.add(token);
     } while (token !== null);
     this.#bucketSeen = true;
-    return found.sort((a, b) => a.name < b.name ? -1 : a.name > b.name ? 1 : 0);
+    return [...found.values()].sort((a, b) => a.name < b.name ? -1 : a.name > b.name ? 1 : 0);
   }
 
   async read(name: string, into?: Uint8Array, maxBytes = MAX_OBJECT_BYTES): Promise<Uint8Array> {
