@@ -11,6 +11,7 @@ import { createHmac } from "node:crypto";
 import { UsageError } from "../../src/errors.ts";
 import { hostFieldMatches, hostKeyAlgorithms, judgeHostKey, keysForHost } from "../../src/repo/sftp/known_hosts.ts";
 import { parseSftpUrl } from "../../src/repo/sftp/url.ts";
+import { isTransientSftpError } from "../../src/repo/sftp/errors.ts";
 
 Deno.test("sftp URL: relative and absolute paths, ports, IPv6, escapes; a password, query, dot segment or missing part is refused", () => {
   assert.deepEqual(parseSftpUrl("sftp://backup@nas/atocore"), {
@@ -79,4 +80,18 @@ Deno.test("known_hosts: host patterns, negation, [host]:port, hashed names, mark
   assert.equal(judgeHostKey(keysForHost(text, "new", 22), new Uint8Array(key(1))), "unknown");
   assert.deepEqual(hostKeyAlgorithms(known), ["ssh-ed25519"]);
   assert.equal(hostKeyAlgorithms([]), undefined);
+});
+
+Deno.test("sftp errors: a connection cut while the SFTP subsystem starts is retried; a refused key or a path is not", () => {
+  for (const transient of ["Unable to start subsystem: sftp", "Received unexpected SFTP session termination"]) {
+    assert.ok(isTransientSftpError(new Error(transient)), transient);
+  }
+  const denied = Object.assign(new Error("All configured authentication methods failed"), {
+    level: "client-authentication",
+  });
+  assert.ok(!isTransientSftpError(denied));
+  assert.ok(
+    !isTransientSftpError(Object.assign(new Error("No such file"), { code: 2 })),
+    "an SFTP status: not retried",
+  );
 });

@@ -29,8 +29,12 @@ const TRANSIENT_CODES = new Set([
   "EAI_AGAIN",
 ]);
 
-const TRANSIENT_MESSAGES =
-  /No response from server|Not connected|Channel open failure|Keepalive timeout|Connection lost|socket hang up/i;
+const TRANSIENT_MESSAGES = new RegExp(
+  "No response from server|Not connected|Channel open failure|Keepalive timeout|Connection lost|socket hang up|" +
+    // a connection cut while the SFTP subsystem starts: also what a server without SFTP answers, retried the same
+    "Unable to start subsystem|unexpected SFTP session termination",
+  "i",
+);
 
 /** Whether `error` is worth a new connection and another attempt (never an auth, host key or path problem). */
 export function isTransientSftpError(error: unknown): boolean {
