@@ -94,7 +94,7 @@ export async function openRepository(backend: Backend): Promise<Repository> {
     value = await getPublic(backend, CONFIG_NAME);
   } catch (error) {
     if (error instanceof ObjectNotFoundError) {
-      const held = await backend.list(PREFIXES.snapshots).catch(() => []);
+      const held = await backend.list(PREFIXES.snapshots); // a listing that fails says why, not "no repository"
       if (held.length > 0) {
         throw new RefusedError(
           `${backend.location} holds ${held.length} snapshot object(s) but no config (removed?); nothing was done; ` +
