@@ -543,3 +543,23 @@ Deno.test("remote errors: an S3 listing that never ends is refused in one line; 
     await server.shutdown();
   }
 });
+
+Deno.test("remote errors: a repository with no config whose listing is refused says why, not that there is none", async () => {
+  const server = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen: () => {} }, (request) => {
+    const listing = new URL(request.url).searchParams.has("list-type");
+    const code = listing ? "AccessDenied" : "NoSuchKey";
+    return new Response(`<Error><Code>${code}</Code><Message>x</Message></Error>`, { status: listing ? 403 : 404 });
+  });
+  try {
+    const backend = openS3Backend("s3://bucket/p", {
+      endpoint: { value: `http://127.0.0.1:${server.addr.port}`, source: "flag", from: "--s3-endpoint" },
+      region: { value: "us-east-1", source: "env", from: "AWS_REGION" },
+      addressing: null,
+    }, { AWS_ACCESS_KEY_ID: "AKTEST", AWS_SECRET_ACCESS_KEY: "secret" });
+    const message = await messageOf(() => openRepository(backend));
+    assert.match(message, /AccessDenied/);
+    assert.doesNotMatch(message, /no repository at/);
+  } finally {
+    await server.shutdown();
+  }
+});
