@@ -7,7 +7,7 @@
 import { basename, dirname, join, resolve } from "node:path";
 import type { Config } from "../config.ts";
 import type { AgeIdentity } from "../crypto/age.ts";
-import { describeOsError, OperationError, RefusedError, ToolError, UsageError } from "../errors.ts";
+import { describeOsError, ExitCode, OperationError, RefusedError, ToolError, UsageError } from "../errors.ts";
 import { flushSoon, FOLDER_MODE, removeQuietly } from "../fs/durable.ts";
 import { isSameOrInside } from "../fs/real_path.ts";
 import { entriesOrNone } from "../fs/probe.ts";
@@ -229,6 +229,8 @@ function summarize(location: string, fetched: FetchResult, seconds: number): Fet
 /** A failed fetch as one line: a repository problem is a refusal (exit 3), a local one a failure (exit 1). */
 function fetchFailure(error: unknown, name: string, location: string, scratch: string): ToolError {
   if (error instanceof UsageError || error instanceof RefusedError || error instanceof InterruptedError) return error;
+  // the server refused this host (denied access, a wrong key or region): the settings, not the snapshot, are at fault
+  if (error instanceof ToolError && error.exitCode === ExitCode.Usage) return error;
   if (isUnreachable(error)) { // the link, not the snapshot: its own next step, exit 1
     return new OperationError(`fetching ${name} stopped: ${(error as Error).message}; nothing was changed`, {
       cause: error,

@@ -25,6 +25,7 @@ import { checkPin, initRepository, openRepository } from "../../src/repo/reposit
 import { parseEndpoint, parseS3Url } from "../../src/repo/s3/address.ts";
 import { parseListPage } from "../../src/repo/s3/listing.ts";
 import { openS3Backend } from "../../src/repo/s3/open.ts";
+import { S3Error } from "../../src/repo/s3/failure.ts";
 import { sealBytes, sha256Hex } from "../../src/repo/sealing.ts";
 import { openSftpBackend } from "../../src/repo/sftp/backend.ts";
 import { parseSftpUrl } from "../../src/repo/sftp/url.ts";
@@ -375,6 +376,28 @@ Deno.test("remote errors: snapshot objects written by hand are refused naming th
         reporter: SILENT,
       }),
     new RegExp(`^--scratch-dir ${escape(config.chromaDir.path)}/tmp is inside the Chroma folder .*; give a folder of`),
+  ]);
+  const denying: Backend = Object.create(repo.backend, {
+    read: {
+      value: (name: string, into?: Uint8Array, maxBytes?: number) =>
+        name.startsWith("snapshots/")
+          ? Promise.reject(
+            new S3Error("S3 GET: the S3 server denied access (AccessDenied)", 403, "AccessDenied", false, 2),
+          )
+          : repo.backend.read(name, into, maxBytes),
+    },
+  });
+  cases.push([
+    "a snapshot the server denies this host: the settings, not the snapshot (exit 2)",
+    async () => {
+      const denied = fetchToScratch(config, { backend: denying, identities: [repo.identity] }, text(whole), {
+        scratchParent: scratch,
+        reporter: SILENT,
+      });
+      await denied.catch((error) => assert.equal(error.exitCode, 2, error.message));
+      return await denied;
+    },
+    /^S3 GET: the S3 server denied access \(AccessDenied\)$/,
   ]);
   const disk = join(dir.path, "disk");
   Deno.mkdirSync(disk);
