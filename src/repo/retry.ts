@@ -4,6 +4,12 @@
  *
  * @module
  */
+import { interruption, sleepUnlessInterrupted } from "../sys/interrupt.ts";
+
+function throwIfInterrupted(): void {
+  const stop = interruption();
+  if (stop) throw stop;
+}
 
 /** How often and how long to try again. */
 export interface RetryPolicy {
@@ -68,9 +74,11 @@ export async function withRetries<T>(
       return await operation(attempt);
     } catch (error) {
       if (attempt >= policy.attempts || !isTransient(error)) throw error;
+      throwIfInterrupted(); // a stop asked for ends the retries, as running out of attempts would
       const waitMs = Math.max(backoffMs(policy, attempt), Math.min(askedWaitMs(error), policy.maxMs));
       onRetry(error, attempt, waitMs);
-      await new Promise((resolve) => setTimeout(resolve, waitMs));
+      await sleepUnlessInterrupted(waitMs);
+      throwIfInterrupted();
     }
   }
 }

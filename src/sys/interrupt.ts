@@ -38,6 +38,7 @@ export interface Interrupts extends Disposable {
  */
 export function listenForInterrupts(reporter: Reporter): Interrupts {
   const controller = new AbortController();
+  listening = controller.signal;
   const handlers = SIGNALS.map((name) => {
     const handler = () => {
       if (!controller.signal.aborted) {
@@ -59,8 +60,34 @@ export function listenForInterrupts(reporter: Reporter): Interrupts {
     signal: controller.signal,
     [Symbol.dispose]: () => {
       for (const [name, handler] of handlers) Deno.removeSignalListener(name, handler);
+      if (listening === controller.signal) listening = null;
     },
   };
+}
+
+/** The signal of the command listening now (see {@linkcode listenForInterrupts}), for {@linkcode interruption}. */
+let listening: AbortSignal | null = null;
+
+/**
+ * The stop the running command was asked for, or `null`: for code that waits on its own (a network backend's retries),
+ * which gives up instead of trying again, as when its attempts run out (what follows is its caller's failure path).
+ */
+export function interruption(): InterruptedError | null {
+  return listening?.aborted ? listening.reason as InterruptedError : null;
+}
+
+/** Wait `ms` milliseconds, or less when a stop is asked for meanwhile. */
+export function sleepUnlessInterrupted(ms: number): Promise<void> {
+  const signal = listening;
+  return new Promise((resolve) => {
+    const done = () => {
+      clearTimeout(timer);
+      signal?.removeEventListener("abort", done);
+      resolve();
+    };
+    const timer = setTimeout(done, ms);
+    signal?.addEventListener("abort", done, { once: true });
+  });
 }
 
 /**

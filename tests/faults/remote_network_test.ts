@@ -10,7 +10,7 @@ import assert from "node:assert/strict";
 import { join } from "node:path";
 import { type CliRun, runCli, storeEnv, tempDir, tempStore } from "../_helpers.ts";
 import { afterBytes, retries, runUntil } from "../_network.ts";
-import { faultSeed, ledgerState, liveDigest, seededRandom, treeDigest, trialLabel } from "../_faults.ts";
+import { faultSeed, ledgerState, liveDigest, runAndSignal, seededRandom, treeDigest, trialLabel } from "../_faults.ts";
 import { changeLive, putBack } from "../_live.ts";
 import { type FaultProxy, startProxy } from "../_proxy.ts";
 import { ageKeyPair, assertVerified, authKeyEnv, oneErrorLine, type PushedJson, remoteNames } from "../_remote_cli.ts";
@@ -113,6 +113,19 @@ async function cutEveryConnection(f: Fixture, whole: { sent: number }): Promise<
   assert.equal(next.code, 0, `the next push failed ${label}: ${next.stderr}`);
   assert.ok(pushed(next).bytes_sent < whole.sent, `nothing reused ${label}: ${pushed(next).bytes_sent}`);
   await assertVerified(withKey, ["--read-data"], label);
+}
+
+/** (f) Every connection cut, and SIGTERM once the first retry is warned of: the retries stop, exit 143, nothing listed. */
+async function signalWhileRetrying(f: Fixture): Promise<void> {
+  const { env } = await freshRepository(f, "signal-retrying");
+  f.proxy.setFault({ kind: "cut", afterBytes: 0 });
+  const run = await runAndSignal(["push", f.stamp], env, "SIGTERM", 0, { afterEvent: "remote_retry" });
+  f.proxy.setFault({ kind: "pass" });
+  assert.ok(run.sent, `the push ended before the signal: ${run.stderr}`);
+  assert.equal(run.code, 143, run.stderr);
+  assert.match(run.stderr, /interrupted by SIGTERM/);
+  assert.ok(run.stderr.split('"event":"remote_retry"').length - 1 < 5, "the retries went on after the signal");
+  assert.deepEqual(await remoteNames(env), []);
 }
 
 /** (c) One connection stalled past the (short) stall timeout: dropped, retried on a new one, warned about. */
@@ -265,6 +278,7 @@ for (const target of await networkTargets("network faults through a proxy")) {
     );
     await t.step("a stall past the stall timeout: retried and warned about", () => stallOneConnection(f));
     await t.step("a 2 MiB/s link: no spurious timeout", () => slowLink(f));
+    await t.step("SIGTERM while retrying: the retries stop, exit 143", () => signalWhileRetrying(f));
     if (target.label === "sftp") { // over S3 a request fits in what the proxy lets through: it passes
       await t.step(
         "every connection closed after login: each attempt fails when it closes, not at the stall timeout",

@@ -586,3 +586,39 @@ Deno.test("remote errors: a repository with no config whose listing is refused s
     await server.shutdown();
   }
 });
+
+Deno.test("remote errors: an S3 body trickled a byte at a time is given up after the stall timeout", async () => {
+  const server = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen: () => {} }, () => {
+    let timer: ReturnType<typeof setInterval> | undefined;
+    const body = new ReadableStream<Uint8Array>({
+      start(controller) {
+        timer = setInterval(() => controller.enqueue(new Uint8Array(1)), 50); // never silent for a whole timeout
+      },
+      cancel() {
+        clearInterval(timer);
+      },
+    });
+    return new Response(body, { headers: { "content-length": String(1 << 20) } });
+  });
+  try {
+    const backend = openS3Backend(
+      "s3://bucket/p",
+      {
+        endpoint: { value: `http://127.0.0.1:${server.addr.port}`, source: "flag", from: "--s3-endpoint" },
+        region: { value: "us-east-1", source: "env", from: "AWS_REGION" },
+        addressing: null,
+      },
+      { AWS_ACCESS_KEY_ID: "AKTEST", AWS_SECRET_ACCESS_KEY: "secret" },
+      {
+        timeouts: { answerMs: 2000, stallMs: 500, uploadBytesPerSecond: 256 * 1024 },
+        retry: { attempts: 1, baseMs: 1, maxMs: 1 },
+      },
+    );
+    const begun = performance.now();
+    const message = await messageOf(() => backend.read("packs/ab/x"));
+    assert.match(message, /no answer|no progress|reading the answer/);
+    assert.ok(performance.now() - begun < 5000, "given up, not read for ever");
+  } finally {
+    await server.shutdown();
+  }
+});

@@ -13,13 +13,13 @@ import type { S3Credentials } from "./credentials.ts";
 export interface Timeouts {
   /** From sending a request (connecting included) to its answer's headers, plus the upload's allowance. */
   answerMs: number;
-  /** Most time without a byte while reading an answer's body. */
+  /** Most time a body may take to bring 64 KiB (or the rest of a smaller one). */
   stallMs: number;
   /** The slowest upload accepted: a body of N bytes gets N / this seconds more to be sent. */
   uploadBytesPerSecond: number;
 }
 
-/** Defaults: 30 s to an answer, 30 s without a byte, uploads no slower than 256 KiB/s. */
+/** Defaults: 30 s to an answer, 30 s for each 64 KiB of a body, uploads no slower than 256 KiB/s. */
 export const DEFAULT_TIMEOUTS: Timeouts = { answerMs: 30_000, stallMs: 30_000, uploadBytesPerSecond: 256 * 1024 };
 
 /** A request's timer: aborts its signal with a timeout error unless re-armed or cleared in time. */
@@ -111,9 +111,15 @@ export async function send(
 }
 
 /**
+ * Bytes that must come within one stall timeout for the body to count as moving: a server that trickles a byte now
+ * and then (never silent for the whole timeout) would otherwise hold a read for ever.
+ */
+const PROGRESS_BYTES = 64 * 1024;
+
+/**
  * Read the body of `response` (of `length` bytes when known, else up to `limit`) into `into` when it fits, else into a
- * new buffer; each chunk re-arms the deadline. A body longer than announced or than `limit` is cut off there: the
- * caller's checks (sizes, hashes) refuse it.
+ * new buffer; every {@linkcode PROGRESS_BYTES} received re-arm the deadline. A body longer than announced or than
+ * `limit` is cut off there: the caller's checks (sizes, hashes) refuse it.
  */
 export async function readBody(
   response: Response,
@@ -127,13 +133,17 @@ export async function readBody(
   const fits = into !== undefined && length !== null && length <= into.length;
   let buffer = fits ? into! : new Uint8Array(length === null ? Math.min(65536, limit) : expected);
   let got = 0;
+  let armedAt = 0;
   const reader = response.body?.getReader();
   if (reader === undefined) return buffer.subarray(0, 0);
   try {
     for (;;) {
       const { done, value } = await reader.read();
       if (done) break;
-      deadline.arm(timeouts.stallMs, "reading the answer");
+      if (got + value.length - armedAt >= PROGRESS_BYTES) {
+        deadline.arm(timeouts.stallMs, "reading the answer");
+        armedAt = got + value.length;
+      }
       const take = Math.min(value.length, expected - got);
       if (got + take > buffer.length) buffer = grown(buffer, got, got + take);
       buffer.set(value.subarray(0, take), got);
