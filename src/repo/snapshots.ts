@@ -28,6 +28,12 @@ import { checkAuthenticity, snapshotClaim } from "./authenticity.ts";
  */
 export const REFS_MAX_BYTES = 8 << 20;
 
+/**
+ * The largest snapshot object read (sealed): a document of several hundred MB compresses 2 to 4 times; a larger object
+ * is refused before a reader holds it (a server or a writer that sends more cannot take its memory).
+ */
+export const MAX_SNAPSHOT_OBJECT_BYTES = 128 << 20;
+
 /** Largest snapshot document accepted (decompressed). */
 const MAX_DOCUMENT_BYTES = 512 << 20;
 
@@ -147,7 +153,7 @@ export async function readSnapshot(
   // no identity is for a recipient of the repository, which decryption then reports as such.
   const ours = identities.some((identity) => repository.config.recipients.includes(identity.recipient));
   let authenticated = ours ? judge(refs?.snapshot_sha256 ?? "") : undefined; // no refs: none, unless allowed
-  const sealed = await repository.backend.read(name);
+  const sealed = await repository.backend.read(name, undefined, MAX_SNAPSHOT_OBJECT_BYTES);
   const sha256 = sha256Hex(sealed);
   if (refs && refs.snapshot_sha256 !== sha256) {
     throw new OperationError(`${name}: its SHA-256 is not the one ${refsName(key)} records (replaced or altered)`);

@@ -19,7 +19,7 @@ import { packName, parseName, PREFIXES, refsName, type SnapshotKey, snapshotKeyT
 import { PackRanges } from "./pack_ranges.ts";
 import { PackRound } from "./pack_round.ts";
 import { openRepository, type Repository } from "./repository.ts";
-import { listSnapshots, readRefs, readSnapshot } from "./snapshots.ts";
+import { listSnapshots, MAX_SNAPSHOT_OBJECT_BYTES, readRefs, readSnapshot } from "./snapshots.ts";
 
 /** Options of {@linkcode verifyRepository}. */
 export interface VerifyOptions {
@@ -191,7 +191,7 @@ async function checkSnapshot(
     if (!refs) {
       result.errors.push(`${refsName(key)}: missing, so the packs ${snapshotKeyText(key)} needs are unknown`);
     } else {
-      const sha256 = sha256Hex(await repository.backend.read(snapshotName(key)));
+      const sha256 = sha256Hex(await repository.backend.read(snapshotName(key), undefined, MAX_SNAPSHOT_OBJECT_BYTES));
       if (sha256 !== refs.snapshot_sha256) result.errors.push(`${snapshotName(key)}: SHA-256 differs from its refs`);
       for (const { id, size } of refs.packs) {
         context.referenced.add(id);

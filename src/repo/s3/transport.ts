@@ -145,7 +145,7 @@ export async function readBody(
         armedAt = got + value.length;
       }
       const take = Math.min(value.length, expected - got);
-      if (got + take > buffer.length) buffer = grown(buffer, got, got + take);
+      if (got + take > buffer.length) buffer = grown(buffer, got, got + take, expected);
       buffer.set(value.subarray(0, take), got);
       got += take;
       if (take < value.length) break;
@@ -156,8 +156,9 @@ export async function readBody(
   return buffer.subarray(0, got);
 }
 
-function grown(buffer: Uint8Array, used: number, needed: number): Uint8Array {
-  const next = new Uint8Array(Math.max(needed, buffer.length * 2));
+/** A larger buffer holding the first `used` bytes: twice the size, never more than `most`, at least `needed`. */
+function grown(buffer: Uint8Array, used: number, needed: number, most: number): Uint8Array {
+  const next = new Uint8Array(Math.max(needed, Math.min(buffer.length * 2, most)));
   next.set(buffer.subarray(0, used));
   return next;
 }
