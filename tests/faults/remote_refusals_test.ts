@@ -486,3 +486,22 @@ Deno.test("remote refusals: markers and refs padded past their bounds are unread
   assert.equal(after.packs_condemned, 0);
   assert.match(after.errors.join("\n"), new RegExp(`refs/${pushed}`));
 });
+
+Deno.test("remote refusals: a snapshot object past 128 MiB is refused unread by restore and verify", async () => {
+  using r = await remoteStore({ dbMiB: 0.5, chromaMiB: 0.1, segments: 1 });
+  const pushed = (await createAndPush(r.env)).push.snapshot;
+  const object = join(r.repoDir, "snapshots", pushed);
+  using file = Deno.openSync(object, { write: true });
+  file.truncateSync((128 << 20) + 1); // a writer's (or a server's) oversized object under a genuine name
+  const restore = await runCli(["restore", pushed, "--from-remote", "--to", join(r.work, "out")], {
+    env: r.envWithIdentity,
+  });
+  assert.equal(restore.code, 3, restore.stderr);
+  assert.match(
+    oneErrorLine(restore, "restore"),
+    new RegExp(`snapshots/${pushed} in \\S+ has 134217729 bytes, more than`),
+  );
+  const verify = await runCli(["remote", "verify"], { env: r.env });
+  assert.equal(verify.code, 1, verify.stdout);
+  assert.match((verify.json as { errors: string[] }).errors.join("\n"), /has 134217729 bytes, more than the 134217728/);
+});
