@@ -73,6 +73,8 @@ export class LockedError extends ToolError {
 
 /** ` at PATH` for an OS error whose message ends in the call and path (`: remove '/x/y'`), else `""`. */
 export function osErrorPath(error: unknown): string {
+  const path = (error as { path?: unknown } | null)?.path; // node:fs errors, or one a caller named
+  if (typeof path === "string") return ` at ${path}`;
   const match = error instanceof Error ? /: [a-z]+ '([^']+)'$/.exec(error.message.split("\n")[0]) : null;
   return match ? ` at ${match[1]}` : "";
 }

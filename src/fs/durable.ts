@@ -6,7 +6,7 @@
  */
 import { basename, dirname, isAbsolute, join, relative, sep } from "node:path";
 import { RefusedError } from "../errors.ts";
-import { lstatOrNull, statOrNull } from "./probe.ts";
+import { entriesOrNone, lstatOrNull, statOrNull } from "./probe.ts";
 import { kindOf, notRegularFile, NotRegularFileError } from "./regular_file.ts";
 import { mountPointsAt } from "../sys/mounts.ts";
 
@@ -40,11 +40,11 @@ export function writeFileAtomic(path: string, data: Uint8Array | string | Iterab
       while (written < bytes.length) written += file.writeSync(bytes.subarray(written));
     }
     file.syncSync();
+    renameDurable(temporary, path);
   } catch (error) {
-    removeQuietly(temporary);
+    removeQuietly(temporary); // gone once renamed
     throw error;
   }
-  renameDurable(temporary, path);
 }
 
 /**
@@ -142,6 +142,19 @@ export function renameDurable(from: string, to: string): void {
 /** A hidden name beside `path` for a file being written, unique to this process. */
 export function temporaryPath(path: string): string {
   return join(dirname(path), `.${basename(path)}.tmp-${Deno.pid}-${crypto.randomUUID().slice(0, 8)}`);
+}
+
+/**
+ * Remove the temporaries ({@linkcode temporaryPath}) beside `path` that killed writers left (the caller holds the lock
+ * that rules out a live one); the paths removed. Nothing is followed: a link there is removed as a link.
+ */
+export function removeTemporariesOf(path: string): string[] {
+  const folder = dirname(path);
+  const stale = entriesOrNone(folder).map((entry) => entry.name).filter((name) =>
+    name.startsWith(`.${basename(path)}.tmp-`)
+  ).map((name) => join(folder, name));
+  for (const leftover of stale) removeFileQuietly(leftover);
+  return stale;
 }
 
 /**

@@ -253,7 +253,7 @@ async function pushFailure(
   const where = tracked.failed === null ? osErrorPath(error) : ` writing ${tracked.failed}`;
   return new OperationError(
     `push of ${stamp} to ${location} failed${where}: ${describeOsError(error)}; nothing of it is listed; ` +
-      nextStep(error),
+      nextStep(error, config.backupDir.path),
     { cause: error },
   );
 }
@@ -297,12 +297,18 @@ function trackingWrites(backend: Backend): { backend: Backend; failed: string | 
   return tracked;
 }
 
-/** ` at PATH` for an OS error that names one (Deno's messages end in `: op 'PATH'`), for the operator to look at. */
-function nextStep(error: unknown): string {
+/** What to do after a push failed on `error`: on the backup folder's disk (its state there) or the repository's. */
+function nextStep(error: unknown, backupDir: string): string {
   const code = (error as { code?: unknown } | null)?.code;
-  if (code === "ENOSPC") return "free space on that disk, then push again (what was sent is reused)";
+  const local = osErrorPath(error).startsWith(` at ${backupDir}/`);
+  if (code === "ENOSPC") {
+    return `free space on ${
+      local ? "the backup folder's disk" : "that disk"
+    }, then push again (what was sent is reused)`;
+  }
   if (code === "EROFS" || error instanceof Deno.errors.PermissionDenied) {
-    return "make the repository writable for this user (a read-only mount?), then push again";
+    return `make ${local ? "the backup folder" : "the repository"} writable for this user (a read-only mount?), then ` +
+      "push again";
   }
   return "fix the cause, then push again (what was sent is reused)";
 }

@@ -4,10 +4,9 @@
  *
  * @module
  */
-import { basename, dirname, join } from "node:path";
 import { describeOsError } from "../errors.ts";
-import { removeFileQuietly, renameDurable } from "../fs/durable.ts";
-import { entriesOrNone, isFile, statOrNull } from "../fs/probe.ts";
+import { removeFileQuietly, removeTemporariesOf, renameDurable } from "../fs/durable.ts";
+import { isFile, statOrNull } from "../fs/probe.ts";
 import { readAt } from "../fs/read_at.ts";
 import type { Reporter } from "../report/reporter.ts";
 import { formatStamp } from "../snapshot/stamp.ts";
@@ -137,13 +136,8 @@ function walBytes(wal: string): number {
 
 /** Remove temporary copies beside `target` left by a restore that was killed (the lock rules out a live one). */
 export function removeStaleTemporaries(target: string, reporter: Reporter, changes: Change[]): void {
-  const folder = dirname(target);
-  const names = entriesOrNone(folder).map((entry) => entry.name);
-  const stale = names.filter((name) => name.startsWith(`.${basename(target)}.tmp-`));
-  for (const name of stale) {
-    removeFileQuietly(join(folder, name));
-    reporter.event("warning", "stale_leftover_removed", { path: join(folder, name) });
-  }
+  const stale = removeTemporariesOf(target);
+  for (const path of stale) reporter.event("warning", "stale_leftover_removed", { path });
   if (stale.length > 0) {
     changes.push({ what: `removed ${stale.length} temporary file(s) a killed restore left beside ${target}` });
   }

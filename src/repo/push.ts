@@ -39,6 +39,7 @@ import { checkLink } from "./local_snapshot.ts";
 import { hostName } from "../sys/host_name.ts";
 import { stopIfInterrupted } from "../sys/interrupt.ts";
 import { collectGarbage } from "../sys/collect_garbage.ts";
+import { removeTemporariesOf } from "../fs/durable.ts";
 import type { PackInfo } from "./boundary.ts";
 import { checkPushAuth, type PushAuth, refsAuth, signedBy, snapshotClaim } from "./authenticity.ts";
 import { readRefs, REFS_MAX_BYTES } from "./snapshots.ts";
@@ -134,6 +135,7 @@ export async function pushSnapshot(
   const key: SnapshotKey = { stamp: local.stamp, pushId: newRandomId() };
   const state = { backupDir: config.backupDir.path, location: backend.location, id: repository.config.id };
   const cachePath = pushCachePath(state.backupDir, state.location);
+  removeTemporariesOf(cachePath); // a cache a killed push was writing (the lock rules out a live one)
   const cache = loadPushCache(cachePath, state.id);
   using _cacheFile = cache !== null && cache !== "unusable" ? cache.file : null;
   using spoolFile = MapFile.spool(blockMapSpoolPath(state.backupDir, state.location, key.pushId));
@@ -371,14 +373,27 @@ async function storeEntries(local: LocalSnapshot, session: PushSession, writer: 
 
 /** Save the push cache and drop the journals; a failure here does not fail the push (the cache is a hint). */
 function saveCache(backupDir: string, location: string, journal: PushJournal, cache: PushCache): string[] {
+  const path = pushCachePath(backupDir, location);
   try {
     collectGarbage(); // the document's copies go before the cache's
-    savePushCache(pushCachePath(backupDir, location), cache);
+    savePushCache(path, cache);
+  } catch (error) {
+    return [
+      `push cache ${path} not saved (${
+        describeOsError(error)
+      }): the next push deduplicates against the cache as it was (when there ` +
+      "is one) and this push's journal",
+    ];
+  }
+  try {
     journal.remove();
     clearJournals(backupDir, pushJournalDir(backupDir, location));
     return [];
   } catch (error) {
-    return [`push cache not saved (${describeOsError(error)}): the next push re-reads every file`];
+    return [
+      `the journals in ${pushJournalDir(backupDir, location)} could not be removed (${describeOsError(error)}); ` +
+      "harmless (the next push reads them again): remove them by hand once no push runs",
+    ];
   }
 }
 

@@ -260,7 +260,20 @@ function parseJournalLine(line: string, repositoryId: string): JournalRecord | n
   }
 }
 
+/**
+ * The largest file a journal line may describe (16 TiB) and the block sizes it may be cut at: a line a writer of the
+ * backup folder made up cannot reserve room in the spool past what a filesystem holds (which would fail every push).
+ */
+const MAX_JOURNAL_FILE_BYTES = 2 ** 44;
+
+function plausible(file: JournalRecord["files"][number]): boolean {
+  const { size, block } = file;
+  return Number.isSafeInteger(size) && size >= 0 && size <= MAX_JOURNAL_FILE_BYTES && Number.isSafeInteger(block) &&
+    block >= 512 && block <= 65536 && Array.isArray(file.blocks);
+}
+
 function addRecord(content: JournalContent, record: JournalRecord, spool: Spool): void {
+  if (!Array.isArray(record.files) || !record.files.every(plausible)) return; // a hint: skipped
   const stored = content.packs.push(record.pack); // the pack's index plus one
   for (const file of record.files) {
     const count = Math.ceil(file.size / file.block);

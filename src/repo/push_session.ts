@@ -241,6 +241,9 @@ export class PushSession {
       let index = byRef.get(ref);
       if (index !== undefined) return index;
       const info = ref >= 0 ? this.known.packs[ref] : stored[-1 - ref];
+      if (info === undefined) {
+        throw new RangeError(`a block map names pack ${ref}, which no table has (changed while read)`);
+      }
       index = byId.get(info.id) ?? packs.push(info) - 1;
       byId.set(info.id, index);
       byRef.set(ref, index);
