@@ -212,7 +212,37 @@ export async function restoreSnapshot(config: Config, stamp: string, options: Re
     if (intent !== null) finishIntent(intent);
   }
   const opened = openedDuringRestore(openFilesChecked, moved.old);
-  const result: RestoreResult = {
+  const result = resultOf(plan, validation, {
+    stamp,
+    preStamp,
+    to,
+    chroma,
+    integrity,
+    openFilesChecked,
+    opened,
+    moved,
+  });
+  reportRestored(result, options.reporter);
+  return result;
+}
+
+/** What a restore did, as plain data. */
+function resultOf(
+  { sources, targets }: RestorePlan,
+  validation: ValidationResult,
+  done: {
+    stamp: string;
+    preStamp: string | null;
+    to: string | null;
+    chroma: { files: number; bytes: number } | null;
+    integrity: string | null;
+    openFilesChecked: boolean;
+    opened: string | null;
+    moved: Moved;
+  },
+): RestoreResult {
+  const { stamp, preStamp, to, chroma, integrity, openFilesChecked, opened, moved } = done;
+  return {
     stamp,
     pre_restore_snapshot: preStamp,
     target_db: targets.db,
@@ -231,8 +261,6 @@ export async function restoreSnapshot(config: Config, stamp: string, options: Re
     restored_integrity_checked: !moved.db,
     validation: summarize(validation),
   };
-  reportRestored(result, options.reporter);
-  return result;
 }
 
 /**
