@@ -87,6 +87,7 @@ Examples:
       const recipients = recipientsFrom(settings);
       const auth = pushAuthFrom(settings, "push", Boolean(values["allow-unauthenticated"]), context.reporter);
       const driver = driverFrom(values, context);
+      const transfers = transfersFrom(values, context); // every flag checked before the folder is looked at
       if (!isDirectory(config.backupDir.path)) { // taking the lock would make it, and a mistyped path with it
         throw new UsageError(
           `no backup folder at ${config.backupDir.path}, so no snapshots to push; nothing was done; check ` +
@@ -102,7 +103,7 @@ Examples:
         auth,
         validation: values.quick ? "quick" : "deep",
         signal: interrupts.signal,
-        transfers: transfersFrom(values, context),
+        transfers,
       });
       await reportLateInterrupt(interrupts.signal, context.reporter, "push");
       const last = result.pushed.at(-1);

@@ -85,7 +85,14 @@ Deno.test("remote integrity: a replaced, swapped, or foreign snapshot object is 
   const refs = join(f.repoDir, "refs", pushed.snapshot);
   const refsText = Deno.readTextFileSync(refs);
   Deno.removeSync(refs);
-  assert.match(await fetchError(f, pushed.snapshot), new RegExp(`^${name}: age payload authentication failed`));
+  const noMac = new RegExp(
+    `^refs/${pushed.snapshot}: missing, so ${name} carries no MAC and may be a writer's forgery`,
+  );
+  assert.match(await fetchError(f, pushed.snapshot), noMac, "refused unread");
+  assert.match(
+    await fetchError(f, pushed.snapshot, f.identity, true),
+    new RegExp(`^${name}: age payload authentication failed`),
+  );
   Deno.writeFileSync(path, original);
   Deno.writeTextFileSync(refs, refsText);
 

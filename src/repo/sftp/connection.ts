@@ -154,13 +154,14 @@ export async function connectSftp(
   const known = keysForHost(readKnownHosts(credentials.knownHostsFile), address.host, address.port);
   let offered: { verdict: HostKeyVerdict; blob: Uint8Array } | null = null;
   const client = new ssh2.Client();
+  let closed = false; // before the session listens: a connection cut as the channel opened
   const ready = new Promise<void>((resolve, reject) => {
     client.once("ready", resolve);
     client.on("error", reject); // stays: an error after the login marks the session broken (via close)
-    client.once(
-      "close",
-      () => reject(new SftpConnectionError(`the SFTP server ${address.location} closed the connection`)),
-    );
+    client.once("close", () => {
+      closed = true;
+      reject(new SftpConnectionError(`the SFTP server ${address.location} closed the connection`));
+    });
   });
   client.connect({
     host: address.host,
@@ -182,7 +183,9 @@ export async function connectSftp(
     const sftp = await new Promise<Ssh2Sftp>((resolve, reject) => {
       client.sftp((error: Error | undefined, channel: Ssh2Sftp) => error ? reject(error) : resolve(channel));
     });
-    return new SftpSession(client, sftp, timeouts.stallMs);
+    const session = new SftpSession(client, sftp, timeouts.stallMs);
+    session.broken ||= closed; // its requests fail at once, not at the stall timeout
+    return session;
   } catch (error) {
     client.destroy();
     const hostKey = offered as { verdict: HostKeyVerdict; blob: Uint8Array } | null;
