@@ -101,6 +101,22 @@ export function cliProcess(args: string[], options: CliProcessOptions = {}): Den
   });
 }
 
+/**
+ * Run the CLI with `args` through `bash -c SCRIPT`, where the script runs it as `"$@"` (`umask 000 && exec "$@"`,
+ * `exec "$@" 2>/dev/full`), in the clean environment of {@linkcode cliEnv}.
+ */
+export async function runCliInShell(script: string, args: string[], env: Record<string, string>): Promise<CliRun> {
+  const command = new Deno.Command("bash", {
+    args: ["-c", script, "bash", ...cliCommand(args)],
+    env: cliEnv(env),
+    clearEnv: true,
+    stdin: "null",
+    stdout: "piped",
+    stderr: "piped",
+  });
+  return cliRunOf(await command.output());
+}
+
 /** Run the CLI as a subprocess with `args` and wait for it. */
 export async function runCli(args: string[], options: CliOptions = {}): Promise<CliRun> {
   return cliRunOf(await cliProcess(args, options).output());

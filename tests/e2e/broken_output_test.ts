@@ -4,19 +4,11 @@
  */
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { cliCommand, cliEnv, cliRunOf, createdStamp, storeEnv, tempStore } from "../_helpers.ts";
+import { createdStamp, runCliInShell, storeEnv, tempStore } from "../_helpers.ts";
 
 /** The CLI with `args`, its stderr (`"2"`) or stdout (`"1"`) sent to /dev/full, where every write fails. */
-async function runToFull(stream: "1" | "2", args: string[], env: Record<string, string>) {
-  const command = new Deno.Command("bash", {
-    args: ["-c", `exec "$@" ${stream}>/dev/full`, "bash", ...cliCommand(args)],
-    env: cliEnv(env),
-    clearEnv: true,
-    stdin: "null",
-    stdout: "piped",
-    stderr: "piped",
-  });
-  return cliRunOf(await command.output());
+function runToFull(stream: "1" | "2", args: string[], env: Record<string, string>) {
+  return runCliInShell(`exec "$@" ${stream}>/dev/full`, args, env);
 }
 
 Deno.test("a restore whose stderr cannot be written runs to its end: database and Chroma both replaced", async () => {

@@ -4,20 +4,12 @@
  */
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { cliCommand, cliEnv, cliRunOf, storeEnv, tempStore } from "../_helpers.ts";
+import { runCliInShell, storeEnv, tempStore } from "../_helpers.ts";
 import { walkTree } from "../../src/fs/tree.ts";
 
 /** The CLI with `args` under umask `umask`. */
-async function runWithUmask(umask: string, args: string[], env: Record<string, string>) {
-  const command = new Deno.Command("bash", {
-    args: ["-c", `umask ${umask} && exec "$@"`, "bash", ...cliCommand(args)],
-    env: cliEnv(env),
-    clearEnv: true,
-    stdin: "null",
-    stdout: "piped",
-    stderr: "piped",
-  });
-  return cliRunOf(await command.output());
+function runWithUmask(umask: string, args: string[], env: Record<string, string>) {
+  return runCliInShell(`umask ${umask} && exec "$@"`, args, env);
 }
 
 const modeOf = (path: string) => Deno.statSync(path).mode! & 0o777;

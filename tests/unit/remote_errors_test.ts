@@ -142,6 +142,20 @@ Deno.test("remote errors: addresses, key files and object names", async (t) => {
   await steps(t, cases);
 });
 
+/** An S3 backend of `s3://bucket/p` at the local `port`, a server of the test's own, with `options`. */
+function s3At(port: number, options: Parameters<typeof openS3Backend>[3] = {}) {
+  return openS3Backend(
+    "s3://bucket/p",
+    {
+      endpoint: { value: `http://127.0.0.1:${port}`, source: "flag", from: "--s3-endpoint" },
+      region: { value: "us-east-1", source: "env", from: "AWS_REGION" },
+      addressing: null,
+    },
+    { AWS_ACCESS_KEY_ID: "AKTEST", AWS_SECRET_ACCESS_KEY: "secret" },
+    options,
+  );
+}
+
 Deno.test("remote errors: an endpoint that answers but is not an S3 server", async () => {
   const server = Deno.serve(
     { hostname: "127.0.0.1", port: 0, onListen: () => {} },
@@ -149,11 +163,7 @@ Deno.test("remote errors: an endpoint that answers but is not an S3 server", asy
   );
   try {
     const port = server.addr.port;
-    const backend = openS3Backend("s3://bucket/p", {
-      endpoint: { value: `http://127.0.0.1:${port}`, source: "flag", from: "--s3-endpoint" },
-      region: { value: "us-east-1", source: "env", from: "AWS_REGION" },
-      addressing: null,
-    }, { AWS_ACCESS_KEY_ID: "AKTEST", AWS_SECRET_ACCESS_KEY: "secret" });
+    const backend = s3At(port);
     assert.match(
       await messageOf(() => backend.list("")),
       new RegExp(
@@ -549,11 +559,7 @@ Deno.test("remote errors: an S3 listing that never ends is refused in one line; 
     );
   });
   try {
-    const backend = openS3Backend("s3://bucket/p", {
-      endpoint: { value: `http://127.0.0.1:${server.addr.port}`, source: "flag", from: "--s3-endpoint" },
-      region: { value: "us-east-1", source: "env", from: "AWS_REGION" },
-      addressing: null,
-    }, { AWS_ACCESS_KEY_ID: "AKTEST", AWS_SECRET_ACCESS_KEY: "secret" });
+    const backend = s3At(server.addr.port);
     assert.match(
       await messageOf(() => backend.list("snapshots/")),
       /^the listing of snapshots\/ in s3:\/\/bucket\/p .* does not end \(2 pages, 1 objects, a page token given twice\): /,
@@ -574,11 +580,7 @@ Deno.test("remote errors: a repository with no config whose listing is refused s
     return new Response(`<Error><Code>${code}</Code><Message>x</Message></Error>`, { status: listing ? 403 : 404 });
   });
   try {
-    const backend = openS3Backend("s3://bucket/p", {
-      endpoint: { value: `http://127.0.0.1:${server.addr.port}`, source: "flag", from: "--s3-endpoint" },
-      region: { value: "us-east-1", source: "env", from: "AWS_REGION" },
-      addressing: null,
-    }, { AWS_ACCESS_KEY_ID: "AKTEST", AWS_SECRET_ACCESS_KEY: "secret" });
+    const backend = s3At(server.addr.port);
     const message = await messageOf(() => openRepository(backend));
     assert.match(message, /AccessDenied/);
     assert.doesNotMatch(message, /no repository at/);
@@ -601,19 +603,10 @@ Deno.test("remote errors: an S3 body trickled a byte at a time is given up after
     return new Response(body, { headers: { "content-length": String(1 << 20) } });
   });
   try {
-    const backend = openS3Backend(
-      "s3://bucket/p",
-      {
-        endpoint: { value: `http://127.0.0.1:${server.addr.port}`, source: "flag", from: "--s3-endpoint" },
-        region: { value: "us-east-1", source: "env", from: "AWS_REGION" },
-        addressing: null,
-      },
-      { AWS_ACCESS_KEY_ID: "AKTEST", AWS_SECRET_ACCESS_KEY: "secret" },
-      {
-        timeouts: { answerMs: 2000, stallMs: 500, uploadBytesPerSecond: 256 * 1024 },
-        retry: { attempts: 1, baseMs: 1, maxMs: 1 },
-      },
-    );
+    const backend = s3At(server.addr.port, {
+      timeouts: { answerMs: 2000, stallMs: 500, uploadBytesPerSecond: 256 * 1024 },
+      retry: { attempts: 1, baseMs: 1, maxMs: 1 },
+    });
     const begun = performance.now();
     const message = await messageOf(() => backend.read("packs/ab/x"));
     assert.match(message, /no answer|no progress|reading the answer/);
