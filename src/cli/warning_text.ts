@@ -38,6 +38,9 @@ const SENTENCES: Record<string, (fields: Fields) => string> = {
   drill_scratch_left: (f) =>
     `${text(f.folder)} holds scratch copies of other drills (${list(f.folders)}): kept with --keep, left by a ` +
     `killed drill, or in use by one running now; remove those no drill uses (each is a full copy of the store)`,
+  restore_late_openers_unchecked: (f) =>
+    `no temporary link to the old database ${text(f.target_db)} could be made (${text(f.error)}), so a process ` +
+    `that opens it during the replacement will not be named; make sure the service stays stopped`,
   restore_store_opened_during_restore: (f) => `the restore is done, but ${text(f.holders)}: ${text(f.next_step)}`,
   restore_integrity_failed: (f) =>
     `the restored database ${text(f.target_db)} failed its integrity check (${text(f.integrity_error)}); ` +

@@ -58,8 +58,9 @@ export function writeFileAtomic(path: string, data: Uint8Array | string | Iterab
  *
  * @param source Regular file to copy (not changed); a symbolic link or special file there is refused.
  * @param target File to replace or create.
+ * @param beforeRename Called just before the rename (the last moment the old file has its name).
  */
-export function replaceFileAtomic(source: string, target: string): void {
+export function replaceFileAtomic(source: string, target: string, beforeRename?: () => void): void {
   const kind = notRegularFile(source);
   if (kind !== null && kind !== "missing") throw new NotRegularFileError(source, kind); // never copy through a link
   ensureDir(dirname(target));
@@ -74,6 +75,7 @@ export function replaceFileAtomic(source: string, target: string): void {
     removeQuietly(temporary);
     throw error;
   }
+  beforeRename?.();
   renameDurable(temporary, destination);
 }
 
@@ -84,7 +86,7 @@ export function replaceFileAtomic(source: string, target: string): void {
  *
  * @returns `false`, nothing changed, when the two are on different filesystems (the caller copies instead).
  */
-export function moveFileAtomic(source: string, target: string): boolean {
+export function moveFileAtomic(source: string, target: string, beforeRename?: () => void): boolean {
   const kind = notRegularFile(source);
   if (kind !== null) {
     throw kind === "missing" ? new Deno.errors.NotFound(source) : new NotRegularFileError(source, kind);
@@ -95,6 +97,7 @@ export function moveFileAtomic(source: string, target: string): boolean {
   if (Deno.statSync(dirname(destination)).dev !== Deno.statSync(source).dev) return false;
   if (previous?.isFile) keepOwnerAndMode(source, previous);
   syncFile(source);
+  beforeRename?.();
   try {
     renameDurable(source, destination);
   } catch (error) {
@@ -150,9 +153,9 @@ export function temporaryPath(path: string): string {
  */
 export function removeTemporariesOf(path: string): string[] {
   const folder = dirname(path);
-  const stale = entriesOrNone(folder).map((entry) => entry.name).filter((name) =>
-    name.startsWith(`.${basename(path)}.tmp-`)
-  ).map((name) => join(folder, name));
+  const stale = entriesOrNone(folder).filter((entry) =>
+    !entry.isDirectory && entry.name.startsWith(`.${basename(path)}.tmp-`) // a folder so named is not one of them
+  ).map((entry) => join(folder, entry.name));
   for (const leftover of stale) removeFileQuietly(leftover);
   return stale;
 }

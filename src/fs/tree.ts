@@ -74,6 +74,7 @@ export function copyEntries(
       Deno.symlinkSync(Deno.readLinkSync(from), to);
     } else if (entry.kind === "file") {
       Deno.copyFileSync(from, to);
+      copyModeFrom(from, to); // less any write permission for group and others
       const info = Deno.statSync(to);
       if (entry.mtimeMs !== null) Deno.utimeSync(to, info.atime ?? new Date(), new Date(entry.mtimeMs));
       totals.files += 1;

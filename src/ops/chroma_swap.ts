@@ -7,7 +7,7 @@
 import { basename, join } from "node:path";
 import { describeOsError } from "../errors.ts";
 import { ensureDir, FOLDER_MODE, removeQuietly, syncDir, syncTree } from "../fs/durable.ts";
-import { entriesOrNone, exists } from "../fs/probe.ts";
+import { entriesOrNone, exists, lstatOrNull } from "../fs/probe.ts";
 import { copyEntries, type CopyTotals, type TreeEntry, walkTree } from "../fs/tree.ts";
 import type { Reporter } from "../report/reporter.ts";
 import { CHROMA_OLD_PREFIX, CHROMA_STAGING_PREFIX } from "../snapshot/chroma.ts";
@@ -52,7 +52,7 @@ export function stageChroma(
       entries,
       (done, total) => reporter.progress("chroma bytes", done, total),
     );
-    ownLike(folder, entries, Deno.statSync(target));
+    ownLike(folder, entries, Deno.statSync(target), target);
     syncTree(folder);
     reporter.event("info", "restore_chroma_staged", { path: folder, moved, ...totals });
     return { folder, totals };
@@ -96,22 +96,26 @@ export function clearLeftovers(target: string, reporter: Reporter): number {
 }
 
 /**
- * Give the copied entries the Chroma folder's owner, so the service's user can
- * still write them. Symbolic links keep the copier's owner (they are never followed);
- * a user who may not give files away keeps them.
+ * Give the copied entries the Chroma folder's owner, so the service's user can still write them, and the permission
+ * bits of the live entry each replaces (a folder's setgid and group write included: a service writing through its
+ * group goes on writing); an entry new to the folder keeps the snapshot's. Symbolic links keep the copier's owner (they
+ * are never followed); a user who may not give files away keeps them.
  */
-function ownLike(root: string, entries: TreeEntry[], folder: Deno.FileInfo): void {
-  if (folder.uid === null || folder.gid === null) return;
+function ownLike(root: string, entries: TreeEntry[], folder: Deno.FileInfo, live: string): void {
+  let chown = folder.uid !== null && folder.gid !== null;
   for (const entry of entries) {
     if (entry.kind !== "file" && entry.kind !== "dir") continue;
     const path = join(root, entry.path);
+    const replaced = lstatOrNull(join(live, entry.path));
+    const kindMatches = replaced !== null && (entry.kind === "dir" ? replaced.isDirectory : replaced.isFile);
+    if (kindMatches && replaced.mode !== null) Deno.chmodSync(path, replaced.mode & 0o7777);
     const info = Deno.statSync(path);
-    if (info.uid === folder.uid && info.gid === folder.gid) continue;
+    if (!chown || (info.uid === folder.uid && info.gid === folder.gid)) continue;
     try {
-      Deno.chownSync(path, folder.uid, folder.gid);
+      Deno.chownSync(path, folder.uid!, folder.gid!);
     } catch (error) {
-      if (error instanceof Deno.errors.PermissionDenied) return;
-      throw error;
+      if (!(error instanceof Deno.errors.PermissionDenied)) throw error;
+      chown = false;
     }
   }
 }

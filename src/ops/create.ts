@@ -378,7 +378,10 @@ async function copyDatabase(source: string, copy: string, options: CreateOptions
 /** Copy the live registry to `copy` when there is one; whether there was. */
 async function copyRegistry(source: string, copy: string): Promise<boolean> {
   if (!exists(source)) return false;
-  await copyingFrom("registry", source, () => Deno.copyFileSync(source, copy));
+  await copyingFrom("registry", source, () => {
+    Deno.copyFileSync(source, copy);
+    copyModeFrom(source, copy); // less any write permission for group and others
+  });
   return true;
 }
 

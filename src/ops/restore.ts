@@ -53,7 +53,7 @@ import { clearJournal, clearJournalAfterReplace } from "./restore_hot_journal.ts
 import { restoreJournalModes } from "./restore_journal.ts";
 import { requireFreeSpace } from "./restore_space.ts";
 import { signalsDelivered, stopIfInterrupted } from "../sys/interrupt.ts";
-import { type Change, clearWal, clearWalAfterReplace, removeStaleTemporaries } from "./restore_wal.ts";
+import { type Change, clearWal, clearWalAfterReplace, removeStaleTemporaries, sidecarsOf } from "./restore_wal.ts";
 import type { ValidationResult } from "./validate.ts";
 
 /** What the replacement did with the database: moved into place (not copied), and the old one's temporary name. */
@@ -501,11 +501,12 @@ function replaceSteps(
   }, {
     doing: `replacing the database ${targets.db}`,
     run: (changes) => {
-      if (options.to === undefined) moved.old = linkOldDatabase(targets.db);
-      moved.db = replaceDatabase(db, targets.db, reporter, move);
+      if (options.to === undefined) moved.old = linkOldDatabase(targets.db, reporter);
+      let before = sidecarsOf(targets.db);
+      moved.db = replaceDatabase(db, targets.db, reporter, move, () => before = sidecarsOf(targets.db));
       changes.push({ what: dbReplaced, part: "database" });
       clearJournalAfterReplace(targets.db, reporter, changes);
-      clearWalAfterReplace(targets.db, reporter, changes);
+      clearWalAfterReplace(targets.db, before, moved.old, reporter, changes);
     },
     failedChange: replaced(targets.db, dbReplaced, "database"),
   }];
@@ -564,10 +565,16 @@ function swapStep(
 }
 
 /** Replace `target` with `source`, moved there when `move` and one filesystem holds both; whether it was moved. */
-function replaceDatabase(source: string, target: string, reporter: Reporter, move: boolean): boolean {
+function replaceDatabase(
+  source: string,
+  target: string,
+  reporter: Reporter,
+  move: boolean,
+  beforeRename: () => void,
+): boolean {
   reporter.event("info", "restore_db_replacing", { source, target });
-  const moved = move && moveFileAtomic(source, target);
-  if (!moved) replaceFileAtomic(source, target);
+  const moved = move && moveFileAtomic(source, target, beforeRename);
+  if (!moved) replaceFileAtomic(source, target, beforeRename);
   reporter.event("info", "restore_db_replaced", { target, moved });
   return moved;
 }
@@ -577,12 +584,15 @@ function replaceDatabase(source: string, target: string, reporter: Reporter, mov
  * openers, or as a killed restore's temporary by the next one), so that a process that opens it during the replacement
  * is still found once the restored database has taken its name; `null` when there is none or no link can be made.
  */
-function linkOldDatabase(db: string): string | null {
+function linkOldDatabase(db: string, reporter: Reporter): string | null {
   const path = temporaryPath(db);
   try {
     Deno.linkSync(db, path);
     return path;
-  } catch {
+  } catch (error) {
+    if (!(error instanceof Deno.errors.NotFound)) {
+      reporter.event("warning", "restore_late_openers_unchecked", { target_db: db, error: describeOsError(error) });
+    }
     return null;
   }
 }

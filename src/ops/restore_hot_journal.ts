@@ -35,7 +35,7 @@ export function clearJournal(driver: SqliteDriver, db: string, reporter: Reporte
       return;
     }
   }
-  settle(db, why, reporter, changes, true);
+  settle(db, why, reporter, changes, db);
 }
 
 /**
@@ -44,11 +44,11 @@ export function clearJournal(driver: SqliteDriver, db: string, reporter: Reporte
  */
 export function clearJournalAfterReplace(db: string, reporter: Reporter, changes: Change[]): void {
   if (lstatOrNull(`${db}-journal`) === null) return;
-  settle(db, "it appeared beside the restored database, which it does not belong to", reporter, changes, false);
+  settle(db, "it appeared beside the restored database, which it does not belong to", reporter, changes, null);
 }
 
 /** Remove an empty `-journal` (it holds nothing), else keep it aside. */
-function settle(db: string, why: string, reporter: Reporter, changes: Change[], linkDatabase: boolean): void {
+function settle(db: string, why: string, reporter: Reporter, changes: Change[], database: string | null): void {
   const journal = `${db}-journal`;
   const found = lstatOrNull(journal);
   if (found === null) return;
@@ -57,5 +57,5 @@ function settle(db: string, why: string, reporter: Reporter, changes: Change[], 
     changes.push({ what: `removed the empty ${journal}` });
     return;
   }
-  keepAside(db, "-journal", why, reporter, changes, linkDatabase);
+  keepAside(db, "-journal", why, reporter, changes, database);
 }

@@ -6,7 +6,7 @@
  */
 import { describeOsError } from "../errors.ts";
 import { removeFileQuietly, removeTemporariesOf, renameDurable } from "../fs/durable.ts";
-import { isFile, statOrNull } from "../fs/probe.ts";
+import { isFile, lstatOrNull, statOrNull } from "../fs/probe.ts";
 import { readAt } from "../fs/read_at.ts";
 import type { Reporter } from "../report/reporter.ts";
 import { formatStamp } from "../snapshot/stamp.ts";
@@ -57,24 +57,49 @@ export function clearWal(driver: SqliteDriver, db: string, reporter: Reporter, c
   removeFileQuietly(`${db}-shm`);
 }
 
+/** The files beside a database before its replacement, by identity: `-wal` and `-shm` (see below). */
+export interface Sidecars {
+  wal: string | null;
+  shm: string | null;
+}
+
+/** The identities of `db`'s `-wal` and `-shm` as they are now (just before it is replaced). */
+export function sidecarsOf(db: string): Sidecars {
+  return { wal: identityOrNull(`${db}-wal`), shm: identityOrNull(`${db}-shm`) };
+}
+
 /**
- * After `db` was replaced: a `-wal` that appeared beside it since {@linkcode clearWal} belongs to the old database (a
- * process opened it during the restore), so it is kept aside, never applied to the restored one (an empty one removed);
- * a `-shm` there is the old database's index, removed (its opener keeps its own mapping).
+ * After `db` was replaced: its `-wal` and `-shm` from before the replacement (`before`: a process opened the old
+ * database during the restore) are the old database's: the WAL is kept aside with the old database (`oldDatabase`, a
+ * link to it), never applied to the restored one (an empty one removed), the `-shm` removed (its opener keeps its own
+ * mapping). Ones made since belong to a process that opened the restored database (the service come back): left to it.
  */
-export function clearWalAfterReplace(db: string, reporter: Reporter, changes: Change[]): void {
+export function clearWalAfterReplace(
+  db: string,
+  before: Sidecars,
+  oldDatabase: string | null,
+  reporter: Reporter,
+  changes: Change[],
+): void {
   const wal = `${db}-wal`;
-  if (walBytes(wal) > 0) {
-    const why = "it appeared beside the restored database: a process opened the old one during the restore";
-    keepAside(db, "-wal", why, reporter, changes, false);
-  } else if (statOrNull(wal) !== null) {
-    removeFileQuietly(wal);
-    changes.push({ what: `removed the empty ${wal} of the old database` });
+  if (before.wal !== null && identityOrNull(wal) === before.wal) {
+    if (walBytes(wal) > 0) {
+      const why = "it appeared beside the database during the restore: a process opened the old one";
+      keepAside(db, "-wal", why, reporter, changes, oldDatabase);
+    } else {
+      removeFileQuietly(wal);
+      changes.push({ what: `removed the empty ${wal} of the old database` });
+    }
   }
-  if (statOrNull(`${db}-shm`) !== null) {
+  if (before.shm !== null && identityOrNull(`${db}-shm`) === before.shm) {
     removeFileQuietly(`${db}-shm`);
     changes.push({ what: `removed ${db}-shm, the old database's index` });
   }
+}
+
+function identityOrNull(path: string): string | null {
+  const info = lstatOrNull(path);
+  return info === null ? null : `${info.dev}:${info.ino}`;
 }
 
 /** Checkpoint `db`: `null` when done, or why its file is damaged; any other failure throws {@linkcode WalKeptError}. */
@@ -96,7 +121,7 @@ function checkpoint(driver: SqliteDriver, db: string, reporter: Reporter): strin
 
 /**
  * Keep a sidecar (`-wal` or `-journal`) no SQLite open can apply under a name of its own, beside a hard link to its
- * database (the pair SQLite would open together) unless `linkDatabase` is false (the database is already the
+ * database `database` (the pair SQLite would open together; `null` when there is none to keep, the database being the
  * restored one), so the restored database never reads it and nothing of it is deleted.
  */
 export function keepAside(
@@ -105,10 +130,10 @@ export function keepAside(
   why: string,
   reporter: Reporter,
   changes: Change[],
-  linkDatabase = true,
+  database: string | null = db,
 ): void {
   const kept = `${db}.kept-${formatStamp(new Date())}-${crypto.randomUUID().slice(0, 8)}`;
-  if (linkDatabase && isFile(db)) Deno.linkSync(db, kept);
+  if (database !== null && isFile(database)) Deno.linkSync(database, kept);
   renameDurable(`${db}${sidecar}`, `${kept}${sidecar}`);
   const fields = { [sidecar.slice(1)]: `${db}${sidecar}`, kept: `${kept}${sidecar}`, reason: why };
   if (sidecar === "-wal") reporter.event("warning", "restore_wal_set_aside", fields);

@@ -14,12 +14,13 @@ function runWithUmask(umask: string, args: string[], env: Record<string, string>
 
 const modeOf = (path: string) => Deno.statSync(path).mode! & 0o777;
 
-Deno.test("snapshot and restored files keep the live modes; nothing of the backups is writable by others (umask 000)", async () => {
+Deno.test("snapshots keep the live modes less write for others, whatever the umask; a restore keeps the replaced entries'", async () => {
   using store = tempStore({ dbMiB: 1, chromaMiB: 1 });
   const env = storeEnv(store);
   const chromaDb = join(store.chromaDir, "chroma.sqlite3");
   Deno.chmodSync(store.db, 0o600);
   Deno.chmodSync(chromaDb, 0o600);
+  Deno.chmodSync(store.registry, 0o664); // group-writable live: its copy is not
   const folders = walkTree(store.chromaDir).filter((entry) => entry.kind === "dir");
   assert.ok(folders.length > 0, "the sample store has segment folders");
   for (const folder of folders) Deno.chmodSync(join(store.chromaDir, folder.path), 0o700);
@@ -29,6 +30,7 @@ Deno.test("snapshot and restored files keep the live modes; nothing of the backu
   const snapshot = join(store.backupDir, "snapshots", stamp);
   assert.equal(modeOf(join(snapshot, "db", "atocore.db")), 0o600);
   assert.equal(modeOf(join(snapshot, "chroma", "chroma.sqlite3")), 0o600);
+  assert.equal(modeOf(join(snapshot, "config", "project-registry.json")), 0o644);
   for (const folder of folders) assert.equal(modeOf(join(snapshot, "chroma", folder.path)), 0o700, folder.path);
   for (const entry of walkTree(store.backupDir)) {
     assert.equal(modeOf(join(store.backupDir, entry.path)) & 0o002, 0, `${entry.path} writable by others`);
@@ -40,11 +42,13 @@ Deno.test("snapshot and restored files keep the live modes; nothing of the backu
   assert.equal(modeOf(copy), 0o755);
   Deno.chmodSync(join(store.chromaDir, folders[0].path), 0o700);
 
-  for (const folder of folders) Deno.chmodSync(join(store.chromaDir, folder.path), 0o755); // changed since
-  Deno.chmodSync(chromaDb, 0o644);
+  for (const folder of folders) Deno.chmodSync(join(store.chromaDir, folder.path), 0o2775); // a service's group writes
+  Deno.chmodSync(chromaDb, 0o664);
   const restore = await runWithUmask("000", ["restore", stamp, "--confirm-service-stopped", "--no-pre-snapshot"], env);
   assert.equal(restore.code, 0, restore.stderr);
-  assert.equal(modeOf(chromaDb), 0o600, "as in the snapshot");
-  for (const folder of folders) assert.equal(modeOf(join(store.chromaDir, folder.path)), 0o700, folder.path);
+  assert.equal(Deno.statSync(chromaDb).mode! & 0o7777, 0o664, "the live entry's bits, kept");
+  for (const folder of folders) {
+    assert.equal(Deno.statSync(join(store.chromaDir, folder.path)).mode! & 0o7777, 0o2775, folder.path);
+  }
   assert.equal(modeOf(store.db), 0o600);
 });
