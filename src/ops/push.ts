@@ -223,7 +223,7 @@ async function pushFailure(
     stamp: string;
     location: string;
     before: string[];
-    tracked: { failed: string | null; packs: number };
+    tracked: { failed: string | null; packs: number; leased: boolean };
     validation: ValidationWhenNeeded | null;
     config: Config;
   },
@@ -241,8 +241,8 @@ async function pushFailure(
   if (error instanceof InterruptedError) {
     return error.told(
       `push of ${stamp} to ${location}`,
-      `${before.length ? `${before.join(", ")} pushed (listed); ` : ""}${stamp} is not listed and its lease ` +
-        `is removed; ${kept}: push again, it reuses them`,
+      `${before.length ? `${before.join(", ")} pushed (listed); ` : ""}${stamp} is not listed` +
+        `${tracked.leased ? " and its lease is removed" : ""}; ${kept}: push again, it reuses them`,
     );
   }
   if (isUnreachable(error)) {
@@ -272,10 +272,13 @@ function withPacksKept(error: ToolError, stamp: string, packs: number, kept: str
 }
 
 /** `backend` as it is, noting the name of the object whose write failed and the packs written (for messages). */
-function trackingWrites(backend: Backend): { backend: Backend; failed: string | null; packs: number } {
-  const tracked: { backend: Backend; failed: string | null; packs: number } = {
+function trackingWrites(
+  backend: Backend,
+): { backend: Backend; failed: string | null; packs: number; leased: boolean } {
+  const tracked: { backend: Backend; failed: string | null; packs: number; leased: boolean } = {
     failed: null,
     packs: 0,
+    leased: false,
     backend: {
       location: backend.location,
       list: (prefix) => backend.list(prefix),
@@ -287,6 +290,7 @@ function trackingWrites(backend: Backend): { backend: Backend; failed: string | 
         try {
           await backend.write(name, bytes, writeOptions);
           if (name.startsWith("packs/")) tracked.packs += 1;
+          if (name.startsWith("leases/")) tracked.leased = true;
         } catch (error) {
           tracked.failed ??= name;
           throw error;

@@ -42,7 +42,7 @@ import { collectGarbage } from "../sys/collect_garbage.ts";
 import { removeTemporariesOf } from "../fs/durable.ts";
 import type { PackInfo } from "./boundary.ts";
 import { checkPushAuth, type PushAuth, refsAuth, signedBy, snapshotClaim } from "./authenticity.ts";
-import { readRefs, REFS_MAX_BYTES } from "./snapshots.ts";
+import { MAX_SNAPSHOT_OBJECT_BYTES, readRefs, REFS_MAX_BYTES } from "./snapshots.ts";
 import { sha256Hex } from "./sealing.ts";
 
 /** How long a push's lease holds off a cleanup by default: 6 hours. */
@@ -269,7 +269,7 @@ async function upload(
   if (checked.length > 0) document.integrity_checked = [...checked];
   const sealed = await io.prepareSealed(snapshotName(key), documentText(document));
   const refs = refsOf(sealed, packs, { local, key, repositoryId: config.id, context });
-  refuseOversizedRefs(refs, local.stamp);
+  refuseOversized(refs, sealed.bytes.length, local.stamp);
   safePoint();
   await io.putPublic(refsName(key), refs);
   await io.writeSealed(sealed);
@@ -310,14 +310,18 @@ function refsOf(
   return refs;
 }
 
-/** Refuse to list a snapshot whose refs every reader would refuse as too large (see `snapshots.ts`). */
-function refuseOversizedRefs(refs: Refs, stamp: string): void {
-  const bytes = new TextEncoder().encode(JSON.stringify(refs)).length + 1;
-  if (bytes <= REFS_MAX_BYTES) return;
+/** Refuse to list a snapshot whose refs or sealed object every reader would refuse as too large (`snapshots.ts`). */
+function refuseOversized(refs: Refs, sealedBytes: number, stamp: string): void {
+  const refsBytes = new TextEncoder().encode(JSON.stringify(refs)).length + 1;
+  const what = refsBytes > REFS_MAX_BYTES
+    ? `its refs would take ${refsBytes} bytes (${refs.packs.length} packs), more than readers accept (${REFS_MAX_BYTES})`
+    : sealedBytes > MAX_SNAPSHOT_OBJECT_BYTES
+    ? `its snapshot object would take ${sealedBytes} bytes, more than readers accept (${MAX_SNAPSHOT_OBJECT_BYTES})`
+    : null;
+  if (what === null) return;
   throw new OperationError(
-    `push of ${stamp}: its refs would take ${bytes} bytes (${refs.packs.length} packs), more than readers accept ` +
-      `(${REFS_MAX_BYTES}); nothing of it is listed (the packs sent are reused by a later push): a store this large ` +
-      "is not supported yet",
+    `push of ${stamp}: ${what}; nothing of it is listed (the packs sent are reused by a later push): a store this ` +
+      "large or this fragmented is not supported yet",
   );
 }
 

@@ -73,8 +73,9 @@ export async function withRetries<T>(
     try {
       return await operation(attempt);
     } catch (error) {
-      if (attempt >= policy.attempts || !isTransient(error)) throw error;
-      throwIfInterrupted(); // a stop asked for ends the retries, as running out of attempts would
+      if (!isTransient(error)) throw error;
+      throwIfInterrupted(); // a stop asked for ends the retries (and aborts a request in flight): said as a stop
+      if (attempt >= policy.attempts) throw error;
       const waitMs = Math.max(backoffMs(policy, attempt), Math.min(askedWaitMs(error), policy.maxMs));
       onRetry(error, attempt, waitMs);
       await sleepUnlessInterrupted(waitMs);

@@ -76,6 +76,11 @@ export function interruption(): InterruptedError | null {
   return listening?.aborted ? listening.reason as InterruptedError : null;
 }
 
+/** The signal a stop asked for aborts, while a command listens; `null` otherwise (for requests in flight to follow). */
+export function interruptSignal(): AbortSignal | null {
+  return listening;
+}
+
 /** Wait `ms` milliseconds, or less when a stop is asked for meanwhile. */
 export function sleepUnlessInterrupted(ms: number): Promise<void> {
   const signal = listening;

@@ -170,5 +170,8 @@ function skew(serverDate: string | null): string {
 export function noAnswer(context: RequestContext, cause: unknown): S3Error {
   const reason = cause instanceof Error ? cause.message.split("\n")[0].slice(0, 200) : String(cause);
   const what = `${context.method} ${context.name || "(the repository)"} in ${context.location}`;
-  return new S3Error(`S3 ${what} got no answer (${reason}); check that the server is reachable`, 0, "", true);
+  const next = /no progress/.test(reason)
+    ? "check that the server is reachable, or give a slow link more time (--stall-timeout)"
+    : "check that the server is reachable";
+  return new S3Error(`S3 ${what} got no answer (${reason}); ${next}`, 0, "", true);
 }

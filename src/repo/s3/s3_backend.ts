@@ -88,6 +88,12 @@ export class S3Backend implements Backend {
       }
       if (token !== null) tokens.add(token);
     } while (token !== null);
+    if (found.size > MAX_LISTED) {
+      throw new OperationError(
+        `the listing of ${prefix || "the objects"} in ${this.location} names ${found.size} objects, past this tool's ` +
+          `bound (${MAX_LISTED}): the server is not answering as S3 does; check the endpoint (--s3-endpoint)`,
+      );
+    }
     this.#bucketSeen = true;
     return [...found.values()].sort((a, b) => a.name < b.name ? -1 : a.name > b.name ? 1 : 0);
   }

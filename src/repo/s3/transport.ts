@@ -8,6 +8,7 @@
 import { createHash } from "node:crypto";
 import { AwsV4Signer } from "aws4fetch";
 import type { S3Credentials } from "./credentials.ts";
+import { interruptSignal } from "../../sys/interrupt.ts";
 
 /** How long to wait before a request is given up as stalled. */
 export interface Timeouts {
@@ -22,10 +23,21 @@ export interface Timeouts {
 /** Defaults: 30 s to an answer, 30 s for each 64 KiB of a body, uploads no slower than 256 KiB/s. */
 export const DEFAULT_TIMEOUTS: Timeouts = { answerMs: 30_000, stallMs: 30_000, uploadBytesPerSecond: 256 * 1024 };
 
-/** A request's timer: aborts its signal with a timeout error unless re-armed or cleared in time. */
+/**
+ * A request's timer: aborts its signal with a timeout error unless re-armed or cleared in time, or at once when the
+ * command is asked to stop (a slow body that keeps its timer armed does not hold a stop up).
+ */
 export class Deadline {
   readonly #controller = new AbortController();
   #timer: ReturnType<typeof setTimeout> | undefined;
+  readonly #stop = interruptSignal();
+  readonly #stopped = () => this.#controller.abort(this.#stop?.reason);
+
+  /** A deadline not armed yet. */
+  constructor() {
+    if (this.#stop?.aborted) this.#stopped();
+    else this.#stop?.addEventListener("abort", this.#stopped, { once: true });
+  }
 
   /** The signal the request and its body read listen to. */
   get signal(): AbortSignal {
@@ -44,6 +56,7 @@ export class Deadline {
   /** Stop the timer. */
   clear(): void {
     clearTimeout(this.#timer);
+    this.#stop?.removeEventListener("abort", this.#stopped);
   }
 }
 
@@ -141,7 +154,7 @@ export async function readBody(
       const { done, value } = await reader.read();
       if (done) break;
       if (got + value.length - armedAt >= PROGRESS_BYTES) {
-        deadline.arm(timeouts.stallMs, "reading the answer");
+        deadline.arm(timeouts.stallMs, "reading the answer, 64 KiB at a time");
         armedAt = got + value.length;
       }
       const take = Math.min(value.length, expected - got);

@@ -292,9 +292,12 @@ class SftpBackend implements ClosableBackend {
       );
     } catch (error) {
       if (!isTransientSftpError(error)) throw error;
+      const next = /Unable to start subsystem/i.test(describeSftpError(error))
+        ? "check that the server offers SFTP (a Subsystem sftp line in its sshd_config)"
+        : "check that the server is up and reachable";
       throw new UnreachableError(
         `${verb} ${name} in ${this.location} failed after ${policy.attempts} attempts: ${describeSftpError(error)}; ` +
-          "check that the server is up and reachable, then run the command again",
+          `${next}, then run the command again`,
         { cause: error },
       );
     }
