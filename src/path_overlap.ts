@@ -8,8 +8,8 @@
 import { dirname, join } from "node:path";
 import type { Config, ResolvedPath } from "./config.ts";
 import { UsageError } from "./errors.ts";
-import { lstatOrNull } from "./fs/probe.ts";
-import { isSameOrInside, realPathAsFarAsExists } from "./fs/real_path.ts";
+import { entriesOrNone, lstatOrNull } from "./fs/probe.ts";
+import { isSameOrInside, realPathAsFarAsExists, statQuietly } from "./fs/real_path.ts";
 import {
   CHROMA_FOLDER,
   CONFIG_FOLDER,
@@ -103,21 +103,12 @@ function linkedSnapshotFile(path: string, backupDir: string): string | null {
   return null;
 }
 
-/** The names in folder `path`, none when it cannot be read. */
+/** The names in folder `path`, none when it cannot be read (a configuration check never fails on it). */
 function namesIn(path: string): string[] {
   try {
-    return [...Deno.readDirSync(path)].map((entry) => entry.name);
+    return entriesOrNone(path).map((entry) => entry.name);
   } catch {
     return [];
-  }
-}
-
-/** `Deno.statSync`, or `null` when the path cannot be statted. */
-function statQuietly(path: string): Deno.FileInfo | null {
-  try {
-    return Deno.statSync(path);
-  } catch {
-    return null;
   }
 }
 

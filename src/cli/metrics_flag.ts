@@ -13,6 +13,7 @@ import { type Config, resolveRemoteSettings } from "../config.ts";
 import { outputOverlap } from "../path_overlap.ts";
 import { isSameOrInside } from "../fs/real_path.ts";
 import { openFolderBackend } from "../repo/folder.ts";
+import { isFolderSpec } from "../repo/open_backend.ts";
 import {
   type CommandContext,
   type CommandOptions,
@@ -131,7 +132,7 @@ export function folderRepositoryOrNull(values: object, context: CommandContext):
       context.cwd,
     );
     const spec = settings.remote?.value;
-    if (spec === undefined || (/^[a-z][a-z0-9+.-]*:\/\//i.test(spec) && !/^file:/i.test(spec))) return null;
+    if (spec === undefined || !isFolderSpec(spec)) return null;
     return openFolderBackend(spec, context.cwd).location.slice("file://".length);
   } catch {
     return null;

@@ -63,7 +63,7 @@ function linkTarget(path: string): string | null {
 }
 
 /** `Deno.statSync`, or `null` when the path cannot be statted (missing, not reachable, not permitted). */
-function statQuietly(path: string): Deno.FileInfo | null {
+export function statQuietly(path: string): Deno.FileInfo | null {
   try {
     return Deno.statSync(path);
   } catch {

@@ -46,14 +46,25 @@ const opened = new Set<ClosableBackend>();
  * @throws {UsageError} for a scheme this tool does not know, naming the ones it does.
  */
 export function openBackend(spec: string, context: BackendContext): Backend {
-  const scheme = /^([a-z][a-z0-9+.-]*):\/\//i.exec(spec)?.[1]?.toLowerCase();
-  if (scheme === undefined || scheme === "file") return openFolderBackend(spec, context.cwd);
+  const scheme = schemeOf(spec);
+  if (isFolderSpec(spec)) return openFolderBackend(spec, context.cwd);
   if (scheme === "sftp") return remember(openSftp(spec, context));
   if (scheme === "s3") return openS3Backend(spec, context.s3, context.env, s3Options(context.network));
   throw new UsageError(
     `remote ${JSON.stringify(`${scheme}://…`)} is not supported; give file:///path, sftp://USER@HOST/PATH or ` +
       "s3://BUCKET/PREFIX",
   );
+}
+
+/** The URL scheme of a `--remote` value, lower case, or `undefined` for a plain path. */
+function schemeOf(spec: string): string | undefined {
+  return /^([a-z][a-z0-9+.-]*):\/\//i.exec(spec)?.[1]?.toLowerCase();
+}
+
+/** Whether a `--remote` value names a folder repository (`file://` or a plain path). */
+export function isFolderSpec(spec: string): boolean {
+  const scheme = schemeOf(spec);
+  return scheme === undefined || scheme === "file";
 }
 
 /** Close every connection a backend opened here (the CLI calls this when its command ends, however it ends). */

@@ -160,8 +160,12 @@ export async function readSnapshot(
   }
   const body = openSealed(name, sealed, identities, { compression: "none", into: sealed }); // hashed: used up
   authenticated ??= judge(sha256); // before decompression and the document's own checks
-  const bound = authenticated ? documentBound(sealed.length) : MAX_UNAUTHENTICATED_DOCUMENT_BYTES;
-  const plain = decompressOpened(name, body, Math.min(bound, documentBound(sealed.length)));
+  const bound = documentBound(sealed.length);
+  const plain = decompressOpened(
+    name,
+    body,
+    authenticated ? bound : Math.min(bound, MAX_UNAUTHENTICATED_DOCUMENT_BYTES),
+  );
   const document = parseDocument(plain, name, repository.config.id, key);
   if (refs) {
     const listed = new Map(refs.packs.map((pack) => [pack.id, pack.size]));
