@@ -99,15 +99,29 @@ const OTHER_PATH_VARIABLES = ["ATOCORE_DATA_DIR", "ATOCORE_SQLITE_LIB"] as const
  */
 export function refuseEmptyValues(flags: PathFlags, env: Record<string, string | undefined>): void {
   for (const setting of SETTINGS) {
-    if (flags[setting.key] === "") throw new UsageError(`${setting.flag} needs a path, not an empty value`);
+    const value = flags[setting.key];
+    if (value === undefined) continue;
+    if (value.trim() === "") throw new UsageError(`${setting.flag} needs a path, not an empty value`);
+    refuseEdgeWhitespace(value, setting.flag);
   }
   for (const name of [...SETTINGS.map((setting) => setting.env), ...OTHER_PATH_VARIABLES]) {
-    if (env[name] === "") {
+    const value = env[name];
+    if (value === undefined) continue;
+    if (value.trim() === "") {
       throw new UsageError(
         `${name} is set but empty; give it a path or unset it (an empty value is not taken as the default; see 'config')`,
       );
     }
+    refuseEdgeWhitespace(value, name);
   }
+}
+
+/** A path that starts or ends with whitespace: pasted or quoted by mistake (a leading space makes it relative). */
+function refuseEdgeWhitespace(value: string, from: string): void {
+  if (value.trim() === value) return;
+  throw new UsageError(
+    `${from} begins or ends with whitespace (a space or a line break); give the value without it`,
+  );
 }
 
 /** A setting of the off-host repository that is not a path of the store (a location, a key file, public keys). */
@@ -258,9 +272,13 @@ export function resolveRemoteSettings(
   refuseSecretKeys(flags, env);
   refusePasswordInRemote(flags.remote ?? env[REMOTE_VARIABLES.remote], flags.remote !== undefined);
   const pick = (flag: string | undefined, flagName: string, variable: string): RemoteSetting<string> | null => {
-    if (flag !== undefined) return { value: flag, source: "flag", from: flagName };
-    const fromEnv = env[variable];
-    return fromEnv === undefined ? null : { value: fromEnv, source: "env", from: variable };
+    const given: RemoteSetting<string> | null = flag !== undefined
+      ? { value: flag, source: "flag", from: flagName }
+      : env[variable] === undefined
+      ? null
+      : { value: env[variable]!, source: "env", from: variable };
+    if (given !== null) refuseEdgeWhitespace(given.value, given.from);
+    return given;
   };
   const identity = pick(flags.identity, "--identity", REMOTE_VARIABLES.identity);
   const authKey = pick(flags.authKey, "--auth-key", REMOTE_VARIABLES.authKey);
@@ -317,6 +335,7 @@ function resolveSshSettings(
     if (SSH_PRIVATE_KEY.test(given.value)) {
       throw new UsageError(`${given.from} was given a private key itself; give the path of the key file`);
     }
+    refuseEdgeWhitespace(given.value, given.from);
     return { ...given, value: resolve(cwd, given.value) };
   };
   const home = env.HOME;

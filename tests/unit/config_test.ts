@@ -3,7 +3,7 @@
  */
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { resolveConfig } from "../../src/config.ts";
+import { resolveConfig, resolveRemoteSettings } from "../../src/config.ts";
 import { UsageError } from "../../src/errors.ts";
 import { makeSampleStore } from "../../scripts/sample_store.ts";
 import { runCli, tempDir } from "../_helpers.ts";
@@ -95,6 +95,25 @@ Deno.test("an empty flag or path variable is a usage error naming it, never take
   }
   assert.throws(() => resolveConfig({ db: "" }, {}, CWD), /^UsageError: --db needs a path, not an empty value$/);
   assert.throws(() => resolveConfig({ chromaDir: "" }, {}, CWD), /--chroma-dir needs a path/);
+});
+
+Deno.test("a path of blanks is empty, and one that begins or ends with whitespace is refused, naming its source", () => {
+  const refused = (flags: Parameters<typeof resolveConfig>[0], env: Record<string, string>, message: RegExp) =>
+    assert.throws(() => resolveConfig(flags, env, CWD), (error: unknown) => {
+      assert.ok(error instanceof UsageError, String(error));
+      assert.match(error.message, message);
+      return true;
+    });
+  refused({}, { ATOCORE_DB_PATH: "  " }, /^ATOCORE_DB_PATH is set but empty/);
+  refused({}, { ATOCORE_BACKUP_DIR: "/srv/backups\n" }, /^ATOCORE_BACKUP_DIR begins or ends with whitespace/);
+  // a leading space would make the path relative to the working folder
+  refused({}, { ATOCORE_DATA_DIR: " /srv/data" }, /^ATOCORE_DATA_DIR begins or ends with whitespace/);
+  refused({ db: "\t" }, {}, /^--db needs a path, not an empty value$/);
+  refused({ chromaDir: "/srv/chroma " }, {}, /^--chroma-dir begins or ends with whitespace/);
+  const remote = (env: Record<string, string>) => resolveRemoteSettings({}, env, CWD);
+  assert.throws(() => remote({ ATOCORE_BACKUP_REMOTE: " /mnt/offsite" }), /ATOCORE_BACKUP_REMOTE begins or ends/);
+  assert.throws(() => remote({ ATOCORE_SSH_KEY_FILE: "/k\n" }), /ATOCORE_SSH_KEY_FILE begins or ends/);
+  assert.equal(resolveConfig({}, { ATOCORE_DB_PATH: "/srv/a b.db" }, CWD).db.path, "/srv/a b.db");
 });
 
 Deno.test("ATOCORE_DB_PATH= does not back up ./data/atocore.db: create exits 2 naming the variable, makes nothing", async () => {
