@@ -5,7 +5,7 @@
  */
 import { ExitCode } from "../errors.ts";
 import { DEFAULT_KEEP_FAILED, type ListedFailedEntry, listFailed } from "../ops/failed.ts";
-import { type ListEntry, listSnapshots, strayStamps } from "../ops/list.ts";
+import { type ListEntry, listSnapshots, requireBackupFolder, strayStamps } from "../ops/list.ts";
 import { ownFolderProblem } from "../ops/own_folders.ts";
 import { failedRoot } from "../snapshot/layout.ts";
 import { secondsInFuture } from "../snapshot/clock.ts";
@@ -22,9 +22,9 @@ List every snapshot under <backup>/snapshots/ with its age, size, whether it
 holds Chroma (or its Chroma copy failed), and what is known of its validity;
 then the snapshots kept aside under <backup>/failed/. NOTE marks pre-restore
 snapshots (the undo point of a restore, with the stamp it restored) and stamps
-in the future (the clock was wrong; each is also a warning on stderr). JSON
-output has the reference module's shape, {"backups": [...]}, plus "failed" and
-"warnings".
+in the future (the clock was wrong; each is also a warning on stderr). A backup
+folder that does not exist is a usage error (exit 2). JSON output has the
+reference module's shape, {"backups": [...]}, plus "failed" and "warnings".
 
 ${COMMON_HELP}
 
@@ -36,6 +36,7 @@ Examples:
   run(values, _positionals, context) {
     const config = configFrom(values, context);
     const backupDir = config.backupDir.path;
+    requireBackupFolder(backupDir);
     const backups = listSnapshots(backupDir, context.now);
     const failed = listFailed(backupDir, context.now);
     const problem = ownFolderProblem(backupDir);

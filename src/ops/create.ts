@@ -18,8 +18,8 @@ import {
   syncTree,
 } from "../fs/durable.ts";
 import { followFile } from "../fs/follow_hash.ts";
-import { exists, isDirectory, isFile, lstatOrNull } from "../fs/probe.ts";
-import { readRegularTextFile } from "../fs/regular_file.ts";
+import { exists, isDirectory, isFile, lstatOrNull, statOrNull } from "../fs/probe.ts";
+import { kindOf, readRegularTextFile } from "../fs/regular_file.ts";
 import { changedPaths, copyEntries, type CopyTotals, walkTree } from "../fs/tree.ts";
 import type { Config } from "../config.ts";
 import type { Reporter } from "../report/reporter.ts";
@@ -596,7 +596,9 @@ async function copyingFrom<T>(what: string, source: string, step: () => T | Prom
  */
 export function requireDatabase(path: string, refuseEmpty: boolean): void {
   if (!isFile(path)) {
-    throw new UsageError(`database not found: ${path}; check --db or ATOCORE_DB_PATH (see 'config')`);
+    const info = statOrNull(path);
+    const what = info === null ? "not found" : `is a ${kindOf(info)}, not a file`;
+    throw new UsageError(`database ${what}: ${path}; check --db or ATOCORE_DB_PATH (see 'config')`);
   }
   if (refuseEmpty && Deno.statSync(path).size === 0) throw emptyDatabase(path, "is empty (0 bytes)");
 }

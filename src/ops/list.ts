@@ -129,6 +129,28 @@ export function requireSnapshot(backupDir: string, stamp: string): void {
 }
 
 /**
+ * Refuse a backup folder that is not there (or is not a folder): a mistyped `--backup-dir` must not pass for an empty
+ * one. A folder without `snapshots/` yet is fine: nothing was created there.
+ *
+ * @throws {UsageError} naming the path.
+ */
+export function requireBackupFolder(backupDir: string): void {
+  let info: Deno.FileInfo | null;
+  try {
+    info = Deno.statSync(backupDir);
+  } catch (error) {
+    if (!(error instanceof Deno.errors.NotFound || error instanceof Deno.errors.NotADirectory)) throw error;
+    info = null;
+  }
+  if (info?.isDirectory) return;
+  const there = info === null ? "" : ` (a ${kindOf(info)} is there)`;
+  throw new UsageError(
+    `no backup folder at ${backupDir}${there}; check --backup-dir or ATOCORE_BACKUP_DIR (see 'config'), or run ` +
+      `create first`,
+  );
+}
+
+/**
  * The publication sequence of a new snapshot: one more than the highest recorded under `snapshots/` (1 when none
  * records one). The caller holds the operation lock, so no other snapshot is published meanwhile.
  */

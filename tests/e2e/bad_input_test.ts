@@ -156,7 +156,20 @@ Deno.test("create names a database path that does not exist or is not a database
   assertOneLineError(await runCli(["create", "--db", missing], { env }), 2, /database not found: .*nowhere/, "missing");
   const folder = join(store.dataDir, "a-folder"); // not the Chroma folder: that would be refused as an overlap
   Deno.mkdirSync(folder);
-  assertOneLineError(await runCli(["create", "--db", folder], { env }), 2, /database not found/, "a folder");
+  assertOneLineError(
+    await runCli(["create", "--db", folder], { env }),
+    2,
+    /database is a folder, not a file/,
+    "folder",
+  );
+  const fifo = join(store.dataDir, "pipe.db");
+  new Deno.Command("mkfifo", { args: [fifo] }).outputSync();
+  assertOneLineError(
+    await runCli(["create", "--db", fifo], { env }),
+    2,
+    /database is a FIFO, not a file: .*pipe/,
+    "FIFO",
+  );
   const json = join(store.dataDir, "notes.json"); // not the registry itself: that would be refused as an overlap
   Deno.copyFileSync(store.registry, json);
   const notDatabase = await runCli(["create", "--db", json], { env });

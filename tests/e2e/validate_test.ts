@@ -141,6 +141,28 @@ Deno.test("--all skips, and names, a folder under snapshots/ that is not a stamp
   assert.deepEqual(report.skipped, ["lost+found"]);
 });
 
+Deno.test("list on a backup folder that is not there is a usage error naming it; a folder without snapshots/ is empty", async () => {
+  using dir = tempDir();
+  Deno.writeTextFileSync(join(dir.path, "a-file"), "not a folder");
+  for (
+    const [backupDir, there] of [[join(dir.path, "backupz"), ""], [join(dir.path, "a-file"), " (a file is there)"]]
+  ) {
+    const run = await runCli(["list", "--backup-dir", backupDir]);
+    assert.equal(run.code, 2, `${backupDir}: ${run.stdout} ${run.stderr}`);
+    assert.equal(run.stdout, "");
+    assert.equal(
+      run.stderr.trim(),
+      `atocore-backup: error: no backup folder at ${backupDir}${there}; check --backup-dir or ATOCORE_BACKUP_DIR ` +
+        `(see 'config'), or run create first`,
+    );
+  }
+  const fresh = join(dir.path, "fresh");
+  Deno.mkdirSync(fresh);
+  const empty = await runCli(["list", "--json", "--backup-dir", fresh]);
+  assert.equal(empty.code, 0, empty.stderr);
+  assert.deepEqual(empty.json, { backups: [], failed: [], warnings: [] });
+});
+
 Deno.test("--all on a backup folder without snapshots/ is a usage error naming it; an empty snapshots/ is valid", async () => {
   using dir = tempDir();
   const missing = join(dir.path, "backupz");
