@@ -107,6 +107,7 @@ export function refuseEmptyValues(flags: PathFlags, env: Record<string, string |
   for (const name of [...SETTINGS.map((setting) => setting.env), ...OTHER_PATH_VARIABLES]) {
     const value = env[name];
     if (value === undefined) continue;
+    refuseSecretValue(value, name);
     if (value.trim() === "") {
       throw new UsageError(
         `${name} is set but empty; give it a path or unset it (an empty value is not taken as the default; see 'config')`,
@@ -358,6 +359,24 @@ const AUTH_KEY = /^\s*(age1\S*[\s,]+)?[0-9a-f]{64}\s*$/i;
  *
  * @throws {UsageError} naming the flag or variable.
  */
+/**
+ * Refuse a secret (an age secret key, an SSH private key) given as any value: a path, a stamp, a setting. Messages,
+ * `config`, metadata and folder names would show it. The value is never echoed.
+ *
+ * @throws {UsageError} naming `from` (the flag, variable or argument).
+ */
+export function refuseSecretValue(value: string, from: string): void {
+  if (SECRET_KEY.test(value)) {
+    throw new UsageError(
+      `${from} was given an age secret key itself; give the path of the key file to ` +
+        "--identity (ATOCORE_BACKUP_IDENTITY_FILE), and only public age1… keys as recipients",
+    );
+  }
+  if (SSH_PRIVATE_KEY.test(value)) {
+    throw new UsageError(`${from} was given a private key itself; give the path of the key file`);
+  }
+}
+
 function refuseSecretKeys(flags: RemoteFlags, env: Record<string, string | undefined>): void {
   const flag = (name: string) => `--${name.replace(/[A-Z]/g, (letter) => `-${letter.toLowerCase()}`)}`;
   const given: [string, string | undefined][] = [
@@ -368,13 +387,7 @@ function refuseSecretKeys(flags: RemoteFlags, env: Record<string, string | undef
       name,
     ): [string, string | undefined] => [name, env[name]]),
   ];
-  const found = given.find(([, value]) => value !== undefined && SECRET_KEY.test(value));
-  if (found !== undefined) {
-    throw new UsageError(
-      `${found[0]} was given an age secret key itself; give the path of the key file to ` +
-        "--identity (ATOCORE_BACKUP_IDENTITY_FILE), and only public age1… keys as recipients",
-    );
-  }
+  for (const [from, value] of given) if (value !== undefined && SECRET_KEY.test(value)) refuseSecretValue(value, from);
   const pasted = given.find(([, value]) => value !== undefined && AUTH_KEY.test(value));
   if (pasted !== undefined) {
     throw new UsageError(

@@ -26,7 +26,9 @@ export type HttpFault =
   /** Forward its head and `afterBytes` of its body (one byte short of it at most), then stop reading, keeping it open. */
   | { kind: "stall-body"; afterBytes: number }
   /** Forward it with the byte at `at` of its body (the last one at most) inverted: bytes changed in transit. */
-  | { kind: "flip-body"; at: number };
+  | { kind: "flip-body"; at: number }
+  /** Read it whole and answer 200 OK itself (the server never sees it): a store that acknowledges and keeps nothing. */
+  | { kind: "swallow" };
 
 /** A fault for the next `times` requests that `match` accepts. */
 export interface HttpRule {
@@ -39,7 +41,7 @@ export interface HttpRule {
 export interface HttpProxyStats {
   /** Every request read, in order. */
   seen: SeenRequest[];
-  /** Requests answered by the proxy itself, requests stalled, and requests whose body had a byte changed. */
+  /** Requests answered by the proxy itself (swallowed too), stalled, and whose body had a byte changed. */
   answered: number;
   stalled: number;
   flipped: number;
@@ -112,10 +114,10 @@ async function serve(client: Deno.Conn, target: { hostname: string; port: number
       const request = parseHead(head);
       shared.stats.seen.push(request);
       const fault = shared.take(request);
-      if (fault?.kind === "answer") {
+      if (fault?.kind === "answer" || fault?.kind === "swallow") {
         await input.skip(request.bodyBytes);
         shared.stats.answered++;
-        await writeAll(client, errorAnswer(request, fault));
+        await writeAll(client, fault.kind === "answer" ? errorAnswer(request, fault) : okAnswer());
         continue;
       }
       upstream ??= await connectUpstream(target, client, shared.open);
@@ -257,6 +259,12 @@ function errorAnswer(request: SeenRequest, fault: { status: number; code: string
     ...(fault.retryAfterSeconds === undefined ? [] : [`Retry-After: ${fault.retryAfterSeconds}`]),
   ];
   return new TextEncoder().encode(`${lines.join("\r\n")}\r\n\r\n${body}`);
+}
+
+/** The proxy's own 200 OK to a PUT, as S3 answers one (an ETag, no body), the connection kept alive. */
+function okAnswer(): Uint8Array {
+  const lines = ["HTTP/1.1 200 OK", 'ETag: "fault-proxy"', "Content-Length: 0", `Date: ${new Date().toUTCString()}`];
+  return new TextEncoder().encode(`${lines.join("\r\n")}\r\n\r\n`);
 }
 
 async function writeAll(to: Deno.Conn, bytes: Uint8Array): Promise<void> {

@@ -5,7 +5,7 @@
  * @module
  */
 import { parseArgs } from "node:util";
-import { type Config, refuseEmptyValues, resolveConfig } from "../config.ts";
+import { type Config, refuseEmptyValues, refuseSecretValue, resolveConfig } from "../config.ts";
 import { refuseOverlappingPaths } from "../path_overlap.ts";
 import { type ExitCodeValue, UsageError } from "../errors.ts";
 import type { MetricFacts } from "../report/metrics.ts";
@@ -145,6 +145,10 @@ export function parseCommandArgs<O extends CommandOptions>(
     throw new UsageError(`${command.name}: ${parseProblem(error as Error)}; see '${command.name} --help'`);
   }
   refuseRepeated(command.name, options, parsed.tokens);
+  for (const token of parsed.tokens) {
+    if (token.kind === "option" && token.value !== undefined) refuseSecretValue(token.value, `--${token.name}`);
+    if (token.kind === "positional") refuseSecretValue(token.value, `${command.name}'s argument`);
+  }
   const values: Record<string, unknown> = parsed.values;
   if (!hasDeclaredTypes<O>(options, values)) {
     throw new Error(`${command.name}: a flag was parsed with a type it was not declared with; please report this bug`);

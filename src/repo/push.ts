@@ -15,9 +15,18 @@ import {
   remotePinPath,
 } from "../snapshot/layout.ts";
 import { MapFile, Spool } from "./block_maps.ts";
-import { type Backend, isFolderBackend, ObjectNotFoundError } from "./backend.ts";
+import { type Backend, isFolderBackend, type ObjectInfo, ObjectNotFoundError } from "./backend.ts";
 import { DOCUMENT_FORMAT, documentText, type WritableDocument } from "./document.ts";
-import { leaseName, newRandomId, parseName, PREFIXES, refsName, type SnapshotKey, snapshotName } from "./layout.ts";
+import {
+  leaseName,
+  newRandomId,
+  packName,
+  parseName,
+  PREFIXES,
+  refsName,
+  type SnapshotKey,
+  snapshotName,
+} from "./layout.ts";
 import { type LocalSnapshot, readLocalSnapshot } from "./local_snapshot.ts";
 import { DEFAULT_TRANSFERS } from "./lanes.ts";
 import { CryptoPool } from "./crypto_pool.ts";
@@ -265,6 +274,9 @@ async function upload(
   collectGarbage(); // the reading's garbage too: the document's copies grow with the store's extents
   const checked = await context.gate?.passed(session.readFiles()) ?? [];
   const { packs, files, cache } = session.resolve(stored);
+  // the packs reused were listed after the lease was written, which keeps a cleanup from them: the new ones remain
+  const packObjects = stored.map((pack) => ({ name: packName(pack.id), size: pack.size }));
+  await confirmStored(backend, packObjects, { stamp: local.stamp, outcome: "the next push sends it again" });
   const document = snapshotDocument(config.id, key, local, context.now(), { packs, files });
   if (checked.length > 0) document.integrity_checked = [...checked];
   const sealed = await io.prepareSealed(snapshotName(key), documentText(document));
@@ -273,6 +285,11 @@ async function upload(
   safePoint();
   await io.putPublic(refsName(key), refs);
   await io.writeSealed(sealed);
+  const outcome = "readers will not take this snapshot";
+  await confirmStored(backend, [{ name: sealed.name, size: sealed.bytes.length }], {
+    stamp: local.stamp,
+    outcome,
+  });
   const warnings = saveCache(backupDir, backend.location, journal, { repositoryId: config.id, packs, files: cache });
   return {
     ...emptyResult(local.stamp, refs.snapshot),
@@ -286,6 +303,40 @@ async function upload(
     packs_written: stored.length,
     packs_reused: packs.length - stored.length,
   };
+}
+
+/**
+ * Refuse to go on unless the listing under `prefix` shows every one of `objects` with its size: a server that
+ * acknowledged a write it did not keep (or kept short) must not get a snapshot listed that cannot be restored.
+ */
+async function confirmStored(
+  backend: Backend,
+  objects: ObjectInfo[],
+  { stamp, outcome }: { stamp: string; outcome: string },
+): Promise<void> {
+  const listed = new Map<string, number>();
+  for (const folder of foldersToList(objects.map((object) => object.name))) {
+    for (const info of await backend.list(folder)) listed.set(info.name, info.size);
+  }
+  const missing = objects.find((object) => listed.get(object.name) !== object.size);
+  if (missing === undefined) return;
+  const found = listed.get(missing.name);
+  throw new OperationError(
+    `push of ${stamp}: ${missing.name} was acknowledged by ${backend.location} but is ${
+      found === undefined ? "not there" : `${found} bytes, not ${missing.size}`
+    } when listed back (the storage did not keep what it accepted; ${outcome}); check the server (its disk, a ` +
+      `proxy that answers for it) and push again`,
+  );
+}
+
+/** Pack folders listed one by one when few hold the objects to confirm (a daily push); more, and `packs/` whole. */
+const FOLDERS_LISTED_APART = 8;
+
+/** The prefixes to list to see every one of `names`: each one's folder, or their top folder when many. */
+function foldersToList(names: string[]): string[] {
+  const folders = new Set(names.map((name) => name.slice(0, name.lastIndexOf("/") + 1)));
+  if (folders.size <= FOLDERS_LISTED_APART) return [...folders];
+  return [...new Set(names.map((name) => name.slice(0, name.indexOf("/") + 1)))];
 }
 
 /** The public refs of the snapshot object `sealed`: its packs, this source, the local metadata's hash, the MACs. */

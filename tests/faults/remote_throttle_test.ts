@@ -216,6 +216,42 @@ async function bodyChanged(f: Fixture): Promise<string> {
   return `byte ${at} of a pack PUT changed in transit: refused by the server, sent again`;
 }
 
+/**
+ * A pack PUT answered 200 OK by a store that keeps nothing (the proxy swallows it): the push lists the packs back
+ * before it writes the refs, fails in one line naming the pack, and lists nothing; the next push stores it and verifies.
+ */
+async function putSwallowed(f: Fixture): Promise<string> {
+  const { env, withKey } = await freshRepository(f, "swallowed-put");
+  const skip = Math.floor(f.random() * 2);
+  const label = trialLabel(f.seed, 6, `pack PUT ${skip + 1} answered 200 and not stored`);
+  let puts = 0;
+  const rules: HttpRule[] = [{
+    match: (r) => s3Kind(r) === "pack-put" && puts++ === skip,
+    fault: { kind: "swallow" },
+    times: 1,
+  }];
+  const { run, answered } = await runThrottled(f, ["push", f.stamp], env, rules, label);
+  assert.equal(answered, 1, label);
+  assert.equal(run.code, 1, `${label}: ${run.stderr}`);
+  const line = oneErrorLine(run, label);
+  assert.match(
+    line,
+    /packs\/[0-9a-f]{2}\/[0-9a-f]+ was acknowledged by s3:.* but is not there when listed back/,
+    label,
+  );
+  assert.match(
+    line,
+    /the next push sends it again\); check the server .* and push again; \d+T\d+Z is not listed/,
+    label,
+  );
+  assert.deepEqual(await remoteNames(env), [], `listed with a pack missing ${label}`);
+  const next = await runCli(["push", f.stamp], { env });
+  assert.equal(next.code, 0, `the next push ${label}: ${next.stderr}`);
+  assert.equal((await remoteNames(env)).length, 1, label);
+  await assertVerified(withKey, ["--read-data"], label);
+  return `pack PUT ${skip + 1} acknowledged and not stored: refused before listing, the next push whole`;
+}
+
 const target = await s3Target("S3 throttling and a stalled upload through the tests' HTTP proxy");
 if (target !== null) {
   Deno.test("S3 throttling, a stalled upload, a body changed: retried within bounds, or one line", async (t) => {
@@ -253,6 +289,9 @@ if (target !== null) {
     });
     await t.step("a pack PUT changed in transit: refused by the server, sent again", async () => {
       outcomes.push(await bodyChanged(f));
+    });
+    await t.step("a pack PUT acknowledged and not stored: refused before anything is listed", async () => {
+      outcomes.push(await putSwallowed(f));
     });
     for (const outcome of outcomes) console.log(`s3 throttled: ${outcome} (seed ${seed})`);
   });

@@ -116,6 +116,28 @@ Deno.test("a path of blanks is empty, and one that begins or ends with whitespac
   assert.equal(resolveConfig({}, { ATOCORE_DB_PATH: "/srv/a b.db" }, CWD).db.path, "/srv/a b.db");
 });
 
+Deno.test("a secret key given as a store path, flag value or argument is refused unechoed, and nothing is made", async () => {
+  using dir = tempDir();
+  const secret = "AGE-SECRET-KEY-1QQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQ";
+  const runs: [string[], Record<string, string>, string][] = [
+    [["create"], { ATOCORE_BACKUP_DIR: secret }, "ATOCORE_BACKUP_DIR"],
+    [["create", "--db", secret], {}, "--db"],
+    [["create", `--metrics-file=${secret}`], {}, "--metrics-file"],
+    [["validate", secret], {}, "validate's argument"],
+    [["create", "--chroma-dir=-----BEGIN OPENSSH PRIVATE KEY-----"], {}, "--chroma-dir"],
+  ];
+  for (const [args, env, from] of runs) {
+    const run = await runCli(args, { cwd: dir.path, env });
+    assert.equal(run.code, 2, `${args.join(" ")}: ${run.stderr}`);
+    assert.match(
+      run.stderr,
+      new RegExp(`error: ${from} was given an? [a-z ]*key itself; give the path of the key file`),
+    );
+    assert.ok(!run.stderr.includes("QQQQ") && !run.stdout.includes("QQQQ"), run.stderr);
+  }
+  assert.deepEqual([...Deno.readDirSync(dir.path)], [], "something was made");
+});
+
 Deno.test("ATOCORE_DB_PATH= does not back up ./data/atocore.db: create exits 2 naming the variable, makes nothing", async () => {
   using dir = tempDir();
   makeSampleStore(join(dir.path, "data"), { dbMiB: 1, chromaMiB: 1 });
