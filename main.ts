@@ -9,6 +9,7 @@ import type { CommandContext } from "./src/cli/command.ts";
 import { parseCommandArgs } from "./src/cli/command.ts";
 import { COMMANDS, findCommand, groupCommands } from "./src/cli/commands.ts";
 import { stderrReporter, writeStderr } from "./src/cli/stderr_reporter.ts";
+import { printable } from "./src/cli/format.ts";
 import { ExitCode, ToolError, unexpectedErrorLine, UsageError } from "./src/errors.ts";
 import { closeBackends } from "./src/repo/open_backend.ts";
 import { TOOL_NAME, TOOL_VERSION } from "./src/version.ts";
@@ -68,8 +69,8 @@ export async function main(args: string[]): Promise<number> {
     return outcome.exitCode;
   } catch (error) {
     const code = error instanceof ToolError ? error.exitCode : ExitCode.Failed;
-    // this tool's messages are one line, a newline in a path they name shown as \n; another error's first line
-    const message = error instanceof ToolError ? error.message.replaceAll("\n", "\\n") : unexpectedErrorLine(error);
+    // this tool's messages are one line, a control character in a path they name shown escaped; another's first line
+    const message = printable(error instanceof ToolError ? error.message : unexpectedErrorLine(error));
     reporter.clear();
     writeStderr(`${TOOL_NAME}: error: ${message}\n`);
     if (debug && error instanceof Error) writeStderr(`${error.stack}\n`);

@@ -36,3 +36,17 @@ export function formatTable(header: string[], rows: string[][]): string {
 export function formatErrors(errors: string[]): string {
   return errors.map((error) => `  - ${error}`).join("\n");
 }
+
+/**
+ * `text` with its control characters shown as escapes (`\n`, `\x1b`): a name read from disk or a repository must not
+ * break a message's one line or send a terminal its own commands.
+ */
+export function printable(text: string): string {
+  // deno-lint-ignore no-control-regex
+  return text.replace(/[\x00-\x1f\x7f-\x9f]/g, (char) => {
+    if (char === "\n") return "\\n";
+    if (char === "\t") return "\\t";
+    if (char === "\r") return "\\r";
+    return `\\x${char.charCodeAt(0).toString(16).padStart(2, "0")}`;
+  });
+}

@@ -5,6 +5,7 @@
  * @module
  */
 import { storedMeanwhile } from "../ops/push_validation.ts";
+import { printable } from "./format.ts";
 
 /** Fields of an event, as the engine reports them. */
 type Fields = Record<string, unknown>;
@@ -151,7 +152,7 @@ const SENTENCES: Record<string, (fields: Fields) => string> = {
  */
 export function warningText(name: string, fields: Fields): string {
   const sentence = SENTENCES[name];
-  if (sentence) return `warning: ${sentence(fields)}`;
+  if (sentence) return `warning: ${printable(sentence(fields))}`;
   const details = Object.entries(fields).map(([key, value]) => `${key}=${JSON.stringify(value)}`).join(", ");
   return details ? `warning: ${name} (${details})` : `warning: ${name}`;
 }

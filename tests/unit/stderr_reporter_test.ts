@@ -28,6 +28,15 @@ Deno.test("a warning reads as one sentence saying what was not checked or done, 
   );
 });
 
+Deno.test("a name with a line break or a terminal escape in a warning stays on one line, shown escaped", () => {
+  const line = readableWarning("chroma_copy_torn", { attempt: 1, changed: ["evil\natocore-backup: error: x\x1b[2J"] });
+  assert.equal(
+    line,
+    "warning: the Chroma folder changed while it was copied (attempt 1; changed: " +
+      "evil\\natocore-backup: error: x\\x1b[2J), so that copy was not used; copying again",
+  );
+});
+
 Deno.test("an event without a sentence (added later) still reads as its name and fields", () => {
   assert.equal(
     readableWarning("some_new_event", { path: "/x", count: 2 }),
