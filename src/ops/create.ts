@@ -47,7 +47,7 @@ import { newestStamp, nextSequence } from "./list.ts";
 import { requireOwnFolders } from "./own_folders.ts";
 import { refuseUnfinishedRestore } from "./restore_intent.ts";
 import { validateSnapshotAt, type ValidationResult } from "./validate.ts";
-import { liveSqliteCause } from "./live_sqlite_cause.ts";
+import { liveSqliteCause, sidecarHazard } from "./live_sqlite_cause.ts";
 
 /** Attempts at a Chroma copy before a folder that keeps changing is reported. */
 export const CHROMA_COPY_ATTEMPTS = 3;
@@ -204,7 +204,7 @@ function publish(target: SnapshotTarget): void {
  * saying whether the snapshot was published (only its folder's flush failed) or not.
  */
 function failureOfCreate(error: unknown, target: SnapshotTarget, wasPublished: boolean): unknown {
-  if (error instanceof OperationError || error instanceof UsageError) return error;
+  if (error instanceof ToolError) return error;
   if (wasPublished) {
     return new OperationError(
       `snapshot ${target.stamp} was published at ${target.published.root} but flushing its folder failed (${
@@ -358,6 +358,7 @@ interface CopiedDatabase {
  */
 async function copyDatabase(source: string, copy: string, options: CreateOptions): Promise<CopiedDatabase> {
   const { driver, reporter } = options;
+  refuseSidecarHazard(source);
   using follower = followFile(copy);
   await copyingFrom("database", source, () =>
     backupFollowedIfOffered(
@@ -405,9 +406,17 @@ async function copyChromaIfPresent(
   { driver, reporter }: CreateOptions,
 ): Promise<CopiedChroma | null> {
   if (!isDirectory(source)) {
+    const there = statOrNull(source);
+    if (there !== null) {
+      throw new UsageError(
+        `the Chroma folder ${source} is a ${kindOf(there)}, not a folder; check --chroma-dir or ATOCORE_CHROMA_PATH ` +
+          "(see 'config'); nothing was published",
+      );
+    }
     reporter.event("warning", "chroma_snapshot_skipped_missing", { path: source }); // asked for, not there
     return null;
   }
+  refuseSidecarHazard(join(source, CHROMA_DB_FILE));
   try {
     return await copyChroma(source, target, driver, reporter);
   } catch (error) {
@@ -420,7 +429,6 @@ async function copyChromaIfPresent(
         { cause: error },
       );
     }
-    if (error instanceof ToolError || isDiskFull(error)) throw error;
     throw new ChromaCopyError(
       `the copy failed (${describeOsError(error)})`,
       `create failed copying the Chroma folder ${source} (${
@@ -562,6 +570,14 @@ function copyEntriesOrNull(...args: Parameters<typeof copyEntries>): CopyTotals 
   }
 }
 
+/** Refuse to open a live database (this store's or Chroma's) beside which SQLite would do harm. */
+function refuseSidecarHazard(source: string): void {
+  const hazard = sidecarHazard(source);
+  if (hazard !== null) {
+    throw new RefusedError(`create refused to open the database ${source}: ${hazard}; nothing was done`);
+  }
+}
+
 /**
  * Run one copy step; when it fails for a reason other than a full disk (reported
  * against the backup folder by the caller), say which live file or folder it was copying.
@@ -579,12 +595,13 @@ async function copyingFrom<T>(what: string, source: string, step: () => T | Prom
         { cause: error },
       );
     }
-    if (error instanceof ToolError || isDiskFull(error)) throw error;
+    const sqlite = what === "database"
+      ? " SQLite also needs the folder of a WAL database writable, for its -shm file: not a read-only mount"
+      : "";
     throw new OperationError(
       `create failed copying the ${what} ${source} (${
         describeOsError(error)
-      }); nothing was published; fix the cause (is it readable by this user? SQLite also needs the folder of a WAL ` +
-        `database writable, for its -shm file: not a read-only mount) and run create again`,
+      }); nothing was published; fix the cause (is it readable by this user?${sqlite}) and run create again`,
       { cause: error },
     );
   }

@@ -1,18 +1,41 @@
 /**
- * Why SQLite could not open a live database to copy it, when the cause is beside the database rather than in it: a
- * `-wal`/`-shm`/`-journal` that is not a regular file, or a full filesystem where SQLite must write its `-shm` file.
+ * What beside a live database would make SQLite fail to open it, or write where it must not, when it is opened to be
+ * copied: a `-wal`/`-shm`/`-journal` that is not a file of its own, a stray rollback journal, a full filesystem.
  *
  * @module
  */
 import { dirname } from "node:path";
 import { lstatOrNull } from "../fs/probe.ts";
 import { kindOf } from "../fs/regular_file.ts";
+import { readJournalMode } from "../sqlite/journal_header.ts";
 import { fileSystemSpace } from "../sys/free_space.ts";
 
 /** SQLite's files beside a database, which it opens (and may create) with it. */
 const SIDECARS = ["-wal", "-shm", "-journal"];
 /** Room SQLite needs beside a WAL database to open it: its `-shm` index grows in 32 KiB pieces. */
 const SHM_ROOM = 64 * 1024;
+
+/**
+ * What SQLite would do harm with beside the live database at `path`, as a clause naming the file and what to do, or
+ * `null`: a sidecar with other hard links (SQLite empties and writes a `-shm`, rolls back a `-journal`: the other
+ * names' bytes would change, a snapshot's file among them), or a rollback journal beside a WAL database (none is its
+ * own: one copied there would be rolled back into the live database, wrecking it).
+ */
+export function sidecarHazard(path: string): string | null {
+  for (const suffix of SIDECARS) {
+    const info = lstatOrNull(`${path}${suffix}`);
+    if (info !== null && info.isFile && (info.nlink ?? 1) > 1) {
+      return `${path}${suffix} has ${info.nlink} names (hard links), and SQLite writes that file; once no process ` +
+        "uses the database, remove its other names or move it aside";
+    }
+  }
+  const journal = lstatOrNull(`${path}-journal`);
+  if (journal?.isFile && journal.size > 0 && readJournalMode(path) === "wal") {
+    return `${path}-journal is a rollback journal beside a WAL database, which keeps none: a stray (from a copy made ` +
+      "by hand?) that SQLite would roll back into the live database; once no process uses the database, move it aside";
+  }
+  return null;
+}
 
 /**
  * The cause of a failed open of the live database at `path`, as a clause that names the path and what to do, or

@@ -132,6 +132,41 @@ Deno.test("a link or FIFO as the live database's -wal or -shm: create names it, 
   }
 });
 
+Deno.test("a hard-linked -shm or a stray -journal beside the live WAL database: create refuses (exit 3), nothing written", async () => {
+  using store = tempStore({ dbMiB: 1, chromaMiB: 1 });
+  const env = storeEnv(store);
+  const stamp = await createdStamp(env, []);
+  const registryCopy = join(store.backupDir, "snapshots", stamp, "config", "project-registry.json");
+  const copied = Deno.readFileSync(registryCopy);
+  const live = Deno.readFileSync(store.db);
+  const journal = new Uint8Array(4096).fill(0xd9); // bytes beside a WAL database, which keeps no journal
+  for (
+    const [suffix, make, named] of [["-shm", "link", "has 2 names"], ["-journal", "stray", "is a rollback journal"]]
+  ) {
+    const path = `${store.db}${suffix}`;
+    if (make === "link") Deno.linkSync(registryCopy, path);
+    else Deno.writeFileSync(path, journal);
+    const run = await runGuarded(["create"], env);
+    assert.equal(run.code, 3, run.stderr);
+    assert.match(run.stderr, new RegExp(`error: create refused to open the database .*: ${path} ${named}`));
+    assert.equal(entryNames(join(store.backupDir, "snapshots")).length, 1, "something was published");
+    assert.deepEqual(Deno.readFileSync(registryCopy), copied, "the snapshot's file was written through the link");
+    assert.deepEqual(Deno.readFileSync(store.db), live, "the live database changed");
+    if (make === "stray") assert.deepEqual(Deno.readFileSync(path), journal, "the journal was used");
+    Deno.removeSync(path);
+  }
+});
+
+Deno.test("create --chroma with a file where the Chroma folder goes: a usage error naming it, nothing published", async () => {
+  using store = tempStore({ dbMiB: 1, chromaMiB: 1 });
+  Deno.removeSync(store.chromaDir, { recursive: true });
+  Deno.writeTextFileSync(store.chromaDir, "not a folder");
+  const run = await runGuarded(["create", "--chroma"], storeEnv(store));
+  assert.equal(run.code, 2, run.stderr);
+  assert.match(run.stderr, /error: the Chroma folder .* is a file, not a folder; check --chroma-dir/);
+  assert.deepEqual(entryNames(join(store.backupDir, "snapshots")), []);
+});
+
 Deno.test("a FIFO in the live Chroma folder: create --chroma leaves it out and says so, the snapshot validates", async () => {
   using store = tempStore({ dbMiB: 1, chromaMiB: 1 });
   const env = storeEnv(store);
