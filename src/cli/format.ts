@@ -34,7 +34,7 @@ export function formatTable(header: string[], rows: string[][]): string {
 
 /** A validation's errors as indented lines, or nothing. */
 export function formatErrors(errors: string[]): string {
-  return errors.map((error) => `  - ${error}`).join("\n");
+  return errors.map((error) => `  - ${printable(error)}`).join("\n");
 }
 
 /**

@@ -282,7 +282,7 @@ function trackingWrites(
     backend: {
       location: backend.location,
       list: (prefix) => backend.list(prefix),
-      read: (name) => backend.read(name),
+      read: (name, into, maxBytes) => backend.read(name, into, maxBytes),
       stat: (name) => backend.stat(name),
       remove: (name) => backend.remove(name),
       unlisted: backend.unlisted && ((prefix) => backend.unlisted!(prefix)), // a link among markers: reuse nothing

@@ -295,7 +295,7 @@ async function refuseDamagedExtent(
 async function refuseMisnamed(backend: Backend, name: string): Promise<void> {
   let sealed: Uint8Array;
   try {
-    sealed = await backend.read(name);
+    sealed = await backend.read(name, undefined, PACK_BUFFER_BYTES); // a pack grown meanwhile: refused unread
   } catch {
     return; // the first error stands
   }

@@ -133,18 +133,20 @@ class FolderBackend implements Backend {
   async clearStaging(graceMs: number, dryRun: boolean): Promise<string[]> {
     const staging = await this.folderOrNull([TMP]);
     if (staging === null) return [];
-    const olderThan = new Date((dryRun ? Date.now() : await storageNow(staging)) - graceMs);
-    const stale: string[] = [];
-    for await (const entry of Deno.readDir(staging)) {
-      const path = join(staging, entry.name);
-      const info = await lstatOrNull(path);
-      // Only files this backend staged: never a link (removing one never follows it anyway) or a folder.
-      if (!info?.isFile || info.mtime === null || info.mtime.getTime() >= olderThan.getTime()) continue;
-      stale.push(`${TMP}/${entry.name}`);
-      if (!dryRun) await Deno.remove(path).catch(ignoreNotFound);
-    }
-    if (stale.length > 0 && !dryRun) await syncFolder(staging);
-    return stale.sort();
+    // by names relative to the folder itself: a writer who swaps .tmp for a link meanwhile cannot redirect them
+    return await insideFolder(staging, async () => {
+      const olderThan = new Date((dryRun ? Date.now() : await storageNow(".")) - graceMs);
+      const stale: string[] = [];
+      for await (const entry of Deno.readDir(".")) {
+        const info = await lstatOrNull(entry.name);
+        // Only files this backend staged: never a link (removing one never follows it anyway) or a folder.
+        if (!info?.isFile || info.mtime === null || info.mtime.getTime() >= olderThan.getTime()) continue;
+        stale.push(`${TMP}/${entry.name}`);
+        if (!dryRun) await Deno.remove(entry.name).catch(ignoreNotFound);
+      }
+      if (stale.length > 0 && !dryRun) await syncFolder(".");
+      return stale.sort();
+    });
   }
 
   /** Publish with `link` (fails when the name exists); where hard links are not supported, check then rename. */
@@ -284,6 +286,31 @@ async function walkUnlisted(folder: string, relative: string, found: string[]): 
  * The storage's clock, as it stamps a file written in `staging` now (removed again): an NFS server's, not this host's,
  * whose clock may be ahead by more than the grace, and would take a running push's staged file for a killed one's.
  */
+/**
+ * Run `work` with the working folder set to `folder`, a real folder as checked by `lstat` (its identity compared
+ * once inside): relative names then reach that folder whatever is renamed or linked in its place meanwhile. Nothing
+ * else in the process uses relative paths (the configuration made every path absolute at the start).
+ */
+async function insideFolder<T>(folder: string, work: () => Promise<T>): Promise<T> {
+  const checked = Deno.lstatSync(folder);
+  let previous: string;
+  try {
+    previous = Deno.cwd();
+  } catch {
+    previous = "/"; // the working folder was removed: there is nothing to go back to
+  }
+  Deno.chdir(folder);
+  try {
+    const here = Deno.statSync(".");
+    if (!checked.isDirectory || here.dev !== checked.dev || here.ino !== checked.ino) {
+      throw altered(folder, "replaced while it was being used");
+    }
+    return await work();
+  } finally {
+    Deno.chdir(previous);
+  }
+}
+
 async function storageNow(staging: string): Promise<number> {
   const probe = join(staging, `.clock-${crypto.randomUUID()}`);
   try {

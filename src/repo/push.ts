@@ -15,7 +15,7 @@ import {
   remotePinPath,
 } from "../snapshot/layout.ts";
 import { MapFile, Spool } from "./block_maps.ts";
-import { type Backend, isFolderBackend, type ObjectInfo, ObjectNotFoundError } from "./backend.ts";
+import { type Backend, isFolderBackend, type ObjectInfo, ObjectNotFoundError, ObjectTooLargeError } from "./backend.ts";
 import { DOCUMENT_FORMAT, documentText, type WritableDocument } from "./document.ts";
 import {
   leaseName,
@@ -196,13 +196,15 @@ async function pushedAlready(
     const parsed = parseName(name);
     if (parsed?.kind !== "snapshot" || parsed.key.stamp !== local.stamp) continue;
     const refs = await readRefs(backend, parsed.key).catch(() => null);
-    if (!refs || (refs.source !== undefined && refs.source !== sourceId)) continue; // no source: format 1's one
+    // refs without a source (format 1's) are not taken as this folder's: anyone can write such refs
+    if (!refs || refs.source !== sourceId) continue;
     if (refs.local_sha256 !== undefined && refs.local_sha256 !== local.metadataSha256) {
       others.push(name);
       continue;
     }
-    const sealed = await backend.read(snapshotName(parsed.key)).catch((error) => {
-      if (error instanceof ObjectNotFoundError) return null; // removed by a cleanup since the listing: not there now
+    const sealed = await backend.read(snapshotName(parsed.key), undefined, MAX_SNAPSHOT_OBJECT_BYTES).catch((error) => {
+      // removed by a cleanup since the listing, or larger than any this tool writes: not this folder's push
+      if (error instanceof ObjectNotFoundError || error instanceof ObjectTooLargeError) return null;
       throw error;
     });
     if (!sealed) continue;

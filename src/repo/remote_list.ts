@@ -11,6 +11,7 @@ import { PREFIXES, snapshotKeyText } from "./layout.ts";
 import { readLeases } from "./public_objects.ts";
 import { openRepository } from "./repository.ts";
 import { listSnapshots, readRefs, readSnapshot } from "./snapshots.ts";
+import { collectGarbage } from "../sys/collect_garbage.ts";
 
 /** One listed snapshot. */
 export interface RemoteSnapshotEntry {
@@ -83,6 +84,7 @@ export async function listRemote(
       } catch (error) {
         entry.error = (error as Error).message;
       }
+      collectGarbage(); // one document at a time, whatever the history
     }
     snapshots.push(entry);
   }

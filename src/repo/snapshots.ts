@@ -153,7 +153,9 @@ export async function readSnapshot(
   // no identity is for a recipient of the repository, which decryption then reports as such.
   const ours = identities.some((identity) => repository.config.recipients.includes(identity.recipient));
   let authenticated = ours ? judge(refs?.snapshot_sha256 ?? "") : undefined; // no refs: none, unless allowed
-  const sealed = await repository.backend.read(name, undefined, MAX_SNAPSHOT_OBJECT_BYTES);
+  // an unauthenticated document is bounded sealed too: padding that decompresses to nothing must not cost memory
+  const readBound = authenticated === false ? MAX_UNAUTHENTICATED_DOCUMENT_BYTES : MAX_SNAPSHOT_OBJECT_BYTES;
+  const sealed = await repository.backend.read(name, undefined, readBound);
   const sha256 = sha256Hex(sealed);
   if (refs && refs.snapshot_sha256 !== sha256) {
     throw new OperationError(`${name}: its SHA-256 is not the one ${refsName(key)} records (replaced or altered)`);

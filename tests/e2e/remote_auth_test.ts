@@ -7,7 +7,7 @@
  */
 import assert from "node:assert/strict";
 import { Buffer } from "node:buffer";
-import { hkdfSync } from "node:crypto";
+import { createHash, hkdfSync } from "node:crypto";
 import { join } from "node:path";
 import { bech32Decode } from "../../src/crypto/bech32.ts";
 import { parseIdentity } from "../../src/crypto/age.ts";
@@ -297,4 +297,27 @@ Deno.test("remote auth: another backup folder's snapshot of the same second, or 
   const resent = (third.json as { pushed: PushedJson[] }).pushed[0];
   assert.equal(resent.already_pushed, false, "a snapshot whose MAC names another object is not taken as pushed");
   assert.ok(![forged, theirs.push.snapshot].includes(resent.snapshot));
+});
+
+Deno.test("remote auth: refs without a source planted under a stamp do not pass for this folder's push", async () => {
+  using r = await remoteStore({ dbMiB: 1, chromaMiB: 1 });
+  const created = await runCli(["create"], { env: r.env });
+  assert.equal(created.code, 0, created.stderr);
+  const stamp = (created.json as { stamp: string }).stamp;
+  // a writer of the repository: 64 random bytes and refs that record their hash, as format 1 wrote refs (no source)
+  const planted = `${stamp}_00000000000000ff`;
+  const bytes = crypto.getRandomValues(new Uint8Array(64));
+  const sha256 = createHash("sha256").update(bytes).digest("hex");
+  for (const folder of ["refs", "snapshots"]) Deno.mkdirSync(join(r.repoDir, folder), { recursive: true });
+  Deno.writeFileSync(join(r.repoDir, "snapshots", planted), bytes);
+  Deno.writeTextFileSync(
+    join(r.repoDir, "refs", planted),
+    JSON.stringify({ snapshot: planted, snapshot_sha256: sha256, packs: [] }),
+  );
+  const { ATOCORE_BACKUP_AUTH_KEY_FILE: _, ...keyless } = r.env; // with a key, the missing MAC alone refuses them
+  const push = await runCli(["push", stamp, "--allow-unauthenticated"], { env: keyless });
+  assert.equal(push.code, 0, push.stderr);
+  const pushed = (push.json as { pushed: PushedJson[] }).pushed[0];
+  assert.equal(pushed.already_pushed, false, "the planted refs were taken for this folder's push");
+  assert.notEqual(pushed.snapshot, planted);
 });

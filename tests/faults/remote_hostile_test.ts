@@ -11,7 +11,7 @@ import assert from "node:assert/strict";
 import { join } from "node:path";
 import { runCli, storeEnv, tempDir, tempStore } from "../_helpers.ts";
 import { liveDigest } from "../_faults.ts";
-import { ageKeyPair, authKeyEnv, createAndPush, oneErrorLine } from "../_remote_cli.ts";
+import { ageKeyPair, authKeyEnv, createAndPush, oneErrorLine, remoteStore } from "../_remote_cli.ts";
 import { updateRows } from "../_repo.ts";
 import { allTargets, backendOf, type RemoteTarget } from "../_targets.ts";
 import type { Backend } from "../../src/repo/backend.ts";
@@ -127,3 +127,18 @@ for (const target of await allTargets("hostile storage")) {
     await hostileCases(target);
   });
 }
+
+Deno.test("refs naming 5,000 packs that are not there: verify names 20 and counts the rest, in bounded output", async () => {
+  using r = await remoteStore({ dbMiB: 1, chromaMiB: 1 });
+  const { push } = await createAndPush(r.env);
+  const refsPath = join(r.repoDir, "refs", push.snapshot);
+  const refs = JSON.parse(Deno.readTextFileSync(refsPath));
+  const forged = Array.from({ length: 5000 }, (_, i) => ({ id: i.toString(16).padStart(64, "0"), size: 1 }));
+  Deno.writeTextFileSync(refsPath, JSON.stringify({ ...refs, packs: [...refs.packs, ...forged] }));
+  const run = await runCli(["remote", "verify"], { env: r.env });
+  assert.equal(run.code, 1, run.stderr);
+  const errors = (run.json as { errors: string[] }).errors;
+  assert.equal(errors.filter((line) => / missing \(needed by /.test(line)).length, 20, errors.join("\n"));
+  assert.ok(errors.includes(`refs/${push.snapshot}: 4980 more of its packs missing or of another size (not named)`));
+  assert.ok(errors.length < 30, `${errors.length} lines`);
+});

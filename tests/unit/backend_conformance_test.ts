@@ -179,3 +179,45 @@ Deno.test("folder backend: staged writes left by killed writers are cleared once
   assert.deepEqual([...Deno.readDirSync(staging)].map((entry) => entry.name).sort(), ["a-folder", "a-link", "fresh"]);
   assert.deepEqual(await backend.read("packs/ab/x"), bytes("x"), "the link's target is untouched");
 });
+
+Deno.test("folder backend: clearing staged writes while a writer swaps .tmp for a link never reaches the link's target", async () => {
+  using dir = tempDir();
+  const repo = join(dir.path, "repo");
+  const victim = join(dir.path, "victim");
+  const backend = openFolderBackend(repo);
+  await backend.write("packs/ab/x", bytes("x"), { exclusive: true });
+  Deno.mkdirSync(victim);
+  const old = new Date(Date.now() - 3 * 24 * 3600_000);
+  for (const name of ["a", "b"]) {
+    Deno.writeTextFileSync(join(victim, name), "not the repository's");
+    Deno.utimeSync(join(victim, name), old, old);
+  }
+  // a writer of the repository swapping .tmp for a link to another folder and back, every few milliseconds
+  const swapper = new Deno.Command("python3", {
+    args: ["-c", SWAPPER, repo, victim],
+    stdout: "null",
+    stderr: "null",
+  }).spawn();
+  try {
+    for (let run = 0; run < 400; run++) {
+      await backend.clearStaging!(24 * 3600_000, false).catch(() => {}); // refusing to act is an answer too
+    }
+  } finally {
+    swapper.kill("SIGKILL");
+    await swapper.status;
+  }
+  assert.deepEqual([...Deno.readDirSync(victim)].map((entry) => entry.name).sort(), ["a", "b"]);
+});
+
+/** Swap `<repo>/.tmp` for a link to `<victim>` and back, for ever (the test kills it). */
+const SWAPPER = `
+import os, sys, time
+repo, victim = sys.argv[1], sys.argv[2]
+tmp, aside = os.path.join(repo, ".tmp"), os.path.join(repo, ".tmp-aside")
+while True:
+    try:
+        os.rename(tmp, aside); os.symlink(victim, tmp); time.sleep(0.002)
+        os.unlink(tmp); os.rename(aside, tmp); time.sleep(0.001)
+    except OSError:
+        time.sleep(0.001)
+`;
