@@ -251,7 +251,23 @@ export function planRestore(
   checkTargets(config, targets, to);
   const sources = { ...located, chroma: options.includeChroma === false ? null : located.chroma };
   if (sources.chroma !== null) refuseMountsInside(targets.chroma);
+  refuseFileMountPoint(targets.db, "database");
+  if (sources.registry !== null) refuseFileMountPoint(targets.registry, "registry");
   return { sources, targets };
+}
+
+/**
+ * Refuse a database or registry that is itself a mount point (one file bind-mounted, as compose files do): a rename
+ * cannot replace it (EBUSY), and a restore would stop after replacing the parts before it.
+ */
+function refuseFileMountPoint(path: string, what: string): void {
+  if (statOrNull(path)?.isFile !== true) return;
+  if (!(mountPointsAt(path) ?? []).includes(Deno.realPathSync(path))) return;
+  throw new RefusedError(
+    `the ${what} ${path} is a mount point (a file mounted there), which a restore cannot replace by renaming; ` +
+      "nothing was changed; mount its folder instead, or restore with --to DIR and copy the file in with the service " +
+      "stopped",
+  );
 }
 
 /**

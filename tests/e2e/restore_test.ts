@@ -532,6 +532,22 @@ Deno.test("restore refuses a Chroma folder with a filesystem mounted inside it (
   assert.deepEqual(entryNames(join(store.backupDir, "snapshots")), [stamp], "a pre-restore snapshot was taken");
 });
 
+Deno.test("a registry or database that is a file mount point: restore refuses before any change (exit 3)", async () => {
+  using store = tempStore({ dbMiB: 1, chromaMiB: 1 });
+  const stamp = await createdStamp(storeEnv(store));
+  for (const [path, what] of [[store.registry, "registry"], [store.db, "database"]]) {
+    const mount = bindMount(path, path); // a file mounted over itself, as compose mounts one file
+    if (typeof mount === "string") return skipBecause(mount);
+    using _mount = mount;
+    const before = liveDigest(store);
+    const run = await runCli(["restore", stamp, "--confirm-service-stopped"], { env: storeEnv(store) });
+    assert.equal(run.code, 3, run.stderr);
+    assert.match(run.stderr, new RegExp(`error: the ${what} ${path} is a mount point .*nothing was changed`));
+    assert.deepEqual(liveDigest(store), before, "the live store changed");
+  }
+  assert.deepEqual(entryNames(join(store.backupDir, "snapshots")), [stamp], "a pre-restore snapshot was taken");
+});
+
 Deno.test("a restore that fails part way exits 1 and names the pre-restore stamp to go back to", async () => {
   using store = tempStore({ dbMiB: 1 });
   const configDir = join(store.dataDir, "config");
