@@ -32,6 +32,7 @@ import {
   snapshotPaths,
   snapshotsDir,
   stagingDir,
+  trashRoot,
 } from "../snapshot/layout.ts";
 import { buildManifest, type ManifestEntry } from "../snapshot/manifest.ts";
 import { checkedBytes, writeIntegrityRecord } from "../snapshot/integrity_record.ts";
@@ -191,6 +192,7 @@ function setAsideInvalid(target: SnapshotTarget, errors: string[], reporter: Rep
 function publish(target: SnapshotTarget): void {
   const finalRoot = target.published.root;
   ensureDir(join(finalRoot, ".."));
+  ensureDir(trashRoot(target.backupDir)); // made now: a cleanup on a disk that filled later must not need room for it
   if (exists(finalRoot)) {
     throw new OperationError(
       `snapshot already exists, not overwritten: ${finalRoot}; another program wrote it this second; run create again`,

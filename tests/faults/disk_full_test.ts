@@ -129,3 +129,28 @@ Deno.test("disk full where the live store and the backup folder share a filesyst
   assert.ok(line[0].includes(store.backupDir), `the backup folder is not named: ${line[0]}`);
   assert.deepEqual(entryNames(join(store.backupDir, "snapshots")), [], "a snapshot without Chroma was published");
 });
+
+Deno.test("a backup disk that filled up, blocks and inodes: cleanup --confirm still frees space", async () => {
+  using store = tempStore({ dbMiB: 1, chromaMiB: 1 });
+  Deno.mkdirSync(store.backupDir);
+  const mounted = mountTmpfs(store.backupDir, "16m,nr_inodes=200");
+  if (typeof mounted === "string") return skipBecause(mounted);
+  using _mount = mounted;
+  const env = storeEnv(store);
+  const stamps: string[] = [];
+  for (let made = 0; made < 3; made++) {
+    stamps.push(await createdStamp(env, []));
+    await new Promise((resolve) => setTimeout(resolve, 1100)); // one stamp a second
+  }
+  let filler = 0; // every inode, then every block
+  try {
+    for (;; filler++) Deno.writeFileSync(join(store.backupDir, `filler-${filler}`), new Uint8Array(0));
+  } catch { /* no inode left */ }
+  try {
+    Deno.writeFileSync(join(store.backupDir, "filler-0"), new Uint8Array(32 << 20));
+  } catch { /* no block left */ }
+  const keep = ["--keep-daily", "1", "--keep-weekly", "0", "--keep-monthly", "0"];
+  const run = await runCli(["cleanup", "--confirm", ...keep], { env });
+  assert.equal(run.code, 0, run.stderr);
+  assert.deepEqual(entryNames(join(store.backupDir, "snapshots")), stamps.slice(-1));
+});
