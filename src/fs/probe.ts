@@ -21,24 +21,28 @@ export function isDirectory(path: string): boolean {
   return statOrNull(path)?.isDirectory ?? false;
 }
 
-/** `Deno.statSync`, or `null` when nothing is at the path. */
+/** `Deno.statSync`, or `null` when nothing is at the path (or can be: a file where a folder of it should be). */
 export function statOrNull(path: string): Deno.FileInfo | null {
   try {
     return Deno.statSync(path);
   } catch (error) {
-    if (error instanceof Deno.errors.NotFound) return null;
+    if (isNothingThere(error)) return null;
     throw error;
   }
 }
 
-/** `Deno.lstatSync`, or `null` when nothing is at the path. */
+/** `Deno.lstatSync`, or `null` when nothing is at the path (or can be: a file where a folder of it should be). */
 export function lstatOrNull(path: string): Deno.FileInfo | null {
   try {
     return Deno.lstatSync(path);
   } catch (error) {
-    if (error instanceof Deno.errors.NotFound) return null;
+    if (isNothingThere(error)) return null;
     throw error;
   }
+}
+
+function isNothingThere(error: unknown): boolean {
+  return error instanceof Deno.errors.NotFound || error instanceof Deno.errors.NotADirectory;
 }
 
 /** The entries of the folder at `path`, in no set order; none when nothing is there or it is not a folder. */
