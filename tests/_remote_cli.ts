@@ -7,7 +7,16 @@
 import assert from "node:assert/strict";
 import { dirname, join } from "node:path";
 import type { SampleOptions, SampleStore } from "../scripts/sample_store.ts";
-import { cliProcess, type CliRun, runCli, storeEnv, tempDir, tempStore, toolFor } from "./_helpers.ts";
+import {
+  cliProcess,
+  type CliRun,
+  relocateSnapshot,
+  runCli,
+  storeEnv,
+  tempDir,
+  tempStore,
+  toolFor,
+} from "./_helpers.ts";
 import { formatIdentityFile, generateIdentity, parseIdentityFile } from "../src/crypto/age.ts";
 import { formatAuthKeyFile } from "../src/crypto/auth_key.ts";
 import { treeDigest } from "./_faults.ts";
@@ -192,6 +201,7 @@ export async function snapshotSeries(r: RemoteStore, count: number): Promise<str
     const stamp = `202601${String(day).padStart(2, "0")}T010000Z`;
     const snapshots = join(r.store.backupDir, "snapshots");
     Deno.renameSync(join(snapshots, (run.json as { stamp: string }).stamp), join(snapshots, stamp));
+    relocateSnapshot(join(snapshots, stamp)); // it records the stamp it now has
     stamps.push(stamp);
   }
   return stamps;

@@ -21,28 +21,24 @@ export function isDirectory(path: string): boolean {
   return statOrNull(path)?.isDirectory ?? false;
 }
 
-/** `Deno.statSync`, or `null` when nothing is at the path (or can be: a file where a folder of it should be). */
+/** `Deno.statSync`, or `null` when nothing is at the path. */
 export function statOrNull(path: string): Deno.FileInfo | null {
   try {
     return Deno.statSync(path);
   } catch (error) {
-    if (isNothingThere(error)) return null;
+    if (error instanceof Deno.errors.NotFound) return null;
     throw error;
   }
 }
 
-/** `Deno.lstatSync`, or `null` when nothing is at the path (or can be: a file where a folder of it should be). */
+/** `Deno.lstatSync`, or `null` when nothing is at the path. */
 export function lstatOrNull(path: string): Deno.FileInfo | null {
   try {
     return Deno.lstatSync(path);
   } catch (error) {
-    if (isNothingThere(error)) return null;
+    if (error instanceof Deno.errors.NotFound) return null;
     throw error;
   }
-}
-
-function isNothingThere(error: unknown): boolean {
-  return error instanceof Deno.errors.NotFound || error instanceof Deno.errors.NotADirectory;
 }
 
 /** The entries of the folder at `path`, in no set order; none when nothing is there or it is not a folder. */

@@ -18,7 +18,7 @@ import {
   syncTree,
 } from "../fs/durable.ts";
 import { followFile } from "../fs/follow_hash.ts";
-import { exists, isDirectory, isFile, lstatOrNull, statOrNull } from "../fs/probe.ts";
+import { exists, isDirectory, lstatOrNull, statOrNull } from "../fs/probe.ts";
 import { kindOf, readRegularTextFile } from "../fs/regular_file.ts";
 import { changedPaths, copyEntries, type CopyTotals, walkTree } from "../fs/tree.ts";
 import type { Config } from "../config.ts";
@@ -614,12 +614,18 @@ async function copyingFrom<T>(what: string, source: string, step: () => T | Prom
  * `refuseEmpty`, one that is 0 bytes. Create runs it before it takes the lock too: a wrong path makes no backup folder.
  */
 export function requireDatabase(path: string, refuseEmpty: boolean): void {
-  if (!isFile(path)) {
-    const info = statOrNull(path);
+  let info: Deno.FileInfo | null;
+  try {
+    info = statOrNull(path);
+  } catch (error) {
+    if (!(error instanceof Deno.errors.NotADirectory)) throw error;
+    info = null; // a path through a file: nothing can be there
+  }
+  if (!info?.isFile) {
     const what = info === null ? "not found" : `is a ${kindOf(info)}, not a file`;
     throw new UsageError(`database ${what}: ${path}; check --db or ATOCORE_DB_PATH (see 'config')`);
   }
-  if (refuseEmpty && Deno.statSync(path).size === 0) throw emptyDatabase(path, "is empty (0 bytes)");
+  if (refuseEmpty && info.size === 0) throw emptyDatabase(path, "is empty (0 bytes)");
 }
 
 /** The refusal of a live database that `is` empty or table-less: not the store, most likely. */

@@ -7,7 +7,7 @@
  *
  * @module
  */
-import { isAbsolute, join, relative } from "node:path";
+import { basename, isAbsolute, join, relative } from "node:path";
 import { describeOsError } from "../errors.ts";
 import { exists, lstatOrNull } from "../fs/probe.ts";
 import { notRegularFile, readRegularTextFile } from "../fs/regular_file.ts";
@@ -141,6 +141,11 @@ export async function validateSnapshotAt(
   const metadata = read.metadata;
   result.metadata = metadata;
   result.metadata_bound = checkMetadata(metadata, result.errors);
+  const recorded = typeof metadata.backup_root === "string" ? basename(metadata.backup_root) : stamp;
+  if (recorded !== stamp) {
+    // a folder renamed by hand: its age (and a drill's recovery point) would be taken from the wrong name
+    result.errors.push(`backup_root_names_another_stamp: ${printable(recorded)}; the folder is ${stamp}`);
+  }
   using ahead = quick || options.verifiedLater ? null : startHashing(root, metadata.manifest, options);
   const found = { db: [] as string[], registry: [] as string[], chroma: [] as string[] };
   const check = integrityChecker(root, options, result, manifestHashes(metadata.manifest));

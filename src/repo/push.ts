@@ -276,8 +276,8 @@ async function upload(
   collectGarbage(); // the reading's garbage too: the document's copies grow with the store's extents
   const checked = await context.gate?.passed(session.readFiles()) ?? [];
   const { packs, files, cache } = session.resolve(stored);
-  // the packs reused were listed after the lease was written, which keeps a cleanup from them: the new ones remain
-  const packObjects = stored.map((pack) => ({ name: packName(pack.id), size: pack.size }));
+  // reused packs too: a lease keeps a cleanup from them only while the cleaner's clock does not jump ahead
+  const packObjects = packs.map((pack) => ({ name: packName(pack.id), size: pack.size }));
   await confirmStored(backend, packObjects, { stamp: local.stamp, outcome: "the next push sends it again" });
   const document = snapshotDocument(config.id, key, local, context.now(), { packs, files });
   if (checked.length > 0) document.integrity_checked = [...checked];

@@ -58,7 +58,7 @@ Deno.test("leftovers that are links, or hold links, are removed as links: nothin
   Deno.mkdirSync(join(staging, "20260101T000000Z.1-dead"), { recursive: true });
   Deno.symlinkSync(victim.path, join(staging, "20260101T000000Z.1-dead", "chroma"));
   Deno.symlinkSync(victim.path, join(staging, "20260101T000000Z.2-link"));
-  Deno.mkdirSync(join(store.backupDir, ".trash"));
+  Deno.mkdirSync(join(store.backupDir, ".trash"), { recursive: true }); // made by the create above
   Deno.symlinkSync(join(victim.path, "precious.txt"), join(store.backupDir, ".trash", "20260101T000000Z.3-file"));
 
   const run = await runCli(["create"], { env });

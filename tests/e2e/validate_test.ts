@@ -99,6 +99,15 @@ Deno.test("a good snapshot validates: the module's keys, every manifest file has
   assert.deepEqual(sidecars(store.backupDir), [], "validation leaves no sidecar");
 });
 
+Deno.test("a snapshot folder renamed by hand does not validate: its metadata names another stamp", async () => {
+  using store = await storeWithSnapshot();
+  const renamed = "20010101T000000Z";
+  Deno.renameSync(store.root, join(store.backupDir, "snapshots", renamed));
+  const { code, result } = await validate(store.backupDir, renamed);
+  assert.equal(code, 1);
+  assert.deepEqual(result.errors, [`backup_root_names_another_stamp: ${store.stamp}; the folder is ${renamed}`]);
+});
+
 Deno.test("--quick checks sizes and integrity but hashes nothing", async () => {
   using store = await storeWithSnapshot();
   const quick = await validate(store.backupDir, store.stamp, "--quick");

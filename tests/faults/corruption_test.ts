@@ -6,7 +6,7 @@
  */
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { moduleSnapshot, runCli, storeEnv, tempDir, tempStore } from "../_helpers.ts";
+import { moduleSnapshot, relocateSnapshot, runCli, storeEnv, tempDir, tempStore } from "../_helpers.ts";
 import { entryNames, faultSeed, liveDigest, seededRandom } from "../_faults.ts";
 import { openDriver } from "../../src/sqlite/open_driver.ts";
 import { validateSnapshotAt } from "../../src/ops/validate.ts";
@@ -311,6 +311,7 @@ async function damagedStore(seed: number) {
   DAMAGES.forEach((damage, index) => {
     const root = join(store.backupDir, "snapshots", stampOf(index));
     new Deno.Command("cp", { args: ["-a", good, root] }).outputSync();
+    relocateSnapshot(root); // a valid copy under its own stamp, then damaged
     damage.damage(root, random);
   });
   return store;

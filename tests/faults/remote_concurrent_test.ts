@@ -85,3 +85,49 @@ Deno.test("a push and a remote cleanup --confirm running together lose nothing: 
   console.log(`push with remote cleanup: ${ROUNDS} rounds (seed ${seed}): ${rounds.join("; ")}; ${restored} restored`);
   assert.ok(rounds.some((round) => !round.endsWith(" 0")), "no round deleted a pack: the race was not run");
 });
+
+/** The pack files of the folder repository at `repoDir`, by path. */
+function packFiles(repoDir: string): string[] {
+  const root = join(repoDir, "packs");
+  const found: string[] = [];
+  for (const folder of [...safeEntries(root)].filter((entry) => entry.isDirectory)) {
+    for (const file of safeEntries(join(root, folder.name))) found.push(join(root, folder.name, file.name));
+  }
+  return found;
+}
+
+function safeEntries(path: string): Deno.DirEntry[] {
+  try {
+    return [...Deno.readDirSync(path)];
+  } catch {
+    return [];
+  }
+}
+
+Deno.test("a pack of a paused push deleted by a cleaner whose clock jumped: the push lists nothing, names it", async () => {
+  using r = await remoteStore({ dbMiB: 48, chromaMiB: 1, seed: 61 });
+  const created = await runCli(["create"], { env: r.env });
+  assert.equal(created.code, 0, created.stderr);
+  const child = cliProcess(["push", "--latest"], { env: r.env }).spawn();
+  const output = child.output();
+  let first: string | undefined;
+  for (let waited = 0; first === undefined && waited < 60_000; waited += 2) {
+    first = packFiles(r.repoDir)[0];
+    if (first === undefined) await new Promise((resolve) => setTimeout(resolve, 2));
+  }
+  assert.ok(first !== undefined, "no pack was written");
+  child.kill("SIGSTOP");
+  Deno.removeSync(first); // what a cleanup does once its marker is older than the grace by a clock that jumped
+  child.kill("SIGCONT");
+  const run = cliRunOf(await output);
+  assert.equal(run.code, 1, run.stderr);
+  const name = first.slice(r.repoDir.length + 1);
+  assert.match(
+    run.stderr,
+    new RegExp(`error: push of .*: ${name} was acknowledged by .* but is not there when listed`),
+  );
+  assert.deepEqual(await remoteNames(r.env), [], "a snapshot was listed with a pack missing");
+  const again = await runCli(["push", "--latest"], { env: r.env });
+  assert.equal(again.code, 0, again.stderr);
+  await assertVerified(r.envWithIdentity, ["--read-data"], "the next push");
+});

@@ -8,7 +8,16 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { isDeepStrictEqual } from "node:util";
-import { cliProcess, type CliRun, cliRunOf, runCli, storeEnv, tempDir, tempStore } from "../_helpers.ts";
+import {
+  cliProcess,
+  type CliRun,
+  cliRunOf,
+  relocateSnapshot,
+  runCli,
+  storeEnv,
+  tempDir,
+  tempStore,
+} from "../_helpers.ts";
 import { faultSeed, seededRandom, treeDigest, trialLabel } from "../_faults.ts";
 import { ageKeyPair, assertVerified, authKeyEnv, remoteNames, snapshotAsStore } from "../_remote_cli.ts";
 import { updateRows } from "../_repo.ts";
@@ -33,6 +42,7 @@ async function makeDays(host: Host, days: number[]): Promise<void> {
     assert.equal(run.code, 0, run.stderr);
     const stamp = `202601${String(day).padStart(2, "0")}T${host.hour}0000Z`;
     Deno.renameSync(join(host.snapshots, (run.json as { stamp: string }).stamp), join(host.snapshots, stamp));
+    relocateSnapshot(join(host.snapshots, stamp)); // it records the stamp it now has
   }
 }
 

@@ -109,11 +109,10 @@ Deno.test("drill --latest whose snapshot is removed while it reads it fails that
   const scratch = join(store.dataDir, "scratch");
   Deno.mkdirSync(scratch);
   const run = await stoppedWhileReading(["drill", "--latest", "--scratch-dir", scratch], env, folder, async () => {
-    // What cleanup does: out of snapshots/ with one rename, then deleted.
-    const trash = join(store.backupDir, ".trash");
-    Deno.mkdirSync(trash);
-    Deno.renameSync(folder, join(trash, `${stamp}.test`));
-    await Deno.remove(trash, { recursive: true });
+    // What cleanup does: out of snapshots/ with one rename into .trash/ (which create made), then deleted.
+    const trashed = join(store.backupDir, ".trash", `${stamp}.test`);
+    Deno.renameSync(folder, trashed);
+    await Deno.remove(trashed, { recursive: true });
   });
   assert.equal(run.code, 1, run.stderr);
   const result = run.json as { stamp: string; ok: boolean; checks: { name: string; status: string; detail: string }[] };
