@@ -10,6 +10,7 @@ import { acquireLock, acquireLockToRead, lockLiveStore } from "../ops/lock.ts";
 import { removeLeftovers } from "../ops/recover.ts";
 import { checkedRemoteName, type RemoteRestoreResult, restoreFromRemote } from "../ops/from_remote.ts";
 import { goBack, type RestoreOptions, type RestoreResult, restoreSnapshot } from "../ops/restore.ts";
+import { pathFlags } from "../ops/restore_intent.ts";
 import { checkedStamp } from "../snapshot/layout.ts";
 import {
   type CommandContext,
@@ -166,7 +167,7 @@ Examples:
       exitCode: result.restored_integrity_ok && result.opened_during_restore === undefined
         ? ExitCode.Ok
         : ExitCode.Failed,
-      text: describe(result),
+      text: describe(result, pathFlags(config)),
     };
   },
 });
@@ -203,7 +204,7 @@ function checkRemoteFlags(values: CommandFlags<typeof restoreCommand.options>): 
   if (values["scratch-dir"] !== undefined) throw new UsageError("restore: --scratch-dir goes with --from-remote");
 }
 
-function describe(result: RestoreResult | RemoteRestoreResult): string {
+function describe(result: RestoreResult | RemoteRestoreResult, flags: string): string {
   const where = result.to === null ? "the live store" : result.to;
   const parts = ["database", ...(result.registry_restored ? ["registry"] : [])];
   if (result.chroma_restored) {
@@ -218,7 +219,7 @@ function describe(result: RestoreResult | RemoteRestoreResult): string {
   }
   lines.push(`  database: ${result.target_db}`);
   if (result.pre_restore_snapshot) {
-    const undo = `atocore-backup restore ${result.pre_restore_snapshot} --confirm-service-stopped`;
+    const undo = `atocore-backup restore ${result.pre_restore_snapshot} --confirm-service-stopped${flags}`;
     lines.push(`  pre-restore snapshot: ${result.pre_restore_snapshot} (to undo: ${undo})`);
   }
   const byPush = !result.restored_integrity_checked &&

@@ -201,17 +201,20 @@ export async function restoreSnapshot(config: Config, stamp: string, options: Re
   const chroma = replaceStore(plan, preStamp, options, intent, moved);
   // A database moved into place is the very file the validation checked; a copy is checked again.
   const integrity = moved.db ? null : checkRestored(options.driver, targets.db);
+  let opened: string | null = null;
   try {
     restoreJournalModes(
       validation.metadata!,
       { db: targets.db, chroma: chroma === null ? null : targets.chroma },
       options.reporter,
     );
+    opened = openedDuringRestore(openFilesChecked, moved.old);
   } finally {
-    // The last change made or failed, the store is whole, the snapshot's (a kill before leaves the record).
+    // The last change made or failed, the store is whole, the snapshot's. The old database's temporary name goes
+    // before the record: a kill in between leaves the record, and the next restore removes the name with it.
+    if (moved.old !== null) removeFileQuietly(moved.old);
     if (intent !== null) finishIntent(intent);
   }
-  const opened = openedDuringRestore(openFilesChecked, moved.old);
   const result = resultOf(plan, validation, {
     stamp,
     preStamp,

@@ -310,6 +310,19 @@ const PATH_FLAGS = {
 } as const;
 
 /**
+ * The path flags (each with a leading space) a command printed for the operator needs to reach this run's store: the
+ * paths given as flags, and `recorded` ones where they differ from this run's. Run without them, the command would
+ * work on the paths of the environment or the defaults.
+ */
+export function pathFlags(config: Config, recorded: Partial<Record<keyof typeof PATH_FLAGS, string>> = {}): string {
+  return (["backupDir", "db", "registry", "chromaDir"] as const).map((key) => {
+    const path = recorded[key] ?? config[key].path;
+    const named = config[key].source === "flag" || resolve(path) !== resolve(config[key].path);
+    return named ? ` ${PATH_FLAGS[key]} ${quoted(path)}` : "";
+  }).join("");
+}
+
+/**
  * The next step while `intent` is unfinished: finish it (the same restore again) or go back (the pre-restore
  * snapshot), as commands for the store of this run: with the path flags it was given (run without them, the commands
  * would work on the paths of the environment or the defaults), and the recorded backup and Chroma folders when they
@@ -317,15 +330,7 @@ const PATH_FLAGS = {
  */
 export function finishOrGoBack(intent: RestoreIntent, config: Config): string {
   // the folders the record names (a run elsewhere would not finish this one), the other paths as this run got them
-  const recorded: Partial<Record<keyof typeof PATH_FLAGS, string>> = {
-    backupDir: intent.backup_dir,
-    chromaDir: intent.chroma_dir,
-  };
-  const where = (["backupDir", "db", "registry", "chromaDir"] as const).map((key) => {
-    const path = recorded[key] ?? config[key].path;
-    const named = config[key].source === "flag" || resolve(path) !== resolve(config[key].path);
-    return named ? ` ${PATH_FLAGS[key]} ${quoted(path)}` : "";
-  }).join("");
+  const where = pathFlags(config, { backupDir: intent.backup_dir, chromaDir: intent.chroma_dir });
   const source = intent.remote
     ? `${intent.remote.snapshot} --from-remote --remote ${quoted(intent.remote.location)} --identity FILE`
     : intent.stamp;

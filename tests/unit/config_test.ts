@@ -5,6 +5,7 @@ import assert from "node:assert/strict";
 import { join } from "node:path";
 import { resolveConfig, resolveRemoteSettings } from "../../src/config.ts";
 import { UsageError } from "../../src/errors.ts";
+import { pathFlags } from "../../src/ops/restore_intent.ts";
 import { makeSampleStore } from "../../scripts/sample_store.ts";
 import { runCli, tempDir } from "../_helpers.ts";
 
@@ -209,4 +210,18 @@ Deno.test("a stall timeout that is not a duration, zero, over a day or empty is 
   const push = await runCli(["push", "--latest", "--stall-timeout", "1x"], { env: {} });
   assert.equal(push.code, 2);
   assert.match(push.stderr, /--stall-timeout must be a duration/);
+});
+
+Deno.test("the undo and finish commands name the paths a run was given as flags, and only those", () => {
+  const config = resolveConfig(
+    { backupDir: "/srv/b k", db: "/srv/live/atocore.db" },
+    { ATOCORE_CHROMA_PATH: "/c" },
+    CWD,
+  );
+  assert.equal(pathFlags(config), " --backup-dir '/srv/b k' --db /srv/live/atocore.db");
+  assert.equal(
+    pathFlags(config, { chromaDir: "/elsewhere" }),
+    " --backup-dir '/srv/b k' --db /srv/live/atocore.db --chroma-dir /elsewhere",
+  );
+  assert.equal(pathFlags(resolveConfig({}, {}, CWD)), "");
 });
