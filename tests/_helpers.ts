@@ -243,6 +243,7 @@ export function relocateSnapshot(root: string, extra: Record<string, unknown> = 
   }
   const merged = { ...metadata, ...extra };
   const written = DIGEST_KEY in merged ? bindMetadata(merged) : merged;
+  Deno.removeSync(path); // a copy made of hard links (cp -al) gets a file of its own, the original's left alone
   Deno.writeTextFileSync(path, JSON.stringify(written, null, 2) + "\n");
 }
 

@@ -28,7 +28,9 @@ export type HttpFault =
   /** Forward it with the byte at `at` of its body (the last one at most) inverted: bytes changed in transit. */
   | { kind: "flip-body"; at: number }
   /** Read it whole and answer 200 OK itself (the server never sees it): a store that acknowledges and keeps nothing. */
-  | { kind: "swallow" };
+  | { kind: "swallow" }
+  /** Send it to the server on a connection of its own, wait for the answer, then cut the client: stored, unanswered. */
+  | { kind: "store-then-cut" };
 
 /** A fault for the next `times` requests that `match` accepts. */
 export interface HttpRule {
@@ -120,6 +122,11 @@ async function serve(client: Deno.Conn, target: { hostname: string; port: number
         await writeAll(client, fault.kind === "answer" ? errorAnswer(request, fault) : okAnswer());
         continue;
       }
+      if (fault?.kind === "store-then-cut") {
+        await storeUnanswered(target, head, input, request.bodyBytes);
+        shared.stats.answered++;
+        break; // the client's connection is closed below, its answer never sent
+      }
       upstream ??= await connectUpstream(target, client, shared.open);
       await writeAll(upstream, head);
       if (fault?.kind === "stall-body") {
@@ -159,6 +166,23 @@ async function connectUpstream(
     closeQuietly(upstream, open);
   })();
   return upstream;
+}
+
+/** Send one request (`head`, then its body from `input`) on a connection of its own and wait for the answer's head. */
+async function storeUnanswered(
+  target: { hostname: string; port: number },
+  head: Uint8Array,
+  input: Reader,
+  bodyBytes: number,
+): Promise<void> {
+  const side = await Deno.connect(target);
+  try {
+    await writeAll(side, head);
+    await input.forward(side, bodyBytes);
+    await new Reader(side).head(); // an answer's head ends with a blank line as a request's does
+  } finally {
+    side.close();
+  }
 }
 
 /** Reads a connection as HTTP requests: a head up to the blank line, then body bytes. */

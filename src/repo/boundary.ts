@@ -9,7 +9,7 @@ import { collectGarbage } from "../sys/collect_garbage.ts";
 import { Buffer } from "node:buffer";
 import type { AgeIdentity } from "../crypto/age.ts";
 import { OperationError } from "../errors.ts";
-import type { Backend } from "./backend.ts";
+import { type Backend, ObjectExistsError } from "./backend.ts";
 import { packName, parseName } from "./layout.ts";
 import { type Compression, decompressBytes, openBytes, type OpenOptions, sealText, sha256Hex } from "./sealing.ts";
 import { type SealDone, type SealJob, sealPack } from "./seal_jobs.ts";
@@ -115,9 +115,22 @@ export class Boundary {
   }
 
   private async write(name: string, bytes: Uint8Array, sha256?: string): Promise<void> {
-    await this.backend.write(name, bytes, { exclusive: true, sha256 });
+    try {
+      await this.backend.write(name, bytes, { exclusive: true, sha256 });
+    } catch (error) {
+      if (!(error instanceof ObjectExistsError) || !(await this.holds(name, bytes))) throw error;
+    }
     this.sent.bytes += bytes.length;
     this.sent.objects += 1;
+  }
+
+  /**
+   * Whether `name` holds exactly `bytes`: a write whose answer was lost (a connection cut after the server stored it)
+   * may be sent again, by the HTTP client itself, and then finds its own object there.
+   */
+  private async holds(name: string, bytes: Uint8Array): Promise<boolean> {
+    const found = await this.backend.read(name, undefined, bytes.length).catch(() => null);
+    return found !== null && Buffer.compare(found, bytes) === 0;
   }
 }
 

@@ -6,7 +6,7 @@
  */
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { runCli, storeEnv, tempDir, tempStore } from "../_helpers.ts";
+import { relocateSnapshot, runCli, storeEnv, tempDir, tempStore } from "../_helpers.ts";
 import { entryNames, faultSeed, runAndKill, seededRandom, timeRun, trialLabel } from "../_faults.ts";
 
 const TRIALS = 12;
@@ -19,6 +19,7 @@ function fillSnapshots(master: string, snapshots: string): void {
   for (const stamp of STAMPS.filter((stamp) => !present.includes(stamp))) {
     const copy = new Deno.Command("cp", { args: ["-al", master, join(snapshots, stamp)] }).outputSync();
     assert.equal(copy.code, 0);
+    relocateSnapshot(join(snapshots, stamp));
   }
 }
 

@@ -409,7 +409,7 @@ Deno.test("a module snapshot (no manifest, no digest) whose paths leave the layo
   editMetadata(root, (metadata) => {
     const from = String(metadata.backup_root);
     for (const key of ["backup_root", "db_snapshot_path", "registry_snapshot_path", "chroma_snapshot_path"]) {
-      metadata[key] = String(metadata[key]).replace(from, "/srv/elsewhere/snapshots/x");
+      metadata[key] = String(metadata[key]).replace(from, `/srv/elsewhere/snapshots/${stamp}`);
     }
   });
   const moved = await runCli(["validate", stamp], { env });

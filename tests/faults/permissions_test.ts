@@ -7,7 +7,7 @@
  */
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { type CliRun, runCli, storeEnv, tempStore } from "../_helpers.ts";
+import { type CliRun, relocateSnapshot, runCli, storeEnv, tempStore } from "../_helpers.ts";
 import { chownToNobody, entryNames, liveDigest, skipBecause, unprivilegedCli } from "../_faults.ts";
 import { bindReadOnly } from "../_mount.ts";
 
@@ -148,6 +148,7 @@ Deno.test("a snapshot file nobody may not read: validate reports it and goes on 
     args: ["-a", join(store.backupDir, "snapshots", good), join(store.backupDir, "snapshots", damaged)],
   })
     .outputSync();
+  relocateSnapshot(join(store.backupDir, "snapshots", damaged));
   const segment = entryNames(join(store.backupDir, "snapshots", damaged, "chroma")).find((name) => name.includes("-"))!;
   Deno.chmodSync(join(store.backupDir, "snapshots", damaged, "chroma", segment, "data_level0.bin"), 0o000);
   const env = storeEnv(store);

@@ -7,7 +7,7 @@
  */
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { cliProcess, type CliRun, cliRunOf, runCli } from "../_helpers.ts";
+import { cliProcess, type CliRun, cliRunOf, relocateSnapshot, runCli } from "../_helpers.ts";
 import { faultSeed, seededRandom, treeDigest, trialLabel } from "../_faults.ts";
 import {
   ageMarkers,
@@ -44,6 +44,7 @@ Deno.test("a push and a remote cleanup --confirm running together lose nothing: 
   const again = "20260120T010000Z"; // the oldest snapshot's content under a new stamp: what the cache knows
   const copy = new Deno.Command("cp", { args: ["-al", join(snapshots, stamps[0]), join(snapshots, again)] });
   assert.equal(copy.outputSync().code, 0);
+  relocateSnapshot(join(snapshots, again));
   const master = join(r.work, "master");
   const remotes = join(r.store.backupDir, "remotes");
   const masterRemotes = join(r.work, "master-remotes");

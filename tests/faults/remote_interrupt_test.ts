@@ -8,7 +8,7 @@
  */
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { runCli } from "../_helpers.ts";
+import { relocateSnapshot, runCli } from "../_helpers.ts";
 import {
   entryNames,
   faultSeed,
@@ -67,6 +67,7 @@ Deno.test("push stopped by SIGINT or SIGTERM lists nothing half, keeps no lease,
   for (let trial = 0; trial < 8; trial++) {
     const stamp = `202602${String(trial + 1).padStart(2, "0")}T010000Z`;
     assert.equal(new Deno.Command("cp", { args: ["-al", master, join(snapshots, stamp)] }).outputSync().code, 0);
+    relocateSnapshot(join(snapshots, stamp));
     for (const key of entryNames(remotes)) Deno.removeSync(join(remotes, key, "push-cache"), { recursive: true });
     const signal = signalOf(trial);
     const delay = Math.round(random() * pushMs);

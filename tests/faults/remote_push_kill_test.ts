@@ -8,7 +8,7 @@
  */
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { runCli } from "../_helpers.ts";
+import { relocateSnapshot, runCli } from "../_helpers.ts";
 import { entryNames, faultSeed, runAndKill, seededRandom, treeDigest, trialLabel } from "../_faults.ts";
 import { timeEvent } from "../_remote_cli.ts";
 import { assertVerified, remoteNames, remoteStore, snapshotAsStore } from "../_remote_cli.ts";
@@ -33,6 +33,7 @@ async function pushKills(target: RemoteTarget): Promise<void> {
     const stamp = `202601${String(trial + 1).padStart(2, "0")}T010000Z`;
     const copy = new Deno.Command("cp", { args: ["-al", master, join(snapshots, stamp)] }).outputSync();
     assert.equal(copy.code, 0);
+    relocateSnapshot(join(snapshots, stamp));
     const cold = trial % 2 === 0;
     if (cold) {
       for (const key of entryNames(remotes)) Deno.removeSync(join(remotes, key, "push-cache"), { recursive: true });

@@ -252,6 +252,26 @@ async function putSwallowed(f: Fixture): Promise<string> {
   return `pack PUT ${skip + 1} acknowledged and not stored: refused before listing, the next push whole`;
 }
 
+/**
+ * The snapshot object's PUT stored by the server and its answer lost (the connection cut): sent again, it finds its own
+ * bytes there, and the push succeeds with its snapshot listed.
+ */
+async function answerLost(f: Fixture): Promise<string> {
+  const { env, withKey } = await freshRepository(f, "answer-lost");
+  const label = trialLabel(f.seed, 7, "the snapshot object's PUT stored, its answer lost");
+  const rules: HttpRule[] = [{
+    match: (r) => r.method === "PUT" && r.path.includes("/snapshots/"),
+    fault: { kind: "store-then-cut" },
+    times: 1,
+  }];
+  const { run, answered } = await runThrottled(f, ["push", f.stamp], env, rules, label);
+  assert.equal(answered, 1, label);
+  assert.equal(run.code, 0, `${label}: ${run.stderr}`);
+  assert.equal((await remoteNames(env)).length, 1, label);
+  await assertVerified(withKey, ["--read-data"], label);
+  return "the snapshot object's PUT stored and its answer lost: found as written, the push listed it";
+}
+
 const target = await s3Target("S3 throttling and a stalled upload through the tests' HTTP proxy");
 if (target !== null) {
   Deno.test("S3 throttling, a stalled upload, a body changed: retried within bounds, or one line", async (t) => {
@@ -292,6 +312,9 @@ if (target !== null) {
     });
     await t.step("a pack PUT acknowledged and not stored: refused before anything is listed", async () => {
       outcomes.push(await putSwallowed(f));
+    });
+    await t.step("the snapshot object stored and its answer lost: the push finds its own object", async () => {
+      outcomes.push(await answerLost(f));
     });
     for (const outcome of outcomes) console.log(`s3 throttled: ${outcome} (seed ${seed})`);
   });
