@@ -14,7 +14,7 @@ import { entriesOrNone } from "../fs/probe.ts";
 import { formatBytes } from "../cli/format.ts";
 import { fileSystemSpace } from "../sys/free_space.ts";
 import type { Reporter } from "../report/reporter.ts";
-import { type Backend, isUnreachable } from "../repo/backend.ts";
+import { AccessDeniedError, type Backend, isUnreachable } from "../repo/backend.ts";
 import { type FetchResult, fetchSnapshot } from "../repo/fetch.ts";
 import { parseSnapshotKey, refsName, snapshotKeyText } from "../repo/layout.ts";
 import { openRepository } from "../repo/repository.ts";
@@ -231,6 +231,9 @@ function fetchFailure(error: unknown, name: string, location: string, scratch: s
   if (error instanceof UsageError || error instanceof RefusedError || error instanceof InterruptedError) return error;
   // the server refused this host (denied access, a wrong key or region): the settings, not the snapshot, are at fault
   if (error instanceof ToolError && error.exitCode === ExitCode.Usage) return error;
+  if (error instanceof AccessDeniedError) { // the access, not the snapshot: its own next step, exit 1
+    return new OperationError(`fetching ${name} stopped: ${error.message}; nothing was changed`, { cause: error });
+  }
   if (isUnreachable(error)) { // the link, not the snapshot: its own next step, exit 1
     return new OperationError(`fetching ${name} stopped: ${(error as Error).message}; nothing was changed`, {
       cause: error,

@@ -223,7 +223,7 @@ async function pushFailure(
     stamp: string;
     location: string;
     before: string[];
-    tracked: { failed: string | null; packs: number; leased: boolean };
+    tracked: Tracked;
     validation: ValidationWhenNeeded | null;
     config: Config;
   },
@@ -242,7 +242,7 @@ async function pushFailure(
     return error.told(
       `push of ${stamp} to ${location}`,
       `${before.length ? `${before.join(", ")} pushed (listed); ` : ""}${stamp} is not listed` +
-        `${tracked.leased ? " and its lease is removed" : ""}; ${kept}: push again, it reuses them`,
+        `${LEASE_WORDS[tracked.lease]}; ${kept}: push again, it reuses them`,
     );
   }
   if (isUnreachable(error)) {
@@ -271,26 +271,42 @@ function withPacksKept(error: ToolError, stamp: string, packs: number, kept: str
   return new ToolError(message, error.exitCode, { cause: error });
 }
 
-/** `backend` as it is, noting the name of the object whose write failed and the packs written (for messages). */
-function trackingWrites(
-  backend: Backend,
-): { backend: Backend; failed: string | null; packs: number; leased: boolean } {
-  const tracked: { backend: Backend; failed: string | null; packs: number; leased: boolean } = {
+/** What a push did to the repository so far, for its messages: the write that failed, the packs, its lease. */
+interface Tracked {
+  backend: Backend;
+  failed: string | null;
+  packs: number;
+  lease: "none" | "held" | "removed";
+}
+
+/** How a stopped push's message tells of its lease. */
+const LEASE_WORDS: Record<Tracked["lease"], string> = {
+  none: "",
+  held: " and its lease stays until it expires ('remote cleanup' removes it then)",
+  removed: " and its lease is removed",
+};
+
+/** `backend` as it is, noting the name of the object whose write failed, the packs written and the lease. */
+function trackingWrites(backend: Backend): Tracked {
+  const tracked: Tracked = {
     failed: null,
     packs: 0,
-    leased: false,
+    lease: "none",
     backend: {
       location: backend.location,
       list: (prefix) => backend.list(prefix),
       read: (name, into, maxBytes) => backend.read(name, into, maxBytes),
       stat: (name) => backend.stat(name),
-      remove: (name) => backend.remove(name),
+      remove: async (name) => {
+        await backend.remove(name);
+        if (name.startsWith("leases/")) tracked.lease = "removed";
+      },
       unlisted: backend.unlisted && ((prefix) => backend.unlisted!(prefix)), // a link among markers: reuse nothing
       write: async (name, bytes, writeOptions) => {
         try {
           await backend.write(name, bytes, writeOptions);
           if (name.startsWith("packs/")) tracked.packs += 1;
-          if (name.startsWith("leases/")) tracked.leased = true;
+          if (name.startsWith("leases/")) tracked.lease = "held";
         } catch (error) {
           tracked.failed ??= name;
           throw error;

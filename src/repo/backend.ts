@@ -106,6 +106,12 @@ export function isUnreachable(error: unknown): boolean {
   return error instanceof UnreachableError || (error as { unreachable?: unknown } | null)?.unreachable === true;
 }
 
+/**
+ * The storage refuses this host's user a path (permission denied): the access, not the objects, is at fault; the next
+ * step is the storage's permissions.
+ */
+export class AccessDeniedError extends OperationError {}
+
 /** An exclusive write found an object of that name already there; nothing was changed. */
 export class ObjectExistsError extends OperationError {
   /** Make the error for `name` at `location`. */

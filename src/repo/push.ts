@@ -46,7 +46,7 @@ import { PushSession, type ReadFile } from "./push_session.ts";
 import { checkPin, openRepository, type Repository } from "./repository.ts";
 import { checkLink } from "./local_snapshot.ts";
 import { hostName } from "../sys/host_name.ts";
-import { stopIfInterrupted } from "../sys/interrupt.ts";
+import { stopIfInterrupted, tidyAfterStop } from "../sys/interrupt.ts";
 import { collectGarbage } from "../sys/collect_garbage.ts";
 import { removeTemporariesOf } from "../fs/durable.ts";
 import type { PackInfo } from "./boundary.ts";
@@ -174,7 +174,8 @@ export async function pushSnapshot(
       : [];
     return { ...result, warnings: [...shared, ...ignored, ...result.warnings], pinned };
   } finally {
-    await repository.io.remove(leaseName(key.pushId)).catch(() => {}); // an expired lease is removed by cleanup
+    // even after a stop; an expired lease is removed by cleanup
+    await tidyAfterStop(() => repository.io.remove(leaseName(key.pushId))).catch(() => {});
   }
 }
 

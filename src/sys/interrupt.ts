@@ -73,12 +73,28 @@ let listening: AbortSignal | null = null;
  * which gives up instead of trying again, as when its attempts run out (what follows is its caller's failure path).
  */
 export function interruption(): InterruptedError | null {
-  return listening?.aborted ? listening.reason as InterruptedError : null;
+  return tidying === 0 && listening?.aborted ? listening.reason as InterruptedError : null;
 }
 
 /** The signal a stop asked for aborts, while a command listens; `null` otherwise (for requests in flight to follow). */
 export function interruptSignal(): AbortSignal | null {
-  return listening;
+  return tidying === 0 ? listening : null;
+}
+
+/** How many tidying steps run now (see {@linkcode tidyAfterStop}). */
+let tidying = 0;
+
+/**
+ * Run `work`, a step that tidies up on the way out (a push's lease removed), as if no stop had come: its requests are
+ * not aborted by the stop, and its retries go on within their limits.
+ */
+export async function tidyAfterStop<T>(work: () => Promise<T>): Promise<T> {
+  tidying += 1;
+  try {
+    return await work();
+  } finally {
+    tidying -= 1;
+  }
 }
 
 /** Wait `ms` milliseconds, or less when a stop is asked for meanwhile. */

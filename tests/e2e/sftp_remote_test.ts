@@ -352,6 +352,30 @@ if (sshd !== null) {
     assert.ok(performance.now() - started < 30_000, "the restore waited on the FIFO (a stall, retried)");
   });
 
+  Deno.test("sftp CLI: a pack the SSH user may not read: restore names the access (exit 1), not a damaged snapshot", async () => {
+    using store = tempStore({ dbMiB: 1, chromaMiB: 1 });
+    using work = tempDir("atocore-sftp-");
+    const { folder, env, key } = await pushedRepository(server, store, work.path);
+    const packs = join(folder, "repo", "packs");
+    const [shard] = [...Deno.readDirSync(packs)].map((entry) => entry.name);
+    const [pack] = [...Deno.readDirSync(join(packs, shard))].map((entry) => entry.name);
+    Deno.chmodSync(join(packs, shard, pack), 0o000);
+    const stamp = [...Deno.readDirSync(join(store.backupDir, "snapshots"))][0].name;
+    const to = join(work.path, "to");
+    const run = await runCli(["restore", stamp, "--from-remote", "--to", to], {
+      env: { ...env, ATOCORE_BACKUP_IDENTITY_FILE: key.keyFile },
+    });
+    assertRefused(
+      run,
+      1,
+      new RegExp(
+        `fetching \\S+ stopped: the SFTP server denies reading \\S+/packs/${shard}/${pack} \\(permission denied\\)`,
+      ),
+      "denied pack",
+    );
+    assert.doesNotMatch(run.stderr, /cannot be read intact/);
+  });
+
   Deno.test("sftp CLI: stop the server", async () => await server[Symbol.asyncDispose]());
 }
 

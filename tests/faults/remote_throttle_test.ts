@@ -8,7 +8,7 @@
  */
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { runCli, storeEnv, tempDir, tempStore } from "../_helpers.ts";
+import { cliProcess, cliRunOf, runCli, storeEnv, tempDir, tempStore } from "../_helpers.ts";
 import { faultSeed, ledgerState, liveDigest, seededRandom, treeDigest, trialLabel } from "../_faults.ts";
 import { type HttpFaultProxy, type HttpRule, s3Kind, type SeenRequest, startHttpProxy } from "../_http_proxy.ts";
 import { retries, runUntil } from "../_network.ts";
@@ -272,6 +272,36 @@ async function answerLost(f: Fixture): Promise<string> {
   return "the snapshot object's PUT stored and its answer lost: found as written, the push listed it";
 }
 
+/**
+ * SIGTERM while a pack's upload is stalled: the upload is given up at once, and the lease is still removed on the way
+ * out (the stop aborts requests in flight, not the tidying after it); the message says so.
+ */
+async function stoppedMidUpload(f: Fixture): Promise<string> {
+  const { env } = await freshRepository(f, "stopped-upload");
+  const label = trialLabel(f.seed, 8, "SIGTERM while a pack PUT is stalled");
+  const stalledBefore = f.proxy.stats.stalled;
+  f.proxy.setRules([{
+    match: (r) => s3Kind(r) === "pack-put",
+    fault: { kind: "stall-body", afterBytes: 4096 },
+    times: 1,
+  }]);
+  const child = cliProcess(["push", f.stamp], { env }).spawn();
+  const output = child.output();
+  for (let waited = 0; f.proxy.stats.stalled === stalledBefore && waited < 60_000; waited += 20) {
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+  child.kill("SIGTERM");
+  const run = cliRunOf(await output);
+  f.proxy.setRules([]);
+  f.proxy.cutOpen();
+  assert.equal(run.code, 143, `${label}: ${run.stderr}`);
+  assert.match(oneErrorLine(run, label), /is not listed and its lease is removed; /, label);
+  const leases = f.proxy.stats.seen.filter((r) => r.method === "DELETE" && r.path.includes("/leases/"));
+  assert.equal(leases.length, 1, `the lease's DELETE ${label}`);
+  assert.deepEqual(await remoteNames(env), [], label);
+  return "SIGTERM during a stalled pack PUT: exit 143, the lease removed";
+}
+
 const target = await s3Target("S3 throttling and a stalled upload through the tests' HTTP proxy");
 if (target !== null) {
   Deno.test("S3 throttling, a stalled upload, a body changed: retried within bounds, or one line", async (t) => {
@@ -315,6 +345,9 @@ if (target !== null) {
     });
     await t.step("the snapshot object stored and its answer lost: the push finds its own object", async () => {
       outcomes.push(await answerLost(f));
+    });
+    await t.step("SIGTERM during a stalled upload: the lease is still removed", async () => {
+      outcomes.push(await stoppedMidUpload(f));
     });
     for (const outcome of outcomes) console.log(`s3 throttled: ${outcome} (seed ${seed})`);
   });

@@ -12,6 +12,7 @@ import { s3Address } from "../../src/repo/s3/open.ts";
 import { S3Backend, type S3BackendOptions } from "../../src/repo/s3/s3_backend.ts";
 import { startRadosgw } from "../_servers/radosgw.ts";
 import { backendConformance } from "./backend_conformance_test.ts";
+import { toolFor } from "../_helpers.ts";
 
 const server = await startRadosgw("the S3 backend's conformance and failure tests");
 
@@ -152,3 +153,47 @@ async function fetchUploads(endpoint: string, bucket: string): Promise<number> {
 }
 
 if (server !== null) Deno.test("s3: radosgw stopped", () => server.stop());
+
+Deno.test("s3: an endpoint whose TLS certificate this host does not trust is named as such, with the next step", async (t) => {
+  if (!toolFor("openssl", "an untrusted TLS certificate for the S3 client")) return;
+  const dir = await Deno.makeTempDir({ prefix: "atocore-tls-" });
+  const [key, cert] = [`${dir}/key.pem`, `${dir}/cert.pem`];
+  const args = ["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", key, "-out", cert, "-subj", "/CN=x"];
+  const made = await new Deno.Command("openssl", { args, stdout: "null", stderr: "null" }).output();
+  assert.ok(made.success, "openssl made no certificate");
+  const listener = Deno.listenTls({
+    hostname: "127.0.0.1",
+    port: 0,
+    key: Deno.readTextFileSync(key),
+    cert: Deno.readTextFileSync(cert),
+  });
+  const accepting = (async () => {
+    for await (const conn of listener) conn.handshake().catch(() => {}).finally(() => conn.close());
+  })();
+  try {
+    const endpoint = `https://127.0.0.1:${listener.addr.port}`;
+    const settings = {
+      endpoint: { value: endpoint, source: "flag" as const, from: "--s3-endpoint" },
+      region: null,
+      addressing: null,
+    };
+    const backend = new S3Backend(s3Address("s3://bucket/repo", settings), {
+      accessKeyId: "a",
+      secretAccessKey: "s",
+      from: "test",
+    }, {
+      retry: { attempts: 2, baseMs: 10, maxMs: 10 },
+    });
+    await t.step("refused in one line naming the certificate", async () => {
+      await assert.rejects(backend.read("config"), (error: Error) => {
+        assert.match(error.message, /got no answer \(.*certificate.*\)/);
+        assert.match(error.message, /does not trust the server's TLS certificate: for a private CA, set DENO_CERT/);
+        return true;
+      });
+    });
+  } finally {
+    listener.close();
+    await accepting.catch(() => {});
+    await Deno.remove(dir, { recursive: true });
+  }
+});

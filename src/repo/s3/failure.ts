@@ -168,10 +168,20 @@ function skew(serverDate: string | null): string {
  * message is kept to its first line (it names the host, never a credential: requests are signed in headers).
  */
 export function noAnswer(context: RequestContext, cause: unknown): S3Error {
-  const reason = cause instanceof Error ? cause.message.split("\n")[0].slice(0, 200) : String(cause);
+  const reason = firstLine(cause);
   const what = `${context.method} ${context.name || "(the repository)"} in ${context.location}`;
   const next = /no progress/.test(reason)
     ? "check that the server is reachable, or give a slow link more time (--stall-timeout)"
+    : /certificate/i.test(reason)
+    ? "this host does not trust the server's TLS certificate: for a private CA, set DENO_CERT to its PEM file " +
+      "(or DENO_TLS_CA_STORE=system to use the system's store)"
     : "check that the server is reachable";
   return new S3Error(`S3 ${what} got no answer (${reason}); ${next}`, 0, "", true);
+}
+
+/** An error's first line, with its cause's when it has one ("fetch failed" says nothing of a refused certificate). */
+function firstLine(error: unknown): string {
+  if (!(error instanceof Error)) return String(error);
+  const cause = error.cause instanceof Error ? `: ${error.cause.message.split("\n")[0]}` : "";
+  return `${error.message.split("\n")[0]}${cause}`.slice(0, 300);
 }

@@ -6,6 +6,7 @@
  */
 import type { Buffer } from "node:buffer";
 import { OperationError } from "../../errors.ts";
+import { AccessDeniedError } from "../backend.ts";
 import type { SftpSession } from "./connection.ts";
 import { sftpStatus, STATUS } from "./errors.ts";
 
@@ -26,8 +27,8 @@ function kindOf(mode: number): RemoteEntry["kind"] {
 }
 
 /** The error for a path the server does not let the SSH user reach, naming it and the next step. */
-export function deniedError(verb: string, path: string, cause: unknown): OperationError {
-  return new OperationError(
+export function deniedError(verb: string, path: string, cause: unknown): AccessDeniedError {
+  return new AccessDeniedError(
     `the SFTP server denies ${verb} ${path} (permission denied); give the SSH user that access there, or choose ` +
       "another --remote",
     { cause },
