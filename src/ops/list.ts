@@ -104,11 +104,31 @@ export function newestStamp(backupDir: string): string | null {
   return snapshotNames(backupDir).filter(isStamp).at(-1) ?? null;
 }
 
-/** The newest snapshot whose name is a plain stamp not in the future (what `--latest` means). */
+/**
+ * What `--latest` means: of the snapshots whose name is a plain stamp not in the future, the last published (the
+ * highest `sequence`: a clock set back a few minutes stamps the newest data before an older snapshot), or the newest
+ * stamp when that one records no sequence (the module's).
+ */
 export function latestStamp(backupDir: string, now: Date): LatestPick {
   const newestFirst = snapshotNames(backupDir).filter(isStamp).reverse();
   const skippedInFuture = newestFirst.filter((stamp) => isInFuture(stamp, now));
-  return { stamp: newestFirst.find((stamp) => !isInFuture(stamp, now)) ?? null, skippedInFuture };
+  const current = newestFirst.filter((stamp) => !isInFuture(stamp, now));
+  return { stamp: lastPublished(backupDir, current), skippedInFuture };
+}
+
+/** Of `newestFirst`, the one of the highest sequence; the first when it records none; `null` when there is none. */
+function lastPublished(backupDir: string, newestFirst: string[]): string | null {
+  const sequence = (stamp: string) => {
+    const read = readMetadata(join(snapshotDir(backupDir, stamp), METADATA_FILE));
+    return read.ok ? sequenceOf(read.metadata) : null;
+  };
+  const sequences = newestFirst.map(sequence);
+  if (sequences[0] === null || sequences[0] === undefined) return newestFirst[0] ?? null;
+  let best = 0;
+  sequences.forEach((value, index) => {
+    if (value !== null && value > sequences[best]!) best = index;
+  });
+  return newestFirst[best];
 }
 
 /**

@@ -16,7 +16,7 @@ import type { PushAuth } from "../repo/authenticity.ts";
 import { checkedStamp, snapshotDir } from "../snapshot/layout.ts";
 import { isStamp } from "../snapshot/stamp.ts";
 import type { SqliteDriver } from "../sqlite/driver.ts";
-import { snapshotNames } from "./list.ts";
+import { latestStamp, snapshotNames } from "./list.ts";
 import {
   CheckedAtCreate,
   InvalidSnapshotError,
@@ -171,10 +171,12 @@ export function pushFacts(result: LocalPushResult): PushFacts {
 function selectedStamps(backupDir: string, selection: PushSelection): string[] {
   if ("stamp" in selection) return [checkedStamp(selection.stamp)];
   const stamps = snapshotNames(backupDir).filter(isStamp);
-  if (stamps.length === 0) {
-    throw new UsageError(`no snapshots to push in ${backupDir}; run 'atocore-backup create' first`);
+  const latest = "all" in selection ? null : latestStamp(backupDir, new Date()).stamp;
+  if (stamps.length === 0 || (!("all" in selection) && latest === null)) {
+    const why = stamps.length === 0 ? "" : " not stamped in the future (the clock was wrong: see 'list')";
+    throw new UsageError(`no snapshots${why} to push in ${backupDir}; run 'atocore-backup create' first`);
   }
-  return "all" in selection ? stamps : [stamps.at(-1)!];
+  return "all" in selection ? stamps : [latest!];
 }
 
 async function pushOne(

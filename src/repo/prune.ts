@@ -321,6 +321,11 @@ async function referencedPacks(
   for (const key of live) {
     try {
       const refs = await readRefs(backend, key);
+      if (!refs && (await backend.stat(snapshotName(key))) === null) {
+        // removed whole since the listing (another cleanup): it needs nothing now
+        result.warnings.push(`${snapshotName(key)}: removed by another run since this one listed it`);
+        continue;
+      }
       if (!refs) throw new Error(`${refsName(key)}: missing`);
       const doubt = trust.doubt(key, refs);
       if (doubt) {

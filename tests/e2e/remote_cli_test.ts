@@ -9,7 +9,7 @@
 import assert from "node:assert/strict";
 import { statOrNull } from "../../src/fs/probe.ts";
 import { join } from "node:path";
-import { moduleSnapshot, ROOT, runCli, skipBecause, tempDir } from "../_helpers.ts";
+import { moduleSnapshot, relocateSnapshot, ROOT, runCli, skipBecause, tempDir } from "../_helpers.ts";
 import { mountTmpfs } from "../_mount.ts";
 import { entryNames, liveDigest, treeDigest } from "../_faults.ts";
 import { updateRows } from "../_repo.ts";
@@ -352,4 +352,19 @@ Deno.test("deployment examples: every ARGS line of the units, commented or not, 
   }
   const timer = Deno.readTextFileSync(join(ROOT, "scripts", "deploy", "systemd", "atocore-backup-remote.timer"));
   assert.match(timer, /^Unit=atocore-backup@remote\.service$/m);
+});
+
+Deno.test("push --latest sends the snapshot published last, even when a clock set back stamped it earlier", async () => {
+  using r = await remoteStore({ dbMiB: 1, chromaMiB: 1 });
+  const older = await runCli(["create"], { env: r.env });
+  assert.equal(older.code, 0, older.stderr);
+  await new Promise((resolve) => setTimeout(resolve, 1100)); // a stamp a second later
+  const newer = await runCli(["create"], { env: r.env });
+  assert.equal(newer.code, 0, newer.stderr);
+  // the older stamp made last (the clock was set back a few minutes): its sequence is the highest
+  const olderStamp = (older.json as { stamp: string }).stamp;
+  relocateSnapshot(join(r.store.backupDir, "snapshots", olderStamp), { sequence: 99 });
+  const pushed = await runCli(["push", "--latest"], { env: r.env });
+  assert.equal(pushed.code, 0, pushed.stderr);
+  assert.deepEqual((pushed.json as { pushed: { stamp: string }[] }).pushed.map((one) => one.stamp), [olderStamp]);
 });
