@@ -143,7 +143,8 @@ export async function readBody(
   into?: Uint8Array,
 ): Promise<Uint8Array> {
   const expected = Math.min(length ?? limit, limit);
-  const fits = into !== undefined && length !== null && length <= into.length;
+  // without a length (a server that streams without Content-Length) the lent buffer is started on all the same
+  const fits = into !== undefined && (length === null || length <= into.length);
   let buffer = fits ? into! : new Uint8Array(length === null ? Math.min(65536, limit) : expected);
   let got = 0;
   let armedAt = 0;
