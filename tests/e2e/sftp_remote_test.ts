@@ -65,6 +65,14 @@ async function pushedRepository(
   return { key, folder, env };
 }
 
+/** The first pack of the repository in `folder`: its folder of packs, shard and name. */
+function firstPack(folder: string): { packs: string; shard: string; pack: string } {
+  const packs = join(folder, "repo", "packs");
+  const [shard] = [...Deno.readDirSync(packs)].map((entry) => entry.name);
+  const [pack] = [...Deno.readDirSync(join(packs, shard))].map((entry) => entry.name);
+  return { packs, shard, pack };
+}
+
 function assertRefused(run: CliRun, code: number, pattern: RegExp, what: string): void {
   assert.equal(run.code, code, `${what}: ${run.stdout}${run.stderr}`);
   const line = oneErrorLine(run, what);
@@ -333,9 +341,7 @@ if (sshd !== null) {
     using store = tempStore({ dbMiB: 1, chromaMiB: 1 });
     using work = tempDir("atocore-sftp-");
     const { folder, env, key } = await pushedRepository(server, store, work.path);
-    const packs = join(folder, "repo", "packs");
-    const [shard] = [...Deno.readDirSync(packs)].map((entry) => entry.name);
-    const [pack] = [...Deno.readDirSync(join(packs, shard))].map((entry) => entry.name);
+    const { packs, shard, pack } = firstPack(folder);
     Deno.removeSync(join(packs, shard, pack));
     assert.ok(new Deno.Command("mkfifo", { args: [join(packs, shard, pack)] }).outputSync().success);
     Deno.chownSync(join(packs, shard, pack), NOBODY_UID, NOBODY_GID);
@@ -356,9 +362,7 @@ if (sshd !== null) {
     using store = tempStore({ dbMiB: 1, chromaMiB: 1 });
     using work = tempDir("atocore-sftp-");
     const { folder, env, key } = await pushedRepository(server, store, work.path);
-    const packs = join(folder, "repo", "packs");
-    const [shard] = [...Deno.readDirSync(packs)].map((entry) => entry.name);
-    const [pack] = [...Deno.readDirSync(join(packs, shard))].map((entry) => entry.name);
+    const { packs, shard, pack } = firstPack(folder);
     Deno.chmodSync(join(packs, shard, pack), 0o000);
     const stamp = [...Deno.readDirSync(join(store.backupDir, "snapshots"))][0].name;
     const to = join(work.path, "to");
