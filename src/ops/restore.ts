@@ -18,6 +18,7 @@ import {
   temporaryPath,
 } from "../fs/durable.ts";
 import { isFile, statOrNull } from "../fs/probe.ts";
+import { fileIdentity } from "../fs/file_identity.ts";
 import type { CopyTotals } from "../fs/tree.ts";
 import type { Reporter } from "../report/reporter.ts";
 import { checkedStamp, restoreIntentPath } from "../snapshot/layout.ts";
@@ -337,6 +338,8 @@ async function preRestoreSnapshot(
   }
   // the undo's stamp must sort after every snapshot, or cleanup may take it for an old one
   refuseFutureSnapshot(config.backupDir.path, CLOCK_SKEW_SECONDS * 1000, () => "restore with --no-pre-snapshot");
+  const journal = `${config.db.path}-journal`;
+  const journalBefore = journalIdentity(journal);
   try {
     const created = await createSnapshot(config, {
       driver: options.driver,
@@ -351,10 +354,20 @@ async function preRestoreSnapshot(
     if (!(error instanceof ToolError)) throw error;
     // the next step create's message gives is this restore's
     const cause = error.message.replaceAll("run create again", "run the restore again");
-    throw new OperationError(`pre-restore snapshot failed, so nothing was restored or changed: ${cause}`, {
-      cause: error,
-    });
+    // SQLite rolls a hot -journal back into the database it opens to copy: then the live database changed
+    const rolledBack = journalBefore !== null && journalIdentity(journal) !== journalBefore;
+    const outcome = rolledBack
+      ? `nothing was restored, but SQLite rolled ${journal} back into the live database when it opened it (a crash's ` +
+        "journal, or a stray one); check the database before anything else"
+      : "nothing was restored or changed";
+    throw new OperationError(`pre-restore snapshot failed, so ${outcome}: ${cause}`, { cause: error });
   }
+}
+
+/** The identity of a non-empty rollback journal at `path`, or `null` when there is none. */
+function journalIdentity(path: string): string | null {
+  const info = statOrNull(path);
+  return info?.isFile && info.size > 0 ? fileIdentity(info) : null;
 }
 
 /** One step of replacing the store, named by the error when it fails. */

@@ -86,3 +86,28 @@ Deno.test("restore --to --force over a stray -journal in DIR leaves none beside 
   const kept = entryNames(strayOnly).filter((name) => name.endsWith("-journal"));
   assert.equal(kept.length, 1, `the journal without its database should be kept aside: ${entryNames(strayOnly)}`);
 });
+
+Deno.test("a stray hot -journal of another database beside the live one: a failed pre-restore snapshot says it was rolled in", async () => {
+  using store = tempStore({ dbMiB: 1 });
+  const env = storeEnv(store);
+  const stamp = await createdStamp(env, []);
+  using other = tempDir();
+  const python = new Deno.Command("python3", {
+    args: [
+      "-c",
+      "import os, shutil, sqlite3, sys\n" +
+      "live = sqlite3.connect(sys.argv[1], isolation_level=None); live.execute('PRAGMA journal_mode=DELETE'); live.close()\n" +
+      "db = sqlite3.connect(sys.argv[2], isolation_level=None); db.execute('CREATE TABLE q(x)')\n" +
+      "for _ in range(300): db.execute('INSERT INTO q VALUES (randomblob(3000))')\n" +
+      "db.execute('PRAGMA cache_size=5'); db.execute('BEGIN'); db.execute('UPDATE q SET x = randomblob(3000)')\n" +
+      "shutil.copy(sys.argv[2] + '-journal', sys.argv[1] + '-journal'); os._exit(0)",
+      store.db,
+      join(other.path, "other.db"),
+    ],
+  }).outputSync();
+  assert.equal(python.code, 0, new TextDecoder().decode(python.stderr));
+  const run = await runCli(["restore", stamp, "--confirm-service-stopped", "--no-chroma"], { env });
+  assert.equal(run.code, 1, run.stderr);
+  assert.match(run.stderr, /pre-restore snapshot failed, so nothing was restored, but SQLite rolled .*-journal back/);
+  assert.doesNotMatch(run.stderr, /nothing was restored or changed/);
+});
