@@ -158,7 +158,10 @@ export const openSealed = openBytes;
 export const decompressOpened = decompressBytes;
 
 /** The most bytes a public object (config, refs, a lease, a condemned marker) may have: refs of ~500,000 packs. */
-const PUBLIC_MAX_BYTES = 64 * 1024 * 1024;
+const PUBLIC_MAX_BYTES = 8 * 1024 * 1024;
+
+/** The deepest nesting a public object is read with: this format's nest 3 deep; `[[[[…` would take V8 gigabytes. */
+const PUBLIC_MAX_DEPTH = 16;
 
 /**
  * Read a public JSON object.
@@ -168,7 +171,9 @@ const PUBLIC_MAX_BYTES = 64 * 1024 * 1024;
 export async function getPublic(backend: Backend, name: string, maxBytes = PUBLIC_MAX_BYTES): Promise<unknown> {
   const bytes = await backend.read(name, undefined, Math.min(maxBytes, PUBLIC_MAX_BYTES));
   try {
-    return JSON.parse(Buffer.from(bytes).toString("utf8"));
+    const text = Buffer.from(bytes).toString("utf8");
+    if (nestedDeeperThan(text, PUBLIC_MAX_DEPTH)) throw new SyntaxError("nested too deep");
+    return JSON.parse(text);
   } catch {
     throw new OperationError(`${name} in ${backend.location} is not JSON; the repository was altered`);
   } finally {
@@ -176,4 +181,21 @@ export async function getPublic(backend: Backend, name: string, maxBytes = PUBLI
     // padded) would take a cleanup past its memory bound between two of its collections
     if (bytes.length > 1 << 20) collectGarbage();
   }
+}
+
+/** Whether JSON `text` nests arrays and objects deeper than `limit` (brackets inside strings not counted). */
+function nestedDeeperThan(text: string, limit: number): boolean {
+  let depth = 0;
+  let inString = false;
+  for (let at = 0; at < text.length; at++) {
+    const char = text.charCodeAt(at);
+    if (inString) {
+      if (char === 0x5c) at++; // a backslash escapes the next character
+      else if (char === 0x22) inString = false;
+    } else if (char === 0x22) inString = true;
+    else if (char === 0x5b || char === 0x7b) {
+      if (++depth > limit) return true;
+    } else if (char === 0x5d || char === 0x7d) depth--;
+  }
+  return false;
 }

@@ -49,7 +49,7 @@ import { hostName } from "../sys/host_name.ts";
 import { stopIfInterrupted, tidyAfterStop } from "../sys/interrupt.ts";
 import { collectGarbage } from "../sys/collect_garbage.ts";
 import { removeTemporariesOf } from "../fs/durable.ts";
-import type { PackInfo } from "./boundary.ts";
+import type { PackInfo, SealedObject } from "./boundary.ts";
 import { checkPushAuth, type PushAuth, refsAuth, signedBy, snapshotClaim } from "./authenticity.ts";
 import { MAX_SNAPSHOT_OBJECT_BYTES, readRefs, REFS_MAX_BYTES } from "./snapshots.ts";
 import { sha256Hex } from "./sealing.ts";
@@ -277,22 +277,14 @@ async function upload(
   collectGarbage(); // the reading's garbage too: the document's copies grow with the store's extents
   const checked = await context.gate?.passed(session.readFiles()) ?? [];
   const { packs, files, cache } = session.resolve(stored);
-  // reused packs too: a lease keeps a cleanup from them only while the cleaner's clock does not jump ahead
-  const packObjects = packs.map((pack) => ({ name: packName(pack.id), size: pack.size }));
-  await confirmStored(backend, packObjects, { stamp: local.stamp, outcome: "the next push sends it again" });
+  await confirmPacks(backend, packs, local.stamp);
   const document = snapshotDocument(config.id, key, local, context.now(), { packs, files });
   if (checked.length > 0) document.integrity_checked = [...checked];
   const sealed = await io.prepareSealed(snapshotName(key), documentText(document));
   const refs = refsOf(sealed, packs, { local, key, repositoryId: config.id, context });
   refuseOversized(refs, sealed.bytes.length, local.stamp);
   safePoint();
-  await io.putPublic(refsName(key), refs);
-  await io.writeSealed(sealed);
-  const outcome = "readers will not take this snapshot";
-  await confirmStored(backend, [{ name: sealed.name, size: sealed.bytes.length }], {
-    stamp: local.stamp,
-    outcome,
-  });
+  await publishSnapshot(repository, key, sealed, refs);
   const warnings = saveCache(backupDir, backend.location, journal, { repositoryId: config.id, packs, files: cache });
   return {
     ...emptyResult(local.stamp, refs.snapshot),
@@ -300,35 +292,59 @@ async function upload(
     files: files.length,
     bytes_total: session.totals.bytesTotal,
     bytes_read: session.totals.bytesRead,
+    bytes_deduplicated: session.totals.bytesDeduplicated,
     bytes_sent: io.sent.bytes,
     objects_written: io.sent.objects,
-    bytes_deduplicated: session.totals.bytesDeduplicated,
     packs_written: stored.length,
     packs_reused: packs.length - stored.length,
   };
 }
 
 /**
- * Refuse to go on unless the listing under `prefix` shows every one of `objects` with its size: a server that
+ * Refuse to go on unless every pack the snapshot names is listed with its size: the new ones, and the reused ones (a
+ * lease keeps a cleanup from them only while the cleaner's clock does not jump ahead).
+ */
+async function confirmPacks(backend: Backend, packs: PackInfo[], stamp: string): Promise<void> {
+  const problem = await unlisted(backend, packs.map((pack) => ({ name: packName(pack.id), size: pack.size })));
+  if (problem !== null) throw notKept(stamp, problem, "the next push sends it again");
+}
+
+/**
+ * Write the refs, then the snapshot object, and see the object listed with its size. One the storage did not keep
+ * whole is removed again with its refs, so that no snapshot readers refuse stays listed.
+ */
+async function publishSnapshot(repository: Repository, key: SnapshotKey, sealed: SealedObject, refs: Refs) {
+  const { io, backend } = repository;
+  await io.putPublic(refsName(key), refs);
+  await io.writeSealed(sealed);
+  const problem = await unlisted(backend, [{ name: sealed.name, size: sealed.bytes.length }]);
+  if (problem === null) return;
+  const removed = await io.remove(sealed.name).then(() => io.remove(refsName(key))).then(() => true, () => false);
+  throw notKept(key.stamp, problem, removed ? "removed again: nothing is listed" : "'remote verify' names it");
+}
+
+/**
+ * Which of `objects` the repository does not list with its size, in words (`null`: all are there): a server that
  * acknowledged a write it did not keep (or kept short) must not get a snapshot listed that cannot be restored.
  */
-async function confirmStored(
-  backend: Backend,
-  objects: ObjectInfo[],
-  { stamp, outcome }: { stamp: string; outcome: string },
-): Promise<void> {
+async function unlisted(backend: Backend, objects: ObjectInfo[]): Promise<string | null> {
   const listed = new Map<string, number>();
   for (const folder of foldersToList(objects.map((object) => object.name))) {
     for (const info of await backend.list(folder)) listed.set(info.name, info.size);
   }
   const missing = objects.find((object) => listed.get(object.name) !== object.size);
-  if (missing === undefined) return;
+  if (missing === undefined) return null;
   const found = listed.get(missing.name);
-  throw new OperationError(
-    `push of ${stamp}: ${missing.name} was acknowledged by ${backend.location} but is ${
-      found === undefined ? "not there" : `${found} bytes, not ${missing.size}`
-    } when listed back (the storage did not keep what it accepted; ${outcome}); check the server (its disk, a ` +
-      `proxy that answers for it) and push again`,
+  return `${missing.name} was acknowledged by ${backend.location} but is ${
+    found === undefined ? "not there" : `${found} bytes, not ${missing.size}`
+  } when listed back`;
+}
+
+/** The failure of a push whose object the storage did not keep: `problem`, then what became of it (`outcome`). */
+function notKept(stamp: string, problem: string, outcome: string): OperationError {
+  return new OperationError(
+    `push of ${stamp}: ${problem} (the storage did not keep what it accepted; ${outcome}); check the server ` +
+      `(its disk, a proxy that answers for it) and push again`,
   );
 }
 

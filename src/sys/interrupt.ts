@@ -73,7 +73,7 @@ let listening: AbortSignal | null = null;
  * which gives up instead of trying again, as when its attempts run out (what follows is its caller's failure path).
  */
 export function interruption(): InterruptedError | null {
-  return tidying === 0 && listening?.aborted ? listening.reason as InterruptedError : null;
+  return listening?.aborted ? listening.reason as InterruptedError : null;
 }
 
 /** The signal a stop asked for aborts, while a command listens; `null` otherwise (for requests in flight to follow). */
@@ -85,8 +85,8 @@ export function interruptSignal(): AbortSignal | null {
 let tidying = 0;
 
 /**
- * Run `work`, a step that tidies up on the way out (a push's lease removed), as if no stop had come: its requests are
- * not aborted by the stop, and its retries go on within their limits.
+ * Run `work`, a step that tidies up on the way out (a push's lease removed): its request is not aborted by the stop
+ * (it ends by its own timeout), but is not tried again either, so a stop still waits at most for one request.
  */
 export async function tidyAfterStop<T>(work: () => Promise<T>): Promise<T> {
   tidying += 1;

@@ -239,6 +239,15 @@ async function putSwallowed(f: Fixture): Promise<string> {
     /packs\/[0-9a-f]{2}\/[0-9a-f]+ was acknowledged by s3:.* but is not there when listed back/,
     label,
   );
+  const snapshotRule: HttpRule = {
+    match: (r) => r.method === "PUT" && r.path.includes("/snapshots/"),
+    fault: { kind: "swallow" },
+    times: 1,
+  };
+  const lost = await runThrottled(f, ["push", f.stamp], env, [snapshotRule], `${label}, then the snapshot object`);
+  assert.equal(lost.run.code, 1, lost.run.stderr);
+  assert.match(oneErrorLine(lost.run, label), /snapshots\/\S+ was acknowledged .*removed again: nothing is listed\)/);
+  assert.deepEqual(await remoteNames(env), [], `listed without its object ${label}`);
   assert.match(
     line,
     /the next push sends it again\); check the server .* and push again; \d+T\d+Z is not listed/,

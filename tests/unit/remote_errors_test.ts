@@ -12,7 +12,8 @@ import { resolveConfig } from "../../src/config.ts";
 import { ageEncrypt, generateIdentity, parseIdentity } from "../../src/crypto/age.ts";
 import { fetchToScratch, resolveRemoteSnapshot } from "../../src/ops/from_remote.ts";
 import { deriveAuthKey, snapshotMac } from "../../src/crypto/auth_key.ts";
-import type { Backend } from "../../src/repo/backend.ts";
+import { type Backend, ObjectTooLargeError } from "../../src/repo/backend.ts";
+import { getPublic } from "../../src/repo/boundary.ts";
 import { openBackend } from "../../src/repo/open_backend.ts";
 import { DOCUMENT_FORMAT } from "../../src/repo/document.ts";
 import { fetchSnapshot } from "../../src/repo/fetch.ts";
@@ -614,4 +615,17 @@ Deno.test("remote errors: an S3 body trickled a byte at a time is given up after
   } finally {
     await server.shutdown();
   }
+});
+
+Deno.test("a public object nested deeper than the format's is refused before it is parsed; one over 8 MiB unread", async () => {
+  using dir = tempDir();
+  const folder = openFolderBackend(join(dir.path, "repo"));
+  const bytes = (text: string) => new TextEncoder().encode(text);
+  await folder.write("leases/deep", bytes("[".repeat(2_000_000)), { exclusive: true });
+  await assert.rejects(getPublic(folder, "leases/deep"), /leases\/deep in .* is not JSON; the repository was altered/);
+  const brackets = JSON.stringify({ note: "[".repeat(100), packs: [{ id: "a" }] }); // inside a string: not nesting
+  await folder.write("leases/fine", bytes(brackets), { exclusive: true });
+  assert.deepEqual(await getPublic(folder, "leases/fine"), JSON.parse(brackets));
+  await folder.write("leases/large", bytes(" ".repeat(9 << 20) + "{}"), { exclusive: true });
+  await assert.rejects(getPublic(folder, "leases/large"), ObjectTooLargeError);
 });
