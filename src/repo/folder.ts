@@ -13,6 +13,7 @@ import { OperationError, RefusedError, UsageError } from "../errors.ts";
 import { kindOf } from "../fs/regular_file.ts";
 import { unmountedFstabPoint } from "../sys/mounts.ts";
 import {
+  AccessDeniedError,
   type Backend,
   checkObjectName,
   checkPrefix,
@@ -392,6 +393,13 @@ async function readBounded(
     const code = (error as { code?: unknown }).code;
     if (code === "ENOENT") throw errors.missing();
     if (code === "ELOOP") throw errors.notFile("a symbolic link");
+    if (code === "EACCES" || code === "EPERM") {
+      throw new AccessDeniedError(
+        `this user may not read ${path} (permission denied); give it read access to the repository folder (its ` +
+          "owner and modes), or run as a user who has it",
+        { cause: error },
+      );
+    }
     throw error;
   }
   try {

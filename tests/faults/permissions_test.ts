@@ -7,8 +7,26 @@
  */
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { type CliRun, relocateSnapshot, runCli, storeEnv, tempStore } from "../_helpers.ts";
-import { chownToNobody, entryNames, liveDigest, skipBecause, unprivilegedCli } from "../_faults.ts";
+import {
+  cliCommand,
+  cliEnv,
+  type CliRun,
+  cliRunOf,
+  relocateSnapshot,
+  runCli,
+  storeEnv,
+  tempStore,
+} from "../_helpers.ts";
+import {
+  chownToNobody,
+  entryNames,
+  liveDigest,
+  NOBODY_GID,
+  NOBODY_UID,
+  skipBecause,
+  unprivilegedCli,
+} from "../_faults.ts";
+import { createAndPush, remoteStore } from "../_remote_cli.ts";
 import { bindReadOnly } from "../_mount.ts";
 
 /** The one error line of a run (JSON event lines aside). */
@@ -196,4 +214,34 @@ Deno.test("a backup folder on a read-only mount (root too): create names the loc
   const cleaned = await runCli(["cleanup", "--confirm", "--keep-daily", "0"], { env });
   assert.equal(cleaned.code, 1, cleaned.stderr);
   assert.equal(entryNames(join(store.backupDir, "snapshots")).length, 1);
+});
+
+Deno.test("a pack of a folder repository this user may not read: restore --from-remote names the access (exit 1)", async () => {
+  if (Deno.uid() !== 0) return skipBecause("not running as root, so cannot drop the capability to read any file");
+  using r = await remoteStore({ dbMiB: 1, chromaMiB: 1 });
+  const { stamp } = await createAndPush(r.env);
+  const packs = join(r.repoDir, "packs");
+  const shard = entryNames(packs)[0];
+  const pack = join(packs, shard, entryNames(join(packs, shard))[0]);
+  Deno.chownSync(pack, NOBODY_UID, NOBODY_GID);
+  Deno.chmodSync(pack, 0o600);
+  const to = join(r.work, "to");
+  const caps = "-dac_override,-dac_read_search";
+  const output = await new Deno.Command("setpriv", {
+    args: [
+      `--bounding-set=${caps}`,
+      `--inh-caps=${caps}`,
+      ...cliCommand(["restore", stamp, "--from-remote", "--to", to]),
+    ],
+    env: cliEnv(r.envWithIdentity),
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  const run = cliRunOf(output);
+  assert.equal(run.code, 1, run.stderr);
+  assert.match(
+    run.stderr,
+    new RegExp(`error: fetching \\S+ stopped: this user may not read ${pack} \\(permission denied\\)`),
+  );
+  assert.doesNotMatch(run.stderr, /cannot be read intact|--scratch-dir/);
 });
