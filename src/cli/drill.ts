@@ -261,7 +261,8 @@ function existingStamp(backupDir: string, given: string): string {
 }
 
 /**
- * What `--latest` drills: the newest snapshot not stamped in the future; those passed over are reported.
+ * What `--latest` drills (see `latestStamp`: the snapshot published last of those not stamped in the future); those
+ * passed over are reported.
  *
  * @throws {OperationError} when there is none.
  */

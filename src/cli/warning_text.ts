@@ -62,12 +62,8 @@ const SENTENCES: Record<string, (fields: Fields) => string> = {
   snapshot_stamp_in_future: (f) =>
     `snapshot ${text(f.stamp)} is stamped ${duration(f.seconds_ahead)} in the future, so its age is unknown: ` +
     `the clock was wrong when it was made, or is wrong now; check the clock`,
-  drill_latest_skipped_future: (f) =>
-    `--latest passed over ${list(f.stamps)}, stamped in the future (the clock was wrong), and drills ` +
-    `${f.chosen ? text(f.chosen) : "nothing"}; drill ${
-      Array.isArray(f.stamps) && f.stamps.length > 1 ? "those" : "it"
-    } ` +
-    `by stamp once the clock is checked`,
+  drill_latest_skipped_future: skippedFuture("drill"),
+  push_latest_skipped_future: skippedFuture("push"),
   snapshot_removed_during_validation: (f) =>
     `snapshot ${text(f.stamp)} was removed (by a cleanup?) while it was being validated, so it was not checked`,
   chroma_backup_failed: (f) =>
@@ -159,6 +155,15 @@ export function warningText(name: string, fields: Fields): string {
 
 /** The event names that have a sentence (to test that each warning the tool emits has one). */
 export const WORDED_WARNINGS: readonly string[] = Object.keys(SENTENCES);
+
+/** The sentence of a `--latest` that passed over snapshots stamped in the future, for `verb` (drill, push). */
+function skippedFuture(verb: string): (f: Fields) => string {
+  return (f) =>
+    `--latest passed over ${list(f.stamps)}, stamped in the future (the clock was wrong), and ${verb}s ` +
+    `${f.chosen ? text(f.chosen) : "nothing"}; ${verb} ${
+      Array.isArray(f.stamps) && f.stamps.length > 1 ? "those" : "it"
+    } by stamp once the clock is checked`;
+}
 
 function text(value: unknown): string {
   return typeof value === "string" ? value : JSON.stringify(value);

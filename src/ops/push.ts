@@ -83,7 +83,7 @@ export async function pushLocalSnapshots(
   selection: PushSelection,
   options: LocalPushOptions,
 ): Promise<LocalPushResult> {
-  const stamps = selectedStamps(config.backupDir.path, selection);
+  const stamps = selectedStamps(config.backupDir.path, selection, options.reporter);
   const result: LocalPushResult = {
     location: backend.location,
     pushed: [],
@@ -168,15 +168,22 @@ export function pushFacts(result: LocalPushResult): PushFacts {
   };
 }
 
-function selectedStamps(backupDir: string, selection: PushSelection): string[] {
+function selectedStamps(backupDir: string, selection: PushSelection, reporter: Reporter): string[] {
   if ("stamp" in selection) return [checkedStamp(selection.stamp)];
   const stamps = snapshotNames(backupDir).filter(isStamp);
-  const latest = "all" in selection ? null : latestStamp(backupDir, new Date()).stamp;
-  if (stamps.length === 0 || (!("all" in selection) && latest === null)) {
-    const why = stamps.length === 0 ? "" : " not stamped in the future (the clock was wrong: see 'list')";
-    throw new UsageError(`no snapshots${why} to push in ${backupDir}; run 'atocore-backup create' first`);
+  if (stamps.length === 0) {
+    throw new UsageError(`no snapshots to push in ${backupDir}; run 'atocore-backup create' first`);
   }
-  return "all" in selection ? stamps : [latest!];
+  if ("all" in selection) return stamps;
+  const { stamp, skippedInFuture } = latestStamp(backupDir, new Date());
+  if (skippedInFuture.length) {
+    reporter.event("warning", "push_latest_skipped_future", { stamps: skippedInFuture, chosen: stamp });
+  }
+  if (stamp !== null) return [stamp];
+  throw new UsageError(
+    `every snapshot in ${backupDir} is stamped in the future (newest ${skippedInFuture[0]}); check the clock, then ` +
+      `push one by its stamp ('atocore-backup push ${skippedInFuture[0]}')`,
+  );
 }
 
 async function pushOne(

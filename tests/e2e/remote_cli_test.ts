@@ -368,3 +368,21 @@ Deno.test("push --latest sends the snapshot published last, even when a clock se
   assert.equal(pushed.code, 0, pushed.stderr);
   assert.deepEqual((pushed.json as { pushed: { stamp: string }[] }).pushed.map((one) => one.stamp), [olderStamp]);
 });
+
+Deno.test("push --latest passes over a snapshot stamped in the future, with a warning; with only such, exit 2 naming it", async () => {
+  using r = await remoteStore({ dbMiB: 1, chromaMiB: 1 });
+  const created = await runCli(["create"], { env: r.env });
+  assert.equal(created.code, 0, created.stderr);
+  const stamp = (created.json as { stamp: string }).stamp;
+  const snapshots = join(r.store.backupDir, "snapshots");
+  const future = "20990101T000000Z";
+  Deno.mkdirSync(join(snapshots, future));
+  const pushed = await runCli(["push", "--latest"], { env: r.env });
+  assert.equal(pushed.code, 0, pushed.stderr);
+  assert.deepEqual((pushed.json as { pushed: { stamp: string }[] }).pushed.map((one) => one.stamp), [stamp]);
+  assert.match(pushed.stderr, /"event":"push_latest_skipped_future","stamps":\["20990101T000000Z"\]/);
+  Deno.removeSync(join(snapshots, stamp), { recursive: true });
+  const none = await runCli(["push", "--latest"], { env: r.env });
+  assert.equal(none.code, 2, none.stderr);
+  assert.match(oneErrorLine(none, "only future"), /stamped in the future \(newest 20990101T000000Z\); check the clock/);
+});
