@@ -346,19 +346,14 @@ function resolveSshSettings(
 }
 
 /** An age secret key: never taken as a setting's value, which messages and `config` print. */
-const SECRET_KEY = /AGE-SECRET-KEY-1/i;
+const SECRET_KEY = /AGE-SECRET-KEY-1[02-9ac-hj-np-z]{58}/i; // the whole key: a path named age-secret-key-1-old passes
+
 /**
  * An authentication key given where a path or a recipient goes: the value is 64 hex, or a line of the key file (its
  * recipient, then the 64 hex). A path with 64 hex in it (a Docker volume's folder) is none.
  */
 const AUTH_KEY = /^\s*(age1\S*[\s,]+)?[0-9a-f]{64}\s*$/i;
 
-/**
- * Refuse a secret key given where a path or a recipient goes (`--identity AGE-SECRET-KEY-1…`, `--recipient …`, an
- * authentication key's hex as `--auth-key`): the value would be printed by `config` and in errors. Never echoed.
- *
- * @throws {UsageError} naming the flag or variable.
- */
 /**
  * Refuse a secret (an age secret key, an SSH private key) given as any value: a path, a stamp, a setting. Messages,
  * `config`, metadata and folder names would show it. The value is never echoed.
@@ -377,6 +372,12 @@ export function refuseSecretValue(value: string, from: string): void {
   }
 }
 
+/**
+ * Refuse a secret key given where a path or a recipient goes (`--identity AGE-SECRET-KEY-1…`, `--recipient …`, an
+ * authentication key's hex as `--auth-key`): the value would be printed by `config` and in errors. Never echoed.
+ *
+ * @throws {UsageError} naming the flag or variable.
+ */
 function refuseSecretKeys(flags: RemoteFlags, env: Record<string, string | undefined>): void {
   const flag = (name: string) => `--${name.replace(/[A-Z]/g, (letter) => `-${letter.toLowerCase()}`)}`;
   const given: [string, string | undefined][] = [

@@ -435,8 +435,7 @@ async function copyChromaIfPresent(
       `the copy failed (${describeOsError(error)})`,
       `create failed copying the Chroma folder ${source} (${
         describeOsError(error)
-      }); nothing was published; fix the cause (is it readable by this user? SQLite also needs the folder of a WAL ` +
-        `database writable, for its -shm file: not a read-only mount) and run create again`,
+      }); nothing was published; fix the cause (is it readable by this user?${SQLITE_FOLDER_HINT}) and run create again`,
       { cause: error },
     );
   }
@@ -580,6 +579,11 @@ function refuseSidecarHazard(source: string): void {
   }
 }
 
+/** What SQLite needs beside a database it copies, said when a copy failed. */
+const SQLITE_FOLDER_HINT =
+  " SQLite also needs the folder of a WAL database writable, for its -shm file: not a read-only " +
+  "mount";
+
 /**
  * Run one copy step; when it fails for a reason other than a full disk (reported
  * against the backup folder by the caller), say which live file or folder it was copying.
@@ -597,9 +601,7 @@ async function copyingFrom<T>(what: string, source: string, step: () => T | Prom
         { cause: error },
       );
     }
-    const sqlite = what === "database"
-      ? " SQLite also needs the folder of a WAL database writable, for its -shm file: not a read-only mount"
-      : "";
+    const sqlite = what === "database" ? SQLITE_FOLDER_HINT : "";
     throw new OperationError(
       `create failed copying the ${what} ${source} (${
         describeOsError(error)

@@ -9,7 +9,7 @@ import type { Config } from "../config.ts";
 import { describeOsError, OperationError, osErrorPath, ToolError, UsageError } from "../errors.ts";
 import type { PushFacts } from "../report/metrics.ts";
 import type { Reporter } from "../report/reporter.ts";
-import { type Backend, isUnreachable } from "../repo/backend.ts";
+import { type Backend, isUnreachable, ObjectExistsError } from "../repo/backend.ts";
 import { type PushResult, pushSnapshot } from "../repo/push.ts";
 import { SnapshotFileChangedError } from "../repo/push_session.ts";
 import type { PushAuth } from "../repo/authenticity.ts";
@@ -317,7 +317,8 @@ function trackingWrites(backend: Backend): Tracked {
           if (name.startsWith("packs/")) tracked.packs += 1;
           if (name.startsWith("leases/")) tracked.lease = "held";
         } catch (error) {
-          tracked.failed ??= name;
+          // an object found there is the boundary's to judge (its own, whose answer was lost, is taken as written)
+          if (!(error instanceof ObjectExistsError)) tracked.failed ??= name;
           throw error;
         }
       },

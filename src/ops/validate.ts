@@ -140,12 +140,7 @@ export async function validateSnapshotAt(
   if (!read.ok) return finish(result, read.error);
   const metadata = read.metadata;
   result.metadata = metadata;
-  result.metadata_bound = checkMetadata(metadata, result.errors);
-  const recorded = typeof metadata.backup_root === "string" ? basename(metadata.backup_root) : stamp;
-  if (recorded !== stamp) {
-    // a folder renamed by hand: its age (and a drill's recovery point) would be taken from the wrong name
-    result.errors.push(`backup_root_names_another_stamp: ${printable(recorded)}; the folder is ${stamp}`);
-  }
+  result.metadata_bound = checkMetadata(metadata, stamp, result.errors);
   using ahead = quick || options.verifiedLater ? null : startHashing(root, metadata.manifest, options);
   const found = { db: [] as string[], registry: [] as string[], chroma: [] as string[] };
   const check = integrityChecker(root, options, result, manifestHashes(metadata.manifest));
@@ -244,9 +239,9 @@ const FORMAT_2_KEYS = ["db_journal_mode", "chroma_db_journal_mode", DIGEST_KEY];
 /**
  * Check what the metadata says about itself, and return whether it is bound (see {@linkcode ValidationResult}):
  * every key present, a format this tool reads, the digest, the recorded journal modes, and an absolute `backup_root`
- * (the recorded paths are read relative to it).
+ * (the recorded paths are read relative to it) that ends in the folder's `stamp`.
  */
-function checkMetadata(metadata: SnapshotMetadata, errors: string[]): boolean | null {
+function checkMetadata(metadata: SnapshotMetadata, stamp: string, errors: string[]): boolean | null {
   const written = TOOL_KEYS.some((key) => key in metadata);
   const format = metadata.format_version;
   errors.push(...missingKeys(metadata, written));
@@ -262,6 +257,9 @@ function checkMetadata(metadata: SnapshotMetadata, errors: string[]): boolean | 
   const root = metadata.backup_root;
   if (root !== undefined && (typeof root !== "string" || !isAbsolute(root))) {
     errors.push(`backup_root_not_absolute: ${printable(JSON.stringify(root))}`);
+  } else if (typeof root === "string" && basename(root) !== stamp) {
+    // a folder renamed by hand: its age (and a drill's recovery point) would be taken from the wrong name
+    errors.push(`backup_root_names_another_stamp: ${printable(basename(root))}; the folder is ${stamp}`);
   }
   const binding = checkBinding(metadata as unknown as Record<string, unknown>, written, format);
   errors.push(...binding.errors);

@@ -284,10 +284,6 @@ async function walkUnlisted(folder: string, relative: string, found: string[]): 
 }
 
 /**
- * The storage's clock, as it stamps a file written in `staging` now (removed again): an NFS server's, not this host's,
- * whose clock may be ahead by more than the grace, and would take a running push's staged file for a killed one's.
- */
-/**
  * Run `work` with the working folder set to `folder`, a real folder as checked by `lstat` (its identity compared
  * once inside): relative names then reach that folder whatever is renamed or linked in its place meanwhile. Nothing
  * else in the process uses relative paths (the configuration made every path absolute at the start).
@@ -312,6 +308,10 @@ async function insideFolder<T>(folder: string, work: () => Promise<T>): Promise<
   }
 }
 
+/**
+ * The storage's clock, as it stamps a file written in `staging` now (removed again): an NFS server's, not this host's,
+ * whose clock may be ahead by more than the grace, and would take a running push's staged file for a killed one's.
+ */
 async function storageNow(staging: string): Promise<number> {
   const probe = join(staging, `.clock-${crypto.randomUUID()}`);
   try {

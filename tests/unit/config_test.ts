@@ -137,6 +137,8 @@ Deno.test("a secret key given as a store path, flag value or argument is refused
     assert.ok(!run.stderr.includes("QQQQ") && !run.stdout.includes("QQQQ"), run.stderr);
   }
   assert.deepEqual([...Deno.readDirSync(dir.path)], [], "something was made");
+  const named = await runCli(["list", "--backup-dir", join(dir.path, "age-secret-key-1-old")], { cwd: dir.path });
+  assert.match(named.stderr, /no backup folder at .*age-secret-key-1-old/, "a path that only names a key is a path");
 });
 
 Deno.test("ATOCORE_DB_PATH= does not back up ./data/atocore.db: create exits 2 naming the variable, makes nothing", async () => {

@@ -173,8 +173,8 @@ export function noAnswer(context: RequestContext, cause: unknown): S3Error {
   const next = /no progress/.test(reason)
     ? "check that the server is reachable, or give a slow link more time (--stall-timeout)"
     : /certificate/i.test(reason)
-    ? "this host does not trust the server's TLS certificate: for a private CA, set DENO_CERT to its PEM file " +
-      "(or DENO_TLS_CA_STORE=system to use the system's store)"
+    ? "this host does not accept the server's TLS certificate (why is above: another name, self-signed, an unknown " +
+      "CA): check the endpoint's host name; for a certificate of a private CA, set DENO_CERT to that CA's PEM file"
     : "check that the server is reachable";
   return new S3Error(`S3 ${what} got no answer (${reason}); ${next}`, 0, "", true);
 }
@@ -183,5 +183,6 @@ export function noAnswer(context: RequestContext, cause: unknown): S3Error {
 function firstLine(error: unknown): string {
   if (!(error instanceof Error)) return String(error);
   const cause = error.cause instanceof Error ? `: ${error.cause.message.split("\n")[0]}` : "";
-  return `${error.message.split("\n")[0]}${cause}`.slice(0, 300);
+  // "; " would read as the end of the reason where the message adds its attempts
+  return `${error.message.split("\n")[0]}${cause}`.replaceAll("; ", ", ").slice(0, 300);
 }
