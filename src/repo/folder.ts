@@ -9,9 +9,9 @@ import { constants } from "node:fs";
 import { type FileHandle, open } from "node:fs/promises";
 import { basename, dirname, isAbsolute, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
-import { OperationError, RefusedError, UsageError } from "../errors.ts";
+import { describeOsError, OperationError, RefusedError, UsageError } from "../errors.ts";
 import { kindOf } from "../fs/regular_file.ts";
-import { unmountedFstabPoint } from "../sys/mounts.ts";
+import { mountPointsAt, unmountedFstabPoint } from "../sys/mounts.ts";
 import {
   AccessDeniedError,
   type Backend,
@@ -107,12 +107,15 @@ class FolderBackend implements Backend {
     const segments = checkObjectName(name);
     const parent = await this.folderOrNull(segments.slice(0, -1));
     if (parent === null) return;
-    const path = join(parent, segments.at(-1)!);
-    const info = await lstatOrNull(path);
-    if (info === null) return;
-    if (info.isDirectory) throw altered(path, "a folder");
-    await Deno.remove(path); // a symbolic link is removed itself, never followed
-    await syncFolder(parent);
+    const file = segments.at(-1)!;
+    // by its name inside the folder: a writer who swaps the folder for a link meanwhile cannot redirect the removal
+    inFolder(parent, () => {
+      const info = lstatSyncOrNull(file);
+      if (info === null) return;
+      if (info.isDirectory) throw altered(join(parent, file), "a folder");
+      namingFailures(parent, file, () => Deno.removeSync(file)); // a symbolic link is removed itself, never followed
+      syncFolderSync(".");
+    });
   }
 
   async write(name: string, bytes: Uint8Array, options: WriteOptions): Promise<void> {
@@ -134,18 +137,21 @@ class FolderBackend implements Backend {
   async clearStaging(graceMs: number, dryRun: boolean): Promise<string[]> {
     const staging = await this.folderOrNull([TMP]);
     if (staging === null) return [];
-    // by names relative to the folder itself: a writer who swaps .tmp for a link meanwhile cannot redirect them
-    return await insideFolder(staging, async () => {
-      const olderThan = new Date((dryRun ? Date.now() : await storageNow(".")) - graceMs);
+    if ((mountPointsAt(staging) ?? []).includes(Deno.realPathSync(staging))) {
+      throw altered(staging, "a mount point"); // a bind mount's files are another folder's
+    }
+    // by names inside the folder itself: a writer who swaps .tmp for a link meanwhile cannot redirect them
+    return inFolder(staging, () => {
+      const olderThan = new Date((dryRun ? Date.now() : storageNow(staging)) - graceMs);
       const stale: string[] = [];
-      for await (const entry of Deno.readDir(".")) {
-        const info = await lstatOrNull(entry.name);
+      for (const entry of Deno.readDirSync(".")) {
+        const info = lstatSyncOrNull(entry.name);
         // Only files this backend staged: never a link (removing one never follows it anyway) or a folder.
         if (!info?.isFile || info.mtime === null || info.mtime.getTime() >= olderThan.getTime()) continue;
         stale.push(`${TMP}/${entry.name}`);
-        if (!dryRun) await Deno.remove(entry.name).catch(ignoreNotFound);
+        if (!dryRun) namingFailures(staging, entry.name, () => removeSyncQuietly(entry.name));
       }
-      if (stale.length > 0 && !dryRun) await syncFolder(".");
+      if (stale.length > 0 && !dryRun) syncFolderSync(".");
       return stale.sort();
     });
   }
@@ -284,11 +290,12 @@ async function walkUnlisted(folder: string, relative: string, found: string[]): 
 }
 
 /**
- * Run `work` with the working folder set to `folder`, a real folder as checked by `lstat` (its identity compared
- * once inside): relative names then reach that folder whatever is renamed or linked in its place meanwhile. Nothing
- * else in the process uses relative paths (the configuration made every path absolute at the start).
+ * Run `work` with the working folder set to `folder`, a real folder as checked by `lstat` (its identity compared once
+ * inside): relative names then reach that folder whatever is renamed or linked in its place meanwhile. `work` is
+ * synchronous, so no other code of this process runs while the working folder is changed (every other path is
+ * absolute anyway: the configuration made them so at the start).
  */
-async function insideFolder<T>(folder: string, work: () => Promise<T>): Promise<T> {
+function inFolder<T>(folder: string, work: () => T): T {
   const checked = Deno.lstatSync(folder);
   let previous: string;
   try {
@@ -302,23 +309,83 @@ async function insideFolder<T>(folder: string, work: () => Promise<T>): Promise<
     if (!checked.isDirectory || here.dev !== checked.dev || here.ino !== checked.ino) {
       throw altered(folder, "replaced while it was being used");
     }
-    return await work();
+    return work();
   } finally {
     Deno.chdir(previous);
+  }
+}
+
+/** Run `step` on `name` in `folder` (the working folder), an OS error naming the whole path, not the bare name. */
+function namingFailures(folder: string, name: string, step: () => void): void {
+  try {
+    step();
+  } catch (error) {
+    if (error instanceof OperationError || !(error instanceof Error)) throw error;
+    throw new OperationError(
+      `cannot remove ${join(folder, name)} (${
+        describeOsError(error)
+      }); make it removable for this user (an immutable ` +
+        "flag, a read-only mount?), then run again",
+      { cause: error },
+    );
   }
 }
 
 /**
  * The storage's clock, as it stamps a file written in `staging` now (removed again): an NFS server's, not this host's,
  * whose clock may be ahead by more than the grace, and would take a running push's staged file for a killed one's.
+ * Run inside `staging` (see {@linkcode inFolder}).
  */
-async function storageNow(staging: string): Promise<number> {
-  const probe = join(staging, `.clock-${crypto.randomUUID()}`);
+function storageNow(staging: string): number {
+  const probe = `.clock-${crypto.randomUUID()}`;
   try {
-    await writeSynced(probe, new Uint8Array(0));
-    return (await Deno.lstat(probe)).mtime?.getTime() ?? Date.now();
+    const file = Deno.openSync(probe, { write: true, createNew: true, mode: FILE_MODE });
+    try {
+      file.syncSync();
+    } finally {
+      file.close();
+    }
+    return Deno.lstatSync(probe).mtime?.getTime() ?? Date.now();
+  } catch (error) {
+    if (error instanceof Error && !(error instanceof OperationError)) {
+      throw new OperationError(
+        `cannot write in ${staging} (${describeOsError(error)}); make the repository writable for this user (an ` +
+          "immutable flag, a read-only mount?), then run again",
+        { cause: error },
+      );
+    }
+    throw error;
   } finally {
-    await Deno.remove(probe).catch(() => {});
+    removeSyncQuietly(probe);
+  }
+}
+
+/** `Deno.removeSync`, ignoring a name already gone (a staged file its writer published meanwhile). */
+function removeSyncQuietly(name: string): void {
+  try {
+    Deno.removeSync(name);
+  } catch (error) {
+    if (!(error instanceof Deno.errors.NotFound)) throw error;
+  }
+}
+
+/** `Deno.lstatSync`, or `null` when nothing is there. */
+function lstatSyncOrNull(name: string): Deno.FileInfo | null {
+  try {
+    return Deno.lstatSync(name);
+  } catch (error) {
+    if (error instanceof Deno.errors.NotFound) return null;
+    throw error;
+  }
+}
+
+/** Fsync the folder `path`. */
+function syncFolderSync(path: string): void {
+  const folder = Deno.openSync(path, { read: true });
+  try {
+    folder.syncSync();
+  } finally {
+    folder.close();
   }
 }
 
@@ -327,10 +394,6 @@ async function writeSynced(path: string, bytes: Uint8Array): Promise<void> {
   let written = 0;
   while (written < bytes.length) written += await file.write(bytes.subarray(written));
   await file.sync();
-}
-
-function ignoreNotFound(error: unknown): void {
-  if (!(error instanceof Deno.errors.NotFound)) throw error; // gone meanwhile: its writer published it after all
 }
 
 async function syncFolder(path: string): Promise<void> {

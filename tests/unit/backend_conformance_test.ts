@@ -8,7 +8,8 @@ import assert from "node:assert/strict";
 import { join } from "node:path";
 import { type Backend, ObjectExistsError, ObjectNotFoundError } from "../../src/repo/backend.ts";
 import { openFolderBackend } from "../../src/repo/folder.ts";
-import { tempDir } from "../_helpers.ts";
+import { skipBecause, tempDir } from "../_helpers.ts";
+import { bindMount } from "../_mount.ts";
 
 /** A fresh, empty backend for one test, disposed of at its end. */
 export type BackendFactory = () => Promise<{ backend: Backend } & AsyncDisposable>;
@@ -221,3 +222,19 @@ while True:
     except OSError:
         time.sleep(0.001)
 `;
+
+Deno.test("folder backend: a folder mounted on .tmp is refused by the staging cleanup, its files left alone", async () => {
+  using dir = tempDir();
+  const backend = openFolderBackend(join(dir.path, "repo"));
+  await backend.write("packs/ab/x", bytes("x"), { exclusive: true }); // makes .tmp
+  const other = join(dir.path, "other");
+  Deno.mkdirSync(other);
+  const old = new Date(Date.now() - 3 * 24 * 3600_000);
+  Deno.writeTextFileSync(join(other, "precious"), "another folder's");
+  Deno.utimeSync(join(other, "precious"), old, old);
+  const mount = bindMount(other, join(dir.path, "repo", ".tmp"));
+  if (typeof mount === "string") return skipBecause(mount);
+  using _mount = mount;
+  await assert.rejects(backend.clearStaging!(24 * 3600_000, false), /\.tmp is a mount point/);
+  assert.deepEqual([...Deno.readDirSync(other)].map((entry) => entry.name), ["precious"]);
+});
