@@ -36,11 +36,15 @@ const TMP = ".tmp";
  */
 export function openFolderBackend(spec: string, cwd: string = Deno.cwd()): Backend {
   let root: string;
-  if (/^[a-z][a-z0-9+.-]*:\/\//i.test(spec)) {
+  // `file:/x` is a file URL too (one slash), and `file:x` no folder name anyone means
+  if (/^[a-z][a-z0-9+.-]*:\/\//i.test(spec) || /^file:/i.test(spec)) {
     if (!spec.toLowerCase().startsWith("file:")) {
       throw new UsageError(
         `remote ${JSON.stringify(spec.split("://")[0] + "://…")} is not supported; give file:///path`,
       );
+    }
+    if (/^file:(?!\/)/i.test(spec)) { // `file:x` would be read as `/x`
+      throw new UsageError(`not a local file URL: ${JSON.stringify(spec)}; give file:///absolute/path`);
     }
     try {
       root = resolve(fileURLToPath(spec)); // one spelling per folder: no trailing or doubled slash, no `.` or `..`

@@ -114,6 +114,8 @@ Deno.test("folder backend: file:// URLs and plain paths; another scheme is refus
   assert.equal(openFolderBackend("rel/repo", "/srv").location, "file:///srv/rel/repo");
   assert.throws(() => openFolderBackend("s3://bucket/x"), /not supported/);
   assert.throws(() => openFolderBackend("file://host/x"), /not a local file URL/);
+  assert.equal(openFolderBackend("file:/mnt/offsite", "/srv").location, "file:///mnt/offsite"); // one slash: a URL
+  assert.throws(() => openFolderBackend("file:offsite", "/srv"), /not a local file URL: "file:offsite"/);
   assert.throws(() => openFolderBackend(""), /empty/);
 });
 
