@@ -30,7 +30,7 @@ export function sidecarHazard(path: string): string | null {
     }
   }
   const journal = lstatOrNull(`${path}-journal`);
-  if (journal?.isFile && journal.size > 0 && readJournalMode(path) === "wal") {
+  if (journal?.isFile && hasJournalHeader(`${path}-journal`) && readJournalMode(path) === "wal") {
     return `${path}-journal is a rollback journal beside a WAL database, which keeps none: a stray (from a copy made ` +
       "by hand?) that SQLite would roll back into the live database; once no process uses the database, move it aside";
   }
@@ -55,4 +55,19 @@ export function liveSqliteCause(path: string): string | null {
       "for its -shm file; free space there";
   }
   return null;
+}
+
+/** The first bytes of a rollback journal SQLite would play back (another file of that name it ignores). */
+const JOURNAL_MAGIC = [0xd9, 0xd5, 0x05, 0xf9, 0x20, 0xa1, 0x63, 0xd7];
+
+/** Whether the file at `path` starts as a rollback journal does. */
+function hasJournalHeader(path: string): boolean {
+  try {
+    using file = Deno.openSync(path, { read: true });
+    const head = new Uint8Array(JOURNAL_MAGIC.length);
+    const read = file.readSync(head);
+    return read === head.length && JOURNAL_MAGIC.every((byte, at) => head[at] === byte);
+  } catch {
+    return false; // unreadable: SQLite's own open reports it
+  }
 }

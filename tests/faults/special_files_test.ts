@@ -139,7 +139,8 @@ Deno.test("a hard-linked -shm or a stray -journal beside the live WAL database: 
   const registryCopy = join(store.backupDir, "snapshots", stamp, "config", "project-registry.json");
   const copied = Deno.readFileSync(registryCopy);
   const live = Deno.readFileSync(store.db);
-  const journal = new Uint8Array(4096).fill(0xd9); // bytes beside a WAL database, which keeps no journal
+  const journal = new Uint8Array(4096).fill(0x11); // a journal's header beside a WAL database, which keeps none
+  journal.set([0xd9, 0xd5, 0x05, 0xf9, 0x20, 0xa1, 0x63, 0xd7]);
   for (
     const [suffix, make, named] of [["-shm", "link", "has 2 names"], ["-journal", "stray", "is a rollback journal"]]
   ) {
