@@ -9,7 +9,7 @@ import { constants } from "node:fs";
 import { type FileHandle, open } from "node:fs/promises";
 import { basename, dirname, isAbsolute, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
-import { describeOsError, OperationError, RefusedError, UsageError } from "../errors.ts";
+import { OperationError, RefusedError, UsageError } from "../errors.ts";
 import { kindOf } from "../fs/regular_file.ts";
 import { mountPointsAt, unmountedFstabPoint } from "../sys/mounts.ts";
 import {
@@ -319,19 +319,18 @@ function inFolder<T>(folder: string, work: () => T): T {
   }
 }
 
-/** Run `step` on `name` in `folder` (the working folder), an OS error naming the whole path, not the bare name. */
+/**
+ * Run `step` on `name` in `folder` (the working folder); an OS error it throws is given the whole path (its own names
+ * the bare name), which the caller's message shows.
+ */
 function namingFailures(folder: string, name: string, step: () => void): void {
   try {
     step();
   } catch (error) {
-    if (error instanceof OperationError || !(error instanceof Error)) throw error;
-    throw new OperationError(
-      `cannot remove ${join(folder, name)} (${
-        describeOsError(error)
-      }); make it removable for this user (an immutable ` +
-        "flag, a read-only mount?), then run again",
-      { cause: error },
-    );
+    if (error instanceof Error && !(error instanceof OperationError)) {
+      (error as { path?: string }).path = join(folder, name);
+    }
+    throw error;
   }
 }
 
@@ -343,22 +342,13 @@ function namingFailures(folder: string, name: string, step: () => void): void {
 function storageNow(staging: string): number {
   const probe = `.clock-${crypto.randomUUID()}`;
   try {
-    const file = Deno.openSync(probe, { write: true, createNew: true, mode: FILE_MODE });
-    try {
+    let stamped = 0;
+    namingFailures(staging, probe, () => {
+      using file = Deno.openSync(probe, { write: true, createNew: true, mode: FILE_MODE });
       file.syncSync();
-    } finally {
-      file.close();
-    }
-    return Deno.lstatSync(probe).mtime?.getTime() ?? Date.now();
-  } catch (error) {
-    if (error instanceof Error && !(error instanceof OperationError)) {
-      throw new OperationError(
-        `cannot write in ${staging} (${describeOsError(error)}); make the repository writable for this user (an ` +
-          "immutable flag, a read-only mount?), then run again",
-        { cause: error },
-      );
-    }
-    throw error;
+      stamped = Deno.lstatSync(probe).mtime?.getTime() ?? Date.now();
+    });
+    return stamped;
   } finally {
     removeSyncQuietly(probe);
   }
