@@ -31,6 +31,16 @@ export function statOrNull(path: string): Deno.FileInfo | null {
   }
 }
 
+/** As {@linkcode statOrNull}, and `null` too where a file stands for a folder of the path (nothing can be there). */
+export function statThroughFilesOrNull(path: string): Deno.FileInfo | null {
+  try {
+    return statOrNull(path);
+  } catch (error) {
+    if (error instanceof Deno.errors.NotADirectory) return null;
+    throw error;
+  }
+}
+
 /** `Deno.lstatSync`, or `null` when nothing is at the path. */
 export function lstatOrNull(path: string): Deno.FileInfo | null {
   try {

@@ -18,7 +18,7 @@ import {
   syncTree,
 } from "../fs/durable.ts";
 import { followFile } from "../fs/follow_hash.ts";
-import { exists, isDirectory, lstatOrNull, statOrNull } from "../fs/probe.ts";
+import { exists, isDirectory, lstatOrNull, statOrNull, statThroughFilesOrNull } from "../fs/probe.ts";
 import { kindOf, readRegularTextFile } from "../fs/regular_file.ts";
 import { changedPaths, copyEntries, type CopyTotals, walkTree } from "../fs/tree.ts";
 import type { Config } from "../config.ts";
@@ -616,13 +616,7 @@ async function copyingFrom<T>(what: string, source: string, step: () => T | Prom
  * `refuseEmpty`, one that is 0 bytes. Create runs it before it takes the lock too: a wrong path makes no backup folder.
  */
 export function requireDatabase(path: string, refuseEmpty: boolean): void {
-  let info: Deno.FileInfo | null;
-  try {
-    info = statOrNull(path);
-  } catch (error) {
-    if (!(error instanceof Deno.errors.NotADirectory)) throw error;
-    info = null; // a path through a file: nothing can be there
-  }
+  const info = statThroughFilesOrNull(path);
   if (!info?.isFile) {
     const what = info === null ? "not found" : `is a ${kindOf(info)}, not a file`;
     throw new UsageError(`database ${what}: ${path}; check --db or ATOCORE_DB_PATH (see 'config')`);

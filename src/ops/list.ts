@@ -6,7 +6,7 @@
  */
 import { join } from "node:path";
 import { UsageError } from "../errors.ts";
-import { entriesOrNone, folderNames, lstatOrNull } from "../fs/probe.ts";
+import { entriesOrNone, folderNames, lstatOrNull, statThroughFilesOrNull } from "../fs/probe.ts";
 import { kindOf } from "../fs/regular_file.ts";
 import { isInFuture, stampAgeSeconds } from "../snapshot/clock.ts";
 import { METADATA_FILE, snapshotDir, snapshotsDir } from "../snapshot/layout.ts";
@@ -155,13 +155,7 @@ export function requireSnapshot(backupDir: string, stamp: string): void {
  * @throws {UsageError} naming the path.
  */
 export function requireBackupFolder(backupDir: string): void {
-  let info: Deno.FileInfo | null;
-  try {
-    info = Deno.statSync(backupDir);
-  } catch (error) {
-    if (!(error instanceof Deno.errors.NotFound || error instanceof Deno.errors.NotADirectory)) throw error;
-    info = null;
-  }
+  const info = statThroughFilesOrNull(backupDir);
   if (info?.isDirectory) return;
   const there = info === null ? "" : ` (a ${kindOf(info)} is there)`;
   throw new UsageError(

@@ -10,7 +10,7 @@ import { RefusedError, UsageError } from "../errors.ts";
 import { entriesOrNone, lstatOrNull, statOrNull } from "../fs/probe.ts";
 import { isSameOrInside, realPathAsFarAsExists } from "../fs/real_path.ts";
 import { findOpeners, type OpenFile, type OpenFilesScan } from "../sys/open_files.ts";
-import { mountPointsAt } from "../sys/mounts.ts";
+import { isMountPoint, mountPointsAt } from "../sys/mounts.ts";
 import type { Reporter } from "../report/reporter.ts";
 import { CHROMA_FOLDER } from "../snapshot/layout.ts";
 import { locatePart, type SnapshotMetadata, type SnapshotPart } from "../snapshot/metadata.ts";
@@ -262,7 +262,7 @@ export function planRestore(
  */
 function refuseFileMountPoint(path: string, what: string): void {
   if (statOrNull(path)?.isFile !== true) return;
-  if (!(mountPointsAt(path) ?? []).includes(Deno.realPathSync(path))) return;
+  if (!isMountPoint(path)) return;
   throw new RefusedError(
     `the ${what} ${path} is a mount point (a file mounted there), which a restore cannot replace by renaming; ` +
       "nothing was changed; mount its folder instead, or restore with --to DIR and copy the file in with the service " +

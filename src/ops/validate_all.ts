@@ -5,7 +5,7 @@
  * @module
  */
 import { unexpectedErrorLine, UsageError } from "../errors.ts";
-import { exists } from "../fs/probe.ts";
+import { exists, statThroughFilesOrNull } from "../fs/probe.ts";
 import type { Reporter } from "../report/reporter.ts";
 import { secondsInFuture } from "../snapshot/clock.ts";
 import { snapshotDir, snapshotsDir } from "../snapshot/layout.ts";
@@ -124,14 +124,7 @@ function failedValidation(backupDir: string, stamp: string, options: CheckOption
  */
 function requireSnapshotsFolder(backupDir: string): void {
   const path = snapshotsDir(backupDir);
-  let folder: boolean;
-  try {
-    folder = Deno.statSync(path).isDirectory;
-  } catch (error) {
-    if (!(error instanceof Deno.errors.NotFound || error instanceof Deno.errors.NotADirectory)) throw error;
-    folder = false;
-  }
-  if (!folder) {
+  if (statThroughFilesOrNull(path)?.isDirectory !== true) {
     throw new UsageError(
       `no snapshots folder at ${path}; check --backup-dir or ATOCORE_BACKUP_DIR (see 'config')`,
     );

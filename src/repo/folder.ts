@@ -4,14 +4,15 @@
  *
  * @module
  */
-import { FILE_MODE, FOLDER_MODE } from "../fs/durable.ts";
+import { FILE_MODE, FOLDER_MODE, removeFileQuietly, syncDir } from "../fs/durable.ts";
+import { lstatOrNull as lstatNow } from "../fs/probe.ts";
 import { constants } from "node:fs";
 import { type FileHandle, open } from "node:fs/promises";
 import { basename, dirname, isAbsolute, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { OperationError, RefusedError, UsageError } from "../errors.ts";
 import { kindOf } from "../fs/regular_file.ts";
-import { mountPointsAt, unmountedFstabPoint } from "../sys/mounts.ts";
+import { isMountPoint, unmountedFstabPoint } from "../sys/mounts.ts";
 import {
   AccessDeniedError,
   type Backend,
@@ -114,11 +115,11 @@ class FolderBackend implements Backend {
     const file = segments.at(-1)!;
     // by its name inside the folder: a writer who swaps the folder for a link meanwhile cannot redirect the removal
     inFolder(parent, () => {
-      const info = lstatSyncOrNull(file);
+      const info = lstatNow(file);
       if (info === null) return;
       if (info.isDirectory) throw altered(join(parent, file), "a folder");
       namingFailures(parent, file, () => Deno.removeSync(file)); // a symbolic link is removed itself, never followed
-      syncFolderSync(".");
+      syncDir(".");
     });
   }
 
@@ -141,7 +142,7 @@ class FolderBackend implements Backend {
   async clearStaging(graceMs: number, dryRun: boolean): Promise<string[]> {
     const staging = await this.folderOrNull([TMP]);
     if (staging === null) return [];
-    if ((mountPointsAt(staging) ?? []).includes(Deno.realPathSync(staging))) {
+    if (isMountPoint(staging)) {
       throw altered(staging, "a mount point"); // a bind mount's files are another folder's
     }
     // by names inside the folder itself: a writer who swaps .tmp for a link meanwhile cannot redirect them
@@ -149,13 +150,13 @@ class FolderBackend implements Backend {
       const olderThan = new Date((dryRun ? Date.now() : storageNow(staging)) - graceMs);
       const stale: string[] = [];
       for (const entry of Deno.readDirSync(".")) {
-        const info = lstatSyncOrNull(entry.name);
+        const info = lstatNow(entry.name);
         // Only files this backend staged: never a link (removing one never follows it anyway) or a folder.
         if (!info?.isFile || info.mtime === null || info.mtime.getTime() >= olderThan.getTime()) continue;
         stale.push(`${TMP}/${entry.name}`);
-        if (!dryRun) namingFailures(staging, entry.name, () => removeSyncQuietly(entry.name));
+        if (!dryRun) namingFailures(staging, entry.name, () => removeFileQuietly(entry.name));
       }
-      if (stale.length > 0 && !dryRun) syncFolderSync(".");
+      if (stale.length > 0 && !dryRun) syncDir(".");
       return stale.sort();
     });
   }
@@ -350,36 +351,7 @@ function storageNow(staging: string): number {
     });
     return stamped;
   } finally {
-    removeSyncQuietly(probe);
-  }
-}
-
-/** `Deno.removeSync`, ignoring a name already gone (a staged file its writer published meanwhile). */
-function removeSyncQuietly(name: string): void {
-  try {
-    Deno.removeSync(name);
-  } catch (error) {
-    if (!(error instanceof Deno.errors.NotFound)) throw error;
-  }
-}
-
-/** `Deno.lstatSync`, or `null` when nothing is there. */
-function lstatSyncOrNull(name: string): Deno.FileInfo | null {
-  try {
-    return Deno.lstatSync(name);
-  } catch (error) {
-    if (error instanceof Deno.errors.NotFound) return null;
-    throw error;
-  }
-}
-
-/** Fsync the folder `path`. */
-function syncFolderSync(path: string): void {
-  const folder = Deno.openSync(path, { read: true });
-  try {
-    folder.syncSync();
-  } finally {
-    folder.close();
+    removeFileQuietly(probe);
   }
 }
 

@@ -20,6 +20,14 @@ export function mountPointsAt(path: string): string[] | null {
 }
 
 /**
+ * Whether something is mounted at `path` itself (which exists: a folder, or one file bind-mounted); `false` when the
+ * table cannot be read.
+ */
+export function isMountPoint(path: string): boolean {
+  return (mountPointsAt(path) ?? []).includes(Deno.realPathSync(path));
+}
+
+/**
  * The mount point `/etc/fstab` names at `path` or above it (not `/`) that is not mounted now, or `null`: a folder
  * made there would land on the disk below the mount point instead of the one meant (a NAS or USB disk not mounted).
  * `null` too where either table cannot be read.
