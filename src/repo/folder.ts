@@ -5,6 +5,7 @@
  * @module
  */
 import { FILE_MODE, FOLDER_MODE, removeFileQuietly, syncDir } from "../fs/durable.ts";
+import { HeldFolder } from "../fs/held_folder.ts";
 import { lstatOrNull as lstatNow } from "../fs/probe.ts";
 import { constants } from "node:fs";
 import { type FileHandle, open } from "node:fs/promises";
@@ -125,15 +126,18 @@ class FolderBackend implements Backend {
 
   async write(name: string, bytes: Uint8Array, options: WriteOptions): Promise<void> {
     const segments = checkObjectName(name);
-    const parent = await this.makeFolders(segments.slice(0, -1));
-    const path = join(parent, segments.at(-1)!);
-    const staging = await this.makeFolders([TMP]);
-    const temporary = join(staging, `${segments.join("_")}.${crypto.randomUUID()}`);
+    const file = segments.at(-1)!;
+    // each folder held open and reached through it: a writer who swaps one for a link cannot send the bytes elsewhere
+    await using parent = await this.openFolders(segments.slice(0, -1));
+    await using staging = await this.openFolders([TMP]);
+    const temporary = staging.entry(`${segments.join("_")}.${crypto.randomUUID()}`);
     try {
-      await writeSynced(temporary, bytes);
-      if (options.exclusive) await this.publishExclusive(temporary, path, name);
-      else await Deno.rename(temporary, path);
-      await syncFolder(parent);
+      await staging.naming(() => writeSynced(temporary, bytes));
+      const publish = options.exclusive
+        ? () => this.publishExclusive(temporary, parent.entry(file), name)
+        : () => Deno.rename(temporary, parent.entry(file));
+      await staging.naming(() => parent.naming(publish));
+      await parent.sync();
     } finally {
       await Deno.remove(temporary).catch(() => {});
     }
@@ -203,23 +207,24 @@ class FolderBackend implements Backend {
     return path;
   }
 
-  /** Make the folders `segments` below the root (and the root), fsyncing each parent that gained one. */
-  private async makeFolders(segments: string[]): Promise<string> {
+  /**
+   * Open the folders `segments` below the root (making the root and any that is missing, fsyncing each parent that
+   * gained one), each inside the one before: a link or file in the way is refused, never followed.
+   */
+  private async openFolders(segments: string[]): Promise<HeldFolder> {
     await this.makeRoot();
-    let path = this.root;
-    for (const segment of segments) {
-      const next = join(path, segment);
-      try {
-        await Deno.mkdir(next, { mode: FOLDER_MODE });
-        await syncFolder(path);
-      } catch (error) {
-        if (!(error instanceof Deno.errors.AlreadyExists)) throw error;
+    let folder = await HeldFolder.open(this.root);
+    try {
+      for (const segment of segments) {
+        const next = await folder.child(segment, true, (path) => altered(path, "not a folder"));
+        await folder[Symbol.asyncDispose]();
+        folder = next;
       }
-      const info = await Deno.lstat(next);
-      if (!info.isDirectory) throw altered(next, "not a folder");
-      path = next;
+      return folder;
+    } catch (error) {
+      await folder[Symbol.asyncDispose]();
+      throw error;
     }
-    return path;
   }
 
   /** What the root is (links followed), or `null`: nothing there. */

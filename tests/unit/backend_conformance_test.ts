@@ -197,7 +197,7 @@ Deno.test("folder backend: clearing staged writes while a writer swaps .tmp for 
   }
   // a writer of the repository swapping .tmp for a link to another folder and back, every few milliseconds
   const swapper = new Deno.Command("python3", {
-    args: ["-c", SWAPPER, repo, victim],
+    args: ["-c", SWAPPER, victim, join(repo, ".tmp")],
     stdout: "null",
     stderr: "null",
   }).spawn();
@@ -212,18 +212,45 @@ Deno.test("folder backend: clearing staged writes while a writer swaps .tmp for 
   assert.deepEqual([...Deno.readDirSync(victim)].map((entry) => entry.name).sort(), ["a", "b"]);
 });
 
-/** Swap `<repo>/.tmp` for a link to `<victim>` and back, for ever (the test kills it). */
+/** Swap each folder given after `<victim>` for a link to `<victim>` and back, in turn, for ever (the test kills it). */
 const SWAPPER = `
 import os, sys, time
-repo, victim = sys.argv[1], sys.argv[2]
-tmp, aside = os.path.join(repo, ".tmp"), os.path.join(repo, ".tmp-aside")
+victim, folders = sys.argv[1], sys.argv[2:]
 while True:
-    try:
-        os.rename(tmp, aside); os.symlink(victim, tmp); time.sleep(0.002)
-        os.unlink(tmp); os.rename(aside, tmp); time.sleep(0.001)
-    except OSError:
-        time.sleep(0.001)
+    for folder in folders:
+        aside = folder + "-aside"
+        try:
+            os.rename(folder, aside); os.symlink(victim, folder); time.sleep(0.002)
+            os.unlink(folder); os.rename(aside, folder); time.sleep(0.001)
+        except OSError:
+            time.sleep(0.001)
 `;
+
+Deno.test("folder backend: writes while a writer swaps their folders for links never land in the links' target", async () => {
+  using dir = tempDir();
+  const repo = join(dir.path, "repo");
+  const victim = join(dir.path, "victim");
+  Deno.mkdirSync(victim);
+  const backend = openFolderBackend(repo);
+  await backend.write("packs/ab/first", bytes("x"), { exclusive: true }); // makes packs/ab and .tmp
+  const swapper = new Deno.Command("python3", {
+    args: ["-c", SWAPPER, victim, join(repo, "packs", "ab"), join(repo, ".tmp"), join(repo, "packs")],
+    stdout: "null",
+    stderr: "null",
+  }).spawn();
+  let written = 0;
+  try {
+    for (let run = 0; run < 300; run++) {
+      const exclusive = run % 2 === 0;
+      await backend.write(`packs/ab/${run}`, bytes(`object ${run}`), { exclusive }).then(() => written++, () => {});
+    }
+  } finally {
+    swapper.kill("SIGKILL");
+    await swapper.status;
+  }
+  assert.deepEqual([...Deno.readDirSync(victim)].map((entry) => entry.name), [], "nothing written through a link");
+  assert.ok(written > 0, "some writes found their folders in place");
+});
 
 Deno.test("folder backend: a folder mounted on .tmp is refused by the staging cleanup, its files left alone", async () => {
   using dir = tempDir();
