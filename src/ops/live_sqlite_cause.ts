@@ -17,13 +17,18 @@ const SHM_ROOM = 64 * 1024;
 
 /**
  * What SQLite would do harm with beside the live database at `path`, as a clause naming the file and what to do, or
- * `null`: a sidecar with other hard links (SQLite empties and writes a `-shm`, rolls back a `-journal`: the other
- * names' bytes would change, a snapshot's file among them), or a rollback journal beside a WAL database (none is its
- * own: one copied there would be rolled back into the live database, wrecking it).
+ * `null`: a sidecar that is a symbolic link (SQLite fails to open one, or would write through it), one with other
+ * hard links (SQLite empties and writes a `-shm`, rolls back a `-journal`: the other names' bytes would change, a
+ * snapshot's file among them), or a rollback journal beside a WAL database (none is its own: one copied there would be
+ * rolled back into the live database, wrecking it).
  */
 export function sidecarHazard(path: string): string | null {
   for (const suffix of SIDECARS) {
     const info = lstatOrNull(`${path}${suffix}`);
+    if (info?.isSymlink) {
+      return `${path}${suffix} is a symbolic link, not a file of its own, and SQLite opens that file with the ` +
+        "database; once no process uses the database, remove the link";
+    }
     if (info !== null && info.isFile && (info.nlink ?? 1) > 1) {
       return `${path}${suffix} has ${info.nlink} names (hard links), and SQLite writes that file; once no process ` +
         "uses the database, remove its other names or move it aside";

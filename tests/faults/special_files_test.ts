@@ -114,20 +114,33 @@ Deno.test("a FIFO in place of the registry, database or a Chroma file of a snaps
   }
 });
 
-Deno.test("a link or FIFO as the live database's -wal or -shm: create names it, exit 1, nothing published", async () => {
+Deno.test("a FIFO as the live database's -shm: create names it, exit 1, nothing published", async () => {
+  using store = tempStore({ dbMiB: 1, chromaMiB: 1 });
+  const path = `${store.db}-shm`;
+  mkfifo(path);
+  const run = await runGuarded(["create"], storeEnv(store));
+  assert.equal(run.code, 1, run.stderr);
+  assert.match(run.stderr, new RegExp(`error: create failed copying the database .*: ${path} is a FIFO, not a file`));
+  assert.deepEqual(entryNames(join(store.backupDir, "snapshots")), [], "something was published");
+});
+
+Deno.test("a symbolic link as a live -wal, -shm or -journal: create refuses before opening (exit 3), nothing written", async () => {
   using store = tempStore({ dbMiB: 1, chromaMiB: 1 });
   const env = storeEnv(store);
-  for (const [suffix, make, kind] of [["-wal", "link", "symbolic link"], ["-shm", "fifo", "FIFO"]] as const) {
-    const path = `${store.db}${suffix}`;
-    if (make === "link") Deno.symlinkSync("/etc/hostname", path);
-    else mkfifo(path);
-    const run = await runGuarded(["create"], env);
-    assert.equal(run.code, 1, run.stderr);
+  const target = join(store.dataDir, "target");
+  Deno.writeTextFileSync(target, "not SQLite's");
+  const chromaDb = join(store.chromaDir, "chroma.sqlite3");
+  for (const path of [`${store.db}-wal`, `${store.db}-shm`, `${store.db}-journal`, `${chromaDb}-wal`]) {
+    Deno.symlinkSync(target, path);
+    const run = await runGuarded(["create", "--chroma"], env);
+    assert.equal(run.code, 3, run.stderr);
     assert.match(
       run.stderr,
-      new RegExp(`error: create failed copying the database .*: ${path} is a ${kind}, not a file`),
+      new RegExp(`error: create refused to open the database .*: ${path} is a symbolic link, .*remove the link`),
     );
+    assert.equal(run.stderr.trim().split("\n").filter((line) => !line.startsWith("{")).length, 1, run.stderr);
     assert.deepEqual(entryNames(join(store.backupDir, "snapshots")), [], "something was published");
+    assert.equal(Deno.readTextFileSync(target), "not SQLite's", "written through the link");
     Deno.removeSync(path);
   }
 });
