@@ -8,8 +8,10 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { resolveConfig } from "../../src/config.ts";
+import type { Backend } from "../../src/repo/backend.ts";
 import { Boundary } from "../../src/repo/boundary.ts";
 import { fetchSnapshot } from "../../src/repo/fetch.ts";
+import { openFolderBackend } from "../../src/repo/folder.ts";
 import { condemnedName, leaseName } from "../../src/repo/layout.ts";
 import { cleanupRemote } from "../../src/repo/prune.ts";
 import { pushSnapshot } from "../../src/repo/push.ts";
@@ -331,4 +333,47 @@ Deno.test("remote cleanup: a snapshot stamped in the future is kept and takes no
     rule: "daily",
     bucket: today.stamp.replace(/^(\d{4})(\d\d)(\d\d).*/, "$1-$2-$3"),
   }]);
+});
+
+/** A backend that passes everything to `inner`, and runs `before` (awaited) just before the `nth` read of `name`. */
+function pausingBefore(inner: Backend, name: string, nth: number, before: () => Promise<void>): Backend {
+  let reads = 0;
+  return {
+    location: inner.location,
+    list: (prefix) => inner.list(prefix),
+    read: async (read, into, maxBytes) => {
+      if (read === name && ++reads === nth) await before();
+      return inner.read(read, into, maxBytes);
+    },
+    stat: (stat) => inner.stat(stat),
+    write: (write, bytes, options) => inner.write(write, bytes, options),
+    remove: (remove) => inner.remove(remove),
+    unlisted: (prefix) => inner.unlisted!(prefix),
+  };
+}
+
+Deno.test("remote cleanup: a snapshot another cleanup removes whole after this one read its refs is passed over, with a warning", async () => {
+  using f = await repoFixture({ dbMiB: 1, chromaMiB: 1 });
+  const today = await snapshotOf(f);
+  const older = join(f.store.backupDir, "snapshots", "20261101T010000Z");
+  assert.equal(new Deno.Command("cp", { args: ["-a", today.root, older] }).outputSync().code, 0);
+  const gone = (await pushSnapshot(f.config, f.backend, older, f.auth)).snapshot;
+  const newest = (await pushSnapshot(f.config, f.backend, today.root, f.auth)).snapshot;
+  let other: Awaited<ReturnType<typeof cleanupRemote>> | undefined;
+  // its refs are read twice: for its source, then for the packs it needs; the other run (keeping one) goes in between
+  const racing = pausingBefore(f.backend, `refs/${gone}`, 2, async () => {
+    const seen = join(f.work, "other-seen.json");
+    other = await cleanupRemote(openFolderBackend(f.repoDir), {
+      sightingsPath: seen,
+      policy: KEEP_NEWEST,
+      confirm: true,
+    });
+  });
+  const run = await cleanupRemote(racing, { sightingsPath: seenFile(f), policy: DAILY, confirm: true });
+  assert.deepEqual(other?.deleted, [gone], "the other run did not remove it in between");
+  assert.deepEqual(run.errors, [], "an error makes 'remote cleanup' exit 1");
+  assert.deepEqual(run.warnings, [`snapshots/${gone}: removed by another run since this one listed it`]);
+  assert.deepEqual(run.kept.sort(), [gone, newest].sort());
+  assert.deepEqual(await objectNames(f.backend, "snapshots/"), [`snapshots/${newest}`]);
+  assert.deepEqual((await verifyRepository(f.backend, { identities: [f.identity], readData: true })).errors, []);
 });
