@@ -192,7 +192,7 @@ async function applyPolicy(
   result: RemoteCleanupResult,
 ): Promise<SnapshotKey[]> {
   const removed = new Set<string>();
-  const { groups, unknown, forged } = await bySource(repository.backend, keys, options.trust, result);
+  const { groups, unknown, forged, vanished } = await bySource(repository.backend, keys, options.trust, result);
   for (const name of unknown) {
     result.errors.push(
       `${name}: unreadable or missing, so its snapshot's source is unknown; no snapshot deleted this run (its ` +
@@ -207,7 +207,7 @@ async function applyPolicy(
     for (const key of group) if (gone.has(key.stamp)) removed.add(snapshotKeyText(key));
   }
   const kept: SnapshotKey[] = [];
-  for (const key of keys) {
+  for (const key of keys.filter((key) => !vanished.includes(key))) {
     if (!removed.has(snapshotKeyText(key))) {
       kept.push(key);
       result.kept.push(snapshotKeyText(key));
@@ -226,20 +226,26 @@ async function applyPolicy(
 /**
  * The snapshots grouped by the source their refs name (`""`: refs from before sources were recorded), and the refs
  * that could not be read or are missing (their snapshot's source unknown). A snapshot `trust` doubts is in no group
- * (kept, not counted), said in `result`; a forged refs (`forged`) stops every deletion, as an unknown one.
+ * (kept, not counted), said in `result`; a forged refs (`forged`) stops every deletion, as an unknown one. One removed
+ * whole since the listing (`vanished`: another cleanup) is in none either, and said in a warning: no host's newest now.
  */
 async function bySource(
   backend: Backend,
   keys: SnapshotKey[],
   trust: RefsTrust,
   result: RemoteCleanupResult,
-): Promise<{ groups: Map<string, SnapshotKey[]>; unknown: string[]; forged: boolean }> {
+): Promise<{ groups: Map<string, SnapshotKey[]>; unknown: string[]; forged: boolean; vanished: SnapshotKey[] }> {
   const groups = new Map<string, SnapshotKey[]>();
   const unknown: string[] = [];
+  const vanished: SnapshotKey[] = [];
   let forged = false;
   for (const key of keys) {
-    const refs = await readRefs(backend, key).catch(() => null);
-    if (refs === null) unknown.push(refsName(key));
+    const refs = await readRefs(backend, key).catch(() => undefined); // undefined: unreadable; null: not there
+    if (refs === null && await removedWhole(backend, key, result)) {
+      vanished.push(key);
+      continue;
+    }
+    if (!refs) unknown.push(refsName(key));
     const doubt = refs && trust.doubt(key, refs);
     if (doubt) {
       forged = noteDoubt(doubt, result) || forged;
@@ -248,7 +254,14 @@ async function bySource(
     const source = refs?.source ?? "";
     groups.set(source, [...groups.get(source) ?? [], key]);
   }
-  return { groups, unknown, forged };
+  return { groups, unknown, forged, vanished };
+}
+
+/** Whether the snapshot `key`, whose refs was not found, is gone whole (another cleanup removed it), said in `result`. */
+async function removedWhole(backend: Backend, key: SnapshotKey, result: RemoteCleanupResult): Promise<boolean> {
+  if ((await backend.stat(snapshotName(key))) !== null) return false;
+  result.warnings.push(`${snapshotName(key)}: removed by another run since this one listed it`);
+  return true;
 }
 
 /** Whether the refs of any of `keys` (unfinished pushes') is forged by `trust`, each doubt put in `result`. */
@@ -321,11 +334,7 @@ async function referencedPacks(
   for (const key of live) {
     try {
       const refs = await readRefs(backend, key);
-      if (!refs && (await backend.stat(snapshotName(key))) === null) {
-        // removed whole since the listing (another cleanup): it needs nothing now
-        result.warnings.push(`${snapshotName(key)}: removed by another run since this one listed it`);
-        continue;
-      }
+      if (!refs && await removedWhole(backend, key, result)) continue; // it needs no pack now
       if (!refs) throw new Error(`${refsName(key)}: missing`);
       const doubt = trust.doubt(key, refs);
       if (doubt) {

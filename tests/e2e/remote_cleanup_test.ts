@@ -352,28 +352,32 @@ function pausingBefore(inner: Backend, name: string, nth: number, before: () => 
   };
 }
 
-Deno.test("remote cleanup: a snapshot another cleanup removes whole after this one read its refs is passed over, with a warning", async () => {
-  using f = await repoFixture({ dbMiB: 1, chromaMiB: 1 });
-  const today = await snapshotOf(f);
-  const older = join(f.store.backupDir, "snapshots", "20261101T010000Z");
-  assert.equal(new Deno.Command("cp", { args: ["-a", today.root, older] }).outputSync().code, 0);
-  const gone = (await pushSnapshot(f.config, f.backend, older, f.auth)).snapshot;
-  const newest = (await pushSnapshot(f.config, f.backend, today.root, f.auth)).snapshot;
-  let other: Awaited<ReturnType<typeof cleanupRemote>> | undefined;
-  // its refs are read twice: for its source, then for the packs it needs; the other run (keeping one) goes in between
-  const racing = pausingBefore(f.backend, `refs/${gone}`, 2, async () => {
-    const seen = join(f.work, "other-seen.json");
-    other = await cleanupRemote(openFolderBackend(f.repoDir), {
-      sightingsPath: seen,
-      policy: KEEP_NEWEST,
-      confirm: true,
+/** When the other cleanup runs: before this one reads the snapshot's refs for its source, or later for its packs. */
+const WINDOWS = [[1, "before this one read its refs"], [2, "after this one read its refs"]] as const;
+
+for (const [read, when] of WINDOWS) {
+  Deno.test(`remote cleanup: a snapshot another cleanup removes whole ${when} is passed over, with a warning`, async () => {
+    using f = await repoFixture({ dbMiB: 1, chromaMiB: 1 });
+    const today = await snapshotOf(f);
+    const older = join(f.store.backupDir, "snapshots", "20261101T010000Z");
+    assert.equal(new Deno.Command("cp", { args: ["-a", today.root, older] }).outputSync().code, 0);
+    const gone = (await pushSnapshot(f.config, f.backend, older, f.auth)).snapshot;
+    const newest = (await pushSnapshot(f.config, f.backend, today.root, f.auth)).snapshot;
+    let other: Awaited<ReturnType<typeof cleanupRemote>> | undefined;
+    const racing = pausingBefore(f.backend, `refs/${gone}`, read, async () => { // the other keeps only the newest
+      const seen = join(f.work, "other-seen.json");
+      other = await cleanupRemote(openFolderBackend(f.repoDir), {
+        sightingsPath: seen,
+        policy: KEEP_NEWEST,
+        confirm: true,
+      });
     });
+    const run = await cleanupRemote(racing, { sightingsPath: seenFile(f), policy: DAILY, confirm: true });
+    assert.deepEqual(other?.deleted, [gone], "the other run did not remove it in between");
+    assert.deepEqual(run.errors, [], "an error makes 'remote cleanup' exit 1");
+    assert.deepEqual(run.warnings, [`snapshots/${gone}: removed by another run since this one listed it`]);
+    assert.deepEqual(run.kept.sort(), (read === 1 ? [newest] : [gone, newest]).sort());
+    assert.deepEqual(await objectNames(f.backend, "snapshots/"), [`snapshots/${newest}`]);
+    assert.deepEqual((await verifyRepository(f.backend, { identities: [f.identity], readData: true })).errors, []);
   });
-  const run = await cleanupRemote(racing, { sightingsPath: seenFile(f), policy: DAILY, confirm: true });
-  assert.deepEqual(other?.deleted, [gone], "the other run did not remove it in between");
-  assert.deepEqual(run.errors, [], "an error makes 'remote cleanup' exit 1");
-  assert.deepEqual(run.warnings, [`snapshots/${gone}: removed by another run since this one listed it`]);
-  assert.deepEqual(run.kept.sort(), [gone, newest].sort());
-  assert.deepEqual(await objectNames(f.backend, "snapshots/"), [`snapshots/${newest}`]);
-  assert.deepEqual((await verifyRepository(f.backend, { identities: [f.identity], readData: true })).errors, []);
-});
+}
