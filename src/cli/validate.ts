@@ -7,6 +7,7 @@ import { ExitCode, OperationError, UsageError } from "../errors.ts";
 import { checkedStamp } from "../snapshot/layout.ts";
 import { requireSnapshot } from "../ops/list.ts";
 import { type CheckedSnapshot, checkSnapshot, validateAll } from "../ops/validate_all.ts";
+import { unreadableSnapshotText } from "../ops/validate.ts";
 import { COMMON_HELP, configFrom, defineCommand, driverFrom } from "./command.ts";
 import { formatBytes, formatErrors } from "./format.ts";
 import { METRICS_HELP, METRICS_OPTIONS, withMetrics } from "./metrics_flag.ts";
@@ -21,7 +22,8 @@ export const validateCommand = defineCommand({
 Check a snapshot: its metadata parses, the database passes PRAGMA integrity_check,
 the registry parses, the Chroma copy is there and its chroma.sqlite3 is whole, and
 every file matches the manifest's size and SHA-256. Works on a read-only copy of
-the backup folder. Exits 1 when a snapshot is not valid. A STAMP with no snapshot
+the backup folder. Exits 1 when a snapshot is not valid, or has a file or folder
+this user may not read (named; no verdict). A STAMP with no snapshot
 is a usage error (exit 2), and so is --all on a backup folder without a
 snapshots/ folder: the path is likely wrong. A stamp later than now is flagged
 (the clock was wrong). With --all, a snapshot that a cleanup removes meanwhile is
@@ -62,6 +64,7 @@ Examples:
               `see 'list'`,
           );
         }
+        if (result.unreadable !== undefined) throw new OperationError(unreadableSnapshotText(stamp, result.unreadable));
         const exitCode = result.valid ? ExitCode.Ok : ExitCode.Failed;
         return { result, exitCode, metrics: { stamp, valid: result.valid }, text: describe(result) };
       }
@@ -90,5 +93,6 @@ function describe(result: CheckedSnapshot): string {
       : `${result.files_checked} files, ${hashed}${unbound}`;
     return `${result.stamp}: valid (${manifest})${future}`;
   }
+  if (result.unreadable !== undefined) return `${result.stamp}: NOT READ${future}: ${result.errors[0]}`;
   return `${result.stamp}: INVALID${future}\n${formatErrors(result.errors)}`;
 }

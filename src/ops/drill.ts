@@ -28,7 +28,7 @@ import { isInFuture, secondsInFuture, stampAgeSeconds } from "../snapshot/clock.
 import { IntegrityUncheckedError, type SqliteDriver } from "../sqlite/driver.ts";
 import { journalModeBytes } from "../sqlite/journal_header.ts";
 import { CHROMA_DB_FILE } from "../snapshot/chroma.ts";
-import { validateSnapshot } from "./validate.ts";
+import { unreadableSnapshotText, validateSnapshot } from "./validate.ts";
 
 /** The checks of a drill, in the order they run. */
 export const DRILL_CHECKS = [
@@ -285,6 +285,9 @@ async function validateStep({ config, stamp, root, options }: DrillState): Promi
   }
   const measured = { metadata: validation.metadata };
   if (!validation.valid && !exists(root)) return { status: "failed", detail: removedDuringDrill(root), measured };
+  if (validation.unreadable !== undefined) {
+    return { status: "failed", detail: unreadableSnapshotText(stamp, validation.unreadable), measured };
+  }
   if (!validation.valid) return { status: "failed", detail: validation.errors.join("; "), measured };
   const byPush = validation.integrity_checked_by_push;
   const checked = validation.manifest_ok === null

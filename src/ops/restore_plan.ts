@@ -6,7 +6,7 @@
  */
 import { basename, join } from "node:path";
 import type { Config } from "../config.ts";
-import { RefusedError, UsageError } from "../errors.ts";
+import { OperationError, RefusedError, UsageError } from "../errors.ts";
 import { entriesOrNone, lstatOrNull, statOrNull } from "../fs/probe.ts";
 import { isSameOrInside, realPathAsFarAsExists } from "../fs/real_path.ts";
 import { findOpeners, type OpenFile, type OpenFilesScan } from "../sys/open_files.ts";
@@ -16,7 +16,7 @@ import { CHROMA_FOLDER } from "../snapshot/layout.ts";
 import { locatePart, type SnapshotMetadata, type SnapshotPart } from "../snapshot/metadata.ts";
 import type { SqliteDriver } from "../sqlite/driver.ts";
 import { CHROMA_DB_FILE } from "../snapshot/chroma.ts";
-import { validateSnapshot, type ValidationResult } from "./validate.ts";
+import { unreadableSnapshotText, validateSnapshot, type ValidationResult } from "./validate.ts";
 
 /** Where each part of the snapshot comes from; `chroma` is `null` when Chroma is not restored. */
 export interface Sources {
@@ -209,6 +209,9 @@ export async function validatedSnapshot(
     integrityChecked: options.integrityChecked,
     onProgress: (done, total) => reporter.progress("hashing", done, total),
   });
+  if (validation.unreadable !== undefined) {
+    throw new OperationError(unreadableSnapshotText(stamp, validation.unreadable, "nothing was changed"));
+  }
   if (!validation.valid) {
     throw new RefusedError(
       `snapshot ${stamp} failed validation (${validation.errors.join("; ")}): ${validation.path}; ` +

@@ -9,6 +9,7 @@
  */
 import { basename, isAbsolute, join, relative } from "node:path";
 import { describeOsError } from "../errors.ts";
+import { deniedPath } from "../fs/denied_path.ts";
 import { exists, lstatOrNull } from "../fs/probe.ts";
 import { notRegularFile, readRegularTextFile } from "../fs/regular_file.ts";
 import { checkManifest, filesToHash, type HashProgress } from "../snapshot/manifest.ts";
@@ -92,6 +93,8 @@ export interface ValidationResult {
   files_checked: number;
   bytes_hashed: number;
   quick: boolean;
+  /** A path in the snapshot this user may not read (permission denied): not valid, but not judged invalid either. */
+  unreadable?: string;
   /** Databases not checked again: the push's check vouches for their proven bytes (see `integrityChecked`). */
   integrity_checked_by_push?: string[];
   /** Databases not checked again: create's check vouches for the bytes the manifest lists (see `checkedAtCreate`). */
@@ -111,7 +114,10 @@ export function validateSnapshot(
   return validateSnapshotAt(snapshotDir(backupDir, stamp), stamp, options);
 }
 
-/** Validate the snapshot whose folder is `root` (published, staged, or copied elsewhere). */
+/**
+ * Validate the snapshot whose folder is `root` (published, staged, or copied elsewhere). One that is not valid, with a
+ * path in it this user may not read, is `unreadable` instead: no verdict.
+ */
 export async function validateSnapshotAt(
   root: string,
   stamp: string,
@@ -133,6 +139,41 @@ export async function validateSnapshotAt(
     bytes_hashed: 0,
     quick,
   };
+  try {
+    await checkInto(result, options);
+  } catch (error) {
+    if (error instanceof Deno.errors.PermissionDenied && noteDenied(result)) return result;
+    throw error;
+  }
+  if (!result.valid) noteDenied(result);
+  return result;
+}
+
+/**
+ * When this user may not read a path in the snapshot, say so in `result` in place of its errors (those are what could
+ * not be read, not damage); whether it did.
+ */
+function noteDenied(result: ValidationResult): boolean {
+  const denied = deniedPath(result.path);
+  if (denied === null) return false;
+  result.unreadable = denied;
+  result.errors = [`snapshot_unreadable: permission denied: ${printable(denied)}`];
+  result.valid = false;
+  return true;
+}
+
+/**
+ * What this user may not read in a snapshot (`path`, as `unreadable` says), the consequence (`then`, after a `; `) and
+ * the next step: one line, for validate, restore and drill alike.
+ */
+export function unreadableSnapshotText(stamp: string, path: string, then = ""): string {
+  return `snapshot ${stamp} was not validated: this user may not read ${path} (permission denied)` +
+    `${then ? `; ${then}` : ""}; run as the user that owns the backups, or fix the permissions there`;
+}
+
+/** The checks of {@linkcode validateSnapshotAt}, into `result` (its `path` the folder). */
+async function checkInto(result: ValidationResult, options: ValidateOptions): Promise<ValidationResult> {
+  const { path: root, stamp, quick } = result;
   if (!result.exists) return finish(result, "snapshot_directory_missing");
   const linked = linkedFolder(root);
   if (linked !== null) return finish(result, `snapshot_folder_is_a_link: ${printable(linked)}`);

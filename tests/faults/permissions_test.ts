@@ -155,48 +155,56 @@ Deno.test("restore as nobody into a live folder it may not write: one line namin
   assert.deepEqual(liveDigest(store), before, "live store changed");
 });
 
-Deno.test("a snapshot file nobody may not read: validate reports it and goes on (exit 1), restore refuses (exit 3)", async () => {
+Deno.test("a snapshot nobody may not read whole: validate, restore and drill name the path, not a verdict (exit 1)", async () => {
   const cli = unprivilegedCli();
   if (typeof cli === "string") return skipBecause(cli);
   using _cli = cli;
   using store = await nobodysStore();
   const good = entryNames(join(store.backupDir, "snapshots"))[0];
   const damaged = "20200101T000000Z";
-  new Deno.Command("cp", {
-    args: ["-a", join(store.backupDir, "snapshots", good), join(store.backupDir, "snapshots", damaged)],
-  })
-    .outputSync();
-  relocateSnapshot(join(store.backupDir, "snapshots", damaged));
-  const segment = entryNames(join(store.backupDir, "snapshots", damaged, "chroma")).find((name) => name.includes("-"))!;
-  Deno.chmodSync(join(store.backupDir, "snapshots", damaged, "chroma", segment, "data_level0.bin"), 0o000);
+  const root = join(store.backupDir, "snapshots", damaged);
+  new Deno.Command("cp", { args: ["-a", join(store.backupDir, "snapshots", good), root] }).outputSync();
+  relocateSnapshot(root);
+  const segment = entryNames(join(root, "chroma")).find((name) => name.includes("-"))!;
+  const file = join(root, "chroma", segment, "data_level0.bin");
+  const modeOf = (path: string) => Deno.statSync(path).mode! & 0o777;
+  const fileMode = modeOf(file);
+  Deno.chmodSync(file, 0o000);
   const env = storeEnv(store);
   const validated = await cli.run(["validate", "--all"], env);
   assert.equal(validated.code, 1, validated.stderr);
-  const results = (validated.json as { results: { stamp: string; valid: boolean; errors: string[] }[] }).results;
+  const results = (validated.json as { results: { stamp: string; valid: boolean; unreadable?: string }[] }).results;
   const byStamp = Object.fromEntries(results.map((result) => [result.stamp, result]));
   assert.ok(byStamp[good].valid, `the readable snapshot was not validated: ${JSON.stringify(byStamp[good])}`);
-  assert.ok(
-    byStamp[damaged].errors.some((error) => /unreadable.*permission denied.*data_level0\.bin/.test(error)),
-    `the unreadable file is not named: ${byStamp[damaged].errors}`,
-  );
+  assert.equal(byStamp[damaged].unreadable, file, JSON.stringify(byStamp[damaged]));
+  Deno.chmodSync(file, fileMode);
   const before = liveDigest(store);
-  const restored = await cli.run(["restore", damaged, "--confirm-service-stopped"], env);
-  assert.equal(restored.code, 3, restored.stderr);
+  // each says what it may not read and what to do, and claims no verdict on what it did not read
+  for (const [closed, named] of [[file, file], [join(root, "db"), join(root, "db")], [root, root]]) {
+    const mode = modeOf(closed);
+    Deno.chownSync(closed, 0, 0); // root's alone
+    Deno.chmodSync(closed, 0o700);
+    const said = new RegExp(
+      `^atocore-backup: error: snapshot ${damaged} was not validated: this user may not read ${named} ` +
+        `\\(permission denied\\); (nothing was changed; )?run as the user that owns the backups, or fix the permissions`,
+    );
+    for (const args of [["validate", damaged], ["restore", damaged, "--confirm-service-stopped"]]) {
+      const run = await cli.run(args, env);
+      assert.equal(run.code, 1, `${args[0]} with ${closed} closed: ${run.stderr}`);
+      assert.match(errorLine(run), said);
+    }
+    const drill = await cli.run(["drill", damaged], env);
+    assert.equal(drill.code, 1, drill.stderr);
+    const errors = (drill.json as { errors: string[] }).errors;
+    assert.ok(errors[0].includes(`may not read ${named} (permission denied)`), errors.join("; "));
+    const quick: CliRun = await cli.run(["validate", "--all", "--quick"], env);
+    const listed = (quick.json as { results: { stamp: string; unreadable?: string }[] }).results;
+    const expected = closed === file ? undefined : named; // --quick reads no Chroma segment file
+    assert.equal(listed.find((result) => result.stamp === damaged)?.unreadable, expected, quick.stdout);
+    Deno.chownSync(closed, NOBODY_UID, NOBODY_GID);
+    Deno.chmodSync(closed, mode);
+  }
   assert.deepEqual(liveDigest(store), before, "live store changed");
-
-  const closed = join(store.backupDir, "snapshots", damaged, "db"); // a folder it may not enter: named, with a next step
-  Deno.chmodSync(closed, 0o700);
-  Deno.chownSync(closed, 0, 0);
-  const one = await cli.run(["validate", damaged], env);
-  assert.equal(one.code, 1, one.stderr);
-  assert.match(
-    errorLine(one),
-    /[Pp]ermission denied .*db\/atocore\.db.*; check that this user may read and write that path/,
-  );
-  const all = await cli.run(["validate", "--all", "--quick"], env);
-  const listed = (all.json as { results: { stamp: string; errors: string[] }[] }).results;
-  const denied = listed.find((result) => result.stamp === damaged)!.errors;
-  assert.ok(denied.some((error) => /permission denied.*db\/atocore\.db/i.test(error)), denied.join("; "));
 });
 
 Deno.test("a backup folder on a read-only mount (root too): create names the lock file (exit 1); validate works", async () => {
