@@ -30,7 +30,9 @@ export type HttpFault =
   /** Read it whole and answer 200 OK itself (the server never sees it): a store that acknowledges and keeps nothing. */
   | { kind: "swallow" }
   /** Send it to the server on a connection of its own, wait for the answer, then cut the client: stored, unanswered. */
-  | { kind: "store-then-cut" };
+  | { kind: "store-then-cut" }
+  /** As `store-then-cut`, but the client is held unanswered (counted as stalled) until cutOpen: stored, answer late. */
+  | { kind: "store-then-stall" };
 
 /** A fault for the next `times` requests that `match` accepts. */
 export interface HttpRule {
@@ -122,8 +124,13 @@ async function serve(client: Deno.Conn, target: { hostname: string; port: number
         await writeAll(client, fault.kind === "answer" ? errorAnswer(request, fault) : okAnswer());
         continue;
       }
-      if (fault?.kind === "store-then-cut") {
+      if (fault?.kind === "store-then-cut" || fault?.kind === "store-then-stall") {
         await storeUnanswered(target, head, input, request.bodyBytes);
+        if (fault.kind === "store-then-stall") {
+          shared.stats.stalled++;
+          stalled = true; // the client stays open, unanswered, until cutOpen or the end
+          return;
+        }
         shared.stats.answered++;
         break; // the client's connection is closed below, its answer never sent
       }

@@ -12,6 +12,7 @@ import type { PushAuth } from "../repo/authenticity.ts";
 import type { Backend } from "../repo/backend.ts";
 import type { SqliteDriver } from "../sqlite/driver.ts";
 import { InterruptedError } from "../sys/interrupt.ts";
+import { StoppedPublishing } from "../repo/publish_check.ts";
 import type { CommandContext, FlagValues, Outcome } from "./command.ts";
 import { describePush } from "./push.ts";
 import {
@@ -72,10 +73,11 @@ export async function withPush(
     signal,
   });
   if ("error" in pushed && pushed.error instanceof InterruptedError) {
+    const listed = pushed.error instanceof StoppedPublishing && pushed.error.published === "listed";
     throw new InterruptedError(
       pushed.error.signal,
-      `${pushed.error.message}; the new local snapshot ${stamp} is made, validated and kept: push it with ` +
-        `'atocore-backup push ${stamp}'`,
+      `${pushed.error.message}; the new local snapshot ${stamp} is made, validated and kept` +
+        (listed ? "" : `: push it with 'atocore-backup push ${stamp}'`),
     );
   }
   if ("error" in pushed) {

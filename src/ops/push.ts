@@ -12,6 +12,7 @@ import type { Reporter } from "../report/reporter.ts";
 import { type Backend, isUnreachable, ObjectExistsError } from "../repo/backend.ts";
 import { type PushResult, pushSnapshot } from "../repo/push.ts";
 import { SnapshotFileChangedError } from "../repo/push_session.ts";
+import { StoppedPublishing } from "../repo/publish_check.ts";
 import type { PushAuth } from "../repo/authenticity.ts";
 import { checkedStamp, snapshotDir } from "../snapshot/layout.ts";
 import { isStamp } from "../snapshot/stamp.ts";
@@ -248,11 +249,11 @@ async function pushFailure(
     `the ${tracked.packs} new pack${tracked.packs === 1 ? "" : "s"} sent ${tracked.packs === 1 ? "is" : "are"}` +
     " kept";
   if (error instanceof InterruptedError) {
-    return error.told(
+    const told = error.told(
       `push of ${stamp} to ${location}`,
-      `${before.length ? `${before.join(", ")} pushed (listed); ` : ""}${stamp} is not listed` +
-        `${LEASE_WORDS[tracked.lease]}; ${kept}: push again, it reuses them`,
+      `${before.length ? `${before.join(", ")} pushed (listed); ` : ""}${stoppedState(error, stamp, tracked, kept)}`,
     );
+    return error instanceof StoppedPublishing ? new StoppedPublishing(told, error.published) : told;
   }
   if (isUnreachable(error)) {
     const sent = tracked.packs === 0 ? "" : `, and ${kept} for the next push to reuse`;
@@ -265,6 +266,20 @@ async function pushFailure(
       nextStep(error, config.backupDir.path),
     { cause: error },
   );
+}
+
+/** What a push of `stamp` stopped by `stop` left, and the next step: a stop while publishing says what a look found. */
+function stoppedState(stop: InterruptedError, stamp: string, tracked: Tracked, kept: string): string {
+  const lease = LEASE_WORDS[tracked.lease];
+  const published = stop instanceof StoppedPublishing ? stop.published : "not listed";
+  if (published === "listed") {
+    return `${stamp} is listed (its snapshot object was stored whole before the stop)${lease}; nothing to push again`;
+  }
+  if (published === "unknown") {
+    return `${stamp} may be listed (the stop cut the upload of its snapshot object and no look after it told; ` +
+      `'remote list' tells)${lease}; ${kept}: push again, it says already pushed when listed, else reuses them`;
+  }
+  return `${stamp} is not listed${lease}; ${kept}: push again, it reuses them`;
 }
 
 /**

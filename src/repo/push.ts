@@ -46,7 +46,8 @@ import { PushSession, type ReadFile } from "./push_session.ts";
 import { checkPin, openRepository, type Repository } from "./repository.ts";
 import { checkLink } from "./local_snapshot.ts";
 import { hostName } from "../sys/host_name.ts";
-import { stopIfInterrupted, tidyAfterStop } from "../sys/interrupt.ts";
+import { InterruptedError, stopIfInterrupted, tidyAfterStop } from "../sys/interrupt.ts";
+import { publishedState, StoppedPublishing } from "./publish_check.ts";
 import { collectGarbage } from "../sys/collect_garbage.ts";
 import { removeTemporariesOf } from "../fs/durable.ts";
 import type { PackInfo, SealedObject } from "./boundary.ts";
@@ -311,13 +312,25 @@ async function confirmPacks(backend: Backend, packs: PackInfo[], stamp: string):
 
 /**
  * Write the refs, then the snapshot object, and see the object listed with its size. One the storage did not keep
- * whole is removed again with its refs, so that no snapshot readers refuse stays listed.
+ * whole is removed again with its refs, so that no snapshot readers refuse stays listed. A stop in the middle says
+ * what a look after it found ({@linkcode StoppedPublishing}): the storage may have kept an upload the stop cut.
  */
 async function publishSnapshot(repository: Repository, key: SnapshotKey, sealed: SealedObject, refs: Refs) {
   const { io, backend } = repository;
-  await io.putPublic(refsName(key), refs);
-  await io.writeSealed(sealed);
-  const problem = await unlisted(backend, [{ name: sealed.name, size: sealed.bytes.length }]);
+  const snapshot = { name: sealed.name, size: sealed.bytes.length };
+  let problem: string | null;
+  try {
+    await io.putPublic(refsName(key), refs);
+    await io.writeSealed(sealed);
+    problem = await unlisted(backend, [snapshot]);
+  } catch (error) {
+    if (!(error instanceof InterruptedError)) throw error;
+    const refsSize = new TextEncoder().encode(JSON.stringify(refs) + "\n").length; // as putPublic writes them
+    throw new StoppedPublishing(
+      error,
+      await publishedState(backend, { name: refsName(key), size: refsSize }, snapshot),
+    );
+  }
   if (problem === null) return;
   const removed = await io.remove(sealed.name).then(() => io.remove(refsName(key))).then(() => true, () => false);
   throw notKept(key.stamp, problem, removed ? "removed again: nothing is listed" : "'remote verify' names it");
