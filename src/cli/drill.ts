@@ -267,9 +267,12 @@ function existingStamp(backupDir: string, given: string): string {
  * @throws {OperationError} when there is none.
  */
 function latest(backupDir: string, context: CommandContext): string {
-  const { stamp, skippedInFuture } = latestStamp(backupDir, context.now);
+  const { stamp, skippedInFuture, sequenceIgnored } = latestStamp(backupDir, context.now);
   if (skippedInFuture.length) {
     context.reporter.event("warning", "drill_latest_skipped_future", { stamps: skippedInFuture, chosen: stamp });
+  }
+  if (sequenceIgnored.length) {
+    context.reporter.event("warning", "drill_latest_sequence_ignored", { stamps: sequenceIgnored, chosen: stamp });
   }
   if (stamp !== null) return stamp;
   if (skippedInFuture.length) {

@@ -64,6 +64,8 @@ const SENTENCES: Record<string, (fields: Fields) => string> = {
     `the clock was wrong when it was made, or is wrong now; check the clock`,
   drill_latest_skipped_future: skippedFuture("drill"),
   push_latest_skipped_future: skippedFuture("push"),
+  drill_latest_sequence_ignored: sequenceIgnored("drill"),
+  push_latest_sequence_ignored: sequenceIgnored("push"),
   snapshot_removed_during_validation: (f) =>
     `snapshot ${text(f.stamp)} was removed (by a cleanup?) while it was being validated, so it was not checked`,
   chroma_backup_failed: (f) =>
@@ -163,6 +165,12 @@ function skippedFuture(verb: string): (f: Fields) => string {
     `${f.chosen ? text(f.chosen) : "nothing"}; ${verb} ${
       Array.isArray(f.stamps) && f.stamps.length > 1 ? "those" : "it"
     } by stamp once the clock is checked`;
+}
+
+function sequenceIgnored(verb: string): (f: Fields) => string {
+  return (f) =>
+    `--latest did not order ${list(f.stamps)} by the sequence in their metadata (not a count, or the metadata was ` +
+    `edited since create) and ${verb}s ${f.chosen ? text(f.chosen) : "nothing"}; run 'validate' on them`;
 }
 
 function text(value: unknown): string {

@@ -94,6 +94,8 @@ export interface LatestPick {
   stamp: string | null;
   /** Stamps later than now beyond the allowed skew, newest first: never "the latest" forever. */
   skippedInFuture: string[];
+  /** Stamps whose `sequence` was not used (not a count, or their metadata edited since create), newest first. */
+  sequenceIgnored: string[];
 }
 
 /**
@@ -107,22 +109,33 @@ export function newestStamp(backupDir: string): string | null {
 /**
  * What `--latest` means: of the snapshots whose name is a plain stamp not in the future, the last published (the
  * highest `sequence`: a clock set back a few minutes stamps the newest data before an older snapshot), or the newest
- * stamp when that one records no sequence (the module's).
+ * stamp when that one records no sequence (the module's). A sequence that is no count, or whose metadata was edited
+ * since create (its `metadata_sha256` differs), counts as none: a hand-edited one must not make an old snapshot "the
+ * latest"; those are named in `sequenceIgnored`.
  */
 export function latestStamp(backupDir: string, now: Date): LatestPick {
   const newestFirst = snapshotNames(backupDir).filter(isStamp).reverse();
   const skippedInFuture = newestFirst.filter((stamp) => isInFuture(stamp, now));
   const current = newestFirst.filter((stamp) => !isInFuture(stamp, now));
-  return { stamp: lastPublished(backupDir, current), skippedInFuture };
+  const sequenceIgnored: string[] = [];
+  const sequences = current.map((stamp) => {
+    const read = readMetadata(join(snapshotDir(backupDir, stamp), METADATA_FILE));
+    const sequence = read.ok ? trustedSequence(read.metadata) : null;
+    if (read.ok && sequence === null && read.metadata.sequence !== undefined) sequenceIgnored.push(stamp);
+    return sequence;
+  });
+  return { stamp: lastPublished(current, sequences), skippedInFuture, sequenceIgnored };
+}
+
+/** The metadata's sequence when it is a count and the metadata is as create bound it (or unbound: the module's). */
+function trustedSequence(metadata: SnapshotMetadata): number | null {
+  const recorded = (metadata as unknown as Record<string, unknown>)[DIGEST_KEY];
+  if (recorded !== undefined && recorded !== metadataDigest(metadata)) return null;
+  return sequenceOf(metadata);
 }
 
 /** Of `newestFirst`, the one of the highest sequence; the first when it records none; `null` when there is none. */
-function lastPublished(backupDir: string, newestFirst: string[]): string | null {
-  const sequence = (stamp: string) => {
-    const read = readMetadata(join(snapshotDir(backupDir, stamp), METADATA_FILE));
-    return read.ok ? sequenceOf(read.metadata) : null;
-  };
-  const sequences = newestFirst.map(sequence);
+function lastPublished(newestFirst: string[], sequences: (number | null)[]): string | null {
   if (sequences[0] === null || sequences[0] === undefined) return newestFirst[0] ?? null;
   let best = 0;
   sequences.forEach((value, index) => {

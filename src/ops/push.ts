@@ -176,9 +176,12 @@ function selectedStamps(backupDir: string, selection: PushSelection, reporter: R
     throw new UsageError(`no snapshots to push in ${backupDir}; run 'atocore-backup create' first`);
   }
   if ("all" in selection) return stamps;
-  const { stamp, skippedInFuture } = latestStamp(backupDir, new Date());
+  const { stamp, skippedInFuture, sequenceIgnored } = latestStamp(backupDir, new Date());
   if (skippedInFuture.length) {
     reporter.event("warning", "push_latest_skipped_future", { stamps: skippedInFuture, chosen: stamp });
+  }
+  if (sequenceIgnored.length) {
+    reporter.event("warning", "push_latest_sequence_ignored", { stamps: sequenceIgnored, chosen: stamp });
   }
   if (stamp !== null) return [stamp];
   throw new UsageError(

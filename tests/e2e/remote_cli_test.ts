@@ -369,6 +369,31 @@ Deno.test("push --latest sends the snapshot published last, even when a clock se
   assert.deepEqual((pushed.json as { pushed: { stamp: string }[] }).pushed.map((one) => one.stamp), [olderStamp]);
 });
 
+Deno.test("push and drill --latest order by time a snapshot whose sequence is edited by hand or no count, with a warning", async () => {
+  using r = await remoteStore({ dbMiB: 1, chromaMiB: 1 });
+  const stamps: string[] = [];
+  for (let made = 0; made < 3; made++) {
+    if (made > 0) await new Promise((resolve) => setTimeout(resolve, 1100)); // a stamp a second later
+    const created = await runCli(["create"], { env: r.env });
+    assert.equal(created.code, 0, created.stderr);
+    stamps.push((created.json as { stamp: string }).stamp);
+  }
+  const [oldest, middle, newest] = stamps;
+  // the oldest edited by hand (its metadata_sha256 no longer matches), the middle one bound with a sequence of text
+  const path = join(r.store.backupDir, "snapshots", oldest, "backup-metadata.json");
+  const edited = { ...JSON.parse(Deno.readTextFileSync(path)), sequence: 99 };
+  Deno.removeSync(path); // a file of its own
+  Deno.writeTextFileSync(path, JSON.stringify(edited, null, 2) + "\n");
+  relocateSnapshot(join(r.store.backupDir, "snapshots", middle), { sequence: "1000" });
+  const pushed = await runCli(["push", "--latest"], { env: r.env });
+  assert.equal(pushed.code, 0, pushed.stderr);
+  assert.deepEqual((pushed.json as { pushed: { stamp: string }[] }).pushed.map((one) => one.stamp), [newest]);
+  const ignored = `"stamps":["${middle}","${oldest}"],"chosen":"${newest}"`;
+  assert.ok(pushed.stderr.includes(`"event":"push_latest_sequence_ignored",${ignored}`), pushed.stderr);
+  const drilled = await runCli(["drill", "--latest"], { env: r.env });
+  assert.ok(drilled.stderr.includes(`"event":"drill_latest_sequence_ignored",${ignored}`), drilled.stderr);
+});
+
 Deno.test("push --latest passes over a snapshot stamped in the future, with a warning; with only such, exit 2 naming it", async () => {
   using r = await remoteStore({ dbMiB: 1, chromaMiB: 1 });
   const created = await runCli(["create"], { env: r.env });
