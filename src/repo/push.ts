@@ -132,14 +132,9 @@ export async function pushSnapshot(
   const repository = await openRepository(backend);
   const { pinned, sourceId } = checkPin(config.backupDir.path, repository, options.recipients);
   if (options.auth) checkPushAuth(options.auth, repository.config.recipients, backend.location);
-  const { existing, others } = await pushedAlready(repository, local, sourceId, options.auth);
-  if (existing) return { ...emptyResult(local.stamp, existing), pinned, already_pushed: true };
-  const shared = others.map((name) =>
-    `${name} carries this backup folder's source id but another snapshot of ${local.stamp}: another backup folder ` +
-    `pushes under this one's id (a copy of it?), and remote cleanup counts both as one; in the copy, remove ` +
-    `${remotePinPath(config.backupDir.path, backend.location)} so that it pushes as a source of its own (unless a ` +
-    `writer of the repository edited its refs: 'remote verify --identity FILE' tells)`
-  );
+  const found = await pushedAlready(repository, local, sourceId, options.auth);
+  if (found.existing) return { ...emptyResult(local.stamp, found.existing), pinned, already_pushed: true };
+  const shared = sameStampWarnings(found, local.stamp, remotePinPath(config.backupDir.path, backend.location));
   stopIfInterrupted(options.signal);
   const now = options.now ?? (() => new Date());
   const key: SnapshotKey = { stamp: local.stamp, pushId: newRandomId() };
@@ -180,6 +175,31 @@ export async function pushSnapshot(
   }
 }
 
+/** What {@linkcode pushedAlready} found of the stamp in the repository. */
+interface SameStamp {
+  existing: string | null;
+  /** Snapshots under this source with other local metadata (a copied backup folder). */
+  others: string[];
+  /** Snapshots whose refs name no source (pushed before sources existed): this folder's or another's, untold. */
+  sourceless: string[];
+}
+
+/** The warnings of a push about snapshots of its stamp that it lists its own beside (`pin`: the folder's pin). */
+function sameStampWarnings(found: SameStamp, stamp: string, pin: string): string[] {
+  const shared = found.others.map((name) =>
+    `${name} carries this backup folder's source id but another snapshot of ${stamp}: another backup folder ` +
+    `pushes under this one's id (a copy of it?), and remote cleanup counts both as one; in the copy, remove ` +
+    `${pin} so that it pushes as a source of its own (unless a writer of the repository edited its refs: ` +
+    `'remote verify --identity FILE' tells)`
+  );
+  const sourceless = found.sourceless.map((name) =>
+    `${name} has refs without a source (pushed by a version before sources, by this backup folder or another with ` +
+    `the same key: a push cannot tell): this push lists its own snapshot of ${stamp} beside it, so name one by ` +
+    `STAMP_PUSHID ('remote cleanup' counts the older one with the snapshots without a source)`
+  );
+  return [...shared, ...sourceless];
+}
+
 /**
  * The name of a snapshot of `local` that this backup folder pushed already (`existing`), or `null`: its refs name this
  * source and the local metadata's hash, its sealed object hashes as they record and, with keys, its refs carry this
@@ -191,14 +211,17 @@ async function pushedAlready(
   local: LocalSnapshot,
   sourceId: string,
   auth: PushAuth | undefined,
-): Promise<{ existing: string | null; others: string[] }> {
+): Promise<SameStamp> {
   const { backend } = repository;
   const others: string[] = [];
+  const sourceless: string[] = [];
   for (const { name } of await backend.list(PREFIXES.snapshots)) {
     const parsed = parseName(name);
     if (parsed?.kind !== "snapshot" || parsed.key.stamp !== local.stamp) continue;
     const refs = await readRefs(backend, parsed.key).catch(() => null);
-    // refs without a source (format 1's) are not taken as this folder's: anyone can write such refs
+    // refs without a source (format 1's) are not taken as this folder's: anyone can write such refs, and a MAC proves
+    // only a holder of the key (every host pushing with it), not this folder; a second snapshot is safe, a skip is not
+    if (refs && refs.source === undefined) sourceless.push(name);
     if (!refs || refs.source !== sourceId) continue;
     if (refs.local_sha256 !== undefined && refs.local_sha256 !== local.metadataSha256) {
       others.push(name);
@@ -213,9 +236,9 @@ async function pushedAlready(
     const sha256 = sha256Hex(sealed);
     if (sha256 !== refs.snapshot_sha256) continue;
     if (auth && !signedBy(refs, auth, snapshotClaim(repository.config.id, parsed.key, sha256))) continue;
-    return { existing: name.slice(PREFIXES.snapshots.length), others };
+    return { existing: name.slice(PREFIXES.snapshots.length), others, sourceless };
   }
-  return { existing: null, others };
+  return { existing: null, others, sourceless };
 }
 
 /** After the lease is written: which known packs exist with their size and are in no condemned marker. */

@@ -17,6 +17,7 @@ import { snapshotsDir } from "../../src/snapshot/layout.ts";
 import { type CliRun, runCli, storeEnv, tempDir, tempStore } from "../_helpers.ts";
 import {
   ageKeyPair,
+  assertVerified,
   authKeyFileFor,
   createAndPush,
   oneErrorLine,
@@ -320,4 +321,38 @@ Deno.test("remote auth: refs without a source planted under a stamp do not pass 
   const pushed = (push.json as { pushed: PushedJson[] }).pushed[0];
   assert.equal(pushed.already_pushed, false, "the planted refs were taken for this folder's push");
   assert.notEqual(pushed.snapshot, planted);
+});
+
+Deno.test("remote auth: a stamp whose refs an older version wrote (no source) is pushed again beside it, never over it, with a warning", async () => {
+  using r = await remoteStore({ dbMiB: 1, chromaMiB: 1 });
+  const created = await runCli(["create"], { env: r.env });
+  assert.equal(created.code, 0, created.stderr);
+  const stamp = (created.json as { stamp: string }).stamp;
+  const first = await runCli(["push", stamp], { env: r.env });
+  assert.equal(first.code, 0, first.stderr);
+  const old = (first.json as { pushed: PushedJson[] }).pushed[0].snapshot;
+  // the refs as a version before sources wrote them: no source, no local_sha256, no refs_mac; the snapshot's MAC stays
+  const refsPath = join(r.repoDir, "refs", old);
+  const refs = JSON.parse(Deno.readTextFileSync(refsPath));
+  delete refs.source;
+  delete refs.local_sha256;
+  for (const entry of refs.auth) delete entry.refs_mac;
+  Deno.writeTextFileSync(refsPath, JSON.stringify(refs) + "\n");
+  const before = [Deno.readFileSync(refsPath), Deno.readFileSync(join(r.repoDir, "snapshots", old))];
+  await assertVerified(r.envWithIdentity, ["--read-data"], "format 1 refs with this host's MAC");
+
+  const again = await runCli(["push", stamp], { env: r.env });
+  assert.equal(again.code, 0, again.stderr);
+  const pushed = (again.json as { pushed: PushedJson[] }).pushed[0];
+  assert.equal(pushed.already_pushed, false, "refs without a source were taken for this folder's push");
+  assert.notEqual(pushed.snapshot, old);
+  assert.match(
+    again.stderr,
+    new RegExp(`snapshots/${old} has refs without a source .* lists its own snapshot of ${stamp} beside it`),
+  );
+  assert.deepEqual([Deno.readFileSync(refsPath), Deno.readFileSync(join(r.repoDir, "snapshots", old))], before);
+  assert.deepEqual((await remoteNames(r.env)).sort(), [old, pushed.snapshot].sort());
+  await assertVerified(r.envWithIdentity, ["--read-data"], "both snapshots of the stamp");
+  const third = await runCli(["push", stamp], { env: r.env });
+  assert.equal((third.json as { pushed: PushedJson[] }).pushed[0].already_pushed, true, "its own refs are found");
 });
