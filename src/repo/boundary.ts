@@ -111,7 +111,7 @@ export class Boundary {
   async putPublic(name: string, value: unknown): Promise<void> {
     const kind = parseName(name)?.kind;
     if (!kind || !PUBLIC_KINDS.has(kind)) throw new RangeError(`not a public object name: ${JSON.stringify(name)}`);
-    await this.write(name, new TextEncoder().encode(JSON.stringify(value) + "\n"));
+    await this.write(name, publicBytes(value));
   }
 
   private async write(name: string, bytes: Uint8Array, sha256?: string): Promise<void> {
@@ -198,4 +198,9 @@ function nestedDeeperThan(text: string, limit: number): boolean {
     } else if (char === 0x5d || char === 0x7d) depth--;
   }
   return false;
+}
+
+/** The bytes of a public object holding `value`, as {@linkcode Boundary.putPublic} writes them: one JSON line. */
+export function publicBytes(value: unknown): Uint8Array {
+  return new TextEncoder().encode(JSON.stringify(value) + "\n");
 }

@@ -50,7 +50,7 @@ import { InterruptedError, stopIfInterrupted, tidyAfterStop } from "../sys/inter
 import { publishedState, StoppedPublishing } from "./publish_check.ts";
 import { collectGarbage } from "../sys/collect_garbage.ts";
 import { removeTemporariesOf } from "../fs/durable.ts";
-import type { PackInfo, SealedObject } from "./boundary.ts";
+import { type PackInfo, publicBytes, type SealedObject } from "./boundary.ts";
 import { checkPushAuth, type PushAuth, refsAuth, signedBy, snapshotClaim } from "./authenticity.ts";
 import { MAX_SNAPSHOT_OBJECT_BYTES, readRefs, REFS_MAX_BYTES } from "./snapshots.ts";
 import { sha256Hex } from "./sealing.ts";
@@ -348,11 +348,8 @@ async function publishSnapshot(repository: Repository, key: SnapshotKey, sealed:
     problem = await unlisted(backend, [snapshot]);
   } catch (error) {
     if (!(error instanceof InterruptedError)) throw error;
-    const refsSize = new TextEncoder().encode(JSON.stringify(refs) + "\n").length; // as putPublic writes them
-    throw new StoppedPublishing(
-      error,
-      await publishedState(backend, { name: refsName(key), size: refsSize }, snapshot),
-    );
+    const written = { name: refsName(key), size: publicBytes(refs).length };
+    throw new StoppedPublishing(error, await publishedState(backend, written, snapshot));
   }
   if (problem === null) return;
   const removed = await io.remove(sealed.name).then(() => io.remove(refsName(key))).then(() => true, () => false);
