@@ -42,8 +42,9 @@ export interface Backend {
   /**
    * The whole object; {@linkcode ObjectNotFoundError} when it does not exist. With `into`, an object that fits is read
    * into it and a view of it returned (a reader of many objects reuses one buffer); a larger one is read as without.
-   * An object over `maxBytes` (default {@linkcode MAX_OBJECT_BYTES}) is refused unread
-   * ({@linkcode ObjectTooLargeError}): a hostile repository must not make a reader exhaust memory.
+   * An object over `maxBytes` (default {@linkcode MAX_OBJECT_BYTES}) is refused unread, or as soon as its bytes pass
+   * it when its size is not told first ({@linkcode ObjectTooLargeError}): a hostile repository must not make a reader
+   * exhaust memory.
    */
   read(name: string, into?: Uint8Array, maxBytes?: number): Promise<Uint8Array>;
   /** Publish `bytes` as `name` atomically: a reader sees the whole object or none (durable once it resolves). */
@@ -77,13 +78,17 @@ export interface Backend {
 /** The most bytes an object may have unless its reader says less: above any pack or snapshot document this tool writes. */
 export const MAX_OBJECT_BYTES = 256 * 1024 * 1024;
 
-/** An object is larger than its kind can be: refused before it is read. */
+/**
+ * An object is larger than its kind can be: refused before it is read, or as soon as more bytes came when its size was
+ * not known beforehand (`size` null: a server that sent no length).
+ */
 export class ObjectTooLargeError extends OperationError {
-  constructor(location: string, name: string, size: number, maxBytes: number) {
-    super(
-      `${name} in ${location} has ${size} bytes, more than the ${maxBytes} an object of its kind can have; ` +
-        `the repository was altered: run 'remote verify'`,
-    );
+  constructor(location: string, name: string, size: number | null, maxBytes: number) {
+    const what = size === null
+      ? `came with more than the ${maxBytes} bytes an object of its kind can have (no length was announced; the read ` +
+        "stopped there)"
+      : `has ${size} bytes, more than the ${maxBytes} an object of its kind can have`;
+    super(`${name} in ${location} ${what}; the repository was altered: run 'remote verify'`);
   }
 }
 

@@ -590,6 +590,35 @@ Deno.test("remote errors: a repository with no config whose listing is refused s
   }
 });
 
+Deno.test("remote errors: an S3 body without a length is refused as soon as it passes the bound, read no further", async () => {
+  let sent = 0;
+  const server = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen: () => {} }, () => {
+    const body = new ReadableStream<Uint8Array>({
+      pull(controller) { // chunked and endless: no Content-Length, as a lying server may send it
+        controller.enqueue(new Uint8Array(64 * 1024));
+        sent += 64 * 1024;
+      },
+    });
+    return new Response(body);
+  });
+  try {
+    const backend = s3At(server.addr.port, { retry: { attempts: 1, baseMs: 1, maxMs: 1 } });
+    const bound = 16 << 20;
+    assert.match(
+      await messageOf(() => backend.read("snapshots/x", undefined, bound)),
+      new RegExp(
+        `^snapshots/x in s3://bucket/p at http://127\\.0\\.0\\.1:\\d+ came with more than the ${bound} bytes an ` +
+          "object of its kind can have \\(no length was announced; the read stopped there\\); the repository was " +
+          "altered: run 'remote verify'$",
+      ),
+    );
+    await new Promise((resolve) => setTimeout(resolve, 300)); // a body still read would go on meanwhile
+    assert.ok(sent < 2 * bound, `${sent} bytes sent for a bound of ${bound}: the body was read on`);
+  } finally {
+    await server.shutdown();
+  }
+});
+
 Deno.test("remote errors: an S3 body trickled a byte at a time is given up after the stall timeout", async () => {
   const server = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen: () => {} }, () => {
     let timer: ReturnType<typeof setInterval> | undefined;

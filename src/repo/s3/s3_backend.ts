@@ -1,7 +1,8 @@
 /**
  * The S3 backend: a repository under a key prefix of a bucket on AWS S3 or any S3-compatible server (Ceph, MinIO,
  * Backblaze B2, Wasabi, R2). Objects are written whole with a signed payload, exclusively with
- * `If-None-Match: *`, in parts above a threshold; reads are bounded by the announced length before the body is read.
+ * `If-None-Match: *`, in parts above a threshold; reads are bounded by the announced length before the body is read, or
+ * as the bytes come when none is announced.
  *
  * @module
  */
@@ -113,7 +114,8 @@ export class S3Backend implements Backend {
         throw new ObjectTooLargeError(this.location, name, length, maxBytes);
       }
       const known = Number.isSafeInteger(length) ? length : null;
-      return await readBody(response, known, maxBytes + 1, session.timeouts, answer.deadline, into);
+      const tooLong = () => new ObjectTooLargeError(this.location, name, null, maxBytes);
+      return await readBody(response, known, maxBytes, session.timeouts, answer.deadline, { into, tooLong });
     });
   }
 

@@ -129,10 +129,20 @@ export async function send(
  */
 const PROGRESS_BYTES = 64 * 1024;
 
+/** What {@linkcode readBody} reads into and what it does with a body past its `limit`. */
+export interface BodyOptions {
+  /** A buffer lent by the caller, used when the body fits (or its length is not known). */
+  into?: Uint8Array;
+  /** The error thrown as soon as the bytes received go past `limit`; without it the body is cut off there. */
+  tooLong?: () => Error;
+}
+
 /**
- * Read the body of `response` (of `length` bytes when known, else up to `limit`) into `into` when it fits, else into a
- * new buffer; every {@linkcode PROGRESS_BYTES} received re-arm the deadline. A body longer than announced or than
- * `limit` is cut off there: the caller's checks (sizes, hashes) refuse it.
+ * Read the body of `response` (of `length` bytes when known, else up to `limit`) into `options.into` when it fits,
+ * else into a new buffer; every {@linkcode PROGRESS_BYTES} received re-arm the deadline. A body longer than announced is
+ * cut off there, and so is one longer than `limit` unless `options.tooLong` refuses it: the caller's checks (sizes,
+ * hashes) refuse what was cut. Without a length the bytes are copied into blocks and joined once at the end, so a body
+ * that never ends costs `limit` bytes, not a buffer doubled past it.
  */
 export async function readBody(
   response: Response,
@@ -140,41 +150,82 @@ export async function readBody(
   limit: number,
   timeouts: Timeouts,
   deadline: Deadline,
-  into?: Uint8Array,
+  options: BodyOptions = {},
 ): Promise<Uint8Array> {
   const expected = Math.min(length ?? limit, limit);
+  const { into, tooLong } = options;
   // without a length (a server that streams without Content-Length) the lent buffer is started on all the same
   const fits = into !== undefined && (length === null || length <= into.length);
-  let buffer = fits ? into! : new Uint8Array(length === null ? Math.min(65536, limit) : expected);
-  let got = 0;
+  const received = new Received(fits ? into : new Uint8Array(length === null ? 0 : expected), expected);
   let armedAt = 0;
   const reader = response.body?.getReader();
-  if (reader === undefined) return buffer.subarray(0, 0);
+  if (reader === undefined) return received.bytes();
   try {
     for (;;) {
       const { done, value } = await reader.read();
       if (done) break;
+      const got = received.got;
       if (got + value.length - armedAt >= PROGRESS_BYTES) {
         deadline.arm(timeouts.stallMs, "reading the answer, 64 KiB at a time");
         armedAt = got + value.length;
       }
-      const take = Math.min(value.length, expected - got);
-      if (got + take > buffer.length) buffer = grown(buffer, got, got + take, expected);
-      buffer.set(value.subarray(0, take), got);
-      got += take;
-      if (take < value.length) break;
+      if (tooLong !== undefined && got + value.length > limit) throw tooLong();
+      received.add(value.subarray(0, expected - got));
+      if (got + value.length > expected) break;
     }
   } finally {
     await reader.cancel().catch(() => {});
   }
-  return buffer.subarray(0, got);
+  return received.bytes();
 }
 
-/** A larger buffer holding the first `used` bytes: twice the size, never more than `most`, at least `needed`. */
-function grown(buffer: Uint8Array, used: number, needed: number, most: number): Uint8Array {
-  const next = new Uint8Array(Math.max(needed, Math.min(buffer.length * 2, most)));
-  next.set(buffer.subarray(0, used));
-  return next;
+/** The smallest and the largest block {@linkcode Received} copies a body of unknown length into. */
+const BLOCK_BYTES = { least: 64 * 1024, most: 4 << 20 };
+
+/**
+ * A body's bytes as they come: in a first buffer while they fit, then copied into blocks (each as large as what came
+ * before, within {@linkcode BLOCK_BYTES}, and none past `most` bytes in all), joined once at the end. The stream's
+ * chunks are not kept: each is a view of a 64 KiB buffer, however few bytes a trickling server put in it.
+ */
+class Received {
+  got = 0;
+  readonly #blocks: Uint8Array[] = [];
+  #free = 0;
+
+  /** Bytes go into `first` while they fit; `most` is the most that will be added. */
+  constructor(readonly first: Uint8Array, readonly most: number) {}
+
+  /** Copy `chunk` in. */
+  add(chunk: Uint8Array): void {
+    let from = Math.max(0, Math.min(chunk.length, this.first.length - this.got));
+    if (from > 0) this.first.set(chunk.subarray(0, from), this.got);
+    this.got += from;
+    while (from < chunk.length) {
+      if (this.#free === 0) {
+        const size = Math.min(this.most - this.got, Math.max(BLOCK_BYTES.least, Math.min(this.got, BLOCK_BYTES.most)));
+        this.#blocks.push(new Uint8Array(size));
+        this.#free = size;
+      }
+      const block = this.#blocks.at(-1)!;
+      const count = Math.min(this.#free, chunk.length - from);
+      block.set(chunk.subarray(from, from + count), block.length - this.#free);
+      [from, this.got, this.#free] = [from + count, this.got + count, this.#free - count];
+    }
+  }
+
+  /** All the bytes received, in `first` when they fit there. */
+  bytes(): Uint8Array {
+    if (this.#blocks.length === 0) return this.first.subarray(0, this.got);
+    const joined = new Uint8Array(this.got);
+    let at = Math.min(this.first.length, this.got);
+    joined.set(this.first.subarray(0, at));
+    for (const block of this.#blocks) {
+      const used = block.subarray(0, Math.min(block.length, this.got - at));
+      joined.set(used, at);
+      at += used.length;
+    }
+    return joined;
+  }
 }
 
 /** The body as text (error documents and listings), at most `limit` bytes of it. */
