@@ -121,7 +121,10 @@ export class AccessDeniedError extends OperationError {}
 export class ObjectExistsError extends OperationError {
   /** Make the error for `name` at `location`. */
   constructor(location: string, name: string) {
-    super(`repository object already exists: ${name} (in ${location}); objects are never overwritten`);
+    super(
+      `repository object already exists: ${name} (in ${location}); objects are never overwritten: check that nothing ` +
+        "else writes to this repository, then run 'remote verify'",
+    );
   }
 }
 

@@ -12,7 +12,7 @@ import { resolveConfig } from "../../src/config.ts";
 import { ageEncrypt, generateIdentity, parseIdentity } from "../../src/crypto/age.ts";
 import { fetchToScratch, resolveRemoteSnapshot } from "../../src/ops/from_remote.ts";
 import { deriveAuthKey, snapshotMac } from "../../src/crypto/auth_key.ts";
-import { type Backend, ObjectTooLargeError } from "../../src/repo/backend.ts";
+import { type Backend, ObjectExistsError, ObjectTooLargeError } from "../../src/repo/backend.ts";
 import { getPublic } from "../../src/repo/boundary.ts";
 import { openBackend } from "../../src/repo/open_backend.ts";
 import { DOCUMENT_FORMAT } from "../../src/repo/document.ts";
@@ -614,6 +614,36 @@ Deno.test("remote errors: an S3 body without a length is refused as soon as it p
     );
     await new Promise((resolve) => setTimeout(resolve, 300)); // a body still read would go on meanwhile
     assert.ok(sent < 2 * bound, `${sent} bytes sent for a bound of ${bound}: the body was read on`);
+  } finally {
+    await server.shutdown();
+  }
+});
+
+Deno.test("remote errors: an S3 server refusing to create an object it does not hold says so with the next step", async () => {
+  let holds = false;
+  const server = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen: () => {} }, (request) => {
+    if (new URL(request.url).searchParams.has("list-type")) {
+      return new Response("<ListBucketResult><IsTruncated>false</IsTruncated></ListBucketResult>");
+    }
+    if (request.method === "PUT") { // If-None-Match: * refused, for an object the server never had
+      return new Response("<Error><Code>PreconditionFailed</Code></Error>", { status: 412 });
+    }
+    if (holds) return new Response(request.method === "HEAD" ? null : "other bytes", { headers: { etag: '"0"' } });
+    return new Response(request.method === "HEAD" ? null : "<Error><Code>NoSuchKey</Code></Error>", { status: 404 });
+  });
+  try {
+    const backend = s3At(server.addr.port, { retry: { attempts: 1, baseMs: 1, maxMs: 1 } });
+    const message = await messageOf(() => initRepository(backend, [generateIdentity().recipient]));
+    assert.match(
+      message,
+      new RegExp(
+        "^S3 PUT config in s3://bucket/p at http://127\\.0\\.0\\.1:\\d+ failed: HTTP 412 \\(the server refused to " +
+          "create it as existing, yet holds no such object\\); check that nothing else writes to this repository, " +
+          "then run 'remote verify'$",
+      ),
+    );
+    holds = true; // one that is there is the caller's to judge, as before
+    await assert.rejects(backend.write("packs/ab/x", bytes("y"), { exclusive: true }), ObjectExistsError);
   } finally {
     await server.shutdown();
   }

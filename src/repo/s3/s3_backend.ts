@@ -23,7 +23,7 @@ import type { S3Address } from "./address.ts";
 import type { S3Credentials } from "./credentials.ts";
 import { putMultipart } from "./multipart.ts";
 import { type Answer, S3Session, type SessionOptions } from "./session.ts";
-import { errorFields, s3Failure } from "./failure.ts";
+import { errorFields, S3Error, s3Failure } from "./failure.ts";
 import { readBody, readText } from "./transport.ts";
 
 /**
@@ -159,7 +159,11 @@ export class S3Backend implements Backend {
     if (bytes.length > this.#threshold) {
       // where a server ignores If-None-Match on the completion, this check is what keeps an object from being replaced
       if (options.exclusive && (await this.stat(name)) !== null) throw new ObjectExistsError(this.location, name);
-      return await putMultipart(this.#session, name, bytes, this.#partBytes, options.exclusive);
+      try {
+        return await putMultipart(this.#session, name, bytes, this.#partBytes, options.exclusive);
+      } catch (error) {
+        throw error instanceof ObjectExistsError ? await this.#refusedAsPresent(name, "POST") : error;
+      }
     }
     const session = this.#session;
     const headers: Record<string, string> = { "content-type": "application/octet-stream" };
@@ -171,8 +175,24 @@ export class S3Backend implements Backend {
       return await session.fail(answer);
     });
     if (outcome === "exists" || (outcome === "retried" && !(await this.#holds(name, bytes)))) {
-      throw new ObjectExistsError(this.location, name);
+      throw await this.#refusedAsPresent(name, "PUT");
     }
+  }
+
+  /**
+   * The error of an exclusive write the server refused (412) as though `name` existed: {@linkcode ObjectExistsError}
+   * when it does, which the caller judges (its own bytes, sent before, count as written); else one line saying the
+   * server holds no such object, since nothing is there to judge and "already exists" would be untrue.
+   */
+  async #refusedAsPresent(name: string, method: "PUT" | "POST"): Promise<Error> {
+    if ((await this.stat(name)) !== null) return new ObjectExistsError(this.location, name);
+    return new S3Error(
+      `S3 ${method} ${name} in ${this.location} failed: HTTP 412 (the server refused to create it as existing, yet ` +
+        "holds no such object); check that nothing else writes to this repository, then run 'remote verify'",
+      412,
+      "PreconditionFailed",
+      false,
+    );
   }
 
   /** Whether the object `name` holds `bytes` (its ETag is their MD5): an attempt whose answer was lost wrote it. */
