@@ -34,11 +34,11 @@ export class S3Error extends ToolError {
   }
 
   /**
-   * A transient failure thrown is one the retries did not heal: the server could not be reached (see `isUnreachable`),
-   * unless it received the bytes changed each time (it was reached).
+   * No answer (status 0), or a transient failure the retries did not heal: the server could not be reached (see
+   * `isUnreachable`), unless it received the bytes changed each time (it was reached).
    */
   get unreachable(): boolean {
-    return this.transient && !CHANGED_IN_TRANSIT.has(this.code);
+    return this.status === 0 || (this.transient && !CHANGED_IN_TRANSIT.has(this.code));
   }
 
   /** The same failure, its message saying it was the last of `attempts`. */
@@ -164,19 +164,22 @@ function skew(serverDate: string | null): string {
 }
 
 /**
- * The error for a request that got no answer: refused, reset, or timed out (`cause`), always transient. The cause's
- * message is kept to its first line (it names the host, never a credential: requests are signed in headers).
+ * The error for a request that got no answer: refused, reset, or timed out (`cause`), transient; or a TLS certificate
+ * this host refused, which no other attempt changes. The cause's message is kept to its first line (it names the host,
+ * never a credential: requests are signed in headers).
  */
 export function noAnswer(context: RequestContext, cause: unknown): S3Error {
   const reason = firstLine(cause);
   const what = `${context.method} ${context.name || "(the repository)"} in ${context.location}`;
-  const next = /no progress/.test(reason)
+  const stalled = /no progress/.test(reason);
+  const certificate = !stalled && /certificate/i.test(reason);
+  const next = stalled
     ? "check that the server is reachable, or give a slow link more time (--stall-timeout)"
-    : /certificate/i.test(reason)
+    : certificate
     ? "this host does not accept the server's TLS certificate (why is above: another name, self-signed, an unknown " +
       "CA): check the endpoint's host name; for a certificate of a private CA, set DENO_CERT to that CA's PEM file"
     : "check that the server is reachable";
-  return new S3Error(`S3 ${what} got no answer (${reason}); ${next}`, 0, "", true);
+  return new S3Error(`S3 ${what} got no answer (${reason}); ${next}`, 0, "", !certificate);
 }
 
 /** An error's first line, with its cause's when it has one ("fetch failed" says nothing of a refused certificate). */
