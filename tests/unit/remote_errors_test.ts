@@ -590,13 +590,20 @@ Deno.test("remote errors: a repository with no config whose listing is refused s
   }
 });
 
-Deno.test("remote errors: an S3 body without a length is refused as soon as it passes the bound, read no further", async () => {
+Deno.test("remote errors: an S3 body without a length is read whole within its bound, refused as soon as it passes it", async () => {
   let sent = 0;
+  let ending: Uint8Array | null = null; // a body that ends, in pieces of odd sizes; else an endless one
   const server = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen: () => {} }, () => {
+    const whole = ending;
+    let at = 0;
     const body = new ReadableStream<Uint8Array>({
-      pull(controller) { // chunked and endless: no Content-Length, as a lying server may send it
-        controller.enqueue(new Uint8Array(64 * 1024));
-        sent += 64 * 1024;
+      pull(controller) { // chunked: no Content-Length, as a lying server may send it
+        if (whole === null) {
+          controller.enqueue(new Uint8Array(64 * 1024));
+          sent += 64 * 1024;
+        } else if (at < whole.length) {
+          controller.enqueue(whole.slice(at, at += 1 + (at % 99_991)));
+        } else controller.close();
       },
     });
     return new Response(body);
@@ -604,6 +611,12 @@ Deno.test("remote errors: an S3 body without a length is refused as soon as it p
   try {
     const backend = s3At(server.addr.port, { retry: { attempts: 1, baseMs: 1, maxMs: 1 } });
     const bound = 16 << 20;
+    ending = new Uint8Array((1 << 20) + 3).map((_, index) => index * 7 + (index >> 9));
+    assert.deepEqual(await backend.read("snapshots/x", undefined, bound), ending, "read whole");
+    assert.deepEqual(await backend.read("snapshots/x", new Uint8Array(100), bound), ending, "past a lent buffer");
+    const into = new Uint8Array(ending.length);
+    assert.equal((await backend.read("snapshots/x", into, bound)).buffer, into.buffer, "in a lent buffer that fits");
+    ending = null;
     assert.match(
       await messageOf(() => backend.read("snapshots/x", undefined, bound)),
       new RegExp(
