@@ -179,13 +179,13 @@ export function requireBackupFolder(backupDir: string): void {
 
 /**
  * The publication sequence of a new snapshot: one more than the highest recorded under `snapshots/` (1 when none
- * records one). The caller holds the operation lock, so no other snapshot is published meanwhile.
+ * records one), of those `--latest` trusts (a hand-edited huge one would leave every new snapshot without a count). The caller holds the operation lock, so no other snapshot is published meanwhile.
  */
 export function nextSequence(backupDir: string): number {
   let highest = 0;
   for (const name of snapshotNames(backupDir)) {
     const read = readMetadata(join(snapshotsDir(backupDir), name, METADATA_FILE));
-    highest = Math.max(highest, read.ok ? sequenceOf(read.metadata) ?? 0 : 0);
+    highest = Math.max(highest, read.ok ? trustedSequence(read.metadata) ?? 0 : 0); // as --latest reads them
   }
   return highest + 1;
 }

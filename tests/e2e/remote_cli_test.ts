@@ -369,7 +369,7 @@ Deno.test("push --latest sends the snapshot published last, even when a clock se
   assert.deepEqual((pushed.json as { pushed: { stamp: string }[] }).pushed.map((one) => one.stamp), [olderStamp]);
 });
 
-Deno.test("push and drill --latest order by time a snapshot whose sequence is edited by hand or no count, with a warning", async () => {
+Deno.test("push and drill --latest order by time a snapshot whose sequence is edited by hand or no count, with a warning; create counts on past it", async () => {
   using r = await remoteStore({ dbMiB: 1, chromaMiB: 1 });
   const stamps: string[] = [];
   for (let made = 0; made < 3; made++) {
@@ -392,6 +392,11 @@ Deno.test("push and drill --latest order by time a snapshot whose sequence is ed
   assert.ok(pushed.stderr.includes(`"event":"push_latest_sequence_ignored",${ignored}`), pushed.stderr);
   const drilled = await runCli(["drill", "--latest"], { env: r.env });
   assert.ok(drilled.stderr.includes(`"event":"drill_latest_sequence_ignored",${ignored}`), drilled.stderr);
+  await new Promise((resolve) => setTimeout(resolve, 1100));
+  const next = await runCli(["create"], { env: r.env }); // counts on from the sequences --latest trusts: not 100
+  assert.equal(next.code, 0, next.stderr);
+  const made = join(r.store.backupDir, "snapshots", (next.json as { stamp: string }).stamp, "backup-metadata.json");
+  assert.equal(JSON.parse(Deno.readTextFileSync(made)).sequence, 4);
 });
 
 Deno.test("push --latest passes over a snapshot stamped in the future, with a warning; with only such, exit 2 naming it", async () => {
