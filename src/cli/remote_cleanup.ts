@@ -81,7 +81,6 @@ Examples:
       policy,
       confirm: Boolean(values.confirm),
       graceMs,
-      now: context.now,
       signal: interrupts.signal,
       sightingsPath: condemnedSightingsPath(config.backupDir.path, backend.location),
       auth,

@@ -51,8 +51,13 @@ export interface RemoteCleanupOptions {
    * packs go only once both its own time and its first sighting here are a grace period old.
    */
   sightingsPath: string;
-  /** The clock (tests). */
-  now?: Date;
+  /**
+   * The clock (tests; default the system's). Ages and expiries are judged by its reading at the start (the earlier, the
+   * younger everything looks); what the run records (a marker it writes, a first sighting) is dated by a reading taken
+   * after the listing that saw it, so a run paused between its start and its listings cannot date anything older than
+   * it is.
+   */
+  clock?: () => Date;
   /** Aborted to stop before the next deletion or write (each leaves the repository consistent). */
   signal?: AbortSignal;
   /** This host's authentication keys: refs are then checked by them (see `prune_trust.ts`). */
@@ -91,7 +96,8 @@ export async function cleanupRemote(backend: Backend, options: RemoteCleanupOpti
   if (options.policy.daily + options.policy.weekly + options.policy.monthly === 0) {
     throw new UsageError("a retention policy that keeps nothing is refused; give --keep-daily 1 at least");
   }
-  const now = options.now ?? new Date();
+  const clock = options.clock ?? (() => new Date());
+  const now = clock();
   const repository = await openRepository(backend);
   const condemned = await readCondemned(backend); // before refs and leases: see FORMAT.md, "Cleanup"
   const listing = await listSnapshots(backend);
@@ -103,7 +109,8 @@ export async function cleanupRemote(backend: Backend, options: RemoteCleanupOpti
   // a snapshot object made a link would pass for an interrupted push, its data for garbage
   if (odd.length > 0) return result;
   const sightings = MarkerSightings.load(options.sightingsPath, repository.config.id);
-  for (const name of condemned.markers.keys()) sightings.firstSeen(name, now.getTime(), CLOCK_TOLERANCE_MS);
+  const seenAt = clock().getTime(); // after the listings above
+  for (const name of condemned.markers.keys()) sightings.firstSeen(name, seenAt, CLOCK_TOLERANCE_MS);
   const markers = new Map(condemned.markers);
   const orphanNames: string[] = [];
   const trust = new RefsTrust(repository.config.id, options.auth, options.allowUnauthenticated ?? false);
@@ -114,12 +121,12 @@ export async function cleanupRemote(backend: Backend, options: RemoteCleanupOpti
     const remaining = await applyPolicy(repository, keys, { ...options, now, trust, stop }, result);
     const keptOrphans = stop
       ? orphans
-      : await removeStale(repository, orphans, leases, { ...options, now, sightings }, result);
+      : await removeStale(repository, orphans, leases, { ...options, clock, now, seenAt, sightings }, result);
     orphanNames.push(...keptOrphans.map(refsName));
     const live = [...remaining, ...keptOrphans];
     const referenced = await referencedPacks(backend, live, { leases, trust }, result);
     if (referenced === null || condemned.unreadable.length > 0) return result;
-    const context = { ...options, now, sightings };
+    const context = { ...options, clock, now, seenAt, sightings };
     const deleted = await deletePacks(repository, markers, referenced, context, result);
     await condemnPacks(repository, markers, new Set([...referenced, ...deleted]), context, result);
     await clearStaging(backend, context, result);
@@ -296,7 +303,7 @@ async function removeStale(
   repository: Repository,
   orphans: SnapshotKey[],
   leases: LeaseState,
-  context: RemoteCleanupOptions & { now: Date; sightings: MarkerSightings },
+  context: CleanupContext,
   result: RemoteCleanupResult,
 ): Promise<SnapshotKey[]> {
   const remove = async (name: string) => {
@@ -307,7 +314,7 @@ async function removeStale(
   const now = context.now.getTime();
   const kept: SnapshotKey[] = [];
   for (const key of orphans) {
-    const seenFor = now - context.sightings.firstSeen(refsName(key), now, CLOCK_TOLERANCE_MS);
+    const seenFor = now - context.sightings.firstSeen(refsName(key), context.seenAt, CLOCK_TOLERANCE_MS);
     const leased = leases.active.has(key.pushId) || leases.unreadable.length > 0; // an unreadable lease may be its
     if (leased || seenFor < (context.graceMs ?? DEFAULT_GRACE_MS)) {
       kept.push(key);
@@ -405,8 +412,16 @@ async function clearStaging(backend: Backend, context: CleanupContext, result: R
   result.staging_removed = await backend.clearStaging(context.graceMs ?? DEFAULT_GRACE_MS, !context.confirm);
 }
 
-/** What deleting and condemning need besides the options: the clock read once, and the sightings. */
-type CleanupContext = RemoteCleanupOptions & { now: Date; sightings: MarkerSightings };
+/**
+ * What removing, deleting and condemning need besides the options: the clock, its reading at the start (`now`: what
+ * ages are judged by) and after the listings (`seenAt`: what a first sighting is dated by), and the sightings.
+ */
+type CleanupContext = RemoteCleanupOptions & {
+  clock: () => Date;
+  now: Date;
+  seenAt: number;
+  sightings: MarkerSightings;
+};
 
 /**
  * How long ago marker `name` was condemned, as far as this host can tell: the lesser of its own time (the writer's
@@ -415,7 +430,7 @@ type CleanupContext = RemoteCleanupOptions & { now: Date; sightings: MarkerSight
  */
 function markerAge(name: string, marker: Condemned, context: CleanupContext, result: RemoteCleanupResult): number {
   const now = context.now.getTime();
-  const sinceSeen = now - context.sightings.firstSeen(name, now, CLOCK_TOLERANCE_MS);
+  const sinceSeen = now - context.sightings.firstSeen(name, context.seenAt, CLOCK_TOLERANCE_MS);
   const created = Date.parse(marker.created_at);
   if (created <= now + CLOCK_TOLERANCE_MS) return Math.min(now - created, sinceSeen);
   result.warnings.push(
@@ -439,11 +454,12 @@ async function condemnPacks(
     .slice(0, room);
   result.packs_condemned = packs.length;
   if (result.dry_run) return;
+  const condemnedAt = options.clock(); // after the listing that found the packs: a push's pack is never dated older
   for (let from = 0; from < packs.length; from += MARKER_PACKS) { // markers every reader can read (public_objects.ts)
     stopIfInterrupted(options.signal);
-    const marker: Condemned = { created_at: options.now.toISOString(), packs: packs.slice(from, from + MARKER_PACKS) };
+    const marker: Condemned = { created_at: condemnedAt.toISOString(), packs: packs.slice(from, from + MARKER_PACKS) };
     const name = condemnedName(newRandomId());
-    options.sightings.firstSeen(name, options.now.getTime(), CLOCK_TOLERANCE_MS); // seen before it exists: never later
+    options.sightings.firstSeen(name, condemnedAt.getTime(), CLOCK_TOLERANCE_MS);
     markers.set(name, marker);
     await repository.io.putPublic(name, marker);
   }

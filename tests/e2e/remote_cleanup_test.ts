@@ -58,7 +58,7 @@ Deno.test("remote cleanup: retention, dry run, condemn then delete after the gra
     sightingsPath: seenFile(f),
     policy: KEEP_NEWEST,
     confirm: true,
-    now: t0,
+    clock: () => t0,
   });
   assert.deepEqual([run1.deleted, run1.packs_deleted, run1.packs_condemned], [
     [first.snapshot],
@@ -71,7 +71,7 @@ Deno.test("remote cleanup: retention, dry run, condemn then delete after the gra
     sightingsPath: seenFile(f),
     policy: KEEP_NEWEST,
     confirm: true,
-    now: new Date(t0.getTime() + HOUR),
+    clock: () => new Date(t0.getTime() + HOUR),
   });
   assert.deepEqual([run2.packs_deleted, run2.packs_condemned], [0, 0], "within the grace nothing is deleted");
 
@@ -82,7 +82,7 @@ Deno.test("remote cleanup: retention, dry run, condemn then delete after the gra
     sightingsPath: seenFile(f),
     policy: KEEP_NEWEST,
     confirm: true,
-    now: new Date(t0.getTime() + 25 * HOUR),
+    clock: () => new Date(t0.getTime() + 25 * HOUR),
   });
   assert.equal(run3.packs_deleted, condemned.length - 1);
   assert.deepEqual(run3.markers_removed, [marker]);
@@ -95,7 +95,7 @@ Deno.test("remote cleanup: retention, dry run, condemn then delete after the gra
     sightingsPath: seenFile(f),
     policy: KEEP_NEWEST,
     confirm: true,
-    now: new Date(t0.getTime() + 31 * HOUR),
+    clock: () => new Date(t0.getTime() + 31 * HOUR),
   });
   assert.deepEqual([run4.leases_removed, run4.packs_condemned], [[leaseName("00000000000000aa")], 1]);
   const into = join(f.work, "fetched");
@@ -149,7 +149,7 @@ Deno.test("remote cleanup: a push never reuses a condemned pack; a killed push's
     sightingsPath: seenFile(f),
     policy: { daily: 7, weekly: 0, monthly: 0 },
     confirm: true,
-    now: later,
+    clock: () => later,
   });
   assert.equal(after.leases_removed.length, 1);
   assert.deepEqual(await objectNames(f.backend, "leases/"), []);
@@ -158,7 +158,7 @@ Deno.test("remote cleanup: a push never reuses a condemned pack; a killed push's
     sightingsPath: seenFile(f),
     policy: { daily: 7, weekly: 0, monthly: 0 },
     confirm: true,
-    now: new Date(Date.now() + 25 * HOUR),
+    clock: () => new Date(Date.now() + 25 * HOUR),
   });
   assert.equal(final.refs_removed.length, 1);
   const keys = async (prefix: string) => (await objectNames(f.backend, prefix)).map((name) => name.split("/")[1]);
@@ -212,7 +212,7 @@ Deno.test("remote cleanup: a marker's own date is not trusted alone (the host th
     sightingsPath: seenFile(f),
     policy: KEEP_NEWEST,
     confirm: true,
-    now: t0,
+    clock: () => t0,
   });
   const [own] = await objectNames(f.backend, "condemned/");
   const packs: string[] = JSON.parse(Deno.readTextFileSync(join(f.repoDir, own))).packs;
@@ -228,7 +228,7 @@ Deno.test("remote cleanup: a marker's own date is not trusted alone (the host th
     sightingsPath: seenFile(f),
     policy: KEEP_NEWEST,
     confirm: true,
-    now: new Date(t0.getTime() + hours * HOUR),
+    clock: () => new Date(t0.getTime() + hours * HOUR),
   });
 
   const first = await cleanupRemote(f.backend, at(1));
@@ -256,13 +256,13 @@ Deno.test("remote cleanup: this host's clock set back since it saw a marker only
   await pushSnapshot(f.config, f.backend, (await snapshotOf(f)).root, f.auth);
   const t0 = new Date();
   const options = { sightingsPath: seenFile(f), policy: KEEP_NEWEST, confirm: true };
-  const run0 = await cleanupRemote(f.backend, { ...options, now: t0 });
+  const run0 = await cleanupRemote(f.backend, { ...options, clock: () => t0 });
   assert.ok(run0.packs_condemned > 0);
-  const back = await cleanupRemote(f.backend, { ...options, now: new Date(t0.getTime() - 5 * 24 * HOUR) });
+  const back = await cleanupRemote(f.backend, { ...options, clock: () => new Date(t0.getTime() - 5 * 24 * HOUR) });
   assert.equal(back.packs_deleted, 0, "seen in this host's future: counted again from now");
   const seen = JSON.parse(Deno.readTextFileSync(seenFile(f))).markers;
   assert.deepEqual(Object.values(seen), [new Date(t0.getTime() - 5 * 24 * HOUR).toISOString()]);
-  const next = await cleanupRemote(f.backend, { ...options, now: new Date(t0.getTime() + 25 * HOUR) });
+  const next = await cleanupRemote(f.backend, { ...options, clock: () => new Date(t0.getTime() + 25 * HOUR) });
   assert.equal(next.packs_deleted, run0.packs_condemned, "a grace by this host's clock since it saw it again");
 });
 
@@ -273,9 +273,17 @@ Deno.test("remote cleanup: staged writes a killed push left in .tmp/ go once old
   Deno.writeTextFileSync(join(staging, "packs_ab_cd.left-by-a-kill"), "partial");
   Deno.writeTextFileSync(join(staging, "packs_ab_ef.being-written"), "partial");
   const options = { sightingsPath: seenFile(f), policy: KEEP_NEWEST };
-  const within = await cleanupRemote(f.backend, { ...options, confirm: true, now: new Date(Date.now() + HOUR) });
+  const within = await cleanupRemote(f.backend, {
+    ...options,
+    confirm: true,
+    clock: () => new Date(Date.now() + HOUR),
+  });
   assert.deepEqual(within.staging_removed, [], "within the grace a staged write may belong to a running push");
-  const ahead = await cleanupRemote(f.backend, { ...options, confirm: true, now: new Date(Date.now() + 72 * HOUR) });
+  const ahead = await cleanupRemote(f.backend, {
+    ...options,
+    confirm: true,
+    clock: () => new Date(Date.now() + 72 * HOUR),
+  });
   assert.deepEqual(ahead.staging_removed, [], "a cleaning host's clock days ahead: the storage's clock decides");
   const old = new Date(Date.now() - 30 * HOUR);
   Deno.utimeSync(join(staging, "packs_ab_cd.left-by-a-kill"), old, old);
@@ -381,3 +389,41 @@ for (const [read, when] of WINDOWS) {
     assert.deepEqual((await verifyRepository(f.backend, { identities: [f.identity], readData: true })).errors, []);
   });
 }
+
+Deno.test("remote cleanup: a run paused before it lists the packs dates its marker when it listed them: a push's new packs keep their grace", async () => {
+  using f = await repoFixture({ dbMiB: 1, chromaMiB: 1 });
+  await pushSnapshot(f.config, f.backend, (await snapshotOf(f)).root, f.auth);
+  updateRows(f.store.db, 0.5);
+  const next = await snapshotOf(f);
+  const grace = 7 * HOUR; // above the push's lease of 6 h
+  const t0 = Date.now();
+  let now = t0;
+  let pushed = false;
+  const before = new Set(await objectNames(f.backend, "packs/"));
+  // the run pauses 2 h after its start; meanwhile a push starts, sends its new packs and is still to write its refs
+  const paused: Backend = {
+    location: f.backend.location,
+    read: (name, into, maxBytes) => f.backend.read(name, into, maxBytes),
+    stat: (name) => f.backend.stat(name),
+    write: (name, bytes, options) => f.backend.write(name, bytes, options),
+    remove: (name) => f.backend.remove(name),
+    unlisted: (prefix) => f.backend.unlisted!(prefix),
+    list: async (prefix) => {
+      if (prefix === "packs/" && !pushed) {
+        pushed = true;
+        now += 2 * HOUR;
+        const cut = dyingAt(f.backend, (name) => name.startsWith("refs/")); // as far as this run can tell, running
+        await assert.rejects(pushSnapshot(f.config, cut, next.root, { ...f.auth, now: () => new Date(now) }));
+      }
+      return await f.backend.list(prefix);
+    },
+  };
+  const options = { sightingsPath: seenFile(f), policy: DAILY, confirm: true, graceMs: grace };
+  const first = await cleanupRemote(paused, { ...options, clock: () => new Date(now) });
+  const sent = (await objectNames(f.backend, "packs/")).filter((name) => !before.has(name));
+  assert.ok(sent.length > 0 && first.packs_condemned === sent.length, "the push's new packs are condemned");
+  // 5 h into the push (inside its lease), 7 h after the paused run started
+  const later = await cleanupRemote(f.backend, { ...options, clock: () => new Date(t0 + 7 * HOUR) });
+  assert.equal(later.packs_deleted, 0, "a pack sent 5 h ago was deleted: its marker was dated before it existed");
+  assert.deepEqual((await objectNames(f.backend, "packs/")).filter((name) => !before.has(name)), sent);
+});
