@@ -5,40 +5,18 @@
  * @module
  */
 import assert from "node:assert/strict";
-import { cliProcess, cliRunOf, runCli, storeEnv, tempDir, tempStore } from "../_helpers.ts";
-import { type HttpFault, type HttpFaultProxy, type HttpRule, startHttpProxy } from "../_http_proxy.ts";
-import { ageKeyPair, assertVerified, authKeyFileFor, oneErrorLine, remoteNames } from "../_remote_cli.ts";
-import { type RemoteTarget, s3Target } from "../_targets.ts";
-
-interface Fixture {
-  target: RemoteTarget;
-  proxy: HttpFaultProxy;
-  store: ReturnType<typeof tempStore>;
-  stamp: string;
-  keyFile: string;
-  recipient: string;
-  authKeyFile: string;
-}
+import { cliProcess, cliRunOf, runCli } from "../_helpers.ts";
+import type { HttpFault, HttpRule } from "../_http_proxy.ts";
+import { freshProxiedRepository, type ProxiedS3, proxiedS3 } from "../_proxied_s3.ts";
+import { assertVerified, oneErrorLine, remoteNames } from "../_remote_cli.ts";
+import { s3Target } from "../_targets.ts";
 
 const isSnapshotPut = (request: { method: string; path: string }) =>
   request.method === "PUT" && request.path.includes("/snapshots/");
 
-/** A new repository reached through the proxy: its environment, and the same with the identity. */
-async function freshRepository(f: Fixture, name: string) {
-  const env = {
-    ...storeEnv(f.store),
-    ...f.target.server!.through(f.target.fresh(name), f.proxy.port),
-    ATOCORE_BACKUP_AUTH_KEY_FILE: f.authKeyFile,
-  };
-  f.proxy.setRules([]);
-  const init = await runCli(["remote", "init", "--recipient", f.recipient], { env });
-  assert.equal(init.code, 0, init.stderr);
-  return { env, withKey: { ...env, ATOCORE_BACKUP_IDENTITY_FILE: f.keyFile } };
-}
-
 /** Push with the snapshot object's PUT held by `fault` (and `more` rules), `signal` sent once it is held. */
 async function stoppedPublishing(
-  f: Fixture,
+  f: ProxiedS3,
   env: Record<string, string>,
   signal: "SIGINT" | "SIGTERM",
   fault: HttpFault,
@@ -61,7 +39,7 @@ async function stoppedPublishing(
 }
 
 /** The next push of the stamp: `already` when it must find the snapshot listed. */
-async function pushAgain(f: Fixture, env: Record<string, string>, already: boolean): Promise<void> {
+async function pushAgain(f: ProxiedS3, env: Record<string, string>, already: boolean): Promise<void> {
   const next = await runCli(["push", f.stamp], { env });
   assert.equal(next.code, 0, next.stderr);
   assert.equal((next.json as { pushed: { already_pushed: boolean }[] }).pushed[0].already_pushed, already);
@@ -72,23 +50,9 @@ const target = await s3Target("a stop while a push publishes its snapshot, throu
 if (target !== null) {
   Deno.test("a push stopped while it publishes says whether its snapshot is listed, as a look finds it", async (t) => {
     await using _target = target;
-    using store = tempStore({ dbMiB: 4, chromaMiB: 1, seed: 71 });
-    using keys = tempDir("atocore-keys-");
-    const key = ageKeyPair(keys.path);
-    const created = await runCli(["create", "--chroma"], { env: storeEnv(store) });
-    assert.equal(created.code, 0, created.stderr);
-    await using proxy = startHttpProxy(target.server!);
-    const f: Fixture = {
-      target,
-      proxy,
-      store,
-      stamp: (created.json as { stamp: string }).stamp,
-      keyFile: key.keyFile,
-      recipient: key.recipient,
-      authKeyFile: authKeyFileFor(key),
-    };
+    await using f = await proxiedS3(target, { dbMiB: 4, chromaMiB: 1, seed: 71 });
     await t.step("stored whole before the stop cut its answer: listed, and the next push finds it", async () => {
-      const { env, withKey } = await freshRepository(f, "stored");
+      const { env, withKey } = await freshProxiedRepository(f, "stored");
       const line = await stoppedPublishing(f, env, "SIGTERM", { kind: "store-then-stall" });
       assert.match(
         line,
@@ -100,7 +64,7 @@ if (target !== null) {
       await pushAgain(f, env, true);
     });
     await t.step("cut in the middle of its body: not listed, and the next push lists it", async () => {
-      const { env, withKey } = await freshRepository(f, "cut");
+      const { env, withKey } = await freshProxiedRepository(f, "cut");
       const line = await stoppedPublishing(f, env, "SIGINT", { kind: "stall-body", afterBytes: 64 });
       assert.match(line, /interrupted by SIGINT: \S+ is not listed and its lease is removed; .* push again/);
       assert.deepEqual(await remoteNames(env), [], line);
@@ -108,7 +72,7 @@ if (target !== null) {
       await assertVerified(withKey, ["--read-data"], line);
     });
     await t.step("stored, and the look after the stop unanswered: it may be listed, 'remote list' tells", async () => {
-      const { env } = await freshRepository(f, "unknown");
+      const { env } = await freshProxiedRepository(f, "unknown");
       const heads: HttpRule = {
         match: (request) => request.method === "HEAD",
         fault: { kind: "answer", status: 500, code: "InternalError" },

@@ -8,12 +8,13 @@
  */
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { cliProcess, cliRunOf, runCli, storeEnv, tempDir, tempStore } from "../_helpers.ts";
+import { cliProcess, cliRunOf, runCli, tempDir } from "../_helpers.ts";
 import { faultSeed, ledgerState, liveDigest, seededRandom, treeDigest, trialLabel } from "../_faults.ts";
-import { type HttpFaultProxy, type HttpRule, s3Kind, type SeenRequest, startHttpProxy } from "../_http_proxy.ts";
+import { type HttpRule, s3Kind, type SeenRequest } from "../_http_proxy.ts";
 import { retries, runUntil } from "../_network.ts";
-import { ageKeyPair, assertVerified, authKeyFileFor, oneErrorLine, remoteNames } from "../_remote_cli.ts";
-import { type RemoteTarget, s3Target } from "../_targets.ts";
+import { assertVerified, oneErrorLine, remoteNames } from "../_remote_cli.ts";
+import { freshProxiedRepository, type ProxiedS3, proxiedS3 } from "../_proxied_s3.ts";
+import { s3Target } from "../_targets.ts";
 
 /** The stall timeout of these runs: short, so that a stalled upload is given up within the test's time. */
 const SHORT_STALL_MS = 2000;
@@ -23,15 +24,7 @@ const UPLOAD_BYTES_PER_SECOND = 256 * 1024;
 const BOUND_MS = 180_000;
 
 /** The fixture: a store with one snapshot, a key, the proxy in front of radosgw. */
-interface Fixture {
-  target: RemoteTarget;
-  proxy: HttpFaultProxy;
-  store: ReturnType<typeof tempStore>;
-  stamp: string;
-  keyFile: string;
-  recipient: string;
-  /** The pushing host's authentication key file. */
-  authKeyFile: string;
+interface Fixture extends ProxiedS3 {
   random: () => number;
   seed: number;
 }
@@ -46,17 +39,8 @@ function throttle(kind: ReturnType<typeof s3Kind> | "any", status: number, code:
 }
 
 /** A new repository reached through the proxy (made with every request passed): its environment, with the identity. */
-async function freshRepository(f: Fixture, name: string) {
-  const env = {
-    ...storeEnv(f.store),
-    ...f.target.server!.through(f.target.fresh(name), f.proxy.port),
-    ATOCORE_BACKUP_STALL_TIMEOUT: `${SHORT_STALL_MS / 1000}s`,
-    ATOCORE_BACKUP_AUTH_KEY_FILE: f.authKeyFile,
-  };
-  f.proxy.setRules([]);
-  const init = await runCli(["remote", "init", "--recipient", f.recipient], { env });
-  assert.equal(init.code, 0, init.stderr);
-  return { env, withKey: { ...env, ATOCORE_BACKUP_IDENTITY_FILE: f.keyFile } };
+function freshRepository(f: Fixture, name: string) {
+  return freshProxiedRepository(f, name, { ATOCORE_BACKUP_STALL_TIMEOUT: `${SHORT_STALL_MS / 1000}s` });
 }
 
 /** Run the CLI under `rules`, killed at the bound (asserted not to have been needed); the rules cleared after. */
@@ -318,23 +302,8 @@ if (target !== null) {
   Deno.test("S3 throttling, a stalled upload, a body changed: retried within bounds, or one line", async (t) => {
     await using _target = target;
     const seed = faultSeed();
-    using store = tempStore({ dbMiB: 12, chromaMiB: 1, segments: 2, seed: 47 });
-    using keys = tempDir("atocore-keys-");
-    const key = ageKeyPair(keys.path);
-    const created = await runCli(["create", "--chroma"], { env: storeEnv(store) });
-    assert.equal(created.code, 0, created.stderr);
-    await using proxy = startHttpProxy(target.server!);
-    const f: Fixture = {
-      target,
-      proxy,
-      store,
-      stamp: (created.json as { stamp: string }).stamp,
-      keyFile: key.keyFile,
-      recipient: key.recipient,
-      authKeyFile: authKeyFileFor(key),
-      random: seededRandom(seed + 503),
-      seed,
-    };
+    await using fixture = await proxiedS3(target, { dbMiB: 12, chromaMiB: 1, segments: 2, seed: 47 });
+    const f: Fixture = Object.assign(fixture, { random: seededRandom(seed + 503), seed });
     const outcomes: string[] = [];
     await t.step("a push with the first pack PUTs answered 503 SlowDown", async () => {
       outcomes.push(await pushThrottled(f));
