@@ -308,7 +308,7 @@ async function upload(
   const refs = refsOf(sealed, packs, { local, key, repositoryId: config.id, context });
   refuseOversized(refs, sealed.bytes.length, local.stamp);
   safePoint();
-  await publishSnapshot(repository, key, sealed, refs);
+  await publishSnapshot(repository, key, sealed, refs, context);
   const warnings = saveCache(backupDir, backend.location, journal, { repositoryId: config.id, packs, files: cache });
   return {
     ...emptyResult(local.stamp, refs.snapshot),
@@ -334,16 +334,28 @@ async function confirmPacks(backend: Backend, packs: PackInfo[], stamp: string):
 }
 
 /**
- * Write the refs, then the snapshot object, and see the object listed with its size. One the storage did not keep
- * whole is removed again with its refs, so that no snapshot readers refuse stays listed. A stop in the middle says
- * what a look after it found ({@linkcode StoppedPublishing}): the storage may have kept an upload the stop cut.
+ * Write the refs, then (the lease still holding) the snapshot object, and see the object listed with its size. One the
+ * storage did not keep whole is removed again with its refs, so that no snapshot readers refuse stays listed; so is one
+ * whose lease ran out meanwhile and whose refs or packs a cleanup removed. A stop in the middle says what a look after
+ * it found ({@linkcode StoppedPublishing}): the storage may have kept an upload the stop cut.
  */
-async function publishSnapshot(repository: Repository, key: SnapshotKey, sealed: SealedObject, refs: Refs) {
+async function publishSnapshot(
+  repository: Repository,
+  key: SnapshotKey,
+  sealed: SealedObject,
+  refs: Refs,
+  context: UploadContext,
+) {
   const { io, backend } = repository;
   const snapshot = { name: sealed.name, size: sealed.bytes.length };
   let problem: string | null;
   try {
     await io.putPublic(refsName(key), refs);
+    const late = leaseOut(context); // a pause since the last safe point: a cleanup may be removing the refs now
+    if (late !== null) {
+      await io.remove(refsName(key)).catch(() => {}); // else a cleanup removes them, as a dead push's
+      throw leaseEnded(key.stamp, late);
+    }
     await io.writeSealed(sealed);
     problem = await unlisted(backend, [snapshot]);
   } catch (error) {
@@ -351,9 +363,39 @@ async function publishSnapshot(repository: Repository, key: SnapshotKey, sealed:
     const written = { name: refsName(key), size: publicBytes(refs).length };
     throw new StoppedPublishing(error, await publishedState(backend, written, snapshot));
   }
-  if (problem === null) return;
-  const removed = await io.remove(sealed.name).then(() => io.remove(refsName(key))).then(() => true, () => false);
+  if (problem === null) return await confirmAfterLease(repository, key, refs, context);
+  const removed = await unpublish(repository, key);
   throw notKept(key.stamp, problem, removed ? "removed again: nothing is listed" : "'remote verify' names it");
+}
+
+/**
+ * Once the snapshot object is listed, if the lease ran out by then (a pause of this host or process: the wall clock
+ * counts it, a suspended monotonic clock does not), see the refs and every pack still listed: cleanups may have taken
+ * the push for a dead one meanwhile, removed its refs and deleted its packs. Else unlist it again and fail.
+ */
+async function confirmAfterLease(repository: Repository, key: SnapshotKey, refs: Refs, context: UploadContext) {
+  const late = leaseOut(context);
+  if (late === null) return;
+  const needed = [
+    { name: refsName(key), size: publicBytes(refs).length },
+    ...refs.packs.map((pack) => ({ name: packName(pack.id), size: pack.size })),
+  ];
+  const missing = await firstUnlisted(repository.backend, needed);
+  if (missing === null) return;
+  const outcome = await unpublish(repository, key)
+    ? "the snapshot was removed again: nothing is listed"
+    : `removing it failed: remove ${snapshotName(key)} and ${refsName(key)} by hand ('remote verify' names them)`;
+  throw new OperationError(
+    `push of ${key.stamp}: its lease ran out (${late}) before its snapshot object was listed (a pause?), and ` +
+      `${missing.name} is ${missing.found} now (a cleanup took the push for a dead one); ${outcome}: push again ` +
+      "(the packs still there are reused)",
+  );
+}
+
+/** Remove the snapshot object of `key` (first: it is then no longer listed), then its refs; whether both went. */
+async function unpublish(repository: Repository, key: SnapshotKey): Promise<boolean> {
+  const { io } = repository;
+  return await io.remove(snapshotName(key)).then(() => io.remove(refsName(key))).then(() => true, () => false);
 }
 
 /**
@@ -361,6 +403,13 @@ async function publishSnapshot(repository: Repository, key: SnapshotKey, sealed:
  * acknowledged a write it did not keep (or kept short) must not get a snapshot listed that cannot be restored.
  */
 async function unlisted(backend: Backend, objects: ObjectInfo[]): Promise<string | null> {
+  const missing = await firstUnlisted(backend, objects);
+  if (missing === null) return null;
+  return `${missing.name} was acknowledged by ${backend.location} but is ${missing.found} when listed back`;
+}
+
+/** The first of `objects` not listed with its size, and what was found in words (`null`: all are there). */
+async function firstUnlisted(backend: Backend, objects: ObjectInfo[]): Promise<{ name: string; found: string } | null> {
   const listed = new Map<string, number>();
   for (const folder of foldersToList(objects.map((object) => object.name))) {
     for (const info of await backend.list(folder)) listed.set(info.name, info.size);
@@ -368,9 +417,7 @@ async function unlisted(backend: Backend, objects: ObjectInfo[]): Promise<string
   const missing = objects.find((object) => listed.get(object.name) !== object.size);
   if (missing === undefined) return null;
   const found = listed.get(missing.name);
-  return `${missing.name} was acknowledged by ${backend.location} but is ${
-    found === undefined ? "not there" : `${found} bytes, not ${missing.size}`
-  } when listed back`;
+  return { name: missing.name, found: found === undefined ? "not there" : `${found} bytes, not ${missing.size}` };
 }
 
 /** The failure of a push whose object the storage did not keep: `problem`, then what became of it (`outcome`). */
@@ -509,17 +556,26 @@ function saveCache(backupDir: string, location: string, journal: PushJournal, ca
  * back must not stretch the lease): a cleanup may by then delete packs it needs.
  */
 function checkLeaseTime(context: UploadContext, stamp: string): void {
+  const late = leaseOut(context);
+  if (late !== null) throw leaseEnded(stamp, late);
+}
+
+/** How the push's lease has (nearly) run out, in words, or `null` while it holds (see {@linkcode checkLeaseTime}). */
+function leaseOut(context: UploadContext): string | null {
   const expires = Date.parse(context.lease.expires_at);
   const margin = Math.min(10 * 60_000, context.clock.leaseMs / 10);
   const elapsed = performance.now() - context.clock.startedAt;
-  const byWall = context.now().getTime() > expires - margin;
-  if (byWall || elapsed > context.clock.leaseMs - margin) {
-    const how = byWall ? `until ${context.lease.expires_at}` : "by the monotonic clock; the wall clock was set back";
-    throw new OperationError(
-      `push of ${stamp} ran into the end of its lease (${how}); nothing of it is listed (a cleanup may delete ` +
-        "packs of an expired lease): push again, the packs sent are reused",
-    );
-  }
+  if (context.now().getTime() > expires - margin) return `until ${context.lease.expires_at}`;
+  if (elapsed > context.clock.leaseMs - margin) return "by the monotonic clock; the wall clock was set back";
+  return null;
+}
+
+/** The failure of a push that ran into the end of its lease (`how`: see {@linkcode leaseOut}) before listing it. */
+function leaseEnded(stamp: string, how: string): OperationError {
+  return new OperationError(
+    `push of ${stamp} ran into the end of its lease (${how}); nothing of it is listed (a cleanup may delete ` +
+      "packs of an expired lease): push again, the packs sent are reused",
+  );
 }
 
 function emptyResult(stamp: string, snapshot: string): PushResult {
