@@ -119,7 +119,7 @@ class FolderBackend implements Backend {
       const info = lstatNow(file);
       if (info === null) return;
       if (info.isDirectory) throw altered(join(parent, file), "a folder");
-      namingFailures(parent, file, () => Deno.removeSync(file)); // a symbolic link is removed itself, never followed
+      namingFailures(parent, file, () => removeIfThere(file)); // a symbolic link is removed itself, never followed
       syncDir(".");
     });
   }
@@ -337,6 +337,15 @@ function namingFailures(folder: string, name: string, step: () => void): void {
       (error as { path?: string }).path = join(folder, name);
     }
     throw error;
+  }
+}
+
+/** Remove `file`; one gone since it was seen (another cleanup removed it at the same moment) is removed as asked. */
+function removeIfThere(file: string): void {
+  try {
+    Deno.removeSync(file);
+  } catch (error) {
+    if (!(error instanceof Deno.errors.NotFound)) throw error;
   }
 }
 

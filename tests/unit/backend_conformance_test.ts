@@ -267,3 +267,36 @@ Deno.test("folder backend: a folder mounted on .tmp is refused by the staging cl
   await assert.rejects(backend.clearStaging!(24 * 3600_000, false), /\.tmp is a mount point/);
   assert.deepEqual([...Deno.readDirSync(other)].map((entry) => entry.name), ["precious"]);
 });
+
+Deno.test("folder backend: removing an object another process removes at the same moment is done, never a failure", async () => {
+  using dir = tempDir();
+  const backend = openFolderBackend(join(dir.path, "repo"));
+  await backend.write("packs/ab/x", bytes("x"), { exclusive: true });
+  // another cleanup removing the same name; it puts it back each time, so that both keep meeting it
+  const other = new Deno.Command("python3", {
+    args: ["-c", FLICKER, join(dir.path, "repo", "packs", "ab", "x")],
+    stdout: "null",
+    stderr: "null",
+  }).spawn();
+  const failures: string[] = [];
+  try {
+    for (let run = 0; run < 4000; run++) {
+      await backend.remove("packs/ab/x").catch((error) => failures.push(String(error)));
+    }
+  } finally {
+    other.kill("SIGKILL");
+    await other.status;
+  }
+  assert.deepEqual(failures.slice(0, 3), [], `${failures.length} removals failed`);
+});
+
+/** Create the file `<path>` and remove it again, for ever (the test kills it). */
+const FLICKER = `
+import os, sys
+path = sys.argv[1]
+while True:
+    try:
+        open(path, "w").close(); os.unlink(path)
+    except OSError:
+        pass
+`;
