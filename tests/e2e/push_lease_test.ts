@@ -58,7 +58,7 @@ async function cleanupsDuring(f: RepoFixture, hours: number): Promise<RemoteClea
         sightingsPath: join(f.work, "other-host-seen.json"),
         policy: { daily: 7, weekly: 0, monthly: 0 },
         confirm: true,
-        now: new Date(Date.now() + at * HOUR),
+        clock: () => new Date(Date.now() + at * HOUR),
       }),
     );
   }
