@@ -16,7 +16,7 @@ import { DEFAULT_POLICY, type KeepReason } from "../snapshot/retention.ts";
 import { DEFAULT_PRE_RESTORE_DAYS } from "../snapshot/retention_guards.ts";
 import { failedRoot, snapshotsDir } from "../snapshot/layout.ts";
 import { COMMON_HELP, configFrom, defineCommand, driverFrom, type Outcome } from "./command.ts";
-import { formatErrors } from "./format.ts";
+import { formatErrors, printable } from "./format.ts";
 import { countFrom, policyFrom, RETENTION_HELP, RETENTION_OPTIONS } from "./retention_flags.ts";
 
 /** What to check when the backup folder does not exist. */
@@ -121,15 +121,15 @@ function describe(result: CleanupResult, backupDir: string): string {
     ...removed.map((stamp) => `  ${stamp}`),
   ];
   if (result.unparseable.length) {
-    lines.push(`not snapshot stamps, left alone: ${result.unparseable.join(", ")}`);
+    lines.push(`not snapshot stamps, left alone: ${result.unparseable.map(printable).join(", ")}`);
   }
   const failedGone = result.dry_run ? result.failed_would_delete ?? [] : result.failed_deleted ?? [];
   if (result.failed_snapshots.length) {
     lines.push(
       `failed validation after create, in ${failedRoot(backupDir)} (the newest ${result.keep_failed} kept): ` +
-        `kept ${result.failed_kept.join(", ") || "none"}; ${result.dry_run ? "would remove" : "removed"} ${
-          failedGone.join(", ") || "none"
-        }`,
+        `kept ${result.failed_kept.map(printable).join(", ") || "none"}; ${
+          result.dry_run ? "would remove" : "removed"
+        } ${failedGone.map(printable).join(", ") || "none"}`,
     );
   }
   if (result.errors.length) lines.push(`errors ${result.errors.length}:`, formatErrors(result.errors));

@@ -10,7 +10,7 @@ import { ownFolderProblem } from "../ops/own_folders.ts";
 import { failedRoot } from "../snapshot/layout.ts";
 import { secondsInFuture } from "../snapshot/clock.ts";
 import { COMMON_HELP, configFrom, defineCommand } from "./command.ts";
-import { formatAge, formatBytes, formatTable } from "./format.ts";
+import { formatAge, formatBytes, formatTable, printable } from "./format.ts";
 
 /** The `list` command. */
 export const listCommand = defineCommand({
@@ -47,7 +47,7 @@ Examples:
       context.reporter.event("warning", "snapshot_stamp_in_future", { stamp: entry.stamp, seconds_ahead: ahead });
     }
     const rows = backups.map((entry) => [
-      entry.stamp,
+      printable(entry.stamp),
       entry.stamp_in_future ? "future" : formatAge(entry.age_seconds),
       formatBytes(entry.size_bytes),
       entry.chroma_included ? "yes" : entry.metadata?.chroma_error !== undefined ? "failed" : "no",
@@ -75,7 +75,7 @@ function failedLines(backupDir: string, failed: ListedFailedEntry[]): string[] {
   return [
     `failed validation after create, kept aside in ${failedRoot(backupDir)} (not snapshots; cleanup keeps the ` +
     `newest ${DEFAULT_KEEP_FAILED}):`,
-    ...failed.map((entry) => `  ${entry.name}  ${formatAge(entry.age_seconds)}`),
+    ...failed.map((entry) => `  ${printable(entry.name)}  ${formatAge(entry.age_seconds)}`),
   ];
 }
 

@@ -8,7 +8,7 @@ import { checkPinIfPinned, identitiesFrom, recipientsFrom, remoteBackend } from 
 import { listRemote, type RemoteListing } from "../repo/remote_list.ts";
 import { openRepository } from "../repo/repository.ts";
 import { COMMON_HELP, configFrom, defineCommand } from "./command.ts";
-import { formatBytes, formatTable } from "./format.ts";
+import { formatBytes, formatTable, printable } from "./format.ts";
 import { REMOTE_HELP, REMOTE_OPTIONS, remoteSettingsFrom } from "./remote_flags.ts";
 
 /** The `remote list` command. */
@@ -55,18 +55,22 @@ Examples:
   },
 });
 
+/** The listing as a table; every string the repository wrote is made printable (a writer may put ESC in a host). */
 function describe(listing: RemoteListing, decrypted: boolean): string {
   const header = decrypted
     ? ["SNAPSHOT", "PUSHED", "HOST", "FILES", "SIZE", "CHROMA", "AUTH", "STORED"]
     : ["SNAPSHOT", "PACKS", "MAC", "STORED"];
   const rows = listing.snapshots.map((entry) => {
     const stored = formatBytes(entry.stored_bytes) + (entry.refs ? "" : " (refs missing)");
-    if (!decrypted) return [entry.snapshot, String(entry.packs), entry.mac ? "yes" : "none", stored];
-    if (entry.error !== undefined) return [entry.snapshot, `unreadable: ${entry.error}`, "", "", "", "", "", stored];
+    const snapshot = printable(entry.snapshot);
+    if (!decrypted) return [snapshot, String(entry.packs), entry.mac ? "yes" : "none", stored];
+    if (entry.error !== undefined) {
+      return [snapshot, `unreadable: ${printable(entry.error)}`, "", "", "", "", "", stored];
+    }
     return [
-      entry.snapshot,
-      entry.pushed_at ?? "",
-      entry.host ?? "",
+      snapshot,
+      printable(entry.pushed_at ?? ""),
+      printable(entry.host ?? ""),
       String(entry.files ?? ""),
       formatBytes(entry.bytes ?? 0),
       entry.chroma ? "yes" : "no",
@@ -75,7 +79,7 @@ function describe(listing: RemoteListing, decrypted: boolean): string {
     ];
   });
   const lines = [
-    `repository ${listing.location} (id ${listing.repository_id})`,
+    `repository ${printable(listing.location)} (id ${printable(listing.repository_id)})`,
     rows.length ? formatTable(header, rows) : "no snapshots",
   ];
   if (listing.pushes_in_progress) lines.push(`pushes in progress: ${listing.pushes_in_progress}`);

@@ -9,7 +9,7 @@ import { openRepository } from "../repo/repository.ts";
 import { parseSnapshotKey, refsName } from "../repo/layout.ts";
 import { verifyRepository, type VerifyResult } from "../repo/verify.ts";
 import { type CommandFlags, COMMON_HELP, configFrom, defineCommand } from "./command.ts";
-import { formatBytes } from "./format.ts";
+import { formatBytes, printable } from "./format.ts";
 import {
   AUTH_OPTIONS,
   READ_AUTH_HELP,
@@ -120,11 +120,11 @@ function describe(result: VerifyResult, location: string, readData: boolean, dec
     ? "documents decrypted; pack contents not read (--read-data)"
     : "objects and sizes only (--identity and --read-data read the content)";
   const lines = [
-    `${result.ok ? "repository OK" : "REPOSITORY DAMAGED"}: ${location}: ${result.snapshots} snapshots, ` +
+    `${result.ok ? "repository OK" : "REPOSITORY DAMAGED"}: ${printable(location)}: ${result.snapshots} snapshots, ` +
     `${result.packs_referenced} packs referenced; ${depth}`,
-    ...result.errors.map((error) => `  ERROR ${error}`),
-    ...result.unauthenticated.map((name) => `  UNAUTHENTICATED ${name} (accepted: --allow-unauthenticated)`),
-    ...result.notes.map((note) => `  note: ${note}`),
+    ...result.errors.map((error) => `  ERROR ${printable(error)}`),
+    ...result.unauthenticated.map((name) => `  UNAUTHENTICATED ${printable(name)} (accepted: --allow-unauthenticated)`),
+    ...result.notes.map((note) => `  note: ${printable(note)}`),
   ];
   return lines.join("\n");
 }

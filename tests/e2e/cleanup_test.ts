@@ -626,3 +626,20 @@ Deno.test("cli: a link or a file with a stamp's name under snapshots/ is named b
   assert.deepEqual(entryNames(elsewhere.path), ["keep.txt"]);
   assert.deepEqual(entryNames(snapshotsDir(dir.path)), ["20261001T010000Z", "20261002T010000Z", stamps[1]]);
 });
+
+Deno.test("text: list and cleanup show folder names with control characters escaped, each on its own line", async () => {
+  using dir = tempDir();
+  using work = tempDir();
+  placeValidSnapshot(dir.path, "20261101T010000Z");
+  const hostile = "x\u001b[2J\nFAKE-ROW";
+  Deno.mkdirSync(join(snapshotsDir(dir.path), hostile));
+  Deno.mkdirSync(join(failedRoot(dir.path), `20261101T010000Z.${hostile}`), { recursive: true });
+  const context = { env: { ATOCORE_BACKUP_DIR: dir.path }, cwd: work.path, now: new Date(), reporter: SILENT };
+  const listed = await listCommand.run({}, [], context);
+  const cleaned = await cleanupCommand.run({}, [], context);
+  for (const [what, outcome, lines] of [["list", listed, 5], ["cleanup", cleaned, 6]] as const) {
+    assert.ok(!outcome.text.includes("\u001b"), `${what}: a raw ESC: ${JSON.stringify(outcome.text)}`);
+    assert.equal(outcome.text.split("\n").length, lines, `${what}: ${outcome.text}`);
+    assert.match(outcome.text, /x\\x1b\[2J\\nFAKE-ROW/, what);
+  }
+});

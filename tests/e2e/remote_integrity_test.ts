@@ -9,8 +9,11 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { createHash } from "node:crypto";
-import { zstdCompressSync } from "node:zlib";
-import { ageEncrypt, generateIdentity, parseIdentity } from "../../src/crypto/age.ts";
+import { zstdCompressSync, zstdDecompressSync } from "node:zlib";
+import { ageDecrypt, ageEncrypt, generateIdentity, parseIdentity } from "../../src/crypto/age.ts";
+import { remoteListCommand } from "../../src/cli/remote_list.ts";
+import { remoteVerifyCommand } from "../../src/cli/remote_verify.ts";
+import { SILENT } from "../../src/report/reporter.ts";
 import { readSnapshot } from "../../src/repo/snapshots.ts";
 import type { Backend } from "../../src/repo/backend.ts";
 import { fetchSnapshot } from "../../src/repo/fetch.ts";
@@ -440,4 +443,31 @@ Deno.test("remote: a drill whose fetch fails still reports its --max-age check",
   assert.equal(drilled.code, 1, drilled.stderr);
   const checks = (drilled.json as { checks: { name: string; status: string }[] }).checks;
   assert.deepEqual(checks.find((check) => check.name === "recovery_point")?.status, "passed");
+});
+
+Deno.test("remote list and verify show a writer's control characters escaped: no ESC reaches the terminal, no forged row", async () => {
+  const { f, pushed } = await pushedFixture();
+  using _ = f;
+  const hostile = "vm\u001b[2J\nFAKE-ROW";
+  const name = `snapshots/${pushed.snapshot}`;
+  const plain = zstdDecompressSync(ageDecrypt(Deno.readFileSync(join(f.repoDir, name)), [f.identity]));
+  const document = JSON.parse(new TextDecoder().decode(plain));
+  const text = JSON.stringify({ ...document, host: hostile, pushed_at: `${document.pushed_at}\u001b[1A` });
+  const sealed = ageEncrypt(zstdCompressSync(new TextEncoder().encode(text)), [f.recipient]);
+  Deno.writeFileSync(join(f.repoDir, name), sealed); // sealed to the public recipient: any writer can; no MAC
+  const refsPath = join(f.repoDir, "refs", pushed.snapshot);
+  const { auth: _mac, ...refs } = JSON.parse(Deno.readTextFileSync(refsPath));
+  const sha256 = createHash("sha256").update(sealed).digest("hex");
+  Deno.writeTextFileSync(refsPath, JSON.stringify({ ...refs, snapshot_sha256: sha256 }));
+  Deno.writeTextFileSync(join(f.repoDir, "packs", `junk${hostile}`), "not a pack");
+  const env = { ...f.env, ATOCORE_BACKUP_REMOTE: `file://${f.repoDir}`, ATOCORE_BACKUP_IDENTITY_FILE: f.keyFile };
+  const context = { env, cwd: f.work, now: new Date(), reporter: SILENT };
+  const listed = await remoteListCommand.run({}, [], context);
+  assert.equal((listed.result as { snapshots: { host: string }[] }).snapshots[0].host, hostile, "JSON keeps it");
+  const verified = await remoteVerifyCommand.run({}, [], context);
+  for (const [what, outcome, lines] of [["list", listed, 3], ["verify", verified, 3]] as const) {
+    assert.ok(!outcome.text.includes("\u001b"), `${what}: a raw ESC: ${JSON.stringify(outcome.text)}`);
+    assert.equal(outcome.text.split("\n").length, lines, `${what}: ${outcome.text}`);
+    assert.match(outcome.text, /vm\\x1b\[2J\\nFAKE-ROW/, what);
+  }
 });
