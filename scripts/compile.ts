@@ -8,15 +8,16 @@
  * be reached and the base is not cached (nor given with `DENORT_BIN`), this script
  * says how to build on a connected machine or air-gapped, and exits 1.
  *
- * Usage: `deno task compile [--output PATH]`. Requires `--allow-read`, `--allow-env`
- * and `--allow-run` (it runs `deno compile` and `deno info`).
+ * Usage: `deno task compile [--output PATH]`. Requires `--allow-read`, `--allow-env`,
+ * `--allow-run` (`deno compile`, `deno info`, the built file) and `--allow-write` (leftovers).
  *
  * @module
  */
-import { join, resolve } from "node:path";
+import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
-import { isFile } from "../src/fs/probe.ts";
+import { exists, isFile } from "../src/fs/probe.ts";
+import { TOOL_NAME, TOOL_VERSION } from "../src/version.ts";
 
 /** The permission flags the binary gets; the end-to-end tests run the CLI with exactly these. */
 export const COMPILE_PERMISSIONS = [
@@ -58,22 +59,60 @@ export function runtimeBase(denoDir: string): RuntimeBase {
   return { suffix, url: `https://dl.deno.land/${suffix}`, cachedPath: join(denoDir, "dl", suffix), denoDir };
 }
 
-/** The message printed when the base can neither be found nor downloaded. */
+/** The one line printed when the base can neither be found nor downloaded. */
 export function offlineMessage(base: RuntimeBase): string {
-  return [
-    `compile: nothing was built: the Deno runtime base (denort ${Deno.version.deno} for ${Deno.build.target}) ` +
-    `is not cached in DENO_DIR (${base.denoDir}) and could not be downloaded from ${base.url}.`,
-    `  Connected machine: run 'deno task compile' there (denort is downloaded once into DENO_DIR), ` +
-    `then copy dist/atocore-backup to this host.`,
-    `  Air-gapped: fetch ${base.url} elsewhere, unzip it, and run 'DENORT_BIN=/path/to/denort deno task compile'; ` +
-    `or carry over a DENO_DIR holding dl/${base.suffix} and run 'DENO_DIR=/path/to/deno_dir deno task compile'. ` +
-    `denort must be the same version as the deno that compiles (${Deno.version.deno}).`,
-  ].join("\n");
+  return `compile: nothing was built: the Deno runtime base (denort ${Deno.version.deno} for ${Deno.build.target}) ` +
+    `is not cached in DENO_DIR (${base.denoDir}) and could not be downloaded from ${base.url}; run ` +
+    `'deno task compile' on a connected machine and copy dist/atocore-backup here, or fetch and unzip it elsewhere and ` +
+    `run 'DENORT_BIN=/path/to/denort deno task compile', or 'DENO_DIR=/path/to/deno_dir deno task compile' with a ` +
+    `DENO_DIR holding dl/${base.suffix}`;
 }
 
 async function denoDir(): Promise<string> {
   const output = await new Deno.Command(Deno.execPath(), { args: ["info", "--json"], stdout: "piped" }).output();
   return (JSON.parse(new TextDecoder().decode(output.stdout)) as { denoDir: string }).denoDir;
+}
+
+/** The folders above `path` that do not exist yet, deepest first: `deno compile` makes them, a failure removes them. */
+function missingFolders(path: string): string[] {
+  const missing: string[] = [];
+  for (let folder = dirname(path); !exists(folder) && folder !== dirname(folder); folder = dirname(folder)) {
+    missing.push(folder);
+  }
+  return missing;
+}
+
+/** Remove what a failed build left: the output, and the folders made for it while still empty. */
+function removeLeftovers(output: string, made: string[]): void {
+  for (const path of [output, ...made]) {
+    try {
+      Deno.removeSync(path); // not recursive: a folder that holds anything else stays
+    } catch {
+      // gone already, or not empty
+    }
+  }
+}
+
+/**
+ * Why the built `output` is not this tool, or `null` when its `--version` names it: a `DENORT_BIN` that is not denort
+ * (`/bin/true`, deno itself) builds a file that exits 0 for every command, and timers would succeed without backups.
+ */
+async function notThisTool(output: string): Promise<string | null> {
+  const expected = `${TOOL_NAME} ${TOOL_VERSION}`;
+  try {
+    const run = await new Deno.Command(output, {
+      args: ["--version"],
+      stdin: "null",
+      stdout: "piped",
+      stderr: "null",
+      signal: AbortSignal.timeout(60_000),
+    }).output();
+    const printed = new TextDecoder().decode(run.stdout).trim();
+    if (run.success && printed === expected) return null;
+    return `its --version printed ${JSON.stringify(printed.split("\n")[0].slice(0, 80))}, exit ${run.code}`;
+  } catch (error) {
+    return `its --version did not run (${(error as Error).message})`;
+  }
 }
 
 async function main(args: string[]): Promise<number> {
@@ -87,6 +126,7 @@ async function main(args: string[]): Promise<number> {
     return 1;
   }
   const base = runtimeBase(await denoDir());
+  const made = missingFolders(output);
   const compiled = await new Deno.Command(Deno.execPath(), {
     args: [
       "compile",
@@ -97,12 +137,25 @@ async function main(args: string[]): Promise<number> {
       join(ROOT, "main.ts"),
     ],
     cwd: ROOT,
-    stdout: "inherit",
+    stdout: "piped",
     stderr: "piped",
   }).output();
-  if (compiled.success) {
+  const wrong = compiled.success ? await notThisTool(output) : null;
+  if (compiled.success && wrong === null) {
+    await Deno.stdout.write(compiled.stdout);
     console.log(`compile: built ${output} (${COMPILE_PERMISSIONS.join(" ")})`);
     return 0;
+  }
+  removeLeftovers(output, made);
+  if (wrong !== null) {
+    const named = denortBin === undefined
+      ? `dl/${base.suffix} in DENO_DIR (${base.denoDir})`
+      : `DENORT_BIN=${denortBin}`;
+    console.error(
+      `compile: nothing was built: ${output} is not ${TOOL_NAME} ${TOOL_VERSION} (${wrong}): ${named} is not ` +
+        `denort ${Deno.version.deno}; point DENORT_BIN at an unzipped denort ${Deno.version.deno}`,
+    );
+    return 1;
   }
   if (denortBin === undefined && !isFile(base.cachedPath)) {
     console.error(offlineMessage(base));

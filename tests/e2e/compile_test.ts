@@ -3,7 +3,7 @@
  * runtime base cannot be downloaded here): the module graph is only local and
  * built-in modules, the tool works under exactly the binary's permissions, those
  * permissions deny subprocesses, and the compile task fails with
- * a clear message when the runtime base cannot be had.
+ * a clear message, leaving nothing, when the runtime base cannot be had or is not denort.
  */
 import assert from "node:assert/strict";
 import { join } from "node:path";
@@ -94,7 +94,7 @@ Deno.test("the compile task, the demo task and the end-to-end tests use the same
   ]);
   const tasks = JSON.parse(Deno.readTextFileSync(join(ROOT, "deno.json"))).tasks as Record<string, string>;
   assert.equal(tasks.demo, `deno run ${COMPILE_PERMISSIONS.join(" ")} main.ts drill --sample`);
-  assert.match(tasks.compile, /scripts\/compile\.ts$/);
+  assert.equal(tasks.compile, `deno run ${TASK_PERMISSIONS.join(" ")} scripts/compile.ts`);
 });
 
 Deno.test("under exactly the compile permissions the tool runs end to end with the built-in driver when libsqlite3 is missing", async () => {
@@ -129,14 +129,15 @@ console.log(JSON.stringify(outcomes));`,
   });
 });
 
+/** The permissions `deno task compile` runs its script with. */
+const TASK_PERMISSIONS = ["--allow-read", "--allow-write", "--allow-env", "--allow-run"];
+
 /** Run `scripts/compile.ts` as `deno task compile` does, with a clean environment plus `env`. */
 async function runCompile(env: Record<string, string>, output: string) {
   const result = await new Deno.Command(Deno.execPath(), {
     args: [
       "run",
-      "--allow-read",
-      "--allow-env",
-      "--allow-run",
+      ...TASK_PERMISSIONS,
       join(ROOT, "scripts", "compile.ts"),
       "--output",
       output,
@@ -150,20 +151,33 @@ async function runCompile(env: Record<string, string>, output: string) {
   return { code: result.code, stderr: new TextDecoder().decode(result.stderr) };
 }
 
-Deno.test("deno task compile without a reachable download host or cached denort: one clear message, exit 1, nothing built", async () => {
+Deno.test("deno task compile without a reachable download host or cached denort: one line, exit 1, nothing left", async () => {
   using denoDir = tempDir();
   using out = tempDir();
-  const output = join(out.path, "atocore-backup");
+  const output = join(out.path, "dist", "atocore-backup");
   const dead = "http://127.0.0.1:9";
   const run = await runCompile({ DENO_DIR: denoDir.path, HTTPS_PROXY: dead, HTTP_PROXY: dead }, output);
   assert.equal(run.code, 1, run.stderr);
+  assert.equal(run.stderr.trimEnd().split("\n").length, 1, run.stderr);
   assert.match(run.stderr, /^compile: nothing was built: the Deno runtime base \(denort /);
   assert.ok(run.stderr.includes(`https://dl.deno.land/release/v${Deno.version.deno}/denort-${Deno.build.target}.zip`));
   assert.match(run.stderr, /DENORT_BIN=\/path\/to\/denort deno task compile/);
   assert.match(run.stderr, /DENO_DIR=\/path\/to\/deno_dir deno task compile/);
-  assert.doesNotMatch(run.stderr, /Stack backtrace/);
-  assert.deepEqual([...Deno.readDirSync(out.path)].filter((entry) => entry.name.startsWith("atocore-backup")), []);
+  assert.deepEqual([...Deno.readDirSync(out.path)], [], "no dist/ folder left, empty or not");
   assert.equal(DEFAULT_OUTPUT, "dist/atocore-backup");
+});
+
+Deno.test("deno task compile with a DENORT_BIN that is not denort removes what it built and fails naming it", async () => {
+  using out = tempDir();
+  for (const denort of ["/bin/true", Deno.execPath()]) {
+    const output = join(out.path, "dist", "atocore-backup");
+    const run = await runCompile({ DENORT_BIN: denort }, output);
+    assert.equal(run.code, 1, run.stderr);
+    assert.equal(run.stderr.trimEnd().split("\n").length, 1, run.stderr);
+    assert.ok(run.stderr.startsWith(`compile: nothing was built: ${output} is not atocore-backup `), run.stderr);
+    assert.ok(run.stderr.includes(`: DENORT_BIN=${denort} is not denort ${Deno.version.deno}; `), run.stderr);
+    assert.deepEqual([...Deno.readDirSync(out.path)], [], `${denort}: nothing left at --output`);
+  }
 });
 
 Deno.test("deno task compile with DENORT_BIN naming no file says so and exits 1", async () => {
