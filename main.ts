@@ -10,7 +10,8 @@ import { parseCommandArgs } from "./src/cli/command.ts";
 import { COMMANDS, findCommand, groupCommands } from "./src/cli/commands.ts";
 import { stderrReporter, writeStderr } from "./src/cli/stderr_reporter.ts";
 import { printable } from "./src/cli/format.ts";
-import { ExitCode, ToolError, unexpectedErrorLine, UsageError } from "./src/errors.ts";
+import { ExitCode, ToolError, unexpectedErrorLine, unexpectedExitCode, UsageError } from "./src/errors.ts";
+import { givenPathSource } from "./src/cli/given_path.ts";
 import { closeBackends } from "./src/repo/open_backend.ts";
 import { TOOL_NAME, TOOL_VERSION } from "./src/version.ts";
 
@@ -44,6 +45,7 @@ export async function main(args: string[]): Promise<number> {
   const debug = args.includes("--debug");
   const [name, ...rest] = args;
   const reporter = stderrReporter(Deno.stderr.isTerminal());
+  let flags: Record<string, unknown> = {};
   try {
     if (name === "--version" || name === "-V") return print(`${TOOL_NAME} ${TOOL_VERSION}`);
     if (name === undefined || name === "--help" || name === "-h" || name === "help") return print(TOOL_HELP);
@@ -54,6 +56,7 @@ export async function main(args: string[]): Promise<number> {
     if (!found) throw unknownCommand(name, rest[0]);
     const { command } = found;
     const { values, positionals } = parseCommandArgs(command, found.rest);
+    flags = values;
     if (values.help) return print(command.help);
     const terminal = Deno.stdout.isTerminal() && !values.json;
     const context: CommandContext = {
@@ -68,9 +71,10 @@ export async function main(args: string[]): Promise<number> {
     printResult(asText ? outcome.text : JSON.stringify(outcome.result, null, 2), command.name, outcome.exitCode);
     return outcome.exitCode;
   } catch (error) {
-    const code = error instanceof ToolError ? error.exitCode : ExitCode.Failed;
+    const code = error instanceof ToolError ? error.exitCode : unexpectedExitCode(error);
     // this tool's messages are one line, a control character in a path they name shown escaped; another's first line
-    const message = printable(error instanceof ToolError ? error.message : unexpectedErrorLine(error));
+    const given = (path: string) => givenPathSource(path, flags, Deno.env.toObject(), Deno.cwd());
+    const message = printable(error instanceof ToolError ? error.message : unexpectedErrorLine(error, given));
     reporter.clear();
     writeStderr(`${TOOL_NAME}: error: ${message}\n`);
     if (debug && error instanceof Error) writeStderr(`${error.stack}\n`);

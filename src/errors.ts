@@ -104,13 +104,33 @@ export function isDiskFull(error: unknown): boolean {
   return code === "ENOSPC" || code === "SQLITE_FULL";
 }
 
+/** Whether an OS error says a path given cannot name anything: a symbolic link loop (ELOOP) or a name too long. */
+export function isUnusablePath(error: unknown): boolean {
+  const code = (error as { code?: unknown } | null)?.code;
+  return error instanceof Deno.errors.FilesystemLoop || code === "ELOOP" || code === "ENAMETOOLONG";
+}
+
+/** The exit code of an error this tool did not expect: a path that cannot name anything is a usage error. */
+export function unexpectedExitCode(error: unknown): ExitCodeValue {
+  return isUnusablePath(error) ? ExitCode.Usage : ExitCode.Failed;
+}
+
 /**
  * The one line shown for an error this tool did not expect (not a {@linkcode ToolError}): its first line, which for a
- * system error names the path, and for a denied permission the next step.
+ * system error names the path, and for a denied permission the next step. A path that cannot name anything is said in
+ * plain words, with `given` (where the path came from: `--db`, `ATOCORE_BACKUP_DIR`) when the caller knows it.
  */
-export function unexpectedErrorLine(error: unknown): string {
+export function unexpectedErrorLine(error: unknown, given: (path: string) => string | null = () => null): string {
   if (!(error instanceof Error)) return String(error);
   const line = error.message.split("\n")[0];
+  if (isUnusablePath(error)) {
+    const path = osErrorPath(error).slice(" at ".length);
+    const what = error instanceof Deno.errors.FilesystemLoop || (error as { code?: unknown }).code === "ELOOP"
+      ? "too many levels of symbolic links (a loop)"
+      : "a name in it is longer than 255 bytes";
+    const source = path ? given(path) : null;
+    return `${path || line}: ${what}; check ${source ? `the path given by ${source}` : "the path"} and its links`;
+  }
   if (!(error instanceof Deno.errors.PermissionDenied)) return line;
   return `${line}; check that this user may read and write that path (its owner and modes, or an immutable flag)`;
 }

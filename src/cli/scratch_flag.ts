@@ -6,6 +6,7 @@
  */
 import type { Config } from "../config.ts";
 import { UsageError } from "../errors.ts";
+import { statThroughFilesOrNull } from "../fs/probe.ts";
 import { isSameOrInside } from "../fs/real_path.ts";
 import { outputOverlap } from "../path_overlap.ts";
 
@@ -16,6 +17,7 @@ import { outputOverlap } from "../path_overlap.ts";
  * @throws {UsageError} naming what it lies in.
  */
 export function checkedScratch(config: Config, scratch: string): string {
+  statThroughFilesOrNull(scratch); // a loop or an overlong name throws here, named with the flag, not as a drill's check
   const backup = config.backupDir.path;
   const overlap = outputOverlap(config, scratch) ??
     (isSameOrInside(scratch, backup) ? `the backup folder ${backup}, where a scratch copy may not go` : null);

@@ -6,7 +6,7 @@
 import assert from "node:assert/strict";
 import { existsSync } from "node:fs";
 import { join } from "node:path";
-import { type CliRun, runCli, storeEnv, tempStore } from "../_helpers.ts";
+import { type CliRun, createdStamp, runCli, storeEnv, tempStore } from "../_helpers.ts";
 import { entryNames, liveDigest } from "../_faults.ts";
 import { checkedStamp } from "../../src/snapshot/layout.ts";
 import { UsageError } from "../../src/errors.ts";
@@ -236,4 +236,29 @@ Deno.test("a mistyped path makes no folder: create with no database, cleanup --c
   assert.equal(cleanup.code, 0, cleanup.stderr);
   assert.match(cleanup.stderr, /"event":"backup_folder_missing","path":"[^"]*typo\/backups","next":"nothing to clean/);
   assert.equal(existsSync(join(store.dataDir, "typo")), false, "no folder was made");
+});
+
+Deno.test("a path through a symbolic link loop or with a name over 255 bytes is a usage error naming it and its flag", async () => {
+  using store = tempStore({ dbMiB: 1 });
+  const env = storeEnv(store);
+  const stamp = await createdStamp(env, []);
+  const loop = join(store.dataDir, "loop");
+  Deno.symlinkSync(join(store.dataDir, "loop2"), loop);
+  Deno.symlinkSync(loop, join(store.dataDir, "loop2"));
+  const long = join(store.dataDir, "n".repeat(256), "x");
+  const runs: [string[], Record<string, string>, string, string][] = [
+    [["list", "--backup-dir", join(loop, "b")], {}, join(loop, "b"), "--backup-dir"],
+    [["list"], { ATOCORE_BACKUP_DIR: long }, long, "ATOCORE_BACKUP_DIR"],
+    [["create", "--db", long], {}, long, "--db"],
+    [["remote", "list", "--remote", `file://${loop}`], {}, loop, "--remote"],
+    [["restore", stamp, "--to", join(loop, "to"), "--force"], {}, join(loop, "to"), "--to"],
+    [["drill", stamp, "--scratch-dir", long], {}, long, "--scratch-dir"],
+  ];
+  for (const [args, more, path, source] of runs) {
+    const run = await runCli(args, { env: { ...env, ...more } });
+    const what = `${args.join(" ")} ${JSON.stringify(more)}`;
+    const problem = path === long ? "a name in it is longer than 255 bytes" : "too many levels of symbolic links";
+    assertOneLineError(run, 2, new RegExp(`: ${problem}.*; check the path given by ${source} and its links$`), what);
+    assert.ok(run.stderr.includes(`error: ${path}`), `${what}: ${run.stderr}`);
+  }
 });
