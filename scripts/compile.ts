@@ -82,9 +82,9 @@ function missingFolders(path: string): string[] {
   return missing;
 }
 
-/** Remove what a failed build left: the output, and the folders made for it while still empty. */
-function removeLeftovers(output: string, made: string[]): void {
-  for (const path of [output, ...made]) {
+/** Remove what a failed build left: the file it wrote (when not this tool), and the folders made for it if empty. */
+function removeLeftovers(written: string | null, made: string[]): void {
+  for (const path of written === null ? made : [written, ...made]) {
     try {
       Deno.removeSync(path); // not recursive: a folder that holds anything else stays
     } catch {
@@ -146,7 +146,7 @@ async function main(args: string[]): Promise<number> {
     console.log(`compile: built ${output} (${COMPILE_PERMISSIONS.join(" ")})`);
     return 0;
   }
-  removeLeftovers(output, made);
+  removeLeftovers(wrong === null ? null : output, made); // a failed compile leaves an earlier build in place
   if (wrong !== null) {
     const named = denortBin === undefined
       ? `dl/${base.suffix} in DENO_DIR (${base.denoDir})`
