@@ -77,6 +77,8 @@ export interface DrillOptions {
   verified?: ReadonlyMap<string, string>;
   /** Databases of those whose bytes passed the push's integrity check: `snapshot_valid` does not run it again. */
   integrityChecked?: ReadonlySet<string>;
+  /** Seconds spent fetching the snapshot before the drill (`--from-remote`): part of its recovery time. */
+  fetchSeconds?: number;
   /** `--max-age`: add the `recovery_point` check ({@linkcode withRecoveryPointCheck}) before the drill is reported. */
   maxAgeSeconds?: number | null;
   /** A stop asked for (Ctrl-C, SIGTERM): the drill stops before its next check and removes its scratch copy. */
@@ -94,7 +96,7 @@ export interface DrillResult {
   recovery_point_seconds: number | null;
   /** The stamp is later than the drill's start beyond the allowed skew: the clock was wrong. */
   stamp_in_future: boolean;
-  /** How long a restore takes: deep validation plus the restore itself (the recovery time). */
+  /** How long a restore takes: deep validation plus the restore itself, and a fetch from a repository (the recovery time). */
   recovery_time_seconds: number | null;
   /** How long the restore itself took (the snapshot having just been validated deeply). */
   restore_seconds: number | null;
@@ -253,7 +255,9 @@ function assemble(state: DrillState, ran: RanCheck[], finished: boolean, seconds
     created_at: typeof metadata?.created_at === "string" ? metadata.created_at : null,
     recovery_point_seconds: stampAgeSeconds(state.stamp, state.options.now),
     stamp_in_future: isInFuture(state.stamp, state.options.now),
-    recovery_time_seconds: restoreSeconds === undefined ? null : round3(checks[0].seconds + restoreSeconds),
+    recovery_time_seconds: restoreSeconds === undefined
+      ? null
+      : round3((state.options.fetchSeconds ?? 0) + checks[0].seconds + restoreSeconds),
     restore_seconds: restoreSeconds ?? null,
     drill_seconds: seconds,
     snapshot_bytes: metadata ? snapshotBytes(metadata) : 0,

@@ -59,14 +59,11 @@ export async function drillFromRemote(
     sourceDir: fetched.sourceDir,
     verified: fetched.verified,
     integrityChecked: fetched.integrityChecked,
+    fetchSeconds: fetched.summary.fetch_seconds, // so that the drill_finished event counts it too
   });
-  const fetchSeconds = fetched.summary.fetch_seconds;
   return {
     ...drilled,
     snapshot_path: snapshotPath,
-    recovery_time_seconds: drilled.recovery_time_seconds === null
-      ? null
-      : round3(drilled.recovery_time_seconds + fetchSeconds),
     drill_seconds: seconds(begun),
     remote: fetched.summary,
   };

@@ -116,6 +116,9 @@ Deno.test("remote CLI: init, create --push twice, list, verify, restore live and
   assert.match(valid.detail, /; the integrity of db\/atocore\.db as checked before the push \(the restored copy's/);
   assert.equal(checks.find((check) => check.name === "db_integrity")?.status, "passed", "the restored copy is checked");
   assert.ok(drilled.recovery_time_seconds >= drilled.remote.fetch_seconds, "the recovery time includes the fetch");
+  const finished = drill.stderr.split("\n").filter((line) => line.includes('"event":"drill_finished"'));
+  assert.equal(finished.length, 1, drill.stderr);
+  assert.equal(JSON.parse(finished[0]).recovery_time_seconds, drilled.recovery_time_seconds, "the log line agrees");
   const parsed = parseJunit(junit);
   assert.deepEqual([parsed.tests, parsed.failures], [7, 0]);
   assert.ok(parsed.cases.includes("restore") && parsed.cases.includes("row_counts"), parsed.cases.join());
