@@ -4,7 +4,7 @@
  *
  * @module
  */
-import { basename, join } from "node:path";
+import { basename, dirname, join } from "node:path";
 import type { Config } from "../config.ts";
 import { OperationError, RefusedError, UsageError } from "../errors.ts";
 import { entriesOrNone, lstatOrNull, statOrNull } from "../fs/probe.ts";
@@ -71,9 +71,24 @@ export function checkToFolder(config: Config, to: string, force: boolean): void 
   );
 }
 
-/** Refuse, before any other work, live paths of the wrong kind (a path through a file, a folder for the database). */
+/**
+ * Refuse, before any other work (a fetch included), live paths of the wrong kind (a path through a file, a folder for
+ * the database) or in a folder that does not exist (the record kept beside the database could not be written).
+ */
 export function checkLivePaths(config: Config): void {
   checkTargetKinds({ db: config.db.path, registry: config.registry.path, chroma: config.chromaDir.path });
+  const live = [["database", config.db, "--db"], ["registry", config.registry, "--registry"]] as const;
+  for (const [what, resolved, flag] of live) {
+    const folder = dirname(resolved.path);
+    if (statOrNull(folder) !== null) continue;
+    const [given, check] = resolved.source === "default"
+      ? [`the default under ${resolved.from}`, `${resolved.from} or ${flag}`]
+      : [resolved.from, resolved.from];
+    throw new UsageError(
+      `the folder of the live ${what} does not exist: ${folder} (${given}); nothing was changed; check ${check} ` +
+        `(see 'config'), or rebuild elsewhere with --to DIR`,
+    );
+  }
 }
 
 /** Refuse to restore over the live store (`to` is `null`) without the operator's word that the service is stopped. */

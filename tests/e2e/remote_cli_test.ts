@@ -419,3 +419,20 @@ Deno.test("push --latest passes over a snapshot stamped in the future, with a wa
   assert.equal(none.code, 2, none.stderr);
   assert.match(oneErrorLine(none, "only future"), /stamped in the future \(newest 20990101T000000Z\); check the clock/);
 });
+
+Deno.test("remote CLI: restore --from-remote into a data folder that does not exist is refused before the fetch (exit 2)", async () => {
+  using r = await remoteStore({ dbMiB: 1, chromaMiB: 1 });
+  const { stamp } = await createAndPush(r.env);
+  const missing = join(r.work, "not-mounted");
+  const args = ["restore", stamp, "--from-remote", "--confirm-service-stopped", "--no-pre-snapshot"];
+  for (const [env, given] of [[{ ATOCORE_DATA_DIR: missing }, "ATOCORE_DATA_DIR"], [{}, "--db"]] as const) {
+    const flags = given === "--db" ? ["--db", join(missing, "atocore.db")] : [];
+    const run = await runCli([...args, ...flags], { env: { ...r.envWithIdentity, ...env } });
+    assert.equal(run.code, 2, run.stderr);
+    const line = oneErrorLine(run, given);
+    assert.ok(line.includes(`the folder of the live database does not exist: ${missing} (`), line);
+    assert.ok(line.includes(`check ${given}`), line);
+    assert.doesNotMatch(run.stderr, /remote_fetch_started/, "it fetched first");
+    assert.deepEqual(entryNames(r.work).filter((name) => name.startsWith(".atocore-fetch-")), []);
+  }
+});
