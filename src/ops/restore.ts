@@ -52,6 +52,7 @@ import {
 } from "./restore_plan.ts";
 import { clearJournal, clearJournalAfterReplace } from "./restore_hot_journal.ts";
 import { restoreJournalModes } from "./restore_journal.ts";
+import { databaseLeftovers, leftoversStep } from "./restore_leftovers.ts";
 import { requireFreeSpace } from "./restore_space.ts";
 import { signalsDelivered, stopIfInterrupted } from "../sys/interrupt.ts";
 import { type Change, clearWal, clearWalAfterReplace, removeStaleTemporaries, sidecarsOf } from "./restore_wal.ts";
@@ -182,7 +183,7 @@ export async function restoreSnapshot(config: Config, stamp: string, options: Re
   stopIfInterrupted(options.signal, () => stoppedUnchanged(stamp, to, null));
   const plan = planRestore(config, stamp, validation, to, options);
   const { sources, targets } = plan;
-  const { unfinished, takesPreSnapshot } = checkBeforeChanges(config, plan, stamp, to, options);
+  const { unfinished, takesPreSnapshot, leftovers } = checkBeforeChanges(config, plan, stamp, to, options);
   const preStamp = unfinished !== null
     ? unfinished.pre_restore_snapshot
     : takesPreSnapshot
@@ -199,7 +200,7 @@ export async function restoreSnapshot(config: Config, stamp: string, options: Re
   // moved.old: a name the old database keeps while it is replaced, through which a process that opens it is found
   const moved: Moved = { db: false, old: null };
   using _old = { [Symbol.dispose]: () => moved.old && removeFileQuietly(moved.old) };
-  const chroma = replaceStore(plan, preStamp, options, intent, moved);
+  const chroma = replaceStore(plan, preStamp, options, { intent, leftovers }, moved);
   // A database moved into place is the very file the validation checked; a copy is checked again.
   const integrity = moved.db ? null : checkRestored(options.driver, targets.db);
   let opened: string | null = null;
@@ -269,7 +270,8 @@ function resultOf(
 
 /**
  * Before anything changes: the unfinished restore this run goes on from (live only), held to its choice for Chroma,
- * whether this run takes a pre-restore snapshot, and the free space it needs.
+ * whether this run takes a pre-restore snapshot, the temporaries killed restores left beside the database that go
+ * first, and the free space it needs.
  */
 function checkBeforeChanges(
   config: Config,
@@ -277,7 +279,7 @@ function checkBeforeChanges(
   stamp: string,
   to: string | null,
   options: RestoreOptions,
-): { unfinished: RestoreIntent | null; takesPreSnapshot: boolean } {
+): { unfinished: RestoreIntent | null; takesPreSnapshot: boolean; leftovers: string[] } {
   const unfinished = to === null ? findUnfinished(config, options.reporter) : null;
   if (unfinished !== null) {
     requireSameChromaChoice(unfinished, { stamp, restoresChroma: plan.sources.chroma !== null }, config);
@@ -288,8 +290,9 @@ function checkBeforeChanges(
   const clearedFirst = unfinished?.swap === null && resolve(unfinished.chroma_dir) === resolve(config.chromaDir.path)
     ? config.chromaDir.path
     : null;
-  requireFreeSpace(config, plan, { ...options, preSnapshot: takesPreSnapshot, clearedFirst });
-  return { unfinished, takesPreSnapshot };
+  const leftovers = to === null ? databaseLeftovers(config, unfinished) : [];
+  requireFreeSpace(config, plan, { ...options, preSnapshot: takesPreSnapshot, clearedFirst, clearedFiles: leftovers });
+  return { unfinished, takesPreSnapshot, leftovers };
 }
 
 /** Wait for the sources' head-start flush; its failure stops the restore of `stamp`, which left `state`. */
@@ -394,7 +397,8 @@ interface FailureContext {
 }
 
 /**
- * Stage the Chroma copy, then replace the database, the registry and Chroma's contents.
+ * Live, remove the leftovers of killed runs (`leftovers`: see {@linkcode databaseLeftovers}) and settle the unfinished
+ * restore; stage the Chroma copy, then replace the database, the registry and Chroma's contents.
  *
  * @returns The Chroma files and bytes restored, or `null` when Chroma is not restored.
  */
@@ -402,11 +406,12 @@ function replaceStore(
   plan: RestorePlan,
   preStamp: string | null,
   options: RestoreOptions,
-  intent: IntentContext | null,
+  { intent, leftovers }: { intent: IntentContext | null; leftovers: string[] },
   moved: Moved,
 ): CopyTotals | null {
   const context: FailureContext = { plan, staged: null, preStamp, to: options.to, changes: [], intent };
   if (intent !== null) {
+    runStep(leftoversStep(intent.config, leftovers, options.reporter), context);
     runStep(settleStep(intent, options.reporter), context);
     runStep(recordStep(intent), context);
   }

@@ -8,7 +8,7 @@ import { dirname } from "node:path";
 import { formatBytes } from "../cli/format.ts";
 import type { Config } from "../config.ts";
 import { RefusedError } from "../errors.ts";
-import { statOrNull } from "../fs/probe.ts";
+import { lstatOrNull, statOrNull } from "../fs/probe.ts";
 import { walkTree } from "../fs/tree.ts";
 import type { Reporter } from "../report/reporter.ts";
 import { CHROMA_OLD_PREFIX, CHROMA_STAGING_PREFIX } from "../snapshot/chroma.ts";
@@ -30,18 +30,20 @@ interface Need {
  * writes there: the database copy and the checkpoint of the target's `-wal` beside the database, the registry copy,
  * the Chroma copy staged in the Chroma folder, and the pre-restore snapshot in the backup folder. Each file counts in
  * whole blocks; nothing the restore frees on the way (the old files) is counted, so the figure is an upper bound,
- * except what killed restores left in `clearedFirst` (a resumed restore's Chroma folder), which goes before anything
- * is written: an unfinished restore whose leftovers fill the disk can still be finished or undone.
+ * except what killed restores left in `clearedFirst` (a resumed restore's Chroma folder) and `clearedFiles` (their
+ * temporaries beside the database, each counted when it is its file's last name), which go before anything is
+ * written: an unfinished restore whose leftovers fill the disk can still be finished or undone.
  * Where free space cannot be asked (off Linux, no libc) it warns `free_space_check_unavailable` and goes on.
  */
 export function requireFreeSpace(
   config: Config,
   plan: RestorePlan,
-  { preSnapshot, reporter, moveSources = false, clearedFirst = null, elsewhereFlag = "--to DIR" }: {
+  { preSnapshot, reporter, moveSources = false, clearedFirst = null, clearedFiles = [], elsewhereFlag = "--to DIR" }: {
     preSnapshot: boolean;
     reporter: Reporter;
     moveSources?: boolean;
     clearedFirst?: string | null;
+    clearedFiles?: readonly string[];
     /** How the operator restores to another filesystem, for the refusal. */
     elsewhereFlag?: string;
   },
@@ -56,9 +58,7 @@ export function requireFreeSpace(
       continue;
     }
     const sized = group.needs.map((need) => ({ what: need.what, bytes: blocks(need, space.blockSize) }));
-    const freed = clearedFirst !== null && sameFileSystem(clearedFirst, group.folder)
-      ? blocks(leftoverSizes(clearedFirst), space.blockSize)
-      : 0;
+    const freed = freedFirst(group.folder, space.blockSize, clearedFirst, clearedFiles);
     const total = Math.max(0, sized.reduce((sum, need) => sum + need.bytes, 0) - freed);
     reporter.event("info", "restore_free_space_checked", {
       path: group.folder,
@@ -152,6 +152,16 @@ function blocks(need: Need, blockSize: number): number {
 function sizeOfFile(path: string): number {
   const info = statOrNull(path);
   return info?.isFile ? info.size : 0;
+}
+
+/** The bytes that removing the leftovers in `chroma` and the files `files` frees on the filesystem of `folder`. */
+function freedFirst(folder: string, blockSize: number, chroma: string | null, files: readonly string[]): number {
+  const inChroma = chroma !== null && sameFileSystem(chroma, folder) ? blocks(leftoverSizes(chroma), blockSize) : 0;
+  const lastNames = files.map((path) => lstatOrNull(path)).filter((info) =>
+    info?.isFile && info.nlink === 1 && info.dev === Deno.statSync(folder).dev
+  );
+  const sizes = { what: "leftovers", where: folder, files: lastNames.map((info) => info!.size), folders: 0 };
+  return inChroma + blocks(sizes, blockSize);
 }
 
 /** The sizes of what killed restores left in the Chroma folder `root` (its hidden staged and old entries). */

@@ -186,3 +186,55 @@ Deno.test("a failed staging step says what it changed: the Chroma folder it crea
   assert.deepEqual(entryNames(live.chromaDir), [], "the created Chroma folder is not empty");
   console.log(error);
 });
+
+/**
+ * The state a restore killed just after it renamed the snapshot's database over the live one leaves: its record, and
+ * a hard link `.atocore.db.tmp-*` to the old database, now that file's only name in the store.
+ */
+function killedAfterRename(live: SampleStore, restored: string, record: Record<string, unknown>): string {
+  const link = join(live.dataDir, ".atocore.db.tmp-4242-0badcafe");
+  Deno.linkSync(live.db, link);
+  Deno.copyFileSync(restored, join(live.dataDir, ".copy"));
+  Deno.renameSync(join(live.dataDir, ".copy"), live.db);
+  Deno.writeTextFileSync(join(live.dataDir, ".atocore.db.restore-intent.json"), JSON.stringify(record));
+  return link;
+}
+
+Deno.test("going back from a restore killed once its database was renamed, on a full disk: the old database's link counts as freed", async () => {
+  using store = tempStore({ dbMiB: 8, chromaMiB: 1, seed: 5 });
+  using disk = tempDir("atocore-small-disk-");
+  const mounted = mountTmpfs(disk.path, "64m");
+  if (typeof mounted === "string") return skipBecause(mounted);
+  using _mount = mounted;
+  const live = makeSampleStore(join(disk.path, "data"), { dbMiB: 8, chromaMiB: 4, seed: 2 });
+  const env = liveEnv(store, live);
+  const pre = await createdStamp(env);
+  const stamp = await createdStamp(storeEnv(store));
+  const ledger = await ledgerState(live.db);
+  const link = killedAfterRename(live, join(store.backupDir, "snapshots", stamp, "db", "atocore.db"), {
+    format: 1,
+    stamp,
+    backup_dir: store.backupDir,
+    chroma_dir: live.chromaDir,
+    chroma: true,
+    pre_restore_snapshot: pre,
+    started_at: new Date().toISOString(),
+    pid: 4242,
+    swap: null,
+  });
+  fillUntilFree(disk.path, 6 * MiB); // the database copy and Chroma's need more, less the link's 8 MiB less
+
+  const run = await runCli(["restore", pre, "--confirm-service-stopped"], { env });
+  assert.equal(run.code, 0, `exit ${run.code}: ${run.stderr}`);
+  assert.ok(run.stderr.includes(`"event":"stale_leftover_removed","path":"${link}"`), run.stderr);
+  assert.match(
+    run.stderr,
+    /"event":"restore_free_space_checked","path":"[^"]*","needed":\d+,"available":\d+,"leftovers_cleared_first":\d+/,
+  );
+  assert.deepEqual(
+    entryNames(live.dataDir).filter((name) => name.startsWith(".")),
+    [],
+    "a leftover or the record is left",
+  );
+  assert.deepEqual(await ledgerState(live.db), ledger, "the old database is not back");
+});
