@@ -282,7 +282,8 @@ function checkBeforeChanges(
 ): { unfinished: RestoreIntent | null; takesPreSnapshot: boolean; leftovers: string[] } {
   const unfinished = to === null ? findUnfinished(config, options.reporter) : null;
   if (unfinished !== null) {
-    requireSameChromaChoice(unfinished, { stamp, restoresChroma: plan.sources.chroma !== null }, config);
+    const choice = { stamp, restoresChroma: plan.sources.chroma !== null, noChroma: options.includeChroma === false };
+    requireSameChromaChoice(unfinished, choice, config);
   }
   // Resuming, no new pre-restore snapshot: the way back stays the one taken before the first attempt changed anything.
   const takesPreSnapshot = to === null && options.preSnapshot && unfinished === null;

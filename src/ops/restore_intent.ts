@@ -231,18 +231,26 @@ export function findUnfinished(config: Config, reporter: Reporter): RestoreInten
 /**
  * Refuse to resume an unfinished restore with the other choice for Chroma: one that left Chroma alone took a
  * pre-restore snapshot without it, so replacing Chroma now would leave the Chroma that was live in no snapshot; one
- * that was restoring Chroma may have swapped it, so leaving Chroma alone now would end in a mixture no record flags.
+ * that was restoring Chroma may have swapped it, so leaving Chroma alone now (`--no-chroma`, going back too) would end
+ * in a mixture no record flags.
  *
  * @throws {RefusedError} naming how to finish the unfinished restore or go back (nothing changed).
  */
 export function requireSameChromaChoice(
   unfinished: RestoreIntent,
-  run: { stamp: string; restoresChroma: boolean },
+  run: { stamp: string; restoresChroma: boolean; noChroma: boolean },
   config: Config,
 ): void {
-  // going back (the pre-restore snapshot, with what it holds) is always a way out
-  if (unfinished.chroma === run.restoresChroma || run.stamp === unfinished.pre_restore_snapshot) return;
   const path = restoreIntentPath(config.db.path);
+  if (run.stamp === unfinished.pre_restore_snapshot) { // going back, with what the pre-restore snapshot holds
+    if (!unfinished.chroma || !run.noChroma) return;
+    throw new RefusedError(
+      `the unfinished restore of ${unfinished.stamp} recorded in ${path} was restoring Chroma and may have swapped it; ` +
+        `going back with --no-chroma would keep its Chroma beside the old database; nothing was changed; go back ` +
+        `without --no-chroma: ${goBackCommand(unfinished, config)}`,
+    );
+  }
+  if (unfinished.chroma === run.restoresChroma) return;
   const [was, now] = unfinished.chroma
     ? ["restoring Chroma too", "leaves Chroma alone (--no-chroma, or a snapshot without Chroma)"]
     : [
@@ -337,9 +345,14 @@ export function finishOrGoBack(intent: RestoreIntent, config: Config): string {
   const finish = `atocore-backup restore ${source} --confirm-service-stopped${intent.chroma ? "" : " --no-chroma"}`;
   const back = intent.pre_restore_snapshot === null
     ? "or go back by restoring another snapshot (no pre-restore snapshot was taken)"
-    : `or go back with 'atocore-backup restore ${intent.pre_restore_snapshot} --confirm-service-stopped${where}' ` +
-      `(the pre-restore snapshot)`;
+    : `or go back with ${goBackCommand(intent, config)} (the pre-restore snapshot)`;
   return `finish it with '${finish}${where}', ${back}`;
+}
+
+/** The command, quoted, that restores the pre-restore snapshot `intent` names into this run's store. */
+function goBackCommand(intent: RestoreIntent, config: Config): string {
+  const where = pathFlags(config, { backupDir: intent.backup_dir, chromaDir: intent.chroma_dir });
+  return `'atocore-backup restore ${intent.pre_restore_snapshot} --confirm-service-stopped${where}'`;
 }
 
 /**

@@ -6,7 +6,8 @@ import assert from "node:assert/strict";
 import { join } from "node:path";
 import { createdStamp, runCli, skipBecause, storeEnv, tempDir, tempStore } from "../_helpers.ts";
 import { mountTmpfs } from "../_mount.ts";
-import { entryNames, treeDigest } from "../_faults.ts";
+import { entryNames, ledgerState, treeDigest } from "../_faults.ts";
+import { changeLive } from "../_live.ts";
 import type { SampleStore } from "../../scripts/sample_store.ts";
 
 const INTENT = ".atocore.db.restore-intent.json";
@@ -120,6 +121,41 @@ Deno.test("an unfinished restore is not resumed with the other choice for Chroma
   const back = await runCli(["restore", noChroma, "--confirm-service-stopped"], { env });
   assert.equal(back.code, 0, back.stderr);
   assert.ok(!entryNames(store.dataDir).includes(INTENT), "going back settles it");
+});
+
+Deno.test("going back from an unfinished restore that swapped Chroma is refused with --no-chroma: nothing changed", async () => {
+  using store = tempStore({ dbMiB: 1, chromaMiB: 1 });
+  const env = storeEnv(store);
+  const stamp = await createdStamp(env);
+  await changeLive(store);
+  // the databases' bytes change with the copy (a snapshot is a backup API copy): their rows are compared
+  const files = () =>
+    Object.entries(treeDigest(store.dataDir, ["backups", "atocore.db"])).filter(([path]) => !path.endsWith(".sqlite3"));
+  const before = { files: files(), ledger: await ledgerState(store.db) };
+  const restored = await runCli(["restore", stamp, "--confirm-service-stopped"], { env });
+  assert.equal(restored.code, 0, restored.stderr);
+  const pre = (restored.json as { pre_restore_snapshot: string }).pre_restore_snapshot;
+  // as a restore killed after its swap, before it removed its record, leaves the store
+  const record = intentRecord(store, stamp, { pre_restore_snapshot: pre });
+  Deno.writeTextFileSync(join(store.dataDir, INTENT), JSON.stringify(record));
+  const killed = treeDigest(store.dataDir, ["backups"]);
+
+  const run = await runCli(["restore", pre, "--confirm-service-stopped", "--no-chroma"], { env });
+  assert.equal(run.code, 3, run.stderr);
+  const lines = run.stderr.trim().split("\n").filter((line) => !line.startsWith("{"));
+  assert.equal(lines.length, 1, run.stderr);
+  assert.match(
+    lines[0],
+    /was restoring Chroma and may have swapped it; .*nothing was changed; go back without --no-chroma/,
+  );
+  assert.ok(
+    lines[0].endsWith(`go back without --no-chroma: 'atocore-backup restore ${pre} --confirm-service-stopped'`),
+  );
+  assert.deepEqual(treeDigest(store.dataDir, ["backups"]), killed, "the live store or the record changed");
+  const back = await runCli(["restore", pre, "--confirm-service-stopped"], { env });
+  assert.equal(back.code, 0, back.stderr);
+  const after = { files: files(), ledger: await ledgerState(store.db) };
+  assert.deepEqual(after, before, "going back did not bring the store back");
 });
 
 Deno.test("an unfinished restore whose leftovers fill Chroma's filesystem can still be finished (root)", async () => {
