@@ -10,7 +10,6 @@ import type { AgeIdentity } from "../crypto/age.ts";
 import { describeOsError, ExitCode, OperationError, RefusedError, ToolError, UsageError } from "../errors.ts";
 import { flushSoon, FOLDER_MODE, removeQuietly } from "../fs/durable.ts";
 import { isSameOrInside } from "../fs/real_path.ts";
-import { entriesOrNone } from "../fs/probe.ts";
 import { formatBytes } from "../cli/format.ts";
 import { fileSystemSpace } from "../sys/free_space.ts";
 import type { Reporter } from "../report/reporter.ts";
@@ -25,6 +24,7 @@ import { isStamp } from "../snapshot/stamp.ts";
 import { checkPinIfPinned } from "./remote.ts";
 import { type RestoreOptions, type RestoreResult, restoreSnapshot } from "./restore.ts";
 import { checkLivePaths, checkToFolder, requireAcknowledgment } from "./restore_plan.ts";
+import { removeKilledScratch, SCRATCH_PREFIX } from "./restore_leftovers.ts";
 import { InterruptedError, stopIfInterrupted } from "../sys/interrupt.ts";
 
 /** Where a snapshot is read from: the repository and the identities that decrypt it. */
@@ -253,9 +253,6 @@ function fetchFailure(error: unknown, name: string, location: string, scratch: s
   );
 }
 
-/** The start of a scratch folder's name. */
-const SCRATCH_PREFIX = ".atocore-fetch-";
-
 /** A scratch folder and the lock its fetch holds on it while it lives (a killed fetch's is free: a leftover). */
 interface Scratch extends Disposable {
   path: string;
@@ -311,24 +308,6 @@ function lockedScratch(parent: string, reporter: Reporter): Scratch {
       removeQuietly(path);
     },
   };
-}
-
-/** Remove the scratch folders in `parent` that no fetch holds locked: a killed fetch left them. */
-function removeKilledScratch(parent: string, reporter: Reporter): void {
-  for (const entry of entriesOrNone(parent)) {
-    if (!entry.isDirectory || !entry.name.startsWith(SCRATCH_PREFIX)) continue;
-    const path = join(parent, entry.name);
-    let free = false;
-    try {
-      using probe = Deno.openSync(path, { read: true });
-      free = probe.tryLockSync(true);
-    } catch {
-      continue; // gone meanwhile, or not ours to open
-    }
-    if (!free) continue;
-    removeQuietly(path);
-    reporter.event("warning", "stale_leftover_removed", { path });
-  }
 }
 
 /**

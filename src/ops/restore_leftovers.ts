@@ -1,12 +1,12 @@
 /**
- * What killed restores left beside the live database (their temporaries: the copy one was writing, the link it kept
- * to the old database), removed by the next live restore before it writes anything.
+ * What killed runs left beside the live database (a restore's temporaries: the copy it was writing, the link it kept
+ * to the old database; a fetch's scratch folder), removed by the next live restore before it writes anything.
  *
  * @module
  */
 import { basename, dirname, join } from "node:path";
 import type { Config } from "../config.ts";
-import { removeFileQuietly } from "../fs/durable.ts";
+import { removeQuietly } from "../fs/durable.ts";
 import { fileIdentity } from "../fs/file_identity.ts";
 import { entriesOrNone, isDirectory, lstatOrNull, statOrNull } from "../fs/probe.ts";
 import type { Reporter } from "../report/reporter.ts";
@@ -14,27 +14,30 @@ import { snapshotDir } from "../snapshot/layout.ts";
 import type { RestoreIntent } from "./restore_intent.ts";
 import type { Change } from "./restore_wal.ts";
 
+/** The start of a fetch's scratch folder's name. */
+export const SCRATCH_PREFIX = ".atocore-fetch-";
+
 /**
- * The temporaries a killed restore left beside the live database that may go before anything is written (and so
- * count as freed): none is the only copy of the old database. One is when it is the live database itself (killed
- * before the rename), or when the unfinished restore's pre-restore snapshot, which holds that database, exists;
- * without a record, no live restore got as far as replacing the database. The others are left to the replacement,
- * which removes them as a finished restore removes its own.
+ * What killed runs left beside the live database that may go before anything is written (and so count as freed):
+ * fetches' scratch folders no fetch holds, and the temporaries of restores where none is the only copy of the old
+ * database. One is when it is the live database itself (killed before the rename), or when the unfinished restore's
+ * pre-restore snapshot, which holds that database, exists; without a record, no live restore got as far as replacing
+ * the database. The others are left to the replacement, which removes them as a finished restore removes its own.
  */
 export function databaseLeftovers(config: Config, unfinished: RestoreIntent | null): string[] {
   const db = config.db.path;
   const live = statOrNull(db);
   const pre = unfinished?.pre_restore_snapshot ?? null;
   const kept = pre !== null && isDirectory(snapshotDir(unfinished!.backup_dir, pre));
-  return entriesOrNone(dirname(db)).filter((entry) =>
-    !entry.isDirectory && entry.name.startsWith(`.${basename(db)}.tmp-`)
-  )
+  const temporaries = entriesOrNone(dirname(db))
+    .filter((entry) => !entry.isDirectory && entry.name.startsWith(`.${basename(db)}.tmp-`))
     .map((entry) => join(dirname(db), entry.name))
     .filter((path) => {
       const info = lstatOrNull(path);
       const sameAsLive = info !== null && live !== null && fileIdentity(info) === fileIdentity(live);
       return unfinished === null || kept || sameAsLive || !info?.isFile;
     });
+  return [...temporaries, ...killedScratch(dirname(db))];
 }
 
 /**
@@ -47,17 +50,35 @@ export function leftoversStep(
   reporter: Reporter,
 ): { doing: string; run: (changes: Change[]) => void } {
   return {
-    doing: `removing what killed restores left beside the database ${config.db.path}`,
+    doing: `removing what killed runs left beside the database ${config.db.path}`,
     run: (changes) => {
       for (const path of paths) {
-        removeFileQuietly(path);
+        removeQuietly(path);
         reporter.event("warning", "stale_leftover_removed", { path });
       }
-      if (paths.length > 0) {
-        changes.push({
-          what: `removed ${paths.length} temporary file(s) a killed restore left beside ${config.db.path}`,
-        });
-      }
+      if (paths.length > 0) changes.push({ what: `removed what killed runs left: ${paths.join(", ")}` });
     },
   };
+}
+
+/** Remove the scratch folders in `parent` that no fetch holds locked (a killed fetch left them). */
+export function removeKilledScratch(parent: string, reporter: Reporter): void {
+  for (const path of killedScratch(parent)) {
+    removeQuietly(path);
+    reporter.event("warning", "stale_leftover_removed", { path });
+  }
+}
+
+/** The scratch folders in `parent` that no fetch holds locked: a killed fetch left them. */
+function killedScratch(parent: string): string[] {
+  return entriesOrNone(parent).filter((entry) => entry.isDirectory && entry.name.startsWith(SCRATCH_PREFIX))
+    .map((entry) => join(parent, entry.name))
+    .filter((path) => {
+      try {
+        using probe = Deno.openSync(path, { read: true });
+        return probe.tryLockSync(true); // released as the probe closes
+      } catch {
+        return false; // gone meanwhile, or not ours to open
+      }
+    });
 }

@@ -30,9 +30,9 @@ interface Need {
  * writes there: the database copy and the checkpoint of the target's `-wal` beside the database, the registry copy,
  * the Chroma copy staged in the Chroma folder, and the pre-restore snapshot in the backup folder. Each file counts in
  * whole blocks; nothing the restore frees on the way (the old files) is counted, so the figure is an upper bound,
- * except what killed restores left in `clearedFirst` (a resumed restore's Chroma folder) and `clearedFiles` (their
- * temporaries beside the database, each counted when it is its file's last name), which go before anything is
- * written: an unfinished restore whose leftovers fill the disk can still be finished or undone.
+ * except what killed runs left in `clearedFirst` (a resumed restore's Chroma folder) and `clearedFiles` (beside the
+ * database: restores' temporaries, each counted when it is its file's last name, and fetches' scratch folders), which
+ * go before anything is written: an unfinished restore whose leftovers fill the disk can still be finished or undone.
  * Where free space cannot be asked (off Linux, no libc) it warns `free_space_check_unavailable` and goes on.
  */
 export function requireFreeSpace(
@@ -43,6 +43,7 @@ export function requireFreeSpace(
     reporter: Reporter;
     moveSources?: boolean;
     clearedFirst?: string | null;
+    /** Files and folders removed before anything is written. */
     clearedFiles?: readonly string[];
     /** How the operator restores to another filesystem, for the refusal. */
     elsewhereFlag?: string;
@@ -154,14 +155,19 @@ function sizeOfFile(path: string): number {
   return info?.isFile ? info.size : 0;
 }
 
-/** The bytes that removing the leftovers in `chroma` and the files `files` frees on the filesystem of `folder`. */
-function freedFirst(folder: string, blockSize: number, chroma: string | null, files: readonly string[]): number {
+/**
+ * The bytes that removing the leftovers in `chroma` and the paths `cleared` (files, counted when it is their last
+ * name, and folders) frees on the filesystem of `folder`.
+ */
+function freedFirst(folder: string, blockSize: number, chroma: string | null, cleared: readonly string[]): number {
   const inChroma = chroma !== null && sameFileSystem(chroma, folder) ? blocks(leftoverSizes(chroma), blockSize) : 0;
-  const lastNames = files.map((path) => lstatOrNull(path)).filter((info) =>
-    info?.isFile && info.nlink === 1 && info.dev === Deno.statSync(folder).dev
-  );
-  const sizes = { what: "leftovers", where: folder, files: lastNames.map((info) => info!.size), folders: 0 };
-  return inChroma + blocks(sizes, blockSize);
+  const device = Deno.statSync(folder).dev;
+  return cleared.reduce((sum, path) => {
+    const info = lstatOrNull(path);
+    if (info?.dev !== device) return sum;
+    const sizes = info.isDirectory ? treeSizes(path) : { files: info.isFile && info.nlink === 1 ? [info.size] : [] };
+    return sum + blocks({ what: "leftover", where: folder, folders: 0, ...sizes }, blockSize);
+  }, inChroma);
 }
 
 /** The sizes of what killed restores left in the Chroma folder `root` (its hidden staged and old entries). */

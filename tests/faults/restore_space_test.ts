@@ -1,7 +1,9 @@
 /**
  * A restore onto a small disk whose live database holds committed rows only in its `-wal`: refused before anything
- * is touched (exit 3) with the numbers, every row kept, with and without the pre-restore snapshot. A checkpoint that
- * runs out of space keeps the WAL. A staging step that fails (no inodes left) says exactly what it changed.
+ * is touched (exit 3) with the numbers, every row kept, with and without the pre-restore snapshot; what killed runs
+ * left beside the database (a restore's link to the old database, a fetch's scratch copy) counts as freed. A
+ * checkpoint that runs out of space keeps the WAL. A staging step that fails (no inodes left) says exactly what it
+ * changed.
  *
  * Needs root (to mount); skipped with a printed reason where mounting is not permitted.
  */
@@ -222,7 +224,7 @@ Deno.test("going back from a restore killed once its database was renamed, on a 
     pid: 4242,
     swap: null,
   });
-  fillUntilFree(disk.path, 6 * MiB); // the database copy and Chroma's need more, less the link's 8 MiB less
+  fillUntilFree(disk.path, 6 * MiB); // the copies need about 13 MiB: less once the link's 8 MiB count as freed
 
   const run = await runCli(["restore", pre, "--confirm-service-stopped"], { env });
   assert.equal(run.code, 0, `exit ${run.code}: ${run.stderr}`);
@@ -237,4 +239,32 @@ Deno.test("going back from a restore killed once its database was renamed, on a 
     "a leftover or the record is left",
   );
   assert.deepEqual(await ledgerState(live.db), ledger, "the old database is not back");
+});
+
+Deno.test("a killed fetch's scratch copy beside the live database goes first in a local restore, counted as freed", async () => {
+  using store = tempStore({ dbMiB: 8, chromaMiB: 1, seed: 5 });
+  const stamp = await createdStamp(storeEnv(store));
+  using disk = tempDir("atocore-small-disk-");
+  const mounted = mountTmpfs(disk.path, "64m");
+  if (typeof mounted === "string") return skipBecause(mounted);
+  using _mount = mounted;
+  const live = makeSampleStore(join(disk.path, "data"), { dbMiB: 8, chromaMiB: 4, seed: 2 });
+  const scratch = join(live.dataDir, ".atocore-fetch-killed"); // as a fetch killed with -9 leaves it: unlocked
+  Deno.mkdirSync(join(scratch, "snapshots", stamp, "db"), { recursive: true });
+  Deno.copyFileSync(
+    join(store.backupDir, "snapshots", stamp, "db", "atocore.db"),
+    join(scratch, "snapshots", stamp, "db", "atocore.db"),
+  );
+  fillUntilFree(disk.path, 6 * MiB); // the copies need about 9 MiB: less once the scratch copy counts as freed
+
+  const run = await runCli(["restore", stamp, "--confirm-service-stopped", "--no-pre-snapshot"], {
+    env: liveEnv(store, live),
+  });
+  assert.equal(run.code, 0, `exit ${run.code}: ${run.stderr}`);
+  assert.ok(run.stderr.includes(`"event":"stale_leftover_removed","path":"${scratch}"`), run.stderr);
+  assert.match(
+    run.stderr,
+    /"event":"restore_free_space_checked","path":"[^"]*","needed":\d+,"available":\d+,"leftovers_cleared_first":\d+/,
+  );
+  assert.deepEqual(entryNames(live.dataDir).filter((name) => name.startsWith(".")), [], "the scratch copy is left");
 });
