@@ -198,9 +198,12 @@ function fileProblem(file: Record<string, unknown>, packCount: number): string |
   return next === size ? null : `extents cover ${next} bytes, the file has ${size}`;
 }
 
-/** Whether `path` is relative, clean (no empty, `.` or `..` segment, no NUL, no backslash) and not too long. */
+/**
+ * Whether `path` is relative, clean (no empty, `.` or `..` segment, no NUL) and not too long. A backslash is an ordinary
+ * character of a name on the systems this tool runs on, and a local snapshot may hold one: it is kept, never split.
+ */
 export function isCleanPath(path: unknown): path is string {
-  if (typeof path !== "string" || path === "" || path.length > 4096 || /[\0\\]/.test(path)) return false;
+  if (typeof path !== "string" || path === "" || path.length > 4096 || path.includes("\0")) return false;
   const encoder = new TextEncoder();
   return path.split("/").every((segment) =>
     segment !== "" && segment !== "." && segment !== ".." && encoder.encode(segment).length <= 255 // NAME_MAX

@@ -8,7 +8,9 @@ import assert from "node:assert/strict";
 import { join } from "node:path";
 import { pushSnapshot } from "../../src/repo/push.ts";
 import { assertSameTree, repoFixture, snapshotOf, updateRows } from "../_repo.ts";
-import { toolFor } from "../_helpers.ts";
+import { runCli, toolFor } from "../_helpers.ts";
+import { treeDigest } from "../_faults.ts";
+import { createAndPush, remoteStore, snapshotAsStore } from "../_remote_cli.ts";
 
 /** The recovery script of FORMAT.md, verbatim: `recover.py REPO KEY SNAPSHOT OUT`. */
 const RECOVER_PY = `
@@ -63,6 +65,38 @@ Deno.test("remote recovery: age, zstd and a short Python script rebuild a snapsh
   const out = join(f.work, "recovered");
   const run = await new Deno.Command("python3", {
     args: [script, f.repoDir, f.keyFile, pushed.snapshot, out],
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  assert.equal(run.code, 0, new TextDecoder().decode(run.stderr));
+  assertSameTree(root, out);
+});
+
+Deno.test("remote recovery: Chroma files named with a backslash, a newline or a leading dash are pushed by create --push, restored --from-remote and rebuilt by the script byte for byte", async () => {
+  const what = "recovery by hand with age, zstd and Python";
+  if (!toolFor("age", what) || !toolFor("zstd", what)) return;
+  using r = await remoteStore({ dbMiB: 1, chromaMiB: 1 });
+  const names = ["a\\b", "new\nline", "-dash", "\\"];
+  for (const name of names) Deno.writeTextFileSync(join(r.store.chromaDir, name), `bytes of ${JSON.stringify(name)}`);
+  const { stamp, push } = await createAndPush(r.env);
+  const root = join(r.store.backupDir, "snapshots", stamp);
+  const again = await runCli(["push", stamp], { env: r.env });
+  assert.equal(again.code, 0, again.stderr);
+  assert.equal((again.json as { pushed: { already_pushed: boolean }[] }).pushed[0].already_pushed, true, "push STAMP");
+
+  const to = join(r.work, "rebuilt");
+  const restored = await runCli(["restore", stamp, "--from-remote", "--to", to], { env: r.envWithIdentity });
+  assert.equal(restored.code, 0, restored.stderr);
+  assert.deepEqual(treeDigest(to), snapshotAsStore(root));
+  for (const name of names) {
+    assert.equal(Deno.readTextFileSync(join(to, "chroma", name)), `bytes of ${JSON.stringify(name)}`);
+  }
+
+  const script = join(r.work, "recover.py");
+  Deno.writeTextFileSync(script, RECOVER_PY);
+  const out = join(r.work, "recovered");
+  const run = await new Deno.Command("python3", {
+    args: [script, r.repoDir, r.key.keyFile, push.snapshot, out],
     stdout: "piped",
     stderr: "piped",
   }).output();

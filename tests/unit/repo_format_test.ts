@@ -115,7 +115,10 @@ Deno.test("document: extents must tile each file exactly and point into listed p
   );
   assert.throws(() => parseDocument(new TextEncoder().encode("[1]"), "snapshots/S", REPO, KEY), /snapshots\/S: not/);
   assert.ok(isCleanPath("chroma/0000-1/data_level0.bin"));
-  assert.ok(!isCleanPath("chroma/./x") && !isCleanPath("a\\b") && !isCleanPath(""));
+  for (const hostile of ["chroma/./x", "", "../x", "chroma/../../x", "/etc/passwd", "chroma//x", "chroma/x/", "a\0b"]) {
+    assert.ok(!isCleanPath(hostile), JSON.stringify(hostile));
+  }
+  assert.ok(isCleanPath("chroma/a\\b") && isCleanPath("chroma/..\\..\\x") && isCleanPath("chroma/new\nline"), "names");
   assert.ok(isCleanPath(`config/${"a".repeat(255)}`) && !isCleanPath(`config/${"a".repeat(256)}`), "a name's bytes");
   assert.ok(!isCleanPath(`config/${"é".repeat(128)}`), "256 bytes in UTF-8");
 });
