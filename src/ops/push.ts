@@ -12,6 +12,7 @@ import type { Reporter } from "../report/reporter.ts";
 import { type Backend, isUnreachable, ObjectExistsError } from "../repo/backend.ts";
 import { type PushResult, pushSnapshot } from "../repo/push.ts";
 import { SnapshotFileChangedError } from "../repo/push_session.ts";
+import { UnreadableSnapshotError } from "../repo/local_snapshot.ts";
 import { StoppedPublishing } from "../repo/publish_check.ts";
 import type { PushAuth } from "../repo/authenticity.ts";
 import { checkedStamp, snapshotDir } from "../snapshot/layout.ts";
@@ -228,7 +229,8 @@ async function pushOne(
 
 /**
  * The error a failed push of `stamp` ends with: the validation's verdict first (a file edited since the snapshot was
- * made is its finding as well), but a stop asked for is not kept waiting for it; then what was kept and the next step.
+ * made is its finding as well; metadata the push cannot read, a refusal as validate's), but a stop asked for is not
+ * kept waiting for it; then what was kept and the next step.
  */
 async function pushFailure(
   error: unknown,
@@ -244,7 +246,11 @@ async function pushFailure(
   const { stamp, location, before, tracked, validation, config } = context;
   validation?.release();
   const changed = error instanceof SnapshotFileChangedError ? error.path : null;
-  const errors = validation && !(error instanceof InterruptedError) ? await validation.verdict(changed) : [];
+  const errors = error instanceof UnreadableSnapshotError
+    ? [error.reason]
+    : validation && !(error instanceof InterruptedError)
+    ? await validation.verdict(changed)
+    : [];
   if (errors.length > 0) {
     return new InvalidSnapshotError(stamp, snapshotDir(config.backupDir.path, stamp), errors, tracked.packs);
   }

@@ -28,22 +28,28 @@ export interface LocalSnapshot {
   entries: LocalEntry[];
 }
 
+/** A snapshot whose metadata cannot be read or whose manifest lists a path that is not clean: an invalid snapshot. */
+export class UnreadableSnapshotError extends OperationError {
+  /** Snapshot `stamp` cannot be pushed because of `reason`. */
+  constructor(readonly stamp: string, readonly reason: string) {
+    super(`snapshot ${stamp}: ${reason}; run 'validate ${stamp}'`);
+  }
+}
+
 /**
  * Read the snapshot at `root` (a folder named by its stamp): metadata, then entries sorted by path.
  *
- * @throws {OperationError} naming the snapshot when its metadata is unreadable or a listed path is not clean.
+ * @throws {UnreadableSnapshotError} naming the snapshot when its metadata is unreadable or a listed path is not clean.
  */
 export function readLocalSnapshot(root: string): LocalSnapshot {
   const stamp = checkedStamp(basename(root));
   const read = readMetadata(join(root, METADATA_FILE));
-  if (!read.ok) throw new OperationError(`snapshot ${stamp}: ${read.error}; run 'validate ${stamp}'`);
+  if (!read.ok) throw new UnreadableSnapshotError(stamp, read.error);
   const metadata = read.metadata;
   const entries: LocalEntry[] = Array.isArray(metadata.manifest)
     ? metadata.manifest.map((entry): LocalEntry => {
       if (!isCleanPath(entry?.path)) {
-        throw new OperationError(
-          `snapshot ${stamp}: manifest path ${JSON.stringify(entry?.path)} is not clean; run 'validate ${stamp}'`,
-        );
+        throw new UnreadableSnapshotError(stamp, `manifest path ${JSON.stringify(entry?.path)} is not clean`);
       }
       return "symlink" in entry
         ? { kind: "link", path: entry.path, target: entry.symlink }

@@ -266,6 +266,40 @@ Deno.test("remote refusals: push refuses an invalid local snapshot (exit 3, noth
   assert.match(oneErrorLine(missing, "missing"), /no snapshot 20200101T000000Z in .*; see 'atocore-backup list'/);
 });
 
+Deno.test("remote refusals: push --all refuses snapshots whose metadata it cannot read or whose manifest leaves the folder, names them (exit 3) and pushes the newer ones", async () => {
+  using r = await remoteStore({ dbMiB: 1 });
+  const stamps: string[] = [];
+  for (let made = 0; made < 3; made++) {
+    const run = await runCli(["create"], { env: r.env });
+    assert.equal(run.code, 0, run.stderr);
+    stamps.push((run.json as { stamp: string }).stamp);
+  }
+  const [garbled, outside, good] = stamps;
+  const snapshots = join(r.store.backupDir, "snapshots");
+  Deno.writeTextFileSync(join(snapshots, garbled, "backup-metadata.json"), "{ not json");
+  const manifest = JSON.parse(Deno.readTextFileSync(join(snapshots, outside, "backup-metadata.json"))).manifest;
+  relocateSnapshot(join(snapshots, outside), { manifest: [...manifest, { path: "../x", size: 0, sha256: "0" }] });
+  for (const stamp of [garbled, outside]) {
+    const validate = await runCli(["validate", stamp], { env: r.env });
+    assert.notEqual(validate.code, 0, `validate ${stamp} finds it invalid as well`);
+  }
+  const all = await runCli(["push", "--all"], { env: r.env });
+  assert.equal(all.code, 3, all.stderr);
+  const result = all.json as { pushed: { stamp: string }[]; refused: { stamp: string; errors: string[] }[] };
+  assert.deepEqual([result.pushed.map((p) => p.stamp), result.refused.map((p) => p.stamp)], [[good], [
+    garbled,
+    outside,
+  ]]);
+  assert.match(result.refused[1].errors.join(), /manifest path "\.\.\/x" is not clean/);
+  assert.equal((await remoteNames(r.env)).length, 1);
+  const one = await runCli(["push", garbled], { env: r.env });
+  assert.equal(one.code, 3, one.stderr);
+  assert.match(
+    oneErrorLine(one, "garbled"),
+    new RegExp(`snapshot ${garbled} failed validation \\(.*nothing was pushed`),
+  );
+});
+
 Deno.test("remote refusals: a snapshot whose database fails its integrity check though its hashes match is refused before it is listed, saying truly what was stored", async () => {
   using r = await remoteStore({ dbMiB: 24 });
   const made = await runCli(["create"], { env: r.env });
