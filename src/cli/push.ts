@@ -55,7 +55,8 @@ what was sent.
 Options:
   --latest             push the newest snapshot
   --all                push every snapshot the repository does not hold yet (invalid ones are
-                       reported and skipped; exit 3 then)
+                       reported and skipped; exit 3 then), but not one pushed before that a
+                       remote cleanup removed since
   --quick              validate sizes only (each file read is still checked against the manifest)
 ${METRICS_HELP}
 ${REMOTE_HELP}
@@ -155,6 +156,10 @@ export function describePush(result: LocalPushResult): string {
 
 function describeOne(pushed: PushResult, location: string): string {
   if (pushed.already_pushed) return `${pushed.stamp} is already in ${location} as ${pushed.snapshot}: nothing sent`;
+  if (pushed.removed_since_pushed) {
+    return `${pushed.stamp} was pushed before as ${pushed.snapshot}, since removed by a cleanup: not sent again ` +
+      `('push ${pushed.stamp}' sends it)`;
+  }
   return [
     `pushed ${pushed.stamp} to ${location} as ${pushed.snapshot}${pushed.pinned ? " (repository pinned)" : ""}`,
     `  read ${formatBytes(pushed.bytes_read)} of ${formatBytes(pushed.bytes_total)}, sent ${

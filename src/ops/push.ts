@@ -73,7 +73,8 @@ export interface LocalPushResult {
 
 /**
  * Push the selected snapshots of the backup folder to `backend`, oldest first; snapshots whose stamp the repository
- * lists already are not validated again (the push sends nothing for them).
+ * lists already are not validated again (the push sends nothing for them), nor, with `--all`, those this folder pushed
+ * before that a remote cleanup removed since.
  *
  * @throws {UsageError} when no snapshot is selected; {@linkcode InvalidSnapshotError} (a refusal) when the one selected
  *   snapshot does not validate; a refusal when the repository is not the pinned one; {@linkcode OperationError} when a
@@ -106,7 +107,7 @@ export async function pushLocalSnapshots(
     try {
       add(
         result,
-        await pushOne(config, backend, stamp, options, sentThisRun(result), validation),
+        await pushOne(config, backend, stamp, { ...options, all: "all" in selection }, sentThisRun(result), validation),
       );
     } catch (error) {
       if (!(error instanceof InvalidSnapshotError && "all" in selection)) throw namingDone(error, result);
@@ -120,7 +121,9 @@ export async function pushLocalSnapshots(
 
 /** The snapshots this run pushed (not those it found pushed already). */
 function sentThisRun(result: LocalPushResult): string[] {
-  return result.pushed.filter((pushed) => !pushed.already_pushed).map((pushed) => pushed.stamp);
+  return result.pushed.filter((pushed) => !pushed.already_pushed && !pushed.removed_since_pushed).map((pushed) =>
+    pushed.stamp
+  );
 }
 
 /** `error`, its message naming the snapshots this run pushed (listed) before it, when there are any. */
@@ -195,7 +198,7 @@ async function pushOne(
   config: Config,
   backend: Backend,
   stamp: string,
-  options: LocalPushOptions,
+  options: LocalPushOptions & { all: boolean },
   before: string[],
   validation: ValidationWhenNeeded | null,
 ): Promise<PushResult> {
@@ -211,6 +214,7 @@ async function pushOne(
       onProgress: (done, total) => options.reporter.progress("pushing", done, total),
       signal: options.signal,
       gate: validation ?? (options.validation === "none" ? new CheckedAtCreate(config, stamp) : undefined),
+      passOverRemoved: options.all,
     });
   } catch (error) {
     throw await pushFailure(error, { stamp, location: backend.location, before, tracked, validation, config });
@@ -220,6 +224,7 @@ async function pushOne(
     stamp,
     snapshot: pushed.snapshot,
     already_pushed: pushed.already_pushed,
+    removed_since_pushed: pushed.removed_since_pushed,
     bytes_read: pushed.bytes_read,
     bytes_sent: pushed.bytes_sent,
     objects_written: pushed.objects_written,

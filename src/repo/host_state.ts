@@ -1,6 +1,7 @@
 /**
- * This host's state about a repository (`<backup>/remotes/<key>/`: the pin, the push cache, the journals, cleanup's
- * sightings) is written, replaced and removed in place, so its folders must be plain folders, never links elsewhere.
+ * This host's state about a repository (`<backup>/remotes/<key>/`: the pin, the push cache, the journals, the stamps
+ * pushed, cleanup's sightings) is written, replaced and removed in place, so its folders must be plain folders, never
+ * links elsewhere.
  *
  * @module
  */

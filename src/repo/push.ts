@@ -1,7 +1,7 @@
 /**
  * Pushing one local snapshot to a repository, in the format's order: check the pin, write a lease, list what may be
- * reused, upload new packs, write refs, write the snapshot object last, remove the lease, save the cache. Killed at any
- * moment before the snapshot object, nothing is listed and the next push reuses the packs already sent.
+ * reused, upload new packs, write refs, write the snapshot object last, save the cache, record the stamp, remove the
+ * lease. Killed at any moment before the snapshot object, nothing is listed and the next push reuses the packs sent.
  *
  * @module
  */
@@ -10,10 +10,14 @@ import { describeOsError, OperationError } from "../errors.ts";
 import {
   blockMapSpoolPath,
   pushCachePath,
+  pushedRecordPath,
   pushJournalDir,
   pushJournalPath,
   remotePinPath,
+  snapshotDir,
 } from "../snapshot/layout.ts";
+import { isDirectory } from "../fs/probe.ts";
+import { PushedStamps } from "./pushed_record.ts";
 import { MapFile, Spool } from "./block_maps.ts";
 import { type Backend, isFolderBackend, type ObjectInfo, ObjectNotFoundError, ObjectTooLargeError } from "./backend.ts";
 import { DOCUMENT_FORMAT, documentText, type WritableDocument } from "./document.ts";
@@ -79,6 +83,11 @@ export interface PushOptions {
   signal?: AbortSignal;
   /** A check running beside the push (the local snapshot's validation): nothing is listed before it has passed. */
   gate?: PushGate;
+  /**
+   * Send nothing for a stamp this backup folder pushed before, by its record, with these very metadata, when no
+   * snapshot of the stamp is listed any more (a remote cleanup removed it): `push --all`.
+   */
+  passOverRemoved?: boolean;
 }
 
 /** What a push waits on before it lists the snapshot (see {@linkcode PushOptions.gate}). */
@@ -100,6 +109,8 @@ export interface PushResult {
   snapshot: string;
   /** True when a snapshot of this stamp was in the repository already: nothing was sent. */
   already_pushed: boolean;
+  /** True when this folder pushed the stamp before as `snapshot`, since removed, and nothing was sent (`--all`). */
+  removed_since_pushed: boolean;
   /** True when this push pinned the repository's id and recipients on this host. */
   pinned: boolean;
   files: number;
@@ -133,7 +144,9 @@ export async function pushSnapshot(
   const { pinned, sourceId } = checkPin(config.backupDir.path, repository, options.recipients);
   if (options.auth) checkPushAuth(options.auth, repository.config.recipients, backend.location);
   const found = await pushedAlready(repository, local, sourceId, options.auth);
-  if (found.existing) return { ...emptyResult(local.stamp, found.existing), pinned, already_pushed: true };
+  const record = PushedStamps.load(pushedRecordPath(config.backupDir.path, backend.location), repository.config.id);
+  const done = nothingToSend(found, record, local, { ...options, backupDir: config.backupDir.path });
+  if (done) return { ...done, pinned };
   const shared = sameStampWarnings(found, local.stamp, remotePinPath(config.backupDir.path, backend.location));
   stopIfInterrupted(options.signal);
   const now = options.now ?? (() => new Date());
@@ -168,16 +181,45 @@ export async function pushSnapshot(
         `repository's): this push read every file and sent what no journal showed stored${saved}`,
       ]
       : [];
-    return { ...result, warnings: [...shared, ...ignored, ...result.warnings], pinned };
+    const recorded = remember(record, local, result.snapshot, state.backupDir);
+    return { ...result, warnings: [...shared, ...ignored, ...result.warnings, ...recorded], pinned };
   } finally {
     // even after a stop; an expired lease is removed by cleanup
     await tidyAfterStop(() => repository.io.remove(leaseName(key.pushId))).catch(() => {});
   }
 }
 
+/**
+ * The result of a push that sends nothing, recorded (without `pinned`), or `null`: the stamp is listed as this folder
+ * pushed it, or, with `passOverRemoved`, this folder pushed it before (its record) and no snapshot of it is listed.
+ */
+function nothingToSend(
+  found: SameStamp,
+  record: PushedStamps,
+  local: LocalSnapshot,
+  { passOverRemoved, backupDir }: { passOverRemoved?: boolean; backupDir: string },
+): Omit<PushResult, "pinned"> | null {
+  if (found.existing) {
+    const warnings = remember(record, local, found.existing, backupDir);
+    return { ...emptyResult(local.stamp, found.existing), already_pushed: true, warnings };
+  }
+  const before = record.pushedAs(local.stamp, local.metadataSha256);
+  if (!passOverRemoved || before === null || found.listed) return null;
+  return { ...emptyResult(local.stamp, before), removed_since_pushed: true };
+}
+
+/** Record `local` as listed under `snapshot` (keeping the stamps the folder still holds); the record's problems. */
+function remember(record: PushedStamps, local: LocalSnapshot, snapshot: string, backupDir: string): string[] {
+  const held = (stamp: string) => isDirectory(snapshotDir(backupDir, stamp));
+  record.add(local.stamp, { local_sha256: local.metadataSha256, snapshot }, held);
+  return record.problems;
+}
+
 /** What {@linkcode pushedAlready} found of the stamp in the repository. */
 interface SameStamp {
   existing: string | null;
+  /** Whether any snapshot of the stamp is listed (this folder's or not, readable or not). */
+  listed: boolean;
   /** Snapshots under this source with other local metadata (a copied backup folder). */
   others: string[];
   /** Snapshots whose refs name no source (pushed before sources existed): this folder's or another's, untold. */
@@ -215,9 +257,11 @@ async function pushedAlready(
   const { backend } = repository;
   const others: string[] = [];
   const sourceless: string[] = [];
+  let listed = false;
   for (const { name } of await backend.list(PREFIXES.snapshots)) {
     const parsed = parseName(name);
     if (parsed?.kind !== "snapshot" || parsed.key.stamp !== local.stamp) continue;
+    listed = true;
     const refs = await readRefs(backend, parsed.key).catch(() => null);
     // refs without a source (format 1's) are not taken as this folder's: anyone can write such refs, and a MAC proves
     // only a holder of the key (every host pushing with it), not this folder; a second snapshot is safe, a skip is not
@@ -236,9 +280,9 @@ async function pushedAlready(
     const sha256 = sha256Hex(sealed);
     if (sha256 !== refs.snapshot_sha256) continue;
     if (auth && !signedBy(refs, auth, snapshotClaim(repository.config.id, parsed.key, sha256))) continue;
-    return { existing: name.slice(PREFIXES.snapshots.length), others, sourceless };
+    return { existing: name.slice(PREFIXES.snapshots.length), listed, others, sourceless };
   }
-  return { existing: null, others, sourceless };
+  return { existing: null, listed, others, sourceless };
 }
 
 /** After the lease is written: which known packs exist with their size and are in no condemned marker. */
@@ -583,6 +627,7 @@ function emptyResult(stamp: string, snapshot: string): PushResult {
     stamp,
     snapshot,
     already_pushed: false,
+    removed_since_pushed: false,
     pinned: false,
     files: 0,
     bytes_total: 0,

@@ -100,6 +100,14 @@ export function pushCachePath(backupDir: string, location: string): string {
 }
 
 /**
+ * `<backup>/remotes/<key>/pushed.json`: the stamps this backup folder pushed to `location` (those it still holds), so
+ * that `push --all` does not send again one a remote cleanup removed.
+ */
+export function pushedRecordPath(backupDir: string, location: string): string {
+  return join(remoteStateDir(backupDir, location), "pushed.json");
+}
+
+/**
  * `<backup>/remotes/<key>/condemned-seen.json`: when `remote cleanup` on this host first saw each condemned marker of
  * `location`, by this host's clock (a marker's own time is the writer's clock).
  */

@@ -14,6 +14,7 @@ import { mountTmpfs } from "../_mount.ts";
 import { entryNames, liveDigest, treeDigest } from "../_faults.ts";
 import { updateRows } from "../_repo.ts";
 import { restoreCommand } from "../../src/cli/restore.ts";
+import { pushCommand } from "../../src/cli/push.ts";
 import { SILENT } from "../../src/report/reporter.ts";
 import {
   assertVerified,
@@ -324,6 +325,60 @@ Deno.test("remote CLI: a STAMP that several pushes share is refused naming them;
   );
   assert.equal(latest.code, 1, latest.stderr);
   assert.match(latest.stderr, new RegExp(`"event":"drill_finished","stamp":"${stamp}","ok":false`));
+});
+
+Deno.test("remote CLI: push --all does not send again a stamp it pushed that a remote cleanup removed; push STAMP does; a record lost or damaged only sends again", async () => {
+  using r = await remoteStore({ dbMiB: 1, chromaMiB: 1 });
+  const stamps: string[] = [];
+  for (let made = 0; made < 2; made++) {
+    const run = await runCli(["create", "--chroma"], { env: r.env });
+    assert.equal(run.code, 0, run.stderr);
+    stamps.push((run.json as { stamp: string }).stamp);
+  }
+  const [older, newer] = stamps;
+  const pushAll = async () => {
+    const run = await runCli(["push", "--all"], { env: r.env });
+    assert.equal(run.code, 0, run.stderr);
+    const pushed = (run.json as { pushed: { stamp: string; removed_since_pushed: boolean }[] }).pushed;
+    assert.deepEqual(pushed.map((one) => one.stamp), [older, newer]);
+    return pushed[0].removed_since_pushed;
+  };
+  const cleanup = async () => {
+    const policy = ["--keep-daily", "1", "--keep-weekly", "0", "--keep-monthly", "0"];
+    const run = await runCli(["remote", "cleanup", "--confirm", ...policy], { env: r.env });
+    assert.equal(run.code, 0, run.stderr);
+    assert.deepEqual((await remoteNames(r.env)).map((name) => name.split("_")[0]), [newer], "the older one removed");
+  };
+  const stampsListed = async () => (await remoteNames(r.env)).map((name) => name.split("_")[0]);
+  assert.ok(!await pushAll());
+  await cleanup();
+  const passedOver = await pushAll();
+  assert.deepEqual(await stampsListed(), [newer], "pushed before, since removed: nothing sent");
+  assert.equal(passedOver, true);
+  const context = { env: r.env, cwd: r.work, now: new Date(), reporter: SILENT };
+  const told = await pushCommand.run({ all: true }, [], context);
+  assert.match(
+    told.text,
+    new RegExp(`^${older} was pushed before as ${older}_[0-9a-f]{16}, since removed by a cleanup`),
+  );
+
+  const remotes = join(r.store.backupDir, "remotes");
+  const record = join(remotes, entryNames(remotes)[0], "pushed.json");
+  for (
+    const [loss, apply] of [["damaged", () => Deno.writeTextFileSync(record, "{ damaged")], [
+      "lost",
+      () => Deno.removeSync(record),
+    ]] as const
+  ) {
+    apply();
+    assert.ok(!await pushAll(), `a ${loss} record sends again`);
+    assert.deepEqual(await stampsListed(), [older, newer]);
+    await cleanup();
+    assert.equal(await pushAll(), true, `the record written anew after a ${loss} one`);
+  }
+  const one = await runCli(["push", older], { env: r.env });
+  assert.equal(one.code, 0, one.stderr);
+  assert.deepEqual(await stampsListed(), [older, newer], "push STAMP sends it again");
 });
 
 Deno.test("remote CLI: a snapshot made by the reference module is pushed and restored byte for byte", async () => {
