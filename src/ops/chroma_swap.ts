@@ -1,64 +1,86 @@
 /**
  * Replacing the contents of a Chroma folder while keeping the folder (a bind mount in production): a copy staged
- * inside it, swapped in by renames, after clearing what killed restores left there.
+ * inside it, swapped in by renames, after clearing what killed restores left there; all of it through the folder held
+ * open ({@linkcode HeldChroma}).
  *
  * @module
  */
-import { basename, join } from "node:path";
+import { join } from "node:path";
 import { describeOsError } from "../errors.ts";
-import { ensureDir, FOLDER_MODE, removeQuietly, syncDir, syncTree } from "../fs/durable.ts";
+import { FOLDER_MODE, removeQuietly, syncDir, syncTree } from "../fs/durable.ts";
 import { entriesOrNone, exists, lstatOrNull } from "../fs/probe.ts";
 import { copyEntries, type CopyTotals, type TreeEntry, walkTree } from "../fs/tree.ts";
 import type { Reporter } from "../report/reporter.ts";
 import { CHROMA_OLD_PREFIX, CHROMA_STAGING_PREFIX } from "../snapshot/chroma.ts";
+import { type FolderIdentity, HeldChroma } from "./chroma_folder.ts";
 import type { Change } from "./restore_wal.ts";
 
-/** A full Chroma copy staged in a hidden folder inside the target folder. */
-export interface StagedChroma {
-  folder: string;
+/** A full Chroma copy staged in a hidden folder (`name`) inside the Chroma folder, held open until disposed. */
+export interface StagedChroma extends Disposable {
+  held: HeldChroma;
+  name: string;
   totals: CopyTotals;
+}
+
+/** Entries of a Chroma folder: reached by `at`, named in messages by `shown`. */
+interface ChromaEntries {
+  at(name?: string): string;
+  shown(name: string): string;
+}
+
+/** The entries of the Chroma folder at `path`, by path: for settling a killed restore's swap. */
+function byPath(path: string): ChromaEntries {
+  return { at: (name = "") => join(path, name), shown: (name) => join(path, name) };
 }
 
 /**
  * Copy the snapshot's Chroma folder into a hidden folder inside `target` (created
- * when missing, never removed), owned like `target`, fsynced. With `move` (a scratch
- * copy this run made), the folder is moved there by a rename instead where one
- * filesystem holds both. Leftovers of killed restores (staged copies and old entries
- * moved aside) are removed first; a copy that fails part way is removed. `noteChange`
- * hears, as they are made, the changes that stay in `target` when a later step fails:
- * the folder created, leftovers removed.
+ * when missing, never removed), owned like `target`, fsynced. `target` is opened
+ * once, and must still be the folder `seen` identifies (the one the restore checked):
+ * from here on it is reached through its descriptor, never by its path. With `move`
+ * (a scratch copy this run made), the folder is moved there by a rename instead where
+ * one filesystem holds both. Leftovers of killed restores (staged copies and old
+ * entries moved aside) are removed first; a copy that fails part way is removed.
+ * `noteChange` hears, as they are made, the changes that stay in `target` when a
+ * later step fails: the folder created, leftovers removed.
  */
 export function stageChroma(
   source: string,
-  target: string,
+  target: { path: string; seen: FolderIdentity | null },
   reporter: Reporter,
   noteChange: (what: string) => void,
   move = false,
 ): StagedChroma {
-  if (!exists(target)) {
-    ensureDir(target);
-    noteChange(`created the empty Chroma folder ${target}`);
-  }
-  const removed = clearLeftovers(target, reporter);
-  if (removed > 0) noteChange(`removed ${removed} leftover(s) of a killed restore from ${target}`);
-  const folder = join(target, `${CHROMA_STAGING_PREFIX}${Deno.pid}-${crypto.randomUUID().slice(0, 8)}`);
-  const entries = walkTree(source);
-  const moved = move && moveFolder(source, folder);
-  if (!moved) Deno.mkdirSync(folder, { mode: FOLDER_MODE });
+  const held = HeldChroma.open(
+    target.path,
+    target.seen,
+    () => noteChange(`created the empty Chroma folder ${target.path}`),
+  );
+  const name = `${CHROMA_STAGING_PREFIX}${Deno.pid}-${crypto.randomUUID().slice(0, 8)}`;
   try {
-    const totals = moved ? totalsOf(entries) : copyEntries(
-      source,
-      folder,
-      entries,
-      (done, total) => reporter.progress("chroma bytes", done, total),
-    );
-    ownLike(folder, entries, Deno.statSync(target), target);
-    syncTree(folder);
-    reporter.event("info", "restore_chroma_staged", { path: folder, moved, ...totals });
-    return { folder, totals };
+    const removed = clearLeftovers(held, reporter);
+    if (removed > 0) noteChange(`removed ${removed} leftover(s) of a killed restore from ${target.path}`);
+    const entries = walkTree(source);
+    const moved = move && moveFolder(source, held.at(name));
+    if (!moved) Deno.mkdirSync(held.at(name), { mode: FOLDER_MODE });
+    try {
+      const totals = moved ? totalsOf(entries) : copyEntries(
+        source,
+        held.at(name),
+        entries,
+        (done, total) => reporter.progress("chroma bytes", done, total),
+      );
+      ownLike(held.at(name), entries, Deno.statSync(held.at()), held.at());
+      syncTree(held.at(name));
+      reporter.event("info", "restore_chroma_staged", { path: held.shown(name), moved, ...totals });
+      return { held, name, totals, [Symbol.dispose]: () => held[Symbol.dispose]() };
+    } catch (error) {
+      removeQuietly(held.at(name)); // a partial copy would keep a full disk full
+      throw error;
+    }
   } catch (error) {
-    removeQuietly(folder); // a partial copy would keep a full disk full
-    throw error;
+    held[Symbol.dispose]();
+    throw held.named(error);
   }
 }
 
@@ -84,13 +106,14 @@ function totalsOf(entries: TreeEntry[]): CopyTotals {
  * live restore); how many. Called only once no unfinished swap is recorded: the old entries are then never the only
  * copy.
  */
-export function clearLeftovers(target: string, reporter: Reporter): number {
+export function clearLeftovers(target: string | ChromaEntries, reporter: Reporter): number {
+  const folder = typeof target === "string" ? byPath(target) : target;
   let removed = 0;
-  for (const entry of entriesOrNone(target)) {
+  for (const entry of entriesOrNone(folder.at())) {
     if (!entry.name.startsWith(CHROMA_STAGING_PREFIX) && !entry.name.startsWith(CHROMA_OLD_PREFIX)) continue;
-    removeQuietly(join(target, entry.name));
+    removeQuietly(folder.at(entry.name));
     removed += 1;
-    reporter.event("warning", "stale_leftover_removed", { path: join(target, entry.name) });
+    reporter.event("warning", "stale_leftover_removed", { path: folder.shown(entry.name) });
   }
   return removed;
 }
@@ -162,11 +185,11 @@ export class SwapFailure extends Error {
  * @throws {SwapFailure} when a rename fails: the swap is undone (the old entries moved
  *   back, the staged copy removed) where it can be, and the message says which.
  */
-export function swapChroma(staged: StagedChroma, target: string, reporter: Reporter, record: RecordSwap): void {
-  const stagedName = basename(staged.folder);
+export function swapChroma(staged: StagedChroma, reporter: Reporter, record: RecordSwap): void {
+  const { held: folder, name: stagedName } = staged;
+  const target = folder.path;
   const names = { old: `${CHROMA_OLD_PREFIX}${stagedName.slice(CHROMA_STAGING_PREFIX.length)}`, staged: stagedName };
-  const old = join(target, names.old);
-  const oldNames = [...Deno.readDirSync(target)].map((entry) => entry.name).filter((name) => name !== stagedName);
+  const oldNames = [...Deno.readDirSync(folder.at())].map((entry) => entry.name).filter((name) => name !== stagedName);
   oldNames.sort(); // the same order on every filesystem, so that a swap stopped half way can be replayed
   reporter.event("info", "restore_chroma_swapping", { target, entries: oldNames.length });
   // The phase being entered: when a step fails, undoing starts from it.
@@ -174,28 +197,30 @@ export function swapChroma(staged: StagedChroma, target: string, reporter: Repor
   let moving: string | null = null; // the entry whose rename failed, for the message
   try {
     record(state);
-    Deno.mkdirSync(old, { mode: FOLDER_MODE });
-    for (const name of oldNames) Deno.renameSync(moving = join(target, name), join(old, name));
-    syncDir(old);
-    syncDir(target);
+    Deno.mkdirSync(folder.at(names.old), { mode: FOLDER_MODE });
+    for (const name of oldNames) Deno.renameSync(folder.at(moving = name), folder.at(join(names.old, name)));
+    syncDir(folder.at(names.old));
+    syncDir(folder.at());
     state = { ...names, phase: "moving-new-in" };
     record(state);
-    for (const entry of [...Deno.readDirSync(staged.folder)]) {
-      Deno.renameSync(moving = join(staged.folder, entry.name), join(target, entry.name));
+    for (const entry of [...Deno.readDirSync(folder.at(stagedName))]) {
+      Deno.renameSync(folder.at(moving = join(stagedName, entry.name)), folder.at(entry.name));
     }
     moving = null;
-    syncDir(target);
+    syncDir(folder.at());
     record({ ...names, phase: "clearing-old" });
   } catch (error) {
-    throw failedSwap(target, state, record, { error, moving }, reporter);
+    const failure = { error: folder.named(error), moving: moving === null ? null : folder.shown(moving) };
+    throw failedSwap(folder, state, record, failure, reporter);
   }
-  Deno.removeSync(staged.folder);
+  Deno.removeSync(folder.at(stagedName));
   try {
-    removeQuietly(old);
+    removeQuietly(folder.at(names.old));
   } catch (error) {
-    reporter.event("warning", "restore_old_chroma_not_removed", { path: old, error: describeOsError(error) });
+    const path = folder.shown(names.old);
+    reporter.event("warning", "restore_old_chroma_not_removed", { path, error: describeOsError(folder.named(error)) });
   }
-  syncDir(target);
+  syncDir(folder.at());
 }
 
 /**
@@ -203,7 +228,7 @@ export function swapChroma(staged: StagedChroma, target: string, reporter: Repor
  * `moving`, when a rename failed), and say in the returned failure what state the folder is in.
  */
 function failedSwap(
-  target: string,
+  folder: HeldChroma,
   state: SwapState,
   record: RecordSwap,
   { error, moving }: { error: unknown; moving: string | null },
@@ -212,13 +237,13 @@ function failedSwap(
   const busy = (error as { code?: unknown }).code === "EBUSY" ? "; an entry that is a mount point cannot be moved" : "";
   const cause = `${describeOsError(error)}${moving === null ? "" : ` moving ${moving}`}${busy}`;
   try {
-    const moved = undoSwap(target, state, record);
-    reporter.event("warning", "restore_chroma_swap_undone", { target, entries_moved_back: moved });
+    const moved = undoSwap(folder, state, record);
+    reporter.event("warning", "restore_chroma_swap_undone", { target: folder.path, entries_moved_back: moved });
     const left = `Chroma was put back as it was (${moved} entries moved back, the staged copy removed)`;
     return new SwapFailure(cause, left, true, { cause: error });
   } catch (undoError) {
-    const left = `Chroma could not be put back (${describeOsError(undoError)}): its old entries are in ` +
-      `${join(target, state.old)}, kept until the next restore moves them back`;
+    const left = `Chroma could not be put back (${describeOsError(folder.named(undoError))}): its old entries are in ` +
+      `${folder.shown(state.old)}, kept until the next restore moves them back`;
     return new SwapFailure(cause, left, false, { cause: error });
   }
 }
@@ -229,24 +254,23 @@ function failedSwap(
  *
  * @returns How many old entries were moved back.
  */
-function undoSwap(target: string, state: SwapState, record: RecordSwap): number {
+function undoSwap(folder: ChromaEntries, state: SwapState, record: RecordSwap): number {
   if (state.phase === "moving-new-in") {
     // Every old entry was moved aside before this phase was recorded: what the folder shows now is new.
-    for (const name of chromaEntryNames(target)) removeQuietly(join(target, name));
-    syncDir(target);
+    for (const name of chromaEntryNames(folder.at())) removeQuietly(folder.at(name));
+    syncDir(folder.at());
     record({ ...state, phase: "moving-old-aside" });
   }
-  const old = join(target, state.old);
-  const names = entriesOrNone(old).map((entry) => entry.name);
+  const names = entriesOrNone(folder.at(state.old)).map((entry) => entry.name);
   for (const name of names) {
     // Nothing else is in the folder under the same name in this phase; a rename would replace a file silently.
-    if (exists(join(target, name))) throw new Error(`${join(target, name)} is in the way of the old entry ${name}`);
-    Deno.renameSync(join(old, name), join(target, name));
+    if (exists(folder.at(name))) throw new Error(`${folder.shown(name)} is in the way of the old entry ${name}`);
+    Deno.renameSync(folder.at(join(state.old, name)), folder.at(name));
   }
-  syncDir(target);
-  removeQuietly(old);
-  removeQuietly(join(target, state.staged));
-  syncDir(target);
+  syncDir(folder.at());
+  removeQuietly(folder.at(state.old));
+  removeQuietly(folder.at(state.staged));
+  syncDir(folder.at());
   tryRecord(record, null);
   return names.length;
 }
@@ -259,7 +283,7 @@ function undoSwap(target: string, state: SwapState, record: RecordSwap): number 
  */
 export function settleSwap(target: string, state: SwapState, record: RecordSwap, reporter: Reporter): Change {
   if (state.phase !== "clearing-old") {
-    const moved = undoSwap(target, state, record);
+    const moved = undoSwap(byPath(target), state, record);
     reporter.event("warning", "restore_chroma_swap_undone", { target, entries_moved_back: moved });
     const what = `put the Chroma folder ${target} back as it was before the unfinished restore's swap ` +
       `(${moved} entries moved back)`;

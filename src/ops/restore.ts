@@ -417,6 +417,7 @@ function replaceStore(
     runStep(recordStep(intent), context);
   }
   const staged = runStep(stagingStep(plan, options), context);
+  using _held = staged ?? undefined;
   context.staged = staged;
   for (const step of replaceSteps(plan, staged, options, intent, moved)) runStep(step, context);
   return staged?.totals ?? null;
@@ -429,7 +430,7 @@ function runStep<T>(step: ReplaceStep<T>, context: FailureContext): T {
   } catch (error) {
     const late = step.failedChange?.(error) ?? null;
     if (late !== null) context.changes.push(late);
-    if (context.staged !== null) removeStaged(context.staged.folder, context.changes);
+    if (context.staged !== null) removeStaged(context.staged, context.changes);
     const known = step.stateIfFailed?.(error) ?? null;
     throw new OperationError(
       `restore failed while ${step.doing} (${describeOsError(error)}); ${afterFailure(context, known)}`,
@@ -439,11 +440,13 @@ function runStep<T>(step: ReplaceStep<T>, context: FailureContext): T {
 }
 
 /** Remove the staged Chroma copy after a failure; one that cannot be removed is named among the changes. */
-function removeStaged(folder: string, changes: Change[]): void {
+function removeStaged({ held, name }: StagedChroma, changes: Change[]): void {
   try {
-    removeQuietly(folder);
+    removeQuietly(held.at(name));
   } catch (error) {
-    changes.push({ what: `left the staged Chroma copy ${folder} (${describeOsError(error)}; remove it)` });
+    changes.push({
+      what: `left the staged Chroma copy ${held.shown(name)} (${describeOsError(held.named(error))}; remove it)`,
+    });
   }
 }
 
@@ -492,9 +495,13 @@ function stagingStep(plan: RestorePlan, options: RestoreOptions): ReplaceStep<St
   return {
     doing: `staging the Chroma copy in ${targets.chroma}`,
     run: (changes) =>
-      sources.chroma === null
-        ? null
-        : stageChroma(sources.chroma, targets.chroma, options.reporter, (what) => changes.push({ what }), move),
+      sources.chroma === null ? null : stageChroma(
+        sources.chroma,
+        { path: targets.chroma, seen: plan.chromaSeen },
+        options.reporter,
+        (what) => changes.push({ what }),
+        move,
+      ),
   };
 }
 
@@ -565,7 +572,7 @@ function swapStep(
   return {
     doing: `swapping the contents of the Chroma folder ${target}`,
     run: (changes) => {
-      swapChroma(staged, target, reporter, recordSwap(intent));
+      swapChroma(staged, reporter, recordSwap(intent));
       reporter.event("info", "restore_chroma_swapped", { target, ...staged.totals });
       changes.push({
         what: `replaced the contents of the Chroma folder ${target} with the snapshot's`,

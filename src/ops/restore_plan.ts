@@ -16,6 +16,7 @@ import { CHROMA_FOLDER } from "../snapshot/layout.ts";
 import { locatePart, type SnapshotMetadata, type SnapshotPart } from "../snapshot/metadata.ts";
 import type { SqliteDriver } from "../sqlite/driver.ts";
 import { CHROMA_DB_FILE } from "../snapshot/chroma.ts";
+import { type FolderIdentity, folderIdentity } from "./chroma_folder.ts";
 import { unreadableSnapshotText, validateSnapshot, type ValidationResult } from "./validate.ts";
 
 /** Where each part of the snapshot comes from; `chroma` is `null` when Chroma is not restored. */
@@ -36,6 +37,8 @@ export interface Targets {
 export interface RestorePlan {
   sources: Sources;
   targets: Targets;
+  /** The Chroma folder as checked here (`null`: none yet, or Chroma not restored); the swap acts on that one only. */
+  chromaSeen: FolderIdentity | null;
 }
 
 /**
@@ -271,7 +274,7 @@ export function planRestore(
   if (sources.chroma !== null) refuseMountsInside(targets.chroma);
   refuseFileMountPoint(targets.db, "database");
   if (sources.registry !== null) refuseFileMountPoint(targets.registry, "registry");
-  return { sources, targets };
+  return { sources, targets, chromaSeen: sources.chroma === null ? null : folderIdentity(targets.chroma) };
 }
 
 /**
