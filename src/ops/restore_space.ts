@@ -14,6 +14,7 @@ import type { Reporter } from "../report/reporter.ts";
 import { CHROMA_OLD_PREFIX, CHROMA_STAGING_PREFIX } from "../snapshot/chroma.ts";
 import { checkpointGrowth } from "../sqlite/wal_growth.ts";
 import { fileSystemSpace } from "../sys/free_space.ts";
+import { mountOf } from "../sys/mounts.ts";
 import type { RestorePlan } from "./restore_plan.ts";
 
 /** One thing a restore writes: what it is, where (a folder, or a file to be made there), and its size. */
@@ -86,7 +87,7 @@ export function requireFreeSpace(
 function restoreNeeds(plan: RestorePlan, move: boolean): Need[] {
   const { sources, targets } = plan;
   const growth = checkpointGrowth(targets.db);
-  const sizeOf = (path: string, where: string) => move && sameFileSystem(path, where) ? 0 : sizeOfFile(path);
+  const sizeOf = (path: string, where: string) => move && renameWorks(path, where) ? 0 : sizeOfFile(path);
   const needs: Need[] = [
     { what: "database copy", where: dirname(targets.db), files: [sizeOf(sources.db, dirname(targets.db))], folders: 0 },
     { what: `checkpoint of ${targets.db}-wal`, where: dirname(targets.db), files: [growth.bytes], folders: 0 },
@@ -99,7 +100,7 @@ function restoreNeeds(plan: RestorePlan, move: boolean): Need[] {
       folders: 0,
     });
   }
-  if (sources.chroma !== null && !(move && sameFileSystem(sources.chroma, targets.chroma))) {
+  if (sources.chroma !== null && !(move && renameWorks(sources.chroma, targets.chroma))) {
     needs.push({ what: "Chroma copy", where: targets.chroma, ...treeSizes(sources.chroma) });
   }
   return needs;
@@ -108,6 +109,17 @@ function restoreNeeds(plan: RestorePlan, move: boolean): Need[] {
 /** Whether `path` lies on the filesystem of `where` (or of its nearest existing ancestor). */
 function sameFileSystem(path: string, where: string): boolean {
   return Deno.statSync(path).dev === Deno.statSync(existingFolder(where)).dev;
+}
+
+/**
+ * Whether a rename can move `path` into `where` (or its nearest existing ancestor): one mount holds both, as the mount
+ * table says, since a bind mount of the same filesystem shows the same device yet refuses a rename (EXDEV); by the
+ * device where the table cannot be read.
+ */
+function renameWorks(path: string, where: string): boolean {
+  const folder = existingFolder(where);
+  const [from, to] = [mountOf(path), mountOf(folder)];
+  return from !== null && to !== null ? from === to : sameFileSystem(path, folder);
 }
 
 /** What the pre-restore snapshot writes in the backup folder: the live store, its `-wal` included, as it is now. */

@@ -28,6 +28,19 @@ export function isMountPoint(path: string): boolean {
 }
 
 /**
+ * The mount point whose mount holds `path` (which exists), from this process's mount table: a rename works between two
+ * paths only when one mount holds both (a bind mount of the same filesystem is another mount: EXDEV). `null` when the
+ * table cannot be read.
+ */
+export function mountOf(path: string): string | null {
+  const mounted = mountedPoints();
+  if (mounted === null) return null;
+  const real = Deno.realPathSync(path);
+  const holding = mounted.filter((point) => isSameOrBelow(real, point));
+  return holding.reduce((deepest, point) => point.length > deepest.length ? point : deepest, "/");
+}
+
+/**
  * The mount point `/etc/fstab` names at `path` or above it (not `/`) that is not mounted now, or `null`: a folder
  * made there would land on the disk below the mount point instead of the one meant (a NAS or USB disk not mounted).
  * `null` too where either table cannot be read.

@@ -10,7 +10,7 @@ import assert from "node:assert/strict";
 import { join } from "node:path";
 import { runCli, skipBecause } from "../_helpers.ts";
 import { treeDigest } from "../_faults.ts";
-import { bindReadOnly, mountTmpfs } from "../_mount.ts";
+import { bindMount, bindReadOnly, mountTmpfs } from "../_mount.ts";
 import {
   assertVerified,
   createAndPush,
@@ -100,4 +100,29 @@ Deno.test("remote on a full tmpfs: push fails naming the full disk, nothing list
   const restored = await runCli(["restore", stamp, "--from-remote", "--to", to], { env: r.envWithIdentity });
   assert.equal(restored.code, 0, restored.stderr);
   assert.deepEqual(treeDigest(to), snapshotAsStore(join(r.store.backupDir, "snapshots", stamp)));
+});
+
+Deno.test("restore --from-remote with a scratch folder that is a bind mount of the target's disk counts the copy", async () => {
+  using r = await remoteStore({ dbMiB: 6, chromaMiB: 2, seed: 11 });
+  const { stamp } = await createAndPush(r.env);
+  const disk = join(r.work, "disk");
+  const scratch = join(r.work, "scratch");
+  Deno.mkdirSync(disk);
+  Deno.mkdirSync(scratch);
+  const tmpfs = mountTmpfs(disk, "13m"); // one fetched copy fits, and not a second
+  if (typeof tmpfs === "string") return skipBecause(tmpfs);
+  using _tmpfs = tmpfs;
+  Deno.mkdirSync(join(disk, "scratch"));
+  const bind = bindMount(join(disk, "scratch"), scratch); // the same device, another mount: a rename fails (EXDEV)
+  if (typeof bind === "string") return skipBecause(bind);
+  using _bind = bind;
+  const to = join(disk, "out");
+  const args = ["restore", stamp, "--from-remote", "--to", to, "--scratch-dir", scratch];
+  const run = await runCli(args, { env: r.envWithIdentity });
+  assert.equal(run.code, 3, run.stderr);
+  const line = oneErrorLine(run, "not enough room");
+  assert.match(line, new RegExp(`not enough free space for this restore on the filesystem of ${disk}: it needs`));
+  assert.match(line, /database copy .*Chroma copy .*nothing was changed/);
+  assert.deepEqual([...Deno.readDirSync(disk)].map((entry) => entry.name), ["scratch"], "the restore wrote to --to");
+  assert.deepEqual([...Deno.readDirSync(scratch)], [], "the scratch copy is left");
 });
