@@ -15,7 +15,7 @@ import { fileSystemSpace } from "../sys/free_space.ts";
 import type { Reporter } from "../report/reporter.ts";
 import { AccessDeniedError, type Backend, isUnreachable } from "../repo/backend.ts";
 import { type FetchResult, fetchSnapshot } from "../repo/fetch.ts";
-import { parseSnapshotKey, refsName, snapshotKeyText } from "../repo/layout.ts";
+import { CONFIG_NAME, parseSnapshotKey, refsName, snapshotKeyText } from "../repo/layout.ts";
 import { openRepository } from "../repo/repository.ts";
 import { listSnapshots } from "../repo/snapshots.ts";
 import { snapshotDir, snapshotsDir } from "../snapshot/layout.ts";
@@ -200,8 +200,29 @@ export async function fetchToScratch(
     return { sourceDir, stamp, summary, verified, integrityChecked, [Symbol.dispose]: dispose };
   } catch (error) {
     scratch[Symbol.dispose]();
-    throw fetchFailure(error, name, source.backend.location, sourceDir);
+    throw await repositoryGone(source.backend, name, error) ??
+      fetchFailure(error, name, source.backend.location, sourceDir);
   }
+}
+
+/**
+ * When a fetch of `name` failed with `error`, a repository whose config is gone meanwhile (a mount gone, the folder
+ * moved) as one line that says so, exit 1: the snapshot is not to blame for the objects missing. `null` when the config
+ * is still there, or the failure had another cause (interrupted, the network, the access).
+ */
+async function repositoryGone(backend: Backend, name: string, error: unknown): Promise<OperationError | null> {
+  if (error instanceof InterruptedError || error instanceof AccessDeniedError || isUnreachable(error)) return null;
+  try {
+    if (await backend.stat(CONFIG_NAME) !== null) return null;
+  } catch {
+    return null; // the config cannot be looked at: the fetch's own error says more
+  }
+  return new OperationError(
+    `fetching ${name} stopped: the repository ${backend.location} is no longer reachable (its config is gone: not ` +
+      "mounted any more? moved?); nothing was changed, the scratch copy is removed; make it reachable again, then run " +
+      "again",
+    { cause: error },
+  );
 }
 
 /**
