@@ -126,3 +126,24 @@ Deno.test("restore --from-remote with a scratch folder that is a bind mount of t
   assert.deepEqual([...Deno.readDirSync(disk)].map((entry) => entry.name), ["scratch"], "the restore wrote to --to");
   assert.deepEqual([...Deno.readDirSync(scratch)], [], "the scratch copy is left");
 });
+
+Deno.test("drill --from-remote with a scratch tmpfs that holds one copy of the store: the restore check is refused", async () => {
+  using r = await remoteStore({ dbMiB: 6, chromaMiB: 2, seed: 13 });
+  await createAndPush(r.env);
+  const scratch = join(r.work, "scratch");
+  Deno.mkdirSync(scratch);
+  const tmpfs = mountTmpfs(scratch, "13m"); // the fetched copy fits, and not the restored one beside it
+  if (typeof tmpfs === "string") return skipBecause(tmpfs);
+  using _tmpfs = tmpfs;
+  const run = await runCli(["drill", "--from-remote", "--latest", "--scratch-dir", scratch], {
+    env: r.envWithIdentity,
+  });
+  assert.equal(run.code, 1, run.stderr);
+  const checks = (run.json as { checks: { name: string; status: string; detail: string }[] }).checks;
+  assert.equal(checks.find((check) => check.name === "snapshot_valid")?.status, "passed", "the fetch did not fit");
+  const restore = checks.find((check) => check.name === "restore")!;
+  assert.equal(restore.status, "failed");
+  assert.match(restore.detail, new RegExp(`not enough free space for this restore on the filesystem of ${scratch}`));
+  assert.match(restore.detail, /nothing was changed; .*--scratch-dir DIR/);
+  assert.deepEqual([...Deno.readDirSync(scratch)], [], "a scratch copy is left");
+});
