@@ -1,93 +1,168 @@
 /**
- * A folder held open, whose entries are reached through the open descriptor (`/proc/self/fd/N/name`) rather than by its
- * path: a writer who renames the folder, or swaps it or a folder above it for a link, cannot redirect them.
+ * A folder held open, whose entries are made, linked, moved and removed by name inside the folder the descriptor holds
+ * (libc's `*at` calls): a writer who renames it, or swaps it or a folder above it for a link, cannot redirect them.
+ * Where libc cannot be called (no FFI permission), entries go by path, as Deno's own calls do.
  *
  * @module
  */
-import { constants } from "node:fs";
-import { type FileHandle, open } from "node:fs/promises";
 import { join } from "node:path";
-import { FOLDER_MODE } from "./durable.ts";
-
-/** Where an open descriptor's folder can be named; without `/proc` (a bare chroot) entries go by path. */
-const DESCRIPTORS = "/proc/self/fd";
-
-let descriptorsNamed: boolean | undefined;
+import { FILE_MODE, FOLDER_MODE } from "./durable.ts";
+import { type EntryInfo, type FolderCalls, folderCalls } from "../sys/folder_calls.ts";
+import { lstatOrNull } from "./probe.ts";
 
 /** An open folder: its path, for messages, and its entries by the descriptor. */
-export class HeldFolder {
-  private constructor(readonly path: string, private readonly handle: FileHandle) {}
+export class HeldFolder implements AsyncDisposable {
+  private constructor(
+    readonly path: string,
+    private readonly calls: FolderCalls | null,
+    private readonly fd: number,
+  ) {}
 
   /** Open the folder at `path`, following links (the caller's own configured path). */
-  static async open(path: string): Promise<HeldFolder> {
-    return new HeldFolder(path, await open(path, constants.O_RDONLY | constants.O_DIRECTORY));
+  static open(path: string): HeldFolder {
+    const calls = folderCalls();
+    if (calls === null) return new HeldFolder(path, null, -1);
+    return new HeldFolder(path, calls, calls.openFolder(path));
   }
 
   /**
-   * The folder `name` inside this one, made first when `make` and missing (this folder fsynced then). A link or a file
-   * in its place is refused with `notFolder`'s error, never followed.
+   * The folder `name` inside this one, made first when missing (this folder flushed then). A link or a file in its
+   * place is refused with `notFolder`'s error, never followed.
    */
-  async child(name: string, make: boolean, notFolder: (path: string) => Error): Promise<HeldFolder> {
-    const path = join(this.path, name);
-    if (make) {
-      try {
-        await this.naming(() => Deno.mkdir(this.entry(name), { mode: FOLDER_MODE }));
-        await this.sync();
-      } catch (error) {
-        if (!(error instanceof Deno.errors.AlreadyExists)) throw error;
-      }
-    }
-    let handle: FileHandle;
+  async child(name: string, notFolder: (path: string) => Error): Promise<HeldFolder> {
     try {
-      handle = await open(this.entry(name), constants.O_RDONLY | constants.O_DIRECTORY | constants.O_NOFOLLOW);
+      if (this.calls === null) await Deno.mkdir(join(this.path, name), { mode: FOLDER_MODE });
+      else this.calls.makeFolder(this.fd, name, FOLDER_MODE, join(this.path, name));
+      await this.sync();
+    } catch (error) {
+      if (!(error instanceof Deno.errors.AlreadyExists)) throw error;
+    }
+    return (await this.existingChild(name, notFolder))!;
+  }
+
+  /** The folder `name` inside this one, or `null` when there is none; a link or a file there is refused, never followed. */
+  async existingChild(name: string, notFolder: (path: string) => Error): Promise<HeldFolder | null> {
+    const path = join(this.path, name);
+    if (this.calls === null) {
+      const info = await Deno.lstat(path).catch((error) =>
+        error instanceof Deno.errors.NotFound ? null : Promise.reject(error)
+      );
+      if (info === null) return null;
+      if (!info.isDirectory) throw notFolder(path);
+      return new HeldFolder(path, null, -1);
+    }
+    try {
+      return new HeldFolder(path, this.calls, this.calls.openFolder(name, { fd: this.fd, shown: path }));
     } catch (error) {
       const code = (error as { code?: unknown }).code;
+      if (code === "ENOENT") return null;
       if (code === "ELOOP" || code === "ENOTDIR") throw notFolder(path);
-      throw this.named(error);
+      throw error;
     }
-    return new HeldFolder(path, handle);
   }
 
-  /** A path that reaches `name` inside this folder, whatever this folder's own path leads to now. */
-  entry(name: string): string {
-    descriptorsNamed ??= hasDescriptorFolder();
-    return descriptorsNamed ? `${DESCRIPTORS}/${this.handle.fd}/${name}` : join(this.path, name);
+  /** The names in this folder (by its path: a name only ever reaches an entry of this folder through the others). */
+  names(): string[] {
+    return [...Deno.readDirSync(this.path)].map((entry) => entry.name);
   }
 
-  /** Run `step`; an error it throws names this folder by its path instead of by the descriptor. */
-  async naming<T>(step: () => Promise<T>): Promise<T> {
+  /** What the entry `name` here is (a link itself), and when it was last written; `null` when there is none. */
+  entry(name: string): EntryInfo | null {
+    if (this.calls !== null) return this.calls.entry(this.fd, name, join(this.path, name));
+    const info = lstatOrNull(join(this.path, name));
+    if (info === null) return null;
+    return { isFile: info.isFile, isDirectory: info.isDirectory, mtimeMs: info.mtime?.getTime() ?? 0 };
+  }
+
+  /**
+   * The storage's clock: the time it stamps on a new file `name` made here, flushed, and removed again (an NFS
+   * server's clock, not this host's).
+   */
+  async storageNow(name: string): Promise<number> {
+    const path = join(this.path, name);
     try {
-      return await step();
-    } catch (error) {
-      throw this.named(error);
+      if (this.calls === null) {
+        await writeAll(await Deno.open(path, { write: true, createNew: true, mode: FILE_MODE }), new Uint8Array());
+        return lstatOrNull(path)?.mtime?.getTime() ?? Date.now();
+      }
+      const made = this.calls.createFile(this.fd, name, FILE_MODE, path);
+      try {
+        await this.calls.sync(made, path);
+        return this.calls.entryOf(made, path).mtimeMs;
+      } finally {
+        this.calls.close(made);
+      }
+    } finally {
+      await this.removeFile(name).catch(() => {});
     }
+  }
+
+  /**
+   * Write `bytes` to a new file `name` in this folder and flush it: created here (never an existing file, never
+   * through a link), then opened by its path for the writing and checked to be that same file before any byte goes.
+   *
+   * @throws {Error} `moved(path)`'s when the path led elsewhere (a folder swapped since).
+   */
+  async writeNewFile(name: string, bytes: Uint8Array, moved: (path: string) => Error): Promise<void> {
+    const path = join(this.path, name);
+    if (this.calls === null) {
+      return await writeAll(await Deno.open(path, { write: true, createNew: true, mode: FILE_MODE }), bytes);
+    }
+    const made = this.calls.createFile(this.fd, name, FILE_MODE, path);
+    try {
+      const file = await Deno.open(path, { write: true });
+      const opened = await file.stat();
+      const held = this.calls.identity(made, path);
+      if (opened.dev !== held.dev || opened.ino !== held.ino) {
+        file.close();
+        throw moved(path);
+      }
+      await writeAll(file, bytes);
+    } finally {
+      this.calls.close(made);
+    }
+  }
+
+  /** Give the file `name` here the name `to` in `folder` too; fails with `AlreadyExists` when that name is taken. */
+  async linkTo(name: string, folder: HeldFolder, to: string): Promise<void> {
+    if (this.calls === null) return await Deno.link(join(this.path, name), join(folder.path, to));
+    this.calls.link(this.fd, name, folder.fd, to, join(folder.path, to));
+  }
+
+  /** Move the file `name` here to `to` in `folder`, replacing what is there. */
+  async moveTo(name: string, folder: HeldFolder, to: string): Promise<void> {
+    if (this.calls === null) return await Deno.rename(join(this.path, name), join(folder.path, to));
+    this.calls.rename(this.fd, name, folder.fd, to, join(folder.path, to));
+  }
+
+  /** Remove the file `name` here, if it is there; a link is removed itself. */
+  async removeFile(name: string): Promise<void> {
+    if (this.calls !== null) {
+      this.calls.removeFile(this.fd, name, join(this.path, name));
+      return;
+    }
+    await Deno.remove(join(this.path, name)).catch((error) => {
+      if (!(error instanceof Deno.errors.NotFound)) throw error;
+    });
   }
 
   /** Make this folder's entries durable (its new names and removed ones). */
   async sync(): Promise<void> {
-    await this.naming(() => this.handle.sync());
+    if (this.calls !== null) return await this.calls.sync(this.fd, this.path);
+    using folder = await Deno.open(this.path, { read: true });
+    await folder.sync();
   }
 
   /** Close the descriptor. */
-  async [Symbol.asyncDispose](): Promise<void> {
-    await this.handle.close();
-  }
-
-  /** `error` with this folder's descriptor name replaced by its path, in its message and its `path`. */
-  private named(error: unknown): unknown {
-    if (!(error instanceof Error)) return error;
-    const by = `${DESCRIPTORS}/${this.handle.fd}`;
-    error.message = error.message.replaceAll(by, this.path);
-    const carrier = error as { path?: unknown };
-    if (typeof carrier.path === "string") carrier.path = carrier.path.replace(by, this.path);
-    return error;
+  [Symbol.asyncDispose](): Promise<void> {
+    if (this.calls !== null) this.calls.close(this.fd);
+    return Promise.resolve();
   }
 }
 
-function hasDescriptorFolder(): boolean {
-  try {
-    return Deno.statSync(DESCRIPTORS).isDirectory;
-  } catch {
-    return false;
-  }
+async function writeAll(file: Deno.FsFile, bytes: Uint8Array): Promise<void> {
+  using _file = file;
+  let written = 0;
+  while (written < bytes.length) written += await file.write(bytes.subarray(written));
+  await file.sync();
 }

@@ -1,16 +1,13 @@
 /**
  * The Chroma folder a restore replaces, held open from staging to swap, so that a writer who swaps it for a link after
- * it was checked cannot redirect the swap: entries are reached through `/proc/self/fd/N` where the process may name it,
- * else by the path, checked just before each use to lead to the folder held.
+ * it was checked cannot redirect the swap: its entries are reached by the path, checked just before each use to lead to
+ * the folder held.
  *
  * @module
  */
 import { closeSync, constants, fstatSync, openSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { ensureDir } from "../fs/durable.ts";
-
-/** Where an open descriptor's folder can be named; without `/proc` (a bare chroot) entries go by path. */
-const DESCRIPTORS = "/proc/self/fd";
 
 /** Which folder a path led to when the restore checked it: device and inode. */
 export interface FolderIdentity {
@@ -30,7 +27,6 @@ export class HeldChroma implements Disposable {
     readonly path: string,
     private readonly fd: number,
     private readonly held: FolderIdentity,
-    private readonly base: string | null,
   ) {}
 
   /**
@@ -51,19 +47,16 @@ export class HeldChroma implements Disposable {
       closeSync(fd);
       throw changedFolder(path);
     }
-    const base = hasDescriptorFolder() ? `${DESCRIPTORS}/${fd}` : null;
-    return new HeldChroma(path, fd, { dev: info.dev, ino: info.ino }, base);
+    return new HeldChroma(path, fd, { dev: info.dev, ino: info.ino });
   }
 
   /**
-   * A path that reaches `name` (a relative path) inside this folder, whatever this folder's own path leads to now.
-   * Where descriptors cannot be named (Deno lets only `--allow-all` read `/proc/self/fd`), it is the path by name,
-   * checked just before it is handed out to still lead to this folder: call it right where the path is used.
+   * A path that reaches `name` (a relative path) inside this folder, checked just before it is handed out to still lead
+   * to this folder (its device and inode): call it right where the path is used.
    *
    * @throws {Error} when the path leads elsewhere now.
    */
   at(name = ""): string {
-    if (this.base !== null) return name === "" ? this.base : join(this.base, name);
     const now = statSync(this.path, { throwIfNoEntry: false });
     if (now?.dev !== this.held.dev || now?.ino !== this.held.ino) throw changedFolder(this.path);
     return name === "" ? this.path : join(this.path, name);
@@ -72,14 +65,6 @@ export class HeldChroma implements Disposable {
   /** `name` inside this folder by its path, for messages and events. */
   shown(name: string): string {
     return join(this.path, name);
-  }
-
-  /** `error` with this folder's descriptor name replaced by its path, in its message. */
-  named(error: unknown): unknown {
-    if (error instanceof Error && this.base !== null) {
-      error.message = error.message.replaceAll(this.base, this.path);
-    }
-    return error;
   }
 
   /** Close the descriptor. */
@@ -103,12 +88,4 @@ function changedFolder(path: string): Error {
     `the Chroma folder ${path} is no longer the folder this restore checked (moved, replaced, or swapped for a link ` +
       "since): nothing is done through it",
   );
-}
-
-function hasDescriptorFolder(): boolean {
-  try {
-    return Deno.statSync(DESCRIPTORS).isDirectory;
-  } catch {
-    return false;
-  }
 }

@@ -80,7 +80,7 @@ export function stageChroma(
     }
   } catch (error) {
     held[Symbol.dispose]();
-    throw held.named(error);
+    throw error;
   }
 }
 
@@ -210,7 +210,7 @@ export function swapChroma(staged: StagedChroma, reporter: Reporter, record: Rec
     syncDir(folder.at());
     record({ ...names, phase: "clearing-old" });
   } catch (error) {
-    const failure = { error: folder.named(error), moving: moving === null ? null : folder.shown(moving) };
+    const failure = { error: error, moving: moving === null ? null : folder.shown(moving) };
     throw failedSwap(folder, state, record, failure, reporter);
   }
   Deno.removeSync(folder.at(stagedName));
@@ -218,7 +218,7 @@ export function swapChroma(staged: StagedChroma, reporter: Reporter, record: Rec
     removeQuietly(folder.at(names.old));
   } catch (error) {
     const path = folder.shown(names.old);
-    reporter.event("warning", "restore_old_chroma_not_removed", { path, error: describeOsError(folder.named(error)) });
+    reporter.event("warning", "restore_old_chroma_not_removed", { path, error: describeOsError(error) });
   }
   syncDir(folder.at());
 }
@@ -242,7 +242,7 @@ function failedSwap(
     const left = `Chroma was put back as it was (${moved} entries moved back, the staged copy removed)`;
     return new SwapFailure(cause, left, true, { cause: error });
   } catch (undoError) {
-    const left = `Chroma could not be put back (${describeOsError(folder.named(undoError))}): its old entries are in ` +
+    const left = `Chroma could not be put back (${describeOsError(undoError)}): its old entries are in ` +
       `${folder.shown(state.old)}, kept until the next restore moves them back`;
     return new SwapFailure(cause, left, false, { cause: error });
   }

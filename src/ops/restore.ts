@@ -445,7 +445,7 @@ function removeStaged({ held, name }: StagedChroma, changes: Change[]): void {
     removeQuietly(held.at(name));
   } catch (error) {
     changes.push({
-      what: `left the staged Chroma copy ${held.shown(name)} (${describeOsError(held.named(error))}; remove it)`,
+      what: `left the staged Chroma copy ${held.shown(name)} (${describeOsError(error)}; remove it)`,
     });
   }
 }

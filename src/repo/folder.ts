@@ -4,9 +4,8 @@
  *
  * @module
  */
-import { FILE_MODE, FOLDER_MODE, removeFileQuietly, syncDir } from "../fs/durable.ts";
+import { FOLDER_MODE } from "../fs/durable.ts";
 import { HeldFolder } from "../fs/held_folder.ts";
-import { lstatOrNull as lstatNow } from "../fs/probe.ts";
 import { constants } from "node:fs";
 import { type FileHandle, open } from "node:fs/promises";
 import { basename, dirname, isAbsolute, join, resolve } from "node:path";
@@ -111,71 +110,69 @@ class FolderBackend implements Backend {
 
   async remove(name: string): Promise<void> {
     const segments = checkObjectName(name);
-    const parent = await this.folderOrNull(segments.slice(0, -1));
+    // by its name inside the folder held: a writer who swaps the folder for a link cannot redirect the removal
+    await using parent = await this.existingFolders(segments.slice(0, -1));
     if (parent === null) return;
     const file = segments.at(-1)!;
-    // by its name inside the folder: a writer who swaps the folder for a link meanwhile cannot redirect the removal
-    inFolder(parent, () => {
-      const info = lstatNow(file);
-      if (info === null) return;
-      if (info.isDirectory) throw altered(join(parent, file), "a folder");
-      namingFailures(parent, file, () => removeIfThere(file)); // a symbolic link is removed itself, never followed
-      syncDir(".");
-    });
+    if (parent.entry(file)?.isDirectory) throw altered(join(parent.path, file), "a folder");
+    await parent.removeFile(file); // a link is removed itself; one another cleanup removed meanwhile is removed as asked
+    await parent.sync();
   }
 
   async write(name: string, bytes: Uint8Array, options: WriteOptions): Promise<void> {
     const segments = checkObjectName(name);
     const file = segments.at(-1)!;
-    // each folder held open and reached through it: a writer who swaps one for a link cannot send the bytes elsewhere
+    // each folder held open, names taken inside it: a writer who swaps one for a link cannot send the bytes elsewhere
     await using parent = await this.openFolders(segments.slice(0, -1));
     await using staging = await this.openFolders([TMP]);
-    const temporary = staging.entry(`${segments.join("_")}.${crypto.randomUUID()}`);
+    const temporary = `${segments.join("_")}.${crypto.randomUUID()}`;
     try {
-      await staging.naming(() => writeSynced(temporary, bytes));
-      const publish = options.exclusive
-        ? () => this.publishExclusive(temporary, parent.entry(file), name)
-        : () => Deno.rename(temporary, parent.entry(file));
-      await staging.naming(() => parent.naming(publish));
+      await staging.writeNewFile(temporary, bytes, (path) => altered(path, "replaced while it was being written"));
+      if (options.exclusive) await this.publishExclusive(staging, temporary, parent, file, name);
+      else await staging.moveTo(temporary, parent, file);
       await parent.sync();
     } finally {
-      await Deno.remove(temporary).catch(() => {});
+      await staging.removeFile(temporary).catch(() => {});
     }
   }
 
   async clearStaging(graceMs: number, dryRun: boolean): Promise<string[]> {
-    const staging = await this.folderOrNull([TMP]);
+    // by names inside the folder held: a writer who swaps .tmp for a link meanwhile cannot redirect them
+    await using staging = await this.existingFolders([TMP]);
     if (staging === null) return [];
-    if (isMountPoint(staging)) {
-      throw altered(staging, "a mount point"); // a bind mount's files are another folder's
+    if (isMountPoint(staging.path)) {
+      throw altered(staging.path, "a mount point"); // a bind mount's files are another folder's
     }
-    // by names inside the folder itself: a writer who swaps .tmp for a link meanwhile cannot redirect them
-    return inFolder(staging, () => {
-      const olderThan = new Date((dryRun ? Date.now() : storageNow(staging)) - graceMs);
-      const stale: string[] = [];
-      for (const entry of Deno.readDirSync(".")) {
-        const info = lstatNow(entry.name);
-        // Only files this backend staged: never a link (removing one never follows it anyway) or a folder.
-        if (!info?.isFile || info.mtime === null || info.mtime.getTime() >= olderThan.getTime()) continue;
-        stale.push(`${TMP}/${entry.name}`);
-        if (!dryRun) namingFailures(staging, entry.name, () => removeFileQuietly(entry.name));
-      }
-      if (stale.length > 0 && !dryRun) syncDir(".");
-      return stale.sort();
-    });
+    // the storage's clock (an NFS server's may be ahead by more than the grace and take a running push's file for old)
+    const now = dryRun ? Date.now() : await staging.storageNow(`.clock-${crypto.randomUUID()}`);
+    const stale: string[] = [];
+    for (const name of staging.names()) {
+      const info = staging.entry(name);
+      // Only files this backend staged: never a link (removing one never follows it anyway) or a folder.
+      if (!info?.isFile || info.mtimeMs >= now - graceMs) continue;
+      stale.push(`${TMP}/${name}`);
+      if (!dryRun) await staging.removeFile(name);
+    }
+    if (stale.length > 0 && !dryRun) await staging.sync();
+    return stale.sort();
   }
 
   /** Publish with `link` (fails when the name exists); where hard links are not supported, check then rename. */
-  private async publishExclusive(temporary: string, path: string, name: string): Promise<void> {
+  private async publishExclusive(
+    staging: HeldFolder,
+    temporary: string,
+    parent: HeldFolder,
+    file: string,
+    name: string,
+  ) {
     try {
-      await Deno.link(temporary, path);
-      return;
+      return await staging.linkTo(temporary, parent, file);
     } catch (error) {
       if (error instanceof Deno.errors.AlreadyExists) throw new ObjectExistsError(this.location, name);
       if (!(error instanceof Deno.errors.PermissionDenied || error instanceof Deno.errors.NotSupported)) throw error;
     }
-    if (await lstatOrNull(path)) throw new ObjectExistsError(this.location, name);
-    await Deno.rename(temporary, path);
+    if (await lstatOrNull(join(parent.path, file))) throw new ObjectExistsError(this.location, name);
+    await staging.moveTo(temporary, parent, file);
   }
 
   /** The path of an existing regular file named `name`, or `null` (a symbolic link or folder in the way is refused). */
@@ -213,16 +210,34 @@ class FolderBackend implements Backend {
    */
   private async openFolders(segments: string[]): Promise<HeldFolder> {
     await this.makeRoot();
-    let folder = await HeldFolder.open(this.root);
+    let folder = HeldFolder.open(this.root);
     try {
       for (const segment of segments) {
-        const next = await folder.child(segment, true, (path) => altered(path, "not a folder"));
+        const next = await folder.child(segment, (path) => altered(path, "not a folder"));
         await folder[Symbol.asyncDispose]();
         folder = next;
       }
       return folder;
     } catch (error) {
       await folder[Symbol.asyncDispose]();
+      throw error;
+    }
+  }
+
+  /** The folders `segments` below the root held as {@linkcode openFolders} does, or `null` when one is missing. */
+  private async existingFolders(segments: string[]): Promise<HeldFolder | null> {
+    if (await this.rootInfo() === null) return null;
+    let folder: HeldFolder | null = HeldFolder.open(this.root);
+    try {
+      for (const segment of segments) {
+        const next: HeldFolder | null = await folder.existingChild(segment, (path) => altered(path, "not a folder"));
+        await folder[Symbol.asyncDispose]();
+        folder = next;
+        if (folder === null) return null;
+      }
+      return folder;
+    } catch (error) {
+      await folder?.[Symbol.asyncDispose]();
       throw error;
     }
   }
@@ -297,83 +312,6 @@ async function walkUnlisted(folder: string, relative: string, found: string[]): 
       await walkUnlisted(join(folder, entry.name), name, found);
     }
   }
-}
-
-/**
- * Run `work` with the working folder set to `folder`, a real folder as checked by `lstat` (its identity compared once
- * inside): relative names then reach that folder whatever is renamed or linked in its place meanwhile. `work` is
- * synchronous, so no other code of this process runs while the working folder is changed (every other path is
- * absolute anyway: the configuration made them so at the start).
- */
-function inFolder<T>(folder: string, work: () => T): T {
-  const checked = Deno.lstatSync(folder);
-  let previous: string;
-  try {
-    previous = Deno.cwd();
-  } catch {
-    previous = "/"; // the working folder was removed: there is nothing to go back to
-  }
-  Deno.chdir(folder);
-  try {
-    const here = Deno.statSync(".");
-    if (!checked.isDirectory || here.dev !== checked.dev || here.ino !== checked.ino) {
-      throw altered(folder, "replaced while it was being used");
-    }
-    return work();
-  } finally {
-    Deno.chdir(previous);
-  }
-}
-
-/**
- * Run `step` on `name` in `folder` (the working folder); an OS error it throws is given the whole path (its own names
- * the bare name), which the caller's message shows.
- */
-function namingFailures(folder: string, name: string, step: () => void): void {
-  try {
-    step();
-  } catch (error) {
-    if (error instanceof Error && !(error instanceof OperationError)) {
-      (error as { path?: string }).path = join(folder, name);
-    }
-    throw error;
-  }
-}
-
-/** Remove `file`; one gone since it was seen (another cleanup removed it at the same moment) is removed as asked. */
-function removeIfThere(file: string): void {
-  try {
-    Deno.removeSync(file);
-  } catch (error) {
-    if (!(error instanceof Deno.errors.NotFound)) throw error;
-  }
-}
-
-/**
- * The storage's clock, as it stamps a file written in `staging` now (removed again): an NFS server's, not this host's,
- * whose clock may be ahead by more than the grace, and would take a running push's staged file for a killed one's.
- * Run inside `staging` (see {@linkcode inFolder}).
- */
-function storageNow(staging: string): number {
-  const probe = `.clock-${crypto.randomUUID()}`;
-  try {
-    let stamped = 0;
-    namingFailures(staging, probe, () => {
-      using file = Deno.openSync(probe, { write: true, createNew: true, mode: FILE_MODE });
-      file.syncSync();
-      stamped = Deno.lstatSync(probe).mtime?.getTime() ?? Date.now();
-    });
-    return stamped;
-  } finally {
-    removeFileQuietly(probe);
-  }
-}
-
-async function writeSynced(path: string, bytes: Uint8Array): Promise<void> {
-  using file = await Deno.open(path, { write: true, createNew: true, mode: FILE_MODE });
-  let written = 0;
-  while (written < bytes.length) written += await file.write(bytes.subarray(written));
-  await file.sync();
 }
 
 async function syncFolder(path: string): Promise<void> {

@@ -1,0 +1,209 @@
+/**
+ * libc's calls on a folder held open (`openat`, `mkdirat`, `linkat`, `renameat`, `unlinkat`, `fsync`) through
+ * `Deno.dlopen`: each name is taken inside the folder the descriptor holds, whatever its path leads to meanwhile. Deno
+ * has no such calls, and lets only `--allow-all` programs name a descriptor as `/proc/self/fd/N`.
+ *
+ * @module
+ */
+import { cString } from "./c_string.ts";
+import { LIBC_NAMES } from "./proc_read.ts";
+
+const SYMBOLS = {
+  openat: { parameters: ["i32", "buffer", "i32", "u32"], result: "i32" },
+  mkdirat: { parameters: ["i32", "buffer", "u32"], result: "i32" },
+  linkat: { parameters: ["i32", "buffer", "i32", "buffer", "i32"], result: "i32" },
+  renameat: { parameters: ["i32", "buffer", "i32", "buffer"], result: "i32" },
+  unlinkat: { parameters: ["i32", "buffer", "i32"], result: "i32" },
+  fsync: { parameters: ["i32"], result: "i32", nonblocking: true },
+  close: { parameters: ["i32"], result: "i32" },
+  statx: { parameters: ["i32", "buffer", "i32", "u32", "buffer"], result: "i32" },
+  strerror: { parameters: ["i32"], result: "pointer" },
+  __errno_location: { parameters: [], result: "pointer" },
+} as const;
+
+type Symbols = Deno.DynamicLibrary<typeof SYMBOLS>["symbols"];
+
+const AT_FDCWD = -100;
+const AT_EMPTY_PATH = 0x1000;
+const AT_SYMLINK_NOFOLLOW = 0x100;
+const STATX_TYPE = 0x1;
+const STATX_MTIME = 0x40;
+const STATX_INO = 0x100;
+const S_IFMT = 0o170000;
+const S_IFREG = 0o100000;
+const S_IFDIR = 0o040000;
+const O_WRONLY = 0o1;
+const O_CREAT = 0o100;
+const O_EXCL = 0o200;
+const O_DIRECTORY = 0o200000;
+const O_NOFOLLOW = 0o400000;
+const O_CLOEXEC = 0o2000000;
+
+/** The error names of the errno values these calls meet, as `node:fs` gives them in `code`. */
+const CODES: Record<number, string> = {
+  1: "EPERM",
+  2: "ENOENT",
+  5: "EIO",
+  13: "EACCES",
+  17: "EEXIST",
+  18: "EXDEV",
+  20: "ENOTDIR",
+  21: "EISDIR",
+  28: "ENOSPC",
+  30: "EROFS",
+  31: "EMLINK",
+  36: "ENAMETOOLONG",
+  40: "ELOOP",
+  95: "EOPNOTSUPP",
+  122: "EDQUOT",
+};
+
+let loaded: Symbols | null | undefined;
+
+/** libc's calls, or `null` where none loads or FFI is not permitted: the callers then go by path. */
+export function folderCalls(): FolderCalls | null {
+  if (loaded === undefined) loaded = load();
+  return loaded === null ? null : new FolderCalls(loaded);
+}
+
+function load(): Symbols | null {
+  for (const name of LIBC_NAMES) {
+    try {
+      return Deno.dlopen(name, SYMBOLS).symbols;
+    } catch {
+      // not this libc, or no FFI permission
+    }
+  }
+  return null;
+}
+
+/** A file's device number (`st_dev`, as `Deno.FileInfo.dev` gives it) and inode. */
+export interface Identity {
+  dev: number;
+  ino: number;
+}
+
+/** What an entry of a folder is (never following a link), and when it was last written. */
+export interface EntryInfo {
+  isFile: boolean;
+  isDirectory: boolean;
+  mtimeMs: number;
+}
+
+/** The calls; every failure is thrown as the error `Deno` or `node:fs` would throw, naming the path given. */
+export class FolderCalls {
+  constructor(private readonly libc: Symbols) {}
+
+  /** Open the folder at `path` (links followed) or, with `inside`, the folder `path` inside it (never a link). */
+  openFolder(path: string, inside?: { fd: number; shown: string }): number {
+    const flags = O_DIRECTORY | O_CLOEXEC | (inside ? O_NOFOLLOW : 0);
+    return this.check(this.libc.openat(inside?.fd ?? AT_FDCWD, cString(path), flags, 0), "open", inside?.shown ?? path);
+  }
+
+  /** Create the file `name` in the folder `fd` for writing: new (never an existing one) and never through a link. */
+  createFile(fd: number, name: string, mode: number, shown: string): number {
+    const flags = O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC;
+    return this.check(this.libc.openat(fd, cString(name), flags, mode), "open", shown);
+  }
+
+  /** Make the folder `name` in the folder `fd`. */
+  makeFolder(fd: number, name: string, mode: number, shown: string): void {
+    this.check(this.libc.mkdirat(fd, cString(name), mode), "mkdir", shown);
+  }
+
+  /** Give the file `from` in folder `fromFd` the name `to` in folder `toFd` too (fails when `to` exists). */
+  link(fromFd: number, from: string, toFd: number, to: string, shown: string): void {
+    this.check(this.libc.linkat(fromFd, cString(from), toFd, cString(to), 0), "link", shown);
+  }
+
+  /** Move `from` in folder `fromFd` to `to` in folder `toFd`, replacing what is there. */
+  rename(fromFd: number, from: string, toFd: number, to: string, shown: string): void {
+    this.check(this.libc.renameat(fromFd, cString(from), toFd, cString(to)), "rename", shown);
+  }
+
+  /** Remove the file (or link) `name` in the folder `fd`; whether it was there. */
+  removeFile(fd: number, name: string, shown: string): boolean {
+    if (this.libc.unlinkat(fd, cString(name), 0) === 0) return true;
+    if (this.errno() === 2) return false;
+    throw this.failure("unlink", shown);
+  }
+
+  /** Flush the descriptor `fd` to disk, on a runtime thread (its errno stays there, so a failure says less). */
+  async sync(fd: number, shown: string): Promise<void> {
+    if (await this.libc.fsync(fd) === 0) return;
+    throw Object.assign(new Error(`could not flush ${shown} to disk (fsync failed): fsync '${shown}'`), {
+      path: shown,
+    });
+  }
+
+  /** What the entry `name` of the folder `fd` is (a link itself, not followed), or `null` when there is none. */
+  entry(fd: number, name: string, shown: string): EntryInfo | null {
+    const buffer = new Uint8Array(256);
+    const mask = STATX_TYPE | STATX_MTIME;
+    if (this.libc.statx(fd, cString(name), AT_SYMLINK_NOFOLLOW, mask, buffer) !== 0) {
+      if (this.errno() === 2) return null;
+      throw this.failure("statx", shown);
+    }
+    return entryInfo(new DataView(buffer.buffer));
+  }
+
+  /** What the file the descriptor `fd` holds is, and when it was last written. */
+  entryOf(fd: number, shown: string): EntryInfo {
+    const buffer = new Uint8Array(256);
+    this.check(this.libc.statx(fd, cString(""), AT_EMPTY_PATH, STATX_TYPE | STATX_MTIME, buffer), "statx", shown);
+    return entryInfo(new DataView(buffer.buffer));
+  }
+
+  /** The identity of the file the descriptor `fd` holds. */
+  identity(fd: number, shown: string): Identity {
+    const buffer = new Uint8Array(256);
+    this.check(this.libc.statx(fd, cString(""), AT_EMPTY_PATH, STATX_INO, buffer), "statx", shown);
+    const view = new DataView(buffer.buffer);
+    const major = BigInt(view.getUint32(136, true));
+    const minor = BigInt(view.getUint32(140, true));
+    // `dev_t` as glibc and musl make it from the two numbers
+    const dev = ((major & 0xfffff000n) << 32n) | ((major & 0xfffn) << 8n) | ((minor & 0xffffff00n) << 12n) |
+      (minor & 0xffn);
+    return { dev: Number(dev), ino: Number(view.getBigUint64(32, true)) };
+  }
+
+  /** Close the descriptor `fd`. */
+  close(fd: number): void {
+    this.libc.close(fd);
+  }
+
+  private check(result: number, call: string, shown: string): number {
+    if (result >= 0) return result;
+    throw this.failure(call, shown);
+  }
+
+  private errno(): number {
+    return new Deno.UnsafePointerView(this.libc.__errno_location()!).getInt32();
+  }
+
+  /** The last call's failure as `Deno` words it (`… (os error N): call 'path'`), its class and `code` as `node:fs`'s. */
+  private failure(call: string, shown: string): Error {
+    const errno = this.errno();
+    const words = Deno.UnsafePointerView.getCString(this.libc.strerror(errno)!);
+    const message = `${words} (os error ${errno}): ${call} '${shown}'`;
+    const error = errno === 2
+      ? new Deno.errors.NotFound(message)
+      : errno === 13 || errno === 1
+      ? new Deno.errors.PermissionDenied(message)
+      : errno === 17
+      ? new Deno.errors.AlreadyExists(message)
+      : errno === 20
+      ? new Deno.errors.NotADirectory(message)
+      : errno === 95
+      ? new Deno.errors.NotSupported(message)
+      : new Error(message);
+    return Object.assign(error, { code: CODES[errno] ?? `E${errno}`, path: shown });
+  }
+}
+
+/** An entry's kind and modification time from a `struct statx` (`stx_mode` at 28, `stx_mtime` at 112). */
+function entryInfo(view: DataView): EntryInfo {
+  const type = view.getUint16(28, true) & S_IFMT;
+  const mtimeMs = Number(view.getBigInt64(112, true)) * 1000 + Math.floor(view.getUint32(120, true) / 1e6);
+  return { isFile: type === S_IFREG, isDirectory: type === S_IFDIR, mtimeMs };
+}
