@@ -5,6 +5,8 @@
  *
  * @module
  */
+import { constants } from "node:fs";
+import { type FileHandle, open } from "node:fs/promises";
 import { join } from "node:path";
 import { FILE_MODE, FOLDER_MODE } from "./durable.ts";
 import { type EntryInfo, type FolderCalls, folderCalls } from "../sys/folder_calls.ts";
@@ -110,14 +112,14 @@ export class HeldFolder implements AsyncDisposable {
     }
     const made = this.calls.createFile(this.fd, name, FILE_MODE, path);
     try {
-      const file = await Deno.open(path, { write: true });
+      const file = await openMade(path, moved); // never through a link, never waiting on a FIFO swapped in
       const opened = await file.stat();
       const held = this.calls.identity(made, path);
       if (opened.dev !== held.dev || opened.ino !== held.ino) {
-        file.close();
+        await file.close();
         throw moved(path);
       }
-      await writeAll(file, bytes);
+      await writeAllTo(file, bytes);
     } finally {
       this.calls.close(made);
     }
@@ -165,4 +167,27 @@ async function writeAll(file: Deno.FsFile, bytes: Uint8Array): Promise<void> {
   let written = 0;
   while (written < bytes.length) written += await file.write(bytes.subarray(written));
   await file.sync();
+}
+
+/** The file at `path` opened for writing without following a link or waiting on a FIFO; one not there is `moved`. */
+async function openMade(path: string, moved: (path: string) => Error): Promise<FileHandle> {
+  try {
+    return await open(path, constants.O_WRONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK);
+  } catch (error) {
+    const code = (error as { code?: unknown }).code;
+    if (code === "ENOENT" || code === "ELOOP" || code === "ENXIO" || code === "ENOTDIR") throw moved(path);
+    throw error;
+  }
+}
+
+async function writeAllTo(file: FileHandle, bytes: Uint8Array): Promise<void> {
+  try {
+    let written = 0;
+    while (written < bytes.length) {
+      written += (await file.write(bytes, written, bytes.length - written, written)).bytesWritten;
+    }
+    await file.sync();
+  } finally {
+    await file.close();
+  }
 }
