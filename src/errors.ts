@@ -127,7 +127,7 @@ export function unexpectedErrorLine(error: unknown, given: (path: string) => str
     const path = osErrorPath(error).slice(" at ".length);
     const what = error instanceof Deno.errors.FilesystemLoop || (error as { code?: unknown }).code === "ELOOP"
       ? "too many levels of symbolic links (a loop)"
-      : "a name in it is longer than 255 bytes";
+      : "a name in it is longer than 255 bytes, or the whole path longer than 4,095";
     const source = path ? given(path) : null;
     return `${path || line}: ${what}; check ${source ? `the path given by ${source}` : "the path"} and its links`;
   }

@@ -6,7 +6,8 @@
 import { resolve } from "node:path";
 
 /**
- * The flag (`--db`) or variable (`ATOCORE_DB_PATH`) whose path is `path` or holds it, the most precise first, or
+ * The flag (`--db`) or variable (`ATOCORE_DB_PATH`) whose path is `path`, holds it or runs through it, the most
+ * precise first, or
  * `null`: a path under the data folder came from `ATOCORE_DATA_DIR` unless a flag named it.
  */
 export function givenPathSource(
@@ -22,7 +23,9 @@ export function givenPathSource(
   let best: { source: string; length: number } | null = null;
   for (const [source, value] of given) {
     const folder = resolve(cwd, value.replace(/^file:\/\//, ""));
-    const holds = path === folder || path.startsWith(folder.endsWith("/") ? folder : `${folder}/`);
+    // the path itself, one inside it, or a folder on its way (a loop met before the path's end)
+    const holds = path === folder || path.startsWith(folder.endsWith("/") ? folder : `${folder}/`) ||
+      folder.startsWith(`${path}/`);
     if (holds && (best === null || folder.length > best.length)) best = { source, length: folder.length };
   }
   return best?.source ?? null;

@@ -9,7 +9,7 @@
  * @module
  */
 import { dirname, resolve } from "node:path";
-import { describeOsError, LockedError, OperationError, RefusedError, UsageError } from "../errors.ts";
+import { describeOsError, isUnusablePath, LockedError, OperationError, RefusedError, UsageError } from "../errors.ts";
 import { kindOf } from "../fs/regular_file.ts";
 import { ensureDir, FILE_MODE } from "../fs/durable.ts";
 import { isDirectory, lstatOrNull, statOrNull } from "../fs/probe.ts";
@@ -58,7 +58,7 @@ export function acquireLock(backupDir: string, operation: string): OperationLock
     file = openLockFile(path, info === null);
     refuseOtherFile(file, path);
   } catch (error) {
-    if (error instanceof RefusedError) throw error;
+    if (error instanceof RefusedError || isUnusablePath(error)) throw error; // a path that names nothing: a usage error
     throw new OperationError(
       `cannot open the lock file ${path} (${
         describeOsError(error)

@@ -6,7 +6,7 @@
  * @module
  */
 import type { Config } from "../config.ts";
-import { describeOsError, OperationError, osErrorPath, ToolError, UsageError } from "../errors.ts";
+import { describeOsError, isUnusablePath, OperationError, osErrorPath, ToolError, UsageError } from "../errors.ts";
 import type { PushFacts } from "../report/metrics.ts";
 import type { Reporter } from "../report/reporter.ts";
 import { type Backend, isUnreachable, ObjectExistsError } from "../repo/backend.ts";
@@ -250,6 +250,7 @@ async function pushFailure(
 ): Promise<unknown> {
   const { stamp, location, before, tracked, validation, config } = context;
   validation?.release();
+  if (isUnusablePath(error) && tracked.packs === 0) return error; // the path given names nothing: a usage error
   const changed = error instanceof SnapshotFileChangedError ? error.path : null;
   const errors = error instanceof UnreadableSnapshotError
     ? [error.reason]

@@ -250,6 +250,8 @@ Deno.test("a path through a symbolic link loop or with a name over 255 bytes is 
     [["list", "--backup-dir", join(loop, "b")], {}, join(loop, "b"), "--backup-dir"],
     [["list"], { ATOCORE_BACKUP_DIR: long }, long, "ATOCORE_BACKUP_DIR"],
     [["create", "--db", long], {}, long, "--db"],
+    [["create", "--backup-dir", join(loop, "x")], {}, loop, "--backup-dir"],
+    [["push", "--latest", "--remote", join(loop, "r"), "--allow-unauthenticated"], {}, loop, "--remote"],
     [["remote", "list", "--remote", `file://${loop}`], {}, loop, "--remote"],
     [["restore", stamp, "--to", join(loop, "to"), "--force"], {}, join(loop, "to"), "--to"],
     [["drill", stamp, "--scratch-dir", long], {}, long, "--scratch-dir"],
