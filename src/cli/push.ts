@@ -157,7 +157,7 @@ export function describePush(result: LocalPushResult): string {
 function describeOne(pushed: PushResult, location: string): string {
   if (pushed.already_pushed) return `${pushed.stamp} is already in ${location} as ${pushed.snapshot}: nothing sent`;
   if (pushed.removed_since_pushed) {
-    return `${pushed.stamp} was pushed before as ${pushed.snapshot}, since removed by a cleanup: not sent again ` +
+    return `${pushed.stamp} was pushed before as ${pushed.snapshot}, no longer listed (a cleanup removed it, or someone by hand): not sent again ` +
       `('push ${pushed.stamp}' sends it)`;
   }
   return [

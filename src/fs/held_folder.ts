@@ -113,11 +113,13 @@ export class HeldFolder implements AsyncDisposable {
     const made = this.calls.createFile(this.fd, name, FILE_MODE, path);
     try {
       const file = await openMade(path, moved); // never through a link, never waiting on a FIFO swapped in
-      const opened = await file.stat();
-      const held = this.calls.identity(made, path);
-      if (opened.dev !== held.dev || opened.ino !== held.ino) {
+      try {
+        const opened = await file.stat();
+        const held = this.calls.identity(made, path);
+        if (opened.dev !== held.dev || opened.ino !== held.ino) throw moved(path);
+      } catch (error) {
         await file.close();
-        throw moved(path);
+        throw error;
       }
       await writeAllTo(file, bytes);
     } finally {

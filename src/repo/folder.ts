@@ -171,7 +171,7 @@ class FolderBackend implements Backend {
       if (error instanceof Deno.errors.AlreadyExists) throw new ObjectExistsError(this.location, name);
       if (!(error instanceof Deno.errors.PermissionDenied || error instanceof Deno.errors.NotSupported)) throw error;
     }
-    if (await lstatOrNull(join(parent.path, file))) throw new ObjectExistsError(this.location, name);
+    if (parent.entry(file) !== null) throw new ObjectExistsError(this.location, name);
     await staging.moveTo(temporary, parent, file);
   }
 

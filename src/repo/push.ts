@@ -405,7 +405,9 @@ async function publishSnapshot(
   } catch (error) {
     if (!(error instanceof InterruptedError)) throw error;
     const written = { name: refsName(key), size: publicBytes(refs).length };
-    throw new StoppedPublishing(error, await publishedState(backend, written, snapshot));
+    const state = await publishedState(backend, written, snapshot);
+    // past its lease, a cleanup may have removed what it needs meanwhile: "listed" would claim too much
+    throw new StoppedPublishing(error, state === "listed" && leaseOut(context) !== null ? "unknown" : state);
   }
   if (problem === null) return await confirmAfterLease(repository, key, refs, context);
   const removed = await unpublish(repository, key);

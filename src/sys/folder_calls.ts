@@ -15,6 +15,7 @@ const SYMBOLS = {
   renameat: { parameters: ["i32", "buffer", "i32", "buffer"], result: "i32" },
   unlinkat: { parameters: ["i32", "buffer", "i32"], result: "i32" },
   fsync: { parameters: ["i32"], result: "i32", nonblocking: true },
+  fsyncNow: { name: "fsync", parameters: ["i32"], result: "i32" },
   close: { parameters: ["i32"], result: "i32" },
   statx: { parameters: ["i32", "buffer", "i32", "u32", "buffer"], result: "i32" },
   strerror: { parameters: ["i32"], result: "pointer" },
@@ -128,12 +129,15 @@ export class FolderCalls {
     throw this.failure("unlink", shown);
   }
 
-  /** Flush the descriptor `fd` to disk, on a runtime thread (its errno stays there, so a failure says less). */
+  /**
+   * Flush the descriptor `fd` to disk, on a runtime thread. Its errno stays on that thread, so a failure is flushed
+   * again here for its reason (a disk full, an I/O error); one that then passes is still a failure, its reason unknown.
+   */
   async sync(fd: number, shown: string): Promise<void> {
     if (await this.libc.fsync(fd) === 0) return;
-    throw Object.assign(new Error(`could not flush ${shown} to disk (fsync failed): fsync '${shown}'`), {
-      path: shown,
-    });
+    if (this.libc.fsyncNow(fd) !== 0) throw this.failure("fsync", shown);
+    const message = `could not flush ${shown} to disk (fsync failed, its reason not kept): fsync '${shown}'`;
+    throw Object.assign(new Error(message), { code: "EIO", path: shown });
   }
 
   /** What the entry `name` of the folder `fd` is (a link itself, not followed), or `null` when there is none. */
