@@ -23,9 +23,12 @@ import {
   CheckedAtCreate,
   InvalidSnapshotError,
   noSuchSnapshot,
+  storedMeanwhile,
   ValidationBeside,
   ValidationWhenNeeded,
 } from "./push_validation.ts";
+import { unreadableSnapshotText } from "./validate.ts";
+import { deniedPath } from "../fs/denied_path.ts";
 import { InterruptedError, stopIfInterrupted } from "../sys/interrupt.ts";
 import { isDirectory } from "../fs/probe.ts";
 
@@ -217,7 +220,8 @@ async function pushOne(
       passOverRemoved: options.all,
     });
   } catch (error) {
-    throw await pushFailure(error, { stamp, location: backend.location, before, tracked, validation, config });
+    const all = options.all;
+    throw await pushFailure(error, { stamp, location: backend.location, before, tracked, validation, config, all });
   }
   for (const warning of pushed.warnings) options.reporter.event("warning", "push_warning", { stamp, warning });
   options.reporter.event("info", "push_finished", {
@@ -246,20 +250,27 @@ async function pushFailure(
     tracked: Tracked;
     validation: ValidationWhenNeeded | null;
     config: Config;
+    /** Pushing `--all`: a snapshot this user may not read is then refused as an invalid one, and the others pushed. */
+    all?: boolean;
   },
 ): Promise<unknown> {
   const { stamp, location, before, tracked, validation, config } = context;
   validation?.release();
   if (isUnusablePath(error) && tracked.packs === 0) return error; // the path given names nothing: a usage error
   const changed = error instanceof SnapshotFileChangedError ? error.path : null;
-  const errors = error instanceof UnreadableSnapshotError
+  let errors = error instanceof UnreadableSnapshotError
     ? [error.reason]
     : validation && !(error instanceof InterruptedError)
     ? await validation.verdict(changed)
     : [];
-  if (errors.length > 0) {
-    return new InvalidSnapshotError(stamp, snapshotDir(config.backupDir.path, stamp), errors, tracked.packs);
+  const root = snapshotDir(config.backupDir.path, stamp);
+  // what this user may not read is no damage: validate says so too (--all goes on past it, as past an invalid one)
+  const denied = errors.length > 0 || error instanceof Deno.errors.PermissionDenied ? deniedPath(root) : null;
+  if (denied !== null && !context.all) {
+    return new OperationError(unreadableSnapshotText(stamp, denied, storedMeanwhile(tracked.packs)), { cause: error });
   }
+  if (denied !== null) errors = [`snapshot_unreadable: permission denied: ${denied}`];
+  if (errors.length > 0) return new InvalidSnapshotError(stamp, root, errors, tracked.packs);
   const kept =
     `the ${tracked.packs} new pack${tracked.packs === 1 ? "" : "s"} sent ${tracked.packs === 1 ? "is" : "are"}` +
     " kept";

@@ -15,6 +15,7 @@ import {
   relocateSnapshot,
   runCli,
   storeEnv,
+  tempDir,
   tempStore,
 } from "../_helpers.ts";
 import {
@@ -28,6 +29,7 @@ import {
 } from "../_faults.ts";
 import { createAndPush, remoteStore } from "../_remote_cli.ts";
 import { bindReadOnly } from "../_mount.ts";
+import { generateIdentity } from "../../src/crypto/age.ts";
 
 /** The one error line of a run (JSON event lines aside). */
 function errorLine(run: CliRun): string {
@@ -155,7 +157,7 @@ Deno.test("restore as nobody into a live folder it may not write: one line namin
   assert.deepEqual(liveDigest(store), before, "live store changed");
 });
 
-Deno.test("a snapshot nobody may not read whole: validate, restore and drill name the path, not a verdict (exit 1)", async () => {
+Deno.test("a snapshot nobody may not read whole: validate, restore, push and drill name the path, not a verdict (exit 1)", async () => {
   const cli = unprivilegedCli();
   if (typeof cli === "string") return skipBecause(cli);
   using _cli = cli;
@@ -179,6 +181,12 @@ Deno.test("a snapshot nobody may not read whole: validate, restore and drill nam
   assert.equal(byStamp[damaged].unreadable, file, JSON.stringify(byStamp[damaged]));
   Deno.chmodSync(file, fileMode);
   const before = liveDigest(store);
+  using repoDir = tempDir("atocore-repo-");
+  chownToNobody(repoDir.path);
+  const repo = join(repoDir.path, "repository"); // nobody's, as the store is
+  const init = await cli.run(["remote", "init", "--remote", repo, "--recipient", generateIdentity().recipient], env);
+  assert.equal(init.code, 0, init.stderr);
+  const push = ["push", damaged, "--remote", repo, "--allow-unauthenticated"];
   // each says what it may not read and what to do, and claims no verdict on what it did not read
   for (const [closed, named] of [[file, file], [join(root, "db"), join(root, "db")], [root, root]]) {
     const mode = modeOf(closed);
@@ -186,9 +194,10 @@ Deno.test("a snapshot nobody may not read whole: validate, restore and drill nam
     Deno.chmodSync(closed, 0o700);
     const said = new RegExp(
       `^atocore-backup: error: snapshot ${damaged} was not validated: this user may not read ${named} ` +
-        `\\(permission denied\\); (nothing was changed; )?run as the user that owns the backups, or fix the permissions`,
+        `\\(permission denied\\); (nothing was (changed|pushed); )?run as the user that owns the backups, or fix the ` +
+        "permissions",
     );
-    for (const args of [["validate", damaged], ["restore", damaged, "--confirm-service-stopped"]]) {
+    for (const args of [["validate", damaged], ["restore", damaged, "--confirm-service-stopped"], push]) {
       const run = await cli.run(args, env);
       assert.equal(run.code, 1, `${args[0]} with ${closed} closed: ${run.stderr}`);
       assert.match(errorLine(run), said);
