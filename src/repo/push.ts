@@ -191,7 +191,8 @@ export async function pushSnapshot(
 
 /**
  * The result of a push that sends nothing, recorded (without `pinned`), or `null`: the stamp is listed as this folder
- * pushed it, or, with `passOverRemoved`, this folder pushed it before (its record) and no snapshot of it is listed.
+ * pushed it, or, with `passOverRemoved`, this folder pushed it before (its record), no snapshot of it is listed, and a
+ * later one this folder pushed is (so a cleanup may have removed it; a repository rolled back to an older copy has none).
  */
 function nothingToSend(
   found: SameStamp,
@@ -204,7 +205,8 @@ function nothingToSend(
     return { ...emptyResult(local.stamp, found.existing), already_pushed: true, warnings };
   }
   const before = record.pushedAs(local.stamp, local.metadataSha256);
-  if (!passOverRemoved || before === null || found.listed) return null;
+  // a cleanup keeps each source's newest: with none of this folder's later listed, the repository was rolled back
+  if (!passOverRemoved || before === null || found.listed || !record.listedLater(local.stamp, found.names)) return null;
   return { ...emptyResult(local.stamp, before), removed_since_pushed: true };
 }
 
@@ -220,6 +222,8 @@ interface SameStamp {
   existing: string | null;
   /** Whether any snapshot of the stamp is listed (this folder's or not, readable or not). */
   listed: boolean;
+  /** Every snapshot listed (`<stamp>_<push id>`). */
+  names: Set<string>;
   /** Snapshots under this source with other local metadata (a copied backup folder). */
   others: string[];
   /** Snapshots whose refs name no source (pushed before sources existed): this folder's or another's, untold. */
@@ -258,7 +262,9 @@ async function pushedAlready(
   const others: string[] = [];
   const sourceless: string[] = [];
   let listed = false;
-  for (const { name } of await backend.list(PREFIXES.snapshots)) {
+  const all = await backend.list(PREFIXES.snapshots);
+  const names = new Set(all.map(({ name }) => name.slice(PREFIXES.snapshots.length)));
+  for (const { name } of all) {
     const parsed = parseName(name);
     if (parsed?.kind !== "snapshot" || parsed.key.stamp !== local.stamp) continue;
     listed = true;
@@ -280,9 +286,9 @@ async function pushedAlready(
     const sha256 = sha256Hex(sealed);
     if (sha256 !== refs.snapshot_sha256) continue;
     if (auth && !signedBy(refs, auth, snapshotClaim(repository.config.id, parsed.key, sha256))) continue;
-    return { existing: name.slice(PREFIXES.snapshots.length), listed, others, sourceless };
+    return { existing: name.slice(PREFIXES.snapshots.length), listed, names, others, sourceless };
   }
-  return { existing: null, listed, others, sourceless };
+  return { existing: null, listed, names, others, sourceless };
 }
 
 /** After the lease is written: which known packs exist with their size and are in no condemned marker. */

@@ -60,6 +60,11 @@ export class PushedStamps {
     return pushed?.local_sha256 === localSha256 ? pushed.snapshot : null;
   }
 
+  /** Whether a stamp later than `stamp` is recorded under a name in `listed` (the repository's snapshots now). */
+  listedLater(stamp: string, listed: Set<string>): boolean {
+    return [...this.stamps].some(([later, pushed]) => later > stamp && listed.has(pushed.snapshot));
+  }
+
   /**
    * Record `stamp` listed as `snapshot`, keep the stamps `held` says the backup folder still holds, and write the
    * record (atomically) when that changed it; a failure is noted in {@linkcode problems}.

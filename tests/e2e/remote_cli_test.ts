@@ -327,7 +327,7 @@ Deno.test("remote CLI: a STAMP that several pushes share is refused naming them;
   assert.match(latest.stderr, new RegExp(`"event":"drill_finished","stamp":"${stamp}","ok":false`));
 });
 
-Deno.test("remote CLI: push --all does not send again a stamp it pushed that a remote cleanup removed; push STAMP does; a record lost or damaged only sends again", async () => {
+Deno.test("remote CLI: push --all does not send again a stamp it pushed that a remote cleanup removed; push STAMP does; a record lost or damaged, or a repository rolled back, only sends again", async () => {
   using r = await remoteStore({ dbMiB: 1, chromaMiB: 1 });
   const stamps: string[] = [];
   for (let made = 0; made < 2; made++) {
@@ -381,6 +381,14 @@ Deno.test("remote CLI: push --all does not send again a stamp it pushed that a r
   const one = await runCli(["push", older], { env: r.env });
   assert.equal(one.code, 0, one.stderr);
   assert.deepEqual(await stampsListed(), [older, newer], "push STAMP sends it again");
+
+  // the repository rolled back to a copy from before the newer push: no cleanup removed it (a source's newest stays)
+  for (const name of await remoteNames(r.env)) {
+    if (!name.startsWith(newer)) continue;
+    for (const folder of ["snapshots", "refs"]) Deno.removeSync(join(r.repoDir, folder, name));
+  }
+  assert.equal(await pushAll(), false);
+  assert.deepEqual(await stampsListed(), [older, newer], "the newest is sent again after a rollback");
 });
 
 Deno.test("remote CLI: a snapshot made by the reference module is pushed and restored byte for byte", async () => {
