@@ -14,7 +14,7 @@ import { checkPushAuth } from "../repo/authenticity.ts";
 import { DEFAULT_POLICY } from "../snapshot/retention.ts";
 import { condemnedSightingsPath } from "../snapshot/layout.ts";
 import { COMMON_HELP, configFrom, defineCommand } from "./command.ts";
-import { formatBytes } from "./format.ts";
+import { formatBytes, printable } from "./format.ts";
 import { InterruptedError, listenForInterrupts, reportLateInterrupt } from "../sys/interrupt.ts";
 import { AUTH_OPTIONS, CLEANUP_AUTH_HELP, REMOTE_HELP, REMOTE_OPTIONS, remoteSettingsFrom } from "./remote_flags.ts";
 import { policyFrom, RETENTION_HELP, RETENTION_OPTIONS } from "./retention_flags.ts";
@@ -164,8 +164,8 @@ function describe(result: RemoteCleanupResult, location: string): string {
         `${result.leases_removed.length} expired leases, ${result.staging_removed.length} staged writes`,
     );
   }
-  for (const error of result.errors) lines.push(`  ERROR ${error}`);
-  for (const note of result.warnings) lines.push(`  note: ${note}`);
+  for (const error of result.errors) lines.push(`  ERROR ${printable(error)}`); // names from the repository
+  for (const note of result.warnings) lines.push(`  note: ${printable(note)}`);
   if (
     dry && (result.deleted.length || result.packs_deleted || result.packs_condemned || result.staging_removed.length)
   ) {

@@ -11,6 +11,7 @@ import { join } from "node:path";
 import { createHash } from "node:crypto";
 import { zstdCompressSync, zstdDecompressSync } from "node:zlib";
 import { ageDecrypt, ageEncrypt, generateIdentity, parseIdentity } from "../../src/crypto/age.ts";
+import { remoteCleanupCommand } from "../../src/cli/remote_cleanup.ts";
 import { remoteListCommand } from "../../src/cli/remote_list.ts";
 import { remoteVerifyCommand } from "../../src/cli/remote_verify.ts";
 import { SILENT } from "../../src/report/reporter.ts";
@@ -445,7 +446,7 @@ Deno.test("remote: a drill whose fetch fails still reports its --max-age check",
   assert.deepEqual(checks.find((check) => check.name === "recovery_point")?.status, "passed");
 });
 
-Deno.test("remote list and verify show a writer's control characters escaped: no ESC reaches the terminal, no forged row", async () => {
+Deno.test("remote list, verify and cleanup show a writer's control characters escaped: no ESC reaches the terminal, no forged row", async () => {
   const { f, pushed } = await pushedFixture();
   using _ = f;
   const hostile = "vm\u001b[2J\nFAKE-ROW";
@@ -470,4 +471,9 @@ Deno.test("remote list and verify show a writer's control characters escaped: no
     assert.equal(outcome.text.split("\n").length, lines, `${what}: ${outcome.text}`);
     assert.match(outcome.text, /vm\\x1b\[2J\\nFAKE-ROW/, what);
   }
+  const fifo = join(f.repoDir, `fifo${hostile}`); // named in cleanup's ERROR line
+  assert.equal(new Deno.Command("mkfifo", { args: [fifo] }).outputSync().code, 0);
+  const cleaned = await remoteCleanupCommand.run({}, [], context);
+  assert.ok(!cleaned.text.includes("\u001b"), `cleanup: a raw ESC: ${JSON.stringify(cleaned.text)}`);
+  assert.match(cleaned.text, /ERROR fifovm\\x1b\[2J\\nFAKE-ROW/);
 });
