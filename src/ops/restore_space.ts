@@ -69,7 +69,8 @@ export function requireFreeSpace(
       ...(freed > 0 ? { leftovers_cleared_first: freed } : {}),
     });
     if (total <= space.available) continue;
-    const parts = sized.filter((need) => need.bytes > 0).map((need) => `${need.what} ${formatBytes(need.bytes)}`);
+    const parts = sized.filter((need) => need.bytes > 0).map((need) => `${need.what} ${formatBytes(need.bytes)}`)
+      .concat(freed > 0 ? [`less ${formatBytes(freed)} that killed runs left, removed first`] : []);
     throw new RefusedError(
       `not enough free space for this restore on the filesystem of ${group.folder}: it needs ${formatBytes(total)} ` +
         `(${parts.join(", ")}) and has ${formatBytes(space.available)} free; nothing was changed; free at least ` +
