@@ -10,6 +10,7 @@ import { type Backend, ObjectExistsError, ObjectNotFoundError } from "../../src/
 import { openFolderBackend } from "../../src/repo/folder.ts";
 import { skipBecause, tempDir } from "../_helpers.ts";
 import { bindMount } from "../_mount.ts";
+import { startSwapper } from "../_swapper.ts";
 
 /** A fresh, empty backend for one test, disposed of at its end. */
 export type BackendFactory = () => Promise<{ backend: Backend } & AsyncDisposable>;
@@ -196,35 +197,14 @@ Deno.test("folder backend: clearing staged writes while a writer swaps .tmp for 
     Deno.utimeSync(join(victim, name), old, old);
   }
   // a writer of the repository swapping .tmp for a link to another folder and back, every few milliseconds
-  const swapper = new Deno.Command("python3", {
-    args: ["-c", SWAPPER, victim, join(repo, ".tmp")],
-    stdout: "null",
-    stderr: "null",
-  }).spawn();
-  try {
+  {
+    await using _swapper = startSwapper(victim, [join(repo, ".tmp")]);
     for (let run = 0; run < 400; run++) {
       await backend.clearStaging!(24 * 3600_000, false).catch(() => {}); // refusing to act is an answer too
     }
-  } finally {
-    swapper.kill("SIGKILL");
-    await swapper.status;
   }
   assert.deepEqual([...Deno.readDirSync(victim)].map((entry) => entry.name).sort(), ["a", "b"]);
 });
-
-/** Swap each folder given after `<victim>` for a link to `<victim>` and back, in turn, for ever (the test kills it). */
-const SWAPPER = `
-import os, sys, time
-victim, folders = sys.argv[1], sys.argv[2:]
-while True:
-    for folder in folders:
-        aside = folder + "-aside"
-        try:
-            os.rename(folder, aside); os.symlink(victim, folder); time.sleep(0.002)
-            os.unlink(folder); os.rename(aside, folder); time.sleep(0.001)
-        except OSError:
-            time.sleep(0.001)
-`;
 
 Deno.test("folder backend: writes while a writer swaps their folders for links never land in the links' target", async () => {
   using dir = tempDir();
@@ -233,21 +213,14 @@ Deno.test("folder backend: writes while a writer swaps their folders for links n
   Deno.mkdirSync(victim);
   const backend = openFolderBackend(repo);
   await backend.write("packs/ab/first", bytes("x"), { exclusive: true }); // makes packs/ab and .tmp
-  const swapper = new Deno.Command("python3", {
-    args: ["-c", SWAPPER, victim, join(repo, "packs", "ab"), join(repo, ".tmp"), join(repo, "packs")],
-    stdout: "null",
-    stderr: "null",
-  }).spawn();
   let written = 0;
-  try {
+  {
+    await using _swapper = startSwapper(victim, [join(repo, "packs", "ab"), join(repo, ".tmp"), join(repo, "packs")]);
     const until = Date.now() + 1500; // the swapper started meanwhile
     for (let run = 0; run < 300 || Date.now() < until; run++) {
       const exclusive = run % 2 === 0;
       await backend.write(`packs/ab/${run}`, bytes(`object ${run}`), { exclusive }).then(() => written++, () => {});
     }
-  } finally {
-    swapper.kill("SIGKILL");
-    await swapper.status;
   }
   assert.deepEqual([...Deno.readDirSync(victim)].map((entry) => entry.name), [], "nothing written through a link");
   assert.ok(written > 0, "some writes found their folders in place");
