@@ -62,6 +62,11 @@ export class HeldChroma implements Disposable {
     return name === "" ? this.path : join(this.path, name);
   }
 
+  /** Which folder is held: recorded with a swap, so that settling it later works only in this same folder. */
+  get identity(): FolderIdentity {
+    return { ...this.held };
+  }
+
   /** `name` inside this folder by its path, for messages and events. */
   shown(name: string): string {
     return join(this.path, name);

@@ -153,6 +153,8 @@ export interface SwapState {
   old: string;
   /** The hidden folder the new entries come from. */
   staged: string;
+  /** The Chroma folder swapped in (absent in records of older versions): a swap is settled only in that folder. */
+  folder?: FolderIdentity;
 }
 
 /** Records a swap's state durably before the swap goes on; `null` once the folder is whole again, old or new. */
@@ -188,7 +190,11 @@ export class SwapFailure extends Error {
 export function swapChroma(staged: StagedChroma, reporter: Reporter, record: RecordSwap): void {
   const { held: folder, name: stagedName } = staged;
   const target = folder.path;
-  const names = { old: `${CHROMA_OLD_PREFIX}${stagedName.slice(CHROMA_STAGING_PREFIX.length)}`, staged: stagedName };
+  const names = {
+    old: `${CHROMA_OLD_PREFIX}${stagedName.slice(CHROMA_STAGING_PREFIX.length)}`,
+    staged: stagedName,
+    folder: folder.identity,
+  };
   const oldNames = [...Deno.readDirSync(folder.at())].map((entry) => entry.name).filter((name) => name !== stagedName);
   oldNames.sort(); // the same order on every filesystem, so that a swap stopped half way can be replayed
   reporter.event("info", "restore_chroma_swapping", { target, entries: oldNames.length });
@@ -277,21 +283,34 @@ function undoSwap(folder: ChromaEntries, state: SwapState, record: RecordSwap): 
 
 /**
  * Settle a swap that a killed restore left in `target` (as its intent recorded it): undone while it was still
- * moving entries, finished (the old entries removed) once the new ones were all in.
+ * moving entries, finished (the old entries removed) once the new ones were all in; only in the folder the swap
+ * recorded (held open, checked before each step), when it recorded one.
  *
  * @returns What settling changed, in words; `part` set when Chroma's visible contents changed.
  */
 export function settleSwap(target: string, state: SwapState, record: RecordSwap, reporter: Reporter): Change {
+  if (state.folder === undefined) return settleIn(byPath(target), target, state, record, reporter); // an older record
+  using held = HeldChroma.open(target, state.folder, () => {});
+  return settleIn(held, target, state, record, reporter);
+}
+
+function settleIn(
+  folder: ChromaEntries,
+  target: string,
+  state: SwapState,
+  record: RecordSwap,
+  reporter: Reporter,
+): Change {
   if (state.phase !== "clearing-old") {
-    const moved = undoSwap(byPath(target), state, record);
+    const moved = undoSwap(folder, state, record);
     reporter.event("warning", "restore_chroma_swap_undone", { target, entries_moved_back: moved });
     const what = `put the Chroma folder ${target} back as it was before the unfinished restore's swap ` +
       `(${moved} entries moved back)`;
     return moved > 0 || state.phase === "moving-new-in" ? { what, part: "chroma" } : { what };
   }
-  removeQuietly(join(target, state.staged));
-  removeQuietly(join(target, state.old));
-  syncDir(target);
+  removeQuietly(folder.at(state.staged));
+  removeQuietly(folder.at(state.old));
+  syncDir(folder.at());
   tryRecord(record, null);
   reporter.event("warning", "restore_chroma_swap_finished", { target });
   return { what: `finished the unfinished restore's swap of the Chroma folder ${target} (its old entries removed)` };

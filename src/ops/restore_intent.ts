@@ -13,6 +13,7 @@ import type { Reporter } from "../report/reporter.ts";
 import { CHROMA_OLD_PREFIX, CHROMA_STAGING_PREFIX } from "../snapshot/chroma.ts";
 import { isStamp } from "../snapshot/stamp.ts";
 import { clearLeftovers, type RecordSwap, settleSwap, type SwapState } from "./chroma_swap.ts";
+import { type FolderIdentity, folderIdentity } from "./chroma_folder.ts";
 import type { Change } from "./restore_wal.ts";
 import { parseSnapshotKey } from "../repo/layout.ts";
 import { restoreIntentPath } from "../snapshot/layout.ts";
@@ -205,14 +206,21 @@ function isSwapState(value: unknown): value is SwapState {
   const plain = (name: unknown, prefix: string) =>
     typeof name === "string" && name.startsWith(prefix) && !name.includes("/") && name.length > prefix.length;
   return typeof value === "object" && value !== null && PHASES.includes(state.phase) &&
-    plain(state.old, CHROMA_OLD_PREFIX) && plain(state.staged, CHROMA_STAGING_PREFIX);
+    plain(state.old, CHROMA_OLD_PREFIX) && plain(state.staged, CHROMA_STAGING_PREFIX) &&
+    (state.folder === undefined || isIdentity(state.folder));
+}
+
+function isIdentity(value: unknown): value is FolderIdentity {
+  const identity = value as FolderIdentity;
+  return typeof value === "object" && value !== null && Number.isSafeInteger(identity.dev) &&
+    Number.isSafeInteger(identity.ino);
 }
 
 /**
  * Before a live restore changes anything: the intent a restore left unfinished, or `null`.
  *
- * @throws {RefusedError} when its record is unreadable, or names another Chroma folder than this run's (nothing
- *   changed).
+ * @throws {RefusedError} when its record is unreadable, or names another Chroma folder than this run's, or the path
+ *   leads to another folder than the one its swap recorded (an unmounted volume, a link swapped in): nothing changed.
  */
 export function findUnfinished(config: Config, reporter: Reporter): RestoreIntent | null {
   const path = restoreIntentPath(config.db.path);
@@ -223,6 +231,15 @@ export function findUnfinished(config: Config, reporter: Reporter): RestoreInten
     throw new RefusedError(
       `the unfinished restore recorded in ${path} was swapping the Chroma folder ${intent.chroma_dir}, not ` +
         `${config.chromaDir.path}; nothing was changed; run again with --chroma-dir ${intent.chroma_dir}`,
+    );
+  }
+  const recorded = intent.swap?.folder;
+  const now = recorded === undefined ? null : folderIdentity(config.chromaDir.path);
+  if (recorded !== undefined && (now?.dev !== recorded.dev || now?.ino !== recorded.ino)) {
+    throw new RefusedError(
+      `the Chroma folder ${config.chromaDir.path} is not the folder the unfinished restore recorded in ${path} was ` +
+        `swapping (a volume not mounted, or a folder moved or swapped for a link since); nothing was changed; mount ` +
+        `the volume or put that folder back at ${config.chromaDir.path}, then run the restore again`,
     );
   }
   return intent;
