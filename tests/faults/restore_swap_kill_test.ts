@@ -106,14 +106,21 @@ async function finishFirst(args: string[], env: Record<string, string>, label: s
   assert.equal(finished.code, 0, `${finish.join(" ")} failed ${label}: ${finished.stderr}`);
 }
 
-/** Where the killed restore stood, from its record: for the log, and to know a swap was hit. */
+/**
+ * Where the killed restore stood, from its record: for the log, and to know a swap was hit. A swap names the folder it
+ * works in (device and inode), which settling it checks.
+ */
 function recordedPhase(store: Store): string {
+  let intent;
   try {
-    const intent = JSON.parse(Deno.readTextFileSync(join(store.dataDir, INTENT)));
-    return intent.swap?.phase ?? "recorded, no swap";
+    intent = JSON.parse(Deno.readTextFileSync(join(store.dataDir, INTENT)));
   } catch {
     return "no record";
   }
+  if (intent.swap === null) return "recorded, no swap";
+  const { dev, ino } = Deno.statSync(store.chromaDir);
+  assert.deepEqual(intent.swap.folder, { dev, ino }, "the swap recorded another folder, or none");
+  return intent.swap.phase;
 }
 
 /** The states a trial can end in, and the snapshots it restores. */
