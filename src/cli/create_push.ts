@@ -12,7 +12,7 @@ import type { PushAuth } from "../repo/authenticity.ts";
 import type { Backend } from "../repo/backend.ts";
 import type { SqliteDriver } from "../sqlite/driver.ts";
 import { InterruptedError } from "../sys/interrupt.ts";
-import { StoppedPublishing } from "../repo/publish_check.ts";
+import { StoppedPublishing } from "../repo/publish.ts";
 import type { CommandContext, FlagValues, Outcome } from "./command.ts";
 import { describePush } from "./push.ts";
 import {

@@ -13,7 +13,7 @@ import { type Backend, isUnreachable, ObjectExistsError } from "../repo/backend.
 import { type PushResult, pushSnapshot } from "../repo/push.ts";
 import { SnapshotFileChangedError } from "../repo/push_session.ts";
 import { UnreadableSnapshotError } from "../repo/local_snapshot.ts";
-import { StoppedPublishing } from "../repo/publish_check.ts";
+import { StoppedPublishing } from "../repo/publish.ts";
 import type { PushAuth } from "../repo/authenticity.ts";
 import { checkedStamp, snapshotDir } from "../snapshot/layout.ts";
 import { isStamp } from "../snapshot/stamp.ts";
