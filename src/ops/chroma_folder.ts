@@ -1,13 +1,17 @@
 /**
- * The Chroma folder a restore replaces, held open from staging to swap, so that a writer who swaps it for a link after
- * it was checked cannot redirect the swap: its entries are reached by the path, checked just before each use to lead to
- * the folder held.
+ * The Chroma folder a restore replaces, held open from staging to swap, and the hidden folders it works in: entries
+ * are made, moved and filled inside the folders held (libc's `*at` calls), so that a writer of the folder who swaps it,
+ * or a hidden folder in it, for a link cannot redirect a copy, a rename or a change of owner. Without FFI, by paths
+ * checked just before each step.
  *
  * @module
  */
 import { closeSync, constants, fstatSync, openSync, statSync } from "node:fs";
 import { join } from "node:path";
-import { ensureDir } from "../fs/durable.ts";
+import { ensureDir, FOLDER_MODE, syncDir } from "../fs/durable.ts";
+import type { OpenFolder } from "../fs/held_copy.ts";
+import { lstatOrNull } from "../fs/probe.ts";
+import { type FolderCalls, folderCalls } from "../sys/folder_calls.ts";
 
 /** Which folder a path led to when the restore checked it: device and inode. */
 export interface FolderIdentity {
@@ -21,12 +25,20 @@ export function folderIdentity(path: string): FolderIdentity | null {
   return info?.isDirectory() ? { dev: info.dev, ino: info.ino } : null;
 }
 
+/** A hidden folder inside the Chroma folder, made by this restore (or a killed one), held open when FFI is there. */
+export interface Aside extends OpenFolder, Disposable {
+  /** Its name inside the Chroma folder. */
+  name: string;
+}
+
 /** The Chroma folder, open: its path, for messages, and its entries by the descriptor. */
 export class HeldChroma implements Disposable {
   private constructor(
     readonly path: string,
     private readonly fd: number,
     private readonly held: FolderIdentity,
+    /** libc's calls; `null` without FFI, when entries go by checked paths. */
+    readonly calls: FolderCalls | null,
   ) {}
 
   /**
@@ -47,12 +59,13 @@ export class HeldChroma implements Disposable {
       closeSync(fd);
       throw changedFolder(path);
     }
-    return new HeldChroma(path, fd, { dev: info.dev, ino: info.ino });
+    return new HeldChroma(path, fd, { dev: info.dev, ino: info.ino }, folderCalls());
   }
 
   /**
    * A path that reaches `name` (a relative path) inside this folder, checked just before it is handed out to still lead
-   * to this folder (its device and inode): call it right where the path is used.
+   * to this folder (its device and inode): call it right where the path is used, for reading and for removals (which
+   * never follow a link at `name` itself).
    *
    * @throws {Error} when the path leads elsewhere now.
    */
@@ -70,6 +83,72 @@ export class HeldChroma implements Disposable {
   /** `name` inside this folder by its path, for messages and events. */
   shown(name: string): string {
     return join(this.path, name);
+  }
+
+  /**
+   * The hidden folder `name` in this one, made first with `make`: opened without following a link and checked to be
+   * this user's own (a writer of the folder may have put a folder of its own there); `null` when there is none.
+   */
+  aside(name: string, make: boolean): Aside | null {
+    const shown = this.shown(name);
+    if (this.calls === null) return this.asideByPath(name, make);
+    if (make) this.calls.makeFolder(this.fd, name, FOLDER_MODE, shown);
+    let fd: number;
+    try {
+      fd = this.calls.openFolder(name, { fd: this.fd, shown });
+    } catch (error) {
+      const code = (error as { code?: unknown }).code;
+      if (code === "ENOENT" && !make) return null;
+      if (code === "ELOOP" || code === "ENOTDIR") throw notOurs(shown);
+      throw error;
+    }
+    const calls = this.calls;
+    if (calls.ownerOf(fd, shown) !== calls.user()) {
+      calls.close(fd);
+      throw notOurs(shown);
+    }
+    return { name, fd, path: shown, [Symbol.dispose]: () => calls.close(fd) };
+  }
+
+  private asideByPath(name: string, make: boolean): Aside | null {
+    if (make) Deno.mkdirSync(this.at(name), { mode: FOLDER_MODE });
+    const info = lstatOrNull(this.at(name));
+    if (info === null && !make) return null;
+    if (!info?.isDirectory) throw notOurs(this.shown(name));
+    return { name, fd: -1, path: this.shown(name), [Symbol.dispose]: () => {} };
+  }
+
+  /**
+   * Move the folder `from` (elsewhere, on the same filesystem) in as `name`; `false`, nothing done, when a rename
+   * cannot (another filesystem or mount).
+   */
+  adopt(from: string, name: string): boolean {
+    try {
+      if (this.calls === null) Deno.renameSync(from, this.at(name));
+      else this.calls.moveInto(from, this.fd, name, this.shown(name));
+      return true;
+    } catch (error) {
+      if ((error as { code?: unknown }).code === "EXDEV") return false;
+      throw error;
+    }
+  }
+
+  /** Move the entry `name` of this folder into the hidden folder `aside`, under the same name. */
+  moveOut(name: string, aside: Aside): void {
+    if (this.calls === null) return Deno.renameSync(this.at(name), this.at(join(aside.name, name)));
+    this.calls.rename(this.fd, name, aside.fd, name, join(aside.path, name));
+  }
+
+  /** Move the entry `name` of the hidden folder `aside` into this folder, under the same name. */
+  moveIn(aside: Aside, name: string): void {
+    if (this.calls === null) return Deno.renameSync(this.at(join(aside.name, name)), this.at(name));
+    this.calls.rename(aside.fd, name, this.fd, name, this.shown(name));
+  }
+
+  /** Flush the folder `aside` (this folder when none). */
+  sync(aside?: Aside): void {
+    if (this.calls === null) return syncDir(this.at(aside?.name));
+    this.calls.syncNow(aside?.fd ?? this.fd, aside?.path ?? this.path);
   }
 
   /** Close the descriptor. */
@@ -92,5 +171,12 @@ function changedFolder(path: string): Error {
   return new Error(
     `the Chroma folder ${path} is no longer the folder this restore checked (moved, replaced, or swapped for a link ` +
       "since): nothing is done through it",
+  );
+}
+
+function notOurs(path: string): Error {
+  return new Error(
+    `${path} is not the folder this restore made (a link, a file, or another user's folder was put there): nothing is ` +
+      "done through it; look at who writes the Chroma folder, remove it and run the restore again",
   );
 }

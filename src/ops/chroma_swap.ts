@@ -1,24 +1,25 @@
 /**
  * Replacing the contents of a Chroma folder while keeping the folder (a bind mount in production): a copy staged
- * inside it, swapped in by renames, after clearing what killed restores left there; all of it through the folder held
+ * inside it, swapped in by renames, after clearing what killed restores left there; all of it inside the folders held
  * open ({@linkcode HeldChroma}).
  *
  * @module
  */
 import { join } from "node:path";
 import { describeOsError } from "../errors.ts";
-import { FOLDER_MODE, removeQuietly, syncDir, syncTree } from "../fs/durable.ts";
+import { removeQuietly, syncTree } from "../fs/durable.ts";
+import { copyIntoHeld, fitHeld } from "../fs/held_copy.ts";
 import { entriesOrNone, exists, lstatOrNull } from "../fs/probe.ts";
 import { copyEntries, type CopyTotals, type TreeEntry, walkTree } from "../fs/tree.ts";
 import type { Reporter } from "../report/reporter.ts";
 import { CHROMA_OLD_PREFIX, CHROMA_STAGING_PREFIX } from "../snapshot/chroma.ts";
-import { type FolderIdentity, HeldChroma } from "./chroma_folder.ts";
+import { type Aside, type FolderIdentity, folderIdentity, HeldChroma } from "./chroma_folder.ts";
 import type { Change } from "./restore_wal.ts";
 
-/** A full Chroma copy staged in a hidden folder (`name`) inside the Chroma folder, held open until disposed. */
+/** A full Chroma copy staged in a hidden folder inside the Chroma folder, both held open until disposed. */
 export interface StagedChroma extends Disposable {
   held: HeldChroma;
-  name: string;
+  staging: Aside;
   totals: CopyTotals;
 }
 
@@ -28,7 +29,7 @@ interface ChromaEntries {
   shown(name: string): string;
 }
 
-/** The entries of the Chroma folder at `path`, by path: for settling a killed restore's swap. */
+/** The entries of the Chroma folder at `path`, by path: for clearing leftovers where no swap is recorded. */
 function byPath(path: string): ChromaEntries {
   return { at: (name = "") => join(path, name), shown: (name) => join(path, name) };
 }
@@ -37,12 +38,12 @@ function byPath(path: string): ChromaEntries {
  * Copy the snapshot's Chroma folder into a hidden folder inside `target` (created
  * when missing, never removed), owned like `target`, fsynced. `target` is opened
  * once, and must still be the folder `seen` identifies (the one the restore checked):
- * from here on it is reached through its descriptor, never by its path. With `move`
- * (a scratch copy this run made), the folder is moved there by a rename instead where
- * one filesystem holds both. Leftovers of killed restores (staged copies and old
- * entries moved aside) are removed first; a copy that fails part way is removed.
- * `noteChange` hears, as they are made, the changes that stay in `target` when a
- * later step fails: the folder created, leftovers removed.
+ * from here on its entries are made, filled and moved inside the folders held open
+ * ({@linkcode HeldChroma}). With `move` (a scratch copy this run made), the folder is
+ * moved there by a rename instead where one filesystem holds both. Leftovers of killed
+ * restores (staged copies and old entries moved aside) are removed first; a copy that
+ * fails part way is removed. `noteChange` hears, as they are made, the changes that
+ * stay in `target` when a later step fails: the folder created, leftovers removed.
  */
 export function stageChroma(
   source: string,
@@ -61,20 +62,17 @@ export function stageChroma(
     const removed = clearLeftovers(held, reporter);
     if (removed > 0) noteChange(`removed ${removed} leftover(s) of a killed restore from ${target.path}`);
     const entries = walkTree(source);
-    const moved = move && moveFolder(source, held.at(name));
-    if (!moved) Deno.mkdirSync(held.at(name), { mode: FOLDER_MODE });
+    const moved = move && held.adopt(source, name);
+    const staging = held.aside(name, !moved)!;
     try {
-      const totals = moved ? totalsOf(entries) : copyEntries(
-        source,
-        held.at(name),
-        entries,
-        (done, total) => reporter.progress("chroma bytes", done, total),
-      );
-      ownLike(held.at(name), entries, Deno.statSync(held.at()), held.at());
-      syncTree(held.at(name));
-      reporter.event("info", "restore_chroma_staged", { path: held.shown(name), moved, ...totals });
-      return { held, name, totals, [Symbol.dispose]: () => held[Symbol.dispose]() };
+      const totals = moved ? totalsOf(entries) : copyInto(held, source, entries, staging, reporter);
+      fitInto(held, staging, entries);
+      held.sync();
+      reporter.event("info", "restore_chroma_staged", { path: staging.path, moved, ...totals });
+      const dispose = () => (staging[Symbol.dispose](), held[Symbol.dispose]());
+      return { held, staging, totals, [Symbol.dispose]: dispose };
     } catch (error) {
+      staging[Symbol.dispose]();
       removeQuietly(held.at(name)); // a partial copy would keep a full disk full
       throw error;
     }
@@ -84,15 +82,34 @@ export function stageChroma(
   }
 }
 
-/** Rename folder `from` to `to`; `false`, nothing done, when they lie on different filesystems (or mounts). */
-function moveFolder(from: string, to: string): boolean {
-  try {
-    Deno.renameSync(from, to);
-    return true;
-  } catch (error) {
-    if (error instanceof Error && "code" in error && error.code === "EXDEV") return false;
-    throw error;
+/** Copy the walked `entries` of `source` into the hidden folder `staging`: inside it when FFI is there, else by path. */
+function copyInto(
+  held: HeldChroma,
+  source: string,
+  entries: TreeEntry[],
+  staging: Aside,
+  reporter: Reporter,
+): CopyTotals {
+  const progress = (done: number, total: number) => reporter.progress("chroma bytes", done, total);
+  if (held.calls !== null) return copyIntoHeld(held.calls, source, entries, staging, progress);
+  return copyEntries(source, held.at(staging.name), entries, progress);
+}
+
+/** Give the staged entries the owner and modes of {@linkcode ownLike}, and flush them. */
+function fitInto(held: HeldChroma, staging: Aside, entries: TreeEntry[]): void {
+  const folder = Deno.statSync(held.at());
+  if (held.calls === null) {
+    ownLike(held.at(staging.name), entries, folder, held.at());
+    return syncTree(held.at(staging.name));
   }
+  const calls = held.calls;
+  let chown = folder.uid !== null && folder.gid !== null;
+  fitHeld(calls, staging, entries, (entry, fd, shown) => {
+    if (entry.kind !== "file" && entry.kind !== "dir") return;
+    if (chown) chown = calls.setOwner(fd, folder.uid!, folder.gid!, shown);
+    const mode = liveMode(entry, held.at());
+    if (mode !== null) calls.setMode(fd, mode, shown); // after the owner: giving a file away clears its set-id bits
+  });
 }
 
 /** What a copy of `entries` would have counted: files and their bytes. */
@@ -122,16 +139,15 @@ export function clearLeftovers(target: string | ChromaEntries, reporter: Reporte
  * Give the copied entries the Chroma folder's owner, so the service's user can still write them, and the permission
  * bits of the live entry each replaces (a folder's setgid and group write included: a service writing through its
  * group goes on writing); an entry new to the folder keeps the snapshot's. Symbolic links keep the copier's owner (they
- * are never followed); a user who may not give files away keeps them.
+ * are never followed); a user who may not give files away keeps them. (By path, without FFI.)
  */
 function ownLike(root: string, entries: TreeEntry[], folder: Deno.FileInfo, live: string): void {
   let chown = folder.uid !== null && folder.gid !== null;
   for (const entry of entries) {
     if (entry.kind !== "file" && entry.kind !== "dir") continue;
     const path = join(root, entry.path);
-    const replaced = lstatOrNull(join(live, entry.path));
-    const kindMatches = replaced !== null && (entry.kind === "dir" ? replaced.isDirectory : replaced.isFile);
-    if (kindMatches && replaced.mode !== null) Deno.chmodSync(path, replaced.mode & 0o7777);
+    const mode = liveMode(entry, live);
+    if (mode !== null) Deno.chmodSync(path, mode);
     const info = Deno.statSync(path);
     if (!chown || (info.uid === folder.uid && info.gid === folder.gid)) continue;
     try {
@@ -141,6 +157,13 @@ function ownLike(root: string, entries: TreeEntry[], folder: Deno.FileInfo, live
       chown = false;
     }
   }
+}
+
+/** The permission bits of the live entry a copied `entry` replaces in `live`, `null` when none of its kind is there. */
+function liveMode(entry: TreeEntry, live: string): number | null {
+  const replaced = lstatOrNull(join(live, entry.path));
+  const kindMatches = replaced !== null && (entry.kind === "dir" ? replaced.isDirectory : replaced.isFile);
+  return kindMatches && replaced.mode !== null ? replaced.mode & 0o7777 : null;
 }
 
 /** Where a swap of a Chroma folder's contents stands, as recorded (durably) before each of its phases. */
@@ -188,14 +211,14 @@ export class SwapFailure extends Error {
  *   back, the staged copy removed) where it can be, and the message says which.
  */
 export function swapChroma(staged: StagedChroma, reporter: Reporter, record: RecordSwap): void {
-  const { held: folder, name: stagedName } = staged;
+  const { held: folder, staging } = staged;
   const target = folder.path;
   const names = {
-    old: `${CHROMA_OLD_PREFIX}${stagedName.slice(CHROMA_STAGING_PREFIX.length)}`,
-    staged: stagedName,
+    old: `${CHROMA_OLD_PREFIX}${staging.name.slice(CHROMA_STAGING_PREFIX.length)}`,
+    staged: staging.name,
     folder: folder.identity,
   };
-  const oldNames = [...Deno.readDirSync(folder.at())].map((entry) => entry.name).filter((name) => name !== stagedName);
+  const oldNames = namesIn(folder.at()).filter((name) => name !== staging.name);
   oldNames.sort(); // the same order on every filesystem, so that a swap stopped half way can be replayed
   reporter.event("info", "restore_chroma_swapping", { target, entries: oldNames.length });
   // The phase being entered: when a step fails, undoing starts from it.
@@ -203,30 +226,29 @@ export function swapChroma(staged: StagedChroma, reporter: Reporter, record: Rec
   let moving: string | null = null; // the entry whose rename failed, for the message
   try {
     record(state);
-    Deno.mkdirSync(folder.at(names.old), { mode: FOLDER_MODE });
-    for (const name of oldNames) Deno.renameSync(folder.at(moving = name), folder.at(join(names.old, name)));
-    syncDir(folder.at(names.old));
-    syncDir(folder.at());
+    using old = folder.aside(names.old, true)!;
+    for (const name of oldNames) folder.moveOut(moving = name, old);
+    folder.sync(old);
+    folder.sync();
     state = { ...names, phase: "moving-new-in" };
     record(state);
-    for (const entry of [...Deno.readDirSync(folder.at(stagedName))]) {
-      Deno.renameSync(folder.at(moving = join(stagedName, entry.name)), folder.at(entry.name));
-    }
+    // Names read by path: one that is not in the folder held fails its rename, and the swap is undone.
+    for (const name of namesIn(folder.at(staging.name))) folder.moveIn(staging, moving = name);
     moving = null;
-    syncDir(folder.at());
+    folder.sync();
     record({ ...names, phase: "clearing-old" });
   } catch (error) {
     const failure = { error: error, moving: moving === null ? null : folder.shown(moving) };
     throw failedSwap(folder, state, record, failure, reporter);
   }
-  Deno.removeSync(folder.at(stagedName));
+  removeQuietly(folder.at(staging.name));
   try {
     removeQuietly(folder.at(names.old));
   } catch (error) {
     const path = folder.shown(names.old);
     reporter.event("warning", "restore_old_chroma_not_removed", { path, error: describeOsError(error) });
   }
-  syncDir(folder.at());
+  folder.sync();
 }
 
 /**
@@ -260,23 +282,24 @@ function failedSwap(
  *
  * @returns How many old entries were moved back.
  */
-function undoSwap(folder: ChromaEntries, state: SwapState, record: RecordSwap): number {
+function undoSwap(folder: HeldChroma, state: SwapState, record: RecordSwap): number {
   if (state.phase === "moving-new-in") {
     // Every old entry was moved aside before this phase was recorded: what the folder shows now is new.
     for (const name of chromaEntryNames(folder.at())) removeQuietly(folder.at(name));
-    syncDir(folder.at());
+    folder.sync();
     record({ ...state, phase: "moving-old-aside" });
   }
-  const names = entriesOrNone(folder.at(state.old)).map((entry) => entry.name);
+  using old = folder.aside(state.old, false);
+  const names = old === null ? [] : namesIn(folder.at(state.old));
   for (const name of names) {
     // Nothing else is in the folder under the same name in this phase; a rename would replace a file silently.
     if (exists(folder.at(name))) throw new Error(`${folder.shown(name)} is in the way of the old entry ${name}`);
-    Deno.renameSync(folder.at(join(state.old, name)), folder.at(name));
+    folder.moveIn(old!, name);
   }
-  syncDir(folder.at());
+  folder.sync();
   removeQuietly(folder.at(state.old));
   removeQuietly(folder.at(state.staged));
-  syncDir(folder.at());
+  folder.sync();
   tryRecord(record, null);
   return names.length;
 }
@@ -284,23 +307,13 @@ function undoSwap(folder: ChromaEntries, state: SwapState, record: RecordSwap): 
 /**
  * Settle a swap that a killed restore left in `target` (as its intent recorded it): undone while it was still
  * moving entries, finished (the old entries removed) once the new ones were all in; only in the folder the swap
- * recorded (held open, checked before each step), when it recorded one.
+ * recorded (held open), when it recorded one.
  *
  * @returns What settling changed, in words; `part` set when Chroma's visible contents changed.
  */
 export function settleSwap(target: string, state: SwapState, record: RecordSwap, reporter: Reporter): Change {
-  if (state.folder === undefined) return settleIn(byPath(target), target, state, record, reporter); // an older record
-  using held = HeldChroma.open(target, state.folder, () => {});
-  return settleIn(held, target, state, record, reporter);
-}
-
-function settleIn(
-  folder: ChromaEntries,
-  target: string,
-  state: SwapState,
-  record: RecordSwap,
-  reporter: Reporter,
-): Change {
+  const seen = state.folder ?? folderIdentity(target); // an older record names no folder: the one there now
+  using folder = HeldChroma.open(target, seen ?? { dev: -1, ino: -1 }, () => {});
   if (state.phase !== "clearing-old") {
     const moved = undoSwap(folder, state, record);
     reporter.event("warning", "restore_chroma_swap_undone", { target, entries_moved_back: moved });
@@ -310,7 +323,7 @@ function settleIn(
   }
   removeQuietly(folder.at(state.staged));
   removeQuietly(folder.at(state.old));
-  syncDir(folder.at());
+  folder.sync();
   tryRecord(record, null);
   reporter.event("warning", "restore_chroma_swap_finished", { target });
   return { what: `finished the unfinished restore's swap of the Chroma folder ${target} (its old entries removed)` };
@@ -326,6 +339,11 @@ function tryRecord(record: RecordSwap, state: SwapState | null): void {
   } catch {
     // Kept as it was: settling it again moves nothing (see above).
   }
+}
+
+/** The names in the folder at `path`. */
+function namesIn(path: string): string[] {
+  return [...Deno.readDirSync(path)].map((entry) => entry.name);
 }
 
 /** The entries of a Chroma folder that are Chroma's, leaving out the hidden folders restore works in. */

@@ -440,12 +440,12 @@ function runStep<T>(step: ReplaceStep<T>, context: FailureContext): T {
 }
 
 /** Remove the staged Chroma copy after a failure; one that cannot be removed is named among the changes. */
-function removeStaged({ held, name }: StagedChroma, changes: Change[]): void {
+function removeStaged({ held, staging }: StagedChroma, changes: Change[]): void {
   try {
-    removeQuietly(held.at(name));
+    removeQuietly(held.at(staging.name));
   } catch (error) {
     changes.push({
-      what: `left the staged Chroma copy ${held.shown(name)} (${describeOsError(error)}; remove it)`,
+      what: `left the staged Chroma copy ${staging.path} (${describeOsError(error)}; remove it)`,
     });
   }
 }

@@ -1,5 +1,6 @@
 /**
- * libc's calls on a folder held open (`openat`, `mkdirat`, `linkat`, `renameat`, `unlinkat`, `fsync`) through
+ * libc's calls on a folder held open (`openat`, `mkdirat`, `linkat`, `symlinkat`, `renameat`, `unlinkat`) and on the
+ * files they open (`write`, `fchmod`, `fchown`, `futimens`, `fsync`) through
  * `Deno.dlopen`: each name is taken inside the folder the descriptor holds, whatever its path leads to meanwhile. Deno
  * has no such calls, and lets only `--allow-all` programs name a descriptor as `/proc/self/fd/N`.
  *
@@ -12,12 +13,18 @@ const SYMBOLS = {
   openat: { parameters: ["i32", "buffer", "i32", "u32"], result: "i32" },
   mkdirat: { parameters: ["i32", "buffer", "u32"], result: "i32" },
   linkat: { parameters: ["i32", "buffer", "i32", "buffer", "i32"], result: "i32" },
+  symlinkat: { parameters: ["buffer", "i32", "buffer"], result: "i32" },
   renameat: { parameters: ["i32", "buffer", "i32", "buffer"], result: "i32" },
   unlinkat: { parameters: ["i32", "buffer", "i32"], result: "i32" },
   fsync: { parameters: ["i32"], result: "i32", nonblocking: true },
   fsyncNow: { name: "fsync", parameters: ["i32"], result: "i32" },
   close: { parameters: ["i32"], result: "i32" },
+  write: { parameters: ["i32", "buffer", "usize"], result: "isize" },
+  fchmod: { parameters: ["i32", "u32"], result: "i32" },
+  fchown: { parameters: ["i32", "u32", "u32"], result: "i32" },
+  futimens: { parameters: ["i32", "buffer"], result: "i32" },
   statx: { parameters: ["i32", "buffer", "i32", "u32", "buffer"], result: "i32" },
+  geteuid: { parameters: [], result: "u32" },
   strerror: { parameters: ["i32"], result: "pointer" },
   __errno_location: { parameters: [], result: "pointer" },
 } as const;
@@ -28,17 +35,21 @@ const AT_FDCWD = -100;
 const AT_EMPTY_PATH = 0x1000;
 const AT_SYMLINK_NOFOLLOW = 0x100;
 const STATX_TYPE = 0x1;
+const STATX_UID = 0x8;
 const STATX_MTIME = 0x40;
 const STATX_INO = 0x100;
 const S_IFMT = 0o170000;
 const S_IFREG = 0o100000;
 const S_IFDIR = 0o040000;
+const O_RDONLY = 0o0;
 const O_WRONLY = 0o1;
 const O_CREAT = 0o100;
 const O_EXCL = 0o200;
 const O_DIRECTORY = 0o200000;
 const O_NOFOLLOW = 0o400000;
+const O_NONBLOCK = 0o4000;
 const O_CLOEXEC = 0o2000000;
+const UTIME_OMIT = (1 << 30) - 2;
 
 /** The error names of the errno values these calls meet, as `node:fs` gives them in `code`. */
 const CODES: Record<number, string> = {
@@ -107,6 +118,63 @@ export class FolderCalls {
     return this.check(this.libc.openat(fd, cString(name), flags, mode), "open", shown);
   }
 
+  /** Open the file `name` in the folder `fd` to look at it: never through a link, never waiting on a FIFO. */
+  openFile(fd: number, name: string, shown: string): number {
+    const flags = O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC;
+    return this.check(this.libc.openat(fd, cString(name), flags, 0), "open", shown);
+  }
+
+  /** Write all of `bytes` to the file `fd` (at its offset). */
+  write(fd: number, bytes: Uint8Array, shown: string): void {
+    for (let done = 0; done < bytes.length;) {
+      const written = Number(this.libc.write(fd, bytes.subarray(done), BigInt(bytes.length - done)));
+      if (written < 0) throw this.failure("write", shown);
+      done += written;
+    }
+  }
+
+  /** Give the file `fd` the permission bits `mode`. */
+  setMode(fd: number, mode: number, shown: string): void {
+    this.check(this.libc.fchmod(fd, mode), "chmod", shown);
+  }
+
+  /** Give the file `fd` the owner `uid` and group `gid`; `false` when this user may not give files away. */
+  setOwner(fd: number, uid: number, gid: number, shown: string): boolean {
+    if (this.libc.fchown(fd, uid, gid) === 0) return true;
+    if (this.errno() === 1) return false;
+    throw this.failure("chown", shown);
+  }
+
+  /** Give the file `fd` the modification time `mtimeMs` (its access time kept). */
+  setModified(fd: number, mtimeMs: number, shown: string): void {
+    const times = new BigInt64Array([0n, BigInt(UTIME_OMIT), 0n, 0n]);
+    times[2] = BigInt(Math.floor(mtimeMs / 1000));
+    times[3] = BigInt(Math.round((mtimeMs - Number(times[2]) * 1000) * 1e6));
+    this.check(this.libc.futimens(fd, new Uint8Array(times.buffer)), "utime", shown);
+  }
+
+  /** Make the symbolic link `name` in the folder `fd`, pointing at `target` (never followed here). */
+  makeLink(target: string, fd: number, name: string, shown: string): void {
+    this.check(this.libc.symlinkat(cString(target), fd, cString(name)), "symlink", shown);
+  }
+
+  /** Flush the descriptor `fd` to disk, on this thread. */
+  syncNow(fd: number, shown: string): void {
+    this.check(this.libc.fsyncNow(fd), "fsync", shown);
+  }
+
+  /** The user owning the file the descriptor `fd` holds. */
+  ownerOf(fd: number, shown: string): number {
+    const buffer = new Uint8Array(256);
+    this.check(this.libc.statx(fd, cString(""), AT_EMPTY_PATH, STATX_UID, buffer), "statx", shown);
+    return new DataView(buffer.buffer).getUint32(20, true);
+  }
+
+  /** The user this process acts as. */
+  user(): number {
+    return this.libc.geteuid();
+  }
+
   /** Make the folder `name` in the folder `fd`. */
   makeFolder(fd: number, name: string, mode: number, shown: string): void {
     this.check(this.libc.mkdirat(fd, cString(name), mode), "mkdir", shown);
@@ -115,6 +183,11 @@ export class FolderCalls {
   /** Give the file `from` in folder `fromFd` the name `to` in folder `toFd` too (fails when `to` exists). */
   link(fromFd: number, from: string, toFd: number, to: string, shown: string): void {
     this.check(this.libc.linkat(fromFd, cString(from), toFd, cString(to), 0), "link", shown);
+  }
+
+  /** Move `from` (a path, links followed up to its last name) to `to` in folder `toFd`, replacing what is there. */
+  moveInto(from: string, toFd: number, to: string, shown: string): void {
+    this.check(this.libc.renameat(AT_FDCWD, cString(from), toFd, cString(to)), "rename", shown);
   }
 
   /** Move `from` in folder `fromFd` to `to` in folder `toFd`, replacing what is there. */

@@ -1,0 +1,140 @@
+/**
+ * Copying a walked tree into a folder held open, each entry made, fitted and flushed inside its parent's descriptor
+ * (libc's `*at` calls): a writer who swaps that folder for a link meanwhile cannot send a byte, a mode or an owner
+ * elsewhere.
+ *
+ * @module
+ */
+import { basename, dirname, join } from "node:path";
+import type { FolderCalls } from "../sys/folder_calls.ts";
+import { FOLDER_MODE } from "./durable.ts";
+import type { CopyTotals, TreeEntry } from "./tree.ts";
+
+/** A folder held open: its descriptor, and its path for messages. */
+export interface OpenFolder {
+  fd: number;
+  path: string;
+}
+
+/** What is done to each file and folder of a tree before it is flushed (its mode and owner), through its descriptor. */
+export type Fit = (entry: TreeEntry, fd: number, shown: string) => void;
+
+/**
+ * Copy `entries` (walked from `source`, parents first) into the held folder `target`: files with their content, mode
+ * (less any write permission for others) and modification time, links as links
+ * (never followed); sockets and devices are skipped. Nothing is flushed: {@linkcode fitHeld} does it.
+ */
+export function copyIntoHeld(
+  calls: FolderCalls,
+  source: string,
+  entries: TreeEntry[],
+  target: OpenFolder,
+  onProgress?: (done: number, total: number) => void,
+): CopyTotals {
+  const total = entries.reduce((sum, entry) => sum + (entry.kind === "file" ? entry.size : 0), 0);
+  const totals = { files: 0, bytes: 0 };
+  const buffer = new Uint8Array(1 << 20);
+  using folders = new OpenTree(calls, target);
+  for (const entry of entries) {
+    const from = join(source, entry.path);
+    const { parent, name, shown } = folders.place(entry.path);
+    if (entry.kind === "dir") {
+      calls.makeFolder(parent, name, 0o700, shown); // opened to others once filled, below
+      folders.open(entry.path);
+    } else if (entry.kind === "symlink") {
+      calls.makeLink(Deno.readLinkSync(from), parent, name, shown);
+    } else if (entry.kind === "file") {
+      totals.bytes += copyFile(calls, from, { parent, name, shown }, buffer);
+      totals.files += 1;
+      onProgress?.(totals.bytes, total);
+    }
+  }
+  for (const entry of entries.filter((entry) => entry.kind === "dir").reverse()) {
+    calls.setMode(folders.open(entry.path), modeOf(join(source, entry.path)), join(target.path, entry.path));
+  }
+  return totals;
+}
+
+/** Copy the file `from` to a new file `to.name` in the folder `to.parent`, with its mode and modification time. */
+function copyFile(
+  calls: FolderCalls,
+  from: string,
+  to: { parent: number; name: string; shown: string },
+  buffer: Uint8Array,
+): number {
+  using source = Deno.openSync(from, { read: true });
+  const info = source.statSync();
+  const fd = calls.createFile(to.parent, to.name, 0o600, to.shown);
+  try {
+    let bytes = 0;
+    for (let read = source.readSync(buffer); read !== null; read = source.readSync(buffer)) {
+      calls.write(fd, buffer.subarray(0, read), to.shown);
+      bytes += read;
+    }
+    calls.setMode(fd, (info.mode ?? 0o644) & FOLDER_MODE, to.shown);
+    if (info.mtime !== null) calls.setModified(fd, info.mtime.getTime(), to.shown);
+    return bytes;
+  } finally {
+    calls.close(fd);
+  }
+}
+
+/**
+ * Open each file and folder of `entries` inside the held folder `target` (never through a link), `fit` it, and flush
+ * it; then flush `target` itself.
+ */
+export function fitHeld(calls: FolderCalls, target: OpenFolder, entries: TreeEntry[], fit: Fit): void {
+  using folders = new OpenTree(calls, target);
+  for (const entry of entries) {
+    if (entry.kind === "dir") folders.open(entry.path);
+    if (entry.kind !== "file") continue;
+    const { parent, name, shown } = folders.place(entry.path);
+    const fd = calls.openFile(parent, name, shown);
+    try {
+      fit(entry, fd, shown);
+      calls.syncNow(fd, shown);
+    } finally {
+      calls.close(fd);
+    }
+  }
+  for (const entry of entries.filter((entry) => entry.kind === "dir").reverse()) {
+    const shown = join(target.path, entry.path);
+    fit(entry, folders.open(entry.path), shown);
+    calls.syncNow(folders.open(entry.path), shown);
+  }
+  calls.syncNow(target.fd, target.path);
+}
+
+/** The permission bits a copy of `path` gets: its own, less any write permission for others. */
+function modeOf(path: string): number {
+  return (Deno.statSync(path).mode ?? FOLDER_MODE) & FOLDER_MODE;
+}
+
+/** The folders of a tree below a held one, each opened once inside its parent (never through a link), all closed together. */
+class OpenTree implements Disposable {
+  private readonly fds = new Map<string, number>();
+
+  constructor(private readonly calls: FolderCalls, private readonly root: OpenFolder) {
+    this.fds.set(".", root.fd);
+  }
+
+  /** Where the entry at the relative `path` goes: its parent's descriptor, its name, its path for messages. */
+  place(path: string): { parent: number; name: string; shown: string } {
+    return { parent: this.open(dirname(path)), name: basename(path), shown: join(this.root.path, path) };
+  }
+
+  /** The descriptor of the folder at the relative `path`, opened the first time it is asked for. */
+  open(path: string): number {
+    const known = this.fds.get(path);
+    if (known !== undefined) return known;
+    const { parent, name, shown } = this.place(path);
+    const fd = this.calls.openFolder(name, { fd: parent, shown });
+    this.fds.set(path, fd);
+    return fd;
+  }
+
+  /** Close every folder opened here (not the root). */
+  [Symbol.dispose](): void {
+    for (const [path, fd] of this.fds) if (path !== ".") this.calls.close(fd);
+  }
+}
