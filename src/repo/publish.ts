@@ -1,6 +1,6 @@
 /**
  * A push's last steps: see every pack listed, write the refs and the snapshot object (its lease still holding), see the
- * object listed, and unlist it again when the storage did not keep it or a cleanup took the push for a dead one; and
+ * object listed, and unlist it again when the storage did not keep it or the lease ran out meanwhile; and
  * what a stop in the middle left listed, by one look after it.
  *
  * @module
@@ -60,7 +60,7 @@ export async function confirmPacks(backend: Backend, packs: PackInfo[], stamp: s
 /**
  * Write the refs, then (the lease still holding) the snapshot object, and see the object listed with its size. One the
  * storage did not keep whole is removed again with its refs, so that no snapshot readers refuse stays listed; so is one
- * whose lease ran out meanwhile and whose refs or packs a cleanup removed. A stop in the middle says what a look after
+ * whose lease ran out meanwhile. A stop in the middle says what a look after
  * it found ({@linkcode StoppedPublishing}): the storage may have kept an upload the stop cut.
  */
 export async function publishSnapshot(
@@ -89,32 +89,27 @@ export async function publishSnapshot(
     // past its lease, a cleanup may have removed what it needs meanwhile: "listed" would claim too much
     throw new StoppedPublishing(error, state === "listed" && leaseOut(context) !== null ? "unknown" : state);
   }
-  if (problem === null) return await confirmAfterLease(repository, key, refs, context);
+  if (problem === null) return await confirmAfterLease(repository, key, context);
   const removed = await unpublish(repository, key);
   throw notKept(key.stamp, problem, removed ? "removed again: nothing is listed" : "'remote verify' names it");
 }
 
 /**
  * Once the snapshot object is listed, if the lease ran out by then (a pause of this host or process: the wall clock
- * counts it, a suspended monotonic clock does not), see the refs and every pack still listed: cleanups may have taken
- * the push for a dead one meanwhile, removed its refs and deleted its packs. Else unlist it again and fail.
+ * counts it, a suspended monotonic clock does not), unlist it again and fail: cleanups may have taken the push for a
+ * dead one meanwhile, and one that has already decided to remove its refs and packs (paused itself, between its
+ * listing and its removals) removes them whatever a look finds now.
  */
-async function confirmAfterLease(repository: Repository, key: SnapshotKey, refs: Refs, context: LeaseTime) {
+async function confirmAfterLease(repository: Repository, key: SnapshotKey, context: LeaseTime) {
   const late = leaseOut(context);
   if (late === null) return;
-  const needed = [
-    { name: refsName(key), size: publicBytes(refs).length },
-    ...refs.packs.map((pack) => ({ name: packName(pack.id), size: pack.size })),
-  ];
-  const missing = await firstUnlisted(repository.backend, needed);
-  if (missing === null) return;
   const outcome = await unpublish(repository, key)
     ? "the snapshot was removed again: nothing is listed"
     : `removing it failed: remove ${snapshotName(key)} and ${refsName(key)} by hand ('remote verify' names them)`;
   throw new OperationError(
-    `push of ${key.stamp}: its lease ran out (${late}) before its snapshot object was listed (a pause?), and ` +
-      `${missing.name} is ${missing.found} now (a cleanup took the push for a dead one); ${outcome}: push again ` +
-      "(the packs still there are reused)",
+    `push of ${key.stamp}: its lease ran out (${late}) before its snapshot object was listed (a pause?), so a ` +
+      `cleanup may take the push for a dead one and remove its refs and packs; ${outcome}: push again (the packs ` +
+      "still there are reused)",
   );
 }
 

@@ -85,7 +85,7 @@ for (const [where, at, when] of PAUSES) {
       pushSnapshot(f.config, paused, root, { ...f.auth, now }),
       when === "after"
         ? /^OperationError: push of \S+ ran into the end of its lease \(until \S+\); nothing of it is listed/
-        : /^OperationError: push of \S+: its lease ran out \(until \S+\) before its snapshot object was listed .*, and refs\/\S+ is not there now .*; the snapshot was removed again: nothing is listed: push again/,
+        : /^OperationError: push of \S+: its lease ran out \(until \S+\) before its snapshot object was listed .*; the snapshot was removed again: nothing is listed: push again/,
     );
     assert.equal(runs.length, 3);
     assert.equal(runs[0].leases_removed.length, 1, "the first cleanup did not remove the expired lease");
@@ -100,7 +100,7 @@ for (const [where, at, when] of PAUSES) {
   });
 }
 
-Deno.test("a push paused past its lease as its snapshot object is written, with nothing removed meanwhile, lists it", async () => {
+Deno.test("a push paused past its lease as its snapshot object is written, with nothing removed yet, lists nothing", async () => {
   using f = await repoFixture({ dbMiB: 1, chromaMiB: 1 });
   const { root } = await snapshotOf(f);
   let ahead = 0;
@@ -110,7 +110,56 @@ Deno.test("a push paused past its lease as its snapshot object is written, with 
     assert.deepEqual(runs.map((run) => [run.leases_removed.length, run.refs_removed.length]), [[1, 0]]);
     ahead = 8 * HOUR;
   });
-  const pushed = await pushSnapshot(f.config, paused, root, { ...f.auth, now });
-  assert.deepEqual(await objectNames(f.backend, "snapshots/"), [`snapshots/${pushed.snapshot}`]);
+  await assert.rejects(pushSnapshot(f.config, paused, root, { ...f.auth, now }), /nothing is listed: push again/);
+  assert.deepEqual(await objectNames(f.backend, "snapshots/"), []);
+  const again = await pushSnapshot(f.config, f.backend, root, f.auth);
+  assert.equal(again.already_pushed, false);
+  assert.deepEqual((await verifyRepository(f.backend, { identities: [f.identity], readData: true })).errors, []);
+});
+
+/** A backend that passes everything to `inner`, but holds its first removal until `release` resolves. */
+function holdingRemovals(inner: Backend, release: Promise<void>, onHeld: () => void): Backend {
+  let held = false;
+  return {
+    ...pausingAt(inner, () => false, "before", () => Promise.resolve()),
+    remove: async (name) => {
+      if (!held) {
+        held = true;
+        onHeld();
+        await release;
+      }
+      await inner.remove(name);
+    },
+  };
+}
+
+Deno.test("a push paused past its lease while a cleanup that has decided to remove its refs is paused too lists nothing", async () => {
+  using f = await repoFixture({ dbMiB: 1, chromaMiB: 1 });
+  const { root } = await snapshotOf(f);
+  let ahead = 0;
+  const now = () => new Date(Date.now() + ahead);
+  let release = () => {};
+  const released = new Promise<void>((done) => release = done);
+  let cleanup: Promise<RemoteCleanupResult> | null = null;
+  const paused = pausingAt(f.backend, (name) => name.startsWith("snapshots/"), "before", async () => {
+    await cleanupsDuring(f, 8); // the lease goes; the refs are first seen without a snapshot at +7 h
+    let decided = () => {};
+    const holding = new Promise<void>((done) => decided = done);
+    // at +32 h a cleanup lists the refs as a dead push's, decides, and is paused before its first removal
+    cleanup = cleanupRemote(holdingRemovals(openFolderBackend(f.repoDir), released, decided), {
+      sightingsPath: join(f.work, "other-host-seen.json"),
+      policy: { daily: 7, weekly: 0, monthly: 0 },
+      confirm: true,
+      clock: () => new Date(Date.now() + 32 * HOUR),
+    });
+    await holding;
+    ahead = 32 * HOUR;
+  });
+  const pushed = await pushSnapshot(f.config, paused, root, { ...f.auth, now }).then(() => true, () => false);
+  release();
+  const run = await cleanup!;
+  assert.equal(run.refs_removed.length, 1, "the paused cleanup did not remove the refs it decided on");
+  assert.equal(pushed, false, "the push succeeded although a cleanup was removing its refs");
+  assert.deepEqual(await objectNames(f.backend, "snapshots/"), [], "a snapshot without its refs is listed");
   assert.deepEqual((await verifyRepository(f.backend, { identities: [f.identity], readData: true })).errors, []);
 });
