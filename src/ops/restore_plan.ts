@@ -12,11 +12,11 @@ import { isSameOrInside, realPathAsFarAsExists } from "../fs/real_path.ts";
 import { findOpeners, type OpenFile, type OpenFilesScan } from "../sys/open_files.ts";
 import { isMountPoint, mountPointsAt } from "../sys/mounts.ts";
 import type { Reporter } from "../report/reporter.ts";
-import { CHROMA_FOLDER } from "../snapshot/layout.ts";
 import { locatePart, type SnapshotMetadata, type SnapshotPart } from "../snapshot/metadata.ts";
 import type { SqliteDriver } from "../sqlite/driver.ts";
 import { CHROMA_DB_FILE } from "../snapshot/chroma.ts";
 import { type FolderIdentity, folderIdentity } from "./chroma_folder.ts";
+import { targetsUnder } from "./to_layout.ts";
 import { unreadableSnapshotText, validateSnapshot, type ValidationResult } from "./validate.ts";
 
 /** Where each part of the snapshot comes from; `chroma` is `null` when Chroma is not restored. */
@@ -316,11 +316,8 @@ function locateSources(root: string, metadata: SnapshotMetadata): Sources {
 
 function restoreTargets(config: Config, sources: Sources, to: string | null): Targets {
   if (to === null) return { db: config.db.path, registry: config.registry.path, chroma: config.chromaDir.path };
-  return {
-    db: join(to, basename(sources.db)),
-    registry: join(to, basename(sources.registry ?? config.registry.path)),
-    chroma: join(to, CHROMA_FOLDER),
-  };
+  const registryName = sources.registry === null ? null : basename(sources.registry);
+  return targetsUnder(to, basename(sources.db), registryName, basename(config.registry.path));
 }
 
 /**
@@ -337,6 +334,8 @@ function checkTargets(config: Config, targets: Targets, to: string | null): void
 
 function refuseLinkedTargets(targets: Targets, to: string): void {
   const written = [targets.db, `${targets.db}-wal`, `${targets.db}-shm`, targets.registry, targets.chroma];
+  // the folders of their own the database and registry get when their names collide (see to_layout.ts)
+  written.push(...[dirname(targets.db), dirname(targets.registry)].filter((folder) => folder !== to));
   const link = written.find(isSymlink);
   if (link === undefined) return;
   throw new RefusedError(

@@ -202,6 +202,25 @@ Deno.test("drill CLI: --latest picks the newest snapshot, writes JUnit and metri
   assert.match(text, new RegExp(`^atocore_backup_snapshot_timestamp_seconds\\{operation="drill"\\} ${seconds}$`, "m"));
 });
 
+Deno.test("drill CLI: a registry named as the database drills, each restored and checked in a folder of its own", async () => {
+  using store = tempStore(SMALL);
+  using scratch = tempDir();
+  const registry = join(store.dataDir, "config", "atocore.db");
+  Deno.mkdirSync(join(registry, ".."));
+  Deno.renameSync(store.registry, registry);
+  const env = { ...storeEnv(store), ATOCORE_PROJECT_REGISTRY_PATH: registry };
+  assert.equal((await runCli(["create", "--chroma"], { env })).code, 0);
+  const run = await runCli(["drill", "--latest", "--keep", "--scratch-dir", scratch.path], { env });
+  assert.equal(run.code, 0, run.stderr);
+  const result = run.json as { scratch_dir: string; checks: { name: string; status: string }[] };
+  assert.deepEqual(result.checks.map((check) => check.status), DRILL_CHECKS.map(() => "passed"));
+  assert.deepEqual([...Deno.readDirSync(result.scratch_dir)].map((entry) => entry.name).sort(), [
+    "chroma",
+    "database",
+    "registry",
+  ]);
+});
+
 Deno.test("drill CLI: a failing drill exits 1, marks JUnit failures, and keeps the last success time in the metrics", async () => {
   using store = tempStore(SMALL);
   using out = tempDir();

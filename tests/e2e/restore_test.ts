@@ -415,6 +415,59 @@ Deno.test("restore --to rebuilds the store elsewhere without acknowledgment, the
   assert.equal((await runCli(["validate", stamp], { env })).code, 0);
 });
 
+/** A sample store whose database and registry are renamed to `dbName` and `registryName`, each in a folder of its own. */
+function renamedStore(store: Store, dbName: string, registryName: string) {
+  const db = join(store.dataDir, "db-folder", dbName);
+  const registry = join(store.dataDir, "registry-folder", registryName);
+  for (const path of [db, registry]) Deno.mkdirSync(join(path, ".."));
+  for (const suffix of ["", "-wal", "-shm"]) {
+    try {
+      Deno.renameSync(`${store.db}${suffix}`, `${db}${suffix}`);
+    } catch (error) {
+      if (!(error instanceof Deno.errors.NotFound)) throw error;
+    }
+  }
+  Deno.renameSync(store.registry, registry);
+  return { db, registry, flags: ["--db", db, "--registry", registry] };
+}
+
+Deno.test("restore --to keeps a database and a registry whose names collide apart, each in a folder of its own", async () => {
+  const collisions = [
+    ["atocore.db", "atocore.db"],
+    ["atocore.db", "atocore.db-wal"],
+    ["atocore.db", "atocore.db-journal"],
+    ["atocore.db", "chroma"],
+    ["chroma", "project-registry.json"],
+  ];
+  for (const [dbName, registryName] of collisions) {
+    using store = tempStore({ dbMiB: 1 });
+    using target = tempDir();
+    const env = storeEnv(store);
+    const live = renamedStore(store, dbName, registryName);
+    const stamp = await createdStamp(env, ["--chroma", ...live.flags]);
+    const registryAtCreate = Deno.readTextFileSync(live.registry);
+    const to = join(target.path, "rebuilt");
+
+    const run = await runCli(["restore", stamp, "--to", to, ...live.flags], { env });
+    assert.equal(run.code, 0, `${dbName} and ${registryName}: ${run.stderr}`);
+    const result = run.json as Record<string, unknown>;
+    assert.equal(result.target_db, join(to, "database", dbName));
+    assert.equal(result.target_registry, join(to, "registry", registryName));
+    assert.equal(await projectMarker(join(to, "database", dbName)), "atlas");
+    assert.equal(Deno.readTextFileSync(join(to, "registry", registryName)), registryAtCreate);
+    assert.deepEqual(treeDigest(join(to, "chroma")), treeDigest(snapshotChroma(store, stamp)));
+    assert.deepEqual(entryNames(to), ["chroma", "database", "registry"]);
+
+    using elsewhere = tempDir();
+    const linked = join(target.path, "linked");
+    Deno.mkdirSync(linked);
+    Deno.symlinkSync(elsewhere.path, join(linked, "database"));
+    const refused = await runCli(["restore", stamp, "--to", linked, "--force", ...live.flags], { env });
+    assert.equal(refused.code, 3, `a linked folder of its own must be refused: ${refused.stderr}`);
+    assert.deepEqual(entryNames(elsewhere.path), []);
+  }
+});
+
 Deno.test("restore --to --force refuses a folder whose -wal or -shm is a hard link of the live one's, rows kept", async () => {
   using store = tempStore({ dbMiB: 1 });
   using target = tempDir();
