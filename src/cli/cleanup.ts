@@ -6,10 +6,9 @@
 import { type CleanupResult, cleanupSnapshots } from "../ops/cleanup.ts";
 import { ExitCode } from "../errors.ts";
 import { DEFAULT_KEEP_FAILED } from "../ops/failed.ts";
-import { strayStamps } from "../ops/list.ts";
+import { requireBackupFolder, strayStamps } from "../ops/list.ts";
 import { readIntent } from "../ops/restore_intent.ts";
 import { acquireLock } from "../ops/lock.ts";
-import { statOrNull } from "../fs/probe.ts";
 import { requireOwnFolders } from "../ops/own_folders.ts";
 import { removeLeftovers } from "../ops/recover.ts";
 import { DEFAULT_POLICY, type KeepReason } from "../snapshot/retention.ts";
@@ -18,9 +17,6 @@ import { failedRoot, snapshotsDir } from "../snapshot/layout.ts";
 import { COMMON_HELP, configFrom, defineCommand, driverFrom, type Outcome } from "./command.ts";
 import { formatErrors, printable } from "./format.ts";
 import { countFrom, policyFrom, RETENTION_HELP, RETENTION_OPTIONS } from "./retention_flags.ts";
-
-/** What to check when the backup folder does not exist. */
-const NO_FOLDER = "nothing to clean there: check --backup-dir or ATOCORE_BACKUP_DIR (see 'config')";
 
 /** The `cleanup` command. */
 export const cleanupCommand = defineCommand({
@@ -38,7 +34,8 @@ last (a clock set back can give it an older stamp), every pre-restore snapshot
 younger than ${DEFAULT_PRE_RESTORE_DAYS} days, and the newest snapshot that passes a quick validation
 (metadata, integrity checks, sizes); when none passes, it removes nothing and
 exits 3. Shows what it would do and changes nothing, unless --confirm. A policy
-that keeps nothing (all three counts 0) is refused (exit 2).
+that keeps nothing (all three counts 0), or a backup folder that does not exist,
+is refused (exit 2).
 
 With --confirm it takes the backup folder's lock (exit 4 while a create, restore
 or cleanup runs) and removes each snapshot by moving it out of snapshots/ first,
@@ -79,11 +76,8 @@ Examples:
     const config = configFrom(values, context);
     const driver = driverFrom(values, context);
     const backupDir = config.backupDir.path;
-    let confirm = Boolean(values.confirm);
-    if (!backupFolderPresent(backupDir)) { // a mistyped path is reported and never made: a dry run there
-      context.reporter.event("warning", "backup_folder_missing", { path: backupDir, next: NO_FOLDER });
-      confirm = false;
-    }
+    const confirm = Boolean(values.confirm);
+    requireBackupFolder(backupDir); // before the lock, which would make it: a mistyped path is refused, never made
     using _lock = confirm ? acquireLock(backupDir, "cleanup") : null;
     requireOwnFolders(backupDir);
     for (const stray of strayStamps(backupDir)) context.reporter.event("warning", "snapshot_not_a_folder", stray);
@@ -141,13 +135,4 @@ function describe(result: CleanupResult, backupDir: string): string {
 
 function formatReason(reason: KeepReason): string {
   return `${reason.rule} ${reason.bucket}`;
-}
-
-/** Whether something is at the backup folder's path (one that cannot be reached counts: the lock then says why). */
-function backupFolderPresent(path: string): boolean {
-  try {
-    return statOrNull(path) !== null;
-  } catch {
-    return true;
-  }
 }

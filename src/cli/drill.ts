@@ -14,7 +14,7 @@ import { checkedRemoteName } from "../ops/from_remote.ts";
 import { describeOsError, ExitCode, OperationError, UsageError } from "../errors.ts";
 import { writeFileAtomic } from "../fs/durable.ts";
 import { renderJunit, renderJunitFailure } from "../report/junit.ts";
-import { latestStamp, requireSnapshot } from "../ops/list.ts";
+import { latestStamp, requireBackupFolder, requireSnapshot } from "../ops/list.ts";
 import { runSampleDrill, type SampleDrillResult } from "../sample/drill.ts";
 import { checkedStamp } from "../snapshot/layout.ts";
 import {
@@ -264,9 +264,11 @@ function existingStamp(backupDir: string, given: string): string {
  * What `--latest` drills (see `latestStamp`: the snapshot published last of those not stamped in the future); those
  * passed over are reported.
  *
+ * @throws {UsageError} when the backup folder is not there (a mistyped path must not pass for an empty folder).
  * @throws {OperationError} when there is none.
  */
 function latest(backupDir: string, context: CommandContext): string {
+  requireBackupFolder(backupDir);
   const { stamp, skippedInFuture, sequenceIgnored } = latestStamp(backupDir, context.now);
   if (skippedInFuture.length) {
     context.reporter.event("warning", "drill_latest_skipped_future", { stamps: skippedInFuture, chosen: stamp });

@@ -24,7 +24,6 @@ const SENTENCES: Record<string, (fields: Fields) => string> = {
   chroma_snapshot_skipped_missing: (f) =>
     `the Chroma folder ${text(f.path)} does not exist, so the snapshot holds no Chroma: check --chroma-dir or ` +
     `ATOCORE_CHROMA_PATH`,
-  backup_folder_missing: (f) => `there is no backup folder at ${text(f.path)}: ${text(f.next)}`,
   snapshot_not_a_folder: (f) =>
     `${text(f.path)} is a ${text(f.kind)}, not a snapshot folder: it is never followed, listed or removed; look at ` +
     `it and remove it by hand`,

@@ -226,15 +226,17 @@ Deno.test("a backup folder path that runs through a file: one line naming the lo
   assertOneLineError(run, 1, /lock file .*project-registry\.json\/backups\/\.lock \(not a directory\)/, "create");
 });
 
-Deno.test("a mistyped path makes no folder: create with no database, cleanup --confirm with no backup folder", async () => {
+Deno.test("a mistyped path makes no folder: create with no database; cleanup and drill --latest with no backup folder are refused (exit 2)", async () => {
   using store = tempStore({ dbMiB: 1, chromaMiB: 1 });
   const env = storeEnv(store);
   const elsewhere = join(store.dataDir, "typo", "backups");
   const create = await runCli(["create", "--db", join(store.dataDir, "none.db"), "--backup-dir", elsewhere], { env });
   assertOneLineError(create, 2, /database not found: .*none\.db/, "create");
-  const cleanup = await runCli(["cleanup", "--confirm", "--backup-dir", elsewhere], { env });
-  assert.equal(cleanup.code, 0, cleanup.stderr);
-  assert.match(cleanup.stderr, /"event":"backup_folder_missing","path":"[^"]*typo\/backups","next":"nothing to clean/);
+  const named = /no backup folder at [^ ]*typo\/backups; check --backup-dir or ATOCORE_BACKUP_DIR \(see 'config'\)/;
+  for (const args of [["cleanup", "--confirm"], ["cleanup"], ["drill", "--latest"]]) {
+    const run = await runCli([...args, "--backup-dir", elsewhere], { env });
+    assertOneLineError(run, 2, named, args.join(" "));
+  }
   assert.equal(existsSync(join(store.dataDir, "typo")), false, "no folder was made");
 });
 

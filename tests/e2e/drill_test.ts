@@ -278,6 +278,7 @@ Deno.test("drill CLI: --max-age fails a drill whose snapshot restores but is old
 Deno.test("drill CLI: no snapshot for --latest is exit 1 with one line; a run that throws still writes its metrics and a failed JUnit", async () => {
   using store = tempStore(SMALL);
   using out = tempDir();
+  Deno.mkdirSync(store.backupDir); // a backup folder without snapshots (none at all is a usage error, exit 2)
   const metrics = join(out.path, "drill.prom");
   const junit = join(out.path, "drill.xml");
   Deno.writeTextFileSync(junit, '<testsuites failures="0"/>\n'); // an earlier run's pass
