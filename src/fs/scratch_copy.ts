@@ -7,6 +7,7 @@
 import { join } from "node:path";
 import { describeOsError } from "../errors.ts";
 import { removeQuietly } from "./durable.ts";
+import { systemTempFolder } from "./system_temp.ts";
 
 /** Folders tried after `$TMPDIR`, in order (not `/dev/shm`: Deno grants `/dev` only with every permission). */
 export const FALLBACK_TEMPORARY_FOLDERS = ["/tmp", "/var/tmp"];
@@ -33,10 +34,9 @@ export class NoScratchSpaceError extends Error {
   }
 }
 
-/** The temporary folders to try: `$TMPDIR` when set, then {@linkcode FALLBACK_TEMPORARY_FOLDERS}, each once. */
+/** The temporary folders to try: the system's, then {@linkcode FALLBACK_TEMPORARY_FOLDERS}, each once. */
 export function temporaryFolders(): string[] {
-  const fromEnv = Deno.env.get("TMPDIR");
-  return [...new Set([...(fromEnv ? [fromEnv] : []), ...FALLBACK_TEMPORARY_FOLDERS])];
+  return [...new Set([systemTempFolder(), ...FALLBACK_TEMPORARY_FOLDERS])];
 }
 
 /**

@@ -29,6 +29,7 @@ import { IntegrityUncheckedError, type SqliteDriver } from "../sqlite/driver.ts"
 import { journalModeBytes } from "../sqlite/journal_header.ts";
 import { CHROMA_DB_FILE } from "../snapshot/chroma.ts";
 import { unreadableSnapshotText, validateSnapshot } from "./validate.ts";
+import { systemTempFolder } from "../fs/system_temp.ts";
 
 /** The checks of a drill, in the order they run. */
 export const DRILL_CHECKS = [
@@ -354,16 +355,16 @@ function restoredCopy({ options, root, metadata, restore }: DrillState): Restore
  * @throws {OperationError} naming the folder when it cannot be made.
  */
 function makeScratch(parent: string | undefined, stamp: string, reporter: Reporter): string {
-  const folder = parent ?? Deno.env.get("TMPDIR") ?? "/tmp";
+  const folder = parent ?? systemTempFolder();
   const others = entriesOrNone(folder).filter((entry) => entry.isDirectory && entry.name.startsWith("atocore-drill-"));
   if (others.length > 0) {
     // a drill takes no lock: one running now cannot be told from one killed, so they are named, never removed
     reporter.event("warning", "drill_scratch_left", { folder, folders: others.map((entry) => entry.name).sort() });
   }
   try {
-    return Deno.makeTempDirSync({ dir: parent, prefix: `atocore-drill-${stamp}-` });
+    return Deno.makeTempDirSync({ dir: folder, prefix: `atocore-drill-${stamp}-` });
   } catch (error) {
-    const where = parent ?? `the temporary folder ${Deno.env.get("TMPDIR") ?? "/tmp"}`;
+    const where = parent ?? `the temporary folder ${folder}`;
     throw new OperationError(
       `cannot make a scratch folder in ${where} (${describeOsError(error)}); ` +
         (parent === undefined

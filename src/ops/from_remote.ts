@@ -26,6 +26,7 @@ import { type RestoreOptions, type RestoreResult, restoreSnapshot } from "./rest
 import { checkLivePaths, checkToFolder, requireAcknowledgment } from "./restore_plan.ts";
 import { removeKilledScratch, SCRATCH_PREFIX } from "./restore_leftovers.ts";
 import { InterruptedError, stopIfInterrupted } from "../sys/interrupt.ts";
+import { systemTempFolder } from "../fs/system_temp.ts";
 
 /** Where a snapshot is read from: the repository and the identities that decrypt it. */
 export interface RemoteSource {
@@ -293,10 +294,11 @@ function makeScratch(parent: string | undefined, preferred: string | undefined, 
       // not there (no such folder, no right to write): the temporary folder, as without a preference
     }
   }
+  const folder = parent ?? systemTempFolder();
   try {
-    return lockedScratch(parent ?? Deno.env.get("TMPDIR") ?? "/tmp", reporter);
+    return lockedScratch(folder, reporter);
   } catch (error) {
-    const where = parent ?? `the temporary folder ${Deno.env.get("TMPDIR") ?? "/tmp"}`;
+    const where = parent ?? `the temporary folder ${folder}`;
     throw new OperationError(
       `cannot make a scratch folder in ${where} (${describeOsError(error)}); nothing was changed; ` +
         (parent === undefined ? "set TMPDIR or give --scratch-dir DIR" : "check --scratch-dir"),

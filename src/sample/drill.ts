@@ -16,6 +16,7 @@ import { DEFAULT_PRE_RESTORE_DAYS } from "../snapshot/retention_guards.ts";
 import { makeSampleStore } from "./store.ts";
 import type { SqliteDriver } from "../sqlite/driver.ts";
 import { validateSnapshot, type ValidationResult } from "../ops/validate.ts";
+import { systemTempFolder } from "../fs/system_temp.ts";
 
 /** Options of {@linkcode runSampleDrill}. */
 export interface SampleDrillOptions {
@@ -49,7 +50,7 @@ export interface SampleDrillResult {
  */
 export async function runSampleDrill(options: SampleDrillOptions): Promise<SampleDrillResult> {
   const { driver, reporter } = options;
-  const dataDir = Deno.makeTempDirSync({ prefix: "atocore-sample-" });
+  const dataDir = Deno.makeTempDirSync({ dir: systemTempFolder(), prefix: "atocore-sample-" });
   try {
     const store = makeSampleStore(dataDir, { driver });
     reporter.event("info", "sample_store_created", { data_dir: dataDir });

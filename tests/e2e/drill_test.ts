@@ -23,6 +23,7 @@ import {
   tempStore,
 } from "../_helpers.ts";
 import { mountTmpfs } from "../_mount.ts";
+import { createAndPush, remoteStore } from "../_remote_cli.ts";
 
 const driver = openDriver("auto");
 const SMALL = { dbMiB: 1, chromaMiB: 1 };
@@ -219,6 +220,25 @@ Deno.test("drill CLI: a registry named as the database drills, each restored and
     "database",
     "registry",
   ]);
+});
+
+Deno.test("drill with an empty TMPDIR makes its scratch copies in /tmp, not in the current folder", async () => {
+  using r = await remoteStore(SMALL);
+  using cwd = tempDir();
+  await createAndPush(r.env);
+  const env = { ...r.envWithIdentity, TMPDIR: "" };
+  for (const args of [["drill", "--latest"], ["drill", "--from-remote", "--latest"], ["drill", "--sample"]]) {
+    const run = await runCli([...args, "--keep"], { env, cwd: cwd.path });
+    assert.equal(run.code, 0, `${args.join(" ")}: ${run.stderr}`);
+    const json = run.json as { scratch_dir?: string; data_dir?: string };
+    const kept = [json.scratch_dir ?? json.data_dir!]; // --sample keeps its store, the drill's scratch inside it
+    const fetched = run.stderr.match(/"event":"remote_fetch_finished".*"scratch":"([^"]+)"/)?.[1];
+    for (const path of [...kept, ...(fetched ? [fetched] : [])]) {
+      assert.ok(path.startsWith("/tmp/"), `${args.join(" ")}: a scratch copy at ${path}`);
+    }
+    for (const path of kept) Deno.removeSync(path, { recursive: true });
+    assert.deepEqual([...Deno.readDirSync(cwd.path)], [], `${args.join(" ")} wrote in the current folder`);
+  }
 });
 
 Deno.test("drill CLI: a failing drill exits 1, marks JUnit failures, and keeps the last success time in the metrics", async () => {
