@@ -24,7 +24,7 @@ import { isStamp } from "../snapshot/stamp.ts";
 import { checkPinIfPinned } from "./remote.ts";
 import { type RestoreOptions, type RestoreResult, restoreSnapshot } from "./restore.ts";
 import { checkLivePaths, checkToFolder, requireAcknowledgment } from "./restore_plan.ts";
-import { removeKilledScratch, SCRATCH_PREFIX } from "./restore_leftovers.ts";
+import { removeKilledScratch, SCRATCH_PREFIX, UNLOCKED_SCRATCH_PREFIX } from "./restore_leftovers.ts";
 import { InterruptedError, stopIfInterrupted } from "../sys/interrupt.ts";
 import { systemTempFolder } from "../fs/system_temp.ts";
 
@@ -313,15 +313,16 @@ function makeScratch(parent: string | undefined, preferred: string | undefined, 
  */
 function lockedScratch(parent: string, reporter: Reporter): Scratch {
   removeKilledScratch(parent, reporter);
-  const unnamed = Deno.makeTempDirSync({ dir: parent, prefix: ".atocore-fetching-" });
-  const holder = Deno.openSync(unnamed, { read: true });
-  const path = join(parent, `${SCRATCH_PREFIX}${basename(unnamed).slice(".atocore-fetching-".length)}`);
+  const unnamed = Deno.makeTempDirSync({ dir: parent, prefix: UNLOCKED_SCRATCH_PREFIX });
+  const path = join(parent, `${SCRATCH_PREFIX}${basename(unnamed).slice(UNLOCKED_SCRATCH_PREFIX.length)}`);
+  let holder: Deno.FsFile | null = null;
   try {
+    holder = Deno.openSync(unnamed, { read: true });
     holder.lockSync(true);
     Deno.renameSync(unnamed, path);
   } catch (error) {
-    holder.close();
-    removeQuietly(unnamed);
+    holder?.close();
+    removeQuietly(unnamed); // one a kill leaves here is removed by a later fetch (see restore_leftovers.ts)
     throw error;
   }
   return {

@@ -16,6 +16,10 @@ import type { Change } from "./restore_wal.ts";
 
 /** The start of a fetch's scratch folder's name. */
 export const SCRATCH_PREFIX = ".atocore-fetch-";
+/** The start of its name from being made until it is locked and renamed to {@linkcode SCRATCH_PREFIX}'s. */
+export const UNLOCKED_SCRATCH_PREFIX = ".atocore-fetching-";
+/** Age past which an unlocked folder of that name is a leftover: a fetch locks and renames its own in moments. */
+const UNLOCKED_SCRATCH_MS = 60_000;
 
 /**
  * What killed runs left beside the live database that may go before anything is written (and so count as freed):
@@ -69,11 +73,20 @@ export function removeKilledScratch(parent: string, reporter: Reporter): void {
   }
 }
 
-/** The scratch folders in `parent` that no fetch holds locked: a killed fetch left them. */
+/**
+ * The scratch folders in `parent` that no fetch holds locked: a killed fetch left them; and those not yet locked and
+ * renamed a minute after they were made (a fetch killed, or failing, in between): one being made now is not taken.
+ */
 function killedScratch(parent: string): string[] {
-  return entriesOrNone(parent).filter((entry) => entry.isDirectory && entry.name.startsWith(SCRATCH_PREFIX))
+  const now = Date.now();
+  return entriesOrNone(parent).filter((entry) => entry.isDirectory)
     .map((entry) => join(parent, entry.name))
     .filter((path) => {
+      const name = basename(path);
+      if (name.startsWith(UNLOCKED_SCRATCH_PREFIX)) {
+        const made = lstatOrNull(path)?.mtime?.getTime() ?? now;
+        if (now - made < UNLOCKED_SCRATCH_MS) return false;
+      } else if (!name.startsWith(SCRATCH_PREFIX)) return false;
       try {
         using probe = Deno.openSync(path, { read: true });
         return probe.tryLockSync(true); // released as the probe closes

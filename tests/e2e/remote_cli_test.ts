@@ -8,7 +8,7 @@
  */
 import assert from "node:assert/strict";
 import { statOrNull } from "../../src/fs/probe.ts";
-import { join } from "node:path";
+import { basename, join } from "node:path";
 import { moduleSnapshot, relocateSnapshot, ROOT, runCli, skipBecause, tempDir } from "../_helpers.ts";
 import { mountTmpfs } from "../_mount.ts";
 import { entryNames, liveDigest, treeDigest } from "../_faults.ts";
@@ -134,6 +134,22 @@ Deno.test("remote CLI: init, create --push twice, list, verify, restore live and
   assert.equal(cleaned.code, 0, cleaned.stderr);
   assert.deepEqual(await remoteNames(r.env), [second.push.snapshot]);
   await assertVerified(r.envWithIdentity, ["--read-data"]);
+});
+
+Deno.test("remote CLI: a fetch's folder left before it was locked and renamed (.atocore-fetching-*) is removed once a minute old", async () => {
+  using r = await remoteStore({ dbMiB: 1 });
+  const { stamp } = await createAndPush(r.env, []);
+  const old = join(r.work, ".atocore-fetching-killed");
+  const fresh = join(r.work, ".atocore-fetching-being-made"); // another fetch's, about to be locked: not taken
+  for (const path of [old, fresh]) Deno.mkdirSync(path);
+  const twoMinutesAgo = new Date(Date.now() - 120_000);
+  Deno.utimeSync(old, twoMinutesAgo, twoMinutesAgo);
+  const run = await runCli(["restore", stamp, "--from-remote", "--to", join(r.work, "rebuilt")], {
+    env: r.envWithIdentity,
+  });
+  assert.equal(run.code, 0, run.stderr);
+  assert.match(run.stderr, /"event":"stale_leftover_removed","path":"[^"]*\.atocore-fetching-killed"/);
+  assert.deepEqual(entryNames(r.work).filter((name) => name.startsWith(".atocore-fetch")), [basename(fresh)]);
 });
 
 Deno.test("remote CLI: restore --from-remote fetches beside the target and moves the files in; a killed fetch's leftover is removed", async () => {
