@@ -57,7 +57,9 @@ contents of the Chroma folder (the folder itself stays: it may be a bind mount)
 from a copy staged inside it; check the restored database's integrity. Nothing
 is changed when it refuses. Exit 1 says what was changed and names the
 pre-restore stamp to go back to. A STAMP with no snapshot is a usage error
-(exit 2), reported before anything else is done. The pre-restore snapshot is
+(exit 2), reported before anything else is done (with --from-remote, once the
+repository is listed: still before the acknowledgment is asked for and before
+anything is fetched). The pre-restore snapshot is
 marked as such in its metadata and in 'list', and cleanup keeps it for 7 days
 (--keep-pre-restore-days) whatever the policy. A restore that stops part way
 is recorded beside the live database; until it is run again (which finishes

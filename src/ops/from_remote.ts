@@ -368,10 +368,11 @@ function refuseScratchInStore(config: Config, parent: string | undefined): void 
 export type RemoteRestoreResult = RestoreResult & { remote: FetchSummary };
 
 /**
- * Restore snapshot `given` (`STAMP` or `STAMP_PUSHID`) of the repository: the refusals that need no snapshot first
- * (target kinds, acknowledgment), then the fetch into scratch, then the restore engine with every safety, reading
- * from the scratch folder (the pre-restore snapshot still goes to the configured backup folder); the scratch copy is
- * removed.
+ * Restore snapshot `given` (`STAMP` or `STAMP_PUSHID`) of the repository: the refusals that need no repository first
+ * (target kinds), then the snapshot looked up (one the repository lacks is a usage error, as a local one is, before the
+ * acknowledgment is asked for), the acknowledgment, the fetch into scratch, then the restore engine with every safety,
+ * reading from the scratch folder (the pre-restore snapshot still goes to the configured backup folder); the scratch
+ * copy is removed.
  *
  * @throws as {@linkcode restoreSnapshot} and {@linkcode fetchToScratch}.
  */
@@ -384,9 +385,9 @@ export async function restoreFromRemote(
   const to = options.to === undefined ? null : resolve(options.to);
   if (to !== null) checkToFolder(config, to, options.force ?? false);
   else checkLivePaths(config);
-  requireAcknowledgment(config, to, options.confirmServiceStopped);
   await checkSource(config, source);
   const name = await resolveRemoteSnapshot(source.backend, given, { now: new Date(), reporter: options.reporter });
+  requireAcknowledgment(config, to, options.confirmServiceStopped);
   const words = (): [string, string] => [
     `restore of ${name} from ${source.backend.location}`,
     "nothing was changed, the scratch copy is removed; run the restore again",

@@ -517,3 +517,23 @@ Deno.test("remote CLI: restore --from-remote into a data folder that does not ex
     assert.deepEqual(entryNames(r.work).filter((name) => name.startsWith(".atocore-fetch-")), []);
   }
 });
+
+Deno.test("remote CLI: restore --from-remote of a stamp the repository lacks is a usage error (exit 2) with or without the acknowledgment, as a local one; one it holds needs the acknowledgment before any fetch (exit 3)", async () => {
+  using r = await remoteStore({ dbMiB: 1 });
+  const { stamp } = await createAndPush(r.env, []);
+  const before = liveDigest(r.store);
+  const none = "20200101T000000Z";
+  for (const extra of [[], ["--confirm-service-stopped"]]) {
+    for (const remote of [["--from-remote"], []]) {
+      const args = ["restore", none, ...remote, ...extra];
+      const run = await runCli(args, { env: r.envWithIdentity });
+      assert.equal(run.code, 2, `${args.join(" ")}: ${run.stderr}`);
+      assert.match(oneErrorLine(run, args.join(" ")), new RegExp(`no snapshot (of )?${none} in `));
+    }
+  }
+  const unacknowledged = await runCli(["restore", stamp, "--from-remote"], { env: r.envWithIdentity });
+  assert.equal(unacknowledged.code, 3, unacknowledged.stderr);
+  assert.match(oneErrorLine(unacknowledged, "unacknowledged"), /refuses without --confirm-service-stopped/);
+  assert.doesNotMatch(unacknowledged.stderr, /remote_fetch_started/, "it fetched first");
+  assert.deepEqual(liveDigest(r.store), before);
+});
