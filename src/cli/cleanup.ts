@@ -9,6 +9,7 @@ import { DEFAULT_KEEP_FAILED } from "../ops/failed.ts";
 import { requireBackupFolder, strayStamps } from "../ops/list.ts";
 import { readIntent } from "../ops/restore_intent.ts";
 import { acquireLock } from "../ops/lock.ts";
+import { statOrNull } from "../fs/probe.ts";
 import { requireOwnFolders } from "../ops/own_folders.ts";
 import { removeLeftovers } from "../ops/recover.ts";
 import { DEFAULT_POLICY, type KeepReason } from "../snapshot/retention.ts";
@@ -77,7 +78,8 @@ Examples:
     const driver = driverFrom(values, context);
     const backupDir = config.backupDir.path;
     const confirm = Boolean(values.confirm);
-    requireBackupFolder(backupDir); // before the lock, which would make it: a mistyped path is refused, never made
+    // before the lock, which would make it: a mistyped path is refused, never made (a file there is named below)
+    if (!somethingAt(backupDir)) requireBackupFolder(backupDir);
     using _lock = confirm ? acquireLock(backupDir, "cleanup") : null;
     requireOwnFolders(backupDir);
     for (const stray of strayStamps(backupDir)) context.reporter.event("warning", "snapshot_not_a_folder", stray);
@@ -135,4 +137,13 @@ function describe(result: CleanupResult, backupDir: string): string {
 
 function formatReason(reason: KeepReason): string {
   return `${reason.rule} ${reason.bucket}`;
+}
+
+/** Whether something is at the backup folder's path (one that cannot be reached counts: the lock then says why). */
+function somethingAt(path: string): boolean {
+  try {
+    return statOrNull(path) !== null;
+  } catch {
+    return true;
+  }
 }
