@@ -5,7 +5,7 @@
  * @module
  */
 import { isAbsolute, join, resolve } from "node:path";
-import { parseDurationSeconds } from "./cli/duration_flag.ts";
+import { parseDurationSeconds } from "./duration.ts";
 import { UsageError } from "./errors.ts";
 import { realPathAsFarAsExists } from "./fs/real_path.ts";
 

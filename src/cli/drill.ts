@@ -26,7 +26,7 @@ import {
   driverFrom,
   type Outcome,
 } from "./command.ts";
-import { parseDurationSeconds } from "./duration_flag.ts";
+import { parseDurationSeconds } from "../duration.ts";
 import { checkedScratch } from "./scratch_flag.ts";
 import { formatAge, formatBytes } from "./format.ts";
 import {

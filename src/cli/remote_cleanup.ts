@@ -6,7 +6,7 @@
  */
 import { describeOsError, ExitCode, OperationError, osErrorPath, ToolError, UsageError } from "../errors.ts";
 import { checkPinIfPinned, pushAuthFrom, recipientsFrom, remoteBackend } from "../ops/remote.ts";
-import { parseDurationSeconds } from "./duration_flag.ts";
+import { parseDurationSeconds } from "../duration.ts";
 import { cleanupRemote, DEFAULT_GRACE_MS, type RemoteCleanupResult } from "../repo/prune.ts";
 import { DEFAULT_LEASE_MS } from "../repo/push.ts";
 import { openRepository } from "../repo/repository.ts";

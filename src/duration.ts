@@ -1,10 +1,10 @@
 /**
- * Durations given on the command line (`36h`, `2d`, `90m`, `3600s`), for `remote cleanup --grace` and
- * `drill --max-age`.
+ * Durations as flags and variables give them (`36h`, `2d`, `90m`, `3600s`): `remote cleanup --grace`,
+ * `drill --max-age` and the stall timeout.
  *
  * @module
  */
-import { UsageError } from "../errors.ts";
+import { UsageError } from "./errors.ts";
 
 const UNITS: Record<string, number> = { s: 1, m: 60, h: 3600, d: 86400 };
 
