@@ -11,7 +11,7 @@ import { removeLeftovers } from "../ops/recover.ts";
 import { COMMON_HELP, configFrom, defineCommand, driverFrom } from "./command.ts";
 import { CLOCK_SKEW_SECONDS } from "../snapshot/clock.ts";
 import { manifestBytes } from "../snapshot/metadata.ts";
-import { formatBytes } from "./format.ts";
+import { formatBytes } from "../text/bytes.ts";
 import { METRICS_HELP, METRICS_OPTIONS, withMetrics } from "./metrics_flag.ts";
 import { pushTargetFrom, withPush } from "./create_push.ts";
 import { listenForInterrupts } from "../sys/interrupt.ts";

@@ -28,7 +28,8 @@ import {
 } from "./command.ts";
 import { parseDurationSeconds } from "../duration.ts";
 import { checkedScratch } from "./scratch_flag.ts";
-import { formatAge, formatBytes } from "./format.ts";
+import { formatBytes } from "../text/bytes.ts";
+import { formatAge } from "./format.ts";
 import {
   folderRepositoryOrNull,
   METRICS_HELP,

@@ -10,7 +10,8 @@ import { ownFolderProblem } from "../ops/own_folders.ts";
 import { failedRoot } from "../snapshot/layout.ts";
 import { secondsInFuture } from "../snapshot/clock.ts";
 import { COMMON_HELP, configFrom, defineCommand } from "./command.ts";
-import { formatAge, formatBytes, formatTable, printable } from "./format.ts";
+import { formatBytes } from "../text/bytes.ts";
+import { formatAge, formatTable, printable } from "./format.ts";
 
 /** The `list` command. */
 export const listCommand = defineCommand({

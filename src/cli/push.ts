@@ -11,7 +11,7 @@ import { storedMeanwhile } from "../ops/push_validation.ts";
 import { pushAuthFrom, recipientsFrom, refuseRemoteInStore, remoteBackend } from "../ops/remote.ts";
 import type { PushResult } from "../repo/push.ts";
 import { type CommandFlags, COMMON_HELP, configFrom, defineCommand, driverFrom } from "./command.ts";
-import { formatBytes } from "./format.ts";
+import { formatBytes } from "../text/bytes.ts";
 import { listenForInterrupts, reportLateInterrupt } from "../sys/interrupt.ts";
 import { METRICS_HELP, METRICS_OPTIONS, withMetrics } from "./metrics_flag.ts";
 import {

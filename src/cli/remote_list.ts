@@ -8,7 +8,8 @@ import { checkPinIfPinned, identitiesFrom, recipientsFrom, remoteBackend } from 
 import { listRemote, type RemoteListing } from "../repo/remote_list.ts";
 import { openRepository } from "../repo/repository.ts";
 import { COMMON_HELP, configFrom, defineCommand } from "./command.ts";
-import { formatBytes, formatTable, printable } from "./format.ts";
+import { formatBytes } from "../text/bytes.ts";
+import { formatTable, printable } from "./format.ts";
 import { REMOTE_HELP, REMOTE_OPTIONS, remoteSettingsFrom } from "./remote_flags.ts";
 
 /** The `remote list` command. */

@@ -9,7 +9,8 @@ import { openRepository } from "../repo/repository.ts";
 import { parseSnapshotKey, refsName } from "../repo/layout.ts";
 import { verifyRepository, type VerifyResult } from "../repo/verify.ts";
 import { type CommandFlags, COMMON_HELP, configFrom, defineCommand } from "./command.ts";
-import { formatBytes, printable } from "./format.ts";
+import { formatBytes } from "../text/bytes.ts";
+import { printable } from "./format.ts";
 import {
   AUTH_OPTIONS,
   READ_AUTH_HELP,

@@ -21,7 +21,7 @@ import {
   driverFrom,
   refuseBoth,
 } from "./command.ts";
-import { formatBytes } from "./format.ts";
+import { formatBytes } from "../text/bytes.ts";
 import { checkedScratch } from "./scratch_flag.ts";
 import { listenForInterrupts, reportLateInterrupt } from "../sys/interrupt.ts";
 import {

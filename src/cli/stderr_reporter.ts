@@ -5,7 +5,7 @@
  * @module
  */
 import type { Reporter } from "../report/reporter.ts";
-import { formatBytes } from "./format.ts";
+import { formatBytes } from "../text/bytes.ts";
 import { warningText } from "./warning_text.ts";
 
 const encoder = new TextEncoder();

@@ -9,7 +9,8 @@ import { requireSnapshot } from "../ops/list.ts";
 import { type CheckedSnapshot, checkSnapshot, validateAll } from "../ops/validate_all.ts";
 import { unreadableSnapshotText } from "../ops/validate.ts";
 import { COMMON_HELP, configFrom, defineCommand, driverFrom } from "./command.ts";
-import { formatBytes, formatErrors } from "./format.ts";
+import { formatBytes } from "../text/bytes.ts";
+import { formatErrors } from "./format.ts";
 import { METRICS_HELP, METRICS_OPTIONS, withMetrics } from "./metrics_flag.ts";
 
 /** The `validate` command. */

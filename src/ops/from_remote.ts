@@ -10,7 +10,7 @@ import type { AgeIdentity } from "../crypto/age.ts";
 import { describeOsError, ExitCode, OperationError, RefusedError, ToolError, UsageError } from "../errors.ts";
 import { flushSoon, FOLDER_MODE, removeQuietly } from "../fs/durable.ts";
 import { isSameOrInside } from "../fs/real_path.ts";
-import { formatBytes } from "../cli/format.ts";
+import { formatBytes } from "../text/bytes.ts";
 import { fileSystemSpace } from "../sys/free_space.ts";
 import type { Reporter } from "../report/reporter.ts";
 import { AccessDeniedError, type Backend, isUnreachable } from "../repo/backend.ts";

@@ -5,7 +5,7 @@
  * @module
  */
 import { dirname } from "node:path";
-import { formatBytes } from "../cli/format.ts";
+import { formatBytes } from "../text/bytes.ts";
 import type { Config } from "../config.ts";
 import { RefusedError } from "../errors.ts";
 import { lstatOrNull, statOrNull } from "../fs/probe.ts";
