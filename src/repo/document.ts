@@ -8,7 +8,7 @@ import { OperationError } from "../errors.ts";
 import { METADATA_FILE, mustBeRegularFile } from "../snapshot/layout.ts";
 import type { Compression, PackInfo } from "./boundary.ts";
 import { DocumentJsonError, readDocumentJson } from "./document_json.ts";
-import { extentsOf, type ExtentTable, isExtentTable } from "./extent_table.ts";
+import { type Extent, extentsOf, type ExtentTable, isExtentTable } from "./extent_table.ts";
 import { isPackId, type SnapshotKey, snapshotKeyText } from "./layout.ts";
 
 /** The document format version. */
@@ -19,9 +19,6 @@ export const PACK_TARGET_BYTES = 8 << 20;
 export const PACK_MAX_BYTES = PACK_TARGET_BYTES + 65536;
 /** A buffer that holds any pack, sealed (age adds 16 bytes per 64 KiB and ~150 per recipient) or open; reused. */
 export const PACK_BUFFER_BYTES = PACK_MAX_BYTES + 65536;
-
-/** `[fileOffset, packIndex, packOffset, length, sha256 of those bytes]`. */
-export type Extent = [number, number, number, number, string];
 
 /**
  * A regular file: its size, SHA-256, the block size it was split at, and the extents that tile it in order (read back

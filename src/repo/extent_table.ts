@@ -6,7 +6,9 @@
  */
 import { Buffer } from "node:buffer";
 import { hexHashInto } from "./blocks.ts";
-import type { Extent } from "./document.ts";
+
+/** `[fileOffset, packIndex, packOffset, length, sha256 of those bytes]`: an extent as a document's JSON holds it. */
+export type Extent = [number, number, number, number, string];
 
 /** Extents in order: file offset, pack index, pack offset, length, and the SHA-256 of those bytes (32 bytes each). */
 export interface ExtentTable {

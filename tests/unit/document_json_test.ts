@@ -6,8 +6,7 @@
  */
 import assert from "node:assert/strict";
 import { DocumentJsonError, readDocumentJson } from "../../src/repo/document_json.ts";
-import type { Extent } from "../../src/repo/document.ts";
-import { extentsOf, isExtentTable } from "../../src/repo/extent_table.ts";
+import { type Extent, extentsOf, isExtentTable } from "../../src/repo/extent_table.ts";
 import { seededRandom } from "../_faults.ts";
 
 const encode = (text: string) => new TextEncoder().encode(text);

@@ -7,8 +7,8 @@
 import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
 import { join } from "node:path";
-import type { DocumentFile, Extent } from "../../src/repo/document.ts";
-import { emptyExtentTable, toExtentTable } from "../../src/repo/extent_table.ts";
+import type { DocumentFile } from "../../src/repo/document.ts";
+import { emptyExtentTable, type Extent, toExtentTable } from "../../src/repo/extent_table.ts";
 import { FileHashes } from "../../src/repo/file_hashes.ts";
 import { tempDir } from "../_helpers.ts";
 

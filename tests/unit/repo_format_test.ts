@@ -10,14 +10,13 @@ import { join } from "node:path";
 import { blockSizeOf, DEFAULT_BLOCK, hashBlockInto, isCompressible } from "../../src/repo/blocks.ts";
 import {
   documentText,
-  type Extent,
   isCleanPath,
   parseDocument,
   type SnapshotDocument,
   type WritableDocument,
 } from "../../src/repo/document.ts";
 import { packName, parseName, parseSnapshotKey, refsName, snapshotName } from "../../src/repo/layout.ts";
-import { toExtentTable } from "../../src/repo/extent_table.ts";
+import { type Extent, toExtentTable } from "../../src/repo/extent_table.ts";
 import { tempDir } from "../_helpers.ts";
 
 const ID = "a".repeat(64);
