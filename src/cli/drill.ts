@@ -7,7 +7,8 @@
 import { isSameOrInside } from "../fs/real_path.ts";
 import { resolve } from "node:path";
 import type { Config } from "../config.ts";
-import { type DrillOptions, type DrillResult, drillSnapshot } from "../ops/drill.ts";
+import { type DrillOptions, drillSnapshot } from "../ops/drill.ts";
+import type { DrillResult } from "../ops/drill_result.ts";
 import { drillFromRemote, type RemoteDrillResult } from "../ops/drill_remote.ts";
 import { InterruptedError, listenForInterrupts, reportLateInterrupt } from "../sys/interrupt.ts";
 import { checkedRemoteName } from "../ops/from_remote.ts";

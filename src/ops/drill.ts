@@ -5,6 +5,7 @@
  * @module
  */
 import { withRecoveryPointCheck } from "./drill_max_age.ts";
+import { type CheckOutcome, DRILL_CHECKS, type DrillCheck, type DrillResult } from "./drill_result.ts";
 import { join } from "node:path";
 import type { Config } from "../config.ts";
 import { describeOsError, OperationError } from "../errors.ts";
@@ -31,35 +32,6 @@ import { CHROMA_DB_FILE } from "../snapshot/chroma.ts";
 import { unreadableSnapshotText, validateSnapshot } from "./validate.ts";
 import { systemTempFolder } from "../fs/system_temp.ts";
 
-/** The checks of a drill, in the order they run. */
-export const DRILL_CHECKS = [
-  "snapshot_valid",
-  "restore",
-  "db_integrity",
-  "row_counts",
-  "registry",
-  "chroma_files",
-  "chroma_db_integrity",
-] as const;
-
-/** The name of one check: a step's, or `recovery_point` when the drill was given a largest age. */
-export type DrillCheckName = typeof DRILL_CHECKS[number] | "recovery_point";
-
-/** How one check went: what a step decides. */
-export interface CheckOutcome {
-  /** `skipped` when the snapshot has no such part, or an earlier step failed. */
-  status: "passed" | "failed" | "skipped";
-  /** One line: what was found. */
-  detail: string;
-}
-
-/** One check of a drill and how it went. */
-export interface DrillCheck extends CheckOutcome {
-  name: DrillCheckName;
-  /** Seconds the check took. */
-  seconds: number;
-}
-
 /** Options of {@linkcode drillSnapshot}. */
 export interface DrillOptions {
   /** The SQLite driver. */
@@ -84,38 +56,6 @@ export interface DrillOptions {
   maxAgeSeconds?: number | null;
   /** A stop asked for (Ctrl-C, SIGTERM): the drill stops before its next check and removes its scratch copy. */
   signal?: AbortSignal;
-}
-
-/** What a drill did and found. */
-export interface DrillResult {
-  stamp: string;
-  /** True when every check passed or was skipped for a part the snapshot does not hold. */
-  ok: boolean;
-  snapshot_path: string;
-  created_at: string | null;
-  /** The snapshot's age when the drill ran: the recovery point; `null` (unknown) for a stamp in the future. */
-  recovery_point_seconds: number | null;
-  /** The stamp is later than the drill's start beyond the allowed skew: the clock was wrong. */
-  stamp_in_future: boolean;
-  /** How long a restore takes: deep validation plus the restore itself, and a fetch from a repository (the recovery time). */
-  recovery_time_seconds: number | null;
-  /** How long the restore itself took (the snapshot having just been validated deeply). */
-  restore_seconds: number | null;
-  /** How long the whole drill took. */
-  drill_seconds: number;
-  /** Bytes of the snapshot (its manifest, else database plus Chroma). */
-  snapshot_bytes: number;
-  db_size_bytes: number;
-  chroma_bytes: number;
-  /** Tables compared and the rows they hold. */
-  tables: number;
-  rows: number;
-  checks: DrillCheck[];
-  /** One line per failed check. */
-  errors: string[];
-  scratch_dir: string | null;
-  scratch_kept: boolean;
-  restore: RestoreResult | null;
 }
 
 /** Values the steps measure: later steps use them and the result reports them. */

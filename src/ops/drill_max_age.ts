@@ -4,7 +4,7 @@
  *
  * @module
  */
-import type { DrillResult } from "./drill.ts";
+import type { DrillResult } from "./drill_result.ts";
 
 /** `result` with a `recovery_point` check appended: failed when the snapshot is older than `maxAgeSeconds` or its age is unknown (stamped in the future). */
 export function withRecoveryPointCheck<T extends DrillResult>(result: T, maxAgeSeconds: number): T {

@@ -8,7 +8,8 @@ import { describeOsError, UsageError } from "../errors.ts";
 import type { Config } from "../config.ts";
 import { InterruptedError, stopIfInterrupted } from "../sys/interrupt.ts";
 import { isInFuture, stampAgeSeconds } from "../snapshot/clock.ts";
-import { DRILL_CHECKS, type DrillCheck, type DrillOptions, type DrillResult, drillSnapshot } from "./drill.ts";
+import { type DrillOptions, drillSnapshot } from "./drill.ts";
+import { DRILL_CHECKS, type DrillCheck, type DrillResult } from "./drill_result.ts";
 import {
   checkSource,
   type FetchSummary,

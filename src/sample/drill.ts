@@ -7,7 +7,8 @@
 import { type CleanupResult, cleanupSnapshots } from "../ops/cleanup.ts";
 import { resolveConfig } from "../config.ts";
 import { type CreateResult, createSnapshot } from "../ops/create.ts";
-import { type DrillResult, drillSnapshot } from "../ops/drill.ts";
+import { drillSnapshot } from "../ops/drill.ts";
+import type { DrillResult } from "../ops/drill_result.ts";
 import { removeQuietly } from "../fs/durable.ts";
 import { acquireLock } from "../ops/lock.ts";
 import type { Reporter } from "../report/reporter.ts";
