@@ -14,7 +14,7 @@ import { manifestBytes } from "../snapshot/metadata.ts";
 import { formatBytes } from "../text/bytes.ts";
 import { METRICS_HELP, METRICS_OPTIONS, withMetrics } from "./metrics_flag.ts";
 import { pushTargetFrom, withPush } from "./create_push.ts";
-import { listenForInterrupts } from "../sys/interrupt.ts";
+import { listenForInterrupts } from "./interrupts.ts";
 import {
   AUTH_OPTIONS,
   PUSH_AUTH_HELP,

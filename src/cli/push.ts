@@ -12,7 +12,7 @@ import { pushAuthFrom, recipientsFrom, refuseRemoteInStore, remoteBackend } from
 import type { PushResult } from "../repo/push.ts";
 import { type CommandFlags, COMMON_HELP, configFrom, defineCommand, driverFrom } from "./command.ts";
 import { formatBytes } from "../text/bytes.ts";
-import { listenForInterrupts, reportLateInterrupt } from "../sys/interrupt.ts";
+import { listenForInterrupts, reportLateInterrupt } from "./interrupts.ts";
 import { METRICS_HELP, METRICS_OPTIONS, withMetrics } from "./metrics_flag.ts";
 import {
   AUTH_OPTIONS,

@@ -16,7 +16,8 @@ import { condemnedSightingsPath } from "../snapshot/layout.ts";
 import { COMMON_HELP, configFrom, defineCommand } from "./command.ts";
 import { formatBytes } from "../text/bytes.ts";
 import { printable } from "./format.ts";
-import { InterruptedError, listenForInterrupts, reportLateInterrupt } from "../sys/interrupt.ts";
+import { InterruptedError } from "../sys/interrupt.ts";
+import { listenForInterrupts, reportLateInterrupt } from "./interrupts.ts";
 import { AUTH_OPTIONS, CLEANUP_AUTH_HELP, REMOTE_HELP, REMOTE_OPTIONS, remoteSettingsFrom } from "./remote_flags.ts";
 import { policyFrom, RETENTION_HELP, RETENTION_OPTIONS } from "./retention_flags.ts";
 

@@ -23,7 +23,7 @@ import {
 } from "./command.ts";
 import { formatBytes } from "../text/bytes.ts";
 import { checkedScratch } from "./scratch_flag.ts";
-import { listenForInterrupts, reportLateInterrupt } from "../sys/interrupt.ts";
+import { listenForInterrupts, reportLateInterrupt } from "./interrupts.ts";
 import {
   AUTH_OPTIONS,
   READ_AUTH_HELP,

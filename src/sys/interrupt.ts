@@ -5,7 +5,6 @@
  * @module
  */
 import { ExitCode, ToolError } from "../errors.ts";
-import type { Reporter } from "../report/reporter.ts";
 
 /** The signals a long command turns into a stop at a safe point. */
 export type StopSignal = "SIGINT" | "SIGTERM";
@@ -33,16 +32,16 @@ export interface Interrupts extends Disposable {
 
 /**
  * Listen for SIGINT and SIGTERM. The first one aborts {@linkcode Interrupts.signal} (the command stops at its next
- * safe point) and is reported (warning `interrupt_received`); a second one ends the process at once, as a kill would
+ * safe point) and is told to `onFirst` (the CLI reports it); a second one ends the process at once, as a kill would
  * (everything this tool writes is safe to kill: it is what a run killed with SIGKILL leaves).
  */
-export function listenForInterrupts(reporter: Reporter): Interrupts {
+export function listenForSignals(onFirst: (signal: StopSignal) => void): Interrupts {
   const controller = new AbortController();
   listening = controller.signal;
   const handlers = SIGNALS.map((name) => {
     const handler = () => {
       if (!controller.signal.aborted) {
-        reporter.event("warning", "interrupt_received", { signal: name });
+        onFirst(name);
         controller.abort(new InterruptedError(name));
         return;
       }
@@ -65,7 +64,7 @@ export function listenForInterrupts(reporter: Reporter): Interrupts {
   };
 }
 
-/** The signal of the command listening now (see {@linkcode listenForInterrupts}), for {@linkcode interruption}. */
+/** The signal of the command listening now (see {@linkcode listenForSignals}), for {@linkcode interruption}. */
 let listening: AbortSignal | null = null;
 
 /**
@@ -129,15 +128,4 @@ export function stopIfInterrupted(signal: AbortSignal | undefined, tell?: () => 
  */
 export function signalsDelivered(): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, 0));
-}
-
-/**
- * After a command that finished although it was interrupted (the signal came after the last safe point), report it
- * as the warning `interrupt_came_too_late`: the command's outcome stands.
- */
-export async function reportLateInterrupt(signal: AbortSignal, reporter: Reporter, command: string): Promise<void> {
-  await signalsDelivered();
-  if (!signal.aborted) return;
-  const reason = signal.reason as InterruptedError;
-  reporter.event("warning", "interrupt_came_too_late", { command, signal: reason.signal });
 }
