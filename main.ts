@@ -7,12 +7,11 @@
  */
 import type { CommandContext } from "./src/cli/command.ts";
 import { parseCommandArgs } from "./src/cli/command.ts";
-import { COMMANDS, findCommand, groupCommands } from "./src/cli/commands.ts";
+import { closeConnections, COMMANDS, findCommand, groupCommands } from "./src/cli/commands.ts";
 import { stderrReporter, writeStderr } from "./src/cli/stderr_reporter.ts";
 import { printable } from "./src/cli/format.ts";
 import { ExitCode, ToolError, unexpectedErrorLine, unexpectedExitCode, UsageError } from "./src/errors.ts";
 import { givenPathSource } from "./src/cli/given_path.ts";
-import { closeBackends } from "./src/repo/open_backend.ts";
 import { TOOL_NAME, TOOL_VERSION } from "./src/version.ts";
 
 const TOOL_HELP = `${TOOL_NAME} ${TOOL_VERSION}: back up, validate, restore and drill AtoCore's machine store
@@ -80,7 +79,7 @@ export async function main(args: string[]): Promise<number> {
     if (debug && error instanceof Error) writeStderr(`${error.stack}\n`);
     return code;
   } finally {
-    await closeBackends(); // an SFTP connection is ended politely, and never keeps the process alive
+    await closeConnections();
   }
 }
 

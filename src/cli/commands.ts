@@ -17,6 +17,7 @@ import { remoteListCommand } from "./remote_list.ts";
 import { remoteVerifyCommand } from "./remote_verify.ts";
 import { restoreCommand } from "./restore.ts";
 import { validateCommand } from "./validate.ts";
+import { closeBackends } from "../repo/open_backend.ts";
 
 /** Every command of the tool; a two-word name (`remote init`) is matched against the first two arguments. */
 export const COMMANDS: readonly Command[] = [
@@ -50,4 +51,12 @@ export function findCommand(args: readonly string[]): { command: Command; rest: 
 /** The commands whose name starts with the group word `word` (`remote`), for a message naming them. */
 export function groupCommands(word: string): Command[] {
   return COMMANDS.filter((command) => command.name.startsWith(`${word} `));
+}
+
+/**
+ * Close every connection a command's backends opened, when the command ends however it ends: an SFTP connection is
+ * ended politely, and never keeps the process alive.
+ */
+export function closeConnections(): Promise<void> {
+  return closeBackends();
 }
