@@ -345,6 +345,15 @@ function resolveSshSettings(
   return { sshKeyFile: settings(flags.sshKey, "--ssh-key", SSH_VARIABLES.sshKey), knownHosts };
 }
 
+/**
+ * ssh's default private keys, `$HOME/.ssh/id_ed25519`, `id_ecdsa` and `id_rsa` in that order, of which SFTP takes the
+ * first that exists when no key is given; none when HOME is unset.
+ */
+export function defaultSshKeyFiles(env: Record<string, string | undefined>, cwd: string): string[] {
+  const home = env.HOME;
+  return home ? ["id_ed25519", "id_ecdsa", "id_rsa"].map((name) => join(resolve(cwd, home), ".ssh", name)) : [];
+}
+
 /** An age secret key: never taken as a setting's value, which messages and `config` print. */
 const SECRET_KEY = /AGE-SECRET-KEY-1[02-9ac-hj-np-z]{58}/i; // the whole key: a path named age-secret-key-1-old passes
 

@@ -4,7 +4,7 @@
  *
  * @module
  */
-import type { Config, RemoteSettings } from "../config.ts";
+import { type Config, defaultSshKeyFiles, type RemoteSettings } from "../config.ts";
 import { type AgeIdentity, parseIdentityFile, parseRecipientsFile } from "../crypto/age.ts";
 import { parseAuthKeyFile } from "../crypto/auth_key.ts";
 import type { PushAuth } from "../repo/authenticity.ts";
@@ -39,7 +39,11 @@ export function remoteBackend(
         "or set ATOCORE_BACKUP_REMOTE",
     );
   }
-  const ssh = { keyFile: settings.sshKeyFile?.value, knownHostsFile: settings.knownHosts?.value };
+  const ssh = {
+    keyFile: settings.sshKeyFile?.value,
+    defaultKeyFiles: defaultSshKeyFiles(env, cwd),
+    knownHostsFile: settings.knownHosts?.value,
+  };
   const stall = settings.stallTimeout;
   const network = { stallMs: stall === null ? undefined : stall.value * 1000, onRetry: retryWarning(reporter) };
   return openBackend(settings.remote.value, { cwd, env, ssh, s3: settings.s3, network });

@@ -5,7 +5,6 @@
  * @module
  */
 import { existsSync } from "node:fs";
-import { join } from "node:path";
 import type { S3Settings } from "../config.ts";
 import { UsageError } from "../errors.ts";
 import type { Backend } from "./backend.ts";
@@ -22,8 +21,11 @@ export interface BackendContext {
   cwd: string;
   /** The environment (credentials, endpoints), read here and nowhere else below the CLI. */
   env: Record<string, string | undefined>;
-  /** SFTP: the key file and known_hosts file as resolved from flags and environment (absolute paths). */
-  ssh?: { keyFile?: string; knownHostsFile?: string };
+  /**
+   * SFTP: the key file and known_hosts file as resolved from flags and environment, and ssh's default keys, tried in
+   * order when no key file is given (absolute paths).
+   */
+  ssh?: { keyFile?: string; defaultKeyFiles?: readonly string[]; knownHostsFile?: string };
   /** The S3 endpoint, region and addressing from flags or environment (an `s3://` remote). */
   s3?: S3Settings;
   /** Network backends: how long a request may make no progress (default: the backend's own), and who hears retries. */
@@ -81,9 +83,7 @@ function remember(backend: ClosableBackend): ClosableBackend {
 
 /** The SFTP backend, with the key given or else the first of ssh's default keys that exists. */
 function openSftp(spec: string, context: BackendContext): ClosableBackend {
-  const home = context.env.HOME;
-  const defaults = home ? ["id_ed25519", "id_ecdsa", "id_rsa"].map((name) => join(home, ".ssh", name)) : [];
-  const keyFile = context.ssh?.keyFile ?? defaults.find((path) => existsSync(path));
+  const keyFile = context.ssh?.keyFile ?? context.ssh?.defaultKeyFiles?.find((path) => existsSync(path));
   if (keyFile === undefined) {
     throw new UsageError(
       "the SFTP repository needs an SSH key: give --ssh-key FILE or set ATOCORE_SSH_KEY_FILE (none of " +

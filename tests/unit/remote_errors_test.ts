@@ -8,7 +8,7 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { zstdCompressSync } from "node:zlib";
-import { resolveConfig } from "../../src/config.ts";
+import { defaultSshKeyFiles, resolveConfig } from "../../src/config.ts";
 import { ageEncrypt, generateIdentity, parseIdentity } from "../../src/crypto/age.ts";
 import { fetchToScratch, resolveRemoteSnapshot } from "../../src/ops/from_remote.ts";
 import { deriveAuthKey, snapshotMac } from "../../src/crypto/auth_key.ts";
@@ -66,7 +66,12 @@ Deno.test("remote errors: addresses, key files and object names", async (t) => {
   const cases: [string, () => unknown, RegExp][] = [
     [
       "sftp without a key",
-      () => openBackend("sftp://u@127.0.0.1/x", { cwd: dir.path, env: { HOME: dir.path } }),
+      () =>
+        openBackend("sftp://u@127.0.0.1/x", {
+          cwd: dir.path,
+          env: {},
+          ssh: { defaultKeyFiles: defaultSshKeyFiles({ HOME: dir.path }, dir.path) },
+        }),
       /^the SFTP repository needs an SSH key: give --ssh-key FILE or set ATOCORE_SSH_KEY_FILE \(none of ~\/\.ssh/,
     ],
     [
