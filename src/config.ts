@@ -125,6 +125,17 @@ function refuseEdgeWhitespace(value: string, from: string): void {
   );
 }
 
+/**
+ * The libsqlite3 that `ATOCORE_SQLITE_LIB` names for the FFI driver, as given (a bare name is searched for as the
+ * system's loader searches), or `undefined`.
+ *
+ * @throws {UsageError} for a path variable set but empty, as {@linkcode refuseEmptyValues}.
+ */
+export function sqliteLibraryFrom(env: Record<string, string | undefined>): string | undefined {
+  refuseEmptyValues({}, env); // ATOCORE_SQLITE_LIB= is refused like the store's variables
+  return env.ATOCORE_SQLITE_LIB || undefined;
+}
+
 /** A setting of the off-host repository that is not a path of the store (a location, a key file, public keys). */
 export interface RemoteSetting<T> {
   value: T;

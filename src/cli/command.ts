@@ -5,7 +5,7 @@
  * @module
  */
 import { parseArgs } from "node:util";
-import { type Config, refuseEmptyValues, refuseSecretValue, resolveConfig } from "../config.ts";
+import { type Config, refuseSecretValue, resolveConfig, sqliteLibraryFrom } from "../config.ts";
 import { refuseOverlappingPaths } from "../path_overlap.ts";
 import { type ExitCodeValue, UsageError } from "../errors.ts";
 import type { MetricFacts } from "../report/metrics.ts";
@@ -228,14 +228,19 @@ export function resolvedConfigFrom(values: FlagValues<typeof PATH_OPTIONS>, cont
 }
 
 /**
- * Open the SQLite driver that `--sqlite-driver` names.
+ * Open the SQLite driver that `--sqlite-driver` names; under `auto`, a library named by `ATOCORE_SQLITE_LIB` that does
+ * not load is the warning `sqlite_library_not_loaded` before the built-in driver is used.
  *
  * @throws {UsageError} when `ffi` is asked for and cannot load, or a path variable is set but empty.
  */
 export function driverFrom(values: FlagValues<typeof PATH_OPTIONS>, context: CommandContext): SqliteDriver {
-  refuseEmptyValues({}, context.env); // ATOCORE_SQLITE_LIB= is refused like the store's variables
+  const library = sqliteLibraryFrom(context.env);
   const choice = checkedDriverChoice(values["sqlite-driver"] ?? "auto");
-  return openDriver(choice, context.env.ATOCORE_SQLITE_LIB || undefined);
+  return openDriver(
+    choice,
+    library,
+    (error) => context.reporter.event("warning", "sqlite_library_not_loaded", { path: library, error }),
+  );
 }
 
 /**

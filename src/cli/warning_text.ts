@@ -133,6 +133,9 @@ const SENTENCES: Record<string, (fields: Fields) => string> = {
   restore_chroma_swap_undone: (f) =>
     `the Chroma swap in ${text(f.target)} did not complete; it was undone (${text(f.entries_moved_back)} entries ` +
     `moved back), so Chroma is as it was before the swap`,
+  sqlite_library_not_loaded: (f) =>
+    `ATOCORE_SQLITE_LIB names ${text(f.path)}, which could not be loaded (${text(f.error)}), so the built-in ` +
+    `SQLite driver is used: correct or unset ATOCORE_SQLITE_LIB, or give --sqlite-driver builtin`,
   interrupt_received: (f) =>
     `${text(f.signal)} received: stopping at the next point where stopping leaves everything consistent; ` +
     `interrupt again to stop at once (as if killed: nothing half is listed, a lease expires by itself)`,

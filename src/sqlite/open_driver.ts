@@ -21,14 +21,23 @@ export function isDriverChoice(name: string): name is DriverChoice {
  *
  * @param choice `auto`, `ffi` or `builtin`.
  * @param libraryPath libsqlite3 to load for FFI (from `ATOCORE_SQLITE_LIB`), else the usual names.
+ * @param notLoaded Under `auto`, told why `libraryPath` did not load before the built-in driver is used: a library
+ *   the operator named is not passed over silently (the usual names' absence is, in a container without them).
  * @throws {UsageError} when `ffi` is asked for and cannot be loaded.
  */
-export function openDriver(choice: DriverChoice, libraryPath?: string): SqliteDriver {
+export function openDriver(
+  choice: DriverChoice,
+  libraryPath?: string,
+  notLoaded?: (error: string) => void,
+): SqliteDriver {
   if (choice === "builtin") return openBuiltinDriver();
   try {
     return openFfiDriver(libraryPath);
   } catch (error) {
-    if (choice === "auto") return openBuiltinDriver();
+    if (choice === "auto") {
+      if (libraryPath !== undefined) notLoaded?.((error as Error).message);
+      return openBuiltinDriver();
+    }
     throw new UsageError(
       `--sqlite-driver ffi: ${
         (error as Error).message

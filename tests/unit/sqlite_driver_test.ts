@@ -181,7 +181,7 @@ for (const name of DRIVERS) {
   });
 }
 
-Deno.test("auto falls back to builtin when ATOCORE_SQLITE_LIB is not a library; ffi is then a usage error", async () => {
+Deno.test("auto falls back to builtin, with a warning naming it, when ATOCORE_SQLITE_LIB is not a library; ffi is then a usage error", async () => {
   using dir = tempDir();
   const notLibrary = join(dir.path, "not-a-library.so");
   Deno.writeTextFileSync(notLibrary, "not ELF\n");
@@ -190,6 +190,10 @@ Deno.test("auto falls back to builtin when ATOCORE_SQLITE_LIB is not a library; 
     const auto = await runCli(["config", "--json", "--sqlite-driver", "auto"], { env });
     assert.equal(auto.code, 0, auto.stderr);
     assert.equal((auto.json as { sqlite: { driver: string } }).sqlite.driver, "builtin");
+    const warning = JSON.parse(auto.stderr.trim());
+    assert.equal(warning.event, "sqlite_library_not_loaded", auto.stderr);
+    assert.equal(warning.path, lib);
+    assert.ok(typeof warning.error === "string" && warning.error.length > 0, "the warning says why");
     const ffi = await runCli(["config", "--json", "--sqlite-driver", "ffi"], { env });
     assert.equal(ffi.code, 2);
     assert.match(ffi.stderr, /--sqlite-driver ffi: .*ATOCORE_SQLITE_LIB/);
@@ -197,6 +201,7 @@ Deno.test("auto falls back to builtin when ATOCORE_SQLITE_LIB is not a library; 
   }
   const fine = await runCli(["config", "--json"], { env: { ATOCORE_DATA_DIR: dir.path } });
   assert.equal((fine.json as { sqlite: { driver: string } }).sqlite.driver, "ffi");
+  assert.equal(fine.stderr, "", "no warning when no library is named");
 });
 
 Deno.test("journal header: a WAL-mode copy is marked rollback-journal and back, and reads the same either way", async () => {
