@@ -154,6 +154,11 @@ Deno.test("s3 credentials: the environment first, else the shared file's profile
   assert.equal(loadCredentials(fromEnv).accessKeyId, "AKENV");
   assert.equal(credentialSource(fromEnv).from, "env (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY)");
   assert.throws(() => loadCredentials({ AWS_ACCESS_KEY_ID: "AKENV" }), /AWS_SECRET_ACCESS_KEY is unset or empty/);
+  assert.equal(credentialSource({}).source, "none", "HOME unset and no file named: no credentials file");
+  assert.throws(
+    () => loadCredentials({}),
+    /^UsageError: an S3 remote needs credentials: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or give a credentials file \(AWS_SHARED_CREDENTIALS_FILE\); HOME is not set, so there is no ~\/\.aws\/credentials$/,
+  );
 });
 
 Deno.test("retries: the wait a server asks for is followed, up to the policy's largest backoff", async () => {

@@ -20,7 +20,8 @@ export interface S3Credentials {
 
 /** Where the credentials would come from, without reading them: for `config` and messages. */
 export interface CredentialSource {
-  source: "env" | "file";
+  /** `none`: no key in the environment, no AWS_SHARED_CREDENTIALS_FILE, and no HOME to find ~/.aws/credentials in. */
+  source: "env" | "file" | "none";
   from: string;
   /** The credentials file and profile, for `file`. */
   file?: { path: string; profile: string };
@@ -28,7 +29,10 @@ export interface CredentialSource {
 
 type Env = Record<string, string | undefined>;
 
-/** Where the credentials come from: the environment when it names an access key, else the shared credentials file. */
+/**
+ * Where the credentials come from: the environment when it names an access key, else the shared credentials file
+ * (none when HOME is unset and no file is named: another user's home is never guessed).
+ */
 export function credentialSource(env: Env): CredentialSource {
   if (env.AWS_ACCESS_KEY_ID !== undefined || env.AWS_SECRET_ACCESS_KEY !== undefined) {
     const names = [
@@ -38,10 +42,13 @@ export function credentialSource(env: Env): CredentialSource {
     ];
     return { source: "env", from: `env (${names.join(", ")})` };
   }
-  const path = env.AWS_SHARED_CREDENTIALS_FILE || join(env.HOME ?? "/root", ".aws", "credentials");
+  if (!env.AWS_SHARED_CREDENTIALS_FILE && !env.HOME) return { source: "none", from: NO_HOME };
+  const path = env.AWS_SHARED_CREDENTIALS_FILE || join(env.HOME!, ".aws", "credentials");
   const profile = env.AWS_PROFILE || "default";
   return { source: "file", from: `file ${path} [${profile}]`, file: { path, profile } };
 }
+
+const NO_HOME = "none (HOME is not set, so there is no ~/.aws/credentials)";
 
 /** Largest credentials file read. */
 const FILE_MAX_BYTES = 1 << 20;
@@ -54,6 +61,12 @@ const FILE_MAX_BYTES = 1 << 20;
  */
 export function loadCredentials(env: Env): S3Credentials {
   const source = credentialSource(env);
+  if (source.source === "none") {
+    throw new UsageError(
+      "an S3 remote needs credentials: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or give a credentials file " +
+        "(AWS_SHARED_CREDENTIALS_FILE); HOME is not set, so there is no ~/.aws/credentials",
+    );
+  }
   if (source.file === undefined) {
     if (!env.AWS_ACCESS_KEY_ID || !env.AWS_SECRET_ACCESS_KEY) {
       const missing = env.AWS_ACCESS_KEY_ID ? "AWS_SECRET_ACCESS_KEY" : "AWS_ACCESS_KEY_ID";
