@@ -322,6 +322,29 @@ function stallTimeoutFrom(given: RemoteSetting<string> | null): RemoteSetting<nu
   return { ...given, value: seconds };
 }
 
+/** The most transfers (packs moved at once) a command accepts. */
+export const MAX_TRANSFERS = 32;
+
+/**
+ * The packs to move at once from `--transfers` (given as `flag`), else `ATOCORE_BACKUP_TRANSFERS`, else `undefined`.
+ *
+ * @throws {UsageError} for anything but a whole number from 1 to {@linkcode MAX_TRANSFERS}, an empty one included.
+ */
+export function resolveTransfers(
+  flag: string | undefined,
+  env: Record<string, string | undefined>,
+): number | undefined {
+  const [text, source] = flag !== undefined
+    ? [flag, "--transfers"]
+    : [env.ATOCORE_BACKUP_TRANSFERS, "ATOCORE_BACKUP_TRANSFERS"];
+  if (text === undefined) return undefined;
+  const count = /^\d{1,3}$/.test(text) ? Number(text) : NaN;
+  if (!(count >= 1 && count <= MAX_TRANSFERS)) {
+    throw new UsageError(`${source} must be a whole number from 1 to ${MAX_TRANSFERS}, not ${JSON.stringify(text)}`);
+  }
+  return count;
+}
+
 /** A private key's armour: a key pasted where its file's path goes would be printed by `config` and in errors. */
 const SSH_PRIVATE_KEY = /-----BEGIN [A-Z ]*PRIVATE KEY-----/;
 

@@ -4,11 +4,11 @@
  *
  * @module
  */
-import { type Config, type RemoteSettings, resolveRemoteSettings } from "../config.ts";
+import { type Config, MAX_TRANSFERS, type RemoteSettings, resolveRemoteSettings, resolveTransfers } from "../config.ts";
 import { UsageError } from "../errors.ts";
 import type { RemoteSource } from "../ops/from_remote.ts";
 import { identitiesFrom, recipientsFrom, refuseRemoteInStore, remoteBackend } from "../ops/remote.ts";
-import { DEFAULT_TRANSFERS, FOLDER_FETCH_TRANSFERS, MAX_TRANSFERS, S3_FETCH_TRANSFERS } from "../repo/lanes.ts";
+import { DEFAULT_TRANSFERS, FOLDER_FETCH_TRANSFERS, S3_FETCH_TRANSFERS } from "../repo/lanes.ts";
 import type { CommandContext, CommandOptions, FlagValues } from "./command.ts";
 
 /** The flags, for a command's `options`. */
@@ -166,8 +166,8 @@ export const TRANSFER_HELP =
   `fetching: ${FOLDER_FETCH_TRANSFERS} from a folder, ${S3_FETCH_TRANSFERS} from S3)  ATOCORE_BACKUP_TRANSFERS`;
 
 /**
- * The packs to move at once: `--transfers`, else `ATOCORE_BACKUP_TRANSFERS`, else `undefined` (the engine's default,
- * {@linkcode DEFAULT_TRANSFERS}, or `fetchTransfers` for a fetch). Memory grows by about one 8 MiB pack per transfer.
+ * The packs to move at once, as config.ts resolves them; `undefined` leaves the engine's default,
+ * {@linkcode DEFAULT_TRANSFERS}, or `fetchTransfers` for a fetch. Memory grows by about one 8 MiB pack per transfer.
  *
  * @throws {UsageError} for anything but a whole number from 1 to {@linkcode MAX_TRANSFERS}, an empty one included.
  */
@@ -175,13 +175,5 @@ export function transfersFrom(
   values: FlagValues<typeof TRANSFER_OPTIONS>,
   context: CommandContext,
 ): number | undefined {
-  const [text, source] = values.transfers !== undefined
-    ? [values.transfers, "--transfers"]
-    : [context.env.ATOCORE_BACKUP_TRANSFERS, "ATOCORE_BACKUP_TRANSFERS"];
-  if (text === undefined) return undefined;
-  const count = /^\d{1,3}$/.test(text) ? Number(text) : NaN;
-  if (!(count >= 1 && count <= MAX_TRANSFERS)) {
-    throw new UsageError(`${source} must be a whole number from 1 to ${MAX_TRANSFERS}, not ${JSON.stringify(text)}`);
-  }
-  return count;
+  return resolveTransfers(values.transfers, context.env);
 }

@@ -21,8 +21,6 @@ export const FOLDER_FETCH_TRANSFERS = 4;
  * Performance).
  */
 export const S3_FETCH_TRANSFERS = 4;
-/** The most transfers a command accepts. */
-export const MAX_TRANSFERS = 32;
 
 /**
  * Run `work(index, lane)` for every index below `count`, at most `lanes` at once (`lane` numbers the runner, so each
