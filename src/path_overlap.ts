@@ -11,16 +11,15 @@ import { UsageError } from "./errors.ts";
 import { entriesOrNone, lstatOrNull } from "./fs/probe.ts";
 import { isSameOrInside, realPathAsFarAsExists, statQuietly } from "./fs/real_path.ts";
 import {
-  CHROMA_FOLDER,
-  CONFIG_FOLDER,
-  DB_FOLDER,
+  chromaDbPath,
+  copiedFileFolders,
+  listedSnapshotDir,
   lockPath,
-  METADATA_FILE,
+  metadataPath,
   ownFolders,
   restoreIntentPath,
   snapshotsDir,
 } from "./snapshot/layout.ts";
-import { CHROMA_DB_FILE } from "./snapshot/chroma.ts";
 
 /** One path a part of the store occupies, named for messages. */
 interface Place {
@@ -85,14 +84,11 @@ export function pathOverlaps(config: Config): string[] {
 function linkedSnapshotFile(path: string, backupDir: string): string | null {
   const file = statQuietly(path);
   if (file === null || !file.isFile || (file.nlink ?? 1) < 2 || file.ino === null) return null;
-  const snapshots = snapshotsDir(backupDir);
-  for (const stamp of namesIn(snapshots)) {
-    const root = join(snapshots, stamp);
+  for (const stamp of namesIn(snapshotsDir(backupDir))) {
+    const root = listedSnapshotDir(backupDir, stamp);
     const candidates = [
-      ...[DB_FOLDER, CONFIG_FOLDER].flatMap((folder) =>
-        namesIn(join(root, folder)).map((name) => join(root, folder, name))
-      ),
-      join(root, CHROMA_FOLDER, CHROMA_DB_FILE),
+      ...copiedFileFolders(root).flatMap((folder) => namesIn(folder).map((name) => join(folder, name))),
+      chromaDbPath(root),
     ];
     const found = candidates.find((candidate) => {
       const other = statQuietly(candidate);
@@ -184,7 +180,7 @@ function enclosingStoreProblem(backupDir: string): string | null {
   const real = realPathAsFarAsExists(backupDir);
   const fix = "nothing was done; point --backup-dir (ATOCORE_BACKUP_DIR) at a folder of its own";
   for (let folder = real;; folder = dirname(folder)) {
-    if (entryAt(join(folder, METADATA_FILE)) !== null) {
+    if (entryAt(metadataPath(folder)) !== null) {
       return `the backup folder ${backupDir} is in the snapshot ${folder}, which would then no longer validate; ${fix}`;
     }
     if (folder !== real && entryAt(lockPath(folder))?.isFile && entryAt(snapshotsDir(folder)) !== null) {

@@ -22,7 +22,6 @@
  *
  * @module
  */
-import { join } from "node:path";
 import { describeOsError, RefusedError } from "../errors.ts";
 import { folderNames } from "../fs/probe.ts";
 import type { Reporter } from "../report/reporter.ts";
@@ -36,7 +35,7 @@ import {
   withGuards,
 } from "../snapshot/retention_guards.ts";
 import { pruneIntegrityRecords } from "../snapshot/integrity_record.ts";
-import { METADATA_FILE, snapshotDir, snapshotsDir } from "../snapshot/layout.ts";
+import { metadataPath, snapshotDir, snapshotsDir } from "../snapshot/layout.ts";
 import { isPreRestore, readMetadata, sequenceOf } from "../snapshot/metadata.ts";
 import { isInFuture } from "../snapshot/clock.ts";
 import { isStamp } from "../snapshot/stamp.ts";
@@ -189,7 +188,7 @@ async function decide(backupDir: string, stamps: string[], options: CleanupOptio
 
 /** What the metadata of the snapshot `stamp` says about it (nothing, when it cannot be read). */
 function factsOf(backupDir: string, stamp: string): SnapshotFacts {
-  const read = readMetadata(join(snapshotDir(backupDir, stamp), METADATA_FILE));
+  const read = readMetadata(metadataPath(snapshotDir(backupDir, stamp)));
   const metadata = read.ok ? read.metadata : null;
   const restoring = metadata?.restoring_stamp;
   return {

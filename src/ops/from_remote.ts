@@ -178,7 +178,7 @@ export async function fetchToScratch(
     const stamp = name.split("_")[0];
     Deno.mkdirSync(snapshotsDir(sourceDir), { mode: FOLDER_MODE });
     options.reporter.event("info", "remote_fetch_started", { snapshot: name, location: source.backend.location });
-    const fetched = await fetchSnapshot(source.backend, source.identities, name, join(snapshotsDir(sourceDir), stamp), {
+    const fetched = await fetchSnapshot(source.backend, source.identities, name, snapshotDir(sourceDir, stamp), {
       onProgress: (done, total) => {
         stopIfInterrupted(options.signal); // between packs: only the scratch folder was written
         options.reporter.progress("fetching", done, total);

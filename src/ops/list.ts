@@ -4,12 +4,11 @@
  *
  * @module
  */
-import { join } from "node:path";
 import { UsageError } from "../errors.ts";
 import { entriesOrNone, folderNames, lstatOrNull, statThroughFilesOrNull } from "../fs/probe.ts";
 import { kindOf } from "../fs/regular_file.ts";
 import { isInFuture, stampAgeSeconds } from "../snapshot/clock.ts";
-import { METADATA_FILE, snapshotDir, snapshotsDir } from "../snapshot/layout.ts";
+import { listedSnapshotDir, metadataPath, snapshotDir, snapshotsDir } from "../snapshot/layout.ts";
 import {
   isPreRestore,
   readMetadata,
@@ -64,7 +63,7 @@ export function listSnapshots(backupDir: string, now: Date): ListEntry[] {
  */
 export function listEntries(backupDir: string, names: readonly string[], now: Date): ListEntry[] {
   return names.flatMap((name) => {
-    const entry = listEntry(join(snapshotsDir(backupDir), name), name, now);
+    const entry = listEntry(listedSnapshotDir(backupDir, name), name, now);
     return entry.has_metadata || lstatOrNull(entry.path)?.isDirectory ? [entry] : [];
   });
 }
@@ -75,7 +74,7 @@ export function listEntries(backupDir: string, names: readonly string[], now: Da
  */
 export function strayStamps(backupDir: string): { path: string; kind: string }[] {
   return entriesOrNone(snapshotsDir(backupDir)).filter((entry) => isStamp(entry.name) && !entry.isDirectory)
-    .map((entry) => join(snapshotsDir(backupDir), entry.name)).sort()
+    .map((entry) => listedSnapshotDir(backupDir, entry.name)).sort()
     .map((path) => ({ path, kind: kindOrGone(path) }));
 }
 
@@ -119,7 +118,7 @@ export function latestStamp(backupDir: string, now: Date): LatestPick {
   const current = newestFirst.filter((stamp) => !isInFuture(stamp, now));
   const sequenceIgnored: string[] = [];
   const sequences = current.map((stamp) => {
-    const read = readMetadata(join(snapshotDir(backupDir, stamp), METADATA_FILE));
+    const read = readMetadata(metadataPath(snapshotDir(backupDir, stamp)));
     const sequence = read.ok ? trustedSequence(read.metadata) : null;
     if (read.ok && sequence === null && read.metadata.sequence !== undefined) sequenceIgnored.push(stamp);
     return sequence;
@@ -184,14 +183,14 @@ export function requireBackupFolder(backupDir: string): void {
 export function nextSequence(backupDir: string): number {
   let highest = 0;
   for (const name of snapshotNames(backupDir)) {
-    const read = readMetadata(join(snapshotsDir(backupDir), name, METADATA_FILE));
+    const read = readMetadata(metadataPath(listedSnapshotDir(backupDir, name)));
     highest = Math.max(highest, read.ok ? trustedSequence(read.metadata) ?? 0 : 0); // as --latest reads them
   }
   return highest + 1;
 }
 
 function listEntry(path: string, stamp: string, now: Date): ListEntry {
-  const read = readMetadata(join(path, METADATA_FILE));
+  const read = readMetadata(metadataPath(path));
   const entry: ListEntry = {
     stamp,
     path,

@@ -20,7 +20,7 @@ import {
   CHROMA_FOLDER,
   CONFIG_FOLDER,
   DB_FOLDER,
-  METADATA_FILE,
+  metadataPath,
   mustBeRegularFile,
   snapshotDir,
 } from "../snapshot/layout.ts";
@@ -177,7 +177,7 @@ async function checkInto(result: ValidationResult, options: ValidateOptions): Pr
   if (!result.exists) return finish(result, "snapshot_directory_missing");
   const linked = linkedFolder(root);
   if (linked !== null) return finish(result, `snapshot_folder_is_a_link: ${printable(linked)}`);
-  const read = readMetadata(join(root, METADATA_FILE));
+  const read = readMetadata(metadataPath(root));
   if (!read.ok) return finish(result, read.error);
   const metadata = read.metadata;
   result.metadata = metadata;

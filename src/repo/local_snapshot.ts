@@ -8,7 +8,7 @@ import { hash } from "node:crypto";
 import { basename, join } from "node:path";
 import { OperationError } from "../errors.ts";
 import { walkTree } from "../fs/tree.ts";
-import { checkedStamp, METADATA_FILE } from "../snapshot/layout.ts";
+import { checkedStamp, METADATA_FILE, metadataPath } from "../snapshot/layout.ts";
 import { readMetadata, type SnapshotMetadata } from "../snapshot/metadata.ts";
 import { isCleanPath } from "./document.ts";
 import { readRegularFile } from "../fs/regular_file.ts";
@@ -43,7 +43,7 @@ export class UnreadableSnapshotError extends OperationError {
  */
 export function readLocalSnapshot(root: string): LocalSnapshot {
   const stamp = checkedStamp(basename(root));
-  const read = readMetadata(join(root, METADATA_FILE));
+  const read = readMetadata(metadataPath(root));
   if (!read.ok) throw new UnreadableSnapshotError(stamp, read.error);
   const metadata = read.metadata;
   const entries: LocalEntry[] = Array.isArray(metadata.manifest)
@@ -56,14 +56,14 @@ export function readLocalSnapshot(root: string): LocalSnapshot {
         : { kind: "file", path: entry.path, size: entry.size, sha256: entry.sha256 };
     })
     : walked(root);
-  const info = Deno.lstatSync(join(root, METADATA_FILE));
+  const info = Deno.lstatSync(metadataPath(root));
   entries.push({ kind: "file", path: METADATA_FILE, size: info.size, sha256: null });
   entries.sort((a, b) => a.path < b.path ? -1 : a.path > b.path ? 1 : 0);
   return {
     root,
     stamp,
     metadata,
-    metadataSha256: hash("sha256", readRegularFile(join(root, METADATA_FILE)), "hex"),
+    metadataSha256: hash("sha256", readRegularFile(metadataPath(root)), "hex"),
     entries,
   };
 }

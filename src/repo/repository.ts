@@ -9,10 +9,9 @@ import { parseRecipient } from "../crypto/age.ts";
 import { describeOsError, OperationError, RefusedError, UsageError } from "../errors.ts";
 import { readRegularTextFile } from "../fs/regular_file.ts";
 import { ensureDir, writeFileAtomic } from "../fs/durable.ts";
-import { join } from "node:path";
 import { entriesOrNone } from "../fs/probe.ts";
 import { realPathAsFarAsExists } from "../fs/real_path.ts";
-import { remotePinPath, remotesRoot, remoteStateDir } from "../snapshot/layout.ts";
+import { listedPinPath, remotePinPath, remotesRoot, remoteStateDir } from "../snapshot/layout.ts";
 import { requireHostStateFolders } from "./host_state.ts";
 import { type Backend, ObjectExistsError, ObjectNotFoundError } from "./backend.ts";
 import { Boundary, getPublic } from "./boundary.ts";
@@ -263,7 +262,7 @@ function pinOfSameFolder(backupDir: string, location: string): FoundPin | null {
   const real = realPathAsFarAsExists(location.slice("file://".length));
   for (const entry of entriesOrNone(remotesRoot(backupDir))) {
     if (!entry.isDirectory) continue;
-    const path = join(remotesRoot(backupDir), entry.name, "pin.json");
+    const path = listedPinPath(backupDir, entry.name);
     try {
       const pin = readPin(path);
       if (pin?.location.startsWith("file://") && realPathAsFarAsExists(pin.location.slice("file://".length)) === real) {

@@ -20,6 +20,9 @@ export const CONFIG_FOLDER = "config";
 /** Sub-folder of a snapshot that holds the Chroma copy. */
 export const CHROMA_FOLDER = "chroma";
 
+/** The pin's name inside a repository's state folder. */
+const PIN_FILE = "pin.json";
+
 /** Longest text accepted as a stamp argument before any check (refuses 300-character input early). */
 const MAX_STAMP_ARGUMENT = 64;
 
@@ -91,7 +94,12 @@ export function remoteStateFolders(backupDir: string, location: string): string[
 
 /** `<backup>/remotes/<key>/pin.json`: the id and recipients of the repository at `location`, pinned by the first push. */
 export function remotePinPath(backupDir: string, location: string): string {
-  return join(remoteStateDir(backupDir, location), "pin.json");
+  return join(remoteStateDir(backupDir, location), PIN_FILE);
+}
+
+/** `<backup>/remotes/<folder>/pin.json` for a folder found by listing `remotes/`, whatever location it is about. */
+export function listedPinPath(backupDir: string, folderName: string): string {
+  return join(remotesRoot(backupDir), folderName, PIN_FILE);
 }
 
 /** `<backup>/remotes/<key>/push-cache`: where the last finished push to `location` stored each block. */
@@ -145,6 +153,32 @@ function checkedPushId(pushId: string): string {
  */
 export function snapshotDir(backupDir: string, stamp: string): string {
   return join(snapshotsDir(backupDir), checkedStamp(stamp));
+}
+
+/**
+ * `<backup>/snapshots/<name>` for a name read from a listing of `snapshots/` (a stamp or not, so that list and checks
+ * can name what else lies there); the name is one segment (checked).
+ */
+export function listedSnapshotDir(backupDir: string, name: string): string {
+  if (name === "" || name === "." || name === ".." || name.includes("/")) {
+    throw new RangeError(`not a name in a folder: ${JSON.stringify(name.slice(0, 80))}`);
+  }
+  return join(snapshotsDir(backupDir), name);
+}
+
+/** `<snapshot>/backup-metadata.json`: the metadata of the snapshot folder at `root`. */
+export function metadataPath(root: string): string {
+  return join(root, METADATA_FILE);
+}
+
+/** `<snapshot>/db` and `<snapshot>/config`: the folders of the snapshot at `root` holding one copied file each. */
+export function copiedFileFolders(root: string): string[] {
+  return [join(root, DB_FOLDER), join(root, CONFIG_FOLDER)];
+}
+
+/** `<snapshot>/chroma/chroma.sqlite3`: Chroma's database in the snapshot at `root`. */
+export function chromaDbPath(root: string): string {
+  return join(root, CHROMA_FOLDER, CHROMA_DB_FILE);
 }
 
 /** A unique staging folder for a snapshot of `stamp`. */
