@@ -14,6 +14,7 @@ import { type PushResult, pushSnapshot } from "../repo/push.ts";
 import { SnapshotFileChangedError } from "../repo/push_session.ts";
 import { UnreadableSnapshotError } from "../repo/local_snapshot.ts";
 import { StoppedPublishing } from "../repo/publish.ts";
+import { parseName } from "../repo/layout.ts";
 import type { PushAuth } from "../repo/authenticity.ts";
 import { checkedStamp, snapshotDir } from "../snapshot/layout.ts";
 import { isStamp } from "../snapshot/stamp.ts";
@@ -349,14 +350,15 @@ function trackingWrites(backend: Backend): Tracked {
       stat: (name) => backend.stat(name),
       remove: async (name) => {
         await backend.remove(name);
-        if (name.startsWith("leases/")) tracked.lease = "removed";
+        if (parseName(name)?.kind === "lease") tracked.lease = "removed";
       },
       unlisted: backend.unlisted && ((prefix) => backend.unlisted!(prefix)), // a link among markers: reuse nothing
       write: async (name, bytes, writeOptions) => {
         try {
           await backend.write(name, bytes, writeOptions);
-          if (name.startsWith("packs/")) tracked.packs += 1;
-          if (name.startsWith("leases/")) tracked.lease = "held";
+          const kind = parseName(name)?.kind;
+          if (kind === "pack") tracked.packs += 1;
+          if (kind === "lease") tracked.lease = "held";
         } catch (error) {
           // an object found there is the boundary's to judge (its own, whose answer was lost, is taken as written)
           if (!(error instanceof ObjectExistsError)) tracked.failed ??= name;

@@ -25,9 +25,7 @@ import {
   ObjectTooLargeError,
   type WriteOptions,
 } from "./backend.ts";
-
-/** The folder under the repository root where writes are staged before they are published. */
-const TMP = ".tmp";
+import { isExpectedTopEntry, stagedName, STAGING_FOLDER } from "./layout.ts";
 
 /**
  * Open the folder repository named by `spec` (`file:///abs/path` or a path, relative to `cwd`). The folder need not
@@ -124,8 +122,8 @@ class FolderBackend implements Backend {
     const file = segments.at(-1)!;
     // each folder held open, names taken inside it: a writer who swaps one for a link cannot send the bytes elsewhere
     await using parent = await this.openFolders(segments.slice(0, -1));
-    await using staging = await this.openFolders([TMP]);
-    const temporary = `${segments.join("_")}.${crypto.randomUUID()}`;
+    await using staging = await this.openFolders([STAGING_FOLDER]);
+    const temporary = stagedName(segments);
     try {
       await staging.writeNewFile(temporary, bytes, (path) => altered(path, "replaced while it was being written"));
       if (options.exclusive) await this.publishExclusive(staging, temporary, parent, file, name);
@@ -138,7 +136,7 @@ class FolderBackend implements Backend {
 
   async clearStaging(graceMs: number, dryRun: boolean): Promise<string[]> {
     // by names inside the folder held: a writer who swaps .tmp for a link meanwhile cannot redirect them
-    await using staging = await this.existingFolders([TMP]);
+    await using staging = await this.existingFolders([STAGING_FOLDER]);
     if (staging === null) return [];
     if (isMountPoint(staging.path)) {
       throw altered(staging.path, "a mount point"); // a bind mount's files are another folder's
@@ -150,7 +148,7 @@ class FolderBackend implements Backend {
       const info = staging.entry(name);
       // Only files this backend staged: never a link (removing one never follows it anyway) or a folder.
       if (!info?.isFile || info.mtimeMs >= now - graceMs) continue;
-      stale.push(`${TMP}/${name}`);
+      stale.push(`${STAGING_FOLDER}/${name}`);
       if (!dryRun) await staging.removeFile(name);
     }
     if (stale.length > 0 && !dryRun) await staging.sync();
@@ -305,7 +303,7 @@ async function walk(folder: string, relative: string, found: ObjectInfo[]): Prom
 async function walkUnlisted(folder: string, relative: string, found: string[]): Promise<void> {
   for await (const entry of Deno.readDir(folder)) {
     const name = relative ? `${relative}/${entry.name}` : entry.name;
-    if (!relative && (entry.name === TMP || entry.name === "lost+found")) continue;
+    if (!relative && isExpectedTopEntry(entry.name)) continue;
     const special = !entry.isSymlink && !entry.isFile && !entry.isDirectory; // a FIFO, a socket, a device
     if (entry.isSymlink || special || (!relative && entry.name.startsWith("."))) found.push(name);
     else if (entry.isDirectory && !entry.name.startsWith(".")) {
@@ -339,7 +337,7 @@ async function statOrNull(path: string): Promise<Deno.FileInfo | null> {
 
 /** Something in the repository folder is not what this tool writes there (a link, a folder for a file): never used. */
 function altered(path: string, what: string): OperationError {
-  if (basename(path) === TMP) { // never an object, so verify has nothing to say of it
+  if (basename(path) === STAGING_FOLDER) { // never an object, so verify has nothing to say of it
     return new OperationError(
       `${path} is ${what} (a link?): writes are staged there and no object lives in it; remove it, then run again`,
     );

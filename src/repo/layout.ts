@@ -19,6 +19,22 @@ import { isStamp } from "../snapshot/stamp.ts";
 /** The name of the repository's configuration object. */
 export const CONFIG_NAME = "config";
 
+/** The folder at the top of a folder or SFTP repository where writes are staged before they are published. */
+export const STAGING_FOLDER = ".tmp";
+
+/** A new name in {@linkcode STAGING_FOLDER} to write the object named by `segments`: `<name with / as _>.<uuid>`. */
+export function stagedName(segments: string[]): string {
+  return `${segments.join("_")}.${crypto.randomUUID()}`;
+}
+
+/** A filesystem's own folder at the top of a volume, which a repository on a whole disk may hold. */
+const LOST_AND_FOUND = "lost+found";
+
+/** Whether a top-level entry of a folder or SFTP repository belongs there though it is no object (verify names none). */
+export function isExpectedTopEntry(name: string): boolean {
+  return name === STAGING_FOLDER || name === LOST_AND_FOUND;
+}
+
 /** The prefixes listed to find each kind of object. */
 export const PREFIXES = {
   packs: "packs/",

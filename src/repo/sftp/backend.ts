@@ -22,13 +22,11 @@ import {
 import { DEFAULT_RETRY, errorLine, type RetryListener, type RetryPolicy, withRetries } from "../retry.ts";
 import { connectSftp, type SftpCredentials, type SftpSession, type SftpTimeouts } from "./connection.ts";
 import { describeSftpError, isTransientSftpError, sftpStatus, STATUS } from "./errors.ts";
+import { stagedName, STAGING_FOLDER } from "../layout.ts";
 import { listFolder } from "./listing.ts";
 import * as request from "./requests.ts";
 import { readAll, writeAll } from "./transfer.ts";
 import { parseSftpUrl, type SftpAddress } from "./url.ts";
-
-/** The folder under the repository root where writes are staged before they are published. */
-const TMP = ".tmp";
 
 /** The default waits: 20 s to connect and log in, 60 s for any one request's answer. */
 export const DEFAULT_SFTP_TIMEOUTS: SftpTimeouts = { connectMs: 20_000, stallMs: 60_000 };
@@ -128,8 +126,8 @@ class SftpBackend implements ClosableBackend {
     const target = this.pathOf(segments);
     return await this.attempt("writing", name, async (session, attempt) => {
       await this.makeFolders(session, this.pathOf(segments.slice(0, -1)));
-      await this.makeFolders(session, this.pathOf([TMP]));
-      const temporary = this.pathOf([TMP, `${segments.join("_")}.${crypto.randomUUID()}`]);
+      await this.makeFolders(session, this.pathOf([STAGING_FOLDER]));
+      const temporary = this.pathOf([STAGING_FOLDER, stagedName(segments)]);
       try {
         await this.upload(session, temporary, bytes, name);
         await this.publish(session, temporary, target, name, options.exclusive);
@@ -147,8 +145,8 @@ class SftpBackend implements ClosableBackend {
   }
 
   async clearStaging(graceMs: number, dryRun: boolean): Promise<string[]> {
-    const staging = this.pathOf([TMP]);
-    return await this.attempt("clearing", `${TMP}/`, async (session) => {
+    const staging = this.pathOf([STAGING_FOLDER]);
+    return await this.attempt("clearing", `${STAGING_FOLDER}/`, async (session) => {
       const kind = (await request.lstatOrNull(session, staging))?.kind;
       if (kind !== undefined && kind !== "folder") throw altered(staging, "not a folder (a symbolic link?)");
       const entries = await request.readFolder(session, staging) ?? [];
@@ -160,7 +158,7 @@ class SftpBackend implements ClosableBackend {
       )
         .map((entry) => entry.name).sort();
       if (!dryRun) { for (const name of stale) await request.removeFile(session, `${staging}/${name}`); }
-      return stale.map((name) => `${TMP}/${name}`);
+      return stale.map((name) => `${STAGING_FOLDER}/${name}`);
     });
   }
 
@@ -178,7 +176,7 @@ class SftpBackend implements ClosableBackend {
   private async serverNow(session: SftpSession, staging: string): Promise<number> {
     const probe = `${staging}/.clock-${crypto.randomUUID()}`;
     try {
-      await this.upload(session, probe, new Uint8Array(0), `${TMP}/ clock probe`);
+      await this.upload(session, probe, new Uint8Array(0), `${STAGING_FOLDER}/ clock probe`);
       return (await request.lstatOrNull(session, probe))?.mtimeMs ?? Date.now();
     } finally {
       await request.removeFile(session, probe).catch(() => {});
@@ -232,7 +230,7 @@ class SftpBackend implements ClosableBackend {
 
   /** A write's failure (the server says only "Failure"): a full disk when `statvfs` shows too little room. */
   private async explainFailure(session: SftpSession, name: string, bytes: Uint8Array, error: unknown) {
-    const free = await request.freeBytes(session, this.pathOf([TMP])).catch(() => null);
+    const free = await request.freeBytes(session, this.pathOf([STAGING_FOLDER])).catch(() => null);
     if (free !== null && free < bytes.length + 64 * 1024) {
       return new OperationError(
         `no space left on the SFTP server for ${name} in ${this.location} (${free} bytes free, ${bytes.length} ` +

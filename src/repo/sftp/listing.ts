@@ -7,6 +7,7 @@
 import type { ObjectInfo } from "../backend.ts";
 import type { SftpSession } from "./connection.ts";
 import { readFolder } from "./requests.ts";
+import { isExpectedTopEntry } from "../layout.ts";
 
 /** Folders read at once: `packs/` has up to 256 subfolders, and each read waits a round trip. */
 const FOLDERS_AT_ONCE = 8;
@@ -50,6 +51,6 @@ export async function listFolder(
 
 /** Whether an entry is one the listing leaves out and a verify names: see {@linkcode listFolder}. */
 function isUnlisted(entry: { name: string; kind: string }, hidden: boolean, top: boolean): boolean {
-  if (top && (entry.name === ".tmp" || entry.name === "lost+found")) return false;
+  if (top && isExpectedTopEntry(entry.name)) return false;
   return (hidden && top) || (!hidden && entry.kind !== "file" && entry.kind !== "folder");
 }
