@@ -8,6 +8,7 @@
 import { dirname, join } from "node:path";
 import type { Config, ResolvedPath } from "./config.ts";
 import { UsageError } from "./errors.ts";
+import { SIDECAR_SUFFIXES } from "./sqlite/file_format.ts";
 import { entriesOrNone, lstatOrNull } from "./fs/probe.ts";
 import { isSameOrInside, realPathAsFarAsExists, statQuietly } from "./fs/real_path.ts";
 import {
@@ -30,9 +31,6 @@ interface Place {
   from: string;
 }
 
-/** The database's files besides itself that SQLite (and so restore) writes and removes. */
-const DB_SIDECARS = ["-wal", "-shm", "-journal"] as const;
-
 /** Where a path came from, for messages: its flag or variable, or the default and what it is under. */
 function sourceOf(resolved: ResolvedPath): string {
   return resolved.source === "default" ? `default under ${resolved.from}` : resolved.from;
@@ -48,7 +46,7 @@ function placesOf(config: Config): Place[][] {
   return [
     [
       place("the database", config.db),
-      ...DB_SIDECARS.map((suffix) => place(`the database's ${suffix}`, config.db, suffix)),
+      ...SIDECAR_SUFFIXES.map((suffix) => place(`the database's ${suffix}`, config.db, suffix)),
     ],
     [place("the registry", config.registry)],
     [place("the Chroma folder", config.chromaDir)],

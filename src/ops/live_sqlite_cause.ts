@@ -7,11 +7,10 @@
 import { dirname } from "node:path";
 import { lstatOrNull } from "../fs/probe.ts";
 import { kindOf } from "../fs/regular_file.ts";
+import { JOURNAL_MAGIC, SIDECAR_SUFFIXES, startsAsJournal } from "../sqlite/file_format.ts";
 import { readJournalMode } from "../sqlite/journal_header.ts";
 import { fileSystemSpace } from "../sys/free_space.ts";
 
-/** SQLite's files beside a database, which it opens (and may create) with it. */
-const SIDECARS = ["-wal", "-shm", "-journal"];
 /** Room SQLite needs beside a WAL database to open it: its `-shm` index grows in 32 KiB pieces. */
 const SHM_ROOM = 64 * 1024;
 
@@ -23,7 +22,7 @@ const SHM_ROOM = 64 * 1024;
  * rolled back into the live database, wrecking it).
  */
 export function sidecarHazard(path: string): string | null {
-  for (const suffix of SIDECARS) {
+  for (const suffix of SIDECAR_SUFFIXES) {
     const info = lstatOrNull(`${path}${suffix}`);
     if (info?.isSymlink) {
       return `${path}${suffix} is a symbolic link, not a file of its own, and SQLite opens that file with the ` +
@@ -47,7 +46,7 @@ export function sidecarHazard(path: string): string | null {
  * `null` when none is seen beside it (the caller then reports SQLite's own error).
  */
 export function liveSqliteCause(path: string): string | null {
-  for (const suffix of SIDECARS) {
+  for (const suffix of SIDECAR_SUFFIXES) {
     const info = lstatOrNull(`${path}${suffix}`);
     if (info !== null && !info.isFile) {
       return `${path}${suffix} is a ${kindOf(info)}, not a file, and SQLite opens only a file there; once no ` +
@@ -62,16 +61,13 @@ export function liveSqliteCause(path: string): string | null {
   return null;
 }
 
-/** The first bytes of a rollback journal SQLite would play back (another file of that name it ignores). */
-const JOURNAL_MAGIC = [0xd9, 0xd5, 0x05, 0xf9, 0x20, 0xa1, 0x63, 0xd7];
-
 /** Whether the file at `path` starts as a rollback journal does. */
 function hasJournalHeader(path: string): boolean {
   try {
     using file = Deno.openSync(path, { read: true });
     const head = new Uint8Array(JOURNAL_MAGIC.length);
     const read = file.readSync(head);
-    return read === head.length && JOURNAL_MAGIC.every((byte, at) => head[at] === byte);
+    return read === head.length && startsAsJournal(head);
   } catch {
     return false; // unreadable: SQLite's own open reports it
   }

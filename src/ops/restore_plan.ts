@@ -14,6 +14,7 @@ import { isMountPoint, mountPointsAt } from "../sys/mounts.ts";
 import type { Reporter } from "../report/reporter.ts";
 import { locatePart, type SnapshotMetadata, type SnapshotPart } from "../snapshot/metadata.ts";
 import type { SqliteDriver } from "../sqlite/driver.ts";
+import { SIDECAR_SUFFIXES } from "../sqlite/file_format.ts";
 import { CHROMA_DB_FILE } from "../snapshot/chroma.ts";
 import { type FolderIdentity, folderIdentity } from "./chroma_folder.ts";
 import { targetsUnder } from "./to_layout.ts";
@@ -350,7 +351,7 @@ function refuseLinkedTargets(targets: Targets, to: string): void {
  * are replaced by renames, and a hard link of a live file among them is an overlap.)
  */
 function refuseSharedSidecars(targets: Targets, to: string): void {
-  const shared = ["-wal", "-shm", "-journal"].map((suffix) => `${targets.db}${suffix}`)
+  const shared = SIDECAR_SUFFIXES.map((suffix) => `${targets.db}${suffix}`)
     .find((path) => (lstatOrNull(path)?.nlink ?? 1) > 1);
   if (shared === undefined) return;
   throw new RefusedError(

@@ -11,6 +11,7 @@ import { readAt } from "../fs/read_at.ts";
 import type { Reporter } from "../report/reporter.ts";
 import { formatStamp } from "../snapshot/stamp.ts";
 import { type SqliteDriver, SqliteError } from "../sqlite/driver.ts";
+import { DATABASE_MAGIC, startsAsDatabase } from "../sqlite/file_format.ts";
 
 /** One change a restore made, in words; `part` names the part of the store whose data it changed, if any. */
 export interface Change {
@@ -144,16 +145,14 @@ export function keepAside(
 }
 
 /**
- * Tell whether a file may be an SQLite database: it starts as every one does (`SQLite format 3` and a NUL), or is
+ * Tell whether a file may be an SQLite database: it starts as every one does, or is
  * shorter than that (a new WAL-mode database may hold nothing yet outside its WAL).
  */
 function hasDatabaseHeader(path: string): boolean {
   using file = Deno.openSync(path, { read: true });
-  const header = readAt(file, 0, SQLITE_HEADER.length);
-  return header === null || header.every((byte, index) => byte === SQLITE_HEADER[index]);
+  const header = readAt(file, 0, DATABASE_MAGIC.length);
+  return header === null || startsAsDatabase(header);
 }
-
-const SQLITE_HEADER = new TextEncoder().encode("SQLite format 3\0");
 
 function walBytes(wal: string): number {
   return statOrNull(wal)?.size ?? 0;

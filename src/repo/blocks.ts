@@ -7,6 +7,7 @@
 import { hash } from "node:crypto";
 import { constants, zstdCompressSync } from "node:zlib";
 import { readAt } from "../fs/read_at.ts";
+import { startsAsDatabase } from "../sqlite/file_format.ts";
 
 /** Block size of files that are not SQLite databases. */
 export const DEFAULT_BLOCK = 64 * 1024;
@@ -18,11 +19,9 @@ const COMPRESSIBLE_RATIO = 0.9;
 const SAMPLE_WINDOWS = 8;
 const SAMPLE_BYTES = 32 * 1024;
 
-const SQLITE_MAGIC = "SQLite format 3\0";
-
 /** The block size for a file whose first bytes are `header`: the SQLite page size, else {@linkcode DEFAULT_BLOCK}. */
 export function blockSizeOf(header: Uint8Array): number {
-  if (header.length < 18 || new TextDecoder().decode(header.subarray(0, 16)) !== SQLITE_MAGIC) return DEFAULT_BLOCK;
+  if (header.length < 18 || !startsAsDatabase(header)) return DEFAULT_BLOCK;
   const raw = (header[16] << 8) | header[17];
   const size = raw === 1 ? 65536 : raw;
   return size >= 512 && size <= 65536 && (size & (size - 1)) === 0 ? size : DEFAULT_BLOCK;

@@ -4,6 +4,7 @@
  *
  * @module
  */
+import { SIDECAR_SUFFIXES } from "../sqlite/file_format.ts";
 
 /** The Chroma database file inside a Chroma folder. */
 export const CHROMA_DB_FILE = "chroma.sqlite3";
@@ -22,6 +23,4 @@ export const CHROMA_OLD_PREFIX = ".atocore-old-";
  * SQLite's own files beside Chroma's database, which create leaves out: the backup API already takes what they
  * hold into the copy of `chroma.sqlite3`. Any other name (an operator's `chroma.sqlite3-bak`) is Chroma's data.
  */
-export const CHROMA_DB_SIDECARS: readonly string[] = ["-wal", "-shm", "-journal"].map((suffix) =>
-  `${CHROMA_DB_FILE}${suffix}`
-);
+export const CHROMA_DB_SIDECARS: readonly string[] = SIDECAR_SUFFIXES.map((suffix) => `${CHROMA_DB_FILE}${suffix}`);

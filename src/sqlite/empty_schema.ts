@@ -5,8 +5,8 @@
  * @module
  */
 import { readAt } from "../fs/read_at.ts";
+import { startsAsDatabase } from "./file_format.ts";
 
-const MAGIC = "SQLite format 3\0";
 /** The database header, then page 1's b-tree page header: type (byte 100) and cell count (bytes 103-104). */
 const BYTES_READ = 108;
 const LEAF_TABLE_PAGE = 0x0d;
@@ -19,6 +19,6 @@ const LEAF_TABLE_PAGE = 0x0d;
 export function hasEmptySchema(path: string): boolean {
   using file = Deno.openSync(path, { read: true });
   const head = readAt(file, 0, BYTES_READ);
-  if (head === null || new TextDecoder().decode(head.subarray(0, MAGIC.length)) !== MAGIC) return false;
+  if (head === null || !startsAsDatabase(head)) return false;
   return head[100] === LEAF_TABLE_PAGE && ((head[103] << 8) | head[104]) === 0;
 }

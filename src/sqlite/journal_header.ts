@@ -5,6 +5,7 @@
  * @module
  */
 import { readAt } from "../fs/read_at.ts";
+import { startsAsDatabase } from "./file_format.ts";
 
 /** A database's journal mode as its header tells it: WAL, or any rollback-journal mode. */
 export type JournalMode = "wal" | "rollback";
@@ -12,13 +13,12 @@ export type JournalMode = "wal" | "rollback";
 /** The values a journal mode is recorded as (in a snapshot's metadata). */
 export const JOURNAL_MODES: readonly JournalMode[] = ["wal", "rollback"];
 
-const MAGIC = "SQLite format 3\0";
 const VERSIONS_OFFSET = 18;
 const HEADER_BYTES = 20;
 
 /** The journal mode a database header (at least its first 20 bytes) says; `null` when it is no SQLite header. */
 export function journalModeOf(header: Uint8Array): JournalMode | null {
-  if (header.length < HEADER_BYTES || new TextDecoder().decode(header.subarray(0, MAGIC.length)) !== MAGIC) return null;
+  if (header.length < HEADER_BYTES || !startsAsDatabase(header)) return null;
   return header[VERSIONS_OFFSET] === 2 || header[VERSIONS_OFFSET + 1] === 2 ? "wal" : "rollback";
 }
 
