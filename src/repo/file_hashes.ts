@@ -9,9 +9,7 @@ import { join } from "node:path";
 import { OperationError } from "../errors.ts";
 import { sha256File } from "../fs/hash.ts";
 import type { DocumentFile } from "./document.ts";
-
-/** Bytes read at once when an extent written earlier is read back (an extent is at most 8 MiB + 64 KiB). */
-const READ_BYTES = 1 << 20;
+import { READ_BYTES } from "./blocks.ts";
 
 /** Where a file's extents lie, in file order: copied, as the fetch empties the document's own extent tables. */
 interface Layout {

@@ -8,6 +8,7 @@
  */
 import { cString } from "./c_string.ts";
 import { LIBC_NAMES } from "./proc_read.ts";
+import { AT_FDCWD, S_IFDIR, S_IFMT, S_IFREG, STATX_INO } from "./linux_constants.ts";
 
 const SYMBOLS = {
   openat: { parameters: ["i32", "buffer", "i32", "u32"], result: "i32" },
@@ -31,16 +32,11 @@ const SYMBOLS = {
 
 type Symbols = Deno.DynamicLibrary<typeof SYMBOLS>["symbols"];
 
-const AT_FDCWD = -100;
 const AT_EMPTY_PATH = 0x1000;
 const AT_SYMLINK_NOFOLLOW = 0x100;
 const STATX_TYPE = 0x1;
 const STATX_UID = 0x8;
 const STATX_MTIME = 0x40;
-const STATX_INO = 0x100;
-const S_IFMT = 0o170000;
-const S_IFREG = 0o100000;
-const S_IFDIR = 0o040000;
 const O_RDONLY = 0o0;
 const O_WRONLY = 0o1;
 const O_CREAT = 0o100;

@@ -5,6 +5,7 @@
  * @module
  */
 import { cString } from "./c_string.ts";
+import { AT_FDCWD, STATX_INO } from "./linux_constants.ts";
 
 /** Library names tried for libc: glibc, then musl. */
 export const LIBC_NAMES = ["libc.so.6", "libc.musl-x86_64.so.1", "libc.musl-aarch64.so.1"];
@@ -43,8 +44,6 @@ const ENOENT = 2;
 const ESRCH = 3;
 const PATH_MAX = 4096;
 const O_RDONLY_CLOEXEC = 0x80000;
-const AT_FDCWD = -100;
-const STATX_INO = 0x100;
 const STATX_MNT_ID = 0x1000;
 /** Room for `struct statx` (256 bytes) and for `struct stat` on every 64-bit Linux. */
 const STAT_BUFFER = 256;

@@ -9,6 +9,7 @@ import { OperationError } from "../../errors.ts";
 import { AccessDeniedError } from "../backend.ts";
 import type { SftpSession } from "./connection.ts";
 import { sftpStatus, STATUS } from "./errors.ts";
+import { S_IFDIR, S_IFMT, S_IFREG } from "../../sys/linux_constants.ts";
 
 /** What `lstat` tells of a path: its kind and size. */
 export interface RemoteEntry {
@@ -19,11 +20,9 @@ export interface RemoteEntry {
   mtimeMs?: number;
 }
 
-const S_IFMT = 0o170000;
-
 function kindOf(mode: number): RemoteEntry["kind"] {
   const type = mode & S_IFMT;
-  return type === 0o100000 ? "file" : type === 0o040000 ? "folder" : "other";
+  return type === S_IFREG ? "file" : type === S_IFDIR ? "folder" : "other";
 }
 
 /** The error for a path the server does not let the SSH user reach, naming it and the next step. */
