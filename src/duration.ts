@@ -8,6 +8,13 @@ import { UsageError } from "./errors.ts";
 
 const UNITS: Record<string, number> = { s: 1, m: 60, h: 3600, d: 86400 };
 
+/** `ms` as a duration flag takes it, in whole hours, else minutes, else seconds (`24h`, `90m`), for help and messages. */
+export function formatDuration(ms: number): string {
+  const seconds = Math.round(ms / 1000);
+  const unit = ["h", "m"].find((name) => seconds > 0 && seconds % UNITS[name] === 0) ?? "s";
+  return `${seconds / UNITS[unit]}${unit}`;
+}
+
 /**
  * The seconds `text` gives.
  *

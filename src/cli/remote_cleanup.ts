@@ -6,7 +6,7 @@
  */
 import { describeOsError, ExitCode, OperationError, osErrorPath, ToolError, UsageError } from "../errors.ts";
 import { checkPinIfPinned, pushAuthFrom, recipientsFrom, remoteBackend } from "../ops/remote.ts";
-import { parseDurationSeconds } from "../duration.ts";
+import { formatDuration, parseDurationSeconds } from "../duration.ts";
 import { cleanupRemote, DEFAULT_GRACE_MS, type RemoteCleanupResult } from "../repo/prune.ts";
 import { DEFAULT_LEASE_MS } from "../repo/push.ts";
 import { openRepository } from "../repo/repository.ts";
@@ -21,6 +21,9 @@ import { listenForInterrupts, reportLateInterrupt } from "./interrupts.ts";
 import { AUTH_OPTIONS, CLEANUP_AUTH_HELP, REMOTE_HELP, REMOTE_OPTIONS, remoteSettingsFrom } from "./remote_flags.ts";
 import { policyFrom, RETENTION_HELP, RETENTION_OPTIONS } from "./retention_flags.ts";
 
+const LEASE = formatDuration(DEFAULT_LEASE_MS);
+const GRACE = formatDuration(DEFAULT_GRACE_MS);
+
 /** The `remote cleanup` command. */
 export const remoteCleanupCommand = defineCommand({
   name: "remote cleanup",
@@ -33,8 +36,8 @@ their stamps: the newest snapshot of each of the ${DEFAULT_POLICY.daily} newest 
 weeks, ${DEFAULT_POLICY.monthly} 1st-of-month months; the newest snapshot is always kept), then free space in
 two phases: a run marks the packs no snapshot needs (condemned), and a run at
 least the grace period later deletes those still unneeded. A push running at the
-same time loses nothing: its lease (6 h) keeps what it reuses, and the grace
-(default 24 h, must exceed the lease) covers what it sends. The grace counts
+same time loses nothing: its lease (${LEASE}) keeps what it reuses, and the grace
+(default ${GRACE}, must exceed the lease) covers what it sends. The grace counts
 from when a cleanup on this host first saw the mark (kept in the backup folder),
 so a host with a wrong clock cannot make packs go early. Writes left half-staged
 by killed pushes go once older than the grace. Needs no identity. With the
@@ -48,7 +51,7 @@ Options:
   --confirm            delete (default: dry run)
 ${RETENTION_HELP}
   --grace DURATION     time between marking a pack and deleting it: 36h, 2d, 90m
-                       (default 24h; longer than a push's 6 h lease)
+                       (default ${GRACE}; longer than a push's ${LEASE} lease)
 ${CLEANUP_AUTH_HELP}
 ${REMOTE_HELP}
 ${COMMON_HELP}
@@ -140,8 +143,8 @@ function graceFrom(text: string | undefined): number {
   const ms = parseDurationSeconds(text, "remote cleanup: --grace") * 1000;
   if (ms <= DEFAULT_LEASE_MS) {
     throw new UsageError(
-      `remote cleanup: --grace ${text} is not longer than a push's lease (6h): a pack a running push just sent ` +
-        "could be deleted under it; give more than 6h",
+      `remote cleanup: --grace ${text} is not longer than a push's lease (${LEASE}): a pack a running push just sent ` +
+        `could be deleted under it; give more than ${LEASE}`,
     );
   }
   return ms;
