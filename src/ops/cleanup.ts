@@ -1,24 +1,6 @@
 /**
- * Cleanup: apply the retention policy to the snapshots of a backup folder and,
- * when confirmed, remove the ones it lets go.
- *
- * Only folders under `<backup>/snapshots/` whose names are plain stamps are
- * snapshots; any other name is reported as `unparseable` and never touched. A
- * snapshot is removed by renaming it into `<backup>/.trash/` (durably) and only
- * then deleting it, so `list` and `validate` see it whole or not at all, and a
- * killed cleanup leaves no half-deleted snapshot behind (the next create or
- * cleanup removes what is left in `.trash/`).
- *
- * Snapshots kept aside under `<backup>/failed/` (they failed post-backup
- * validation) are bounded: the newest few are kept for inspection, older ones go
- * (`failed.ts`).
- *
- * Whatever the policy, the guards of `retention_guards.ts` keep the newest stamp, the last snapshot published,
- * recent pre-restore snapshots and the newest snapshot that passes a quick validation; with none valid, a run that
- * would remove anything is refused.
- *
- * The caller holds the operation lock for a confirmed cleanup. A dry run reads
- * only. Requires `--allow-read`, and `--allow-write` to remove.
+ * Cleanup: apply the retention policy and its guards (`retention_guards.ts`) to the snapshots of a backup folder and,
+ * when confirmed, remove through `.trash/` the ones it lets go, and older kept-aside failed ones (README, "Clean up").
  *
  * @module
  */

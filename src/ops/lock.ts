@@ -1,10 +1,6 @@
 /**
- * The operation lock of a backup folder: one create, restore or cleanup at a time; and the live store's, which a
- * restore holds alone and creates share, whichever backup folder each goes through.
- *
- * An OS advisory lock (flock) on `<backup>/.lock`, so it is released when the
- * process ends, however it ends; a lock left by a killed process never blocks
- * the next run. Requires `--allow-read` and `--allow-write`.
+ * The operation lock of a backup folder (one create, restore or cleanup at a time) and the live store's, which a
+ * restore holds alone and creates share: an OS advisory lock (flock), released however the process ends.
  *
  * @module
  */

@@ -1,9 +1,6 @@
 /**
- * Validation of a snapshot: the reference module's checks and result keys, plus
- * the manifest (sizes and SHA-256), the Chroma database's integrity, and paths
- * resolved inside the snapshot so a moved backup folder validates.
- *
- * Reads only; works on a read-only copy of the backup folder. Requires `--allow-read`.
+ * Validation of a snapshot: the reference module's checks and result keys, plus the manifest (sizes and SHA-256), the
+ * Chroma database's integrity, and paths resolved inside the snapshot so a moved backup folder validates. Reads only.
  *
  * @module
  */

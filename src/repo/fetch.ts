@@ -1,8 +1,6 @@
 /**
  * Rebuilding a snapshot folder from a repository: each pack read and decrypted once, each extent written at its place,
- * each whole file checked against its SHA-256 (hashed in file order as it is written; on a mismatch, its extents
- * against theirs, to name the pack); links last. The folder is a scratch copy the caller validates or restores from:
- * it is not fsynced (a restore makes what it keeps durable).
+ * each file checked by SHA-256 as it is written; links last. A scratch copy, not fsynced (a restore makes it durable).
  *
  * @module
  */

@@ -1,15 +1,6 @@
 /**
- * Every object name of a repository, and the parsing of names read back from listings: a name that is not exactly
- * one of these forms is never read, trusted or deleted.
- *
- * ```
- * config                              public JSON, written once by init
- * packs/<first 2 hex>/<64 hex>        sealed; name = SHA-256 of the object's bytes
- * refs/<stamp>_<push id>              public JSON: the packs a snapshot needs, the snapshot object's SHA-256
- * snapshots/<stamp>_<push id>         sealed snapshot document; written last; listed = exists
- * leases/<push id>                    public JSON of a push in progress
- * condemned/<run id>                  public JSON of packs a cleanup found unreferenced
- * ```
+ * Every object name of a repository (drawn in the README, "Off-host repository format"), and the parsing of names read
+ * back from listings: a name that is not exactly one of these forms is never read, trusted or deleted.
  *
  * @module
  */

@@ -144,11 +144,14 @@ export async function readLeases(backend: Backend, now: Date): Promise<LeaseStat
 
 /**
  * The most bytes a condemned marker may have (about 125,000 pack ids; a cleanup writes at most
- * {@linkcode MARKER_PACKS} to one), and the most packs the markers may name together: past either, a marker counts as
- * unreadable (and after the latter, so do the markers after it, unread), so that memory stays bounded however many
- * markers a writer of the repository leaves.
+ * {@linkcode MARKER_PACKS} to one): past it, the marker counts as unreadable, so that memory stays bounded.
  */
 const MARKER_MAX_BYTES = 8 << 20;
+
+/**
+ * The most packs the condemned markers may name together: past it, the marker and those after it (unread) count as
+ * unreadable, so that memory stays bounded however many markers a writer of the repository leaves.
+ */
 export const CONDEMNED_PACKS_MAX = 250_000;
 
 /**

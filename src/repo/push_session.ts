@@ -61,10 +61,10 @@ export interface SessionTotals {
   filesUnchanged: number;
 }
 
-/** Reads the files of one snapshot into packs and extents. */
 /** Bytes read between two forced collections. */
 const GC_EVERY_BYTES = 64 << 20;
 
+/** Reads the files of one snapshot into packs and extents. */
 export class PushSession {
   /** The files and links pushed, in order. */
   readonly entries: (PushedFile | DocumentLink)[] = [];

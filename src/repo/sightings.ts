@@ -1,8 +1,6 @@
 /**
- * When this host first saw each condemned marker of a repository, kept in the backup folder: a cleanup deletes a
- * marker's packs only once this host has known the marker a whole grace period by its own clock, so a marker written
- * by a host whose clock is behind (its `created_at` in the past) cannot make packs go early. Refs without their
- * snapshot object are timed the same way before they are removed.
+ * When this host first saw each condemned marker (and refs without their snapshot object) of a repository, kept in the
+ * backup folder: a cleanup acts on one only once known a whole grace period by this host's clock, not the writer's.
  *
  * @module
  */

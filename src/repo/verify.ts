@@ -1,8 +1,6 @@
 /**
- * Checking a repository. Without an identity: every listed snapshot has refs, its object hashes to what they record,
- * and every pack they list exists with its size. With one: every document decrypts and checks, its refs carrying a MAC
- * by the identity's key; with `readData`, every pack (or a random subset) is read once, decrypted, and every extent
- * any snapshot takes from it checked by hash, in rounds of packs when their ranges pass a budget.
+ * Checking a repository: without an identity, each listed snapshot's refs, object hash and packs; with one, every
+ * document and its refs' MAC; with `readData`, every pack (or a random subset) read once and each extent hash-checked.
  *
  * @module
  */

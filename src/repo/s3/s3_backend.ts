@@ -1,8 +1,6 @@
 /**
  * The S3 backend: a repository under a key prefix of a bucket on AWS S3 or any S3-compatible server (Ceph, MinIO,
- * Backblaze B2, Wasabi, R2). Objects are written whole with a signed payload, exclusively with
- * `If-None-Match: *`, in parts above a threshold; reads are bounded by the announced length before the body is read, or
- * as the bytes come when none is announced.
+ * Backblaze B2, Wasabi, R2).
  *
  * @module
  */
@@ -52,6 +50,11 @@ const VERSIONING_TEXT_LIMIT = 64 * 1024;
 const MAX_LISTED = 500_000;
 const MAX_LIST_PAGES = 5_000;
 
+/**
+ * A repository under a key prefix of a bucket. Objects are written whole with a signed payload, exclusively with
+ * `If-None-Match: *`, in parts above a threshold; reads are bounded by the announced length before the body is read,
+ * or as the bytes come when none is announced.
+ */
 export class S3Backend implements Backend {
   readonly location: string;
   readonly #session: S3Session;
