@@ -12,7 +12,7 @@ import { COMMON_HELP, configFrom, defineCommand, driverFrom } from "./command.ts
 import { CLOCK_SKEW_SECONDS } from "../snapshot/clock.ts";
 import { manifestBytes } from "../snapshot/metadata.ts";
 import { formatBytes } from "../text/bytes.ts";
-import { METRICS_HELP, METRICS_OPTIONS, withMetrics } from "./metrics_flag.ts";
+import { METRICS_OPTIONS, metricsHelp, withMetrics } from "./metrics_flag.ts";
 import { pushTargetFrom, withPush } from "./create_push.ts";
 import { listenForInterrupts } from "./interrupts.ts";
 import {
@@ -49,7 +49,7 @@ Options:
                            (refused by default: a volume that did not mount looks like that)
   --max-clock-skew SECONDS refuse when the newest snapshot is stamped later than now by
                            more than this (default ${CLOCK_SKEW_SECONDS})
-${METRICS_HELP}
+${metricsHelp(27)}
 ${REMOTE_HELP}
 ${PUSH_AUTH_HELP}
 ${TRANSFER_HELP}

@@ -26,9 +26,16 @@ import {
 /** The flag, for a command's `options`. */
 export const METRICS_OPTIONS = { "metrics-file": { type: "string" } } as const satisfies CommandOptions;
 
-/** The flag's line of help. */
-export const METRICS_HELP =
-  "  --metrics-file PATH  write Prometheus textfile-collector metrics to PATH, atomically, also when the run fails";
+/** The flag's line of help, its text starting at `column` (where the command's other options' text starts). */
+export function metricsHelp(column: number): string {
+  return `  ${
+    "--metrics-file PATH".padEnd(column - 3)
+  } write Prometheus textfile-collector metrics to PATH, atomically, ` +
+    "also when the run fails";
+}
+
+/** The flag's line of help, for the commands whose options' text starts at column 23. */
+export const METRICS_HELP = metricsHelp(23);
 
 /**
  * Run a command's work and, when `--metrics-file` is given, write its metrics:

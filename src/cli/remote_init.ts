@@ -25,7 +25,6 @@ off this host: pushing needs only the recipient; restore, drill and remote
 verify --read-data need the identity. Give two recipients (a second key kept in
 a safe) so that losing one key loses nothing.
 
-Options:
 ${REMOTE_HELP}
 ${COMMON_HELP}
 

@@ -24,11 +24,9 @@ refs carry MACs (MAC). Without the identity only names and public sizes are
 known; with --identity each snapshot's document is decrypted too: when and from
 which host it was pushed, its files, its size, whether it holds Chroma, and
 whether a MAC by the identity's auth key authenticates it (AUTH; exit 1 when one
-cannot be read or its MAC is wrong). A
-snapshot is listed only once every object it needs was written. Pushes in
-progress are counted.
+cannot be read or its MAC is wrong). A snapshot is listed only once every object
+it needs was written. Pushes in progress are counted.
 
-Options:
 ${REMOTE_HELP}
 ${COMMON_HELP}
 

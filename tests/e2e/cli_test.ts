@@ -48,8 +48,27 @@ Deno.test("every command has --help with its usage, options and an example", asy
     assert.match(run.stdout, new RegExp(`^Usage: atocore-backup ${name}`), name);
     assert.match(run.stdout, new RegExp(`^Examples:\\n(  .*\\n)*  atocore-backup ${name}`, "m"), `${name} example`);
     assert.match(run.stdout, /--json/, `${name} documents the shared flags`);
+    assert.doesNotMatch(run.stdout, /^Options:\n(?! {2}-)/m, `${name}: an Options heading with no option under it`);
+    const misaligned = misalignedOptions(run.stdout);
+    assert.deepEqual(misaligned, [], `${name}: options whose text does not start where the others' does`);
   });
 });
+
+/**
+ * The lines of a help's own options (under `Options:`, up to the next heading) whose text does not start at the column
+ * most of them use, though the flag would fit before it (a longer flag may push its text further).
+ */
+function misalignedOptions(help: string): string[] {
+  const block = help.split("\nOptions:\n")[1]?.split(/\n(?=\S)/)[0] ?? "";
+  const lines = block.split("\n").flatMap((line) => {
+    const found = /^( {2}--[a-z-]+(?: [^ ]+)?)( +)\S/.exec(line);
+    return found ? [{ line, flagEnd: found[1].length, column: found[1].length + found[2].length }] : [];
+  });
+  const counts = new Map<number, number>();
+  for (const { column } of lines) counts.set(column, (counts.get(column) ?? 0) + 1);
+  const usual = [...counts].sort((a, b) => b[1] - a[1])[0]?.[0] ?? 0;
+  return lines.filter(({ flagEnd, column }) => column !== usual && flagEnd + 2 <= usual).map(({ line }) => line);
+}
 
 Deno.test("unknown commands, unknown flags, missing arguments and conflicting flags: one line, exit 2", async () => {
   const cases: [string[], RegExp][] = [
