@@ -99,7 +99,7 @@ export async function cleanupRemote(backend: Backend, options: RemoteCleanupOpti
   const clock = options.clock ?? (() => new Date());
   const now = clock();
   const repository = await openRepository(backend);
-  const condemned = await readCondemned(backend); // before refs and leases: see FORMAT.md, "Cleanup"
+  const condemned = await readCondemned(backend); // before refs and leases: README, "Cleanup and concurrent pushes"
   const listing = await listSnapshots(backend);
   const leases = await readLeases(backend, now);
   const result = newResult(options);
