@@ -1,6 +1,6 @@
 /**
  * The format is recoverable without this tool: with only the `age` and `zstd` command-line tools and the short Python
- * script printed in FORMAT.md ("Recovery by hand"), a pushed snapshot is rebuilt byte for byte.
+ * script printed in the README ("Recovery by hand"), a pushed snapshot is rebuilt byte for byte.
  *
  * @module
  */
@@ -12,7 +12,7 @@ import { runCli, toolFor } from "../_helpers.ts";
 import { treeDigest } from "../_faults.ts";
 import { createAndPush, remoteStore, snapshotAsStore } from "../_remote_cli.ts";
 
-/** The recovery script of FORMAT.md, verbatim: `recover.py REPO KEY SNAPSHOT OUT`. */
+/** The recovery script of the README, verbatim: `recover.py REPO KEY SNAPSHOT OUT`. */
 const RECOVER_PY = `
 import hashlib, json, os, subprocess, sys
 
