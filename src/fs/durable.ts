@@ -7,6 +7,7 @@
 import { basename, dirname, isAbsolute, join, relative, sep } from "node:path";
 import { RefusedError } from "../errors.ts";
 import { entriesOrNone, lstatOrNull, statOrNull } from "./probe.ts";
+import { copyHashed } from "./hash.ts";
 import { kindOf, notRegularFile, NotRegularFileError } from "./regular_file.ts";
 import { mountPointsAt } from "../sys/mounts.ts";
 
@@ -59,8 +60,15 @@ export function writeFileAtomic(path: string, data: Uint8Array | string | Iterab
  * @param source Regular file to copy (not changed); a symbolic link or special file there is refused.
  * @param target File to replace or create.
  * @param beforeRename Called just before the rename (the last moment the old file has its name).
+ * @param checkCopy Called with the SHA-256 of the bytes copied (hashed as they pass) before the rename; what it throws
+ *   stops the replacement, the copy removed.
  */
-export function replaceFileAtomic(source: string, target: string, beforeRename?: () => void): void {
+export function replaceFileAtomic(
+  source: string,
+  target: string,
+  beforeRename?: () => void,
+  checkCopy?: (sha256: string) => void,
+): void {
   const kind = notRegularFile(source);
   if (kind !== null && kind !== "missing") throw new NotRegularFileError(source, kind); // never copy through a link
   ensureDir(dirname(target));
@@ -68,7 +76,8 @@ export function replaceFileAtomic(source: string, target: string, beforeRename?:
   const destination = previous ? Deno.realPathSync(target) : target;
   const temporary = temporaryPath(destination);
   try {
-    Deno.copyFileSync(source, temporary);
+    if (checkCopy === undefined) Deno.copyFileSync(source, temporary);
+    else checkCopy(copyHashed(source, temporary));
     if (previous?.isFile) keepOwnerAndMode(temporary, previous);
     syncFile(temporary);
   } catch (error) {

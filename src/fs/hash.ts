@@ -46,3 +46,22 @@ function applyOverlay(chunk: Uint8Array, position: number, overlay: { offset: nu
   const to = Math.min(overlay.offset + overlay.bytes.length, position + chunk.length);
   for (let at = from; at < to; at++) chunk[at - position] = overlay.bytes[at - overlay.offset];
 }
+
+/**
+ * Copy the file `source` to a new file `destination` (with the source's permission bits) and return the SHA-256 of the
+ * bytes written, hashed as they pass: a copy is checked against a hash without reading either file again.
+ */
+export function copyHashed(source: string, destination: string): string {
+  const hash = createHash("sha256");
+  using from = Deno.openSync(source, { read: true });
+  const mode = (from.statSync().mode ?? 0o644) & 0o7777;
+  using to = Deno.openSync(destination, { write: true, createNew: true, mode });
+  Deno.chmodSync(destination, mode); // open's mode goes through the umask; a copy keeps the source's, as copyFile does
+  buffer ??= new Uint8Array(CHUNK_BYTES);
+  for (let read = from.readSync(buffer); read !== null; read = from.readSync(buffer)) {
+    const chunk = buffer.subarray(0, read);
+    hash.update(chunk);
+    for (let written = 0; written < read;) written += to.writeSync(chunk.subarray(written));
+  }
+  return hash.digest("hex");
+}

@@ -5,6 +5,7 @@
  *
  * @module
  */
+import { createHash, type Hash } from "node:crypto";
 import { basename, dirname, join } from "node:path";
 import type { FolderCalls } from "../sys/folder_calls.ts";
 import { FOLDER_MODE } from "./durable.ts";
@@ -22,14 +23,15 @@ export type Fit = (entry: TreeEntry, fd: number, shown: string) => void;
 /**
  * Copy `entries` (walked from `source`, parents first) into the held folder `target`: files with their content, mode
  * (less any write permission for others) and modification time, links as links
- * (never followed); sockets and devices are skipped. Nothing is flushed: {@linkcode fitHeld} does it.
+ * (never followed); sockets and devices are skipped. Nothing is flushed: {@linkcode fitHeld} does it. `onCopied`
+ * hears each file's SHA-256, hashed as its bytes pass (what it throws stops the copy).
  */
 export function copyIntoHeld(
   calls: FolderCalls,
   source: string,
   entries: TreeEntry[],
   target: OpenFolder,
-  onProgress?: (done: number, total: number) => void,
+  hooks: { onProgress?: (done: number, total: number) => void; onCopied?: (entry: TreeEntry, sha256: string) => void },
 ): CopyTotals {
   const total = entries.reduce((sum, entry) => sum + (entry.kind === "file" ? entry.size : 0), 0);
   const totals = { files: 0, bytes: 0 };
@@ -44,9 +46,11 @@ export function copyIntoHeld(
     } else if (entry.kind === "symlink") {
       calls.makeLink(Deno.readLinkSync(from), parent, name, shown);
     } else if (entry.kind === "file") {
-      totals.bytes += copyFile(calls, from, { parent, name, shown }, buffer);
+      const hash = hooks.onCopied ? createHash("sha256") : null;
+      totals.bytes += copyFile(calls, from, { parent, name, shown }, buffer, hash);
+      if (hash !== null) hooks.onCopied!(entry, hash.digest("hex"));
       totals.files += 1;
-      onProgress?.(totals.bytes, total);
+      hooks.onProgress?.(totals.bytes, total);
     }
   }
   for (const entry of entries.filter((entry) => entry.kind === "dir").reverse()) {
@@ -55,12 +59,16 @@ export function copyIntoHeld(
   return totals;
 }
 
-/** Copy the file `from` to a new file `to.name` in the folder `to.parent`, with its mode and modification time. */
+/**
+ * Copy the file `from` to a new file `to.name` in the folder `to.parent`, with its mode and modification time, its
+ * bytes fed to `hash` as they pass.
+ */
 function copyFile(
   calls: FolderCalls,
   from: string,
   to: { parent: number; name: string; shown: string },
   buffer: Uint8Array,
+  hash: Hash | null,
 ): number {
   using source = Deno.openSync(from, { read: true });
   const info = source.statSync();
@@ -68,6 +76,7 @@ function copyFile(
   try {
     let bytes = 0;
     for (let read = source.readSync(buffer); read !== null; read = source.readSync(buffer)) {
+      hash?.update(buffer.subarray(0, read));
       calls.write(fd, buffer.subarray(0, read), to.shown);
       bytes += read;
     }

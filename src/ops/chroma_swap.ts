@@ -9,12 +9,14 @@ import { join } from "node:path";
 import { describeOsError } from "../errors.ts";
 import { removeQuietly, syncTree } from "../fs/durable.ts";
 import { copyIntoHeld, fitHeld } from "../fs/held_copy.ts";
+import { sha256File } from "../fs/hash.ts";
 import { entriesOrNone, exists, lstatOrNull } from "../fs/probe.ts";
 import { copyEntries, type CopyTotals, type TreeEntry, walkTree } from "../fs/tree.ts";
 import type { Reporter } from "../report/reporter.ts";
 import { CHROMA_OLD_PREFIX, CHROMA_STAGING_PREFIX } from "../snapshot/chroma.ts";
 import { type Aside, type FolderIdentity, folderIdentity, HeldChroma } from "./chroma_folder.ts";
 import type { Change } from "./restore_wal.ts";
+import type { TreeProof } from "./restore_proof.ts";
 
 /** A full Chroma copy staged in a hidden folder inside the Chroma folder, both held open until disposed. */
 export interface StagedChroma extends Disposable {
@@ -43,14 +45,15 @@ function byPath(path: string): ChromaEntries {
  * moved there by a rename instead where one filesystem holds both. Leftovers of killed
  * restores (staged copies and old entries moved aside) are removed first; a copy that
  * fails part way is removed. `noteChange` hears, as they are made, the changes that
- * stay in `target` when a later step fails: the folder created, leftovers removed.
+ * stay in `target` when a later step fails: the folder created, leftovers removed. `proof` checks the walked entries,
+ * then each file copied (its SHA-256 taken as its bytes pass), before the copy can be swapped in.
  */
 export function stageChroma(
   source: string,
   target: { path: string; seen: FolderIdentity | null },
   reporter: Reporter,
   noteChange: (what: string) => void,
-  move = false,
+  { move = false, proof }: { move?: boolean; proof?: TreeProof } = {},
 ): StagedChroma {
   const held = HeldChroma.open(
     target.path,
@@ -62,10 +65,11 @@ export function stageChroma(
     const removed = clearLeftovers(held, reporter);
     if (removed > 0) noteChange(`removed ${removed} leftover(s) of a killed restore from ${target.path}`);
     const entries = walkTree(source);
+    proof?.walked(entries);
     const moved = move && held.adopt(source, name);
     const staging = held.aside(name, !moved)!;
     try {
-      const totals = moved ? totalsOf(entries) : copyInto(held, source, entries, staging, reporter);
+      const totals = moved ? totalsOf(entries) : copyInto(held, source, entries, staging, { reporter, proof });
       fitInto(held, staging, entries);
       held.sync();
       reporter.event("info", "restore_chroma_staged", { path: staging.path, moved, ...totals });
@@ -82,17 +86,26 @@ export function stageChroma(
   }
 }
 
-/** Copy the walked `entries` of `source` into the hidden folder `staging`: inside it when FFI is there, else by path. */
+/**
+ * Copy the walked `entries` of `source` into the hidden folder `staging`: inside it when FFI is there, else by path;
+ * each file's bytes checked by `proof` (by path, the copy is read again to hash it).
+ */
 function copyInto(
   held: HeldChroma,
   source: string,
   entries: TreeEntry[],
   staging: Aside,
-  reporter: Reporter,
+  { reporter, proof }: { reporter: Reporter; proof?: TreeProof },
 ): CopyTotals {
-  const progress = (done: number, total: number) => reporter.progress("chroma bytes", done, total);
-  if (held.calls !== null) return copyIntoHeld(held.calls, source, entries, staging, progress);
-  return copyEntries(source, held.at(staging.name), entries, progress);
+  const onProgress = (done: number, total: number) => reporter.progress("chroma bytes", done, total);
+  if (held.calls !== null) {
+    return copyIntoHeld(held.calls, source, entries, staging, { onProgress, onCopied: proof?.copied });
+  }
+  const totals = copyEntries(source, held.at(staging.name), entries, onProgress);
+  for (const entry of proof ? entries.filter((entry) => entry.kind === "file") : []) {
+    proof!.copied(entry, sha256File(join(held.at(staging.name), entry.path)));
+  }
+  return totals;
 }
 
 /** Give the staged entries the owner and modes of {@linkcode ownLike}, and flush them. */

@@ -57,6 +57,7 @@ import { requireFreeSpace } from "./restore_space.ts";
 import { signalsDelivered, stopIfInterrupted } from "../sys/interrupt.ts";
 import { type Change, clearWal, clearWalAfterReplace, removeStaleTemporaries, sidecarsOf } from "./restore_wal.ts";
 import type { ValidationResult } from "./validate.ts";
+import { SnapshotChangedError } from "./restore_proof.ts";
 
 /** What the replacement did with the database: moved into place (not copied), and the old one's temporary name. */
 interface Moved {
@@ -432,6 +433,14 @@ function runStep<T>(step: ReplaceStep<T>, context: FailureContext): T {
     if (late !== null) context.changes.push(late);
     if (context.staged !== null) removeStaged(context.staged, context.changes);
     const known = step.stateIfFailed?.(error) ?? null;
+    if (error instanceof SnapshotChangedError) {
+      throw new RefusedError(
+        `restore stopped while ${step.doing}: ${error.message} (the backup folder changed during the restore, after ` +
+          `the validation); ${afterFailure(context, known)}; validate the snapshot first ` +
+          `('atocore-backup validate ${error.stamp}')`,
+        { cause: error },
+      );
+    }
     throw new OperationError(
       `restore failed while ${step.doing} (${describeOsError(error)}); ${afterFailure(context, known)}`,
       { cause: error },
@@ -500,7 +509,7 @@ function stagingStep(plan: RestorePlan, options: RestoreOptions): ReplaceStep<St
         { path: targets.chroma, seen: plan.chromaSeen },
         options.reporter,
         (what) => changes.push({ what }),
-        move,
+        { move, proof: plan.proof.treeCheck(sources.chroma) },
       ),
   };
 }
@@ -532,7 +541,8 @@ function replaceSteps(
     run: (changes) => {
       if (options.to === undefined) moved.old = linkOldDatabase(targets.db, reporter);
       let before = sidecarsOf(targets.db);
-      moved.db = replaceDatabase(db, targets.db, reporter, move, () => before = sidecarsOf(targets.db));
+      const check = plan.proof.fileCheck(db);
+      moved.db = replaceDatabase(db, targets.db, { reporter, move, check }, () => before = sidecarsOf(targets.db));
       changes.push({ what: dbReplaced, part: "database" });
       clearJournalAfterReplace(targets.db, reporter, changes);
       clearWalAfterReplace(targets.db, before, moved.old, reporter, changes);
@@ -545,7 +555,9 @@ function replaceSteps(
       doing: `replacing the registry ${targets.registry}`,
       run: (changes) => {
         removeStaleTemporaries(targets.registry, reporter, changes);
-        if (!move || !moveFileAtomic(registry, targets.registry)) replaceFileAtomic(registry, targets.registry);
+        if (!move || !moveFileAtomic(registry, targets.registry)) {
+          replaceFileAtomic(registry, targets.registry, undefined, plan.proof.fileCheck(registry));
+        }
         changes.push({ what: registryReplaced, part: "registry" });
       },
       failedChange: replaced(targets.registry, registryReplaced, "registry"),
@@ -593,17 +605,19 @@ function swapStep(
   };
 }
 
-/** Replace `target` with `source`, moved there when `move` and one filesystem holds both; whether it was moved. */
+/**
+ * Replace `target` with `source`, moved there when `move` and one filesystem holds both, else copied and the copy's
+ * bytes given to `check` before the rename; whether it was moved.
+ */
 function replaceDatabase(
   source: string,
   target: string,
-  reporter: Reporter,
-  move: boolean,
+  { reporter, move, check }: { reporter: Reporter; move: boolean; check?: (sha256: string) => void },
   beforeRename: () => void,
 ): boolean {
   reporter.event("info", "restore_db_replacing", { source, target });
   const moved = move && moveFileAtomic(source, target, beforeRename);
-  if (!moved) replaceFileAtomic(source, target, beforeRename);
+  if (!moved) replaceFileAtomic(source, target, beforeRename, check);
   reporter.event("info", "restore_db_replaced", { target, moved });
   return moved;
 }

@@ -18,6 +18,7 @@ import { SIDECAR_SUFFIXES } from "../sqlite/file_format.ts";
 import { CHROMA_DB_FILE } from "../snapshot/chroma.ts";
 import { type FolderIdentity, folderIdentity } from "./chroma_folder.ts";
 import { targetsUnder } from "./to_layout.ts";
+import { ManifestProof } from "./restore_proof.ts";
 import { unreadableSnapshotText, validateSnapshot, type ValidationResult } from "./validate.ts";
 
 /** Where each part of the snapshot comes from; `chroma` is `null` when Chroma is not restored. */
@@ -40,6 +41,8 @@ export interface RestorePlan {
   targets: Targets;
   /** The Chroma folder as checked here (`null`: none yet, or Chroma not restored); the swap acts on that one only. */
   chromaSeen: FolderIdentity | null;
+  /** The validated manifest, which each copy is checked against before it goes live. */
+  proof: ManifestProof;
 }
 
 /**
@@ -275,7 +278,13 @@ export function planRestore(
   if (sources.chroma !== null) refuseMountsInside(targets.chroma);
   refuseFileMountPoint(targets.db, "database");
   if (sources.registry !== null) refuseFileMountPoint(targets.registry, "registry");
-  return { sources, targets, chromaSeen: sources.chroma === null ? null : folderIdentity(targets.chroma) };
+  const chromaSeen = sources.chroma === null ? null : folderIdentity(targets.chroma);
+  return {
+    sources,
+    targets,
+    chromaSeen,
+    proof: new ManifestProof(validation.path, stamp, validation.metadata!.manifest),
+  };
 }
 
 /**
