@@ -18,7 +18,7 @@ import {
   syncTree,
 } from "../fs/durable.ts";
 import { followFile } from "../fs/follow_hash.ts";
-import { exists, isDirectory, lstatOrNull, statOrNull, statThroughFilesOrNull } from "../fs/probe.ts";
+import { exists, lstatOrNull, statOrNull, statThroughFilesOrNull } from "../fs/probe.ts";
 import { kindOf, readRegularTextFile } from "../fs/regular_file.ts";
 import { changedPaths, copyEntries, type CopyTotals, walkTree } from "../fs/tree.ts";
 import type { Config } from "../config.ts";
@@ -407,12 +407,12 @@ async function copyChromaIfPresent(
   target: string,
   { driver, reporter }: CreateOptions,
 ): Promise<CopiedChroma | null> {
-  if (!isDirectory(source)) {
-    const there = statOrNull(source);
+  const there = storePathInfo(source, "the Chroma folder", CHROMA_SETTING);
+  if (!there?.isDirectory) {
     if (there !== null) {
+      const kind = kindOf(there);
       throw new UsageError(
-        `the Chroma folder ${source} is a ${kindOf(there)}, not a folder; check --chroma-dir or ATOCORE_CHROMA_PATH ` +
-          "(see 'config'); nothing was published",
+        `the Chroma folder ${source} is a ${kind}, not a folder; check ${CHROMA_SETTING}; nothing was published`,
       );
     }
     reporter.event("warning", "chroma_snapshot_skipped_missing", { path: source }); // asked for, not there
@@ -663,7 +663,11 @@ export function refuseFutureSnapshot(
  * (the pre-restore snapshot), report it and go on: the file is kept as it is.
  */
 async function requireParsableRegistry(path: string, options: CreateOptions): Promise<void> {
-  if (!exists(path)) return;
+  const info = storePathInfo(path, "the registry", REGISTRY_SETTING);
+  if (info === null && !exists(path)) return; // a dangling link is left to the read, which names it
+  if (info !== null && !info.isFile) {
+    throw new UsageError(`the registry ${path} is a ${kindOf(info)}, not a file; check ${REGISTRY_SETTING}`);
+  }
   const text = await copyingFrom("registry", path, () => readRegularTextFile(path, { followLinks: true }));
   const error = jsonError(text);
   if (error === undefined) return;
@@ -674,6 +678,23 @@ async function requireParsableRegistry(path: string, options: CreateOptions): Pr
   throw new OperationError(
     `registry is not JSON (${error}): ${path}; fix the file or restore it from a snapshot, then run create again`,
   );
+}
+
+/** Where the registry's and Chroma's paths come from, as their errors name them. */
+const REGISTRY_SETTING = "--registry or ATOCORE_PROJECT_REGISTRY_PATH (see 'config')";
+const CHROMA_SETTING = "--chroma-dir or ATOCORE_CHROMA_PATH (see 'config')";
+
+/**
+ * `statOrNull` of a live path `what` names: a path through a file names nothing the setting could have meant, a usage
+ * error naming it, not a raw ENOTDIR.
+ */
+function storePathInfo(path: string, what: string, setting: string): Deno.FileInfo | null {
+  try {
+    return statOrNull(path);
+  } catch (error) {
+    if (!(error instanceof Deno.errors.NotADirectory)) throw error;
+    throw new UsageError(`${what} ${path} lies under a file, not a folder; check ${setting}; nothing was published`);
+  }
 }
 
 /** Why `text` is not JSON, or `undefined` when it is. */

@@ -183,6 +183,25 @@ Deno.test("create names a database path that does not exist or is not a database
   assert.deepEqual(entryNames(join(store.backupDir, ".staging")), [], "staging left behind");
 });
 
+Deno.test("create names a registry or Chroma path through a file or of the wrong kind, exit 2, and its flag", async () => {
+  using store = tempStore({ dbMiB: 1, chromaMiB: 1 });
+  const env = storeEnv(store);
+  const file = join(store.dataDir, "f");
+  Deno.writeTextFileSync(file, "");
+  const folder = join(store.dataDir, "a-folder");
+  Deno.mkdirSync(folder);
+  const cases: [string[], RegExp][] = [
+    [["--registry", join(file, "reg.json")], /registry .*\/f\/reg\.json lies under a file.*; check --registry/],
+    [["--registry", folder], /registry .*\/a-folder is a folder, not a file; check --registry/],
+    [["--chroma", "--chroma-dir", join(file, "c")], /Chroma folder .*\/f\/c lies under a file.*; check --chroma-dir/],
+  ];
+  for (const [args, pattern] of cases) {
+    assertOneLineError(await runCli(["create", ...args], { env }), 2, pattern, args.join(" "));
+  }
+  assert.deepEqual(entryNames(join(store.backupDir, "snapshots")), [], "a snapshot was published");
+  assert.deepEqual(entryNames(join(store.backupDir, ".staging")), [], "staging left behind");
+});
+
 Deno.test("create with a registry or Chroma folder that does not exist backs up the rest and says so", async () => {
   using store = tempStore({ dbMiB: 1, chromaMiB: 1 });
   const env = storeEnv(store);
