@@ -6,7 +6,8 @@
  */
 import { describeOsError } from "../errors.ts";
 import { removeFileQuietly } from "../fs/durable.ts";
-import { isFile, lstatOrNull } from "../fs/probe.ts";
+import { lstatOrNull, statOrNull } from "../fs/probe.ts";
+import { kindOf } from "../fs/regular_file.ts";
 import type { Reporter } from "../report/reporter.ts";
 import type { SqliteDriver } from "../sqlite/driver.ts";
 import { type Change, keepAside } from "./restore_wal.ts";
@@ -21,8 +22,8 @@ export function clearJournal(driver: SqliteDriver, db: string, reporter: Reporte
   const journal = `${db}-journal`;
   const found = lstatOrNull(journal);
   if (found === null) return;
-  let why = "its database file is missing";
-  if (found.isFile && found.size > 0 && isFile(db)) {
+  let why = found.isFile ? databaseNotFile(db) : `it is a ${kindOf(found)}, not a file`;
+  if (found.isFile && found.size > 0 && why === null) {
     try {
       driver.rollBackJournal(db);
       why = "SQLite did not roll it back";
@@ -35,7 +36,14 @@ export function clearJournal(driver: SqliteDriver, db: string, reporter: Reporte
       return;
     }
   }
-  settle(db, why, reporter, changes, db);
+  settle(db, why ?? "", reporter, changes, db); // an empty journal is removed, a reason needed only for a kept one
+}
+
+/** Why `db` cannot take a journal's rollback (missing, or not a file), or `null` when it is a file. */
+function databaseNotFile(db: string): string | null {
+  const info = statOrNull(db);
+  if (info === null) return "its database file is missing";
+  return info.isFile ? null : `its database is a ${kindOf(info)}, not a file`;
 }
 
 /**

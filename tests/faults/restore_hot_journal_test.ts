@@ -111,3 +111,22 @@ Deno.test("a stray hot -journal of another database beside the live one: a faile
   assert.match(run.stderr, /pre-restore snapshot failed, so nothing was restored, but SQLite rolled .*-journal back/);
   assert.doesNotMatch(run.stderr, /nothing was restored or changed/);
 });
+
+Deno.test("a -journal that is no file (a folder, a FIFO) is kept aside with that reason, its database being there", async () => {
+  using store = tempStore({ dbMiB: 1 });
+  const env = storeEnv(store);
+  const stamp = await createdStamp(env, []);
+  const journal = `${store.db}-journal`;
+  for (const [make, kind] of [["mkdir", "folder"], ["mkfifo", "FIFO"]]) {
+    assert.equal(new Deno.Command(make, { args: [journal] }).outputSync().code, 0);
+    const run = await runCli(["restore", stamp, "--confirm-service-stopped", "--no-chroma", "--no-pre-snapshot"], {
+      env,
+    });
+    assert.equal(run.code, 0, run.stderr);
+    const warning = run.stderr.split("\n").find((line) => line.includes('"restore_journal_set_aside"'));
+    assert.ok(warning, `no warning that the ${kind} was kept aside: ${run.stderr}`);
+    assert.equal(JSON.parse(warning).reason, `it is a ${kind}, not a file`);
+    assertNoJournal(store.db);
+    assert.equal(await projectMarker(store.db), "atlas");
+  }
+});
