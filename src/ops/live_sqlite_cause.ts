@@ -22,6 +22,21 @@ const SHM_ROOM = 64 * 1024;
  * rolled back into the live database, wrecking it).
  */
 export function sidecarHazard(path: string): string | null {
+  const linked = linkedSidecar(path);
+  if (linked !== null) return linked;
+  const journal = lstatOrNull(`${path}-journal`);
+  if (journal?.isFile && hasJournalHeader(`${path}-journal`) && readJournalMode(path) === "wal") {
+    return `${path}-journal is a rollback journal beside a WAL database, which keeps none: a stray (from a copy made ` +
+      "by hand?) that SQLite would roll back into the live database; once no process uses the database, move it aside";
+  }
+  return null;
+}
+
+/**
+ * The part of {@linkcode sidecarHazard} that harms any open of the database, as a clause, or `null`: a sidecar that is a
+ * symbolic link or has other names (a restore with no pre-restore snapshot still opens the live one to checkpoint it).
+ */
+export function linkedSidecar(path: string): string | null {
   for (const suffix of SIDECAR_SUFFIXES) {
     const info = lstatOrNull(`${path}${suffix}`);
     if (info?.isSymlink) {
@@ -32,11 +47,6 @@ export function sidecarHazard(path: string): string | null {
       return `${path}${suffix} has ${info.nlink} names (hard links), and SQLite writes that file; once no process ` +
         "uses the database, remove its other names or move it aside";
     }
-  }
-  const journal = lstatOrNull(`${path}-journal`);
-  if (journal?.isFile && hasJournalHeader(`${path}-journal`) && readJournalMode(path) === "wal") {
-    return `${path}-journal is a rollback journal beside a WAL database, which keeps none: a stray (from a copy made ` +
-      "by hand?) that SQLite would roll back into the live database; once no process uses the database, move it aside";
   }
   return null;
 }

@@ -4,7 +4,7 @@
  *
  * @module
  */
-import { dirname, resolve } from "node:path";
+import { dirname, join, resolve } from "node:path";
 import type { Config } from "../config.ts";
 import { createSnapshot, refuseFutureSnapshot } from "./create.ts";
 import { CLOCK_SKEW_SECONDS } from "../snapshot/clock.ts";
@@ -22,7 +22,7 @@ import { fileIdentity } from "../fs/file_identity.ts";
 import type { CopyTotals } from "../fs/tree.ts";
 import type { Reporter } from "../report/reporter.ts";
 import { checkedStamp, restoreIntentPath } from "../snapshot/layout.ts";
-import { CHROMA_OLD_PREFIX } from "../snapshot/chroma.ts";
+import { CHROMA_DB_FILE, CHROMA_OLD_PREFIX } from "../snapshot/chroma.ts";
 import type { SqliteDriver } from "../sqlite/driver.ts";
 import { stageChroma, type StagedChroma, swapChroma, SwapFailure } from "./chroma_swap.ts";
 import {
@@ -51,6 +51,7 @@ import {
   validatedSnapshot,
 } from "./restore_plan.ts";
 import { clearJournal, clearJournalAfterReplace } from "./restore_hot_journal.ts";
+import { linkedSidecar, sidecarHazard } from "./live_sqlite_cause.ts";
 import { restoreJournalModes } from "./restore_journal.ts";
 import { databaseLeftovers, leftoversStep } from "./restore_leftovers.ts";
 import { requireFreeSpace } from "./restore_space.ts";
@@ -166,7 +167,8 @@ export interface RestoreResult {
  * (`restored_integrity_ok: false`), not thrown.
  *
  * @throws {UsageError} for a stamp that is not plain, or a target of the wrong kind (`to` a file).
- * @throws {RefusedError} without the acknowledgment, while other processes hold the database, when the snapshot
+ * @throws {RefusedError} without the acknowledgment, beside a live database that SQLite would harm through its
+ *   `-wal`, `-shm` or `-journal` (as create refuses it), while other processes hold the database, when the snapshot
  *   does not validate, when `to` is the live store or holds entries (without `force`), when a filesystem lacks
  *   the space the restore needs, or when an unfinished restore's record is unreadable; nothing is changed.
  * @throws {OperationError} when a step fails; the message says exactly what changed and what not, and, when live
@@ -176,7 +178,7 @@ export async function restoreSnapshot(config: Config, stamp: string, options: Re
   checkedStamp(stamp);
   const to = options.to === undefined ? null : resolve(options.to);
   if (to !== null) checkToFolder(config, to, options.force ?? false);
-  else checkLivePaths(config);
+  else checkLiveStore(config);
   requireAcknowledgment(config, to, options.confirmServiceStopped);
   const openFilesChecked = checkOpenFiles(config, to, options);
   const validation = await validatedSnapshot(config, stamp, options);
@@ -341,6 +343,9 @@ async function preRestoreSnapshot(
         `check --db, or pass --no-pre-snapshot to restore onto an empty store`,
     );
   }
+  // create's own refusal of these would reach the operator as a failure (exit 1), not as the refusal it is
+  refuseHazardBeside(config.db.path, sidecarHazard);
+  if (includeChroma) refuseHazardBeside(join(config.chromaDir.path, CHROMA_DB_FILE), sidecarHazard);
   // the undo's stamp must sort after every snapshot, or cleanup may take it for an old one
   refuseFutureSnapshot(config.backupDir.path, CLOCK_SKEW_SECONDS * 1000, () => "restore with --no-pre-snapshot");
   const journal = `${config.db.path}-journal`;
@@ -366,6 +371,23 @@ async function preRestoreSnapshot(
         "journal, or a stray one); check the database before anything else"
       : "nothing was restored or changed";
     throw new OperationError(`pre-restore snapshot failed, so ${outcome}: ${cause}`, { cause: error });
+  }
+}
+
+/**
+ * Before any work on the live store: its paths, and no link beside its database, which even a restore without the
+ * pre-restore snapshot opens (to checkpoint its WAL, roll back its journal).
+ */
+function checkLiveStore(config: Config): void {
+  checkLivePaths(config);
+  refuseHazardBeside(config.db.path, linkedSidecar);
+}
+
+/** Refuse to open the live database `db` beside which SQLite would do harm (`hazard` says what), as create refuses. */
+function refuseHazardBeside(db: string, hazard: (path: string) => string | null): void {
+  const found = hazard(db);
+  if (found !== null) {
+    throw new RefusedError(`restore refused to open the database ${db}: ${found}; nothing was changed`);
   }
 }
 

@@ -171,6 +171,57 @@ Deno.test("a hard-linked -shm or a stray -journal beside the live WAL database: 
   }
 });
 
+Deno.test("a linked live -wal, -shm or -journal: restore refuses before any work (exit 3), with or without its snapshot", async () => {
+  using store = tempStore({ dbMiB: 1, chromaMiB: 1 });
+  const env = storeEnv(store);
+  const stamp = await createdStamp(env, ["--chroma"]);
+  const target = join(store.dataDir, "target");
+  Deno.writeTextFileSync(target, "not SQLite's");
+  const live = Deno.readFileSync(store.db);
+  for (const suffix of ["-wal", "-shm", "-journal"]) {
+    for (const [make, named] of [["symlink", "is a symbolic link"], ["link", "has 2 names"]]) {
+      const path = `${store.db}${suffix}`;
+      if (make === "symlink") Deno.symlinkSync(target, path);
+      else Deno.linkSync(target, path);
+      for (const more of [[], ["--no-pre-snapshot"]]) {
+        const run = await runGuarded(["restore", stamp, "--confirm-service-stopped", ...more], env);
+        const what = `${suffix} ${make} ${more}`;
+        assert.equal(run.code, 3, `${what}: ${run.stderr}`);
+        assert.match(run.stderr, new RegExp(`error: restore refused to open the database .*: ${path} ${named}`), what);
+        assert.doesNotMatch(
+          run.stderr,
+          /restore_snapshot_validated|pre_restore_snapshot/,
+          `${what}: work was done first`,
+        );
+        assert.equal(entryNames(join(store.backupDir, "snapshots")).length, 1, `${what}: a snapshot was made`);
+        assert.equal(Deno.readTextFileSync(target), "not SQLite's", `${what}: written through the link`);
+        assert.deepEqual(Deno.readFileSync(store.db), live, `${what}: the live database changed`);
+      }
+      Deno.removeSync(path);
+    }
+  }
+});
+
+Deno.test("a linked Chroma -wal or a stray -journal beside the WAL database: the pre-restore snapshot is refused (exit 3)", async () => {
+  using store = tempStore({ dbMiB: 1, chromaMiB: 1 });
+  const env = storeEnv(store);
+  const stamp = await createdStamp(env, ["--chroma"]);
+  const target = join(store.dataDir, "target");
+  Deno.writeTextFileSync(target, "not SQLite's");
+  const journal = new Uint8Array(4096).fill(0x11);
+  journal.set([0xd9, 0xd5, 0x05, 0xf9, 0x20, 0xa1, 0x63, 0xd7]);
+  const chromaWal = join(store.chromaDir, "chroma.sqlite3-wal");
+  for (const [path, named] of [[chromaWal, "is a symbolic link"], [`${store.db}-journal`, "is a rollback journal"]]) {
+    if (path === chromaWal) Deno.symlinkSync(target, path);
+    else Deno.writeFileSync(path, journal);
+    const run = await runGuarded(["restore", stamp, "--confirm-service-stopped"], env);
+    assert.equal(run.code, 3, run.stderr);
+    assert.match(run.stderr, new RegExp(`error: restore refused to open the database .*: ${path} ${named}`));
+    assert.equal(entryNames(join(store.backupDir, "snapshots")).length, 1, "a snapshot was made");
+    Deno.removeSync(path);
+  }
+});
+
 Deno.test("create --chroma with a file where the Chroma folder goes: a usage error naming it, nothing published", async () => {
   using store = tempStore({ dbMiB: 1, chromaMiB: 1 });
   Deno.removeSync(store.chromaDir, { recursive: true });
