@@ -91,7 +91,7 @@ read-only.
 
 Options:
   --confirm-service-stopped  I have stopped the AtoCore service (docker compose down)
-  --ignore-open-files        skip the check for processes holding the database (not the acknowledgment)
+  --ignore-open-files        restore despite processes holding the store (not the acknowledgment; still named after)
   --no-pre-snapshot          do not take the pre-restore snapshot
   --chroma                   restore Chroma (the default when the snapshot has it)
   --no-chroma                leave the live Chroma folder alone
@@ -236,7 +236,7 @@ function describe(result: RestoreResult | RemoteRestoreResult, flags: string): s
   );
   if (result.opened_during_restore !== undefined) {
     lines.push(
-      `  OPENED DURING THE RESTORE: ${result.opened_during_restore}; stop them, then run the restore again (they ` +
+      `  STILL HELD AFTER THE RESTORE: ${result.opened_during_restore}; stop them, then run the restore again (they ` +
         "may have written to the old database, or into the restored one's WAL)",
     );
   }

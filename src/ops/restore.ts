@@ -144,8 +144,9 @@ export interface RestoreResult {
   /** Whether other processes holding the live files were looked for (not with `to`, `ignoreOpenFiles`, or off Linux). */
   open_files_checked: boolean;
   /**
-   * Who held the live store once it was replaced (a process that opened it during the restore, after the last look),
-   * described; absent when none (or no look was made). It may write to the old database, whose writes are lost.
+   * Who held the live store once it was replaced (a process that opened it during the restore, after the last look, or
+   * one `ignoreOpenFiles` let hold it), described; absent when none (or no look could be made). It may write to the old
+   * database, whose writes are lost.
    */
   opened_during_restore?: string;
   /**
@@ -213,7 +214,7 @@ export async function restoreSnapshot(config: Config, stamp: string, options: Re
       { db: targets.db, chroma: chroma === null ? null : targets.chroma },
       options.reporter,
     );
-    opened = openedDuringRestore(openFilesChecked, moved.old);
+    opened = openedDuringRestore(to === null, moved.old);
   } finally {
     // The last change made or failed, the store is whole, the snapshot's. The old database's temporary name goes
     // before the record: a kill in between leaves the record, and the next restore removes the name with it.

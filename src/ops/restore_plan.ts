@@ -138,10 +138,11 @@ export function recheckOpenFiles(
  * Who holds the old database once the restore has replaced it (through `oldDatabase`, a link to it), described, or
  * `null`: a process that opened it after the last look before the first change (a supervisor restarting the service)
  * may have written to it, which the store no longer uses, or a WAL beside the restored one. One that opened the
- * restored database is the service come back: not counted. Only when the first look ran.
+ * restored database is the service come back: not counted. Only `live` (not with `to`), and with `ignoreOpenFiles` too:
+ * it lets the restore start despite holders, whose writes to the old database are lost all the same.
  */
-export function openedDuringRestore(firstChecked: boolean, oldDatabase: string | null): string | null {
-  if (!firstChecked || oldDatabase === null) return null;
+export function openedDuringRestore(live: boolean, oldDatabase: string | null): string | null {
+  if (!live || oldDatabase === null) return null;
   const openers = findOpeners([oldDatabase]).openers;
   return openers.length === 0 ? null : describeHolders(openers, "the replaced database");
 }

@@ -163,7 +163,7 @@ Deno.test("restore refuses without --confirm-service-stopped, exit 3, nothing ch
   assert.deepEqual(entryNames(join(store.backupDir, "snapshots")), [stamp]);
 });
 
-Deno.test("restore refuses while this test holds the database open, naming its pid; --ignore-open-files overrides", async () => {
+Deno.test("restore refuses while this test holds the database open, naming its pid; --ignore-open-files overrides, its hold still named after", async () => {
   using store = tempStore({ dbMiB: 1 });
   const env = storeEnv(store);
   const stamp = await createdStamp(storeEnv(store));
@@ -184,7 +184,12 @@ Deno.test("restore refuses while this test holds the database open, naming its p
     assert.match(noAck.stderr, /--confirm-service-stopped/);
 
     const forced = await runCli(["restore", stamp, "--confirm-service-stopped", "--ignore-open-files"], { env });
-    assert.equal(forced.code, 0, forced.stderr);
+    assert.equal(forced.code, 1, `the holder of the old database must still be named: ${forced.stderr}`);
+    const warned = new RegExp(
+      `"event":"restore_store_opened_during_restore","holders":"process(es)? [0-9, ]*\\b${Deno.pid}\\b[^"]* the replaced database`,
+    );
+    assert.match(forced.stderr, warned);
+    assert.equal((forced.json as { opened_during_restore?: string }).opened_during_restore !== undefined, true);
   } finally {
     held.close();
   }
