@@ -177,7 +177,7 @@ Examples:
 
 /**
  * The backup folder's lock for this restore. One that takes the pre-restore snapshot writes there: the lock, and
- * leftovers of killed runs cleared. One that writes nothing there also works on a read-only folder (see
+ * leftovers of killed runs cleared. One that writes nothing there (not even those) also works on a read-only folder (see
  * `acquireLockToRead`), and says when it could take no lock.
  */
 function lockBackupDir(backupDir: string, writes: boolean, context: CommandContext): Disposable {
@@ -187,7 +187,6 @@ function lockBackupDir(backupDir: string, writes: boolean, context: CommandConte
     return lock;
   }
   const lock = acquireLockToRead(backupDir, "restore");
-  if (lock.how === "writable") removeLeftovers(backupDir, context.reporter);
   if (lock.how === "read-only") context.reporter.event("info", "backup_dir_locked_read_only", { path: backupDir });
   if (lock.how === "none") {
     context.reporter.event("warning", "backup_dir_not_locked", { path: backupDir, reason: lock.reason });

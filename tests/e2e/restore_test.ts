@@ -4,6 +4,7 @@
  * same second as the snapshot it restores, and the Chroma folder kept in place.
  */
 import assert from "node:assert/strict";
+import { existsSync } from "node:fs";
 import { DatabaseSync } from "node:sqlite";
 import { join } from "node:path";
 import { acquireLock, lockLiveStore } from "../../src/ops/lock.ts";
@@ -839,6 +840,25 @@ Deno.test("from a read-only backup folder restore --to and --no-pre-snapshot wor
   const unlocked = await runCli(["restore", stamp, "--to", join(target.path, "third")], { env: roEnv });
   assert.equal(unlocked.code, 0, unlocked.stderr);
   assert.match(unlocked.stderr, /"event":"backup_dir_not_locked"/);
+});
+
+Deno.test("restore --to and --no-pre-snapshot leave a killed run's leftovers in .staging/ and .trash/ to the next that writes there", async () => {
+  using store = tempStore({ dbMiB: 1 });
+  using target = tempDir();
+  const env = storeEnv(store);
+  const stamp = await createdStamp(env);
+  const leftovers = [join(store.backupDir, ".staging", "20200101T000000Z"), join(store.backupDir, ".trash", "x")];
+  for (const path of leftovers) Deno.mkdirSync(join(path, "db"), { recursive: true });
+  const runs = [["--to", join(target.path, "to")], ["--confirm-service-stopped", "--no-pre-snapshot"]];
+  for (const args of runs) {
+    const run = await runCli(["restore", stamp, ...args], { env });
+    assert.equal(run.code, 0, run.stderr);
+    assert.doesNotMatch(run.stderr, /stale_leftover_removed/, args.join(" "));
+    for (const path of leftovers) assert.ok(existsSync(join(path, "db")), `${args.join(" ")} removed ${path}`);
+  }
+  const create = await runCli(["create"], { env });
+  assert.equal(create.code, 0, create.stderr);
+  for (const path of leftovers) assert.ok(!existsSync(path), `create left ${path}`);
 });
 
 /** Python holding a read transaction on a database (its snapshot reads the -wal) until its stdin closes. */
