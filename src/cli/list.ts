@@ -9,6 +9,7 @@ import { type ListEntry, listSnapshots, requireBackupFolder, strayStamps } from 
 import { ownFolderProblem } from "../ops/own_folders.ts";
 import { failedRoot } from "../snapshot/layout.ts";
 import { secondsInFuture } from "../snapshot/clock.ts";
+import { isStamp } from "../snapshot/stamp.ts";
 import { COMMON_HELP, configFrom, defineCommand } from "./command.ts";
 import { formatBytes } from "../text/bytes.ts";
 import { formatAge, formatTable, printable } from "./format.ts";
@@ -22,8 +23,9 @@ export const listCommand = defineCommand({
 List every snapshot under <backup>/snapshots/ with its age, size, whether it
 holds Chroma (or its Chroma copy failed), and what is known of its validity;
 then the snapshots kept aside under <backup>/failed/. NOTE marks pre-restore
-snapshots (the undo point of a restore, with the stamp it restored) and stamps
-in the future (the clock was wrong; each is also a warning on stderr). A backup
+snapshots (the undo point of a restore, with the stamp it restored), stamps
+in the future (the clock was wrong; each is also a warning on stderr) and
+folders whose name is not a stamp (20260230T000000Z, notes). A backup
 folder that does not exist is a usage error (exit 2). JSON output has the
 reference module's shape, {"backups": [...]}, plus "failed" and "warnings".
 
@@ -80,12 +82,14 @@ function failedLines(backupDir: string, failed: ListedFailedEntry[]): string[] {
   ];
 }
 
-/** What the NOTE column says of a snapshot: pre-restore, and a stamp in the future. */
+/** What the NOTE column says of a snapshot: pre-restore, a stamp in the future, a name that is no stamp. */
 function note(entry: ListEntry): string {
   const notes: string[] = [];
   if (entry.kind === "pre-restore") {
     notes.push(entry.restoring_stamp ? `pre-restore (before restoring ${entry.restoring_stamp})` : "pre-restore");
   }
   if (entry.stamp_in_future) notes.push("stamp in the future: check the clock");
+  // the one rule validate, restore and cleanup go by: `notes` and `20260230T000000Z` alike are no snapshot to them
+  if (!isStamp(entry.stamp)) notes.push("not a stamp: no command takes it, cleanup leaves it");
   return notes.join("; ");
 }

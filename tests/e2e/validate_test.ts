@@ -150,6 +150,23 @@ Deno.test("--all skips, and names, a folder under snapshots/ that is not a stamp
   assert.deepEqual(report.skipped, ["lost+found"]);
 });
 
+Deno.test("list notes a folder whose name is not a calendar-valid stamp as it notes any other name, the rule validate goes by", async () => {
+  using store = await storeWithSnapshot();
+  const names = ["20260230T000000Z", "20261231T235960Z", "notes"];
+  for (const name of names) Deno.mkdirSync(join(store.backupDir, "snapshots", name));
+  const quote = (text: string) => `'${text.replaceAll("'", "'\\''")}'`;
+  const command = ["env", "-i", ...Object.entries(cliEnv(storeEnv(store))).map(([key, value]) => `${key}=${value}`)]
+    .concat(cliCommand(["list"])).map(quote).join(" ");
+  const output = await new Deno.Command("script", { args: ["-qec", command, "/dev/null"], stdout: "piped" }).output();
+  const text = new TextDecoder().decode(output.stdout);
+  assert.equal(output.code, 0, text);
+  for (const name of names) {
+    assert.match(text, new RegExp(`^${name} .* not a stamp: no command takes it, cleanup leaves it\\r?$`, "m"));
+    assert.equal((await validate(store.backupDir, name)).code, 2, `validate ${name}`);
+  }
+  assert.doesNotMatch(text, new RegExp(`^${store.stamp} .*not a stamp`, "m"));
+});
+
 Deno.test("list on a backup folder that is not there is a usage error naming it; a folder without snapshots/ is empty", async () => {
   using dir = tempDir();
   Deno.writeTextFileSync(join(dir.path, "a-file"), "not a folder");
