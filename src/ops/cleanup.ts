@@ -18,10 +18,11 @@ import {
 } from "../snapshot/retention_guards.ts";
 import { pruneIntegrityRecords } from "../snapshot/integrity_record.ts";
 import { metadataPath, snapshotDir, snapshotsDir } from "../snapshot/layout.ts";
-import { isPreRestore, readMetadata, sequenceOf } from "../snapshot/metadata.ts";
+import { isPreRestore, readMetadata } from "../snapshot/metadata.ts";
 import { isInFuture } from "../snapshot/clock.ts";
 import { isStamp } from "../snapshot/stamp.ts";
 import { IntegrityUncheckedError, type SqliteDriver } from "../sqlite/driver.ts";
+import { trustedSequence } from "./list.ts";
 import { DEFAULT_KEEP_FAILED, failedEntries, failedRetention, removeFailed } from "./failed.ts";
 import { removeViaTrash } from "./remove_via_trash.ts";
 import { validateSnapshot } from "./validate.ts";
@@ -175,7 +176,7 @@ function factsOf(backupDir: string, stamp: string): SnapshotFacts {
   const restoring = metadata?.restoring_stamp;
   return {
     stamp,
-    sequence: sequenceOf(metadata),
+    sequence: trustedSequence(metadata), // as --latest reads it: a hand-edited one must not take the guard
     preRestore: isPreRestore(metadata),
     restoringStamp: typeof restoring === "string" && isStamp(restoring) ? restoring : null,
   };

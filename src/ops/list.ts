@@ -126,10 +126,13 @@ export function latestStamp(backupDir: string, now: Date): LatestPick {
   return { stamp: lastPublished(current, sequences), skippedInFuture, sequenceIgnored };
 }
 
-/** The metadata's sequence when it is a count and the metadata is as create bound it (or unbound: the module's). */
-function trustedSequence(metadata: SnapshotMetadata): number | null {
-  const recorded = (metadata as unknown as Record<string, unknown>)[DIGEST_KEY];
-  if (recorded !== undefined && recorded !== metadataDigest(metadata)) return null;
+/**
+ * The metadata's sequence when it is a count and the metadata is as create bound it (or unbound: the module's), so
+ * that a sequence changed by hand orders nothing (`--latest`, cleanup's `last-published`, the next sequence).
+ */
+export function trustedSequence(metadata: SnapshotMetadata | null): number | null {
+  const recorded = (metadata as unknown as Record<string, unknown> | null)?.[DIGEST_KEY];
+  if (recorded !== undefined && recorded !== metadataDigest(metadata!)) return null;
   return sequenceOf(metadata);
 }
 

@@ -93,6 +93,11 @@ function fileCount(path: string): number {
 
 const newestFirst = (names: string[]) => [...names].sort().reverse();
 
+/** `extra` for {@linkcode placeValidSnapshot} that binds the copy's metadata as create binds its own. */
+function bound(extra: Record<string, unknown>): Record<string, unknown> {
+  return { ...extra, metadata_sha256: "" }; // replaced by the digest of the rest
+}
+
 /** A policy that keeps the newest day's snapshot only. */
 const KEEP_ONE_DAY = ["--keep-daily", "1", "--keep-weekly", "0", "--keep-monthly", "0"];
 
@@ -486,9 +491,9 @@ Deno.test("engine: after a clock set back, the snapshot published last is kept t
   using dir = tempDir();
   // Published in this order: 03:00, then 05:00 while the clock ran two hours ahead, then 04:00 once it was set
   // back. The 04:00 snapshot holds the newest data; the daily rule alone keeps only 05:00.
-  placeValidSnapshot(dir.path, "20261110T030000Z", { sequence: 1 });
-  placeValidSnapshot(dir.path, "20261110T050000Z", { sequence: 2 });
-  placeValidSnapshot(dir.path, "20261110T040000Z", { sequence: 3 });
+  placeValidSnapshot(dir.path, "20261110T030000Z", bound({ sequence: 1 }));
+  placeValidSnapshot(dir.path, "20261110T050000Z", bound({ sequence: 2 }));
+  placeValidSnapshot(dir.path, "20261110T040000Z", bound({ sequence: 3 }));
   const result = await cleanupSnapshots(dir.path, engine(DEFAULT_POLICY, true));
   assert.deepEqual(result.errors, []);
   assert.deepEqual(entryNames(snapshotsDir(dir.path)), ["20261110T040000Z", "20261110T050000Z"]);
@@ -496,6 +501,21 @@ Deno.test("engine: after a clock set back, the snapshot published last is kept t
     { rule: "last-published", bucket: "sequence 3" },
   ]);
   assert.deepEqual(result.deleted_snapshots, ["20261110T030000Z"]);
+});
+
+Deno.test("engine: a sequence in metadata edited since create takes no last-published guard from the real one", async () => {
+  using dir = tempDir();
+  placeValidSnapshot(dir.path, "20261110T030000Z", bound({ sequence: 1 }));
+  placeValidSnapshot(dir.path, "20261110T050000Z", bound({ sequence: 2 }));
+  placeValidSnapshot(dir.path, "20261110T040000Z", bound({ sequence: 3 }));
+  const path = join(snapshotsDir(dir.path), "20261110T030000Z", "backup-metadata.json");
+  Deno.writeTextFileSync(path, Deno.readTextFileSync(path).replace('"sequence": 1,', '"sequence": 99,'));
+  assert.match(Deno.readTextFileSync(path), /"sequence": 99,/, "edited without binding it again");
+  const result = await cleanupSnapshots(dir.path, engine(DEFAULT_POLICY, false));
+  assert.deepEqual(result.would_delete_snapshots, ["20261110T030000Z"]);
+  assert.deepEqual(result.kept_snapshots.find((kept) => kept.stamp === "20261110T040000Z")?.reasons, [
+    { rule: "last-published", bucket: "sequence 3" },
+  ]);
 });
 
 Deno.test("cli: create records the publication order, one above the highest sequence present", async () => {
@@ -506,7 +526,7 @@ Deno.test("cli: create records the publication order, one above the highest sequ
   const first = await createdStamp(env, []);
   const second = await createdStamp(env, []);
   assert.deepEqual([sequence(first), sequence(second)], [1, 2]);
-  placeValidSnapshot(store.backupDir, "20200101T000000Z", { sequence: 41 });
+  placeValidSnapshot(store.backupDir, "20200101T000000Z", bound({ sequence: 41 }));
   assert.equal(sequence(await createdStamp(env, [])), 42, "an older stamp with a higher sequence still counts");
 });
 
