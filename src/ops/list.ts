@@ -93,7 +93,7 @@ export interface LatestPick {
   stamp: string | null;
   /** Stamps later than now beyond the allowed skew, newest first: never "the latest" forever. */
   skippedInFuture: string[];
-  /** Stamps whose `sequence` was not used (not a count, or their metadata edited since create), newest first. */
+  /** Stamps whose `sequence` was not used (not a count, or in metadata not bound by create or edited since), newest first. */
   sequenceIgnored: string[];
 }
 
@@ -108,9 +108,9 @@ export function newestStamp(backupDir: string): string | null {
 /**
  * What `--latest` means: of the snapshots whose name is a plain stamp not in the future, the last published (the
  * highest `sequence`: a clock set back a few minutes stamps the newest data before an older snapshot), or the newest
- * stamp when that one records no sequence (the module's). A sequence that is no count, or whose metadata was edited
- * since create (its `metadata_sha256` differs), counts as none: a hand-edited one must not make an old snapshot "the
- * latest"; those are named in `sequenceIgnored`.
+ * stamp when that one records no sequence (the module's). A sequence that is no count, or in metadata not bound by
+ * create or edited since (no `metadata_sha256`, or one that differs), counts as none: a hand-edited one must not make
+ * an old snapshot "the latest"; those are named in `sequenceIgnored`.
  */
 export function latestStamp(backupDir: string, now: Date): LatestPick {
   const newestFirst = snapshotNames(backupDir).filter(isStamp).reverse();
@@ -127,12 +127,13 @@ export function latestStamp(backupDir: string, now: Date): LatestPick {
 }
 
 /**
- * The metadata's sequence when it is a count and the metadata is as create bound it (or unbound: the module's), so
- * that a sequence changed by hand orders nothing (`--latest`, cleanup's `last-published`, the next sequence).
+ * The metadata's sequence when it is a count and the metadata is as create bound it: `null` for unbound metadata (the
+ * module's, which records none) or metadata edited since, so that a sequence added or changed by hand orders nothing
+ * (`--latest`, cleanup's `last-published`, the next sequence).
  */
 export function trustedSequence(metadata: SnapshotMetadata | null): number | null {
   const recorded = (metadata as unknown as Record<string, unknown> | null)?.[DIGEST_KEY];
-  if (recorded !== undefined && recorded !== metadataDigest(metadata!)) return null;
+  if (recorded === undefined || recorded !== metadataDigest(metadata!)) return null;
   return sequenceOf(metadata);
 }
 

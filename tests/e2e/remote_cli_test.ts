@@ -9,7 +9,15 @@
 import assert from "node:assert/strict";
 import { statOrNull } from "../../src/fs/probe.ts";
 import { basename, join } from "node:path";
-import { moduleSnapshot, relocateSnapshot, ROOT, runCli, skipBecause, tempDir } from "../_helpers.ts";
+import {
+  moduleSnapshot,
+  placeValidSnapshot,
+  relocateSnapshot,
+  ROOT,
+  runCli,
+  skipBecause,
+  tempDir,
+} from "../_helpers.ts";
 import { mountTmpfs } from "../_mount.ts";
 import { entryNames, liveDigest, treeDigest } from "../_faults.ts";
 import { updateRows } from "../_repo.ts";
@@ -481,6 +489,23 @@ Deno.test("push and drill --latest order by time a snapshot whose sequence is ed
   assert.equal(next.code, 0, next.stderr);
   const made = join(r.store.backupDir, "snapshots", (next.json as { stamp: string }).stamp, "backup-metadata.json");
   assert.equal(JSON.parse(Deno.readTextFileSync(made)).sequence, 4);
+});
+
+Deno.test("push and drill --latest take no sequence from unbound metadata (a module snapshot's, added by hand), with a warning", async () => {
+  using r = await remoteStore({ dbMiB: 1, chromaMiB: 1 });
+  const module = "20260409T010203Z";
+  placeValidSnapshot(r.store.backupDir, module, { sequence: 1000 }); // the module binds nothing and records none
+  const created = await runCli(["create"], { env: r.env });
+  assert.equal(created.code, 0, created.stderr);
+  const made = (created.json as { stamp: string }).stamp;
+  const ignored = `"stamps":["${module}"],"chosen":"${made}"`;
+  const drilled = await runCli(["drill", "--latest"], { env: r.env });
+  assert.equal(drilled.code, 0, drilled.stderr);
+  assert.equal((drilled.json as { stamp: string }).stamp, made);
+  assert.ok(drilled.stderr.includes(`"event":"drill_latest_sequence_ignored",${ignored}`), drilled.stderr);
+  const pushed = await runCli(["push", "--latest"], { env: r.env });
+  assert.equal(pushed.code, 0, pushed.stderr);
+  assert.deepEqual((pushed.json as { pushed: { stamp: string }[] }).pushed.map((one) => one.stamp), [made]);
 });
 
 Deno.test("push --latest passes over a snapshot stamped in the future, with a warning; with only such, exit 2 naming it", async () => {
