@@ -33,7 +33,8 @@ export interface SnapshotFacts {
 /**
  * The guards that facts alone decide, by stamp: `newest` (the newest stamp not in the future at `now`),
  * `last-published` (the highest sequence, which a clock set back cannot hide behind an older stamp) and `pre-restore`
- * (a pre-restore snapshot younger than `preRestoreDays` days at `now`, or stamped after `now`).
+ * (a pre-restore snapshot younger than `preRestoreDays` days at `now`, or stamped after `now`; "for ever" when the
+ * window reaches past the last date a clock can show).
  */
 export function factGuards(
   facts: readonly SnapshotFacts[],
@@ -55,7 +56,9 @@ export function factGuards(
     const until = parseStamp(fact.stamp)!.getTime() + window;
     if (until <= options.now.getTime()) continue;
     const before = fact.restoringStamp ? `taken before restoring ${fact.restoringStamp}` : "taken before a restore";
-    add(fact.stamp, "pre-restore", `${before}, kept until ${new Date(until).toISOString().slice(0, 10)}`);
+    const end = new Date(until); // a window past the last date a Date can hold means for ever
+    const kept = Number.isNaN(end.getTime()) ? "kept for ever" : `kept until ${end.toISOString().slice(0, 10)}`;
+    add(fact.stamp, "pre-restore", `${before}, ${kept}`);
   }
   return guards;
 }

@@ -193,6 +193,10 @@ Deno.test("guards keep the newest stamp, the highest sequence, and pre-restore s
     { rule: "pre-restore", bucket: "taken before restoring 20261101T010000Z, kept until 2026-11-11" },
   ]);
   assert.deepEqual(at("2026-11-11T01:00:00Z").keep, ["20261106T010000Z", "20261103T010000Z"], "7 days, not more");
+  const forEver = factGuards(facts, { now: new Date("2026-11-11T00:00:00Z"), preRestoreDays: 100_000_000 });
+  assert.deepEqual(forEver["20261104T010000Z"], [
+    { rule: "pre-restore", bucket: "taken before restoring 20261101T010000Z, kept for ever" },
+  ], "a window past the last date a Date holds");
 
   const valid = withGuards(early, newestValidGuard("20261102T010000Z"));
   assert.deepEqual(valid.remove, ["20261105T010000Z"]);
