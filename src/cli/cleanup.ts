@@ -9,7 +9,7 @@ import { DEFAULT_KEEP_FAILED } from "../ops/failed.ts";
 import { requireBackupFolder, strayStamps } from "../ops/list.ts";
 import { readIntent } from "../ops/restore_intent.ts";
 import { acquireLock } from "../ops/lock.ts";
-import { statOrNull } from "../fs/probe.ts";
+import { lstatOrNull, statOrNull } from "../fs/probe.ts";
 import { requireOwnFolders } from "../ops/own_folders.ts";
 import { removeLeftovers } from "../ops/recover.ts";
 import { DEFAULT_POLICY, type KeepReason } from "../snapshot/retention.ts";
@@ -18,6 +18,10 @@ import { failedRoot, snapshotsDir } from "../snapshot/layout.ts";
 import { COMMON_HELP, configFrom, defineCommand, driverFrom, type Outcome } from "./command.ts";
 import { formatErrors, printable } from "./format.ts";
 import { countFrom, policyFrom, RETENTION_HELP, RETENTION_OPTIONS } from "./retention_flags.ts";
+
+/** What a cleanup that found no live database did not look at, and how to have it looked at. */
+const NO_STORE = "no live store was looked at for an unfinished restore (only the backup folder's records of them " +
+  "were): give the store's --db (ATOCORE_DB_PATH, see 'config')";
 
 /** The `cleanup` command. */
 export const cleanupCommand = defineCommand({
@@ -86,6 +90,9 @@ Examples:
     if (confirm) removeLeftovers(backupDir, context.reporter);
     const { reporter, now } = context;
     const intent = readIntent(config.db.path); // unreadable: refused, as a restore would be
+    if (intent === null && lstatOrNull(config.db.path) === null) {
+      reporter.event("warning", "cleanup_live_store_not_found", { path: config.db.path, next: NO_STORE });
+    }
     const result = await cleanupSnapshots(backupDir, {
       policy,
       confirm,

@@ -4,6 +4,7 @@
  *
  * @module
  */
+import { basename, join } from "node:path";
 import { describeOsError, RefusedError } from "../errors.ts";
 import { folderNames } from "../fs/probe.ts";
 import type { Reporter } from "../report/reporter.ts";
@@ -25,6 +26,7 @@ import { IntegrityUncheckedError, type SqliteDriver } from "../sqlite/driver.ts"
 import { trustedSequence } from "./list.ts";
 import { DEFAULT_KEEP_FAILED, failedEntries, failedRetention, removeFailed } from "./failed.ts";
 import { removeViaTrash } from "./remove_via_trash.ts";
+import { readNeeds } from "./restore_needs.ts";
 import { validateSnapshot } from "./validate.ts";
 
 /** Options of {@linkcode cleanupSnapshots}. */
@@ -154,7 +156,8 @@ async function decide(backupDir: string, stamps: string[], options: CleanupOptio
   const facts = stamps.map((stamp) => factsOf(backupDir, stamp));
   const unfinished = options.unfinishedRestore;
   const guarded = withGuards(retainByPolicy(stamps, options.policy, options.now), factGuards(facts, options));
-  const decision = unfinished ? withGuards(guarded, unfinishedRestoreGuard(unfinished.stamp, unfinished.pre)) : guarded;
+  const beside = unfinished ? withGuards(guarded, unfinishedRestoreGuard(unfinished.stamp, unfinished.pre)) : guarded;
+  const decision = withGuards(beside, neededGuards(backupDir, options.reporter));
   if (decision.remove.length === 0) return decision;
   const newestFirst = [...stamps].sort().reverse();
   const inFuture = (stamp: string) => isInFuture(stamp, options.now); // kept anyway: a real one is looked for first
@@ -167,6 +170,22 @@ async function decide(backupDir: string, stamps: string[], options: CleanupOptio
     );
   }
   return withGuards(decision, newestValidGuard(valid));
+}
+
+/**
+ * The guards of the records in the backup folder of the snapshots unfinished restores need (`restore_needs.ts`): kept
+ * also when this cleanup does not look at the live store they were restoring into; each record named in a warning.
+ *
+ * @throws {RefusedError} when a record cannot be read; nothing is removed.
+ */
+function neededGuards(backupDir: string, reporter: Reporter): Record<string, KeepReason[]> {
+  const guards: Record<string, KeepReason[]> = {};
+  for (const { path, needs } of readNeeds(backupDir)) {
+    reporter.event("warning", "cleanup_unfinished_restore_kept", { path, db: needs.db, stamps: needs.stamps });
+    const bucket = `needed by the unfinished restore into ${needs.db} (recorded in ${basename(path)})`;
+    for (const stamp of needs.stamps) (guards[stamp] ??= []).push({ rule: "unfinished-restore", bucket });
+  }
+  return guards;
 }
 
 /** What the metadata of the snapshot `stamp` says about it (nothing, when it cannot be read). */

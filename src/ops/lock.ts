@@ -168,8 +168,8 @@ export function acquireLockToRead(backupDir: string, operation: string): Reading
   return { how: "read-only", reason, [Symbol.dispose]: () => file.close() };
 }
 
-/** Tell whether opening the lock file failed because the folder may not be written (a read-only mount, permissions). */
-function isReadOnly(error: unknown): boolean {
+/** Tell whether a write failed because the folder may not be written (a read-only mount, permissions). */
+export function isReadOnly(error: unknown): boolean {
   return error instanceof Deno.errors.PermissionDenied || (error as { code?: unknown } | null)?.code === "EROFS";
 }
 

@@ -438,7 +438,7 @@ function replaceStore(
   if (intent !== null) {
     runStep(leftoversStep(intent.config, leftovers, options.reporter), context);
     runStep(settleStep(intent, options.reporter), context);
-    runStep(recordStep(intent), context);
+    runStep(recordStep(intent, options.reporter), context);
   }
   const staged = runStep(stagingStep(plan, options), context);
   using _held = staged ?? undefined;

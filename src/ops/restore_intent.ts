@@ -17,6 +17,7 @@ import { type FolderIdentity, folderIdentity } from "./chroma_folder.ts";
 import type { Change } from "./restore_wal.ts";
 import { parseSnapshotKey } from "../repo/layout.ts";
 import { restoreIntentPath } from "../snapshot/layout.ts";
+import { clearNeeds, recordNeeds } from "./restore_needs.ts";
 
 /** Largest intent file read; a real one is a few hundred bytes. */
 const MAX_INTENT_BYTES = 64 * 1024;
@@ -58,6 +59,8 @@ export interface IntentContext {
   unfinished: RestoreIntent | null;
   /** Whether this run has written its record. */
   written: boolean;
+  /** Whether this run has written the record of the snapshots it needs in the backup folder (`restore_needs.ts`). */
+  needsWritten: boolean;
   /** This run's paths: the commands it prints to finish or go back name those given as flags. */
   config: Config;
 }
@@ -80,7 +83,7 @@ export function newIntentContext(
     swap: null,
     ...(what.remote ? { remote: what.remote } : {}),
   };
-  return { db: config.db.path, config, record, unfinished, written: false };
+  return { db: config.db.path, config, record, unfinished, written: false, needsWritten: false };
 }
 
 /** A step of restore's replacement of the store (the shape restore runs and names when it fails). */
@@ -89,21 +92,37 @@ interface IntentStep {
   run: (changes: Change[]) => void;
 }
 
-/** The step that writes the intent before the first live change (a record, not a change of the store's data). */
-export function recordStep(intent: IntentContext): IntentStep {
+/**
+ * The step that writes the intent before the first live change (a record, not a change of the store's data): first
+ * the snapshots it needs in the backup folder, then the intent beside the database, so that whichever a kill leaves
+ * the snapshots are kept.
+ */
+export function recordStep(intent: IntentContext, reporter: Reporter): IntentStep {
+  const { record, unfinished } = intent;
+  const stamps = [record.stamp, record.pre_restore_snapshot, unfinished?.stamp ?? null].filter((one) => one !== null);
   return {
-    doing: `recording the restore's intent beside the database ${intent.db} (${restoreIntentPath(intent.db)})`,
+    doing: `recording the restore's intent in the backup folder ${record.backup_dir} and beside the database ` +
+      `${intent.db} (${restoreIntentPath(intent.db)})`,
     run: () => {
-      writeIntent(intent.db, intent.record);
+      const needs = {
+        format: 1 as const,
+        db: resolve(intent.db),
+        stamps: [...new Set(stamps)],
+        started_at: record.started_at,
+      };
+      intent.needsWritten = recordNeeds(record.backup_dir, needs, reporter);
+      writeIntent(intent.db, record);
       intent.written = true;
     },
   };
 }
 
 /**
- * Remove the record after the restore's last change: the store is whole, the snapshot's.
+ * Remove the record after the restore's last change, then the backup folder's record of what it needed: the store is
+ * whole, the snapshot's.
  *
- * @throws {OperationError} when it cannot be removed: the restore itself is complete, but create refuses until then.
+ * @throws {OperationError} when one cannot be removed: the restore itself is complete, but create (or cleanup, for
+ *   those snapshots) holds on until then.
  */
 export function finishIntent(intent: IntentContext): void {
   const path = restoreIntentPath(intent.db);
@@ -116,15 +135,19 @@ export function finishIntent(intent: IntentContext): void {
       { cause: error },
     );
   }
+  // after the intent: a kill in between leaves snapshots kept, never an unfinished restore without them
+  const folders = [intent.record.backup_dir, intent.unfinished?.backup_dir ?? intent.record.backup_dir];
+  for (const backupDir of new Set(folders)) clearNeeds(backupDir, intent.db);
 }
 
 /**
- * Remove the record of a run that changed none of the store's data (its own failure): `null` when done, else why
- * it is still there.
+ * Remove the records (beside the database, in the backup folder) of a run that changed none of the store's data (its
+ * own failure): `null` when done, else why one is still there.
  */
 export function dropIntent(intent: IntentContext): string | null {
   try {
     if (intent.written) clearIntent(intent.db);
+    if (intent.needsWritten) clearNeeds(intent.record.backup_dir, intent.db);
     return null;
   } catch (error) {
     return describeOsError(error);

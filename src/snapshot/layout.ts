@@ -6,7 +6,7 @@
  * @module
  */
 import { createHash } from "node:crypto";
-import { basename, dirname, join } from "node:path";
+import { basename, dirname, join, resolve } from "node:path";
 import { UsageError } from "../errors.ts";
 import { CHROMA_DB_FILE } from "./chroma.ts";
 import { isStamp } from "./stamp.ts";
@@ -62,6 +62,19 @@ export function integrityRecordPath(backupDir: string, stamp: string): string {
  */
 export function restoreIntentPath(dbPath: string): string {
   return join(dirname(dbPath), `.${basename(dbPath)}.restore-intent.json`);
+}
+
+/** The form of the names {@linkcode restoreNeedsPath} gives: nothing else in the backup folder is read as such. */
+export const RESTORE_NEEDS_NAME = /^\.restore-needs-[0-9a-f]{16}\.json$/;
+
+/**
+ * `<backup>/.restore-needs-<key>.json`: the snapshots an unfinished live restore into the database `dbPath` needs,
+ * kept in the backup folder so that a cleanup that knows only that folder keeps them (key: hash of the database's
+ * absolute path, one record per live store).
+ */
+export function restoreNeedsPath(backupDir: string, dbPath: string): string {
+  const key = createHash("sha256").update(resolve(dbPath)).digest("hex").slice(0, 16);
+  return join(backupDir, `.restore-needs-${key}.json`);
 }
 
 /** `<backup>/.lock`: the file locked for the length of create, restore and cleanup. */

@@ -526,6 +526,16 @@ Deno.test("push --latest passes over a snapshot stamped in the future, with a wa
   assert.match(oneErrorLine(none, "only future"), /stamped in the future \(newest 20990101T000000Z\); check the clock/);
 });
 
+Deno.test("remote CLI: restore --from-remote --no-pre-snapshot needs no backup folder on this host, and makes none", async () => {
+  using r = await remoteStore({ dbMiB: 1, chromaMiB: 1 });
+  const { stamp } = await createAndPush(r.env);
+  const missing = join(r.work, "no-backups-here");
+  const args = ["restore", stamp, "--from-remote", "--confirm-service-stopped", "--no-pre-snapshot"];
+  const run = await runCli([...args, "--backup-dir", missing], { env: r.envWithIdentity });
+  assert.equal(run.code, 0, run.stderr);
+  assert.equal(statOrNull(missing), null, "a backup folder was made");
+});
+
 Deno.test("remote CLI: restore --from-remote into a data folder that does not exist is refused before the fetch (exit 2)", async () => {
   using r = await remoteStore({ dbMiB: 1, chromaMiB: 1 });
   const { stamp } = await createAndPush(r.env);

@@ -6,11 +6,16 @@ import assert from "node:assert/strict";
 import { join } from "node:path";
 import { createdStamp, runCli, skipBecause, storeEnv, tempDir, tempStore } from "../_helpers.ts";
 import { mountTmpfs } from "../_mount.ts";
-import { entryNames, ledgerState, treeDigest } from "../_faults.ts";
+import { entryNames, ledgerState, runAndKill, treeDigest } from "../_faults.ts";
 import { changeLive } from "../_live.ts";
 import type { SampleStore } from "../../scripts/sample_store.ts";
 
 const INTENT = ".atocore.db.restore-intent.json";
+
+/** The records in a backup folder of the snapshots unfinished restores need. */
+function needsRecords(backupDir: string): string[] {
+  return entryNames(backupDir).filter((name) => name.startsWith(".restore-needs-"));
+}
 
 /** A record as a restore of `stamp` into `store` writes it, with `extra` fields over it. */
 function intentRecord(store: SampleStore, stamp: string, extra: Record<string, unknown>): Record<string, unknown> {
@@ -248,4 +253,55 @@ Deno.test("cleanup keeps the snapshots an unfinished restore names; an unreadabl
   assert.equal(refused.code, 3, refused.stderr);
   assert.match(refused.stderr, /the record of an unfinished restore .* is not a small regular file/);
   assert.equal(entryNames(join(store.backupDir, "snapshots")).length, 3, "nothing removed");
+});
+
+Deno.test("a restore killed part way records what it needs in the backup folder: a cleanup given only that folder keeps it", async () => {
+  using store = tempStore({ dbMiB: 32, chromaMiB: 1 });
+  using elsewhere = tempDir(); // a cron job's folder: no ./data there
+  const env = storeEnv(store);
+  const restoring = await createdStamp(env, []);
+  const restore = ["restore", restoring, "--confirm-service-stopped"];
+  let killed = false;
+  for (let attempt = 0; attempt < 5 && !killed; attempt++) {
+    killed = (await runAndKill(restore, env, 0, "restore_db_replacing")).code === null;
+  }
+  assert.ok(killed, "no run was killed before it finished");
+  assert.ok(entryNames(store.dataDir).includes(INTENT), "the restore is unfinished");
+  const pre = entryNames(join(store.backupDir, "snapshots")).at(-1)!;
+  const [record] = needsRecords(store.backupDir);
+  const needs = JSON.parse(Deno.readTextFileSync(join(store.backupDir, record)));
+  assert.deepEqual([needs.db, needs.stamps], [store.db, [restoring, pre]]);
+
+  const keep = ["--keep-daily", "1", "--keep-weekly", "0", "--keep-monthly", "0", "--keep-pre-restore-days", "0"];
+  const run = await runCli(["cleanup", "--confirm", "--backup-dir", store.backupDir, ...keep], {
+    env: {},
+    cwd: elsewhere.path,
+  });
+  assert.equal(run.code, 0, run.stderr);
+  assert.deepEqual(entryNames(join(store.backupDir, "snapshots")), [restoring, pre].sort(), "nothing it needs removed");
+  const kept = (run.json as { kept_snapshots: { stamp: string; reasons: { rule: string; bucket: string }[] }[] })
+    .kept_snapshots.find((one) => one.stamp === restoring);
+  assert.deepEqual(kept?.reasons, [{
+    rule: "unfinished-restore",
+    bucket: `needed by the unfinished restore into ${store.db} (recorded in ${record})`,
+  }]);
+  assert.match(run.stderr, /"event":"cleanup_live_store_not_found","path":"[^"]*\/data\/atocore\.db"/);
+  assert.match(run.stderr, /"event":"cleanup_unfinished_restore_kept"/);
+
+  const finish = await runCli(restore, { env });
+  assert.equal(finish.code, 0, finish.stderr);
+  assert.deepEqual(needsRecords(store.backupDir), [], "removed with the record beside the database");
+  const after = await runCli(["cleanup", "--confirm", "--backup-dir", store.backupDir, ...keep], {
+    env: {},
+    cwd: elsewhere.path,
+  });
+  assert.equal(after.code, 0, after.stderr);
+  assert.ok(!entryNames(join(store.backupDir, "snapshots")).includes(restoring), "no longer needed, so it goes");
+  Deno.mkdirSync(join(store.backupDir, record)); // not a record this tool wrote: never guessed at
+  const refused = await runCli(["cleanup", "--confirm", "--backup-dir", store.backupDir, ...keep], { env: {} });
+  assert.equal(refused.code, 3, refused.stderr);
+  assert.match(
+    refused.stderr,
+    /the record of the snapshots an unfinished restore needs .* is not a small regular file/,
+  );
 });

@@ -834,6 +834,7 @@ Deno.test("from a read-only backup folder restore --to and --no-pre-snapshot wor
 
   const live = await runCli(["restore", stamp, "--confirm-service-stopped", "--no-pre-snapshot"], { env: roEnv });
   assert.equal(live.code, 0, live.stderr);
+  assert.match(live.stderr, /"event":"restore_needs_not_recorded"/, "no record of what it needs, and says so");
   assert.equal(await projectMarker(store.db), "atlas");
 
   Deno.removeSync(join(store.backupDir, ".lock"));
