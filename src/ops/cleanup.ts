@@ -4,7 +4,7 @@
  *
  * @module
  */
-import { basename, join } from "node:path";
+import { basename } from "node:path";
 import { describeOsError, RefusedError } from "../errors.ts";
 import { folderNames } from "../fs/probe.ts";
 import type { Reporter } from "../report/reporter.ts";
