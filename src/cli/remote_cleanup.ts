@@ -107,18 +107,24 @@ Examples:
     await reportLateInterrupt(interrupts.signal, context.reporter, "remote cleanup");
     for (const error of result.errors) context.reporter.event("warning", "remote_cleanup_problem", { error });
     for (const note of result.warnings) context.reporter.event("warning", "remote_cleanup_delayed", { note });
-    context.reporter.event("info", "remote_cleanup_finished", {
-      location: backend.location,
-      ...result,
-      reasons: undefined,
-    });
+    const output = { location: backend.location, ...reported(result) };
+    context.reporter.event("info", "remote_cleanup_finished", { ...output, reasons: undefined });
     return {
-      result: { location: backend.location, ...result },
+      result: output,
       exitCode: result.errors.length ? ExitCode.Failed : ExitCode.Ok,
       text: describe(result, backend.location),
     };
   },
 });
+
+/**
+ * The result as JSON and the finished event show it: a dry run's snapshots under `would_delete` and no `deleted`, as
+ * local `cleanup` does, so a script reading `deleted` never takes what would go for what went.
+ */
+function reported(result: RemoteCleanupResult): Omit<RemoteCleanupResult, "deleted"> & Record<string, unknown> {
+  const { deleted, ...rest } = result;
+  return result.dry_run ? { ...rest, would_delete: deleted } : { ...rest, deleted };
+}
 
 /** What to do after a cleanup failed on `error`. */
 function cleanupNextStep(error: unknown): string {

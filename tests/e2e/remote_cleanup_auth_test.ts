@@ -75,7 +75,7 @@ Deno.test("remote cleanup with the auth key: a snapshot added under this host's 
 
   const { ATOCORE_BACKUP_AUTH_KEY_FILE: _, ...noKey } = r.env; // without the key the forged one counts (README)
   const blind = await runCli(["remote", "cleanup"], { env: noKey });
-  assert.deepEqual((blind.json as CleanupJson).deleted, [genuine], blind.stdout);
+  assert.deepEqual((blind.json as { would_delete: string[] }).would_delete, [genuine], blind.stdout);
 });
 
 Deno.test("remote cleanup with the auth key: refs whose fields no MAC covers are not trusted unless told", async () => {

@@ -136,11 +136,17 @@ Deno.test("remote CLI: init, create --push twice, list, verify, restore live and
 
   const policy = ["--keep-daily", "1", "--keep-weekly", "0", "--keep-monthly", "0"];
   const dry = await runCli(["remote", "cleanup", ...policy], { env: r.env });
-  assert.deepEqual((dry.json as { deleted: string[] }).deleted, [first.push.snapshot]);
+  const planned = dry.json as { deleted?: string[]; would_delete: string[] };
+  assert.deepEqual([planned.would_delete, planned.deleted], [[first.push.snapshot], undefined], "what would go");
+  const logged = dry.stderr.split("\n").find((line) => line.includes('"event":"remote_cleanup_finished"'));
+  assert.deepEqual(JSON.parse(logged!).would_delete, [first.push.snapshot], dry.stderr);
+  assert.equal(JSON.parse(logged!).deleted, undefined, "nor does the log line say deleted");
   assert.equal((await remoteNames(r.env)).length, 2, "a dry run removes nothing");
   const cleaned = await runCli(["remote", "cleanup", "--confirm", ...policy], { env: r.env });
   assert.equal(cleaned.code, 0, cleaned.stderr);
   assert.deepEqual(await remoteNames(r.env), [second.push.snapshot]);
+  assert.deepEqual((cleaned.json as { deleted: string[] }).deleted, [first.push.snapshot]);
+  assert.equal((cleaned.json as { would_delete?: string[] }).would_delete, undefined);
   await assertVerified(r.envWithIdentity, ["--read-data"]);
 });
 

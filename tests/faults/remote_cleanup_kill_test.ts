@@ -44,8 +44,13 @@ async function cleanupKills(target: RemoteTarget): Promise<void> {
   const master = await saveObjects(backend);
   const all = await remoteNames(r.env);
   const plan = await runCli(["remote", "cleanup", ...KEEP_3], { env: r.env });
-  const planned = plan.json as { kept: string[]; deleted: string[]; packs_deleted: number; packs_condemned: number };
-  assert.deepEqual([planned.kept.length, planned.deleted.length], [3, 3]);
+  const planned = plan.json as {
+    kept: string[];
+    would_delete: string[];
+    packs_deleted: number;
+    packs_condemned: number;
+  };
+  assert.deepEqual([planned.kept.length, planned.would_delete.length], [3, 3]);
   assert.ok(planned.packs_deleted > 0 && planned.packs_condemned > 0, JSON.stringify(planned));
   const { total, afterEvent } = await timeEvent(
     ["remote", "cleanup", "--confirm", ...KEEP_3],
