@@ -304,6 +304,11 @@ Deno.test("remote CLI: config shows the repository settings and their sources; e
     ],
     [["create", "--push", "--transfers", "0"], {}, /--transfers must be a whole number from 1 to \d+, not "0"/],
     [["remote", "cleanup", "--grace", "1h"], {}, /not longer than a push's lease/],
+    [
+      ["remote", "list", "--remote", "s3://bucket/x"],
+      { ATOCORE_S3_ENDPOINT: "http://127.0.0.1:7480/a/%2e%2e/b" },
+      /ATOCORE_S3_ENDPOINT: "http:\/\/127\.0\.0\.1:7480\/a\/%2e%2e\/b" has a '\.' or '\.\.' path segment/,
+    ],
     [["remote", "verify", "--read-data-subset", "0%"], {}, /percentage from 1% to 100%/],
     [["push"], {}, /push: give one of STAMP, --latest or --all/],
     [

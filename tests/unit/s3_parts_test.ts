@@ -14,6 +14,7 @@ import { withRetries } from "../../src/repo/retry.ts";
 import { parseListPage } from "../../src/repo/s3/listing.ts";
 import { s3Address } from "../../src/repo/s3/open.ts";
 import { tempDir } from "../_helpers.ts";
+import { UsageError } from "../../src/errors.ts";
 
 Deno.test("s3 remote: bucket and prefix; `.`, `..`, empty segments and odd bucket names refused", () => {
   assert.deepEqual(parseS3Url("s3://my-bucket"), { bucket: "my-bucket", prefix: "" });
@@ -43,6 +44,28 @@ Deno.test("s3 endpoint: http(s) only, no user, password, query or fragment", () 
     return /no user, password/.test(error.message);
   });
   assert.throws(() => parseEndpoint("ftp://host", "ATOCORE_S3_ENDPOINT"), /ATOCORE_S3_ENDPOINT: "ftp:" is not http/);
+});
+
+Deno.test("s3 endpoint: a `.` or `..` path segment, also encoded, is refused, not rewritten to another path", () => {
+  for (
+    const value of [
+      "http://h:7480/a/../b",
+      "http://h:7480/a/%2e%2e/b",
+      "http://h:7480/a/%2E./b",
+      "http://h:7480/./b",
+      "http://h:7480/a/..",
+      "http://h:7480/a\\..\\b",
+      "http://h:7480/a/.\t./b",
+    ]
+  ) {
+    assert.throws(
+      () => parseEndpoint(value, "--s3-endpoint"),
+      (error: Error) =>
+        error instanceof UsageError && /^--s3-endpoint: .* has a '\.' or '\.\.' path segment/.test(error.message),
+      value,
+    );
+  }
+  assert.equal(parseEndpoint("http://h:7480/a/..b/.c", "--s3-endpoint"), "http://h:7480/a/..b/.c", "names, kept");
 });
 
 Deno.test("s3 keys are percent-encoded per segment; URLs path-style for an endpoint, virtual-hosted for AWS", () => {

@@ -55,8 +55,8 @@ export function parseS3Url(spec: string): { bucket: string; prefix: string } {
 /**
  * The endpoint as `origin[/base]` with no trailing `/`.
  *
- * @throws {UsageError} for a URL that is not http(s), or carries a user, password, query or fragment (a credential
- *   would end up in messages).
+ * @throws {UsageError} for a URL that is not http(s), carries a user, password, query or fragment (a credential
+ *   would end up in messages), or has a `.` or `..` path segment (URL parsing would rewrite it to another path).
  */
 export function parseEndpoint(value: string, from: string): string {
   let url: URL;
@@ -74,7 +74,20 @@ export function parseEndpoint(value: string, from: string): string {
         "AWS_SECRET_ACCESS_KEY",
     );
   }
+  if (hasDotSegment(value)) {
+    throw new UsageError(
+      `${from}: ${JSON.stringify(value)} has a '.' or '..' path segment, which would be used as another path; give ` +
+        "the endpoint's path without them",
+    );
+  }
   return `${url.origin}${url.pathname.replace(/\/+$/, "")}`;
+}
+
+/** Whether the path of `value` has a `.` or `..` segment, also percent-encoded or split by characters URLs drop. */
+function hasDotSegment(value: string): boolean {
+  const plain = value.trim().replace(/[\t\n\r]/g, ""); // URL parsing removes these, so `.\t.` is `..`
+  const path = /^[a-z][a-z0-9+.-]*:[/\\]*[^/\\?#]*([^?#]*)/i.exec(plain)?.[1] ?? "";
+  return path.split(/[/\\]/).some((segment) => /^(?:\.|%2e){1,2}$/i.test(segment));
 }
 
 /** AWS's endpoint for `region`. */
