@@ -53,10 +53,11 @@ or 143): nothing half is listed, its lease is removed, the next push reuses
 what was sent.
 
 Options:
-  --latest             push the newest snapshot
+  --latest             push the newest snapshot that is not a restore's pre-restore snapshot
   --all                push every snapshot the repository does not hold yet (invalid ones are
                        reported and skipped; exit 3 then), but not one pushed before that a
-                       remote cleanup removed since
+                       remote cleanup removed since, nor a pre-restore snapshot (push STAMP
+                       sends one)
   --quick              validate sizes only (each file read is still checked against the manifest)
 ${METRICS_HELP}
 ${REMOTE_HELP}
@@ -143,6 +144,18 @@ export function describePush(result: LocalPushResult): string {
   for (const refused of result.refused) {
     lines.push(
       `REFUSED ${refused.stamp}: not valid (${refused.errors.join("; ")}); ${storedMeanwhile(refused.packs_stored)}`,
+    );
+  }
+  if (result.passed_over_pre_restore.length) {
+    lines.push(
+      `passed over the pre-restore snapshots ${result.passed_over_pre_restore.join(", ")} (local undo points a ` +
+        "restore took; 'push STAMP' sends one)",
+    );
+  }
+  for (const stamp of result.pre_restore_pushed) {
+    lines.push(
+      `note: ${stamp} is a pre-restore snapshot (the store as it was before a restore), pushed as asked; in the ` +
+        "repository it counts as any snapshot of its day",
     );
   }
   if (result.pushed.length > 1) {

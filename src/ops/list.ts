@@ -95,6 +95,8 @@ export interface LatestPick {
   skippedInFuture: string[];
   /** Stamps whose `sequence` was not used (not a count, or in metadata not bound by create or edited since), newest first. */
   sequenceIgnored: string[];
+  /** Pre-restore snapshots passed over (only when asked: a push's), newest first. */
+  preRestore: string[];
 }
 
 /**
@@ -110,20 +112,35 @@ export function newestStamp(backupDir: string): string | null {
  * highest `sequence`: a clock set back a few minutes stamps the newest data before an older snapshot), or the newest
  * stamp when that one records no sequence (the module's). A sequence that is no count, or in metadata not bound by
  * create or edited since (no `metadata_sha256`, or one that differs), counts as none: a hand-edited one must not make
- * an old snapshot "the latest"; those are named in `sequenceIgnored`.
+ * an old snapshot "the latest"; those are named in `sequenceIgnored`. With `passOverPreRestore`,
+ * a restore's pre-restore snapshot (newest after the restore) is not a candidate either; those are named in
+ * `preRestore`.
  */
-export function latestStamp(backupDir: string, now: Date): LatestPick {
+export function latestStamp(backupDir: string, now: Date, passOverPreRestore = false): LatestPick {
   const newestFirst = snapshotNames(backupDir).filter(isStamp).reverse();
   const skippedInFuture = newestFirst.filter((stamp) => isInFuture(stamp, now));
-  const current = newestFirst.filter((stamp) => !isInFuture(stamp, now));
+  const current: string[] = [];
+  const sequences: (number | null)[] = [];
   const sequenceIgnored: string[] = [];
-  const sequences = current.map((stamp) => {
+  const preRestore: string[] = [];
+  for (const stamp of newestFirst.filter((stamp) => !isInFuture(stamp, now))) {
     const read = readMetadata(metadataPath(snapshotDir(backupDir, stamp)));
+    if (passOverPreRestore && read.ok && isPreRestore(read.metadata)) {
+      preRestore.push(stamp);
+      continue;
+    }
     const sequence = read.ok ? trustedSequence(read.metadata) : null;
     if (read.ok && sequence === null && read.metadata.sequence !== undefined) sequenceIgnored.push(stamp);
-    return sequence;
-  });
-  return { stamp: lastPublished(current, sequences), skippedInFuture, sequenceIgnored };
+    current.push(stamp);
+    sequences.push(sequence);
+  }
+  return { stamp: lastPublished(current, sequences), skippedInFuture, sequenceIgnored, preRestore };
+}
+
+/** Whether the snapshot `stamp` is a restore's pre-restore snapshot (its metadata says so): a local undo point. */
+export function isPreRestoreSnapshot(backupDir: string, stamp: string): boolean {
+  const read = readMetadata(metadataPath(snapshotDir(backupDir, stamp)));
+  return read.ok && isPreRestore(read.metadata);
 }
 
 /**

@@ -19,7 +19,7 @@ import type { PushAuth } from "../repo/authenticity.ts";
 import { checkedStamp, snapshotDir } from "../snapshot/layout.ts";
 import { isStamp } from "../snapshot/stamp.ts";
 import type { SqliteDriver } from "../sqlite/driver.ts";
-import { latestStamp, snapshotNames } from "./list.ts";
+import { isPreRestoreSnapshot, latestStamp, snapshotNames } from "./list.ts";
 import {
   CheckedAtCreate,
   InvalidSnapshotError,
@@ -73,6 +73,10 @@ export interface LocalPushResult {
   bytes_sent: number;
   objects_written: number;
   bytes_deduplicated: number;
+  /** Pre-restore snapshots `--latest` or `--all` passed over (local undo points; `push STAMP` sends one). */
+  passed_over_pre_restore: string[];
+  /** Pre-restore snapshots pushed because they were named (`push STAMP`). */
+  pre_restore_pushed: string[];
 }
 
 /**
@@ -90,7 +94,7 @@ export async function pushLocalSnapshots(
   selection: PushSelection,
   options: LocalPushOptions,
 ): Promise<LocalPushResult> {
-  const stamps = selectedStamps(config.backupDir.path, selection, options.reporter);
+  const { stamps, passedOver } = selectedStamps(config.backupDir.path, selection, options.reporter);
   const result: LocalPushResult = {
     location: backend.location,
     pushed: [],
@@ -100,6 +104,8 @@ export async function pushLocalSnapshots(
     bytes_sent: 0,
     objects_written: 0,
     bytes_deduplicated: 0,
+    passed_over_pre_restore: passedOver,
+    pre_restore_pushed: [],
   };
   for (const stamp of stamps) {
     stopIfInterrupted(options.signal, () => interruptedBetween(result, stamp));
@@ -113,6 +119,9 @@ export async function pushLocalSnapshots(
         result,
         await pushOne(config, backend, stamp, { ...options, all: "all" in selection }, sentThisRun(result), validation),
       );
+      if ("stamp" in selection && isPreRestoreSnapshot(config.backupDir.path, stamp)) {
+        result.pre_restore_pushed.push(stamp);
+      }
     } catch (error) {
       if (!(error instanceof InvalidSnapshotError && "all" in selection)) throw namingDone(error, result);
       const refused = { stamp, errors: error.errors, packs_stored: error.packsSent };
@@ -177,24 +186,43 @@ export function pushFacts(result: LocalPushResult): PushFacts {
   };
 }
 
-function selectedStamps(backupDir: string, selection: PushSelection, reporter: Reporter): string[] {
-  if ("stamp" in selection) return [checkedStamp(selection.stamp)];
+/**
+ * The stamps `selection` pushes, oldest first, and the pre-restore snapshots `--latest` and `--all` pass over (the store
+ * as it was before a restore, newest after it: pushed, it would stand for its day in the repository and a remote
+ * cleanup would keep it in place of that day's real snapshot).
+ */
+function selectedStamps(
+  backupDir: string,
+  selection: PushSelection,
+  reporter: Reporter,
+): { stamps: string[]; passedOver: string[] } {
+  if ("stamp" in selection) return { stamps: [checkedStamp(selection.stamp)], passedOver: [] };
   const stamps = snapshotNames(backupDir).filter(isStamp);
   if (stamps.length === 0) {
     throw new UsageError(`no snapshots to push in ${backupDir}; run 'atocore-backup create' first`);
   }
-  if ("all" in selection) return stamps;
-  const { stamp, skippedInFuture, sequenceIgnored } = latestStamp(backupDir, new Date());
+  if ("all" in selection) {
+    const passedOver = stamps.filter((stamp) => isPreRestoreSnapshot(backupDir, stamp));
+    return { stamps: stamps.filter((stamp) => !passedOver.includes(stamp)), passedOver: passedOver.reverse() };
+  }
+  const { stamp, skippedInFuture, sequenceIgnored, preRestore } = latestStamp(backupDir, new Date(), true);
   if (skippedInFuture.length) {
     reporter.event("warning", "push_latest_skipped_future", { stamps: skippedInFuture, chosen: stamp });
   }
   if (sequenceIgnored.length) {
     reporter.event("warning", "push_latest_sequence_ignored", { stamps: sequenceIgnored, chosen: stamp });
   }
-  if (stamp !== null) return [stamp];
+  if (stamp !== null) return { stamps: [stamp], passedOver: preRestore };
+  const what = [
+    skippedInFuture.length ? "stamped in the future" : "",
+    preRestore.length ? "a pre-restore snapshot" : "",
+  ];
+  const newest = skippedInFuture[0] ?? preRestore[0];
   throw new UsageError(
-    `every snapshot in ${backupDir} is stamped in the future (newest ${skippedInFuture[0]}); check the clock, then ` +
-      `push one by its stamp ('atocore-backup push ${skippedInFuture[0]}')`,
+    `every snapshot in ${backupDir} is ${what.filter(Boolean).join(" or ")} (newest ${newest}); ` +
+      `${
+        skippedInFuture.length ? "check the clock, then " : ""
+      }push one by its stamp ('atocore-backup push ${newest}')`,
   );
 }
 

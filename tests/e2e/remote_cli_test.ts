@@ -583,3 +583,40 @@ Deno.test("remote CLI: restore --from-remote of a stamp the repository lacks is 
   assert.doesNotMatch(unacknowledged.stderr, /remote_fetch_started/, "it fetched first");
   assert.deepEqual(liveDigest(r.store), before);
 });
+
+Deno.test("remote CLI: push --latest and --all pass over a restore's pre-restore snapshot, saying so; push STAMP sends it and says what it is", async () => {
+  using r = await remoteStore({ dbMiB: 1 });
+  const created = await runCli(["create", "--chroma"], { env: r.env });
+  assert.equal(created.code, 0, created.stderr);
+  const stamp = (created.json as { stamp: string }).stamp;
+  const restored = await runCli(["restore", stamp, "--confirm-service-stopped"], { env: r.env });
+  assert.equal(restored.code, 0, restored.stderr);
+  const pre = (restored.json as { pre_restore_snapshot: string }).pre_restore_snapshot;
+  assert.ok(pre > stamp, "the pre-restore snapshot is the newest stamp");
+
+  const latest = await runCli(["push", "--latest"], { env: r.env });
+  assert.equal(latest.code, 0, latest.stderr);
+  const pushed = latest.json as { pushed: { stamp: string }[]; passed_over_pre_restore: string[] };
+  assert.deepEqual([pushed.pushed.map((p) => p.stamp), pushed.passed_over_pre_restore], [[stamp], [pre]]);
+  assert.deepEqual((await remoteNames(r.env)).map((name) => name.slice(0, 16)), [stamp], "the real snapshot is pushed");
+  const context = { env: r.env, cwd: r.work, now: new Date(), reporter: SILENT };
+  const told = await pushCommand.run({ all: true }, [], context);
+  assert.match(told.text, new RegExp(`^passed over the pre-restore snapshots ${pre} \\(local undo points`, "m"));
+  assert.deepEqual((told.result as { pushed: { stamp: string }[] }).pushed.map((p) => p.stamp), [stamp]);
+  assert.deepEqual((await remoteNames(r.env)).map((name) => name.slice(0, 16)), [stamp], "--all sends it not either");
+
+  const named = await pushCommand.run({}, [pre], context);
+  assert.deepEqual((named.result as { pre_restore_pushed: string[] }).pre_restore_pushed, [pre]);
+  assert.match(named.text, new RegExp(`^note: ${pre} is a pre-restore snapshot .*, pushed as asked;`, "m"));
+  assert.deepEqual((await remoteNames(r.env)).map((name) => name.slice(0, 16)), [stamp, pre]);
+
+  Deno.removeSync(join(r.store.backupDir, "snapshots", stamp), { recursive: true });
+  const only = await runCli(["push", "--latest"], { env: r.env });
+  assert.equal(only.code, 2, only.stderr);
+  assert.match(
+    oneErrorLine(only, "only a pre-restore snapshot"),
+    new RegExp(
+      `is a pre-restore snapshot \\(newest ${pre}\\); push one by its stamp \\('atocore-backup push ${pre}'\\)$`,
+    ),
+  );
+});
