@@ -29,6 +29,8 @@ export type HttpFault =
   | { kind: "flip-body"; at: number }
   /** Read it whole and answer 200 OK itself (the server never sees it): a store that acknowledges and keeps nothing. */
   | { kind: "swallow" }
+  /** Answer it with `status`, exactly these `headers` and `body` (the server never sees it): a captive portal, say. */
+  | { kind: "page"; status: number; headers: Record<string, string>; body: string }
   /** Send it to the server on a connection of its own, wait for the answer, then cut the client: stored, unanswered. */
   | { kind: "store-then-cut" }
   /** As `store-then-cut`, but the client is held unanswered (counted as stalled) until cutOpen: stored, answer late. */
@@ -118,10 +120,15 @@ async function serve(client: Deno.Conn, target: { hostname: string; port: number
       const request = parseHead(head);
       shared.stats.seen.push(request);
       const fault = shared.take(request);
-      if (fault?.kind === "answer" || fault?.kind === "swallow") {
+      if (fault?.kind === "answer" || fault?.kind === "swallow" || fault?.kind === "page") {
         await input.skip(request.bodyBytes);
         shared.stats.answered++;
-        await writeAll(client, fault.kind === "answer" ? errorAnswer(request, fault) : okAnswer());
+        const answer = fault.kind === "answer"
+          ? errorAnswer(request, fault)
+          : fault.kind === "page"
+          ? pageAnswer(fault)
+          : okAnswer();
+        await writeAll(client, answer);
         continue;
       }
       if (fault?.kind === "store-then-cut" || fault?.kind === "store-then-stall") {
@@ -290,6 +297,21 @@ function errorAnswer(request: SeenRequest, fault: { status: number; code: string
     ...(fault.retryAfterSeconds === undefined ? [] : [`Retry-After: ${fault.retryAfterSeconds}`]),
   ];
   return new TextEncoder().encode(`${lines.join("\r\n")}\r\n\r\n${body}`);
+}
+
+/** The proxy's own answer of a `page` fault: its status, its headers and no others but the length, its body. */
+function pageAnswer(fault: { status: number; headers: Record<string, string>; body: string }): Uint8Array {
+  const body = new TextEncoder().encode(fault.body);
+  const lines = [
+    `HTTP/1.1 ${fault.status} ${fault.status === 200 ? "OK" : "Answer"}`,
+    ...Object.entries(fault.headers).map(([name, value]) => `${name}: ${value}`),
+    `Content-Length: ${body.length}`,
+  ];
+  const head = new TextEncoder().encode(`${lines.join("\r\n")}\r\n\r\n`);
+  const answer = new Uint8Array(head.length + body.length);
+  answer.set(head);
+  answer.set(body, head.length);
+  return answer;
 }
 
 /** The proxy's own 200 OK to a PUT, as S3 answers one (an ETag, no body), the connection kept alive. */

@@ -177,6 +177,13 @@ Deno.test("remote errors: an endpoint that answers but is not an S3 server", asy
           "result; is the endpoint an S3 server\\?$",
       ),
     );
+    assert.match(
+      await messageOf(() => backend.read("config")),
+      new RegExp(
+        `^S3 GET config in s3://bucket/p at http://127\\.0\\.0\\.1:${port} was answered with an HTML page ` +
+          "\\(text/html\\) and no S3 request id, not with the object; is the endpoint an S3 server\\? ",
+      ),
+    );
   } finally {
     await server.shutdown();
   }
@@ -611,7 +618,7 @@ Deno.test("remote errors: an S3 body without a length is read whole within its b
         } else controller.close();
       },
     });
-    return new Response(body);
+    return new Response(body, { headers: { "x-amz-request-id": "tx1" } }); // as S3 sends with every object
   });
   try {
     const backend = s3At(server.addr.port, { retry: { attempts: 1, baseMs: 1, maxMs: 1 } });
@@ -678,7 +685,7 @@ Deno.test("remote errors: an S3 body trickled a byte at a time is given up after
         clearInterval(timer);
       },
     });
-    return new Response(body, { headers: { "content-length": String(1 << 20) } });
+    return new Response(body, { headers: { "content-length": String(1 << 20), "x-amz-request-id": "tx1" } });
   });
   try {
     const backend = s3At(server.addr.port, {

@@ -116,6 +116,21 @@ export function s3Failure(
   return new S3Error(line, status, code, transient, ExitCode.Failed, retryAfterMs(retryAfter));
 }
 
+/**
+ * How the headers of a 200 answer to a GET show that no S3 server sent it, or `null` when they do not: an HTML page
+ * without an S3 request id, or none of the headers S3 sends with every object (an ETag, `x-amz-*`). A captive portal or
+ * a web server at the endpoint must not pass for an altered repository.
+ */
+export function notFromS3(headers: Headers): string | null {
+  const requestId = headers.has("x-amz-request-id") || headers.has("x-amz-id-2");
+  const type = headers.get("content-type") ?? "";
+  if (/^\s*text\/html\b/i.test(type) && !requestId) {
+    return `with an HTML page (${type.slice(0, 60)}) and no S3 request id`;
+  }
+  if (headers.has("etag") || [...headers.keys()].some((name) => name.startsWith("x-amz-"))) return null;
+  return "without the headers S3 sends with an object (no ETag, no x-amz-request-id)";
+}
+
 /** A `Retry-After` value (seconds, or an HTTP date) as milliseconds from now; 0 when absent, past or unreadable. */
 export function retryAfterMs(value: string | null): number {
   if (value === null) return 0;

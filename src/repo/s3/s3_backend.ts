@@ -21,7 +21,7 @@ import type { S3Address } from "./address.ts";
 import type { S3Credentials } from "./credentials.ts";
 import { putMultipart } from "./multipart.ts";
 import { type Answer, S3Session, type SessionOptions } from "./session.ts";
-import { errorFields, S3Error, s3Failure } from "./failure.ts";
+import { errorFields, notFromS3, S3Error, s3Failure } from "./failure.ts";
 import { readBody, readText } from "./transport.ts";
 
 /**
@@ -112,6 +112,16 @@ export class S3Backend implements Backend {
         throw new ObjectNotFoundError(this.location, name);
       }
       if (response.status !== 200) return await session.fail(answer);
+      const foreign = notFromS3(response.headers);
+      if (foreign !== null) {
+        throw new S3Error(
+          `S3 GET ${name} in ${this.location} was answered ${foreign}, not with the object; is the endpoint an S3 ` +
+            "server? check --s3-endpoint or ATOCORE_S3_ENDPOINT (a captive portal or a web server answers so)",
+          200,
+          "",
+          false,
+        );
+      }
       const length = Number(response.headers.get("content-length") ?? NaN);
       if (Number.isSafeInteger(length) && length > maxBytes) {
         throw new ObjectTooLargeError(this.location, name, length, maxBytes);
