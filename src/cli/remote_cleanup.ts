@@ -108,7 +108,7 @@ Examples:
     for (const error of result.errors) context.reporter.event("warning", "remote_cleanup_problem", { error });
     for (const note of result.warnings) context.reporter.event("warning", "remote_cleanup_delayed", { note });
     const output = { location: backend.location, ...reported(result) };
-    context.reporter.event("info", "remote_cleanup_finished", { ...output, reasons: undefined });
+    context.reporter.event("info", "remote_cleanup_finished", { ...output, reasons: undefined, sources: undefined });
     return {
       result: output,
       exitCode: result.errors.length ? ExitCode.Failed : ExitCode.Ok,
@@ -124,6 +124,16 @@ Examples:
 function reported(result: RemoteCleanupResult): Omit<RemoteCleanupResult, "deleted"> & Record<string, unknown> {
   const { deleted, ...rest } = result;
   return result.dry_run ? { ...rest, would_delete: deleted } : { ...rest, deleted };
+}
+
+/** The source of the snapshot `name` as its line shows it (a writer of the repository chose it: made printable). */
+function sourceText(result: RemoteCleanupResult, name: string): string {
+  const source = result.sources[name];
+  return source === undefined
+    ? "source unknown"
+    : source === ""
+    ? "source none recorded"
+    : `source ${printable(source)}`;
 }
 
 /** What to do after a cleanup failed on `error`. */
@@ -161,11 +171,12 @@ function describe(result: RemoteCleanupResult, location: string): string {
   const lines = [
     `${dry ? "dry run of remote cleanup" : "remote cleanup"} in ${location}`,
     `kept ${result.kept.length}:`,
-    ...result.kept.map((name) =>
-      `  ${name}  ${(result.reasons[name.split("_")[0]] ?? []).map((r) => `${r.rule} ${r.bucket}`).join(", ")}`
-    ),
+    ...result.kept.map((name) => {
+      const reasons = (result.reasons[name] ?? []).map((reason) => `${reason.rule} ${reason.bucket}`);
+      return [`  ${name}`, sourceText(result, name), ...reasons.length ? [reasons.join(", ")] : []].join("  ");
+    }),
     `${dry ? "would remove" : "removed"} ${result.deleted.length}:`,
-    ...result.deleted.map((name) => `  ${name}`),
+    ...result.deleted.map((name) => `  ${name}  ${sourceText(result, name)}`),
     `packs: ${dry ? "would delete" : "deleted"} ${result.packs_deleted} (${formatBytes(result.bytes_freed)}) marked ` +
     `at least the grace period ago; ${dry ? "would mark" : "marked"} ${result.packs_condemned} no snapshot needs`,
   ];

@@ -19,8 +19,9 @@ export const remoteListCommand = defineCommand({
   help: `Usage: atocore-backup remote list [options]
 
 List every snapshot the repository holds (STAMP_PUSHID, the name restore and
-drill accept), with the packs it needs and their stored bytes, and whether its
-refs carry MACs (MAC). Without the identity only names and public sizes are
+drill accept), with the backup folder that pushed it (SOURCE, a random id its
+refs name), the packs it needs and their stored bytes, and whether its refs
+carry MACs (MAC). Without the identity only names and public sizes are
 known; with --identity each snapshot's document is decrypted too: when and from
 which host it was pushed, its files, its size, whether it holds Chroma, and
 whether a MAC by the identity's auth key authenticates it (AUTH; exit 1 when one
@@ -57,17 +58,19 @@ Examples:
 /** The listing as a table; every string the repository wrote is made printable (a writer may put ESC in a host). */
 function describe(listing: RemoteListing, decrypted: boolean): string {
   const header = decrypted
-    ? ["SNAPSHOT", "PUSHED", "HOST", "FILES", "SIZE", "CHROMA", "AUTH", "STORED"]
-    : ["SNAPSHOT", "PACKS", "MAC", "STORED"];
+    ? ["SNAPSHOT", "SOURCE", "PUSHED", "HOST", "FILES", "SIZE", "CHROMA", "AUTH", "STORED"]
+    : ["SNAPSHOT", "SOURCE", "PACKS", "MAC", "STORED"];
   const rows = listing.snapshots.map((entry) => {
     const stored = formatBytes(entry.stored_bytes) + (entry.refs ? "" : " (refs missing)");
     const snapshot = printable(entry.snapshot);
-    if (!decrypted) return [snapshot, String(entry.packs), entry.mac ? "yes" : "none", stored];
+    const source = printable(entry.source ?? "-");
+    if (!decrypted) return [snapshot, source, String(entry.packs), entry.mac ? "yes" : "none", stored];
     if (entry.error !== undefined) {
-      return [snapshot, `unreadable: ${printable(entry.error)}`, "", "", "", "", "", stored];
+      return [snapshot, source, `unreadable: ${printable(entry.error)}`, "", "", "", "", "", stored];
     }
     return [
       snapshot,
+      source,
       printable(entry.pushed_at ?? ""),
       printable(entry.host ?? ""),
       String(entry.files ?? ""),

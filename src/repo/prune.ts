@@ -70,7 +70,10 @@ export interface RemoteCleanupOptions {
 export interface RemoteCleanupResult {
   dry_run: boolean;
   kept: string[];
+  /** Why each kept snapshot is kept, by its name (`<stamp>_<push id>`: two sources' snapshots may share a stamp). */
   reasons: Record<string, KeepReason[]>;
+  /** The source its refs name, by snapshot name (`""`: refs from before sources were recorded); none when unreadable. */
+  sources: Record<string, string>;
   /** Snapshots deleted (or that would be). */
   deleted: string[];
   refs_removed: string[];
@@ -142,6 +145,7 @@ function newResult(options: RemoteCleanupOptions): RemoteCleanupResult {
     dry_run: !options.confirm,
     kept: [],
     reasons: {},
+    sources: {},
     deleted: [],
     refs_removed: [],
     leases_removed: [],
@@ -209,7 +213,10 @@ async function applyPolicy(
   for (const group of unknown.length || forged || options.stop ? [] : groups.values()) {
     const decision = retainByPolicy(group.map((key) => key.stamp), options.policy, options.now);
     const newest = group.map((key) => key.stamp).filter((stamp) => !isInFuture(stamp, options.now)).sort().at(-1);
-    Object.assign(result.reasons, decision.reasons);
+    for (const key of group) {
+      const reasons = decision.reasons[key.stamp];
+      if (reasons) result.reasons[snapshotKeyText(key)] = reasons;
+    }
     const gone = new Set(decision.remove.filter((stamp) => stamp !== newest));
     for (const key of group) if (gone.has(key.stamp)) removed.add(snapshotKeyText(key));
   }
@@ -253,6 +260,7 @@ async function bySource(
       continue;
     }
     if (!refs) unknown.push(refsName(key));
+    else result.sources[snapshotKeyText(key)] = refs.source ?? "";
     const doubt = refs && trust.doubt(key, refs);
     if (doubt) {
       forged = noteDoubt(doubt, result) || forged;

@@ -20,6 +20,8 @@ export interface RemoteSnapshotEntry {
   push_id: string;
   /** Whether its refs exist (without them `remote verify` reports it). */
   refs: boolean;
+  /** The backup folder that pushed it, as its refs name it (a random id); `null` without refs or one recorded. */
+  source: string | null;
   /** Whether its refs carry MACs (checked only with an identity: see `authenticated`). */
   mac: boolean;
   /** Packs it needs and their bytes in the repository (shared packs counted for each snapshot). */
@@ -66,6 +68,7 @@ export async function listRemote(
       stamp: key.stamp,
       push_id: key.pushId,
       refs: refs !== null,
+      source: refs?.source ?? null,
       mac: (refs?.auth?.length ?? 0) > 0,
       packs: refs?.packs.length ?? 0,
       stored_bytes: refs?.packs.reduce((sum, pack) => sum + pack.size, 0) ?? 0,

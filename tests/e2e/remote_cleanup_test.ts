@@ -17,6 +17,9 @@ import { cleanupRemote } from "../../src/repo/prune.ts";
 import { pushSnapshot } from "../../src/repo/push.ts";
 import { verifyRepository } from "../../src/repo/verify.ts";
 import { pushCachePath } from "../../src/snapshot/layout.ts";
+import { remoteCleanupCommand } from "../../src/cli/remote_cleanup.ts";
+import { remoteListCommand } from "../../src/cli/remote_list.ts";
+import { SILENT } from "../../src/report/reporter.ts";
 import {
   assertSameTree,
   dyingAt,
@@ -336,11 +339,35 @@ Deno.test("remote cleanup: a snapshot stamped in the future is kept and takes no
   assert.deepEqual(run.errors, []);
   assert.deepEqual(run.kept.sort(), [pushed[2], pushed[3]].sort(), "the future one and today's");
   assert.deepEqual(run.deleted.sort(), [pushed[0], pushed[1]]);
-  assert.equal(run.reasons["20990101T000000Z"][0].rule, "future");
-  assert.deepEqual(run.reasons[today.stamp], [{
+  assert.equal(run.reasons[pushed[2]][0].rule, "future");
+  assert.deepEqual(run.reasons[pushed[3]], [{
     rule: "daily",
     bucket: today.stamp.replace(/^(\d{4})(\d\d)(\d\d).*/, "$1-$2-$3"),
   }]);
+});
+
+Deno.test("remote cleanup and remote list: two sources' snapshots of the same second each keep their own reasons and show their source", async () => {
+  using f = await repoFixture({ dbMiB: 1, chromaMiB: 1 });
+  const today = await snapshotOf(f);
+  const other = resolveConfig({ backupDir: join(f.work, "other-host") }, f.env, "/"); // a second source
+  const names = [
+    (await pushSnapshot(f.config, f.backend, today.root, f.auth)).snapshot,
+    (await pushSnapshot(other, f.backend, today.root, f.auth)).snapshot,
+  ];
+  const sources = names.map((name) => JSON.parse(Deno.readTextFileSync(join(f.repoDir, "refs", name))).source);
+  assert.notEqual(sources[0], sources[1]);
+  const env = { ...f.env, ATOCORE_BACKUP_REMOTE: `file://${f.repoDir}` };
+  const context = { env, cwd: f.work, now: new Date(), reporter: SILENT };
+  const cleaned = await remoteCleanupCommand.run({}, [], context);
+  const result = cleaned.result as { reasons: Record<string, { rule: string }[]>; sources: Record<string, string> };
+  const day = today.stamp.replace(/^(\d{4})(\d\d)(\d\d).*/, "$1-$2-$3");
+  for (const [at, name] of names.entries()) {
+    assert.deepEqual(result.reasons[name], [{ rule: "daily", bucket: day }], `keyed by ${name}, not its stamp`);
+    assert.equal(result.sources[name], sources[at]);
+    assert.match(cleaned.text, new RegExp(`^  ${name}  source ${sources[at]}  daily ${day}$`, "m"));
+  }
+  const listed = await remoteListCommand.run({}, [], context);
+  for (const [at, name] of names.entries()) assert.match(listed.text, new RegExp(`^${name} +${sources[at]} +`, "m"));
 });
 
 /** A backend that passes everything to `inner`, and runs `before` (awaited) just before the `nth` read of `name`. */
