@@ -85,9 +85,10 @@ made or re-labelled; see 'remote auth-key') is refused (exit 3).
 With --to DIR the store is rebuilt under DIR (DIR/<database file>,
 DIR/<registry file>, DIR/chroma; names that collide go to DIR/database/ and
 DIR/registry/), new or empty unless --force, and the live paths are not touched;
-no acknowledgment is needed and no pre-restore snapshot is taken. With --to or
---no-pre-snapshot nothing is written in the backup folder, which may be
-read-only.
+no acknowledgment is needed and no pre-restore snapshot is taken. With --to
+nothing is written in the backup folder, and with --no-pre-snapshot only the
+record of what the restore needs (skipped with a warning where the folder is
+read-only).
 
 Options:
   --confirm-service-stopped  I have stopped the AtoCore service (docker compose down)

@@ -24,14 +24,19 @@ export type Fit = (entry: TreeEntry, fd: number, shown: string) => void;
  * Copy `entries` (walked from `source`, parents first) into the held folder `target`: files with their content, mode
  * (less any write permission for others) and modification time, links as links
  * (never followed); sockets and devices are skipped. Nothing is flushed: {@linkcode fitHeld} does it. `onCopied`
- * hears each file's SHA-256, hashed as its bytes pass (what it throws stops the copy).
+ * hears each file's SHA-256, hashed as its bytes pass, and `onLinked` each link's target as it is made (what either
+ * throws stops the copy).
  */
 export function copyIntoHeld(
   calls: FolderCalls,
   source: string,
   entries: TreeEntry[],
   target: OpenFolder,
-  hooks: { onProgress?: (done: number, total: number) => void; onCopied?: (entry: TreeEntry, sha256: string) => void },
+  hooks: {
+    onProgress?: (done: number, total: number) => void;
+    onCopied?: (entry: TreeEntry, sha256: string) => void;
+    onLinked?: (entry: TreeEntry, target: string) => void;
+  },
 ): CopyTotals {
   const total = entries.reduce((sum, entry) => sum + (entry.kind === "file" ? entry.size : 0), 0);
   const totals = { files: 0, bytes: 0 };
@@ -44,7 +49,9 @@ export function copyIntoHeld(
       calls.makeFolder(parent, name, 0o700, shown); // opened to others once filled, below
       folders.open(entry.path);
     } else if (entry.kind === "symlink") {
-      calls.makeLink(Deno.readLinkSync(from), parent, name, shown);
+      const target = Deno.readLinkSync(from);
+      hooks.onLinked?.(entry, target); // read once: the target checked is the one made
+      calls.makeLink(target, parent, name, shown);
     } else if (entry.kind === "file") {
       const hash = hooks.onCopied ? createHash("sha256") : null;
       totals.bytes += copyFile(calls, from, { parent, name, shown }, buffer, hash);

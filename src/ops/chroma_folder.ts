@@ -145,6 +145,12 @@ export class HeldChroma implements Disposable {
     this.calls.rename(aside.fd, name, this.fd, name, this.shown(name));
   }
 
+  /** The names in the folder `aside` (this folder when none), read through its descriptor when FFI is there. */
+  names(aside?: Aside): string[] {
+    if (this.calls === null) return [...Deno.readDirSync(this.at(aside?.name))].map((entry) => entry.name);
+    return this.calls.names(aside?.fd ?? this.fd, aside?.path ?? this.path);
+  }
+
   /** Flush the folder `aside` (this folder when none). */
   sync(aside?: Aside): void {
     if (this.calls === null) return syncDir(this.at(aside?.name));

@@ -22,6 +22,8 @@ import type { TreeProof } from "./restore_proof.ts";
 export interface StagedChroma extends Disposable {
   held: HeldChroma;
   staging: Aside;
+  /** The names staged (the snapshot's top-level entries): what the swap moves in, never a listing of the folder. */
+  names: string[];
   totals: CopyTotals;
 }
 
@@ -66,6 +68,7 @@ export function stageChroma(
     if (removed > 0) noteChange(`removed ${removed} leftover(s) of a killed restore from ${target.path}`);
     const entries = walkTree(source);
     proof?.walked(entries);
+    reporter.event("info", "restore_chroma_staging", { path: target.path, entries: entries.length });
     const moved = move && held.adopt(source, name);
     const staging = held.aside(name, !moved)!;
     try {
@@ -74,7 +77,8 @@ export function stageChroma(
       held.sync();
       reporter.event("info", "restore_chroma_staged", { path: staging.path, moved, ...totals });
       const dispose = () => (staging[Symbol.dispose](), held[Symbol.dispose]());
-      return { held, staging, totals, [Symbol.dispose]: dispose };
+      const names = entries.filter((entry) => !entry.path.includes("/")).map((entry) => entry.path);
+      return { held, staging, names, totals, [Symbol.dispose]: dispose };
     } catch (error) {
       staging[Symbol.dispose]();
       removeQuietly(held.at(name)); // a partial copy would keep a full disk full
@@ -99,11 +103,17 @@ function copyInto(
 ): CopyTotals {
   const onProgress = (done: number, total: number) => reporter.progress("chroma bytes", done, total);
   if (held.calls !== null) {
-    return copyIntoHeld(held.calls, source, entries, staging, { onProgress, onCopied: proof?.copied });
+    return copyIntoHeld(held.calls, source, entries, staging, {
+      onProgress,
+      onCopied: proof?.copied,
+      onLinked: proof?.linked,
+    });
   }
   const totals = copyEntries(source, held.at(staging.name), entries, onProgress);
-  for (const entry of proof ? entries.filter((entry) => entry.kind === "file") : []) {
-    proof!.copied(entry, sha256File(join(held.at(staging.name), entry.path)));
+  for (const entry of proof ? entries : []) {
+    const copy = join(held.at(staging.name), entry.path);
+    if (entry.kind === "file") proof!.copied(entry, sha256File(copy));
+    if (entry.kind === "symlink") proof!.linked(entry, Deno.readLinkSync(copy));
   }
   return totals;
 }
@@ -172,11 +182,16 @@ function ownLike(root: string, entries: TreeEntry[], folder: Deno.FileInfo, live
   }
 }
 
-/** The permission bits of the live entry a copied `entry` replaces in `live`, `null` when none of its kind is there. */
+/**
+ * The permission bits of the live entry a copied `entry` replaces in `live`, `null` when none of its kind is there: a
+ * folder's setgid kept (its new files keep the group), a file's set-user and set-group bits never (a writer of the
+ * folder who sets them on its own file must not have the restorer make the copy a set-id program of its owner's).
+ */
 function liveMode(entry: TreeEntry, live: string): number | null {
   const replaced = lstatOrNull(join(live, entry.path));
   const kindMatches = replaced !== null && (entry.kind === "dir" ? replaced.isDirectory : replaced.isFile);
-  return kindMatches && replaced.mode !== null ? replaced.mode & 0o7777 : null;
+  if (!kindMatches || replaced.mode === null) return null;
+  return replaced.mode & (entry.kind === "dir" ? 0o3777 : 0o1777);
 }
 
 /** Where a swap of a Chroma folder's contents stands, as recorded (durably) before each of its phases. */
@@ -231,7 +246,7 @@ export function swapChroma(staged: StagedChroma, reporter: Reporter, record: Rec
     staged: staging.name,
     folder: folder.identity,
   };
-  const oldNames = namesIn(folder.at()).filter((name) => name !== staging.name);
+  const oldNames = folder.names().filter((name) => name !== staging.name);
   oldNames.sort(); // the same order on every filesystem, so that a swap stopped half way can be replayed
   reporter.event("info", "restore_chroma_swapping", { target, entries: oldNames.length });
   // The phase being entered: when a step fails, undoing starts from it.
@@ -245,8 +260,8 @@ export function swapChroma(staged: StagedChroma, reporter: Reporter, record: Rec
     folder.sync();
     state = { ...names, phase: "moving-new-in" };
     record(state);
-    // Names read by path: one that is not in the folder held fails its rename, and the swap is undone.
-    for (const name of namesIn(folder.at(staging.name))) folder.moveIn(staging, moving = name);
+    // The names staged, not a listing by path (a link swapped in could show none): one not there fails, and is undone.
+    for (const name of staged.names) folder.moveIn(staging, moving = name);
     moving = null;
     folder.sync();
     record({ ...names, phase: "clearing-old" });
@@ -303,7 +318,7 @@ function undoSwap(folder: HeldChroma, state: SwapState, record: RecordSwap): num
     record({ ...state, phase: "moving-old-aside" });
   }
   using old = folder.aside(state.old, false);
-  const names = old === null ? [] : namesIn(folder.at(state.old));
+  const names = old === null ? [] : folder.names(old);
   for (const name of names) {
     // Nothing else is in the folder under the same name in this phase; a rename would replace a file silently.
     if (exists(folder.at(name))) throw new Error(`${folder.shown(name)} is in the way of the old entry ${name}`);
@@ -352,11 +367,6 @@ function tryRecord(record: RecordSwap, state: SwapState | null): void {
   } catch {
     // Kept as it was: settling it again moves nothing (see above).
   }
-}
-
-/** The names in the folder at `path`. */
-function namesIn(path: string): string[] {
-  return [...Deno.readDirSync(path)].map((entry) => entry.name);
 }
 
 /** The entries of a Chroma folder that are Chroma's, leaving out the hidden folders restore works in. */

@@ -347,6 +347,15 @@ function refuseLinkedTargets(targets: Targets, to: string): void {
   const written = [targets.db, `${targets.db}-wal`, `${targets.db}-shm`, targets.registry, targets.chroma];
   // the folders of their own the database and registry get when their names collide (see to_layout.ts)
   written.push(...[dirname(targets.db), dirname(targets.registry)].filter((folder) => folder !== to));
+  const notFolder = [dirname(targets.db), dirname(targets.registry)].find((folder) =>
+    folder !== to && lstatOrNull(folder) !== null && !lstatOrNull(folder)!.isDirectory && !isSymlink(folder)
+  );
+  if (notFolder !== undefined) {
+    throw new RefusedError(
+      `--to ${to} holds ${notFolder}, which is not a folder, where the restore puts a part of its own; nothing was ` +
+        "changed; move it aside or give a folder of its own",
+    );
+  }
   const link = written.find(isSymlink);
   if (link === undefined) return;
   throw new RefusedError(

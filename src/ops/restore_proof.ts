@@ -30,6 +30,8 @@ export interface TreeProof {
   walked(entries: TreeEntry[]): void;
   /** Throws unless `sha256` (of the bytes copied for `entry`) is the manifest's. */
   copied(entry: TreeEntry, sha256: string): void;
+  /** Throws unless `target` (read for the link `entry` as it was copied) is the manifest's. */
+  linked(entry: TreeEntry, target: string): void;
 }
 
 /** The manifest of a validated snapshot, by path: what a copy of each of its files must hash to. */
@@ -56,6 +58,7 @@ export class ManifestProof {
     return {
       walked: (entries) => this.requireTree(prefix, entries),
       copied: (entry, sha256) => this.requireFile(join(prefix, entry.path), sha256),
+      linked: (entry, target) => this.requireLink(join(prefix, entry.path), target),
     };
   }
 
@@ -65,6 +68,12 @@ export class ManifestProof {
     if (entry.sha256 !== sha256) {
       throw this.changed(path, `was copied with SHA-256 ${sha256}, not the manifest's ${entry.sha256}`);
     }
+  }
+
+  private requireLink(path: string, target: string): void {
+    const entry = this.entries.get(path);
+    if (entry === undefined || !("symlink" in entry)) throw this.changed(path, "is not a link the manifest lists");
+    if (entry.symlink !== target) throw this.changed(path, `no longer links to ${entry.symlink}, as the manifest says`);
   }
 
   private requireTree(prefix: string, walked: TreeEntry[]): void {
@@ -81,9 +90,7 @@ export class ManifestProof {
           `is a ${entry.kind === "other" ? "special file" : entry.kind} the manifest does not list`,
         );
       }
-      if ("symlink" in listed && Deno.readLinkSync(join(this.root, path)) !== listed.symlink) {
-        throw this.changed(path, `no longer links to ${listed.symlink}, as the manifest says`);
-      }
+      if ("symlink" in listed) this.requireLink(path, Deno.readLinkSync(join(this.root, path)));
     }
     for (const path of this.entries.keys()) {
       if (path.startsWith(`${prefix}/`) && !seen.has(path)) throw this.changed(path, "is missing");

@@ -129,11 +129,16 @@ export async function fetchSnapshot(
   options.beforeWriting?.(files.reduce((sum, file) => sum + file.size, 0));
   prepareFolder(intoFolder);
   try {
-    createFiles(intoFolder, files);
+    const made = createFiles(intoFolder, files);
     const hashes = new FileHashes(intoFolder, files); // before the extents move into tables by pack
     const byPack = extentsByPack(files);
     collectGarbage(); // the files' own tables, now by pack
-    const read = await writeExtents(backend, identities, document, intoFolder, options, { files, byPack, hashes });
+    const read = await writeExtents(backend, identities, document, intoFolder, options, {
+      files,
+      byPack,
+      hashes,
+      made,
+    });
     const damaged = hashes.firstMismatch();
     if (damaged !== null) await refuseDamagedExtent(backend, intoFolder, document, files[damaged], byPack, damaged);
     hashes.check(snapshotKeyText(key));
@@ -172,14 +177,39 @@ function prepareFolder(folder: string): void {
   }
 }
 
-/** Make every file at its size (sparse until written); folders as needed. Paths were checked clean when parsed. */
-function createFiles(root: string, files: DocumentFile[]): void {
+/** Which file was made at each path (device and inode): a file reopened there must be that one. */
+type MadeFiles = Map<string, string>;
+
+/**
+ * Make every file at its size (sparse until written); folders as needed. Paths were checked clean when parsed. Which
+ * file was made at each path is kept: a writer who swaps a folder for a link must not get its later extents written
+ * into another file.
+ */
+function createFiles(root: string, files: DocumentFile[]): MadeFiles {
+  const made: MadeFiles = new Map();
   for (const file of files) {
     const path = join(root, file.path);
     Deno.mkdirSync(dirname(path), { recursive: true, mode: FOLDER_MODE });
     using handle = Deno.openSync(path, { write: true, createNew: true, mode: FILE_MODE });
     handle.truncateSync(file.size);
+    made.set(file.path, identityOf(handle.statSync()));
   }
+  return made;
+}
+
+function identityOf(info: Deno.FileInfo): string {
+  return `${info.dev}:${info.ino}`;
+}
+
+/** Open the file made at `full` for writing, refusing another one found there now (opening writes nothing). */
+async function reopenMade(full: string, made: string | undefined): Promise<Deno.FsFile> {
+  const file = await Deno.open(full, { write: true });
+  if (made !== undefined && identityOf(file.statSync()) === made) return file;
+  file.close();
+  throw new OperationError(
+    `${full} is no longer the file this fetch made there (a folder of the fetch swapped for a link?): nothing was ` +
+      "written to it; look at who writes that folder, then run again (or give --scratch-dir a folder only you write)",
+  );
 }
 
 /**
@@ -206,7 +236,12 @@ async function writeExtents(
   document: SnapshotDocument,
   root: string,
   options: FetchOptions,
-  { files, byPack, hashes }: { files: DocumentFile[]; byPack: Map<number, ExtentTable>; hashes: FileHashes },
+  { files, byPack, hashes, made }: {
+    files: DocumentFile[];
+    byPack: Map<number, ExtentTable>;
+    hashes: FileHashes;
+    made: MadeFiles;
+  },
 ): Promise<{ packs_read: number; bytes_downloaded: number }> {
   const order = [...byPack.keys()].sort((a, b) => a - b);
   const total = files.reduce((sum, file) => sum + file.size, 0);
@@ -241,7 +276,8 @@ async function writeExtents(
       const opened = await pool.open({ ...job, plainInto: spare, collectAfterGrowth: bounds.worker }, identities);
       buffers[lane] = new Uint8Array(opened.sealed.buffer);
       back = opened.plainInto;
-      done += await placeExtents(root, opened.plain, { files, extents: byPack.get(order[at])! }, hashes, flush);
+      const extents = byPack.get(order[at])!;
+      done += await placeExtents(root, opened.plain, { files, extents, made }, hashes, flush);
     } catch (error) {
       if (error instanceof OperationError) await refuseMisnamed(backend, name);
       throw error;
@@ -317,7 +353,7 @@ const FLUSH_AHEAD_BYTES = 256 << 20;
 async function placeExtents(
   root: string,
   plain: Uint8Array,
-  { files, extents }: { files: DocumentFile[]; extents: ExtentTable },
+  { files, extents, made }: { files: DocumentFile[]; extents: ExtentTable; made: MadeFiles },
   hashes: FileHashes,
   flush?: FlushAhead,
 ): Promise<number> {
@@ -330,7 +366,7 @@ async function placeExtents(
       if (open?.path !== file.path) {
         open?.file.close();
         const full = join(root, file.path);
-        open = { path: file.path, file: await Deno.open(full, { write: true }), full };
+        open = { path: file.path, file: await reopenMade(full, made.get(file.path)), full };
       }
       const bytes = plain.subarray(offset, offset + length); // short when the pack is: the file's hash then fails
       if (bytes.length <= INLINE_WRITE_BYTES) {

@@ -26,6 +26,11 @@ const SYMBOLS = {
   futimens: { parameters: ["i32", "buffer"], result: "i32" },
   statx: { parameters: ["i32", "buffer", "i32", "u32", "buffer"], result: "i32" },
   geteuid: { parameters: [], result: "u32" },
+  dup: { parameters: ["i32"], result: "i32" },
+  fdopendir: { parameters: ["i32"], result: "pointer" },
+  rewinddir: { parameters: ["pointer"], result: "void" },
+  readdir: { parameters: ["pointer"], result: "pointer" },
+  closedir: { parameters: ["pointer"], result: "i32" },
   strerror: { parameters: ["i32"], result: "pointer" },
   __errno_location: { parameters: [], result: "pointer" },
 } as const;
@@ -46,6 +51,7 @@ const O_NOFOLLOW = 0o400000;
 const O_NONBLOCK = 0o4000;
 const O_CLOEXEC = 0o2000000;
 const UTIME_OMIT = (1 << 30) - 2;
+const DIRENT_NAME = 19;
 
 /** The error names of the errno values these calls meet, as `node:fs` gives them in `code`. */
 const CODES: Record<number, string> = {
@@ -164,6 +170,28 @@ export class FolderCalls {
     const buffer = new Uint8Array(256);
     this.check(this.libc.statx(fd, cString(""), AT_EMPTY_PATH, STATX_UID, buffer), "statx", shown);
     return new DataView(buffer.buffer).getUint32(20, true);
+  }
+
+  /** The names in the folder `fd` (not `.` and `..`), read through the descriptor, not a path. */
+  names(fd: number, shown: string): string[] {
+    const copy = this.check(this.libc.dup(fd), "dup", shown);
+    const dir = this.libc.fdopendir(copy);
+    if (dir === null) {
+      const error = this.failure("opendir", shown);
+      this.libc.close(copy);
+      throw error;
+    }
+    try {
+      this.libc.rewinddir(dir); // the copy shares its offset with `fd`: an earlier listing left it at the end
+      const names: string[] = [];
+      for (let entry = this.libc.readdir(dir); entry !== null; entry = this.libc.readdir(dir)) {
+        const name = new Deno.UnsafePointerView(entry).getCString(DIRENT_NAME); // `d_name` in glibc's and musl's
+        if (name !== "." && name !== "..") names.push(name);
+      }
+      return names;
+    } finally {
+      this.libc.closedir(dir);
+    }
   }
 
   /** The user this process acts as. */

@@ -471,6 +471,17 @@ Deno.test("restore --to keeps a database and a registry whose names collide apar
     const refused = await runCli(["restore", stamp, "--to", linked, "--force", ...live.flags], { env });
     assert.equal(refused.code, 3, `a linked folder of its own must be refused: ${refused.stderr}`);
     assert.deepEqual(entryNames(elsewhere.path), []);
+
+    const file = join(target.path, "file");
+    Deno.mkdirSync(file);
+    Deno.writeTextFileSync(join(file, "registry"), "someone's");
+    const notFolder = await runCli(["restore", stamp, "--to", file, "--force", ...live.flags], { env });
+    assert.equal(notFolder.code, 3, notFolder.stderr);
+    assert.match(
+      notFolder.stderr,
+      /^atocore-backup: error: --to \S+ holds \S+\/registry, which is not a folder, .*$/m,
+    );
+    assert.equal(Deno.readTextFileSync(join(file, "registry")), "someone's");
   }
 });
 

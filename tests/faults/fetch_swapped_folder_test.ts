@@ -1,0 +1,63 @@
+/**
+ * A writer who swaps a fetch's folder for a link once its files are made (at the first pack read), to a folder holding
+ * files of the same names: the fetch writes none of their bytes, and stops naming the file.
+ */
+import assert from "node:assert/strict";
+import { dirname, join } from "node:path";
+import type { Backend } from "../../src/repo/backend.ts";
+import { fetchSnapshot } from "../../src/repo/fetch.ts";
+import { pushSnapshot } from "../../src/repo/push.ts";
+import { tempDir } from "../_helpers.ts";
+import { repoFixture, snapshotOf } from "../_repo.ts";
+
+/** Every regular file below `root`, by relative path. */
+function filesBelow(root: string, relative = ""): string[] {
+  return [...Deno.readDirSync(join(root, relative))].flatMap((entry) => {
+    const path = relative ? `${relative}/${entry.name}` : entry.name;
+    return entry.isDirectory ? filesBelow(root, path) : entry.isFile ? [path] : [];
+  });
+}
+
+/** `inner`, but running `swap` once, before the first pack is read. */
+function swappingAtFirstPack(inner: Backend, swap: () => void): Backend {
+  let swapped = false;
+  return {
+    location: inner.location,
+    list: (prefix) => inner.list(prefix),
+    read: (name, into, maxBytes) => {
+      if (!swapped && name.startsWith("packs/")) {
+        swapped = true;
+        swap();
+      }
+      return inner.read(name, into, maxBytes);
+    },
+    stat: (name) => inner.stat(name),
+    write: (name, bytes, options) => inner.write(name, bytes, options),
+    remove: (name) => inner.remove(name),
+    unlisted: (prefix) => inner.unlisted!(prefix),
+  };
+}
+
+Deno.test("a fetch's folder swapped for a link to files of the same names: none of their bytes is written", async () => {
+  using f = await repoFixture({ dbMiB: 4, chromaMiB: 1 });
+  using outside = tempDir();
+  const { root } = await snapshotOf(f);
+  const pushed = await pushSnapshot(f.config, f.backend, root, f.auth);
+  const into = join(f.work, "into");
+  const victim = join(outside.path, "victim");
+  const backend = swappingAtFirstPack(f.backend, () => {
+    for (const path of filesBelow(into)) {
+      Deno.mkdirSync(dirname(join(victim, path)), { recursive: true });
+      Deno.writeTextFileSync(join(victim, path), "someone else's");
+    }
+    Deno.renameSync(into, `${into}-aside`);
+    Deno.symlinkSync(victim, into);
+  });
+  await assert.rejects(
+    fetchSnapshot(backend, [f.identity], pushed.snapshot, into),
+    /is no longer the file this fetch made there .*: nothing was written to it/,
+  );
+  const files = filesBelow(victim);
+  assert.ok(files.length > 0);
+  for (const path of files) assert.equal(Deno.readTextFileSync(join(victim, path)), "someone else's", path);
+});
