@@ -126,31 +126,49 @@ function modeOf(path: string): number {
   return (Deno.statSync(path).mode ?? FOLDER_MODE) & FOLDER_MODE;
 }
 
-/** The folders of a tree below a held one, each opened once inside its parent (never through a link), all closed together. */
-class OpenTree implements Disposable {
+/**
+ * The folders of a tree below a held one, each opened once inside its parent (never through a link), made first where
+ * asked, all closed together.
+ */
+export class OpenTree implements Disposable {
   private readonly fds = new Map<string, number>();
 
-  constructor(private readonly calls: FolderCalls, private readonly root: OpenFolder) {
+  /** Hold the tree below `root`; with `ownsRoot`, `root`'s descriptor is closed with the others. */
+  constructor(
+    private readonly calls: FolderCalls,
+    private readonly root: OpenFolder,
+    private readonly ownsRoot = false,
+  ) {
     this.fds.set(".", root.fd);
   }
 
-  /** Where the entry at the relative `path` goes: its parent's descriptor, its name, its path for messages. */
-  place(path: string): { parent: number; name: string; shown: string } {
-    return { parent: this.open(dirname(path)), name: basename(path), shown: join(this.root.path, path) };
+  /**
+   * Where the entry at the relative `path` goes: its parent's descriptor (the folders above made first with `make`),
+   * its name, its path for messages.
+   */
+  place(path: string, make = false): { parent: number; name: string; shown: string } {
+    return { parent: this.open(dirname(path), make), name: basename(path), shown: join(this.root.path, path) };
   }
 
-  /** The descriptor of the folder at the relative `path`, opened the first time it is asked for. */
-  open(path: string): number {
+  /** The descriptor of the folder at the relative `path`, opened (made first with `make`) the first time it is asked for. */
+  open(path: string, make = false): number {
     const known = this.fds.get(path);
     if (known !== undefined) return known;
-    const { parent, name, shown } = this.place(path);
+    const { parent, name, shown } = this.place(path, make);
+    if (make) {
+      try {
+        this.calls.makeFolder(parent, name, FOLDER_MODE, shown);
+      } catch (error) {
+        if (!(error instanceof Deno.errors.AlreadyExists)) throw error;
+      }
+    }
     const fd = this.calls.openFolder(name, { fd: parent, shown });
     this.fds.set(path, fd);
     return fd;
   }
 
-  /** Close every folder opened here (not the root). */
+  /** Close every folder opened here (the root only when owned). */
   [Symbol.dispose](): void {
-    for (const [path, fd] of this.fds) if (path !== ".") this.calls.close(fd);
+    for (const [path, fd] of this.fds) if (path !== "." || this.ownsRoot) this.calls.close(fd);
   }
 }

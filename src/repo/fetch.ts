@@ -4,12 +4,14 @@
  *
  * @module
  */
-import { dirname, join } from "node:path";
+import { basename, dirname, join } from "node:path";
 import type { AgeIdentity } from "../crypto/age.ts";
 import { OperationError, UsageError } from "../errors.ts";
 import { BufferPool } from "./buffer_pool.ts";
 import { FILE_MODE, FlushAhead, FOLDER_MODE, removeQuietly } from "../fs/durable.ts";
+import { OpenTree } from "../fs/held_copy.ts";
 import { lstatOrNull } from "../fs/probe.ts";
+import { type FolderCalls, folderCalls } from "../sys/folder_calls.ts";
 import { type Backend, isFolderBackend, isSftpBackend } from "./backend.ts";
 import { FileHashes } from "./file_hashes.ts";
 import { CryptoPool } from "./crypto_pool.ts";
@@ -18,6 +20,7 @@ import { collectGarbage, collectGarbageGrown } from "../sys/collect_garbage.ts";
 import { Buffer } from "node:buffer";
 import {
   type DocumentFile,
+  type DocumentLink,
   isDocumentFile,
   PACK_BUFFER_BYTES,
   PACK_MAX_BYTES,
@@ -142,12 +145,7 @@ export async function fetchSnapshot(
     const damaged = hashes.firstMismatch();
     if (damaged !== null) await refuseDamagedExtent(backend, intoFolder, document, files[damaged], byPack, damaged);
     hashes.check(snapshotKeyText(key));
-    for (const entry of document.files) {
-      if (!isDocumentFile(entry)) {
-        Deno.mkdirSync(dirname(join(intoFolder, entry.path)), { recursive: true, mode: FOLDER_MODE });
-        Deno.symlinkSync(entry.link, join(intoFolder, entry.path));
-      }
-    }
+    createLinks(intoFolder, document.files.filter((entry): entry is DocumentLink => !isDocumentFile(entry)));
     return {
       snapshot: snapshotKeyText(key),
       stamp: key.stamp,
@@ -181,20 +179,65 @@ function prepareFolder(folder: string): void {
 type MadeFiles = Map<string, string>;
 
 /**
- * Make every file at its size (sparse until written); folders as needed. Paths were checked clean when parsed. Which
- * file was made at each path is kept: a writer who swaps a folder for a link must not get its later extents written
- * into another file.
+ * Make every file at its size (sparse until written); folders as needed. Paths were checked clean when parsed. Each is
+ * made inside the folders held open from `root` down (libc's `*at` calls, where FFI is there), never through a link a
+ * writer swapped in; which file was made at each path is kept, for the reopening to check.
  */
 function createFiles(root: string, files: DocumentFile[]): MadeFiles {
   const made: MadeFiles = new Map();
+  const calls = folderCalls();
+  if (calls === null) {
+    for (const file of files) made.set(file.path, createFileByPath(join(root, file.path), file.size));
+    return made;
+  }
+  using tree = heldTree(calls, root);
   for (const file of files) {
-    const path = join(root, file.path);
-    Deno.mkdirSync(dirname(path), { recursive: true, mode: FOLDER_MODE });
-    using handle = Deno.openSync(path, { write: true, createNew: true, mode: FILE_MODE });
-    handle.truncateSync(file.size);
-    made.set(file.path, identityOf(handle.statSync()));
+    const { parent, name, shown } = tree.place(file.path, true);
+    const fd = calls.createFile(parent, name, FILE_MODE, shown);
+    try {
+      calls.truncate(fd, file.size, shown);
+      const { dev, ino } = calls.identity(fd, shown);
+      made.set(file.path, `${dev}:${ino}`);
+    } finally {
+      calls.close(fd);
+    }
   }
   return made;
+}
+
+/** Make the links of the snapshot, inside the folders held open from `root` down where FFI is there. */
+function createLinks(root: string, links: DocumentLink[]): void {
+  const calls = folderCalls();
+  if (calls === null) {
+    for (const { path, link } of links) {
+      Deno.mkdirSync(dirname(join(root, path)), { recursive: true, mode: FOLDER_MODE });
+      Deno.symlinkSync(link, join(root, path));
+    }
+    return;
+  }
+  using tree = heldTree(calls, root);
+  for (const { path, link } of links) {
+    const { parent, name, shown } = tree.place(path, true);
+    calls.makeLink(link, parent, name, shown);
+  }
+}
+
+/** The folder `root` (just made: opened without following a link) and the tree below it, held open. */
+function heldTree(calls: FolderCalls, root: string): OpenTree {
+  const above = calls.openFolder(dirname(root));
+  try {
+    return new OpenTree(calls, { fd: calls.openFolder(basename(root), { fd: above, shown: root }), path: root }, true);
+  } finally {
+    calls.close(above);
+  }
+}
+
+/** Make the file at `path` at `size` by its path (without FFI); which file it is. */
+function createFileByPath(path: string, size: number): string {
+  Deno.mkdirSync(dirname(path), { recursive: true, mode: FOLDER_MODE });
+  using handle = Deno.openSync(path, { write: true, createNew: true, mode: FILE_MODE });
+  handle.truncateSync(size);
+  return identityOf(handle.statSync());
 }
 
 function identityOf(info: Deno.FileInfo): string {

@@ -22,6 +22,7 @@ const SYMBOLS = {
   close: { parameters: ["i32"], result: "i32" },
   write: { parameters: ["i32", "buffer", "usize"], result: "isize" },
   fchmod: { parameters: ["i32", "u32"], result: "i32" },
+  ftruncate: { parameters: ["i32", "i64"], result: "i32" },
   fchown: { parameters: ["i32", "u32", "u32"], result: "i32" },
   futimens: { parameters: ["i32", "buffer"], result: "i32" },
   statx: { parameters: ["i32", "buffer", "i32", "u32", "buffer"], result: "i32" },
@@ -133,6 +134,11 @@ export class FolderCalls {
       if (written < 0) throw this.failure("write", shown);
       done += written;
     }
+  }
+
+  /** Make the file `fd` `size` bytes long (sparse where it grows). */
+  truncate(fd: number, size: number, shown: string): void {
+    this.check(this.libc.ftruncate(fd, BigInt(size)), "ftruncate", shown);
   }
 
   /** Give the file `fd` the permission bits `mode`. */
