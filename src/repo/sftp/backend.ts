@@ -21,14 +21,14 @@ import {
 } from "../backend.ts";
 import { DEFAULT_RETRY, errorLine, type RetryListener, type RetryPolicy, withRetries } from "../retry.ts";
 import { connectSftp, type SftpCredentials, type SftpSession, type SftpTimeouts } from "./connection.ts";
-import { describeSftpError, isTransientSftpError, sftpStatus, STATUS } from "./errors.ts";
+import { describeSftpError, isTransientSftpError, SftpStallError, sftpStatus, STATUS } from "./errors.ts";
 import { stagedName, STAGING_FOLDER } from "../layout.ts";
 import { listFolder } from "./listing.ts";
 import * as request from "./requests.ts";
 import { readAll, writeAll } from "./transfer.ts";
 import { parseSftpUrl, type SftpAddress } from "./url.ts";
 
-/** The default waits: 20 s to connect and log in, 60 s for any one request's answer. */
+/** The default waits: 20 s to connect and log in, 60 s without data from the server while requests wait. */
 export const DEFAULT_SFTP_TIMEOUTS: SftpTimeouts = { connectMs: 20_000, stallMs: 60_000 };
 
 /** What opening an SFTP repository needs besides its URL. */
@@ -292,6 +292,8 @@ class SftpBackend implements ClosableBackend {
       if (!isTransientSftpError(error)) throw error;
       const next = /Unable to start subsystem/i.test(describeSftpError(error))
         ? "check that the server offers SFTP (a Subsystem sftp line in its sshd_config)"
+        : error instanceof SftpStallError
+        ? "check that the server is up and reachable, or give a slow link more time (--stall-timeout)"
         : "check that the server is up and reachable";
       throw new UnreachableError(
         `${verb} ${name} in ${this.location} failed after ${policy.attempts} attempts: ${describeSftpError(error)}; ` +

@@ -1,6 +1,6 @@
 /**
  * One SSH connection and its SFTP channel (npm `ssh2`, pure JavaScript): logged in with a key file, the host key
- * checked against known_hosts, each request bounded by a stall timeout that drops the connection.
+ * checked against known_hosts, dropped when the server sends nothing for the stall timeout while requests wait.
  *
  * @module
  */
@@ -9,7 +9,7 @@ import ssh2 from "ssh2";
 import { describeOsError, OperationError, RefusedError, UsageError } from "../../errors.ts";
 import { readRegularFile } from "../../fs/regular_file.ts";
 import { lstatOrNull } from "../../fs/probe.ts";
-import { describeSftpError, isTransientSftpError, SftpConnectionError } from "./errors.ts";
+import { describeSftpError, isTransientSftpError, SftpConnectionError, SftpStallError } from "./errors.ts";
 import {
   blobType,
   fingerprint,
@@ -47,7 +47,7 @@ export interface SftpCredentials {
 export interface SftpTimeouts {
   /** From the TCP connect to the SFTP channel being open. */
   connectMs: number;
-  /** For any one request's answer; past it the connection is dropped (and the operation retried on a new one). */
+  /** Without data from the server while requests wait; past it the connection is dropped (and the operation retried). */
   stallMs: number;
 }
 
@@ -59,7 +59,7 @@ type Ssh2Sftp = any;
 // deno-lint-ignore no-explicit-any
 type Ssh2Client = any;
 
-/** An open SFTP channel: requests as promises, each bounded by the stall timeout. */
+/** An open SFTP channel: requests as promises, the connection dropped when the server sends nothing for too long. */
 export class SftpSession {
   /** Set once the connection failed or was closed; the backend then opens another. */
   broken = false;
@@ -67,13 +67,25 @@ export class SftpSession {
   #dropped: SftpConnectionError | null = null;
   /** The requests waiting for an answer: failed at once when the connection closes (`ssh2` would leave them). */
   readonly #pending = new Set<() => void>();
+  /** When the server last sent data on the channel, or the first of the waiting requests was sent after none. */
+  #heardAt = 0;
+  /** The stall check, armed while requests wait. */
+  #watch: ReturnType<typeof setTimeout> | undefined;
 
   /** Wrap an open channel (made by {@linkcode connectSftp}). */
   constructor(private readonly client: Ssh2Client, readonly sftp: Ssh2Sftp, private readonly stallMs: number) {
     client.on("close", () => {
       this.broken = true;
-      for (const fail of [...this.#pending]) fail();
+      this.#failPending();
     });
+    // every byte of every answer counts as progress, so that a slow link with many requests queued on it (16 per
+    // transfer, transfers sharing the connection) is not taken for a dead server; an SSH keepalive's answer is not
+    // data of the channel, so a hung SFTP server still stalls
+    const push = sftp.push.bind(sftp);
+    sftp.push = (data: unknown) => {
+      this.#heardAt = performance.now();
+      return push(data);
+    };
   }
 
   /** Whether the server offers the extension `name` (such as `fsync@openssh.com`). */
@@ -86,34 +98,61 @@ export class SftpSession {
     return Math.max(32 * 1024, Math.min(this.sftp._maxReadLen ?? 32 * 1024, this.sftp._maxWriteLen ?? 32 * 1024));
   }
 
-  /** Send one request (`start` calls `ssh2` with `done`); a stall past the timeout drops the connection. */
+  /**
+   * Send one request (`start` calls `ssh2` with `done`); when the server sends nothing on the channel for the stall
+   * timeout while any request waits, the connection is dropped and every waiting request fails with that reason.
+   */
   request<T>(what: string, start: (done: Done<T>) => void): Promise<T> {
     if (this.broken) return Promise.reject(new SftpConnectionError(`the SFTP connection was lost before ${what}`));
     return new Promise<T>((resolve, reject) => {
-      const fail = () => {
-        clearTimeout(timer);
+      const settle = () => {
         this.#pending.delete(fail);
+        if (this.#pending.size === 0) this.#unwatch();
+      };
+      const fail = () => {
+        settle();
         reject(
           this.#dropped ??
             new SftpConnectionError(`the connection to the SFTP server closed before it answered (${what})`),
         );
       };
-      const timer = setTimeout(() => {
-        const stalled = new SftpConnectionError(
-          `no answer from the SFTP server for ${this.stallMs / 1000} s (${what})`,
-        );
-        this.#pending.delete(fail);
-        this.drop(stalled);
-        reject(stalled);
-      }, this.stallMs);
+      if (this.#pending.size === 0) this.#heardAt = performance.now();
       this.#pending.add(fail);
+      this.#watch ??= setTimeout(() => this.#check(), this.stallMs);
       start((error, value) => {
-        clearTimeout(timer);
-        this.#pending.delete(fail);
+        settle();
         if (error) reject(this.#dropped ?? error); // the requests failed by a drop say why it was dropped
         else resolve(value as T);
       });
     });
+  }
+
+  /** Past the stall timeout without data while requests wait: drop the connection; else look again when it would be. */
+  #check(): void {
+    this.#watch = undefined;
+    if (this.#pending.size === 0 || this.broken) return;
+    const quietMs = performance.now() - this.#heardAt;
+    if (quietMs < this.stallMs) {
+      this.#watch = setTimeout(() => this.#check(), this.stallMs - quietMs);
+      return;
+    }
+    const waiting = this.#pending.size;
+    this.drop(
+      new SftpStallError(
+        `the SFTP server sent nothing for ${this.stallMs / 1000} s while ${waiting} ` +
+          `request${waiting === 1 ? "" : "s"} waited on the connection, which was dropped`,
+      ),
+    );
+  }
+
+  #unwatch(): void {
+    clearTimeout(this.#watch);
+    this.#watch = undefined;
+  }
+
+  #failPending(): void {
+    this.#unwatch();
+    for (const fail of [...this.#pending]) fail();
   }
 
   /** Drop the connection at once (after a stall, saying so with `reason`): its pending requests fail. */
@@ -121,6 +160,7 @@ export class SftpSession {
     this.#dropped ??= reason ?? null;
     this.broken = true;
     this.client.destroy();
+    this.#failPending();
   }
 
   /** Close the connection and wait for its socket to close. */

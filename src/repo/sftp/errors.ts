@@ -17,6 +17,9 @@ export class SftpConnectionError extends OperationError {
   }
 }
 
+/** The server sent nothing for the stall timeout while requests waited: the connection was dropped. */
+export class SftpStallError extends SftpConnectionError {}
+
 const TRANSIENT_CODES = new Set([
   "ECONNRESET",
   "ECONNREFUSED",

@@ -1,0 +1,106 @@
+/**
+ * A slow SFTP link is not a dead server: through the tests' TCP proxy (`tests/_proxy.ts`) in front of a real sshd, with
+ * a short stall timeout so that each run is seconds.
+ *
+ * @module
+ */
+import assert from "node:assert/strict";
+import { join } from "node:path";
+import { runCli, storeEnv, tempDir, tempStore } from "../_helpers.ts";
+import { ledgerState, treeDigest } from "../_faults.ts";
+import { retries, runUntil } from "../_network.ts";
+import { type FaultProxy, startProxy } from "../_proxy.ts";
+import { ageKeyPair, authKeyEnv, oneErrorLine, remoteNames } from "../_remote_cli.ts";
+import { sftpTarget } from "../_targets.ts";
+
+/**
+ * The link's speed and the stall timeout: one request's answer (the server's largest chunk, 255 KiB) comes well within
+ * the timeout, the 16 a transfer keeps in flight (about 4 MiB) do not.
+ */
+const SLOW = { bytesPerSecond: 1024 * 1024, stall: "2s" };
+/** The most a run may take here; a run killed at it fails the test. */
+const BOUND_MS = 120_000;
+
+/** Run the CLI through the proxy slowed to {@linkcode SLOW}, killed at the bound (asserted not to have been needed). */
+async function slowRun(proxy: FaultProxy, args: string[], env: Record<string, string>) {
+  proxy.setFault({ kind: "throttle", bytesPerSecond: SLOW.bytesPerSecond });
+  const slowEnv = { ...env, ATOCORE_BACKUP_STALL_TIMEOUT: SLOW.stall };
+  const { run, killed } = await runUntil(args, slowEnv, () => false, () => {}, BOUND_MS);
+  proxy.setFault({ kind: "pass" });
+  assert.ok(!killed, `${args.join(" ")} still running after ${BOUND_MS / 1000} s`);
+  return run;
+}
+
+/**
+ * Every connection stalled 32 KiB in (past its login) during a push: the push fails after its attempts in one line that
+ * names one object, says the connection was dropped for the stall, and gives --stall-timeout as a next step.
+ */
+async function pushStalled(
+  proxy: FaultProxy,
+  stamp: string,
+  recipient: string,
+  env: Record<string, string>,
+): Promise<void> {
+  const init = await runCli(["remote", "init", "--recipient", recipient], { env });
+  assert.equal(init.code, 0, init.stderr);
+  proxy.setFault({ kind: "stall", afterBytes: 32 * 1024 });
+  const stallEnv = { ...env, ATOCORE_BACKUP_STALL_TIMEOUT: "1s" };
+  const { run, killed } = await runUntil(["push", stamp], stallEnv, () => false, () => {}, BOUND_MS);
+  proxy.setFault({ kind: "pass" });
+  proxy.cutOpen(); // the stalled connections, which the CLI abandoned
+  assert.ok(!killed, run.stderr);
+  assert.equal(run.code, 1, run.stderr);
+  const line = oneErrorLine(run, "a push whose connections all stall");
+  assert.match(line, /failed after 6 attempts: the SFTP server sent nothing for 1 s while \d+ requests? waited/);
+  assert.match(line, /give a slow link more time \(--stall-timeout\)/);
+  const objects = line.match(/(packs|snapshots|refs|leases|locks)\/\S+/g) ?? [];
+  assert.ok(new Set(objects).size <= 1, `more than one object named: ${line}`);
+  console.log(`sftp push, every connection stalled: ${line}`);
+}
+
+const target = await sftpTarget();
+if (target !== null) {
+  Deno.test("a slow SFTP link: push and restore complete; a stall fails in one line naming one object", async (t) => {
+    await using _target = target;
+    using store = tempStore({ dbMiB: 4, chromaMiB: 1, segments: 1, seed: 53 });
+    using keys = tempDir("atocore-keys-");
+    using work = tempDir("atocore-to-");
+    const key = ageKeyPair(keys.path);
+    await using proxy = startProxy(target.server!);
+    const env = { ...storeEnv(store), ...target.server!.through(target.fresh("slow"), proxy.port), ...authKeyEnv(key) };
+    const withKey = { ...env, ATOCORE_BACKUP_IDENTITY_FILE: key.keyFile };
+    assert.equal((await runCli(["remote", "init", "--recipient", key.recipient], { env })).code, 0);
+    const created = await runCli(["create", "--chroma"], { env });
+    assert.equal(created.code, 0, created.stderr);
+    const stamp = (created.json as { stamp: string }).stamp;
+
+    await t.step("a push at 1 MiB/s with a 2 s stall timeout: no timeout, no retry", async () => {
+      const run = await slowRun(proxy, ["push", stamp], env);
+      assert.equal(run.code, 0, `push over a slow link: ${run.stderr}`);
+      assert.deepEqual(retries(run), [], "a slow link taken for a stalled one");
+    });
+
+    await t.step("restore --from-remote --to at 1 MiB/s with a 2 s stall timeout: restored, no retry", async () => {
+      if ((await remoteNames(env)).length === 0) { // the slow push failed: pushed at full speed, to test this alone
+        assert.equal((await runCli(["push", stamp], { env })).code, 0);
+      }
+      const to = join(work.path, "restored");
+      const run = await slowRun(proxy, ["restore", stamp, "--from-remote", "--to", to], withKey);
+      assert.equal(run.code, 0, `restore over a slow link: ${run.stderr}`);
+      assert.deepEqual(retries(run), [], "a slow link taken for a stalled one");
+      const snapshot = join(store.backupDir, "snapshots", stamp);
+      const fromSnapshot = await ledgerState(join(snapshot, "db", "atocore.db"), { immutable: true });
+      assert.deepEqual(await ledgerState(join(to, "atocore.db")), fromSnapshot);
+      assert.deepEqual(treeDigest(join(to, "chroma")), treeDigest(join(snapshot, "chroma")));
+    });
+
+    await t.step(
+      "every connection stalled during a push: one line, one object, --stall-timeout",
+      () =>
+        pushStalled(proxy, stamp, key.recipient, {
+          ...env,
+          ...target.server!.through(target.fresh("stalled"), proxy.port),
+        }),
+    );
+  });
+}
