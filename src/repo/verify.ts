@@ -6,7 +6,7 @@
  */
 import type { AgeIdentity } from "../crypto/age.ts";
 import { UsageError } from "../errors.ts";
-import { type Backend, isSftpBackend, ObjectNotFoundError } from "./backend.ts";
+import { type Backend, isSftpBackend, isUnreachable, ObjectNotFoundError } from "./backend.ts";
 import { collectGarbage } from "../sys/collect_garbage.ts";
 import { sha256Hex } from "./boundary.ts";
 import { CryptoPool, defaultWorkers, PackOpenError } from "./crypto_pool.ts";
@@ -139,6 +139,7 @@ async function gatherAgain(
       collectChecks(read.document, gather);
       readable.push(key);
     } catch (error) {
+      stopIfUnreachable(error);
       const gone = error instanceof ObjectNotFoundError;
       (gone ? result.notes : result.errors).push(`${finding(error)} (read again for a next round of packs)`);
     }
@@ -201,6 +202,7 @@ async function checkSnapshot(
       return true;
     }
   } catch (error) {
+    stopIfUnreachable(error);
     result.errors.push(finding(error));
   }
   return false;
@@ -231,6 +233,14 @@ function checkPacks(packs: readonly { id: string; size: number }[], key: Snapsho
     const more = findings - PACK_FINDINGS_TOLD;
     context.result.errors.push(`${refsName(key)}: ${more} more of its packs missing or of another size (not named)`);
   }
+}
+
+/**
+ * Rethrow a backend's giving up on the link (its one line names the object and the repository): the next object would
+ * wait out the same retries, so a repository that went away would take time in proportion to its size to say so.
+ */
+function stopIfUnreachable(error: unknown): void {
+  if (isUnreachable(error)) throw error;
 }
 
 /** An error as one of verify's findings: without the advice to run `remote verify`, which the reader is doing. */
@@ -309,6 +319,7 @@ async function readPacks(
         }
       });
     } catch (error) {
+      stopIfUnreachable(error);
       errors[at].push(finding(error));
       if (error instanceof PackOpenError) keepBuffers(error.buffers, lane, buffers, plainBuffers);
     }

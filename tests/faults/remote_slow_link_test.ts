@@ -1,6 +1,6 @@
 /**
- * A slow SFTP link is not a dead server: through the tests' TCP proxy (`tests/_proxy.ts`) in front of a real sshd, with
- * a short stall timeout so that each run is seconds.
+ * A slow SFTP link is not a dead server, and a server gone away stops `remote verify --read-data` at once: through the
+ * tests' TCP proxy (`tests/_proxy.ts`) in front of a real sshd, with a short stall timeout so that each run is seconds.
  *
  * @module
  */
@@ -8,9 +8,9 @@ import assert from "node:assert/strict";
 import { join } from "node:path";
 import { runCli, storeEnv, tempDir, tempStore } from "../_helpers.ts";
 import { ledgerState, treeDigest } from "../_faults.ts";
-import { retries, runUntil } from "../_network.ts";
+import { afterBytes, retries, runUntil } from "../_network.ts";
 import { type FaultProxy, startProxy } from "../_proxy.ts";
-import { ageKeyPair, authKeyEnv, oneErrorLine, remoteNames } from "../_remote_cli.ts";
+import { ageKeyPair, assertVerified, authKeyEnv, oneErrorLine, remoteNames } from "../_remote_cli.ts";
 import { sftpTarget } from "../_targets.ts";
 
 /**
@@ -29,6 +29,50 @@ async function slowRun(proxy: FaultProxy, args: string[], env: Record<string, st
   proxy.setFault({ kind: "pass" });
   assert.ok(!killed, `${args.join(" ")} still running after ${BOUND_MS / 1000} s`);
   return run;
+}
+
+/** Add `count` rows of 64 KiB of random bytes to the database `db` (blocks no snapshot holds yet). */
+async function addRows(db: string, count: number): Promise<void> {
+  const sql =
+    "CREATE TABLE IF NOT EXISTS filler (bytes BLOB); WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 " +
+    `FROM n WHERE i < ${count}) INSERT INTO filler SELECT randomblob(65536) FROM n;`;
+  const output = await new Deno.Command("sqlite3", { args: [db, sql] }).output();
+  assert.equal(output.code, 0, new TextDecoder().decode(output.stderr));
+}
+
+/**
+ * Two more snapshots pushed (1.5 MiB of new rows each: three packs, none under 1 MiB), then every connection cut 1 MiB
+ * into `remote verify --read-data --transfers 1` (past the documents, in the first pack): the verify fails in one line
+ * naming that pack after its retries, without going on to the other packs and their retries.
+ */
+async function verifyServerGone(
+  proxy: FaultProxy,
+  store: { db: string },
+  env: Record<string, string>,
+  withKey: Record<string, string>,
+): Promise<void> {
+  for (let more = 0; more < 2; more++) {
+    await addRows(store.db, 24);
+    const next = await runCli(["create", "--chroma"], { env });
+    assert.equal(next.code, 0, next.stderr);
+    const pushed = await runCli(["push", (next.json as { stamp: string }).stamp], { env });
+    assert.equal(pushed.code, 0, pushed.stderr);
+  }
+  await assertVerified(withKey, ["--read-data"], "before the server went away");
+  const args = ["remote", "verify", "--read-data", "--transfers", "1"];
+  const goneEnv = { ...withKey, ATOCORE_BACKUP_STALL_TIMEOUT: SLOW.stall };
+  const { run, acted, killed } = await runUntil(args, goneEnv, afterBytes(proxy, 1 << 20), () => {
+    proxy.setFault({ kind: "cut", afterBytes: 0 });
+    proxy.cutOpen();
+  }, BOUND_MS);
+  proxy.setFault({ kind: "pass" });
+  assert.ok(acted && !killed, `acted ${acted}, killed ${killed}: ${run.stderr}`);
+  assert.equal(run.code, 1, `${run.stdout}${run.stderr}`);
+  const line = oneErrorLine(run, "verify with the server gone");
+  assert.match(line, /reading packs\/[0-9a-f]{2}\/[0-9a-f]+ in sftp:\/\/\S+ failed after 6 attempts: /);
+  assert.match(line, /check that the server is up and reachable/);
+  const warned = retries(run);
+  assert.ok(warned.length <= 5, `went on to the next packs (${warned.length} retries):\n${run.stderr}`);
 }
 
 /**
@@ -60,7 +104,7 @@ async function pushStalled(
 
 const target = await sftpTarget();
 if (target !== null) {
-  Deno.test("a slow SFTP link: push and restore complete; a stall fails in one line naming one object", async (t) => {
+  Deno.test("a slow SFTP link: push and restore complete; verify stops at the first pack it cannot reach", async (t) => {
     await using _target = target;
     using store = tempStore({ dbMiB: 4, chromaMiB: 1, segments: 1, seed: 53 });
     using keys = tempDir("atocore-keys-");
@@ -101,6 +145,11 @@ if (target !== null) {
           ...env,
           ...target.server!.through(target.fresh("stalled"), proxy.port),
         }),
+    );
+
+    await t.step(
+      "the server gone during verify --read-data: one line naming the pack, one pack's retries",
+      () => verifyServerGone(proxy, store, env, withKey),
     );
   });
 }
