@@ -142,6 +142,12 @@ const SENTENCES: Record<string, (fields: Fields) => string> = {
   interrupt_came_too_late: (f) =>
     `the ${text(f.signal)} came after the last point where ${text(f.command)} could stop safely, so it ran to ` +
     `its end: its result below stands`,
+  cleanup_live_store_not_found: (f) => `there is no live database at ${text(f.path)}: ${text(f.next)}`,
+  cleanup_unfinished_restore_kept: (f) =>
+    `kept ${list(f.stamps)}: an unfinished restore into ${text(f.db)} needs them (recorded in ${text(f.path)}; ` +
+    `remove that record by hand only once no restore into that store is unfinished)`,
+  restore_needs_not_recorded: (f) =>
+    `could not record in ${text(f.path)} that this restore needs ${list(f.stamps)} (${text(f.error)}): ${text(f.next)}`,
   restore_unfinished_found: (f) =>
     `an earlier restore of ${text(f.stamp)} did not finish (recorded in ${text(f.intent)}); it is settled first`,
 };
