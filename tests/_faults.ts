@@ -8,7 +8,8 @@
 import { createHash } from "node:crypto";
 import { join } from "node:path";
 import { withJournalMode } from "../src/sqlite/journal_header.ts";
-import { cliCommand, cliEnv, cliProcess, type CliRun, cliRunOf, ROOT } from "./_helpers.ts";
+import type { SampleStore } from "../src/sample/store.ts";
+import { cliCommand, cliEnv, cliProcess, type CliRun, cliRunOf, ROOT, storeEnv } from "./_helpers.ts";
 export { skipBecause } from "./_helpers.ts";
 
 /** The seed used when `FAULT_SEED` is not set, so CI runs the same trials every time. */
@@ -342,4 +343,33 @@ function seedNpmCache(denoDir: string): void {
 /** Give `nobody` every file below `root` (and `root` itself), as a service account would own its store. */
 export function chownToNobody(root: string): void {
   new Deno.Command("chown", { args: ["-R", `${NOBODY_UID}:${NOBODY_GID}`, root] }).outputSync();
+}
+
+/**
+ * Run `restore ARGS` on `store`, stopped (SIGSTOP) at the first stderr line holding the event `event` while `change`
+ * alters what it works on, then let it finish: its exit code and all of its stderr.
+ */
+export async function restoreStoppedAt(
+  store: SampleStore,
+  args: string[],
+  event: string,
+  change: () => void,
+): Promise<CliRun> {
+  const restore = cliProcess(["restore", ...args], { env: storeEnv(store), stdout: "null" }).spawn();
+  const lines = restore.stderr.pipeThrough(new TextDecoderStream()).getReader();
+  let stderr = "";
+  while (!stderr.includes(`"${event}"`)) {
+    const { value, done } = await lines.read();
+    if (done) break;
+    stderr += value;
+  }
+  if (!stderr.includes(`"${event}"`)) throw new Error(`the restore ended before ${event}: ${stderr}`);
+  Deno.kill(restore.pid, "SIGSTOP");
+  try {
+    change();
+  } finally {
+    Deno.kill(restore.pid, "SIGCONT");
+  }
+  for (let read = await lines.read(); !read.done; read = await lines.read()) stderr += read.value;
+  return { code: (await restore.status).code, stdout: "", stderr, json: undefined };
 }

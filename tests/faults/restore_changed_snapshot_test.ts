@@ -4,29 +4,9 @@
  */
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { cliProcess, type CliRun, createdStamp, sqlite3Json, storeEnv, tempDir, tempStore } from "../_helpers.ts";
-import { entryNames, liveDigest } from "../_faults.ts";
+import { createdStamp, sqlite3Json, storeEnv, tempDir, tempStore } from "../_helpers.ts";
+import { entryNames, liveDigest, restoreStoppedAt } from "../_faults.ts";
 import type { SampleStore } from "../../src/sample/store.ts";
-
-/** Run `restore STAMP ARGS`, stopped once it has validated the snapshot while `change` alters the backup folder. */
-async function restoreChangedMidway(store: SampleStore, args: string[], change: () => void): Promise<CliRun> {
-  const restore = cliProcess(["restore", ...args], { env: storeEnv(store), stdout: "null" }).spawn();
-  const lines = restore.stderr.pipeThrough(new TextDecoderStream()).getReader();
-  let stderr = "";
-  while (!stderr.includes('"restore_snapshot_validated"')) {
-    const { value, done } = await lines.read();
-    if (done) break;
-    stderr += value;
-  }
-  Deno.kill(restore.pid, "SIGSTOP");
-  try {
-    change();
-  } finally {
-    Deno.kill(restore.pid, "SIGCONT");
-  }
-  for (let read = await lines.read(); !read.done; read = await lines.read()) stderr += read.value;
-  return { code: (await restore.status).code, stdout: "", stderr, json: undefined };
-}
 
 /** A store with a snapshot (Chroma included), whose live database then gains a table the snapshot lacks. */
 async function storeAheadOfSnapshot(): Promise<{ store: SampleStore & Disposable; stamp: string; snapshot: string }> {
@@ -55,9 +35,10 @@ Deno.test("a snapshot database replaced after the validation is refused, the liv
   const { store, stamp, snapshot } = await storeAheadOfSnapshot();
   using _store = store;
   const before = liveDigest(store);
-  const run = await restoreChangedMidway(
+  const run = await restoreStoppedAt(
     store,
     [stamp, "--confirm-service-stopped"],
+    "restore_snapshot_validated",
     () => swapForOtherDatabase(join(snapshot, "db", "atocore.db")),
   );
   assert.equal(run.code, 3, run.stderr);
@@ -71,9 +52,10 @@ Deno.test("restore --to refuses a snapshot database replaced after the validatio
   using _store = store;
   using out = tempDir();
   const to = join(out.path, "out");
-  const run = await restoreChangedMidway(
+  const run = await restoreStoppedAt(
     store,
     [stamp, "--to", to],
+    "restore_snapshot_validated",
     () => swapForOtherDatabase(join(snapshot, "db", "atocore.db")),
   );
   assert.equal(run.code, 3, run.stderr);
@@ -86,7 +68,7 @@ Deno.test("a Chroma file rewritten in the snapshot after the validation is refus
   using _store = store;
   const before = liveDigest(store);
   const file = join(snapshot, "chroma", "00000000-5e9a-4c1d-8f00-000000000000", "data_level0.bin");
-  const run = await restoreChangedMidway(store, [stamp, "--confirm-service-stopped"], () => {
+  const run = await restoreStoppedAt(store, [stamp, "--confirm-service-stopped"], "restore_snapshot_validated", () => {
     const bytes = Deno.readFileSync(file);
     bytes[0] ^= 0xff; // same size, same inode: only its bytes tell
     Deno.writeFileSync(file, bytes);
@@ -106,10 +88,15 @@ Deno.test("a snapshot registry replaced after the validation is refused with the
   using _store = store;
   const registry = Deno.readTextFileSync(store.registry);
   const [config] = entryNames(join(snapshot, "config"));
-  const run = await restoreChangedMidway(store, [stamp, "--confirm-service-stopped", "--no-chroma"], () => {
-    Deno.writeTextFileSync(join(snapshot, "config", `${config}.other`), '{"projects": []}');
-    Deno.renameSync(join(snapshot, "config", `${config}.other`), join(snapshot, "config", config));
-  });
+  const run = await restoreStoppedAt(
+    store,
+    [stamp, "--confirm-service-stopped", "--no-chroma"],
+    "restore_snapshot_validated",
+    () => {
+      Deno.writeTextFileSync(join(snapshot, "config", `${config}.other`), '{"projects": []}');
+      Deno.renameSync(join(snapshot, "config", `${config}.other`), join(snapshot, "config", config));
+    },
+  );
   assert.equal(run.code, 3, run.stderr);
   assert.match(run.stderr, /restore stopped while replacing the registry .*config\/project-registry\.json was copied/);
   assert.match(run.stderr, /changed so far: replaced the database .*; not changed: the registry /);

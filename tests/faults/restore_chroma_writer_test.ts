@@ -5,31 +5,8 @@
  */
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { cliProcess, type CliRun, createdStamp, storeEnv, tempDir, tempStore } from "../_helpers.ts";
-import { treeDigest } from "../_faults.ts";
-import type { SampleStore } from "../../src/sample/store.ts";
-
-/** Run a live restore of `stamp`, stopped at the first stderr line holding `event` while `change` runs. */
-async function restoreChangedAt(store: SampleStore, stamp: string, event: string, change: () => void): Promise<CliRun> {
-  const restore = cliProcess(["restore", stamp, "--confirm-service-stopped"], { env: storeEnv(store), stdout: "null" })
-    .spawn();
-  const lines = restore.stderr.pipeThrough(new TextDecoderStream()).getReader();
-  let stderr = "";
-  while (!stderr.includes(`"${event}"`)) {
-    const { value, done } = await lines.read();
-    if (done) break;
-    stderr += value;
-  }
-  assert.ok(stderr.includes(`"${event}"`), `no ${event}: ${stderr}`);
-  Deno.kill(restore.pid, "SIGSTOP");
-  try {
-    change();
-  } finally {
-    Deno.kill(restore.pid, "SIGCONT");
-  }
-  for (let read = await lines.read(); !read.done; read = await lines.read()) stderr += read.value;
-  return { code: (await restore.status).code, stdout: "", stderr, json: undefined };
-}
+import { cliProcess, createdStamp, storeEnv, tempDir, tempStore } from "../_helpers.ts";
+import { restoreStoppedAt, treeDigest } from "../_faults.ts";
 
 Deno.test("set-user and set-group bits a writer put on its live Chroma files are not given to the restored copies", async () => {
   using store = tempStore({ dbMiB: 1, chromaMiB: 1, segments: 2, seed: 61 });
@@ -53,7 +30,7 @@ Deno.test("the staged copy swapped for a link to an empty folder before the swap
   const snapshotChroma = treeDigest(join(store.backupDir, "snapshots", stamp, "chroma"));
   Deno.writeTextFileSync(join(store.chromaDir, "after-snapshot"), "live");
   const before = treeDigest(store.chromaDir);
-  const run = await restoreChangedAt(store, stamp, "restore_chroma_staged", () => {
+  const run = await restoreStoppedAt(store, [stamp, "--confirm-service-stopped"], "restore_chroma_staged", () => {
     const staged = [...Deno.readDirSync(store.chromaDir)].find((entry) => entry.name.startsWith(".atocore-restore-"))!;
     const path = join(store.chromaDir, staged.name);
     Deno.renameSync(path, join(store.chromaDir, "zz-renamed-by-writer"));
@@ -76,7 +53,7 @@ Deno.test("a snapshot's Chroma link changed while the restore copies it is refus
   const stamp = await createdStamp(storeEnv(store));
   const snapshotLink = join(store.backupDir, "snapshots", stamp, "chroma", "z-link");
   const before = treeDigest(store.chromaDir);
-  const run = await restoreChangedAt(store, stamp, "restore_chroma_staging", () => {
+  const run = await restoreStoppedAt(store, [stamp, "--confirm-service-stopped"], "restore_chroma_staging", () => {
     Deno.removeSync(snapshotLink);
     Deno.symlinkSync("/etc/shadow", snapshotLink);
   });
