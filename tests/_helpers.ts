@@ -117,6 +117,21 @@ export async function runCliInShell(script: string, args: string[], env: Record<
   return cliRunOf(await command.output());
 }
 
+/**
+ * Run the CLI with `args` on a terminal (`script`), in the clean environment of {@linkcode cliEnv}: its exit code and
+ * what the terminal showed (stdout and stderr together).
+ */
+export async function runCliOnTerminal(
+  args: string[],
+  env: Record<string, string>,
+): Promise<{ code: number; text: string }> {
+  const quote = (text: string) => `'${text.replaceAll("'", "'\\''")}'`;
+  const command = ["env", "-i", ...Object.entries(cliEnv(env)).map(([key, value]) => `${key}=${value}`)]
+    .concat(cliCommand(args)).map(quote).join(" ");
+  const output = await new Deno.Command("script", { args: ["-qec", command, "/dev/null"], stdout: "piped" }).output();
+  return { code: output.code, text: new TextDecoder().decode(output.stdout) };
+}
+
 /** Run the CLI as a subprocess with `args` and wait for it. */
 export async function runCli(args: string[], options: CliOptions = {}): Promise<CliRun> {
   return cliRunOf(await cliProcess(args, options).output());

@@ -14,6 +14,7 @@ import {
   moduleSnapshot,
   ROOT,
   runCli,
+  runCliOnTerminal,
   skipBecause,
   storeEnv,
   tempDir,
@@ -154,12 +155,8 @@ Deno.test("list notes a folder whose name is not a calendar-valid stamp as it no
   using store = await storeWithSnapshot();
   const names = ["20260230T000000Z", "20261231T235960Z", "notes"];
   for (const name of names) Deno.mkdirSync(join(store.backupDir, "snapshots", name));
-  const quote = (text: string) => `'${text.replaceAll("'", "'\\''")}'`;
-  const command = ["env", "-i", ...Object.entries(cliEnv(storeEnv(store))).map(([key, value]) => `${key}=${value}`)]
-    .concat(cliCommand(["list"])).map(quote).join(" ");
-  const output = await new Deno.Command("script", { args: ["-qec", command, "/dev/null"], stdout: "piped" }).output();
-  const text = new TextDecoder().decode(output.stdout);
-  assert.equal(output.code, 0, text);
+  const { code, text } = await runCliOnTerminal(["list"], storeEnv(store));
+  assert.equal(code, 0, text);
   for (const name of names) {
     assert.match(text, new RegExp(`^${name} .* not a stamp: no command takes it, cleanup leaves it\\r?$`, "m"));
     assert.equal((await validate(store.backupDir, name)).code, 2, `validate ${name}`);

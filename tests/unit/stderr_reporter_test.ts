@@ -3,7 +3,7 @@ import { progressLine, readableWarning } from "../../src/cli/stderr_reporter.ts"
 import { join } from "node:path";
 import { WORDED_WARNINGS } from "../../src/cli/warning_text.ts";
 import { walkTree } from "../../src/fs/tree.ts";
-import { cliCommand, cliEnv, placeValidSnapshot, ROOT, runCli, storeEnv, tempStore } from "../_helpers.ts";
+import { placeValidSnapshot, ROOT, runCli, runCliOnTerminal, storeEnv, tempStore } from "../_helpers.ts";
 
 Deno.test("a warning reads as one sentence saying what was not checked or done, and why", () => {
   assert.equal(
@@ -60,12 +60,8 @@ Deno.test("every warning event the tool emits has a sentence", () => {
 Deno.test("on a terminal, warnings are sentences; elsewhere, JSON lines with the event names", async () => {
   using store = tempStore({ dbMiB: 1 });
   placeValidSnapshot(store.backupDir, "20990101T000000Z");
-  const quote = (text: string) => `'${text.replaceAll("'", "'\\''")}'`;
-  const command = ["env", "-i", ...Object.entries(cliEnv(storeEnv(store))).map(([key, value]) => `${key}=${value}`)]
-    .concat(cliCommand(["list"])).map(quote).join(" ");
-  const output = await new Deno.Command("script", { args: ["-qec", command, "/dev/null"], stdout: "piped" }).output();
-  const text = new TextDecoder().decode(output.stdout);
-  assert.equal(output.code, 0, text);
+  const { code, text } = await runCliOnTerminal(["list"], storeEnv(store));
+  assert.equal(code, 0, text);
   assert.match(text, /warning: snapshot 20990101T000000Z is stamped \d+ years in the future, so its age is unknown/);
   assert.ok(!text.includes("snapshot_stamp_in_future"), text);
   assert.match(text, /20990101T000000Z +future .* stamp in the future: check the clock/);
