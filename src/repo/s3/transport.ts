@@ -9,6 +9,7 @@ import { createHash } from "node:crypto";
 import { AwsV4Signer } from "aws4fetch";
 import type { S3Credentials } from "./credentials.ts";
 import { interruptSignal } from "../../sys/interrupt.ts";
+import { PROGRESS_BYTES } from "../progress.ts";
 
 /** How long to wait before a request is given up as stalled. */
 export interface Timeouts {
@@ -122,12 +123,6 @@ export async function send(
   deadline.arm(timeouts.stallMs, "reading the answer");
   return response;
 }
-
-/**
- * Bytes that must come within one stall timeout for the body to count as moving: a server that trickles a byte now
- * and then (never silent for the whole timeout) would otherwise hold a read for ever.
- */
-const PROGRESS_BYTES = 64 * 1024;
 
 /** What {@linkcode readBody} reads into and what it does with a body past its `limit`. */
 export interface BodyOptions {
