@@ -13,7 +13,9 @@ export type ProxyFault =
   /** Stop forwarding once `afterBytes` have gone through, keeping both sides open: a stalled link. */
   | { kind: "stall"; afterBytes: number }
   /** Forward at most `bytesPerSecond` each way: a slow link. */
-  | { kind: "throttle"; bytesPerSecond: number };
+  | { kind: "throttle"; bytesPerSecond: number }
+  /** Once `afterBytes` have gone through, forward `bytes` every `everyMs` each way: a server that trickles. */
+  | { kind: "trickle"; afterBytes: number; bytes: number; everyMs: number };
 
 /** A running proxy: where to connect, and how to change what it does. */
 export interface FaultProxy extends AsyncDisposable {
@@ -57,7 +59,7 @@ export function startProxy(target: { hostname: string; port: number }): FaultPro
     for await (const client of listener) {
       stats.accepted++;
       const fault = control.budget > 0 ? control.fault : { kind: "pass" } as const;
-      if (fault.kind === "throttle") claim(fault);
+      if (fault.kind === "throttle" || fault.kind === "trickle") claim(fault);
       pumps.push(relay(client, target, fault, open, { stats, relays, claim: () => claim(fault) }));
     }
   })().catch(() => {});
@@ -153,9 +155,10 @@ async function pump(
       state.passing = !state.claimed;
     }
     if (striking && !state.passing) chunk = chunk.subarray(0, Math.max(0, fault.afterBytes - state.bytes));
+    const before = state.bytes;
     state.bytes += chunk.length;
     state.shared.stats.bytes += chunk.length;
-    if (!await writeAll(to, chunk)) break;
+    if (!await (fault.kind === "trickle" ? trickle(to, chunk, fault, before, state) : writeAll(to, chunk))) break;
     if (striking && !state.passing && state.bytes >= fault.afterBytes) {
       if (fault.kind === "cut") done();
       else state.stalled = true;
@@ -166,6 +169,27 @@ async function pump(
     }
   }
   if (!state.stalled) done();
+}
+
+/**
+ * Write `chunk`, which comes `before` bytes into the connection: at once up to the fault's `afterBytes`, then `bytes`
+ * every `everyMs` (until the relay is stalled).
+ */
+async function trickle(
+  to: Deno.Conn,
+  chunk: Uint8Array,
+  fault: { afterBytes: number; bytes: number; everyMs: number },
+  before: number,
+  state: RelayState,
+): Promise<boolean> {
+  let at = Math.max(0, Math.min(chunk.length, fault.afterBytes - before));
+  if (!await writeAll(to, chunk.subarray(0, at))) return false;
+  while (at < chunk.length && !state.stalled) {
+    await new Promise((resolve) => setTimeout(resolve, fault.everyMs));
+    if (!await writeAll(to, chunk.subarray(at, at + fault.bytes))) return false;
+    at += fault.bytes;
+  }
+  return true;
 }
 
 async function writeAll(to: Deno.Conn, chunk: Uint8Array): Promise<boolean> {

@@ -1,6 +1,7 @@
 /**
- * A slow SFTP link is not a dead server, and a server gone away stops `remote verify --read-data` at once: through the
- * tests' TCP proxy (`tests/_proxy.ts`) in front of a real sshd, with a short stall timeout so that each run is seconds.
+ * A slow SFTP link is not a dead server, a trickling one is, and a server gone away stops `remote verify --read-data`
+ * at once: through the tests' TCP proxy (`tests/_proxy.ts`) in front of a real sshd, with a short stall timeout so
+ * that each run is seconds.
  *
  * @module
  */
@@ -38,6 +39,35 @@ async function addRows(db: string, count: number): Promise<void> {
     `FROM n WHERE i < ${count}) INSERT INTO filler SELECT randomblob(65536) FROM n;`;
   const output = await new Deno.Command("sqlite3", { args: [db, sql] }).output();
   assert.equal(output.code, 0, new TextDecoder().decode(output.stderr));
+}
+
+/**
+ * Every connection trickling 1 MiB in (past its login and the documents): 4800 bytes each way every 100 ms. The client
+ * decrypts whole SSH packets (32 KiB of an answer each), so one comes about every 0.7 s: never silent for the 1 s stall
+ * timeout, but less than 64 KiB in it, and no whole answer (255 KiB) either.
+ */
+const TRICKLE = { kind: "trickle", afterBytes: 1 << 20, bytes: 4800, everyMs: 100 } as const;
+
+/**
+ * `remote verify --read-data --transfers 1` from a server that trickles ({@linkcode TRICKLE}): each connection is
+ * dropped after the stall timeout, and the verify fails after its attempts in one line naming the pack, what little
+ * came, and --stall-timeout as a next step.
+ */
+async function verifyTrickled(proxy: FaultProxy, env: Record<string, string>): Promise<void> {
+  proxy.setFault(TRICKLE);
+  const trickleEnv = { ...env, ATOCORE_BACKUP_STALL_TIMEOUT: "1s" };
+  const args = ["remote", "verify", "--read-data", "--transfers", "1"];
+  const { run, killed } = await runUntil(args, trickleEnv, () => false, () => {}, BOUND_MS);
+  proxy.setFault({ kind: "pass" });
+  proxy.cutOpen();
+  assert.ok(!killed, `a trickling server held remote verify for ${BOUND_MS / 1000} s: ${run.stderr}`);
+  assert.ok(retries(run).length > 0, `no connection dropped for trickling: ${run.stdout}${run.stderr}`);
+  assert.equal(run.code, 1, `${run.stdout}${run.stderr}`);
+  const line = oneErrorLine(run, "verify from a trickling server");
+  assert.match(line, /reading packs\/[0-9a-f]{2}\/[0-9a-f]+ in sftp:\/\/\S+ failed after 6 attempts: /);
+  assert.match(line, /the SFTP server sent only \d+ bytes in 1 s \(less than 64 KiB, and no whole answer\) while/);
+  assert.match(line, /give a slow link more time \(--stall-timeout\)/);
+  console.log(`sftp verify from a trickling server: ${line}`);
 }
 
 /**
@@ -145,6 +175,11 @@ if (target !== null) {
           ...env,
           ...target.server!.through(target.fresh("stalled"), proxy.port),
         }),
+    );
+
+    await t.step(
+      "a server trickling under 64 KiB per stall timeout during verify --read-data: dropped, one line",
+      () => verifyTrickled(proxy, withKey),
     );
 
     await t.step(

@@ -28,7 +28,7 @@ import * as request from "./requests.ts";
 import { readAll, writeAll } from "./transfer.ts";
 import { parseSftpUrl, type SftpAddress } from "./url.ts";
 
-/** The default waits: 20 s to connect and log in, 60 s without data from the server while requests wait. */
+/** The default waits: 20 s to connect and log in, 60 s without progress from the server while requests wait. */
 export const DEFAULT_SFTP_TIMEOUTS: SftpTimeouts = { connectMs: 20_000, stallMs: 60_000 };
 
 /** What opening an SFTP repository needs besides its URL. */

@@ -1,6 +1,7 @@
 /**
  * One SSH connection and its SFTP channel (npm `ssh2`, pure JavaScript): logged in with a key file, the host key
- * checked against known_hosts, dropped when the server sends nothing for the stall timeout while requests wait.
+ * checked against known_hosts, dropped when the server sends neither a whole answer nor 64 KiB in a stall timeout while
+ * requests wait.
  *
  * @module
  */
@@ -10,6 +11,7 @@ import { describeOsError, OperationError, RefusedError, UsageError } from "../..
 import { readRegularFile } from "../../fs/regular_file.ts";
 import { lstatOrNull } from "../../fs/probe.ts";
 import { describeSftpError, isTransientSftpError, SftpConnectionError, SftpStallError } from "./errors.ts";
+import { PROGRESS_BYTES } from "../progress.ts";
 import {
   blobType,
   fingerprint,
@@ -47,7 +49,10 @@ export interface SftpCredentials {
 export interface SftpTimeouts {
   /** From the TCP connect to the SFTP channel being open. */
   connectMs: number;
-  /** Without data from the server while requests wait; past it the connection is dropped (and the operation retried). */
+  /**
+   * Without a whole answer or 64 KiB from the server while requests wait; past it the connection is dropped (and the
+   * operation retried).
+   */
   stallMs: number;
 }
 
@@ -59,7 +64,7 @@ type Ssh2Sftp = any;
 // deno-lint-ignore no-explicit-any
 type Ssh2Client = any;
 
-/** An open SFTP channel: requests as promises, the connection dropped when the server sends nothing for too long. */
+/** An open SFTP channel: requests as promises, the connection dropped when the server sends too little for too long. */
 export class SftpSession {
   /** Set once the connection failed or was closed; the backend then opens another. */
   broken = false;
@@ -67,8 +72,13 @@ export class SftpSession {
   #dropped: SftpConnectionError | null = null;
   /** The requests waiting for an answer: failed at once when the connection closes (`ssh2` would leave them). */
   readonly #pending = new Set<() => void>();
-  /** When the server last sent data on the channel, or the first of the waiting requests was sent after none. */
+  /**
+   * When the stall timeout last restarted: a whole answer came, {@linkcode PROGRESS_BYTES} came since it last
+   * restarted, or the first of the waiting requests was sent after none.
+   */
   #heardAt = 0;
+  /** The bytes the server sent on the channel since {@linkcode #heardAt}. */
+  #bytesSince = 0;
   /** The stall check, armed while requests wait. */
   #watch: ReturnType<typeof setTimeout> | undefined;
 
@@ -78,12 +88,13 @@ export class SftpSession {
       this.broken = true;
       this.#failPending();
     });
-    // every byte of every answer counts as progress, so that a slow link with many requests queued on it (16 per
-    // transfer, transfers sharing the connection) is not taken for a dead server; an SSH keepalive's answer is not
-    // data of the channel, so a hung SFTP server still stalls
+    // the bytes of every answer count, so that a slow link with many requests queued on it (16 per transfer,
+    // transfers sharing the connection) is not taken for a dead server, but only by 64 KiB at a time, so that a
+    // server trickling a few bytes now and then is; an SSH keepalive's answer is not data of the channel
     const push = sftp.push.bind(sftp);
-    sftp.push = (data: unknown) => {
-      this.#heardAt = performance.now();
+    sftp.push = (data: { length: number } | null) => {
+      this.#bytesSince += data?.length ?? 0;
+      if (this.#bytesSince >= PROGRESS_BYTES) this.#heard();
       return push(data);
     };
   }
@@ -99,8 +110,9 @@ export class SftpSession {
   }
 
   /**
-   * Send one request (`start` calls `ssh2` with `done`); when the server sends nothing on the channel for the stall
-   * timeout while any request waits, the connection is dropped and every waiting request fails with that reason.
+   * Send one request (`start` calls `ssh2` with `done`); when the server sends neither a whole answer nor 64 KiB on
+   * the channel in the stall timeout while any request waits, the connection is dropped and every waiting request fails
+   * with that reason.
    */
   request<T>(what: string, start: (done: Done<T>) => void): Promise<T> {
     if (this.broken) return Promise.reject(new SftpConnectionError(`the SFTP connection was lost before ${what}`));
@@ -116,10 +128,11 @@ export class SftpSession {
             new SftpConnectionError(`the connection to the SFTP server closed before it answered (${what})`),
         );
       };
-      if (this.#pending.size === 0) this.#heardAt = performance.now();
+      if (this.#pending.size === 0) this.#heard();
       this.#pending.add(fail);
       this.#watch ??= setTimeout(() => this.#check(), this.stallMs);
       start((error, value) => {
+        this.#heard(); // a whole answer, however small
         settle();
         if (error) reject(this.#dropped ?? error); // the requests failed by a drop say why it was dropped
         else resolve(value as T);
@@ -127,7 +140,13 @@ export class SftpSession {
     });
   }
 
-  /** Past the stall timeout without data while requests wait: drop the connection; else look again when it would be. */
+  /** Restart the stall timeout. */
+  #heard(): void {
+    this.#heardAt = performance.now();
+    this.#bytesSince = 0;
+  }
+
+  /** Past the stall timeout without progress while requests wait: drop the connection; else look again then. */
   #check(): void {
     this.#watch = undefined;
     if (this.#pending.size === 0 || this.broken) return;
@@ -137,9 +156,13 @@ export class SftpSession {
       return;
     }
     const waiting = this.#pending.size;
+    const seconds = this.stallMs / 1000;
+    const sent = this.#bytesSince === 0
+      ? `nothing for ${seconds} s`
+      : `only ${this.#bytesSince} bytes in ${seconds} s (less than 64 KiB, and no whole answer)`;
     this.drop(
       new SftpStallError(
-        `the SFTP server sent nothing for ${this.stallMs / 1000} s while ${waiting} ` +
+        `the SFTP server sent ${sent} while ${waiting} ` +
           `request${waiting === 1 ? "" : "s"} waited on the connection, which was dropped`,
       ),
     );

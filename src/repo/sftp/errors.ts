@@ -17,7 +17,7 @@ export class SftpConnectionError extends OperationError {
   }
 }
 
-/** The server sent nothing for the stall timeout while requests waited: the connection was dropped. */
+/** Neither a whole answer nor 64 KiB came in the stall timeout while requests waited: the connection was dropped. */
 export class SftpStallError extends SftpConnectionError {}
 
 const TRANSIENT_CODES = new Set([
