@@ -100,7 +100,7 @@ function openSftp(spec: string, context: BackendContext): ClosableBackend {
   return openSftpBackend(spec, { keyFile, knownHostsFile, timeouts, onRetry: network?.onRetry });
 }
 
-/** The S3 session's options: the stall timeout bounds both the wait for an answer and a download's silence. */
+/** The S3 session's options: the stall timeout bounds the wait for an answer and each 64 KiB of a download. */
 function s3Options(network: NetworkOptions | undefined): S3BackendOptions {
   const stallMs = network?.stallMs;
   const timeouts = stallMs === undefined ? undefined : { ...DEFAULT_TIMEOUTS, answerMs: stallMs, stallMs };
