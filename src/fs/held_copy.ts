@@ -41,12 +41,14 @@ export function copyIntoHeld(
   const total = entries.reduce((sum, entry) => sum + (entry.kind === "file" ? entry.size : 0), 0);
   const totals = { files: 0, bytes: 0 };
   const buffer = new Uint8Array(1 << 20);
-  using folders = new OpenTree(calls, target);
+  // each folder as open to others as its source, once filled (one without write permission could not be filled)
+  const onClose = (path: string, fd: number, shown: string) => calls.setMode(fd, modeOf(join(source, path)), shown);
+  using folders = new OpenTree(calls, target, { onClose });
   for (const entry of entries) {
     const from = join(source, entry.path);
     const { parent, name, shown } = folders.place(entry.path);
     if (entry.kind === "dir") {
-      calls.makeFolder(parent, name, 0o700, shown); // opened to others once filled, below
+      calls.makeFolder(parent, name, 0o700, shown); // opened to others once filled (onClose)
       folders.open(entry.path);
     } else if (entry.kind === "symlink") {
       const target = Deno.readLinkSync(from);
@@ -60,9 +62,7 @@ export function copyIntoHeld(
       hooks.onProgress?.(totals.bytes, total);
     }
   }
-  for (const entry of entries.filter((entry) => entry.kind === "dir").reverse()) {
-    calls.setMode(folders.open(entry.path), modeOf(join(source, entry.path)), join(target.path, entry.path));
-  }
+  folders.finish();
   return totals;
 }
 
@@ -100,7 +100,12 @@ function copyFile(
  * it; then flush `target` itself.
  */
 export function fitHeld(calls: FolderCalls, target: OpenFolder, entries: TreeEntry[], fit: Fit): void {
-  using folders = new OpenTree(calls, target);
+  const dirs = new Map(entries.filter((entry) => entry.kind === "dir").map((entry) => [entry.path, entry]));
+  const onClose = (path: string, fd: number, shown: string) => {
+    fit(dirs.get(path)!, fd, shown);
+    calls.syncNow(fd, shown);
+  };
+  using folders = new OpenTree(calls, target, { onClose });
   for (const entry of entries) {
     if (entry.kind === "dir") folders.open(entry.path);
     if (entry.kind !== "file") continue;
@@ -113,11 +118,7 @@ export function fitHeld(calls: FolderCalls, target: OpenFolder, entries: TreeEnt
       calls.close(fd);
     }
   }
-  for (const entry of entries.filter((entry) => entry.kind === "dir").reverse()) {
-    const shown = join(target.path, entry.path);
-    fit(entry, folders.open(entry.path), shown);
-    calls.syncNow(folders.open(entry.path), shown);
-  }
+  folders.finish();
   calls.syncNow(target.fd, target.path);
 }
 
@@ -127,20 +128,20 @@ function modeOf(path: string): number {
 }
 
 /**
- * The folders of a tree below a held one, each opened once inside its parent (never through a link), made first where
- * asked, all closed together.
+ * The folders of a tree below a held one, opened one inside the other (never through a link), made first where asked:
+ * only the chain down to the folder last asked for is open (a tree's depth of descriptors, not its number of folders);
+ * each folder left is handed to `onClose` first (its mode set, its entries flushed), by {@linkcode OpenTree.finish}
+ * at the end too. Disposing closes what is open without `onClose` (after a failure).
  */
 export class OpenTree implements Disposable {
-  private readonly fds = new Map<string, number>();
+  private readonly chain: { path: string; fd: number }[] = [];
 
   /** Hold the tree below `root`; with `ownsRoot`, `root`'s descriptor is closed with the others. */
   constructor(
     private readonly calls: FolderCalls,
     private readonly root: OpenFolder,
-    private readonly ownsRoot = false,
-  ) {
-    this.fds.set(".", root.fd);
-  }
+    private readonly options: { ownsRoot?: boolean; onClose?: (path: string, fd: number, shown: string) => void } = {},
+  ) {}
 
   /**
    * Where the entry at the relative `path` goes: its parent's descriptor (the folders above made first with `make`),
@@ -150,25 +151,45 @@ export class OpenTree implements Disposable {
     return { parent: this.open(dirname(path), make), name: basename(path), shown: join(this.root.path, path) };
   }
 
-  /** The descriptor of the folder at the relative `path`, opened (made first with `make`) the first time it is asked for. */
+  /** The descriptor of the folder at the relative `path` (made first with `make`), the folders off its way left. */
   open(path: string, make = false): number {
-    const known = this.fds.get(path);
-    if (known !== undefined) return known;
-    const { parent, name, shown } = this.place(path, make);
-    if (make) {
-      try {
-        this.calls.makeFolder(parent, name, FOLDER_MODE, shown);
-      } catch (error) {
-        if (!(error instanceof Deno.errors.AlreadyExists)) throw error;
+    const top = () => this.chain.at(-1);
+    while (top() && path !== top()!.path && !path.startsWith(`${top()!.path}/`)) this.leave(true);
+    if (path === ".") return this.root.fd;
+    const below = top() === undefined ? path : path.slice(top()!.path.length + 1);
+    for (const name of below === "" ? [] : below.split("/")) {
+      const parent = top()?.fd ?? this.root.fd;
+      const at = top() === undefined ? name : `${top()!.path}/${name}`;
+      const shown = join(this.root.path, at);
+      if (make) {
+        try {
+          this.calls.makeFolder(parent, name, FOLDER_MODE, shown);
+        } catch (error) {
+          if (!(error instanceof Deno.errors.AlreadyExists)) throw error;
+        }
       }
+      this.chain.push({ path: at, fd: this.calls.openFolder(name, { fd: parent, shown }) });
     }
-    const fd = this.calls.openFolder(name, { fd: parent, shown });
-    this.fds.set(path, fd);
-    return fd;
+    return top()!.fd;
   }
 
-  /** Close every folder opened here (the root only when owned). */
+  /** Leave every folder still open, each handed to `onClose`: the end of a walk that went well. */
+  finish(): void {
+    while (this.chain.length > 0) this.leave(true);
+  }
+
+  private leave(finished: boolean): void {
+    const { path, fd } = this.chain.pop()!;
+    try {
+      if (finished) this.options.onClose?.(path, fd, join(this.root.path, path));
+    } finally {
+      this.calls.close(fd);
+    }
+  }
+
+  /** Close every folder still open (the root only when owned), without `onClose`. */
   [Symbol.dispose](): void {
-    for (const [path, fd] of this.fds) if (path !== "." || this.ownsRoot) this.calls.close(fd);
+    while (this.chain.length > 0) this.leave(false);
+    if (this.options.ownsRoot) this.calls.close(this.root.fd);
   }
 }

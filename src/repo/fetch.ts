@@ -226,7 +226,8 @@ function createLinks(root: string, links: DocumentLink[]): void {
 function heldTree(calls: FolderCalls, root: string): OpenTree {
   const above = calls.openFolder(dirname(root));
   try {
-    return new OpenTree(calls, { fd: calls.openFolder(basename(root), { fd: above, shown: root }), path: root }, true);
+    const fd = calls.openFolder(basename(root), { fd: above, shown: root });
+    return new OpenTree(calls, { fd, path: root }, { ownsRoot: true });
   } finally {
     calls.close(above);
   }
