@@ -10,6 +10,7 @@ import { type CreateResult, createSnapshot } from "../ops/create.ts";
 import { drillSnapshot } from "../ops/drill.ts";
 import type { DrillResult } from "../ops/drill_result.ts";
 import { removeQuietly } from "../fs/durable.ts";
+import { describeOsError, OperationError } from "../errors.ts";
 import { acquireLock } from "../ops/lock.ts";
 import type { Reporter } from "../report/reporter.ts";
 import { DEFAULT_POLICY } from "../snapshot/retention.ts";
@@ -51,7 +52,7 @@ export interface SampleDrillResult {
  */
 export async function runSampleDrill(options: SampleDrillOptions): Promise<SampleDrillResult> {
   const { driver, reporter } = options;
-  const dataDir = Deno.makeTempDirSync({ dir: systemTempFolder(), prefix: "atocore-sample-" });
+  const dataDir = makeSampleFolder();
   try {
     const store = makeSampleStore(dataDir, { driver });
     reporter.event("info", "sample_store_created", { data_dir: dataDir });
@@ -87,5 +88,23 @@ export async function runSampleDrill(options: SampleDrillOptions): Promise<Sampl
     };
   } finally {
     if (!options.keep) removeQuietly(dataDir);
+  }
+}
+
+/**
+ * The sample's temporary folder, made in the system's temporary folder.
+ *
+ * @throws {OperationError} naming the folder and TMPDIR when it cannot be made, as `drill --latest`'s scratch does.
+ */
+function makeSampleFolder(): string {
+  const folder = systemTempFolder();
+  try {
+    return Deno.makeTempDirSync({ dir: folder, prefix: "atocore-sample-" });
+  } catch (error) {
+    throw new OperationError(
+      `cannot make a sample folder in the temporary folder ${folder} (${describeOsError(error)}); ` +
+        "set TMPDIR to a folder with room for a small store",
+      { cause: error },
+    );
   }
 }

@@ -357,6 +357,19 @@ Deno.test("drill --sample runs the whole tool in a temporary folder and leaves n
   assert.deepEqual([...Deno.readDirSync(cwd.path)], [], "nothing written where it ran");
 });
 
+Deno.test("drill --sample with TMPDIR missing or a file says so in one line naming it, with TMPDIR as the next step", async () => {
+  using cwd = tempDir();
+  const file = join(cwd.path, "a-file");
+  Deno.writeTextFileSync(file, "");
+  for (const [tmpdir, why] of [[join(cwd.path, "missing"), "not found"], [file, "not a folder"]]) {
+    const run = await runCli(["drill", "--sample"], { cwd: cwd.path, env: { TMPDIR: tmpdir } });
+    assert.equal(run.code, 1, run.stderr);
+    const lines = run.stderr.trim().split("\n").filter((line) => line.includes("error:"));
+    assert.equal(lines.length, 1, run.stderr);
+    assert.match(lines[0], new RegExp(`in the temporary folder ${tmpdir} \\(.*\\); set TMPDIR to a folder`), why);
+  }
+});
+
 Deno.test("metrics: a failed run without an earlier success has no last-success sample; values are plain numbers", () => {
   const text = renderMetrics({
     operation: "create",
