@@ -118,35 +118,52 @@ Examples:
     ...TRANSFER_OPTIONS,
   },
   maxPositionals: 1,
-  run(values, positionals, context): Promise<Outcome> {
-    checkArguments(values, positionals);
-    if (values.junit !== undefined) {
-      const junit = outputPath(context.cwd, values.junit);
-      requireWritableOutput(
-        "junit",
-        junit,
-        storeConfigOrNull(values, context),
-        folderRepositoryOrNull(values, context),
+  async run(values, positionals, context): Promise<Outcome> {
+    const junit = checkedJunit(values, context);
+    try {
+      checkArguments(values, positionals);
+      return await withMetrics(
+        values,
+        "drill",
+        context,
+        () => values.sample ? sample(values, context) : drill(values, positionals, context),
       );
-      const metrics = values["metrics-file"];
-      if (metrics !== undefined && isSameOrInside(outputPath(context.cwd, metrics), junit)) {
-        throw new UsageError(
-          `--junit and --metrics-file name the same file ${junit}: the metrics would overwrite the report; ` +
-            "nothing was done; give each its own file",
-        );
+    } catch (error) {
+      // a stop asked for writes no report; any other end leaves none from an earlier run standing
+      if (junit !== null && !(error instanceof InterruptedError)) {
+        try {
+          writeFileAtomic(junit, renderJunitFailure((error as Error).message, context.now));
+        } catch {
+          // the drill's own error is the one to report
+        }
       }
+      throw error;
     }
-    return withMetrics(
-      values,
-      "drill",
-      context,
-      () => values.sample ? sample(values, context) : drill(values, positionals, context),
-    );
   },
 });
 
 /** The drill command's flags (`run`'s return type is written out so that reading them from it is not circular). */
 type Values = CommandFlags<typeof drillCommand.options>;
+
+/**
+ * Where `--junit` writes, or `null` without it (or when empty, which `checkArguments` refuses): checked first, so that
+ * every later failure can leave its one failed case there.
+ *
+ * @throws {UsageError} when the path is one the report must not overwrite, or cannot be written.
+ */
+function checkedJunit(values: Values, context: CommandContext): string | null {
+  if (values.junit === undefined || values.junit === "") return null;
+  const junit = outputPath(context.cwd, values.junit);
+  requireWritableOutput("junit", junit, storeConfigOrNull(values, context), folderRepositoryOrNull(values, context));
+  const metrics = values["metrics-file"];
+  if (metrics !== undefined && metrics !== "" && isSameOrInside(outputPath(context.cwd, metrics), junit)) {
+    throw new UsageError(
+      `--junit and --metrics-file name the same file ${junit}: the metrics would overwrite the report; ` +
+        "nothing was done; give each its own file",
+    );
+  }
+  return junit;
+}
 
 function checkArguments(values: Values, positionals: string[]): void {
   const chosen = [positionals.length > 0, Boolean(values.latest), Boolean(values.sample)].filter(Boolean).length;
@@ -185,23 +202,9 @@ async function drill(values: Values, positionals: string[], context: CommandCont
     scratchParent: scratch === undefined ? undefined : checkedScratch(config, resolve(context.cwd, scratch)),
     maxAgeSeconds: maxAgeFrom(values),
   };
-  let result: DrillResult;
-  try {
-    result = values["from-remote"]
-      ? await drillRemote(values, positionals, context, config, options)
-      : await drillLocal(localStamp(config.backupDir.path, positionals, context), context, config, options);
-  } catch (error) {
-    // a stop asked for writes no report; any other end leaves none from an earlier run standing
-    const junit = values.junit;
-    if (junit !== undefined && !(error instanceof InterruptedError)) {
-      try {
-        writeFileAtomic(outputPath(context.cwd, junit), renderJunitFailure((error as Error).message, context.now));
-      } catch {
-        // the drill's own error is the one to report
-      }
-    }
-    throw error;
-  }
+  const result = values["from-remote"]
+    ? await drillRemote(values, positionals, context, config, options)
+    : await drillLocal(localStamp(config.backupDir.path, positionals, context), context, config, options);
   writeJunit(values, context, result);
   return {
     result,

@@ -314,6 +314,30 @@ Deno.test("drill CLI: no snapshot for --latest is exit 1 with one line; a run th
   assert.match(report, /<failure message="no snapshots to drill in [^"]*backups; run &apos;atocore-backup create/);
 });
 
+Deno.test("drill CLI: a usage or configuration error after --junit also replaces an earlier report with one failed case", async () => {
+  using store = tempStore(SMALL);
+  using out = tempDir();
+  const junit = join(out.path, "drill.xml");
+  const env = storeEnv(store);
+  const cases: [string, string[], Record<string, string>][] = [
+    ["an empty ATOCORE_DB_PATH", ["drill", "--latest"], { ...env, ATOCORE_DB_PATH: "" }],
+    ["an ffi driver that cannot load", ["drill", "--latest", "--sqlite-driver", "ffi"], {
+      ...env,
+      ATOCORE_SQLITE_LIB: join(out.path, "no-libsqlite3.so"),
+    }],
+    ["a bad --max-age", ["drill", "--latest", "--max-age", "2 days"], env],
+    ["two snapshots chosen", ["drill", "--latest", "--sample"], env],
+    ["a scratch folder in the store", ["drill", "--latest", "--scratch-dir", store.backupDir], env],
+  ];
+  for (const [what, args, caseEnv] of cases) {
+    Deno.writeTextFileSync(junit, '<testsuites failures="0"/>\n'); // an earlier run's pass
+    const run = await runCli([...args, "--junit", junit], { env: caseEnv });
+    assert.notEqual(run.code, 0, what);
+    const report = Deno.readTextFileSync(junit);
+    assert.match(report, /<testsuites name="[^"]+" tests="1" failures="1"/, `${what}: ${run.stderr}`);
+  }
+});
+
 Deno.test("drill CLI: a passing drill whose JUnit report cannot be written fails (exit 1), saying it passed", async () => {
   using store = tempStore(SMALL);
   using out = tempDir();
