@@ -40,6 +40,7 @@ import { fileIdentity } from "../fs/file_identity.ts";
 import { buildMetadata, serializeMetadata, type SnapshotMetadata } from "../snapshot/metadata.ts";
 import { formatCreatedAt, formatStamp, parseStamp } from "../snapshot/stamp.ts";
 import type { SqliteDriver } from "../sqlite/driver.ts";
+import { giveTreeLike } from "../fs/give_tree.ts";
 import { backupFollowedIfOffered } from "../sqlite/followed_backup.ts";
 import { type JournalMode, setJournalMode, withJournalMode } from "../sqlite/journal_header.ts";
 import { CHROMA_DB_FILE, CHROMA_DB_SIDECARS, CHROMA_OLD_PREFIX, CHROMA_STAGING_PREFIX } from "../snapshot/chroma.ts";
@@ -118,6 +119,8 @@ export async function createSnapshot(config: Config, options: CreateOptions): Pr
   try {
     const parts = await copyParts(config, options, target);
     const metadata = await validatedMetadata(config, options, target, parts);
+    // a root run (a restore's pre-restore snapshot) leaves nothing the service's user cannot read or move away
+    giveTreeLike(target.staged.root, target.backupDir);
     publish(target);
     reportCreated(config, target, metadata, options.reporter);
     return { ...metadata, stamp: target.stamp, validated: true, validation_errors: [] };

@@ -30,6 +30,7 @@ import {
 import { createAndPush, remoteStore } from "../_remote_cli.ts";
 import { bindReadOnly } from "../_mount.ts";
 import { generateIdentity } from "../../src/crypto/age.ts";
+import { walkTree } from "../../src/fs/tree.ts";
 
 /** The one error line of a run (JSON event lines aside). */
 function errorLine(run: CliRun): string {
@@ -155,6 +156,36 @@ Deno.test("restore as nobody into a live folder it may not write: one line namin
   assert.match(error, /permission denied.*not changed/);
   Deno.chmodSync(store.dataDir, 0o755);
   assert.deepEqual(liveDigest(store), before, "live store changed");
+});
+
+Deno.test("a restore as root gives its pre-restore snapshot to the backup folder's owner: validate, drill and cleanup as that user work", async () => {
+  const cli = unprivilegedCli();
+  if (typeof cli === "string") return skipBecause(cli);
+  using _cli = cli;
+  using store = await nobodysStore();
+  const env = storeEnv(store);
+  const [stamp] = entryNames(join(store.backupDir, "snapshots"));
+  Deno.chmodSync(store.db, 0o640); // as a service's database is: its copy is then nobody else's to read
+  const restored = await runCli(["restore", stamp, "--confirm-service-stopped", "--chroma"], { env });
+  assert.equal(restored.code, 0, restored.stderr);
+  const pre = entryNames(join(store.backupDir, "snapshots")).find((name) => name !== stamp)!;
+  const root = join(store.backupDir, "snapshots", pre);
+  const owners = new Set([root, ...walkTree(root).map((entry) => join(root, entry.path))].map((path) => {
+    const info = Deno.lstatSync(path);
+    return info.isSymlink ? `${NOBODY_UID}:${NOBODY_GID}` : `${info.uid}:${info.gid}`;
+  }));
+  assert.deepEqual([...owners], [`${NOBODY_UID}:${NOBODY_GID}`], `the pre-restore snapshot ${pre} is not nobody's`);
+  const validated = await cli.run(["validate", "--all"], env);
+  assert.equal(validated.code, 0, `validate --all: ${validated.stdout} ${validated.stderr}`);
+  const drilled = await cli.run(["drill", "--latest"], env);
+  assert.equal(drilled.code, 0, `drill --latest: ${drilled.stderr}`);
+  assert.equal((drilled.json as { stamp: string }).stamp, pre);
+  const created = await cli.run(["create"], env);
+  assert.equal(created.code, 0, created.stderr);
+  const retention = ["--keep-daily", "1", "--keep-weekly", "0", "--keep-monthly", "0", "--keep-pre-restore-days", "0"];
+  const cleaned = await cli.run(["cleanup", "--confirm", ...retention], env);
+  assert.equal(cleaned.code, 0, `cleanup --confirm: ${cleaned.stderr}`);
+  assert.ok(!entryNames(join(store.backupDir, "snapshots")).includes(pre), "the pre-restore snapshot was kept");
 });
 
 Deno.test("a snapshot nobody may not read whole: validate, restore, push and drill name the path, not a verdict (exit 1)", async () => {
