@@ -69,7 +69,7 @@ With --from-remote the snapshot (STAMP, or STAMP_PUSHID when several pushes
 share the stamp; see 'remote list') is first fetched from the off-host
 repository into a scratch folder on the target's filesystem (beside DIR with
 --to, beside the live database otherwise; system temp when it cannot be made
-there; or --scratch-dir), decrypted with --identity, checked block by block and
+there or another user could rename what is made there; or --scratch-dir), decrypted with --identity, checked block by block and
 each file against its SHA-256 as it is written, then restored as above with
 every safety: the deep validation compares the manifest with the hashes the
 fetch proved (and takes a database's integrity from the push's check of those

@@ -148,6 +148,10 @@ const SENTENCES: Record<string, (fields: Fields) => string> = {
     `remove that record by hand only once no restore into that store is unfinished)`,
   restore_needs_not_recorded: (f) =>
     `could not record in ${text(f.path)} that this restore needs ${list(f.stamps)} (${text(f.error)}): ${text(f.next)}`,
+  remote_scratch_elsewhere: (f) =>
+    `${text(f.folder)} is no place for the fetch's scratch copy (${text(f.why)}: that user could swap it for a ` +
+    `link), so it goes to ${text(f.used)} and the files are copied into place, not moved; give --scratch-dir a ` +
+    `folder only you may write, on the target's filesystem, to move them`,
   restore_unfinished_found: (f) =>
     `an earlier restore of ${text(f.stamp)} did not finish (recorded in ${text(f.intent)}); it is settled first`,
 };

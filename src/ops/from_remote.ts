@@ -27,6 +27,8 @@ import { checkLivePaths, checkToFolder, requireAcknowledgment } from "./restore_
 import { removeKilledScratch, SCRATCH_PREFIX, UNLOCKED_SCRATCH_PREFIX } from "./restore_leftovers.ts";
 import { InterruptedError, stopIfInterrupted } from "../sys/interrupt.ts";
 import { systemTempFolder } from "../fs/system_temp.ts";
+import { statOrNull } from "../fs/probe.ts";
+import { folderCalls } from "../sys/folder_calls.ts";
 
 /** Where a snapshot is read from: the repository and the identities that decrypt it. */
 export interface RemoteSource {
@@ -287,12 +289,16 @@ interface Scratch extends Disposable {
  * @throws {OperationError} naming the folder when it cannot be made.
  */
 function makeScratch(parent: string | undefined, preferred: string | undefined, reporter: Reporter): Scratch {
-  if (parent === undefined && preferred !== undefined) {
+  const shared = preferred === undefined ? null : sharedWith(preferred);
+  if (parent === undefined && preferred !== undefined && shared === null) {
     try {
       return lockedScratch(preferred, reporter);
     } catch {
       // not there (no such folder, no right to write): the temporary folder, as without a preference
     }
+  }
+  if (parent === undefined && shared !== null) {
+    reporter.event("warning", "remote_scratch_elsewhere", { folder: preferred, why: shared, used: systemTempFolder() });
   }
   const folder = parent ?? systemTempFolder();
   try {
@@ -420,4 +426,18 @@ export async function restoreFromRemote(
   } finally {
     await flushed().catch(() => {}); // said by the restore, or it stopped before for another reason
   }
+}
+
+/**
+ * Why another user could rename what this run makes in `folder` (it owns the folder, or may write it and the folder
+ * is not sticky), in words, or `null`: a fetch there could then be sent into a link put in place of its scratch
+ * folder. `null` too where this run's user cannot be told (no FFI) or the folder is not there.
+ */
+function sharedWith(folder: string): string | null {
+  const me = folderCalls()?.user();
+  const info = statOrNull(folder);
+  if (me === undefined || info === null || info.mode === null) return null;
+  if (info.uid !== me) return `it belongs to user ${info.uid}`;
+  const sticky = (info.mode & 0o1000) !== 0;
+  return !sticky && (info.mode & 0o022) !== 0 ? `others may write it (mode ${(info.mode & 0o7777).toString(8)})` : null;
 }

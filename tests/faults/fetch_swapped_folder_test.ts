@@ -1,13 +1,16 @@
 /**
  * A writer who swaps a fetch's folder for a link once its files are made (at the first pack read), to a folder holding
- * files of the same names: the fetch writes none of their bytes, and stops naming the file.
+ * files of the same names: the fetch writes none of their bytes, and stops naming the file; and a live restore does not
+ * fetch into a folder such a writer owns.
  */
 import assert from "node:assert/strict";
 import { dirname, join } from "node:path";
 import type { Backend } from "../../src/repo/backend.ts";
 import { fetchSnapshot } from "../../src/repo/fetch.ts";
 import { pushSnapshot } from "../../src/repo/push.ts";
-import { tempDir } from "../_helpers.ts";
+import { runCli, tempDir } from "../_helpers.ts";
+import { entryNames } from "../_faults.ts";
+import { createAndPush, remoteStore } from "../_remote_cli.ts";
 import { repoFixture, snapshotOf } from "../_repo.ts";
 
 /** Every regular file below `root`, by relative path. */
@@ -60,4 +63,20 @@ Deno.test("a fetch's folder swapped for a link to files of the same names: none 
   const files = filesBelow(victim);
   assert.ok(files.length > 0);
   for (const path of files) assert.equal(Deno.readTextFileSync(join(victim, path)), "someone else's", path);
+});
+
+Deno.test("a live restore from a repository does not fetch into a database folder another user owns", async () => {
+  using r = await remoteStore({ dbMiB: 2, chromaMiB: 1 });
+  const { stamp } = await createAndPush(r.env);
+  using temp = tempDir();
+  Deno.chownSync(r.store.dataDir, 65534, 65534); // the service's user owns the data folder; root restores
+  const run = await runCli(["restore", stamp, "--from-remote", "--confirm-service-stopped"], {
+    env: { ...r.envWithIdentity, TMPDIR: temp.path },
+  });
+  assert.equal(run.code, 0, run.stderr);
+  assert.match(run.stderr, /"event":"remote_scratch_elsewhere".*"why":"it belongs to user 65534"/);
+  assert.ok(
+    !entryNames(r.store.dataDir).some((name) => name.startsWith(".atocore-fetch")),
+    "a scratch copy was made there",
+  );
 });
