@@ -13,6 +13,7 @@ import type { Reporter } from "../report/reporter.ts";
 import { snapshotDir } from "../snapshot/layout.ts";
 import type { RestoreIntent } from "./restore_intent.ts";
 import type { Change } from "./restore_wal.ts";
+import { type FolderCalls, folderCalls } from "../sys/folder_calls.ts";
 
 /** The start of a fetch's scratch folder's name. */
 export const SCRATCH_PREFIX = ".atocore-fetch-";
@@ -79,19 +80,70 @@ export function removeKilledScratch(parent: string, reporter: Reporter): void {
  */
 function killedScratch(parent: string): string[] {
   const now = Date.now();
+  const calls = folderCalls();
+  const me = calls?.user();
+  const held = calls === null ? null : openedOrNull(calls, parent);
+  try {
+    return killedIn(
+      parent,
+      now,
+      me,
+      (path) => calls === null || held === null ? unlockedByPath(path) : unlocked(calls, held, path),
+    );
+  } finally {
+    if (held !== null) calls!.close(held);
+  }
+}
+
+function openedOrNull(calls: FolderCalls, folder: string): number | null {
+  try {
+    return calls.openFolder(folder);
+  } catch {
+    return null;
+  }
+}
+
+/** Of the entries of `parent`, the scratch folders of this user (`me`, when known) that `isUnlocked` lets go. */
+function killedIn(
+  parent: string,
+  now: number,
+  me: number | undefined,
+  isUnlocked: (path: string) => boolean,
+): string[] {
   return entriesOrNone(parent).filter((entry) => entry.isDirectory)
     .map((entry) => join(parent, entry.name))
     .filter((path) => {
       const name = basename(path);
+      const info = lstatOrNull(path);
+      if (info === null || (me !== undefined && info.uid !== me)) return false; // another user's (a shared /tmp)
       if (name.startsWith(UNLOCKED_SCRATCH_PREFIX)) {
-        const made = lstatOrNull(path)?.mtime?.getTime() ?? now;
-        if (now - made < UNLOCKED_SCRATCH_MS) return false;
+        if (now - (info.mtime?.getTime() ?? now) < UNLOCKED_SCRATCH_MS) return false;
       } else if (!name.startsWith(SCRATCH_PREFIX)) return false;
-      try {
-        using probe = Deno.openSync(path, { read: true });
-        return probe.tryLockSync(true); // released as the probe closes
-      } catch {
-        return false; // gone meanwhile, or not ours to open
-      }
+      return isUnlocked(path);
     });
+}
+
+/** Whether no fetch holds the scratch folder at `path` locked: opened as a folder, never through a link or a FIFO. */
+function unlocked(calls: FolderCalls, parent: number, path: string): boolean {
+  let fd: number;
+  try {
+    fd = calls.openFolder(basename(path), { fd: parent, shown: path });
+  } catch {
+    return false; // gone meanwhile, not a folder now, or not ours to open
+  }
+  try {
+    return calls.tryLock(fd, path); // released as it closes
+  } finally {
+    calls.close(fd);
+  }
+}
+
+/** {@linkcode unlocked} without FFI: a folder opened by its path, only where it was a folder a moment before. */
+function unlockedByPath(path: string): boolean {
+  try {
+    using probe = Deno.openSync(path, { read: true });
+    return probe.tryLockSync(true); // released as the probe closes
+  } catch {
+    return false; // gone meanwhile, or not ours to open
+  }
 }

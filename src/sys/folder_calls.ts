@@ -23,6 +23,7 @@ const SYMBOLS = {
   write: { parameters: ["i32", "buffer", "usize"], result: "isize" },
   fchmod: { parameters: ["i32", "u32"], result: "i32" },
   ftruncate: { parameters: ["i32", "i64"], result: "i32" },
+  flock: { parameters: ["i32", "i32"], result: "i32" },
   fchown: { parameters: ["i32", "u32", "u32"], result: "i32" },
   futimens: { parameters: ["i32", "buffer"], result: "i32" },
   statx: { parameters: ["i32", "buffer", "i32", "u32", "buffer"], result: "i32" },
@@ -53,6 +54,9 @@ const O_NONBLOCK = 0o4000;
 const O_CLOEXEC = 0o2000000;
 const UTIME_OMIT = (1 << 30) - 2;
 const DIRENT_NAME = 19;
+const LOCK_EX = 2;
+const LOCK_NB = 4;
+const EWOULDBLOCK = 11;
 
 /** The error names of the errno values these calls meet, as `node:fs` gives them in `code`. */
 const CODES: Record<number, string> = {
@@ -134,6 +138,13 @@ export class FolderCalls {
       if (written < 0) throw this.failure("write", shown);
       done += written;
     }
+  }
+
+  /** Take the exclusive lock (`flock`) of the file `fd` if no one holds it; whether it was taken. */
+  tryLock(fd: number, shown: string): boolean {
+    if (this.libc.flock(fd, LOCK_EX | LOCK_NB) === 0) return true;
+    if (this.errno() === EWOULDBLOCK) return false;
+    throw this.failure("flock", shown);
   }
 
   /** Make the file `fd` `size` bytes long (sparse where it grows). */

@@ -1,7 +1,7 @@
 /**
  * A writer who swaps a fetch's folder for a link once its files are made (at the first pack read), to a folder holding
  * files of the same names: the fetch writes none of their bytes, and stops naming the file; and a live restore does not
- * fetch into a folder such a writer owns.
+ * fetch into a folder such a writer owns (nor removes another user's folder in a shared temporary folder).
  */
 import assert from "node:assert/strict";
 import { dirname, join } from "node:path";
@@ -70,6 +70,9 @@ Deno.test("a live restore from a repository does not fetch into a database folde
   const { stamp } = await createAndPush(r.env);
   using temp = tempDir();
   Deno.chownSync(r.store.dataDir, 65534, 65534); // the service's user owns the data folder; root restores
+  const others = join(temp.path, ".atocore-fetch-of-another-user"); // a shared temporary folder: not this run's
+  Deno.mkdirSync(others);
+  Deno.chownSync(others, 65534, 65534);
   const run = await runCli(["restore", stamp, "--from-remote", "--confirm-service-stopped"], {
     env: { ...r.envWithIdentity, TMPDIR: temp.path },
   });
@@ -79,4 +82,5 @@ Deno.test("a live restore from a repository does not fetch into a database folde
     !entryNames(r.store.dataDir).some((name) => name.startsWith(".atocore-fetch")),
     "a scratch copy was made there",
   );
+  assert.deepEqual(entryNames(temp.path), [".atocore-fetch-of-another-user"], "another user's folder was removed");
 });
