@@ -4,10 +4,11 @@
  *
  * @module
  */
-import type { Config } from "../config.ts";
+import type { Config, RemoteSettings } from "../config.ts";
 import { ExitCode } from "../errors.ts";
 import { pushAfterCreate, pushFacts } from "../ops/push.ts";
 import { pushAuthFrom, recipientsFrom, refuseRemoteInStore, remoteBackend } from "../ops/remote.ts";
+import { pathFlags, quoted } from "../ops/restore_intent.ts";
 import type { PushAuth } from "../repo/authenticity.ts";
 import type { Backend } from "../repo/backend.ts";
 import type { SqliteDriver } from "../sqlite/driver.ts";
@@ -30,6 +31,11 @@ export interface PushTarget {
   auth?: PushAuth;
   /** Packs sealed and uploading at once (`--transfers`, `ATOCORE_BACKUP_TRANSFERS`), else the engine's default. */
   transfers?: number;
+  /**
+   * The flags (each with a leading space) that `push` needs to reach this backup folder and repository: the ones this
+   * run was given, so that the next step it prints works from any folder.
+   */
+  pushFlags?: string;
 }
 
 /**
@@ -48,7 +54,34 @@ export function pushTargetFrom(
   refuseRemoteInStore(config, backend);
   const allowUnauthenticated = Boolean(values["allow-unauthenticated"]);
   const auth = pushAuthFrom(settings, "create --push", allowUnauthenticated, context.reporter);
-  return { backend, recipients: recipientsFrom(settings), auth, transfers: transfersFrom(values, context) };
+  const pushFlags = pathFlags(config) + repositoryFlags(settings, backend) +
+    (allowUnauthenticated ? " --allow-unauthenticated" : "");
+  return { backend, recipients: recipientsFrom(settings), auth, transfers: transfersFrom(values, context), pushFlags };
+}
+
+/**
+ * The repository flags among `settings` that were given as flags, absolute where they name a file or a folder; the
+ * ones from the environment are left out, as {@linkcode pathFlags} leaves out its paths: a run with it has them.
+ */
+function repositoryFlags(settings: RemoteSettings, backend: Backend): string {
+  const given = <T>(setting: { value: T; source: string } | null): T | undefined =>
+    setting?.source === "flag" ? setting.value : undefined;
+  const remote = given(settings.remote);
+  const folder = backend.location.startsWith("file://") ? backend.location.slice("file://".length) : null;
+  const recipients = given(settings.recipients);
+  const words: [string, string | undefined][] = [
+    ["--remote", remote === undefined ? undefined : folder ?? remote],
+    ["--auth-key", given(settings.authKeyFile)],
+    ...(recipients?.inline ?? []).map((recipient): [string, string] => ["--recipient", recipient]),
+    ...(recipients?.files ?? []).map((file): [string, string] => ["--recipients-file", file]),
+    ["--ssh-key", given(settings.sshKeyFile)],
+    ["--known-hosts", given(settings.knownHosts)],
+    ["--stall-timeout", settings.stallTimeout?.source === "flag" ? `${settings.stallTimeout.value}s` : undefined],
+    ["--s3-endpoint", given(settings.s3.endpoint)],
+    ["--s3-region", given(settings.s3.region)],
+    ["--s3-addressing", given(settings.s3.addressing)],
+  ];
+  return words.map(([flag, value]) => value === undefined ? "" : ` ${flag} ${quoted(value)}`).join("");
 }
 
 /**
@@ -72,20 +105,21 @@ export async function withPush(
     transfers: target.transfers,
     signal,
   });
+  const command = `atocore-backup push ${stamp}${target.pushFlags ?? ""}`;
   if ("error" in pushed && pushed.error instanceof InterruptedError) {
     const listed = pushed.error instanceof StoppedPublishing && pushed.error.published === "listed";
     throw new InterruptedError(
       pushed.error.signal,
       `${pushed.error.message}; the new local snapshot ${stamp} is made, validated and kept` +
-        (listed ? "" : `: push it with 'atocore-backup push ${stamp}'`),
+        (listed ? "" : `: push it with '${command}'`),
     );
   }
   if ("error" in pushed) {
     // the push's own "nothing was done" is not this command's: it made a snapshot
     const cause = pushed.error.message.split("\n")[0].replaceAll("nothing was done", "nothing was pushed");
     const message = `${cause}; the local snapshot ${stamp} is fine (validated): ` +
-      `push it later with 'atocore-backup push ${stamp}'`;
-    context.reporter.event("warning", "push_after_create_failed", { stamp, error: message });
+      `push it later with '${command}'`;
+    context.reporter.event("warning", "push_after_create_failed", { stamp, error: message, command });
     return {
       ...outcome,
       result: { ...outcome.result, push_error: message },

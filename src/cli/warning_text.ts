@@ -116,7 +116,7 @@ const SENTENCES: Record<string, (fields: Fields) => string> = {
     `${text(f.snapshot)} may have been made by anyone who can write to the repository`,
   push_after_create_failed: (f) =>
     `snapshot ${text(f.stamp)} was created and is valid locally, but pushing it failed (${text(f.error)}); ` +
-    `run 'atocore-backup push ${text(f.stamp)}' once the repository is reachable`,
+    `run '${text(f.command)}' once the repository is reachable`,
   push_refused_invalid: (f) =>
     `snapshot ${text(f.stamp)} failed validation (${list(f.errors)}): ${storedMeanwhile(Number(f.packs_stored))}`,
   push_warning: (f) => `while pushing ${text(f.stamp)}: ${text(f.warning)}`,

@@ -410,7 +410,7 @@ export function refuseUnfinishedRestore(config: Config): void {
   );
 }
 
-/** A path as a shell word. */
-function quoted(path: string): string {
+/** A path (or another value) as a shell word, for a command printed for the operator to run. */
+export function quoted(path: string): string {
   return /^[\w./@%+=:,-]+$/.test(path) ? path : `'${path.replaceAll("'", `'\\''`)}'`;
 }

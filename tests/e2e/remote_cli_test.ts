@@ -8,7 +8,7 @@
  */
 import assert from "node:assert/strict";
 import { statOrNull } from "../../src/fs/probe.ts";
-import { basename, join } from "node:path";
+import { basename, join, relative as relativePath } from "node:path";
 import {
   moduleSnapshot,
   placeValidSnapshot,
@@ -17,6 +17,7 @@ import {
   runCli,
   skipBecause,
   tempDir,
+  tempStore,
 } from "../_helpers.ts";
 import { mountTmpfs } from "../_mount.ts";
 import { entryNames, liveDigest, treeDigest } from "../_faults.ts";
@@ -25,7 +26,9 @@ import { restoreCommand } from "../../src/cli/restore.ts";
 import { pushCommand } from "../../src/cli/push.ts";
 import { SILENT } from "../../src/report/reporter.ts";
 import {
+  ageKeyPair,
   assertVerified,
+  authKeyFileFor,
   contentDigest,
   createAndPush,
   oneErrorLine,
@@ -619,4 +622,28 @@ Deno.test("remote CLI: push --latest and --all pass over a restore's pre-restore
       `is a pre-restore snapshot \\(newest ${pre}\\); push one by its stamp \\('atocore-backup push ${pre}'\\)$`,
     ),
   );
+});
+
+Deno.test("remote CLI: the push a failed create --push says to run later carries the flags it was given, and works from another folder", async () => {
+  using store = tempStore({ dbMiB: 1 });
+  using work = tempDir("atocore-push-later-");
+  const key = ageKeyPair(work.path);
+  const authKey = authKeyFileFor(key);
+  const here = join(work.path, "here");
+  Deno.mkdirSync(here);
+  const relative = (path: string) => relativePath(here, path);
+  const flags = ["--backup-dir", relative(store.backupDir), "--db", relative(store.db)];
+  const repository = ["--remote", "../repo", "--auth-key", relative(authKey)];
+  const created = await runCli(["create", "--push", ...flags, ...repository], { cwd: here }); // no repository yet
+  assert.equal(created.code, 1, created.stderr);
+  const error = (created.json as { push_error: string }).push_error;
+  const command = /push it later with 'atocore-backup (push \d{8}T\d{6}Z[^']*)'$/.exec(error)?.[1];
+  assert.ok(command, error);
+  const init = await runCli(["remote", "init", "--recipient", key.recipient, ...repository], { cwd: here });
+  assert.equal(init.code, 0, init.stderr);
+  const later = await runCli(command.split(" "), { cwd: work.path }); // another folder, no environment
+  assert.equal(later.code, 0, `${command}: ${later.stderr}`);
+  assert.equal((later.json as { pushed: { already_pushed: boolean }[] }).pushed[0].already_pushed, false);
+  const warned = created.stderr.split("\n").find((line) => line.includes('"push_after_create_failed"'));
+  assert.equal(JSON.parse(warned ?? "{}").command, `atocore-backup ${command}`, created.stderr);
 });
