@@ -7,7 +7,7 @@
  */
 import { UsageError } from "../errors.ts";
 import type { KeepReason, RetentionPolicy } from "../snapshot/retention.ts";
-import { retainByPolicy } from "../snapshot/retention_guards.ts";
+import { retainByPolicy, withGuards } from "../snapshot/retention_guards.ts";
 import { isInFuture } from "../snapshot/clock.ts";
 import type { Backend } from "./backend.ts";
 import { condemnedName, newRandomId, packName, parseName, PREFIXES, refsName } from "./layout.ts";
@@ -211,13 +211,17 @@ async function applyPolicy(
     );
   }
   for (const group of unknown.length || forged || options.stop ? [] : groups.values()) {
-    const decision = retainByPolicy(group.map((key) => key.stamp), options.policy, options.now);
-    const newest = group.map((key) => key.stamp).filter((stamp) => !isInFuture(stamp, options.now)).sort().at(-1);
+    const stamps = group.map((key) => key.stamp);
+    const newest = stamps.filter((stamp) => !isInFuture(stamp, options.now)).sort().at(-1);
+    const guard = newest === undefined
+      ? {}
+      : { [newest]: [{ rule: "newest" as const, bucket: "by stamp, of its source" }] };
+    const decision = withGuards(retainByPolicy(stamps, options.policy, options.now), guard);
     for (const key of group) {
       const reasons = decision.reasons[key.stamp];
       if (reasons) result.reasons[snapshotKeyText(key)] = reasons;
     }
-    const gone = new Set(decision.remove.filter((stamp) => stamp !== newest));
+    const gone = new Set(decision.remove);
     for (const key of group) if (gone.has(key.stamp)) removed.add(snapshotKeyText(key));
   }
   const kept: SnapshotKey[] = [];

@@ -40,6 +40,9 @@ function seenFile(f: RepoFixture): string {
 }
 const KEEP_NEWEST = { daily: 1, weekly: 0, monthly: 0 };
 
+/** The reason a source's newest snapshot is kept whatever the policy. */
+const NEWEST = { rule: "newest", bucket: "by stamp, of its source" };
+
 Deno.test("remote cleanup: retention, dry run, condemn then delete after the grace, leases protect", async () => {
   using f = await repoFixture({ dbMiB: 10, chromaMiB: 1 });
   const first = await pushSnapshot(f.config, f.backend, (await snapshotOf(f)).root, f.auth);
@@ -340,10 +343,30 @@ Deno.test("remote cleanup: a snapshot stamped in the future is kept and takes no
   assert.deepEqual(run.kept.sort(), [pushed[2], pushed[3]].sort(), "the future one and today's");
   assert.deepEqual(run.deleted.sort(), [pushed[0], pushed[1]]);
   assert.equal(run.reasons[pushed[2]][0].rule, "future");
-  assert.deepEqual(run.reasons[pushed[3]], [{
-    rule: "daily",
-    bucket: today.stamp.replace(/^(\d{4})(\d\d)(\d\d).*/, "$1-$2-$3"),
-  }]);
+  assert.deepEqual(run.reasons[pushed[3]], [
+    { rule: "daily", bucket: today.stamp.replace(/^(\d{4})(\d\d)(\d\d).*/, "$1-$2-$3") },
+    NEWEST,
+  ]);
+});
+
+Deno.test("remote cleanup: a snapshot kept only as its source's newest says so (newest), in JSON and text", async () => {
+  using f = await repoFixture({ dbMiB: 1, chromaMiB: 1 });
+  const made = await snapshotOf(f);
+  const pushed: string[] = [];
+  for (const stamp of ["20261104T010000Z", "20261105T010000Z"]) { // no 1st of the month: no monthly bucket
+    const root = join(f.store.backupDir, "snapshots", stamp);
+    assert.equal(new Deno.Command("cp", { args: ["-a", made.root, root] }).outputSync().code, 0);
+    pushed.push((await pushSnapshot(f.config, f.backend, root, f.auth)).snapshot);
+  }
+  Deno.removeSync(made.root, { recursive: true });
+  const env = { ...f.env, ATOCORE_BACKUP_REMOTE: `file://${f.repoDir}` };
+  const context = { env, cwd: f.work, now: new Date("2026-11-30T12:00:00Z"), reporter: SILENT };
+  const policy = { "keep-daily": "0", "keep-weekly": "0", "keep-monthly": "1" };
+  const cleaned = await remoteCleanupCommand.run(policy, [], context);
+  const result = cleaned.result as { kept: string[]; would_delete: string[]; reasons: Record<string, unknown> };
+  assert.deepEqual([result.kept, result.would_delete], [[pushed[1]], [pushed[0]]]);
+  assert.deepEqual(result.reasons, { [pushed[1]]: [NEWEST] });
+  assert.match(cleaned.text, new RegExp(`^  ${pushed[1]}  source \\w+  newest by stamp, of its source$`, "m"));
 });
 
 Deno.test("remote cleanup and remote list: two sources' snapshots of the same second each keep their own reasons and show their source", async () => {
@@ -362,9 +385,9 @@ Deno.test("remote cleanup and remote list: two sources' snapshots of the same se
   const result = cleaned.result as { reasons: Record<string, { rule: string }[]>; sources: Record<string, string> };
   const day = today.stamp.replace(/^(\d{4})(\d\d)(\d\d).*/, "$1-$2-$3");
   for (const [at, name] of names.entries()) {
-    assert.deepEqual(result.reasons[name], [{ rule: "daily", bucket: day }], `keyed by ${name}, not its stamp`);
+    assert.deepEqual(result.reasons[name], [{ rule: "daily", bucket: day }, NEWEST], `keyed by ${name}, not its stamp`);
     assert.equal(result.sources[name], sources[at]);
-    assert.match(cleaned.text, new RegExp(`^  ${name}  source ${sources[at]}  daily ${day}$`, "m"));
+    assert.match(cleaned.text, new RegExp(`^  ${name}  source ${sources[at]}  daily ${day}, newest by stamp`, "m"));
   }
   const listed = await remoteListCommand.run({}, [], context);
   for (const [at, name] of names.entries()) assert.match(listed.text, new RegExp(`^${name} +${sources[at]} +`, "m"));
