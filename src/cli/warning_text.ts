@@ -114,6 +114,14 @@ const SENTENCES: Record<string, (fields: Fields) => string> = {
   remote_snapshot_unauthenticated: (f) =>
     `${text(f.refs)} holds no MAC for the identity's recipient, accepted because of --allow-unauthenticated: ` +
     `${text(f.snapshot)} may have been made by anyone who can write to the repository`,
+  push_auth_key_incomplete: (f) => {
+    const many = Array.isArray(f.recipients) && f.recipients.length > 1;
+    return `the authentication key file ${text(f.auth_key)} holds no key for ${list(f.recipients)} (` +
+      `${many ? "recipients" : "a recipient"} of ${text(f.location)}): restore, drill and remote verify with ` +
+      `${many ? "those identities" : "that identity"} refuse the snapshots this host pushes (unless ` +
+      `--allow-unauthenticated); run 'atocore-backup remote auth-key --identity FILE' for every identity of the ` +
+      `repository and install the output here (one file)`;
+  },
   push_after_create_failed: (f) =>
     `snapshot ${text(f.stamp)} was created and is valid locally, but pushing it failed (${text(f.error)}); ` +
     `run '${text(f.command)}' once the repository is reachable`,

@@ -115,10 +115,16 @@ export async function pushLocalSnapshots(
         new ValidationBeside(config, stamp, options.driver, options.validation === "quick")
       );
     try {
-      add(
-        result,
-        await pushOne(config, backend, stamp, { ...options, all: "all" in selection }, sentThisRun(result), validation),
+      const pushed = await pushOne(
+        config,
+        backend,
+        stamp,
+        { ...options, all: "all" in selection },
+        sentThisRun(result),
+        validation,
       );
+      if (result.pushed.length === 0) warnOfRecipientsWithoutKey(pushed, backend, options);
+      add(result, pushed);
       if ("stamp" in selection && isPreRestoreSnapshot(config.backupDir.path, stamp)) {
         result.pre_restore_pushed.push(stamp);
       }
@@ -130,6 +136,19 @@ export async function pushLocalSnapshots(
     }
   }
   return result;
+}
+
+/**
+ * Warn, once a run, when the authentication key file holds no key for some of the repository's recipients: their
+ * identities cannot check what this host pushes, so a restore with one of them alone would be refused.
+ */
+function warnOfRecipientsWithoutKey(pushed: PushResult, backend: Backend, options: LocalPushOptions): void {
+  if (pushed.recipients_without_key.length === 0 || options.auth === undefined) return;
+  options.reporter.event("warning", "push_auth_key_incomplete", {
+    auth_key: options.auth.source,
+    recipients: pushed.recipients_without_key,
+    location: backend.location,
+  });
 }
 
 /** The snapshots this run pushed (not those it found pushed already). */

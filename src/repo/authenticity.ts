@@ -85,12 +85,23 @@ export function refsStanding(
   return { standing: ours.some(({ entry }) => entry.refs_mac !== undefined) ? "vouched" : "fields-unvouched" };
 }
 
-/** Whether `refs` carry a matching MAC for every key of `auth`: a snapshot this pushing host made. */
-export function signedBy(refs: Refs, auth: PushAuth, claim: SnapshotClaim): boolean {
+/**
+ * The recipients of `auth`'s keys for which `refs` carry no matching MAC: none for a snapshot pushed with these keys;
+ * some but not all for one pushed before the key file gained the others.
+ */
+export function keysWithoutMac(refs: Refs, auth: PushAuth, claim: SnapshotClaim): string[] {
   const entries = refs.auth ?? [];
-  return auth.keys.every((key) =>
-    entries.some((entry) => entry.recipient === key.recipient && macMatches(key, claim, entry.mac))
-  );
+  return auth.keys.filter((key) =>
+    !entries.some((entry) => entry.recipient === key.recipient && macMatches(key, claim, entry.mac))
+  ).map((key) => key.recipient);
+}
+
+/**
+ * The repository's `recipients` that `auth` holds no key for: their identities cannot check the snapshots it pushes
+ * (restore, drill and verify with one refuse them), so losing the others' identities would lose those snapshots.
+ */
+export function recipientsWithoutKey(auth: PushAuth, recipients: readonly string[]): string[] {
+  return recipients.filter((recipient) => !auth.keys.some((key) => key.recipient === recipient));
 }
 
 /**

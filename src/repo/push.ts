@@ -46,7 +46,14 @@ import { checkLeaseTime, confirmPacks, type LeaseTime, publishSnapshot } from ".
 import { collectGarbage } from "../sys/collect_garbage.ts";
 import { removeTemporariesOf } from "../fs/durable.ts";
 import type { PackInfo } from "./boundary.ts";
-import { checkPushAuth, type PushAuth, refsAuth, signedBy, snapshotClaim } from "./authenticity.ts";
+import {
+  checkPushAuth,
+  keysWithoutMac,
+  type PushAuth,
+  recipientsWithoutKey,
+  refsAuth,
+  snapshotClaim,
+} from "./authenticity.ts";
 import { MAX_SNAPSHOT_OBJECT_BYTES, readRefs, REFS_MAX_BYTES } from "./snapshots.ts";
 import { sha256Hex } from "./sealing.ts";
 
@@ -114,6 +121,8 @@ export interface PushResult {
   packs_reused: number;
   /** Problems that did not fail the push (the local cache could not be saved). */
   warnings: string[];
+  /** The repository's recipients the authentication key file holds no key for: their identities cannot check it. */
+  recipients_without_key: string[];
 }
 
 /**
@@ -134,10 +143,11 @@ export async function pushSnapshot(
   const repository = await openRepository(backend);
   const { pinned, sourceId } = checkPin(config.backupDir.path, repository, options.recipients);
   if (options.auth) checkPushAuth(options.auth, repository.config.recipients, backend.location);
+  const unkeyed = options.auth ? recipientsWithoutKey(options.auth, repository.config.recipients) : [];
   const found = await pushedAlready(repository, local, sourceId, options.auth);
   const record = PushedStamps.load(pushedRecordPath(config.backupDir.path, backend.location), repository.config.id);
   const done = nothingToSend(found, record, local, { ...options, backupDir: config.backupDir.path });
-  if (done) return { ...done, pinned };
+  if (done) return { ...done, pinned, recipients_without_key: unkeyed };
   const shared = sameStampWarnings(found, local.stamp, remotePinPath(config.backupDir.path, backend.location));
   stopIfInterrupted(options.signal);
   const now = options.now ?? (() => new Date());
@@ -173,7 +183,8 @@ export async function pushSnapshot(
       ]
       : [];
     const recorded = remember(record, local, result.snapshot, state.backupDir);
-    return { ...result, warnings: [...shared, ...ignored, ...result.warnings, ...recorded], pinned };
+    const warnings = [...shared, ...ignored, ...result.warnings, ...recorded];
+    return { ...result, warnings, pinned, recipients_without_key: unkeyed };
   } finally {
     // even after a stop; an expired lease is removed by cleanup
     await tidyAfterStop(() => repository.io.remove(leaseName(key.pushId))).catch(() => {});
@@ -219,6 +230,8 @@ interface SameStamp {
   others: string[];
   /** Snapshots whose refs name no source (pushed before sources existed): this folder's or another's, untold. */
   sourceless: string[];
+  /** This folder's pushes of the stamp whose refs lack the MACs of some keys (`recipients`): sent again. */
+  fewerKeys: { name: string; recipients: string[] }[];
 }
 
 /** The warnings of a push about snapshots of its stamp that it lists its own beside (`pin`: the folder's pin). */
@@ -234,7 +247,13 @@ function sameStampWarnings(found: SameStamp, stamp: string, pin: string): string
     `the same key: a push cannot tell): this push lists its own snapshot of ${stamp} beside it, so name one by ` +
     `STAMP_PUSHID ('remote cleanup' counts the older one with the snapshots without a source)`
   );
-  return [...shared, ...sourceless];
+  const resent = found.fewerKeys.map(({ name, recipients }) =>
+    `${name} is this backup folder's push of ${stamp}, but its refs hold no MAC for ${recipients.join(", ")} (the ` +
+    `authentication key file gained ${recipients.length > 1 ? "their keys" : "its key"} since), so ` +
+    `${recipients.length > 1 ? "those identities" : "that identity"} could not check it: sent again with every ` +
+    `key's MAC (deduplicated); the stamp now has two snapshots, so name one by STAMP_PUSHID`
+  );
+  return [...shared, ...sourceless, ...resent];
 }
 
 /**
@@ -252,6 +271,7 @@ async function pushedAlready(
   const { backend } = repository;
   const others: string[] = [];
   const sourceless: string[] = [];
+  const fewerKeys: SameStamp["fewerKeys"] = [];
   let listed = false;
   const all = await backend.list(PREFIXES.snapshots);
   const names = new Set(all.map(({ name }) => name.slice(PREFIXES.snapshots.length)));
@@ -276,10 +296,15 @@ async function pushedAlready(
     if (!sealed) continue;
     const sha256 = sha256Hex(sealed);
     if (sha256 !== refs.snapshot_sha256) continue;
-    if (auth && !signedBy(refs, auth, snapshotClaim(repository.config.id, parsed.key, sha256))) continue;
-    return { existing: name.slice(PREFIXES.snapshots.length), listed, names, others, sourceless };
+    const unsigned = auth ? keysWithoutMac(refs, auth, snapshotClaim(repository.config.id, parsed.key, sha256)) : [];
+    // MACs of some keys: this host's push from before its key file gained the others, which could not check it
+    if (unsigned.length > 0 && unsigned.length < auth!.keys.length) {
+      fewerKeys.push({ name: name.slice(PREFIXES.snapshots.length), recipients: unsigned });
+    }
+    if (unsigned.length > 0) continue;
+    return { existing: name.slice(PREFIXES.snapshots.length), listed, names, others, sourceless, fewerKeys };
   }
-  return { existing: null, listed, names, others, sourceless };
+  return { existing: null, listed, names, others, sourceless, fewerKeys };
 }
 
 /** After the lease is written: which known packs exist with their size and are in no condemned marker. */
@@ -491,5 +516,6 @@ function emptyResult(stamp: string, snapshot: string): PushResult {
     packs_written: 0,
     packs_reused: 0,
     warnings: [],
+    recipients_without_key: [],
   };
 }

@@ -1,7 +1,8 @@
 /**
  * Snapshot authentication through the CLI: `remote auth-key` derives the key file from the identity; a push needs it
  * (or --allow-unauthenticated); restore, drill and `remote verify` with the identity refuse a snapshot that a writer
- * of the repository forged, renamed or copied in, naming its refs and touching no live data.
+ * of the repository forged, renamed or copied in, naming its refs and touching no live data; a key file without every
+ * recipient's key is warned about, and a stamp pushed before it gained one is sent again, saying why.
  *
  * @module
  */
@@ -355,4 +356,55 @@ Deno.test("remote auth: a stamp whose refs an older version wrote (no source) is
   await assertVerified(r.envWithIdentity, ["--read-data"], "both snapshots of the stamp");
   const third = await runCli(["push", stamp], { env: r.env });
   assert.equal((third.json as { pushed: PushedJson[] }).pushed[0].already_pushed, true, "its own refs are found");
+});
+
+Deno.test("remote auth: a key file without every recipient's key is warned about, naming them; once it gains them, push sends each stamp again, saying why", async () => {
+  using store = tempStore({ dbMiB: 1 });
+  using work = tempDir("atocore-auth-gap-");
+  const [first, second] = [ageKeyPair(work.path, "first.txt"), ageKeyPair(work.path, "second.txt")];
+  const firstOnly = authKeyFileFor(first, "first.auth");
+  const both = join(work.path, "both.auth");
+  Deno.writeTextFileSync(both, Deno.readTextFileSync(firstOnly) + Deno.readTextFileSync(authKeyFileFor(second)), {
+    mode: 0o600,
+  });
+  const env = { ...storeEnv(store), ATOCORE_BACKUP_REMOTE: join(work.path, "repo") };
+  const init = await runCli(["remote", "init", "--recipient", first.recipient, "--recipient", second.recipient], {
+    env,
+  });
+  assert.equal(init.code, 0, init.stderr);
+  const created = await runCli(["create"], { env });
+  assert.equal(created.code, 0, created.stderr);
+  const stamp = (created.json as { stamp: string }).stamp;
+
+  const partial = await runCli(["push", "--latest", "--auth-key", firstOnly], { env });
+  assert.equal(partial.code, 0, partial.stderr);
+  const warned = partial.stderr.split("\n").filter((line) => line.includes('"push_auth_key_incomplete"'));
+  assert.equal(warned.length, 1, partial.stderr);
+  assert.deepEqual(JSON.parse(warned[0]).recipients, [second.recipient]);
+  const old = (partial.json as { pushed: PushedJson[] }).pushed[0].snapshot;
+  const restore = (name: string) =>
+    runCli(["restore", name, "--from-remote", "--to", join(work.path, name)], {
+      env: { ...env, ATOCORE_BACKUP_IDENTITY_FILE: second.keyFile },
+    });
+  const refused = await restore(old);
+  assert.equal(refused.code, 3, "the second identity cannot check what the first key alone pushed");
+  assert.match(oneErrorLine(refused, "no MAC"), new RegExp(`refs/${old}: `));
+
+  const resent = await runCli(["push", "--all", "--auth-key", both], { env });
+  assert.equal(resent.code, 0, resent.stderr);
+  assert.doesNotMatch(resent.stderr, /push_auth_key_incomplete/);
+  const pushed = (resent.json as { pushed: (PushedJson & { warnings: string[] })[] }).pushed[0];
+  assert.equal(pushed.already_pushed, false);
+  assert.match(
+    pushed.warnings.join("\n"),
+    new RegExp(
+      `^${old} is this backup folder's push of ${stamp}, but its refs hold no MAC for ${second.recipient} \\(the ` +
+        `authentication key file gained its key since\\).*: sent again with every key's MAC .*STAMP_PUSHID$`,
+    ),
+  );
+  assert.deepEqual((await remoteNames(env)).sort(), [old, pushed.snapshot].sort());
+  const restored = await restore(pushed.snapshot);
+  assert.equal(restored.code, 0, restored.stderr);
+  const again = await runCli(["push", "--all", "--auth-key", both], { env });
+  assert.equal((again.json as { pushed: PushedJson[] }).pushed[0].already_pushed, true, "sent once, not each time");
 });
