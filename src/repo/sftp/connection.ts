@@ -243,9 +243,7 @@ export async function connectSftp(
   client.setNoDelay(true); // many small requests wait on each answer: Nagle's delay would cost ~40 ms on each
   try {
     await ready;
-    const sftp = await new Promise<Ssh2Sftp>((resolve, reject) => {
-      client.sftp((error: Error | undefined, channel: Ssh2Sftp) => error ? reject(error) : resolve(channel));
-    });
+    const sftp = await openSftpChannel(client, address, timeouts.connectMs);
     const session = new SftpSession(client, sftp, timeouts.stallMs);
     session.broken ||= closed; // its requests fail at once, not at the stall timeout
     return session;
@@ -255,6 +253,23 @@ export async function connectSftp(
     if (hostKey !== null && hostKey.verdict !== "trusted") throw hostKeyError(address, credentials, hostKey);
     throw connectError(address, credentials, error);
   }
+}
+
+/**
+ * Open the SFTP channel of a logged-in `client`, within `timeoutMs`: a server whose SFTP subsystem never answers (its
+ * SSH layer answering keepalives all the while) would otherwise hold the command for ever.
+ */
+function openSftpChannel(client: ssh2.Client, address: SftpAddress, timeoutMs: number): Promise<Ssh2Sftp> {
+  return new Promise<Ssh2Sftp>((resolve, reject) => {
+    const timer = setTimeout(() => {
+      const seconds = Math.round(timeoutMs / 1000);
+      reject(new SftpConnectionError(`the SFTP server ${address.location} did not start SFTP within ${seconds} s`));
+    }, timeoutMs);
+    client.sftp((error: Error | undefined, channel: Ssh2Sftp) => {
+      clearTimeout(timer);
+      error ? reject(error) : resolve(channel);
+    });
+  });
 }
 
 /** The private key, parsed to check it can be used before connecting; its content never reaches a message. */
