@@ -125,7 +125,7 @@ export function latestStamp(backupDir: string, now: Date, passOverPreRestore = f
   const preRestore: string[] = [];
   for (const stamp of newestFirst.filter((stamp) => !isInFuture(stamp, now))) {
     const read = readMetadata(metadataPath(snapshotDir(backupDir, stamp)));
-    if (passOverPreRestore && read.ok && isPreRestore(read.metadata)) {
+    if (passOverPreRestore && read.ok && boundPreRestore(read.metadata)) {
       preRestore.push(stamp);
       continue;
     }
@@ -140,7 +140,7 @@ export function latestStamp(backupDir: string, now: Date, passOverPreRestore = f
 /** Whether the snapshot `stamp` is a restore's pre-restore snapshot (its metadata says so): a local undo point. */
 export function isPreRestoreSnapshot(backupDir: string, stamp: string): boolean {
   const read = readMetadata(metadataPath(snapshotDir(backupDir, stamp)));
-  return read.ok && isPreRestore(read.metadata);
+  return read.ok && boundPreRestore(read.metadata);
 }
 
 /**
@@ -149,9 +149,18 @@ export function isPreRestoreSnapshot(backupDir: string, stamp: string): boolean 
  * (`--latest`, cleanup's `last-published`, the next sequence).
  */
 export function trustedSequence(metadata: SnapshotMetadata | null): number | null {
+  return bound(metadata) ? sequenceOf(metadata) : null;
+}
+
+/** Whether the metadata says a pre-restore snapshot and is as create bound it: a `kind` added by hand passes nothing over. */
+function boundPreRestore(metadata: SnapshotMetadata): boolean {
+  return isPreRestore(metadata) && bound(metadata);
+}
+
+/** Whether `metadata` holds create's digest of itself, unchanged since. */
+function bound(metadata: SnapshotMetadata | null): boolean {
   const recorded = (metadata as unknown as Record<string, unknown> | null)?.[DIGEST_KEY];
-  if (recorded === undefined || recorded !== metadataDigest(metadata!)) return null;
-  return sequenceOf(metadata);
+  return recorded !== undefined && recorded === metadataDigest(metadata!);
 }
 
 /** Of `newestFirst`, the one of the highest sequence; the first when it records none; `null` when there is none. */

@@ -23,6 +23,7 @@ import { mountTmpfs } from "../_mount.ts";
 import { entryNames, liveDigest, treeDigest } from "../_faults.ts";
 import { updateRows } from "../_repo.ts";
 import { restoreCommand } from "../../src/cli/restore.ts";
+import { latestStamp } from "../../src/ops/list.ts";
 import { pushCommand } from "../../src/cli/push.ts";
 import { SILENT } from "../../src/report/reporter.ts";
 import {
@@ -622,6 +623,13 @@ Deno.test("remote CLI: push --latest and --all pass over a restore's pre-restore
       `is a pre-restore snapshot \\(newest ${pre}\\); push one by its stamp \\('atocore-backup push ${pre}'\\)$`,
     ),
   );
+  const later = await runCli(["create"], { env: r.env });
+  const laterStamp = (later.json as { stamp: string }).stamp;
+  const metadataFile = join(r.store.backupDir, "snapshots", laterStamp, "backup-metadata.json");
+  const edited = { ...JSON.parse(Deno.readTextFileSync(metadataFile)), kind: "pre-restore" };
+  Deno.writeTextFileSync(metadataFile, JSON.stringify(edited)); // by hand: create's digest no longer matches
+  const pick = latestStamp(r.store.backupDir, new Date(), true);
+  assert.deepEqual([pick.stamp, pick.preRestore], [laterStamp, [pre]], "a kind added by hand passed a snapshot over");
 });
 
 Deno.test("remote CLI: the push a failed create --push says to run later carries the flags it was given, and works from another folder", async () => {
