@@ -1,9 +1,7 @@
 /**
- * The Chroma folder a restore replaces, held open from staging to swap, and the hidden folders it works in: entries
- * are made, moved and filled inside the folders held (libc's `*at` calls), so that a writer of the folder who swaps it,
- * or a hidden folder in it, for a link cannot redirect a copy, a rename or a change of owner. Without FFI, by paths
- * checked just before each step.
- *
+ * The Chroma folder a restore replaces, and the hidden folders it works in, held open from staging to swap: entries are
+ * made, moved and filled inside them (libc's `*at` calls), so a writer of the folder who swaps one for a link cannot
+ * redirect a copy, a rename or a change of owner (without FFI, by paths checked just before each step).
  * @module
  */
 import { closeSync, constants, fstatSync, openSync, statSync } from "node:fs";
@@ -103,10 +101,13 @@ export class HeldChroma implements Disposable {
       throw error;
     }
     const calls = this.calls;
-    if (calls.ownerOf(fd, shown) !== calls.user()) {
-      calls.close(fd);
-      throw notOurs(shown);
+    let ours = false;
+    try {
+      ours = calls.ownerOf(fd, shown) === calls.user();
+    } finally {
+      if (!ours) calls.close(fd);
     }
+    if (!ours) throw notOurs(shown);
     return { name, fd, path: shown, [Symbol.dispose]: () => calls.close(fd) };
   }
 

@@ -1,12 +1,11 @@
 /**
- * libc's calls on a folder held open (`openat`, `mkdirat`, `linkat`, `symlinkat`, `renameat`, `unlinkat`) and on the
- * files they open (`write`, `fchmod`, `fchown`, `futimens`, `fsync`) through
- * `Deno.dlopen`: each name is taken inside the folder the descriptor holds, whatever its path leads to meanwhile. Deno
- * has no such calls, and lets only `--allow-all` programs name a descriptor as `/proc/self/fd/N`.
- *
+ * libc's calls inside a folder held open (`openat`, `mkdirat`, `renameat`, ...) and on what they open, through
+ * `Deno.dlopen`: a name is taken in the folder the descriptor holds, whatever its path leads to meanwhile (Deno has no
+ * such calls, and lets only `--allow-all` programs name a descriptor as `/proc/self/fd/N`).
  * @module
  */
 import { cString } from "./c_string.ts";
+import { openFlags } from "./linux_constants.ts";
 import { LIBC_NAMES } from "./proc_read.ts";
 import { AT_FDCWD, S_IFDIR, S_IFMT, S_IFREG, STATX_INO } from "./linux_constants.ts";
 
@@ -44,14 +43,9 @@ const AT_SYMLINK_NOFOLLOW = 0x100;
 const STATX_TYPE = 0x1;
 const STATX_UID = 0x8;
 const STATX_MTIME = 0x40;
-const O_RDONLY = 0o0;
-const O_WRONLY = 0o1;
-const O_CREAT = 0o100;
-const O_EXCL = 0o200;
-const O_DIRECTORY = 0o200000;
-const O_NOFOLLOW = 0o400000;
-const O_NONBLOCK = 0o4000;
-const O_CLOEXEC = 0o2000000;
+const { O_RDONLY, O_WRONLY, O_CREAT, O_EXCL, O_DIRECTORY, O_NOFOLLOW, O_NONBLOCK, O_CLOEXEC } = openFlags(
+  Deno.build.arch,
+);
 const UTIME_OMIT = (1 << 30) - 2;
 const DIRENT_NAME = 19;
 const LOCK_EX = 2;
