@@ -301,6 +301,13 @@ function makeScratch(parent: string | undefined, preferred: string | undefined, 
     reporter.event("warning", "remote_scratch_elsewhere", { folder: preferred, why: shared, used: systemTempFolder() });
   }
   const folder = parent ?? systemTempFolder();
+  const tempShared = parent === undefined ? sharedWith(folder) : null; // a --scratch-dir given is taken as it is
+  if (tempShared !== null) {
+    throw new OperationError(
+      `the temporary folder ${folder} is no place for the fetch's scratch copy (${tempShared}: that user could swap ` +
+        "it for a link); nothing was changed; set TMPDIR to a folder only you may write, or give --scratch-dir DIR",
+    );
+  }
   try {
     return lockedScratch(folder, reporter);
   } catch (error) {
@@ -429,15 +436,15 @@ export async function restoreFromRemote(
 }
 
 /**
- * Why another user could rename what this run makes in `folder` (it owns the folder, or may write it and the folder
- * is not sticky), in words, or `null`: a fetch there could then be sent into a link put in place of its scratch
+ * Why another user could rename what this run makes in `folder` (it owns the folder, unless it is root, or may write
+ * it and the folder is not sticky), in words, or `null`: a fetch there could then be sent into a link put in place of its scratch
  * folder. `null` too where this run's user cannot be told (no FFI) or the folder is not there.
  */
 function sharedWith(folder: string): string | null {
   const me = folderCalls()?.user();
   const info = statOrNull(folder);
   if (me === undefined || info === null || info.mode === null) return null;
-  if (info.uid !== me) return `it belongs to user ${info.uid}`;
+  if (info.uid !== me && info.uid !== 0) return `it belongs to user ${info.uid}`; // root may do anything anyway
   const sticky = (info.mode & 0o1000) !== 0;
   return !sticky && (info.mode & 0o022) !== 0 ? `others may write it (mode ${(info.mode & 0o7777).toString(8)})` : null;
 }

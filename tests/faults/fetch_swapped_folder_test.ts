@@ -83,4 +83,16 @@ Deno.test("a live restore from a repository does not fetch into a database folde
     "a scratch copy was made there",
   );
   assert.deepEqual(entryNames(temp.path), [".atocore-fetch-of-another-user"], "another user's folder was removed");
+
+  Deno.chownSync(temp.path, 65534, 65534); // a temporary folder of that user's too: no place left to fetch into
+  using out = tempDir();
+  Deno.chownSync(out.path, 65534, 65534);
+  const refused = await runCli(["restore", stamp, "--from-remote", "--to", join(out.path, "restored")], {
+    env: { ...r.envWithIdentity, TMPDIR: temp.path },
+  });
+  assert.equal(refused.code, 1, refused.stderr);
+  assert.match(
+    refused.stderr,
+    /the temporary folder \S+ is no place for the fetch's scratch copy \(it belongs to user 65534/,
+  );
 });
