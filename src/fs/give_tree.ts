@@ -4,7 +4,6 @@
  *
  * @module
  */
-import { basename, dirname } from "node:path";
 import { folderCalls } from "../sys/folder_calls.ts";
 import { fitHeld } from "./held_copy.ts";
 import { walkTree } from "./tree.ts";
@@ -20,20 +19,15 @@ export function giveTreeLike(root: string, folder: string): void {
   if (uid === null || gid === null || uid === Deno.statSync(root).uid) return;
   const calls = folderCalls();
   if (calls === null) return givenByPath(root, uid, gid);
-  const above = calls.openFolder(dirname(root));
+  const fd = calls.openFolderNoFollow(root);
   try {
-    const fd = calls.openFolder(basename(root), { fd: above, shown: root });
-    try {
-      if (!calls.setOwner(fd, uid, gid, root)) return;
-      let chown = true;
-      fitHeld(calls, { fd, path: root }, walkTree(root), (entry, entryFd, shown) => {
-        if (chown && (entry.kind === "file" || entry.kind === "dir")) chown = calls.setOwner(entryFd, uid, gid, shown);
-      });
-    } finally {
-      calls.close(fd);
-    }
+    if (!calls.setOwner(fd, uid, gid, root)) return;
+    let chown = true;
+    fitHeld(calls, { fd, path: root }, walkTree(root), (entry, entryFd, shown) => {
+      if (chown && (entry.kind === "file" || entry.kind === "dir")) chown = calls.setOwner(entryFd, uid, gid, shown);
+    });
   } finally {
-    calls.close(above);
+    calls.close(fd);
   }
 }
 

@@ -4,7 +4,7 @@
  *
  * @module
  */
-import { basename, dirname, join } from "node:path";
+import { dirname, join } from "node:path";
 import type { AgeIdentity } from "../crypto/age.ts";
 import { OperationError, UsageError } from "../errors.ts";
 import { BufferPool } from "./buffer_pool.ts";
@@ -224,13 +224,7 @@ function createLinks(root: string, links: DocumentLink[]): void {
 
 /** The folder `root` (just made: opened without following a link) and the tree below it, held open. */
 function heldTree(calls: FolderCalls, root: string): OpenTree {
-  const above = calls.openFolder(dirname(root));
-  try {
-    const fd = calls.openFolder(basename(root), { fd: above, shown: root });
-    return new OpenTree(calls, { fd, path: root }, { ownsRoot: true });
-  } finally {
-    calls.close(above);
-  }
+  return new OpenTree(calls, { fd: calls.openFolderNoFollow(root), path: root }, { ownsRoot: true });
 }
 
 /** Make the file at `path` at `size` by its path (without FFI); which file it is. */

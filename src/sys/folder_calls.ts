@@ -4,6 +4,7 @@
  * such calls, and lets only `--allow-all` programs name a descriptor as `/proc/self/fd/N`).
  * @module
  */
+import { basename, dirname } from "node:path";
 import { cString } from "./c_string.ts";
 import { openFlags } from "./linux_constants.ts";
 import { LIBC_NAMES } from "./proc_read.ts";
@@ -111,6 +112,16 @@ export class FolderCalls {
   openFolder(path: string, inside?: { fd: number; shown: string }): number {
     const flags = O_DIRECTORY | O_CLOEXEC | (inside ? O_NOFOLLOW : 0);
     return this.check(this.libc.openat(inside?.fd ?? AT_FDCWD, cString(path), flags, 0), "open", inside?.shown ?? path);
+  }
+
+  /** Open the folder at `path`, the folders above it as their paths lead but never a link at its own name. */
+  openFolderNoFollow(path: string): number {
+    const above = this.openFolder(dirname(path));
+    try {
+      return this.openFolder(basename(path), { fd: above, shown: path });
+    } finally {
+      this.close(above);
+    }
   }
 
   /** Create the file `name` in the folder `fd` for writing: new (never an existing one) and never through a link. */
