@@ -17,8 +17,9 @@ import {
   tempStore,
   toolFor,
 } from "./_helpers.ts";
-import { formatIdentityFile, generateIdentity, parseIdentityFile } from "../src/crypto/age.ts";
-import { formatAuthKeyFile } from "../src/crypto/auth_key.ts";
+import { type AgeIdentity, formatIdentityFile, generateIdentity, parseIdentityFile } from "../src/crypto/age.ts";
+import { deriveAuthKey, formatAuthKeyFile, snapshotMac } from "../src/crypto/auth_key.ts";
+import { type Compression, openBytes, sealBytes } from "../src/repo/sealing.ts";
 import { treeDigest } from "./_faults.ts";
 import { updateRows } from "./_repo.ts";
 
@@ -277,4 +278,35 @@ export async function timeEvent(
   const ended = performance.now();
   assert.ok(!Number.isNaN(seenAt), `${args.join(" ")} never logged ${event}`);
   return { total: ended - started, afterEvent: ended - seenAt };
+}
+
+/** The parts of a document the forgery below changes. */
+export interface Forged {
+  format: number;
+  packs: { id: string; compression: Compression }[];
+  files: { path: string; block?: number; extents?: [number, number, number, number, string][] }[];
+}
+
+/** Rewrite snapshot `name`'s document with `change`, sealed again to `recipient` and its refs updated to match. */
+export function forgeDocument(
+  repoDir: string,
+  identities: AgeIdentity[],
+  recipient: string,
+  name: string,
+  change: (document: Forged) => void,
+): void {
+  const path = join(repoDir, "snapshots", name);
+  const document = JSON.parse(new TextDecoder().decode(
+    openBytes(`snapshots/${name}`, Deno.readFileSync(path), identities, { compression: "zstd" }),
+  ));
+  change(document);
+  const sealed = sealBytes(new TextEncoder().encode(JSON.stringify(document)), "zstd", [recipient], true);
+  Deno.writeFileSync(path, sealed.bytes);
+  const refsPath = join(repoDir, "refs", name);
+  const refs = JSON.parse(Deno.readTextFileSync(refsPath));
+  // made as a pushing host would make it (with the auth key), so that only the document's own checks can catch it
+  const repositoryId = JSON.parse(Deno.readTextFileSync(join(repoDir, "config"))).id;
+  const claim = { repositoryId, objectName: `snapshots/${name}`, sha256: sealed.sha256 };
+  const auth = identities.map(deriveAuthKey).map((key) => ({ recipient: key.recipient, mac: snapshotMac(key, claim) }));
+  Deno.writeTextFileSync(refsPath, JSON.stringify({ ...refs, snapshot_sha256: sealed.sha256, auth }));
 }

@@ -11,6 +11,8 @@ import { startsAsDatabase } from "../sqlite/file_format.ts";
 
 /** Block size of files that are not SQLite databases. */
 export const DEFAULT_BLOCK = 64 * 1024;
+/** The smallest block size: SQLite's smallest page. */
+export const MIN_BLOCK = 512;
 /** Bytes read at once while splitting a file: a multiple of every block size, small beside the memory bound. */
 export const READ_BYTES = 1 << 20;
 /** A sample compressing to more than this fraction of its size marks the file as not worth compressing. */
@@ -24,7 +26,7 @@ export function blockSizeOf(header: Uint8Array): number {
   if (header.length < 18 || !startsAsDatabase(header)) return DEFAULT_BLOCK;
   const raw = (header[16] << 8) | header[17];
   const size = raw === 1 ? 65536 : raw;
-  return size >= 512 && size <= 65536 && (size & (size - 1)) === 0 ? size : DEFAULT_BLOCK;
+  return size >= MIN_BLOCK && size <= 65536 && (size & (size - 1)) === 0 ? size : DEFAULT_BLOCK;
 }
 
 /**

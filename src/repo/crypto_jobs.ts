@@ -4,12 +4,15 @@
  *
  * @module
  */
-import { createHash } from "node:crypto";
 import { type AgeIdentity, parseIdentity } from "../crypto/age.ts";
 import { OperationError } from "../errors.ts";
+import { hashExtent } from "./extent_hash.ts";
 import { type Compression, openBytes } from "./sealing.ts";
 
-/** Open the pack `name` read into `sealed` (decrypting into `into`) and hash each `[offset, length]` of `ranges`. */
+/**
+ * Open the pack `name` read into `sealed` (decrypting into `into`) and hash each `[offset, length, unit]` of `ranges`
+ * (by pieces of `unit`, 0 for whole: `extent_hash.ts`).
+ */
 export interface OpenJob {
   name: string;
   sealed: Uint8Array;
@@ -18,7 +21,7 @@ export interface OpenJob {
   maxBytes: number;
   /** The identities as `AGE-SECRET-KEY-1…` text (key objects cannot cross to a worker). */
   identities: readonly string[];
-  ranges: readonly (readonly [number, number])[];
+  ranges: readonly (readonly [number, number, number])[];
   /** Skip the pack's SHA-256 against its name (`skipNameHash` of {@linkcode openBytes}'s options). */
   skipNameHash?: boolean;
   /**
@@ -84,10 +87,8 @@ function open(job: OpenJob): OpenDone {
     spare.set(plain);
     plain = spare.subarray(0, plain.length);
   }
-  const hashes = job.ranges.map(([offset, length]) =>
-    offset + length <= plain.length
-      ? createHash("sha256").update(plain.subarray(offset, offset + length)).digest("hex")
-      : ""
+  const hashes = job.ranges.map(([offset, length, unit]) =>
+    offset + length <= plain.length ? hashExtent(plain.subarray(offset, offset + length), unit) : ""
   );
   return { sealed: job.sealed, into: job.into, plain, hashes, ...(spare ? { plainInto: spare } : {}) };
 }

@@ -11,8 +11,12 @@ import { DocumentJsonError, readDocumentJson } from "./document_json.ts";
 import { type Extent, extentsOf, type ExtentTable, isExtentTable } from "./extent_table.ts";
 import { isPackId, type SnapshotKey, snapshotKeyText } from "./layout.ts";
 
-/** The document format version. */
-export const DOCUMENT_FORMAT = 1;
+/**
+ * The document format a push writes: 2 hashes an extent by its blocks (`extent_hash.ts`). A reader takes 1 and 2.
+ */
+export const DOCUMENT_FORMAT = 2;
+/** The document formats a reader takes. */
+const READABLE_FORMATS: readonly unknown[] = [1, DOCUMENT_FORMAT];
 /** Plaintext bytes a pack is filled to; a reader refuses an extent that ends beyond a pack's plaintext. */
 export const PACK_TARGET_BYTES = 8 << 20;
 /** The largest plaintext a pack may hold: a full pack plus one largest block. */
@@ -40,7 +44,7 @@ export interface DocumentLink {
 
 /** The snapshot document. */
 export interface SnapshotDocument {
-  format: typeof DOCUMENT_FORMAT;
+  format: 1 | typeof DOCUMENT_FORMAT;
   repository_id: string;
   stamp: string;
   push_id: string;
@@ -127,7 +131,9 @@ export function parseDocument(
 function documentProblem(value: unknown, repositoryId: string, key: SnapshotKey): string | null {
   if (!isObject(value)) return "not a JSON object";
   const doc = value as Record<string, unknown>;
-  if (doc.format !== DOCUMENT_FORMAT) return `document format ${JSON.stringify(doc.format)} is not ${DOCUMENT_FORMAT}`;
+  if (!READABLE_FORMATS.includes(doc.format)) {
+    return `document format ${JSON.stringify(doc.format)} is not one this version reads (1 or 2; a newer one may)`;
+  }
   if (doc.repository_id !== repositoryId) return "it belongs to another repository (copied in from elsewhere)";
   if (doc.stamp !== key.stamp || doc.push_id !== key.pushId) {
     return `it is snapshot ${String(doc.stamp)}_${String(doc.push_id)}, not ${snapshotKeyText(key)} (swapped)`;

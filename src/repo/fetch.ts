@@ -29,7 +29,8 @@ import {
 import { packName, snapshotKeyText } from "./layout.ts";
 import { openRepository } from "./repository.ts";
 import { readSnapshot, snapshotArgument } from "./snapshots.ts";
-import { checkPackName, sha256Hex } from "./sealing.ts";
+import { checkPackName } from "./sealing.ts";
+import { extentUnit, hashExtent } from "./extent_hash.ts";
 import { readAt } from "../fs/read_at.ts";
 import { emptyExtentTable, type ExtentTable, ExtentTableBuilder } from "./extent_table.ts";
 
@@ -349,7 +350,7 @@ async function refuseDamagedExtent(
       if (table.packs[row] !== index || (first !== null && first.at <= at)) continue;
       const bytes = readAt(handle, at, table.lengths[row]) ?? new Uint8Array(0);
       const expected = Buffer.from(table.hashes.buffer, table.hashes.byteOffset + row * 32, 32).toString("hex");
-      if (sha256Hex(bytes) !== expected) first = { at, pack };
+      if (hashExtent(bytes, extentUnit(document.format, file.block, bytes.length)) !== expected) first = { at, pack };
     }
   }
   if (first === null) return;

@@ -1,6 +1,6 @@
 /**
- * The ranges every snapshot takes from one pack, with the hashes they record, held as typed arrays (40 bytes an
- * extent) and deduplicated as they grow: verify gathers them over all of a repository's history.
+ * The ranges every snapshot takes from one pack, with the hashes they record and how (`extent_hash.ts`), held as typed
+ * arrays (44 bytes an extent) and deduplicated as they grow: verify gathers them over all of a repository's history.
  *
  * @module
  */
@@ -10,10 +10,11 @@ import type { Compression } from "./boundary.ts";
 /** Offsets and lengths are below 2^24 (a pack's plaintext is at most `PACK_MAX_BYTES`): one exact number as a key. */
 const LENGTH_SPAN = 2 ** 24;
 
-/** One distinct range of a pack and the distinct hashes recorded for it. */
+/** One distinct range of a pack, hashed by pieces of `unit` (0: whole), and the distinct hashes recorded for it. */
 export interface PackRange {
   offset: number;
   length: number;
+  unit: number;
   /** The distinct hashes recorded for these bytes, as lowercase hex (one, unless snapshots disagree). */
   hashes: string[];
 }
@@ -24,23 +25,25 @@ export class PackRanges {
   private compacted = 0;
   private offsets = new Uint32Array(64);
   private lengths = new Uint32Array(64);
+  private units = new Uint32Array(64);
   private hashes = new Uint8Array(64 * 32);
 
   /** Ranges of a pack recorded with `compression`. */
   constructor(readonly compression: Compression) {}
 
-  /** Record that a snapshot takes `length` bytes at `offset` whose SHA-256 is `hashes[at, at + 32)`. */
-  add(offset: number, length: number, hashes: Uint8Array, at: number): void {
+  /** Record that a snapshot takes `length` bytes at `offset`, hashed by pieces of `unit`, to `hashes[at, at + 32)`. */
+  add(offset: number, length: number, unit: number, hashes: Uint8Array, at: number): void {
     if (this.count === this.offsets.length) this.grow();
     this.offsets[this.count] = offset;
     this.lengths[this.count] = length;
+    this.units[this.count] = unit;
     this.hashes.set(hashes.subarray(at, at + 32), this.count * 32);
     this.count += 1;
   }
 
   /** The bytes its arrays take (room to grow included). */
   get heldBytes(): number {
-    return this.offsets.length * (4 + 4 + 32);
+    return this.offsets.length * (4 + 4 + 4 + 32);
   }
 
   /** The distinct ranges in pack order, each with its distinct hashes. */
@@ -50,8 +53,9 @@ export class PackRanges {
     for (let at = 0; at < this.count; at++) {
       const last = out.at(-1);
       const hash = Buffer.from(this.hashes.buffer, at * 32, 32).toString("hex");
-      if (last?.offset === this.offsets[at] && last.length === this.lengths[at]) last.hashes.push(hash);
-      else out.push({ offset: this.offsets[at], length: this.lengths[at], hashes: [hash] });
+      const [offset, length, unit] = [this.offsets[at], this.lengths[at], this.units[at]];
+      if (last?.offset === offset && last.length === length && last.unit === unit) last.hashes.push(hash);
+      else out.push({ offset, length, unit, hashes: [hash] });
     }
     return out;
   }
@@ -61,6 +65,7 @@ export class PackRanges {
     this.compact();
     this.offsets = this.offsets.slice(0, this.count);
     this.lengths = this.lengths.slice(0, this.count);
+    this.units = this.units.slice(0, this.count);
     this.hashes = this.hashes.slice(0, this.count * 32);
   }
 
@@ -71,33 +76,38 @@ export class PackRanges {
     const size = this.offsets.length * 2;
     this.offsets = resized(this.offsets, size);
     this.lengths = resized(this.lengths, size);
+    this.units = resized(this.units, size);
     const hashes = new Uint8Array(size * 32);
     hashes.set(this.hashes);
     this.hashes = hashes;
   }
 
-  /** Sort by offset, length and hash, and keep one of each. */
+  /** Sort by offset, length, unit and hash, and keep one of each. */
   private compact(): void {
     const keys = new Float64Array(this.count);
     for (let at = 0; at < this.count; at++) keys[at] = this.offsets[at] * LENGTH_SPAN + this.lengths[at];
     const order = new Uint32Array(this.count).map((_, at) => at);
     const hashOf = (at: number) => this.hashes.subarray(at * 32, at * 32 + 32);
-    order.sort((a, b) => keys[a] - keys[b] || Buffer.compare(hashOf(a), hashOf(b)));
+    order.sort((a, b) => keys[a] - keys[b] || this.units[a] - this.units[b] || Buffer.compare(hashOf(a), hashOf(b)));
     const offsets = new Uint32Array(this.offsets.length);
     const lengths = new Uint32Array(this.offsets.length);
+    const units = new Uint32Array(this.offsets.length);
     const hashes = new Uint8Array(this.hashes.length);
     let kept = 0;
     for (const at of order) {
       const previous = kept - 1;
       const same = kept > 0 && offsets[previous] === this.offsets[at] && lengths[previous] === this.lengths[at] &&
+        units[previous] === this.units[at] &&
         Buffer.compare(hashes.subarray(previous * 32, kept * 32), hashOf(at)) === 0;
       if (same) continue;
       offsets[kept] = this.offsets[at];
       lengths[kept] = this.lengths[at];
+      units[kept] = this.units[at];
       hashes.set(hashOf(at), kept * 32);
       kept += 1;
     }
-    [this.offsets, this.lengths, this.hashes, this.count, this.compacted] = [offsets, lengths, hashes, kept, kept];
+    [this.offsets, this.lengths, this.units, this.hashes] = [offsets, lengths, units, hashes];
+    [this.count, this.compacted] = [kept, kept];
   }
 }
 

@@ -1,19 +1,21 @@
 /**
  * The reading half of a push: each file of a local snapshot is cut into blocks, each block either found stored already
  * (same hash at the same place, in a pack that may be reused) or packed anew; runs of blocks contiguous in one pack
- * become one extent, hashed from the local bytes. A file whose SHA-256 matches the last push is not read at all.
+ * become one extent, hashed from its blocks' hashes. A file whose SHA-256 matches the last push is not read at all.
  *
  * @module
  */
-import { createHash, type Hash } from "node:crypto";
+import { createHash } from "node:crypto";
 import { join } from "node:path";
 import { OperationError } from "../errors.ts";
 import { fileIdentity } from "../fs/file_identity.ts";
 import { readAt } from "../fs/read_at.ts";
 import { collectGarbage } from "../sys/collect_garbage.ts";
-import { blockSizeOf, hashBlockInto, isCompressible, READ_BYTES, readChunks } from "./blocks.ts";
+import { blockSizeOf, hashBlockInto, isCompressible, MIN_BLOCK, READ_BYTES, readChunks } from "./blocks.ts";
 import type { PackInfo } from "./boundary.ts";
 import type { DocumentLink, WritableFile } from "./document.ts";
+import { PACK_MAX_BYTES } from "./document.ts";
+import { extentHashInto } from "./extent_hash.ts";
 import { emptyExtentTable, type ExtentTable, ExtentTableBuilder } from "./extent_table.ts";
 import type { LocalEntry } from "./local_snapshot.ts";
 import type { BlockTag, PackWriter, TaggedFile } from "./pack_writer.ts";
@@ -27,8 +29,6 @@ interface PushedFile {
   sha256: string;
   block: number;
   extents: ExtentTable;
-  /** Rows of `extents` of one block in a new pack: they take that block's hash, known once its pack is sealed. */
-  unhashed: number[];
   /** Its identity when it was read (its SHA-256 taken from its bytes), `null` when reused whole from the last push. */
   identity: string | null;
   /** Its block map (pack references as above): being written for a file read, the last push's for one reused. */
@@ -106,14 +106,14 @@ export class PushSession {
 
   private reuse(cached: CachedFile): void {
     const { path, size, sha256, block, map } = cached;
-    const extents = { ...cached.extents, packs: cached.extents.packs.slice() }; // resolve rewrites its pack indexes
+    // resolve rewrites its pack indexes and hashes (a cache of a format-1 push holds hashes of the bytes)
+    const extents = { ...cached.extents, packs: cached.extents.packs.slice(), hashes: cached.extents.hashes.slice() };
     this.entries.push({
       path,
       size,
       sha256,
       block,
       extents,
-      unhashed: [],
       identity: null,
       map,
     });
@@ -137,13 +137,12 @@ export class PushSession {
       sha256: "",
       block,
       extents: emptyExtentTable(0),
-      unhashed: [],
       identity: fileIdentity(opened),
       map: new MapBuilder(this.spool, count, block),
     };
     const tagged: TaggedFile = { path: entry.path, block, size };
     this.builders.set(tagged, pushed.map as MapBuilder);
-    const extents = new ExtentBuilder(pushed.unhashed);
+    const extents = new ExtentBuilder();
     const whole = createHash("sha256");
     const read = await readChunks(file, this.buffer, async (chunk, offset) => {
       if (offset + chunk.length > size) throw this.changed(entry.path);
@@ -151,7 +150,6 @@ export class PushSession {
       for (let at = 0; at < chunk.length; at += block) {
         this.place(pushed, tagged, compression, extents, chunk.subarray(at, at + block), (offset + at) / block);
       }
-      extents.flush(); // before the buffer is read into again
       this.onProgress?.(this.done + offset + chunk.length, this.total);
       this.collectWhenDue();
       await this.writer.drain();
@@ -204,7 +202,7 @@ export class PushSession {
       offset = placed.offset;
     }
     map.place(index, ref, offset, !known);
-    extents.add(index * pushed.block, ref, offset, bytes, hash);
+    extents.add(index * pushed.block, ref, offset, bytes.length);
   }
 
   /** The blocks `tags` are in a stored pack, their hashes set: their maps may be written out. */
@@ -251,6 +249,7 @@ export class PushSession {
     };
     const files: (WritableFile | DocumentLink)[] = [];
     const cache: CachedFile[] = [];
+    const pieces = new Uint8Array(Math.ceil(PACK_MAX_BYTES / MIN_BLOCK) * 32);
     for (const entry of this.entries) {
       if ("link" in entry) {
         files.push(entry);
@@ -258,13 +257,7 @@ export class PushSession {
       }
       const { path, size, sha256, block, extents } = entry;
       const region = entry.map instanceof MapBuilder ? entry.map.finish() : entry.map;
-      const reader = new MapReader(region);
-      for (const row of entry.unhashed) {
-        const index = extents.at[row] / block;
-        const window = reader.at(index);
-        const at = (index - window.from) * 32;
-        extents.hashes.set(window.hashes.subarray(at, at + 32), row * 32);
-      }
+      hashExtents(extents, block, new MapReader(region), pieces);
       extents.packs.forEach((ref, at) => extents.packs[at] = indexOf(ref)); // in place: one table for both
       files.push({ path, size, sha256, block, extents });
       cache.push({ path, size, sha256, block, extents, map: { ...region, packOf: indexOf } });
@@ -273,95 +266,45 @@ export class PushSession {
   }
 }
 
-/** The hash of an extent not hashed yet (filled in by {@linkcode PushSession.resolve}). */
-const NO_HASH = new Uint8Array(32);
-
-interface OpenExtent {
-  at: number;
-  ref: number;
-  offset: number;
-  length: number;
-  /**
-   * `null` for an extent of a single block so far: it takes that block's hash (no hash context, which is native memory
-   * V8 frees only when it collects).
-   */
-  hash: Hash | null;
-  /** The first block's SHA-256 (a view of the file's block hashes). */
-  firstHash: Uint8Array;
-  /** Bytes of the read buffer not hashed yet, `[from, to)` of `source`: adjacent blocks are hashed in one call. */
-  pending: { source: ArrayBufferLike; from: number; to: number } | null;
-  /** The first block's bytes, copied when the read buffer moved on before a second block came. */
-  saved: number;
+/**
+ * Set each extent's hash from its blocks' hashes in the file's block map (`extent_hash.ts`): every block of a file read
+ * is hashed once, to be found or as its pack is sealed, and a file reused whole has the last push's map.
+ */
+function hashExtents(extents: ExtentTable, block: number, reader: MapReader, pieces: Uint8Array): void {
+  for (let row = 0; row < extents.at.length; row++) {
+    const first = extents.at[row] / block;
+    const count = Math.ceil(extents.lengths[row] / block);
+    for (let index = first; index < first + count;) {
+      const window = reader.at(index);
+      const end = Math.min(first + count, window.from + window.length);
+      pieces.set(window.hashes.subarray((index - window.from) * 32, (end - window.from) * 32), (index - first) * 32);
+      index = end;
+    }
+    extentHashInto(pieces.subarray(0, count * 32), extents.hashes, row * 32);
+  }
 }
 
-/**
- * Merges consecutive blocks stored contiguously in one pack into one extent, hashed from the bytes read (adjacent
- * blocks in one call: a call per 4 KiB costs half the speed; here, not on the worker that seals the packs, which is a
- * first push's busier thread), or taking its block's hash when it has one block: at once in a pack stored already
- * (hashed to be found there), else once the new pack is sealed (its row noted in `unhashed`).
- */
+/** An extent's hash until {@linkcode PushSession.resolve} takes it from its blocks' hashes. */
+const NO_HASH = new Uint8Array(32);
+
+/** Merges consecutive blocks stored contiguously in one pack into one extent (hashed once every pack is sealed). */
 class ExtentBuilder {
-  private current: OpenExtent | null = null;
+  private current: { at: number; ref: number; offset: number; length: number } | null = null;
   private readonly out = new ExtentTableBuilder();
-  private readonly first = new Uint8Array(65536);
 
-  constructor(private readonly unhashed: number[]) {}
-
-  /** Add a block of `bytes` (valid until {@linkcode flush}) whose SHA-256, when known, is `blockHash`. */
-  add(at: number, ref: number, offset: number, bytes: Uint8Array, blockHash: Uint8Array): void {
-    let current = this.current;
-    if (current && current.ref === ref && current.offset + current.length === offset) {
-      current.length += bytes.length;
-      if (!current.hash) {
-        current.hash = createHash("sha256");
-        if (current.saved > 0) current.hash.update(this.first.subarray(0, current.saved));
-      }
-    } else {
-      this.close();
-      current = this.current = {
-        at,
-        ref,
-        offset,
-        length: bytes.length,
-        hash: null,
-        firstHash: blockHash,
-        pending: null,
-        saved: 0,
-      };
-    }
-    const pending = current.pending;
-    if (pending && pending.source === bytes.buffer && pending.to === bytes.byteOffset) {
-      pending.to += bytes.length;
-      return;
-    }
-    this.flush();
-    current.pending = { source: bytes.buffer, from: bytes.byteOffset, to: bytes.byteOffset + bytes.length };
-  }
-
-  /** Hash the bytes pending (or keep a lone first block's): before the read buffer they are in is reused. */
-  flush(): void {
+  /** Add a block of `length` bytes at file offset `at`, stored at `offset` of pack reference `ref`. */
+  add(at: number, ref: number, offset: number, length: number): void {
     const current = this.current;
-    const pending = current?.pending;
-    if (!current || !pending) return;
-    const bytes = new Uint8Array(pending.source, pending.from, pending.to - pending.from);
-    if (current.hash) current.hash.update(bytes);
+    if (current && current.ref === ref && current.offset + current.length === offset) current.length += length;
     else {
-      this.first.set(bytes);
-      current.saved = bytes.length;
+      this.close();
+      this.current = { at, ref, offset, length };
     }
-    current.pending = null;
   }
 
-  close(): void {
+  private close(): void {
     const current = this.current;
-    if (current) {
-      if (current.hash) this.flush();
-      current.pending = null;
-      const later = !current.hash && current.ref < 0; // a block of a new pack: hashed when the pack is sealed
-      const hash = later ? NO_HASH : current.hash?.digest() ?? current.firstHash;
-      if (later) this.unhashed.push(this.out.length);
-      this.out.push(current.at, current.ref, current.offset, current.length, hash);
-    }
+    if (current) this.out.push(current.at, current.ref, current.offset, current.length, NO_HASH);
     this.current = null;
   }
 

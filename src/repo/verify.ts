@@ -9,6 +9,7 @@ import { UsageError } from "../errors.ts";
 import { type Backend, isSftpBackend, isUnreachable, ObjectNotFoundError } from "./backend.ts";
 import { collectGarbage } from "../sys/collect_garbage.ts";
 import { sha256Hex } from "./boundary.ts";
+import { extentUnit } from "./extent_hash.ts";
 import { CryptoPool, defaultWorkers, PackOpenError } from "./crypto_pool.ts";
 import { DEFAULT_TRANSFERS, inLanes } from "./lanes.ts";
 import { GC_EVERY_PACKS } from "./pack_writer.ts";
@@ -256,14 +257,16 @@ function collectChecks(document: SnapshotDocument, { round, checks, result, seen
   if (!round) return;
   for (const pack of document.packs) seen.add(pack.id);
   const included = document.packs.map((pack) => round.includes(pack.id) && (chosen?.has(pack.id) ?? true));
-  for (const { extents } of document.files.filter(isDocumentFile)) {
+  for (const file of document.files.filter(isDocumentFile)) {
+    const extents = file.extents;
     for (let row = 0; row < extents.at.length; row++) {
       if (!included[extents.packs[row]]) continue;
       const pack = document.packs[extents.packs[row]];
       let ranges = checks.get(pack.id);
       if (!ranges) checks.set(pack.id, ranges = new PackRanges(pack.compression));
       if (ranges.compression !== pack.compression) twoCompressions(pack.id, result);
-      ranges.add(extents.offsets[row], extents.lengths[row], extents.hashes, row * 32);
+      const unit = extentUnit(document.format, file.block, extents.lengths[row]);
+      ranges.add(extents.offsets[row], extents.lengths[row], unit, extents.hashes, row * 32);
     }
   }
   round.fit(checks);
@@ -294,7 +297,7 @@ async function readPacks(
     const name = packName(ids[at]);
     const pack = checks.get(ids[at])!;
     const found = pack.ranges(); // this pack's only: the others stay compact
-    const ranges = found.map(({ offset, length }) => [offset, length] as const);
+    const ranges = found.map(({ offset, length, unit }) => [offset, length, unit] as const);
     try {
       if (!buffers[lane]?.byteLength) buffers[lane] = new Uint8Array(PACK_BUFFER_BYTES); // new, or kept by a failure
       const sealed = await backend.read(name, buffers[lane], PACK_BUFFER_BYTES); // larger: refused unread

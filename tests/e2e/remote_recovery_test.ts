@@ -30,6 +30,12 @@ for index, pack in enumerate(doc["packs"]):
     data = age(os.path.join(repo, "packs", pack["id"][:2], pack["id"]))
     packs[index] = unzstd(data) if pack["compression"] == "zstd" else data
 
+def extent_hash(piece, block):  # format 2: an extent of several blocks hashes as its blocks' SHA-256s
+    if doc["format"] == 1 or len(piece) <= block:
+        return hashlib.sha256(piece).hexdigest()
+    blocks = (piece[at:at + block] for at in range(0, len(piece), block))
+    return hashlib.sha256(b"".join(hashlib.sha256(b).digest() for b in blocks)).hexdigest()
+
 for entry in doc["files"]:
     path = os.path.join(out, entry["path"])
     os.makedirs(os.path.dirname(path), exist_ok=True)
@@ -38,7 +44,7 @@ for entry in doc["files"]:
     with open(path, "wb") as f:
         for file_offset, pack, pack_offset, length, sha in entry["extents"]:
             piece = packs[pack][pack_offset:pack_offset + length]
-            assert hashlib.sha256(piece).hexdigest() == sha, entry["path"]
+            assert extent_hash(piece, entry["block"]) == sha, entry["path"]
             f.seek(file_offset)
             f.write(piece)
         f.truncate(entry["size"])

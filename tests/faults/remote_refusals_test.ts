@@ -12,12 +12,13 @@ import { existsSync } from "node:fs";
 import { cliCommand, cliEnv, cliRunOf, relocateSnapshot, runCli, skipOutsideCi } from "../_helpers.ts";
 import { InvalidSnapshotError } from "../../src/ops/push_validation.ts";
 import { entryNames, liveDigest } from "../_faults.ts";
-import { ageKeyPair, createAndPush, oneErrorLine, remoteNames, remoteStore } from "../_remote_cli.ts";
-import { type AgeIdentity, parseIdentityFile } from "../../src/crypto/age.ts";
-import { deriveAuthKey, snapshotMac } from "../../src/crypto/auth_key.ts";
-import { type Compression, openBytes, sealBytes, sha256Hex } from "../../src/repo/sealing.ts";
+import { ageKeyPair, createAndPush, forgeDocument, oneErrorLine, remoteNames, remoteStore } from "../_remote_cli.ts";
+import { parseIdentityFile } from "../../src/crypto/age.ts";
+import { openBytes, sha256Hex } from "../../src/repo/sealing.ts";
 import { fetchSnapshot } from "../../src/repo/fetch.ts";
 import { openFolderBackend } from "../../src/repo/folder.ts";
+import { extentUnit, hashExtent } from "../../src/repo/extent_hash.ts";
+import { DOCUMENT_FORMAT } from "../../src/repo/document.ts";
 
 Deno.test("remote refusals: another key restores nothing; nothing live changes and no scratch copy is left", async () => {
   using r = await remoteStore({ dbMiB: 2, chromaMiB: 1 });
@@ -360,36 +361,6 @@ Deno.test("remote refusals: an invalid snapshot's refusal names the packs stored
   assert.doesNotMatch(refusal(3), /nothing was pushed/);
 });
 
-/** The parts of a document the forgery below changes. */
-interface Forged {
-  packs: { id: string; compression: Compression }[];
-  files: { path: string; extents?: [number, number, number, number, string][] }[];
-}
-
-/** Rewrite snapshot `name`'s document with `change`, sealed again to `recipient` and its refs updated to match. */
-function forgeDocument(
-  repoDir: string,
-  identities: AgeIdentity[],
-  recipient: string,
-  name: string,
-  change: (document: Forged) => void,
-): void {
-  const path = join(repoDir, "snapshots", name);
-  const document = JSON.parse(new TextDecoder().decode(
-    openBytes(`snapshots/${name}`, Deno.readFileSync(path), identities, { compression: "zstd" }),
-  ));
-  change(document);
-  const sealed = sealBytes(new TextEncoder().encode(JSON.stringify(document)), "zstd", [recipient], true);
-  Deno.writeFileSync(path, sealed.bytes);
-  const refsPath = join(repoDir, "refs", name);
-  const refs = JSON.parse(Deno.readTextFileSync(refsPath));
-  // made as a pushing host would make it (with the auth key), so that only the document's own checks can catch it
-  const repositoryId = JSON.parse(Deno.readTextFileSync(join(repoDir, "config"))).id;
-  const claim = { repositoryId, objectName: `snapshots/${name}`, sha256: sealed.sha256 };
-  const auth = identities.map(deriveAuthKey).map((key) => ({ recipient: key.recipient, mac: snapshotMac(key, claim) }));
-  Deno.writeTextFileSync(refsPath, JSON.stringify({ ...refs, snapshot_sha256: sealed.sha256, auth }));
-}
-
 Deno.test("remote refusals: a file rebuilt from intact blocks that is not the file recorded: restore and drill refuse", async () => {
   using r = await remoteStore({ dbMiB: 2, chromaMiB: 1 });
   const { stamp, push } = await createAndPush(r.env);
@@ -404,7 +375,14 @@ Deno.test("remote refusals: a file rebuilt from intact blocks that is not the fi
     const plain = openBytes(name, Deno.readFileSync(join(r.repoDir, name)), identities, { compression });
     const offset = extent[2] + extent[3] + 4096 <= plain.length ? extent[2] + 4096 : extent[2] - 4096;
     assert.ok(offset >= 0, "room in the pack to shift an extent");
-    db.extents![0] = [extent[0], extent[1], offset, extent[3], sha256Hex(plain.subarray(offset, offset + extent[3]))];
+    const unit = extentUnit(DOCUMENT_FORMAT, db.block!, extent[3]);
+    db.extents![0] = [
+      extent[0],
+      extent[1],
+      offset,
+      extent[3],
+      hashExtent(plain.subarray(offset, offset + extent[3]), unit),
+    ];
   });
   const live = liveDigest(r.store);
   const local = entryNames(join(r.store.backupDir, "snapshots"));

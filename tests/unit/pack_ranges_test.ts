@@ -1,6 +1,7 @@
 /**
- * The ranges verify gathers per pack: distinct ranges in pack order, a range recorded by many snapshots held once, and
- * two hashes recorded for one range both kept (verify reports it).
+ * The ranges verify gathers per pack: distinct ranges in pack order, a range recorded by many snapshots held once, two
+ * hashes recorded for one range both kept (verify reports it), and one range hashed two ways (by documents of two
+ * formats) kept as two.
  */
 import assert from "node:assert/strict";
 import { Buffer } from "node:buffer";
@@ -10,11 +11,11 @@ const hashA = "a".repeat(64);
 const hashB = "0123456789abcdef".repeat(4);
 
 /** Add a range whose hash is given as hex, placed at a varying offset of a larger buffer as a document's table is. */
-function add(ranges: PackRanges, offset: number, length: number, hash: string): void {
+function add(ranges: PackRanges, offset: number, length: number, hash: string, unit = 0): void {
   const row = offset % 7;
   const hashes = new Uint8Array(32 * (row + 1));
   hashes.set(Buffer.from(hash, "hex"), row * 32);
-  ranges.add(offset, length, hashes, row * 32);
+  ranges.add(offset, length, unit, hashes, row * 32);
 }
 
 Deno.test("ranges come out sorted, each once, however often they were added", () => {
@@ -25,8 +26,8 @@ Deno.test("ranges come out sorted, each once, however often they were added", ()
   }
   const found = ranges.ranges();
   assert.equal(found.length, 11);
-  assert.deepEqual(found[0], { offset: 0, length: 4096, hashes: [hashA] });
-  assert.deepEqual(found.at(-1), { offset: 1 << 23, length: 65536, hashes: [hashB] });
+  assert.deepEqual(found[0], { offset: 0, length: 4096, unit: 0, hashes: [hashA] });
+  assert.deepEqual(found.at(-1), { offset: 1 << 23, length: 65536, unit: 0, hashes: [hashB] });
   assert.deepEqual(found.map((range) => range.offset), [...found.map((range) => range.offset)].sort((a, b) => a - b));
   assert.equal(ranges.compression, "zstd");
 });
@@ -38,8 +39,20 @@ Deno.test("one range with two hashes keeps both, and the same offset with anothe
   add(ranges, 100, 10, hashB);
   add(ranges, 100, 11, hashA);
   assert.deepEqual(ranges.ranges(), [
-    { offset: 100, length: 10, hashes: [hashB, hashA] },
-    { offset: 100, length: 11, hashes: [hashA] },
+    { offset: 100, length: 10, unit: 0, hashes: [hashB, hashA] },
+    { offset: 100, length: 11, unit: 0, hashes: [hashA] },
+  ]);
+});
+
+Deno.test("one range hashed whole and by pieces is two ranges, each with its own hash", () => {
+  const ranges = new PackRanges("zstd");
+  for (let round = 0; round < 3; round++) {
+    add(ranges, 8192, 16384, hashB, 4096);
+    add(ranges, 8192, 16384, hashA);
+  }
+  assert.deepEqual(ranges.ranges(), [
+    { offset: 8192, length: 16384, unit: 0, hashes: [hashA] },
+    { offset: 8192, length: 16384, unit: 4096, hashes: [hashB] },
   ]);
 });
 

@@ -343,11 +343,15 @@ Deno.test("remote errors: snapshot objects written by hand are refused naming th
     refused(`snapshots/${text(corrupt)}: its zstd content is corrupt \\([^)]*\\)`),
   ]);
   const untrusted = keyOf();
-  store(untrusted, bytes({ ...documentOf(untrusted), format: 2 }));
+  store(untrusted, bytes({ ...documentOf(untrusted), format: 3 }));
   cases.push([
     "a document of another format",
     fetched(untrusted),
-    refused(`snapshots/${text(untrusted)}: document format 2 is not 1; the snapshot cannot be trusted`),
+    refused(
+      `snapshots/${
+        text(untrusted)
+      }: document format 3 is not one this version reads \\(1 or 2; a newer one may\\); the snapshot cannot be trusted`,
+    ),
   ]);
   const extents = [[0, 0, 0, 4096, zero]];
   const files = [{ path: "backup-metadata.json", size: 4096, sha256: sha256Hex(plain), block: 4096, extents }];
