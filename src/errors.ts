@@ -91,6 +91,9 @@ export function describeOsError(error: unknown): string {
   if (error instanceof Deno.errors.IsADirectory) return "is a directory";
   if (isDiskFull(error)) return "no space left on device (disk full)";
   if ((error as { code?: unknown } | null)?.code === "EROFS") return "read-only file system";
+  if ((error as { code?: unknown } | null)?.code === "EMFILE") {
+    return `the open-file limit was reached${osErrorPath(error)}: raise it (ulimit -n)`;
+  }
   if (error instanceof Error) return error.message.split("\n")[0];
   return String(error);
 }

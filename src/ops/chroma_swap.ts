@@ -81,12 +81,24 @@ export function stageChroma(
       return { held, staging, names, totals, [Symbol.dispose]: dispose };
     } catch (error) {
       staging[Symbol.dispose]();
-      removeQuietly(held.at(name)); // a partial copy would keep a full disk full
+      removePartial(held, staging, noteChange);
       throw error;
     }
   } catch (error) {
     held[Symbol.dispose]();
     throw error;
+  }
+}
+
+/**
+ * Remove the partial copy `staging` (it would keep a full disk full); one that cannot go (the open-file limit, below a
+ * deep tree) is noted and left for the next restore, and the copy's own failure is the one told.
+ */
+function removePartial(held: HeldChroma, staging: Aside, noteChange: (what: string) => void): void {
+  try {
+    removeQuietly(held.at(staging.name));
+  } catch (error) {
+    noteChange(`left the partial staged copy ${staging.path} (${describeOsError(error)}; the next restore removes it)`);
   }
 }
 

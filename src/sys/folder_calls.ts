@@ -63,6 +63,7 @@ const CODES: Record<number, string> = {
   18: "EXDEV",
   20: "ENOTDIR",
   21: "EISDIR",
+  24: "EMFILE",
   28: "ENOSPC",
   30: "EROFS",
   31: "EMLINK",

@@ -1,11 +1,12 @@
 /**
  * A Chroma folder with more folders than the process may hold descriptors: the restore's copy inside held folders keeps
- * only a chain of them open, so it restores under a low open-file limit.
+ * only a chain of them open, so it restores under a low open-file limit; a chain deeper than the limit stops it, saying
+ * so.
  */
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { createdStamp, runCliInShell, storeEnv, tempStore } from "../_helpers.ts";
-import { treeDigest } from "../_faults.ts";
+import { liveDigest, treeDigest } from "../_faults.ts";
 
 Deno.test("a Chroma folder of 400 folders restores with at most 256 open files", async () => {
   using store = tempStore({ dbMiB: 1, chromaMiB: 1, segments: 1, seed: 73 });
@@ -21,4 +22,27 @@ Deno.test("a Chroma folder of 400 folders restores with at most 256 open files",
   });
   assert.equal(run.code, 0, run.stderr);
   assert.deepEqual(treeDigest(store.chromaDir), snapshot);
+});
+
+Deno.test("a Chroma tree 100 folders deep under 64 open files: one line names the limit, nothing live changes", async () => {
+  using store = tempStore({ dbMiB: 1, chromaMiB: 1, segments: 1, seed: 74 });
+  const deep = join(store.chromaDir, "deep", ...Array.from({ length: 100 }, (_, i) => `d${i}`));
+  Deno.mkdirSync(deep, { recursive: true });
+  Deno.writeTextFileSync(join(deep, "data"), "bottom");
+  const stamp = await createdStamp(storeEnv(store));
+  const live = () =>
+    Object.entries(liveDigest(store)).filter(([path]) => !path.includes("/.atocore-restore-")).sort().join("\n");
+  const before = live();
+  const run = await runCliInShell('ulimit -n 64 && exec "$@"', ["restore", stamp, "--confirm-service-stopped"], {
+    ...storeEnv(store),
+  });
+  assert.equal(run.code, 1, run.stderr);
+  const error = run.stderr.trim().split("\n").at(-1)!;
+  assert.match(error, /^atocore-backup: error: restore failed while staging the Chroma copy in /, run.stderr);
+  assert.match(
+    error,
+    /the open-file limit was reached at \/\S+\/\.atocore-restore-[^ ]*\/deep\/d0\/d1\/\S*: raise it \(ulimit -n\)\)/,
+  );
+  assert.match(error, /were not changed/);
+  assert.equal(live(), before);
 });
