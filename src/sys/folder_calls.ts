@@ -58,6 +58,7 @@ const CODES: Record<number, string> = {
   1: "EPERM",
   2: "ENOENT",
   5: "EIO",
+  9: "EBADF",
   13: "EACCES",
   17: "EEXIST",
   18: "EXDEV",
@@ -207,10 +208,12 @@ export class FolderCalls {
     try {
       this.libc.rewinddir(dir); // the copy shares its offset with `fd`: an earlier listing left it at the end
       const names: string[] = [];
-      for (let entry = this.libc.readdir(dir); entry !== null; entry = this.libc.readdir(dir)) {
+      for (let entry = this.readEntry(dir); entry !== null; entry = this.readEntry(dir)) {
         const name = new Deno.UnsafePointerView(entry).getCString(DIRENT_NAME); // `d_name` in glibc's and musl's
         if (name !== "." && name !== "..") names.push(name);
       }
+      // the end of the folder and a failure (an I/O error part way) both return NULL: only a failure sets errno
+      if (this.errno() !== 0) throw this.failure("readdir", shown);
       return names;
     } finally {
       this.libc.closedir(dir);
@@ -299,6 +302,12 @@ export class FolderCalls {
   private check(result: number, call: string, shown: string): number {
     if (result >= 0) return result;
     throw this.failure(call, shown);
+  }
+
+  /** The next entry of the stream `dir`, errno cleared first so that a NULL tells its failure from the end. */
+  private readEntry(dir: Deno.PointerObject): Deno.PointerValue {
+    new Int32Array(Deno.UnsafePointerView.getArrayBuffer(this.libc.__errno_location()!, 4))[0] = 0;
+    return this.libc.readdir(dir);
   }
 
   private errno(): number {
