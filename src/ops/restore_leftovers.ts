@@ -6,6 +6,7 @@
  */
 import { basename, dirname, join } from "node:path";
 import type { Config } from "../config.ts";
+import { describeOsError, OperationError } from "../errors.ts";
 import { removeQuietly } from "../fs/durable.ts";
 import { fileIdentity } from "../fs/file_identity.ts";
 import { entriesOrNone, isDirectory, lstatOrNull, statOrNull } from "../fs/probe.ts";
@@ -133,6 +134,15 @@ function unlocked(calls: FolderCalls, parent: number, path: string): boolean {
   }
   try {
     return calls.tryLock(fd, path); // released as it closes
+  } catch (error) {
+    throw new OperationError(
+      `cannot tell whether a fetch still uses the scratch folder ${path}: locking it failed ` +
+        `(${
+          describeOsError(error)
+        }); nothing was changed; if no fetch is running, remove that folder, then run again ` +
+        "(a fetch needs a filesystem that keeps locks: give --scratch-dir DIR on one)",
+      { cause: error },
+    );
   } finally {
     calls.close(fd);
   }

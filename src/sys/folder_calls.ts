@@ -69,6 +69,7 @@ const CODES: Record<number, string> = {
   30: "EROFS",
   31: "EMLINK",
   36: "ENAMETOOLONG",
+  37: "ENOLCK",
   40: "ELOOP",
   95: "EOPNOTSUPP",
   122: "EDQUOT",
