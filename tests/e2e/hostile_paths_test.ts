@@ -5,7 +5,7 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { exists } from "../../src/fs/probe.ts";
-import { createdStamp, runCli, storeEnv, tempDir, tempStore } from "../_helpers.ts";
+import { createdStamp, runCli, storeEnv, tempDir, tempStore, toolFor } from "../_helpers.ts";
 import { entryNames, skipBecause } from "../_faults.ts";
 import { mountTmpfs } from "../_mount.ts";
 
@@ -132,13 +132,8 @@ Deno.test("a backup folder in a snapshot or in another backup folder is refused 
   assert.equal((await runCli(["validate", stamp], { env })).code, 0);
 });
 
-const hasStrace = await new Deno.Command("strace", { args: ["-V"], stdout: "null", stderr: "null" }).output()
-  .then((output) => output.success, () => false);
-
-Deno.test({
-  name: "ensureDir fsyncs the folder holding each folder it creates, not only the last one's (needs strace)",
-  ignore: !hasStrace,
-}, async () => {
+Deno.test("ensureDir fsyncs the folder holding each folder it creates, not only the last one's (needs strace)", async () => {
+  if (!toolFor("strace", "ensureDir's fsyncs traced")) return;
   using scratch = tempDir();
   const trace = join(scratch.path, "trace.txt");
   const deep = join(scratch.path, "a", "b", "c");

@@ -4,16 +4,11 @@
  */
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { createdStamp, runCliInShell, storeEnv, tempStore } from "../_helpers.ts";
+import { createdStamp, runCliInShell, storeEnv, tempStore, toolFor } from "../_helpers.ts";
 import { entryNames, liveDigest } from "../_faults.ts";
 
-const hasStrace = await new Deno.Command("strace", { args: ["-V"], stdout: "null", stderr: "null" }).output()
-  .then((output) => output.success, () => false);
-
-Deno.test({
-  name: "a leftover scratch folder that cannot be locked stops the restore in one line naming it (needs strace)",
-  ignore: !hasStrace,
-}, async () => {
+Deno.test("a leftover scratch folder that cannot be locked stops the restore in one line naming it (needs strace)", async () => {
+  if (!toolFor("strace", "a lock failure injected into the restore")) return;
   using store = tempStore({ dbMiB: 1, chromaMiB: 1, segments: 1, seed: 76 });
   const env = storeEnv(store);
   const stamp = await createdStamp(env);
