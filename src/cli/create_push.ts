@@ -105,20 +105,21 @@ export async function withPush(
     transfers: target.transfers,
     signal,
   });
+  // last on its line and not quoted as a whole: its words are quoted for a shell (quoted), which runs it as printed
   const command = `atocore-backup push ${stamp}${target.pushFlags ?? ""}`;
   if ("error" in pushed && pushed.error instanceof InterruptedError) {
     const listed = pushed.error instanceof StoppedPublishing && pushed.error.published === "listed";
     throw new InterruptedError(
       pushed.error.signal,
       `${pushed.error.message}; the new local snapshot ${stamp} is made, validated and kept` +
-        (listed ? "" : `: push it with '${command}'`),
+        (listed ? "" : `; push it with: ${command}`),
     );
   }
   if ("error" in pushed) {
     // the push's own "nothing was done" is not this command's: it made a snapshot
     const cause = pushed.error.message.split("\n")[0].replaceAll("nothing was done", "nothing was pushed");
     const message = `${cause}; the local snapshot ${stamp} is fine (validated): ` +
-      `push it later with '${command}'`;
+      `push it later with: ${command}`;
     context.reporter.event("warning", "push_after_create_failed", { stamp, error: message, command });
     return {
       ...outcome,

@@ -123,8 +123,7 @@ const SENTENCES: Record<string, (fields: Fields) => string> = {
       `repository and install the output here (one file)`;
   },
   push_after_create_failed: (f) =>
-    `snapshot ${text(f.stamp)} was created and is valid locally, but pushing it failed (${text(f.error)}); ` +
-    `run '${text(f.command)}' once the repository is reachable`,
+    `snapshot ${text(f.stamp)} was created and is valid locally, but pushing it failed: ${text(f.error)}`,
   push_refused_invalid: (f) =>
     `snapshot ${text(f.stamp)} failed validation (${list(f.errors)}): ${storedMeanwhile(Number(f.packs_stored))}`,
   push_warning: (f) => `while pushing ${text(f.stamp)}: ${text(f.warning)}`,

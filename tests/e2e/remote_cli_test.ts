@@ -15,11 +15,13 @@ import {
   relocateSnapshot,
   ROOT,
   runCli,
+  runCliInShell,
   skipBecause,
   tempDir,
   tempStore,
 } from "../_helpers.ts";
 import { mountTmpfs } from "../_mount.ts";
+import { makeSampleStore } from "../../scripts/sample_store.ts";
 import { entryNames, liveDigest, treeDigest } from "../_faults.ts";
 import { updateRows } from "../_repo.ts";
 import { restoreCommand } from "../../src/cli/restore.ts";
@@ -645,7 +647,7 @@ Deno.test("remote CLI: the push a failed create --push says to run later carries
   const created = await runCli(["create", "--push", ...flags, ...repository], { cwd: here }); // no repository yet
   assert.equal(created.code, 1, created.stderr);
   const error = (created.json as { push_error: string }).push_error;
-  const command = /push it later with 'atocore-backup (push \d{8}T\d{6}Z[^']*)'$/.exec(error)?.[1];
+  const command = /push it later with: atocore-backup (push \d{8}T\d{6}Z.*)$/.exec(error)?.[1];
   assert.ok(command, error);
   const init = await runCli(["remote", "init", "--recipient", key.recipient, ...repository], { cwd: here });
   assert.equal(init.code, 0, init.stderr);
@@ -655,3 +657,25 @@ Deno.test("remote CLI: the push a failed create --push says to run later carries
   const warned = created.stderr.split("\n").find((line) => line.includes('"push_after_create_failed"'));
   assert.equal(JSON.parse(warned ?? "{}").command, `atocore-backup ${command}`, created.stderr);
 });
+
+for (const name of ["plain", "with spaces, and a quote's"]) {
+  Deno.test(`remote CLI: a failed create --push prints, last, a push command a shell runs as printed (${name} paths)`, async () => {
+    using work = tempDir("atocore-push-printed-");
+    const base = join(work.path, name);
+    const store = makeSampleStore(join(base, "store"), { dbMiB: 1 });
+    const key = ageKeyPair(base);
+    const flags = ["--backup-dir", store.backupDir, "--db", store.db, "--registry", store.registry];
+    const repository = ["--remote", join(base, "repo"), "--auth-key", authKeyFileFor(key)];
+    const created = await runCli(["create", "--push", ...flags, ...repository], { cwd: work.path }); // no repository
+    assert.equal(created.code, 1, created.stderr);
+    const error = (created.json as { push_error: string }).push_error;
+    const printed = /push it later with: (atocore-backup push \d{8}T\d{6}Z.*)$/.exec(error)?.[1];
+    assert.ok(printed, error);
+    const init = await runCli(["remote", "init", "--recipient", key.recipient, ...repository]);
+    assert.equal(init.code, 0, init.stderr);
+    // the printed text pasted into a shell as it is, `atocore-backup` standing for the CLI
+    const later = await runCliInShell(`cli=("$@"); atocore-backup() { "\${cli[@]}" "$@"; }; ${printed}`, [], {});
+    assert.equal(later.code, 0, `${printed}: ${later.stderr}`);
+    assert.equal((later.json as { pushed: { already_pushed: boolean }[] }).pushed[0].already_pushed, false, printed);
+  });
+}

@@ -101,7 +101,7 @@ Deno.test("create --push stopped by a signal keeps the new snapshot, lists nothi
       afterEvent: "runtime_backup_created",
     });
     assert.ok(stoppedOrFinished(run, signal, "create --push", label), `it pushed all the same ${label}`);
-    const stamp = /push it with 'atocore-backup push (\d{8}T\d{6}Z)'/.exec(run.stderr)?.[1];
+    const stamp = /push it with: atocore-backup push (\d{8}T\d{6}Z)/.exec(run.stderr)?.[1];
     assert.ok(stamp, `no stamp to push in ${run.stderr}`);
     assert.ok(entryNames(join(r.store.backupDir, "snapshots")).includes(stamp), `snapshot ${stamp} not kept ${label}`);
     assert.deepEqual(entryNames(join(r.repoDir, "leases")), [], `a lease remains ${label}`);
