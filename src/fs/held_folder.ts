@@ -73,7 +73,12 @@ export class HeldFolder implements AsyncDisposable {
     if (this.calls !== null) return this.calls.entry(this.fd, name, join(this.path, name));
     const info = lstatOrNull(join(this.path, name));
     if (info === null) return null;
-    return { isFile: info.isFile, isDirectory: info.isDirectory, mtimeMs: info.mtime?.getTime() ?? 0 };
+    return {
+      isFile: info.isFile,
+      isDirectory: info.isDirectory,
+      links: info.nlink ?? 1,
+      mtimeMs: info.mtime?.getTime() ?? 0,
+    };
   }
 
   /**

@@ -27,6 +27,7 @@ import {
   dbManifestPath,
   failedDir,
   integrityRecordPath,
+  ownFolders,
   snapshotDir,
   type SnapshotPaths,
   snapshotPaths,
@@ -40,7 +41,7 @@ import { fileIdentity } from "../fs/file_identity.ts";
 import { buildMetadata, serializeMetadata, type SnapshotMetadata } from "../snapshot/metadata.ts";
 import { formatCreatedAt, formatStamp, parseStamp } from "../snapshot/stamp.ts";
 import type { SqliteDriver } from "../sqlite/driver.ts";
-import { giveTreeLike } from "../fs/give_tree.ts";
+import { giveEntriesLike, giveTreeLike } from "../fs/give_tree.ts";
 import { backupFollowedIfOffered } from "../sqlite/followed_backup.ts";
 import { type JournalMode, setJournalMode, withJournalMode } from "../sqlite/journal_header.ts";
 import { CHROMA_DB_FILE, CHROMA_DB_SIDECARS, CHROMA_OLD_PREFIX, CHROMA_STAGING_PREFIX } from "../snapshot/chroma.ts";
@@ -122,13 +123,29 @@ export async function createSnapshot(config: Config, options: CreateOptions): Pr
     // a root run (a restore's pre-restore snapshot) leaves nothing the service's user cannot read or move away
     giveTreeLike(target.staged.root, target.backupDir);
     publish(target);
+    giveFoldersMade(target);
     reportCreated(config, target, metadata, options.reporter);
     return { ...metadata, stamp: target.stamp, validated: true, validation_errors: [] };
   } catch (error) {
     const wasPublished = !exists(target.staged.root) && exists(target.published.root);
     removeQuietly(target.staged.root);
+    try {
+      giveFoldersMade(target);
+    } catch {
+      // the failure is what the operator needs to hear; a later run as the service's user names the folder it lacks
+    }
     throw failureOfCreate(error, target, wasPublished);
   }
+}
+
+/**
+ * Give what a run as root may have made in the backup folder besides the snapshot (its own folders, the integrity
+ * record) the backup folder's owner, as the snapshot is given: the service's user's own runs stage, publish, record,
+ * set aside and clean up there.
+ */
+function giveFoldersMade({ backupDir, stamp }: SnapshotTarget): void {
+  const paths = [...ownFolders(backupDir), integrityRecordPath(backupDir, stamp)];
+  giveEntriesLike(backupDir, paths.map((path) => relative(backupDir, path)));
 }
 
 /** Report the published snapshot, and as a warning what it lacks when its Chroma copy failed. */
@@ -181,6 +198,7 @@ function planSnapshot(config: Config, now: Date): SnapshotTarget {
 /** Move a staged snapshot that failed validation to `failed/`, report it, and throw. */
 function setAsideInvalid(target: SnapshotTarget, errors: string[], reporter: Reporter): never {
   const aside = failedDir(target.backupDir, target.stamp);
+  giveTreeLike(target.staged.root, target.backupDir); // the service's user's cleanup removes it in time
   ensureDir(join(aside, ".."));
   renameDurable(target.staged.root, aside);
   reporter.event("warning", "post_backup_validation_failed", { backup_root: aside, errors });

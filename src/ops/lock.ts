@@ -4,10 +4,11 @@
  *
  * @module
  */
-import { dirname, resolve } from "node:path";
+import { basename, dirname, resolve } from "node:path";
 import { describeOsError, isUnusablePath, LockedError, OperationError, RefusedError, UsageError } from "../errors.ts";
 import { kindOf } from "../fs/regular_file.ts";
 import { ensureDir, FILE_MODE } from "../fs/durable.ts";
+import { giveEntriesLike } from "../fs/give_tree.ts";
 import { isDirectory, lstatOrNull, statOrNull } from "../fs/probe.ts";
 import { notAFolder } from "./own_folders.ts";
 import { lockPath } from "../snapshot/layout.ts";
@@ -53,6 +54,7 @@ export function acquireLock(backupDir: string, operation: string): OperationLock
     }
     file = openLockFile(path, info === null);
     refuseOtherFile(file, path);
+    if (info === null) giveEntriesLike(backupDir, [basename(path)]); // a root run's: the service's user's runs open it
   } catch (error) {
     if (error instanceof RefusedError || isUnusablePath(error)) throw error; // a path that names nothing: a usage error
     throw new OperationError(

@@ -5,6 +5,7 @@
  *
  * @module
  */
+import { relative } from "node:path";
 import type { Config } from "../config.ts";
 import { describeOsError, isUnusablePath, OperationError, osErrorPath, ToolError, UsageError } from "../errors.ts";
 import type { PushFacts } from "../report/metrics.ts";
@@ -16,7 +17,7 @@ import { UnreadableSnapshotError } from "../repo/local_snapshot.ts";
 import { StoppedPublishing } from "../repo/publish.ts";
 import { parseName } from "../repo/layout.ts";
 import type { PushAuth } from "../repo/authenticity.ts";
-import { checkedStamp, snapshotDir } from "../snapshot/layout.ts";
+import { checkedStamp, remoteStateDir, snapshotDir } from "../snapshot/layout.ts";
 import { isStamp } from "../snapshot/stamp.ts";
 import type { SqliteDriver } from "../sqlite/driver.ts";
 import { isPreRestoreSnapshot, latestStamp, snapshotNames } from "./list.ts";
@@ -32,6 +33,7 @@ import { unreadableSnapshotText } from "./validate.ts";
 import { deniedPath } from "../fs/denied_path.ts";
 import { InterruptedError, stopIfInterrupted } from "../sys/interrupt.ts";
 import { isDirectory } from "../fs/probe.ts";
+import { giveTreeBelowLike } from "../fs/give_tree.ts";
 
 /** Which local snapshots to push. */
 export type PushSelection = { stamp: string } | { latest: true } | { all: true };
@@ -192,6 +194,20 @@ export async function pushAfterCreate(
   } catch (error) {
     if (error instanceof ToolError) return { error };
     return { error: new OperationError(`push of ${stamp} failed (${describeOsError(error)})`, { cause: error }) };
+  } finally {
+    giveRemoteState(config.backupDir.path, backend.location);
+  }
+}
+
+/**
+ * Give this host's state about the repository at `location` (see {@linkcode remoteStateDir}) that a root create made
+ * or replaced the backup folder's owner, as its snapshot is given: the service's user's own pushes update it.
+ */
+function giveRemoteState(backupDir: string, location: string): void {
+  try {
+    giveTreeBelowLike(backupDir, relative(backupDir, remoteStateDir(backupDir, location)));
+  } catch {
+    // the push's outcome is what the operator needs to hear; a later push by that user names what it cannot write
   }
 }
 

@@ -43,6 +43,7 @@ const AT_EMPTY_PATH = 0x1000;
 const AT_SYMLINK_NOFOLLOW = 0x100;
 const STATX_TYPE = 0x1;
 const STATX_UID = 0x8;
+const STATX_NLINK = 0x4;
 const STATX_MTIME = 0x40;
 const { O_RDONLY, O_WRONLY, O_CREAT, O_EXCL, O_DIRECTORY, O_NOFOLLOW, O_NONBLOCK, O_CLOEXEC } = openFlags(
   Deno.build.arch,
@@ -104,6 +105,8 @@ export interface Identity {
 export interface EntryInfo {
   isFile: boolean;
   isDirectory: boolean;
+  /** Its number of names (hard links). */
+  links: number;
   mtimeMs: number;
 }
 
@@ -267,7 +270,7 @@ export class FolderCalls {
   /** What the entry `name` of the folder `fd` is (a link itself, not followed), or `null` when there is none. */
   entry(fd: number, name: string, shown: string): EntryInfo | null {
     const buffer = new Uint8Array(256);
-    const mask = STATX_TYPE | STATX_MTIME;
+    const mask = STATX_TYPE | STATX_NLINK | STATX_MTIME;
     if (this.libc.statx(fd, cString(name), AT_SYMLINK_NOFOLLOW, mask, buffer) !== 0) {
       if (this.errno() === 2) return null;
       throw this.failure("statx", shown);
@@ -278,7 +281,11 @@ export class FolderCalls {
   /** What the file the descriptor `fd` holds is, and when it was last written. */
   entryOf(fd: number, shown: string): EntryInfo {
     const buffer = new Uint8Array(256);
-    this.check(this.libc.statx(fd, cString(""), AT_EMPTY_PATH, STATX_TYPE | STATX_MTIME, buffer), "statx", shown);
+    this.check(
+      this.libc.statx(fd, cString(""), AT_EMPTY_PATH, STATX_TYPE | STATX_NLINK | STATX_MTIME, buffer),
+      "statx",
+      shown,
+    );
     return entryInfo(new DataView(buffer.buffer));
   }
 
@@ -335,9 +342,9 @@ export class FolderCalls {
   }
 }
 
-/** An entry's kind and modification time from a `struct statx` (`stx_mode` at 28, `stx_mtime` at 112). */
+/** An entry's kind, names and modification time from a `struct statx` (`stx_nlink` at 16, `stx_mode` at 28, `stx_mtime` at 112). */
 function entryInfo(view: DataView): EntryInfo {
   const type = view.getUint16(28, true) & S_IFMT;
   const mtimeMs = Number(view.getBigInt64(112, true)) * 1000 + Math.floor(view.getUint32(120, true) / 1e6);
-  return { isFile: type === S_IFREG, isDirectory: type === S_IFDIR, mtimeMs };
+  return { isFile: type === S_IFREG, isDirectory: type === S_IFDIR, links: view.getUint32(16, true), mtimeMs };
 }

@@ -175,6 +175,12 @@ Deno.test("a restore as root gives its pre-restore snapshot to the backup folder
     return info.isSymlink ? `${NOBODY_UID}:${NOBODY_GID}` : `${info.uid}:${info.gid}`;
   }));
   assert.deepEqual([...owners], [`${NOBODY_UID}:${NOBODY_GID}`], `the pre-restore snapshot ${pre} is not nobody's`);
+  const record = Deno.lstatSync(join(store.backupDir, "integrity", `${pre}.json`));
+  assert.deepEqual(
+    [record.uid, record.gid],
+    [NOBODY_UID, NOBODY_GID],
+    `the integrity record of ${pre} is not nobody's`,
+  );
   const validated = await cli.run(["validate", "--all"], env);
   assert.equal(validated.code, 0, `validate --all: ${validated.stdout} ${validated.stderr}`);
   const drilled = await cli.run(["drill", "--latest"], env);
@@ -292,4 +298,38 @@ Deno.test("a pack of a folder repository this user may not read: restore --from-
     new RegExp(`error: fetching \\S+ stopped: this user may not read ${pack} \\(permission denied\\)`),
   );
   assert.doesNotMatch(run.stderr, /cannot be read intact|--scratch-dir/);
+});
+
+Deno.test("what a create --push as root makes in nobody's empty backup folder is nobody's: its own create, push and cleanup go on", async () => {
+  const cli = unprivilegedCli();
+  if (typeof cli === "string") return skipBecause(cli);
+  using _cli = cli;
+  using store = tempStore({ dbMiB: 1, chromaMiB: 1 });
+  chownToNobody(store.dataDir);
+  Deno.mkdirSync(store.backupDir);
+  Deno.chownSync(store.backupDir, NOBODY_UID, NOBODY_GID); // empty: all that is in it after, the root run made
+  using repoDir = tempDir("atocore-repo-");
+  chownToNobody(repoDir.path);
+  const remote = ["--remote", join(repoDir.path, "repository")];
+  const repo = [...remote, "--allow-unauthenticated"];
+  const env = storeEnv(store);
+  const init = await cli.run(["remote", "init", "--recipient", generateIdentity().recipient, ...remote], env);
+  assert.equal(init.code, 0, init.stderr);
+  const created = await runCli(["create", "--chroma", "--push", ...repo], { env }); // as root
+  assert.equal(created.code, 0, created.stderr);
+  const stamp = (created.json as { stamp: string }).stamp;
+  const notNobodys = walkTree(store.backupDir).filter((entry) => entry.kind !== "symlink").map((entry) => {
+    const info = Deno.lstatSync(join(store.backupDir, entry.path));
+    return `${entry.path} ${info.uid}:${info.gid}`;
+  }).filter((owned) => !owned.endsWith(` ${NOBODY_UID}:${NOBODY_GID}`));
+  assert.deepEqual(notNobodys, [], "what root made is not nobody's");
+  chownToNobody(repoDir.path); // what root wrote in the repository is not the backup folder's: given by hand here
+
+  const again = await cli.run(["create", "--chroma", "--push", ...repo], env);
+  assert.equal(again.code, 0, `create --push as nobody: ${again.stderr} ${again.stdout}`);
+  const retention = ["--keep-daily", "1", "--keep-weekly", "0", "--keep-monthly", "0"];
+  const cleaned = await cli.run(["cleanup", "--confirm", ...retention], env);
+  assert.equal(cleaned.code, 0, `cleanup --confirm as nobody: ${cleaned.stderr}`);
+  assert.deepEqual(entryNames(join(store.backupDir, "snapshots")), [(again.json as { stamp: string }).stamp]);
+  assert.ok(!entryNames(join(store.backupDir, "integrity")).includes(`${stamp}.json`), "root's record was kept");
 });

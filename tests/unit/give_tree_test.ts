@@ -1,0 +1,42 @@
+/**
+ * What a root run gives the backup folder's owner: its own entries only, each opened without following a link; a
+ * link, a hard link to another file, or another user's entry put in their place keeps its owner.
+ */
+import assert from "node:assert/strict";
+import { join } from "node:path";
+import { giveEntriesLike, giveTreeLike } from "../../src/fs/give_tree.ts";
+import { skipBecause, tempDir } from "../_helpers.ts";
+
+const NOBODY = 65534;
+
+function owner(path: string): number | null {
+  return Deno.lstatSync(path).uid;
+}
+
+Deno.test("entries given to the folder's owner are this user's own files and folders, never a link's target", () => {
+  if (Deno.uid() !== 0) return skipBecause("not root: cannot give files away");
+  using temp = tempDir("atocore-give-");
+  const outside = join(temp.path, "outside"); // root's, as /etc is
+  Deno.mkdirSync(join(outside, "inner"), { recursive: true });
+  Deno.writeTextFileSync(join(outside, "file"), "root's");
+  const folder = join(temp.path, "backups");
+  Deno.mkdirSync(join(folder, "mine"), { recursive: true });
+  Deno.writeTextFileSync(join(folder, "mine", "record.json"), "{}");
+  Deno.writeTextFileSync(join(folder, "theirs"), "another user's");
+  Deno.chownSync(join(folder, "theirs"), 1234, 1234);
+  Deno.symlinkSync(outside, join(folder, "linked")); // swapped in for a folder the run made
+  Deno.linkSync(join(outside, "file"), join(folder, "hard")); // for a file it made
+  Deno.chownSync(folder, NOBODY, NOBODY);
+
+  giveEntriesLike(folder, ["mine", "mine/record.json", "theirs", "linked", "linked/inner", "linked/file", "hard"]);
+  assert.deepEqual([owner(join(folder, "mine")), owner(join(folder, "mine", "record.json"))], [NOBODY, NOBODY]);
+  assert.equal(owner(join(folder, "theirs")), 1234);
+  assert.deepEqual([outside, join(outside, "inner"), join(outside, "file")].map(owner), [0, 0, 0]);
+
+  const tree = join(folder, "tree");
+  Deno.mkdirSync(tree);
+  Deno.linkSync(join(outside, "file"), join(tree, "hard"));
+  Deno.writeTextFileSync(join(tree, "copied"), "made by the run");
+  giveTreeLike(tree, folder);
+  assert.deepEqual([owner(tree), owner(join(tree, "copied")), owner(join(outside, "file"))], [NOBODY, NOBODY, 0]);
+});
