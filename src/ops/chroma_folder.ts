@@ -6,8 +6,9 @@
  */
 import { closeSync, constants, fstatSync, openSync, statSync } from "node:fs";
 import { join } from "node:path";
-import { ensureDir, FOLDER_MODE, syncDir } from "../fs/durable.ts";
+import { ensureDir, FOLDER_MODE, removeQuietly, syncDir } from "../fs/durable.ts";
 import type { OpenFolder } from "../fs/held_copy.ts";
+import { removeHeld } from "../fs/held_remove.ts";
 import { lstatOrNull } from "../fs/probe.ts";
 import { type FolderCalls, folderCalls } from "../sys/folder_calls.ts";
 
@@ -132,6 +133,15 @@ export class HeldChroma implements Disposable {
       if ((error as { code?: unknown }).code === "EXDEV") return false;
       throw error;
     }
+  }
+
+  /**
+   * Remove the entry `name` of this folder and all in it, never through a link: inside the descriptors held when FFI
+   * is there (so a swap of this folder's path since changes nothing), else by the checked path.
+   */
+  remove(name: string): void {
+    if (this.calls === null) return removeQuietly(this.at(name));
+    removeHeld(this.calls, this.fd, name, this.shown(name));
   }
 
   /** Move the entry `name` of this folder into the hidden folder `aside`, under the same name. */

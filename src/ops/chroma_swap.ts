@@ -27,15 +27,20 @@ export interface StagedChroma extends Disposable {
   totals: CopyTotals;
 }
 
-/** Entries of a Chroma folder: reached by `at`, named in messages by `shown`. */
+/** Entries of a Chroma folder: listed by `names`, removed (never through a link) by `remove`, named by `shown`. */
 interface ChromaEntries {
-  at(name?: string): string;
+  names(): string[];
+  remove(name: string): void;
   shown(name: string): string;
 }
 
 /** The entries of the Chroma folder at `path`, by path: for clearing leftovers where no swap is recorded. */
 function byPath(path: string): ChromaEntries {
-  return { at: (name = "") => join(path, name), shown: (name) => join(path, name) };
+  return {
+    names: () => entriesOrNone(path).map((entry) => entry.name),
+    remove: (name) => removeQuietly(join(path, name)),
+    shown: (name) => join(path, name),
+  };
 }
 
 /**
@@ -70,18 +75,20 @@ export function stageChroma(
     proof?.walked(entries);
     reporter.event("info", "restore_chroma_staging", { path: target.path, entries: entries.length });
     const moved = move && held.adopt(source, name);
-    const staging = held.aside(name, !moved)!;
+    let staging: Aside | null = null;
     try {
+      staging = held.aside(name, !moved)!;
       const totals = moved ? totalsOf(entries) : copyInto(held, source, entries, staging, { reporter, proof });
       fitInto(held, staging, entries);
       held.sync();
       reporter.event("info", "restore_chroma_staged", { path: staging.path, moved, ...totals });
-      const dispose = () => (staging[Symbol.dispose](), held[Symbol.dispose]());
+      const aside = staging;
+      const dispose = () => (aside[Symbol.dispose](), held[Symbol.dispose]());
       const names = entries.filter((entry) => !entry.path.includes("/")).map((entry) => entry.path);
-      return { held, staging, names, totals, [Symbol.dispose]: dispose };
+      return { held, staging: aside, names, totals, [Symbol.dispose]: dispose };
     } catch (error) {
-      staging[Symbol.dispose]();
-      removePartial(held, staging, noteChange);
+      staging?.[Symbol.dispose]();
+      if (staging !== null || moved) removeFailedCopy(held, name, noteChange); // it would keep a full disk full
       throw error;
     }
   } catch (error) {
@@ -91,14 +98,17 @@ export function stageChroma(
 }
 
 /**
- * Remove the partial copy `staging` (it would keep a full disk full); one that cannot go (the open-file limit, below a
- * deep tree) is noted and left for the next restore, and the copy's own failure is the one told.
+ * Remove the staged copy `name` after its staging failed, inside the folder held (never through the path, which may
+ * lead elsewhere now); one that cannot go (the open-file limit, below a deep tree) is noted and left for the next
+ * restore, and the copy's own failure is the one told.
  */
-function removePartial(held: HeldChroma, staging: Aside, noteChange: (what: string) => void): void {
+function removeFailedCopy(held: HeldChroma, name: string, noteChange: (what: string) => void): void {
   try {
-    removeQuietly(held.at(staging.name));
+    held.remove(name);
   } catch (error) {
-    noteChange(`left the partial staged copy ${staging.path} (${describeOsError(error)}; the next restore removes it)`);
+    noteChange(
+      `left the staged Chroma copy ${held.shown(name)} (${describeOsError(error)}; the next restore removes it)`,
+    );
   }
 }
 
@@ -161,11 +171,11 @@ function totalsOf(entries: TreeEntry[]): CopyTotals {
 export function clearLeftovers(target: string | ChromaEntries, reporter: Reporter): number {
   const folder = typeof target === "string" ? byPath(target) : target;
   let removed = 0;
-  for (const entry of entriesOrNone(folder.at())) {
-    if (!entry.name.startsWith(CHROMA_STAGING_PREFIX) && !entry.name.startsWith(CHROMA_OLD_PREFIX)) continue;
-    removeQuietly(folder.at(entry.name));
+  for (const name of folder.names()) {
+    if (!name.startsWith(CHROMA_STAGING_PREFIX) && !name.startsWith(CHROMA_OLD_PREFIX)) continue;
+    folder.remove(name);
     removed += 1;
-    reporter.event("warning", "stale_leftover_removed", { path: folder.shown(entry.name) });
+    reporter.event("warning", "stale_leftover_removed", { path: folder.shown(name) });
   }
   return removed;
 }
@@ -281,9 +291,9 @@ export function swapChroma(staged: StagedChroma, reporter: Reporter, record: Rec
     const failure = { error: error, moving: moving === null ? null : folder.shown(moving) };
     throw failedSwap(folder, state, record, failure, reporter);
   }
-  removeQuietly(folder.at(staging.name));
+  folder.remove(staging.name);
   try {
-    removeQuietly(folder.at(names.old));
+    folder.remove(names.old);
   } catch (error) {
     const path = folder.shown(names.old);
     reporter.event("warning", "restore_old_chroma_not_removed", { path, error: describeOsError(error) });
@@ -325,7 +335,7 @@ function failedSwap(
 function undoSwap(folder: HeldChroma, state: SwapState, record: RecordSwap): number {
   if (state.phase === "moving-new-in") {
     // Every old entry was moved aside before this phase was recorded: what the folder shows now is new.
-    for (const name of chromaEntryNames(folder.at())) removeQuietly(folder.at(name));
+    for (const name of chromaEntryNames(folder.names())) folder.remove(name);
     folder.sync();
     record({ ...state, phase: "moving-old-aside" });
   }
@@ -337,8 +347,8 @@ function undoSwap(folder: HeldChroma, state: SwapState, record: RecordSwap): num
     folder.moveIn(old!, name);
   }
   folder.sync();
-  removeQuietly(folder.at(state.old));
-  removeQuietly(folder.at(state.staged));
+  folder.remove(state.old);
+  folder.remove(state.staged);
   folder.sync();
   tryRecord(record, null);
   return names.length;
@@ -361,8 +371,8 @@ export function settleSwap(target: string, state: SwapState, record: RecordSwap,
       `(${moved} entries moved back)`;
     return moved > 0 || state.phase === "moving-new-in" ? { what, part: "chroma" } : { what };
   }
-  removeQuietly(folder.at(state.staged));
-  removeQuietly(folder.at(state.old));
+  folder.remove(state.staged);
+  folder.remove(state.old);
   folder.sync();
   tryRecord(record, null);
   reporter.event("warning", "restore_chroma_swap_finished", { target });
@@ -381,9 +391,7 @@ function tryRecord(record: RecordSwap, state: SwapState | null): void {
   }
 }
 
-/** The entries of a Chroma folder that are Chroma's, leaving out the hidden folders restore works in. */
-function chromaEntryNames(folder: string): string[] {
-  return entriesOrNone(folder).map((entry) => entry.name).filter((name) =>
-    !name.startsWith(CHROMA_STAGING_PREFIX) && !name.startsWith(CHROMA_OLD_PREFIX)
-  );
+/** The names of a Chroma folder's entries that are Chroma's, leaving out the hidden folders restore works in. */
+function chromaEntryNames(names: string[]): string[] {
+  return names.filter((name) => !name.startsWith(CHROMA_STAGING_PREFIX) && !name.startsWith(CHROMA_OLD_PREFIX));
 }

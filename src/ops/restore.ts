@@ -13,7 +13,6 @@ import {
   FlushFailedError,
   moveFileAtomic,
   removeFileQuietly,
-  removeQuietly,
   replaceFileAtomic,
   temporaryPath,
 } from "../fs/durable.ts";
@@ -474,7 +473,7 @@ function runStep<T>(step: ReplaceStep<T>, context: FailureContext): T {
 /** Remove the staged Chroma copy after a failure; one that cannot be removed is named among the changes. */
 function removeStaged({ held, staging }: StagedChroma, changes: Change[]): void {
   try {
-    removeQuietly(held.at(staging.name));
+    held.remove(staging.name);
   } catch (error) {
     changes.push({
       what: `left the staged Chroma copy ${staging.path} (${describeOsError(error)}; remove it)`,

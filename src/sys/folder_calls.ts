@@ -41,6 +41,7 @@ type Symbols = Deno.DynamicLibrary<typeof SYMBOLS>["symbols"];
 
 const AT_EMPTY_PATH = 0x1000;
 const AT_SYMLINK_NOFOLLOW = 0x100;
+const AT_REMOVEDIR = 0x200;
 const STATX_TYPE = 0x1;
 const STATX_UID = 0x8;
 const STATX_NLINK = 0x4;
@@ -254,6 +255,13 @@ export class FolderCalls {
     if (this.libc.unlinkat(fd, cString(name), 0) === 0) return true;
     if (this.errno() === 2) return false;
     throw this.failure("unlink", shown);
+  }
+
+  /** Remove the empty folder `name` in the folder `fd` (never a link); whether it was there. */
+  removeFolder(fd: number, name: string, shown: string): boolean {
+    if (this.libc.unlinkat(fd, cString(name), AT_REMOVEDIR) === 0) return true;
+    if (this.errno() === 2) return false;
+    throw this.failure("rmdir", shown);
   }
 
   /**

@@ -6,7 +6,7 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { createdStamp, runCli, storeEnv, tempDir, tempStore } from "../_helpers.ts";
-import { entryNames, treeDigest } from "../_faults.ts";
+import { entryNames, restoreStoppedAt, treeDigest } from "../_faults.ts";
 
 /**
  * Once `<snapshots>` holds more than `<known>` entries (the pre-restore snapshot is published), swap `<folder>` for a
@@ -85,4 +85,47 @@ Deno.test("a Chroma folder swapped for a link and back, over and over, during re
     assert.ok([0, 1].includes(run.code), label);
     if (run.code === 0) assert.deepEqual(treeDigest(store.chromaDir), snapshotChroma, `not the snapshot's; ${label}`);
   }
+});
+
+Deno.test("a Chroma folder swapped for a link while its copy is staged: the restore fails, leaving nothing in the folder it held", async () => {
+  using store = tempStore({ dbMiB: 1, chromaMiB: 2, segments: 4, seed: 59 });
+  using outside = tempDir();
+  const stamp = await createdStamp(storeEnv(store));
+  const victim = victimFolder(outside.path);
+  const before = { victim: treeDigest(victim), chroma: treeDigest(store.chromaDir) };
+  const aside = `${store.chromaDir}-aside`;
+  const run = await restoreStoppedAt(store, [stamp, "--confirm-service-stopped"], "restore_chroma_staging", () => {
+    Deno.renameSync(store.chromaDir, aside); // the copy goes on in the folder held open, then meets the link
+    Deno.symlinkSync(victim, store.chromaDir);
+  });
+  Deno.removeSync(store.chromaDir);
+  Deno.renameSync(aside, store.chromaDir);
+  assert.equal(run.code, 1, run.stderr);
+  const errors = run.stderr.trim().split("\n").filter((line) => !line.startsWith("{"));
+  assert.equal(errors.length, 1, run.stderr);
+  assert.match(errors[0], /restore failed while staging the Chroma copy in \S+ \(the Chroma folder \S+ is no longer/);
+  assert.match(errors[0], /the database, registry and Chroma were not changed; fix the cause and run again/);
+  assert.deepEqual(treeDigest(victim), before.victim, "the link's target was changed");
+  assert.deepEqual(entryNames(store.chromaDir).filter((name) => name.startsWith(".")), [], "a staged copy was left");
+  assert.deepEqual(treeDigest(store.chromaDir), before.chroma, "the real Chroma folder was changed");
+});
+
+Deno.test("a Chroma folder swapped for a link while its contents are swapped: the swap ends in the folder held, no hidden folder left", async () => {
+  using store = tempStore({ dbMiB: 1, chromaMiB: 2, segments: 4, seed: 61 });
+  using outside = tempDir();
+  const stamp = await createdStamp(storeEnv(store));
+  const snapshotChroma = treeDigest(join(store.backupDir, "snapshots", stamp, "chroma"));
+  const victim = victimFolder(outside.path);
+  const before = treeDigest(victim);
+  const aside = `${store.chromaDir}-aside`;
+  const run = await restoreStoppedAt(store, [stamp, "--confirm-service-stopped"], "restore_chroma_swapping", () => {
+    Deno.renameSync(store.chromaDir, aside);
+    Deno.symlinkSync(victim, store.chromaDir);
+  });
+  Deno.removeSync(store.chromaDir);
+  Deno.renameSync(aside, store.chromaDir);
+  assert.deepEqual(treeDigest(victim), before, "the link's target was changed");
+  assert.equal(run.code, 0, run.stderr);
+  assert.deepEqual(entryNames(store.chromaDir).filter((name) => name.startsWith(".")), [], "a hidden folder was left");
+  assert.deepEqual(treeDigest(store.chromaDir), snapshotChroma, "the held folder does not hold the snapshot's Chroma");
 });
