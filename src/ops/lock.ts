@@ -28,7 +28,8 @@ export interface OperationLock extends Disposable {
  * @throws {UsageError} when the backup folder is a file (or anything but a folder).
  * @throws {RefusedError} when the lock file is a symbolic link (it is never followed: the lock empties its file) or
  *   not a regular file.
- * @throws {OperationError} naming the lock file when the folder cannot be made or the file opened (permissions).
+ * @throws {OperationError} naming the lock file when the folder cannot be made, the file opened (permissions) or
+ *   locked at all (a filesystem that keeps no locks).
  */
 export function acquireLock(backupDir: string, operation: string): OperationLock {
   const path = lockPath(backupDir);
@@ -64,7 +65,7 @@ export function acquireLock(backupDir: string, operation: string): OperationLock
       { cause: error },
     );
   }
-  if (!file.tryLockSync(true)) {
+  if (!tryLock(file, path)) {
     const holder = new TextDecoder().decode(Deno.readFileSync(path)).trim() || "another process";
     file.close();
     throw new LockedError(
@@ -81,6 +82,23 @@ export function acquireLock(backupDir: string, operation: string): OperationLock
     file.close();
   };
   return { release, [Symbol.dispose]: release };
+}
+
+/**
+ * Take the exclusive lock of `file`, the lock file at `path`, without waiting: whether it was taken. Any other failure
+ * (ENOLCK: a filesystem that keeps no locks, some network mounts) closes `file` and says what to do, in one line.
+ */
+function tryLock(file: Deno.FsFile, path: string): boolean {
+  try {
+    return file.tryLockSync(true);
+  } catch (error) {
+    file.close();
+    throw new OperationError(
+      `cannot lock the backup folder through its lock file ${path} (${describeOsError(error)}); put the backup ` +
+        "folder on a filesystem that keeps locks (--backup-dir or ATOCORE_BACKUP_DIR), then run again",
+      { cause: error },
+    );
+  }
 }
 
 /**
@@ -146,6 +164,7 @@ export interface ReadingLock extends Disposable {
  * this tool has locked the folder yet, and none is taken (`none`). A missing folder is not created (`none`).
  *
  * @throws {LockedError} naming the holder when another operation holds the lock.
+ * @throws {OperationError} naming the lock file when it cannot be locked at all (a filesystem that keeps no locks).
  */
 export function acquireLockToRead(backupDir: string, operation: string): ReadingLock {
   const none = (reason: string): ReadingLock => ({ how: "none", reason, [Symbol.dispose]: () => {} });
@@ -163,7 +182,7 @@ export function acquireLockToRead(backupDir: string, operation: string): Reading
   const path = lockPath(backupDir);
   if (!lstatOrNull(path)?.isFile) return none(`${reason} and holds no lock file`);
   const file = Deno.openSync(path, { read: true });
-  if (!file.tryLockSync(true)) {
+  if (!tryLock(file, path)) {
     file.close();
     throw new LockedError(`backup folder is locked by another process: ${path}; wait for it to finish, then run again`);
   }
