@@ -311,6 +311,7 @@ function makeScratch(parent: string | undefined, preferred: string | undefined, 
   try {
     return lockedScratch(folder, reporter);
   } catch (error) {
+    if (error instanceof ToolError) throw error; // a leftover there that cannot be told from a fetch's: said already
     const where = parent ?? `the temporary folder ${folder}`;
     throw new OperationError(
       `cannot make a scratch folder in ${where} (${describeOsError(error)}); nothing was changed; ` +

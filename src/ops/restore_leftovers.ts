@@ -135,14 +135,7 @@ function unlocked(calls: FolderCalls, parent: number, path: string): boolean {
   try {
     return calls.tryLock(fd, path); // released as it closes
   } catch (error) {
-    throw new OperationError(
-      `cannot tell whether a fetch still uses the scratch folder ${path}: locking it failed ` +
-        `(${
-          describeOsError(error)
-        }); nothing was changed; if no fetch is running, remove that folder, then run again ` +
-        "(a fetch needs a filesystem that keeps locks: give --scratch-dir DIR on one)",
-      { cause: error },
-    );
+    throw lockFailed(path, describeOsError(error), error);
   } finally {
     calls.close(fd);
   }
@@ -150,10 +143,31 @@ function unlocked(calls: FolderCalls, parent: number, path: string): boolean {
 
 /** {@linkcode unlocked} without FFI: a folder opened by its path, only where it was a folder a moment before. */
 function unlockedByPath(path: string): boolean {
+  let probe: Deno.FsFile;
   try {
-    using probe = Deno.openSync(path, { read: true });
-    return probe.tryLockSync(true); // released as the probe closes
+    probe = Deno.openSync(path, { read: true });
   } catch {
     return false; // gone meanwhile, or not ours to open
   }
+  try {
+    return probe.tryLockSync(true); // released as the probe closes
+  } catch (error) {
+    // Deno names no call or path for a failure on an open file; worded as FolderCalls' (and Deno's path calls) are
+    throw lockFailed(path, `${describeOsError(error)}: flock '${path}'`, error);
+  } finally {
+    probe.close();
+  }
+}
+
+/**
+ * Why a leftover scratch folder cannot be told from one a fetch uses: its lock failed for another reason than a fetch
+ * holding it (`why`; ENOLCK: a filesystem that keeps no locks). Taken for held, it would stay, unsaid, run after run.
+ */
+function lockFailed(path: string, why: string, cause: unknown): OperationError {
+  return new OperationError(
+    `cannot tell whether a fetch still uses the scratch folder ${path}: locking it failed (${why}); nothing was ` +
+      "changed; if no fetch is running, remove that folder, then run again (a fetch needs a filesystem that keeps " +
+      "locks: give --scratch-dir DIR on one)",
+    { cause },
+  );
 }
