@@ -139,12 +139,14 @@ export function recheckOpenFiles(
  * `null`: a process that opened it after the last look before the first change (a supervisor restarting the service)
  * may have written to it, which the store no longer uses, or a WAL beside the restored one. One that opened the
  * restored database is the service come back: not counted. Only `live` (not with `to`), and with `ignoreOpenFiles` too:
- * it lets the restore start despite holders, whose writes to the old database are lost all the same.
+ * it lets the restore start despite holders, whose writes to the old database are lost all the same. A look that
+ * failed part way (a listing of `/proc`) is said instead: it may have missed one.
  */
 export function openedDuringRestore(live: boolean, oldDatabase: string | null): string | null {
   if (!live || oldDatabase === null) return null;
-  const openers = findOpeners([oldDatabase]).openers;
-  return openers.length === 0 ? null : describeHolders(openers, "the replaced database");
+  const scan = findOpeners([oldDatabase]);
+  if (scan.failed !== undefined) return `which processes hold the replaced database cannot be told (${scan.failed})`;
+  return scan.openers.length === 0 ? null : describeHolders(scan.openers, "the replaced database");
 }
 
 /** The live files a restore replaces and a service holds open: the database and its sidecars, the registry, Chroma's. */
@@ -159,7 +161,8 @@ function storePaths(config: Config, chromaToo: boolean): string[] {
 
 /**
  * Refuse while other processes hold the live database, its `-wal` or `-shm`, the registry (restore replaces it, and a
- * service holding it would write its old view back), or Chroma's database; `false` when no scan could be made.
+ * service holding it would write its old view back), or Chroma's database; `false` when no scan could be made. A scan
+ * that failed part way (a listing of `/proc`) may have missed one: it stops the restore too (exit 1).
  */
 function refuseOpenFiles(
   config: Config,
@@ -169,11 +172,17 @@ function refuseOpenFiles(
 ): boolean {
   const paths = storePaths(config, chromaToo);
   const scan = findOpeners(paths);
-  if (reporter) warnUnchecked(scan, paths, reporter);
-  if (scan.openers.length === 0) return scan.scanned;
   const unchanged = preStamp
     ? `the live store was not changed (only the pre-restore snapshot ${preStamp} was taken)`
     : "nothing was changed";
+  if (scan.failed !== undefined) {
+    throw new OperationError(
+      `cannot tell which processes hold the live store: ${scan.failed}; ${unchanged}; run the restore again, or ` +
+        "pass --ignore-open-files once you are sure the service is stopped",
+    );
+  }
+  if (reporter) warnUnchecked(scan, paths, reporter);
+  if (scan.openers.length === 0) return scan.scanned;
   throw new RefusedError(
     `${describeHolders(scan.openers)}; ${unchanged}; stop the service (docker compose down), ` +
       `or pass --ignore-open-files if you are sure those processes are not the service`,

@@ -8,6 +8,7 @@ import { basename, dirname } from "node:path";
 import { cString } from "./c_string.ts";
 import { openFlags } from "./linux_constants.ts";
 import { LIBC_NAMES } from "./proc_read.ts";
+import { readNames } from "./read_dir.ts";
 import { AT_FDCWD, S_IFDIR, S_IFMT, S_IFREG, STATX_INO } from "./linux_constants.ts";
 
 const SYMBOLS = {
@@ -50,7 +51,6 @@ const { O_RDONLY, O_WRONLY, O_CREAT, O_EXCL, O_DIRECTORY, O_NOFOLLOW, O_NONBLOCK
   Deno.build.arch,
 );
 const UTIME_OMIT = (1 << 30) - 2;
-const DIRENT_NAME = 19;
 const LOCK_EX = 2;
 const LOCK_NB = 4;
 const EWOULDBLOCK = 11;
@@ -212,13 +212,8 @@ export class FolderCalls {
     }
     try {
       this.libc.rewinddir(dir); // the copy shares its offset with `fd`: an earlier listing left it at the end
-      const names: string[] = [];
-      for (let entry = this.readEntry(dir); entry !== null; entry = this.readEntry(dir)) {
-        const name = new Deno.UnsafePointerView(entry).getCString(DIRENT_NAME); // `d_name` in glibc's and musl's
-        if (name !== "." && name !== "..") names.push(name);
-      }
-      // the end of the folder and a failure (an I/O error part way) both return NULL: only a failure sets errno
-      if (this.errno() !== 0) throw this.failure("readdir", shown);
+      const names = readNames(this.libc, dir);
+      if (!Array.isArray(names)) throw this.failure("readdir", shown, names.errno);
       return names;
     } finally {
       this.libc.closedir(dir);
@@ -320,19 +315,15 @@ export class FolderCalls {
     throw this.failure(call, shown);
   }
 
-  /** The next entry of the stream `dir`, errno cleared first so that a NULL tells its failure from the end. */
-  private readEntry(dir: Deno.PointerObject): Deno.PointerValue {
-    new Int32Array(Deno.UnsafePointerView.getArrayBuffer(this.libc.__errno_location()!, 4))[0] = 0;
-    return this.libc.readdir(dir);
-  }
-
   private errno(): number {
     return new Deno.UnsafePointerView(this.libc.__errno_location()!).getInt32();
   }
 
-  /** The last call's failure as `Deno` words it (`… (os error N): call 'path'`), its class and `code` as `node:fs`'s. */
-  private failure(call: string, shown: string): Error {
-    const errno = this.errno();
+  /**
+   * The last call's failure (or that of `errno`) as `Deno` words it (`… (os error N): call 'path'`), its class and
+   * `code` as `node:fs`'s.
+   */
+  private failure(call: string, shown: string, errno = this.errno()): Error {
     const words = Deno.UnsafePointerView.getCString(this.libc.strerror(errno)!);
     const message = `${words} (os error ${errno}): ${call} '${shown}'`;
     const error = errno === 2

@@ -11,6 +11,7 @@ import {
   identify,
   type Libc,
   listDir,
+  ListingFailedError,
   openLibc,
   readLink,
   readText,
@@ -42,6 +43,8 @@ export interface OpenFilesScan {
   unreadable: number;
   /** Whether the kernel's lock table (`/proc/locks`) was read. */
   locksChecked: boolean;
+  /** Why the scan stopped part way (a listing of `/proc` that failed), when it did: holders may then be missing. */
+  failed?: string;
 }
 
 const WAY_ORDER: HoldWay[] = ["open", "mapped", "locked", "waiting for a lock"];
@@ -51,7 +54,8 @@ const WAY_ORDER: HoldWay[] = ["open", "mapped", "locked", "waiting for a lock"];
  * map of it, and the holders of locks on it (the way SQLite marks a live connection to a database and its `-shm`).
  *
  * @param paths Files to look for (missing ones are fine: nothing can hold them).
- * @returns The holders found, how many processes could not be read, and whether the lock table was.
+ * @returns The holders found, how many processes could not be read, whether the lock table was, and why the scan
+ *   stopped part way, if it did.
  *
  * @example
  * ```ts
@@ -79,6 +83,9 @@ export function findOpeners(paths: string[]): OpenFilesScan {
     result.locksChecked = scanLocks(libc, wanted, holds);
     result.openers = holds.list();
     return result;
+  } catch (error) {
+    if (!(error instanceof ListingFailedError)) throw error;
+    return { ...result, failed: error.message };
   } finally {
     library.close();
   }

@@ -6,6 +6,7 @@
  */
 import { cString } from "./c_string.ts";
 import { AT_FDCWD, STATX_INO } from "./linux_constants.ts";
+import { readNames } from "./read_dir.ts";
 
 /** Library names tried for libc: glibc, then musl. */
 export const LIBC_NAMES = ["libc.so.6", "libc.musl-x86_64.so.1", "libc.musl-aarch64.so.1"];
@@ -20,6 +21,7 @@ const LIBC_SYMBOLS = {
   close: { parameters: ["i32"], result: "i32" },
   statx: { parameters: ["i32", "buffer", "i32", "u32", "buffer"], result: "i32", optional: true },
   stat: { parameters: ["buffer", "buffer"], result: "i32", optional: true },
+  strerror: { parameters: ["i32"], result: "pointer" },
   __errno_location: { parameters: [], result: "pointer" },
 } as const;
 
@@ -38,8 +40,6 @@ export interface FileIdentity {
   mount: number | null;
 }
 
-/** Offset of `d_name` in Linux's `struct dirent` on 64-bit systems (glibc and musl). */
-const DIRENT_NAME_OFFSET = 19;
 const ENOENT = 2;
 const ESRCH = 3;
 const PATH_MAX = 4096;
@@ -60,17 +60,23 @@ export function openLibc(): Deno.DynamicLibrary<typeof LIBC_SYMBOLS> | null {
   return null;
 }
 
-/** The names in the folder `path`, without `.` and `..`. */
+/** A listing of `/proc` that failed part way (an I/O error): what was read of it is not the folder. */
+export class ListingFailedError extends Error {}
+
+/**
+ * The names in the folder `path`, without `.` and `..`.
+ *
+ * @throws {ListingFailedError} naming `path` when `readdir` fails part way for another reason than its process ending.
+ */
 export function listDir(libc: Libc, path: string): ProcRead<string[]> {
   const dir = libc.opendir(cString(path));
   if (dir === null) return failure(libc);
   try {
-    const names: string[] = [];
-    for (let entry = libc.readdir(dir); entry !== null; entry = libc.readdir(dir)) {
-      const name = Deno.UnsafePointerView.getCString(entry, DIRENT_NAME_OFFSET);
-      if (name !== "." && name !== "..") names.push(name);
-    }
-    return names;
+    const names = readNames(libc, dir);
+    if (Array.isArray(names)) return names;
+    if (names.errno === ENOENT || names.errno === ESRCH) return "gone"; // its process ended meanwhile
+    const words = Deno.UnsafePointerView.getCString(libc.strerror(names.errno)!);
+    throw new ListingFailedError(`listing ${path} failed part way (${words} (os error ${names.errno}))`);
   } finally {
     libc.closedir(dir);
   }

@@ -5,7 +5,17 @@
  */
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { cliProcess, type CliRun, createdStamp, runCli, storeEnv, tempDir, tempStore } from "../_helpers.ts";
+import {
+  cliProcess,
+  type CliRun,
+  createdStamp,
+  runCli,
+  runCliInShell,
+  storeEnv,
+  tempDir,
+  tempStore,
+  toolFor,
+} from "../_helpers.ts";
 import { chownToNobody, entryNames, liveDigest, skipBecause, unprivilegedCli } from "../_faults.ts";
 
 /**
@@ -271,4 +281,60 @@ Deno.test("restore looks again before its first live change: a writer that start
     new RegExp(`the live store was not changed \\(only the pre-restore snapshot ${preStamp} was taken\\)`),
   );
   assert.deepEqual(liveDigest(store), before);
+});
+
+Deno.test("a listing of a holder's descriptors that fails part way stops the restore, never a shorter list (needs strace)", async () => {
+  if (!toolFor("strace", "a readdir failure injected into the open-file guard")) return;
+  const { store, stamp } = await storeWithSnapshot();
+  using _store = store;
+  const reader = new Deno.Command("python3", {
+    args: [
+      "-c",
+      "import sys, time; handle = open(sys.argv[1]); print('ready', flush=True); time.sleep(3600)",
+      store.db,
+    ],
+    stdin: "null",
+    stdout: "piped",
+  }).spawn();
+  try {
+    const lines = reader.stdout.pipeThrough(new TextDecoderStream()).getReader();
+    assert.equal((await lines.read()).value?.trim(), "ready");
+    const before = liveDigest(store);
+    // every getdents64 of the reader's descriptors fails (EIO), as readdir part way through a folder may: the reader
+    // holds the database by its descriptor alone (no lock, no map), so only that listing can find it
+    const fds = `/proc/${reader.pid}/fd`;
+    const inject = `exec strace -f -qq -o /dev/null -P ${fds} -e trace=getdents64 -e inject=getdents64:error=EIO "$@"`;
+    const run = await runCliInShell(inject, ["restore", stamp, "--confirm-service-stopped"], storeEnv(store));
+    assert.equal(run.code, 1, run.stderr);
+    assert.equal(
+      run.stderr.trim().split("\n").at(-1),
+      `atocore-backup: error: cannot tell which processes hold the live store: listing ${fds} failed part way ` +
+        "(Input/output error (os error 5)); nothing was changed; run the restore again, or pass " +
+        "--ignore-open-files once you are sure the service is stopped",
+    );
+    assert.deepEqual(liveDigest(store), before);
+    assert.deepEqual(entryNames(join(store.backupDir, "snapshots")), [stamp]);
+  } finally {
+    reader.kill("SIGKILL");
+    await reader.status;
+  }
+});
+
+Deno.test("a look after the replacement whose listing of /proc fails part way ends the restore with exit 1, saying so (needs strace)", async () => {
+  if (!toolFor("strace", "a readdir failure injected into the open-file guard")) return;
+  const { store, stamp } = await storeWithSnapshot();
+  using _store = store;
+  // each look lists /proc in two getdents64 (its entries, then the end): the first two looks pass, the third fails
+  const inject =
+    'exec strace -f -qq -o /dev/null -P /proc -e trace=getdents64 -e inject=getdents64:error=EIO:when=5+ "$@"';
+  const run = await runCliInShell(inject, ["restore", stamp, "--confirm-service-stopped"], storeEnv(store));
+  assert.equal(run.code, 1, run.stderr);
+  const event = run.stderr.split("\n").find((line) => line.includes('"restore_store_opened_during_restore"'));
+  assert.ok(event, run.stderr);
+  assert.equal(
+    JSON.parse(event).holders,
+    "which processes hold the replaced database cannot be told (listing /proc failed part way (Input/output error " +
+      "(os error 5)))",
+  );
+  assert.notEqual(Deno.readTextFileSync(store.registry), '{"projects": []}\n', "the store was not replaced");
 });
