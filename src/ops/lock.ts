@@ -200,6 +200,7 @@ export function isReadOnly(error: unknown): boolean {
  * exclude) where that folder cannot be opened.
  *
  * @throws {LockedError} when another run holds it the other way.
+ * @throws {OperationError} naming the folder when it cannot be locked at all (a filesystem that keeps no locks).
  */
 export function lockLiveStore(dbPath: string, operation: "restore" | "create"): Disposable {
   const folder = dirname(resolve(dbPath));
@@ -209,7 +210,18 @@ export function lockLiveStore(dbPath: string, operation: "restore" | "create"): 
   } catch {
     return { [Symbol.dispose]: () => {} }; // no folder yet (a restore makes it) or none this user may open
   }
-  if (!handle.tryLockSync(operation === "restore")) {
+  let locked: boolean;
+  try {
+    locked = handle.tryLockSync(operation === "restore");
+  } catch (error) {
+    handle.close();
+    throw new OperationError(
+      `cannot lock the live store's folder ${folder} (${describeOsError(error)}); put the live store on a ` +
+        "filesystem that keeps locks, then run again",
+      { cause: error },
+    );
+  }
+  if (!locked) {
     handle.close();
     const other = operation === "restore" ? "a create or restore" : "a restore";
     throw new LockedError(

@@ -1,6 +1,6 @@
 /**
- * The backup folder's lock file, whose lock cannot be taken (ENOLCK, as on a filesystem that keeps no locks, injected
- * into the run's own flock by strace): the run stops in one line naming the lock file and what to do.
+ * The backup folder's lock file, or the live store's folder, whose lock cannot be taken (ENOLCK, as on a filesystem
+ * that keeps no locks, injected into the run's own flock by strace): the run stops in one line naming it and what to do.
  */
 import assert from "node:assert/strict";
 import { join } from "node:path";
@@ -48,4 +48,21 @@ Deno.test("a read-only backup folder whose lock file cannot be locked stops rest
   assert.equal(run.stderr.trim().split("\n").at(-1), cannotLock(join(store.backupDir, ".lock")));
   assert.deepEqual(entryNames(target.path), []);
   assert.deepEqual(liveDigest(store), live);
+});
+
+Deno.test("a live store whose folder cannot be locked stops create in one line naming it (needs strace)", async () => {
+  if (!toolFor("strace", "a lock failure injected into create")) return;
+  using store = tempStore({ dbMiB: 1, chromaMiB: 1, segments: 1, seed: 80 });
+  const env = storeEnv(store);
+  await createdStamp(env);
+  const snapshots = entryNames(join(store.backupDir, "snapshots"));
+
+  const run = await runCliInShell(noLocks(2), ["create"], env); // the live store's lock comes after the backup folder's
+  assert.equal(run.code, 1, run.stderr);
+  assert.equal(
+    run.stderr.trim().split("\n").at(-1),
+    `atocore-backup: error: cannot lock the live store's folder ${store.dataDir} (No locks available (os error 37)); ` +
+      "put the live store on a filesystem that keeps locks, then run again",
+  );
+  assert.deepEqual(entryNames(join(store.backupDir, "snapshots")), snapshots);
 });
