@@ -144,8 +144,8 @@ export async function pushSnapshot(
   const { pinned, sourceId } = checkPin(config.backupDir.path, repository, options.recipients);
   if (options.auth) checkPushAuth(options.auth, repository.config.recipients, backend.location);
   const unkeyed = options.auth ? recipientsWithoutKey(options.auth, repository.config.recipients) : [];
-  const found = await pushedAlready(repository, local, sourceId, options.auth);
   const record = PushedStamps.load(pushedRecordPath(config.backupDir.path, backend.location), repository.config.id);
+  const found = await pushedAlready(repository, local, { sourceId, record }, options.auth);
   const done = nothingToSend(found, record, local, { ...options, backupDir: config.backupDir.path });
   if (done) return { ...done, pinned, recipients_without_key: unkeyed };
   const shared = sameStampWarnings(found, local.stamp, remotePinPath(config.backupDir.path, backend.location));
@@ -259,13 +259,14 @@ function sameStampWarnings(found: SameStamp, stamp: string, pin: string): string
 /**
  * The name of a snapshot of `local` that this backup folder pushed already (`existing`), or `null`: its refs name this
  * source and the local metadata's hash, its sealed object hashes as they record and, with keys, its refs carry this
- * host's MACs. Another backup folder's snapshot of the same second, or one a writer of the repository made under this
- * stamp, does not stop the push; one under this source with other metadata is named in `others` (a copied folder).
+ * host's MACs; without keys, `record` names it (refs and source ids are public: a writer of the repository could copy
+ * them). Another backup folder's snapshot of the same second, or one a writer of the repository made under this stamp,
+ * does not stop the push; one under this source with other metadata is named in `others` (a copied folder).
  */
 async function pushedAlready(
   repository: Repository,
   local: LocalSnapshot,
-  sourceId: string,
+  { sourceId, record }: { sourceId: string; record: PushedStamps },
   auth: PushAuth | undefined,
 ): Promise<SameStamp> {
   const { backend } = repository;
@@ -279,6 +280,7 @@ async function pushedAlready(
     const parsed = parseName(name);
     if (parsed?.kind !== "snapshot" || parsed.key.stamp !== local.stamp) continue;
     listed = true;
+    const shortName = name.slice(PREFIXES.snapshots.length);
     const refs = await readRefs(backend, parsed.key).catch(() => null);
     // refs without a source (format 1's) are not taken as this folder's: anyone can write such refs, and a MAC proves
     // only a holder of the key (every host pushing with it), not this folder; a second snapshot is safe, a skip is not
@@ -299,10 +301,10 @@ async function pushedAlready(
     const unsigned = auth ? keysWithoutMac(refs, auth, snapshotClaim(repository.config.id, parsed.key, sha256)) : [];
     // MACs of some keys: this host's push from before its key file gained the others, which could not check it
     if (unsigned.length > 0 && unsigned.length < auth!.keys.length) {
-      fewerKeys.push({ name: name.slice(PREFIXES.snapshots.length), recipients: unsigned });
+      fewerKeys.push({ name: shortName, recipients: unsigned });
     }
-    if (unsigned.length > 0) continue;
-    return { existing: name.slice(PREFIXES.snapshots.length), listed, names, others, sourceless, fewerKeys };
+    if (unsigned.length > 0 || (!auth && record.pushedAs(local.stamp, local.metadataSha256) !== shortName)) continue;
+    return { existing: shortName, listed, names, others, sourceless, fewerKeys };
   }
   return { existing: null, listed, names, others, sourceless, fewerKeys };
 }

@@ -324,6 +324,37 @@ Deno.test("remote auth: refs without a source planted under a stamp do not pass 
   assert.notEqual(pushed.snapshot, planted);
 });
 
+Deno.test("remote auth: refs planted with this folder's source (public in its refs) do not pass for an unauthenticated push's own", async () => {
+  using r = await remoteStore({ dbMiB: 1, chromaMiB: 1 });
+  const { ATOCORE_BACKUP_AUTH_KEY_FILE: _, ...keyless } = r.env;
+  const first = await runCli(["create", "--push", "--allow-unauthenticated"], { env: keyless });
+  assert.equal(first.code, 0, first.stderr);
+  const firstName = (first.json as { push: { pushed: PushedJson[] } }).push.pushed[0].snapshot;
+  const source = JSON.parse(Deno.readTextFileSync(join(r.repoDir, "refs", firstName))).source;
+  assert.match(source, /^[0-9a-f]+$/, "the refs show the folder's source id");
+  const created = await runCli(["create"], { env: r.env });
+  assert.equal(created.code, 0, created.stderr);
+  const stamp = (created.json as { stamp: string }).stamp;
+  // a writer of the repository, before the timer's push: any bytes, refs recording their hash and the copied source
+  const planted = `${stamp}_${"a".repeat(16)}`;
+  const bytes = new TextEncoder().encode("attacker bytes");
+  const sha256 = createHash("sha256").update(bytes).digest("hex");
+  Deno.writeFileSync(join(r.repoDir, "snapshots", planted), bytes);
+  Deno.writeTextFileSync(
+    join(r.repoDir, "refs", planted),
+    JSON.stringify({ snapshot: planted, snapshot_sha256: sha256, source, packs: [] }),
+  );
+  const push = await runCli(["push", stamp, "--allow-unauthenticated"], { env: keyless });
+  assert.equal(push.code, 0, push.stderr);
+  const pushed = (push.json as { pushed: PushedJson[] }).pushed[0];
+  assert.equal(pushed.already_pushed, false, "the planted refs were taken for this folder's push");
+  assert.notEqual(pushed.snapshot, planted);
+  assert.ok(pushed.bytes_sent > 0);
+  const again = await runCli(["push", stamp, "--allow-unauthenticated"], { env: keyless });
+  const found = (again.json as { pushed: PushedJson[] }).pushed[0];
+  assert.deepEqual([found.already_pushed, found.snapshot], [true, pushed.snapshot], "its own push is found again");
+});
+
 Deno.test("remote auth: a stamp whose refs an older version wrote (no source) is pushed again beside it, never over it, with a warning", async () => {
   using r = await remoteStore({ dbMiB: 1, chromaMiB: 1 });
   const created = await runCli(["create"], { env: r.env });
