@@ -78,14 +78,19 @@ export class FileHashes {
   }
 
   /**
-   * Check every file against its SHA-256 in the document.
+   * Check every file against its SHA-256 in the document, once no extent of a mismatched file was found damaged: its
+   * intact extents were put together wrongly, which only the whole file's hash shows (`remote verify` checks extents).
    *
    * @throws {OperationError} naming the file and the snapshot when one does not match.
    */
   check(snapshot: string): void {
     const index = this.firstMismatch();
     if (index !== null) {
-      throw new OperationError(`snapshot ${snapshot}: ${this.files[index].path} rebuilt does not match its SHA-256`);
+      throw new OperationError(
+        `snapshot ${snapshot}: ${this.files[index].path} rebuilt does not match its SHA-256, though each of its ` +
+          "extents matches its own hash (put together wrongly: a forged document, or a push that trusted a rewritten " +
+          "push cache; 'remote verify' cannot see this)",
+      );
     }
   }
 

@@ -274,6 +274,7 @@ function hashExtents(extents: ExtentTable, block: number, reader: MapReader, pie
   for (let row = 0; row < extents.at.length; row++) {
     const first = extents.at[row] / block;
     const count = Math.ceil(extents.lengths[row] / block);
+    if (count * 32 > pieces.length) pieces = new Uint8Array(count * 32); // only from a cache written by someone else
     for (let index = first; index < first + count;) {
       const window = reader.at(index);
       const end = Math.min(first + count, window.from + window.length);

@@ -39,7 +39,7 @@ export interface VerifyOptions {
 }
 
 /**
- * Ranges held at once by default (40 bytes each, room to grow included): past it, a verify reads the packs in rounds
+ * Ranges held at once by default (44 bytes each, room to grow included): past it, a verify reads the packs in rounds
  * by their ids, reading the documents again for each round. The small-row store's 21 daily snapshots held 44 MiB.
  */
 export const RANGE_BUDGET_BYTES = 32 << 20;
