@@ -118,6 +118,21 @@ export async function runCliInShell(script: string, args: string[], env: Record<
 }
 
 /**
+ * The command a message prints for the operator after `words` and a colon, as a shell reads it: up to the first `;`
+ * outside quotes, or the line's end. `null` when the message has no such words.
+ */
+export function printedCommand(message: string, words: string): string | null {
+  const at = message.indexOf(`${words}: `);
+  if (at < 0) return null;
+  return /^(?:'[^']*'|\\.|[^';\\\n])*/.exec(message.slice(at + words.length + 2))![0].trimEnd();
+}
+
+/** Run `printed` (a command line the CLI printed) in bash as it is, `atocore-backup` standing for the CLI. */
+export function runPrinted(printed: string, env: Record<string, string>): Promise<CliRun> {
+  return runCliInShell(`cli=("$@"); atocore-backup() { "\${cli[@]}" "$@"; }; ${printed}`, [], env);
+}
+
+/**
  * Run the CLI with `args` on a terminal (`script`), in the clean environment of {@linkcode cliEnv}: its exit code and
  * what the terminal showed (stdout and stderr together).
  */

@@ -223,13 +223,13 @@ function describe(result: RestoreResult | RemoteRestoreResult, flags: string): s
   lines.push(`  database: ${result.target_db}`);
   if (result.pre_restore_snapshot) {
     const undo = `atocore-backup restore ${result.pre_restore_snapshot} --confirm-service-stopped${flags}`;
-    lines.push(`  pre-restore snapshot: ${result.pre_restore_snapshot} (to undo: ${undo})`);
+    lines.push(`  pre-restore snapshot: ${result.pre_restore_snapshot}; to undo: ${undo}`);
   }
   const byPush = !result.restored_integrity_checked &&
     result.validation.integrity_checked_by_push?.some((path) => path.startsWith("db/"));
   lines.push(
     !result.restored_integrity_ok
-      ? `  INTEGRITY CHECK FAILED: ${result.integrity_error}; ${goBack(result.pre_restore_snapshot)}`
+      ? `  INTEGRITY CHECK FAILED: ${result.integrity_error}; ${goBack(result.pre_restore_snapshot, flags)}`
       : byPush
       ? "  integrity: ok, as these very bytes passed the check before they were pushed (proven by SHA-256)"
       : "  integrity check: ok",

@@ -30,6 +30,7 @@ import {
   finishIntent,
   type IntentContext,
   newIntentContext,
+  pathFlags,
   recordStep,
   recordSwap,
   type RemoteOrigin,
@@ -230,7 +231,7 @@ export async function restoreSnapshot(config: Config, stamp: string, options: Re
     opened,
     moved,
   });
-  reportRestored(result, options.reporter);
+  reportRestored(result, options.reporter, pathFlags(config));
   return result;
 }
 
@@ -324,10 +325,13 @@ function unchanged(to: string | null, preStamp: string | null): string {
   return `this run changed nothing in ${to ?? "the live store"}${kept}`;
 }
 
-/** The next step after a restore that changed live data and then failed. */
-export function goBack(preStamp: string | null): string {
+/**
+ * The next step after a restore that changed live data and then failed, last on its line: the command (unquoted as a
+ * whole, a shell runs it as printed) with this run's path flags (`flags`: see {@linkcode pathFlags}).
+ */
+export function goBack(preStamp: string | null, flags: string): string {
   return preStamp
-    ? `go back with 'atocore-backup restore ${preStamp} --confirm-service-stopped' (the pre-restore snapshot)`
+    ? `go back to the pre-restore snapshot with: atocore-backup restore ${preStamp} --confirm-service-stopped${flags}`
     : "no pre-restore snapshot was made; restore another snapshot";
 }
 
@@ -508,7 +512,7 @@ function afterFailure(context: FailureContext, known: string | null): string {
     ? `changed so far: ${done}; not changed${since}: ${untouchedParts(context)}`
     : `this run changed none of the store's data${changes.length ? ` (done: ${done})` : ""}: the store is ` +
       `still as the restore of ${unfinished!.stamp} that did not finish left it`;
-  return [listing, known, intent === null ? goBack(preStamp) : unfinishedNote(intent)].filter(Boolean).join("; ");
+  return [listing, known, intent === null ? goBack(preStamp, "") : unfinishedNote(intent)].filter(Boolean).join("; ");
 }
 
 /** The parts of the store (the database, the registry and Chroma, as restored) that no change noted touched. */
@@ -672,13 +676,13 @@ function checkRestored(driver: SqliteDriver, path: string): string | null {
   }
 }
 
-/** Report a failed integrity check with the way back, then the module's completion event. */
-function reportRestored(result: RestoreResult, reporter: Reporter): void {
+/** Report a failed integrity check with the way back (for the store of `flags`), then the module's completion event. */
+function reportRestored(result: RestoreResult, reporter: Reporter, flags: string): void {
   if (result.integrity_error !== undefined) {
     reporter.event("warning", "restore_integrity_failed", {
       target_db: result.target_db,
       integrity_error: result.integrity_error,
-      next_step: goBack(result.pre_restore_snapshot),
+      next_step: goBack(result.pre_restore_snapshot, flags),
     });
   }
   if (result.opened_during_restore !== undefined) {

@@ -299,7 +299,7 @@ export function requireSameChromaChoice(
     ];
   throw new RefusedError(
     `the unfinished restore of ${unfinished.stamp} recorded in ${path} was ${was}; this run ${now}; nothing was ` +
-      `changed; ${finishOrGoBack(unfinished, config)}, then run this restore`,
+      `changed; ${finishOrGoBack(unfinished, config)}; then run this restore`,
   );
 }
 
@@ -382,17 +382,19 @@ export function finishOrGoBack(intent: RestoreIntent, config: Config): string {
   const source = intent.remote
     ? `${intent.remote.snapshot} --from-remote --remote ${quoted(intent.remote.location)} --identity FILE`
     : intent.stamp;
+  // each command unquoted as a whole, ended by a ";" or the line's end as a shell ends it: its words are quoted
+  // for a shell (quoted), which runs it as printed
   const finish = `atocore-backup restore ${source} --confirm-service-stopped${intent.chroma ? "" : " --no-chroma"}`;
   const back = intent.pre_restore_snapshot === null
     ? "or go back by restoring another snapshot (no pre-restore snapshot was taken)"
-    : `or go back with ${goBackCommand(intent, config)} (the pre-restore snapshot)`;
-  return `finish it with '${finish}${where}', ${back}`;
+    : `or go back to the pre-restore snapshot with: ${goBackCommand(intent, config)}`;
+  return `finish it with: ${finish}${where}; ${back}`;
 }
 
-/** The command, quoted, that restores the pre-restore snapshot `intent` names into this run's store. */
+/** The command, unquoted as a whole, that restores the pre-restore snapshot `intent` names into this run's store. */
 function goBackCommand(intent: RestoreIntent, config: Config): string {
   const where = pathFlags(config, { backupDir: intent.backup_dir, chromaDir: intent.chroma_dir });
-  return `'atocore-backup restore ${intent.pre_restore_snapshot} --confirm-service-stopped${where}'`;
+  return `atocore-backup restore ${intent.pre_restore_snapshot} --confirm-service-stopped${where}`;
 }
 
 /**

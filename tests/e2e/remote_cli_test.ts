@@ -15,7 +15,7 @@ import {
   relocateSnapshot,
   ROOT,
   runCli,
-  runCliInShell,
+  runPrinted,
   skipBecause,
   tempDir,
   tempStore,
@@ -673,8 +673,8 @@ for (const name of ["plain", "with spaces, and a quote's"]) {
     assert.ok(printed, error);
     const init = await runCli(["remote", "init", "--recipient", key.recipient, ...repository]);
     assert.equal(init.code, 0, init.stderr);
-    // the printed text pasted into a shell as it is, `atocore-backup` standing for the CLI
-    const later = await runCliInShell(`cli=("$@"); atocore-backup() { "\${cli[@]}" "$@"; }; ${printed}`, [], {});
+    // the printed text pasted into a shell as it is
+    const later = await runPrinted(printed, {});
     assert.equal(later.code, 0, `${printed}: ${later.stderr}`);
     assert.equal((later.json as { pushed: { already_pushed: boolean }[] }).pushed[0].already_pushed, false, printed);
   });

@@ -4,11 +4,20 @@
  */
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { createdStamp, runCli, skipBecause, storeEnv, tempDir, tempStore } from "../_helpers.ts";
+import {
+  createdStamp,
+  printedCommand,
+  runCli,
+  runPrinted,
+  skipBecause,
+  storeEnv,
+  tempDir,
+  tempStore,
+} from "../_helpers.ts";
 import { mountTmpfs } from "../_mount.ts";
 import { entryNames, ledgerState, runAndKill, treeDigest } from "../_faults.ts";
 import { changeLive } from "../_live.ts";
-import type { SampleStore } from "../../scripts/sample_store.ts";
+import { makeSampleStore, type SampleStore } from "../../scripts/sample_store.ts";
 
 const INTENT = ".atocore.db.restore-intent.json";
 
@@ -90,7 +99,7 @@ Deno.test("an unfinished restore from a repository says how to finish it from th
   assert.equal(create.code, 3, create.stderr);
   assert.match(
     create.stderr,
-    /finish it with 'atocore-backup restore 20260101T000000Z_0123456789abcdef --from-remote --remote 'file:\/\/\/mnt\/off site' --identity FILE --confirm-service-stopped'/,
+    /finish it with: atocore-backup restore 20260101T000000Z_0123456789abcdef --from-remote --remote 'file:\/\/\/mnt\/off site' --identity FILE --confirm-service-stopped;/,
   );
 });
 
@@ -110,8 +119,9 @@ Deno.test("an unfinished restore is not resumed with the other choice for Chroma
     const run = await runCli(["restore", stamp, "--confirm-service-stopped", ...flags], { env });
     assert.equal(run.code, 3, run.stderr);
     assert.match(run.stderr, said);
-    const finish = `'atocore-backup restore ${stamp} --confirm-service-stopped${chroma ? "" : " --no-chroma"}'`;
-    assert.ok(run.stderr.includes(`nothing was changed; finish it with ${finish}, or go back with`), run.stderr);
+    const finish = `atocore-backup restore ${stamp} --confirm-service-stopped${chroma ? "" : " --no-chroma"}`;
+    const next = `nothing was changed; finish it with: ${finish}; or go back to the pre-restore snapshot with`;
+    assert.ok(run.stderr.includes(next), run.stderr);
     assert.deepEqual(treeDigest(store.dataDir, ["backups"]), before, "the live store or the record changed");
     const resumed = await runCli(["restore", stamp, "--confirm-service-stopped", ...(chroma ? [] : ["--no-chroma"])], {
       env,
@@ -154,7 +164,7 @@ Deno.test("going back from an unfinished restore that swapped Chroma is refused 
     /was restoring Chroma and may have swapped it; .*nothing was changed; go back without --no-chroma/,
   );
   assert.ok(
-    lines[0].endsWith(`go back without --no-chroma: 'atocore-backup restore ${pre} --confirm-service-stopped'`),
+    lines[0].endsWith(`go back without --no-chroma: atocore-backup restore ${pre} --confirm-service-stopped`),
   );
   assert.deepEqual(treeDigest(store.dataDir, ["backups"]), killed, "the live store or the record changed");
   const back = await runCli(["restore", pre, "--confirm-service-stopped"], { env });
@@ -218,8 +228,8 @@ Deno.test("the commands that finish or undo an unfinished restore carry the path
     ` --backup-dir ${store.backupDir} --db ${store.db} --registry ${store.registry} --chroma-dir ${store.chromaDir}`;
   assert.ok(
     create.stderr.includes(
-      `finish it with 'atocore-backup restore ${stamp} --confirm-service-stopped${where}', or go back with ` +
-        `'atocore-backup restore 20260101T000000Z --confirm-service-stopped${where}'`,
+      `finish it with: atocore-backup restore ${stamp} --confirm-service-stopped${where}; or go back to the ` +
+        `pre-restore snapshot with: atocore-backup restore 20260101T000000Z --confirm-service-stopped${where}`,
     ),
     create.stderr,
   );
@@ -227,7 +237,7 @@ Deno.test("the commands that finish or undo an unfinished restore carry the path
   const moved = intentRecord(store, stamp, { pre_restore_snapshot: "20260101T000000Z", chroma_dir: elsewhere });
   Deno.writeTextFileSync(join(store.dataDir, INTENT), JSON.stringify(moved));
   const recorded = await runCli(["create", ...flags], { env: {} });
-  assert.ok(recorded.stderr.includes(`--chroma-dir '${elsewhere}''`), recorded.stderr);
+  assert.ok(recorded.stderr.includes(`--chroma-dir '${elsewhere}';`), recorded.stderr);
   Deno.writeTextFileSync(join(store.dataDir, INTENT), JSON.stringify(record));
   const finish = await runCli(["restore", stamp, "--confirm-service-stopped", ...where.trim().split(" ")], { env: {} });
   assert.equal(finish.code, 0, finish.stderr);
@@ -304,4 +314,25 @@ Deno.test("a restore killed part way records what it needs in the backup folder:
     refused.stderr,
     /the record of the snapshots an unfinished restore needs .* is not a small regular file/,
   );
+});
+
+Deno.test("the commands that finish or undo an unfinished restore run in a shell as printed (paths with a space, a quote)", async () => {
+  using work = tempDir("atocore-intent-printed-");
+  const store = makeSampleStore(join(work.path, "with spaces, and a quote's"), { dbMiB: 1, chromaMiB: 1 });
+  const flags = ["--db", store.db, "--backup-dir", store.backupDir, "--registry", store.registry];
+  flags.push("--chroma-dir", store.chromaDir);
+  const stamp = await createdStamp({}, ["--chroma", ...flags]);
+  const pre = await createdStamp({}, ["--chroma", ...flags]);
+  for (const way of ["finish it with", "or go back to the pre-restore snapshot with"]) {
+    const record = intentRecord(store, stamp, { pre_restore_snapshot: pre });
+    Deno.writeTextFileSync(join(store.dataDir, INTENT), JSON.stringify(record));
+    const create = await runCli(["create", ...flags], { env: {} });
+    assert.equal(create.code, 3, create.stderr);
+    const printed = printedCommand(create.stderr, way) ?? "";
+    assert.ok(printed.startsWith("atocore-backup restore "), `no command after "${way}": ${create.stderr}`);
+    const run = await runPrinted(printed, {}); // pasted into a shell as it is
+    assert.equal(run.code, 0, `${printed}: ${run.stderr}`);
+    assert.equal((run.json as { stamp: string }).stamp, way.startsWith("finish") ? stamp : pre, printed);
+    assert.ok(!entryNames(store.dataDir).includes(INTENT), `${printed} did not finish the restore`);
+  }
 });

@@ -146,7 +146,7 @@ Deno.test("the Chroma copy a killed restore staged is never backed up: create re
   assert.ok(entryNames(store.chromaDir).some((name) => name.startsWith(".atocore-restore-")), "nothing was staged");
   const refused = await runCli(["create", "--chroma"], { env });
   assert.equal(refused.code, 3, `create ran over an unfinished restore: ${refused.stderr}`);
-  assert.ok(refused.stderr.includes(`finish it with 'atocore-backup restore ${stamp} --confirm-service-stopped'`));
+  assert.ok(refused.stderr.includes(`finish it with: atocore-backup restore ${stamp} --confirm-service-stopped;`));
   const finished = await runCli(restore, { env });
   assert.equal(finished.code, 0, finished.stderr);
   const second = await runCli(["create", "--chroma"], { env });

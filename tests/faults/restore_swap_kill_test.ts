@@ -6,7 +6,7 @@
  */
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { cliProcess, createdStamp, runCli, storeEnv, tempDir, tempStore } from "../_helpers.ts";
+import { cliProcess, createdStamp, printedCommand, runCli, storeEnv, tempDir, tempStore } from "../_helpers.ts";
 import { removeQuietly } from "../../src/fs/durable.ts";
 import { entryNames, faultSeed, ledgerState, runAndKill, seededRandom, treeDigest, trialLabel } from "../_faults.ts";
 
@@ -86,10 +86,9 @@ function differences(expected: State, actual: State): string {
   });
 }
 
-/** The command quoted after `words` in a message, as CLI arguments. */
-function quotedCommand(message: string, words: string): string[] | null {
-  const found = message.match(new RegExp(`${words} '([^']+)'`));
-  return found ? found[1].split(" ").slice(1) : null;
+/** The command printed after `words` in a message, as CLI arguments (its paths plain: no quotes). */
+function printedArgs(message: string, words: string): string[] | null {
+  return printedCommand(message, words)?.split(" ").slice(1) ?? null;
 }
 
 /**
@@ -100,7 +99,7 @@ async function finishFirst(args: string[], env: Record<string, string>, label: s
   const refused = await runCli(args, { env });
   assert.equal(refused.code, 3, `${args.join(" ")} was not refused ${label}: ${refused.stderr}`);
   assert.match(refused.stderr, /was restoring Chroma too; this run leaves Chroma alone/, label);
-  const finish = quotedCommand(refused.stderr, "finish it with");
+  const finish = printedArgs(refused.stderr, "finish it with");
   assert.ok(finish, `no command to finish it ${label}: ${refused.stderr}`);
   const finished = await runCli(finish, { env });
   assert.equal(finished.code, 0, `${finish.join(" ")} failed ${label}: ${finished.stderr}`);
@@ -161,10 +160,10 @@ function wayOut(next: (typeof NEXT)[number], fixture: Fixture, created: { messag
   const restore = ["restore", stamp, "--confirm-service-stopped"];
   switch (next) {
     case "finish":
-      return { args: quotedCommand(created.message, "finish it with") ?? restore, expected: [restored] };
+      return { args: printedArgs(created.message, "finish it with") ?? restore, expected: [restored] };
     case "go back": {
       // The way back create printed; when create had nothing to refuse, the pre-restore snapshot the run made.
-      const pre = quotedCommand(created.message, "go back with")?.[1] ??
+      const pre = printedArgs(created.message, "go back to the pre-restore snapshot with")?.[1] ??
         entryNames(snapshots).find((name) => ![stamp, other, created.published].includes(name))!;
       const chroma = treeDigest(join(snapshots, pre, "chroma"));
       return { args: ["restore", pre, "--confirm-service-stopped"], expected: [{ ...live, chroma }] };
