@@ -159,6 +159,10 @@ const SENTENCES: Record<string, (fields: Fields) => string> = {
     `${text(f.folder)} is no place for the fetch's scratch copy (${text(f.why)}: that user could swap it for a ` +
     `link), so it goes to ${text(f.used)} and the files are copied into place, not moved; give --scratch-dir a ` +
     `folder only you may write, on the target's filesystem, to move them`,
+  remote_scratch_not_made: (f) =>
+    `the fetch's scratch copy could not be made in ${text(f.folder)} (${text(f.error)}), so it goes to ` +
+    `${text(f.used)} and the files are copied into place, not moved; give --scratch-dir a folder on the target's ` +
+    `filesystem, to move them`,
   restore_unfinished_found: (f) =>
     `an earlier restore of ${text(f.stamp)} did not finish (recorded in ${text(f.intent)}); it is settled first`,
 };

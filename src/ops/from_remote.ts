@@ -284,7 +284,7 @@ interface Scratch extends Disposable {
 
 /**
  * A new scratch folder: in `parent` when given, else in `preferred` when one can be made there, else in the system's
- * temporary folder. Leftovers of killed fetches there are removed first.
+ * temporary folder, with a warning saying why not in `preferred`. Leftovers of killed fetches there are removed first.
  *
  * @throws {OperationError} naming the folder when it cannot be made.
  */
@@ -293,8 +293,10 @@ function makeScratch(parent: string | undefined, preferred: string | undefined, 
   if (parent === undefined && preferred !== undefined && shared === null) {
     try {
       return lockedScratch(preferred, reporter);
-    } catch {
-      // not there (no such folder, no right to write): the temporary folder, as without a preference
+    } catch (error) {
+      // not there (no right to write, a read-only filesystem): the temporary folder, said with why
+      const why = error instanceof ToolError ? error.message : describeOsError(error);
+      reporter.event("warning", "remote_scratch_not_made", { folder: preferred, error: why, used: systemTempFolder() });
     }
   }
   if (parent === undefined && shared !== null) {

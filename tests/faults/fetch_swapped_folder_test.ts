@@ -1,14 +1,16 @@
 /**
  * A writer who swaps a fetch's folder for a link once its files are made (at the first pack read), to a folder holding
  * files of the same names: the fetch writes none of their bytes, and stops naming the file; and a live restore does not
- * fetch into a folder such a writer owns (nor removes another user's folder in a shared temporary folder).
+ * fetch into a folder such a writer owns (nor removes another user's folder in a shared temporary folder); one that
+ * cannot be made beside `--to` goes to the temporary folder, saying why.
  */
 import assert from "node:assert/strict";
 import { dirname, join } from "node:path";
 import type { Backend } from "../../src/repo/backend.ts";
 import { fetchSnapshot } from "../../src/repo/fetch.ts";
 import { pushSnapshot } from "../../src/repo/push.ts";
-import { runCli, tempDir } from "../_helpers.ts";
+import { runCli, skipOutsideCi, tempDir } from "../_helpers.ts";
+import { existsSync } from "node:fs";
 import { entryNames } from "../_faults.ts";
 import { createAndPush, remoteStore } from "../_remote_cli.ts";
 import { repoFixture, snapshotOf } from "../_repo.ts";
@@ -95,4 +97,28 @@ Deno.test("a live restore from a repository does not fetch into a database folde
     refused.stderr,
     /the temporary folder \S+ is no place for the fetch's scratch copy \(it belongs to user 65534/,
   );
+});
+
+Deno.test("a fetch that cannot make its scratch copy beside --to says why and where it went instead", async () => {
+  using r = await remoteStore({ dbMiB: 2, chromaMiB: 1 });
+  const { stamp } = await createAndPush(r.env);
+  using temp = tempDir();
+  using out = tempDir();
+  const to = join(out.path, "restored");
+  Deno.mkdirSync(to); // an empty folder to restore into, in a folder where nothing may be made (immutable)
+  const frozen = new Deno.Command("chattr", { args: ["+i", out.path], stderr: "piped" }).outputSync();
+  if (!frozen.success) return skipOutsideCi(`chattr +i: ${new TextDecoder().decode(frozen.stderr).trim()}`);
+  try {
+    const run = await runCli(["restore", stamp, "--from-remote", "--to", to], {
+      env: { ...r.envWithIdentity, TMPDIR: temp.path },
+    });
+    assert.equal(run.code, 0, run.stderr);
+    const warned = run.stderr.split("\n").find((line) => line.includes('"event":"remote_scratch_not_made"'));
+    assert.ok(warned, `no warning that the scratch copy went elsewhere: ${run.stderr}`);
+    const fields = JSON.parse(warned);
+    assert.deepEqual([fields.folder, fields.error, fields.used], [out.path, "permission denied", temp.path]);
+    assert.ok(existsSync(join(to, "atocore.db")), "not restored");
+  } finally {
+    new Deno.Command("chattr", { args: ["-i", out.path] }).outputSync();
+  }
 });
