@@ -12,19 +12,32 @@ import { FILE_MODE, FOLDER_MODE } from "./durable.ts";
 import { type EntryInfo, type FolderCalls, folderCalls } from "../sys/folder_calls.ts";
 import { lstatOrNull } from "./probe.ts";
 
+/** The owner and group that what a run makes in a held folder is given (see {@linkcode HeldFolder.open}). */
+interface Owner {
+  uid: number;
+  gid: number;
+}
+
 /** An open folder: its path, for messages, and its entries by the descriptor. */
 export class HeldFolder implements AsyncDisposable {
   private constructor(
     readonly path: string,
     private readonly calls: FolderCalls | null,
     private readonly fd: number,
+    private readonly owner: Owner | null = null,
   ) {}
 
-  /** Open the folder at `path`, following links (the caller's own configured path). */
-  static open(path: string): HeldFolder {
+  /**
+   * Open the folder at `path`, following links (the caller's own configured path). With `giveMade`, the folders and
+   * files made in it or in its folders opened through it go to its owner and group when this run is root and that
+   * owner another user (the service's user, whose own runs then write and remove there): only entries this run made,
+   * each through its own descriptor, never a link; a filesystem that refuses (root squashed) leaves them as made.
+   */
+  static open(path: string, options: { giveMade?: boolean } = {}): HeldFolder {
     const calls = folderCalls();
-    if (calls === null) return new HeldFolder(path, null, -1);
-    return new HeldFolder(path, calls, calls.openFolder(path));
+    if (calls === null) return new HeldFolder(path, null, -1, options.giveMade ? ownerOf(path, null) : null);
+    const fd = calls.openFolder(path);
+    return new HeldFolder(path, calls, fd, options.giveMade ? ownerOf(path, calls) : null);
   }
 
   /**
@@ -32,14 +45,21 @@ export class HeldFolder implements AsyncDisposable {
    * place is refused with `notFolder`'s error, never followed.
    */
   async child(name: string, notFolder: (path: string) => Error): Promise<HeldFolder> {
+    let made = false;
     try {
       if (this.calls === null) await Deno.mkdir(join(this.path, name), { mode: FOLDER_MODE });
       else this.calls.makeFolder(this.fd, name, FOLDER_MODE, join(this.path, name));
+      made = true;
       await this.sync();
     } catch (error) {
       if (!(error instanceof Deno.errors.AlreadyExists)) throw error;
     }
-    return (await this.existingChild(name, notFolder))!;
+    const child = (await this.existingChild(name, notFolder))!;
+    if (made && this.owner !== null) {
+      child.give(child.fd, child.path);
+      await child.sync();
+    }
+    return child;
   }
 
   /** The folder `name` inside this one, or `null` when there is none; a link or a file there is refused, never followed. */
@@ -51,10 +71,10 @@ export class HeldFolder implements AsyncDisposable {
       );
       if (info === null) return null;
       if (!info.isDirectory) throw notFolder(path);
-      return new HeldFolder(path, null, -1);
+      return new HeldFolder(path, null, -1, this.owner);
     }
     try {
-      return new HeldFolder(path, this.calls, this.calls.openFolder(name, { fd: this.fd, shown: path }));
+      return new HeldFolder(path, this.calls, this.calls.openFolder(name, { fd: this.fd, shown: path }), this.owner);
     } catch (error) {
       const code = (error as { code?: unknown }).code;
       if (code === "ENOENT") return null;
@@ -113,10 +133,12 @@ export class HeldFolder implements AsyncDisposable {
   async writeNewFile(name: string, bytes: Uint8Array, moved: (path: string) => Error): Promise<void> {
     const path = join(this.path, name);
     if (this.calls === null) {
-      return await writeAll(await Deno.open(path, { write: true, createNew: true, mode: FILE_MODE }), bytes);
+      await writeAll(await Deno.open(path, { write: true, createNew: true, mode: FILE_MODE }), bytes);
+      return this.give(null, path);
     }
     const made = this.calls.createFile(this.fd, name, FILE_MODE, path);
     try {
+      this.give(made, path);
       const file = await openMade(path, moved); // never through a link, never waiting on a FIFO swapped in
       try {
         const opened = await file.stat();
@@ -162,11 +184,41 @@ export class HeldFolder implements AsyncDisposable {
     await folder.sync();
   }
 
+  /**
+   * Give the entry this run just made at `path` (open as `made`; by its path, a link passed over, without libc's
+   * calls) the owner {@linkcode HeldFolder.open} found, when there is one.
+   */
+  private give(made: number | null, path: string): void {
+    if (this.owner === null) return;
+    const { uid, gid } = this.owner;
+    if (this.calls !== null) {
+      this.calls.setOwner(made!, uid, gid, path); // false: not permitted here (root squashed), left as made
+      return;
+    }
+    const info = lstatOrNull(path);
+    if (!(info?.isFile || info?.isDirectory) || info.uid === uid) return;
+    try {
+      Deno.chownSync(path, uid, gid);
+    } catch (error) {
+      if (!(error instanceof Deno.errors.PermissionDenied)) throw error; // not root: kept, as libc's way keeps it
+    }
+  }
+
   /** Close the descriptor. */
   [Symbol.asyncDispose](): Promise<void> {
     if (this.calls !== null) this.calls.close(this.fd);
     return Promise.resolve();
   }
+}
+
+/**
+ * The owner and group of the folder at `path` when what this run makes there goes to them: this run is root (with
+ * libc's `calls`; without, any run, whose give fails unless it is root) and the folder another user's.
+ */
+function ownerOf(path: string, calls: FolderCalls | null): Owner | null {
+  const { uid, gid } = Deno.statSync(path);
+  if (uid === null || gid === null || (calls !== null && (calls.user() !== 0 || uid === 0))) return null;
+  return { uid, gid };
 }
 
 async function writeAll(file: Deno.FsFile, bytes: Uint8Array): Promise<void> {

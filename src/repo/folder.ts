@@ -208,7 +208,7 @@ class FolderBackend implements Backend {
    */
   private async openFolders(segments: string[]): Promise<HeldFolder> {
     await this.makeRoot();
-    let folder = HeldFolder.open(this.root);
+    let folder = HeldFolder.open(this.root, { giveMade: true }); // a root run's go to the repository's owner
     try {
       for (const segment of segments) {
         const next = await folder.child(segment, (path) => altered(path, "not a folder"));

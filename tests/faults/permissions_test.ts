@@ -300,7 +300,7 @@ Deno.test("a pack of a folder repository this user may not read: restore --from-
   assert.doesNotMatch(run.stderr, /cannot be read intact|--scratch-dir/);
 });
 
-Deno.test("what a create --push as root makes in nobody's empty backup folder is nobody's: its own create, push and cleanup go on", async () => {
+Deno.test("what a create --push as root makes in nobody's empty backup folder and folder repository is nobody's: its own create, push, cleanup and remote cleanup go on", async () => {
   const cli = unprivilegedCli();
   if (typeof cli === "string") return skipBecause(cli);
   using _cli = cli;
@@ -318,12 +318,8 @@ Deno.test("what a create --push as root makes in nobody's empty backup folder is
   const created = await runCli(["create", "--chroma", "--push", ...repo], { env }); // as root
   assert.equal(created.code, 0, created.stderr);
   const stamp = (created.json as { stamp: string }).stamp;
-  const notNobodys = walkTree(store.backupDir).filter((entry) => entry.kind !== "symlink").map((entry) => {
-    const info = Deno.lstatSync(join(store.backupDir, entry.path));
-    return `${entry.path} ${info.uid}:${info.gid}`;
-  }).filter((owned) => !owned.endsWith(` ${NOBODY_UID}:${NOBODY_GID}`));
-  assert.deepEqual(notNobodys, [], "what root made is not nobody's");
-  chownToNobody(repoDir.path); // what root wrote in the repository is not the backup folder's: given by hand here
+  assert.deepEqual(notNobodys(store.backupDir), [], "what root made is not nobody's");
+  assert.deepEqual(notNobodys(repoDir.path), [], "what root made in the repository is not nobody's");
 
   const again = await cli.run(["create", "--chroma", "--push", ...repo], env);
   assert.equal(again.code, 0, `create --push as nobody: ${again.stderr} ${again.stdout}`);
@@ -332,4 +328,18 @@ Deno.test("what a create --push as root makes in nobody's empty backup folder is
   assert.equal(cleaned.code, 0, `cleanup --confirm as nobody: ${cleaned.stderr}`);
   assert.deepEqual(entryNames(join(store.backupDir, "snapshots")), [(again.json as { stamp: string }).stamp]);
   assert.ok(!entryNames(join(store.backupDir, "integrity")).includes(`${stamp}.json`), "root's record was kept");
+  const remoteCleaned = await cli.run(["remote", "cleanup", "--confirm", ...retention, ...repo], env);
+  assert.equal(remoteCleaned.code, 0, `remote cleanup --confirm as nobody: ${remoteCleaned.stderr}`);
+  const listed = await cli.run(["remote", "list", ...remote], env);
+  assert.equal(listed.code, 0, listed.stderr);
+  const names = (listed.json as { snapshots: { snapshot: string }[] }).snapshots.map((entry) => entry.snapshot);
+  assert.deepEqual(names.map((name) => name.split("_")[0]), [(again.json as { stamp: string }).stamp], listed.stderr);
 });
+
+/** The entries below `root` (links aside) that are not nobody's, each with its owner and group. */
+function notNobodys(root: string): string[] {
+  return walkTree(root).filter((entry) => entry.kind !== "symlink").map((entry) => {
+    const info = Deno.lstatSync(join(root, entry.path));
+    return `${entry.path} ${info.uid}:${info.gid}`;
+  }).filter((owned) => !owned.endsWith(` ${NOBODY_UID}:${NOBODY_GID}`));
+}
