@@ -4,6 +4,7 @@
  *
  * @module
  */
+import { lchownSync } from "node:fs";
 import { basename, dirname, isAbsolute, join, relative, sep } from "node:path";
 import { RefusedError } from "../errors.ts";
 import { entriesOrNone, lstatOrNull, statOrNull } from "./probe.ts";
@@ -120,7 +121,7 @@ function keepOwnerAndMode(path: string, previous: Deno.FileInfo): void {
   const copy = Deno.statSync(path);
   if (previous.uid !== null && previous.gid !== null && (copy.uid !== previous.uid || copy.gid !== previous.gid)) {
     try {
-      Deno.chownSync(path, previous.uid, previous.gid);
+      lchownSync(path, previous.uid, previous.gid);
     } catch (error) {
       if (!(error instanceof Deno.errors.PermissionDenied)) throw error;
     }

@@ -4,6 +4,7 @@
  *
  * @module
  */
+import { lchownSync } from "node:fs";
 import { join } from "node:path";
 import { type FolderCalls, folderCalls } from "../sys/folder_calls.ts";
 import { fitHeld, OpenTree } from "./held_copy.ts";
@@ -104,7 +105,7 @@ function givenEntriesByPath(folder: string, paths: string[], uid: number, gid: n
   try {
     for (const path of paths) {
       const info = lstatOrNull(join(folder, path));
-      if ((info?.isFile || info?.isDirectory) && info.uid !== uid) Deno.chownSync(join(folder, path), uid, gid);
+      if ((info?.isFile || info?.isDirectory) && info.uid !== uid) lchownSync(join(folder, path), uid, gid);
     }
   } catch (error) {
     if (!(error instanceof Deno.errors.PermissionDenied)) throw error;
@@ -113,10 +114,11 @@ function givenEntriesByPath(folder: string, paths: string[], uid: number, gid: n
 
 /** {@linkcode giveTreeLike} by path, where libc's calls do not load: links are passed over, never followed. */
 function givenByPath(root: string, uid: number, gid: number): void {
+  if (!lstatOrNull(root)?.isDirectory) return; // a link put in its place: its target's entries are not this run's
   try {
-    Deno.chownSync(root, uid, gid);
+    lchownSync(root, uid, gid);
     for (const entry of walkTree(root)) {
-      if (entry.kind === "file" || entry.kind === "dir") Deno.chownSync(`${root}/${entry.path}`, uid, gid);
+      if (entry.kind === "file" || entry.kind === "dir") lchownSync(`${root}/${entry.path}`, uid, gid);
     }
   } catch (error) {
     if (!(error instanceof Deno.errors.PermissionDenied)) throw error;

@@ -5,6 +5,7 @@
  *
  * @module
  */
+import { lchownSync } from "node:fs";
 import { constants } from "node:fs";
 import { type FileHandle, open } from "node:fs/promises";
 import { join } from "node:path";
@@ -198,7 +199,7 @@ export class HeldFolder implements AsyncDisposable {
     const info = lstatOrNull(path);
     if (!(info?.isFile || info?.isDirectory) || info.uid === uid) return;
     try {
-      Deno.chownSync(path, uid, gid);
+      lchownSync(path, uid, gid);
     } catch (error) {
       if (!(error instanceof Deno.errors.PermissionDenied)) throw error; // not root: kept, as libc's way keeps it
     }

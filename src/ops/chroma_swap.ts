@@ -5,6 +5,7 @@
  *
  * @module
  */
+import { lchownSync } from "node:fs";
 import { join } from "node:path";
 import { describeOsError } from "../errors.ts";
 import { removeQuietly, syncTree } from "../fs/durable.ts";
@@ -196,7 +197,7 @@ function ownLike(root: string, entries: TreeEntry[], folder: Deno.FileInfo, live
     const info = Deno.statSync(path);
     if (!chown || (info.uid === folder.uid && info.gid === folder.gid)) continue;
     try {
-      Deno.chownSync(path, folder.uid!, folder.gid!);
+      lchownSync(path, folder.uid!, folder.gid!);
     } catch (error) {
       if (!(error instanceof Deno.errors.PermissionDenied)) throw error;
       chown = false;

@@ -40,3 +40,29 @@ Deno.test("entries given to the folder's owner are this user's own files and fol
   giveTreeLike(tree, folder);
   assert.deepEqual([owner(tree), owner(join(tree, "copied")), owner(join(outside, "file"))], [NOBODY, NOBODY, 0]);
 });
+
+Deno.test("without libc's calls (no FFI), a tree given by path is never reached through a link put in its place", async () => {
+  if (Deno.uid() !== 0) return skipBecause("not root: cannot give files away");
+  using temp = tempDir("atocore-give-");
+  const outside = join(temp.path, "outside"); // root's, as /etc is
+  Deno.mkdirSync(join(outside, "inner"), { recursive: true });
+  Deno.writeTextFileSync(join(outside, "inner", "file"), "root's");
+  const folder = join(temp.path, "backups");
+  Deno.mkdirSync(folder);
+  Deno.chownSync(folder, NOBODY, NOBODY);
+  const tree = join(folder, "tree");
+  Deno.symlinkSync(outside, tree); // swapped in for the folder the run made
+  const script = join(temp.path, "give.ts");
+  const module = new URL("../../src/fs/give_tree.ts", import.meta.url).href;
+  Deno.writeTextFileSync(
+    script,
+    `import { giveTreeLike } from ${JSON.stringify(module)};
+giveTreeLike(${JSON.stringify(tree)}, ${JSON.stringify(folder)});`,
+  );
+  const run = await new Deno.Command(Deno.execPath(), {
+    args: ["run", "--allow-read", "--allow-write", "--allow-env", script], // no --allow-ffi: the by-path way
+  }).output();
+  assert.equal(run.code, 0, new TextDecoder().decode(run.stderr));
+  const inside = [outside, join(outside, "inner"), join(outside, "inner", "file")];
+  assert.deepEqual(inside.map(owner), [0, 0, 0], "a link's target was given away");
+});
