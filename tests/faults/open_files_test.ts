@@ -201,23 +201,9 @@ Deno.test("restore refuses a process that holds only a memory map of the databas
 Deno.test("restore refuses a process holding the registry open, and one holding Chroma's database through a hard link", async () => {
   const { store, stamp } = await storeWithSnapshot();
   using _store = store;
-  const reader = new Deno.Command("python3", {
-    args: [
-      "-c",
-      "import sys, time; handle = open(sys.argv[1]); print('ready', flush=True); time.sleep(3600)",
-      store.registry,
-    ],
-    stdin: "null",
-    stdout: "piped",
-  }).spawn();
-  try {
-    const lines = reader.stdout.pipeThrough(new TextDecoderStream()).getReader();
-    assert.equal((await lines.read()).value?.trim(), "ready");
-    await assertRefused(store, stamp, reader.pid, store.registry, /^[^;]*project-registry\.json \(open\)/);
-  } finally {
-    reader.kill("SIGKILL");
-    await reader.status;
-  }
+  await whileHeldOpen(store.registry, async (pid) => {
+    await assertRefused(store, stamp, pid, store.registry, /^[^;]*project-registry\.json \(open\)/);
+  });
 
   using elsewhere = tempDir("atocore-link-");
   const link = join(elsewhere.path, "chroma.sqlite3");
@@ -287,22 +273,11 @@ Deno.test("a listing of a holder's descriptors that fails part way stops the res
   if (!toolFor("strace", "a readdir failure injected into the open-file guard")) return;
   const { store, stamp } = await storeWithSnapshot();
   using _store = store;
-  const reader = new Deno.Command("python3", {
-    args: [
-      "-c",
-      "import sys, time; handle = open(sys.argv[1]); print('ready', flush=True); time.sleep(3600)",
-      store.db,
-    ],
-    stdin: "null",
-    stdout: "piped",
-  }).spawn();
-  try {
-    const lines = reader.stdout.pipeThrough(new TextDecoderStream()).getReader();
-    assert.equal((await lines.read()).value?.trim(), "ready");
+  await whileHeldOpen(store.db, async (pid) => {
     const before = liveDigest(store);
     // every getdents64 of the reader's descriptors fails (EIO), as readdir part way through a folder may: the reader
     // holds the database by its descriptor alone (no lock, no map), so only that listing can find it
-    const fds = `/proc/${reader.pid}/fd`;
+    const fds = `/proc/${pid}/fd`;
     const inject = `exec strace -f -qq -o /dev/null -P ${fds} -e trace=getdents64 -e inject=getdents64:error=EIO "$@"`;
     const run = await runCliInShell(inject, ["restore", stamp, "--confirm-service-stopped"], storeEnv(store));
     assert.equal(run.code, 1, run.stderr);
@@ -314,10 +289,7 @@ Deno.test("a listing of a holder's descriptors that fails part way stops the res
     );
     assert.deepEqual(liveDigest(store), before);
     assert.deepEqual(entryNames(join(store.backupDir, "snapshots")), [stamp]);
-  } finally {
-    reader.kill("SIGKILL");
-    await reader.status;
-  }
+  });
 });
 
 Deno.test("a look after the replacement whose listing of /proc fails part way ends the restore with exit 1, saying so (needs strace)", async () => {
@@ -338,3 +310,20 @@ Deno.test("a look after the replacement whose listing of /proc fails part way en
   );
   assert.notEqual(Deno.readTextFileSync(store.registry), '{"projects": []}\n', "the store was not replaced");
 });
+
+/** Run `body` while a Python process holds `path` open by its descriptor alone (no lock, no map), given its pid. */
+async function whileHeldOpen(path: string, body: (pid: number) => Promise<void>): Promise<void> {
+  const holder = new Deno.Command("python3", {
+    args: ["-c", "import sys, time; handle = open(sys.argv[1]); print('ready', flush=True); time.sleep(3600)", path],
+    stdin: "null",
+    stdout: "piped",
+  }).spawn();
+  try {
+    const lines = holder.stdout.pipeThrough(new TextDecoderStream()).getReader();
+    assert.equal((await lines.read()).value?.trim(), "ready");
+    await body(holder.pid);
+  } finally {
+    holder.kill("SIGKILL");
+    await holder.status;
+  }
+}
