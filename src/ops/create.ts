@@ -47,6 +47,7 @@ import { type JournalMode, setJournalMode, withJournalMode } from "../sqlite/jou
 import { CHROMA_DB_FILE, CHROMA_DB_SIDECARS, CHROMA_OLD_PREFIX, CHROMA_STAGING_PREFIX } from "../snapshot/chroma.ts";
 import { hasEmptySchema } from "../sqlite/empty_schema.ts";
 import { newestStamp, nextSequence } from "./list.ts";
+import { refuseForeignLinks } from "./live_links.ts";
 import { requireOwnFolders } from "./own_folders.ts";
 import { refuseUnfinishedRestore } from "./restore_intent.ts";
 import { validateSnapshotAt, type ValidationResult } from "./validate.ts";
@@ -112,6 +113,8 @@ export type CreateResult = SnapshotMetadata & {
 export async function createSnapshot(config: Config, options: CreateOptions): Promise<CreateResult> {
   refuseUnfinishedRestore(config);
   requireOwnFolders(config.backupDir.path);
+  const live = [config.db.path, config.registry.path, ...(options.includeChroma ? [config.chromaDir.path] : [])];
+  refuseForeignLinks(live, "create");
   requireDatabase(config.db.path, options.refuseEmptyDatabase ?? false);
   await requireParsableRegistry(config.registry.path, options);
   if (options.maxClockSkewMs !== undefined) refuseFutureSnapshot(config.backupDir.path, options.maxClockSkewMs);

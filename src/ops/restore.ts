@@ -59,6 +59,7 @@ import { signalsDelivered, stopIfInterrupted } from "../sys/interrupt.ts";
 import { type Change, clearWal, clearWalAfterReplace, removeStaleTemporaries, sidecarsOf } from "./restore_wal.ts";
 import type { ValidationResult } from "./validate.ts";
 import { SnapshotChangedError } from "./restore_proof.ts";
+import { refuseForeignLinks } from "./live_links.ts";
 
 /** What the replacement did with the database: moved into place (not copied), and the old one's temporary name. */
 interface Moved {
@@ -384,6 +385,7 @@ async function preRestoreSnapshot(
  */
 function checkLiveStore(config: Config): void {
   checkLivePaths(config);
+  refuseForeignLinks([config.db.path, config.registry.path, config.chromaDir.path], "restore");
   refuseHazardBeside(config.db.path, linkedSidecar);
 }
 

@@ -1,0 +1,54 @@
+/**
+ * Whether a path leads through a symbolic link that another user could point anywhere: a run as root that follows the
+ * service's user's link to a file the user does not own would copy it into the user's backup folder, or restore over it.
+ *
+ * @module
+ */
+import { dirname, join, resolve } from "node:path";
+import { folderCalls } from "../sys/folder_calls.ts";
+import { lstatOrNull, statOrNull } from "./probe.ts";
+
+/** A link on the way to a path whose owner is neither this run's user, nor root, nor the owner of what it leads to. */
+export interface ForeignLink {
+  link: string;
+  linkOwner: number;
+  leadsTo: string;
+  targetOwner: number;
+}
+
+/** Links resolved at most, as the kernel's limit: past it, the path's own checks name the loop. */
+const MOST_LINKS = 40;
+
+/**
+ * The first symbolic link on the way to `path` (its folders' and its own) owned by a user who is neither this run's,
+ * nor root, nor the owner of what the link finally leads to; `null` when there is none (or the path does not exist).
+ */
+export function foreignLinkOnTheWay(path: string): ForeignLink | null {
+  const user = runUser();
+  let pending = resolve(path).split("/").filter((name) => name !== "");
+  let at = "/";
+  for (let links = 0; pending.length > 0;) {
+    const next = join(at, pending.shift()!);
+    const info = lstatOrNull(next);
+    if (info === null) return null;
+    if (!info.isSymlink) {
+      at = next;
+      continue;
+    }
+    const target = statOrNull(next);
+    if (target === null || ++links > MOST_LINKS) return null;
+    const owner = info.uid ?? 0;
+    if (owner !== 0 && owner !== user && owner !== target.uid) {
+      return { link: next, linkOwner: owner, leadsTo: Deno.realPathSync(next), targetOwner: target.uid ?? 0 };
+    }
+    const text = Deno.readLinkSync(next);
+    pending = [...text.split("/").filter((name) => name !== ""), ...pending];
+    at = text.startsWith("/") ? "/" : dirname(next);
+  }
+  return null;
+}
+
+/** This run's user: libc's `geteuid`, else the owner of `/proc/self` (Deno.uid() would need --allow-sys). */
+function runUser(): number {
+  return folderCalls()?.user() ?? Deno.statSync("/proc/self").uid ?? 0;
+}

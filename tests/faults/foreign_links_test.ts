@@ -1,0 +1,67 @@
+/**
+ * A root run does not follow the service's user's symbolic link at a live path to what that user does not own: create
+ * would copy a root-only file into the user's backup folder, restore would write over it (exit 3, nothing changed). A
+ * link of the file's owner, or of root, is followed as before.
+ */
+import assert from "node:assert/strict";
+import { lchownSync } from "node:fs";
+import { join } from "node:path";
+import { createdStamp, runCli, storeEnv, tempDir, tempStore } from "../_helpers.ts";
+import { chownToNobody, entryNames, liveDigest, NOBODY_UID, skipBecause } from "../_faults.ts";
+import { sha256Hex } from "../../src/repo/sealing.ts";
+
+/** Replace `path` with a link to `target`, the link owned by the service's user (nobody). */
+function nobodysLink(target: string, path: string): void {
+  Deno.renameSync(path, `${path}.moved`);
+  Deno.symlinkSync(target, path);
+  lchownSync(path, NOBODY_UID, NOBODY_UID);
+}
+
+Deno.test("a root create or restore refuses the service user's link at a live path to a root-only file, changing nothing", async () => {
+  if (Deno.uid() !== 0) return skipBecause("not root: the links' owners cannot be set");
+  using store = tempStore({ dbMiB: 1, chromaMiB: 1, segments: 1 });
+  using outside = tempDir("atocore-root-only-"); // root's, as /etc is
+  const env = storeEnv(store);
+  const stamp = await createdStamp(env);
+  chownToNobody(store.dataDir);
+  const secret = join(outside.path, "secret.json");
+  Deno.writeTextFileSync(secret, '{"root":"only"}', { mode: 0o600 });
+  nobodysLink(secret, store.registry);
+  const snapshots = entryNames(join(store.backupDir, "snapshots"));
+
+  const created = await runCli(["create"], { env });
+  assert.equal(created.code, 3, created.stderr);
+  assert.match(
+    created.stderr.trim(),
+    new RegExp(
+      `^atocore-backup: error: create refused: ${store.registry} leads through the symbolic link ${store.registry}, ` +
+        `owned by uid ${NOBODY_UID}, to ${secret}, owned by uid 0; .*nothing was changed; put the file itself there`,
+    ),
+  );
+  assert.deepEqual(entryNames(join(store.backupDir, "snapshots")), snapshots, "a snapshot was made");
+
+  const before = sha256Hex(Deno.readFileSync(secret));
+  const live = liveDigest(store);
+  const restored = await runCli(["restore", stamp, "--confirm-service-stopped"], { env });
+  assert.equal(restored.code, 3, restored.stderr);
+  assert.match(restored.stderr, /restore refused: .* leads through the symbolic link .*nothing was changed/);
+  assert.equal(sha256Hex(Deno.readFileSync(secret)), before, "the link's target was written");
+  assert.deepEqual(liveDigest(store), live);
+  assert.deepEqual(entryNames(join(store.backupDir, "snapshots")), snapshots, "a pre-restore snapshot was taken");
+});
+
+Deno.test("a root create follows a link the file's owner made, and one root made", async () => {
+  if (Deno.uid() !== 0) return skipBecause("not root: the links' owners cannot be set");
+  using store = tempStore({ dbMiB: 1, chromaMiB: 1, segments: 1 });
+  const env = storeEnv(store);
+  chownToNobody(store.dataDir);
+  nobodysLink(`${store.registry}.moved`, store.registry); // the user's link to the user's own file
+  const linkedChroma = `${store.chromaDir}-real`;
+  Deno.renameSync(store.chromaDir, linkedChroma);
+  Deno.symlinkSync(linkedChroma, store.chromaDir); // root's link
+  const created = await runCli(["create", "--chroma"], { env });
+  assert.equal(created.code, 0, created.stderr);
+  const stamp = (created.json as { stamp: string }).stamp;
+  const copied = join(store.backupDir, "snapshots", stamp, "config", "project-registry.json");
+  assert.equal(Deno.readTextFileSync(copied), Deno.readTextFileSync(`${store.registry}.moved`));
+});
