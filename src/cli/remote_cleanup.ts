@@ -17,6 +17,7 @@ import { COMMON_HELP, configFrom, defineCommand } from "./command.ts";
 import { formatBytes } from "../text/bytes.ts";
 import { printable } from "./format.ts";
 import { InterruptedError } from "../sys/interrupt.ts";
+import { giveRemoteState } from "../ops/push.ts";
 import { listenForInterrupts, reportLateInterrupt } from "./interrupts.ts";
 import { AUTH_OPTIONS, CLEANUP_AUTH_HELP, REMOTE_HELP, REMOTE_OPTIONS, remoteSettingsFrom } from "./remote_flags.ts";
 import { policyFrom, RETENTION_HELP, RETENTION_OPTIONS } from "./retention_flags.ts";
@@ -103,7 +104,7 @@ Examples:
           `snapshot still listed has all its objects; ${cleanupNextStep(error)}`,
         { cause: error },
       );
-    });
+    }).finally(() => giveRemoteState(config.backupDir.path, backend.location)); // its sightings, when made as root
     await reportLateInterrupt(interrupts.signal, context.reporter, "remote cleanup");
     for (const error of result.errors) context.reporter.event("warning", "remote_cleanup_problem", { error });
     for (const note of result.warnings) context.reporter.event("warning", "remote_cleanup_delayed", { note });

@@ -109,6 +109,21 @@ export async function pushLocalSnapshots(
     passed_over_pre_restore: passedOver,
     pre_restore_pushed: [],
   };
+  try {
+    await pushEach(config, backend, { selection, stamps, options }, result);
+  } finally {
+    giveRemoteState(config.backupDir.path, backend.location);
+  }
+  return result;
+}
+
+/** Push each of `stamps` in turn into `result` (see {@linkcode pushLocalSnapshots}). */
+async function pushEach(
+  config: Config,
+  backend: Backend,
+  { selection, stamps, options }: { selection: PushSelection; stamps: string[]; options: LocalPushOptions },
+  result: LocalPushResult,
+): Promise<void> {
   for (const stamp of stamps) {
     stopIfInterrupted(options.signal, () => interruptedBetween(result, stamp));
     const validation = options.validation === "none"
@@ -137,7 +152,6 @@ export async function pushLocalSnapshots(
       result.refused.push(refused);
     }
   }
-  return result;
 }
 
 /**
@@ -194,16 +208,15 @@ export async function pushAfterCreate(
   } catch (error) {
     if (error instanceof ToolError) return { error };
     return { error: new OperationError(`push of ${stamp} failed (${describeOsError(error)})`, { cause: error }) };
-  } finally {
-    giveRemoteState(config.backupDir.path, backend.location);
   }
 }
 
 /**
- * Give this host's state about the repository at `location` (see {@linkcode remoteStateDir}) that a root create made
- * or replaced the backup folder's owner, as its snapshot is given: the service's user's own pushes update it.
+ * Give this host's state about the repository at `location` (see {@linkcode remoteStateDir}) that a root push or
+ * remote cleanup made or replaced the backup folder's owner, as a snapshot is given: the service's user's own runs
+ * update it.
  */
-function giveRemoteState(backupDir: string, location: string): void {
+export function giveRemoteState(backupDir: string, location: string): void {
   try {
     giveTreeBelowLike(backupDir, relative(backupDir, remoteStateDir(backupDir, location)));
   } catch {

@@ -336,6 +336,36 @@ Deno.test("what a create --push as root makes in nobody's empty backup folder an
   assert.deepEqual(names.map((name) => name.split("_")[0]), [(again.json as { stamp: string }).stamp], listed.stderr);
 });
 
+Deno.test("a push and a remote cleanup run as root leave nothing in nobody's backup folder that nobody's own runs cannot update", async () => {
+  const cli = unprivilegedCli();
+  if (typeof cli === "string") return skipBecause(cli);
+  using _cli = cli;
+  using store = tempStore({ dbMiB: 1, chromaMiB: 1 });
+  chownToNobody(store.dataDir);
+  Deno.mkdirSync(store.backupDir);
+  Deno.chownSync(store.backupDir, NOBODY_UID, NOBODY_GID);
+  using repoDir = tempDir("atocore-repo-");
+  chownToNobody(repoDir.path);
+  const remote = ["--remote", join(repoDir.path, "repository")];
+  const repo = [...remote, "--allow-unauthenticated"];
+  const env = storeEnv(store);
+  const init = await cli.run(["remote", "init", "--recipient", generateIdentity().recipient, ...remote], env);
+  assert.equal(init.code, 0, init.stderr);
+  const retention = ["--keep-daily", "1", "--keep-weekly", "0", "--keep-monthly", "0"];
+  const cleaned = await runCli(["remote", "cleanup", "--confirm", ...retention, ...repo], { env }); // as root, first
+  assert.equal(cleaned.code, 0, cleaned.stderr);
+  assert.deepEqual(notNobodys(store.backupDir), [], "what root's remote cleanup made is not nobody's");
+  const made = await cli.run(["create", "--chroma"], env);
+  assert.equal(made.code, 0, made.stderr);
+  const pushed = await runCli(["push", "--latest", ...repo], { env }); // as root
+  assert.equal(pushed.code, 0, pushed.stderr);
+  assert.deepEqual(notNobodys(store.backupDir), [], "what root's push made is not nobody's");
+  const again = await cli.run(["create", "--chroma", "--push", ...repo], env);
+  assert.equal(again.code, 0, `create --push as nobody: ${again.stderr} ${again.stdout}`);
+  const nobodysCleanup = await cli.run(["remote", "cleanup", "--confirm", ...retention, ...repo], env);
+  assert.equal(nobodysCleanup.code, 0, `remote cleanup --confirm as nobody: ${nobodysCleanup.stderr}`);
+});
+
 /** The entries below `root` (links aside) that are not nobody's, each with its owner and group. */
 function notNobodys(root: string): string[] {
   return walkTree(root).filter((entry) => entry.kind !== "symlink").map((entry) => {
