@@ -4,10 +4,13 @@
  *
  * @module
  */
+import { basename, dirname } from "node:path";
 import { describeOsError } from "../errors.ts";
 import { ensureDir, removeInside, renameDurable } from "../fs/durable.ts";
+import { removeHeld } from "../fs/held_remove.ts";
 import { isDirectory } from "../fs/probe.ts";
 import { trashDir, trashRoot } from "../snapshot/layout.ts";
+import { folderCalls } from "../sys/folder_calls.ts";
 import { mountPointsAt } from "../sys/mounts.ts";
 
 /** What removing one entry did: whether it left its folder, and the error line when something failed. */
@@ -48,7 +51,7 @@ export function removeViaTrash(
     };
   }
   try {
-    removeInside(backupDir, trash);
+    removeFromTrash(backupDir, trash);
   } catch (error) {
     return {
       gone: true,
@@ -57,4 +60,19 @@ export function removeViaTrash(
     };
   }
   return { gone: true };
+}
+
+/**
+ * Remove `trash` inside `.trash` opened without following a link at its name, so a writer who swaps `.trash` for a
+ * link meanwhile cannot send the removal into its target; without libc's calls, by path ({@linkcode removeInside}).
+ */
+function removeFromTrash(backupDir: string, trash: string): void {
+  const calls = folderCalls();
+  if (calls === null) return removeInside(backupDir, trash);
+  const fd = calls.openFolderNoFollow(dirname(trash));
+  try {
+    removeHeld(calls, fd, basename(trash), trash);
+  } finally {
+    calls.close(fd);
+  }
 }
