@@ -5,7 +5,7 @@
  * @module
  */
 import { dirname, join, resolve } from "node:path";
-import { folderCalls } from "../sys/folder_calls.ts";
+import { runUser } from "../sys/run_user.ts";
 import { lstatOrNull, statOrNull } from "./probe.ts";
 
 /** A link on the way to a path whose owner is neither this run's user, nor root, nor the owner of what it leads to. */
@@ -46,9 +46,4 @@ export function foreignLinkOnTheWay(path: string): ForeignLink | null {
     at = text.startsWith("/") ? "/" : dirname(next);
   }
   return null;
-}
-
-/** This run's user: libc's `geteuid`, else the owner of `/proc/self` (Deno.uid() would need --allow-sys). */
-function runUser(): number {
-  return folderCalls()?.user() ?? Deno.statSync("/proc/self").uid ?? 0;
 }

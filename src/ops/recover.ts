@@ -13,6 +13,7 @@ import type { Reporter } from "../report/reporter.ts";
 import { stagingRoot, trashRoot } from "../snapshot/layout.ts";
 import { type FolderCalls, folderCalls } from "../sys/folder_calls.ts";
 import { mountPointsAt } from "../sys/mounts.ts";
+import { runUser } from "../sys/run_user.ts";
 import { requireOwnFolders } from "./own_folders.ts";
 
 /**
@@ -75,24 +76,7 @@ function removeHeldLeftovers(calls: FolderCalls, root: string, reporter: Reporte
 /** Whether a user other than this run's may write the backup folder (rename `.staging` and put a link there). */
 function othersMayWrite(backupDir: string): boolean {
   const info = Deno.statSync(backupDir);
-  return info.uid !== effectiveUser() || ((info.mode ?? 0) & 0o022) !== 0;
-}
-
-/**
- * This process's effective user: the owner of a file it makes in the system's temporary folder (`Deno.uid()` would
- * need `--allow-sys`, `/proc/self` `--allow-all`); `null` where none can be made.
- */
-function effectiveUser(): number | null {
-  try {
-    const probe = Deno.makeTempFileSync({ prefix: "atocore-backup-user-" });
-    try {
-      return Deno.lstatSync(probe).uid;
-    } finally {
-      Deno.removeSync(probe);
-    }
-  } catch {
-    return null;
-  }
+  return info.uid !== runUser() || ((info.mode ?? 0) & 0o022) !== 0;
 }
 
 /** Without libc's calls, where another user could swap `root` for a link meanwhile: each leftover is kept, named. */

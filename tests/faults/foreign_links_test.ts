@@ -6,7 +6,17 @@
 import assert from "node:assert/strict";
 import { lchownSync } from "node:fs";
 import { join } from "node:path";
-import { createdStamp, runCli, storeEnv, tempDir, tempStore } from "../_helpers.ts";
+import {
+  cliEnv,
+  cliRunOf,
+  COMPILE_PERMISSIONS,
+  createdStamp,
+  ROOT,
+  runCli,
+  storeEnv,
+  tempDir,
+  tempStore,
+} from "../_helpers.ts";
 import { chownToNobody, entryNames, liveDigest, NOBODY_UID, skipBecause } from "../_faults.ts";
 import { sha256Hex } from "../../src/repo/sealing.ts";
 
@@ -39,6 +49,17 @@ Deno.test("a root create or restore refuses the service user's link at a live pa
     ),
   );
   assert.deepEqual(entryNames(join(store.backupDir, "snapshots")), snapshots, "a snapshot was made");
+
+  const withoutFfi = await new Deno.Command(Deno.execPath(), { // the run's user found without libc's calls
+    args: ["run", ...COMPILE_PERMISSIONS.filter((flag) => flag !== "--allow-ffi"), join(ROOT, "main.ts"), "create"],
+    env: cliEnv(env),
+    clearEnv: true,
+    stdin: "null",
+    stdout: "piped",
+    stderr: "piped",
+  }).output().then(cliRunOf);
+  assert.equal(withoutFfi.code, 3, withoutFfi.stderr);
+  assert.match(withoutFfi.stderr, /create refused: .* leads through the symbolic link /);
 
   const before = sha256Hex(Deno.readFileSync(secret));
   const live = liveDigest(store);
