@@ -29,13 +29,13 @@ export function foreignLinkOnTheWay(path: string): ForeignLink | null {
   let at = "/";
   for (let links = 0; pending.length > 0;) {
     const next = join(at, pending.shift()!);
-    const info = lstatOrNull(next);
-    if (info === null) return null;
+    const info = lstatQuietly(next);
+    if (info === null) return null; // not there, or not reachable: the path's own checks name it
     if (!info.isSymlink) {
       at = next;
       continue;
     }
-    const target = statOrNull(next);
+    const target = statQuietly(next);
     if (target === null || ++links > MOST_LINKS) return null;
     const owner = info.uid ?? 0;
     if (owner !== 0 && owner !== user && owner !== target.uid) {
@@ -46,4 +46,22 @@ export function foreignLinkOnTheWay(path: string): ForeignLink | null {
     at = text.startsWith("/") ? "/" : dirname(next);
   }
   return null;
+}
+
+/** What is at `path` (not followed), or `null` when nothing is or it cannot be reached (a file on the way, no access). */
+function lstatQuietly(path: string): Deno.FileInfo | null {
+  try {
+    return lstatOrNull(path);
+  } catch {
+    return null;
+  }
+}
+
+/** What `path` leads to, or `null` when nothing or it cannot be reached (a broken or looping link, no access). */
+function statQuietly(path: string): Deno.FileInfo | null {
+  try {
+    return statOrNull(path);
+  } catch {
+    return null;
+  }
 }

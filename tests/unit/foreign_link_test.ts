@@ -40,4 +40,5 @@ Deno.test("a link of another user to what that user does not own is found in a f
   link(join(users, "atocore.db"), join(temp.path, "roots"), 0);
   assert.equal(foreignLinkOnTheWay(join(temp.path, "roots")), null);
   assert.equal(foreignLinkOnTheWay(join(temp.path, "missing", "x")), null);
+  assert.equal(foreignLinkOnTheWay(join(users, "atocore.db", "x")), null, "a file on the way: its own checks name it");
 });
