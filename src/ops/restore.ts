@@ -205,7 +205,8 @@ export async function restoreSnapshot(config: Config, stamp: string, options: Re
   // moved.old: a name the old database keeps while it is replaced, through which a process that opens it is found
   const moved: Moved = { db: false, old: null };
   using _old = { [Symbol.dispose]: () => moved.old && removeFileQuietly(moved.old) };
-  const chroma = replaceStore(plan, preStamp, options, { intent, leftovers }, moved);
+  const backupFlags = pathFlags(config, {}, ["backupDir"]);
+  const chroma = replaceStore(plan, preStamp, options, { intent, leftovers, backupFlags }, moved);
   // A database moved into place is the very file the validation checked; a copy is checked again.
   const integrity = moved.db ? null : checkRestored(options.driver, targets.db);
   let opened: string | null = null;
@@ -424,6 +425,8 @@ interface FailureContext {
   changes: Change[];
   /** The live restore's record; `null` with `to`. */
   intent: IntentContext | null;
+  /** The path flags a printed `validate` needs to reach this run's backup folder (see {@linkcode pathFlags}). */
+  backupFlags: string;
 }
 
 /**
@@ -436,10 +439,10 @@ function replaceStore(
   plan: RestorePlan,
   preStamp: string | null,
   options: RestoreOptions,
-  { intent, leftovers }: { intent: IntentContext | null; leftovers: string[] },
+  { intent, leftovers, backupFlags }: { intent: IntentContext | null; leftovers: string[]; backupFlags: string },
   moved: Moved,
 ): CopyTotals | null {
-  const context: FailureContext = { plan, staged: null, preStamp, to: options.to, changes: [], intent };
+  const context: FailureContext = { plan, staged: null, preStamp, to: options.to, changes: [], intent, backupFlags };
   if (intent !== null) {
     runStep(leftoversStep(intent.config, leftovers, options.reporter), context);
     runStep(settleStep(intent, options.reporter), context);
@@ -464,8 +467,8 @@ function runStep<T>(step: ReplaceStep<T>, context: FailureContext): T {
     if (error instanceof SnapshotChangedError) {
       throw new RefusedError(
         `restore stopped while ${step.doing}: ${error.message} (the backup folder changed during the restore, after ` +
-          `the validation); ${afterFailure(context, known)}; validate the snapshot first ` +
-          `('atocore-backup validate ${error.stamp}')`,
+          `the validation); ${afterFailure(context, known)}; validate the snapshot first: ` +
+          `atocore-backup validate ${error.stamp}${context.backupFlags}`,
         { cause: error },
       );
     }

@@ -360,10 +360,14 @@ const PATH_FLAGS = {
 /**
  * The path flags (each with a leading space) a command printed for the operator needs to reach this run's store: the
  * paths given as flags, and `recorded` ones where they differ from this run's. Run without them, the command would
- * work on the paths of the environment or the defaults.
+ * work on the paths of the environment or the defaults. `keys`: the paths the command uses (default all four).
  */
-export function pathFlags(config: Config, recorded: Partial<Record<keyof typeof PATH_FLAGS, string>> = {}): string {
-  return (["backupDir", "db", "registry", "chromaDir"] as const).map((key) => {
+export function pathFlags(
+  config: Config,
+  recorded: Partial<Record<keyof typeof PATH_FLAGS, string>> = {},
+  keys: readonly (keyof typeof PATH_FLAGS)[] = ["backupDir", "db", "registry", "chromaDir"],
+): string {
+  return keys.map((key) => {
     const path = recorded[key] ?? config[key].path;
     const named = config[key].source === "flag" || resolve(path) !== resolve(config[key].path);
     return named ? ` ${PATH_FLAGS[key]} ${quoted(path)}` : "";

@@ -4,7 +4,7 @@
  */
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { createdStamp, sqlite3Json, storeEnv, tempDir, tempStore } from "../_helpers.ts";
+import { createdStamp, printedCommand, runPrinted, sqlite3Json, storeEnv, tempDir, tempStore } from "../_helpers.ts";
 import { entryNames, liveDigest, restoreStoppedAt } from "../_faults.ts";
 import type { SampleStore } from "../../src/sample/store.ts";
 
@@ -45,6 +45,27 @@ Deno.test("a snapshot database replaced after the validation is refused, the liv
   assert.match(run.stderr, REFUSED);
   assert.match(run.stderr, new RegExp(`db/atocore\\.db .*validate ${stamp}`));
   assert.deepEqual(liveDigest(store), before);
+});
+
+Deno.test("the validate command the refusal prints runs as printed, on the backup folder the restore was given", async () => {
+  const { store, stamp } = await storeAheadOfSnapshot();
+  using _store = store;
+  using elsewhere = tempDir();
+  const backupDir = join(elsewhere.path, "backups"); // not the one the environment leads to
+  Deno.mkdirSync(join(backupDir, "snapshots"), { recursive: true });
+  Deno.renameSync(join(store.backupDir, "snapshots", stamp), join(backupDir, "snapshots", stamp));
+  const run = await restoreStoppedAt(
+    store,
+    [stamp, "--confirm-service-stopped", "--backup-dir", backupDir],
+    "restore_snapshot_validated",
+    () => swapForOtherDatabase(join(backupDir, "snapshots", stamp, "db", "atocore.db")),
+  );
+  assert.equal(run.code, 3, run.stderr);
+  const printed = printedCommand(run.stderr, "validate the snapshot first");
+  assert.ok(printed !== null, run.stderr);
+  const validated = await runPrinted(printed, storeEnv(store)); // pasted into a shell as it is
+  assert.equal(validated.code, 1, `${printed}: ${validated.stderr}`);
+  assert.match(validated.stdout + validated.stderr, new RegExp(`db/atocore\\.db`));
 });
 
 Deno.test("restore --to refuses a snapshot database replaced after the validation: none is put in DIR", async () => {
