@@ -20,6 +20,8 @@ export interface ResolvedPath {
   source: Source;
   /** The flag or variable that supplied it (or the default's base). */
   from: string;
+  /** The path as given, where links were resolved to make `path` (the database's): the links the checks judge. */
+  given?: string;
 }
 
 /** The four paths the tool works on. */
@@ -82,7 +84,8 @@ export function resolveConfig(
     return [setting.key, { path: join(dataDir, setting.file), source: "default", from }];
   });
   const config = Object.fromEntries(entries) as unknown as Config;
-  return { ...config, db: { ...config.db, path: realPathAsFarAsExists(config.db.path) } };
+  const real = realPathAsFarAsExists(config.db.path);
+  return { ...config, db: real === config.db.path ? config.db : { ...config.db, path: real, given: config.db.path } };
 }
 
 function absolute(path: string, cwd: string, source: Source, from: string): ResolvedPath {

@@ -55,8 +55,8 @@ export function writeFileAtomic(path: string, data: Uint8Array | string | Iterab
  * temporary file beside it, fsync, rename over it, fsync the folder. The copy keeps
  * the mode of the file it replaces, and its owner where this user may give files away
  * (the service's user must still open it);
- * the folder is created when missing. A symbolic link at `target` is followed: the
- * file it points to is replaced. The temporary file is removed on failure.
+ * the folder is created when missing. `target` is replaced at its own name, never through a symbolic link there (the
+ * link itself would be replaced): the caller resolves the links it trusts. The temporary file is removed on failure.
  *
  * @param source Regular file to copy (not changed); a symbolic link or special file there is refused.
  * @param target File to replace or create.
@@ -73,9 +73,8 @@ export function replaceFileAtomic(
   const kind = notRegularFile(source);
   if (kind !== null && kind !== "missing") throw new NotRegularFileError(source, kind); // never copy through a link
   ensureDir(dirname(target));
-  const previous = statOrNull(target);
-  const destination = previous ? Deno.realPathSync(target) : target;
-  const temporary = temporaryPath(destination);
+  const previous = lstatOrNull(target);
+  const temporary = temporaryPath(target);
   try {
     if (checkCopy === undefined) Deno.copyFileSync(source, temporary);
     else checkCopy(copyHashed(source, temporary));
@@ -86,7 +85,7 @@ export function replaceFileAtomic(
     throw error;
   }
   beforeRename?.();
-  renameDurable(temporary, destination);
+  renameDurable(temporary, target);
 }
 
 /**
@@ -102,14 +101,13 @@ export function moveFileAtomic(source: string, target: string, beforeRename?: ()
     throw kind === "missing" ? new Deno.errors.NotFound(source) : new NotRegularFileError(source, kind);
   }
   ensureDir(dirname(target));
-  const previous = statOrNull(target);
-  const destination = previous ? Deno.realPathSync(target) : target;
-  if (Deno.statSync(dirname(destination)).dev !== Deno.statSync(source).dev) return false;
+  const previous = lstatOrNull(target);
+  if (Deno.statSync(dirname(target)).dev !== Deno.statSync(source).dev) return false;
   if (previous?.isFile) keepOwnerAndMode(source, previous);
   syncFile(source);
   beforeRename?.();
   try {
-    renameDurable(source, destination);
+    renameDurable(source, target);
   } catch (error) {
     if (error instanceof Error && "code" in error && error.code === "EXDEV") return false; // two mounts of one disk
     throw error;

@@ -33,6 +33,8 @@ export interface ReadRegularOptions {
   maxBytes?: number;
   /** Follow a symbolic link to a regular file (live paths); default `false` (files found in a backup folder). */
   followLinks?: boolean;
+  /** The file that must be opened (a live file reached link by link): another one is refused as replaced. */
+  identity?: { dev: number; ino: number };
 }
 
 /**
@@ -71,11 +73,16 @@ export function openRegularFile(path: string, options: ReadRegularOptions = {}):
   if (info.size > maxBytes) throw new FileTooLargeError(path, maxBytes);
   const fd = openNonBlocking(path, options.followLinks ?? false);
   const opened = fstatSync(fd);
-  if (!opened.isFile() || opened.ino !== info.ino || opened.dev !== info.dev) {
+  if (!opened.isFile() || !sameFile(opened, info) || !sameFile(opened, options.identity ?? info)) {
     closeSync(fd);
     throw new NotRegularFileError(path, "replaced while being opened");
   }
   return { fd, size: opened.size };
+}
+
+/** Whether the opened file is the one `expected` names. */
+function sameFile(opened: { dev: number; ino: number }, expected: { dev: number; ino: number | null }): boolean {
+  return opened.dev === expected.dev && opened.ino === expected.ino;
 }
 
 /** Open read-only, non-blocking, never as a controlling terminal, and (unless `follow`) not through a final link. */

@@ -19,9 +19,9 @@ import {
 } from "../fs/durable.ts";
 import { followFile } from "../fs/follow_hash.ts";
 import { exists, lstatOrNull, statOrNull, statThroughFilesOrNull } from "../fs/probe.ts";
-import { kindOf, readRegularTextFile } from "../fs/regular_file.ts";
+import { kindOf } from "../fs/regular_file.ts";
 import { changedPaths, copyEntries, type CopyTotals, walkTree } from "../fs/tree.ts";
-import type { Config } from "../config.ts";
+import type { Config, ResolvedPath } from "../config.ts";
 import type { Reporter } from "../report/reporter.ts";
 import {
   dbManifestPath,
@@ -47,7 +47,7 @@ import { type JournalMode, setJournalMode, withJournalMode } from "../sqlite/jou
 import { CHROMA_DB_FILE, CHROMA_DB_SIDECARS, CHROMA_OLD_PREFIX, CHROMA_STAGING_PREFIX } from "../snapshot/chroma.ts";
 import { hasEmptySchema } from "../sqlite/empty_schema.ts";
 import { newestStamp, nextSequence } from "./list.ts";
-import { refuseForeignLinks } from "./live_links.ts";
+import { reachedLiveFile, readLiveFile, refuseForeignLinks } from "./live_links.ts";
 import { requireOwnFolders } from "./own_folders.ts";
 import { refuseUnfinishedRestore } from "./restore_intent.ts";
 import { validateSnapshotAt, type ValidationResult } from "./validate.ts";
@@ -113,7 +113,8 @@ export type CreateResult = SnapshotMetadata & {
 export async function createSnapshot(config: Config, options: CreateOptions): Promise<CreateResult> {
   refuseUnfinishedRestore(config);
   requireOwnFolders(config.backupDir.path);
-  const live = [config.db.path, config.registry.path, ...(options.includeChroma ? [config.chromaDir.path] : [])];
+  const db = config.db.given ?? config.db.path; // its links as given: the real path has none left to judge
+  const live = [db, config.registry.path, ...(options.includeChroma ? [config.chromaDir.path] : [])];
   refuseForeignLinks(live, "create");
   requireDatabase(config.db.path, options.refuseEmptyDatabase ?? false);
   await requireParsableRegistry(config.registry.path, options);
@@ -266,7 +267,7 @@ async function copyParts(config: Config, options: CreateOptions, target: Snapsho
   const { staged } = target;
   Deno.mkdirSync(staged.dbFolder, { mode: FOLDER_MODE });
   Deno.mkdirSync(staged.configFolder, { mode: FOLDER_MODE });
-  const database = await copyDatabase(config.db.path, staged.db, options);
+  const database = await copyDatabase(config.db, staged.db, options);
   if (options.refuseEmptyDatabase && hasEmptySchema(staged.db)) throw emptyDatabase(config.db.path, "has no tables");
   const hasRegistry = await copyRegistry(config.registry.path, staged.registry);
   const registryKeptInvalid = hasRegistry && options.keepInvalidRegistry
@@ -378,13 +379,15 @@ interface CopiedDatabase {
 }
 
 /**
- * Back up the live database into `copy`, hashed by a worker behind the backup where the
- * driver offers it (else after it), and start the copy's flush on a runtime thread. The copy is
- * marked rollback-journal mode before it is hashed (see `journal_header.ts`).
+ * Back up the live database `db` (its real path; the file its given path reaches now) into `copy`, hashed by a worker
+ * behind the backup where the driver offers it (else after it), and start the copy's flush on a runtime thread. The
+ * copy is marked rollback-journal mode before it is hashed (see `journal_header.ts`).
  */
-async function copyDatabase(source: string, copy: string, options: CreateOptions): Promise<CopiedDatabase> {
+async function copyDatabase(db: ResolvedPath, copy: string, options: CreateOptions): Promise<CopiedDatabase> {
   const { driver, reporter } = options;
+  const source = db.path;
   refuseSidecarHazard(source);
+  const reached = reachedLiveFile(db.given ?? source, "create"); // its links judged again now: the file SQLite must open
   using follower = followFile(copy);
   await copyingFrom("database", source, () =>
     backupFollowedIfOffered(
@@ -393,6 +396,7 @@ async function copyDatabase(source: string, copy: string, options: CreateOptions
       copy,
       (firstPage, bytes) => follower.settled(withJournalMode(firstPage, "rollback"), bytes),
       ({ remaining, total }) => reporter.progress("database pages", total - remaining, total),
+      reached?.identity,
     ));
   const journalMode = setJournalMode(copy, "rollback");
   copyModeFrom(source, copy); // SQLite made it with the default mode
@@ -402,11 +406,14 @@ async function copyDatabase(source: string, copy: string, options: CreateOptions
   return { sha256, journalMode, flushed };
 }
 
-/** Copy the live registry to `copy` when there is one; whether there was. */
+/**
+ * Copy the live registry to `copy` when there is one; whether there was. It is read from the file its links reach
+ * now, judged again: one swapped for another user's link since the check is refused, never copied.
+ */
 async function copyRegistry(source: string, copy: string): Promise<boolean> {
   if (!exists(source)) return false;
   await copyingFrom("registry", source, () => {
-    Deno.copyFileSync(source, copy);
+    Deno.writeFileSync(copy, readLiveFile(source, "create"), { mode: FILE_MODE });
     copyModeFrom(source, copy); // less any write permission for group and others
   });
   return true;
@@ -531,7 +538,8 @@ async function copyChroma(
     }
     let dbJournalMode: JournalMode | null = null;
     if (exists(join(source, CHROMA_DB_FILE))) {
-      await driver.backup(join(source, CHROMA_DB_FILE), join(target, CHROMA_DB_FILE));
+      const reached = reachedLiveFile(join(source, CHROMA_DB_FILE), "create");
+      await driver.backup(join(source, CHROMA_DB_FILE), join(target, CHROMA_DB_FILE), undefined, reached?.identity);
       dbJournalMode = setJournalMode(join(target, CHROMA_DB_FILE), "rollback");
       copyModeFrom(join(source, CHROMA_DB_FILE), join(target, CHROMA_DB_FILE));
       totals.files += 1;
@@ -692,7 +700,7 @@ async function requireParsableRegistry(path: string, options: CreateOptions): Pr
   if (info !== null && !info.isFile) {
     throw new UsageError(`the registry ${path} is a ${kindOf(info)}, not a file; check ${REGISTRY_SETTING}`);
   }
-  const text = await copyingFrom("registry", path, () => readRegularTextFile(path, { followLinks: true }));
+  const text = await copyingFrom("registry", path, () => new TextDecoder().decode(readLiveFile(path, "create")));
   const error = jsonError(text);
   if (error === undefined) return;
   if (options.keepInvalidRegistry) {

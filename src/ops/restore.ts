@@ -16,7 +16,7 @@ import {
   replaceFileAtomic,
   temporaryPath,
 } from "../fs/durable.ts";
-import { isFile, statOrNull } from "../fs/probe.ts";
+import { isFile, lstatOrNull, statOrNull } from "../fs/probe.ts";
 import { fileIdentity } from "../fs/file_identity.ts";
 import type { CopyTotals } from "../fs/tree.ts";
 import type { Reporter } from "../report/reporter.ts";
@@ -59,7 +59,7 @@ import { signalsDelivered, stopIfInterrupted } from "../sys/interrupt.ts";
 import { type Change, clearWal, clearWalAfterReplace, removeStaleTemporaries, sidecarsOf } from "./restore_wal.ts";
 import type { ValidationResult } from "./validate.ts";
 import { SnapshotChangedError } from "./restore_proof.ts";
-import { refuseForeignLinks } from "./live_links.ts";
+import { reachedLiveFile, refuseForeignLinks } from "./live_links.ts";
 
 /** What the replacement did with the database: moved into place (not copied), and the old one's temporary name. */
 interface Moved {
@@ -386,7 +386,7 @@ async function preRestoreSnapshot(
  */
 function checkLiveStore(config: Config): void {
   checkLivePaths(config);
-  refuseForeignLinks([config.db.path, config.registry.path, config.chromaDir.path], "restore");
+  refuseForeignLinks([config.db.given ?? config.db.path, config.registry.path, config.chromaDir.path], "restore");
   refuseHazardBeside(config.db.path, linkedSidecar);
 }
 
@@ -558,7 +558,9 @@ function replaceSteps(
   const move = options.moveSources ?? false;
   const replaced = (path: string, what: string, part: Change["part"]) => {
     const before = statOrNull(path)?.ino; // only a replacement changes the inode; the checkpoint writes in place
-    return () => statOrNull(path)?.ino !== before ? { what, part } : null;
+    // a refusal comes before the rename (a link put in at `path`, which changes what it leads to) or after it was noted
+    return (error: unknown) =>
+      !(error instanceof RefusedError) && statOrNull(path)?.ino !== before ? { what, part } : null;
   };
   const dbReplaced = `replaced the database ${targets.db} with the snapshot's`;
   const steps: ReplaceStep<void>[] = [{
@@ -586,8 +588,9 @@ function replaceSteps(
       doing: `replacing the registry ${targets.registry}`,
       run: (changes) => {
         removeStaleTemporaries(targets.registry, reporter, changes);
-        if (!move || !moveFileAtomic(registry, targets.registry)) {
-          replaceFileAtomic(registry, targets.registry, undefined, plan.proof.fileCheck(registry));
+        const at = replacedAt(targets.registry);
+        if (!move || !moveFileAtomic(registry, at)) {
+          replaceFileAtomic(registry, at, undefined, plan.proof.fileCheck(registry));
         }
         changes.push({ what: registryReplaced, part: "registry" });
       },
@@ -647,10 +650,25 @@ function replaceDatabase(
   beforeRename: () => void,
 ): boolean {
   reporter.event("info", "restore_db_replacing", { source, target });
-  const moved = move && moveFileAtomic(source, target, beforeRename);
-  if (!moved) replaceFileAtomic(source, target, beforeRename, check);
+  const at = replacedAt(target);
+  const moved = move && moveFileAtomic(source, at, beforeRename);
+  if (!moved) replaceFileAtomic(source, at, beforeRename, check);
   reporter.event("info", "restore_db_replaced", { target, moved });
   return moved;
+}
+
+/**
+ * Where the live file `target` is replaced: the file its links reach now, each judged again (one put in since the check
+ * is refused, exit 3), or `target` itself when nothing is there (a link to nothing is replaced, not followed).
+ */
+function replacedAt(target: string): string {
+  if (lstatOrNull(target) === null) return target;
+  try {
+    return reachedLiveFile(target, "restore", `${target} was not replaced`)?.path ?? Deno.realPathSync(target);
+  } catch (error) {
+    if (error instanceof Deno.errors.NotFound) return target;
+    throw error;
+  }
 }
 
 /**

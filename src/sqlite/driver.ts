@@ -6,6 +6,7 @@
  * @module
  */
 import { UsageError } from "../errors.ts";
+import type { Identity } from "../sys/folder_calls.ts";
 
 /** The name of a driver, as recorded in a snapshot's metadata. */
 export type DriverName = "ffi" | "builtin";
@@ -31,9 +32,16 @@ export interface SqliteDriver {
    * Copy the database at `source` into the new file `destination` with the online
    * backup API, as one consistent state even while another process commits, then
    * leave the fsync to the caller (create flushes it while hashing). The source is
-   * never created: a missing source is an error.
+   * never created: a missing source is an error. With `sourceIdentity` (the file its links reached when judged), the
+   * FFI driver refuses a source that SQLite's open finds replaced (`ReplacedDatabaseError`), before reading a page;
+   * the built-in one cannot see which file it opened.
    */
-  backup(source: string, destination: string, onProgress?: (progress: BackupProgress) => void): Promise<void>;
+  backup(
+    source: string,
+    destination: string,
+    onProgress?: (progress: BackupProgress) => void,
+    sourceIdentity?: Identity,
+  ): Promise<void>;
   /**
    * `PRAGMA integrity_check` of the database at `path`: `"ok"` or the first problem, on one line.
    * The file is opened read-only and immutable, so it works on a read-only folder and

@@ -20,6 +20,15 @@ import {
 } from "./driver.ts";
 import { backupFirstPage, readFirstPage } from "./first_page.ts";
 import type { FollowedBackup, SettledListener } from "./followed_backup.ts";
+import { requireOpenedFile, SQLITE_FCNTL_FILE_POINTER } from "./opened_file.ts";
+import type { Identity } from "../sys/folder_calls.ts";
+
+/** What a backup tells of its progress, and the file its source must be. */
+interface BackupListeners {
+  onProgress?: (progress: BackupProgress) => void;
+  onSettled?: SettledListener;
+  sourceIdentity?: Identity;
+}
 
 /** Library names tried, in order, when no path is given. */
 export const DEFAULT_LIBRARY_NAMES = ["libsqlite3.so.0", "libsqlite3.so", "libsqlite3.dylib"];
@@ -45,6 +54,7 @@ const SYMBOLS = {
   sqlite3_backup_remaining: { parameters: ["pointer"], result: "i32" },
   sqlite3_backup_pagecount: { parameters: ["pointer"], result: "i32" },
   sqlite3_backup_finish: { parameters: ["pointer"], result: "i32" },
+  sqlite3_file_control: { parameters: ["pointer", "buffer", "i32", "buffer"], result: "i32" },
 } as const;
 
 type Library = Deno.DynamicLibrary<typeof SYMBOLS>["symbols"];
@@ -91,8 +101,13 @@ class FfiDriver implements SqliteDriver, FollowedBackup {
     this.version = Deno.UnsafePointerView.getCString(lib.sqlite3_libversion()!);
   }
 
-  backup(source: string, destination: string, onProgress?: (progress: BackupProgress) => void): Promise<void> {
-    return this.#backup(source, destination, onProgress, undefined);
+  backup(
+    source: string,
+    destination: string,
+    onProgress?: (progress: BackupProgress) => void,
+    sourceIdentity?: Identity,
+  ): Promise<void> {
+    return this.#backup(source, destination, { onProgress, sourceIdentity });
   }
 
   backupFollowed(
@@ -100,8 +115,9 @@ class FfiDriver implements SqliteDriver, FollowedBackup {
     destination: string,
     onSettled: SettledListener,
     onProgress?: (progress: BackupProgress) => void,
+    sourceIdentity?: Identity,
   ): Promise<void> {
-    return this.#backup(source, destination, onProgress, onSettled);
+    return this.#backup(source, destination, { onProgress, onSettled, sourceIdentity });
   }
 
   /**
@@ -109,16 +125,13 @@ class FfiDriver implements SqliteDriver, FollowedBackup {
    * `journal_mode=OFF`, `synchronous=OFF` and a bounded cache, and left for the caller to
    * fsync. With `onSettled`, each step's pages are written to the file
    * (`sqlite3_db_cacheflush`) before the next step and reported with the first page the
-   * copy will end with (see `first_page.ts`).
+   * copy will end with (see `first_page.ts`). With `sourceIdentity`, the source SQLite opened must be that file.
    */
-  async #backup(
-    source: string,
-    destination: string,
-    onProgress: ((progress: BackupProgress) => void) | undefined,
-    onSettled: SettledListener | undefined,
-  ): Promise<void> {
+  async #backup(source: string, destination: string, listeners: BackupListeners): Promise<void> {
+    const { onProgress, onSettled, sourceIdentity } = listeners;
     const from = this.#open(source, OPEN_READWRITE);
     try {
+      if (sourceIdentity) requireOpenedFile(this.#filePointer(from), source, sourceIdentity);
       this.#exec(from, PIN_READ_SNAPSHOT);
       const sourceFirstPage = onSettled ? readFirstPage(source) : null;
       const to = this.#open(destination, OPEN_READWRITE | OPEN_CREATE);
@@ -251,6 +264,20 @@ class FfiDriver implements SqliteDriver, FollowedBackup {
       if (result === SQLITE_DONE && finish !== SQLITE_OK) this.#fail(to, finish);
     }
     if (result !== SQLITE_DONE) this.#fail(to, result);
+  }
+
+  /** The `sqlite3_file` of the main database of `db`. */
+  #filePointer(db: Handle): Deno.PointerObject {
+    const out = new BigUint64Array(1);
+    const code = this.#lib.sqlite3_file_control(
+      db,
+      cString("main"),
+      SQLITE_FCNTL_FILE_POINTER,
+      new Uint8Array(out.buffer),
+    );
+    const file = Deno.UnsafePointer.create(out[0]);
+    if (code !== SQLITE_OK || file === null) this.#fail(db, code === SQLITE_OK ? 1 : code);
+    return file;
   }
 
   #open(path: string, flags: number): Handle {

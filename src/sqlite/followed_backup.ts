@@ -5,6 +5,7 @@
  * @module
  */
 import type { BackupProgress, SqliteDriver } from "./driver.ts";
+import type { Identity } from "../sys/folder_calls.ts";
 
 /**
  * Told after each backup step that the destination's bytes from the end of
@@ -26,6 +27,7 @@ export interface FollowedBackup {
     destination: string,
     onSettled: SettledListener,
     onProgress?: (progress: BackupProgress) => void,
+    sourceIdentity?: Identity,
   ): Promise<void>;
 }
 
@@ -45,8 +47,9 @@ export function backupFollowedIfOffered(
   destination: string,
   onSettled: SettledListener,
   onProgress?: (progress: BackupProgress) => void,
+  sourceIdentity?: Identity,
 ): Promise<void> {
   return offersFollowedBackup(driver)
-    ? driver.backupFollowed(source, destination, onSettled, onProgress)
-    : driver.backup(source, destination, onProgress);
+    ? driver.backupFollowed(source, destination, onSettled, onProgress, sourceIdentity)
+    : driver.backup(source, destination, onProgress, sourceIdentity);
 }

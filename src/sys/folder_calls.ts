@@ -16,6 +16,7 @@ const SYMBOLS = {
   mkdirat: { parameters: ["i32", "buffer", "u32"], result: "i32" },
   linkat: { parameters: ["i32", "buffer", "i32", "buffer", "i32"], result: "i32" },
   symlinkat: { parameters: ["buffer", "i32", "buffer"], result: "i32" },
+  readlinkat: { parameters: ["i32", "buffer", "buffer", "usize"], result: "isize" },
   renameat: { parameters: ["i32", "buffer", "i32", "buffer"], result: "i32" },
   unlinkat: { parameters: ["i32", "buffer", "i32"], result: "i32" },
   fsync: { parameters: ["i32"], result: "i32", nonblocking: true },
@@ -47,6 +48,9 @@ const STATX_TYPE = 0x1;
 const STATX_UID = 0x8;
 const STATX_NLINK = 0x4;
 const STATX_MTIME = 0x40;
+const S_IFLNK = 0o120000;
+/** `O_PATH`: a descriptor that names a file (a link itself, with `O_NOFOLLOW`) without opening it for reading. */
+const O_PATH = 0o10000000;
 const { O_RDONLY, O_WRONLY, O_CREAT, O_EXCL, O_DIRECTORY, O_NOFOLLOW, O_NONBLOCK, O_CLOEXEC } = openFlags(
   Deno.build.arch,
 );
@@ -141,6 +145,35 @@ export class FolderCalls {
   openFile(fd: number, name: string, shown: string): number {
     const flags = O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC;
     return this.check(this.libc.openat(fd, cString(name), flags, 0), "open", shown);
+  }
+
+  /** Hold the entry `name` of the folder `fd` (a link itself, never followed) without opening it for reading. */
+  holdEntry(fd: number, name: string, shown: string): number {
+    return this.check(this.libc.openat(fd, cString(name), O_PATH | O_NOFOLLOW | O_CLOEXEC, 0), "open", shown);
+  }
+
+  /** Whether the file `fd` holds is a symbolic link, its owner, and its identity, read in one call. */
+  heldEntry(fd: number, shown: string): { isLink: boolean; owner: number; identity: Identity } {
+    const buffer = new Uint8Array(256);
+    const mask = STATX_TYPE | STATX_UID | STATX_INO;
+    this.check(this.libc.statx(fd, cString(""), AT_EMPTY_PATH, mask, buffer), "statx", shown);
+    const view = new DataView(buffer.buffer);
+    const isLink = (view.getUint16(28, true) & S_IFMT) === S_IFLNK;
+    return { isLink, owner: view.getUint32(20, true), identity: identityIn(view) };
+  }
+
+  /** The text of the symbolic link `fd` holds (opened with {@linkcode holdEntry}): that link's, whatever is renamed. */
+  readLink(fd: number, shown: string): string {
+    const buffer = new Uint8Array(4097);
+    const length = Number(this.libc.readlinkat(fd, cString(""), buffer, BigInt(buffer.length)));
+    if (length < 0) throw this.failure("readlink", shown);
+    if (length >= buffer.length) throw this.failure("readlink", shown, 36);
+    return new TextDecoder().decode(buffer.subarray(0, length));
+  }
+
+  /** A second descriptor of what `fd` holds, closed on its own. */
+  duplicate(fd: number, shown: string): number {
+    return this.check(this.libc.dup(fd), "dup", shown);
   }
 
   /** Write all of `bytes` to the file `fd` (at its offset). */
@@ -296,13 +329,7 @@ export class FolderCalls {
   identity(fd: number, shown: string): Identity {
     const buffer = new Uint8Array(256);
     this.check(this.libc.statx(fd, cString(""), AT_EMPTY_PATH, STATX_INO, buffer), "statx", shown);
-    const view = new DataView(buffer.buffer);
-    const major = BigInt(view.getUint32(136, true));
-    const minor = BigInt(view.getUint32(140, true));
-    // `dev_t` as glibc and musl make it from the two numbers
-    const dev = ((major & 0xfffff000n) << 32n) | ((major & 0xfffn) << 8n) | ((minor & 0xffffff00n) << 12n) |
-      (minor & 0xffn);
-    return { dev: Number(dev), ino: Number(view.getBigUint64(32, true)) };
+    return identityIn(new DataView(buffer.buffer));
   }
 
   /** Close the descriptor `fd`. */
@@ -346,4 +373,14 @@ function entryInfo(view: DataView): EntryInfo {
   const type = view.getUint16(28, true) & S_IFMT;
   const mtimeMs = Number(view.getBigInt64(112, true)) * 1000 + Math.floor(view.getUint32(120, true) / 1e6);
   return { isFile: type === S_IFREG, isDirectory: type === S_IFDIR, links: view.getUint32(16, true), mtimeMs };
+}
+
+/** A file's identity from a `struct statx` (`stx_ino` at 32, `stx_dev_major`/`minor` at 136/140). */
+function identityIn(view: DataView): Identity {
+  const major = BigInt(view.getUint32(136, true));
+  const minor = BigInt(view.getUint32(140, true));
+  // `dev_t` as glibc and musl make it from the two numbers
+  const dev = ((major & 0xfffff000n) << 32n) | ((major & 0xfffn) << 8n) | ((minor & 0xffffff00n) << 12n) |
+    (minor & 0xffn);
+  return { dev: Number(dev), ino: Number(view.getBigUint64(32, true)) };
 }

@@ -86,3 +86,37 @@ Deno.test("a root create follows a link the file's owner made, and one root made
   const copied = join(store.backupDir, "snapshots", stamp, "config", "project-registry.json");
   assert.equal(Deno.readTextFileSync(copied), Deno.readTextFileSync(`${store.registry}.moved`));
 });
+
+Deno.test("a root create or restore refuses the service user's link at the database's path to a root-only database", async () => {
+  if (Deno.uid() !== 0) return skipBecause("not root: the links' owners cannot be set");
+  using store = tempStore({ dbMiB: 1 });
+  using outside = tempDir("atocore-root-only-");
+  const env = storeEnv(store);
+  const stamp = await createdStamp(env);
+  chownToNobody(store.dataDir);
+  const secret = join(outside.path, "secret.db");
+  const made = new Deno.Command("sqlite3", {
+    args: [secret, "CREATE TABLE secret(x); INSERT INTO secret VALUES ('only-secret-db-77');"],
+  }).outputSync();
+  assert.equal(made.code, 0, new TextDecoder().decode(made.stderr));
+  Deno.chmodSync(secret, 0o600);
+  nobodysLink(secret, store.db); // resolved to the real path when the settings are read: the link must still be judged
+  const before = sha256Hex(Deno.readFileSync(secret));
+  const snapshots = entryNames(join(store.backupDir, "snapshots"));
+
+  const created = await runCli(["create"], { env });
+  assert.equal(created.code, 3, created.stderr);
+  assert.match(
+    created.stderr.trim(),
+    new RegExp(
+      `^atocore-backup: error: create refused: ${store.db} leads through the symbolic link ${store.db}, owned by uid ` +
+        `${NOBODY_UID}, to ${secret}, owned by uid 0; .*nothing was changed; [^\\n]*$`,
+    ),
+  );
+  const restored = await runCli(["restore", stamp, "--confirm-service-stopped"], { env });
+  assert.equal(restored.code, 3, restored.stderr);
+  assert.match(restored.stderr, /restore refused: .* leads through the symbolic link .*nothing was changed/);
+  assert.equal(sha256Hex(Deno.readFileSync(secret)), before, "the root-only database was written");
+  assert.deepEqual(entryNames(outside.path), ["secret.db"]);
+  assert.deepEqual(entryNames(join(store.backupDir, "snapshots")), snapshots, "a snapshot was made");
+});

@@ -1,0 +1,205 @@
+/**
+ * The service's user swaps a live file for a link to a root-only file after a root create checked the links and before
+ * it opens that file: made deterministic by strace holding the run's first open of a path for seconds while the test
+ * swaps. What the link leads to never reaches the snapshot the user is given.
+ */
+import assert from "node:assert/strict";
+import { lchownSync } from "node:fs";
+import { join } from "node:path";
+import {
+  cliCommand,
+  cliEnv,
+  type CliRun,
+  cliRunOf,
+  createdStamp,
+  storeEnv,
+  tempDir,
+  tempStore,
+  toolFor,
+} from "../_helpers.ts";
+import { chownToNobody, entryNames, NOBODY_UID, skipBecause } from "../_faults.ts";
+import { sha256Hex } from "../../src/repo/sealing.ts";
+
+/** Replace `path` with a link to `target`, the link owned by the service's user (nobody). */
+function nobodysLink(target: string, path: string): void {
+  Deno.renameSync(path, `${path}.moved`);
+  Deno.symlinkSync(target, path);
+  lchownSync(path, NOBODY_UID, NOBODY_UID);
+}
+
+/**
+ * Run the CLI with `args` and `env`, strace holding its first call among `calls` (an open by default; the first of the
+ * run, as strace counts them, which must be on `held`, by that path) for 3 s, during which `swap` runs: the run, and
+ * whether it was held.
+ */
+async function runHeldAt(
+  args: string[],
+  env: Record<string, string>,
+  held: string,
+  swap: () => void,
+  calls = "openat,open",
+): Promise<{ run: CliRun; held: boolean }> {
+  using dir = tempDir("atocore-trace-");
+  const trace = join(dir.path, "trace.txt");
+  const strace = ["-f", "-qq", "-o", trace, "-P", held, "-e", `trace=${calls}`];
+  const [program, ...rest] = cliCommand(args);
+  const child = new Deno.Command("strace", {
+    args: [...strace, "-e", `inject=${calls}:delay_enter=3000000:when=1`, program, ...rest],
+    env: cliEnv(env),
+    clearEnv: true,
+    stdin: "null",
+    stdout: "piped",
+    stderr: "piped",
+  }).spawn();
+  const ended = child.output();
+  let swapped = false;
+  for (let done = false; !done && !swapped;) {
+    done = await Promise.race([ended.then(() => true), new Promise<boolean>((wait) => setTimeout(wait, 10, false))]);
+    if (!done && traced(trace).includes(`"${held}"`)) {
+      swap();
+      swapped = true;
+    }
+  }
+  return { run: cliRunOf(await ended), held: swapped };
+}
+
+/** The trace written so far ("" before there is one). */
+function traced(path: string): string {
+  try {
+    return Deno.readTextFileSync(path);
+  } catch {
+    return "";
+  }
+}
+
+/** Whether any file under `root` holds `text`. */
+function holds(root: string, text: string): boolean {
+  const found = new Deno.Command("grep", { args: ["-r", "-l", "-a", "-F", text, root] }).outputSync();
+  return found.code === 0;
+}
+
+Deno.test("a registry swapped for the user's link to a root-only file after a root create's check is not copied (needs strace)", async () => {
+  if (Deno.uid() !== 0) return skipBecause("not root: the links' owners cannot be set");
+  if (!toolFor("strace", "a registry swapped after the check")) return;
+  using store = tempStore({ dbMiB: 1 });
+  using outside = tempDir("atocore-root-only-"); // root's, as /root is
+  const env = storeEnv(store);
+  chownToNobody(store.dataDir);
+  const secret = join(outside.path, "secret.json");
+  Deno.writeTextFileSync(secret, '{"root":"only-secret-8d1f"}', { mode: 0o600 });
+  const snapshots = entryNames(join(store.backupDir, "snapshots"));
+
+  // held at the database's open, after the check and the registry's parse, before the registry is copied
+  const { run, held } = await runHeldAt(["create"], env, store.db, () => nobodysLink(secret, store.registry));
+  assert.ok(held, "strace did not hold the database's open");
+  assert.equal(run.code, 3, run.stderr);
+  assert.match(
+    run.stderr.trim(),
+    new RegExp(
+      `^atocore-backup: error: create refused: ${store.registry} leads through the symbolic link ${store.registry}, ` +
+        `owned by uid ${NOBODY_UID}, to ${secret}, owned by uid 0; .*nothing was published; [^\\n]*$`,
+    ),
+  );
+  assert.deepEqual(entryNames(join(store.backupDir, "snapshots")), snapshots, "a snapshot was made");
+  assert.ok(!holds(store.backupDir, "only-secret-8d1f"), "the root-only file was copied into the backup folder");
+});
+
+Deno.test("a database's folder swapped for the user's link to a root-only folder as SQLite opens it: refused, nothing copied (needs strace)", async () => {
+  if (Deno.uid() !== 0) return skipBecause("not root: the links' owners cannot be set");
+  if (!toolFor("strace", "a database's folder swapped as SQLite opens it")) return;
+  using store = tempStore({ dbMiB: 1 });
+  using outside = tempDir("atocore-root-only-");
+  const folder = join(store.dataDir, "db"); // SQLite opens the database's own name never through a link, not its folders
+  Deno.mkdirSync(folder);
+  const db = join(folder, "atocore.db");
+  Deno.renameSync(store.db, db);
+  const env = { ...storeEnv(store), ATOCORE_DB_PATH: db };
+  chownToNobody(store.dataDir);
+  const secret = join(outside.path, "atocore.db");
+  const made = new Deno.Command("sqlite3", {
+    args: [secret, "CREATE TABLE secret(x); INSERT INTO secret VALUES ('only-secret-db-77');"],
+  }).outputSync();
+  assert.equal(made.code, 0, new TextDecoder().decode(made.stderr));
+  Deno.chmodSync(secret, 0o600);
+  const before = sha256Hex(Deno.readFileSync(secret));
+  const snapshots = entryNames(join(store.backupDir, "snapshots"));
+
+  // held at SQLite's open of the database, after every check of its links
+  const { run, held } = await runHeldAt(["create"], env, db, () => nobodysLink(outside.path, folder));
+  assert.ok(held, "strace did not hold the database's open");
+  assert.equal(run.code, 3, run.stderr);
+  assert.match(
+    run.stderr.trim(),
+    new RegExp(
+      `^atocore-backup: error: refused to copy the database ${db}: SQLite opened another file .*` +
+        "nothing was published; [^\\n]*$",
+    ),
+  );
+  assert.deepEqual(entryNames(join(store.backupDir, "snapshots")), snapshots, "a snapshot was made");
+  assert.ok(!holds(store.backupDir, "only-secret-db-77"), "the root-only database was copied into the backup folder");
+  assert.equal(sha256Hex(Deno.readFileSync(secret)), before, "the root-only database was written");
+  assert.deepEqual(entryNames(outside.path), ["atocore.db"], "SQLite left files beside the root-only database");
+});
+
+/** The last line of a restore stopped at the replacement of `part` at `path`, refused for the user's link to `secret`. */
+function restoreRefusal(part: string, path: string, secret: string): RegExp {
+  return new RegExp(
+    `\\natocore-backup: error: restore failed while replacing the ${part} ${path} \\(restore refused: ${path} leads ` +
+      `through the symbolic link ${path}, owned by uid ${NOBODY_UID}, to ${secret}, owned by uid 0; .*${path} was not ` +
+      "replaced; [^\\n]*\\n$",
+  );
+}
+
+/** A root-only SQLite database at `path` holding `text`; its digest. */
+function rootOnlyDatabase(path: string, text: string): string {
+  const made = new Deno.Command("sqlite3", {
+    args: [path, `CREATE TABLE secret(x); INSERT INTO secret VALUES ('${text}');`],
+  }).outputSync();
+  assert.equal(made.code, 0, new TextDecoder().decode(made.stderr));
+  Deno.chmodSync(path, 0o600);
+  return sha256Hex(Deno.readFileSync(path));
+}
+
+Deno.test("a registry swapped for the user's link to a root-only file as a root restore replaces the database: not written (needs strace)", async () => {
+  if (Deno.uid() !== 0) return skipBecause("not root: the links' owners cannot be set");
+  if (!toolFor("strace", "a registry swapped during a restore")) return;
+  using store = tempStore({ dbMiB: 1 });
+  using outside = tempDir("atocore-root-only-");
+  const env = storeEnv(store);
+  const stamp = await createdStamp(env);
+  chownToNobody(store.dataDir);
+  const secret = join(outside.path, "secret.json");
+  Deno.writeTextFileSync(secret, '{"root":"only"}', { mode: 0o600 });
+
+  // held at the hard link kept of the old database, after every check, before the registry's turn
+  const args = ["restore", stamp, "--confirm-service-stopped"];
+  const swap = () => nobodysLink(secret, store.registry);
+  const { run, held } = await runHeldAt(args, env, store.db, swap, "link,linkat");
+  assert.ok(held, "strace did not hold the old database's link");
+  assert.equal(Deno.readTextFileSync(secret), '{"root":"only"}', "the root-only file was written through the link");
+  assert.deepEqual(entryNames(outside.path), ["secret.json"]);
+  assert.equal(run.code, 1, run.stderr); // a restore stopped part way: what it changed is named
+  assert.match(run.stderr, restoreRefusal("registry", store.registry, secret));
+});
+
+Deno.test("a database swapped for the user's link to a root-only database just before a root restore replaces it: not written (needs strace)", async () => {
+  if (Deno.uid() !== 0) return skipBecause("not root: the links' owners cannot be set");
+  if (!toolFor("strace", "a database swapped during a restore")) return;
+  using store = tempStore({ dbMiB: 1 });
+  using outside = tempDir("atocore-root-only-");
+  const env = storeEnv(store);
+  const stamp = await createdStamp(env);
+  chownToNobody(store.dataDir);
+  const secret = join(outside.path, "secret.db");
+  const before = rootOnlyDatabase(secret, "only-secret-db-77");
+
+  // held at the hard link kept of the old database, just before the restored one is put in its place
+  const args = ["restore", stamp, "--confirm-service-stopped"];
+  const { run, held } = await runHeldAt(args, env, store.db, () => nobodysLink(secret, store.db), "link,linkat");
+  assert.ok(held, "strace did not hold the old database's link");
+  assert.equal(sha256Hex(Deno.readFileSync(secret)), before, "the root-only database was written through the link");
+  assert.deepEqual(entryNames(outside.path), ["secret.db"]);
+  assert.equal(run.code, 1, run.stderr); // a restore stopped part way: what it changed is named
+  assert.match(run.stderr, restoreRefusal("database", store.db, secret));
+  assert.doesNotMatch(run.stderr, /changed so far: replaced the database/);
+});
