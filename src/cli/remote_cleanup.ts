@@ -18,6 +18,7 @@ import { formatBytes } from "../text/bytes.ts";
 import { printable } from "./format.ts";
 import { InterruptedError } from "../sys/interrupt.ts";
 import { giveRemoteState } from "../ops/push.ts";
+import { HostState } from "../repo/host_state.ts";
 import { listenForInterrupts, reportLateInterrupt } from "./interrupts.ts";
 import { AUTH_OPTIONS, CLEANUP_AUTH_HELP, REMOTE_HELP, REMOTE_OPTIONS, remoteSettingsFrom } from "./remote_flags.ts";
 import { policyFrom, RETENTION_HELP, RETENTION_OPTIONS } from "./retention_flags.ts";
@@ -83,12 +84,13 @@ Examples:
     if (auth) checkPushAuth(auth, repository.config.recipients, backend.location, "nothing was cleaned up");
     context.reporter.event("info", "remote_cleanup_started", { location: backend.location, confirm: !!values.confirm });
     using interrupts = listenForInterrupts(context.reporter);
+    using hostState = new HostState(config.backupDir.path, backend.location); // written by name in the folder held
     const result = await cleanupRemote(backend, {
       policy,
       confirm: Boolean(values.confirm),
       graceMs,
       signal: interrupts.signal,
-      sightingsPath: condemnedSightingsPath(config.backupDir.path, backend.location),
+      sightingsFile: hostState.file(condemnedSightingsPath(config.backupDir.path, backend.location)),
       auth,
       allowUnauthenticated: Boolean(values["allow-unauthenticated"]),
     }).catch((error) => {

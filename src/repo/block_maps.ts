@@ -6,6 +6,8 @@
  * @module
  */
 import { closeSync, openSync, readSync, unlinkSync, writeSync } from "node:fs";
+import { join } from "node:path";
+import type { StateFolder } from "../fs/state_folder.ts";
 
 /** Blocks a window holds: 160 KiB of maps. */
 export const WINDOW_BLOCKS = 4096;
@@ -32,6 +34,21 @@ export class MapFile {
       throw error;
     }
     return new MapFile(fd, path);
+  }
+
+  /**
+   * As {@linkcode spool}, the file `name` made in the held `folder` (never through a link, wherever its path leads
+   * meanwhile) and removed there.
+   */
+  static spoolIn(folder: StateFolder, name: string): MapFile {
+    const fd = folder.createFile(name, 0o600);
+    try {
+      folder.removeFile(name);
+    } catch (error) {
+      closeSync(fd);
+      throw error;
+    }
+    return new MapFile(fd, join(folder.path, name));
   }
 
   /** `into.length` bytes from `position`, zeros past the end (a spool never written there); how many were read. */

@@ -24,6 +24,7 @@ import { openRepository, type Repository } from "./repository.ts";
 import { listSnapshots, readRefs } from "./snapshots.ts";
 import { stopIfInterrupted } from "../sys/interrupt.ts";
 import { MarkerSightings } from "./sightings.ts";
+import type { StateFile } from "../fs/state_folder.ts";
 import type { PushAuth } from "./authenticity.ts";
 import { type Doubt, RefsTrust } from "./prune_trust.ts";
 
@@ -50,7 +51,7 @@ export interface RemoteCleanupOptions {
    * The file where this host keeps when it first saw each condemned marker (`condemnedSightingsPath`): a marker's
    * packs go only once both its own time and its first sighting here are a grace period old.
    */
-  sightingsPath: string;
+  sightingsFile: StateFile;
   /**
    * The clock (tests; default the system's). Ages and expiries are judged by its reading at the start (the earlier, the
    * younger everything looks); what the run records (a marker it writes, a first sighting) is dated by a reading taken
@@ -111,7 +112,7 @@ export async function cleanupRemote(backend: Backend, options: RemoteCleanupOpti
   result.errors.push(...objectErrors(odd, condemned.unreadable));
   // a snapshot object made a link would pass for an interrupted push, its data for garbage
   if (odd.length > 0) return result;
-  const sightings = MarkerSightings.load(options.sightingsPath, repository.config.id);
+  const sightings = MarkerSightings.load(options.sightingsFile, repository.config.id);
   const seenAt = clock().getTime(); // after the listings above
   for (const name of condemned.markers.keys()) sightings.firstSeen(name, seenAt, CLOCK_TOLERANCE_MS);
   const markers = new Map(condemned.markers);

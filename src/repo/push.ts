@@ -44,7 +44,8 @@ import { hostName } from "../sys/host_name.ts";
 import { stopIfInterrupted, tidyAfterStop } from "../sys/interrupt.ts";
 import { checkLeaseTime, confirmPacks, type LeaseTime, publishSnapshot } from "./publish.ts";
 import { collectGarbage } from "../sys/collect_garbage.ts";
-import { removeTemporariesOf } from "../fs/durable.ts";
+import { basename } from "node:path";
+import { HostState } from "./host_state.ts";
 import type { PackInfo } from "./boundary.ts";
 import {
   checkPushAuth,
@@ -141,10 +142,14 @@ export async function pushSnapshot(
 ): Promise<PushResult> {
   const local = readLocalSnapshot(snapshotRoot);
   const repository = await openRepository(backend);
-  const { pinned, sourceId } = checkPin(config.backupDir.path, repository, options.recipients);
+  using hostState = new HostState(config.backupDir.path, backend.location); // written by name in the folders held
+  const { pinned, sourceId } = checkPin(config.backupDir.path, repository, options.recipients, hostState);
   if (options.auth) checkPushAuth(options.auth, repository.config.recipients, backend.location);
   const unkeyed = options.auth ? recipientsWithoutKey(options.auth, repository.config.recipients) : [];
-  const record = PushedStamps.load(pushedRecordPath(config.backupDir.path, backend.location), repository.config.id);
+  const record = PushedStamps.load(
+    hostState.file(pushedRecordPath(config.backupDir.path, backend.location)),
+    repository.config.id,
+  );
   const found = await pushedAlready(repository, local, { sourceId, record }, options.auth);
   const done = nothingToSend(found, record, local, { ...options, backupDir: config.backupDir.path });
   if (done) return { ...done, pinned, recipients_without_key: unkeyed };
@@ -154,10 +159,11 @@ export async function pushSnapshot(
   const key: SnapshotKey = { stamp: local.stamp, pushId: newRandomId() };
   const state = { backupDir: config.backupDir.path, location: backend.location, id: repository.config.id };
   const cachePath = pushCachePath(state.backupDir, state.location);
-  removeTemporariesOf(cachePath); // a cache a killed push was writing (the lock rules out a live one)
+  hostState.file(cachePath).removeTemporaries(); // a cache a killed push was writing (the lock rules out a live one)
   const cache = loadPushCache(cachePath, state.id);
   using _cacheFile = cache !== null && cache !== "unusable" ? cache.file : null;
-  using spoolFile = MapFile.spool(blockMapSpoolPath(state.backupDir, state.location, key.pushId));
+  const spoolName = basename(blockMapSpoolPath(state.backupDir, state.location, key.pushId));
+  using spoolFile = MapFile.spoolIn(hostState.folder(), spoolName);
   const spool = new Spool(spoolFile);
   const known = new KnownBlocks(
     cache === "unusable" ? null : cache,
@@ -173,7 +179,7 @@ export async function pushSnapshot(
   await repository.io.putPublic(leaseName(key.pushId), lease);
   try {
     const reusable = await markUsable(backend, known);
-    const context = { ...options, now, lease, clock, reusable, backupDir: state.backupDir, sourceId };
+    const context = { ...options, now, lease, clock, reusable, backupDir: state.backupDir, sourceId, hostState };
     const result = await upload(repository, local, key, { known, spool }, context);
     const saved = result.warnings.length === 0 ? "; a new one was saved in its place" : "";
     const ignored = cache === "unusable"
@@ -324,6 +330,8 @@ async function markUsable(backend: Backend, known: KnownBlocks): Promise<number>
 
 interface UploadContext extends PushOptions, LeaseTime {
   backupDir: string;
+  /** This host's state about the repository, held open (see {@linkcode HostState}). */
+  hostState: HostState;
   /** This backup folder's id in the refs (see {@linkcode checkPin}). */
   sourceId: string;
   now: () => Date;
@@ -339,7 +347,8 @@ async function upload(
 ): Promise<PushResult> {
   const { backend, io, config } = repository;
   const backupDir = context.backupDir;
-  const journal = new PushJournal(pushJournalPath(backupDir, backend.location, key.pushId), config.id);
+  const journalName = basename(pushJournalPath(backupDir, backend.location, key.pushId));
+  using journal = new PushJournal(() => context.hostState.journalFolder(), journalName, config.id);
   const parallel = context.transfers ?? DEFAULT_TRANSFERS;
   using pool = new CryptoPool(SEAL_WORKERS); // starts its worker at the first pack sealed there
   const writer = new PackWriter(io, {
@@ -374,7 +383,8 @@ async function upload(
   refuseOversized(refs, sealed.bytes.length, local.stamp);
   safePoint();
   await publishSnapshot(repository, key, sealed, refs, context);
-  const warnings = saveCache(backupDir, backend.location, journal, { repositoryId: config.id, packs, files: cache });
+  const cacheSaved = { repositoryId: config.id, packs, files: cache };
+  const warnings = saveCache(context.hostState, backupDir, backend.location, journal, cacheSaved);
   return {
     ...emptyResult(local.stamp, refs.snapshot),
     warnings,
@@ -477,11 +487,17 @@ async function storeEntries(local: LocalSnapshot, session: PushSession, writer: 
 }
 
 /** Save the push cache and drop the journals; a failure here does not fail the push (the cache is a hint). */
-function saveCache(backupDir: string, location: string, journal: PushJournal, cache: PushCache): string[] {
+function saveCache(
+  state: HostState,
+  backupDir: string,
+  location: string,
+  journal: PushJournal,
+  cache: PushCache,
+): string[] {
   const path = pushCachePath(backupDir, location);
   try {
     collectGarbage(); // the document's copies go before the cache's
-    savePushCache(path, cache);
+    savePushCache(state.file(path), cache);
   } catch (error) {
     return [
       `push cache ${path} not saved (${
@@ -492,7 +508,7 @@ function saveCache(backupDir: string, location: string, journal: PushJournal, ca
   }
   try {
     journal.remove();
-    clearJournals(backupDir, pushJournalDir(backupDir, location));
+    clearJournals(state.journalFolder());
     return [];
   } catch (error) {
     return [

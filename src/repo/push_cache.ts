@@ -7,8 +7,10 @@
  */
 import { Buffer } from "node:buffer";
 import { createHash } from "node:crypto";
+import { closeSync, writeSync } from "node:fs";
 import { join } from "node:path";
-import { ensureDir, FILE_MODE, removeInside, removeQuietly, writeFileAtomic } from "../fs/durable.ts";
+import { FILE_MODE } from "../fs/durable.ts";
+import type { StateFile, StateFolder } from "../fs/state_folder.ts";
 import { fileLines } from "../fs/lines.ts";
 import { entriesOrNone } from "../fs/probe.ts";
 import { openRegularFile } from "../fs/regular_file.ts";
@@ -174,9 +176,9 @@ function decode(reader: CacheReader, file: MapFile, repositoryId: string): Loade
   return reader.checksumMatches() ? { repositoryId, packs: header.packs, files, file } : null;
 }
 
-/** Replace the cache at `path` atomically, its maps read from their files a window at a time. */
-export function savePushCache(path: string, cache: PushCache): void {
-  writeFileAtomic(path, pushCacheBytes(cache));
+/** Replace the cache `file` atomically, its maps read from their files a window at a time. */
+export function savePushCache(file: StateFile, cache: PushCache): void {
+  file.replace(pushCacheBytes(cache));
 }
 
 /** A journal line: one stored pack and, per file, the blocks it holds as `[index, packOffset, sha256 hex]`. */
@@ -187,11 +189,18 @@ interface JournalRecord {
 }
 
 /** Append-only journal of the packs one push stored, each line checksummed (a torn last line is ignored). */
-export class PushJournal {
-  /** A journal at `path` (its folder is made when missing) for pushes to repository `repositoryId`. */
-  constructor(private readonly path: string, private readonly repositoryId: string) {
-    ensureDir(join(path, ".."));
-  }
+export class PushJournal implements Disposable {
+  #fd: number | null = null;
+
+  /**
+   * The journal `name` in the folder `folder` gives (opened, and made when missing, at the first pack recorded) for
+   * pushes to repository `repositoryId`.
+   */
+  constructor(
+    private readonly folder: () => StateFolder,
+    private readonly name: string,
+    private readonly repositoryId: string,
+  ) {}
 
   /** Record that `pack` was stored holding the blocks `tags` at `offsets` of its plaintext. */
   record(pack: PackInfo, tags: BlockTag[], offsets: number[]): void {
@@ -203,15 +212,22 @@ export class PushJournal {
     });
     const record: JournalRecord = { repository_id: this.repositoryId, pack, files: [...files.values()] };
     const json = JSON.stringify(record);
-    Deno.writeTextFileSync(this.path, `${json} ${createHash("sha256").update(json).digest("hex")}\n`, {
-      append: true,
-      mode: FILE_MODE,
-    });
+    const line = new TextEncoder().encode(`${json} ${createHash("sha256").update(json).digest("hex")}\n`);
+    this.#fd ??= this.folder().createFile(this.name, FILE_MODE, { append: true });
+    for (let written = 0; written < line.length;) written += writeSync(this.#fd, line, written, line.length - written);
   }
 
   /** Remove the journal (the push finished and its cache was saved). */
   remove(): void {
-    removeQuietly(this.path);
+    if (this.#fd === null) return; // nothing recorded: never made
+    this[Symbol.dispose]();
+    this.folder().removeFile(this.name);
+  }
+
+  /** Close the journal (it stays, for the next push to read). */
+  [Symbol.dispose](): void {
+    if (this.#fd !== null) closeSync(this.#fd);
+    this.#fd = null;
   }
 }
 
@@ -303,11 +319,11 @@ function hashesOf(blocks: [number, number, string][]): Uint8Array {
 }
 
 /**
- * Remove every journal in `dir`, a folder inside `root` (after a finished push saved its cache, they are superseded);
- * nothing is removed through a link (see `removeInside`).
+ * Remove every journal in the held `folder` (after a finished push saved its cache, they are superseded); by name in
+ * it, so nothing is removed through a link.
  */
-export function clearJournals(root: string, dir: string): void {
-  for (const entry of entriesOrNone(dir)) if (entry.isFile) removeInside(root, join(dir, entry.name));
+export function clearJournals(folder: StateFolder): void {
+  for (const name of folder.files()) folder.removeFile(name);
 }
 
 /** A block found stored already: the pack (index into {@linkcode KnownBlocks.packs}) and its offset there. */

@@ -5,9 +5,8 @@
  *
  * @module
  */
-import { dirname } from "node:path";
 import { describeOsError } from "../errors.ts";
-import { ensureDir, removeTemporariesOf, writeFileAtomic } from "../fs/durable.ts";
+import type { StateFile } from "../fs/state_folder.ts";
 import { readRegularTextFile } from "../fs/regular_file.ts";
 import { isStamp } from "../snapshot/stamp.ts";
 
@@ -26,11 +25,12 @@ export class PushedStamps {
   /** Why the record could not be read or written, when it could not (the push goes on; the next may send again). */
   readonly problems: string[] = [];
 
-  private constructor(private readonly path: string, private readonly repositoryId: string) {}
+  private constructor(private readonly file: StateFile, private readonly repositoryId: string) {}
 
-  /** The record at `path` for repository `repositoryId`; empty when missing, of another repository, or unreadable. */
-  static load(path: string, repositoryId: string): PushedStamps {
-    const record = new PushedStamps(path, repositoryId);
+  /** The record in `file` for repository `repositoryId`; empty when missing, of another repository, or unreadable. */
+  static load(file: StateFile, repositoryId: string): PushedStamps {
+    const path = file.path;
+    const record = new PushedStamps(file, repositoryId);
     let value: { repository_id?: unknown; stamps?: unknown };
     try {
       value = JSON.parse(readRegularTextFile(path, { maxBytes: MAX_RECORD_BYTES }));
@@ -76,12 +76,13 @@ export class PushedStamps {
     if (JSON.stringify([...this.stamps]) === before) return;
     const stamps = Object.fromEntries([...this.stamps].sort(([a], [b]) => a < b ? -1 : 1));
     try {
-      ensureDir(dirname(this.path));
-      removeTemporariesOf(this.path); // one a killed push was writing (the caller's lock rules out a live one)
-      writeFileAtomic(this.path, JSON.stringify({ repository_id: this.repositoryId, stamps }, null, 1) + "\n");
+      this.file.removeTemporaries(); // one a killed push was writing (the caller's lock rules out a live one)
+      this.file.replace(JSON.stringify({ repository_id: this.repositoryId, stamps }, null, 1) + "\n");
     } catch (error) {
       this.problems.push(
-        `${this.path} not written (${describeOsError(error)}): if a remote cleanup removes ${stamp}, 'push --all' ` +
+        `${this.file.path} not written (${
+          describeOsError(error)
+        }): if a remote cleanup removes ${stamp}, 'push --all' ` +
           "sends it again",
       );
     }

@@ -8,11 +8,10 @@ import { createHash, randomBytes } from "node:crypto";
 import { parseRecipient } from "../crypto/age.ts";
 import { describeOsError, OperationError, RefusedError, UsageError } from "../errors.ts";
 import { readRegularTextFile } from "../fs/regular_file.ts";
-import { ensureDir, writeFileAtomic } from "../fs/durable.ts";
 import { entriesOrNone } from "../fs/probe.ts";
 import { realPathAsFarAsExists } from "../fs/real_path.ts";
-import { listedPinPath, remotePinPath, remotesRoot, remoteStateDir } from "../snapshot/layout.ts";
-import { requireHostStateFolders } from "./host_state.ts";
+import { listedPinPath, remotePinPath, remotesRoot } from "../snapshot/layout.ts";
+import { HostState, requireHostStateFolders } from "./host_state.ts";
 import { type Backend, ObjectExistsError, ObjectNotFoundError } from "./backend.ts";
 import { Boundary, getPublic } from "./boundary.ts";
 import { CONFIG_NAME, isRandomId, newRandomId, PREFIXES } from "./layout.ts";
@@ -184,6 +183,7 @@ export function checkPin(
   backupDir: string,
   repository: Repository,
   expected?: readonly string[],
+  state?: HostState,
 ): { pinned: boolean; sourceId: string } {
   const { config, backend } = repository;
   if (expected && expected.length > 0) {
@@ -198,7 +198,6 @@ export function checkPin(
   const found = findPin(backupDir, backend.location);
   if (found) checkPinned(found, config, backend.location);
   if (found?.exact) return { pinned: false, sourceId: sourceIdOf(found.pin) };
-  ensureDir(remoteStateDir(backupDir, backend.location));
   const value: RepositoryPin = {
     location: backend.location,
     repository_id: config.id,
@@ -206,7 +205,8 @@ export function checkPin(
     pinned_at: new Date().toISOString(),
     source_id: found ? sourceIdOf(found.pin) : newRandomId(),
   };
-  writeFileAtomic(remotePinPath(backupDir, backend.location), JSON.stringify(value, null, 2) + "\n");
+  using own = state ? null : new HostState(backupDir, backend.location);
+  (state ?? own!).file(remotePinPath(backupDir, backend.location)).replace(JSON.stringify(value, null, 2) + "\n");
   return { pinned: true, sourceId: value.source_id! };
 }
 

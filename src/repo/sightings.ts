@@ -4,9 +4,8 @@
  *
  * @module
  */
-import { dirname } from "node:path";
 import { describeOsError } from "../errors.ts";
-import { ensureDir, writeFileAtomic } from "../fs/durable.ts";
+import type { StateFile } from "../fs/state_folder.ts";
 import { readRegularTextFile } from "../fs/regular_file.ts";
 import { parseName } from "./layout.ts";
 
@@ -16,14 +15,15 @@ export class MarkerSightings {
   /** Why the file could not be read or written, when it could not (the run goes on: unseen means seen now). */
   readonly problems: string[] = [];
 
-  private constructor(private readonly path: string, private readonly repositoryId: string) {}
+  private constructor(private readonly file: StateFile, private readonly repositoryId: string) {}
 
   /**
-   * The sightings kept at `path` for repository `repositoryId`; none when the file is missing, of another repository,
+   * The sightings kept in `file` for repository `repositoryId`; none when the file is missing, of another repository,
    * or unreadable (noted in {@linkcode problems}): every marker then counts as first seen now, which only delays.
    */
-  static load(path: string, repositoryId: string): MarkerSightings {
-    const sightings = new MarkerSightings(path, repositoryId);
+  static load(file: StateFile, repositoryId: string): MarkerSightings {
+    const path = file.path;
+    const sightings = new MarkerSightings(file, repositoryId);
     let value: { repository_id?: unknown; markers?: unknown };
     try {
       value = JSON.parse(readRegularTextFile(path));
@@ -63,11 +63,10 @@ export class MarkerSightings {
       if (keep.has(name)) markers[name] = new Date(at).toISOString();
     }
     try {
-      ensureDir(dirname(this.path));
-      writeFileAtomic(this.path, JSON.stringify({ repository_id: this.repositoryId, markers }, null, 1) + "\n");
+      this.file.replace(JSON.stringify({ repository_id: this.repositoryId, markers }, null, 1) + "\n");
     } catch (error) {
       this.problems.push(
-        `${this.path} not written (${describeOsError(error)}): markers first seen in this run are seen anew ` +
+        `${this.file.path} not written (${describeOsError(error)}): markers first seen in this run are seen anew ` +
           "by the next, which delays their deletion",
       );
     }

@@ -5,6 +5,7 @@
  * @module
  */
 import assert from "node:assert/strict";
+import { fileByPath } from "../../src/fs/state_folder.ts";
 import type { Backend } from "../../src/repo/backend.ts";
 import { openFolderBackend } from "../../src/repo/folder.ts";
 import { cleanupRemote, type RemoteCleanupResult } from "../../src/repo/prune.ts";
@@ -55,7 +56,7 @@ async function cleanupsDuring(f: RepoFixture, hours: number): Promise<RemoteClea
   for (const at of [7, 32, 57].filter((at) => at < hours)) {
     runs.push(
       await cleanupRemote(openFolderBackend(f.repoDir), {
-        sightingsPath: join(f.work, "other-host-seen.json"),
+        sightingsFile: fileByPath(join(f.work, "other-host-seen.json")),
         policy: { daily: 7, weekly: 0, monthly: 0 },
         confirm: true,
         clock: () => new Date(Date.now() + at * HOUR),
@@ -147,7 +148,7 @@ Deno.test("a push paused past its lease while a cleanup that has decided to remo
     const holding = new Promise<void>((done) => decided = done);
     // at +32 h a cleanup lists the refs as a dead push's, decides, and is paused before its first removal
     cleanup = cleanupRemote(holdingRemovals(openFolderBackend(f.repoDir), released, decided), {
-      sightingsPath: join(f.work, "other-host-seen.json"),
+      sightingsFile: fileByPath(join(f.work, "other-host-seen.json")),
       policy: { daily: 7, weekly: 0, monthly: 0 },
       confirm: true,
       clock: () => new Date(Date.now() + 32 * HOUR),

@@ -6,6 +6,7 @@
  * @module
  */
 import assert from "node:assert/strict";
+import { fileByPath } from "../../src/fs/state_folder.ts";
 import { join } from "node:path";
 import { resolveConfig } from "../../src/config.ts";
 import type { Backend } from "../../src/repo/backend.ts";
@@ -54,14 +55,18 @@ Deno.test("remote cleanup: retention, dry run, condemn then delete after the gra
   Deno.writeTextFileSync(join(f.repoDir, "packs", "zz", "not-a-pack"), "someone else's file");
   const before = await objectNames(f.backend);
 
-  const dry = await cleanupRemote(f.backend, { sightingsPath: seenFile(f), policy: KEEP_NEWEST, confirm: false });
+  const dry = await cleanupRemote(f.backend, {
+    sightingsFile: fileByPath(seenFile(f)),
+    policy: KEEP_NEWEST,
+    confirm: false,
+  });
   assert.deepEqual([dry.dry_run, dry.deleted, dry.kept], [true, [first.snapshot], [second.snapshot]]);
   assert.ok(dry.packs_condemned >= 2);
   assert.deepEqual(await objectNames(f.backend), before, "a dry run changes nothing");
 
   const t0 = new Date();
   const run1 = await cleanupRemote(f.backend, {
-    sightingsPath: seenFile(f),
+    sightingsFile: fileByPath(seenFile(f)),
     policy: KEEP_NEWEST,
     confirm: true,
     clock: () => t0,
@@ -74,7 +79,7 @@ Deno.test("remote cleanup: retention, dry run, condemn then delete after the gra
   const [marker] = await objectNames(f.backend, "condemned/");
   const condemned: string[] = JSON.parse(Deno.readTextFileSync(join(f.repoDir, marker))).packs;
   const run2 = await cleanupRemote(f.backend, {
-    sightingsPath: seenFile(f),
+    sightingsFile: fileByPath(seenFile(f)),
     policy: KEEP_NEWEST,
     confirm: true,
     clock: () => new Date(t0.getTime() + HOUR),
@@ -85,7 +90,7 @@ Deno.test("remote cleanup: retention, dry run, condemn then delete after the gra
   const lease = { created_at: t0.toISOString(), expires_at: new Date(t0.getTime() + 30 * HOUR).toISOString() };
   await new Boundary(f.backend, [f.recipient]).putPublic(leaseName("00000000000000aa"), { ...lease, packs: [leased] });
   const run3 = await cleanupRemote(f.backend, {
-    sightingsPath: seenFile(f),
+    sightingsFile: fileByPath(seenFile(f)),
     policy: KEEP_NEWEST,
     confirm: true,
     clock: () => new Date(t0.getTime() + 25 * HOUR),
@@ -98,7 +103,7 @@ Deno.test("remote cleanup: retention, dry run, condemn then delete after the gra
   for (const id of condemned.slice(1)) assert.ok(!packs.includes(`packs/${id.slice(0, 2)}/${id}`));
 
   const run4 = await cleanupRemote(f.backend, {
-    sightingsPath: seenFile(f),
+    sightingsFile: fileByPath(seenFile(f)),
     policy: KEEP_NEWEST,
     confirm: true,
     clock: () => new Date(t0.getTime() + 31 * HOUR),
@@ -114,14 +119,14 @@ Deno.test("remote cleanup: the newest snapshot is always kept; a policy keeping 
   using f = await repoFixture({ dbMiB: 1, chromaMiB: 1 });
   const pushed = await pushSnapshot(f.config, f.backend, (await snapshotOf(f)).root, f.auth);
   const monthly = await cleanupRemote(f.backend, {
-    sightingsPath: seenFile(f),
+    sightingsFile: fileByPath(seenFile(f)),
     policy: { daily: 0, weekly: 0, monthly: 1 },
     confirm: true,
   });
   assert.deepEqual([monthly.kept, monthly.deleted], [[pushed.snapshot], []]);
   await assert.rejects(
     cleanupRemote(f.backend, {
-      sightingsPath: seenFile(f),
+      sightingsFile: fileByPath(seenFile(f)),
       policy: { daily: 0, weekly: 0, monthly: 0 },
       confirm: true,
     }),
@@ -145,14 +150,14 @@ Deno.test("remote cleanup: a push never reuses a condemned pack; a killed push's
     pushSnapshot(f.config, dyingAt(f.backend, (name) => name.startsWith("snapshots/")), third.root, f.auth),
   );
   const soon = await cleanupRemote(f.backend, {
-    sightingsPath: seenFile(f),
+    sightingsFile: fileByPath(seenFile(f)),
     policy: { daily: 7, weekly: 0, monthly: 0 },
     confirm: true,
   });
   assert.deepEqual([soon.refs_removed, soon.leases_removed], [[], []], "a live lease protects its refs");
   const later = new Date(Date.now() + 7 * HOUR);
   const after = await cleanupRemote(f.backend, {
-    sightingsPath: seenFile(f),
+    sightingsFile: fileByPath(seenFile(f)),
     policy: { daily: 7, weekly: 0, monthly: 0 },
     confirm: true,
     clock: () => later,
@@ -161,7 +166,7 @@ Deno.test("remote cleanup: a push never reuses a condemned pack; a killed push's
   assert.deepEqual(await objectNames(f.backend, "leases/"), []);
   assert.deepEqual(after.refs_removed, [], "refs without their snapshot wait a grace from when this host saw them");
   const final = await cleanupRemote(f.backend, {
-    sightingsPath: seenFile(f),
+    sightingsFile: fileByPath(seenFile(f)),
     policy: { daily: 7, weekly: 0, monthly: 0 },
     confirm: true,
     clock: () => new Date(Date.now() + 25 * HOUR),
@@ -184,7 +189,11 @@ Deno.test("remote cleanup: a link or FIFO where a condemned marker would be make
     else Deno.symlinkSync("/dev/null", path);
     const next = await pushSnapshot(f.config, f.backend, (await snapshotOf(f)).root, f.auth);
     assert.equal(next.packs_reused, 0, `${make}: the packs it may condemn were reused`);
-    const cleaned = await cleanupRemote(f.backend, { sightingsPath: seenFile(f), policy: DAILY, confirm: true });
+    const cleaned = await cleanupRemote(f.backend, {
+      sightingsFile: fileByPath(seenFile(f)),
+      policy: DAILY,
+      confirm: true,
+    });
     assert.equal(cleaned.errors.length, 1, `${make}: named once: ${cleaned.errors.join(" | ")}`);
     assert.match(cleaned.errors[0], /a symbolic link or special file where objects are/);
     Deno.removeSync(path);
@@ -196,14 +205,18 @@ Deno.test("remote cleanup: a lease expiring years ahead is kept (its push may ru
   await pushSnapshot(f.config, f.backend, (await snapshotOf(f)).root, f.auth);
   const forged = { created_at: new Date().toISOString(), expires_at: "9999-01-01T00:00:00.000Z", packs: [] };
   await new Boundary(f.backend, [f.recipient]).putPublic(leaseName("00000000000000ee"), forged);
-  const run = await cleanupRemote(f.backend, { sightingsPath: seenFile(f), policy: DAILY, confirm: true });
+  const run = await cleanupRemote(f.backend, { sightingsFile: fileByPath(seenFile(f)), policy: DAILY, confirm: true });
   assert.deepEqual(run.leases_removed, []);
   assert.equal(run.warnings.length, 1, JSON.stringify(run.warnings));
   assert.match(run.warnings[0], /^leases\/00000000000000ee: a lease expiring more than a day from now .*remove it$/);
   const soon = { ...forged, expires_at: new Date(Date.now() + 3 * HOUR).toISOString() }; // a push's own: no word
   await new Boundary(f.backend, [f.recipient]).putPublic(leaseName("00000000000000ef"), soon);
   await f.backend.remove(leaseName("00000000000000ee"));
-  const again = await cleanupRemote(f.backend, { sightingsPath: seenFile(f), policy: DAILY, confirm: true });
+  const again = await cleanupRemote(f.backend, {
+    sightingsFile: fileByPath(seenFile(f)),
+    policy: DAILY,
+    confirm: true,
+  });
   assert.deepEqual(again.warnings, []);
 });
 
@@ -215,7 +228,7 @@ Deno.test("remote cleanup: a marker's own date is not trusted alone (the host th
   const second = await pushSnapshot(f.config, f.backend, (await snapshotOf(f)).root, f.auth);
   const t0 = new Date();
   const run0 = await cleanupRemote(f.backend, {
-    sightingsPath: seenFile(f),
+    sightingsFile: fileByPath(seenFile(f)),
     policy: KEEP_NEWEST,
     confirm: true,
     clock: () => t0,
@@ -231,7 +244,7 @@ Deno.test("remote cleanup: a marker's own date is not trusted alone (the host th
   await io.putPublic(condemnedName("00000000000000c1"), behind);
   await io.putPublic(condemnedName("00000000000000c2"), ahead);
   const at = (hours: number) => ({
-    sightingsPath: seenFile(f),
+    sightingsFile: fileByPath(seenFile(f)),
     policy: KEEP_NEWEST,
     confirm: true,
     clock: () => new Date(t0.getTime() + hours * HOUR),
@@ -242,7 +255,10 @@ Deno.test("remote cleanup: a marker's own date is not trusted alone (the host th
   assert.ok(
     first.warnings.some((note) => /condemned\/00000000000000c2 is dated .* ahead of this host's clock/.test(note)),
   );
-  const early = await cleanupRemote(f.backend, { ...at(20), sightingsPath: join(f.work, "elsewhere.json") });
+  const early = await cleanupRemote(f.backend, {
+    ...at(20),
+    sightingsFile: fileByPath(join(f.work, "elsewhere.json")),
+  });
   assert.equal(early.packs_deleted, 0, "a host that never saw the markers deletes nothing");
   const later = await cleanupRemote(f.backend, at(26));
   assert.equal(later.packs_deleted, packs.length, "a grace after this host first saw them, both markers' packs go");
@@ -261,7 +277,7 @@ Deno.test("remote cleanup: this host's clock set back since it saw a marker only
   updateRows(f.store.db, 0.5);
   await pushSnapshot(f.config, f.backend, (await snapshotOf(f)).root, f.auth);
   const t0 = new Date();
-  const options = { sightingsPath: seenFile(f), policy: KEEP_NEWEST, confirm: true };
+  const options = { sightingsFile: fileByPath(seenFile(f)), policy: KEEP_NEWEST, confirm: true };
   const run0 = await cleanupRemote(f.backend, { ...options, clock: () => t0 });
   assert.ok(run0.packs_condemned > 0);
   const back = await cleanupRemote(f.backend, { ...options, clock: () => new Date(t0.getTime() - 5 * 24 * HOUR) });
@@ -278,7 +294,7 @@ Deno.test("remote cleanup: staged writes a killed push left in .tmp/ go once old
   const staging = join(f.repoDir, ".tmp");
   Deno.writeTextFileSync(join(staging, "packs_ab_cd.left-by-a-kill"), "partial");
   Deno.writeTextFileSync(join(staging, "packs_ab_ef.being-written"), "partial");
-  const options = { sightingsPath: seenFile(f), policy: KEEP_NEWEST };
+  const options = { sightingsFile: fileByPath(seenFile(f)), policy: KEEP_NEWEST };
   const within = await cleanupRemote(f.backend, {
     ...options,
     confirm: true,
@@ -315,7 +331,11 @@ Deno.test("remote cleanup: refs that cannot be read keep every snapshot this run
   for (const pushed of [onlyOfFirst, newestOfOther]) {
     Deno.writeTextFileSync(join(f.repoDir, "refs", pushed.snapshot), "{");
   }
-  const run = await cleanupRemote(f.backend, { sightingsPath: seenFile(f), policy: KEEP_NEWEST, confirm: true });
+  const run = await cleanupRemote(f.backend, {
+    sightingsFile: fileByPath(seenFile(f)),
+    policy: KEEP_NEWEST,
+    confirm: true,
+  });
   assert.deepEqual(run.deleted, []);
   assert.equal(run.kept.length, 3);
   assert.ok(
@@ -338,7 +358,11 @@ Deno.test("remote cleanup: a snapshot stamped in the future is kept and takes no
     pushed.push((await pushSnapshot(f.config, f.backend, root, f.auth)).snapshot);
   }
   pushed.push((await pushSnapshot(f.config, f.backend, today.root, f.auth)).snapshot);
-  const run = await cleanupRemote(f.backend, { sightingsPath: seenFile(f), policy: KEEP_NEWEST, confirm: true });
+  const run = await cleanupRemote(f.backend, {
+    sightingsFile: fileByPath(seenFile(f)),
+    policy: KEEP_NEWEST,
+    confirm: true,
+  });
   assert.deepEqual(run.errors, []);
   assert.deepEqual(run.kept.sort(), [pushed[2], pushed[3]].sort(), "the future one and today's");
   assert.deepEqual(run.deleted.sort(), [pushed[0], pushed[1]]);
@@ -426,12 +450,12 @@ for (const [read, when] of WINDOWS) {
     const racing = pausingBefore(f.backend, `refs/${gone}`, read, async () => { // the other keeps only the newest
       const seen = join(f.work, "other-seen.json");
       other = await cleanupRemote(openFolderBackend(f.repoDir), {
-        sightingsPath: seen,
+        sightingsFile: fileByPath(seen),
         policy: KEEP_NEWEST,
         confirm: true,
       });
     });
-    const run = await cleanupRemote(racing, { sightingsPath: seenFile(f), policy: DAILY, confirm: true });
+    const run = await cleanupRemote(racing, { sightingsFile: fileByPath(seenFile(f)), policy: DAILY, confirm: true });
     assert.deepEqual(other?.deleted, [gone], "the other run did not remove it in between");
     assert.deepEqual(run.errors, [], "an error makes 'remote cleanup' exit 1");
     assert.deepEqual(run.warnings, [`snapshots/${gone}: removed by another run since this one listed it`]);
@@ -469,7 +493,7 @@ Deno.test("remote cleanup: a run paused before it lists the packs dates its mark
       return await f.backend.list(prefix);
     },
   };
-  const options = { sightingsPath: seenFile(f), policy: DAILY, confirm: true, graceMs: grace };
+  const options = { sightingsFile: fileByPath(seenFile(f)), policy: DAILY, confirm: true, graceMs: grace };
   const first = await cleanupRemote(paused, { ...options, clock: () => new Date(now) });
   const sent = (await objectNames(f.backend, "packs/")).filter((name) => !before.has(name));
   assert.ok(sent.length > 0 && first.packs_condemned === sent.length, "the push's new packs are condemned");

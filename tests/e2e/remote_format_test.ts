@@ -12,6 +12,7 @@ import { hashExtent } from "../../src/repo/extent_hash.ts";
 import { loadPushCache, savePushCache } from "../../src/repo/push_cache.ts";
 import { openBytes } from "../../src/repo/sealing.ts";
 import { readAt } from "../../src/fs/read_at.ts";
+import { fileByPath } from "../../src/fs/state_folder.ts";
 import { runCli } from "../_helpers.ts";
 import { entryNames } from "../_faults.ts";
 import { updateRows } from "../_repo.ts";
@@ -47,7 +48,7 @@ function cacheAsFormat1(backupDir: string, repoDir: string, snapshotRoot: string
     }
   }
   assert.ok(multiBlock > 0, "extents of several blocks, whose hash the formats make differently");
-  savePushCache(path, cache);
+  savePushCache(fileByPath(path), cache);
   cache.file.close();
 }
 

@@ -6,6 +6,7 @@ import { fileLines } from "../../src/fs/lines.ts";
 import { MapFile, type MapRegion, readWindow, Spool, writeBlocks } from "../../src/repo/block_maps.ts";
 import { extentsOf, toExtentTable } from "../../src/repo/extent_table.ts";
 import { loadJournals, loadPushCache, PushJournal, savePushCache } from "../../src/repo/push_cache.ts";
+import { fileByPath, StateFolder } from "../../src/fs/state_folder.ts";
 import { tempDir } from "../_helpers.ts";
 
 const REPO = "d".repeat(32);
@@ -58,7 +59,7 @@ Deno.test("push cache file: saved and loaded part by part; cut short, padded, fl
   }];
   const shifted = { ...map, packOf: (pack: number) => pack + 5 }; // saved as the reader sees it
   const cache = { repositoryId: REPO, packs, files: [file, { ...file, path: "db/b.db", map: shifted }] };
-  savePushCache(path, cache);
+  savePushCache(fileByPath(path), cache);
   const bytes = Deno.readFileSync(path);
   const back = loadPushCache(path, REPO);
   assert.ok(back !== null && back !== "unusable");
@@ -123,18 +124,21 @@ Deno.test("push journal: read line by line; a torn, foreign or oversized line is
   const journalDir = join(dir.path, "journal");
   const file = { path: "db/a.db", block: 4096, size: 8192 };
   const hash = new Uint8Array(32).fill(9);
-  new PushJournal(join(journalDir, "p1"), REPO).record({ id: ID, size: 10, compression: "zstd" }, [
+  Deno.mkdirSync(journalDir);
+  using folder = StateFolder.open(journalDir);
+  using p1 = new PushJournal(() => folder, "p1", REPO);
+  p1.record({ id: ID, size: 10, compression: "zstd" }, [
     { file, index: 1, hash },
   ], [4096]);
   Deno.writeTextFileSync(join(journalDir, "p1"), `${"x".repeat(9 << 20)}\n`, { append: true });
-  new PushJournal(join(journalDir, "p2"), "e".repeat(32)).record(
+  new PushJournal(() => folder, "p2", "e".repeat(32)).record(
     { id: "cd".repeat(32), size: 5, compression: "none" },
     [
       { file, index: 0, hash },
     ],
     [0],
   );
-  new PushJournal(join(journalDir, "p1"), REPO).record({ id: "ef".repeat(32), size: 11, compression: "none" }, [
+  p1.record({ id: "ef".repeat(32), size: 11, compression: "none" }, [
     { file, index: 0, hash },
   ], [512]);
   Deno.writeTextFileSync(join(journalDir, "p1"), `{"torn`, { append: true });
