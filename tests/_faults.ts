@@ -373,3 +373,74 @@ export async function restoreStoppedAt(
   for (let read = await lines.read(); !read.done; read = await lines.read()) stderr += read.value;
   return { code: (await restore.status).code, stdout: "", stderr, json: undefined };
 }
+
+/** What {@linkcode runSwapped} saw: whether the swap happened while the call was held, and the run's output. */
+export interface SwappedRun {
+  swapped: boolean;
+  code: number;
+  /** Its stdout, then its stderr. */
+  output: string;
+}
+
+/**
+ * Run the CLI with `args` and `env` with strace holding its first call of `calls` on the path `held` for 3 s, before
+ * it runs or, with `after`, once it has run (a check that has looked); while held, `swapped` is renamed to
+ * `<swapped>-aside` and a link to `victim` put in its place (a writer of the folder racing the run's check). The trace
+ * is written beside `victim` and removed at the end.
+ */
+export async function runSwapped(
+  args: string[],
+  env: Record<string, string>,
+  { held, swapped, victim, calls, after }: {
+    held: string;
+    swapped: string;
+    victim: string;
+    calls: string;
+    after?: boolean;
+  },
+): Promise<SwappedRun> {
+  const trace = `${victim}-trace.txt`;
+  const [program, ...rest] = cliCommand(args);
+  const strace = ["-f", "-qq", "-o", trace, "-P", held, "-e", `trace=${calls}`];
+  const child = new Deno.Command("strace", {
+    args: [...strace, "-e", `inject=${calls}:delay_${after ? "exit" : "enter"}=3000000:when=1`, program, ...rest],
+    env: cliEnv(env),
+    clearEnv: true,
+    stdin: "null",
+    stdout: "piped",
+    stderr: "piped",
+  }).spawn();
+  const decoder = new TextDecoder();
+  const ended = child.output().then((out) => ({
+    code: out.code,
+    output: decoder.decode(out.stdout) + decoder.decode(out.stderr),
+  }));
+  let done = false;
+  while (!done) {
+    done = await Promise.race([ended.then(() => true), new Promise<boolean>((wait) => setTimeout(wait, 10, false))]);
+    if (!done && readOrEmpty(trace).includes(`"${held}"`)) {
+      Deno.renameSync(swapped, `${swapped}-aside`);
+      Deno.symlinkSync(victim, swapped);
+      break;
+    }
+  }
+  const run = await ended;
+  Deno.removeSync(trace);
+  return { swapped: !done, ...run };
+}
+
+function readOrEmpty(path: string): string {
+  try {
+    return Deno.readTextFileSync(path);
+  } catch {
+    return ""; // not written yet
+  }
+}
+
+/** Every path below `root`, folders included, sorted. */
+export function entriesBelow(root: string, relative = ""): string[] {
+  return [...Deno.readDirSync(join(root, relative))].flatMap((entry) => {
+    const path = join(relative, entry.name);
+    return entry.isDirectory ? [path, ...entriesBelow(root, path)] : [path];
+  }).sort();
+}

@@ -4,11 +4,11 @@
  *
  * @module
  */
-import { join } from "node:path";
+import { basename } from "node:path";
 import { describeOsError } from "../errors.ts";
 import { isStamp } from "./stamp.ts";
 import { exists, lstatOrNull } from "../fs/probe.ts";
-import { ensureDir, removeFileQuietly, writeFileAtomic } from "../fs/durable.ts";
+import { StateFolder } from "../fs/state_folder.ts";
 import { readRegularTextFile } from "../fs/regular_file.ts";
 import type { ManifestEntry } from "./manifest.ts";
 import { integrityRecordPath, integrityRecordsDir, snapshotDir } from "./layout.ts";
@@ -30,17 +30,32 @@ export function writeIntegrityRecord(
   checked: ReadonlyMap<string, string>,
 ): string | null {
   if (checked.size === 0) return null;
-  const folder = integrityRecordsDir(backupDir);
   try {
-    const info = lstatOrNull(folder);
-    if (info === null) ensureDir(folder);
-    else if (!info.isDirectory) return `${folder} is ${info.isSymlink ? "a symbolic link" : "not a folder"}`;
+    const info = lstatOrNull(integrityRecordsDir(backupDir));
+    if (info !== null && !info.isDirectory) {
+      return `${integrityRecordsDir(backupDir)} is ${info.isSymlink ? "a symbolic link" : "not a folder"}`;
+    }
+    using folder = openRecords(backupDir); // and should it be swapped for one now, refused all the same
     const record = { format: 1, sha256: Object.fromEntries(checked) };
-    writeFileAtomic(integrityRecordPath(backupDir, stamp), JSON.stringify(record) + "\n");
+    folder.replace(basename(integrityRecordPath(backupDir, stamp)), JSON.stringify(record) + "\n");
     return null;
   } catch (error) {
     return describeOsError(error);
   }
+}
+
+/**
+ * `integrity/` held open from the backup folder (made when missing), never through a link: a writer of the backup
+ * folder who swaps it for one after this gets nothing written or removed in the link's target.
+ *
+ * @throws {Error} naming it when it is a symbolic link or not a folder.
+ */
+function openRecords(backupDir: string): StateFolder {
+  using backup = StateFolder.open(backupDir);
+  return backup.child(basename(integrityRecordsDir(backupDir)), (path) => {
+    const what = lstatOrNull(path)?.isSymlink ? "a symbolic link" : "not a folder";
+    return Object.assign(new Error(`${path} is ${what}`), { path });
+  });
 }
 
 /**
@@ -86,15 +101,14 @@ export function readIntegrityRecord(backupDir: string, stamp: string): Map<strin
  * for other bytes.
  */
 export function pruneIntegrityRecords(backupDir: string): void {
-  const folder = integrityRecordsDir(backupDir);
   try {
-    if (!lstatOrNull(folder)?.isDirectory) return;
-    for (const entry of Deno.readDirSync(folder)) {
-      if (!entry.isFile) continue;
-      if (RECORD_TEMPORARY.test(entry.name)) removeFileQuietly(join(folder, entry.name));
-      const stamp = RECORD_NAME.exec(entry.name)?.[1];
+    if (!lstatOrNull(integrityRecordsDir(backupDir))?.isDirectory) return;
+    using folder = openRecords(backupDir); // removed by name in it, whatever its path leads to meanwhile
+    for (const name of folder.files()) {
+      if (RECORD_TEMPORARY.test(name)) folder.removeFile(name);
+      const stamp = RECORD_NAME.exec(name)?.[1];
       if (stamp === undefined || !isStamp(stamp)) continue;
-      if (!exists(snapshotDir(backupDir, stamp))) removeFileQuietly(integrityRecordPath(backupDir, stamp));
+      if (!exists(snapshotDir(backupDir, stamp))) folder.removeFile(name);
     }
   } catch {
     // an unreadable folder or a record that cannot be removed stays, unused
