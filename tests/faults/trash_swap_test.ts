@@ -49,3 +49,23 @@ Deno.test("integrity swapped for a link while create checks it before writing it
   assert.deepEqual(entriesBelow(victim.path), [], `written through the link: ${run.output}`);
   assert.match(run.output, /"event":"integrity_record_not_written".*is a symbolic link/);
 });
+
+Deno.test("integrity swapped for a link once cleanup looked at it to prune records: the link's target untouched (needs strace)", async () => {
+  if (!toolFor("strace", "integrity swapped during cleanup")) return;
+  using dir = tempDir();
+  const backupDir = join(dir.path, "backup");
+  const victim = join(dir.path, "victim");
+  for (const stamp of [OLDEST, OLDER, NEWEST]) placeValidSnapshot(backupDir, stamp);
+  for (const folder of [join(backupDir, "integrity"), victim]) {
+    Deno.mkdirSync(folder);
+    Deno.writeTextFileSync(join(folder, `${OLDEST}.json`), "{}\n"); // the record of a snapshot the cleanup removes
+  }
+  const keep = ["--keep-daily", "1", "--keep-weekly", "0", "--keep-monthly", "0"];
+  const integrity = join(backupDir, "integrity");
+  const swap = { held: integrity, swapped: integrity, victim, calls: LOOKS, after: true };
+  const run = await runSwapped(["cleanup", "--confirm", ...keep], { ATOCORE_BACKUP_DIR: backupDir }, swap);
+  assert.ok(run.swapped, `the cleanup ended before it pruned the records: ${run.output}`);
+  assert.deepEqual(entriesBelow(victim), [`${OLDEST}.json`], `removed in the link's target: ${run.output}`);
+  // the records are pruned in `integrity` as opened after that look: the link refused, the record kept for the next run
+  assert.deepEqual(entriesBelow(`${integrity}-aside`), [`${OLDEST}.json`]);
+});
