@@ -83,12 +83,27 @@ export const MAX_OBJECT_BYTES = 256 * 1024 * 1024;
  * not known beforehand (`size` null: a server that sent no length).
  */
 export class ObjectTooLargeError extends OperationError {
+  /** What is wrong with the object, without its name (`has N bytes, more than …`). */
+  readonly what: string;
+
   constructor(location: string, name: string, size: number | null, maxBytes: number) {
     const what = size === null
       ? `came with more than the ${maxBytes} bytes an object of its kind can have (no length was announced; the read ` +
         "stopped there)"
       : `has ${size} bytes, more than the ${maxBytes} an object of its kind can have`;
     super(`${name} in ${location} ${what}; the repository was altered: run 'remote verify'`);
+    this.what = what;
+  }
+}
+
+/**
+ * Where an object is read, the storage holds something this tool never writes there (a link, a folder, a FIFO): the
+ * repository was altered by hand. `what` says what was found, without the path.
+ */
+export class AlteredObjectError extends OperationError {
+  /** Make the error: `message` names the path, `what` is what was found there (`not a regular file`). */
+  constructor(message: string, readonly what: string) {
+    super(message);
   }
 }
 

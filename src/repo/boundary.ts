@@ -175,13 +175,16 @@ export async function getPublic(backend: Backend, name: string, maxBytes = PUBLI
     if (nestedDeeperThan(text, PUBLIC_MAX_DEPTH)) throw new SyntaxError("nested too deep");
     return JSON.parse(text);
   } catch {
-    throw new OperationError(`${name} in ${backend.location} is not JSON; the repository was altered`);
+    throw new NotJsonError(`${name} in ${backend.location} is not JSON; the repository was altered`);
   } finally {
     // a large one's bytes and text are garbage V8 is slow to take back: many of them (leases, markers, refs a writer
     // padded) would take a cleanup past its memory bound between two of its collections
     if (bytes.length > 1 << 20) collectGarbage();
   }
 }
+
+/** A public object read is not JSON (or nests deeper than the format does). */
+export class NotJsonError extends OperationError {}
 
 /** Whether JSON `text` nests arrays and objects deeper than `limit` (brackets inside strings not counted). */
 function nestedDeeperThan(text: string, limit: number): boolean {

@@ -15,6 +15,7 @@ import { kindOf } from "../fs/regular_file.ts";
 import { isMountPoint, unmountedFstabPoint } from "../sys/mounts.ts";
 import {
   AccessDeniedError,
+  AlteredObjectError,
   type Backend,
   checkObjectName,
   checkPrefix,
@@ -342,8 +343,9 @@ function altered(path: string, what: string): OperationError {
       `${path} is ${what} (a link?): writes are staged there and no object lives in it; remove it, then run again`,
     );
   }
-  return new OperationError(
+  return new AlteredObjectError(
     `${path} is ${what}; the repository folder was altered by hand, check it ('remote verify')`,
+    what,
   );
 }
 

@@ -12,8 +12,14 @@ import { entriesOrNone } from "../fs/probe.ts";
 import { realPathAsFarAsExists } from "../fs/real_path.ts";
 import { listedPinPath, remotePinPath, remotesRoot } from "../snapshot/layout.ts";
 import { HostState, requireHostStateFolders } from "./host_state.ts";
-import { type Backend, ObjectExistsError, ObjectNotFoundError } from "./backend.ts";
-import { Boundary, getPublic } from "./boundary.ts";
+import {
+  AlteredObjectError,
+  type Backend,
+  ObjectExistsError,
+  ObjectNotFoundError,
+  ObjectTooLargeError,
+} from "./backend.ts";
+import { Boundary, getPublic, NotJsonError } from "./boundary.ts";
 import { CONFIG_NAME, isRandomId, newRandomId, PREFIXES } from "./layout.ts";
 
 /** The format name in every repository's config. */
@@ -102,6 +108,10 @@ export async function openRepository(backend: Backend): Promise<Repository> {
       }
       throw new UsageError(`no repository at ${backend.location} (no config object); make one with 'remote init'`);
     }
+    if (error instanceof NotJsonError) throw unusableConfig(backend.location, "is not JSON");
+    if (error instanceof ObjectTooLargeError || error instanceof AlteredObjectError) {
+      throw unusableConfig(backend.location, error instanceof AlteredObjectError ? `is ${error.what}` : error.what);
+    }
     throw error;
   }
   const config = parseRepositoryConfig(value, backend.location);
@@ -114,8 +124,7 @@ export async function openRepository(backend: Backend): Promise<Repository> {
  * @throws {OperationError} naming the location and the first field that is wrong.
  */
 export function parseRepositoryConfig(value: unknown, location: string): RepositoryConfig {
-  const bad = (what: string) =>
-    new OperationError(`the config of ${location} ${what}; it is not a repository of this tool`);
+  const bad = (what: string) => unusableConfig(location, what);
   if (value === null || typeof value !== "object" || Array.isArray(value)) throw bad("is not a JSON object");
   const config = value as Record<string, unknown>;
   if (config.format !== REPOSITORY_FORMAT) throw bad(`has format ${JSON.stringify(config.format)}`);
@@ -144,6 +153,19 @@ export function parseRepositoryConfig(value: unknown, location: string): Reposit
     recipients,
     created_at: config.created_at,
   };
+}
+
+/**
+ * A config this tool cannot use (`what`: "is not JSON", "has format …"): the location given is another tool's, or
+ * the config was altered. Either way the next step is the operator's, and `remote verify` would say the same again.
+ */
+function unusableConfig(location: string, what: string): OperationError {
+  return new OperationError(
+    `the config of ${location} ${what}: not a repository of this tool, or its config was altered; nothing was done; ` +
+      "check the repository given (--remote or ATOCORE_BACKUP_REMOTE), and if it is this tool's, put its config back " +
+      "from a copy (its id and recipients are pinned in remotes/<key>/pin.json of the backup folder of each host " +
+      "that pushed there)",
+  );
 }
 
 /**

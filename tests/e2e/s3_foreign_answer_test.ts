@@ -50,7 +50,7 @@ if (target !== null) {
 
     const s3 = { "Content-Type": "application/octet-stream", ETag: '"x"', "x-amz-request-id": "tx-fault-proxy" };
     const junk = await listWithConfigAnswered(f, env, { kind: "page", status: 200, headers: s3, body: "junk" }, "s3");
-    assert.match(junk, /config in s3:\/\/\S+ at \S+ is not JSON; the repository was altered/);
+    assert.match(junk, /the config of s3:\/\/\S+ at \S+ is not JSON: not a repository of this tool, or its config was/);
 
     const listed = await runCli(["remote", "list"], { env });
     assert.equal(listed.code, 0, `radosgw's own answers pass: ${listed.stderr}`);

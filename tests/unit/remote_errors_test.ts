@@ -54,6 +54,8 @@ async function steps(t: Deno.TestContext, cases: [string, () => unknown, RegExp]
   }
 }
 
+const mkfifo = (path: string) =>
+  assert.ok(new Deno.Command("mkfifo", { args: [path] }).outputSync().success, `mkfifo ${path}`);
 const escape = (text: string) => text.replace(/[.*+?^${}()|[\]\\/]/g, "\\$&");
 const bytes = (value: unknown) => new TextEncoder().encode(typeof value === "string" ? value : JSON.stringify(value));
 
@@ -544,19 +546,42 @@ Deno.test("remote errors: repositories that are not this tool's, pins, races, na
       new RegExp(`^no snapshot 20260101T000000Z_00000000000000aa in ${escape(location)}; see 'atocore-backup remote`),
     ],
   ];
-  const configs: [string, string, RegExp][] = [
-    ["a config that is not JSON", "<?xml?>", new RegExp(`^config in file://\\S+ is not JSON; the repository was`)],
+  // a config no command can use: one line saying what was found and what to do, never to run 'remote verify' (which
+  // would say the same again): another tool's repository given, or this tool's config to put back from a copy
+  const unusable = (what: string) =>
+    new RegExp(
+      `^the config of file://\\S+ ${what}: not a repository of this tool, or its config was altered; nothing was ` +
+        "done; check the repository given \\(--remote or ATOCORE_BACKUP_REMOTE\\), and if it is this tool's, put " +
+        "its config back from a copy \\(its id and recipients are pinned in remotes/<key>/pin.json of the backup " +
+        "folder of each host that pushed there\\)$",
+    );
+  const configs: [string, (config: string) => void, RegExp][] = [
+    [
+      "a config that is not JSON (another tool's)",
+      (config) => Deno.writeTextFileSync(config, "<?xml?>"),
+      unusable("is not JSON"),
+    ],
     [
       "a config of another tool",
-      JSON.stringify({ format: "restic" }),
-      /^the config of file:\/\/\S+ has format "restic"; it is not a repository of this tool$/,
+      (config) => Deno.writeTextFileSync(config, JSON.stringify({ format: "restic" })),
+      unusable('has format "restic"'),
     ],
-    ["a config that is a list", "[]", /^the config of file:\/\/\S+ is not a JSON object; it is not a repository of/],
+    ["a config that is a list", (config) => Deno.writeTextFileSync(config, "[]"), unusable("is not a JSON object")],
+    ["a config that is a FIFO", (config) => mkfifo(config), unusable("is not a regular file")],
+    ["a config that is a folder", (config) => Deno.mkdirSync(config), unusable("is not a regular file")],
+    [
+      "a config past its bound (sparse)",
+      (config) => {
+        Deno.writeFileSync(config, new Uint8Array(0));
+        Deno.truncateSync(config, 1 << 30);
+      },
+      unusable(`has ${1 << 30} bytes, more than the \\d+ an object of its kind can have`),
+    ],
   ];
-  for (const [label, content, pattern] of configs) {
+  for (const [label, make, pattern] of configs) {
     const place = join(dir.path, `config-${cases.length}`);
     Deno.mkdirSync(place);
-    Deno.writeTextFileSync(join(place, "config"), content);
+    make(join(place, "config"));
     cases.push([label, () => openRepository(openFolderBackend(place)), pattern]);
   }
   await steps(t, cases);

@@ -8,6 +8,7 @@
 import type { Buffer } from "node:buffer";
 import { OperationError, RefusedError } from "../../errors.ts";
 import {
+  AlteredObjectError,
   type Backend,
   checkObjectName,
   checkPrefix,
@@ -325,8 +326,9 @@ class SftpBackend implements ClosableBackend {
 }
 
 function altered(path: string, what: string): OperationError {
-  return new OperationError(
+  return new AlteredObjectError(
     `${path} on the SFTP server is ${what}; the repository was altered by hand, check it ('remote verify')`,
+    what,
   );
 }
 
