@@ -60,10 +60,11 @@ export function pushTargetFrom(
 }
 
 /**
- * The repository flags among `settings` that were given as flags, absolute where they name a file or a folder; the
- * ones from the environment are left out, as {@linkcode pathFlags} leaves out its paths: a run with it has them.
+ * The repository flags among `settings` that were given as flags, absolute where they name a file or a folder, each
+ * quoted for a shell and with a leading space; the ones from the environment are left out, as {@linkcode pathFlags}
+ * leaves out its paths: a run with it has them. For a command printed as a next step that must run as printed.
  */
-function repositoryFlags(settings: RemoteSettings, backend: Backend): string {
+export function repositoryFlags(settings: RemoteSettings, backend: Backend): string {
   const given = <T>(setting: { value: T; source: string } | null): T | undefined =>
     setting?.source === "flag" ? setting.value : undefined;
   const remote = given(settings.remote);

@@ -6,7 +6,9 @@
 import { ExitCode, UsageError } from "../errors.ts";
 import { recipientsFrom, refuseRemoteInStore, remoteBackend } from "../ops/remote.ts";
 import { initRepository } from "../repo/repository.ts";
+import { pathFlags } from "../ops/restore_intent.ts";
 import { COMMON_HELP, configFrom, defineCommand } from "./command.ts";
+import { repositoryFlags } from "./create_push.ts";
 import { REMOTE_HELP, REMOTE_OPTIONS, remoteSettingsFrom } from "./remote_flags.ts";
 
 /** The `remote init` command. */
@@ -53,7 +55,8 @@ Examples:
       text: [
         `made repository ${backend.location} (id ${made.id}) for ${made.recipients.length} recipient(s):`,
         ...made.recipients.map((recipient) => `  ${recipient}`),
-        `push to it with: atocore-backup push --latest --remote ${backend.location}`,
+        // its words quoted for a shell, with the path and repository flags this run was given: it runs as printed
+        `push to it with: atocore-backup push --latest${pathFlags(config)}${repositoryFlags(settings, backend)}`,
       ].join("\n"),
     };
   },

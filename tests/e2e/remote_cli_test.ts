@@ -15,6 +15,7 @@ import {
   relocateSnapshot,
   ROOT,
   runCli,
+  runCliOnTerminal,
   runPrinted,
   skipBecause,
   tempDir,
@@ -679,3 +680,30 @@ for (const name of ["plain", "with spaces, and a quote's"]) {
     assert.equal((later.json as { pushed: { already_pushed: boolean }[] }).pushed[0].already_pushed, false, printed);
   });
 }
+
+Deno.test("remote CLI: the push remote init prints on a terminal runs as printed: its flags quoted, a path with spaces", async () => {
+  using work = tempDir("atocore-init-printed-");
+  const base = join(work.path, "with spaces, and a quote's");
+  const store = makeSampleStore(join(base, "store"), { dbMiB: 1 });
+  const key = ageKeyPair(base);
+  const created = await runCli([
+    "create",
+    "--backup-dir",
+    store.backupDir,
+    "--db",
+    store.db,
+    "--registry",
+    store.registry,
+  ]);
+  assert.equal(created.code, 0, created.stderr);
+  const flags = ["--backup-dir", store.backupDir, "--db", store.db, "--registry", store.registry];
+  const repository = ["--remote", join(base, "repo"), "--auth-key", authKeyFileFor(key)];
+  const init = await runCliOnTerminal(["remote", "init", "--recipient", key.recipient, ...flags, ...repository], {});
+  assert.equal(init.code, 0, init.text);
+  const printed = /push to it with: (atocore-backup push --latest.*?)\r?$/m.exec(init.text)?.[1];
+  assert.ok(printed, init.text);
+  // the printed text pasted into a shell as it is, from another folder and without the store's environment
+  const pushed = await runPrinted(printed, {});
+  assert.equal(pushed.code, 0, `${printed}: ${pushed.stderr}`);
+  assert.equal((pushed.json as { pushed: { already_pushed: boolean }[] }).pushed[0].already_pushed, false, printed);
+});
