@@ -16,6 +16,7 @@ import { clearLeftovers, type RecordSwap, settleSwap, type SwapState } from "./c
 import { type FolderIdentity, folderIdentity } from "./chroma_folder.ts";
 import type { Change } from "./restore_wal.ts";
 import { parseSnapshotKey } from "../repo/layout.ts";
+import { locationFlags } from "../repo/s3/address.ts";
 import { restoreIntentPath } from "../snapshot/layout.ts";
 import { clearNeeds, recordNeeds } from "./restore_needs.ts";
 
@@ -384,7 +385,9 @@ export function finishOrGoBack(intent: RestoreIntent, config: Config): string {
   // the folders the record names (a run elsewhere would not finish this one), the other paths as this run got them
   const where = pathFlags(config, { backupDir: intent.backup_dir, chromaDir: intent.chroma_dir });
   const source = intent.remote
-    ? `${intent.remote.snapshot} --from-remote --remote ${quoted(intent.remote.location)} --identity FILE`
+    ? `${intent.remote.snapshot} --from-remote${
+      locationFlags(intent.remote.location).map(([flag, value]) => ` ${flag} ${quoted(value)}`).join("")
+    } --identity FILE`
     : intent.stamp;
   // each command unquoted as a whole, ended by a ";" or the line's end as a shell ends it: its words are quoted
   // for a shell (quoted), which runs it as printed

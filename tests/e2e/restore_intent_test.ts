@@ -15,6 +15,7 @@ import {
   tempStore,
 } from "../_helpers.ts";
 import { mountTmpfs } from "../_mount.ts";
+import { ageKeyPair } from "../_remote_cli.ts";
 import { entryNames, ledgerState, runAndKill, treeDigest } from "../_faults.ts";
 import { changeLive } from "../_live.ts";
 import { makeSampleStore, type SampleStore } from "../../scripts/sample_store.ts";
@@ -101,6 +102,31 @@ Deno.test("an unfinished restore from a repository says how to finish it from th
     create.stderr,
     /finish it with: atocore-backup restore 20260101T000000Z_0123456789abcdef --from-remote --remote 'file:\/\/\/mnt\/off site' --identity FILE --confirm-service-stopped;/,
   );
+});
+
+Deno.test("an unfinished restore from an S3 server other than AWS says how to finish it in words the CLI takes", async () => {
+  using store = tempStore({ dbMiB: 1, chromaMiB: 1 });
+  const env = storeEnv(store);
+  const record = intentRecord(store, "20260101T000000Z", {
+    remote: { snapshot: "20260101T000000Z_0123456789abcdef", location: "s3://bucket/host-1 at http://127.0.0.1:9" },
+  });
+  Deno.writeTextFileSync(join(store.dataDir, INTENT), JSON.stringify(record));
+  const create = await runCli(["create"], { env });
+  assert.equal(create.code, 3, create.stderr);
+  const finish = printedCommand(create.stderr, "finish it with");
+  assert.equal(
+    finish,
+    "atocore-backup restore 20260101T000000Z_0123456789abcdef --from-remote --remote s3://bucket/host-1 " +
+      "--s3-endpoint http://127.0.0.1:9 --identity FILE --confirm-service-stopped",
+    create.stderr,
+  );
+  // as printed, with the identity in place of FILE: the CLI takes every word and goes to that server (none listens)
+  const keys = { AWS_ACCESS_KEY_ID: "AKIAEXAMPLE", AWS_SECRET_ACCESS_KEY: "secret" };
+  using work = tempDir("atocore-intent-s3-");
+  const { keyFile } = ageKeyPair(work.path);
+  const run = await runPrinted(`${finish!.replace("FILE", keyFile)} --stall-timeout 1s`, { ...env, ...keys });
+  assert.doesNotMatch(run.stderr, /not a plain S3 prefix|unknown option|usage/i, run.stderr);
+  assert.match(run.stderr, /s3:\/\/bucket\/host-1 at http:\/\/127\.0\.0\.1:9/, run.stderr);
 });
 
 Deno.test("an unfinished restore is not resumed with the other choice for Chroma: refused, nothing changed", async () => {

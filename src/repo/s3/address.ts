@@ -116,5 +116,19 @@ export function objectUrl(address: S3Address, key: string, query = ""): string {
 /** How the repository is named in messages and local state: `s3://BUCKET/PREFIX`, and the endpoint when custom. */
 export function s3Location(address: S3Address): string {
   const where = `s3://${address.bucket}/${address.prefix.replace(/\/$/, "")}`;
-  return address.customEndpoint ? `${where} at ${address.endpoint}` : where;
+  return address.customEndpoint ? `${where}${ENDPOINT_JOINER}${address.endpoint}` : where;
+}
+
+/** What {@linkcode s3Location} puts between the repository and a custom endpoint. */
+const ENDPOINT_JOINER = " at ";
+
+/**
+ * The flags and values that reach the repository a location names, for a command printed for the operator: an S3
+ * location with an endpoint ({@linkcode s3Location}) is `--remote s3://BUCKET/PREFIX --s3-endpoint URL`, since the
+ * location as a whole is no `--remote`; any other is `--remote LOCATION`.
+ */
+export function locationFlags(location: string): [string, string][] {
+  const at = location.startsWith("s3://") ? location.indexOf(ENDPOINT_JOINER) : -1;
+  if (at < 0) return [["--remote", location]];
+  return [["--remote", location.slice(0, at)], ["--s3-endpoint", location.slice(at + ENDPOINT_JOINER.length)]];
 }
