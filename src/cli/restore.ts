@@ -100,6 +100,8 @@ Options:
   --force                    with --to: restore into a folder that already holds files
   --from-remote              read the snapshot from the off-host repository (needs --identity)
   --scratch-dir DIR          with --from-remote: fetch into DIR (default: beside the target, else system temp)
+  --other-source             with --from-remote: restore over the live store a snapshot another backup folder
+                             pushed (SOURCE in 'remote list'), which is refused otherwise where this one pushed too
 ${REMOTE_HELP}
 ${READ_AUTH_HELP}
 ${TRANSFER_HELP}
@@ -120,6 +122,7 @@ Examples:
     force: { type: "boolean" },
     "from-remote": { type: "boolean" },
     "scratch-dir": { type: "string" },
+    "other-source": { type: "boolean" },
     ...REMOTE_OPTIONS,
     ...AUTH_OPTIONS,
     ...TRANSFER_OPTIONS,
@@ -164,6 +167,7 @@ Examples:
       : await restoreFromRemote(config, source, stamp, {
         ...options,
         scratchParent: scratch === undefined ? undefined : checkedScratch(config, resolve(context.cwd, scratch)),
+        otherSource: Boolean(values["other-source"]),
       });
     await reportLateInterrupt(interrupts.signal, context.reporter, "restore");
     return {
@@ -205,6 +209,7 @@ function checkRemoteFlags(values: CommandFlags<typeof restoreCommand.options>): 
   if (values["from-remote"]) return;
   refuseRemoteFlagsWithout(values, "restore", "--from-remote");
   if (values["scratch-dir"] !== undefined) throw new UsageError("restore: --scratch-dir goes with --from-remote");
+  if (values["other-source"]) throw new UsageError("restore: --other-source goes with --from-remote");
 }
 
 function describe(result: RestoreResult | RemoteRestoreResult, flags: string): string {

@@ -17,7 +17,7 @@ import { AccessDeniedError, type Backend, isUnreachable } from "../repo/backend.
 import { type FetchResult, fetchSnapshot } from "../repo/fetch.ts";
 import { CONFIG_NAME, parseSnapshotKey, refsName, snapshotKeyText } from "../repo/layout.ts";
 import { openRepository } from "../repo/repository.ts";
-import { listSnapshots } from "../repo/snapshots.ts";
+import { listSnapshots, readRefs } from "../repo/snapshots.ts";
 import { snapshotDir, snapshotsDir } from "../snapshot/layout.ts";
 import { isInFuture } from "../snapshot/clock.ts";
 import { isStamp } from "../snapshot/stamp.ts";
@@ -229,12 +229,32 @@ async function repositoryGone(backend: Backend, name: string, error: unknown): P
 }
 
 /**
- * Open the repository and check it against this host's pin (where it pushed there) and the recipients given.
+ * Open the repository and check it against this host's pin (where it pushed there) and the recipients given; this
+ * backup folder's source id there when it pushed there, else `null`.
  *
  * @throws {UsageError} when there is no repository; {@linkcode RefusedError} when it is not the pinned one.
  */
-export async function checkSource(config: Config, source: RemoteSource): Promise<void> {
-  checkPinIfPinned(config, await openRepository(source.backend), source.recipients);
+export async function checkSource(config: Config, source: RemoteSource): Promise<string | null> {
+  return checkPinIfPinned(config, await openRepository(source.backend), source.recipients);
+}
+
+/**
+ * Refuse a live restore of snapshot `name` when its refs name another source than this backup folder's (`own`, from
+ * its pin): in a repository several hosts share, a stamp taken from 'remote list' may be another host's, whose store
+ * would replace this one's. Not where this folder never pushed (`own` null: a rebuilt host restores what it finds),
+ * for refs without a source (pushed before sources existed) or unreadable ones (the fetch says why), nor when allowed.
+ *
+ * @throws {RefusedError} naming both sources and how to restore it all the same.
+ */
+async function refuseOtherSource(backend: Backend, name: string, own: string | null, allowed: boolean): Promise<void> {
+  if (own === null || allowed) return;
+  const refs = await readRefs(backend, parseSnapshotKey(name)!).catch(() => null);
+  if (refs?.source === undefined || refs.source === own) return;
+  throw new RefusedError(
+    `${name} in ${backend.location} was pushed by another backup folder (source ${refs.source}; this one's is ` +
+      `${own}: see SOURCE in 'remote list'), so its store would replace this host's; nothing was changed; give this ` +
+      "host's snapshot, or add --other-source to restore that one here all the same (--to DIR restores it aside)",
+  );
 }
 
 function summarize(location: string, fetched: FetchResult, seconds: number): FetchSummary {
@@ -396,13 +416,14 @@ export async function restoreFromRemote(
   config: Config,
   source: RemoteSource,
   given: string,
-  options: RestoreOptions & { scratchParent?: string },
+  options: RestoreOptions & { scratchParent?: string; otherSource?: boolean },
 ): Promise<RemoteRestoreResult> {
   const to = options.to === undefined ? null : resolve(options.to);
   if (to !== null) checkToFolder(config, to, options.force ?? false);
   else checkLivePaths(config);
-  await checkSource(config, source);
+  const own = await checkSource(config, source);
   const name = await resolveRemoteSnapshot(source.backend, given, { now: new Date(), reporter: options.reporter });
+  if (to === null) await refuseOtherSource(source.backend, name, own, options.otherSource ?? false);
   requireAcknowledgment(config, to, options.confirmServiceStopped);
   const words = (): [string, string] => [
     `restore of ${name} from ${source.backend.location}`,

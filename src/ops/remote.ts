@@ -176,12 +176,18 @@ export function recipientsFrom(settings: RemoteSettings): string[] | undefined {
 
 /**
  * For commands that only read: where this host pinned the repository (by pushing to it), refuse one whose id or
- * recipients changed since, and recipients given that are not the repository's. Nothing is pinned here.
+ * recipients changed since, and recipients given that are not the repository's. Nothing is pinned here. Returns this
+ * backup folder's source id in the repository when it pinned it, else `null`.
  *
  * @throws {RefusedError} as {@linkcode checkIfPinned}, or for recipients given that are not the repository's.
  */
-export function checkPinIfPinned(config: Config, repository: Repository, recipients?: readonly string[]): void {
-  checkIfPinned(config.backupDir.path, repository); // under this spelling of the location, or another of its folder
+export function checkPinIfPinned(
+  config: Config,
+  repository: Repository,
+  recipients?: readonly string[],
+): string | null {
+  // under this spelling of the location, or another of its folder
+  const source = checkIfPinned(config.backupDir.path, repository);
   if (recipients && recipients.length > 0) {
     const given = canonicalRecipients(recipients, "--recipient");
     const actual = repository.config.recipients;
@@ -192,6 +198,7 @@ export function checkPinIfPinned(config: Config, repository: Repository, recipie
       );
     }
   }
+  return source;
 }
 
 function readKeyFile(path: string, what: string): string {

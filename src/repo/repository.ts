@@ -234,14 +234,15 @@ export function checkPin(
 
 /**
  * Check `repository` against what this host pinned for it, under this spelling of its location or another of the
- * same folder, without pinning anything (for the commands that only read, and cleanup); whether a pin was found.
+ * same folder, without pinning anything (for the commands that only read, and cleanup); this backup folder's source id
+ * there when a pin was found, else `null`.
  *
  * @throws {RefusedError} when its id or recipients differ from that pin's.
  */
-export function checkIfPinned(backupDir: string, repository: Repository): boolean {
+export function checkIfPinned(backupDir: string, repository: Repository): string | null {
   const found = findPin(backupDir, repository.backend.location);
   if (found) checkPinned(found, repository.config, repository.backend.location);
-  return found !== null;
+  return found && sourceIdOf(found.pin);
 }
 
 /** A pin found on this host, and its file. */

@@ -18,6 +18,7 @@ import {
   runCliOnTerminal,
   runPrinted,
   skipBecause,
+  storeEnv,
   tempDir,
   tempStore,
 } from "../_helpers.ts";
@@ -706,4 +707,45 @@ Deno.test("remote CLI: the push remote init prints on a terminal runs as printed
   const pushed = await runPrinted(printed, {});
   assert.equal(pushed.code, 0, `${printed}: ${pushed.stderr}`);
   assert.equal((pushed.json as { pushed: { already_pushed: boolean }[] }).pushed[0].already_pushed, false, printed);
+});
+
+Deno.test("remote CLI: a live restore of another backup folder's snapshot in a shared repository is refused (exit 3) unless --other-source; --to and this folder's own restore", async () => {
+  using r = await remoteStore({ dbMiB: 1, chromaMiB: 1 });
+  using other = tempStore({ dbMiB: 1, chromaMiB: 1, seed: 11 });
+  const env = { ...r.envWithIdentity, ATOCORE_BACKUP_IDENTITY_FILE: r.key.keyFile };
+  const mine = await createAndPush(r.env);
+  const theirs = await createAndPush({ ...r.env, ...storeEnv(other) }); // another host's folder, the same repository
+  const before = liveDigest(r.store);
+  const refused = await runCli(["restore", theirs.push.snapshot, "--from-remote", "--confirm-service-stopped"], {
+    env,
+  });
+  assert.equal(refused.code, 3, refused.stderr);
+  assert.match(
+    oneErrorLine(refused, "restore of another folder's snapshot"),
+    new RegExp(
+      `^atocore-backup: error: ${theirs.push.snapshot} in \\S+ was pushed by another backup folder \\(source [0-9a-f]{16}; this one's is [0-9a-f]{16}: .*; nothing was changed; .* add --other-source to restore that one here`,
+    ),
+  );
+  assert.deepEqual(liveDigest(r.store), before, "the live store changed");
+  using work = tempDir("atocore-other-source-");
+  const aside = await runCli(["restore", theirs.push.snapshot, "--from-remote", "--to", join(work.path, "aside")], {
+    env,
+  });
+  assert.equal(aside.code, 0, `--to restores it aside: ${aside.stderr}`);
+  const own = await runCli(["restore", mine.push.snapshot, "--from-remote", "--confirm-service-stopped"], { env });
+  assert.equal(own.code, 0, `this folder's own snapshot: ${own.stderr}`);
+  const allowed = ["restore", theirs.push.snapshot, "--from-remote", "--confirm-service-stopped", "--other-source"];
+  const taken = await runCli(allowed, { env });
+  assert.equal(taken.code, 0, `--other-source: ${taken.stderr}`);
+  assert.deepEqual(
+    contentDigest(liveDigest(r.store), r.store.dataDir, false),
+    contentDigest(liveDigest(other), other.dataDir, false),
+    "the other folder's store is live",
+  );
+  // a folder that never pushed there (a rebuilt host) restores what it finds, as before
+  using fresh = tempStore({ dbMiB: 1, chromaMiB: 1, seed: 12 });
+  const rebuilt = await runCli(["restore", theirs.push.snapshot, "--from-remote", "--confirm-service-stopped"], {
+    env: { ...env, ...storeEnv(fresh) },
+  });
+  assert.equal(rebuilt.code, 0, `a host that never pushed there: ${rebuilt.stderr}`);
 });
