@@ -243,13 +243,20 @@ export async function checkSource(config: Config, source: RemoteSource): Promise
  * its pin): in a repository several hosts share, a stamp taken from 'remote list' may be another host's, whose store
  * would replace this one's. Not where this folder never pushed (`own` null: a rebuilt host restores what it finds),
  * for refs without a source (pushed before sources existed) or unreadable ones (the fetch says why), nor when allowed.
+ * Returns whether it is another's (allowed), which the restore that finishes it needs to be told again.
  *
  * @throws {RefusedError} naming both sources and how to restore it all the same.
  */
-async function refuseOtherSource(backend: Backend, name: string, own: string | null, allowed: boolean): Promise<void> {
-  if (own === null || allowed) return;
+async function refuseOtherSource(
+  backend: Backend,
+  name: string,
+  own: string | null,
+  allowed: boolean,
+): Promise<boolean> {
+  if (own === null) return false;
   const refs = await readRefs(backend, parseSnapshotKey(name)!).catch(() => null);
-  if (refs?.source === undefined || refs.source === own) return;
+  if (refs?.source === undefined || refs.source === own) return false;
+  if (allowed) return true;
   throw new RefusedError(
     `${name} in ${backend.location} was pushed by another backup folder (source ${refs.source}; this one's is ` +
       `${own}: see SOURCE in 'remote list'), so its store would replace this host's; nothing was changed; give this ` +
@@ -423,7 +430,7 @@ export async function restoreFromRemote(
   else checkLivePaths(config);
   const own = await checkSource(config, source);
   const name = await resolveRemoteSnapshot(source.backend, given, { now: new Date(), reporter: options.reporter });
-  if (to === null) await refuseOtherSource(source.backend, name, own, options.otherSource ?? false);
+  const otherSource = to === null && await refuseOtherSource(source.backend, name, own, options.otherSource ?? false);
   requireAcknowledgment(config, to, options.confirmServiceStopped);
   const words = (): [string, string] => [
     `restore of ${name} from ${source.backend.location}`,
@@ -447,7 +454,12 @@ export async function restoreFromRemote(
     const result = await restoreSnapshot(config, fetched.stamp, {
       ...options,
       sourceDir: fetched.sourceDir,
-      remote: { snapshot: name, location: source.backend.location },
+      remote: {
+        snapshot: name,
+        location: source.backend.location,
+        ...(fetched.summary.authenticated ? {} : { unauthenticated: true }),
+        ...(otherSource ? { other_source: true } : {}),
+      },
       moveSources: true,
       verified: fetched.verified,
       integrityChecked: fetched.integrityChecked,

@@ -49,6 +49,10 @@ export interface RestoreIntent {
 export interface RemoteOrigin {
   snapshot: string;
   location: string;
+  /** It was accepted without a MAC (`--allow-unauthenticated`): the restore that finishes it needs the flag too. */
+  unauthenticated?: true;
+  /** It is another backup folder's (`--other-source`): the restore that finishes it needs the flag too. */
+  other_source?: true;
 }
 
 /** A live restore's intent as the run holds it: written before its first change, cleared after its last. */
@@ -217,7 +221,9 @@ function isIntent(value: unknown): value is RestoreIntent {
       (typeof intent.pre_restore_snapshot === "string" && isStamp(intent.pre_restore_snapshot))) &&
     (intent.swap === null || isSwapState(intent.swap)) &&
     (intent.remote === undefined || (typeof intent.remote === "object" && intent.remote !== null &&
-      parseSnapshotKey(String(intent.remote.snapshot)) !== null && typeof intent.remote.location === "string"));
+      parseSnapshotKey(String(intent.remote.snapshot)) !== null && typeof intent.remote.location === "string" &&
+      [undefined, true].includes(intent.remote.unauthenticated) &&
+      [undefined, true].includes(intent.remote.other_source)));
 }
 
 function isAbsolutePath(value: unknown): boolean {
@@ -387,7 +393,9 @@ export function finishOrGoBack(intent: RestoreIntent, config: Config): string {
   const source = intent.remote
     ? `${intent.remote.snapshot} --from-remote${
       locationFlags(intent.remote.location).map(([flag, value]) => ` ${flag} ${quoted(value)}`).join("")
-    } --identity FILE`
+    } --identity FILE${intent.remote.unauthenticated ? " --allow-unauthenticated" : ""}${
+      intent.remote.other_source ? " --other-source" : ""
+    }`
     : intent.stamp;
   // each command unquoted as a whole, ended by a ";" or the line's end as a shell ends it: its words are quoted
   // for a shell (quoted), which runs it as printed

@@ -104,6 +104,29 @@ Deno.test("an unfinished restore from a repository says how to finish it from th
   );
 });
 
+Deno.test("an unfinished restore of a snapshot taken unauthenticated or from another backup folder says to finish it so", async () => {
+  using store = tempStore({ dbMiB: 1, chromaMiB: 1 });
+  const env = storeEnv(store);
+  const remote = { snapshot: "20260101T000000Z_0123456789abcdef", location: "file:///mnt/offsite" };
+  const cases: [Record<string, unknown>, string][] = [
+    [{ unauthenticated: true }, " --allow-unauthenticated"],
+    [{ other_source: true }, " --other-source"],
+    [{ unauthenticated: true, other_source: true }, " --allow-unauthenticated --other-source"],
+  ];
+  for (const [marks, flags] of cases) {
+    const record = intentRecord(store, "20260101T000000Z", { remote: { ...remote, ...marks } });
+    Deno.writeTextFileSync(join(store.dataDir, INTENT), JSON.stringify(record));
+    const create = await runCli(["create"], { env });
+    assert.equal(create.code, 3, create.stderr);
+    assert.equal(
+      printedCommand(create.stderr, "finish it with"),
+      `atocore-backup restore ${remote.snapshot} --from-remote --remote file:///mnt/offsite --identity FILE${flags} ` +
+        "--confirm-service-stopped",
+      create.stderr,
+    );
+  }
+});
+
 Deno.test("an unfinished restore from an S3 server other than AWS says how to finish it in words the CLI takes", async () => {
   using store = tempStore({ dbMiB: 1, chromaMiB: 1 });
   const env = storeEnv(store);
