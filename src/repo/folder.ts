@@ -374,6 +374,7 @@ async function readBounded(
     const code = (error as { code?: unknown }).code;
     if (code === "ENOENT") throw errors.missing();
     if (code === "ELOOP") throw errors.notFile("a symbolic link");
+    if (code === "ENXIO") throw errors.notFile("a socket or a device"); // what open(2) cannot open as a file
     if (code === "EACCES" || code === "EPERM") {
       throw new AccessDeniedError(
         `this user may not read ${path} (permission denied); give it read access to the repository folder (its ` +

@@ -24,6 +24,7 @@ import { type PushResult, pushSnapshot } from "../../src/repo/push.ts";
 import { type VerifyOptions, verifyRepository } from "../../src/repo/verify.ts";
 import { objectNames, type RepoFixture, repoFixture, snapshotOf, updateRows } from "../_repo.ts";
 import { runCli } from "../_helpers.ts";
+import { statOrNull } from "../../src/fs/probe.ts";
 
 /** A fixture with one pushed snapshot. */
 async function pushedFixture(): Promise<{ f: RepoFixture; pushed: PushResult }> {
@@ -415,6 +416,29 @@ Deno.test("remote verify and list: an object replaced by a symbolic link or a FI
     fifo.errors.includes(`${pack}: a symbolic link or special file where objects are, made by hand; remove it`),
     fifo.errors.join("\n"),
   );
+});
+
+Deno.test("remote: a socket in place of a pack is named as the repository's alteration: restore refuses (exit 3), verify says so", async () => {
+  using f = await repoFixture({ dbMiB: 1, chromaMiB: 1 });
+  const { root } = await snapshotOf(f);
+  const pushed = await pushSnapshot(f.config, f.backend, root, f.auth);
+  const pack = (await objectNames(f.backend, "packs/"))[0];
+  Deno.removeSync(join(f.repoDir, pack));
+  const short = join(f.work, "s"); // a socket's path has at most 107 bytes: made there, then moved in place
+  using _socket = Deno.listen({ transport: "unix", path: short }); // open to the end: closing it removes its file
+  Deno.renameSync(short, join(f.repoDir, pack));
+  const altered = `${join(f.repoDir, pack)} is a socket or a device; the repository folder was altered by hand`;
+  const verified = await verifyRepository(f.backend, { identities: [f.identity], readData: true });
+  assert.ok(verified.errors.includes(altered), verified.errors.join("\n"));
+  const env = { ...f.env, ATOCORE_BACKUP_REMOTE: `file://${f.repoDir}`, ATOCORE_BACKUP_IDENTITY_FILE: f.keyFile };
+  const to = join(f.work, "restored");
+  const run = await runCli(["restore", pushed.snapshot, "--from-remote", "--to", to], { env });
+  assert.equal(run.code, 3, run.stderr);
+  const line = run.stderr.trim().split("\n").filter((text) => text.includes("error:"));
+  assert.equal(line.length, 1, run.stderr);
+  assert.ok(line[0].includes(altered), line[0]);
+  assert.doesNotMatch(line[0], /scratch-dir|ENXIO/, "the repository is at fault, not the scratch folder");
+  assert.equal(statOrNull(to), null, "nothing restored");
 });
 
 Deno.test("remote: a .tmp that is a link fails a push with a next step of its own; verify, which never reads it, is clean", async () => {
