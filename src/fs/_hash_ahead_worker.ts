@@ -1,6 +1,7 @@
 /**
- * The worker behind `hash_ahead.ts`: hashes the regular files it is given, one after the other, front to back.
- * In: `{ paths }` once. Out: `{ bytes }` after each chunk read, then `{ digests: [path, sha256][] }`.
+ * The worker behind `hash_ahead.ts`: hashes the regular files it is given, one after the other, front to back, each
+ * only while it has the size given. In: `{ files: { path, size }[] }` once. Out: `{ bytes }` after each chunk read,
+ * then `{ digests: [path, sha256][] }`.
  *
  * @module
  */
@@ -9,26 +10,33 @@ import { createHash } from "node:crypto";
 
 const CHUNK_BYTES = 8 << 20;
 
-/** The SHA-256 of the regular file at `path`, or `null` when it is not one (the caller's own check says what it is). */
-function hashRegular(path: string, buffer: Uint8Array): string | null {
-  if (!Deno.lstatSync(path).isFile) return null; // no link followed, no FIFO opened
+/**
+ * The SHA-256 of the regular file at `path` of `size` bytes, or `null` when it is not one, or not of that size (the
+ * caller's own check says what it is): a file found or grown larger is not read past `size`.
+ */
+function hashRegular(path: string, size: number, buffer: Uint8Array): string | null {
+  const info = Deno.lstatSync(path);
+  if (!info.isFile || info.size !== size) return null; // no link followed, no FIFO opened, no wrong size read
   using file = Deno.openSync(path, { read: true });
   if (!file.statSync().isFile) return null;
   const hash = createHash("sha256");
+  let total = 0;
   while (true) {
     const read = file.readSync(buffer);
-    if (read === null) return hash.digest("hex");
+    if (read === null) return total === size ? hash.digest("hex") : null;
+    total += read;
+    if (total > size) return null;
     hash.update(buffer.subarray(0, read));
     self.postMessage({ bytes: read });
   }
 }
 
-self.onmessage = (event: MessageEvent<{ paths: string[] }>) => {
+self.onmessage = (event: MessageEvent<{ files: { path: string; size: number }[] }>) => {
   const buffer = new Uint8Array(CHUNK_BYTES);
   const digests: [string, string][] = [];
-  for (const path of event.data.paths) {
+  for (const { path, size } of event.data.files) {
     try {
-      const digest = hashRegular(path, buffer);
+      const digest = hashRegular(path, size, buffer);
       if (digest !== null) digests.push([path, digest]);
     } catch {
       // left out: the caller reads this file itself and reports what is wrong with it

@@ -14,11 +14,18 @@ export interface HashesAhead extends Disposable {
   digests(): Promise<ReadonlyMap<string, string>>;
 }
 
+/** A file to hash ahead: its absolute path and the size it should have (the manifest's). */
+export interface FileToHash {
+  path: string;
+  size: number;
+}
+
 /**
- * Start hashing `paths` (absolute) on a worker; `onBytes` is called with each chunk's size as the worker reports it
- * (when this thread's event loop runs).
+ * Start hashing `files` on a worker; `onBytes` is called with each chunk's size as the worker reports it (when this
+ * thread's event loop runs). A file of another size than the one given is left out unread (a sparse file of terabytes
+ * in a snapshot would otherwise be read to its end when its size alone already fails the check).
  */
-export function hashAhead(paths: readonly string[], onBytes?: (bytes: number) => void): HashesAhead {
+export function hashAhead(files: readonly FileToHash[], onBytes?: (bytes: number) => void): HashesAhead {
   let worker: Worker | null = null;
   let outcome: Promise<ReadonlyMap<string, string>>;
   try {
@@ -34,7 +41,7 @@ export function hashAhead(paths: readonly string[], onBytes?: (bytes: number) =>
         resolve(new Map());
       };
     });
-    started.postMessage({ paths });
+    started.postMessage({ files });
   } catch {
     outcome = Promise.resolve(new Map()); // no worker here: the caller hashes every file itself
   }

@@ -235,15 +235,16 @@ export const HASH_AHEAD_FROM_BYTES = 32 << 20;
  * both: side by side they take the longer one's time, not the sum); `null` for a snapshot too small to gain.
  */
 function startHashing(root: string, manifest: unknown, options: ValidateOptions): HashesAhead | null {
-  const paths = filesToHash(manifest, options.verified).map((path) => join(root, path));
-  const sizes = paths.map((path) => sizeOrZero(path));
-  const total = sizes.reduce((sum, size) => sum + size, 0);
+  // a file of another size than recorded already fails the check: it is not read, be it a sparse file of terabytes
+  const files = filesToHash(manifest, options.verified).map(({ path, size }) => ({ path: join(root, path), size }))
+    .filter((file) => sizeOrZero(file.path) === file.size);
+  const total = files.reduce((sum, file) => sum + file.size, 0);
   if (total < HASH_AHEAD_FROM_BYTES) return null;
   let done = 0;
-  return hashAhead(paths, (bytes) => options.onProgress?.(done += bytes, total));
+  return hashAhead(files, (bytes) => options.onProgress?.(done += bytes, total));
 }
 
-/** A file's size for the progress total; 0 when it is missing or under a file (the manifest check names it). */
+/** A file's size on disk, to compare with the recorded one; 0 when it is missing or under a file (the check names it). */
 function sizeOrZero(path: string): number {
   try {
     return Deno.lstatSync(path).size;

@@ -74,15 +74,18 @@ export interface ManifestCheckOptions {
 }
 
 /**
- * The paths (relative to the snapshot) of the files `manifest` lists that a full check hashes: inside the snapshot and
- * not proven already by `verified`.
+ * The files `manifest` lists that a full check hashes, each with its recorded size: the path relative to the snapshot,
+ * inside it, and not proven already by `verified`.
  */
-export function filesToHash(manifest: unknown, verified: ReadonlyMap<string, string> = new Map()): string[] {
+export function filesToHash(
+  manifest: unknown,
+  verified: ReadonlyMap<string, string> = new Map(),
+): { path: string; size: number }[] {
   if (!Array.isArray(manifest)) return [];
   return manifest.flatMap((entry) =>
     typeof entry?.size === "number" && typeof entry.path === "string" && isInside(entry.path) &&
       !verified.has(entry.path)
-      ? [entry.path]
+      ? [{ path: entry.path, size: entry.size }]
       : []
   );
 }

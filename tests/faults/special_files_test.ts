@@ -1,5 +1,5 @@
 /**
- * Special files in a backup folder (issue 10, point 22): a FIFO, a device link or a huge file in place of a file the
+ * Special files in a backup folder (issue 10, point 22): a FIFO, a device link or a huge (sparse) file in place of a file the
  * tool reads must never block or exhaust list, validate or drill; each is reported and the others still are.
  */
 import assert from "node:assert/strict";
@@ -90,6 +90,24 @@ Deno.test("metadata that links to /dev/zero or is over 64 MiB is not read: list 
     ["metadata_unreadable: not a regular file (symbolic link)"],
     [`metadata_unreadable: larger than ${64 << 20} bytes, not read`],
   ]);
+});
+
+Deno.test("a Chroma file of a snapshot made a sparse file of 8 TiB: validate and drill end naming its size, unread", async () => {
+  using store = tempStore({ dbMiB: 1, chromaMiB: 1 });
+  const env = storeEnv(store);
+  const stamp = await createdStamp(env, ["--chroma"]);
+  const chroma = join(store.backupDir, "snapshots", stamp, "chroma");
+  const segment = [...Deno.readDirSync(chroma)].find((entry) => entry.isDirectory)!.name;
+  const name = [...Deno.readDirSync(join(chroma, segment))].find((entry) => entry.isFile)!.name;
+  const file = join(chroma, segment, name);
+  const recorded = Deno.statSync(file).size;
+  Deno.truncateSync(file, 2 ** 43); // sparse: costs no disk, but hours to read to its end
+  const expected = `manifest_size_mismatch (recorded ${recorded}, found ${2 ** 43}): chroma/${segment}/${name}`;
+  const run = await runGuarded(["validate", stamp], env);
+  assert.equal(run.code, 1, run.stderr);
+  assert.deepEqual((run.json as Validated).errors, [expected]);
+  const drill = await runGuarded(["drill", stamp], env);
+  assert.equal(drill.code, 1, drill.stderr);
 });
 
 Deno.test("a FIFO in place of the registry, database or a Chroma file of a snapshot: validate ends and names it", async () => {

@@ -24,13 +24,32 @@ Deno.test("hashAhead: regular files hashed as on this thread; a link, a FIFO, a 
   const fifo = await new Deno.Command("mkfifo", { args: [path("fifo")] }).output();
   assert.equal(fifo.code, 0, "mkfifo");
   let reported = 0;
-  using ahead = hashAhead(["big", "small", "empty", "link", "fifo", "folder", "missing"].map(path), (bytes) => {
+  const names = ["big", "small", "empty", "link", "fifo", "folder", "missing"];
+  const sizes: Record<string, number> = { big: 20 << 20, small: 4 };
+  using ahead = hashAhead(names.map((name) => ({ path: path(name), size: sizes[name] ?? 0 })), (bytes) => {
     reported += bytes;
   });
   const digests = await ahead.digests();
   assert.deepEqual([...digests.keys()].sort(), ["big", "empty", "small"].map(path).sort());
   for (const [file, digest] of digests) assert.equal(digest, sha256File(file), file);
   assert.equal(reported, (20 << 20) + 4, "progress counts every byte read");
+});
+
+Deno.test("hashAhead: a file of another size than the one given is left out unread, a sparse file of a TiB too", async () => {
+  using root = tempDir();
+  const path = (name: string) => join(root.path, name);
+  Deno.writeTextFileSync(path("small"), "rows");
+  Deno.writeTextFileSync(path("grown"), "rows and more");
+  using sparse = Deno.openSync(path("sparse"), { write: true, create: true });
+  sparse.truncateSync(2 ** 40); // read to its end, a TiB of zeros would keep the worker busy for many minutes
+  let reported = 0;
+  const files = [{ path: path("small"), size: 4 }, { path: path("grown"), size: 4 }, { path: path("sparse"), size: 4 }];
+  using ahead = hashAhead(files, (bytes) => {
+    reported += bytes;
+  });
+  const digests = await ahead.digests();
+  assert.deepEqual([...digests.keys()], [path("small")]);
+  assert.equal(reported, 4, "no byte of a file of another size is read");
 });
 
 Deno.test("validate: a snapshot past the hash-ahead threshold is hashed beside its integrity checks, a changed file named", async () => {
