@@ -427,7 +427,22 @@ export function refuseUnfinishedRestore(config: Config): void {
   );
 }
 
-/** A path (or another value) as a shell word, for a command printed for the operator to run. */
+/**
+ * A path (or another value) as a shell word, for a command printed for the operator to run. One holding a control
+ * character (a line break) is written `$'…'` with escapes, which bash and zsh turn back into those bytes: the message
+ * stays one line, where the escape a message shows in its place would reach the command as a backslash and a letter.
+ */
 export function quoted(path: string): string {
-  return /^[\w./@%+=:,-]+$/.test(path) ? path : `'${path.replaceAll("'", `'\\''`)}'`;
+  if (/^[\w./@%+=:,-]+$/.test(path)) return path;
+  // deno-lint-ignore no-control-regex
+  if (!/[\x00-\x1f\x7f-\x9f]/.test(path)) return `'${path.replaceAll("'", `'\\''`)}'`;
+  // deno-lint-ignore no-control-regex
+  return `$'${path.replace(/[\\'\x00-\x1f\x7f-\x9f]/g, ansiEscape)}'`;
+}
+
+/** One character of a `$'…'` word: `\\`, `\'`, `\n`, `\t`, `\r`, or its UTF-8 bytes as `\xHH`. */
+function ansiEscape(char: string): string {
+  const named: Record<string, string> = { "\\": "\\\\", "'": "\\'", "\n": "\\n", "\t": "\\t", "\r": "\\r" };
+  if (char in named) return named[char];
+  return [...new TextEncoder().encode(char)].map((byte) => `\\x${byte.toString(16).padStart(2, "0")}`).join("");
 }

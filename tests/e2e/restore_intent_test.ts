@@ -365,9 +365,16 @@ Deno.test("a restore killed part way records what it needs in the backup folder:
   );
 });
 
-Deno.test("the commands that finish or undo an unfinished restore run in a shell as printed (paths with a space, a quote)", async () => {
+for (const [what, folder] of [["a space, a quote", "with spaces, and a quote's"], ["a line break", "two\nlines"]]) {
+  Deno.test(`the commands that finish or undo an unfinished restore run in a shell as printed (paths with ${what})`, async () => {
+    await printedCommandsRun(folder);
+  });
+}
+
+/** Leave a restore unfinished in a store under `folder`, then run each command create prints to finish or undo it. */
+async function printedCommandsRun(folder: string): Promise<void> {
   using work = tempDir("atocore-intent-printed-");
-  const store = makeSampleStore(join(work.path, "with spaces, and a quote's"), { dbMiB: 1, chromaMiB: 1 });
+  const store = makeSampleStore(join(work.path, folder), { dbMiB: 1, chromaMiB: 1 });
   const flags = ["--db", store.db, "--backup-dir", store.backupDir, "--registry", store.registry];
   flags.push("--chroma-dir", store.chromaDir);
   const stamp = await createdStamp({}, ["--chroma", ...flags]);
@@ -384,4 +391,4 @@ Deno.test("the commands that finish or undo an unfinished restore run in a shell
     assert.equal((run.json as { stamp: string }).stamp, way.startsWith("finish") ? stamp : pre, printed);
     assert.ok(!entryNames(store.dataDir).includes(INTENT), `${printed} did not finish the restore`);
   }
-});
+}
