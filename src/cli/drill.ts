@@ -153,10 +153,12 @@ type Values = CommandFlags<typeof drillCommand.options>;
  */
 function checkedJunit(values: Values, context: CommandContext): string | null {
   if (values.junit === undefined || values.junit === "") return null;
-  const junit = outputPath(context.cwd, values.junit);
+  const junit = outputPath(context.cwd, values.junit, "junit");
   requireWritableOutput("junit", junit, storeConfigOrNull(values, context), folderRepositoryOrNull(values, context));
   const metrics = values["metrics-file"];
-  if (metrics !== undefined && metrics !== "" && isSameOrInside(outputPath(context.cwd, metrics), junit)) {
+  if (
+    metrics !== undefined && metrics !== "" && isSameOrInside(outputPath(context.cwd, metrics, "metrics-file"), junit)
+  ) {
     throw new UsageError(
       `--junit and --metrics-file name the same file ${junit}: the metrics would overwrite the report; ` +
         "nothing was done; give each its own file",
@@ -310,7 +312,7 @@ async function sample(values: Values, context: CommandContext): Promise<Outcome>
  */
 function writeJunit(values: Values, context: CommandContext, result: DrillResult): void {
   if (values.junit === undefined) return;
-  const path = outputPath(context.cwd, values.junit);
+  const path = outputPath(context.cwd, values.junit, "junit");
   try {
     writeFileAtomic(path, renderJunit(result, context.now));
   } catch (error) {

@@ -5,7 +5,8 @@
  * @module
  */
 import { resolve } from "node:path";
-import { describeOsError, UsageError } from "../errors.ts";
+import { describeOsError, RefusedError, UsageError } from "../errors.ts";
+import { foreignLinkOnTheWay } from "../fs/foreign_link.ts";
 import { checkCanReplace } from "../fs/durable.ts";
 import { realPathAsFarAsExists } from "../fs/real_path.ts";
 import { type MetricsOperation, writeMetrics } from "../report/metrics.ts";
@@ -52,7 +53,7 @@ export async function withMetrics(
 ): Promise<Outcome> {
   const path = values["metrics-file"];
   if (path === undefined) return await run();
-  const target = outputPath(context.cwd, path);
+  const target = outputPath(context.cwd, path, "metrics-file");
   requireWritableOutput(
     "metrics-file",
     target,
@@ -159,9 +160,21 @@ export function storeConfigOrNull(values: FlagValues<typeof PATH_OPTIONS>, conte
 }
 
 /**
- * Where an output file given as `path` is written: a symbolic link there (an exporter's file kept elsewhere) is written
- * through, so the link stays and its file is the one replaced.
+ * Where an output file given as `path` (by `--flag`) is written: a symbolic link there (an exporter's file kept
+ * elsewhere) is written through, so the link stays and its file is the one replaced; but not another user's link to
+ * what that user does not own, which would have a root run replace any file.
+ *
+ * @throws {RefusedError} naming the link, its owner and what it leads to.
  */
-export function outputPath(cwd: string, path: string): string {
-  return realPathAsFarAsExists(resolve(cwd, path));
+export function outputPath(cwd: string, path: string, flag: string): string {
+  const given = resolve(cwd, path);
+  const found = foreignLinkOnTheWay(given, true);
+  if (found !== null) {
+    throw new RefusedError(
+      `--${flag} ${given} leads through the symbolic link ${found.link}, owned by uid ${found.linkOwner}, to ` +
+        `${found.leadsTo}, owned by uid ${found.targetOwner}; a link is followed only when root, this run's user or ` +
+        "the owner of what it leads to owns it; nothing was done; give a path without it, or have root make the link",
+    );
+  }
+  return realPathAsFarAsExists(given);
 }

@@ -120,3 +120,43 @@ Deno.test("a root create or restore refuses the service user's link at the datab
   assert.deepEqual(entryNames(outside.path), ["secret.db"]);
   assert.deepEqual(entryNames(join(store.backupDir, "snapshots")), snapshots, "a snapshot was made");
 });
+
+Deno.test("a root drill or create does not write its --junit or --metrics-file through the service user's link to a root file", async () => {
+  if (Deno.uid() !== 0) return skipBecause("not root: the links' owners cannot be set");
+  using store = tempStore({ dbMiB: 1, chromaMiB: 1, segments: 1 });
+  using outside = tempDir("atocore-root-only-"); // root's, as /etc is
+  using reports = tempDir("atocore-reports-"); // the service user's folder, where a CI job writes its reports
+  const env = storeEnv(store);
+  await createdStamp(env);
+  chownToNobody(reports.path);
+  const secret = join(outside.path, "secret");
+  Deno.writeTextFileSync(secret, "root only", { mode: 0o600 });
+  const linked = join(reports.path, "linked.xml");
+  Deno.symlinkSync(secret, linked);
+  lchownSync(linked, NOBODY_UID, NOBODY_UID);
+  const dangling = join(reports.path, "dangling.prom"); // to a file not made yet, in root's folder
+  Deno.symlinkSync(join(outside.path, "made"), dangling);
+  lchownSync(dangling, NOBODY_UID, NOBODY_UID);
+  const runs: [string[], string, string][] = [
+    [["drill", "--latest", "--junit", linked], "junit", linked],
+    [["drill", "--latest", "--metrics-file", dangling], "metrics-file", dangling],
+    [["create", "--metrics-file", linked], "metrics-file", linked],
+  ];
+  for (const [args, flag, path] of runs) {
+    const run = await runCli(args, { env });
+    assert.equal(run.code, 3, `${args.join(" ")}: ${run.stderr}`);
+    assert.match(
+      run.stderr.trim(),
+      new RegExp(
+        `^atocore-backup: error: --${flag} ${path} leads through the symbolic link ${path}, owned by uid ` +
+          `${NOBODY_UID}, to .*, owned by uid 0; .*nothing was done`,
+      ),
+    );
+  }
+  assert.equal(Deno.readTextFileSync(secret), "root only", "the link's target was written");
+  assert.deepEqual(entryNames(outside.path), ["secret"], "a file was made through the dangling link");
+  const own = join(reports.path, "drill.xml"); // a plain path in the same folder is written as before
+  const drill = await runCli(["drill", "--latest", "--junit", own], { env });
+  assert.equal(drill.code, 0, drill.stderr);
+  assert.match(Deno.readTextFileSync(own), /<testsuites /);
+});
