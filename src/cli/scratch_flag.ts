@@ -5,19 +5,30 @@
  * @module
  */
 import type { Config } from "../config.ts";
-import { UsageError } from "../errors.ts";
+import { RefusedError, UsageError } from "../errors.ts";
+import { foreignLinkOnTheWay } from "../fs/foreign_link.ts";
 import { statThroughFilesOrNull } from "../fs/probe.ts";
 import { isSameOrInside } from "../fs/real_path.ts";
 import { outputOverlap } from "../path_overlap.ts";
 
 /**
  * `--scratch-dir` as given, once it is known to lie outside the store and the backup folder: the command makes its
- * folder there (kept with a drill's `--keep`), where `list`, cleanup or a restore would find it.
+ * folder there (kept with a drill's `--keep`), where `list`, cleanup or a restore would find it; and not to lead
+ * through another user's link to what that user does not own, where a root run would fill a folder that user may not.
  *
  * @throws {UsageError} naming what it lies in.
+ * @throws {RefusedError} naming the link.
  */
 export function checkedScratch(config: Config, scratch: string): string {
   statThroughFilesOrNull(scratch); // a loop or an overlong name throws here, named with the flag, not as a drill's check
+  const link = foreignLinkOnTheWay(scratch, true);
+  if (link !== null) {
+    throw new RefusedError(
+      `--scratch-dir ${scratch} leads through the symbolic link ${link.link}, owned by uid ${link.linkOwner}, to ` +
+        `${link.leadsTo}, owned by uid ${link.targetOwner}; a link is followed only when root, this run's user or ` +
+        "the owner of what it leads to owns it; nothing was done; give a path without it, or have root make the link",
+    );
+  }
   const backup = config.backupDir.path;
   const overlap = outputOverlap(config, scratch) ??
     (isSameOrInside(scratch, backup) ? `the backup folder ${backup}, where a scratch copy may not go` : null);

@@ -122,6 +122,9 @@ Deno.test("a root create or restore refuses the service user's link at the datab
 });
 
 Deno.test("a root drill or create does not write its --junit or --metrics-file through the service user's link to a root file", async () => {
+});
+
+Deno.test("a root drill or create does not write its --junit, --metrics-file or scratch copy through the service user's link to root's file or folder", async () => {
   if (Deno.uid() !== 0) return skipBecause("not root: the links' owners cannot be set");
   using store = tempStore({ dbMiB: 1, chromaMiB: 1, segments: 1 });
   using outside = tempDir("atocore-root-only-"); // root's, as /etc is
@@ -137,10 +140,14 @@ Deno.test("a root drill or create does not write its --junit or --metrics-file t
   const dangling = join(reports.path, "dangling.prom"); // to a file not made yet, in root's folder
   Deno.symlinkSync(join(outside.path, "made"), dangling);
   lchownSync(dangling, NOBODY_UID, NOBODY_UID);
+  const linkedFolder = join(reports.path, "scratch"); // to root's folder, which a kept scratch copy would fill
+  Deno.symlinkSync(outside.path, linkedFolder);
+  lchownSync(linkedFolder, NOBODY_UID, NOBODY_UID);
   const runs: [string[], string, string][] = [
     [["drill", "--latest", "--junit", linked], "junit", linked],
     [["drill", "--latest", "--metrics-file", dangling], "metrics-file", dangling],
     [["create", "--metrics-file", linked], "metrics-file", linked],
+    [["drill", "--latest", "--keep", "--scratch-dir", linkedFolder], "scratch-dir", linkedFolder],
   ];
   for (const [args, flag, path] of runs) {
     const run = await runCli(args, { env });
