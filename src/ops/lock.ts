@@ -11,6 +11,7 @@ import { ensureDir, FILE_MODE } from "../fs/durable.ts";
 import { giveEntriesLike } from "../fs/give_tree.ts";
 import { isDirectory, lstatOrNull, statOrNull } from "../fs/probe.ts";
 import { notAFolder } from "./own_folders.ts";
+import { refuseForeignLinks } from "./live_links.ts";
 import { lockPath } from "../snapshot/layout.ts";
 
 /** A held lock; release it with `using` or {@linkcode OperationLock.release}. */
@@ -27,11 +28,13 @@ export interface OperationLock extends Disposable {
  * @throws {LockedError} naming the holder when another operation holds the lock.
  * @throws {UsageError} when the backup folder is a file (or anything but a folder).
  * @throws {RefusedError} when the lock file is a symbolic link (it is never followed: the lock empties its file) or
- *   not a regular file.
+ *   not a regular file, or the folder leads through another user's link to what that user does not own.
  * @throws {OperationError} naming the lock file when the folder cannot be made, the file opened (permissions) or
  *   locked at all (a filesystem that keeps no locks).
  */
 export function acquireLock(backupDir: string, operation: string): OperationLock {
+  // a root run writes and removes snapshots where the folder leads: never through the service user's link to root's
+  refuseForeignLinks([backupDir], operation);
   const path = lockPath(backupDir);
   let file: Deno.FsFile;
   let home: Deno.FileInfo | null = null;

@@ -167,3 +167,29 @@ Deno.test("a root drill or create does not write its --junit, --metrics-file or 
   assert.equal(drill.code, 0, drill.stderr);
   assert.match(Deno.readTextFileSync(own), /<testsuites /);
 });
+
+Deno.test("a root create or cleanup refuses a backup folder that is the service user's link to root's folder, writing nothing there", async () => {
+  if (Deno.uid() !== 0) return skipBecause("not root: the links' owners cannot be set");
+  using store = tempStore({ dbMiB: 1, chromaMiB: 1, segments: 1 });
+  using outside = tempDir("atocore-root-only-"); // root's own backups, say
+  const env = storeEnv(store);
+  const stamp = await createdStamp(env);
+  Deno.renameSync(join(store.backupDir, "snapshots"), join(outside.path, "snapshots"));
+  chownToNobody(store.dataDir);
+  Deno.removeSync(store.backupDir, { recursive: true });
+  Deno.symlinkSync(outside.path, store.backupDir);
+  lchownSync(store.backupDir, NOBODY_UID, NOBODY_UID);
+  for (const args of [["create"], ["cleanup", "--confirm"], ["restore", stamp, "--confirm-service-stopped"]]) {
+    const run = await runCli(args, { env });
+    assert.equal(run.code, 3, `${args[0]}: ${run.stderr}`);
+    assert.match(
+      run.stderr.trim(),
+      new RegExp(
+        `^atocore-backup: error: ${args[0]} refused: ${store.backupDir} leads through the symbolic link ` +
+          `${store.backupDir}, owned by uid ${NOBODY_UID}, to ${outside.path}, owned by uid 0; .*nothing was changed`,
+      ),
+    );
+    assert.deepEqual(entryNames(outside.path), ["snapshots"], `${args[0]} wrote in root's folder`);
+    assert.deepEqual(entryNames(join(outside.path, "snapshots")), [stamp], `${args[0]} changed root's snapshots`);
+  }
+});
