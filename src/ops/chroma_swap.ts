@@ -334,13 +334,14 @@ function failedSwap(
  * @returns How many old entries were moved back.
  */
 function undoSwap(folder: HeldChroma, state: SwapState, record: RecordSwap): number {
+  // The old entries' folder is held (and found to be the one made) first: one that is not stops this before any change.
+  using old = folder.aside(state.old, false);
   if (state.phase === "moving-new-in") {
     // Every old entry was moved aside before this phase was recorded: what the folder shows now is new.
     for (const name of chromaEntryNames(folder.names())) folder.remove(name);
     folder.sync();
     record({ ...state, phase: "moving-old-aside" });
   }
-  using old = folder.aside(state.old, false);
   const names = old === null ? [] : folder.names(old);
   for (const name of names) {
     // Nothing else is in the folder under the same name in this phase; a rename would replace a file silently.

@@ -105,3 +105,23 @@ Deno.test("an unfinished swap recorded by an older version, with no folder ident
   killedSwap(store, stamp, false);
   await assertSettled(store, stamp);
 });
+
+Deno.test("an unfinished swap whose folder of old entries is not the one it made stops the restore before any entry goes", async () => {
+  using store = tempStore({ dbMiB: 1, chromaMiB: 1 });
+  const stamp = await createdStamp(storeEnv(store));
+  killedSwap(store, stamp);
+  const old = join(store.chromaDir, OLD);
+  const kept = `${store.chromaDir}-old-kept`;
+  Deno.renameSync(old, kept);
+  Deno.symlinkSync(kept, old); // a link where the old entries were: nothing is moved through it
+  const before = treeDigest(store.chromaDir);
+  const run = await runCli(["restore", stamp, "--confirm-service-stopped"], { env: storeEnv(store) });
+  assert.equal(run.code, 1, run.stderr);
+  assert.match(run.stderr, new RegExp(`${OLD} is not the folder this restore made`));
+  assert.match(run.stderr, /this run changed none of the store's data/);
+  assert.deepEqual(treeDigest(store.chromaDir), before, "the Chroma folder changed, though the run says it did not");
+  assert.ok(entryNames(store.chromaDir).includes("new-entry.bin"), "an entry moved in was removed");
+  Deno.removeSync(old);
+  Deno.renameSync(kept, old);
+  await assertSettled(store, stamp);
+});
