@@ -102,13 +102,13 @@ export class HeldChroma implements Disposable {
       throw error;
     }
     const calls = this.calls;
-    let ours = false;
+    let owner: number | null = null;
     try {
-      ours = calls.ownerOf(fd, shown) === calls.user();
+      owner = calls.ownerOf(fd, shown);
     } finally {
-      if (!ours) calls.close(fd);
+      if (owner !== calls.user()) calls.close(fd);
     }
-    if (!ours) throw notOurs(shown);
+    if (owner !== calls.user()) throw make ? notOurs(shown) : notThisUsers(shown, owner);
     return { name, fd, path: shown, [Symbol.dispose]: () => calls.close(fd) };
   }
 
@@ -188,6 +188,18 @@ function changedFolder(path: string): Error {
   return new Error(
     `the Chroma folder ${path} is no longer the folder this restore checked (moved, replaced, or swapped for a link ` +
       "since): nothing is done through it",
+  );
+}
+
+/**
+ * The error for a folder of an earlier, unfinished restore owned by another user: a restore run as root made it, and
+ * its entries (the old Chroma's, maybe the only live copy) stay until that user runs the restore again.
+ */
+function notThisUsers(path: string, owner: number | null): Error {
+  return new Error(
+    `${path} belongs to uid ${owner}, not to this run's user: the unfinished restore was run as that user (or another ` +
+      "user put a folder there), and nothing is done through it; run the restore again as that user (keep the " +
+      "folder: it may hold the only live copy of the old Chroma entries), or look at who writes the Chroma folder",
   );
 }
 

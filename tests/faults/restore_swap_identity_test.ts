@@ -7,7 +7,7 @@ import assert from "node:assert/strict";
 import { join } from "node:path";
 import { createdStamp, runCli, skipBecause, storeEnv, tempDir, tempStore } from "../_helpers.ts";
 import { bindMount } from "../_mount.ts";
-import { entryNames, treeDigest } from "../_faults.ts";
+import { chownToNobody, entryNames, treeDigest, unprivilegedCli } from "../_faults.ts";
 import type { SampleStore } from "../../scripts/sample_store.ts";
 
 const INTENT = ".atocore.db.restore-intent.json";
@@ -124,4 +124,24 @@ Deno.test("an unfinished swap whose folder of old entries is not the one it made
   Deno.removeSync(old);
   Deno.renameSync(kept, old);
   await assertSettled(store, stamp);
+});
+
+Deno.test("an unfinished swap a root restore left is not undone by the service user's restore, which says to run it as root", async () => {
+  using store = tempStore({ dbMiB: 1, chromaMiB: 1 });
+  const stamp = await createdStamp(storeEnv(store));
+  const cli = unprivilegedCli();
+  if (typeof cli === "string") return skipBecause(cli);
+  using nobody = cli;
+  chownToNobody(store.dataDir); // the service user's store and backups
+  killedSwap(store, stamp); // by root: its folder of old entries is root's
+  const before = treeDigest(store.chromaDir);
+  const run = await nobody.run(["restore", stamp, "--confirm-service-stopped"], storeEnv(store));
+  assert.equal(run.code, 1, run.stderr);
+  assert.match(
+    run.stderr,
+    new RegExp(`${OLD} belongs to uid 0, not to this run's user: .*run the restore again as that user`),
+  );
+  assert.match(run.stderr, /this run changed none of the store's data/);
+  assert.deepEqual(treeDigest(store.chromaDir), before, "the Chroma folder changed");
+  await assertSettled(store, stamp); // root's run settles it
 });
