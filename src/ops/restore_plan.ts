@@ -19,6 +19,7 @@ import { CHROMA_DB_FILE } from "../snapshot/chroma.ts";
 import { type FolderIdentity, folderIdentity } from "./chroma_folder.ts";
 import { targetsUnder } from "./to_layout.ts";
 import { ManifestProof } from "./restore_proof.ts";
+import { refuseForeignLinks } from "./live_links.ts";
 import { unreadableSnapshotText, validateSnapshot, type ValidationResult } from "./validate.ts";
 
 /** Where each part of the snapshot comes from; `chroma` is `null` when Chroma is not restored. */
@@ -47,7 +48,8 @@ export interface RestorePlan {
 
 /**
  * Refuse, before any other work, a `to` that is not a folder (exit 2: a file, or a path through a file), one that
- * overlaps the live store or the backup folder (exit 3), and, without `force`, a folder that already holds entries
+ * overlaps the live store or the backup folder or leads through another user's link to what that user does not own
+ * (exit 3), and, without `force`, a folder that already holds entries
  * (exit 3): the restore would replace a database there without a word. A folder that does not exist yet is fine.
  */
 export function checkToFolder(config: Config, to: string, force: boolean): void {
@@ -69,6 +71,7 @@ export function checkToFolder(config: Config, to: string, force: boolean): void 
       `--to ${to} overlaps ${overlap} (live store or backups); nothing was changed; give a folder of its own`,
     );
   }
+  refuseForeignLinks([to], "restore"); // a root run would fill a folder the link's owner may not write
   const names = entriesOrNone(to).map((entry) => entry.name).sort();
   if (force || names.length === 0) return;
   const shown = names.slice(0, 3).join(", ") + (names.length > 3 ? `, and ${names.length - 3} more` : "");

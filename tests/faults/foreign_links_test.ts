@@ -193,3 +193,28 @@ Deno.test("a root create or cleanup refuses a backup folder that is the service 
     assert.deepEqual(entryNames(join(outside.path, "snapshots")), [stamp], `${args[0]} changed root's snapshots`);
   }
 });
+
+Deno.test("a root restore --to refuses a folder reached through the service user's link to root's folder, writing nothing there", async () => {
+  if (Deno.uid() !== 0) return skipBecause("not root: the links' owners cannot be set");
+  using store = tempStore({ dbMiB: 1, chromaMiB: 1, segments: 1 });
+  using outside = tempDir("atocore-root-only-"); // root's, empty
+  using shared = tempDir("atocore-shared-"); // the service user's
+  const env = storeEnv(store);
+  const stamp = await createdStamp(env);
+  chownToNobody(shared.path);
+  const link = join(shared.path, "restored");
+  Deno.symlinkSync(outside.path, link);
+  lchownSync(link, NOBODY_UID, NOBODY_UID);
+  for (const to of [link, join(link, "inside")]) {
+    const run = await runCli(["restore", stamp, "--to", to, "--force"], { env });
+    assert.equal(run.code, 3, run.stderr);
+    assert.match(
+      run.stderr.trim(),
+      new RegExp(
+        `^atocore-backup: error: restore refused: ${to} leads through the symbolic link ${link}, owned by uid ` +
+          `${NOBODY_UID}, to ${outside.path}, owned by uid 0; .*nothing was changed`,
+      ),
+    );
+    assert.deepEqual(entryNames(outside.path), [], "the store was restored into root's folder");
+  }
+});
