@@ -6,6 +6,8 @@
  * @module
  */
 import { copyModeFrom } from "./durable.ts";
+import { copyReachedFile } from "./reached_copy.ts";
+import { reachedFile } from "./reached_file.ts";
 import { join } from "node:path";
 
 /** One entry of a tree, seen with `lstat`. */
@@ -63,6 +65,7 @@ export function copyEntries(
 ): CopyTotals {
   const total = entries.reduce((sum, entry) => sum + (entry.kind === "file" ? entry.size : 0), 0);
   const totals = { files: 0, bytes: 0 };
+  const root = realRoot(source);
   const folders: string[] = [];
   for (const entry of entries) {
     const from = join(source, entry.path);
@@ -73,7 +76,7 @@ export function copyEntries(
     } else if (entry.kind === "symlink") {
       Deno.symlinkSync(Deno.readLinkSync(from), to);
     } else if (entry.kind === "file") {
-      Deno.copyFileSync(from, to);
+      copyReachedFile(from, join(root, entry.path), to); // never a file a link put there since the walk
       copyModeFrom(from, to); // less any write permission for group and others
       const info = Deno.statSync(to);
       if (entry.mtimeMs !== null) Deno.utimeSync(to, info.atime ?? new Date(), new Date(entry.mtimeMs));
@@ -85,6 +88,11 @@ export function copyEntries(
   // each folder as open to others as its source, once filled (one without write permission could not be filled)
   for (const path of folders.reverse()) copyModeFrom(join(source, path), join(target, path));
   return totals;
+}
+
+/** The real path of the tree's root `source`, as its files are reached (links judged); as given without libc's calls. */
+function realRoot(source: string): string {
+  return reachedFile(source)?.path ?? source;
 }
 
 /**
