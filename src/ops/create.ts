@@ -5,7 +5,7 @@
  *
  * @module
  */
-import { basename, join, relative } from "node:path";
+import { basename, dirname, join, relative } from "node:path";
 import { describeOsError, isDiskFull, OperationError, RefusedError, ToolError, UsageError } from "../errors.ts";
 import {
   copyModeFrom,
@@ -13,11 +13,11 @@ import {
   FILE_MODE,
   FOLDER_MODE,
   removeQuietly,
-  renameDurable,
   syncFileLater,
   syncTree,
 } from "../fs/durable.ts";
 import { followFile } from "../fs/follow_hash.ts";
+import { moveBetweenFolders, NotPlainFolderError } from "../fs/move_between.ts";
 import { exists, lstatOrNull, statOrNull, statThroughFilesOrNull } from "../fs/probe.ts";
 import { kindOf } from "../fs/regular_file.ts";
 import { changedPaths, copyEntries, type CopyTotals, walkTree } from "../fs/tree.ts";
@@ -203,27 +203,45 @@ function planSnapshot(config: Config, now: Date): SnapshotTarget {
 function setAsideInvalid(target: SnapshotTarget, errors: string[], reporter: Reporter): never {
   const aside = failedDir(target.backupDir, target.stamp);
   giveTreeLike(target.staged.root, target.backupDir); // the service's user's cleanup removes it in time
-  ensureDir(join(aside, ".."));
-  renameDurable(target.staged.root, aside);
+  const failure = `snapshot ${target.stamp} failed validation (${errors.join("; ")})`;
+  moveOutOfStaging(target, aside, `${failure}; not kept aside, nothing was published`);
   reporter.event("warning", "post_backup_validation_failed", { backup_root: aside, errors });
-  throw new OperationError(
-    `snapshot ${target.stamp} failed validation (${
-      errors.join("; ")
-    }); kept aside at ${aside}, not published; fix the source and run create again`,
-  );
+  throw new OperationError(`${failure}; kept aside at ${aside}, not published; fix the source and run create again`);
 }
 
 /** Publish the staged snapshot with one rename, never over a snapshot already there. */
 function publish(target: SnapshotTarget): void {
-  const finalRoot = target.published.root;
-  ensureDir(join(finalRoot, ".."));
   ensureDir(trashRoot(target.backupDir)); // made now: a cleanup on a disk that filled later must not need room for it
-  if (exists(finalRoot)) {
-    throw new OperationError(
+  moveOutOfStaging(target, target.published.root, "nothing was published", (finalRoot) =>
+    new OperationError(
       `snapshot already exists, not overwritten: ${finalRoot}; another program wrote it this second; run create again`,
+    ));
+}
+
+/**
+ * Move the staged snapshot to `destination` (in `snapshots/` or `failed/`) by name between `.staging` and that folder,
+ * each opened from the backup folder never through a link: one swapped for a link since create's checks is refused
+ * (`refused` saying what that leaves), and nothing moves into the link's target (`refuseExisting`: see
+ * {@linkcode moveBetweenFolders}).
+ *
+ * @throws {UsageError} naming the folder that is a link.
+ */
+function moveOutOfStaging(
+  target: SnapshotTarget,
+  destination: string,
+  refused: string,
+  refuseExisting?: (path: string) => Error,
+): void {
+  try {
+    const backupDir = dirname(snapshotsDir(target.backupDir)); // as `join` wrote it into the two paths
+    moveBetweenFolders(backupDir, target.staged.root, destination, { refuseExisting });
+  } catch (error) {
+    if (!(error instanceof NotPlainFolderError)) throw error;
+    throw new UsageError(
+      `${error.message}: another program swapped it since create checked it; ${refused}; make it a plain folder of ` +
+        `the backup folder again, then run create again`,
     );
   }
-  renameDurable(target.staged.root, finalRoot);
 }
 
 /**

@@ -6,11 +6,12 @@
  */
 import { basename, dirname } from "node:path";
 import { describeOsError } from "../errors.ts";
-import { ensureDir, FOLDER_MODE, removeInside, renameDurable } from "../fs/durable.ts";
+import { removeInside } from "../fs/durable.ts";
 import { removeHeld } from "../fs/held_remove.ts";
+import { moveBetweenFolders } from "../fs/move_between.ts";
 import { isDirectory } from "../fs/probe.ts";
 import { trashDir, trashRoot } from "../snapshot/layout.ts";
-import { type FolderCalls, folderCalls } from "../sys/folder_calls.ts";
+import { folderCalls } from "../sys/folder_calls.ts";
 import { mountPointsAt } from "../sys/mounts.ts";
 
 /** What removing one entry did: whether it left its folder, and the error line when something failed. */
@@ -68,44 +69,10 @@ export function removeViaTrash(
  * Without libc's calls, by path.
  */
 function moveToTrash(backupDir: string, source: string, trash: string): void {
-  const calls = folderCalls();
-  if (dirname(dirname(source)) !== dirname(trashRoot(backupDir)) || dirname(trash) !== trashRoot(backupDir)) {
-    throw new RangeError(`${source} or ${trash} is not in a folder of ${backupDir}; please report this bug`);
+  if (dirname(trash) !== trashRoot(backupDir)) {
+    throw new RangeError(`${trash} is not in ${trashRoot(backupDir)}; please report this bug`);
   }
-  if (calls === null) {
-    if (!isDirectory(trashRoot(backupDir))) ensureDir(trashRoot(backupDir));
-    return renameDurable(source, trash);
-  }
-  const backup = calls.openFolder(backupDir);
-  const opened = [backup];
-  try {
-    const from = openPlain(calls, backup, dirname(source));
-    opened.push(from);
-    try {
-      calls.makeFolder(backup, basename(dirname(trash)), FOLDER_MODE, dirname(trash));
-      calls.syncNow(backup, backupDir);
-    } catch (error) {
-      if (!(error instanceof Deno.errors.AlreadyExists)) throw error;
-    }
-    const to = openPlain(calls, backup, dirname(trash));
-    opened.push(to);
-    calls.rename(from, basename(source), to, basename(trash), trash);
-    calls.syncNow(to, dirname(trash));
-    calls.syncNow(from, dirname(source));
-  } finally {
-    for (const fd of opened) calls.close(fd);
-  }
-}
-
-/** The folder `path` opened by its name in the folder `fd`; a link or a file there is refused, naming it. */
-function openPlain(calls: FolderCalls, fd: number, path: string): number {
-  try {
-    return calls.openFolder(basename(path), { fd, shown: path });
-  } catch (error) {
-    const code = (error as { code?: unknown }).code;
-    if (code !== "ELOOP" && code !== "ENOTDIR") throw error;
-    throw Object.assign(new Error(`${path} is a symbolic link or not a folder, never moved through`), { path });
-  }
+  moveBetweenFolders(dirname(trashRoot(backupDir)), source, trash);
 }
 
 /**
