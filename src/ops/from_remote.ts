@@ -18,6 +18,8 @@ import { type FetchResult, fetchSnapshot } from "../repo/fetch.ts";
 import { CONFIG_NAME, parseSnapshotKey, refsName, snapshotKeyText } from "../repo/layout.ts";
 import { openRepository } from "../repo/repository.ts";
 import { listSnapshots, readRefs } from "../repo/snapshots.ts";
+import { refsStanding, snapshotClaim } from "../repo/authenticity.ts";
+import { deriveAuthKey } from "../crypto/auth_key.ts";
 import { snapshotDir, snapshotsDir } from "../snapshot/layout.ts";
 import { isInFuture } from "../snapshot/clock.ts";
 import { isStamp } from "../snapshot/stamp.ts";
@@ -228,14 +230,20 @@ async function repositoryGone(backend: Backend, name: string, error: unknown): P
   );
 }
 
+/** Who the repository of a restore is: its id, and this backup folder's source id there (`null`: it never pushed). */
+export interface SourceCheck {
+  repositoryId: string;
+  own: string | null;
+}
+
 /**
- * Open the repository and check it against this host's pin (where it pushed there) and the recipients given; this
- * backup folder's source id there when it pushed there, else `null`.
+ * Open the repository and check it against this host's pin (where it pushed there) and the recipients given.
  *
  * @throws {UsageError} when there is no repository; {@linkcode RefusedError} when it is not the pinned one.
  */
-export async function checkSource(config: Config, source: RemoteSource): Promise<string | null> {
-  return checkPinIfPinned(config, await openRepository(source.backend), source.recipients);
+export async function checkSource(config: Config, source: RemoteSource): Promise<SourceCheck> {
+  const repository = await openRepository(source.backend);
+  return { repositoryId: repository.config.id, own: checkPinIfPinned(config, repository, source.recipients) };
 }
 
 /**
@@ -243,19 +251,25 @@ export async function checkSource(config: Config, source: RemoteSource): Promise
  * its pin): in a repository several hosts share, a stamp taken from 'remote list' may be another host's, whose store
  * would replace this one's. Not where this folder never pushed (`own` null: a rebuilt host restores what it finds),
  * for refs without a source (pushed before sources existed) or unreadable ones (the fetch says why), nor when allowed.
- * Returns whether it is another's (allowed), which the restore that finishes it needs to be told again.
+ * The source is believed only where a MAC by the identities' keys covers it: a forged or unsigned refs is refused by
+ * the fetch for what it is, never said to be another host's. Returns whether it is another's (allowed), which the
+ * restore that finishes it needs to be told again.
  *
  * @throws {RefusedError} naming both sources and how to restore it all the same.
  */
 async function refuseOtherSource(
-  backend: Backend,
+  source: RemoteSource,
   name: string,
-  own: string | null,
+  { repositoryId, own }: SourceCheck,
   allowed: boolean,
 ): Promise<boolean> {
+  const { backend } = source;
   if (own === null) return false;
-  const refs = await readRefs(backend, parseSnapshotKey(name)!).catch(() => null);
+  const key = parseSnapshotKey(name)!;
+  const refs = await readRefs(backend, key).catch(() => null);
   if (refs?.source === undefined || refs.source === own) return false;
+  const claim = snapshotClaim(repositoryId, key, refs.snapshot_sha256);
+  if (refsStanding(refs, source.identities.map(deriveAuthKey), claim).standing !== "vouched") return false;
   if (allowed) return true;
   throw new RefusedError(
     `${name} in ${backend.location} was pushed by another backup folder (source ${refs.source}; this one's is ` +
@@ -428,9 +442,9 @@ export async function restoreFromRemote(
   const to = options.to === undefined ? null : resolve(options.to);
   if (to !== null) checkToFolder(config, to, options.force ?? false);
   else checkLivePaths(config);
-  const own = await checkSource(config, source);
+  const checked = await checkSource(config, source);
   const name = await resolveRemoteSnapshot(source.backend, given, { now: new Date(), reporter: options.reporter });
-  const otherSource = to === null && await refuseOtherSource(source.backend, name, own, options.otherSource ?? false);
+  const otherSource = to === null && await refuseOtherSource(source, name, checked, options.otherSource ?? false);
   requireAcknowledgment(config, to, options.confirmServiceStopped);
   const words = (): [string, string] => [
     `restore of ${name} from ${source.backend.location}`,
