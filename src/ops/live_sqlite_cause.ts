@@ -18,13 +18,20 @@ const SHM_ROOM = 64 * 1024;
  * What SQLite would do harm with beside the live database at `path`, as a clause naming the file and what to do, or
  * `null`: a sidecar that is a symbolic link (SQLite fails to open one, or would write through it), one with other
  * hard links (SQLite empties and writes a `-shm`, rolls back a `-journal`: the other names' bytes would change, a
- * snapshot's file among them), or a rollback journal beside a WAL database (none is its own: one copied there would be
- * rolled back into the live database, wrecking it).
+ * snapshot's file among them), a `-journal` that is not a file (a FIFO: SQLite's open of it would wait for ever), or a
+ * rollback journal beside a WAL database (none is its own: one copied there would be rolled back into the live
+ * database, wrecking it).
  */
 export function sidecarHazard(path: string): string | null {
   const linked = linkedSidecar(path);
   if (linked !== null) return linked;
   const journal = lstatOrNull(`${path}-journal`);
+  if (journal !== null && !journal.isFile) {
+    // SQLite opens a -journal to read its first byte (a hot journal?) before it reads the database: a FIFO blocks that
+    // open until a writer comes, for ever, in a call no signal ends
+    return `${path}-journal is a ${kindOf(journal)}, not a file, and SQLite opens it to look for a hot journal (a ` +
+      "FIFO would hold that open for ever); once no process uses the database, move it aside";
+  }
   if (journal?.isFile && hasJournalHeader(`${path}-journal`) && readJournalMode(path) === "wal") {
     return `${path}-journal is a rollback journal beside a WAL database, which keeps none: a stray (from a copy made ` +
       "by hand?) that SQLite would roll back into the live database; once no process uses the database, move it aside";

@@ -142,6 +142,26 @@ Deno.test("a FIFO as the live database's -shm: create names it, exit 1, nothing 
   assert.deepEqual(entryNames(join(store.backupDir, "snapshots")), [], "something was published");
 });
 
+Deno.test("a FIFO as the live database's -journal: create and restore refuse (exit 3), never blocking; without a pre-restore snapshot it is set aside", async () => {
+  using store = tempStore({ dbMiB: 1, chromaMiB: 1 });
+  const env = storeEnv(store);
+  const stamp = await createdStamp(env);
+  const journal = `${store.db}-journal`;
+  mkfifo(journal); // SQLite's open of it to read would wait for a writer for ever
+  const refusal = `${journal} is a FIFO, not a file, and SQLite opens it to look for a hot journal`;
+  const created = await runGuarded(["create"], env);
+  assert.equal(created.code, 3, created.stderr);
+  assert.match(created.stderr, new RegExp(`error: create refused to open the database .*: ${refusal}`));
+  assert.deepEqual(entryNames(join(store.backupDir, "snapshots")), [stamp], "something was published");
+  const restored = await runGuarded(["restore", stamp, "--confirm-service-stopped"], env);
+  assert.equal(restored.code, 3, restored.stderr);
+  assert.match(restored.stderr, new RegExp(refusal));
+  assert.deepEqual(entryNames(join(store.backupDir, "snapshots")), [stamp], "a pre-restore snapshot was made");
+  const without = await runGuarded(["restore", stamp, "--confirm-service-stopped", "--no-pre-snapshot"], env);
+  assert.equal(without.code, 0, without.stderr);
+  assert.match(without.stderr, /"event":"restore_journal_set_aside".*"reason":"it is a FIFO, not a file"/);
+});
+
 Deno.test("a symbolic link as a live -wal, -shm or -journal: create refuses before opening (exit 3), nothing written", async () => {
   using store = tempStore({ dbMiB: 1, chromaMiB: 1 });
   const env = storeEnv(store);
