@@ -6,7 +6,7 @@
  * @module
  */
 import { readAt } from "../fs/read_at.ts";
-import { exists } from "../fs/probe.ts";
+import { exists, lstatOrNull } from "../fs/probe.ts";
 import { isWalMagic, WAL_FRAME_HEADER_BYTES, WAL_HEADER_BYTES } from "./_wal_format.ts";
 
 /** One `-shm` block (32 KiB) indexes 4096 frames, the first block 4062. */
@@ -25,9 +25,12 @@ export interface CheckpointGrowth {
 /**
  * What checkpointing the `-wal` of the database `db` may write: the largest database size a commit frame of the
  * current WAL generation records (an upper bound of the size after the checkpoint) less the file's size now, plus
- * the `-shm` index when there is none. No `-wal`, or one SQLite would ignore, needs nothing.
+ * the `-shm` index when there is none. No `-wal`, one that is not a regular file, or one SQLite would ignore, needs
+ * nothing.
  */
 export function checkpointGrowth(db: string): CheckpointGrowth {
+  // only a regular file holds frames: opening a FIFO there to read would wait for a writer for ever
+  if (lstatOrNull(`${db}-wal`)?.isFile !== true) return { frames: 0, bytes: 0 };
   let file: Deno.FsFile;
   try {
     file = Deno.openSync(`${db}-wal`, { read: true });

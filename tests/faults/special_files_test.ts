@@ -162,6 +162,18 @@ Deno.test("a FIFO as the live database's -journal: create and restore refuse (ex
   assert.match(without.stderr, /"event":"restore_journal_set_aside".*"reason":"it is a FIFO, not a file"/);
 });
 
+Deno.test("a FIFO as the live database's -wal: restore's free-space check does not open it, and the restore ends", async () => {
+  using store = tempStore({ dbMiB: 1, chromaMiB: 1 });
+  const env = storeEnv(store);
+  const stamp = await createdStamp(env);
+  for (const more of [[], ["--no-pre-snapshot"]]) {
+    mkfifo(`${store.db}-wal`); // a FIFO holds no frames; opened to read them, it would wait for a writer for ever
+    const run = await runGuarded(["restore", stamp, "--confirm-service-stopped", ...more], env);
+    assert.equal(run.code, 0, `${more}: ${run.stderr}`);
+    assert.ok(!entryNames(store.dataDir).includes("atocore.db-wal"), `${more}: the FIFO is still beside the database`);
+  }
+});
+
 Deno.test("a symbolic link as a live -wal, -shm or -journal: create refuses before opening (exit 3), nothing written", async () => {
   using store = tempStore({ dbMiB: 1, chromaMiB: 1 });
   const env = storeEnv(store);
