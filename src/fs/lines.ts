@@ -26,10 +26,10 @@ export function* fileLines(path: string, maxLine: number, chunk = 1 << 20): Gene
       skipping = false;
       start = end + 1;
     }
-    const rest = buffer.slice(start, read);
-    pendingBytes += rest.length;
+    pendingBytes += read - start;
     if (pendingBytes > maxLine) skipping = true;
-    pending = skipping ? [] : [...pending, rest];
+    // a line past the bound is not kept, nor copied chunk by chunk: a file of zeros makes no garbage to outgrow memory
+    pending = skipping ? [] : [...pending, buffer.slice(start, read)];
   }
   if (!skipping && pendingBytes > 0) yield decoder.decode(joined(pending));
 }

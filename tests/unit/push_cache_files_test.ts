@@ -25,6 +25,22 @@ Deno.test("fileLines: lines across chunk edges, multibyte text, no final newline
   assert.deepEqual([...fileLines(path, 10, 3)], ["a", "b"]);
 });
 
+Deno.test("fileLines: a 3 GiB line of zeros (a journal padded by hand) is skipped in a process that stays under 80 MiB", () => {
+  using dir = tempDir();
+  const path = join(dir.path, "padded");
+  Deno.writeTextFileSync(path, "first\n");
+  Deno.truncateSync(path, 3 * 2 ** 30); // sparse: no disk taken
+  // a process of its own, whose peak (VmHWM) is this reading's alone
+  const script = `import { fileLines } from ${JSON.stringify(new URL("../../src/fs/lines.ts", import.meta.url).href)};
+    const lines = [...fileLines(Deno.args[0], 1 << 20)];
+    console.log(JSON.stringify({ lines, peak: Deno.readTextFileSync("/proc/self/status").match(/VmHWM:\\s+(\\d+)/)[1] }));`;
+  const run = new Deno.Command(Deno.execPath(), { args: ["eval", script, path], stderr: "inherit" }).outputSync();
+  assert.ok(run.success);
+  const { lines, peak } = JSON.parse(new TextDecoder().decode(run.stdout));
+  assert.deepEqual(lines, ["first"]);
+  assert.ok(Number(peak) < 80 * 1024, `peak ${Math.round(Number(peak) / 1024)} MiB`);
+});
+
 /** A map of `count` blocks cut at 4096 in `spool`: hashes `at % 251`, pack indexes and offsets as given (then 0). */
 function mapIn(spool: Spool, count: number, packs: number[], offsets: number[]): MapRegion {
   const region = spool.region(count, 4096);
