@@ -152,7 +152,8 @@ export function remoteSourceFrom(
   refuseRemoteInStore(config, backend);
   const identities = identitiesFrom(settings, purpose, context.reporter);
   const allowUnauthenticated = Boolean(values["allow-unauthenticated"]);
-  return { backend, identities, recipients: recipientsFrom(settings), allowUnauthenticated };
+  const identityFile = settings.identityFile?.value;
+  return { backend, identities, recipients: recipientsFrom(settings), allowUnauthenticated, identityFile };
 }
 
 /** `--transfers N`, for the commands that move packs (push, fetch, verify); separate from the repository's flags. */

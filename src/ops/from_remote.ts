@@ -42,6 +42,8 @@ export interface RemoteSource {
   transfers?: number;
   /** Accept a snapshot whose refs hold no MAC for the identities (`--allow-unauthenticated`; warned). */
   allowUnauthenticated?: boolean;
+  /** The identity file the identities were read from (absolute): an unfinished restore's next step names it. */
+  identityFile?: string;
 }
 
 /** What was fetched, for the result of the command that used it. */
@@ -473,6 +475,7 @@ export async function restoreFromRemote(
         location: source.backend.location,
         ...(fetched.summary.authenticated ? {} : { unauthenticated: true }),
         ...(otherSource ? { other_source: true } : {}),
+        ...(source.identityFile ? { identity_file: source.identityFile } : {}),
       },
       moveSources: true,
       verified: fetched.verified,

@@ -53,6 +53,8 @@ export interface RemoteOrigin {
   unauthenticated?: true;
   /** It is another backup folder's (`--other-source`): the restore that finishes it needs the flag too. */
   other_source?: true;
+  /** The identity file it was decrypted with: the restore that finishes it is printed with it. */
+  identity_file?: string;
 }
 
 /** A live restore's intent as the run holds it: written before its first change, cleared after its last. */
@@ -223,7 +225,8 @@ function isIntent(value: unknown): value is RestoreIntent {
     (intent.remote === undefined || (typeof intent.remote === "object" && intent.remote !== null &&
       parseSnapshotKey(String(intent.remote.snapshot)) !== null && typeof intent.remote.location === "string" &&
       [undefined, true].includes(intent.remote.unauthenticated) &&
-      [undefined, true].includes(intent.remote.other_source)));
+      [undefined, true].includes(intent.remote.other_source) &&
+      (intent.remote.identity_file === undefined || isAbsolutePath(intent.remote.identity_file))));
 }
 
 function isAbsolutePath(value: unknown): boolean {
@@ -390,13 +393,7 @@ export function pathFlags(
 export function finishOrGoBack(intent: RestoreIntent, config: Config): string {
   // the folders the record names (a run elsewhere would not finish this one), the other paths as this run got them
   const where = pathFlags(config, { backupDir: intent.backup_dir, chromaDir: intent.chroma_dir });
-  const source = intent.remote
-    ? `${intent.remote.snapshot} --from-remote${
-      locationFlags(intent.remote.location).map(([flag, value]) => ` ${flag} ${quoted(value)}`).join("")
-    } --identity FILE${intent.remote.unauthenticated ? " --allow-unauthenticated" : ""}${
-      intent.remote.other_source ? " --other-source" : ""
-    }`
-    : intent.stamp;
+  const source = intent.remote ? remoteSourceWords(intent.remote) : intent.stamp;
   // each command unquoted as a whole, ended by a ";" or the line's end as a shell ends it: its words are quoted
   // for a shell (quoted), which runs it as printed
   const finish = `atocore-backup restore ${source} --confirm-service-stopped${intent.chroma ? "" : " --no-chroma"}`;
@@ -404,6 +401,14 @@ export function finishOrGoBack(intent: RestoreIntent, config: Config): string {
     ? "or go back by restoring another snapshot (no pre-restore snapshot was taken)"
     : `or go back to the pre-restore snapshot with: ${goBackCommand(intent, config)}`;
   return `finish it with: ${finish}${where}; ${back}`;
+}
+
+/** The words after `restore` that fetch `remote`'s snapshot again, with the flags its restore needed. */
+function remoteSourceWords(remote: RemoteOrigin): string {
+  const location = locationFlags(remote.location).map(([flag, value]) => ` ${flag} ${quoted(value)}`).join("");
+  const identity = remote.identity_file === undefined ? "FILE" : quoted(remote.identity_file);
+  return `${remote.snapshot} --from-remote${location} --identity ${identity}` +
+    `${remote.unauthenticated ? " --allow-unauthenticated" : ""}${remote.other_source ? " --other-source" : ""}`;
 }
 
 /** The command, unquoted as a whole, that restores the pre-restore snapshot `intent` names into this run's store. */

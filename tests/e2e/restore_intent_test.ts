@@ -15,8 +15,8 @@ import {
   tempStore,
 } from "../_helpers.ts";
 import { mountTmpfs } from "../_mount.ts";
-import { ageKeyPair } from "../_remote_cli.ts";
-import { entryNames, ledgerState, runAndKill, treeDigest } from "../_faults.ts";
+import { ageKeyPair, createAndPush, remoteStore, snapshotAsStore } from "../_remote_cli.ts";
+import { entryNames, ledgerState, liveDigest, runAndKill, treeDigest } from "../_faults.ts";
 import { changeLive } from "../_live.ts";
 import { makeSampleStore, type SampleStore } from "../../scripts/sample_store.ts";
 
@@ -102,6 +102,22 @@ Deno.test("an unfinished restore from a repository says how to finish it from th
     create.stderr,
     /finish it with: atocore-backup restore 20260101T000000Z_0123456789abcdef --from-remote --remote 'file:\/\/\/mnt\/off site' --identity FILE --confirm-service-stopped;/,
   );
+});
+
+Deno.test("a restore from a repository killed part way is finished by the command it prints, identity file named", async () => {
+  using r = await remoteStore({ dbMiB: 1, chromaMiB: 1 });
+  const { stamp } = await createAndPush(r.env);
+  const identity = ["--identity", r.key.keyFile]; // a flag: the environment of the next run does not have it
+  const restore = ["restore", stamp, "--from-remote", ...identity, "--confirm-service-stopped", "--no-pre-snapshot"];
+  const killed = await runAndKill(restore, r.env, 0, "restore_db_replaced");
+  assert.equal(killed.code, null, "the restore ended before the kill");
+  const created = await runCli(["create"], { env: r.env });
+  assert.equal(created.code, 3, created.stderr);
+  const printed = printedCommand(created.stderr, "finish it with");
+  assert.ok(printed?.includes(`--identity ${r.key.keyFile}`), created.stderr);
+  const finished = await runPrinted(printed!, r.env); // pasted into a shell as it is
+  assert.equal(finished.code, 0, `${printed}: ${finished.stderr}`);
+  assert.deepEqual(liveDigest(r.store), snapshotAsStore(join(r.store.backupDir, "snapshots", stamp)));
 });
 
 Deno.test("an unfinished restore of a snapshot taken unauthenticated or from another backup folder says to finish it so", async () => {
