@@ -7,7 +7,7 @@ import { type CleanupResult, cleanupSnapshots } from "../ops/cleanup.ts";
 import { ExitCode } from "../errors.ts";
 import { DEFAULT_KEEP_FAILED } from "../ops/failed.ts";
 import { requireBackupFolder, strayStamps } from "../ops/list.ts";
-import { readIntent } from "../ops/restore_intent.ts";
+import { pathFlags, readIntent } from "../ops/restore_intent.ts";
 import { acquireLock } from "../ops/lock.ts";
 import { lstatOrNull, statOrNull } from "../fs/probe.ts";
 import { requireOwnFolders } from "../ops/own_folders.ts";
@@ -101,6 +101,7 @@ Examples:
       now,
       preRestoreDays,
       keepFailed,
+      pathFlags: pathFlags(config),
       ...(intent ? { unfinishedRestore: { stamp: intent.stamp, pre: intent.pre_restore_snapshot } } : {}),
     });
     return {

@@ -17,6 +17,7 @@ import { describeOsError, ExitCode, OperationError, UsageError } from "../errors
 import { writeFileAtomic } from "../fs/durable.ts";
 import { renderJunit, renderJunitFailure } from "../report/junit.ts";
 import { latestStamp, requireBackupFolder, requireSnapshot } from "../ops/list.ts";
+import { pathFlags } from "../ops/restore_intent.ts";
 import { runSampleDrill, type SampleDrillResult } from "../sample/drill.ts";
 import { checkedStamp } from "../snapshot/layout.ts";
 import {
@@ -206,7 +207,7 @@ async function drill(values: Values, positionals: string[], context: CommandCont
   };
   const result = values["from-remote"]
     ? await drillRemote(values, positionals, context, config, options)
-    : await drillLocal(localStamp(config.backupDir.path, positionals, context), context, config, options);
+    : await drillLocal(localStamp(config, positionals, context), context, config, options);
   writeJunit(values, context, result);
   return {
     result,
@@ -257,14 +258,16 @@ async function drillLocal(
 }
 
 /** The local snapshot to drill: the stamp given, when it names a snapshot, or the newest ({@linkcode latest}). */
-function localStamp(backupDir: string, positionals: string[], context: CommandContext): string {
-  return positionals.length ? existingStamp(backupDir, positionals[0]) : latest(backupDir, context);
+function localStamp(config: Config, positionals: string[], context: CommandContext): string {
+  const backupDir = config.backupDir.path;
+  const flags = pathFlags(config, {}, ["backupDir"]); // a printed 'list' reaches this folder
+  return positionals.length ? existingStamp(backupDir, positionals[0], flags) : latest(backupDir, context);
 }
 
 /** The stamp given, when it names a snapshot (checked before any other work). */
-function existingStamp(backupDir: string, given: string): string {
+function existingStamp(backupDir: string, given: string, flags: string): string {
   const stamp = checkedStamp(given);
-  requireSnapshot(backupDir, stamp);
+  requireSnapshot(backupDir, stamp, flags);
   return stamp;
 }
 

@@ -139,7 +139,8 @@ Examples:
       throw new UsageError("restore: --force goes with --to DIR only (the live store needs --confirm-service-stopped)");
     }
     const config = configFrom(values, context);
-    if (!fromRemote) requireSnapshot(config.backupDir.path, stamp); // a remote snapshot need not be here
+    // a remote snapshot need not be here
+    if (!fromRemote) requireSnapshot(config.backupDir.path, stamp, pathFlags(config, {}, ["backupDir"]));
     const driver = driverFrom(values, context);
     const source = fromRemote
       ? {

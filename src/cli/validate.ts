@@ -6,6 +6,7 @@
 import { ExitCode, OperationError, UsageError } from "../errors.ts";
 import { checkedStamp } from "../snapshot/layout.ts";
 import { requireSnapshot } from "../ops/list.ts";
+import { pathFlags } from "../ops/restore_intent.ts";
 import { type CheckedSnapshot, checkSnapshot, validateAll } from "../ops/validate_all.ts";
 import { unreadableSnapshotText } from "../ops/validate.ts";
 import { COMMON_HELP, configFrom, defineCommand, driverFrom } from "./command.ts";
@@ -49,7 +50,7 @@ Examples:
       }
       const stamp = values.all ? undefined : checkedStamp(positionals[0]);
       const config = configFrom(values, context);
-      if (stamp !== undefined) requireSnapshot(config.backupDir.path, stamp);
+      if (stamp !== undefined) requireSnapshot(config.backupDir.path, stamp, pathFlags(config, {}, ["backupDir"]));
       const options = {
         driver: driverFrom(values, context),
         quick: Boolean(values.quick),

@@ -28,6 +28,7 @@ import { DEFAULT_KEEP_FAILED, failedEntries, failedRetention, removeFailed } fro
 import { removeViaTrash } from "./remove_via_trash.ts";
 import { readNeeds } from "./restore_needs.ts";
 import { validateSnapshot } from "./validate.ts";
+import { nextStep } from "./next_step.ts";
 
 /** Options of {@linkcode cleanupSnapshots}. */
 export interface CleanupOptions {
@@ -47,6 +48,8 @@ export interface CleanupOptions {
   unfinishedRestore?: { stamp: string; pre: string | null };
   /** How many `failed/` entries to keep, newest first (default {@linkcode DEFAULT_KEEP_FAILED}). */
   keepFailed?: number;
+  /** The path flags the commands it prints need to reach this run's store (see `pathFlags`; none by default). */
+  pathFlags?: string;
 }
 
 /** A kept snapshot and every rule that keeps it. */
@@ -164,9 +167,12 @@ async function decide(backupDir: string, stamps: string[], options: CleanupOptio
   const order = [...newestFirst.filter((stamp) => !inFuture(stamp)), ...newestFirst.filter(inFuture)];
   const valid = await newestValid(backupDir, order, options);
   if (valid === null) {
+    const flags = options.pathFlags ?? "";
+    const short = "run 'validate --all' to see why, then 'create'";
+    const then = `then make a snapshot with: atocore-backup create${flags}`;
     throw new RefusedError(
       `no snapshot in ${snapshotsDir(backupDir)} passes a quick validation, so cleanup removes nothing ` +
-        `(it would leave no valid snapshot); run 'validate --all' to see why, then 'create'`,
+        `(it would leave no valid snapshot); ${nextStep(short, "see why with", "validate --all", flags, then)}`,
     );
   }
   return withGuards(decision, newestValidGuard(valid));

@@ -49,7 +49,8 @@ import { hasEmptySchema } from "../sqlite/empty_schema.ts";
 import { newestStamp, nextSequence } from "./list.ts";
 import { reachedLiveFile, readLiveFile, refuseForeignLinks } from "./live_links.ts";
 import { requireOwnFolders } from "./own_folders.ts";
-import { refuseUnfinishedRestore } from "./restore_intent.ts";
+import { pathFlags, refuseUnfinishedRestore } from "./restore_intent.ts";
+import { nextStep } from "./next_step.ts";
 import { validateSnapshotAt, type ValidationResult } from "./validate.ts";
 import { liveSqliteCause, sidecarHazard } from "./live_sqlite_cause.ts";
 
@@ -138,7 +139,7 @@ export async function createSnapshot(config: Config, options: CreateOptions): Pr
     } catch {
       // the failure is what the operator needs to hear; a later run as the service's user names the folder it lacks
     }
-    throw failureOfCreate(error, target, wasPublished);
+    throw failureOfCreate(error, target, wasPublished, pathFlags(config, {}, ["backupDir"]));
   }
 }
 
@@ -246,15 +247,18 @@ function moveOutOfStaging(
 
 /**
  * The error create throws for `error`: the tool's own errors as they are; any other one
- * saying whether the snapshot was published (only its folder's flush failed) or not.
+ * saying whether the snapshot was published (only its folder's flush failed) or not. `flags`: the path flags a
+ * printed `validate` needs to reach the backup folder (see {@linkcode pathFlags}).
  */
-function failureOfCreate(error: unknown, target: SnapshotTarget, wasPublished: boolean): unknown {
+function failureOfCreate(error: unknown, target: SnapshotTarget, wasPublished: boolean, flags: string): unknown {
   if (error instanceof ToolError) return error;
   if (wasPublished) {
+    const short = `run 'validate ${target.stamp}', and create again if it fails`;
+    const validate = nextStep(short, "validate it with", `validate ${target.stamp}`, flags, "create again if it fails");
     return new OperationError(
       `snapshot ${target.stamp} was published at ${target.published.root} but flushing its folder failed (${
         describeOsError(error)
-      }); run 'validate ${target.stamp}', and create again if it fails`,
+      }); ${validate}`,
       { cause: error },
     );
   }

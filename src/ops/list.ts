@@ -19,6 +19,7 @@ import {
 } from "../snapshot/metadata.ts";
 import { isStamp } from "../snapshot/stamp.ts";
 import { DIGEST_KEY, metadataDigest } from "../snapshot/binding.ts";
+import { nextStep } from "./next_step.ts";
 
 /** What is known of a snapshot's validity without validating it now. */
 export type ValidationState = "validated_at_create" | "unknown";
@@ -176,9 +177,11 @@ function lastPublished(newestFirst: string[], sequences: (number | null)[]): str
 /**
  * Refuse a stamp that names no snapshot folder, before any other work, so that the operator hears that at once.
  *
- * @throws {UsageError} `no snapshot STAMP in <backup>/snapshots; see 'list'`.
+ * @param flags The path flags a printed `list` needs to reach this folder (see `pathFlags`; none by default).
+ * @throws {UsageError} `no snapshot STAMP in <backup>/snapshots; see 'list'` (with the flags: `see the snapshots
+ *   with: atocore-backup list FLAGS`).
  */
-export function requireSnapshot(backupDir: string, stamp: string): void {
+export function requireSnapshot(backupDir: string, stamp: string, flags = ""): void {
   const path = snapshotDir(backupDir, stamp);
   let info: Deno.FileInfo | null;
   try {
@@ -187,7 +190,9 @@ export function requireSnapshot(backupDir: string, stamp: string): void {
     if (!(error instanceof Deno.errors.NotADirectory)) throw error;
     info = null;
   }
-  if (!info?.isDirectory) throw new UsageError(`no snapshot ${stamp} in ${snapshotsDir(backupDir)}; see 'list'`);
+  if (info?.isDirectory) return;
+  const list = nextStep("see 'list'", "see the snapshots with", "list", flags);
+  throw new UsageError(`no snapshot ${stamp} in ${snapshotsDir(backupDir)}; ${list}`);
 }
 
 /**

@@ -6,7 +6,7 @@
 import assert from "node:assert/strict";
 import { existsSync } from "node:fs";
 import { join } from "node:path";
-import { type CliRun, createdStamp, runCli, storeEnv, tempStore } from "../_helpers.ts";
+import { type CliRun, createdStamp, printedCommand, runCli, runPrinted, storeEnv, tempStore } from "../_helpers.ts";
 import { entryNames, liveDigest } from "../_faults.ts";
 import { checkedStamp } from "../../src/snapshot/layout.ts";
 import { UsageError } from "../../src/errors.ts";
@@ -88,6 +88,34 @@ Deno.test("a stamp that has no snapshot is a usage error (exit 2) at once, for r
   assert.deepEqual(entryNames(store.backupDir), ["snapshots"], "no lock, no staging, no pre-restore snapshot");
   assert.deepEqual(entryNames(join(store.backupDir, "snapshots")), []);
   assert.deepEqual(entryNames(store.dataDir).includes("elsewhere"), false, "restore --to wrote nothing");
+});
+
+Deno.test("the 'list' a missing snapshot's error prints runs as printed, on the --backup-dir given", async () => {
+  using store = tempStore({ dbMiB: 1, chromaMiB: 1 });
+  const env = storeEnv(store);
+  const stamp = await createdStamp(env, []);
+  const backupDir = join(store.dataDir, "back ups"); // a word a shell splits, and not the folder the environment names
+  Deno.renameSync(store.backupDir, backupDir);
+  for (
+    const args of [
+      ["restore", "20200101T000000Z", "--confirm-service-stopped"],
+      ["validate", "20200101T000000Z"],
+      ["drill", "20200101T000000Z"],
+    ]
+  ) {
+    const run = await runCli([...args, "--backup-dir", backupDir], { env });
+    assertOneLineError(
+      run,
+      2,
+      /no snapshot 20200101T000000Z in .*back ups\/snapshots; see the snapshots with: /,
+      args[0],
+    );
+    const printed = printedCommand(run.stderr, "see the snapshots with");
+    assert.ok(printed !== null, run.stderr);
+    const listed = await runPrinted(printed, env); // pasted into a shell as it is
+    assert.equal(listed.code, 0, `${printed}: ${listed.stderr}`);
+    assert.match(listed.stdout, new RegExp(stamp), `${printed} lists the folder given`);
+  }
 });
 
 Deno.test("a NUL byte cannot be passed in an argument, and the stamp check refuses one given in-process", () => {

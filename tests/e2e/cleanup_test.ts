@@ -21,9 +21,11 @@ import {
   cliCommand,
   createdStamp,
   placeValidSnapshot,
+  printedCommand,
   referenceFor,
   ROOT,
   runCli,
+  runPrinted,
   runReference,
   skipBecause,
   storeEnv,
@@ -485,6 +487,28 @@ Deno.test("cli: newer snapshots that fail a quick validation do not count; with 
     );
     assert.deepEqual(entryNames(snapshotsDir(dir.path)), [stamps[1], stamps[3]], "nothing was removed");
   }
+});
+
+Deno.test("cli: the commands a refusal for want of a valid snapshot prints run as printed, on the --backup-dir given", async () => {
+  using store = tempStore({ dbMiB: 1, chromaMiB: 1 });
+  const env = storeEnv(store); // its backup folder is not there: a command run without the flag fails
+  const backupDir = join(store.dataDir, "back ups"); // a word a shell splits
+  const stamps = november(2, 3);
+  for (const stamp of stamps) {
+    placeValidSnapshot(backupDir, stamp);
+    Deno.writeFileSync(join(snapshotsDir(backupDir), stamp, "db", "atocore.db"), new Uint8Array(8192).fill(0x41));
+  }
+  const refused = await runCli(["cleanup", ...KEEP_ONE_DAY, "--backup-dir", backupDir], { env });
+  assert.equal(refused.code, 3, refused.stderr);
+  const why = printedCommand(refused.stderr, "see why with");
+  const create = printedCommand(refused.stderr, "then make a snapshot with");
+  assert.ok(why !== null && create !== null, refused.stderr);
+  const validated = await runPrinted(why, env); // pasted into a shell as it is
+  assert.equal(validated.code, 1, `${why}: ${validated.stderr}`);
+  for (const stamp of stamps) assert.match(validated.stdout + validated.stderr, new RegExp(stamp), why);
+  const created = await runPrinted(create, env);
+  assert.equal(created.code, 0, `${create}: ${created.stderr}`);
+  assert.equal(entryNames(snapshotsDir(backupDir)).length, 3, `${create} made one in the folder given`);
 });
 
 Deno.test("engine: after a clock set back, the snapshot published last is kept though a newer stamp shares its day", async () => {
