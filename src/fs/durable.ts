@@ -27,8 +27,14 @@ export function syncDir(path: string): void {
 /**
  * Write `data` (text, bytes, or bytes in parts written one after the other) to `path` so that after a crash the path
  * holds either its old content or all of `data`: a temporary file beside it, fsync, rename, fsync the folder.
+ * `beforeRename` is called with the temporary file's path once it is flushed, before it takes its name (e.g. to give
+ * it away: the file is never seen under its name with another owner).
  */
-export function writeFileAtomic(path: string, data: Uint8Array | string | Iterable<Uint8Array>): void {
+export function writeFileAtomic(
+  path: string,
+  data: Uint8Array | string | Iterable<Uint8Array>,
+  options: { beforeRename?: (temporary: string) => void } = {},
+): void {
   const temporary = temporaryPath(path);
   try {
     using file = Deno.openSync(temporary, { write: true, createNew: true, mode: FILE_MODE });
@@ -42,6 +48,7 @@ export function writeFileAtomic(path: string, data: Uint8Array | string | Iterab
       while (written < bytes.length) written += file.writeSync(bytes.subarray(written));
     }
     file.syncSync();
+    options.beforeRename?.(temporary);
     renameDurable(temporary, path);
   } catch (error) {
     removeQuietly(temporary); // gone once renamed

@@ -5,7 +5,7 @@
  * @module
  */
 import { lchownSync } from "node:fs";
-import { join } from "node:path";
+import { basename, dirname, join } from "node:path";
 import { type FolderCalls, folderCalls } from "../sys/folder_calls.ts";
 import { fitHeld, OpenTree } from "./held_copy.ts";
 import { lstatOrNull } from "./probe.ts";
@@ -65,6 +65,15 @@ export function giveEntriesLike(folder: string, paths: string[]): void {
       calls.close(fd);
     }
   }
+}
+
+/**
+ * Give the file (or folder) at `path`, when this run's user made it, the owner and group of the folder it is in (see
+ * {@linkcode giveEntriesLike}: never through a link): for a record a root run keeps in a service's user's folder, which
+ * that user's runs finish or remove.
+ */
+export function giveLikeItsFolder(path: string): void {
+  giveEntriesLike(dirname(path), [basename(path)]);
 }
 
 /**

@@ -8,6 +8,7 @@ import { basename, dirname, isAbsolute, join, resolve } from "node:path";
 import type { Config } from "../config.ts";
 import { describeOsError, OperationError, RefusedError } from "../errors.ts";
 import { removeQuietly, syncDir, writeFileAtomic } from "../fs/durable.ts";
+import { giveLikeItsFolder } from "../fs/give_tree.ts";
 import { entriesOrNone, lstatOrNull } from "../fs/probe.ts";
 import type { Reporter } from "../report/reporter.ts";
 import { CHROMA_OLD_PREFIX, CHROMA_STAGING_PREFIX } from "../snapshot/chroma.ts";
@@ -177,9 +178,13 @@ export function unfinishedNote(intent: IntentContext): string {
     `then: fix the cause, then ${finishOrGoBack(record, intent.config)}`;
 }
 
-/** Write the intent durably (replacing any earlier one at once: never torn). */
+/**
+ * Write the intent durably (replacing any earlier one at once: never torn), owned as the live database's folder is (a
+ * root restore's: the service's user's runs finish or remove it).
+ */
 export function writeIntent(dbPath: string, intent: RestoreIntent): void {
-  writeFileAtomic(restoreIntentPath(dbPath), JSON.stringify(intent, null, 2) + "\n");
+  const text = JSON.stringify(intent, null, 2) + "\n";
+  writeFileAtomic(restoreIntentPath(dbPath), text, { beforeRename: giveLikeItsFolder });
 }
 
 /** Remove the intent durably: the restore is finished, or changed nothing. */

@@ -7,6 +7,7 @@
 import { isAbsolute, join } from "node:path";
 import { describeOsError, OperationError, RefusedError } from "../errors.ts";
 import { removeQuietly, removeTemporariesOf, syncDir, writeFileAtomic } from "../fs/durable.ts";
+import { giveLikeItsFolder } from "../fs/give_tree.ts";
 import { entriesOrNone, lstatOrNull, statOrNull } from "../fs/probe.ts";
 import type { Reporter } from "../report/reporter.ts";
 import { RESTORE_NEEDS_NAME, restoreNeedsPath } from "../snapshot/layout.ts";
@@ -36,7 +37,8 @@ export function recordNeeds(backupDir: string, needs: RestoreNeeds, reporter: Re
   if (statOrNull(backupDir) === null) return false; // `--from-remote` on a host without one: nothing there to remove
   try {
     removeTemporariesOf(path); // a killed write's; the restore holds the lock
-    writeFileAtomic(path, JSON.stringify(needs, null, 2) + "\n");
+    // a root restore's goes to the backup folder's owner, whose runs clear or remove it
+    writeFileAtomic(path, JSON.stringify(needs, null, 2) + "\n", { beforeRename: giveLikeItsFolder });
     return true;
   } catch (error) {
     if (!isReadOnly(error)) throw error;

@@ -24,6 +24,7 @@ import {
   liveDigest,
   NOBODY_GID,
   NOBODY_UID,
+  restoreStoppedAt,
   skipBecause,
   unprivilegedCli,
 } from "../_faults.ts";
@@ -31,6 +32,7 @@ import { createAndPush, remoteStore } from "../_remote_cli.ts";
 import { bindReadOnly } from "../_mount.ts";
 import { generateIdentity } from "../../src/crypto/age.ts";
 import { walkTree } from "../../src/fs/tree.ts";
+import { restoreIntentPath } from "../../src/snapshot/layout.ts";
 
 /** The one error line of a run (JSON event lines aside). */
 function errorLine(run: CliRun): string {
@@ -192,6 +194,25 @@ Deno.test("a restore as root gives its pre-restore snapshot to the backup folder
   const cleaned = await cli.run(["cleanup", "--confirm", ...retention], env);
   assert.equal(cleaned.code, 0, `cleanup --confirm: ${cleaned.stderr}`);
   assert.ok(!entryNames(join(store.backupDir, "snapshots")).includes(pre), "the pre-restore snapshot was kept");
+});
+
+Deno.test("a restore as root gives its records, beside the database and in the backup folder, to their folders' owner", async () => {
+  if (Deno.uid() !== 0) return skipBecause("not running as root: the records would be this user's anyway");
+  using store = await nobodysStore();
+  const [stamp] = entryNames(join(store.backupDir, "snapshots"));
+  const owners: Record<string, string> = {};
+  const run = await restoreStoppedAt(store, [stamp, "--confirm-service-stopped"], "restore_db_replacing", () => {
+    const needs = entryNames(store.backupDir).filter((name) => name.startsWith(".restore-needs-"));
+    for (const path of [restoreIntentPath(store.db), ...needs.map((name) => join(store.backupDir, name))]) {
+      const info = Deno.lstatSync(path);
+      owners[path] = `${info.uid}:${info.gid}`;
+    }
+  });
+  assert.equal(run.code, 0, run.stderr);
+  assert.equal(Object.keys(owners).length, 2, `the intent and the needs record while the restore ran: ${run.stderr}`);
+  for (const [path, owner] of Object.entries(owners)) {
+    assert.equal(owner, `${NOBODY_UID}:${NOBODY_GID}`, `${path} is not nobody's (the service's user finishes it)`);
+  }
 });
 
 Deno.test("a snapshot nobody may not read whole: validate, restore, push and drill name the path, not a verdict (exit 1)", async () => {
