@@ -21,6 +21,8 @@ import { targetsUnder } from "./to_layout.ts";
 import { ManifestProof } from "./restore_proof.ts";
 import { refuseForeignLinks } from "./live_links.ts";
 import { unreadableSnapshotText, validateSnapshot, type ValidationResult } from "./validate.ts";
+import { pathFlags } from "./restore_intent.ts";
+import { nextStep } from "./next_step.ts";
 
 /** Where each part of the snapshot comes from; `chroma` is `null` when Chroma is not restored. */
 export interface Sources {
@@ -248,9 +250,12 @@ export async function validatedSnapshot(
     throw new OperationError(unreadableSnapshotText(stamp, validation.unreadable, "nothing was changed"));
   }
   if (!validation.valid) {
+    // a snapshot of the backup folder: the others are listed there (one fetched from a repository: see 'list' as is)
+    const flags = options.sourceDir === undefined ? pathFlags(config, {}, ["backupDir"]) : "";
+    const list = nextStep("pick another snapshot (see 'list')", "pick another snapshot, listed by", "list", flags);
     throw new RefusedError(
       `snapshot ${stamp} failed validation (${validation.errors.join("; ")}): ${validation.path}; ` +
-        `nothing was changed; pick another snapshot (see 'list')`,
+        `nothing was changed; ${list}`,
     );
   }
   const byPush = validation.integrity_checked_by_push;

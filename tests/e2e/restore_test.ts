@@ -13,10 +13,12 @@ import {
   changeMarkerInWal,
   createdStamp,
   moduleSnapshot,
+  printedCommand,
   projectMarker,
   referenceFor,
   relocateSnapshot,
   runCli,
+  runPrinted,
   runReference,
   sqlite3Json,
   storeEnv,
@@ -220,6 +222,24 @@ Deno.test("restore refuses a snapshot that fails deep validation, listing the er
   assert.equal(missing.code, 2);
   assert.match(missing.stderr, /no snapshot 20200101T000000Z in .*; see 'list'/);
   assert.deepEqual(liveDigest(store), before);
+});
+
+Deno.test("the list a restore's refusal of an invalid snapshot prints runs as printed, on the --backup-dir given", async () => {
+  using store = tempStore({ dbMiB: 1 });
+  const env = storeEnv(store);
+  const stamp = await createdStamp(env);
+  const backupDir = join(store.dataDir, "back ups"); // a word a shell splits, and not the folder the environment names
+  Deno.renameSync(store.backupDir, backupDir);
+  Deno.writeFileSync(join(backupDir, "snapshots", stamp, "db", "atocore.db"), new Uint8Array(8192).fill(0x41));
+  const before = liveDigest(store);
+  const run = await runCli(["restore", stamp, "--confirm-service-stopped", "--backup-dir", backupDir], { env });
+  assert.equal(run.code, 3, run.stderr);
+  assert.deepEqual(liveDigest(store), before);
+  const printed = printedCommand(run.stderr, "pick another snapshot, listed by");
+  assert.ok(printed !== null, run.stderr);
+  const listed = await runPrinted(printed, env); // pasted into a shell as it is
+  assert.equal(listed.code, 0, `${printed}: ${listed.stderr}`);
+  assert.match(listed.stdout, new RegExp(stamp), `${printed} lists the folder given`);
 });
 
 Deno.test("restore over a damaged live database keeps its -wal aside with it, so none of it reaches the restored one", async () => {
