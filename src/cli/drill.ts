@@ -18,6 +18,7 @@ import { writeFileAtomic } from "../fs/durable.ts";
 import { renderJunit, renderJunitFailure } from "../report/junit.ts";
 import { latestStamp, requireBackupFolder, requireSnapshot } from "../ops/list.ts";
 import { pathFlags } from "../ops/restore_intent.ts";
+import { nextStep } from "../ops/next_step.ts";
 import { runSampleDrill, type SampleDrillResult } from "../sample/drill.ts";
 import { checkedStamp } from "../snapshot/layout.ts";
 import {
@@ -261,7 +262,7 @@ async function drillLocal(
 function localStamp(config: Config, positionals: string[], context: CommandContext): string {
   const backupDir = config.backupDir.path;
   const flags = pathFlags(config, {}, ["backupDir"]); // a printed 'list' reaches this folder
-  return positionals.length ? existingStamp(backupDir, positionals[0], flags) : latest(backupDir, context);
+  return positionals.length ? existingStamp(backupDir, positionals[0], flags) : latest(config, context);
 }
 
 /** The stamp given, when it names a snapshot (checked before any other work). */
@@ -278,7 +279,8 @@ function existingStamp(backupDir: string, given: string, flags: string): string 
  * @throws {UsageError} when the backup folder is not there (a mistyped path must not pass for an empty folder).
  * @throws {OperationError} when there is none.
  */
-function latest(backupDir: string, context: CommandContext): string {
+function latest(config: Config, context: CommandContext): string {
+  const backupDir = config.backupDir.path;
   requireBackupFolder(backupDir);
   const { stamp, skippedInFuture, sequenceIgnored } = latestStamp(backupDir, context.now);
   if (skippedInFuture.length) {
@@ -288,13 +290,18 @@ function latest(backupDir: string, context: CommandContext): string {
     context.reporter.event("warning", "drill_latest_sequence_ignored", { stamps: sequenceIgnored, chosen: stamp });
   }
   if (stamp !== null) return stamp;
+  // the commands printed reach this run's folders: the backup folder for drill, the whole store for create
   if (skippedInFuture.length) {
+    const [newest] = skippedInFuture;
+    const short = `check the clock, then drill one by its stamp ('atocore-backup drill ${newest}')`;
+    const flags = pathFlags(config, {}, ["backupDir"]);
     throw new OperationError(
-      `every snapshot in ${backupDir} is stamped in the future (newest ${skippedInFuture[0]}); ` +
-        `check the clock, then drill one by its stamp ('atocore-backup drill ${skippedInFuture[0]}')`,
+      `every snapshot in ${backupDir} is stamped in the future (newest ${newest}); ` +
+        nextStep(short, "check the clock, then drill one by its stamp", `drill ${newest}`, flags),
     );
   }
-  throw new OperationError(`no snapshots to drill in ${backupDir}; run 'atocore-backup create' first`);
+  const create = nextStep("run 'atocore-backup create' first", "make one first with", "create", pathFlags(config));
+  throw new OperationError(`no snapshots to drill in ${backupDir}; ${create}`);
 }
 
 async function sample(values: Values, context: CommandContext): Promise<Outcome> {

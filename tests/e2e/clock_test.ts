@@ -10,7 +10,16 @@ import { drillSnapshot } from "../../src/ops/drill.ts";
 import { SILENT } from "../../src/report/reporter.ts";
 import { parseStamp } from "../../src/snapshot/stamp.ts";
 import { openDriver } from "../../src/sqlite/open_driver.ts";
-import { createdStamp, placeValidSnapshot, runCli, storeEnv, tempDir, tempStore } from "../_helpers.ts";
+import {
+  createdStamp,
+  placeValidSnapshot,
+  printedCommand,
+  runCli,
+  runPrinted,
+  storeEnv,
+  tempDir,
+  tempStore,
+} from "../_helpers.ts";
 
 const FUTURE = "20990101T000000Z";
 
@@ -81,6 +90,20 @@ Deno.test("drill --latest with only snapshots stamped in the future fails (exit 
     `atocore-backup: error: every snapshot in ${store.backupDir} is stamped in the future (newest ${FUTURE}); ` +
     `check the clock, then drill one by its stamp ('atocore-backup drill ${FUTURE}')`,
   ]);
+});
+
+Deno.test("the drill that drill --latest prints when every snapshot is in the future runs on the --backup-dir given", async () => {
+  using store = tempStore({ dbMiB: 1 });
+  const env = storeEnv(store); // its backup folder is not there: a command run without the flag fails
+  const backupDir = join(store.dataDir, "back ups"); // a word a shell splits
+  placeValidSnapshot(backupDir, FUTURE);
+  const run = await runCli(["drill", "--latest", "--backup-dir", backupDir], { env });
+  assert.equal(run.code, 1, run.stderr);
+  const printed = printedCommand(run.stderr, "check the clock, then drill one by its stamp");
+  assert.ok(printed !== null, run.stderr);
+  const drilled = await runPrinted(printed, env); // pasted into a shell as it is
+  assert.equal(drilled.code, 0, `${printed}: ${drilled.stderr}`);
+  assert.equal((drilled.json as { stamp: string }).stamp, FUTURE);
 });
 
 Deno.test("a stamp ahead of the clock within the allowed skew has a recovery point of 0, never negative", async () => {

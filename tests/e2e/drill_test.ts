@@ -16,13 +16,16 @@ import type { SampleStore } from "../../scripts/sample_store.ts";
 import {
   moduleSnapshot,
   placeValidSnapshot,
+  printedCommand,
   relocateSnapshot,
   runCli,
+  runPrinted,
   skipOutsideCi,
   storeEnv,
   tempDir,
   tempStore,
 } from "../_helpers.ts";
+import { entryNames } from "../_faults.ts";
 import { mountTmpfs } from "../_mount.ts";
 import { createAndPush, remoteStore } from "../_remote_cli.ts";
 
@@ -294,6 +297,20 @@ Deno.test("drill CLI: --max-age fails a drill whose snapshot restores but is old
     assert.equal(refused.code, 2, refused.stderr);
     assert.equal(refused.stderr.trim().split("\n").length, 1);
   }
+});
+
+Deno.test("drill CLI: the create that drill --latest prints with no snapshot runs as printed, on the --backup-dir given", async () => {
+  using store = tempStore(SMALL);
+  const env = storeEnv(store); // its backup folder is not there: a command run without the flag fails
+  const backupDir = join(store.dataDir, "back ups"); // a word a shell splits
+  Deno.mkdirSync(backupDir);
+  const run = await runCli(["drill", "--latest", "--backup-dir", backupDir], { env });
+  assert.equal(run.code, 1, run.stderr);
+  const printed = printedCommand(run.stderr, "make one first with");
+  assert.ok(printed !== null, run.stderr);
+  const created = await runPrinted(printed, env); // pasted into a shell as it is
+  assert.equal(created.code, 0, `${printed}: ${created.stderr}`);
+  assert.equal(entryNames(join(backupDir, "snapshots")).length, 1, `${printed} made one in the folder given`);
 });
 
 Deno.test("drill CLI: no snapshot for --latest is exit 1 with one line; a run that throws still writes its metrics and a failed JUnit", async () => {
