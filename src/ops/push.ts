@@ -30,6 +30,7 @@ import {
   ValidationWhenNeeded,
 } from "./push_validation.ts";
 import { unreadableSnapshotText } from "./validate.ts";
+import { pathFlags } from "./restore_intent.ts";
 import { deniedPath } from "../fs/denied_path.ts";
 import { InterruptedError, stopIfInterrupted } from "../sys/interrupt.ts";
 import { isDirectory } from "../fs/probe.ts";
@@ -282,7 +283,9 @@ async function pushOne(
   before: string[],
   validation: ValidationWhenNeeded | null,
 ): Promise<PushResult> {
-  if (!isDirectory(snapshotDir(config.backupDir.path, stamp))) throw noSuchSnapshot(config.backupDir.path, stamp);
+  if (!isDirectory(snapshotDir(config.backupDir.path, stamp))) {
+    throw noSuchSnapshot(config.backupDir.path, stamp, pathFlags(config, {}, ["backupDir"]));
+  }
   options.reporter.event("info", "push_started", { stamp, location: backend.location });
   const tracked = trackingWrites(backend);
   let pushed: PushResult;

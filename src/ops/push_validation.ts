@@ -12,6 +12,7 @@ import type { ReadFile } from "../repo/push_session.ts";
 import { readIntegrityRecord } from "../snapshot/integrity_record.ts";
 import type { SqliteDriver } from "../sqlite/driver.ts";
 import { validateSnapshot } from "./validate.ts";
+import { nextStep } from "./next_step.ts";
 
 /** A local snapshot refused because it did not validate; its errors, for a run that goes on to the next (`--all`). */
 export class InvalidSnapshotError extends RefusedError {
@@ -115,9 +116,13 @@ export class ValidationBeside implements PushGate {
   }
 }
 
-/** The refusal of a push of a snapshot the backup folder does not hold. */
-export function noSuchSnapshot(backupDir: string, stamp: string): UsageError {
-  return new UsageError(`no snapshot ${stamp} in ${backupDir}; see 'atocore-backup list'`);
+/**
+ * The refusal of a push of a snapshot the backup folder does not hold. `flags`: the path flags a printed `list` needs
+ * to reach that folder (see `pathFlags`; none by default).
+ */
+export function noSuchSnapshot(backupDir: string, stamp: string, flags = ""): UsageError {
+  const list = nextStep("see 'atocore-backup list'", "see the snapshots with", "list", flags);
+  return new UsageError(`no snapshot ${stamp} in ${backupDir}; ${list}`);
 }
 
 /**

@@ -9,7 +9,16 @@
 import assert from "node:assert/strict";
 import { basename, join } from "node:path";
 import { existsSync } from "node:fs";
-import { cliCommand, cliEnv, cliRunOf, relocateSnapshot, runCli, skipOutsideCi } from "../_helpers.ts";
+import {
+  cliCommand,
+  cliEnv,
+  cliRunOf,
+  printedCommand,
+  relocateSnapshot,
+  runCli,
+  runPrinted,
+  skipOutsideCi,
+} from "../_helpers.ts";
 import { InvalidSnapshotError } from "../../src/ops/push_validation.ts";
 import { entryNames, liveDigest } from "../_faults.ts";
 import { ageKeyPair, createAndPush, forgeDocument, oneErrorLine, remoteNames, remoteStore } from "../_remote_cli.ts";
@@ -265,6 +274,22 @@ Deno.test("remote refusals: push refuses an invalid local snapshot (exit 3, noth
   const missing = await runCli(["push", "20200101T000000Z"], { env: r.env });
   assert.equal(missing.code, 2);
   assert.match(oneErrorLine(missing, "missing"), /no snapshot 20200101T000000Z in .*; see 'atocore-backup list'/);
+});
+
+Deno.test("remote refusals: the list a push of a missing snapshot prints runs as printed, on the --backup-dir given", async () => {
+  using r = await remoteStore({ dbMiB: 1, chromaMiB: 1 });
+  const created = await runCli(["create"], { env: r.env });
+  assert.equal(created.code, 0, created.stderr);
+  const stamp = (created.json as { stamp: string }).stamp;
+  const backupDir = join(r.store.dataDir, "back ups"); // a word a shell splits, and not the folder the environment names
+  Deno.renameSync(r.store.backupDir, backupDir);
+  const missing = await runCli(["push", "20200101T000000Z", "--backup-dir", backupDir], { env: r.env });
+  assert.equal(missing.code, 2, missing.stderr);
+  const printed = printedCommand(oneErrorLine(missing, "missing"), "see the snapshots with");
+  assert.ok(printed !== null, missing.stderr);
+  const listed = await runPrinted(printed, r.env); // pasted into a shell as it is
+  assert.equal(listed.code, 0, `${printed}: ${listed.stderr}`);
+  assert.match(listed.stdout, new RegExp(stamp), `${printed} lists the folder given`);
 });
 
 Deno.test("remote refusals: push --all refuses snapshots whose metadata it cannot read or whose manifest leaves the folder, names them (exit 3) and pushes the newer ones", async () => {
