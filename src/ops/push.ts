@@ -31,6 +31,7 @@ import {
 } from "./push_validation.ts";
 import { unreadableSnapshotText } from "./validate.ts";
 import { pathFlags } from "./restore_intent.ts";
+import { nextStep as printedStep } from "./next_step.ts";
 import { deniedPath } from "../fs/denied_path.ts";
 import { InterruptedError, stopIfInterrupted } from "../sys/interrupt.ts";
 import { isDirectory } from "../fs/probe.ts";
@@ -97,7 +98,7 @@ export async function pushLocalSnapshots(
   selection: PushSelection,
   options: LocalPushOptions,
 ): Promise<LocalPushResult> {
-  const { stamps, passedOver } = selectedStamps(config.backupDir.path, selection, options.reporter);
+  const { stamps, passedOver } = selectedStamps(config, selection, options.reporter);
   const result: LocalPushResult = {
     location: backend.location,
     pushed: [],
@@ -241,14 +242,17 @@ export function pushFacts(result: LocalPushResult): PushFacts {
  * cleanup would keep it in place of that day's real snapshot).
  */
 function selectedStamps(
-  backupDir: string,
+  config: Config,
   selection: PushSelection,
   reporter: Reporter,
 ): { stamps: string[]; passedOver: string[] } {
+  const backupDir = config.backupDir.path;
   if ("stamp" in selection) return { stamps: [checkedStamp(selection.stamp)], passedOver: [] };
   const stamps = snapshotNames(backupDir).filter(isStamp);
   if (stamps.length === 0) {
-    throw new UsageError(`no snapshots to push in ${backupDir}; run 'atocore-backup create' first`);
+    // printed with this run's store paths, so that it makes one where this push looks
+    const create = printedStep("run 'atocore-backup create' first", "make one first with", "create", pathFlags(config));
+    throw new UsageError(`no snapshots to push in ${backupDir}; ${create}`);
   }
   if ("all" in selection) {
     const passedOver = stamps.filter((stamp) => isPreRestoreSnapshot(backupDir, stamp));

@@ -292,6 +292,19 @@ Deno.test("remote refusals: the list a push of a missing snapshot prints runs as
   assert.match(listed.stdout, new RegExp(stamp), `${printed} lists the folder given`);
 });
 
+Deno.test("remote refusals: the create a push with no snapshot prints runs as printed, on the --backup-dir given", async () => {
+  using r = await remoteStore({ dbMiB: 1, chromaMiB: 1 });
+  const backupDir = join(r.store.dataDir, "back ups"); // a word a shell splits, and not the folder the environment names
+  Deno.mkdirSync(backupDir);
+  const none = await runCli(["push", "--latest", "--backup-dir", backupDir], { env: r.env });
+  assert.equal(none.code, 2, none.stderr);
+  const printed = printedCommand(oneErrorLine(none, "none"), "make one first with");
+  assert.ok(printed !== null, none.stderr);
+  const created = await runPrinted(printed, r.env); // pasted into a shell as it is
+  assert.equal(created.code, 0, `${printed}: ${created.stderr}`);
+  assert.equal(entryNames(join(backupDir, "snapshots")).length, 1, `${printed} made one in the folder given`);
+});
+
 Deno.test("remote refusals: push --all refuses snapshots whose metadata it cannot read or whose manifest leaves the folder, names them (exit 3) and pushes the newer ones", async () => {
   using r = await remoteStore({ dbMiB: 1 });
   const stamps: string[] = [];
