@@ -146,10 +146,8 @@ export async function pushSnapshot(
   const { pinned, sourceId } = checkPin(config.backupDir.path, repository, options.recipients, hostState);
   if (options.auth) checkPushAuth(options.auth, repository.config.recipients, backend.location);
   const unkeyed = options.auth ? recipientsWithoutKey(options.auth, repository.config.recipients) : [];
-  const record = PushedStamps.load(
-    hostState.file(pushedRecordPath(config.backupDir.path, backend.location)),
-    repository.config.id,
-  );
+  const recordFile = hostState.file(pushedRecordPath(config.backupDir.path, backend.location));
+  const record = PushedStamps.load(recordFile, repository.config.id);
   const found = await pushedAlready(repository, local, { sourceId, record }, options.auth);
   const done = nothingToSend(found, record, local, { ...options, backupDir: config.backupDir.path });
   if (done) return { ...done, pinned, recipients_without_key: unkeyed };
