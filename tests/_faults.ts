@@ -6,6 +6,7 @@
  * @module
  */
 import { createHash } from "node:crypto";
+import { lchownSync } from "node:fs";
 import { join } from "node:path";
 import { withJournalMode } from "../src/sqlite/journal_header.ts";
 import type { SampleStore } from "../src/sample/store.ts";
@@ -338,6 +339,23 @@ function seedNpmCache(denoDir: string): void {
     return; // nothing cached: the run downloads, as an uncached one does
   }
   new Deno.Command("cp", { args: ["-R", npmCache, join(denoDir, "npm")] }).outputSync();
+}
+
+/** Replace `path` with a link to `target`, the link owned by the service's user (nobody). */
+export function nobodysLink(target: string, path: string): void {
+  Deno.renameSync(path, `${path}.moved`);
+  Deno.symlinkSync(target, path);
+  lchownSync(path, NOBODY_UID, NOBODY_UID);
+}
+
+/** A root-only (mode 600) SQLite database at `path` holding `text`; its SHA-256. */
+export function rootOnlyDatabase(path: string, text: string): string {
+  const made = new Deno.Command("sqlite3", {
+    args: [path, `CREATE TABLE secret(x); INSERT INTO secret VALUES ('${text}');`],
+  }).outputSync();
+  if (!made.success) throw new Error(`sqlite3 ${path}: ${new TextDecoder().decode(made.stderr)}`);
+  Deno.chmodSync(path, 0o600);
+  return createHash("sha256").update(Deno.readFileSync(path)).digest("hex");
 }
 
 /** Give `nobody` every file below `root` (and `root` itself), as a service account would own its store. */

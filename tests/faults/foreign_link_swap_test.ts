@@ -4,7 +4,6 @@
  * swaps. What the link leads to never reaches the snapshot the user is given.
  */
 import assert from "node:assert/strict";
-import { lchownSync } from "node:fs";
 import { join } from "node:path";
 import {
   cliCommand,
@@ -17,15 +16,8 @@ import {
   tempStore,
   toolFor,
 } from "../_helpers.ts";
-import { chownToNobody, entryNames, NOBODY_UID, skipBecause } from "../_faults.ts";
+import { chownToNobody, entryNames, NOBODY_UID, nobodysLink, rootOnlyDatabase, skipBecause } from "../_faults.ts";
 import { sha256Hex } from "../../src/repo/sealing.ts";
-
-/** Replace `path` with a link to `target`, the link owned by the service's user (nobody). */
-function nobodysLink(target: string, path: string): void {
-  Deno.renameSync(path, `${path}.moved`);
-  Deno.symlinkSync(target, path);
-  lchownSync(path, NOBODY_UID, NOBODY_UID);
-}
 
 /**
  * Run the CLI with `args` and `env`, strace holding its first call among `calls` (an open by default; the first of the
@@ -116,12 +108,7 @@ Deno.test("a database's folder swapped for the user's link to a root-only folder
   const env = { ...storeEnv(store), ATOCORE_DB_PATH: db };
   chownToNobody(store.dataDir);
   const secret = join(outside.path, "atocore.db");
-  const made = new Deno.Command("sqlite3", {
-    args: [secret, "CREATE TABLE secret(x); INSERT INTO secret VALUES ('only-secret-db-77');"],
-  }).outputSync();
-  assert.equal(made.code, 0, new TextDecoder().decode(made.stderr));
-  Deno.chmodSync(secret, 0o600);
-  const before = sha256Hex(Deno.readFileSync(secret));
+  const before = rootOnlyDatabase(secret, "only-secret-db-77");
   const snapshots = entryNames(join(store.backupDir, "snapshots"));
 
   // held at SQLite's open of the database, after every check of its links
@@ -148,16 +135,6 @@ function restoreRefusal(part: string, path: string, secret: string): RegExp {
       `through the symbolic link ${path}, owned by uid ${NOBODY_UID}, to ${secret}, owned by uid 0; .*${path} was not ` +
       "replaced; [^\\n]*\\n$",
   );
-}
-
-/** A root-only SQLite database at `path` holding `text`; its digest. */
-function rootOnlyDatabase(path: string, text: string): string {
-  const made = new Deno.Command("sqlite3", {
-    args: [path, `CREATE TABLE secret(x); INSERT INTO secret VALUES ('${text}');`],
-  }).outputSync();
-  assert.equal(made.code, 0, new TextDecoder().decode(made.stderr));
-  Deno.chmodSync(path, 0o600);
-  return sha256Hex(Deno.readFileSync(path));
 }
 
 Deno.test("a registry swapped for the user's link to a root-only file as a root restore replaces the database: not written (needs strace)", async () => {

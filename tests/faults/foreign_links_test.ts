@@ -17,15 +17,16 @@ import {
   tempDir,
   tempStore,
 } from "../_helpers.ts";
-import { chownToNobody, entryNames, liveDigest, NOBODY_UID, skipBecause } from "../_faults.ts";
+import {
+  chownToNobody,
+  entryNames,
+  liveDigest,
+  NOBODY_UID,
+  nobodysLink,
+  rootOnlyDatabase,
+  skipBecause,
+} from "../_faults.ts";
 import { sha256Hex } from "../../src/repo/sealing.ts";
-
-/** Replace `path` with a link to `target`, the link owned by the service's user (nobody). */
-function nobodysLink(target: string, path: string): void {
-  Deno.renameSync(path, `${path}.moved`);
-  Deno.symlinkSync(target, path);
-  lchownSync(path, NOBODY_UID, NOBODY_UID);
-}
 
 Deno.test("a root create or restore refuses the service user's link at a live path to a root-only file, changing nothing", async () => {
   if (Deno.uid() !== 0) return skipBecause("not root: the links' owners cannot be set");
@@ -95,13 +96,8 @@ Deno.test("a root create or restore refuses the service user's link at the datab
   const stamp = await createdStamp(env);
   chownToNobody(store.dataDir);
   const secret = join(outside.path, "secret.db");
-  const made = new Deno.Command("sqlite3", {
-    args: [secret, "CREATE TABLE secret(x); INSERT INTO secret VALUES ('only-secret-db-77');"],
-  }).outputSync();
-  assert.equal(made.code, 0, new TextDecoder().decode(made.stderr));
-  Deno.chmodSync(secret, 0o600);
+  const before = rootOnlyDatabase(secret, "only-secret-db-77");
   nobodysLink(secret, store.db); // resolved to the real path when the settings are read: the link must still be judged
-  const before = sha256Hex(Deno.readFileSync(secret));
   const snapshots = entryNames(join(store.backupDir, "snapshots"));
 
   const created = await runCli(["create"], { env });
