@@ -10,7 +10,7 @@ import { lchownSync } from "node:fs";
 import { join } from "node:path";
 import { withJournalMode } from "../src/sqlite/journal_header.ts";
 import type { SampleStore } from "../src/sample/store.ts";
-import { cliCommand, cliEnv, cliProcess, type CliRun, cliRunOf, ROOT, storeEnv } from "./_helpers.ts";
+import { cliCommand, cliEnv, cliProcess, type CliRun, cliRunOf, ROOT, storeEnv, tempDir } from "./_helpers.ts";
 export { skipBecause } from "./_helpers.ts";
 
 /** The seed used when `FAULT_SEED` is not set, so CI runs the same trials every time. */
@@ -401,10 +401,51 @@ export interface SwappedRun {
 }
 
 /**
- * Run the CLI with `args` and `env` with strace holding its first call of `calls` on the path `held` for 3 s, before
- * it runs or, with `after`, once it has run (a check that has looked); while held, `swapped` is renamed to
- * `<swapped>-aside` and a link to `victim` put in its place (a writer of the folder racing the run's check). The trace
- * is written beside `victim` and removed at the end.
+ * Run the CLI with `args` and `env`, strace holding its first call of `calls` on the path `held` for 3 s, before it
+ * runs or, with `after`, once it has run (a check that has looked); `swap` runs while it is held. The run's output,
+ * and whether the swap happened while held.
+ */
+export async function runHeld(
+  args: string[],
+  env: Record<string, string>,
+  { held, calls, after }: { held: string; calls: string; after?: boolean },
+  swap: () => void,
+): Promise<{ output: Deno.CommandOutput; held: boolean }> {
+  using dir = tempDir("atocore-trace-");
+  const trace = join(dir.path, "trace.txt");
+  const [program, ...rest] = cliCommand(args);
+  const strace = ["-f", "-qq", "-o", trace, "-P", held, "-e", `trace=${calls}`];
+  const child = new Deno.Command("strace", {
+    args: [...strace, "-e", `inject=${calls}:delay_${after ? "exit" : "enter"}=3000000:when=1`, program, ...rest],
+    env: cliEnv(env),
+    clearEnv: true,
+    stdin: "null",
+    stdout: "piped",
+    stderr: "piped",
+  }).spawn();
+  const ended = child.output();
+  let done = false;
+  while (!done) {
+    done = await Promise.race([ended.then(() => true), new Promise<boolean>((wait) => setTimeout(wait, 10, false))]);
+    if (!done && readOrEmpty(trace).includes(`"${held}"`)) {
+      swap();
+      break;
+    }
+  }
+  return { output: await ended, held: !done };
+}
+
+/** What {@linkcode runSwapped} saw: whether the swap happened while the call was held, and the run's output. */
+export interface SwappedRun {
+  swapped: boolean;
+  code: number;
+  /** Its stdout, then its stderr. */
+  output: string;
+}
+
+/**
+ * {@linkcode runHeld}, the swap renaming `swapped` to `<swapped>-aside` and putting a link to `victim` in its place (a
+ * writer of the folder racing the run's check).
  */
 export async function runSwapped(
   args: string[],
@@ -417,34 +458,13 @@ export async function runSwapped(
     after?: boolean;
   },
 ): Promise<SwappedRun> {
-  const trace = `${victim}-trace.txt`;
-  const [program, ...rest] = cliCommand(args);
-  const strace = ["-f", "-qq", "-o", trace, "-P", held, "-e", `trace=${calls}`];
-  const child = new Deno.Command("strace", {
-    args: [...strace, "-e", `inject=${calls}:delay_${after ? "exit" : "enter"}=3000000:when=1`, program, ...rest],
-    env: cliEnv(env),
-    clearEnv: true,
-    stdin: "null",
-    stdout: "piped",
-    stderr: "piped",
-  }).spawn();
+  const run = await runHeld(args, env, { held, calls, after }, () => {
+    Deno.renameSync(swapped, `${swapped}-aside`);
+    Deno.symlinkSync(victim, swapped);
+  });
   const decoder = new TextDecoder();
-  const ended = child.output().then((out) => ({
-    code: out.code,
-    output: decoder.decode(out.stdout) + decoder.decode(out.stderr),
-  }));
-  let done = false;
-  while (!done) {
-    done = await Promise.race([ended.then(() => true), new Promise<boolean>((wait) => setTimeout(wait, 10, false))]);
-    if (!done && readOrEmpty(trace).includes(`"${held}"`)) {
-      Deno.renameSync(swapped, `${swapped}-aside`);
-      Deno.symlinkSync(victim, swapped);
-      break;
-    }
-  }
-  const run = await ended;
-  Deno.removeSync(trace);
-  return { swapped: !done, ...run };
+  const output = decoder.decode(run.output.stdout) + decoder.decode(run.output.stderr);
+  return { swapped: run.held, code: run.output.code, output };
 }
 
 function readOrEmpty(path: string): string {

@@ -5,25 +5,19 @@
  */
 import assert from "node:assert/strict";
 import { join } from "node:path";
+import { type CliRun, cliRunOf, createdStamp, storeEnv, tempDir, tempStore, toolFor } from "../_helpers.ts";
 import {
-  cliCommand,
-  cliEnv,
-  type CliRun,
-  cliRunOf,
-  createdStamp,
-  storeEnv,
-  tempDir,
-  tempStore,
-  toolFor,
-} from "../_helpers.ts";
-import { chownToNobody, entryNames, NOBODY_UID, nobodysLink, rootOnlyDatabase, skipBecause } from "../_faults.ts";
+  chownToNobody,
+  entryNames,
+  NOBODY_UID,
+  nobodysLink,
+  rootOnlyDatabase,
+  runHeld,
+  skipBecause,
+} from "../_faults.ts";
 import { sha256Hex } from "../../src/repo/sealing.ts";
 
-/**
- * Run the CLI with `args` and `env`, strace holding its first call among `calls` (an open by default; the first of the
- * run, as strace counts them, which must be on `held`, by that path) for 3 s, during which `swap` runs: the run, and
- * whether it was held.
- */
+/** {@linkcode runHeld} on its first open (by default) of `held`: the run, and whether it was held. */
 async function runHeldAt(
   args: string[],
   env: Record<string, string>,
@@ -31,37 +25,8 @@ async function runHeldAt(
   swap: () => void,
   calls = "openat,open",
 ): Promise<{ run: CliRun; held: boolean }> {
-  using dir = tempDir("atocore-trace-");
-  const trace = join(dir.path, "trace.txt");
-  const strace = ["-f", "-qq", "-o", trace, "-P", held, "-e", `trace=${calls}`];
-  const [program, ...rest] = cliCommand(args);
-  const child = new Deno.Command("strace", {
-    args: [...strace, "-e", `inject=${calls}:delay_enter=3000000:when=1`, program, ...rest],
-    env: cliEnv(env),
-    clearEnv: true,
-    stdin: "null",
-    stdout: "piped",
-    stderr: "piped",
-  }).spawn();
-  const ended = child.output();
-  let swapped = false;
-  for (let done = false; !done && !swapped;) {
-    done = await Promise.race([ended.then(() => true), new Promise<boolean>((wait) => setTimeout(wait, 10, false))]);
-    if (!done && traced(trace).includes(`"${held}"`)) {
-      swap();
-      swapped = true;
-    }
-  }
-  return { run: cliRunOf(await ended), held: swapped };
-}
-
-/** The trace written so far ("" before there is one). */
-function traced(path: string): string {
-  try {
-    return Deno.readTextFileSync(path);
-  } catch {
-    return "";
-  }
+  const run = await runHeld(args, env, { held, calls }, swap);
+  return { run: cliRunOf(run.output), held: run.held };
 }
 
 /** Whether any file under `root` holds `text`. */
