@@ -4,11 +4,11 @@
  *
  * @module
  */
-import type { Config, RemoteSettings } from "../config.ts";
+import type { Config } from "../config.ts";
 import { ExitCode } from "../errors.ts";
 import { pushAfterCreate, pushFacts } from "../ops/push.ts";
 import { pushAuthFrom, recipientsFrom, refuseRemoteInStore, remoteBackend } from "../ops/remote.ts";
-import { pathFlags, quoted } from "../ops/restore_intent.ts";
+import { pathFlags } from "../ops/restore_intent.ts";
 import type { PushAuth } from "../repo/authenticity.ts";
 import type { Backend } from "../repo/backend.ts";
 import type { SqliteDriver } from "../sqlite/driver.ts";
@@ -20,6 +20,7 @@ import {
   type AUTH_OPTIONS,
   type REMOTE_OPTIONS,
   remoteSettingsFrom,
+  repositoryFlags,
   type TRANSFER_OPTIONS,
   transfersFrom,
 } from "./remote_flags.ts";
@@ -57,32 +58,6 @@ export function pushTargetFrom(
   const pushFlags = pathFlags(config) + repositoryFlags(settings, backend) +
     (allowUnauthenticated ? " --allow-unauthenticated" : "");
   return { backend, recipients: recipientsFrom(settings), auth, transfers: transfersFrom(values, context), pushFlags };
-}
-
-/**
- * The repository flags among `settings` that were given as flags, absolute where they name a file or a folder, each
- * quoted for a shell and with a leading space; the ones from the environment are left out, as {@linkcode pathFlags}
- * leaves out its paths: a run with it has them. For a command printed as a next step that must run as printed.
- */
-export function repositoryFlags(settings: RemoteSettings, backend: Backend): string {
-  const given = <T>(setting: { value: T; source: string } | null): T | undefined =>
-    setting?.source === "flag" ? setting.value : undefined;
-  const remote = given(settings.remote);
-  const folder = backend.location.startsWith("file://") ? backend.location.slice("file://".length) : null;
-  const recipients = given(settings.recipients);
-  const words: [string, string | undefined][] = [
-    ["--remote", remote === undefined ? undefined : folder ?? remote],
-    ["--auth-key", given(settings.authKeyFile)],
-    ...(recipients?.inline ?? []).map((recipient): [string, string] => ["--recipient", recipient]),
-    ...(recipients?.files ?? []).map((file): [string, string] => ["--recipients-file", file]),
-    ["--ssh-key", given(settings.sshKeyFile)],
-    ["--known-hosts", given(settings.knownHosts)],
-    ["--stall-timeout", settings.stallTimeout?.source === "flag" ? `${settings.stallTimeout.value}s` : undefined],
-    ["--s3-endpoint", given(settings.s3.endpoint)],
-    ["--s3-region", given(settings.s3.region)],
-    ["--s3-addressing", given(settings.s3.addressing)],
-  ];
-  return words.map(([flag, value]) => value === undefined ? "" : ` ${flag} ${quoted(value)}`).join("");
 }
 
 /**

@@ -20,6 +20,7 @@ import {
   REMOTE_HELP,
   REMOTE_OPTIONS,
   remoteSettingsFrom,
+  repositoryFlags,
   TRANSFER_HELP,
   TRANSFER_OPTIONS,
   transfersFrom,
@@ -87,7 +88,8 @@ Examples:
       const backend = remoteBackend(settings, context.cwd, "push", context.env, context.reporter);
       refuseRemoteInStore(config, backend);
       const recipients = recipientsFrom(settings);
-      const auth = pushAuthFrom(settings, "push", Boolean(values["allow-unauthenticated"]), context.reporter);
+      const allowUnauthenticated = Boolean(values["allow-unauthenticated"]);
+      const auth = pushAuthFrom(settings, "push", allowUnauthenticated, context.reporter);
       const driver = driverFrom(values, context);
       const transfers = transfersFrom(values, context); // every flag checked before the folder is looked at
       if (!isDirectory(config.backupDir.path)) { // taking the lock would make it, and a mistyped path with it
@@ -106,6 +108,8 @@ Examples:
         validation: values.quick ? "quick" : "deep",
         signal: interrupts.signal,
         transfers,
+        // a push printed as a next step reaches this run's repository as given
+        repositoryFlags: repositoryFlags(settings, backend) + (allowUnauthenticated ? " --allow-unauthenticated" : ""),
       });
       await reportLateInterrupt(interrupts.signal, context.reporter, "push");
       const last = result.pushed.at(-1);

@@ -8,8 +8,7 @@ import { recipientsFrom, refuseRemoteInStore, remoteBackend } from "../ops/remot
 import { initRepository } from "../repo/repository.ts";
 import { pathFlags } from "../ops/restore_intent.ts";
 import { COMMON_HELP, configFrom, defineCommand } from "./command.ts";
-import { repositoryFlags } from "./create_push.ts";
-import { REMOTE_HELP, REMOTE_OPTIONS, remoteSettingsFrom } from "./remote_flags.ts";
+import { REMOTE_HELP, REMOTE_OPTIONS, remoteSettingsFrom, repositoryFlags } from "./remote_flags.ts";
 
 /** The `remote init` command. */
 export const remoteInitCommand = defineCommand({

@@ -7,6 +7,7 @@ import { ExitCode, OperationError, UsageError } from "../errors.ts";
 import { checkedStamp } from "../snapshot/layout.ts";
 import { requireSnapshot } from "../ops/list.ts";
 import { pathFlags } from "../ops/restore_intent.ts";
+import { nextStep } from "../ops/next_step.ts";
 import { type CheckedSnapshot, checkSnapshot, validateAll } from "../ops/validate_all.ts";
 import { unreadableSnapshotText } from "../ops/validate.ts";
 import { COMMON_HELP, configFrom, defineCommand, driverFrom } from "./command.ts";
@@ -50,7 +51,8 @@ Examples:
       }
       const stamp = values.all ? undefined : checkedStamp(positionals[0]);
       const config = configFrom(values, context);
-      if (stamp !== undefined) requireSnapshot(config.backupDir.path, stamp, pathFlags(config, {}, ["backupDir"]));
+      const flags = pathFlags(config, {}, ["backupDir"]); // a printed 'list' reaches this folder
+      if (stamp !== undefined) requireSnapshot(config.backupDir.path, stamp, flags);
       const options = {
         driver: driverFrom(values, context),
         quick: Boolean(values.quick),
@@ -61,9 +63,9 @@ Examples:
       if (stamp !== undefined) {
         const result = await checkSnapshot(config.backupDir.path, stamp, options);
         if (result === null) {
+          const list = nextStep("see 'list'", "see the snapshots with", "list", flags);
           throw new OperationError(
-            `snapshot ${stamp} was removed while it was being validated (by a cleanup?), so it was not checked; ` +
-              `see 'list'`,
+            `snapshot ${stamp} was removed while it was being validated (by a cleanup?), so it was not checked; ${list}`,
           );
         }
         if (result.unreadable !== undefined) throw new OperationError(unreadableSnapshotText(stamp, result.unreadable));

@@ -16,6 +16,8 @@ import { entriesOrNone, exists, isFile, lstatOrNull } from "../fs/probe.ts";
 import { walkTree } from "../fs/tree.ts";
 import type { Reporter } from "../report/reporter.ts";
 import { type RestoreResult, restoreSnapshot } from "./restore.ts";
+import { pathFlags } from "./restore_intent.ts";
+import { nextStep } from "./next_step.ts";
 import { CHROMA_FOLDER, snapshotDir } from "../snapshot/layout.ts";
 import { buildManifest, type ManifestEntry } from "../snapshot/manifest.ts";
 import {
@@ -225,11 +227,13 @@ async function validateStep({ config, stamp, root, options }: DrillState): Promi
       integrityChecked: options.integrityChecked,
     });
   } catch (error) {
-    if (!exists(root)) return { status: "failed", detail: removedDuringDrill(root) };
+    if (!exists(root)) return { status: "failed", detail: removedDuringDrill(root, config) };
     throw error;
   }
   const measured = { metadata: validation.metadata };
-  if (!validation.valid && !exists(root)) return { status: "failed", detail: removedDuringDrill(root), measured };
+  if (!validation.valid && !exists(root)) {
+    return { status: "failed", detail: removedDuringDrill(root, config), measured };
+  }
   if (validation.unreadable !== undefined) {
     return { status: "failed", detail: unreadableSnapshotText(stamp, validation.unreadable), measured };
   }
@@ -269,14 +273,19 @@ async function restoreStep({ config, stamp, options }: DrillState): Promise<Find
     // The scratch folder is measured even so, so that it is removed.
     const detail = exists(snapshotDir(config.backupDir.path, stamp))
       ? describeOsError(error)
-      : removedDuringDrill(snapshotDir(config.backupDir.path, stamp));
+      : removedDuringDrill(snapshotDir(config.backupDir.path, stamp), config);
     return { status: "failed", detail, measured: { scratchDir } };
   }
 }
 
-/** The detail of a check whose snapshot vanished while it ran (a cleanup removed it): no finding about it. */
-function removedDuringDrill(root: string): string {
-  return `the snapshot was removed while the drill ran (by a cleanup?): ${root}; drill another one (see 'list')`;
+/**
+ * The detail of a check whose snapshot vanished while it ran (a cleanup removed it): no finding about it. The printed
+ * `list` carries the `--backup-dir` this run was given, so that it lists the folder drilled.
+ */
+function removedDuringDrill(root: string, config: Config): string {
+  const flags = pathFlags(config, {}, ["backupDir"]);
+  const list = nextStep("drill another one (see 'list')", "drill another one, listed by", "list", flags);
+  return `the snapshot was removed while the drill ran (by a cleanup?): ${root}; ${list}`;
 }
 
 /**

@@ -57,6 +57,11 @@ export interface LocalPushOptions {
   signal?: AbortSignal;
   /** Packs sealed and uploading at once (`--transfers`). */
   transfers?: number;
+  /**
+   * The repository flags a printed `push` needs to reach this run's repository (see `repositoryFlags`; none by
+   * default): the path flags are added here.
+   */
+  repositoryFlags?: string;
 }
 
 /** A snapshot that was not pushed because it did not validate. */
@@ -98,7 +103,7 @@ export async function pushLocalSnapshots(
   selection: PushSelection,
   options: LocalPushOptions,
 ): Promise<LocalPushResult> {
-  const { stamps, passedOver } = selectedStamps(config, selection, options.reporter);
+  const { stamps, passedOver } = selectedStamps(config, selection, options);
   const result: LocalPushResult = {
     location: backend.location,
     pushed: [],
@@ -244,7 +249,7 @@ export function pushFacts(result: LocalPushResult): PushFacts {
 function selectedStamps(
   config: Config,
   selection: PushSelection,
-  reporter: Reporter,
+  { reporter, repositoryFlags = "" }: LocalPushOptions,
 ): { stamps: string[]; passedOver: string[] } {
   const backupDir = config.backupDir.path;
   if ("stamp" in selection) return { stamps: [checkedStamp(selection.stamp)], passedOver: [] };
@@ -271,11 +276,16 @@ function selectedStamps(
     preRestore.length ? "a pre-restore snapshot" : "",
   ];
   const newest = skippedInFuture[0] ?? preRestore[0];
+  const clock = skippedInFuture.length ? "check the clock, then " : "";
+  const flags = pathFlags(config, {}, ["backupDir"]) + repositoryFlags; // the push printed reaches this run's
+  const push = printedStep(
+    `${clock}push one by its stamp ('atocore-backup push ${newest}')`,
+    `${clock}push one by its stamp with`,
+    `push ${newest}`,
+    flags,
+  );
   throw new UsageError(
-    `every snapshot in ${backupDir} is ${what.filter(Boolean).join(" or ")} (newest ${newest}); ` +
-      `${
-        skippedInFuture.length ? "check the clock, then " : ""
-      }push one by its stamp ('atocore-backup push ${newest}')`,
+    `every snapshot in ${backupDir} is ${what.filter(Boolean).join(" or ")} (newest ${newest}); ${push}`,
   );
 }
 

@@ -13,6 +13,7 @@ import { readIntegrityRecord } from "../snapshot/integrity_record.ts";
 import type { SqliteDriver } from "../sqlite/driver.ts";
 import { validateSnapshot } from "./validate.ts";
 import { nextStep } from "./next_step.ts";
+import { pathFlags } from "./restore_intent.ts";
 
 /** A local snapshot refused because it did not validate; its errors, for a run that goes on to the next (`--all`). */
 export class InvalidSnapshotError extends RefusedError {
@@ -65,7 +66,7 @@ export class ValidationBeside implements PushGate {
       checkedAtCreate: this.record,
     };
     this.errors = validateSnapshot(backupDir, stamp, options).then((validation) => {
-      if (!validation.exists) throw noSuchSnapshot(backupDir, stamp);
+      if (!validation.exists) throw noSuchSnapshot(backupDir, stamp, pathFlags(config, {}, ["backupDir"]));
       this.spared = validation.integrity_checked_at_create ?? [];
       return this.found = validation.valid ? [] : validation.errors;
     });

@@ -12,6 +12,7 @@ import { basename, join, relative as relativePath } from "node:path";
 import {
   moduleSnapshot,
   placeValidSnapshot,
+  printedCommand,
   relocateSnapshot,
   ROOT,
   runCli,
@@ -634,6 +635,33 @@ Deno.test("remote CLI: push --latest and --all pass over a restore's pre-restore
   Deno.writeTextFileSync(metadataFile, JSON.stringify(edited)); // by hand: create's digest no longer matches
   const pick = latestStamp(r.store.backupDir, new Date(), true);
   assert.deepEqual([pick.stamp, pick.preRestore], [laterStamp, [pre]], "a kind added by hand passed a snapshot over");
+});
+
+Deno.test("remote CLI: the push that push --latest prints when only a pre-restore snapshot is left runs as printed, on the --backup-dir and repository given", async () => {
+  using store = tempStore({ dbMiB: 1 });
+  using work = tempDir("atocore-push-pre-restore-");
+  const env = storeEnv(store); // no repository and another backup folder: a command run without the flags fails
+  const key = ageKeyPair(work.path);
+  const backupDir = join(work.path, "back ups"); // a word a shell splits
+  const repository = ["--remote", join(work.path, "re po"), "--auth-key", authKeyFileFor(key)];
+  const init = await runCli(["remote", "init", "--recipient", key.recipient, ...repository], { env });
+  assert.equal(init.code, 0, init.stderr);
+  const created = await runCli(["create", "--backup-dir", backupDir], { env });
+  assert.equal(created.code, 0, created.stderr);
+  const stamp = (created.json as { stamp: string }).stamp;
+  const restore = ["restore", stamp, "--confirm-service-stopped", "--backup-dir", backupDir];
+  const restored = await runCli(restore, { env });
+  assert.equal(restored.code, 0, restored.stderr);
+  const pre = (restored.json as { pre_restore_snapshot: string }).pre_restore_snapshot;
+  Deno.removeSync(join(backupDir, "snapshots", stamp), { recursive: true });
+
+  const only = await runCli(["push", "--latest", "--backup-dir", backupDir, ...repository], { env });
+  assert.equal(only.code, 2, only.stderr);
+  const printed = printedCommand(oneErrorLine(only, "only a pre-restore snapshot"), "push one by its stamp with");
+  assert.ok(printed !== null, only.stderr);
+  const pushed = await runPrinted(printed, env); // pasted into a shell as it is
+  assert.equal(pushed.code, 0, `${printed}: ${pushed.stderr}`);
+  assert.deepEqual((pushed.json as { pre_restore_pushed: string[] }).pre_restore_pushed, [pre], printed);
 });
 
 Deno.test("remote CLI: the push a failed create --push says to run later carries the flags it was given, and works from another folder", async () => {

@@ -80,6 +80,22 @@ Deno.test("push validation: a valid snapshot waits for the push's hashes; a push
   assert.deepEqual(await vanishing.verdict(null), [], "no raw error of its own: the push's error says what happened");
 });
 
+Deno.test("push validation: a snapshot gone before it starts is named with the list that reaches the --backup-dir given", async () => {
+  using store = tempStore({ dbMiB: 1 });
+  const backupDir = join(store.dataDir, "back ups"); // a word a shell splits
+  const config = resolveConfig({ backupDir }, storeEnv(store), "/");
+  const stamp = "20260409T010203Z"; // removed by a cleanup between the push's look and its validation
+  const validation = new ValidationBeside(config, stamp, openDriver("auto"), false);
+  await assert.rejects(
+    validation.errors,
+    (error: Error) => {
+      const list = `see the snapshots with: atocore-backup list --backup-dir '${backupDir}'`;
+      assert.equal(error.message, `no snapshot ${stamp} in ${backupDir}; ${list}`);
+      return true;
+    },
+  );
+});
+
 Deno.test("push validation: a database the push read is the bytes create checked, or the file checked, or the snapshot is refused", async () => {
   using store = tempStore({ dbMiB: 1, chromaMiB: 0.5 });
   const env = storeEnv(store);
