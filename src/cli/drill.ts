@@ -21,6 +21,7 @@ import { pathFlags } from "../ops/restore_intent.ts";
 import { nextStep } from "../ops/next_step.ts";
 import { runSampleDrill, type SampleDrillResult } from "../sample/drill.ts";
 import { checkedStamp } from "../snapshot/layout.ts";
+import { isRandomId } from "../repo/layout.ts";
 import {
   type CommandContext,
   type CommandFlags,
@@ -94,6 +95,9 @@ Options:
   --from-remote        read the snapshot from the off-host repository (needs --identity)
   --max-age DURATION   also fail when the snapshot is older than this (36h, 2d, 90m):
                        the recovery point a CI job holds the pushes to
+  --source ID          with --from-remote --latest: the newest snapshot of that backup
+                       folder (SOURCE in 'remote list'; only refs a MAC by the identity's
+                       key vouches for), in a repository several hosts push to
 ${METRICS_HELP}
 ${REMOTE_HELP}
 ${READ_AUTH_HELP}
@@ -105,7 +109,8 @@ Examples:
   atocore-backup drill 20260409T010203Z --junit drill.xml --metrics-file /var/lib/node_exporter/atocore_drill.prom
   atocore-backup drill --sample
   atocore-backup drill --from-remote --latest --remote file:///mnt/offsite/atocore --identity ci.key --junit drill.xml
-  atocore-backup drill --from-remote --latest --max-age 36h --junit drill.xml`,
+  atocore-backup drill --from-remote --latest --max-age 36h --junit drill.xml
+  atocore-backup drill --from-remote --latest --source 0123456789abcdef --max-age 36h`,
   options: {
     latest: { type: "boolean" },
     sample: { type: "boolean" },
@@ -114,6 +119,7 @@ Examples:
     junit: { type: "string" },
     "from-remote": { type: "boolean" },
     "max-age": { type: "string" },
+    source: { type: "string" },
     ...METRICS_OPTIONS,
     ...REMOTE_OPTIONS,
     ...AUTH_OPTIONS,
@@ -192,6 +198,31 @@ function checkArguments(values: Values, positionals: string[]): void {
   }
   if (!values["from-remote"]) refuseRemoteFlagsWithout(values, "drill", "--from-remote");
   else if (positionals.length) checkedRemoteName(positionals[0]);
+  checkedSource(values);
+}
+
+/**
+ * The source `--source` names (see `latestOfSource`), or `undefined` without it.
+ *
+ * @throws {UsageError} without --from-remote --latest, or for an id that is not one (16 lowercase hex digits).
+ */
+function checkedSource(values: Values): string | undefined {
+  const source: string | undefined = values.source;
+  if (source === undefined) return undefined;
+  if (!values["from-remote"] || !values.latest) {
+    throw new UsageError(
+      "drill: --source picks the latest snapshot of that backup folder in a repository; give it with --from-remote " +
+        "--latest",
+    );
+  }
+  const isId: boolean = isRandomId(source); // a source id is a random id, as the refs' `source`
+  if (!isId) {
+    throw new UsageError(
+      `drill: --source ${JSON.stringify(source.slice(0, 60))} is no source id; give the 16 hex digits SOURCE shows ` +
+        "in 'atocore-backup remote list'",
+    );
+  }
+  return source;
 }
 
 async function drill(values: Values, positionals: string[], context: CommandContext): Promise<Outcome> {
@@ -240,6 +271,7 @@ async function drillRemote(
   const result = await drillFromRemote(config, source, positionals[0] ?? "latest", {
     ...options,
     signal: interrupts.signal,
+    ofSource: checkedSource(values),
   });
   await reportLateInterrupt(interrupts.signal, context.reporter, "drill");
   return result;

@@ -20,7 +20,8 @@ export const remoteListCommand = defineCommand({
 
 List every snapshot the repository holds (STAMP_PUSHID, the name restore and
 drill accept), with the backup folder that pushed it (SOURCE, a random id its
-refs name), the packs it needs and their stored bytes, and whether its refs
+refs name; the last line names this backup folder's, once it pushed there: the
+id 'drill --from-remote --latest --source' takes), the packs it needs and their stored bytes, and whether its refs
 carry MACs (MAC). Without the identity only names and public sizes are
 known; with --identity each snapshot's document is decrypted too: when and from
 which host it was pushed, its files, its size, whether it holds Chroma, and
@@ -41,8 +42,9 @@ Examples:
     const settings = remoteSettingsFrom(values, context);
     const backend = remoteBackend(settings, context.cwd, "remote list", context.env, context.reporter);
     const identities = settings.identityFile ? identitiesFrom(settings, "remote list", context.reporter) : [];
-    checkPinIfPinned(config, await openRepository(backend), recipientsFrom(settings));
-    const listing = await listRemote(backend, identities, context.now);
+    const own = checkPinIfPinned(config, await openRepository(backend), recipientsFrom(settings));
+    // this folder's own source: the id to give 'drill --from-remote --latest --source' for this host
+    const listing = { ...await listRemote(backend, identities, context.now), own_source: own };
     for (const name of listing.not_objects) {
       context.reporter.event("warning", "remote_snapshot_not_an_object", { location: backend.location, name });
     }
@@ -56,7 +58,7 @@ Examples:
 });
 
 /** The listing as a table; every string the repository wrote is made printable (a writer may put ESC in a host). */
-function describe(listing: RemoteListing, decrypted: boolean): string {
+function describe(listing: RemoteListing & { own_source: string | null }, decrypted: boolean): string {
   const header = decrypted
     ? ["SNAPSHOT", "SOURCE", "PUSHED", "HOST", "FILES", "SIZE", "CHROMA", "AUTH", "STORED"]
     : ["SNAPSHOT", "SOURCE", "PACKS", "MAC", "STORED"];
@@ -85,5 +87,6 @@ function describe(listing: RemoteListing, decrypted: boolean): string {
     rows.length ? formatTable(header, rows) : "no snapshots",
   ];
   if (listing.pushes_in_progress) lines.push(`pushes in progress: ${listing.pushes_in_progress}`);
+  if (listing.own_source !== null) lines.push(`this backup folder pushes as source ${listing.own_source}`);
   return lines.join("\n");
 }

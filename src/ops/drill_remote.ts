@@ -18,25 +18,30 @@ import {
   resolveRemoteSnapshot,
 } from "./from_remote.ts";
 import { withRecoveryPointCheck } from "./drill_max_age.ts";
+import { latestOfSource } from "./latest_of_source.ts";
 
 /** A drill read from a repository: the drill's result and what was fetched (`null` when the fetch failed). */
 export type RemoteDrillResult = DrillResult & { remote: FetchSummary | null };
 
 /**
- * Drill snapshot `given` (`STAMP`, `STAMP_PUSHID` or `"latest"`) of the repository. Never throws for what it finds.
+ * Drill snapshot `given` (`STAMP`, `STAMP_PUSHID` or `"latest"`) of the repository; `"latest"` with `ofSource`: the
+ * newest that backup folder pushed (see {@linkcode latestOfSource}). Never throws for what it finds.
  *
  * @throws {UsageError} for a name that matches no snapshot or several; {@linkcode RefusedError} for a repository that
- *   is not the pinned one; {@linkcode OperationError} for a repository without snapshots.
+ *   is not the pinned one; {@linkcode OperationError} for a repository without snapshots (of that source).
  */
 export async function drillFromRemote(
   config: Config,
   source: RemoteSource,
   given: string,
-  options: DrillOptions,
+  options: DrillOptions & { ofSource?: string },
 ): Promise<RemoteDrillResult> {
   const begun = performance.now();
-  await checkSource(config, source);
-  const name = await resolveRemoteSnapshot(source.backend, given, options);
+  const { repositoryId } = await checkSource(config, source);
+  const { backend, identities } = source;
+  const name = options.ofSource === undefined || given !== "latest"
+    ? await resolveRemoteSnapshot(backend, given, options)
+    : await latestOfSource({ backend, repositoryId, identities }, options.ofSource, options);
   const snapshotPath = `${source.backend.location}/snapshots/${name}`;
   const words = (): [string, string] => [
     `drill of ${name} from ${source.backend.location}`,

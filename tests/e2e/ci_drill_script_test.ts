@@ -1,7 +1,7 @@
 /**
  * The CI drill of `scripts/deploy/ci/drill-from-remote.sh`, run as a CI job would run it, against a folder and a local
  * S3 server (radosgw): the binary downloaded and checked against its SHA-256, the identity given as the content of a
- * secret, the JUnit report left behind.
+ * secret, the JUnit report left behind; with SOURCE_ID, that host's newest.
  *
  * @module
  */
@@ -9,7 +9,7 @@ import assert from "node:assert/strict";
 import { existsSync } from "node:fs";
 import { createHash } from "node:crypto";
 import { join } from "node:path";
-import { COMPILE_PERMISSIONS, ROOT, tempDir } from "../_helpers.ts";
+import { COMPILE_PERMISSIONS, ROOT, runCli, tempDir } from "../_helpers.ts";
 import { createAndPush, remoteStore } from "../_remote_cli.ts";
 import { folderTarget, type RemoteTarget, s3Target } from "../_targets.ts";
 
@@ -70,6 +70,14 @@ async function ciDrill(target: RemoteTarget): Promise<void> {
   assert.match(junit, / failures="0"/);
   assert.deepEqual([...Deno.readDirSync(runner.path)].map((entry) => entry.name), ["drill.xml"], "nothing else left");
   assert.ok(!passed.stderr.includes("AGE-SECRET-KEY"), "the secret is never printed");
+  const listed = await runCli(["remote", "list"], { env: r.env });
+  const own = (listed.json as { own_source: string }).own_source; // the host's id, as 'remote list' there names it
+  const ofHost = await runScript({ ...env, SOURCE_ID: own }, runner.path);
+  assert.equal(ofHost.code, 0, ofHost.stderr);
+  const otherHost = await runScript({ ...env, SOURCE_ID: "0123456789abcdef" }, runner.path); // one that never pushed
+  assert.equal(otherHost.code, 1, otherHost.stderr);
+  assert.match(otherHost.stderr, /no snapshot of source 0123456789abcdef in /);
+  assert.match(Deno.readTextFileSync(env.JUNIT), / tests="1" failures="1"/);
 
   await new Promise((resolve) => setTimeout(resolve, 2100));
   const old = await runScript({ ...env, MAX_AGE: "1s" }, runner.path);

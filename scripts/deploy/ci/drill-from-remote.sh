@@ -10,6 +10,8 @@
 #   ATOCORE_BACKUP_IDENTITY *   the age identity (the whole key file, as age-keygen wrote it)
 #   ATOCORE_BACKUP_REMOTE       the repository (file:///..., sftp://..., s3://...) and its credentials (AWS_*, ...)
 #   MAX_AGE                     the oldest acceptable snapshot (default 36h)
+#   SOURCE_ID                   drill that backup folder's newest (SOURCE in 'remote list'; default: any host's newest,
+#                               so in a repository several hosts share, run one job per host, each with its id)
 #   JUNIT                       where the JUnit report goes (default drill.xml)
 set -euo pipefail
 { set +x; } 2>/dev/null # a traced run would print the secret
@@ -21,6 +23,8 @@ for name in $(compgen -e); do
 done
 max_age="${MAX_AGE:-36h}"
 junit="${JUNIT:-drill.xml}"
+source_args=() # none: the newest of any host, as before SOURCE_ID existed
+[ -z "${SOURCE_ID:-}" ] || source_args=(--source "$SOURCE_ID")
 rm -f "$junit" # a report left by an earlier run must not pass for this one's
 [ -n "${ATOCORE_BACKUP_IDENTITY:-}" ] || fail "set ATOCORE_BACKUP_IDENTITY from the secret store of the CI system"
 case "$ATOCORE_BACKUP_IDENTITY" in # matched here, never printed
@@ -53,7 +57,8 @@ status=0
 drill=""
 # A job cancelled (SIGTERM) stops the drill first: the work folder is removed only once it has ended.
 trap '[ -z "$drill" ] || kill -TERM "$drill" 2>/dev/null || true' TERM INT
-"$bin" drill --from-remote --latest --max-age "$max_age" --junit "$junit" --scratch-dir "$work" &
+"$bin" drill --from-remote --latest ${source_args[@]+"${source_args[@]}"} --max-age "$max_age" --junit "$junit" \
+  --scratch-dir "$work" &
 drill=$!
 wait "$drill" || status=$?
 while kill -0 "$drill" 2>/dev/null; do # a signal ended the wait, not the drill: wait for the drill's own status

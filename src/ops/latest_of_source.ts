@@ -1,0 +1,82 @@
+/**
+ * The newest snapshot one backup folder (a source) pushed to a repository several share (`drill --from-remote --latest
+ * --source ID`): a CI job drilling each host's latest notices the one that stopped pushing.
+ *
+ * @module
+ */
+import type { AgeIdentity } from "../crypto/age.ts";
+import { deriveAuthKey } from "../crypto/auth_key.ts";
+import { OperationError } from "../errors.ts";
+import type { Reporter } from "../report/reporter.ts";
+import { refsStanding, snapshotClaim } from "../repo/authenticity.ts";
+import type { Backend } from "../repo/backend.ts";
+import { type SnapshotKey, snapshotKeyText } from "../repo/layout.ts";
+import { listSnapshots, readRefs } from "../repo/snapshots.ts";
+import { isInFuture } from "../snapshot/clock.ts";
+
+/** Who asks for a source's latest: the repository read, its id, the identities whose keys vouch for a refs' source. */
+export interface SourceLookup {
+  backend: Backend;
+  repositoryId: string;
+  identities: readonly AgeIdentity[];
+}
+
+/**
+ * The name (`<stamp>_<push id>`) of the newest snapshot of source `sourceId` not stamped in the future by this host's
+ * clock. A refs' source is believed only where a MAC by one of the identities' keys covers it (`"vouched"`, as a live
+ * restore judges another host's snapshot): a writer of the repository who edits, copies or strips a refs cannot make
+ * another host's snapshot, or an old one, stand for this source's latest. Those of the source stamped in the future
+ * are passed over with a warning (`drill_latest_skipped_future`).
+ *
+ * @throws {OperationError} naming the repository and the source when it has none to drill.
+ */
+export async function latestOfSource(
+  lookup: SourceLookup,
+  sourceId: string,
+  clock: { now: Date; reporter: Reporter },
+): Promise<string> {
+  const keys = lookup.identities.map(deriveAuthKey);
+  const newestFirst = (await listSnapshots(lookup.backend)).snapshots.map(({ key }) => key).reverse();
+  const skippedInFuture: string[] = [];
+  let unvouched = 0;
+  for (const key of newestFirst) {
+    const refs = await readRefs(lookup.backend, key).catch(() => null); // unreadable: no source to believe
+    if (refs?.source !== sourceId) continue;
+    const claim = snapshotClaim(lookup.repositoryId, key, refs.snapshot_sha256);
+    if (refsStanding(refs, keys, claim).standing !== "vouched") unvouched += 1;
+    else if (isInFuture(key.stamp, clock.now)) skippedInFuture.push(key.stamp);
+    else return found(key, skippedInFuture, clock.reporter);
+  }
+  throw noneOfSource(lookup.backend.location, sourceId, skippedInFuture, unvouched);
+}
+
+/** `key`'s name, once the source's snapshots stamped in the future passed over for it are warned about. */
+function found(key: SnapshotKey, skippedInFuture: string[], reporter: Reporter): string {
+  if (skippedInFuture.length) {
+    reporter.event("warning", "drill_latest_skipped_future", { stamps: skippedInFuture, chosen: key.stamp });
+  }
+  return snapshotKeyText(key);
+}
+
+/** The one line for a source without a snapshot to drill: every one in the future, or none its refs vouch for. */
+function noneOfSource(
+  location: string,
+  sourceId: string,
+  skippedInFuture: string[],
+  unvouched: number,
+): OperationError {
+  if (skippedInFuture.length) {
+    return new OperationError(
+      `every snapshot of source ${sourceId} in ${location} is stamped in the future (newest ${skippedInFuture[0]}); ` +
+        "check that host's clock, then give one by its name ('atocore-backup remote list')",
+    );
+  }
+  const unbelieved = unvouched === 0
+    ? ""
+    : ` (${unvouched} name it in refs no MAC by the identity's key covers: pushed without that auth key, or edited; ` +
+      "not believed)";
+  return new OperationError(
+    `no snapshot of source ${sourceId} in ${location}${unbelieved}; has that backup folder stopped pushing? check ` +
+      "its push timer, and the id against SOURCE in 'atocore-backup remote list'",
+  );
+}
