@@ -189,8 +189,12 @@ export const FILE_MODE = 0o644;
  * no more open to other users than it, and no other user can change it.
  */
 export function copyModeFrom(source: string, path: string): void {
-  const mode = Deno.statSync(source).mode;
-  if (mode !== null) Deno.chmodSync(path, mode & FOLDER_MODE); // never writable by others, even if the source is
+  Deno.chmodSync(path, copiedMode(source));
+}
+
+/** The permission bits a copy of `source` gets (see {@linkcode copyModeFrom}): its own, less write for others. */
+export function copiedMode(source: string): number {
+  return (Deno.statSync(source).mode ?? FOLDER_MODE) & FOLDER_MODE; // never writable by others, even if the source is
 }
 
 /**

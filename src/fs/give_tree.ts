@@ -14,15 +14,17 @@ import { walkTree } from "./tree.ts";
 /**
  * Give the tree at `root` (a folder this run made, and every folder and file in it) the owner and group of `folder`,
  * when this run's user is not its owner: each opened inside its parent's descriptor, never through a link, and
- * flushed. A user who may not give files away keeps them, as a Chroma restore's copy does.
+ * flushed. A user who may not give files away keeps them, as a Chroma restore's copy does. With `held` (`root`'s
+ * descriptor), the tree given is the one it holds, wherever `root`'s path leads now.
  */
-export function giveTreeLike(root: string, folder: string): void {
+export function giveTreeLike(root: string, folder: string, held?: number): void {
   const { uid, gid } = Deno.statSync(folder);
-  // the folder this run made is its user's (Deno.uid() would need --allow-sys)
-  if (uid === null || gid === null || uid === Deno.statSync(root).uid) return;
   const calls = folderCalls();
+  // the folder this run made is its user's (Deno.uid() would need --allow-sys)
+  const maker = held !== undefined && calls !== null ? calls.ownerOf(held, root) : Deno.statSync(root).uid;
+  if (uid === null || gid === null || uid === maker) return;
   if (calls === null) return givenByPath(root, uid, gid);
-  const fd = calls.openFolderNoFollow(root);
+  const fd = held === undefined ? calls.openFolderNoFollow(root) : calls.duplicate(held, root);
   try {
     if (!calls.setOwner(fd, uid, gid, root)) return;
     let chown = true;

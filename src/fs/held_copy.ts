@@ -25,7 +25,8 @@ export type Fit = (entry: TreeEntry, fd: number, shown: string) => void;
  * (less any write permission for others) and modification time, links as links
  * (never followed); sockets and devices are skipped. Nothing is flushed: {@linkcode fitHeld} does it. `onCopied`
  * hears each file's SHA-256, hashed as its bytes pass, and `onLinked` each link's target as it is made (what either
- * throws stops the copy).
+ * throws stops the copy). `readFile`, when given, reads each file instead of an open of its path (which follows
+ * links), handing its bytes on in order; its mode is then read by path and its modification time is the walk's.
  */
 export function copyIntoHeld(
   calls: FolderCalls,
@@ -36,6 +37,7 @@ export function copyIntoHeld(
     onProgress?: (done: number, total: number) => void;
     onCopied?: (entry: TreeEntry, sha256: string) => void;
     onLinked?: (entry: TreeEntry, target: string) => void;
+    readFile?: (from: string, entry: TreeEntry, onChunk: (chunk: Uint8Array) => void) => void;
   },
 ): CopyTotals {
   const total = entries.reduce((sum, entry) => sum + (entry.kind === "file" ? entry.size : 0), 0);
@@ -56,7 +58,10 @@ export function copyIntoHeld(
       calls.makeLink(target, parent, name, shown);
     } else if (entry.kind === "file") {
       const hash = hooks.onCopied ? createHash("sha256") : null;
-      totals.bytes += copyFile(calls, from, { parent, name, shown }, buffer, hash);
+      const to = { parent, name, shown };
+      totals.bytes += hooks.readFile
+        ? copyRead(calls, from, to, (onChunk) => hooks.readFile!(from, entry, onChunk), entry.mtimeMs, hash)
+        : copyFile(calls, from, to, buffer, hash);
       if (hash !== null) hooks.onCopied!(entry, hash.digest("hex"));
       totals.files += 1;
       hooks.onProgress?.(totals.bytes, total);
@@ -89,6 +94,34 @@ function copyFile(
     }
     calls.setMode(fd, (info.mode ?? 0o644) & FOLDER_MODE, to.shown);
     if (info.mtime !== null) calls.setModified(fd, info.mtime.getTime(), to.shown);
+    return bytes;
+  } finally {
+    calls.close(fd);
+  }
+}
+
+/**
+ * Write what `read` hands on into a new file `to.name` in the folder `to.parent`, with the mode of `from` (read by path)
+ * and the modification time `mtimeMs`, its bytes fed to `hash` as they pass.
+ */
+function copyRead(
+  calls: FolderCalls,
+  from: string,
+  to: { parent: number; name: string; shown: string },
+  read: (onChunk: (chunk: Uint8Array) => void) => void,
+  mtimeMs: number | null,
+  hash: Hash | null,
+): number {
+  const fd = calls.createFile(to.parent, to.name, 0o600, to.shown);
+  try {
+    let bytes = 0;
+    read((chunk) => {
+      hash?.update(chunk);
+      calls.write(fd, chunk, to.shown);
+      bytes += chunk.length;
+    });
+    calls.setMode(fd, modeOf(from), to.shown);
+    if (mtimeMs !== null) calls.setModified(fd, mtimeMs, to.shown);
     return bytes;
   } finally {
     calls.close(fd);

@@ -10,7 +10,9 @@ import { constants } from "node:fs";
 import { type FileHandle, open } from "node:fs/promises";
 import { join } from "node:path";
 import { FILE_MODE, FOLDER_MODE } from "./durable.ts";
-import { type EntryInfo, type FolderCalls, folderCalls } from "../sys/folder_calls.ts";
+import { type EntryInfo, type FolderCalls, folderCalls, type Identity } from "../sys/folder_calls.ts";
+import type { OpenFolder } from "./held_copy.ts";
+import { removeHeld } from "./held_remove.ts";
 import { lstatOrNull } from "./probe.ts";
 
 /** The owner and group that what a run makes in a held folder is given (see {@linkcode HeldFolder.open}). */
@@ -153,6 +155,93 @@ export class HeldFolder implements AsyncDisposable {
     } finally {
       this.calls.close(made);
     }
+  }
+
+  /** libc's calls and this folder's descriptor, for the tree calls of `held_copy.ts`; `null` where entries go by path. */
+  opened(): { calls: FolderCalls; folder: OpenFolder } | null {
+    return this.calls === null ? null : { calls: this.calls, folder: { fd: this.fd, path: this.path } };
+  }
+
+  /**
+   * Whether the entry `name` here is the folder `held` itself (not a link, not another folder put in its place since
+   * it was opened); without libc's calls, whether it is a folder.
+   */
+  holds(name: string, held: HeldFolder): boolean {
+    if (this.calls === null || held.calls === null) return lstatOrNull(join(this.path, name))?.isDirectory ?? false;
+    let entry: number;
+    try {
+      entry = this.calls.holdEntry(this.fd, name, join(this.path, name));
+    } catch (error) {
+      if (error instanceof Deno.errors.NotFound) return false;
+      throw error;
+    }
+    try {
+      const there = this.calls.identity(entry, join(this.path, name));
+      const own = held.calls.identity(held.fd, held.path);
+      return there.dev === own.dev && there.ino === own.ino;
+    } finally {
+      this.calls.close(entry);
+    }
+  }
+
+  /**
+   * Make the new file `name` here (never an existing file, never through a link) holding `bytes`, with the permission
+   * bits `mode`, written through its descriptor; not flushed. Its identity, for a writer that must open it by path
+   * (SQLite) to check it opened this file; `null` without libc's calls (made by path).
+   */
+  makeFile(name: string, bytes: Uint8Array, mode: number): Identity | null {
+    const path = join(this.path, name);
+    if (this.calls === null) {
+      Deno.writeFileSync(path, bytes, { createNew: true, mode });
+      Deno.chmodSync(path, mode);
+      return null;
+    }
+    const made = this.calls.createFile(this.fd, name, 0o600, path);
+    try {
+      this.calls.write(made, bytes, path);
+      this.calls.setMode(made, mode, path);
+      return this.calls.identity(made, path);
+    } finally {
+      this.calls.close(made);
+    }
+  }
+
+  /** Give this folder itself the permission bits `mode`. */
+  setMode(mode: number): void {
+    if (this.calls === null) return Deno.chmodSync(this.path, mode);
+    this.calls.setMode(this.fd, mode, this.path);
+  }
+
+  /** Give the file `name` here the permission bits `mode`, opened never through a link. */
+  setFileMode(name: string, mode: number): void {
+    const path = join(this.path, name);
+    if (this.calls === null) return Deno.chmodSync(path, mode);
+    const file = this.calls.openFile(this.fd, name, path);
+    try {
+      this.calls.setMode(file, mode, path);
+    } finally {
+      this.calls.close(file);
+    }
+  }
+
+  /** Remove the entry `name` here and, when it is a folder, all in it; a link is removed itself, never followed. */
+  removeTree(name: string): void {
+    const path = join(this.path, name);
+    if (this.calls !== null) {
+      removeHeld(this.calls, this.fd, name, path);
+      return;
+    }
+    try {
+      Deno.removeSync(path, { recursive: true });
+    } catch (error) {
+      if (!(error instanceof Deno.errors.NotFound)) throw error;
+    }
+  }
+
+  /** Remove every entry in this folder (see {@linkcode removeTree}), the folder itself kept. */
+  empty(): void {
+    const names = this.calls === null ? this.names() : this.calls.names(this.fd, this.path);
+    for (const name of names) this.removeTree(name);
   }
 
   /** Give the file `name` here the name `to` in `folder` too; fails with `AlreadyExists` when that name is taken. */

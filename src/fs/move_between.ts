@@ -21,6 +21,8 @@ export class NotPlainFolderError extends Error {
 export interface MoveBetweenOptions {
   /** Refuse, with what it returns, when `target` exists: the move never replaces an entry. */
   refuseExisting?: (target: string) => Error;
+  /** Told once the entry is renamed, before the folders are flushed (which may still fail). */
+  onMoved?: () => void;
 }
 
 /**
@@ -45,7 +47,8 @@ export function moveBetweenFolders(
   if (calls === null) {
     if (!isDirectory(dirname(target))) ensureDir(dirname(target));
     if (options.refuseExisting && exists(target)) throw options.refuseExisting(target);
-    return renameDurable(source, target);
+    renameDurable(source, target);
+    return options.onMoved?.();
   }
   const held = calls.openFolder(parent);
   const opened = [held];
@@ -64,6 +67,7 @@ export function moveBetweenFolders(
       throw options.refuseExisting(target);
     }
     calls.rename(from, basename(source), to, basename(target), target);
+    options.onMoved?.();
     calls.syncNow(to, dirname(target));
     if (dirname(source) !== dirname(target)) calls.syncNow(from, dirname(source));
   } finally {

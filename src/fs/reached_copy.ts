@@ -18,8 +18,33 @@ const CHUNK = 4 << 20;
  *   since it was walked (a torn copy, to retry).
  */
 export function copyReachedFile(from: string, expected: string, to: string): void {
+  if (reachedOrGone(from) === undefined) return Deno.copyFileSync(from, to);
+  const out = openSync(to, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW, 0o600);
+  try {
+    readReachedFile(from, expected, (chunk) => {
+      for (let done = 0; done < chunk.length;) done += writeSync(out, chunk, done, chunk.length - done);
+    });
+  } finally {
+    closeSync(out);
+  }
+}
+
+/**
+ * Read the file `from`, which must reach `expected` as {@linkcode copyReachedFile} says, handing `onChunk` its bytes
+ * in order (a chunk is reused after the call); without libc's calls, the file its path leads to.
+ *
+ * @throws {Deno.errors.NotFound} when `from` now leads elsewhere (a torn copy, to retry).
+ */
+export function readReachedFile(from: string, expected: string, onChunk: (chunk: Uint8Array) => void): void {
   const reached = reachedOrGone(from);
-  if (reached === undefined) return Deno.copyFileSync(from, to);
+  if (reached === undefined) {
+    using file = Deno.openSync(from, { read: true });
+    const buffer = new Uint8Array(CHUNK);
+    for (let read = file.readSync(buffer); read !== null; read = file.readSync(buffer)) {
+      onChunk(buffer.subarray(0, read));
+    }
+    return;
+  }
   if (reached === null || reached.path !== expected) throw changed(from);
   let fd: number;
   try {
@@ -36,7 +61,8 @@ export function copyReachedFile(from: string, expected: string, to: string): voi
     if (!opened.isFile() || opened.dev !== reached.identity.dev || opened.ino !== reached.identity.ino) {
       throw changed(from);
     }
-    copyOut(fd, to);
+    const buffer = new Uint8Array(CHUNK);
+    for (let read = readSync(fd, buffer); read > 0; read = readSync(fd, buffer)) onChunk(buffer.subarray(0, read));
   } finally {
     closeSync(fd);
   }
@@ -49,19 +75,6 @@ function reachedOrGone(from: string): ReturnType<typeof reachedFile> | undefined
   } catch (error) {
     if (error instanceof ForeignLinkFound) return null;
     throw error;
-  }
-}
-
-/** Write all of the file `fd` into the new file `to`. */
-function copyOut(fd: number, to: string): void {
-  const out = openSync(to, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW, 0o600);
-  try {
-    const buffer = new Uint8Array(CHUNK);
-    for (let read = readSync(fd, buffer); read > 0; read = readSync(fd, buffer)) {
-      for (let done = 0; done < read;) done += writeSync(out, buffer, done, read - done);
-    }
-  } finally {
-    closeSync(out);
   }
 }
 

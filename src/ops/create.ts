@@ -7,20 +7,15 @@
  */
 import { basename, dirname, join, relative } from "node:path";
 import { describeOsError, isDiskFull, OperationError, RefusedError, ToolError, UsageError } from "../errors.ts";
-import {
-  copyModeFrom,
-  ensureDir,
-  FILE_MODE,
-  FOLDER_MODE,
-  removeQuietly,
-  syncFileLater,
-  syncTree,
-} from "../fs/durable.ts";
+import { copiedMode, ensureDir, FILE_MODE, syncFileLater, syncTree } from "../fs/durable.ts";
 import { followFile } from "../fs/follow_hash.ts";
 import { moveBetweenFolders, NotPlainFolderError } from "../fs/move_between.ts";
 import { exists, lstatOrNull, statOrNull, statThroughFilesOrNull } from "../fs/probe.ts";
 import { kindOf } from "../fs/regular_file.ts";
-import { changedPaths, copyEntries, type CopyTotals, walkTree } from "../fs/tree.ts";
+import { changedPaths, copyEntries, type CopyTotals, type TreeEntry, walkTree } from "../fs/tree.ts";
+import { copyIntoHeld } from "../fs/held_copy.ts";
+import { readReachedFile } from "../fs/reached_copy.ts";
+import { reachedFile } from "../fs/reached_file.ts";
 import type { Config, ResolvedPath } from "../config.ts";
 import type { Reporter } from "../report/reporter.ts";
 import {
@@ -33,6 +28,7 @@ import {
   snapshotPaths,
   snapshotsDir,
   stagingDir,
+  stagingRoot,
   trashRoot,
 } from "../snapshot/layout.ts";
 import { buildManifest, type ManifestEntry } from "../snapshot/manifest.ts";
@@ -52,6 +48,8 @@ import { requireOwnFolders } from "./own_folders.ts";
 import { pathFlags, refuseUnfinishedRestore } from "./restore_intent.ts";
 import { nextStep } from "./next_step.ts";
 import { validateSnapshotAt, type ValidationResult } from "./validate.ts";
+import { HeldStaging } from "./held_staging.ts";
+import type { HeldFolder } from "../fs/held_folder.ts";
 import { liveSqliteCause, sidecarHazard } from "./live_sqlite_cause.ts";
 
 /** Attempts at a Chroma copy before a folder that keeps changing is reported. */
@@ -121,26 +119,59 @@ export async function createSnapshot(config: Config, options: CreateOptions): Pr
   await requireParsableRegistry(config.registry.path, options);
   if (options.maxClockSkewMs !== undefined) refuseFutureSnapshot(config.backupDir.path, options.maxClockSkewMs);
   const target = planSnapshot(config, await freeStampTime(config.backupDir.path));
-  ensureDir(target.staged.root);
+  await using staging = await HeldStaging.make(
+    target.staged.root,
+    (path) => swappedFolder(path, "nothing was made", "checked"),
+  );
   try {
-    const parts = await copyParts(config, options, target);
-    const metadata = await validatedMetadata(config, options, target, parts);
+    const parts = await copyParts(config, options, target, staging);
+    const metadata = await validatedMetadata(config, options, target, parts, staging);
     // a root run (a restore's pre-restore snapshot) leaves nothing the service's user cannot read or move away
-    giveTreeLike(target.staged.root, target.backupDir);
-    publish(target);
+    giveStaged(target, staging, "nothing was published");
+    publish(target, staging);
     giveFoldersMade(target);
     reportCreated(config, target, metadata, options.reporter);
     return { ...metadata, stamp: target.stamp, validated: true, validation_errors: [] };
   } catch (error) {
     const wasPublished = !exists(target.staged.root) && exists(target.published.root);
-    removeQuietly(target.staged.root);
+    const swapped = wasPublished ? null : staging.swapped();
+    if (!wasPublished) staging.remove();
     try {
       giveFoldersMade(target);
     } catch {
       // the failure is what the operator needs to hear; a later run as the service's user names the folder it lacks
     }
-    throw failureOfCreate(error, target, wasPublished, pathFlags(config, {}, ["backupDir"]));
+    const failure = swapped === null ? error : swappedFolder(swapped, "nothing was published");
+    throw failureOfCreate(failure, target, wasPublished, pathFlags(config, {}, ["backupDir"]));
   }
+}
+
+/**
+ * Give the staged snapshot the backup folder's owner (see {@linkcode giveTreeLike}) through the folder create holds,
+ * once it is checked to be still in `.staging` under its name: what is then published or set aside is what was built.
+ *
+ * @throws {UsageError} when another program moved it or `.staging`, or swapped one for a link (`refused`: what that
+ * leaves).
+ */
+function giveStaged(target: SnapshotTarget, staging: HeldStaging, refused: string): void {
+  const swapped = staging.swapped();
+  if (swapped !== null) throw swappedFolder(swapped, refused);
+  giveTreeLike(target.staged.root, target.backupDir, staging.root.opened()?.folder.fd);
+}
+
+/** The refusal of the folder at `path` (`.staging` or a snapshot's folder in it) moved or swapped for a link. */
+function swappedFolder(path: string, refused: string, since?: string): UsageError {
+  const isStaging = basename(path) === basename(stagingRoot(path));
+  const next = isStaging
+    ? `make ${path} a plain folder of the backup folder again`
+    : `the next create removes what is left in ${dirname(path)}`;
+  return new UsageError(
+    `${path} was moved or swapped for a symbolic link after create ${
+      since ?? (isStaging ? "opened" : "made")
+    } it (another program writes the backup ` +
+      `folder); ${refused}, and nothing was written or removed through it; stop that program (${next}), then run ` +
+      `create again`,
+  );
 }
 
 /**
@@ -201,19 +232,19 @@ function planSnapshot(config: Config, now: Date): SnapshotTarget {
 }
 
 /** Move a staged snapshot that failed validation to `failed/`, report it, and throw. */
-function setAsideInvalid(target: SnapshotTarget, errors: string[], reporter: Reporter): never {
+function setAsideInvalid(target: SnapshotTarget, staging: HeldStaging, errors: string[], reporter: Reporter): never {
   const aside = failedDir(target.backupDir, target.stamp);
-  giveTreeLike(target.staged.root, target.backupDir); // the service's user's cleanup removes it in time
   const failure = `snapshot ${target.stamp} failed validation (${errors.join("; ")})`;
-  moveOutOfStaging(target, aside, `${failure}; not kept aside, nothing was published`);
+  giveStaged(target, staging, `${failure}; not kept aside, nothing was published`); // for the service's cleanup
+  moveOutOfStaging(target, staging, aside, `${failure}; not kept aside, nothing was published`);
   reporter.event("warning", "post_backup_validation_failed", { backup_root: aside, errors });
   throw new OperationError(`${failure}; kept aside at ${aside}, not published; fix the source and run create again`);
 }
 
 /** Publish the staged snapshot with one rename, never over a snapshot already there. */
-function publish(target: SnapshotTarget): void {
+function publish(target: SnapshotTarget, staging: HeldStaging): void {
   ensureDir(trashRoot(target.backupDir)); // made now: a cleanup on a disk that filled later must not need room for it
-  moveOutOfStaging(target, target.published.root, "nothing was published", (finalRoot) =>
+  moveOutOfStaging(target, staging, target.published.root, "nothing was published", (finalRoot) =>
     new OperationError(
       `snapshot already exists, not overwritten: ${finalRoot}; another program wrote it this second; run create again`,
     ));
@@ -223,19 +254,20 @@ function publish(target: SnapshotTarget): void {
  * Move the staged snapshot to `destination` (in `snapshots/` or `failed/`) by name between `.staging` and that folder,
  * each opened from the backup folder never through a link: one swapped for a link since create's checks is refused
  * (`refused` saying what that leaves), and nothing moves into the link's target (`refuseExisting`: see
- * {@linkcode moveBetweenFolders}).
+ * {@linkcode moveBetweenFolders}). `staging` hears that it moved: it is not the failed staged copy to remove any more.
  *
  * @throws {UsageError} naming the folder that is a link.
  */
 function moveOutOfStaging(
   target: SnapshotTarget,
+  staging: HeldStaging,
   destination: string,
   refused: string,
   refuseExisting?: (path: string) => Error,
 ): void {
   try {
     const backupDir = dirname(snapshotsDir(target.backupDir)); // as `join` wrote it into the two paths
-    moveBetweenFolders(backupDir, target.staged.root, destination, { refuseExisting });
+    moveBetweenFolders(backupDir, target.staged.root, destination, { refuseExisting, onMoved: () => staging.moved() });
   } catch (error) {
     if (!(error instanceof NotPlainFolderError)) throw error;
     throw new UsageError(
@@ -285,23 +317,30 @@ interface StagedParts {
  * Copy the store into staging: the database (hashed and flushed behind the copy), the registry and, when asked,
  * Chroma; a Chroma copy that fails is left out when `publishWithoutFailedChroma` says so.
  */
-async function copyParts(config: Config, options: CreateOptions, target: SnapshotTarget): Promise<StagedParts> {
+async function copyParts(
+  config: Config,
+  options: CreateOptions,
+  target: SnapshotTarget,
+  staging: HeldStaging,
+): Promise<StagedParts> {
   const { staged } = target;
-  Deno.mkdirSync(staged.dbFolder, { mode: FOLDER_MODE });
-  Deno.mkdirSync(staged.configFolder, { mode: FOLDER_MODE });
-  const database = await copyDatabase(config.db, staged.db, options);
+  const notFolder = (path: string) => swappedFolder(path, "nothing was published");
+  await using dbFolder = await staging.folder(basename(staged.dbFolder), notFolder);
+  await using configFolder = await staging.folder(basename(staged.configFolder), notFolder);
+  const database = await copyDatabase(config.db, staged.db, options, dbFolder);
   if (options.refuseEmptyDatabase && hasEmptySchema(staged.db)) throw emptyDatabase(config.db.path, "has no tables");
-  const hasRegistry = await copyRegistry(config.registry.path, staged.registry);
-  const registryKeptInvalid = hasRegistry && options.keepInvalidRegistry
-    ? jsonError(Deno.readTextFileSync(staged.registry))
+  const registry = await copyRegistry(config.registry.path, staged.registry, configFolder);
+  const hasRegistry = registry !== null;
+  const registryKeptInvalid = registry !== null && options.keepInvalidRegistry
+    ? jsonError(new TextDecoder().decode(registry))
     : undefined;
   const copied = { database, hasRegistry, registryKeptInvalid };
   if (!options.includeChroma) return { ...copied, chroma: null };
   try {
-    return { ...copied, chroma: await copyChromaIfPresent(config.chromaDir.path, staged.chroma, options) };
+    return { ...copied, chroma: await copyChromaIfPresent(config.chromaDir.path, staged.chroma, options, staging) };
   } catch (error) {
     if (!(error instanceof ChromaCopyError) || !options.publishWithoutFailedChroma) throw error;
-    removeQuietly(staged.chroma);
+    staging.root.removeTree(basename(staged.chroma));
     return { ...copied, chroma: null, chromaError: error.reason };
   }
 }
@@ -316,20 +355,21 @@ async function validatedMetadata(
   options: CreateOptions,
   target: SnapshotTarget,
   parts: StagedParts,
+  staging: HeldStaging,
 ): Promise<SnapshotMetadata> {
   const before = databaseIdentities(target);
-  let metadata = writeMetadata(config, options, target, parts);
+  let metadata = writeMetadata(config, options, target, parts, staging.root);
   const checked = new Map<string, string>();
   let validation = await validateStaged(target, options, checked);
   if (!validation.valid && options.publishWithoutFailedChroma && onlyChromaFailed(validation)) {
-    removeQuietly(target.staged.chroma);
+    staging.root.removeTree(basename(target.staged.chroma));
     const chromaError = `its copy failed validation (${validation.errors.join("; ")})`;
-    metadata = writeMetadata(config, options, target, { ...parts, chroma: null, chromaError });
+    metadata = writeMetadata(config, options, target, { ...parts, chroma: null, chromaError }, staging.root);
     validation = await validateStaged(target, options, checked);
   }
   await parts.database.flushed();
   syncTree(target.staged.root);
-  if (!validation.valid) setAsideInvalid(target, validation.errors, options.reporter);
+  if (!validation.valid) setAsideInvalid(target, staging, validation.errors, options.reporter);
   const checkedAt = checkedBytes(metadata.manifest ?? [], before, checked);
   const unrecorded = writeIntegrityRecord(target.backupDir, target.stamp, checkedAt);
   if (unrecorded !== null) {
@@ -373,12 +413,16 @@ function onlyChromaFailed(validation: ValidationResult): boolean {
     validation.errors.every((error) => error.startsWith("chroma_"));
 }
 
-/** Hash the staged files into a manifest and write the metadata recording `parts`; returns the metadata. */
+/**
+ * Hash the staged files into a manifest and write the metadata recording `parts` into `root`, the snapshot's folder
+ * held; returns the metadata.
+ */
 function writeMetadata(
   config: Config,
   options: CreateOptions,
   target: SnapshotTarget,
   parts: StagedParts,
+  root: HeldFolder,
 ): SnapshotMetadata {
   const { staged } = target;
   const manifest = buildManifest(
@@ -389,7 +433,8 @@ function writeMetadata(
   const metadata = snapshotMetadata(target, options, { ...parts, manifest, dbJournalMode: parts.database.journalMode });
   // Staging is never listed: the metadata is made durable with the rest before publishing,
   // not now, when its fsync would wait behind the database copy's flush.
-  Deno.writeTextFileSync(staged.metadata, serializeMetadata(metadata), { mode: FILE_MODE });
+  root.removeTree(basename(staged.metadata)); // written again when Chroma is left out
+  root.makeFile(basename(staged.metadata), new TextEncoder().encode(serializeMetadata(metadata)), FILE_MODE);
   return metadata;
 }
 
@@ -405,11 +450,18 @@ interface CopiedDatabase {
  * behind the backup where the driver offers it (else after it), and start the copy's flush on a runtime thread. The
  * copy is marked rollback-journal mode before it is hashed (see `journal_header.ts`).
  */
-async function copyDatabase(db: ResolvedPath, copy: string, options: CreateOptions): Promise<CopiedDatabase> {
+async function copyDatabase(
+  db: ResolvedPath,
+  copy: string,
+  options: CreateOptions,
+  folder: HeldFolder,
+): Promise<CopiedDatabase> {
   const { driver, reporter } = options;
   const source = db.path;
   refuseSidecarHazard(source);
   const reached = reachedLiveFile(db.given ?? source, "create"); // its links judged again now: the file SQLite must open
+  const made = folder.makeFile(basename(copy), new Uint8Array(), FILE_MODE); // SQLite opens it, never makes one
+  const files = { source: reached?.identity, destination: made ?? undefined };
   using follower = followFile(copy);
   await copyingFrom("database", source, () =>
     backupFollowedIfOffered(
@@ -418,10 +470,10 @@ async function copyDatabase(db: ResolvedPath, copy: string, options: CreateOptio
       copy,
       (firstPage, bytes) => follower.settled(withJournalMode(firstPage, "rollback"), bytes),
       ({ remaining, total }) => reporter.progress("database pages", total - remaining, total),
-      reached?.identity,
+      files,
     ));
-  const journalMode = setJournalMode(copy, "rollback");
-  copyModeFrom(source, copy); // SQLite made it with the default mode
+  const journalMode = setJournalMode(copy, "rollback", made);
+  folder.setFileMode(basename(copy), copiedMode(source));
   const flushed = syncFileLater(copy);
   const { sha256, hashed } = await follower.finish();
   if (hashed === "again") reporter.event("info", "database_hashed_after_copy", { path: copy });
@@ -429,16 +481,17 @@ async function copyDatabase(db: ResolvedPath, copy: string, options: CreateOptio
 }
 
 /**
- * Copy the live registry to `copy` when there is one; whether there was. It is read from the file its links reach
- * now, judged again: one swapped for another user's link since the check is refused, never copied.
+ * Copy the live registry to `copy` in `folder` (held) when there is one; what was copied, `null` when there was none.
+ * It is read from the file its links reach now, judged again: one swapped for another user's link since the check is
+ * refused, never copied.
  */
-async function copyRegistry(source: string, copy: string): Promise<boolean> {
-  if (!exists(source)) return false;
-  await copyingFrom("registry", source, () => {
-    Deno.writeFileSync(copy, readLiveFile(source, "create"), { mode: FILE_MODE });
-    copyModeFrom(source, copy); // less any write permission for group and others
+async function copyRegistry(source: string, copy: string, folder: HeldFolder): Promise<Uint8Array | null> {
+  if (!exists(source)) return null;
+  return await copyingFrom("registry", source, () => {
+    const bytes = readLiveFile(source, "create");
+    folder.makeFile(basename(copy), bytes, copiedMode(source)); // less any write permission for group and others
+    return bytes;
   });
-  return true;
 }
 
 /** The Chroma folder could not be copied; `reason` says why in a few words, for the metadata. */
@@ -459,6 +512,7 @@ async function copyChromaIfPresent(
   source: string,
   target: string,
   { driver, reporter }: CreateOptions,
+  staging: HeldStaging,
 ): Promise<CopiedChroma | null> {
   const there = storePathInfo(source, "the Chroma folder", CHROMA_SETTING);
   if (!there?.isDirectory) {
@@ -473,7 +527,7 @@ async function copyChromaIfPresent(
   }
   refuseSidecarHazard(join(source, CHROMA_DB_FILE));
   try {
-    return await copyChroma(source, target, driver, reporter);
+    return await copyChroma(source, target, { driver, reporter, staging });
   } catch (error) {
     if (error instanceof ToolError || isDiskFull(error)) throw error;
     const cause = liveSqliteCause(join(source, CHROMA_DB_FILE));
@@ -534,36 +588,31 @@ function snapshotMetadata(target: SnapshotTarget, options: CreateOptions, parts:
 }
 
 /**
- * Cold-copy the Chroma folder, its `chroma.sqlite3` through the backup API, and
- * retry when a file changed during the copy (size or modification time).
+ * Cold-copy the Chroma folder into `target`, made in the snapshot's folder `staging` holds and written through it, its
+ * `chroma.sqlite3` through the backup API, and retry when a file changed during the copy (size or modification time).
  */
 async function copyChroma(
   source: string,
   target: string,
-  driver: SqliteDriver,
-  reporter: Reporter,
+  { driver, reporter, staging }: { driver: SqliteDriver; reporter: Reporter; staging: HeldStaging },
 ): Promise<CopiedChroma> {
   refuseLinkedChromaDatabase(source);
   const skip = leftOutOfChromaCopy;
   const progress = (done: number, total: number) => reporter.progress("chroma bytes", done, total);
   let changed: string[] = [];
   for (let attempt = 1; attempt <= CHROMA_COPY_ATTEMPTS; attempt++) {
-    removeQuietly(target);
-    Deno.mkdirSync(target);
-    copyModeFrom(source, target);
+    staging.root.removeTree(basename(target));
+    await using folder = await staging.folder(basename(target), (path) => swappedFolder(path, "nothing was published"));
     const before = walkOrNull(source, skip);
-    const totals = before && copyEntriesOrNull(source, target, before, progress);
+    const totals = before && copyEntriesOrNull(source, folder, before, progress);
     if (!before || totals === null) {
       changed = ["(an entry vanished during the copy)"];
       reporter.event("warning", "chroma_copy_torn", { attempt, changed });
       continue;
     }
-    let dbJournalMode: JournalMode | null = null;
-    if (exists(join(source, CHROMA_DB_FILE))) {
-      const reached = reachedLiveFile(join(source, CHROMA_DB_FILE), "create");
-      await driver.backup(join(source, CHROMA_DB_FILE), join(target, CHROMA_DB_FILE), undefined, reached?.identity);
-      dbJournalMode = setJournalMode(join(target, CHROMA_DB_FILE), "rollback");
-      copyModeFrom(join(source, CHROMA_DB_FILE), join(target, CHROMA_DB_FILE));
+    folder.setMode(copiedMode(source));
+    const dbJournalMode = await backUpChromaDatabase(source, target, driver, folder);
+    if (dbJournalMode !== undefined) {
       totals.files += 1;
       totals.bytes += Deno.statSync(join(target, CHROMA_DB_FILE)).size;
     }
@@ -572,7 +621,7 @@ async function copyChroma(
     if (changed.length === 0) {
       const special = before.filter((entry) => entry.kind === "other").map((entry) => entry.path);
       if (special.length > 0) reporter.event("warning", "chroma_special_files_left_out", { paths: special });
-      return { ...totals, dbJournalMode };
+      return { ...totals, dbJournalMode: dbJournalMode ?? null };
     }
     reporter.event("warning", "chroma_copy_torn", { attempt, changed: changed.slice(0, 10) });
   }
@@ -580,6 +629,26 @@ async function copyChroma(
     changed.slice(0, 3).join(", ")
   })`;
   throw new ChromaCopyError(reason, `Chroma folder ${reason}: ${source}; stop ingestion and run create again`);
+}
+
+/**
+ * Back up the live `chroma.sqlite3` of `source`, when there is one, into `target`'s (a new file SQLite opens in
+ * `folder`, held), marked rollback-journal: the journal mode the live one was in; `undefined` when there is none.
+ */
+async function backUpChromaDatabase(
+  source: string,
+  target: string,
+  driver: SqliteDriver,
+  folder: HeldFolder,
+): Promise<JournalMode | null | undefined> {
+  const [live, copy] = [join(source, CHROMA_DB_FILE), join(target, CHROMA_DB_FILE)];
+  if (!exists(live)) return undefined;
+  const reached = reachedLiveFile(live, "create");
+  const made = folder.makeFile(CHROMA_DB_FILE, new Uint8Array(), FILE_MODE); // SQLite opens it, never makes one
+  await driver.backup(live, copy, undefined, { source: reached?.identity, destination: made ?? undefined });
+  const mode = setJournalMode(copy, "rollback", made);
+  folder.setFileMode(CHROMA_DB_FILE, copiedMode(live));
+  return mode;
 }
 
 /**
@@ -615,10 +684,24 @@ function walkOrNull(...args: Parameters<typeof walkTree>): ReturnType<typeof wal
   }
 }
 
-/** Copy the walked entries, or return `null` when one vanished meanwhile (a torn copy, to retry). */
-function copyEntriesOrNull(...args: Parameters<typeof copyEntries>): CopyTotals | null {
+/**
+ * Copy the walked `entries` of `source` into `folder` (held: each entry made inside its parent's descriptor, each file
+ * read from what its path reaches below the real `source`, never through a link put there since the walk; by path
+ * without libc's calls), or return `null` when one vanished meanwhile (a torn copy, to retry).
+ */
+function copyEntriesOrNull(
+  source: string,
+  folder: HeldFolder,
+  entries: TreeEntry[],
+  onProgress: (done: number, total: number) => void,
+): CopyTotals | null {
+  const held = folder.opened();
   try {
-    return copyEntries(...args);
+    if (held === null) return copyEntries(source, folder.path, entries, onProgress);
+    const root = reachedFile(source)?.path ?? source;
+    const readFile = (from: string, entry: TreeEntry, onChunk: (chunk: Uint8Array) => void) =>
+      readReachedFile(from, join(root, entry.path), onChunk);
+    return copyIntoHeld(held.calls, source, entries, held.folder, { onProgress, readFile });
   } catch (error) {
     if (error instanceof Deno.errors.NotFound) return null;
     throw error;

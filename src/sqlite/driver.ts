@@ -22,6 +22,18 @@ export interface BackupProgress {
   total: number;
 }
 
+/** The files a backup must open, where the caller knows them (see {@linkcode SqliteDriver.backup}). */
+export interface BackupFiles {
+  /** The file the source's links reached when judged: another one opened is refused (`ReplacedDatabaseError`). */
+  source?: Identity;
+  /**
+   * The empty file the caller made at the destination inside a folder it holds: SQLite opens it without creating one,
+   * and another file opened there (its folder swapped for a link since) is refused (`MovedCopyError`) before a page is
+   * written.
+   */
+  destination?: Identity;
+}
+
 /** What the tool does with SQLite. */
 export interface SqliteDriver {
   /** Which driver this is. */
@@ -32,15 +44,15 @@ export interface SqliteDriver {
    * Copy the database at `source` into the new file `destination` with the online
    * backup API, as one consistent state even while another process commits, then
    * leave the fsync to the caller (create flushes it while hashing). The source is
-   * never created: a missing source is an error. With `sourceIdentity` (the file its links reached when judged), the
-   * FFI driver refuses a source that SQLite's open finds replaced (`ReplacedDatabaseError`), before reading a page;
-   * the built-in one cannot see which file it opened.
+   * never created: a missing source is an error. With `files` (see {@linkcode BackupFiles}), the FFI driver refuses a
+   * source or destination that SQLite's open finds replaced, before a page is read or written; the built-in one
+   * cannot see which files it opened.
    */
   backup(
     source: string,
     destination: string,
     onProgress?: (progress: BackupProgress) => void,
-    sourceIdentity?: Identity,
+    files?: BackupFiles,
   ): Promise<void>;
   /**
    * `PRAGMA integrity_check` of the database at `path`: `"ok"` or the first problem, on one line.

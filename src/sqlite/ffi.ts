@@ -7,6 +7,7 @@
  */
 import { cString } from "../sys/c_string.ts";
 import {
+  type BackupFiles,
   type BackupProgress,
   BUSY_TIMEOUT_MS,
   immutableUri,
@@ -20,14 +21,13 @@ import {
 } from "./driver.ts";
 import { backupFirstPage, readFirstPage } from "./first_page.ts";
 import type { FollowedBackup, SettledListener } from "./followed_backup.ts";
-import { requireOpenedFile, SQLITE_FCNTL_FILE_POINTER } from "./opened_file.ts";
-import type { Identity } from "../sys/folder_calls.ts";
+import { MovedCopyError, requireOpenedFile, SQLITE_FCNTL_FILE_POINTER } from "./opened_file.ts";
 
-/** What a backup tells of its progress, and the file its source must be. */
+/** What a backup tells of its progress, and the files it must open. */
 interface BackupListeners {
   onProgress?: (progress: BackupProgress) => void;
   onSettled?: SettledListener;
-  sourceIdentity?: Identity;
+  files?: BackupFiles;
 }
 
 /** Library names tried, in order, when no path is given. */
@@ -105,9 +105,9 @@ class FfiDriver implements SqliteDriver, FollowedBackup {
     source: string,
     destination: string,
     onProgress?: (progress: BackupProgress) => void,
-    sourceIdentity?: Identity,
+    files?: BackupFiles,
   ): Promise<void> {
-    return this.#backup(source, destination, { onProgress, sourceIdentity });
+    return this.#backup(source, destination, { onProgress, files });
   }
 
   backupFollowed(
@@ -115,9 +115,9 @@ class FfiDriver implements SqliteDriver, FollowedBackup {
     destination: string,
     onSettled: SettledListener,
     onProgress?: (progress: BackupProgress) => void,
-    sourceIdentity?: Identity,
+    files?: BackupFiles,
   ): Promise<void> {
-    return this.#backup(source, destination, { onProgress, onSettled, sourceIdentity });
+    return this.#backup(source, destination, { onProgress, onSettled, files });
   }
 
   /**
@@ -125,17 +125,20 @@ class FfiDriver implements SqliteDriver, FollowedBackup {
    * `journal_mode=OFF`, `synchronous=OFF` and a bounded cache, and left for the caller to
    * fsync. With `onSettled`, each step's pages are written to the file
    * (`sqlite3_db_cacheflush`) before the next step and reported with the first page the
-   * copy will end with (see `first_page.ts`). With `sourceIdentity`, the source SQLite opened must be that file.
+   * copy will end with (see `first_page.ts`). With `files`, the source and destination SQLite opened must be those
+   * files, and a destination known is opened, never created.
    */
   async #backup(source: string, destination: string, listeners: BackupListeners): Promise<void> {
-    const { onProgress, onSettled, sourceIdentity } = listeners;
+    const { onProgress, onSettled, files } = listeners;
     const from = this.#open(source, OPEN_READWRITE);
     try {
-      if (sourceIdentity) requireOpenedFile(this.#filePointer(from), source, sourceIdentity);
+      if (files?.source) requireOpenedFile(this.#filePointer(from), source, files.source);
       this.#exec(from, PIN_READ_SNAPSHOT);
       const sourceFirstPage = onSettled ? readFirstPage(source) : null;
-      const to = this.#open(destination, OPEN_READWRITE | OPEN_CREATE);
+      const to = this.#open(destination, OPEN_READWRITE | (files?.destination ? 0 : OPEN_CREATE));
       try {
+        const made = files?.destination;
+        if (made) requireOpenedFile(this.#filePointer(to), destination, made, () => new MovedCopyError(destination));
         this.#exec(to, "PRAGMA journal_mode=OFF; PRAGMA synchronous=OFF; PRAGMA cache_size=-8192;");
         const settle = sourceFirstPage && onSettled && this.#lib.sqlite3_db_cacheflush
           ? this.#settler(to, sourceFirstPage, onSettled)

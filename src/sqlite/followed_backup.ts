@@ -4,8 +4,7 @@
  *
  * @module
  */
-import type { BackupProgress, SqliteDriver } from "./driver.ts";
-import type { Identity } from "../sys/folder_calls.ts";
+import type { BackupFiles, BackupProgress, SqliteDriver } from "./driver.ts";
 
 /**
  * Told after each backup step that the destination's bytes from the end of
@@ -27,7 +26,7 @@ export interface FollowedBackup {
     destination: string,
     onSettled: SettledListener,
     onProgress?: (progress: BackupProgress) => void,
-    sourceIdentity?: Identity,
+    files?: BackupFiles,
   ): Promise<void>;
 }
 
@@ -47,9 +46,9 @@ export function backupFollowedIfOffered(
   destination: string,
   onSettled: SettledListener,
   onProgress?: (progress: BackupProgress) => void,
-  sourceIdentity?: Identity,
+  files?: BackupFiles,
 ): Promise<void> {
   return offersFollowedBackup(driver)
-    ? driver.backupFollowed(source, destination, onSettled, onProgress, sourceIdentity)
-    : driver.backup(source, destination, onProgress, sourceIdentity);
+    ? driver.backupFollowed(source, destination, onSettled, onProgress, files)
+    : driver.backup(source, destination, onProgress, files);
 }

@@ -6,6 +6,8 @@
  */
 import { readAt } from "../fs/read_at.ts";
 import { startsAsDatabase } from "./file_format.ts";
+import { MovedCopyError } from "./opened_file.ts";
+import type { Identity } from "../sys/folder_calls.ts";
 
 /** A database's journal mode as its header tells it: WAL, or any rollback-journal mode. */
 export type JournalMode = "wal" | "rollback";
@@ -44,10 +46,14 @@ export function readJournalMode(path: string): JournalMode | null {
 /**
  * Mark the database file at `path` as in `mode` by writing its two version bytes, and return the mode it was in
  * (`null`, with nothing written, for a file that is not a database). Only for a file no connection has open and
- * with no `-wal` holding data: a new copy made by the backup API, or one just restored. The caller fsyncs it.
+ * with no `-wal` holding data: a new copy made by the backup API, or one just restored. The caller fsyncs it. With
+ * `made` (the copy's identity, made in a folder held open), a path that now reaches another file is refused
+ * (`MovedCopyError`) before a byte is read or written.
  */
-export function setJournalMode(path: string, mode: JournalMode): JournalMode | null {
+export function setJournalMode(path: string, mode: JournalMode, made?: Identity | null): JournalMode | null {
   using file = Deno.openSync(path, { read: true, write: true });
+  const opened = made ? file.statSync() : null;
+  if (made && (opened?.dev !== made.dev || opened?.ino !== made.ino)) throw new MovedCopyError(path);
   const header = readAt(file, 0, HEADER_BYTES);
   const before = header === null ? null : journalModeOf(header);
   if (before === null || before === mode) return before;

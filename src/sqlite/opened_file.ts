@@ -25,12 +25,29 @@ export class ReplacedDatabaseError extends RefusedError {
 }
 
 /**
- * Refuse unless the `sqlite3_file` at `file` (the unix VFS's) holds the file `expected`: called right after the open,
- * before a page is read. Where libc's calls do not load there is nothing to compare with, and the check is skipped.
- *
- * @throws {ReplacedDatabaseError} naming `path`.
+ * The copy a backup opened is not the file made for it in a folder held open: that folder was moved or swapped for a
+ * link since (the caller names it); nothing was written to the file opened.
  */
-export function requireOpenedFile(file: Deno.PointerObject, path: string, expected: Identity): void {
+export class MovedCopyError extends Error {
+  /** Name the path. */
+  constructor(readonly path: string) {
+    super(`SQLite opened another file than the one made for the copy at ${path} (its folder was moved meanwhile?)`);
+  }
+}
+
+/**
+ * Refuse unless the `sqlite3_file` at `file` (the unix VFS's) holds the file `expected`: called right after the open,
+ * before a page is read or written. Where libc's calls do not load there is nothing to compare with, and the check is
+ * skipped.
+ *
+ * @throws {ReplacedDatabaseError} naming `path`, or what `replaced` makes.
+ */
+export function requireOpenedFile(
+  file: Deno.PointerObject,
+  path: string,
+  expected: Identity,
+  replaced: (path: string) => Error = (path) => new ReplacedDatabaseError(path),
+): void {
   const calls = folderCalls();
   if (calls === null) return;
   const fd = new Deno.UnsafePointerView(file).getInt32(UNIX_FILE_DESCRIPTOR_OFFSET);
@@ -38,7 +55,7 @@ export function requireOpenedFile(file: Deno.PointerObject, path: string, expect
   try {
     opened = calls.identity(fd, path);
   } catch {
-    throw new ReplacedDatabaseError(path); // not a descriptor: not the unix VFS's file, so nothing known of it
+    throw replaced(path); // not a descriptor: not the unix VFS's file, so nothing known of it
   }
-  if (opened.dev !== expected.dev || opened.ino !== expected.ino) throw new ReplacedDatabaseError(path);
+  if (opened.dev !== expected.dev || opened.ino !== expected.ino) throw replaced(path);
 }
