@@ -121,8 +121,9 @@ export async function createSnapshot(config: Config, options: CreateOptions): Pr
   const target = planSnapshot(config, await freeStampTime(config.backupDir.path));
   await using staging = await HeldStaging.make(
     target.staged.root,
-    (path) => swappedFolder(path, "nothing was made", "checked"),
+    (path) => swappedFolder(path, "nothing was made", { since: "checked" }),
   );
+  target.copiesByPath = staging.root.opened() === null || options.driver.name !== "ffi";
   try {
     const parts = await copyParts(config, options, target, staging);
     const metadata = await validatedMetadata(config, options, target, parts, staging);
@@ -141,7 +142,7 @@ export async function createSnapshot(config: Config, options: CreateOptions): Pr
     } catch {
       // the failure is what the operator needs to hear; a later run as the service's user names the folder it lacks
     }
-    const failure = swapped === null ? error : swappedFolder(swapped, "nothing was published");
+    const failure = swapped === null ? error : swappedFolder(swapped, "nothing was published", target);
     throw failureOfCreate(failure, target, wasPublished, pathFlags(config, {}, ["backupDir"]));
   }
 }
@@ -155,22 +156,39 @@ export async function createSnapshot(config: Config, options: CreateOptions): Pr
  */
 function giveStaged(target: SnapshotTarget, staging: HeldStaging, refused: string): void {
   const swapped = staging.swapped();
-  if (swapped !== null) throw swappedFolder(swapped, refused);
+  if (swapped !== null) throw swappedFolder(swapped, refused, target);
   giveTreeLike(target.staged.root, target.backupDir, staging.root.opened()?.folder.fd);
 }
 
-/** The refusal of the folder at `path` (`.staging` or a snapshot's folder in it) moved or swapped for a link. */
-function swappedFolder(path: string, refused: string, since?: string): UsageError {
+/**
+ * The refusal of the folder at `path` (`.staging` or a snapshot's folder in it) moved or swapped for a link `since`
+ * create opened or made it; `copiesByPath` tells whether the database copies may have gone through the link.
+ */
+function swappedFolder(
+  path: string,
+  refused: string,
+  { since, copiesByPath }: { since?: string; copiesByPath?: boolean },
+): UsageError {
   const isStaging = basename(path) === basename(stagingRoot(path));
   const next = isStaging
     ? `make ${path} a plain folder of the backup folder again`
     : `the next create removes what is left in ${dirname(path)}`;
+  const through = copiesByPath
+    ? "nothing was removed through it, but the database copies, written by path (the built-in SQLite driver, or no " +
+      "FFI permission), may have gone there"
+    : "nothing was written or removed through it";
   return new UsageError(
-    `${path} was moved or swapped for a symbolic link after create ${
-      since ?? (isStaging ? "opened" : "made")
-    } it (another program writes the backup ` +
-      `folder); ${refused}, and nothing was written or removed through it; stop that program (${next}), then run ` +
+    `${path} was moved or swapped for a symbolic link after create ${since ?? (isStaging ? "opened" : "made")} it ` +
+      `(another program writes the backup folder); ${refused}; ${through}; stop that program (${next}), then run ` +
       `create again`,
+  );
+}
+
+/** The refusal of a folder create made in the snapshot's staging folder and found a link or a file (`path`). */
+function notStagedFolder(path: string): UsageError {
+  return new UsageError(
+    `${path} is a symbolic link or not a folder, never written through: another program changed the folder create ` +
+      `builds the snapshot in; nothing was published; stop that program, then run create again`,
   );
 }
 
@@ -215,6 +233,11 @@ interface SnapshotTarget {
   staged: SnapshotPaths;
   /** The same paths once published under `snapshots/`, as the metadata records them. */
   published: SnapshotPaths;
+  /**
+   * Whether the database copies are written by path, SQLite unable to tell which file it opened (the built-in driver,
+   * or no libc calls): a staging folder swapped for a link may have received them.
+   */
+  copiesByPath?: boolean;
 }
 
 /** The staging and published paths of a snapshot of the store that `config` names, taken at `now`. */
@@ -324,9 +347,8 @@ async function copyParts(
   staging: HeldStaging,
 ): Promise<StagedParts> {
   const { staged } = target;
-  const notFolder = (path: string) => swappedFolder(path, "nothing was published");
-  await using dbFolder = await staging.folder(basename(staged.dbFolder), notFolder);
-  await using configFolder = await staging.folder(basename(staged.configFolder), notFolder);
+  await using dbFolder = await staging.folder(basename(staged.dbFolder), notStagedFolder);
+  await using configFolder = await staging.folder(basename(staged.configFolder), notStagedFolder);
   const database = await copyDatabase(config.db, staged.db, options, dbFolder);
   if (options.refuseEmptyDatabase && hasEmptySchema(staged.db)) throw emptyDatabase(config.db.path, "has no tables");
   const registry = await copyRegistry(config.registry.path, staged.registry, configFolder);
@@ -602,7 +624,7 @@ async function copyChroma(
   let changed: string[] = [];
   for (let attempt = 1; attempt <= CHROMA_COPY_ATTEMPTS; attempt++) {
     staging.root.removeTree(basename(target));
-    await using folder = await staging.folder(basename(target), (path) => swappedFolder(path, "nothing was published"));
+    await using folder = await staging.folder(basename(target), notStagedFolder);
     const before = walkOrNull(source, skip);
     const totals = before && copyEntriesOrNull(source, folder, before, progress);
     if (!before || totals === null) {
