@@ -22,6 +22,7 @@ import {
 import { backupFirstPage, readFirstPage } from "./first_page.ts";
 import type { FollowedBackup, SettledListener } from "./followed_backup.ts";
 import { MovedCopyError, requireOpenedFile, SQLITE_FCNTL_FILE_POINTER } from "./opened_file.ts";
+import { kindOf } from "../fs/regular_file.ts";
 
 /** What a backup tells of its progress, and the files it must open. */
 interface BackupListeners {
@@ -81,6 +82,11 @@ export function openFfiDriver(libraryPath?: string): SqliteDriver & FollowedBack
   const candidates = libraryPath ? [libraryPath] : DEFAULT_LIBRARY_NAMES;
   const failures: string[] = [];
   for (const candidate of candidates) {
+    const unfit = notALibraryFile(candidate);
+    if (unfit !== null) {
+      failures.push(`${candidate}: ${unfit}`);
+      continue;
+    }
     try {
       return new FfiDriver(Deno.dlopen(candidate, SYMBOLS).symbols);
     } catch (error) {
@@ -89,6 +95,22 @@ export function openFfiDriver(libraryPath?: string): SqliteDriver & FollowedBack
     }
   }
   throw new Error(`cannot load libsqlite3 (${failures.join("; ")})`);
+}
+
+/**
+ * Why the library path `candidate` is not handed to dlopen: what is there when it is not a regular file (a FIFO
+ * would hold dlopen's open for ever, and no signal ends it), else `null`. A bare name (no `/`), which dlopen looks
+ * for in the library path, and a path where nothing is, are left to dlopen, which names what is wrong.
+ */
+function notALibraryFile(candidate: string): string | null {
+  if (!candidate.includes("/")) return null;
+  let info: Deno.FileInfo;
+  try {
+    info = Deno.statSync(candidate);
+  } catch {
+    return null;
+  }
+  return info.isFile ? null : `not a regular file (${kindOf(info)})`;
 }
 
 class FfiDriver implements SqliteDriver, FollowedBackup {

@@ -174,6 +174,20 @@ Deno.test("a FIFO as the live database's -wal: restore's free-space check does n
   }
 });
 
+Deno.test("a FIFO as ATOCORE_SQLITE_LIB: auto warns and uses the built-in driver, ffi is a usage error naming it, neither blocks", async () => {
+  using store = tempStore({ dbMiB: 1, chromaMiB: 0.1 });
+  const library = join(store.dataDir, "libsqlite3.so");
+  mkfifo(library); // dlopen's open of it would wait for a writer for ever
+  const env = { ...storeEnv(store), ATOCORE_SQLITE_LIB: library };
+  const auto = await runGuarded(["config", "--json"], env);
+  assert.equal(auto.code, 0, auto.stderr);
+  assert.equal((auto.json as { sqlite: { driver: string } }).sqlite.driver, "builtin");
+  assert.match(auto.stderr, /"event":"sqlite_library_not_loaded".*not a regular file \(FIFO\)/);
+  const ffi = await runGuarded(["config", "--sqlite-driver", "ffi"], env);
+  assert.equal(ffi.code, 2, ffi.stderr);
+  assert.ok(ffi.stderr.includes(`${library}: not a regular file (FIFO)`), ffi.stderr);
+});
+
 Deno.test("a symbolic link as a live -wal, -shm or -journal: create refuses before opening (exit 3), nothing written", async () => {
   using store = tempStore({ dbMiB: 1, chromaMiB: 1 });
   const env = storeEnv(store);
