@@ -94,6 +94,9 @@ export function describeOsError(error: unknown): string {
   if ((error as { code?: unknown } | null)?.code === "EMFILE") {
     return `the open-file limit was reached${osErrorPath(error)}: raise it (ulimit -n)`;
   }
+  // this tool's own message is one line but for the paths it names, which may hold a line break: cut there, it would
+  // lose the rest of the path and the next step
+  if (error instanceof ToolError) return error.message;
   if (error instanceof Error) return error.message.split("\n")[0];
   return String(error);
 }

@@ -34,7 +34,7 @@ import {
 import { parseDurationSeconds } from "../duration.ts";
 import { checkedScratch } from "./scratch_flag.ts";
 import { formatBytes } from "../text/bytes.ts";
-import { formatAge } from "./format.ts";
+import { formatAge, printable } from "./format.ts";
 import {
   folderRepositoryOrNull,
   METRICS_HELP,
@@ -402,7 +402,7 @@ function describe(result: DrillResult | RemoteDrillResult): string {
   const passed = result.checks.filter((check) => check.status === "passed").map((check) => check.name);
   if (passed.length) lines.push(`  passed: ${passed.join(", ")}`);
   for (const check of result.checks.filter((check) => check.status === "failed")) {
-    lines.push(`  FAILED ${check.name}: ${check.detail}`);
+    lines.push(`  FAILED ${check.name}: ${printable(check.detail)}`);
   }
   const skipped = Map.groupBy(result.checks.filter((check) => check.status === "skipped"), (check) => check.detail);
   for (const [why, checks] of skipped) {

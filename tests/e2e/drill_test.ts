@@ -445,6 +445,23 @@ Deno.test("drill with a scratch folder that cannot be made fails the restore che
   assert.equal(result.scratch_dir, null);
 });
 
+Deno.test("drill CLI: a TMPDIR with a line break in it is named whole in the restore check, with the next step", async () => {
+  using store = tempStore(SMALL);
+  using parent = tempDir();
+  await snapshotOf(store, false);
+  const tmpdir = join(parent.path, "first\nsecond");
+  const run = await runCli(["drill", "--latest", "--json"], { env: { ...storeEnv(store), TMPDIR: tmpdir } });
+  assert.equal(run.code, 1, run.stderr);
+  const restore = (run.json as { checks: { name: string; detail: string }[] }).checks.find((c) =>
+    c.name === "restore"
+  )!;
+  assert.equal(
+    restore.detail,
+    `cannot make a scratch folder in the temporary folder ${tmpdir} (not found); set TMPDIR to a folder with room ` +
+      "for the store, or give --scratch-dir DIR",
+  );
+});
+
 Deno.test("drill CLI: a --scratch-dir in the Chroma folder or the backup folder is refused (exit 2), nothing made there", async () => {
   using store = tempStore(SMALL);
   const env = storeEnv(store);
