@@ -16,9 +16,9 @@ export function isFile(path: string): boolean {
   return statOrNull(path)?.isFile ?? false;
 }
 
-/** Tell whether a path is a folder (following symbolic links). */
+/** Tell whether a path is a folder (following symbolic links); a path through a file names none. */
 export function isDirectory(path: string): boolean {
-  return statOrNull(path)?.isDirectory ?? false;
+  return statThroughFilesOrNull(path)?.isDirectory ?? false;
 }
 
 /** `Deno.statSync`, or `null` when nothing is at the path. */

@@ -10,7 +10,7 @@ import { kindOf } from "../fs/regular_file.ts";
 import { ensureDir, FILE_MODE } from "../fs/durable.ts";
 import { giveEntriesLike } from "../fs/give_tree.ts";
 import { isDirectory, lstatOrNull, statOrNull } from "../fs/probe.ts";
-import { notAFolder } from "./own_folders.ts";
+import { notAFolder, unreachableFolder } from "./own_folders.ts";
 import { refuseForeignLinks } from "./live_links.ts";
 import { lockPath } from "../snapshot/layout.ts";
 
@@ -61,6 +61,8 @@ export function acquireLock(backupDir: string, operation: string): OperationLock
     if (info === null) giveEntriesLike(backupDir, [basename(path)]); // a root run's: the service's user's runs open it
   } catch (error) {
     if (error instanceof RefusedError || isUnusablePath(error)) throw error; // a path that names nothing: a usage error
+    // a path through a file names no folder: a usage error, as a dry-run cleanup or list says
+    if (error instanceof Deno.errors.NotADirectory) throw new UsageError(unreachableFolder(backupDir, error));
     throw new OperationError(
       `cannot open the lock file ${path} (${
         describeOsError(error)

@@ -20,6 +20,13 @@ export function requireOwnFolders(backupDir: string): void {
   if (problem) throw new UsageError(problem);
 }
 
+/** The refusal of a backup folder path that `error` (from a stat or an open under it) says cannot be reached. */
+export function unreachableFolder(backupDir: string, error: unknown): string {
+  const why = error instanceof Deno.errors.NotADirectory ? "a part of its path is a file" : describeOsError(error);
+  return `the backup folder ${backupDir} cannot be reached (${why}); point --backup-dir (ATOCORE_BACKUP_DIR) at ` +
+    `a folder this user can reach; nothing was done`;
+}
+
 /** The refusal of a backup folder path where something else than a folder is (`info`, links followed). */
 export function notAFolder(backupDir: string, info: Deno.FileInfo): string {
   return `the backup folder ${backupDir} is a ${kindOf(info)}, not a folder; point --backup-dir ` +
@@ -35,9 +42,7 @@ export function ownFolderProblem(backupDir: string): string | null {
   try {
     home = statOrNull(backupDir);
   } catch (error) {
-    const why = error instanceof Deno.errors.NotADirectory ? "a part of its path is a file" : describeOsError(error);
-    return `the backup folder ${backupDir} cannot be reached (${why}); point --backup-dir (ATOCORE_BACKUP_DIR) at ` +
-      `a folder this user can reach; nothing was done`;
+    return unreachableFolder(backupDir, error);
   }
   if (home === null) return null;
   if (!home.isDirectory) return notAFolder(backupDir, home);

@@ -266,11 +266,28 @@ Deno.test("a live registry that is not JSON: refused before any copy, exit 1, no
   assert.equal(next.code, 0, `create after the registry was fixed: ${next.stderr}`);
 });
 
-Deno.test("a backup folder path that runs through a file: one line naming the lock file, exit 1", async () => {
+Deno.test("a backup folder path that runs through a file: create, cleanup (confirmed or not) and push say so in one line, exit 2", async () => {
   using store = tempStore({ dbMiB: 1, chromaMiB: 1 });
   const backupDir = join(store.registry, "backups");
-  const run = await runCli(["create", "--backup-dir", backupDir], { env: storeEnv(store) });
-  assertOneLineError(run, 1, /lock file .*project-registry\.json\/backups\/\.lock \(not a directory\)/, "create");
+  const unreachable =
+    /the backup folder .*project-registry\.json\/backups cannot be reached \(a part of its path is a file\); point --backup-dir/;
+  for (const args of [["create"], ["cleanup", "--confirm"], ["cleanup"]]) {
+    const run = await runCli([...args, "--backup-dir", backupDir], { env: storeEnv(store) });
+    assertOneLineError(run, 2, unreachable, args.join(" "));
+  }
+  const remote = join(store.dataDir, "repository"); // never reached: the backup folder is looked at first
+  const push = await runCli([
+    "push",
+    "--latest",
+    "--remote",
+    remote,
+    "--allow-unauthenticated",
+    "--backup-dir",
+    backupDir,
+  ], {
+    env: storeEnv(store),
+  });
+  assertOneLineError(push, 2, /no backup folder at .*project-registry\.json\/backups, so no snapshots to push/, "push");
 });
 
 Deno.test("a mistyped path makes no folder: create with no database; cleanup and drill --latest with no backup folder are refused (exit 2)", async () => {
