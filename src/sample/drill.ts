@@ -54,7 +54,7 @@ export async function runSampleDrill(options: SampleDrillOptions): Promise<Sampl
   const { driver, reporter } = options;
   const dataDir = makeSampleFolder();
   try {
-    const store = makeSampleStore(dataDir, { driver });
+    const store = buildSampleStore(dataDir, driver);
     reporter.event("info", "sample_store_created", { data_dir: dataDir });
     const config = resolveConfig({}, { ATOCORE_DATA_DIR: dataDir }, dataDir);
     let create: CreateResult;
@@ -88,6 +88,23 @@ export async function runSampleDrill(options: SampleDrillOptions): Promise<Sampl
     };
   } finally {
     if (!options.keep) removeQuietly(dataDir);
+  }
+}
+
+/**
+ * The sample store, built in `dataDir`.
+ *
+ * @throws {OperationError} naming the folder and TMPDIR when it cannot be built there (a full disk, most often).
+ */
+function buildSampleStore(dataDir: string, driver: SqliteDriver): ReturnType<typeof makeSampleStore> {
+  try {
+    return makeSampleStore(dataDir, { driver });
+  } catch (error) {
+    throw new OperationError(
+      `cannot build the sample store in ${dataDir} (${describeOsError(error)}); ` +
+        "set TMPDIR to a folder with room for a small store",
+      { cause: error },
+    );
   }
 }
 

@@ -411,6 +411,24 @@ Deno.test("drill --sample with TMPDIR missing or a file says so in one line nami
   }
 });
 
+Deno.test("drill --sample with a full TMPDIR says so in one line naming the folder, with TMPDIR as the next step", async () => {
+  using tmp = tempDir();
+  const mount = mountTmpfs(tmp.path, "256k");
+  if (typeof mount === "string") return skipOutsideCi(`drill --sample on a full TMPDIR: ${mount}`);
+  using _mount = mount;
+  const run = await runCli(["drill", "--sample"], { env: { TMPDIR: tmp.path } });
+  assert.equal(run.code, 1, run.stderr);
+  const lines = run.stderr.trim().split("\n").filter((line) => line.includes("error:"));
+  assert.equal(lines.length, 1, run.stderr);
+  assert.match(
+    lines[0],
+    new RegExp(
+      `cannot build the sample store in ${tmp.path}/atocore-sample-\\w+ \\(no space left on device \\(disk full\\)\\); set TMPDIR to a folder with room`,
+    ),
+  );
+  assert.deepEqual(entryNames(tmp.path), [], "the sample folder is removed");
+});
+
 Deno.test("metrics: a failed run without an earlier success has no last-success sample; values are plain numbers", () => {
   const text = renderMetrics({
     operation: "create",
