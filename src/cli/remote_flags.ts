@@ -132,7 +132,8 @@ export function refuseRemoteFlagsWithout(
   ] as const;
   for (const flag of flags) {
     if ((values as Record<string, unknown>)[flag] !== undefined) {
-      throw new UsageError(`${command}: --${flag} goes with ${switchFlag}; add it to read from the repository`);
+      const purpose = switchFlag === "--push" ? "push to" : "read from";
+      throw new UsageError(`${command}: --${flag} goes with ${switchFlag}; add it to ${purpose} the repository`);
     }
   }
 }

@@ -303,7 +303,7 @@ Deno.test("remote CLI: config shows the repository settings and their sources; e
     [["remote", "verify", "--identity", join(r.work, "none")], {}, /cannot read the identity file .*none/],
     [["restore", "20260101T000000Z", "--remote", r.repoDir], {}, /--remote goes with --from-remote/],
     [["drill", "--latest", "--identity", r.key.keyFile], {}, /--identity goes with --from-remote/],
-    [["create", "--remote", r.repoDir], {}, /--remote goes with --push/],
+    [["create", "--remote", r.repoDir], {}, /--remote goes with --push; add it to push to the repository$/],
     [["create", "--auth-key", r.authKeyFile], {}, /--auth-key goes with --push/],
     [["create", "--transfers", "2"], {}, /--transfers goes with --push/],
     [
@@ -327,6 +327,11 @@ Deno.test("remote CLI: config shows the repository settings and their sources; e
     ],
     [["restore", "../x", "--from-remote"], {}, /not a snapshot stamp: "\.\.\/x"; give STAMP or STAMP_PUSHID/],
     [["drill", "--from-remote", "x_y"], {}, /not a snapshot stamp: "x_y"/],
+    [
+      ["drill", "--latest", "--remote", r.repoDir],
+      {},
+      /--remote goes with --from-remote; add it to read from the repository$/,
+    ],
     [["remote"], {}, /remote needs a command: one of init, list, verify, cleanup/],
   ];
   for (const [args, extra, pattern] of cases) {
