@@ -13,8 +13,9 @@ export function formatAge(seconds: number | null): string {
   return `${Math.floor(seconds / 86400)}d`;
 }
 
-/** Rows as a left-aligned table with a header line. */
-export function formatTable(header: string[], rows: string[][]): string {
+/** Rows as a left-aligned table with a header line; each cell {@linkcode printable}, so a row stays one line. */
+export function formatTable(header: string[], cells: string[][]): string {
+  const rows = cells.map((row) => row.map(printable));
   const widths = header.map((title, column) => Math.max(title.length, ...rows.map((row) => row[column].length)));
   const line = (cells: string[]) => cells.map((cell, column) => cell.padEnd(widths[column])).join("  ").trimEnd();
   return [line(header), ...rows.map(line)].join("\n");

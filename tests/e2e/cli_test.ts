@@ -10,7 +10,7 @@ import { COMMANDS } from "../../src/cli/commands.ts";
 import { ExitCode } from "../../src/errors.ts";
 import { acquireLock } from "../../src/ops/lock.ts";
 import { TOOL_VERSION } from "../../src/version.ts";
-import { type CliRun, createdStamp, runCli, storeEnv, tempStore } from "../_helpers.ts";
+import { type CliRun, createdStamp, runCli, runCliOnTerminal, storeEnv, tempStore } from "../_helpers.ts";
 
 /** The lines of stderr that are not JSON event lines. */
 function errorLines(run: CliRun): string[] {
@@ -177,4 +177,14 @@ Deno.test("--metrics-file on create and validate writes Prometheus text with HEL
     [],
     "no temporary file left beside the metrics files",
   );
+});
+
+Deno.test("config on a terminal shows a path with a line break or an escape as escapes, one row per setting", async () => {
+  const dataDir = "/nonexistent/first\nsecond\x1b[31m";
+  const { code, text } = await runCliOnTerminal(["config"], { ATOCORE_DATA_DIR: dataDir });
+  assert.equal(code, 0, text);
+  assert.ok(!text.includes("\x1b"), `an escape reached the terminal: ${JSON.stringify(text)}`);
+  const rows = text.split(/\r?\n/).filter((line) => /^(db|backupDir|registry|chromaDir) /.test(line));
+  assert.equal(rows.length, 4, text);
+  for (const row of rows) assert.ok(row.includes("/nonexistent/first\\nsecond\\x1b[31m/"), row);
 });
