@@ -313,6 +313,12 @@ function readPin(path: string): RepositoryPin | null {
     text = readRegularTextFile(path, { maxBytes: 1 << 20 }); // never a FIFO to wait on, a link or a huge file
   } catch (error) {
     if (error instanceof Deno.errors.NotFound) return null;
+    if (error instanceof Deno.errors.NotADirectory) { // the backup folder given is wrong, not the pin
+      throw new UsageError(
+        `the repository pin ${path} cannot be reached (a part of its path is a file); point --backup-dir ` +
+          "(ATOCORE_BACKUP_DIR) at the backup folder, or move the file in the way aside; nothing was done",
+      );
+    }
     throw new RefusedError(
       `the repository pin ${path} cannot be read (${describeOsError(error)}); check it, or remove it to pin the ` +
         `repository anew`,

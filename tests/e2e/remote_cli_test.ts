@@ -325,6 +325,11 @@ Deno.test("remote CLI: config shows the repository settings and their sources; e
       { ATOCORE_BACKUP_DIR: join(r.work, "typo", "deep") },
       /no backup folder at .*typo\/deep, so no/,
     ],
+    ...[["remote", "list"], ["remote", "cleanup"]].map((args): [string[], Record<string, string>, RegExp] => [
+      args,
+      { ATOCORE_BACKUP_DIR: join(r.key.keyFile, "backups") },
+      /pin .*key\.txt\/backups\/remotes\/\w+\/pin\.json cannot be reached \(a part of its path is a file\); point --backup-dir/,
+    ]),
     [["restore", "../x", "--from-remote"], {}, /not a snapshot stamp: "\.\.\/x"; give STAMP or STAMP_PUSHID/],
     [["drill", "--from-remote", "x_y"], {}, /not a snapshot stamp: "x_y"/],
     [
