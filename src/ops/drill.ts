@@ -46,6 +46,8 @@ export interface DrillOptions {
   keep?: boolean;
   /** The folder in which the scratch folder is made (default: the system's temporary folder). */
   scratchParent?: string;
+  /** What a message names for a scratch folder with more room (default `--scratch-dir DIR`; `TMPDIR` for a sample). */
+  elsewhereFlag?: string;
   /** The backup folder the snapshot is read from (default the configured one; a snapshot fetched into scratch). */
   sourceDir?: string;
   /** SHA-256 proven for the fetched files (hashed by the fetch as written): `snapshot_valid` compares them as text. */
@@ -262,7 +264,7 @@ async function restoreStep({ config, stamp, options }: DrillState): Promise<Find
       ignoreOpenFiles: false,
       preSnapshot: false,
       to: scratchDir,
-      elsewhereFlag: "--scratch-dir DIR",
+      elsewhereFlag: options.elsewhereFlag ?? "--scratch-dir DIR",
       quick: true,
       sourceDir: options.sourceDir,
     });

@@ -5,12 +5,12 @@
  * @module
  */
 import { type CleanupResult, cleanupSnapshots } from "../ops/cleanup.ts";
-import { resolveConfig } from "../config.ts";
+import { type Config, resolveConfig } from "../config.ts";
 import { type CreateResult, createSnapshot } from "../ops/create.ts";
 import { drillSnapshot } from "../ops/drill.ts";
 import type { DrillResult } from "../ops/drill_result.ts";
 import { removeQuietly } from "../fs/durable.ts";
-import { describeOsError, OperationError } from "../errors.ts";
+import { describeOsError, isDiskFull, OperationError } from "../errors.ts";
 import { acquireLock } from "../ops/lock.ts";
 import type { Reporter } from "../report/reporter.ts";
 import { DEFAULT_POLICY } from "../snapshot/retention.ts";
@@ -57,17 +57,14 @@ export async function runSampleDrill(options: SampleDrillOptions): Promise<Sampl
     const store = buildSampleStore(dataDir, driver);
     reporter.event("info", "sample_store_created", { data_dir: dataDir });
     const config = resolveConfig({}, { ATOCORE_DATA_DIR: dataDir }, dataDir);
-    let create: CreateResult;
-    {
-      using _lock = acquireLock(store.backupDir, "create");
-      create = await createSnapshot(config, { driver, includeChroma: true, reporter });
-    }
+    const create = await sampleSnapshot(config, store.backupDir, driver, reporter);
     const validate = await validateSnapshot(store.backupDir, create.stamp, { driver });
     const drill = await drillSnapshot(config, create.stamp, {
       driver,
       reporter,
       now: new Date(),
       scratchParent: dataDir,
+      elsewhereFlag: "TMPDIR", // the sample's scratch folder is in its temporary folder: --scratch-dir is not taken
     });
     const cleanup = await cleanupSnapshots(store.backupDir, {
       policy: DEFAULT_POLICY,
@@ -88,6 +85,31 @@ export async function runSampleDrill(options: SampleDrillOptions): Promise<Sampl
     };
   } finally {
     if (!options.keep) removeQuietly(dataDir);
+  }
+}
+
+/**
+ * The sample's snapshot, made by create with Chroma.
+ *
+ * @throws {OperationError} naming the folder and TMPDIR on a full disk, where create's own next step (run create again)
+ *   is not the sample's; create's other errors as they are.
+ */
+async function sampleSnapshot(
+  config: Config,
+  backupDir: string,
+  driver: SqliteDriver,
+  reporter: Reporter,
+): Promise<CreateResult> {
+  try {
+    using _lock = acquireLock(backupDir, "create");
+    return await createSnapshot(config, { driver, includeChroma: true, reporter });
+  } catch (error) {
+    if (!isDiskFull(error) && !isDiskFull((error as Error | null)?.cause)) throw error;
+    throw new OperationError(
+      `cannot make the sample's snapshot in ${backupDir} (no space left on device (disk full)); ` +
+        "set TMPDIR to a folder with room for a small store and its backups",
+      { cause: error },
+    );
   }
 }
 

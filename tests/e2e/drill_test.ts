@@ -411,22 +411,39 @@ Deno.test("drill --sample with TMPDIR missing or a file says so in one line nami
   }
 });
 
-Deno.test("drill --sample with a full TMPDIR says so in one line naming the folder, with TMPDIR as the next step", async () => {
-  using tmp = tempDir();
-  const mount = mountTmpfs(tmp.path, "256k");
-  if (typeof mount === "string") return skipOutsideCi(`drill --sample on a full TMPDIR: ${mount}`);
-  using _mount = mount;
-  const run = await runCli(["drill", "--sample"], { env: { TMPDIR: tmp.path } });
-  assert.equal(run.code, 1, run.stderr);
-  const lines = run.stderr.trim().split("\n").filter((line) => line.includes("error:"));
-  assert.equal(lines.length, 1, run.stderr);
-  assert.match(
-    lines[0],
-    new RegExp(
-      `cannot build the sample store in ${tmp.path}/atocore-sample-\\w+ \\(no space left on device \\(disk full\\)\\); set TMPDIR to a folder with room`,
-    ),
-  );
-  assert.deepEqual(entryNames(tmp.path), [], "the sample folder is removed");
+Deno.test("drill --sample with a full TMPDIR says so naming the folder, with TMPDIR as the next step, at each step", async () => {
+  // the sample store (about 6.4 MiB) does not fit in the first, its snapshot not in the second, the drill's copy not in
+  // the third: each says where, and to set TMPDIR (--scratch-dir and 'run create again' are not drill --sample's)
+  for (const size of ["256k", "9m", "16m"]) {
+    using tmp = tempDir();
+    const mount = mountTmpfs(tmp.path, size);
+    if (typeof mount === "string") return skipOutsideCi(`drill --sample on a full TMPDIR: ${mount}`);
+    using _mount = mount;
+    const run = await runCli(["drill", "--sample"], { env: { TMPDIR: tmp.path } });
+    assert.equal(run.code, 1, `${size}: ${run.stderr}`);
+    const sample = `${tmp.path}/atocore-sample-\\w+`;
+    if (size === "16m") {
+      const checks = (run.json as { drill: { checks: { name: string; detail: string }[] } }).drill.checks;
+      const restore = checks.find((check) => check.name === "restore")!;
+      assert.match(
+        restore.detail,
+        new RegExp(`^not enough free space for this restore on the filesystem of ${sample}/`),
+      );
+      assert.match(restore.detail, /or restore to a folder on another filesystem \(TMPDIR\)$/, size);
+    } else {
+      const lines = run.stderr.trim().split("\n").filter((line) => line.includes("error:"));
+      assert.equal(lines.length, 1, `${size}: ${run.stderr}`);
+      const what = size === "256k" ? "build the sample store in" : "make the sample's snapshot in";
+      assert.match(
+        lines[0],
+        new RegExp(
+          `cannot ${what} ${sample}.* \\(no space left on device \\(disk full\\)\\); set TMPDIR to a folder with room`,
+        ),
+        size,
+      );
+    }
+    assert.deepEqual(entryNames(tmp.path), [], `${size}: the sample folder is removed`);
+  }
 });
 
 Deno.test("metrics: a failed run without an earlier success has no last-success sample; values are plain numbers", () => {
