@@ -121,8 +121,8 @@ function clockSkewFrom(text: string | undefined): number {
 function describe(result: CreateResult, chromaDir: string): string {
   if (result.chroma_error !== undefined) {
     return `created snapshot ${result.stamp} with the database (${formatBytes(result.db_size_bytes)}) and the ` +
-      `registry but WITHOUT Chroma: ${result.chroma_error}; Chroma ${chromaDir} is in no new snapshot; repair or ` +
-      `rebuild it, then run create --chroma again\n  ${result.backup_root}`;
+      `registry but WITHOUT Chroma: ${result.chroma_error}; Chroma ${chromaDir} is in no new snapshot; fix that ` +
+      `(or repair or rebuild Chroma), then run create --chroma again\n  ${result.backup_root}`;
   }
   const chroma = result.chroma_snapshot_path
     ? `, Chroma ${result.chroma_snapshot_files} files ${formatBytes(result.chroma_snapshot_bytes)}`

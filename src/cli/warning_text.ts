@@ -69,7 +69,7 @@ const SENTENCES: Record<string, (fields: Fields) => string> = {
     `snapshot ${text(f.stamp)} was removed (by a cleanup?) while it was being validated, so it was not checked`,
   chroma_backup_failed: (f) =>
     `Chroma ${text(f.path)} could not be backed up (${text(f.error)}), so the new snapshot ${text(f.backup_root)} ` +
-    `holds ${text(f.snapshot_holds)}; repair or rebuild Chroma, then run create --chroma again`,
+    `holds ${text(f.snapshot_holds)}; fix that (or repair or rebuild Chroma), then run create --chroma again`,
   integrity_record_not_written: (f) =>
     `the record ${text(f.path)} of the databases create checked could not be written (${text(f.error)}), so ${
       text(f.effect)

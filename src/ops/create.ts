@@ -561,7 +561,7 @@ async function copyChromaIfPresent(
       );
     }
     throw new ChromaCopyError(
-      `the copy failed (${describeOsError(error)})`,
+      `the copy failed (${describeOsError(error)}; is it readable by this user?${SQLITE_FOLDER_HINT})`,
       `create failed copying the Chroma folder ${source} (${
         describeOsError(error)
       }); nothing was published; fix the cause (is it readable by this user?${SQLITE_FOLDER_HINT}) and run create again`,

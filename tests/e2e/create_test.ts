@@ -31,6 +31,7 @@ import {
 } from "../_helpers.ts";
 import { entryNames, ledgerState } from "../_faults.ts";
 import { exists } from "../../src/fs/probe.ts";
+import { bindReadOnly } from "../_mount.ts";
 
 type Metadata = Record<string, unknown> & { manifest: ManifestEntry[] };
 type CreateResult = Metadata & { stamp: string; backup_root: string; validated: boolean };
@@ -330,12 +331,29 @@ Deno.test("a damaged Chroma database: the database and registry are still publis
   assert.match(
     outcome.text,
     new RegExp(
-      `^created snapshot \\S+ with the database .* and the registry but WITHOUT Chroma: .*; Chroma ${store.chromaDir} is in no new snapshot; repair or rebuild it, then run create --chroma again`,
+      `^created snapshot \\S+ with the database .* and the registry but WITHOUT Chroma: .*; Chroma ${store.chromaDir} is in no new snapshot; fix that \\(or repair or rebuild Chroma\\), then run create --chroma again`,
     ),
   );
   const listed = await runCli(["list"], { env });
   const backups = (listed.json as { backups: { chroma_included: boolean; metadata: Metadata }[] }).backups;
   assert.ok(backups.every((entry) => !entry.chroma_included && typeof entry.metadata.chroma_error === "string"));
+});
+
+Deno.test("a Chroma folder on a read-only mount: published without Chroma, saying a WAL database's folder must be writable, not to repair Chroma", async () => {
+  using store = tempStore({ dbMiB: 0.2, chromaMiB: 0.05, segments: 1 });
+  const mount = bindReadOnly(store.chromaDir); // its chroma.sqlite3 is a WAL database: SQLite cannot make its -shm
+  if (typeof mount === "string") return skipBecause(`create --chroma from a read-only Chroma folder: ${mount}`);
+  using _mount = mount;
+  const outcome = await createCommand.run({ chroma: true }, [], {
+    env: storeEnv(store),
+    cwd: ROOT,
+    now: new Date(),
+    reporter: SILENT,
+  });
+  assert.equal(outcome.exitCode, 1);
+  assert.match(outcome.text, /WITHOUT Chroma: the copy failed \(.*; is it readable by this user\? SQLite also needs/);
+  assert.match(outcome.text, /the folder of a WAL database writable, for its -shm file: not a read-only mount\)/);
+  assert.match(outcome.text, /; fix that \(or repair or rebuild Chroma\), then run create --chroma again/);
 });
 
 /** Overwrite the second page of an SQLite file (a table's root) with 0xff bytes: the backup API copies it as is. */
