@@ -156,7 +156,9 @@ export function remoteSourceFrom(
   const identities = identitiesFrom(settings, purpose, context.reporter);
   const allowUnauthenticated = Boolean(values["allow-unauthenticated"]);
   const identityFile = settings.identityFile?.value;
-  return { backend, identities, recipients: recipientsFrom(settings), allowUnauthenticated, identityFile };
+  const recipients = recipientsFrom(settings);
+  const flags = repositoryFlags(settings, backend);
+  return { backend, identities, recipients, allowUnauthenticated, identityFile, repositoryFlags: flags };
 }
 
 /** `--transfers N`, for the commands that move packs (push, fetch, verify); separate from the repository's flags. */

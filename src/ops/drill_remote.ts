@@ -40,7 +40,7 @@ export async function drillFromRemote(
   const { repositoryId } = await checkSource(config, source);
   const { backend, identities } = source;
   const name = options.ofSource === undefined || given !== "latest"
-    ? await resolveRemoteSnapshot(backend, given, options)
+    ? await resolveRemoteSnapshot(backend, given, options, source.repositoryFlags)
     : await latestOfSource({ backend, repositoryId, identities }, options.ofSource, options);
   const snapshotPath = `${source.backend.location}/snapshots/${name}`;
   const words = (): [string, string] => [

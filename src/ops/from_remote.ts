@@ -8,6 +8,7 @@ import { basename, dirname, join, resolve } from "node:path";
 import type { Config } from "../config.ts";
 import type { AgeIdentity } from "../crypto/age.ts";
 import { describeOsError, ExitCode, OperationError, RefusedError, ToolError, UsageError } from "../errors.ts";
+import { nextStep } from "./next_step.ts";
 import { flushSoon, FOLDER_MODE, removeQuietly } from "../fs/durable.ts";
 import { isSameOrInside } from "../fs/real_path.ts";
 import { formatBytes } from "../text/bytes.ts";
@@ -44,6 +45,8 @@ export interface RemoteSource {
   allowUnauthenticated?: boolean;
   /** The identity file the identities were read from (absolute): an unfinished restore's next step names it. */
   identityFile?: string;
+  /** The repository flags given, quoted, each with a leading space: the `remote list` a message prints carries them. */
+  repositoryFlags?: string;
 }
 
 /** What was fetched, for the result of the command that used it. */
@@ -83,13 +86,15 @@ export async function resolveRemoteSnapshot(
   backend: Backend,
   given: string | "latest",
   clock: { now: Date; reporter: Reporter },
+  flags = "",
 ): Promise<string> {
   const names = (await listSnapshots(backend)).snapshots.map(({ key }) => snapshotKeyText(key));
+  const list = nextStep("see 'atocore-backup remote list'", "see them with", "remote list", flags);
   if (given === "latest") {
     if (names.length === 0) {
       throw new OperationError(`no snapshots in ${backend.location}; push one first ('atocore-backup push --latest')`);
     }
-    const stamp = latestRemoteStamp(names, backend.location, clock);
+    const stamp = latestRemoteStamp(names, backend.location, clock, list);
     const pushes = names.filter((name) => name.startsWith(`${stamp}_`)); // hosts pushing in the same second
     if (pushes.length > 1) {
       clock.reporter.event("info", "latest_pushed_more_than_once", { pushes, chosen: pushes.at(-1) });
@@ -98,9 +103,9 @@ export async function resolveRemoteSnapshot(
   }
   if (checkedRemoteName(given) === "key") {
     if (names.includes(given)) return given;
-    throw new UsageError(`no snapshot ${given} in ${backend.location}; see 'atocore-backup remote list'`);
+    throw new UsageError(`no snapshot ${given} in ${backend.location}; ${list}`);
   }
-  return unique(names, given, backend.location);
+  return unique(names, given, backend.location, list);
 }
 
 /**
@@ -109,7 +114,12 @@ export async function resolveRemoteSnapshot(
  *
  * @throws {OperationError} when every one is in the future.
  */
-function latestRemoteStamp(names: string[], location: string, clock: { now: Date; reporter: Reporter }): string {
+function latestRemoteStamp(
+  names: string[],
+  location: string,
+  clock: { now: Date; reporter: Reporter },
+  list: string,
+): string {
   const newestFirst = [...new Set(names.map((name) => name.split("_")[0]))].reverse();
   const skippedInFuture = newestFirst.filter((stamp) => isInFuture(stamp, clock.now));
   const stamp = newestFirst.find((stamp) => !isInFuture(stamp, clock.now));
@@ -119,7 +129,7 @@ function latestRemoteStamp(names: string[], location: string, clock: { now: Date
   if (stamp !== undefined) return stamp;
   throw new OperationError(
     `every snapshot in ${location} is stamped in the future (newest ${skippedInFuture[0]}); check the pushing ` +
-      `host's clock, then give one by its name ('atocore-backup remote list')`,
+      `host's clock, then give one by its name; ${list}`,
   );
 }
 
@@ -136,11 +146,11 @@ export function checkedRemoteName(given: string): "stamp" | "key" {
   );
 }
 
-function unique(names: string[], stamp: string, location: string): string {
+function unique(names: string[], stamp: string, location: string, list: string): string {
   const matching = names.filter((name) => name.startsWith(`${stamp}_`));
   if (matching.length === 1) return matching[0];
   if (matching.length === 0) {
-    throw new UsageError(`no snapshot of ${stamp} in ${location}; see 'atocore-backup remote list'`);
+    throw new UsageError(`no snapshot of ${stamp} in ${location}; ${list}`);
   }
   throw new UsageError(
     `${matching.length} pushes of ${stamp} are in ${location}: ${matching.join(", ")}; give one of them`,
@@ -445,7 +455,8 @@ export async function restoreFromRemote(
   if (to !== null) checkToFolder(config, to, options.force ?? false);
   else checkLivePaths(config);
   const checked = await checkSource(config, source);
-  const name = await resolveRemoteSnapshot(source.backend, given, { now: new Date(), reporter: options.reporter });
+  const clock = { now: new Date(), reporter: options.reporter };
+  const name = await resolveRemoteSnapshot(source.backend, given, clock, source.repositoryFlags);
   const otherSource = to === null && await refuseOtherSource(source, name, checked, options.otherSource ?? false);
   requireAcknowledgment(config, to, options.confirmServiceStopped);
   const words = (): [string, string] => [

@@ -787,3 +787,22 @@ Deno.test("remote CLI: a live restore of another backup folder's snapshot in a s
   });
   assert.equal(rebuilt.code, 0, `a host that never pushed there: ${rebuilt.stderr}`);
 });
+
+Deno.test("remote CLI: the remote list a restore or drill of a missing remote snapshot prints runs as printed, with the --remote given", async () => {
+  using r = await remoteStore({ dbMiB: 1 });
+  using elsewhere = tempDir("atocore-elsewhere-");
+  await createAndPush(r.env);
+  const env = { ...storeEnv(r.store), ATOCORE_BACKUP_IDENTITY_FILE: r.key.keyFile }; // the repository by flag only
+  const runs: string[][] = [
+    ["drill", "20200101T000000Z", "--from-remote"],
+    ["restore", "20200101T000000Z_00000000000000aa", "--from-remote", "--to", join(elsewhere.path, "to")],
+  ];
+  for (const args of runs) {
+    const run = await runCli([...args, "--remote", relativePath(r.work, r.repoDir)], { env, cwd: r.work });
+    assert.equal(run.code, 2, run.stderr);
+    const printed = printedCommand(oneErrorLine(run, args[0]), "see them with");
+    assert.equal(printed, `atocore-backup remote list --remote ${r.repoDir}`, args[0]);
+    const listed = await runPrinted(printed!, storeEnv(r.store));
+    assert.equal(listed.code, 0, `${printed}: ${listed.stderr}`);
+  }
+});
