@@ -71,7 +71,7 @@ export function acquireLock(backupDir: string, operation: string): OperationLock
     );
   }
   if (!tryLock(file, path)) {
-    const holder = new TextDecoder().decode(Deno.readFileSync(path)).trim() || "another process";
+    const holder = holderNote(file) || "another process";
     file.close();
     throw new LockedError(
       `backup folder is locked by ${holder}: ${path}; wait for that operation to finish, then run again`,
@@ -138,6 +138,24 @@ function refuseOtherFile(file: Deno.FsFile, path: string): void {
     `the lock file ${path} is ${what}, and taking the lock would empty the file it shares; remove ${path}, then run ` +
       "again",
   );
+}
+
+/** Most bytes of the holder's note read: a note is one line of under 100 bytes. */
+const MAX_NOTE_BYTES = 256;
+
+/**
+ * The first line of the holder's note, read from the lock file opened and checked, never by its path again (where a
+ * link or FIFO may be swapped in), and at most {@linkcode MAX_NOTE_BYTES}: the holder may write the file as it likes.
+ */
+function holderNote(file: Deno.FsFile): string {
+  try {
+    const buffer = new Uint8Array(MAX_NOTE_BYTES);
+    file.seekSync(0, Deno.SeekMode.Start);
+    const read = file.readSync(buffer) ?? 0;
+    return new TextDecoder().decode(buffer.subarray(0, read)).split("\n")[0].trim();
+  } catch {
+    return ""; // unreadable: another process, unnamed
+  }
 }
 
 /**

@@ -224,6 +224,24 @@ Deno.test("a lock file that is a FIFO, or a backup folder that is a file, is one
   assert.equal(Deno.readTextFileSync(store.backupDir), "not a folder");
 });
 
+Deno.test("the note of a lock held by a writer of the backup folder is read bounded: a 600 MiB one is one line (exit 4)", async () => {
+  using store = tempStore({ dbMiB: 1 });
+  const env = storeEnv(store);
+  Deno.mkdirSync(store.backupDir, { recursive: true });
+  const lock = join(store.backupDir, ".lock");
+  using held = Deno.openSync(lock, { read: true, write: true, create: true });
+  held.lockSync(true);
+  held.writeSync(new TextEncoder().encode("a holder\nrestore finished: ok\n"));
+  held.truncateSync(600 << 20); // sparse: past what one string or buffer of the reader may hold
+  const run = await runCli(["create"], { env });
+  assert.equal(run.code, 4, run.stderr);
+  assert.match(
+    run.stderr,
+    new RegExp(`^atocore-backup: error: backup folder is locked by a holder: ${lock}; wait`, "m"),
+  );
+  assert.doesNotMatch(run.stderr, /restore finished/);
+});
+
 Deno.test("a snapshot whose config/ or db/ is a file is invalid, named as such; restore refuses it (exit 3)", async () => {
   using store = tempStore({ dbMiB: 1 });
   using scratch = tempDir();
