@@ -6,8 +6,8 @@
  */
 import { closeSync, constants, fstatSync, openSync, readSync } from "node:fs";
 
-/** Most bytes read from a metadata or registry file (64 MiB): far above any real one. */
-export const SMALL_FILE_MAX_BYTES = 64 << 20;
+/** Most bytes read from a metadata or registry file (8 MiB: a snapshot of 50,000 files), far above any real one. */
+export const SMALL_FILE_MAX_BYTES = 8 << 20;
 
 /** The file is not a regular file (a FIFO, socket, device, or a link where none is followed); its message omits the path. */
 export class NotRegularFileError extends Error {
@@ -51,9 +51,9 @@ export function readRegularTextFile(path: string, options: ReadRegularOptions = 
 /** The bytes of the regular file at `path`, as {@linkcode readRegularTextFile} reads them. */
 export function readRegularFile(path: string, options: ReadRegularOptions = {}): Uint8Array {
   const maxBytes = options.maxBytes ?? SMALL_FILE_MAX_BYTES;
-  const { fd } = openRegularFile(path, { ...options, maxBytes });
+  const { fd, size } = openRegularFile(path, { ...options, maxBytes });
   try {
-    return readBounded(fd, path, maxBytes);
+    return readBounded(fd, path, maxBytes, size);
   } finally {
     closeSync(fd);
   }
@@ -101,25 +101,26 @@ function openNonBlocking(path: string, follow: boolean): number {
   }
 }
 
-/** Read `fd` to its end, refusing more than `maxBytes` (the file may have grown since it was checked). */
-function readBounded(fd: number, path: string, maxBytes: number): Uint8Array {
-  const chunks: Uint8Array[] = [];
+/**
+ * Read `fd` to its end, refusing more than `maxBytes` (the file may have grown since it was checked): into one buffer
+ * of the `size` it had when opened and a byte more, grown only if it grew, so a large file's bytes are held once.
+ */
+function readBounded(fd: number, path: string, maxBytes: number, size: number): Uint8Array {
+  let bytes = new Uint8Array(Math.min(size, maxBytes) + 1);
   let total = 0;
   while (true) {
-    const chunk = new Uint8Array(Math.min(1 << 20, maxBytes + 1 - total));
-    const read = readSync(fd, chunk);
+    if (total === bytes.length) {
+      if (total > maxBytes) throw new FileTooLargeError(path, maxBytes);
+      const grown = new Uint8Array(Math.min(bytes.length * 2, maxBytes + 1));
+      grown.set(bytes);
+      bytes = grown;
+    }
+    const read = readSync(fd, bytes, total, bytes.length - total, null);
     if (read === 0) break;
-    chunks.push(chunk.subarray(0, read));
     total += read;
-    if (total > maxBytes) throw new FileTooLargeError(path, maxBytes);
   }
-  const bytes = new Uint8Array(total);
-  let offset = 0;
-  for (const chunk of chunks) {
-    bytes.set(chunk, offset);
-    offset += chunk.length;
-  }
-  return bytes;
+  if (total > maxBytes) throw new FileTooLargeError(path, maxBytes);
+  return bytes.subarray(0, total);
 }
 
 /**

@@ -51,6 +51,7 @@ import { validateSnapshotAt, type ValidationResult } from "./validate.ts";
 import { HeldStaging } from "./held_staging.ts";
 import type { HeldFolder } from "../fs/held_folder.ts";
 import { liveSqliteCause, sidecarHazard } from "./live_sqlite_cause.ts";
+import { parseBoundedJson } from "../text/bounded_json.ts";
 
 /** Attempts at a Chroma copy before a folder that keeps changing is reported. */
 export const CHROMA_COPY_ATTEMPTS = 3;
@@ -859,7 +860,7 @@ function storePathInfo(path: string, what: string, setting: string): Deno.FileIn
 /** Why `text` is not JSON, or `undefined` when it is. */
 function jsonError(text: string): string | undefined {
   try {
-    JSON.parse(text);
+    parseBoundedJson(text);
     return undefined;
   } catch (error) {
     if (!(error instanceof SyntaxError)) throw error;

@@ -33,6 +33,7 @@ import {
 } from "../snapshot/metadata.ts";
 import { IntegrityUncheckedError, type SqliteDriver } from "../sqlite/driver.ts";
 import { JOURNAL_MODES } from "../sqlite/journal_header.ts";
+import { parseBoundedJson } from "../text/bounded_json.ts";
 
 /** How deeply to validate. */
 export interface ValidateOptions {
@@ -376,7 +377,7 @@ function checkRegistry(located: LocatedPart, keptInvalid: string | null, errors:
     return false;
   }
   try {
-    JSON.parse(text);
+    parseBoundedJson(text);
     return true;
   } catch (error) {
     if (!(error instanceof SyntaxError)) throw error;

@@ -8,6 +8,7 @@ import { describeOsError } from "../errors.ts";
 import type { StateFile } from "../fs/state_folder.ts";
 import { readRegularTextFile } from "../fs/regular_file.ts";
 import { parseName } from "./layout.ts";
+import { parseBoundedJson } from "../text/bounded_json.ts";
 
 /** The sightings of one repository's markers: name → first seen (ms since the epoch, this host's clock). */
 export class MarkerSightings {
@@ -26,7 +27,7 @@ export class MarkerSightings {
     const sightings = new MarkerSightings(file, repositoryId);
     let value: { repository_id?: unknown; markers?: unknown };
     try {
-      value = JSON.parse(readRegularTextFile(path));
+      value = parseBoundedJson(readRegularTextFile(path)) as typeof value;
     } catch (error) {
       if (!(error instanceof Deno.errors.NotFound)) {
         sightings.problems.push(`${path} unreadable (${describeOsError(error)}); markers count as first seen now`);

@@ -116,7 +116,16 @@ export function checkManifest(root: string, manifest: unknown, options: Manifest
   for (const entry of walkTree(root, (path) => path === METADATA_FILE)) {
     if (entry.kind !== "dir" && !listed.has(entry.path)) check.errors.push(`manifest_unexpected_file: ${entry.path}`);
   }
-  return check;
+  return { ...check, errors: boundedErrors(check.errors) };
+}
+
+/** The most errors a manifest check lists; the rest are counted in one more (a hand-made manifest may have millions). */
+const MAX_LISTED_ERRORS = 1000;
+
+function boundedErrors(errors: string[]): string[] {
+  if (errors.length <= MAX_LISTED_ERRORS) return errors;
+  const more = errors.length - MAX_LISTED_ERRORS;
+  return [...errors.slice(0, MAX_LISTED_ERRORS), `manifest_errors_not_listed: ${more} more`];
 }
 
 function checkEntry(

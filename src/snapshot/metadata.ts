@@ -13,6 +13,7 @@ import type { JournalMode } from "../sqlite/journal_header.ts";
 import { bindMetadata } from "./binding.ts";
 import { CHROMA_FOLDER, CONFIG_FOLDER, DB_FOLDER } from "./layout.ts";
 import type { ManifestEntry } from "./manifest.ts";
+import { parseBoundedJson } from "../text/bounded_json.ts";
 
 /**
  * Version of the metadata format this tool writes (absent in the module's). 2: databases copied as rollback-journal
@@ -147,7 +148,8 @@ export type MetadataRead =
 
 /**
  * Read and parse `backup-metadata.json` at `path`; a JSON value that is not an object is invalid.
- * A file that cannot be read (permissions, a folder, FIFO or link in its place, over 64 MiB) is an answer too, so
+ * A file that cannot be read (permissions, a folder, FIFO or link in its place, over 8 MiB, or holding more
+ * JSON values than `parseBoundedJson` takes) is an answer too, so
  * one such snapshot does not stop `list` or `validate --all` from reporting the others, and none blocks them.
  */
 export function readMetadata(path: string): MetadataRead {
@@ -159,7 +161,7 @@ export function readMetadata(path: string): MetadataRead {
     return { ok: false, error: `metadata_unreadable: ${describeOsError(error)}` };
   }
   try {
-    const value = JSON.parse(text);
+    const value = parseBoundedJson(text); // a writer of the backup folder's costly one is refused unparsed
     if (value === null || typeof value !== "object" || Array.isArray(value)) {
       return { ok: false, error: "metadata_invalid_json: not a JSON object" };
     }

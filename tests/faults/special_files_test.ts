@@ -4,8 +4,18 @@
  */
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { entryNames, killAfter } from "../_faults.ts";
-import { cliProcess, type CliRun, cliRunOf, createdStamp, storeEnv, tempStore } from "../_helpers.ts";
+import { entryNames, killAfter, skipBecause } from "../_faults.ts";
+import { exists } from "../../src/fs/probe.ts";
+import {
+  cliCommand,
+  cliEnv,
+  cliProcess,
+  type CliRun,
+  cliRunOf,
+  createdStamp,
+  storeEnv,
+  tempStore,
+} from "../_helpers.ts";
 
 /** Bound on a run that must not block (a FIFO opened for reading waits for a writer forever). */
 const HANG_GUARD_MS = 120_000;
@@ -70,7 +80,7 @@ Deno.test("a FIFO as backup-metadata.json: list, validate STAMP, validate --all 
   });
 });
 
-Deno.test("metadata that links to /dev/zero or is over 64 MiB is not read: list and validate end and report it", async () => {
+Deno.test("metadata that links to /dev/zero or is over 8 MiB is not read: list and validate end and report it", async () => {
   using store = tempStore({ dbMiB: 1, chromaMiB: 1 });
   const env = storeEnv(store);
   const linked = await createdStamp(env);
@@ -79,7 +89,7 @@ Deno.test("metadata that links to /dev/zero or is over 64 MiB is not read: list 
   Deno.removeSync(linkedMetadata);
   Deno.symlinkSync("/dev/zero", linkedMetadata);
   const hugeMetadata = join(store.backupDir, "snapshots", huge, "backup-metadata.json");
-  Deno.truncateSync(hugeMetadata, (64 << 20) + 1); // sparse: costs no disk
+  Deno.truncateSync(hugeMetadata, (8 << 20) + 1); // sparse: costs no disk
 
   const list = await runGuarded(["list"], env);
   assert.equal(list.code, 0, list.stderr);
@@ -88,8 +98,59 @@ Deno.test("metadata that links to /dev/zero or is over 64 MiB is not read: list 
   assert.equal(all.code, 1, all.stderr);
   assert.deepEqual((all.json as { results: Validated[] }).results.map((result) => result.errors), [
     ["metadata_unreadable: not a regular file (symbolic link)"],
-    [`metadata_unreadable: larger than ${64 << 20} bytes, not read`],
+    [`metadata_unreadable: larger than ${8 << 20} bytes, not read`],
   ]);
+});
+
+/** Write a JSON object of `bytes` bytes whose manifest is that many `{},`: millions of values for few bytes. */
+function writeEmptyObjects(path: string, bytes: number): void {
+  const head = '{"manifest":[';
+  const count = Math.floor((bytes - head.length - 4) / 3);
+  Deno.writeTextFileSync(path, `${head}${"{},".repeat(count)}{}]}`);
+}
+
+/** The CLI's run under `/usr/bin/time` and its peak memory in KiB, or `null` without that tool. */
+async function runMeasured(
+  args: string[],
+  env: Record<string, string>,
+): Promise<{ run: CliRun; peakKiB: number | null }> {
+  const [program, ...rest] = cliCommand(args);
+  const timed = exists("/usr/bin/time");
+  const command = new Deno.Command(timed ? "/usr/bin/time" : program, {
+    args: timed ? ["-f", "peak %M", program, ...rest] : rest,
+    env: cliEnv(env),
+    clearEnv: true,
+    stdout: "piped",
+    stderr: "piped",
+  });
+  const run = cliRunOf(await command.output());
+  const peak = /^peak (\d+)$/m.exec(run.stderr);
+  return { run, peakKiB: peak ? Number(peak[1]) : null };
+}
+
+Deno.test("metadata costly to parse (8 MiB of `{},`, or 60 MiB) is refused unparsed: list and validate stay under 256 MiB", async () => {
+  using store = tempStore({ dbMiB: 1 });
+  const env = storeEnv(store);
+  const dense = await createdStamp(env);
+  const large = await createdStamp(env);
+  writeEmptyObjects(join(store.backupDir, "snapshots", dense, "backup-metadata.json"), (8 << 20) - 16);
+  writeEmptyObjects(join(store.backupDir, "snapshots", large, "backup-metadata.json"), 60 << 20);
+  const list = await runMeasured(["list"], env);
+  assert.equal(list.run.code, 0, list.run.stderr);
+  assert.deepEqual((list.run.json as Listed).backups.map((entry) => entry.metadata_error), [
+    "invalid_json",
+    "unreadable",
+  ]);
+  const all = await runMeasured(["validate", "--all"], env);
+  assert.equal(all.run.code, 1, all.run.stderr);
+  assert.deepEqual((all.run.json as { results: Validated[] }).results.map((result) => result.errors), [
+    ["metadata_invalid_json: holds more than 200000 JSON values (objects, arrays, items), not parsed"],
+    [`metadata_unreadable: larger than ${8 << 20} bytes, not read`],
+  ]);
+  for (const { peakKiB } of [list, all]) {
+    if (peakKiB === null) return skipBecause("/usr/bin/time not found: peak memory not measured");
+    assert.ok(peakKiB < 256 * 1024, `peak ${Math.round(peakKiB / 1024)} MiB`);
+  }
 });
 
 Deno.test("a Chroma file of a snapshot made a sparse file of 8 TiB: validate and drill end naming its size, unread", async () => {
