@@ -28,6 +28,7 @@ import {
 import type { PackInfo } from "./boundary.ts";
 import { type ExtentTable, extentTableBytes, extentTableFrom, toExtentTable } from "./extent_table.ts";
 import type { BlockTag } from "./pack_writer.ts";
+import { parseBoundedJson } from "../text/bounded_json.ts";
 
 /** Version 2 keeps extents as binary tables; version 1 had them in the JSON header, and is still read (not written). */
 const MAGIC = "ATOCORE-PUSH-CACHE 2\n";
@@ -155,13 +156,22 @@ export function loadPushCache(path: string, repositoryId: string): LoadedPushCac
   return cache ?? "unusable";
 }
 
+/**
+ * The largest header read (16 MiB: about 125,000 packs, 1 TB stored) and the most JSON values parsed from it or from a
+ * journal line (500,000: about 60 MiB parsed). A writer of the backup folder's header of 250 MB of `{},` took a push
+ * past 7 GiB, to V8's fatal out-of-memory trace; one past these bounds is unusable, as a damaged one is.
+ */
+const MAX_HEADER_BYTES = 16 << 20;
+const MAX_PARSED_VALUES = 500_000;
+
 /** Decode a cache, or `null` when it is damaged, of another version, or of another repository. */
 function decode(reader: CacheReader, file: MapFile, repositoryId: string): LoadedPushCache | null {
   const magic = new TextDecoder().decode(reader.take(MAGIC.length));
   if (magic !== MAGIC && magic !== MAGIC_V1) return null;
-  const header = JSON.parse(
-    new TextDecoder().decode(reader.take(new DataView(reader.take(4).buffer).getUint32(0, true))),
-  );
+  const length = new DataView(reader.take(4).buffer).getUint32(0, true);
+  if (length > MAX_HEADER_BYTES) return null;
+  const text = new TextDecoder().decode(reader.take(length));
+  const header: ReturnType<typeof JSON.parse> = parseBoundedJson(text, MAX_PARSED_VALUES);
   if (header.repository_id !== repositoryId || !Array.isArray(header.files)) return null;
   const files: CachedFile[] = [];
   for (const entry of header.files) {
@@ -269,7 +279,7 @@ function parseJournalLine(line: string, repositoryId: string): JournalRecord | n
   const json = line.slice(0, space);
   if (createHash("sha256").update(json).digest("hex") !== line.slice(space + 1)) return null;
   try {
-    const record = JSON.parse(json) as JournalRecord;
+    const record = parseBoundedJson(json, MAX_PARSED_VALUES) as JournalRecord;
     return record.repository_id === repositoryId ? record : null;
   } catch {
     return null;

@@ -58,6 +58,46 @@ function arrays(region: MapRegion) {
   return { hashes, packs: [...packs], offsets: [...offsets] };
 }
 
+/** Run `body` (a module's text, with `loadJournals`, `loadPushCache`, `MapFile` and `Spool` in scope) in a process of
+ * its own; what it prints, and its peak memory (VmHWM) in KiB. */
+function runMeasured(body: string, ...args: string[]): { printed: string; peakKiB: number } {
+  const module = (path: string) => JSON.stringify(new URL(path, import.meta.url).href);
+  const script = `import { loadJournals, loadPushCache } from ${module("../../src/repo/push_cache.ts")};
+    import { MapFile, Spool } from ${module("../../src/repo/block_maps.ts")};
+    ${body}
+    console.log(Deno.readTextFileSync("/proc/self/status").match(/VmHWM:\\s+(\\d+)/)[1]);`;
+  const run = new Deno.Command(Deno.execPath(), { args: ["eval", script, ...args], stderr: "inherit" }).outputSync();
+  assert.ok(run.success);
+  const lines = new TextDecoder().decode(run.stdout).trim().split("\n");
+  return { printed: lines.slice(0, -1).join("\n"), peakKiB: Number(lines.at(-1)) };
+}
+
+Deno.test("push cache and journal made costly to parse (a header of 20 MiB, a line of 8 MiB, of {},): unusable, under 150 MiB", () => {
+  using dir = tempDir();
+  const cache = join(dir.path, "push-cache");
+  const header = Buffer.from(`{"repository_id":"${REPO}","x":[${"{},".repeat((20 << 20) / 3)}{}],"files":[]}`);
+  const length = Buffer.alloc(4);
+  length.writeUInt32LE(header.length);
+  Deno.writeFileSync(cache, Buffer.concat([Buffer.from("ATOCORE-PUSH-CACHE 2\n"), length, header, Buffer.alloc(32)]));
+  const loaded = runMeasured("console.log(loadPushCache(Deno.args[0], Deno.args[1]));", cache, REPO);
+  assert.equal(loaded.printed, "unusable");
+  assert.ok(loaded.peakKiB < 150 * 1024, `cache: peak ${Math.round(loaded.peakKiB / 1024)} MiB`);
+
+  const journals = join(dir.path, "journal");
+  Deno.mkdirSync(journals);
+  const json = `{"repository_id":"${REPO}","x":[${"{},".repeat(((8 << 20) - 200) / 3)}{}]}`;
+  Deno.writeTextFileSync(join(journals, "p1"), `${json} ${createHash("sha256").update(json).digest("hex")}\n`);
+  const read = runMeasured(
+    `using spool = MapFile.spool(Deno.args[1]);
+    console.log(loadJournals(Deno.args[0], Deno.args[2], new Spool(spool)).packs.length);`,
+    journals,
+    join(dir.path, "spool"),
+    REPO,
+  );
+  assert.equal(read.printed, "0");
+  assert.ok(read.peakKiB < 150 * 1024, `journal: peak ${Math.round(read.peakKiB / 1024)} MiB`);
+});
+
 Deno.test("push cache file: saved and loaded part by part; cut short, padded, flipped or lying about a length, no cache", () => {
   using dir = tempDir();
   using spoolFile = MapFile.spool(join(dir.path, "spool"));
