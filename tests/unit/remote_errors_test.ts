@@ -742,3 +742,22 @@ Deno.test("a public object nested deeper than the format's is refused before it 
   await folder.write("leases/large", bytes(" ".repeat(9 << 20) + "{}"), { exclusive: true });
   await assert.rejects(getPublic(folder, "leases/large"), ObjectTooLargeError);
 });
+
+Deno.test("a public object of 8 MB of {}, (a writer's lease) is refused before it is parsed, in under 150 MiB", async () => {
+  using dir = tempDir();
+  const folder = openFolderBackend(join(dir.path, "repo"));
+  const text = `{"created_at":"2026-12-01T00:00:00Z","packs":[${"{},".repeat(((8 << 20) - 100) / 3)}{}]}`;
+  await folder.write("leases/0123456789abcdef", new TextEncoder().encode(text), { exclusive: true });
+  // a process of its own, whose peak (VmHWM) is this reading's alone
+  const module = (path: string) => JSON.stringify(new URL(path, import.meta.url).href);
+  const script = `import { getPublic } from ${module("../../src/repo/boundary.ts")};
+    import { openFolderBackend } from ${module("../../src/repo/folder.ts")};
+    const read = await getPublic(openFolderBackend(Deno.args[0]), "leases/0123456789abcdef").then(() => "parsed", (e) => e.message);
+    console.log(JSON.stringify({ read, peak: Deno.readTextFileSync("/proc/self/status").match(/VmHWM:\\s+(\\d+)/)[1] }));`;
+  const run = new Deno.Command(Deno.execPath(), { args: ["eval", script, join(dir.path, "repo")], stderr: "inherit" })
+    .outputSync();
+  assert.ok(run.success);
+  const { read, peak } = JSON.parse(new TextDecoder().decode(run.stdout));
+  assert.match(read, /leases\/0123456789abcdef in .* is not JSON; the repository was altered/);
+  assert.ok(Number(peak) < 150 * 1024, `peak ${Math.round(Number(peak) / 1024)} MiB`);
+});
