@@ -20,6 +20,7 @@ import { parseSnapshotKey } from "../repo/layout.ts";
 import { locationFlags } from "../repo/s3/address.ts";
 import { restoreIntentPath } from "../snapshot/layout.ts";
 import { clearNeeds, recordNeeds } from "./restore_needs.ts";
+import { readRegularTextFile } from "../fs/regular_file.ts";
 
 /** Largest intent file read; a real one is a few hundred bytes. */
 const MAX_INTENT_BYTES = 64 * 1024;
@@ -211,7 +212,8 @@ export function readIntent(dbPath: string): RestoreIntent | null {
   if (!info.isFile || info.size > MAX_INTENT_BYTES) throw unreadable("is not a small regular file");
   let parsed: unknown;
   try {
-    parsed = JSON.parse(Deno.readTextFileSync(path));
+    // from the file checked above: never through a link (to root's file) or a FIFO put in since
+    parsed = JSON.parse(readRegularTextFile(path, { maxBytes: MAX_INTENT_BYTES }));
   } catch (error) {
     throw unreadable(`cannot be read (${(error as Error).message.split("\n")[0]})`);
   }

@@ -13,6 +13,7 @@ import type { Reporter } from "../report/reporter.ts";
 import { RESTORE_NEEDS_NAME, restoreNeedsPath } from "../snapshot/layout.ts";
 import { isStamp } from "../snapshot/stamp.ts";
 import { isReadOnly } from "./lock.ts";
+import { readRegularTextFile } from "../fs/regular_file.ts";
 
 /** Largest record read; a real one is a few hundred bytes. */
 const MAX_NEEDS_BYTES = 64 * 1024;
@@ -92,7 +93,8 @@ export function readNeeds(backupDir: string): { path: string; needs: RestoreNeed
     if (!info.isFile || info.size > MAX_NEEDS_BYTES) throw unreadable("is not a small regular file");
     let parsed: unknown;
     try {
-      parsed = JSON.parse(Deno.readTextFileSync(path));
+      // from the file checked above: never through a link (to root's file) or a FIFO put in since
+      parsed = JSON.parse(readRegularTextFile(path, { maxBytes: MAX_NEEDS_BYTES }));
     } catch (error) {
       if (error instanceof Deno.errors.NotFound) return null;
       throw unreadable(`cannot be read (${(error as Error).message.split("\n")[0]})`);

@@ -16,6 +16,7 @@ import {
   skipBecause,
 } from "../_faults.ts";
 import { sha256Hex } from "../../src/repo/sealing.ts";
+import { restoreIntentPath, restoreNeedsPath } from "../../src/snapshot/layout.ts";
 
 /** {@linkcode runHeld} on its first open (by default) of `held`: the run, and whether it was held. */
 async function runHeldAt(
@@ -144,4 +145,34 @@ Deno.test("a database swapped for the user's link to a root-only database just b
   assert.equal(run.code, 1, run.stderr); // a restore stopped part way: what it changed is named
   assert.match(run.stderr, restoreRefusal("database", store.db, secret));
   assert.doesNotMatch(run.stderr, /changed so far: replaced the database/);
+});
+
+Deno.test("a restore's records swapped for the user's link to a root-only file once looked at: never read through it (needs strace)", async () => {
+  if (Deno.uid() !== 0) return skipBecause("not root: the links' owners cannot be set");
+  if (!toolFor("strace", "a restore's record swapped after its look")) return;
+  using store = tempStore({ dbMiB: 1 });
+  using outside = tempDir("atocore-root-only-");
+  const env = storeEnv(store);
+  await createdStamp(env);
+  chownToNobody(store.dataDir);
+  const secret = join(outside.path, "secret.txt");
+  Deno.writeTextFileSync(secret, "root-only-secret-5c2e", { mode: 0o600 }); // not JSON: a parse error would quote it
+  const records: [string[], string][] = [
+    [["create"], restoreIntentPath(store.db)], // the record beside the database, read by create
+    [["cleanup", "--confirm"], restoreNeedsPath(store.backupDir, store.db)], // the backup folder's, read by cleanup
+  ];
+  for (const [args, record] of records) {
+    Deno.writeTextFileSync(record, "{}");
+    chownToNobody(record);
+    // held once its lstat has looked: a regular file, small
+    const swap = () => nobodysLink(secret, record);
+    const { output, held } = await runHeld(args, env, { held: record, calls: "statx,newfstatat", after: true }, swap);
+    const run = cliRunOf(output);
+    assert.ok(held, `strace did not hold ${args[0]}'s look at ${record}`);
+    assert.equal(run.code, 3, run.stderr);
+    assert.match(run.stderr, new RegExp(`error: the record of .*${record} cannot be read \\(not a regular file`));
+    assert.doesNotMatch(run.stderr, /root-only/, "the root-only file was read through the link");
+    Deno.removeSync(record);
+    Deno.removeSync(`${record}.moved`);
+  }
 });
