@@ -4,7 +4,7 @@
  *
  * @module
  */
-import { lchownSync } from "node:fs";
+import { closeSync, constants, fchmodSync, fchownSync, fstatSync, fsyncSync, openSync } from "node:fs";
 import { basename, dirname, isAbsolute, join, relative, sep } from "node:path";
 import { RefusedError } from "../errors.ts";
 import { entriesOrNone, lstatOrNull, statOrNull } from "./probe.ts";
@@ -82,17 +82,31 @@ export function replaceFileAtomic(
   ensureDir(dirname(target));
   const previous = lstatOrNull(target);
   const temporary = temporaryPath(target);
+  let made: { dev: number; ino: number };
   try {
-    if (checkCopy === undefined) Deno.copyFileSync(source, temporary);
-    else checkCopy(copyHashed(source, temporary));
-    if (previous?.isFile) keepOwnerAndMode(temporary, previous);
-    syncFile(temporary);
+    const copy = copyHashed(source, temporary);
+    checkCopy?.(copy.sha256);
+    made = settleOwnFile(temporary, copy, previous?.isFile ? previous : null);
   } catch (error) {
     removeQuietly(temporary);
     throw error;
   }
   beforeRename?.();
   renameDurable(temporary, target);
+  requireMade(target, made);
+}
+
+/**
+ * Refuse when what took the name `path` by a rename is not the file `made` (a writer of the folder swapped the
+ * temporary for a link or a file of its own just before): the caller must not go on to open or write it.
+ */
+function requireMade(path: string, made: { dev: number; ino: number }): void {
+  const now = lstatOrNull(path);
+  if (now?.isFile && now.dev === made.dev && now.ino === made.ino) return;
+  throw new NotRegularFileError(
+    path,
+    `not the copy put there: ${now === null ? "nothing" : kindOf(now)}, put in since`,
+  );
 }
 
 /**
@@ -109,9 +123,9 @@ export function moveFileAtomic(source: string, target: string, beforeRename?: ()
   }
   ensureDir(dirname(target));
   const previous = lstatOrNull(target);
-  if (Deno.statSync(dirname(target)).dev !== Deno.statSync(source).dev) return false;
-  if (previous?.isFile) keepOwnerAndMode(source, previous);
-  syncFile(source);
+  const made = Deno.lstatSync(source);
+  if (Deno.statSync(dirname(target)).dev !== made.dev) return false;
+  settleOwnFile(source, { dev: made.dev, ino: made.ino! }, previous?.isFile ? previous : null);
   beforeRename?.();
   try {
     renameDurable(source, target);
@@ -119,19 +133,48 @@ export function moveFileAtomic(source: string, target: string, beforeRename?: ()
     if (error instanceof Error && "code" in error && error.code === "EXDEV") return false; // two mounts of one disk
     throw error;
   }
+  requireMade(target, { dev: made.dev, ino: made.ino! });
   return true;
 }
 
-function keepOwnerAndMode(path: string, previous: Deno.FileInfo): void {
-  const copy = Deno.statSync(path);
-  if (previous.uid !== null && previous.gid !== null && (copy.uid !== previous.uid || copy.gid !== previous.gid)) {
-    try {
-      lchownSync(path, previous.uid, previous.gid);
-    } catch (error) {
-      if (!(error instanceof Deno.errors.PermissionDenied)) throw error;
+/**
+ * Give the file this run made at `path` (`made`: device and inode) the owner and mode of the file it replaces
+ * (`previous`), and fsync it: on the file opened, never through a link, and only that file. A writer of the folder may
+ * swap the temporary for a link to root's file meanwhile: a chmod by path gave `/etc/shadow` mode 644 that way.
+ *
+ * @returns `made`.
+ * @throws {NotRegularFileError} when something else is at `path` now.
+ */
+function settleOwnFile<T extends { dev: number; ino: number }>(
+  path: string,
+  made: T,
+  previous: Deno.FileInfo | null,
+): T {
+  const fd = openSync(path, constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK);
+  try {
+    const copy = fstatSync(fd);
+    if (!copy.isFile() || copy.dev !== made.dev || copy.ino !== made.ino) {
+      throw new NotRegularFileError(path, "replaced since it was made: another user's link or file");
     }
+    if (previous?.uid != null && previous.gid !== null && (copy.uid !== previous.uid || copy.gid !== previous.gid)) {
+      try {
+        fchownSync(fd, previous.uid, previous.gid);
+      } catch (error) {
+        const code = (error as { code?: unknown }).code;
+        if (code !== "EPERM" && code !== "EACCES") throw error;
+      }
+    }
+    if (previous?.mode != null && (copy.mode & 0o7777) !== (previous.mode & 0o7777)) {
+      fchmodSync(fd, previous.mode & 0o7777);
+    }
+    fsyncSync(fd);
+    return made;
+  } catch (error) {
+    if ((error as { code?: unknown }).code === "ELOOP") throw new NotRegularFileError(path, "symbolic link");
+    throw error;
+  } finally {
+    closeSync(fd);
   }
-  if (previous.mode !== null && copy.mode !== previous.mode) Deno.chmodSync(path, previous.mode & 0o7777);
 }
 
 /**

@@ -6,6 +6,7 @@
  * @module
  */
 import { createHash } from "node:crypto";
+import { closeSync, constants, fchmodSync, fstatSync, openSync, writeSync } from "node:fs";
 
 /** 8 MiB: large enough that reads cost little beside hashing, small beside the memory bound. */
 const CHUNK_BYTES = 8 << 20;
@@ -47,21 +48,35 @@ function applyOverlay(chunk: Uint8Array, position: number, overlay: { offset: nu
   for (let at = from; at < to; at++) chunk[at - position] = overlay.bytes[at - overlay.offset];
 }
 
+/** A copy {@linkcode copyHashed} made: the SHA-256 of its bytes, and the file it made (device and inode). */
+export interface HashedCopy {
+  sha256: string;
+  dev: number;
+  ino: number;
+}
+
 /**
- * Copy the file `source` to a new file `destination` (with the source's permission bits) and return the SHA-256 of the
- * bytes written, hashed as they pass: a copy is checked against a hash without reading either file again.
+ * Copy the file `source` to a new file `destination` (with the source's permission bits, set on the file opened, never
+ * by its path, where another user may have put a link since) and return the SHA-256 of the bytes written, hashed as
+ * they pass (a copy is checked against a hash without reading either file again), and the file it made.
  */
-export function copyHashed(source: string, destination: string): string {
+export function copyHashed(source: string, destination: string): HashedCopy {
   const hash = createHash("sha256");
   using from = Deno.openSync(source, { read: true });
   const mode = (from.statSync().mode ?? 0o644) & 0o7777;
-  using to = Deno.openSync(destination, { write: true, createNew: true, mode });
-  Deno.chmodSync(destination, mode); // open's mode goes through the umask; a copy keeps the source's, as copyFile does
-  buffer ??= new Uint8Array(CHUNK_BYTES);
-  for (let read = from.readSync(buffer); read !== null; read = from.readSync(buffer)) {
-    const chunk = buffer.subarray(0, read);
-    hash.update(chunk);
-    for (let written = 0; written < read;) written += to.writeSync(chunk.subarray(written));
+  const flags = constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW;
+  const to = openSync(destination, flags, mode);
+  try {
+    fchmodSync(to, mode); // open's mode goes through the umask; a copy keeps the source's, as copyFile does
+    buffer ??= new Uint8Array(CHUNK_BYTES);
+    for (let read = from.readSync(buffer); read !== null; read = from.readSync(buffer)) {
+      const chunk = buffer.subarray(0, read);
+      hash.update(chunk);
+      for (let written = 0; written < read;) written += writeSync(to, chunk, written);
+    }
+    const made = fstatSync(to);
+    return { sha256: hash.digest("hex"), dev: made.dev, ino: made.ino };
+  } finally {
+    closeSync(to);
   }
-  return hash.digest("hex");
 }

@@ -5,7 +5,7 @@
  */
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { type CliRun, cliRunOf, createdStamp, storeEnv, tempDir, tempStore, toolFor } from "../_helpers.ts";
+import { cliProcess, type CliRun, cliRunOf, createdStamp, storeEnv, tempDir, tempStore, toolFor } from "../_helpers.ts";
 import {
   chownToNobody,
   entryNames,
@@ -175,4 +175,51 @@ Deno.test("a restore's records swapped for the user's link to a root-only file o
     Deno.removeSync(record);
     Deno.removeSync(`${record}.moved`);
   }
+});
+
+/** Swap the first root-owned `<prefix>*` that appears in `folder` for a link, owned by nobody, to `victim`; print it. */
+const TEMPORARY_SWAPPER = `
+import os, sys
+folder, prefix, victim, uid = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
+while True:
+    for name in os.listdir(folder):
+        path = os.path.join(folder, name)
+        try:
+            if not name.startswith(prefix) or name.endswith("-aside") or os.lstat(path).st_uid != 0: continue
+            os.rename(path, path + "-aside"); os.symlink(victim, path); os.lchown(path, uid, uid)
+            print(name, flush=True); sys.exit(0)
+        except OSError:
+            pass
+`;
+
+Deno.test("a root restore's copy swapped for the user's link to a root-only file while it is written: the file's mode and owner are not changed through it", async () => {
+  if (Deno.uid() !== 0) return skipBecause("not root: the links' owners cannot be set");
+  if (!toolFor("python3", "a restore's copy swapped while written")) return;
+  using store = tempStore({ dbMiB: 32 }); // a copy long enough for the swapper to find it being written
+  using outside = tempDir("atocore-root-only-");
+  const env = storeEnv(store);
+  const stamp = await createdStamp(env);
+  chownToNobody(store.dataDir);
+  const secret = join(outside.path, "secret.txt");
+  Deno.writeTextFileSync(secret, "root-only", { mode: 0o600 });
+  const swapper = new Deno.Command("python3", {
+    args: ["-c", TEMPORARY_SWAPPER, store.dataDir, ".atocore.db.tmp-", secret, String(NOBODY_UID)],
+    stdout: "piped",
+  }).spawn();
+  const run = cliRunOf(
+    await cliProcess(["restore", stamp, "--confirm-service-stopped", "--no-pre-snapshot"], { env }).output(),
+  );
+  try {
+    swapper.kill("SIGKILL"); // still looking: it found nothing
+  } catch {
+    // it ended, having swapped
+  }
+  const swapped = new TextDecoder().decode((await swapper.output()).stdout).trim();
+  assert.ok(swapped !== "", `the swapper found no copy being written: ${run.stderr}`);
+  const info = Deno.statSync(secret);
+  assert.equal(info.mode! & 0o7777, 0o600, "the root-only file's mode was changed through the link");
+  assert.equal(info.uid, 0, "the root-only file was given away through the link");
+  assert.equal(run.code, 1, run.stderr);
+  assert.match(run.stderr, /error: restore failed while replacing the database .*replaced since it was made/);
+  assert.ok(Deno.lstatSync(store.db).isFile, "the link took the live database's place");
 });
