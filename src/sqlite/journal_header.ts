@@ -4,7 +4,9 @@
  *
  * @module
  */
+import { closeSync, constants, fstatSync, openSync, readSync, writeSync } from "node:fs";
 import { readAt } from "../fs/read_at.ts";
+import { kindOf, NotRegularFileError } from "../fs/regular_file.ts";
 import { startsAsDatabase } from "./file_format.ts";
 import { MovedCopyError } from "./opened_file.ts";
 import type { Identity } from "../sys/folder_calls.ts";
@@ -46,22 +48,50 @@ export function readJournalMode(path: string): JournalMode | null {
 /**
  * Mark the database file at `path` as in `mode` by writing its two version bytes, and return the mode it was in
  * (`null`, with nothing written, for a file that is not a database). Only for a file no connection has open and
- * with no `-wal` holding data: a new copy made by the backup API, or one just restored. The caller fsyncs it. With
- * `made` (the copy's identity, made in a folder held open), a path that now reaches another file is refused
- * (`MovedCopyError`) before a byte is read or written.
+ * with no `-wal` holding data: a new copy made by the backup API, or one just restored. The caller fsyncs it. The file
+ * is opened never through a symbolic link (one the service's user put in place of a restored database would have a
+ * root restore write root's file), and must be a regular file. With `made` (the copy's identity, made in a folder held
+ * open), a path that now reaches another file is refused (`MovedCopyError`) before a byte is read or written.
+ *
+ * @throws {NotRegularFileError} for a link or anything but a regular file at `path`; OS errors.
  */
 export function setJournalMode(path: string, mode: JournalMode, made?: Identity | null): JournalMode | null {
-  using file = Deno.openSync(path, { read: true, write: true });
-  const opened = made ? file.statSync() : null;
-  if (made && (opened?.dev !== made.dev || opened?.ino !== made.ino)) throw new MovedCopyError(path);
-  const header = readAt(file, 0, HEADER_BYTES);
-  const before = header === null ? null : journalModeOf(header);
-  if (before === null || before === mode) return before;
-  file.seekSync(VERSIONS_OFFSET, Deno.SeekMode.Start);
-  const bytes = versionBytes(mode);
-  let written = 0;
-  while (written < bytes.length) written += file.writeSync(bytes.subarray(written));
-  return before;
+  const fd = openLookedAt(path, made);
+  try {
+    const header = new Uint8Array(HEADER_BYTES);
+    const before = readSync(fd, header, 0, HEADER_BYTES, 0) === HEADER_BYTES ? journalModeOf(header) : null;
+    if (before === null || before === mode) return before;
+    const bytes = versionBytes(mode);
+    let written = 0;
+    while (written < bytes.length) {
+      written += writeSync(fd, bytes, written, bytes.length - written, VERSIONS_OFFSET + written);
+    }
+    return before;
+  } finally {
+    closeSync(fd);
+  }
+}
+
+/** The regular file at `path` opened for writing, held to be the one looked at (and `made`, when given). */
+function openLookedAt(path: string, made?: Identity | null): number {
+  // looked at first, then held to be the file opened: O_NOFOLLOW alone is not kept by Deno's node:fs under
+  // --allow-read/--allow-write, which opens what a link leads to
+  const named = Deno.lstatSync(path);
+  if (made && (named.dev !== made.dev || named.ino !== made.ino)) throw new MovedCopyError(path);
+  if (!named.isFile) throw new NotRegularFileError(path, kindOf(named));
+  let fd: number;
+  try {
+    fd = openSync(path, constants.O_RDWR | constants.O_NOFOLLOW | constants.O_NONBLOCK);
+  } catch (error) {
+    if ((error as { code?: unknown }).code === "ELOOP") throw new NotRegularFileError(path, "symbolic link");
+    throw error;
+  }
+  const opened = fstatSync(fd);
+  if (!opened.isFile() || opened.dev !== named.dev || opened.ino !== named.ino) {
+    closeSync(fd);
+    throw new NotRegularFileError(path, "replaced while being opened");
+  }
+  return fd;
 }
 
 /**

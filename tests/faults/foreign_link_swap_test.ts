@@ -11,6 +11,7 @@ import {
   entryNames,
   NOBODY_UID,
   nobodysLink,
+  restoreStoppedAt,
   rootOnlyDatabase,
   runHeld,
   skipBecause,
@@ -222,4 +223,20 @@ Deno.test("a root restore's copy swapped for the user's link to a root-only file
   assert.equal(run.code, 1, run.stderr);
   assert.match(run.stderr, /error: restore failed while replacing the database .*replaced since it was made/);
   assert.ok(Deno.lstatSync(store.db).isFile, "the link took the live database's place");
+});
+
+Deno.test("a restored database swapped for the user's link to a root-only database before its WAL mode is set back: root's is not written", async () => {
+  if (Deno.uid() !== 0) return skipBecause("not root: the links' owners cannot be set");
+  using store = tempStore({ dbMiB: 32 }); // an integrity check long enough for the stop to come before the header's write
+  using outside = tempDir("atocore-root-only-");
+  const env = storeEnv(store);
+  const stamp = await createdStamp(env);
+  chownToNobody(store.dataDir);
+  const secret = join(outside.path, "secret.db");
+  const before = rootOnlyDatabase(secret, "only-secret-db-91"); // rollback-journal mode: setting WAL writes its header
+  const args = [stamp, "--confirm-service-stopped", "--no-pre-snapshot"];
+  const run = await restoreStoppedAt(store, args, "restore_db_replaced", () => nobodysLink(secret, store.db));
+  assert.equal(sha256Hex(Deno.readFileSync(secret)), before, "the root-only database was written through the link");
+  assert.equal(run.code, 1, run.stderr);
+  assert.match(run.stderr, /error: restored, but could not set .*atocore\.db back to WAL mode \(not a regular file/);
 });
