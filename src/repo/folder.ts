@@ -367,6 +367,11 @@ async function readBounded(
   maxBytes: number,
   errors: ReadErrors,
 ): Promise<Uint8Array> {
+  // looked at first, then held to be the file opened: Deno's node:fs does not keep O_NOFOLLOW under --allow-read (it
+  // opens what a link leads to), so a writer's link to a file of the reading host would be read
+  const named = await lstatOrNull(path);
+  if (named === null) throw errors.missing();
+  if (named.isSymlink) throw errors.notFile("a symbolic link");
   let handle: FileHandle;
   try {
     handle = await open(path, constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK);
@@ -387,6 +392,7 @@ async function readBounded(
   try {
     const info = await handle.stat();
     if (!info.isFile()) throw errors.notFile("not a regular file");
+    if (info.dev !== named.dev || info.ino !== named.ino) throw errors.notFile("replaced while it was opened");
     if (info.size > maxBytes) throw errors.tooLarge(info.size);
     const size = info.size;
     const buffer = into !== undefined && size <= into.length ? into : new Uint8Array(size);

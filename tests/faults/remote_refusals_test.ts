@@ -555,3 +555,21 @@ Deno.test("remote refusals: a snapshot object past 128 MiB is refused unread by 
   assert.equal(verify.code, 1, verify.stdout);
   assert.match((verify.json as { errors: string[] }).errors.join("\n"), /has 134217729 bytes, more than the 134217728/);
 });
+
+Deno.test("remote refusals: a refs made a link to a file of the reading host is never read through it (the CLI's permission flags)", async () => {
+  using r = await remoteStore({ dbMiB: 0.5, chromaMiB: 0.1, segments: 1 });
+  const pushed = (await createAndPush(r.env)).push.snapshot;
+  const elsewhere = join(r.work, "host-file.txt");
+  Deno.writeTextFileSync(elsewhere, "a file of the reading host, not JSON");
+  const refs = join(r.repoDir, "refs", pushed);
+  Deno.removeSync(refs);
+  Deno.symlinkSync(elsewhere, refs);
+  const run = await runCli(["remote", "verify"], { env: r.env });
+  assert.equal(run.code, 1, run.stderr);
+  const errors = (run.json as { errors: string[] }).errors;
+  assert.ok(
+    errors.includes(`${refs} is a symbolic link; the repository folder was altered by hand`),
+    errors.join("\n"),
+  );
+  assert.ok(!errors.some((error) => /is not JSON/.test(error)), `read through the link: ${errors.join("\n")}`);
+});
