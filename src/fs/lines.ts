@@ -4,19 +4,23 @@
  *
  * @module
  */
+import { closeSync, readSync } from "node:fs";
+import { openRegularFile } from "./regular_file.ts";
 
 /**
  * Each line of the file at `path` (without its `\n`), read a chunk at a time; a line longer than `maxLine` bytes is
  * skipped, so a damaged or hand-made file cannot make one line take all memory.
  */
 export function* fileLines(path: string, maxLine: number, chunk = 1 << 20): Generator<string> {
-  using file = Deno.openSync(path, { read: true });
+  // a regular file only, never through a link or waiting on a FIFO (one swapped in after the folder was read)
+  const { fd } = openRegularFile(path, { maxBytes: Number.MAX_SAFE_INTEGER });
+  using _file = { [Symbol.dispose]: () => closeSync(fd) };
   const decoder = new TextDecoder();
   const buffer = new Uint8Array(chunk);
   let pending: Uint8Array[] = [];
   let pendingBytes = 0;
   let skipping = false;
-  for (let read = file.readSync(buffer); read !== null; read = file.readSync(buffer)) {
+  for (let read = readSync(fd, buffer); read > 0; read = readSync(fd, buffer)) {
     let start = 0;
     for (let end = buffer.indexOf(10, start); end !== -1 && end < read; end = buffer.indexOf(10, start)) {
       const tail = buffer.subarray(start, end);

@@ -8,6 +8,7 @@ import { extentsOf, toExtentTable } from "../../src/repo/extent_table.ts";
 import { loadJournals, loadPushCache, PushJournal, savePushCache } from "../../src/repo/push_cache.ts";
 import { fileByPath, StateFolder } from "../../src/fs/state_folder.ts";
 import { tempDir } from "../_helpers.ts";
+import { killAfter } from "../_faults.ts";
 
 const REPO = "d".repeat(32);
 const ID = "ab".repeat(32);
@@ -39,6 +40,20 @@ Deno.test("fileLines: a 3 GiB line of zeros (a journal padded by hand) is skippe
   const { lines, peak } = JSON.parse(new TextDecoder().decode(run.stdout));
   assert.deepEqual(lines, ["first"]);
   assert.ok(Number(peak) < 80 * 1024, `peak ${Math.round(Number(peak) / 1024)} MiB`);
+});
+
+Deno.test("fileLines: a FIFO (a journal swapped for one after its folder was read) is refused at once, never waited on", async () => {
+  using dir = tempDir();
+  const fifo = join(dir.path, "journal");
+  assert.ok(new Deno.Command("mkfifo", { args: [fifo] }).outputSync().success);
+  // a process of its own, killed if the open waits for a writer that never comes
+  const script = `import { fileLines } from ${JSON.stringify(new URL("../../src/fs/lines.ts", import.meta.url).href)};
+    try { console.log([...fileLines(Deno.args[0], 100)].length); } catch (error) { console.log(error.name); }`;
+  const child = new Deno.Command(Deno.execPath(), { args: ["eval", script, fifo], stdout: "piped" }).spawn();
+  const output = child.output();
+  const code = await killAfter(child, 60_000);
+  assert.notEqual(code, null, "it waited on the FIFO and was killed");
+  assert.equal(new TextDecoder().decode((await output).stdout).trim(), "NotRegularFileError");
 });
 
 /** A map of `count` blocks cut at 4096 in `spool`: hashes `at % 251`, pack indexes and offsets as given (then 0). */
