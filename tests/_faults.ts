@@ -392,14 +392,6 @@ export async function restoreStoppedAt(
   return { code: (await restore.status).code, stdout: "", stderr, json: undefined };
 }
 
-/** What {@linkcode runSwapped} saw: whether the swap happened while the call was held, and the run's output. */
-export interface SwappedRun {
-  swapped: boolean;
-  code: number;
-  /** Its stdout, then its stderr. */
-  output: string;
-}
-
 /**
  * Run the CLI with `args` and `env`, strace holding its first call of `calls` on the path `held` for 3 s, before it
  * runs or, with `after`, once it has run (a check that has looked); `swap` runs while it is held. The run's output,

@@ -4,7 +4,7 @@
  * redirect a copy, a rename or a change of owner (without FFI, by paths checked just before each step).
  * @module
  */
-import { closeSync, constants, fstatSync, openSync, statSync } from "node:fs";
+import { closeSync, constants, fstatSync, lstatSync, openSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { ensureDir, FOLDER_MODE, removeQuietly, syncDir } from "../fs/durable.ts";
 import type { OpenFolder } from "../fs/held_copy.ts";
@@ -52,9 +52,12 @@ export class HeldChroma implements Disposable {
       ensureDir(path);
       onCreated();
     }
+    // the folder just made is looked at, then held to be the one opened: Deno's node:fs under --allow-read opens what
+    // a link leads to despite O_NOFOLLOW, so a link put there since would otherwise be followed
+    const expected = seen ?? madeFolder(path);
     const fd = openFolder(path, seen === null);
     const info = fstatSync(fd);
-    if (seen !== null && (info.dev !== seen.dev || info.ino !== seen.ino)) {
+    if (info.dev !== expected.dev || info.ino !== expected.ino) {
       closeSync(fd);
       throw changedFolder(path);
     }
@@ -172,6 +175,13 @@ export class HeldChroma implements Disposable {
   [Symbol.dispose](): void {
     closeSync(this.fd);
   }
+}
+
+/** The identity of the folder at `path`, not a link. */
+function madeFolder(path: string): FolderIdentity {
+  const made = lstatSync(path, { throwIfNoEntry: false });
+  if (!made?.isDirectory()) throw changedFolder(path);
+  return { dev: made.dev, ino: made.ino };
 }
 
 function openFolder(path: string, noFollow: boolean): number {

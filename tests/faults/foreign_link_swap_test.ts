@@ -240,3 +240,26 @@ Deno.test("a restored database swapped for the user's link to a root-only databa
   assert.equal(run.code, 1, run.stderr);
   assert.match(run.stderr, /error: restored, but could not set .*atocore\.db back to WAL mode \(not a regular file/);
 });
+
+Deno.test("a Chroma folder a root restore made, swapped for the user's link to a root-only folder once made: nothing is put there (needs strace)", async () => {
+  if (Deno.uid() !== 0) return skipBecause("not root: the links' owners cannot be set");
+  if (!toolFor("strace", "a Chroma folder swapped once made")) return;
+  using store = tempStore({ dbMiB: 1 });
+  using outside = tempDir("atocore-root-only-");
+  const env = storeEnv(store);
+  const stamp = await createdStamp(env);
+  Deno.removeSync(store.chromaDir, { recursive: true }); // none when the restore looks: it makes one
+  chownToNobody(store.dataDir);
+  Deno.writeTextFileSync(join(outside.path, "keep.txt"), "root's");
+
+  // held once the restore made the Chroma folder, before it opens it
+  const args = ["restore", stamp, "--confirm-service-stopped"];
+  const swap = () => nobodysLink(outside.path, store.chromaDir);
+  const held = { held: store.chromaDir, calls: "mkdir,mkdirat", after: true };
+  const { output, held: wasHeld } = await runHeld(args, env, held, swap);
+  const run = cliRunOf(output);
+  assert.ok(wasHeld, "strace did not hold the Chroma folder's making");
+  assert.deepEqual(entryNames(outside.path), ["keep.txt"], "the restore put entries in the root-only folder");
+  assert.notEqual(run.code, 0, run.stderr);
+  assert.match(run.stderr, new RegExp(`the Chroma folder ${store.chromaDir} is no longer the folder this restore`));
+});
