@@ -364,7 +364,7 @@ async function pushFailure(
     return new OperationError(unreadableSnapshotText(stamp, denied, storedMeanwhile(tracked.packs)), { cause: error });
   }
   if (denied !== null) errors = [`snapshot_unreadable: permission denied: ${denied}`];
-  if (errors.length > 0) return new InvalidSnapshotError(stamp, root, errors, tracked.packs);
+  if (errors.length > 0) return new InvalidSnapshotError(stamp, root, errors, tracked.packs, config);
   const kept =
     `the ${tracked.packs} new pack${tracked.packs === 1 ? "" : "s"} sent ${tracked.packs === 1 ? "is" : "are"}` +
     " kept";

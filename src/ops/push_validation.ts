@@ -17,13 +17,27 @@ import { pathFlags } from "./restore_intent.ts";
 
 /** A local snapshot refused because it did not validate; its errors, for a run that goes on to the next (`--all`). */
 export class InvalidSnapshotError extends RefusedError {
-  /** The refusal of snapshot `stamp` (its folder `folder`) with `errors`, after `packsSent` packs of it were stored. */
-  constructor(stamp: string, folder: string, readonly errors: string[], readonly packsSent: number) {
+  /**
+   * The refusal of snapshot `stamp` (its folder `folder`) with `errors`, after `packsSent` packs of it were stored;
+   * its `list` and `create` carry the path flags of `config` (the run's), so that they reach the folder refused.
+   */
+  constructor(stamp: string, folder: string, readonly errors: string[], readonly packsSent: number, config?: Config) {
     super(
       `snapshot ${stamp} failed validation (${errors.join("; ")}): ${folder}; ` +
-        `${storedMeanwhile(packsSent)}; push another snapshot (see 'list'), or make a new one with 'create'`,
+        `${storedMeanwhile(packsSent)}; ${anotherSnapshot(config)}`,
     );
   }
+}
+
+/**
+ * Push another snapshot or make one: short when the commands reach this run's store as they are, else both written
+ * out with the path flags of `config`, `list` with the backup folder's and `create` with the store's.
+ */
+function anotherSnapshot(config: Config | undefined): string {
+  const create = config === undefined ? "" : pathFlags(config);
+  if (create === "") return "push another snapshot (see 'list'), or make a new one with 'create'";
+  const list = `atocore-backup list${pathFlags(config!, {}, ["backupDir"])}`;
+  return `push another snapshot, listed by: ${list}; or make a new one with: atocore-backup create${create}`;
 }
 
 /** What a refused snapshot left in the repository, in words: the packs stored before the validation ended, or none. */

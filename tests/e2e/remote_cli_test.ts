@@ -674,6 +674,38 @@ Deno.test("remote CLI: the push that push --latest prints when only a pre-restor
   assert.deepEqual((pushed.json as { pre_restore_pushed: string[] }).pre_restore_pushed, [pre], printed);
 });
 
+Deno.test("remote CLI: the list and create a push refused for an invalid snapshot prints run as printed, on the --backup-dir given", async () => {
+  using store = tempStore({ dbMiB: 1 });
+  using work = tempDir("atocore-push-invalid-");
+  const env = storeEnv(store); // another backup folder: a command run without --backup-dir looks there
+  const key = ageKeyPair(work.path);
+  const backupDir = join(work.path, "back ups"); // a word a shell splits
+  const repository = ["--remote", join(work.path, "repo"), "--auth-key", authKeyFileFor(key)];
+  const init = await runCli(["remote", "init", "--recipient", key.recipient, ...repository], { env });
+  assert.equal(init.code, 0, init.stderr);
+  const created = await runCli(["create", "--backup-dir", backupDir], { env });
+  assert.equal(created.code, 0, created.stderr);
+  const stamp = (created.json as { stamp: string }).stamp;
+  const db = join(backupDir, "snapshots", stamp, "db");
+  const file = join(db, entryNames(db)[0]);
+  const bytes = Deno.readFileSync(file);
+  bytes[bytes.length >> 1] ^= 0xff; // same size: only the validation finds it
+  Deno.writeFileSync(file, bytes);
+
+  const refused = await runCli(["push", stamp, "--backup-dir", backupDir, ...repository], { env });
+  assert.equal(refused.code, 3, refused.stderr);
+  const line = oneErrorLine(refused, "invalid snapshot");
+  const list = printedCommand(line, "push another snapshot, listed by");
+  const create = printedCommand(line, "or make a new one with");
+  assert.ok(list !== null && create !== null, line);
+  const listed = await runPrinted(list, env); // pasted into a shell as it is
+  assert.equal(listed.code, 0, `${list}: ${listed.stderr}`);
+  assert.deepEqual((listed.json as { backups: { stamp: string }[] }).backups.map((one) => one.stamp), [stamp], list);
+  const made = await runPrinted(create, env);
+  assert.equal(made.code, 0, `${create}: ${made.stderr}`);
+  assert.ok(entryNames(join(backupDir, "snapshots")).includes((made.json as { stamp: string }).stamp), create);
+});
+
 Deno.test("remote CLI: the push a failed create --push says to run later carries the flags it was given, and works from another folder", async () => {
   using store = tempStore({ dbMiB: 1 });
   using work = tempDir("atocore-push-later-");
