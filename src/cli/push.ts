@@ -8,6 +8,8 @@ import { acquireLock } from "../ops/lock.ts";
 import { isDirectory } from "../fs/probe.ts";
 import { type LocalPushResult, pushFacts, pushLocalSnapshots, type PushSelection } from "../ops/push.ts";
 import { storedMeanwhile } from "../ops/push_validation.ts";
+import { nextStep } from "../ops/next_step.ts";
+import { pathFlags } from "../ops/restore_intent.ts";
 import { pushAuthFrom, recipientsFrom, refuseRemoteInStore, remoteBackend } from "../ops/remote.ts";
 import type { PushResult } from "../repo/push.ts";
 import { type CommandFlags, COMMON_HELP, configFrom, defineCommand, driverFrom } from "./command.ts";
@@ -98,6 +100,9 @@ Examples:
             "--backup-dir or ATOCORE_BACKUP_DIR (see 'config'), or run 'atocore-backup create' first",
         );
       }
+      // a push printed as a next step reaches this run's backup folder and repository as given
+      const pushFlags = pathFlags(config, {}, ["backupDir"]) + repositoryFlags(settings, backend) +
+        (allowUnauthenticated ? " --allow-unauthenticated" : "");
       using _lock = acquireLock(config.backupDir.path, "push");
       using interrupts = listenForInterrupts(context.reporter);
       const result = await pushLocalSnapshots(config, backend, selection, {
@@ -108,15 +113,14 @@ Examples:
         validation: values.quick ? "quick" : "deep",
         signal: interrupts.signal,
         transfers,
-        // a push printed as a next step reaches this run's repository as given
-        repositoryFlags: repositoryFlags(settings, backend) + (allowUnauthenticated ? " --allow-unauthenticated" : ""),
+        pushFlags,
       });
       await reportLateInterrupt(interrupts.signal, context.reporter, "push");
       const last = result.pushed.at(-1);
       return {
         result,
         exitCode: result.refused.length ? ExitCode.Refused : ExitCode.Ok,
-        text: describePush(result),
+        text: describePush(result, pushFlags),
         metrics: {
           stamp: last?.stamp,
           bytes: last?.bytes_total,
@@ -142,18 +146,23 @@ function selectionFrom(values: Values, positionals: string[]): PushSelection {
   return { stamp: positionals[0] };
 }
 
-/** What a push run did, a line per snapshot and the totals. */
-export function describePush(result: LocalPushResult): string {
-  const lines = result.pushed.map((pushed) => describeOne(pushed, result.location));
+/**
+ * What a push run did, a line per snapshot and the totals. `flags`: the flags a printed `push` needs to reach this
+ * run's backup folder and repository (see `pathFlags` and `repositoryFlags`; none by default).
+ */
+export function describePush(result: LocalPushResult, flags = ""): string {
+  const lines = result.pushed.map((pushed) => describeOne(pushed, result.location, flags));
   for (const refused of result.refused) {
     lines.push(
       `REFUSED ${refused.stamp}: not valid (${refused.errors.join("; ")}); ${storedMeanwhile(refused.packs_stored)}`,
     );
   }
-  if (result.passed_over_pre_restore.length) {
+  const passedOver = result.passed_over_pre_restore; // newest first
+  if (passedOver.length) {
+    const push = flags === "" ? "" : `; push the newest with: atocore-backup push ${passedOver[0]}${flags}`;
     lines.push(
-      `passed over the pre-restore snapshots ${result.passed_over_pre_restore.join(", ")} (local undo points a ` +
-        "restore took; 'push STAMP' sends one)",
+      `passed over the pre-restore snapshots ${passedOver.join(", ")} (local undo points a restore took; ` +
+        `'push STAMP' sends one)${push}`,
     );
   }
   for (const stamp of result.pre_restore_pushed) {
@@ -171,11 +180,13 @@ export function describePush(result: LocalPushResult): string {
   return lines.join("\n") || `nothing to push to ${result.location}`;
 }
 
-function describeOne(pushed: PushResult, location: string): string {
+/** One snapshot's line; a `push` it prints carries `flags` (see {@linkcode describePush}). */
+function describeOne(pushed: PushResult, location: string, flags: string): string {
   if (pushed.already_pushed) return `${pushed.stamp} is already in ${location} as ${pushed.snapshot}: nothing sent`;
   if (pushed.removed_since_pushed) {
-    return `${pushed.stamp} was pushed before as ${pushed.snapshot}, no longer listed (a cleanup removed it, or someone by hand): not sent again ` +
-      `('push ${pushed.stamp}' sends it)`;
+    const push = nextStep(`('push ${pushed.stamp}' sends it)`, "send it with", `push ${pushed.stamp}`, flags);
+    return `${pushed.stamp} was pushed before as ${pushed.snapshot}, no longer listed (a cleanup removed it, or someone by hand): not sent again` +
+      `${flags === "" ? " " : "; "}${push}`;
   }
   return [
     `pushed ${pushed.stamp} to ${location} as ${pushed.snapshot}${pushed.pinned ? " (repository pinned)" : ""}`,

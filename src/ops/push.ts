@@ -58,10 +58,10 @@ export interface LocalPushOptions {
   /** Packs sealed and uploading at once (`--transfers`). */
   transfers?: number;
   /**
-   * The repository flags a printed `push` needs to reach this run's repository (see `repositoryFlags`; none by
-   * default): the path flags are added here.
+   * The flags a printed `push` needs to reach this run's backup folder and repository (see `pathFlags` and
+   * `repositoryFlags`; none by default).
    */
-  repositoryFlags?: string;
+  pushFlags?: string;
 }
 
 /** A snapshot that was not pushed because it did not validate. */
@@ -249,7 +249,7 @@ export function pushFacts(result: LocalPushResult): PushFacts {
 function selectedStamps(
   config: Config,
   selection: PushSelection,
-  { reporter, repositoryFlags = "" }: LocalPushOptions,
+  { reporter, pushFlags = "" }: LocalPushOptions,
 ): { stamps: string[]; passedOver: string[] } {
   const backupDir = config.backupDir.path;
   if ("stamp" in selection) return { stamps: [checkedStamp(selection.stamp)], passedOver: [] };
@@ -277,12 +277,11 @@ function selectedStamps(
   ];
   const newest = skippedInFuture[0] ?? preRestore[0];
   const clock = skippedInFuture.length ? "check the clock, then " : "";
-  const flags = pathFlags(config, {}, ["backupDir"]) + repositoryFlags; // the push printed reaches this run's
   const push = printedStep(
     `${clock}push one by its stamp ('atocore-backup push ${newest}')`,
     `${clock}push one by its stamp with`,
     `push ${newest}`,
-    flags,
+    pushFlags,
   );
   throw new UsageError(
     `every snapshot in ${backupDir} is ${what.filter(Boolean).join(" or ")} (newest ${newest}); ${push}`,

@@ -381,6 +381,41 @@ Deno.test("remote CLI: a STAMP that several pushes share is refused naming them;
   assert.match(latest.stderr, new RegExp(`"event":"drill_finished","stamp":"${stamp}","ok":false`));
 });
 
+Deno.test("remote CLI: the push that push --all prints for a snapshot a remote cleanup removed runs as printed, on the --backup-dir and repository given", async () => {
+  using store = tempStore({ dbMiB: 1 });
+  using work = tempDir("atocore-push-removed-");
+  const env = storeEnv(store); // no repository and another backup folder: a command run without the flags fails
+  const key = ageKeyPair(work.path);
+  const backupDir = join(work.path, "back ups"); // a word a shell splits
+  const remote = join(work.path, "re po");
+  const repository = ["--remote", remote, "--auth-key", authKeyFileFor(key)];
+  const init = await runCli(["remote", "init", "--recipient", key.recipient, ...repository], { env });
+  assert.equal(init.code, 0, init.stderr);
+  const stamps: string[] = [];
+  for (let made = 0; made < 2; made++) {
+    const run = await runCli(["create", "--backup-dir", backupDir], { env });
+    assert.equal(run.code, 0, run.stderr);
+    stamps.push((run.json as { stamp: string }).stamp);
+  }
+  const all = await runCli(["push", "--all", "--backup-dir", backupDir, ...repository], { env });
+  assert.equal(all.code, 0, all.stderr);
+  const policy = ["--keep-daily", "1", "--keep-weekly", "0", "--keep-monthly", "0"];
+  const cleanup = await runCli(["remote", "cleanup", "--confirm", ...policy, ...repository], { env });
+  assert.equal(cleanup.code, 0, cleanup.stderr);
+
+  const context = { env, cwd: work.path, now: new Date(), reporter: SILENT };
+  const values = { all: true, "backup-dir": backupDir, remote, "auth-key": repository[3] };
+  const told = await pushCommand.run(values, [], context);
+  const printed = printedCommand(told.text, "send it with");
+  assert.ok(printed !== null, told.text);
+  const pushed = await runPrinted(printed, env); // pasted into a shell as it is
+  assert.equal(pushed.code, 0, `${printed}: ${pushed.stderr}`);
+  const listed = await runCli(["remote", "list", "--remote", remote], { env });
+  assert.equal(listed.code, 0, listed.stderr);
+  const names = (listed.json as { snapshots: { snapshot: string }[] }).snapshots.map((entry) => entry.snapshot);
+  assert.deepEqual(names.map((name) => name.split("_")[0]), stamps, `${printed} sent the removed one again`);
+});
+
 Deno.test("remote CLI: push --all does not send again a stamp it pushed that a remote cleanup removed; push STAMP does; a record lost or damaged, or a repository rolled back, only sends again", async () => {
   using r = await remoteStore({ dbMiB: 1, chromaMiB: 1 });
   const stamps: string[] = [];
@@ -704,6 +739,34 @@ Deno.test("remote CLI: the list and create a push refused for an invalid snapsho
   const made = await runPrinted(create, env);
   assert.equal(made.code, 0, `${create}: ${made.stderr}`);
   assert.ok(entryNames(join(backupDir, "snapshots")).includes((made.json as { stamp: string }).stamp), create);
+});
+
+Deno.test("remote CLI: the push of a pre-restore snapshot that push --latest passed over runs as printed, on the --backup-dir and repository given", async () => {
+  using store = tempStore({ dbMiB: 1 });
+  using work = tempDir("atocore-push-passed-over-");
+  const env = storeEnv(store); // no repository and another backup folder: a command run without the flags fails
+  const key = ageKeyPair(work.path);
+  const backupDir = join(work.path, "back ups"); // a word a shell splits
+  const remote = join(work.path, "re po");
+  const repository = ["--remote", remote, "--auth-key", authKeyFileFor(key)];
+  const init = await runCli(["remote", "init", "--recipient", key.recipient, ...repository], { env });
+  assert.equal(init.code, 0, init.stderr);
+  const created = await runCli(["create", "--backup-dir", backupDir], { env });
+  assert.equal(created.code, 0, created.stderr);
+  const stamp = (created.json as { stamp: string }).stamp;
+  const restore = ["restore", stamp, "--confirm-service-stopped", "--backup-dir", backupDir];
+  const restored = await runCli(restore, { env });
+  assert.equal(restored.code, 0, restored.stderr);
+  const pre = (restored.json as { pre_restore_snapshot: string }).pre_restore_snapshot;
+
+  const context = { env, cwd: work.path, now: new Date(), reporter: SILENT };
+  const values = { latest: true, "backup-dir": backupDir, remote, "auth-key": repository[3] };
+  const told = await pushCommand.run(values, [], context);
+  const printed = printedCommand(told.text, "push the newest with");
+  assert.ok(printed !== null, told.text);
+  const pushed = await runPrinted(printed, env); // pasted into a shell as it is
+  assert.equal(pushed.code, 0, `${printed}: ${pushed.stderr}`);
+  assert.deepEqual((pushed.json as { pre_restore_pushed: string[] }).pre_restore_pushed, [pre], printed);
 });
 
 Deno.test("remote CLI: the push a failed create --push says to run later carries the flags it was given, and works from another folder", async () => {
