@@ -41,7 +41,11 @@ export async function drillFromRemote(
   const { backend, identities } = source;
   const name = options.ofSource === undefined || given !== "latest"
     ? await resolveRemoteSnapshot(backend, given, options, source.repositoryFlags)
-    : await latestOfSource({ backend, repositoryId, identities }, options.ofSource, options);
+    : await latestOfSource(
+      { backend, repositoryId, identities, repositoryFlags: source.repositoryFlags },
+      options.ofSource,
+      options,
+    );
   const snapshotPath = `${source.backend.location}/snapshots/${name}`;
   const words = (): [string, string] => [
     `drill of ${name} from ${source.backend.location}`,

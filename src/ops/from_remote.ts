@@ -77,7 +77,8 @@ export interface FetchedSnapshot extends Disposable {
 
 /**
  * The snapshot `given` names in the repository (`<stamp>_<push id>`, or a stamp that one push has), or the newest
- * with `"latest"`. A stamp that several pushes share is refused naming them.
+ * with `"latest"`. A stamp that several pushes share is refused naming them. The `remote list` and `push` a refusal
+ * prints carry `flags` (see {@linkcode RemoteSource.repositoryFlags}).
  *
  * @throws {UsageError} when nothing or more than one snapshot matches; {@linkcode OperationError} when the repository
  *   lists no snapshot at all (for `"latest"`).
@@ -92,7 +93,14 @@ export async function resolveRemoteSnapshot(
   const list = nextStep("see 'atocore-backup remote list'", "see them with", "remote list", flags);
   if (given === "latest") {
     if (names.length === 0) {
-      throw new OperationError(`no snapshots in ${backend.location}; push one first ('atocore-backup push --latest')`);
+      // run where the backup folder is: this host (a CI runner) may have none
+      const push = nextStep(
+        "push one first ('atocore-backup push --latest')",
+        "push one first with",
+        "push --latest",
+        flags,
+      );
+      throw new OperationError(`no snapshots in ${backend.location}; ${push}`);
     }
     const stamp = latestRemoteStamp(names, backend.location, clock, list);
     const pushes = names.filter((name) => name.startsWith(`${stamp}_`)); // hosts pushing in the same second

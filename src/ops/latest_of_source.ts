@@ -13,12 +13,15 @@ import type { Backend } from "../repo/backend.ts";
 import { type SnapshotKey, snapshotKeyText } from "../repo/layout.ts";
 import { listSnapshots, readRefs } from "../repo/snapshots.ts";
 import { isInFuture } from "../snapshot/clock.ts";
+import { nextStep } from "./next_step.ts";
 
 /** Who asks for a source's latest: the repository read, its id, the identities whose keys vouch for a refs' source. */
 export interface SourceLookup {
   backend: Backend;
   repositoryId: string;
   identities: readonly AgeIdentity[];
+  /** The flags a printed `remote list` needs to reach this run's repository (see `RemoteSource`; none by default). */
+  repositoryFlags?: string;
 }
 
 /**
@@ -47,7 +50,7 @@ export async function latestOfSource(
     else if (isInFuture(key.stamp, clock.now)) skippedInFuture.push(key.stamp);
     else return found(key, skippedInFuture, clock.reporter);
   }
-  throw noneOfSource(lookup.backend.location, sourceId, skippedInFuture, unvouched);
+  throw noneOfSource(lookup, sourceId, skippedInFuture, unvouched);
 }
 
 /** `key`'s name, once the source's snapshots stamped in the future passed over for it are warned about. */
@@ -58,25 +61,37 @@ function found(key: SnapshotKey, skippedInFuture: string[], reporter: Reporter):
   return snapshotKeyText(key);
 }
 
-/** The one line for a source without a snapshot to drill: every one in the future, or none its refs vouch for. */
+/**
+ * The one line for a source without a snapshot to drill: every one in the future, or none its refs vouch for. The
+ * `remote list` it prints reaches this run's repository (`repositoryFlags`).
+ */
 function noneOfSource(
-  location: string,
+  { backend, repositoryFlags = "" }: SourceLookup,
   sourceId: string,
   skippedInFuture: string[],
   unvouched: number,
 ): OperationError {
+  const location = backend.location;
   if (skippedInFuture.length) {
+    const short = "give one by its name ('atocore-backup remote list')";
+    const list = nextStep(short, "give one by its name, listed by", "remote list", repositoryFlags);
     return new OperationError(
       `every snapshot of source ${sourceId} in ${location} is stamped in the future (newest ${skippedInFuture[0]}); ` +
-        "check that host's clock, then give one by its name ('atocore-backup remote list')",
+        `check that host's clock, then ${list}`,
     );
   }
   const unbelieved = unvouched === 0
     ? ""
     : ` (${unvouched} name it in refs no MAC by the identity's key covers: pushed without that auth key, or edited; ` +
       "not believed)";
+  const short = "its push timer, and the id against SOURCE in 'atocore-backup remote list'";
+  const list = nextStep(
+    short,
+    "its push timer, and the id against SOURCE in the list of",
+    "remote list",
+    repositoryFlags,
+  );
   return new OperationError(
-    `no snapshot of source ${sourceId} in ${location}${unbelieved}; has that backup folder stopped pushing? check ` +
-      "its push timer, and the id against SOURCE in 'atocore-backup remote list'",
+    `no snapshot of source ${sourceId} in ${location}${unbelieved}; has that backup folder stopped pushing? check ${list}`,
   );
 }

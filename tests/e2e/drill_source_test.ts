@@ -7,7 +7,16 @@
  */
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { type CliRun, relocateSnapshot, runCli, storeEnv, tempDir, tempStore } from "../_helpers.ts";
+import {
+  type CliRun,
+  printedCommand,
+  relocateSnapshot,
+  runCli,
+  runPrinted,
+  storeEnv,
+  tempDir,
+  tempStore,
+} from "../_helpers.ts";
 import { ageKeyPair, authKeyEnv, oneErrorLine } from "../_remote_cli.ts";
 import { remoteListCommand } from "../../src/cli/remote_list.ts";
 import { SILENT } from "../../src/report/reporter.ts";
@@ -106,6 +115,20 @@ Deno.test("drill --from-remote --latest --source drills that backup folder's new
     ),
   );
   assert.match(Deno.readTextFileSync(join(hosts.work, "none.xml")), / tests="1" failures="1"/);
+});
+
+Deno.test("drill --from-remote --latest --source: the remote list a source without snapshots prints runs as printed, on the repository given", async () => {
+  using hosts = await twoHosts();
+  const ci = { ...hosts.ci };
+  delete ci.ATOCORE_BACKUP_REMOTE; // given as a flag: a remote list run without it fails
+  const unknown = await drill(ci, "0123456789abcdef", ["--remote", hosts.repoDir]);
+  assert.equal(unknown.code, 1, unknown.stderr);
+  const line = oneErrorLine(unknown, "a source without snapshots");
+  const printed = printedCommand(line, "its push timer, and the id against SOURCE in the list of");
+  assert.ok(printed !== null, line);
+  const listed = await runPrinted(printed, ci); // pasted into a shell as it is
+  assert.equal(listed.code, 0, `${printed}: ${listed.stderr}`);
+  assert.equal((listed.json as { snapshots: unknown[] }).snapshots.length, 2, printed);
 });
 
 Deno.test("drill --source is refused (exit 2) without --from-remote --latest, or for what is no source id", async () => {

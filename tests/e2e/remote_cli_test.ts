@@ -769,6 +769,30 @@ Deno.test("remote CLI: the push of a pre-restore snapshot that push --latest pas
   assert.deepEqual((pushed.json as { pre_restore_pushed: string[] }).pre_restore_pushed, [pre], printed);
 });
 
+Deno.test("remote CLI: the push drill --from-remote --latest prints for an empty repository runs as printed, on the repository given", async () => {
+  using store = tempStore({ dbMiB: 1 });
+  using work = tempDir("atocore-drill-empty-");
+  const env = storeEnv(store); // no repository: a command run without --remote fails
+  const key = ageKeyPair(work.path);
+  const remote = join(work.path, "re po"); // a word a shell splits
+  const init = await runCli(["remote", "init", "--recipient", key.recipient, "--remote", remote], { env });
+  assert.equal(init.code, 0, init.stderr);
+  const created = await runCli(["create"], { env });
+  assert.equal(created.code, 0, created.stderr);
+  const drill = ["drill", "--from-remote", "--remote", remote, "--identity", key.keyFile];
+
+  const empty = await runCli([...drill, "--latest"], { env });
+  assert.equal(empty.code, 1, empty.stderr);
+  const push = printedCommand(oneErrorLine(empty, "empty repository"), "push one first with");
+  assert.ok(push !== null, empty.stderr);
+  // run where the backup folder is, whose push has its authentication key from the environment
+  const pushed = await runPrinted(push, { ...env, ATOCORE_BACKUP_AUTH_KEY_FILE: authKeyFileFor(key) });
+  assert.equal(pushed.code, 0, `${push}: ${pushed.stderr}`);
+  const drilled = await runCli([...drill, "--latest"], { env });
+  assert.equal(drilled.code, 0, drilled.stderr);
+  assert.equal((drilled.json as { stamp: string }).stamp, (created.json as { stamp: string }).stamp, push);
+});
+
 Deno.test("remote CLI: the push a failed create --push says to run later carries the flags it was given, and works from another folder", async () => {
   using store = tempStore({ dbMiB: 1 });
   using work = tempDir("atocore-push-later-");

@@ -23,7 +23,8 @@ import { initRepository, openRepository } from "../../src/repo/repository.ts";
 import { type PushResult, pushSnapshot } from "../../src/repo/push.ts";
 import { type VerifyOptions, verifyRepository } from "../../src/repo/verify.ts";
 import { objectNames, type RepoFixture, repoFixture, snapshotOf, updateRows } from "../_repo.ts";
-import { runCli } from "../_helpers.ts";
+import { printedCommand, runCli, runPrinted } from "../_helpers.ts";
+import { oneErrorLine } from "../_remote_cli.ts";
 import { statOrNull } from "../../src/fs/probe.ts";
 
 /** A fixture with one pushed snapshot. */
@@ -389,6 +390,17 @@ Deno.test("remote: drill --from-remote --latest passes over a snapshot stamped i
   const none = await runCli(["drill", "--from-remote", "--latest"], { env });
   assert.equal(none.code, 1, none.stderr);
   assert.match(none.stderr, /error: every snapshot in .* is stamped in the future \(newest 20991231T000000Z\)/);
+  const { ATOCORE_BACKUP_REMOTE: _given, ...flagged } = env; // the repository as a flag: the list printed carries it
+  const named = await runCli(["drill", "--from-remote", "--latest", "--remote", f.repoDir], { env: flagged });
+  assert.equal(named.code, 1, named.stderr);
+  const printed = printedCommand(oneErrorLine(named, "only future"), "give one by its name; see them with");
+  assert.ok(printed !== null, named.stderr);
+  const listed = await runPrinted(printed, flagged); // pasted into a shell as it is
+  // it lists the repository given (exit 1 for the renamed refs, whose MAC no longer matches)
+  assert.equal(listed.code, 1, `${printed}: ${listed.stderr}`);
+  assert.deepEqual((listed.json as { snapshots: { snapshot: string }[] }).snapshots.map((one) => one.snapshot), [
+    future,
+  ]);
 });
 
 Deno.test("remote verify and list: an object replaced by a symbolic link or a FIFO is named, not silently omitted", async () => {

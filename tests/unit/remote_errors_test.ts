@@ -493,6 +493,7 @@ Deno.test("remote errors: repositories that are not this tool's, pins, races, na
   using dir = tempDir("atocore-remote-errors-");
   const repo = await handRepo(dir.path);
   const location = `file://${repo.repoDir}`;
+  const given = ` --remote '${repo.repoDir}'`; // the flags of a run that named the repository (see repositoryFlags)
   const other = openFolderBackend(join(dir.path, "other"));
   const racing: Backend = {
     location: other.location,
@@ -544,6 +545,22 @@ Deno.test("remote errors: repositories that are not this tool's, pins, races, na
       () =>
         resolveRemoteSnapshot(repo.backend, "20260101T000000Z_00000000000000aa", { now: new Date(), reporter: SILENT }),
       new RegExp(`^no snapshot 20260101T000000Z_00000000000000aa in ${escape(location)}; see 'atocore-backup remote`),
+    ],
+    [
+      "a snapshot name the repository does not hold, with the repository given as a flag",
+      () =>
+        resolveRemoteSnapshot(
+          repo.backend,
+          "20260101T000000Z_00000000000000aa",
+          { now: new Date(), reporter: SILENT },
+          given,
+        ),
+      new RegExp(`; see them with: atocore-backup remote list${escape(given)}$`),
+    ],
+    [
+      "latest of a repository with no snapshot, with the repository given as a flag",
+      () => resolveRemoteSnapshot(repo.backend, "latest", { now: new Date(), reporter: SILENT }, given),
+      new RegExp(`; push one first with: atocore-backup push --latest${escape(given)}$`),
     ],
   ];
   // a config no command can use: one line saying what was found and what to do, never to run 'remote verify' (which
