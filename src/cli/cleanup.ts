@@ -83,7 +83,7 @@ Examples:
     const backupDir = config.backupDir.path;
     const confirm = Boolean(values.confirm);
     // before the lock, which would make it: a mistyped path is refused, never made (a file there is named below)
-    if (!somethingAt(backupDir)) requireBackupFolder(backupDir);
+    if (!somethingAt(backupDir)) requireBackupFolder(backupDir, pathFlags(config)); // its create makes one there
     using _lock = confirm ? acquireLock(backupDir, "cleanup") : null;
     requireOwnFolders(backupDir);
     for (const stray of strayStamps(backupDir)) context.reporter.event("warning", "snapshot_not_a_folder", stray);

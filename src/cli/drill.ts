@@ -313,7 +313,7 @@ function existingStamp(backupDir: string, given: string, flags: string): string 
  */
 function latest(config: Config, context: CommandContext): string {
   const backupDir = config.backupDir.path;
-  requireBackupFolder(backupDir);
+  requireBackupFolder(backupDir, pathFlags(config)); // its create makes one there
   const { stamp, skippedInFuture, sequenceIgnored } = latestStamp(backupDir, context.now);
   if (skippedInFuture.length) {
     context.reporter.event("warning", "drill_latest_skipped_future", { stamps: skippedInFuture, chosen: stamp });

@@ -7,6 +7,7 @@ import { ExitCode } from "../errors.ts";
 import { DEFAULT_KEEP_FAILED, type ListedFailedEntry, listFailed } from "../ops/failed.ts";
 import { type ListEntry, listSnapshots, requireBackupFolder, strayStamps } from "../ops/list.ts";
 import { ownFolderProblem } from "../ops/own_folders.ts";
+import { pathFlags } from "../ops/restore_intent.ts";
 import { failedRoot } from "../snapshot/layout.ts";
 import { secondsInFuture } from "../snapshot/clock.ts";
 import { isStamp } from "../snapshot/stamp.ts";
@@ -39,7 +40,7 @@ Examples:
   run(values, _positionals, context) {
     const config = configFrom(values, context);
     const backupDir = config.backupDir.path;
-    requireBackupFolder(backupDir);
+    requireBackupFolder(backupDir, pathFlags(config)); // its create makes one there
     const backups = listSnapshots(backupDir, context.now);
     const failed = listFailed(backupDir, context.now);
     const problem = ownFolderProblem(backupDir);

@@ -95,9 +95,15 @@ Examples:
       const driver = driverFrom(values, context);
       const transfers = transfersFrom(values, context); // every flag checked before the folder is looked at
       if (!isDirectory(config.backupDir.path)) { // taking the lock would make it, and a mistyped path with it
+        const create = nextStep(
+          "run 'atocore-backup create' first",
+          "make one first with",
+          "create",
+          pathFlags(config),
+        );
         throw new UsageError(
           `no backup folder at ${config.backupDir.path}, so no snapshots to push; nothing was done; check ` +
-            "--backup-dir or ATOCORE_BACKUP_DIR (see 'config'), or run 'atocore-backup create' first",
+            `--backup-dir or ATOCORE_BACKUP_DIR (see 'config'), or ${create}`,
         );
       }
       // a push printed as a next step reaches this run's backup folder and repository as given

@@ -304,6 +304,26 @@ Deno.test("a mistyped path makes no folder: create with no database; cleanup and
   assert.equal(existsSync(join(store.dataDir, "typo")), false, "no folder was made");
 });
 
+Deno.test("the create that list, cleanup, drill --latest and push print for a backup folder not there runs as printed, on the --backup-dir given", async () => {
+  using store = tempStore({ dbMiB: 1 });
+  const env = storeEnv(store); // another backup folder: a create run without --backup-dir makes its snapshot there
+  const backupDir = join(store.dataDir, "new back ups"); // words a shell splits
+  const repository = ["--remote", join(store.dataDir, "repo"), "--allow-unauthenticated"];
+  const printed = new Set<string>();
+  for (const args of [["list"], ["cleanup"], ["drill", "--latest"], ["push", "--latest", ...repository]]) {
+    const run = await runCli([...args, "--backup-dir", backupDir], { env });
+    assertOneLineError(run, 2, /no backup folder at /, args.join(" "));
+    const create = printedCommand(run.stderr, "make one first with");
+    assert.ok(create !== null, `${args.join(" ")}: ${run.stderr}`);
+    printed.add(create);
+  }
+  assert.equal(printed.size, 1, [...printed].join("\n"));
+  const [create] = printed;
+  const made = await runPrinted(create, env); // pasted into a shell as it is
+  assert.equal(made.code, 0, `${create}: ${made.stderr}`);
+  assert.deepEqual(entryNames(join(backupDir, "snapshots")), [(made.json as { stamp: string }).stamp], create);
+});
+
 Deno.test("a path through a symbolic link loop or with a name over 255 bytes is a usage error naming it and its flag", async () => {
   using store = tempStore({ dbMiB: 1 });
   const env = storeEnv(store);

@@ -176,7 +176,7 @@ Deno.test("list on a backup folder that is not there is a usage error naming it;
     assert.equal(
       run.stderr.trim(),
       `atocore-backup: error: no backup folder at ${backupDir}${there}; check --backup-dir or ATOCORE_BACKUP_DIR ` +
-        `(see 'config'), or run create first`,
+        `(see 'config'), or make one first with: atocore-backup create --backup-dir ${backupDir}`,
     );
   }
   const fresh = join(dir.path, "fresh");
