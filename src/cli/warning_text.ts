@@ -101,7 +101,7 @@ const SENTENCES: Record<string, (fields: Fields) => string> = {
   backup_folder_misplaced: (f) => `${text(f.message)}; create and cleanup refuse until then`,
   cleanup_snapshot_invalid: (f) =>
     `snapshot ${text(f.stamp)} failed a quick validation (${list(f.errors)}), so it does not count as the newest ` +
-    `valid snapshot that cleanup always keeps; run 'validate ${text(f.stamp)}'`,
+    `valid snapshot that cleanup always keeps; ${text(f.next)}`,
   identity_file_readable_by_others: (f) =>
     `the identity file ${text(f.path)} can be read by other users (mode ${text(f.mode)}): it holds the secret key ` +
     `that decrypts every snapshot in the repository; chmod 600 it`,

@@ -222,7 +222,9 @@ async function newestValid(backupDir: string, newestFirst: string[], options: Cl
       if (error instanceof IntegrityUncheckedError) throw error; // not checked is not invalid: nothing is removed
       errors = [describeOsError(error)];
     }
-    options.reporter.event("warning", "cleanup_snapshot_invalid", { stamp, errors: errors.slice(0, 5) });
+    // the validate printed reaches this run's backup folder
+    const next = nextStep(`run 'validate ${stamp}'`, "check it with", `validate ${stamp}`, options.pathFlags ?? "");
+    options.reporter.event("warning", "cleanup_snapshot_invalid", { stamp, errors: errors.slice(0, 5), next });
   }
   return null;
 }

@@ -445,6 +445,26 @@ Deno.test("cli: whatever the policy, the newest valid snapshot is never deleted 
   }
 });
 
+Deno.test("cli: the validate a newer snapshot that fails a quick validation is warned with runs as printed, on the --backup-dir given", async () => {
+  using dir = tempDir();
+  const backupDir = join(dir.path, "back ups"); // a word a shell splits
+  const stamps = november(2, 3);
+  for (const stamp of stamps) placeValidSnapshot(backupDir, stamp);
+  Deno.writeFileSync(join(snapshotsDir(backupDir), stamps[1], "db", "atocore.db"), new Uint8Array(8192).fill(0x41));
+  const env = { ATOCORE_BACKUP_DIR: join(dir.path, "other") }; // a validate run without --backup-dir looks there
+  const weeklyOnly = ["--keep-daily", "0", "--keep-weekly", "4", "--keep-monthly", "0"];
+  const dry = await runCli(["cleanup", "--backup-dir", backupDir, ...weeklyOnly], { env });
+  assert.equal(dry.code, 0, dry.stderr);
+  const warning = dry.stderr.trim().split("\n").map((line) => JSON.parse(line))
+    .find((event) => event.event === "cleanup_snapshot_invalid");
+  assert.equal(warning?.stamp, stamps[1], dry.stderr);
+  const printed = printedCommand(warning.next, "check it with");
+  assert.ok(printed !== null, dry.stderr);
+  const validated = await runPrinted(printed, env); // pasted into a shell as it is
+  assert.equal(validated.code, 1, `${printed}: the snapshot is invalid: ${validated.stderr}`);
+  assert.equal((validated.json as { stamp: string; valid: boolean }).valid, false, printed);
+});
+
 Deno.test("cli: newer snapshots that fail a quick validation do not count; with none valid, cleanup is refused (exit 3)", async () => {
   using dir = tempDir();
   const stamps = november(2, 3, 4, 5);
