@@ -158,7 +158,9 @@ export function remoteSourceFrom(
   const identityFile = settings.identityFile?.value;
   const recipients = recipientsFrom(settings);
   const flags = repositoryFlags(settings, backend);
-  return { backend, identities, recipients, allowUnauthenticated, identityFile, repositoryFlags: flags };
+  // a printed 'remote verify' decrypts with the identity given
+  const identityFlag = settings.identityFile?.source === "flag" ? ` --identity ${quoted(identityFile!)}` : "";
+  return { backend, identities, recipients, allowUnauthenticated, identityFile, repositoryFlags: flags, identityFlag };
 }
 
 /** `--transfers N`, for the commands that move packs (push, fetch, verify); separate from the repository's flags. */

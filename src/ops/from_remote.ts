@@ -47,6 +47,8 @@ export interface RemoteSource {
   identityFile?: string;
   /** The repository flags given, quoted, each with a leading space: the `remote list` a message prints carries them. */
   repositoryFlags?: string;
+  /** `--identity FILE` (with a leading space) when the identity file was given as a flag: a printed verify needs it. */
+  identityFlag?: string;
 }
 
 /** What was fetched, for the result of the command that used it. */
@@ -165,6 +167,18 @@ function unique(names: string[], stamp: string, location: string, list: string):
   );
 }
 
+/**
+ * Pick another snapshot or check the repository: short when the commands reach this run's repository as they are, else
+ * both written out with its flags (see {@linkcode RemoteSource.repositoryFlags}), the verify with the identity given.
+ */
+function anotherOrVerify({ repositoryFlags = "", identityFlag = "" }: RemoteSource): string {
+  if (repositoryFlags + identityFlag === "") {
+    return "pick another snapshot ('remote list') or check the repository ('remote verify --read-data')";
+  }
+  return `pick another snapshot, listed by: atocore-backup remote list${repositoryFlags}; or check the repository ` +
+    `with: atocore-backup remote verify --read-data${repositoryFlags}${identityFlag}`;
+}
+
 /** Options of {@linkcode fetchToScratch}. */
 export interface ScratchFetchOptions {
   /** The folder the scratch folder is made in (default: the system's temporary folder). */
@@ -226,7 +240,7 @@ export async function fetchToScratch(
   } catch (error) {
     scratch[Symbol.dispose]();
     throw await repositoryGone(source.backend, name, error) ??
-      fetchFailure(error, name, source.backend.location, sourceDir);
+      fetchFailure(error, name, source, sourceDir);
   }
 }
 
@@ -312,7 +326,8 @@ function summarize(location: string, fetched: FetchResult, seconds: number): Fet
 }
 
 /** A failed fetch as one line: a repository problem is a refusal (exit 3), a local one a failure (exit 1). */
-function fetchFailure(error: unknown, name: string, location: string, scratch: string): ToolError {
+function fetchFailure(error: unknown, name: string, source: RemoteSource, scratch: string): ToolError {
+  const location = source.backend.location;
   if (error instanceof UsageError || error instanceof RefusedError || error instanceof InterruptedError) return error;
   // the server refused this host (denied access, a wrong key or region): the settings, not the snapshot, are at fault
   if (error instanceof ToolError && error.exitCode === ExitCode.Usage) return error;
@@ -327,7 +342,7 @@ function fetchFailure(error: unknown, name: string, location: string, scratch: s
   if (error instanceof ToolError) {
     return new RefusedError(
       `snapshot ${name} of ${location} cannot be read intact: ${error.message}; nothing was changed; ` +
-        `pick another snapshot ('remote list') or check the repository ('remote verify --read-data')`,
+        anotherOrVerify(source),
       { cause: error },
     );
   }

@@ -793,6 +793,43 @@ Deno.test("remote CLI: the push drill --from-remote --latest prints for an empty
   assert.equal((drilled.json as { stamp: string }).stamp, (created.json as { stamp: string }).stamp, push);
 });
 
+Deno.test("remote CLI: the remote list and remote verify a restore of a damaged snapshot prints run as printed, on the repository and identity given", async () => {
+  using store = tempStore({ dbMiB: 1 });
+  using work = tempDir("atocore-restore-damaged-");
+  const env = storeEnv(store); // no repository nor identity: a command run without the flags fails
+  const key = ageKeyPair(work.path);
+  const remote = join(work.path, "re po"); // a word a shell splits
+  const init = await runCli(["remote", "init", "--recipient", key.recipient, "--remote", remote], { env });
+  assert.equal(init.code, 0, init.stderr);
+  const pushed = await runCli(["create", "--push", "--remote", remote, "--auth-key", authKeyFileFor(key)], { env });
+  assert.equal(pushed.code, 0, pushed.stderr);
+  const stamp = (pushed.json as { stamp: string }).stamp;
+  for (const folder of entryNames(join(remote, "packs"))) {
+    for (const pack of entryNames(join(remote, "packs", folder))) {
+      const path = join(remote, "packs", folder, pack);
+      const bytes = Deno.readFileSync(path);
+      bytes[bytes.length >> 1] ^= 0xff; // every pack damaged: whichever the fetch reads first refuses it
+      Deno.writeFileSync(path, bytes);
+    }
+  }
+
+  const args = ["restore", stamp, "--from-remote", "--to", join(work.path, "to"), "--remote", remote];
+  const refused = await runCli([...args, "--identity", key.keyFile], { env });
+  assert.equal(refused.code, 3, refused.stderr);
+  const line = oneErrorLine(refused, "damaged snapshot");
+  const list = printedCommand(line, "pick another snapshot, listed by");
+  const verify = printedCommand(line, "or check the repository with");
+  assert.ok(list !== null && verify !== null, line);
+  const listed = await runPrinted(list, env); // pasted into a shell as it is
+  assert.equal(listed.code, 0, `${list}: ${listed.stderr}`);
+  const verified = await runPrinted(verify, env);
+  assert.notEqual(
+    (verified.json as { errors: string[] } | undefined)?.errors.length ?? 0,
+    0,
+    `${verify}: ${verified.stderr}`,
+  );
+});
+
 Deno.test("remote CLI: the push a failed create --push says to run later carries the flags it was given, and works from another folder", async () => {
   using store = tempStore({ dbMiB: 1 });
   using work = tempDir("atocore-push-later-");
