@@ -30,6 +30,7 @@ import {
   defineCommand,
   driverFrom,
   type Outcome,
+  resolvedConfigFrom,
 } from "./command.ts";
 import { parseDurationSeconds } from "../duration.ts";
 import { checkedScratch } from "./scratch_flag.ts";
@@ -129,7 +130,7 @@ Examples:
   async run(values, positionals, context): Promise<Outcome> {
     const junit = checkedJunit(values, context);
     try {
-      checkArguments(values, positionals);
+      checkArguments(values, positionals, context);
       return await withMetrics(
         values,
         "drill",
@@ -175,9 +176,14 @@ function checkedJunit(values: Values, context: CommandContext): string | null {
   return junit;
 }
 
-function checkArguments(values: Values, positionals: string[]): void {
+function checkArguments(values: Values, positionals: string[], context: CommandContext): void {
   const chosen = [positionals.length > 0, Boolean(values.latest), Boolean(values.sample)].filter(Boolean).length;
-  if (chosen === 0) throw new UsageError("drill: snapshot stamp required (or --latest, or --sample); see 'list'");
+  if (chosen === 0) {
+    // the list printed reaches the backup folder given (a repository's snapshots are another list)
+    const flags = values["from-remote"] ? "" : pathFlags(resolvedConfigFrom(values, context), {}, ["backupDir"]);
+    const list = nextStep("see 'list'", "see the snapshots with", "list", flags);
+    throw new UsageError(`drill: snapshot stamp required (or --latest, or --sample); ${list}`);
+  }
   if (chosen > 1) throw new UsageError("drill: give one of STAMP, --latest or --sample; see 'drill --help'");
   if (values.sample) {
     for (const flag of ["db", "backup-dir", "registry", "chroma-dir", "scratch-dir"] as const) {

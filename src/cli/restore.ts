@@ -20,7 +20,9 @@ import {
   defineCommand,
   driverFrom,
   refuseBoth,
+  resolvedConfigFrom,
 } from "./command.ts";
+import { nextStep } from "../ops/next_step.ts";
 import { formatBytes } from "../text/bytes.ts";
 import { checkedScratch } from "./scratch_flag.ts";
 import { listenForInterrupts, reportLateInterrupt } from "./interrupts.ts";
@@ -129,7 +131,13 @@ Examples:
   },
   maxPositionals: 1,
   async run(values, positionals, context) {
-    if (positionals.length === 0) throw new UsageError("restore: snapshot stamp required; see 'list'");
+    if (positionals.length === 0) {
+      // the list printed reaches the backup folder given (a repository's snapshots are another list)
+      const flags = values["from-remote"] ? "" : pathFlags(resolvedConfigFrom(values, context), {}, ["backupDir"]);
+      throw new UsageError(
+        `restore: snapshot stamp required; ${nextStep("see 'list'", "see the snapshots with", "list", flags)}`,
+      );
+    }
     const fromRemote = Boolean(values["from-remote"]);
     const stamp = fromRemote && checkedRemoteName(positionals[0]) ? positionals[0] : checkedStamp(positionals[0]);
     checkRemoteFlags(values);

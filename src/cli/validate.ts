@@ -10,7 +10,7 @@ import { pathFlags } from "../ops/restore_intent.ts";
 import { nextStep } from "../ops/next_step.ts";
 import { type CheckedSnapshot, checkSnapshot, validateAll } from "../ops/validate_all.ts";
 import { unreadableSnapshotText } from "../ops/validate.ts";
-import { COMMON_HELP, configFrom, defineCommand, driverFrom } from "./command.ts";
+import { COMMON_HELP, configFrom, defineCommand, driverFrom, resolvedConfigFrom } from "./command.ts";
 import { formatBytes } from "../text/bytes.ts";
 import { formatErrors } from "./format.ts";
 import { METRICS_HELP, METRICS_OPTIONS, withMetrics } from "./metrics_flag.ts";
@@ -47,7 +47,8 @@ Examples:
     return withMetrics(values, "validate", context, async () => {
       if (values.all && positionals.length) throw new UsageError("validate: give a STAMP or --all, not both");
       if (!values.all && positionals.length === 0) {
-        throw new UsageError("validate: snapshot stamp required (or --all); see 'list'");
+        const flags = pathFlags(resolvedConfigFrom(values, context), {}, ["backupDir"]); // the list reaches the folder
+        throw new UsageError(`validate: snapshot stamp required (or --all); ${listStep(flags)}`);
       }
       const stamp = values.all ? undefined : checkedStamp(positionals[0]);
       const config = configFrom(values, context);
@@ -63,7 +64,7 @@ Examples:
       if (stamp !== undefined) {
         const result = await checkSnapshot(config.backupDir.path, stamp, options);
         if (result === null) {
-          const list = nextStep("see 'list'", "see the snapshots with", "list", flags);
+          const list = listStep(flags);
           throw new OperationError(
             `snapshot ${stamp} was removed while it was being validated (by a cleanup?), so it was not checked; ${list}`,
           );
@@ -99,4 +100,9 @@ function describe(result: CheckedSnapshot): string {
   }
   if (result.unreadable !== undefined) return `${result.stamp}: NOT READ${future}: ${result.errors[0]}`;
   return `${result.stamp}: INVALID${future}\n${formatErrors(result.errors)}`;
+}
+
+/** See the snapshots: a `list` with `flags`, the path flags that reach this run's backup folder (see `nextStep`). */
+function listStep(flags: string): string {
+  return nextStep("see 'list'", "see the snapshots with", "list", flags);
 }

@@ -6,7 +6,16 @@
 import assert from "node:assert/strict";
 import { existsSync } from "node:fs";
 import { join } from "node:path";
-import { type CliRun, createdStamp, printedCommand, runCli, runPrinted, storeEnv, tempStore } from "../_helpers.ts";
+import {
+  type CliRun,
+  createdStamp,
+  placeValidSnapshot,
+  printedCommand,
+  runCli,
+  runPrinted,
+  storeEnv,
+  tempStore,
+} from "../_helpers.ts";
 import { entryNames, liveDigest } from "../_faults.ts";
 import { checkedStamp } from "../../src/snapshot/layout.ts";
 import { UsageError } from "../../src/errors.ts";
@@ -322,6 +331,27 @@ Deno.test("the create that list, cleanup, drill --latest and push print for a ba
   const made = await runPrinted(create, env); // pasted into a shell as it is
   assert.equal(made.code, 0, `${create}: ${made.stderr}`);
   assert.deepEqual(entryNames(join(backupDir, "snapshots")), [(made.json as { stamp: string }).stamp], create);
+});
+
+Deno.test("the list that validate, restore and drill print when no stamp is given runs as printed, on the --backup-dir given", async () => {
+  using store = tempStore({ dbMiB: 1 });
+  const env = storeEnv(store); // another backup folder: a list run without --backup-dir lists that one
+  const backupDir = join(store.dataDir, "back ups"); // a word a shell splits
+  const stamp = "20260409T010203Z";
+  placeValidSnapshot(backupDir, stamp);
+  const printed = new Set<string>();
+  for (const command of ["validate", "restore", "drill"]) {
+    const run = await runCli([command, "--backup-dir", backupDir], { env });
+    assertOneLineError(run, 2, /snapshot stamp required/, command);
+    const list = printedCommand(run.stderr, "see the snapshots with");
+    assert.ok(list !== null, `${command}: ${run.stderr}`);
+    printed.add(list);
+  }
+  assert.equal(printed.size, 1, [...printed].join("\n"));
+  const [list] = printed;
+  const listed = await runPrinted(list, env); // pasted into a shell as it is
+  assert.equal(listed.code, 0, `${list}: ${listed.stderr}`);
+  assert.deepEqual((listed.json as { backups: { stamp: string }[] }).backups.map((one) => one.stamp), [stamp], list);
 });
 
 Deno.test("a path through a symbolic link loop or with a name over 255 bytes is a usage error naming it and its flag", async () => {
