@@ -19,7 +19,7 @@ import { type FetchResult, fetchSnapshot } from "../repo/fetch.ts";
 import { CONFIG_NAME, parseSnapshotKey, refsName, snapshotKeyText } from "../repo/layout.ts";
 import { openRepository } from "../repo/repository.ts";
 import { listSnapshots, readRefs } from "../repo/snapshots.ts";
-import { refsStanding, snapshotClaim } from "../repo/authenticity.ts";
+import { refsStanding, snapshotClaim, unauthenticNext, UnauthenticSnapshotError } from "../repo/authenticity.ts";
 import { deriveAuthKey } from "../crypto/auth_key.ts";
 import { snapshotDir, snapshotsDir } from "../snapshot/layout.ts";
 import { isInFuture } from "../snapshot/clock.ts";
@@ -328,6 +328,10 @@ function summarize(location: string, fetched: FetchResult, seconds: number): Fet
 /** A failed fetch as one line: a repository problem is a refusal (exit 3), a local one a failure (exit 1). */
 function fetchFailure(error: unknown, name: string, source: RemoteSource, scratch: string): ToolError {
   const location = source.backend.location;
+  if (error instanceof UnauthenticSnapshotError && source.repositoryFlags) { // its remote list reaches this repository
+    const next = unauthenticNext(error.allowable, source.repositoryFlags);
+    return new RefusedError(`${error.finding}; refused: ${next}`, { cause: error });
+  }
   if (error instanceof UsageError || error instanceof RefusedError || error instanceof InterruptedError) return error;
   // the server refused this host (denied access, a wrong key or region): the settings, not the snapshot, are at fault
   if (error instanceof ToolError && error.exitCode === ExitCode.Usage) return error;

@@ -105,6 +105,29 @@ export function recipientsWithoutKey(auth: PushAuth, recipients: readonly string
 }
 
 /**
+ * A snapshot refused for its refs: a MAC that does not match, or none (`allowable`: `--allow-unauthenticated` would
+ * take it); `finding` says which, and the message adds the next step with no flags (see {@linkcode unauthenticNext}).
+ */
+export class UnauthenticSnapshotError extends RefusedError {
+  /** The refusal of what `finding` says. */
+  constructor(readonly finding: string, readonly allowable: boolean) {
+    super(`${finding}; refused: ${unauthenticNext(allowable, "")}`);
+  }
+}
+
+/**
+ * The next step of an {@linkcode UnauthenticSnapshotError}: pick another snapshot (the `remote list` written out with
+ * `flags`, those that reach the run's repository, when there are any: last on the line, for a shell to run as printed),
+ * or, for one that carries no MAC, give `--allow-unauthenticated` for a snapshot known to be pushed so.
+ */
+export function unauthenticNext(allowable: boolean, flags: string): string {
+  const allow = "give --allow-unauthenticated only for a snapshot you know was pushed without an auth key";
+  if (flags === "") return `pick another snapshot ('remote list')${allowable ? `, or ${allow}` : ""}`;
+  const list = `pick another snapshot, listed by: atocore-backup remote list${flags}`;
+  return allowable ? `${allow}, or ${list}` : list;
+}
+
+/**
  * Check snapshot `key`'s refs against the keys of `identities`: every MAC there for one of their recipients must match,
  * and at least one must be there, unless `allowUnauthenticated` (then a snapshot with none is accepted, `false`).
  *
@@ -121,19 +144,18 @@ export function checkAuthenticity(
   const keys = identities.map(deriveAuthKey);
   const { standing, recipient } = refs === null ? { standing: "unsigned" } : refsStanding(refs, keys, claim);
   if (standing === "forged") {
-    throw new RefusedError(
+    throw new UnauthenticSnapshotError(
       `${refsName(key)}: the MAC for ${recipient} does not match ${claim.objectName} or the refs' fields (forged, ` +
-        "renamed, edited or copied from another repository by a writer of the repository); refused: pick another " +
-        "snapshot ('remote list')",
+        "renamed, edited or copied from another repository by a writer of the repository)",
+      false,
     );
   }
   if (standing !== "unsigned") return true;
   if (allowUnauthenticated) return false;
   if (refs === null) {
-    throw new RefusedError(
-      `${refsName(key)}: missing, so ${claim.objectName} carries no MAC and may be a writer's forgery; refused: pick ` +
-        "another snapshot ('remote list'), or give --allow-unauthenticated only for a snapshot you know was pushed " +
-        "without an auth key",
+    throw new UnauthenticSnapshotError(
+      `${refsName(key)}: missing, so ${claim.objectName} carries no MAC and may be a writer's forgery`,
+      true,
     );
   }
   throw new RefusedError(

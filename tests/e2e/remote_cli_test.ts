@@ -830,6 +830,37 @@ Deno.test("remote CLI: the remote list and remote verify a restore of a damaged 
   );
 });
 
+Deno.test("remote CLI: the remote list a restore of a snapshot its refs do not vouch for prints runs as printed, on the repository given", async () => {
+  using store = tempStore({ dbMiB: 1 });
+  using work = tempDir("atocore-restore-unauthentic-");
+  const env = storeEnv(store); // no repository: a command run without --remote fails
+  const key = ageKeyPair(work.path);
+  const remote = join(work.path, "re po"); // a word a shell splits
+  const init = await runCli(["remote", "init", "--recipient", key.recipient, "--remote", remote], { env });
+  assert.equal(init.code, 0, init.stderr);
+  const pushed = await runCli(["create", "--push", "--remote", remote, "--auth-key", authKeyFileFor(key)], { env });
+  assert.equal(pushed.code, 0, pushed.stderr);
+  const snapshot = (pushed.json as { push: { pushed: { snapshot: string }[] } }).push.pushed[0].snapshot;
+  const copy = "20260101T000000Z_0123456789abcdef"; // renamed by a writer of the repository: its MAC no longer matches
+  for (const folder of ["snapshots", "refs"]) {
+    const text = Deno.readTextFileSync(join(remote, folder, snapshot));
+    Deno.writeTextFileSync(join(remote, folder, copy), folder === "refs" ? text.replaceAll(snapshot, copy) : text);
+  }
+  const restore = ["restore", copy, "--from-remote", "--to", join(work.path, "to"), "--remote", remote];
+  for (const refs of ["forged", "missing"]) {
+    if (refs === "missing") Deno.removeSync(join(remote, "refs", copy));
+    const refused = await runCli([...restore, "--identity", key.keyFile], { env });
+    assert.equal(refused.code, 3, refused.stderr);
+    const list = printedCommand(oneErrorLine(refused, `refs ${refs}`), "pick another snapshot, listed by");
+    assert.ok(list !== null, refused.stderr);
+    const listed = await runPrinted(list, env); // pasted into a shell as it is
+    const names = (listed.json as { snapshots: { snapshot: string }[] } | undefined)?.snapshots.map((one) =>
+      one.snapshot
+    );
+    assert.deepEqual(names, [copy, snapshot], `${list}: ${listed.stderr}`);
+  }
+});
+
 Deno.test("remote CLI: the push a failed create --push says to run later carries the flags it was given, and works from another folder", async () => {
   using store = tempStore({ dbMiB: 1 });
   using work = tempDir("atocore-push-later-");
