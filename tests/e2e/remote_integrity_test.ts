@@ -502,11 +502,16 @@ Deno.test("remote list, verify and cleanup show a writer's control characters es
   const listed = await remoteListCommand.run({}, [], context);
   assert.equal((listed.result as { snapshots: { host: string }[] }).snapshots[0].host, hostile, "JSON keeps it");
   const verified = await remoteVerifyCommand.run({}, [], context);
-  for (const [what, outcome, lines] of [["list", listed, 3], ["verify", verified, 3]] as const) {
+  for (const [what, outcome, lines] of [["list", listed, 4], ["verify", verified, 3]] as const) {
     assert.ok(!outcome.text.includes("\u001b"), `${what}: a raw ESC: ${JSON.stringify(outcome.text)}`);
     assert.equal(outcome.text.split("\n").length, lines, `${what}: ${outcome.text}`);
     assert.match(outcome.text, /vm\\x1b\[2J\\nFAKE-ROW/, what);
   }
+  assert.match(
+    listed.text,
+    /\nthis backup folder pushes as source [0-9a-f]{16}$/,
+    "the list's last line: its own source",
+  );
   const fifo = join(f.repoDir, `fifo${hostile}`); // named in cleanup's ERROR line
   assert.equal(new Deno.Command("mkfifo", { args: [fifo] }).outputSync().code, 0);
   const cleaned = await remoteCleanupCommand.run({}, [], context);
