@@ -179,8 +179,7 @@ export async function getPublic(backend: Backend, name: string, maxBytes = PUBLI
   const bytes = await backend.read(name, undefined, Math.min(maxBytes, PUBLIC_MAX_BYTES));
   try {
     const text = Buffer.from(bytes).toString("utf8");
-    if (nestedDeeperThan(text, PUBLIC_MAX_DEPTH)) throw new SyntaxError("nested too deep");
-    return parseBoundedJson(text, PUBLIC_MAX_VALUES);
+    return parseBoundedJson(text, { maxValues: PUBLIC_MAX_VALUES, maxDepth: PUBLIC_MAX_DEPTH });
   } catch {
     throw new NotJsonError(`${name} in ${backend.location} is not JSON; the repository was altered`);
   } finally {
@@ -192,23 +191,6 @@ export async function getPublic(backend: Backend, name: string, maxBytes = PUBLI
 
 /** A public object read is not JSON (or nests deeper than the format does). */
 export class NotJsonError extends OperationError {}
-
-/** Whether JSON `text` nests arrays and objects deeper than `limit` (brackets inside strings not counted). */
-function nestedDeeperThan(text: string, limit: number): boolean {
-  let depth = 0;
-  let inString = false;
-  for (let at = 0; at < text.length; at++) {
-    const char = text.charCodeAt(at);
-    if (inString) {
-      if (char === 0x5c) at++; // a backslash escapes the next character
-      else if (char === 0x22) inString = false;
-    } else if (char === 0x22) inString = true;
-    else if (char === 0x5b || char === 0x7b) {
-      if (++depth > limit) return true;
-    } else if (char === 0x5d || char === 0x7d) depth--;
-  }
-  return false;
-}
 
 /** The bytes of a public object holding `value`, as {@linkcode Boundary.putPublic} writes them: one JSON line. */
 export function publicBytes(value: unknown): Uint8Array {

@@ -171,7 +171,7 @@ function decode(reader: CacheReader, file: MapFile, repositoryId: string): Loade
   const length = new DataView(reader.take(4).buffer).getUint32(0, true);
   if (length > MAX_HEADER_BYTES) return null;
   const text = new TextDecoder().decode(reader.take(length));
-  const header: ReturnType<typeof JSON.parse> = parseBoundedJson(text, MAX_PARSED_VALUES);
+  const header: ReturnType<typeof JSON.parse> = parseBoundedJson(text, { maxValues: MAX_PARSED_VALUES });
   if (header.repository_id !== repositoryId || !Array.isArray(header.files)) return null;
   const files: CachedFile[] = [];
   for (const entry of header.files) {
@@ -279,7 +279,7 @@ function parseJournalLine(line: string, repositoryId: string): JournalRecord | n
   const json = line.slice(0, space);
   if (createHash("sha256").update(json).digest("hex") !== line.slice(space + 1)) return null;
   try {
-    const record = parseBoundedJson(json, MAX_PARSED_VALUES) as JournalRecord;
+    const record = parseBoundedJson(json, { maxValues: MAX_PARSED_VALUES }) as JournalRecord;
     return record.repository_id === repositoryId ? record : null;
   } catch {
     return null;

@@ -11,14 +11,24 @@
  */
 export const MAX_JSON_VALUES = 200_000;
 
+/** The bounds {@linkcode parseBoundedJson} reads a text within. */
+export interface JsonBounds {
+  /** The most values: objects, arrays and `,`-separated items, counted by their `{`, `[` and `,`. */
+  maxValues?: number;
+  /** The deepest nesting of objects and arrays: `[[[[…` a million deep would take V8 gigabytes. */
+  maxDepth?: number;
+}
+
 /**
- * `JSON.parse(text)`, refused before it runs when `text` holds more than `maxValues` values (counted by the `{`, `[`
- * and `,` outside strings), so that a file made to be costly cannot take the reader's memory.
+ * `JSON.parse(text)`, refused before it runs when `text` holds more values or nests deeper than `bounds` allow (the
+ * brackets and commas outside strings counted), so that a file made to be costly cannot take the reader's memory.
  *
- * @throws {SyntaxError} when `text` is not JSON, or holds too many values (its message says so).
+ * @throws {SyntaxError} when `text` is not JSON, or is past a bound (its message says which).
  */
-export function parseBoundedJson(text: string, maxValues: number = MAX_JSON_VALUES): unknown {
+export function parseBoundedJson(text: string, bounds: JsonBounds = {}): unknown {
+  const { maxValues = MAX_JSON_VALUES, maxDepth = Infinity } = bounds;
   let values = 0;
+  let depth = 0;
   let inString = false;
   for (let at = 0; at < text.length; at++) {
     const char = text.charCodeAt(at);
@@ -26,8 +36,13 @@ export function parseBoundedJson(text: string, maxValues: number = MAX_JSON_VALU
       if (char === 0x5c) at++; // a backslash escapes the next character
       else if (char === 0x22) inString = false;
     } else if (char === 0x22) inString = true;
-    else if ((char === 0x7b || char === 0x5b || char === 0x2c) && ++values > maxValues) {
-      throw new SyntaxError(`holds more than ${maxValues} JSON values (objects, arrays, items), not parsed`);
+    else {
+      const opens = char === 0x7b || char === 0x5b;
+      if (opens && ++depth > maxDepth) throw new SyntaxError(`nested deeper than ${maxDepth}, not parsed`);
+      if (char === 0x7d || char === 0x5d) depth--;
+      if ((opens || char === 0x2c) && ++values > maxValues) {
+        throw new SyntaxError(`holds more than ${maxValues} JSON values (objects, arrays, items), not parsed`);
+      }
     }
   }
   return JSON.parse(text);
