@@ -58,6 +58,32 @@ function parseJunit(
   return JSON.parse(new TextDecoder().decode(output.stdout));
 }
 
+/**
+ * A store, and a new repository and a backup folder given to each command only as flags (paths a shell splits at a
+ * space): a printed command that leaves one of them out fails.
+ */
+async function flaggedRepository(prefix: string) {
+  const store = tempStore({ dbMiB: 1 });
+  const work = tempDir(prefix);
+  const env = storeEnv(store); // no repository and another backup folder: a command run without the flags fails
+  const key = ageKeyPair(work.path);
+  const backupDir = join(work.path, "back ups");
+  const remote = join(work.path, "re po");
+  const repository = ["--remote", remote, "--auth-key", authKeyFileFor(key)];
+  const init = await runCli(["remote", "init", "--recipient", key.recipient, ...repository], { env });
+  assert.equal(init.code, 0, init.stderr);
+  const create = async (): Promise<string> => {
+    const run = await runCli(["create", "--backup-dir", backupDir], { env });
+    assert.equal(run.code, 0, run.stderr);
+    return (run.json as { stamp: string }).stamp;
+  };
+  const dispose = () => {
+    work[Symbol.dispose]();
+    store[Symbol.dispose]();
+  };
+  return { env, work: work.path, backupDir, remote, repository, create, [Symbol.dispose]: dispose };
+}
+
 Deno.test("remote CLI: init, create --push twice, list, verify, restore live and --to, drill from the repository, cleanup", async () => {
   using r = await remoteStore({ dbMiB: 24, chromaMiB: 4 });
   const first = await createAndPush(r.env);
@@ -382,28 +408,16 @@ Deno.test("remote CLI: a STAMP that several pushes share is refused naming them;
 });
 
 Deno.test("remote CLI: the push that push --all prints for a snapshot a remote cleanup removed runs as printed, on the --backup-dir and repository given", async () => {
-  using store = tempStore({ dbMiB: 1 });
-  using work = tempDir("atocore-push-removed-");
-  const env = storeEnv(store); // no repository and another backup folder: a command run without the flags fails
-  const key = ageKeyPair(work.path);
-  const backupDir = join(work.path, "back ups"); // a word a shell splits
-  const remote = join(work.path, "re po");
-  const repository = ["--remote", remote, "--auth-key", authKeyFileFor(key)];
-  const init = await runCli(["remote", "init", "--recipient", key.recipient, ...repository], { env });
-  assert.equal(init.code, 0, init.stderr);
-  const stamps: string[] = [];
-  for (let made = 0; made < 2; made++) {
-    const run = await runCli(["create", "--backup-dir", backupDir], { env });
-    assert.equal(run.code, 0, run.stderr);
-    stamps.push((run.json as { stamp: string }).stamp);
-  }
+  using setup = await flaggedRepository("atocore-push-removed-");
+  const { env, backupDir, remote, repository } = setup;
+  const stamps = [await setup.create(), await setup.create()];
   const all = await runCli(["push", "--all", "--backup-dir", backupDir, ...repository], { env });
   assert.equal(all.code, 0, all.stderr);
   const policy = ["--keep-daily", "1", "--keep-weekly", "0", "--keep-monthly", "0"];
   const cleanup = await runCli(["remote", "cleanup", "--confirm", ...policy, ...repository], { env });
   assert.equal(cleanup.code, 0, cleanup.stderr);
 
-  const context = { env, cwd: work.path, now: new Date(), reporter: SILENT };
+  const context = { env, cwd: setup.work, now: new Date(), reporter: SILENT };
   const values = { all: true, "backup-dir": backupDir, remote, "auth-key": repository[3] };
   const told = await pushCommand.run(values, [], context);
   const printed = printedCommand(told.text, "send it with");
@@ -683,17 +697,9 @@ Deno.test("remote CLI: push --latest and --all pass over a restore's pre-restore
 });
 
 Deno.test("remote CLI: the push that push --latest prints when only a pre-restore snapshot is left runs as printed, on the --backup-dir and repository given", async () => {
-  using store = tempStore({ dbMiB: 1 });
-  using work = tempDir("atocore-push-pre-restore-");
-  const env = storeEnv(store); // no repository and another backup folder: a command run without the flags fails
-  const key = ageKeyPair(work.path);
-  const backupDir = join(work.path, "back ups"); // a word a shell splits
-  const repository = ["--remote", join(work.path, "re po"), "--auth-key", authKeyFileFor(key)];
-  const init = await runCli(["remote", "init", "--recipient", key.recipient, ...repository], { env });
-  assert.equal(init.code, 0, init.stderr);
-  const created = await runCli(["create", "--backup-dir", backupDir], { env });
-  assert.equal(created.code, 0, created.stderr);
-  const stamp = (created.json as { stamp: string }).stamp;
+  using setup = await flaggedRepository("atocore-push-pre-restore-");
+  const { env, backupDir, repository } = setup;
+  const stamp = await setup.create();
   const restore = ["restore", stamp, "--confirm-service-stopped", "--backup-dir", backupDir];
   const restored = await runCli(restore, { env });
   assert.equal(restored.code, 0, restored.stderr);
@@ -710,17 +716,9 @@ Deno.test("remote CLI: the push that push --latest prints when only a pre-restor
 });
 
 Deno.test("remote CLI: the list and create a push refused for an invalid snapshot prints run as printed, on the --backup-dir given", async () => {
-  using store = tempStore({ dbMiB: 1 });
-  using work = tempDir("atocore-push-invalid-");
-  const env = storeEnv(store); // another backup folder: a command run without --backup-dir looks there
-  const key = ageKeyPair(work.path);
-  const backupDir = join(work.path, "back ups"); // a word a shell splits
-  const repository = ["--remote", join(work.path, "repo"), "--auth-key", authKeyFileFor(key)];
-  const init = await runCli(["remote", "init", "--recipient", key.recipient, ...repository], { env });
-  assert.equal(init.code, 0, init.stderr);
-  const created = await runCli(["create", "--backup-dir", backupDir], { env });
-  assert.equal(created.code, 0, created.stderr);
-  const stamp = (created.json as { stamp: string }).stamp;
+  using setup = await flaggedRepository("atocore-push-invalid-");
+  const { env, backupDir, repository } = setup;
+  const stamp = await setup.create();
   const db = join(backupDir, "snapshots", stamp, "db");
   const file = join(db, entryNames(db)[0]);
   const bytes = Deno.readFileSync(file);
@@ -742,24 +740,15 @@ Deno.test("remote CLI: the list and create a push refused for an invalid snapsho
 });
 
 Deno.test("remote CLI: the push of a pre-restore snapshot that push --latest passed over runs as printed, on the --backup-dir and repository given", async () => {
-  using store = tempStore({ dbMiB: 1 });
-  using work = tempDir("atocore-push-passed-over-");
-  const env = storeEnv(store); // no repository and another backup folder: a command run without the flags fails
-  const key = ageKeyPair(work.path);
-  const backupDir = join(work.path, "back ups"); // a word a shell splits
-  const remote = join(work.path, "re po");
-  const repository = ["--remote", remote, "--auth-key", authKeyFileFor(key)];
-  const init = await runCli(["remote", "init", "--recipient", key.recipient, ...repository], { env });
-  assert.equal(init.code, 0, init.stderr);
-  const created = await runCli(["create", "--backup-dir", backupDir], { env });
-  assert.equal(created.code, 0, created.stderr);
-  const stamp = (created.json as { stamp: string }).stamp;
+  using setup = await flaggedRepository("atocore-push-passed-over-");
+  const { env, backupDir, remote, repository } = setup;
+  const stamp = await setup.create();
   const restore = ["restore", stamp, "--confirm-service-stopped", "--backup-dir", backupDir];
   const restored = await runCli(restore, { env });
   assert.equal(restored.code, 0, restored.stderr);
   const pre = (restored.json as { pre_restore_snapshot: string }).pre_restore_snapshot;
 
-  const context = { env, cwd: work.path, now: new Date(), reporter: SILENT };
+  const context = { env, cwd: setup.work, now: new Date(), reporter: SILENT };
   const values = { latest: true, "backup-dir": backupDir, remote, "auth-key": repository[3] };
   const told = await pushCommand.run(values, [], context);
   const printed = printedCommand(told.text, "push the newest with");
