@@ -19,6 +19,7 @@ import { printable } from "./format.ts";
 import { InterruptedError } from "../sys/interrupt.ts";
 import { giveRemoteState } from "../ops/push.ts";
 import { HostState } from "../repo/host_state.ts";
+import { requireBackupFolder } from "../ops/list.ts";
 import { listenForInterrupts, reportLateInterrupt } from "./interrupts.ts";
 import { AUTH_OPTIONS, CLEANUP_AUTH_HELP, REMOTE_HELP, REMOTE_OPTIONS, remoteSettingsFrom } from "./remote_flags.ts";
 import { policyFrom, RETENTION_HELP, RETENTION_OPTIONS } from "./retention_flags.ts";
@@ -78,6 +79,8 @@ Examples:
     const backend = remoteBackend(settings, context.cwd, "remote cleanup", context.env, context.reporter);
     const repository = await openRepository(backend);
     checkPinIfPinned(config, repository, recipientsFrom(settings));
+    // its sightings are kept there: ones made at a mistyped path would start every grace period again
+    requireBackupFolder(config.backupDir.path);
     const auth = settings.authKeyFile === null
       ? undefined
       : pushAuthFrom(settings, "remote cleanup", false, context.reporter);

@@ -5,7 +5,7 @@
  */
 import { resolve } from "node:path";
 import { ExitCode, UsageError } from "../errors.ts";
-import { requireSnapshot } from "../ops/list.ts";
+import { requireBackupFolder, requireSnapshot } from "../ops/list.ts";
 import { acquireLock, acquireLockToRead, lockLiveStore } from "../ops/lock.ts";
 import { removeLeftovers } from "../ops/recover.ts";
 import { checkedRemoteName, type RemoteRestoreResult, restoreFromRemote } from "../ops/from_remote.ts";
@@ -149,6 +149,13 @@ Examples:
     const config = configFrom(values, context);
     // a remote snapshot need not be here
     if (!fromRemote) requireSnapshot(config.backupDir.path, stamp, pathFlags(config, {}, ["backupDir"]));
+    else if (values.to === undefined && !values["no-pre-snapshot"]) { // the pre-restore snapshot goes there
+      requireBackupFolder(
+        config.backupDir.path,
+        "",
+        "make that folder for the pre-restore snapshot, or add --no-pre-snapshot (a new host whose live store is gone)",
+      );
+    }
     const driver = driverFrom(values, context);
     const source = fromRemote
       ? {

@@ -197,18 +197,19 @@ export function requireSnapshot(backupDir: string, stamp: string, flags = ""): v
 
 /**
  * Refuse a backup folder that is not there (or is not a folder): a mistyped `--backup-dir` must not pass for an empty
- * one. A folder without `snapshots/` yet is fine: nothing was created there. `flags`: the path flags a printed `create`
- * needs to make its snapshot in this run's store (see `pathFlags`; none by default).
+ * one, nor be made. A folder without `snapshots/` yet is fine: nothing was created there. `flags`: the path flags a
+ * printed `create` needs to make its snapshot in this run's store (see `pathFlags`; none by default).
  *
+ * @param next The way out besides checking the path (default: run create first, with `flags`).
  * @throws {UsageError} naming the path.
  */
-export function requireBackupFolder(backupDir: string, flags = ""): void {
+export function requireBackupFolder(backupDir: string, flags = "", next?: string): void {
   const info = statThroughFilesOrNull(backupDir);
   if (info?.isDirectory) return;
   const there = info === null ? "" : ` (a ${kindOf(info)} is there)`;
   throw new UsageError(
     `no backup folder at ${backupDir}${there}; check --backup-dir or ATOCORE_BACKUP_DIR (see 'config'), or ` +
-      nextStep("run create first", "make one first with", "create", flags),
+      (next ?? nextStep("run create first", "make one first with", "create", flags)),
   );
 }
 

@@ -958,6 +958,7 @@ Deno.test("remote CLI: a live restore of another backup folder's snapshot in a s
   );
   // a folder that never pushed there (a rebuilt host) restores what it finds, as before
   using fresh = tempStore({ dbMiB: 1, chromaMiB: 1, seed: 12 });
+  Deno.mkdirSync(fresh.backupDir); // its pre-restore snapshot goes there: a restore makes no backup folder
   const rebuilt = await runCli(["restore", theirs.push.snapshot, "--from-remote", "--confirm-service-stopped"], {
     env: { ...env, ...storeEnv(fresh) },
   });
