@@ -106,6 +106,7 @@ export function refuseEmptyValues(flags: PathFlags, env: Record<string, string |
     if (value === undefined) continue;
     if (value.trim() === "") throw new UsageError(`${setting.flag} needs a path, not an empty value`);
     refuseEdgeWhitespace(value, setting.flag);
+    refuseUnexpandedHome(value, setting.flag);
   }
   for (const name of [...SETTINGS.map((setting) => setting.env), ...OTHER_PATH_VARIABLES]) {
     const value = env[name];
@@ -117,6 +118,7 @@ export function refuseEmptyValues(flags: PathFlags, env: Record<string, string |
       );
     }
     refuseEdgeWhitespace(value, name);
+    refuseUnexpandedHome(value, name);
   }
 }
 
@@ -125,6 +127,20 @@ function refuseEdgeWhitespace(value: string, from: string): void {
   if (value.trim() === value) return;
   throw new UsageError(
     `${from} begins or ends with whitespace (a space or a line break); give the value without it`,
+  );
+}
+
+/**
+ * Refuse a path that is `~` or begins with `~/`: only a shell expands it (a systemd environment file, a quoted value or
+ * `--db=~/x` does not), and taken as it is it names a folder `~` in the working folder, made there without a word.
+ *
+ * @throws {UsageError} naming `from` and saying to write the path out in full.
+ */
+export function refuseUnexpandedHome(value: string, from: string): void {
+  if (value !== "~" && !value.startsWith("~/")) return;
+  throw new UsageError(
+    `${from} begins with "~", which the shell did not expand (an environment file, a quoted value or --flag=~/... ` +
+      `is not expanded): it would name a folder "~" in the working folder; write the path out in full (/home/...)`,
   );
 }
 
@@ -293,6 +309,7 @@ export function resolveRemoteSettings(
       ? null
       : { value: env[variable]!, source: "env", from: variable };
     if (given !== null) refuseEdgeWhitespace(given.value, given.from);
+    if (given !== null) refuseUnexpandedHome(given.value.replace(/^file:\/\//, ""), given.from);
     return given;
   };
   const identity = pick(flags.identity, "--identity", REMOTE_VARIABLES.identity);
@@ -374,6 +391,7 @@ function resolveSshSettings(
       throw new UsageError(`${given.from} was given a private key itself; give the path of the key file`);
     }
     refuseEdgeWhitespace(given.value, given.from);
+    refuseUnexpandedHome(given.value, given.from);
     return { ...given, value: resolve(cwd, given.value) };
   };
   const home = env.HOME;
@@ -470,6 +488,7 @@ function recipientsFrom(
   cwd: string,
 ): RemoteSetting<{ inline: string[]; files: string[] }> | null {
   const inline = flags.recipient ?? [];
+  if (flags.recipientsFile !== undefined) refuseUnexpandedHome(flags.recipientsFile, "--recipients-file");
   const files = flags.recipientsFile === undefined ? [] : [resolve(cwd, flags.recipientsFile)];
   if (inline.length > 0 || files.length > 0) {
     const from = [inline.length ? "--recipient" : "", files.length ? "--recipients-file" : ""].filter(Boolean);

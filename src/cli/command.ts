@@ -5,7 +5,7 @@
  * @module
  */
 import { parseArgs } from "node:util";
-import { type Config, refuseSecretValue, resolveConfig, sqliteLibraryFrom } from "../config.ts";
+import { type Config, refuseSecretValue, refuseUnexpandedHome, resolveConfig, sqliteLibraryFrom } from "../config.ts";
 import { refuseOverlappingPaths } from "../path_overlap.ts";
 import { type ExitCodeValue, UsageError } from "../errors.ts";
 import type { MetricFacts } from "../report/metrics.ts";
@@ -146,7 +146,10 @@ export function parseCommandArgs<O extends CommandOptions>(
   }
   refuseRepeated(command.name, options, parsed.tokens);
   for (const token of parsed.tokens) {
-    if (token.kind === "option" && token.value !== undefined) refuseSecretValue(token.value, `--${token.name}`);
+    if (token.kind === "option" && token.value !== undefined) {
+      refuseSecretValue(token.value, `--${token.name}`);
+      refuseUnexpandedHome(token.value, `--${token.name}`); // every flag's: --to=~/x reaches here as it is
+    }
     if (token.kind === "positional") refuseSecretValue(token.value, `${command.name}'s argument`);
   }
   const values: Record<string, unknown> = parsed.values;

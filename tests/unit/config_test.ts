@@ -117,6 +117,42 @@ Deno.test("a path of blanks is empty, and one that begins or ends with whitespac
   assert.equal(resolveConfig({}, { ATOCORE_DB_PATH: "/srv/a b.db" }, CWD).db.path, "/srv/a b.db");
 });
 
+Deno.test("a path that begins with ~/ or is ~ (the shell did not expand it) is refused, naming its source", async () => {
+  const unexpanded = /begins with "~", which the shell did not expand .*; write the path out in full/;
+  for (
+    const [flags, env, from] of [
+      [{}, { ATOCORE_BACKUP_DIR: "~/backups" }, "ATOCORE_BACKUP_DIR"],
+      [{}, { ATOCORE_DATA_DIR: "~" }, "ATOCORE_DATA_DIR"],
+      [{ db: "~/atocore.db" }, {}, "--db"],
+    ] as const
+  ) {
+    assert.throws(() => resolveConfig(flags, env, CWD), (error: unknown) => {
+      assert.ok(error instanceof UsageError, String(error));
+      assert.match(error.message, new RegExp(`^${from} ${unexpanded.source}`));
+      return true;
+    });
+  }
+  const remote = (flags: Record<string, string>, env: Record<string, string>) => resolveRemoteSettings(flags, env, CWD);
+  assert.throws(() => remote({}, { ATOCORE_BACKUP_REMOTE: "~/offsite" }), /ATOCORE_BACKUP_REMOTE begins with "~"/);
+  assert.throws(() => remote({ identity: "~/key.txt" }, {}), /--identity begins with "~"/);
+  assert.throws(() => remote({}, { ATOCORE_SSH_KNOWN_HOSTS: "~/.ssh/kh" }), /ATOCORE_SSH_KNOWN_HOSTS begins with/);
+  assert.throws(() => remote({ recipientsFile: "~/r.txt" }, {}), /--recipients-file begins with "~"/);
+  assert.equal(resolveConfig({ db: "/srv/~/a.db" }, { ATOCORE_BACKUP_DIR: "~backups" }, CWD).db.path, "/srv/~/a.db");
+  using dir = tempDir();
+  for (
+    const [args, env, from] of [
+      [["create"], { ATOCORE_BACKUP_DIR: "~/backups" }, "ATOCORE_BACKUP_DIR"],
+      [["restore", "20260101T000000Z", "--to=~/aside"], {}, "--to"],
+      [["create", "--metrics-file=~/atocore.prom"], {}, "--metrics-file"],
+    ] as const
+  ) {
+    const run = await runCli([...args], { cwd: dir.path, env });
+    assert.equal(run.code, 2, run.stderr);
+    assert.match(run.stderr, new RegExp(`^atocore-backup: error: ${from} ${unexpanded.source}`));
+    assert.deepEqual([...Deno.readDirSync(dir.path)], [], "something was made in the working folder");
+  }
+});
+
 Deno.test("a secret key given as a store path, flag value or argument is refused unechoed, and nothing is made", async () => {
   using dir = tempDir();
   const secret = "AGE-SECRET-KEY-1QQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQ";
