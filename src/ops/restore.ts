@@ -43,6 +43,7 @@ import {
   checkLivePaths,
   checkOpenFiles,
   checkToFolder,
+  makeToFolder,
   openedDuringRestore,
   planRestore,
   recheckOpenFiles,
@@ -431,7 +432,8 @@ interface FailureContext {
 
 /**
  * Live, remove the leftovers of killed runs (`leftovers`: see {@linkcode databaseLeftovers}) and settle the unfinished
- * restore; stage the Chroma copy, then replace the database, the registry and Chroma's contents.
+ * restore; with `to`, make that folder; stage the Chroma copy, then replace the database, the registry and Chroma's
+ * contents.
  *
  * @returns The Chroma files and bytes restored, or `null` when Chroma is not restored.
  */
@@ -443,6 +445,7 @@ function replaceStore(
   moved: Moved,
 ): CopyTotals | null {
   const context: FailureContext = { plan, staged: null, preStamp, to: options.to, changes: [], intent, backupFlags };
+  if (options.to !== undefined) makeToFolder(options.to); // its own failure: nothing was rebuilt in a folder not made
   if (intent !== null) {
     runStep(leftoversStep(intent.config, leftovers, options.reporter), context);
     runStep(settleStep(intent, options.reporter), context);

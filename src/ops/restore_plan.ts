@@ -6,7 +6,8 @@
  */
 import { basename, dirname, join } from "node:path";
 import type { Config } from "../config.ts";
-import { OperationError, RefusedError, UsageError } from "../errors.ts";
+import { describeOsError, OperationError, RefusedError, UsageError } from "../errors.ts";
+import { ensureDir } from "../fs/durable.ts";
 import { entriesOrNone, lstatOrNull, statOrNull } from "../fs/probe.ts";
 import { isSameOrInside, realPathAsFarAsExists } from "../fs/real_path.ts";
 import { findOpeners, type OpenFile, type OpenFilesScan } from "../sys/open_files.ts";
@@ -81,6 +82,26 @@ export function checkToFolder(config: Config, to: string, force: boolean): void 
     `--to ${to} already holds ${shown}; restore would replace the store's files there; nothing was changed; ` +
       `${fix}, or pass --force to restore into it anyway`,
   );
+}
+
+/**
+ * Make the `--to` folder `to` (and its missing parents) before anything is written into it, so that a folder that
+ * cannot be made (a read-only mount, no permission) is said to be that, with nothing rebuilt there, rather than
+ * the failure of the first copy made inside it.
+ *
+ * @throws {OperationError} naming `to` and the cause; nothing was written.
+ */
+export function makeToFolder(to: string): void {
+  if (statOrNull(to) !== null) return; // checkToFolder found it a folder
+  try {
+    ensureDir(to);
+  } catch (error) {
+    throw new OperationError(
+      `restore cannot make ${to} (${describeOsError(error)}); nothing was restored (the live store was not ` +
+        "touched); give --to a folder this user may create, then run again",
+      { cause: error },
+    );
+  }
 }
 
 /**
