@@ -21,7 +21,7 @@ export class NotRegularFileError extends Error {
 /** The file is larger than the bound it is read with; its message omits the path. */
 export class FileTooLargeError extends Error {
   /** Name the file and the bound. */
-  constructor(readonly path: string, maxBytes: number) {
+  constructor(readonly path: string, readonly maxBytes: number) {
     super(`larger than ${maxBytes} bytes, not read`);
     this.name = "FileTooLargeError";
   }

@@ -11,7 +11,7 @@ import { copiedMode, ensureDir, FILE_MODE, syncFileLater, syncTree } from "../fs
 import { followFile } from "../fs/follow_hash.ts";
 import { moveBetweenFolders, NotPlainFolderError } from "../fs/move_between.ts";
 import { exists, lstatOrNull, statOrNull, statThroughFilesOrNull } from "../fs/probe.ts";
-import { kindOf } from "../fs/regular_file.ts";
+import { FileTooLargeError, kindOf } from "../fs/regular_file.ts";
 import { changedPaths, copyEntries, type CopyTotals, type TreeEntry, walkTree } from "../fs/tree.ts";
 import { copyIntoHeld } from "../fs/held_copy.ts";
 import { readReachedFile } from "../fs/reached_copy.ts";
@@ -761,6 +761,7 @@ async function copyingFrom<T>(what: string, source: string, step: () => T | Prom
         { cause: error },
       );
     }
+    if (error instanceof FileTooLargeError) throw overSizeLimit(what, source, error.maxBytes);
     const sqlite = what === "database" ? SQLITE_FOLDER_HINT : "";
     throw new OperationError(
       `create failed copying the ${what} ${source} (${
@@ -769,6 +770,15 @@ async function copyingFrom<T>(what: string, source: string, step: () => T | Prom
       { cause: error },
     );
   }
+}
+
+/** The failure of a live file over the most bytes read from it (`maxBytes`): no permission is at fault there. */
+function overSizeLimit(what: string, source: string, maxBytes: number): OperationError {
+  return new OperationError(
+    `create failed copying the ${what} ${source}: it is over the ${maxBytes / (1 << 20)} MiB size limit for a ` +
+      `${what}, so it was not read; nothing was published; check that this file is the ${what} (see 'config') or ` +
+      "make it smaller, then run create again",
+  );
 }
 
 /**

@@ -19,6 +19,7 @@ import {
 import { entryNames, liveDigest } from "../_faults.ts";
 import { checkedStamp } from "../../src/snapshot/layout.ts";
 import { UsageError } from "../../src/errors.ts";
+import { SMALL_FILE_MAX_BYTES } from "../../src/fs/regular_file.ts";
 
 /**
  * Assert a run failed with `code` and exactly one line of error on stderr matching
@@ -273,6 +274,23 @@ Deno.test("a live registry that is not JSON: refused before any copy, exit 1, no
   Deno.writeTextFileSync(store.registry, "{}\n");
   const next = await runCli(["create"], { env });
   assert.equal(next.code, 0, `create after the registry was fixed: ${next.stderr}`);
+});
+
+Deno.test("a live registry over the size limit: create says so naming the limit and the file, publishes nothing", async () => {
+  using store = tempStore({ dbMiB: 1, chromaMiB: 1 });
+  const env = storeEnv(store);
+  Deno.truncateSync(store.registry, SMALL_FILE_MAX_BYTES + 1); // sparse: the size is what is judged
+  const run = await runCli(["create"], { env });
+  assertOneLineError(
+    run,
+    1,
+    new RegExp(
+      `registry ${store.registry}: it is over the ${SMALL_FILE_MAX_BYTES >> 20} MiB size limit for a registry`,
+    ),
+    "create",
+  );
+  assert.doesNotMatch(run.stderr, /readable by this user/);
+  assert.deepEqual(entryNames(join(store.backupDir, "snapshots")), [], "something was published");
 });
 
 Deno.test("a backup folder path that runs through a file: create, cleanup (confirmed or not) and push say so in one line, exit 2", async () => {
