@@ -414,7 +414,12 @@ Deno.test("remote CLI: the push that push --all prints for a snapshot a remote c
   const all = await runCli(["push", "--all", "--backup-dir", backupDir, ...repository], { env });
   assert.equal(all.code, 0, all.stderr);
   const policy = ["--keep-daily", "1", "--keep-weekly", "0", "--keep-monthly", "0"];
-  const cleanup = await runCli(["remote", "cleanup", "--confirm", ...policy, ...repository], { env });
+  const cleanup = await runCli(
+    ["remote", "cleanup", "--confirm", ...policy, "--backup-dir", backupDir, ...repository],
+    {
+      env,
+    },
+  );
   assert.equal(cleanup.code, 0, cleanup.stderr);
 
   const context = { env, cwd: setup.work, now: new Date(), reporter: SILENT };
