@@ -218,6 +218,7 @@ if (server !== null) {
 
   Deno.test("s3 CLI: remote cleanup on a versioned bucket warns that what it deletes stays stored as versions", async () => {
     using r = await s3Store(server, { dbMiB: 1, chromaMiB: 1 });
+    Deno.mkdirSync(r.store.backupDir); // remote cleanup keeps its sightings there; it makes no backup folder
     const plain = await runCli(["remote", "cleanup"], { env: r.env });
     assert.equal(plain.code, 0, plain.stderr);
     assert.deepEqual((plain.json as { warnings: string[] }).warnings, [], "an unversioned bucket: no word");
