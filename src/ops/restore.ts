@@ -368,9 +368,10 @@ async function preRestoreSnapshot(
     options.reporter.event("info", "pre_restore_snapshot_created", { stamp: created.stamp, chroma: includeChroma });
     return created.stamp;
   } catch (error) {
-    if (!(error instanceof ToolError)) throw error;
-    // the next step create's message gives is this restore's
-    const cause = error.message.replaceAll("run create again", "run the restore again");
+    // the next step create's message gives is this restore's; an OS error's own words name its path and way out
+    const cause = error instanceof ToolError
+      ? error.message.replaceAll("run create again", "run the restore again")
+      : describeOsError(error);
     // SQLite rolls a hot -journal back into the database it opens to copy: then the live database changed
     const rolledBack = journalBefore !== null && journalIdentity(journal) !== journalBefore;
     const outcome = rolledBack

@@ -33,7 +33,15 @@ Deno.test("a Chroma tree 100 folders deep under 64 open files: one line names th
   const live = () =>
     Object.entries(liveDigest(store)).filter(([path]) => !path.includes("/.atocore-restore-")).sort().join("\n");
   const before = live();
-  const run = await runCliInShell('ulimit -n 64 && exec "$@"', ["restore", stamp, "--confirm-service-stopped"], {
+  const restore = ["restore", stamp, "--confirm-service-stopped"];
+  const undo = await runCliInShell('ulimit -n 64 && exec "$@"', restore, { ...storeEnv(store) });
+  assert.equal(undo.code, 1, undo.stderr); // the pre-restore snapshot's copy of the same tree meets the limit first
+  assert.match(
+    undo.stderr.trim().split("\n").at(-1)!,
+    /^atocore-backup: error: pre-restore snapshot failed, so nothing was restored or changed: the open-file limit was reached at \/\S+\/deep\/d0\/d1\/\S*: raise it \(ulimit -n\)$/,
+  );
+  assert.equal(live(), before);
+  const run = await runCliInShell('ulimit -n 64 && exec "$@"', [...restore, "--no-pre-snapshot"], {
     ...storeEnv(store),
   });
   assert.equal(run.code, 1, run.stderr);
