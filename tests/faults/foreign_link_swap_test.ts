@@ -171,7 +171,10 @@ Deno.test("a restore's records swapped for the user's link to a root-only file o
     const run = cliRunOf(output);
     assert.ok(held, `strace did not hold ${args[0]}'s look at ${record}`);
     assert.equal(run.code, 3, run.stderr);
-    assert.match(run.stderr, new RegExp(`error: the record of .*${record} cannot be read \\(not a regular file`));
+    // refused where it is read, or at the record's own look when strace held an earlier look at the same path (seen
+    // once in a loaded run, for cleanup's record): never read through the link either way
+    const refused = `(cannot be read \\(not a regular file|is not a small regular file)`;
+    assert.match(run.stderr, new RegExp(`error: the record of .*${record} ${refused}`));
     assert.doesNotMatch(run.stderr, /root-only/, "the root-only file was read through the link");
     Deno.removeSync(record);
     Deno.removeSync(`${record}.moved`);
