@@ -131,31 +131,7 @@ Examples:
   },
   maxPositionals: 1,
   async run(values, positionals, context) {
-    if (positionals.length === 0) {
-      // the list printed reaches the backup folder given (a repository's snapshots are another list)
-      const flags = values["from-remote"] ? "" : pathFlags(resolvedConfigFrom(values, context), {}, ["backupDir"]);
-      throw new UsageError(
-        `restore: snapshot stamp required; ${nextStep("see 'list'", "see the snapshots with", "list", flags)}`,
-      );
-    }
-    const fromRemote = Boolean(values["from-remote"]);
-    const stamp = fromRemote && checkedRemoteName(positionals[0]) ? positionals[0] : checkedStamp(positionals[0]);
-    checkRemoteFlags(values);
-    refuseBoth(values, "chroma", "no-chroma", "restore");
-    if (values.to === "") throw new UsageError("restore: --to needs a folder");
-    if (values.force && values.to === undefined) {
-      throw new UsageError("restore: --force goes with --to DIR only (the live store needs --confirm-service-stopped)");
-    }
-    const config = configFrom(values, context);
-    // a remote snapshot need not be here
-    if (!fromRemote) requireSnapshot(config.backupDir.path, stamp, pathFlags(config, {}, ["backupDir"]));
-    else if (values.to === undefined && !values["no-pre-snapshot"]) { // the pre-restore snapshot goes there
-      requireBackupFolder(
-        config.backupDir.path,
-        "",
-        "make that folder for the pre-restore snapshot, or add --no-pre-snapshot (a new host whose live store is gone)",
-      );
-    }
+    const { stamp, fromRemote, config } = checkedArguments(values, positionals, context);
     const driver = driverFrom(values, context);
     const source = fromRemote
       ? {
@@ -195,6 +171,44 @@ Examples:
     };
   },
 });
+
+/**
+ * The stamp, whether it comes from the repository, and the configuration, once the flags are checked against each
+ * other and the snapshot (or, for a live restore from the repository, the backup folder) is found: usage errors come
+ * before any lock or fetch.
+ */
+function checkedArguments(
+  values: CommandFlags<typeof restoreCommand.options>,
+  positionals: string[],
+  context: CommandContext,
+): { stamp: string; fromRemote: boolean; config: ReturnType<typeof configFrom> } {
+  if (positionals.length === 0) {
+    // the list printed reaches the backup folder given (a repository's snapshots are another list)
+    const flags = values["from-remote"] ? "" : pathFlags(resolvedConfigFrom(values, context), {}, ["backupDir"]);
+    throw new UsageError(
+      `restore: snapshot stamp required; ${nextStep("see 'list'", "see the snapshots with", "list", flags)}`,
+    );
+  }
+  const fromRemote = Boolean(values["from-remote"]);
+  const stamp = fromRemote && checkedRemoteName(positionals[0]) ? positionals[0] : checkedStamp(positionals[0]);
+  checkRemoteFlags(values);
+  refuseBoth(values, "chroma", "no-chroma", "restore");
+  if (values.to === "") throw new UsageError("restore: --to needs a folder");
+  if (values.force && values.to === undefined) {
+    throw new UsageError("restore: --force goes with --to DIR only (the live store needs --confirm-service-stopped)");
+  }
+  const config = configFrom(values, context);
+  // a remote snapshot need not be here
+  if (!fromRemote) requireSnapshot(config.backupDir.path, stamp, pathFlags(config, {}, ["backupDir"]));
+  else if (values.to === undefined && !values["no-pre-snapshot"]) { // the pre-restore snapshot goes there
+    requireBackupFolder(
+      config.backupDir.path,
+      "",
+      "make that folder for the pre-restore snapshot, or add --no-pre-snapshot (a new host whose live store is gone)",
+    );
+  }
+  return { stamp, fromRemote, config };
+}
 
 /**
  * The backup folder's lock for this restore. One that takes the pre-restore snapshot writes there: the lock, and

@@ -10,16 +10,26 @@
 import assert from "node:assert/strict";
 import { runCli } from "../_helpers.ts";
 import { faultSeed, runAndKill, seededRandom, trialLabel } from "../_faults.ts";
-import { ageSightings, assertVerified, remoteNames, remoteStore, snapshotSeries, timeEvent } from "../_remote_cli.ts";
+import {
+  ageSightings,
+  assertVerified,
+  remoteNames,
+  type RemoteStore,
+  remoteStore,
+  snapshotSeries,
+  timeEvent,
+} from "../_remote_cli.ts";
 import { ageMarkersOf, allTargets, backendOf, type RemoteTarget, resetObjects, saveObjects } from "../_targets.ts";
 
 const TRIALS = 12;
 const KEEP_3 = ["--keep-daily", "3", "--keep-weekly", "0", "--keep-monthly", "0"];
 
-async function cleanupKills(target: RemoteTarget): Promise<void> {
-  const seed = faultSeed();
-  const random = seededRandom(seed);
-  using r = await remoteStore({ dbMiB: 4, chromaMiB: 1, seed: 31 }, target.fresh("cleanup-kill"));
+/**
+ * Eight snapshots pushed, a first cleanup that leaves a marker older than the grace and sightings as old, and the plan
+ * of a second (three snapshots to delete, packs to delete and to condemn) with the repository's objects saved to put
+ * back before each trial.
+ */
+async function condemningRepository(r: RemoteStore) {
   const backend = backendOf(r.env);
   await snapshotSeries(r, 8);
   const pushed = await runCli(["push", "--all"], { env: r.env });
@@ -52,6 +62,14 @@ async function cleanupKills(target: RemoteTarget): Promise<void> {
   };
   assert.deepEqual([planned.kept.length, planned.would_delete.length], [3, 3]);
   assert.ok(planned.packs_deleted > 0 && planned.packs_condemned > 0, JSON.stringify(planned));
+  return { backend, master, all, planned };
+}
+
+async function cleanupKills(target: RemoteTarget): Promise<void> {
+  const seed = faultSeed();
+  const random = seededRandom(seed);
+  using r = await remoteStore({ dbMiB: 4, chromaMiB: 1, seed: 31 }, target.fresh("cleanup-kill"));
+  const { backend, master, all, planned } = await condemningRepository(r);
   const { total, afterEvent } = await timeEvent(
     ["remote", "cleanup", "--confirm", ...KEEP_3],
     r.env,

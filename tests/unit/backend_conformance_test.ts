@@ -17,14 +17,22 @@ export type BackendFactory = () => Promise<{ backend: Backend } & AsyncDisposabl
 
 const bytes = (text: string) => new TextEncoder().encode(text);
 
+/** A conformance test: its name and its body, run on a new backend. */
+type ConformanceTest = (name: string, body: (backend: Backend) => Promise<void>) => void;
+
 /** Register the conformance tests of a backend kind under `label`. */
 export function backendConformance(label: string, make: BackendFactory): void {
-  const test = (name: string, body: (backend: Backend) => Promise<void>) =>
+  const test: ConformanceTest = (name, body) =>
     Deno.test(`backend conformance (${label}): ${name}`, async () => {
       await using made = await make();
       await body(made.backend);
     });
+  writesAndLists(test);
+  refusalsAndAbsence(test);
+}
 
+/** Writing, reading and listing, exclusive writes included. */
+function writesAndLists(test: ConformanceTest): void {
   test("write then read gives the same bytes, empty and large objects included", async (backend) => {
     const large = new Uint8Array(3_000_001).map((_, index) => index * 7);
     await backend.write("packs/ab/one", large, { exclusive: true });
@@ -75,7 +83,10 @@ export function backendConformance(label: string, make: BackendFactory): void {
     }
     assert.match(new TextDecoder().decode(await backend.read("leases/x")), /^writer \d$/);
   });
+}
 
+/** What is missing, and names that are not plain. */
+function refusalsAndAbsence(test: ConformanceTest): void {
   test("missing objects: read fails naming the object, stat is null, remove is a no-op", async (backend) => {
     await assert.rejects(backend.read("refs/none"), (error: Error) => {
       assert.ok(error instanceof ObjectNotFoundError);
