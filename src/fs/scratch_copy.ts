@@ -1,13 +1,22 @@
 /**
  * A private copy of a file in the first temporary folder that takes it: `$TMPDIR`, then the system's usual ones,
- * so that one missing, read-only or full folder does not stop the work. Never beside the file copied.
+ * so that one missing, read-only or full folder does not stop the work. Never beside the file copied. Its folder is
+ * locked while it lives, so the copies that killed runs left (a database's size each) are told apart and removed.
  *
  * @module
  */
-import { join } from "node:path";
+import { basename, join } from "node:path";
 import { describeOsError } from "../errors.ts";
 import { removeQuietly } from "./durable.ts";
+import { entriesOrNone, lstatOrNull } from "./probe.ts";
 import { systemTempFolder } from "./system_temp.ts";
+
+/** The start of a copy's folder's name once it is locked. */
+export const SCRATCH_COPY_PREFIX = "atocore-sqlite-";
+/** The start of its name from being made until it is locked and renamed (`-` is in no name `makeTempDir` draws). */
+const UNLOCKED_PREFIX = "atocore-sqlite-new-";
+/** Age past which an unlocked folder is a leftover: a run locks and renames its own in moments. */
+const UNLOCKED_MS = 60_000;
 
 /** Folders tried after `$TMPDIR`, in order (not `/dev/shm`: Deno grants `/dev` only with every permission). */
 export const FALLBACK_TEMPORARY_FOLDERS = ["/tmp", "/var/tmp"];
@@ -49,25 +58,106 @@ export function scratchCopy(path: string, name: string): ScratchCopy {
   const bytes = Deno.statSync(path).size;
   const tried: string[] = [];
   for (const parent of temporaryFolders()) {
-    let folder: string | null = null;
+    let held: HeldFolder | null = null;
     try {
-      folder = Deno.makeTempDirSync({ dir: parent, prefix: "atocore-sqlite-" });
-      const file = join(folder, name);
+      held = lockedFolder(parent);
+      removeKilledCopies(parent, held.folder);
+      const file = join(held.folder, name);
       Deno.copyFileSync(path, file);
-      const made = folder;
-      return { folder, file, [Symbol.dispose]: () => removeQuietly(made) };
+      const made = held;
+      return { folder: made.folder, file, [Symbol.dispose]: () => made[Symbol.dispose]() };
     } catch (error) {
-      if (folder !== null) removeOrLeave(folder);
+      if (held !== null) removeOrLeave(held);
       tried.push(`${parent}: ${describeOsError(error)}`);
     }
   }
   throw new NoScratchSpaceError(bytes, tried);
 }
 
-/** Remove a partial copy; one that cannot be removed is left (the next folder is tried all the same). */
-function removeOrLeave(folder: string): void {
+/** A folder made for a copy, locked (flock) while the holder is open; disposing of it closes it and removes it. */
+interface HeldFolder extends Disposable {
+  folder: string;
+}
+
+/**
+ * Make a folder in `parent`, locked before it takes its name: a run removing leftovers at that moment never takes it
+ * for one.
+ */
+function lockedFolder(parent: string): HeldFolder {
+  const unnamed = Deno.makeTempDirSync({ dir: parent, prefix: UNLOCKED_PREFIX });
+  const folder = join(parent, SCRATCH_COPY_PREFIX + basename(unnamed).slice(UNLOCKED_PREFIX.length));
+  let holder: Deno.FsFile | null = null;
   try {
-    removeQuietly(folder);
+    holder = Deno.openSync(unnamed, { read: true });
+    lockOrNot(holder);
+    Deno.renameSync(unnamed, folder);
+  } catch (error) {
+    holder?.close();
+    removeOrLeave(unnamed);
+    throw error;
+  }
+  return {
+    folder,
+    [Symbol.dispose]: () => {
+      holder.close();
+      removeQuietly(folder);
+    },
+  };
+}
+
+/**
+ * Lock the new folder. Where the filesystem keeps no locks it stays unlocked: a run removing leftovers cannot try its
+ * lock either and so leaves it, as before copies were locked.
+ */
+function lockOrNot(holder: Deno.FsFile): void {
+  try {
+    holder.lockSync(true);
+  } catch {
+    // see above: never taken for a leftover
+  }
+}
+
+/**
+ * Remove the copies in `parent` that killed runs of the user who owns `own` (the folder just made) left: folders of a
+ * copy's name that no run holds locked, and unlocked ones a minute old. Another user's, a link, or one whose lock
+ * cannot be tried is left as it is.
+ */
+function removeKilledCopies(parent: string, own: string): void {
+  const me = Deno.lstatSync(own).uid; // Deno.uid() would need --allow-sys
+  for (const entry of entriesOrNone(parent)) {
+    if (!entry.isDirectory || !entry.name.startsWith(SCRATCH_COPY_PREFIX)) continue;
+    const path = join(parent, entry.name);
+    const info = lstatOrNull(path);
+    if (path === own || info === null || !info.isDirectory || info.uid !== me) continue;
+    const unlocked = entry.name.startsWith(UNLOCKED_PREFIX)
+      ? Date.now() - (info.mtime?.getTime() ?? Date.now()) >= UNLOCKED_MS
+      : noneHolds(path);
+    if (unlocked) removeOrLeave(path);
+  }
+}
+
+/** Whether no run holds the folder at `path` locked (`false` when it cannot be opened or its lock cannot be tried). */
+function noneHolds(path: string): boolean {
+  let probe: Deno.FsFile;
+  try {
+    probe = Deno.openSync(path, { read: true });
+  } catch {
+    return false;
+  }
+  try {
+    return probe.tryLockSync(true); // released as the probe closes
+  } catch {
+    return false; // a filesystem that keeps no locks: left, as a copy in use would be
+  } finally {
+    probe.close();
+  }
+}
+
+/** Remove a partial or left copy; one that cannot be removed is left (the next folder is tried all the same). */
+function removeOrLeave(what: string | HeldFolder): void {
+  try {
+    if (typeof what === "string") removeQuietly(what);
+    else what[Symbol.dispose]();
   } catch {
     // left in a temporary folder, which the system clears
   }

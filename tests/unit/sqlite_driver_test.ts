@@ -9,7 +9,12 @@ import { join } from "node:path";
 import { type SqliteDriver, SqliteError } from "../../src/sqlite/driver.ts";
 import { offersFollowedBackup } from "../../src/sqlite/followed_backup.ts";
 import { readJournalMode, setJournalMode, withJournalMode } from "../../src/sqlite/journal_header.ts";
-import { FALLBACK_TEMPORARY_FOLDERS, scratchCopy, temporaryFolders } from "../../src/fs/scratch_copy.ts";
+import {
+  FALLBACK_TEMPORARY_FOLDERS,
+  SCRATCH_COPY_PREFIX,
+  scratchCopy,
+  temporaryFolders,
+} from "../../src/fs/scratch_copy.ts";
 import { openDriver } from "../../src/sqlite/open_driver.ts";
 import { runCli, tempDir, tempStore } from "../_helpers.ts";
 import { startWriterProcess } from "../_writer_process.ts";
@@ -226,6 +231,50 @@ Deno.test("journal header: a WAL-mode copy is marked rollback-journal and back, 
   const page = Deno.readFileSync(copy).subarray(0, 100);
   assert.deepEqual([...withJournalMode(page, "rollback").subarray(18, 20)], [1, 1]);
   assert.deepEqual([...page.subarray(18, 20)], [2, 2], "the page given is not changed");
+});
+
+Deno.test("scratch copy: copies killed runs left are removed; one a run holds, a young unlocked one, a link are left", () => {
+  using out = tempDir();
+  const file = join(out.path, "db.bin");
+  Deno.writeFileSync(file, new Uint8Array(4096).fill(3));
+  const temp = join(out.path, "temp");
+  const elsewhere = join(out.path, "elsewhere");
+  for (const folder of [temp, elsewhere]) Deno.mkdirSync(folder);
+  Deno.writeFileSync(join(elsewhere, "keep.db"), new Uint8Array(10));
+  const made = (name: string) => {
+    Deno.mkdirSync(join(temp, name));
+    Deno.writeFileSync(join(temp, name, "copy.db"), new Uint8Array(4096));
+    return join(temp, name);
+  };
+  made(`${SCRATCH_COPY_PREFIX}killed`);
+  const old = made(`${SCRATCH_COPY_PREFIX}new-old`);
+  Deno.utimeSync(old, new Date(Date.now() - 120_000), new Date(Date.now() - 120_000));
+  made(`${SCRATCH_COPY_PREFIX}new-young`);
+  using holder = Deno.openSync(made(`${SCRATCH_COPY_PREFIX}held`), { read: true });
+  holder.lockSync(true);
+  Deno.symlinkSync(elsewhere, join(temp, `${SCRATCH_COPY_PREFIX}link`));
+  made("other-tool");
+  const previous = Deno.env.get("TMPDIR");
+  try {
+    Deno.env.set("TMPDIR", temp);
+    using copy = scratchCopy(file, "copy.db");
+    const own = copy.folder.slice(temp.length + 1);
+    assert.deepEqual(
+      names(temp),
+      [`${SCRATCH_COPY_PREFIX}held`, `${SCRATCH_COPY_PREFIX}link`, `${SCRATCH_COPY_PREFIX}new-young`, own, "other-tool"]
+        .sort(),
+    );
+    assert.ok(own.startsWith(SCRATCH_COPY_PREFIX) && !own.startsWith(`${SCRATCH_COPY_PREFIX}new-`), own);
+    assert.deepEqual(names(elsewhere), ["keep.db"], "a link is never followed");
+    using probe = Deno.openSync(copy.folder, { read: true });
+    assert.equal(probe.tryLockSync(true), false, "the copy's folder is locked while it lives");
+    using again = scratchCopy(file, "copy.db");
+    assert.ok(names(temp).includes(own), "a second run leaves the first one's copy");
+    assert.notEqual(again.folder, copy.folder);
+  } finally {
+    if (previous === undefined) Deno.env.delete("TMPDIR");
+    else Deno.env.set("TMPDIR", previous);
+  }
 });
 
 Deno.test("scratch copy: the first temporary folder that takes the file, after $TMPDIR missing or full", () => {
