@@ -5,16 +5,18 @@
  *
  * @module
  */
-import { basename, join } from "node:path";
+import { join } from "node:path";
 import { describeOsError } from "../errors.ts";
 import { removeQuietly } from "./durable.ts";
 import { entriesOrNone, lstatOrNull } from "./probe.ts";
+import { type LockedFolder, makeLockedFolder } from "./locked_folder.ts";
 import { systemTempFolder } from "./system_temp.ts";
 
 /** The start of a copy's folder's name once it is locked. */
 export const SCRATCH_COPY_PREFIX = "atocore-sqlite-";
 /** The start of its name from being made until it is locked and renamed (`-` is in no name `makeTempDir` draws). */
 const UNLOCKED_PREFIX = "atocore-sqlite-new-";
+const NAMES = { prefix: SCRATCH_COPY_PREFIX, unlockedPrefix: UNLOCKED_PREFIX };
 /** Age past which an unlocked folder is a leftover: a run locks and renames its own in moments. */
 const UNLOCKED_MS = 60_000;
 
@@ -58,51 +60,20 @@ export function scratchCopy(path: string, name: string): ScratchCopy {
   const bytes = Deno.statSync(path).size;
   const tried: string[] = [];
   for (const parent of temporaryFolders()) {
-    let held: HeldFolder | null = null;
+    let held: LockedFolder | null = null;
     try {
-      held = lockedFolder(parent);
-      removeKilledCopies(parent, held.folder);
-      const file = join(held.folder, name);
+      held = makeLockedFolder(parent, NAMES, lockOrNot);
+      removeKilledCopies(parent, held.path);
+      const file = join(held.path, name);
       Deno.copyFileSync(path, file);
       const made = held;
-      return { folder: made.folder, file, [Symbol.dispose]: () => made[Symbol.dispose]() };
+      return { folder: made.path, file, [Symbol.dispose]: () => made[Symbol.dispose]() };
     } catch (error) {
       if (held !== null) removeOrLeave(held);
       tried.push(`${parent}: ${describeOsError(error)}`);
     }
   }
   throw new NoScratchSpaceError(bytes, tried);
-}
-
-/** A folder made for a copy, locked (flock) while the holder is open; disposing of it closes it and removes it. */
-interface HeldFolder extends Disposable {
-  folder: string;
-}
-
-/**
- * Make a folder in `parent`, locked before it takes its name: a run removing leftovers at that moment never takes it
- * for one.
- */
-function lockedFolder(parent: string): HeldFolder {
-  const unnamed = Deno.makeTempDirSync({ dir: parent, prefix: UNLOCKED_PREFIX });
-  const folder = join(parent, SCRATCH_COPY_PREFIX + basename(unnamed).slice(UNLOCKED_PREFIX.length));
-  let holder: Deno.FsFile | null = null;
-  try {
-    holder = Deno.openSync(unnamed, { read: true });
-    lockOrNot(holder);
-    Deno.renameSync(unnamed, folder);
-  } catch (error) {
-    holder?.close();
-    removeOrLeave(unnamed);
-    throw error;
-  }
-  return {
-    folder,
-    [Symbol.dispose]: () => {
-      holder.close();
-      removeQuietly(folder);
-    },
-  };
 }
 
 /**
@@ -154,7 +125,7 @@ function noneHolds(path: string): boolean {
 }
 
 /** Remove a partial or left copy; one that cannot be removed is left (the next folder is tried all the same). */
-function removeOrLeave(what: string | HeldFolder): void {
+function removeOrLeave(what: string | LockedFolder): void {
   try {
     if (typeof what === "string") removeQuietly(what);
     else what[Symbol.dispose]();

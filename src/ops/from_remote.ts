@@ -4,13 +4,14 @@
  *
  * @module
  */
-import { basename, dirname, join, resolve } from "node:path";
+import { dirname, join, resolve } from "node:path";
 import type { Config } from "../config.ts";
 import type { AgeIdentity } from "../crypto/age.ts";
 import { describeOsError, ExitCode, OperationError, RefusedError, ToolError, UsageError } from "../errors.ts";
 import { nextStep } from "./next_step.ts";
-import { flushSoon, FOLDER_MODE, removeQuietly } from "../fs/durable.ts";
+import { flushSoon, FOLDER_MODE } from "../fs/durable.ts";
 import { isSameOrInside } from "../fs/real_path.ts";
+import { type LockedFolder, makeLockedFolder } from "../fs/locked_folder.ts";
 import { formatBytes } from "../text/bytes.ts";
 import { fileSystemSpace } from "../sys/free_space.ts";
 import type { Reporter } from "../report/reporter.ts";
@@ -358,9 +359,7 @@ function fetchFailure(error: unknown, name: string, source: RemoteSource, scratc
 }
 
 /** A scratch folder and the lock its fetch holds on it while it lives (a killed fetch's is free: a leftover). */
-interface Scratch extends Disposable {
-  path: string;
-}
+type Scratch = LockedFolder;
 
 /**
  * A new scratch folder: in `parent` when given, else in `preferred` when one can be made there, else in the system's
@@ -409,25 +408,12 @@ function makeScratch(parent: string | undefined, preferred: string | undefined, 
  */
 function lockedScratch(parent: string, reporter: Reporter): Scratch {
   removeKilledScratch(parent, reporter);
-  const unnamed = Deno.makeTempDirSync({ dir: parent, prefix: UNLOCKED_SCRATCH_PREFIX });
-  const path = join(parent, `${SCRATCH_PREFIX}${basename(unnamed).slice(UNLOCKED_SCRATCH_PREFIX.length)}`);
-  let holder: Deno.FsFile | null = null;
-  try {
-    holder = Deno.openSync(unnamed, { read: true });
-    holder.lockSync(true);
-    Deno.renameSync(unnamed, path);
-  } catch (error) {
-    holder?.close();
-    removeQuietly(unnamed); // one a kill leaves here is removed by a later fetch (see restore_leftovers.ts)
-    throw error;
-  }
-  return {
-    path,
-    [Symbol.dispose]: () => {
-      holder.close();
-      removeQuietly(path);
-    },
-  };
+  // one a kill leaves is removed by a later fetch (see restore_leftovers.ts)
+  return makeLockedFolder(
+    parent,
+    { prefix: SCRATCH_PREFIX, unlockedPrefix: UNLOCKED_SCRATCH_PREFIX },
+    (holder) => holder.lockSync(true),
+  );
 }
 
 /**
