@@ -46,6 +46,12 @@ export function openFolderBackend(spec: string, cwd: string = Deno.cwd()): Backe
     if (/^file:(?!\/)/i.test(spec)) { // `file:x` would be read as `/x`
       throw new UsageError(`not a local file URL: ${JSON.stringify(spec)}; give file:///absolute/path`);
     }
+    if (/[?#]/.test(spec)) { // a URL parser drops them: `file:///p?x=1` would be the folder `/p`
+      throw new UsageError(
+        `the file URL ${JSON.stringify(spec)} has a query or fragment (? or #), which no folder path takes; ` +
+          "write ? as %3F and # as %23 if the folder's name holds them",
+      );
+    }
     try {
       root = resolve(fileURLToPath(spec)); // one spelling per folder: no trailing or doubled slash, no `.` or `..`
     } catch {

@@ -129,6 +129,11 @@ Deno.test("folder backend: file:// URLs and plain paths; another scheme is refus
   assert.equal(openFolderBackend("file:/mnt/offsite", "/srv").location, "file:///mnt/offsite"); // one slash: a URL
   assert.throws(() => openFolderBackend("file:offsite", "/srv"), /not a local file URL: "file:offsite"/);
   assert.throws(() => openFolderBackend(""), /empty/);
+  for (const spec of ["file:///mnt/offsite?x=1", "file:///mnt/offsite#a", "file:///mnt/offsite?"]) {
+    assert.throws(() => openFolderBackend(spec), /has a query or fragment \(\? or #\).*%3F/, spec);
+  }
+  assert.equal(openFolderBackend("file:///mnt/off%3Fsite").location, "file:///mnt/off?site");
+  assert.equal(openFolderBackend("/mnt/off?site").location, "file:///mnt/off?site"); // a plain path is no URL
 });
 
 Deno.test("folder backend: temporary files are never listed; a write leaves none behind", async () => {
