@@ -14,6 +14,7 @@ import { openS3Backend } from "./s3/open.ts";
 import type { S3BackendOptions } from "./s3/s3_backend.ts";
 import { DEFAULT_TIMEOUTS } from "./s3/transport.ts";
 import { type ClosableBackend, openSftpBackend } from "./sftp/backend.ts";
+import { parseSftpUrl } from "./sftp/url.ts";
 
 /** What a network backend may need besides the location; credentials stay out of every message. */
 export interface BackendContext {
@@ -83,6 +84,7 @@ function remember(backend: ClosableBackend): ClosableBackend {
 
 /** The SFTP backend, with the key given or else the first of ssh's default keys that exists. */
 function openSftp(spec: string, context: BackendContext): ClosableBackend {
+  parseSftpUrl(spec); // a malformed address is named before the key it would be opened with is looked for
   const keyFile = context.ssh?.keyFile ?? context.ssh?.defaultKeyFiles?.find((path) => existsSync(path));
   if (keyFile === undefined) {
     throw new UsageError(

@@ -77,6 +77,16 @@ Deno.test("remote errors: addresses, key files and object names", async (t) => {
       /^the SFTP repository needs an SSH key: give --ssh-key FILE or set ATOCORE_SSH_KEY_FILE \(none of ~\/\.ssh/,
     ],
     [
+      "sftp without a user and without a key: the address is named first",
+      () =>
+        openBackend("sftp://127.0.0.1/x", {
+          cwd: dir.path,
+          env: {},
+          ssh: { defaultKeyFiles: defaultSshKeyFiles({ HOME: dir.path }, dir.path) },
+        }),
+      /^not an SFTP location: "sftp:\/\/127\.0\.0\.1\/x"; give sftp:\/\/USER@HOST\[:PORT\]\/PATH/,
+    ],
+    [
       "sftp without known_hosts (HOME unset)",
       () => openBackend("sftp://u@127.0.0.1/x", { cwd: dir.path, env: {}, ssh: { keyFile: key } }),
       /^SFTP needs a known_hosts file: give --known-hosts FILE \(HOME is not set\)$/,
