@@ -120,9 +120,10 @@ export function parseIdentityFile(text: string, source: string): AgeIdentity[] {
     try {
       return parseIdentity(line);
     } catch {
-      throw new Error(
-        `${source}:${number}: not an age X25519 identity (expected AGE-SECRET-KEY-1…, as age-keygen writes)`,
-      );
+      const found = isRecipient(line)
+        ? "a recipient (public key, age1…), not an identity"
+        : "not an age X25519 identity";
+      throw new Error(`${source}:${number}: ${found} (expected AGE-SECRET-KEY-1…, as age-keygen writes)`);
     }
   });
 }
@@ -137,10 +138,23 @@ export function parseRecipientsFile(text: string, source: string): string[] {
     try {
       return parseRecipient(line);
     } catch {
-      throw new Error(`${source}:${number}: not an age X25519 recipient (expected age1…, as age-keygen -y prints)`);
+      const found = /^AGE-SECRET-KEY-1/i.test(line)
+        ? "an identity (secret key), not a recipient: keep it off this host"
+        : "not an age X25519 recipient";
+      throw new Error(`${source}:${number}: ${found} (expected age1…, as age-keygen -y prints)`);
     }
   });
   return [...new Set(recipients)];
+}
+
+/** Whether `line` is an age X25519 recipient. */
+function isRecipient(line: string): boolean {
+  try {
+    recipientKey(line);
+    return true;
+  } catch {
+    return false;
+  }
 }
 
 function keyLines(text: string, source: string, what: string): { line: string; number: number }[] {

@@ -325,7 +325,7 @@ Deno.test("remote CLI: config shows the repository settings and their sources; e
       /ATOCORE_S3_ENDPOINT holds a password .* not shown/,
     ],
     [["push", "--latest", "--remote", r.repoDir, "--recipient", "age1nope"], {}, /not an age X25519 recipient/],
-    [["push", "--latest", "--recipients-file", r.key.keyFile], {}, /key\.txt:\d+: not an age X25519 recipient/],
+    [["push", "--latest", "--recipients-file", r.key.keyFile], {}, /key\.txt:\d+: an identity \(secret key\), not a/],
     [["remote", "verify", "--identity", join(r.work, "none")], {}, /cannot read the identity file .*none/],
     [["restore", "20260101T000000Z", "--remote", r.repoDir], {}, /--remote goes with --from-remote/],
     [["drill", "--latest", "--identity", r.key.keyFile], {}, /--identity goes with --from-remote/],

@@ -160,7 +160,16 @@ Deno.test("age: key files with comments and blank lines; a bad line is named wit
     b.recipient,
   ]);
   assert.throws(() => parseRecipientsFile(`${a.recipient}\nssh-ed25519 AAAA x\n`, "r.txt"), /r\.txt:2: not an age/);
-  assert.throws(() => parseIdentityFile(`# c\n${a.recipient}\n`, "k.txt"), /k\.txt:2: not an age X25519 identity/);
+  assert.throws(() => parseIdentityFile(`# c\nxyz\n`, "k.txt"), /k\.txt:2: not an age X25519 identity/);
+  assert.throws(
+    () => parseIdentityFile(`# c\n${a.recipient}\n`, "k.txt"),
+    /k\.txt:2: a recipient \(public key, age1…\), not an identity \(expected AGE-SECRET-KEY-1…/,
+  );
+  assert.throws(() => parseRecipientsFile(`${a.identity}\n`, "r.txt"), (error: Error) => {
+    assert.match(error.message, /r\.txt:1: an identity \(secret key\), not a recipient: keep it off this host/);
+    assert.ok(!error.message.includes(a.identity.slice(16)), "the secret key is not echoed");
+    return true;
+  });
   assert.throws(() => parseIdentityFile("# only comments\n", "k.txt"), /k\.txt: no age identity/);
   assert.throws(() => parseIdentity(a.identity.toLowerCase()), /not an age X25519 identity/);
   assert.equal(parseRecipient(a.recipient.toUpperCase()), a.recipient);
