@@ -16,7 +16,7 @@ import { checkedRemoteName } from "../ops/from_remote.ts";
 import { describeOsError, ExitCode, OperationError, UsageError } from "../errors.ts";
 import { writeFileAtomic } from "../fs/durable.ts";
 import { renderJunit, renderJunitFailure } from "../report/junit.ts";
-import { latestStamp, requireBackupFolder, requireSnapshot } from "../ops/list.ts";
+import { latestStamp, listStep, requireBackupFolder, requireSnapshot } from "../ops/list.ts";
 import { pathFlags } from "../ops/restore_intent.ts";
 import { nextStep } from "../ops/next_step.ts";
 import { runSampleDrill, type SampleDrillResult } from "../sample/drill.ts";
@@ -181,8 +181,7 @@ function checkArguments(values: Values, positionals: string[], context: CommandC
   if (chosen === 0) {
     // the list printed reaches the backup folder given (a repository's snapshots are another list)
     const flags = values["from-remote"] ? "" : pathFlags(resolvedConfigFrom(values, context), {}, ["backupDir"]);
-    const list = nextStep("see 'list'", "see the snapshots with", "list", flags);
-    throw new UsageError(`drill: snapshot stamp required (or --latest, or --sample); ${list}`);
+    throw new UsageError(`drill: snapshot stamp required (or --latest, or --sample); ${listStep(flags)}`);
   }
   if (chosen > 1) throw new UsageError("drill: give one of STAMP, --latest or --sample; see 'drill --help'");
   if (values.sample) {
@@ -305,7 +304,7 @@ function localStamp(config: Config, positionals: string[], context: CommandConte
 
 /** The stamp given, when it names a snapshot (checked before any other work). */
 function existingStamp(backupDir: string, given: string, flags: string): string {
-  const stamp = checkedStamp(given);
+  const stamp = checkedStamp(given, listStep(flags));
   requireSnapshot(backupDir, stamp, flags);
   return stamp;
 }

@@ -5,7 +5,7 @@
  */
 import { resolve } from "node:path";
 import { ExitCode, UsageError } from "../errors.ts";
-import { requireBackupFolder, requireSnapshot } from "../ops/list.ts";
+import { listStep, requireBackupFolder, requireSnapshot } from "../ops/list.ts";
 import { acquireLock, acquireLockToRead, lockLiveStore } from "../ops/lock.ts";
 import { removeLeftovers } from "../ops/recover.ts";
 import { checkedRemoteName, type RemoteRestoreResult, restoreFromRemote } from "../ops/from_remote.ts";
@@ -22,7 +22,6 @@ import {
   refuseBoth,
   resolvedConfigFrom,
 } from "./command.ts";
-import { nextStep } from "../ops/next_step.ts";
 import { formatBytes } from "../text/bytes.ts";
 import { checkedScratch } from "./scratch_flag.ts";
 import { listenForInterrupts, reportLateInterrupt } from "./interrupts.ts";
@@ -182,15 +181,11 @@ function checkedArguments(
   positionals: string[],
   context: CommandContext,
 ): { stamp: string; fromRemote: boolean; config: ReturnType<typeof configFrom> } {
-  if (positionals.length === 0) {
-    // the list printed reaches the backup folder given (a repository's snapshots are another list)
-    const flags = values["from-remote"] ? "" : pathFlags(resolvedConfigFrom(values, context), {}, ["backupDir"]);
-    throw new UsageError(
-      `restore: snapshot stamp required; ${nextStep("see 'list'", "see the snapshots with", "list", flags)}`,
-    );
-  }
   const fromRemote = Boolean(values["from-remote"]);
-  const stamp = fromRemote && checkedRemoteName(positionals[0]) ? positionals[0] : checkedStamp(positionals[0]);
+  // the list printed reaches the backup folder given (a repository's snapshots are another list)
+  const list = () => listStep(fromRemote ? "" : pathFlags(resolvedConfigFrom(values, context), {}, ["backupDir"]));
+  if (positionals.length === 0) throw new UsageError(`restore: snapshot stamp required; ${list()}`);
+  const stamp = fromRemote && checkedRemoteName(positionals[0]) ? positionals[0] : checkedStamp(positionals[0], list());
   checkRemoteFlags(values);
   refuseBoth(values, "chroma", "no-chroma", "restore");
   if (values.to === "") throw new UsageError("restore: --to needs a folder");

@@ -5,9 +5,8 @@
  */
 import { ExitCode, OperationError, UsageError } from "../errors.ts";
 import { checkedStamp } from "../snapshot/layout.ts";
-import { requireSnapshot } from "../ops/list.ts";
+import { listStep, requireSnapshot } from "../ops/list.ts";
 import { pathFlags } from "../ops/restore_intent.ts";
-import { nextStep } from "../ops/next_step.ts";
 import { type CheckedSnapshot, checkSnapshot, validateAll } from "../ops/validate_all.ts";
 import { unreadableSnapshotText } from "../ops/validate.ts";
 import { COMMON_HELP, configFrom, defineCommand, driverFrom, resolvedConfigFrom } from "./command.ts";
@@ -46,11 +45,11 @@ Examples:
   run(values, positionals, context) {
     return withMetrics(values, "validate", context, async () => {
       if (values.all && positionals.length) throw new UsageError("validate: give a STAMP or --all, not both");
+      const list = listStep(pathFlags(resolvedConfigFrom(values, context), {}, ["backupDir"])); // reaches the folder
       if (!values.all && positionals.length === 0) {
-        const flags = pathFlags(resolvedConfigFrom(values, context), {}, ["backupDir"]); // the list reaches the folder
-        throw new UsageError(`validate: snapshot stamp required (or --all); ${listStep(flags)}`);
+        throw new UsageError(`validate: snapshot stamp required (or --all); ${list}`);
       }
-      const stamp = values.all ? undefined : checkedStamp(positionals[0]);
+      const stamp = values.all ? undefined : checkedStamp(positionals[0], list);
       const config = configFrom(values, context);
       const flags = pathFlags(config, {}, ["backupDir"]); // a printed 'list' reaches this folder
       if (stamp !== undefined) requireSnapshot(config.backupDir.path, stamp, flags);
@@ -100,9 +99,4 @@ function describe(result: CheckedSnapshot): string {
   }
   if (result.unreadable !== undefined) return `${result.stamp}: NOT READ${future}: ${result.errors[0]}`;
   return `${result.stamp}: INVALID${future}\n${formatErrors(result.errors)}`;
-}
-
-/** See the snapshots: a `list` with `flags`, the path flags that reach this run's backup folder (see `nextStep`). */
-function listStep(flags: string): string {
-  return nextStep("see 'list'", "see the snapshots with", "list", flags);
 }

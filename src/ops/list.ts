@@ -191,8 +191,15 @@ export function requireSnapshot(backupDir: string, stamp: string, flags = ""): v
     info = null;
   }
   if (info?.isDirectory) return;
-  const list = nextStep("see 'list'", "see the snapshots with", "list", flags);
-  throw new UsageError(`no snapshot ${stamp} in ${snapshotsDir(backupDir)}; ${list}`);
+  throw new UsageError(`no snapshot ${stamp} in ${snapshotsDir(backupDir)}; ${listStep(flags)}`);
+}
+
+/**
+ * See the snapshots: `see 'list'`, or with `flags` (the path flags that reach this run's backup folder, see
+ * `pathFlags`) the `list` command written out whole, last in a message (see {@linkcode nextStep}).
+ */
+export function listStep(flags: string): string {
+  return nextStep("see 'list'", "see the snapshots with", "list", flags);
 }
 
 /**

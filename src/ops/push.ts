@@ -20,7 +20,7 @@ import type { PushAuth } from "../repo/authenticity.ts";
 import { checkedStamp, remoteStateDir, snapshotDir } from "../snapshot/layout.ts";
 import { isStamp } from "../snapshot/stamp.ts";
 import type { SqliteDriver } from "../sqlite/driver.ts";
-import { isPreRestoreSnapshot, latestStamp, snapshotNames } from "./list.ts";
+import { isPreRestoreSnapshot, latestStamp, listStep, snapshotNames } from "./list.ts";
 import {
   CheckedAtCreate,
   InvalidSnapshotError,
@@ -252,7 +252,9 @@ function selectedStamps(
   { reporter, pushFlags = "" }: LocalPushOptions,
 ): { stamps: string[]; passedOver: string[] } {
   const backupDir = config.backupDir.path;
-  if ("stamp" in selection) return { stamps: [checkedStamp(selection.stamp)], passedOver: [] };
+  if ("stamp" in selection) {
+    return { stamps: [checkedStamp(selection.stamp, listStep(pathFlags(config, {}, ["backupDir"])))], passedOver: [] };
+  }
   const stamps = snapshotNames(backupDir).filter(isStamp);
   if (stamps.length === 0) {
     // printed with this run's store paths, so that it makes one where this push looks

@@ -251,14 +251,14 @@ export function snapshotPaths(root: string, dbName: string, registryName: string
 /**
  * Refuse a stamp argument that is not plain, before any file is touched.
  *
+ * @param list The message's last step, where the snapshots are listed: `see 'list'`, or a `list` command written out
+ *   with the flags that reach the backup folder (a command parsing its argument gives it; see `ops/next_step.ts`).
  * @throws {UsageError} naming the value and the expected form.
  */
-export function checkedStamp(stamp: string): string {
+export function checkedStamp(stamp: string, list = "see 'list'"): string {
   if (stamp.length > MAX_STAMP_ARGUMENT || !isStamp(stamp)) {
     const shown = JSON.stringify(stamp.length > MAX_STAMP_ARGUMENT ? stamp.slice(0, 40) + "…" : stamp);
-    throw new UsageError(
-      `not a snapshot stamp: ${shown}; give one like 20260409T010203Z (see 'list')`,
-    );
+    throw new UsageError(`not a snapshot stamp: ${shown}; give one like 20260409T010203Z; ${list}`);
   }
   return stamp;
 }

@@ -100,26 +100,27 @@ Deno.test("a stamp that has no snapshot is a usage error (exit 2) at once, for r
   assert.deepEqual(entryNames(store.dataDir).includes("elsewhere"), false, "restore --to wrote nothing");
 });
 
-Deno.test("the 'list' a missing snapshot's error prints runs as printed, on the --backup-dir given", async () => {
+Deno.test("the 'list' a missing or malformed snapshot's error prints runs as printed, on the --backup-dir given", async () => {
   using store = tempStore({ dbMiB: 1, chromaMiB: 1 });
   const env = storeEnv(store);
   const stamp = await createdStamp(env, []);
   const backupDir = join(store.dataDir, "back ups"); // a word a shell splits, and not the folder the environment names
   Deno.renameSync(store.backupDir, backupDir);
+  const missing = /no snapshot 20200101T000000Z in .*back ups\/snapshots; see the snapshots with: /;
+  const malformed = /not a snapshot stamp: "\.\.\/x"; give one like 20260409T010203Z; see the snapshots with: /;
   for (
-    const args of [
-      ["restore", "20200101T000000Z", "--confirm-service-stopped"],
-      ["validate", "20200101T000000Z"],
-      ["drill", "20200101T000000Z"],
-    ]
+    const [args, error] of [
+      [["restore", "20200101T000000Z", "--confirm-service-stopped"], missing],
+      [["validate", "20200101T000000Z"], missing],
+      [["drill", "20200101T000000Z"], missing],
+      [["restore", "../x", "--confirm-service-stopped"], malformed],
+      [["validate", "../x"], malformed],
+      [["drill", "../x"], malformed],
+      [["push", "../x", "--remote", join(store.dataDir, "repo"), "--allow-unauthenticated"], malformed],
+    ] as const
   ) {
     const run = await runCli([...args, "--backup-dir", backupDir], { env });
-    assertOneLineError(
-      run,
-      2,
-      /no snapshot 20200101T000000Z in .*back ups\/snapshots; see the snapshots with: /,
-      args[0],
-    );
+    assertOneLineError(run, 2, error, args.join(" "));
     const printed = printedCommand(run.stderr, "see the snapshots with");
     assert.ok(printed !== null, run.stderr);
     const listed = await runPrinted(printed, env); // pasted into a shell as it is
