@@ -10,7 +10,8 @@ import { openRepository } from "../repo/repository.ts";
 import { COMMON_HELP, configFrom, defineCommand } from "./command.ts";
 import { formatBytes } from "../text/bytes.ts";
 import { formatTable, printable } from "./format.ts";
-import { REMOTE_HELP, REMOTE_OPTIONS, remoteSettingsFrom } from "./remote_flags.ts";
+import { nextStep } from "../ops/next_step.ts";
+import { REMOTE_HELP, REMOTE_OPTIONS, remoteSettingsFrom, repositoryFlags } from "./remote_flags.ts";
 
 /** The `remote list` command. */
 export const remoteListCommand = defineCommand({
@@ -45,8 +46,12 @@ Examples:
     const own = checkPinIfPinned(config, await openRepository(backend), recipientsFrom(settings));
     // this folder's own source: the id to give 'drill --from-remote --latest --source' for this host
     const listing = { ...await listRemote(backend, identities, context.now), own_source: own };
+    // the verify printed checks the repository given, with its flags
+    const flags = repositoryFlags(settings, backend);
+    const verify = nextStep("run 'remote verify'", "check the repository with", "remote verify", flags);
     for (const name of listing.not_objects) {
-      context.reporter.event("warning", "remote_snapshot_not_an_object", { location: backend.location, name });
+      const fields = { location: backend.location, name, next_step: verify };
+      context.reporter.event("warning", "remote_snapshot_not_an_object", fields);
     }
     const unreadable = listing.snapshots.some((entry) => entry.error !== undefined);
     return {

@@ -29,7 +29,7 @@ const SENTENCES: Record<string, (fields: Fields) => string> = {
     `it and remove it by hand`,
   remote_snapshot_not_an_object: (f) =>
     `${text(f.name)} in ${text(f.location)} is a link or special file, not a snapshot object: it is not listed; ` +
-    `run 'remote verify' and look at it`,
+    `look at it and ${text(f.next_step)}`,
   restore_old_chroma_not_removed: (f) =>
     `the previous Chroma contents, moved aside to ${text(f.path)}, could not be removed (${text(f.error)}); ` +
     `the restore itself is complete: remove that folder by hand`,

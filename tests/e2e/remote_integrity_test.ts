@@ -420,6 +420,13 @@ Deno.test("remote verify and list: an object replaced by a symbolic link or a FI
   assert.equal(listed.code, 0, listed.stderr);
   assert.deepEqual((listed.json as { not_objects: string[] }).not_objects, [`snapshots/${pushed.snapshot}`]);
   assert.match(listed.stderr, /"event":"remote_snapshot_not_an_object".*"name":"snapshots\//);
+  const named = await runCli(["remote", "list", "--remote", f.repoDir], { env: f.env }); // the verify it prints runs
+  const event = named.stderr.split("\n").find((line) => line.includes("remote_snapshot_not_an_object")) ?? "";
+  const printed = printedCommand(JSON.parse(event).next_step ?? "", "check the repository with");
+  assert.ok(printed !== null, event);
+  const verify = await runPrinted(printed, f.env); // pasted into a shell as it is: the repository given, its finding
+  assert.equal(verify.code, 1, `${printed}: ${verify.stderr}`);
+  assert.match(verify.stderr, /a symbolic link or special file where objects are/, printed);
   const pack = (await objectNames(f.backend, "packs/"))[0];
   Deno.removeSync(join(f.repoDir, pack));
   assert.equal(new Deno.Command("mkfifo", { args: [join(f.repoDir, pack)] }).outputSync().code, 0);
