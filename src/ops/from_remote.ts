@@ -15,7 +15,7 @@ import { type LockedFolder, makeLockedFolder } from "../fs/locked_folder.ts";
 import { formatBytes } from "../text/bytes.ts";
 import { fileSystemSpace } from "../sys/free_space.ts";
 import type { Reporter } from "../report/reporter.ts";
-import { AccessDeniedError, type Backend, isUnreachable } from "../repo/backend.ts";
+import { AccessDeniedError, type Backend, isUnreachable, RepositoryFindingError } from "../repo/backend.ts";
 import { type FetchResult, fetchSnapshot } from "../repo/fetch.ts";
 import { CONFIG_NAME, parseSnapshotKey, refsName, snapshotKeyText } from "../repo/layout.ts";
 import { openRepository } from "../repo/repository.ts";
@@ -345,8 +345,10 @@ function fetchFailure(error: unknown, name: string, source: RemoteSource, scratc
     });
   }
   if (error instanceof ToolError) {
+    // the finding without its own 'remote verify': the next step below gives one, with this run's flags
+    const found = error instanceof RepositoryFindingError ? error.finding : error.message;
     return new RefusedError(
-      `snapshot ${name} of ${location} cannot be read intact: ${error.message}; nothing was changed; ` +
+      `snapshot ${name} of ${location} cannot be read intact: ${found}; nothing was changed; ` +
         anotherOrVerify(source),
       { cause: error },
     );

@@ -79,10 +79,22 @@ export interface Backend {
 export const MAX_OBJECT_BYTES = 256 * 1024 * 1024;
 
 /**
+ * A finding about the repository's objects, its message ending with the next step of checking the repository with
+ * `remote verify`; `finding` is the message without that step, for a caller that gives its own (with the repository's
+ * flags, or a verify already running).
+ */
+export class RepositoryFindingError extends OperationError {
+  /** Make the error: `finding`, what is wrong and where; `step`, the `remote verify` step the message ends with. */
+  constructor(readonly finding: string, step: string) {
+    super(`${finding}; ${step}`);
+  }
+}
+
+/**
  * An object is larger than its kind can be: refused before it is read, or as soon as more bytes came when its size was
  * not known beforehand (`size` null: a server that sent no length).
  */
-export class ObjectTooLargeError extends OperationError {
+export class ObjectTooLargeError extends RepositoryFindingError {
   /** What is wrong with the object, without its name (`has N bytes, more than …`). */
   readonly what: string;
 
@@ -91,7 +103,7 @@ export class ObjectTooLargeError extends OperationError {
       ? `came with more than the ${maxBytes} bytes an object of its kind can have (no length was announced; the read ` +
         "stopped there)"
       : `has ${size} bytes, more than the ${maxBytes} an object of its kind can have`;
-    super(`${name} in ${location} ${what}; the repository was altered: run 'remote verify'`);
+    super(`${name} in ${location} ${what}`, "the repository was altered: run 'remote verify'");
     this.what = what;
   }
 }
@@ -108,10 +120,10 @@ export class AlteredObjectError extends OperationError {
 }
 
 /** An object that should exist does not. */
-export class ObjectNotFoundError extends OperationError {
+export class ObjectNotFoundError extends RepositoryFindingError {
   /** Make the error for `name` at `location`. */
   constructor(location: string, name: string) {
-    super(`repository object missing: ${name} (in ${location}); run 'remote verify' to see what else is missing`);
+    super(`repository object missing: ${name} (in ${location})`, "run 'remote verify' to see what else is missing");
   }
 }
 
@@ -133,12 +145,12 @@ export function isUnreachable(error: unknown): boolean {
 export class AccessDeniedError extends OperationError {}
 
 /** An exclusive write found an object of that name already there; nothing was changed. */
-export class ObjectExistsError extends OperationError {
+export class ObjectExistsError extends RepositoryFindingError {
   /** Make the error for `name` at `location`. */
   constructor(location: string, name: string) {
     super(
-      `repository object already exists: ${name} (in ${location}); objects are never overwritten: check that nothing ` +
-        "else writes to this repository, then run 'remote verify'",
+      `repository object already exists: ${name} (in ${location})`,
+      "objects are never overwritten: check that nothing else writes to this repository, then run 'remote verify'",
     );
   }
 }

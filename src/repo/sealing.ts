@@ -11,6 +11,7 @@ import { constants, createZstdCompress, createZstdDecompress, zstdCompressSync, 
 import { ageDecrypt, ageEncrypt, AgeError, type AgeIdentity } from "../crypto/age.ts";
 import { OperationError } from "../errors.ts";
 import { parseName } from "./layout.ts";
+import { RepositoryFindingError } from "./backend.ts";
 import { collectGarbage } from "../sys/collect_garbage.ts";
 
 /** How a pack's or document's plaintext is stored inside its age envelope. */
@@ -153,8 +154,9 @@ async function writeText(stream: Writable, pieces: Iterable<string>, ended: Prom
 export function checkPackName(name: string, sealed: Uint8Array): void {
   const parsed = parseName(name);
   if (parsed?.kind === "pack" && sha256Hex(sealed) !== parsed.id) {
-    throw new OperationError(
-      `${name}: its bytes do not hash to its name (swapped, truncated or edited); run 'remote verify'`,
+    throw new RepositoryFindingError(
+      `${name}: its bytes do not hash to its name (swapped, truncated or edited)`,
+      "run 'remote verify'",
     );
   }
 }

@@ -238,6 +238,8 @@ Deno.test("remote refusals: a tampered, truncated or swapped pack: restore refus
     assert.equal(run.code, 3, `${damage}: ${run.stderr}`);
     const line = oneErrorLine(run, damage);
     assert.match(line, /cannot be read intact: .*packs\/[0-9a-f]{2}\/[0-9a-f]{64}.*nothing was changed/, damage);
+    // one next step to check the repository, the one that reaches it: not the pack's own as well
+    assert.equal(line.split("'remote verify").length, 2, `${damage}: ${line}`);
     assert.deepEqual(liveDigest(r.store), live, `${damage}: live data changed`);
     assert.deepEqual(entryNames(join(r.store.backupDir, "snapshots")), local, `${damage}: a pre-restore snapshot`);
     const verify = await runCli(["remote", "verify", "--read-data"], { env: r.envWithIdentity });
