@@ -57,6 +57,10 @@ export function openFolderBackend(spec: string, cwd: string = Deno.cwd()): Backe
     } catch {
       throw new UsageError(`not a local file URL: ${JSON.stringify(spec)}; give file:///absolute/path`);
     }
+    // `file://` (and `file://localhost`) would be the root folder, `%00` a NUL no path can hold
+    if (/^file:\/\/(localhost)?$/i.test(spec) || root.includes("\0")) {
+      throw new UsageError(`not a folder's file URL: ${JSON.stringify(spec)}; give file:///absolute/path`);
+    }
   } else {
     if (spec.trim() === "") throw new UsageError("the remote is empty; give file:///path or a folder path");
     root = isAbsolute(spec) ? resolve(spec) : resolve(cwd, spec);

@@ -133,6 +133,13 @@ Deno.test("folder backend: file:// URLs and plain paths; another scheme is refus
     assert.throws(() => openFolderBackend(spec), /has a query or fragment \(\? or #\).*%3F/, spec);
   }
   assert.equal(openFolderBackend("file:///mnt/off%3Fsite").location, "file:///mnt/off?site");
+  for (const spec of ["file://", "file://localhost", "file:///mnt/off%00site"]) { // the root folder; a NUL byte
+    assert.throws(
+      () => openFolderBackend(spec),
+      /^UsageError: not a folder's file URL: ".*"; give file:\/\/\/absolute/,
+      spec,
+    );
+  }
   assert.equal(openFolderBackend("/mnt/off?site").location, "file:///mnt/off?site"); // a plain path is no URL
 });
 
