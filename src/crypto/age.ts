@@ -116,6 +116,12 @@ function recipientKey(text: string): Uint8Array {
  * @throws {Error} naming `source` and the line of the first entry that is not an X25519 identity, or a file with none.
  */
 export function parseIdentityFile(text: string, source: string): AgeIdentity[] {
+  if (/^(age-encryption\.org\/v1\n|-----BEGIN AGE ENCRYPTED FILE-----)/.test(text.trimStart())) {
+    throw new Error(
+      `${source}: an age-encrypted file (an identity kept under a passphrase?), not an identity file; decrypt it ` +
+        "first (age -d) into a file only this user may read",
+    );
+  }
   return keyLines(text, source, "identity").map(({ line, number }) => {
     try {
       return parseIdentity(line);

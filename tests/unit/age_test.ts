@@ -161,6 +161,11 @@ Deno.test("age: key files with comments and blank lines; a bad line is named wit
   ]);
   assert.throws(() => parseRecipientsFile(`${a.recipient}\nssh-ed25519 AAAA x\n`, "r.txt"), /r\.txt:2: not an age/);
   assert.throws(() => parseIdentityFile(`# c\nxyz\n`, "k.txt"), /k\.txt:2: not an age X25519 identity/);
+  const sealed = ageEncrypt(new TextEncoder().encode(a.identity), [b.recipient]); // as `age -p` leaves a key, in form
+  const armored = "-----BEGIN AGE ENCRYPTED FILE-----\nYWdl\n-----END AGE ENCRYPTED FILE-----\n";
+  for (const text of [new TextDecoder().decode(sealed), armored]) {
+    assert.throws(() => parseIdentityFile(text, "k.age"), /^Error: k\.age: an age-encrypted file .*decrypt it first/);
+  }
   assert.throws(
     () => parseIdentityFile(`# c\n${a.recipient}\n`, "k.txt"),
     /k\.txt:2: a recipient \(public key, age1…\), not an identity \(expected AGE-SECRET-KEY-1…/,
