@@ -319,6 +319,12 @@ function readPin(path: string): RepositoryPin | null {
           "(ATOCORE_BACKUP_DIR) at the backup folder, or move the file in the way aside; nothing was done",
       );
     }
+    if (error instanceof Deno.errors.PermissionDenied) { // the user, not the pin: removing it would make a new source
+      throw new OperationError(
+        `the repository pin ${path} cannot be read by this user (permission denied); run as the user that owns the ` +
+          "backup folder (the one that pushes), or give this one read access; nothing was done",
+      );
+    }
     throw new RefusedError(
       `the repository pin ${path} cannot be read (${describeOsError(error)}); check it, or remove it to pin the ` +
         `repository anew`,

@@ -357,6 +357,31 @@ Deno.test("what a create --push as root makes in nobody's empty backup folder an
   assert.deepEqual(names.map((name) => name.split("_")[0]), [(again.json as { stamp: string }).stamp], listed.stderr);
 });
 
+Deno.test("a repository pin nobody may not read: the remote commands say to run as its user, not to remove it (exit 1)", async () => {
+  const cli = unprivilegedCli();
+  if (typeof cli === "string") return skipBecause(cli);
+  using _cli = cli;
+  using store = await nobodysStore();
+  using repoDir = tempDir("atocore-repo-");
+  chownToNobody(repoDir.path);
+  const remote = ["--remote", join(repoDir.path, "repository")];
+  const env = storeEnv(store);
+  const init = await cli.run(["remote", "init", "--recipient", generateIdentity().recipient, ...remote], env);
+  assert.equal(init.code, 0, init.stderr);
+  const pushed = await cli.run(["push", "--latest", ...remote, "--allow-unauthenticated"], env);
+  assert.equal(pushed.code, 0, pushed.stderr);
+  const [key] = entryNames(join(store.backupDir, "remotes"));
+  const pin = join(store.backupDir, "remotes", key, "pin.json");
+  Deno.chmodSync(pin, 0o000); // another user's pin, as a root run of old could leave
+  for (const args of [["remote", "list"], ["push", "--latest", "--allow-unauthenticated"], ["remote", "cleanup"]]) {
+    const run = await cli.run([...args, ...remote], env);
+    assert.equal(run.code, 1, `${args.join(" ")}: ${run.stderr}`);
+    const error = errorLine(run);
+    assert.match(error, /pin\.json cannot be read by this user \(permission denied\); run as the user that owns/);
+    assert.doesNotMatch(error, /remove it/, "removing the pin would make this folder a new source");
+  }
+});
+
 Deno.test("a push and a remote cleanup run as root leave nothing in nobody's backup folder that nobody's own runs cannot update", async () => {
   const cli = unprivilegedCli();
   if (typeof cli === "string") return skipBecause(cli);
