@@ -33,7 +33,8 @@ import {
   resolvedConfigFrom,
 } from "./command.ts";
 import { parseDurationSeconds } from "../duration.ts";
-import { checkedScratch } from "./scratch_flag.ts";
+import { checkedScratch, checkTempFolder } from "./scratch_flag.ts";
+import { systemTempFolder } from "../fs/system_temp.ts";
 import { formatBytes } from "../text/bytes.ts";
 import { formatAge, printable } from "./format.ts";
 import {
@@ -234,6 +235,7 @@ async function drill(values: Values, positionals: string[], context: CommandCont
   const config = configFrom(values, context);
   const driver = driverFrom(values, context);
   const scratch = values["scratch-dir"];
+  if (scratch === undefined) checkTempFolder(config, resolve(context.cwd, systemTempFolder()));
   const options: DrillOptions = {
     driver,
     reporter: context.reporter,

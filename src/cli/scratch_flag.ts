@@ -29,12 +29,32 @@ export function checkedScratch(config: Config, scratch: string): string {
         "the owner of what it leads to owns it; nothing was done; give a path without it, or have root make the link",
     );
   }
-  const backup = config.backupDir.path;
-  const overlap = outputOverlap(config, scratch) ??
-    (isSameOrInside(scratch, backup) ? `the backup folder ${backup}, where a scratch copy may not go` : null);
+  const overlap = scratchOverlap(config, scratch);
   if (overlap === null) return scratch;
   throw new UsageError(
     `--scratch-dir ${scratch} lies in ${overlap}; nothing was done; give a folder outside the store and the ` +
       `backup folder (the default is the temporary folder)`,
   );
+}
+
+/**
+ * Refuse the system's temporary folder (`TMPDIR`), where a drill given no `--scratch-dir` makes its scratch copy, when
+ * it lies in the store or the backup folder: checked before anything is fetched or restored.
+ *
+ * @throws {UsageError} naming the folder, `TMPDIR` and what it lies in.
+ */
+export function checkTempFolder(config: Config, temp: string): void {
+  const overlap = scratchOverlap(config, temp);
+  if (overlap === null) return;
+  throw new UsageError(
+    `the temporary folder ${temp} (TMPDIR), where the scratch copy goes, lies in ${overlap}; nothing was done; ` +
+      "set TMPDIR to a folder outside the store and the backup folder, or give --scratch-dir DIR",
+  );
+}
+
+/** What part of the store or the backup folder `scratch` lies in, or `null`. */
+function scratchOverlap(config: Config, scratch: string): string | null {
+  const backup = config.backupDir.path;
+  return outputOverlap(config, scratch) ??
+    (isSameOrInside(scratch, backup) ? `the backup folder ${backup}, where a scratch copy may not go` : null);
 }

@@ -497,7 +497,7 @@ Deno.test("drill CLI: a TMPDIR with a line break in it is named whole in the res
   );
 });
 
-Deno.test("drill CLI: a --scratch-dir in the Chroma folder or the backup folder is refused (exit 2), nothing made there", async () => {
+Deno.test("drill CLI: a --scratch-dir or TMPDIR in the Chroma folder or the backup folder is refused (exit 2), nothing made there", async () => {
   using store = tempStore(SMALL);
   const env = storeEnv(store);
   const made = await runCli(["create", "--chroma"], { env });
@@ -512,6 +512,12 @@ Deno.test("drill CLI: a --scratch-dir in the Chroma folder or the backup folder 
     const run = await runCli(["drill", "--latest", "--keep", "--scratch-dir", folder], { env });
     assert.equal(run.code, 2, run.stderr);
     assert.match(run.stderr, new RegExp(`error: --scratch-dir ${folder} lies in .*${label}.*nothing was done`));
+    assert.deepEqual([...Deno.readDirSync(folder)].map((entry) => entry.name).sort(), before);
+    // the same folder as TMPDIR, the default: named as TMPDIR, not as a --to the operator never gave
+    const temp = await runCli(["drill", "--latest"], { env: { ...env, TMPDIR: folder } });
+    assert.equal(temp.code, 2, temp.stderr);
+    const named = `error: the temporary folder ${folder} \\(TMPDIR\\), where the scratch copy goes, lies in .*${label}`;
+    assert.match(temp.stderr, new RegExp(`${named}.*set TMPDIR to a folder outside .*or give --scratch-dir DIR$`, "m"));
     assert.deepEqual([...Deno.readDirSync(folder)].map((entry) => entry.name).sort(), before);
   }
 });
