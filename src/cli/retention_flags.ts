@@ -44,13 +44,18 @@ export function policyFrom(values: FlagValues<typeof RETENTION_OPTIONS>, command
 /**
  * The count a `--keep-*` flag gives (`text`), or `fallback` when it is not given.
  *
- * @throws {UsageError} for a value that is not a non-negative integer.
+ * @throws {UsageError} for a value that is not a non-negative integer, or one past the safe integers.
  */
 export function countFrom(text: string | undefined, flag: string, fallback: number, command: string): number {
   if (text === undefined) return fallback;
   const value = Number(text);
-  if (!/^\d+$/.test(text) || !Number.isSafeInteger(value)) {
+  if (!/^\d+$/.test(text)) {
     throw new UsageError(`${command}: --${flag} must be a non-negative integer, not ${JSON.stringify(text)}`);
+  }
+  if (!Number.isSafeInteger(value)) {
+    throw new UsageError(
+      `${command}: --${flag} ${text} is too large (at most ${Number.MAX_SAFE_INTEGER}); give a smaller count`,
+    );
   }
   return value;
 }

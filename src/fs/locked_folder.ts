@@ -48,3 +48,15 @@ export function makeLockedFolder(
     },
   };
 }
+
+/** How long a folder may keep its unlocked name: a run locks and renames its own in moments. */
+const UNLOCKED_MS = 60_000;
+
+/**
+ * Whether a folder of an unlocked name (`info`, its lstat) is a leftover by its age: last changed a minute or more
+ * before now, or as far after (a clock set back since it was made; one being made now is never that far either way).
+ */
+export function unlockedTooLong(info: Deno.FileInfo, now = Date.now()): boolean {
+  const changed = info.mtime?.getTime() ?? now;
+  return Math.abs(now - changed) >= UNLOCKED_MS;
+}

@@ -9,7 +9,7 @@ import { join } from "node:path";
 import { describeOsError } from "../errors.ts";
 import { removeQuietly } from "./durable.ts";
 import { entriesOrNone, lstatOrNull } from "./probe.ts";
-import { type LockedFolder, makeLockedFolder } from "./locked_folder.ts";
+import { type LockedFolder, makeLockedFolder, unlockedTooLong } from "./locked_folder.ts";
 import { systemTempFolder } from "./system_temp.ts";
 
 /** The start of a copy's folder's name once it is locked. */
@@ -17,8 +17,6 @@ export const SCRATCH_COPY_PREFIX = "atocore-sqlite-";
 /** The start of its name from being made until it is locked and renamed (`-` is in no name `makeTempDir` draws). */
 const UNLOCKED_PREFIX = "atocore-sqlite-new-";
 const NAMES = { prefix: SCRATCH_COPY_PREFIX, unlockedPrefix: UNLOCKED_PREFIX };
-/** Age past which an unlocked folder is a leftover: a run locks and renames its own in moments. */
-const UNLOCKED_MS = 60_000;
 
 /** Folders tried after `$TMPDIR`, in order (not `/dev/shm`: Deno grants `/dev` only with every permission). */
 export const FALLBACK_TEMPORARY_FOLDERS = ["/tmp", "/var/tmp"];
@@ -90,8 +88,8 @@ function lockOrNot(holder: Deno.FsFile): void {
 
 /**
  * Remove the copies in `parent` that killed runs of the user who owns `own` (the folder just made) left: folders of a
- * copy's name that no run holds locked, and unlocked ones a minute old. Another user's, a link, or one whose lock
- * cannot be tried is left as it is.
+ * copy's name that no run holds locked, of the unlocked name too once `unlockedTooLong`. Another user's, a link, or
+ * one whose lock cannot be tried is left as it is.
  */
 function removeKilledCopies(parent: string, own: string): void {
   const me = Deno.lstatSync(own).uid; // Deno.uid() would need --allow-sys
@@ -100,10 +98,8 @@ function removeKilledCopies(parent: string, own: string): void {
     const path = join(parent, entry.name);
     const info = lstatOrNull(path);
     if (path === own || info === null || !info.isDirectory || info.uid !== me) continue;
-    const unlocked = entry.name.startsWith(UNLOCKED_PREFIX)
-      ? Date.now() - (info.mtime?.getTime() ?? Date.now()) >= UNLOCKED_MS
-      : noneHolds(path);
-    if (unlocked) removeOrLeave(path);
+    if (entry.name.startsWith(UNLOCKED_PREFIX) && !unlockedTooLong(info)) continue;
+    if (noneHolds(path)) removeOrLeave(path);
   }
 }
 

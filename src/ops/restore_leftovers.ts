@@ -8,6 +8,7 @@ import { basename, dirname, join } from "node:path";
 import type { Config } from "../config.ts";
 import { describeOsError, OperationError } from "../errors.ts";
 import { removeQuietly } from "../fs/durable.ts";
+import { unlockedTooLong } from "../fs/locked_folder.ts";
 import { fileIdentity } from "../fs/file_identity.ts";
 import { entriesOrNone, isDirectory, lstatOrNull, statOrNull } from "../fs/probe.ts";
 import type { Reporter } from "../report/reporter.ts";
@@ -20,8 +21,6 @@ import { type FolderCalls, folderCalls } from "../sys/folder_calls.ts";
 export const SCRATCH_PREFIX = ".atocore-fetch-";
 /** The start of its name from being made until it is locked and renamed to {@linkcode SCRATCH_PREFIX}'s. */
 export const UNLOCKED_SCRATCH_PREFIX = ".atocore-fetching-";
-/** Age past which an unlocked folder of that name is a leftover: a fetch locks and renames its own in moments. */
-const UNLOCKED_SCRATCH_MS = 60_000;
 
 /**
  * What killed runs left beside the live database that may go before anything is written (and so count as freed):
@@ -77,7 +76,7 @@ export function removeKilledScratch(parent: string, reporter: Reporter): void {
 
 /**
  * The scratch folders in `parent` that no fetch holds locked: a killed fetch left them; and those not yet locked and
- * renamed a minute after they were made (a fetch killed, or failing, in between): one being made now is not taken.
+ * renamed once `unlockedTooLong` (a fetch killed, or failing, in between): one being made now is not taken.
  */
 function killedScratch(parent: string): string[] {
   const now = Date.now();
@@ -118,7 +117,7 @@ function killedIn(
       const info = lstatOrNull(path);
       if (info === null || (me !== undefined && info.uid !== me)) return false; // another user's (a shared /tmp)
       if (name.startsWith(UNLOCKED_SCRATCH_PREFIX)) {
-        if (now - (info.mtime?.getTime() ?? now) < UNLOCKED_SCRATCH_MS) return false;
+        if (!unlockedTooLong(info, now)) return false;
       } else if (!name.startsWith(SCRATCH_PREFIX)) return false;
       return isUnlocked(path);
     });

@@ -169,6 +169,7 @@ Deno.test("unknown, missing and conflicting flags and arguments are usage errors
     [["cleanup", "--keep-daily", "1.5"], /--keep-daily/],
     [["cleanup", "--keep-daily"], /--keep-daily/],
     [["cleanup", "--keep-daily", "-1"], /--keep-daily/],
+    [["cleanup", "--keep-daily", "99999999999999999999"], /--keep-daily 99999999999999999999 is too large \(at most /],
     [["cleanup", "extra"], /too many arguments/],
     [["cleanup", "--confirm", "--chroma-dir="], /--chroma-dir needs a path/],
     [

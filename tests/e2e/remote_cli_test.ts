@@ -185,19 +185,23 @@ Deno.test("remote CLI: init, create --push twice, list, verify, restore live and
   await assertVerified(r.envWithIdentity, ["--read-data"]);
 });
 
-Deno.test("remote CLI: a fetch's folder left before it was locked and renamed (.atocore-fetching-*) is removed once a minute old", async () => {
+Deno.test("remote CLI: a fetch's folder left before it was locked and renamed (.atocore-fetching-*) is removed once a minute old, or ahead", async () => {
   using r = await remoteStore({ dbMiB: 1 });
   const { stamp } = await createAndPush(r.env, []);
   const old = join(r.work, ".atocore-fetching-killed");
+  const ahead = join(r.work, ".atocore-fetching-before-the-clock-went-back");
   const fresh = join(r.work, ".atocore-fetching-being-made"); // another fetch's, about to be locked: not taken
-  for (const path of [old, fresh]) Deno.mkdirSync(path);
+  for (const path of [old, ahead, fresh]) Deno.mkdirSync(path);
   const twoMinutesAgo = new Date(Date.now() - 120_000);
   Deno.utimeSync(old, twoMinutesAgo, twoMinutesAgo);
+  const twoMinutesAhead = new Date(Date.now() + 120_000);
+  Deno.utimeSync(ahead, twoMinutesAhead, twoMinutesAhead);
   const run = await runCli(["restore", stamp, "--from-remote", "--to", join(r.work, "rebuilt")], {
     env: r.envWithIdentity,
   });
   assert.equal(run.code, 0, run.stderr);
   assert.match(run.stderr, /"event":"stale_leftover_removed","path":"[^"]*\.atocore-fetching-killed"/);
+  assert.match(run.stderr, /"event":"stale_leftover_removed","path":"[^"]*\.atocore-fetching-before-the-clock/);
   assert.deepEqual(entryNames(r.work).filter((name) => name.startsWith(".atocore-fetch")), [basename(fresh)]);
 });
 

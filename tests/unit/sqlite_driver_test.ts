@@ -249,6 +249,8 @@ Deno.test("scratch copy: copies killed runs left are removed; one a run holds, a
   made(`${SCRATCH_COPY_PREFIX}killed`);
   const old = made(`${SCRATCH_COPY_PREFIX}new-old`);
   Deno.utimeSync(old, new Date(Date.now() - 120_000), new Date(Date.now() - 120_000));
+  const ahead = made(`${SCRATCH_COPY_PREFIX}new-ahead`); // the clock was set back since it was made
+  Deno.utimeSync(ahead, new Date(Date.now() + 120_000), new Date(Date.now() + 120_000));
   made(`${SCRATCH_COPY_PREFIX}new-young`);
   using holder = Deno.openSync(made(`${SCRATCH_COPY_PREFIX}held`), { read: true });
   holder.lockSync(true);
