@@ -27,7 +27,8 @@ carry MACs (MAC). Without the identity only names and public sizes are
 known; with --identity each snapshot's document is decrypted too: when and from
 which host it was pushed, its files, its size, whether it holds Chroma, and
 whether a MAC by the identity's auth key authenticates it (AUTH; exit 1 when one
-cannot be read or its MAC is wrong). A snapshot is listed only once every object
+cannot be read or its MAC is wrong). Refs that exist but cannot be read (altered)
+are said so, with exit 1. A snapshot is listed only once every object
 it needs was written. Pushes in progress are counted.
 
 ${REMOTE_HELP}
@@ -53,7 +54,7 @@ Examples:
       const fields = { location: backend.location, name, next_step: verify };
       context.reporter.event("warning", "remote_snapshot_not_an_object", fields);
     }
-    const unreadable = listing.snapshots.some((entry) => entry.error !== undefined);
+    const unreadable = listing.snapshots.some((entry) => entry.error !== undefined || entry.refs_error !== undefined);
     return {
       result: listing,
       exitCode: unreadable ? ExitCode.Failed : ExitCode.Ok,
@@ -68,7 +69,12 @@ function describe(listing: RemoteListing & { own_source: string | null }, decryp
     ? ["SNAPSHOT", "SOURCE", "PUSHED", "HOST", "FILES", "SIZE", "CHROMA", "AUTH", "STORED"]
     : ["SNAPSHOT", "SOURCE", "PACKS", "MAC", "STORED"];
   const rows = listing.snapshots.map((entry) => {
-    const stored = formatBytes(entry.stored_bytes) + (entry.refs ? "" : " (refs missing)");
+    const stored = formatBytes(entry.stored_bytes) +
+      (entry.refs_error !== undefined
+        ? ` (refs unreadable: ${printable(entry.refs_error)})`
+        : entry.refs
+        ? ""
+        : " (refs missing)");
     const snapshot = printable(entry.snapshot);
     const source = printable(entry.source ?? "-");
     if (!decrypted) return [snapshot, source, String(entry.packs), entry.mac ? "yes" : "none", stored];

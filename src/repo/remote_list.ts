@@ -5,10 +5,11 @@
  * @module
  */
 import type { AgeIdentity } from "../crypto/age.ts";
-import type { Backend } from "./backend.ts";
+import { AccessDeniedError, type Backend, isUnreachable } from "./backend.ts";
+import { ToolError } from "../errors.ts";
 import { isDocumentFile } from "./document.ts";
-import { PREFIXES, snapshotKeyText } from "./layout.ts";
-import { readLeases } from "./public_objects.ts";
+import { PREFIXES, type SnapshotKey, snapshotKeyText } from "./layout.ts";
+import { readLeases, type Refs } from "./public_objects.ts";
 import { openRepository } from "./repository.ts";
 import { listSnapshots, readRefs, readSnapshot } from "./snapshots.ts";
 import { collectGarbage } from "../sys/collect_garbage.ts";
@@ -37,6 +38,21 @@ export interface RemoteSnapshotEntry {
   authenticated?: boolean;
   /** With an identity: why the document could not be read. */
   error?: string;
+  /** Why its refs, which exist, could not be read (altered: too large, not JSON, malformed). */
+  refs_error?: string;
+}
+
+/**
+ * A snapshot's refs, `null` when they do not exist, with why when they exist but cannot be read: altered refs are not
+ * missing ones. The storage refusing this host or not answering stops the listing (its own one line).
+ */
+async function refsOf(backend: Backend, key: SnapshotKey): Promise<{ refs: Refs | null; refsError?: string }> {
+  try {
+    return { refs: await readRefs(backend, key) };
+  } catch (error) {
+    if (!(error instanceof ToolError) || error instanceof AccessDeniedError || isUnreachable(error)) throw error;
+    return { refs: null, refsError: error.message };
+  }
 }
 
 /** A repository's listing. */
@@ -62,7 +78,7 @@ export async function listRemote(
   const listing = await listSnapshots(backend);
   const snapshots: RemoteSnapshotEntry[] = [];
   for (const { key } of listing.snapshots) {
-    const refs = await readRefs(backend, key).catch(() => null);
+    const { refs, refsError } = await refsOf(backend, key);
     const entry: RemoteSnapshotEntry = {
       snapshot: snapshotKeyText(key),
       stamp: key.stamp,
@@ -72,6 +88,7 @@ export async function listRemote(
       mac: (refs?.auth?.length ?? 0) > 0,
       packs: refs?.packs.length ?? 0,
       stored_bytes: refs?.packs.reduce((sum, pack) => sum + pack.size, 0) ?? 0,
+      ...(refsError === undefined ? {} : { refs_error: refsError }),
     };
     if (identities.length > 0) {
       try {

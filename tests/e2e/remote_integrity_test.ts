@@ -525,3 +525,31 @@ Deno.test("remote list, verify and cleanup show a writer's control characters es
   assert.ok(!cleaned.text.includes("\u001b"), `cleanup: a raw ESC: ${JSON.stringify(cleaned.text)}`);
   assert.match(cleaned.text, /ERROR fifovm\\x1b\[2J\\nFAKE-ROW/);
 });
+
+Deno.test("remote list: refs that exist but cannot be read (not JSON, malformed, too large) are said so, exit 1, not 'missing'", async () => {
+  const { f, pushed } = await pushedFixture();
+  using _ = f;
+  const refsPath = join(f.repoDir, "refs", pushed.snapshot);
+  const env = { ...f.env, ATOCORE_BACKUP_REMOTE: `file://${f.repoDir}` };
+  const context = { env, cwd: f.work, now: new Date(), reporter: SILENT };
+  const cases: [string, string | Uint8Array, RegExp][] = [
+    ["not JSON", "{{{", /is not JSON; the repository was altered/],
+    ["malformed", JSON.stringify({ snapshot: "another" }), /is malformed or names another snapshot/],
+    ["too large", new Uint8Array(9 << 20).fill(32), /refs\/\S+/],
+  ];
+  for (const [what, bytes, reason] of cases) {
+    if (typeof bytes === "string") Deno.writeTextFileSync(refsPath, bytes);
+    else Deno.writeFileSync(refsPath, bytes);
+    const listed = await remoteListCommand.run({}, [], context);
+    assert.equal(listed.exitCode, 1, `${what}: ${listed.text}`);
+    assert.match(listed.text, /\(refs unreadable: /, what);
+    assert.doesNotMatch(listed.text, /refs missing/, what);
+    const entry = (listed.result as { snapshots: { refs: boolean; refs_error?: string }[] }).snapshots[0];
+    assert.equal(entry.refs, false, what);
+    assert.match(entry.refs_error ?? "", reason, what);
+  }
+  Deno.removeSync(refsPath);
+  const missing = await remoteListCommand.run({}, [], context);
+  assert.equal(missing.exitCode, 0, "refs that do not exist are listed as missing, as before (verify reports them)");
+  assert.match(missing.text, /\(refs missing\)/);
+});
