@@ -27,7 +27,7 @@ import { isInFuture } from "../snapshot/clock.ts";
 import { isStamp } from "../snapshot/stamp.ts";
 import { checkPinIfPinned } from "./remote.ts";
 import { type RestoreOptions, type RestoreResult, restoreSnapshot } from "./restore.ts";
-import { checkLivePaths, checkToFolder, requireAcknowledgment } from "./restore_plan.ts";
+import { checkLivePaths, checkToFolder, probeToFolder, requireAcknowledgment } from "./restore_plan.ts";
 import { removeKilledScratch, SCRATCH_PREFIX, UNLOCKED_SCRATCH_PREFIX } from "./restore_leftovers.ts";
 import { InterruptedError, stopIfInterrupted } from "../sys/interrupt.ts";
 import { systemTempFolder } from "../fs/system_temp.ts";
@@ -474,6 +474,7 @@ export async function restoreFromRemote(
   const name = await resolveRemoteSnapshot(source.backend, given, clock, source.repositoryFlags);
   const otherSource = to === null && await refuseOtherSource(source, name, checked, options.otherSource ?? false);
   requireAcknowledgment(config, to, options.confirmServiceStopped);
+  if (to !== null) probeToFolder(to); // a folder that cannot be written is refused before the fetch
   const words = (): [string, string] => [
     `restore of ${name} from ${source.backend.location}`,
     "nothing was changed, the scratch copy is removed; run the restore again",

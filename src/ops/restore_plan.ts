@@ -96,12 +96,33 @@ export function makeToFolder(to: string): void {
   try {
     ensureDir(to);
   } catch (error) {
-    throw new OperationError(
-      `restore cannot make ${to} (${describeOsError(error)}); nothing was restored (the live store was not ` +
-        "touched); give --to a folder this user may create, then run again",
-      { cause: error },
-    );
+    throw cannotMake(to, error);
   }
+}
+
+/**
+ * Refuse, before a fetch, a `--to` folder that could not be written: a folder is made and removed where the first
+ * would be (in `to` when it exists, else in its nearest existing parent). Nothing is left, so a refusal or a fetch that
+ * fails after it changed nothing; a read-only mount is said in a moment, not after the snapshot crossed the network.
+ *
+ * @throws {OperationError} as {@linkcode makeToFolder}'s.
+ */
+export function probeToFolder(to: string): void {
+  let parent = to;
+  while (lstatOrNull(parent) === null && dirname(parent) !== parent) parent = dirname(parent);
+  try {
+    Deno.removeSync(Deno.makeTempDirSync({ dir: parent, prefix: ".atocore-probe-" }));
+  } catch (error) {
+    throw cannotMake(to, error);
+  }
+}
+
+function cannotMake(to: string, error: unknown): OperationError {
+  return new OperationError(
+    `restore cannot make ${to} (${describeOsError(error)}); nothing was restored (the live store was not ` +
+      "touched); give --to a folder this user may create, then run again",
+    { cause: error },
+  );
 }
 
 /**

@@ -147,3 +147,25 @@ Deno.test("drill --from-remote with a scratch tmpfs that holds one copy of the s
   assert.match(restore.detail, /nothing was changed; .*--scratch-dir DIR/);
   assert.deepEqual([...Deno.readDirSync(scratch)], [], "a scratch copy is left");
 });
+
+Deno.test("restore --from-remote --to a folder on a read-only mount is refused before the fetch, nothing left anywhere", async () => {
+  using r = await remoteStore({ dbMiB: 2, chromaMiB: 1 });
+  const { stamp } = await createAndPush(r.env);
+  const target = join(r.work, "target");
+  Deno.mkdirSync(target);
+  const mount = bindReadOnly(target);
+  if (typeof mount === "string") return skipBecause(mount);
+  using _mount = mount;
+  const temp = join(r.work, "temp");
+  Deno.mkdirSync(temp);
+  for (const to of [join(target, "new", "store"), target]) {
+    const run = await runCli(["restore", stamp, "--from-remote", "--to", to, "--force"], {
+      env: { ...r.envWithIdentity, TMPDIR: temp },
+    });
+    assert.equal(run.code, 1, run.stderr);
+    assert.match(oneErrorLine(run, to), new RegExp(`restore cannot make ${to} \\(read-only file system\\); nothing`));
+    assert.doesNotMatch(run.stderr, /remote_fetch_started/, "refused before anything was fetched");
+    assert.deepEqual([...Deno.readDirSync(temp)], [], "no scratch copy was made");
+  }
+  assert.deepEqual([...Deno.readDirSync(target)], []);
+});
