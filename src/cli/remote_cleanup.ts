@@ -53,6 +53,10 @@ Shows what it would do and changes nothing, unless --confirm.
 Options:
   --confirm            delete (default: dry run)
 ${RETENTION_HELP}
+  --forget STAMP_PUSHID  remove that snapshot whatever the rules say (repeatable;
+                       as 'remote list' names it): a push made by mistake, or
+                       one stamped in the future, which the rules keep until
+                       the clock passes its stamp
   --grace DURATION     time between marking a pack and deleting it: 36h, 2d, 90m
                        (default ${GRACE}; longer than a push's ${LEASE} lease)
 ${CLEANUP_AUTH_HELP}
@@ -62,10 +66,12 @@ ${COMMON_HELP}
 Examples:
   atocore-backup remote cleanup --remote file:///mnt/offsite/atocore
   atocore-backup remote cleanup --confirm --keep-daily 14 --keep-monthly 12
-  atocore-backup remote cleanup --confirm --grace 48h --json`,
+  atocore-backup remote cleanup --confirm --grace 48h --json
+  atocore-backup remote cleanup --confirm --forget 20991231T000000Z_0123456789abcdef`,
   options: {
     confirm: { type: "boolean" },
     ...RETENTION_OPTIONS,
+    forget: { type: "string", multiple: true },
     grace: { type: "string" },
     ...REMOTE_OPTIONS,
     ...AUTH_OPTIONS,
@@ -96,6 +102,7 @@ Examples:
       sightingsFile: hostState.file(condemnedSightingsPath(config.backupDir.path, backend.location)),
       auth,
       allowUnauthenticated: Boolean(values["allow-unauthenticated"]),
+      forget: values.forget ?? [],
     }).catch((error) => {
       if (error instanceof InterruptedError) {
         throw error.told(

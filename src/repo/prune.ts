@@ -65,6 +65,11 @@ export interface RemoteCleanupOptions {
   auth?: PushAuth;
   /** With `auth`: believe refs that hold no MAC to check (pushed without a key). */
   allowUnauthenticated?: boolean;
+  /**
+   * Snapshots (`STAMP_PUSHID`) to remove whatever the policy says (a push by mistake; one stamped in the future, which
+   * the policy keeps until the clock passes its stamp); each must be listed.
+   */
+  forget?: readonly string[];
 }
 
 /** What a remote cleanup did (or, in a dry run, would do). */
@@ -105,6 +110,7 @@ export async function cleanupRemote(backend: Backend, options: RemoteCleanupOpti
   const repository = await openRepository(backend);
   const condemned = await readCondemned(backend); // before refs and leases: README, "Cleanup and concurrent pushes"
   const listing = await listSnapshots(backend);
+  requireListed(options.forget ?? [], listing.snapshots.map((snapshot) => snapshotKeyText(snapshot.key)), backend);
   const leases = await readLeases(backend, now);
   const result = newResult(options);
   result.warnings.push(...await storageWarnings(backend, leases));
@@ -139,6 +145,20 @@ export async function cleanupRemote(backend: Backend, options: RemoteCleanupOpti
     result.warnings.push(...sightings.problems);
   }
   return result;
+}
+
+/**
+ * Refuse, before anything is written, a snapshot to forget that the repository does not list.
+ *
+ * @throws {UsageError} naming them.
+ */
+function requireListed(forget: readonly string[], listed: string[], backend: Backend): void {
+  const missing = forget.filter((name) => !listed.includes(name));
+  if (missing.length === 0) return;
+  throw new UsageError(
+    `--forget: ${missing.map((name) => JSON.stringify(name.slice(0, 80))).join(", ")} not among the snapshots of ` +
+      `${backend.location}; nothing was changed; give STAMP_PUSHID as 'remote list' shows it`,
+  );
 }
 
 function newResult(options: RemoteCleanupOptions): RemoteCleanupResult {
@@ -224,6 +244,10 @@ async function applyPolicy(
     }
     const gone = new Set(decision.remove);
     for (const key of group) if (gone.has(key.stamp)) removed.add(snapshotKeyText(key));
+    for (const name of group.map(snapshotKeyText).filter((name) => options.forget?.includes(name))) {
+      removed.add(name);
+      delete result.reasons[name]; // forgotten: no rule keeps it
+    }
   }
   const kept: SnapshotKey[] = [];
   for (const key of keys.filter((key) => !vanished.includes(key))) {

@@ -373,6 +373,38 @@ Deno.test("remote cleanup: a snapshot stamped in the future is kept and takes no
   ]);
 });
 
+Deno.test("remote cleanup --forget: a snapshot stamped in the future goes, named; one not listed is refused first", async () => {
+  using f = await repoFixture({ dbMiB: 1, chromaMiB: 1 });
+  const today = await snapshotOf(f);
+  const ahead = join(f.store.backupDir, "snapshots", "20990101T000000Z"); // a clock that was ahead
+  assert.equal(new Deno.Command("cp", { args: ["-a", today.root, ahead] }).outputSync().code, 0);
+  const future = (await pushSnapshot(f.config, f.backend, ahead, f.auth)).snapshot;
+  const real = (await pushSnapshot(f.config, f.backend, today.root, f.auth)).snapshot;
+  const options = { sightingsFile: fileByPath(seenFile(f)), policy: DAILY };
+  const kept = await cleanupRemote(f.backend, { ...options, confirm: true });
+  assert.deepEqual(kept.kept.sort(), [future, real].sort(), "without --forget the rules keep it");
+  const before = await objectNames(f.backend);
+  await assert.rejects(
+    cleanupRemote(f.backend, { ...options, confirm: true, forget: [future, "20990101T000000Z_0000000000000000"] }),
+    /--forget: "20990101T000000Z_0000000000000000" not among the snapshots of .*nothing was changed/,
+  );
+  assert.deepEqual(await objectNames(f.backend), before, "a refused --forget changes nothing");
+  const dry = await cleanupRemote(f.backend, { ...options, confirm: false, forget: [future] });
+  assert.deepEqual([dry.deleted, dry.kept], [[future], [real]]);
+  assert.deepEqual(await objectNames(f.backend), before, "a dry run changes nothing");
+  const run = await cleanupRemote(f.backend, { ...options, confirm: true, forget: [future] });
+  assert.deepEqual([run.deleted, run.kept, run.errors], [[future], [real], []]);
+  assert.equal(run.reasons[future], undefined);
+  const listed = await remoteListCommand.run({}, [], {
+    env: { ...f.env, ATOCORE_BACKUP_REMOTE: `file://${f.repoDir}` },
+    cwd: f.work,
+    now: new Date(),
+    reporter: SILENT,
+  });
+  assert.deepEqual((listed.result as { snapshots: { snapshot: string }[] }).snapshots.map((s) => s.snapshot), [real]);
+  assert.deepEqual((await verifyRepository(f.backend, { identities: [f.identity], readData: true })).errors, []);
+});
+
 Deno.test("remote cleanup: a snapshot kept only as its source's newest says so (newest), in JSON and text", async () => {
   using f = await repoFixture({ dbMiB: 1, chromaMiB: 1 });
   const made = await snapshotOf(f);
