@@ -393,14 +393,14 @@ export async function restoreStoppedAt(
 }
 
 /**
- * Run the CLI with `args` and `env`, strace holding its first call of `calls` on the path `held` for 3 s, before it
- * runs or, with `after`, once it has run (a check that has looked); `swap` runs while it is held. The run's output,
- * and whether the swap happened while held.
+ * Run the CLI with `args` and `env`, strace holding its first call of `calls` on the path `held` (its `when`-th, when
+ * given) for 3 s, before it runs or, with `after`, once it has run (a check that has looked); `swap` runs while it is
+ * held. The run's output, and whether the swap happened while held.
  */
 export async function runHeld(
   args: string[],
   env: Record<string, string>,
-  { held, calls, after }: { held: string; calls: string; after?: boolean },
+  { held, calls, after, when = 1 }: { held: string; calls: string; after?: boolean; when?: number },
   swap: () => void,
 ): Promise<{ output: Deno.CommandOutput; held: boolean }> {
   using dir = tempDir("atocore-trace-");
@@ -408,7 +408,7 @@ export async function runHeld(
   const [program, ...rest] = cliCommand(args);
   const strace = ["-f", "-qq", "-o", trace, "-P", held, "-e", `trace=${calls}`];
   const child = new Deno.Command("strace", {
-    args: [...strace, "-e", `inject=${calls}:delay_${after ? "exit" : "enter"}=3000000:when=1`, program, ...rest],
+    args: [...strace, "-e", `inject=${calls}:delay_${after ? "exit" : "enter"}=3000000:when=${when}`, program, ...rest],
     env: cliEnv(env),
     clearEnv: true,
     stdin: "null",
@@ -419,7 +419,7 @@ export async function runHeld(
   let done = false;
   while (!done) {
     done = await Promise.race([ended.then(() => true), new Promise<boolean>((wait) => setTimeout(wait, 10, false))]);
-    if (!done && readOrEmpty(trace).includes(`"${held}"`)) {
+    if (!done && readOrEmpty(trace).split(`"${held}"`).length > when) {
       swap();
       break;
     }

@@ -138,7 +138,11 @@ Examples:
         transfers: transfersFrom(values, context),
       }
       : null;
-    using _lock = lockBackupDir(config.backupDir.path, values.to === undefined && !values["no-pre-snapshot"], context);
+    using _lock = await lockBackupDir(
+      config.backupDir.path,
+      values.to === undefined && !values["no-pre-snapshot"],
+      context,
+    );
     using _live = values.to === undefined ? lockLiveStore(config.db.path, "restore") : null;
     using interrupts = listenForInterrupts(context.reporter);
     const options: RestoreOptions = {
@@ -210,13 +214,13 @@ function checkedArguments(
  * leftovers of killed runs cleared. One that writes nothing there (not even those) also works on a read-only folder (see
  * `acquireLockToRead`), and says when it could take no lock.
  */
-function lockBackupDir(backupDir: string, writes: boolean, context: CommandContext): Disposable {
+async function lockBackupDir(backupDir: string, writes: boolean, context: CommandContext): Promise<Disposable> {
   if (writes) {
     const lock = acquireLock(backupDir, "restore");
     removeLeftovers(backupDir, context.reporter);
     return lock;
   }
-  const lock = acquireLockToRead(backupDir, "restore");
+  const lock = await acquireLockToRead(backupDir, "restore");
   if (lock.how === "read-only") context.reporter.event("info", "backup_dir_locked_read_only", { path: backupDir });
   if (lock.how === "none") {
     context.reporter.event("warning", "backup_dir_not_locked", { path: backupDir, reason: lock.reason });

@@ -187,9 +187,11 @@ export interface ReadingLock extends Disposable {
  * this tool has locked the folder yet, and none is taken (`none`). A missing folder is not created (`none`).
  *
  * @throws {LockedError} naming the holder when another operation holds the lock.
+ * @throws {RefusedError} naming the lock file when it is no longer the file looked at once opened, or its open does
+ *   not end within {@linkcode LOCK_OPEN_MS} (a FIFO or device the folder's writer swapped in meanwhile).
  * @throws {OperationError} naming the lock file when it cannot be locked at all (a filesystem that keeps no locks).
  */
-export function acquireLockToRead(backupDir: string, operation: string): ReadingLock {
+export async function acquireLockToRead(backupDir: string, operation: string): Promise<ReadingLock> {
   const none = (reason: string): ReadingLock => ({ how: "none", reason, [Symbol.dispose]: () => {} });
   if (!isDirectory(backupDir)) return none("the backup folder does not exist");
   let cause: unknown;
@@ -203,13 +205,42 @@ export function acquireLockToRead(backupDir: string, operation: string): Reading
   }
   const reason = `the backup folder may not be written (${describeOsError(cause)})`;
   const path = lockPath(backupDir);
-  if (!lstatOrNull(path)?.isFile) return none(`${reason} and holds no lock file`);
-  const file = Deno.openSync(path, { read: true });
+  const look = lstatOrNull(path);
+  if (!look?.isFile) return none(`${reason} and holds no lock file`);
+  const file = await openLookedAt(path, look);
   if (!tryLock(file, path)) {
     file.close();
     throw new LockedError(`backup folder is locked by another process: ${path}; wait for it to finish, then run again`);
   }
   return { how: "read-only", reason, [Symbol.dispose]: () => file.close() };
+}
+
+/** Longest wait for the open of a read-only folder's lock file: a regular file's open ends at once, even over NFS. */
+export const LOCK_OPEN_MS = 10_000;
+
+/**
+ * Open the lock file at `path` read-only, held to be the regular file `look` found there: its folder's writer may swap
+ * in a FIFO, whose open waits for ever for a writer (Deno's open takes no `O_NONBLOCK`), so the open is given up after
+ * {@linkcode LOCK_OPEN_MS}, or a link, which the open follows.
+ */
+async function openLookedAt(path: string, look: Deno.FileInfo): Promise<Deno.FsFile> {
+  const refused = (what: string) =>
+    new RefusedError(
+      `the lock file ${path} ${what} (a FIFO, device or link put in its place since it was looked at); nothing was ` +
+        "done; have the backup folder's owner make it an empty file again, then run again",
+    );
+  const opening = Deno.open(path, { read: true });
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const late = new Promise<null>((resolve) => timer = setTimeout(() => resolve(null), LOCK_OPEN_MS));
+  const file = await Promise.race([opening, late]).finally(() => clearTimeout(timer));
+  if (file === null) {
+    opening.then((opened) => opened.close(), () => {}); // should it ever open: never used, never left open
+    throw refused(`did not open within ${LOCK_OPEN_MS / 1000} s`);
+  }
+  const opened = await file.stat();
+  if (opened.isFile && opened.dev === look.dev && opened.ino === look.ino) return file;
+  file.close();
+  throw refused("opened is not the file that was there a moment before");
 }
 
 /** Tell whether a write failed because the folder may not be written (a read-only mount, permissions). */
