@@ -157,6 +157,11 @@ export class HeldFolder implements AsyncDisposable {
     }
   }
 
+  /** The identity of the folder held, `null` without libc's calls (nothing held). */
+  identity(): Identity | null {
+    return this.calls === null ? null : this.calls.identity(this.fd, this.path);
+  }
+
   /** libc's calls and this folder's descriptor, for the tree calls of `held_copy.ts`; `null` where entries go by path. */
   opened(): { calls: FolderCalls; folder: OpenFolder } | null {
     return this.calls === null ? null : { calls: this.calls, folder: { fd: this.fd, path: this.path } };
@@ -199,6 +204,31 @@ export class HeldFolder implements AsyncDisposable {
     const made = this.calls.createFile(this.fd, name, 0o600, path);
     try {
       this.calls.write(made, bytes, path);
+      this.calls.setMode(made, mode, path);
+      return this.calls.identity(made, path);
+    } finally {
+      this.calls.close(made);
+    }
+  }
+
+  /**
+   * Make the new file `name` here as {@linkcode makeFile} does, its bytes those of the file at `from` (a private file
+   * of this run's), read and written a mebibyte at a time; its identity, `null` without libc's calls.
+   */
+  makeFileFrom(name: string, from: string, mode: number): Identity | null {
+    const path = join(this.path, name);
+    if (this.calls === null) {
+      Deno.copyFileSync(from, path);
+      Deno.chmodSync(path, mode);
+      return null;
+    }
+    using source = Deno.openSync(from, { read: true });
+    const made = this.calls.createFile(this.fd, name, 0o600, path);
+    try {
+      const buffer = new Uint8Array(1 << 20);
+      for (let read = source.readSync(buffer); read !== null; read = source.readSync(buffer)) {
+        this.calls.write(made, buffer.subarray(0, read), path);
+      }
       this.calls.setMode(made, mode, path);
       return this.calls.identity(made, path);
     } finally {

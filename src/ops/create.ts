@@ -49,6 +49,7 @@ import { pathFlags, refuseUnfinishedRestore } from "./restore_intent.ts";
 import { nextStep } from "./next_step.ts";
 import { validateSnapshotAt, type ValidationResult } from "./validate.ts";
 import { HeldStaging } from "./held_staging.ts";
+import { backUpInto } from "./held_backup.ts";
 import type { HeldFolder } from "../fs/held_folder.ts";
 import { liveSqliteCause, sidecarHazard } from "./live_sqlite_cause.ts";
 import { parseBoundedJson } from "../text/bounded_json.ts";
@@ -124,7 +125,7 @@ export async function createSnapshot(config: Config, options: CreateOptions): Pr
     target.staged.root,
     (path) => swappedFolder(path, "nothing was made", { since: "checked" }),
   );
-  target.copiesByPath = staging.root.opened() === null || options.driver.name !== "ffi";
+  target.copiesByPath = staging.root.opened() === null; // without libc's calls: see held_backup.ts for the rest
   try {
     const parts = await copyParts(config, options, target, staging);
     const metadata = await validatedMetadata(config, options, target, parts, staging);
@@ -175,8 +176,8 @@ function swappedFolder(
     ? `make ${path} a plain folder of the backup folder again`
     : `the next create removes what is left in ${dirname(path)}`;
   const through = copiesByPath
-    ? "nothing was removed through it, but the database copies, written by path (the built-in SQLite driver, or no " +
-      "FFI permission), may have gone there"
+    ? "nothing was removed through it, but the database copies, written by path (no FFI permission), may have gone " +
+      "there"
     : "nothing was written or removed through it";
   return new UsageError(
     `${path} was moved or swapped for a symbolic link after create ${since ?? (isStaging ? "opened" : "made")} it ` +
@@ -483,18 +484,21 @@ async function copyDatabase(
   const source = db.path;
   refuseSidecarHazard(source);
   const reached = reachedLiveFile(db.given ?? source, "create"); // its links judged again now: the file SQLite must open
-  const made = folder.makeFile(basename(copy), new Uint8Array(), FILE_MODE); // SQLite opens it, never makes one
-  const files = { source: reached?.identity, destination: made ?? undefined };
   using follower = followFile(copy);
-  await copyingFrom("database", source, () =>
-    backupFollowedIfOffered(
-      driver,
-      source,
-      copy,
-      (firstPage, bytes) => follower.settled(withJournalMode(firstPage, "rollback"), bytes),
-      ({ remaining, total }) => reporter.progress("database pages", total - remaining, total),
-      files,
-    ));
+  const made = await copyingFrom(
+    "database",
+    source,
+    () =>
+      backUpInto(folder, basename(copy), driver, (destination, made) =>
+        backupFollowedIfOffered(
+          driver,
+          source,
+          destination,
+          (firstPage, bytes) => follower.settled(withJournalMode(firstPage, "rollback"), bytes),
+          ({ remaining, total }) => reporter.progress("database pages", total - remaining, total),
+          { source: reached?.identity, destination: made },
+        )),
+  );
   const journalMode = setJournalMode(copy, "rollback", made);
   folder.setFileMode(basename(copy), copiedMode(source));
   const flushed = syncFileLater(copy);
@@ -667,8 +671,13 @@ async function backUpChromaDatabase(
   const [live, copy] = [join(source, CHROMA_DB_FILE), join(target, CHROMA_DB_FILE)];
   if (!exists(live)) return undefined;
   const reached = reachedLiveFile(live, "create");
-  const made = folder.makeFile(CHROMA_DB_FILE, new Uint8Array(), FILE_MODE); // SQLite opens it, never makes one
-  await driver.backup(live, copy, undefined, { source: reached?.identity, destination: made ?? undefined });
+  const made = await backUpInto(
+    folder,
+    CHROMA_DB_FILE,
+    driver,
+    (destination, made) =>
+      driver.backup(live, destination, undefined, { source: reached?.identity, destination: made }),
+  );
   const mode = setJournalMode(copy, "rollback", made);
   folder.setFileMode(CHROMA_DB_FILE, copiedMode(live));
   return mode;
