@@ -6,6 +6,6 @@
  */
 
 /** The identity of the file `info` describes (from `stat`, `lstat` or an open file's `stat`), as one comparable text. */
-export function fileIdentity(info: Deno.FileInfo): string {
+export function fileIdentity(info: Pick<Deno.FileInfo, "dev" | "ino" | "size" | "mtime" | "ctime">): string {
   return [info.dev, info.ino, info.size, info.mtime?.getTime(), info.ctime?.getTime()].join(":");
 }

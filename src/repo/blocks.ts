@@ -4,6 +4,7 @@
  *
  * @module
  */
+import type { ReadableFile } from "../fs/opened_regular.ts";
 import { hash } from "node:crypto";
 import { constants, zstdCompressSync } from "node:zlib";
 import { readAt } from "../fs/read_at.ts";
@@ -34,7 +35,7 @@ export function blockSizeOf(header: Uint8Array): number {
  * the rest) are compressed with zstd level 1 and must shrink to under 90 %. A small file is sampled whole; an empty
  * one is not worth it.
  */
-export function isCompressible(file: Deno.FsFile, size: number): boolean {
+export function isCompressible(file: ReadableFile, size: number): boolean {
   if (size === 0) return false;
   const windows = Math.min(SAMPLE_WINDOWS, Math.floor(size / SAMPLE_BYTES));
   const starts = windows <= 1
@@ -56,7 +57,7 @@ export function isCompressible(file: Deno.FsFile, size: number): boolean {
  * with its file offset (the view is only valid during the call). Returns the bytes read.
  */
 export async function readChunks(
-  file: Deno.FsFile,
+  file: ReadableFile,
   buffer: Uint8Array,
   onChunk: (chunk: Uint8Array, offset: number) => Promise<void> | void,
 ): Promise<number> {

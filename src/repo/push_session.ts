@@ -5,6 +5,8 @@
  *
  * @module
  */
+import { OpenedRegular } from "../fs/opened_regular.ts";
+import { NotRegularFileError } from "../fs/regular_file.ts";
 import { createHash } from "node:crypto";
 import { join } from "node:path";
 import { OperationError } from "../errors.ts";
@@ -123,8 +125,7 @@ export class PushSession {
 
   private async read(entry: { path: string; size: number; sha256: string | null }): Promise<void> {
     const path = join(this.root, entry.path);
-    if (!Deno.lstatSync(path).isFile) throw this.changed(entry.path);
-    using file = Deno.openSync(path, { read: true });
+    using file = this.open(path, entry.path);
     const opened = file.statSync();
     const size = opened.size;
     if (size !== entry.size) throw this.changed(entry.path);
@@ -219,6 +220,19 @@ export class PushSession {
           : []
       ),
     );
+  }
+
+  /**
+   * The regular file at `path` (the snapshot's `relative`), opened never through a link nor waiting on a FIFO: one that
+   * is not such a file, or not the one looked at once opened (swapped by a writer of the backup folder), is changed.
+   */
+  private open(path: string, relative: string): OpenedRegular {
+    try {
+      return OpenedRegular.open(path);
+    } catch (error) {
+      if (error instanceof NotRegularFileError) throw this.changed(relative);
+      throw error;
+    }
   }
 
   private changed(path: string): SnapshotFileChangedError {
