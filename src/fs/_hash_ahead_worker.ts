@@ -7,6 +7,7 @@
  */
 /// <reference lib="deno.worker" />
 import { createHash } from "node:crypto";
+import { OpenedRegular } from "./opened_regular.ts";
 
 const CHUNK_BYTES = 8 << 20;
 
@@ -15,10 +16,14 @@ const CHUNK_BYTES = 8 << 20;
  * caller's own check says what it is): a file found or grown larger is not read past `size`.
  */
 function hashRegular(path: string, size: number, buffer: Uint8Array): string | null {
-  const info = Deno.lstatSync(path);
-  if (!info.isFile || info.size !== size) return null; // no link followed, no FIFO opened, no wrong size read
-  using file = Deno.openSync(path, { read: true });
-  if (!file.statSync().isFile) return null;
+  let file: OpenedRegular;
+  try {
+    file = OpenedRegular.open(path); // no link followed, no FIFO waited on (one swapped in since the look included)
+  } catch {
+    return null;
+  }
+  using _file = file;
+  if (file.statSync().size !== size) return null; // no wrong size read
   const hash = createHash("sha256");
   let total = 0;
   while (true) {

@@ -5,6 +5,7 @@
  *
  * @module
  */
+import { OpenedRegular } from "./opened_regular.ts";
 import { createHash } from "node:crypto";
 import { closeSync, constants, fchmodSync, fstatSync, openSync, writeSync } from "node:fs";
 
@@ -26,7 +27,7 @@ export function sha256File(
   overlay?: { offset: number; bytes: Uint8Array },
 ): string {
   const hash = createHash("sha256");
-  using file = Deno.openSync(path, { read: true });
+  using file = OpenedRegular.open(path); // never a link, never waiting on a FIFO swapped in since the caller's look
   buffer ??= new Uint8Array(CHUNK_BYTES);
   let position = 0;
   while (true) {

@@ -1,0 +1,75 @@
+/**
+ * A writer of the backup folder (the service's user) swaps a snapshot's file for a FIFO after a root push or validate
+ * looked at it and before it opened it: strace holds that look for 3 s while the swap is made. The run judges the
+ * snapshot at once, never waiting in open(2) for a writer of the FIFO (a SIGTERM would not end that wait).
+ *
+ * @module
+ */
+import assert from "node:assert/strict";
+import { closeSync, constants, openSync } from "node:fs";
+import { join } from "node:path";
+import { type CliRun, cliRunOf, createdStamp, toolFor } from "../_helpers.ts";
+import { runHeld } from "../_faults.ts";
+import { remoteNames, remoteStore } from "../_remote_cli.ts";
+
+/** How long the test waits before it opens the FIFO for writing itself, ending a run that waits on it. */
+const RESCUE_MS = 20_000;
+
+/**
+ * Run `args` with strace holding its `when`-th look at `file` while it is swapped for a FIFO: the run, failing the test
+ * when it was not held or waited on the FIFO until the test opened it.
+ */
+async function runWithFifoSwapped(
+  args: string[],
+  env: Record<string, string>,
+  file: string,
+  when: number,
+): Promise<CliRun> {
+  let rescue: ReturnType<typeof setTimeout> | undefined;
+  const started = Date.now();
+  const held = { held: file, calls: "statx,newfstatat", after: true, when };
+  const { output, held: wasHeld } = await runHeld(args, env, held, () => {
+    Deno.renameSync(file, `${file}-aside`);
+    new Deno.Command("mkfifo", { args: [file] }).outputSync();
+    rescue = setTimeout(() => closeSync(openSync(file, constants.O_WRONLY | constants.O_NONBLOCK)), RESCUE_MS);
+  });
+  clearTimeout(rescue);
+  const run = cliRunOf(output);
+  assert.ok(wasHeld, `the run ended before it looked at ${file}: ${run.stderr}`);
+  assert.ok(Date.now() - started < RESCUE_MS, `the run waited on the FIFO until the test opened it: ${run.stderr}`);
+  return run;
+}
+
+/** A Chroma segment's file of the snapshot at `root`: read by path after a look, as no database is. */
+function segmentFile(root: string): string {
+  const segment = [...Deno.readDirSync(join(root, "chroma"))].find((entry) => entry.isDirectory)!.name;
+  return join(root, "chroma", segment, "length.bin");
+}
+
+Deno.test("a snapshot's file swapped for a FIFO after a push looked at it is refused, not waited on (needs strace)", async () => {
+  if (!toolFor("strace", "a snapshot's file swapped while a push is held")) return;
+  using r = await remoteStore({ dbMiB: 1, chromaMiB: 1, segments: 1, seed: 91 });
+  const stamp = await createdStamp(r.env);
+  const file = segmentFile(join(r.store.backupDir, "snapshots", stamp));
+  const run = await runWithFifoSwapped(["push", stamp], r.env, file, 1); // the push's look is the file's first
+  assert.equal(run.code, 3, run.stderr);
+  assert.match(
+    run.stderr,
+    new RegExp(`snapshot ${stamp} failed validation .*nothing of it is listed|nothing was pushed`),
+  );
+  assert.deepEqual(await remoteNames(r.env), []);
+});
+
+Deno.test("a snapshot's file swapped for a FIFO after validate looked at it is reported, not waited on (needs strace)", async () => {
+  if (!toolFor("strace", "a snapshot's file swapped while validate is held")) return;
+  using r = await remoteStore({ dbMiB: 1, chromaMiB: 1, segments: 1, seed: 92 });
+  const stamp = await createdStamp(r.env);
+  const file = segmentFile(join(r.store.backupDir, "snapshots", stamp));
+  const run = await runWithFifoSwapped(["validate", stamp], r.env, file, 2); // the manifest check's look is its second
+  assert.equal(run.code, 1, run.stderr);
+  const errors = (run.json as { errors: string[] }).errors.join("; ");
+  assert.match(
+    errors,
+    /manifest_file_unreadable \(not a regular file \((FIFO|replaced while being opened)\)\): chroma\//,
+  );
+});
