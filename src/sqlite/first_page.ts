@@ -4,6 +4,7 @@
  *
  * @module
  */
+import { OpenedRegular } from "../fs/opened_regular.ts";
 import { readAt } from "../fs/read_at.ts";
 import { isWalMagic, WAL_FRAME_HEADER_BYTES, WAL_HEADER_BYTES } from "./_wal_format.ts";
 
@@ -14,7 +15,8 @@ const HEADER_BYTES = 100;
 
 /**
  * The last committed first page of the database at `path`: from its `-wal` file when
- * a committed frame there holds page 1, else the first page of the database file.
+ * a committed frame there holds page 1, else the first page of the database file. Each is read only as a regular file
+ * (never a link, never a FIFO waited on).
  *
  * @returns The page, or `null` when it cannot be told cheaply (unreadable files,
  * unknown WAL format, more than {@linkcode MAX_WAL_FRAMES_SCANNED} frames in the WAL's
@@ -22,7 +24,7 @@ const HEADER_BYTES = 100;
  */
 export function readFirstPage(path: string): Uint8Array | null {
   try {
-    using database = Deno.openSync(path, { read: true });
+    using database = OpenedRegular.open(path); // never waiting on a FIFO the store's owner swapped in since
     const header = readAt(database, 0, HEADER_BYTES);
     if (header === null) return null;
     const pageSize = pageSizeOf(header);
@@ -62,9 +64,9 @@ function pageSizeOf(header: Uint8Array): number {
  * or `undefined` when the WAL holds no committed page 1 (or does not exist).
  */
 function readWalFirstPage(walPath: string, pageSize: number): Uint8Array | null | undefined {
-  let wal: Deno.FsFile;
+  let wal: OpenedRegular;
   try {
-    wal = Deno.openSync(walPath, { read: true });
+    wal = OpenedRegular.open(walPath);
   } catch (error) {
     if (error instanceof Deno.errors.NotFound) return undefined;
     throw error;

@@ -1,14 +1,15 @@
 /**
- * A writer of the backup folder (the service's user) swaps a snapshot's file for a FIFO after a root push or validate
- * looked at it and before it opened it: strace holds that look for 3 s while the swap is made. The run judges the
- * snapshot at once, never waiting in open(2) for a writer of the FIFO (a SIGTERM would not end that wait).
+ * The service's user, writer of the backup folder and owner of the live store, swaps a snapshot's file or the live
+ * database for a FIFO after a root push, validate or create looked at it and before it opened it: strace holds that
+ * look for 3 s while the swap is made. The run goes on or judges at once, never waiting in open(2) for a writer of the
+ * FIFO (a SIGTERM would not end that wait).
  *
  * @module
  */
 import assert from "node:assert/strict";
 import { closeSync, constants, openSync } from "node:fs";
 import { join } from "node:path";
-import { type CliRun, cliRunOf, createdStamp, toolFor } from "../_helpers.ts";
+import { type CliRun, cliRunOf, createdStamp, storeEnv, tempStore, toolFor } from "../_helpers.ts";
 import { runHeld } from "../_faults.ts";
 import { remoteNames, remoteStore } from "../_remote_cli.ts";
 
@@ -16,7 +17,7 @@ import { remoteNames, remoteStore } from "../_remote_cli.ts";
 const RESCUE_MS = 20_000;
 
 /**
- * Run `args` with strace holding its `when`-th look at `file` while it is swapped for a FIFO: the run, failing the test
+ * Run `args` with strace holding its `when`-th look at `file` (of `calls`) while it is swapped for a FIFO: the run, failing the test
  * when it was not held or waited on the FIFO until the test opened it.
  */
 async function runWithFifoSwapped(
@@ -24,10 +25,11 @@ async function runWithFifoSwapped(
   env: Record<string, string>,
   file: string,
   when: number,
+  calls = "statx,newfstatat",
 ): Promise<CliRun> {
   let rescue: ReturnType<typeof setTimeout> | undefined;
   const started = Date.now();
-  const held = { held: file, calls: "statx,newfstatat", after: true, when };
+  const held = { held: file, calls, after: true, when };
   const { output, held: wasHeld } = await runHeld(args, env, held, () => {
     Deno.renameSync(file, `${file}-aside`);
     new Deno.Command("mkfifo", { args: [file] }).outputSync();
@@ -72,4 +74,13 @@ Deno.test("a snapshot's file swapped for a FIFO after validate looked at it is r
     errors,
     /manifest_file_unreadable \(not a regular file \((FIFO|replaced while being opened)\)\): chroma\//,
   );
+});
+
+Deno.test("a live database swapped for a FIFO once SQLite opened it, before create reads its first page: no wait (needs strace)", async () => {
+  if (!toolFor("strace", "a live database swapped while create is held")) return;
+  using store = tempStore({ dbMiB: 1 });
+  // SQLite's own looks at it, by path, after its open: the third is the last before create reads the first page
+  const run = await runWithFifoSwapped(["create"], storeEnv(store), store.db, 3, "newfstatat");
+  assert.equal(run.code, 0, run.stderr);
+  assert.equal((run.json as { validated: boolean }).validated, true);
 });
