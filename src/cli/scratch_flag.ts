@@ -7,6 +7,7 @@
 import type { Config } from "../config.ts";
 import { RefusedError, UsageError } from "../errors.ts";
 import { foreignLinkOnTheWay } from "../fs/foreign_link.ts";
+import { sharedWith } from "../fs/shared_folder.ts";
 import { statThroughFilesOrNull } from "../fs/probe.ts";
 import { isSameOrInside } from "../fs/real_path.ts";
 import { outputOverlap } from "../path_overlap.ts";
@@ -14,10 +15,11 @@ import { outputOverlap } from "../path_overlap.ts";
 /**
  * `--scratch-dir` as given, once it is known to lie outside the store and the backup folder: the command makes its
  * folder there (kept with a drill's `--keep`), where `list`, cleanup or a restore would find it; and not to lead
- * through another user's link to what that user does not own, where a root run would fill a folder that user may not.
+ * through another user's link to what that user does not own, where a root run would fill a folder that user may not;
+ * nor to be a folder another user may rename entries of (see `sharedWith`): the copy goes there by path.
  *
  * @throws {UsageError} naming what it lies in.
- * @throws {RefusedError} naming the link.
+ * @throws {RefusedError} naming the link, or the folder another user may write.
  */
 export function checkedScratch(config: Config, scratch: string): string {
   statThroughFilesOrNull(scratch); // a loop or an overlong name throws here, named with the flag, not as a drill's check
@@ -27,6 +29,14 @@ export function checkedScratch(config: Config, scratch: string): string {
       `--scratch-dir ${scratch} leads through the symbolic link ${link.link}, owned by uid ${link.linkOwner}, to ` +
         `${link.leadsTo}, owned by uid ${link.targetOwner}; a link is followed only when root, this run's user or ` +
         "the owner of what it leads to owns it; nothing was done; give a path without it, or have root make the link",
+    );
+  }
+  const shared = sharedWith(scratch);
+  if (shared !== null) {
+    throw new RefusedError(
+      `--scratch-dir ${scratch} is no place for a scratch copy: ${shared}, so another user could swap the folder made ` +
+        "there for a link while the copy is written through its path; nothing was done; give a folder that only this " +
+        "user or root may write (the default is the temporary folder)",
     );
   }
   const overlap = scratchOverlap(config, scratch);

@@ -4,6 +4,7 @@
  *
  * @module
  */
+import { sharedWith } from "../fs/shared_folder.ts";
 import { dirname, join, resolve } from "node:path";
 import type { Config } from "../config.ts";
 import type { AgeIdentity } from "../crypto/age.ts";
@@ -31,8 +32,6 @@ import { checkLivePaths, checkToFolder, probeToFolder, requireAcknowledgment } f
 import { removeKilledScratch, SCRATCH_PREFIX, UNLOCKED_SCRATCH_PREFIX } from "./restore_leftovers.ts";
 import { InterruptedError, stopIfInterrupted } from "../sys/interrupt.ts";
 import { systemTempFolder } from "../fs/system_temp.ts";
-import { statOrNull } from "../fs/probe.ts";
-import { folderCalls } from "../sys/folder_calls.ts";
 
 /** Where a snapshot is read from: the repository and the identities that decrypt it. */
 export interface RemoteSource {
@@ -513,18 +512,4 @@ export async function restoreFromRemote(
   } finally {
     await flushed().catch(() => {}); // said by the restore, or it stopped before for another reason
   }
-}
-
-/**
- * Why another user could rename what this run makes in `folder` (it owns the folder, unless it is root, or may write
- * it and the folder is not sticky), in words, or `null`: a fetch there could then be sent into a link put in place of its scratch
- * folder. `null` too where this run's user cannot be told (no FFI) or the folder is not there.
- */
-function sharedWith(folder: string): string | null {
-  const me = folderCalls()?.user();
-  const info = statOrNull(folder);
-  if (me === undefined || info === null || info.mode === null) return null;
-  if (info.uid !== me && info.uid !== 0) return `it belongs to user ${info.uid}`; // root may do anything anyway
-  const sticky = (info.mode & 0o1000) !== 0;
-  return !sticky && (info.mode & 0o022) !== 0 ? `others may write it (mode ${(info.mode & 0o7777).toString(8)})` : null;
 }

@@ -19,6 +19,7 @@ import {
 } from "../_helpers.ts";
 import {
   chownToNobody,
+  entriesBelow,
   entryNames,
   liveDigest,
   NOBODY_UID,
@@ -162,6 +163,35 @@ Deno.test("a root drill or create does not write its --junit, --metrics-file or 
   const drill = await runCli(["drill", "--latest", "--junit", own], { env });
   assert.equal(drill.code, 0, drill.stderr);
   assert.match(Deno.readTextFileSync(own), /<testsuites /);
+});
+
+Deno.test("a root drill refuses a --scratch-dir the service user may rename entries of, or one below such a folder, making nothing there", async () => {
+  if (Deno.uid() !== 0) return skipBecause("not root: the folders' owners cannot be set");
+  using store = tempStore({ dbMiB: 1, chromaMiB: 1, segments: 1 });
+  using reports = tempDir("atocore-scratch-"); // the service user's folder, on the big disk beside its store
+  const env = storeEnv(store);
+  await createdStamp(env);
+  const below = join(reports.path, "root-scratch"); // root's own folder, which the service user may still rename
+  Deno.mkdirSync(below);
+  chownToNobody(reports.path);
+  Deno.chownSync(below, 0, 0);
+  // the user renames the scratch folder root makes there and puts a link to root's folder in its place meanwhile
+  for (
+    const [scratch, why] of [[reports.path, "it belongs to user 65534"], [
+      below,
+      `the folder ${reports.path} above it belongs to user 65534`,
+    ]]
+  ) {
+    const run = await runCli(["drill", "--latest", "--scratch-dir", scratch], { env });
+    assert.equal(run.code, 3, run.stderr);
+    assert.equal(
+      run.stderr.trim().split("\n").at(-1),
+      `atocore-backup: error: --scratch-dir ${scratch} is no place for a scratch copy: ${why}, so another user could ` +
+        "swap the folder made there for a link while the copy is written through its path; nothing was done; give a " +
+        "folder that only this user or root may write (the default is the temporary folder)",
+    );
+  }
+  assert.deepEqual(entriesBelow(reports.path), ["root-scratch"], "a scratch folder was made");
 });
 
 Deno.test("a root create or cleanup refuses a backup folder that is the service user's link to root's folder, writing nothing there", async () => {

@@ -1,0 +1,43 @@
+/**
+ * Whether another user could rename what this run makes in a folder, or swap that folder or one above it for a link:
+ * what a root run must not make its scratch folders in, where it goes on by their paths.
+ *
+ * @module
+ */
+import { dirname } from "node:path";
+import { runUser } from "../sys/run_user.ts";
+import { lstatOrNull, statOrNull } from "./probe.ts";
+
+/**
+ * Why another user could rename what this run makes in `folder` (it belongs to another user than this run's and root,
+ * or others may write it and it is not sticky) or a folder above it on its real path, in words naming which, or `null`.
+ * `null` too where this run's user cannot be told or the folder is not there.
+ */
+export function sharedWith(folder: string): string | null {
+  const me = runUser();
+  const info = statOrNull(folder);
+  if (me === null || info === null || info.mode === null) return null;
+  const own = why(info, me);
+  if (own !== null) return `it ${own}`;
+  let path: string;
+  try {
+    path = Deno.realPathSync(folder);
+  } catch {
+    return null; // gone meanwhile: making a folder there fails, naming it
+  }
+  for (let above = dirname(path); above !== path; path = above, above = dirname(above)) {
+    const shared = why(lstatOrNull(above), me);
+    if (shared !== null) return `the folder ${above} above it ${shared}`;
+  }
+  return null;
+}
+
+/** Why another user may rename entries of the folder `info` describes, in words (`belongs to user 5`), or `null`. */
+function why(info: Deno.FileInfo | null, me: number): string | null {
+  if (info === null || info.mode === null) return null;
+  if (info.uid !== me && info.uid !== 0) return `belongs to user ${info.uid}`; // root may do anything anyway
+  const sticky = (info.mode & 0o1000) !== 0;
+  return !sticky && (info.mode & 0o022) !== 0
+    ? `may be written by others (mode ${(info.mode & 0o7777).toString(8)})`
+    : null;
+}
