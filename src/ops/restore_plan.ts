@@ -4,6 +4,7 @@
  *
  * @module
  */
+import { sharedWith } from "../fs/shared_folder.ts";
 import { basename, dirname, join } from "node:path";
 import type { Config } from "../config.ts";
 import { describeOsError, OperationError, RefusedError, UsageError } from "../errors.ts";
@@ -75,12 +76,31 @@ export function checkToFolder(config: Config, to: string, force: boolean): void 
     );
   }
   refuseForeignLinks([to], "restore"); // a root run would fill a folder the link's owner may not write
+  refuseSharedParent(to);
   const names = entriesOrNone(to).map((entry) => entry.name).sort();
   if (force || names.length === 0) return;
   const shown = names.slice(0, 3).join(", ") + (names.length > 3 ? `, and ${names.length - 3} more` : "");
   throw new RefusedError(
     `--to ${to} already holds ${shown}; restore would replace the store's files there; nothing was changed; ` +
       `${fix}, or pass --force to restore into it anyway`,
+  );
+}
+
+/**
+ * Refuse a `--to` folder `to` made, or found, in a folder another user may rename entries of (see `sharedWith`): that
+ * user could swap it for a link to a folder of root's once made, and the restore would go on in the link's target.
+ *
+ * @throws {RefusedError} naming that folder.
+ */
+function refuseSharedParent(to: string): void {
+  let parent = dirname(to);
+  while (statOrNull(parent) === null && dirname(parent) !== parent) parent = dirname(parent);
+  const shared = sharedWith(parent);
+  if (shared === null) return;
+  throw new RefusedError(
+    `--to ${to} is no place for a restore (the folder it is in, ${parent}: ${shared}), so another user could swap ` +
+      "it for a link while the store is written through its path; nothing was changed; give a folder in one that only " +
+      "this user or root may write",
   );
 }
 

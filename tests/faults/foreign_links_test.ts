@@ -220,6 +220,33 @@ Deno.test("a root create or cleanup refuses a backup folder that is the service 
   }
 });
 
+Deno.test("a root restore --to a folder in the service user's folder, or below it, is refused: that user could swap it for a link once made", async () => {
+  if (Deno.uid() !== 0) return skipBecause("not root: the folders' owners cannot be set");
+  using store = tempStore({ dbMiB: 1, chromaMiB: 1, segments: 1 });
+  using shared = tempDir("atocore-shared-"); // the service user's
+  const env = storeEnv(store);
+  const stamp = await createdStamp(env);
+  const rootOwn = join(shared.path, "root-own"); // root's own folder in it, which the service user may still rename
+  Deno.mkdirSync(rootOwn);
+  chownToNobody(shared.path);
+  Deno.chownSync(rootOwn, 0, 0);
+  const cases = [
+    [join(shared.path, "restored"), shared.path, "it belongs to user 65534"],
+    [join(rootOwn, "new", "restored"), rootOwn, `the folder ${shared.path} above it belongs to user 65534`],
+  ];
+  for (const [to, parent, why] of cases) {
+    const run = await runCli(["restore", stamp, "--to", to], { env });
+    assert.equal(run.code, 3, run.stderr);
+    assert.equal(
+      run.stderr.trim().split("\n").at(-1),
+      `atocore-backup: error: --to ${to} is no place for a restore (the folder it is in, ${parent}: ${why}), so ` +
+        "another user could swap it for a link while the store is written through its path; nothing was changed; " +
+        "give a folder in one that only this user or root may write",
+    );
+  }
+  assert.deepEqual(entriesBelow(shared.path), ["root-own"], "a folder was made");
+});
+
 Deno.test("a root restore --to refuses a folder reached through the service user's link to root's folder, writing nothing there", async () => {
   if (Deno.uid() !== 0) return skipBecause("not root: the links' owners cannot be set");
   using store = tempStore({ dbMiB: 1, chromaMiB: 1, segments: 1 });
