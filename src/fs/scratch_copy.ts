@@ -9,7 +9,7 @@ import { join } from "node:path";
 import { describeOsError } from "../errors.ts";
 import { removeQuietly } from "./durable.ts";
 import { entriesOrNone, lstatOrNull } from "./probe.ts";
-import { type LockedFolder, makeLockedFolder, unlockedTooLong } from "./locked_folder.ts";
+import { type LockedFolder, type LockedNames, makeLockedFolder, unlockedTooLong } from "./locked_folder.ts";
 import { systemTempFolder } from "./system_temp.ts";
 
 /** The start of a copy's folder's name once it is locked. */
@@ -60,8 +60,7 @@ export function scratchCopy(path: string, name: string): ScratchCopy {
   for (const parent of temporaryFolders()) {
     let held: LockedFolder | null = null;
     try {
-      held = makeLockedFolder(parent, NAMES, lockOrNot);
-      removeKilledCopies(parent, held.path);
+      held = lockedScratchFolder(parent, NAMES);
       const file = join(held.path, name);
       Deno.copyFileSync(path, file);
       const made = held;
@@ -72,6 +71,21 @@ export function scratchCopy(path: string, name: string): ScratchCopy {
     }
   }
   throw new NoScratchSpaceError(bytes, tried);
+}
+
+/**
+ * A new private folder in `parent` named by `names`, locked while it lives (see `locked_folder.ts`), once the folders of
+ * those names that killed runs of this user left there are removed: each a database's size, never removed otherwise.
+ */
+export function lockedScratchFolder(parent: string, names: LockedNames): LockedFolder {
+  const held = makeLockedFolder(parent, names, lockOrNot);
+  try {
+    removeKilledCopies(parent, held.path, names);
+  } catch (error) {
+    held[Symbol.dispose]();
+    throw error;
+  }
+  return held;
 }
 
 /**
@@ -91,14 +105,14 @@ function lockOrNot(holder: Deno.FsFile): void {
  * copy's name that no run holds locked, of the unlocked name too once `unlockedTooLong`. Another user's, a link, or
  * one whose lock cannot be tried is left as it is.
  */
-function removeKilledCopies(parent: string, own: string): void {
+function removeKilledCopies(parent: string, own: string, names: LockedNames): void {
   const me = Deno.lstatSync(own).uid; // Deno.uid() would need --allow-sys
   for (const entry of entriesOrNone(parent)) {
-    if (!entry.isDirectory || !entry.name.startsWith(SCRATCH_COPY_PREFIX)) continue;
+    if (!entry.isDirectory || !entry.name.startsWith(names.prefix)) continue;
     const path = join(parent, entry.name);
     const info = lstatOrNull(path);
     if (path === own || info === null || !info.isDirectory || info.uid !== me) continue;
-    if (entry.name.startsWith(UNLOCKED_PREFIX) && !unlockedTooLong(info)) continue;
+    if (entry.name.startsWith(names.unlockedPrefix) && !unlockedTooLong(info)) continue;
     if (noneHolds(path)) removeOrLeave(path);
   }
 }

@@ -9,6 +9,7 @@
 import { dirname, join } from "node:path";
 import { FILE_MODE } from "../fs/durable.ts";
 import type { HeldFolder } from "../fs/held_folder.ts";
+import { lockedScratchFolder } from "../fs/scratch_copy.ts";
 import { systemTempFolder } from "../fs/system_temp.ts";
 import type { Identity } from "../sys/folder_calls.ts";
 import { runUser } from "../sys/run_user.ts";
@@ -34,14 +35,13 @@ export async function backUpInto(
     await backUp(join(folder.path, name), made ?? undefined);
     return made;
   }
-  const aside = Deno.makeTempDirSync({ dir: systemTempFolder(), prefix: "atocore-backup-copy-" }); // mode 700
-  try {
-    await backUp(join(aside, name), undefined);
-    return folder.makeFileFrom(name, join(aside, name), FILE_MODE);
-  } finally {
-    Deno.removeSync(aside, { recursive: true });
-  }
+  using aside = lockedScratchFolder(systemTempFolder(), ASIDE_NAMES); // mode 700; a killed run's is removed later
+  await backUp(join(aside.path, name), undefined);
+  return folder.makeFileFrom(name, join(aside.path, name), FILE_MODE);
 }
+
+/** The names of the private folders a copy is made in before it goes into the folder held. */
+const ASIDE_NAMES = { prefix: "atocore-backup-copy-", unlockedPrefix: "atocore-backup-copy-new-" };
 
 /**
  * Whether a user other than this run's (and root) may rename an entry of a folder on the real path of `folder`, itself

@@ -11,6 +11,7 @@ import { offersFollowedBackup } from "../../src/sqlite/followed_backup.ts";
 import { readJournalMode, setJournalMode, withJournalMode } from "../../src/sqlite/journal_header.ts";
 import {
   FALLBACK_TEMPORARY_FOLDERS,
+  lockedScratchFolder,
   SCRATCH_COPY_PREFIX,
   scratchCopy,
   temporaryFolders,
@@ -277,6 +278,21 @@ Deno.test("scratch copy: copies killed runs left are removed; one a run holds, a
     if (previous === undefined) Deno.env.delete("TMPDIR");
     else Deno.env.set("TMPDIR", previous);
   }
+});
+
+Deno.test("scratch folder of other names: the one a killed run left is removed, another name's and a held one stay", () => {
+  using out = tempDir();
+  const kind = { prefix: "atocore-backup-copy-", unlockedPrefix: "atocore-backup-copy-new-" };
+  for (const name of ["atocore-backup-copy-killed", "atocore-backup-copy-held", `${SCRATCH_COPY_PREFIX}killed`]) {
+    Deno.mkdirSync(join(out.path, name));
+  }
+  using holder = Deno.openSync(join(out.path, "atocore-backup-copy-held"), { read: true });
+  holder.lockSync(true);
+  using made = lockedScratchFolder(out.path, kind);
+  assert.deepEqual(
+    names(out.path),
+    ["atocore-backup-copy-held", made.path.slice(out.path.length + 1), `${SCRATCH_COPY_PREFIX}killed`].sort(),
+  );
 });
 
 Deno.test("scratch copy: the first temporary folder that takes the file, after $TMPDIR missing or full", () => {
