@@ -37,7 +37,10 @@ export function isSftpBackend(backend: Pick<Backend, "location">): boolean {
 export interface Backend {
   /** Where the repository is, for messages and to key local state; never holds a credential. */
   readonly location: string;
-  /** Every object whose name starts with `prefix` (`""` or ending in `/`), sorted by name, with sizes. */
+  /**
+   * Every object whose name starts with `prefix` (`""` or ending in `/`), sorted by name, with sizes; a folder as deep
+   * as an object (the layout's `OBJECT_DEPTH`) as `<name>/`, not descended.
+   */
   list(prefix: string): Promise<ObjectInfo[]>;
   /**
    * The whole object; {@linkcode ObjectNotFoundError} when it does not exist. With `into`, an object that fits is read

@@ -26,7 +26,7 @@ import {
   ObjectTooLargeError,
   type WriteOptions,
 } from "./backend.ts";
-import { isExpectedTopEntry, stagedName, STAGING_FOLDER } from "./layout.ts";
+import { isExpectedTopEntry, isTooDeepFolder, stagedName, STAGING_FOLDER } from "./layout.ts";
 
 /**
  * Open the folder repository named by `spec` (`file:///abs/path` or a path, relative to `cwd`). The folder need not
@@ -298,7 +298,8 @@ async function walk(folder: string, relative: string, found: ObjectInfo[]): Prom
   for await (const entry of Deno.readDir(folder)) {
     if (entry.name.startsWith(".")) continue; // .tmp and anything hidden is never an object
     const name = relative ? `${relative}/${entry.name}` : entry.name;
-    if (entry.isDirectory) await walk(join(folder, entry.name), name, found);
+    if (entry.isDirectory && isTooDeepFolder(name)) found.push({ name: `${name}/`, size: 0 });
+    else if (entry.isDirectory) await walk(join(folder, entry.name), name, found);
     else if (entry.isFile) {
       const info = await lstatOrNull(join(folder, entry.name)); // removed since the folder was read: not listed
       if (info?.isFile) found.push({ name, size: info.size });
@@ -317,7 +318,7 @@ async function walkUnlisted(folder: string, relative: string, found: string[]): 
     if (!relative && isExpectedTopEntry(entry.name)) continue;
     const special = !entry.isSymlink && !entry.isFile && !entry.isDirectory; // a FIFO, a socket, a device
     if (entry.isSymlink || special || (!relative && entry.name.startsWith("."))) found.push(name);
-    else if (entry.isDirectory && !entry.name.startsWith(".")) {
+    else if (entry.isDirectory && !entry.name.startsWith(".") && !isTooDeepFolder(name)) {
       await walkUnlisted(join(folder, entry.name), name, found);
     }
   }

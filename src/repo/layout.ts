@@ -26,6 +26,18 @@ export function isExpectedTopEntry(name: string): boolean {
   return name === STAGING_FOLDER || name === LOST_AND_FOUND;
 }
 
+/**
+ * Segments of the deepest object name (`packs/<xx>/<id>`): a listing does not descend into a folder named this deep,
+ * which holds no object (a writer's folders nested past the system's path limit must not fail every listing), and
+ * lists it as `<name>/`, not an object of the format.
+ */
+export const OBJECT_DEPTH = 3;
+
+/** Whether a folder found at `name` in a listing lies where the format has objects only (see {@linkcode OBJECT_DEPTH}). */
+export function isTooDeepFolder(name: string): boolean {
+  return name.split("/").length >= OBJECT_DEPTH;
+}
+
 /** The prefixes listed to find each kind of object. */
 export const PREFIXES = {
   packs: "packs/",

@@ -553,3 +553,30 @@ Deno.test("remote list: refs that exist but cannot be read (not JSON, malformed,
   assert.equal(missing.exitCode, 0, "refs that do not exist are listed as missing, as before (verify reports them)");
   assert.match(missing.text, /\(refs missing\)/);
 });
+
+Deno.test("remote: a writer's folders nested past the path limit under packs/ are one name ignored: verify, cleanup and push go on", async () => {
+  const { f, pushed } = await pushedFixture();
+  using _ = f;
+  const deep = ["packs", "ab", ...Array.from({ length: 1100 }, () => "aaaa")];
+  const cwd = Deno.cwd();
+  try {
+    for (const segment of deep) { // each mkdir relative to the last: the whole path is past PATH_MAX (4,095)
+      Deno.mkdirSync(segment === "packs" ? join(f.repoDir, segment) : segment, { recursive: true });
+      Deno.chdir(segment === "packs" ? join(f.repoDir, segment) : segment);
+    }
+    Deno.writeFileSync("x", new Uint8Array(1));
+  } finally {
+    Deno.chdir(cwd);
+  }
+  const env = { ...f.env, ATOCORE_BACKUP_REMOTE: `file://${f.repoDir}`, ATOCORE_BACKUP_IDENTITY_FILE: f.keyFile };
+  const context = { env, cwd: f.work, now: new Date(), reporter: SILENT };
+  const verified = await verifyRepository(f.backend, { identities: [f.identity], readData: true });
+  assert.deepEqual([verified.ok, verified.notes], [true, ["packs/ab/aaaa/: not an object of this format; ignored"]]);
+  const cleaned = await remoteCleanupCommand.run({ confirm: true }, [], context);
+  assert.equal(cleaned.exitCode, 0, cleaned.text);
+  updateRows(f.store.db, 0.05);
+  const { root } = await snapshotOf(f);
+  const second = await pushSnapshot(f.config, f.backend, root, f.auth);
+  assert.notEqual(second.snapshot, pushed.snapshot);
+  assert.ok(Deno.statSync(join(f.repoDir, "packs", "ab", "aaaa")).isDirectory, "never deleted: not the format's");
+});

@@ -7,7 +7,7 @@
 import type { ObjectInfo } from "../backend.ts";
 import type { SftpSession } from "./connection.ts";
 import { readFolder } from "./requests.ts";
-import { isExpectedTopEntry } from "../layout.ts";
+import { isExpectedTopEntry, isTooDeepFolder } from "../layout.ts";
 
 /** Folders read at once: `packs/` has up to 256 subfolders, and each read waits a round trip. */
 const FOLDERS_AT_ONCE = 8;
@@ -35,7 +35,8 @@ export async function listFolder(
         const hidden = entry.name.startsWith("."); // .tmp and anything hidden is never an object
         if (unlisted && isUnlisted(entry, hidden, prefix === "")) unlisted.push(name);
         if (hidden) continue;
-        if (entry.kind === "folder") next.push([`${folder}/${entry.name}`, name]);
+        if (entry.kind === "folder" && isTooDeepFolder(name)) found.push({ name: `${name}/`, size: 0 });
+        else if (entry.kind === "folder") next.push([`${folder}/${entry.name}`, name]);
         else if (entry.kind === "file") found.push({ name, size: entry.size });
       }
     };
