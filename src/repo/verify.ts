@@ -83,17 +83,24 @@ export async function verifyRepository(backend: Backend, options: VerifyOptions 
     notes: [],
   };
   const listing = await listSnapshots(backend);
-  const packs = await listedPacks(backend, result);
+  const foreign = [...listing.unknown];
+  const packs = await listedPacks(backend, foreign);
   const listed = new Set(listing.snapshots.map(({ key }) => snapshotKeyText(key)));
   for (const key of listing.refs) {
     if (!listed.has(snapshotKeyText(key))) {
       result.notes.push(`${refsName(key)}: no snapshot object (a push in progress or interrupted)`);
     }
   }
-  for (const name of listing.unknown) result.notes.push(`${name}: not an object of this format; ignored`);
+  noteForeign(foreign, result);
+  let links = 0;
   for (const name of await backend.unlisted?.() ?? []) {
     if (name.startsWith(".")) result.notes.push(`${name}: a hidden name, not an object of this format; ignored`);
-    else result.errors.push(`${name}: a symbolic link or special file where objects are, made by hand; remove it`);
+    else if (++links <= NAMES_TOLD) {
+      result.errors.push(`${name}: a symbolic link or special file where objects are, made by hand; remove it`);
+    }
+  }
+  if (links > NAMES_TOLD) {
+    result.errors.push(`${links - NAMES_TOLD} more symbolic links or special files where objects are (not named)`);
   }
   const referenced = new Set<string>();
   const allowUnauthenticated = options.allowUnauthenticated ?? false;
@@ -149,14 +156,25 @@ async function gatherAgain(
   return readable;
 }
 
-async function listedPacks(backend: Backend, result: VerifyResult): Promise<Map<string, number>> {
+async function listedPacks(backend: Backend, foreign: string[]): Promise<Map<string, number>> {
   const packs = new Map<string, number>();
   for (const { name, size } of await backend.list(PREFIXES.packs)) {
     const parsed = parseName(name);
     if (parsed?.kind === "pack") packs.set(parsed.id, size);
-    else result.notes.push(`${name}: not an object of this format; ignored`);
+    else foreign.push(name);
   }
   return packs;
+}
+
+/** The most names of one kind told one by one: a writer may leave millions of names that are not objects. */
+const NAMES_TOLD = 20;
+
+/** Note the names that are not objects of the format: the first {@linkcode NAMES_TOLD}, then how many more. */
+function noteForeign(names: readonly string[], result: VerifyResult): void {
+  for (const name of names.slice(0, NAMES_TOLD)) result.notes.push(`${name}: not an object of this format; ignored`);
+  if (names.length > NAMES_TOLD) {
+    result.notes.push(`${names.length - NAMES_TOLD} more names not objects of this format; ignored (not named)`);
+  }
 }
 
 /** Where documents' ranges go: those of the packs of the current round (none without `readData`). */

@@ -580,3 +580,18 @@ Deno.test("remote: a writer's folders nested past the path limit under packs/ ar
   assert.notEqual(second.snapshot, pushed.snapshot);
   assert.ok(Deno.statSync(join(f.repoDir, "packs", "ab", "aaaa")).isDirectory, "never deleted: not the format's");
 });
+
+Deno.test("remote verify: a writer's many names that are not objects, or links, are told 20 by name and the rest counted", async () => {
+  const { f } = await pushedFixture();
+  using _ = f;
+  Deno.mkdirSync(join(f.repoDir, "packs", "ab"), { recursive: true });
+  for (let i = 0; i < 30; i++) {
+    Deno.writeFileSync(join(f.repoDir, i % 2 ? "snapshots" : "packs/ab", `junk${i}`), new Uint8Array(1));
+    Deno.symlinkSync("/etc/passwd", join(f.repoDir, "refs", `link${i}`));
+  }
+  const verified = await verifyRepository(f.backend);
+  assert.equal(verified.notes.length, 21, verified.notes.join("\n"));
+  assert.equal(verified.notes.at(-1), "10 more names not objects of this format; ignored (not named)");
+  assert.equal(verified.errors.length, 21, verified.errors.join("\n"));
+  assert.equal(verified.errors.at(-1), "10 more symbolic links or special files where objects are (not named)");
+});
