@@ -62,6 +62,10 @@ const SENTENCES: Record<string, (fields: Fields) => string> = {
     `snapshot ${text(f.stamp)} is stamped ${duration(f.seconds_ahead)} in the future, so its age is unknown: ` +
     `the clock was wrong when it was made, or is wrong now; check the clock`,
   drill_latest_skipped_future: skippedFuture("drill"),
+  drill_latest_passed_over_forged: (f) =>
+    `--latest --source passed over ${list(f.snapshots)}, newer, whose refs carry a MAC by the identity's key that ` +
+    `does not verify (altered in the repository: perhaps the true latest), and drills ${text(f.chosen)}; run ` +
+    `'remote verify' on the repository, then put those refs back from a copy`,
   push_latest_skipped_future: skippedFuture("push"),
   drill_latest_sequence_ignored: sequenceIgnored("drill"),
   push_latest_sequence_ignored: sequenceIgnored("push"),

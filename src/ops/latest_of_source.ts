@@ -29,7 +29,8 @@ export interface SourceLookup {
  * clock. A refs' source is believed only where a MAC by one of the identities' keys covers it (`"vouched"`, as a live
  * restore judges another host's snapshot): a writer of the repository who edits, copies or strips a refs cannot make
  * another host's snapshot, or an old one, stand for this source's latest. Those of the source stamped in the future
- * are passed over with a warning (`drill_latest_skipped_future`).
+ * are passed over with a warning (`drill_latest_skipped_future`), and so, whatever source they name, are newer refs whose
+ * MAC by one of those keys does not verify (`drill_latest_passed_over_forged`): a writer's edit of the newest refs.
  *
  * @throws {OperationError} naming the repository and the source when it has none to drill.
  */
@@ -41,24 +42,36 @@ export async function latestOfSource(
   const keys = lookup.identities.map(deriveAuthKey);
   const newestFirst = (await listSnapshots(lookup.backend)).snapshots.map(({ key }) => key).reverse();
   const skippedInFuture: string[] = [];
+  const forged: string[] = []; // newer refs a writer altered, whichever source they now name: the true latest?
   let unvouched = 0;
   for (const key of newestFirst) {
     const refs = await readRefs(lookup.backend, key).catch(() => null); // unreadable: no source to believe
-    if (refs?.source !== sourceId) continue;
-    const claim = snapshotClaim(lookup.repositoryId, key, refs.snapshot_sha256);
-    if (refsStanding(refs, keys, claim).standing !== "vouched") unvouched += 1;
+    if (refs === null) continue;
+    const { standing } = refsStanding(refs, keys, snapshotClaim(lookup.repositoryId, key, refs.snapshot_sha256));
+    if (standing === "forged") forged.push(snapshotKeyText(key));
+    if (refs.source !== sourceId) continue;
+    if (standing !== "vouched") unvouched += 1;
     else if (isInFuture(key.stamp, clock.now)) skippedInFuture.push(key.stamp);
-    else return found(key, skippedInFuture, clock.reporter);
+    else return found(key, { skippedInFuture, forged }, clock.reporter);
   }
   throw noneOfSource(lookup, sourceId, skippedInFuture, unvouched);
 }
 
 /** `key`'s name, once the source's snapshots stamped in the future passed over for it are warned about. */
-function found(key: SnapshotKey, skippedInFuture: string[], reporter: Reporter): string {
-  if (skippedInFuture.length) {
-    reporter.event("warning", "drill_latest_skipped_future", { stamps: skippedInFuture, chosen: key.stamp });
+function found(
+  key: SnapshotKey,
+  passed: { skippedInFuture: string[]; forged: string[] },
+  reporter: Reporter,
+): string {
+  const chosen = snapshotKeyText(key);
+  if (passed.skippedInFuture.length) {
+    reporter.event("warning", "drill_latest_skipped_future", { stamps: passed.skippedInFuture, chosen: key.stamp });
   }
-  return snapshotKeyText(key);
+  if (passed.forged.length) {
+    // a writer who edits the newest refs' source would otherwise make the drill pass on an older snapshot unremarked
+    reporter.event("warning", "drill_latest_passed_over_forged", { snapshots: passed.forged, chosen });
+  }
+  return chosen;
 }
 
 /**

@@ -157,6 +157,8 @@ Deno.test("drill --source believes a refs' source only under a MAC by the identi
   Deno.writeTextFileSync(newest, JSON.stringify({ ...refs, source: stopped }));
   const edited = await drill(hosts.ci, stopped);
   assert.deepEqual(verdict(edited), { stamp: OLD, failed: ["recovery_point"] }, edited.stderr);
+  const warned = edited.stderr.split("\n").find((line) => line.includes("drill_latest_passed_over_forged"));
+  assert.ok(warned?.includes(names.at(-1)!), `the newer refs a writer altered is named: ${edited.stderr}`);
 
   // and with its MACs removed too: no MAC to believe it by, even where unauthenticated snapshots are accepted
   Deno.writeTextFileSync(newest, JSON.stringify({ ...refs, source: stopped, auth: undefined }));
