@@ -337,6 +337,27 @@ if (sshd !== null) {
     assert.deepEqual([result.refs_removed, result.packs_condemned], [[], 0]);
   });
 
+  Deno.test("sftp CLI: a writer's folders nested past the path limit are one name, not an object: verify goes on", async () => {
+    using store = tempStore({ dbMiB: 1, chromaMiB: 1 });
+    using work = tempDir("atocore-sftp-");
+    const { folder, env } = await pushedRepository(server, store, work.path);
+    const cwd = Deno.cwd();
+    try {
+      Deno.chdir(join(folder, "repo", "packs"));
+      for (const segment of ["zz", ...Array.from({ length: 1100 }, () => "aaaa")]) { // past PATH_MAX, made relative
+        Deno.mkdirSync(segment);
+        Deno.chdir(segment);
+      }
+    } finally {
+      Deno.chdir(cwd);
+    }
+    const verified = await runCli(["remote", "verify"], { env });
+    assert.equal(verified.code, 0, verified.stderr);
+    assert.deepEqual((verified.json as { notes: string[] }).notes, [
+      "packs/zz/aaaa/: not an object of this format; ignored",
+    ]);
+  });
+
   Deno.test("sftp CLI: a pack swapped for a FIFO is refused at once by restore, named, never opened", async () => {
     using store = tempStore({ dbMiB: 1, chromaMiB: 1 });
     using work = tempDir("atocore-sftp-");
