@@ -198,16 +198,26 @@ async function storageWarnings(backend: Backend, leases: LeaseState): Promise<st
 
 /** Links and special files among the objects, then unreadable markers (a link among markers named once). */
 function objectErrors(odd: string[], unreadableMarkers: string[]): string[] {
+  const links = new Set(odd); // a writer may leave 100,000 links: no quadratic search, no line for each
+  const unreadable = unreadableMarkers.filter((name) => !links.has(name));
+  const told = (names: string[], line: (name: string) => string, more: string) => [
+    ...names.slice(0, NAMES_TOLD).map(line),
+    ...names.length > NAMES_TOLD ? [`${names.length - NAMES_TOLD} more ${more} (not named)`] : [],
+  ];
   return [
-    ...odd.map((name) =>
-      `${name}: a symbolic link or special file where objects are, made by hand; nothing deleted this run: put ` +
-      "the object back or remove it"
+    ...told(
+      odd,
+      (name) =>
+        `${name}: a symbolic link or special file where objects are, made by hand; nothing deleted this run: put ` +
+        "the object back or remove it",
+      "symbolic links or special files where objects are; nothing deleted this run",
     ),
-    ...unreadableMarkers.filter((name) => !odd.includes(name)).map((name) =>
-      `${name}: unreadable marker; no pack deleted this run`
-    ),
+    ...told(unreadable, (name) => `${name}: unreadable marker; no pack deleted this run`, "unreadable markers"),
   ];
 }
+
+/** The most names of one kind a run's errors tell one by one. */
+const NAMES_TOLD = 20;
 
 function sameKey(a: SnapshotKey, b: SnapshotKey): boolean {
   return a.stamp === b.stamp && a.pushId === b.pushId;

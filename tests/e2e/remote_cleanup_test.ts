@@ -200,6 +200,28 @@ Deno.test("remote cleanup: a link or FIFO where a condemned marker would be make
   }
 });
 
+Deno.test("remote cleanup: 20,000 links where markers would be: 20 named, the rest counted, in seconds; nothing deleted", async () => {
+  using f = await repoFixture({ dbMiB: 1, chromaMiB: 0 });
+  await pushSnapshot(f.config, f.backend, (await snapshotOf(f)).root, f.auth);
+  const folder = join(f.repoDir, "condemned");
+  Deno.mkdirSync(folder, { recursive: true });
+  for (let i = 0; i < 20_000; i++) Deno.symlinkSync("/dev/null", join(folder, i.toString(16).padStart(16, "0")));
+  const begun = performance.now();
+  const cleaned = await cleanupRemote(f.backend, {
+    sightingsFile: fileByPath(seenFile(f)),
+    policy: DAILY,
+    confirm: true,
+  });
+  assert.ok(performance.now() - begun < 60_000, "each link was looked for among the others: 100,000 took hours");
+  assert.equal(cleaned.errors.length, 21, cleaned.errors.slice(0, 3).join(" | "));
+  assert.match(cleaned.errors[0], /^condemned\/0000000000000000: a symbolic link or special file where objects are/);
+  assert.equal(
+    cleaned.errors.at(-1),
+    "19980 more symbolic links or special files where objects are; nothing deleted this run (not named)",
+  );
+  assert.deepEqual([cleaned.packs_condemned, cleaned.packs_deleted], [0, 0]);
+});
+
 Deno.test("remote cleanup: a lease expiring years ahead is kept (its push may run) and named in a warning", async () => {
   using f = await repoFixture({ dbMiB: 1, chromaMiB: 1 });
   await pushSnapshot(f.config, f.backend, (await snapshotOf(f)).root, f.auth);
