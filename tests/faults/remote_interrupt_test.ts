@@ -193,7 +193,8 @@ Deno.test("restore and drill --from-remote stopped by a signal change nothing li
 });
 
 Deno.test("a restore signalled while it replaces the live store runs to its end and says the signal came too late", async () => {
-  using r = await remoteStore({ dbMiB: 32, chromaMiB: 2, segments: 2, seed: 59 });
+  // a database large enough that the signal sent once its replacing begins comes before the restore ends, under load
+  using r = await remoteStore({ dbMiB: 128, chromaMiB: 8, segments: 2, seed: 59 });
   const created = await runCli(["create", "--chroma"], { env: r.env });
   assert.equal(created.code, 0, created.stderr);
   const stamp = (created.json as { stamp: string }).stamp;
