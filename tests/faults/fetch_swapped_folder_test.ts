@@ -92,11 +92,13 @@ Deno.test("a live restore from a repository does not fetch into a database folde
   const refused = await runCli(["restore", stamp, "--from-remote", "--to", join(out.path, "restored")], {
     env: { ...r.envWithIdentity, TMPDIR: temp.path },
   });
-  assert.equal(refused.code, 1, refused.stderr);
+  // the folder --to is made in is that user's: refused before any fetch (restore --to's own check)
+  assert.equal(refused.code, 3, refused.stderr);
   assert.match(
     refused.stderr,
-    /the temporary folder \S+ is no place for the fetch's scratch copy \(it belongs to user 65534/,
+    /--to \S+restored is no place for a restore \(the folder it is in, \S+: it belongs to user 65534\)/,
   );
+  assert.doesNotMatch(refused.stderr, /remote_fetch_started/);
 });
 
 Deno.test("a fetch that cannot make its scratch copy beside --to says why and where it went instead", async () => {
