@@ -32,6 +32,14 @@ export function sharedWith(folder: string): string | null {
   return null;
 }
 
+/**
+ * Whether a user other than `me` (this run's; `null`: unknown) and root may rename entries of the folder `info` (its
+ * lstat) describes; an unknown folder or mode counts as may.
+ */
+export function othersMayRename(info: Deno.FileInfo | null, me: number | null): boolean {
+  return info === null || info.mode === null || why(info, me ?? -1) !== null;
+}
+
 /** Why another user may rename entries of the folder `info` describes, in words (`belongs to user 5`), or `null`. */
 function why(info: Deno.FileInfo | null, me: number): string | null {
   if (info === null || info.mode === null) return null;

@@ -14,6 +14,7 @@ import { systemTempFolder } from "../fs/system_temp.ts";
 import type { Identity } from "../sys/folder_calls.ts";
 import { runUser } from "../sys/run_user.ts";
 import { lstatOrNull } from "../fs/probe.ts";
+import { othersMayRename } from "../fs/shared_folder.ts";
 import type { SqliteDriver } from "../sqlite/driver.ts";
 
 /** Writes a backup to `destination`, SQLite to check it opened `made` there when given. */
@@ -60,11 +61,7 @@ function othersMayWriteAbove(folder: HeldFolder): boolean {
     return true;
   }
   for (;; path = dirname(path)) {
-    const info = lstatOrNull(path);
-    const mode = info?.mode ?? 0o777;
-    if (info === null || (info.uid !== me && info.uid !== 0) || ((mode & 0o022) !== 0 && (mode & 0o1000) === 0)) {
-      return true;
-    }
+    if (othersMayRename(lstatOrNull(path), me)) return true;
     if (dirname(path) === path) return false;
   }
 }
