@@ -5,12 +5,13 @@
  * @module
  */
 import { dirname } from "node:path";
+import { groupHoldsOnly } from "../sys/group_members.ts";
 import { runUser } from "../sys/run_user.ts";
 import { lstatOrNull, statOrNull } from "./probe.ts";
 
 /**
  * Why another user could rename what this run makes in `folder` (it belongs to another user than this run's and root,
- * or others may write it and it is not sticky) or a folder above it on its real path, in words naming which, or `null`.
+ * or others may write it and it is not sticky; its group counts as others unless it holds only the folder's owner) or a folder above it on its real path, in words naming which, or `null`.
  * `null` too where this run's user cannot be told or the folder is not there.
  */
 export function sharedWith(folder: string): string | null {
@@ -44,8 +45,9 @@ export function othersMayRename(info: Deno.FileInfo | null, me: number | null): 
 function why(info: Deno.FileInfo | null, me: number): string | null {
   if (info === null || info.mode === null) return null;
   if (info.uid !== me && info.uid !== 0) return `belongs to user ${info.uid}`; // root may do anything anyway
-  const sticky = (info.mode & 0o1000) !== 0;
-  return !sticky && (info.mode & 0o022) !== 0
-    ? `may be written by others (mode ${(info.mode & 0o7777).toString(8)})`
-    : null;
+  if ((info.mode & 0o1000) !== 0) return null; // sticky: only an entry's owner may rename it
+  const mode = (info.mode & 0o7777).toString(8);
+  if ((info.mode & 0o002) !== 0) return `may be written by others (mode ${mode})`;
+  if ((info.mode & 0o020) === 0 || groupHoldsOnly(info.gid ?? -1, info.uid)) return null;
+  return `may be written by its group ${info.gid}, which may hold other users (mode ${mode})`;
 }
