@@ -49,16 +49,26 @@ export function checkedScratch(config: Config, scratch: string): string {
 
 /**
  * Refuse the system's temporary folder (`TMPDIR`), where a drill given no `--scratch-dir` makes its scratch copy, when
- * it lies in the store or the backup folder: checked before anything is fetched or restored.
+ * it lies in the store or the backup folder, or another user may rename entries of it (see `sharedWith`; `/tmp` is
+ * sticky): checked before anything is fetched or restored.
  *
  * @throws {UsageError} naming the folder, `TMPDIR` and what it lies in.
+ * @throws {RefusedError} naming the folder and why another user may write it.
  */
 export function checkTempFolder(config: Config, temp: string): void {
   const overlap = scratchOverlap(config, temp);
-  if (overlap === null) return;
-  throw new UsageError(
-    `the temporary folder ${temp} (TMPDIR), where the scratch copy goes, lies in ${overlap}; nothing was done; ` +
-      "set TMPDIR to a folder outside the store and the backup folder, or give --scratch-dir DIR",
+  if (overlap !== null) {
+    throw new UsageError(
+      `the temporary folder ${temp} (TMPDIR), where the scratch copy goes, lies in ${overlap}; nothing was done; ` +
+        "set TMPDIR to a folder outside the store and the backup folder, or give --scratch-dir DIR",
+    );
+  }
+  const shared = sharedWith(temp);
+  if (shared === null) return;
+  throw new RefusedError(
+    `the temporary folder ${temp} (TMPDIR) is no place for the scratch copy: ${shared}, so another user could swap ` +
+      "the folder made there for a link while the copy is written through its path; nothing was done; set TMPDIR to " +
+      "a folder that only this user or root may write, or give --scratch-dir DIR",
   );
 }
 

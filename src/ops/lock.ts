@@ -237,7 +237,10 @@ async function openLookedAt(path: string, look: Deno.FileInfo): Promise<Deno.FsF
     opening.then((opened) => opened.close(), () => {}); // should it ever open: never used, never left open
     throw refused(`did not open within ${LOCK_OPEN_MS / 1000} s`);
   }
-  const opened = await file.stat();
+  const opened = await file.stat().catch((error) => {
+    file.close();
+    throw error;
+  });
   if (opened.isFile && opened.dev === look.dev && opened.ino === look.ino) return file;
   file.close();
   throw refused("opened is not the file that was there a moment before");

@@ -194,6 +194,24 @@ Deno.test("a root drill refuses a --scratch-dir the service user may rename entr
   assert.deepEqual(entriesBelow(reports.path), ["root-scratch"], "a scratch folder was made");
 });
 
+Deno.test("a root drill without --scratch-dir refuses a TMPDIR the service user may rename entries of, making nothing there", async () => {
+  if (Deno.uid() !== 0) return skipBecause("not root: the folder's owner cannot be set");
+  using store = tempStore({ dbMiB: 1, chromaMiB: 1, segments: 1 });
+  using temp = tempDir("atocore-tmpdir-"); // TMPDIR left pointing at the service user's folder
+  const env = storeEnv(store);
+  await createdStamp(env);
+  chownToNobody(temp.path);
+  const run = await runCli(["drill", "--latest"], { env: { ...env, TMPDIR: temp.path } });
+  assert.equal(run.code, 3, run.stderr);
+  assert.equal(
+    run.stderr.trim().split("\n").at(-1),
+    `atocore-backup: error: the temporary folder ${temp.path} (TMPDIR) is no place for the scratch copy: it belongs ` +
+      "to user 65534, so another user could swap the folder made there for a link while the copy is written through " +
+      "its path; nothing was done; set TMPDIR to a folder that only this user or root may write, or give --scratch-dir DIR",
+  );
+  assert.deepEqual(entriesBelow(temp.path), [], "a scratch folder was made");
+});
+
 Deno.test("a root create or cleanup refuses a backup folder that is the service user's link to root's folder, writing nothing there", async () => {
   if (Deno.uid() !== 0) return skipBecause("not root: the links' owners cannot be set");
   using store = tempStore({ dbMiB: 1, chromaMiB: 1, segments: 1 });
