@@ -14,12 +14,12 @@ const ACCOUNTS_MAX_BYTES = 16 << 20;
  */
 export function groupHoldsOnly(gid: number, owner: number): boolean {
   const passwd = accountLines("/etc/passwd");
-  const group = accountLines("/etc/group")?.find((fields) => Number(fields[2]) === gid && fields[2] !== "");
-  if (passwd === null || group === undefined) return false;
+  const groups = accountLines("/etc/group")?.filter((fields) => fields[2] !== "" && Number(fields[2]) === gid) ?? [];
+  if (passwd === null || groups.length === 0) return false; // every line of the gid counts: names may share one
   const uidOf = new Map(passwd.map((fields) => [fields[0], Number(fields[2])]));
   const allowed = (uid: number | undefined) => uid === owner || uid === 0;
   const primary = passwd.filter((fields) => Number(fields[3]) === gid).map((fields) => Number(fields[2]));
-  const members = (group[3] ?? "").split(",").filter((name) => name !== "");
+  const members = groups.flatMap((fields) => (fields[3] ?? "").split(",")).filter((name) => name !== "");
   return primary.every(allowed) && members.every((name) => allowed(uidOf.get(name)));
 }
 
@@ -28,8 +28,9 @@ function accountLines(path: string): string[][] | null {
   try {
     const info = Deno.statSync(path);
     if (!info.isFile || info.size > ACCOUNTS_MAX_BYTES) return null;
-    const text = Deno.readTextFileSync(path);
-    return text.split("\n").filter((line) => line !== "" && !line.startsWith("#")).map((line) => line.split(":"));
+    const lines = Deno.readTextFileSync(path).split("\n").filter((line) => line !== "" && !line.startsWith("#"));
+    // `+`/`-` lines (nsswitch's compat mode) bring in accounts kept elsewhere: what the file says is not all
+    return lines.some((line) => /^[+-]/.test(line)) ? null : lines.map((line) => line.split(":"));
   } catch {
     return null;
   }

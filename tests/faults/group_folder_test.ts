@@ -44,6 +44,8 @@ Deno.test("a root drill --scratch-dir and restore --to in a folder its group may
   const others = [
     { group: `crew:x:${GID}:root,nobody` },
     { group: `crew:x:${GID}:`, passwd: `crewman:x:4243:${GID}::/nonexistent:/usr/sbin/nologin\n` },
+    { group: `solo:x:${GID}:root\ncrew:x:${GID}:nobody` }, // a second name of the same group
+    { group: `solo:x:${GID}:root\n+:::` }, // nsswitch's compat mode: groups kept elsewhere too
     { group: "" }, // a group the files do not list
   ];
   const why = `may be written by its group ${GID}, which may hold other users (mode 775)`;
