@@ -63,7 +63,7 @@ export interface HashedCopy {
  */
 export function copyHashed(source: string, destination: string): HashedCopy {
   const hash = createHash("sha256");
-  using from = Deno.openSync(source, { read: true });
+  using from = OpenedRegular.open(source); // never through a link, never waiting on a FIFO swapped in
   const mode = (from.statSync().mode ?? 0o644) & 0o7777;
   const flags = constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW;
   const to = openSync(destination, flags, mode);

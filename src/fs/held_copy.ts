@@ -10,6 +10,7 @@ import { basename, dirname, join } from "node:path";
 import type { FolderCalls } from "../sys/folder_calls.ts";
 import { FOLDER_MODE } from "./durable.ts";
 import type { CopyTotals, TreeEntry } from "./tree.ts";
+import { OpenedRegular } from "./opened_regular.ts";
 
 /** A folder held open: its descriptor, and its path for messages. */
 export interface OpenFolder {
@@ -82,7 +83,7 @@ function copyFile(
   buffer: Uint8Array,
   hash: Hash | null,
 ): number {
-  using source = Deno.openSync(from, { read: true });
+  using source = OpenedRegular.open(from); // never through a link, never waiting on a FIFO swapped in since the walk
   const info = source.statSync();
   const fd = calls.createFile(to.parent, to.name, 0o600, to.shown);
   try {

@@ -12,7 +12,7 @@ import { openRegularFile } from "./regular_file.ts";
 export type ReadableFile = Pick<Deno.FsFile, "readSync" | "seekSync">;
 
 /** What {@linkcode OpenedRegular.statSync} tells of the file held: what `fileIdentity` compares. */
-export type HeldFileInfo = Pick<Deno.FileInfo, "dev" | "ino" | "size" | "mtime" | "ctime">;
+export type HeldFileInfo = Pick<Deno.FileInfo, "dev" | "ino" | "size" | "mtime" | "ctime" | "mode">;
 
 /** The regular file at a path, held open by its descriptor; dispose of it to close it. */
 export class OpenedRegular implements ReadableFile, Disposable {
@@ -21,12 +21,14 @@ export class OpenedRegular implements ReadableFile, Disposable {
   private constructor(private readonly fd: number) {}
 
   /**
-   * Open the regular file at `path` (never a link, a FIFO, a device or a folder; checked before and once open).
+   * Open the regular file at `path` (never a FIFO, a device or a folder, nor a link unless `followLinks`, for a live
+   * path; checked before and once open).
    *
    * @throws as `openRegularFile` does: `NotRegularFileError` (also for one replaced while being opened), `NotFound`.
    */
-  static open(path: string): OpenedRegular {
-    return new OpenedRegular(openRegularFile(path, { maxBytes: Number.MAX_SAFE_INTEGER }).fd);
+  static open(path: string, options: { followLinks?: boolean } = {}): OpenedRegular {
+    const { followLinks } = options;
+    return new OpenedRegular(openRegularFile(path, { maxBytes: Number.MAX_SAFE_INTEGER, followLinks }).fd);
   }
 
   /** Read into `into` from the file's position: the bytes read, `null` at its end. */
@@ -49,10 +51,10 @@ export class OpenedRegular implements ReadableFile, Disposable {
     return this.position;
   }
 
-  /** The device, inode, size and times of the file held. */
+  /** The device, inode, size, times and mode of the file held. */
   statSync(): HeldFileInfo {
     const info = fstatSync(this.fd);
-    return { dev: info.dev, ino: info.ino, size: info.size, mtime: info.mtime, ctime: info.ctime };
+    return { dev: info.dev, ino: info.ino, size: info.size, mtime: info.mtime, ctime: info.ctime, mode: info.mode };
   }
 
   /** Close the descriptor. */

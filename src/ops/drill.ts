@@ -328,19 +328,19 @@ function makeScratch(parent: string | undefined, stamp: string, reporter: Report
 }
 
 /** `db_integrity` and `chroma_db_integrity`: the database at `path` passes PRAGMA integrity_check. */
-function checkIntegrity(driver: SqliteDriver, path: string): CheckOutcome {
-  const answer = driver.integrityCheck(path);
+async function checkIntegrity(driver: SqliteDriver, path: string): Promise<CheckOutcome> {
+  const answer = await driver.integrityCheck(path);
   return answer === "ok"
     ? { status: "passed", detail: `PRAGMA integrity_check ok: ${path}` }
     : { status: "failed", detail: `PRAGMA integrity_check: ${answer}: ${path}` };
 }
 
 /** `row_counts`: the restored database has the snapshot's tables and rows; measures the tables and rows. */
-function checkRowCounts({ driver, root, metadata, restore }: RestoredCopy): Finding {
+async function checkRowCounts({ driver, root, metadata, restore }: RestoredCopy): Promise<Finding> {
   const located = locatePart(root, metadata, "db");
   if (!located?.ok) return { status: "failed", detail: located?.error ?? "db_snapshot_missing" };
-  const expected = driver.tableRowCounts(located.path);
-  const found = driver.tableRowCounts(restore.target_db);
+  const expected = await driver.tableRowCounts(located.path);
+  const found = await driver.tableRowCounts(restore.target_db);
   const differences = [...new Set([...Object.keys(expected), ...Object.keys(found)])].sort().flatMap((table) => {
     if (!(table in found)) return [`table ${table} missing`];
     if (!(table in expected)) return [`table ${table} not in the snapshot`];
@@ -400,7 +400,7 @@ function checkChromaFiles({ root, metadata, restore }: RestoredCopy): CheckOutco
 }
 
 /** `chroma_db_integrity`: the restored Chroma database, when there is one, passes PRAGMA integrity_check. */
-function checkChromaDb({ driver, restore }: RestoredCopy): CheckOutcome {
+function checkChromaDb({ driver, restore }: RestoredCopy): CheckOutcome | Promise<CheckOutcome> {
   const chromaDb = join(restore.target_chroma, CHROMA_DB_FILE);
   if (!restore.chroma_restored) return { status: "skipped", detail: "no Chroma in the snapshot" };
   if (!isFile(chromaDb)) return { status: "skipped", detail: "no chroma.sqlite3 in the snapshot's Chroma" };

@@ -10,6 +10,7 @@ import { kindOf } from "../fs/regular_file.ts";
 import { JOURNAL_MAGIC, SIDECAR_SUFFIXES, startsAsJournal } from "../sqlite/file_format.ts";
 import { readJournalMode } from "../sqlite/journal_header.ts";
 import { fileSystemSpace } from "../sys/free_space.ts";
+import { OpenedRegular } from "../fs/opened_regular.ts";
 
 /** Room SQLite needs beside a WAL database to open it: its `-shm` index grows in 32 KiB pieces. */
 const SHM_ROOM = 64 * 1024;
@@ -81,7 +82,7 @@ export function liveSqliteCause(path: string): string | null {
 /** Whether the file at `path` starts as a rollback journal does. */
 function hasJournalHeader(path: string): boolean {
   try {
-    using file = Deno.openSync(path, { read: true });
+    using file = OpenedRegular.open(path, { followLinks: true }); // never waiting on a FIFO swapped in
     const head = new Uint8Array(JOURNAL_MAGIC.length);
     const read = file.readSync(head);
     return read === head.length && startsAsJournal(head);

@@ -209,7 +209,7 @@ export async function restoreSnapshot(config: Config, stamp: string, options: Re
   const backupFlags = pathFlags(config, {}, ["backupDir"]);
   const chroma = replaceStore(plan, preStamp, options, { intent, leftovers, backupFlags }, moved);
   // A database moved into place is the very file the validation checked; a copy is checked again.
-  const integrity = moved.db ? null : checkRestored(options.driver, targets.db);
+  const integrity = moved.db ? null : await checkRestored(options.driver, targets.db);
   let opened: string | null = null;
   try {
     restoreJournalModes(
@@ -694,9 +694,9 @@ function linkOldDatabase(db: string, reporter: Reporter): string | null {
 }
 
 /** `null` when the restored database passes `PRAGMA integrity_check`, else the problem. */
-function checkRestored(driver: SqliteDriver, path: string): string | null {
+async function checkRestored(driver: SqliteDriver, path: string): Promise<string | null> {
   try {
-    const answer = driver.integrityCheck(path);
+    const answer = await driver.integrityCheck(path);
     return answer === "ok" ? null : answer;
   } catch (error) {
     return `db_open_failed: ${(error as Error).message}`;

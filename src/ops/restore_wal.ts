@@ -12,6 +12,7 @@ import type { Reporter } from "../report/reporter.ts";
 import { formatStamp } from "../snapshot/stamp.ts";
 import { type SqliteDriver, SqliteError } from "../sqlite/driver.ts";
 import { DATABASE_MAGIC, startsAsDatabase } from "../sqlite/file_format.ts";
+import { OpenedRegular } from "../fs/opened_regular.ts";
 
 /** One change a restore made, in words; `part` names the part of the store whose data it changed, if any. */
 export interface Change {
@@ -149,7 +150,7 @@ export function keepAside(
  * shorter than that (a new WAL-mode database may hold nothing yet outside its WAL).
  */
 function hasDatabaseHeader(path: string): boolean {
-  using file = Deno.openSync(path, { read: true });
+  using file = OpenedRegular.open(path, { followLinks: true }); // never waiting on a FIFO swapped in
   const header = readAt(file, 0, DATABASE_MAGIC.length);
   return header === null || startsAsDatabase(header);
 }

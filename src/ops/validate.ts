@@ -464,7 +464,7 @@ function identityOrNull(path: string): string | null {
 
 async function integrityOk(driver: SqliteDriver, path: string, label: string, errors: string[]): Promise<boolean> {
   try {
-    const answer = await driver.integrityCheckAsync(path);
+    const answer = await driver.integrityCheck(path);
     if (answer === "ok") return true;
     errors.push(`${label}_integrity_check_failed: ${answer}`);
   } catch (error) {

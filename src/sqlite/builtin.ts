@@ -20,6 +20,7 @@ import {
   TABLES_QUERY,
 } from "./driver.ts";
 import { readJournalMode, setJournalMode } from "./journal_header.ts";
+import { lookAtDatabase } from "./read_open.ts";
 
 const SQLITE_CANTOPEN = 14;
 
@@ -64,20 +65,14 @@ class BuiltinDriver implements SqliteDriver {
     }
   }
 
-  integrityCheck(path: string): string {
-    return withImmutable(path, (db) => {
-      const row = db.prepare("PRAGMA integrity_check").get() as Record<string, unknown> | undefined;
-      return row ? integrityAnswer(String(Object.values(row)[0])) : "no_row";
-    });
-  }
-
   /** node:sqlite has no call off this thread: the check runs here, before the promise is returned. */
-  integrityCheckAsync(path: string): Promise<string> {
-    try {
-      return Promise.resolve(this.integrityCheck(path));
-    } catch (error) {
-      return Promise.reject(error);
-    }
+  integrityCheck(path: string): Promise<string> {
+    return settled(() =>
+      withImmutable(path, (db) => {
+        const row = db.prepare("PRAGMA integrity_check").get() as Record<string, unknown> | undefined;
+        return row ? integrityAnswer(String(Object.values(row)[0])) : "no_row";
+      })
+    );
   }
 
   checkpointTruncate(path: string): void {
@@ -88,14 +83,16 @@ class BuiltinDriver implements SqliteDriver {
     withDatabase(path, {}, (db) => db.prepare("SELECT count(*) FROM sqlite_master").get());
   }
 
-  tableRowCounts(path: string): Record<string, number> {
-    return withImmutable(path, (db) => {
-      const tables = db.prepare(TABLES_QUERY).all().map((row) => String(row.name));
-      return Object.fromEntries(tables.map((table) => {
-        const row = db.prepare(`SELECT count(*) AS n FROM ${quoteIdentifier(table)}`).get() as { n: number };
-        return [table, Number(row.n)];
-      }));
-    });
+  tableRowCounts(path: string): Promise<Record<string, number>> {
+    return settled(() =>
+      withImmutable(path, (db) => {
+        const tables = db.prepare(TABLES_QUERY).all().map((row) => String(row.name));
+        return Object.fromEntries(tables.map((table) => {
+          const row = db.prepare(`SELECT count(*) AS n FROM ${quoteIdentifier(table)}`).get() as { n: number };
+          return [table, Number(row.n)];
+        }));
+      })
+    );
   }
 
   execScript(path: string, sql: string): void {
@@ -108,6 +105,15 @@ class BuiltinDriver implements SqliteDriver {
     } finally {
       db?.close();
     }
+  }
+}
+
+/** What `run` returns, or its error, as a promise. */
+function settled<T>(run: () => T): Promise<T> {
+  try {
+    return Promise.resolve(run());
+  } catch (error) {
+    return Promise.reject(error);
   }
 }
 
@@ -142,6 +148,7 @@ function withDatabase<T>(location: string, options: { readOnly?: boolean }, use:
  * cannot, it is read through a private copy (see {@linkcode withRollbackCopy}).
  */
 function withImmutable<T>(path: string, use: (db: DatabaseSync) => T): T {
+  lookAtDatabase(path); // never a FIFO or device waited on, unless swapped in the instant before SQLite's open
   if (!isWalMode(path)) return withDatabase(path, { readOnly: true }, use);
   try {
     return withDatabase(immutableUri(path), { readOnly: true }, use);

@@ -55,16 +55,12 @@ export interface SqliteDriver {
     files?: BackupFiles,
   ): Promise<void>;
   /**
-   * `PRAGMA integrity_check` of the database at `path`: `"ok"` or the first problem, on one line.
-   * The file is opened read-only and immutable, so it works on a read-only folder and
-   * never grows `-wal`/`-shm` sidecars.
+   * `PRAGMA integrity_check` of the database at `path`: `"ok"` or the first problem, on one line. The file is opened
+   * read-only and immutable, so it works on a read-only folder and never grows `-wal`/`-shm` sidecars; the FFI driver
+   * opens and checks it off the caller's thread, which goes on meanwhile (a validation checks both databases at once,
+   * a push reads and packs beside its validation), and gives up an open that waits (see `read_open.ts`).
    */
-  integrityCheck(path: string): string;
-  /**
-   * {@linkcode integrityCheck} off the caller's thread where the driver can (FFI), so that thread goes on meanwhile: a
-   * validation checks both databases at once, and a push reads and packs beside its validation.
-   */
-  integrityCheckAsync(path: string): Promise<string>;
+  integrityCheck(path: string): Promise<string>;
   /** `PRAGMA wal_checkpoint(TRUNCATE)` on the database at `path` (which must exist). */
   checkpointTruncate(path: string): void;
   /**
@@ -72,8 +68,8 @@ export interface SqliteDriver {
    * (a transaction a killed process left unfinished) back into it and removes the journal.
    */
   rollBackJournal(path: string): void;
-  /** Row count of every table of the database at `path`, opened read-only and immutable. */
-  tableRowCounts(path: string): Record<string, number>;
+  /** Row count of every table of the database at `path`, opened as {@linkcode integrityCheck} opens it. */
+  tableRowCounts(path: string): Promise<Record<string, number>>;
   /**
    * Run SQL statements (their rows, if any, are dropped) on the database at `path`,
    * creating it when missing. Used to build the sample store.

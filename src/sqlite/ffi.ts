@@ -23,6 +23,7 @@ import { backupFirstPage, readFirstPage } from "./first_page.ts";
 import type { FollowedBackup, SettledListener } from "./followed_backup.ts";
 import { MovedCopyError, requireOpenedFile, SQLITE_FCNTL_FILE_POINTER } from "./opened_file.ts";
 import { kindOf } from "../fs/regular_file.ts";
+import { lookAtDatabase, openedInTime, replacedWhileOpened } from "./read_open.ts";
 
 /** What a backup tells of its progress, and the files it must open. */
 interface BackupListeners {
@@ -39,6 +40,13 @@ const SYMBOLS = {
   sqlite3_libversion_number: { parameters: [], result: "i32" },
   sqlite3_db_cacheflush: { parameters: ["pointer"], result: "i32", optional: true },
   sqlite3_open_v2: { parameters: ["buffer", "buffer", "i32", "pointer"], result: "i32" },
+  /** The same, on a thread of the runtime's pool: a FIFO swapped in holds that thread, not the caller's. */
+  sqlite3_open_v2_elsewhere: {
+    name: "sqlite3_open_v2",
+    parameters: ["buffer", "buffer", "i32", "pointer"],
+    result: "i32",
+    nonblocking: true,
+  },
   sqlite3_close_v2: { parameters: ["pointer"], result: "i32" },
   sqlite3_busy_timeout: { parameters: ["pointer", "i32"], result: "i32" },
   sqlite3_errmsg: { parameters: ["pointer"], result: "pointer" },
@@ -175,18 +183,9 @@ class FfiDriver implements SqliteDriver, FollowedBackup {
     }
   }
 
-  integrityCheck(path: string): string {
-    const db = this.#open(immutableUri(path), OPEN_READONLY | OPEN_URI);
-    try {
-      return integrityAnswer(String(this.#query(db, "PRAGMA integrity_check")[0]?.[0] ?? "no_row"));
-    } finally {
-      this.#lib.sqlite3_close_v2(db);
-    }
-  }
-
-  /** The check's one long step runs on another thread; its first row is the answer, as above. */
-  async integrityCheckAsync(path: string): Promise<string> {
-    const db = this.#open(immutableUri(path), OPEN_READONLY | OPEN_URI);
+  /** The check's one long step runs on another thread; its first row is the answer. */
+  async integrityCheck(path: string): Promise<string> {
+    const db = await this.#openToRead(path);
     try {
       const statement = this.#prepare(db, "PRAGMA integrity_check");
       try {
@@ -221,8 +220,8 @@ class FfiDriver implements SqliteDriver, FollowedBackup {
     }
   }
 
-  tableRowCounts(path: string): Record<string, number> {
-    const db = this.#open(immutableUri(path), OPEN_READONLY | OPEN_URI);
+  async tableRowCounts(path: string): Promise<Record<string, number>> {
+    const db = await this.#openToRead(path);
     try {
       const tables = this.#query(db, TABLES_QUERY).map((row) => String(row[0]));
       return Object.fromEntries(tables.map((table) => [
@@ -308,6 +307,37 @@ class FfiDriver implements SqliteDriver, FollowedBackup {
   #open(path: string, flags: number): Handle {
     const out = new BigUint64Array(1);
     const code = this.#lib.sqlite3_open_v2(cString(path), new Uint8Array(out.buffer), flags, null);
+    return this.#opened(code, out, path);
+  }
+
+  /**
+   * Open the database at `path` read-only and immutable, as the regular file looked at just before (see
+   * `read_open.ts`): SQLite's open runs on another thread and is given up when it does not end in time, and another
+   * file opened is refused before a page of it is read.
+   */
+  async #openToRead(path: string): Promise<Handle> {
+    const looked = lookAtDatabase(path);
+    const uri = immutableUri(path);
+    const out = new BigUint64Array(1);
+    const opening = this.#lib.sqlite3_open_v2_elsewhere(
+      cString(uri),
+      new Uint8Array(out.buffer),
+      OPEN_READONLY | OPEN_URI,
+      null,
+    );
+    const late = () => this.#closeOpened(out);
+    const db = this.#opened(await openedInTime(opening, path, late), out, uri);
+    try {
+      requireOpenedFile(this.#filePointer(db), path, looked, replacedWhileOpened);
+    } catch (error) {
+      this.#lib.sqlite3_close_v2(db);
+      throw error;
+    }
+    return db;
+  }
+
+  /** The connection `out` holds after an open that gave `code`, or (closing it) the error naming `path`. */
+  #opened(code: number, out: BigUint64Array, path: string): Handle {
     const db = Deno.UnsafePointer.create(out[0]);
     if (code !== SQLITE_OK) {
       const message = db ? this.#message(db) : "out of memory";
@@ -316,6 +346,12 @@ class FfiDriver implements SqliteDriver, FollowedBackup {
     }
     this.#lib.sqlite3_busy_timeout(db, BUSY_TIMEOUT_MS);
     return db!;
+  }
+
+  /** Close what an open given up on left in `out`, should it ever end. */
+  #closeOpened(out: BigUint64Array): void {
+    const db = Deno.UnsafePointer.create(out[0]);
+    if (db) this.#lib.sqlite3_close_v2(db);
   }
 
   #exec(db: Handle, sql: string): void {

@@ -10,6 +10,7 @@ import { kindOf, NotRegularFileError } from "../fs/regular_file.ts";
 import { startsAsDatabase } from "./file_format.ts";
 import { MovedCopyError } from "./opened_file.ts";
 import type { Identity } from "../sys/folder_calls.ts";
+import { OpenedRegular } from "../fs/opened_regular.ts";
 
 /** A database's journal mode as its header tells it: WAL, or any rollback-journal mode. */
 export type JournalMode = "wal" | "rollback";
@@ -40,7 +41,7 @@ export function withJournalMode(page: Uint8Array, mode: JournalMode): Uint8Array
  * @throws {Deno.errors.NotFound} when there is no file.
  */
 export function readJournalMode(path: string): JournalMode | null {
-  using file = Deno.openSync(path, { read: true });
+  using file = OpenedRegular.open(path, { followLinks: true }); // never waiting on a FIFO swapped in
   const header = readAt(file, 0, HEADER_BYTES);
   return header === null ? null : journalModeOf(header);
 }

@@ -101,7 +101,7 @@ Deno.test("drill --keep keeps the restored copy, which sqlite3 reads with the sn
   assert.equal(result.ok, true, result.errors.join("; "));
   assert.equal(result.scratch_kept, true);
   const restoredDb = join(result.scratch_dir!, "atocore.db");
-  assert.deepEqual(driver.tableRowCounts(restoredDb), driver.tableRowCounts(store.db));
+  assert.deepEqual(await driver.tableRowCounts(restoredDb), await driver.tableRowCounts(store.db));
   const statuses = Object.fromEntries(result.checks.map((check) => [check.name, check.status]));
   assert.equal(statuses.chroma_files, "skipped", "no Chroma in this snapshot");
   assert.equal(statuses.chroma_db_integrity, "skipped");

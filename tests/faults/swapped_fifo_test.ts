@@ -9,7 +9,7 @@
 import assert from "node:assert/strict";
 import { closeSync, constants, openSync } from "node:fs";
 import { join } from "node:path";
-import { type CliRun, cliRunOf, createdStamp, storeEnv, tempStore, toolFor } from "../_helpers.ts";
+import { cliProcess, type CliRun, cliRunOf, createdStamp, storeEnv, tempStore, toolFor } from "../_helpers.ts";
 import { runHeld } from "../_faults.ts";
 import { remoteNames, remoteStore } from "../_remote_cli.ts";
 
@@ -83,4 +83,42 @@ Deno.test("a live database swapped for a FIFO once SQLite opened it, before crea
   const run = await runWithFifoSwapped(["create"], storeEnv(store), store.db, 3, "newfstatat");
   assert.equal(run.code, 0, run.stderr);
   assert.equal((run.json as { validated: boolean }).validated, true);
+});
+
+/**
+ * Run a drill of `stamp` stopped (SIGSTOP) once its `db_integrity` check is told, the snapshot's database swapped for
+ * a FIFO meanwhile: the run's exit code and stderr, failing the test when it waited on the FIFO until the test opened it.
+ */
+async function drillWithFifoAtRowCounts(env: Record<string, string>, stamp: string, db: string): Promise<CliRun> {
+  const drill = cliProcess(["drill", stamp], { env, stdout: "null" }).spawn();
+  const lines = drill.stderr.pipeThrough(new TextDecoderStream()).getReader();
+  let stderr = "";
+  while (!stderr.includes('"name":"db_integrity"')) {
+    const { value, done } = await lines.read();
+    if (done) throw new Error(`the drill ended before its db_integrity check: ${stderr}`);
+    stderr += value;
+  }
+  Deno.kill(drill.pid, "SIGSTOP");
+  Deno.renameSync(db, `${db}-aside`);
+  new Deno.Command("mkfifo", { args: [db] }).outputSync();
+  Deno.kill(drill.pid, "SIGCONT");
+  const started = Date.now();
+  const rescue = setTimeout(() => closeSync(openSync(db, constants.O_WRONLY | constants.O_NONBLOCK)), RESCUE_MS);
+  for (let read = await lines.read(); !read.done; read = await lines.read()) stderr += read.value;
+  const { code } = await drill.status;
+  clearTimeout(rescue);
+  assert.ok(Date.now() - started < RESCUE_MS, `the drill waited on the FIFO until the test opened it: ${stderr}`);
+  return { code, stdout: "", stderr, json: undefined };
+}
+
+Deno.test("a snapshot's database swapped for a FIFO before a drill counts its rows: failed at once, not waited on", async () => {
+  using store = tempStore({ dbMiB: 1 });
+  const stamp = await createdStamp(storeEnv(store));
+  const db = join(store.backupDir, "snapshots", stamp, "db", "atocore.db");
+  const run = await drillWithFifoAtRowCounts(storeEnv(store), stamp, db);
+  assert.equal(run.code, 1, run.stderr);
+  assert.match(
+    run.stderr,
+    new RegExp(`"row_counts: unable to open database file ${db} \\(not a regular file \\(FIFO\\)`),
+  );
 });
