@@ -11,6 +11,7 @@ import { removeQuietly } from "./durable.ts";
 import { entriesOrNone, lstatOrNull } from "./probe.ts";
 import { type LockedFolder, type LockedNames, makeLockedFolder, unlockedTooLong } from "./locked_folder.ts";
 import { systemTempFolder } from "./system_temp.ts";
+import { OpenedRegular } from "./opened_regular.ts";
 
 /** The start of a copy's folder's name once it is locked. */
 export const SCRATCH_COPY_PREFIX = "atocore-sqlite-";
@@ -52,17 +53,18 @@ export function temporaryFolders(): string[] {
  * Copy the file at `path` into a new private folder in the first temporary folder where the copy succeeds; a
  * partial copy (disk full) is removed before the next folder is tried. Dispose of the result to remove it.
  *
- * @throws {NoScratchSpaceError} when no folder took the copy.
+ * @throws {NoScratchSpaceError} when no folder took the copy; as `OpenedRegular.open` when `path` is no regular file.
  */
 export function scratchCopy(path: string, name: string): ScratchCopy {
-  const bytes = Deno.statSync(path).size;
+  using source = OpenedRegular.open(path, { followLinks: true }); // never waiting on a FIFO swapped in since a look
+  const bytes = source.statSync().size;
   const tried: string[] = [];
   for (const parent of temporaryFolders()) {
     let held: LockedFolder | null = null;
     try {
       held = lockedScratchFolder(parent, NAMES);
       const file = join(held.path, name);
-      Deno.copyFileSync(path, file);
+      copyOpened(source, file);
       const made = held;
       return { folder: made.path, file, [Symbol.dispose]: () => made[Symbol.dispose]() };
     } catch (error) {
@@ -71,6 +73,16 @@ export function scratchCopy(path: string, name: string): ScratchCopy {
     }
   }
   throw new NoScratchSpaceError(bytes, tried);
+}
+
+/** Copy the whole of `source` into the new file `file`, a mebibyte at a time. */
+function copyOpened(source: OpenedRegular, file: string): void {
+  source.seekSync(0, Deno.SeekMode.Start);
+  using to = Deno.openSync(file, { write: true, createNew: true });
+  const buffer = new Uint8Array(1 << 20);
+  for (let read = source.readSync(buffer); read !== null; read = source.readSync(buffer)) {
+    for (let done = 0; done < read;) done += to.writeSync(buffer.subarray(done, read));
+  }
 }
 
 /**

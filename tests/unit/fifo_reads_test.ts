@@ -8,6 +8,8 @@ import assert from "node:assert/strict";
 import { join } from "node:path";
 import { tempDir } from "../_helpers.ts";
 import { copyHashed } from "../../src/fs/hash.ts";
+import { entriesOrNone } from "../../src/fs/probe.ts";
+import { SCRATCH_COPY_PREFIX, scratchCopy, temporaryFolders } from "../../src/fs/scratch_copy.ts";
 import { readJournalMode } from "../../src/sqlite/journal_header.ts";
 import { lookAtDatabase, openedInTime, READ_OPEN_MS } from "../../src/sqlite/read_open.ts";
 import { SqliteError } from "../../src/sqlite/driver.ts";
@@ -43,14 +45,31 @@ function thrownAtOnce(read: () => unknown): unknown {
   assert.fail("read a FIFO as a file");
 }
 
-Deno.test("copyHashed and readJournalMode refuse a FIFO at once, and copy nothing", async () => {
+Deno.test("copyHashed, scratchCopy and readJournalMode refuse a FIFO at once, and copy nothing", async () => {
   using dir = tempDir();
   const fifo = join(dir.path, "atocore.db");
   await using _rescue = fifoWithRescue(fifo);
   const copied = thrownAtOnce(() => copyHashed(fifo, join(dir.path, "copy")));
   assert.match(String(copied), /not a regular file \(FIFO\)/);
   assert.deepEqual([...Deno.readDirSync(dir.path)].map((entry) => entry.name), ["atocore.db"]);
+  const before = new Set(temporaryFolders().flatMap((folder) => entriesOrNone(folder).map((entry) => entry.name)));
+  assert.match(String(thrownAtOnce(() => scratchCopy(fifo, "copy.db"))), /not a regular file \(FIFO\)/);
+  const made = temporaryFolders().flatMap((folder) => entriesOrNone(folder).map((entry) => entry.name))
+    .filter((name) => name.startsWith(SCRATCH_COPY_PREFIX) && !before.has(name));
+  assert.deepEqual(made, [], "no scratch folder made for it");
   assert.match(String(thrownAtOnce(() => readJournalMode(fifo))), /not a regular file \(FIFO\)/);
+});
+
+Deno.test("scratchCopy copies a regular file whole, through a link", () => {
+  using dir = tempDir();
+  const file = join(dir.path, "atocore.db");
+  const bytes = crypto.getRandomValues(new Uint8Array(65536)).map((byte, index) => byte ^ index);
+  const big = new Uint8Array((3 << 20) + 5);
+  for (let at = 0; at < big.length; at += bytes.length) big.set(bytes.subarray(0, big.length - at), at);
+  Deno.writeFileSync(file, big);
+  Deno.symlinkSync(file, join(dir.path, "link.db"));
+  using copy = scratchCopy(join(dir.path, "link.db"), "copy.db");
+  assert.deepEqual(Deno.readFileSync(copy.file), big);
 });
 
 Deno.test("lookAtDatabase: a FIFO is refused at once, naming it; a link is followed, as SQLite follows it", async () => {
