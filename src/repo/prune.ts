@@ -126,7 +126,8 @@ export async function cleanupRemote(backend: Backend, options: RemoteCleanupOpti
   const trust = new RefsTrust(repository.config.id, options.auth, options.allowUnauthenticated ?? false);
   try {
     const keys = listing.snapshots.map((s) => s.key);
-    const orphans = listing.refs.filter((key) => !listing.snapshots.some((s) => sameKey(s.key, key)));
+    const listed = new Set(keys.map(snapshotKeyText)); // a set: a repository may list tens of thousands
+    const orphans = listing.refs.filter((key) => !listed.has(snapshotKeyText(key)));
     const stop = await anyForged(backend, orphans, trust, result); // as a listed snapshot's forged refs stops all
     const remaining = await applyPolicy(repository, keys, { ...options, now, trust, stop }, result);
     const keptOrphans = stop
@@ -219,10 +220,6 @@ function objectErrors(odd: string[], unreadableMarkers: string[]): string[] {
 /** The most names of one kind a run's errors tell one by one. */
 const NAMES_TOLD = 20;
 
-function sameKey(a: SnapshotKey, b: SnapshotKey): boolean {
-  return a.stamp === b.stamp && a.pushId === b.pushId;
-}
-
 /**
  * Apply retention to each source's stamps apart (the backup folders pushing here: one host's snapshots never count
  * against another's); every snapshot of a removed stamp goes, each source's newest stays. Returns those kept.
@@ -260,7 +257,8 @@ async function applyPolicy(
     }
   }
   const kept: SnapshotKey[] = [];
-  for (const key of keys.filter((key) => !vanished.includes(key))) {
+  const vanishedKeys = new Set(vanished);
+  for (const key of keys.filter((key) => !vanishedKeys.has(key))) {
     if (!removed.has(snapshotKeyText(key))) {
       kept.push(key);
       result.kept.push(snapshotKeyText(key));
