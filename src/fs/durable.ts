@@ -4,18 +4,22 @@
  *
  * @module
  */
-import { closeSync, constants, fchmodSync, fchownSync, fstatSync, fsyncSync, openSync } from "node:fs";
+import { closeSync, constants, fchmodSync, fchownSync, fstatSync, fsync, fsyncSync, openSync } from "node:fs";
 import { basename, dirname, isAbsolute, join, relative, sep } from "node:path";
 import { RefusedError } from "../errors.ts";
 import { entriesOrNone, lstatOrNull, statOrNull } from "./probe.ts";
 import { copyHashed } from "./hash.ts";
-import { kindOf, notRegularFile, NotRegularFileError } from "./regular_file.ts";
+import { kindOf, notRegularFile, NotRegularFileError, openNonBlocking } from "./regular_file.ts";
 import { mountPointsAt } from "../sys/mounts.ts";
 
-/** Flush a file's data and metadata to disk. */
+/** Flush a file's data and metadata to disk (opened non-blocking: a FIFO swapped in fails, EINVAL, never waits). */
 export function syncFile(path: string): void {
-  using file = Deno.openSync(path, { read: true });
-  file.syncSync();
+  const fd = openNonBlocking(path, true);
+  try {
+    fsyncSync(fd);
+  } finally {
+    closeSync(fd);
+  }
 }
 
 /** Flush a folder's entries (names created, renamed or removed in it) to disk. */
@@ -297,8 +301,13 @@ export function removeFileQuietly(path: string): void {
  * (copying Chroma, validating).
  */
 export function syncFileLater(path: string): () => Promise<void> {
-  const file = Deno.openSync(path, { read: true });
-  const flushed = file.sync().then(() => null, (error: unknown) => ({ error })).finally(() => file.close());
+  const fd = openNonBlocking(path, true); // as syncFile
+  const flushed = new Promise<{ error: unknown } | null>((resolve) =>
+    fsync(fd, (error) => {
+      closeSync(fd);
+      resolve(error ? { error } : null);
+    })
+  );
   return async () => {
     const failure = await flushed;
     if (failure) throw failure.error;

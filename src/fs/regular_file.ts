@@ -85,8 +85,11 @@ function sameFile(opened: { dev: number; ino: number }, expected: { dev: number;
   return opened.dev === expected.dev && opened.ino === expected.ino;
 }
 
-/** Open read-only, non-blocking, never as a controlling terminal, and (unless `follow`) not through a final link. */
-function openNonBlocking(path: string, follow: boolean): number {
+/**
+ * Open read-only, non-blocking (a FIFO's open never waits for a writer), never as a controlling terminal, and (unless
+ * `follow`) not through a final link: the descriptor, to close. Errors as Deno's classes where they have one.
+ */
+export function openNonBlocking(path: string, follow: boolean): number {
   const flags = constants.O_RDONLY | constants.O_NONBLOCK | constants.O_NOCTTY | (follow ? 0 : constants.O_NOFOLLOW);
   try {
     return openSync(path, flags);

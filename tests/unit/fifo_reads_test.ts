@@ -8,6 +8,7 @@ import assert from "node:assert/strict";
 import { join } from "node:path";
 import { tempDir } from "../_helpers.ts";
 import { copyHashed } from "../../src/fs/hash.ts";
+import { syncFile, syncFileLater } from "../../src/fs/durable.ts";
 import { entriesOrNone } from "../../src/fs/probe.ts";
 import { SCRATCH_COPY_PREFIX, scratchCopy, temporaryFolders } from "../../src/fs/scratch_copy.ts";
 import { readJournalMode } from "../../src/sqlite/journal_header.ts";
@@ -58,6 +59,21 @@ Deno.test("copyHashed, scratchCopy and readJournalMode refuse a FIFO at once, an
     .filter((name) => name.startsWith(SCRATCH_COPY_PREFIX) && !before.has(name));
   assert.deepEqual(made, [], "no scratch folder made for it");
   assert.match(String(thrownAtOnce(() => readJournalMode(fifo))), /not a regular file \(FIFO\)/);
+});
+
+Deno.test("syncFile and syncFileLater fail on a FIFO at once (fsync: EINVAL), and flush a regular file", async () => {
+  using dir = tempDir();
+  const fifo = join(dir.path, "atocore.db");
+  await using _rescue = fifoWithRescue(fifo);
+  assert.match(String(thrownAtOnce(() => syncFile(fifo))), /EINVAL|Invalid argument/);
+  const started = Date.now();
+  await assert.rejects(syncFileLater(fifo)(), /EINVAL|Invalid argument/);
+  assert.ok(Date.now() - started < RESCUE_S * 1000, "it waited on the FIFO until a writer opened it");
+  const file = join(dir.path, "file");
+  Deno.writeTextFileSync(file, "x");
+  syncFile(file);
+  await syncFileLater(file)();
+  assert.throws(() => syncFile(join(dir.path, "missing")), Deno.errors.NotFound);
 });
 
 Deno.test("scratchCopy copies a regular file whole, through a link", () => {
