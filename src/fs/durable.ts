@@ -22,10 +22,14 @@ export function syncFile(path: string): void {
   }
 }
 
-/** Flush a folder's entries (names created, renamed or removed in it) to disk. */
+/** Flush a folder's entries (names created, renamed or removed in it) to disk (a FIFO swapped in fails, never waits). */
 export function syncDir(path: string): void {
-  using dir = Deno.openSync(path, { read: true });
-  dir.syncSync();
+  const fd = openNonBlocking(path, true, constants.O_DIRECTORY);
+  try {
+    fsyncSync(fd);
+  } finally {
+    closeSync(fd);
+  }
 }
 
 /**

@@ -87,10 +87,12 @@ function sameFile(opened: { dev: number; ino: number }, expected: { dev: number;
 
 /**
  * Open read-only, non-blocking (a FIFO's open never waits for a writer), never as a controlling terminal, and (unless
- * `follow`) not through a final link: the descriptor, to close. Errors as Deno's classes where they have one.
+ * `follow`) not through a final link, with the flags `extra` (`O_DIRECTORY`): the descriptor, to close. Errors as
+ * Deno's classes where they have one.
  */
-export function openNonBlocking(path: string, follow: boolean): number {
-  const flags = constants.O_RDONLY | constants.O_NONBLOCK | constants.O_NOCTTY | (follow ? 0 : constants.O_NOFOLLOW);
+export function openNonBlocking(path: string, follow: boolean, extra = 0): number {
+  const flags = constants.O_RDONLY | constants.O_NONBLOCK | constants.O_NOCTTY | (follow ? 0 : constants.O_NOFOLLOW) |
+    extra;
   try {
     return openSync(path, flags);
   } catch (error) {
@@ -100,6 +102,7 @@ export function openNonBlocking(path: string, follow: boolean): number {
     if (code === "ENOENT") throw new Deno.errors.NotFound(message);
     if (code === "EACCES" || code === "EPERM") throw new Deno.errors.PermissionDenied(message);
     if (code === "ELOOP") throw new NotRegularFileError(path, "symbolic link");
+    if (code === "ENOTDIR") throw new Deno.errors.NotADirectory(message);
     throw error;
   }
 }

@@ -324,9 +324,14 @@ async function walkUnlisted(folder: string, relative: string, found: string[]): 
   }
 }
 
+/** Flush the folder at `path`, opened as a folder and non-blocking: a FIFO a writer swapped in fails, never waits. */
 async function syncFolder(path: string): Promise<void> {
-  using folder = await Deno.open(path, { read: true });
-  await folder.sync();
+  const folder = await open(path, constants.O_RDONLY | constants.O_DIRECTORY | constants.O_NONBLOCK);
+  try {
+    await folder.sync();
+  } finally {
+    await folder.close();
+  }
 }
 
 async function lstatOrNull(path: string): Promise<Deno.FileInfo | null> {

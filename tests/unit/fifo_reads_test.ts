@@ -8,7 +8,7 @@ import assert from "node:assert/strict";
 import { join } from "node:path";
 import { tempDir } from "../_helpers.ts";
 import { copyHashed } from "../../src/fs/hash.ts";
-import { syncFile, syncFileLater } from "../../src/fs/durable.ts";
+import { syncDir, syncFile, syncFileLater } from "../../src/fs/durable.ts";
 import { entriesOrNone } from "../../src/fs/probe.ts";
 import { SCRATCH_COPY_PREFIX, scratchCopy, temporaryFolders } from "../../src/fs/scratch_copy.ts";
 import { readJournalMode } from "../../src/sqlite/journal_header.ts";
@@ -61,10 +61,12 @@ Deno.test("copyHashed, scratchCopy and readJournalMode refuse a FIFO at once, an
   assert.match(String(thrownAtOnce(() => readJournalMode(fifo))), /not a regular file \(FIFO\)/);
 });
 
-Deno.test("syncFile and syncFileLater fail on a FIFO at once (fsync: EINVAL), and flush a regular file", async () => {
+Deno.test("syncFile, syncFileLater and syncDir fail on a FIFO at once, and flush a file and a folder", async () => {
   using dir = tempDir();
   const fifo = join(dir.path, "atocore.db");
   await using _rescue = fifoWithRescue(fifo);
+  assert.ok(thrownAtOnce(() => syncDir(fifo)) instanceof Deno.errors.NotADirectory);
+  syncDir(dir.path);
   assert.match(String(thrownAtOnce(() => syncFile(fifo))), /EINVAL|Invalid argument/);
   const started = Date.now();
   await assert.rejects(syncFileLater(fifo)(), /EINVAL|Invalid argument/);
