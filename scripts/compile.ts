@@ -34,6 +34,7 @@ export const COMPILE_INCLUDES = [
   "src/fs/_follow_hash_worker.ts",
   "src/fs/_hash_ahead_worker.ts",
   "src/repo/_crypto_worker.ts",
+  "src/sqlite/_read_worker.ts",
 ];
 
 /** Where the binary goes, relative to the project's root. */

@@ -83,7 +83,7 @@ export interface SqliteDriver {
  */
 export class IntegrityUncheckedError extends UsageError {
   /** Make the error for the database at `path`, with why no private copy could be made. */
-  constructor(path: string, why: string) {
+  constructor(readonly path: string, readonly why: string) {
     super(
       `could not check the integrity of ${path}: ${why}; set TMPDIR to a folder with room for it, ` +
         `or use --sqlite-driver ffi`,
@@ -96,8 +96,8 @@ export class SqliteError extends Error {
   /** Symbolic result code, such as `SQLITE_CORRUPT` or `SQLITE_FULL`. */
   readonly code: string;
 
-  /** Make an error from a numeric result code and SQLite's message. */
-  constructor(resultCode: number, message: string) {
+  /** Make an error from a numeric result code (kept, to make it again on another thread) and SQLite's message. */
+  constructor(readonly resultCode: number, message: string) {
     super(message);
     this.name = "SqliteError";
     this.code = resultCodeName(resultCode);

@@ -52,10 +52,15 @@ export async function openedInTime<T>(opening: Promise<T>, path: string, late: (
   const result = await Promise.race([opening, tooLate]).finally(() => clearTimeout(timer));
   if (result !== TIMED_OUT) return result as T;
   opening.then(late, () => {});
-  throw new SqliteError(
+  throw notOpenedInTime(path);
+}
+
+/** The error for SQLite's open of `path` that did not end within {@linkcode READ_OPEN_MS}. */
+export function notOpenedInTime(path: string): SqliteError {
+  return new SqliteError(
     SQLITE_CANTOPEN,
     `SQLite's open of ${path} did not end within ${READ_OPEN_MS / 1000} s (a FIFO or device put in its place since ` +
-      "it was looked at?); find who changes that folder, then run again",
+      "it was looked at, or beside it as its -journal?); find who changes that folder, then run again",
   );
 }
 

@@ -14,19 +14,21 @@ import { SCRATCH_COPY_PREFIX, scratchCopy, temporaryFolders } from "../../src/fs
 import { readJournalMode } from "../../src/sqlite/journal_header.ts";
 import { lookAtDatabase, openedInTime, READ_OPEN_MS } from "../../src/sqlite/read_open.ts";
 import { SqliteError } from "../../src/sqlite/driver.ts";
+import { openDriver } from "../../src/sqlite/open_driver.ts";
 
 /** How long a writer started beside the test waits before it opens the FIFO, ending a read that waits on it. */
 const RESCUE_S = 5;
 
-/** A FIFO at `path`, and a process that opens it for writing after {@linkcode RESCUE_S} should anything wait on it. */
-function fifoWithRescue(path: string): AsyncDisposable {
+/** A FIFO at `path`, and a process that opens it for writing after `seconds` should anything wait on it. */
+function fifoWithRescue(path: string, seconds = RESCUE_S): AsyncDisposable & { rescued: Promise<unknown> } {
   new Deno.Command("mkfifo", { args: [path] }).outputSync();
   const rescue = new Deno.Command("sh", {
-    args: ["-c", `sleep ${RESCUE_S}; exec 3<>"$0"`, path],
+    args: ["-c", `sleep ${seconds}; exec 3<>"$0"`, path],
     stdout: "null",
     stderr: "null",
   }).spawn();
   return {
+    rescued: rescue.status,
     async [Symbol.asyncDispose]() {
       rescue.kill("SIGKILL");
       await rescue.status;
@@ -127,4 +129,20 @@ Deno.test("openedInTime gives up an open that does not end, naming the file, and
   await Promise.resolve();
   assert.deepEqual(late, [7], "what the open gave at last is handed on, to be closed");
   assert.equal(await openedInTime(Promise.resolve(3), "/x", () => assert.fail("not late")), 3);
+});
+
+Deno.test("the built-in driver gives up a read whose -journal is a FIFO (SQLite opens it to see if it is hot); the FFI driver's immutable open never looks", async () => {
+  using dir = tempDir();
+  const db = join(dir.path, "atocore.db");
+  openDriver("builtin").execScript(db, "CREATE TABLE t(x); INSERT INTO t VALUES (1), (2);");
+  const rescue = READ_OPEN_MS / 1000 + 5;
+  const journal = fifoWithRescue(`${db}-journal`, rescue);
+  assert.deepEqual(await openDriver("ffi").tableRowCounts(db), { t: 2 });
+  const started = Date.now();
+  await assert.rejects(
+    openDriver("builtin").tableRowCounts(db),
+    new RegExp(`^SqliteError: SQLite's open of ${db} did not end within 10 s .*-journal`),
+  );
+  assert.ok(Date.now() - started < rescue * 1000, "it waited on the FIFO until a writer opened it");
+  await journal.rescued; // the worker given up on ends once the FIFO is opened
 });

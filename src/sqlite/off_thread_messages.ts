@@ -1,0 +1,36 @@
+/**
+ * What the built-in driver's read worker and the thread that started it say to each other (see `off_thread.ts`),
+ * errors made so that they cross threads and are made again.
+ *
+ * @module
+ */
+import { IntegrityUncheckedError, SqliteError } from "./driver.ts";
+
+/** A read the worker does. */
+export type OffThreadRead = "integrity" | "counts";
+
+/** What the worker says: an open begins or ends, or the read's value or error. */
+export type OffThreadMessage =
+  | { state: "opening" | "opened" }
+  | { value: unknown }
+  | { error: PostedError };
+
+/** An error as it crosses to the caller's thread. */
+export type PostedError =
+  | { kind: "sqlite"; resultCode: number; message: string }
+  | { kind: "unchecked"; path: string; why: string }
+  | { kind: "other"; message: string };
+
+/** `error` as it may cross to another thread. */
+export function posted(error: unknown): PostedError {
+  if (error instanceof SqliteError) return { kind: "sqlite", resultCode: error.resultCode, message: error.message };
+  if (error instanceof IntegrityUncheckedError) return { kind: "unchecked", path: error.path, why: error.why };
+  return { kind: "other", message: error instanceof Error ? error.message : String(error) };
+}
+
+/** The error `posted` made of one, made again on this thread. */
+export function revived(error: PostedError): Error {
+  if (error.kind === "sqlite") return new SqliteError(error.resultCode, error.message);
+  if (error.kind === "unchecked") return new IntegrityUncheckedError(error.path, error.why);
+  return new Error(error.message);
+}
