@@ -318,15 +318,18 @@ class FfiDriver implements SqliteDriver, FollowedBackup {
   async #openToRead(path: string): Promise<Handle> {
     const looked = lookAtDatabase(path);
     const uri = immutableUri(path);
+    const name = cString(uri);
     const out = new BigUint64Array(1);
     const opening = this.#lib.sqlite3_open_v2_elsewhere(
-      cString(uri),
+      name,
       new Uint8Array(out.buffer),
       OPEN_READONLY | OPEN_URI,
       null,
     );
-    const late = () => this.#closeOpened(out);
+    // the other thread reads `name` and writes `out` until the open ends: both stay referenced until then
+    const late = () => this.#closeOpened(out, name);
     const db = this.#opened(await openedInTime(opening, path, late), out, uri);
+    name.fill(0);
     try {
       requireOpenedFile(this.#filePointer(db), path, looked, replacedWhileOpened);
     } catch (error) {
@@ -348,8 +351,9 @@ class FfiDriver implements SqliteDriver, FollowedBackup {
     return db!;
   }
 
-  /** Close what an open given up on left in `out`, should it ever end. */
-  #closeOpened(out: BigUint64Array): void {
+  /** Close what an open given up on left in `out`, should it ever end (`name`, its file name, held until then). */
+  #closeOpened(out: BigUint64Array, name: Uint8Array): void {
+    name.fill(0);
     const db = Deno.UnsafePointer.create(out[0]);
     if (db) this.#lib.sqlite3_close_v2(db);
   }
