@@ -12,7 +12,6 @@ import type { DrillResult } from "../ops/drill_result.ts";
 import { drillFromRemote, type RemoteDrillResult } from "../ops/drill_remote.ts";
 import { InterruptedError } from "../sys/interrupt.ts";
 import { listenForInterrupts, reportLateInterrupt } from "./interrupts.ts";
-import { checkedRemoteName } from "../ops/from_remote.ts";
 import { describeOsError, ExitCode, OperationError, UsageError } from "../errors.ts";
 import { writeFileAtomic } from "../fs/durable.ts";
 import { renderJunit, renderJunitFailure } from "../report/junit.ts";
@@ -203,7 +202,6 @@ function checkArguments(values: Values, positionals: string[], context: CommandC
     throw new UsageError("drill: --sample makes its own store and cannot be used with --from-remote");
   }
   if (!values["from-remote"]) refuseRemoteFlagsWithout(values, "drill", "--from-remote");
-  else if (positionals.length) checkedRemoteName(positionals[0]);
   checkedSource(values);
 }
 
@@ -271,7 +269,7 @@ async function drillRemote(
   options: DrillOptions,
 ): Promise<RemoteDrillResult> {
   const source = {
-    ...remoteSourceFrom(values, context, config, "drill --from-remote"),
+    ...remoteSourceFrom(values, context, config, "drill --from-remote", positionals[0]),
     transfers: transfersFrom(values, context),
   };
   using interrupts = listenForInterrupts(context.reporter);

@@ -8,7 +8,7 @@ import { type Config, MAX_TRANSFERS, type RemoteSettings, resolveRemoteSettings,
 import { UsageError } from "../errors.ts";
 import { quoted } from "../ops/restore_intent.ts";
 import type { Backend } from "../repo/backend.ts";
-import type { RemoteSource } from "../ops/from_remote.ts";
+import { checkedRemoteName, type RemoteSource } from "../ops/from_remote.ts";
 import { identitiesFrom, recipientsFrom, refuseRemoteInStore, remoteBackend } from "../ops/remote.ts";
 import { DEFAULT_TRANSFERS, FOLDER_FETCH_TRANSFERS, S3_FETCH_TRANSFERS } from "../repo/lanes.ts";
 import type { CommandContext, CommandOptions, FlagValues } from "./command.ts";
@@ -140,24 +140,27 @@ export function refuseRemoteFlagsWithout(
 
 /**
  * The repository to read a snapshot from and the identities that decrypt it, for `purpose` (`restore --from-remote`);
- * checked before any work.
+ * checked before any work, with the snapshot's name when one is given (`snapshot`).
  *
- * @throws {UsageError} when the repository or the identity is missing, or the repository lies in the store.
+ * @throws {UsageError} when the repository or the identity is missing, the repository lies in the store, or the name is
+ *   none of a snapshot (see `checkedRemoteName`; its error prints the repository's `remote list`).
  */
 export function remoteSourceFrom(
   values: FlagValues<typeof REMOTE_OPTIONS> & FlagValues<typeof AUTH_OPTIONS>,
   context: CommandContext,
   config: Config,
   purpose: string,
+  snapshot?: string,
 ): RemoteSource {
   const settings = remoteSettingsFrom(values, context);
   const backend = remoteBackend(settings, context.cwd, purpose, context.env, context.reporter);
   refuseRemoteInStore(config, backend);
+  const flags = repositoryFlags(settings, backend);
+  if (snapshot !== undefined) checkedRemoteName(snapshot, flags);
   const identities = identitiesFrom(settings, purpose, context.reporter);
   const allowUnauthenticated = Boolean(values["allow-unauthenticated"]);
   const identityFile = settings.identityFile?.value;
   const recipients = recipientsFrom(settings);
-  const flags = repositoryFlags(settings, backend);
   // a printed 'remote verify' decrypts with the identity given
   const identityFlag = settings.identityFile?.source === "flag" ? ` --identity ${quoted(identityFile!)}` : "";
   return { backend, identities, recipients, allowUnauthenticated, identityFile, repositoryFlags: flags, identityFlag };

@@ -8,7 +8,7 @@ import { ExitCode, UsageError } from "../errors.ts";
 import { listStep, requireBackupFolder, requireSnapshot } from "../ops/list.ts";
 import { acquireLock, acquireLockToRead, lockLiveStore } from "../ops/lock.ts";
 import { removeLeftovers } from "../ops/recover.ts";
-import { checkedRemoteName, type RemoteRestoreResult, restoreFromRemote } from "../ops/from_remote.ts";
+import { type RemoteRestoreResult, type RemoteSource, restoreFromRemote } from "../ops/from_remote.ts";
 import { goBack, type RestoreOptions, type RestoreResult, restoreSnapshot } from "../ops/restore.ts";
 import { pathFlags } from "../ops/restore_intent.ts";
 import { checkedStamp } from "../snapshot/layout.ts";
@@ -130,14 +130,8 @@ Examples:
   },
   maxPositionals: 1,
   async run(values, positionals, context) {
-    const { stamp, fromRemote, config } = checkedArguments(values, positionals, context);
+    const { stamp, source, config } = checkedArguments(values, positionals, context);
     const driver = driverFrom(values, context);
-    const source = fromRemote
-      ? {
-        ...remoteSourceFrom(values, context, config, "restore --from-remote"),
-        transfers: transfersFrom(values, context),
-      }
-      : null;
     using _lock = await lockBackupDir(
       config.backupDir.path,
       values.to === undefined && !values["no-pre-snapshot"],
@@ -176,20 +170,21 @@ Examples:
 });
 
 /**
- * The stamp, whether it comes from the repository, and the configuration, once the flags are checked against each
- * other and the snapshot (or, for a live restore from the repository, the backup folder) is found: usage errors come
- * before any lock or fetch.
+ * The stamp, the repository it comes from (`null` for the backup folder's), and the configuration, once the flags are
+ * checked against each other and the snapshot (or, for a live restore from the repository, the backup folder) is found:
+ * usage errors come before any lock or fetch.
  */
 function checkedArguments(
   values: CommandFlags<typeof restoreCommand.options>,
   positionals: string[],
   context: CommandContext,
-): { stamp: string; fromRemote: boolean; config: ReturnType<typeof configFrom> } {
+): { stamp: string; source: RemoteSource | null; config: ReturnType<typeof configFrom> } {
   const fromRemote = Boolean(values["from-remote"]);
   // the list printed reaches the backup folder given (a repository's snapshots are another list)
   const list = () => listStep(fromRemote ? "" : pathFlags(resolvedConfigFrom(values, context), {}, ["backupDir"]));
   if (positionals.length === 0) throw new UsageError(`restore: snapshot stamp required; ${list()}`);
-  const stamp = fromRemote && checkedRemoteName(positionals[0]) ? positionals[0] : checkedStamp(positionals[0], list());
+  // a repository's snapshot name is checked once its flags are known, for the list its error prints
+  const stamp = fromRemote ? positionals[0] : checkedStamp(positionals[0], list());
   checkRemoteFlags(values);
   refuseBoth(values, "chroma", "no-chroma", "restore");
   if (values.to === "") throw new UsageError("restore: --to needs a folder");
@@ -197,6 +192,12 @@ function checkedArguments(
     throw new UsageError("restore: --force goes with --to DIR only (the live store needs --confirm-service-stopped)");
   }
   const config = configFrom(values, context);
+  const source = fromRemote
+    ? {
+      ...remoteSourceFrom(values, context, config, "restore --from-remote", stamp),
+      transfers: transfersFrom(values, context),
+    }
+    : null;
   // a remote snapshot need not be here
   if (!fromRemote) requireSnapshot(config.backupDir.path, stamp, pathFlags(config, {}, ["backupDir"]));
   else if (values.to === undefined && !values["no-pre-snapshot"]) { // the pre-restore snapshot goes there
@@ -206,7 +207,7 @@ function checkedArguments(
       "make that folder for the pre-restore snapshot, or add --no-pre-snapshot (a new host whose live store is gone)",
     );
   }
-  return { stamp, fromRemote, config };
+  return { stamp, source, config };
 }
 
 /**

@@ -92,7 +92,7 @@ export async function resolveRemoteSnapshot(
   flags = "",
 ): Promise<string> {
   const names = (await listSnapshots(backend)).snapshots.map(({ key }) => snapshotKeyText(key));
-  const list = nextStep("see 'atocore-backup remote list'", "see them with", "remote list", flags);
+  const list = remoteListStep(flags);
   if (given === "latest") {
     if (names.length === 0) {
       // run where the backup folder is: this host (a CI runner) may have none
@@ -111,7 +111,7 @@ export async function resolveRemoteSnapshot(
     }
     return pushes.at(-1)!;
   }
-  if (checkedRemoteName(given) === "key") {
+  if (checkedRemoteName(given, flags) === "key") {
     if (names.includes(given)) return given;
     throw new UsageError(`no snapshot ${given} in ${backend.location}; ${list}`);
   }
@@ -146,14 +146,20 @@ function latestRemoteStamp(
 /**
  * What kind of name `given` is: a stamp, or `<stamp>_<push id>`.
  *
+ * @param flags The repository's flags, for the `remote list` the error prints (see {@linkcode remoteListStep}).
  * @throws {UsageError} for anything else, before any work.
  */
-export function checkedRemoteName(given: string): "stamp" | "key" {
+export function checkedRemoteName(given: string, flags = ""): "stamp" | "key" {
   if (parseSnapshotKey(given) !== null) return "key";
   if (isStamp(given)) return "stamp";
   throw new UsageError(
-    `not a snapshot stamp: ${JSON.stringify(given.slice(0, 60))}; give STAMP or STAMP_PUSHID ('remote list')`,
+    `not a snapshot stamp: ${JSON.stringify(given.slice(0, 60))}; give STAMP or STAMP_PUSHID; ${remoteListStep(flags)}`,
   );
+}
+
+/** See the repository's snapshots: short, or with `flags` (the repository's, as given) the command written out whole. */
+function remoteListStep(flags: string): string {
+  return nextStep("see 'atocore-backup remote list'", "see them with", "remote list", flags);
 }
 
 function unique(names: string[], stamp: string, location: string, list: string): string {

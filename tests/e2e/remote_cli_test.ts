@@ -373,7 +373,7 @@ Deno.test("remote CLI: config shows the repository settings and their sources; e
     const run = await runCli(args, { env: { ...r.env, ...extra } });
     const what = `${args.join(" ")} ${JSON.stringify(extra)}`;
     assert.equal(run.code, 2, `${what}: ${run.stderr}`);
-    assert.match(oneErrorLine(run, what), pattern, what);
+    assert.match(oneErrorLine(run, what), pattern, `${what}: ${run.stderr}`);
     assert.ok(!run.stderr.includes(secret.slice(16)), `${what}: the secret key is echoed`);
     assert.ok(!run.stderr.includes("hunter2"), `${what}: a password is echoed`);
   }
@@ -974,7 +974,7 @@ Deno.test("remote CLI: a live restore of another backup folder's snapshot in a s
   assert.equal(rebuilt.code, 0, `a host that never pushed there: ${rebuilt.stderr}`);
 });
 
-Deno.test("remote CLI: the remote list a restore or drill of a missing remote snapshot prints runs as printed, with the --remote given", async () => {
+Deno.test("remote CLI: the remote list a restore or drill of a missing or malformed remote snapshot prints runs as printed, with the --remote given", async () => {
   using r = await remoteStore({ dbMiB: 1 });
   using elsewhere = tempDir("atocore-elsewhere-");
   await createAndPush(r.env);
@@ -982,6 +982,8 @@ Deno.test("remote CLI: the remote list a restore or drill of a missing remote sn
   const runs: string[][] = [
     ["drill", "20200101T000000Z", "--from-remote"],
     ["restore", "20200101T000000Z_00000000000000aa", "--from-remote", "--to", join(elsewhere.path, "to")],
+    ["drill", "../x", "--from-remote"],
+    ["restore", "x_y", "--from-remote", "--to", join(elsewhere.path, "to")],
   ];
   for (const args of runs) {
     const run = await runCli([...args, "--remote", relativePath(r.work, r.repoDir)], { env, cwd: r.work });
