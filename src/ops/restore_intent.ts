@@ -4,6 +4,7 @@
  *
  * @module
  */
+import { parseBoundedJson } from "../text/bounded_json.ts";
 import { basename, dirname, isAbsolute, join, resolve } from "node:path";
 import type { Config } from "../config.ts";
 import { describeOsError, OperationError, RefusedError } from "../errors.ts";
@@ -213,7 +214,7 @@ export function readIntent(dbPath: string): RestoreIntent | null {
   let parsed: unknown;
   try {
     // from the file checked above: never through a link (to root's file) or a FIFO put in since
-    parsed = JSON.parse(readRegularTextFile(path, { maxBytes: MAX_INTENT_BYTES }));
+    parsed = parseBoundedJson(readRegularTextFile(path, { maxBytes: MAX_INTENT_BYTES }));
   } catch (error) {
     throw unreadable(`cannot be read (${(error as Error).message.split("\n")[0]})`);
   }

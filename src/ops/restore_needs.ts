@@ -4,6 +4,7 @@
  *
  * @module
  */
+import { parseBoundedJson } from "../text/bounded_json.ts";
 import { isAbsolute, join } from "node:path";
 import { describeOsError, OperationError, RefusedError } from "../errors.ts";
 import { removeQuietly, removeTemporariesOf, syncDir, writeFileAtomic } from "../fs/durable.ts";
@@ -94,7 +95,7 @@ export function readNeeds(backupDir: string): { path: string; needs: RestoreNeed
     let parsed: unknown;
     try {
       // from the file checked above: never through a link (to root's file) or a FIFO put in since
-      parsed = JSON.parse(readRegularTextFile(path, { maxBytes: MAX_NEEDS_BYTES }));
+      parsed = parseBoundedJson(readRegularTextFile(path, { maxBytes: MAX_NEEDS_BYTES }));
     } catch (error) {
       if (error instanceof Deno.errors.NotFound) return null;
       throw unreadable(`cannot be read (${(error as Error).message.split("\n")[0]})`);

@@ -5,6 +5,7 @@
  *
  * @module
  */
+import { parseBoundedJson } from "../text/bounded_json.ts";
 import { describeOsError } from "../errors.ts";
 import type { StateFile } from "../fs/state_folder.ts";
 import { readRegularTextFile } from "../fs/regular_file.ts";
@@ -33,7 +34,7 @@ export class PushedStamps {
     const record = new PushedStamps(file, repositoryId);
     let value: { repository_id?: unknown; stamps?: unknown };
     try {
-      value = JSON.parse(readRegularTextFile(path, { maxBytes: MAX_RECORD_BYTES }));
+      value = parseBoundedJson(readRegularTextFile(path, { maxBytes: MAX_RECORD_BYTES })) as typeof value;
     } catch (error) {
       if (!(error instanceof Deno.errors.NotFound)) {
         record.problems.push(`${path} unreadable (${describeOsError(error)}); it is written anew`);

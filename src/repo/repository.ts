@@ -4,6 +4,7 @@
  *
  * @module
  */
+import { parseBoundedJson } from "../text/bounded_json.ts";
 import { createHash, randomBytes } from "node:crypto";
 import { parseRecipient } from "../crypto/age.ts";
 import { describeOsError, OperationError, RefusedError, UsageError } from "../errors.ts";
@@ -331,8 +332,8 @@ function readPin(path: string): RepositoryPin | null {
     );
   }
   try {
-    const pin = JSON.parse(text);
-    if (typeof pin.repository_id === "string" && Array.isArray(pin.recipients)) return pin as RepositoryPin;
+    const pin = parseBoundedJson(text) as Partial<Record<keyof RepositoryPin, unknown>> | null;
+    if (typeof pin?.repository_id === "string" && Array.isArray(pin.recipients)) return pin as RepositoryPin;
   } catch {
     // falls through to the refusal
   }

@@ -4,6 +4,7 @@
  *
  * @module
  */
+import { parseBoundedJson } from "../text/bounded_json.ts";
 import { basename } from "node:path";
 import { describeOsError } from "../errors.ts";
 import { isStamp } from "./stamp.ts";
@@ -84,7 +85,7 @@ export function readIntegrityRecord(backupDir: string, stamp: string): Map<strin
   try {
     if (!lstatOrNull(integrityRecordsDir(backupDir))?.isDirectory) return found;
     const text = readRegularTextFile(integrityRecordPath(backupDir, stamp), { maxBytes: MAX_RECORD_BYTES });
-    const record = JSON.parse(text);
+    const record = parseBoundedJson(text) as { format?: unknown; sha256?: unknown } | null;
     if (record?.format !== 1 || typeof record.sha256 !== "object" || record.sha256 === null) return found;
     for (const [path, sha256] of Object.entries(record.sha256)) {
       if (typeof sha256 === "string" && SHA256_HEX.test(sha256)) found.set(path, sha256);

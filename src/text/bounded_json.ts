@@ -11,6 +11,12 @@
  */
 export const MAX_JSON_VALUES = 200_000;
 
+/**
+ * The deepest nesting a text may have: this tool's records nest a few levels, and a value nested thousands deep, parsed,
+ * overflows the stack of whatever goes over it next (`JSON.stringify` printing `list --json`).
+ */
+export const MAX_JSON_DEPTH = 64;
+
 /** The bounds {@linkcode parseBoundedJson} reads a text within. */
 export interface JsonBounds {
   /** The most values: objects, arrays and `,`-separated items, counted by their `{`, `[` and `,`. */
@@ -26,7 +32,7 @@ export interface JsonBounds {
  * @throws {SyntaxError} when `text` is not JSON, or is past a bound (its message says which).
  */
 export function parseBoundedJson(text: string, bounds: JsonBounds = {}): unknown {
-  const { maxValues = MAX_JSON_VALUES, maxDepth = Infinity } = bounds;
+  const { maxValues = MAX_JSON_VALUES, maxDepth = MAX_JSON_DEPTH } = bounds;
   let values = 0;
   let depth = 0;
   let inString = false;
