@@ -239,22 +239,7 @@ async function applyPolicy(
     );
   }
   for (const group of unknown.length || forged || options.stop ? [] : groups.values()) {
-    const stamps = group.map((key) => key.stamp);
-    const newest = stamps.filter((stamp) => !isInFuture(stamp, options.now)).sort().at(-1);
-    const guard = newest === undefined
-      ? {}
-      : { [newest]: [{ rule: "newest" as const, bucket: "by stamp, of its source" }] };
-    const decision = withGuards(retainByPolicy(stamps, options.policy, options.now), guard);
-    for (const key of group) {
-      const reasons = decision.reasons[key.stamp];
-      if (reasons) result.reasons[snapshotKeyText(key)] = reasons;
-    }
-    const gone = new Set(decision.remove);
-    for (const key of group) if (gone.has(key.stamp)) removed.add(snapshotKeyText(key));
-    for (const name of group.map(snapshotKeyText).filter((name) => options.forget?.includes(name))) {
-      removed.add(name);
-      delete result.reasons[name]; // forgotten: no rule keeps it
-    }
+    for (const name of removedOfSource(group, options, result)) removed.add(name);
   }
   const kept: SnapshotKey[] = [];
   const vanishedKeys = new Set(vanished);
@@ -272,6 +257,32 @@ async function applyPolicy(
     }
   }
   return kept;
+}
+
+/**
+ * The names of one source's snapshots (`group`) that go: those forgotten, and those the rules remove from the rest, as
+ * if the forgotten had never been pushed (forgetting a day's newest leaves its other one standing for it, and the
+ * source's newest among the rest kept); the reasons of those kept set in `result`.
+ */
+function removedOfSource(
+  group: SnapshotKey[],
+  options: RemoteCleanupOptions & { now: Date },
+  result: RemoteCleanupResult,
+): string[] {
+  const forgotten = group.filter((key) => options.forget?.includes(snapshotKeyText(key)));
+  const rest = group.filter((key) => !forgotten.includes(key));
+  const stamps = rest.map((key) => key.stamp);
+  const newest = stamps.filter((stamp) => !isInFuture(stamp, options.now)).sort().at(-1);
+  const guard = newest === undefined
+    ? {}
+    : { [newest]: [{ rule: "newest" as const, bucket: "by stamp, of its source" }] };
+  const decision = withGuards(retainByPolicy(stamps, options.policy, options.now), guard);
+  for (const key of rest) {
+    const reasons = decision.reasons[key.stamp];
+    if (reasons) result.reasons[snapshotKeyText(key)] = reasons;
+  }
+  const gone = new Set(decision.remove);
+  return [...forgotten, ...rest.filter((key) => gone.has(key.stamp))].map(snapshotKeyText);
 }
 
 /**

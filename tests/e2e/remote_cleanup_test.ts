@@ -395,6 +395,23 @@ Deno.test("remote cleanup: a snapshot stamped in the future is kept and takes no
   ]);
 });
 
+Deno.test("remote cleanup --forget of a source's newest: the rules keep the rest as if it had never been pushed", async () => {
+  using f = await repoFixture({ dbMiB: 1, chromaMiB: 1 });
+  const today = await snapshotOf(f);
+  const pushed: string[] = [];
+  for (const stamp of ["20260101T010000Z", "20260101T020000Z"]) { // one day: its later one stands for it
+    const root = join(f.store.backupDir, "snapshots", stamp);
+    assert.equal(new Deno.Command("cp", { args: ["-a", today.root, root] }).outputSync().code, 0);
+    pushed.push((await pushSnapshot(f.config, f.backend, root, f.auth)).snapshot);
+  }
+  const options = { sightingsFile: fileByPath(seenFile(f)), policy: KEEP_NEWEST, forget: [pushed[1]] };
+  const dry = await cleanupRemote(f.backend, { ...options, confirm: false });
+  assert.deepEqual([dry.deleted, dry.kept], [[pushed[1]], [pushed[0]]], "the day's other one stands for it now");
+  const run = await cleanupRemote(f.backend, { ...options, confirm: true });
+  assert.deepEqual([run.deleted, run.kept, run.errors], [[pushed[1]], [pushed[0]], []]);
+  assert.deepEqual(run.reasons[pushed[0]].at(-1), NEWEST);
+});
+
 Deno.test("remote cleanup --forget: a snapshot stamped in the future goes, named; one not listed is refused first", async () => {
   using f = await repoFixture({ dbMiB: 1, chromaMiB: 1 });
   const today = await snapshotOf(f);
