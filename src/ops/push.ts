@@ -14,7 +14,7 @@ import { type Backend, isUnreachable, ObjectExistsError } from "../repo/backend.
 import { type PushResult, pushSnapshot } from "../repo/push.ts";
 import { SnapshotFileChangedError } from "../repo/push_session.ts";
 import { UnreadableSnapshotError } from "../repo/local_snapshot.ts";
-import { StoppedPublishing } from "../repo/publish.ts";
+import { MaybeListedError, StoppedPublishing } from "../repo/publish.ts";
 import { parseName } from "../repo/layout.ts";
 import type { PushAuth } from "../repo/authenticity.ts";
 import { checkedStamp, remoteStateDir, snapshotDir } from "../snapshot/layout.ts";
@@ -376,6 +376,7 @@ async function pushFailure(
     );
     return error instanceof StoppedPublishing ? new StoppedPublishing(told, error.published) : told;
   }
+  if (error instanceof MaybeListedError) return error; // its state said: "is not listed" would not be true
   if (isUnreachable(error)) {
     const sent = tracked.packs === 0 ? "" : `, and ${kept} for the next push to reuse`;
     return new OperationError(`${(error as Error).message}; ${stamp} is not listed${sent}`, { cause: error });

@@ -5,7 +5,7 @@
  *
  * @module
  */
-import { OperationError } from "../errors.ts";
+import { describeOsError, OperationError } from "../errors.ts";
 import type { Backend, ObjectInfo } from "./backend.ts";
 import { type PackInfo, publicBytes, type SealedObject } from "./boundary.ts";
 import { packName, refsName, type SnapshotKey, snapshotName } from "./layout.ts";
@@ -72,6 +72,7 @@ export async function publishSnapshot(
 ) {
   const { io, backend } = repository;
   const snapshot = { name: sealed.name, size: sealed.bytes.length };
+  const written = { name: refsName(key), size: publicBytes(refs).length };
   let problem: string | null;
   try {
     await io.putPublic(refsName(key), refs);
@@ -80,11 +81,12 @@ export async function publishSnapshot(
       await io.remove(refsName(key)).catch(() => {}); // else a cleanup removes them, as a dead push's
       throw leaseEnded(key.stamp, late);
     }
-    await io.writeSealed(sealed);
+    await io.writeSealed(sealed).catch(async (error) => {
+      throw await afterFailedWrite(repository, key, { refs: written, snapshot }, error);
+    });
     problem = await unlisted(backend, [snapshot]);
   } catch (error) {
     if (!(error instanceof InterruptedError)) throw error;
-    const written = { name: refsName(key), size: publicBytes(refs).length };
     const state = await publishedState(backend, written, snapshot);
     // past its lease, a cleanup may have removed what it needs meanwhile: "listed" would claim too much
     throw new StoppedPublishing(error, state === "listed" && leaseOut(context) !== null ? "unknown" : state);
@@ -111,6 +113,37 @@ async function confirmAfterLease(repository: Repository, key: SnapshotKey, conte
       `cleanup may take the push for a dead one and remove its refs and packs; ${outcome}: push again (the packs ` +
       "still there are reused)",
   );
+}
+
+/**
+ * A write of the snapshot object failed (`error`), yet the storage may have kept it (a folder's flush failing once the
+ * object was renamed in; an answer lost): one found is removed again, so that a failed push lists nothing, as it says.
+ * Returns `error` once nothing is listed, else a {@linkcode MaybeListedError}; a stop as it is (its own look follows).
+ */
+async function afterFailedWrite(
+  repository: Repository,
+  key: SnapshotKey,
+  objects: { refs: ObjectInfo; snapshot: ObjectInfo },
+  error: unknown,
+): Promise<unknown> {
+  if (error instanceof InterruptedError) return error;
+  const look = () => publishedState(repository.backend, objects.refs, objects.snapshot);
+  if (await look() === "not listed") return error;
+  await unpublish(repository, key);
+  return await look() === "not listed" ? error : new MaybeListedError(key, objects.snapshot.name, error);
+}
+
+/** A push whose snapshot object's write failed, and which could not see it unlisted since: it may be listed. */
+export class MaybeListedError extends OperationError {
+  /** The snapshot `key`, its object `name`, and the write's `error`. */
+  constructor(key: SnapshotKey, name: string, error: unknown) {
+    super(
+      `push of ${key.stamp}: writing ${name} failed (${describeOsError(error)}) and it could not be removed again, ` +
+        `so it may be listed: every pack it needs was stored before it, so one 'remote list' shows restores ` +
+        `('remote verify --read-data' checks it); else push again (what was sent is reused)`,
+      { cause: error },
+    );
+  }
 }
 
 /** Remove the snapshot object of `key` (first: it is then no longer listed), then its refs; whether both went. */
