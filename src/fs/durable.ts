@@ -334,19 +334,27 @@ export class FlushFailedError extends Error {
  * when it happened, so a later fsync through a new one would succeed over lost pages.
  */
 export function flushSoon(paths: readonly string[]): () => Promise<void> {
-  const flushing = paths.map(async (path) => {
-    try {
-      await syncFileLater(path)();
-      return null;
-    } catch (error) {
-      return new FlushFailedError(path, error);
+  const queue = paths.values();
+  const failures: FlushFailedError[] = [];
+  const lane = async () => {
+    for (const path of queue) {
+      try {
+        await syncFileLater(path)();
+      } catch (error) {
+        failures.push(new FlushFailedError(path, error));
+      }
     }
-  });
+  };
+  // a descriptor each while it flushes: a Chroma of thousands of files, all at once, met the open-file limit (1024)
+  const lanes = Promise.all(Array.from({ length: Math.min(FLUSHES_AT_ONCE, paths.length) }, lane));
   return async () => {
-    const failure = (await Promise.all(flushing)).find((one) => one !== null);
-    if (failure) throw failure;
+    await lanes;
+    if (failures.length > 0) throw failures[0];
   };
 }
+
+/** The files {@linkcode flushSoon} flushes at once. */
+const FLUSHES_AT_ONCE = 32;
 
 /**
  * Head-start flushes of files being written (a fetch a restore makes durable next): once `every` bytes are written,

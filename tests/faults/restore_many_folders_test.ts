@@ -1,12 +1,13 @@
 /**
  * A Chroma folder with more folders than the process may hold descriptors: the restore's copy inside held folders keeps
  * only a chain of them open, so it restores under a low open-file limit; a chain deeper than the limit stops it, saying
- * so.
+ * so. A fetch from a repository flushes its files a few at a time, never all at once.
  */
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { createdStamp, runCliInShell, storeEnv, tempStore } from "../_helpers.ts";
 import { liveDigest, treeDigest } from "../_faults.ts";
+import { createAndPush, remoteStore } from "../_remote_cli.ts";
 
 Deno.test("a Chroma folder of 400 folders restores with at most 256 open files", async () => {
   using store = tempStore({ dbMiB: 1, chromaMiB: 1, segments: 1, seed: 73 });
@@ -53,4 +54,21 @@ Deno.test("a Chroma tree 100 folders deep under 64 open files: one line names th
   );
   assert.match(error, /were not changed/);
   assert.equal(live(), before);
+});
+
+Deno.test("a Chroma folder of 400 files restores from a repository with at most 256 open files (--to and live)", async () => {
+  using r = await remoteStore({ dbMiB: 1, chromaMiB: 1, segments: 1, seed: 75 });
+  for (let i = 0; i < 400; i++) Deno.writeTextFileSync(join(r.store.chromaDir, `file-${i}`), `${i}`);
+  const { stamp, push } = await createAndPush(r.env);
+  const snapshot = treeDigest(join(r.store.backupDir, "snapshots", stamp, "chroma"));
+  const to = join(r.work, "to");
+  const limited = 'ulimit -n 256 && exec "$@"';
+  const copy = await runCliInShell(limited, ["restore", push.snapshot, "--from-remote", "--to", to], r.envWithIdentity);
+  assert.equal(copy.code, 0, copy.stderr);
+  assert.deepEqual(treeDigest(join(to, "chroma")), snapshot);
+  Deno.removeSync(join(r.store.chromaDir, "file-7"));
+  const restore = ["restore", push.snapshot, "--from-remote", "--confirm-service-stopped"];
+  const run = await runCliInShell(limited, restore, r.envWithIdentity);
+  assert.equal(run.code, 0, run.stderr);
+  assert.deepEqual(treeDigest(r.store.chromaDir), snapshot);
 });
