@@ -87,18 +87,20 @@ export function checkToFolder(config: Config, to: string, force: boolean): void 
 }
 
 /**
- * Refuse a `--to` folder `to` made, or found, in a folder another user may rename entries of (see `sharedWith`): that
- * user could swap it for a link to a folder of root's once made, and the restore would go on in the link's target.
+ * Refuse a `--to` folder `to` made, or found, in a folder another user may rename entries of (see `sharedWith`), or one
+ * found that another user owns or may write: that user could swap it (or what the restore makes in it) for a link to a
+ * folder of root's, even in the sticky `/tmp`, and the restore would go on in the link's target.
  *
  * @throws {RefusedError} naming that folder.
  */
 function refuseSharedParent(to: string): void {
-  let parent = dirname(to);
+  let parent = to;
   while (statOrNull(parent) === null && dirname(parent) !== parent) parent = dirname(parent);
   const shared = sharedWith(parent);
   if (shared === null) return;
+  const where = parent === to ? shared : `the folder it is in, ${parent}: ${shared}`;
   throw new RefusedError(
-    `--to ${to} is no place for a restore (the folder it is in, ${parent}: ${shared}), so another user could swap ` +
+    `--to ${to} is no place for a restore (${where}), so another user could swap ` +
       "it for a link while the store is written through its path; nothing was changed; give a folder in one that only " +
       "this user or root may write",
   );

@@ -265,6 +265,31 @@ Deno.test("a root restore --to a folder in the service user's folder, or below i
   assert.deepEqual(entriesBelow(shared.path), ["root-own"], "a folder was made");
 });
 
+Deno.test("a root restore --to an empty folder another user owns or may write is refused: its owner may rename it even in a sticky /tmp", async () => {
+  if (Deno.uid() !== 0) return skipBecause("not root: the folders' owners cannot be set");
+  using store = tempStore({ dbMiB: 1, chromaMiB: 1, segments: 1 });
+  using sticky = tempDir("atocore-sticky-"); // root's, as /tmp: anyone may make an entry, only its owner rename it
+  Deno.chmodSync(sticky.path, 0o1777);
+  const stamp = await createdStamp(storeEnv(store));
+  const theirs = join(sticky.path, "theirs");
+  const open = join(sticky.path, "open");
+  Deno.mkdirSync(theirs);
+  chownToNobody(theirs);
+  Deno.mkdirSync(open);
+  Deno.chmodSync(open, 0o777);
+  for (const [to, why] of [[theirs, "it belongs to user 65534"], [open, "it may be written by others (mode 777)"]]) {
+    const run = await runCli(["restore", stamp, "--to", to], { env: storeEnv(store) });
+    assert.equal(run.code, 3, run.stderr);
+    assert.equal(
+      run.stderr.trim().split("\n").at(-1),
+      `atocore-backup: error: --to ${to} is no place for a restore (${why}), so another user could swap it for a ` +
+        "link while the store is written through its path; nothing was changed; give a folder in one that only this " +
+        "user or root may write",
+    );
+    assert.deepEqual(entriesBelow(to), [], "something was restored");
+  }
+});
+
 Deno.test("a root restore --to refuses a folder reached through the service user's link to root's folder, writing nothing there", async () => {
   if (Deno.uid() !== 0) return skipBecause("not root: the links' owners cannot be set");
   using store = tempStore({ dbMiB: 1, chromaMiB: 1, segments: 1 });
