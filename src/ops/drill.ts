@@ -265,6 +265,7 @@ async function restoreStep({ config, stamp, options }: DrillState): Promise<Find
       ignoreOpenFiles: false,
       preSnapshot: false,
       to: scratchDir,
+      scratch: true,
       elsewhereFlag: options.elsewhereFlag ?? "--scratch-dir DIR",
       quick: true,
       sourceDir: options.sourceDir,

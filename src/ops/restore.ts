@@ -22,7 +22,7 @@ import type { CopyTotals } from "../fs/tree.ts";
 import type { Reporter } from "../report/reporter.ts";
 import { checkedStamp, restoreIntentPath } from "../snapshot/layout.ts";
 import { CHROMA_DB_FILE, CHROMA_OLD_PREFIX } from "../snapshot/chroma.ts";
-import type { SqliteDriver } from "../sqlite/driver.ts";
+import { isDamagedDatabase, type SqliteDriver } from "../sqlite/driver.ts";
 import { stageChroma, type StagedChroma, swapChroma, SwapFailure } from "./chroma_swap.ts";
 import {
   dropIntent,
@@ -88,6 +88,8 @@ export interface RestoreOptions {
   elsewhereFlag?: string;
   /** With `to`: rebuild into a folder that already holds entries (the store's files there are replaced). */
   force?: boolean;
+  /** With `to`: a scratch folder its caller removes (a drill's), so a failure's next step is to run that again. */
+  scratch?: boolean;
   /** Validate sizes only, without hashing, before restoring. */
   quick?: boolean;
   /** The backup folder the snapshot is read from (default the configured one; a snapshot fetched into scratch). */
@@ -378,7 +380,11 @@ async function preRestoreSnapshot(
       ? `nothing was restored, but SQLite rolled ${journal} back into the live database when it opened it (a crash's ` +
         "journal, or a stray one); check the database before anything else"
       : "nothing was restored or changed";
-    throw new OperationError(`pre-restore snapshot failed, so ${outcome}: ${cause}`, { cause: error });
+    // a damaged live database fails its own snapshot for ever, and this restore is what mends it
+    const skip = isDamagedDatabase(error)
+      ? "; to restore over a live database that cannot be copied, copy its files aside, then add --no-pre-snapshot"
+      : "";
+    throw new OperationError(`pre-restore snapshot failed, so ${outcome}: ${cause}${skip}`, { cause: error });
   }
 }
 
@@ -429,6 +435,8 @@ interface FailureContext {
   intent: IntentContext | null;
   /** The path flags a printed `validate` needs to reach this run's backup folder (see {@linkcode pathFlags}). */
   backupFlags: string;
+  /** `to` is a drill's scratch folder, removed after (see {@linkcode RestoreOptions.scratch}). */
+  scratch: boolean;
 }
 
 /**
@@ -445,7 +453,16 @@ function replaceStore(
   { intent, leftovers, backupFlags }: { intent: IntentContext | null; leftovers: string[]; backupFlags: string },
   moved: Moved,
 ): CopyTotals | null {
-  const context: FailureContext = { plan, staged: null, preStamp, to: options.to, changes: [], intent, backupFlags };
+  const context: FailureContext = {
+    plan,
+    staged: null,
+    preStamp,
+    to: options.to,
+    changes: [],
+    intent,
+    backupFlags,
+    scratch: options.scratch ?? false,
+  };
   if (options.to !== undefined) makeToFolder(options.to); // its own failure: nothing was rebuilt in a folder not made
   if (intent !== null) {
     runStep(leftoversStep(intent.config, leftovers, options.reporter), context);
@@ -500,6 +517,7 @@ function removeStaged({ held, staging }: StagedChroma, changes: Change[]): void 
  */
 function afterFailure(context: FailureContext, known: string | null): string {
   const { preStamp, to, changes, intent } = context;
+  if (to !== undefined && context.scratch) return "the live store was not touched; fix the cause and run it again";
   if (to !== undefined) {
     return `${to} may be partly rebuilt (the live store was not touched); fix the cause and run again with --force`;
   }

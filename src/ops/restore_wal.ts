@@ -10,7 +10,7 @@ import { isFile, lstatOrNull, statOrNull } from "../fs/probe.ts";
 import { readAt } from "../fs/read_at.ts";
 import type { Reporter } from "../report/reporter.ts";
 import { formatStamp } from "../snapshot/stamp.ts";
-import { type SqliteDriver, SqliteError } from "../sqlite/driver.ts";
+import { isDamagedDatabase, type SqliteDriver, SqliteError } from "../sqlite/driver.ts";
 import { DATABASE_MAGIC, startsAsDatabase } from "../sqlite/file_format.ts";
 import { OpenedRegular } from "../fs/opened_regular.ts";
 
@@ -22,9 +22,6 @@ export interface Change {
 
 /** The WAL could not be checkpointed fully; it was left in place, so the database keeps every committed row. */
 export class WalKeptError extends Error {}
-
-/** SQLite's answers for a database file that is not (or no longer) a database: no checkpoint can ever read it. */
-const DAMAGED = ["SQLITE_NOTADB", "SQLITE_CORRUPT"];
 
 /**
  * Clear the database `db` of its `-wal` and `-shm`, noting in `changes` what was done: temporaries of killed
@@ -110,7 +107,7 @@ function checkpoint(driver: SqliteDriver, db: string, reporter: Reporter): strin
     driver.checkpointTruncate(db);
     return null;
   } catch (error) {
-    if (error instanceof SqliteError && DAMAGED.includes(error.code)) {
+    if (error instanceof SqliteError && isDamagedDatabase(error)) { // no checkpoint can ever read it
       reporter.event("warning", "restore_pre_checkpoint_failed", { target_db: db, error: error.message });
       return `the database is damaged (${error.message})`;
     }

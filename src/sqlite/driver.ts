@@ -104,6 +104,19 @@ export class SqliteError extends Error {
   }
 }
 
+/**
+ * Whether `error`, or an error it was caused by, is SQLite's answer for a file that is not (or no longer) a database
+ * (`SQLITE_NOTADB`, `SQLITE_CORRUPT`): no retry reads it, where a permission or a full disk can be mended.
+ */
+export function isDamagedDatabase(error: unknown): boolean {
+  for (let cause = error; cause instanceof Error; cause = cause.cause) {
+    if (cause instanceof SqliteError && (cause.code === "SQLITE_NOTADB" || cause.code === "SQLITE_CORRUPT")) {
+      return true;
+    }
+  }
+  return false;
+}
+
 const RESULT_CODE_NAMES = [
   "SQLITE_OK",
   "SQLITE_ERROR",

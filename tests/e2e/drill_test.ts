@@ -168,6 +168,29 @@ Deno.test("drill fails with exit 1 when the scratch disk is full, and leaves no 
   assert.deepEqual([...Deno.readDirSync(mountPoint.path)], [], "scratch removed");
 });
 
+Deno.test("drill whose scratch disk runs out of inodes fails naming no --force (a drill has none; its scratch is removed)", async (t) => {
+  using store = tempStore({ dbMiB: 1, chromaMiB: 1 });
+  using mountPoint = tempDir();
+  const mount = mountTmpfs(mountPoint.path, "64m,nr_inodes=8");
+  if (typeof mount === "string") {
+    await t.step({ name: "tmpfs mount not permitted here; skipped", ignore: true, fn: () => {} });
+    return;
+  }
+  using _mount = mount;
+  const stamp = await snapshotOf(store);
+  const run = await runCli(["drill", stamp, "--scratch-dir", mountPoint.path], { env: storeEnv(store) });
+  assert.equal(run.code, 1, run.stderr);
+  const checks = (run.json as { checks: { name: string; status: string; detail: string }[] }).checks;
+  const restore = checks.find((check) => check.name === "restore")!;
+  assert.equal(restore.status, "failed");
+  assert.match(
+    restore.detail,
+    /no space left on device.*; the live store was not touched; fix the cause and run it again/,
+  );
+  assert.doesNotMatch(restore.detail, /--force|partly rebuilt/);
+  assert.deepEqual([...Deno.readDirSync(mountPoint.path)], [], "scratch removed");
+});
+
 Deno.test("drill CLI: --latest picks the newest snapshot, writes JUnit and metrics, and takes no lock", async () => {
   using store = tempStore(SMALL);
   using out = tempDir();

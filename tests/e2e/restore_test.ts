@@ -339,6 +339,25 @@ Deno.test("a pre-restore snapshot that fails says to run the restore again, not 
   assert.deepEqual(liveDigest(store), before);
 });
 
+Deno.test("a live database too damaged for the pre-restore snapshot: the error says --no-pre-snapshot, which restores it", async () => {
+  using store = tempStore({ dbMiB: 1, chromaMiB: 1 });
+  const env = storeEnv(store);
+  const stamp = await createdStamp(env);
+  const size = Deno.statSync(store.db).size;
+  Deno.writeFileSync(store.db, crypto.getRandomValues(new Uint8Array(Math.min(size, 65536)))); // no database at all
+  const before = liveDigest(store);
+  const run = await runCli(["restore", stamp, "--confirm-service-stopped"], { env });
+  assert.equal(run.code, 1, run.stderr);
+  assert.match(
+    run.stderr,
+    /error: pre-restore snapshot failed, so nothing was restored or changed: .*; to restore over a live database that cannot be copied, copy its files aside, then add --no-pre-snapshot\n$/,
+  );
+  assert.deepEqual(liveDigest(store), before);
+  const again = await runCli(["restore", stamp, "--confirm-service-stopped", "--no-pre-snapshot"], { env });
+  assert.equal(again.code, 0, again.stderr);
+  assert.equal((await sqlite3Json(store.db, "PRAGMA integrity_check"))[0].integrity_check, "ok");
+});
+
 Deno.test("restore waits for nobody: another operation's lock makes it exit 4, nothing changed", async () => {
   using store = tempStore({ dbMiB: 1 });
   const stamp = await createdStamp(storeEnv(store));
