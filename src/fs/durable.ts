@@ -88,13 +88,13 @@ export function replaceFileAtomic(
   const kind = notRegularFile(source);
   if (kind !== null && kind !== "missing") throw new NotRegularFileError(source, kind); // never copy through a link
   ensureDir(dirname(target));
-  const previous = lstatOrNull(target);
+  const previous = replacedLikeness(target);
   const temporary = temporaryPath(target);
   let made: { dev: number; ino: number };
   try {
     const copy = copyHashed(source, temporary);
     checkCopy?.(copy.sha256);
-    made = settleOwnFile(temporary, copy, previous?.isFile ? previous : null);
+    made = settleOwnFile(temporary, copy, previous);
   } catch (error) {
     removeQuietly(temporary);
     throw error;
@@ -130,10 +130,10 @@ export function moveFileAtomic(source: string, target: string, beforeRename?: ()
     throw kind === "missing" ? new Deno.errors.NotFound(source) : new NotRegularFileError(source, kind);
   }
   ensureDir(dirname(target));
-  const previous = lstatOrNull(target);
+  const previous = replacedLikeness(target);
   const made = Deno.lstatSync(source);
   if (Deno.statSync(dirname(target)).dev !== made.dev) return false;
-  settleOwnFile(source, { dev: made.dev, ino: made.ino! }, previous?.isFile ? previous : null);
+  settleOwnFile(source, { dev: made.dev, ino: made.ino! }, previous);
   beforeRename?.();
   try {
     renameDurable(source, target);
@@ -145,9 +145,27 @@ export function moveFileAtomic(source: string, target: string, beforeRename?: ()
   return true;
 }
 
+/** The owner and mode a file put at a path takes (see {@linkcode replacedLikeness}); `null`: none. */
+interface Likeness {
+  uid: number | null;
+  gid: number | null;
+  mode: number | null;
+}
+
+/**
+ * What a file put at `target` takes: the owner and mode of the file there, or with none its folder's owner, so that a
+ * root restore of a missing database leaves the service's user one it can write.
+ */
+function replacedLikeness(target: string): Likeness | null {
+  const previous = lstatOrNull(target);
+  if (previous?.isFile) return previous;
+  const folder = statOrNull(dirname(target));
+  return folder === null ? null : { uid: folder.uid, gid: folder.gid, mode: null };
+}
+
 /**
  * Give the file this run made at `path` (`made`: device and inode) the owner and mode of the file it replaces
- * (`previous`), and fsync it: on the file opened, never through a link, and only that file. A writer of the folder may
+ * (`previous`, see {@linkcode replacedLikeness}), and fsync it: on the file opened, never through a link, and only that file. A writer of the folder may
  * swap the temporary for a link to root's file meanwhile: a chmod by path gave `/etc/shadow` mode 644 that way.
  *
  * @returns `made`.
@@ -156,7 +174,7 @@ export function moveFileAtomic(source: string, target: string, beforeRename?: ()
 function settleOwnFile<T extends { dev: number; ino: number }>(
   path: string,
   made: T,
-  previous: Deno.FileInfo | null,
+  previous: Likeness | null,
 ): T {
   const fd = openSync(path, constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK);
   try {

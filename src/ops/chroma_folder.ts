@@ -4,13 +4,29 @@
  * redirect a copy, a rename or a change of owner (without FFI, by paths checked just before each step).
  * @module
  */
-import { closeSync, constants, fstatSync, lstatSync, openSync, statSync } from "node:fs";
-import { join } from "node:path";
+import { closeSync, constants, fchownSync, fstatSync, lstatSync, openSync, statSync } from "node:fs";
+import { dirname, join } from "node:path";
 import { ensureDir, FOLDER_MODE, removeQuietly, syncDir } from "../fs/durable.ts";
 import type { OpenFolder } from "../fs/held_copy.ts";
 import { removeHeld } from "../fs/held_remove.ts";
 import { lstatOrNull } from "../fs/probe.ts";
 import { type FolderCalls, folderCalls } from "../sys/folder_calls.ts";
+
+/**
+ * Give the Chroma folder this restore made (held open as `fd`, `info` its stat) the owner of the folder it is in, as a
+ * file put where none was takes (see `replacedLikeness`): a root restore leaves the service's user a Chroma it can
+ * write (its entries then take this folder's owner too). Where this user may not, it stays this user's.
+ */
+function giveLikeParent(fd: number, info: { uid: number; gid: number }, path: string): void {
+  const parent = statSync(dirname(path), { throwIfNoEntry: false });
+  if (!parent || (parent.uid === info.uid && parent.gid === info.gid)) return;
+  try {
+    fchownSync(fd, parent.uid, parent.gid);
+  } catch (error) {
+    const code = (error as { code?: unknown }).code;
+    if (code !== "EPERM" && code !== "EACCES") throw error;
+  }
+}
 
 /** Which folder a path led to when the restore checked it: device and inode. */
 export interface FolderIdentity {
@@ -61,6 +77,7 @@ export class HeldChroma implements Disposable {
       closeSync(fd);
       throw changedFolder(path);
     }
+    if (seen === null) giveLikeParent(fd, info, path);
     return new HeldChroma(path, fd, { dev: info.dev, ino: info.ino }, folderCalls());
   }
 

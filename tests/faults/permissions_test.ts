@@ -196,6 +196,31 @@ Deno.test("a restore as root gives its pre-restore snapshot to the backup folder
   assert.ok(!entryNames(join(store.backupDir, "snapshots")).includes(pre), "the pre-restore snapshot was kept");
 });
 
+Deno.test("a root restore of a live store whose files are gone gives what it makes to their folders' owner, not root", async () => {
+  if (Deno.uid() !== 0) return skipBecause("not running as root: the files would be this user's anyway");
+  using store = await nobodysStore();
+  const [stamp] = entryNames(join(store.backupDir, "snapshots"));
+  for (const path of [store.db, store.registry, store.chromaDir]) Deno.removeSync(path, { recursive: true });
+  const run = await runCli([`restore`, stamp, "--confirm-service-stopped", "--no-pre-snapshot"], {
+    env: storeEnv(store),
+  });
+  assert.equal(run.code, 0, run.stderr);
+  const made = [
+    store.db,
+    store.registry,
+    store.chromaDir,
+    ...entryNames(store.chromaDir).map((name) => join(store.chromaDir, name)),
+  ];
+  for (const path of made) {
+    const info = Deno.lstatSync(path);
+    assert.equal(
+      `${info.uid}:${info.gid}`,
+      `${NOBODY_UID}:${NOBODY_GID}`,
+      `${path} is not nobody's (the service's user writes it)`,
+    );
+  }
+});
+
 Deno.test("a restore as root gives its records, beside the database and in the backup folder, to their folders' owner", async () => {
   if (Deno.uid() !== 0) return skipBecause("not running as root: the records would be this user's anyway");
   using store = await nobodysStore();
