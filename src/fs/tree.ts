@@ -40,7 +40,7 @@ export function walkTree(root: string, skip: (path: string) => boolean = () => f
     for (const name of names) {
       const path = relative ? `${relative}/${name}` : name;
       if (skip(path)) continue;
-      const info = Deno.lstatSync(join(root, path));
+      const info = lstatNamed(root, path);
       const kind = info.isSymlink ? "symlink" : info.isDirectory ? "dir" : info.isFile ? "file" : "other";
       entries.push({ path, kind, size: info.size, mtimeMs: info.mtime?.getTime() ?? null });
       if (kind === "dir") visit(path);
@@ -48,6 +48,30 @@ export function walkTree(root: string, skip: (path: string) => boolean = () => f
   };
   visit("");
   return entries;
+}
+
+/**
+ * An entry whose name is not UTF-8: Deno gives it with U+FFFD in place of its bytes, a name that reaches nothing, so it
+ * can be neither read nor copied by name (it is not an entry that vanished: a retry meets it again).
+ */
+export class UnnamableEntryError extends Error {
+  /** The entry at `path`, as Deno shows it. */
+  constructor(readonly path: string) {
+    super(`${path}: its name is not UTF-8, so this tool cannot read or copy it; rename it (ls -b shows its bytes)`);
+    this.name = "UnnamableEntryError";
+  }
+}
+
+/** `lstat` of `path` below `root`, as walked: a name read from the folder that reaches nothing for its bytes throws. */
+function lstatNamed(root: string, path: string): Deno.FileInfo {
+  try {
+    return Deno.lstatSync(join(root, path));
+  } catch (error) {
+    if (error instanceof Deno.errors.NotFound && path.includes("\uFFFD")) {
+      throw new UnnamableEntryError(join(root, path));
+    }
+    throw error;
+  }
 }
 
 /**

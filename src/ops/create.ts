@@ -12,7 +12,14 @@ import { followFile } from "../fs/follow_hash.ts";
 import { moveBetweenFolders, NotPlainFolderError } from "../fs/move_between.ts";
 import { exists, lstatOrNull, statOrNull, statThroughFilesOrNull } from "../fs/probe.ts";
 import { FileTooLargeError, kindOf } from "../fs/regular_file.ts";
-import { changedPaths, copyEntries, type CopyTotals, type TreeEntry, walkTree } from "../fs/tree.ts";
+import {
+  changedPaths,
+  copyEntries,
+  type CopyTotals,
+  type TreeEntry,
+  UnnamableEntryError,
+  walkTree,
+} from "../fs/tree.ts";
 import { copyIntoHeld } from "../fs/held_copy.ts";
 import { readReachedFile } from "../fs/reached_copy.ts";
 import { reachedFile } from "../fs/reached_file.ts";
@@ -712,6 +719,9 @@ function walkOrNull(...args: Parameters<typeof walkTree>): ReturnType<typeof wal
     return walkTree(...args);
   } catch (error) {
     if (error instanceof Deno.errors.NotFound) return null;
+    if (error instanceof UnnamableEntryError) { // the rest is published without Chroma, as for any Chroma failure
+      throw new ChromaCopyError(error.message, `${error.message}, then run create again`);
+    }
     throw error;
   }
 }

@@ -274,3 +274,24 @@ Deno.test("list calls a snapshot validated at create only while its metadata mat
   Deno.writeTextFileSync(path, JSON.stringify({ ...metadata, db_size_bytes: 1 }));
   assert.equal(await validation(), "unknown");
 });
+
+Deno.test("a Chroma entry whose name is not UTF-8: create publishes without Chroma and restore stops, each naming it, not as a change", async () => {
+  using store = tempStore({ dbMiB: 1, chromaMiB: 1, segments: 1 });
+  const env = storeEnv(store);
+  const stamp = await createdStamp(env);
+  const made = new Deno.Command("bash", { args: ["-c", `printf x > "$1"/$'b\\xff'`, "bash", store.chromaDir] })
+    .outputSync();
+  assert.equal(made.code, 0, new TextDecoder().decode(made.stderr));
+  const unnamable = /chroma\/b\uFFFD: its name is not UTF-8, so this tool cannot read or copy it; rename it \(ls -b/;
+  const created = await runCli(["create", "--chroma"], { env });
+  assert.equal(created.code, 1, created.stderr);
+  const result = created.json as { stamp: string; chroma_error: string };
+  assert.match(result.chroma_error, unnamable);
+  assert.doesNotMatch(created.stderr, /kept changing|vanished/);
+  assert.deepEqual(entryNames(join(store.backupDir, "snapshots")).sort(), [stamp, result.stamp].sort(), "published");
+  const restored = await runCli(["restore", stamp, "--confirm-service-stopped"], { env });
+  assert.equal(restored.code, 1, restored.stderr);
+  const lines = restored.stderr.trim().split("\n").filter((line) => line.includes("error:"));
+  assert.equal(lines.length, 1, restored.stderr);
+  assert.match(lines[0], unnamable);
+});
