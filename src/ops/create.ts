@@ -11,7 +11,7 @@ import { copiedMode, ensureDir, FILE_MODE, syncFileLater, syncTree } from "../fs
 import { followFile } from "../fs/follow_hash.ts";
 import { moveBetweenFolders, NotPlainFolderError } from "../fs/move_between.ts";
 import { exists, lstatOrNull, statOrNull, statThroughFilesOrNull } from "../fs/probe.ts";
-import { FileTooLargeError, kindOf } from "../fs/regular_file.ts";
+import { FileTooLargeError, kindOf, SMALL_FILE_MAX_BYTES } from "../fs/regular_file.ts";
 import {
   changedPaths,
   copyEntries,
@@ -26,6 +26,7 @@ import { reachedFile } from "../fs/reached_file.ts";
 import type { Config, ResolvedPath } from "../config.ts";
 import type { Reporter } from "../report/reporter.ts";
 import {
+  CHROMA_FOLDER,
   dbManifestPath,
   failedDir,
   integrityRecordPath,
@@ -59,7 +60,7 @@ import { HeldStaging } from "./held_staging.ts";
 import { backUpInto } from "./held_backup.ts";
 import type { HeldFolder } from "../fs/held_folder.ts";
 import { liveSqliteCause, sidecarHazard } from "./live_sqlite_cause.ts";
-import { parseBoundedJson } from "../text/bounded_json.ts";
+import { MAX_JSON_VALUES, parseBoundedJson } from "../text/bounded_json.ts";
 
 /** Attempts at a Chroma copy before a folder that keeps changing is reported. */
 export const CHROMA_COPY_ATTEMPTS = 3;
@@ -638,6 +639,7 @@ async function copyChroma(
     staging.root.removeTree(basename(target));
     await using folder = await staging.folder(basename(target), notStagedFolder);
     const before = walkOrNull(source, skip);
+    if (before !== null) refuseUnrecordable(source, before);
     const totals = before && copyEntriesOrNull(source, folder, before, progress);
     if (!before || totals === null) {
       changed = ["(an entry vanished during the copy)"];
@@ -663,6 +665,32 @@ async function copyChroma(
     changed.slice(0, 3).join(", ")
   })`;
   throw new ChromaCopyError(reason, `Chroma folder ${reason}: ${source}; stop ingestion and run create again`);
+}
+
+/**
+ * The most a snapshot's metadata may hold: what every reader of it takes ({@linkcode MAX_JSON_VALUES} values, 8 MiB),
+ * less room for all but the Chroma entries of its manifest; past it, no command could read the snapshot made.
+ */
+const METADATA_ROOM = { values: MAX_JSON_VALUES - 2_000, bytes: SMALL_FILE_MAX_BYTES - (64 << 10) };
+
+/**
+ * Refuse a Chroma folder whose manifest the snapshot's metadata cannot hold (see {@linkcode METADATA_ROOM}), before its
+ * copy: the database and the registry are published without it, as for any Chroma failure. Each file is 4 JSON values
+ * and 135 bytes besides its path and size, as `writeMetadata` lays it out.
+ *
+ * @throws {ChromaCopyError} saying how many entries and how large.
+ */
+function refuseUnrecordable(source: string, entries: TreeEntry[]): void {
+  const recorded = entries.filter((entry) => entry.kind === "file" || entry.kind === "symlink");
+  const bytes = recorded.reduce(
+    (sum, entry) => sum + 135 + JSON.stringify(`${CHROMA_FOLDER}/${entry.path}`).length + String(entry.size).length,
+    0,
+  );
+  if (recorded.length * 4 <= METADATA_ROOM.values && bytes <= METADATA_ROOM.bytes) return;
+  const mib = (count: number) => `${(count / (1 << 20)).toFixed(1)} MiB`;
+  const reason = `holds ${recorded.length} files and links (${mib(bytes)} of manifest), more than a snapshot's ` +
+    `metadata records (${METADATA_ROOM.values / 4} entries, ${mib(METADATA_ROOM.bytes)})`;
+  throw new ChromaCopyError(reason, `Chroma folder ${source} ${reason}; compact or split its collections`);
 }
 
 /**

@@ -657,3 +657,21 @@ Deno.test("a leftover that cannot be removed (immutable) is named in a warning; 
   assert.match(again.stderr, /"event":"stale_leftover_removed"/);
   assert.equal(exists(join(store.backupDir, ".staging", "20260101T000000Z.1-dead")), false);
 });
+
+Deno.test("Chroma of more entries than a snapshot's metadata records: the database is published without it, the snapshot readable", async () => {
+  using store = tempStore(SMALL);
+  const many = join(store.chromaDir, "many");
+  Deno.mkdirSync(many);
+  const long = "x".repeat(240); // about 390 bytes of metadata a file: 22,000 are over its 8 MiB
+  for (let i = 0; i < 22_000; i++) Deno.writeFileSync(join(many, `${long}${i}`), new Uint8Array());
+  const run = await runCli(["create", "--chroma"], { env: storeEnv(store) });
+  assert.equal(run.code, 1, run.stderr);
+  const result = run.json as CreateResult;
+  assert.match(
+    String(result.chroma_error),
+    /^holds 220\d\d files and links \(8\.\d MiB of manifest\), more than a snapshot's metadata records/,
+  );
+  assert.deepEqual(entryNames(result.backup_root), ["backup-metadata.json", "config", "db"]);
+  const validated = await runCli(["validate", result.stamp], { env: storeEnv(store) });
+  assert.equal(validated.code, 0, validated.stderr);
+});
