@@ -9,6 +9,7 @@
 import { isAbsolute, join, normalize } from "node:path";
 import { describeOsError } from "../errors.ts";
 import { sha256File } from "../fs/hash.ts";
+import { lstatOrNull } from "../fs/probe.ts";
 import { walkTree } from "../fs/tree.ts";
 import { METADATA_FILE } from "./layout.ts";
 
@@ -101,6 +102,7 @@ export function checkManifest(root: string, manifest: unknown, options: Manifest
   const sizes = manifest.map((entry) => typeof entry?.size === "number" && !verified.has(entry?.path) ? entry.size : 0);
   const onBytes = options.quick ? undefined : hashCounter(sizes, options.onProgress);
   const listed = new Set<string>();
+  const linkedFolders = new Map<string, boolean>();
   for (const entry of manifest as ManifestEntry[]) {
     const path = typeof entry?.path === "string" ? entry.path : "";
     if (!isInside(path)) {
@@ -108,6 +110,10 @@ export function checkManifest(root: string, manifest: unknown, options: Manifest
       continue;
     }
     listed.add(path);
+    if (throughLink(root, path, linkedFolders)) { // a hand-made entry below a link would check the link's target
+      check.errors.push(`manifest_path_through_link: ${path}`);
+      continue;
+    }
     check.filesChecked += 1;
     const known = { verified: verified.get(path), hashed: options.hashed?.get(path) };
     const problem = checkEntry(root, entry, { quick: options.quick, onBytes, ...known }, check);
@@ -158,6 +164,25 @@ function checkEntry(
   } catch (error) {
     return `manifest_file_unreadable (${describeOsError(error)})`; // one bad file must not stop the others' checks
   }
+}
+
+/**
+ * Whether a folder on the way to `path` (relative, inside `root`) is not a folder but a symbolic link (or anything but a
+ * folder); `seen` keeps each folder's answer for the next entries.
+ */
+function throughLink(root: string, path: string, seen: Map<string, boolean>): boolean {
+  const parts = path.split("/").slice(0, -1);
+  for (let at = 1; at <= parts.length; at++) {
+    const folder = parts.slice(0, at).join("/");
+    let linked = seen.get(folder);
+    if (linked === undefined) {
+      const info = lstatOrNull(join(root, folder));
+      linked = info !== null && !info.isDirectory; // a missing one is the entry's own finding (missing)
+      seen.set(folder, linked);
+    }
+    if (linked) return true;
+  }
+  return false;
 }
 
 function isInside(path: string): boolean {

@@ -12,6 +12,7 @@ import {
   cliRunOf,
   createdStamp,
   moduleSnapshot,
+  relocateSnapshot,
   ROOT,
   runCli,
   runCliOnTerminal,
@@ -454,4 +455,24 @@ Deno.test("a snapshot of format 1 (made before the metadata digest) validates, r
   const stripped = await validate(store.backupDir, store.stamp);
   assert.equal(stripped.code, 1, "format 2 without its digest is damaged");
   assert.ok(stripped.result.errors.includes("metadata_key_missing: metadata_sha256"), `${stripped.result.errors}`);
+});
+
+Deno.test("a manifest entry below a link the manifest lists is refused, not checked through the link (exit 1)", async () => {
+  using store = await storeWithSnapshot();
+  using outside = tempDir();
+  const secret = join(outside.path, "secret");
+  Deno.writeTextFileSync(secret, "not the snapshot's");
+  Deno.symlinkSync(outside.path, join(store.root, "chroma", "elsewhere"));
+  const digest = await crypto.subtle.digest("SHA-256", Deno.readFileSync(secret));
+  const sha256 = [...new Uint8Array(digest)].map((byte) => byte.toString(16).padStart(2, "0")).join("");
+  const metadata = JSON.parse(Deno.readTextFileSync(join(store.root, "backup-metadata.json")));
+  const manifest = [
+    ...metadata.manifest,
+    { path: "chroma/elsewhere", symlink: outside.path },
+    { path: "chroma/elsewhere/secret", size: Deno.statSync(secret).size, sha256 },
+  ];
+  relocateSnapshot(store.root, { manifest }); // bound again, as a writer of the backup folder could
+  const { code, result } = await validate(store.backupDir, store.stamp);
+  assert.equal(code, 1);
+  assert.deepEqual(result.errors, ["manifest_path_through_link: chroma/elsewhere/secret"]);
 });
