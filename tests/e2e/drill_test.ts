@@ -147,13 +147,17 @@ Deno.test("drill of a snapshot made by the Python module (no manifest) checks Ch
   assert.match(chroma.detail, /match the snapshot \(no manifest\)/);
 });
 
-Deno.test("drill fails with exit 1 when the scratch disk is full, and leaves no scratch behind", async (t) => {
-  using store = tempStore({ dbMiB: 2, chromaMiB: 1 });
+/**
+ * The failed restore check's detail of a drill whose scratch folder is a tmpfs mounted with `options` (it exits 1 and
+ * leaves no scratch behind), or `null` where no tmpfs may be mounted (a skipped step says so).
+ */
+async function failedScratchRestore(t: Deno.TestContext, options: string, dbMiB: number): Promise<string | null> {
+  using store = tempStore({ dbMiB, chromaMiB: 1 });
   using mountPoint = tempDir();
-  const mount = mountTmpfs(mountPoint.path, "512k");
+  const mount = mountTmpfs(mountPoint.path, options);
   if (typeof mount === "string") {
     await t.step({ name: "tmpfs mount not permitted here; skipped", ignore: true, fn: () => {} });
-    return;
+    return null;
   }
   using _mount = mount;
   const stamp = await snapshotOf(store);
@@ -163,32 +167,22 @@ Deno.test("drill fails with exit 1 when the scratch disk is full, and leaves no 
   assert.equal(result.ok, false);
   const restore = result.checks.find((check) => check.name === "restore")!;
   assert.equal(restore.status, "failed");
-  assert.match(restore.detail, /not enough free space for this restore .* has [\d.]+ KiB free; nothing was changed/);
-  assert.match(restore.detail, /on another filesystem \(--scratch-dir DIR\)$/, "a drill's own flag");
   assert.deepEqual([...Deno.readDirSync(mountPoint.path)], [], "scratch removed");
+  return restore.detail;
+}
+
+Deno.test("drill fails with exit 1 when the scratch disk is full, and leaves no scratch behind", async (t) => {
+  const detail = await failedScratchRestore(t, "512k", 2);
+  if (detail === null) return;
+  assert.match(detail, /not enough free space for this restore .* has [\d.]+ KiB free; nothing was changed/);
+  assert.match(detail, /on another filesystem \(--scratch-dir DIR\)$/, "a drill's own flag");
 });
 
 Deno.test("drill whose scratch disk runs out of inodes fails naming no --force (a drill has none; its scratch is removed)", async (t) => {
-  using store = tempStore({ dbMiB: 1, chromaMiB: 1 });
-  using mountPoint = tempDir();
-  const mount = mountTmpfs(mountPoint.path, "64m,nr_inodes=8");
-  if (typeof mount === "string") {
-    await t.step({ name: "tmpfs mount not permitted here; skipped", ignore: true, fn: () => {} });
-    return;
-  }
-  using _mount = mount;
-  const stamp = await snapshotOf(store);
-  const run = await runCli(["drill", stamp, "--scratch-dir", mountPoint.path], { env: storeEnv(store) });
-  assert.equal(run.code, 1, run.stderr);
-  const checks = (run.json as { checks: { name: string; status: string; detail: string }[] }).checks;
-  const restore = checks.find((check) => check.name === "restore")!;
-  assert.equal(restore.status, "failed");
-  assert.match(
-    restore.detail,
-    /no space left on device.*; the live store was not touched; fix the cause and run it again/,
-  );
-  assert.doesNotMatch(restore.detail, /--force|partly rebuilt/);
-  assert.deepEqual([...Deno.readDirSync(mountPoint.path)], [], "scratch removed");
+  const detail = await failedScratchRestore(t, "64m,nr_inodes=8", 1);
+  if (detail === null) return;
+  assert.match(detail, /no space left on device.*; the live store was not touched; fix the cause and run it again/);
+  assert.doesNotMatch(detail, /--force|partly rebuilt/);
 });
 
 Deno.test("drill CLI: --latest picks the newest snapshot, writes JUnit and metrics, and takes no lock", async () => {
