@@ -165,8 +165,9 @@ function replacedLikeness(target: string): Likeness | null {
 
 /**
  * Give the file this run made at `path` (`made`: device and inode) the owner and mode of the file it replaces
- * (`previous`, see {@linkcode replacedLikeness}), and fsync it: on the file opened, never through a link, and only that file. A writer of the folder may
- * swap the temporary for a link to root's file meanwhile: a chmod by path gave `/etc/shadow` mode 644 that way.
+ * (`previous`, see {@linkcode replacedLikeness}), and fsync it: on the file opened, never through a link, and only that
+ * file. A writer of the folder may swap the temporary for a link to root's file meanwhile: a chmod by path gave
+ * `/etc/shadow` mode 644 that way.
  *
  * @returns `made`.
  * @throws {NotRegularFileError} when something else is at `path` now.
