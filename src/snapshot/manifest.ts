@@ -102,7 +102,7 @@ export function checkManifest(root: string, manifest: unknown, options: Manifest
   const sizes = manifest.map((entry) => typeof entry?.size === "number" && !verified.has(entry?.path) ? entry.size : 0);
   const onBytes = options.quick ? undefined : hashCounter(sizes, options.onProgress);
   const listed = new Set<string>();
-  const linkedFolders = new Map<string, boolean>();
+  const linkedFolders = new Map<string, boolean | null>();
   for (const entry of manifest as ManifestEntry[]) {
     const path = typeof entry?.path === "string" ? entry.path : "";
     if (!isInside(path)) {
@@ -167,20 +167,20 @@ function checkEntry(
 }
 
 /**
- * Whether a folder on the way to `path` (relative, inside `root`) is not a folder but a symbolic link (or anything but a
- * folder); `seen` keeps each folder's answer for the next entries.
+ * Whether a folder on the way to `path` (relative, inside `root`) is a symbolic link (a file or nothing there is the
+ * entry's own finding: missing); `seen` keeps each folder's answer for the next entries.
  */
-function throughLink(root: string, path: string, seen: Map<string, boolean>): boolean {
+function throughLink(root: string, path: string, seen: Map<string, boolean | null>): boolean {
   const parts = path.split("/").slice(0, -1);
   for (let at = 1; at <= parts.length; at++) {
     const folder = parts.slice(0, at).join("/");
     let linked = seen.get(folder);
     if (linked === undefined) {
       const info = lstatOrNull(join(root, folder));
-      linked = info !== null && !info.isDirectory; // a missing one is the entry's own finding (missing)
+      linked = info?.isSymlink ? true : info?.isDirectory ? false : null; // null: nothing to walk below
       seen.set(folder, linked);
     }
-    if (linked) return true;
+    if (linked !== false) return linked === true;
   }
   return false;
 }

@@ -470,9 +470,13 @@ Deno.test("a manifest entry below a link the manifest lists is refused, not chec
     ...metadata.manifest,
     { path: "chroma/elsewhere", symlink: outside.path },
     { path: "chroma/elsewhere/secret", size: Deno.statSync(secret).size, sha256 },
+    { path: "chroma/chroma.sqlite3/below/a/file", size: 1, sha256 }, // missing, as ever
   ];
   relocateSnapshot(store.root, { manifest }); // bound again, as a writer of the backup folder could
   const { code, result } = await validate(store.backupDir, store.stamp);
   assert.equal(code, 1);
-  assert.deepEqual(result.errors, ["manifest_path_through_link: chroma/elsewhere/secret"]);
+  assert.deepEqual(result.errors, [
+    "manifest_path_through_link: chroma/elsewhere/secret",
+    "manifest_file_missing: chroma/chroma.sqlite3/below/a/file",
+  ]);
 });
