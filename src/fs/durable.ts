@@ -184,12 +184,7 @@ function settleOwnFile<T extends { dev: number; ino: number }>(
       throw new NotRegularFileError(path, "replaced since it was made: another user's link or file");
     }
     if (previous?.uid != null && previous.gid !== null && (copy.uid !== previous.uid || copy.gid !== previous.gid)) {
-      try {
-        fchownSync(fd, previous.uid, previous.gid);
-      } catch (error) {
-        const code = (error as { code?: unknown }).code;
-        if (code !== "EPERM" && code !== "EACCES") throw error;
-      }
+      giveOpened(fd, previous.uid, previous.gid);
     }
     if (previous?.mode != null && (copy.mode & 0o7777) !== (previous.mode & 0o7777)) {
       fchmodSync(fd, previous.mode & 0o7777);
@@ -201,6 +196,19 @@ function settleOwnFile<T extends { dev: number; ino: number }>(
     throw error;
   } finally {
     closeSync(fd);
+  }
+}
+
+/**
+ * Give what is open as `fd` (a file or a folder this run made) to `uid`:`gid`, by its descriptor, never a path; where
+ * this user may not (not root), it stays this user's.
+ */
+export function giveOpened(fd: number, uid: number, gid: number): void {
+  try {
+    fchownSync(fd, uid, gid);
+  } catch (error) {
+    const code = (error as { code?: unknown }).code;
+    if (code !== "EPERM" && code !== "EACCES") throw error;
   }
 }
 

@@ -4,9 +4,9 @@
  * redirect a copy, a rename or a change of owner (without FFI, by paths checked just before each step).
  * @module
  */
-import { closeSync, constants, fchownSync, fstatSync, lstatSync, openSync, statSync } from "node:fs";
+import { closeSync, constants, fstatSync, lstatSync, openSync, statSync } from "node:fs";
 import { dirname, join } from "node:path";
-import { ensureDir, FOLDER_MODE, removeQuietly, syncDir } from "../fs/durable.ts";
+import { ensureDir, FOLDER_MODE, giveOpened, removeQuietly, syncDir } from "../fs/durable.ts";
 import type { OpenFolder } from "../fs/held_copy.ts";
 import { removeHeld } from "../fs/held_remove.ts";
 import { lstatOrNull } from "../fs/probe.ts";
@@ -19,13 +19,7 @@ import { type FolderCalls, folderCalls } from "../sys/folder_calls.ts";
  */
 function giveLikeParent(fd: number, info: { uid: number; gid: number }, path: string): void {
   const parent = statSync(dirname(path), { throwIfNoEntry: false });
-  if (!parent || (parent.uid === info.uid && parent.gid === info.gid)) return;
-  try {
-    fchownSync(fd, parent.uid, parent.gid);
-  } catch (error) {
-    const code = (error as { code?: unknown }).code;
-    if (code !== "EPERM" && code !== "EACCES") throw error;
-  }
+  if (parent && (parent.uid !== info.uid || parent.gid !== info.gid)) giveOpened(fd, parent.uid, parent.gid);
 }
 
 /** Which folder a path led to when the restore checked it: device and inode. */

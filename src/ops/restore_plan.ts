@@ -76,7 +76,7 @@ export function checkToFolder(config: Config, to: string, force: boolean): void 
     );
   }
   refuseForeignLinks([to], "restore"); // a root run would fill a folder the link's owner may not write
-  refuseSharedParent(to);
+  refuseSharedPlace(to);
   const names = entriesOrNone(to).map((entry) => entry.name).sort();
   if (force || names.length === 0) return;
   const shown = names.slice(0, 3).join(", ") + (names.length > 3 ? `, and ${names.length - 3} more` : "");
@@ -93,12 +93,12 @@ export function checkToFolder(config: Config, to: string, force: boolean): void 
  *
  * @throws {RefusedError} naming that folder.
  */
-function refuseSharedParent(to: string): void {
-  let parent = to;
-  while (statOrNull(parent) === null && dirname(parent) !== parent) parent = dirname(parent);
-  const shared = sharedWith(parent);
+function refuseSharedPlace(to: string): void {
+  let found = to; // or the nearest folder above it that is there
+  while (statOrNull(found) === null && dirname(found) !== found) found = dirname(found);
+  const shared = sharedWith(found);
   if (shared === null) return;
-  const where = parent === to ? shared : `the folder it is in, ${parent}: ${shared}`;
+  const where = found === to ? shared : `the folder it is in, ${found}: ${shared}`;
   throw new RefusedError(
     `--to ${to} is no place for a restore (${where}), so another user could swap ` +
       "it for a link while the store is written through its path; nothing was changed; give a folder in one that only " +
