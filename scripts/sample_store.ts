@@ -93,21 +93,36 @@ export function seededInts(seed: number): () => number {
   };
 }
 
-if (import.meta.main) {
-  const { values } = parseArgs({
-    args: Deno.args,
-    options: {
-      dir: { type: "string" },
-      "db-mib": { type: "string", default: "4" },
-      "chroma-mib": { type: "string", default: "2" },
-      segments: { type: "string", default: "2" },
-      seed: { type: "string", default: "1" },
-    },
-  });
-  if (!values.dir) {
-    console.error("usage: deno task sample --dir DIR [--db-mib N] [--chroma-mib N] [--segments N] [--seed N]");
-    Deno.exit(2);
+const USAGE = "usage: deno task sample --dir DIR [--db-mib N] [--chroma-mib N] [--segments N] [--seed N]";
+
+/** The script's flags, or its usage printed and the process ended (2 on a mistake, 0 for --help). */
+function sampleFlags() {
+  try {
+    const { values } = parseArgs({
+      args: Deno.args,
+      options: {
+        dir: { type: "string" },
+        "db-mib": { type: "string", default: "4" },
+        "chroma-mib": { type: "string", default: "2" },
+        segments: { type: "string", default: "2" },
+        seed: { type: "string", default: "1" },
+        help: { type: "boolean", short: "h" },
+      },
+    });
+    if (values.help) {
+      console.log(USAGE);
+      Deno.exit(0);
+    }
+    if (values.dir) return { ...values, dir: values.dir };
+  } catch (error) {
+    console.error(`sample: ${(error as Error).message}`);
   }
+  console.error(USAGE);
+  Deno.exit(2);
+}
+
+if (import.meta.main) {
+  const values = sampleFlags();
   const store = makeSampleStore(values.dir, {
     dbMiB: Number(values["db-mib"]),
     chromaMiB: Number(values["chroma-mib"]),

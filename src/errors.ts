@@ -110,6 +110,12 @@ export function isDiskFull(error: unknown): boolean {
   return code === "ENOSPC" || code === "SQLITE_FULL";
 }
 
+/** Whether an error came from the open-file limit: the system's EMFILE or ENFILE, or SQLite's open that met it. */
+export function isOpenFileLimit(error: unknown): boolean {
+  const { code, systemCode } = (error ?? {}) as { code?: unknown; systemCode?: unknown };
+  return [code, systemCode].some((name) => name === "EMFILE" || name === "ENFILE");
+}
+
 /** Whether an OS error says a path given cannot name anything: a symbolic link loop (ELOOP) or a name too long. */
 export function isUnusablePath(error: unknown): boolean {
   const code = (error as { code?: unknown } | null)?.code;
@@ -123,7 +129,7 @@ export function unexpectedExitCode(error: unknown): ExitCodeValue {
 
 /**
  * The one line shown for an error this tool did not expect (not a {@linkcode ToolError}): its first line, which for a
- * system error names the path, and for a denied permission the next step. A path that cannot name anything is said in
+ * system error names the path, and for a denied permission, the open-file limit or a full disk the next step. A path that cannot name anything is said in
  * plain words, with `given` (where the path came from: `--db`, `ATOCORE_BACKUP_DIR`) when the caller knows it.
  */
 export function unexpectedErrorLine(error: unknown, given: (path: string) => string | null = () => null): string {
@@ -137,6 +143,10 @@ export function unexpectedErrorLine(error: unknown, given: (path: string) => str
     const source = path ? given(path) : null;
     return `${path || line}: ${what}; check ${source ? `the path given by ${source}` : "the path"} and its links`;
   }
+  if (isOpenFileLimit(error)) {
+    return `${line}: the open-file limit was reached: raise it (ulimit -n) and run again`;
+  }
+  if (isDiskFull(error)) return `${line}: the disk is full: free space on it and run again`;
   if (!(error instanceof Deno.errors.PermissionDenied)) return line;
   return `${line}; check that this user may read and write that path (its owner and modes, or an immutable flag)`;
 }

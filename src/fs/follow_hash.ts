@@ -7,6 +7,7 @@
  */
 import { sha256File } from "./hash.ts";
 import { readAt } from "./read_at.ts";
+import { newWorker } from "../sys/descriptor_room.ts";
 
 /**
  * When the file was hashed: `"behind"` its writer (the hash made while following was
@@ -72,7 +73,7 @@ interface Following {
 function startWorker(path: string, firstPage: Uint8Array): Following | null {
   let worker: Worker;
   try {
-    worker = new Worker(new URL("./_follow_hash_worker.ts", import.meta.url), { type: "module" });
+    worker = newWorker(new URL("./_follow_hash_worker.ts", import.meta.url));
   } catch {
     return null; // whatever the reason, hashing after the copy still gives the right answer
   }

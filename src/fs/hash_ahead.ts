@@ -4,6 +4,7 @@
  *
  * @module
  */
+import { newWorker } from "../sys/descriptor_room.ts";
 
 /** Files being hashed on a worker. */
 export interface HashesAhead extends Disposable {
@@ -29,7 +30,7 @@ export function hashAhead(files: readonly FileToHash[], onBytes?: (bytes: number
   let worker: Worker | null = null;
   let outcome: Promise<ReadonlyMap<string, string>>;
   try {
-    worker = new Worker(new URL("./_hash_ahead_worker.ts", import.meta.url), { type: "module" });
+    worker = newWorker(new URL("./_hash_ahead_worker.ts", import.meta.url));
     const started = worker;
     outcome = new Promise((resolve) => {
       started.onmessage = (event) => {

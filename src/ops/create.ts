@@ -6,7 +6,15 @@
  * @module
  */
 import { basename, dirname, join, relative } from "node:path";
-import { describeOsError, isDiskFull, OperationError, RefusedError, ToolError, UsageError } from "../errors.ts";
+import {
+  describeOsError,
+  isDiskFull,
+  isOpenFileLimit,
+  OperationError,
+  RefusedError,
+  ToolError,
+  UsageError,
+} from "../errors.ts";
 import { copiedMode, ensureDir, FILE_MODE, syncFileLater, syncTree } from "../fs/durable.ts";
 import { followFile } from "../fs/follow_hash.ts";
 import { moveBetweenFolders, NotPlainFolderError } from "../fs/move_between.ts";
@@ -573,11 +581,12 @@ async function copyChromaIfPresent(
         { cause: error },
       );
     }
+    const hint = readableHint(error, SQLITE_FOLDER_HINT);
     throw new ChromaCopyError(
-      `the copy failed (${describeOsError(error)}; is it readable by this user?${SQLITE_FOLDER_HINT})`,
+      `the copy failed (${describeOsError(error)}${hint && `;${hint}`})`,
       `create failed copying the Chroma folder ${source} (${
         describeOsError(error)
-      }); nothing was published; fix the cause (is it readable by this user?${SQLITE_FOLDER_HINT}) and run create again`,
+      }); nothing was published; fix the cause${hint && ` (${hint.trimStart()})`} and run create again`,
       { cause: error },
     );
   }
@@ -792,6 +801,14 @@ const SQLITE_FOLDER_HINT =
   "mount";
 
 /**
+ * The guess said after a failed copy, " is it readable by this user?" and `more`; none when the open-file limit failed
+ * it (the message names that, and a permission is not at fault).
+ */
+function readableHint(error: unknown, more: string): string {
+  return isOpenFileLimit(error) ? "" : ` is it readable by this user?${more}`;
+}
+
+/**
  * Run one copy step; when it fails for a reason other than a full disk (reported
  * against the backup folder by the caller), say which live file or folder it was copying.
  */
@@ -809,11 +826,11 @@ async function copyingFrom<T>(what: string, source: string, step: () => T | Prom
       );
     }
     if (error instanceof FileTooLargeError) throw overSizeLimit(what, source, error.maxBytes);
-    const sqlite = what === "database" ? SQLITE_FOLDER_HINT : "";
+    const hint = readableHint(error, what === "database" ? SQLITE_FOLDER_HINT : "");
     throw new OperationError(
-      `create failed copying the ${what} ${source} (${
-        describeOsError(error)
-      }); nothing was published; fix the cause (is it readable by this user?${sqlite}) and run create again`,
+      `create failed copying the ${what} ${source} (${describeOsError(error)}); nothing was published; fix the cause${
+        hint && ` (${hint.trimStart()})`
+      } and run create again`,
       { cause: error },
     );
   }

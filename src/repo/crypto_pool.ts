@@ -11,6 +11,7 @@ import { collectGarbage } from "../sys/collect_garbage.ts";
 import { type JobFailure, type OpenDone, type OpenJob, runJob, transferables } from "./crypto_jobs.ts";
 import { GC_EVERY_PACKS } from "./pack_writer.ts";
 import { runSealJob, type SealDone, type SealJob } from "./seal_jobs.ts";
+import { newWorker } from "../sys/descriptor_room.ts";
 
 export type { OpenDone };
 
@@ -113,7 +114,7 @@ export class CryptoPool implements Disposable {
     }
     let worker: Worker;
     try {
-      worker = new Worker(new URL("./_crypto_worker.ts", import.meta.url), { type: "module" });
+      worker = newWorker(new URL("./_crypto_worker.ts", import.meta.url));
     } catch {
       this.inline = true; // no worker here: the same work inline
       return this.slot();

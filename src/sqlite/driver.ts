@@ -96,8 +96,11 @@ export class SqliteError extends Error {
   /** Symbolic result code, such as `SQLITE_CORRUPT` or `SQLITE_FULL`. */
   readonly code: string;
 
-  /** Make an error from a numeric result code (kept, to make it again on another thread) and SQLite's message. */
-  constructor(readonly resultCode: number, message: string) {
+  /**
+   * Make an error from a numeric result code (kept, to make it again on another thread) and SQLite's message;
+   * `systemCode`, the operating system's error behind it where it matters to the operator (the open-file limit).
+   */
+  constructor(readonly resultCode: number, message: string, readonly systemCode?: "EMFILE" | "ENFILE") {
     super(message);
     this.name = "SqliteError";
     this.code = resultCodeName(resultCode);

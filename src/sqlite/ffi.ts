@@ -50,6 +50,7 @@ const SYMBOLS = {
   sqlite3_close_v2: { parameters: ["pointer"], result: "i32" },
   sqlite3_busy_timeout: { parameters: ["pointer", "i32"], result: "i32" },
   sqlite3_errmsg: { parameters: ["pointer"], result: "pointer" },
+  sqlite3_system_errno: { parameters: ["pointer"], result: "i32", optional: true },
   sqlite3_exec: { parameters: ["pointer", "buffer", "pointer", "pointer", "pointer"], result: "i32" },
   sqlite3_prepare_v2: { parameters: ["pointer", "buffer", "i32", "buffer", "pointer"], result: "i32" },
   sqlite3_step: { parameters: ["pointer"], result: "i32" },
@@ -79,6 +80,9 @@ const SQLITE_LOCKED = 6;
 const SQLITE_ROW = 100;
 const SQLITE_DONE = 101;
 const MAX_BUSY_RETRIES = 100;
+/** Linux's errno values for the open-file limit: the process's own (EMFILE) and the system's (ENFILE). */
+const EMFILE = 24;
+const ENFILE = 23;
 
 /**
  * Load libsqlite3 and return the FFI driver.
@@ -343,9 +347,9 @@ class FfiDriver implements SqliteDriver, FollowedBackup {
   #opened(code: number, out: BigUint64Array, path: string): Handle {
     const db = Deno.UnsafePointer.create(out[0]);
     if (code !== SQLITE_OK) {
-      const message = db ? this.#message(db) : "out of memory";
+      const [message, system] = db ? [this.#message(db), this.#systemCode(db)] : ["out of memory", undefined];
       if (db) this.#lib.sqlite3_close_v2(db);
-      throw new SqliteError(code, `${message}: ${path}`);
+      throw new SqliteError(code, `${message}: ${path}`, system);
     }
     this.#lib.sqlite3_busy_timeout(db, BUSY_TIMEOUT_MS);
     return db!;
@@ -392,12 +396,23 @@ class FfiDriver implements SqliteDriver, FollowedBackup {
     return rows;
   }
 
+  /**
+   * SQLite's message for the last error on `db`; when it came from the open-file limit (SQLite says only "unable to
+   * open database file"), with the limit named and the next step.
+   */
   #message(db: Handle): string {
     const text = this.#lib.sqlite3_errmsg(db);
-    return text === null ? "unknown error" : Deno.UnsafePointerView.getCString(text);
+    const message = text === null ? "unknown error" : Deno.UnsafePointerView.getCString(text);
+    return this.#systemCode(db) ? `${message} (the open-file limit was reached: raise it (ulimit -n))` : message;
+  }
+
+  /** The open-file limit's errno name when the last error on `db` came from it. */
+  #systemCode(db: Handle): "EMFILE" | "ENFILE" | undefined {
+    const errno = this.#lib.sqlite3_system_errno?.(db);
+    return errno === EMFILE ? "EMFILE" : errno === ENFILE ? "ENFILE" : undefined;
   }
 
   #fail(db: Handle, code = 1): never {
-    throw new SqliteError(code, this.#message(db));
+    throw new SqliteError(code, this.#message(db), this.#systemCode(db));
   }
 }

@@ -6,6 +6,7 @@
  */
 import { notOpenedInTime, READ_OPEN_MS } from "./read_open.ts";
 import { type OffThreadMessage, type OffThreadRead, revived } from "./off_thread_messages.ts";
+import { newWorker } from "../sys/descriptor_room.ts";
 
 /** What `integrity` gives, and what `counts` gives. */
 interface Reads {
@@ -18,7 +19,7 @@ interface Reads {
  * opens there does not end within {@linkcode READ_OPEN_MS}; the worker left waiting ends with the process.
  */
 export function readOffThread<R extends OffThreadRead>(read: R, path: string): Promise<Reads[R]> {
-  const worker = new Worker(new URL("./_read_worker.ts", import.meta.url), { type: "module" });
+  const worker = newWorker(new URL("./_read_worker.ts", import.meta.url));
   return new Promise<Reads[R]>((resolve, reject) => {
     let timer: ReturnType<typeof setTimeout> | undefined;
     const end = () => {

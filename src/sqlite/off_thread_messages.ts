@@ -17,20 +17,23 @@ export type OffThreadMessage =
 
 /** An error as it crosses to the caller's thread. */
 export type PostedError =
-  | { kind: "sqlite"; resultCode: number; message: string }
+  | { kind: "sqlite"; resultCode: number; message: string; systemCode?: "EMFILE" | "ENFILE" }
   | { kind: "unchecked"; path: string; why: string }
   | { kind: "other"; message: string };
 
 /** `error` as it may cross to another thread. */
 export function posted(error: unknown): PostedError {
-  if (error instanceof SqliteError) return { kind: "sqlite", resultCode: error.resultCode, message: error.message };
+  if (error instanceof SqliteError) {
+    const { resultCode, message, systemCode } = error;
+    return { kind: "sqlite", resultCode, message, systemCode };
+  }
   if (error instanceof IntegrityUncheckedError) return { kind: "unchecked", path: error.path, why: error.why };
   return { kind: "other", message: error instanceof Error ? error.message : String(error) };
 }
 
 /** The error `posted` made of one, made again on this thread. */
 export function revived(error: PostedError): Error {
-  if (error.kind === "sqlite") return new SqliteError(error.resultCode, error.message);
+  if (error.kind === "sqlite") return new SqliteError(error.resultCode, error.message, error.systemCode);
   if (error.kind === "unchecked") return new IntegrityUncheckedError(error.path, error.why);
   return new Error(error.message);
 }

@@ -5,6 +5,7 @@
  * @module
  */
 import { ExitCode, ToolError } from "../errors.ts";
+import { requireRoom } from "./descriptor_room.ts";
 
 /** The signals a long command turns into a stop at a safe point. */
 export type StopSignal = "SIGINT" | "SIGTERM";
@@ -34,8 +35,11 @@ export interface Interrupts extends Disposable {
  * Listen for SIGINT and SIGTERM. The first one aborts {@linkcode Interrupts.signal} (the command stops at its next
  * safe point) and is told to `onFirst` (the CLI reports it); a second one ends the process at once, as a kill would
  * (everything this tool writes is safe to kill: it is what a run killed with SIGKILL leaves).
+ *
+ * @throws {DescriptorLimitError} at the open-file limit, where listening would end the process.
  */
 export function listenForSignals(onFirst: (signal: StopSignal) => void): Interrupts {
+  requireRoom("listen for SIGINT and SIGTERM");
   const controller = new AbortController();
   listening = controller.signal;
   const handlers = SIGNALS.map((name) => {

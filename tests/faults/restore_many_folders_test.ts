@@ -1,11 +1,12 @@
 /**
  * A Chroma folder with more folders than the process may hold descriptors: the restore's copy inside held folders keeps
  * only a chain of them open, so it restores under a low open-file limit; a chain deeper than the limit stops it, saying
- * so. A fetch from a repository flushes its files a few at a time, never all at once.
+ * so. A fetch from a repository flushes its files a few at a time, never all at once. Whatever the limit, a command
+ * that meets it says so in one line, with the next step.
  */
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { createdStamp, runCliInShell, storeEnv, tempStore } from "../_helpers.ts";
+import { createdStamp, runCli, runCliInShell, storeEnv, tempStore } from "../_helpers.ts";
 import { liveDigest, treeDigest } from "../_faults.ts";
 import { createAndPush, remoteStore } from "../_remote_cli.ts";
 
@@ -71,4 +72,23 @@ Deno.test("a Chroma folder of 400 files restores from a repository with at most 
   const run = await runCliInShell(limited, restore, r.envWithIdentity);
   assert.equal(run.code, 0, run.stderr);
   assert.deepEqual(treeDigest(r.store.chromaDir), snapshot);
+});
+
+Deno.test("create under open-file limits of 21 to 40: a failure names the limit in one line, all listed is valid", async () => {
+  using store = tempStore({ dbMiB: 4, chromaMiB: 2, segments: 2, seed: 76 }); // 4 MiB: create starts workers
+  await createdStamp(storeEnv(store));
+  let failures = 0;
+  for (let limit = 21; limit <= 40; limit++) {
+    const run = await runCliInShell(`ulimit -n ${limit} && exec "$@"`, ["create", "--chroma"], storeEnv(store));
+    const lines = run.stderr.trim().split("\n");
+    if (run.code === 0 || !lines.some((line) => /^(atocore-backup: |\{)/.test(line))) continue; // or no runtime
+    failures += 1;
+    const errors = lines.filter((line) => !line.startsWith("{"));
+    assert.ok(errors.length <= 1, `limit ${limit}: ${run.stderr}`);
+    assert.match(errors[0] ?? "", /^(atocore-backup: error: .*ulimit -n\).*|)$/, `limit ${limit}: ${run.stderr}`);
+    assert.match(run.stderr, /the open-file limit was reached.*: raise it \(ulimit -n\)/, `limit ${limit}`);
+  }
+  assert.ok(failures > 0, "no limit from 21 to 40 made create fail");
+  const all = await runCli(["validate", "--all"], { env: storeEnv(store) }); // a snapshot listed is whole
+  assert.equal(all.code, 0, all.stdout + all.stderr);
 });
