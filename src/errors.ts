@@ -116,6 +116,15 @@ export function isOpenFileLimit(error: unknown): boolean {
   return [code, systemCode].some((name) => name === "EMFILE" || name === "ENFILE");
 }
 
+/** What to do after an I/O error (EIO): the storage failed, not this tool nor a permission. */
+export const IO_ERROR_STEP =
+  "the storage failed to read or write there: check it (dmesg, the disk's health) and run again";
+
+/** Whether an error is the system's I/O error (EIO): a bad sector, a network filesystem or a disk that went away. */
+export function isIoError(error: unknown): boolean {
+  return (error as { code?: unknown } | null)?.code === "EIO";
+}
+
 /** Whether an OS error says a path given cannot name anything: a symbolic link loop (ELOOP) or a name too long. */
 export function isUnusablePath(error: unknown): boolean {
   const code = (error as { code?: unknown } | null)?.code;
@@ -129,7 +138,8 @@ export function unexpectedExitCode(error: unknown): ExitCodeValue {
 
 /**
  * The one line shown for an error this tool did not expect (not a {@linkcode ToolError}): its first line, which for a
- * system error names the path, and for a denied permission, the open-file limit or a full disk the next step. A path that cannot name anything is said in
+ * system error names the path, and for a denied permission, the open-file limit, a full disk or an I/O error the next
+ * step. A path that cannot name anything is said in
  * plain words, with `given` (where the path came from: `--db`, `ATOCORE_BACKUP_DIR`) when the caller knows it.
  */
 export function unexpectedErrorLine(error: unknown, given: (path: string) => string | null = () => null): string {
@@ -147,6 +157,7 @@ export function unexpectedErrorLine(error: unknown, given: (path: string) => str
     return `${line}: the open-file limit was reached: raise it (ulimit -n) and run again`;
   }
   if (isDiskFull(error)) return `${line}: the disk is full: free space on it and run again`;
+  if (isIoError(error)) return `${line}: ${IO_ERROR_STEP}`;
   if (!(error instanceof Deno.errors.PermissionDenied)) return line;
   return `${line}; check that this user may read and write that path (its owner and modes, or an immutable flag)`;
 }

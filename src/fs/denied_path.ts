@@ -7,6 +7,7 @@
 import { closeSync } from "node:fs";
 import { join } from "node:path";
 import { openRegularFile } from "./regular_file.ts";
+import { listNames } from "./listing.ts";
 
 /**
  * The first path at or below the folder `root` (parents first, by name) that this user may not read, or `null`: what
@@ -16,7 +17,7 @@ import { openRegularFile } from "./regular_file.ts";
 export function deniedPath(root: string): string | null {
   let names: string[];
   try {
-    names = [...Deno.readDirSync(root)].map((entry) => entry.name).sort();
+    names = listNames(root).sort();
   } catch (error) {
     return error instanceof Deno.errors.PermissionDenied ? root : null;
   }

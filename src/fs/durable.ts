@@ -11,6 +11,7 @@ import { entriesOrNone, lstatOrNull, statOrNull } from "./probe.ts";
 import { copyHashed } from "./hash.ts";
 import { kindOf, notRegularFile, NotRegularFileError, openNonBlocking } from "./regular_file.ts";
 import { mountPointsAt } from "../sys/mounts.ts";
+import { listEntries } from "./listing.ts";
 
 /** Flush a file's data and metadata to disk (opened non-blocking: a FIFO swapped in fails, EINVAL, never waits). */
 export function syncFile(path: string): void {
@@ -294,7 +295,7 @@ export function ensureDir(path: string): void {
  * Symbolic links are not followed.
  */
 export function syncTree(root: string): void {
-  for (const entry of Deno.readDirSync(root)) {
+  for (const entry of listEntries(root)) {
     const path = join(root, entry.name);
     if (entry.isDirectory) syncTree(path);
     else if (entry.isFile) syncFile(path);

@@ -14,6 +14,7 @@ import { type EntryInfo, type FolderCalls, folderCalls, type Identity } from "..
 import type { OpenFolder } from "./held_copy.ts";
 import { removeHeld } from "./held_remove.ts";
 import { lstatOrNull } from "./probe.ts";
+import { listNames } from "./listing.ts";
 
 /** The owner and group that what a run makes in a held folder is given (see {@linkcode HeldFolder.open}). */
 interface Owner {
@@ -88,7 +89,7 @@ export class HeldFolder implements AsyncDisposable {
 
   /** The names in this folder (by its path: a name only ever reaches an entry of this folder through the others). */
   names(): string[] {
-    return [...Deno.readDirSync(this.path)].map((entry) => entry.name);
+    return listNames(this.path);
   }
 
   /** What the entry `name` here is (a link itself), and when it was last written; `null` when there is none. */

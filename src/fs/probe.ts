@@ -5,6 +5,7 @@
  *
  * @module
  */
+import { listEntries } from "./listing.ts";
 
 /** Tell whether a path exists, without following a final symbolic link. */
 export function exists(path: string): boolean {
@@ -54,7 +55,7 @@ export function lstatOrNull(path: string): Deno.FileInfo | null {
 /** The entries of the folder at `path`, in no set order; none when nothing is there or it is not a folder. */
 export function entriesOrNone(path: string): Deno.DirEntry[] {
   try {
-    return [...Deno.readDirSync(path)];
+    return listEntries(path);
   } catch (error) {
     if (error instanceof Deno.errors.NotFound || error instanceof Deno.errors.NotADirectory) return [];
     throw error;

@@ -9,6 +9,7 @@ import { copyModeFrom } from "./durable.ts";
 import { copyReachedFile } from "./reached_copy.ts";
 import { reachedFile } from "./reached_file.ts";
 import { join } from "node:path";
+import { listNames } from "./listing.ts";
 
 /** One entry of a tree, seen with `lstat`. */
 export interface TreeEntry {
@@ -36,7 +37,7 @@ export interface CopyTotals {
 export function walkTree(root: string, skip: (path: string) => boolean = () => false): TreeEntry[] {
   const entries: TreeEntry[] = [];
   const visit = (relative: string) => {
-    const names = [...Deno.readDirSync(join(root, relative))].map((entry) => entry.name).sort();
+    const names = listNames(join(root, relative)).sort();
     for (const name of names) {
       const path = relative ? `${relative}/${name}` : name;
       if (skip(path)) continue;

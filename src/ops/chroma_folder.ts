@@ -11,6 +11,7 @@ import type { OpenFolder } from "../fs/held_copy.ts";
 import { removeHeld } from "../fs/held_remove.ts";
 import { lstatOrNull } from "../fs/probe.ts";
 import { type FolderCalls, folderCalls } from "../sys/folder_calls.ts";
+import { listNames } from "../fs/listing.ts";
 
 /**
  * Give the Chroma folder this restore made (held open as `fd`, `info` its stat) the owner of the folder it is in, as a
@@ -172,7 +173,7 @@ export class HeldChroma implements Disposable {
 
   /** The names in the folder `aside` (this folder when none), read through its descriptor when FFI is there. */
   names(aside?: Aside): string[] {
-    if (this.calls === null) return [...Deno.readDirSync(this.at(aside?.name))].map((entry) => entry.name);
+    if (this.calls === null) return listNames(this.at(aside?.name));
     return this.calls.names(aside?.fd ?? this.fd, aside?.path ?? this.path);
   }
 

@@ -9,6 +9,7 @@ import { basename, dirname, join, relative } from "node:path";
 import {
   describeOsError,
   isDiskFull,
+  isIoError,
   isOpenFileLimit,
   OperationError,
   RefusedError,
@@ -801,11 +802,11 @@ const SQLITE_FOLDER_HINT =
   "mount";
 
 /**
- * The guess said after a failed copy, " is it readable by this user?" and `more`; none when the open-file limit failed
- * it (the message names that, and a permission is not at fault).
+ * The guess said after a failed copy, " is it readable by this user?" and `more`; none when the open-file limit or
+ * the storage (EIO) failed it (the message names that, and a permission is not at fault).
  */
 function readableHint(error: unknown, more: string): string {
-  return isOpenFileLimit(error) ? "" : ` is it readable by this user?${more}`;
+  return isOpenFileLimit(error) || isIoError(error) ? "" : ` is it readable by this user?${more}`;
 }
 
 /**

@@ -33,6 +33,7 @@ import { checkPackName } from "./sealing.ts";
 import { extentUnit, hashExtent } from "./extent_hash.ts";
 import { readAt } from "../fs/read_at.ts";
 import { emptyExtentTable, type ExtentTable, ExtentTableBuilder } from "./extent_table.ts";
+import { listNames } from "../fs/listing.ts";
 
 /**
  * Growth of each thread's array buffers before a full collection (the lane buffers moved back and forth not counted):
@@ -171,7 +172,7 @@ function prepareFolder(folder: string): void {
     Deno.mkdirSync(folder, { mode: FOLDER_MODE });
     return;
   }
-  if (!info.isDirectory || [...Deno.readDirSync(folder)].length > 0) {
+  if (!info.isDirectory || listNames(folder).length > 0) {
     throw new UsageError(`${folder} exists and is not an empty folder; give a new folder to fetch into`);
   }
 }

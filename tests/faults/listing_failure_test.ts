@@ -1,0 +1,48 @@
+/**
+ * A folder whose listing fails part way (EIO injected by strace into `getdents64` on that folder, as a bad sector or a
+ * network filesystem gives it): the listing is an error, never a shorter folder taken for the whole one.
+ */
+import assert from "node:assert/strict";
+import { join } from "node:path";
+import { createdStamp, runCli, runCliInShell, storeEnv, tempDir, tempStore, toolFor } from "../_helpers.ts";
+import { entryNames, treeDigest } from "../_faults.ts";
+
+/** A shell script running the CLI with every listing of `folder` failing. */
+function failingListing(folder: string): string {
+  return `exec strace -f -qq -o /dev/null -P '${folder}' -e trace=getdents64 -e inject=getdents64:error=EIO "$@"`;
+}
+
+Deno.test("create: a Chroma segment folder that cannot be listed is never copied short (needs strace)", async () => {
+  if (!toolFor("strace", "a listing failure injected into create")) return;
+  using store = tempStore({ dbMiB: 1, chromaMiB: 1, segments: 2, seed: 92 });
+  const env = storeEnv(store);
+  const segment = entryNames(store.chromaDir).find((name) => !name.endsWith(".sqlite3"))!;
+  const run = await runCliInShell(failingListing(join(store.chromaDir, segment)), ["create", "--chroma"], env);
+  assert.notEqual(run.code, 0, run.stderr);
+  assert.match(run.stderr, /Input\/output error/, run.stderr);
+  const live = treeDigest(store.chromaDir);
+  for (const stamp of entryNames(join(store.backupDir, "snapshots"))) {
+    const chroma = join(store.backupDir, "snapshots", stamp, "chroma");
+    if (entryNames(join(store.backupDir, "snapshots", stamp)).includes("chroma")) {
+      assert.deepEqual(treeDigest(chroma), live, `${stamp} holds a Chroma copied short`);
+    }
+  }
+  const all = await runCli(["validate", "--all"], { env });
+  assert.equal(all.code, 0, all.stdout + all.stderr);
+});
+
+Deno.test("list and restore --to: a folder that cannot be listed is an error, not an empty one (needs strace)", async () => {
+  if (!toolFor("strace", "a listing failure injected into list and restore")) return;
+  using store = tempStore({ dbMiB: 1, chromaMiB: 1, segments: 1, seed: 93 });
+  const env = storeEnv(store);
+  const stamp = await createdStamp(env);
+  const listed = await runCliInShell(failingListing(join(store.backupDir, "snapshots")), ["list"], env);
+  assert.equal(listed.code, 1, listed.stdout + listed.stderr);
+  assert.match(listed.stderr, /^atocore-backup: error: .*Input\/output error.*snapshots.*: the storage failed .* and run again$/m);
+
+  using to = tempDir("atocore-to-");
+  Deno.writeTextFileSync(join(to.path, "atocore.db"), "the operator's own file");
+  const restore = await runCliInShell(failingListing(to.path), ["restore", stamp, "--to", to.path], env);
+  assert.notEqual(restore.code, 0, restore.stderr);
+  assert.equal(Deno.readTextFileSync(join(to.path, "atocore.db")), "the operator's own file");
+});
