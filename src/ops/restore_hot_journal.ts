@@ -6,7 +6,7 @@
  */
 import { describeOsError } from "../errors.ts";
 import { removeFileQuietly } from "../fs/durable.ts";
-import { lstatOrNull, statOrNull } from "../fs/probe.ts";
+import { lstatOrNull } from "../fs/probe.ts";
 import { kindOf } from "../fs/regular_file.ts";
 import type { Reporter } from "../report/reporter.ts";
 import type { SqliteDriver } from "../sqlite/driver.ts";
@@ -15,14 +15,14 @@ import { type Change, keepAside } from "./restore_wal.ts";
 /**
  * Clear the database `db` of its `-journal` before it is replaced, noting in `changes` what was done: SQLite rolls
  * a hot journal back into the old database (its committed rows, as any open would); an empty journal is removed;
- * any journal still there after (the database missing or damaged, the rollback failed, not a file) is kept aside
+ * any journal still there after (the database missing, damaged, not a file of one name; the rollback failed) is kept aside
  * with a hard link to its database, never deleted.
  */
 export function clearJournal(driver: SqliteDriver, db: string, reporter: Reporter, changes: Change[]): void {
   const journal = `${db}-journal`;
   const found = lstatOrNull(journal);
   if (found === null) return;
-  let why = found.isFile ? databaseNotFile(db) : `it is a ${kindOf(found)}, not a file`;
+  let why = found.isFile ? noRollbackInto(db) : `it is a ${kindOf(found)}, not a file`;
   if (found.isFile && found.size > 0 && why === null) {
     try {
       driver.rollBackJournal(db);
@@ -39,11 +39,18 @@ export function clearJournal(driver: SqliteDriver, db: string, reporter: Reporte
   settle(db, why ?? "", reporter, changes, db); // an empty journal is removed, a reason needed only for a kept one
 }
 
-/** Why `db` cannot take a journal's rollback (missing, or not a file), or `null` when it is a file. */
-function databaseNotFile(db: string): string | null {
-  const info = statOrNull(db);
+/**
+ * Why `db` may not take a journal's rollback, or `null` when it is a file of one name: missing, not a file, a link,
+ * or a file of other names too (hard links), which a rollback would write through: `--to` given a folder whose
+ * database was linked to a live Chroma file or a snapshot's.
+ */
+function noRollbackInto(db: string): string | null {
+  const info = lstatOrNull(db);
   if (info === null) return "its database file is missing";
-  return info.isFile ? null : `its database is a ${kindOf(info)}, not a file`;
+  if (!info.isFile) return `its database is a ${kindOf(info)}, not a file`;
+  return (info.nlink ?? 1) > 1
+    ? `its database has ${info.nlink} names (hard links), which a rollback writes through`
+    : null;
 }
 
 /**

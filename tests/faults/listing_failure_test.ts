@@ -38,7 +38,10 @@ Deno.test("list and restore --to: a folder that cannot be listed is an error, no
   const stamp = await createdStamp(env);
   const listed = await runCliInShell(failingListing(join(store.backupDir, "snapshots")), ["list"], env);
   assert.equal(listed.code, 1, listed.stdout + listed.stderr);
-  assert.match(listed.stderr, /^atocore-backup: error: .*Input\/output error.*snapshots.*: the storage failed .* and run again$/m);
+  assert.match(
+    listed.stderr,
+    /^atocore-backup: error: .*Input\/output error.*snapshots.*: the storage failed .* and run again$/m,
+  );
 
   using to = tempDir("atocore-to-");
   Deno.writeTextFileSync(join(to.path, "atocore.db"), "the operator's own file");

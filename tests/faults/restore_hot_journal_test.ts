@@ -6,6 +6,7 @@ import assert from "node:assert/strict";
 import { basename, join } from "node:path";
 import { changeMarkerInWal, createdStamp, projectMarker, runCli, storeEnv, tempDir, tempStore } from "../_helpers.ts";
 import { entryNames } from "../_faults.ts";
+import { createHash } from "node:crypto";
 
 /**
  * Switch the database to DELETE journal mode, rewrite every chunk and rename project 1 to `"uncommitted"` in one
@@ -34,6 +35,10 @@ async function integrityReadWrite(db: string): Promise<string> {
   const output = await new Deno.Command("sqlite3", { args: [db, "PRAGMA integrity_check;"], stdout: "piped" })
     .output();
   return new TextDecoder().decode(output.stdout).trim();
+}
+
+function sha256OfFile(path: string): string {
+  return createHash("sha256").update(Deno.readFileSync(path)).digest("hex");
 }
 
 function assertNoJournal(db: string): void {
@@ -85,6 +90,28 @@ Deno.test("restore --to --force over a stray -journal in DIR leaves none beside 
   }
   const kept = entryNames(strayOnly).filter((name) => name.endsWith("-journal"));
   assert.equal(kept.length, 1, `the journal without its database should be kept aside: ${entryNames(strayOnly)}`);
+});
+
+Deno.test("restore --to --force: a stray -journal is never rolled into DIR's database linked to a live or snapshot file", async () => {
+  using store = tempStore({ dbMiB: 1, chromaMiB: 1, segments: 1 });
+  const env = storeEnv(store);
+  const stamp = await createdStamp(env);
+  const hot = join(store.dataDir, "other.db");
+  Deno.copyFileSync(store.db, hot);
+  leaveHotJournal(hot);
+  const chromaDb = join(store.chromaDir, "chroma.sqlite3");
+  const snapshotDb = join(store.backupDir, "snapshots", stamp, "db", basename(store.db));
+  for (const linked of [chromaDb, snapshotDb]) {
+    using target = tempDir();
+    const before = sha256OfFile(linked);
+    Deno.linkSync(linked, join(target.path, basename(store.db))); // the operator's slip, or a writer of DIR
+    Deno.copyFileSync(`${hot}-journal`, join(target.path, `${basename(store.db)}-journal`));
+    const run = await runCli(["restore", stamp, "--to", target.path, "--force"], { env });
+    assert.equal(run.code, 0, run.stderr);
+    assert.match(run.stderr, /"restore_journal_set_aside".*hard links/, run.stderr);
+    assert.equal(sha256OfFile(linked), before, `${linked} was written through its link in --to`);
+  }
+  assert.equal((await runCli(["validate", stamp], { env })).code, 0);
 });
 
 Deno.test("a stray hot -journal of another database beside the live one: a failed pre-restore snapshot says it was rolled in", async () => {
