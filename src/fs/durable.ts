@@ -100,9 +100,20 @@ export function replaceFileAtomic(
     removeQuietly(temporary);
     throw error;
   }
-  beforeRename?.();
-  renameDurable(temporary, target);
+  try {
+    beforeRename?.();
+    renameDurable(temporary, target);
+  } catch (error) {
+    removeIfMade(temporary, made); // not renamed: a copy the size of the file would stay beside it, unsaid
+    throw error;
+  }
   requireMade(target, made);
+}
+
+/** Remove the file at `path` when it is still the file `made`, never another put there since. */
+function removeIfMade(path: string, made: { dev: number; ino: number }): void {
+  const now = lstatOrNull(path);
+  if (now?.isFile && now.dev === made.dev && now.ino === made.ino) removeFileQuietly(path);
 }
 
 /**

@@ -1,6 +1,7 @@
 /**
  * A folder whose listing fails part way (EIO injected by strace into `getdents64` on that folder, as a bad sector or a
- * network filesystem gives it): the listing is an error, never a shorter folder taken for the whole one.
+ * network filesystem gives it): the listing is an error, never a shorter folder taken for the whole one. A rename that
+ * fails the same way leaves no copy behind.
  */
 import assert from "node:assert/strict";
 import { join } from "node:path";
@@ -48,4 +49,30 @@ Deno.test("list and restore --to: a folder that cannot be listed is an error, no
   const restore = await runCliInShell(failingListing(to.path), ["restore", stamp, "--to", to.path], env);
   assert.notEqual(restore.code, 0, restore.stderr);
   assert.equal(Deno.readTextFileSync(join(to.path, "atocore.db")), "the operator's own file");
+});
+
+Deno.test("restore whose database rename fails (EIO) leaves no copy beside the live database (needs strace)", async () => {
+  if (!toolFor("strace", "a rename failure injected into restore")) return;
+  using store = tempStore({ dbMiB: 2, chromaMiB: 1, segments: 1, seed: 94 });
+  using traced = tempDir("atocore-trace-");
+  const env = storeEnv(store);
+  const stamp = await createdStamp(env);
+  const args = ["restore", stamp, "--confirm-service-stopped", "--no-pre-snapshot", "--no-chroma"];
+  const trace = join(traced.path, "renames");
+  const seen = await runCliInShell(`exec strace -f -qq -o '${trace}' -e trace=rename "$@"`, args, env);
+  assert.equal(seen.code, 0, seen.stderr);
+  const renames = Deno.readTextFileSync(trace).split("\n").filter((line) => line.includes("rename("));
+  const nth = renames.findIndex((line) => line.includes(`, "${store.db}")`)) + 1; // strace does not match it by -P
+  assert.ok(nth > 0, renames.join("\n"));
+  const before = Deno.readFileSync(store.db);
+  const run = await runCliInShell(
+    `exec strace -f -qq -o /dev/null -e inject=rename:error=EIO:when=${nth} "$@"`,
+    args,
+    env,
+  );
+  assert.equal(run.code, 1, run.stderr);
+  assert.match(run.stderr, /were not changed/, run.stderr);
+  assert.deepEqual(Deno.readFileSync(store.db), before);
+  const copies = entryNames(store.dataDir).filter((name) => name.includes(".tmp-"));
+  assert.deepEqual(copies, [], "a database-sized copy is left beside the live database");
 });
