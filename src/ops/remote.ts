@@ -17,6 +17,7 @@ import type { Backend } from "../repo/backend.ts";
 import { openBackend } from "../repo/open_backend.ts";
 import { canonicalRecipients, checkIfPinned, type Repository } from "../repo/repository.ts";
 import { ownFolders } from "../snapshot/layout.ts";
+import { SIDECAR_SUFFIXES } from "../sqlite/file_format.ts";
 
 /** Largest key file read: far above any real one (a line per key). */
 const KEY_FILE_MAX_BYTES = 1 << 20;
@@ -63,7 +64,8 @@ function retryWarning(reporter: Reporter): RetryListener {
 }
 
 /**
- * Refuse a folder repository inside (or holding) the live store or the backup folder's own folders: restore replaces
+ * Refuse a folder repository inside (or holding) the live store (the database's `-wal`, `-shm` and `-journal` names
+ * too: a folder there keeps SQLite from opening the database) or the backup folder's own folders: restore replaces
  * the store's files, and create, cleanup and recovery clear or remove what those folders hold, which would take the
  * repository with them.
  *
@@ -74,6 +76,7 @@ export function refuseRemoteInStore(config: Config, backend: Backend): void {
   if (root === null) return;
   const places: [string, string][] = [
     ["the database", config.db.path],
+    ...SIDECAR_SUFFIXES.map((suffix): [string, string] => [`the database's ${suffix}`, config.db.path + suffix]),
     ["the registry", config.registry.path],
     ["the Chroma folder", config.chromaDir.path],
     ...ownFolders(config.backupDir.path).map((path): [string, string] => ["the backup folder's own folder", path]),

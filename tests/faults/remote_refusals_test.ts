@@ -28,6 +28,7 @@ import { fetchSnapshot } from "../../src/repo/fetch.ts";
 import { openFolderBackend } from "../../src/repo/folder.ts";
 import { extentUnit, hashExtent } from "../../src/repo/extent_hash.ts";
 import { DOCUMENT_FORMAT } from "../../src/repo/document.ts";
+import { removeQuietly } from "../../src/fs/durable.ts";
 
 Deno.test("remote refusals: another key restores nothing; nothing live changes and no scratch copy is left", async () => {
   using r = await remoteStore({ dbMiB: 2, chromaMiB: 1 });
@@ -143,6 +144,14 @@ Deno.test("remote refusals: init refuses a folder that holds anything, a reposit
   });
   assert.equal(inStore.code, 2);
   assert.match(oneErrorLine(inStore, "in the store"), /overlaps the Chroma folder/);
+  for (const suffix of ["-wal", "-shm", "-journal"]) { // a folder there: SQLite can no longer open the database
+    const where = r.store.db + suffix;
+    removeQuietly(where);
+    const run = await runCli(["remote", "init", "--remote", where, "--recipient", r.key.recipient], { env: r.env });
+    assert.equal(run.code, 2, run.stderr);
+    assert.match(oneErrorLine(run, suffix), new RegExp(`overlaps the database's ${suffix} `));
+    assert.equal(existsSync(where), false, `a repository was made at the database's ${suffix}`);
+  }
   for (const own of [".staging", ".trash", "failed", "remotes"]) { // folders create, cleanup or recovery clear
     const where = join(r.store.backupDir, own, "repo");
     const run = await runCli(["remote", "init", "--remote", where, "--recipient", r.key.recipient], { env: r.env });
