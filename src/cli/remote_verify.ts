@@ -4,7 +4,13 @@
  * @module
  */
 import { ExitCode, UsageError } from "../errors.ts";
-import { checkPinIfPinned, identitiesFrom, recipientsFrom, remoteBackend } from "../ops/remote.ts";
+import {
+  checkPinIfPinned,
+  identitiesFrom,
+  recipientsFrom,
+  refuseForeignIdentities,
+  remoteBackend,
+} from "../ops/remote.ts";
 import { openRepository } from "../repo/repository.ts";
 import { parseSnapshotKey, refsName } from "../repo/layout.ts";
 import { verifyRepository, type VerifyResult } from "../repo/verify.ts";
@@ -73,7 +79,9 @@ Examples:
         context.reporter,
       )
       : [];
-    checkPinIfPinned(config, await openRepository(backend), recipientsFrom(settings));
+    const repository = await openRepository(backend);
+    checkPinIfPinned(config, repository, recipientsFrom(settings));
+    refuseForeignIdentities(repository.config.recipients, identities, settings.identityFile?.value);
     const allowUnauthenticated = Boolean(values["allow-unauthenticated"]);
     const result = await verifyRepository(backend, { identities, readData, subset, transfers, allowUnauthenticated });
     for (const error of result.errors) context.reporter.event("warning", "remote_verify_problem", { error });

@@ -26,7 +26,7 @@ import { deriveAuthKey } from "../crypto/auth_key.ts";
 import { snapshotDir, snapshotsDir } from "../snapshot/layout.ts";
 import { isInFuture } from "../snapshot/clock.ts";
 import { isStamp } from "../snapshot/stamp.ts";
-import { checkPinIfPinned } from "./remote.ts";
+import { checkPinIfPinned, refuseForeignIdentities } from "./remote.ts";
 import { type RestoreOptions, type RestoreResult, restoreSnapshot } from "./restore.ts";
 import { checkLivePaths, checkToFolder, probeToFolder, requireAcknowledgment } from "./restore_plan.ts";
 import { removeKilledScratch, SCRATCH_PREFIX, UNLOCKED_SCRATCH_PREFIX } from "./restore_leftovers.ts";
@@ -277,13 +277,17 @@ export interface SourceCheck {
 }
 
 /**
- * Open the repository and check it against this host's pin (where it pushed there) and the recipients given.
+ * Open the repository and check it against this host's pin (where it pushed there), the recipients given, and the
+ * identities given (one must be a recipient of its).
  *
- * @throws {UsageError} when there is no repository; {@linkcode RefusedError} when it is not the pinned one.
+ * @throws {UsageError} when there is no repository; {@linkcode RefusedError} when it is not the pinned one, or no
+ *   identity given is a recipient.
  */
 export async function checkSource(config: Config, source: RemoteSource): Promise<SourceCheck> {
   const repository = await openRepository(source.backend);
-  return { repositoryId: repository.config.id, own: checkPinIfPinned(config, repository, source.recipients) };
+  const own = checkPinIfPinned(config, repository, source.recipients);
+  refuseForeignIdentities(repository.config.recipients, source.identities, source.identityFile);
+  return { repositoryId: repository.config.id, own };
 }
 
 /**

@@ -5,7 +5,7 @@
  * @module
  */
 import { type Config, defaultSshKeyFiles, type RemoteSettings } from "../config.ts";
-import { type AgeIdentity, parseIdentityFile, parseRecipientsFile } from "../crypto/age.ts";
+import { type AgeIdentity, parseIdentityFile, parseRecipientsFile, recipientOf } from "../crypto/age.ts";
 import { parseAuthKeyFile } from "../crypto/auth_key.ts";
 import type { PushAuth } from "../repo/authenticity.ts";
 import { describeOsError, RefusedError, UsageError } from "../errors.ts";
@@ -89,6 +89,28 @@ export function refuseRemoteInStore(config: Config, backend: Backend): void {
       );
     }
   }
+}
+
+/**
+ * Refuse `identities` (of the file `file`) none of which is a recipient the repository's config lists: every object
+ * would fail to open, each said to be altered or copied in from another repository, of a repository that is whole.
+ * Said of the key instead, before anything is read.
+ *
+ * @throws {RefusedError} naming the file and the config's recipients.
+ */
+export function refuseForeignIdentities(
+  recipients: readonly string[],
+  identities: readonly AgeIdentity[],
+  file: string | undefined,
+): void {
+  if (identities.length === 0 || identities.some((identity) => recipients.includes(recipientOf(identity)))) return;
+  throw new RefusedError(
+    `the identity ${file ?? "given"} is none of the repository's recipients (its config lists ${
+      recipients.join(", ")
+    });` +
+      " nothing was read; give the identity of one of them (--identity or ATOCORE_BACKUP_IDENTITY_FILE), or, if this" +
+      " is the right one, the config was altered: compare it with a pushing host's remotes/<key>/pin.json",
+  );
 }
 
 /**
