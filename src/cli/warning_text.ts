@@ -66,6 +66,11 @@ const SENTENCES: Record<string, (fields: Fields) => string> = {
     `--latest --source passed over ${list(f.snapshots)}, newer, whose refs carry a MAC by the identity's key that ` +
     `does not verify (altered in the repository: perhaps the true latest), and drills ${text(f.chosen)}; run ` +
     `'remote verify' on the repository, then put those refs back from a copy`,
+  drill_latest_passed_over_unsigned: (f) =>
+    `--latest --source passed over ${list(f.snapshots)}, newer, whose refs carry no MAC by the identity's key ` +
+    `(pushed without its auth key, or stripped in the repository: perhaps the true latest), and drills ` +
+    `${text(f.chosen)}; where every host pushes with its auth key, run 'remote verify' on the repository, then put ` +
+    `those refs back from a copy`,
   push_latest_skipped_future: skippedFuture("push"),
   drill_latest_sequence_ignored: sequenceIgnored("drill"),
   push_latest_sequence_ignored: sequenceIgnored("push"),

@@ -30,7 +30,8 @@ export interface SourceLookup {
  * restore judges another host's snapshot): a writer of the repository who edits, copies or strips a refs cannot make
  * another host's snapshot, or an old one, stand for this source's latest. Those of the source stamped in the future
  * are passed over with a warning (`drill_latest_skipped_future`), and so, whatever source they name, are newer refs whose
- * MAC by one of those keys does not verify (`drill_latest_passed_over_forged`): a writer's edit of the newest refs.
+ * MAC by one of those keys does not verify (`drill_latest_passed_over_forged`): a writer's edit of the newest refs; and
+ * newer refs that carry no MAC by those keys (`drill_latest_passed_over_unsigned`): pushed so, or stripped.
  *
  * @throws {OperationError} naming the repository and the source when it has none to drill.
  */
@@ -43,16 +44,18 @@ export async function latestOfSource(
   const newestFirst = (await listSnapshots(lookup.backend)).snapshots.map(({ key }) => key).reverse();
   const skippedInFuture: string[] = [];
   const forged: string[] = []; // newer refs a writer altered, whichever source they now name: the true latest?
+  const unsigned: string[] = []; // newer refs without a MAC by these keys: pushed so, or stripped by a writer
   let unvouched = 0;
   for (const key of newestFirst) {
     const refs = await readRefs(lookup.backend, key).catch(() => null); // unreadable: no source to believe
     if (refs === null) continue;
     const { standing } = refsStanding(refs, keys, snapshotClaim(lookup.repositoryId, key, refs.snapshot_sha256));
     if (standing === "forged") forged.push(snapshotKeyText(key));
+    if (standing === "unsigned") unsigned.push(snapshotKeyText(key));
     if (refs.source !== sourceId) continue;
     if (standing !== "vouched") unvouched += 1;
     else if (isInFuture(key.stamp, clock.now)) skippedInFuture.push(key.stamp);
-    else return found(key, { skippedInFuture, forged }, clock.reporter);
+    else return found(key, { skippedInFuture, forged, unsigned }, clock.reporter);
   }
   throw noneOfSource(lookup, sourceId, skippedInFuture, unvouched);
 }
@@ -60,7 +63,7 @@ export async function latestOfSource(
 /** `key`'s name, once the source's snapshots stamped in the future passed over for it are warned about. */
 function found(
   key: SnapshotKey,
-  passed: { skippedInFuture: string[]; forged: string[] },
+  passed: { skippedInFuture: string[]; forged: string[]; unsigned: string[] },
   reporter: Reporter,
 ): string {
   const chosen = snapshotKeyText(key);
@@ -70,6 +73,10 @@ function found(
   if (passed.forged.length) {
     // a writer who edits the newest refs' source would otherwise make the drill pass on an older snapshot unremarked
     reporter.event("warning", "drill_latest_passed_over_forged", { snapshots: passed.forged, chosen });
+  }
+  if (passed.unsigned.length) {
+    // a writer who strips the newest refs' MACs would make it no snapshot of any source, the same way unremarked
+    reporter.event("warning", "drill_latest_passed_over_unsigned", { snapshots: passed.unsigned, chosen });
   }
   return chosen;
 }

@@ -164,6 +164,8 @@ Deno.test("drill --source believes a refs' source only under a MAC by the identi
   Deno.writeTextFileSync(newest, JSON.stringify({ ...refs, source: stopped, auth: undefined }));
   const stripped = await drill(hosts.ci, stopped, ["--allow-unauthenticated"]);
   assert.deepEqual(verdict(stripped), { stamp: OLD, failed: ["recovery_point"] }, stripped.stderr);
+  const unsigned = stripped.stderr.split("\n").find((line) => line.includes("drill_latest_passed_over_unsigned"));
+  assert.ok(unsigned?.includes(names.at(-1)!), `the newer refs stripped of its MACs is named: ${stripped.stderr}`);
 
   // the stopped host's own snapshot gone: none left, and the one that names it without a MAC is counted
   const own = names.find((name) => name.startsWith(`${OLD}_`))!;
