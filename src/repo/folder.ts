@@ -26,7 +26,7 @@ import {
   ObjectTooLargeError,
   type WriteOptions,
 } from "./backend.ts";
-import { isExpectedTopEntry, isTooDeepFolder, stagedName, STAGING_FOLDER } from "./layout.ts";
+import { isExpectedTopEntry, isObjectPlace, isTooDeepFolder, stagedName, STAGING_FOLDER } from "./layout.ts";
 
 /**
  * Open the folder repository named by `spec` (`file:///abs/path` or a path, relative to `cwd`). The folder need not
@@ -309,7 +309,7 @@ async function walk(folder: string, relative: string, found: ObjectInfo[]): Prom
 
 /**
  * What {@linkcode walk} leaves out below `folder`: symbolic links and special files (FIFOs, sockets, devices)
- * anywhere, and hidden names at the top but `.tmp`
+ * anywhere, folders where the format has objects only, and hidden names at the top but `.tmp`
  * (below it, `.nfs…` files and the like belong to the filesystem). `lost+found` is a filesystem's own.
  */
 async function walkUnlisted(folder: string, relative: string, found: string[]): Promise<void> {
@@ -317,7 +317,8 @@ async function walkUnlisted(folder: string, relative: string, found: string[]): 
     const name = relative ? `${relative}/${entry.name}` : entry.name;
     if (!relative && isExpectedTopEntry(entry.name)) continue;
     const special = !entry.isSymlink && !entry.isFile && !entry.isDirectory; // a FIFO, a socket, a device
-    if (entry.isSymlink || special || (!relative && entry.name.startsWith("."))) found.push(name);
+    const misplaced = entry.isDirectory && isObjectPlace(name); // a folder where a file belongs
+    if (entry.isSymlink || special || misplaced || (!relative && entry.name.startsWith("."))) found.push(name);
     else if (entry.isDirectory && !entry.name.startsWith(".") && !isTooDeepFolder(name)) {
       await walkUnlisted(join(folder, entry.name), name, found);
     }

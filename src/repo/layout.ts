@@ -38,6 +38,15 @@ export function isTooDeepFolder(name: string): boolean {
   return name.split("/").length >= OBJECT_DEPTH;
 }
 
+/**
+ * Whether `name` is a snapshot object's or a refs' place (`snapshots/<name>`, `refs/<name>`): a folder there would
+ * hide that snapshot from every listing, unsaid, where a missing pack is named by the documents that use it.
+ */
+export function isObjectPlace(name: string): boolean {
+  const parts = name.split("/");
+  return parts.length === 2 && (`${parts[0]}/` === PREFIXES.snapshots || `${parts[0]}/` === PREFIXES.refs);
+}
+
 /** The prefixes listed to find each kind of object. */
 export const PREFIXES = {
   packs: "packs/",

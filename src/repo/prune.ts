@@ -209,9 +209,9 @@ function objectErrors(odd: string[], unreadableMarkers: string[]): string[] {
     ...told(
       odd,
       (name) =>
-        `${name}: a symbolic link or special file where objects are, made by hand; nothing deleted this run: put ` +
+        `${name}: a symbolic link, folder or special file where objects are, made by hand; nothing deleted this run: put ` +
         "the object back or remove it",
-      "symbolic links or special files where objects are; nothing deleted this run",
+      "symbolic links, folders or special files where objects are; nothing deleted this run",
     ),
     ...told(unreadable, (name) => `${name}: unreadable marker; no pack deleted this run`, "unreadable markers"),
   ];

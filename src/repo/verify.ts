@@ -96,11 +96,13 @@ export async function verifyRepository(backend: Backend, options: VerifyOptions 
   for (const name of await backend.unlisted?.() ?? []) {
     if (name.startsWith(".")) result.notes.push(`${name}: a hidden name, not an object of this format; ignored`);
     else if (++links <= NAMES_TOLD) {
-      result.errors.push(`${name}: a symbolic link or special file where objects are, made by hand; remove it`);
+      result.errors.push(`${name}: a symbolic link, folder or special file where objects are, made by hand; remove it`);
     }
   }
   if (links > NAMES_TOLD) {
-    result.errors.push(`${links - NAMES_TOLD} more symbolic links or special files where objects are (not named)`);
+    result.errors.push(
+      `${links - NAMES_TOLD} more symbolic links, folders or special files where objects are (not named)`,
+    );
   }
   const referenced = new Set<string>();
   const allowUnauthenticated = options.allowUnauthenticated ?? false;

@@ -195,7 +195,7 @@ Deno.test("remote cleanup: a link or FIFO where a condemned marker would be make
       confirm: true,
     });
     assert.equal(cleaned.errors.length, 1, `${make}: named once: ${cleaned.errors.join(" | ")}`);
-    assert.match(cleaned.errors[0], /a symbolic link or special file where objects are/);
+    assert.match(cleaned.errors[0], /a symbolic link, folder or special file where objects are/);
     Deno.removeSync(path);
   }
 });
@@ -214,10 +214,13 @@ Deno.test("remote cleanup: 20,000 links where markers would be: 20 named, the re
   });
   assert.ok(performance.now() - begun < 60_000, "each link was looked for among the others: 100,000 took hours");
   assert.equal(cleaned.errors.length, 21, cleaned.errors.slice(0, 3).join(" | "));
-  assert.match(cleaned.errors[0], /^condemned\/0000000000000000: a symbolic link or special file where objects are/);
+  assert.match(
+    cleaned.errors[0],
+    /^condemned\/0000000000000000: a symbolic link, folder or special file where objects are/,
+  );
   assert.equal(
     cleaned.errors.at(-1),
-    "19980 more symbolic links or special files where objects are; nothing deleted this run (not named)",
+    "19980 more symbolic links, folders or special files where objects are; nothing deleted this run (not named)",
   );
   assert.deepEqual([cleaned.packs_condemned, cleaned.packs_deleted], [0, 0]);
 });

@@ -403,7 +403,7 @@ Deno.test("remote: drill --from-remote --latest passes over a snapshot stamped i
   ]);
 });
 
-Deno.test("remote verify and list: an object replaced by a symbolic link or a FIFO is named, not silently omitted", async () => {
+Deno.test("remote verify and list: an object replaced by a symbolic link, a FIFO or a folder is named, not silently omitted", async () => {
   using f = await repoFixture({ dbMiB: 1, chromaMiB: 1 });
   const { root } = await snapshotOf(f);
   const pushed = await pushSnapshot(f.config, f.backend, root, f.auth);
@@ -412,7 +412,7 @@ Deno.test("remote verify and list: an object replaced by a symbolic link or a FI
   Deno.symlinkSync(join(f.work, "elsewhere"), object);
   const verified = await verifyRepository(f.backend, { identities: [f.identity], readData: true });
   assert.deepEqual(verified.errors, [
-    `snapshots/${pushed.snapshot}: a symbolic link or special file where objects are, made by hand; remove it`,
+    `snapshots/${pushed.snapshot}: a symbolic link, folder or special file where objects are, made by hand; remove it`,
   ]);
   assert.equal(verified.ok, false);
   const env = { ...f.env, ATOCORE_BACKUP_REMOTE: `file://${f.repoDir}` };
@@ -426,15 +426,21 @@ Deno.test("remote verify and list: an object replaced by a symbolic link or a FI
   assert.ok(printed !== null, event);
   const verify = await runPrinted(printed, f.env); // pasted into a shell as it is: the repository given, its finding
   assert.equal(verify.code, 1, `${printed}: ${verify.stderr}`);
-  assert.match(verify.stderr, /a symbolic link or special file where objects are/, printed);
+  assert.match(verify.stderr, /a symbolic link, folder or special file where objects are/, printed);
   const pack = (await objectNames(f.backend, "packs/"))[0];
   Deno.removeSync(join(f.repoDir, pack));
   assert.equal(new Deno.Command("mkfifo", { args: [join(f.repoDir, pack)] }).outputSync().code, 0);
   const fifo = await verifyRepository(f.backend, { identities: [f.identity], readData: true });
   assert.ok(
-    fifo.errors.includes(`${pack}: a symbolic link or special file where objects are, made by hand; remove it`),
+    fifo.errors.includes(`${pack}: a symbolic link, folder or special file where objects are, made by hand; remove it`),
     fifo.errors.join("\n"),
   );
+  Deno.removeSync(object);
+  Deno.mkdirSync(object); // a folder: the snapshot gone from every listing, unsaid
+  const folder = await verifyRepository(f.backend, { identities: [f.identity], readData: true });
+  const error = `snapshots/${pushed.snapshot}: a symbolic link, folder or special file where objects are, made by ` +
+    "hand; remove it";
+  assert.ok(folder.errors.includes(error), folder.errors.join("\n"));
 });
 
 Deno.test("remote: a socket in place of a pack is named as the repository's alteration: restore refuses (exit 3), verify says so", async () => {
@@ -593,5 +599,8 @@ Deno.test("remote verify: a writer's many names that are not objects, or links, 
   assert.equal(verified.notes.length, 21, verified.notes.join("\n"));
   assert.equal(verified.notes.at(-1), "10 more names not objects of this format; ignored (not named)");
   assert.equal(verified.errors.length, 21, verified.errors.join("\n"));
-  assert.equal(verified.errors.at(-1), "10 more symbolic links or special files where objects are (not named)");
+  assert.equal(
+    verified.errors.at(-1),
+    "10 more symbolic links, folders or special files where objects are (not named)",
+  );
 });

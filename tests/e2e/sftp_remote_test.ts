@@ -325,7 +325,7 @@ if (sshd !== null) {
     assert.equal(verified.code, 1, verified.stderr);
     assert.ok(
       (verified.json as { errors: string[] }).errors.includes(
-        `snapshots/${name}: a symbolic link or special file where objects are, made by hand; remove it`,
+        `snapshots/${name}: a symbolic link, folder or special file where objects are, made by hand; remove it`,
       ),
       verified.stdout,
     );
@@ -333,7 +333,10 @@ if (sshd !== null) {
     const cleanup = await runCli(["remote", "cleanup", ...policy], { env });
     assert.equal(cleanup.code, 1, cleanup.stderr);
     const result = cleanup.json as { errors: string[]; refs_removed: string[]; packs_condemned: number };
-    assert.match(result.errors[0], new RegExp(`^snapshots/${name}: a symbolic link .*nothing deleted this run`));
+    assert.match(
+      result.errors[0],
+      new RegExp(`^snapshots/${name}: a symbolic link, folder .*nothing deleted this run`),
+    );
     assert.deepEqual([result.refs_removed, result.packs_condemned], [[], 0]);
   });
 
