@@ -63,7 +63,9 @@ Deno.test("every module the program starts as a worker is embedded by the compil
       const path = `${folder}/${entry.name}`;
       if (entry.isDirectory) search(path);
       const text = entry.isFile ? Deno.readTextFileSync(join(ROOT, path)) : "";
-      for (const match of text.matchAll(/new Worker\(new URL\("\.\/([^"]+)"/g)) started.push(`${folder}/${match[1]}`);
+      for (const match of text.matchAll(/(?:new Worker|newWorker)\(new URL\("\.\/([^"]+)"/g)) {
+        started.push(`${folder}/${match[1]}`);
+      }
     }
   };
   search("src");
