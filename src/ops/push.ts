@@ -157,6 +157,8 @@ async function pushEach(
       const refused = { stamp, errors: error.errors, packs_stored: error.packsSent };
       options.reporter.event("warning", "push_refused_invalid", { ...refused });
       result.refused.push(refused);
+      result.bytes_sent += error.bytesSent; // what it stored is sent all the same, kept for the next push
+      result.objects_written += error.packsSent;
     }
   }
 }
@@ -365,7 +367,7 @@ async function pushFailure(
     return new OperationError(unreadableSnapshotText(stamp, denied, storedMeanwhile(tracked.packs)), { cause: error });
   }
   if (denied !== null) errors = [`snapshot_unreadable: permission denied: ${denied}`];
-  if (errors.length > 0) return new InvalidSnapshotError(stamp, root, errors, tracked.packs, config);
+  if (errors.length > 0) return new InvalidSnapshotError(stamp, root, errors, tracked.packs, config, tracked.bytes);
   const kept =
     `the ${tracked.packs} new pack${tracked.packs === 1 ? "" : "s"} sent ${tracked.packs === 1 ? "is" : "are"}` +
     " kept";
@@ -422,6 +424,8 @@ interface Tracked {
   backend: Backend;
   failed: string | null;
   packs: number;
+  /** Bytes of the packs written. */
+  bytes: number;
   lease: "none" | "held" | "removed";
 }
 
@@ -437,6 +441,7 @@ function trackingWrites(backend: Backend): Tracked {
   const tracked: Tracked = {
     failed: null,
     packs: 0,
+    bytes: 0,
     lease: "none",
     backend: {
       location: backend.location,
@@ -452,7 +457,7 @@ function trackingWrites(backend: Backend): Tracked {
         try {
           await backend.write(name, bytes, writeOptions);
           const kind = parseName(name)?.kind;
-          if (kind === "pack") tracked.packs += 1;
+          if (kind === "pack") [tracked.packs, tracked.bytes] = [tracked.packs + 1, tracked.bytes + bytes.length];
           if (kind === "lease") tracked.lease = "held";
         } catch (error) {
           // an object found there is the boundary's to judge (its own, whose answer was lost, is taken as written)

@@ -21,7 +21,15 @@ export class InvalidSnapshotError extends RefusedError {
    * The refusal of snapshot `stamp` (its folder `folder`) with `errors`, after `packsSent` packs of it were stored;
    * its `list` and `create` carry the path flags of `config` (the run's), so that they reach the folder refused.
    */
-  constructor(stamp: string, folder: string, readonly errors: string[], readonly packsSent: number, config?: Config) {
+  constructor(
+    stamp: string,
+    folder: string,
+    readonly errors: string[],
+    readonly packsSent: number,
+    config?: Config,
+    /** Bytes of those packs, counted in a run's totals as sent. */
+    readonly bytesSent = 0,
+  ) {
     super(
       `snapshot ${stamp} failed validation (${errors.join("; ")}): ${folder}; ` +
         `${storedMeanwhile(packsSent)}; ${anotherSnapshot(config)}`,

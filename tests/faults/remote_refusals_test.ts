@@ -296,6 +296,24 @@ Deno.test("remote refusals: push refuses an invalid local snapshot (exit 3, noth
   assert.match(oneErrorLine(missing, "missing"), /no snapshot 20200101T000000Z in .*; see 'atocore-backup list'/);
 });
 
+Deno.test("remote refusals: push --all counts what a refused snapshot stored before its validation ended as sent", async () => {
+  using r = await remoteStore({ dbMiB: 1, chromaMiB: 1 });
+  await createAndPush(r.env);
+  const bad = await runCli(["create", "--chroma"], { env: r.env });
+  assert.equal(bad.code, 0, bad.stderr);
+  const badStamp = (bad.json as { stamp: string }).stamp;
+  const registry = join(r.store.backupDir, "snapshots", badStamp, "config", "project-registry.json");
+  const bytes = Deno.readFileSync(registry);
+  bytes[5] ^= 1; // the size kept: found only by its hash, once read
+  Deno.writeFileSync(registry, bytes);
+  const all = await runCli(["push", "--all"], { env: r.env });
+  assert.equal(all.code, 3, all.stderr);
+  const result = all.json as { refused: { packs_stored: number }[]; bytes_sent: number; objects_written: number };
+  const stored = result.refused[0].packs_stored;
+  assert.ok(stored > 0, `the refused snapshot stored no pack here: ${all.stdout}`);
+  assert.ok(result.objects_written >= stored && result.bytes_sent > 0, `nothing counted as sent: ${all.stdout}`);
+});
+
 Deno.test("remote refusals: the list a push of a missing snapshot prints runs as printed, on the --backup-dir given", async () => {
   using r = await remoteStore({ dbMiB: 1, chromaMiB: 1 });
   const created = await runCli(["create"], { env: r.env });
