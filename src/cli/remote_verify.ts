@@ -130,7 +130,7 @@ function describe(result: VerifyResult, location: string, readData: boolean, dec
     : "objects and sizes only (--identity and --read-data read the content)";
   const lines = [
     `${result.ok ? "repository OK" : "REPOSITORY DAMAGED"}: ${printable(location)}: ${result.snapshots} snapshots, ` +
-    `${result.packs_referenced} packs referenced; ${depth}`,
+    `${result.packs_referenced} packs referenced and present; ${depth}`,
     ...result.errors.map((error) => `  ERROR ${printable(error)}`),
     ...result.unauthenticated.map((name) => `  UNAUTHENTICATED ${printable(name)} (accepted: --allow-unauthenticated)`),
     ...result.notes.map((note) => `  note: ${printable(note)}`),

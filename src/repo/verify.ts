@@ -48,6 +48,7 @@ export const RANGE_BUDGET_BYTES = 32 << 20;
 export interface VerifyResult {
   ok: boolean;
   snapshots: number;
+  /** Distinct packs the snapshots use that are there: a missing one is an error, named with a snapshot needing it. */
   packs_referenced: number;
   packs_read: number;
   extents_checked: number;
