@@ -91,6 +91,7 @@ export function describeOsError(error: unknown): string {
   if (error instanceof Deno.errors.IsADirectory) return "is a directory";
   if (isDiskFull(error)) return "no space left on device (disk full)";
   if ((error as { code?: unknown } | null)?.code === "EROFS") return "read-only file system";
+  if (isIoError(error)) return `an I/O error${osErrorPath(error)} (the storage failed: check it, dmesg)`;
   if ((error as { code?: unknown } | null)?.code === "EMFILE") {
     return `the open-file limit was reached${osErrorPath(error)}: raise it (ulimit -n)`;
   }
@@ -117,8 +118,7 @@ export function isOpenFileLimit(error: unknown): boolean {
 }
 
 /** What to do after an I/O error (EIO): the storage failed, not this tool nor a permission. */
-export const IO_ERROR_STEP =
-  "the storage failed to read or write there: check it (dmesg, the disk's health) and run again";
+const IO_ERROR_STEP = "the storage failed to read or write there: check it (dmesg, the disk's health) and run again";
 
 /** Whether an error is the system's I/O error (EIO): a bad sector, a network filesystem or a disk that went away. */
 export function isIoError(error: unknown): boolean {

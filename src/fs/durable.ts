@@ -18,9 +18,22 @@ export function syncFile(path: string): void {
   const fd = openNonBlocking(path, true);
   try {
     fsyncSync(fd);
+  } catch (error) {
+    throw namingPath(error, path);
   } finally {
     closeSync(fd);
   }
+}
+
+/**
+ * `error` with `path` as the path it names, when it names none: a failed fsync of `node:fs` or Deno says only "Input/output
+ * error", and the operator must know which file or folder did not reach the disk.
+ */
+function namingPath(error: unknown, path: string): unknown {
+  if (error instanceof Error && typeof (error as { path?: unknown }).path !== "string") {
+    Object.assign(error, { path });
+  }
+  return error;
 }
 
 /** Flush a folder's entries (names created, renamed or removed in it) to disk (a FIFO swapped in fails, never waits). */
@@ -28,8 +41,19 @@ export function syncDir(path: string): void {
   const fd = openNonBlocking(path, true, constants.O_DIRECTORY);
   try {
     fsyncSync(fd);
+  } catch (error) {
+    throw namingPath(error, path);
   } finally {
     closeSync(fd);
+  }
+}
+
+/** Flush the open `file`, to be named `path`: an error names it. */
+function syncOpened(file: Deno.FsFile, path: string): void {
+  try {
+    file.syncSync();
+  } catch (error) {
+    throw namingPath(error, path);
   }
 }
 
@@ -56,7 +80,7 @@ export function writeFileAtomic(
       let written = 0;
       while (written < bytes.length) written += file.writeSync(bytes.subarray(written));
     }
-    file.syncSync();
+    syncOpened(file, path);
     options.beforeRename?.(temporary);
     renameDurable(temporary, path);
   } catch (error) {
@@ -201,7 +225,11 @@ function settleOwnFile<T extends { dev: number; ino: number }>(
     if (previous?.mode != null && (copy.mode & 0o7777) !== (previous.mode & 0o7777)) {
       fchmodSync(fd, previous.mode & 0o7777);
     }
-    fsyncSync(fd);
+    try {
+      fsyncSync(fd);
+    } catch (error) {
+      throw namingPath(error, path);
+    }
     return made;
   } catch (error) {
     if ((error as { code?: unknown }).code === "ELOOP") throw new NotRegularFileError(path, "symbolic link");
@@ -353,7 +381,7 @@ export function syncFileLater(path: string): () => Promise<void> {
   );
   return async () => {
     const failure = await flushed;
-    if (failure) throw failure.error;
+    if (failure) throw namingPath(failure.error, path);
   };
 }
 

@@ -1,7 +1,7 @@
 /**
  * A folder whose listing fails part way (EIO injected by strace into `getdents64` on that folder, as a bad sector or a
  * network filesystem gives it): the listing is an error, never a shorter folder taken for the whole one. A rename that
- * fails the same way leaves no copy behind.
+ * fails the same way leaves no copy behind; a flush that fails names its file.
  */
 import assert from "node:assert/strict";
 import { join } from "node:path";
@@ -20,7 +20,7 @@ Deno.test("create: a Chroma segment folder that cannot be listed is never copied
   const segment = entryNames(store.chromaDir).find((name) => !name.endsWith(".sqlite3"))!;
   const run = await runCliInShell(failingListing(join(store.chromaDir, segment)), ["create", "--chroma"], env);
   assert.notEqual(run.code, 0, run.stderr);
-  assert.match(run.stderr, /Input\/output error/, run.stderr);
+  assert.match(run.stderr, /an I\/O error at \S+\/chroma\/[0-9a-f-]+ \(the storage failed/, run.stderr);
   const live = treeDigest(store.chromaDir);
   for (const stamp of entryNames(join(store.backupDir, "snapshots"))) {
     const chroma = join(store.backupDir, "snapshots", stamp, "chroma");
@@ -76,3 +76,26 @@ Deno.test("restore whose database rename fails (EIO) leaves no copy beside the l
   const copies = entryNames(store.dataDir).filter((name) => name.includes(".tmp-"));
   assert.deepEqual(copies, [], "a database-sized copy is left beside the live database");
 });
+
+Deno.test("create whose fsync fails (EIO) names the file that did not reach the disk (needs strace)", async () => {
+  if (!toolFor("strace", "an fsync failure injected into create")) return;
+  using store = tempStore({ dbMiB: 1, chromaMiB: 1, segments: 1, seed: 95 });
+  const env = storeEnv(store);
+  const run = await runCliInShell(
+    `exec strace -f -qq -o /dev/null -e inject=fsync:error=EIO:when=3 "$@"`,
+    ["create"],
+    env,
+  );
+  assert.equal(run.code, 1, run.stderr);
+  assert.match(
+    oneLine(run.stderr),
+    /^atocore-backup: error: create failed \(an I\/O error at \/\S+ \(the storage failed/,
+  );
+  assert.deepEqual(entryNames(join(store.backupDir, "snapshots")), []);
+});
+
+function oneLine(stderr: string): string {
+  const lines = stderr.trim().split("\n").filter((line) => !line.startsWith("{"));
+  assert.equal(lines.length, 1, stderr);
+  return lines[0];
+}

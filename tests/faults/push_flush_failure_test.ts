@@ -15,7 +15,10 @@ Deno.test("a push whose snapshot object's folder flush fails leaves nothing list
   const failFlush = `exec strace -f -qq -o /dev/null -P '${snapshots}' -e trace=fsync -e inject=fsync:error=EIO "$@"`;
   const failed = await runCliInShell(failFlush, ["push", stamp], r.env);
   assert.equal(failed.code, 1, failed.stderr);
-  assert.match(oneErrorLine(failed, "push"), /snapshots\/.*Input\/output error.*; nothing of it is listed; /);
+  assert.match(
+    oneErrorLine(failed, "push"),
+    /snapshots\/.*an I\/O error at \S+\/snapshots \(the storage failed.*; nothing of it is listed; /,
+  );
   assert.deepEqual(await remoteNames(r.env), [], "a push that failed lists nothing");
   const again = await runCli(["push", stamp], { env: r.env });
   assert.equal(again.code, 0, again.stderr);

@@ -32,7 +32,7 @@ import { removeQuietly } from "../../src/fs/durable.ts";
 
 Deno.test("remote refusals: another key restores nothing; nothing live changes and no scratch copy is left", async () => {
   using r = await remoteStore({ dbMiB: 2, chromaMiB: 1 });
-  const { stamp, push } = await createAndPush(r.env);
+  const { stamp } = await createAndPush(r.env);
   const stranger = ageKeyPair(r.work, "stranger.txt");
   const scratch = join(r.work, "scratch");
   Deno.mkdirSync(scratch);
