@@ -16,7 +16,15 @@ import { folderCalls } from "../sys/folder_calls.ts";
 export function listNames(path: string): string[] {
   const calls = folderCalls();
   if (calls === null) return [...Deno.readDirSync(path)].map((entry) => entry.name);
-  const fd = calls.openFolder(path);
+  let fd: number;
+  try {
+    fd = calls.openFolder(path);
+  } catch {
+    // errno is read by a second call, which what ran between may have changed (EAGAIN for a folder that is not there,
+    // under load): Deno's own open says why it fails; should it not fail, the folder is there now: once more
+    Deno.readDirSync(path);
+    fd = calls.openFolder(path);
+  }
   try {
     return calls.names(fd, path);
   } finally {
