@@ -93,18 +93,7 @@ export async function verifyRepository(backend: Backend, options: VerifyOptions 
     }
   }
   noteForeign(foreign, result);
-  let links = 0;
-  for (const name of await backend.unlisted?.() ?? []) {
-    if (name.startsWith(".")) result.notes.push(`${name}: a hidden name, not an object of this format; ignored`);
-    else if (++links <= NAMES_TOLD) {
-      result.errors.push(`${name}: a symbolic link, folder or special file where objects are, made by hand; remove it`);
-    }
-  }
-  if (links > NAMES_TOLD) {
-    result.errors.push(
-      `${links - NAMES_TOLD} more symbolic links, folders or special files where objects are (not named)`,
-    );
-  }
+  tellUnlisted(await backend.unlisted?.() ?? [], result);
   const referenced = new Set<string>();
   const allowUnauthenticated = options.allowUnauthenticated ?? false;
   const round = options.readData ? new PackRound(options.rangeBudget ?? RANGE_BUDGET_BYTES) : null;
@@ -173,6 +162,25 @@ async function listedPacks(backend: Backend, foreign: string[]): Promise<Map<str
 const NAMES_TOLD = 20;
 
 /** Note the names that are not objects of the format: the first {@linkcode NAMES_TOLD}, then how many more. */
+/**
+ * Tell what a listing of objects leaves out: a hidden name is a note; a link, a folder or a special file where objects
+ * are is an error (a snapshot object replaced so would look like a push still running), the first few by name.
+ */
+function tellUnlisted(names: readonly string[], result: VerifyResult): void {
+  let odd = 0;
+  for (const name of names) {
+    if (name.startsWith(".")) result.notes.push(`${name}: a hidden name, not an object of this format; ignored`);
+    else if (++odd <= NAMES_TOLD) {
+      result.errors.push(`${name}: a symbolic link, folder or special file where objects are, made by hand; remove it`);
+    }
+  }
+  if (odd > NAMES_TOLD) {
+    result.errors.push(
+      `${odd - NAMES_TOLD} more symbolic links, folders or special files where objects are (not named)`,
+    );
+  }
+}
+
 function noteForeign(names: readonly string[], result: VerifyResult): void {
   for (const name of names.slice(0, NAMES_TOLD)) result.notes.push(`${name}: not an object of this format; ignored`);
   if (names.length > NAMES_TOLD) {
