@@ -39,12 +39,13 @@ export function isTooDeepFolder(name: string): boolean {
 }
 
 /**
- * Whether `name` is a snapshot object's or a refs' place (`snapshots/<name>`, `refs/<name>`): a folder there would
- * hide that snapshot from every listing, unsaid, where a missing pack is named by the documents that use it.
+ * Whether `name` is the place of an object that is a file and only that (`snapshots/`, `refs/`, `leases/` or
+ * `condemned/` and a name): a folder there would hide it from every listing, unsaid (a snapshot, a lease, a marker),
+ * where a missing pack is named by the documents that use it.
  */
 export function isObjectPlace(name: string): boolean {
   const parts = name.split("/");
-  return parts.length === 2 && (`${parts[0]}/` === PREFIXES.snapshots || `${parts[0]}/` === PREFIXES.refs);
+  return parts.length === 2 && parts[0] !== "packs" && Object.values(PREFIXES).includes(`${parts[0]}/` as never);
 }
 
 /** The prefixes listed to find each kind of object. */

@@ -437,10 +437,14 @@ Deno.test("remote verify and list: an object replaced by a symbolic link, a FIFO
   );
   Deno.removeSync(object);
   Deno.mkdirSync(object); // a folder: the snapshot gone from every listing, unsaid
+  for (const kind of ["leases", "condemned"]) {
+    Deno.mkdirSync(join(f.repoDir, kind, "0123456789abcdef"), { recursive: true });
+  }
   const folder = await verifyRepository(f.backend, { identities: [f.identity], readData: true });
-  const error = `snapshots/${pushed.snapshot}: a symbolic link, folder or special file where objects are, made by ` +
-    "hand; remove it";
-  assert.ok(folder.errors.includes(error), folder.errors.join("\n"));
+  for (const name of [`snapshots/${pushed.snapshot}`, "leases/0123456789abcdef", "condemned/0123456789abcdef"]) {
+    const error = `${name}: a symbolic link, folder or special file where objects are, made by hand; remove it`;
+    assert.ok(folder.errors.includes(error), folder.errors.join("\n"));
+  }
 });
 
 Deno.test("remote: a socket in place of a pack is named as the repository's alteration: restore refuses (exit 3), verify says so", async () => {
