@@ -4,7 +4,13 @@
  * @module
  */
 import { ExitCode } from "../errors.ts";
-import { checkPinIfPinned, identitiesFrom, recipientsFrom, remoteBackend } from "../ops/remote.ts";
+import {
+  checkPinIfPinned,
+  identitiesFrom,
+  recipientsFrom,
+  refuseForeignIdentities,
+  remoteBackend,
+} from "../ops/remote.ts";
 import { listRemote, type RemoteListing } from "../repo/remote_list.ts";
 import { openRepository } from "../repo/repository.ts";
 import { COMMON_HELP, configFrom, defineCommand } from "./command.ts";
@@ -44,7 +50,9 @@ Examples:
     const settings = remoteSettingsFrom(values, context);
     const backend = remoteBackend(settings, context.cwd, "remote list", context.env, context.reporter);
     const identities = settings.identityFile ? identitiesFrom(settings, "remote list", context.reporter) : [];
-    const own = checkPinIfPinned(config, await openRepository(backend), recipientsFrom(settings));
+    const repository = await openRepository(backend);
+    const own = checkPinIfPinned(config, repository, recipientsFrom(settings));
+    refuseForeignIdentities(repository.config.recipients, identities, settings.identityFile?.value);
     // this folder's own source: the id to give 'drill --from-remote --latest --source' for this host
     const listing = { ...await listRemote(backend, identities, context.now), own_source: own };
     // the verify printed checks the repository given, with its flags

@@ -50,9 +50,12 @@ Deno.test("remote refusals: another key restores nothing; nothing live changes a
   assert.deepEqual(liveDigest(r.store), live, "live data changed");
   assert.deepEqual(entryNames(join(r.store.backupDir, "snapshots")), local, "a pre-restore snapshot was taken");
   assert.deepEqual(entryNames(scratch), [], "the scratch copy is left");
-  for (
-    const args of [["remote", "verify"], ["remote", "verify", "--read-data"], ["drill", "--from-remote", "--latest"]]
-  ) {
+  const others = [["remote", "verify"], ["remote", "verify", "--read-data"], ["remote", "list"], [
+    "drill",
+    "--from-remote",
+    "--latest",
+  ]];
+  for (const args of others) {
     const other = await runCli(args, { env }); // not "REPOSITORY DAMAGED": the repository is whole, the key is wrong
     assert.equal(other.code, 3, `${args.join(" ")}: ${other.stdout}${other.stderr}`);
     assert.match(oneErrorLine(other, args.join(" ")), notRecipient);
