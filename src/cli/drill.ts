@@ -376,7 +376,8 @@ function metricsOf(result: DrillResult): Outcome["metrics"] {
   return {
     stamp: result.stamp,
     bytes: result.snapshot_bytes,
-    valid: result.ok,
+    // a snapshot older than --max-age is valid all the same: the metric tells a stale one from a damaged one
+    valid: result.checks.every((check) => check.status !== "failed" || check.name === "recovery_point"),
     recoveryPointSeconds: result.recovery_point_seconds ?? undefined,
     restoreSeconds: result.recovery_time_seconds ?? undefined,
   };

@@ -290,8 +290,13 @@ Deno.test("drill CLI: --max-age fails a drill whose snapshot restores but is old
   const stamp = formatStamp(new Date(Date.now() - 3 * 86400_000));
   placeValidSnapshot(store.backupDir, stamp);
   const junit = join(out.path, "drill.xml");
-  const old = await runCli(["drill", stamp, "--max-age", "2d", "--junit", junit], { env: storeEnv(store) });
+  const metrics = join(out.path, "drill.prom");
+  const old = await runCli(["drill", stamp, "--max-age", "2d", "--junit", junit, "--metrics-file", metrics], {
+    env: storeEnv(store),
+  });
   assert.equal(old.code, 1, old.stderr);
+  // stale, not damaged: an alert on the metric tells the two apart
+  assert.match(Deno.readTextFileSync(metrics), /^atocore_backup_snapshot_valid\{operation="drill"\} 1$/m);
   const parsed = await parseJunit(junit);
   assert.equal(parsed.tests, String(DRILL_CHECKS.length + 1));
   const { recovery_point, ...others } = parsed.cases;
