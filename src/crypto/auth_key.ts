@@ -71,9 +71,15 @@ export function parseAuthKeyFile(text: string, source: string): AuthKey[] {
           "'atocore-backup remote auth-key' prints)",
       );
     }
-    const earlier = keys.find((key) => key.recipient === canonical);
-    if (earlier) throw new Error(`${source}:${index + 1}: repeats the recipient of line ${earlier.line}`);
-    keys.push({ recipient: canonical, key: new Uint8Array(Buffer.from(hex, "hex")), line: index + 1 });
+    const key = new Uint8Array(Buffer.from(hex, "hex"));
+    const earlier = keys.find((known) => known.recipient === canonical);
+    if (earlier && Buffer.compare(earlier.key, key) === 0) continue; // the same line again ('auth-key >>' run twice)
+    if (earlier) {
+      throw new Error(
+        `${source}:${index + 1}: another key for the recipient of line ${earlier.line}; keep one of them`,
+      );
+    }
+    keys.push({ recipient: canonical, key, line: index + 1 });
   }
   if (keys.length === 0) throw new Error(`${source}: no authentication key in the file`);
   return keys;

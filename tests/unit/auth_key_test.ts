@@ -64,6 +64,7 @@ Deno.test("auth key file: its own output parses back; anything else is refused n
   const appended = formatAuthKeyFile([identities[0]]) + formatAuthKeyFile([identities[1]]); // `>>` of two runs
   assert.deepEqual(parseAuthKeyFile(appended, "f").map((key) => key.recipient), parsed.map((key) => key.recipient));
 
+  assert.deepEqual(parseAuthKeyFile(text + text, "f"), parsed, "the same lines twice ('auth-key >>' run twice)");
   const [recipient, hex] = text.split("\n")[3].split(" ");
   const refused: [string, RegExp][] = [
     ["", /^f: no authentication key in the file$/],
@@ -72,7 +73,7 @@ Deno.test("auth key file: its own output parses back; anything else is refused n
     [`${recipient} ${hex.toUpperCase()}\n`, /^f:1: not an authentication key line/],
     [`# a\n${recipient.toUpperCase()} ${hex}\n`, /^f:2: not an authentication key line/],
     [`age1nope ${hex}\n`, /^f:1: not an authentication key line/],
-    [`${recipient} ${hex}\n${recipient} ${"0".repeat(64)}\n`, /^f:2: repeats the recipient of line 1$/],
+    [`${recipient} ${hex}\n${recipient} ${"0".repeat(64)}\n`, /^f:2: another key for the recipient of line 1; keep/],
     [generateIdentity().identity, /^f:1: holds an age identity/],
   ];
   for (const [bad, pattern] of refused) {
