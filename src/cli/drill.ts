@@ -13,7 +13,7 @@ import { drillFromRemote, type RemoteDrillResult } from "../ops/drill_remote.ts"
 import { InterruptedError } from "../sys/interrupt.ts";
 import { listenForInterrupts, reportLateInterrupt } from "./interrupts.ts";
 import { describeOsError, ExitCode, OperationError, UsageError } from "../errors.ts";
-import { writeFileAtomic } from "../fs/durable.ts";
+import { heldOutputFile, type StateFile } from "../fs/state_folder.ts";
 import { renderJunit, renderJunitFailure } from "../report/junit.ts";
 import { latestStamp, listStep, requireBackupFolder, requireSnapshot } from "../ops/list.ts";
 import { pathFlags } from "../ops/restore_intent.ts";
@@ -128,20 +128,20 @@ Examples:
   },
   maxPositionals: 1,
   async run(values, positionals, context): Promise<Outcome> {
-    const junit = checkedJunit(values, context);
+    using junit = checkedJunit(values, context);
     try {
       checkArguments(values, positionals, context);
       return await withMetrics(
         values,
         "drill",
         context,
-        () => values.sample ? sample(values, context) : drill(values, positionals, context),
+        () => values.sample ? sample(values, context, junit) : drill(values, positionals, context, junit),
       );
     } catch (error) {
       // a stop asked for writes no report; any other end leaves none from an earlier run standing
       if (junit !== null && !(error instanceof InterruptedError)) {
         try {
-          writeFileAtomic(junit, renderJunitFailure((error as Error).message, context.now));
+          junit.replace(renderJunitFailure((error as Error).message, context.now));
         } catch {
           // the drill's own error is the one to report
         }
@@ -156,11 +156,11 @@ type Values = CommandFlags<typeof drillCommand.options>;
 
 /**
  * Where `--junit` writes, or `null` without it (or when empty, which `checkArguments` refuses): checked first, so that
- * every later failure can leave its one failed case there.
+ * every later failure can leave its one failed case there, and its folder held from then on (`heldOutputFile`).
  *
  * @throws {UsageError} when the path is one the report must not overwrite, or cannot be written.
  */
-function checkedJunit(values: Values, context: CommandContext): string | null {
+function checkedJunit(values: Values, context: CommandContext): (StateFile & Disposable) | null {
   if (values.junit === undefined || values.junit === "") return null;
   const junit = outputPath(context.cwd, values.junit, "junit");
   requireWritableOutput("junit", junit, storeConfigOrNull(values, context), folderRepositoryOrNull(values, context));
@@ -173,7 +173,7 @@ function checkedJunit(values: Values, context: CommandContext): string | null {
         "nothing was done; give each its own file",
     );
   }
-  return junit;
+  return heldOutputFile(junit);
 }
 
 function checkArguments(values: Values, positionals: string[], context: CommandContext): void {
@@ -229,7 +229,12 @@ function checkedSource(values: Values): string | undefined {
   return source;
 }
 
-async function drill(values: Values, positionals: string[], context: CommandContext): Promise<Outcome> {
+async function drill(
+  values: Values,
+  positionals: string[],
+  context: CommandContext,
+  junit: StateFile | null,
+): Promise<Outcome> {
   const config = configFrom(values, context);
   const driver = driverFrom(values, context);
   const scratch = values["scratch-dir"];
@@ -245,7 +250,7 @@ async function drill(values: Values, positionals: string[], context: CommandCont
   const result = values["from-remote"]
     ? await drillRemote(values, positionals, context, config, options)
     : await drillLocal(localStamp(config, positionals, context), context, config, options);
-  writeJunit(values, context, result);
+  writeJunit(junit, context, result);
   return {
     result,
     exitCode: result.ok ? ExitCode.Ok : ExitCode.Failed,
@@ -341,10 +346,10 @@ function latest(config: Config, context: CommandContext): string {
   throw new OperationError(`no snapshots to drill in ${backupDir}; ${create}`);
 }
 
-async function sample(values: Values, context: CommandContext): Promise<Outcome> {
+async function sample(values: Values, context: CommandContext, junit: StateFile | null): Promise<Outcome> {
   const driver = driverFrom(values, context);
   const result = await runSampleDrill({ driver, reporter: context.reporter, keep: Boolean(values.keep) });
-  writeJunit(values, context, result.drill);
+  writeJunit(junit, context, result.drill);
   return {
     result,
     exitCode: result.ok ? ExitCode.Ok : ExitCode.Failed,
@@ -357,11 +362,11 @@ async function sample(values: Values, context: CommandContext): Promise<Outcome>
  * Write the JUnit report. Unlike metrics, a report that cannot be written fails the run: it is what a CI job reads as
  * the proof, and a passing drill without it proves nothing there.
  */
-function writeJunit(values: Values, context: CommandContext, result: DrillResult): void {
-  if (values.junit === undefined) return;
-  const path = outputPath(context.cwd, values.junit, "junit");
+function writeJunit(junit: StateFile | null, context: CommandContext, result: DrillResult): void {
+  if (junit === null) return;
+  const path = junit.path;
   try {
-    writeFileAtomic(path, renderJunit(result, context.now));
+    junit.replace(renderJunit(result, context.now));
   } catch (error) {
     throw new OperationError(
       `the drill of ${result.stamp} ${result.ok ? "passed" : "failed"}, but its JUnit report ${path} could not be ` +

@@ -23,6 +23,7 @@ import {
   type PATH_OPTIONS,
   resolvedConfigFrom,
 } from "./command.ts";
+import { heldOutputFile } from "../fs/state_folder.ts";
 
 /** The flag, for a command's `options`. */
 export const METRICS_OPTIONS = { "metrics-file": { type: "string" } } as const satisfies CommandOptions;
@@ -60,9 +61,10 @@ export async function withMetrics(
     storeConfigOrNull(values, context),
     folderRepositoryOrNull(values, context),
   );
+  using output = heldOutputFile(target); // its folder as judged, whatever its path leads to by the end
   const record = (success: boolean, outcome?: Outcome) => {
     try {
-      writeMetrics(target, {
+      writeMetrics(output, {
         operation,
         startedAt: context.now,
         finishedAt: new Date(),

@@ -43,6 +43,21 @@ export function fileByPath(path: string): StateFile {
   };
 }
 
+/**
+ * The output file at `path` (a report a run writes at its end: `--junit`, `--metrics-file`), its folder opened now,
+ * when its path was judged: a writer of that path who swaps a folder on it for a link meanwhile (the service user, under
+ * a root run) cannot redirect the write. By path where the folder cannot be opened now (the write then says why).
+ */
+export function heldOutputFile(path: string): StateFile & Disposable {
+  let folder: StateFolder;
+  try {
+    folder = StateFolder.open(dirname(path));
+  } catch {
+    return { path, replace: (data) => writeFileAtomic(path, data), removeTemporaries: () => {}, [Symbol.dispose]() {} };
+  }
+  return { ...folder.file(basename(path)), [Symbol.dispose]: () => folder[Symbol.dispose]() };
+}
+
 /** A state folder held open: its path, for messages and reading, and its entries by the descriptor. */
 export class StateFolder implements Disposable {
   private constructor(readonly path: string, private readonly calls: FolderCalls | null, private fd: number) {}

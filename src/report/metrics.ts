@@ -4,7 +4,7 @@
  *
  * @module
  */
-import { writeFileAtomic } from "../fs/durable.ts";
+import type { StateFile } from "../fs/state_folder.ts";
 import { readRegularTextFile } from "../fs/regular_file.ts";
 import { parseStamp } from "../snapshot/stamp.ts";
 
@@ -103,13 +103,13 @@ export function renderMetrics(run: RunRecord, previousSuccess: number | null): s
 }
 
 /**
- * Write a run's metrics to `path` atomically, keeping the last success time that
- * the file held before when this run failed.
+ * Write a run's metrics to `file` atomically (its `replace`), keeping the last success time that the file held before
+ * when this run failed.
  *
  * @throws {Deno.errors.NotFound} and other OS errors when the folder cannot be written.
  */
-export function writeMetrics(path: string, run: RunRecord): void {
-  writeFileAtomic(path, renderMetrics(run, previousSuccess(path, run.operation)));
+export function writeMetrics(file: Pick<StateFile, "path" | "replace">, run: RunRecord): void {
+  file.replace(renderMetrics(run, previousSuccess(file.path, run.operation)));
 }
 
 /** The last success time of `operation` recorded in the metrics file at `path`, or `null`. */

@@ -16,6 +16,7 @@ import {
   storeEnv,
   tempDir,
   tempStore,
+  toolFor,
 } from "../_helpers.ts";
 import {
   chownToNobody,
@@ -25,6 +26,7 @@ import {
   NOBODY_UID,
   nobodysLink,
   rootOnlyDatabase,
+  runHeld,
   skipBecause,
 } from "../_faults.ts";
 import { sha256Hex } from "../../src/repo/sealing.ts";
@@ -163,6 +165,25 @@ Deno.test("a root drill or create does not write its --junit, --metrics-file or 
   const drill = await runCli(["drill", "--latest", "--junit", own], { env });
   assert.equal(drill.code, 0, drill.stderr);
   assert.match(Deno.readTextFileSync(own), /<testsuites /);
+});
+
+Deno.test("a root drill writes its --junit and --metrics-file into the folder judged, though the service user swaps it for a link to root's folder mid-run", async () => {
+  if (Deno.uid() !== 0) return skipBecause("not root: the links' owners cannot be set");
+  if (!toolFor("strace", "a folder swapped while the drill runs")) return;
+  using store = tempStore({ dbMiB: 1, chromaMiB: 1, segments: 1 });
+  using outside = tempDir("atocore-root-only-");
+  using parent = tempDir("atocore-reports-");
+  const env = storeEnv(store);
+  const stamp = await createdStamp(env);
+  const reports = join(parent.path, "out"); // the service user's folder, where a CI job writes its reports
+  Deno.mkdirSync(reports);
+  chownToNobody(parent.path);
+  const args = ["drill", "--latest", "--junit", join(reports, "j.xml"), "--metrics-file", join(reports, "m.prom")];
+  const held = join(store.backupDir, "snapshots", stamp, "backup-metadata.json"); // read once the outputs are judged
+  const run = await runHeld(args, env, { held, calls: "openat" }, () => nobodysLink(outside.path, reports));
+  assert.ok(run.held, "the swap did not happen while the drill ran");
+  assert.deepEqual(entryNames(outside.path), [], "a report was written through the link into root's folder");
+  assert.deepEqual(entryNames(`${reports}.moved`).sort(), ["j.xml", "m.prom"], "the reports are in the folder judged");
 });
 
 Deno.test("a root drill refuses a --scratch-dir the service user may rename entries of, or one below such a folder, making nothing there", async () => {
