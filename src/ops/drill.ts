@@ -370,9 +370,17 @@ function checkRegistry({ root, metadata, restore }: RestoredCopy): CheckOutcome 
   return { status: "passed", detail: `${parses}${entry ? ", matches the manifest" : ""}: ${restore.target_registry}` };
 }
 
-/** `chroma_files`: every restored Chroma file matches the manifest (else the snapshot), and no other is there. */
+/**
+ * `chroma_files`: every restored Chroma file matches the manifest (else the snapshot), and no other is there. A
+ * snapshot whose create was asked for Chroma and could not copy it (`chroma_error`) fails it: the backup a drill
+ * vouches for does not hold what the host asked it to.
+ */
 function checkChromaFiles({ root, metadata, restore }: RestoredCopy): CheckOutcome {
   const located = locatePart(root, metadata, "chroma");
+  if (typeof metadata.chroma_error === "string" && !restore.chroma_restored) {
+    const error = metadata.chroma_error;
+    return { status: "failed", detail: `Chroma was asked for but could not be backed up when made: ${error}` };
+  }
   if (!located?.ok || !restore.chroma_restored) return { status: "skipped", detail: "no Chroma in the snapshot" };
   // A copy of a WAL-mode chroma.sqlite3 is a rollback-journal image; restore set it back to WAL mode.
   const walBack = metadata.chroma_db_journal_mode === "wal" ? journalModeBytes("rollback") : undefined;

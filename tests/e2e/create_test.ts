@@ -337,6 +337,13 @@ Deno.test("a damaged Chroma database: the database and registry are still publis
   const listed = await runCli(["list"], { env });
   const backups = (listed.json as { backups: { chroma_included: boolean; metadata: Metadata }[] }).backups;
   assert.ok(backups.every((entry) => !entry.chroma_included && typeof entry.metadata.chroma_error === "string"));
+  const drill = await runCli(["drill", "--latest"], { env }); // the nightly drill does not vouch for it
+  assert.equal(drill.code, 1, drill.stderr);
+  const checks = (drill.json as { checks: { name: string; status: string; detail: string }[] }).checks;
+  const chroma = checks.find((check) => check.name === "chroma_files");
+  assert.equal(chroma?.status, "failed");
+  assert.match(chroma?.detail ?? "", /^Chroma was asked for but could not be backed up when made: its copy failed/);
+  assert.ok(checks.every((check) => check.name === "chroma_files" || check.status !== "failed"), "only that check");
 });
 
 Deno.test("a Chroma folder on a read-only mount: published without Chroma, saying a WAL database's folder must be writable, not to repair Chroma", async () => {
