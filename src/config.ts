@@ -421,12 +421,19 @@ const SECRET_KEY = /AGE-SECRET-KEY-1[02-9ac-hj-np-z]{8}/i;
 const AUTH_KEY = /^\s*(age1\S*[\s,]+)?[0-9a-f]{64}\s*$/i;
 
 /**
- * Refuse a secret (an age secret key, an SSH private key) given as any value: a path, a stamp, a setting. Messages,
- * `config`, metadata and folder names would show it. The value is never echoed.
+ * Refuse a secret (an age secret key, an SSH private key, an authentication key) given as any value: a path, a stamp,
+ * a setting (`--source`, `--keep-weekly`). Messages, a JUnit report, `config`, metadata and folder names would show
+ * it. The value is never echoed.
  *
  * @throws {UsageError} naming `from` (the flag, variable or argument).
  */
 export function refuseSecretValue(value: string, from: string): void {
+  if (AUTH_KEY.test(value)) {
+    throw new UsageError(
+      `${from} was given what looks like an authentication key (64 hex, as 'remote auth-key' prints it; not shown); ` +
+        "give the path of the file 'remote auth-key' wrote to --auth-key, and here what is asked for",
+    );
+  }
   if (SECRET_KEY.test(value)) {
     throw new UsageError(
       `${from} was given an age secret key itself; give the path of the key file to ` +

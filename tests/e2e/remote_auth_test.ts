@@ -160,6 +160,24 @@ Deno.test("remote auth: a push needs the auth key; a missing, foreign, unreadabl
       assert.ok(!shown.includes(line.split(" ")[1]) && !shown.includes(secret) && !/abab/.test(shown), "not echoed");
     }
   }
+  const hex = line.split(" ")[1];
+  const elsewhere = [ // pasted into a flag or argument that takes no key: a JUnit report or a message would show it
+    ["drill", "--from-remote", "--latest", "--source", hex, "--junit", join(r.work, "j.xml")],
+    ["remote", "cleanup", "--keep-weekly", hex],
+    ["restore", "--from-remote", hex, "--to", join(r.work, "to")],
+  ];
+  for (const command of elsewhere) {
+    const pasted = await runCli(command, { env: r.env });
+    assert.equal(pasted.code, 2, `${command.join(" ")}: ${pasted.stderr}`);
+    assert.match(oneErrorLine(pasted, command[0]), /was given what looks like an authentication key .*not shown/);
+    let junit = ""; // refused as the arguments are read: no report is written
+    try {
+      junit = Deno.readTextFileSync(join(r.work, "j.xml"));
+    } catch (error) {
+      if (!(error instanceof Deno.errors.NotFound)) throw error;
+    }
+    assert.ok(!(pasted.stdout + pasted.stderr + junit).includes(hex.slice(0, 16)), `${command.join(" ")} echoes it`);
+  }
   assert.deepEqual(await remoteNames(r.env), [], "nothing was pushed");
   Deno.writeTextFileSync(bad, Deno.readTextFileSync(r.authKeyFile).repeat(2)); // 'remote auth-key >>' run twice
   const doubled = await runCli(["push", "--latest", "--auth-key", bad], { env: noKey });
