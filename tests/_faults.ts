@@ -442,15 +442,17 @@ export interface SwappedRun {
 export async function runSwapped(
   args: string[],
   env: Record<string, string>,
-  { held, swapped, victim, calls, after }: {
+  { held, swapped, victim, calls, after, when }: {
     held: string;
     swapped: string;
     victim: string;
     calls: string;
     after?: boolean;
+    /** The call to hold, when not the first (see {@linkcode runHeld}). */
+    when?: number;
   },
 ): Promise<SwappedRun> {
-  const run = await runHeld(args, env, { held, calls, after }, () => {
+  const run = await runHeld(args, env, { held, calls, after, when }, () => {
     Deno.renameSync(swapped, `${swapped}-aside`);
     Deno.symlinkSync(victim, swapped);
   });

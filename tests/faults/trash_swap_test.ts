@@ -27,7 +27,9 @@ for (const folder of [".trash", "snapshots"]) {
     const before = entriesBelow(victim);
 
     const keep = ["--keep-daily", "1", "--keep-weekly", "0", "--keep-monthly", "0"];
-    const swap = { held: join(backupDir, "snapshots", OLDEST), swapped: join(backupDir, folder), victim, calls: LOOKS };
+    // its third look, before the move: the listing looks at every snapshot first, then the quick validation
+    const held = join(backupDir, "snapshots", OLDEST);
+    const swap = { held, swapped: join(backupDir, folder), victim, calls: LOOKS, when: 3 };
     const run = await runSwapped(["cleanup", "--confirm", ...keep], { ATOCORE_BACKUP_DIR: backupDir }, swap);
     assert.ok(run.swapped, `the cleanup ended before it removed ${OLDEST}: ${run.output}`);
     assert.deepEqual(entriesBelow(victim), before, `moved or removed in the link's target: ${run.output}`);
