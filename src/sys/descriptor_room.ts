@@ -5,6 +5,7 @@
  *
  * @module
  */
+import { isOpenFileLimit } from "../errors.ts";
 
 /**
  * Descriptors kept free for a worker's start or the first signal listener: each takes a few (`create --chroma`
@@ -43,8 +44,7 @@ export function requireRoom(what: string): void {
   try {
     for (let i = 0; i < RUNTIME_DESCRIPTORS; i++) opened.push(Deno.openSync("/dev/null"));
   } catch (error) {
-    const code = (error as { code?: unknown }).code;
-    if (code === "EMFILE" || code === "ENFILE") throw new DescriptorLimitError(what);
+    if (isOpenFileLimit(error)) throw new DescriptorLimitError(what);
     // another failure (no /dev/null here) says nothing of the limit: go on
   } finally {
     for (const file of opened) file.close();
