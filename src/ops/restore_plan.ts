@@ -107,14 +107,14 @@ function refuseSharedPlace(to: string): void {
 }
 
 /**
- * Make the `--to` folder `to` (and its missing parents) before anything is written into it, so that a folder that
- * cannot be made (a read-only mount, no permission) is said to be that, with nothing rebuilt there, rather than
- * the failure of the first copy made inside it.
+ * Make the `--to` folder `to` (and its missing parents), or probe the one found, before anything is written into it,
+ * so that a folder that cannot be made or written (a read-only mount, no permission) is said to be that, with
+ * nothing rebuilt there, rather than the failure of the first copy made inside it.
  *
  * @throws {OperationError} naming `to` and the cause; nothing was written.
  */
 export function makeToFolder(to: string): void {
-  if (statOrNull(to) !== null) return; // checkToFolder found it a folder
+  if (statOrNull(to) !== null) return probeToFolder(to); // found a folder (checkToFolder): a read-only mount, say
   try {
     ensureDir(to);
   } catch (error) {
@@ -135,14 +135,15 @@ export function probeToFolder(to: string): void {
   try {
     Deno.removeSync(Deno.makeTempDirSync({ dir: parent, prefix: ".atocore-probe-" }));
   } catch (error) {
-    throw cannotMake(to, error);
+    throw cannotMake(to, error, parent === to);
   }
 }
 
-function cannotMake(to: string, error: unknown): OperationError {
+function cannotMake(to: string, error: unknown, found = false): OperationError {
+  const [what, may] = found ? ["write in", "write in"] : ["make", "create"];
   return new OperationError(
-    `restore cannot make ${to} (${describeOsError(error)}); nothing was restored (the live store was not ` +
-      "touched); give --to a folder this user may create, then run again",
+    `restore cannot ${what} ${to} (${describeOsError(error)}); nothing was restored (the live store was not ` +
+      `touched); give --to a folder this user may ${may}, then run again`,
     { cause: error },
   );
 }

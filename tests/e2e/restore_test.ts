@@ -985,7 +985,7 @@ Deno.test("a live -wal that is a folder is never emptied by restore: what it hol
   assert.equal(Deno.readTextFileSync(join(wal, "precious.txt")), "keep me");
 });
 
-Deno.test("restore --to a folder it cannot make (a read-only mount) names that failure and claims no partial rebuild", async () => {
+Deno.test("restore --to a folder it cannot make or write in (a read-only mount) names that failure and claims no partial rebuild", async () => {
   if (Deno.uid() !== 0) return skipBecause("a read-only bind mount needs root");
   using store = tempStore({ dbMiB: 1, chromaMiB: 1 });
   const stamp = await createdStamp(storeEnv(store));
@@ -993,11 +993,12 @@ Deno.test("restore --to a folder it cannot make (a read-only mount) names that f
   const mounted = readOnlyBindMount(empty.path);
   if (typeof mounted === "string") return skipBecause(mounted);
   using mount = mounted;
-  const target = join(mount.path, "x");
-  const run = await runCli(["restore", stamp, "--to", target], { env: storeEnv(store) });
-  assert.equal(run.code, 1, run.stderr);
-  const line = run.stderr.trim().split("\n").at(-1)!;
-  assert.ok(line.includes(`cannot make ${target}`), line);
-  assert.match(line, /read-only file system/i);
-  assert.doesNotMatch(line, /partly rebuilt|staging the Chroma copy|--force/);
+  for (const [target, what] of [[join(mount.path, "x"), "make"], [mount.path, "write in"]]) {
+    const run = await runCli(["restore", stamp, "--to", target], { env: storeEnv(store) });
+    assert.equal(run.code, 1, run.stderr);
+    const line = run.stderr.trim().split("\n").at(-1)!;
+    assert.ok(line.includes(`cannot ${what} ${target}`), line);
+    assert.match(line, /read-only file system/i);
+    assert.doesNotMatch(line, /partly rebuilt|staging the Chroma copy|--force/);
+  }
 });

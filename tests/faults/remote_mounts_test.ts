@@ -163,7 +163,11 @@ Deno.test("restore --from-remote --to a folder on a read-only mount is refused b
       env: { ...r.envWithIdentity, TMPDIR: temp },
     });
     assert.equal(run.code, 1, run.stderr);
-    assert.match(oneErrorLine(run, to), new RegExp(`restore cannot make ${to} \\(read-only file system\\); nothing`));
+    const what = to === target ? "write in" : "make";
+    assert.match(
+      oneErrorLine(run, to),
+      new RegExp(`restore cannot ${what} ${to} \\(read-only file system\\); nothing`),
+    );
     assert.doesNotMatch(run.stderr, /remote_fetch_started/, "refused before anything was fetched");
     assert.deepEqual([...Deno.readDirSync(temp)], [], "no scratch copy was made");
   }
