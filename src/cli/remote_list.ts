@@ -4,15 +4,8 @@
  * @module
  */
 import { ExitCode } from "../errors.ts";
-import {
-  checkPinIfPinned,
-  identitiesFrom,
-  recipientsFrom,
-  refuseForeignIdentities,
-  remoteBackend,
-} from "../ops/remote.ts";
+import { identitiesFrom, openForReading, recipientsFrom, remoteBackend } from "../ops/remote.ts";
 import { listRemote, type RemoteListing } from "../repo/remote_list.ts";
-import { openRepository } from "../repo/repository.ts";
 import { COMMON_HELP, configFrom, defineCommand } from "./command.ts";
 import { formatBytes } from "../text/bytes.ts";
 import { formatTable, printable } from "./format.ts";
@@ -50,9 +43,8 @@ Examples:
     const settings = remoteSettingsFrom(values, context);
     const backend = remoteBackend(settings, context.cwd, "remote list", context.env, context.reporter);
     const identities = settings.identityFile ? identitiesFrom(settings, "remote list", context.reporter) : [];
-    const repository = await openRepository(backend);
-    const own = checkPinIfPinned(config, repository, recipientsFrom(settings));
-    refuseForeignIdentities(repository.config.recipients, identities, settings.identityFile?.value);
+    const given = { recipients: recipientsFrom(settings), identities, identityFile: settings.identityFile?.value };
+    const { own } = await openForReading(config, backend, given);
     // this folder's own source: the id to give 'drill --from-remote --latest --source' for this host
     const listing = { ...await listRemote(backend, identities, context.now), own_source: own };
     // the verify printed checks the repository given, with its flags

@@ -4,14 +4,7 @@
  * @module
  */
 import { ExitCode, UsageError } from "../errors.ts";
-import {
-  checkPinIfPinned,
-  identitiesFrom,
-  recipientsFrom,
-  refuseForeignIdentities,
-  remoteBackend,
-} from "../ops/remote.ts";
-import { openRepository } from "../repo/repository.ts";
+import { identitiesFrom, openForReading, recipientsFrom, remoteBackend } from "../ops/remote.ts";
 import { parseSnapshotKey, refsName } from "../repo/layout.ts";
 import { verifyRepository, type VerifyResult } from "../repo/verify.ts";
 import { type CommandFlags, COMMON_HELP, configFrom, defineCommand } from "./command.ts";
@@ -79,9 +72,8 @@ Examples:
         context.reporter,
       )
       : [];
-    const repository = await openRepository(backend);
-    checkPinIfPinned(config, repository, recipientsFrom(settings));
-    refuseForeignIdentities(repository.config.recipients, identities, settings.identityFile?.value);
+    const given = { recipients: recipientsFrom(settings), identities, identityFile: settings.identityFile?.value };
+    await openForReading(config, backend, given);
     const allowUnauthenticated = Boolean(values["allow-unauthenticated"]);
     const result = await verifyRepository(backend, { identities, readData, subset, transfers, allowUnauthenticated });
     for (const error of result.errors) context.reporter.event("warning", "remote_verify_problem", { error });

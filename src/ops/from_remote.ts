@@ -19,14 +19,13 @@ import type { Reporter } from "../report/reporter.ts";
 import { AccessDeniedError, type Backend, isUnreachable, RepositoryFindingError } from "../repo/backend.ts";
 import { type FetchResult, fetchSnapshot } from "../repo/fetch.ts";
 import { CONFIG_NAME, parseSnapshotKey, refsName, snapshotKeyText } from "../repo/layout.ts";
-import { openRepository } from "../repo/repository.ts";
 import { listSnapshots, readRefs } from "../repo/snapshots.ts";
 import { refsStanding, snapshotClaim, unauthenticNext, UnauthenticSnapshotError } from "../repo/authenticity.ts";
 import { deriveAuthKey } from "../crypto/auth_key.ts";
 import { snapshotDir, snapshotsDir } from "../snapshot/layout.ts";
 import { isInFuture } from "../snapshot/clock.ts";
 import { isStamp } from "../snapshot/stamp.ts";
-import { checkPinIfPinned, refuseForeignIdentities } from "./remote.ts";
+import { openForReading } from "./remote.ts";
 import { type RestoreOptions, type RestoreResult, restoreSnapshot } from "./restore.ts";
 import { checkLivePaths, checkToFolder, probeToFolder, requireAcknowledgment } from "./restore_plan.ts";
 import { removeKilledScratch, SCRATCH_PREFIX, UNLOCKED_SCRATCH_PREFIX } from "./restore_leftovers.ts";
@@ -284,9 +283,7 @@ export interface SourceCheck {
  *   identity given is a recipient.
  */
 export async function checkSource(config: Config, source: RemoteSource): Promise<SourceCheck> {
-  const repository = await openRepository(source.backend);
-  const own = checkPinIfPinned(config, repository, source.recipients);
-  refuseForeignIdentities(repository.config.recipients, source.identities, source.identityFile);
+  const { repository, own } = await openForReading(config, source.backend, source);
   return { repositoryId: repository.config.id, own };
 }
 

@@ -15,7 +15,7 @@ import { type Reporter, SILENT } from "../report/reporter.ts";
 import type { RetryListener } from "../repo/retry.ts";
 import type { Backend } from "../repo/backend.ts";
 import { openBackend } from "../repo/open_backend.ts";
-import { canonicalRecipients, checkIfPinned, type Repository } from "../repo/repository.ts";
+import { canonicalRecipients, checkIfPinned, openRepository, type Repository } from "../repo/repository.ts";
 import { ownFolders } from "../snapshot/layout.ts";
 import { SIDECAR_SUFFIXES } from "../sqlite/file_format.ts";
 
@@ -98,7 +98,7 @@ export function refuseRemoteInStore(config: Config, backend: Backend): void {
  *
  * @throws {RefusedError} naming the file and the config's recipients.
  */
-export function refuseForeignIdentities(
+function refuseForeignIdentities(
   recipients: readonly string[],
   identities: readonly AgeIdentity[],
   file: string | undefined,
@@ -197,6 +197,30 @@ export function recipientsFrom(settings: RemoteSettings): string[] | undefined {
     }
   });
   return canonicalRecipients([...given.value.inline, ...fromFiles], given.from);
+}
+
+/** A repository opened for a command that only reads, and this backup folder's source id there (`null`: never pushed). */
+export interface OpenedForReading {
+  repository: Repository;
+  own: string | null;
+}
+
+/**
+ * Open the repository of `backend` for a command that only reads, checked against this host's pin (where it pushed
+ * there), the `recipients` given and the `identities` of `identityFile` (one must be a recipient of its).
+ *
+ * @throws {UsageError} when there is no repository; {@linkcode RefusedError} as {@linkcode checkPinIfPinned} and
+ *   {@linkcode refuseForeignIdentities}.
+ */
+export async function openForReading(
+  config: Config,
+  backend: Backend,
+  given: { recipients?: readonly string[]; identities: readonly AgeIdentity[]; identityFile?: string },
+): Promise<OpenedForReading> {
+  const repository = await openRepository(backend);
+  const own = checkPinIfPinned(config, repository, given.recipients);
+  refuseForeignIdentities(repository.config.recipients, given.identities, given.identityFile);
+  return { repository, own };
 }
 
 /**
