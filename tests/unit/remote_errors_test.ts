@@ -275,24 +275,26 @@ async function handRepo(work: string, name = "repo") {
   return { repoDir, backend, identity: parseIdentity(identity), recipient, id: config.id as string, put };
 }
 
-Deno.test("remote errors: snapshot objects written by hand are refused naming them, and the fetch says what next", async (t) => {
-  using dir = tempDir("atocore-remote-errors-");
-  const repo = await handRepo(dir.path);
-  const config = resolveConfig({}, { ATOCORE_DATA_DIR: join(dir.path, "store") }, "/");
-  const scratch = join(dir.path, "scratch");
+type Key = { stamp: string; pushId: string };
+
+/**
+ * A hand-made repository (see `handRepo`) holding one pack of 4 KiB, with the means to store snapshots in it as a
+ * push would (documents sealed, refs signed), and to fetch one, which must fail.
+ */
+async function handSnapshots(work: string) {
+  const repo = await handRepo(work);
+  const config = resolveConfig({}, { ATOCORE_DATA_DIR: join(work, "store") }, "/");
+  const scratch = join(work, "scratch");
   Deno.mkdirSync(scratch);
   let serial = 0;
-  const keyOf = () => ({ stamp: "20260101T000000Z", pushId: (++serial).toString(16).padStart(16, "0") });
-  const text = (k: { stamp: string; pushId: string }) => `${k.stamp}_${k.pushId}`;
+  const keyOf = (): Key => ({ stamp: "20260101T000000Z", pushId: (++serial).toString(16).padStart(16, "0") });
   const plain = new Uint8Array(4096).fill(7);
   const packSealed = sealBytes(plain, "none", [repo.recipient]);
-  const packId = packSealed.sha256;
-  const packSize = packSealed.bytes.length;
+  const [packId, packSize] = [packSealed.sha256, packSealed.bytes.length];
   repo.put(packName(packId), packSealed.bytes);
-  const zero = "0".repeat(64);
   const packSizes = new Map<string, number>();
   /** A document that parses, with `files` and `packs` as given. */
-  const documentOf = (k: { stamp: string; pushId: string }, extra: Record<string, unknown> = {}) => ({
+  const documentOf = (k: Key, extra: Record<string, unknown> = {}) => ({
     format: DOCUMENT_FORMAT,
     repository_id: repo.id,
     stamp: k.stamp,
@@ -305,158 +307,119 @@ Deno.test("remote errors: snapshot objects written by hand are refused naming th
     ...extra,
   });
   /** Store snapshot `k` as its document (sealed as a push seals it) and refs listing `packs`. */
-  const store = (k: { stamp: string; pushId: string }, document: Uint8Array, packs = [packId], compress = true) => {
+  const store = (k: Key, document: Uint8Array, packs = [packId], compress = true) => {
     const sealed = sealBytes(document, compress ? "zstd" : "none", [repo.recipient], compress);
     repo.put(snapshotName(k), sealed.bytes);
     // signed as a pushing host signs, so that only the document's own checks can refuse it
     const claim = { repositoryId: repo.id, objectName: snapshotName(k), sha256: sealed.sha256 };
     const key = deriveAuthKey(repo.identity);
     const refs = {
-      snapshot: text(k),
+      snapshot: keyText(k),
       snapshot_sha256: sealed.sha256,
       packs: packs.map((id) => ({ id, size: packSizes.get(id) ?? packSize })),
       auth: [{ recipient: key.recipient, mac: snapshotMac(key, claim) }],
     };
     repo.put(refsName(k), bytes(refs));
   };
-  /** The fetch into scratch fails with one line that names `inner` and ends with the next step; scratch is left empty. */
-  const fetched = (k: { stamp: string; pushId: string }) => () =>
-    fetchToScratch(config, { backend: repo.backend, identities: [repo.identity] }, text(k), {
-      scratchParent: scratch,
-      reporter: SILENT,
-    });
-  const refused = (inner: string) =>
-    new RegExp(
-      `^snapshot \\S+ of file://\\S+ cannot be read intact: ${inner}; nothing was changed; pick another snapshot ` +
-        `\\('remote list'\\) or check the repository \\('remote verify --read-data'\\)$`,
-    );
+  /** The fetch of `k` into `scratchParent` (which must fail: see `refused`). */
+  const fetched = (k: Key, scratchParent = scratch, backend = repo.backend) => () =>
+    fetchToScratch(config, { backend, identities: [repo.identity] }, keyText(k), { scratchParent, reporter: SILENT });
+  return { repo, config, scratch, keyOf, plain, packId, packSize, packSizes, documentOf, store, fetched };
+}
+
+const keyText = (k: Key) => `${k.stamp}_${k.pushId}`;
+const ZERO_HASH = "0".repeat(64);
+
+/** The one line of a fetch that found snapshot objects it cannot trust: `inner`, then the next step. */
+const refused = (inner: string) =>
+  new RegExp(
+    `^snapshot \\S+ of file://\\S+ cannot be read intact: ${inner}; nothing was changed; pick another snapshot ` +
+      `\\('remote list'\\) or check the repository \\('remote verify --read-data'\\)$`,
+  );
+
+Deno.test("remote errors: refs and snapshot objects written by hand are refused naming them", async (t) => {
+  using dir = tempDir("atocore-remote-errors-");
+  const { repo, keyOf, plain, packId, packSize, documentOf, store, fetched, scratch } = await handSnapshots(dir.path);
   const cases: [string, () => unknown, RegExp][] = [];
   const malformed = keyOf();
   store(malformed, bytes(documentOf(malformed)));
   repo.put(refsName(malformed), bytes({ snapshot: "20250101T000000Z_0000000000000000", packs: [] }));
-  cases.push([
-    "refs that name another snapshot",
-    fetched(malformed),
-    refused(`refs/${text(malformed)} is malformed or names another snapshot; the repository was altered`),
-  ]);
+  const refsMalformed = `refs/${keyText(malformed)} is malformed or names another snapshot; the repository was altered`;
+  cases.push(["refs that name another snapshot", fetched(malformed), refused(refsMalformed)]);
   const notJson = keyOf();
   store(notJson, bytes(documentOf(notJson)));
   repo.put(refsName(notJson), bytes("{not json"));
-  cases.push([
-    "refs that are not JSON",
-    fetched(notJson),
-    refused(`refs/${text(notJson)} in file://\\S+ is not JSON; the repository was altered`),
-  ]);
+  const refsNotJson = `refs/${keyText(notJson)} in file://\\S+ is not JSON; the repository was altered`;
+  cases.push(["refs that are not JSON", fetched(notJson), refused(refsNotJson)]);
   const corrupt = keyOf();
   store(corrupt, bytes("not zstd at all"), [packId], false);
-  cases.push([
-    "a snapshot object whose zstd is corrupt",
-    fetched(corrupt),
-    refused(`snapshots/${text(corrupt)}: its zstd content is corrupt \\([^)]*\\)`),
-  ]);
+  const notZstd = `snapshots/${keyText(corrupt)}: its zstd content is corrupt \\([^)]*\\)`;
+  cases.push(["a snapshot object whose zstd is corrupt", fetched(corrupt), refused(notZstd)]);
   const untrusted = keyOf();
   store(untrusted, bytes({ ...documentOf(untrusted), format: 3 }));
-  cases.push([
-    "a document of another format",
-    fetched(untrusted),
-    refused(
-      `snapshots/${
-        text(untrusted)
-      }: document format 3 is not one this version reads \\(1 or 2; a newer one may\\); the snapshot cannot be trusted`,
-    ),
-  ]);
-  const extents = [[0, 0, 0, 4096, zero]];
+  const format = `snapshots/${keyText(untrusted)}: document format 3 is not one this version reads ` +
+    "\\(1 or 2; a newer one may\\); the snapshot cannot be trusted";
+  cases.push(["a document of another format", fetched(untrusted), refused(format)]);
+  const extents = [[0, 0, 0, 4096, ZERO_HASH]];
   const files = [{ path: "backup-metadata.json", size: 4096, sha256: sha256Hex(plain), block: 4096, extents }];
   const unlisted = keyOf();
   store(unlisted, bytes(documentOf(unlisted, { files })), []);
-  cases.push([
-    "a document that uses a pack its refs do not list",
-    fetched(unlisted),
-    refused(`snapshots/${text(unlisted)}: uses pack ${packId} that refs/${text(unlisted)} does not list`),
-  ]);
+  const unlistedPack = `snapshots/${keyText(unlisted)}: uses pack ${packId} that refs/${
+    keyText(unlisted)
+  } does not list`;
+  cases.push(["a document that uses a pack its refs do not list", fetched(unlisted), refused(unlistedPack)]);
   const resized = keyOf();
-  store(
-    resized,
-    bytes(documentOf(resized, { files, packs: [{ id: packId, size: packSize + 1, compression: "none" }] })),
-  );
-  cases.push([
-    "a document and its refs that record different sizes for a pack",
-    fetched(resized),
-    refused(
-      `snapshots/${text(resized)}: records ${packSize + 1} bytes for pack ${packId}, refs/${
-        text(resized)
-      } ${packSize} \\(altered\\)`,
-    ),
-  ]);
+  const otherSize = [{ id: packId, size: packSize + 1, compression: "none" }];
+  store(resized, bytes(documentOf(resized, { files, packs: otherSize })));
+  const sizes = `snapshots/${keyText(resized)}: records ${packSize + 1} bytes for pack ${packId}, ` +
+    `refs/${keyText(resized)} ${packSize} \\(altered\\)`;
+  cases.push(["a document and its refs that record different sizes for a pack", fetched(resized), refused(sizes)]);
   const damaged = keyOf();
   // the file's own SHA-256 is what proves it; on a mismatch the extent that does not match its hash names its pack
-  store(damaged, bytes(documentOf(damaged, { files: [{ ...files[0], sha256: zero }] })));
-  cases.push([
-    "an extent whose bytes do not match its hash",
-    fetched(damaged),
-    refused(`${packName(packId)}: the bytes of backup-metadata\\.json at 0 do not match their hash; snapshot damaged`),
-  ]);
+  store(damaged, bytes(documentOf(damaged, { files: [{ ...files[0], sha256: ZERO_HASH }] })));
+  const hash = `${
+    packName(packId)
+  }: the bytes of backup-metadata\\.json at 0 do not match their hash; snapshot damaged`;
+  cases.push(["an extent whose bytes do not match its hash", fetched(damaged), refused(hash)]);
+  await steps(t, cases);
+  assert.deepEqual([...Deno.readDirSync(scratch)], [], "no scratch folder left behind");
+});
+
+Deno.test("remote errors: a fetch into a folder that holds something, Chroma, a denied read or a full disk", async (t) => {
+  using dir = tempDir("atocore-remote-errors-");
+  const { repo, config, keyOf, documentOf, store, fetched, scratch } = await handSnapshots(dir.path);
   const whole = keyOf();
-  const empty = [{ path: "backup-metadata.json", size: 0, sha256: zero, block: 4096, extents: [] }];
+  const empty = [{ path: "backup-metadata.json", size: 0, sha256: ZERO_HASH, block: 4096, extents: [] }];
   store(whole, bytes(documentOf(whole, { files: empty })));
   const occupied = join(dir.path, "occupied");
   Deno.mkdirSync(occupied);
   Deno.writeTextFileSync(join(occupied, "mine.txt"), "mine");
-  cases.push([
+  const cases: [string, () => unknown, RegExp][] = [[
     "a fetch into a folder that holds something",
-    () => fetchSnapshot(repo.backend, [repo.identity], text(whole), occupied),
+    () => fetchSnapshot(repo.backend, [repo.identity], keyText(whole), occupied),
     new RegExp(`^${escape(occupied)} exists and is not an empty folder; give a new folder to fetch into$`),
-  ]);
-  cases.push([
+  ], [
     "a scratch folder inside the Chroma folder",
-    () =>
-      fetchToScratch(config, { backend: repo.backend, identities: [] }, text(whole), {
-        scratchParent: join(config.chromaDir.path, "tmp"),
-        reporter: SILENT,
-      }),
+    fetched(whole, join(config.chromaDir.path, "tmp")),
     new RegExp(`^--scratch-dir ${escape(config.chromaDir.path)}/tmp is inside the Chroma folder .*; give a folder of`),
-  ]);
-  const denying: Backend = Object.create(repo.backend, {
-    read: {
-      value: (name: string, into?: Uint8Array, maxBytes?: number) =>
-        name.startsWith("snapshots/")
-          ? Promise.reject(
-            new S3Error("S3 GET: the S3 server denied access (AccessDenied)", 403, "AccessDenied", false, 2),
-          )
-          : repo.backend.read(name, into, maxBytes),
-    },
-  });
-  cases.push([
+  ], [
     "a snapshot the server denies this host: the settings, not the snapshot (exit 2)",
     async () => {
-      const denied = fetchToScratch(config, { backend: denying, identities: [repo.identity] }, text(whole), {
-        scratchParent: scratch,
-        reporter: SILENT,
-      });
+      const denied = fetched(whole, scratch, deniesSnapshots(repo.backend))();
       await denied.catch((error) => assert.equal(error.exitCode, 2, error.message));
       return await denied;
     },
     /^S3 GET: the S3 server denied access \(AccessDenied\)$/,
-  ]);
+  ]];
   const disk = join(dir.path, "disk");
   Deno.mkdirSync(disk);
   const mount = mountTmpfs(disk, "1m,nr_inodes=4"); // room for the scratch folders, none for a file in them
   if (typeof mount === "string") skipBecause(`${mount}: the scratch disk that cannot take a file`);
   else {
-    cases.push([
-      "a scratch disk that cannot take the files",
-      () =>
-        fetchToScratch(config, { backend: repo.backend, identities: [repo.identity] }, text(whole), {
-          scratchParent: disk,
-          reporter: SILENT,
-        }),
-      new RegExp(
-        `^fetching ${text(whole)} from file://\\S+ into the scratch folder ${
-          escape(disk)
-        }/\\.atocore-fetch-\\S+ failed ` +
-          "\\(no space left on device[^)]*\\)\\); nothing was changed; give --scratch-dir DIR on a disk with room for one copy",
-      ),
-    ]);
+    const full = `^fetching ${keyText(whole)} from file://\\S+ into the scratch folder ${escape(disk)}/` +
+      "\\.atocore-fetch-\\S+ failed \\(no space left on device[^)]*\\)\\); nothing was changed; give --scratch-dir " +
+      "DIR on a disk with room for one copy";
+    cases.push(["a scratch disk that cannot take the files", fetched(whole, disk), new RegExp(full)]);
   }
   try {
     await steps(t, cases);
@@ -468,9 +431,23 @@ Deno.test("remote errors: snapshot objects written by hand are refused naming th
   }
   assert.deepEqual([...Deno.readDirSync(scratch)], [], "no scratch folder left behind");
   assert.deepEqual([...Deno.readDirSync(occupied)].map((entry) => entry.name), ["mine.txt"], "nothing written there");
+});
 
-  // verify decompresses each zstd pack into a buffer of its own: a frame cut short leaves the ranges past its end
-  // unproved, and bytes that are not zstd at all are named as such
+/** `backend` whose server answers every read of a snapshot object as S3 does a key this host may not read. */
+function deniesSnapshots(backend: Backend): Backend {
+  const denied = () => new S3Error("S3 GET: the S3 server denied access (AccessDenied)", 403, "AccessDenied", false, 2);
+  return Object.create(backend, {
+    read: {
+      value: (name: string, into?: Uint8Array, maxBytes?: number) =>
+        name.startsWith("snapshots/") ? Promise.reject(denied()) : backend.read(name, into, maxBytes),
+    },
+  });
+}
+
+Deno.test("remote verify: a zstd pack cut short leaves the ranges past its end unproved; bytes not zstd are named", async () => {
+  using dir = tempDir("atocore-remote-errors-");
+  const { repo, keyOf, packSizes, documentOf, store } = await handSnapshots(dir.path);
+  // verify decompresses each zstd pack into a buffer of its own
   const random = new Uint8Array(8192).map((_, at) => (at * 2654435761) >>> 24);
   const zstdPack = (body: Uint8Array) => {
     const sealed = ageEncrypt(body, [repo.recipient]);
@@ -482,18 +459,13 @@ Deno.test("remote errors: snapshot objects written by hand are refused naming th
   const frame = zstdCompressSync(random);
   const packs = [zstdPack(frame.subarray(0, frame.length - 4096)), zstdPack(bytes("not zstd at all"))];
   const halves = [0, 4096].map((at) => [at, 0, at, 4096, sha256Hex(random.subarray(at, at + 4096))]);
-  const twoPacks = keyOf();
-  const inPacks = [
+  const firstHalf = sha256Hex(random.subarray(0, 4096));
+  const files = [
     { path: "backup-metadata.json", size: 8192, sha256: sha256Hex(random), block: 4096, extents: halves },
-    {
-      path: "x",
-      size: 4096,
-      sha256: sha256Hex(random.subarray(0, 4096)),
-      block: 4096,
-      extents: [[0, 1, 0, 4096, zero]],
-    },
+    { path: "x", size: 4096, sha256: firstHalf, block: 4096, extents: [[0, 1, 0, 4096, ZERO_HASH]] },
   ];
-  store(twoPacks, bytes(documentOf(twoPacks, { packs, files: inPacks })), packs.map((pack) => pack.id));
+  const twoPacks = keyOf();
+  store(twoPacks, bytes(documentOf(twoPacks, { packs, files })), packs.map((pack) => pack.id));
   const verified = await verifyRepository(repo.backend, { identities: [repo.identity], readData: true });
   assert.ok(verified.errors.includes(`${packName(packs[0].id)}: bytes 4096:4096 do not match their hash`));
   assert.ok(verified.errors.some((line) => line.startsWith(`${packName(packs[1].id)}: its zstd content is corrupt (`)));
