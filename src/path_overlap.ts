@@ -5,7 +5,7 @@
  *
  * @module
  */
-import { dirname, join } from "node:path";
+import { basename, dirname, join } from "node:path";
 import type { Config, ResolvedPath } from "./config.ts";
 import { UsageError } from "./errors.ts";
 import { SIDECAR_SUFFIXES } from "./sqlite/file_format.ts";
@@ -47,6 +47,7 @@ function placesOf(config: Config): Place[][] {
     [
       place("the database", config.db),
       ...SIDECAR_SUFFIXES.map((suffix) => place(`the database's ${suffix}`, config.db, suffix)),
+      recordPlace(config),
     ],
     [place("the registry", config.registry)],
     [place("the Chroma folder", config.chromaDir)],
@@ -72,7 +73,30 @@ export function pathOverlaps(config: Config): string[] {
     const linked = linkedSnapshotFile(place.path, config.backupDir.path);
     if (linked !== null) found.push(`${describe(place)} is a hard link of the snapshot file ${linked}`);
   }
-  return found;
+  return [...found, ...temporaryNamed(groups)];
+}
+
+/** The record a restore keeps beside the database while it runs (see `restore_intent.ts`), of the database's group. */
+function recordPlace(config: Config): Place {
+  return {
+    label: "the record of a restore in progress",
+    path: restoreIntentPath(config.db.path),
+    from: sourceOf(config.db),
+  };
+}
+
+/**
+ * Parts of the store named as the temporary copy of the database, its record or the registry (`.NAME.tmp-*` beside
+ * it, see `temporaryPath`): restore removes such files as a killed write's leftovers.
+ */
+function temporaryNamed(groups: Place[][]): string[] {
+  const written = [groups[0][0], groups[0].at(-1)!, groups[1][0]];
+  const parts = groups.map((group) => group[0]);
+  return written.flatMap((file) =>
+    parts.filter((part) =>
+      dirname(part.path) === dirname(file.path) && basename(part.path).startsWith(`.${basename(file.path)}.tmp-`)
+    ).map((part) => `${describe(part)} is named as a temporary copy of ${describe(file)}, which restore removes`)
+  );
 }
 
 /**
@@ -136,15 +160,7 @@ export function outputOverlap(config: Config, path: string): string | null {
     path,
     from: sourceOf(config.backupDir),
   }));
-  // the record is no configured path (one that is a link is refused by create and restore, never followed)
-  const record: Place = {
-    label: "the record of a restore in progress",
-    path: restoreIntentPath(config.db.path),
-    from: sourceOf(config.db),
-  };
-  const hit = [...placesOf(config).slice(0, 3).flat(), record, ...own].find((place) =>
-    isSameOrInside(path, place.path)
-  );
+  const hit = [...placesOf(config).slice(0, 3).flat(), ...own].find((place) => isSameOrInside(path, place.path));
   return hit ? describe(hit) : null;
 }
 

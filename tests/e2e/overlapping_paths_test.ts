@@ -4,9 +4,10 @@
  * `config` lists them.
  */
 import assert from "node:assert/strict";
-import { join } from "node:path";
+import { basename, dirname, join } from "node:path";
 import { resolveConfig } from "../../src/config.ts";
 import { pathOverlaps } from "../../src/path_overlap.ts";
+import { restoreIntentPath } from "../../src/snapshot/layout.ts";
 import { treeDigest } from "../_faults.ts";
 import { createdStamp, runCli, skipBecause, storeEnv, tempDir, tempStore } from "../_helpers.ts";
 
@@ -45,6 +46,20 @@ Deno.test("a backup folder moved inside the Chroma folder: restore and create --
   assert.match(overlaps[0], /^the backup folder .* is inside the Chroma folder /);
 });
 
+Deno.test("a registry at the record a restore keeps beside the database is refused (exit 2): restore removed it", async () => {
+  using store = tempStore({ dbMiB: 1 });
+  const stamp = await createdStamp(storeEnv(store));
+  const env = { ...storeEnv(store), ATOCORE_PROJECT_REGISTRY_PATH: restoreIntentPath(store.db) };
+  Deno.copyFileSync(store.registry, env.ATOCORE_PROJECT_REGISTRY_PATH);
+  const before = treeDigest(store.dataDir);
+  for (const args of [["restore", stamp, "--confirm-service-stopped"], ["create"]]) {
+    const run = await runCli(args, { env });
+    assert.equal(run.code, 2, run.stderr);
+    assert.match(run.stderr.trim(), /^atocore-backup: error: paths overlap: the record of a restore in progress /);
+    assert.deepEqual(treeDigest(store.dataDir), before, `${args[0]} changed nothing`);
+  }
+});
+
 Deno.test("overlaps are found through symbolic links and for paths that do not exist yet", async () => {
   using store = tempStore({ dbMiB: 1, chromaMiB: 1 });
   using outside = tempDir();
@@ -72,6 +87,7 @@ Deno.test("every pair of parts that overlap is found; a sound store has none", (
   const overlapsOf = (env: Record<string, string>) =>
     pathOverlaps(resolveConfig({}, { ATOCORE_DATA_DIR: store.dataDir, ...env }, store.dataDir));
   assert.deepEqual(overlapsOf({}), []);
+  const record = restoreIntentPath(store.db);
   const cases: [Record<string, string>, RegExp][] = [
     [{ ATOCORE_DB_PATH: join(store.backupDir, "atocore.db") }, /^the database .* is inside the backup folder /],
     [{ ATOCORE_PROJECT_REGISTRY_PATH: join(store.backupDir, "r.json") }, /^the registry .* inside the backup folder/],
@@ -83,6 +99,16 @@ Deno.test("every pair of parts that overlap is found; a sound store has none", (
     [{ ATOCORE_PROJECT_REGISTRY_PATH: `${store.db}-wal` }, /^the database's -wal .* is the same as the registry /],
     [{ ATOCORE_BACKUP_DIR: store.dataDir }, /^the database .* is inside the backup folder /],
     [{ ATOCORE_CHROMA_PATH: store.dataDir }, /^the database .* is inside the Chroma folder /],
+    [{ ATOCORE_PROJECT_REGISTRY_PATH: record }, /^the record of a restore in progress .* is the same as the registry /],
+    [{ ATOCORE_CHROMA_PATH: record }, /^the record of a restore in progress .* is the same as the Chroma folder /],
+    [
+      { ATOCORE_PROJECT_REGISTRY_PATH: join(dirname(store.db), `.${basename(store.db)}.tmp-1-a`) },
+      /^the registry .* is named as a temporary copy of the database .*, which restore removes$/,
+    ],
+    [
+      { ATOCORE_DB_PATH: join(dirname(store.registry), `.${basename(store.registry)}.tmp-x`) },
+      /^the database .* is named as a temporary copy of the registry .*, which restore removes$/,
+    ],
   ];
   for (const [env, expected] of cases) {
     const found = overlapsOf(env);
