@@ -55,7 +55,7 @@ import { clearJournal, clearJournalAfterReplace } from "./restore_hot_journal.ts
 import { linkedSidecar, sidecarHazard } from "./live_sqlite_cause.ts";
 import { restoreJournalModes } from "./restore_journal.ts";
 import { databaseLeftovers, leftoversStep } from "./restore_leftovers.ts";
-import { requireFreeSpace } from "./restore_space.ts";
+import { refuseUnnamableChroma, requireFreeSpace } from "./restore_space.ts";
 import { signalsDelivered, stopIfInterrupted } from "../sys/interrupt.ts";
 import { type Change, clearWal, clearWalAfterReplace, removeStaleTemporaries, sidecarsOf } from "./restore_wal.ts";
 import type { ValidationResult } from "./validate.ts";
@@ -301,6 +301,7 @@ function checkBeforeChanges(
     ? config.chromaDir.path
     : null;
   const leftovers = to === null ? databaseLeftovers(config, unfinished) : [];
+  if (plan.sources.chroma !== null) refuseUnnamableChroma(plan.targets.chroma);
   requireFreeSpace(config, plan, { ...options, preSnapshot: takesPreSnapshot, clearedFirst, clearedFiles: leftovers });
   return { unfinished, takesPreSnapshot, leftovers };
 }

@@ -9,7 +9,7 @@ import { formatBytes } from "../text/bytes.ts";
 import type { Config } from "../config.ts";
 import { RefusedError } from "../errors.ts";
 import { lstatOrNull, statOrNull } from "../fs/probe.ts";
-import { walkTree } from "../fs/tree.ts";
+import { UnnamableEntryError, walkTree } from "../fs/tree.ts";
 import type { Reporter } from "../report/reporter.ts";
 import { CHROMA_OLD_PREFIX, CHROMA_STAGING_PREFIX } from "../snapshot/chroma.ts";
 import { checkpointGrowth } from "../sqlite/wal_growth.ts";
@@ -197,6 +197,26 @@ function leftoverSizes(root: string): Need {
 
 function isLeftover(name: string): boolean {
   return name.startsWith(CHROMA_STAGING_PREFIX) || name.startsWith(CHROMA_OLD_PREFIX);
+}
+
+/**
+ * Refuse, before anything is changed, a Chroma folder at `root` that holds an entry whose name is not UTF-8: the
+ * pre-restore snapshot could not copy it and the swap could not move it aside (the restore would stop half done).
+ *
+ * @throws {RefusedError} naming the entry.
+ */
+export function refuseUnnamableChroma(root: string): void {
+  try {
+    if (statOrNull(root)?.isDirectory) walkTree(root, isLeftover);
+  } catch (error) {
+    if (!(error instanceof UnnamableEntryError)) throw error;
+    throw new RefusedError(
+      `restore refused: the Chroma folder ${root} holds ${error.path}, whose name is not UTF-8, so this tool can ` +
+        "neither copy it into the pre-restore snapshot nor move it aside; nothing was changed; rename it (ls -b " +
+        "shows its bytes), then run the restore again",
+      { cause: error },
+    );
+  }
 }
 
 /** The file sizes and folder count of a Chroma tree, leaving out what a killed restore left there. */

@@ -275,7 +275,7 @@ Deno.test("list calls a snapshot validated at create only while its metadata mat
   assert.equal(await validation(), "unknown");
 });
 
-Deno.test("a Chroma entry whose name is not UTF-8: create publishes without Chroma and restore stops, each naming it, not as a change", async () => {
+Deno.test("a Chroma entry whose name is not UTF-8: create publishes without Chroma, restore refuses before any change, each naming it", async () => {
   using store = tempStore({ dbMiB: 1, chromaMiB: 1, segments: 1 });
   const env = storeEnv(store);
   const stamp = await createdStamp(env);
@@ -289,9 +289,28 @@ Deno.test("a Chroma entry whose name is not UTF-8: create publishes without Chro
   assert.match(result.chroma_error, unnamable);
   assert.doesNotMatch(created.stderr, /kept changing|vanished/);
   assert.deepEqual(entryNames(join(store.backupDir, "snapshots")).sort(), [stamp, result.stamp].sort(), "published");
-  const restored = await runCli(["restore", stamp, "--confirm-service-stopped"], { env });
-  assert.equal(restored.code, 1, restored.stderr);
-  const lines = restored.stderr.trim().split("\n").filter((line) => line.includes("error:"));
-  assert.equal(lines.length, 1, restored.stderr);
-  assert.match(lines[0], unnamable);
+  // every live file by its bytes (Deno cannot name the one that is not UTF-8)
+  const live = () => {
+    const script = 'cd "$1" && find . -path ./backups -prune -o -type f ! -name "*-[ws][ah][lm]" -print0 | sort -z | ' +
+      "xargs -0 sha256sum";
+    return new TextDecoder().decode(
+      new Deno.Command("bash", { args: ["-c", script, "bash", store.dataDir] }).outputSync().stdout,
+    );
+  };
+  const before = live();
+  assert.match(before, /chroma\/b\uFFFD\n/);
+  // refused before any change: the pre-restore snapshot could not copy it, nor the swap move it aside
+  for (const flags of [[], ["--no-pre-snapshot"]]) {
+    const restored = await runCli(["restore", stamp, "--confirm-service-stopped", ...flags], { env });
+    assert.equal(restored.code, 3, restored.stderr);
+    const lines = restored.stderr.trim().split("\n").filter((line) => line.includes("error:"));
+    assert.equal(lines.length, 1, restored.stderr);
+    assert.match(
+      lines[0],
+      /restore refused: the Chroma folder \S+ holds \S+\/chroma\/b\uFFFD, whose name is not UTF-8/,
+    );
+    assert.match(lines[0], /; nothing was changed; rename it \(ls -b shows its bytes\), then run the restore again$/);
+    assert.equal(live(), before, "the live store is as it was");
+    assert.deepEqual(entryNames(join(store.backupDir, "snapshots")).sort(), [stamp, result.stamp].sort());
+  }
 });
