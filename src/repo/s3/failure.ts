@@ -188,6 +188,17 @@ export function noAnswer(context: RequestContext, cause: unknown): S3Error {
   const what = `${context.method} ${context.name || "(the repository)"} in ${context.location}`;
   const stalled = /no progress/.test(reason);
   const certificate = !stalled && /certificate/i.test(reason);
+  // what answered speaks another protocol: TLS to a plain HTTP port, or a service that is not a web server
+  const foreign = !stalled && FOREIGN_ANSWER.test(reason);
+  if (foreign) {
+    return new S3Error(
+      `S3 ${what} was answered, but not in HTTP or HTTPS (${reason}); is the endpoint an S3 server? check ` +
+        "--s3-endpoint: its port, and http:// for a server without TLS",
+      0,
+      "",
+      false,
+    );
+  }
   const next = stalled
     ? "check that the server is reachable, or give a slow link more time (--stall-timeout)"
     : certificate
@@ -196,6 +207,10 @@ export function noAnswer(context: RequestContext, cause: unknown): S3Error {
     : "check that the server is reachable";
   return new S3Error(`S3 ${what} got no answer (${reason}); ${next}`, 0, "", !certificate);
 }
+
+/** The runtime's words for an answer in another protocol (hyper's HTTP parser, rustls's record layer). */
+const FOREIGN_ANSWER =
+  /invalid HTTP version|invalid HTTP status|InvalidContentType|corrupt message|wrong version number/i;
 
 /** An error's first line, with its cause's when it has one ("fetch failed" says nothing of a refused certificate). */
 function firstLine(error: unknown): string {
