@@ -115,8 +115,19 @@ export async function verifyRepository(backend: Backend, options: VerifyOptions 
     if (gather.round) readable = await gatherAgain(repository, identities, readable, gather, allowUnauthenticated);
   }
   result.ok = result.errors.length === 0;
+  if (result.errors.some(isDamagedPack)) result.notes.push(DAMAGED_PACK_STEP);
   return result;
 }
+
+/** Whether a finding is of a pack's content (not of a pack missing or of another size, which no push reuses). */
+function isDamagedPack(line: string): boolean {
+  return line.startsWith("packs/") && !/: missing \(needed by |: \d+ bytes, refs record \d+ \(/.test(line);
+}
+
+/** The next step for a damaged pack, which a push (holding no identity, it cannot read one) would go on reusing. */
+const DAMAGED_PACK_STEP = "a pack whose content is damaged stays reused by every push while it is listed with its " +
+  "size: move it out of the repository (keep it to look at), then push: its blocks are sent anew; the snapshots " +
+  "that need it do not restore whole: 'remote cleanup --forget' them once a later one passes 'remote verify --read-data'";
 
 /**
  * Read the documents of `keys` again for the ranges of the packs of a next round; the keys still readable. One that is

@@ -71,11 +71,18 @@ Deno.test("remote integrity: another key, tampered, truncated or swapped packs a
     Deno.writeFileSync(path, bytes);
     assert.match(await fetchError(f, pushed.snapshot), new RegExp(`^${first}: its bytes do not hash to its name`));
   }
+  // a damaged pack of its size is reused by pushes (they cannot read it): verify says what to do with it
+  Deno.writeFileSync(path, flipped);
+  const damaged = await verifyRepository(f.backend, { identities: [f.identity], readData: true });
+  assert.ok(damaged.errors.some((line) => line.startsWith(`${first}: its bytes do not hash to its name`)));
+  const step = /^a pack whose content is damaged stays reused by every push .*: move it out of the repository/;
+  assert.equal(damaged.notes.filter((note) => step.test(note)).length, 1, damaged.notes.join("\n"));
   Deno.writeFileSync(path, original);
   Deno.removeSync(path);
   assert.match(await fetchError(f, pushed.snapshot), new RegExp(`repository object missing: ${first}`));
   const verified = await verifyRepository(f.backend);
   assert.deepEqual(verified.errors, [`${first}: missing (needed by ${pushed.snapshot})`]);
+  assert.ok(!verified.notes.some((note) => step.test(note)), "a missing pack is reused by no push");
 });
 
 Deno.test("remote integrity: a replaced, swapped, or foreign snapshot object is refused", async () => {
