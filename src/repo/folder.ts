@@ -12,7 +12,7 @@ import { basename, dirname, isAbsolute, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { OperationError, RefusedError, UsageError } from "../errors.ts";
 import { kindOf } from "../fs/regular_file.ts";
-import { isMountPoint, unmountedFstabPoint } from "../sys/mounts.ts";
+import { isMountPoint, mountPointsAt, unmountedFstabPoint } from "../sys/mounts.ts";
 import {
   AccessDeniedError,
   AlteredObjectError,
@@ -81,9 +81,27 @@ class FolderBackend implements Backend {
     const start = checkPrefix(prefix);
     const folder = await this.folderOrNull(start);
     if (folder === null) return [];
+    this.refuseMountsIn(folder);
     const found: ObjectInfo[] = [];
     await walk(folder, start.join("/"), found);
     return found.sort((a, b) => a.name < b.name ? -1 : a.name > b.name ? 1 : 0);
+  }
+
+  /**
+   * Refuse a folder mounted below the repository's own at `folder` or under it (a bind mount of another repository's
+   * `packs/ab`, say): its files are another folder's, which a cleanup would delete as garbage of this one.
+   *
+   * @throws {AlteredObjectError} naming the mount point.
+   */
+  private refuseMountsIn(folder: string): void {
+    const root = Deno.realPathSync(this.root);
+    const inside = (mountPointsAt(folder) ?? []).filter((point) => point !== root).sort();
+    if (inside.length === 0) return;
+    throw new AlteredObjectError(
+      `${inside[0]} is a mount point inside the repository ${this.root}: its files are another folder's, which this ` +
+        "tool never lists, writes or removes; unmount it, then run the command again",
+      "a mount point",
+    );
   }
 
   async unlisted(prefix = ""): Promise<string[]> {

@@ -9,6 +9,7 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { runCli, skipBecause } from "../_helpers.ts";
+import { exists } from "../../src/fs/probe.ts";
 import { treeDigest } from "../_faults.ts";
 import { bindMount, bindReadOnly, mountTmpfs } from "../_mount.ts";
 import {
@@ -172,4 +173,32 @@ Deno.test("restore --from-remote --to a folder on a read-only mount is refused b
     assert.deepEqual([...Deno.readDirSync(temp)], [], "no scratch copy was made");
   }
   assert.deepEqual([...Deno.readDirSync(target)], []);
+});
+
+Deno.test("a folder mounted inside the repository (another's packs/ab) is refused: nothing condemned or deleted there", async () => {
+  using a = await remoteStore({ dbMiB: 1 });
+  using b = await remoteStore({ dbMiB: 1 });
+  await createAndPush(a.env);
+  await createAndPush(b.env);
+  const shard = [...Deno.readDirSync(join(a.repoDir, "packs"))][0].name;
+  const inB = join(b.repoDir, "packs", shard);
+  Deno.mkdirSync(inB, { recursive: true });
+  const before = treeDigest(a.repoDir);
+  const mounted = bindMount(join(a.repoDir, "packs", shard), inB);
+  if (typeof mounted === "string") return skipBecause(mounted);
+  {
+    using _mount = mounted;
+    const said = `${inB} is a mount point inside the repository ${b.repoDir}: its files are another folder's, which ` +
+      "this tool never lists, writes or removes; unmount it, then run the command again";
+    for (const args of [["remote", "cleanup", "--confirm"], ["remote", "verify"], ["push", "--all"]]) {
+      await runCli(["create"], { env: b.env }); // a snapshot to push
+      const run = await runCli(args, { env: b.env });
+      assert.equal(run.code, 1, run.stderr);
+      assert.ok(oneErrorLine(run, args.join(" ")).endsWith(said), run.stderr);
+    }
+    assert.deepEqual(treeDigest(a.repoDir), before, "the other repository is as it was");
+  }
+  const condemned = join(b.repoDir, "condemned");
+  assert.deepEqual(exists(condemned) ? [...Deno.readDirSync(condemned)] : [], [], "nothing condemned");
+  await assertVerified(a.envWithIdentity, ["--read-data"], "the repository whose folder was mounted");
 });
