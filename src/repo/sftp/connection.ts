@@ -12,6 +12,7 @@ import { readRegularFile } from "../../fs/regular_file.ts";
 import { lstatOrNull } from "../../fs/probe.ts";
 import { describeSftpError, isTransientSftpError, SftpConnectionError, SftpStallError } from "./errors.ts";
 import { PROGRESS_BYTES } from "../progress.ts";
+import { interruptSignal } from "../../sys/interrupt.ts";
 import {
   blobType,
   fingerprint,
@@ -116,8 +117,14 @@ export class SftpSession {
    */
   request<T>(what: string, start: (done: Done<T>) => void): Promise<T> {
     if (this.broken) return Promise.reject(new SftpConnectionError(`the SFTP connection was lost before ${what}`));
+    const stop = interruptSignal();
+    if (stop?.aborted) return Promise.reject(stop.reason);
     return new Promise<T>((resolve, reject) => {
+      // a stop asked for drops the connection (no request can be taken back alone): no wait for a stalled server
+      const stopped = () => this.drop(new SftpConnectionError(`the SFTP connection was dropped to stop (${what})`));
+      stop?.addEventListener("abort", stopped, { once: true });
       const settle = () => {
+        stop?.removeEventListener("abort", stopped);
         this.#pending.delete(fail);
         if (this.#pending.size === 0) this.#unwatch();
       };
