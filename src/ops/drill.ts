@@ -254,7 +254,7 @@ async function validateStep({ config, stamp, root, options }: DrillState): Promi
 }
 
 /** `restore`: restore with `to` into a new scratch folder; measures the folder, the restore and its seconds. */
-async function restoreStep({ config, stamp, options }: DrillState): Promise<Finding> {
+async function restoreStep({ config, stamp, root, options }: DrillState): Promise<Finding> {
   const begun = performance.now();
   const scratchDir = makeScratch(options.scratchParent, stamp, options.reporter);
   try {
@@ -275,9 +275,7 @@ async function restoreStep({ config, stamp, options }: DrillState): Promise<Find
     return { status: "passed", detail, measured: { scratchDir, restore, restoreSeconds } };
   } catch (error) {
     // The scratch folder is measured even so, so that it is removed.
-    const detail = exists(snapshotDir(config.backupDir.path, stamp))
-      ? describeOsError(error)
-      : removedDuringDrill(snapshotDir(config.backupDir.path, stamp), config);
+    const detail = exists(root) ? describeOsError(error) : removedDuringDrill(root, config);
     return { status: "failed", detail, measured: { scratchDir } };
   }
 }

@@ -202,3 +202,22 @@ Deno.test("a folder mounted inside the repository (another's packs/ab) is refuse
   assert.deepEqual(exists(condemned) ? [...Deno.readDirSync(condemned)] : [], [], "nothing condemned");
   await assertVerified(a.envWithIdentity, ["--read-data"], "the repository whose folder was mounted");
 });
+
+Deno.test("drill --from-remote with scratch room for the fetched copy only: restore fails on free space, not as removed", async () => {
+  using r = await remoteStore({ dbMiB: 2, chromaMiB: 1 });
+  const { push } = await createAndPush(r.env);
+  const scratch = join(r.work, "scratch");
+  Deno.mkdirSync(scratch);
+  const mount = mountTmpfs(scratch, "5m"); // a copy is about 3.3 MiB: room for the fetch, not for the restore too
+  if (typeof mount === "string") return skipBecause(mount);
+  using _mount = mount;
+  const ci = { ...r.envWithIdentity, ATOCORE_DATA_DIR: join(r.work, "ci-runner") }; // no backup folder here
+  const run = await runCli(["drill", "--from-remote", push.snapshot, "--scratch-dir", scratch], { env: ci });
+  assert.equal(run.code, 1, run.stderr);
+  const checks = (run.json as { checks: { name: string; status: string; detail: string }[] }).checks;
+  const restore = checks.find((check) => check.name === "restore")!;
+  assert.equal(restore.status, "failed", JSON.stringify(checks));
+  assert.match(restore.detail, /^not enough free space for this restore on the filesystem of /);
+  assert.doesNotMatch(run.stdout + run.stderr, /removed while the drill ran/);
+  assert.deepEqual([...Deno.readDirSync(scratch)], [], "the scratch copies are removed");
+});
