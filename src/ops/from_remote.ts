@@ -16,7 +16,7 @@ import { type LockedFolder, makeLockedFolder } from "../fs/locked_folder.ts";
 import { formatBytes } from "../text/bytes.ts";
 import { fileSystemSpace } from "../sys/free_space.ts";
 import type { Reporter } from "../report/reporter.ts";
-import { AccessDeniedError, type Backend, isUnreachable, RepositoryFindingError } from "../repo/backend.ts";
+import { type Backend, isUnreachable, RepositoryFindingError, StorageError } from "../repo/backend.ts";
 import { type FetchResult, fetchSnapshot } from "../repo/fetch.ts";
 import { CONFIG_NAME, parseSnapshotKey, refsName, snapshotKeyText } from "../repo/layout.ts";
 import { listSnapshots, readRefs } from "../repo/snapshots.ts";
@@ -255,7 +255,7 @@ export async function fetchToScratch(
  * is still there, or the failure had another cause (interrupted, the network, the access).
  */
 async function repositoryGone(backend: Backend, name: string, error: unknown): Promise<OperationError | null> {
-  if (error instanceof InterruptedError || error instanceof AccessDeniedError || isUnreachable(error)) return null;
+  if (error instanceof InterruptedError || error instanceof StorageError || isUnreachable(error)) return null;
   try {
     if (await backend.stat(CONFIG_NAME) !== null) return null;
   } catch {
@@ -342,7 +342,7 @@ function fetchFailure(error: unknown, name: string, source: RemoteSource, scratc
   if (error instanceof UsageError || error instanceof RefusedError || error instanceof InterruptedError) return error;
   // the server refused this host (denied access, a wrong key or region): the settings, not the snapshot, are at fault
   if (error instanceof ToolError && error.exitCode === ExitCode.Usage) return error;
-  if (error instanceof AccessDeniedError) { // the access, not the snapshot: its own next step, exit 1
+  if (error instanceof StorageError) { // the access or the disk, not the snapshot: its own next step, exit 1
     return new OperationError(`fetching ${name} stopped: ${error.message}; nothing was changed`, { cause: error });
   }
   if (isUnreachable(error)) { // the link, not the snapshot: its own next step, exit 1

@@ -141,11 +141,26 @@ export function isUnreachable(error: unknown): boolean {
   return error instanceof UnreachableError || (error as { unreachable?: unknown } | null)?.unreachable === true;
 }
 
+/** The storage, not the objects, is at fault: its message names the path and the next step for the storage. */
+export class StorageError extends OperationError {}
+
 /**
  * The storage refuses this host's user a path (permission denied): the access, not the objects, is at fault; the next
  * step is the storage's permissions.
  */
-export class AccessDeniedError extends OperationError {}
+export class AccessDeniedError extends StorageError {}
+
+/** The storage failed to read a path (EIO: a bad sector, a network filesystem or a disk that went away). */
+export class StorageFailedError extends StorageError {
+  /** Make the error for `path`, which the storage failed `doing` (`reading`, `listing`) with `cause`. */
+  constructor(path: string, doing: string, cause: unknown) {
+    super(
+      `an I/O error ${doing} ${path}: the repository's storage failed; check it (dmesg, the disk's health), then run ` +
+        "again",
+      { cause },
+    );
+  }
+}
 
 /** An exclusive write found an object of that name already there; nothing was changed. */
 export class ObjectExistsError extends RepositoryFindingError {

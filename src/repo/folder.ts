@@ -10,7 +10,7 @@ import { constants } from "node:fs";
 import { type FileHandle, open } from "node:fs/promises";
 import { basename, dirname, isAbsolute, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
-import { OperationError, RefusedError, UsageError } from "../errors.ts";
+import { isIoError, OperationError, RefusedError, UsageError } from "../errors.ts";
 import { kindOf } from "../fs/regular_file.ts";
 import { isMountPoint, mountPointsAt, unmountedFstabPoint } from "../sys/mounts.ts";
 import {
@@ -24,6 +24,7 @@ import {
   type ObjectInfo,
   ObjectNotFoundError,
   ObjectTooLargeError,
+  StorageFailedError,
   type WriteOptions,
 } from "./backend.ts";
 import { isExpectedTopEntry, isObjectPlace, isTooDeepFolder, stagedName, STAGING_FOLDER } from "./layout.ts";
@@ -313,7 +314,7 @@ class FolderBackend implements Backend {
 }
 
 async function walk(folder: string, relative: string, found: ObjectInfo[]): Promise<void> {
-  for await (const entry of Deno.readDir(folder)) {
+  for await (const entry of listed(folder)) {
     if (entry.name.startsWith(".")) continue; // .tmp and anything hidden is never an object
     const name = relative ? `${relative}/${entry.name}` : entry.name;
     if (entry.isDirectory && isTooDeepFolder(name)) found.push({ name: `${name}/`, size: 0 });
@@ -325,13 +326,22 @@ async function walk(folder: string, relative: string, found: ObjectInfo[]): Prom
   }
 }
 
+/** The entries of `folder`; an I/O error names it (the runtime's names no path). */
+async function* listed(folder: string): AsyncGenerator<Deno.DirEntry> {
+  try {
+    yield* Deno.readDir(folder);
+  } catch (error) {
+    throw isIoError(error) ? new StorageFailedError(folder, "listing", error) : error;
+  }
+}
+
 /**
  * What {@linkcode walk} leaves out below `folder`: symbolic links and special files (FIFOs, sockets, devices)
  * anywhere, folders where the format has objects only, and hidden names at the top but `.tmp`
  * (below it, `.nfs…` files and the like belong to the filesystem). `lost+found` is a filesystem's own.
  */
 async function walkUnlisted(folder: string, relative: string, found: string[]): Promise<void> {
-  for await (const entry of Deno.readDir(folder)) {
+  for await (const entry of listed(folder)) {
     const name = relative ? `${relative}/${entry.name}` : entry.name;
     if (!relative && isExpectedTopEntry(entry.name)) continue;
     const special = !entry.isSymlink && !entry.isFile && !entry.isDirectory; // a FIFO, a socket, a device
@@ -422,7 +432,7 @@ async function readBounded(
         { cause: error },
       );
     }
-    throw error;
+    throw isIoError(error) ? new StorageFailedError(path, "opening", error) : error;
   }
   try {
     const info = await handle.stat();
@@ -433,7 +443,9 @@ async function readBounded(
     const buffer = into !== undefined && size <= into.length ? into : new Uint8Array(size);
     let got = 0;
     while (got < size) {
-      const { bytesRead } = await handle.read(buffer, got, size - got, got);
+      const { bytesRead } = await handle.read(buffer, got, size - got, got).catch((error) => {
+        throw isIoError(error) ? new StorageFailedError(path, "reading", error) : error;
+      });
       if (bytesRead === 0) break; // shorter than it was: the caller's checks (a pack's name is its hash) refuse it
       got += bytesRead;
     }

@@ -7,6 +7,7 @@ import assert from "node:assert/strict";
 import { join } from "node:path";
 import { createdStamp, runCli, runCliInShell, storeEnv, tempDir, tempStore, toolFor } from "../_helpers.ts";
 import { entryNames, treeDigest } from "../_faults.ts";
+import { assertVerified, createAndPush, oneErrorLine, remoteStore } from "../_remote_cli.ts";
 
 /** A shell script running the CLI with every listing of `folder` failing. */
 function failingListing(folder: string): string {
@@ -97,3 +98,34 @@ function oneLine(stderr: string): string {
   assert.equal(lines.length, 1, stderr);
   return lines[0];
 }
+
+Deno.test("a folder repository that fails to read (EIO): the pack or folder is named, the storage blamed (needs strace)", async () => {
+  if (!toolFor("strace", "read and listing failures injected into a repository")) return;
+  using r = await remoteStore({ dbMiB: 1, chromaMiB: 1 });
+  const { push } = await createAndPush(r.env);
+  const packs = join(r.repoDir, "packs");
+  const pack = join(packs, entryNames(packs)[0], entryNames(join(packs, entryNames(packs)[0]))[0]);
+  const failingRead = `exec strace -f -qq -o /dev/null -P '${pack}' -e trace=read,pread64 ` +
+    `-e inject=read,pread64:error=EIO "$@"`;
+  const storage = (path: string, doing: string) =>
+    `an I/O error ${doing} ${path}: the repository's storage failed; check it (dmesg, the disk's health), then run again`;
+  const to = join(r.work, "to");
+  const fetched = await runCliInShell(
+    failingRead,
+    ["restore", push.snapshot, "--from-remote", "--to", to],
+    r.envWithIdentity,
+  );
+  assert.equal(fetched.code, 1, fetched.stderr);
+  assert.ok(oneErrorLine(fetched, "fetch").includes(`stopped: ${storage(pack, "reading")}; nothing was changed`));
+  assert.doesNotMatch(fetched.stderr, /--scratch-dir/);
+  const verified = await runCliInShell(failingRead, ["remote", "verify", "--read-data"], r.envWithIdentity);
+  assert.equal(verified.code, 1, verified.stderr);
+  assert.deepEqual((verified.json as { errors: string[] }).errors, [storage(pack, "reading")]);
+  for (const args of [["remote", "verify"], ["remote", "cleanup", "--confirm"], ["push", "--all"]]) {
+    await runCli(["create"], { env: r.env });
+    const run = await runCliInShell(failingListing(packs), args, r.env);
+    assert.equal(run.code, 1, run.stderr);
+    assert.ok(oneErrorLine(run, args.join(" ")).includes(storage(packs, "listing")), run.stderr);
+  }
+  await assertVerified(r.envWithIdentity, ["--read-data"], "the repository, read again whole");
+});
