@@ -37,7 +37,6 @@ import { systemTempFolder } from "../fs/system_temp.ts";
 import { formatBytes } from "../text/bytes.ts";
 import { formatAge, printable } from "./format.ts";
 import {
-  folderRepositoryOrNull,
   METRICS_HELP,
   METRICS_OPTIONS,
   outputPath,
@@ -52,6 +51,7 @@ import {
   REMOTE_HELP,
   REMOTE_OPTIONS,
   remoteSourceFrom,
+  repositoryPlacesOf,
   TRANSFER_HELP,
   TRANSFER_OPTIONS,
   transfersFrom,
@@ -163,7 +163,7 @@ type Values = CommandFlags<typeof drillCommand.options>;
 function checkedJunit(values: Values, context: CommandContext): (StateFile & Disposable) | null {
   if (values.junit === undefined || values.junit === "") return null;
   const junit = outputPath(context.cwd, values.junit, "junit");
-  requireWritableOutput("junit", junit, storeConfigOrNull(values, context), folderRepositoryOrNull(values, context));
+  requireWritableOutput("junit", junit, storeConfigOrNull(values, context), repositoryPlacesOf(values, context));
   const metrics = values["metrics-file"];
   if (
     metrics !== undefined && metrics !== "" && isSameOrInside(outputPath(context.cwd, metrics, "metrics-file"), junit)
@@ -238,13 +238,16 @@ async function drill(
   const config = configFrom(values, context);
   const driver = driverFrom(values, context);
   const scratch = values["scratch-dir"];
-  if (scratch === undefined) checkTempFolder(config, resolve(context.cwd, systemTempFolder()));
+  const repository = repositoryPlacesOf(values, context).root;
+  if (scratch === undefined) checkTempFolder(config, resolve(context.cwd, systemTempFolder()), repository);
   const options: DrillOptions = {
     driver,
     reporter: context.reporter,
     now: context.now,
     keep: Boolean(values.keep),
-    scratchParent: scratch === undefined ? undefined : checkedScratch(config, resolve(context.cwd, scratch)),
+    scratchParent: scratch === undefined
+      ? undefined
+      : checkedScratch(config, resolve(context.cwd, scratch), repository),
     maxAgeSeconds: maxAgeFrom(values),
   };
   const result = values["from-remote"]

@@ -10,11 +10,9 @@ import { foreignLinkOnTheWay } from "../fs/foreign_link.ts";
 import { checkCanReplace } from "../fs/durable.ts";
 import { realPathAsFarAsExists } from "../fs/real_path.ts";
 import { type MetricsOperation, writeMetrics } from "../report/metrics.ts";
-import { type Config, resolveRemoteSettings } from "../config.ts";
+import type { Config } from "../config.ts";
 import { outputOverlap } from "../path_overlap.ts";
 import { isSameOrInside } from "../fs/real_path.ts";
-import { openFolderBackend } from "../repo/folder.ts";
-import { isFolderSpec } from "../repo/open_backend.ts";
 import {
   type CommandContext,
   type CommandOptions,
@@ -24,6 +22,7 @@ import {
   resolvedConfigFrom,
 } from "./command.ts";
 import { heldOutputFile } from "../fs/state_folder.ts";
+import { type RepositoryPlaces, repositoryPlacesOf } from "./remote_flags.ts";
 
 /** The flag, for a command's `options`. */
 export const METRICS_OPTIONS = { "metrics-file": { type: "string" } } as const satisfies CommandOptions;
@@ -59,7 +58,7 @@ export async function withMetrics(
     "metrics-file",
     target,
     storeConfigOrNull(values, context),
-    folderRepositoryOrNull(values, context),
+    repositoryPlacesOf(values, context),
   );
   using output = heldOutputFile(target); // its folder as judged, whatever its path leads to by the end
   const record = (success: boolean, outcome?: Outcome) => {
@@ -94,21 +93,24 @@ export async function withMetrics(
  * @param flag The flag's name without dashes, for the message.
  * @param path The absolute path given.
  * @param config The store's paths, which an output must never overwrite (`null`: not known, the run will say why).
- * @param repository The root of the folder repository the flags or environment name, whose objects it must not
- *   overwrite either (`null`: none).
+ * @param places The folder repository and key files the flags or environment name, which it must not overwrite
+ *   either.
  * @throws {UsageError} naming the flag, the path and the reason.
  */
 export function requireWritableOutput(
   flag: string,
   path: string,
   config: Config | null,
-  repository: string | null = null,
+  places: RepositoryPlaces = { root: null, keyFiles: [] },
 ): void {
-  const inRepository = repository !== null && isSameOrInside(path, repository);
+  const { root } = places;
+  const keyFile = places.keyFiles.find(([, file]) => isSameOrInside(path, file) && isSameOrInside(file, path));
   const backup = config?.backupDir.path;
   const isBackup = backup !== undefined && isSameOrInside(path, backup) && isSameOrInside(backup, path); // not made yet
-  const overlap = inRepository
-    ? `the folder repository ${repository}`
+  const overlap = keyFile !== undefined
+    ? `the ${keyFile[0]} ${keyFile[1]}`
+    : root !== null && isSameOrInside(path, root)
+    ? `the folder repository ${root}`
     : isBackup
     ? `the backup folder ${backup} itself`
     : config && outputOverlap(config, path);
@@ -126,26 +128,6 @@ export function requireWritableOutput(
         `give a file in an existing folder this user can write; nothing was done`,
       { cause: error },
     );
-  }
-}
-
-/**
- * The root of the folder repository `--remote` or `ATOCORE_BACKUP_REMOTE` names (whichever command runs: the folder is
- * a repository all the same), for the output check; `null` for none, a network one, or one that cannot be resolved.
- */
-export function folderRepositoryOrNull(values: object, context: CommandContext): string | null {
-  try {
-    const remote = (values as { remote?: unknown }).remote;
-    const settings = resolveRemoteSettings(
-      { remote: typeof remote === "string" ? remote : undefined },
-      context.env,
-      context.cwd,
-    );
-    const spec = settings.remote?.value;
-    if (spec === undefined || !isFolderSpec(spec)) return null;
-    return openFolderBackend(spec, context.cwd).location.slice("file://".length);
-  } catch {
-    return null;
   }
 }
 

@@ -5,6 +5,9 @@
  * @module
  */
 import { type Config, MAX_TRANSFERS, type RemoteSettings, resolveRemoteSettings, resolveTransfers } from "../config.ts";
+import { resolve } from "node:path";
+import { openFolderBackend } from "../repo/folder.ts";
+import { isFolderSpec } from "../repo/open_backend.ts";
 import { UsageError } from "../errors.ts";
 import { quoted } from "../ops/restore_intent.ts";
 import type { Backend } from "../repo/backend.ts";
@@ -213,4 +216,53 @@ export function repositoryFlags(settings: RemoteSettings, backend: Backend): str
     ["--s3-addressing", given(settings.s3.addressing)],
   ];
   return words.map(([flag, value]) => value === undefined ? "" : ` ${flag} ${quoted(value)}`).join("");
+}
+
+/** What an output must not overwrite besides the store: the folder repository's objects, and the key files given. */
+export interface RepositoryPlaces {
+  /** The root of the folder repository (`null`: none, a network one, or one that cannot be resolved). */
+  root: string | null;
+  /** The identity, auth key, recipients, SSH key and known_hosts files given, each with what it is. */
+  keyFiles: [string, string][];
+}
+
+/**
+ * The places of the repository settings `--remote`, the key flags or their variables give (whichever command runs: a
+ * folder is a repository all the same, and a key file overwritten by a report would lose the key), for the output
+ * check; none where the settings cannot be resolved (the run then fails on them itself).
+ */
+export function repositoryPlacesOf(values: object, context: CommandContext): RepositoryPlaces {
+  let settings: RemoteSettings;
+  try {
+    settings = remoteSettingsFrom(values as FlagValues<typeof REMOTE_OPTIONS>, context);
+  } catch {
+    try { // another setting is wrong (the run fails on it, and its failure is reported): the repository still counts
+      const remote = (values as { remote?: unknown }).remote;
+      settings = resolveRemoteSettings(
+        { remote: typeof remote === "string" ? remote : undefined },
+        context.env,
+        context.cwd,
+      );
+    } catch {
+      return { root: null, keyFiles: [] };
+    }
+  }
+  const given = (label: string, setting: { value: string } | null): [string, string][] =>
+    setting === null ? [] : [[label, resolve(context.cwd, setting.value)]];
+  const keyFiles = [
+    ...given("identity file", settings.identityFile),
+    ...given("authentication key file", settings.authKeyFile),
+    ...(settings.recipients?.value.files ?? []).map((file): [string, string] => ["recipients file", file]),
+    ...given("SSH key file", settings.sshKeyFile),
+    ...given("known_hosts file", settings.knownHosts),
+  ];
+  const spec = settings.remote?.value;
+  try {
+    const root = spec === undefined || !isFolderSpec(spec)
+      ? null
+      : openFolderBackend(spec, context.cwd).location.slice("file://".length);
+    return { root, keyFiles };
+  } catch {
+    return { root: null, keyFiles };
+  }
 }

@@ -32,6 +32,7 @@ import {
   REMOTE_HELP,
   REMOTE_OPTIONS,
   remoteSourceFrom,
+  repositoryPlacesOf,
   TRANSFER_HELP,
   TRANSFER_OPTIONS,
   transfersFrom,
@@ -155,7 +156,9 @@ Examples:
       ? await restoreSnapshot(config, stamp, options)
       : await restoreFromRemote(config, source, stamp, {
         ...options,
-        scratchParent: scratch === undefined ? undefined : checkedScratch(config, resolve(context.cwd, scratch)),
+        scratchParent: scratch === undefined
+          ? undefined
+          : checkedScratch(config, resolve(context.cwd, scratch), repositoryPlacesOf(values, context).root),
         otherSource: Boolean(values["other-source"]),
       });
     await reportLateInterrupt(interrupts.signal, context.reporter, "restore");

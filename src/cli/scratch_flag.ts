@@ -21,7 +21,7 @@ import { outputOverlap } from "../path_overlap.ts";
  * @throws {UsageError} naming what it lies in.
  * @throws {RefusedError} naming the link, or the folder another user may write.
  */
-export function checkedScratch(config: Config, scratch: string): string {
+export function checkedScratch(config: Config, scratch: string, repository: string | null): string {
   statThroughFilesOrNull(scratch); // a loop or an overlong name throws here, named with the flag, not as a drill's check
   const link = foreignLinkOnTheWay(scratch, true);
   if (link !== null) {
@@ -39,11 +39,11 @@ export function checkedScratch(config: Config, scratch: string): string {
         "user or root may write (the default is the temporary folder)",
     );
   }
-  const overlap = scratchOverlap(config, scratch);
+  const overlap = scratchOverlap(config, scratch, repository);
   if (overlap === null) return scratch;
   throw new UsageError(
-    `--scratch-dir ${scratch} lies in ${overlap}; nothing was done; give a folder outside the store and the ` +
-      `backup folder (the default is the temporary folder)`,
+    `--scratch-dir ${scratch} lies in ${overlap}; nothing was done; give a folder outside the store, the ` +
+      `backup folder and the repository (the default is the temporary folder)`,
   );
 }
 
@@ -55,12 +55,12 @@ export function checkedScratch(config: Config, scratch: string): string {
  * @throws {UsageError} naming the folder, `TMPDIR` and what it lies in.
  * @throws {RefusedError} naming the folder and why another user may write it.
  */
-export function checkTempFolder(config: Config, temp: string): void {
-  const overlap = scratchOverlap(config, temp);
+export function checkTempFolder(config: Config, temp: string, repository: string | null): void {
+  const overlap = scratchOverlap(config, temp, repository);
   if (overlap !== null) {
     throw new UsageError(
       `the temporary folder ${temp} (TMPDIR), where the scratch copy goes, lies in ${overlap}; nothing was done; ` +
-        "set TMPDIR to a folder outside the store and the backup folder, or give --scratch-dir DIR",
+        "set TMPDIR to a folder outside the store, the backup folder and the repository, or give --scratch-dir DIR",
     );
   }
   const shared = sharedWith(temp);
@@ -72,9 +72,15 @@ export function checkTempFolder(config: Config, temp: string): void {
   );
 }
 
-/** What part of the store or the backup folder `scratch` lies in, or `null`. */
-function scratchOverlap(config: Config, scratch: string): string | null {
+/**
+ * What part of the store, the backup folder or the folder `repository` `scratch` lies in, or `null`: a scratch copy is
+ * decrypted, and in the repository it would lie beside what only the identity opens.
+ */
+function scratchOverlap(config: Config, scratch: string, repository: string | null): string | null {
   const backup = config.backupDir.path;
+  if (repository !== null && isSameOrInside(scratch, repository)) {
+    return `the folder repository ${repository}, where the decrypted copy would lie among the encrypted objects`;
+  }
   return outputOverlap(config, scratch) ??
     (isSameOrInside(scratch, backup) ? `the backup folder ${backup}, where a scratch copy may not go` : null);
 }

@@ -7,7 +7,7 @@ import { join } from "node:path";
 import { killAfter } from "../_faults.ts";
 import { bindReadOnly } from "../_mount.ts";
 import { cliProcess, cliRunOf, createdStamp, runCli, skipBecause, storeEnv, tempDir, tempStore } from "../_helpers.ts";
-import { createAndPush, remoteStore } from "../_remote_cli.ts";
+import { assertVerified, createAndPush, oneErrorLine, remoteStore } from "../_remote_cli.ts";
 import { statOrNull } from "../../src/fs/probe.ts";
 
 /** Bound on a run that must not block (a FIFO opened for reading waits for a writer forever). */
@@ -125,6 +125,40 @@ Deno.test("an output file at the backup folder's own path, in a folder repositor
   assert.deepEqual(Deno.readFileSync(config), before, "the repository's config untouched");
   assert.equal(statOrNull(missing), null, "no file where the backup folder goes");
   assert.equal(statOrNull(join(r.work, "j.xml")), null);
+});
+
+Deno.test("an output file at a key file given (identity, auth key) is refused, and a scratch folder in the repository", async () => {
+  using r = await remoteStore({ dbMiB: 1, chromaMiB: 1 });
+  const { push } = await createAndPush(r.env);
+  const identity = Deno.readFileSync(r.key.keyFile);
+  const authKey = Deno.readFileSync(r.authKeyFile);
+  const cases: [string[], RegExp][] = [
+    [
+      ["drill", "--from-remote", "--latest", "--junit", r.key.keyFile],
+      /--junit \S+ would overwrite the identity file /,
+    ],
+    [["push", "--latest", "--metrics-file", r.authKeyFile], /would overwrite the authentication key file /],
+    [
+      ["drill", "--from-remote", push.snapshot, "--scratch-dir", join(r.repoDir, "scratch")],
+      /--scratch-dir \S+ lies in the folder repository \S+, where the decrypted copy would lie among the encrypted /,
+    ],
+    [
+      ["restore", push.snapshot, "--from-remote", "--to", join(r.work, "to"), "--scratch-dir", r.repoDir],
+      /--scratch-dir \S+ lies in the folder repository /,
+    ],
+  ];
+  for (const [args, message] of cases) {
+    const run = await runCli(args, { env: r.envWithIdentity });
+    assert.equal(run.code, 2, `${args.join(" ")}: ${run.stderr}`);
+    assert.match(oneErrorLine(run, args[0]), message);
+  }
+  const drill = await runCli(["drill", "--from-remote", "--latest"], {
+    env: { ...r.envWithIdentity, TMPDIR: r.repoDir },
+  });
+  assert.equal(drill.code, 2, drill.stderr);
+  assert.match(oneErrorLine(drill, "TMPDIR"), /the temporary folder \S+ \(TMPDIR\), .* lies in the folder repository /);
+  assert.deepEqual([Deno.readFileSync(r.key.keyFile), Deno.readFileSync(r.authKeyFile)], [identity, authKey]);
+  await assertVerified(r.envWithIdentity, [], "nothing written in the repository");
 });
 
 Deno.test("an output file that is a symbolic link is written through: the link stays, its file holds the report", async () => {
