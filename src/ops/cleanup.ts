@@ -201,7 +201,7 @@ function factsOf(backupDir: string, stamp: string): SnapshotFacts {
   const restoring = metadata?.restoring_stamp;
   return {
     stamp,
-    sequence: trustedSequence(metadata), // as --latest reads it: a hand-edited one must not take the guard
+    sequence: trustedSequence(metadata, stamp), // as --latest reads it: a hand-edited one must not take the guard
     preRestore: isPreRestore(metadata),
     restoringStamp: typeof restoring === "string" && isStamp(restoring) ? restoring : null,
   };

@@ -4,6 +4,7 @@
  *
  * @module
  */
+import { basename } from "node:path";
 import { UsageError } from "../errors.ts";
 import { entriesOrNone, folderNames, lstatOrNull, statThroughFilesOrNull } from "../fs/probe.ts";
 import { kindOf } from "../fs/regular_file.ts";
@@ -126,11 +127,11 @@ export function latestStamp(backupDir: string, now: Date, passOverPreRestore = f
   const preRestore: string[] = [];
   for (const stamp of newestFirst.filter((stamp) => !isInFuture(stamp, now))) {
     const read = readMetadata(metadataPath(snapshotDir(backupDir, stamp)));
-    if (passOverPreRestore && read.ok && boundPreRestore(read.metadata)) {
+    if (passOverPreRestore && read.ok && boundPreRestore(read.metadata, stamp)) {
       preRestore.push(stamp);
       continue;
     }
-    const sequence = read.ok ? trustedSequence(read.metadata) : null;
+    const sequence = read.ok ? trustedSequence(read.metadata, stamp) : null;
     if (read.ok && sequence === null && read.metadata.sequence !== undefined) sequenceIgnored.push(stamp);
     current.push(stamp);
     sequences.push(sequence);
@@ -141,7 +142,7 @@ export function latestStamp(backupDir: string, now: Date, passOverPreRestore = f
 /** Whether the snapshot `stamp` is a restore's pre-restore snapshot (its metadata says so): a local undo point. */
 export function isPreRestoreSnapshot(backupDir: string, stamp: string): boolean {
   const read = readMetadata(metadataPath(snapshotDir(backupDir, stamp)));
-  return read.ok && boundPreRestore(read.metadata);
+  return read.ok && boundPreRestore(read.metadata, stamp);
 }
 
 /**
@@ -149,19 +150,28 @@ export function isPreRestoreSnapshot(backupDir: string, stamp: string): boolean 
  * module's, which records none) or metadata edited since, so that a sequence added or changed by hand orders nothing
  * (`--latest`, cleanup's `last-published`, the next sequence).
  */
-export function trustedSequence(metadata: SnapshotMetadata | null): number | null {
-  return bound(metadata) ? sequenceOf(metadata) : null;
+export function trustedSequence(metadata: SnapshotMetadata | null, stamp: string): number | null {
+  return bound(metadata, stamp) ? sequenceOf(metadata) : null;
 }
 
 /** Whether the metadata says a pre-restore snapshot and is as create bound it: a `kind` added by hand passes nothing over. */
-function boundPreRestore(metadata: SnapshotMetadata): boolean {
-  return isPreRestore(metadata) && bound(metadata);
+function boundPreRestore(metadata: SnapshotMetadata, stamp: string): boolean {
+  return isPreRestore(metadata) && bound(metadata, stamp);
 }
 
-/** Whether `metadata` holds create's digest of itself, unchanged since. */
-function bound(metadata: SnapshotMetadata | null): boolean {
+/**
+ * Whether `metadata` holds create's digest of itself, unchanged since, in the folder create made for it: a snapshot
+ * copied under another stamp (`backup_root` names the one it was made as) fails validation and vouches for nothing.
+ */
+function bound(metadata: SnapshotMetadata | null, stamp: string): boolean {
   const recorded = (metadata as unknown as Record<string, unknown> | null)?.[DIGEST_KEY];
-  return recorded !== undefined && recorded === metadataDigest(metadata!);
+  return recorded !== undefined && recorded === metadataDigest(metadata!) && madeAs(metadata!, stamp);
+}
+
+/** Whether `metadata` was made for the snapshot `stamp`: its `backup_root`, where it records one, ends in that stamp. */
+function madeAs(metadata: SnapshotMetadata, stamp: string): boolean {
+  const root = metadata.backup_root;
+  return root === undefined || (typeof root === "string" && basename(root) === stamp);
 }
 
 /** Of `newestFirst`, the one of the highest sequence; the first when it records none; `null` when there is none. */
@@ -228,7 +238,7 @@ export function nextSequence(backupDir: string): number {
   let highest = 0;
   for (const name of snapshotNames(backupDir)) {
     const read = readMetadata(metadataPath(listedSnapshotDir(backupDir, name)));
-    highest = Math.max(highest, read.ok ? trustedSequence(read.metadata) ?? 0 : 0); // as --latest reads them
+    highest = Math.max(highest, read.ok ? trustedSequence(read.metadata, name) ?? 0 : 0); // as --latest reads them
   }
   return highest + 1;
 }
@@ -264,7 +274,8 @@ function listEntry(path: string, stamp: string, now: Date): ListEntry {
   entry.chroma_included = Boolean(metadata.chroma_snapshot_path);
   const recorded = (read.metadata as unknown as Record<string, unknown>)[DIGEST_KEY];
   const edited = recorded !== undefined && recorded !== metadataDigest(read.metadata); // by hand, since create
-  entry.validation = entry.has_manifest && isStamp(stamp) && !edited ? "validated_at_create" : "unknown";
+  const copied = !madeAs(read.metadata, stamp); // under another stamp: its validation fails
+  entry.validation = entry.has_manifest && isStamp(stamp) && !edited && !copied ? "validated_at_create" : "unknown";
   if (isPreRestore(read.metadata)) {
     entry.kind = "pre-restore";
     // Shown on a terminal: only a plain stamp is taken from the file, never other text.

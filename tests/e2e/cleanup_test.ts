@@ -23,6 +23,7 @@ import {
   placeValidSnapshot,
   printedCommand,
   referenceFor,
+  relocateSnapshot,
   ROOT,
   runCli,
   runPrinted,
@@ -560,6 +561,39 @@ Deno.test("engine: a sequence in metadata edited since create takes no last-publ
   assert.deepEqual(result.kept_snapshots.find((kept) => kept.stamp === "20261110T040000Z")?.reasons, [
     { rule: "last-published", bucket: "sequence 3" },
   ]);
+});
+
+Deno.test("cli: a snapshot copied by hand under another stamp vouches for nothing: no guard, no sequence, not 'at create'", async () => {
+  using store = tempStore({ dbMiB: 1 });
+  const env = storeEnv(store);
+  for (const [stamp, sequence] of [["20261110T030000Z", 1], ["20261111T030000Z", 7]] as const) {
+    const made = join(snapshotsDir(store.backupDir), await createdStamp(env, []));
+    const placed = join(snapshotsDir(store.backupDir), stamp);
+    Deno.renameSync(made, placed);
+    relocateSnapshot(placed, { sequence }); // bound again, as if made there
+  }
+  const copy = join(snapshotsDir(store.backupDir), "20261112T030000Z"); // a day later: the daily rule's newest
+  assert.ok(
+    new Deno.Command("cp", { args: ["-a", join(snapshotsDir(store.backupDir), "20261111T030000Z"), copy] })
+      .outputSync().success,
+  );
+  const listed = await runCli(["list"], { env });
+  const validation = (listed.json as { backups: { stamp: string; validation: string }[] }).backups
+    .map((entry) => [entry.stamp, entry.validation]);
+  assert.deepEqual(validation, [
+    ["20261110T030000Z", "validated_at_create"],
+    ["20261111T030000Z", "validated_at_create"],
+    ["20261112T030000Z", "unknown"],
+  ]);
+  const cleaned = await runCli(["cleanup", ...KEEP_ONE_DAY], { env });
+  assert.equal(cleaned.code, 0, cleaned.stderr);
+  const kept = (cleaned.json as { kept_snapshots: { stamp: string; reasons: { rule: string }[] }[] }).kept_snapshots;
+  const reasons = Object.fromEntries(kept.map((entry) => [entry.stamp, entry.reasons.map((reason) => reason.rule)]));
+  assert.ok(reasons["20261111T030000Z"]?.includes("last-published"), JSON.stringify(reasons));
+  assert.ok(!reasons["20261112T030000Z"]?.includes("last-published"), JSON.stringify(reasons));
+  const sequence = (stamp: string) =>
+    JSON.parse(Deno.readTextFileSync(join(snapshotsDir(store.backupDir), stamp, "backup-metadata.json"))).sequence;
+  assert.equal(sequence(await createdStamp(env, [])), 8);
 });
 
 Deno.test("cli: create records the publication order, one above the highest sequence present", async () => {
