@@ -18,11 +18,12 @@ import { outputOverlap } from "../path_overlap.ts";
  * through another user's link to what that user does not own, where a root run would fill a folder that user may not;
  * nor to be a folder another user may rename entries of (see `sharedWith`): the copy goes there by path.
  *
- * @throws {UsageError} naming what it lies in.
+ * @throws {UsageError} naming what it lies in, or when it is no folder.
  * @throws {RefusedError} naming the link, or the folder another user may write.
  */
 export function checkedScratch(config: Config, scratch: string, repository: string | null): string {
-  statThroughFilesOrNull(scratch); // a loop or an overlong name throws here, named with the flag, not as a drill's check
+  // a loop or an overlong name throws here, named with the flag, not as a drill's check
+  const found = statThroughFilesOrNull(scratch);
   const link = foreignLinkOnTheWay(scratch, true);
   if (link !== null) {
     throw new RefusedError(
@@ -40,10 +41,16 @@ export function checkedScratch(config: Config, scratch: string, repository: stri
     );
   }
   const overlap = scratchOverlap(config, scratch, repository);
-  if (overlap === null) return scratch;
-  throw new UsageError(
-    `--scratch-dir ${scratch} lies in ${overlap}; nothing was done; give a folder outside the store, the ` +
-      `backup folder and the repository (the default is the temporary folder)`,
+  if (overlap !== null) {
+    throw new UsageError(
+      `--scratch-dir ${scratch} lies in ${overlap}; nothing was done; give a folder outside the store, the ` +
+        `backup folder and the repository (the default is the temporary folder)`,
+    );
+  }
+  if (found?.isDirectory) return scratch;
+  throw new UsageError( // said now, not once the snapshot is read
+    `--scratch-dir ${scratch} ${found === null ? "does not exist" : "is not a folder"}; nothing was done; give an ` +
+      "existing folder with room for one copy of the store",
   );
 }
 

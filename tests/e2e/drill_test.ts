@@ -519,6 +519,24 @@ Deno.test("drill CLI: a TMPDIR with a line break in it is named whole in the res
   );
 });
 
+Deno.test("drill CLI: a --scratch-dir that does not exist or is a file is refused (exit 2) before the snapshot is read", async () => {
+  using store = tempStore(SMALL);
+  using parent = tempDir();
+  const env = storeEnv(store);
+  await snapshotOf(store, false);
+  const file = join(parent.path, "a-file");
+  Deno.writeTextFileSync(file, "x");
+  for (const [scratch, what] of [[join(parent.path, "typo"), "does not exist"], [file, "is not a folder"]]) {
+    const run = await runCli(["drill", "--latest", "--scratch-dir", scratch], { env });
+    assert.equal(run.code, 2, run.stderr);
+    assert.equal(
+      run.stderr.trim(),
+      `atocore-backup: error: --scratch-dir ${scratch} ${what}; nothing was done; give an existing folder with room ` +
+        "for one copy of the store",
+    );
+  }
+});
+
 Deno.test("drill CLI: a --scratch-dir or TMPDIR in the Chroma folder or the backup folder is refused (exit 2), nothing made there", async () => {
   using store = tempStore(SMALL);
   const env = storeEnv(store);
