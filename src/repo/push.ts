@@ -175,23 +175,44 @@ export async function pushSnapshot(
     packs: known.packIds(),
   };
   await repository.io.putPublic(leaseName(key.pushId), lease);
+  let leaseKept: string | null = null;
+  let pushed: PushResult;
   try {
     const reusable = await markUsable(backend, known);
     const context = { ...options, now, lease, clock, reusable, backupDir: state.backupDir, sourceId, hostState };
     const result = await upload(repository, local, key, { known, spool }, context);
-    const saved = result.warnings.length === 0 ? "; a new one was saved in its place" : "";
-    const ignored = cache === "unusable"
-      ? [
-        `push cache ${cachePath} could not be used (damaged, unreadable, not a regular file, or another ` +
-        `repository's): this push read every file and sent what no journal showed stored${saved}`,
-      ]
-      : [];
+    const ignored = cache === "unusable" ? [unusableCacheWarning(cachePath, result.warnings.length === 0)] : [];
     const recorded = remember(record, local, result.snapshot, state.backupDir);
     const warnings = [...shared, ...ignored, ...result.warnings, ...recorded];
-    return { ...result, warnings, pinned, recipients_without_key: unkeyed };
+    pushed = { ...result, warnings, pinned, recipients_without_key: unkeyed };
   } finally {
     // even after a stop; an expired lease is removed by cleanup
-    await tidyAfterStop(() => repository.io.remove(leaseName(key.pushId))).catch(() => {});
+    leaseKept = await removeLease(repository, key, lease);
+  }
+  return leaseKept === null ? pushed : { ...pushed, warnings: [...pushed.warnings, leaseKept] };
+}
+
+/** The warning of a push that could not use its cache at `path`; `saved`: a new one took its place. */
+function unusableCacheWarning(path: string, saved: boolean): string {
+  return `push cache ${path} could not be used (damaged, unreadable, not a regular file, or another repository's): ` +
+    `this push read every file and sent what no journal showed stored${
+      saved ? "; a new one was saved in its place" : ""
+    }`;
+}
+
+/**
+ * Remove the push's lease; `null` when it is gone, else why it stays (a push that succeeded says so in a warning): a
+ * lease left holds the packs it names from cleanup until it expires, when `remote cleanup` removes it.
+ */
+async function removeLease(repository: Repository, key: SnapshotKey, lease: Lease): Promise<string | null> {
+  try {
+    await tidyAfterStop(() => repository.io.remove(leaseName(key.pushId)));
+    return null;
+  } catch (error) {
+    return `the lease ${leaseName(key.pushId)} could not be removed (${
+      describeOsError(error)
+    }); it keeps the packs it ` +
+      `names from cleanup until it expires (${lease.expires_at}), when 'remote cleanup' removes it`;
   }
 }
 

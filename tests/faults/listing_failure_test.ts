@@ -129,3 +129,22 @@ Deno.test("a folder repository that fails to read (EIO): the pack or folder is n
   }
   await assertVerified(r.envWithIdentity, ["--read-data"], "the repository, read again whole");
 });
+
+Deno.test("a push whose lease cannot be removed (EIO) says so in a warning: the lease stays until it expires (needs strace)", async () => {
+  if (!toolFor("strace", "an unlink failure injected into a push's lease removal")) return;
+  using r = await remoteStore({ dbMiB: 1, chromaMiB: 1 });
+  await runCli(["create"], { env: r.env });
+  const leases = join(r.repoDir, "leases");
+  Deno.mkdirSync(leases, { recursive: true });
+  const failingUnlink = `exec strace -f -qq -o /dev/null -P '${leases}' -e trace=unlink,unlinkat ` +
+    `-e inject=unlink,unlinkat:error=EIO "$@"`;
+  const pushed = await runCliInShell(failingUnlink, ["push", "--latest"], r.env);
+  assert.equal(pushed.code, 0, pushed.stderr);
+  const [lease] = entryNames(leases);
+  assert.ok(lease, "the lease stays");
+  const warned = new RegExp(
+    `the lease leases/${lease} could not be removed \\(an I/O error[^)]*\\)\\); it keeps the packs it names from ` +
+      "cleanup until it expires \\(\\d{4}-\\d\\d-\\d\\dT[\\d:.]+Z\\), when 'remote cleanup' removes it",
+  );
+  assert.match(pushed.stdout + pushed.stderr, warned);
+});
