@@ -54,11 +54,17 @@ const PREFIX = "atocore_backup";
  * and TYPE lines and an `operation` label.
  *
  * @param previousSuccess Seconds since the epoch of the last earlier success, kept
- *   when this run failed so that alerts on a stale success keep working; `null` if unknown.
+ *   when this run failed so that alerts on a stale success keep working (not when it is after this run's end);
+ *   `null` if unknown.
  */
 export function renderMetrics(run: RunRecord, previousSuccess: number | null): string {
   const finished = seconds(run.finishedAt);
-  const lastSuccess = run.success ? finished : previousSuccess;
+  // one after this run's end (edited, or the clock was set back since) would keep a stale-success alert quiet for ever
+  const lastSuccess = run.success
+    ? finished
+    : previousSuccess !== null && previousSuccess <= finished
+    ? previousSuccess
+    : null;
   const snapshotTime = run.facts.stamp ? parseStamp(run.facts.stamp) : null;
   const lines: string[] = [];
   const gauge = (name: string, help: string, value: number | null | undefined) => {

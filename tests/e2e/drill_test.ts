@@ -468,7 +468,7 @@ Deno.test("drill --sample with a full TMPDIR says so naming the folder, with TMP
   }
 });
 
-Deno.test("metrics: a failed run without an earlier success has no last-success sample; values are plain numbers", () => {
+Deno.test("metrics: a failed run without an earlier success, or one after its end, has no last-success sample; values are plain numbers", () => {
   const text = renderMetrics({
     operation: "create",
     startedAt: new Date("2026-04-09T01:02:03Z"),
@@ -477,6 +477,18 @@ Deno.test("metrics: a failed run without an earlier success has no last-success 
     facts: {},
   }, null);
   assert.doesNotMatch(text, /last_success_timestamp_seconds/);
+  const failed = (previous: number) =>
+    renderMetrics({
+      operation: "create",
+      startedAt: new Date("2026-04-09T01:02:03Z"),
+      finishedAt: new Date("2026-04-09T01:02:05.500Z"),
+      success: false,
+      facts: {},
+    }, previous);
+  const kept = /^atocore_backup_last_success_timestamp_seconds\{operation="create"\} 1775696000$/m;
+  assert.match(failed(1775696000), kept, "an earlier success is kept");
+  // one after this run's end (a file edited, a clock set back) would silence a stale-success alert for ever
+  assert.doesNotMatch(failed(99999999999999), /last_success_timestamp_seconds/);
   assert.match(text, /^atocore_backup_last_run_timestamp_seconds\{operation="create"\} 1775696525\.5$/m);
   assert.match(text, /^atocore_backup_last_run_duration_seconds\{operation="create"\} 2\.5$/m);
   for (const line of text.trim().split("\n").filter((line) => !line.startsWith("#"))) {
