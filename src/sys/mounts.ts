@@ -6,7 +6,7 @@
  */
 import { isAbsolute, relative, resolve, sep } from "node:path";
 import { openLibc, readText } from "./proc_read.ts";
-import { parseFstabPoints, parseMountPoints } from "./proc_tables.ts";
+import { type MountEntry, parseFstabPoints, parseMounts } from "./proc_tables.ts";
 
 /**
  * The mount points at the folder `path` (which exists) or below it, from this process's mount table; `null` when the
@@ -69,10 +69,29 @@ function mountedPoints(): string[] | null {
   if (libc === null) return null;
   try {
     const table = readText(libc.symbols, "/proc/self/mountinfo");
-    return typeof table === "string" ? null : parseMountPoints(table.text);
+    return typeof table === "string" ? null : visiblePoints(parseMounts(table.text));
   } finally {
     libc.close();
   }
+}
+
+/**
+ * The mount points of `mounts` that a path reaches: not one covered by a later mount between its parent mount's point
+ * and its own (a folder mounted over after it was mounted inside: what it holds is out of reach, and no unmount by
+ * that path could take it away).
+ */
+export function visiblePoints(mounts: readonly MountEntry[]): string[] {
+  const byId = new Map(mounts.map((mount) => [mount.id, mount]));
+  return mounts.filter((mount) => {
+    const parent = byId.get(mount.parent);
+    if (parent === undefined || parent.id === mount.id) return true; // the root of this table
+    const above = new Set<number>();
+    for (let at: MountEntry | undefined = parent; at && !above.has(at.id); at = byId.get(at.parent)) above.add(at.id);
+    return !mounts.some((other) =>
+      other.id !== mount.id && !above.has(other.id) && other.point !== parent.point &&
+      isSameOrBelow(other.point, parent.point) && isSameOrBelow(mount.point, other.point)
+    );
+  }).map((mount) => mount.point);
 }
 
 /** Whether `path` is `folder` or lies below it (both absolute). */

@@ -82,18 +82,28 @@ export function parseMountDevices(text: string): Map<number, [number, number]> {
   return devices;
 }
 
+/** One mount of `/proc/self/mountinfo`: its id, its parent's id and where it is mounted. */
+export interface MountEntry {
+  id: number;
+  parent: number;
+  point: string;
+}
+
 /**
- * Every mount point in `/proc/self/mountinfo` (its fifth field, with the kernel's octal escapes of space, tab, newline
- * and backslash undone): a removal must not reach into one.
+ * Every mount of `/proc/self/mountinfo`, in its order (its fifth field, the mount point, with the kernel's octal escapes
+ * of space, tab, newline and backslash undone): a removal must not reach into one.
  */
-export function parseMountPoints(text: string): string[] {
-  const points: string[] = [];
+export function parseMounts(text: string): MountEntry[] {
+  const mounts: MountEntry[] = [];
   for (const line of text.split("\n")) {
     const fields = line.trim().split(" ");
-    if (fields.length < 5 || !/^\d+$/.test(fields[0]) || !fields[4].startsWith("/")) continue;
-    points.push(fields[4].replace(/\\([0-7]{3})/g, (_, octal: string) => String.fromCharCode(parseInt(octal, 8))));
+    if (fields.length < 5 || !/^\d+$/.test(fields[0]) || !/^\d+$/.test(fields[1]) || !fields[4].startsWith("/")) {
+      continue;
+    }
+    const point = fields[4].replace(/\\([0-7]{3})/g, (_, octal: string) => String.fromCharCode(parseInt(octal, 8)));
+    mounts.push({ id: Number(fields[0]), parent: Number(fields[1]), point });
   }
-  return points;
+  return mounts;
 }
 
 /**

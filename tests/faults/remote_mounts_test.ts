@@ -221,3 +221,24 @@ Deno.test("drill --from-remote with scratch room for the fetched copy only: rest
   assert.doesNotMatch(run.stdout + run.stderr, /removed while the drill ran/);
   assert.deepEqual([...Deno.readDirSync(scratch)], [], "the scratch copies are removed");
 });
+
+Deno.test("a mount hidden under one made over the repository later is out of reach: the repository works", async () => {
+  using r = await remoteStore({ dbMiB: 1 });
+  await createAndPush(r.env);
+  const copy = join(r.work, "copy");
+  assert.ok(new Deno.Command("cp", { args: ["-a", r.repoDir, copy] }).outputSync().success);
+  const stale = join(r.repoDir, "packs", "zz");
+  Deno.mkdirSync(stale);
+  const hidden = mountTmpfs(stale, "1m"); // then the repository's folder is mounted over, with the repository in it
+  if (typeof hidden === "string") return skipBecause(hidden);
+  using _hidden = hidden;
+  const over = bindMount(copy, r.repoDir);
+  if (typeof over === "string") return skipBecause(over);
+  {
+    using _over = over;
+    assert.equal(exists(stale), false, "packs/zz is not in the repository now reached");
+    await assertVerified(r.envWithIdentity, ["--read-data"], "over the hidden mount");
+    const cleaned = await runCli(["remote", "cleanup", "--confirm"], { env: r.env });
+    assert.equal(cleaned.code, 0, cleaned.stderr);
+  }
+});
