@@ -107,21 +107,17 @@ export async function verifyRepository(backend: Backend, options: VerifyOptions 
   }
   result.packs_referenced = referenced.size;
   if ((options.subset ?? 100) < 100) gather.chosen = new Set(sampled([...gather.seen].sort(), options)); // once
+  let damaged = false; // a pack's content found wrong: pushes go on reusing it
   while (gather.round) {
     for (const ranges of gather.checks.values()) ranges.trim();
     const ids = [...gather.checks.keys()].sort().filter((id) => gather.chosen?.has(id) ?? true);
-    await readPacks(backend, identities, ids, gather.checks, options, result);
+    damaged = await readPacks(backend, identities, ids, gather.checks, options, result) || damaged;
     [gather.round, gather.checks] = [gather.round.next(), new Map()];
     if (gather.round) readable = await gatherAgain(repository, identities, readable, gather, allowUnauthenticated);
   }
   result.ok = result.errors.length === 0;
-  if (result.errors.some(isDamagedPack)) result.notes.push(DAMAGED_PACK_STEP);
+  if (damaged) result.notes.push(DAMAGED_PACK_STEP);
   return result;
-}
-
-/** Whether a finding is of a pack's content (not of a pack missing or of another size, which no push reuses). */
-function isDamagedPack(line: string): boolean {
-  return line.startsWith("packs/") && !/: missing \(needed by |: \d+ bytes, refs record \d+ \(/.test(line);
 }
 
 /** The next step for a damaged pack, which a push (holding no identity, it cannot read one) would go on reusing. */
@@ -326,8 +322,9 @@ async function readPacks(
   checks: Map<string, PackRanges>,
   options: VerifyOptions,
   result: VerifyResult,
-): Promise<void> {
+): Promise<boolean> {
   const lanes = Math.max(1, options.transfers ?? DEFAULT_TRANSFERS);
+  let damaged = false;
   const buffers: Uint8Array[] = [];
   const plainBuffers: Uint8Array[] = [];
   const errors: string[][] = ids.map(() => []);
@@ -358,16 +355,19 @@ async function readPacks(
       found.forEach(({ offset, length, hashes }, index) => {
         result.extents_checked += hashes.length;
         if (hashes.length !== 1 || hashes[0] !== opened.hashes[index]) {
+          damaged = true;
           errors[at].push(`${name}: bytes ${offset}:${length} do not match their hash`);
         }
       });
     } catch (error) {
       stopIfUnreachable(error);
+      damaged ||= error instanceof PackOpenError; // read, and found wrong: not missing, a link, or a disk that failed
       errors[at].push(finding(error));
       if (error instanceof PackOpenError) keepBuffers(error.buffers, lane, buffers, plainBuffers);
     }
   });
   result.errors.push(...errors.flat()); // in pack order, whatever order the lanes finished in
+  return damaged;
 }
 
 /** Take back the buffers of a pack that failed to open (`[sealed, into, plainInto?]`) as the lane's. */

@@ -83,6 +83,12 @@ Deno.test("remote integrity: another key, tampered, truncated or swapped packs a
   const verified = await verifyRepository(f.backend);
   assert.deepEqual(verified.errors, [`${first}: missing (needed by ${pushed.snapshot})`]);
   assert.ok(!verified.notes.some((note) => step.test(note)), "a missing pack is reused by no push");
+  const link = join(f.repoDir, "packs", "00", "0".repeat(64));
+  Deno.mkdirSync(join(f.repoDir, "packs", "00"), { recursive: true });
+  Deno.symlinkSync(second, link); // a link where a pack would be: no pack's content is judged
+  const linked = await verifyRepository(f.backend, { identities: [f.identity], readData: true });
+  assert.ok(linked.errors.some((line) => line.includes("a symbolic link")), linked.errors.join("\n"));
+  assert.ok(!linked.notes.some((note) => step.test(note)), linked.notes.join("\n"));
 });
 
 Deno.test("remote integrity: a replaced, swapped, or foreign snapshot object is refused", async () => {
