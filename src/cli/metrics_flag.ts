@@ -115,9 +115,10 @@ export function requireWritableOutput(
     ? `the backup folder ${backup} itself`
     : config && outputOverlap(config, path);
   if (overlap !== null) {
+    const keys = keyFile === undefined ? "" : ", not a key file";
     throw new UsageError(
       `--${flag} ${path} would overwrite ${overlap}; nothing was done; give a file outside the store and the ` +
-        `backups' own folders (a textfile collector's folder, a CI job's output folder)`,
+        `backups' own folders${keys} (a textfile collector's folder, a CI job's output folder)`,
     );
   }
   try {

@@ -4,7 +4,15 @@
  *
  * @module
  */
-import { type Config, MAX_TRANSFERS, type RemoteSettings, resolveRemoteSettings, resolveTransfers } from "../config.ts";
+import {
+  type Config,
+  MAX_TRANSFERS,
+  REMOTE_VARIABLES,
+  type RemoteSettings,
+  resolveRemoteSettings,
+  resolveTransfers,
+  SSH_VARIABLES,
+} from "../config.ts";
 import { resolve } from "node:path";
 import { openFolderBackend } from "../repo/folder.ts";
 import { isFolderSpec } from "../repo/open_backend.ts";
@@ -229,35 +237,24 @@ export interface RepositoryPlaces {
 /**
  * The places of the repository settings `--remote`, the key flags or their variables give (whichever command runs: a
  * folder is a repository all the same, and a key file overwritten by a report would lose the key), for the output
- * check; none where the settings cannot be resolved (the run then fails on them itself).
+ * check. The key files are taken as given, whatever else is wrong in the settings (the run fails on that, and its
+ * failure is reported: never over a key); the repository where `--remote` resolves.
  */
 export function repositoryPlacesOf(values: object, context: CommandContext): RepositoryPlaces {
-  let settings: RemoteSettings;
-  try {
-    settings = remoteSettingsFrom(values as FlagValues<typeof REMOTE_OPTIONS>, context);
-  } catch {
-    try { // another setting is wrong (the run fails on it, and its failure is reported): the repository still counts
-      const remote = (values as { remote?: unknown }).remote;
-      settings = resolveRemoteSettings(
-        { remote: typeof remote === "string" ? remote : undefined },
-        context.env,
-        context.cwd,
-      );
-    } catch {
-      return { root: null, keyFiles: [] };
-    }
-  }
-  const given = (label: string, setting: { value: string } | null): [string, string][] =>
-    setting === null ? [] : [[label, resolve(context.cwd, setting.value)]];
+  const flags = values as Record<string, unknown>;
+  const given = (label: string, flag: string, variable: string | null): [string, string][] => {
+    const value = typeof flags[flag] === "string" ? flags[flag] : variable === null ? undefined : context.env[variable];
+    return typeof value === "string" && value.trim() !== "" ? [[label, resolve(context.cwd, value)]] : [];
+  };
   const keyFiles = [
-    ...given("identity file", settings.identityFile),
-    ...given("authentication key file", settings.authKeyFile),
-    ...(settings.recipients?.value.files ?? []).map((file): [string, string] => ["recipients file", file]),
-    ...given("SSH key file", settings.sshKeyFile),
-    ...given("known_hosts file", settings.knownHosts),
+    ...given("identity file", "identity", REMOTE_VARIABLES.identity),
+    ...given("authentication key file", "auth-key", REMOTE_VARIABLES.authKey),
+    ...given("recipients file", "recipients-file", null),
+    ...given("SSH key file", "ssh-key", SSH_VARIABLES.sshKey),
+    ...given("known_hosts file", "known-hosts", SSH_VARIABLES.knownHosts),
   ];
-  const spec = settings.remote?.value;
   try {
+    const spec = typeof flags.remote === "string" ? flags.remote : context.env[REMOTE_VARIABLES.remote];
     const root = spec === undefined || !isFolderSpec(spec)
       ? null
       : openFolderBackend(spec, context.cwd).location.slice("file://".length);

@@ -152,6 +152,15 @@ Deno.test("an output file at a key file given (identity, auth key) is refused, a
     assert.equal(run.code, 2, `${args.join(" ")}: ${run.stderr}`);
     assert.match(oneErrorLine(run, args[0]), message);
   }
+  // another setting wrong (the run would fail on it and report that): the key file still counts
+  const bogus = { ...r.envWithIdentity, ATOCORE_BACKUP_STALL_TIMEOUT: "bogus", ATOCORE_S3_ADDRESSING: "bogus" };
+  for (
+    const args of [["create", "--metrics-file", r.key.keyFile], ["push", "--latest", "--metrics-file", r.key.keyFile]]
+  ) {
+    const run = await runCli(args, { env: bogus });
+    assert.equal(run.code, 2, `${args.join(" ")}: ${run.stderr}`);
+    assert.match(oneErrorLine(run, args[0]), /--metrics-file \S+ would overwrite the identity file /);
+  }
   const drill = await runCli(["drill", "--from-remote", "--latest"], {
     env: { ...r.envWithIdentity, TMPDIR: r.repoDir },
   });
