@@ -42,15 +42,18 @@ export function checkedScratch(config: Config, scratch: string, repository: stri
   }
   const overlap = scratchOverlap(config, scratch, repository);
   if (overlap !== null) {
+    const apart = repository === null
+      ? "the store and the backup folder"
+      : "the store, the backup folder and the repository";
     throw new UsageError(
-      `--scratch-dir ${scratch} lies in ${overlap}; nothing was done; give a folder outside the store, the ` +
-        `backup folder and the repository (the default is the temporary folder)`,
+      `--scratch-dir ${scratch} lies in ${overlap}; nothing was done; give a folder outside ${apart} (the default is ` +
+        "the temporary folder)",
     );
   }
   if (found?.isDirectory) return scratch;
   throw new UsageError( // said now, not once the snapshot is read
     `--scratch-dir ${scratch} ${found === null ? "does not exist" : "is not a folder"}; nothing was done; give an ` +
-      "existing folder with room for one copy of the store",
+      "existing folder with room for the scratch copy",
   );
 }
 
@@ -65,9 +68,12 @@ export function checkedScratch(config: Config, scratch: string, repository: stri
 export function checkTempFolder(config: Config, temp: string, repository: string | null): void {
   const overlap = scratchOverlap(config, temp, repository);
   if (overlap !== null) {
+    const apart = repository === null
+      ? "the store and the backup folder"
+      : "the store, the backup folder and the repository";
     throw new UsageError(
       `the temporary folder ${temp} (TMPDIR), where the scratch copy goes, lies in ${overlap}; nothing was done; ` +
-        "set TMPDIR to a folder outside the store, the backup folder and the repository, or give --scratch-dir DIR",
+        `set TMPDIR to a folder outside ${apart}, or give --scratch-dir DIR`,
     );
   }
   const shared = sharedWith(temp);

@@ -7,7 +7,7 @@
 import { dirname } from "node:path";
 import { formatBytes } from "../text/bytes.ts";
 import type { Config } from "../config.ts";
-import { RefusedError } from "../errors.ts";
+import { describeOsError, RefusedError } from "../errors.ts";
 import { lstatOrNull, statOrNull } from "../fs/probe.ts";
 import { UnnamableEntryError, walkTree } from "../fs/tree.ts";
 import type { Reporter } from "../report/reporter.ts";
@@ -209,7 +209,14 @@ export function refuseUnnamableChroma(root: string): void {
   try {
     if (statOrNull(root)?.isDirectory) walkTree(root, isLeftover);
   } catch (error) {
-    if (!(error instanceof UnnamableEntryError)) throw error;
+    if (!(error instanceof UnnamableEntryError)) {
+      throw new RefusedError(
+        `restore refused: the Chroma folder ${root} cannot be read whole (${describeOsError(error)}), so it could ` +
+          "not be moved aside; nothing was changed; make it readable to this user (or run as its owner), then run " +
+          "the restore again",
+        { cause: error },
+      );
+    }
     throw new RefusedError(
       `restore refused: the Chroma folder ${root} holds ${error.path}, whose name is not UTF-8, so this tool can ` +
         "neither copy it into the pre-restore snapshot nor move it aside; nothing was changed; rename it (ls -b " +

@@ -544,7 +544,7 @@ Deno.test("drill CLI: a --scratch-dir that does not exist or is a file is refuse
     assert.equal(
       run.stderr.trim(),
       `atocore-backup: error: --scratch-dir ${scratch} ${what}; nothing was done; give an existing folder with room ` +
-        "for one copy of the store",
+        "for the scratch copy",
     );
   }
 });

@@ -208,9 +208,11 @@ export function noAnswer(context: RequestContext, cause: unknown): S3Error {
   return new S3Error(`S3 ${what} got no answer (${reason}); ${next}`, 0, "", !certificate);
 }
 
-/** The runtime's words for an answer in another protocol (hyper's HTTP parser, rustls's record layer). */
-const FOREIGN_ANSWER =
-  /invalid HTTP version|invalid HTTP status|InvalidContentType|corrupt message|wrong version number/i;
+/**
+ * The runtime's words for an answer in another protocol: hyper's HTTP parser reading no HTTP, rustls reading a record
+ * that is no TLS (plain HTTP answering a TLS hello); not a TLS record corrupted on the way, which is tried again.
+ */
+const FOREIGN_ANSWER = /invalid HTTP version|invalid HTTP status|corrupt message of type InvalidContentType/i;
 
 /** An error's first line, with its cause's when it has one ("fetch failed" says nothing of a refused certificate). */
 function firstLine(error: unknown): string {
