@@ -165,6 +165,15 @@ export function outputOverlap(config: Config, path: string): string | null {
 }
 
 /**
+ * Every problem of where the store's paths lie: the backup folder in a snapshot or another backup folder, then each
+ * overlap ({@linkcode pathOverlaps}); none for a sound configuration. What `config` lists and every other command refuses.
+ */
+export function pathProblems(config: Config): string[] {
+  const enclosed = enclosingStoreProblem(config.backupDir.path);
+  return [...(enclosed === null ? [] : [enclosed]), ...pathOverlaps(config)];
+}
+
+/**
  * Refuse a configuration whose paths overlap, or whose backup folder lies in a snapshot or another backup folder,
  * before anything is read or written.
  *

@@ -5,7 +5,7 @@
  */
 import type { RemoteSetting, RemoteSettings } from "../config.ts";
 import { ExitCode } from "../errors.ts";
-import { pathOverlaps } from "../path_overlap.ts";
+import { pathProblems } from "../path_overlap.ts";
 import { COMMON_HELP, defineCommand, driverFrom, resolvedConfigFrom } from "./command.ts";
 import { formatTable } from "./format.ts";
 import { REMOTE_HELP, REMOTE_OPTIONS, remoteSettingsFrom } from "./remote_flags.ts";
@@ -39,7 +39,7 @@ Examples:
     const config = resolvedConfigFrom(values, context);
     const driver = driverFrom(values, context);
     const remote = remoteSettingsFrom(values, context);
-    const overlaps = pathOverlaps(config);
+    const overlaps = pathProblems(config);
     const s3Credentials = /^s3:\/\//i.test(remote.remote?.value ?? "") ? credentialSource(context.env).from : null;
     const result = {
       ...config,

@@ -44,11 +44,19 @@ Examples:
     const backups = listSnapshots(backupDir, context.now);
     const failed = listFailed(backupDir, context.now);
     const problem = ownFolderProblem(backupDir);
-    if (problem) context.reporter.event("warning", "backup_folder_misplaced", { message: problem });
-    for (const stray of strayStamps(backupDir)) context.reporter.event("warning", "snapshot_not_a_folder", stray);
+    const warnings: string[] = []; // each warning told on stderr, in the JSON too
+    if (problem) {
+      context.reporter.event("warning", "backup_folder_misplaced", { message: problem });
+      warnings.push(problem);
+    }
+    for (const stray of strayStamps(backupDir)) {
+      context.reporter.event("warning", "snapshot_not_a_folder", stray);
+      warnings.push(`${stray.path} is a ${stray.kind} where a snapshot's folder would be: not a snapshot`);
+    }
     for (const entry of backups.filter((one) => one.stamp_in_future)) {
       const ahead = secondsInFuture(entry.stamp, context.now);
       context.reporter.event("warning", "snapshot_stamp_in_future", { stamp: entry.stamp, seconds_ahead: ahead });
+      warnings.push(`snapshot ${entry.stamp} is stamped ${ahead} s after this host's clock: check the clock`);
     }
     const rows = backups.map((entry) => [
       printable(entry.stamp),
@@ -66,7 +74,7 @@ Examples:
       ...(problem ? [`warning: ${problem}; create and cleanup refuse until then`] : []),
     ];
     return Promise.resolve({
-      result: { backups, failed, warnings: problem ? [problem] : [] },
+      result: { backups, failed, warnings },
       exitCode: ExitCode.Ok,
       text: lines.join("\n"),
     });

@@ -717,6 +717,10 @@ Deno.test("cli: a link or a file with a stamp's name under snapshots/ is named b
   const list = await runCli(["list"], { env });
   assert.equal(list.code, 0, list.stderr);
   assert.deepEqual(strays(list.stderr), expected);
+  assert.deepEqual((list.json as { warnings: string[] }).warnings, [
+    `${expected[0][0]} is a symbolic link where a snapshot's folder would be: not a snapshot`,
+    `${expected[1][0]} is a file where a snapshot's folder would be: not a snapshot`,
+  ], "each warning in the JSON too");
   assert.deepEqual((list.json as { backups: { stamp: string }[] }).backups.map((entry) => entry.stamp), stamps);
   const cleanup = await runCli(["cleanup", "--confirm", ...KEEP_ONE_DAY], { env });
   assert.equal(cleanup.code, 0, cleanup.stderr);

@@ -41,6 +41,12 @@ Deno.test("a snapshot stamped in the future is flagged by list, validate and dri
     .backups.map((entry) => [entry.stamp, entry.stamp_in_future, entry.age_seconds !== null && entry.age_seconds >= 0]);
   assert.deepEqual(flags, [[stamp, false, true], [FUTURE, true, false]]);
   assert.deepEqual(events(list.stderr, "snapshot_stamp_in_future").map((event) => event.stamp), [FUTURE]);
+  const warned = (list.json as { warnings: string[] }).warnings;
+  assert.equal(warned.length, 1, JSON.stringify(warned));
+  assert.match(
+    warned[0],
+    new RegExp(`^snapshot ${FUTURE} is stamped \\d+ s after this host's clock: check the clock$`),
+  );
 
   const one = await runCli(["validate", FUTURE], { env });
   assert.equal(one.code, 0, one.stderr);

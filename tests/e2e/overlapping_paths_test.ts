@@ -167,3 +167,18 @@ Deno.test("a live database or registry hard-linked to a snapshot's file is refus
   }
   assert.equal((await runCli(["validate", stamp], { env })).code, 0);
 });
+
+Deno.test("config lists a backup folder inside a snapshot as a problem (exit 2), as every other command refuses it", async () => {
+  using store = tempStore({ dbMiB: 1 });
+  const stamp = await createdStamp(storeEnv(store));
+  const inside = join(store.backupDir, "snapshots", stamp, "x");
+  const env = { ...storeEnv(store), ATOCORE_BACKUP_DIR: inside };
+  const config = await runCli(["config", "--json"], { env });
+  assert.equal(config.code, 2, config.stderr);
+  const problems = (config.json as { overlaps: string[] }).overlaps;
+  assert.deepEqual(problems.map((problem) => problem.split(",")[0]), [
+    `the backup folder ${inside} is in the snapshot ${join(store.backupDir, "snapshots", stamp)}`,
+  ]);
+  const list = await runCli(["list"], { env });
+  assert.equal(list.code, 2, list.stderr);
+});
