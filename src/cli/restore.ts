@@ -49,9 +49,9 @@ Restore the snapshot STAMP. The service must be stopped first. In order:
 refuse without --confirm-service-stopped, and while another process has a
 live file open (the database, its -wal or -shm, the registry, and Chroma's
 database with its -wal and -shm when Chroma is restored); validate the
-snapshot deeply (manifest hashes included) and refuse if anything is wrong; refuse when a
-filesystem it writes to lacks the space it needs (the message gives the
-numbers); take a pre-restore snapshot of the live store (with Chroma when
+snapshot deeply (manifest hashes included) and refuse if anything is wrong;
+refuse when a filesystem it writes to lacks the space it needs (the message
+gives the numbers); take a pre-restore snapshot of the live store (with Chroma when
 Chroma is restored), whose stamp is printed so the restore can be undone;
 checkpoint the live database's WAL into it and remove the emptied -wal/-shm (a
 WAL that does not empty stops the restore, kept); replace the database and the
