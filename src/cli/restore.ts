@@ -45,13 +45,13 @@ export const restoreCommand = defineCommand({
   help: `Usage: atocore-backup restore STAMP --confirm-service-stopped [options]
        atocore-backup restore STAMP --to DIR [options]
 
-Restore the snapshot STAMP. The service must be stopped first. In order:
-refuse without --confirm-service-stopped, and while another process has a
-live file open (the database, its -wal or -shm, the registry, and Chroma's
-database with its -wal and -shm when Chroma is restored); validate the
-snapshot deeply (manifest hashes included) and refuse if anything is wrong;
-refuse when a filesystem it writes to lacks the space it needs (the message
-gives the numbers); take a pre-restore snapshot of the live store (with Chroma when
+Restore the snapshot STAMP. The service must be stopped first. In order: refuse
+without --confirm-service-stopped, and while another process has a live file
+open (the database, its -wal or -shm, the registry, and Chroma's database with
+its -wal and -shm when Chroma is restored); validate the snapshot deeply
+(manifest hashes included) and refuse if anything is wrong; refuse when a
+filesystem it writes to lacks the space it needs (the message gives the
+numbers); take a pre-restore snapshot of the live store (with Chroma when
 Chroma is restored), whose stamp is printed so the restore can be undone;
 checkpoint the live database's WAL into it and remove the emptied -wal/-shm (a
 WAL that does not empty stops the restore, kept); replace the database and the
@@ -62,11 +62,11 @@ is changed when it refuses. Exit 1 says what was changed and names the
 pre-restore stamp to go back to. A STAMP with no snapshot is a usage error
 (exit 2), reported before anything else is done (with --from-remote, once the
 repository is listed: still before the acknowledgment is asked for and before
-anything is fetched). The pre-restore snapshot is
-marked as such in its metadata and in 'list', and cleanup keeps it for 7 days
-(--keep-pre-restore-days) whatever the policy. A restore that stops part way
-is recorded beside the live database; until it is run again (which finishes
-it) or the pre-restore stamp is restored, create refuses.
+anything is fetched). The pre-restore snapshot is marked as such in its
+metadata and in 'list', and cleanup keeps it for 7 days
+(--keep-pre-restore-days) whatever the policy. A restore that stops part way is
+recorded beside the live database; until it is run again (which finishes it) or
+the pre-restore stamp is restored, create refuses.
 
 With --from-remote the snapshot (STAMP, or STAMP_PUSHID when several pushes
 share the stamp; see 'remote list') is first fetched from the off-host
