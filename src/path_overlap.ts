@@ -47,7 +47,7 @@ function placesOf(config: Config): Place[][] {
     [
       place("the database", config.db),
       ...SIDECAR_SUFFIXES.map((suffix) => place(`the database's ${suffix}`, config.db, suffix)),
-      recordPlace(config),
+      ...recordPlace(config),
     ],
     [place("the registry", config.registry)],
     [place("the Chroma folder", config.chromaDir)],
@@ -76,13 +76,14 @@ export function pathOverlaps(config: Config): string[] {
   return [...found, ...temporaryNamed(groups)];
 }
 
-/** The record a restore keeps beside the database while it runs (see `restore_intent.ts`), of the database's group. */
-function recordPlace(config: Config): Place {
-  return {
-    label: "the record of a restore in progress",
-    path: restoreIntentPath(config.db.path),
-    from: sourceOf(config.db),
-  };
+/**
+ * The record a restore keeps beside the database while it runs (see `restore_intent.ts`), of the database's group; none
+ * where a symbolic link is there, which is never followed (create and restore refuse it as no record).
+ */
+function recordPlace(config: Config): Place[] {
+  const path = restoreIntentPath(config.db.path);
+  if (lstatOrNull(path)?.isSymlink) return [];
+  return [{ label: "the record of a restore in progress", path, from: sourceOf(config.db) }];
 }
 
 /**
@@ -90,7 +91,7 @@ function recordPlace(config: Config): Place {
  * it, see `temporaryPath`): restore removes such files as a killed write's leftovers.
  */
 function temporaryNamed(groups: Place[][]): string[] {
-  const written = [groups[0][0], groups[0].at(-1)!, groups[1][0]];
+  const written = [groups[0][0], ...groups[0].filter((place) => place.label.startsWith("the record")), groups[1][0]];
   const parts = groups.map((group) => group[0]);
   return written.flatMap((file) =>
     parts.filter((part) =>

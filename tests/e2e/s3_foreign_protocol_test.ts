@@ -15,8 +15,11 @@ Deno.test("s3: an endpoint that answers in another protocol is said to be no S3 
   const serving = (async () => {
     for await (const connection of banner) {
       connections++;
+      // as sshd does: its banner first, then it waits for the client's (never closing first, which would reset)
       await connection.write(new TextEncoder().encode("SSH-2.0-OpenSSH_9.2\r\n"));
-      connection.close();
+      (async () => {
+        for await (const _ of connection.readable) { /* the client's request, not SSH */ }
+      })().catch(() => {});
     }
   })().catch(() => {});
   await using web = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen: () => {} }, () => new Response("a page"));
