@@ -42,9 +42,7 @@ export function checkedScratch(config: Config, scratch: string, repository: stri
   }
   const overlap = scratchOverlap(config, scratch, repository);
   if (overlap !== null) {
-    const apart = repository === null
-      ? "the store and the backup folder"
-      : "the store, the backup folder and the repository";
+    const apart = apartFrom(repository);
     throw new UsageError(
       `--scratch-dir ${scratch} lies in ${overlap}; nothing was done; give a folder outside ${apart} (the default is ` +
         "the temporary folder)",
@@ -68,12 +66,9 @@ export function checkedScratch(config: Config, scratch: string, repository: stri
 export function checkTempFolder(config: Config, temp: string, repository: string | null): void {
   const overlap = scratchOverlap(config, temp, repository);
   if (overlap !== null) {
-    const apart = repository === null
-      ? "the store and the backup folder"
-      : "the store, the backup folder and the repository";
     throw new UsageError(
       `the temporary folder ${temp} (TMPDIR), where the scratch copy goes, lies in ${overlap}; nothing was done; ` +
-        `set TMPDIR to a folder outside ${apart}, or give --scratch-dir DIR`,
+        `set TMPDIR to a folder outside ${apartFrom(repository)}, or give --scratch-dir DIR`,
     );
   }
   const shared = sharedWith(temp);
@@ -83,6 +78,11 @@ export function checkTempFolder(config: Config, temp: string, repository: string
       "the folder made there for a link while the copy is written through its path; nothing was done; set TMPDIR to " +
       "a folder that only this user or root may write, or give --scratch-dir DIR",
   );
+}
+
+/** What a scratch copy must lie outside of: the store, the backup folder, and the folder `repository` where one is given. */
+function apartFrom(repository: string | null): string {
+  return repository === null ? "the store and the backup folder" : "the store, the backup folder and the repository";
 }
 
 /**
