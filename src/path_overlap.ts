@@ -82,8 +82,17 @@ export function pathOverlaps(config: Config): string[] {
  */
 function recordPlace(config: Config): Place[] {
   const path = restoreIntentPath(config.db.path);
-  if (lstatOrNull(path)?.isSymlink) return [];
+  if (isSymlinkAt(path)) return [];
   return [{ label: "the record of a restore in progress", path, from: sourceOf(config.db) }];
+}
+
+/** Whether a symbolic link is at `path`; `false` where none can be (a path through a file, said by the other checks). */
+function isSymlinkAt(path: string): boolean {
+  try {
+    return lstatOrNull(path)?.isSymlink ?? false;
+  } catch {
+    return false;
+  }
 }
 
 /**
