@@ -47,7 +47,7 @@ function placesOf(config: Config): Place[][] {
     [
       place("the database", config.db),
       ...SIDECAR_SUFFIXES.map((suffix) => place(`the database's ${suffix}`, config.db, suffix)),
-      ...recordPlace(config),
+      ...(isSymlinkAt(restoreIntentPath(config.db.path)) ? [] : [recordPlace(config)]),
     ],
     [place("the registry", config.registry)],
     [place("the Chroma folder", config.chromaDir)],
@@ -73,17 +73,19 @@ export function pathOverlaps(config: Config): string[] {
     const linked = linkedSnapshotFile(place.path, config.backupDir.path);
     if (linked !== null) found.push(`${describe(place)} is a hard link of the snapshot file ${linked}`);
   }
-  return [...found, ...temporaryNamed(groups)];
+  return [...found, ...temporaryNamed(groups, recordPlace(config))];
 }
 
 /**
- * The record a restore keeps beside the database while it runs (see `restore_intent.ts`), of the database's group; none
- * where a symbolic link is there, which is never followed (create and restore refuse it as no record).
+ * The record a restore keeps beside the database while it runs (see `restore_intent.ts`): of the database's group
+ * unless a symbolic link is there, which is never followed (create and restore refuse it as no record).
  */
-function recordPlace(config: Config): Place[] {
-  const path = restoreIntentPath(config.db.path);
-  if (isSymlinkAt(path)) return [];
-  return [{ label: "the record of a restore in progress", path, from: sourceOf(config.db) }];
+function recordPlace(config: Config): Place {
+  return {
+    label: "the record of a restore in progress",
+    path: restoreIntentPath(config.db.path),
+    from: sourceOf(config.db),
+  };
 }
 
 /** Whether a symbolic link is at `path`; `false` where none can be (a path through a file, said by the other checks). */
@@ -99,8 +101,8 @@ function isSymlinkAt(path: string): boolean {
  * Parts of the store named as the temporary copy of the database, its record or the registry (`.NAME.tmp-*` beside
  * it, see `temporaryPath`): restore removes such files as a killed write's leftovers.
  */
-function temporaryNamed(groups: Place[][]): string[] {
-  const written = [groups[0][0], ...groups[0].filter((place) => place.label.startsWith("the record")), groups[1][0]];
+function temporaryNamed(groups: Place[][], record: Place): string[] {
+  const written = [groups[0][0], record, groups[1][0]];
   const parts = groups.map((group) => group[0]);
   return written.flatMap((file) =>
     parts.filter((part) =>
@@ -170,7 +172,9 @@ export function outputOverlap(config: Config, path: string): string | null {
     path,
     from: sourceOf(config.backupDir),
   }));
-  const hit = [...placesOf(config).slice(0, 3).flat(), ...own].find((place) => isSameOrInside(path, place.path));
+  // the record even where a link is there: an output is never written over it
+  const places = [...placesOf(config).slice(0, 3).flat(), recordPlace(config), ...own];
+  const hit = places.find((place) => isSameOrInside(path, place.path));
   return hit ? describe(hit) : null;
 }
 
