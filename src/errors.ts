@@ -91,7 +91,7 @@ export function describeOsError(error: unknown): string {
   if (error instanceof Deno.errors.IsADirectory) return "is a directory";
   if (isDiskFull(error)) return "no space left on device (disk full)";
   if ((error as { code?: unknown } | null)?.code === "EROFS") return "read-only file system";
-  if (isIoError(error)) return `an I/O error${osErrorPath(error)} (the storage failed: check it, dmesg)`;
+  if (isIoError(error)) return ioErrorText(osErrorPath(error));
   if ((error as { code?: unknown } | null)?.code === "EMFILE") {
     return `the open-file limit was reached${osErrorPath(error)}: raise it (ulimit -n)`;
   }
@@ -100,6 +100,11 @@ export function describeOsError(error: unknown): string {
   if (error instanceof ToolError) return error.message;
   if (error instanceof Error) return error.message.split("\n")[0];
   return String(error);
+}
+
+/** The words for an I/O error (EIO) `where` (` at PATH`, or nothing): the storage failed, not this tool. */
+export function ioErrorText(where: string): string {
+  return `an I/O error${where} (the storage failed: check it, dmesg)`;
 }
 
 /**

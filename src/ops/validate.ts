@@ -5,7 +5,7 @@
  * @module
  */
 import { basename, isAbsolute, join, relative } from "node:path";
-import { describeOsError } from "../errors.ts";
+import { describeOsError, ioErrorText } from "../errors.ts";
 import { deniedPath } from "../fs/denied_path.ts";
 import { exists, lstatOrNull } from "../fs/probe.ts";
 import { notRegularFile, readRegularTextFile } from "../fs/regular_file.ts";
@@ -31,7 +31,7 @@ import {
   readMetadata,
   type SnapshotMetadata,
 } from "../snapshot/metadata.ts";
-import { IntegrityUncheckedError, type SqliteDriver } from "../sqlite/driver.ts";
+import { IntegrityUncheckedError, isReadFailure, type SqliteDriver } from "../sqlite/driver.ts";
 import { JOURNAL_MODES } from "../sqlite/journal_header.ts";
 import { parseBoundedJson } from "../text/bounded_json.ts";
 
@@ -466,10 +466,15 @@ async function integrityOk(driver: SqliteDriver, path: string, label: string, er
   try {
     const answer = await driver.integrityCheck(path);
     if (answer === "ok") return true;
-    errors.push(`${label}_integrity_check_failed: ${answer}`);
+    errors.push(isReadFailure(answer) ? unreadable(label, path) : `${label}_integrity_check_failed: ${answer}`);
   } catch (error) {
     if (error instanceof IntegrityUncheckedError) throw error; // not checked is not damaged: the caller says why
-    errors.push(`${label}_open_failed: ${(error as Error).message}`);
+    errors.push(isReadFailure(error) ? unreadable(label, path) : `${label}_open_failed: ${(error as Error).message}`);
   }
   return false;
+}
+
+/** The error of a database SQLite could not read: the storage failed, which says nothing of the bytes' integrity. */
+function unreadable(label: string, path: string): string {
+  return `${label}_unreadable: ${ioErrorText(` at ${printable(path)}`)}`;
 }

@@ -150,6 +150,16 @@ const RESULT_CODE_NAMES = [
   "SQLITE_NOTADB",
 ];
 
+/**
+ * Whether SQLite could not read the file: its I/O error (`SQLITE_IOERR`, any extended code) thrown as `error`, or
+ * named in an integrity check's answer (`... error code=8458`). The storage failed there; the bytes may be whole.
+ */
+export function isReadFailure(error: unknown): boolean {
+  if (error instanceof SqliteError) return error.code === "SQLITE_IOERR";
+  const code = typeof error === "string" ? /\berror code=(\d+)/.exec(error)?.[1] : undefined;
+  return code !== undefined && resultCodeName(Number(code)) === "SQLITE_IOERR";
+}
+
 /** The symbolic name of a (possibly extended) SQLite result code. */
 export function resultCodeName(resultCode: number): string {
   return RESULT_CODE_NAMES[resultCode & 0xff] ?? `SQLITE_${resultCode}`;

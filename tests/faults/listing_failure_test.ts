@@ -1,7 +1,8 @@
 /**
  * A folder whose listing fails part way (EIO injected by strace into `getdents64` on that folder, as a bad sector or a
  * network filesystem gives it): the listing is an error, never a shorter folder taken for the whole one. A rename that
- * fails the same way leaves no copy behind; a flush that fails names its file.
+ * fails the same way leaves no copy behind; a flush that fails names its file; a database read that fails is the
+ * storage's failure, not damage.
  */
 import assert from "node:assert/strict";
 import { join } from "node:path";
@@ -91,6 +92,22 @@ Deno.test("create whose flush of the backup folder fails (EIO) names it and says
   assert.ok(line.startsWith("atocore-backup: error: ") && line.includes(`'${store.backupDir}'`), line);
   assert.match(line, /: the storage failed to read or write there: check it .* and run again$/);
   assert.deepEqual(entryNames(join(store.backupDir, "snapshots")), []);
+});
+
+Deno.test("validate of a snapshot whose database cannot be read (EIO) blames the storage, not the bytes (needs strace)", async () => {
+  if (!toolFor("strace", "a read failure injected into validate")) return;
+  using store = tempStore({ dbMiB: 1, chromaMiB: 0, segments: 0, seed: 96 });
+  const env = storeEnv(store);
+  const stamp = await createdStamp(env);
+  const db = join(store.backupDir, "snapshots", stamp, "db", "atocore.db");
+  // the third read: SQLite's header and schema pages come through, the check then fails part way
+  const failRead =
+    `exec strace -f -qq -o /dev/null -P '${db}' -e trace=pread64 -e inject=pread64:error=EIO:when=3 "$@"`;
+  const run = await runCliInShell(failRead, ["validate", stamp], env);
+  assert.equal(run.code, 1, run.stderr);
+  const errors: string[] = JSON.parse(run.stdout).errors;
+  assert.ok(errors.includes(`db_unreadable: an I/O error at ${db} (the storage failed: check it, dmesg)`), run.stdout);
+  assert.ok(!errors.some((error) => /^db_(integrity_check|open)_failed/.test(error)), run.stdout);
 });
 
 function oneLine(stderr: string): string {
