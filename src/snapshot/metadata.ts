@@ -265,8 +265,14 @@ export function isPreRestore(metadata: SnapshotMetadata | null | undefined): boo
   return metadata?.kind === "pre-restore";
 }
 
-/** The metadata's publication sequence, or `null` when it has none (the module's, older ones) or it is not a count. */
+/**
+ * The metadata's publication sequence, or `null` when it has none (the module's, older ones) or it is not a count up
+ * to {@linkcode MAX_SEQUENCE}: one forged near 2^53 would make every next sequence equal, or no count at all.
+ */
 export function sequenceOf(metadata: SnapshotMetadata | null | undefined): number | null {
   const value = metadata?.sequence;
-  return typeof value === "number" && Number.isSafeInteger(value) && value >= 0 ? value : null;
+  return typeof value === "number" && Number.isSafeInteger(value) && value >= 0 && value <= MAX_SEQUENCE ? value : null;
 }
+
+/** The highest sequence taken for a count: a snapshot a second for 136 years. */
+export const MAX_SEQUENCE = 2 ** 32;

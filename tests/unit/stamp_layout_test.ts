@@ -17,7 +17,13 @@ import {
   trashRoot,
 } from "../../src/snapshot/layout.ts";
 import { bindMetadata, checkBinding, DIGEST_KEY, metadataDigest } from "../../src/snapshot/binding.ts";
-import { locatePart, serializeMetadata, type SnapshotMetadata } from "../../src/snapshot/metadata.ts";
+import {
+  locatePart,
+  MAX_SEQUENCE,
+  sequenceOf,
+  serializeMetadata,
+  type SnapshotMetadata,
+} from "../../src/snapshot/metadata.ts";
 import { formatCreatedAt, formatStamp, isStamp, parseStamp } from "../../src/snapshot/stamp.ts";
 
 const BACKUP = "/srv/backups";
@@ -258,4 +264,13 @@ Deno.test("the metadata digest covers every key but itself, whatever the file's 
   let deep: unknown = 1;
   for (let level = 0; level < 20; level++) deep = [deep];
   assert.equal(checkBinding({ ...bound, deep }, true, 2).bound, false, "deep nesting is no metadata of ours");
+});
+
+Deno.test("a sequence is a count up to MAX_SEQUENCE: one forged near 2^53 orders nothing", () => {
+  const of = (sequence: unknown) => sequenceOf({ sequence } as SnapshotMetadata);
+  assert.equal(of(0), 0);
+  assert.equal(of(MAX_SEQUENCE), MAX_SEQUENCE);
+  for (const forged of [MAX_SEQUENCE + 1, Number.MAX_SAFE_INTEGER, 2 ** 53, -1, 1.5, "7", null]) {
+    assert.equal(of(forged), null, String(forged));
+  }
 });
