@@ -145,6 +145,20 @@ export function refuseUnexpandedHome(value: string, from: string): void {
 }
 
 /**
+ * Refuse a value holding U+FFFD: Deno reads an argument's bytes that are not UTF-8 as that character, so a path named
+ * so would name another file, or one that is not there.
+ *
+ * @throws {UsageError} naming `from` and saying to give the path in UTF-8.
+ */
+export function refuseReplacedBytes(value: string, from: string): void {
+  if (!value.includes("\uFFFD")) return;
+  throw new UsageError(
+    `${from} ${value} holds bytes that are not UTF-8 (or U+FFFD), which reach this tool changed and would name ` +
+      "another file; nothing was done; give the path in UTF-8 (rename what it names)",
+  );
+}
+
+/**
  * The libsqlite3 that `ATOCORE_SQLITE_LIB` names for the FFI driver, as given (a bare name is searched for as the
  * system's loader searches), or `undefined`.
  *

@@ -5,7 +5,14 @@
  * @module
  */
 import { parseArgs } from "node:util";
-import { type Config, refuseSecretValue, refuseUnexpandedHome, resolveConfig, sqliteLibraryFrom } from "../config.ts";
+import {
+  type Config,
+  refuseReplacedBytes,
+  refuseSecretValue,
+  refuseUnexpandedHome,
+  resolveConfig,
+  sqliteLibraryFrom,
+} from "../config.ts";
 import { refuseOverlappingPaths } from "../path_overlap.ts";
 import { type ExitCodeValue, UsageError } from "../errors.ts";
 import type { MetricFacts } from "../report/metrics.ts";
@@ -149,8 +156,12 @@ export function parseCommandArgs<O extends CommandOptions>(
     if (token.kind === "option" && token.value !== undefined) {
       refuseSecretValue(token.value, `--${token.name}`);
       refuseUnexpandedHome(token.value, `--${token.name}`); // every flag's: --to=~/x reaches here as it is
+      refuseReplacedBytes(token.value, `--${token.name}`);
     }
-    if (token.kind === "positional") refuseSecretValue(token.value, `${command.name}'s argument`);
+    if (token.kind === "positional") {
+      refuseSecretValue(token.value, `${command.name}'s argument`);
+      refuseReplacedBytes(token.value, `${command.name}'s argument`);
+    }
   }
   const values: Record<string, unknown> = parsed.values;
   if (!hasDeclaredTypes<O>(options, values)) {

@@ -5,7 +5,7 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { exists } from "../../src/fs/probe.ts";
-import { createdStamp, runCli, storeEnv, tempDir, tempStore, toolFor } from "../_helpers.ts";
+import { createdStamp, runCli, runCliInShell, storeEnv, tempDir, tempStore, toolFor } from "../_helpers.ts";
 import { entryNames, skipBecause } from "../_faults.ts";
 import { mountTmpfs } from "../_mount.ts";
 
@@ -313,4 +313,50 @@ Deno.test("a Chroma entry whose name is not UTF-8: create publishes without Chro
     assert.equal(live(), before, "the live store is as it was");
     assert.deepEqual(entryNames(join(store.backupDir, "snapshots")).sort(), [stamp, result.stamp].sort());
   }
+});
+
+/** The bytes of every file under `folder` (names as `find` prints them), for a store whose names Deno cannot read. */
+function filesByBytes(folder: string): string {
+  const script = 'cd "$1" && find . -type f -print0 | sort -z | xargs -0 -r sha256sum';
+  return new TextDecoder().decode(
+    new Deno.Command("bash", { args: ["-c", script, "bash", folder] }).outputSync().stdout,
+  );
+}
+
+Deno.test("an argument that is not UTF-8 is refused (exit 2): Deno reads it changed, and --to would name another folder", async () => {
+  using store = tempStore({ dbMiB: 1, chromaMiB: 0.05, segments: 1 });
+  const env = storeEnv(store);
+  const stamp = await createdStamp(env);
+  using place = tempDir();
+  // the folder the changed name names holds another store's database, which a restore --to --force would replace
+  Deno.mkdirSync(join(place.path, "w\uFFFD"));
+  Deno.writeTextFileSync(join(place.path, "w\uFFFD", "atocore.db"), "another store");
+  const before = filesByBytes(place.path);
+  const to = `exec "$@" --to "${place.path}/w"$'\\xff' --force`;
+  const restored = await runCliInShell(to, ["restore", stamp], env);
+  assert.equal(restored.code, 2, restored.stderr);
+  assert.match(restored.stderr, /error: --to \S+\/w\uFFFD holds bytes that are not UTF-8 .*; nothing was done; /);
+  const named = await runCliInShell(`exec "$@" $'2026\\xff'`, ["validate"], env);
+  assert.equal(named.code, 2, named.stderr);
+  assert.match(named.stderr, /error: validate's argument 2026\uFFFD holds bytes that are not UTF-8/);
+  assert.equal(filesByBytes(place.path), before, "nothing written in either folder");
+});
+
+Deno.test("a variable of the tool's that is not UTF-8 is refused (exit 2), never taken as unset for the default store", async () => {
+  using store = tempStore({ dbMiB: 1, chromaMiB: 0.05, segments: 1 });
+  const env = storeEnv(store);
+  const stamp = await createdStamp(env);
+  const before = filesByBytes(store.dataDir);
+  // the registry pointed elsewhere by a name Deno cannot read: unset, the store's own registry would be restored over
+  const registry = `export ATOCORE_PROJECT_REGISTRY_PATH="${store.dataDir}/other"$'\\xff.json'; exec "$@"`;
+  const restored = await runCliInShell(registry, ["restore", stamp, "--confirm-service-stopped"], env);
+  assert.equal(restored.code, 2, restored.stderr);
+  assert.match(restored.stderr, /error: the environment variable ATOCORE_PROJECT_REGISTRY_PATH is not valid UTF-8/);
+  using work = tempDir();
+  const backups = `cd "${work.path}" && export ATOCORE_BACKUP_DIR=$'x\\xff'; exec "$@"`;
+  const created = await runCliInShell(backups, ["create"], env);
+  assert.equal(created.code, 2, created.stderr);
+  assert.match(created.stderr, /error: the environment variable ATOCORE_BACKUP_DIR is not valid UTF-8/);
+  assert.equal(filesByBytes(store.dataDir), before, "nothing changed in the store or its backup folder");
+  assert.deepEqual(entryNames(work.path), [], "no default ./data made");
 });

@@ -7,7 +7,8 @@ import { resolveConfig, resolveRemoteSettings } from "../../src/config.ts";
 import { UsageError } from "../../src/errors.ts";
 import { pathFlags } from "../../src/ops/restore_intent.ts";
 import { makeSampleStore } from "../../scripts/sample_store.ts";
-import { runCli, tempDir } from "../_helpers.ts";
+import { READ_VARIABLES } from "../../src/cli/environment.ts";
+import { ROOT, runCli, tempDir } from "../_helpers.ts";
 
 const CWD = "/srv/work";
 
@@ -262,4 +263,22 @@ Deno.test("the undo and finish commands name the paths a run was given as flags,
     " --backup-dir '/srv/b k' --db /srv/live/atocore.db --chroma-dir /elsewhere",
   );
   assert.equal(pathFlags(resolveConfig({}, {}, CWD)), "");
+});
+
+Deno.test("READ_VARIABLES names every variable the source reads, so each is checked for UTF-8 before a command runs", () => {
+  const named = new Set<string>();
+  const walk = (folder: string) => {
+    for (const entry of Deno.readDirSync(folder)) {
+      const path = join(folder, entry.name);
+      if (entry.isDirectory) walk(path);
+      else if (entry.name.endsWith(".ts")) {
+        for (const match of Deno.readTextFileSync(path).matchAll(/\b(ATOCORE_[A-Z0-9_]+|AWS_[A-Z0-9_]+)\b/g)) {
+          named.add(match[1]);
+        }
+      }
+    }
+  };
+  walk(join(ROOT, "src"));
+  assert.ok(named.size > 15, [...named].join(" "));
+  assert.deepEqual([...named].filter((name) => !(READ_VARIABLES as readonly string[]).includes(name)), []);
 });
