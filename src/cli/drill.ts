@@ -162,11 +162,13 @@ type Values = CommandFlags<typeof drillCommand.options>;
  */
 function checkedJunit(values: Values, context: CommandContext): (StateFile & Disposable) | null {
   if (values.junit === undefined || values.junit === "") return null;
-  const junit = outputPath(context.cwd, values.junit, "junit");
-  requireWritableOutput("junit", junit, storeConfigOrNull(values, context), repositoryPlacesOf(values, context));
+  const output = outputPath(context.cwd, values.junit, "junit");
+  requireWritableOutput("junit", output, storeConfigOrNull(values, context), repositoryPlacesOf(values, context));
+  const junit = output.path;
   const metrics = values["metrics-file"];
   if (
-    metrics !== undefined && metrics !== "" && isSameOrInside(outputPath(context.cwd, metrics, "metrics-file"), junit)
+    metrics !== undefined && metrics !== "" &&
+    isSameOrInside(outputPath(context.cwd, metrics, "metrics-file").path, junit)
   ) {
     throw new UsageError(
       `--junit and --metrics-file name the same file ${junit}: the metrics would overwrite the report; ` +

@@ -53,13 +53,14 @@ export async function withMetrics(
 ): Promise<Outcome> {
   const path = values["metrics-file"];
   if (path === undefined) return await run();
-  const target = outputPath(context.cwd, path, "metrics-file");
+  const given = outputPath(context.cwd, path, "metrics-file");
   requireWritableOutput(
     "metrics-file",
-    target,
+    given,
     storeConfigOrNull(values, context),
     repositoryPlacesOf(values, context),
   );
+  const target = given.path;
   using output = heldOutputFile(target); // its folder as judged, whatever its path leads to by the end
   const record = (success: boolean, outcome?: Outcome) => {
     try {
@@ -91,7 +92,7 @@ export async function withMetrics(
  * the store or of its backups.
  *
  * @param flag The flag's name without dashes, for the message.
- * @param path The absolute path given.
+ * @param output The output file: its path, links resolved, and how to name it.
  * @param config The store's paths, which an output must never overwrite (`null`: not known, the run will say why).
  * @param places The folder repository and key files the flags or environment name, which it must not overwrite
  *   either.
@@ -99,7 +100,7 @@ export async function withMetrics(
  */
 export function requireWritableOutput(
   flag: string,
-  path: string,
+  { path, named }: OutputPath,
   config: Config | null,
   places: RepositoryPlaces = { root: null, keyFiles: [] },
 ): void {
@@ -117,7 +118,7 @@ export function requireWritableOutput(
   if (overlap !== null) {
     const keys = keyFile === undefined ? "" : ", not a key file";
     throw new UsageError(
-      `--${flag} ${path} would overwrite ${overlap}; nothing was done; give a file outside the store and the ` +
+      `--${flag} ${named} would overwrite ${overlap}; nothing was done; give a file outside the store and the ` +
         `backups' own folders${keys} (a textfile collector's folder, a CI job's output folder)`,
     );
   }
@@ -125,7 +126,7 @@ export function requireWritableOutput(
     checkCanReplace(path);
   } catch (error) {
     throw new UsageError(
-      `--${flag} ${path} cannot be written (${describeOsError(error)}); ` +
+      `--${flag} ${named} cannot be written (${describeOsError(error)}); ` +
         `give a file in an existing folder this user can write; nothing was done`,
       { cause: error },
     );
@@ -151,7 +152,7 @@ export function storeConfigOrNull(values: FlagValues<typeof PATH_OPTIONS>, conte
  *
  * @throws {RefusedError} naming the link, its owner and what it leads to.
  */
-export function outputPath(cwd: string, path: string, flag: string): string {
+export function outputPath(cwd: string, path: string, flag: string): OutputPath {
   const given = resolve(cwd, path);
   const found = foreignLinkOnTheWay(given, true);
   if (found !== null) {
@@ -161,5 +162,12 @@ export function outputPath(cwd: string, path: string, flag: string): string {
         "the owner of what it leads to owns it; nothing was done; give a path without it, or have root make the link",
     );
   }
-  return realPathAsFarAsExists(given);
+  const real = realPathAsFarAsExists(given);
+  return { path: real, named: real === given ? given : `${given} (which leads to ${real})` };
+}
+
+/** An output file: the path written (links resolved) and how messages name it (as given, and where it leads). */
+export interface OutputPath {
+  path: string;
+  named: string;
 }

@@ -77,8 +77,14 @@ Deno.test("an output file that would overwrite the live store or a snapshot's fi
   const stamp = await createdStamp(env);
   const snapshotDb = join(store.backupDir, "snapshots", stamp, "db", "atocore.db");
   const before = [store.db, store.registry, snapshotDb].map((path) => Deno.readFileSync(path));
+  const link = join(store.dataDir, "report.xml");
+  Deno.symlinkSync(store.registry, link); // named as given, and where it leads
   const cases: [string[], RegExp][] = [
     [["validate", "--all", "--quick", "--metrics-file", store.db], /would overwrite the database /],
+    [
+      ["drill", stamp, "--junit", link],
+      new RegExp(`--junit ${link} \\(which leads to ${store.registry}\\) would overwrite the registry `),
+    ],
     [["drill", stamp, "--junit", store.registry], /would overwrite the registry /],
     [["drill", stamp, "--metrics-file", snapshotDb], /would overwrite the backup folder's .*snapshots /],
     [["create", "--metrics-file", `${store.db}-wal`], /would overwrite the database's -wal /],
