@@ -16,9 +16,15 @@ import { type LockedFolder, makeLockedFolder } from "../fs/locked_folder.ts";
 import { formatBytes } from "../text/bytes.ts";
 import { fileSystemSpace } from "../sys/free_space.ts";
 import type { Reporter } from "../report/reporter.ts";
-import { type Backend, isUnreachable, RepositoryFindingError, StorageError } from "../repo/backend.ts";
+import {
+  AlteredObjectError,
+  type Backend,
+  isUnreachable,
+  RepositoryFindingError,
+  StorageError,
+} from "../repo/backend.ts";
 import { type FetchResult, fetchSnapshot } from "../repo/fetch.ts";
-import { CONFIG_NAME, parseSnapshotKey, refsName, snapshotKeyText } from "../repo/layout.ts";
+import { CONFIG_NAME, parseSnapshotKey, PREFIXES, refsName, snapshotKeyText } from "../repo/layout.ts";
 import { listSnapshots, readRefs } from "../repo/snapshots.ts";
 import { refsStanding, snapshotClaim, unauthenticNext, UnauthenticSnapshotError } from "../repo/authenticity.ts";
 import { deriveAuthKey } from "../crypto/auth_key.ts";
@@ -91,6 +97,7 @@ export async function resolveRemoteSnapshot(
   flags = "",
 ): Promise<string> {
   const names = (await listSnapshots(backend)).snapshots.map(({ key }) => snapshotKeyText(key));
+  const altered = await alteredNames(backend);
   const list = remoteListStep(flags);
   if (given === "latest") {
     if (names.length === 0) {
@@ -108,13 +115,38 @@ export async function resolveRemoteSnapshot(
     if (pushes.length > 1) {
       clock.reporter.event("info", "latest_pushed_more_than_once", { pushes, chosen: pushes.at(-1) });
     }
+    const passed = altered.filter((name) => name > pushes.at(-1)! && !isInFuture(name.split("_")[0], clock.now));
+    if (passed.length > 0) {
+      const fields = { location: backend.location, names: passed, chosen: pushes.at(-1) };
+      clock.reporter.event("warning", "remote_latest_passed_over_altered", fields);
+    }
     return pushes.at(-1)!;
   }
-  if (checkedRemoteName(given, flags) === "key") {
-    if (names.includes(given)) return given;
-    throw new UsageError(`no snapshot ${given} in ${backend.location}; ${list}`);
-  }
-  return unique(names, given, backend.location, list);
+  const isKey = checkedRemoteName(given, flags) === "key";
+  const isGiven = (name: string) => isKey ? name === given : name.startsWith(`${given}_`);
+  const swapped = names.some(isGiven) ? undefined : altered.find(isGiven);
+  if (swapped !== undefined) throw alteredSnapshot(backend.location, swapped, list);
+  if (!isKey) return unique(names, given, backend.location, list);
+  if (names.includes(given)) return given;
+  throw new UsageError(`no snapshot ${given} in ${backend.location}; ${list}`);
+}
+
+/**
+ * The snapshot names under `snapshots/` that hold a link, a folder or a special file (see `Backend.unlisted`): a
+ * snapshot object swapped for one by hand, which is not taken for no snapshot.
+ */
+async function alteredNames(backend: Backend): Promise<string[]> {
+  const found = await backend.unlisted?.(PREFIXES.snapshots) ?? [];
+  return found.map((name) => name.slice(PREFIXES.snapshots.length)).filter((key) => parseSnapshotKey(key) !== null);
+}
+
+function alteredSnapshot(location: string, name: string, list: string): AlteredObjectError {
+  return new AlteredObjectError(
+    `${PREFIXES.snapshots}${name} in ${location} is a symbolic link, folder or special file where the snapshot's ` +
+      `object belongs, made by hand: the repository was altered; nothing was read; put the object back from a copy ` +
+      `of the repository, or pick another snapshot; ${list}`,
+    "not an object",
+  );
 }
 
 /**

@@ -1,0 +1,47 @@
+/**
+ * A snapshot object swapped by hand for a link, a folder or a FIFO: restore and drill by its name say the repository
+ * was altered (exit 1), never "no snapshot"; `--latest` passes over it to the newest object with a warning naming it.
+ *
+ * @module
+ */
+import assert from "node:assert/strict";
+import { join } from "node:path";
+import { runCli, tempDir } from "../_helpers.ts";
+import { createAndPush, oneErrorLine, remoteNames, remoteStore } from "../_remote_cli.ts";
+
+const SWAPS: [string, (path: string) => void][] = [
+  ["a link", (path) => Deno.symlinkSync("/dev/null", path)],
+  ["a folder", (path) => Deno.mkdirSync(path)],
+  ["a FIFO", (path) => new Deno.Command("mkfifo", { args: [path] }).outputSync()],
+];
+
+Deno.test("a snapshot object swapped for a link, folder or FIFO is named as altered; --latest passes over it, warning", async () => {
+  using r = await remoteStore({ dbMiB: 1, chromaMiB: 0.05 });
+  const older = (await createAndPush(r.env)).stamp;
+  await new Promise((resolve) => setTimeout(resolve, 1100)); // a stamp a second later
+  const newer = (await createAndPush(r.env)).stamp;
+  const [olderName, newerName] = await remoteNames(r.env);
+  assert.ok(olderName.startsWith(older) && newerName.startsWith(newer), `${olderName} ${newerName}`);
+  const object = join(r.repoDir, "snapshots", newerName);
+  for (const [kind, swap] of SWAPS) {
+    Deno.removeSync(object, { recursive: true });
+    swap(object);
+    for (const given of [newerName, newer]) {
+      using to = tempDir();
+      const restored = await runCli(["restore", "--from-remote", given, "--to", join(to.path, "x")], {
+        env: r.envWithIdentity,
+      });
+      assert.equal(restored.code, 1, `${kind} ${given}: ${restored.stderr}`);
+      const line = oneErrorLine(restored, `${kind} ${given}`);
+      assert.ok(line.includes(`snapshots/${newerName} in file://${r.repoDir} is a symbolic link, folder or `), line);
+      assert.match(line, /made by hand: the repository was altered; nothing was read; /);
+      assert.deepEqual([...Deno.readDirSync(to.path)], [], "nothing restored");
+    }
+    const drilled = await runCli(["drill", "--from-remote", "--latest"], { env: r.envWithIdentity });
+    assert.equal(drilled.code, 0, `${kind}: ${drilled.stderr}`);
+    assert.equal((drilled.json as { stamp: string }).stamp, older);
+    const warning = `"event":"remote_latest_passed_over_altered","location":"file://${r.repoDir}",` +
+      `"names":["${newerName}"],"chosen":"${olderName}"`;
+    assert.ok(drilled.stderr.includes(warning), `${kind}: ${drilled.stderr}`);
+  }
+});
