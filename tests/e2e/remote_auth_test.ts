@@ -91,13 +91,19 @@ Deno.test("remote auth-key: prints one line per identity, the same each time, th
   assert.match(oneErrorLine(missing, "no identity"), /remote auth-key needs the identity/);
 });
 
-Deno.test("remote auth: a push needs the auth key; a missing, foreign, unreadable or malformed key is refused", async () => {
-  using r = await remoteStore({ dbMiB: 1, chromaMiB: 1 });
+/** A repository and a store holding one snapshot, with the environment of a host that has no auth key. */
+async function storeWithoutKey(): Promise<{ r: RemoteStore; noKey: Record<string, string> }> {
+  const r = await remoteStore({ dbMiB: 1, chromaMiB: 1 });
   const { ATOCORE_BACKUP_AUTH_KEY_FILE: _, ...noKey } = r.env;
   const created = await runCli(["create", "--chroma"], { env: noKey });
   assert.equal(created.code, 0, created.stderr);
-  const stamps = () => [...Deno.readDirSync(join(r.store.backupDir, "snapshots"))].length;
+  return { r, noKey };
+}
 
+Deno.test("remote auth: a push or create --push needs the auth key; without it nothing is made or pushed", async () => {
+  const { r, noKey } = await storeWithoutKey();
+  using _ = r;
+  const stamps = () => [...Deno.readDirSync(join(r.store.backupDir, "snapshots"))].length;
   const push = await runCli(["push", "--latest"], { env: noKey });
   assert.equal(push.code, 2, push.stderr);
   assert.match(
@@ -109,7 +115,12 @@ Deno.test("remote auth: a push needs the auth key; a missing, foreign, unreadabl
   assert.equal(createPush.code, 2, createPush.stderr);
   assert.match(oneErrorLine(createPush, "create --push"), /create --push needs the authentication key/);
   assert.equal(stamps(), before, "no snapshot made by a create --push refused for its key");
+  assert.deepEqual(await remoteNames(r.env), [], "nothing was pushed");
+});
 
+Deno.test("remote auth: a foreign, unreadable or malformed auth key is refused, nothing pushed", async () => {
+  const { r, noKey } = await storeWithoutKey();
+  using _ = r;
   const other = ageKeyPair(r.work, "other.txt");
   const foreign = await runCli(["push", "--latest", "--auth-key", authKeyFileFor(other, "other.auth")], { env: noKey });
   assert.equal(foreign.code, 3, foreign.stderr);
@@ -142,6 +153,12 @@ Deno.test("remote auth: a push needs the auth key; a missing, foreign, unreadabl
   const absent = await runCli(["push", "--latest", "--auth-key", join(r.work, "absent.auth")], { env: noKey });
   assert.equal(absent.code, 2);
   assert.match(oneErrorLine(absent, "absent"), /cannot read the authentication key file \(--auth-key\) .*absent\.auth/);
+  assert.deepEqual(await remoteNames(r.env), [], "nothing was pushed");
+});
+
+Deno.test("remote auth: an auth key or age secret key pasted where a file or another value goes is refused, not echoed", async () => {
+  const { r, noKey } = await storeWithoutKey();
+  using _ = r;
   const line = Deno.readTextFileSync(r.authKeyFile).split("\n").find((text) => text.startsWith("age1"))!;
   const secret = Deno.readTextFileSync(r.key.keyFile).split("\n").find((text) => text.startsWith("AGE-SECRET"))!;
   const pastes: [string[], Record<string, string>, RegExp][] = [
@@ -179,6 +196,12 @@ Deno.test("remote auth: a push needs the auth key; a missing, foreign, unreadabl
     assert.ok(!(pasted.stdout + pasted.stderr + junit).includes(hex.slice(0, 16)), `${command.join(" ")} echoes it`);
   }
   assert.deepEqual(await remoteNames(r.env), [], "nothing was pushed");
+});
+
+Deno.test("remote auth: a key file holding the key twice is used; one readable by others is warned about", async () => {
+  const { r, noKey } = await storeWithoutKey();
+  using _ = r;
+  const bad = join(r.work, "bad.auth");
   Deno.writeTextFileSync(bad, Deno.readTextFileSync(r.authKeyFile).repeat(2)); // 'remote auth-key >>' run twice
   const doubled = await runCli(["push", "--latest", "--auth-key", bad], { env: noKey });
   assert.equal(doubled.code, 0, doubled.stderr);

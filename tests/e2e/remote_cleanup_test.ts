@@ -44,6 +44,16 @@ const KEEP_NEWEST = { daily: 1, weekly: 0, monthly: 0 };
 /** The reason a source's newest snapshot is kept whatever the policy. */
 const NEWEST = { rule: "newest", bucket: "by stamp, of its source" };
 
+/** A cleanup of `f` keeping the newest snapshot, with its sightings in `seenFile`, confirmed or not, at `at`. */
+function keepNewest(f: RepoFixture, confirm: boolean, at?: Date) {
+  return cleanupRemote(f.backend, {
+    sightingsFile: fileByPath(seenFile(f)),
+    policy: KEEP_NEWEST,
+    confirm,
+    clock: at ? () => at : undefined,
+  });
+}
+
 Deno.test("remote cleanup: retention, dry run, condemn then delete after the grace, leases protect", async () => {
   using f = await repoFixture({ dbMiB: 10, chromaMiB: 1 });
   const first = await pushSnapshot(f.config, f.backend, (await snapshotOf(f)).root, f.auth);
@@ -55,22 +65,13 @@ Deno.test("remote cleanup: retention, dry run, condemn then delete after the gra
   Deno.writeTextFileSync(join(f.repoDir, "packs", "zz", "not-a-pack"), "someone else's file");
   const before = await objectNames(f.backend);
 
-  const dry = await cleanupRemote(f.backend, {
-    sightingsFile: fileByPath(seenFile(f)),
-    policy: KEEP_NEWEST,
-    confirm: false,
-  });
+  const dry = await keepNewest(f, false);
   assert.deepEqual([dry.dry_run, dry.deleted, dry.kept], [true, [first.snapshot], [second.snapshot]]);
   assert.ok(dry.packs_condemned >= 2);
   assert.deepEqual(await objectNames(f.backend), before, "a dry run changes nothing");
 
   const t0 = new Date();
-  const run1 = await cleanupRemote(f.backend, {
-    sightingsFile: fileByPath(seenFile(f)),
-    policy: KEEP_NEWEST,
-    confirm: true,
-    clock: () => t0,
-  });
+  const run1 = await keepNewest(f, true, t0);
   assert.deepEqual([run1.deleted, run1.packs_deleted, run1.packs_condemned], [
     [first.snapshot],
     0,
@@ -78,23 +79,13 @@ Deno.test("remote cleanup: retention, dry run, condemn then delete after the gra
   ]);
   const [marker] = await objectNames(f.backend, "condemned/");
   const condemned: string[] = JSON.parse(Deno.readTextFileSync(join(f.repoDir, marker))).packs;
-  const run2 = await cleanupRemote(f.backend, {
-    sightingsFile: fileByPath(seenFile(f)),
-    policy: KEEP_NEWEST,
-    confirm: true,
-    clock: () => new Date(t0.getTime() + HOUR),
-  });
+  const run2 = await keepNewest(f, true, new Date(t0.getTime() + HOUR));
   assert.deepEqual([run2.packs_deleted, run2.packs_condemned], [0, 0], "within the grace nothing is deleted");
 
   const leased = condemned[0];
   const lease = { created_at: t0.toISOString(), expires_at: new Date(t0.getTime() + 30 * HOUR).toISOString() };
   await new Boundary(f.backend, [f.recipient]).putPublic(leaseName("00000000000000aa"), { ...lease, packs: [leased] });
-  const run3 = await cleanupRemote(f.backend, {
-    sightingsFile: fileByPath(seenFile(f)),
-    policy: KEEP_NEWEST,
-    confirm: true,
-    clock: () => new Date(t0.getTime() + 25 * HOUR),
-  });
+  const run3 = await keepNewest(f, true, new Date(t0.getTime() + 25 * HOUR));
   assert.equal(run3.packs_deleted, condemned.length - 1);
   assert.deepEqual(run3.markers_removed, [marker]);
   const packs = await objectNames(f.backend, "packs/");
@@ -102,12 +93,7 @@ Deno.test("remote cleanup: retention, dry run, condemn then delete after the gra
   assert.ok(packs.includes("packs/zz/not-a-pack"), "a name that is not the format's is never deleted");
   for (const id of condemned.slice(1)) assert.ok(!packs.includes(`packs/${id.slice(0, 2)}/${id}`));
 
-  const run4 = await cleanupRemote(f.backend, {
-    sightingsFile: fileByPath(seenFile(f)),
-    policy: KEEP_NEWEST,
-    confirm: true,
-    clock: () => new Date(t0.getTime() + 31 * HOUR),
-  });
+  const run4 = await keepNewest(f, true, new Date(t0.getTime() + 31 * HOUR));
   assert.deepEqual([run4.leases_removed, run4.packs_condemned], [[leaseName("00000000000000aa")], 1]);
   const into = join(f.work, "fetched");
   await fetchSnapshot(f.backend, [f.identity], second.snapshot, into);

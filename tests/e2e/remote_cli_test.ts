@@ -39,6 +39,7 @@ import {
   createAndPush,
   oneErrorLine,
   remoteNames,
+  type RemoteStore,
   remoteStore,
   snapshotAsStore,
 } from "../_remote_cli.ts";
@@ -84,27 +85,11 @@ async function flaggedRepository(prefix: string) {
   return { env, work: work.path, backupDir, remote, repository, create, [Symbol.dispose]: dispose };
 }
 
-Deno.test("remote CLI: init, create --push twice, list, verify, restore live and --to, drill from the repository, cleanup", async () => {
-  using r = await remoteStore({ dbMiB: 24, chromaMiB: 4 });
-  const first = await createAndPush(r.env);
-  assert.ok(first.push.bytes_sent > first.push.bytes_total * 0.8, "the first push sends the store");
-  assert.equal(first.push.bytes_read, first.push.bytes_total);
-  updateRows(r.store.db, 0.01);
-  const second = await createAndPush(r.env, ["--transfers", "1"]); // one pack at a time: what it sends is the same
-  const ratio = second.push.bytes_sent / second.push.bytes_total;
-  assert.ok(ratio < 0.06, `sent ${(ratio * 100).toFixed(1)}% of the store after 1% of rows changed`);
-  assert.ok(second.push.bytes_deduplicated > second.push.bytes_total * 0.9, "deduplication saved most");
-  assert.ok(second.push.objects_written >= 3, "packs, refs and the snapshot object");
-  assert.deepEqual(await remoteNames(r.env), [first.push.snapshot, second.push.snapshot]);
-  const decrypted = await runCli(["remote", "list"], { env: r.envWithIdentity });
-  const entries = (decrypted.json as { snapshots: { files: number; chroma: boolean }[] }).snapshots;
-  assert.deepEqual(entries.map((entry) => [entry.files > 10, entry.chroma]), [[true, true], [true, true]]);
+/** What `createAndPush` returns. */
+type Pushed = Awaited<ReturnType<typeof createAndPush>>;
 
-  await assertVerified(r.env);
-  const deep = await assertVerified(r.envWithIdentity, ["--read-data"]);
-  assert.ok((deep.json as { packs_read: number }).packs_read >= 2, "every pack read");
-  await assertVerified(r.envWithIdentity, ["--read-data-subset", "50%"]);
-
+/** `restore --from-remote` of `first` over the live store: live = snapshot, the pre-restore snapshot, no scratch left. */
+async function assertRestoredLive(r: RemoteStore, first: Pushed): Promise<void> {
   const snapshots = join(r.store.backupDir, "snapshots");
   const before = contentDigest(liveDigest(r.store), r.store.dataDir, false);
   const firstRoot = join(snapshots, first.stamp);
@@ -128,7 +113,11 @@ Deno.test("remote CLI: init, create --push twice, list, verify, restore live and
   const preRoot = join(snapshots, result.pre_restore_snapshot);
   assert.deepEqual(contentDigest(snapshotAsStore(preRoot), preRoot, true), before, "the pre-restore snapshot");
   assert.deepEqual(entryNames(scratch), [], "the scratch copy is removed");
+}
 
+/** `restore --from-remote --to` of `second`: Chroma's integrity checked, the folder = the snapshot. */
+async function assertRestoredTo(r: RemoteStore, second: Pushed): Promise<void> {
+  const snapshots = join(r.store.backupDir, "snapshots");
   const to = join(r.work, "rebuilt");
   const rebuilt = await runCli(["restore", second.stamp, "--from-remote", "--to", to], { env: r.envWithIdentity });
   assert.equal(rebuilt.code, 0, rebuilt.stderr);
@@ -145,7 +134,10 @@ Deno.test("remote CLI: init, create --push twice, list, verify, restore live and
     /^ {2}integrity: ok, as these very bytes passed the check before they were pushed \(proven by SHA-256\)$/m,
   );
   assert.deepEqual(treeDigest(to), snapshotAsStore(join(snapshots, second.stamp)));
+}
 
+/** `drill --from-remote --latest` with JUnit and metrics drills `second`, and says so in each. */
+async function assertDrilledLatest(r: RemoteStore, second: Pushed): Promise<void> {
   const junit = join(r.work, "drill.xml");
   const metrics = join(r.work, "drill.prom");
   const drill = await runCli(
@@ -168,7 +160,10 @@ Deno.test("remote CLI: init, create --push twice, list, verify, restore live and
   assert.ok(parsed.cases.includes("restore") && parsed.cases.includes("row_counts"), parsed.cases.join());
   assert.equal(Number(parsed.properties.recovery_time_seconds), drilled.recovery_time_seconds);
   assert.match(Deno.readTextFileSync(metrics), /^atocore_backup_last_run_success\{operation="drill"\} 1$/m);
+}
 
+/** `remote cleanup` keeping one daily: the dry run says `first` would go, the confirmed one removes it alone. */
+async function assertCleanedUp(r: RemoteStore, first: Pushed, second: Pushed): Promise<void> {
   const policy = ["--keep-daily", "1", "--keep-weekly", "0", "--keep-monthly", "0"];
   const dry = await runCli(["remote", "cleanup", ...policy], { env: r.env });
   const planned = dry.json as { deleted?: string[]; would_delete: string[] };
@@ -182,6 +177,33 @@ Deno.test("remote CLI: init, create --push twice, list, verify, restore live and
   assert.deepEqual(await remoteNames(r.env), [second.push.snapshot]);
   assert.deepEqual((cleaned.json as { deleted: string[] }).deleted, [first.push.snapshot]);
   assert.equal((cleaned.json as { would_delete?: string[] }).would_delete, undefined);
+}
+
+Deno.test("remote CLI: init, create --push twice, list, verify, restore live and --to, drill from the repository, cleanup", async () => {
+  using r = await remoteStore({ dbMiB: 24, chromaMiB: 4 });
+  const first = await createAndPush(r.env);
+  assert.ok(first.push.bytes_sent > first.push.bytes_total * 0.8, "the first push sends the store");
+  assert.equal(first.push.bytes_read, first.push.bytes_total);
+  updateRows(r.store.db, 0.01);
+  const second = await createAndPush(r.env, ["--transfers", "1"]); // one pack at a time: what it sends is the same
+  const ratio = second.push.bytes_sent / second.push.bytes_total;
+  assert.ok(ratio < 0.06, `sent ${(ratio * 100).toFixed(1)}% of the store after 1% of rows changed`);
+  assert.ok(second.push.bytes_deduplicated > second.push.bytes_total * 0.9, "deduplication saved most");
+  assert.ok(second.push.objects_written >= 3, "packs, refs and the snapshot object");
+  assert.deepEqual(await remoteNames(r.env), [first.push.snapshot, second.push.snapshot]);
+  const decrypted = await runCli(["remote", "list"], { env: r.envWithIdentity });
+  const entries = (decrypted.json as { snapshots: { files: number; chroma: boolean }[] }).snapshots;
+  assert.deepEqual(entries.map((entry) => [entry.files > 10, entry.chroma]), [[true, true], [true, true]]);
+
+  await assertVerified(r.env);
+  const deep = await assertVerified(r.envWithIdentity, ["--read-data"]);
+  assert.ok((deep.json as { packs_read: number }).packs_read >= 2, "every pack read");
+  await assertVerified(r.envWithIdentity, ["--read-data-subset", "50%"]);
+
+  await assertRestoredLive(r, first);
+  await assertRestoredTo(r, second);
+  await assertDrilledLatest(r, second);
+  await assertCleanedUp(r, first, second);
   await assertVerified(r.envWithIdentity, ["--read-data"]);
 });
 
@@ -286,7 +308,7 @@ Deno.test("remote CLI: push needs no identity; restore, verify --read-data and d
   assert.match(oneErrorLine(missing, "missing key file"), /cannot read the identity file .*key\.txt \(not found\)/);
 });
 
-Deno.test("remote CLI: config shows the repository settings and their sources; empty values and secret keys are refused", async () => {
+Deno.test("remote CLI: config shows the repository settings and their sources", async () => {
   using r = await remoteStore({ dbMiB: 1, chromaMiB: 1 });
   const shown = await runCli(["config", "--recipient", r.key.recipient], { env: r.envWithIdentity });
   assert.equal(shown.code, 0, shown.stderr);
@@ -295,7 +317,32 @@ Deno.test("remote CLI: config shows the repository settings and their sources; e
   assert.deepEqual(remote.identityFile, { value: r.key.keyFile, source: "env", from: "ATOCORE_BACKUP_IDENTITY_FILE" });
   assert.equal(remote.recipients?.source, "flag");
   assert.deepEqual(remote.authKeyFile, { value: r.authKeyFile, source: "env", from: "ATOCORE_BACKUP_AUTH_KEY_FILE" });
-  const secret = Deno.readTextFileSync(r.key.keyFile).split("\n").find((line) => line.startsWith("AGE-SECRET-KEY-1"))!;
+});
+
+/** The age secret key of the identity of `r`. */
+function secretOf(r: RemoteStore): string {
+  return Deno.readTextFileSync(r.key.keyFile).split("\n").find((line) => line.startsWith("AGE-SECRET-KEY-1"))!;
+}
+
+/** Each command of `cases`, run with its extra environment, exits 2 with one line matching its pattern, no secret shown. */
+async function assertSettingsRefused(
+  r: RemoteStore,
+  cases: [string[], Record<string, string>, RegExp][],
+): Promise<void> {
+  const secret = secretOf(r);
+  for (const [args, extra, pattern] of cases) {
+    const run = await runCli(args, { env: { ...r.env, ...extra } });
+    const what = `${args.join(" ")} ${JSON.stringify(extra)}`;
+    assert.equal(run.code, 2, `${what}: ${run.stderr}`);
+    assert.match(oneErrorLine(run, what), pattern, `${what}: ${run.stderr}`);
+    assert.ok(!run.stderr.includes(secret.slice(16, 40)), `${what}: the secret key is echoed`);
+    assert.ok(!run.stderr.includes("hunter2"), `${what}: a password is echoed`);
+  }
+}
+
+Deno.test("remote CLI: empty values and age secret keys given as settings are refused", async () => {
+  using r = await remoteStore({ dbMiB: 1, chromaMiB: 1 });
+  const secret = secretOf(r);
   const cases: [string[], Record<string, string>, RegExp][] = [
     [["push", "--latest", "--remote", ""], {}, /--remote needs a value, not an empty one/],
     [["remote", "list"], { ATOCORE_BACKUP_REMOTE: "" }, /ATOCORE_BACKUP_REMOTE is set but empty/],
@@ -314,6 +361,13 @@ Deno.test("remote CLI: config shows the repository settings and their sources; e
       /ATOCORE_BACKUP_RECIPIENT was given an age/,
     ],
     [["remote", "list", "--remote", `/x/${secret.slice(0, 70)}`], {}, /--remote was given an age secret key/],
+  ];
+  await assertSettingsRefused(r, cases);
+});
+
+Deno.test("remote CLI: remotes, endpoints, credentials and key files that cannot be used are refused, no password shown", async () => {
+  using r = await remoteStore({ dbMiB: 1, chromaMiB: 1 });
+  const cases: [string[], Record<string, string>, RegExp][] = [
     [["push", "--latest"], { ATOCORE_BACKUP_REMOTE: "ftp://host/x" }, /remote "ftp:\/\/…" is not supported/],
     [["config", "--remote", "s3://AKID:hunter2-secret@bucket/x"], {}, /--remote holds a password .* not shown/],
     [
@@ -339,6 +393,18 @@ Deno.test("remote CLI: config shows the repository settings and their sources; e
     [["push", "--latest", "--remote", r.repoDir, "--recipient", "age1nope"], {}, /not an age X25519 recipient/],
     [["push", "--latest", "--recipients-file", r.key.keyFile], {}, /key\.txt:\d+: an identity \(secret key\), not a/],
     [["remote", "verify", "--identity", join(r.work, "none")], {}, /cannot read the identity file .*none/],
+    [
+      ["remote", "list", "--remote", "s3://bucket/x"],
+      { ATOCORE_S3_ENDPOINT: "http://127.0.0.1:7480/a/%2e%2e/b" },
+      /ATOCORE_S3_ENDPOINT: "http:\/\/127\.0\.0\.1:7480\/a\/%2e%2e\/b" has a '\.' or '\.\.' path segment/,
+    ],
+  ];
+  await assertSettingsRefused(r, cases);
+});
+
+Deno.test("remote CLI: flags in the wrong place or out of range, bad stamps and unusable backup folders are refused", async () => {
+  using r = await remoteStore({ dbMiB: 1, chromaMiB: 1 });
+  const cases: [string[], Record<string, string>, RegExp][] = [
     [["restore", "20260101T000000Z", "--remote", r.repoDir], {}, /--remote goes with --from-remote/],
     [["drill", "--latest", "--identity", r.key.keyFile], {}, /--identity goes with --from-remote/],
     [["create", "--remote", r.repoDir], {}, /--remote goes with --push; add it to push to the repository$/],
@@ -351,11 +417,6 @@ Deno.test("remote CLI: config shows the repository settings and their sources; e
     ],
     [["create", "--push", "--transfers", "0"], {}, /--transfers must be a whole number from 1 to \d+, not "0"/],
     [["remote", "cleanup", "--grace", "1h"], {}, /not longer than a push's lease/],
-    [
-      ["remote", "list", "--remote", "s3://bucket/x"],
-      { ATOCORE_S3_ENDPOINT: "http://127.0.0.1:7480/a/%2e%2e/b" },
-      /ATOCORE_S3_ENDPOINT: "http:\/\/127\.0\.0\.1:7480\/a\/%2e%2e\/b" has a '\.' or '\.\.' path segment/,
-    ],
     [["remote", "verify", "--read-data-subset", "0%"], {}, /percentage from 1% to 100%/],
     [["push"], {}, /push: give one of STAMP, --latest or --all/],
     [
@@ -377,14 +438,7 @@ Deno.test("remote CLI: config shows the repository settings and their sources; e
     ],
     [["remote"], {}, /remote needs a command: one of init, list, verify, cleanup/],
   ];
-  for (const [args, extra, pattern] of cases) {
-    const run = await runCli(args, { env: { ...r.env, ...extra } });
-    const what = `${args.join(" ")} ${JSON.stringify(extra)}`;
-    assert.equal(run.code, 2, `${what}: ${run.stderr}`);
-    assert.match(oneErrorLine(run, what), pattern, `${what}: ${run.stderr}`);
-    assert.ok(!run.stderr.includes(secret.slice(16, 40)), `${what}: the secret key is echoed`);
-    assert.ok(!run.stderr.includes("hunter2"), `${what}: a password is echoed`);
-  }
+  await assertSettingsRefused(r, cases);
   assert.equal(statOrNull(join(r.work, "typo")), null, "a mistyped backup folder is not made");
 });
 
@@ -447,8 +501,13 @@ Deno.test("remote CLI: the push that push --all prints for a snapshot a remote c
   assert.deepEqual(names.map((name) => name.split("_")[0]), stamps, `${printed} sent the removed one again`);
 });
 
-Deno.test("remote CLI: push --all does not send again a stamp it pushed that a remote cleanup removed; push STAMP does; a record lost or damaged, or a repository rolled back, only sends again", async () => {
-  using r = await remoteStore({ dbMiB: 1, chromaMiB: 1 });
+/**
+ * A repository and a store with two snapshots, `older` and `newer`, none pushed; `pushAll` runs `push --all`, checks
+ * both are listed, and returns whether the older was passed over as removed since pushed; `cleanup` keeps one daily
+ * and checks the older is removed; `stampsListed` gives the stamps in the repository.
+ */
+async function twoSnapshots() {
+  const r = await remoteStore({ dbMiB: 1, chromaMiB: 1 });
   const stamps: string[] = [];
   for (let made = 0; made < 2; made++) {
     const run = await runCli(["create", "--chroma"], { env: r.env });
@@ -470,6 +529,12 @@ Deno.test("remote CLI: push --all does not send again a stamp it pushed that a r
     assert.deepEqual((await remoteNames(r.env)).map((name) => name.split("_")[0]), [newer], "the older one removed");
   };
   const stampsListed = async () => (await remoteNames(r.env)).map((name) => name.split("_")[0]);
+  return { r, older, newer, pushAll, cleanup, stampsListed };
+}
+
+Deno.test("remote CLI: push --all does not send again a stamp it pushed that a remote cleanup removed; push STAMP does; a record lost or damaged, or a repository rolled back, only sends again", async () => {
+  const { r, older, newer, pushAll, cleanup, stampsListed } = await twoSnapshots();
+  using _ = r;
   assert.ok(!await pushAll());
   await cleanup();
   const passedOver = await pushAll();

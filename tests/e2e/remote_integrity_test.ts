@@ -91,7 +91,7 @@ Deno.test("remote integrity: another key, tampered, truncated or swapped packs a
   assert.ok(!linked.notes.some((note) => step.test(note)), linked.notes.join("\n"));
 });
 
-Deno.test("remote integrity: a replaced, swapped, or foreign snapshot object is refused", async () => {
+Deno.test("remote integrity: a replaced snapshot object, or one whose refs are missing, is refused", async () => {
   const { f, pushed } = await pushedFixture();
   using _ = f;
   const name = `snapshots/${pushed.snapshot}`;
@@ -102,7 +102,6 @@ Deno.test("remote integrity: a replaced, swapped, or foreign snapshot object is 
   Deno.writeFileSync(path, tampered);
   assert.match(await fetchError(f, pushed.snapshot), new RegExp(`^${name}: its SHA-256 is not the one refs/`));
   const refs = join(f.repoDir, "refs", pushed.snapshot);
-  const refsText = Deno.readTextFileSync(refs);
   Deno.removeSync(refs);
   const noMac = new RegExp(
     `^refs/${pushed.snapshot}: missing, so ${name} carries no MAC and may be a writer's forgery`,
@@ -112,8 +111,13 @@ Deno.test("remote integrity: a replaced, swapped, or foreign snapshot object is 
     await fetchError(f, pushed.snapshot, f.identity, true),
     new RegExp(`^${name}: age payload authentication failed`),
   );
-  Deno.writeFileSync(path, original);
-  Deno.writeTextFileSync(refs, refsText);
+});
+
+Deno.test("remote integrity: a snapshot object swapped under another name, or copied from another repository, is refused", async () => {
+  const { f, pushed } = await pushedFixture();
+  using _ = f;
+  const original = Deno.readFileSync(join(f.repoDir, "snapshots", pushed.snapshot));
+  const refsText = Deno.readTextFileSync(join(f.repoDir, "refs", pushed.snapshot));
 
   // The same snapshot object under another snapshot's name (its refs rewritten to match): its MAC names the first,
   // and without the MAC (allowed unauthenticated) the name inside differs.
@@ -181,24 +185,19 @@ Deno.test("remote verify: sizes without the identity, content with it; a subset 
   void pushed;
 });
 
-Deno.test("remote verify: ranges past the budget are read in rounds of packs: each pack once, damage in any named", async () => {
-  using f = await repoFixture({ dbMiB: 24, chromaMiB: 1 });
-  await pushSnapshot(f.config, f.backend, (await snapshotOf(f)).root, f.auth);
-  updateRows(f.store.db, 0.05);
-  await pushSnapshot(f.config, f.backend, (await snapshotOf(f)).root, f.auth);
-  const packs = (await objectNames(f.backend, "packs/")).sort();
-  const places = new Set(packs.map((pack) => pack.slice(9, 17))).size; // a round holds whole places (8 hex digits)
-  assert.ok(packs.length >= 3, `${packs.length} packs`);
-  /** A backend that counts reads of snapshot objects, and runs `onRead` before each. */
-  let documentReads = 0;
-  let onRead = (_name: string) => {};
+/**
+ * `verify` reads the data of `f` with `extra` options through a backend that counts reads of snapshot objects in
+ * `reads.documents` and runs `reads.onRead` before each, and returns the result and the rounds it took.
+ */
+function countingVerify(f: RepoFixture) {
+  const reads = { documents: 0, onRead: (_name: string) => {} };
   const backend: Backend = {
     location: f.backend.location,
     list: (prefix) => f.backend.list(prefix),
     read: (name, into, max) => {
       if (name.startsWith("snapshots/")) {
-        documentReads += 1;
-        onRead(name);
+        reads.documents += 1;
+        reads.onRead(name);
       }
       return f.backend.read(name, into, max);
     },
@@ -207,10 +206,22 @@ Deno.test("remote verify: ranges past the budget are read in rounds of packs: ea
     remove: (name) => f.backend.remove(name),
   };
   const verify = async (extra: VerifyOptions) => {
-    documentReads = 0;
+    reads.documents = 0;
     const result = await verifyRepository(backend, { identities: [f.identity], readData: true, ...extra });
-    return { result, rounds: documentReads / 2 - 1 }; // the first pass reads each document twice, a next round once
+    return { result, rounds: reads.documents / 2 - 1 }; // the first pass reads each document twice, a next round once
   };
+  return { reads, verify };
+}
+
+Deno.test("remote verify: ranges past the budget are read in rounds of packs: each pack once, damage in any named", async () => {
+  using f = await repoFixture({ dbMiB: 24, chromaMiB: 1 });
+  await pushSnapshot(f.config, f.backend, (await snapshotOf(f)).root, f.auth);
+  updateRows(f.store.db, 0.05);
+  await pushSnapshot(f.config, f.backend, (await snapshotOf(f)).root, f.auth);
+  const packs = (await objectNames(f.backend, "packs/")).sort();
+  const places = new Set(packs.map((pack) => pack.slice(9, 17))).size; // a round holds whole places (8 hex digits)
+  assert.ok(packs.length >= 3, `${packs.length} packs`);
+  const { reads, verify } = countingVerify(f);
   const once = await verify({});
   assert.equal(once.rounds, 1);
   const counts = ({ result }: typeof once) => [result.ok, result.packs_read, result.extents_checked, result.bytes_read];
@@ -232,11 +243,11 @@ Deno.test("remote verify: ranges past the budget are read in rounds of packs: ea
   // a snapshot removed between rounds (a cleanup) is a note, once, and no error
   const [first] = await objectNames(f.backend, "snapshots/");
   const firstBytes = Deno.readFileSync(join(f.repoDir, first));
-  onRead = (name) => {
-    if (name === first && documentReads === 5) Deno.removeSync(join(f.repoDir, first)); // its first re-read
+  reads.onRead = (name) => {
+    if (name === first && reads.documents === 5) Deno.removeSync(join(f.repoDir, first)); // its first re-read
   };
   const gone = await verify({ rangeBudget: 1 });
-  onRead = () => {};
+  reads.onRead = () => {};
   Deno.writeFileSync(join(f.repoDir, first), firstBytes);
   assert.deepEqual(gone.result.errors, []);
   assert.equal(gone.result.notes.filter((note) => note.includes(first)).length, 1, gone.result.notes.join("\n"));

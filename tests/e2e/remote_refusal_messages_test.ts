@@ -10,14 +10,36 @@ import { join } from "node:path";
 import { runCli, tempDir } from "../_helpers.ts";
 import { ageKeyPair, authKeyFileFor, oneErrorLine } from "../_remote_cli.ts";
 
-Deno.test("remote CLI refusals: one line each, exit 2, naming what to give", async (t) => {
-  using dir = tempDir("atocore-remote-refusals-");
-  const data = join(dir.path, "data");
+/** A data folder, a repository address where none exists, and a notes file that holds no key: the refusals' inputs. */
+function refusalPlaces(dir: string) {
+  const data = join(dir, "data");
   Deno.mkdirSync(data);
-  const repo = join(dir.path, "repo");
-  const garbage = join(dir.path, "notes.txt");
+  const repo = join(dir, "repo");
+  const garbage = join(dir, "notes.txt");
   Deno.writeTextFileSync(garbage, "# my notes\nhello\n");
   const env = { ATOCORE_DATA_DIR: data, ATOCORE_BACKUP_REMOTE: repo };
+  return { data, repo, garbage, env };
+}
+
+/** A step per case: the command exits 2 with one line matching its pattern; no repository was made at `repo`. */
+async function assertRefusals(
+  t: Deno.TestContext,
+  repo: string,
+  cases: [string, string[], Record<string, string>, RegExp][],
+): Promise<void> {
+  for (const [label, args, caseEnv, pattern] of cases) {
+    await t.step(label, async () => {
+      const run = await runCli(args, { env: caseEnv });
+      assert.equal(run.code, 2, `${args.join(" ")}: ${run.stderr}`);
+      assert.match(oneErrorLine(run, label), pattern);
+    });
+  }
+  assert.throws(() => Deno.lstatSync(repo), Deno.errors.NotFound, "no repository was made by a refused command");
+}
+
+Deno.test("remote CLI refusals: no repository, no recipients, conflicting or out-of-range flags: one line each, exit 2", async (t) => {
+  using dir = tempDir("atocore-remote-refusals-");
+  const { data, repo, env } = refusalPlaces(dir.path);
   const cases: [string, string[], Record<string, string>, RegExp][] = [
     [
       "no repository given",
@@ -55,6 +77,14 @@ Deno.test("remote CLI refusals: one line each, exit 2, naming what to give", asy
       { ...env, ATOCORE_BACKUP_TRANSFERS: "" },
       /ATOCORE_BACKUP_TRANSFERS must be a whole number from 1 to \d+, not ""$/,
     ],
+  ];
+  await assertRefusals(t, repo, cases);
+});
+
+Deno.test("remote CLI refusals: key files that cannot be used: one line each, exit 2, naming what to give", async (t) => {
+  using dir = tempDir("atocore-remote-refusals-");
+  const { data, repo, garbage, env } = refusalPlaces(dir.path);
+  const cases: [string, string[], Record<string, string>, RegExp][] = [
     [
       "an identity file that holds no identity",
       ["remote", "verify", "--read-data", "--identity", garbage],
@@ -76,12 +106,5 @@ Deno.test("remote CLI refusals: one line each, exit 2, naming what to give", asy
       ),
     ],
   ];
-  for (const [label, args, caseEnv, pattern] of cases) {
-    await t.step(label, async () => {
-      const run = await runCli(args, { env: caseEnv });
-      assert.equal(run.code, 2, `${args.join(" ")}: ${run.stderr}`);
-      assert.match(oneErrorLine(run, label), pattern);
-    });
-  }
-  assert.throws(() => Deno.lstatSync(repo), Deno.errors.NotFound, "no repository was made by a refused command");
+  await assertRefusals(t, repo, cases);
 });

@@ -107,7 +107,7 @@ Deno.test("remote refusals: a repository re-created or re-keyed after this host 
   assert.match(oneErrorLine(given, "given recipients"), /are not the ones given .*a swapped recipient is an attack/);
 });
 
-Deno.test("remote refusals: init refuses a folder that holds anything, a repository included, or under a missing folder", async () => {
+Deno.test("remote refusals: init refuses a folder that holds anything, a repository included", async () => {
   using r = await remoteStore({ dbMiB: 1, chromaMiB: 1 });
   const cluttered = join(r.work, "cluttered");
   Deno.mkdirSync(cluttered);
@@ -124,6 +124,10 @@ Deno.test("remote refusals: init refuses a folder that holds anything, a reposit
     assert.match(oneErrorLine(run, where), pattern);
     assert.deepEqual(entryNames(where), before);
   }
+});
+
+Deno.test("remote refusals: init refuses a repository under a missing folder or through a file", async () => {
+  using r = await remoteStore({ dbMiB: 1, chromaMiB: 1 });
   const unmounted = join(r.work, "offsite"); // a mount point's path while the disk is not mounted: no parent made
   const notMounted = await runCli([
     "remote",
@@ -151,6 +155,10 @@ Deno.test("remote refusals: init refuses a folder that holds anything, a reposit
     oneErrorLine(file, "through a file"),
     /a part of the path of the repository .*notes\.txt\/repo is a file/,
   );
+});
+
+Deno.test("remote refusals: init refuses a repository in the store or in the backup folder's own folders", async () => {
+  using r = await remoteStore({ dbMiB: 1, chromaMiB: 1 });
   const inStore = await runCli(["remote", "init", "--remote", join(r.store.chromaDir, "repo"), "--recipient", "x"], {
     env: r.env,
   });

@@ -41,6 +41,54 @@ const AIMS: { preSnapshot: boolean; afterEvent?: string; windowMs: number }[] = 
 ];
 const LIVE_NAMES = ["atocore.db", "backups", "chroma", "project-registry.json"];
 
+/** The live state before and after the restore of the kill trials, and how to run it. */
+interface RestoreWorld {
+  store: ReturnType<typeof tempStore>;
+  env: Record<string, string>;
+  restore: string[];
+  before: { ledger: unknown; registry: string };
+  after: { ledger: unknown; registry: string };
+  afterChroma: Record<string, string>;
+  beforeChroma: string;
+}
+
+/**
+ * After a kill: every snapshot validates, the live database is whole and old or new, the registry one or the other.
+ * Returns which state the database and Chroma are in (an outcome to count when the run was killed).
+ */
+async function assertWholeAfterKill(w: RestoreWorld, label: string): Promise<string> {
+  const { store, env, before, after } = w;
+  const validated = await runCli(["validate", "--all"], { env });
+  assert.equal(validated.code, 0, `a snapshot does not validate after the kill ${label}: ${validated.stdout}`);
+  assert.equal(await sqliteIntegrity(store.db), "ok", `live database damaged ${label}`);
+  const ledger = await ledgerState(store.db);
+  assert.ok(
+    [before.ledger, after.ledger].some((state) => JSON.stringify(state) === JSON.stringify(ledger)),
+    `live database holds neither the old nor the new state ${label}: ${JSON.stringify(ledger)}`,
+  );
+  const registry = Deno.readTextFileSync(store.registry);
+  assert.ok([before.registry, after.registry].includes(registry), `registry torn ${label}`);
+  const replaced = JSON.stringify(ledger) === JSON.stringify(after.ledger);
+  const chroma = JSON.stringify(withoutStaging(treeDigest(store.chromaDir)));
+  const chromaState = chroma === JSON.stringify(w.afterChroma) ? "new" : chroma === w.beforeChroma ? "old" : "mixed";
+  return `${replaced ? "new" : "old"} database, ${chromaState} Chroma`;
+}
+
+/** The next run of the restore succeeds and restores exactly the snapshot, leaving nothing behind. */
+async function assertNextRunRecovers(w: RestoreWorld, label: string): Promise<void> {
+  const { store, env, after } = w;
+  const next = await runCli(w.restore, { env });
+  assert.equal(next.code, 0, `the restore after the kill failed ${label}: ${next.stderr}`);
+  assert.deepEqual(await ledgerState(store.db), after.ledger, `not restored ${label}`);
+  assert.equal(Deno.readTextFileSync(store.registry), after.registry, `registry not restored ${label}`);
+  assert.deepEqual(treeDigest(store.chromaDir), w.afterChroma, `Chroma not restored exactly ${label}`);
+  assert.deepEqual(entryNames(join(store.backupDir, ".staging")), [], `staging left behind ${label}`);
+  const leftovers = entryNames(store.dataDir).filter((name) => !LIVE_NAMES.includes(name) && !/-(wal|shm)$/.test(name));
+  assert.deepEqual(leftovers, [], `temporary files left beside the live store ${label}`);
+  const revalidated = await runCli(["validate", "--all"], { env });
+  assert.equal(revalidated.code, 0, `snapshots do not validate after the next run ${label}: ${revalidated.stdout}`);
+}
+
 Deno.test("restore killed at random moments: live database old or new and whole, snapshots valid, next run recovers", async () => {
   const seed = faultSeed();
   const random = seededRandom(seed);
@@ -75,35 +123,10 @@ Deno.test("restore killed at random moments: live database old or new and whole,
     const killed = await runAndKill(args, env, delay, aim.afterEvent);
     if (killed.code !== null) assert.equal(killed.code, 0, `restore ran to its end but failed ${label}`);
 
-    const validated = await runCli(["validate", "--all"], { env });
-    assert.equal(validated.code, 0, `a snapshot does not validate after the kill ${label}: ${validated.stdout}`);
-    assert.equal(await sqliteIntegrity(store.db), "ok", `live database damaged ${label}`);
-    const ledger = await ledgerState(store.db);
-    assert.ok(
-      [before.ledger, after.ledger].some((state) => JSON.stringify(state) === JSON.stringify(ledger)),
-      `live database holds neither the old nor the new state ${label}: ${JSON.stringify(ledger)}`,
-    );
-    const registry = Deno.readTextFileSync(store.registry);
-    assert.ok([before.registry, after.registry].includes(registry), `registry torn ${label}`);
-    if (killed.code === null) {
-      const replaced = JSON.stringify(ledger) === JSON.stringify(after.ledger);
-      const chroma = JSON.stringify(withoutStaging(treeDigest(store.chromaDir)));
-      const chromaState = chroma === JSON.stringify(afterChroma) ? "new" : chroma === beforeChroma ? "old" : "mixed";
-      outcomes.push(`${replaced ? "new" : "old"} database, ${chromaState} Chroma`);
-    }
-
-    const next = await runCli(restore, { env });
-    assert.equal(next.code, 0, `the restore after the kill failed ${label}: ${next.stderr}`);
-    assert.deepEqual(await ledgerState(store.db), after.ledger, `not restored ${label}`);
-    assert.equal(Deno.readTextFileSync(store.registry), after.registry, `registry not restored ${label}`);
-    assert.deepEqual(treeDigest(store.chromaDir), afterChroma, `Chroma not restored exactly ${label}`);
-    assert.deepEqual(entryNames(join(store.backupDir, ".staging")), [], `staging left behind ${label}`);
-    const leftovers = entryNames(store.dataDir).filter((name) =>
-      !LIVE_NAMES.includes(name) && !/-(wal|shm)$/.test(name)
-    );
-    assert.deepEqual(leftovers, [], `temporary files left beside the live store ${label}`);
-    const revalidated = await runCli(["validate", "--all"], { env });
-    assert.equal(revalidated.code, 0, `snapshots do not validate after the next run ${label}: ${revalidated.stdout}`);
+    const world = { store, env, restore, before, after, afterChroma, beforeChroma };
+    const outcome = await assertWholeAfterKill(world, label);
+    if (killed.code === null) outcomes.push(outcome);
+    await assertNextRunRecovers(world, label);
   }
   const counts = Object.entries(Object.groupBy(outcomes, (outcome) => outcome)).map(([key, list]) =>
     `${list!.length} ${key}`

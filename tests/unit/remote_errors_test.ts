@@ -59,12 +59,36 @@ const mkfifo = (path: string) =>
 const escape = (text: string) => text.replace(/[.*+?^${}()|[\]\\/]/g, "\\$&");
 const bytes = (value: unknown) => new TextEncoder().encode(typeof value === "string" ? value : JSON.stringify(value));
 
-Deno.test("remote errors: addresses, key files and object names", async (t) => {
+/** The cases of an SFTP key file missing and a known_hosts that is a folder, with the SSH key at `key` in `dir`. */
+function sftpKeyFileCases(dir: string, key: string): [string, () => unknown, RegExp][] {
+  const knownHosts = join(dir, "known_hosts");
+  Deno.mkdirSync(knownHosts); // a folder: not readable as a file
+  const missing = join(dir, "no_such_key");
+  const sftp = (keyFile: string) =>
+    openSftpBackend("sftp://u@127.0.0.1:1/x", { keyFile, knownHostsFile: knownHosts }).list("");
+  return [
+    [
+      "sftp key file missing",
+      () => sftp(missing),
+      new RegExp(
+        `^cannot read the SSH key ${escape(missing)} \\(not found\\); give a readable private key file with`,
+      ),
+    ],
+    [
+      "known_hosts not a file",
+      () => sftp(key),
+      new RegExp(
+        `^cannot read the known_hosts file ${escape(knownHosts)} \\(.*\\); give a readable one with --known`,
+      ),
+    ],
+  ];
+}
+
+Deno.test("remote errors: SFTP addresses and key files", async (t) => {
   using dir = tempDir("atocore-remote-errors-");
   const key = join(dir.path, "id_ed25519");
   const hasKeygen = toolFor("ssh-keygen", "the SSH key file cases");
   if (hasKeygen) new Deno.Command("ssh-keygen", { args: ["-q", "-t", "ed25519", "-N", "", "-f", key] }).outputSync();
-  const folder = openFolderBackend(join(dir.path, "repo"));
   const cases: [string, () => unknown, RegExp][] = [
     [
       "sftp without a key",
@@ -92,16 +116,25 @@ Deno.test("remote errors: addresses, key files and object names", async (t) => {
       /^SFTP needs a known_hosts file: give --known-hosts FILE \(HOME is not set\)$/,
     ],
     [
+      "sftp URL with a bad %-escape",
+      () => parseSftpUrl("sftp://u@h/a%zz"),
+      /^not an SFTP location: "sftp:\/\/u@h\/a%zz" \(bad %-escape\); give sftp:\/\/USER@HOST\[:PORT\]\/PATH/,
+    ],
+  ];
+  if (hasKeygen) cases.push(...sftpKeyFileCases(dir.path, key));
+  await steps(t, cases);
+});
+
+Deno.test("remote errors: folder and S3 addresses, and object names", async (t) => {
+  using dir = tempDir("atocore-remote-errors-");
+  const folder = openFolderBackend(join(dir.path, "repo"));
+  const cases: [string, () => unknown, RegExp][] = [
+    [
       "folder backend given another scheme",
       () => openFolderBackend("ftp://host/x"),
       /^remote "ftp:\/\/…" is not supported; give file:\/\/\/path$/,
     ],
     ["folder backend given blanks", () => openFolderBackend("  "), /^the remote is empty; give file:\/\/\/path or a/],
-    [
-      "sftp URL with a bad %-escape",
-      () => parseSftpUrl("sftp://u@h/a%zz"),
-      /^not an SFTP location: "sftp:\/\/u@h\/a%zz" \(bad %-escape\); give sftp:\/\/USER@HOST\[:PORT\]\/PATH/,
-    ],
     [
       "s3 URL with a query",
       () => parseS3Url("s3://bucket/a?x=1"),
@@ -134,29 +167,6 @@ Deno.test("remote errors: addresses, key files and object names", async (t) => {
       /^not a remote snapshot name: "\.\.\/x"; give one like 20260409T010203Z_0123456789abcdef \('remote list'\)$/,
     ],
   ];
-  if (hasKeygen) {
-    const knownHosts = join(dir.path, "known_hosts");
-    Deno.mkdirSync(knownHosts); // a folder: not readable as a file
-    const missing = join(dir.path, "no_such_key");
-    const sftp = (keyFile: string) =>
-      openSftpBackend("sftp://u@127.0.0.1:1/x", { keyFile, knownHostsFile: knownHosts }).list("");
-    cases.push(
-      [
-        "sftp key file missing",
-        () => sftp(missing),
-        new RegExp(
-          `^cannot read the SSH key ${escape(missing)} \\(not found\\); give a readable private key file with`,
-        ),
-      ],
-      [
-        "known_hosts not a file",
-        () => sftp(key),
-        new RegExp(
-          `^cannot read the known_hosts file ${escape(knownHosts)} \\(.*\\); give a readable one with --known`,
-        ),
-      ],
-    );
-  }
   await steps(t, cases);
 });
 
@@ -471,11 +481,10 @@ Deno.test("remote verify: a zstd pack cut short leaves the ranges past its end u
   assert.ok(verified.errors.some((line) => line.startsWith(`${packName(packs[1].id)}: its zstd content is corrupt (`)));
 });
 
-Deno.test("remote errors: repositories that are not this tool's, pins, races, names and policies", async (t) => {
+Deno.test("remote errors: an unreadable pin, an init another init overtook, a policy that keeps nothing", async (t) => {
   using dir = tempDir("atocore-remote-errors-");
   const repo = await handRepo(dir.path);
   const location = `file://${repo.repoDir}`;
-  const given = ` --remote '${repo.repoDir}'`; // the flags of a run that named the repository (see repositoryFlags)
   const other = openFolderBackend(join(dir.path, "other"));
   const racing: Backend = {
     location: other.location,
@@ -512,6 +521,16 @@ Deno.test("remote errors: repositories that are not this tool's, pins, races, na
       () => cleanupRemote(repo.backend, { policy } as RemoteCleanupOptions),
       /^a retention policy that keeps nothing is refused; give --keep-daily 1 at least$/,
     ],
+  ];
+  await steps(t, cases);
+});
+
+Deno.test("remote errors: no snapshots, or none of a stamp or name, each with what to run next", async (t) => {
+  using dir = tempDir("atocore-remote-errors-");
+  const repo = await handRepo(dir.path);
+  const location = `file://${repo.repoDir}`;
+  const given = ` --remote '${repo.repoDir}'`; // the flags of a run that named the repository (see repositoryFlags)
+  const cases: [string, () => unknown, RegExp][] = [
     [
       "latest of a repository with no snapshot",
       () => resolveRemoteSnapshot(repo.backend, "latest", { now: new Date(), reporter: SILENT }),
@@ -545,6 +564,12 @@ Deno.test("remote errors: repositories that are not this tool's, pins, races, na
       new RegExp(`; push one first with: atocore-backup push --latest${escape(given)}$`),
     ],
   ];
+  await steps(t, cases);
+});
+
+Deno.test("remote errors: a config that is not this tool's, or not a file, is refused in one line saying what to do", async (t) => {
+  using dir = tempDir("atocore-remote-errors-");
+  const cases: [string, () => unknown, RegExp][] = [];
   // a config no command can use: one line saying what was found and what to do, never to run 'remote verify' (which
   // would say the same again): another tool's repository given, or this tool's config to put back from a copy
   const unusable = (what: string) =>
