@@ -129,7 +129,9 @@ export function parseRepositoryConfig(value: unknown, location: string): Reposit
   if (value === null || typeof value !== "object" || Array.isArray(value)) throw bad("is not a JSON object");
   const config = value as Record<string, unknown>;
   if (config.format !== REPOSITORY_FORMAT) throw bad(`has format ${JSON.stringify(config.format)}`);
-  if (config.version !== REPOSITORY_VERSION) {
+  const version = config.version;
+  if (!Number.isSafeInteger(version) || (version as number) < 1) throw bad(`has version ${JSON.stringify(version)}`);
+  if (version !== REPOSITORY_VERSION) { // a later format, which a newer release reads
     throw new OperationError(
       `${location} is repository format version ${JSON.stringify(config.version)}; this tool reads version ` +
         `${REPOSITORY_VERSION}: use a newer atocore-backup`,
@@ -145,7 +147,7 @@ export function parseRepositoryConfig(value: unknown, location: string): Reposit
     throw bad("lists a recipient that is not age1…");
   }
   if (recipients.join() !== (config.recipients as string[]).join()) {
-    throw bad("lists recipients not in canonical order");
+    throw bad("lists recipients not as this tool writes them (lower case, sorted, each once)");
   }
   return {
     format: REPOSITORY_FORMAT,

@@ -22,7 +22,7 @@ import { verifyRepository } from "../../src/repo/verify.ts";
 import { packName, refsName, snapshotName } from "../../src/repo/layout.ts";
 import { checkLink, readLocalSnapshot } from "../../src/repo/local_snapshot.ts";
 import { cleanupRemote, type RemoteCleanupOptions } from "../../src/repo/prune.ts";
-import { checkPin, initRepository, openRepository } from "../../src/repo/repository.ts";
+import { checkPin, initRepository, openRepository, REPOSITORY_FORMAT } from "../../src/repo/repository.ts";
 import { parseEndpoint, parseS3Url } from "../../src/repo/s3/address.ts";
 import { parseListPage } from "../../src/repo/s3/listing.ts";
 import { openS3Backend } from "../../src/repo/s3/open.ts";
@@ -569,6 +569,19 @@ Deno.test("remote errors: no snapshots, or none of a stamp or name, each with wh
 
 Deno.test("remote errors: a config that is not this tool's, or not a file, is refused in one line saying what to do", async (t) => {
   using dir = tempDir("atocore-remote-errors-");
+  const { recipient } = generateIdentity();
+  // this tool's config but for `fields` (a JSON number past every double, 1e999, written as it is)
+  const writeConfig = (config: string, fields: Record<string, unknown>) => {
+    const base = {
+      format: REPOSITORY_FORMAT,
+      version: 1,
+      id: "0".repeat(32),
+      recipients: [recipient],
+      created_at: "x",
+    };
+    const text = JSON.stringify({ ...base, ...fields }, (_, value) => value === Infinity ? "INF" : value);
+    Deno.writeTextFileSync(config, text.replace('"INF"', "1e999"));
+  };
   const cases: [string, () => unknown, RegExp][] = [];
   // a config no command can use: one line saying what was found and what to do, never to run 'remote verify' (which
   // would say the same again): another tool's repository given, or this tool's config to put back from a copy
@@ -591,6 +604,18 @@ Deno.test("remote errors: a config that is not this tool's, or not a file, is re
       unusable('has format "restic"'),
     ],
     ["a config that is a list", (config) => Deno.writeTextFileSync(config, "[]"), unusable("is not a JSON object")],
+    ["a version that is text", (config) => writeConfig(config, { version: "1" }), unusable('has version "1"')],
+    ["a version past every number", (config) => writeConfig(config, { version: 1e999 }), unusable("has version null")],
+    [
+      "a recipient in upper case",
+      (config) => writeConfig(config, { recipients: [recipient.toUpperCase()] }),
+      unusable("lists recipients not as this tool writes them \\(lower case, sorted, each once\\)"),
+    ],
+    [
+      "a later version",
+      (config) => writeConfig(config, { version: 2 }),
+      /^file:\/\/\S+ is repository format version 2; this tool reads version 1: use a newer atocore-backup$/,
+    ],
     ["a config that is a FIFO", (config) => mkfifo(config), unusable("is not a regular file")],
     ["a config that is a folder", (config) => Deno.mkdirSync(config), unusable("is not a regular file")],
     [
