@@ -567,21 +567,16 @@ Deno.test("remote errors: no snapshots, or none of a stamp or name, each with wh
   await steps(t, cases);
 });
 
+/** This tool's config written at `config` but for `fields` (a JSON number past every double, 1e999, written as it is). */
+function writeConfig(config: string, fields: Record<string, unknown>, recipient = generateIdentity().recipient): void {
+  const base = { format: REPOSITORY_FORMAT, version: 1, id: "0".repeat(32), recipients: [recipient], created_at: "x" };
+  const text = JSON.stringify({ ...base, ...fields }, (_, value) => value === Infinity ? "INF" : value);
+  Deno.writeTextFileSync(config, text.replace('"INF"', "1e999"));
+}
+
 Deno.test("remote errors: a config that is not this tool's, or not a file, is refused in one line saying what to do", async (t) => {
   using dir = tempDir("atocore-remote-errors-");
   const { recipient } = generateIdentity();
-  // this tool's config but for `fields` (a JSON number past every double, 1e999, written as it is)
-  const writeConfig = (config: string, fields: Record<string, unknown>) => {
-    const base = {
-      format: REPOSITORY_FORMAT,
-      version: 1,
-      id: "0".repeat(32),
-      recipients: [recipient],
-      created_at: "x",
-    };
-    const text = JSON.stringify({ ...base, ...fields }, (_, value) => value === Infinity ? "INF" : value);
-    Deno.writeTextFileSync(config, text.replace('"INF"', "1e999"));
-  };
   const cases: [string, () => unknown, RegExp][] = [];
   // a config no command can use: one line saying what was found and what to do, never to run 'remote verify' (which
   // would say the same again): another tool's repository given, or this tool's config to put back from a copy
@@ -608,7 +603,7 @@ Deno.test("remote errors: a config that is not this tool's, or not a file, is re
     ["a version past every number", (config) => writeConfig(config, { version: 1e999 }), unusable("has version null")],
     [
       "a recipient in upper case",
-      (config) => writeConfig(config, { recipients: [recipient.toUpperCase()] }),
+      (config) => writeConfig(config, { recipients: [recipient.toUpperCase()] }, recipient),
       unusable("lists recipients not as this tool writes them \\(lower case, sorted, each once\\)"),
     ],
     [
