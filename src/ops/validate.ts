@@ -5,7 +5,7 @@
  * @module
  */
 import { basename, isAbsolute, join, relative } from "node:path";
-import { describeOsError, ioErrorText } from "../errors.ts";
+import { describeOsError, ioErrorText, isIoError } from "../errors.ts";
 import { deniedPath } from "../fs/denied_path.ts";
 import { exists, lstatOrNull } from "../fs/probe.ts";
 import { notRegularFile, readRegularTextFile } from "../fs/regular_file.ts";
@@ -469,7 +469,8 @@ async function integrityOk(driver: SqliteDriver, path: string, label: string, er
     errors.push(isReadFailure(answer) ? unreadable(label, path) : `${label}_integrity_check_failed: ${answer}`);
   } catch (error) {
     if (error instanceof IntegrityUncheckedError) throw error; // not checked is not damaged: the caller says why
-    errors.push(isReadFailure(error) ? unreadable(label, path) : `${label}_open_failed: ${(error as Error).message}`);
+    const failed = isReadFailure(error) || isIoError(error); // SQLite's read, or this tool's own look at the header
+    errors.push(failed ? unreadable(label, path) : `${label}_open_failed: ${(error as Error).message}`);
   }
   return false;
 }

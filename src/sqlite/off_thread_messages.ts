@@ -19,7 +19,7 @@ export type OffThreadMessage =
 export type PostedError =
   | { kind: "sqlite"; resultCode: number; message: string; systemCode?: "EMFILE" | "ENFILE" }
   | { kind: "unchecked"; path: string; why: string }
-  | { kind: "other"; message: string };
+  | { kind: "other"; message: string; code?: string };
 
 /** `error` as it may cross to another thread. */
 export function posted(error: unknown): PostedError {
@@ -28,12 +28,16 @@ export function posted(error: unknown): PostedError {
     return { kind: "sqlite", resultCode, message, systemCode };
   }
   if (error instanceof IntegrityUncheckedError) return { kind: "unchecked", path: error.path, why: error.why };
-  return { kind: "other", message: error instanceof Error ? error.message : String(error) };
+  const code = (error as { code?: unknown } | null)?.code; // the system's error name (EIO), which callers tell apart
+  const message = error instanceof Error ? error.message : String(error);
+  return typeof code === "string" ? { kind: "other", message, code } : { kind: "other", message };
 }
 
 /** The error `posted` made of one, made again on this thread. */
 export function revived(error: PostedError): Error {
   if (error.kind === "sqlite") return new SqliteError(error.resultCode, error.message, error.systemCode);
   if (error.kind === "unchecked") return new IntegrityUncheckedError(error.path, error.why);
-  return new Error(error.message);
+  return error.code === undefined
+    ? new Error(error.message)
+    : Object.assign(new Error(error.message), { code: error.code });
 }

@@ -100,14 +100,17 @@ Deno.test("validate of a snapshot whose database cannot be read (EIO) blames the
   const env = storeEnv(store);
   const stamp = await createdStamp(env);
   const db = join(store.backupDir, "snapshots", stamp, "db", "atocore.db");
-  // the third read: SQLite's header and schema pages come through, the check then fails part way
-  const failRead =
-    `exec strace -f -qq -o /dev/null -P '${db}' -e trace=pread64 -e inject=pread64:error=EIO:when=3 "$@"`;
-  const run = await runCliInShell(failRead, ["validate", stamp], env);
-  assert.equal(run.code, 1, run.stderr);
-  const errors: string[] = JSON.parse(run.stdout).errors;
-  assert.ok(errors.includes(`db_unreadable: an I/O error at ${db} (the storage failed: check it, dmesg)`), run.stdout);
-  assert.ok(!errors.some((error) => /^db_(integrity_check|open)_failed/.test(error)), run.stdout);
+  // the first read (the header, read before SQLite opens it) or the third (the check fails part way), for each driver
+  for (const [nth, driver] of [[1, "ffi"], [3, "ffi"], [1, "builtin"], [3, "builtin"]]) {
+    const failRead = `exec strace -f -qq -o /dev/null -P '${db}' -e trace=pread64 ` +
+      `-e inject=pread64:error=EIO:when=${nth} "$@"`;
+    const run = await runCliInShell(failRead, ["validate", stamp, "--sqlite-driver", `${driver}`], env);
+    assert.equal(run.code, 1, run.stderr);
+    const errors: string[] = JSON.parse(run.stdout).errors;
+    const unreadable = `db_unreadable: an I/O error at ${db} (the storage failed: check it, dmesg)`;
+    assert.ok(errors.includes(unreadable), `read ${nth}, ${driver}: ${run.stdout}`);
+    assert.ok(!errors.some((error) => /^db_(integrity_check|open)_failed/.test(error)), run.stdout);
+  }
 });
 
 function oneLine(stderr: string): string {
