@@ -97,38 +97,52 @@ export async function resolveRemoteSnapshot(
   flags = "",
 ): Promise<string> {
   const names = (await listSnapshots(backend)).snapshots.map(({ key }) => snapshotKeyText(key));
-  const altered = await alteredNames(backend);
+  if (given === "latest") return await latestRemote(backend, names, clock, flags);
   const list = remoteListStep(flags);
-  if (given === "latest") {
-    if (names.length === 0) {
-      // run where the backup folder is: this host (a CI runner) may have none
-      const push = nextStep(
-        "push one first ('atocore-backup push --latest')",
-        "push one first with",
-        "push --latest",
-        flags,
-      );
-      throw new OperationError(`no snapshots in ${backend.location}; ${push}`);
-    }
-    const stamp = latestRemoteStamp(names, backend.location, clock, list);
-    const pushes = names.filter((name) => name.startsWith(`${stamp}_`)); // hosts pushing in the same second
-    if (pushes.length > 1) {
-      clock.reporter.event("info", "latest_pushed_more_than_once", { pushes, chosen: pushes.at(-1) });
-    }
-    const passed = altered.filter((name) => name > pushes.at(-1)! && !isInFuture(name.split("_")[0], clock.now));
-    if (passed.length > 0) {
-      const fields = { location: backend.location, names: passed, chosen: pushes.at(-1) };
-      clock.reporter.event("warning", "remote_latest_passed_over_altered", fields);
-    }
-    return pushes.at(-1)!;
-  }
   const isKey = checkedRemoteName(given, flags) === "key";
-  const isGiven = (name: string) => isKey ? name === given : name.startsWith(`${given}_`);
-  const swapped = names.some(isGiven) ? undefined : altered.find(isGiven);
+  if (isKey && names.includes(given)) return given;
+  // by its stamp, one swapped among others of that second is refused too: it may be the one wanted
+  const swapped = (await alteredNames(backend)).find((name) => isKey ? name === given : name.startsWith(`${given}_`));
   if (swapped !== undefined) throw alteredSnapshot(backend.location, swapped, list);
   if (!isKey) return unique(names, given, backend.location, list);
-  if (names.includes(given)) return given;
   throw new UsageError(`no snapshot ${given} in ${backend.location}; ${list}`);
+}
+
+/** The newest snapshot of `names` (see {@linkcode resolveRemoteSnapshot}), warning of swapped objects as new or newer. */
+async function latestRemote(
+  backend: Backend,
+  names: string[],
+  clock: { now: Date; reporter: Reporter },
+  flags: string,
+): Promise<string> {
+  const altered = await alteredNames(backend);
+  const list = remoteListStep(flags);
+  if (names.length === 0) {
+    if (altered.length > 0) throw alteredSnapshot(backend.location, altered.at(-1)!, list);
+    // run where the backup folder is: this host (a CI runner) may have none
+    const push = nextStep(
+      "push one first ('atocore-backup push --latest')",
+      "push one first with",
+      "push --latest",
+      flags,
+    );
+    throw new OperationError(`no snapshots in ${backend.location}; ${push}`);
+  }
+  const stamp = latestRemoteStamp(names, backend.location, clock, list);
+  const pushes = names.filter((name) => name.startsWith(`${stamp}_`)); // hosts pushing in the same second
+  if (pushes.length > 1) {
+    clock.reporter.event("info", "latest_pushed_more_than_once", { pushes, chosen: pushes.at(-1) });
+  }
+  // by stamp, not push id (random): a swapped object of the chosen second or later may be the true latest
+  const passed = altered.filter((name) => {
+    const its = name.split("_")[0];
+    return its >= stamp && !isInFuture(its, clock.now);
+  });
+  if (passed.length > 0) {
+    const fields = { location: backend.location, names: passed, chosen: pushes.at(-1) };
+    clock.reporter.event("warning", "remote_latest_passed_over_altered", fields);
+  }
+  return pushes.at(-1)!;
 }
 
 /**

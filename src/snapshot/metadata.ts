@@ -266,13 +266,13 @@ export function isPreRestore(metadata: SnapshotMetadata | null | undefined): boo
 }
 
 /**
- * The metadata's publication sequence, or `null` when it has none (the module's, older ones) or it is not a count up
- * to {@linkcode MAX_SEQUENCE}: one forged near 2^53 would make every next sequence equal, or no count at all.
+ * The metadata's publication sequence, or `null` when it has none (the module's, older ones) or it is not a count
+ * below {@linkcode MAX_SEQUENCE}, so that the next one is a count too: one forged near 2^53 would make every next sequence equal, or no count at all.
  */
 export function sequenceOf(metadata: SnapshotMetadata | null | undefined): number | null {
   const value = metadata?.sequence;
-  return typeof value === "number" && Number.isSafeInteger(value) && value >= 0 && value <= MAX_SEQUENCE ? value : null;
+  return typeof value === "number" && Number.isSafeInteger(value) && value >= 0 && value < MAX_SEQUENCE ? value : null;
 }
 
-/** The highest sequence taken for a count: a snapshot a second for 136 years. */
+/** The bound of a sequence taken for a count: a snapshot a second for 136 years. */
 export const MAX_SEQUENCE = 2 ** 32;

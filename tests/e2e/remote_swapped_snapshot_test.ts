@@ -45,3 +45,25 @@ Deno.test("a snapshot object swapped for a link, folder or FIFO is named as alte
     assert.ok(drilled.stderr.includes(warning), `${kind}: ${drilled.stderr}`);
   }
 });
+
+Deno.test("swapped objects: the only one is named by --latest; one of the latest second, whatever its push id, is warned of and refuses its stamp", async () => {
+  using r = await remoteStore({ dbMiB: 1, chromaMiB: 0.05 });
+  const stamp = (await createAndPush(r.env)).stamp;
+  const [name] = await remoteNames(r.env);
+  const object = join(r.repoDir, "snapshots", name);
+  // a folder at the name of a push of the same second, its id below the real one's (push ids are random)
+  const sameSecond = `${stamp}_${"0".repeat(16)}`;
+  Deno.mkdirSync(join(r.repoDir, "snapshots", sameSecond));
+  const drilled = await runCli(["drill", "--from-remote", "--latest"], { env: r.envWithIdentity });
+  assert.equal(drilled.code, 0, drilled.stderr);
+  assert.ok(drilled.stderr.includes(`"names":["${sameSecond}"],"chosen":"${name}"`), drilled.stderr);
+  const byStamp = await runCli(["drill", "--from-remote", stamp], { env: r.envWithIdentity });
+  assert.equal(byStamp.code, 1, byStamp.stderr);
+  assert.ok(oneErrorLine(byStamp, "by stamp").includes(`snapshots/${sameSecond} in file://${r.repoDir} is a `));
+  Deno.removeSync(object);
+  Deno.symlinkSync("/dev/null", object); // now no object at all: --latest names what was swapped, not "no snapshots"
+  const none = await runCli(["drill", "--from-remote", "--latest"], { env: r.envWithIdentity });
+  assert.equal(none.code, 1, none.stderr);
+  const line = oneErrorLine(none, "--latest");
+  assert.ok(line.includes(`snapshots/${name} in file://${r.repoDir} is a symbolic link, folder or special file`), line);
+});
