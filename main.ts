@@ -60,7 +60,7 @@ export async function main(args: string[]): Promise<number> {
     if (values.help) return print(command.help);
     const terminal = Deno.stdout.isTerminal() && !values.json;
     const context: CommandContext = {
-      env: readEnvironment(),
+      env: readEnvironment("remote" in command.options),
       cwd: Deno.cwd(),
       now: new Date(),
       reporter,

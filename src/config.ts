@@ -154,7 +154,7 @@ export function refuseReplacedBytes(value: string, from: string): void {
   if (!value.includes("\uFFFD")) return;
   throw new UsageError(
     `${from} ${value} holds bytes that are not UTF-8 (or U+FFFD), which reach this tool changed and would name ` +
-      "another file; nothing was done; give the path in UTF-8 (rename what it names)",
+      "another file; nothing was done; give it in UTF-8 (rename a file or folder whose name is not)",
   );
 }
 

@@ -1,13 +1,13 @@
 /**
- * The environment a command reads its settings from, with every variable this tool reads checked to be UTF-8: Deno
- * leaves a variable that is not out of its map, and a path setting taken as unset would act on the default store.
+ * The environment a command reads its settings from, with the variables it reads checked to be UTF-8: Deno leaves a
+ * variable that is not out of its map, and a path setting taken as unset would act on the default store.
  *
  * @module
  */
-import { UsageError } from "../errors.ts";
+import { variableText } from "../sys/variable.ts";
 
-/** Every environment variable this tool reads (a test keeps the list whole against the source). */
-export const READ_VARIABLES = [
+/** This tool's own variables, which every command may read. */
+const TOOL_VARIABLES = [
   "ATOCORE_BACKUP_AUTH_KEY_FILE",
   "ATOCORE_BACKUP_DIR",
   "ATOCORE_BACKUP_IDENTITY_FILE",
@@ -24,6 +24,10 @@ export const READ_VARIABLES = [
   "ATOCORE_SQLITE_LIB",
   "ATOCORE_SSH_KEY_FILE",
   "ATOCORE_SSH_KNOWN_HOSTS",
+] as const;
+
+/** Variables other programs share, read only to reach a repository (SSH's files under HOME, S3's credentials). */
+const REMOTE_VARIABLES = [
   "AWS_ACCESS_KEY_ID",
   "AWS_DEFAULT_REGION",
   "AWS_PROFILE",
@@ -32,25 +36,18 @@ export const READ_VARIABLES = [
   "AWS_SESSION_TOKEN",
   "AWS_SHARED_CREDENTIALS_FILE",
   "HOME",
-  "TMPDIR",
 ] as const;
 
+/** Every variable this tool reads: TMPDIR besides, read by name where a scratch copy is made (`sys/variable.ts`). */
+export const READ_VARIABLES: readonly string[] = [...TOOL_VARIABLES, ...REMOTE_VARIABLES, "TMPDIR"];
+
 /**
- * The environment as a map, once no variable of {@linkcode READ_VARIABLES} holds bytes that are not UTF-8.
+ * The environment as a map, once this tool's variables, and with `remote` (a command that may reach a repository) the
+ * ones it reads to reach one, hold UTF-8: a local command is not refused for a HOME it never reads.
  *
- * @throws {UsageError} naming the first such variable.
+ * @throws {UsageError} naming the first variable that does not.
  */
-export function readEnvironment(): Record<string, string> {
-  for (const name of READ_VARIABLES) {
-    try {
-      Deno.env.get(name);
-    } catch (error) {
-      if (!(error instanceof Deno.errors.InvalidData)) throw error;
-      throw new UsageError(
-        `the environment variable ${name} is not valid UTF-8, so it cannot be read as set (it would be taken as ` +
-          "unset); nothing was done; set it to a value in UTF-8 (a path renamed so) or unset it",
-      );
-    }
-  }
+export function readEnvironment(remote: boolean): Record<string, string> {
+  for (const name of remote ? [...TOOL_VARIABLES, ...REMOTE_VARIABLES] : TOOL_VARIABLES) variableText(name);
   return Deno.env.toObject();
 }

@@ -4,8 +4,13 @@
  *
  * @module
  */
+import { variableText } from "../sys/variable.ts";
 
-/** `$TMPDIR` when set and not empty, else `/tmp`: where scratch copies go without a folder of the operator's. */
+/**
+ * `$TMPDIR` when set and not empty, else `/tmp`: where scratch copies go without a folder of the operator's.
+ *
+ * @throws {UsageError} when TMPDIR is not UTF-8 (taken for unset, the copy would go elsewhere).
+ */
 export function systemTempFolder(): string {
-  return Deno.env.get("TMPDIR") || "/tmp";
+  return variableText("TMPDIR") || "/tmp";
 }

@@ -360,3 +360,19 @@ Deno.test("a variable of the tool's that is not UTF-8 is refused (exit 2), never
   assert.equal(filesByBytes(store.dataDir), before, "nothing changed in the store or its backup folder");
   assert.deepEqual(entryNames(work.path), [], "no default ./data made");
 });
+
+Deno.test("HOME and TMPDIR that are not UTF-8 are refused (exit 2) only by a command that reads them", async () => {
+  using store = tempStore({ dbMiB: 1, chromaMiB: 0.05, segments: 1 });
+  const env = storeEnv(store);
+  const stamp = await createdStamp(env);
+  // the runtime's own cache stays where it was (it is found under HOME)
+  const home = `export DENO_DIR="\${DENO_DIR:-$HOME/.cache/deno}" HOME=$'/nowhere\\xff'; exec "$@"`;
+  const listed = await runCliInShell(home, ["list"], env);
+  assert.equal(listed.code, 0, listed.stderr);
+  const remote = await runCliInShell(home, ["remote", "list", "--remote", "sftp://backup@127.0.0.1/x"], env);
+  assert.equal(remote.code, 2, remote.stderr);
+  assert.match(remote.stderr, /error: the environment variable HOME is not valid UTF-8/);
+  const temp = await runCliInShell(`export TMPDIR=$'/tmp/x\\xff'; exec "$@"`, ["drill", stamp], env);
+  assert.equal(temp.code, 2, temp.stderr);
+  assert.match(temp.stderr, /error: the environment variable TMPDIR is not valid UTF-8/);
+});
