@@ -166,12 +166,11 @@ function checkedJunit(values: Values, context: CommandContext): (StateFile & Dis
   requireWritableOutput("junit", output, storeConfigOrNull(values, context), repositoryPlacesOf(values, context));
   const junit = output.path;
   const metrics = values["metrics-file"];
-  if (
-    metrics !== undefined && metrics !== "" &&
-    isSameOrInside(outputPath(context.cwd, metrics, "metrics-file").path, junit)
-  ) {
+  const other = metrics === undefined || metrics === "" ? null : outputPath(context.cwd, metrics, "metrics-file");
+  if (other !== null && isSameOrInside(other.path, junit)) {
     throw new UsageError(
-      `--junit and --metrics-file name the same file ${junit}: the metrics would overwrite the report; ` +
+      `--junit ${output.named} and --metrics-file ${other.named} name the same file: the metrics would overwrite ` +
+        "the report; " +
         "nothing was done; give each its own file",
     );
   }

@@ -121,8 +121,14 @@ Deno.test("an output file at the backup folder's own path, in a folder repositor
     [["validate", "--all", "--metrics-file", missing], { ATOCORE_BACKUP_DIR: missing }, /overwrite the backup folder /],
     [["push", "--latest", "--metrics-file", config], {}, /would overwrite the folder repository /],
     [["create", "--metrics-file", join(r.repoDir, "x.prom")], {}, /would overwrite the folder repository /],
-    [["drill", stamp, "--junit", "j.xml", "--metrics-file", "./j.xml"], {}, /--junit and --metrics-file name the same/],
+    [["drill", stamp, "--junit", "j.xml", "--metrics-file", "./j.xml"], {}, /--junit \S+j\.xml and --metrics-file /],
+    [
+      ["drill", stamp, "--junit", "j.xml", "--metrics-file", "link.prom"],
+      {},
+      new RegExp(`--metrics-file ${r.work}/link\\.prom \\(which leads to ${r.work}/j\\.xml\\) name the same file`),
+    ],
   ];
+  Deno.symlinkSync(join(r.work, "j.xml"), join(r.work, "link.prom")); // a link to the report, named as given
   for (const [args, extra, message] of cases) {
     const run = await runCli(args, { env: { ...r.env, ...extra }, cwd: r.work });
     assert.equal(run.code, 2, `${args.join(" ")}: ${run.stderr}`);
