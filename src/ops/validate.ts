@@ -200,6 +200,7 @@ async function checkInto(result: ValidationResult, options: ValidateOptions): Pr
       hashed,
     });
     check.errors.push(...linkedEntries(metadata.manifest));
+    blameStorage(result.errors, check.storageFailed, root, metadata);
     result.errors.push(...check.errors);
     result.manifest_ok = check.errors.length === 0;
     result.files_checked = check.filesChecked;
@@ -473,6 +474,25 @@ async function integrityOk(driver: SqliteDriver, path: string, label: string, er
     errors.push(failed ? unreadable(label, path) : `${label}_open_failed: ${(error as Error).message}`);
   }
   return false;
+}
+
+/**
+ * Say the storage failed where a database's check failed (damaged, or not opened) and reading its bytes for their
+ * hash failed with EIO (`storageFailed`): SQLite reports some failed reads as damage (the built-in driver always).
+ */
+function blameStorage(errors: string[], storageFailed: string[], root: string, metadata: SnapshotMetadata): void {
+  const chroma = locatePart(root, metadata, "chroma");
+  const databases: [string, LocatedPart | null][] = [["db", locatePart(root, metadata, "db")], ["chroma_db", chroma]];
+  for (const [label, located] of databases) {
+    if (!located?.ok) continue;
+    const path = label === "db" ? located.path : join(located.path, CHROMA_DB_FILE);
+    if (!storageFailed.includes(relative(root, path))) continue;
+    const at = errors.findIndex((error) =>
+      error.startsWith(`${label}_integrity_check_failed`) ||
+      error.startsWith(`${label}_open_failed`)
+    );
+    if (at >= 0) errors[at] = unreadable(label, path);
+  }
 }
 
 /** The error of a database SQLite could not read: the storage failed, which says nothing of the bytes' integrity. */

@@ -7,7 +7,7 @@
  * @module
  */
 import { isAbsolute, join, normalize } from "node:path";
-import { describeOsError } from "../errors.ts";
+import { describeOsError, isIoError } from "../errors.ts";
 import { sha256File } from "../fs/hash.ts";
 import { lstatOrNull } from "../fs/probe.ts";
 import { walkTree } from "../fs/tree.ts";
@@ -29,6 +29,8 @@ export interface ManifestCheck {
   filesChecked: number;
   /** Bytes read to hash (0 with `quick`). */
   bytesHashed: number;
+  /** Files whose bytes the storage failed to give (EIO), by path: their other errors are the storage's too. */
+  storageFailed: string[];
 }
 
 /**
@@ -96,7 +98,7 @@ export function filesToHash(
  * size and (unless `quick`) SHA-256; no file or link that the manifest does not list.
  */
 export function checkManifest(root: string, manifest: unknown, options: ManifestCheckOptions): ManifestCheck {
-  const check: ManifestCheck = { errors: [], filesChecked: 0, bytesHashed: 0 };
+  const check: ManifestCheck = { errors: [], filesChecked: 0, bytesHashed: 0, storageFailed: [] };
   if (!Array.isArray(manifest)) return { ...check, errors: ["manifest_invalid: not a list"] };
   const verified = options.verified ?? new Map<string, string>();
   const sizes = manifest.map((entry) => typeof entry?.size === "number" && !verified.has(entry?.path) ? entry.size : 0);
@@ -162,6 +164,7 @@ function checkEntry(
   try {
     return (options.hashed ?? sha256File(path, options.onBytes)) === entry.sha256 ? null : "manifest_sha256_mismatch";
   } catch (error) {
+    if (isIoError(error)) check.storageFailed.push(entry.path);
     return `manifest_file_unreadable (${describeOsError(error)})`; // one bad file must not stop the others' checks
   }
 }

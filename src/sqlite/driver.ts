@@ -91,6 +91,9 @@ export class IntegrityUncheckedError extends UsageError {
   }
 }
 
+/** The operating system's error behind a SQLite error where it matters to the operator: the open-file limit, or EIO. */
+export type SystemCode = "EMFILE" | "ENFILE" | "EIO";
+
 /** An error reported by SQLite, with the symbolic name of its primary result code. */
 export class SqliteError extends Error {
   /** Symbolic result code, such as `SQLITE_CORRUPT` or `SQLITE_FULL`. */
@@ -98,9 +101,9 @@ export class SqliteError extends Error {
 
   /**
    * Make an error from a numeric result code (kept, to make it again on another thread) and SQLite's message;
-   * `systemCode`, the operating system's error behind it where it matters to the operator (the open-file limit).
+   * `systemCode`, the operating system's error behind it where it matters to the operator.
    */
-  constructor(readonly resultCode: number, message: string, readonly systemCode?: "EMFILE" | "ENFILE") {
+  constructor(readonly resultCode: number, message: string, readonly systemCode?: SystemCode) {
     super(message);
     this.name = "SqliteError";
     this.code = resultCodeName(resultCode);
@@ -151,12 +154,16 @@ const RESULT_CODE_NAMES = [
 ];
 
 /**
- * Whether SQLite could not read the file: its I/O error (`SQLITE_IOERR`, any extended code) thrown as `error`, or
- * named in an integrity check's answer (`... error code=8458`). The storage failed there; the bytes may be whole.
+ * Whether SQLite could not read the file: its I/O error (`SQLITE_IOERR`, any extended code, or another code with the
+ * system's EIO behind it) thrown as `error`, or named in an integrity check's answer (`... error code=8458`). The
+ * storage failed there; the bytes may be whole.
  */
 export function isReadFailure(error: unknown): boolean {
-  if (error instanceof SqliteError) return error.code === "SQLITE_IOERR";
-  const code = typeof error === "string" ? /\berror code=(\d+)/.exec(error)?.[1] : undefined;
+  if (error instanceof SqliteError) return error.code === "SQLITE_IOERR" || error.systemCode === "EIO";
+  if (typeof error !== "string") return false;
+  // a page of a chain its check could not fetch: the page number was checked first, so what failed is the read
+  if (/\bfailed to get page \d+/.test(error)) return true;
+  const code = /\berror code=(\d+)/.exec(error)?.[1];
   return code !== undefined && resultCodeName(Number(code)) === "SQLITE_IOERR";
 }
 

@@ -17,6 +17,7 @@ import {
   quoteIdentifier,
   type SqliteDriver,
   SqliteError,
+  type SystemCode,
   TABLES_QUERY,
 } from "./driver.ts";
 import { backupFirstPage, readFirstPage } from "./first_page.ts";
@@ -83,6 +84,9 @@ const MAX_BUSY_RETRIES = 100;
 /** Linux's errno values for the open-file limit: the process's own (EMFILE) and the system's (ENFILE). */
 const EMFILE = 24;
 const ENFILE = 23;
+/** Linux's errno for the storage's failure to read or write. */
+const EIO = 5;
+const SQLITE_IOERR = 10;
 
 /**
  * Load libsqlite3 and return the FFI driver.
@@ -197,7 +201,12 @@ class FfiDriver implements SqliteDriver, FollowedBackup {
         if (step === SQLITE_DONE) return "no_row";
         if (step !== SQLITE_ROW) this.#fail(db, step);
         const text = this.#lib.sqlite3_column_text(statement, 0);
-        return integrityAnswer(text === null ? "null" : Deno.UnsafePointerView.getCString(text));
+        const answer = integrityAnswer(text === null ? "null" : Deno.UnsafePointerView.getCString(text));
+        // a page the storage could not read is told as damage ("failed to get page"): the errno tells them apart
+        if (answer !== "ok" && this.#systemCode(db) === "EIO") {
+          throw new SqliteError(SQLITE_IOERR, `disk I/O error: ${path}`, "EIO");
+        }
+        return answer;
       } finally {
         this.#lib.sqlite3_finalize(statement);
       }
@@ -403,13 +412,15 @@ class FfiDriver implements SqliteDriver, FollowedBackup {
   #message(db: Handle): string {
     const text = this.#lib.sqlite3_errmsg(db);
     const message = text === null ? "unknown error" : Deno.UnsafePointerView.getCString(text);
-    return this.#systemCode(db) ? `${message} (the open-file limit was reached: raise it (ulimit -n))` : message;
+    const system = this.#systemCode(db);
+    const limit = system === "EMFILE" || system === "ENFILE";
+    return limit ? `${message} (the open-file limit was reached: raise it (ulimit -n))` : message;
   }
 
-  /** The open-file limit's errno name when the last error on `db` came from it. */
-  #systemCode(db: Handle): "EMFILE" | "ENFILE" | undefined {
+  /** The errno's name when the last error on `db` came from the open-file limit or the storage (EIO). */
+  #systemCode(db: Handle): SystemCode | undefined {
     const errno = this.#lib.sqlite3_system_errno?.(db);
-    return errno === EMFILE ? "EMFILE" : errno === ENFILE ? "ENFILE" : undefined;
+    return errno === EMFILE ? "EMFILE" : errno === ENFILE ? "ENFILE" : errno === EIO ? "EIO" : undefined;
   }
 
   #fail(db: Handle, code = 1): never {

@@ -4,7 +4,7 @@
  *
  * @module
  */
-import { IntegrityUncheckedError, SqliteError } from "./driver.ts";
+import { IntegrityUncheckedError, SqliteError, type SystemCode } from "./driver.ts";
 
 /** A read the worker does. */
 export type OffThreadRead = "integrity" | "counts";
@@ -17,7 +17,7 @@ export type OffThreadMessage =
 
 /** An error as it crosses to the caller's thread. */
 export type PostedError =
-  | { kind: "sqlite"; resultCode: number; message: string; systemCode?: "EMFILE" | "ENFILE" }
+  | { kind: "sqlite"; resultCode: number; message: string; systemCode?: SystemCode }
   | { kind: "unchecked"; path: string; why: string }
   | { kind: "other"; message: string; code?: string };
 

@@ -101,7 +101,7 @@ Deno.test("validate of a snapshot whose database cannot be read (EIO) blames the
   const stamp = await createdStamp(env);
   const db = join(store.backupDir, "snapshots", stamp, "db", "atocore.db");
   // the first read (the header, read before SQLite opens it) or the third (the check fails part way), for each driver
-  for (const [nth, driver] of [[1, "ffi"], [3, "ffi"], [1, "builtin"], [3, "builtin"]]) {
+  for (const [nth, driver] of [[1, "ffi"], [3, "ffi"], [8, "ffi"], [1, "builtin"], [3, "builtin"]]) {
     const failRead = `exec strace -f -qq -o /dev/null -P '${db}' -e trace=pread64 ` +
       `-e inject=pread64:error=EIO:when=${nth} "$@"`;
     const run = await runCliInShell(failRead, ["validate", stamp, "--sqlite-driver", `${driver}`], env);
@@ -110,6 +110,27 @@ Deno.test("validate of a snapshot whose database cannot be read (EIO) blames the
     const unreadable = `db_unreadable: an I/O error at ${db} (the storage failed: check it, dmesg)`;
     assert.ok(errors.includes(unreadable), `read ${nth}, ${driver}: ${run.stdout}`);
     assert.ok(!errors.some((error) => /^db_(integrity_check|open)_failed/.test(error)), run.stdout);
+  }
+});
+
+Deno.test("validate of a snapshot database whose every read fails from the fifth: the storage is blamed, whatever the driver calls it (needs strace)", async () => {
+  if (!toolFor("strace", "a failing disk injected into validate")) return;
+  // large enough that hashing it takes more than four reads: its hash fails too, as on a failing disk
+  using store = tempStore({ dbMiB: 48, chromaMiB: 0, segments: 0, seed: 97 });
+  const env = storeEnv(store);
+  const stamp = await createdStamp(env);
+  const db = join(store.backupDir, "snapshots", stamp, "db", "atocore.db");
+  const failing = `exec strace -f -qq -o /dev/null -P '${db}' -e trace=pread64,read ` +
+    `-e inject=pread64,read:error=EIO:when=5+ "$@"`;
+  for (const driver of ["builtin", "ffi"]) { // node:sqlite says "database disk image is malformed"
+    const run = await runCliInShell(failing, ["validate", stamp, "--sqlite-driver", driver], env);
+    assert.equal(run.code, 1, run.stderr);
+    const errors: string[] = JSON.parse(run.stdout).errors;
+    assert.ok(
+      errors.includes(`db_unreadable: an I/O error at ${db} (the storage failed: check it, dmesg)`),
+      run.stdout,
+    );
+    assert.ok(!errors.some((error) => /^db_(integrity_check|open)_failed/.test(error)), `${driver}: ${run.stdout}`);
   }
 });
 

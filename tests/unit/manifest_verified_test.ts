@@ -22,7 +22,7 @@ Deno.test("checkManifest: proven hashes are compared as text, not read again; a 
   }));
   const proven = new Map(manifest.map((entry) => [entry.path, entry.sha256]));
   const matching = checkManifest(root.path, manifest, { quick: false, verified: proven });
-  assert.deepEqual(matching, { errors: [], filesChecked: 2, bytesHashed: 0 });
+  assert.deepEqual(matching, { errors: [], filesChecked: 2, bytesHashed: 0, storageFailed: [] });
   const other = new Map(proven).set("db/a.db", "0".repeat(64));
   const differing = checkManifest(root.path, manifest, { quick: false, verified: other });
   assert.deepEqual(differing.errors, ["manifest_sha256_mismatch: db/a.db"]);
