@@ -13,14 +13,21 @@ import { makeSampleStore } from "../src/sample/store.ts";
 
 export { makeSampleStore, type SampleOptions, type SampleStore, sampleStorePaths } from "../src/sample/store.ts";
 
+/** A connection committing to the ledger: each commit one row and the same amount added to the running total. */
+export interface LedgerWriter {
+  commit(amount: number): void;
+  close(): void;
+}
+
 /**
  * Open the sample database for writing and add one ledger row per call, keeping
  * `ledger_total.total` equal to the sum of `ledger.amount` in every committed state.
- * The connection checkpoints only when asked, so WAL frames pile up.
+ * In WAL mode the connection checkpoints only when asked, so WAL frames pile up; `rollback` puts the database back in
+ * rollback-journal mode.
  */
-export function openLedgerWriter(dbPath: string): { commit(amount: number): void; close(): void } {
+export function openLedgerWriter(dbPath: string, journal: "wal" | "rollback" = "wal"): LedgerWriter {
   const db = new DatabaseSync(dbPath, { timeout: 10_000 });
-  db.exec("PRAGMA journal_mode=WAL; PRAGMA wal_autocheckpoint=0;");
+  db.exec(journal === "wal" ? "PRAGMA journal_mode=WAL; PRAGMA wal_autocheckpoint=0;" : "PRAGMA journal_mode=DELETE;");
   const insert = db.prepare("INSERT INTO ledger (amount) VALUES (?)");
   const update = db.prepare("UPDATE ledger_total SET total = total + ? WHERE id = 1");
   return {

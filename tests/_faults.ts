@@ -190,7 +190,7 @@ async function sqlite3Shell(
   mode: string[] = [],
 ): Promise<{ code: number; stdout: string; stderr: string }> {
   const output = await new Deno.Command("sqlite3", {
-    args: ["-readonly", ...mode, shellTarget(path, options), sql],
+    args: ["-readonly", "-cmd", ".timeout 10000", ...mode, shellTarget(path, options), sql], // a writer may hold a lock
     stdout: "piped",
     stderr: "piped",
   }).output();

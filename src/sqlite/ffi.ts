@@ -20,7 +20,7 @@ import {
   type SystemCode,
   TABLES_QUERY,
 } from "./driver.ts";
-import { backupFirstPage, readFirstPage } from "./first_page.ts";
+import { backupFirstPage, FirstPageReader } from "./first_page.ts";
 import type { FollowedBackup, SettledListener } from "./followed_backup.ts";
 import { MovedCopyError, requireOpenedFile, SQLITE_FCNTL_FILE_POINTER } from "./opened_file.ts";
 import { kindOf } from "../fs/regular_file.ts";
@@ -168,11 +168,13 @@ class FfiDriver implements SqliteDriver, FollowedBackup {
    */
   async #backup(source: string, destination: string, listeners: BackupListeners): Promise<void> {
     const { onProgress, onSettled, files } = listeners;
+    // opened before SQLite opens the source and closed after it closes it (see FirstPageReader)
+    using firstPage = onSettled ? FirstPageReader.open(source) : null;
     const from = this.#open(source, OPEN_READWRITE);
     try {
       if (files?.source) requireOpenedFile(this.#filePointer(from), source, files.source);
       this.#exec(from, PIN_READ_SNAPSHOT);
-      const sourceFirstPage = onSettled ? readFirstPage(source) : null;
+      const sourceFirstPage = firstPage?.read() ?? null;
       const to = this.#open(destination, OPEN_READWRITE | (files?.destination ? 0 : OPEN_CREATE));
       try {
         const made = files?.destination;

@@ -23,16 +23,45 @@ const HEADER_BYTES = 100;
  * current generation). It is only a prediction: no error is thrown.
  */
 export function readFirstPage(path: string): Uint8Array | null {
-  try {
-    using database = OpenedRegular.open(path); // never waiting on a FIFO the store's owner swapped in since
-    const header = readAt(database, 0, HEADER_BYTES);
-    if (header === null) return null;
-    const pageSize = pageSizeOf(header);
-    const fromWal = readWalFirstPage(`${path}-wal`, pageSize);
-    if (fromWal !== undefined) return fromWal;
-    return readAt(database, 0, pageSize);
-  } catch {
-    return null; // whatever failed, the backup goes on and its copy is hashed after it
+  using reader = FirstPageReader.open(path);
+  return reader.read();
+}
+
+/**
+ * Reads the first page of the database at `path` as {@linkcode readFirstPage} does, through a descriptor of the
+ * database file opened once: a backup opens it before SQLite opens the file and closes it after SQLite closes it. A
+ * process that closes any descriptor of a file drops every POSIX lock it holds on it, SQLite's read lock included:
+ * a writer could then reset the WAL or commit under the copy, which would hold no committed state.
+ */
+export class FirstPageReader implements Disposable {
+  private constructor(private readonly path: string, private readonly database: OpenedRegular | null) {}
+
+  /** Open the database file `path` (a reader that predicts nothing when it cannot be opened as a regular file). */
+  static open(path: string): FirstPageReader {
+    try {
+      return new FirstPageReader(path, OpenedRegular.open(path)); // never waiting on a FIFO swapped in
+    } catch {
+      return new FirstPageReader(path, null);
+    }
+  }
+
+  /** The page now, or `null` (see {@linkcode readFirstPage}). The `-wal` file is opened and closed here: no lock is on it. */
+  read(): Uint8Array | null {
+    if (this.database === null) return null;
+    try {
+      const header = readAt(this.database, 0, HEADER_BYTES);
+      if (header === null) return null;
+      const pageSize = pageSizeOf(header);
+      const fromWal = readWalFirstPage(`${this.path}-wal`, pageSize);
+      if (fromWal !== undefined) return fromWal;
+      return readAt(this.database, 0, pageSize);
+    } catch {
+      return null; // whatever failed, the backup goes on and its copy is hashed after it
+    }
+  }
+
+  [Symbol.dispose](): void {
+    this.database?.[Symbol.dispose]();
   }
 }
 

@@ -7,15 +7,21 @@ import assert from "node:assert/strict";
 import { join } from "node:path";
 import { ROOT, runCli, storeEnv, tempStore } from "../_helpers.ts";
 import { faultSeed, ledgerState, sqliteIntegrity, trialLabel } from "../_faults.ts";
+import type { LedgerWriterMode } from "../_ledger_writer.ts";
 
 const TRIALS = 12;
 
-Deno.test("every snapshot taken while a writer commits is whole and holds a committed state", async () => {
+/**
+ * Take `trials` snapshots while a writer process commits in `mode` (see `_ledger_writer.ts`); each must be whole and
+ * hold a committed state, and the snapshots follow the writer's progress.
+ */
+async function createWhileWriting(mode: LedgerWriterMode, trials: number): Promise<void> {
   const seed = faultSeed();
   using store = tempStore({ dbMiB: 30, seed: 11 });
   const env = storeEnv(store);
+  const script = join(ROOT, "tests", "_ledger_writer.ts");
   const writer = new Deno.Command(Deno.execPath(), {
-    args: ["run", "--allow-read", "--allow-write", join(ROOT, "tests", "_ledger_writer.ts"), store.db, String(seed)],
+    args: ["run", "--allow-read", "--allow-write", script, store.db, String(seed), mode],
     stdin: "null",
     stdout: "null",
     stderr: "piped",
@@ -26,8 +32,8 @@ Deno.test("every snapshot taken while a writer commits is whole and holds a comm
       await new Promise((resolve) => setTimeout(resolve, 20));
     }
     let previousRows = 0;
-    for (let trial = 0; trial < TRIALS; trial++) {
-      const label = trialLabel(seed, trial);
+    for (let trial = 0; trial < trials; trial++) {
+      const label = `${mode} ${trialLabel(seed, trial)}`;
       const created = await runCli(["create"], { env });
       assert.equal(created.code, 0, `create failed under writes ${label}: ${created.stderr}`);
       const snapshotDb = (created.json as { db_snapshot_path: string }).db_snapshot_path;
@@ -41,7 +47,7 @@ Deno.test("every snapshot taken while a writer commits is whole and holds a comm
     assert.ok(live.rows > previousRows, `the writer stopped writing during the test: ${live.rows} rows`);
     const validated = await runCli(["validate", "--all"], { env });
     assert.equal(validated.code, 0, `snapshots do not validate (seed ${seed}): ${validated.stdout}`);
-    console.log(`create under writes: ${TRIALS} snapshots (seed ${seed}), last holds ${previousRows} ledger rows`);
+    console.log(`create under writes (${mode}): ${trials} snapshots (seed ${seed}), last holds ${previousRows} rows`);
   } finally {
     writer.kill("SIGKILL");
     await writer.status;
@@ -50,6 +56,21 @@ Deno.test("every snapshot taken while a writer commits is whole and holds a comm
   assert.equal(await sqliteIntegrity(store.db), "ok", "live database damaged after the writer was killed");
   const live = await ledgerState(store.db);
   assert.equal(live.sum, live.total, "live database lost its invariant");
+}
+
+Deno.test("every snapshot taken while a writer commits is whole and holds a committed state", async () => {
+  await createWhileWriting("wal", TRIALS);
+});
+
+// create's own look at the database file must never drop SQLite's locks (a close of any descriptor of a file drops
+// every POSIX lock of the process on it): the last connection to close would reset the WAL under the copy, and a
+// rollback-journal writer commit in the middle of it
+Deno.test("snapshots taken while a writer reconnects every 20 commits hold a committed state", async () => {
+  await createWhileWriting("reconnecting", TRIALS / 2);
+});
+
+Deno.test("snapshots of a rollback-journal database taken while a writer commits hold a committed state", async () => {
+  await createWhileWriting("rollback", TRIALS / 2);
 });
 
 Deno.test("a Chroma folder whose entries come and go while it is read is copied again, never reported as missing", async () => {
