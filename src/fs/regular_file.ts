@@ -45,7 +45,7 @@ export interface ReadRegularOptions {
  *   {@linkcode NotRegularFileError}; {@linkcode FileTooLargeError}; `PermissionDenied` and other OS errors.
  */
 export function readRegularTextFile(path: string, options: ReadRegularOptions = {}): string {
-  return new TextDecoder().decode(readRegularFile(path, options));
+  return new TextDecoder("utf-8", { ignoreBOM: true }).decode(readRegularFile(path, options)); // a BOM kept, as read
 }
 
 /** The bytes of the regular file at `path`, as {@linkcode readRegularTextFile} reads them. */

@@ -69,7 +69,7 @@ import { HeldStaging } from "./held_staging.ts";
 import { backUpInto } from "./held_backup.ts";
 import type { HeldFolder } from "../fs/held_folder.ts";
 import { liveSqliteCause, sidecarHazard } from "./live_sqlite_cause.ts";
-import { MAX_JSON_VALUES, parseBoundedJson } from "../text/bounded_json.ts";
+import { jsonText, MAX_JSON_VALUES, parseBoundedJson } from "../text/bounded_json.ts";
 
 /** Attempts at a Chroma copy before a folder that keeps changing is reported. */
 export const CHROMA_COPY_ATTEMPTS = 3;
@@ -373,7 +373,7 @@ async function copyParts(
   const registry = await copyRegistry(config.registry.path, staged.registry, configFolder);
   const hasRegistry = registry !== null;
   const registryKeptInvalid = registry !== null && options.keepInvalidRegistry
-    ? jsonError(new TextDecoder().decode(registry))
+    ? jsonError(jsonText(registry))
     : undefined;
   const copied = { database, hasRegistry, registryKeptInvalid };
   if (!options.includeChroma) return { ...copied, chroma: null };
@@ -903,7 +903,7 @@ async function requireParsableRegistry(path: string, options: CreateOptions): Pr
   if (info !== null && !info.isFile) {
     throw new UsageError(`the registry ${path} is a ${kindOf(info)}, not a file; check ${REGISTRY_SETTING}`);
   }
-  const text = await copyingFrom("registry", path, () => new TextDecoder().decode(readLiveFile(path, "create")));
+  const text = await copyingFrom("registry", path, () => jsonText(readLiveFile(path, "create")));
   const error = jsonError(text);
   if (error === undefined) return;
   if (options.keepInvalidRegistry) {

@@ -278,6 +278,28 @@ Deno.test("a live registry that is not JSON: refused before any copy, exit 1, no
   assert.equal(next.code, 0, `create after the registry was fixed: ${next.stderr}`);
 });
 
+Deno.test("a live registry that begins with a byte order mark is not JSON to create, as to validate and drill (and Python's json)", async () => {
+  using store = tempStore({ dbMiB: 1, chromaMiB: 0.05 });
+  const env = storeEnv(store);
+  const stamp = await createdStamp(env); // a snapshot whose registry gets one by hand
+  const copied = join(store.backupDir, "snapshots", stamp, "config", "project-registry.json");
+  for (const path of [store.registry, copied]) {
+    Deno.writeFileSync(path, new Uint8Array([0xef, 0xbb, 0xbf, ...new TextEncoder().encode('{"projects":[]}')]));
+  }
+  const run = await runCli(["create"], { env });
+  assertOneLineError(
+    run,
+    1,
+    /registry is not JSON \(it begins with a byte order mark \(BOM\): save it without\)/,
+    "create",
+  );
+  const validated = await runCli(["validate", stamp], { env });
+  assert.equal(validated.code, 1, validated.stdout);
+  assert.ok(
+    (validated.json as { errors: string[] }).errors.some((error) => error.startsWith("registry_invalid_json: ")),
+  );
+});
+
 Deno.test("a live registry over the size limit: create says so naming the limit and the file, publishes nothing", async () => {
   using store = tempStore({ dbMiB: 1, chromaMiB: 1 });
   const env = storeEnv(store);
