@@ -125,6 +125,6 @@ function reportKept(path: string, error: unknown, reporter: Reporter): void {
   reporter.event("warning", "stale_leftover_kept", {
     path,
     error: describeOsError(error),
-    next: "remove it by hand (as its owner, or as root)",
+    next: "remove it by hand (as its owner, or as root; an immutable file, which lsattr -R shows, after chattr -i)",
   });
 }

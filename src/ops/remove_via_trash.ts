@@ -55,8 +55,9 @@ export function removeViaTrash(
   } catch (error) {
     return {
       gone: true,
-      error: `${label}: moved out of ${from} but not removed from ${trash}: ${describeOsError(error)}; the next ` +
-        "create or cleanup removes it",
+      error: `${label}: moved out of ${from} (no longer a snapshot) but not removed from ${trash}: ` +
+        `${describeOsError(error)}; the next create or cleanup tries again, once what kept it is fixed (an ` +
+        "immutable file, lsattr -R shows it; another owner's file: remove it as that owner or root)",
     };
   }
   return { gone: true };

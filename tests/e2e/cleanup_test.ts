@@ -164,6 +164,31 @@ Deno.test("engine: a snapshot that cannot be moved out is an error line, and it 
   }
 });
 
+Deno.test("engine: a snapshot moved out but not removed (an immutable file) is no snapshot; the error says what keeps it (root)", async () => {
+  if (Deno.uid() !== 0) return skipBecause("chattr +i needs root");
+  using dir = tempDir();
+  const set = fixture("three_days");
+  makeBackup(dir.path, { ...set, folders: [...set.folders, "20261101T000000Z", "20261102T000000Z"] }, 2);
+  const old = join(snapshotsDir(dir.path), "20261101T000000Z");
+  const file = join(old, "db", "part-0");
+  const locked = new Deno.Command("chattr", { args: ["+i", file] }).outputSync();
+  if (!locked.success) return skipBecause(`chattr +i failed here: ${new TextDecoder().decode(locked.stderr).trim()}`);
+  try {
+    const result = await cleanupSnapshots(dir.path, engine({ daily: 3, weekly: 0, monthly: 0 }, true));
+    assert.ok(!entryNames(snapshotsDir(dir.path)).includes("20261101T000000Z"), "listed still");
+    const error = result.errors.find((line) => line.startsWith("20261101T000000Z: "));
+    assert.match(String(error), /moved out of snapshots\/ \(no longer a snapshot\) but not removed from /);
+    assert.match(
+      String(error),
+      /the next create or cleanup tries again, once what kept it is fixed \(an immutable file/,
+    );
+  } finally {
+    for (const entry of Deno.readDirSync(trashRoot(dir.path))) {
+      new Deno.Command("chattr", { args: ["-R", "-i", join(trashRoot(dir.path), entry.name)] }).outputSync();
+    }
+  }
+});
+
 Deno.test("engine: a missing snapshots folder is no snapshots", async () => {
   using dir = tempDir();
   const result = await cleanupSnapshots(join(dir.path, "absent"), engine(DEFAULT_POLICY, true));

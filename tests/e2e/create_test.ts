@@ -655,6 +655,7 @@ Deno.test("a leftover that cannot be removed (immutable) is named in a warning; 
     const run = await runCli(["create"], { env });
     assert.equal(run.code, 0, run.stderr);
     assert.match(run.stderr, /"event":"stale_leftover_kept","path":"[^"]*20260101T000000Z\.1-dead".*remove it by hand/);
+    assert.match(run.stderr, /an immutable file, which lsattr -R shows, after chattr -i/);
     assert.ok(exists(leftover), "kept");
   } finally {
     new Deno.Command("chattr", { args: ["-i", leftover] }).outputSync();
