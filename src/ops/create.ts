@@ -53,7 +53,7 @@ import { checkedBytes, writeIntegrityRecord } from "../snapshot/integrity_record
 import { fileIdentity } from "../fs/file_identity.ts";
 import { buildMetadata, serializeMetadata, type SnapshotMetadata } from "../snapshot/metadata.ts";
 import { formatCreatedAt, formatStamp, parseStamp } from "../snapshot/stamp.ts";
-import type { SqliteDriver } from "../sqlite/driver.ts";
+import { BUSY_TIMEOUT_MS, type SqliteDriver } from "../sqlite/driver.ts";
 import { giveEntriesLike, giveTreeLike } from "../fs/give_tree.ts";
 import { backupFollowedIfOffered } from "../sqlite/followed_backup.ts";
 import { type JournalMode, setJournalMode, withJournalMode } from "../sqlite/journal_header.ts";
@@ -827,6 +827,14 @@ async function copyingFrom<T>(what: string, source: string, step: () => T | Prom
       );
     }
     if (error instanceof FileTooLargeError) throw overSizeLimit(what, source, error.maxBytes);
+    if ((error as { code?: unknown }).code === "SQLITE_BUSY") {
+      throw new OperationError( // a writer held its lock past the busy timeout: nothing is wrong with the file
+        `create failed copying the ${what} ${source}: another process held it locked for more than ` +
+          `${BUSY_TIMEOUT_MS / 1000} s (database is locked); nothing was published; run create again (a long ` +
+          "write, or a rollback-journal writer that never pauses, keeps every reader out)",
+        { cause: error },
+      );
+    }
     const hint = readableHint(error, what === "database" ? SQLITE_FOLDER_HINT : "");
     throw new OperationError(
       `create failed copying the ${what} ${source} (${describeOsError(error)}); nothing was published; fix the cause${
