@@ -5,6 +5,7 @@
  * @module
  */
 import { closeSync, constants, fstatSync, openSync, readSync } from "node:fs";
+import { utf8Text } from "../text/utf8_text.ts";
 
 /** Most bytes read from a metadata or registry file (8 MiB: a snapshot of 50,000 files), far above any real one. */
 export const SMALL_FILE_MAX_BYTES = 8 << 20;
@@ -45,7 +46,7 @@ export interface ReadRegularOptions {
  *   {@linkcode NotRegularFileError}; {@linkcode FileTooLargeError}; `PermissionDenied` and other OS errors.
  */
 export function readRegularTextFile(path: string, options: ReadRegularOptions = {}): string {
-  return new TextDecoder("utf-8", { ignoreBOM: true }).decode(readRegularFile(path, options)); // a BOM kept, as read
+  return utf8Text(readRegularFile(path, options));
 }
 
 /** The bytes of the regular file at `path`, as {@linkcode readRegularTextFile} reads them. */

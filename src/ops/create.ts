@@ -69,7 +69,8 @@ import { HeldStaging } from "./held_staging.ts";
 import { backUpInto } from "./held_backup.ts";
 import type { HeldFolder } from "../fs/held_folder.ts";
 import { liveSqliteCause, sidecarHazard } from "./live_sqlite_cause.ts";
-import { jsonText, MAX_JSON_VALUES, parseBoundedJson } from "../text/bounded_json.ts";
+import { MAX_JSON_VALUES, parseBoundedJson } from "../text/bounded_json.ts";
+import { utf8Text } from "../text/utf8_text.ts";
 
 /** Attempts at a Chroma copy before a folder that keeps changing is reported. */
 export const CHROMA_COPY_ATTEMPTS = 3;
@@ -373,7 +374,7 @@ async function copyParts(
   const registry = await copyRegistry(config.registry.path, staged.registry, configFolder);
   const hasRegistry = registry !== null;
   const registryKeptInvalid = registry !== null && options.keepInvalidRegistry
-    ? jsonError(jsonText(registry))
+    ? jsonError(utf8Text(registry))
     : undefined;
   const copied = { database, hasRegistry, registryKeptInvalid };
   if (!options.includeChroma) return { ...copied, chroma: null };
@@ -911,7 +912,7 @@ async function requireParsableRegistry(path: string, options: CreateOptions): Pr
   if (info !== null && !info.isFile) {
     throw new UsageError(`the registry ${path} is a ${kindOf(info)}, not a file; check ${REGISTRY_SETTING}`);
   }
-  const text = await copyingFrom("registry", path, () => jsonText(readLiveFile(path, "create")));
+  const text = await copyingFrom("registry", path, () => utf8Text(readLiveFile(path, "create")));
   const error = jsonError(text);
   if (error === undefined) return;
   if (options.keepInvalidRegistry) {

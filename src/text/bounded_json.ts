@@ -32,7 +32,7 @@ export interface JsonBounds {
  * @throws {SyntaxError} when `text` is not JSON, or is past a bound (its message says which).
  */
 export function parseBoundedJson(text: string, bounds: JsonBounds = {}): unknown {
-  // text decoded keeping it (see `jsonText`): Python's json, the service's, refuses it too
+  // text decoded keeping it (see `utf8Text`): Python's json, the service's, refuses it too
   if (text.charCodeAt(0) === 0xfeff) throw new SyntaxError("it begins with a byte order mark (BOM): save it without");
   const { maxValues = MAX_JSON_VALUES, maxDepth = MAX_JSON_DEPTH } = bounds;
   let values = 0;
@@ -54,12 +54,4 @@ export function parseBoundedJson(text: string, bounds: JsonBounds = {}): unknown
     }
   }
   return JSON.parse(text);
-}
-
-/**
- * The text of a file's bytes for {@linkcode parseBoundedJson}, a byte order mark kept: a decoder that drops it would
- * take for JSON a file that the service, and the drill's own read of the restored copy, refuse.
- */
-export function jsonText(bytes: Uint8Array): string {
-  return new TextDecoder("utf-8", { ignoreBOM: true }).decode(bytes);
 }
