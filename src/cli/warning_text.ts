@@ -63,11 +63,9 @@ const SENTENCES: Record<string, (fields: Fields) => string> = {
     `the clock was wrong when it was made, or is wrong now; check the clock`,
   drill_latest_skipped_future: skippedFuture("drill"),
   remote_latest_passed_over_altered: (f) =>
-    `--latest passed over ${list(f.names)} in ${
-      text(f.location)
-    }, newer, each a link, folder or special file where a ` +
-    `snapshot object belongs (altered by hand: perhaps the true latest), and takes ${text(f.chosen)}; run 'remote ` +
-    `verify' on the repository, then put those objects back from a copy`,
+    `--latest passed over ${list(f.names)} in ${text(f.location)}, as new or newer, each a link, folder or ` +
+    `special file where a snapshot object belongs (altered by hand: perhaps the true latest), and takes ` +
+    `${text(f.chosen)}; run 'remote verify' on the repository, then put those objects back from a copy`,
   drill_latest_passed_over_forged: (f) =>
     `--latest --source passed over ${list(f.snapshots)}, newer, whose refs carry a MAC by the identity's key that ` +
     `does not verify (altered in the repository: perhaps the true latest), and drills ${text(f.chosen)}; run ` +

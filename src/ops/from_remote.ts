@@ -108,7 +108,7 @@ export async function resolveRemoteSnapshot(
   throw new UsageError(`no snapshot ${given} in ${backend.location}; ${list}`);
 }
 
-/** The newest snapshot of `names` (see {@linkcode resolveRemoteSnapshot}), warning of swapped objects as new or newer. */
+/** The newest snapshot of `names` (see {@linkcode resolveRemoteSnapshot}), warning of swapped ones as new or newer. */
 async function latestRemote(
   backend: Backend,
   names: string[],

@@ -267,7 +267,8 @@ export function isPreRestore(metadata: SnapshotMetadata | null | undefined): boo
 
 /**
  * The metadata's publication sequence, or `null` when it has none (the module's, older ones) or it is not a count
- * below {@linkcode MAX_SEQUENCE}, so that the next one is a count too: one forged near 2^53 would make every next sequence equal, or no count at all.
+ * below {@linkcode MAX_SEQUENCE}: one forged near 2^53 would make every next sequence equal. Past the bound, the next
+ * ones are no count, and `--latest` goes by stamp with a warning.
  */
 export function sequenceOf(metadata: SnapshotMetadata | null | undefined): number | null {
   const value = metadata?.sequence;

@@ -86,7 +86,6 @@ const EMFILE = 24;
 const ENFILE = 23;
 /** Linux's errno for the storage's failure to read or write. */
 const EIO = 5;
-const SQLITE_IOERR = 10;
 
 /**
  * Load libsqlite3 and return the FFI driver.
@@ -203,12 +202,7 @@ class FfiDriver implements SqliteDriver, FollowedBackup {
         if (step === SQLITE_DONE) return "no_row";
         if (step !== SQLITE_ROW) this.#fail(db, step);
         const text = this.#lib.sqlite3_column_text(statement, 0);
-        const answer = integrityAnswer(text === null ? "null" : Deno.UnsafePointerView.getCString(text));
-        // a page the storage could not read is told as damage ("failed to get page"): the errno tells them apart
-        if (answer !== "ok" && this.#systemCode(db) === "EIO") {
-          throw new SqliteError(SQLITE_IOERR, `disk I/O error: ${path}`, "EIO");
-        }
-        return answer;
+        return integrityAnswer(text === null ? "null" : Deno.UnsafePointerView.getCString(text));
       } finally {
         this.#lib.sqlite3_finalize(statement);
       }

@@ -45,7 +45,9 @@ export class FirstPageReader implements Disposable {
     }
   }
 
-  /** The page now, or `null` (see {@linkcode readFirstPage}). The `-wal` file is opened and closed here: no lock is on it. */
+  /**
+   * The page now, or `null` (see {@linkcode readFirstPage}); the `-wal` is opened and closed here: SQLite locks none.
+   */
   read(): Uint8Array | null {
     if (this.database === null) return null;
     try {

@@ -1,5 +1,5 @@
 /**
- * Decoding a file's bytes as UTF-8 text, as they were read: a byte order mark is kept, where a default decoder drops it.
+ * Decoding a file's bytes as UTF-8 text as they were read: a byte order mark is kept, which a default decoder drops.
  *
  * @module
  */
