@@ -94,44 +94,42 @@ Deno.test("create whose flush of the backup folder fails (EIO) names it and says
   assert.deepEqual(entryNames(join(store.backupDir, "snapshots")), []);
 });
 
-Deno.test("validate of a snapshot whose database cannot be read (EIO) blames the storage, not the bytes (needs strace)", async () => {
-  if (!toolFor("strace", "a read failure injected into validate")) return;
-  using store = tempStore({ dbMiB: 1, chromaMiB: 0, segments: 0, seed: 96 });
+/**
+ * Run `validate` of a new snapshot of a store of `dbMiB` under strace failing (EIO) its database's reads (`syscalls`)
+ * from the one `when` says, for each `[when, driver]` of `runs`, and assert the storage is blamed, not the bytes.
+ */
+async function validateFailingReads(dbMiB: number, syscalls: string, runs: [string, string][]): Promise<void> {
+  using store = tempStore({ dbMiB, chromaMiB: 0, segments: 0, seed: 96 });
   const env = storeEnv(store);
   const stamp = await createdStamp(env);
   const db = join(store.backupDir, "snapshots", stamp, "db", "atocore.db");
-  // the first read (the header, read before SQLite opens it) or the third (the check fails part way), for each driver
-  for (const [nth, driver] of [[1, "ffi"], [3, "ffi"], [8, "ffi"], [1, "builtin"], [3, "builtin"]]) {
-    const failRead = `exec strace -f -qq -o /dev/null -P '${db}' -e trace=pread64 ` +
-      `-e inject=pread64:error=EIO:when=${nth} "$@"`;
-    const run = await runCliInShell(failRead, ["validate", stamp, "--sqlite-driver", `${driver}`], env);
+  for (const [when, driver] of runs) {
+    const failing = `exec strace -f -qq -o /dev/null -P '${db}' -e trace=${syscalls} ` +
+      `-e inject=${syscalls}:error=EIO:when=${when} "$@"`;
+    const run = await runCliInShell(failing, ["validate", stamp, "--sqlite-driver", driver], env);
     assert.equal(run.code, 1, run.stderr);
     const errors: string[] = JSON.parse(run.stdout).errors;
     const unreadable = `db_unreadable: an I/O error at ${db} (the storage failed: check it, dmesg)`;
-    assert.ok(errors.includes(unreadable), `read ${nth}, ${driver}: ${run.stdout}`);
-    assert.ok(!errors.some((error) => /^db_(integrity_check|open)_failed/.test(error)), run.stdout);
+    assert.ok(errors.includes(unreadable), `reads ${when}, ${driver}: ${run.stdout}`);
+    assert.ok(!errors.some((error) => /^db_(integrity_check|open)_failed/.test(error)), `${driver}: ${run.stdout}`);
   }
+}
+
+Deno.test("validate of a snapshot whose database cannot be read (EIO) blames the storage, not the bytes (needs strace)", async () => {
+  if (!toolFor("strace", "a read failure injected into validate")) return;
+  // the first read (the header, read before SQLite opens it), the third (the check fails part way) or the eighth (a
+  // page of a chain: "failed to get page"), for each driver
+  await validateFailingReads(1, "pread64", [["1", "ffi"], ["3", "ffi"], ["8", "ffi"], ["1", "builtin"], [
+    "3",
+    "builtin",
+  ]]);
 });
 
 Deno.test("validate of a snapshot database whose every read fails from the fifth: the storage is blamed, whatever the driver calls it (needs strace)", async () => {
   if (!toolFor("strace", "a failing disk injected into validate")) return;
-  // large enough that hashing it takes more than four reads: its hash fails too, as on a failing disk
-  using store = tempStore({ dbMiB: 48, chromaMiB: 0, segments: 0, seed: 97 });
-  const env = storeEnv(store);
-  const stamp = await createdStamp(env);
-  const db = join(store.backupDir, "snapshots", stamp, "db", "atocore.db");
-  const failing = `exec strace -f -qq -o /dev/null -P '${db}' -e trace=pread64,read ` +
-    `-e inject=pread64,read:error=EIO:when=5+ "$@"`;
-  for (const driver of ["builtin", "ffi"]) { // node:sqlite says "database disk image is malformed"
-    const run = await runCliInShell(failing, ["validate", stamp, "--sqlite-driver", driver], env);
-    assert.equal(run.code, 1, run.stderr);
-    const errors: string[] = JSON.parse(run.stdout).errors;
-    assert.ok(
-      errors.includes(`db_unreadable: an I/O error at ${db} (the storage failed: check it, dmesg)`),
-      run.stdout,
-    );
-    assert.ok(!errors.some((error) => /^db_(integrity_check|open)_failed/.test(error)), `${driver}: ${run.stdout}`);
-  }
+  // large enough that hashing it takes more than four reads: its hash fails too, as on a failing disk (node:sqlite
+  // says "database disk image is malformed")
+  await validateFailingReads(48, "pread64,read", [["5+", "builtin"], ["5+", "ffi"]]);
 });
 
 function oneLine(stderr: string): string {
