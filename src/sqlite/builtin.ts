@@ -5,13 +5,7 @@
  * @module
  */
 import { backup, DatabaseSync } from "node:sqlite";
-import {
-  type BackupProgress,
-  BUSY_TIMEOUT_MS,
-  PAGES_PER_STEP,
-  PIN_READ_SNAPSHOT,
-  type SqliteDriver,
-} from "./driver.ts";
+import { type BackupProgress, BUSY_TIMEOUT_MS, PAGES_PER_STEP, PIN_READ, type SqliteDriver } from "./driver.ts";
 import { asSqliteError, openDatabase, withDatabase } from "./builtin_open.ts";
 import { readOffThread } from "./off_thread.ts";
 
@@ -40,7 +34,14 @@ class BuiltinDriver implements SqliteDriver {
     await Deno.stat(source);
     const from = openDatabase(source, {});
     try {
-      from.exec(PIN_READ_SNAPSHOT);
+      // PIN_READ_SNAPSHOT, its read as a statement: node:sqlite's exec gives no result code, a statement's error has
+      // one (a busy database is SQLITE_BUSY, as the FFI driver names it)
+      from.exec("BEGIN");
+      try {
+        from.prepare(PIN_READ).get();
+      } catch (error) {
+        throw asSqliteError(error);
+      }
       await backup(from, destination, {
         rate: PAGES_PER_STEP,
         progress: ({ totalPages, remainingPages }) => onProgress?.({ total: totalPages, remaining: remainingPages }),

@@ -204,8 +204,11 @@ export const PAGES_PER_STEP = 1024;
 /** Milliseconds a connection waits on a locked database before giving up. */
 export const BUSY_TIMEOUT_MS = 10_000;
 
+/** The read that takes a read transaction's lock (after its `BEGIN`): see {@linkcode PIN_READ_SNAPSHOT}. */
+export const PIN_READ = "SELECT count(*) FROM sqlite_master";
+
 /**
  * Statements that pin one consistent read snapshot on the source connection, so that a
  * backup stepped in several parts never restarts and never mixes two committed states.
  */
-export const PIN_READ_SNAPSHOT = "BEGIN; SELECT count(*) FROM sqlite_master;";
+export const PIN_READ_SNAPSHOT = `BEGIN; ${PIN_READ};`;

@@ -305,26 +305,25 @@ Deno.test("a live database another process holds locked past the busy timeout: c
   const env = storeEnv(store);
   const rollback = new Deno.Command("sqlite3", { args: [store.db, "PRAGMA journal_mode=DELETE"] }).outputSync();
   assert.ok(rollback.success, new TextDecoder().decode(rollback.stderr));
-  // an exclusive lock held for longer than the busy timeout (10 s), then let go
-  const holder = new Deno.Command("sqlite3", {
-    args: [store.db, "BEGIN EXCLUSIVE", ".shell sleep 14", "COMMIT"],
-    stdout: "null",
-    stderr: "null",
-  }).spawn();
-  try {
-    await new Promise((resolve) => setTimeout(resolve, 500));
-    const run = await runCli(["create"], { env });
-    assertOneLineError(
-      run,
-      1,
-      new RegExp(`create failed copying the database ${store.db}: another process held it locked for more than 10 s`),
-      "create",
-    );
-    assert.match(run.stderr, /nothing was published; run create again \(a long write/);
-    assert.deepEqual(entryNames(join(store.backupDir, "snapshots")), [], "something was published");
-  } finally {
-    holder.kill("SIGKILL");
-    await holder.status;
+  for (const driver of ["ffi", "builtin"]) {
+    // an exclusive lock held for longer than the busy timeout (10 s), then let go
+    const holder = new Deno.Command("sqlite3", {
+      args: [store.db, "BEGIN EXCLUSIVE", ".shell sleep 14", "COMMIT"],
+      stdout: "null",
+      stderr: "null",
+    }).spawn();
+    try {
+      await new Promise((resolve) => setTimeout(resolve, 500));
+      const run = await runCli(["create", "--sqlite-driver", driver], { env });
+      const locked =
+        `create failed copying the database ${store.db}: another process held it locked for more than 10 s`;
+      assertOneLineError(run, 1, new RegExp(locked), `create (${driver})`);
+      assert.match(run.stderr, /nothing was published; run create again \(a long write/);
+      assert.deepEqual(entryNames(join(store.backupDir, "snapshots")), [], "something was published");
+    } finally {
+      holder.kill("SIGKILL");
+      await holder.status;
+    }
   }
 });
 
