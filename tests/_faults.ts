@@ -176,13 +176,18 @@ export interface OpenOptions {
    * (a snapshot copies the live header, which says WAL, and stray sidecars fail its manifest).
    */
   immutable?: boolean;
+  /**
+   * Open read-write, as the next writer would: a hot journal a killed rollback-journal writer left is then rolled
+   * back (a read-only open refuses to, "attempt to write a readonly database").
+   */
+  writable?: boolean;
 }
 
 function shellTarget(path: string, options: OpenOptions): string {
   return options.immutable ? `file:${encodeURI(path)}?immutable=1` : path;
 }
 
-/** Run `sql` with the `sqlite3` shell (read-only) and return its exit code and output. */
+/** Run `sql` with the `sqlite3` shell (read-only unless `writable`) and return its exit code and output. */
 async function sqlite3Shell(
   path: string,
   sql: string,
@@ -190,7 +195,14 @@ async function sqlite3Shell(
   mode: string[] = [],
 ): Promise<{ code: number; stdout: string; stderr: string }> {
   const output = await new Deno.Command("sqlite3", {
-    args: ["-readonly", "-cmd", ".timeout 10000", ...mode, shellTarget(path, options), sql], // a writer may hold a lock
+    args: [
+      ...options.writable ? [] : ["-readonly"],
+      "-cmd",
+      ".timeout 10000",
+      ...mode,
+      shellTarget(path, options),
+      sql,
+    ], // a writer may hold a lock
     stdout: "piped",
     stderr: "piped",
   }).output();

@@ -53,8 +53,12 @@ async function createWhileWriting(mode: LedgerWriterMode, trials: number): Promi
     await writer.status;
     await writer.stderr.cancel();
   }
-  assert.equal(await sqliteIntegrity(store.db), "ok", "live database damaged after the writer was killed");
-  const live = await ledgerState(store.db);
+  assert.equal(
+    await sqliteIntegrity(store.db, { writable: true }),
+    "ok",
+    "live database damaged after the writer was killed",
+  );
+  const live = await ledgerState(store.db, { writable: true });
   assert.equal(live.sum, live.total, "live database lost its invariant");
 }
 
