@@ -491,7 +491,8 @@ function blameStorage(errors: string[], storageFailed: string[], root: string, m
       error.startsWith(`${label}_integrity_check_failed`) ||
       error.startsWith(`${label}_open_failed`)
     );
-    if (at >= 0) errors[at] = unreadable(label, path);
+    // SQLite's own words stay beside: a disk that fails some reads may hold damaged pages too
+    if (at >= 0) errors[at] = `${unreadable(label, path)}; SQLite said: ${errors[at].replace(/^[a-z_]+: /, "")}`;
   }
 }
 
