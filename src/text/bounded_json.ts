@@ -33,7 +33,9 @@ export interface JsonBounds {
  */
 export function parseBoundedJson(text: string, bounds: JsonBounds = {}): unknown {
   // text decoded keeping it (see `utf8Text`): Python's json, the service's, refuses it too
-  if (text.charCodeAt(0) === 0xfeff) throw new SyntaxError("it begins with a byte order mark (BOM): save it without");
+  if (text.charCodeAt(0) === 0xfeff) {
+    throw new SyntaxError("it begins with a byte order mark (BOM), which JSON does not allow");
+  }
   const { maxValues = MAX_JSON_VALUES, maxDepth = MAX_JSON_DEPTH } = bounds;
   let values = 0;
   let depth = 0;

@@ -290,13 +290,16 @@ Deno.test("a live registry that begins with a byte order mark is not JSON to cre
   assertOneLineError(
     run,
     1,
-    /registry is not JSON \(it begins with a byte order mark \(BOM\): save it without\)/,
+    /registry is not JSON \(it begins with a byte order mark \(BOM\), which JSON does not allow\): .*; fix the file/,
     "create",
   );
   const validated = await runCli(["validate", stamp], { env });
   assert.equal(validated.code, 1, validated.stdout);
   assert.ok(
-    (validated.json as { errors: string[] }).errors.some((error) => error.startsWith("registry_invalid_json: ")),
+    (validated.json as { errors: string[] }).errors.includes(
+      "registry_invalid_json: it begins with a byte order mark (BOM), which JSON does not allow",
+    ),
+    validated.stdout,
   );
 });
 
