@@ -6,6 +6,7 @@
  */
 import { DatabaseSync } from "node:sqlite";
 import { NoScratchSpaceError, type ScratchCopy, scratchCopy } from "../fs/scratch_copy.ts";
+import { UsageError } from "../errors.ts";
 import {
   BUSY_TIMEOUT_MS,
   immutableUri,
@@ -103,7 +104,8 @@ function withImmutable<T>(path: string, use: (db: DatabaseSync) => T, watch?: Op
  * `scratch_copy.ts`), its header set to rollback-journal mode and opened read-only: what `immutable=1` reads,
  * where the URI cannot be used. Costs one copy of the file; the copy is removed after.
  *
- * @throws {IntegrityUncheckedError} when no temporary folder takes the copy: the database was not checked.
+ * @throws {IntegrityUncheckedError} when no temporary folder takes the copy, or TMPDIR cannot be read: the database
+ *   was not checked.
  */
 function withRollbackCopy<T>(path: string, use: (db: DatabaseSync) => T): T {
   let copy: ScratchCopy;
@@ -111,6 +113,8 @@ function withRollbackCopy<T>(path: string, use: (db: DatabaseSync) => T): T {
     copy = scratchCopy(path, "copy.db");
   } catch (error) {
     if (error instanceof NoScratchSpaceError) throw new IntegrityUncheckedError(path, error.message);
+    // a TMPDIR that is not UTF-8: not checked, never a database that failed to open
+    if (error instanceof UsageError) throw new IntegrityUncheckedError(path, error.message.split(";")[0]);
     throw error;
   }
   using _ = copy;

@@ -375,4 +375,14 @@ Deno.test("HOME and TMPDIR that are not UTF-8 are refused (exit 2) only by a com
   const temp = await runCliInShell(`export TMPDIR=$'/tmp/x\\xff'; exec "$@"`, ["drill", stamp], env);
   assert.equal(temp.code, 2, temp.stderr);
   assert.match(temp.stderr, /error: the environment variable TMPDIR is not valid UTF-8/);
+  // a snapshot database whose header says WAL (as the module's keep it) is read by the built-in driver through a copy
+  // in TMPDIR: not made, the database was not checked, never "db_open_failed"
+  const db = join(store.backupDir, "snapshots", stamp, "db", "atocore.db");
+  using file = Deno.openSync(db, { write: true });
+  file.seekSync(18, Deno.SeekMode.Start); // the file format versions: 2, 2 is WAL
+  file.writeSync(new Uint8Array([2, 2]));
+  const args = ["validate", stamp, "--sqlite-driver", "builtin"];
+  const validated = await runCliInShell(`export TMPDIR=$'/tmp/x\\xff'; exec "$@"`, args, env);
+  assert.equal(validated.code, 2, validated.stdout);
+  assert.match(validated.stderr, /error: could not check the integrity of \S+: the environment variable TMPDIR is not/);
 });
