@@ -70,7 +70,7 @@ import { backUpInto } from "./held_backup.ts";
 import type { HeldFolder } from "../fs/held_folder.ts";
 import { liveSqliteCause, sidecarHazard } from "./live_sqlite_cause.ts";
 import { MAX_JSON_VALUES, parseBoundedJson } from "../text/bounded_json.ts";
-import { utf8Text } from "../text/utf8_text.ts";
+import { strictUtf8Text } from "../text/utf8_text.ts";
 
 /** Attempts at a Chroma copy before a folder that keeps changing is reported. */
 export const CHROMA_COPY_ATTEMPTS = 3;
@@ -373,9 +373,7 @@ async function copyParts(
   if (options.refuseEmptyDatabase && hasEmptySchema(staged.db)) throw emptyDatabase(config.db.path, "has no tables");
   const registry = await copyRegistry(config.registry.path, staged.registry, configFolder);
   const hasRegistry = registry !== null;
-  const registryKeptInvalid = registry !== null && options.keepInvalidRegistry
-    ? jsonError(utf8Text(registry))
-    : undefined;
+  const registryKeptInvalid = registry !== null && options.keepInvalidRegistry ? jsonError(registry) : undefined;
   const copied = { database, hasRegistry, registryKeptInvalid };
   if (!options.includeChroma) return { ...copied, chroma: null };
   try {
@@ -912,8 +910,8 @@ async function requireParsableRegistry(path: string, options: CreateOptions): Pr
   if (info !== null && !info.isFile) {
     throw new UsageError(`the registry ${path} is a ${kindOf(info)}, not a file; check ${REGISTRY_SETTING}`);
   }
-  const text = await copyingFrom("registry", path, () => utf8Text(readLiveFile(path, "create")));
-  const error = jsonError(text);
+  const bytes = await copyingFrom("registry", path, () => readLiveFile(path, "create"));
+  const error = jsonError(bytes);
   if (error === undefined) return;
   if (options.keepInvalidRegistry) {
     options.reporter.event("warning", "pre_restore_registry_kept_invalid", { path, error });
@@ -941,10 +939,10 @@ function storePathInfo(path: string, what: string, setting: string): Deno.FileIn
   }
 }
 
-/** Why `text` is not JSON, or `undefined` when it is. */
-function jsonError(text: string): string | undefined {
+/** Why `bytes` are not JSON in UTF-8, or `undefined` when they are. */
+function jsonError(bytes: Uint8Array): string | undefined {
   try {
-    parseBoundedJson(text);
+    parseBoundedJson(strictUtf8Text(bytes));
     return undefined;
   } catch (error) {
     if (!(error instanceof SyntaxError)) throw error;

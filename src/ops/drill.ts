@@ -34,6 +34,7 @@ import { CHROMA_DB_FILE } from "../snapshot/chroma.ts";
 import { unreadableSnapshotText, validateSnapshot } from "./validate.ts";
 import { systemTempFolder } from "../fs/system_temp.ts";
 import { parseBoundedJson } from "../text/bounded_json.ts";
+import { strictUtf8Text } from "../text/utf8_text.ts";
 
 /** Options of {@linkcode drillSnapshot}. */
 export interface DrillOptions {
@@ -358,7 +359,7 @@ function checkRegistry({ root, metadata, restore }: RestoredCopy): CheckOutcome 
     return { status: "skipped", detail: "no registry in the snapshot" };
   }
   const keptInvalid = keptInvalidRegistry(metadata); // a pre-restore snapshot kept it as it was: bytes only
-  if (keptInvalid === null) parseBoundedJson(Deno.readTextFileSync(restore.target_registry));
+  if (keptInvalid === null) parseBoundedJson(strictUtf8Text(Deno.readFileSync(restore.target_registry)));
   const entry = located.ok && Array.isArray(metadata.manifest)
     ? metadata.manifest.find((candidate) => candidate?.path === located.relative)
     : undefined;

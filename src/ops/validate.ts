@@ -8,7 +8,7 @@ import { basename, isAbsolute, join, relative } from "node:path";
 import { describeOsError, ioErrorText, isIoError } from "../errors.ts";
 import { deniedPath } from "../fs/denied_path.ts";
 import { exists, lstatOrNull } from "../fs/probe.ts";
-import { notRegularFile, readRegularTextFile } from "../fs/regular_file.ts";
+import { notRegularFile, readRegularFile } from "../fs/regular_file.ts";
 import { checkManifest, filesToHash, type HashProgress } from "../snapshot/manifest.ts";
 import { hashAhead, type HashesAhead } from "../fs/hash_ahead.ts";
 import { fileIdentity } from "../fs/file_identity.ts";
@@ -34,6 +34,7 @@ import {
 import { IntegrityUncheckedError, isReadFailure, type SqliteDriver } from "../sqlite/driver.ts";
 import { JOURNAL_MODES } from "../sqlite/journal_header.ts";
 import { parseBoundedJson } from "../text/bounded_json.ts";
+import { strictUtf8Text } from "../text/utf8_text.ts";
 
 /** How deeply to validate. */
 export interface ValidateOptions {
@@ -366,9 +367,9 @@ function checkRegistry(located: LocatedPart, keptInvalid: string | null, errors:
     errors.push(`registry_snapshot_not_regular_file: ${printable(problem)}`);
     return false;
   }
-  let text: string;
+  let bytes: Uint8Array;
   try {
-    text = readRegularTextFile(located.path); // never a FIFO or device, never unbounded
+    bytes = readRegularFile(located.path); // never a FIFO or device, never unbounded
   } catch (error) {
     errors.push(
       error instanceof Deno.errors.NotFound
@@ -378,7 +379,7 @@ function checkRegistry(located: LocatedPart, keptInvalid: string | null, errors:
     return false;
   }
   try {
-    parseBoundedJson(text);
+    parseBoundedJson(strictUtf8Text(bytes));
     return true;
   } catch (error) {
     if (!(error instanceof SyntaxError)) throw error;

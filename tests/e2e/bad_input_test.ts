@@ -303,6 +303,34 @@ Deno.test("a live registry that begins with a byte order mark is not JSON to cre
   );
 });
 
+Deno.test("a registry holding bytes that are not UTF-8 is not JSON to create or validate (Python reads it strictly)", async () => {
+  using store = tempStore({ dbMiB: 1, chromaMiB: 0.05 });
+  const env = storeEnv(store);
+  const stamp = await createdStamp(env);
+  const copied = join(store.backupDir, "snapshots", stamp, "config", "project-registry.json");
+  const latin1 = new Uint8Array([
+    ...new TextEncoder().encode('{"projects":["caf'),
+    0xe9,
+    ...new TextEncoder().encode('"]}'),
+  ]);
+  for (const path of [store.registry, copied]) Deno.writeFileSync(path, latin1);
+  const run = await runCli(["create"], { env });
+  assertOneLineError(
+    run,
+    1,
+    /registry is not JSON \(it holds bytes that are not UTF-8, which JSON does not allow\)/,
+    "create",
+  );
+  const validated = await runCli(["validate", stamp], { env });
+  assert.equal(validated.code, 1, validated.stdout);
+  assert.ok(
+    (validated.json as { errors: string[] }).errors.includes(
+      "registry_invalid_json: it holds bytes that are not UTF-8, which JSON does not allow",
+    ),
+    validated.stdout,
+  );
+});
+
 Deno.test("a live database another process holds locked past the busy timeout: create says so and to run again, exit 1", async () => {
   using store = tempStore({ dbMiB: 1, chromaMiB: 0.05 });
   const env = storeEnv(store);
