@@ -16,20 +16,15 @@ import { type LockedFolder, makeLockedFolder } from "../fs/locked_folder.ts";
 import { formatBytes } from "../text/bytes.ts";
 import { fileSystemSpace } from "../sys/free_space.ts";
 import type { Reporter } from "../report/reporter.ts";
-import {
-  AlteredObjectError,
-  type Backend,
-  isUnreachable,
-  RepositoryFindingError,
-  StorageError,
-} from "../repo/backend.ts";
+import { type Backend, isUnreachable, RepositoryFindingError, StorageError } from "../repo/backend.ts";
 import { type FetchResult, fetchSnapshot } from "../repo/fetch.ts";
-import { CONFIG_NAME, parseSnapshotKey, PREFIXES, refsName, snapshotKeyText } from "../repo/layout.ts";
+import { CONFIG_NAME, parseSnapshotKey, refsName, snapshotKeyText } from "../repo/layout.ts";
 import { listSnapshots, readRefs } from "../repo/snapshots.ts";
 import { refsStanding, snapshotClaim, unauthenticNext, UnauthenticSnapshotError } from "../repo/authenticity.ts";
 import { deriveAuthKey } from "../crypto/auth_key.ts";
 import { snapshotDir, snapshotsDir } from "../snapshot/layout.ts";
 import { isInFuture } from "../snapshot/clock.ts";
+import { alteredNames, alteredSnapshot, warnPassedOverAltered } from "./altered_snapshots.ts";
 import { isStamp } from "../snapshot/stamp.ts";
 import { openForReading } from "./remote.ts";
 import { type RestoreOptions, type RestoreResult, restoreSnapshot } from "./restore.ts";
@@ -133,34 +128,8 @@ async function latestRemote(
   if (pushes.length > 1) {
     clock.reporter.event("info", "latest_pushed_more_than_once", { pushes, chosen: pushes.at(-1) });
   }
-  // by stamp, not push id (random): a swapped object of the chosen second or later may be the true latest
-  const passed = altered.filter((name) => {
-    const its = name.split("_")[0];
-    return its >= stamp && !isInFuture(its, clock.now);
-  });
-  if (passed.length > 0) {
-    const fields = { location: backend.location, names: passed, chosen: pushes.at(-1) };
-    clock.reporter.event("warning", "remote_latest_passed_over_altered", fields);
-  }
+  warnPassedOverAltered(altered, pushes.at(-1)!, backend.location, clock.reporter);
   return pushes.at(-1)!;
-}
-
-/**
- * The snapshot names under `snapshots/` that hold a link, a folder or a special file (see `Backend.unlisted`): a
- * snapshot object swapped for one by hand, which is not taken for no snapshot.
- */
-async function alteredNames(backend: Backend): Promise<string[]> {
-  const found = await backend.unlisted?.(PREFIXES.snapshots) ?? [];
-  return found.map((name) => name.slice(PREFIXES.snapshots.length)).filter((key) => parseSnapshotKey(key) !== null);
-}
-
-function alteredSnapshot(location: string, name: string, list: string): AlteredObjectError {
-  return new AlteredObjectError(
-    `${PREFIXES.snapshots}${name} in ${location} is a symbolic link, folder or special file where the snapshot's ` +
-      `object belongs, made by hand: the repository was altered; nothing was read; put the object back from a copy ` +
-      `of the repository, or pick another snapshot; ${list}`,
-    "not an object",
-  );
 }
 
 /**

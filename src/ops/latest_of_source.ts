@@ -14,6 +14,7 @@ import { type SnapshotKey, snapshotKeyText } from "../repo/layout.ts";
 import { listSnapshots, readRefs } from "../repo/snapshots.ts";
 import { isInFuture } from "../snapshot/clock.ts";
 import { nextStep } from "./next_step.ts";
+import { alteredNames, warnPassedOverAltered } from "./altered_snapshots.ts";
 
 /** Who asks for a source's latest: the repository read, its id, the identities whose keys vouch for a refs' source. */
 export interface SourceLookup {
@@ -31,7 +32,8 @@ export interface SourceLookup {
  * another host's snapshot, or an old one, stand for this source's latest. Those of the source stamped in the future
  * are passed over with a warning (`drill_latest_skipped_future`), and so, whatever source they name, are newer refs whose
  * MAC by one of those keys does not verify (`drill_latest_passed_over_forged`): a writer's edit of the newest refs; and
- * newer refs that carry no MAC by those keys (`drill_latest_passed_over_unsigned`): pushed so, or stripped.
+ * newer refs that carry no MAC by those keys (`drill_latest_passed_over_unsigned`): pushed so, or stripped; and newer
+ * snapshot objects swapped by hand, whose refs are not read (`remote_latest_passed_over_altered`).
  *
  * @throws {OperationError} naming the repository and the source when it has none to drill.
  */
@@ -55,7 +57,11 @@ export async function latestOfSource(
     if (refs.source !== sourceId) continue;
     if (standing !== "vouched") unvouched += 1;
     else if (isInFuture(key.stamp, clock.now)) skippedInFuture.push(key.stamp);
-    else return found(key, { skippedInFuture, forged, unsigned }, clock.reporter);
+    else {
+      const chosen = found(key, { skippedInFuture, forged, unsigned }, clock.reporter);
+      warnPassedOverAltered(await alteredNames(lookup.backend), chosen, lookup.backend.location, clock.reporter);
+      return chosen;
+    }
   }
   throw noneOfSource(lookup, sourceId, skippedInFuture, unvouched);
 }

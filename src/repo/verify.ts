@@ -168,17 +168,19 @@ async function listedPacks(backend: Backend, foreign: string[]): Promise<Map<str
 /** The most names of one kind told one by one: a writer may leave millions of names that are not objects. */
 const NAMES_TOLD = 20;
 
-/** Note the names that are not objects of the format: the first {@linkcode NAMES_TOLD}, then how many more. */
 /**
  * Tell what a listing of objects leaves out: a hidden name is a note; a link, a folder or a special file where objects
- * are is an error (a snapshot object replaced so would look like a push still running), the first few by name.
+ * are is an error (a snapshot object replaced so would look like a push still running), the first
+ * {@linkcode NAMES_TOLD} by name, then how many more.
  */
 function tellUnlisted(names: readonly string[], result: VerifyResult): void {
   let odd = 0;
   for (const name of names) {
     if (name.startsWith(".")) result.notes.push(`${name}: a hidden name, not an object of this format; ignored`);
     else if (++odd <= NAMES_TOLD) {
-      result.errors.push(`${name}: a symbolic link, folder or special file where objects are, made by hand; remove it`);
+      result.errors.push(
+        `${name}: a symbolic link, folder or special file where objects are, made by hand; put the object back from a copy of the repository, or remove it`,
+      );
     }
   }
   if (odd > NAMES_TOLD) {

@@ -436,7 +436,7 @@ Deno.test("remote verify and list: an object replaced by a symbolic link, a FIFO
   Deno.symlinkSync(join(f.work, "elsewhere"), object);
   const verified = await verifyRepository(f.backend, { identities: [f.identity], readData: true });
   assert.deepEqual(verified.errors, [
-    `snapshots/${pushed.snapshot}: a symbolic link, folder or special file where objects are, made by hand; remove it`,
+    `snapshots/${pushed.snapshot}: a symbolic link, folder or special file where objects are, made by hand; put the object back from a copy of the repository, or remove it`,
   ]);
   assert.equal(verified.ok, false);
   const env = { ...f.env, ATOCORE_BACKUP_REMOTE: `file://${f.repoDir}` };
@@ -456,7 +456,9 @@ Deno.test("remote verify and list: an object replaced by a symbolic link, a FIFO
   assert.equal(new Deno.Command("mkfifo", { args: [join(f.repoDir, pack)] }).outputSync().code, 0);
   const fifo = await verifyRepository(f.backend, { identities: [f.identity], readData: true });
   assert.ok(
-    fifo.errors.includes(`${pack}: a symbolic link, folder or special file where objects are, made by hand; remove it`),
+    fifo.errors.includes(
+      `${pack}: a symbolic link, folder or special file where objects are, made by hand; put the object back from a copy of the repository, or remove it`,
+    ),
     fifo.errors.join("\n"),
   );
   Deno.removeSync(object);
@@ -466,7 +468,8 @@ Deno.test("remote verify and list: an object replaced by a symbolic link, a FIFO
   }
   const folder = await verifyRepository(f.backend, { identities: [f.identity], readData: true });
   for (const name of [`snapshots/${pushed.snapshot}`, "leases/0123456789abcdef", "condemned/0123456789abcdef"]) {
-    const error = `${name}: a symbolic link, folder or special file where objects are, made by hand; remove it`;
+    const error =
+      `${name}: a symbolic link, folder or special file where objects are, made by hand; put the object back from a copy of the repository, or remove it`;
     assert.ok(folder.errors.includes(error), folder.errors.join("\n"));
   }
 });

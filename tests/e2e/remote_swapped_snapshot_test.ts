@@ -1,6 +1,7 @@
 /**
  * A snapshot object swapped by hand for a link, a folder or a FIFO: restore and drill by its name say the repository
- * was altered (exit 1), never "no snapshot"; `--latest` passes over it to the newest object with a warning naming it.
+ * was altered (exit 1), never "no snapshot"; `--latest` (of a `--source` too) passes over it to the newest object with a
+ * warning naming it.
  *
  * @module
  */
@@ -22,6 +23,8 @@ Deno.test("a snapshot object swapped for a link, folder or FIFO is named as alte
   const newer = (await createAndPush(r.env)).stamp;
   const [olderName, newerName] = await remoteNames(r.env);
   assert.ok(olderName.startsWith(older) && newerName.startsWith(newer), `${olderName} ${newerName}`);
+  const listed = await runCli(["remote", "list"], { env: r.env });
+  const source = (listed.json as { snapshots: { source: string }[] }).snapshots[0].source;
   const object = join(r.repoDir, "snapshots", newerName);
   for (const [kind, swap] of SWAPS) {
     Deno.removeSync(object, { recursive: true });
@@ -37,12 +40,14 @@ Deno.test("a snapshot object swapped for a link, folder or FIFO is named as alte
       assert.match(line, /made by hand: the repository was altered; nothing was read; /);
       assert.deepEqual([...Deno.readDirSync(to.path)], [], "nothing restored");
     }
-    const drilled = await runCli(["drill", "--from-remote", "--latest"], { env: r.envWithIdentity });
-    assert.equal(drilled.code, 0, `${kind}: ${drilled.stderr}`);
-    assert.equal((drilled.json as { stamp: string }).stamp, older);
     const warning = `"event":"remote_latest_passed_over_altered","location":"file://${r.repoDir}",` +
       `"names":["${newerName}"],"chosen":"${olderName}"`;
-    assert.ok(drilled.stderr.includes(warning), `${kind}: ${drilled.stderr}`);
+    for (const latest of [["--latest"], ["--latest", "--source", source]]) {
+      const drilled = await runCli(["drill", "--from-remote", ...latest], { env: r.envWithIdentity });
+      assert.equal(drilled.code, 0, `${kind} ${latest}: ${drilled.stderr}`);
+      assert.equal((drilled.json as { stamp: string }).stamp, older);
+      assert.ok(drilled.stderr.includes(warning), `${kind} ${latest}: ${drilled.stderr}`);
+    }
   }
 });
 

@@ -325,7 +325,7 @@ if (sshd !== null) {
     assert.equal(verified.code, 1, verified.stderr);
     assert.ok(
       (verified.json as { errors: string[] }).errors.includes(
-        `snapshots/${name}: a symbolic link, folder or special file where objects are, made by hand; remove it`,
+        `snapshots/${name}: a symbolic link, folder or special file where objects are, made by hand; put the object back from a copy of the repository, or remove it`,
       ),
       verified.stdout,
     );
