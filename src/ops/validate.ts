@@ -468,7 +468,12 @@ async function integrityOk(driver: SqliteDriver, path: string, label: string, er
   try {
     const answer = await driver.integrityCheck(path);
     if (answer === "ok") return true;
-    errors.push(isReadFailure(answer) ? unreadable(label, path) : `${label}_integrity_check_failed: ${answer}`);
+    // SQLite's words stay beside the storage's blame: a disk that fails some reads may hold damaged pages too
+    errors.push(
+      isReadFailure(answer)
+        ? `${unreadable(label, path)}; SQLite said: ${answer}`
+        : `${label}_integrity_check_failed: ${answer}`,
+    );
   } catch (error) {
     if (error instanceof IntegrityUncheckedError) throw error; // not checked is not damaged: the caller says why
     const failed = isReadFailure(error) || isIoError(error); // SQLite's read, or this tool's own look at the header

@@ -161,9 +161,12 @@ const RESULT_CODE_NAMES = [
 export function isReadFailure(error: unknown): boolean {
   if (error instanceof SqliteError) return error.code === "SQLITE_IOERR" || error.systemCode === "EIO";
   if (typeof error !== "string") return false;
+  // a failed read is told in the check of the file's trees, which comes first, under this heading, and names no index
+  // or table: the words in a name ("wrong # of entries in index x 3: unable to get the page. error code=10") are not
+  if (!error.startsWith("*** in database ")) return false;
   // a page of a chain its check could not fetch: the page number was checked first, so what failed is the read
-  if (/\bfailed to get page \d+/.test(error)) return true;
-  const code = /\berror code=(\d+)/.exec(error)?.[1];
+  if (/(?:\d|freelist): failed to get page \d+/.test(error)) return true;
+  const code = /\d: unable to get the page\. error code=(\d+)/.exec(error)?.[1];
   return code !== undefined && resultCodeName(Number(code)) === "SQLITE_IOERR";
 }
 

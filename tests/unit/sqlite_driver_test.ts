@@ -6,7 +6,7 @@
  */
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { type SqliteDriver, SqliteError } from "../../src/sqlite/driver.ts";
+import { isReadFailure, type SqliteDriver, SqliteError } from "../../src/sqlite/driver.ts";
 import { offersFollowedBackup } from "../../src/sqlite/followed_backup.ts";
 import { readJournalMode, setJournalMode, withJournalMode } from "../../src/sqlite/journal_header.ts";
 import {
@@ -149,6 +149,28 @@ for (const name of DRIVERS) {
 
     Deno.writeFileSync(copy, new TextEncoder().encode("not a database ".repeat(400)));
     await assert.rejects(driver.integrityCheck(copy), SqliteError);
+  });
+
+  Deno.test(`${name}: a damaged database whose index names read as a failed read's words is damage, not a failed read`, async () => {
+    using out = tempDir();
+    const path = join(out.path, "named.db");
+    const indexes =
+      `CREATE INDEX "failed to get page 2" ON t(a); CREATE INDEX "x 3: unable to get the page. error code=10" ON u(a);`;
+    // the indexes' root pages swapped (writable_schema): each tree is whole, and the check names each index
+    const made = new Deno.Command("sqlite3", {
+      args: [
+        path,
+        `CREATE TABLE t(a); CREATE TABLE u(a); ${indexes} INSERT INTO t VALUES (1), (2), (3); ` +
+        "PRAGMA writable_schema=ON; " +
+        "UPDATE sqlite_schema SET rootpage = 9 - rootpage WHERE type = 'index';", // pages 4 and 5 swapped
+      ],
+    }).outputSync();
+    assert.ok(made.success, new TextDecoder().decode(made.stderr));
+    const answer = await driver.integrityCheck(path);
+    assert.match(answer, /^(wrong # of entries|row \d+ missing from) in index (failed to get page 2|x 3: unable)/);
+    assert.equal(isReadFailure(answer), false, answer);
+    assert.equal(isReadFailure("*** in database main *** On tree page 154 cell 7: failed to get page 254"), true);
+    assert.equal(isReadFailure("*** in database main *** Page 5: unable to get the page. error code=8458"), true);
   });
 
   Deno.test(`${name}: integrityCheck of the live database is ok, and a missing file is an error`, async () => {
