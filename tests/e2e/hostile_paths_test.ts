@@ -375,6 +375,13 @@ Deno.test("HOME and TMPDIR that are not UTF-8 are refused (exit 2) only by a com
   const temp = await runCliInShell(`export TMPDIR=$'/tmp/x\\xff'; exec "$@"`, ["drill", stamp], env);
   assert.equal(temp.code, 2, temp.stderr);
   assert.match(temp.stderr, /error: the environment variable TMPDIR is not valid UTF-8/);
+  // given a scratch folder, the drill restores there and then reads the restored (WAL-mode) database through a copy
+  using scratch = tempDir();
+  const drillArgs = ["drill", stamp, "--scratch-dir", scratch.path, "--sqlite-driver", "builtin"];
+  const drilled = await runCliInShell(`export TMPDIR=$'/tmp/x\\xff'; exec "$@"`, drillArgs, env);
+  assert.equal(drilled.code, 2, drilled.stdout);
+  assert.match(drilled.stderr, /error: could not check the integrity of \S+: the environment variable TMPDIR is not/);
+  assert.deepEqual(entryNames(scratch.path), [], "the scratch copy removed");
   // a snapshot database whose header says WAL (as the module's keep it) is read by the built-in driver through a copy
   // in TMPDIR: not made, the database was not checked, never "db_open_failed"
   const db = join(store.backupDir, "snapshots", stamp, "db", "atocore.db");
