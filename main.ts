@@ -12,7 +12,7 @@ import { stderrReporter, writeStderr } from "./src/cli/stderr_reporter.ts";
 import { printable } from "./src/cli/format.ts";
 import { ExitCode, ToolError, unexpectedErrorLine, unexpectedExitCode, UsageError } from "./src/errors.ts";
 import { givenPathSource } from "./src/cli/given_path.ts";
-import { readEnvironment } from "./src/cli/environment.ts";
+import { reachesRepository, readEnvironment } from "./src/cli/environment.ts";
 import { TOOL_NAME, TOOL_VERSION } from "./src/version.ts";
 
 const TOOL_HELP = `${TOOL_NAME} ${TOOL_VERSION}: back up, validate, restore and drill AtoCore's machine store
@@ -60,7 +60,7 @@ export async function main(args: string[]): Promise<number> {
     if (values.help) return print(command.help);
     const terminal = Deno.stdout.isTerminal() && !values.json;
     const context: CommandContext = {
-      env: readEnvironment("remote" in command.options),
+      env: readEnvironment(reachesRepository(command.name, values)),
       cwd: Deno.cwd(),
       now: new Date(),
       reporter,

@@ -42,8 +42,19 @@ const REMOTE_VARIABLES = [
 export const READ_VARIABLES: readonly string[] = [...TOOL_VARIABLES, ...REMOTE_VARIABLES, "TMPDIR"];
 
 /**
- * The environment as a map, once this tool's variables, and with `remote` (a command that may reach a repository) the
- * ones it reads to reach one, hold UTF-8: a local command is not refused for a HOME it never reads.
+ * Whether a run of command `name` given `values` reaches a repository, or says how it would (`config`): `push` and the
+ * `remote` commands do, `create` only with `--push`, `restore` and `drill` only with `--from-remote`; a nightly local
+ * `create` never reads HOME.
+ */
+export function reachesRepository(name: string, values: Record<string, unknown>): boolean {
+  if (name === "push" || name === "config" || name.startsWith("remote ")) return true;
+  return values.push === true || values["from-remote"] === true;
+}
+
+/**
+ * The environment as a map, once this tool's variables, and with `remote` (a run that reaches a repository, see
+ * {@linkcode reachesRepository}) the ones it reads to reach one, hold UTF-8: a local run is not refused for a HOME it
+ * never reads.
  *
  * @throws {UsageError} naming the first variable that does not.
  */

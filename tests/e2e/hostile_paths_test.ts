@@ -367,11 +367,16 @@ Deno.test("HOME and TMPDIR that are not UTF-8 are refused (exit 2) only by a com
   const stamp = await createdStamp(env);
   // the runtime's own cache stays where it was (it is found under HOME)
   const home = `export DENO_DIR="\${DENO_DIR:-$HOME/.cache/deno}" HOME=$'/nowhere\\xff'; exec "$@"`;
-  const listed = await runCliInShell(home, ["list"], env);
-  assert.equal(listed.code, 0, listed.stderr);
-  const remote = await runCliInShell(home, ["remote", "list", "--remote", "sftp://backup@127.0.0.1/x"], env);
-  assert.equal(remote.code, 2, remote.stderr);
-  assert.match(remote.stderr, /error: the environment variable HOME is not valid UTF-8/);
+  for (const local of [["list"], ["create"]]) { // create has --push, not given: a nightly local one never reads HOME
+    const run = await runCliInShell(home, local, env);
+    assert.equal(run.code, 0, `${local}: ${run.stderr}`);
+  }
+  const sftp = ["--remote", "sftp://backup@127.0.0.1/x"];
+  for (const remote of [["remote", "list", ...sftp], ["create", "--push", ...sftp]]) {
+    const run = await runCliInShell(home, remote, env);
+    assert.equal(run.code, 2, `${remote}: ${run.stderr}`);
+    assert.match(run.stderr, /error: the environment variable HOME is not valid UTF-8/);
+  }
   const temp = await runCliInShell(`export TMPDIR=$'/tmp/x\\xff'; exec "$@"`, ["drill", stamp], env);
   assert.equal(temp.code, 2, temp.stderr);
   assert.match(temp.stderr, /error: the environment variable TMPDIR is not valid UTF-8/);
