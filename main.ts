@@ -13,6 +13,7 @@ import { printable } from "./src/cli/format.ts";
 import { ExitCode, ToolError, unexpectedErrorLine, unexpectedExitCode, UsageError } from "./src/errors.ts";
 import { givenPathSource } from "./src/cli/given_path.ts";
 import { reachesRepository, readEnvironment } from "./src/cli/environment.ts";
+import { workingFolder } from "./src/cli/working_folder.ts";
 import { TOOL_NAME, TOOL_VERSION } from "./src/version.ts";
 
 const TOOL_HELP = `${TOOL_NAME} ${TOOL_VERSION}: back up, validate, restore and drill AtoCore's machine store
@@ -61,7 +62,7 @@ export async function main(args: string[]): Promise<number> {
     const terminal = Deno.stdout.isTerminal() && !values.json;
     const context: CommandContext = {
       env: readEnvironment(reachesRepository(command.name, values)),
-      cwd: Deno.cwd(),
+      cwd: workingFolder(),
       now: new Date(),
       reporter,
     };

@@ -361,6 +361,19 @@ Deno.test("a variable of the tool's that is not UTF-8 is refused (exit 2), never
   assert.deepEqual(entryNames(work.path), [], "no default ./data made");
 });
 
+Deno.test("a working folder whose path is not UTF-8 is refused (exit 2), naming it, before anything is done", async () => {
+  using store = tempStore({ dbMiB: 1, chromaMiB: 0.05, segments: 1 });
+  using work = tempDir();
+  const odd = `cd "${work.path}" && mkdir $'w\\xff' && cd $'w\\xff' && exec "$@"`;
+  const run = await runCliInShell(odd, ["create"], storeEnv(store));
+  assert.equal(run.code, 2, run.stderr);
+  assert.match(
+    run.stderr,
+    /^atocore-backup: error: the working folder's path \(\S+\/w\\xFF\) is not valid UTF-8, .*; nothing was done; run the command from another folder\n$/,
+  );
+  assert.deepEqual(entryNames(join(store.backupDir, "snapshots")), [], "no snapshot made");
+});
+
 Deno.test("HOME and TMPDIR that are not UTF-8 are refused (exit 2) only by a command that reads them", async () => {
   using store = tempStore({ dbMiB: 1, chromaMiB: 0.05, segments: 1 });
   const env = storeEnv(store);
