@@ -9,8 +9,9 @@
 import { dirname, join } from "node:path";
 import { FILE_MODE } from "../fs/durable.ts";
 import type { HeldFolder } from "../fs/held_folder.ts";
-import { lockedScratchFolder } from "../fs/scratch_copy.ts";
-import { systemTempFolder } from "../fs/system_temp.ts";
+import { lockedScratchFolder, temporaryFolders } from "../fs/scratch_copy.ts";
+import type { LockedFolder } from "../fs/locked_folder.ts";
+import { describeOsError, OperationError } from "../errors.ts";
 import type { Identity } from "../sys/folder_calls.ts";
 import { runUser } from "../sys/run_user.ts";
 import { lstatOrNull } from "../fs/probe.ts";
@@ -36,9 +37,29 @@ export async function backUpInto(
     await backUp(join(folder.path, name), made ?? undefined);
     return made;
   }
-  using aside = lockedScratchFolder(systemTempFolder(), ASIDE_NAMES); // mode 700; a killed run's is removed later
+  using aside = asideFolder(); // mode 700; a killed run's is removed later
   await backUp(join(aside.path, name), undefined);
   return folder.makeFileFrom(name, join(aside.path, name), FILE_MODE);
+}
+
+/**
+ * A new private folder in the first temporary folder that takes one (`$TMPDIR`, then `/tmp`, `/var/tmp`).
+ *
+ * @throws {OperationError} naming each folder tried and why, when none did: never the live database's failure.
+ */
+function asideFolder(): LockedFolder {
+  const tried: string[] = [];
+  for (const parent of temporaryFolders()) {
+    try {
+      return lockedScratchFolder(parent, ASIDE_NAMES);
+    } catch (error) {
+      tried.push(`${parent} (${describeOsError(error)})`);
+    }
+  }
+  throw new OperationError(
+    `no temporary folder took the private folder of the database's copy: ${tried.join(", ")}; nothing was ` +
+      "published; set TMPDIR to a folder this user may write, or use --sqlite-driver ffi, then run create again",
+  );
 }
 
 /** The names of the private folders a copy is made in before it goes into the folder held. */

@@ -335,3 +335,15 @@ Deno.test("a root restore --to refuses a folder reached through the service user
     assert.deepEqual(entryNames(outside.path), [], "the store was restored into root's folder");
   }
 });
+
+Deno.test("built-in create into a folder others may write, TMPDIR missing: its copy is made aside in /tmp, never blamed on the live database", async () => {
+  using store = tempStore({ dbMiB: 1, chromaMiB: 0.05 });
+  using shared = tempDir();
+  Deno.chmodSync(shared.path, 0o777); // not sticky: another user may swap a folder on the backup folder's path
+  const backups = join(shared.path, "backups");
+  const env = { ...storeEnv(store), ATOCORE_BACKUP_DIR: backups, TMPDIR: join(shared.path, "missing") };
+  const created = await runCli(["create", "--sqlite-driver", "builtin"], { env });
+  assert.equal(created.code, 0, created.stderr);
+  const validated = await runCli(["validate", "--all"], { env });
+  assert.equal(validated.code, 0, validated.stdout);
+});
