@@ -53,7 +53,7 @@ import { checkedBytes, writeIntegrityRecord } from "../snapshot/integrity_record
 import { fileIdentity } from "../fs/file_identity.ts";
 import { buildMetadata, serializeMetadata, type SnapshotMetadata } from "../snapshot/metadata.ts";
 import { formatCreatedAt, formatStamp, parseStamp } from "../snapshot/stamp.ts";
-import { BUSY_TIMEOUT_MS, type SqliteDriver } from "../sqlite/driver.ts";
+import { BUSY_TIMEOUT_MS, isReadFailure, type SqliteDriver } from "../sqlite/driver.ts";
 import { giveEntriesLike, giveTreeLike } from "../fs/give_tree.ts";
 import { backupFollowedIfOffered } from "../sqlite/followed_backup.ts";
 import { type JournalMode, setJournalMode, withJournalMode } from "../sqlite/journal_header.ts";
@@ -802,10 +802,12 @@ const SQLITE_FOLDER_HINT =
 
 /**
  * The guess said after a failed copy, " is it readable by this user?" and `more`; none when the open-file limit or
- * the storage (EIO) failed it (the message names that, and a permission is not at fault).
+ * the storage (EIO) failed it (the message names that, and a permission is not at fault), but where SQLite's words
+ * ("disk I/O error") do not say it was the storage.
  */
 function readableHint(error: unknown, more: string): string {
-  return isOpenFileLimit(error) || isIoError(error) ? "" : ` is it readable by this user?${more}`;
+  if (isOpenFileLimit(error) || isIoError(error)) return "";
+  return isReadFailure(error) ? " the storage failed: check it, dmesg" : ` is it readable by this user?${more}`;
 }
 
 /**

@@ -9,6 +9,15 @@ import { type BackupProgress, BUSY_TIMEOUT_MS, PAGES_PER_STEP, PIN_READ, type Sq
 import { asSqliteError, openDatabase, withDatabase } from "./builtin_open.ts";
 import { readOffThread } from "./off_thread.ts";
 
+/**
+ * The result codes behind the words node:sqlite's `backup` rejects with, which carry no code: SQLite's own fixed text
+ * for each (`sqlite3_errstr`), so a failed read is told as the storage's and a full disk as the copy's.
+ */
+const BACKUP_ERROR_CODES = new Map([["disk I/O error", 10], ["database is locked", 5], [
+  "database or disk is full",
+  13,
+]]);
+
 /** Return the built-in driver. */
 export function openBuiltinDriver(): SqliteDriver {
   return new BuiltinDriver();
@@ -46,7 +55,7 @@ class BuiltinDriver implements SqliteDriver {
         rate: PAGES_PER_STEP,
         progress: ({ totalPages, remainingPages }) => onProgress?.({ total: totalPages, remaining: remainingPages }),
       }).catch((error: unknown) => {
-        throw asSqliteError(error);
+        throw asSqliteError(error, BACKUP_ERROR_CODES.get((error as Error | null)?.message ?? ""));
       });
       // node:sqlite reports progress only between steps, never after the last one.
       const { page_count: total } = from.prepare("PRAGMA page_count").get() as { page_count: number };

@@ -20,6 +20,11 @@ const TMPFS_SIZE = "8m";
 /** Stores that do not fit: the database alone, and the database with Chroma. */
 const STORES = [
   { name: "database larger than the disk", args: ["create"], options: { dbMiB: 30, chromaMiB: 1 } },
+  {
+    name: "database larger than the disk, built-in driver", // node:sqlite's backup says only SQLite's words
+    args: ["create", "--sqlite-driver", "builtin"],
+    options: { dbMiB: 30, chromaMiB: 1 },
+  },
   { name: "Chroma overflows the disk", args: ["create", "--chroma"], options: { dbMiB: 4, chromaMiB: 12 } },
 ];
 

@@ -94,6 +94,23 @@ Deno.test("create whose flush of the backup folder fails (EIO) names it and says
   assert.deepEqual(entryNames(join(store.backupDir, "snapshots")), []);
 });
 
+Deno.test("create whose reads of the live database fail (EIO) says the storage failed, with either driver (needs strace)", async () => {
+  if (!toolFor("strace", "a read failure injected into create")) return;
+  using store = tempStore({ dbMiB: 1, chromaMiB: 0, segments: 0, seed: 97 });
+  for (const driver of ["ffi", "builtin"]) {
+    // from the fifth read: SQLite's own, which it reports as "disk I/O error" (node:sqlite's backup with no code)
+    const failing = `exec strace -f -qq -o /dev/null -P '${store.db}' -e trace=pread64 ` +
+      `-e inject=pread64:error=EIO:when=5+ "$@"`;
+    const run = await runCliInShell(failing, ["create", "--sqlite-driver", driver], storeEnv(store));
+    assert.equal(run.code, 1, run.stderr);
+    const line = oneLine(run.stderr);
+    assert.ok(line.includes(`copying the database ${store.db}`), `${driver}: ${line}`);
+    assert.match(line, /the storage failed: check it, dmesg/, driver);
+    assert.doesNotMatch(line, /readable by this user/, driver);
+  }
+  assert.deepEqual(entryNames(join(store.backupDir, "snapshots")), []);
+});
+
 /**
  * Run `validate` of a new snapshot of a store of `dbMiB` under strace failing (EIO) its database's reads (`syscalls`)
  * from the one `when` says, for each `[when, driver]` of `runs`, and assert the storage is blamed, not the bytes;
