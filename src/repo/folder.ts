@@ -73,6 +73,8 @@ class FolderBackend implements Backend {
   readonly location: string;
   /** Whether the root was found not to lie under an fstab mount point that is not mounted. */
   private rootChecked = false;
+  /** Whether this run saw the root there: from then on it is never made again, nor taken for no repository. */
+  private rootSeen = false;
 
   constructor(readonly root: string) {
     this.location = `file://${root}`;
@@ -270,13 +272,41 @@ class FolderBackend implements Backend {
     }
   }
 
-  /** What the root is (links followed), or `null`: nothing there. */
+  /**
+   * What the root is (links followed), or `null`: nothing there.
+   *
+   * @throws {OperationError} when the root this run saw is gone (see {@linkcode vanished}).
+   */
   private async rootInfo(): Promise<Deno.FileInfo | null> {
+    let info: Deno.FileInfo | null;
     try {
-      return await statOrNull(this.root);
+      info = await statOrNull(this.root);
     } catch (error) {
       throw error instanceof Deno.errors.NotADirectory ? this.throughFile() : error;
     }
+    if (info === null && this.rootSeen) throw this.vanished();
+    this.rootSeen ||= info !== null;
+    return info;
+  }
+
+  /**
+   * The error for a root this run saw that is gone: its disk unmounted mid-run (a lazy unmount, a NAS dropped). Made
+   * again, the rest of the run would write on the disk below the mount point; taken for none, "no repository" would
+   * send the operator to `remote init` there.
+   */
+  private vanished(): OperationError {
+    return new OperationError(
+      `the repository ${this.root} was there and is gone (its disk unmounted, or it was moved) during this run; ` +
+        "nothing more was written; mount it or put it back, then run the command again",
+    );
+  }
+
+  /** The error for a root that is a symbolic link leading nowhere: a NAS folder linked before its disk was mounted. */
+  private danglingRoot(): RefusedError {
+    return new RefusedError(
+      `the repository ${this.root} is a symbolic link to a folder that does not exist (ls -l ${this.root}); mount ` +
+        "its disk or make that folder, or give --remote another path, then run the command again (nothing was written)",
+    );
   }
 
   private throughFile(): UsageError {
@@ -288,6 +318,10 @@ class FolderBackend implements Backend {
    * the filesystem below the mount point, and the host's copies would stay on the host.
    */
   private async makeRoot(): Promise<void> {
+    if (this.rootSeen) {
+      await this.rootInfo(); // never made again: gone, it is an error
+      return;
+    }
     if (!this.rootChecked) {
       const point = unmountedFstabPoint(this.root);
       if (point !== null) {
@@ -301,7 +335,9 @@ class FolderBackend implements Backend {
     try {
       await Deno.mkdir(this.root, { mode: FOLDER_MODE });
       await syncFolder(dirname(this.root));
+      this.rootSeen = true;
     } catch (error) {
+      if (error instanceof Deno.errors.AlreadyExists && await this.rootInfo() === null) throw this.danglingRoot();
       if (error instanceof Deno.errors.AlreadyExists) return;
       if (error instanceof Deno.errors.NotADirectory) throw this.throughFile();
       if (!(error instanceof Deno.errors.NotFound)) throw error;

@@ -263,7 +263,10 @@ function checkPacks(packs: readonly { id: string; size: number }[], key: Snapsho
       context.referenced.add(id); // only listed ones: the set stays within the listing's bound
       if (found !== size) {
         tell(
-          `${packName(id)}: ${found} bytes, refs record ${size} (${found < size ? "truncated" : "grown or replaced"})`,
+          `${packName(id)}: ${found} bytes, refs record ${size} (${
+            found < size ? "truncated" : "grown or replaced"
+          }; ` +
+            `needed by ${snapshotKeyText(key)})`,
         );
       }
     }

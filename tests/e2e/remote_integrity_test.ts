@@ -175,7 +175,9 @@ Deno.test("remote verify: sizes without the identity, content with it; a subset 
   const bytes = Deno.readFileSync(join(f.repoDir, pack));
   Deno.writeFileSync(join(f.repoDir, pack), bytes.subarray(0, bytes.length - 1));
   const truncated = await verifyRepository(f.backend);
-  assert.deepEqual(truncated.errors, [`${pack}: ${bytes.length - 1} bytes, refs record ${bytes.length} (truncated)`]);
+  assert.deepEqual(truncated.errors, [
+    `${pack}: ${bytes.length - 1} bytes, refs record ${bytes.length} (truncated; needed by ${pushed.snapshot})`,
+  ]);
   const flipped = bytes.slice();
   flipped[200] ^= 1;
   Deno.writeFileSync(join(f.repoDir, pack), flipped);

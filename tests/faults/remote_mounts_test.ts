@@ -8,7 +8,7 @@
  */
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { runCli, skipBecause } from "../_helpers.ts";
+import { cliProcess, cliRunOf, runCli, skipBecause } from "../_helpers.ts";
 import { exists } from "../../src/fs/probe.ts";
 import { treeDigest } from "../_faults.ts";
 import { bindMount, bindReadOnly, mountTmpfs } from "../_mount.ts";
@@ -101,6 +101,45 @@ Deno.test("remote on a full tmpfs: push fails naming the full disk, nothing list
   const restored = await runCli(["restore", stamp, "--from-remote", "--to", to], { env: r.envWithIdentity });
   assert.equal(restored.code, 0, restored.stderr);
   assert.deepEqual(treeDigest(to), snapshotAsStore(join(r.store.backupDir, "snapshots", stamp)));
+});
+
+/** Whether a pack file is in `repoDir`'s `packs/` yet. */
+function hasPack(repoDir: string): boolean {
+  try {
+    return [...Deno.readDirSync(join(repoDir, "packs"))].some((entry) =>
+      [...Deno.readDirSync(join(repoDir, "packs", entry.name))].length > 0
+    );
+  } catch {
+    return false;
+  }
+}
+
+Deno.test("a repository whose disk is unmounted mid-push: the push fails saying so, nothing made on the disk below", async () => {
+  using r0 = await remoteStore({ dbMiB: 1, chromaMiB: 1 }); // only for its work folder
+  const nas = join(r0.work, "nas");
+  Deno.mkdirSync(nas);
+  const mount = mountTmpfs(nas, "512m");
+  if (typeof mount === "string") return skipBecause(mount);
+  let mounted = true;
+  try {
+    using r = await remoteStore({ dbMiB: 160, chromaMiB: 1, seed: 7 }, join(nas, "repo"));
+    const created = await runCli(["create"], { env: r.env });
+    assert.equal(created.code, 0, created.stderr);
+    const push = cliProcess(["push", "--latest"], { env: r.env }).spawn();
+    for (let wait = 0; !hasPack(r.repoDir); wait++) {
+      assert.ok(wait < 30_000, "no pack was written within 60 s");
+      await new Promise((resolve) => setTimeout(resolve, 2));
+    }
+    const lazy = new Deno.Command("umount", { args: ["-l", nas] }).outputSync(); // a NAS dropped under a running push
+    assert.ok(lazy.success, new TextDecoder().decode(lazy.stderr));
+    mounted = false;
+    const pushed = cliRunOf(await push.output());
+    assert.equal(pushed.code, 1, pushed.stderr);
+    assert.match(oneErrorLine(pushed, "unmounted"), /the repository \S+ was there and is gone \(its disk unmounted/);
+    assert.deepEqual([...Deno.readDirSync(nas)], [], "nothing made on the disk below the mount point");
+  } finally {
+    if (mounted) mount[Symbol.dispose]();
+  }
 });
 
 Deno.test("restore --from-remote with a scratch folder that is a bind mount of the target's disk counts the copy", async () => {

@@ -126,7 +126,7 @@ Deno.test("remote refusals: init refuses a folder that holds anything, a reposit
   }
 });
 
-Deno.test("remote refusals: init refuses a repository under a missing folder or through a file", async () => {
+Deno.test("remote refusals: init refuses a repository under a missing folder, through a file or a dangling link", async () => {
   using r = await remoteStore({ dbMiB: 1, chromaMiB: 1 });
   const unmounted = join(r.work, "offsite"); // a mount point's path while the disk is not mounted: no parent made
   const notMounted = await runCli([
@@ -155,6 +155,15 @@ Deno.test("remote refusals: init refuses a repository under a missing folder or 
     oneErrorLine(file, "through a file"),
     /a part of the path of the repository .*notes\.txt\/repo is a file/,
   );
+  const dangling = join(r.work, "nas-link"); // linked to the NAS folder before its disk was mounted
+  Deno.symlinkSync(join(r.work, "not-mounted-yet"), dangling);
+  const linked = await runCli(["remote", "init", "--remote", dangling, "--recipient", r.key.recipient], { env: r.env });
+  assert.equal(linked.code, 3, linked.stderr);
+  assert.match(
+    oneErrorLine(linked, "dangling"),
+    /nas-link is a symbolic link to a folder that does not exist \(ls -l /,
+  );
+  assert.equal(existsSync(join(r.work, "not-mounted-yet")), false, "the link's target was made");
 });
 
 Deno.test("remote refusals: init refuses a repository in the store or in the backup folder's own folders", async () => {
