@@ -23,7 +23,8 @@ Usage: atocore-backup COMMAND [options]
 Commands:
 ${COMMANDS.map((command) => `  ${command.name.padEnd(15)} ${command.summary}`).join("\n")}
 
-Run 'atocore-backup COMMAND --help' for a command's options and examples.
+Run 'atocore-backup COMMAND --help' for a command's options and examples, and
+'atocore-backup --version' for the version.
 
 Exit codes:
   0  success

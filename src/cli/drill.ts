@@ -87,7 +87,7 @@ With --sample, build a sample store in a temporary folder and run create
 the folder: the whole tool working, with nothing set up.
 
 Options:
-  --latest             drill the newest snapshot (passing over, with a warning,
+  --latest             drill the snapshot published last (passing over, with a warning,
                        any stamped in the future: the clock was wrong)
   --sample             run the whole tool on a sample store in a temporary folder
   --keep               keep the scratch folder (or, with --sample, the sample folder)
@@ -107,7 +107,7 @@ ${COMMON_HELP}
 
 Examples:
   atocore-backup drill --latest
-  atocore-backup drill 20260409T010203Z --junit drill.xml --metrics-file /var/lib/node_exporter/atocore_drill.prom
+  atocore-backup drill 20260409T010203Z --junit drill.xml --metrics-file /var/lib/prometheus/node-exporter/atocore_drill.prom
   atocore-backup drill --sample
   atocore-backup drill --from-remote --latest --remote file:///mnt/offsite/atocore --identity ci.key --junit drill.xml
   atocore-backup drill --from-remote --latest --max-age 36h --junit drill.xml

@@ -56,7 +56,8 @@ or 143): nothing half is listed, its lease is removed, the next push reuses
 what was sent.
 
 Options:
-  --latest             push the newest snapshot that is not a restore's pre-restore snapshot
+  --latest             push the snapshot published last (see the README), not a restore's
+                       pre-restore snapshot
   --all                push every snapshot the repository does not hold yet (invalid ones are
                        reported and skipped; exit 3 then), but not one pushed before that a
                        remote cleanup removed since, nor a pre-restore snapshot (push STAMP
@@ -71,7 +72,7 @@ ${COMMON_HELP}
 Examples:
   atocore-backup push --latest --remote file:///mnt/offsite/atocore --auth-key /etc/atocore-backup/auth.key
   ATOCORE_BACKUP_REMOTE=/mnt/offsite/atocore atocore-backup push --all
-  atocore-backup push 20260409T010203Z --recipient age1... --metrics-file /var/lib/node_exporter/atocore_push.prom`,
+  atocore-backup push 20260409T010203Z --recipient age1... --metrics-file /var/lib/prometheus/node-exporter/atocore_push.prom`,
   options: {
     latest: { type: "boolean" },
     all: { type: "boolean" },

@@ -185,7 +185,8 @@ export const TRANSFER_OPTIONS = {
 /** The line of help of `--transfers`. */
 export const TRANSFER_HELP =
   `  --transfers N          packs moved at once, 1 to ${MAX_TRANSFERS} (default ${DEFAULT_TRANSFERS}; ` +
-  `fetching: ${FOLDER_FETCH_TRANSFERS} from a folder, ${S3_FETCH_TRANSFERS} from S3)  ATOCORE_BACKUP_TRANSFERS`;
+  `fetching: ${FOLDER_FETCH_TRANSFERS} from a folder, ${S3_FETCH_TRANSFERS} from S3, ${DEFAULT_TRANSFERS} over SFTP)  ` +
+  "ATOCORE_BACKUP_TRANSFERS";
 
 /**
  * The packs to move at once, as config.ts resolves them; `undefined` leaves the engine's default,

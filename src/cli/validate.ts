@@ -27,9 +27,10 @@ every file matches the manifest's size and SHA-256. Works on a read-only copy of
 the backup folder. Exits 1 when a snapshot is not valid, or has a file or folder
 this user may not read (named; no verdict). A STAMP with no snapshot
 is a usage error (exit 2), and so is --all on a backup folder without a
-snapshots/ folder: the path is likely wrong. A stamp later than now is flagged
-(the clock was wrong). With --all, a snapshot that a cleanup removes meanwhile is
-reported as removed during validation and the others are still checked.
+snapshots/ folder: the path is likely wrong. A stamp more than 5 minutes
+ahead of now is flagged (the clock was wrong). With --all, a snapshot that a
+cleanup removes meanwhile is reported as removed during validation and the
+others are still checked.
 
 Options:
   --all                validate every snapshot

@@ -16,8 +16,12 @@ const SENTENCES: Record<string, (fields: Fields) => string> = {
     `could not check whether another process has ${list(f.paths)} open (this system offers no /proc or no ` +
     `loadable libc), so the restore went on unchecked: make sure the service is stopped`,
   open_files_unreadable_processes: (f) =>
-    `${count(f.count, "process", "processes")} could not be checked for open live files: this user may not read ` +
-    `${Number(f.count) === 1 ? "its" : "their"} open files (run as root to check every process)`,
+    `${count(f.count, "process", "processes")} could not be checked for open live files: ` +
+    (f.as_root === true
+      ? `${Number(f.count) === 1 ? "its" : "their"} open files could not be read even as root (a protected ` +
+        "process): make sure none holds the live files"
+      : `this user may not read ${Number(f.count) === 1 ? "its" : "their"} open files (run as root to check every ` +
+        "process)"),
   stale_leftover_removed: (f) => `removed ${text(f.path)}, left behind by an interrupted run`,
   stale_leftover_kept: (f) =>
     `could not remove ${text(f.path)}, left behind by an interrupted run (${text(f.error)}): ${text(f.next)}`,

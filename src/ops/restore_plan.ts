@@ -25,6 +25,7 @@ import { refuseForeignLinks } from "./live_links.ts";
 import { unreadableSnapshotText, validateSnapshot, type ValidationResult } from "./validate.ts";
 import { pathFlags } from "./restore_intent.ts";
 import { nextStep } from "./next_step.ts";
+import { runUser } from "../sys/run_user.ts";
 
 /** Where each part of the snapshot comes from; `chroma` is `null` when Chroma is not restored. */
 export interface Sources {
@@ -265,7 +266,10 @@ function warnUnchecked(scan: OpenFilesScan, paths: string[], reporter: Reporter)
   if (scan.scanned && !scan.locksChecked) {
     reporter.event("warning", "open_files_locks_unreadable", { path: "/proc/locks" });
   }
-  if (scan.unreadable > 0) reporter.event("warning", "open_files_unreadable_processes", { count: scan.unreadable });
+  if (scan.unreadable > 0) {
+    const fields = { count: scan.unreadable, as_root: runUser() === 0 }; // root told to run as root would be lost
+    reporter.event("warning", "open_files_unreadable_processes", fields);
+  }
 }
 
 /**

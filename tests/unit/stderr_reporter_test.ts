@@ -12,6 +12,11 @@ Deno.test("a warning reads as one sentence saying what was not checked or done, 
       "(run as root to check every process)",
   );
   assert.equal(
+    readableWarning("open_files_unreadable_processes", { count: 1, as_root: true }),
+    "warning: 1 process could not be checked for open live files: its open files could not be read even as root (a " +
+      "protected process): make sure none holds the live files",
+  );
+  assert.equal(
     readableWarning("open_files_unreadable_processes", { count: 3 }),
     "warning: 3 processes could not be checked for open live files: this user may not read their open files " +
       "(run as root to check every process)",
