@@ -278,57 +278,42 @@ Deno.test("a live registry that is not JSON: refused before any copy, exit 1, no
   assert.equal(next.code, 0, `create after the registry was fixed: ${next.stderr}`);
 });
 
-Deno.test("a live registry that begins with a byte order mark is not JSON to create, as to validate and drill (and Python's json)", async () => {
+/**
+ * Write `bytes` as the live registry and as a snapshot's copy of it: create refuses the live one and validate the copy,
+ * each saying `why` (the words after "it ").
+ */
+async function registryNotJson(bytes: Uint8Array, why: string): Promise<void> {
   using store = tempStore({ dbMiB: 1, chromaMiB: 0.05 });
   const env = storeEnv(store);
-  const stamp = await createdStamp(env); // a snapshot whose registry gets one by hand
+  const stamp = await createdStamp(env); // a snapshot whose registry gets them by hand
   const copied = join(store.backupDir, "snapshots", stamp, "config", "project-registry.json");
-  for (const path of [store.registry, copied]) {
-    Deno.writeFileSync(path, new Uint8Array([0xef, 0xbb, 0xbf, ...new TextEncoder().encode('{"projects":[]}')]));
-  }
+  for (const path of [store.registry, copied]) Deno.writeFileSync(path, bytes);
   const run = await runCli(["create"], { env });
+  const words = `it ${why}, which JSON does not allow`;
   assertOneLineError(
     run,
     1,
-    /registry is not JSON \(it begins with a byte order mark \(BOM\), which JSON does not allow\): .*; fix the file/,
+    new RegExp(`registry is not JSON \\(${RegExp.escape(words)}\\): .*; fix the file`),
     "create",
   );
   const validated = await runCli(["validate", stamp], { env });
   assert.equal(validated.code, 1, validated.stdout);
-  assert.ok(
-    (validated.json as { errors: string[] }).errors.includes(
-      "registry_invalid_json: it begins with a byte order mark (BOM), which JSON does not allow",
-    ),
-    validated.stdout,
+  const errors = (validated.json as { errors: string[] }).errors;
+  assert.ok(errors.includes(`registry_invalid_json: ${words}`), validated.stdout);
+}
+
+const encoded = (text: string) => new TextEncoder().encode(text);
+
+Deno.test("a live registry that begins with a byte order mark is not JSON to create or validate (nor to Python's json)", async () => {
+  await registryNotJson(
+    new Uint8Array([0xef, 0xbb, 0xbf, ...encoded('{"projects":[]}')]),
+    "begins with a byte order mark (BOM)",
   );
 });
 
 Deno.test("a registry holding bytes that are not UTF-8 is not JSON to create or validate (Python reads it strictly)", async () => {
-  using store = tempStore({ dbMiB: 1, chromaMiB: 0.05 });
-  const env = storeEnv(store);
-  const stamp = await createdStamp(env);
-  const copied = join(store.backupDir, "snapshots", stamp, "config", "project-registry.json");
-  const latin1 = new Uint8Array([
-    ...new TextEncoder().encode('{"projects":["caf'),
-    0xe9,
-    ...new TextEncoder().encode('"]}'),
-  ]);
-  for (const path of [store.registry, copied]) Deno.writeFileSync(path, latin1);
-  const run = await runCli(["create"], { env });
-  assertOneLineError(
-    run,
-    1,
-    /registry is not JSON \(it holds bytes that are not UTF-8, which JSON does not allow\)/,
-    "create",
-  );
-  const validated = await runCli(["validate", stamp], { env });
-  assert.equal(validated.code, 1, validated.stdout);
-  assert.ok(
-    (validated.json as { errors: string[] }).errors.includes(
-      "registry_invalid_json: it holds bytes that are not UTF-8, which JSON does not allow",
-    ),
-    validated.stdout,
-  );
+  const latin1 = new Uint8Array([...encoded('{"projects":["caf'), 0xe9, ...encoded('"]}')]);
+  await registryNotJson(latin1, "holds bytes that are not UTF-8");
 });
 
 Deno.test("a live database another process holds locked past the busy timeout: create says so and to run again, exit 1", async () => {
