@@ -8,7 +8,15 @@ import { sharedWith } from "../fs/shared_folder.ts";
 import { dirname, join, resolve } from "node:path";
 import type { Config } from "../config.ts";
 import type { AgeIdentity } from "../crypto/age.ts";
-import { describeOsError, ExitCode, OperationError, RefusedError, ToolError, UsageError } from "../errors.ts";
+import {
+  describeOsError,
+  ExitCode,
+  isIoError,
+  OperationError,
+  RefusedError,
+  ToolError,
+  UsageError,
+} from "../errors.ts";
 import { nextStep } from "./next_step.ts";
 import { flushSoon, FOLDER_MODE } from "../fs/durable.ts";
 import { isSameOrInside } from "../fs/real_path.ts";
@@ -374,9 +382,12 @@ function fetchFailure(error: unknown, name: string, source: RemoteSource, scratc
       { cause: error },
     );
   }
+  const elsewhere = isIoError(error)
+    ? "check that disk's storage (dmesg), or give --scratch-dir DIR on another disk" // room is not what failed
+    : "give --scratch-dir DIR on a disk with room for one copy of the store";
   return new OperationError(
     `fetching ${name} from ${location} into the scratch folder ${scratch} failed (${describeOsError(error)}); ` +
-      `nothing was changed; give --scratch-dir DIR on a disk with room for one copy of the store`,
+      `nothing was changed; ${elsewhere}`,
     { cause: error },
   );
 }

@@ -395,9 +395,11 @@ async function referencedPacks(
 ): Promise<Set<string> | null> {
   const referenced = new Set<string>(leases.packs);
   for (const key of live) {
+    let left = `${refsName(key)} and ${snapshotName(key)}`;
     try {
       const refs = await readRefs(backend, key);
       if (!refs && await removedWhole(backend, key, result)) continue; // it needs no pack now
+      if (!refs) left = snapshotName(key);
       if (!refs) throw new Error(`${refsName(key)}: missing`);
       const doubt = trust.doubt(key, refs);
       if (doubt) {
@@ -409,7 +411,7 @@ async function referencedPacks(
     } catch (error) {
       result.errors.push(
         `${(error as Error).message.split(";")[0]}; no pack deleted or condemned this run: restore it from a copy, ` +
-          `or, if no snapshot of that name is to be kept, remove ${refsName(key)} and ${snapshotName(key)} by hand`,
+          `or, if no snapshot of that name is to be kept, remove ${left} by hand`,
       );
       return null;
     }

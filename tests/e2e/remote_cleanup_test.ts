@@ -358,6 +358,21 @@ Deno.test("remote cleanup: refs that cannot be read keep every snapshot this run
   assert.equal((await objectNames(f.backend, "snapshots/")).length, 3);
 });
 
+Deno.test("remote cleanup: a snapshot whose refs are gone: nothing deleted, and the way out names only what is left", async () => {
+  using f = await repoFixture({ dbMiB: 1, chromaMiB: 1 });
+  const pushed = await pushSnapshot(f.config, f.backend, (await snapshotOf(f)).root, f.auth);
+  Deno.removeSync(join(f.repoDir, "refs", pushed.snapshot));
+  const run = await cleanupRemote(f.backend, {
+    sightingsFile: fileByPath(seenFile(f)),
+    policy: KEEP_NEWEST,
+    confirm: true,
+  });
+  assert.deepEqual(run.deleted, []);
+  const error = run.errors.find((line) => line.startsWith(`refs/${pushed.snapshot}: missing`));
+  assert.ok(error, run.errors.join("\n"));
+  assert.ok(error.endsWith(`remove snapshots/${pushed.snapshot} by hand`), error);
+});
+
 Deno.test("remote cleanup: a snapshot stamped in the future is kept and takes no day: the host's real newest stays", async () => {
   using f = await repoFixture({ dbMiB: 1, chromaMiB: 1 });
   const today = await snapshotOf(f);

@@ -210,3 +210,23 @@ Deno.test("a push whose lease cannot be removed (EIO) says so in a warning: the 
   );
   assert.match(pushed.stdout + pushed.stderr, warned);
 });
+
+Deno.test("restore --from-remote whose fetch's folders fail to be made (EIO) says to check the storage, not to find room (needs strace)", async () => {
+  if (!toolFor("strace", "a folder failure injected into a fetch")) return;
+  using r = await remoteStore({ dbMiB: 1, chromaMiB: 0.05 });
+  const { push } = await createAndPush(r.env);
+  using to = tempDir();
+  let fetches = 0;
+  for (const when of [3, 4, 5, 6]) { // past the lock's and --to's own: folders the fetch makes in its scratch folder
+    const failing =
+      `exec strace -f -qq -o /dev/null -e trace=mkdir,mkdirat -e inject=mkdir,mkdirat:error=EIO:when=${when} "$@"`;
+    const args = ["restore", "--from-remote", push.snapshot, "--to", join(to.path, `x${when}`)];
+    const run = await runCliInShell(failing, args, r.envWithIdentity);
+    assert.equal(run.code, 1, run.stderr);
+    const line = oneErrorLine(run, `mkdir ${when}`);
+    if (!line.includes("into the scratch folder")) continue;
+    fetches++;
+    assert.match(line, /\(the storage failed: check it, dmesg\)\); nothing was changed; check that disk's storage/);
+  }
+  assert.ok(fetches > 0, "no fetch met the failure");
+});
