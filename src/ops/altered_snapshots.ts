@@ -7,6 +7,7 @@
 import type { Reporter } from "../report/reporter.ts";
 import { AlteredObjectError, type Backend } from "../repo/backend.ts";
 import { parseSnapshotKey, PREFIXES } from "../repo/layout.ts";
+import { isInFuture } from "../snapshot/clock.ts";
 
 /**
  * The snapshot names under `snapshots/` that hold a link, a folder or a special file (see `Backend.unlisted`): a
@@ -28,12 +29,17 @@ export function alteredSnapshot(location: string, name: string, list: string): A
 }
 
 /**
- * Warn (`remote_latest_passed_over_altered`) of the `altered` names stamped in the second of `chosen` or later: by
- * stamp, not push id (random), as any of them may be the true latest that a "latest" passed over for `chosen`.
+ * Warn (`remote_latest_passed_over_altered`) of the `altered` names stamped in the second of `chosen` or later, up to
+ * `now` (a "latest" passes over one stamped in the future anyway): by stamp, not push id (random), as any of them may
+ * be the true latest that a "latest" passed over for `chosen`.
  */
-export function warnPassedOverAltered(altered: string[], chosen: string, location: string, reporter: Reporter): void {
+export function warnPassedOverAltered(
+  altered: string[],
+  chosen: string,
+  { location, now, reporter }: { location: string; now: Date; reporter: Reporter },
+): void {
   const stamp = chosen.split("_")[0];
-  const passed = altered.filter((name) => name.split("_")[0] >= stamp);
+  const passed = altered.filter((name) => name.split("_")[0] >= stamp && !isInFuture(name.split("_")[0], now));
   if (passed.length > 0) {
     reporter.event("warning", "remote_latest_passed_over_altered", { location, names: passed, chosen });
   }

@@ -121,7 +121,9 @@ async function latestRemote(
   const altered = await alteredNames(backend);
   const list = remoteListStep(flags);
   if (names.length === 0) {
-    if (altered.length > 0) throw alteredSnapshot(backend.location, altered.at(-1)!, list);
+    // the newest not stamped in the future: what a latest would have been
+    const current = altered.filter((name) => !isInFuture(name.split("_")[0], clock.now));
+    if (altered.length > 0) throw alteredSnapshot(backend.location, current.at(-1) ?? altered.at(-1)!, list);
     // run where the backup folder is: this host (a CI runner) may have none
     const push = nextStep(
       "push one first ('atocore-backup push --latest')",
@@ -136,7 +138,7 @@ async function latestRemote(
   if (pushes.length > 1) {
     clock.reporter.event("info", "latest_pushed_more_than_once", { pushes, chosen: pushes.at(-1) });
   }
-  warnPassedOverAltered(altered, pushes.at(-1)!, backend.location, clock.reporter);
+  warnPassedOverAltered(altered, pushes.at(-1)!, { location: backend.location, ...clock });
   return pushes.at(-1)!;
 }
 

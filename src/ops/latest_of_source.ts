@@ -59,7 +59,10 @@ export async function latestOfSource(
     else if (isInFuture(key.stamp, clock.now)) skippedInFuture.push(key.stamp);
     else {
       const chosen = found(key, { skippedInFuture, forged, unsigned }, clock.reporter);
-      warnPassedOverAltered(await alteredNames(lookup.backend), chosen, lookup.backend.location, clock.reporter);
+      warnPassedOverAltered(await alteredNames(lookup.backend), chosen, {
+        location: lookup.backend.location,
+        ...clock,
+      });
       return chosen;
     }
   }

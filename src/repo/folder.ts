@@ -318,10 +318,6 @@ class FolderBackend implements Backend {
    * the filesystem below the mount point, and the host's copies would stay on the host.
    */
   private async makeRoot(): Promise<void> {
-    if (this.rootSeen) {
-      await this.rootInfo(); // never made again: gone, it is an error
-      return;
-    }
     if (!this.rootChecked) {
       const point = unmountedFstabPoint(this.root);
       if (point !== null) {
@@ -331,6 +327,11 @@ class FolderBackend implements Backend {
         );
       }
       this.rootChecked = true;
+    }
+    // checked first: a repository left on the disk below an unmounted point is there, and seen
+    if (this.rootSeen) {
+      await this.rootInfo(); // never made again: gone, it is an error
+      return;
     }
     try {
       await Deno.mkdir(this.root, { mode: FOLDER_MODE });

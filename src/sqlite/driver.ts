@@ -165,7 +165,7 @@ export function isReadFailure(error: unknown): boolean {
   // or table: the words in a name ("wrong # of entries in index x 3: unable to get the page. error code=10") are not
   if (!error.startsWith("*** in database ")) return false;
   // a page of a chain its check could not fetch: the page number was checked first, so what failed is the read
-  if (/(?:\d|freelist): failed to get page \d+/.test(error)) return true;
+  if (/(?:\d|[Ff]reelist): failed to get page \d+/.test(error)) return true;
   const code = /\d: unable to get the page\. error code=(\d+)/.exec(error)?.[1];
   return code !== undefined && resultCodeName(Number(code)) === "SQLITE_IOERR";
 }

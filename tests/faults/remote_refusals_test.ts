@@ -12,6 +12,7 @@ import { existsSync } from "node:fs";
 import {
   cliCommand,
   cliEnv,
+  type CliRun,
   cliRunOf,
   printedCommand,
   relocateSnapshot,
@@ -20,8 +21,16 @@ import {
   skipOutsideCi,
 } from "../_helpers.ts";
 import { InvalidSnapshotError } from "../../src/ops/push_validation.ts";
-import { entryNames, liveDigest } from "../_faults.ts";
-import { ageKeyPair, createAndPush, forgeDocument, oneErrorLine, remoteNames, remoteStore } from "../_remote_cli.ts";
+import { entryNames, liveDigest, treeDigest } from "../_faults.ts";
+import {
+  ageKeyPair,
+  createAndPush,
+  forgeDocument,
+  oneErrorLine,
+  remoteNames,
+  type RemoteStore,
+  remoteStore,
+} from "../_remote_cli.ts";
 import { parseIdentityFile } from "../../src/crypto/age.ts";
 import { openBytes, sha256Hex } from "../../src/repo/sealing.ts";
 import { fetchSnapshot } from "../../src/repo/fetch.ts";
@@ -190,23 +199,17 @@ Deno.test("remote refusals: init refuses a repository in the store or in the bac
   }
 });
 
-Deno.test("remote refusals: init under a mount point of /etc/fstab that is not mounted is refused, nothing written", async () => {
-  using r = await remoteStore({ dbMiB: 1, chromaMiB: 1 });
-  const point = join(r.work, "offsite"); // the empty folder an unmounted disk leaves
-  Deno.mkdirSync(point);
+/**
+ * Run the CLI with `args` where `/etc/fstab` lists `point` as a NAS mount point (in a mount namespace of its own: the
+ * host's fstab stays); `null` where no mount namespace can be made (the caller skips).
+ */
+async function underFstabPoint(r: RemoteStore, point: string, args: string[]): Promise<CliRun | null> {
   const fstab = join(r.work, "fstab");
   Deno.writeTextFileSync(fstab, `# a NAS\nnas:/export ${point.replaceAll(" ", "\\040")} nfs defaults,nofail 0 0\n`);
-  const [program, ...args] = cliCommand([
-    "remote",
-    "init",
-    "--remote",
-    join(point, "atocore"),
-    "--recipient",
-    r.key.recipient,
-  ]);
-  const script = `mount --bind "$0" /etc/fstab && exec "$@"`; // in a mount namespace of its own: the host's stays
+  const [program, ...rest] = cliCommand(args);
+  const script = `mount --bind "$0" /etc/fstab && exec "$@"`;
   const output = await new Deno.Command("unshare", {
-    args: ["-m", "--propagation", "private", "sh", "-c", script, fstab, program, ...args],
+    args: ["-m", "--propagation", "private", "sh", "-c", script, fstab, program, ...rest],
     env: cliEnv(r.env),
     clearEnv: true,
     stdout: "piped",
@@ -214,11 +217,43 @@ Deno.test("remote refusals: init under a mount point of /etc/fstab that is not m
   }).output();
   const run = cliRunOf(output);
   if (run.code !== 3 && /unshare|mount:/.test(run.stderr)) {
-    return skipOutsideCi(`no mount namespace here: ${run.stderr.trim()}`);
+    skipOutsideCi(`no mount namespace here: ${run.stderr.trim()}`);
+    return null;
   }
+  return run;
+}
+
+Deno.test("remote refusals: init under a mount point of /etc/fstab that is not mounted is refused, nothing written", async () => {
+  using r = await remoteStore({ dbMiB: 1, chromaMiB: 1 });
+  const point = join(r.work, "offsite"); // the empty folder an unmounted disk leaves
+  Deno.mkdirSync(point);
+  const run = await underFstabPoint(r, point, [
+    "remote",
+    "init",
+    "--remote",
+    join(point, "atocore"),
+    "--recipient",
+    r.key.recipient,
+  ]);
+  if (run === null) return;
   assert.equal(run.code, 3, run.stderr);
   assert.match(oneErrorLine(run, "fstab"), new RegExp(`${point} is a mount point in /etc/fstab that is not mounted`));
   assert.deepEqual(entryNames(point), [], "the repository was made on the disk below the mount point");
+});
+
+Deno.test("remote refusals: a push to a repository left on the disk below an unmounted fstab point is refused", async () => {
+  using r0 = await remoteStore({ dbMiB: 1, chromaMiB: 1 }); // only for its work folder
+  const point = join(r0.work, "offsite");
+  Deno.mkdirSync(point);
+  using r = await remoteStore({ dbMiB: 1, chromaMiB: 1 }, join(point, "atocore")); // made there by hand, or long ago
+  const created = await runCli(["create"], { env: r.env });
+  assert.equal(created.code, 0, created.stderr);
+  const before = treeDigest(point);
+  const run = await underFstabPoint(r, point, ["push", "--latest"]);
+  if (run === null) return;
+  assert.equal(run.code, 3, run.stderr);
+  assert.match(oneErrorLine(run, "fstab"), new RegExp(`${point} is a mount point in /etc/fstab that is not mounted`));
+  assert.deepEqual(treeDigest(point), before, "a push wrote on the disk below the mount point");
 });
 
 Deno.test("remote refusals: a push stopped by an altered repository after sending packs says they are kept, not 'nothing'", async () => {

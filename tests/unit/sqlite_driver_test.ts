@@ -171,6 +171,9 @@ for (const name of DRIVERS) {
     assert.equal(isReadFailure(answer), false, answer);
     assert.equal(isReadFailure("*** in database main *** On tree page 154 cell 7: failed to get page 254"), true);
     assert.equal(isReadFailure("*** in database main *** Page 5: unable to get the page. error code=8458"), true);
+    for (const freelist of ["Main freelist", "Freelist"]) { // libsqlite3's words, node:sqlite's
+      assert.equal(isReadFailure(`*** in database main *** ${freelist}: failed to get page 5`), true, freelist);
+    }
   });
 
   Deno.test(`${name}: integrityCheck of the live database is ok, and a missing file is an error`, async () => {
