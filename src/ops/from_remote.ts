@@ -24,7 +24,13 @@ import { type LockedFolder, makeLockedFolder } from "../fs/locked_folder.ts";
 import { formatBytes } from "../text/bytes.ts";
 import { fileSystemSpace } from "../sys/free_space.ts";
 import type { Reporter } from "../report/reporter.ts";
-import { type Backend, isUnreachable, RepositoryFindingError, StorageError } from "../repo/backend.ts";
+import {
+  type Backend,
+  isUnreachable,
+  RepositoryFindingError,
+  RepositoryVanishedError,
+  StorageError,
+} from "../repo/backend.ts";
 import { type FetchResult, fetchSnapshot } from "../repo/fetch.ts";
 import { CONFIG_NAME, parseSnapshotKey, refsName, snapshotKeyText } from "../repo/layout.ts";
 import { listSnapshots, readRefs } from "../repo/snapshots.ts";
@@ -282,9 +288,10 @@ export async function fetchToScratch(
 async function repositoryGone(backend: Backend, name: string, error: unknown): Promise<OperationError | null> {
   if (error instanceof InterruptedError || error instanceof StorageError || isUnreachable(error)) return null;
   try {
-    if (await backend.stat(CONFIG_NAME) !== null) return null;
-  } catch {
-    return null; // the config cannot be looked at: the fetch's own error says more
+    if (!(error instanceof RepositoryVanishedError) && await backend.stat(CONFIG_NAME) !== null) return null;
+  } catch (looked) {
+    // the config cannot be looked at: the fetch's own error says more
+    if (!(looked instanceof RepositoryVanishedError)) return null;
   }
   return new OperationError(
     `fetching ${name} stopped: the repository ${backend.location} is no longer reachable (its config is gone: not ` +

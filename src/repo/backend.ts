@@ -144,6 +144,9 @@ export function isUnreachable(error: unknown): boolean {
 /** The storage, not the objects, is at fault: its message names the path and the next step for the storage. */
 export class StorageError extends OperationError {}
 
+/** The folder of a repository that this run saw is gone (its disk unmounted, or it was moved): never made again. */
+export class RepositoryVanishedError extends OperationError {}
+
 /**
  * The storage refuses this host's user a path (permission denied): the access, not the objects, is at fault; the next
  * step is the storage's permissions.

@@ -24,6 +24,7 @@ import {
   type ObjectInfo,
   ObjectNotFoundError,
   ObjectTooLargeError,
+  RepositoryVanishedError,
   StorageFailedError,
   type WriteOptions,
 } from "./backend.ts";
@@ -275,7 +276,7 @@ class FolderBackend implements Backend {
   /**
    * What the root is (links followed), or `null`: nothing there.
    *
-   * @throws {OperationError} when the root this run saw is gone (see {@linkcode vanished}).
+   * @throws {RepositoryVanishedError} when the root this run saw is gone (see {@linkcode vanished}).
    */
   private async rootInfo(): Promise<Deno.FileInfo | null> {
     let info: Deno.FileInfo | null;
@@ -294,8 +295,8 @@ class FolderBackend implements Backend {
    * again, the rest of the run would write on the disk below the mount point; taken for none, "no repository" would
    * send the operator to `remote init` there.
    */
-  private vanished(): OperationError {
-    return new OperationError(
+  private vanished(): RepositoryVanishedError {
+    return new RepositoryVanishedError(
       `the repository ${this.root} was there and is gone (its disk unmounted, or it was moved) during this run; ` +
         "nothing more was written; mount it or put it back, then run the command again",
     );

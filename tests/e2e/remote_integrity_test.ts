@@ -316,12 +316,14 @@ Deno.test("remote pin: a repository re-created or re-keyed after the first push 
     /the recipients of the repository .* changed/,
   );
   Deno.removeSync(f.repoDir, { recursive: true });
-  await initRepository(f.backend, [f.recipient]);
+  // re-created between two runs (one run that saw it never takes one made meanwhile: see the unmount test)
+  const recreated = openFolderBackend(f.repoDir);
+  await initRepository(recreated, [f.recipient]);
   await assert.rejects(
-    pushSnapshot(f.config, f.backend, second.root, f.auth),
+    pushSnapshot(f.config, openFolderBackend(f.repoDir), second.root, f.auth),
     /the id of the repository .* changed since/,
   );
-  assert.deepEqual(await objectNames(f.backend), [], "nothing was written to a refused repository");
+  assert.deepEqual(await objectNames(openFolderBackend(f.repoDir)), [], "nothing was written to a refused repository");
 });
 
 Deno.test("remote pin: the same folder spelt another way (trailing or doubled slash, a link to it) is the same pin", async () => {
