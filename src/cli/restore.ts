@@ -89,9 +89,9 @@ With --to DIR the store is rebuilt under DIR (DIR/<database file>,
 DIR/<registry file>, DIR/chroma; names that collide go to DIR/database/ and
 DIR/registry/), new or empty unless --force, and the live paths are not touched;
 no acknowledgment is needed and no pre-restore snapshot is taken. With --to
-nothing is written in the backup folder, and with --no-pre-snapshot only the
-record of what the restore needs (skipped with a warning where the folder is
-read-only).
+nothing is written in the backup folder but its lock file (made where missing),
+and with --no-pre-snapshot only that and the record of what the restore needs
+(skipped with a warning where the folder is read-only).
 
 Options:
   --confirm-service-stopped  I have stopped the AtoCore service (docker compose down)

@@ -25,6 +25,7 @@ import { formatBytes } from "../text/bytes.ts";
 import { fileSystemSpace } from "../sys/free_space.ts";
 import type { Reporter } from "../report/reporter.ts";
 import {
+  AlteredObjectError,
   type Backend,
   isUnreachable,
   RepositoryFindingError,
@@ -201,6 +202,12 @@ function unique(names: string[], stamp: string, location: string, list: string):
   throw new UsageError(
     `${matching.length} pushes of ${stamp} are in ${location}: ${matching.join(", ")}; give one of them`,
   );
+}
+
+/** A restore refuses a snapshot object altered by hand (exit 3), as it does an altered pack; others rethrown. */
+function refusedAltered(error: unknown): never {
+  if (error instanceof AlteredObjectError) throw new RefusedError(error.message, { cause: error });
+  throw error;
 }
 
 /**
@@ -512,7 +519,7 @@ export async function restoreFromRemote(
   else checkLivePaths(config);
   const checked = await checkSource(config, source);
   const clock = { now: new Date(), reporter: options.reporter };
-  const name = await resolveRemoteSnapshot(source.backend, given, clock, source.repositoryFlags);
+  const name = await resolveRemoteSnapshot(source.backend, given, clock, source.repositoryFlags).catch(refusedAltered);
   const otherSource = to === null && await refuseOtherSource(source, name, checked, options.otherSource ?? false);
   requireAcknowledgment(config, to, options.confirmServiceStopped);
   if (to !== null) probeToFolder(to); // a folder that cannot be written is refused before the fetch
@@ -545,6 +552,7 @@ export async function restoreFromRemote(
         ...(otherSource ? { other_source: true } : {}),
         ...(source.identityFile ? { identity_file: source.identityFile } : {}),
       },
+      anotherSnapshot: anotherOrVerify(source),
       moveSources: true,
       verified: fetched.verified,
       integrityChecked: fetched.integrityChecked,

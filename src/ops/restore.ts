@@ -96,6 +96,8 @@ export interface RestoreOptions {
   sourceDir?: string;
   /** The repository snapshot fetched into `sourceDir`: an unfinished restore's record says how to fetch it again. */
   remote?: RemoteOrigin;
+  /** With `remote`: where other snapshots are listed, the next step of a refusal of this one. */
+  anotherSnapshot?: string;
   /**
    * The snapshot at `sourceDir` is a scratch copy this run made and nothing else reads: its files are moved into place
    * by renames where they lie on the target's filesystem (else copied), and a database moved is not checked again

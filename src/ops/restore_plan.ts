@@ -23,7 +23,7 @@ import { targetsUnder } from "./to_layout.ts";
 import { ManifestProof } from "./restore_proof.ts";
 import { refuseForeignLinks } from "./live_links.ts";
 import { unreadableSnapshotText, validateSnapshot, type ValidationResult } from "./validate.ts";
-import { pathFlags } from "./restore_intent.ts";
+import { pathFlags, type RemoteOrigin } from "./restore_intent.ts";
 import { nextStep } from "./next_step.ts";
 import { runUser } from "../sys/run_user.ts";
 
@@ -305,6 +305,10 @@ export async function validatedSnapshot(
     sourceDir?: string;
     verified?: ReadonlyMap<string, string>;
     integrityChecked?: ReadonlySet<string>;
+    /** The repository snapshot fetched into `sourceDir`, named by a refusal (the scratch copy is gone by then). */
+    remote?: RemoteOrigin;
+    /** With `remote`: a refusal's next step, where other snapshots are listed. */
+    anotherSnapshot?: string;
   },
 ): Promise<ValidationResult> {
   const { reporter } = options;
@@ -318,15 +322,7 @@ export async function validatedSnapshot(
   if (validation.unreadable !== undefined) {
     throw new OperationError(unreadableSnapshotText(stamp, validation.unreadable, "nothing was changed"));
   }
-  if (!validation.valid) {
-    // a snapshot of the backup folder: the others are listed there (one fetched from a repository: see 'list' as is)
-    const flags = options.sourceDir === undefined ? pathFlags(config, {}, ["backupDir"]) : "";
-    const list = nextStep("pick another snapshot (see 'list')", "pick another snapshot, listed by", "list", flags);
-    throw new RefusedError(
-      `snapshot ${stamp} failed validation (${validation.errors.join("; ")}): ${validation.path}; ` +
-        `nothing was changed; ${list}`,
-    );
-  }
+  if (!validation.valid) throw invalidSnapshot(config, stamp, validation, options);
   const byPush = validation.integrity_checked_by_push;
   reporter.event("info", "restore_snapshot_validated", {
     stamp,
@@ -334,6 +330,28 @@ export async function validatedSnapshot(
     ...(byPush ? { integrity_checked_by_push: byPush } : {}),
   });
   return validation;
+}
+
+/** The refusal of snapshot `stamp` that failed `validation`: its folder and the backup folder's list, or its object. */
+function invalidSnapshot(
+  config: Config,
+  stamp: string,
+  validation: ValidationResult,
+  options: { sourceDir?: string; remote?: RemoteOrigin; anotherSnapshot?: string },
+): RefusedError {
+  const errors = validation.errors.join("; ");
+  const { remote, anotherSnapshot } = options;
+  if (remote && anotherSnapshot) {
+    return new RefusedError(
+      `snapshot ${remote.snapshot} of ${remote.location} failed validation once fetched (${errors}); nothing was ` +
+        `changed; ${anotherSnapshot}`,
+    );
+  }
+  const flags = options.sourceDir === undefined ? pathFlags(config, {}, ["backupDir"]) : "";
+  const list = nextStep("pick another snapshot (see 'list')", "pick another snapshot, listed by", "list", flags);
+  return new RefusedError(
+    `snapshot ${stamp} failed validation (${errors}): ${validation.path}; nothing was changed; ${list}`,
+  );
 }
 
 /**

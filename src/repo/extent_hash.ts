@@ -6,7 +6,7 @@
  * @module
  */
 import { hash } from "node:crypto";
-import { hashBlockInto } from "./blocks.ts";
+import { hashBlockInto, hexHashInto } from "./blocks.ts";
 
 /**
  * The piece size an extent of `length` bytes of a file cut at `block` is hashed by in a document of `format`: 0 when
@@ -24,6 +24,11 @@ export function hashExtent(bytes: Uint8Array, unit: number): string {
     hashBlockInto(bytes.subarray(at, at + unit), pieces, piece);
   }
   return hash("sha256", pieces, "hex");
+}
+
+/** Write the hash recorded for `bytes` hashed by pieces of `unit` at `into[at, at + 32)`, for a table of many. */
+export function hashExtentInto(bytes: Uint8Array, unit: number, into: Uint8Array, at: number): void {
+  hexHashInto(hashExtent(bytes, unit), into, at);
 }
 
 /**

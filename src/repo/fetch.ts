@@ -312,7 +312,15 @@ async function writeExtents(
     let back = spare;
     try {
       // no hash of the pack against its name nor of each extent: each whole file's SHA-256 proves every byte written
-      const job = { name, sealed, into: sealed, compression, maxBytes: PACK_MAX_BYTES, ranges: [], skipNameHash: true };
+      const job = {
+        name,
+        sealed,
+        into: sealed,
+        compression,
+        maxBytes: PACK_MAX_BYTES,
+        ranges: new Uint32Array(0),
+        skipNameHash: true,
+      };
       const opened = await pool.open({ ...job, plainInto: spare, collectAfterGrowth: bounds.worker }, identities);
       buffers[lane] = new Uint8Array(opened.sealed.buffer);
       back = opened.plainInto;

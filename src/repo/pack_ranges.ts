@@ -10,13 +10,14 @@ import type { Compression } from "./boundary.ts";
 /** Offsets and lengths are below 2^24 (a pack's plaintext is at most `PACK_MAX_BYTES`): one exact number as a key. */
 const LENGTH_SPAN = 2 ** 24;
 
-/** One distinct range of a pack, hashed by pieces of `unit` (0: whole), and the distinct hashes recorded for it. */
-export interface PackRange {
-  offset: number;
-  length: number;
-  unit: number;
-  /** The distinct hashes recorded for these bytes, as lowercase hex (one, unless snapshots disagree). */
-  hashes: string[];
+/**
+ * A pack's distinct ranges, compact: range `r` is `[offset, length, unit]` at `triples[3r, 3r + 3)` (unit 0: hashed
+ * whole), and the distinct hashes recorded for it are entries `[first[r], first[r + 1])` of `hashes` (32 bytes each).
+ */
+export interface DistinctRanges {
+  triples: Uint32Array;
+  first: Uint32Array;
+  hashes: Uint8Array;
 }
 
 /** The extents taken from one pack: appended document by document, sorted and deduplicated when they double. */
@@ -46,18 +47,32 @@ export class PackRanges {
     return this.offsets.length * (4 + 4 + 4 + 32);
   }
 
-  /** The distinct ranges in pack order, each with its distinct hashes. */
-  ranges(): PackRange[] {
+  /**
+   * The distinct ranges in pack order, each with its distinct hashes, as typed arrays: a forged document may record
+   * hundreds of thousands in one pack, which as objects took a verify past 800 MiB.
+   */
+  distinct(): DistinctRanges {
     this.compact();
-    const out: PackRange[] = [];
+    const triples = new Uint32Array(this.count * 3);
+    const first = new Uint32Array(this.count + 1);
+    let kept = 0;
     for (let at = 0; at < this.count; at++) {
-      const last = out.at(-1);
-      const hash = Buffer.from(this.hashes.buffer, at * 32, 32).toString("hex");
       const [offset, length, unit] = [this.offsets[at], this.lengths[at], this.units[at]];
-      if (last?.offset === offset && last.length === length && last.unit === unit) last.hashes.push(hash);
-      else out.push({ offset, length, unit, hashes: [hash] });
+      const previous = 3 * (kept - 1);
+      if (
+        kept > 0 && triples[previous] === offset && triples[previous + 1] === length && triples[previous + 2] === unit
+      ) {
+        continue;
+      }
+      triples.set([offset, length, unit], 3 * kept);
+      first[kept++] = at;
     }
-    return out;
+    first[kept] = this.count;
+    return {
+      triples: triples.slice(0, 3 * kept),
+      first: first.slice(0, kept + 1),
+      hashes: this.hashes.slice(0, this.count * 32),
+    };
   }
 
   /** Drop duplicates and the arrays' room to grow: once every document is read, only what is kept stays. */

@@ -1,6 +1,6 @@
 /**
- * A snapshot object swapped by hand for a link, a folder or a FIFO: restore and drill by its name say the repository
- * was altered (exit 1), never "no snapshot"; `--latest` (of a `--source` too) passes over it to the newest object with a
+ * A snapshot object swapped by hand for a link, a folder or a FIFO: restore (exit 3, refused as an altered pack is)
+ * and drill (exit 1, failed) by its name say the repository was altered, never "no snapshot"; `--latest` (of a `--source` too) passes over it to the newest object with a
  * warning naming it.
  *
  * @module
@@ -34,7 +34,7 @@ Deno.test("a snapshot object swapped for a link, folder or FIFO is named as alte
       const restored = await runCli(["restore", "--from-remote", given, "--to", join(to.path, "x")], {
         env: r.envWithIdentity,
       });
-      assert.equal(restored.code, 1, `${kind} ${given}: ${restored.stderr}`);
+      assert.equal(restored.code, 3, `${kind} ${given}: ${restored.stderr}`);
       const line = oneErrorLine(restored, `${kind} ${given}`);
       assert.ok(line.includes(`snapshots/${newerName} in file://${r.repoDir} is a symbolic link, folder or `), line);
       assert.match(line, /made by hand: the repository was altered; nothing was read; /);

@@ -7,6 +7,7 @@
  * @module
  */
 import assert from "node:assert/strict";
+import { Buffer } from "node:buffer";
 import { basename, join } from "node:path";
 import { existsSync } from "node:fs";
 import {
@@ -25,6 +26,7 @@ import { entryNames, liveDigest, treeDigest } from "../_faults.ts";
 import {
   ageKeyPair,
   createAndPush,
+  type Forged,
   forgeDocument,
   oneErrorLine,
   remoteNames,
@@ -647,6 +649,75 @@ Deno.test("remote refusals: a snapshot object past 128 MiB is refused unread by 
   const verify = await runCli(["remote", "verify"], { env: r.env });
   assert.equal(verify.code, 1, verify.stdout);
   assert.match((verify.json as { errors: string[] }).errors.join("\n"), /has 134217729 bytes, more than the 134217728/);
+});
+
+Deno.test("remote refusals: a fetched snapshot that fails validation is named by its object and the repository's next step, not by the scratch copy", async () => {
+  using r = await remoteStore({ dbMiB: 0.5, chromaMiB: 0.1, segments: 1 });
+  const pushed = (await createAndPush(r.env)).push.snapshot;
+  const identities = parseIdentityFile(Deno.readTextFileSync(r.key.keyFile), r.key.keyFile);
+  forgeDocument(r.repoDir, identities, r.key.recipient, pushed, (document) => {
+    (document.files as { path: string; link?: string }[]).push({ path: "chroma/evil", link: "/etc/passwd" });
+  });
+  const out = join(r.work, "out");
+  const restore = await runCli(["restore", pushed, "--from-remote", "--to", out], { env: r.envWithIdentity });
+  assert.equal(restore.code, 3, restore.stderr);
+  const line = oneErrorLine(restore, "restore");
+  assert.match(
+    line,
+    new RegExp(
+      `snapshot ${pushed} of file://\\S+ failed validation once fetched \\(manifest_unexpected_file: chroma/evil\\); ` +
+        "nothing was changed; pick another snapshot \\('remote list'\\) or check the repository",
+    ),
+  );
+  assert.doesNotMatch(line, /atocore-fetch/, "the scratch copy, removed by then, is not named");
+  assert.equal(existsSync(out), false);
+});
+
+/** Take the MACs off snapshot `name`'s refs, as a writer who knows only the recipient leaves them. */
+function withoutMacs(repoDir: string, name: string): void {
+  const path = join(repoDir, "refs", name);
+  const { auth: _, ...refs } = JSON.parse(Deno.readTextFileSync(path));
+  Deno.writeTextFileSync(path, JSON.stringify(refs));
+}
+
+Deno.test("remote refusals: a forged unauthenticated document: verify names 20 of a pack's bad ranges and counts the rest; past 16 MiB it is refused", async () => {
+  using r = await remoteStore({ dbMiB: 0.5, chromaMiB: 0.1, segments: 1 });
+  const pushed = (await createAndPush(r.env)).push.snapshot;
+  const identities = parseIdentityFile(Deno.readTextFileSync(r.key.keyFile), r.key.keyFile);
+  let ranges = 0;
+  forgeDocument(r.repoDir, identities, r.key.recipient, pushed, (document) => {
+    const file = document.files.find((entry) => entry.path === "backup-metadata.json")!;
+    const [, pack, offset, length] = file.extents![0];
+    file.extents = Array.from({ length }, (_, at) => [at, pack, offset + at, 1, "0".repeat(64)]); // each byte wrong
+    ranges = length;
+  });
+  withoutMacs(r.repoDir, pushed);
+  const verify = await runCli(["remote", "verify", "--read-data", "--allow-unauthenticated"], {
+    env: r.envWithIdentity,
+  });
+  assert.equal(verify.code, 1, verify.stderr);
+  const errors = (verify.json as { errors: string[] }).errors;
+  assert.equal(errors.filter((line) => /: bytes \d+:1 do not match their hash$/.test(line)).length, 20);
+  assert.ok(
+    errors.some((line) => line.endsWith(`: ${ranges - 20} more of its ranges do not match their hashes (not named)`)),
+  );
+
+  forgeDocument(r.repoDir, identities, r.key.recipient, pushed, (document) => {
+    const random = new Uint8Array(8 << 20); // as hex, 16 MiB that zstd halves: no bomb, past the bound
+    for (let at = 0; at < random.length; at += 65536) crypto.getRandomValues(random.subarray(at, at + 65536));
+    (document as Forged & { padding: string }).padding = Buffer.from(random).toString("hex");
+  });
+  withoutMacs(r.repoDir, pushed);
+  const restore = await runCli(
+    ["restore", pushed, "--from-remote", "--allow-unauthenticated", "--to", join(r.work, "out")],
+    { env: r.envWithIdentity },
+  );
+  assert.equal(restore.code, 3, restore.stderr);
+  assert.match(
+    oneErrorLine(restore, "restore"),
+    new RegExp(`snapshots/${pushed}: decompresses to more than 16777216 bytes`),
+  );
+  assert.equal(existsSync(join(r.work, "out")), false);
 });
 
 Deno.test("remote refusals: a refs made a link to a file of the reading host is never read through it (the CLI's permission flags)", async () => {

@@ -127,7 +127,14 @@ Deno.test("crypto pool: a pack that fails to open is named, and its buffers come
     const plainInto = new Uint8Array(PACK_BUFFER_BYTES);
     const sealed = buffer.subarray(0, 1000).fill(7); // not an age file
     const name = packName("ab".repeat(32));
-    const job = { name, sealed, into: sealed, compression: "zstd" as const, maxBytes: PACK_BUFFER_BYTES, ranges: [] };
+    const job = {
+      name,
+      sealed,
+      into: sealed,
+      compression: "zstd" as const,
+      maxBytes: PACK_BUFFER_BYTES,
+      ranges: new Uint32Array(0),
+    };
     const failure = await pool.open({ ...job, skipNameHash: true, plainInto }, [parseIdentity(identity)]).then(
       () => assert.fail("garbage opened"),
       (error) => error,
