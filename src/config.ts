@@ -103,10 +103,7 @@ const OTHER_PATH_VARIABLES = ["ATOCORE_DATA_DIR", "ATOCORE_SQLITE_LIB"] as const
 export function refuseEmptyValues(flags: PathFlags, env: Record<string, string | undefined>): void {
   for (const setting of SETTINGS) {
     const value = flags[setting.key];
-    if (value === undefined) continue;
-    if (value.trim() === "") throw new UsageError(`${setting.flag} needs a path, not an empty value`);
-    refuseEdgeWhitespace(value, setting.flag);
-    refuseUnexpandedHome(value, setting.flag);
+    if (value !== undefined) refuseOddPathFlag(value, setting.flag);
   }
   for (const name of [...SETTINGS.map((setting) => setting.env), ...OTHER_PATH_VARIABLES]) {
     const value = env[name];
@@ -120,6 +117,18 @@ export function refuseEmptyValues(flags: PathFlags, env: Record<string, string |
     refuseEdgeWhitespace(value, name);
     refuseUnexpandedHome(value, name);
   }
+}
+
+/**
+ * Refuse the value `value` of path flag `flag` (`--db`, `--metrics-file`) when it is empty, begins or ends with
+ * whitespace, or begins with `~`, as an environment variable's is.
+ *
+ * @throws {UsageError} naming the flag.
+ */
+export function refuseOddPathFlag(value: string, flag: string): void {
+  if (value.trim() === "") throw new UsageError(`${flag} needs a path, not an empty value`);
+  refuseEdgeWhitespace(value, flag);
+  refuseUnexpandedHome(value, flag);
 }
 
 /** A path that starts or ends with whitespace: pasted or quoted by mistake (a leading space makes it relative). */

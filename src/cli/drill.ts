@@ -6,7 +6,7 @@
  */
 import { isSameOrInside } from "../fs/real_path.ts";
 import { resolve } from "node:path";
-import type { Config } from "../config.ts";
+import { type Config, refuseOddPathFlag } from "../config.ts";
 import { type DrillOptions, drillSnapshot } from "../ops/drill.ts";
 import type { DrillResult } from "../ops/drill_result.ts";
 import { drillFromRemote, type RemoteDrillResult } from "../ops/drill_remote.ts";
@@ -193,7 +193,7 @@ function checkArguments(values: Values, positionals: string[], context: CommandC
     }
   }
   for (const flag of ["junit", "scratch-dir", "metrics-file"] as const) {
-    if (values[flag] === "") throw new UsageError(`drill: --${flag} needs a path`);
+    if (values[flag] !== undefined) refuseOddPathFlag(values[flag], `--${flag}`);
   }
   if (values.sample && values["max-age"] !== undefined) {
     throw new UsageError("drill: --sample drills a snapshot made just now and cannot be used with --max-age");

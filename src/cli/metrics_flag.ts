@@ -10,7 +10,7 @@ import { foreignLinkOnTheWay } from "../fs/foreign_link.ts";
 import { checkCanReplace } from "../fs/durable.ts";
 import { realPathAsFarAsExists } from "../fs/real_path.ts";
 import { type MetricsOperation, writeMetrics } from "../report/metrics.ts";
-import type { Config } from "../config.ts";
+import { type Config, refuseOddPathFlag } from "../config.ts";
 import { outputOverlap } from "../path_overlap.ts";
 import { isSameOrInside } from "../fs/real_path.ts";
 import {
@@ -153,6 +153,7 @@ export function storeConfigOrNull(values: FlagValues<typeof PATH_OPTIONS>, conte
  * @throws {RefusedError} naming the link, its owner and what it leads to.
  */
 export function outputPath(cwd: string, path: string, flag: string): OutputPath {
+  refuseOddPathFlag(path, `--${flag}`);
   const given = resolve(cwd, path);
   const found = foreignLinkOnTheWay(given, true);
   if (found !== null) {

@@ -4,6 +4,7 @@
  * @module
  */
 import { resolve } from "node:path";
+import { refuseOddPathFlag } from "../config.ts";
 import { ExitCode, UsageError } from "../errors.ts";
 import { listStep, requireBackupFolder, requireSnapshot } from "../ops/list.ts";
 import { acquireLock, acquireLockToRead, lockLiveStore } from "../ops/lock.ts";
@@ -191,7 +192,7 @@ function checkedArguments(
   const stamp = fromRemote ? positionals[0] : checkedStamp(positionals[0], list());
   checkRemoteFlags(values);
   refuseBoth(values, "chroma", "no-chroma", "restore");
-  if (values.to === "") throw new UsageError("restore: --to needs a folder");
+  if (values.to !== undefined) refuseOddPathFlag(values.to, "--to");
   if (values.force && values.to === undefined) {
     throw new UsageError("restore: --force goes with --to DIR only (the live store needs --confirm-service-stopped)");
   }
@@ -234,12 +235,13 @@ async function lockBackupDir(backupDir: string, writes: boolean, context: Comman
 }
 
 /**
- * Refuse repository flags without `--from-remote` (the local snapshot would be restored) and an empty `--scratch-dir`.
+ * Refuse repository flags without `--from-remote` (the local snapshot would be restored) and a `--scratch-dir` that
+ * is empty or begins or ends with whitespace.
  *
  * @throws {UsageError} naming the flag.
  */
 function checkRemoteFlags(values: CommandFlags<typeof restoreCommand.options>): void {
-  if (values["scratch-dir"] === "") throw new UsageError("restore: --scratch-dir needs a folder");
+  if (values["scratch-dir"] !== undefined) refuseOddPathFlag(values["scratch-dir"], "--scratch-dir");
   if (values["from-remote"]) return;
   refuseRemoteFlagsWithout(values, "restore", "--from-remote");
   if (values["scratch-dir"] !== undefined) throw new UsageError("restore: --scratch-dir goes with --from-remote");

@@ -204,7 +204,10 @@ function unique(names: string[], stamp: string, location: string, list: string):
   );
 }
 
-/** A restore refuses a snapshot object altered by hand (exit 3), as it does an altered pack; others rethrown. */
+/**
+ * A restore refuses a repository altered by hand where it looks for the snapshot (its object swapped for a link or a
+ * FIFO, `snapshots/` a link or a mount point) with exit 3, as it does an altered pack; other errors rethrown.
+ */
 function refusedAltered(error: unknown): never {
   if (error instanceof AlteredObjectError) throw new RefusedError(error.message, { cause: error });
   throw error;

@@ -100,7 +100,7 @@ function open(job: OpenJob): OpenDone {
   }
   const hashes = new Uint8Array(job.ranges.length / 3 * 32);
   for (let range = 0; range < job.ranges.length / 3; range++) {
-    const [offset, length, unit] = job.ranges.subarray(3 * range, 3 * range + 3);
+    const [offset, length, unit] = [job.ranges[3 * range], job.ranges[3 * range + 1], job.ranges[3 * range + 2]];
     if (offset + length <= plain.length) {
       hashExtentInto(plain.subarray(offset, offset + length), unit, hashes, 32 * range);
     }

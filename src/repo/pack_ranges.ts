@@ -64,14 +64,15 @@ export class PackRanges {
       ) {
         continue;
       }
-      triples.set([offset, length, unit], 3 * kept);
+      [triples[3 * kept], triples[3 * kept + 1], triples[3 * kept + 2]] = [offset, length, unit];
       first[kept++] = at;
     }
     first[kept] = this.count;
+    // the hashes as held: compact() replaces the arrays and add() writes past the count, so the view stays true
     return {
       triples: triples.slice(0, 3 * kept),
       first: first.slice(0, kept + 1),
-      hashes: this.hashes.slice(0, this.count * 32),
+      hashes: this.hashes.subarray(0, this.count * 32),
     };
   }
 

@@ -107,7 +107,10 @@ export async function openRepository(backend: Backend): Promise<Repository> {
             "backup folder of each host that pushed there); 'remote init' makes new repositories only",
         );
       }
-      throw new UsageError(`no repository at ${backend.location} (no config object); make one with 'remote init'`);
+      throw new UsageError(
+        `no repository at ${backend.location} (no config object); check the location given (--remote or ` +
+          "ATOCORE_BACKUP_REMOTE) and that its disk or server is the one meant; to make a new one there, 'remote init'",
+      );
     }
     if (error instanceof NotJsonError) throw unusableConfig(backend.location, "is not JSON");
     if (error instanceof ObjectTooLargeError || error instanceof AlteredObjectError) {

@@ -86,7 +86,7 @@ Deno.test("unknown commands, unknown flags, missing arguments and conflicting fl
     [["drill", "20260101T000000Z", "--latest"], /drill: give one of STAMP, --latest or --sample/],
     [["drill", "--latest", "--sample"], /drill: give one of STAMP, --latest or --sample/],
     [["drill", "--sample", "--db", "x.db"], /--sample makes its own store and cannot be used with --db/],
-    [["drill", "--latest", "--junit", ""], /drill: --junit needs a path/],
+    [["drill", "--latest", "--junit", ""], /--junit needs a path, not an empty value/],
     [["drill", "../etc"], /not a snapshot stamp: "\.\.\/etc"/],
     [["drill", "20260101T000000Z", "20260102T000000Z"], /drill: too many arguments/],
     [["drill", "--latest", "--sqlite-driver", "sqlite4"], /--sqlite-driver must be one of auto, ffi, builtin/],

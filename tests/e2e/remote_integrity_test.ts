@@ -285,7 +285,10 @@ Deno.test("remote repository: init refuses a non-empty folder or a second init; 
   }
   await assert.rejects(initRepository(openFolderBackend(join(f.work, "x")), []), /no recipient given/);
   await assert.rejects(initRepository(openFolderBackend(join(f.work, "x")), ["age1nope"]), /not an age X25519/);
-  await assert.rejects(openRepository(openFolderBackend(join(f.work, "empty"))), /no repository at .* 'remote init'/);
+  await assert.rejects(
+    openRepository(openFolderBackend(join(f.work, "empty"))),
+    /no repository at .*; check the location given \(--remote or ATOCORE_BACKUP_REMOTE\) .* 'remote init'$/,
+  );
   const config = JSON.parse(Deno.readTextFileSync(join(f.repoDir, "config")));
   await pushSnapshot(f.config, f.backend, (await snapshotOf(f)).root, f.auth);
   Deno.removeSync(join(f.repoDir, "config")); // a repository that lost its config is not offered 'remote init'

@@ -1,7 +1,7 @@
 /**
  * A snapshot object swapped by hand for a link, a folder or a FIFO: restore (exit 3, refused as an altered pack is)
- * and drill (exit 1, failed) by its name say the repository was altered, never "no snapshot"; `--latest` (of a `--source` too) passes over it to the newest object with a
- * warning naming it.
+ * and drill (exit 1, failed) by its name say the repository was altered, never "no snapshot"; `--latest` (of a
+ * `--source` too) passes over it to the newest object with a warning naming it.
  *
  * @module
  */
