@@ -57,6 +57,9 @@ const FETCH_WORKERS = 1;
  */
 const NETWORK_SPARE_BUFFERS = 2;
 
+/** What a fetch asks of a worker for every pack: no range hashed, nor the pack against its name (see its use). */
+const FETCH_JOB = { maxBytes: PACK_MAX_BYTES, ranges: new Uint32Array(0), skipNameHash: true } as const;
+
 /**
  * A fetch's transfers by default: {@linkcode FOLDER_FETCH_TRANSFERS} from a folder, {@linkcode S3_FETCH_TRANSFERS} from
  * S3, {@linkcode DEFAULT_TRANSFERS} over SFTP (its client decrypts on this thread and holds its own buffers: 3 came too
@@ -312,15 +315,7 @@ async function writeExtents(
     let back = spare;
     try {
       // no hash of the pack against its name nor of each extent: each whole file's SHA-256 proves every byte written
-      const job = {
-        name,
-        sealed,
-        into: sealed,
-        compression,
-        maxBytes: PACK_MAX_BYTES,
-        ranges: new Uint32Array(0),
-        skipNameHash: true,
-      };
+      const job = { ...FETCH_JOB, name, sealed, into: sealed, compression };
       const opened = await pool.open({ ...job, plainInto: spare, collectAfterGrowth: bounds.worker }, identities);
       buffers[lane] = new Uint8Array(opened.sealed.buffer);
       back = opened.plainInto;
