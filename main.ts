@@ -12,7 +12,7 @@ import { stderrReporter, writeStderr } from "./src/cli/stderr_reporter.ts";
 import { printable } from "./src/cli/format.ts";
 import { ExitCode, ToolError, unexpectedErrorLine, unexpectedExitCode, UsageError } from "./src/errors.ts";
 import { givenPathSource } from "./src/cli/given_path.ts";
-import { reachesRepository, readEnvironment } from "./src/cli/environment.ts";
+import { reachesRepository, runEnvironment } from "./src/cli/environment.ts";
 import { workingFolder } from "./src/cli/working_folder.ts";
 import { TOOL_NAME, TOOL_VERSION } from "./src/version.ts";
 
@@ -61,12 +61,9 @@ export async function main(args: string[]): Promise<number> {
     flags = values;
     if (values.help) return print(command.help);
     const terminal = Deno.stdout.isTerminal() && !values.json;
-    const context: CommandContext = {
-      env: readEnvironment(reachesRepository(command.name, values)),
-      cwd: workingFolder(),
-      now: new Date(),
-      reporter,
-    };
+    const reports = values["metrics-file"] !== undefined || values.junit !== undefined;
+    const { env, refused } = runEnvironment(reachesRepository(command.name, values), reports);
+    const context: CommandContext = { env, cwd: workingFolder(), now: new Date(), reporter, refused };
     const outcome = await command.run(values, positionals, context);
     reporter.clear();
     const asText = terminal || (outcome.plain === true && !values.json);

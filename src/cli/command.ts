@@ -30,6 +30,11 @@ export interface CommandContext {
   now: Date;
   /** Where events and progress go. */
   reporter: Reporter;
+  /**
+   * An environment variable found not UTF-8 before a run that reports itself (see `runEnvironment`): the run records
+   * its failure (`withMetrics`, drill's JUnit) and throws this, doing nothing else.
+   */
+  refused?: UsageError;
 }
 
 /** What a command hands back to be printed. */

@@ -4,6 +4,7 @@
  *
  * @module
  */
+import { UsageError } from "../errors.ts";
 import { variableText } from "../sys/variable.ts";
 
 /** This tool's own variables, which every command may read. */
@@ -61,4 +62,24 @@ export function reachesRepository(name: string, values: Record<string, unknown>)
 export function readEnvironment(remote: boolean): Record<string, string> {
   for (const name of remote ? [...TOOL_VARIABLES, ...REMOTE_VARIABLES] : TOOL_VARIABLES) variableText(name);
   return Deno.env.toObject();
+}
+
+/**
+ * The environment for a run, read as {@linkcode readEnvironment} reads it; for a run that reports itself
+ * (`--metrics-file`, `--junit`: `reports`), a variable that is not UTF-8 is handed back as `refused` instead of thrown,
+ * so that the report says the run failed rather than leaving the last run's success standing (that variable is left
+ * out of `env`, which then serves only to check where the report may be written).
+ *
+ * @throws {UsageError} naming the variable, for a run that does not report itself.
+ */
+export function runEnvironment(
+  remote: boolean,
+  reports: boolean,
+): { env: Record<string, string>; refused?: UsageError } {
+  try {
+    return { env: readEnvironment(remote) };
+  } catch (error) {
+    if (!reports || !(error instanceof UsageError)) throw error;
+    return { env: Deno.env.toObject(), refused: error };
+  }
 }

@@ -52,7 +52,9 @@ export async function withMetrics(
   run: () => Promise<Outcome>,
 ): Promise<Outcome> {
   const path = values["metrics-file"];
-  if (path === undefined) return await run();
+  const { refused } = context;
+  const work = refused ? () => Promise.reject(refused) : run; // reported as failed, and thrown on
+  if (path === undefined) return await work();
   const given = outputPath(context.cwd, path, "metrics-file");
   requireWritableOutput(
     "metrics-file",
@@ -77,7 +79,7 @@ export async function withMetrics(
   };
   let outcome: Outcome;
   try {
-    outcome = await run();
+    outcome = await work();
   } catch (error) {
     record(false);
     throw error;

@@ -361,6 +361,31 @@ Deno.test("a variable of the tool's that is not UTF-8 is refused (exit 2), never
   assert.deepEqual(entryNames(work.path), [], "no default ./data made");
 });
 
+Deno.test("a variable that is not UTF-8 fails a run that reports itself in its report: the last success does not stand", async () => {
+  using store = tempStore({ dbMiB: 1, chromaMiB: 0.05, segments: 1 });
+  const env = storeEnv(store);
+  await createdStamp(env);
+  using out = tempDir();
+  const [junit, metrics] = [join(out.path, "drill.xml"), join(out.path, "drill.prom")];
+  const args = ["drill", "--latest", "--junit", junit, "--metrics-file", metrics];
+  const passed = await runCli(args, { env });
+  assert.equal(passed.code, 0, passed.stderr);
+  assert.match(Deno.readTextFileSync(metrics), /^atocore_backup_last_run_success\{operation="drill"\} 1$/m);
+  const odd = `export ATOCORE_CHROMA_PATH=$'/x\\xff'; exec "$@"`;
+  const refused = await runCliInShell(odd, args, env);
+  assert.equal(refused.code, 2, refused.stderr);
+  assert.match(refused.stderr, /error: the environment variable ATOCORE_CHROMA_PATH is not valid UTF-8/);
+  assert.match(Deno.readTextFileSync(metrics), /^atocore_backup_last_run_success\{operation="drill"\} 0$/m);
+  const report = Deno.readTextFileSync(junit);
+  assert.match(report, /failures="1"/);
+  assert.match(report, /ATOCORE_CHROMA_PATH is not valid UTF-8/);
+  const created = await runCliInShell(odd, ["create", "--metrics-file", join(out.path, "create.prom")], env);
+  assert.equal(created.code, 2, created.stderr);
+  const text = Deno.readTextFileSync(join(out.path, "create.prom"));
+  assert.match(text, /^atocore_backup_last_run_success\{operation="create"\} 0$/m);
+  assert.equal(entryNames(join(store.backupDir, "snapshots")).length, 1, "no snapshot made");
+});
+
 Deno.test("a working folder whose path is not UTF-8 is refused (exit 2), naming it, before anything is done", async () => {
   using store = tempStore({ dbMiB: 1, chromaMiB: 0.05, segments: 1 });
   using work = tempDir();
