@@ -6,13 +6,18 @@
  */
 import { join } from "node:path";
 import type { FolderCalls } from "../sys/folder_calls.ts";
+import { UnnamableEntryError } from "./tree.ts";
 
 /**
  * Remove the entry `name` of the folder `fd` and, when it is a folder, everything in it, each folder opened inside its
  * parent (one swapped for a link meanwhile fails to open); whether it was there.
+ *
+ * @throws {UnnamableEntryError} for an entry whose name is not UTF-8 (listed with U+FFFD, a name that reaches nothing):
+ *   not gone, and its folder cannot be emptied.
  */
 export function removeHeld(calls: FolderCalls, fd: number, name: string, shown: string): boolean {
   const entry = calls.entry(fd, name, shown);
+  if (entry === null && name.includes("\uFFFD")) throw new UnnamableEntryError(shown);
   if (entry === null) return false;
   if (entry.isDirectory) {
     const inner = calls.openFolder(name, { fd, shown });

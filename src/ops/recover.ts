@@ -9,6 +9,7 @@ import { describeOsError, ToolError, UsageError } from "../errors.ts";
 import { MountPointError, removeInside, syncDir } from "../fs/durable.ts";
 import { removeHeld } from "../fs/held_remove.ts";
 import { entriesOrNone } from "../fs/probe.ts";
+import { UnnamableEntryError } from "../fs/tree.ts";
 import type { Reporter } from "../report/reporter.ts";
 import { stagingRoot, trashRoot } from "../snapshot/layout.ts";
 import { type FolderCalls, folderCalls } from "../sys/folder_calls.ts";
@@ -122,6 +123,14 @@ function reportKept(path: string, error: unknown, reporter: Reporter): void {
     return;
   }
   if (error instanceof ToolError) throw error;
+  if (error instanceof UnnamableEntryError) {
+    reporter.event("warning", "stale_leftover_kept", {
+      path,
+      error: `${error.path} has a name that is not UTF-8, which this tool cannot name to remove`,
+      next: "remove it by hand (ls -b shows its bytes)",
+    });
+    return;
+  }
   reporter.event("warning", "stale_leftover_kept", {
     path,
     error: describeOsError(error),

@@ -666,6 +666,28 @@ Deno.test("a leftover that cannot be removed (immutable) is named in a warning; 
   assert.equal(exists(join(store.backupDir, ".staging", "20260101T000000Z.1-dead")), false);
 });
 
+Deno.test("a leftover named, or holding a name, that is not UTF-8 is named in a warning with that cause; the others go", async () => {
+  using store = tempStore({ dbMiB: 1 });
+  const staging = join(store.backupDir, ".staging");
+  Deno.mkdirSync(join(staging, "20260101T000000Z.2-gone"), { recursive: true });
+  // Deno cannot make such names: the shell does, as a killed run of another tool (or a hand) would leave them
+  const made = new Deno.Command("bash", {
+    args: ["-c", `cd "$1" && mkdir -p 20260101T000000Z.1-dead/x$'\\xff'y && touch $'\\xff'.tmp`, "-", staging],
+  }).outputSync();
+  assert.ok(made.success, new TextDecoder().decode(made.stderr));
+  const run = await runCli(["create"], { env: storeEnv(store) });
+  assert.equal(run.code, 0, run.stderr);
+  assert.match(
+    run.stderr,
+    /"event":"stale_leftover_kept","path":"[^"]*\/\.staging\/\uFFFD\.tmp","error":"[^"]*has a name that is not UTF-8.*"next":"remove it by hand \(ls -b shows its bytes\)"/,
+  );
+  assert.match(
+    run.stderr,
+    /"event":"stale_leftover_kept","path":"[^"]*20260101T000000Z\.1-dead","error":"[^"]*\/x\uFFFDy has a name that is not UTF-8/,
+  );
+  assert.match(run.stderr, /"event":"stale_leftover_removed","path":"[^"]*20260101T000000Z\.2-gone"/);
+});
+
 Deno.test("Chroma of more entries than a snapshot's metadata records: the database is published without it, the snapshot readable", async () => {
   using store = tempStore(SMALL);
   const many = join(store.chromaDir, "many");
