@@ -6,7 +6,7 @@
 import { type CleanupResult, cleanupSnapshots } from "../ops/cleanup.ts";
 import { ExitCode } from "../errors.ts";
 import { DEFAULT_KEEP_FAILED } from "../ops/failed.ts";
-import { requireBackupFolder, strayStamps } from "../ops/list.ts";
+import { requireBackupFolder, strayStamps, unnamableSnapshots } from "../ops/list.ts";
 import { pathFlags, readIntent } from "../ops/restore_intent.ts";
 import { acquireLock } from "../ops/lock.ts";
 import { lstatOrNull, statOrNull } from "../fs/probe.ts";
@@ -87,6 +87,9 @@ Examples:
     using _lock = confirm ? acquireLock(backupDir, "cleanup") : null;
     requireOwnFolders(backupDir);
     for (const stray of strayStamps(backupDir)) context.reporter.event("warning", "snapshot_not_a_folder", stray);
+    for (const path of unnamableSnapshots(backupDir)) {
+      context.reporter.event("warning", "snapshot_name_not_utf8", { path });
+    }
     if (confirm) removeLeftovers(backupDir, context.reporter);
     const { reporter, now } = context;
     const intent = readIntent(config.db.path); // unreadable: refused, as a restore would be

@@ -5,7 +5,7 @@
  */
 import { ExitCode } from "../errors.ts";
 import { DEFAULT_KEEP_FAILED, type ListedFailedEntry, listFailed } from "../ops/failed.ts";
-import { type ListEntry, listSnapshots, requireBackupFolder, strayStamps } from "../ops/list.ts";
+import { type ListEntry, listSnapshots, requireBackupFolder, strayStamps, unnamableSnapshots } from "../ops/list.ts";
 import { ownFolderProblem } from "../ops/own_folders.ts";
 import { pathFlags } from "../ops/restore_intent.ts";
 import { failedRoot } from "../snapshot/layout.ts";
@@ -52,6 +52,10 @@ Examples:
     for (const stray of strayStamps(backupDir)) {
       context.reporter.event("warning", "snapshot_not_a_folder", stray);
       warnings.push(`${stray.path} is a ${stray.kind} where a snapshot's folder would be: not a snapshot`);
+    }
+    for (const path of unnamableSnapshots(backupDir)) {
+      context.reporter.event("warning", "snapshot_name_not_utf8", { path });
+      warnings.push(`${path} has a name that is not UTF-8: not a snapshot this tool can read`);
     }
     for (const entry of backups.filter((one) => one.stamp_in_future)) {
       const ahead = secondsInFuture(entry.stamp, context.now);

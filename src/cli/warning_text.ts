@@ -31,6 +31,9 @@ const SENTENCES: Record<string, (fields: Fields) => string> = {
   snapshot_not_a_folder: (f) =>
     `${text(f.path)} is a ${text(f.kind)}, not a snapshot folder: it is never followed, listed or removed; look at ` +
     `it and remove it by hand`,
+  snapshot_name_not_utf8: (f) =>
+    `${text(f.path)} has a name that is not UTF-8, which this tool cannot name: it is never listed, validated or ` +
+    `removed; rename it (ls -b shows its bytes)`,
   remote_snapshot_not_an_object: (f) =>
     `${text(f.name)} in ${text(f.location)} is a link or special file, not a snapshot object: it is not listed; ` +
     `look at it and ${text(f.next_step)}`,

@@ -7,6 +7,7 @@
 import { basename } from "node:path";
 import { UsageError } from "../errors.ts";
 import { entriesOrNone, folderNames, lstatOrNull, statThroughFilesOrNull } from "../fs/probe.ts";
+import { listNames } from "../fs/listing.ts";
 import { kindOf } from "../fs/regular_file.ts";
 import { isInFuture, stampAgeSeconds } from "../snapshot/clock.ts";
 import { listedSnapshotDir, metadataPath, snapshotDir, snapshotsDir } from "../snapshot/layout.ts";
@@ -78,6 +79,23 @@ export function strayStamps(backupDir: string): { path: string; kind: string }[]
   return entriesOrNone(snapshotsDir(backupDir)).filter((entry) => isStamp(entry.name) && !entry.isDirectory)
     .map((entry) => listedSnapshotDir(backupDir, entry.name)).sort()
     .map((path) => ({ path, kind: kindOrGone(path) }));
+}
+
+/**
+ * What under `<backup>/snapshots/` has a name that is not UTF-8: Deno lists it with U+FFFD, a name that reaches
+ * nothing, so it is never listed, validated or removed; reported (warning `snapshot_name_not_utf8`) so that it is not
+ * passed over in silence.
+ */
+export function unnamableSnapshots(backupDir: string): string[] {
+  let names: string[];
+  try {
+    names = listNames(snapshotsDir(backupDir));
+  } catch (error) {
+    if (error instanceof Deno.errors.NotFound || error instanceof Deno.errors.NotADirectory) return [];
+    throw error;
+  }
+  return names.filter((name) => name.includes("\uFFFD")).map((name) => listedSnapshotDir(backupDir, name))
+    .filter((path) => lstatOrNull(path) === null).sort();
 }
 
 function kindOrGone(path: string): string {

@@ -722,6 +722,27 @@ Deno.test("cli: a mount point inside a snapshot to remove or a leftover is never
   }
 });
 
+Deno.test("cli: an entry of snapshots/ whose name is not UTF-8 is named by list and cleanup, never removed", async () => {
+  using dir = tempDir();
+  placeValidSnapshot(dir.path, "20261101T010000Z");
+  const made = new Deno.Command("bash", { args: ["-c", `mkdir "$1"/2026$'\\xff'`, "-", snapshotsDir(dir.path)] })
+    .outputSync();
+  assert.ok(made.success, new TextDecoder().decode(made.stderr));
+  const env = { ATOCORE_BACKUP_DIR: dir.path };
+  const named = join(snapshotsDir(dir.path), "2026\uFFFD");
+  const list = await runCli(["list"], { env });
+  assert.equal(list.code, 0, list.stderr);
+  assert.ok(list.stderr.includes(JSON.stringify({ path: named }).slice(1, -1)), list.stderr);
+  assert.match(list.stderr, /"event":"snapshot_name_not_utf8"/);
+  assert.deepEqual((list.json as { warnings: string[] }).warnings, [
+    `${named} has a name that is not UTF-8: not a snapshot this tool can read`,
+  ]);
+  const cleanup = await runCli(["cleanup", "--confirm", ...KEEP_ONE_DAY], { env });
+  assert.equal(cleanup.code, 0, cleanup.stderr);
+  assert.match(cleanup.stderr, /"event":"snapshot_name_not_utf8"/);
+  assert.equal(entryNames(snapshotsDir(dir.path)).length, 2, "both kept");
+});
+
 Deno.test("cli: a link or a file with a stamp's name under snapshots/ is named by list and cleanup, never followed", async () => {
   using dir = tempDir();
   using elsewhere = tempDir();
