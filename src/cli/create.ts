@@ -77,7 +77,7 @@ Examples:
       const maxClockSkewMs = clockSkewFrom(values["max-clock-skew"]) * 1000;
       const target = values.push ? pushTargetFrom(values, context, config) : null;
       if (!values.push) refuseRemoteFlagsWithout(values, "create", "--push");
-      requireDatabase(config.db.path, !values["allow-empty-database"]);
+      requireDatabase(config.db, !values["allow-empty-database"]);
       using _lock = acquireLock(config.backupDir.path, "create");
       // With --push, a signal during create lets it finish (its snapshot is kept) and stops before the push.
       using interrupts = target === null ? null : listenForInterrupts(context.reporter);

@@ -135,7 +135,7 @@ export async function createSnapshot(config: Config, options: CreateOptions): Pr
   const db = config.db.given ?? config.db.path; // its links as given: the real path has none left to judge
   const live = [db, config.registry.path, ...(options.includeChroma ? [config.chromaDir.path] : [])];
   refuseForeignLinks(live, "create");
-  requireDatabase(config.db.path, options.refuseEmptyDatabase ?? false);
+  requireDatabase(config.db, options.refuseEmptyDatabase ?? false);
   await requireParsableRegistry(config.registry.path, options);
   if (options.maxClockSkewMs !== undefined) refuseFutureSnapshot(config.backupDir.path, options.maxClockSkewMs);
   const target = planSnapshot(config, await freeStampTime(config.backupDir.path));
@@ -859,11 +859,18 @@ function overSizeLimit(what: string, source: string, maxBytes: number): Operatio
  * Refuse a database path that does not exist (the module would create an empty one and back it up), and when
  * `refuseEmpty`, one that is 0 bytes. Create runs it before it takes the lock too: a wrong path makes no backup folder.
  */
-export function requireDatabase(path: string, refuseEmpty: boolean): void {
+export function requireDatabase(db: ResolvedPath, refuseEmpty: boolean): void {
+  const { path } = db;
   const info = statThroughFilesOrNull(path);
   if (!info?.isFile) {
     const what = info === null ? "not found" : `is a ${kindOf(info)}, not a file`;
-    throw new UsageError(`database ${what}: ${path}; check --db or ATOCORE_DB_PATH (see 'config')`);
+    // a default path is the data folder's: that is what to check first
+    const check = db.source !== "default"
+      ? "check --db or ATOCORE_DB_PATH"
+      : db.from === "ATOCORE_DATA_DIR"
+      ? "check ATOCORE_DATA_DIR (the database defaults to atocore.db in it), or give --db or ATOCORE_DB_PATH"
+      : "give --db or ATOCORE_DB_PATH, or ATOCORE_DATA_DIR (the default is ./data/atocore.db)";
+    throw new UsageError(`database ${what}: ${path}; ${check} (see 'config')`);
   }
   if (refuseEmpty && info.size === 0) throw emptyDatabase(path, "is empty (0 bytes)");
 }

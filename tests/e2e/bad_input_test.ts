@@ -199,6 +199,16 @@ Deno.test("create names a database path that does not exist or is not a database
   const env = storeEnv(store);
   const missing = join(store.dataDir, "nowhere", "atocore.db");
   assertOneLineError(await runCli(["create", "--db", missing], { env }), 2, /database not found: .*nowhere/, "missing");
+  // a data folder that is a file: the database it defaults to is named, and the variable that made it
+  const dataFile = join(store.dataDir, "a-file");
+  Deno.writeTextFileSync(dataFile, "not a folder");
+  const bare = { ATOCORE_DATA_DIR: dataFile, ATOCORE_BACKUP_DIR: store.backupDir };
+  assertOneLineError(
+    await runCli(["create"], { env: bare }),
+    2,
+    /database not found: \S+a-file\/atocore\.db; check ATOCORE_DATA_DIR \(the database defaults to atocore\.db in it\)/,
+    "data folder",
+  );
   const folder = join(store.dataDir, "a-folder"); // not the Chroma folder: that would be refused as an overlap
   Deno.mkdirSync(folder);
   assertOneLineError(
