@@ -5,6 +5,7 @@
  * @module
  */
 import { basename, dirname, isAbsolute, join, relative, resolve } from "node:path";
+import { filesystemPlace } from "../sys/mounts.ts";
 
 /** How many links in a row are followed before a path is taken as it is (the kernel's own bound). */
 const MAX_LINKS = 40;
@@ -44,8 +45,22 @@ export function isSameOrInside(inner: string, outer: string): boolean {
   if (identity === null) return false;
   for (let folder = realInner;; folder = dirname(folder)) {
     if (sameFile(statQuietly(folder), identity)) return true;
-    if (dirname(folder) === folder) return false;
+    if (dirname(folder) === folder) return insideByPlace(realInner, realOuter);
   }
+}
+
+/**
+ * Whether `inner` lies at or inside the existing folder `outer` where their filesystem holds them, whichever mounts
+ * reach them: a bind mount of a folder inside `outer` (a Chroma segment shown as a restore's target) is inside it,
+ * though no folder above `inner` is `outer` itself. `false` when the mount table cannot be read.
+ */
+function insideByPlace(inner: string, outer: string): boolean {
+  let existing = inner;
+  while (statQuietly(existing) === null && dirname(existing) !== existing) existing = dirname(existing);
+  const [innerPlace, outerPlace] = [filesystemPlace(existing), filesystemPlace(outer)];
+  if (innerPlace === null || outerPlace === null || innerPlace.device !== outerPlace.device) return false;
+  const rest = relative(outerPlace.path, join(innerPlace.path, relative(existing, inner)));
+  return rest === "" || (rest !== ".." && !rest.startsWith("../") && !isAbsolute(rest));
 }
 
 /** Whether two stats are of one file or folder (a hard link, a bind mount); never where the system gives no inode. */

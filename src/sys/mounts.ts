@@ -4,7 +4,7 @@
  *
  * @module
  */
-import { isAbsolute, relative, resolve, sep } from "node:path";
+import { isAbsolute, join, relative, resolve, sep } from "node:path";
 import { openLibc, readText } from "./proc_read.ts";
 import { type MountEntry, parseFstabPoints, parseMounts } from "./proc_tables.ts";
 
@@ -58,8 +58,29 @@ export function unmountedFstabPoint(path: string): string | null {
   return wanted.find((point) => !mounted.includes(point)) ?? null;
 }
 
+/**
+ * Where the existing `path` lies in its filesystem: the device of the mount that holds it and the path from that
+ * filesystem's root, so that two paths reaching one folder through different mounts (a bind mount of a folder inside
+ * another) compare equal, which no identity of a folder above either shows. `null` when the table cannot be read.
+ */
+export function filesystemPlace(path: string): { device: string; path: string } | null {
+  const mounts = visibleMounts();
+  if (mounts === null) return null;
+  const real = Deno.realPathSync(path);
+  let holding: MountEntry | null = null;
+  for (const mount of mounts) { // of one point, the last mounted is the one seen
+    if (isSameOrBelow(real, mount.point) && mount.point.length >= (holding?.point.length ?? 0)) holding = mount;
+  }
+  return holding && { device: holding.device, path: join(holding.root, relative(holding.point, real)) };
+}
+
 /** Every mount point of this process's mount table; `null` when it cannot be read (no `/proc`, libc or FFI). */
 function mountedPoints(): string[] | null {
+  return visibleMounts()?.map((mount) => mount.point) ?? null;
+}
+
+/** The mounts of this process's mount table a path reaches (see {@linkcode visible}); `null` as above. */
+function visibleMounts(): MountEntry[] | null {
   let libc: ReturnType<typeof openLibc>;
   try {
     libc = openLibc();
@@ -69,18 +90,18 @@ function mountedPoints(): string[] | null {
   if (libc === null) return null;
   try {
     const table = readText(libc.symbols, "/proc/self/mountinfo");
-    return typeof table === "string" ? null : visiblePoints(parseMounts(table.text));
+    return typeof table === "string" ? null : visible(parseMounts(table.text));
   } finally {
     libc.close();
   }
 }
 
 /**
- * The mount points of `mounts` that a path reaches: not one covered by a later mount between its parent mount's point
- * and its own (a folder mounted over after it was mounted inside: what it holds is out of reach, and no unmount by
- * that path could take it away).
+ * The mounts of `mounts` that a path reaches: not one covered by a later mount between its parent mount's point and
+ * its own (a folder mounted over after it was mounted inside: what it holds is out of reach, and no unmount by that
+ * path could take it away).
  */
-export function visiblePoints(mounts: readonly MountEntry[]): string[] {
+function visible(mounts: readonly MountEntry[]): MountEntry[] {
   const byId = new Map(mounts.map((mount) => [mount.id, mount]));
   return mounts.filter((mount) => {
     const parent = byId.get(mount.parent);
@@ -91,7 +112,7 @@ export function visiblePoints(mounts: readonly MountEntry[]): string[] {
       other.id !== mount.id && !above.has(other.id) && other.point !== parent.point &&
       isSameOrBelow(other.point, parent.point) && isSameOrBelow(mount.point, other.point)
     );
-  }).map((mount) => mount.point);
+  });
 }
 
 /** Whether `path` is `folder` or lies below it (both absolute). */

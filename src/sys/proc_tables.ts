@@ -86,12 +86,16 @@ export function parseMountDevices(text: string): Map<number, [number, number]> {
 export interface MountEntry {
   id: number;
   parent: number;
+  /** The filesystem's device, `major:minor`. */
+  device: string;
+  /** The folder of that filesystem the mount shows (`/` but for a bind mount of a folder inside it). */
+  root: string;
   point: string;
 }
 
 /**
- * Every mount of `/proc/self/mountinfo`, in its order (its fifth field, the mount point, with the kernel's octal escapes
- * of space, tab, newline and backslash undone): a removal must not reach into one.
+ * Every mount of `/proc/self/mountinfo`, in its order (its third to fifth fields, the device, the root and the mount
+ * point, with the kernel's octal escapes undone): a removal must not reach into one.
  */
 export function parseMounts(text: string): MountEntry[] {
   const mounts: MountEntry[] = [];
@@ -100,10 +104,15 @@ export function parseMounts(text: string): MountEntry[] {
     if (fields.length < 5 || !/^\d+$/.test(fields[0]) || !/^\d+$/.test(fields[1]) || !fields[4].startsWith("/")) {
       continue;
     }
-    const point = fields[4].replace(/\\([0-7]{3})/g, (_, octal: string) => String.fromCharCode(parseInt(octal, 8)));
-    mounts.push({ id: Number(fields[0]), parent: Number(fields[1]), point });
+    const [device, root, point] = [fields[2], unescaped(fields[3]), unescaped(fields[4])];
+    mounts.push({ id: Number(fields[0]), parent: Number(fields[1]), device, root, point });
   }
   return mounts;
+}
+
+/** A path of the mount table with the kernel's octal escapes (of space, tab, newline and backslash) undone. */
+function unescaped(field: string): string {
+  return field.replace(/\\([0-7]{3})/g, (_, octal: string) => String.fromCharCode(parseInt(octal, 8)));
 }
 
 /**
@@ -116,7 +125,7 @@ export function parseFstabPoints(text: string): string[] {
     const fields = line.trim().split(/\s+/);
     if (fields.length < 3 || fields[0].startsWith("#") || !fields[1].startsWith("/") || fields[1] === "/") continue;
     if (fields[2] === "swap") continue;
-    points.push(fields[1].replace(/\\([0-7]{3})/g, (_, octal: string) => String.fromCharCode(parseInt(octal, 8))));
+    points.push(unescaped(fields[1]));
   }
   return points;
 }
