@@ -4,23 +4,13 @@
  *
  * @module
  */
-import { UsageError } from "../errors.ts";
 import { variableText } from "../sys/variable.ts";
 
 /**
  * `$TMPDIR` when set and not empty, else `/tmp`: where scratch copies go without a folder of the operator's.
  *
- * @throws {UsageError} when TMPDIR is not UTF-8 (taken for unset, the copy would go elsewhere), or begins or ends with
- *   whitespace (a line break pasted in an environment file: a folder of that name would be made, or not found).
+ * @throws {UsageError} when TMPDIR is not UTF-8 (taken for unset, the copy would go elsewhere).
  */
 export function systemTempFolder(): string {
-  const value = variableText("TMPDIR");
-  if (value && value.trim() !== value) {
-    throw new UsageError(
-      `TMPDIR begins or ends with whitespace (${
-        JSON.stringify(value)
-      }); give it without, or unset it (the default is /tmp)`,
-    );
-  }
-  return value || "/tmp";
+  return variableText("TMPDIR") || "/tmp";
 }
