@@ -57,8 +57,12 @@ export function isSameOrInside(inner: string, outer: string): boolean {
 function insideByPlace(inner: string, outer: string): boolean {
   let existing = inner;
   while (statQuietly(existing) === null && dirname(existing) !== existing) existing = dirname(existing);
-  const [innerPlace, outerPlace] = [filesystemPlace(existing), filesystemPlace(outer)];
-  if (innerPlace === null || outerPlace === null || innerPlace.device !== outerPlace.device) return false;
+  // only through a bind mount of a folder inside a filesystem: two mounts of a root are seen by identity, and NFS
+  // shows every mount's root as "/" (two exports of one volume would compare as one folder)
+  const innerPlace = filesystemPlace(existing);
+  if (innerPlace === null || !innerPlace.bound) return false;
+  const outerPlace = filesystemPlace(outer);
+  if (outerPlace === null || innerPlace.device !== outerPlace.device) return false;
   const rest = relative(outerPlace.path, join(innerPlace.path, relative(existing, inner)));
   return rest === "" || (rest !== ".." && !rest.startsWith("../") && !isAbsolute(rest));
 }

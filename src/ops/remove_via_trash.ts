@@ -10,6 +10,7 @@ import { removeInside } from "../fs/durable.ts";
 import { removeHeld } from "../fs/held_remove.ts";
 import { moveBetweenFolders } from "../fs/move_between.ts";
 import { isDirectory } from "../fs/probe.ts";
+import { UnnamableEntryError } from "../fs/tree.ts";
 import { trashDir, trashRoot } from "../snapshot/layout.ts";
 import { folderCalls } from "../sys/folder_calls.ts";
 import { mountPointsAt } from "../sys/mounts.ts";
@@ -53,11 +54,13 @@ export function removeViaTrash(
   try {
     removeFromTrash(backupDir, trash);
   } catch (error) {
+    const fix = error instanceof UnnamableEntryError
+      ? "a name that is not UTF-8: remove that entry by hand, ls -b shows its bytes"
+      : "an immutable file, lsattr -R shows it; another owner's file: remove it as that owner or root";
     return {
       gone: true,
       error: `${label}: moved out of ${from} (no longer a snapshot) but not removed from ${trash}: ` +
-        `${describeOsError(error)}; the next create or cleanup tries again, once what kept it is fixed (an ` +
-        "immutable file, lsattr -R shows it; another owner's file: remove it as that owner or root)",
+        `${describeOsError(error)}; the next create or cleanup tries again, once what kept it is fixed (${fix})`,
     };
   }
   return { gone: true };

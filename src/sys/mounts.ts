@@ -4,7 +4,7 @@
  *
  * @module
  */
-import { isAbsolute, join, relative, resolve, sep } from "node:path";
+import { dirname, isAbsolute, join, relative, resolve, sep } from "node:path";
 import { openLibc, readText } from "./proc_read.ts";
 import { type MountEntry, parseFstabPoints, parseMounts } from "./proc_tables.ts";
 
@@ -58,20 +58,36 @@ export function unmountedFstabPoint(path: string): string | null {
   return wanted.find((point) => !mounted.includes(point)) ?? null;
 }
 
+/** Where a path lies in its filesystem (see {@linkcode filesystemPlace}). */
+export interface FilesystemPlace {
+  /** The filesystem's device, `major:minor`. */
+  device: string;
+  /** The path from that filesystem's root. */
+  path: string;
+  /** Whether the mount that holds it shows a folder inside its filesystem (a bind mount of one), not the root. */
+  bound: boolean;
+}
+
+/** The mount table as overlap checks read it: once per process, since they run before a command's work. */
+let placeTable: MountEntry[] | null | undefined;
+
 /**
  * Where the existing `path` lies in its filesystem: the device of the mount that holds it and the path from that
  * filesystem's root, so that two paths reaching one folder through different mounts (a bind mount of a folder inside
- * another) compare equal, which no identity of a folder above either shows. `null` when the table cannot be read.
+ * another) compare equal, which no identity of a folder above either shows. `null` when the table cannot be read, or
+ * the mount's root is no path (a bind mount of a deleted file or folder).
  */
-export function filesystemPlace(path: string): { device: string; path: string } | null {
-  const mounts = visibleMounts();
-  if (mounts === null) return null;
+export function filesystemPlace(path: string): FilesystemPlace | null {
+  if (placeTable === undefined) placeTable = visibleMounts();
+  if (placeTable === null) return null;
   const real = Deno.realPathSync(path);
   let holding: MountEntry | null = null;
-  for (const mount of mounts) { // of one point, the last mounted is the one seen
+  for (const mount of placeTable) { // of one point, the last mounted is the one seen
     if (isSameOrBelow(real, mount.point) && mount.point.length >= (holding?.point.length ?? 0)) holding = mount;
   }
-  return holding && { device: holding.device, path: join(holding.root, relative(holding.point, real)) };
+  if (holding === null || holding.root.endsWith("//deleted")) return null;
+  const place = join(holding.root, relative(holding.point, real));
+  return { device: holding.device, path: place, bound: holding.root !== "/" };
 }
 
 /** Every mount point of this process's mount table; `null` when it cannot be read (no `/proc`, libc or FFI). */
@@ -103,15 +119,22 @@ function visibleMounts(): MountEntry[] | null {
  */
 function visible(mounts: readonly MountEntry[]): MountEntry[] {
   const byId = new Map(mounts.map((mount) => [mount.id, mount]));
+  const byPoint = new Map<string, MountEntry[]>();
+  for (const mount of mounts) byPoint.set(mount.point, [...byPoint.get(mount.point) ?? [], mount]);
   return mounts.filter((mount) => {
     const parent = byId.get(mount.parent);
     if (parent === undefined || parent.id === mount.id) return true; // the root of this table
     const above = new Set<number>();
     for (let at: MountEntry | undefined = parent; at && !above.has(at.id); at = byId.get(at.parent)) above.add(at.id);
-    return !mounts.some((other) =>
-      other.id !== mount.id && !above.has(other.id) && other.point !== parent.point &&
-      isSameOrBelow(other.point, parent.point) && isSameOrBelow(mount.point, other.point)
-    );
+    // a mount at this one's point or a folder above it, below its parent's point and not one it lies on, covers it:
+    // looked up by point (thousands of mounts on a container host made comparing every pair take seconds)
+    for (let point = mount.point; point !== parent.point; point = dirname(point)) {
+      const covering = isSameOrBelow(point, parent.point) &&
+        (byPoint.get(point) ?? []).some((other) => other.id !== mount.id && !above.has(other.id));
+      if (covering) return false;
+      if (dirname(point) === point) break;
+    }
+    return true;
   });
 }
 

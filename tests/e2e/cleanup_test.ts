@@ -743,6 +743,23 @@ Deno.test("cli: an entry of snapshots/ whose name is not UTF-8 is named by list 
   assert.equal(entryNames(snapshotsDir(dir.path)).length, 2, "both kept");
 });
 
+Deno.test("cli: a snapshot holding a name that is not UTF-8 is moved out of snapshots/, and what keeps it in .trash is named", async () => {
+  using dir = tempDir();
+  const stamps = ["20261101T010000Z", "20261102T010000Z"];
+  for (const stamp of stamps) placeValidSnapshot(dir.path, stamp);
+  const older = join(snapshotsDir(dir.path), stamps[0]);
+  const made = new Deno.Command("bash", { args: ["-c", `touch "$1"/x$'\\xff'`, "-", older] }).outputSync();
+  assert.ok(made.success, new TextDecoder().decode(made.stderr));
+  const run = await runCli(["cleanup", "--confirm", ...KEEP_ONE_DAY], { env: { ATOCORE_BACKUP_DIR: dir.path } });
+  const errors = (run.json as { errors: string[] }).errors;
+  assert.equal(errors.length, 1, run.stderr);
+  assert.match(
+    errors[0],
+    /not removed from .*x\uFFFD: its name is not UTF-8.*\(a name that is not UTF-8: remove that entry by hand/,
+  );
+  assert.deepEqual(entryNames(snapshotsDir(dir.path)), [stamps[1]], "no longer listed");
+});
+
 Deno.test("cli: a link or a file with a stamp's name under snapshots/ is named by list and cleanup, never followed", async () => {
   using dir = tempDir();
   using elsewhere = tempDir();
