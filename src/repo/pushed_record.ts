@@ -8,6 +8,7 @@
 import { parseBoundedJson } from "../text/bounded_json.ts";
 import { describeOsError } from "../errors.ts";
 import type { StateFile } from "../fs/state_folder.ts";
+import { lstatOrNull } from "../fs/probe.ts";
 import { readRegularTextFile } from "../fs/regular_file.ts";
 import { isStamp } from "../snapshot/stamp.ts";
 
@@ -25,6 +26,8 @@ export class PushedStamps {
   private readonly stamps = new Map<string, Pushed>();
   /** Why the record could not be read or written, when it could not (the push goes on; the next may send again). */
   readonly problems: string[] = [];
+  /** A folder is where the record belongs: not written, and said once, when read. */
+  private folderInTheWay = false;
 
   private constructor(private readonly file: StateFile, private readonly repositoryId: string) {}
 
@@ -36,9 +39,15 @@ export class PushedStamps {
     try {
       value = parseBoundedJson(readRegularTextFile(path, { maxBytes: MAX_RECORD_BYTES })) as typeof value;
     } catch (error) {
-      if (!(error instanceof Deno.errors.NotFound)) {
-        record.problems.push(`${path} unreadable (${describeOsError(error)}); it is written anew`);
-      }
+      if (error instanceof Deno.errors.NotFound) return record;
+      // a folder there cannot be replaced by the record: said once, here, with what to do
+      record.folderInTheWay = lstatOrNull(path)?.isDirectory ?? false;
+      record.problems.push(
+        record.folderInTheWay
+          ? `${path} is a folder, where the record of the stamps pushed belongs: remove it (until then, if a remote ` +
+            "cleanup removes a stamp pushed, 'push --all' sends it again)"
+          : `${path} unreadable (${describeOsError(error)}); it is written anew`,
+      );
       return record;
     }
     if (value?.repository_id !== repositoryId || typeof value.stamps !== "object" || value.stamps === null) {
@@ -74,7 +83,7 @@ export class PushedStamps {
     const before = JSON.stringify([...this.stamps]);
     this.stamps.set(stamp, pushed);
     for (const kept of this.stamps.keys()) if (!held(kept)) this.stamps.delete(kept);
-    if (JSON.stringify([...this.stamps]) === before) return;
+    if (JSON.stringify([...this.stamps]) === before || this.folderInTheWay) return;
     const stamps = Object.fromEntries([...this.stamps].sort(([a], [b]) => a < b ? -1 : 1));
     try {
       this.file.removeTemporaries(); // one a killed push was writing (the caller's lock rules out a live one)

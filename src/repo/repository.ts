@@ -331,10 +331,7 @@ function readPin(path: string): RepositoryPin | null {
           "backup folder (the one that pushes), or give this one read access; nothing was done",
       );
     }
-    throw new RefusedError(
-      `the repository pin ${path} cannot be read (${describeOsError(error)}); check it, or remove it to pin the ` +
-        `repository anew`,
-    );
+    throw new RefusedError(`the repository pin ${path} cannot be read (${describeOsError(error)}); ${PIN_WAY_OUT}`);
   }
   try {
     const pin = parseBoundedJson(text) as Partial<Record<keyof RepositoryPin, unknown>> | null;
@@ -342,5 +339,12 @@ function readPin(path: string): RepositoryPin | null {
   } catch {
     // falls through to the refusal
   }
-  throw new RefusedError(`the repository pin ${path} is unreadable; check it, or remove it to pin the repository anew`);
+  throw new RefusedError(`the repository pin ${path} is unreadable; ${PIN_WAY_OUT}`);
 }
+
+/**
+ * The way out of a pin that cannot be used: put it back; removing it pins the repository anew under a new source, so
+ * this folder's earlier pushes count as another source's (kept by cleanup until forgotten).
+ */
+const PIN_WAY_OUT = "put it back from a copy of the backup folder, or remove it to pin the repository anew (this " +
+  "folder's earlier pushes then count as another source's, which 'remote cleanup' keeps until '--forget')";

@@ -1067,3 +1067,19 @@ Deno.test("remote CLI: the remote list a restore or drill of a missing or malfor
     assert.equal(listed.code, 0, `${printed}: ${listed.stderr}`);
   }
 });
+
+Deno.test("remote CLI: a folder where the record of pushed stamps belongs is named once, with what to do; the push ends", async () => {
+  using r = await remoteStore({ dbMiB: 0.5, chromaMiB: 0.1, segments: 1 });
+  await createAndPush(r.env);
+  const remotes = join(r.store.backupDir, "remotes");
+  const [key] = entryNames(remotes);
+  const record = join(remotes, key, "pushed.json");
+  Deno.removeSync(record);
+  Deno.mkdirSync(record);
+  const run = await runCli(["create", "--push"], { env: r.env });
+  assert.equal(run.code, 0, run.stderr);
+  const told = run.stderr.split("\n").filter((line) => line.includes("pushed.json"));
+  assert.equal(told.length, 1, run.stderr);
+  assert.match(told[0], /pushed\.json is a folder, where the record of the stamps pushed belongs: remove it/);
+  assert.ok(statOrNull(record)?.isDirectory, "left as it was");
+});

@@ -508,7 +508,9 @@ Deno.test("remote errors: an unreadable pin, an init another init overtook, a po
       "a pin that is not JSON",
       async () => checkPin(backupDir, await openRepository(repo.backend)),
       new RegExp(
-        `^the repository pin ${escape(pin)} is unreadable; check it, or remove it to pin the repository anew$`,
+        `^the repository pin ${escape(pin)} is unreadable; put it back from a copy of the backup folder, or remove ` +
+          "it to pin the repository anew \\(this folder's earlier pushes then count as another source's, which " +
+          "'remote cleanup' keeps until '--forget'\\)$",
       ),
     ],
     [
