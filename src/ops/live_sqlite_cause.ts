@@ -9,6 +9,7 @@ import { lstatOrNull } from "../fs/probe.ts";
 import { kindOf } from "../fs/regular_file.ts";
 import { JOURNAL_MAGIC, SIDECAR_SUFFIXES, startsAsJournal } from "../sqlite/file_format.ts";
 import { readJournalMode } from "../sqlite/journal_header.ts";
+import { foreignWalPageSizes } from "../sqlite/foreign_wal.ts";
 import { fileSystemSpace } from "../sys/free_space.ts";
 import { OpenedRegular } from "../fs/opened_regular.ts";
 
@@ -21,7 +22,7 @@ const SHM_ROOM = 64 * 1024;
  * hard links (SQLite empties and writes a `-shm`, rolls back a `-journal`: the other names' bytes would change, a
  * snapshot's file among them), a `-journal` that is not a file (a FIFO: SQLite's open of it would wait for ever), or a
  * rollback journal beside a WAL database (none is its own: one copied there would be rolled back into the live
- * database, wrecking it).
+ * database, wrecking it), or a `-wal` of pages of another size (another database's: SQLite would write it in).
  */
 export function sidecarHazard(path: string): string | null {
   const linked = linkedSidecar(path);
@@ -36,6 +37,12 @@ export function sidecarHazard(path: string): string | null {
   if (journal?.isFile && hasJournalHeader(`${path}-journal`) && readJournalMode(path) === "wal") {
     return `${path}-journal is a rollback journal beside a WAL database, which keeps none: a stray (from a copy made ` +
       "by hand?) that SQLite would roll back into the live database; once no process uses the database, move it aside";
+  }
+  const sizes = foreignWalPageSizes(path);
+  if (sizes !== null) {
+    return `${path}-wal holds pages of ${sizes.wal} bytes beside a database of ${sizes.database}-byte pages: another ` +
+      "database's (from a copy made by hand?), which SQLite would write into the live database; once no process " +
+      "uses the database, move it aside";
   }
   return null;
 }

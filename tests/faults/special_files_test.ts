@@ -296,6 +296,31 @@ Deno.test("a hard-linked -shm or a stray -journal beside the live WAL database: 
   }
 });
 
+Deno.test("another database's -wal (pages of another size) beside the live database: create refuses (exit 3), nothing written", async () => {
+  using store = tempStore({ dbMiB: 1 });
+  const env = storeEnv(store);
+  await createdStamp(env, []);
+  const other = join(store.dataDir, "other.db");
+  // a WAL left with a frame in it: the copy is taken while its connection still holds it open
+  const script = "import sqlite3, shutil, sys\n" +
+    "c = sqlite3.connect(sys.argv[1], isolation_level=None)\n" +
+    "for s in ['PRAGMA page_size=1024', 'PRAGMA journal_mode=WAL', 'PRAGMA wal_autocheckpoint=0', " +
+    "'CREATE TABLE other(a)', 'INSERT INTO other VALUES(1)']: c.execute(s)\n" +
+    "shutil.copy(sys.argv[1] + '-wal', sys.argv[2])\n";
+  const made = new Deno.Command("python3", { args: ["-c", script, other, `${store.db}-wal`] }).outputSync();
+  assert.ok(made.success, new TextDecoder().decode(made.stderr));
+  const [live, wal] = [Deno.readFileSync(store.db), Deno.readFileSync(`${store.db}-wal`)];
+  const run = await runGuarded(["create"], env);
+  assert.equal(run.code, 3, run.stderr);
+  assert.match(
+    run.stderr,
+    /error: create refused to open the database .*-wal holds pages of 1024 bytes beside a database of 4096-byte pages: another database's/,
+  );
+  assert.deepEqual(Deno.readFileSync(store.db), live, "the live database changed");
+  assert.deepEqual(Deno.readFileSync(`${store.db}-wal`), wal, "the -wal was written in");
+  assert.equal(entryNames(join(store.backupDir, "snapshots")).length, 1, "something was published");
+});
+
 Deno.test("a linked live -wal, -shm or -journal: restore refuses before any work (exit 3), with or without its snapshot", async () => {
   using store = tempStore({ dbMiB: 1, chromaMiB: 1 });
   const env = storeEnv(store);
