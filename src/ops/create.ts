@@ -68,7 +68,7 @@ import { validateSnapshotAt, type ValidationResult } from "./validate.ts";
 import { HeldStaging } from "./held_staging.ts";
 import { backUpInto } from "./held_backup.ts";
 import type { HeldFolder } from "../fs/held_folder.ts";
-import { liveSqliteCause, sidecarHazard } from "./live_sqlite_cause.ts";
+import { hasJournalBeside, liveSqliteCause, sidecarHazard } from "./live_sqlite_cause.ts";
 import { MAX_JSON_VALUES, parseBoundedJson } from "../text/bounded_json.ts";
 import { strictUtf8Text } from "../text/utf8_text.ts";
 
@@ -795,6 +795,14 @@ function refuseSidecarHazard(source: string): void {
   }
 }
 
+/**
+ * SQLite's "disk I/O error" reading a database with a journal beside it: most often the hot journal it rolled back could
+ * not be removed (a folder this user may not write), not the storage.
+ */
+const HOT_JOURNAL_HINT = " a -journal is beside it, which SQLite rolls back into the database before reading it and " +
+  "then removes: its folder must be writable by this user (or start the service once, which rolls it back); if it " +
+  "is, the storage failed: check it, dmesg";
+
 /** What SQLite needs beside a database it copies, said when a copy failed. */
 const SQLITE_FOLDER_HINT =
   " SQLite also needs the folder of a WAL database writable, for its -shm file: not a read-only " +
@@ -836,7 +844,9 @@ async function copyingFrom<T>(what: string, source: string, step: () => T | Prom
         { cause: error },
       );
     }
-    const hint = readableHint(error, what === "database" ? SQLITE_FOLDER_HINT : "");
+    const hint = what === "database" && isReadFailure(error) && hasJournalBeside(source)
+      ? HOT_JOURNAL_HINT
+      : readableHint(error, what === "database" ? SQLITE_FOLDER_HINT : "");
     throw new OperationError(
       `create failed copying the ${what} ${source} (${describeOsError(error)}); nothing was published; fix the cause${
         hint && ` (${hint.trimStart()})`

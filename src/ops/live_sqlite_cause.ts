@@ -86,6 +86,14 @@ export function liveSqliteCause(path: string): string | null {
   return null;
 }
 
+/**
+ * Whether a rollback journal lies beside the database at `path`: a hot one (a writer killed mid-transaction) is rolled
+ * back into the database by SQLite's first reader, which then removes it, so its folder must be writable by that reader.
+ */
+export function hasJournalBeside(path: string): boolean {
+  return lstatOrNull(`${path}-journal`)?.isFile === true && hasJournalHeader(`${path}-journal`);
+}
+
 /** Whether the file at `path` starts as a rollback journal does. */
 function hasJournalHeader(path: string): boolean {
   try {

@@ -1,11 +1,12 @@
 /**
  * A hot rollback journal (`<db>-journal` of a process killed mid-transaction) beside the database a restore replaces:
- * it is rolled back into the old database (or kept aside), never played back into the restored one.
+ * it is rolled back into the old database (or kept aside), never played back into the restored one; beside the
+ * database create copies, in a folder the user may not write, it is named as the cause.
  */
 import assert from "node:assert/strict";
 import { basename, join } from "node:path";
 import { changeMarkerInWal, createdStamp, projectMarker, runCli, storeEnv, tempDir, tempStore } from "../_helpers.ts";
-import { entryNames } from "../_faults.ts";
+import { entryNames, NOBODY_GID, NOBODY_UID, skipBecause, unprivilegedCli } from "../_faults.ts";
 import { createHash } from "node:crypto";
 
 /**
@@ -156,4 +157,23 @@ Deno.test("a -journal that is no file (a folder, a FIFO) is kept aside with that
     assertNoJournal(store.db);
     assert.equal(await projectMarker(store.db), "atlas");
   }
+});
+
+Deno.test("create as a user who may write the database but not its folder, over a hot -journal: the journal and the folder are named, not the storage", async () => {
+  const cli = unprivilegedCli();
+  if (typeof cli === "string") return skipBecause(cli);
+  using _cli = cli;
+  using store = tempStore({ dbMiB: 1 });
+  leaveHotJournal(store.db);
+  Deno.chmodSync(store.dataDir, 0o755); // readable by all, writable by its owner (root) only
+  for (const file of [store.db, `${store.db}-journal`]) Deno.chownSync(file, NOBODY_UID, NOBODY_GID);
+  using backups = tempDir("atocore-backups-");
+  Deno.chmodSync(backups.path, 0o777);
+  const run = await cli.run(["create", "--backup-dir", backups.path], storeEnv(store));
+  assert.equal(run.code, 1, run.stderr);
+  assert.match(
+    run.stderr,
+    /create failed copying the database \S+ \(disk I\/O error\).*a -journal is beside it, which SQLite rolls back/,
+  );
+  assert.doesNotMatch(run.stderr, /is it readable by this user/);
 });
