@@ -17,11 +17,13 @@ const DATABASE_HEADER_BYTES = 18;
  * missing, empty, not a regular file or not SQLite's (other checks name those).
  */
 export function foreignWalPageSizes(path: string): { database: number; wal: number } | null {
-  const database = header(path, DATABASE_HEADER_BYTES);
+  // the -wal first: without one (most runs) the database is not opened before SQLite opens it
   const wal = header(`${path}-wal`, WAL_HEADER_BYTES);
-  if (database === null || wal === null || !startsAsDatabase(database)) return null;
+  if (wal === null) return null;
   const view = new DataView(wal.buffer, wal.byteOffset, wal.byteLength);
   if (!isWalMagic(view.getUint32(0))) return null;
+  const database = header(path, DATABASE_HEADER_BYTES);
+  if (database === null || !startsAsDatabase(database)) return null;
   const walPageSize = view.getUint32(8);
   const field = (database[16] << 8) | database[17];
   const databasePageSize = field === 1 ? 65536 : field;
