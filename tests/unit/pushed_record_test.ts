@@ -38,5 +38,8 @@ Deno.test("pushed record: read back for its repository and metadata only; stamps
   Deno.mkdirSync(path);
   const unreadable = PushedStamps.load(fileByPath(path), REPO);
   assert.equal(unreadable.pushedAs(NEW, SHA), null);
-  assert.match(unreadable.problems.join(), /pushed\.json unreadable/);
+  assert.match(unreadable.problems.join(), /pushed\.json is a folder, where the record of the stamps pushed belongs/);
+  Deno.removeSync(path);
+  Deno.writeTextFileSync(path, "not JSON");
+  assert.match(PushedStamps.load(fileByPath(path), REPO).problems.join(), /pushed\.json unreadable/);
 });
