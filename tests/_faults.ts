@@ -432,11 +432,26 @@ export async function runHeld(
   while (!done) {
     done = await Promise.race([ended.then(() => true), new Promise<boolean>((wait) => setTimeout(wait, 10, false))]);
     if (!done && readOrEmpty(trace).split(`"${held}"`).length > when) {
-      swap();
+      await swapOnceThere(swap, after === true);
       break;
     }
   }
   return { output: await ended, held: !done };
+}
+
+/**
+ * Run `swap`. strace writes a call's line as the call starts, so a call held once it has run (`after`) may not have run
+ * yet when the line is read: a swap of what it makes is retried until the path is there (a second at most).
+ */
+async function swapOnceThere(swap: () => void, after: boolean): Promise<void> {
+  for (let tries = 1;; tries++) {
+    try {
+      return swap();
+    } catch (error) {
+      if (!after || !(error instanceof Deno.errors.NotFound) || tries === 100) throw error;
+      await new Promise((wait) => setTimeout(wait, 10));
+    }
+  }
 }
 
 /** What {@linkcode runSwapped} saw: whether the swap happened while the call was held, and the run's output. */
