@@ -7,6 +7,7 @@ import { ExitCode, UsageError } from "../errors.ts";
 import { recipientsFrom, refuseRemoteInStore, remoteBackend } from "../ops/remote.ts";
 import { initRepository } from "../repo/repository.ts";
 import { pathFlags } from "../ops/restore_intent.ts";
+import type { RemoteSettings } from "../config.ts";
 import { COMMON_HELP, configFrom, defineCommand } from "./command.ts";
 import { REMOTE_HELP, REMOTE_OPTIONS, remoteSettingsFrom, repositoryFlags } from "./remote_flags.ts";
 
@@ -54,9 +55,21 @@ Examples:
       text: [
         `made repository ${backend.location} (id ${made.id}) for ${made.recipients.length} recipient(s):`,
         ...made.recipients.map((recipient) => `  ${recipient}`),
-        // its words quoted for a shell, with the path and repository flags this run was given: it runs as printed
-        `push to it with: atocore-backup push --latest${pathFlags(config)}${repositoryFlags(settings, backend)}`,
+        ...pushLines(`${pathFlags(config)}${repositoryFlags(settings, backend)}`, settings),
       ].join("\n"),
     };
   },
 });
+
+/**
+ * The push to run next, its words quoted for a shell with the path and repository flags this run was given, so that it
+ * runs as printed; without an authentication key (which a push needs), first how to make one, and the push given it.
+ */
+function pushLines(flags: string, settings: RemoteSettings): string[] {
+  if (settings.authKeyFile !== null) return [`push to it with: atocore-backup push --latest${flags}`];
+  return [
+    "make the authentication key a push needs where the identity is (not on this host): " +
+    "atocore-backup remote auth-key --identity atocore-offsite.key > auth.key",
+    `push to it with: atocore-backup push --latest${flags} --auth-key auth.key`,
+  ];
+}

@@ -1005,6 +1005,34 @@ Deno.test("remote CLI: the push remote init prints on a terminal runs as printed
   assert.equal((pushed.json as { pushed: { already_pushed: boolean }[] }).pushed[0].already_pushed, false, printed);
 });
 
+Deno.test("remote CLI: remote init without an authentication key prints how to make one, and the push given it: both run as printed", async () => {
+  using work = tempDir("atocore-init-no-auth-");
+  const store = makeSampleStore(join(work.path, "store"), { dbMiB: 1 });
+  const key = ageKeyPair(work.path);
+  const flags = ["--backup-dir", store.backupDir, "--db", store.db, "--registry", store.registry];
+  assert.equal((await runCli(["create", ...flags])).code, 0);
+  const repository = join(work.path, "repo");
+  const init = await runCliOnTerminal([
+    "remote",
+    "init",
+    "--recipient",
+    key.recipient,
+    "--remote",
+    repository,
+    ...flags,
+  ], {});
+  assert.equal(init.code, 0, init.text);
+  const makeKey = printedCommand(init.text, "where the identity is (not on this host)");
+  const push = printedCommand(init.text, "push to it with");
+  assert.ok(makeKey !== null && push !== null, init.text);
+  assert.match(push, / --auth-key auth\.key$/);
+  // the operator names their identity file as the README does, and runs both lines in one folder
+  Deno.copyFileSync(key.keyFile, join(work.path, "atocore-offsite.key"));
+  const ran = await runPrinted(`cd '${work.path}' && ${makeKey} && ${push}`, {});
+  assert.equal(ran.code, 0, `${makeKey}; ${push}: ${ran.stderr}`);
+  assert.equal((ran.json as { pushed: { already_pushed: boolean }[] }).pushed[0].already_pushed, false);
+});
+
 Deno.test("remote CLI: a live restore of another backup folder's snapshot in a shared repository is refused (exit 3) unless --other-source; --to and this folder's own restore", async () => {
   using r = await remoteStore({ dbMiB: 1, chromaMiB: 1 });
   using other = tempStore({ dbMiB: 1, chromaMiB: 1, seed: 11 });
