@@ -23,7 +23,7 @@ import { isPreRestore, readMetadata } from "../snapshot/metadata.ts";
 import { isInFuture } from "../snapshot/clock.ts";
 import { isStamp } from "../snapshot/stamp.ts";
 import { IntegrityUncheckedError, type SqliteDriver } from "../sqlite/driver.ts";
-import { trustedSequence } from "./list.ts";
+import { trustedSequence } from "../snapshot/trusted_sequence.ts";
 import { DEFAULT_KEEP_FAILED, failedEntries, failedRetention, removeFailed } from "./failed.ts";
 import { removeViaTrash } from "./remove_via_trash.ts";
 import { readNeeds } from "./restore_needs.ts";

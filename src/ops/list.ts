@@ -4,7 +4,6 @@
  *
  * @module
  */
-import { basename } from "node:path";
 import { UsageError } from "../errors.ts";
 import { entriesOrNone, folderNames, lstatOrNull, statThroughFilesOrNull } from "../fs/probe.ts";
 import { listNames } from "../fs/listing.ts";
@@ -14,12 +13,12 @@ import { listedSnapshotDir, metadataPath, snapshotDir, snapshotsDir } from "../s
 import {
   isPreRestore,
   readMetadata,
-  sequenceOf,
   snapshotBytes,
   type SnapshotKind,
   type SnapshotMetadata,
 } from "../snapshot/metadata.ts";
 import { isStamp } from "../snapshot/stamp.ts";
+import { isBoundAs, madeAs, trustedSequence } from "../snapshot/trusted_sequence.ts";
 import { DIGEST_KEY, metadataDigest } from "../snapshot/binding.ts";
 import { nextStep } from "./next_step.ts";
 
@@ -163,33 +162,9 @@ export function isPreRestoreSnapshot(backupDir: string, stamp: string): boolean 
   return read.ok && boundPreRestore(read.metadata, stamp);
 }
 
-/**
- * The metadata's sequence when it is a count and the metadata is as create bound it: `null` for unbound metadata (the
- * module's, which records none) or metadata edited since, so that a sequence added or changed by hand orders nothing
- * (`--latest`, cleanup's `last-published`, the next sequence).
- */
-export function trustedSequence(metadata: SnapshotMetadata | null, stamp: string): number | null {
-  return bound(metadata, stamp) ? sequenceOf(metadata) : null;
-}
-
 /** Whether the metadata says a pre-restore snapshot and is as create bound it: a `kind` added by hand passes nothing over. */
 function boundPreRestore(metadata: SnapshotMetadata, stamp: string): boolean {
-  return isPreRestore(metadata) && bound(metadata, stamp);
-}
-
-/**
- * Whether `metadata` holds create's digest of itself, unchanged since, in the folder create made for it: a snapshot
- * copied under another stamp (`backup_root` names the one it was made as) fails validation and vouches for nothing.
- */
-function bound(metadata: SnapshotMetadata | null, stamp: string): boolean {
-  const recorded = (metadata as unknown as Record<string, unknown> | null)?.[DIGEST_KEY];
-  return recorded !== undefined && recorded === metadataDigest(metadata!) && madeAs(metadata!, stamp);
-}
-
-/** Whether `metadata` was made for the snapshot `stamp`: its `backup_root`, where it records one, ends in that stamp. */
-function madeAs(metadata: SnapshotMetadata, stamp: string): boolean {
-  const root = metadata.backup_root;
-  return root === undefined || (typeof root === "string" && basename(root) === stamp);
+  return isPreRestore(metadata) && isBoundAs(metadata, stamp);
 }
 
 /** Of `newestFirst`, the one of the highest sequence; the first when it records none; `null` when there is none. */

@@ -231,7 +231,12 @@ async function applyPolicy(
   result: RemoteCleanupResult,
 ): Promise<SnapshotKey[]> {
   const removed = new Set<string>();
-  const { groups, unknown, forged, vanished } = await bySource(repository.backend, keys, options.trust, result);
+  const { groups, sequences, unknown, forged, vanished } = await bySource(
+    repository.backend,
+    keys,
+    options.trust,
+    result,
+  );
   for (const name of unknown) {
     result.errors.push(
       `${name}: unreadable or missing, so its snapshot's source is unknown; no snapshot deleted this run (its ` +
@@ -239,7 +244,7 @@ async function applyPolicy(
     );
   }
   for (const group of unknown.length || forged || options.stop ? [] : groups.values()) {
-    for (const name of removedOfSource(group, options, result)) removed.add(name);
+    for (const name of removedOfSource(group, sequences, options, result)) removed.add(name);
   }
   const kept: SnapshotKey[] = [];
   const vanishedKeys = new Set(vanished);
@@ -266,23 +271,40 @@ async function applyPolicy(
  */
 function removedOfSource(
   group: SnapshotKey[],
+  sequences: Map<SnapshotKey, number>,
   options: RemoteCleanupOptions & { now: Date },
   result: RemoteCleanupResult,
 ): string[] {
   const forgotten = group.filter((key) => options.forget?.includes(snapshotKeyText(key)));
   const rest = group.filter((key) => !forgotten.includes(key));
   const stamps = rest.map((key) => key.stamp);
-  const newest = stamps.filter((stamp) => !isInFuture(stamp, options.now)).sort().at(-1);
-  const guard = newest === undefined
-    ? {}
-    : { [newest]: [{ rule: "newest" as const, bucket: "by stamp, of its source" }] };
-  const decision = withGuards(retainByPolicy(stamps, options.policy, options.now), guard);
+  const decision = withGuards(
+    retainByPolicy(stamps, options.policy, options.now),
+    guards(rest, sequences, options.now),
+  );
   for (const key of rest) {
     const reasons = decision.reasons[key.stamp];
     if (reasons) result.reasons[snapshotKeyText(key)] = reasons;
   }
   const gone = new Set(decision.remove);
   return [...forgotten, ...rest.filter((key) => gone.has(key.stamp))].map(snapshotKeyText);
+}
+
+/**
+ * What keeps snapshots of one source whatever the policy: the newest stamp not in the future, and the last published
+ * (the highest sequence its refs record): a clock set back stamps newer data before an older snapshot, which the
+ * newest stamp alone would keep in its place. The refs' sequence has no MAC: edited, it can only keep one more.
+ */
+function guards(keys: SnapshotKey[], sequences: Map<SnapshotKey, number>, now: Date): Record<string, KeepReason[]> {
+  const found: Record<string, KeepReason[]> = {};
+  const newest = keys.map((key) => key.stamp).filter((stamp) => !isInFuture(stamp, now)).sort().at(-1);
+  if (newest !== undefined) found[newest] = [{ rule: "newest", bucket: "by stamp, of its source" }];
+  const last = keys.filter((key) => sequences.has(key)).reduce<SnapshotKey | null>(
+    (best, key) => best !== null && sequences.get(best)! >= sequences.get(key)! ? best : key,
+    null,
+  );
+  if (last !== null) (found[last.stamp] ??= []).push({ rule: "last-published", bucket: "by sequence, of its source" });
+  return found;
 }
 
 /**
@@ -296,8 +318,15 @@ async function bySource(
   keys: SnapshotKey[],
   trust: RefsTrust,
   result: RemoteCleanupResult,
-): Promise<{ groups: Map<string, SnapshotKey[]>; unknown: string[]; forged: boolean; vanished: SnapshotKey[] }> {
+): Promise<{
+  groups: Map<string, SnapshotKey[]>;
+  sequences: Map<SnapshotKey, number>;
+  unknown: string[];
+  forged: boolean;
+  vanished: SnapshotKey[];
+}> {
   const groups = new Map<string, SnapshotKey[]>();
+  const sequences = new Map<SnapshotKey, number>();
   const unknown: string[] = [];
   const vanished: SnapshotKey[] = [];
   let forged = false;
@@ -316,8 +345,9 @@ async function bySource(
     }
     const source = refs?.source ?? "";
     groups.set(source, [...groups.get(source) ?? [], key]);
+    if (refs?.sequence !== undefined) sequences.set(key, refs.sequence);
   }
-  return { groups, unknown, forged, vanished };
+  return { groups, sequences, unknown, forged, vanished };
 }
 
 /** Whether the snapshot `key`, whose refs was not found, is gone whole (another cleanup removed it), said in `result`. */

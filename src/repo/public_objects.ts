@@ -7,6 +7,7 @@
 import { OperationError } from "../errors.ts";
 import type { Backend } from "./backend.ts";
 import { getPublic } from "./boundary.ts";
+import { MAX_SEQUENCE } from "../snapshot/metadata.ts";
 import { isPackId, isRandomId, parseName, PREFIXES, type SnapshotKey, snapshotKeyText } from "./layout.ts";
 
 /** `refs/<key>`: the snapshot object's SHA-256, the backup folder it came from, every pack it needs with its size. */
@@ -17,6 +18,11 @@ export interface Refs {
   source?: string;
   /** The SHA-256 of the local snapshot's `backup-metadata.json` (absent in refs written before it was recorded). */
   local_sha256?: string;
+  /**
+   * The local snapshot's publication sequence, as its metadata vouches for it (absent when it records none, and in refs
+   * written before): orders one source's snapshots where a clock set back misorders their stamps. It has no MAC.
+   */
+  sequence?: number;
   packs: { id: string; size: number }[];
   /** One MAC per authentication key the push held (absent from unauthenticated pushes): see `repo/authenticity.ts`. */
   auth?: RefsAuth[];
@@ -53,11 +59,16 @@ export function parseRefs(value: unknown, name: string, key: SnapshotKey): Refs 
   const ok = refs !== null && typeof refs === "object" && refs.snapshot === snapshotKeyText(key) &&
     isPackId(refs.snapshot_sha256) && (refs.source === undefined || isRandomId(refs.source)) &&
     (refs.local_sha256 === undefined || isPackId(refs.local_sha256)) &&
+    (refs.sequence === undefined || isSequence(refs.sequence)) &&
     Array.isArray(refs.packs) &&
     refs.packs.every((pack) => isPackId(pack?.id) && Number.isSafeInteger(pack?.size) && pack.size > 0) &&
     (refs.auth === undefined || (Array.isArray(refs.auth) && refs.auth.every(isRefsAuth)));
   if (!ok) throw new OperationError(`${name} is malformed or names another snapshot; the repository was altered`);
   return refs as Refs;
+}
+
+function isSequence(value: unknown): boolean {
+  return typeof value === "number" && Number.isSafeInteger(value) && value >= 0 && value < MAX_SEQUENCE;
 }
 
 function isRefsAuth(entry: unknown): boolean {

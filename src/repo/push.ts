@@ -45,6 +45,7 @@ import { stopIfInterrupted, tidyAfterStop } from "../sys/interrupt.ts";
 import { checkLeaseTime, confirmPacks, type LeaseTime, publishSnapshot } from "./publish.ts";
 import { collectGarbage } from "../sys/collect_garbage.ts";
 import { basename } from "node:path";
+import { trustedSequence } from "../snapshot/trusted_sequence.ts";
 import { HostState } from "./host_state.ts";
 import type { PackInfo } from "./boundary.ts";
 import {
@@ -436,6 +437,8 @@ function refsOf(
     local_sha256: local.metadataSha256,
     packs: packs.map(({ id, size }) => ({ id, size })),
   };
+  const sequence = trustedSequence(local.metadata, local.stamp);
+  if (sequence !== null) refs.sequence = sequence;
   if (context.auth) refs.auth = refsAuth(context.auth, snapshotClaim(repositoryId, key, sealed.sha256), refs);
   return refs;
 }

@@ -64,7 +64,7 @@ Deno.test("remote cleanup with the auth key: a snapshot added under this host's 
   const junkSha = "3a9bbe1b1d2dd3b6f5bd0d8ddbc54e1aa2fb3fcb6e0f1bbd9bd8e2fa49f5c43d";
   Deno.writeTextFileSync(
     join(r.repoDir, "refs", forged),
-    JSON.stringify({ snapshot: forged, snapshot_sha256: junkSha, source, packs: [] }),
+    JSON.stringify({ snapshot: forged, snapshot_sha256: junkSha, source, sequence: 99, packs: [] }), // last published
   );
   const run = await runCli(["remote", "cleanup", "--confirm"], { env: r.env });
   const result = run.json as CleanupJson;

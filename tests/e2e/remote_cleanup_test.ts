@@ -21,6 +21,7 @@ import { pushCachePath } from "../../src/snapshot/layout.ts";
 import { remoteCleanupCommand } from "../../src/cli/remote_cleanup.ts";
 import { remoteListCommand } from "../../src/cli/remote_list.ts";
 import { SILENT } from "../../src/report/reporter.ts";
+import { relocateSnapshot } from "../_helpers.ts";
 import {
   assertSameTree,
   dyingAt,
@@ -43,6 +44,9 @@ const KEEP_NEWEST = { daily: 1, weekly: 0, monthly: 0 };
 
 /** The reason a source's newest snapshot is kept whatever the policy. */
 const NEWEST = { rule: "newest", bucket: "by stamp, of its source" };
+
+/** The reason the snapshot a source published last (by its refs' sequence) is kept whatever the policy. */
+const LAST_PUBLISHED = { rule: "last-published", bucket: "by sequence, of its source" };
 
 /** A cleanup of `f` keeping the newest snapshot, with its sightings in `seenFile`, confirmed or not, at `at`. */
 function keepNewest(f: RepoFixture, confirm: boolean, at?: Date) {
@@ -396,7 +400,32 @@ Deno.test("remote cleanup: a snapshot stamped in the future is kept and takes no
   assert.deepEqual(run.reasons[pushed[3]], [
     { rule: "daily", bucket: today.stamp.replace(/^(\d{4})(\d\d)(\d\d).*/, "$1-$2-$3") },
     NEWEST,
+    LAST_PUBLISHED, // the copies under other stamps vouch for no sequence
   ]);
+});
+
+Deno.test("remote cleanup: after a clock set back, the snapshot published last is kept though a newer stamp shares its day", async () => {
+  using f = await repoFixture({ dbMiB: 1, chromaMiB: 1 });
+  const made = await snapshotOf(f);
+  // published in this order: 03:00, 05:00 while the clock ran ahead, 04:00 once it was set back (the newest data)
+  const order = [["20261110T030000Z", 1], ["20261110T050000Z", 2], ["20261110T040000Z", 3]] as const;
+  const pushed: string[] = [];
+  for (const [stamp, sequence] of order) {
+    const root = join(f.store.backupDir, "snapshots", stamp);
+    assert.equal(new Deno.Command("cp", { args: ["-a", made.root, root] }).outputSync().code, 0);
+    relocateSnapshot(root, { sequence }); // bound again, as if create had made it there
+    pushed.push((await pushSnapshot(f.config, f.backend, root, f.auth)).snapshot);
+  }
+  Deno.removeSync(made.root, { recursive: true }); // pushed never: these three are the source's snapshots
+  const run = await cleanupRemote(f.backend, {
+    sightingsFile: fileByPath(seenFile(f)),
+    policy: KEEP_NEWEST,
+    confirm: true,
+  });
+  assert.deepEqual(run.errors, []);
+  assert.deepEqual(run.deleted, [pushed[0]]);
+  assert.deepEqual(run.kept.sort(), [pushed[1], pushed[2]].sort(), "the day's newest stamp and the last published");
+  assert.deepEqual(run.reasons[pushed[2]], [LAST_PUBLISHED]);
 });
 
 Deno.test("remote cleanup --forget of a source's newest: the rules keep the rest as if it had never been pushed", async () => {
@@ -485,7 +514,8 @@ Deno.test("remote cleanup and remote list: two sources' snapshots of the same se
   const result = cleaned.result as { reasons: Record<string, { rule: string }[]>; sources: Record<string, string> };
   const day = today.stamp.replace(/^(\d{4})(\d\d)(\d\d).*/, "$1-$2-$3");
   for (const [at, name] of names.entries()) {
-    assert.deepEqual(result.reasons[name], [{ rule: "daily", bucket: day }, NEWEST], `keyed by ${name}, not its stamp`);
+    const reasons = [{ rule: "daily", bucket: day }, NEWEST, LAST_PUBLISHED];
+    assert.deepEqual(result.reasons[name], reasons, `keyed by ${name}, not its stamp`);
     assert.equal(result.sources[name], sources[at]);
     assert.match(cleaned.text, new RegExp(`^  ${name}  source ${sources[at]}  daily ${day}, newest by stamp`, "m"));
   }
