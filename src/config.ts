@@ -4,6 +4,7 @@
  *
  * @module
  */
+import { Buffer } from "node:buffer";
 import { isAbsolute, join, resolve } from "node:path";
 import { parseDurationSeconds } from "./duration.ts";
 import { UsageError } from "./errors.ts";
@@ -466,6 +467,30 @@ export function refuseSecretValue(value: string, from: string): void {
   if (SSH_PRIVATE_KEY.test(value)) {
     throw new UsageError(`${from} was given a private key itself; give the path of the key file`);
   }
+  if (isEncodedKey(value)) {
+    throw new UsageError(
+      `${from} was given what looks like key material in base64 (a key file encoded, as CI secrets often are, or a ` +
+        "line of one; not shown); decode it into a file readable only by this user and give that file's path",
+    );
+  }
+}
+
+/** Base64 that decodes to a key file: the markers of an age identity, a PEM or an OpenSSH private key. */
+const ENCODED_KEY_MARKERS = /AGE-SECRET-KEY-1|PRIVATE KEY-----|^openssh-key-v1\0/;
+
+/**
+ * Whether `value` is a key encoded in base64 (it decodes to one) or a line of a key's base64 body: 40 or more letters,
+ * digits and `+` unbroken, of both cases and with digits, which no path's name, stamp or setting holds (a hash in a
+ * path is one case; a UUID, a date or a word is broken by `-`, `_` or `.`).
+ */
+function isEncodedKey(value: string): boolean {
+  const compact = value.replace(/\s+/g, "");
+  if (/^[A-Za-z0-9+/]{40,}={0,2}$/.test(compact)) {
+    if (ENCODED_KEY_MARKERS.test(Buffer.from(compact, "base64").toString("latin1"))) return true;
+  }
+  return (value.match(/[A-Za-z0-9+]{40,}/g) ?? []).some((run) =>
+    /[a-z]/.test(run) && /[A-Z]/.test(run) && /\d/.test(run)
+  );
 }
 
 /**
@@ -484,14 +509,7 @@ function refuseSecretKeys(flags: RemoteFlags, env: Record<string, string | undef
       name,
     ): [string, string | undefined] => [name, env[name]]),
   ];
-  for (const [from, value] of given) if (value !== undefined && SECRET_KEY.test(value)) refuseSecretValue(value, from);
-  const pasted = given.find(([, value]) => value !== undefined && AUTH_KEY.test(value));
-  if (pasted !== undefined) {
-    throw new UsageError(
-      `${pasted[0]} was given what looks like an authentication key (64 hex, as 'remote auth-key' prints it; not ` +
-        "shown); give the path of the file 'remote auth-key' wrote to --auth-key, and only age1… keys as recipients",
-    );
-  }
+  for (const [from, value] of given) if (value !== undefined) refuseSecretValue(value, from);
 }
 
 /**
