@@ -520,7 +520,27 @@ function refuseSecretKeys(flags: RemoteFlags, env: Record<string, string | undef
  * @throws {UsageError} naming the flag or variable.
  */
 function refusePasswordInRemote(remote: string | undefined, fromFlag: boolean): void {
-  if (remote !== undefined) refusePassword(remote, fromFlag ? "--remote" : REMOTE_VARIABLES.remote);
+  if (remote === undefined) return;
+  refusePassword(remote, fromFlag ? "--remote" : REMOTE_VARIABLES.remote);
+  refuseLookalikeRemote(remote, fromFlag ? "--remote" : REMOTE_VARIABLES.remote);
+}
+
+/**
+ * Refuse a plain path that is another tool's way to name a network repository (`user@host:path`, as scp and rsync
+ * write it; `sftp:user@host:/path` or `s3:host/bucket`, as restic does): taken as a folder, it would keep the off-host
+ * copy on this host. A folder named so is given as `file:///…`. Not echoed: such an address may hold a password.
+ *
+ * @throws {UsageError} naming `where`.
+ */
+function refuseLookalikeRemote(remote: string, where: string): void {
+  const scp = /^[^/@]+@[^/:]+:/.test(remote);
+  const restic = /^(sftp|s3|rest|b2|azure|gs|swift|rclone|ssh):/i.test(remote) && !remote.includes("://");
+  if (!scp && !restic) return;
+  throw new UsageError(
+    `${where} names no folder but another tool's network address (user@host:path, or restic's sftp:… or s3:…), ` +
+      "which would keep the copy on this host; nothing was done; give sftp://USER@HOST//PATH or s3://BUCKET/PREFIX " +
+      "(or, for a folder named so, file:///…)",
+  );
 }
 
 /** @throws {UsageError} naming `where` when `url` carries a password, which is never echoed (see above). */

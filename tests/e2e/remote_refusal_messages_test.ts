@@ -108,3 +108,29 @@ Deno.test("remote CLI refusals: key files that cannot be used: one line each, ex
   ];
   await assertRefusals(t, repo, cases);
 });
+
+Deno.test("remote CLI refusals: another tool's network address (scp's user@host:path, restic's sftp: and s3:) is no folder: refused, not echoed, nothing made", async (t) => {
+  using dir = tempDir("atocore-lookalike-");
+  const { env } = refusalPlaces(dir.path);
+  const { recipient } = ageKeyPair(dir.path);
+  const named = /--remote names no folder but another tool's network address .*give sftp:\/\/USER@HOST\/\/PATH/;
+  const addresses = ["backup@nas.example:atocore", "sftp:backup@nas.example:/srv/atocore", "s3:bucket/atocore"];
+  const cases: [string, string[], Record<string, string>, RegExp][] = addresses.map((address) => [
+    address,
+    ["remote", "init", "--remote", address, "--recipient", recipient],
+    env,
+    named,
+  ]);
+  const secret = "backup:hunter2secret@nas.example:atocore"; // a password in it is not shown
+  cases.push(["with a password", ["config", "--remote", secret], env, named]);
+  const cwd = Deno.cwd();
+  await assertRefusals(t, join(dir.path, "repo"), cases);
+  const shown = await runCli(["config", "--remote", secret], { env });
+  assert.ok(!(shown.stdout + shown.stderr).includes("hunter2"), "the password is not echoed");
+  for (const address of addresses) {
+    assert.throws(() => Deno.lstatSync(join(cwd, address)), Deno.errors.NotFound, `${address} made here`);
+  }
+  const asFolder = join(dir.path, "backup@nas:atocore"); // a folder of that name, as a file:// URL
+  const made = await runCli(["remote", "init", "--remote", `file://${asFolder}`, "--recipient", recipient], { env });
+  assert.equal(made.code, 0, made.stderr);
+});
