@@ -13,7 +13,8 @@ import { isSameOrInside } from "../fs/real_path.ts";
 import { readRegularTextFile } from "../fs/regular_file.ts";
 import { type Reporter, SILENT } from "../report/reporter.ts";
 import type { RetryListener } from "../repo/retry.ts";
-import type { Backend } from "../repo/backend.ts";
+import { type Backend, isSftpBackend } from "../repo/backend.ts";
+import { statOrNull } from "../fs/probe.ts";
 import { openBackend } from "../repo/open_backend.ts";
 import { canonicalRecipients, checkIfPinned, openRepository, type Repository } from "../repo/repository.ts";
 import { ownFolders } from "../snapshot/layout.ts";
@@ -47,7 +48,12 @@ export function remoteBackend(
   };
   const stall = settings.stallTimeout;
   const network = { stallMs: stall === null ? undefined : stall.value * 1000, onRetry: retryWarning(reporter) };
-  return openBackend(settings.remote.value, { cwd, env, ssh, s3: settings.s3, network });
+  const backend = openBackend(settings.remote.value, { cwd, env, ssh, s3: settings.s3, network });
+  // OpenSSH refuses such a key; this tool logs in with it, and says so
+  if (isSftpBackend(backend) && ssh.keyFile !== undefined && statOrNull(ssh.keyFile) !== null) {
+    warnIfReadableByOthers(ssh.keyFile, "ssh_key_file_readable_by_others", reporter);
+  }
+  return backend;
 }
 
 /** Each retry of a network request as the warning event `remote_retry`: an operator sees a flaky link. */

@@ -249,6 +249,28 @@ Deno.test("remote auth: a key file holding the key twice is used; one readable b
   assert.deepEqual(readRefs(r.repoDir, name).auth?.map((entry) => entry.recipient), [r.key.recipient]);
 });
 
+Deno.test("remote auth: an SSH key file readable by others is warned about (OpenSSH refuses one), one only its owner reads is not", async () => {
+  using dir = tempDir("atocore-loose-ssh-");
+  const key = join(dir.path, "ssh.key");
+  assert.ok(
+    new Deno.Command("ssh-keygen", { args: ["-q", "-t", "ed25519", "-N", "", "-f", key] }).outputSync().success,
+  );
+  const knownHosts = join(dir.path, "known_hosts");
+  Deno.writeTextFileSync(knownHosts, "");
+  // no server listens on port 1: the run fails after its retries, the warning said before it connects
+  const args = ["remote", "list", "--remote", "sftp://backup@127.0.0.1:1//srv/atocore", "--ssh-key", key];
+  const env = { ATOCORE_DATA_DIR: dir.path, ATOCORE_SSH_KNOWN_HOSTS: knownHosts };
+  Deno.chmodSync(key, 0o640);
+  const loose = await runCli(args, { env });
+  assert.notEqual(loose.code, 0);
+  const warned = loose.stderr.split("\n").filter((line) => line.includes("ssh_key_file_readable_by_others"));
+  assert.equal(warned.length, 1, loose.stderr);
+  assert.deepEqual([JSON.parse(warned[0]).path, JSON.parse(warned[0]).mode], [key, "0640"]);
+  Deno.chmodSync(key, 0o600);
+  const tight = await runCli(args, { env });
+  assert.doesNotMatch(tight.stderr, /readable_by_others/);
+});
+
 Deno.test("remote auth: a snapshot forged by a writer who knows only the recipient is refused by every reader", async () => {
   using r = await remoteStore({ dbMiB: 1, chromaMiB: 1 });
   const genuine = (await createAndPush(r.env)).push.snapshot;
