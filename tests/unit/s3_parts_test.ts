@@ -84,6 +84,13 @@ Deno.test("s3 keys are percent-encoded per segment; URLs path-style for an endpo
   const forced = s3Address("s3://bkt/p", settings("https://minio.example:9000", "virtual"));
   assert.equal(objectUrl(forced, "p/config"), "https://bkt.minio.example:9000/p/config");
   assert.equal(new URL(objectUrl(custom, "a/..x/b")).pathname, "/bkt/a/..x/b", "kept by the URL parser");
+  for (const endpoint of ["http://127.0.0.1:7480", "http://[::1]:7480"]) { // no host name to put the bucket in
+    assert.throws(
+      () => s3Address("s3://bkt/p", settings(endpoint, "virtual")),
+      (error: Error) => error instanceof UsageError && /IP address.*give --s3-addressing path$/.test(error.message),
+      endpoint,
+    );
+  }
 });
 
 Deno.test("s3 listing: keys URL-decoded and XML-unescaped, sizes, the continuation token", () => {

@@ -5,6 +5,7 @@
  * @module
  */
 import type { S3Settings } from "../../config.ts";
+import { UsageError } from "../../errors.ts";
 import type { Backend } from "../backend.ts";
 import { awsEndpoint, parseEndpoint, parseS3Url, type S3Address } from "./address.ts";
 import { loadCredentials } from "./credentials.ts";
@@ -20,7 +21,19 @@ export function s3Address(spec: string, settings: S3Settings | undefined): S3Add
   const given = settings?.endpoint ?? null;
   const endpoint = given === null ? awsEndpoint(region) : parseEndpoint(given.value, given.from);
   const addressing = settings?.addressing?.value ?? (given === null ? "virtual" : "path");
+  if (addressing === "virtual" && isAddressLiteral(endpoint)) {
+    throw new UsageError(
+      `${settings?.addressing?.from}: virtual-hosted addressing puts the bucket in the endpoint's host name, and ` +
+        `${endpoint} is an IP address, which has no such names; nothing was done; give --s3-addressing path`,
+    );
+  }
   return { bucket, prefix, endpoint, addressing, region, customEndpoint: given !== null };
+}
+
+/** Whether the endpoint's host is an IP address (v4, or v6 in brackets), under which no bucket name can be put. */
+function isAddressLiteral(endpoint: string): boolean {
+  const host = new URL(endpoint).hostname;
+  return host.startsWith("[") || /^\d+\.\d+\.\d+\.\d+$/.test(host);
 }
 
 /**
