@@ -80,6 +80,10 @@ Deno.test("known_hosts: host patterns, negation, [host]:port, hashed names, mark
   assert.equal(judgeHostKey(keysForHost(text, "new", 22), new Uint8Array(key(1))), "unknown");
   assert.deepEqual(hostKeyAlgorithms(known), ["ssh-ed25519"]);
   assert.equal(hostKeyAlgorithms([]), undefined);
+  // a host named in capitals is looked up lowercased, as OpenSSH does: a hashed name was hashed so
+  const hashed = `|1|${salt.toString("base64")}|${createHmac("sha1", salt).update("nas").digest("base64")} ${line(1)}`;
+  assert.deepEqual(keysForHost(hashed, "NaS", 22).map((k) => k.line), [1]);
+  assert.deepEqual(keysForHost(text, "NAS", 22).map((k) => k.line), [2, 3]);
 });
 
 Deno.test("sftp errors: a connection cut while the SFTP subsystem starts is retried; a refused key or a path is not", () => {

@@ -29,7 +29,7 @@ export function knownHostsName(host: string, port: number): string {
 
 /** The key lines of known_hosts `text` whose host field matches `host` on `port` (`@cert-authority` lines skipped). */
 export function keysForHost(text: string, host: string, port: number): KnownKey[] {
-  const name = knownHostsName(host, port);
+  const name = knownHostsName(host.toLowerCase(), port); // as OpenSSH: a hashed name was hashed lowercased
   const found: KnownKey[] = [];
   text.split("\n").forEach((raw, index) => {
     const fields = raw.trim().split(/\s+/);
