@@ -160,6 +160,18 @@ Deno.test("s3 failures retried: 5xx, 429, throttling, timeouts, a body changed; 
     "S3 PUT packs/ab/x in s3://b/p failed: HTTP 400 (XAmzContentSHA256Mismatch) (after 6 attempts); the server " +
       "received other bytes than were sent: check what lies between this host and it (a proxy that rewrites bodies)",
   );
+  const moved = s3Failure(context, 307, "", {
+    serverDate: null,
+    retryAfter: null,
+    redirect: "https://b.s3.eu-west-1.amazonaws.com/p/packs/ab/x?X-Amz-Signature=secret",
+  });
+  assert.ok(!moved.transient);
+  assert.equal(
+    moved.message,
+    "S3 PUT packs/ab/x in s3://b/p failed: HTTP 307 (no error code); the server redirects to " +
+      "b.s3.eu-west-1.amazonaws.com, so this endpoint or region is not the bucket's: check --s3-endpoint, " +
+      "--s3-region and --s3-addressing ('config')",
+  );
 });
 
 Deno.test("s3 credentials: the environment first, else the shared file's profile; only the source is described", () => {

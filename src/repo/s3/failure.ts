@@ -99,7 +99,12 @@ export function s3Failure(
   context: RequestContext,
   status: number,
   body: string,
-  { serverDate, retryAfter }: { serverDate: string | null; retryAfter: string | null },
+  { serverDate, retryAfter, redirect = null }: {
+    serverDate: string | null;
+    retryAfter: string | null;
+    /** A redirect's `Location` header, whose host is named (redirects are not followed: a signed request is not). */
+    redirect?: string | null;
+  },
 ): S3Error {
   const { code, message } = errorFields(body);
   const what = `${context.method} ${context.name || "(the repository)"} in ${context.location}`;
@@ -111,9 +116,21 @@ export function s3Failure(
     ? "the server received other bytes than were sent: check what lies between this host and it (a proxy that rewrites bodies)"
     : transient
     ? "it may pass on a later run"
+    : status >= 300 && status < 400
+    ? `the server redirects${redirectHost(redirect)}, so this endpoint or region is not the bucket's: check ` +
+      "--s3-endpoint, --s3-region and --s3-addressing ('config')"
     : "check the server's log and the settings ('config')";
   const line = `S3 ${what} failed: HTTP ${status} (${detail}); ${next}`;
   return new S3Error(line, status, code, transient, ExitCode.Failed, retryAfterMs(retryAfter));
+}
+
+/** ` to HOST` for a redirect's `Location`, only its host (its query may carry a signature); `""` without one. */
+function redirectHost(location: string | null): string {
+  try {
+    return location === null ? "" : ` to ${new URL(location).host}`;
+  } catch {
+    return "";
+  }
 }
 
 /**

@@ -108,7 +108,11 @@ export class S3Session {
   async fail(answer: Answer): Promise<never> {
     const { response, deadline, context } = answer;
     const body = context.method === "HEAD" ? "" : await readText(response, TEXT_LIMIT, this.timeouts, deadline);
-    const headers = { serverDate: response.headers.get("date"), retryAfter: response.headers.get("retry-after") };
+    const headers = {
+      serverDate: response.headers.get("date"),
+      retryAfter: response.headers.get("retry-after"),
+      redirect: response.headers.get("location"),
+    };
     throw s3Failure(context, response.status, body, headers);
   }
 
