@@ -295,7 +295,7 @@ class SftpBackend implements ClosableBackend {
         ? "check that the server offers SFTP (a Subsystem sftp line in its sshd_config)"
         : error instanceof SftpStallError
         ? "check that the server is up and reachable, or give a slow link more time (--stall-timeout)"
-        : "check that the server is up and reachable";
+        : "check that the server is up and reachable, and that SSH, not another service, listens on that port";
       throw new UnreachableError(
         `${verb} ${name} in ${this.location} failed after ${policy.attempts} attempts: ${describeSftpError(error)}; ` +
           `${next}, then run the command again`,
