@@ -23,7 +23,8 @@ object will be encrypted to) at URL (a folder, sftp:// or s3://, see --remote),
 new or empty. A location that holds anything is refused (exit 3), a repository
 included, and so is a folder whose parent does not exist (a disk not mounted).
 Make the key pair first with age-keygen, and keep the identity (the secret key)
-off this host: pushing needs only the recipient; restore, drill and remote
+off this host: pushing needs only the recipients and the authentication key
+('remote auth-key', made where the identity is); restore, drill and remote
 verify --read-data need the identity. Give two recipients (a second key kept in
 a safe) so that losing one key loses nothing.
 

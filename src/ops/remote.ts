@@ -128,8 +128,8 @@ function refuseForeignIdentities(
 export function identitiesFrom(settings: RemoteSettings, purpose: string, reporter: Reporter): AgeIdentity[] {
   if (settings.identityFile === null) {
     throw new UsageError(
-      `${purpose} needs the identity to decrypt: give --identity FILE (the age-keygen key file) or set ` +
-        `ATOCORE_BACKUP_IDENTITY_FILE; pushing needs only the recipient`,
+      `${purpose} needs the identity: give --identity FILE (the age-keygen key file) or set ` +
+        `ATOCORE_BACKUP_IDENTITY_FILE (a push needs only the recipients and the authentication key)`,
     );
   }
   const path = settings.identityFile.value;

@@ -301,7 +301,7 @@ Deno.test("remote CLI: push needs no identity; restore, verify --read-data and d
   ) {
     const run = await runCli(args, { env: r.env });
     assert.equal(run.code, 2, `${args.join(" ")}: ${run.stderr}`);
-    assert.match(oneErrorLine(run, args.join(" ")), /needs the identity to decrypt: give --identity FILE/);
+    assert.match(oneErrorLine(run, args.join(" ")), /needs the identity: give --identity FILE/);
   }
   const missing = await runCli(["remote", "verify", "--read-data"], { env: r.envWithIdentity });
   assert.equal(missing.code, 2);
