@@ -12,6 +12,7 @@ import type { ReadFile } from "../repo/push_session.ts";
 import { readIntegrityRecord } from "../snapshot/integrity_record.ts";
 import type { SqliteDriver } from "../sqlite/driver.ts";
 import { validateSnapshot } from "./validate.ts";
+import { snapshotsDir } from "../snapshot/layout.ts";
 import { nextStep } from "./next_step.ts";
 import { pathFlags } from "./restore_intent.ts";
 
@@ -145,7 +146,7 @@ export class ValidationBeside implements PushGate {
  */
 export function noSuchSnapshot(backupDir: string, stamp: string, flags = ""): UsageError {
   const list = nextStep("see 'atocore-backup list'", "see the snapshots with", "list", flags);
-  return new UsageError(`no snapshot ${stamp} in ${backupDir}; ${list}`);
+  return new UsageError(`no snapshot ${stamp} in ${snapshotsDir(backupDir)}; ${list}`);
 }
 
 /**

@@ -90,7 +90,7 @@ Deno.test("push validation: a snapshot gone before it starts is named with the l
     validation.errors,
     (error: Error) => {
       const list = `see the snapshots with: atocore-backup list --backup-dir '${backupDir}'`;
-      assert.equal(error.message, `no snapshot ${stamp} in ${backupDir}; ${list}`);
+      assert.equal(error.message, `no snapshot ${stamp} in ${join(backupDir, "snapshots")}; ${list}`);
       return true;
     },
   );
