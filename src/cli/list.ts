@@ -75,8 +75,7 @@ Examples:
         ? formatTable(["STAMP", "AGE", "SIZE", "CHROMA", "VALIDATED", "NOTE"], rows)
         : `no snapshots in ${backupDir}`,
       ...failedLines(backupDir, failed),
-      ...(problem ? [`warning: ${problem}; create and cleanup refuse until then`] : []),
-    ];
+    ]; // the warnings are on stderr, once
     return Promise.resolve({
       result: { backups, failed, warnings },
       exitCode: ExitCode.Ok,
