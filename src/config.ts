@@ -127,7 +127,9 @@ export function refuseEmptyValues(flags: PathFlags, env: Record<string, string |
  * @throws {UsageError} naming the flag.
  */
 export function refuseOddPathFlag(value: string, flag: string): void {
-  if (value.trim() === "") throw new UsageError(`${flag} needs a path, not an empty value`);
+  if (value.trim() === "") {
+    throw new UsageError(`${flag} needs a path, not an empty value; give one, or leave ${flag} out`);
+  }
   refuseEdgeWhitespace(value, flag);
   refuseUnexpandedHome(value, flag);
 }

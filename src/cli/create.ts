@@ -112,7 +112,11 @@ Examples:
 function clockSkewFrom(text: string | undefined): number {
   if (text === undefined) return CLOCK_SKEW_SECONDS;
   if (!/^\d{1,12}$/.test(text)) {
-    throw new UsageError(`create: --max-clock-skew must be a number of seconds, not ${JSON.stringify(text)}`);
+    throw new UsageError(
+      `create: --max-clock-skew must be a number of seconds, not ${
+        JSON.stringify(text)
+      }; give e.g. --max-clock-skew 600`,
+    );
   }
   return Number(text);
 }

@@ -244,8 +244,12 @@ function checkRemoteFlags(values: CommandFlags<typeof restoreCommand.options>): 
   if (values["scratch-dir"] !== undefined) refuseOddPathFlag(values["scratch-dir"], "--scratch-dir");
   if (values["from-remote"]) return;
   refuseRemoteFlagsWithout(values, "restore", "--from-remote");
-  if (values["scratch-dir"] !== undefined) throw new UsageError("restore: --scratch-dir goes with --from-remote");
-  if (values["other-source"]) throw new UsageError("restore: --other-source goes with --from-remote");
+  for (const flag of ["scratch-dir", "other-source"] as const) {
+    if (values[flag] === undefined || values[flag] === false) continue;
+    throw new UsageError(
+      `restore: --${flag} goes with --from-remote (a restore from the repository); add it, or leave --${flag} out`,
+    );
+  }
 }
 
 function describe(result: RestoreResult | RemoteRestoreResult, flags: string): string {

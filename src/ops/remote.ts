@@ -37,8 +37,8 @@ export function remoteBackend(
 ): Backend {
   if (settings.remote === null) {
     throw new UsageError(
-      `${command} needs a repository: give --remote file:///path (or a folder path, or sftp://USER@HOST/PATH), ` +
-        "or set ATOCORE_BACKUP_REMOTE",
+      `${command} needs a repository: give --remote file:///path (or a folder path, sftp://USER@HOST/PATH or ` +
+        "s3://BUCKET/PREFIX), or set ATOCORE_BACKUP_REMOTE",
     );
   }
   const ssh = {

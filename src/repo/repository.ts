@@ -185,7 +185,9 @@ export function canonicalRecipients(recipients: readonly unknown[], source: stri
     try {
       return parseRecipient(String(recipient));
     } catch (error) {
-      throw new UsageError(`${source}: ${(error as Error).message}`);
+      throw new UsageError(
+        `${source}: ${(error as Error).message}; give the public key 'age-keygen -y KEYFILE' prints`,
+      );
     }
   });
   return [...new Set(canonical)].sort();

@@ -77,7 +77,7 @@ Deno.test("unknown commands, unknown flags, missing arguments and conflicting fl
       [...command.name.split(" "), "--no-such-flag"],
       new RegExp(`${command.name}: .*no-such-flag.*; see '${command.name} --help'`),
     ]),
-    [["create", "--metrics-file"], /create: .*metrics-file.*argument/],
+    [["create", "--metrics-file"], /create: --metrics-file needs a value; see .create --help.$/],
     [["validate"], /validate: snapshot stamp required \(or --all\)/],
     [["validate", "20260101T000000Z", "--all"], /give a STAMP or --all, not both/],
     [["restore"], /restore: snapshot stamp required/],

@@ -45,7 +45,7 @@ Deno.test("remote CLI refusals: no repository, no recipients, conflicting or out
       "no repository given",
       ["remote", "list"],
       { ATOCORE_DATA_DIR: data },
-      /remote list needs a repository: give --remote file:\/\/\/path \(or a folder path, or sftp:\/\/USER@HOST\/PATH\), or set ATOCORE_BACKUP_REMOTE$/,
+      /remote list needs a repository: give --remote file:\/\/\/path \(or a folder path, sftp:\/\/USER@HOST\/PATH or s3:\/\/BUCKET\/PREFIX\), or set ATOCORE_BACKUP_REMOTE$/,
     ],
     [
       "init without recipients",

@@ -95,7 +95,10 @@ Deno.test("an empty flag or path variable is a usage error naming it, never take
       return true;
     });
   }
-  assert.throws(() => resolveConfig({ db: "" }, {}, CWD), /^UsageError: --db needs a path, not an empty value$/);
+  assert.throws(
+    () => resolveConfig({ db: "" }, {}, CWD),
+    /^UsageError: --db needs a path, not an empty value; give one, or leave --db out$/,
+  );
   assert.throws(() => resolveConfig({ chromaDir: "" }, {}, CWD), /--chroma-dir needs a path/);
 });
 
@@ -110,7 +113,7 @@ Deno.test("a path of blanks is empty, and one that begins or ends with whitespac
   refused({}, { ATOCORE_BACKUP_DIR: "/srv/backups\n" }, /^ATOCORE_BACKUP_DIR begins or ends with whitespace/);
   // a leading space would make the path relative to the working folder
   refused({}, { ATOCORE_DATA_DIR: " /srv/data" }, /^ATOCORE_DATA_DIR begins or ends with whitespace/);
-  refused({ db: "\t" }, {}, /^--db needs a path, not an empty value$/);
+  refused({ db: "\t" }, {}, /^--db needs a path, not an empty value; give one, or leave --db out$/);
   refused({ chromaDir: "/srv/chroma " }, {}, /^--chroma-dir begins or ends with whitespace/);
   const remote = (env: Record<string, string>) => resolveRemoteSettings({}, env, CWD);
   assert.throws(() => remote({ ATOCORE_BACKUP_REMOTE: " /mnt/offsite" }), /ATOCORE_BACKUP_REMOTE begins or ends/);
