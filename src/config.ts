@@ -471,8 +471,8 @@ export function refuseSecretValue(value: string, from: string): void {
   }
   if (isEncodedKey(value)) {
     throw new UsageError(
-      `${from} was given what looks like key material in base64 (a key file encoded, as CI secrets often are, or a ` +
-        "line of one; not shown); decode it into a file readable only by this user and give that file's path",
+      `${from} was given a key file encoded in base64 (as CI systems often keep secrets; not shown); decode it ` +
+        "into a file readable only by this user and give that file's path",
     );
   }
 }
@@ -480,19 +480,11 @@ export function refuseSecretValue(value: string, from: string): void {
 /** Base64 that decodes to a key file: the markers of an age identity, a PEM or an OpenSSH private key. */
 const ENCODED_KEY_MARKERS = /AGE-SECRET-KEY-1|PRIVATE KEY-----|^openssh-key-v1\0/;
 
-/**
- * Whether `value` is a key encoded in base64 (it decodes to one) or a line of a key's base64 body: 40 or more letters,
- * digits and `+` unbroken, of both cases and with digits, which no path's name, stamp or setting holds (a hash in a
- * path is one case; a UUID, a date or a word is broken by `-`, `_` or `.`).
- */
+/** Whether `value` is a key file encoded in base64 (whitespace and line breaks aside): it decodes to one. */
 function isEncodedKey(value: string): boolean {
   const compact = value.replace(/\s+/g, "");
-  if (/^[A-Za-z0-9+/]{40,}={0,2}$/.test(compact)) {
-    if (ENCODED_KEY_MARKERS.test(Buffer.from(compact, "base64").toString("latin1"))) return true;
-  }
-  return (value.match(/[A-Za-z0-9+]{40,}/g) ?? []).some((run) =>
-    /[a-z]/.test(run) && /[A-Z]/.test(run) && /\d/.test(run)
-  );
+  return /^[A-Za-z0-9+/]{40,}={0,2}$/.test(compact) &&
+    ENCODED_KEY_MARKERS.test(Buffer.from(compact, "base64").toString("latin1"));
 }
 
 /**
@@ -507,9 +499,8 @@ function refuseSecretKeys(flags: RemoteFlags, env: Record<string, string | undef
     ...Object.entries(flags).flatMap(([name, value]): [string, string | undefined][] =>
       (Array.isArray(value) ? value : [value]).map((one) => [flag(name), one])
     ),
-    ...[...Object.values(REMOTE_VARIABLES), ...Object.values(SSH_VARIABLES)].map((
-      name,
-    ): [string, string | undefined] => [name, env[name]]),
+    ...[...Object.values(REMOTE_VARIABLES), ...Object.values(SSH_VARIABLES), ...S3_SETTINGS.flatMap((one) => one.env)]
+      .map((name): [string, string | undefined] => [name, env[name]]),
   ];
   for (const [from, value] of given) if (value !== undefined) refuseSecretValue(value, from);
 }
@@ -528,20 +519,19 @@ function refusePasswordInRemote(remote: string | undefined, fromFlag: boolean): 
 }
 
 /**
- * Refuse a plain path that is another tool's way to name a network repository (`user@host:path`, as scp and rsync
- * write it; `sftp:user@host:/path` or `s3:host/bucket`, as restic does): taken as a folder, it would keep the off-host
- * copy on this host. A folder named so is given as `file:///…`. Not echoed: such an address may hold a password.
+ * Refuse a plain path whose first name holds a `:`: another tool's way to name a network repository (`HOST:PATH` or
+ * `USER@HOST:PATH`, as scp and rsync write it; `sftp:USER@HOST:/PATH` or `s3:HOST/BUCKET`, as restic does). Taken as a
+ * folder, it would keep the off-host copy on this host. A folder named so is given as `./NAME` or `file:///…`. Not
+ * echoed: such an address may hold a password.
  *
  * @throws {UsageError} naming `where`.
  */
 function refuseLookalikeRemote(remote: string, where: string): void {
-  const scp = /^[^/@]+@[^/:]+:/.test(remote);
-  const restic = /^(sftp|s3|rest|b2|azure|gs|swift|rclone|ssh):/i.test(remote) && !remote.includes("://");
-  if (!scp && !restic) return;
+  if (/^[a-z][a-z0-9+.-]*:\/\//i.test(remote) || !/^[^/]*:/.test(remote)) return; // a URL, or a path
   throw new UsageError(
-    `${where} names no folder but another tool's network address (user@host:path, or restic's sftp:… or s3:…), ` +
-      "which would keep the copy on this host; nothing was done; give sftp://USER@HOST//PATH or s3://BUCKET/PREFIX " +
-      "(or, for a folder named so, file:///…)",
+    `${where} names no folder but another tool's network address (HOST:PATH or USER@HOST:PATH as scp writes it, ` +
+      "restic's sftp:… or s3:…), which would keep the copy on this host; nothing was done; give " +
+      "sftp://USER@HOST//PATH or s3://BUCKET/PREFIX (or, for a folder named so, ./NAME or file:///…)",
   );
 }
 

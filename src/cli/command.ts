@@ -130,12 +130,13 @@ Output:
 
 /** What `parseArgs` refused, in this tool's words where its own give advice that does not apply here. */
 function parseProblem(error: Error & { code?: string }): string {
-  const flag = /'(-[^']*)'/.exec(error.message)?.[1] ?? "an option";
+  const quoted = /'(-[^']*)'/.exec(error.message)?.[1] ?? "an option";
+  const flag = quoted.split(/[ ,]+/).findLast((word) => word.startsWith("-")) ?? quoted; // "-h, --help": --help
   if (error.code === "ERR_PARSE_ARGS_UNKNOWN_OPTION") return `unknown option ${flag}`;
   if (/does not take an argument/.test(error.message)) {
     return `${flag} is a switch and takes no value (give ${flag} alone)`;
   }
-  if (/argument missing/.test(error.message)) return `${flag.split(" ")[0]} needs a value`;
+  if (/argument missing/.test(error.message)) return `${flag} needs a value`;
   if (error.code === "ERR_PARSE_ARGS_INVALID_OPTION_VALUE" && /ambiguous/.test(error.message)) {
     return `${flag} needs a value, and what follows it starts with '-' (give one that does: a count or a duration ` +
       `is never negative; a value that really starts with '-' is given as ${flag}=VALUE)`;

@@ -37,8 +37,9 @@ export const remoteCleanupCommand = defineCommand({
 Apply the local cleanup's retention rules to the repository's snapshots (by
 their stamps: the newest snapshot of each of the ${DEFAULT_POLICY.daily} newest days, ${DEFAULT_POLICY.weekly} Sunday
 weeks, ${DEFAULT_POLICY.monthly} 1st-of-month months; each source's newest snapshot is always
-kept, and the one it published last, as cleanup's last-published), then free space in two phases: a run marks the packs no snapshot
-needs (condemned), and a run at least the grace period later deletes those
+kept, and so is the one it published last, as cleanup's last-published),
+then free space in two phases: a run marks the packs no snapshot needs
+(condemned), and a run at least the grace period later deletes those
 still unneeded. A push running at the
 same time loses nothing: its lease (${LEASE}) keeps what it reuses, and the grace
 (default ${GRACE}, must exceed the lease) covers what it sends. The grace counts

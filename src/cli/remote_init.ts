@@ -70,7 +70,7 @@ function pushLines(flags: string, settings: RemoteSettings): string[] {
   if (settings.authKeyFile !== null) return [`push to it with: atocore-backup push --latest${flags}`];
   return [
     "make the authentication key a push needs where the identity is (not on this host): " +
-    "atocore-backup remote auth-key --identity atocore-offsite.key > auth.key",
-    `push to it with: atocore-backup push --latest${flags} --auth-key auth.key`,
+    "atocore-backup remote auth-key --identity atocore-offsite.key > atocore-auth.key",
+    `push to it with: atocore-backup push --latest${flags} --auth-key atocore-auth.key`,
   ];
 }

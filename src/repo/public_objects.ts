@@ -59,12 +59,12 @@ export function parseRefs(value: unknown, name: string, key: SnapshotKey): Refs 
   const ok = refs !== null && typeof refs === "object" && refs.snapshot === snapshotKeyText(key) &&
     isPackId(refs.snapshot_sha256) && (refs.source === undefined || isRandomId(refs.source)) &&
     (refs.local_sha256 === undefined || isPackId(refs.local_sha256)) &&
-    (refs.sequence === undefined || isSequence(refs.sequence)) &&
     Array.isArray(refs.packs) &&
     refs.packs.every((pack) => isPackId(pack?.id) && Number.isSafeInteger(pack?.size) && pack.size > 0) &&
     (refs.auth === undefined || (Array.isArray(refs.auth) && refs.auth.every(isRefsAuth)));
   if (!ok) throw new OperationError(`${name} is malformed or names another snapshot; the repository was altered`);
-  return refs as Refs;
+  // no MAC covers the sequence: one that is no count orders nothing, and the refs stand without it
+  return isSequence(refs.sequence) ? refs as Refs : { ...refs as Refs, sequence: undefined };
 }
 
 function isSequence(value: unknown): boolean {

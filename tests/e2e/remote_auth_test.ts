@@ -198,39 +198,33 @@ Deno.test("remote auth: an auth key or age secret key pasted where a file or ano
   assert.deepEqual(await remoteNames(r.env), [], "nothing was pushed");
 });
 
-Deno.test("remote auth: a key file encoded in base64 (as CI secrets are), or a line of a key's body, given as a path is refused, not echoed", async () => {
+Deno.test("remote auth: a key file encoded in base64 (as CI secrets are), on one line or wrapped, given as a path is refused, not echoed", async () => {
   const { r, noKey } = await storeWithoutKey();
   using _ = r;
   const made = new Deno.Command("ssh-keygen", {
     args: ["-q", "-t", "ed25519", "-N", "", "-f", join(r.work, "ssh.key")],
   }).outputSync();
   assert.ok(made.success, "ssh-keygen");
-  const sshKey = Deno.readTextFileSync(join(r.work, "ssh.key"));
-  const encoded = (text: string) => btoa(text);
-  const bodyLine = sshKey.split("\n")[2]; // the private part's base64, no marker in it
-  const pastes: [string, Record<string, string>, string][] = [
-    ["ATOCORE_SSH_KEY_FILE", { ATOCORE_SSH_KEY_FILE: encoded(sshKey) }, encoded(sshKey).slice(8, 40)],
-    [
-      "ATOCORE_BACKUP_IDENTITY_FILE",
-      { ATOCORE_BACKUP_IDENTITY_FILE: encoded(Deno.readTextFileSync(r.key.keyFile)) },
-      "",
-    ],
-    ["ATOCORE_SSH_KEY_FILE", { ATOCORE_SSH_KEY_FILE: bodyLine }, bodyLine.slice(4, 36)],
+  const sshKey = btoa(Deno.readTextFileSync(join(r.work, "ssh.key")));
+  const identity = btoa(Deno.readTextFileSync(r.key.keyFile));
+  const wrapped = sshKey.replace(/.{76}/g, "$&\n"); // as base64 writes it without -w0
+  const pastes: [string, string][] = [
+    ["ATOCORE_SSH_KEY_FILE", sshKey],
+    ["ATOCORE_BACKUP_IDENTITY_FILE", identity],
+    ["ATOCORE_SSH_KEY_FILE", wrapped],
   ];
-  for (const [from, extra, part] of pastes) {
-    const value = Object.values(extra)[0];
+  for (const [from, value] of pastes) {
     for (const command of [["remote", "list"], ["config"]]) {
-      const pasted = await runCli(command, { env: { ...noKey, ...extra } });
+      const pasted = await runCli(command, { env: { ...noKey, [from]: value } });
       assert.equal(pasted.code, 2, `${command.join(" ")}: ${pasted.stdout}${pasted.stderr}`);
-      assert.match(oneErrorLine(pasted, from), new RegExp(`${from} was given what looks like key material in base64`));
-      const shown = pasted.stdout + pasted.stderr;
-      assert.ok(!shown.includes(value.slice(8, 40)) && (part === "" || !shown.includes(part)), "not echoed");
+      assert.match(oneErrorLine(pasted, from), new RegExp(`${from} was given a key file encoded in base64`));
+      assert.ok(!(pasted.stdout + pasted.stderr).includes(value.slice(8, 40)), "not echoed");
     }
   }
   const ordinary = await runCli(["config"], {
-    env: { ...noKey, ATOCORE_SSH_KEY_FILE: join(r.work, "keys", "0f4e7c1b9a2d4e6f8a0b1c2d3e4f5a6b.key") },
+    env: { ...noKey, ATOCORE_SSH_KEY_FILE: join(r.work, "keys", "Backup2024ExternalDriveForHostNumber1Primary.key") },
   });
-  assert.equal(ordinary.code, 0, `a path with a hash in it is a path: ${ordinary.stderr}`);
+  assert.equal(ordinary.code, 0, `a path is a path, whatever its names: ${ordinary.stderr}`);
 });
 
 Deno.test("remote auth: a key file holding the key twice is used; one readable by others is warned about", async () => {

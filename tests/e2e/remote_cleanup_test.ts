@@ -417,15 +417,20 @@ Deno.test("remote cleanup: after a clock set back, the snapshot published last i
     pushed.push((await pushSnapshot(f.config, f.backend, root, f.auth)).snapshot);
   }
   Deno.removeSync(made.root, { recursive: true }); // pushed never: these three are the source's snapshots
+  // no MAC covers the sequence: a writer's value that is no count leaves the refs standing without one
+  const edited = join(f.repoDir, "refs", pushed[1]);
+  Deno.writeTextFileSync(edited, JSON.stringify({ ...JSON.parse(Deno.readTextFileSync(edited)), sequence: 2 ** 32 }));
   const run = await cleanupRemote(f.backend, {
     sightingsFile: fileByPath(seenFile(f)),
     policy: KEEP_NEWEST,
     confirm: true,
+    ...f.auth,
   });
   assert.deepEqual(run.errors, []);
   assert.deepEqual(run.deleted, [pushed[0]]);
   assert.deepEqual(run.kept.sort(), [pushed[1], pushed[2]].sort(), "the day's newest stamp and the last published");
   assert.deepEqual(run.reasons[pushed[2]], [LAST_PUBLISHED]);
+  assert.deepEqual((await verifyRepository(f.backend, { identities: [f.identity], readData: true })).errors, []);
 });
 
 Deno.test("remote cleanup --forget of a source's newest: the rules keep the rest as if it had never been pushed", async () => {

@@ -1025,7 +1025,7 @@ Deno.test("remote CLI: remote init without an authentication key prints how to m
   const makeKey = printedCommand(init.text, "where the identity is (not on this host)");
   const push = printedCommand(init.text, "push to it with");
   assert.ok(makeKey !== null && push !== null, init.text);
-  assert.match(push, / --auth-key auth\.key$/);
+  assert.match(push, / --auth-key atocore-auth\.key$/);
   // the operator names their identity file as the README does, and runs both lines in one folder
   Deno.copyFileSync(key.keyFile, join(work.path, "atocore-offsite.key"));
   const ran = await runPrinted(`cd '${work.path}' && ${makeKey} && ${push}`, {});

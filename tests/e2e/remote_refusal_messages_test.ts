@@ -114,7 +114,12 @@ Deno.test("remote CLI refusals: another tool's network address (scp's user@host:
   const { env } = refusalPlaces(dir.path);
   const { recipient } = ageKeyPair(dir.path);
   const named = /--remote names no folder but another tool's network address .*give sftp:\/\/USER@HOST\/\/PATH/;
-  const addresses = ["backup@nas.example:atocore", "sftp:backup@nas.example:/srv/atocore", "s3:bucket/atocore"];
+  const addresses = [
+    "backup@nas.example:atocore",
+    "nas:atocore",
+    "sftp:backup@nas.example:/srv/atocore",
+    "s3:bucket/x",
+  ];
   const cases: [string, string[], Record<string, string>, RegExp][] = addresses.map((address) => [
     address,
     ["remote", "init", "--remote", address, "--recipient", recipient],
@@ -130,7 +135,13 @@ Deno.test("remote CLI refusals: another tool's network address (scp's user@host:
   for (const address of addresses) {
     assert.throws(() => Deno.lstatSync(join(cwd, address)), Deno.errors.NotFound, `${address} made here`);
   }
-  const asFolder = join(dir.path, "backup@nas:atocore"); // a folder of that name, as a file:// URL
+  const asFolder = join(dir.path, "backup@nas:atocore"); // a folder of that name, as a file:// URL or ./NAME
   const made = await runCli(["remote", "init", "--remote", `file://${asFolder}`, "--recipient", recipient], { env });
   assert.equal(made.code, 0, made.stderr);
+  const dotted = await runCli(["remote", "init", "--remote", "./nas:other", "--recipient", recipient], {
+    env,
+    cwd: dir.path,
+  });
+  assert.equal(dotted.code, 0, dotted.stderr);
+  assert.ok(Deno.statSync(join(dir.path, "nas:other")).isDirectory);
 });
