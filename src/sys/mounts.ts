@@ -74,13 +74,18 @@ let placeTable: MountEntry[] | null | undefined;
 /**
  * Where the existing `path` lies in its filesystem: the device of the mount that holds it and the path from that
  * filesystem's root, so that two paths reaching one folder through different mounts (a bind mount of a folder inside
- * another) compare equal, which no identity of a folder above either shows. `null` when the table cannot be read, or
- * the mount's root is no path (a bind mount of a deleted file or folder).
+ * another) compare equal, which no identity of a folder above either shows. `null` when the table cannot be read, the
+ * path is gone, or the mount's root is no path (a bind mount of a deleted file or folder).
  */
 export function filesystemPlace(path: string): FilesystemPlace | null {
   if (placeTable === undefined) placeTable = visibleMounts();
   if (placeTable === null) return null;
-  const real = Deno.realPathSync(path);
+  let real: string;
+  try {
+    real = Deno.realPathSync(path);
+  } catch {
+    return null; // gone since it was seen (a writer's -journal, deleted as it commits): nowhere to compare
+  }
   let holding: MountEntry | null = null;
   for (const mount of placeTable) { // of one point, the last mounted is the one seen
     if (isSameOrBelow(real, mount.point) && mount.point.length >= (holding?.point.length ?? 0)) holding = mount;
