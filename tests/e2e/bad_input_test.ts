@@ -331,20 +331,30 @@ Deno.test("a registry holding bytes that are not UTF-8 is not JSON to create or 
   await registryNotJson(latin1, "holds bytes that are not UTF-8");
 });
 
+/** Wait until another process holds the database at `path` locked (a write cannot begin), 30 s at most. */
+async function lockedBy(path: string): Promise<void> {
+  for (let tries = 0; tries < 600; tries++) {
+    const probe = new Deno.Command("sqlite3", { args: [path, "BEGIN IMMEDIATE", "ROLLBACK"], stderr: "piped" });
+    if (/locked/.test(new TextDecoder().decode((await probe.output()).stderr))) return;
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+  throw new Error(`${path} was not locked by the holder within 30 s`);
+}
+
 Deno.test("a live database another process holds locked past the busy timeout: create says so and to run again, exit 1", async () => {
   using store = tempStore({ dbMiB: 1, chromaMiB: 0.05 });
   const env = storeEnv(store);
   const rollback = new Deno.Command("sqlite3", { args: [store.db, "PRAGMA journal_mode=DELETE"] }).outputSync();
   assert.ok(rollback.success, new TextDecoder().decode(rollback.stderr));
   for (const driver of ["ffi", "builtin"]) {
-    // an exclusive lock held for longer than the busy timeout (10 s), then let go
+    // an exclusive lock held for longer than the busy timeout (10 s) and the run, however slow a loaded machine is
     const holder = new Deno.Command("sqlite3", {
-      args: [store.db, "BEGIN EXCLUSIVE", ".shell sleep 14", "COMMIT"],
+      args: [store.db, "BEGIN EXCLUSIVE", ".shell sleep 120", "COMMIT"],
       stdout: "null",
       stderr: "null",
     }).spawn();
     try {
-      await new Promise((resolve) => setTimeout(resolve, 500));
+      await lockedBy(store.db);
       const run = await runCli(["create", "--sqlite-driver", driver], { env });
       const locked =
         `create failed copying the database ${store.db}: another process held it locked for more than 10 s`;
