@@ -362,7 +362,11 @@ Deno.test("a live database another process holds locked past the busy timeout: c
       assert.match(run.stderr, /nothing was published; run create again \(a long write/);
       assert.deepEqual(entryNames(join(store.backupDir, "snapshots")), [], "something was published");
     } finally {
-      holder.kill("SIGKILL");
+      try {
+        holder.kill("SIGKILL");
+      } catch {
+        // it ended by itself (a holder starved on a loaded machine): what it left is judged below, or by the test
+      }
       await holder.status;
     }
   }

@@ -49,7 +49,11 @@ async function createWhileWriting(mode: LedgerWriterMode, trials: number): Promi
     assert.equal(validated.code, 0, `snapshots do not validate (seed ${seed}): ${validated.stdout}`);
     console.log(`create under writes (${mode}): ${trials} snapshots (seed ${seed}), last holds ${previousRows} rows`);
   } finally {
-    writer.kill("SIGKILL");
+    try {
+      writer.kill("SIGKILL");
+    } catch {
+      // it ended by itself (a writer starved on a loaded machine): what it left is judged below, or by the test
+    }
     await writer.status;
     await writer.stderr.cancel();
   }
