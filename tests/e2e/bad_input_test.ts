@@ -349,7 +349,7 @@ Deno.test("a live database another process holds locked past the busy timeout: c
   for (const driver of ["ffi", "builtin"]) {
     // an exclusive lock held for longer than the busy timeout (10 s) and the run, however slow a loaded machine is
     const holder = new Deno.Command("sqlite3", {
-      args: [store.db, "BEGIN EXCLUSIVE", ".shell sleep 120", "COMMIT"],
+      args: [store.db, ".timeout 10000", "BEGIN EXCLUSIVE", ".shell sleep 120", "COMMIT"], // waits out the probe
       stdout: "null",
       stderr: "null",
     }).spawn();
