@@ -7,7 +7,7 @@
 import { OperationError } from "../errors.ts";
 import type { Backend } from "./backend.ts";
 import { getPublic } from "./boundary.ts";
-import { MAX_SEQUENCE } from "../snapshot/metadata.ts";
+import { isSequenceCount } from "../snapshot/metadata.ts";
 import { isPackId, isRandomId, parseName, PREFIXES, type SnapshotKey, snapshotKeyText } from "./layout.ts";
 
 /** `refs/<key>`: the snapshot object's SHA-256, the backup folder it came from, every pack it needs with its size. */
@@ -64,11 +64,7 @@ export function parseRefs(value: unknown, name: string, key: SnapshotKey): Refs 
     (refs.auth === undefined || (Array.isArray(refs.auth) && refs.auth.every(isRefsAuth)));
   if (!ok) throw new OperationError(`${name} is malformed or names another snapshot; the repository was altered`);
   // no MAC covers the sequence: one that is no count orders nothing, and the refs stand without it
-  return isSequence(refs.sequence) ? refs as Refs : { ...refs as Refs, sequence: undefined };
-}
-
-function isSequence(value: unknown): boolean {
-  return typeof value === "number" && Number.isSafeInteger(value) && value >= 0 && value < MAX_SEQUENCE;
+  return isSequenceCount(refs.sequence) ? refs as Refs : { ...refs as Refs, sequence: undefined };
 }
 
 function isRefsAuth(entry: unknown): boolean {

@@ -272,7 +272,12 @@ export function isPreRestore(metadata: SnapshotMetadata | null | undefined): boo
  */
 export function sequenceOf(metadata: SnapshotMetadata | null | undefined): number | null {
   const value = metadata?.sequence;
-  return typeof value === "number" && Number.isSafeInteger(value) && value >= 0 && value < MAX_SEQUENCE ? value : null;
+  return isSequenceCount(value) ? value : null;
+}
+
+/** Whether `value` is a publication sequence taken for a count: an integer from 0 below {@linkcode MAX_SEQUENCE}. */
+export function isSequenceCount(value: unknown): value is number {
+  return typeof value === "number" && Number.isSafeInteger(value) && value >= 0 && value < MAX_SEQUENCE;
 }
 
 /** The bound of a sequence taken for a count: a snapshot a second for 136 years. */
