@@ -9,6 +9,7 @@ import { cString } from "./c_string.ts";
 import { openFlags } from "./linux_constants.ts";
 import { LIBC_NAMES } from "./proc_read.ts";
 import { readNames } from "./read_dir.ts";
+import { errnoCell, failedCall, withErrno } from "./errno.ts";
 import { AT_FDCWD, S_IFDIR, S_IFMT, S_IFREG, STATX_INO } from "./linux_constants.ts";
 
 const SYMBOLS = {
@@ -39,7 +40,8 @@ const SYMBOLS = {
   __errno_location: { parameters: [], result: "pointer" },
 } as const;
 
-type Symbols = Deno.DynamicLibrary<typeof SYMBOLS>["symbols"];
+/** The libc functions the calls here bind. */
+export type Symbols = Deno.DynamicLibrary<typeof SYMBOLS>["symbols"];
 
 const AT_EMPTY_PATH = 0x1000;
 const AT_SYMLINK_NOFOLLOW = 0x100;
@@ -85,8 +87,14 @@ let loaded: Symbols | null | undefined;
 
 /** libc's calls, or `null` where none loads or FFI is not permitted: the callers then go by path. */
 export function folderCalls(): FolderCalls | null {
+  const libc = folderSymbols();
+  return libc === null ? null : new FolderCalls(libc);
+}
+
+/** libc's functions as bound here (or `null`), for a caller that wraps one of them: the tests' faults. */
+export function folderSymbols(): Symbols | null {
   if (loaded === undefined) loaded = load();
-  return loaded === null ? null : new FolderCalls(loaded);
+  return loaded;
 }
 
 function load(): Symbols | null {
@@ -117,12 +125,21 @@ export interface EntryInfo {
 
 /** The calls; every failure is thrown as the error `Deno` or `node:fs` would throw, naming the path given. */
 export class FolderCalls {
-  constructor(private readonly libc: Symbols) {}
+  private readonly errnoCell: Int32Array;
+  private lastErrno = 0;
+
+  constructor(private readonly libc: Symbols) {
+    this.errnoCell = errnoCell(libc);
+  }
 
   /** Open the folder at `path` (links followed) or, with `inside`, the folder `path` inside it (never a link). */
   openFolder(path: string, inside?: { fd: number; shown: string }): number {
     const flags = O_DIRECTORY | O_CLOEXEC | (inside ? O_NOFOLLOW : 0);
-    return this.check(this.libc.openat(inside?.fd ?? AT_FDCWD, cString(path), flags, 0), "open", inside?.shown ?? path);
+    return this.check(
+      () => this.libc.openat(inside?.fd ?? AT_FDCWD, cString(path), flags, 0),
+      "open",
+      inside?.shown ?? path,
+    );
   }
 
   /** Open the folder at `path`, the folders above it as their paths lead but never a link at its own name. */
@@ -138,25 +155,25 @@ export class FolderCalls {
   /** Create the file `name` in the folder `fd` for writing: new (never an existing one) and never through a link. */
   createFile(fd: number, name: string, mode: number, shown: string): number {
     const flags = O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC;
-    return this.check(this.libc.openat(fd, cString(name), flags, mode), "open", shown);
+    return this.check(() => this.libc.openat(fd, cString(name), flags, mode), "open", shown);
   }
 
   /** Open the file `name` in the folder `fd` to look at it: never through a link, never waiting on a FIFO. */
   openFile(fd: number, name: string, shown: string): number {
     const flags = O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC;
-    return this.check(this.libc.openat(fd, cString(name), flags, 0), "open", shown);
+    return this.check(() => this.libc.openat(fd, cString(name), flags, 0), "open", shown);
   }
 
   /** Hold the entry `name` of the folder `fd` (a link itself, never followed) without opening it for reading. */
   holdEntry(fd: number, name: string, shown: string): number {
-    return this.check(this.libc.openat(fd, cString(name), O_PATH | O_NOFOLLOW | O_CLOEXEC, 0), "open", shown);
+    return this.check(() => this.libc.openat(fd, cString(name), O_PATH | O_NOFOLLOW | O_CLOEXEC, 0), "open", shown);
   }
 
   /** Whether the file `fd` holds is a symbolic link, its owner, and its identity, read in one call. */
   heldEntry(fd: number, shown: string): { isLink: boolean; owner: number; identity: Identity } {
     const buffer = new Uint8Array(256);
     const mask = STATX_TYPE | STATX_UID | STATX_INO;
-    this.check(this.libc.statx(fd, cString(""), AT_EMPTY_PATH, mask, buffer), "statx", shown);
+    this.check(() => this.libc.statx(fd, cString(""), AT_EMPTY_PATH, mask, buffer), "statx", shown);
     const view = new DataView(buffer.buffer);
     const isLink = (view.getUint16(28, true) & S_IFMT) === S_IFLNK;
     return { isLink, owner: view.getUint32(20, true), identity: identityIn(view) };
@@ -165,7 +182,7 @@ export class FolderCalls {
   /** The text of the symbolic link `fd` holds (opened with {@linkcode holdEntry}): that link's, whatever is renamed. */
   readLink(fd: number, shown: string): string {
     const buffer = new Uint8Array(4097);
-    const length = Number(this.libc.readlinkat(fd, cString(""), buffer, BigInt(buffer.length)));
+    const length = Number(this.call(() => this.libc.readlinkat(fd, cString(""), buffer, BigInt(buffer.length))));
     if (length < 0) throw this.failure("readlink", shown);
     if (length >= buffer.length) throw this.failure("readlink", shown, 36);
     return new TextDecoder().decode(buffer.subarray(0, length));
@@ -173,13 +190,13 @@ export class FolderCalls {
 
   /** A second descriptor of what `fd` holds, closed on its own. */
   duplicate(fd: number, shown: string): number {
-    return this.check(this.libc.dup(fd), "dup", shown);
+    return this.check(() => this.libc.dup(fd), "dup", shown);
   }
 
   /** Write all of `bytes` to the file `fd` (at its offset). */
   write(fd: number, bytes: Uint8Array, shown: string): void {
     for (let done = 0; done < bytes.length;) {
-      const written = Number(this.libc.write(fd, bytes.subarray(done), BigInt(bytes.length - done)));
+      const written = Number(this.call(() => this.libc.write(fd, bytes.subarray(done), BigInt(bytes.length - done))));
       if (written < 0) throw this.failure("write", shown);
       done += written;
     }
@@ -187,25 +204,25 @@ export class FolderCalls {
 
   /** Take the exclusive lock (`flock`) of the file `fd` if no one holds it; whether it was taken. */
   tryLock(fd: number, shown: string): boolean {
-    if (this.libc.flock(fd, LOCK_EX | LOCK_NB) === 0) return true;
-    if (this.errno() === EWOULDBLOCK) return false;
+    if (this.call(() => this.libc.flock(fd, LOCK_EX | LOCK_NB)) === 0) return true;
+    if (this.lastErrno === EWOULDBLOCK) return false;
     throw this.failure("flock", shown);
   }
 
   /** Make the file `fd` `size` bytes long (sparse where it grows). */
   truncate(fd: number, size: number, shown: string): void {
-    this.check(this.libc.ftruncate(fd, BigInt(size)), "ftruncate", shown);
+    this.check(() => this.libc.ftruncate(fd, BigInt(size)), "ftruncate", shown);
   }
 
   /** Give the file `fd` the permission bits `mode`. */
   setMode(fd: number, mode: number, shown: string): void {
-    this.check(this.libc.fchmod(fd, mode), "chmod", shown);
+    this.check(() => this.libc.fchmod(fd, mode), "chmod", shown);
   }
 
   /** Give the file `fd` the owner `uid` and group `gid`; `false` when this user may not give files away. */
   setOwner(fd: number, uid: number, gid: number, shown: string): boolean {
-    if (this.libc.fchown(fd, uid, gid) === 0) return true;
-    if (this.errno() === 1) return false;
+    if (this.call(() => this.libc.fchown(fd, uid, gid)) === 0) return true;
+    if (this.lastErrno === 1) return false;
     throw this.failure("chown", shown);
   }
 
@@ -214,30 +231,30 @@ export class FolderCalls {
     const times = new BigInt64Array([0n, BigInt(UTIME_OMIT), 0n, 0n]);
     times[2] = BigInt(Math.floor(mtimeMs / 1000));
     times[3] = BigInt(Math.round((mtimeMs - Number(times[2]) * 1000) * 1e6));
-    this.check(this.libc.futimens(fd, new Uint8Array(times.buffer)), "utime", shown);
+    this.check(() => this.libc.futimens(fd, new Uint8Array(times.buffer)), "utime", shown);
   }
 
   /** Make the symbolic link `name` in the folder `fd`, pointing at `target` (never followed here). */
   makeLink(target: string, fd: number, name: string, shown: string): void {
-    this.check(this.libc.symlinkat(cString(target), fd, cString(name)), "symlink", shown);
+    this.check(() => this.libc.symlinkat(cString(target), fd, cString(name)), "symlink", shown);
   }
 
   /** Flush the descriptor `fd` to disk, on this thread. */
   syncNow(fd: number, shown: string): void {
-    this.check(this.libc.fsyncNow(fd), "fsync", shown);
+    this.check(() => this.libc.fsyncNow(fd), "fsync", shown);
   }
 
   /** The user owning the file the descriptor `fd` holds. */
   ownerOf(fd: number, shown: string): number {
     const buffer = new Uint8Array(256);
-    this.check(this.libc.statx(fd, cString(""), AT_EMPTY_PATH, STATX_UID, buffer), "statx", shown);
+    this.check(() => this.libc.statx(fd, cString(""), AT_EMPTY_PATH, STATX_UID, buffer), "statx", shown);
     return new DataView(buffer.buffer).getUint32(20, true);
   }
 
   /** The names in the folder `fd` (not `.` and `..`), read through the descriptor, not a path. */
   names(fd: number, shown: string): string[] {
-    const copy = this.check(this.libc.dup(fd), "dup", shown);
-    const dir = this.libc.fdopendir(copy);
+    const copy = this.check(() => this.libc.dup(fd), "dup", shown);
+    const dir = this.call(() => this.libc.fdopendir(copy));
     if (dir === null) {
       const error = this.failure("opendir", shown);
       this.libc.close(copy);
@@ -260,35 +277,35 @@ export class FolderCalls {
 
   /** Make the folder `name` in the folder `fd`. */
   makeFolder(fd: number, name: string, mode: number, shown: string): void {
-    this.check(this.libc.mkdirat(fd, cString(name), mode), "mkdir", shown);
+    this.check(() => this.libc.mkdirat(fd, cString(name), mode), "mkdir", shown);
   }
 
   /** Give the file `from` in folder `fromFd` the name `to` in folder `toFd` too (fails when `to` exists). */
   link(fromFd: number, from: string, toFd: number, to: string, shown: string): void {
-    this.check(this.libc.linkat(fromFd, cString(from), toFd, cString(to), 0), "link", shown);
+    this.check(() => this.libc.linkat(fromFd, cString(from), toFd, cString(to), 0), "link", shown);
   }
 
   /** Move `from` (a path, links followed up to its last name) to `to` in folder `toFd`, replacing what is there. */
   moveInto(from: string, toFd: number, to: string, shown: string): void {
-    this.check(this.libc.renameat(AT_FDCWD, cString(from), toFd, cString(to)), "rename", shown);
+    this.check(() => this.libc.renameat(AT_FDCWD, cString(from), toFd, cString(to)), "rename", shown);
   }
 
   /** Move `from` in folder `fromFd` to `to` in folder `toFd`, replacing what is there. */
   rename(fromFd: number, from: string, toFd: number, to: string, shown: string): void {
-    this.check(this.libc.renameat(fromFd, cString(from), toFd, cString(to)), "rename", shown);
+    this.check(() => this.libc.renameat(fromFd, cString(from), toFd, cString(to)), "rename", shown);
   }
 
   /** Remove the file (or link) `name` in the folder `fd`; whether it was there. */
   removeFile(fd: number, name: string, shown: string): boolean {
-    if (this.libc.unlinkat(fd, cString(name), 0) === 0) return true;
-    if (this.errno() === 2) return false;
+    if (this.call(() => this.libc.unlinkat(fd, cString(name), 0)) === 0) return true;
+    if (this.lastErrno === 2) return false;
     throw this.failure("unlink", shown);
   }
 
   /** Remove the empty folder `name` in the folder `fd` (never a link); whether it was there. */
   removeFolder(fd: number, name: string, shown: string): boolean {
-    if (this.libc.unlinkat(fd, cString(name), AT_REMOVEDIR) === 0) return true;
-    if (this.errno() === 2) return false;
+    if (this.call(() => this.libc.unlinkat(fd, cString(name), AT_REMOVEDIR)) === 0) return true;
+    if (this.lastErrno === 2) return false;
     throw this.failure("rmdir", shown);
   }
 
@@ -298,7 +315,7 @@ export class FolderCalls {
    */
   async sync(fd: number, shown: string): Promise<void> {
     if (await this.libc.fsync(fd) === 0) return;
-    if (this.libc.fsyncNow(fd) !== 0) throw this.failure("fsync", shown);
+    if (this.call(() => this.libc.fsyncNow(fd)) !== 0) throw this.failure("fsync", shown);
     const message = `could not flush ${shown} to disk (fsync failed, its reason not kept): fsync '${shown}'`;
     throw Object.assign(new Error(message), { code: "EIO", path: shown });
   }
@@ -307,8 +324,8 @@ export class FolderCalls {
   entry(fd: number, name: string, shown: string): EntryInfo | null {
     const buffer = new Uint8Array(256);
     const mask = STATX_TYPE | STATX_NLINK | STATX_MTIME;
-    if (this.libc.statx(fd, cString(name), AT_SYMLINK_NOFOLLOW, mask, buffer) !== 0) {
-      if (this.errno() === 2) return null;
+    if (this.call(() => this.libc.statx(fd, cString(name), AT_SYMLINK_NOFOLLOW, mask, buffer)) !== 0) {
+      if (this.lastErrno === 2) return null;
       throw this.failure("statx", shown);
     }
     return entryInfo(new DataView(buffer.buffer));
@@ -318,7 +335,7 @@ export class FolderCalls {
   entryOf(fd: number, shown: string): EntryInfo {
     const buffer = new Uint8Array(256);
     this.check(
-      this.libc.statx(fd, cString(""), AT_EMPTY_PATH, STATX_TYPE | STATX_NLINK | STATX_MTIME, buffer),
+      () => this.libc.statx(fd, cString(""), AT_EMPTY_PATH, STATX_TYPE | STATX_NLINK | STATX_MTIME, buffer),
       "statx",
       shown,
     );
@@ -328,7 +345,7 @@ export class FolderCalls {
   /** The identity of the file the descriptor `fd` holds. */
   identity(fd: number, shown: string): Identity {
     const buffer = new Uint8Array(256);
-    this.check(this.libc.statx(fd, cString(""), AT_EMPTY_PATH, STATX_INO, buffer), "statx", shown);
+    this.check(() => this.libc.statx(fd, cString(""), AT_EMPTY_PATH, STATX_INO, buffer), "statx", shown);
     return identityIn(new DataView(buffer.buffer));
   }
 
@@ -337,20 +354,24 @@ export class FolderCalls {
     this.libc.close(fd);
   }
 
-  private check(result: number, call: string, shown: string): number {
-    if (result >= 0) return result;
-    throw this.failure(call, shown);
+  /** Make the libc `call` ({@linkcode withErrno}), its errno kept for {@linkcode failure}. */
+  private call<T extends number | bigint | Deno.PointerValue>(call: () => T): T {
+    const { result, errno } = withErrno(this.errnoCell, call, failedCall);
+    this.lastErrno = errno;
+    return result;
   }
 
-  private errno(): number {
-    return new Deno.UnsafePointerView(this.libc.__errno_location()!).getInt32();
+  private check(call: () => number, name: string, shown: string): number {
+    const result = this.call(call);
+    if (result >= 0) return result;
+    throw this.failure(name, shown);
   }
 
   /**
    * The last call's failure (or that of `errno`) as `Deno` words it (`… (os error N): call 'path'`), its class and
    * `code` as `node:fs`'s.
    */
-  private failure(call: string, shown: string, errno = this.errno()): Error {
+  private failure(call: string, shown: string, errno = this.lastErrno): Error {
     const words = Deno.UnsafePointerView.getCString(this.libc.strerror(errno)!);
     const message = `${words} (os error ${errno}): ${call} '${shown}'`;
     const error = errno === 2

@@ -7,6 +7,7 @@
 import { cString } from "./c_string.ts";
 import { AT_FDCWD, STATX_INO } from "./linux_constants.ts";
 import { readNames } from "./read_dir.ts";
+import { errnoCell, failedCall, withErrno } from "./errno.ts";
 
 /** Library names tried for libc: glibc, then musl. */
 export const LIBC_NAMES = ["libc.so.6", "libc.musl-x86_64.so.1", "libc.musl-aarch64.so.1"];
@@ -69,8 +70,8 @@ export class ListingFailedError extends Error {}
  * @throws {ListingFailedError} naming `path` when `readdir` fails part way for another reason than its process ending.
  */
 export function listDir(libc: Libc, path: string): ProcRead<string[]> {
-  const dir = libc.opendir(cString(path));
-  if (dir === null) return failure(libc);
+  const { result: dir, errno } = call(libc, () => libc.opendir(cString(path)));
+  if (dir === null) return failure(errno);
   try {
     const names = readNames(libc, dir);
     if (Array.isArray(names)) return names;
@@ -85,21 +86,23 @@ export function listDir(libc: Libc, path: string): ProcRead<string[]> {
 /** The target of the link `path` (for a descriptor, the path its process sees, in its own mount namespace). */
 export function readLink(libc: Libc, path: string): ProcRead<string> {
   const buffer = new Uint8Array(PATH_MAX);
-  const length = Number(libc.readlink(cString(path), buffer, BigInt(buffer.length)));
-  if (length < 0) return failure(libc);
+  const { result, errno } = call(libc, () => libc.readlink(cString(path), buffer, BigInt(buffer.length)));
+  if (result < 0) return failure(errno);
+  const length = Number(result);
   return new TextDecoder().decode(buffer.subarray(0, length));
 }
 
 /** The whole text of the `/proc` file `path` (these end on their own; they are not pipes). */
 export function readText(libc: Libc, path: string): ProcRead<{ text: string }> {
-  const fd = libc.open(cString(path), O_RDONLY_CLOEXEC);
-  if (fd < 0) return failure(libc);
+  const { result: fd, errno } = call(libc, () => libc.open(cString(path), O_RDONLY_CLOEXEC));
+  if (fd < 0) return failure(errno);
   try {
     const chunks: Uint8Array[] = [];
     const buffer = new Uint8Array(65536);
     for (;;) {
-      const length = Number(libc.read(fd, buffer, BigInt(buffer.length)));
-      if (length < 0) return failure(libc);
+      const read = call(libc, () => libc.read(fd, buffer, BigInt(buffer.length)));
+      if (read.result < 0) return failure(read.errno);
+      const length = Number(read.result);
       if (length === 0) break;
       chunks.push(buffer.slice(0, length));
     }
@@ -117,7 +120,8 @@ export function identify(libc: Libc, path: string): ProcRead<FileIdentity> {
   const buffer = new Uint8Array(STAT_BUFFER);
   const view = new DataView(buffer.buffer);
   if (libc.statx !== null) {
-    if (libc.statx(AT_FDCWD, cString(path), 0, STATX_INO | STATX_MNT_ID, buffer) !== 0) return failure(libc);
+    const made = call(libc, () => libc.statx!(AT_FDCWD, cString(path), 0, STATX_INO | STATX_MNT_ID, buffer));
+    if (made.result !== 0) return failure(made.errno);
     const hasMount = (view.getUint32(0, true) & STATX_MNT_ID) !== 0;
     return {
       major: view.getUint32(136, true),
@@ -126,7 +130,9 @@ export function identify(libc: Libc, path: string): ProcRead<FileIdentity> {
       mount: hasMount ? Number(view.getBigUint64(144, true)) : null,
     };
   }
-  if (libc.stat === null || libc.stat(cString(path), buffer) !== 0) return failure(libc);
+  if (libc.stat === null) return "denied";
+  const made = call(libc, () => libc.stat!(cString(path), buffer));
+  if (made.result !== 0) return failure(made.errno);
   // `st_dev` then `st_ino`, both 64-bit, begin every 64-bit Linux `struct stat`; `dev_t` split as glibc and musl do.
   const device = view.getBigUint64(0, true);
   return {
@@ -142,9 +148,13 @@ export function canIdentify(libc: Libc): boolean {
   return libc.statx !== null || libc.stat !== null;
 }
 
-/** Why the last libc call failed: the entry or process is gone (`ENOENT`, `ESRCH`), else we may not read it. */
-function failure(libc: Libc): "gone" | "denied" {
-  const errno = new Deno.UnsafePointerView(libc.__errno_location()!).getInt32();
+/** Make the libc `call` ({@linkcode withErrno}): its result, and its errno when it failed. */
+function call<T extends number | bigint | Deno.PointerValue>(libc: Libc, made: () => T): { result: T; errno: number } {
+  return withErrno(errnoCell(libc), made, failedCall);
+}
+
+/** Why a libc call failed, by its `errno`: the entry or process is gone (`ENOENT`, `ESRCH`), else we may not read it. */
+function failure(errno: number): "gone" | "denied" {
   return errno === ENOENT || errno === ESRCH ? "gone" : "denied";
 }
 

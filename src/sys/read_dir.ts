@@ -3,11 +3,11 @@
  * end: both return NULL, and only a failure sets errno.
  * @module
  */
+import { errnoCell, type ErrnoLocation, withErrno } from "./errno.ts";
 
 /** The libc calls a listing needs, as every binding of them here declares them. */
-export interface ReaddirCalls {
+export interface ReaddirCalls extends ErrnoLocation {
   readdir(dir: Deno.PointerValue): Deno.PointerValue;
-  __errno_location(): Deno.PointerValue;
 }
 
 /** Offset of `d_name` in Linux's `struct dirent` on 64-bit systems (glibc and musl). */
@@ -18,12 +18,11 @@ const DIRENT_NAME = 19;
  * that failed, never the names read before it (a shorter folder): errno is cleared before each call.
  */
 export function readNames(libc: ReaddirCalls, dir: Deno.PointerObject): string[] | { errno: number } {
-  const errno = new Int32Array(Deno.UnsafePointerView.getArrayBuffer(libc.__errno_location()!, 4));
+  const cell = errnoCell(libc);
   const names: string[] = [];
   for (;;) {
-    errno[0] = 0;
-    const entry = libc.readdir(dir);
-    if (entry === null) return errno[0] === 0 ? names : { errno: errno[0] };
+    const { result: entry, errno } = withErrno(cell, () => libc.readdir(dir), (entry) => entry === null);
+    if (entry === null) return errno === 0 ? names : { errno };
     const name = Deno.UnsafePointerView.getCString(entry, DIRENT_NAME);
     if (name !== "." && name !== "..") names.push(name);
   }
