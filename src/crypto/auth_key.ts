@@ -107,22 +107,28 @@ export function macMatches(key: AuthKey, claim: SnapshotClaim, mac: string): boo
   return sameHex(snapshotMac(key, claim), mac);
 }
 
-/** What a refs says in public that cleanup and push go by: the pushing source, its local metadata's hash, the packs. */
+/**
+ * What a refs says in public that cleanup, push and a drill go by: the pushing source, its local metadata's hash, the
+ * packs, the local publication sequence.
+ */
 export interface RefsFields {
   source?: string;
   local_sha256?: string;
+  sequence?: number;
   packs: readonly { id: string; size: number }[];
 }
 
 /**
  * HMAC-SHA256(K, "atocore-backup refs v1\0" ‖ id ‖ "\0" ‖ name ‖ "\0" ‖ hex SHA-256 ‖ "\0" ‖ source ‖ "\0" ‖
- * local_sha256 ‖ "\0" ‖ the packs as `<id>:<size>` joined by commas, in the refs' order), an absent field as empty, as
- * 64 lowercase hex: binds what cleanup keeps packs and counts snapshots by, and what a push recognises its own by, to
- * the snapshot.
+ * local_sha256 ‖ "\0" ‖ the packs as `<id>:<size>` joined by commas, in the refs' order [‖ "\0" ‖ the sequence in
+ * decimal, when the refs hold one]), an absent source or hash as empty, as 64 lowercase hex: binds what cleanup keeps
+ * packs and counts snapshots by, what a push recognises its own by, and the order a drill takes the latest in, to the
+ * snapshot. Refs without a sequence keep the MAC they had before it was recorded; one stripped of its sequence fails.
  */
 export function refsMac(key: AuthKey, claim: SnapshotClaim, refs: RefsFields): string {
   const list = refs.packs.map(({ id, size }) => `${id}:${size}`).join(",");
   const fields = [claim.repositoryId, claim.objectName, claim.sha256, refs.source ?? "", refs.local_sha256 ?? "", list];
+  if (refs.sequence !== undefined) fields.push(String(refs.sequence));
   return hmacHex(key, `${REFS_MAC_CONTEXT}${fields.join("\0")}`);
 }
 

@@ -18,14 +18,15 @@ import {
   resolveRemoteSnapshot,
 } from "./from_remote.ts";
 import { withRecoveryPointCheck } from "./drill_max_age.ts";
-import { latestOfSource } from "./latest_of_source.ts";
+import { latestOfSource, latestVouched } from "./remote_latest.ts";
 
 /** A drill read from a repository: the drill's result and what was fetched (`null` when the fetch failed). */
 export type RemoteDrillResult = DrillResult & { remote: FetchSummary | null };
 
 /**
- * Drill snapshot `given` (`STAMP`, `STAMP_PUSHID` or `"latest"`) of the repository; `"latest"` with `ofSource`: the
- * newest that backup folder pushed (see {@linkcode latestOfSource}). Never throws for what it finds.
+ * Drill snapshot `given` (`STAMP`, `STAMP_PUSHID` or `"latest"`: see {@linkcode latestVouched}) of the repository;
+ * `"latest"` with `ofSource`: the newest that backup folder pushed (see {@linkcode latestOfSource}). Never throws for
+ * what it finds.
  *
  * @throws {UsageError} for a name that matches no snapshot or several; {@linkcode RefusedError} for a repository that
  *   is not the pinned one; {@linkcode OperationError} for a repository without snapshots (of that source).
@@ -38,14 +39,17 @@ export async function drillFromRemote(
 ): Promise<RemoteDrillResult> {
   const begun = performance.now();
   const { repositoryId } = await checkSource(config, source);
-  const { backend, identities } = source;
-  const name = options.ofSource === undefined || given !== "latest"
-    ? await resolveRemoteSnapshot(backend, given, options, source.repositoryFlags)
-    : await latestOfSource(
-      { backend, repositoryId, identities, repositoryFlags: source.repositoryFlags },
-      options.ofSource,
+  const { backend, identities, repositoryFlags } = source;
+  const lookup = { backend, repositoryId, identities, repositoryFlags };
+  const name = options.ofSource !== undefined && given === "latest"
+    ? await latestOfSource(lookup, options.ofSource, options)
+    : given === "latest"
+    ? await latestVouched(
+      { ...lookup, allowUnauthenticated: source.allowUnauthenticated ?? false },
+      await resolveRemoteSnapshot(backend, given, options, repositoryFlags),
       options,
-    );
+    )
+    : await resolveRemoteSnapshot(backend, given, options, repositoryFlags);
   const snapshotPath = `${source.backend.location}/snapshots/${name}`;
   const words = (): [string, string] => [
     `drill of ${name} from ${source.backend.location}`,

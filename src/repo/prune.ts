@@ -293,7 +293,7 @@ function removedOfSource(
 /**
  * What keeps snapshots of one source whatever the policy: the newest stamp not in the future, and the last published
  * (the highest sequence its refs record): a clock set back stamps newer data before an older snapshot, which the
- * newest stamp alone would keep in its place. The refs' sequence has no MAC: edited, it can only keep one more.
+ * newest stamp alone would keep in its place. A sequence no key checked (a run without one) can only keep one more.
  */
 function guards(keys: SnapshotKey[], sequences: Map<SnapshotKey, number>, now: Date): Record<string, KeepReason[]> {
   const found: Record<string, KeepReason[]> = {};

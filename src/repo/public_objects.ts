@@ -20,7 +20,7 @@ export interface Refs {
   local_sha256?: string;
   /**
    * The local snapshot's publication sequence, as its metadata vouches for it (absent when it records none, and in refs
-   * written before): orders one source's snapshots where a clock set back misorders their stamps. It has no MAC.
+   * written before): orders one source's snapshots where a clock set back misorders their stamps. `refs_mac` covers it.
    */
   sequence?: number;
   packs: { id: string; size: number }[];
@@ -32,7 +32,7 @@ export interface Refs {
 export interface RefsAuth {
   recipient: string;
   mac: string;
-  /** The MAC of `source`, `local_sha256` and `packs` (`crypto/auth_key.ts`, `refsMac`); absent in refs pushed before. */
+  /** The MAC of `source`, `local_sha256`, `packs`, `sequence` (`crypto/auth_key.ts`, `refsMac`); absent in older refs. */
   refs_mac?: string;
 }
 
@@ -63,7 +63,7 @@ export function parseRefs(value: unknown, name: string, key: SnapshotKey): Refs 
     refs.packs.every((pack) => isPackId(pack?.id) && Number.isSafeInteger(pack?.size) && pack.size > 0) &&
     (refs.auth === undefined || (Array.isArray(refs.auth) && refs.auth.every(isRefsAuth)));
   if (!ok) throw new OperationError(`${name} is malformed or names another snapshot; the repository was altered`);
-  // no MAC covers the sequence: one that is no count orders nothing, and the refs stand without it
+  // one that is no count orders nothing: the refs stand without it for a reader without the key, whose MAC then fails
   return isSequenceCount(refs.sequence) ? refs as Refs : { ...refs as Refs, sequence: undefined };
 }
 
