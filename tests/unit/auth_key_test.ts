@@ -13,6 +13,7 @@ import {
   formatAuthKeyFile,
   macMatches,
   parseAuthKeyFile,
+  refsMac,
   snapshotMac,
 } from "../../src/crypto/auth_key.ts";
 import { toolFor } from "../_helpers.ts";
@@ -52,6 +53,42 @@ Deno.test("auth key: K and the MAC are the README's HKDF-SHA256 and HMAC-SHA256,
   }
   assert.ok(!macMatches(key, claim, mac.toUpperCase()), "lowercase hex only");
   assert.ok(!macMatches(deriveAuthKey(parseIdentity(generateIdentity().identity)), claim, mac), "another key");
+});
+
+const REFS_PYTHON = `
+import hmac, hashlib, sys
+k, fields = bytes.fromhex(sys.argv[1]), sys.argv[2:]
+print(hmac.new(k, b"atocore-backup refs v1\\0" + "\\0".join(fields).encode(), hashlib.sha256).hexdigest())
+`;
+
+Deno.test("refs MAC: the README's HMAC-SHA256 over the refs' fields, the sequence last where the refs hold one", () => {
+  if (!toolFor("python3", "the independent computation of the refs' MAC")) return;
+  const key = deriveAuthKey(parseIdentity(generateIdentity().identity));
+  const claim = {
+    repositoryId: "0123456789abcdef0123456789abcdef",
+    objectName: "snapshots/20260409T010203Z_0123456789abcdef",
+    sha256: "ab".repeat(32),
+  };
+  const refs = { source: "fedcba9876543210", local_sha256: "cd".repeat(32), packs: [{ id: "ef".repeat(32), size: 7 }] };
+  const python = (...extra: string[]) => {
+    const fields = [
+      claim.repositoryId,
+      claim.objectName,
+      claim.sha256,
+      refs.source,
+      refs.local_sha256,
+      `${"ef".repeat(32)}:7`,
+    ];
+    const output = new Deno.Command("python3", {
+      args: ["-c", REFS_PYTHON, Buffer.from(key.key).toString("hex"), ...fields, ...extra],
+      stdout: "piped",
+    }).outputSync();
+    assert.equal(output.code, 0);
+    return new TextDecoder().decode(output.stdout).trim();
+  };
+  assert.equal(refsMac(key, claim, refs), python(), "refs without a sequence: the MAC refs had before it existed");
+  assert.equal(refsMac(key, claim, { ...refs, sequence: 42 }), python("42"));
+  assert.notEqual(refsMac(key, claim, { ...refs, sequence: 43 }), python("42"), "the MAC covers the sequence");
 });
 
 Deno.test("auth key file: its own output parses back; anything else is refused naming the line, not the key", () => {
