@@ -26,7 +26,7 @@ export interface SourceLookup {
   repositoryFlags?: string;
 }
 
-/** A snapshot of the repository, its refs (`null`: none, or unreadable) and what the keys make of them. */
+/** A snapshot of the repository, its refs (`null`: none, or unreadable: forged) and what the keys make of them. */
 interface Judged {
   key: SnapshotKey;
   refs: Refs | null;
@@ -116,11 +116,15 @@ function judgeOf(lookup: SourceLookup): (key: SnapshotKey) => Promise<Judged> {
     const name = snapshotKeyText(key);
     const known = judged.get(name);
     if (known) return known;
-    const refs = await readRefs(lookup.backend, key).catch(() => null);
+    const refs = await readRefs(lookup.backend, key).catch(() => undefined); // undefined: there, but malformed
     const claim = refs && snapshotClaim(lookup.repositoryId, key, refs.snapshot_sha256);
-    const standing = refs === null ? "unsigned" : refsStanding(refs, keys, claim!).standing;
-    judged.set(name, { key, refs, standing });
-    return { key, refs, standing };
+    const standing = refs === undefined
+      ? "forged"
+      : refs === null
+      ? "unsigned"
+      : refsStanding(refs, keys, claim!).standing;
+    judged.set(name, { key, refs: refs ?? null, standing });
+    return judged.get(name)!;
   };
 }
 

@@ -442,7 +442,7 @@ Deno.test("remote CLI: flags in the wrong place or out of range, bad stamps and 
   assert.equal(statOrNull(join(r.work, "typo")), null, "a mistyped backup folder is not made");
 });
 
-Deno.test("remote CLI: a STAMP that several pushes share is refused naming them; STAMP_PUSHID is accepted; --latest picks", async () => {
+Deno.test("remote CLI: a STAMP that several pushes share is refused naming them; STAMP_PUSHID is accepted; --latest takes the vouched one", async () => {
   using r = await remoteStore({ dbMiB: 1, chromaMiB: 1 });
   const { stamp, push } = await createAndPush(r.env);
   const twin = `${stamp}_${"f".repeat(16)}`; // what a concurrent push of the same stamp from elsewhere would leave
@@ -463,14 +463,16 @@ Deno.test("remote CLI: a STAMP that several pushes share is refused naming them;
   });
   assert.equal(swapped.code, 3, "a copied snapshot object names another push");
   assert.match(oneErrorLine(swapped, "twin"), /cannot be read intact/);
-  // --latest cannot be told which: it drills the last push id of the newest stamp (here the twin: a failed drill)
+  // --latest cannot be told which by name: of the two, it drills the one whose refs the identity's key vouches for (the twin's
+  // refs name the other: altered)
   const latest = await runCli(["drill", "--from-remote", "--latest"], { env: r.envWithIdentity });
   assert.match(
     latest.stderr,
     new RegExp(`"event":"latest_pushed_more_than_once","pushes":\\["${push.snapshot}","${twin}"\\]`),
   );
-  assert.equal(latest.code, 1, latest.stderr);
-  assert.match(latest.stderr, new RegExp(`"event":"drill_finished","stamp":"${stamp}","ok":false`));
+  assert.match(latest.stderr, new RegExp(`"event":"drill_latest_passed_over_forged","snapshots":\\["${twin}"\\]`));
+  assert.equal(latest.code, 0, latest.stderr);
+  assert.equal((latest.json as { snapshot_path: string }).snapshot_path.split("/").at(-1), push.snapshot);
 });
 
 Deno.test("remote CLI: the push that push --all prints for a snapshot a remote cleanup removed runs as printed, on the --backup-dir and repository given", async () => {
