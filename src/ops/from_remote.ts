@@ -37,7 +37,8 @@ import { CONFIG_NAME, parseSnapshotKey, refsName, snapshotKeyText } from "../rep
 import { listSnapshots, readRefs } from "../repo/snapshots.ts";
 import { refsStanding, snapshotClaim, unauthenticNext, UnauthenticSnapshotError } from "../repo/authenticity.ts";
 import { deriveAuthKey } from "../crypto/auth_key.ts";
-import { snapshotDir, snapshotsDir } from "../snapshot/layout.ts";
+import { pushedRecordPath, snapshotDir, snapshotsDir } from "../snapshot/layout.ts";
+import { PushedStamps } from "../repo/pushed_record.ts";
 import { isInFuture } from "../snapshot/clock.ts";
 import { alteredNames, alteredSnapshot, warnPassedOverAltered } from "./altered_snapshots.ts";
 import { isStamp } from "../snapshot/stamp.ts";
@@ -333,31 +334,41 @@ export async function checkSource(config: Config, source: RemoteSource): Promise
  * Refuse a live restore of snapshot `name` when its refs name another source than this backup folder's (`own`, from
  * its pin): in a repository several hosts share, a stamp taken from 'remote list' may be another host's, whose store
  * would replace this one's. Not where this folder never pushed (`own` null: a rebuilt host restores what it finds),
- * for refs without a source (pushed before sources existed) or unreadable ones (the fetch says why), nor when allowed.
- * The source is believed only where a MAC by the identities' keys covers it: a forged or unsigned refs is refused by
- * the fetch for what it is, never said to be another host's. Returns whether it is another's (allowed), which the
- * restore that finishes it needs to be told again.
+ * for unreadable refs (the fetch says why), nor when allowed. The source is believed only where a MAC by the
+ * identities' keys covers it: a forged or unsigned refs is refused by the fetch for what it is (or taken unsigned,
+ * allowed so), never said to be another host's; refs whose snapshot's MAC verifies but that carry none over their
+ * fields (their source, or its absence, a writer's edit?) are refused unless this folder's record of its pushes names
+ * the snapshot (`recorded`). Returns whether it is another's (allowed), which the restore that finishes it needs to be
+ * told again.
  *
  * @throws {RefusedError} naming both sources and how to restore it all the same.
  */
 async function refuseOtherSource(
   source: RemoteSource,
   name: string,
-  { repositoryId, own }: SourceCheck,
+  { repositoryId, own, recorded }: SourceCheck & { recorded: (name: string) => boolean },
   allowed: boolean,
 ): Promise<boolean> {
   const { backend } = source;
   if (own === null) return false;
   const key = parseSnapshotKey(name)!;
   const refs = await readRefs(backend, key).catch(() => null);
-  if (refs?.source === undefined || refs.source === own) return false;
+  if (refs === null) return false;
   const claim = snapshotClaim(repositoryId, key, refs.snapshot_sha256);
-  if (refsStanding(refs, source.identities.map(deriveAuthKey), claim).standing !== "vouched") return false;
+  const { standing } = refsStanding(refs, source.identities.map(deriveAuthKey), claim);
+  // the snapshot's MAC without one of the refs' fields: their source (or its absence) may be a writer's edit
+  const untold = standing === "fields-unvouched" && !recorded(name);
+  if (!untold && (standing !== "vouched" || refs.source === undefined || refs.source === own)) return false;
   if (allowed) return true;
+  const whose = untold
+    ? `carries no MAC over its refs' source (pushed by a version before one was recorded, or stripped by a writer of ` +
+      "the repository) and this backup folder's record of its pushes does not name it, so whose store it is cannot " +
+      "be told"
+    : `was pushed by another backup folder (source ${refs.source}; this one's is ${own}: see SOURCE in ` +
+      "'remote list'), so its store would replace this host's";
   throw new RefusedError(
-    `${name} in ${backend.location} was pushed by another backup folder (source ${refs.source}; this one's is ` +
-      `${own}: see SOURCE in 'remote list'), so its store would replace this host's; nothing was changed; give this ` +
-      "host's snapshot, or add --other-source to restore that one here all the same (--to DIR restores it aside)",
+    `${name} in ${backend.location} ${whose}; nothing was changed; give this host's snapshot, or add --other-source ` +
+      "to restore that one here all the same (--to DIR restores it aside)",
   );
 }
 
@@ -523,7 +534,11 @@ export async function restoreFromRemote(
   const checked = await checkSource(config, source);
   const clock = { now: new Date(), reporter: options.reporter };
   const name = await resolveRemoteSnapshot(source.backend, given, clock, source.repositoryFlags).catch(refusedAltered);
-  const otherSource = to === null && await refuseOtherSource(source, name, checked, options.otherSource ?? false);
+  const recorded = (snapshot: string) =>
+    PushedStamps.read(pushedRecordPath(config.backupDir.path, source.backend.location), checked.repositoryId)
+      .lists(snapshot);
+  const otherSource = to === null &&
+    await refuseOtherSource(source, name, { ...checked, recorded }, options.otherSource ?? false);
   requireAcknowledgment(config, to, options.confirmServiceStopped);
   if (to !== null) probeToFolder(to); // a folder that cannot be written is refused before the fetch
   const words = (): [string, string] => [

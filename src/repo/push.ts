@@ -54,8 +54,10 @@ import {
   type PushAuth,
   recipientsWithoutKey,
   refsAuth,
+  refsStanding,
   snapshotClaim,
 } from "./authenticity.ts";
+import type { SnapshotClaim } from "../crypto/auth_key.ts";
 import { MAX_SNAPSHOT_OBJECT_BYTES, readRefs, REFS_MAX_BYTES } from "./snapshots.ts";
 import { sha256Hex } from "./sealing.ts";
 
@@ -258,6 +260,8 @@ interface SameStamp {
   sourceless: string[];
   /** This folder's pushes of the stamp whose refs lack the MACs of some keys (`recipients`): sent again. */
   fewerKeys: { name: string; recipients: string[] }[];
+  /** Snapshots under this source whose refs' MAC does not verify (edited by a writer): not this folder's push. */
+  forged: string[];
 }
 
 /** The warnings of a push about snapshots of its stamp that it lists its own beside (`pin`: the folder's pin). */
@@ -279,7 +283,12 @@ function sameStampWarnings(found: SameStamp, stamp: string, pin: string): string
     `${recipients.length > 1 ? "those identities" : "that identity"} could not check it: sent again with every ` +
     `key's MAC (deduplicated); the stamp now has two snapshots, so name one by STAMP_PUSHID`
   );
-  return [...shared, ...sourceless, ...resent];
+  const forged = found.forged.map((name) =>
+    `${name} names this backup folder's source, but the MAC of its refs does not verify (a writer of the repository ` +
+    `edited them): not taken for this folder's push of ${stamp}, which is listed beside it; 'remote verify ` +
+    `--identity FILE' names what else was altered`
+  );
+  return [...shared, ...sourceless, ...resent, ...forged];
 }
 
 /**
@@ -299,6 +308,7 @@ async function pushedAlready(
   const others: string[] = [];
   const sourceless: string[] = [];
   const fewerKeys: SameStamp["fewerKeys"] = [];
+  const forged: string[] = [];
   let listed = false;
   const all = await backend.list(PREFIXES.snapshots);
   const names = new Set(all.map(({ name }) => name.slice(PREFIXES.snapshots.length)));
@@ -324,15 +334,31 @@ async function pushedAlready(
     if (!sealed) continue;
     const sha256 = sha256Hex(sealed);
     if (sha256 !== refs.snapshot_sha256) continue;
-    const unsigned = auth ? keysWithoutMac(refs, auth, snapshotClaim(repository.config.id, parsed.key, sha256)) : [];
+    const claim = snapshotClaim(repository.config.id, parsed.key, sha256);
+    const unsigned = auth ? keysWithoutMac(refs, auth, claim) : [];
     // MACs of some keys: this host's push from before its key file gained the others, which could not check it
     if (unsigned.length > 0 && unsigned.length < auth!.keys.length) {
       fewerKeys.push({ name: shortName, recipients: unsigned });
     }
-    if (unsigned.length > 0 || (!auth && record.pushedAs(local.stamp, local.metadataSha256) !== shortName)) continue;
-    return { existing: shortName, listed, names, others, sourceless, fewerKeys };
+    if (unsigned.length > 0 || !fieldsOwn(refs, auth, claim, record.pushedAs(local.stamp, local.metadataSha256))) {
+      if (auth && refsStanding(refs, auth.keys, claim).standing === "forged") forged.push(shortName);
+      continue;
+    }
+    return { existing: shortName, listed, names, others, sourceless, fewerKeys, forged };
   }
-  return { existing: null, listed, names, others, sourceless, fewerKeys };
+  return { existing: null, listed, names, others, sourceless, fewerKeys, forged };
+}
+
+/**
+ * Whether refs that name this source and carry this host's MAC of the snapshot are this folder's by their fields: a MAC
+ * of the refs' fields verifies (a writer cannot edit another folder's source, or strip its local metadata's hash, into
+ * this one's); refs without one (pushed before it existed, or stripped by a writer) only when this folder's record of
+ * its pushes (`recorded`) names them, as refs without any MAC (no keys) are.
+ */
+function fieldsOwn(refs: Refs, auth: PushAuth | undefined, claim: SnapshotClaim, recorded: string | null): boolean {
+  const standing = auth ? refsStanding(refs, auth.keys, claim).standing : "unsigned";
+  return standing === "vouched" ||
+    (standing !== "forged" && recorded === claim.objectName.slice(PREFIXES.snapshots.length));
 }
 
 /** After the lease is written: which known packs exist with their size and are in no condemned marker. */

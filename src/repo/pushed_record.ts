@@ -64,6 +64,23 @@ export class PushedStamps {
     return record;
   }
 
+  /** The record at `path`, only to be read (a restore asks whether this folder pushed a snapshot). */
+  static read(path: string, repositoryId: string): PushedStamps {
+    const readOnly: StateFile = {
+      path,
+      replace: () => {
+        throw new Error(`${path} is only read here`);
+      },
+      removeTemporaries: () => {},
+    };
+    return PushedStamps.load(readOnly, repositoryId);
+  }
+
+  /** Whether this folder's record lists snapshot `name` (`<stamp>_<push id>`) as the push of its stamp. */
+  lists(name: string): boolean {
+    return this.stamps.get(name.split("_")[0])?.snapshot === name;
+  }
+
   /** The name `stamp` was listed under when pushed with metadata of SHA-256 `localSha256`, or `null`. */
   pushedAs(stamp: string, localSha256: string): string | null {
     const pushed = this.stamps.get(stamp);
