@@ -24,7 +24,7 @@ import {
   resolvedConfigFrom,
 } from "./command.ts";
 import { formatBytes } from "../text/bytes.ts";
-import { checkedScratch } from "./scratch_flag.ts";
+import { checkedScratch, refuseToInRepository } from "./scratch_flag.ts";
 import { listenForInterrupts, reportLateInterrupt } from "./interrupts.ts";
 import {
   AUTH_OPTIONS,
@@ -197,6 +197,9 @@ function checkedArguments(
     throw new UsageError("restore: --force goes with --to DIR only (the live store needs --confirm-service-stopped)");
   }
   const config = configFrom(values, context);
+  if (fromRemote && values.to !== undefined) {
+    refuseToInRepository(resolve(context.cwd, values.to), repositoryPlacesOf(values, context).root);
+  }
   const source = fromRemote
     ? {
       ...remoteSourceFrom(values, context, config, "restore --from-remote", stamp),

@@ -1,6 +1,6 @@
 /**
  * `--scratch-dir` of `drill` and `restore --from-remote`: where a restore's scratch copy is made, checked to lie
- * outside the store's files and the backup folder.
+ * outside the store's files and the backup folder; and `--to DIR` of `restore --from-remote`, outside the repository.
  *
  * @module
  */
@@ -96,4 +96,18 @@ function scratchOverlap(config: Config, scratch: string, repository: string | nu
   }
   return outputOverlap(config, scratch) ??
     (isSameOrInside(scratch, backup) ? `the backup folder ${backup}, where a scratch copy may not go` : null);
+}
+
+/**
+ * Refuse `restore --from-remote --to DIR` into the folder `repository` (`null`: none, or not a folder): the store
+ * restored there is decrypted, and would lie among the encrypted objects, on storage trusted with ciphertext only.
+ *
+ * @throws {UsageError} naming the folder and the repository.
+ */
+export function refuseToInRepository(to: string, repository: string | null): void {
+  if (repository === null || !isSameOrInside(to, repository)) return;
+  throw new UsageError(
+    `--to ${to} lies in the folder repository ${repository}, where the decrypted store would lie among the encrypted ` +
+      "objects; nothing was done; give a folder outside the repository",
+  );
 }

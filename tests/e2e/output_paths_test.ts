@@ -139,7 +139,7 @@ Deno.test("an output file at the backup folder's own path, in a folder repositor
   assert.equal(statOrNull(join(r.work, "j.xml")), null);
 });
 
-Deno.test("an output file at a key file given (identity, auth key) is refused, and a scratch folder in the repository", async () => {
+Deno.test("an output file at a key file given (identity, auth key) is refused, and a scratch folder or a restore's --to in the repository", async () => {
   using r = await remoteStore({ dbMiB: 1, chromaMiB: 1 });
   const { push } = await createAndPush(r.env);
   const identity = Deno.readFileSync(r.key.keyFile);
@@ -157,6 +157,10 @@ Deno.test("an output file at a key file given (identity, auth key) is refused, a
     [
       ["restore", push.snapshot, "--from-remote", "--to", join(r.work, "to"), "--scratch-dir", r.repoDir],
       /--scratch-dir \S+ lies in the folder repository /,
+    ],
+    [
+      ["restore", push.snapshot, "--from-remote", "--to", join(r.repoDir, "packs", "zz")],
+      /--to \S+ lies in the folder repository \S+, where the decrypted store would lie among the encrypted objects/,
     ],
   ];
   for (const [args, message] of cases) {
