@@ -34,6 +34,28 @@ export function sharedWith(folder: string): string | null {
 }
 
 /**
+ * Why another user than this run's and root could change the file at `path` (links followed), or swap it for another:
+ * it belongs to another user, others or a group that may hold other users may write it, or another user could rename
+ * entries of its folder or one above (see {@linkcode sharedWith}); in words, or `null`. What a root run loads and runs
+ * as code (a library) must be none of these. `null` too where this run's user cannot be told or nothing is there.
+ */
+export function fileOpenToOthers(path: string): string | null {
+  const me = runUser();
+  let real: string;
+  try {
+    real = Deno.realPathSync(path);
+  } catch {
+    return null; // nothing there: loading it fails, naming it
+  }
+  const info = statOrNull(real);
+  if (me === null || info === null || info.mode === null) return null;
+  const written = why({ ...info, mode: info.mode & ~0o1000 }, me); // the sticky bit guards a folder's entries only
+  if (written !== null) return `${real} ${written}`;
+  const shared = sharedWith(dirname(real));
+  return shared?.startsWith("it ") ? `its folder ${dirname(real)} ${shared.slice("it ".length)}` : shared;
+}
+
+/**
  * Whether a user other than `me` (this run's; `null`: unknown) and root may rename entries of the folder `info` (its
  * lstat) describes; an unknown folder or mode counts as may.
  */

@@ -24,6 +24,7 @@ import { backupFirstPage, FirstPageReader } from "./first_page.ts";
 import type { FollowedBackup, SettledListener } from "./followed_backup.ts";
 import { MovedCopyError, requireOpenedFile, SQLITE_FCNTL_FILE_POINTER } from "./opened_file.ts";
 import { kindOf } from "../fs/regular_file.ts";
+import { fileOpenToOthers } from "../fs/shared_folder.ts";
 import { lookAtDatabase, openedInTime, replacedWhileOpened } from "./read_open.ts";
 
 /** What a backup tells of its progress, and the files it must open. */
@@ -114,7 +115,7 @@ export function openFfiDriver(libraryPath?: string): SqliteDriver & FollowedBack
 
 /**
  * Why the library path `candidate` is not handed to dlopen: what is there when it is not a regular file (a FIFO
- * would hold dlopen's open for ever, and no signal ends it), else `null`. A bare name (no `/`), which dlopen looks
+ * would hold dlopen's open for ever, and no signal ends it), or who else could change it, else `null`. A bare name (no `/`), which dlopen looks
  * for in the library path, and a path where nothing is, are left to dlopen, which names what is wrong.
  */
 function notALibraryFile(candidate: string): string | null {
@@ -125,7 +126,10 @@ function notALibraryFile(candidate: string): string | null {
   } catch {
     return null;
   }
-  return info.isFile ? null : `not a regular file (${kindOf(info)})`;
+  if (!info.isFile) return `not a regular file (${kindOf(info)})`;
+  // loading runs the library's code as this run's user (root, for a live restore): another user must not choose it
+  const open = fileOpenToOthers(candidate);
+  return open === null ? null : `not loaded: ${open}, and it would run as this run's user`;
 }
 
 class FfiDriver implements SqliteDriver, FollowedBackup {

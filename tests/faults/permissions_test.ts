@@ -14,10 +14,12 @@ import {
   cliRunOf,
   relocateSnapshot,
   runCli,
+  skipOutsideCi,
   storeEnv,
   tempDir,
   tempStore,
 } from "../_helpers.ts";
+import { statOrNull } from "../../src/fs/probe.ts";
 import {
   chownToNobody,
   entryNames,
@@ -444,3 +446,46 @@ function notNobodys(root: string): string[] {
     return `${entry.path} ${info.uid}:${info.gid}`;
   }).filter((owned) => !owned.endsWith(` ${NOBODY_UID}:${NOBODY_GID}`));
 }
+
+Deno.test("an ATOCORE_SQLITE_LIB another user could change is never loaded: auto warns and uses the built-in driver, ffi is refused", async () => {
+  if (Deno.uid() !== 0) return skipOutsideCi("not running as root, so no library can belong to another user");
+  const system = ["/usr/lib/x86_64-linux-gnu/libsqlite3.so.0", "/lib/x86_64-linux-gnu/libsqlite3.so.0"]
+    .find((path) => statOrNull(path) !== null);
+  if (system === undefined) return skipOutsideCi("no libsqlite3.so.0 where Debian puts it, to copy");
+  using dir = tempDir();
+  const folder = join(dir.path, "lib");
+  Deno.mkdirSync(folder, { mode: 0o755 });
+  const library = join(folder, "libsqlite3.so");
+  Deno.copyFileSync(system, library);
+  Deno.chmodSync(library, 0o644);
+  const driverWith = async (lib: string) => {
+    const env = { ATOCORE_SQLITE_LIB: lib, ATOCORE_DATA_DIR: dir.path };
+    const auto = await runCli(["config", "--json"], { env });
+    assert.equal(auto.code, 0, auto.stderr);
+    return { driver: (auto.json as { sqlite: { driver: string } }).sqlite.driver, stderr: auto.stderr, env };
+  };
+  assert.equal((await driverWith(library)).driver, "ffi", "root's own copy loads");
+
+  const cases: [string, () => void, RegExp][] = [
+    ["another user's", () => Deno.chownSync(library, NOBODY_UID, NOBODY_GID), /belongs to user 65534/],
+    ["one others may write", () => Deno.chmodSync(library, 0o646), /may be written by others \(mode 646\)/],
+    [
+      "one in a folder others may write",
+      () => Deno.chmodSync(folder, 0o777),
+      /its folder \S+ may be written by others \(mode 777\)/,
+    ],
+  ];
+  for (const [what, make, reason] of cases) {
+    make();
+    const auto = await driverWith(library);
+    assert.equal(auto.driver, "builtin", `${what}: ${auto.stderr}`);
+    assert.match(auto.stderr, /"event":"sqlite_library_not_loaded"/, what);
+    assert.match(auto.stderr, reason, what);
+    const ffi = await runCli(["config", "--sqlite-driver", "ffi"], { env: auto.env });
+    assert.equal(ffi.code, 2, `${what}: ${ffi.stderr}`);
+    assert.ok(ffi.stderr.includes(`${library}: not loaded: `), `${what}: ${ffi.stderr}`);
+    Deno.chownSync(library, 0, 0);
+    Deno.chmodSync(library, 0o644);
+    Deno.chmodSync(folder, 0o755);
+  }
+});
