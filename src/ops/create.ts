@@ -137,7 +137,7 @@ export async function createSnapshot(config: Config, options: CreateOptions): Pr
   refuseForeignLinks(live, "create");
   requireDatabase(config.db, options.refuseEmptyDatabase ?? false);
   await requireParsableRegistry(config.registry.path, options);
-  if (options.maxClockSkewMs !== undefined) refuseFutureSnapshot(config.backupDir.path, options.maxClockSkewMs);
+  if (options.maxClockSkewMs !== undefined) refuseFutureSnapshot(config, options.maxClockSkewMs);
   const target = planSnapshot(config, await freeStampTime(config.backupDir.path));
   await using staging = await HeldStaging.make(
     target.staged.root,
@@ -894,17 +894,18 @@ function emptyDatabase(path: string, is: string): OperationError {
 }
 
 /**
- * Refuse to make a snapshot when the newest one is stamped later than now by more than `maxSkewMs`: the clock is
- * behind (the new stamp would sort before it, and cleanup could remove the newest data) or was ahead when it was
- * made. `anyway` is the last way out, for the command that asks.
+ * Refuse to make a snapshot in `config`'s backup folder when the newest one is stamped later than now by more than
+ * `maxSkewMs`: the clock is behind (the new stamp would sort before it, and cleanup could remove the newest data) or
+ * was ahead when it was made. `anyway` is the last way out, for the command that asks.
  *
  * @throws {RefusedError} naming that stamp, now, and the ways out.
  */
 export function refuseFutureSnapshot(
-  backupDir: string,
+  config: Config,
   maxSkewMs: number,
   anyway = (seconds: number) => `pass --max-clock-skew ${seconds} to create anyway`,
 ): void {
+  const backupDir = config.backupDir.path;
   const newest = newestStamp(backupDir);
   const now = new Date();
   const ahead = newest === null ? 0 : parseStamp(newest)!.getTime() - now.getTime();
@@ -913,8 +914,15 @@ export function refuseFutureSnapshot(
     `the newest snapshot ${newest} is stamped ${Math.ceil(ahead / 1000)} s after now (${
       formatStamp(now)
     } by this machine's clock), more than the allowed ${maxSkewMs / 1000} s: a new snapshot would sort before it ` +
-      `and cleanup could remove the newest data; check the clock (timedatectl); if it is right, validate ` +
-      `${newest} and move it out of ${snapshotsDir(backupDir)}, or ${anyway(Math.ceil(ahead / 1000))}`,
+      `and cleanup could remove the newest data; check the clock (timedatectl); if it is right, ${
+        nextStep(
+          `validate ${newest} and move it out of ${snapshotsDir(backupDir)}`,
+          "validate it with",
+          `validate ${newest}`,
+          pathFlags(config, {}, ["backupDir"]),
+          `move it out of ${snapshotsDir(backupDir)}`,
+        )
+      }, or ${anyway(Math.ceil(ahead / 1000))}`,
   );
 }
 

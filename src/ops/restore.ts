@@ -359,7 +359,7 @@ async function preRestoreSnapshot(
   refuseHazardBeside(config.db.path, sidecarHazard);
   if (includeChroma) refuseHazardBeside(join(config.chromaDir.path, CHROMA_DB_FILE), sidecarHazard);
   // the undo's stamp must sort after every snapshot, or cleanup may take it for an old one
-  refuseFutureSnapshot(config.backupDir.path, CLOCK_SKEW_SECONDS * 1000, () => "restore with --no-pre-snapshot");
+  refuseFutureSnapshot(config, CLOCK_SKEW_SECONDS * 1000, () => "restore with --no-pre-snapshot");
   const journal = `${config.db.path}-journal`;
   const journalBefore = journalIdentity(journal);
   try {

@@ -19,9 +19,11 @@ import {
   createdStamp,
   growInWal,
   MODULE_BACKUPS,
+  printedCommand,
   referenceFor,
   ROOT,
   runCli,
+  runPrinted,
   runReference,
   skipBecause,
   sqlite3Json,
@@ -620,6 +622,16 @@ Deno.test("create refuses (exit 3) while the newest snapshot is stamped later th
   const allowed = await runCli(["create", "--max-clock-skew", String(skew + 5)], { env });
   assert.equal(allowed.code, 0, allowed.stderr);
   assert.equal((await runCli(["create", "--max-clock-skew", "soon"], { env })).code, 2);
+
+  // given by --backup-dir, the validate it prints reaches that folder, not the default one
+  using elsewhere = tempDir();
+  Deno.mkdirSync(join(elsewhere.path, "snapshots", future), { recursive: true });
+  const flagged = await runCli(["create", "--backup-dir", elsewhere.path], { env });
+  assert.equal(flagged.code, 3, flagged.stderr);
+  const validate = printedCommand(flagged.stderr, "validate it with");
+  assert.ok(validate?.includes(`--backup-dir ${elsewhere.path}`), flagged.stderr);
+  const ran = await runPrinted(validate!, env);
+  assert.equal((ran.json as { path: string }).path, join(elsewhere.path, "snapshots", future), ran.stderr);
 });
 
 Deno.test("Chroma: a chroma.sqlite3 that is a symbolic link is not followed; the rest is published, exit 1", async () => {
