@@ -18,6 +18,7 @@ import { renderJunit, renderJunitFailure } from "../report/junit.ts";
 import { latestStamp, listStep, requireBackupFolder, requireSnapshot } from "../ops/list.ts";
 import { pathFlags } from "../ops/restore_intent.ts";
 import { nextStep } from "../ops/next_step.ts";
+import { snapshotsNotAFolder } from "../ops/own_folders.ts";
 import { runSampleDrill, type SampleDrillResult } from "../sample/drill.ts";
 import { checkedStamp } from "../snapshot/layout.ts";
 import { isRandomId } from "../repo/layout.ts";
@@ -336,6 +337,8 @@ function latest(config: Config, context: CommandContext): string {
     context.reporter.event("warning", "drill_latest_sequence_ignored", { stamps: sequenceIgnored, chosen: stamp });
   }
   if (stamp !== null) return stamp;
+  const notFolder = snapshotsNotAFolder(backupDir);
+  if (notFolder !== null) throw new UsageError(notFolder);
   // the commands printed reach this run's folders: the backup folder for drill, the whole store for create
   if (skippedInFuture.length) {
     const [newest] = skippedInFuture;

@@ -7,7 +7,7 @@
  */
 import { kindOf } from "../fs/regular_file.ts";
 import { describeOsError, UsageError } from "../errors.ts";
-import { lstatOrNull, statOrNull } from "../fs/probe.ts";
+import { lstatOrNull, statOrNull, statThroughFilesOrNull } from "../fs/probe.ts";
 import { failedRoot, snapshotsDir, stagingRoot, trashRoot } from "../snapshot/layout.ts";
 
 /**
@@ -31,6 +31,18 @@ export function unreachableFolder(backupDir: string, error: unknown): string {
 export function notAFolder(backupDir: string, info: Deno.FileInfo): string {
   return `the backup folder ${backupDir} is a ${kindOf(info)}, not a folder; point --backup-dir ` +
     `(ATOCORE_BACKUP_DIR) at a folder; nothing was done`;
+}
+
+/**
+ * The refusal of a backup folder whose `snapshots` is there but no folder (links followed), or `null`: a command that
+ * only reads would otherwise say there are no snapshots, and the `create` it printed would be refused for it.
+ */
+export function snapshotsNotAFolder(backupDir: string): string | null {
+  const path = snapshotsDir(backupDir);
+  const info = statThroughFilesOrNull(path);
+  if (info === null || info.isDirectory) return null;
+  return `${path} is a ${kindOf(info)}, not a folder: snapshots are kept in that folder; move it aside and make it a ` +
+    "plain folder, or point --backup-dir (ATOCORE_BACKUP_DIR) at the backup folder meant; nothing was done";
 }
 
 /**

@@ -12,6 +12,7 @@ import { snapshotDir, snapshotsDir } from "../snapshot/layout.ts";
 import { isStamp } from "../snapshot/stamp.ts";
 import { IntegrityUncheckedError } from "../sqlite/driver.ts";
 import { snapshotNames } from "./list.ts";
+import { snapshotsNotAFolder } from "./own_folders.ts";
 import { type ValidateOptions, validateSnapshot, type ValidationResult } from "./validate.ts";
 
 /** Options of {@linkcode validateAll} and {@linkcode checkSnapshot}. */
@@ -124,6 +125,8 @@ function failedValidation(backupDir: string, stamp: string, options: CheckOption
  */
 function requireSnapshotsFolder(backupDir: string): void {
   const path = snapshotsDir(backupDir);
+  const notFolder = snapshotsNotAFolder(backupDir);
+  if (notFolder !== null) throw new UsageError(notFolder);
   if (statThroughFilesOrNull(path)?.isDirectory !== true) {
     throw new UsageError(
       `no snapshots folder at ${path}; check --backup-dir or ATOCORE_BACKUP_DIR (see 'config')`,

@@ -187,7 +187,7 @@ Deno.test("list on a backup folder that is not there is a usage error naming it;
   assert.deepEqual(empty.json, { backups: [], failed: [], warnings: [] });
 });
 
-Deno.test("--all on a backup folder without snapshots/ is a usage error naming it; an empty snapshots/ is valid", async () => {
+Deno.test("--all on a backup folder without snapshots/, or with a file there, is a usage error naming it; an empty snapshots/ is valid", async () => {
   using dir = tempDir();
   const missing = join(dir.path, "backupz");
   for (const backupDir of [missing, join(dir.path, "a-file", "backups")]) {
@@ -203,6 +203,15 @@ Deno.test("--all on a backup folder without snapshots/ is a usage error naming i
     );
   }
   assert.deepEqual([...Deno.readDirSync(dir.path)].map((entry) => entry.name), ["a-file"], "validate made a folder");
+  // snapshots/ a file: said so by validate --all and drill --latest, not taken for no snapshots folder or none to drill
+  Deno.mkdirSync(missing);
+  Deno.writeTextFileSync(join(missing, "snapshots"), "");
+  for (const args of [["validate", "--all"], ["drill", "--latest"]]) {
+    const run = await runCli([...args, "--backup-dir", missing]);
+    assert.equal(run.code, 2, `${args.join(" ")}: ${run.stderr}`);
+    assert.match(run.stderr, new RegExp(`error: ${join(missing, "snapshots")} is a file, not a folder: `), run.stderr);
+  }
+  Deno.removeSync(join(missing, "snapshots"));
   Deno.mkdirSync(join(missing, "snapshots"), { recursive: true });
   const empty = await runCli(["validate", "--all", "--json", "--backup-dir", missing]);
   assert.equal(empty.code, 0, empty.stderr);
