@@ -59,8 +59,8 @@ const SENTENCES: Record<string, (fields: Fields) => string> = {
     `the Chroma folder holds FIFOs, sockets or devices, which a snapshot cannot hold (${list(f.paths)}): left out, ` +
     `and a restore of this snapshot removes them`,
   chroma_copy_torn: (f) =>
-    `the Chroma folder changed while it was copied (attempt ${text(f.attempt)}; changed: ${list(f.changed)}), ` +
-    `so that copy was not used; copying again`,
+    `the Chroma folder changed while it was copied (attempt ${text(f.attempt)} of ${text(f.of)}; changed: ` +
+    `${list(f.changed)}), so that copy was not used; ${f.attempt === f.of ? "no attempt is left" : "copying again"}`,
   drill_check: (f) => `drill check ${text(f.name)} ${text(f.status)}: ${text(f.detail)}`,
   drill_finished: (f) => `the drill of ${text(f.stamp)} failed: ${list(f.errors)}`,
   metrics_write_failed: (f) =>
@@ -74,11 +74,14 @@ const SENTENCES: Record<string, (fields: Fields) => string> = {
     `special file where a snapshot object belongs (altered by hand: perhaps the true latest), and takes ` +
     `${text(f.chosen)}; run 'remote verify' on the repository, then put those objects back from a copy`,
   drill_latest_passed_over_forged: (f) =>
-    `--latest --source passed over ${list(f.snapshots)}, newer, whose refs carry a MAC by the identity's key that ` +
-    `does not verify (altered in the repository: perhaps the true latest), and drills ${text(f.chosen)}; run ` +
-    `'remote verify' on the repository, then put those refs back from a copy`,
+    `--latest passed over ${list(f.snapshots)}, newer, whose refs carry a MAC by the identity's key that does not ` +
+    `verify, or are malformed (altered in the repository: perhaps the true latest), and drills ${text(f.chosen)}; ` +
+    `run 'remote verify' on the repository, then put those refs back from a copy`,
+  drill_latest_by_sequence: (f) =>
+    `--latest drills ${text(f.chosen)}, published after ${text(f.newest_stamp)} (sequence ${text(f.sequence)}) but ` +
+    `stamped before it: the pushing host's clock was set back; check that host's clock`,
   drill_latest_passed_over_unsigned: (f) =>
-    `--latest --source passed over ${list(f.snapshots)}, newer, whose refs carry no MAC by the identity's key ` +
+    `--latest passed over ${list(f.snapshots)}, newer, whose refs carry no MAC by the identity's key ` +
     `(pushed without its auth key, or stripped in the repository: perhaps the true latest), and drills ` +
     `${text(f.chosen)}; where every host pushes with its auth key, run 'remote verify' on the repository, then put ` +
     `those refs back from a copy`,

@@ -652,7 +652,7 @@ async function copyChroma(
     const totals = before && copyEntriesOrNull(source, folder, before, progress);
     if (!before || totals === null) {
       changed = ["(an entry vanished during the copy)"];
-      reporter.event("warning", "chroma_copy_torn", { attempt, changed });
+      reporter.event("warning", "chroma_copy_torn", { attempt, of: CHROMA_COPY_ATTEMPTS, changed });
       continue;
     }
     folder.setMode(copiedMode(source));
@@ -668,7 +668,7 @@ async function copyChroma(
       if (special.length > 0) reporter.event("warning", "chroma_special_files_left_out", { paths: special });
       return { ...totals, dbJournalMode: dbJournalMode ?? null };
     }
-    reporter.event("warning", "chroma_copy_torn", { attempt, changed: changed.slice(0, 10) });
+    reporter.event("warning", "chroma_copy_torn", { attempt, of: CHROMA_COPY_ATTEMPTS, changed: changed.slice(0, 10) });
   }
   const reason = `kept changing during the copy (${CHROMA_COPY_ATTEMPTS} attempts; changed: ${
     changed.slice(0, 3).join(", ")

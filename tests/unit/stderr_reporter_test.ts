@@ -22,9 +22,14 @@ Deno.test("a warning reads as one sentence saying what was not checked or done, 
       "(run as root to check every process)",
   );
   assert.equal(
-    readableWarning("chroma_copy_torn", { attempt: 2, changed: ["a/b.bin"] }),
-    "warning: the Chroma folder changed while it was copied (attempt 2; changed: a/b.bin), so that copy was not " +
-      "used; copying again",
+    readableWarning("chroma_copy_torn", { attempt: 2, of: 3, changed: ["a/b.bin"] }),
+    "warning: the Chroma folder changed while it was copied (attempt 2 of 3; changed: a/b.bin), so that copy was " +
+      "not used; copying again",
+  );
+  assert.equal(
+    readableWarning("chroma_copy_torn", { attempt: 3, of: 3, changed: ["a/b.bin"] }),
+    "warning: the Chroma folder changed while it was copied (attempt 3 of 3; changed: a/b.bin), so that copy was " +
+      "not used; no attempt is left",
   );
   assert.equal(
     readableWarning("snapshot_stamp_in_future", { stamp: "20990101T000000Z", seconds_ahead: 2_270_000_000 }),
@@ -34,10 +39,14 @@ Deno.test("a warning reads as one sentence saying what was not checked or done, 
 });
 
 Deno.test("a name with a line break or a terminal escape in a warning stays on one line, shown escaped", () => {
-  const line = readableWarning("chroma_copy_torn", { attempt: 1, changed: ["evil\natocore-backup: error: x\x1b[2J"] });
+  const line = readableWarning("chroma_copy_torn", {
+    attempt: 1,
+    of: 3,
+    changed: ["evil\natocore-backup: error: x\x1b[2J"],
+  });
   assert.equal(
     line,
-    "warning: the Chroma folder changed while it was copied (attempt 1; changed: " +
+    "warning: the Chroma folder changed while it was copied (attempt 1 of 3; changed: " +
       "evil\\natocore-backup: error: x\\x1b[2J), so that copy was not used; copying again",
   );
 });
