@@ -81,10 +81,10 @@ const SENTENCES: Record<string, (fields: Fields) => string> = {
     `--latest drills ${text(f.chosen)}, published after ${text(f.newest_stamp)} (sequence ${text(f.sequence)}) but ` +
     `stamped before it: the pushing host's clock was set back; check that host's clock`,
   drill_latest_passed_over_unsigned: (f) =>
-    `--latest passed over ${list(f.snapshots)}, newer, whose refs carry no MAC by the identity's key ` +
-    `(pushed without its auth key, or stripped in the repository: perhaps the true latest), and drills ` +
-    `${text(f.chosen)}; where every host pushes with its auth key, run 'remote verify' on the repository, then put ` +
-    `those refs back from a copy`,
+    `--latest passed over ${list(f.snapshots)}, newer, whose refs carry no MAC by the identity's key over their ` +
+    `fields (pushed without its auth key or before that MAC existed, or stripped in the repository: perhaps the true ` +
+    `latest), and drills ${text(f.chosen)}; where every host pushes with its auth key, run 'remote verify' on the ` +
+    `repository, then put those refs back from a copy`,
   push_latest_skipped_future: skippedFuture("push"),
   drill_latest_sequence_ignored: sequenceIgnored("drill"),
   push_latest_sequence_ignored: sequenceIgnored("push"),

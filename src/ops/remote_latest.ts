@@ -9,7 +9,9 @@ import { deriveAuthKey } from "../crypto/auth_key.ts";
 import { OperationError } from "../errors.ts";
 import type { Reporter } from "../report/reporter.ts";
 import { type RefsStanding, refsStanding, snapshotClaim } from "../repo/authenticity.ts";
-import type { Refs } from "../repo/public_objects.ts";
+import { MalformedRefsError, type Refs } from "../repo/public_objects.ts";
+import { AlteredObjectError, ObjectTooLargeError } from "../repo/backend.ts";
+import { NotJsonError } from "../repo/boundary.ts";
 import type { Backend } from "../repo/backend.ts";
 import { type SnapshotKey, snapshotKeyText } from "../repo/layout.ts";
 import { listSnapshots, readRefs } from "../repo/snapshots.ts";
@@ -64,10 +66,9 @@ export async function latestOfSource(
   let unvouched = 0;
   for (const key of newestFirst) {
     const judged = await judge(key);
-    if (judged.refs === null) continue; // unreadable: no source to believe
-    notePassed(judged, passed, false);
-    if (judged.refs.source !== sourceId) continue;
-    if (judged.standing !== "vouched") unvouched += 1;
+    const passedOver = notePassed(judged, passed, false); // whatever source it names: perhaps this one's, altered
+    if (judged.refs?.source !== sourceId) continue;
+    if (passedOver) unvouched += 1;
     else if (isInFuture(key.stamp, clock.now)) passed.skippedInFuture.push(key.stamp);
     else {
       warnPassed(key, passed, clock.reporter);
@@ -116,7 +117,7 @@ function judgeOf(lookup: SourceLookup): (key: SnapshotKey) => Promise<Judged> {
     const name = snapshotKeyText(key);
     const known = judged.get(name);
     if (known) return known;
-    const refs = await readRefs(lookup.backend, key).catch(() => undefined); // undefined: there, but malformed
+    const refs = await readRefs(lookup.backend, key).catch(alteredAsUndefined); // undefined: there, but altered
     const claim = refs && snapshotClaim(lookup.repositoryId, key, refs.snapshot_sha256);
     const standing = refs === undefined
       ? "forged"
@@ -128,11 +129,21 @@ function judgeOf(lookup: SourceLookup): (key: SnapshotKey) => Promise<Judged> {
   };
 }
 
-/** Note `judged` in `passed` when it is forged, or unsigned (unless `allowUnsigned`); whether it was. */
-function notePassed(judged: Judged, passed: PassedOver, allowUnsigned: boolean): boolean {
+/** `undefined` for refs a writer altered past reading (see `readRefs`); any other failure (the network) is thrown. */
+function alteredAsUndefined(error: unknown): undefined {
+  const altered = [MalformedRefsError, NotJsonError, ObjectTooLargeError, AlteredObjectError];
+  if (altered.some((kind) => error instanceof kind)) return undefined;
+  throw error;
+}
+
+/**
+ * Note `judged` in `passed` when it is forged, or its refs' fields carry no MAC by the keys (none at all, or none over
+ * the fields: pushed without the key or before that MAC existed, or stripped), unless `allowUnvouched`; whether it was.
+ */
+function notePassed(judged: Judged, passed: PassedOver, allowUnvouched: boolean): boolean {
   const name = snapshotKeyText(judged.key);
   if (judged.standing === "forged") passed.forged.push(name);
-  else if (judged.standing === "unsigned" && !allowUnsigned) passed.unsigned.push(name);
+  else if (judged.standing !== "vouched" && !allowUnvouched) passed.unsigned.push(name);
   else return false;
   return true;
 }

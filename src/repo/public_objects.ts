@@ -49,10 +49,13 @@ export interface Condemned {
   packs: string[];
 }
 
+/** Refs that are not refs of the snapshot they are named for: the repository was altered. */
+export class MalformedRefsError extends OperationError {}
+
 /**
  * Parse refs read from `name` for snapshot `key`.
  *
- * @throws {OperationError} naming the object when a field is wrong.
+ * @throws {MalformedRefsError} naming the object when a field is wrong.
  */
 export function parseRefs(value: unknown, name: string, key: SnapshotKey): Refs {
   const refs = value as Partial<Refs> | null;
@@ -62,7 +65,7 @@ export function parseRefs(value: unknown, name: string, key: SnapshotKey): Refs 
     Array.isArray(refs.packs) &&
     refs.packs.every((pack) => isPackId(pack?.id) && Number.isSafeInteger(pack?.size) && pack.size > 0) &&
     (refs.auth === undefined || (Array.isArray(refs.auth) && refs.auth.every(isRefsAuth)));
-  if (!ok) throw new OperationError(`${name} is malformed or names another snapshot; the repository was altered`);
+  if (!ok) throw new MalformedRefsError(`${name} is malformed or names another snapshot; the repository was altered`);
   // one that is no count orders nothing: the refs stand without it for a reader without the key, whose MAC then fails
   return isSequenceCount(refs.sequence) ? refs as Refs : { ...refs as Refs, sequence: undefined };
 }

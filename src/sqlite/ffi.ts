@@ -98,13 +98,13 @@ export function openFfiDriver(libraryPath?: string): SqliteDriver & FollowedBack
   const candidates = libraryPath ? [libraryPath] : DEFAULT_LIBRARY_NAMES;
   const failures: string[] = [];
   for (const candidate of candidates) {
-    const unfit = notALibraryFile(candidate);
-    if (unfit !== null) {
-      failures.push(`${candidate}: ${unfit}`);
+    const chosen = libraryFile(candidate);
+    if ("unfit" in chosen) {
+      failures.push(`${candidate}: ${chosen.unfit}`);
       continue;
     }
     try {
-      return new FfiDriver(Deno.dlopen(candidate, SYMBOLS).symbols);
+      return new FfiDriver(Deno.dlopen(chosen.path, SYMBOLS).symbols);
     } catch (error) {
       if (error instanceof Deno.errors.NotCapable || error instanceof Deno.errors.PermissionDenied) throw error;
       failures.push(`${candidate}: ${(error as Error).message.split("\n")[0]}`);
@@ -114,22 +114,26 @@ export function openFfiDriver(libraryPath?: string): SqliteDriver & FollowedBack
 }
 
 /**
- * Why the library path `candidate` is not handed to dlopen: what is there when it is not a regular file (a FIFO
- * would hold dlopen's open for ever, and no signal ends it), or who else could change it, else `null`. A bare name (no `/`), which dlopen looks
- * for in the library path, and a path where nothing is, are left to dlopen, which names what is wrong.
+ * The path handed to dlopen for the library `candidate`, or why none is: what is there when it is not a regular file (a
+ * FIFO would hold dlopen's open for ever, and no signal ends it), or who else could change it. A path is loaded by its
+ * real path, the one checked: a link on the way that another user could point elsewhere meanwhile is not followed
+ * again. A bare name (no `/`), which dlopen looks for in the library path, and a path where nothing is, are left to
+ * dlopen, which names what is wrong.
  */
-function notALibraryFile(candidate: string): string | null {
-  if (!candidate.includes("/")) return null;
+function libraryFile(candidate: string): { path: string } | { unfit: string } {
+  if (!candidate.includes("/")) return { path: candidate };
   let info: Deno.FileInfo;
+  let real: string;
   try {
     info = Deno.statSync(candidate);
+    real = Deno.realPathSync(candidate);
   } catch {
-    return null;
+    return { path: candidate };
   }
-  if (!info.isFile) return `not a regular file (${kindOf(info)})`;
+  if (!info.isFile) return { unfit: `not a regular file (${kindOf(info)})` };
   // loading runs the library's code as this run's user (root, for a live restore): another user must not choose it
-  const open = fileOpenToOthers(candidate);
-  return open === null ? null : `not loaded: ${open}, and it would run as this run's user`;
+  const open = fileOpenToOthers(real);
+  return open === null ? { path: real } : { unfit: `not loaded: ${open}, and it would run as this run's user` };
 }
 
 class FfiDriver implements SqliteDriver, FollowedBackup {

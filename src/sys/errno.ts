@@ -22,17 +22,20 @@ export function errnoCell(libc: ErrnoLocation): Int32Array {
  * Make the libc `call` and give its result with its errno (0 when `failed` says it did not fail), made again up to 5
  * times while errno reads EINTR or EAGAIN: seen left there by the runtime after a `statx` failed with ENOENT, which made
  * a missing entry an error. The calls made so fail without a change (or are retried by their callers), so a repeat is
- * safe; a true EAGAIN (a lock held) is given after the last.
+ * safe; a true EAGAIN (a lock held) is given after the last. A call a repeat would not tell the truth of (`fsync`, whose
+ * error Linux reports once) is made with `attempts` 1.
  */
-export function withErrno<T>(cell: Int32Array, call: () => T, failed: (result: T) => boolean): {
-  result: T;
-  errno: number;
-} {
+export function withErrno<T>(
+  cell: Int32Array,
+  call: () => T,
+  failed: (result: T) => boolean,
+  attempts = ATTEMPTS,
+): { result: T; errno: number } {
   for (let attempt = 1;; attempt++) {
     cell[0] = 0;
     const result = call();
     const errno = failed(result) ? cell[0] : 0;
-    if ((errno !== EINTR && errno !== EAGAIN) || attempt === ATTEMPTS) return { result, errno };
+    if ((errno !== EINTR && errno !== EAGAIN) || attempt >= attempts) return { result, errno };
   }
 }
 

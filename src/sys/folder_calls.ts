@@ -241,7 +241,8 @@ export class FolderCalls {
 
   /** Flush the descriptor `fd` to disk, on this thread. */
   syncNow(fd: number, shown: string): void {
-    this.check(() => this.libc.fsyncNow(fd), "fsync", shown);
+    // once: Linux reports a failed write-back once, so a second fsync would pass
+    if (this.call(() => this.libc.fsyncNow(fd), 1) !== 0) throw this.failure("fsync", shown);
   }
 
   /** The user owning the file the descriptor `fd` holds. */
@@ -315,7 +316,7 @@ export class FolderCalls {
    */
   async sync(fd: number, shown: string): Promise<void> {
     if (await this.libc.fsync(fd) === 0) return;
-    if (this.call(() => this.libc.fsyncNow(fd)) !== 0) throw this.failure("fsync", shown);
+    if (this.call(() => this.libc.fsyncNow(fd), 1) !== 0) throw this.failure("fsync", shown);
     const message = `could not flush ${shown} to disk (fsync failed, its reason not kept): fsync '${shown}'`;
     throw Object.assign(new Error(message), { code: "EIO", path: shown });
   }
@@ -354,9 +355,9 @@ export class FolderCalls {
     this.libc.close(fd);
   }
 
-  /** Make the libc `call` ({@linkcode withErrno}), its errno kept for {@linkcode failure}. */
-  private call<T extends number | bigint | Deno.PointerValue>(call: () => T): T {
-    const { result, errno } = withErrno(this.errnoCell, call, failedCall);
+  /** Make the libc `call` ({@linkcode withErrno}, `attempts` times at most), its errno kept for {@linkcode failure}. */
+  private call<T extends number | bigint | Deno.PointerValue>(call: () => T, attempts?: number): T {
+    const { result, errno } = withErrno(this.errnoCell, call, failedCall, attempts);
     this.lastErrno = errno;
     return result;
   }

@@ -81,3 +81,30 @@ Deno.test("drill --from-remote --latest takes its source's snapshot published la
   assert.equal(steered.name, last);
   assert.deepEqual(warning(steered.stderr, "drill_latest_passed_over_forged")?.snapshots, [first], steered.stderr);
 });
+
+Deno.test("drill --from-remote --latest, with --source or without, passes over newer refs stripped of their fields' MAC or emptied, naming them", async () => {
+  using r = await remoteStore({ dbMiB: 0.5 });
+  const older = await pushedAs(r.env, r.store.backupDir, hoursAgo(2));
+  const newest = await pushedAs(r.env, r.store.backupDir, hoursAgo(1));
+  const listed = await runCli(["remote", "list"], { env: r.env });
+  const own = (listed.json as { own_source: string }).own_source;
+  const refsPath = join(r.repoDir, "refs", newest);
+  const refs = JSON.parse(Deno.readTextFileSync(refsPath));
+  for (const entry of refs.auth) delete entry.refs_mac;
+  const edits: [string, string, string][] = [
+    ["stripped", JSON.stringify(refs), "drill_latest_passed_over_unsigned"],
+    ["emptied", "{}", "drill_latest_passed_over_forged"],
+  ];
+  for (const [what, text, event] of edits) {
+    Deno.writeTextFileSync(refsPath, text);
+    for (const source of [[], ["--source", own]]) {
+      const run = await runCli(["drill", "--from-remote", "--latest", "--max-age", "24h", ...source], {
+        env: r.envWithIdentity,
+      });
+      const label = `${what} ${source.join(" ")}`;
+      assert.equal(run.code, 0, `${label}: ${run.stderr}`);
+      assert.equal(String((run.json as { snapshot_path: string }).snapshot_path).split("/").at(-1), older, label);
+      assert.deepEqual(warning(run.stderr, event)?.snapshots, [newest], `${label}: ${run.stderr}`);
+    }
+  }
+});
