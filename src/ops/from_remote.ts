@@ -335,11 +335,11 @@ export async function checkSource(config: Config, source: RemoteSource): Promise
  * its pin): in a repository several hosts share, a stamp taken from 'remote list' may be another host's, whose store
  * would replace this one's. Not where this folder never pushed (`own` null: a rebuilt host restores what it finds),
  * for unreadable refs (the fetch says why), nor when allowed. The source is believed only where a MAC by the
- * identities' keys covers it: a forged or unsigned refs is refused by the fetch for what it is (or taken unsigned,
- * allowed so), never said to be another host's; refs whose snapshot's MAC verifies but that carry none over their
- * fields (their source, or its absence, a writer's edit?) are refused unless this folder's record of its pushes names
- * the snapshot (`recorded`). Returns whether it is another's (allowed), which the restore that finishes it needs to be
- * told again.
+ * identities' keys covers the refs' fields: a forged refs, or an unsigned one not allowed, is refused by the fetch for
+ * what it is, never said to be another host's; refs (or none) without a MAC over their fields, which the fetch takes
+ * (the snapshot's MAC verifies, or unsigned ones are allowed), may name a source a writer edited, and are refused unless
+ * this folder's record of its pushes names the snapshot (`recorded`). Returns whether it is another's (allowed), which
+ * the restore that finishes it needs to be told again.
  *
  * @throws {RefusedError} naming both sources and how to restore it all the same.
  */
@@ -352,23 +352,27 @@ async function refuseOtherSource(
   const { backend } = source;
   if (own === null) return false;
   const key = parseSnapshotKey(name)!;
-  const refs = await readRefs(backend, key).catch(() => null);
-  if (refs === null) return false;
-  const claim = snapshotClaim(repositoryId, key, refs.snapshot_sha256);
-  const { standing } = refsStanding(refs, source.identities.map(deriveAuthKey), claim);
-  // the snapshot's MAC without one of the refs' fields: their source (or its absence) may be a writer's edit
-  const untold = standing === "fields-unvouched" && !recorded(name);
-  if (!untold && (standing !== "vouched" || refs.source === undefined || refs.source === own)) return false;
+  const refs = await readRefs(backend, key).catch(() => undefined);
+  if (refs === undefined) return false; // unreadable: the fetch says why
+  const claim = refs && snapshotClaim(repositoryId, key, refs.snapshot_sha256);
+  const standing = refs === null
+    ? "unsigned"
+    : refsStanding(refs, source.identities.map(deriveAuthKey), claim!).standing;
+  // refused by the fetch for what they are, unless unsigned refs (or none) are allowed
+  if (standing === "forged" || (standing === "unsigned" && !source.allowUnauthenticated)) return false;
+  // no MAC over the refs' fields: their source (or its absence) may be a writer's edit
+  const untold = standing !== "vouched" && !recorded(name);
+  if (!untold && (standing !== "vouched" || refs?.source === undefined || refs.source === own)) return false;
   if (allowed) return true;
-  const whose = untold
-    ? `carries no MAC over its refs' source (pushed by a version before one was recorded, or stripped by a writer of ` +
-      "the repository) and this backup folder's record of its pushes does not name it, so whose store it is cannot " +
-      "be told"
-    : `was pushed by another backup folder (source ${refs.source}; this one's is ${own}: see SOURCE in ` +
-      "'remote list'), so its store would replace this host's";
   throw new RefusedError(
-    `${name} in ${backend.location} ${whose}; nothing was changed; give this host's snapshot, or add --other-source ` +
-      "to restore that one here all the same (--to DIR restores it aside)",
+    untold
+      ? `${name} in ${backend.location} carries no MAC over its refs' source (pushed without an auth key or by a ` +
+        "version before that MAC, or stripped by a writer of the repository) and this backup folder's record of its " +
+        "pushes does not name it, so whose store it is cannot be told; nothing was changed; if it is this host's, " +
+        "add --other-source to restore it here all the same (--to DIR restores it aside)"
+      : `${name} in ${backend.location} was pushed by another backup folder (source ${refs!.source}; this one's is ` +
+        `${own}: see SOURCE in 'remote list'), so its store would replace this host's; nothing was changed; give ` +
+        "this host's snapshot, or add --other-source to restore that one here all the same (--to DIR restores it aside)",
   );
 }
 

@@ -90,3 +90,20 @@ Deno.test("a live restore of refs without a MAC over their fields is refused unl
   const allowed = await restore(theirs.push.snapshot, ["--other-source", "--no-pre-snapshot"]);
   assert.equal(allowed.code, 0, allowed.stderr);
 });
+
+Deno.test("a live restore of a snapshot pushed without an auth key, taken with --allow-unauthenticated, is refused unless this folder's record names it", async () => {
+  using r = await remoteStore({ dbMiB: 0.5 });
+  using other = tempStore({ dbMiB: 0.5, seed: 23 });
+  const { ATOCORE_BACKUP_AUTH_KEY_FILE: _pushedWithout, ...unauthenticated } = r.env;
+  const mine = await createAndPush(unauthenticated, ["--allow-unauthenticated"]);
+  const theirs = await createAndPush({ ...unauthenticated, ...storeEnv(other) }, ["--allow-unauthenticated"]);
+  const restore = (name: string) =>
+    runCli(["restore", name, "--from-remote", "--confirm-service-stopped", "--allow-unauthenticated"], {
+      env: r.envWithIdentity,
+    });
+  const refused = await restore(theirs.push.snapshot);
+  assert.equal(refused.code, 3, refused.stderr);
+  assert.match(oneErrorLine(refused, "unsigned refs"), /carries no MAC over its refs' source .*--other-source/);
+  const own = await restore(mine.push.snapshot);
+  assert.equal(own.code, 0, own.stderr);
+});
