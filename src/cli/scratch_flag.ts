@@ -99,15 +99,19 @@ function scratchOverlap(config: Config, scratch: string, repository: string | nu
 }
 
 /**
- * Refuse `restore --from-remote --to DIR` into the folder `repository` (`null`: none, or not a folder): the store
- * restored there is decrypted, and would lie among the encrypted objects, on storage trusted with ciphertext only.
+ * Refuse `restore --from-remote --to DIR` into the folder `repository` (`null`: none, or not a folder), where the store
+ * restored is decrypted and would lie among the encrypted objects, on storage trusted with ciphertext only; and a DIR
+ * that holds the repository, whose folder (`DIR/chroma`, say) a restore with `--force` would replace.
  *
  * @throws {UsageError} naming the folder and the repository.
  */
 export function refuseToInRepository(to: string, repository: string | null): void {
-  if (repository === null || !isSameOrInside(to, repository)) return;
-  throw new UsageError(
-    `--to ${to} lies in the folder repository ${repository}, where the decrypted store would lie among the encrypted ` +
-      "objects; nothing was done; give a folder outside the repository",
-  );
+  if (repository === null) return;
+  const where = isSameOrInside(to, repository)
+    ? `lies in the folder repository ${repository}, where the decrypted store would lie among the encrypted objects`
+    : isSameOrInside(repository, to)
+    ? `holds the folder repository ${repository}, which the restore's files there could replace`
+    : null;
+  if (where === null) return;
+  throw new UsageError(`--to ${to} ${where}; nothing was done; give a folder apart from the repository`);
 }

@@ -162,6 +162,10 @@ Deno.test("an output file at a key file given (identity, auth key) is refused, a
       ["restore", push.snapshot, "--from-remote", "--to", join(r.repoDir, "packs", "zz")],
       /--to \S+ lies in the folder repository \S+, where the decrypted store would lie among the encrypted objects/,
     ],
+    [
+      ["restore", push.snapshot, "--from-remote", "--to", r.work, "--force"],
+      /--to \S+ holds the folder repository \S+, which the restore's files there could replace; nothing was done/,
+    ],
   ];
   for (const [args, message] of cases) {
     const run = await runCli(args, { env: r.envWithIdentity });
