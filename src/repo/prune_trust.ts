@@ -47,8 +47,9 @@ export class RefsTrust {
       : "holds no MAC over its source and list of packs (pushed before it was recorded, or removed by a writer)";
     return {
       error: `${refsName(key)} ${why}: its snapshot is neither counted by retention nor removed, and no pack is ` +
-        "deleted or condemned while it is kept; give --allow-unauthenticated to trust such refs as they are (after " +
-        "'remote verify --identity FILE' passed)",
+        "deleted or condemned while it is kept; give --allow-unauthenticated to trust such refs as they are only if " +
+        "you know how they were pushed ('remote verify --identity FILE' names them, but cannot tell an edit of their " +
+        "source or packs)",
       stopsAll: false,
     };
   }

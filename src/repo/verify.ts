@@ -19,7 +19,9 @@ import { packName, parseName, PREFIXES, refsName, type SnapshotKey, snapshotKeyT
 import { type DistinctRanges, PackRanges } from "./pack_ranges.ts";
 import { PackRound } from "./pack_round.ts";
 import { openRepository, type Repository } from "./repository.ts";
-import { listSnapshots, MAX_SNAPSHOT_OBJECT_BYTES, readRefs, readSnapshot } from "./snapshots.ts";
+import { listSnapshots, MAX_SNAPSHOT_OBJECT_BYTES, readRefs, type ReadSnapshot, readSnapshot } from "./snapshots.ts";
+import { refsStanding, snapshotClaim } from "./authenticity.ts";
+import { deriveAuthKey } from "../crypto/auth_key.ts";
 
 /** Options of {@linkcode verifyRepository}. */
 export interface VerifyOptions {
@@ -238,6 +240,7 @@ async function checkSnapshot(
       const { allowUnauthenticated } = context;
       const read = await readSnapshot(repository, identities, key, { allowUnauthenticated });
       if (!read.authenticated) result.unauthenticated.push(snapshotKeyText(key));
+      else noteFieldsUnvouched(repository, key, read, identities, result);
       collectChecks(read.document, context.gather);
       return true;
     }
@@ -246,6 +249,27 @@ async function checkSnapshot(
     result.errors.push(finding(error));
   }
   return false;
+}
+
+/**
+ * Note refs whose snapshot's MAC verifies but that carry no MAC over their fields: their source, sequence and packs
+ * (what retention, a drill's latest and a live restore go by) may be a writer's edit, which no check here could see.
+ */
+function noteFieldsUnvouched(
+  repository: Repository,
+  key: SnapshotKey,
+  read: ReadSnapshot,
+  identities: readonly AgeIdentity[],
+  result: VerifyResult,
+): void {
+  if (read.refs === null) return;
+  const claim = snapshotClaim(repository.config.id, key, read.sha256);
+  if (refsStanding(read.refs, identities.map(deriveAuthKey), claim).standing !== "fields-unvouched") return;
+  result.notes.push(
+    `${refsName(key)}: its snapshot's MAC verifies, but no MAC covers the refs' source, sequence and packs (pushed ` +
+      "by a version before that MAC, or stripped by a writer of the repository, who may have edited them): retention " +
+      "counts it and a live restore takes it only with --allow-unauthenticated or --other-source",
+  );
 }
 
 /** The most pack findings told one by one per snapshot: a forged refs may name 100,000 packs that are not there. */

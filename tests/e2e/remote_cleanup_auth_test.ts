@@ -97,6 +97,12 @@ Deno.test("remote cleanup with the auth key: refs whose fields no MAC covers are
   assert.deepEqual(result.deleted, [], "the other snapshot stays its source's newest: this one is not counted");
   assert.equal(result.packs_condemned, 0);
   assert.match(result.errors.join("\n"), new RegExp(`refs/${names[1]} holds no MAC over its source and list of packs`));
+  // the verify a careful operator runs first names them, though it cannot tell whether their fields were edited
+  const verified = await runCli(["remote", "verify"], { env: r.envWithIdentity });
+  assert.equal(verified.code, 0, verified.stderr);
+  const notes = (verified.json as { notes: string[] }).notes;
+  assert.deepEqual(notes.filter((note) => note.includes("no MAC covers the refs' source")).length, 1, notes.join("\n"));
+  assert.ok(notes.some((note) => note.startsWith(`refs/${names[1]}: its snapshot's MAC verifies`)), notes.join("\n"));
   const trusted = await runCli(["remote", "cleanup", "--confirm", ...keep, "--allow-unauthenticated"], { env: r.env });
   assert.equal(trusted.code, 0, trusted.stderr);
   assert.deepEqual((trusted.json as CleanupJson).deleted, [names[0]], trusted.stdout);
