@@ -34,10 +34,11 @@ export function sharedWith(folder: string): string | null {
 }
 
 /**
- * Why another user than this run's and root could change the file at `path` (links followed), or swap it for another:
- * it belongs to another user, others or a group that may hold other users may write it, or another user could rename
- * entries of its folder or one above (see {@linkcode sharedWith}); in words, or `null`. What a root run loads and runs
- * as code (a library) must be none of these. `null` too where this run's user cannot be told or nothing is there.
+ * Why another user than this run's and root could change the file at `path` (links followed), or swap it for another,
+ * in words, or `null`: it or a folder on its real path belongs to another user, or its group or others may write it
+ * (the group bits also show an ACL's mask: a user an ACL lets write counts) or such a folder, not sticky. Stricter than
+ * {@linkcode sharedWith}, for what a root run loads and runs as code (a library): no group counts as holding only its
+ * owner. `null` too where this run's user cannot be told or nothing is there.
  */
 export function fileOpenToOthers(path: string): string | null {
   const me = runUser();
@@ -47,12 +48,19 @@ export function fileOpenToOthers(path: string): string | null {
   } catch {
     return null; // nothing there: loading it fails, naming it
   }
-  const info = statOrNull(real);
-  if (me === null || info === null || info.mode === null) return null;
-  const written = why({ ...info, mode: info.mode & ~0o1000 }, me); // the sticky bit guards a folder's entries only
-  if (written !== null) return `${real} ${written}`;
-  const shared = sharedWith(dirname(real));
-  return shared?.startsWith("it ") ? `its folder ${dirname(real)} ${shared.slice("it ".length)}` : shared;
+  if (me === null) return null;
+  for (let at = real;; at = dirname(at)) {
+    const info = statOrNull(at); // a real path: no link on it
+    const what = at === real ? real : `its folder ${at}`;
+    if (info === null || info.mode === null) return `${what} cannot be looked at`;
+    if (info.uid !== me && info.uid !== 0) return `${what} belongs to user ${info.uid}`;
+    const sticky = at !== real && (info.mode & 0o1000) !== 0; // only an entry's owner may rename it
+    if (!sticky && (info.mode & 0o022) !== 0) {
+      const mode = (info.mode & 0o7777).toString(8);
+      return `${what} may be written by its group or others, or users an ACL names (mode ${mode})`;
+    }
+    if (dirname(at) === at) return null;
+  }
 }
 
 /**

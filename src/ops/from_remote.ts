@@ -34,8 +34,14 @@ import {
 } from "../repo/backend.ts";
 import { type FetchResult, fetchSnapshot } from "../repo/fetch.ts";
 import { CONFIG_NAME, parseSnapshotKey, refsName, snapshotKeyText } from "../repo/layout.ts";
-import { listSnapshots, readRefs } from "../repo/snapshots.ts";
-import { refsStanding, snapshotClaim, unauthenticNext, UnauthenticSnapshotError } from "../repo/authenticity.ts";
+import { isAlteredRefs, listSnapshots, readRefs } from "../repo/snapshots.ts";
+import {
+  checkAuthenticity,
+  refsStanding,
+  snapshotClaim,
+  unauthenticNext,
+  UnauthenticSnapshotError,
+} from "../repo/authenticity.ts";
 import { deriveAuthKey } from "../crypto/auth_key.ts";
 import { pushedRecordPath, snapshotDir, snapshotsDir } from "../snapshot/layout.ts";
 import { PushedStamps } from "../repo/pushed_record.ts";
@@ -352,14 +358,21 @@ async function refuseOtherSource(
   const { backend } = source;
   if (own === null) return false;
   const key = parseSnapshotKey(name)!;
-  const refs = await readRefs(backend, key).catch(() => undefined);
-  if (refs === undefined) return false; // unreadable: the fetch says why
-  const claim = refs && snapshotClaim(repositoryId, key, refs.snapshot_sha256);
+  // the fetch's own judgement of the refs, made on these very refs: a writer who swaps them between this read and the
+  // fetch's (missing here, another folder's genuine ones there) is refused here, never let through to it
+  const refs = await readRefs(backend, key).catch((error) => {
+    throw isAlteredRefs(error) ? new RefusedError(`${describeOsError(error)}; nothing was changed`) : error;
+  });
+  const claim = snapshotClaim(repositoryId, key, refs?.snapshot_sha256 ?? "");
+  try {
+    checkAuthenticity(refs, source.identities, claim, key, source.allowUnauthenticated ?? false);
+  } catch (error) {
+    if (!(error instanceof UnauthenticSnapshotError) || !source.repositoryFlags) throw error;
+    throw new RefusedError(`${error.finding}; refused: ${unauthenticNext(error.allowable, source.repositoryFlags)}`);
+  }
   const standing = refs === null
     ? "unsigned"
-    : refsStanding(refs, source.identities.map(deriveAuthKey), claim!).standing;
-  // refused by the fetch for what they are, unless unsigned refs (or none) are allowed
-  if (standing === "forged" || (standing === "unsigned" && !source.allowUnauthenticated)) return false;
+    : refsStanding(refs, source.identities.map(deriveAuthKey), claim).standing;
   // no MAC over the refs' fields: their source (or its absence) may be a writer's edit
   const untold = standing !== "vouched" && !recorded(name);
   if (!untold && (standing !== "vouched" || refs?.source === undefined || refs.source === own)) return false;

@@ -9,12 +9,10 @@ import { deriveAuthKey } from "../crypto/auth_key.ts";
 import { OperationError } from "../errors.ts";
 import type { Reporter } from "../report/reporter.ts";
 import { type RefsStanding, refsStanding, snapshotClaim } from "../repo/authenticity.ts";
-import { MalformedRefsError, type Refs } from "../repo/public_objects.ts";
-import { AlteredObjectError, ObjectTooLargeError } from "../repo/backend.ts";
-import { NotJsonError } from "../repo/boundary.ts";
+import type { Refs } from "../repo/public_objects.ts";
 import type { Backend } from "../repo/backend.ts";
 import { type SnapshotKey, snapshotKeyText } from "../repo/layout.ts";
-import { listSnapshots, readRefs } from "../repo/snapshots.ts";
+import { isAlteredRefs, listSnapshots, readRefs } from "../repo/snapshots.ts";
 import { isInFuture } from "../snapshot/clock.ts";
 import { nextStep } from "./next_step.ts";
 import { alteredNames, warnPassedOverAltered } from "./altered_snapshots.ts";
@@ -129,10 +127,9 @@ function judgeOf(lookup: SourceLookup): (key: SnapshotKey) => Promise<Judged> {
   };
 }
 
-/** `undefined` for refs a writer altered past reading (see `readRefs`); any other failure (the network) is thrown. */
+/** `undefined` for refs a writer altered past reading ({@linkcode isAlteredRefs}); any other failure is thrown. */
 function alteredAsUndefined(error: unknown): undefined {
-  const altered = [MalformedRefsError, NotJsonError, ObjectTooLargeError, AlteredObjectError];
-  if (altered.some((kind) => error instanceof kind)) return undefined;
+  if (isAlteredRefs(error)) return undefined;
   throw error;
 }
 

@@ -6,8 +6,8 @@
  */
 import type { AgeIdentity } from "../crypto/age.ts";
 import { OperationError, UsageError } from "../errors.ts";
-import { type Backend, ObjectNotFoundError } from "./backend.ts";
-import { decompressOpened, getPublic, openSealed, sha256Hex } from "./boundary.ts";
+import { AlteredObjectError, type Backend, ObjectNotFoundError, ObjectTooLargeError } from "./backend.ts";
+import { decompressOpened, getPublic, NotJsonError, openSealed, sha256Hex } from "./boundary.ts";
 import { parseDocument, type SnapshotDocument } from "./document.ts";
 import {
   parseName,
@@ -18,7 +18,7 @@ import {
   snapshotKeyText,
   snapshotName,
 } from "./layout.ts";
-import { parseRefs, type Refs } from "./public_objects.ts";
+import { MalformedRefsError, parseRefs, type Refs } from "./public_objects.ts";
 import type { Repository } from "./repository.ts";
 import { checkAuthenticity, snapshotClaim } from "./authenticity.ts";
 
@@ -102,6 +102,15 @@ export function snapshotArgument(text: string): SnapshotKey {
     );
   }
   return key;
+}
+
+/**
+ * Whether `error`, from {@linkcode readRefs}, says the refs are there but altered past reading (malformed, not JSON,
+ * too large, or a link, folder or special file), not that they could not be reached.
+ */
+export function isAlteredRefs(error: unknown): boolean {
+  const altered = [MalformedRefsError, NotJsonError, ObjectTooLargeError, AlteredObjectError];
+  return altered.some((kind) => error instanceof kind);
 }
 
 /** The refs of snapshot `key`, or `null` when there are none. */

@@ -267,8 +267,9 @@ function noteFieldsUnvouched(
   if (refsStanding(read.refs, identities.map(deriveAuthKey), claim).standing !== "fields-unvouched") return;
   result.notes.push(
     `${refsName(key)}: its snapshot's MAC verifies, but no MAC covers the refs' source, sequence and packs (pushed ` +
-      "by a version before that MAC, or stripped by a writer of the repository, who may have edited them): retention " +
-      "counts it and a live restore takes it only with --allow-unauthenticated or --other-source",
+      "by a version before that MAC, or stripped by a writer of the repository, who may have edited them): a cleanup " +
+      "given the auth key leaves it out of retention unless --allow-unauthenticated, and a live restore takes it only " +
+      "when this backup folder's record of its pushes names it, or with --other-source",
   );
 }
 

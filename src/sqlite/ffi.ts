@@ -6,6 +6,7 @@
  * @module
  */
 import { cString } from "../sys/c_string.ts";
+import { describeOsError } from "../errors.ts";
 import {
   type BackupFiles,
   type BackupProgress,
@@ -25,6 +26,7 @@ import type { FollowedBackup, SettledListener } from "./followed_backup.ts";
 import { MovedCopyError, requireOpenedFile, SQLITE_FCNTL_FILE_POINTER } from "./opened_file.ts";
 import { kindOf } from "../fs/regular_file.ts";
 import { fileOpenToOthers } from "../fs/shared_folder.ts";
+import { foreignLinkOnTheWay } from "../fs/foreign_link.ts";
 import { lookAtDatabase, openedInTime, replacedWhileOpened } from "./read_open.ts";
 
 /** What a backup tells of its progress, and the files it must open. */
@@ -115,10 +117,9 @@ export function openFfiDriver(libraryPath?: string): SqliteDriver & FollowedBack
 
 /**
  * The path handed to dlopen for the library `candidate`, or why none is: what is there when it is not a regular file (a
- * FIFO would hold dlopen's open for ever, and no signal ends it), or who else could change it. A path is loaded by its
- * real path, the one checked: a link on the way that another user could point elsewhere meanwhile is not followed
- * again. A bare name (no `/`), which dlopen looks for in the library path, and a path where nothing is, are left to
- * dlopen, which names what is wrong.
+ * FIFO would hold dlopen's open for ever, and no signal ends it), or who else could change it or choose it (another
+ * user's link on the way). A path is loaded by its real path, the one checked; one that cannot be looked at is not
+ * loaded. A bare name (no `/`), which dlopen looks for in the library path, is left to dlopen.
  */
 function libraryFile(candidate: string): { path: string } | { unfit: string } {
   if (!candidate.includes("/")) return { path: candidate };
@@ -127,12 +128,15 @@ function libraryFile(candidate: string): { path: string } | { unfit: string } {
   try {
     info = Deno.statSync(candidate);
     real = Deno.realPathSync(candidate);
-  } catch {
-    return { path: candidate };
+  } catch (error) {
+    return { unfit: `cannot be looked at (${describeOsError(error)})` }; // never handed on unchecked
   }
   if (!info.isFile) return { unfit: `not a regular file (${kindOf(info)})` };
   // loading runs the library's code as this run's user (root, for a live restore): another user must not choose it
-  const open = fileOpenToOthers(real);
+  const link = foreignLinkOnTheWay(candidate);
+  const open = link !== null
+    ? `the symbolic link ${link.link} on its way belongs to user ${link.linkOwner}`
+    : fileOpenToOthers(real);
   return open === null ? { path: real } : { unfit: `not loaded: ${open}, and it would run as this run's user` };
 }
 

@@ -6,6 +6,7 @@
  * skipped with a printed reason where that cannot be done.
  */
 import assert from "node:assert/strict";
+import { lchownSync } from "node:fs";
 import { join } from "node:path";
 import {
   cliCommand,
@@ -18,6 +19,7 @@ import {
   storeEnv,
   tempDir,
   tempStore,
+  toolFor,
 } from "../_helpers.ts";
 import { statOrNull } from "../../src/fs/probe.ts";
 import {
@@ -468,13 +470,30 @@ Deno.test("an ATOCORE_SQLITE_LIB another user could change is never loaded: auto
 
   const cases: [string, () => void, RegExp][] = [
     ["another user's", () => Deno.chownSync(library, NOBODY_UID, NOBODY_GID), /belongs to user 65534/],
-    ["one others may write", () => Deno.chmodSync(library, 0o646), /may be written by others \(mode 646\)/],
+    [
+      "one others may write",
+      () => Deno.chmodSync(library, 0o646),
+      /may be written by its group or others, or users an ACL names \(mode 646\)/,
+    ],
     [
       "one in a folder others may write",
       () => Deno.chmodSync(folder, 0o777),
-      /its folder \S+ may be written by others \(mode 777\)/,
+      /its folder \S+ may be written by its group or others, or users an ACL names \(mode 777\)/,
     ],
   ];
+  const setfacl = (...args: string[]) => new Deno.Command("setfacl", { args }).outputSync();
+  if (toolFor("setfacl", "a library an ACL lets another user write")) {
+    cases.push([
+      "one an ACL lets another user write",
+      () => setfacl("-m", "u:nobody:rw", library),
+      /users an ACL names/,
+    ]);
+  }
+  using elsewhere = tempDir();
+  Deno.chownSync(elsewhere.path, NOBODY_UID, NOBODY_GID);
+  const link = join(elsewhere.path, "libsqlite3.so");
+  Deno.symlinkSync(library, link);
+  lchownSync(link, NOBODY_UID, NOBODY_GID);
   for (const [what, make, reason] of cases) {
     make();
     const auto = await driverWith(library);
@@ -487,5 +506,10 @@ Deno.test("an ATOCORE_SQLITE_LIB another user could change is never loaded: auto
     Deno.chownSync(library, 0, 0);
     Deno.chmodSync(library, 0o644);
     Deno.chmodSync(folder, 0o755);
+    if (what.includes("ACL")) setfacl("-b", library);
   }
+  // another user's link to root's own library: that user would choose which of root's libraries runs
+  const linked = await driverWith(link);
+  assert.equal(linked.driver, "builtin", linked.stderr);
+  assert.match(linked.stderr, /the symbolic link \S+ on its way belongs to user 65534/);
 });
