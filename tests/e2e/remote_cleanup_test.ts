@@ -417,20 +417,19 @@ Deno.test("remote cleanup: after a clock set back, the snapshot published last i
     pushed.push((await pushSnapshot(f.config, f.backend, root, f.auth)).snapshot);
   }
   Deno.removeSync(made.root, { recursive: true }); // pushed never: these three are the source's snapshots
-  // no MAC covers the sequence: a writer's value that is no count leaves the refs standing without one
-  const edited = join(f.repoDir, "refs", pushed[1]);
-  Deno.writeTextFileSync(edited, JSON.stringify({ ...JSON.parse(Deno.readTextFileSync(edited)), sequence: 2 ** 32 }));
-  const run = await cleanupRemote(f.backend, {
-    sightingsFile: fileByPath(seenFile(f)),
-    policy: KEEP_NEWEST,
-    confirm: true,
-    ...f.auth,
-  });
+  const options = { sightingsFile: fileByPath(seenFile(f)), policy: KEEP_NEWEST, ...f.auth };
+  const run = await cleanupRemote(f.backend, { ...options, confirm: true });
   assert.deepEqual(run.errors, []);
   assert.deepEqual(run.deleted, [pushed[0]]);
   assert.deepEqual(run.kept.sort(), [pushed[1], pushed[2]].sort(), "the day's newest stamp and the last published");
   assert.deepEqual(run.reasons[pushed[2]], [LAST_PUBLISHED]);
   assert.deepEqual((await verifyRepository(f.backend, { identities: [f.identity], readData: true })).errors, []);
+  // the refs' MAC covers the sequence: a writer's edit of it (here to one above the last published) is a forgery
+  const edited = join(f.repoDir, "refs", pushed[1]);
+  Deno.writeTextFileSync(edited, JSON.stringify({ ...JSON.parse(Deno.readTextFileSync(edited)), sequence: 9 }));
+  const dry = await cleanupRemote(f.backend, { ...options, confirm: false });
+  assert.deepEqual(dry.deleted, [], "nothing deleted while a refs is forged");
+  assert.match(dry.errors.join("\n"), new RegExp(`refs/${pushed[1]}: a MAC there does not match`));
 });
 
 Deno.test("remote cleanup --forget of a source's newest: the rules keep the rest as if it had never been pushed", async () => {
